@@ -1,0 +1,301 @@
+"""Typed configs: one dataclass per component, TOML in and out, validated on construction.
+
+This is the project's one config mechanism. A field's `help` metadata is its
+documentation and its `--help` text; its name is its TOML key and (with `_`
+turned into `-`) its command-line flag. Unknown keys and invalid values fail
+at construction with a message that names the key or flag.
+
+A run's resolved config is written as `RUN/config.toml`::
+
+    [model]
+    arch = "gpt"
+    n_layer = 4
+    ...
+    [train]
+    data = "shards/stdlib-byte"
+    lr = 0.001
+    ...
+"""
+
+import argparse
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from scalinglab.errors import ConfigError
+
+ARCHS = ("gpt", "lstm", "gru", "rnn_tanh", "rnn_relu")
+RECURRENT = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+SCHEDULES = ("cosine", "constant", "wsd")
+DTYPES = ("auto", "float32", "bfloat16")
+RESUME = ("auto", "never", "must")
+BUDGETS = ("steps", "tokens", "flops", "time")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a config field (`n_embd` -> `--n-embd`)."""
+    return "--" + name.replace("_", "-")
+
+
+@dataclass
+class ModelConfig:
+    """The shape of a model. Architecture-specific fields are ignored by the others."""
+
+    arch: str = _f("gpt", f"architecture, one of {ARCHS}", flag="--model", choices=ARCHS)
+    n_layer: int = _f(4, "number of layers (Transformer blocks or stacked RNN layers)")
+    n_embd: int = _f(128, "embedding width (also the hidden width of RNNs unless n_hidden)")
+    n_head: int = _f(4, "attention heads (GPT); must divide n_embd")
+    n_hidden: int = _f(0, "RNN hidden width; 0 means n_embd")
+    block_size: int = _f(128, "context length in tokens (the unrolled length for RNNs)")
+    vocab_size: int = _f(0, "vocabulary size; 0 means: take it from the shards")
+    dropout: float = _f(0.0, "dropout probability")
+    bias: bool = _f(True, "biases in Linear and LayerNorm layers (GPT)")
+    tie_embeddings: bool = _f(True, "share the input embedding and output projection")
+    pos: str = _f("learned", "GPT position encoding: learned or rope", choices=("learned", "rope"))
+
+    def __post_init__(self):
+        _check_types(self)
+        if self.arch not in ARCHS:
+            raise ConfigError(f"--model {self.arch!r} is not one of {', '.join(ARCHS)}")
+        for name in ("n_layer", "n_embd", "block_size"):
+            _positive(self, name)
+        for name in ("n_hidden", "vocab_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.arch == "gpt":
+            _positive(self, "n_head")
+            if self.n_embd % self.n_head:
+                raise ConfigError(
+                    f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}"
+                )
+            if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+                raise ConfigError(
+                    f"--pos rope needs an even head size; --n-embd {self.n_embd} / "
+                    f"--n-head {self.n_head} = {self.n_embd // self.n_head}"
+                )
+        if self.arch in RECURRENT and self.tie_embeddings and self.hidden != self.n_embd:
+            raise ConfigError(
+                f"tied embeddings need --n-hidden equal to --n-embd ({self.n_embd}), got "
+                f"{self.n_hidden}; pass --no-tie-embeddings or drop --n-hidden"
+            )
+
+    @property
+    def hidden(self) -> int:
+        return self.n_hidden or self.n_embd
+
+    @property
+    def recurrent(self) -> bool:
+        return self.arch in RECURRENT
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained: data, optimizer, schedule, budget, evaluation, checkpoints."""
+
+    data: str = _f("", "shards folder made by `scalinglab prepare`")
+    batch_size: int = _f(12, "sequences per micro-batch")
+    grad_accum: int = _f(1, "micro-batches per optimizer step")
+    lr: float = _f(1e-3, "peak learning rate")
+    min_lr: float = _f(-1.0, "final learning rate; negative means lr / 10")
+    warmup: int = _f(100, "linear warmup steps (capped at the run's length)")
+    schedule: str = _f("cosine", f"learning-rate schedule, one of {SCHEDULES}", choices=SCHEDULES)
+    cooldown_frac: float = _f(0.2, "wsd: fraction of the run spent decaying to min_lr")
+    weight_decay: float = _f(0.1, "AdamW weight decay (on weights of 2 or more dimensions only)")
+    beta1: float = _f(0.9, "AdamW beta1")
+    beta2: float = _f(0.99, "AdamW beta2")
+    grad_clip: float = _f(1.0, "clip the global gradient norm to this; 0 disables")
+    seed: int = _f(1337, "seed for initialisation, batches and dropout")
+    steps: int = _f(0, "budget: optimizer steps")
+    tokens: int = _f(0, "budget: training tokens")
+    flops: float = _f(0.0, "budget: training FLOPs (the model's own forward+backward count)")
+    time: float = _f(0.0, "budget: wall-clock seconds of training")
+    eval_every: int = _f(0, "evaluate on a fixed validation subset every this many steps; 0: never")
+    eval_tokens: int = _f(0, "tokens of the validation split used by evaluations; 0: all")
+    log_every: int = _f(10, "write a metrics line every this many steps")
+    ckpt_every: int = _f(0, "checkpoint every this many steps; 0: only at the end")
+    keep_ckpts: int = _f(2, "keep this many newest checkpoints")
+    resume: str = _f("auto", f"resume from checkpoints, one of {RESUME}", choices=RESUME)
+    deterministic: bool = _f(False, "deterministic kernels (bitwise-reproducible on CPU)")
+    threads: int = _f(0, "torch threads; 0: the library's default")
+    dtype: str = _f("auto", f"compute dtype, one of {DTYPES}", choices=DTYPES)
+    compile: bool = _f(False, "torch.compile the model")
+    device: str = _f("auto", "device: auto, cpu, cuda, cuda:N, mps")
+
+    def __post_init__(self):
+        _check_types(self)
+        for name in ("batch_size", "grad_accum"):
+            _positive(self, name)
+        for name in ("warmup", "steps", "tokens", "eval_every", "eval_tokens", "ckpt_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        for name in ("flops", "time", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ConfigError(f"{flag(name)} must be a finite number >= 0, got {v}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"--min-lr {self.min_lr} is larger than --lr {self.lr}")
+        if not 0.0 <= self.cooldown_frac <= 1.0:
+            raise ConfigError(f"--cooldown-frac must be in [0, 1], got {self.cooldown_frac}")
+        if self.keep_ckpts < 1:
+            raise ConfigError(f"--keep-ckpts must be >= 1, got {self.keep_ckpts}")
+        _positive(self, "log_every")
+        given = [b for b in BUDGETS if getattr(self, b)]
+        if len(given) > 1:
+            raise ConfigError(
+                "give exactly one budget; got " + " and ".join(flag(b) for b in given)
+            )
+
+    @property
+    def budget(self) -> tuple[str, float]:
+        """(kind, amount) of the one budget set; raises if none is."""
+        for b in BUDGETS:
+            if getattr(self, b):
+                return b, getattr(self, b)
+        raise ConfigError("no training budget: give one of " + ", ".join(map(flag, BUDGETS)))
+
+    @property
+    def final_lr(self) -> float:
+        return self.lr / 10 if self.min_lr < 0 else self.min_lr
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run (written as RUN/config.toml)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {"model": to_dict(self.model), "train": to_dict(self.train)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: expected a table with [model] and [train]")
+        unknown = sorted(set(d) - {"model", "train", "format_version"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}")
+        return cls(
+            model=from_dict(ModelConfig, d.get("model", {}), f"{where} [model]"),
+            train=from_dict(TrainConfig, d.get("train", {}), f"{where} [train]"),
+        )
+
+
+# --- the generic mechanism -------------------------------------------------
+
+
+def _positive(obj, name: str) -> None:
+    if getattr(obj, name) <= 0:
+        raise ConfigError(f"{flag(name)} must be positive, got {getattr(obj, name)}")
+
+
+def _base_type(tp):
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+def _check_types(obj) -> None:
+    """Coerce ints to floats where a float is declared; refuse anything else that mismatches."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        tp = _base_type(hints[f.name])
+        name = f.metadata.get("flag", flag(f.name))
+        if v is None or tp not in (int, float, str, bool):
+            continue
+        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+            setattr(obj, f.name, float(v))
+        elif tp is int and isinstance(v, float) and v.is_integer():
+            setattr(obj, f.name, int(v))  # 1e6 in a TOML file means 1000000
+        elif not isinstance(v, tp) or (tp is not bool and isinstance(v, bool)):
+            raise ConfigError(f"{flag(f.name)} must be {tp.__name__}, got {type(v).__name__} {v!r}")
+        choices = f.metadata.get("choices")
+        if choices and getattr(obj, f.name) not in choices:
+            raise ConfigError(f"{name} {v!r} is not one of {', '.join(choices)}")
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls, d: dict, where: str):
+    """Build a config dataclass from a mapping; unknown keys are named in the error."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
+        )
+    try:
+        return cls(**d)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_toml(path: str | Path) -> dict:
+    """Read a TOML file; syntax errors name the file and line."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 at byte {exc.start}") from None
+
+
+def dumps_toml(d: dict) -> str:
+    return tomli_w.dumps(d)
+
+
+# --- command-line flags from the dataclasses (litgpt-style: the dataclass is the CLI) --
+
+
+def add_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """Add one flag per field of `cls`; every default is None so that only given flags override."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        name = f.metadata.get("flag", flag(f.name))
+        tp = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_ = f"{f.metadata.get('help', '')} (default: {default!r})"
+        if tp is bool:
+            group.add_argument(
+                name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_
+            )
+        else:
+            group.add_argument(
+                name, dest=f.name, type=tp, default=None, metavar=f.name.upper(),
+                choices=f.metadata.get("choices"), help=help_,
+            )  # fmt: skip
+
+
+def flags_given(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` that were set on the command line."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }

@@ -1,0 +1,1 @@
+"""Data: corpus sources → tokenizer → token shards → batch loader."""

@@ -1,0 +1,143 @@
+"""The shards folder: its manifest schema and the read side.
+
+A shards folder holds::
+
+    train.bin       flat little-endian token ids (dtype from the manifest)
+    val.bin         the same for the held-out split
+    tokenizer.json  the tokenizer (scalinglab.data.tokenizers.load_tokenizer reads it)
+    manifest.json   written last; a folder without a valid manifest is not shards
+
+manifest.json (format_version 1)::
+
+    {
+      "format_version": 1,
+      "kind": "scalinglab.shards",
+      "sources": ["stdlib", ...],              # as given on the command line
+      "tokenizer": "byte" | "char" | "word" | "bpe",
+      "vocab_size": 256,
+      "dtype": "uint16" | "uint32",
+      "seed": 1337, "val_fraction": 0.01 | null,
+      "splits": {
+        "train": {"documents": int, "bytes": int, "tokens": int},
+        "val":   {"documents": int, "bytes": int, "tokens": int}
+      },
+      "sha256": {"train.bin": hex, "val.bin": hex, "tokenizer.json": hex}
+    }
+
+`bytes` counts the UTF-8 bytes of the text a split holds, so that bits per
+byte = loss · tokens / (bytes · ln 2) compares across tokenizers.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import DataError
+from scalinglab.fsio import sha256_file
+
+FORMAT_VERSION = 1
+KIND = "scalinglab.shards"
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val")
+DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
+
+
+def dtype_for_vocab(vocab_size: int) -> str:
+    """The smallest on-disk dtype that holds every id of a vocabulary."""
+    return "uint16" if vocab_size <= 1 << 16 else "uint32"
+
+
+def is_shards_dir(path: str | os.PathLike) -> bool:
+    """True when `path` holds a manifest that names itself a shards folder."""
+    try:
+        with open(Path(path) / MANIFEST) as f:
+            return json.load(f).get("kind") == KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """Read and validate `path/manifest.json`; raise DataError naming what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"shards folder not found: {path}")
+    if not path.is_dir():
+        raise DataError(f"not a shards folder (not a directory): {path}")
+    mpath = path / MANIFEST
+    if not mpath.exists():
+        raise DataError(
+            f"not a shards folder: {mpath} is missing (create one with `scalinglab prepare`)"
+        )
+    try:
+        with open(mpath, encoding="utf-8") as f:
+            m = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{mpath}: unreadable manifest ({exc})") from None
+    if not isinstance(m, dict) or m.get("kind") != KIND:
+        raise DataError(f"{mpath}: not a scalinglab shards manifest")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"{mpath}: format_version {m.get('format_version')!r} is not supported "
+            f"(this scalinglab reads {FORMAT_VERSION})"
+        )
+    for key in ("tokenizer", "vocab_size", "dtype", "splits"):
+        if key not in m:
+            raise DataError(f"{mpath}: missing field '{key}'")
+    if m["dtype"] not in DTYPES:
+        raise DataError(f"{mpath}: dtype {m['dtype']!r} is not one of {sorted(DTYPES)}")
+    for split in SPLITS:
+        if split not in m["splits"] or "tokens" not in m["splits"][split]:
+            raise DataError(f"{mpath}: missing splits.{split}.tokens")
+    return m
+
+
+@dataclass
+class Shards:
+    """An opened shards folder: memory-mapped splits plus the manifest."""
+
+    path: Path
+    manifest: dict
+    train: np.ndarray
+    val: np.ndarray
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab_size"])
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / "tokenizer.json"
+
+    def bytes_per_token(self, split: str = "val") -> float:
+        """UTF-8 bytes per token of a split (for bits per byte)."""
+        s = self.manifest["splits"][split]
+        return s["bytes"] / max(1, s["tokens"])
+
+
+def open_shards(path: str | os.PathLike, verify: bool = False) -> Shards:
+    """Open a shards folder read-only by memmap. `verify=True` also checks sha256 hashes."""
+    path = Path(path)
+    m = read_manifest(path)
+    dtype = DTYPES[m["dtype"]]
+    arrays = {}
+    for split in SPLITS:
+        f = path / f"{split}.bin"
+        if not f.exists():
+            raise DataError(f"shards folder {path}: {f.name} is missing")
+        expected = int(m["splits"][split]["tokens"]) * np.dtype(dtype).itemsize
+        size = f.stat().st_size
+        if size != expected:
+            raise DataError(
+                f"{f}: {size} bytes, but the manifest says {m['splits'][split]['tokens']} "
+                f"{m['dtype']} tokens ({expected} bytes); the folder is damaged, rerun `prepare`"
+            )
+        if verify and m.get("sha256", {}).get(f.name) not in (None, sha256_file(f)):
+            raise DataError(f"{f}: sha256 does not match the manifest; rerun `prepare`")
+        if size == 0:
+            arrays[split] = np.zeros(0, dtype=dtype)
+        else:
+            arrays[split] = np.memmap(f, dtype=np.dtype(dtype).newbyteorder("<"), mode="r")
+    return Shards(path=path, manifest=m, train=arrays["train"], val=arrays["val"])

@@ -1,0 +1,68 @@
+import argparse
+
+import pytest
+
+from scalinglab.config import (
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    add_flags,
+    dumps_toml,
+    flags_given,
+    load_toml,
+)
+from scalinglab.errors import ConfigError
+
+
+def test_toml_roundtrip(tmp_path):
+    cfg = RunConfig(ModelConfig(arch="lstm", n_embd=64), TrainConfig(data="d", tokens=10_000))
+    p = tmp_path / "config.toml"
+    p.write_text(dumps_toml(cfg.to_dict()))
+    assert RunConfig.from_dict(load_toml(p)) == cfg
+
+
+def test_unknown_keys_are_named():
+    with pytest.raises(ConfigError, match=r"\[model\]: unknown key\(s\) n_embed"):
+        RunConfig.from_dict({"model": {"n_embed": 3}})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_embd=100, n_head=3), "--n-embd 100 is not divisible by --n-head 3"),
+        (dict(n_layer=0), "--n-layer must be positive"),
+        (dict(arch="transformer"), "--model"),
+        (dict(dropout=1.5), "--dropout"),
+        (dict(n_embd="wide"), "--n-embd must be int"),
+    ],
+)
+def test_invalid_model_configs_name_the_flag(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**kwargs)
+
+
+def test_budgets_are_mutually_exclusive():
+    with pytest.raises(ConfigError, match="--steps and --tokens"):
+        TrainConfig(steps=10, tokens=100)
+    assert TrainConfig(flops=1e12).budget == ("flops", 1e12)
+    with pytest.raises(ConfigError, match="no training budget"):
+        _ = TrainConfig().budget
+
+
+def test_ints_from_toml_floats_are_accepted():
+    assert TrainConfig(tokens=1e6).tokens == 1_000_000
+    assert isinstance(TrainConfig(lr=1).lr, float)
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[model]\nn_layer = = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: invalid TOML: .*line 2"):
+        load_toml(p)
+
+
+def test_flags_only_override_what_was_given():
+    parser = argparse.ArgumentParser()
+    add_flags(parser, ModelConfig)
+    args = parser.parse_args(["--model", "gru", "--n-embd", "64", "--no-tie-embeddings"])
+    assert flags_given(args, ModelConfig) == {"arch": "gru", "n_embd": 64, "tie_embeddings": False}
