@@ -52,6 +52,7 @@ class ModelConfig:
     """The shape of a model. Architecture-specific fields are ignored by the others."""
 
     arch: str = _f("gpt", f"architecture, one of {ARCHS}", flag="--model", choices=ARCHS)
+    preset: str = _f("", "named shape (models/registry.py); other fields given override it")
     n_layer: int = _f(4, "number of layers (Transformer blocks or stacked RNN layers)")
     n_embd: int = _f(128, "embedding width (also the hidden width of RNNs unless n_hidden)")
     n_head: int = _f(4, "attention heads (GPT); must divide n_embd")

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from scalinglab.config import ModelConfig
+from scalinglab.errors import ConfigError
+from scalinglab.models.counting import count
+from scalinglab.models.registry import PRESETS, build_model, from_preset
+
+SHAPES = [
+    dict(arch="gpt", n_layer=2, n_embd=16, n_head=2, block_size=8),
+    dict(arch="gpt", n_layer=2, n_embd=16, n_head=2, block_size=8, tie_embeddings=False),
+    dict(arch="gpt", n_layer=1, n_embd=16, n_head=4, block_size=8, pos="rope", bias=False),
+    dict(arch="lstm", n_layer=2, n_embd=12, block_size=8),
+    dict(arch="lstm", n_layer=1, n_embd=12, n_hidden=20, tie_embeddings=False),
+    dict(arch="gru", n_layer=2, n_embd=12, block_size=8),
+    dict(arch="gru", n_layer=3, n_embd=8, n_hidden=10, tie_embeddings=False),
+    dict(arch="rnn_tanh", n_layer=2, n_embd=12),
+    dict(arch="rnn_relu", n_layer=1, n_embd=12, tie_embeddings=False),
+]
+
+
+def _numel(model, skip=()):
+    # parameters() yields a tied tensor once, as Chinchilla's count wants
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(skip))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "-".join(map(str, s.values())))
+def test_counts_match_the_built_model(shape):
+    cfg = ModelConfig(**shape)
+    model = build_model(cfg, 37)
+    c = count(cfg, 37)
+    assert c.params == _numel(model)
+    vocab_tables = ("transformer.wte", "transformer.wpe", "lm_head", "encoder", "decoder")
+    assert c.params_nonembed == _numel(model, vocab_tables)
+
+
+@pytest.mark.parametrize("shape", SHAPES[::2], ids=lambda s: s["arch"])
+def test_forward_shapes_and_loss(shape):
+    torch.manual_seed(0)
+    cfg = ModelConfig(**shape)
+    model = build_model(cfg, 37)
+    x = torch.randint(0, 37, (3, 8))
+    logits, loss = model(x, torch.randint(0, 37, (3, 8)))
+    assert logits.shape == (3, 8, 37)
+    # a fresh model predicts close to uniform: loss near ln(37) = 3.61
+    assert abs(loss.item() - torch.log(torch.tensor(37.0)).item()) < 0.2
+
+
+def test_gpt2_init_scales_residual_projections():
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="gpt", n_layer=8, n_embd=64, n_head=4, block_size=8)
+    model = build_model(cfg, 50)
+    std = model.transformer.h[0].attn.c_proj.weight.std().item()
+    assert abs(std - 0.02 / 4) < 0.001  # 0.02 / sqrt(2 * 8)
+    assert abs(model.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 0.002
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_gpt_is_causal():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="gpt", n_layer=2, n_embd=16, n_head=2, block_size=8), 11)
+    model.eval()
+    x = torch.randint(0, 11, (1, 8))
+    y = x.clone()
+    y[0, 5:] = (y[0, 5:] + 1) % 11
+    a, _ = model(x)
+    b, _ = model(y)
+    torch.testing.assert_close(a[0, :5], b[0, :5])
+    assert not torch.allclose(a[0, 5], b[0, 5])
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "rnn_tanh"])
+def test_rnn_carried_state_equals_one_long_window(arch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, n_layer=2, n_embd=12, block_size=8), 11)
+    model.eval()
+    x = torch.randint(0, 11, (2, 16))
+    whole, _ = model(x)
+    state = model.init_state(2)
+    first, _, state = model(x[:, :8], state=state)
+    second, _, _ = model(x[:, 8:], state=model.detach_state(state))
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+
+
+def test_presets_build_and_override():
+    cfg = from_preset("gpt-tiny", n_layer=2)
+    assert (cfg.n_layer, cfg.n_embd, cfg.preset) == (2, 128, "gpt-tiny")
+    assert count(cfg, 256).params == _numel(build_model(cfg, 256))
+    for name in PRESETS:
+        from_preset(name)  # every preset is a valid config
+    with pytest.raises(ConfigError, match="gpt-tiny"):
+        from_preset("gpt-huge")
+
+
+def test_n_embd_must_divide_by_n_head():
+    with pytest.raises(ConfigError, match="--n-embd 10 is not divisible by --n-head 4"):
+        ModelConfig(arch="gpt", n_embd=10, n_head=4)
