@@ -1,0 +1,202 @@
+"""`scalinglab sweep SPEC.toml --out DIR`: run a sweep of many training runs."""
+
+import sys
+import time
+from pathlib import Path
+
+from scalinglab.cli._util import is_terminal
+
+ORDER = 70
+EXECUTORS = ("local", "ray", "submitit")
+CLUSTERS = ("auto", "local", "slurm", "debug")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep (grid, IsoFLOP, ladder) of training runs; rerun to resume",
+        description=(
+            "Plan the runs a sweep spec describes and run them. Each run writes its own "
+            "folder OUT/runs/NAME; rerunning the same command skips completed runs, "
+            "resumes interrupted ones from their checkpoints and retries failed ones. "
+            "See docs/sweeps.md for the spec format."
+        ),
+    )
+    p.add_argument("spec", help="sweep spec (TOML)")
+    p.add_argument("--out", help="sweep folder (required unless --dry-run)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local", help="default: local")
+    p.add_argument("--workers", type=int, default=1, help="runs at a time (default: 1)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads per run (default: cores // workers)"
+    )
+    p.add_argument("--retries", type=int, default=1, help="retries of a failed run (default: 1)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument(
+        "--flops-convention",
+        choices=("6nd", "model"),
+        help="tokens per run from C = 6·N·D, or from the model's own FLOP count "
+        "(overrides the spec's flops_convention)",
+    )
+    p.add_argument("--ray-address", help="ray: join this cluster (default: start a local one)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="ray/submitit: GPUs per run")
+    p.add_argument(
+        "--cluster", choices=CLUSTERS, default="auto",
+        help="submitit: where jobs go (auto: SLURM when available, else local processes)",
+    )  # fmt: skip
+    p.add_argument("--slurm-partition", help="submitit: SLURM partition")
+    p.add_argument("--timeout-min", type=int, default=24 * 60, help="submitit: job time limit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scalinglab.errors import ConfigError
+    from scalinglab.sweep import driver
+    from scalinglab.sweep.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.flops_convention:
+        spec.design["flops_convention"] = args.flops_convention
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.retries < 0:
+        raise ConfigError(f"--retries must be >= 0, got {args.retries}")
+    threads = args.threads or driver.default_threads(args.workers)
+    if args.dry_run:
+        return _dry_run(spec, args, threads)
+    if not args.out:
+        raise ConfigError("--out DIR is required (the sweep folder)")
+    out = Path(args.out)
+    executor = driver.make_executor(
+        args.executor, out, args.workers, threads,
+        gpus=args.gpus_per_run, ray_address=args.ray_address,
+        cluster=None if args.cluster == "auto" else args.cluster,
+        partition=args.slurm_partition, timeout_min=args.timeout_min,
+    )  # fmt: skip
+    t0 = time.monotonic()
+    view = LiveView() if is_terminal() else LineView()
+    outcomes = driver.run_sweep(spec, out, executor, threads, args.retries, listener=view)
+    view.close()
+    return _summary(out, outcomes, time.monotonic() - t0)
+
+
+def _summary(out: Path, outcomes: list[dict], wall: float) -> int:
+    from scalinglab.sweep.table import format_table, run_row
+
+    rows = [run_row(out / "runs" / o["name"]) for o in outcomes]
+    rows.sort(key=lambda r: (r.get("budget") or 0, str(r["arch"]), r.get("params") or 0))
+    print(format_table(rows))
+    by = {}
+    for o in outcomes:
+        by[o["status"]] = by.get(o["status"], 0) + 1
+    skipped = sum(1 for o in outcomes if o.get("skipped"))
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(by.items()))
+    print(
+        f"sweep finished in {wall:.1f} s: {parts} ({skipped} already done, skipped); "
+        f"table: scalinglab runs {out}",
+        file=sys.stderr,
+    )
+    return 0 if set(by) <= {"completed", "diverged"} else 1
+
+
+def _dry_run(spec, args, threads: int) -> int:
+    from scalinglab.sweep import driver
+    from scalinglab.sweep.estimate import START_SECONDS, estimate_seconds
+    from scalinglab.sweep.table import format_table
+
+    _, runs = driver.make_plan(spec)
+    est = estimate_seconds(runs, threads)
+    rows = []
+    for r in runs:
+        d = r.describe()
+        rows.append(
+            {
+                "name": r.name,
+                **{k: d[k] for k in ("n_layer", "n_embd", "n_head", "params", "tokens", "steps")},
+                "flops": r.flops,
+                "tok/param": r.tokens / r.counts.params,
+                "lr": r.lr,
+                "warmup": d["warmup"],
+                "est_s": est[r.name],
+            }
+        )
+    print(format_table(rows))
+    total_c = sum(r.flops for r in runs)
+    total_s = sum(est.values())
+    print(
+        f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({spec.design['flops_convention']}"
+        f" convention); estimated {total_s:.0f} s of run time, about "
+        f"{total_s / min(args.workers, len(runs)):.0f} s with {args.workers} worker(s) "
+        f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
+    )
+    if spec.design.get("recentre"):
+        print(
+            "recentre = true: budgets after the first are re-centred on the measured "
+            "optimum when the sweep runs; shown here at the spec's centre"
+        )
+    return 0
+
+
+class LineView:
+    """Not a terminal: one line per finished run."""
+
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self, event, progress, outcome=None):
+        if event not in ("finished", "skipped"):
+            return
+        from scalinglab.sweep.worker import read_result
+
+        self.n += 1
+        r = read_result(progress.root / outcome["name"]) or {}
+        loss = r.get("val_loss")
+        extra = "already done" if event == "skipped" else f"{r.get('wall_seconds') or 0:.1f} s"
+        loss_s = f"loss {loss:.4f}" if isinstance(loss, float) else "loss -"
+        print(
+            f"[{self.n}/{len(progress.runs)}] {outcome['name']} {outcome['status']} {loss_s} ({extra})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self):
+        pass
+
+
+class LiveView:
+    """A terminal: a table of the runs, redrawn in place about once a second."""
+
+    def __init__(self):
+        self.lines = 0
+        self.last = 0.0
+
+    def __call__(self, event, progress, outcome=None):
+        now = time.monotonic()
+        if event == "tick" and now - self.last < 1.0:
+            return
+        self.last = now
+        rows = progress.rows()
+        c = progress.counts()
+        eta = progress.eta_seconds(rows)
+        head = (
+            f"done {c['done']}  running {c['running']}  queued {c['queued']}  "
+            f"elapsed {progress.elapsed:.0f} s  ETA {'-' if eta is None else f'{eta:.0f} s'}"
+        )
+        body = []
+        for r in rows:
+            if r["state"] == "queued":
+                continue
+            pct = f"{100 * r.get('done', 0):.0f}%"
+            tl, vl = r.get("train_loss"), r.get("val_loss")
+            body.append(
+                f"  {r['name']:<40} {r['state']:<10} {pct:>4}  "
+                f"train {tl if tl is None else f'{tl:.4f}'}  val {vl if vl is None else f'{vl:.4f}'}"
+            )
+        text = [head, *body[-30:]]
+        if self.lines:
+            sys.stderr.write(f"\x1b[{self.lines}F\x1b[J")
+        sys.stderr.write("\n".join(text) + "\n")
+        sys.stderr.flush()
+        self.lines = len(text)
+
+    def close(self):
+        pass

@@ -1,0 +1,86 @@
+"""The submitit executor (extra `[slurm]`): SLURM through submitit.
+
+On SLURM the sweep is one array job (`map_array`, at most `workers` tasks at
+once); each task is a `Checkpointable`, so a preempted or timed-out task is
+requeued by submitit, and its trainer (which got SIGTERM and checkpointed)
+resumes from its checkpoints. With cluster="local" (submitit's LocalExecutor,
+used by the tests) every job is a local process; since that executor starts all
+jobs at once, the runs are submitted `workers` at a time instead.
+"""
+
+import time
+from pathlib import Path
+
+from scalinglab.errors import require
+from scalinglab.sweep.worker import run_task
+
+
+def _task_class():
+    submitit = require("submitit", "slurm", "the submitit executor (--executor submitit)")
+
+    class SweepRun(submitit.helpers.Checkpointable):
+        """One run; on preemption submitit requeues it with the same arguments."""
+
+        def __call__(self, run_dir: str, retries: int, command) -> dict:
+            return run_task(run_dir, retries=retries, command=command)
+
+    return submitit, SweepRun
+
+
+class SubmititExecutor:
+    name = "submitit"
+
+    def __init__(
+        self,
+        folder: Path,
+        workers: int = 1,
+        threads: int = 1,
+        gpus: int = 0,
+        cluster: str | None = None,
+        timeout_min: int = 60 * 24,
+        partition: str | None = None,
+    ):
+        self.submitit, self.task = _task_class()
+        self.folder = Path(folder)
+        self.workers = max(1, workers)
+        self.threads, self.gpus = threads, gpus
+        self.cluster, self.timeout_min, self.partition = cluster, timeout_min, partition
+
+    def _executor(self):
+        ex = self.submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        params = {"timeout_min": self.timeout_min, "cpus_per_task": self.threads}
+        if self.gpus:
+            params["gpus_per_node"] = self.gpus
+        if ex.cluster == "slurm":
+            params["slurm_array_parallelism"] = self.workers
+            if self.partition:
+                params["slurm_partition"] = self.partition
+        ex.update_parameters(**params)
+        return ex
+
+    def run(self, run_dirs: list[Path], events, retries: int = 0, command=None) -> list[dict]:
+        ex = self._executor()
+        task = self.task()
+        todo = [str(d) for d in run_dirs]
+        for d in run_dirs:
+            events.queued(d.name)
+        if ex.cluster == "slurm":
+            jobs = ex.map_array(task, todo, [retries] * len(todo), [command] * len(todo))
+            todo = []
+        else:
+            jobs = []
+        outcomes: list[dict] = []
+        while todo or jobs:
+            while todo and len(jobs) < self.workers:
+                jobs.append(ex.submit(task, todo.pop(0), retries, command))
+            still = []
+            for job in jobs:
+                if job.done():
+                    outcomes.append(job.result())
+                    events.finished(outcomes[-1])
+                else:
+                    still.append(job)
+            jobs = still
+            events.tick()
+            time.sleep(0.5)
+        return outcomes

@@ -1,0 +1,162 @@
+"""The runs table, rebuilt from run folders (never from a sweep driver's memory).
+
+A run folder is any folder holding result.json, config.toml or run.toml; the
+table has one row per run folder found in DIR, DIR/runs/ or DIR itself. Values
+come from result.json (what the trainer measured); a run without a result yet
+(pending or interrupted) keeps a row with its planned N and D and an empty loss.
+The design's columns (e.g. `budget` of an IsoFLOP sweep) come from sweep.json,
+which the sweep driver writes into each run folder before the run starts.
+"""
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from scalinglab.config import RunConfig, load_toml
+from scalinglab.errors import DataError, ScalingLabError
+from scalinglab.fsio import atomic_write_text
+from scalinglab.models.counting import count
+from scalinglab.sweep.worker import RESULT, RUN_TOML, read_result
+
+COLUMNS = (
+    "run_id", "arch", "status", "n_layer", "n_embd", "n_head", "params", "params_nonembed",
+    "tokens", "flops", "flops_6nd", "loss", "bpb", "wall_seconds", "tokens_per_second",
+)  # fmt: skip
+SWEEP_JSON = "sweep.json"
+MARKERS = (RESULT, "config.toml", RUN_TOML, SWEEP_JSON)
+
+
+def find_run_dirs(root: str | Path) -> list[Path]:
+    """Run folders in `root`, `root/runs`, or `root` itself, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"runs folder not found: {root}")
+
+    def is_run(p: Path) -> bool:
+        return p.is_dir() and any((p / m).exists() for m in MARKERS)
+
+    if is_run(root) and not (root / "runs").is_dir():
+        return [root]
+    found = {
+        p for base in (root, root / "runs") if base.is_dir() for p in base.iterdir() if is_run(p)
+    }
+    return sorted(found, key=lambda p: p.name)
+
+
+def _config(run_dir: Path) -> RunConfig | None:
+    for name in ("config.toml", RUN_TOML):
+        if (run_dir / name).exists():
+            try:
+                return RunConfig.from_dict(load_toml(run_dir / name), str(run_dir / name))
+            except ScalingLabError:
+                return None
+    return None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        return d if isinstance(d, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def run_row(run_dir: str | Path) -> dict:
+    """One row of the runs table for one run folder."""
+    run_dir = Path(run_dir)
+    result = read_result(run_dir) or {}
+    meta = _read_json(run_dir / SWEEP_JSON)
+    planned = meta.get("planned", {})
+    cfg = _config(run_dir)
+    row = dict.fromkeys(COLUMNS)
+    row["run_id"] = run_dir.name
+    if cfg is not None:
+        m = cfg.model
+        row.update(arch=m.arch, n_layer=m.n_layer, n_embd=m.n_embd)
+        row["n_head"] = m.n_head if m.arch == "gpt" else 0
+        if m.vocab_size:
+            c = count(m, m.vocab_size)
+            row.update(params=c.params, params_nonembed=c.params_nonembed)
+    for k in ("params", "params_nonembed", "tokens", "flops", "flops_6nd"):
+        if row.get(k) is None:
+            row[k] = planned.get(k)
+    if result:
+        for k in ("arch", "params", "params_nonembed", "tokens", "flops", "flops_6nd"):
+            if result.get(k) is not None:
+                row[k] = result[k]
+        row["loss"] = result.get("val_loss")
+        row["bpb"] = result.get("val_bpb")
+        row["wall_seconds"] = result.get("wall_seconds")
+        row["tokens_per_second"] = result.get("tokens_per_second")
+        row["status"] = result.get("status", "unknown")
+    elif (run_dir / "metrics.jsonl").exists():
+        row["status"] = "incomplete"
+    else:
+        row["status"] = "pending"
+    for k, v in meta.get("group", {}).items():
+        row[k] = v
+    return row
+
+
+def runs_table(root: str | Path) -> list[dict]:
+    """Rows for every run folder under `root`, sorted by design group, arch, size."""
+    rows = [run_row(d) for d in find_run_dirs(root)]
+
+    def key(r):
+        return (
+            r.get("budget") or 0,
+            r.get("tokens_per_param") or 0,
+            str(r.get("arch")),
+            r.get("params") or 0,
+            r["run_id"],
+        )
+
+    return sorted(rows, key=key)
+
+
+def columns(rows: list[dict]) -> list[str]:
+    extra = []
+    for r in rows:
+        extra += [k for k in r if k not in COLUMNS and k not in extra]
+    return [*COLUMNS, *extra]
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = columns(rows)
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    atomic_write_text(path, to_csv(rows))
+
+
+def _short(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3g}"
+    return str(v)
+
+
+def format_table(rows: list[dict], cols: list[str] | None = None) -> str:
+    """An aligned plain-text table (for the terminal)."""
+    cols = cols or columns(rows)
+    cells = [cols] + [[_short(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells
+    )

@@ -1,0 +1,163 @@
+"""Run one planned run to its end, in whatever process an executor gives it.
+
+`run_task` is the one unit of work every executor calls (a thread of the
+local executor, a Ray task, a submitit job). It starts the trainer as a child
+process (`python -m scalinglab train --config run.toml --out RUNDIR --resume auto`),
+so a crash of the model code never takes the executor down, and it holds an
+exclusive lock on RUNDIR/.lock for as long as that child lives: a rerun of a
+sweep whose old trainer is still saving its checkpoint waits for it instead of
+writing into the same folder.
+
+Outcomes, read from RUNDIR/result.json (the trainer writes it):
+- completed / diverged: final; a rerun skips the run.
+- preempted (the trainer got SIGTERM): returned as is; a rerun resumes it.
+- failed, or the child died without a result: retried up to `retries` times
+  (the failed result is kept as result.failed-K.json); after the last try a
+  result.json with status "failed" stays, so the runs table lists the run.
+"""
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scalinglab.fsio import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+RESULT = "result.json"
+RUN_TOML = "run.toml"
+LOCK = ".lock"
+FINAL = ("completed", "diverged")
+EXIT_PREEMPTED = 143
+
+
+def default_command() -> list[str]:
+    return [sys.executable, "-m", "scalinglab", "train"]
+
+
+def read_result(run_dir: str | os.PathLike) -> dict | None:
+    """The run's result.json, or None when absent or unreadable (a run still going)."""
+    try:
+        with open(Path(run_dir) / RESULT, encoding="utf-8") as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return r if isinstance(r, dict) else None
+
+
+def is_final(run_dir: str | os.PathLike) -> bool:
+    r = read_result(run_dir)
+    return r is not None and r.get("status") in FINAL
+
+
+def _load_prctl():
+    try:  # loaded once in the parent: dlopen is not safe in a child forked from threads
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl() if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the thread that started it dies (Linux), so a
+    SIGKILLed sweep driver leaves no orphan trainers; they checkpoint and stop."""
+    _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _lock(run_dir: Path):
+    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("%s: waiting for a previous trainer of this run to stop", run_dir.name)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
+    with open(run_dir / "train.log", "ab") as logf:
+        logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+        logf.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            pass_fds=(lock_fd,),  # the child holds the lock too, until it exits
+            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            env=env,
+        )
+        try:
+            return proc.wait()
+        except BaseException:
+            # The executor is stopping (Ctrl-C, SIGTERM): let the trainer checkpoint.
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)
+            raise
+
+
+def run_task(
+    run_dir: str | os.PathLike,
+    retries: int = 0,
+    command: list[str] | None = None,
+) -> dict:
+    """Run or resume the run in `run_dir` (which holds run.toml) to a final state.
+
+    Returns {"name", "status", "attempts", "returncode"}; never raises for a failed run.
+    """
+    run_dir = Path(run_dir)
+    base = list(command or default_command())
+    cmd = [*base, "--config", str(run_dir / RUN_TOML), "--out", str(run_dir), "--resume", "auto"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    lock_fd = _lock(run_dir)
+    try:
+        attempts, rc = 0, None
+        while True:
+            r = read_result(run_dir)
+            if r is not None and r.get("status") in FINAL:
+                return _outcome(run_dir, r["status"], attempts, rc)
+            if attempts > retries:  # the last failed result.json stays, for the table
+                return _outcome(run_dir, "failed", attempts, rc)
+            _set_aside(run_dir, r)
+            attempts += 1
+            rc = _attempt(cmd, run_dir, lock_fd, env)
+            r = read_result(run_dir)
+            if rc == EXIT_PREEMPTED or (r and r.get("status") == "preempted"):
+                return _outcome(run_dir, "preempted", attempts, rc)
+            if r is None:
+                atomic_write_json(
+                    run_dir / RESULT,
+                    {
+                        "format_version": 1,
+                        "status": "failed",
+                        "error": f"the trainer exited with code {rc} without a result "
+                        f"(see {run_dir / 'train.log'})",
+                    },
+                )
+    finally:
+        os.close(lock_fd)
+
+
+def _set_aside(run_dir: Path, r: dict | None) -> None:
+    """Move a non-final result out of the way, so the trainer resumes instead of stopping."""
+    if r is None:
+        return
+    k = 1
+    while (run_dir / f"result.{r.get('status', 'unknown')}-{k}.json").exists():
+        k += 1
+    os.replace(run_dir / RESULT, run_dir / f"result.{r.get('status', 'unknown')}-{k}.json")
+
+
+def _outcome(run_dir: Path, status: str, attempts: int, rc) -> dict:
+    return {"name": run_dir.name, "status": status, "attempts": attempts, "returncode": rc}

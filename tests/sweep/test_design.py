@@ -1,0 +1,126 @@
+import math
+
+import pytest
+
+from scalinglab.config import ModelConfig
+from scalinglab.errors import SweepError
+from scalinglab.models.counting import count
+from scalinglab.sweep import design
+from scalinglab.sweep.driver import make_plan
+from scalinglab.sweep.spec import ShapeRule, load_spec
+from tests.sweep.conftest import write_spec
+
+ISO = """kind = "isoflop"
+budgets = [2.4e7, 9.6e7]
+sizes = 3
+tokens_per_param = 1
+spread = 4
+"""
+
+
+def test_gpt_shape_rule_heads_divide_width_and_nearest_count():
+    rule = ShapeRule(aspect=16, head_size=8)
+    for n in (5e3, 5e4, 2e5, 1e6, 1e8):
+        m = design.shape_for("gpt", n, 256, {"block_size": 64}, rule)
+        assert m.n_embd % m.n_head == 0 and m.n_embd // m.n_head == 8
+        p = count(m, 256).params
+        # the nearest width at this depth: one head_size step either way is not nearer
+        for w in (m.n_embd - 8, m.n_embd + 8):
+            if w > 0:
+                q = count(
+                    ModelConfig(n_layer=m.n_layer, n_embd=w, n_head=w // 8, block_size=64), 256
+                )
+                assert abs(math.log(q.params / n)) >= abs(math.log(p / n))
+    big = design.shape_for("gpt", 1e8, 256, {"block_size": 64}, rule)
+    assert (big.n_layer, big.n_embd, big.n_head) == (32, 512, 64)  # aspect 16 exactly
+
+
+def test_rnn_width_from_n():
+    m = design.shape_for("lstm", 5e4, 256, {"block_size": 32}, ShapeRule(width_multiple=4))
+    assert m.n_layer == 1 and m.n_embd % 4 == 0
+    p = count(m, 256).params
+    assert abs(p - 5e4) / 5e4 < 0.05
+    # LSTM, tied, one layer: params = 256 E + 4H(E+H) + 8H + 256 with E = H
+    h = m.n_embd
+    assert p == 256 * h + 4 * h * 2 * h + 8 * h + 256
+
+
+def test_isoflop_plan_tokens_from_6nd_and_model_counts(tmp_path, shards):
+    spec = load_spec(write_spec(tmp_path, shards, ISO))
+    ctx, runs = make_plan(spec)
+    assert len(runs) == 6 and ctx.tokens_per_step == 64
+    for r in runs:
+        c = r.group["budget"]
+        exact = c / (6 * r.counts.params)
+        assert r.tokens == round(exact / 64) * 64  # D = C/(6N), whole steps
+        assert r.steps == r.tokens // 64
+        assert r.config.train.tokens == r.tokens
+        assert r.config.model.n_embd % r.config.model.n_head == 0
+        # lr = 1e-2 · (16 / width) ** 0.5; warmup = round(0.1 · steps)
+        assert r.lr == pytest.approx(1e-2 * (16 / r.config.model.n_embd) ** 0.5)
+        assert r.config.train.warmup == round(0.1 * r.steps)
+        assert r.name.startswith(f"gpt-n{design.human(r.counts.params)}-c{design.sci(c)}-")
+    # sizes are spread log-uniformly around N_c = sqrt(C / (6 · 200))
+    first = [r for r in runs if r.group["budget"] == 2.4e7]
+    n_c = math.sqrt(2.4e7 / 6)
+    assert first[0].counts.params < n_c < first[-1].counts.params
+    spec.design["flops_convention"] = "model"
+    _, runs_m = make_plan(spec)
+    for r in runs_m:
+        assert r.tokens == round(r.group["budget"] / r.counts.flops_per_token / 64) * 64
+    # a run's identity is its config: the same shape and tokens is the same run
+    by_hash = {r.run_hash: r.tokens for r in runs}
+    for r in runs_m:
+        assert (r.run_hash in by_hash) == (by_hash.get(r.run_hash) == r.tokens)
+    assert any(r.run_hash not in by_hash for r in runs_m)
+
+
+def test_identity_ignores_threads_and_data_path_but_not_lr(tmp_path, shards):
+    spec = load_spec(write_spec(tmp_path, shards, ISO))
+    ctx, runs = make_plan(spec)
+    cfg = runs[0].config
+    h = design.run_hash(cfg, ctx.data_id)
+    cfg.train.threads, cfg.train.data = 7, "/elsewhere"
+    assert design.run_hash(cfg, ctx.data_id) == h
+    cfg.train.lr *= 2
+    assert design.run_hash(cfg, ctx.data_id) != h
+    assert design.run_hash(runs[0].config, "other data") != runs[0].run_hash
+
+
+def test_budget_too_small_for_one_batch(tmp_path, shards):
+    spec = load_spec(write_spec(tmp_path, shards, ISO.replace("[2.4e7, 9.6e7]", "[1e5, 4.8e7]")))
+    with pytest.raises(SweepError, match=r"budget 1e\+05.*less than one batch \(64 tokens"):
+        make_plan(spec)
+
+
+def test_grid_and_ladder(tmp_path, shards):
+    grid = """kind = "grid"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 2, n_embd = 16, n_head = 4}]
+tokens = [640, 1280]
+"""
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, grid)))
+    assert [(r.config.model.n_embd, r.tokens) for r in runs] == [
+        (8, 640), (8, 1280), (16, 640), (16, 1280)
+    ]  # fmt: skip
+    assert all(r.group["budget_kind"] == "tokens" for r in runs)
+    ladder = """kind = "ladder"
+params = [3000, 10000]
+tokens_per_param = [1, 2]
+"""
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, ladder)))
+    assert len(runs) == 4
+    for r in runs:
+        assert r.tokens == round(r.group["tokens_per_param"] * r.counts.params / 64) * 64
+
+
+def test_measured_centre_parabola_vertex():
+    # loss = (log N - log 1000)^2 + 2 on one budget C = 6 N D with C = 6e8
+    rows = []
+    for n in (250, 500, 1000, 2000, 4000):
+        d = 6e8 / (6 * n)
+        rows.append({"status": "completed", "params": n, "tokens": d,
+                     "loss": (math.log(n) - math.log(1000)) ** 2 + 2})  # fmt: skip
+    assert design.measured_centre(rows) == pytest.approx(1e8 / 1000 / 1000)
+    rows[2]["status"] = "diverged"  # still fits the other four
+    assert design.measured_centre(rows) == pytest.approx(100.0)
+    assert design.measured_centre([]) is None

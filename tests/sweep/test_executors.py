@@ -1,0 +1,87 @@
+"""Executors against a stand-in trainer (tests/sweep/fake_trainer.py) whose loss is
+a known function of the run: loss = 1 + 1000/params + 1e4/tokens."""
+
+import pytest
+
+from scalinglab.sweep import driver
+from scalinglab.sweep.local import LocalExecutor
+from scalinglab.sweep.spec import load_spec
+from scalinglab.sweep.table import runs_table
+from tests.sweep.conftest import FAKE_TRAINER, write_spec
+
+GRID = """kind = "grid"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 1, n_embd = 16, n_head = 4}]
+tokens = [640, 1280]
+"""
+
+
+def _sweep(tmp_path, shards, executor, design=GRID, retries=0, **kw):
+    spec = load_spec(write_spec(tmp_path, shards, design, **kw))
+    events = []
+    out = driver.run_sweep(
+        spec, tmp_path / "out", executor, threads=1, retries=retries,
+        listener=lambda e, p, o: events.append((e, o and o["name"])), command=FAKE_TRAINER,
+    )  # fmt: skip
+    return out, events
+
+
+def _attempts(run_dir) -> int:
+    return len((run_dir / "attempts.txt").read_text().split())
+
+
+def test_local_sweep_table_and_idempotent_rerun(tmp_path, shards):
+    outcomes, events = _sweep(tmp_path, shards, LocalExecutor(2))
+    assert sorted(o["status"] for o in outcomes) == ["completed"] * 4
+    assert sum(e == "finished" for e, _ in events) == 4
+    rows = runs_table(tmp_path / "out")
+    assert [(r["n_embd"], r["tokens"]) for r in rows] == [
+        (8, 640),
+        (16, 640),
+        (8, 1280),
+        (16, 1280),
+    ]
+    for r in rows:
+        assert r["status"] == "completed" and r["budget"] == r["tokens"]
+        assert r["loss"] == pytest.approx(1 + 1000 / r["params"] + 1e4 / r["tokens"])
+        assert r["flops_6nd"] == 6 * r["params"] * r["tokens"]
+    # rerun: every run is skipped, no trainer starts again
+    outcomes, events = _sweep(tmp_path, shards, LocalExecutor(2))
+    assert all(o.get("skipped") for o in outcomes) and len(outcomes) == 4
+    assert all(_attempts(tmp_path / "out" / "runs" / r["run_id"]) == 1 for r in rows)
+    assert runs_table(tmp_path / "out") == rows
+
+
+def test_diverged_run_does_not_stop_the_sweep(tmp_path, shards):
+    # lr = 1e-2 · (16 / width) ** 20: 1e4 at width 8 (the fake trainer diverges above 1)
+    p = write_spec(tmp_path, shards, GRID)
+    p.write_text(p.read_text().replace("warmup_frac", "lr_power = 20\nwarmup_frac"))
+    spec = load_spec(p)
+    outcomes = driver.run_sweep(spec, tmp_path / "out", LocalExecutor(1), 1, command=FAKE_TRAINER)
+    rows = runs_table(tmp_path / "out")
+    assert [(r["n_embd"], r["status"]) for r in rows] == [
+        (8, "diverged"), (16, "completed"), (8, "diverged"), (16, "completed")
+    ]  # fmt: skip
+    assert all(r["loss"] is None for r in rows if r["status"] == "diverged")
+    assert sorted(o["status"] for o in outcomes) == ["completed"] * 2 + ["diverged"] * 2
+
+
+def test_failed_run_retried_then_listed_failed(tmp_path, shards):
+    spec = load_spec(write_spec(tmp_path, shards, GRID))
+    _, runs = driver.make_plan(spec)
+    out = tmp_path / "out"
+    for r in runs[:2]:  # both fail their first attempt
+        driver.write_run_folder(r, out, spec, 1)
+        (out / "runs" / r.name / "FAIL_ONCE").touch()
+    outcomes = driver.run_sweep(spec, out, LocalExecutor(2), 1, retries=1, command=FAKE_TRAINER)
+    by = {o["name"]: o for o in outcomes}
+    assert [by[r.name]["attempts"] for r in runs] == [2, 2, 1, 1]
+    assert (out / "runs" / runs[0].name / "result.failed-1.json").exists()
+    assert all(r["status"] == "completed" for r in runs_table(out))
+    # without retries, the failure stays and the table keeps the row
+    (out / "runs" / runs[3].name / "result.json").unlink()
+    (out / "runs" / runs[3].name / "FAIL_ONCE").touch()
+    driver.run_sweep(spec, out, LocalExecutor(2), 1, retries=0, command=FAKE_TRAINER)
+    rows = {r["run_id"]: r for r in runs_table(out)}
+    assert rows[runs[3].name]["status"] == "failed" and rows[runs[3].name]["loss"] is None
+    assert rows[runs[3].name]["params"] == runs[3].counts.params
+    assert [rows[r.name]["status"] for r in runs[:3]] == ["completed"] * 3

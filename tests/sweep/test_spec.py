@@ -1,0 +1,76 @@
+import sys
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.errors import DataError, MissingExtraError, SweepError
+from scalinglab.sweep.driver import make_executor, make_plan
+from scalinglab.sweep.spec import DEFAULT_TOKENS_PER_PARAM, load_spec
+from tests.sweep.conftest import write_spec
+
+GRID = 'kind = "grid"\nparams = [2000]\ntokens = [640]\n'
+
+
+def test_valid_spec_and_defaults(tmp_path, shards):
+    spec = load_spec(write_spec(tmp_path, shards, 'kind = "isoflop"\nbudgets = [3e7, 1e7]'))
+    assert spec.name == "t" and spec.archs == ["gpt"] and spec.kind == "isoflop"
+    assert spec.design["budgets"] == [1e7, 3e7]  # sorted
+    assert spec.design["tokens_per_param"] == DEFAULT_TOKENS_PER_PARAM == 200.0
+    assert (spec.design["sizes"], spec.design["flops_convention"]) == (5, "6nd")
+    assert spec.hparams["gpt"].lr == 1e-2
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (dict(extra="colour = 1"), r"spec.toml: unknown key\(s\) colour \(known: archs"),
+        (dict(train="lr_max = 1"), r"\[train\]: unknown key\(s\) lr_max"),
+        (dict(train="grad_accum = 0"), r"\[train\].*--grad-accum must be positive"),
+        (dict(train="steps = 10"), r"\[train\]: steps are set by the sweep"),
+        (dict(design='kind = "grid"\nparams = [2000]\ntokens = [640]\nbogus = 2'),
+         r"\[design\]: unknown key\(s\) bogus"),
+        (dict(design='kind = "cube"'), r"\[design\]: kind 'cube' is not one of grid"),
+        (dict(design='kind = "isoflop"\nbudgets = [1e7, -1]'), r"budgets must hold positive"),
+        (dict(design='kind = "grid"\nparams = [2000]'), r"give exactly one of tokens or flops"),
+    ],
+)  # fmt: skip
+def test_bad_spec_names_the_key(tmp_path, shards, kw, message):
+    design = kw.pop("design", GRID)
+    with pytest.raises(SweepError, match=message):
+        load_spec(write_spec(tmp_path, shards, design, **kw))
+
+
+def test_unknown_hparams_and_shape_keys(tmp_path, shards):
+    p = write_spec(tmp_path, shards, GRID)
+    p.write_text(p.read_text().replace("[hparams]", "[hparams]\nlr_scale = 2"))
+    with pytest.raises(SweepError, match=r"\[hparams\]: unknown key\(s\) lr_scale"):
+        load_spec(p)
+    p.write_text(p.read_text().replace("[shape]", "[shape]\ndepth = 2"))
+    with pytest.raises(SweepError, match=r"\[shape\]: unknown key\(s\) depth"):
+        load_spec(p)
+
+
+def test_shards_path_missing(tmp_path):
+    spec = load_spec(write_spec(tmp_path, tmp_path / "nope", GRID))
+    with pytest.raises(
+        DataError, match=r"data = '.*nope'.*shards folder not found.*scalinglab prepare"
+    ):
+        make_plan(spec)
+
+
+def test_cli_prints_one_line_errors(tmp_path, shards, capsys):
+    p = write_spec(tmp_path, shards, GRID, extra="colour = 1")
+    assert main(["sweep", str(p), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "colour" in err
+    assert main(["sweep", str(tmp_path / "missing.toml"), "--dry-run"]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "extra"), [("ray", "ray", "ray"), ("submitit", "submitit", "slurm")]
+)
+def test_executor_extra_missing_says_which_pip_install(tmp_path, monkeypatch, name, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=rf"pip install 'scalinglab\[{extra}\]'"):
+        make_executor(name, tmp_path, 1, 1)
