@@ -40,7 +40,9 @@ def write_raw_shards(path, train, val, vocab_size=256, bytes_per_token=1.0):
     dtype = "<u2" if vocab_size <= 1 << 16 else "<u4"
     np.asarray(train).astype(dtype).tofile(path / "train.bin")
     np.asarray(val).astype(dtype).tofile(path / "val.bin")
-    (path / "tokenizer.json").write_text(json.dumps({"kind": "byte"}))
+    from scalinglab.data.tokenizers import ByteTokenizer
+
+    ByteTokenizer().save(path / "tokenizer.json")  # a real one: load_tokenizer(path) works
     manifest = {
         "format_version": 1,
         "kind": "scalinglab.shards",

@@ -1,0 +1,80 @@
+"""`scalinglab prepare SOURCE... --tokenizer KIND --out DIR`: corpus → token shards."""
+
+ORDER = 10
+
+
+def register(subparsers) -> None:
+    from scalinglab.config import add_flags
+    from scalinglab.data.writer import PrepareConfig
+
+    p = subparsers.add_parser(
+        "prepare",
+        help="tokenize a corpus into train/val token shards",
+        description=(
+            "Read SOURCEs (files, folders, globs, JSONL, hf:NAME[:CONFIG][@SPLIT], or "
+            "'stdlib': this Python's standard library source), hold out a validation "
+            "split, train a tokenizer on the rest and write DIR/{train,val}.bin, "
+            "tokenizer.json and manifest.json."
+        ),
+    )
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="corpus sources (default: stdlib)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="shards folder to write")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    add_flags(p, PrepareConfig)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scalinglab.cli._util import is_terminal, print_json
+    from scalinglab.config import flags_given
+    from scalinglab.data.writer import PrepareConfig, prepare
+
+    cfg = PrepareConfig(**flags_given(args, PrepareConfig))
+    bars = _Bars() if is_terminal() else None
+    try:
+        m = prepare(args.sources or ["stdlib"], args.out, cfg, progress=bars)
+    finally:
+        if bars:
+            bars.close()
+    if args.json:
+        print_json(m)
+    else:
+        print(summary(m, args.out))
+    return 0
+
+
+def summary(m: dict, out) -> str:
+    """One line: documents, MB, tokens, MB/s (or that the folder was already up to date)."""
+    tr, va = m["splits"]["train"], m["splits"]["val"]
+    docs = m.get("documents", tr["documents"] + va["documents"])
+    mb = (tr["bytes"] + va["bytes"]) / 1e6
+    head = f"{out}: {m['tokenizer']} tokenizer, vocab {m['vocab_size']} ({m['dtype']})"
+    body = (
+        f"{docs:,} documents, {mb:.1f} MB, {tr['tokens'] + va['tokens']:,} tokens "
+        f"(train {tr['tokens']:,} / val {va['tokens']:,})"
+    )
+    if m.get("up_to_date"):
+        return f"{head}: up to date; {body}"
+    b = m.get("build", {})
+    return f"{head}: {body} in {b.get('seconds', 0):.2f} s, {b.get('mb_per_s', 0):.1f} MB/s"
+
+
+class _Bars:
+    """tqdm progress bars, one per phase, fed by `prepare`'s progress callback."""
+
+    def __init__(self):
+        self.phase, self.bar = None, None
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if phase != self.phase:
+            from tqdm import tqdm
+
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(total=total, desc=phase, unit="B", unit_scale=True, leave=False)
+        self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,373 @@
+"""Corpus sources: what `scalinglab prepare SOURCE...` reads, as a stream of documents.
+
+A SOURCE is one of
+
+- a file (`.jsonl`/`.ndjson` files are JSONL, one document per line, text in
+  `text_field`; any other file is one document of raw text);
+- a folder: every non-hidden file below it matching `glob` (default `**/*`);
+- a glob pattern (`data/*.txt`, `**` recurses);
+- `hf:NAME[:CONFIG][@SPLIT]`: a Hugging Face `datasets` data set (a hub name,
+  a folder written by `Dataset.save_to_disk`, or a local data file/folder that
+  `load_dataset` reads), one document per row;
+- `stdlib`: the running Python's standard library `.py` files, sorted by path,
+  test folders excluded unless `stdlib_tests`.
+
+Documents are yielded in a fixed order and read lazily, in chunks cut where no
+tokenizer would cut differently (after a newline that starts a non-blank line
+when there is one), so memory stays bounded whatever the corpus size.
+"""
+
+import glob as globlib
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalinglab.errors import ConfigError, DataError, require
+
+CHUNK_BYTES = 4 << 20
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+STDLIB_EXCLUDE = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class Document:
+    """One document: a display name for errors, its size in bytes, and its content in chunks."""
+
+    name: str
+    size: int
+    read: Callable[[int], Iterator[tuple[int, bytes]]]  # chunk_bytes -> (offset, bytes) pieces
+
+
+def safe_cut(buf: bytes) -> int:
+    """Where `buf` may be cut so that each piece tokenizes as it would inside the whole.
+
+    In order of preference, in the back half of `buf`: just after a newline
+    followed by printable ASCII (a pre-token boundary for byte-level BPE, a
+    line boundary for words); just before a space that follows printable
+    ASCII (GPT-2's pre-tokens never span such a space; a word boundary); after
+    any newline; else at a UTF-8 character start.
+    """
+    n = len(buf)
+    j = buf.rfind(b"\n", n // 2, n - 1)
+    while j >= 0:
+        if 0x21 <= buf[j + 1] <= 0x7E:
+            return j + 1
+        j = buf.rfind(b"\n", n // 2, j)
+    j = buf.rfind(b" ", max(1, n // 2), n)
+    while j >= 1:
+        if 0x21 <= buf[j - 1] <= 0x7E:
+            return j
+        j = buf.rfind(b" ", max(1, n // 2), j)
+    j = buf.rfind(b"\n", n // 2)
+    if j >= 0:
+        return j + 1
+    for k in range(n - 1, max(0, n - 4) - 1, -1):
+        if buf[k] & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
+            lead = buf[k]
+            length = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+            return n if k + length <= n or k == 0 else k
+    return n
+
+
+def split_pieces(data: bytes, size: int) -> Iterator[tuple[int, bytes]]:
+    """Cut `data` into (offset, piece) of about `size` bytes at safe points."""
+    pos, n = 0, len(data)
+    while pos < n:
+        if n - pos <= size:
+            yield pos, data[pos:]
+            return
+        cut = pos + safe_cut(data[pos : pos + size])
+        yield pos, data[pos:cut]
+        pos = cut
+
+
+def _file_reader(path: Path) -> Callable[[int], Iterator[tuple[int, bytes]]]:
+    def read(chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
+        with open(path, "rb") as f:
+            offset, carry = 0, b""
+            while block := f.read(chunk_bytes):
+                buf = carry + block
+                cut = safe_cut(buf)
+                yield offset, buf[:cut]
+                offset += cut
+                carry = buf[cut:]
+            if carry:
+                yield offset, carry
+
+    return read
+
+
+def _bytes_reader(data: bytes) -> Callable[[int], Iterator[tuple[int, bytes]]]:
+    return lambda chunk_bytes: split_pieces(data, chunk_bytes)
+
+
+class Source:
+    """A corpus source: a description for the manifest, a fingerprint, and its documents."""
+
+    spec: str
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """Cheap identity of the content (paths, sizes, mtimes), to skip an up-to-date prepare."""
+        raise NotImplementedError
+
+    def documents(self, errors: str = "strict") -> Iterator[Document]:
+        raise NotImplementedError
+
+
+class FilesSource(Source):
+    """Plain text files, one document each, in the given order."""
+
+    def __init__(self, spec: str, files: list[Path], kind: str = "files", **info):
+        self.spec, self.files, self.kind, self.info = spec, files, kind, info
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "type": self.kind, "files": len(self.files), **self.info}
+
+    def fingerprint(self) -> str:
+        return _stat_hash(self.files)
+
+    def documents(self, errors: str = "strict") -> Iterator[Document]:
+        for path in self.files:
+            size = path.stat().st_size
+            if size:  # an empty file in a folder holds no document
+                yield Document(str(path), size, _file_reader(path))
+
+
+class JsonlSource(Source):
+    """A JSONL file: one document per non-blank line, the text in `text_field`."""
+
+    def __init__(self, spec: str, path: Path, text_field: str):
+        self.spec, self.path, self.text_field = spec, path, text_field
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "type": "jsonl", "text_field": self.text_field}
+
+    def fingerprint(self) -> str:
+        return _stat_hash([self.path])
+
+    def documents(self, errors: str = "strict") -> Iterator[Document]:
+        with open(self.path, "rb") as f:
+            offset = 0
+            for lineno, raw in enumerate(f, 1):
+                where = f"{self.path}: line {lineno}"
+                text = _jsonl_text(raw, where, offset, self.text_field, errors)
+                offset += len(raw)
+                if text:
+                    data = _utf8(text, where, errors)
+                    yield Document(where, len(data), _bytes_reader(data))
+
+
+def _jsonl_text(raw: bytes, where: str, offset: int, field: str, errors: str) -> str | None:
+    try:
+        line = raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{where} (byte {offset + exc.start}): invalid UTF-8; pass --errors replace "
+            "to replace undecodable bytes"
+        ) from None
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict) or field not in obj:
+        raise DataError(f"{where}: no field '{field}' (choose the text field with --text-field)")
+    text = obj[field]
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise DataError(f"{where}: field '{field}' is {type(text).__name__}, not a string")
+    return text
+
+
+def _utf8(text: str, where: str, errors: str) -> bytes:
+    try:
+        return text.encode("utf-8", errors=errors)
+    except UnicodeEncodeError as exc:  # lone surrogates from JSON escapes such as "\ud800"
+        raise DataError(
+            f"{where}: character {exc.start} is not encodable as UTF-8 ({exc.reason}); "
+            "pass --errors replace"
+        ) from None
+
+
+class HFSource(Source):
+    """`hf:NAME[:CONFIG][@SPLIT]`: rows of a Hugging Face data set, text in `text_field`."""
+
+    def __init__(self, spec: str, text_field: str):
+        body = spec[3:]
+        body, _, split = body.rpartition("@") if "@" in body else (body, "", "train")
+        name, _, config = body.partition(":") if not os.path.exists(body) else (body, "", "")
+        if not name:
+            raise ConfigError(f"source {spec!r}: expected hf:NAME[:CONFIG][@SPLIT]")
+        self.spec, self.name, self.config = spec, name, config or None
+        self.split, self.text_field = split or "train", text_field
+        self._ds = None
+
+    def dataset(self):
+        if self._ds is None:
+            self._ds = _load_hf(self.name, self.config, self.split, self.spec)
+            if self.text_field not in self._ds.column_names:
+                raise DataError(
+                    f"{self.spec}: no column '{self.text_field}' (columns: "
+                    f"{', '.join(self._ds.column_names)}); choose one with --text-field"
+                )
+        return self._ds
+
+    def describe(self) -> dict:
+        return {
+            "spec": self.spec,
+            "type": "hf",
+            "name": self.name,
+            "config": self.config,
+            "split": self.split,
+            "text_field": self.text_field,
+            "rows": len(self.dataset()),
+        }
+
+    def fingerprint(self) -> str:
+        return str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
+
+    def documents(self, errors: str = "strict") -> Iterator[Document]:
+        ds = self.dataset().select_columns([self.text_field])
+        for row, rec in enumerate(ds):
+            text = rec[self.text_field]
+            where = f"{self.spec}: row {row}"
+            if text is not None and not isinstance(text, str):
+                raise DataError(f"{where}: '{self.text_field}' is {type(text).__name__}, not text")
+            if text:
+                data = _utf8(text, where, errors)
+                yield Document(where, len(data), _bytes_reader(data))
+
+
+def _load_hf(name: str, config: str | None, split: str, spec: str):
+    datasets = require("datasets", "hf", f"the source {spec}")
+    path = Path(name)
+    try:
+        if path.is_dir() and (path / "dataset_info.json").exists():
+            ds = datasets.load_from_disk(str(path))  # a Dataset.save_to_disk folder
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataError(f"{spec}: no split '{split}' (splits: {', '.join(ds)})")
+                ds = ds[split]
+            return ds
+        if path.is_file():  # a local data file: let the packaged builder for its type read it
+            builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+            return datasets.load_dataset(
+                builder.get(path.suffix, "text"), data_files=str(path), split=split
+            )
+        return datasets.load_dataset(name, config, split=split)
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many types (hub, file, split errors)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{spec}: cannot load the data set ({msg})") from None
+
+
+def _stat_hash(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def stdlib_files(include_tests: bool = False) -> tuple[Path, list[Path]]:
+    """The running Python's standard library .py files, sorted by path below its root."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    exclude = STDLIB_EXCLUDE - ({"test", "tests", "idle_test"} if include_tests else set())
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in exclude]  # prune: site-packages is large
+        files.extend(Path(folder, n) for n in names if n.endswith(".py"))
+    return root, sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _folder_files(folder: Path, pattern: str) -> list[Path]:
+    """Non-hidden files below `folder` matching `pattern`, minus any shards folder's files
+    (so `prepare . --out shards` run twice does not read its own output)."""
+    files = []
+    for p in folder.glob(pattern):
+        rel = p.relative_to(folder).parts
+        if p.is_file() and not any(part.startswith(".") for part in rel):
+            files.append(p)
+    own = {p.parent for p in files if p.name == "manifest.json" and _is_shards(p.parent)}
+    files = [p for p in files if not own & set(p.parents)]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _is_shards(path: Path) -> bool:
+    from scalinglab.data.shards import is_shards_dir
+
+    return is_shards_dir(path)
+
+
+def _file_source(spec: str, path: Path, text_field: str) -> Source:
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        return JsonlSource(spec, path, text_field)
+    return FilesSource(spec, [path])
+
+
+def resolve_sources(
+    specs: list[str],
+    glob: str = "**/*",
+    text_field: str = "text",
+    stdlib_tests: bool = False,
+) -> list[Source]:
+    """Turn SOURCE arguments into sources; raise DataError for a missing or empty one."""
+    if not specs:
+        specs = ["stdlib"]
+    out: list[Source] = []
+    for spec in specs:
+        if spec == "stdlib":
+            root, files = stdlib_files(stdlib_tests)
+            if not files:
+                raise DataError(f"stdlib: no .py files found under {root}")
+            ver = "{}.{}.{}".format(*sys.version_info[:3])
+            out.append(FilesSource(spec, files, "stdlib", root=str(root), python=ver))
+        elif spec.startswith("hf:"):
+            out.append(HFSource(spec, text_field))
+        elif os.path.isdir(spec):
+            files = _folder_files(Path(spec), glob)
+            if not files or all(p.stat().st_size == 0 for p in files):
+                raise DataError(f"{spec}: empty folder (no non-empty files match --glob '{glob}')")
+            out.extend(_group_files(spec, files, text_field))
+        elif os.path.exists(spec):
+            path = Path(spec)
+            if path.stat().st_size == 0:
+                raise DataError(f"{spec}: empty file")
+            out.append(_file_source(spec, path, text_field))
+        elif _GLOB_CHARS & set(spec):
+            files = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if os.path.isfile(p))
+            if not files:
+                raise DataError(f"{spec}: no files match this pattern")
+            out.extend(_group_files(spec, files, text_field))
+        else:
+            raise DataError(f"{spec}: no such file or folder")
+    return out
+
+
+def _group_files(spec: str, files: list[Path], text_field: str) -> list[Source]:
+    """Consecutive plain files become one source; each JSONL file its own."""
+    out: list[Source] = []
+    plain: list[Path] = []
+    for p in files:
+        if p.suffix.lower() in JSONL_SUFFIXES:
+            if plain:
+                out.append(FilesSource(spec, plain))
+                plain = []
+            out.append(JsonlSource(f"{spec} ({p})", p, text_field))
+        else:
+            plain.append(p)
+    if plain:
+        out.append(FilesSource(spec, plain))
+    return out

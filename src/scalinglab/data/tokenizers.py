@@ -1,0 +1,356 @@
+"""Tokenizers: byte, char, word and byte-level BPE behind one interface.
+
+Every kind is saved as a standard Hugging Face `tokenizers` JSON file, so
+`tokenizers.Tokenizer.from_file` and `transformers.PreTrainedTokenizerFast(
+tokenizer_file=...)` load any of them:
+
+- byte: a BPE model with the 256 byte symbols of GPT-2's byte-to-unicode map
+  as its vocabulary (id = byte value) and no merges, ByteLevel pre-tokenizer
+  (no regex) and decoder. Lossless for any text.
+- char: a WordLevel model over single characters (ids in code-point order,
+  as nanoGPT's shakespeare_char, then `<unk>`), a pre-tokenizer that isolates
+  each character, a Fuse decoder.
+- word: a WordLevel model (`<unk>`, `<eos>`, then words by falling frequency),
+  a normalizer turning each newline into ` <eos> `, whitespace splitting — the
+  setup of PyTorch's word_language_model example. Our own `encode` also ends
+  a last line that has no newline with `<eos>`, as that example does.
+- bpe: byte-level BPE trained by `tokenizers` (GPT-2's pre-tokenizer regex),
+  with one special token `<|endoftext|>` (id 0).
+
+The kind is recognised from the file's structure (HF rejects extra keys); a
+file holding only `{"kind": "byte"}` is also read as the byte tokenizer.
+Encoding here is vectorised with numpy for byte and char (the HF pipeline is
+used only for BPE), and returns int64 arrays.
+"""
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.fsio import atomic_write_text
+
+KINDS = ("byte", "char", "word", "bpe")
+UNK, EOS, EOT = "<unk>", "<eos>", "<|endoftext|>"
+DEFAULT_BPE_VOCAB = 4096
+MAX_VOCAB = 1 << 24
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable unicode characters."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), 256)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs), strict=True))
+
+
+def _as_text(text: str | bytes) -> str:
+    if isinstance(text, str):
+        return text
+    try:
+        return bytes(text).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"byte {exc.start}: invalid UTF-8 ({exc.reason})") from None
+
+
+def _as_ids(ids, vocab_size: int) -> np.ndarray:
+    arr = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+        bad = arr[(arr < 0) | (arr >= vocab_size)][0]
+        raise DataError(f"token id {int(bad)} is out of range for a vocabulary of {vocab_size}")
+    return arr
+
+
+class Tokenizer:
+    """The interface: `kind`, `vocab_size`, `encode`, `decode`, `save`, `to_hf`."""
+
+    kind: str
+    vocab_size: int
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        raise NotImplementedError
+
+    def decode(self, ids) -> str:
+        raise NotImplementedError
+
+    def to_hf(self):
+        """The equivalent `tokenizers.Tokenizer`."""
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, self.to_hf().to_str(pretty=True) + "\n")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+class ByteTokenizer(Tokenizer):
+    """256 symbols, id = byte value; `encode` takes raw bytes too, so any input is lossless."""
+
+    kind = "byte"
+    vocab_size = 256
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        return np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+
+    def decode_bytes(self, ids) -> bytes:
+        return _as_ids(ids, 256).astype(np.uint8).tobytes()
+
+    def decode(self, ids) -> str:
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def to_hf(self):
+        from tokenizers import Tokenizer as HF
+        from tokenizers import decoders, models, pre_tokenizers
+
+        b2u = bytes_to_unicode()
+        tok = HF(models.BPE(vocab={b2u[b]: b for b in range(256)}, merges=[]))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        tok.decoder = decoders.ByteLevel()
+        return tok
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character seen in training (code-point order), then `<unk>`."""
+
+    kind = "char"
+
+    def __init__(self, chars: list[str]):
+        self.chars = sorted(chars)
+        self._cps = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+        self.unk_id = len(self.chars)
+        self.vocab_size = len(self.chars) + 1
+        self._itos = [*self.chars, UNK]
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        cps = np.frombuffer(_as_text(text).encode("utf-32-le"), dtype="<u4")
+        idx = np.searchsorted(self._cps, cps)
+        known = idx < len(self._cps)
+        known[known] = self._cps[idx[known]] == cps[known]
+        return np.where(known, idx, self.unk_id).astype(np.int64)
+
+    def decode(self, ids) -> str:
+        itos = self._itos
+        return "".join(itos[i] for i in _as_ids(ids, self.vocab_size).tolist())
+
+    def to_hf(self):
+        from tokenizers import Regex, decoders, models, pre_tokenizers
+        from tokenizers import Tokenizer as HF
+
+        vocab = {c: i for i, c in enumerate(self._itos)}
+        tok = HF(models.WordLevel(vocab=vocab, unk_token=UNK))
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        tok.decoder = decoders.Fuse()
+        return tok
+
+
+class WordTokenizer(Tokenizer):
+    """Whitespace-split words, `<eos>` ending each line, `<unk>` for words outside the vocabulary."""
+
+    kind = "word"
+
+    def __init__(self, words: list[str]):
+        words = [w for w in words if w not in (UNK, EOS)]
+        self._itos = [UNK, EOS, *words]
+        self._stoi = {w: i for i, w in enumerate(self._itos)}
+        self.unk_id, self.eos_id = 0, 1
+        self.vocab_size = len(self._itos)
+
+    def encode(self, text: str | bytes, final: bool = True) -> np.ndarray:
+        """`final=False` leaves a last line without newline open (a chunk of a longer text)."""
+        lines = _as_text(text).split("\n")
+        last = lines.pop()  # "" when the text ends with a newline
+        get, unk, eos = self._stoi.get, self.unk_id, self.eos_id
+        out: list[int] = []
+        for line in lines:
+            out.extend(get(w, unk) for w in line.split())
+            out.append(eos)
+        out.extend(get(w, unk) for w in last.split())
+        if last and final:  # as PyTorch's example: a file's last line ends with <eos> too
+            out.append(eos)
+        return np.array(out, dtype=np.int64)
+
+    def decode(self, ids) -> str:
+        parts, line = [], []
+        for i in _as_ids(ids, self.vocab_size).tolist():
+            if i == self.eos_id:
+                parts.append(" ".join(line) + "\n")
+                line = []
+            else:
+                line.append(self._itos[i])
+        if line:
+            parts.append(" ".join(line))
+        return "".join(parts)
+
+    def to_hf(self):
+        from tokenizers import Tokenizer as HF
+        from tokenizers import models, normalizers, pre_tokenizers
+
+        tok = HF(models.WordLevel(vocab=dict(self._stoi), unk_token=UNK))
+        tok.normalizer = normalizers.Replace("\n", f" {EOS} ")
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        return tok
+
+
+class BPETokenizer(Tokenizer):
+    """A Hugging Face `tokenizers` tokenizer (byte-level BPE when trained here)."""
+
+    kind = "bpe"
+
+    def __init__(self, hf):
+        self.hf = hf
+        self.vocab_size = hf.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        return np.array(self.hf.encode(_as_text(text)).ids, dtype=np.int64)
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        """Encode many texts at once (in parallel threads inside `tokenizers`)."""
+        return [np.array(e.ids, dtype=np.int64) for e in self.hf.encode_batch(texts)]
+
+    def decode(self, ids) -> str:
+        return self.hf.decode(_as_ids(ids, self.vocab_size).tolist(), skip_special_tokens=False)
+
+    def to_hf(self):
+        return self.hf
+
+
+# --- training --------------------------------------------------------------------------
+
+
+def check_vocab_size(kind: str, vocab_size: int | None) -> None:
+    """Refuse a --vocab-size the tokenizer kind cannot have."""
+    if kind not in KINDS:
+        raise ConfigError(f"--tokenizer {kind!r} is not one of {', '.join(KINDS)}")
+    if vocab_size is None:
+        return
+    lo = {"byte": 256, "char": 2, "word": 3, "bpe": 257}[kind]
+    hi = 256 if kind == "byte" else MAX_VOCAB
+    if not lo <= vocab_size <= hi:
+        if kind == "byte":
+            raise ConfigError(f"--vocab-size {vocab_size}: the byte tokenizer has exactly 256")
+        raise ConfigError(
+            f"--vocab-size {vocab_size} is out of range for the {kind} tokenizer ({lo}..{hi})"
+        )
+
+
+def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = None) -> Tokenizer:
+    """Build a tokenizer of `kind` from training texts (an iterable of strings, read once).
+
+    `vocab_size` caps the vocabulary by frequency (char, word) or sets the BPE
+    target (default 4096); None means every symbol seen (char, word). The byte
+    tokenizer reads nothing.
+    """
+    check_vocab_size(kind, vocab_size)
+    if kind == "byte":
+        return ByteTokenizer()
+    if kind == "char":
+        return _train_char(texts, vocab_size)
+    if kind == "word":
+        counts: Counter = Counter()
+        for text in texts:
+            counts.update(text.split())
+        ranked = sorted((w for w in counts if w not in (UNK, EOS)), key=lambda w: (-counts[w], w))
+        return WordTokenizer(ranked if vocab_size is None else ranked[: vocab_size - 2])
+    return _train_bpe(texts, vocab_size or DEFAULT_BPE_VOCAB)
+
+
+def _train_char(texts: Iterable[str], vocab_size: int | None) -> CharTokenizer:
+    counts: dict[int, int] = {}
+    for text in texts:
+        cps, n = np.unique(np.frombuffer(text.encode("utf-32-le"), "<u4"), return_counts=True)
+        for c, k in zip(cps.tolist(), n.tolist(), strict=True):
+            counts[c] = counts.get(c, 0) + k
+    ranked = sorted(counts, key=lambda c: (-counts[c], c))
+    if vocab_size is not None:
+        ranked = ranked[: vocab_size - 1]
+    return CharTokenizer([chr(c) for c in ranked])
+
+
+def _train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    from tokenizers import Tokenizer as HF
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = HF(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return BPETokenizer(tok)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Load a tokenizer from a tokenizer.json file or a shards folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: tokenizer file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable tokenizer file ({exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: not a tokenizer file")
+    if "model" not in obj:
+        if obj.get("kind") == "byte":  # the minimal form hand-written shards may carry
+            return ByteTokenizer()
+        raise DataError(f"{path}: not a tokenizer file (no 'model')")
+    kind = detect_kind(obj)
+    model = obj["model"]
+    if kind == "byte":
+        return ByteTokenizer()
+    if kind == "char":
+        vocab = model["vocab"]
+        if vocab.get(UNK) != len(vocab) - 1:
+            raise DataError(f"{path}: char tokenizer without {UNK} as its last id")
+        return CharTokenizer([c for c in vocab if c != UNK])
+    if kind == "word":
+        vocab = model["vocab"]
+        if vocab.get(UNK) != 0 or vocab.get(EOS) != 1:
+            raise DataError(f"{path}: word tokenizer without {UNK}=0 and {EOS}=1")
+        return WordTokenizer(sorted(vocab, key=vocab.__getitem__))
+    from tokenizers import Tokenizer as HF
+
+    try:
+        return BPETokenizer(HF.from_str(json.dumps(obj)))
+    except Exception as exc:  # tokenizers raises a bare Exception for bad files
+        raise DataError(f"{path}: not a valid Hugging Face tokenizer ({exc})") from None
+
+
+def detect_kind(obj: dict) -> str:
+    """Which of our kinds a tokenizer.json is, from its structure."""
+    model = obj.get("model") or {}
+    pre = obj.get("pre_tokenizer") or {}
+    if model.get("type") == "WordLevel":
+        if pre.get("type") == "Split":
+            return "char"
+        if pre.get("type") == "WhitespaceSplit":
+            return "word"
+    if (
+        model.get("type") == "BPE"
+        and not model.get("merges")
+        and len(model.get("vocab", {})) == 256
+        and pre.get("type") == "ByteLevel"
+        and pre.get("use_regex") is False
+    ):
+        return "byte"
+    return "bpe"

@@ -1,0 +1,359 @@
+"""The shard writer: sources → train/val split → tokenizer → `train.bin`, `val.bin`.
+
+`prepare(sources, out, tokenizer=...)` makes a shards folder (schema in
+`scalinglab.data.shards`) in four passes over the documents, each streaming in
+chunks so memory stays bounded by the chunk size and the vocabulary:
+
+1. scan: list the documents and their sizes (JSONL and `hf:` rows are parsed,
+   so a bad line fails before any work);
+2. split: with at least 100 documents, hold out `val_fraction` (default 1%)
+   of them, chosen by `seed`; with fewer, the last `val_fraction` (default
+   10%) of the bytes, cut at a character boundary — nanoGPT's 90/10 split;
+3. train the tokenizer on the training split only (not for `byte`);
+4. encode both splits into a temporary folder beside `out`; write the
+   tokenizer, then the manifest (last), then rename the folder into place.
+
+An interrupted prepare leaves only a hidden `.NAME.tmp-*` folder without a
+manifest, which no reader takes for shards. A rerun with the same request on
+unchanged sources finds the folder up to date and returns at once.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab import __version__
+from scalinglab.data import shards
+from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
+from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.fsio import atomic_write_json, fsync_dir, sha256_file
+
+log = logging.getLogger(__name__)
+
+WRITER_VERSION = 1  # bump when the same request would give other tokens
+DOC_SPLIT_MIN = 100
+BPE_PIECE = 1 << 16  # text per encode_batch item: small enough to spread over threads
+
+Progress = Callable[[str, int, int | None], None]  # (phase, bytes done since last call, total)
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class PrepareConfig:
+    """How `prepare` reads, splits and tokenizes a corpus (the flags of `scalinglab prepare`)."""
+
+    tokenizer: str = _f("byte", f"tokenizer kind, one of {KINDS}", choices=KINDS)
+    vocab_size: int | None = _f(
+        None, "vocabulary size: BPE target (default 4096); cap by frequency for char/word"
+    )
+    val_fraction: float | None = _f(
+        None,
+        "held-out fraction: of documents (>=100 docs; default 0.01), else of bytes from the end (default 0.1)",
+    )
+    seed: int = _f(1337, "seed of the choice of validation documents")
+    text_field: str = _f("text", "JSONL / hf: field holding the text")
+    glob: str = _f("**/*", "files taken from a folder SOURCE (hidden files are skipped)")
+    errors: str = _f(
+        "strict",
+        "undecodable UTF-8 for char/word/bpe: strict (error) or replace",
+        choices=("strict", "replace"),
+    )
+    block_size: int = _f(
+        128, "refuse a corpus whose splits hold less than one window of this many tokens + 1"
+    )
+    stdlib_tests: bool = _f(False, "with the stdlib source, include its test folders")
+    force: bool = _f(
+        False, "rebuild even if up to date; replace an output folder that is not shards"
+    )
+    chunk_bytes: int = _f(CHUNK_BYTES, "bytes read at a time (memory use is a small multiple)")
+
+    def __post_init__(self):
+        check_vocab_size(self.tokenizer, self.vocab_size)
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.errors not in ("strict", "replace"):
+            raise ConfigError(f"--errors {self.errors!r} is not one of strict, replace")
+        if self.block_size < 1 or self.chunk_bytes < 16:
+            raise ConfigError("--block-size must be positive and --chunk-bytes at least 16")
+
+
+@dataclass
+class _Plan:
+    sizes: array  # bytes of each document, in corpus order
+    split_by: str  # "documents" | "bytes"
+    val_fraction: float
+    val_mask: np.ndarray | None = None
+    split_at: int = 0  # bytes mode: global byte offset where val starts (before char alignment)
+
+
+def prepare(
+    sources: str | list[str] | tuple[str, ...] | None = None,
+    out: str | Path = "shards",
+    config: PrepareConfig | None = None,
+    progress: Progress | None = None,
+    **options,
+) -> dict:
+    """Build (or find up to date) the shards folder `out`; return its manifest.
+
+    `options` are fields of PrepareConfig (`tokenizer="bpe"`, `vocab_size=2048`,
+    ...). The returned dict is the manifest plus `"up_to_date": bool` (not
+    stored), True when an existing folder already answered this request.
+    """
+    unknown = set(options) - {f.name for f in fields(PrepareConfig)}
+    if unknown:
+        raise ConfigError(f"prepare: unknown option(s) {', '.join(sorted(unknown))}")
+    cfg = replace(config or PrepareConfig(), **options)
+    specs = [sources] if isinstance(sources, str) else list(sources or ["stdlib"])
+    out = Path(out)
+    t0 = time.perf_counter()
+    _check_out(out, cfg.force)
+    srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests)
+    request = _request(specs, cfg)
+    fingerprint = hashlib.sha256("\n".join(s.fingerprint() for s in srcs).encode()).hexdigest()
+    if not cfg.force and (m := _up_to_date(out, request, fingerprint)):
+        _check_windows(m["splits"], cfg.block_size)
+        log.debug("%s is up to date", out)
+        return {**m, "up_to_date": True}
+
+    plan = _scan(srcs, cfg, progress)
+    tok = train_tokenizer(cfg.tokenizer, _train_texts(srcs, plan, cfg, progress), cfg.vocab_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        splits, sha = _encode(srcs, plan, tok, tmp, cfg, progress)
+        _check_windows(splits, cfg.block_size)
+        tok.save(tmp / "tokenizer.json")
+        sha["tokenizer.json"] = sha256_file(tmp / "tokenizer.json")
+        seconds = time.perf_counter() - t0
+        total = sum(s["bytes"] for s in splits.values())
+        manifest = {
+            "format_version": shards.FORMAT_VERSION,
+            "kind": shards.KIND,
+            "sources": specs,
+            "source_details": [s.describe() for s in srcs],
+            "tokenizer": tok.kind,
+            "vocab_size": tok.vocab_size,
+            "dtype": shards.dtype_for_vocab(tok.vocab_size),
+            "seed": cfg.seed,
+            "val_fraction": plan.val_fraction,
+            "split_by": plan.split_by,
+            "documents": len(plan.sizes),
+            "splits": splits,
+            "sha256": sha,
+            "request": request,
+            "fingerprint": fingerprint,
+            "build": {
+                "seconds": round(seconds, 3),
+                "mb_per_s": round(total / 1e6 / max(seconds, 1e-9), 2),
+                "scalinglab": __version__,
+                "python": sys.version.split()[0],
+            },
+        }
+        atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {**manifest, "up_to_date": False}
+
+
+def _request(specs: list[str], cfg: PrepareConfig) -> dict:
+    """What determines the output; equal requests on unchanged sources give equal shards."""
+    keys = ("tokenizer", "vocab_size", "val_fraction", "seed", "text_field", "glob", "errors")
+    return {"sources": specs, **{k: getattr(cfg, k) for k in keys},
+            "stdlib_tests": cfg.stdlib_tests, "writer": WRITER_VERSION}  # fmt: skip
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if not out.exists() or shards.is_shards_dir(out):
+        return
+    if not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a folder")
+    if any(out.iterdir()) and not force:
+        raise DataError(
+            f"--out {out}: exists and is not a shards folder; refusing to replace it "
+            "(pass --force to replace it)"
+        )
+
+
+def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
+    if not shards.is_shards_dir(out):
+        return None
+    try:
+        m = shards.open_shards(out).manifest
+    except DataError:
+        return None
+    ok = m.get("request") == request and m.get("fingerprint") == fingerprint
+    return m if ok and (out / "tokenizer.json").exists() else None
+
+
+def _scan(srcs, cfg: PrepareConfig, progress: Progress | None) -> _Plan:
+    sizes = array("q")  # 8 bytes a document, however many there are
+    for src in srcs:
+        for doc in src.documents(cfg.errors):
+            sizes.append(doc.size)
+            if progress:
+                progress("scan", doc.size, None)
+    if not sizes:
+        raise DataError(f"{', '.join(s.spec for s in srcs)}: no documents (every one is empty)")
+    n = len(sizes)
+    if n >= DOC_SPLIT_MIN:
+        frac = cfg.val_fraction or 0.01
+        k = min(n - 1, max(1, round(frac * n)))
+        mask = np.zeros(n, dtype=bool)
+        mask[np.random.default_rng(cfg.seed).choice(n, size=k, replace=False)] = True
+        return _Plan(sizes, "documents", frac, val_mask=mask)
+    frac = cfg.val_fraction or 0.1
+    return _Plan(sizes, "bytes", frac, split_at=int(sum(sizes) * (1 - frac)))
+
+
+def _walk(
+    srcs, plan: _Plan, cfg: PrepareConfig, only: str | None,
+    progress: Progress | None, phase: str,
+) -> Iterator[tuple[str, Document, int, bytes]]:  # fmt: skip
+    """(split, document, offset in document, bytes) for every chunk, in corpus order."""
+    total = _split_bytes(plan, only)
+    i = start = 0
+    for src in srcs:
+        for doc in src.documents(cfg.errors):
+            if i >= len(plan.sizes) or doc.size != plan.sizes[i]:
+                raise DataError(f"{doc.name}: changed while being prepared; run prepare again")
+            if plan.split_by == "documents":
+                split = "val" if plan.val_mask[i] else "train"
+                pieces = doc.read(cfg.chunk_bytes) if only in (None, split) else ()
+                for off, data in pieces:
+                    if progress:
+                        progress(phase, len(data), total)
+                    yield split, doc, off, data
+            else:
+                if only == "train" and start >= plan.split_at:
+                    return
+                for off, data in doc.read(cfg.chunk_bytes):
+                    if progress:
+                        progress(phase, len(data), total)
+                    yield from _cut_at(doc, off, data, plan.split_at - start, only)
+            i += 1
+            start += doc.size
+    if i != len(plan.sizes):
+        raise DataError("the sources changed while being prepared; run prepare again")
+
+
+def _cut_at(doc: Document, off: int, data: bytes, split_at: int, only: str | None):
+    """Route a chunk to train/val around a split point given relative to its document."""
+    cut = min(max(split_at - off, 0), len(data))
+    while cut < len(data) and data[cut] & 0xC0 == 0x80:  # never split inside a character
+        cut += 1
+    if cut and only in (None, "train"):
+        yield "train", doc, off, data[:cut]
+    if cut < len(data) and only in (None, "val"):
+        yield "val", doc, off + cut, data[cut:]
+
+
+def _train_texts(srcs, plan: _Plan, cfg: PrepareConfig, progress) -> Iterator[str]:
+    if cfg.tokenizer == "byte":  # nothing to learn: skip the pass
+        return
+    for _, doc, off, data in _walk(srcs, plan, cfg, "train", progress, "train tokenizer"):
+        yield _decode(doc, off, data, cfg.errors)
+
+
+def _split_bytes(plan: _Plan, only: str | None) -> int:
+    total = sum(plan.sizes)
+    if only is None:
+        return total
+    if plan.split_by == "bytes":
+        return plan.split_at if only == "train" else total - plan.split_at
+    val = int(np.asarray(plan.sizes)[plan.val_mask].sum())
+    return val if only == "val" else total - val
+
+
+def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
+    try:
+        return data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{doc.name}: byte {off + exc.start}: invalid UTF-8 ({exc.reason}); the byte "
+            "tokenizer takes any bytes, or pass --errors replace"
+        ) from None
+
+
+def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress) -> tuple[dict, dict]:
+    dtype = np.dtype(shards.DTYPES[shards.dtype_for_vocab(tok.vocab_size)]).newbyteorder("<")
+    stats = {s: {"documents": 0, "bytes": 0, "tokens": 0} for s in shards.SPLITS}
+    hashes = {s: hashlib.sha256() for s in shards.SPLITS}
+    files = {s: open(tmp / f"{s}.bin", "wb") for s in shards.SPLITS}  # noqa: SIM115
+    last_doc = {s: None for s in shards.SPLITS}
+    nonblank = False
+    try:
+        for split, doc, off, data in _walk(srcs, plan, cfg, None, progress, "encode"):
+            ids = _encode_chunk(tok, doc, off, data, cfg.errors).astype(dtype)
+            buf = ids.tobytes()
+            files[split].write(buf)
+            hashes[split].update(buf)
+            st = stats[split]
+            st["bytes"] += len(data)
+            st["tokens"] += len(ids)
+            if last_doc[split] is not doc:
+                st["documents"] += 1
+                last_doc[split] = doc
+            nonblank = nonblank or bool(data.strip())
+        for f in files.values():
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        for f in files.values():
+            f.close()
+    if not nonblank:
+        raise DataError(
+            f"{', '.join(s.spec for s in srcs)}: the corpus holds only whitespace "
+            f"({sum(plan.sizes)} bytes)"
+        )
+    return stats, {f"{s}.bin": h.hexdigest() for s, h in hashes.items()}
+
+
+def _encode_chunk(tok, doc: Document, off: int, data: bytes, errors: str) -> np.ndarray:
+    if tok.kind == "byte":
+        return np.frombuffer(data, dtype=np.uint8)
+    if isinstance(tok, BPETokenizer) and len(data) > BPE_PIECE:
+        texts = [_decode(doc, off + o, p, errors) for o, p in split_pieces(data, BPE_PIECE)]
+        return np.concatenate(tok.encode_batch(texts))
+    if tok.kind == "word":  # <eos> ends the document's last line only at its real end
+        return tok.encode(_decode(doc, off, data, errors), final=off + len(data) == doc.size)
+    return tok.encode(_decode(doc, off, data, errors))
+
+
+def _check_windows(splits: dict, block_size: int) -> None:
+    """Refuse shards that cannot give one training window and one validation window."""
+    tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
+    if tr < block_size + 2 or va < block_size + 1:
+        raise DataError(
+            f"corpus too small: train has {tr} tokens and val {va}; each split needs one "
+            f"window of --block-size {block_size} plus one token (train {block_size + 2}, "
+            f"val {block_size + 1}); use more text, a larger --val-fraction or a smaller "
+            "--block-size"
+        )
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder to `out`, replacing what is there only after it is complete."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(old / "x")
+    tmp.rename(out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

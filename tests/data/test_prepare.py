@@ -1,0 +1,267 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from scalinglab.cli import main
+from scalinglab.data import writer
+from scalinglab.data.loader import BatchLoader
+from scalinglab.data.shards import open_shards
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.data.writer import prepare
+from tests.conftest import shared_file
+
+
+def _corpus(folder, n_docs=120, seed=0):
+    """n_docs small text files with distinct, recognisable content."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["alpha", "beta", "gamma", "delta", "épsilon", "zeta"]
+    docs = []
+    for i in range(n_docs):
+        body = f"doc {i:04d}\n" + " ".join(rng.choice(words, size=40)) + "\n"
+        (folder / f"d{i:04d}.txt").write_text(body, encoding="utf-8")
+        docs.append(body)
+    return docs
+
+
+def test_tinyshakespeare_byte_split_matches_nanogpt(tmp_path):
+    src = shared_file("corpora/tinyshakespeare.txt")
+    data = src.read_bytes()
+    m = prepare([str(src)], tmp_path / "s", tokenizer="byte")
+    n = int(len(data) * 0.9)  # nanoGPT: train = data[:int(n*0.9)], val = the rest
+    assert (n, len(data) - n) == (1_003_854, 111_540)
+    assert m["splits"]["train"] == {"documents": 1, "bytes": n, "tokens": n}
+    assert m["splits"]["val"] == {"documents": 1, "bytes": 111_540, "tokens": 111_540}
+    assert (m["split_by"], m["dtype"], m["vocab_size"]) == ("bytes", "uint16", 256)
+    sh = open_shards(tmp_path / "s", verify=True)
+    assert sh.train.tobytes()[::2] == data[:n] and sh.val.astype(np.uint8).tobytes() == data[n:]
+
+
+def test_tinyshakespeare_char_ids_are_nanogpts(tmp_path):
+    src = shared_file("corpora/tinyshakespeare.txt")
+    text = src.read_text(encoding="utf-8")
+    m = prepare([str(src)], tmp_path / "s", tokenizer="char")
+    stoi = {c: i for i, c in enumerate(sorted(set(text)))}
+    sh = open_shards(tmp_path / "s")
+    assert m["vocab_size"] == 66  # nanoGPT's 65 characters + <unk>
+    assert sh.train[:2000].tolist() == [stoi[c] for c in text[:2000]]
+    assert sh.val[-2000:].tolist() == [stoi[c] for c in text[-2000:]]
+    assert len(sh.train) == 1_003_854 and len(sh.val) == 111_540
+
+
+def test_documents_split_whole_deterministic_by_seed(tmp_path):
+    docs = _corpus(tmp_path / "c", n_docs=250)
+    m = prepare([str(tmp_path / "c")], tmp_path / "s1", tokenizer="byte", block_size=16)
+    assert m["split_by"] == "documents" and m["val_fraction"] == 0.01
+    assert m["splits"]["val"]["documents"] == 2 and m["splits"]["train"]["documents"] == 248
+    val = bytes(open_shards(tmp_path / "s1").val.astype(np.uint8))
+    held = [d for d in docs if d.encode() in val]
+    assert len(held) == 2 and val == "".join(held).encode()  # whole documents, in corpus order
+    same = prepare([str(tmp_path / "c")], tmp_path / "s2", tokenizer="byte", block_size=16)
+    other = prepare([str(tmp_path / "c")], tmp_path / "s3", tokenizer="byte", block_size=16, seed=1)
+    assert same["sha256"] == m["sha256"] and other["sha256"]["val.bin"] != m["sha256"]["val.bin"]
+    big = prepare([str(tmp_path / "c")], tmp_path / "s4", block_size=16, val_fraction=0.1)
+    assert big["splits"]["val"]["documents"] == 25
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "word", "bpe"])
+def test_deterministic_and_chunk_size_invariant(tmp_path, kind):
+    _corpus(tmp_path / "c", n_docs=30)
+    opts = {"tokenizer": kind, "block_size": 8, "vocab_size": 300 if kind == "bpe" else None}
+    a = prepare([str(tmp_path / "c")], tmp_path / "a", **opts)
+    b = prepare([str(tmp_path / "c")], tmp_path / "b", chunk_bytes=64, **opts)
+    assert a["sha256"] == b["sha256"] and a["splits"] == b["splits"]
+    tok = load_tokenizer(tmp_path / "a")
+    sh = open_shards(tmp_path / "a", verify=True)
+    assert tok.kind == kind and sh.vocab_size == tok.vocab_size
+    assert int(sh.train.max()) < tok.vocab_size
+    if kind in ("byte", "char", "bpe"):  # lossless: the val text comes back exactly
+        raw = b"".join(p.read_bytes() for p in sorted((tmp_path / "c").iterdir()))
+        assert tok.decode(sh.val).encode() == raw[-a["splits"]["val"]["bytes"] :]
+
+
+def test_rerun_is_up_to_date_force_and_changes_rebuild(tmp_path):
+    _corpus(tmp_path / "c", n_docs=20)
+    out = tmp_path / "s"
+    first = prepare([str(tmp_path / "c")], out, block_size=16)
+    stamp = (out / "train.bin").stat().st_mtime_ns
+    again = prepare([str(tmp_path / "c")], out, block_size=16)
+    assert again["up_to_date"] and not first["up_to_date"]
+    assert (out / "train.bin").stat().st_mtime_ns == stamp
+    assert not prepare([str(tmp_path / "c")], out, block_size=16, force=True)["up_to_date"]
+    assert not prepare([str(tmp_path / "c")], out, block_size=16, tokenizer="char")["up_to_date"]
+    (tmp_path / "c" / "d0000.txt").write_text("changed " * 50)
+    m = prepare([str(tmp_path / "c")], out, block_size=16, tokenizer="char")
+    assert not m["up_to_date"] and json.loads((out / "manifest.json").read_text())["tokenizer"] == "char"  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "s"]  # no temp folders left
+
+
+def test_interrupted_prepare_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
+    _corpus(tmp_path / "c", n_docs=20)
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_encode_chunk", boom)
+    with pytest.raises(KeyboardInterrupt):
+        prepare([str(tmp_path / "c")], tmp_path / "s", block_size=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def test_loader_on_prepared_shards_resumes_identically(tmp_path):
+    _corpus(tmp_path / "c", n_docs=20)
+    prepare([str(tmp_path / "c")], tmp_path / "s", tokenizer="char", block_size=16)
+    sh = open_shards(tmp_path / "s", verify=True)
+    a = BatchLoader(sh.train, block_size=16, batch_size=4, seed=5)
+    for _ in range(3):
+        a.next()
+    state = a.state_dict()
+    expected = [a.next() for _ in range(4)]
+    b = BatchLoader(open_shards(tmp_path / "s").train, block_size=16, batch_size=4, seed=5)
+    b.load_state_dict(state)
+    for x, y in expected:
+        xb, yb = b.next()
+        assert torch.equal(x, xb) and torch.equal(y, yb)
+
+
+def test_jsonl_and_hf_sources_give_the_same_shards(tmp_path):
+    pytest.importorskip("datasets", reason="`datasets` (extra [hf]) is not installed")
+    docs = _corpus(tmp_path / "c", n_docs=12)
+    p = tmp_path / "c.jsonl"
+    p.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    a = prepare([str(p)], tmp_path / "a", tokenizer="word", block_size=8)
+    b = prepare([str(tmp_path / "c")], tmp_path / "b", tokenizer="word", block_size=8)
+    h = prepare([f"hf:{p}@train"], tmp_path / "h", tokenizer="word", block_size=8)
+    assert a["sha256"] == b["sha256"] == h["sha256"]
+    assert a["splits"]["train"]["documents"] == 11 and a["splits"]["val"]["documents"] == 2
+
+
+# --- bad input through the CLI: one line on stderr, exit != 0 --------------------------
+
+
+def _cli(capsys, *argv):
+    rc = main(["prepare", *map(str, argv)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _one_error(err, *fragments):
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    for f in fragments:
+        assert f in err, err
+
+
+def test_cli_prints_one_line_summary(tmp_path, capsys):
+    _corpus(tmp_path / "c", n_docs=20)
+    rc, out, err = _cli(capsys, tmp_path / "c", "--tokenizer", "char", "--out", tmp_path / "s")
+    assert rc == 0 and err == ""
+    assert out.count("\n") == 1 and "char tokenizer" in out and "20 documents" in out
+    assert "MB/s" in out
+    rc, out, _ = _cli(capsys, tmp_path / "c", "--tokenizer", "char", "--out", tmp_path / "s")
+    assert rc == 0 and "up to date" in out
+
+
+def test_cli_missing_path(tmp_path, capsys):
+    rc, _, err = _cli(capsys, tmp_path / "nope.txt", "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "nope.txt: no such file or folder")
+
+
+def test_cli_empty_file_and_folder(tmp_path, capsys):
+    (tmp_path / "e.txt").write_text("")
+    (tmp_path / "d").mkdir()
+    rc, _, err = _cli(capsys, tmp_path / "e.txt", "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "e.txt: empty file")
+    rc, _, err = _cli(capsys, tmp_path / "d", "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "empty folder")
+
+
+def test_cli_whitespace_only(tmp_path, capsys):
+    (tmp_path / "w.txt").write_text(" \n\t \n" * 500)
+    rc, _, err = _cli(capsys, tmp_path / "w.txt", "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "w.txt", "only whitespace")
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_too_small(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("a little text\n" * 20)  # 280 bytes: val 28 tokens
+    rc, _, err = _cli(capsys, tmp_path / "t.txt", "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "corpus too small", "val 28", "--block-size 128")
+    rc, _, _ = _cli(capsys, tmp_path / "t.txt", "--out", tmp_path / "s", "--block-size", "16")
+    assert rc == 0
+
+
+def test_cli_non_utf8(tmp_path, capsys):
+    (tmp_path / "x.txt").write_bytes(b"good text\n" * 30 + b"bad \xff byte\n" + b"more\n" * 40)
+    base = [tmp_path / "x.txt", "--block-size", "8"]
+    rc, _, err = _cli(capsys, *base, "--tokenizer", "char", "--out", tmp_path / "c")
+    assert rc != 0
+    _one_error(err, "x.txt: byte 304: invalid UTF-8", "--errors replace")
+    assert _cli(capsys, *base, "--tokenizer", "byte", "--out", tmp_path / "b")[0] == 0
+    rc, _, _ = _cli(capsys, *base, "--tokenizer", "char", "--errors", "replace", "--out", tmp_path / "c")  # fmt: skip
+    assert rc == 0
+    assert "\ufffd" in load_tokenizer(tmp_path / "c").chars
+
+
+def test_cli_bad_jsonl_line(tmp_path, capsys):
+    p = tmp_path / "c.jsonl"
+    p.write_text('{"text": "fine"}\n{"text": "also"}\n{"text": broken}\n')
+    rc, _, err = _cli(capsys, p, "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "c.jsonl: line 3: not valid JSON")
+    p.write_text('{"text": "fine"}\n{"content": "x"}\n')
+    rc, _, err = _cli(capsys, p, "--out", tmp_path / "s")
+    assert rc != 0
+    _one_error(err, "c.jsonl: line 2: no field 'text'", "--text-field")
+
+
+@pytest.mark.parametrize(("kind", "size"), [("byte", "512"), ("bpe", "100"), ("word", "0")])
+def test_cli_vocab_size_out_of_range(tmp_path, capsys, kind, size):
+    (tmp_path / "t.txt").write_text("text " * 100)
+    rc, _, err = _cli(capsys, tmp_path / "t.txt", "--tokenizer", kind, "--vocab-size", size, "--out", tmp_path / "s")  # fmt: skip
+    assert rc != 0
+    _one_error(err, f"--vocab-size {size}")
+
+
+def test_cli_refuses_an_output_folder_that_is_not_shards(tmp_path, capsys):
+    _corpus(tmp_path / "c", n_docs=20)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    rc, _, err = _cli(capsys, tmp_path / "c", "--out", out, "--block-size", "8")
+    assert rc != 0
+    _one_error(err, "mine: exists and is not a shards folder", "--force")
+    assert (out / "precious.txt").read_text() == "keep me"
+    rc, _, _ = _cli(capsys, tmp_path / "c", "--out", out, "--block-size", "8", "--force")
+    assert rc == 0 and not (out / "precious.txt").exists()
+    assert open_shards(out, verify=True).manifest["documents"] == 20
+
+
+def test_cli_default_source_is_stdlib(tmp_path, capsys, monkeypatch):
+    # Only the source resolution is exercised here (the full stdlib corpus is ~12 MB).
+    seen = {}
+
+    def fake(sources, out, cfg, progress=None):
+        seen["sources"] = sources
+        return {"splits": {s: {"documents": 1, "bytes": 1, "tokens": 1} for s in ("train", "val")},
+                "tokenizer": "byte", "vocab_size": 256, "dtype": "uint16"}  # fmt: skip
+
+    monkeypatch.setattr(writer, "prepare", fake)
+    assert main(["prepare", "--out", str(tmp_path / "s")]) == 0
+    assert seen["sources"] == ["stdlib"]
+    assert os.environ.get("TOKENIZERS_PARALLELISM") == "false"
+
+
+def test_a_folder_source_skips_shards_written_inside_it(tmp_path):
+    _corpus(tmp_path / "c", n_docs=20)
+    first = prepare([str(tmp_path / "c")], tmp_path / "c" / "shards", block_size=16)
+    again = prepare([str(tmp_path / "c")], tmp_path / "c" / "shards", block_size=16, force=True)
+    assert first["documents"] == again["documents"] == 20
+    assert first["sha256"] == again["sha256"]

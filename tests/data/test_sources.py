@@ -1,0 +1,145 @@
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from scalinglab.data.sources import (
+    FilesSource,
+    HFSource,
+    JsonlSource,
+    resolve_sources,
+    safe_cut,
+    split_pieces,
+    stdlib_files,
+)
+from scalinglab.errors import DataError
+
+
+def _docs(srcs):
+    return [(d.name, b"".join(p for _, p in d.read(1 << 20))) for s in srcs for d in s.documents()]
+
+
+def test_chunks_reassemble_and_cut_only_at_safe_points(tmp_path):
+    text = ("def f():\n    return 'wörld 🙂'\n\n" * 50 + "x" * 300 + "é" * 100).encode()
+    path = tmp_path / "a.py"
+    path.write_bytes(text)
+    (doc,) = FilesSource("a.py", [path]).documents()
+    for size in (7, 16, 64, 1000):
+        pieces = list(doc.read(size))
+        assert b"".join(p for _, p in pieces) == text
+        assert [o for o, _ in pieces] == [sum(len(p) for _, p in pieces[:i]) for i in range(len(pieces))]  # fmt: skip
+        for _, p in pieces:
+            p.decode("utf-8")  # never cut inside a character
+    # with a newline before a non-blank line in the back half, the cut goes right after it
+    assert safe_cut(b"aaaa\n    bbbb\ncc") == len(b"aaaa\n    bbbb\n")
+    assert safe_cut(b"ab\xc3\xa9") == 4 and safe_cut(b"ab\xc3\xa9\xc3") == 4
+    assert [p for _, p in split_pieces(b"l1\nl2\nl3\n", 4)] == [b"l1\n", b"l2\n", b"l3\n"]
+
+
+def test_stdlib_is_sorted_deterministic_and_without_tests():
+    root, files = stdlib_files()
+    assert root == Path(sysconfig.get_paths()["stdlib"])
+    rel = [p.relative_to(root).as_posix() for p in files]
+    assert rel == sorted(rel) and len(rel) == len(set(rel)) > 100
+    assert "os.py" in rel and "json/decoder.py" in rel
+    assert not any({"test", "tests", "idle_test", "site-packages"} & set(r.split("/")) for r in rel)
+    assert stdlib_files()[1] == files
+    with_tests = stdlib_files(include_tests=True)[1]
+    assert len(with_tests) > len(files) and any("/test/" in p.as_posix() for p in with_tests)
+
+
+def test_folder_glob_and_pattern_sources(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "b.txt").write_text("B")
+    (tmp_path / "d" / "sub" / "a.txt").write_text("A")
+    (tmp_path / "d" / "c.md").write_text("C")
+    (tmp_path / "d" / ".hidden").write_text("H")
+    (tmp_path / "d" / "empty.txt").write_text("")
+    got = _docs(resolve_sources([str(tmp_path / "d")]))
+    assert [c for _, c in got] == [b"B", b"C", b"A"]  # sorted by path; hidden and empty skipped
+    got = _docs(resolve_sources([str(tmp_path / "d")], glob="**/*.txt"))
+    assert [c for _, c in got] == [b"B", b"A"]
+    got = _docs(resolve_sources([str(tmp_path / "d" / "*.md")]))
+    assert [c for _, c in got] == [b"C"]
+
+
+def test_jsonl_documents(tmp_path):
+    p = tmp_path / "c.jsonl"
+    p.write_text(
+        '{"text": "one"}\n\n{"text": "twö", "id": 2}\n{"text": ""}\n{"body": "x", "text": null}\n'
+    )
+    (src,) = resolve_sources([str(p)])
+    assert isinstance(src, JsonlSource)
+    assert _docs([src]) == [(f"{p}: line 1", b"one"), (f"{p}: line 3", "twö".encode())]
+    (src,) = resolve_sources([str(p)], text_field="body")
+    with pytest.raises(DataError, match=r"c.jsonl: line 1: no field 'body'"):
+        _docs([src])
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("{oops}", r"bad.jsonl: line 2: not valid JSON"),
+        ('{"txt": "a"}', r"bad.jsonl: line 2: no field 'text'"),
+        ('{"text": 5}', r"bad.jsonl: line 2: field 'text' is int"),
+        ('["text"]', r"bad.jsonl: line 2: no field 'text'"),
+    ],
+)
+def test_bad_jsonl_lines_name_file_and_line(tmp_path, line, match):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "fine"}\n' + line + "\n")
+    with pytest.raises(DataError, match=match):
+        _docs(resolve_sources([str(p)]))
+
+
+def test_missing_and_empty_sources(tmp_path):
+    with pytest.raises(DataError, match=r"nope.txt: no such file or folder"):
+        resolve_sources([str(tmp_path / "nope.txt")])
+    (tmp_path / "e.txt").write_text("")
+    with pytest.raises(DataError, match=r"e.txt: empty file"):
+        resolve_sources([str(tmp_path / "e.txt")])
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(DataError, match=r"dir: empty folder"):
+        resolve_sources([str(tmp_path / "dir")])
+    with pytest.raises(DataError, match=r"no files match this pattern"):
+        resolve_sources([str(tmp_path / "*.zzz")])
+
+
+def test_hf_spec_parsing():
+    s = HFSource("hf:wikitext:wikitext-2-raw-v1@validation", "text")
+    assert (s.name, s.config, s.split) == ("wikitext", "wikitext-2-raw-v1", "validation")
+    s = HFSource("hf:org/name", "text")
+    assert (s.name, s.config, s.split) == ("org/name", None, "train")
+
+
+@pytest.fixture
+def datasets_offline(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="`datasets` (extra [hf]) is not installed")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    datasets.disable_progress_bars()
+    return datasets
+
+
+def test_hf_source_reads_a_local_data_file_and_a_saved_dataset(tmp_path, datasets_offline):
+    rows = [{"text": f"row {i} ü", "n": i} for i in range(5)] + [{"text": "", "n": 5}]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (src,) = resolve_sources([f"hf:{data}@train"])
+    got = _docs([src])
+    assert [c.decode() for _, c in got] == [f"row {i} ü" for i in range(5)]
+    assert got[0][0] == f"hf:{data}@train: row 0"
+    assert src.describe()["rows"] == 6
+
+    saved = tmp_path / "saved"
+    datasets_offline.Dataset.from_list(rows).save_to_disk(str(saved))
+    (src,) = resolve_sources([f"hf:{saved}"])
+    assert [c for _, c in _docs([src])] == [c for _, c in got]
+
+    (src,) = resolve_sources([f"hf:{saved}"], text_field="body")
+    with pytest.raises(DataError, match=r"no column 'body' \(columns: text, n\)"):
+        _docs([src])
+    (src,) = resolve_sources([f"hf:{tmp_path / 'absent'}"])
+    with pytest.raises(DataError, match=r"absent: cannot load the data set"):
+        _docs([src])

@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.data.tokenizers import (
+    ByteTokenizer,
+    CharTokenizer,
+    WordTokenizer,
+    bytes_to_unicode,
+    load_tokenizer,
+    train_tokenizer,
+)
+from scalinglab.errors import ConfigError, DataError
+from tests.conftest import shared_file
+
+TRICKY = "héllo\n  wörld 🙂\r\n\tend\x00 ﬁ 日本語  \n\n"
+
+
+def test_byte_ids_are_the_bytes_and_roundtrip_any_bytes():
+    tok = ByteTokenizer()
+    assert tok.encode(TRICKY).tolist() == list(TRICKY.encode("utf-8"))
+    assert tok.decode(tok.encode(TRICKY)) == TRICKY
+    every = bytes(range(256)) + b"\xff\xfe"  # invalid UTF-8 still round-trips as bytes
+    assert tok.decode_bytes(tok.encode(every)) == every
+    assert tok.vocab_size == 256
+    with pytest.raises(DataError, match="token id 256"):
+        tok.decode([1, 256])
+
+
+def test_byte_map_is_gpt2s():
+    m = bytes_to_unicode()
+    assert len(set(m.values())) == 256
+    assert m[ord("A")] == "A" and m[ord(" ")] == "Ġ" and m[ord("\n")] == "Ċ"
+
+
+def test_char_ids_match_nanogpt_shakespeare_char():
+    text = shared_file("corpora/tinyshakespeare.txt").read_text(encoding="utf-8")
+    tok = train_tokenizer("char", [text])
+    chars = sorted(set(text))  # nanoGPT's data/shakespeare_char/prepare.py
+    assert len(chars) == 65 and tok.vocab_size == 66
+    stoi = {c: i for i, c in enumerate(chars)}
+    head = text[:5000]
+    assert tok.encode(head).tolist() == [stoi[c] for c in head]
+    assert tok.decode(tok.encode(head)) == head
+    # an unseen character maps to <unk>, the last id
+    assert tok.encode("a€b").tolist() == [stoi["a"], 65, stoi["b"]]
+    assert tok.decode([stoi["a"], 65]) == "a<unk>"
+
+
+def test_char_roundtrip_and_vocab_cap():
+    tok = train_tokenizer("char", ["aaab", "bc🙂"])
+    assert tok.vocab_size == 5
+    assert tok.decode(tok.encode("cab🙂")) == "cab🙂"
+    capped = train_tokenizer("char", ["aaab", "bbc"], vocab_size=3)  # a,b kept (most frequent)
+    assert capped.chars == ["a", "b"]
+    assert capped.encode("abc").tolist() == [0, 1, 2]
+
+
+def test_word_counts_match_pytorch_word_language_model_on_wikitext2():
+    # data.py of pytorch/examples word_language_model: line.split() + ['<eos>'] per line;
+    # its published token count for wiki.valid.tokens is 217,646.
+    path = shared_file("corpora/wikitext-2/valid.txt")
+    text = path.read_text(encoding="utf-8")
+    tok = train_tokenizer("word", [text])
+    ids = tok.encode(text)
+    assert len(ids) == 217_646
+    assert (ids == tok.eos_id).sum() == text.count("\n") == 3760
+    assert (ids == tok.unk_id).sum() == text.split().count("<unk>")  # WikiText's own <unk>
+
+
+def test_word_vocab_capped_by_frequency():
+    tok = train_tokenizer("word", ["the cat the dog\nthe cat", "a"], vocab_size=4)
+    assert tok.vocab_size == 4  # <unk>, <eos>, the (3), cat (2)
+    assert tok.encode("the dog\ncat").tolist() == [2, 0, 1, 3, 1]
+    assert tok.decode([2, 3, 1, 2]) == "the cat\nthe"
+    full = train_tokenizer("word", ["b a\na"])
+    assert full.encode("a b c\n").tolist() == [2, 3, 0, 1]  # a (2x) before b; ties by spelling
+
+
+def test_bpe_roundtrip_exact_and_training_deterministic():
+    text = shared_file("corpora/tinyshakespeare.txt").read_text(encoding="utf-8")[:200_000]
+    a = train_tokenizer("bpe", [text], vocab_size=600)
+    b = train_tokenizer("bpe", [text], vocab_size=600)
+    assert a.vocab_size == 600
+    assert a.hf.to_str() == b.hf.to_str()
+    for s in (TRICKY, text[:3000]):
+        assert a.decode(a.encode(s)) == s
+    assert len(a.encode(text[:3000])) < 3000 / 2  # merges learned: well under a byte per token
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "word", "bpe"])
+def test_save_load_roundtrip(tmp_path, kind):
+    texts = ["hello world\nthe hello\n", "wörld 🙂 x\n"] * 20
+    tok = train_tokenizer(kind, texts, vocab_size=300 if kind == "bpe" else None)
+    tok.save(tmp_path / "tokenizer.json")
+    back = load_tokenizer(tmp_path)  # a folder holding tokenizer.json works too
+    assert back.kind == kind and back.vocab_size == tok.vocab_size
+    s = "the hello wörld\nunseen ✓\n"
+    assert np.array_equal(back.encode(s), tok.encode(s))
+    assert back.decode(back.encode(s)) == tok.decode(tok.encode(s))
+
+
+@pytest.mark.parametrize("kind", ["byte", "char", "word", "bpe"])
+def test_files_load_in_transformers(tmp_path, kind):
+    pytest.importorskip("transformers", reason="transformers (extra [hf]) is not installed")
+    from transformers import PreTrainedTokenizerFast
+
+    tok = train_tokenizer(kind, ["hello world\nthe hello\n🙂\n"] * 5, vocab_size=300 if kind == "bpe" else None)  # fmt: skip
+    tok.save(tmp_path / "tokenizer.json")
+    hf = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    s = "the hello world 🙂\n"
+    assert hf.encode(s) == tok.encode(s).tolist()
+    if kind != "word":  # words lose their spacing by design
+        assert hf.decode(hf.encode(s)) == s
+
+
+def test_minimal_byte_form_and_bad_files(tmp_path):
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"kind": "byte"}))
+    assert isinstance(load_tokenizer(tmp_path), ByteTokenizer)
+    with pytest.raises(DataError, match="tokenizer file not found"):
+        load_tokenizer(tmp_path / "nope")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"bad\.json: unreadable"):
+        load_tokenizer(tmp_path / "bad.json")
+
+
+def test_kinds_are_recognised_from_structure(tmp_path):
+    for tok in (ByteTokenizer(), CharTokenizer(list("ab")), WordTokenizer(["x"])):
+        tok.save(tmp_path / "t.json")
+        assert type(load_tokenizer(tmp_path / "t.json")) is type(tok)
+
+
+@pytest.mark.parametrize(
+    ("kind", "size"), [("byte", 1000), ("char", 1), ("word", 2), ("bpe", 100), ("bpe", 0)]
+)
+def test_vocab_size_out_of_range(kind, size):
+    with pytest.raises(ConfigError, match=f"--vocab-size {size}"):
+        train_tokenizer(kind, ["abc"], vocab_size=size)
