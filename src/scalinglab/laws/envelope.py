@@ -1,0 +1,159 @@
+"""The envelope of training curves (Hoffmann et al. 2022, Approach 1).
+
+Input: loss curves of many runs — a long-format CSV (one row per logged step:
+a run id column, N, tokens, flops, loss) or run folders (metrics.jsonl with
+`tokens`, `flops`, `val_loss`; result.json with `params`). On `points`
+log-spaced compute values between the smallest and largest logged FLOPs, each
+run's loss is interpolated (linearly in log C, only inside the run's own
+range); at each C the run with the lowest loss, among at least 2 covering
+runs, gives N_opt(C) = its N and D_opt(C) = its tokens at C. Straight lines in
+log-log then give N_opt = k_N·C^a and D_opt = k_D·C^b. The bootstrap resamples
+whole runs (curves), as the issue asks for curve data.
+"""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import DataError, FitError
+from scalinglab.laws.isoflop import loglog_fit
+from scalinglab.laws.table import ALIASES, _decode, _find, _numbers
+
+
+class Curves:
+    """Loss curves: per run, N and arrays of (flops, tokens, loss) sorted by flops."""
+
+    def __init__(self, runs, source):
+        self.runs = runs  # list of (run_id, N, flops, tokens, loss)
+        self.source = source
+
+
+def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=None, loss_col=None):
+    path = Path(path)
+    text = _decode(path)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        raise DataError(f"{path}: the header has no data rows below it")
+    header = list(rows[0].keys())
+    for col in run_cols:
+        if col not in header:
+            raise DataError(
+                f"{path}: --run-col {col!r}: no such column (columns: {', '.join(header)})"
+            )
+    cols = {
+        "N": _find(header, "N", n_col, ALIASES["N"], path, "--n-col"),
+        "D": _find(header, "D", d_col, ALIASES["D"], path, "--d-col"),
+        "C": _find(header, "C", c_col, ALIASES["C"], path, "--c-col"),
+        "L": _find(header, "L", loss_col, ALIASES["L"], path, "--loss-col"),
+    }
+    for k, flag in (("N", "--n-col"), ("C", "--c-col"), ("L", "--loss-col")):
+        if cols[k] is None:
+            raise DataError(f"{path}: envelope needs a {k} column; name it with {flag}")
+    lines = list(range(2, len(rows) + 2))
+    vals = {k: _numbers(rows, c, path, lines) for k, c in cols.items() if c is not None}
+    if "D" not in vals:
+        vals["D"] = vals["C"] / (6 * vals["N"])
+    ids = ["/".join(r[c] for c in run_cols) for r in rows]
+    runs = []
+    for rid in dict.fromkeys(ids):
+        m = np.array([i == rid for i in ids])
+        o = np.argsort(vals["C"][m])
+        runs.append(
+            (rid, float(vals["N"][m][0]), vals["C"][m][o], vals["D"][m][o], vals["L"][m][o])
+        )
+    return Curves(runs, str(path))
+
+
+def read_run_folders(folders):
+    runs = []
+    for folder in map(Path, folders):
+        res, met = folder / "result.json", folder / "metrics.jsonl"
+        if not res.is_file() or not met.is_file():
+            raise DataError(f"{folder}: a run folder needs result.json and metrics.jsonl")
+        try:
+            N = float(json.loads(res.read_text())["params"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DataError(f"{res}: no numeric 'params' ({exc})") from None
+        pts = []
+        for i, line in enumerate(met.read_text().splitlines(), 1):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise DataError(f"{met}: line {i}: not JSON") from None
+            loss = rec.get("val_loss")
+            if loss is not None and rec.get("flops") and rec.get("tokens"):
+                pts.append((float(rec["flops"]), float(rec["tokens"]), float(loss)))
+        if pts:
+            a = np.array(sorted(pts))
+            runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
+    if not runs:
+        raise DataError("no run folder has val_loss records in metrics.jsonl")
+    return Curves(runs, ", ".join(map(str, folders[:3])) + (" ..." if len(folders) > 3 else ""))
+
+
+def _interp_matrix(curves, grid):
+    """Loss and tokens of each run at each grid compute (inf / nan outside the run's range)."""
+    lg = np.log(grid)
+    M = np.full((len(curves.runs), len(grid)), np.inf)
+    T = np.full_like(M, np.nan)
+    for i, (_, _, c, d, loss) in enumerate(curves.runs):
+        inside = (lg >= np.log(c[0])) & (lg <= np.log(c[-1]))
+        M[i, inside] = np.interp(lg[inside], np.log(c), loss)
+        T[i, inside] = np.exp(np.interp(lg[inside], np.log(c), np.log(d)))
+    return M, T
+
+
+def fit_envelope(curves, *, points=100, bootstrap=0, seed=0, chunk=50):
+    runs = curves.runs
+    if len(runs) < 2 or len({r[1] for r in runs}) < 2:
+        raise FitError(f"{curves.source}: envelope needs curves of at least 2 model sizes")
+    cmin = min(r[2][0] for r in runs)
+    cmax = max(r[2][-1] for r in runs)
+    grid = np.exp(np.linspace(np.log(cmin), np.log(cmax), points))
+    M, T = _interp_matrix(curves, grid)
+    Ns = np.array([r[1] for r in runs])
+    rng = np.random.default_rng(seed)
+    include = [np.ones((1, len(runs)), dtype=bool)]
+    for start in range(0, bootstrap, chunk):
+        k = min(chunk, bootstrap - start)
+        counts = rng.multinomial(len(runs), np.full(len(runs), 1 / len(runs)), size=k)
+        include.append(counts > 0)
+    inc = np.vstack(include)
+    a = np.empty(len(inc))
+    b, kN, kD = np.empty_like(a), np.empty_like(a), np.empty_like(a)
+    logC = np.log(grid)
+    for s in range(0, len(inc), chunk):
+        inc_s = inc[s : s + chunk]
+        Mr = np.where(inc_s[:, :, None], M[None], np.inf)  # (r, runs, G)
+        win = Mr.argmin(axis=1)
+        cover = np.isfinite(Mr).sum(axis=1) >= 2
+        nopt = np.where(cover, Ns[win], np.nan)
+        dopt = np.where(
+            cover, np.take_along_axis(np.broadcast_to(T, Mr.shape), win[:, None], 1)[:, 0], np.nan
+        )
+        a[s : s + chunk], ci = loglog_fit(logC, np.log(nopt))
+        b[s : s + chunk], cd = loglog_fit(logC, np.log(dopt))
+        kN[s : s + chunk], kD[s : s + chunk] = np.exp(ci), np.exp(cd)
+        if s == 0:
+            n_env = int(cover[0].sum())
+            winners = Ns[win[0][cover[0]]]
+    warnings = []
+    if n_env < 3:
+        raise FitError(f"{curves.source}: envelope: fewer than 3 compute values covered by 2+ runs")
+    edge = np.mean((winners == Ns.max()) | (winners == Ns.min()))
+    if edge > 0.5:
+        warnings.append(
+            f"the envelope is won by the smallest or largest model at {edge:.0%} of the compute "
+            "values: N_opt is censored by the range of sizes trained"
+        )
+    core = {"a": a, "b": b, "k_N": kN, "k_D": kD}
+    return {
+        "point": {k: float(v[0]) for k, v in core.items()},
+        "samples": {k: v[1:] for k, v in core.items()} if bootstrap else None,
+        "n_points": n_env,
+        "n_runs": len(runs),
+        "warnings": warnings,
+    }

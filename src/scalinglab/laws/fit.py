@@ -1,0 +1,102 @@
+"""The fitting engine for parametric laws: grid of starts, batched L-BFGS, bootstrap.
+
+The target fit runs every start of the form's grid (for Chinchilla, Hoffmann's
+4500) through the batched L-BFGS of optim.py, each start optimised on its own.
+With `prune` (the default) all starts first take `prune_iters` iterations, and
+only the `prune_keep` best continue to convergence: a start that is still far
+behind after 30 iterations does not win (on the Epoch data 188 of the 200 kept
+reach the same optimum; `benchmarks/fit_speed.py` checks pruned == unpruned).
+prune=False runs every start to convergence.
+
+The bootstrap resamples points with replacement (`resamples` multinomial count
+vectors used as weights in the summed Huber objective) and refits each
+resample from the full-data optimum and the next `boot_starts − 1` best
+distinct optima of the grid — a warm start, as Besiroglu et al. 2024 did —
+all resamples in one batched run.
+"""
+
+import logging
+
+import numpy as np
+
+from scalinglab.errors import FitError
+from scalinglab.laws.optim import minimize_batch
+
+log = logging.getLogger(__name__)
+
+
+def bootstrap_weights(n, resamples, seed):
+    """(resamples, n) multinomial counts: resample i uses point j counts[i, j] times."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+
+
+def _distinct(xs, fs, k):
+    """Indices of the k best rows of xs that are not near-copies of a better one."""
+    order = np.argsort(fs)
+    picked = []
+    for i in order:
+        if not np.isfinite(fs[i]):
+            break
+        if all(np.max(np.abs(xs[i] - xs[j])) > 1e-3 for j in picked):
+            picked.append(i)
+        if len(picked) == k:
+            break
+    return picked
+
+
+def fit_starts(fun, starts, prune=True, prune_iters=30, prune_keep=200, max_iter=1000):
+    """Minimise from every start; returns the BatchResult of the runs that finished."""
+    if prune and len(starts) > prune_keep:
+        first = minimize_batch(fun, starts, max_iter=prune_iters)
+        keep = np.argsort(np.where(np.isfinite(first.fun), first.fun, np.inf))[:prune_keep]
+        return minimize_batch(fun, first.x[keep], max_iter=max_iter)
+    return minimize_batch(fun, starts, max_iter=max_iter)
+
+
+def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
+    """Fit a parametric form to a RunsTable. Returns a dict of raw results."""
+    n = len(table)
+    P = len(form.param_names)
+    if n < P:
+        raise FitError(
+            f"{table.source}: {n} points for law {form.name!r}, which has {P} parameters; "
+            f"at least {P} points are needed"
+        )
+    for var in form.varies:
+        vals = getattr(table, var)
+        if np.unique(vals).size < 2:
+            what = {"N": "model size N", "D": "token count D", "C": "compute C"}[var]
+            raise FitError(
+                f"{table.source}: every row has the same {what} ({vals[0]:.6g}); "
+                f"law {form.name!r} needs {var} to vary"
+            )
+    ctx = form.prepare(table)
+    fun = form.objective(ctx)
+    res = fit_starts(fun, form.starts(ctx), prune=prune)
+    if not np.isfinite(res.fun).any():
+        raise FitError(f"{table.source}: law {form.name!r}: no start gave a finite objective")
+    best = int(np.nanargmin(np.where(np.isfinite(res.fun), res.fun, np.nan)))
+    out = {
+        "ctx": ctx,
+        "theta": res.x[best],
+        "objective": float(res.fun[best]),
+        "converged": bool(res.converged[best]),
+        "iterations": int(res.nit[best]),
+        "samples": None,
+    }
+    if bootstrap:
+        inits = res.x[_distinct(res.x, res.fun, boot_starts)]
+        m = len(inits)
+        W = bootstrap_weights(n, bootstrap, seed)
+        bfun = form.objective(ctx, W)
+
+        def fun_b(th, rows):
+            return bfun(th, rows, wrow=rows // m)  # problem row -> its resample
+
+        rb = minimize_batch(fun_b, np.tile(inits, (bootstrap, 1)), max_iter=1000)
+        fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(bootstrap, m)
+        pick = fb.argmin(axis=1)
+        out["samples"] = rb.x.reshape(bootstrap, m, -1)[np.arange(bootstrap), pick]
+        out["boot_converged"] = float(rb.converged.reshape(bootstrap, m)[:, 0].mean())
+    return out

@@ -1,0 +1,133 @@
+"""IsoFLOP profiles (Hoffmann et al. 2022, Approach 2).
+
+Runs are grouped by compute budget C (a budget column, budgets given by the
+user to which each run's C is snapped in log space, or the distinct C values).
+Per budget, a parabola in log N is fitted to the loss by least squares; its
+vertex gives N_opt(C) and L_opt(C), and D_opt(C) = C / (6 N_opt) (so b = 1 − a
+by construction). Across budgets, straight lines in log-log give
+N_opt = k_N·C^a, D_opt = k_D·C^b and L_opt = k_L·C^a_L.
+
+The bootstrap resamples runs within each budget (every budget keeps its size)
+and refits everything; all resamples are solved at once through batched 3×3
+normal equations.
+"""
+
+import numpy as np
+
+from scalinglab.errors import FitError
+from scalinglab.laws.fit import bootstrap_weights
+
+
+def loglog_fit(logx, logy):
+    """Least-squares lines logy = c + s·logx for each row of logy (R, G); NaN entries skipped."""
+    logy = np.atleast_2d(logy)
+    ok = np.isfinite(logy)
+    cnt = ok.sum(axis=1)
+    X = np.where(ok, logx, 0.0)
+    Y = np.where(ok, logy, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = X.sum(1) / cnt, Y.sum(1) / cnt
+        dx = np.where(ok, logx - mx[:, None], 0.0)
+        slope = (dx * (Y - my[:, None])).sum(1) / (dx * dx).sum(1)
+        icpt = my - slope * mx
+    bad = cnt < 2
+    slope[bad], icpt[bad] = np.nan, np.nan
+    return slope, icpt
+
+
+def group_budgets(table, budgets=None):
+    """Budget value of each run (from the budget column, snapped, or the distinct C values)."""
+    if budgets:
+        b = np.sort(np.asarray(budgets, dtype=float))
+        if table.C is None:
+            table.require("isoflop", "C")
+        idx = np.abs(np.log(table.C)[:, None] - np.log(b)[None, :]).argmin(axis=1)
+        return b[idx], f"C snapped to the nearest of --budgets {', '.join(f'{x:g}' for x in b)}"
+    if table.budget is not None:
+        return table.budget, f"budget column {table.conventions.get('budget', 'budget')!r}"
+    table.require("isoflop", "C")
+    return table.C, "distinct values of C"
+
+
+def _parabolas(x, L, W):
+    """Weighted quadratic fits L ≈ p0 + p1 x + p2 x² for each weight row W (R, n)."""
+    xc = x - x.mean()
+    V = np.stack([np.ones_like(xc), xc, xc * xc], axis=1)  # (n, 3)
+    A = np.einsum("rn,ni,nj->rij", W, V, V)
+    y = np.einsum("rn,ni,n->ri", W, V, L)
+    distinct = (W > 0) @ np.ones(len(x))  # a crude check; exact below
+    p = np.full((W.shape[0], 3), np.nan)
+    det = np.linalg.det(A)
+    ok = (np.abs(det) > 1e-12 * np.maximum(np.abs(A).max(axis=(1, 2)) ** 3, 1e-300)) & (
+        distinct >= 3
+    )
+    if ok.any():
+        p[ok] = np.linalg.solve(A[ok], y[ok][..., None])[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        convex = p[:, 2] > 0
+        xs = np.where(convex, -p[:, 1] / (2 * p[:, 2]), np.nan)
+        Ls = np.where(convex, p[:, 0] - p[:, 1] ** 2 / (4 * p[:, 2]), np.nan)
+    return xs + x.mean(), Ls
+
+
+def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3):
+    table.require("isoflop", "N", "L")
+    bud, how = group_budgets(table, budgets)
+    values = np.unique(bud)
+    groups = [np.flatnonzero(bud == v) for v in values]
+    keep = [(v, g) for v, g in zip(values, groups, strict=True) if len(g) >= min_points]
+    warnings = []
+    small = [f"{v:g}" for v, g in zip(values, groups, strict=True) if len(g) < min_points]
+    if small:
+        warnings.append(f"budgets with fewer than {min_points} runs skipped: {', '.join(small)}")
+    if len(keep) < 2:
+        raise FitError(
+            f"{table.source}: isoflop needs at least 2 budgets with {min_points}+ runs each; "
+            f"found {len(keep)} (budgets from {how})"
+        )
+    R = bootstrap
+    logN = np.log(table.N)
+    xs = np.full((1 + R, len(keep)), np.nan)
+    Ls = np.full((1 + R, len(keep)), np.nan)
+    for j, (v, g) in enumerate(keep):
+        if np.unique(table.N[g]).size < 3:
+            warnings.append(f"budget {v:g}: fewer than 3 distinct model sizes; skipped")
+            continue
+        W = np.ones((1, len(g)))
+        if R:
+            W = np.vstack([W, bootstrap_weights(len(g), R, seed + j)])
+        xs[:, j], Ls[:, j] = _parabolas(logN[g], table.L[g], W)
+        if not np.isfinite(xs[0, j]):
+            warnings.append(f"budget {v:g}: the loss is not convex in log N; budget skipped")
+        elif not logN[g].min() <= xs[0, j] <= logN[g].max():
+            warnings.append(
+                f"budget {v:g}: the parabola's minimum N={np.exp(xs[0, j]):.3g} lies outside the "
+                f"sampled sizes ({table.N[g].min():.3g}..{table.N[g].max():.3g}): extrapolated"
+            )
+    bvals = np.array([v for v, _ in keep])
+    logC = np.log(bvals)
+    Nopt = np.exp(xs)
+    Dopt = bvals / (6.0 * Nopt)
+    a, cN = loglog_fit(logC, np.log(Nopt))
+    b, cD = loglog_fit(logC, np.log(Dopt))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample may give L_opt <= 0
+        aL, cL = loglog_fit(logC, np.log(Ls))
+    if not np.isfinite(a[0]):
+        raise FitError(f"{table.source}: isoflop: fewer than 2 budgets with a convex profile")
+    core = {"a": a, "b": b, "k_N": np.exp(cN), "k_D": np.exp(cD), "a_L": aL, "k_L": np.exp(cL)}
+    per = {}
+    for j, v in enumerate(bvals):
+        per[f"N_opt@{v:g}"] = Nopt[:, j]
+        per[f"D_opt@{v:g}"] = Dopt[:, j]
+        per[f"L_opt@{v:g}"] = Ls[:, j]
+    resid = np.log(Nopt[0]) - (cN[0] + a[0] * logC)
+    return {
+        "point": {k: float(v[0]) for k, v in core.items()},
+        "per_budget": {k: float(v[0]) for k, v in per.items()},
+        "samples": {k: v[1:] for k, v in core.items()} if R else None,
+        "per_budget_samples": {k: v[1:] for k, v in per.items()} if R else None,
+        "objective": float(np.nansum(resid**2)),
+        "n_points": int(sum(len(g) for _, g in keep)),
+        "warnings": warnings,
+        "budgets": how,
+    }

@@ -1,0 +1,207 @@
+"""`scalinglab fit` and `scalinglab plan` through the CLI: happy paths and every bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from tests.laws.synth import chinchilla_law
+
+HEADER = "run_id,arch,status,params,params_nonembed,tokens,flops,flops_6nd,loss"
+
+
+def runs_csv(tmp_path, n_sizes=5, n_tokens=5, seed=0, name="runs.csv"):
+    rng = np.random.default_rng(seed)
+    lines = [HEADER]
+    i = 0
+    for N in np.geomspace(1e7, 1e9, n_sizes):
+        for D in np.geomspace(2e8, 5e10, n_tokens):
+            L = chinchilla_law(N, D) * np.exp(0.003 * rng.standard_normal())
+            lines.append(
+                f"r{i},gpt,completed,{N:.0f},{0.8 * N:.0f},{D:.0f},{6.3 * N * D:.6g},{6 * N * D:.6g},{L:.6f}"
+            )
+            i += 1
+    lines.append(f"r{i},gpt,diverged,{1e8:.0f},{8e7:.0f},{1e9:.0f},6e17,6e17,nan")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def one_line_error(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_fit_json_out_and_plan(tmp_path, capsys):
+    path = runs_csv(tmp_path)
+    out = tmp_path / "fit.json"
+    assert (
+        main(
+            [
+                "fit",
+                str(path),
+                "--law",
+                "chinchilla",
+                "--bootstrap",
+                "50",
+                "--json",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    obj = json.loads(capsys.readouterr().out)
+    assert obj == json.loads(out.read_text())
+    assert {
+        "law",
+        "params",
+        "stderr",
+        "ci",
+        "ci_level",
+        "n_points",
+        "objective",
+        "warnings",
+        "conventions",
+    } <= set(obj)
+    assert obj["n_points"] == 25  # the diverged run is dropped by the default status=completed
+    assert obj["conventions"]["filters"] == ["status=completed"]
+    assert obj["conventions"]["N"] == "params" and obj["conventions"]["D"] == "tokens"
+    assert main(["plan", str(out), "--flops", "1e20", "1e21", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert len(plan) == 2
+    for key in ("flops", "params", "tokens", "tokens_per_param", "loss"):
+        assert key in plan[0]
+        if key != "flops":
+            lo, hi = plan[0][f"{key}_ci"]
+            assert lo <= plan[0][key] <= hi
+    assert plan[0]["params"] * plan[0]["tokens"] * 6 == pytest.approx(1e20)
+    assert main(["plan", str(out), "--target-loss", "2.6", "--json"]) == 0
+    tgt = json.loads(capsys.readouterr().out)
+    assert tgt["loss"] == pytest.approx(2.6, rel=1e-6)
+    assert main(["plan", str(out), "--params", "1e8", "--flops", "1e20"]) == 0
+    assert "compute-optimal at this budget" in capsys.readouterr().out
+
+
+def test_n_kind_and_c_col(tmp_path, capsys):
+    path = runs_csv(tmp_path)
+    assert (
+        main(
+            [
+                "fit",
+                str(path),
+                "--law",
+                "power-c",
+                "--bootstrap",
+                "0",
+                "--json",
+                "--n-kind",
+                "params_nonembed",
+            ]
+        )
+        == 0
+    )
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["conventions"]["C"] == "flops"  # the model's own count, preferred over flops_6nd
+
+
+def test_backtest_reports_relative_errors(tmp_path, capsys):
+    path = runs_csv(tmp_path, n_sizes=6, n_tokens=6)
+    assert main(["fit", str(path), "--bootstrap", "50", "--holdout-frac", "0.2", "--json"]) == 0
+    bt = json.loads(capsys.readouterr().out)["backtest"]
+    assert bt["n_test"] == 8 and bt["n_train"] == 28
+    assert all(p["C"] > bt["threshold"] for p in bt["points"])
+    assert bt["mean_abs_rel_error"] < 0.01  # the law is right, so extrapolation is good
+
+
+def test_other_peoples_csv_with_spaces_in_names(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    lines = ["Model Size,Training FLOP,final loss"]
+    for N in np.geomspace(1e7, 1e9, 5):
+        for D in np.geomspace(2e8, 5e10, 5):
+            lines.append(
+                f"{N},{6 * N * D},{chinchilla_law(N, D) * np.exp(0.003 * rng.standard_normal())}"
+            )
+    path = tmp_path / "theirs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["fit", str(path), "--loss-col", "final loss", "--bootstrap", "0", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["conventions"]["D"] == "C/(6N) from 'Training FLOP'"
+    assert obj["params"]["alpha"] == pytest.approx(0.34, abs=0.05)
+
+
+def _write(tmp_path, text, name="bad.csv"):
+    p = tmp_path / name
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(p)
+
+
+GOOD = "run_id,params,tokens,loss\n" + "".join(
+    f"r{i},{n},{d},{chinchilla_law(float(n), float(d)):.5f}\n"
+    for i, (n, d) in enumerate(
+        (n, d) for n in ("1e7", "1e8", "1e9") for d in ("1e9", "1e10", "1e11")
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "content,argv,expect",
+    [
+        (GOOD, ["--loss-col", "val"], "--loss-col 'val': no such column"),
+        (GOOD.replace("loss", "perplexity"), [], "no loss column: no column was found"),
+        ("run_id,params,loss\nr1,1e7,3.0\nr2,1e8,2.9\n", [], "needs tokens D"),
+        (
+            GOOD.replace("r3,1e8", "r3,abc"),
+            [],
+            "row 4 (line 5), column 'params': 'abc' is not a number",
+        ),
+        (GOOD.replace(",1e10,", ",nan,", 1), [], "column 'tokens': 'nan' is not a finite number"),
+        (GOOD.replace("r0,1e7", "r0,0"), [], "row 1 (line 2), column 'params': '0' must be > 0"),
+        (
+            GOOD.replace("r8,1e9", "r8,-1e9"),
+            [],
+            "row 9 (line 10), column 'params': '-1e9' must be > 0",
+        ),
+        (GOOD.replace("r1,", "r0,"), [], "duplicate run_id 'r0' on lines 2 and 3"),
+        (
+            "run_id,params,tokens,loss\nr1,1e7,1e9,3\nr2,1e8,1e10,2.5\nr3,1e9,1e9,2.6\n",
+            [],
+            "3 points for law 'chinchilla', which has 5 parameters",
+        ),
+        (
+            "params,tokens,loss\n"
+            + "".join(
+                f"1e8,{d},{3 - i / 10}\n" for i, d in enumerate((1e9, 2e9, 4e9, 8e9, 1e10, 2e10))
+            ),
+            [],
+            "every row has the same model size N",
+        ),
+        ("", [], "the file is empty"),
+        ("run_id,params,tokens,loss\n", [], "the header has no data rows"),
+        (b"run_id,params,tokens,loss\nr1,1e7,1e9,3.0\xff\n", [], "byte 40: not valid UTF-8"),
+        (GOOD, ["--where", "arch=gpt"], "--where arch=gpt: no column 'arch'"),
+    ],
+)
+def test_bad_input_is_one_line_error(tmp_path, capsys, content, argv, expect):
+    path = _write(tmp_path, content)
+    err = one_line_error(capsys, ["fit", path, "--bootstrap", "0", *argv])
+    assert expect in err, err
+    assert path in err or expect.startswith("--")
+
+
+def test_bad_plan_inputs(tmp_path, capsys):
+    assert "no such file" in one_line_error(
+        capsys, ["plan", str(tmp_path / "nope.json"), "--flops", "1e20"]
+    )
+    bad = _write(tmp_path, '{"kind": "other"}', "x.json")
+    assert "not a scalinglab fit.json" in one_line_error(capsys, ["plan", bad, "--flops", "1e20"])
+    path = runs_csv(tmp_path)
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--bootstrap", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert "unreachable" in one_line_error(capsys, ["plan", str(out), "--target-loss", "1.0"])
+    assert "give --flops" in one_line_error(capsys, ["plan", str(out)])
