@@ -265,3 +265,11 @@ def test_a_folder_source_skips_shards_written_inside_it(tmp_path):
     again = prepare([str(tmp_path / "c")], tmp_path / "c" / "shards", block_size=16, force=True)
     assert first["documents"] == again["documents"] == 20
     assert first["sha256"] == again["sha256"]
+
+
+def test_an_empty_output_folder_is_used_without_force(tmp_path, capsys):
+    _corpus(tmp_path / "c", n_docs=20)
+    (tmp_path / "empty").mkdir()
+    rc, _, err = _cli(capsys, tmp_path / "c", "--out", tmp_path / "empty", "--block-size", "8")
+    assert rc == 0 and err == ""
+    assert open_shards(tmp_path / "empty").manifest["documents"] == 20
