@@ -50,7 +50,7 @@ def summary(m: dict, out) -> str:
     mb = (tr["bytes"] + va["bytes"]) / 1e6
     head = f"{out}: {m['tokenizer']} tokenizer, vocab {m['vocab_size']} ({m['dtype']})"
     body = (
-        f"{docs:,} documents, {mb:.1f} MB, {tr['tokens'] + va['tokens']:,} tokens "
+        f"{docs:,} document{'s' * (docs != 1)}, {mb:.1f} MB, {tr['tokens'] + va['tokens']:,} tokens "
         f"(train {tr['tokens']:,} / val {va['tokens']:,})"
     )
     if m.get("up_to_date"):
