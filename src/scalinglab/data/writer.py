@@ -139,36 +139,42 @@ def prepare(
         tok.save(tmp / "tokenizer.json")
         sha["tokenizer.json"] = sha256_file(tmp / "tokenizer.json")
         seconds = time.perf_counter() - t0
-        total = sum(s["bytes"] for s in splits.values())
-        manifest = {
-            "format_version": shards.FORMAT_VERSION,
-            "kind": shards.KIND,
-            "sources": specs,
-            "source_details": [s.describe() for s in srcs],
-            "tokenizer": tok.kind,
-            "vocab_size": tok.vocab_size,
-            "dtype": shards.dtype_for_vocab(tok.vocab_size),
-            "seed": cfg.seed,
-            "val_fraction": plan.val_fraction,
-            "split_by": plan.split_by,
-            "documents": len(plan.sizes),
-            "splits": splits,
-            "sha256": sha,
-            "request": request,
-            "fingerprint": fingerprint,
-            "build": {
-                "seconds": round(seconds, 3),
-                "mb_per_s": round(total / 1e6 / max(seconds, 1e-9), 2),
-                "scalinglab": __version__,
-                "python": sys.version.split()[0],
-            },
-        }
+        manifest = _manifest(
+            specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, seconds
+        )
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {**manifest, "up_to_date": False}
+
+
+def _manifest(specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, seconds) -> dict:
+    total = sum(s["bytes"] for s in splits.values())
+    return {
+        "format_version": shards.FORMAT_VERSION,
+        "kind": shards.KIND,
+        "sources": specs,
+        "source_details": [s.describe() for s in srcs],
+        "tokenizer": tok.kind,
+        "vocab_size": tok.vocab_size,
+        "dtype": shards.dtype_for_vocab(tok.vocab_size),
+        "seed": cfg.seed,
+        "val_fraction": plan.val_fraction,
+        "split_by": plan.split_by,
+        "documents": len(plan.sizes),
+        "splits": splits,
+        "sha256": sha,
+        "request": request,
+        "fingerprint": fingerprint,
+        "build": {
+            "seconds": round(seconds, 3),
+            "mb_per_s": round(total / 1e6 / max(seconds, 1e-9), 2),
+            "scalinglab": __version__,
+            "python": sys.version.split()[0],
+        },
+    }
 
 
 def _request(specs: list[str], cfg: PrepareConfig) -> dict:
