@@ -119,7 +119,7 @@ def _dry_run(spec, args, threads: int) -> int:
                 "est_s": est[r.name],
             }
         )
-    print(format_table(rows))
+    print(format_table(rows, list(rows[0])))
     total_c = sum(r.flops for r in runs)
     total_s = sum(est.values())
     print(

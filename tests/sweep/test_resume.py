@@ -1,0 +1,77 @@
+"""Crash-proof sweeps with the real trainer: SIGKILL the driver mid-sweep, rerun the
+same command, and get the table of an uninterrupted sweep (the same losses, bit for bit)."""
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from scalinglab.sweep.table import runs_table
+from tests.sweep.conftest import write_spec
+
+# One short run (finishes first) and two long ones (in flight when the driver dies).
+GRID = """kind = "grid"
+shapes = [{n_layer = 2, n_embd = 16, n_head = 4}]
+tokens = [640, 12800, 19200]
+"""
+TRAIN = "ckpt_every = 10\nlog_every = 10"
+
+
+def _sweep_cmd(spec, out):
+    return [sys.executable, "-m", "scalinglab", "sweep", str(spec), "--out", str(out),
+            "--workers", "2", "--threads", "1", "--retries", "0"]  # fmt: skip
+
+
+def _attempts(run_dir) -> int:
+    return (run_dir / "train.log").read_text().count("\n=== ")
+
+
+def _wait_for_mid_sweep(out, proc, timeout=120.0):
+    """Until one run has completed and another has a checkpoint but no result."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        runs = list((out / "runs").glob("*")) if (out / "runs").exists() else []
+        done = [d for d in runs if (d / "result.json").exists()]
+        mid = [d for d in runs if not (d / "result.json").exists() and list(d.glob("ckpt/step-*"))]
+        if done and mid:
+            return done, mid
+        time.sleep(0.02)
+    raise AssertionError("no run reached a checkpoint in time")
+
+
+def test_sigkill_driver_then_rerun_resumes_and_matches(tmp_path, shards):
+    spec = write_spec(tmp_path, shards, GRID, train=TRAIN)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ref = tmp_path / "ref"
+    r = subprocess.run(_sweep_cmd(spec, ref), capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    # not a terminal: one line per finished run, then the table on stdout
+    assert r.stderr.count(" completed loss ") == 3 and "[3/3]" in r.stderr
+    assert len(r.stdout.strip().splitlines()) == 4
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_sweep_cmd(spec, out), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+    done, mid = _wait_for_mid_sweep(out, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for d in mid:  # its trainer got SIGTERM: wait until it has saved and exited
+        with open(d / ".lock") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+    stopped = [d for d in mid if '"completed"' not in (d / "result.json").read_text()]
+    assert stopped, "every in-flight run finished before the kill reached it"
+    r = subprocess.run(_sweep_cmd(spec, out), capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+
+    for d in done:  # finished before the kill: not rerun
+        assert _attempts(d) == 1 and "already done" in r.stderr
+    for d in stopped:  # in flight: stopped by SIGTERM, then resumed from a checkpoint
+        assert _attempts(d) == 2
+        assert "resumed" in (d / "train.log").read_text()
+    rows, ref_rows = runs_table(out), runs_table(ref)
+    assert [x["status"] for x in rows] == ["completed"] * 3
+    key = ("run_id", "params", "tokens", "flops", "loss", "bpb")
+    assert [[x[k] for k in key] for x in rows] == [[x[k] for k in key] for x in ref_rows]

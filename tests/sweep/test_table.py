@@ -1,0 +1,77 @@
+import csv
+import json
+
+from scalinglab.cli import main
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, dumps_toml
+from scalinglab.models.counting import count
+from scalinglab.sweep.table import COLUMNS, run_row, runs_table
+
+CFG = RunConfig(
+    model=ModelConfig(n_layer=2, n_embd=16, n_head=4, block_size=16, vocab_size=32),
+    train=TrainConfig(data="x", tokens=6400),
+)
+
+
+def _run(root, name, result=None, metrics=False, group=None):
+    d = root / "runs" / name
+    d.mkdir(parents=True)
+    (d / "run.toml").write_text(dumps_toml(CFG.to_dict()))
+    if group is not None:
+        (d / "sweep.json").write_text(json.dumps({"format_version": 1, "group": group}))
+    if metrics:
+        (d / "metrics.jsonl").write_text('{"step": 10, "tokens": 640, "train_loss": 3.1}\n')
+    if result is not None:
+        (d / "result.json").write_text(json.dumps({"format_version": 1, **result}))
+    return d
+
+
+def test_rows_from_folders_keep_every_status(tmp_path, capsys):
+    n = count(CFG.model, 32)
+    done = {
+        "status": "completed", "val_loss": 2.5, "val_bpb": 3.6, "params": n.params,
+        "params_nonembed": n.params_nonembed, "tokens": 6400, "flops": 1.5e9,
+        "flops_6nd": 6.0 * n.params * 6400, "wall_seconds": 4.0, "tokens_per_second": 1600.0,
+        "arch": "gpt",
+    }  # fmt: skip
+    _run(tmp_path, "a-done", done, metrics=True, group={"budget": 1e9})
+    _run(tmp_path, "b-diverged", {"status": "diverged", "val_loss": None}, group={"budget": 1e9})
+    _run(tmp_path, "c-incomplete", metrics=True, group={"budget": 2e9})
+    _run(tmp_path, "d-pending", group={"budget": 2e9})
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    rows = {r["run_id"]: r for r in runs_table(tmp_path)}
+    assert sorted(rows) == ["a-done", "b-diverged", "c-incomplete", "d-pending"]
+    assert [rows[k]["status"] for k in sorted(rows)] == [
+        "completed",
+        "diverged",
+        "incomplete",
+        "pending",
+    ]
+    a = rows["a-done"]
+    assert (a["loss"], a["bpb"], a["params"], a["tokens"], a["budget"]) == (
+        2.5,
+        3.6,
+        n.params,
+        6400,
+        1e9,
+    )
+    assert (a["n_layer"], a["n_embd"], a["n_head"]) == (2, 16, 4)
+    assert rows["b-diverged"]["params"] == n.params and rows["b-diverged"]["loss"] is None
+
+    out = tmp_path / "runs.csv"
+    assert main(["runs", str(tmp_path), "--csv", str(out)]) == 0
+    with open(out) as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[: len(COLUMNS)] == list(COLUMNS) and "budget" in table[0]
+    assert [r["run_id"] for r in table] == ["a-done", "b-diverged", "c-incomplete", "d-pending"]
+    assert table[0]["loss"] == "2.5" and table[1]["loss"] == "" and table[1]["status"] == "diverged"
+    assert main(["runs", str(tmp_path), "--status", "completed"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and "a-done" in printed[1]
+
+
+def test_single_run_folder_and_missing_dir(tmp_path, capsys):
+    d = _run(tmp_path, "only", {"status": "failed", "error": "boom"})
+    assert run_row(d)["status"] == "failed"
+    assert [r["run_id"] for r in runs_table(d)] == ["only"]
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2
+    assert "runs folder not found" in capsys.readouterr().err
