@@ -75,3 +75,35 @@ def test_sigkill_driver_then_rerun_resumes_and_matches(tmp_path, shards):
     assert [x["status"] for x in rows] == ["completed"] * 3
     key = ("run_id", "params", "tokens", "flops", "loss", "bpb")
     assert [[x[k] for k in key] for x in rows] == [[x[k] for k in key] for x in ref_rows]
+
+
+def test_forced_divergence_is_listed_and_the_sweep_goes_on(tmp_path, shards, capsys):
+    from scalinglab.cli import main
+
+    # lr = 1e-2 · (16 / width) ** 100: about 1e28 at width 8, 1e-2 at width 16
+    design = GRID.replace("tokens = [640, 12800, 19200]", "tokens = [640]").replace(
+        "shapes = [", "shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, "
+    )
+    p = write_spec(tmp_path, shards, design)
+    p.write_text(p.read_text().replace("warmup_frac", "lr_power = 100\nwarmup_frac"))
+    assert main(["sweep", str(p), "--out", str(tmp_path / "o"), "--workers", "2"]) == 0
+    rows = runs_table(tmp_path / "o")
+    assert [(x["n_embd"], x["status"]) for x in rows] == [(8, "diverged"), (16, "completed")]
+    assert rows[0]["loss"] is None and rows[1]["loss"] > 0
+    assert "1 completed, 1 diverged" in capsys.readouterr().err
+
+
+def test_dry_run_prints_plan_and_total(tmp_path, shards, capsys):
+    from scalinglab.cli import main
+    from scalinglab.sweep.driver import make_plan
+    from scalinglab.sweep.spec import load_spec
+
+    p = write_spec(tmp_path, shards, GRID)
+    assert main(["sweep", str(p), "--dry-run", "--workers", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    _, runs = make_plan(load_spec(p))
+    for r in runs:
+        assert r.name in out
+    total = sum(r.flops for r in runs)
+    assert f"3 runs, total compute {total:.3g} FLOPs (6nd convention)" in out
+    assert not (tmp_path / "o").exists()

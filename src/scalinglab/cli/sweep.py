@@ -189,7 +189,7 @@ class LiveView:
             tl, vl = r.get("train_loss"), r.get("val_loss")
             body.append(
                 f"  {r['name']:<40} {r['state']:<10} {pct:>4}  "
-                f"train {tl if tl is None else f'{tl:.4f}'}  val {vl if vl is None else f'{vl:.4f}'}"
+                f"train {'-' if tl is None else f'{tl:.4f}'}  val {'-' if vl is None else f'{vl:.4f}'}"
             )
         text = [head, *body[-30:]]
         if self.lines:

@@ -15,26 +15,22 @@ from scalinglab.sweep.design import PlannedRun
 
 
 def tail_metrics(path: Path, max_bytes: int = 8192) -> dict:
-    """The last complete JSON line of a metrics.jsonl, with the latest val_loss seen in
-    the tail carried over (evaluations are rarer than log lines)."""
+    """The latest value of each key in the last lines of a metrics.jsonl."""
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
             lines = f.read().decode("utf-8", "replace").splitlines()
     except OSError:
         return {}
-    last, val = {}, None
+    last: dict = {}
     for line in lines:
         try:
             d = json.loads(line)
         except ValueError:
             continue  # a partial first line, or one being written
         if isinstance(d, dict):
-            last = d
-            if d.get("val_loss") is not None:
-                val = d["val_loss"]
-    if last and val is not None:
-        last = {**last, "val_loss": val}
+            # keep the latest value of each key: evaluation lines carry no train_loss
+            last.update({k: v for k, v in d.items() if v is not None})
     return last
 
 

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+from scalinglab.sweep.driver import make_plan
+from scalinglab.sweep.spec import load_spec
+from scalinglab.sweep.status import SweepProgress, tail_metrics
+from tests.sweep.conftest import write_spec
+
+
+def test_tail_metrics_keeps_latest_of_each_key(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    lines = [
+        {"step": 10, "tokens": 640, "train_loss": 3.0},
+        {"step": 20, "tokens": 1280, "train_loss": 2.5, "val_loss": 2.7},
+        {"step": 30, "tokens": 1920, "train_loss": 2.2},
+    ]
+    p.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 4')  # torn last line
+    assert tail_metrics(p) == {"step": 30, "tokens": 1920, "train_loss": 2.2, "val_loss": 2.7}
+    assert tail_metrics(tmp_path / "absent") == {}
+
+
+def test_progress_counts_rows_and_eta(tmp_path, shards):
+    design = 'kind = "grid"\nparams = [2000]\ntokens = [640, 1280]\n'
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, design)))
+    events = []
+    prog = SweepProgress(runs, tmp_path, lambda e, p, o: events.append(e))
+    a, b = runs
+    (tmp_path / b.name).mkdir()
+    (tmp_path / b.name / "metrics.jsonl").write_text(
+        json.dumps({"tokens": 320, "train_loss": 2.0}) + "\n"
+    )
+    prog.finished({"name": a.name, "status": "completed"})
+    prog.tick()  # b's metrics appeared after the sweep began: it is running
+    assert prog.counts() == {"done": 1, "running": 1, "queued": 0}
+    rows = {r["name"]: r for r in prog.rows()}
+    assert rows[b.name]["done"] == 0.25 and rows[b.name]["train_loss"] == 2.0
+    # done: all of a (C_a) and a quarter of b (C_b / 4); the rest of b remains
+    frac_left = (0.75 * b.flops) / (a.flops + 0.25 * b.flops)
+    assert prog.eta_seconds() == pytest.approx(prog.elapsed * frac_left, rel=0.05)
+    assert events == ["finished", "tick"]
