@@ -3,6 +3,7 @@ a known function of the run: loss = 1 + 1000/params + 1e4/tokens."""
 
 import pytest
 
+from scalinglab.sweep import design as design_mod
 from scalinglab.sweep import driver
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
@@ -85,3 +86,27 @@ def test_failed_run_retried_then_listed_failed(tmp_path, shards):
     assert rows[runs[3].name]["status"] == "failed" and rows[runs[3].name]["loss"] is None
     assert rows[runs[3].name]["params"] == runs[3].counts.params
     assert [rows[r.name]["status"] for r in runs[:3]] == ["completed"] * 3
+
+
+def test_recentre_on_previous_budgets_measured_optimum(tmp_path, shards):
+    # The stand-in's loss 1 + 1000/N + 1e4/D on C = 6ND is lowest at D/N = 10; the spec
+    # centres on 1, so the second budget must move to what the first one measured.
+    design = """kind = "isoflop"
+budgets = [6e8, 2.4e9]
+sizes = 5
+tokens_per_param = 1
+spread = 16
+recentre = true
+"""
+    spec = load_spec(write_spec(tmp_path, shards, design))
+    out = tmp_path / "out"
+    driver.run_sweep(spec, out, LocalExecutor(2), 1, command=FAKE_TRAINER)
+    rows = runs_table(out)
+    first = [r for r in rows if r["budget"] == 6e8]
+    centre = design_mod.measured_centre(first)
+    assert 5 < centre < 20  # near the true 10, far from the spec's 1
+    ctx = driver.open_context(spec)
+    expected = design_mod.isoflop_budget(ctx, 1, centre)
+    second = sorted(r["run_id"] for r in rows if r["budget"] == 2.4e9)
+    assert second == sorted(r.name for r in expected)
+    assert second != sorted(r.name for r in design_mod.isoflop_budget(ctx, 1, 1.0))

@@ -107,3 +107,5 @@ def test_dry_run_prints_plan_and_total(tmp_path, shards, capsys):
     total = sum(r.flops for r in runs)
     assert f"3 runs, total compute {total:.3g} FLOPs (6nd convention)" in out
     assert not (tmp_path / "o").exists()
+    assert main(["sweep", str(p), "--dry-run", "--flops-convention", "model"]) == 0
+    assert "FLOPs (model convention)" in capsys.readouterr().out

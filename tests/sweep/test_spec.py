@@ -48,6 +48,15 @@ def test_unknown_hparams_and_shape_keys(tmp_path, shards):
     p.write_text(p.read_text().replace("[shape]", "[shape]\ndepth = 2"))
     with pytest.raises(SweepError, match=r"\[shape\]: unknown key\(s\) depth"):
         load_spec(p)
+    p = write_spec(tmp_path, shards, GRID)
+    p.write_text(p.read_text().replace("head_size = 4", "head_size = 4.5"))
+    with pytest.raises(SweepError, match=r"\[shape\]: head_size must be a positive integer"):
+        load_spec(p)
+    for key in ("arch = 'lstm'", "n_embd = 64", "vocab_size = 50"):
+        p = write_spec(tmp_path, shards, GRID)
+        p.write_text(p.read_text().replace("[model]", f"[model]\n{key}"))
+        with pytest.raises(SweepError, match=rf"\[model\]: {key.split()[0]} are set by the sweep"):
+            load_spec(p)
 
 
 def test_shards_path_missing(tmp_path):

@@ -9,7 +9,7 @@ run.toml by the driver (cores // workers by default).
 import concurrent.futures as cf
 from pathlib import Path
 
-from scalinglab.sweep.worker import run_task
+from scalinglab.sweep.worker import run_task, stop_all
 
 
 class LocalExecutor:
@@ -35,7 +35,12 @@ class LocalExecutor:
                     outcomes.append(f.result())
                     events.finished(outcomes[-1])
                 events.tick()
+        except BaseException:
+            # Ctrl-C: queued runs are not started; running trainers get SIGTERM, save a
+            # checkpoint and end `preempted`; a rerun resumes them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_all()
+            raise
         finally:
-            # On Ctrl-C the trainers got SIGINT with us; queued runs are not started.
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
         return outcomes

@@ -55,6 +55,7 @@ FORMAT_VERSION = 1
 KINDS = ("grid", "isoflop", "ladder")
 FLOPS_CONVENTIONS = ("6nd", "model")
 SHAPE_FIELDS = ("n_layer", "n_embd", "n_head", "n_hidden")
+MODEL_SET_BY_SWEEP = ("arch", "preset", "vocab_size", *SHAPE_FIELDS)
 # The sweep sets these per run; a spec that sets them would be silently overridden.
 TRAIN_SET_BY_SWEEP = ("data", *BUDGETS)
 TOP_KEYS = (
@@ -160,11 +161,12 @@ def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source
     if bad or not archs:
         raise SweepError(f"{where}: archs {bad or archs} not among {', '.join(ARCHS)}")
     model = d.get("model", {})
-    shape_keys = sorted(set(model) & set(SHAPE_FIELDS))
+    shape_keys = sorted(set(model) & set(MODEL_SET_BY_SWEEP))
     if shape_keys:
         raise SweepError(
-            f"{where} [model]: {', '.join(shape_keys)} are set by the design, per run; "
-            "give explicit shapes in [design] shapes (kind = 'grid')"
+            f"{where} [model]: {', '.join(shape_keys)} are set by the sweep, per run "
+            "(archs at the top level, vocab_size from the shards, shapes by [design]; "
+            "explicit shapes go in [design] shapes with kind = 'grid')"
         )
     train = d.get("train", {})
     set_by_sweep = sorted(set(train) & set(TRAIN_SET_BY_SWEEP))
@@ -217,8 +219,10 @@ def _dataclass(cls, d: dict, where: str):
         raise SweepError(f"{where}: {exc}") from None
     for f in dataclasses.fields(cls):
         v = getattr(obj, f.name)
-        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-            raise SweepError(f"{where}: {f.name} must be a positive number, got {v!r}")
+        kind = int if f.type in (int, "int") else int | float
+        if isinstance(v, bool) or not isinstance(v, kind) or v <= 0:
+            what = "a positive integer" if kind is int else "a positive number"
+            raise SweepError(f"{where}: {f.name} must be {what}, got {v!r}")
     return obj
 
 

@@ -68,10 +68,24 @@ def _load_prctl():
 _PRCTL = _load_prctl() if sys.platform == "linux" else None
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the thread that started it dies (Linux), so a
-    SIGKILLed sweep driver leaves no orphan trainers; they checkpoint and stop."""
-    _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _child_setup() -> None:
+    """In the child, before exec. Ctrl-C reaches the whole process group; the trainer
+    ignores it and is stopped by the executor with SIGTERM instead, which makes it
+    checkpoint. On Linux it also gets SIGTERM when the thread that started it dies,
+    so a SIGKILLed sweep driver leaves no orphan trainers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+_LIVE: set[subprocess.Popen] = set()
+
+
+def stop_all() -> None:
+    """SIGTERM every trainer this process started and still runs (they checkpoint)."""
+    for proc in list(_LIVE):
+        with contextlib.suppress(OSError):
+            proc.terminate()
 
 
 def _lock(run_dir: Path):
@@ -94,9 +108,10 @@ def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
             stdout=logf,
             stderr=subprocess.STDOUT,
             pass_fds=(lock_fd,),  # the child holds the lock too, until it exits
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=_child_setup,
             env=env,
         )
+        _LIVE.add(proc)
         try:
             return proc.wait()
         except BaseException:
@@ -105,6 +120,8 @@ def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=60)
             raise
+        finally:
+            _LIVE.discard(proc)
 
 
 def run_task(
