@@ -1,0 +1,1 @@
+"""Sweeps: spec, designs (grid, IsoFLOP, ladder), executors, the runs table (docs/sweeps.md)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig
-from scalinglab.errors import SweepError
+from scalinglab.errors import ConfigError, SweepError
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.spec import HparamRule, ShapeRule, SweepSpec
 
@@ -278,7 +278,7 @@ def _grid(ctx: Context) -> list[PlannedRun]:
             for i, s in enumerate(d["shapes"]):
                 try:
                     models.append(ModelConfig(arch=arch, **ctx.spec.model, **s))
-                except Exception as exc:
+                except (ConfigError, TypeError) as exc:
                     raise SweepError(f"[design] shapes[{i}] for {arch}: {exc}") from None
     runs = []
     kind = "tokens" if "tokens" in d else "flops"

@@ -139,7 +139,7 @@ def _run_stage(spec, out, runs, executor, threads, retries, listener, command) -
         for n, s in skipped
     ]
     for o in outcomes:
-        progress._emit("skipped", o)
+        progress.skipped_run(o)
     if dirs:
         outcomes += executor.run(dirs, progress, retries=retries, command=command)
     return outcomes

@@ -52,6 +52,11 @@ class SweepProgress:
         if self.listener:
             self.listener(event, self, outcome)
 
+    def skipped_run(self, outcome: dict) -> None:
+        """A run already final before this invocation (not run again)."""
+        self.outcomes.append(outcome)
+        self._emit("skipped", outcome)
+
     def queued(self, name: str) -> None:
         pass  # every run starts queued
 
