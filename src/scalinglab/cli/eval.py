@@ -1,0 +1,56 @@
+"""`scalinglab eval`: loss, perplexity and bits per byte of a trained run."""
+
+ORDER = 30
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a run's newest checkpoint on a validation split",
+        description=(
+            "Loss in nats per token, perplexity = exp(loss), and bits per byte = "
+            "loss / (ln 2 * bytes per token) on the val split of the run's shards (or --data)."
+        ),
+    )
+    p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
+    p.add_argument("--data", metavar="SHARDS", help="shards folder (default: the run's own)")
+    p.add_argument("--eval-tokens", type=int, default=0, help="score only the first N tokens")
+    p.add_argument("--batch-size", type=int, default=0, help="lanes per batch (default: the run's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scalinglab.cli._util import print_json
+    from scalinglab.data.shards import open_shards
+    from scalinglab.errors import ConfigError
+    from scalinglab.train.evaluate import evaluate, load_trained, summarize
+    from scalinglab.train.setup import autocast, pick_device, pick_dtype
+
+    if args.eval_tokens < 0 or args.batch_size < 0:
+        raise ConfigError("--eval-tokens and --batch-size must be >= 0")
+    device = pick_device(args.device)
+    model, cfg, step = load_trained(args.run, device)
+    shards = open_shards(args.data or cfg.train.data)
+    if shards.vocab_size > cfg.model.vocab_size:
+        raise ConfigError(
+            f"--data {shards.path}: vocabulary of {shards.vocab_size} is larger than the "
+            f"model's ({cfg.model.vocab_size})"
+        )
+    cast = autocast(device, pick_dtype(cfg.train.dtype, device))
+    loss, n = evaluate(
+        model, shards.val, cfg.model.block_size, args.batch_size or cfg.train.batch_size,
+        args.eval_tokens or None, device, cast,
+    )  # fmt: skip
+    out = summarize(loss, shards.bytes_per_token("val"))
+    out |= {"tokens": n, "step": step, "data": str(shards.path), "run": args.run}
+    if args.json:
+        print_json(out)
+    else:
+        bpb = f"{out['bits_per_byte']:.4f}" if out["bits_per_byte"] is not None else "-"
+        print(
+            f"{args.run} (step {step}) on {shards.path} val, {n} tokens: loss {loss:.4f} "
+            f"nats/token  perplexity {out['perplexity']:.3f}  bits/byte {bpb}"
+        )
+    return 0

@@ -1,0 +1,65 @@
+"""`scalinglab generate`: sample text from a trained run, streamed to stdout."""
+
+ORDER = 40
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="sample text from a run's newest checkpoint",
+        description="Continue --prompt with sampled tokens, printing text as it is generated.",
+    )
+    p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: all)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampler")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.set_defaults(func=run)
+
+
+def stream_text(tokenizer, ids, sample):
+    """Yield the decoded prompt, then text as it becomes decodable; a multi-byte
+    character split across tokens is held back until it is complete."""
+    shown = tokenizer.decode(ids)
+    yield shown
+    for tok in sample:
+        ids.append(tok)
+        text = tokenizer.decode(ids)
+        if text.endswith("\ufffd"):
+            continue
+        if text.startswith(shown):
+            yield text[len(shown) :]
+            shown = text
+    text = tokenizer.decode(ids)
+    if text.startswith(shown) and text != shown:
+        yield text[len(shown) :]
+
+
+def run(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from scalinglab.data.tokenizers import load_tokenizer
+    from scalinglab.errors import ConfigError
+    from scalinglab.train.evaluate import load_trained
+    from scalinglab.train.generate import sample
+    from scalinglab.train.setup import pick_device
+
+    if args.max_new_tokens < 0:
+        raise ConfigError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    model, cfg, _ = load_trained(args.run, pick_device(args.device))
+    # The trainer copies the tokenizer into the run folder; older runs point at their shards.
+    tok_path = Path(args.run) / "tokenizer.json"
+    tokenizer = load_tokenizer(tok_path if tok_path.exists() else Path(cfg.train.data))
+    prompt = [int(i) for i in tokenizer.encode(args.prompt)]
+    tokens = sample(
+        model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed
+    )
+    for piece in stream_text(tokenizer, list(prompt), tokens):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0

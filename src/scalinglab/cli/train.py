@@ -1,0 +1,73 @@
+"""`scalinglab train`: train (or resume) one run into a run folder."""
+
+import argparse
+
+ORDER = 20
+
+# Exit codes besides 0 (completed) and 2 (user error): scripts and sweeps read them.
+EXIT_DIVERGED = 3
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
+EXIT_FAILED = 1
+
+
+def register(sub) -> None:
+    from scalinglab.config import ModelConfig, TrainConfig, add_flags
+
+    p = sub.add_parser(
+        "train",
+        help="train a model (GPT or RNN) on a shards folder",
+        description=(
+            "Train one run into --out. Flags override --config FILE.toml, which overrides "
+            "--preset. Give exactly one budget: --steps, --tokens, --flops or --time. "
+            "Exit codes: 0 completed, 2 bad input, 3 diverged (non-finite loss), "
+            "143 preempted (SIGTERM; resume with --resume auto)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or resume)")
+    p.add_argument("--config", metavar="FILE.toml", help="run config ([model] and [train])")
+    p.add_argument("--json", action="store_true", help="print result.json to stdout at the end")
+    add_flags(p, ModelConfig)
+    add_flags(p, TrainConfig)
+    p.set_defaults(func=run)
+
+
+def build_config(args):
+    """RunConfig from --preset < --config < flags."""
+    from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flags_given, load_toml
+    from scalinglab.models.registry import preset_fields
+
+    d = load_toml(args.config) if args.config else {}
+    where = args.config or "flags"
+    model_flags = flags_given(args, ModelConfig)
+    file_model = d.get("model", {}) if isinstance(d.get("model", {}), dict) else {}
+    preset = model_flags.get("preset") or file_model.get("preset", "")
+    model = (preset_fields(preset) if preset else {}) | file_model | model_flags
+    train = d.get("train", {}) if isinstance(d.get("train", {}), dict) else {}
+    train = train | flags_given(args, TrainConfig)
+    return RunConfig.from_dict({**d, "model": model, "train": train}, where)
+
+
+def run(args) -> int:
+    from scalinglab.cli._util import is_terminal, print_json
+    from scalinglab.errors import ConfigError
+    from scalinglab.train import train
+
+    cfg = build_config(args)
+    if not cfg.train.data:
+        raise ConfigError("no shards folder: give --data SHARDS (or [train] data in --config)")
+    cfg.train.budget  # noqa: B018 -- a missing budget is a user error, before any work
+    result = train(cfg, args.out, progress=is_terminal())
+    if args.json:
+        print_json(result)
+    else:
+        val = result.get("val_loss")
+        val = f"{val:.4f}" if val is not None else "-"
+        print(
+            f"{result['status']}: {args.out}  steps {result['steps']}  tokens {result['tokens']}  "
+            f"train_loss {result['train_loss']}  val_loss {val}  "
+            f"{result['tokens_per_second']:.0f} tok/s  {result['wall_seconds']:.1f} s"
+        )
+    return {"completed": 0, "diverged": EXIT_DIVERGED, "preempted": EXIT_PREEMPTED}.get(
+        result["status"], EXIT_FAILED
+    )

@@ -1,0 +1,79 @@
+"""Evaluation (loss, perplexity, bits per byte) and loading a trained run's model."""
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scalinglab.config import RunConfig, load_toml
+from scalinglab.data.loader import eval_windows
+from scalinglab.errors import CheckpointError, DataError
+from scalinglab.train import checkpoint
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    tokens: np.ndarray,
+    block_size: int,
+    batch_size: int,
+    max_tokens: int | None = None,
+    device: str | torch.device = "cpu",
+    autocast=contextlib.nullcontext,
+) -> tuple[float, int]:
+    """(mean loss in nats per predicted token, tokens predicted) over a split or its start.
+
+    Windows come from `eval_windows`: every covered token is predicted once; a
+    recurrent model carries its state along each lane, a Transformer sees
+    each window on its own.
+    """
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    n = 0
+    state = None
+    try:
+        for x, y in eval_windows(tokens, block_size, batch_size, max_tokens):
+            x, y = x.to(device), y.to(device)
+            with autocast():
+                if getattr(model, "recurrent", False):
+                    if state is None:
+                        state = model.init_state(x.size(0), device)
+                    _, loss, state = model(x, y, state=state)
+                else:
+                    _, loss = model(x, y)
+            total += loss.double() * y.numel()  # accumulate on the device: no sync per batch
+            n += y.numel()
+    finally:
+        model.train(was_training)
+    return (total / n).item(), n
+
+
+def summarize(loss: float, bytes_per_token: float | None) -> dict:
+    """loss (nats/token), perplexity, bits per byte (None when bytes are unknown)."""
+    bpb = None
+    if bytes_per_token:
+        bpb = loss / (math.log(2) * bytes_per_token)
+    ppl = math.exp(loss) if loss < 700 else float("inf")
+    return {"loss": loss, "perplexity": ppl, "bits_per_byte": bpb}
+
+
+def load_trained(run_dir: str | Path, device: str = "cpu"):
+    """(model in eval mode, RunConfig, checkpoint step) from a run's newest valid checkpoint."""
+    from scalinglab.models.registry import build_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run folder not found: {run_dir}")
+    if not (run_dir / "config.toml").exists():
+        raise DataError(f"not a run folder: {run_dir / 'config.toml'} is missing")
+    cfg = RunConfig.from_dict(load_toml(run_dir / "config.toml"), str(run_dir / "config.toml"))
+    path = checkpoint.latest(run_dir / "ckpt")
+    if path is None:
+        raise CheckpointError(f"{run_dir}: no valid checkpoint in {run_dir / 'ckpt'}")
+    model = build_model(cfg.model).to(device)
+    checkpoint.load_weights(model, path)
+    model.eval()
+    return model, cfg, int(path.name.split("-")[1])

@@ -1,0 +1,300 @@
+"""The generic training loop. It knows nothing of GPT or LSTM beyond `model.recurrent`.
+
+`train(cfg, out_dir)` runs (or resumes) one run into its folder and returns
+the result dict also written to RUN/result.json.
+"""
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from scalinglab.config import RunConfig, dumps_toml
+from scalinglab.data.loader import BatchLoader
+from scalinglab.data.shards import open_shards
+from scalinglab.errors import CheckpointError, ConfigError
+from scalinglab.fsio import atomic_write_bytes, atomic_write_text
+from scalinglab.models.counting import count
+from scalinglab.models.registry import build_model
+from scalinglab.train import checkpoint, setup
+from scalinglab.train.evaluate import evaluate, summarize
+from scalinglab.train.guards import StopOnSignal, finite
+from scalinglab.train.metrics import MetricsLog, read_result, write_result
+from scalinglab.train.optim import Schedule, make_optimizer, plan_steps
+from scalinglab.train.progress import Progress
+
+log = logging.getLogger(__name__)
+
+PERIODIC_EVAL_TOKENS = 1 << 16  # the fixed validation subset of periodic evals, by default
+STATE_FORMAT = 1
+
+
+@dataclasses.dataclass
+class Counters:
+    step: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0  # time in training steps (the --time budget's clock)
+    wall_seconds: float = 0.0  # all time spent by this run, across resumes
+    train_loss: float = math.nan  # last finite training loss
+    val_loss: float = math.nan  # last periodic evaluation
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, out_dir: str | Path, progress: bool = False):
+        self.t0 = time.perf_counter()
+        self.out = Path(out_dir)
+        self.progress_enabled = progress
+        self.device = setup.pick_device(cfg.train.device)
+        self.shards = open_shards(cfg.train.data)
+        self.cfg = setup.resolve(cfg, self.shards, self.device)
+        setup.check_split_sizes(self.cfg, self.shards)
+        m, t = self.cfg.model, self.cfg.train
+        setup.configure_torch(t, self.device)
+        self.fingerprint = setup.data_fingerprint(self.shards)
+        self.run_id = setup.run_id(self.cfg, self.fingerprint)
+        torch.manual_seed(t.seed)
+        self.model = build_model(m).to(self.device)
+        self.fwd = torch.compile(self.model) if t.compile else self.model
+        self.counts = count(m)
+        self.opt = make_optimizer(self.model, t, self.device.split(":")[0])
+        mode = "stream" if self.model.recurrent else "random"
+        self.loader = BatchLoader(
+            self.shards.train, m.block_size, t.batch_size, seed=t.seed, mode=mode,
+            device=self.device,
+        )  # fmt: skip
+        self.tokens_per_step = t.batch_size * t.grad_accum * m.block_size
+        self.total_steps = plan_steps(t, self.tokens_per_step, self.counts.flops_per_token)
+        warmup = t.warmup if self.total_steps is None else min(t.warmup, self.total_steps)
+        self.schedule = Schedule(
+            t.schedule, t.lr, t.min_lr, warmup, self.total_steps, t.cooldown_frac
+        )
+        self.autocast = setup.autocast(self.device, t.dtype)
+        self.c = Counters()
+        self.rnn_state = None
+        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+
+    # -- the loop ------------------------------------------------------------
+
+    def train(self) -> dict:
+        done = self._start()
+        if done is not None:
+            return done
+        bar = Progress(self.progress_enabled, self.total_steps, self.c.step)
+        try:
+            with StopOnSignal() as stop:
+                while not self._budget_spent():
+                    if not self._step():
+                        return self._finish("diverged")
+                    self._after_step(bar)
+                    if stop.requested:
+                        self._checkpoint()
+                        return self._finish("preempted")
+            self._checkpoint()
+            return self._finish("completed")
+        except Exception as exc:
+            if not isinstance(exc, ConfigError | CheckpointError):
+                self._write_result("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            bar.close()
+            self.metrics.close()
+
+    def _budget_spent(self) -> bool:
+        if self.total_steps is not None:
+            return self.c.step >= self.total_steps
+        return self.c.train_seconds >= self.cfg.train.time
+
+    def _step(self) -> bool:
+        """One optimizer step; False (and no update) when the loss or gradient is not finite."""
+        t0 = time.perf_counter()
+        t = self.cfg.train
+        frac = None if self.total_steps is not None else self.c.train_seconds / t.time
+        lr = self.schedule(self.c.step, frac)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=self.device)
+        for _ in range(t.grad_accum):
+            loss = self._forward(*self.loader.next())
+            (loss / t.grad_accum).backward()
+            loss_sum += loss.detach()
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf
+        )
+        # The one host sync per step: the guard must see the values before the update.
+        ok, loss_val, norm_val = torch.stack(
+            [finite(loss_sum, norm).float(), loss_sum / t.grad_accum, norm]
+        ).tolist()
+        if not ok:
+            self.opt.zero_grad(set_to_none=True)
+            log.error(
+                "step %d: non-finite loss %s or gradient norm %s; stopping before the update",
+                self.c.step, loss_val, norm_val,
+            )  # fmt: skip
+            return False
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.c.step += 1
+        self.c.tokens += self.tokens_per_step
+        self.c.train_loss = loss_val
+        self.lr = lr
+        self.c.train_seconds += time.perf_counter() - t0
+        return True
+
+    def _forward(self, x, y):
+        with self.autocast():
+            if not self.model.recurrent:
+                return self.fwd(x, y)[1]
+            if self.loader.reset or self.rnn_state is None:
+                self.rnn_state = self.model.init_state(x.size(0), x.device)
+            _, loss, state = self.fwd(x, y, state=self.rnn_state)
+        # Truncated BPTT: the next window starts from this state, without its graph.
+        self.rnn_state = self.model.detach_state(state)
+        return loss
+
+    def _after_step(self, bar: Progress) -> None:
+        t, step = self.cfg.train, self.c.step
+        row = None
+        if step % t.log_every == 0 or step == self.total_steps:
+            row = self._row(train_loss=self.c.train_loss, lr=self.lr)
+        if t.eval_every and step % t.eval_every == 0:
+            max_tokens = t.eval_tokens or min(len(self.shards.val) - 1, PERIODIC_EVAL_TOKENS)
+            self.c.val_loss = self._eval(max_tokens)
+            row = (row or self._row(lr=self.lr)) | {"val_loss": self.c.val_loss}
+            log.info("step %d: train loss %.4f, val loss %.4f", step, self.c.train_loss,
+                     self.c.val_loss)  # fmt: skip
+        if row:
+            self.metrics.write(**row)
+        if t.ckpt_every and step % t.ckpt_every == 0:
+            self._checkpoint()
+        bar.update(step, self.c.tokens, self.c.train_loss, self._tokens_per_second())
+
+    def _row(self, **kw) -> dict:
+        flops = self.c.tokens * self.counts.flops_per_token
+        base = {"step": self.c.step, "tokens": self.c.tokens, "flops": flops}
+        return base | kw | {"seconds": round(self._wall(), 3)}
+
+    def _eval(self, max_tokens: int | None) -> float:
+        t = self.cfg.train
+        loss, _ = evaluate(
+            self.fwd, self.shards.val, self.cfg.model.block_size, t.batch_size, max_tokens,
+            self.device, self.autocast,
+        )  # fmt: skip
+        return loss
+
+    def _wall(self) -> float:
+        return self.c.wall_seconds + time.perf_counter() - self.t0
+
+    def _tokens_per_second(self) -> float:
+        return self.c.tokens / self.c.train_seconds if self.c.train_seconds else 0.0
+
+    # -- start, checkpoints, results -----------------------------------------
+
+    def _start(self) -> dict | None:
+        """Resume or start fresh; returns the stored result if the run is already complete."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        mode = self.cfg.train.resume
+        root = self.out / "ckpt"
+        path = None
+        if mode == "never":
+            if checkpoint.list_steps(root):
+                raise ConfigError(
+                    f"--resume never, but {root} already holds checkpoints; "
+                    "use --resume auto to continue the run, or a new --out folder"
+                )
+        else:
+            path = checkpoint.latest(root, strict=mode == "must")
+            if path is None and mode == "must":
+                raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
+        if path is not None:
+            self._load(path)
+        self.metrics.truncate_after(self.c.step)
+        atomic_write_text(self.out / "config.toml", dumps_toml(self.cfg.to_dict()))
+        if self.shards.tokenizer_path.exists():  # so that the run alone can generate text
+            atomic_write_bytes(self.out / "tokenizer.json", self.shards.tokenizer_path.read_bytes())
+        old = read_result(self.out)
+        if path is not None and self._budget_spent() and old and old.get("status") == "completed":
+            return old
+        self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
+        return None
+
+    def _state(self) -> dict:
+        state = {
+            "format": STATE_FORMAT,
+            "config": self.cfg.to_dict(),
+            "data_fingerprint": self.fingerprint,
+            "counters": dataclasses.asdict(self.c) | {"wall_seconds": self._wall()},
+            "optimizer": self.opt.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "loader": self.loader.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rnn_state": self.rnn_state,
+        }
+        if self.device.startswith("cuda"):
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _checkpoint(self) -> None:
+        t = self.cfg.train
+        checkpoint.save(self.out / "ckpt", self.c.step, self.model, self._state(), t.keep_ckpts)
+
+    def _load(self, path: Path) -> None:
+        state = checkpoint.load_state(path, map_location=self.device)
+        conflicts = setup.resume_conflicts(state, self.cfg, self.fingerprint)
+        if conflicts:
+            raise ConfigError(
+                f"cannot resume {self.out} from {path.name}: the model or data changed ("
+                + "; ".join(conflicts)
+                + "); use a new --out folder or the checkpoint's settings"
+            )
+        checkpoint.load_weights(self.model, path)
+        self.opt.load_state_dict(state["optimizer"])
+        self.loader.load_state_dict(state["loader"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if "rng_cuda" in state and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
+        self.c = Counters(**state["counters"])
+        self.rnn_state = state["rnn_state"]
+        log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
+
+    def _finish(self, status: str) -> dict:
+        final = {}
+        if status == "completed":
+            t = self.cfg.train
+            loss, n = evaluate(
+                self.fwd, self.shards.val, self.cfg.model.block_size, t.batch_size,
+                t.eval_tokens or None, self.device, self.autocast,
+            )  # fmt: skip
+            s = summarize(loss, self.shards.bytes_per_token("val"))
+            final = {"val_loss": loss, "val_ppl": s["perplexity"], "val_bpb": s["bits_per_byte"]}
+            final["eval_tokens"] = n
+            self.metrics.write(**self._row(val_loss=loss, final=True))
+            log.info("step %d: final val loss %.4f (%d tokens)", self.c.step, loss, n)
+        return self._write_result(status, **final)
+
+    def _write_result(self, status: str, **extra) -> dict:
+        m, n_train = self.cfg.model, len(self.shards.train)
+        tokens, c = self.c.tokens, self.counts
+        result = {
+            "status": status, "run_id": self.run_id, "arch": m.arch, "preset": m.preset,
+            "val_loss": None, "val_ppl": None, "val_bpb": None,
+            "last_eval_loss": self.c.val_loss, "train_loss": self.c.train_loss,
+            "params": c.params, "params_nonembed": c.params_nonembed,
+            "flops_per_token": c.flops_per_token, "steps": self.c.step, "tokens": tokens,
+            "flops": tokens * c.flops_per_token, "flops_6nd": 6 * c.params * tokens,
+            "unique_tokens": min(tokens, n_train), "epochs": tokens / n_train,
+            "wall_seconds": self._wall(), "train_seconds": self.c.train_seconds,
+            "tokens_per_second": self._tokens_per_second(), "vocab_size": m.vocab_size,
+            "device": self.device, "dtype": self.cfg.train.dtype,
+        } | extra  # fmt: skip
+        return write_result(self.out, result)
+
+
+def train(cfg: RunConfig, out_dir: str | Path, progress: bool = False) -> dict:
+    """Train (or resume, per cfg.train.resume) one run into `out_dir`; return its result.
+
+    result["status"] is completed, diverged, preempted (SIGTERM) or failed.
+    """
+    return Trainer(cfg, out_dir, progress=progress).train()

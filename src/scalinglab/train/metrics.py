@@ -1,0 +1,73 @@
+"""RUN/metrics.jsonl and RUN/result.json.
+
+metrics.jsonl holds one JSON object per line, per log or eval step::
+
+    {"step": 100, "tokens": 76800, "flops": 4.1e11, "train_loss": 2.31,
+     "val_loss": 2.35, "lr": 0.00099, "seconds": 12.5}
+
+(`val_loss` only on evaluation steps). On resume the lines after the
+checkpoint's step, written by the run that died, are dropped, so the file
+reads as one uninterrupted run.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+from scalinglab.fsio import atomic_write_json, atomic_write_text
+
+RESULT_FORMAT_VERSION = 1
+
+
+class MetricsLog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._f = None
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                break  # a torn last line from a crash
+        atomic_write_text(self.path, "".join(x + "\n" for x in kept))
+
+    def write(self, **row) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
+        clean = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in row.items()
+        }
+        self._f.write(json.dumps(clean) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self._f = None
+
+
+def write_result(run_dir: Path, result: dict) -> dict:
+    """Write RUN/result.json atomically; non-finite numbers become null."""
+    result = {"format_version": RESULT_FORMAT_VERSION, **result}
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()
+    }
+    atomic_write_json(Path(run_dir) / "result.json", clean)
+    return clean
+
+
+def read_result(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / "result.json").read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,100 @@
+"""AdamW, learning-rate schedules, and turning a budget into a number of steps.
+
+Every schedule ends exactly where the run ends: a cosine that is still high
+when the budget runs out leaves the loss above what the run could reach, and
+that bias grows with the run's length (which scaling fits then misread).
+"""
+
+import inspect
+import math
+from dataclasses import dataclass
+
+import torch
+
+from scalinglab.config import TrainConfig
+from scalinglab.errors import ConfigError
+
+
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device_type: str):
+    """AdamW with weight decay on weights of 2+ dimensions only (matmuls and embeddings)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": tc.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    kw = {}
+    # The fused kernel is the fastest where it exists (CUDA; CPU since torch 2.4).
+    if "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in (
+        "cuda",
+        "cpu",
+    ):
+        kw["fused"] = True
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), **kw)
+
+
+def plan_steps(tc: TrainConfig, tokens_per_step: int, flops_per_token: int) -> int | None:
+    """Optimizer steps of a steps/tokens/flops budget (rounded up); None for a time budget."""
+    kind, amount = tc.budget
+    if kind == "steps":
+        return int(amount)
+    if kind == "tokens":
+        return max(1, math.ceil(amount / tokens_per_step))
+    if kind == "flops":
+        return max(1, math.ceil(amount / (flops_per_token * tokens_per_step)))
+    return None
+
+
+@dataclass
+class Schedule:
+    """Learning rate as a function of the step and of the fraction of the budget spent.
+
+    With a known number of steps (`total`), progress is counted in steps as in
+    nanoGPT. With a time budget (`total` None) it is the fraction of the time
+    budget spent, so the schedule still ends when the budget does.
+    """
+
+    kind: str
+    lr: float
+    min_lr: float
+    warmup: int
+    total: int | None
+    cooldown_frac: float = 0.2
+
+    def __post_init__(self):
+        if self.kind not in ("cosine", "constant", "wsd"):
+            raise ConfigError(f"--schedule {self.kind!r} is not one of cosine, constant, wsd")
+        if self.total is not None:
+            # A warmup longer than the run would never reach the peak.
+            self.warmup = min(self.warmup, max(0, self.total - 1))
+
+    def __call__(self, step: int, frac: float | None = None) -> float:
+        """LR of optimizer step `step` (0-based); `frac` = budget fraction spent (time budgets)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / (self.warmup + 1)
+        if self.kind == "constant":
+            return self.lr
+        if self.total is not None:
+            span = max(1, self.total - 1 - self.warmup)
+            p = (step - self.warmup) / span
+        else:
+            p = frac or 0.0
+        p = min(max(p, 0.0), 1.0)
+        if self.kind == "wsd":
+            # Stable at the peak, then a linear cooldown over the last cooldown_frac.
+            if self.cooldown_frac <= 0 or p < 1 - self.cooldown_frac:
+                return self.lr
+            q = (p - (1 - self.cooldown_frac)) / self.cooldown_frac
+            return self.lr + q * (self.min_lr - self.lr)
+        return self.min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (self.lr - self.min_lr)
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "lr": self.lr,
+            "min_lr": self.min_lr,
+            "warmup": self.warmup,
+            "total": self.total,
+            "cooldown_frac": self.cooldown_frac,
+        }

@@ -1,0 +1,130 @@
+"""Resolving a run's config against its data and machine, and checking resumes.
+
+`resolve` turns a RunConfig as given (vocab_size 0, min_lr -1, dtype auto)
+into the fully resolved one written to RUN/config.toml; `run_id` names it.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+
+import torch
+
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag
+from scalinglab.data.shards import MANIFEST, Shards
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.fsio import sha256_file
+
+# Train fields that change what data the model sees, step by step: a resume
+# that changes any of them would not continue the same run.
+DATA_FIELDS = ("batch_size", "grad_accum", "seed")
+# Train fields that do not change the result (how, where, how often to report).
+OPERATIONAL = (
+    "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
+    "ckpt_every", "keep_ckpts", "deterministic",
+)  # fmt: skip
+
+
+def pick_device(name: str) -> str:
+    if name != "auto":
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(name: str, device: str) -> str:
+    """`auto`: bfloat16 autocast on GPUs that support it; float32 elsewhere.
+
+    On CPU, bfloat16 autocast is slower than float32 for the small shapes a
+    CPU can train (measured in benchmarks/), so auto never picks it there.
+    """
+    if name != "auto":
+        return name
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
+def autocast(device: str, dtype: str):
+    """A factory of autocast contexts for the compute dtype (float32: none)."""
+    if dtype == "bfloat16":
+        kind = device.split(":")[0]
+        return lambda: torch.autocast(device_type=kind, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
+    """The run's config with every 'auto' and 'derived' value filled in."""
+    m, t = cfg.model, cfg.train
+    if m.vocab_size and m.vocab_size < shards.vocab_size:
+        raise ConfigError(
+            f"--vocab-size {m.vocab_size} is smaller than the shards' vocabulary "
+            f"({shards.vocab_size} in {shards.path})"
+        )
+    model = dataclasses.replace(m, vocab_size=m.vocab_size or shards.vocab_size)
+    train = dataclasses.replace(
+        t, data=str(shards.path), min_lr=t.final_lr, dtype=pick_dtype(t.dtype, device)
+    )
+    t.budget  # noqa: B018 -- raises ConfigError when no budget is given
+    return RunConfig(model=model, train=train)
+
+
+def check_split_sizes(cfg: RunConfig, shards: Shards) -> None:
+    """Fail early, naming the flag, when a split cannot hold one window."""
+    bs = cfg.model.block_size
+    for split, arr in (("train", shards.train), ("val", shards.val)):
+        if len(arr) < bs + 2:
+            raise DataError(
+                f"--block-size {bs} is larger than the {split} split of {shards.path} "
+                f"({len(arr)} tokens); use a smaller --block-size or more data"
+            )
+
+
+def data_fingerprint(shards: Shards) -> str:
+    """Identifies the shards' content (their manifest holds each file's size and hash)."""
+    return sha256_file(shards.path / MANIFEST)[:16]
+
+
+def run_id(cfg: RunConfig, fingerprint: str) -> str:
+    """A short hash of everything that determines the run's result."""
+    train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in OPERATIONAL}
+    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "preset"}
+    blob = json.dumps({"model": model, "train": train, "data": fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]:
+    """The differences in model or data between a checkpoint's config and `cfg`."""
+    out = []
+    old_model = saved.get("config", {}).get("model", {})
+    for f in dataclasses.fields(ModelConfig):
+        if f.name == "preset":
+            continue
+        old, new = old_model.get(f.name), getattr(cfg.model, f.name)
+        if old != new:
+            out.append(f"{f.metadata.get('flag', flag(f.name))} {old!r} -> {new!r}")
+    old_train = saved.get("config", {}).get("train", {})
+    for name in DATA_FIELDS:
+        old, new = old_train.get(name), getattr(cfg.train, name)
+        if old != new:
+            out.append(f"{flag(name)} {old!r} -> {new!r}")
+    if saved.get("data_fingerprint") != fingerprint:
+        out.append(f"--data: the shards' content differs from the checkpoint's ({cfg.train.data})")
+    return out
+
+
+def configure_torch(t: TrainConfig, device: str) -> None:
+    """Threads and determinism. Process-wide settings, as torch has no other kind."""
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    if t.deterministic:
+        if device.startswith("cuda"):
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

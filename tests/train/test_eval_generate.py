@@ -1,0 +1,82 @@
+import json
+import math
+
+import pytest
+import torch
+
+from scalinglab.cli import main
+from scalinglab.cli.generate import stream_text
+from scalinglab.train import train
+from scalinglab.train.evaluate import load_trained
+from scalinglab.train.generate import filter_logits, sample
+from tests.train.helpers import tiny_cfg, tiny_shards
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A GPT and an LSTM that have learned the tiny corpus (one sentence, repeated)."""
+    tmp = tmp_path_factory.mktemp("runs")
+    data = tiny_shards(tmp / "shards")
+    out = {}
+    for arch in ("gpt", "lstm"):
+        torch.set_num_threads(1)
+        result = train(tiny_cfg(data, arch, steps=400, lr=3e-2, warmup=10), tmp / arch)
+        out[arch] = (tmp / arch, result)
+    return out
+
+
+def test_eval_cli_matches_the_final_evaluation(runs, capsys):
+    run, result = runs["gpt"]
+    assert main(["eval", str(run), "--json", "--eval-tokens", "400"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["loss"] == result["val_loss"]  # the same windows, the same weights
+    assert got["perplexity"] == pytest.approx(math.exp(got["loss"]), rel=1e-12)
+    # the test shards hold one byte per token: bits per byte = loss / ln 2
+    assert got["bits_per_byte"] == pytest.approx(got["loss"] / math.log(2), rel=1e-12)
+    assert got["tokens"] == result["eval_tokens"] and got["step"] == 400
+
+
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_greedy_generation_continues_the_corpus(runs, arch):
+    model, _, _ = load_trained(runs[arch][0])
+    prompt = list(b"a quick brown")
+    out = bytes(sample(model, prompt, 30, temperature=0))
+    assert out == b" fox jumps over the lazy dog. "
+
+
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_sampling_is_reproducible_with_a_seed(runs, arch):
+    model, _, _ = load_trained(runs[arch][0])
+    a = list(sample(model, [116], 40, temperature=1.5, seed=3))
+    b = list(sample(model, [116], 40, temperature=1.5, seed=3))
+    c = list(sample(model, [116], 40, temperature=1.5, seed=4))
+    assert a == b and a != c and len(a) == 40
+
+
+def test_generate_cli_streams_text(runs, capsys):
+    run, _ = runs["lstm"]
+    argv = ["generate", str(run), "--prompt", "over the", "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "10"]) == 0
+    assert capsys.readouterr().out == "over the lazy dog.\n"
+
+
+def test_filter_logits_top_k_and_top_p():
+    logits = torch.log(torch.tensor([[0.5, 0.05, 0.3, 0.15]]))
+    k2 = filter_logits(logits, top_k=2)
+    assert torch.isinf(k2).tolist() == [[False, True, False, True]]
+    # top_p 0.8: 0.5 + 0.3 reach it, so 0.15 and 0.05 are dropped
+    p = filter_logits(logits, top_p=0.8)
+    assert torch.isinf(p).tolist() == [[False, True, False, True]]
+    p = filter_logits(logits, top_p=0.81)
+    assert torch.isinf(p).tolist() == [[False, True, False, False]]
+    assert torch.equal(filter_logits(logits), logits)
+
+
+class _Bytes:
+    def decode(self, ids):
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+def test_stream_text_holds_back_split_characters():
+    pieces = list(stream_text(_Bytes(), list(b"caf"), iter("é!".encode())))
+    assert pieces == ["caf", "é", "!"]

@@ -1,0 +1,171 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scalinglab.errors import CheckpointError
+from scalinglab.train import checkpoint, train
+from scalinglab.train.loop import Trainer
+from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _weights(run: Path) -> dict:
+    return load_file(checkpoint.latest(run / "ckpt") / checkpoint.WEIGHTS)
+
+
+def _assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _rows(run: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_at(monkeypatch, step: int):
+    """Make the trainer die (like a killed process) right after finishing `step`."""
+    orig = Trainer._after_step
+
+    def after_step(self, bar):
+        orig(self, bar)
+        if self.c.step == step:
+            raise Crash(step)
+
+    monkeypatch.setattr(Trainer, "_after_step", after_step)
+
+
+def test_sigkill_at_a_random_step_then_resume_is_bitwise_equal(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    steps, extra = 80, dict(ckpt_every=3, dropout=0.1, eval_every=50)
+    ref = train(tiny_cfg(data, steps=steps, **extra), tmp_path / "ref")
+    run = tmp_path / "killed"
+    kill_after = random.Random(os.urandom(8)).randrange(4, 50)
+    args = cli_args(data, run, "--steps", str(steps), "--ckpt-every", "3", "--dropout", "0.1")
+    args += ["--eval-every", "50", "--lr", "3e-3", "--warmup", "5", "--log-every", "1"]
+    args += ["--threads", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalinglab", *args],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= kill_after:
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read()}"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (run / "result.json").exists()
+    resumed = train(tiny_cfg(data, steps=steps, **extra), run)
+    assert resumed["status"] == "completed", kill_after
+    _assert_bitwise_equal(_weights(tmp_path / "ref"), _weights(run))
+    assert resumed["val_loss"] == ref["val_loss"]
+    assert _rows(run) == _rows(tmp_path / "ref"), f"killed after {kill_after} metrics lines"
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_recurrent_crash_and_resume_is_bitwise_equal(tmp_path, monkeypatch, arch):
+    # The carried hidden state and the stream loader position travel in the checkpoint.
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, arch, model=dict(n_layer=2), steps=24, ckpt_every=5, dropout=0.2)
+    ref = train(cfg, tmp_path / "ref")
+    with monkeypatch.context() as m:
+        _crash_at(m, 13)
+        with pytest.raises(Crash):
+            train(cfg, tmp_path / "run")
+    assert json.loads((tmp_path / "run/result.json").read_text())["status"] == "failed"
+    resumed = train(cfg, tmp_path / "run")
+    assert resumed["status"] == "completed" and resumed["steps"] == 24
+    _assert_bitwise_equal(_weights(tmp_path / "ref"), _weights(tmp_path / "run"))
+    assert resumed["val_loss"] == ref["val_loss"]
+    assert _rows(tmp_path / "run") == _rows(tmp_path / "ref")
+
+
+def test_corrupt_checkpoint_is_skipped_or_refused(tmp_path, monkeypatch, caplog):
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, steps=12, ckpt_every=4, keep_ckpts=3)
+    train(cfg, tmp_path / "ref")
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _crash_at(m, 9)
+        with pytest.raises(Crash):
+            train(cfg, run)
+    assert [p.name for p in checkpoint.list_steps(run / "ckpt")] == [
+        "step-00000008",
+        "step-00000004",
+    ]
+    blob = run / "ckpt/step-00000008" / checkpoint.WEIGHTS
+    data_bytes = bytearray(blob.read_bytes())
+    data_bytes[-1] ^= 0xFF  # one flipped bit pattern in the last weight
+    blob.write_bytes(bytes(data_bytes))
+
+    cfg.train.resume = "must"
+    with pytest.raises(CheckpointError, match=r"step-00000008 is invalid: model.safetensors"):
+        train(cfg, run)
+    cfg.train.resume = "auto"
+    with caplog.at_level("WARNING"):
+        result = train(cfg, run)
+    assert "skipping checkpoint" in caplog.text and "step-00000008" in caplog.text
+    assert result["status"] == "completed"
+    _assert_bitwise_equal(_weights(tmp_path / "ref"), _weights(run))
+
+
+def test_checkpoint_without_manifest_does_not_exist(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    train(tiny_cfg(data, steps=4, ckpt_every=2, keep_ckpts=5), tmp_path / "run")
+    root = tmp_path / "run/ckpt"
+    (root / "step-00000004" / checkpoint.MANIFEST).unlink()  # as if killed mid-write
+    assert checkpoint.verify(root / "step-00000004") == "no manifest (the write did not finish)"
+    assert checkpoint.latest(root).name == "step-00000002"
+
+
+def test_sigterm_checkpoints_and_reports_preempted(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    args = cli_args(data, run, "--steps", "100000", "--log-every", "1", "--threads", "1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalinglab", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 200):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "preempted"
+    assert out.startswith("preempted:")
+    ckpt = checkpoint.latest(run / "ckpt", strict=True)
+    assert ckpt.name == f"step-{result['steps']:08d}" and result["steps"] > 1
+    state = checkpoint.load_state(ckpt)
+    assert state["counters"]["step"] == result["steps"]
+    assert state["loader"]["step"] == result["steps"]
+
+
+def test_completed_run_is_not_trained_again(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, steps=5)
+    first = train(cfg, tmp_path / "run")
+    lines = (tmp_path / "run/metrics.jsonl").read_text()
+    again = train(cfg, tmp_path / "run")
+    assert again == first
+    assert (tmp_path / "run/metrics.jsonl").read_text() == lines
