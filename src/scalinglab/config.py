@@ -110,7 +110,7 @@ class TrainConfig:
     grad_accum: int = _f(1, "micro-batches per optimizer step")
     lr: float = _f(1e-3, "peak learning rate")
     min_lr: float = _f(-1.0, "final learning rate; negative means lr / 10")
-    warmup: int = _f(100, "linear warmup steps (capped at the run's length)")
+    warmup: int = _f(100, "linear warmup steps (capped at half the run)")
     schedule: str = _f("cosine", f"learning-rate schedule, one of {SCHEDULES}", choices=SCHEDULES)
     cooldown_frac: float = _f(0.2, "wsd: fraction of the run spent decaying to min_lr")
     weight_decay: float = _f(0.1, "AdamW weight decay (on weights of 2 or more dimensions only)")

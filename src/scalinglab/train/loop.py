@@ -52,7 +52,7 @@ class Trainer:
         self.cfg = setup.resolve(cfg, self.shards, self.device)
         setup.check_split_sizes(self.cfg, self.shards)
         m, t = self.cfg.model, self.cfg.train
-        setup.configure_torch(t, self.device)
+        self.restore_torch = setup.configure_torch(t, self.device)
         self.fingerprint = setup.data_fingerprint(self.shards)
         self.run_id = setup.run_id(self.cfg, self.fingerprint)
         torch.manual_seed(t.seed)
@@ -67,9 +67,8 @@ class Trainer:
         )  # fmt: skip
         self.tokens_per_step = t.batch_size * t.grad_accum * m.block_size
         self.total_steps = plan_steps(t, self.tokens_per_step, self.counts.flops_per_token)
-        warmup = t.warmup if self.total_steps is None else min(t.warmup, self.total_steps)
         self.schedule = Schedule(
-            t.schedule, t.lr, t.min_lr, warmup, self.total_steps, t.cooldown_frac
+            t.schedule, t.lr, t.min_lr, t.warmup, self.total_steps, t.cooldown_frac
         )
         self.autocast = setup.autocast(self.device, t.dtype)
         self.c = Counters()
@@ -79,9 +78,14 @@ class Trainer:
     # -- the loop ------------------------------------------------------------
 
     def train(self) -> dict:
-        done = self._start()
-        if done is not None:
-            return done
+        try:
+            done = self._start()
+            return done if done is not None else self._loop()
+        finally:
+            self.metrics.close()
+            self.restore_torch()
+
+    def _loop(self) -> dict:
         bar = Progress(self.progress_enabled, self.total_steps, self.c.step)
         try:
             with StopOnSignal() as stop:
@@ -100,7 +104,6 @@ class Trainer:
             raise
         finally:
             bar.close()
-            self.metrics.close()
 
     def _budget_spent(self) -> bool:
         if self.total_steps is not None:

@@ -66,8 +66,8 @@ class Schedule:
         if self.kind not in ("cosine", "constant", "wsd"):
             raise ConfigError(f"--schedule {self.kind!r} is not one of cosine, constant, wsd")
         if self.total is not None:
-            # A warmup longer than the run would never reach the peak.
-            self.warmup = min(self.warmup, max(0, self.total - 1))
+            # A warmup as long as the run would leave no room to decay: at most half of it.
+            self.warmup = min(self.warmup, max(0, (self.total - 1) // 2))
 
     def __call__(self, step: int, frac: float | None = None) -> float:
         """LR of optimizer step `step` (0-based); `frac` = budget fraction spent (time budgets)."""

@@ -75,6 +75,10 @@ def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
 def check_split_sizes(cfg: RunConfig, shards: Shards) -> None:
     """Fail early, naming the flag, when a split cannot hold one window."""
     bs = cfg.model.block_size
+    if 0 < cfg.train.eval_tokens < bs:
+        raise ConfigError(
+            f"--eval-tokens {cfg.train.eval_tokens} is less than one window of --block-size {bs}"
+        )
     for split, arr in (("train", shards.train), ("val", shards.val)):
         if len(arr) < bs + 2:
             raise DataError(
@@ -116,8 +120,12 @@ def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]
     return out
 
 
-def configure_torch(t: TrainConfig, device: str) -> None:
-    """Threads and determinism. Process-wide settings, as torch has no other kind."""
+def configure_torch(t: TrainConfig, device: str):
+    """Threads and determinism: process-wide settings, as torch has no other kind.
+
+    Returns a function that puts the determinism setting back (threads stay set).
+    """
+    before = torch.are_deterministic_algorithms_enabled()
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     if t.deterministic:
@@ -128,3 +136,4 @@ def configure_torch(t: TrainConfig, device: str) -> None:
     elif device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    return lambda: torch.use_deterministic_algorithms(before)

@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from scalinglab.cli import main
+from scalinglab.config import RunConfig, dumps_toml, load_toml
+from scalinglab.models.counting import count
+from scalinglab.train import train
+from tests.train.helpers import tiny_cfg, tiny_shards
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_token_and_flop_budgets_plan_the_steps(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    tps = 8 * 16
+    r = train(tiny_cfg(data, steps=0, tokens=10 * tps + 1), tmp_path / "tok")
+    assert r["steps"] == 11 and r["tokens"] == 11 * tps  # rounded up: at least the budget
+    cfg = tiny_cfg(data, steps=0, flops=0.0)
+    fpt = count(cfg.model, 256).flops_per_token
+    cfg.train.steps, cfg.train.flops = 0, float(fpt * tps * 6)
+    r = train(cfg, tmp_path / "flops")
+    assert r["steps"] == 6 and r["flops"] == 6 * tps * fpt
+    assert r["flops_6nd"] == 6 * r["params"] * r["tokens"]
+    rows = [json.loads(x) for x in (tmp_path / "flops/metrics.jsonl").read_text().splitlines()]
+    assert rows[-2]["lr"] == cfg.train.lr / 10  # the cosine reached min_lr on the last step
+
+
+def test_time_budget_ends_with_its_schedule(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    r = train(tiny_cfg(data, steps=0, time=1.0, warmup=2, lr=1e-3, min_lr=0.0), tmp_path / "t")
+    assert r["status"] == "completed" and r["train_seconds"] >= 1.0 and r["steps"] > 2
+    rows = [json.loads(x) for x in (tmp_path / "t/metrics.jsonl").read_text().splitlines()]
+    assert rows[-2]["lr"] < 0.1 * 1e-3  # the last step ran near the end of the cosine
+
+
+def test_grad_accumulation_counts_tokens(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    r = train(tiny_cfg(data, steps=3, batch_size=4, grad_accum=3), tmp_path / "a")
+    assert r["tokens"] == 3 * 4 * 3 * 16 and r["steps"] == 3
+
+
+def test_resolved_config_and_result_keys(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    r = train(tiny_cfg(data, steps=2), tmp_path / "run")
+    cfg = RunConfig.from_dict(load_toml(tmp_path / "run/config.toml"))
+    assert cfg.model.vocab_size == 256 and cfg.train.min_lr == 3e-3 / 10
+    assert cfg.train.dtype == "float32"
+    for key in (
+        "status", "val_loss", "val_ppl", "val_bpb", "train_loss", "params", "params_nonembed",
+        "tokens", "flops", "flops_6nd", "steps", "wall_seconds", "tokens_per_second",
+        "format_version", "arch", "run_id", "unique_tokens", "epochs",
+    ):  # fmt: skip
+        assert key in r, key
+    n_train = len((tmp_path / "shards/train.bin").read_bytes()) // 2
+    assert r["unique_tokens"] == r["tokens"] and r["epochs"] == r["tokens"] / n_train
+    assert r["params"] == count(cfg.model).params
+
+
+def test_preset_config_file_and_flags_layer(tmp_path, capsys):
+    data = tiny_shards(tmp_path / "shards")
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        f'[model]\npreset = "gpt-micro"\nn_embd = 32\nblock_size = 16\n'
+        f'[train]\ndata = "{data}"\nsteps = 2\nbatch_size = 4\n'
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(toml), "--out", str(out), "--n-layer", "1"]) == 0
+    cfg = load_toml(out / "config.toml")
+    # preset gives n_head 4; the file sets n_embd and block_size; the flag sets n_layer
+    assert (cfg["model"]["n_head"], cfg["model"]["n_embd"]) == (4, 32)
+    assert (cfg["model"]["n_layer"], cfg["model"]["block_size"]) == (1, 16)
+    assert capsys.readouterr().out.startswith("completed:")
+
+
+def test_sweep_style_subprocess_runs_a_resolved_toml(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.toml").write_text(dumps_toml(tiny_cfg(data, "lstm", steps=3).to_dict()))
+    cmd = [sys.executable, "-m", "scalinglab", "train", "--config", str(run / "run.toml")]
+    cmd += ["--out", str(run), "--resume", "auto", "--json"]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout)
+    assert result == json.loads((run / "result.json").read_text())
+    assert result["status"] == "completed" and result["arch"] == "lstm"
