@@ -69,3 +69,42 @@ def test_envelope_from_curves_csv(tmp_path):
     assert law.ci_["a"][0] < law.params_["a"] < law.ci_["a"][1]
     opt = law.optimal(1e21)
     assert opt["params"] == pytest.approx(law.params_["k_N"] * 1e21 ** law.params_["a"])
+
+
+def test_envelope_from_run_folders(tmp_path, capsys):
+    import json
+
+    from scalinglab.cli import main
+
+    folders = []
+    for i, N in enumerate(np.geomspace(1e7, 1e10, 8)):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        (run / "result.json").write_text(json.dumps({"status": "completed", "params": N}))
+        recs = [
+            {"step": s, "tokens": D, "flops": 6 * N * D, "val_loss": chinchilla_law(N, D)}
+            for s, D in enumerate(np.geomspace(1e8, 2e12, 40))
+        ]
+        recs.insert(
+            3, {"step": 3, "tokens": 1.0, "flops": 1.0, "train_loss": 9.0}
+        )  # no val_loss: skipped
+        (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+        folders.append(str(run))
+    assert main(["fit", *folders, "--law", "envelope", "--bootstrap", "50", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["conventions"]["L"] == "val_loss" and obj["conventions"]["runs"] == 8
+    assert obj["params"]["a"] == pytest.approx(A_TRUE, abs=0.08)
+
+
+def test_isoflop_non_convex_budget_is_skipped_with_a_warning(tmp_path):
+    import json
+
+    rows = isoflop_table(np.random.default_rng(2))
+    for r in rows:
+        if r["budget"] == 1e22:
+            r["L"] = 5.0 - 0.1 * np.log(r["N"])  # loss falls monotonically: no minimum
+    law = ScalingLaw("isoflop").fit(rows)
+    assert any("1e+22: the loss has no minimum in log N" in w for w in law.warnings_)
+    assert np.isnan(law.params_["N_opt@1e+22"])
+    assert law.params_["a"] == pytest.approx(A_TRUE, abs=0.03)  # from the 4 other budgets
+    assert json.loads(json.dumps(law.to_json(), allow_nan=False))["params"]["N_opt@1e+22"] is None

@@ -26,9 +26,10 @@ from scalinglab.laws.table import ALIASES, _decode, _find, _numbers
 class Curves:
     """Loss curves: per run, N and arrays of (flops, tokens, loss) sorted by flops."""
 
-    def __init__(self, runs, source):
+    def __init__(self, runs, source, columns=None):
         self.runs = runs  # list of (run_id, N, flops, tokens, loss)
         self.source = source
+        self.columns = columns or {}
 
 
 def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=None, loss_col=None):
@@ -64,7 +65,8 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
         runs.append(
             (rid, float(vals["N"][m][0]), vals["C"][m][o], vals["D"][m][o], vals["L"][m][o])
         )
-    return Curves(runs, str(path))
+    columns = {k: v if v else "C/(6N)" for k, v in cols.items()}
+    return Curves(runs, str(path), {**columns, "run": "/".join(run_cols)})
 
 
 def read_run_folders(folders):
@@ -91,7 +93,9 @@ def read_run_folders(folders):
             runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
     if not runs:
         raise DataError("no run folder has val_loss records in metrics.jsonl")
-    return Curves(runs, ", ".join(map(str, folders[:3])) + (" ..." if len(folders) > 3 else ""))
+    source = ", ".join(map(str, folders[:3])) + (" ..." if len(folders) > 3 else "")
+    columns = {"N": "result.json params", "D": "tokens", "C": "flops", "L": "val_loss"}
+    return Curves(runs, source, columns)
 
 
 def _interp_matrix(curves, grid):

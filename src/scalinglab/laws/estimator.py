@@ -182,7 +182,7 @@ class ScalingLaw:
         self.objective_ = 0.0
         self.n_points_ = res["n_points"]
         self.converged_ = True
-        self.conventions_ = {"source": curves.source, "runs": res["n_runs"], "C": "flops"}
+        self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
         self.data_ = {"source": curves.source, "sha256": "", "rows": res["n_runs"]}
         self._set_uncertainty(res["samples"])
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
@@ -250,9 +250,9 @@ class ScalingLaw:
             "format_version": FORMAT_VERSION,
             "kind": "scalinglab.fit",
             "law": self.law,
-            "params": self.params_,
-            "derived": self.derived_,
-            "stderr": self.stderr_,
+            "params": _finite(self.params_),
+            "derived": _finite(self.derived_),
+            "stderr": _finite(self.stderr_),
             "ci": self.ci_,
             "ci_level": self.settings["ci_level"],
             "n_points": self.n_points_,
@@ -278,6 +278,11 @@ class ScalingLaw:
         return out
 
 
+def _finite(d):
+    """JSON has no NaN/inf: a value that is not finite (e.g. a skipped budget) becomes null."""
+    return {k: (float(v) if np.isfinite(v) else None) for k, v in d.items()}
+
+
 def load_fit(path) -> ScalingLaw:
     """A fitted ScalingLaw from a fit.json (format_version 1)."""
     path = Path(path)
@@ -295,7 +300,7 @@ def load_fit(path) -> ScalingLaw:
         )
     try:
         law = ScalingLaw(obj["law"], **obj["settings"])
-        law.params_ = {k: float(v) for k, v in obj["params"].items()}
+        law.params_ = {k: np.nan if v is None else float(v) for k, v in obj["params"].items()}
         law.derived_ = obj.get("derived", {})
         law.stderr_, law.ci_ = obj["stderr"], obj["ci"]
         law.n_points_, law.objective_ = obj["n_points"], obj["objective"]

@@ -55,18 +55,22 @@ def _parabolas(x, L, W):
     V = np.stack([np.ones_like(xc), xc, xc * xc], axis=1)  # (n, 3)
     A = np.einsum("rn,ni,nj->rij", W, V, V)
     y = np.einsum("rn,ni,n->ri", W, V, L)
-    distinct = (W > 0) @ np.ones(len(x))  # a crude check; exact below
+    present = (W > 0).sum(axis=1)  # points a resample kept; too few sizes shows as det ≈ 0
     p = np.full((W.shape[0], 3), np.nan)
     det = np.linalg.det(A)
     ok = (np.abs(det) > 1e-12 * np.maximum(np.abs(A).max(axis=(1, 2)) ** 3, 1e-300)) & (
-        distinct >= 3
+        present >= 3
     )
     if ok.any():
         p[ok] = np.linalg.solve(A[ok], y[ok][..., None])[..., 0]
+    span = np.ptp(xc)
     with np.errstate(invalid="ignore", divide="ignore"):
         convex = p[:, 2] > 0
         xs = np.where(convex, -p[:, 1] / (2 * p[:, 2]), np.nan)
         Ls = np.where(convex, p[:, 0] - p[:, 1] ** 2 / (4 * p[:, 2]), np.nan)
+    # a vertex more than one sampled span outside the sizes is no minimum: the profile is ~flat
+    far = ~(np.abs(xs) <= 1.5 * span)
+    xs[far], Ls[far] = np.nan, np.nan
     return xs + x.mean(), Ls
 
 
@@ -98,7 +102,9 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3):
             W = np.vstack([W, bootstrap_weights(len(g), R, seed + j)])
         xs[:, j], Ls[:, j] = _parabolas(logN[g], table.L[g], W)
         if not np.isfinite(xs[0, j]):
-            warnings.append(f"budget {v:g}: the loss is not convex in log N; budget skipped")
+            warnings.append(
+                f"budget {v:g}: the loss has no minimum in log N near the sampled sizes; skipped"
+            )
         elif not logN[g].min() <= xs[0, j] <= logN[g].max():
             warnings.append(
                 f"budget {v:g}: the parabola's minimum N={np.exp(xs[0, j]):.3g} lies outside the "

@@ -1,0 +1,61 @@
+"""Planning against brute force: the closed-form optimum is the minimum along C = 6ND."""
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws import ScalingLaw
+from scalinglab.plan import fixed_params, optimal_allocation, target_loss
+from tests.laws.synth import TRUE_CHIN
+
+
+def fitted(params, law="chinchilla"):
+    """A ScalingLaw holding known parameters (as load_fit would restore them)."""
+    s = ScalingLaw(law)
+    s.params_, s.derived_, s.samples_ = dict(params), {}, None
+    s.stderr_, s.ci_ = {}, {}
+    return s
+
+
+def test_closed_form_matches_brute_force():
+    law = fitted(TRUE_CHIN)
+    C = 1e22
+    N = np.geomspace(1e8, 1e12, 200001)
+    L = law.predict(N=N, D=C / (6 * N))
+    best = N[np.argmin(L)]
+    opt = optimal_allocation(law, C)
+    assert opt["params"] == pytest.approx(best, rel=1e-3)
+    assert opt["loss"] == pytest.approx(L.min(), rel=1e-9)
+    assert 6 * opt["params"] * opt["tokens"] == pytest.approx(C)
+    assert opt["tokens_per_param"] == pytest.approx(opt["tokens"] / opt["params"])
+
+
+def test_target_loss_inverts_the_optimum():
+    law = fitted(TRUE_CHIN)
+    res = target_loss(law, 2.2)
+    assert res["loss"] == pytest.approx(2.2, rel=1e-9)
+    assert optimal_allocation(law, res["flops"])["params"] == pytest.approx(res["params"])
+    with pytest.raises(FitError, match="unreachable"):
+        target_loss(law, 1.6)  # below E = 1.7
+
+
+def test_fixed_params_at_the_optimum_is_efficient():
+    law = fitted(TRUE_CHIN)
+    opt = optimal_allocation(law, 1e21)
+    at = fixed_params(law, opt["params"], 1e21)
+    assert at["excess_loss"] == pytest.approx(0.0, abs=1e-9)
+    assert at["compute_efficiency"] == pytest.approx(1.0, rel=1e-6)
+    small = fixed_params(law, opt["params"] / 10, 1e21)
+    assert small["excess_loss"] > 0 and small["compute_efficiency"] < 1
+
+
+def test_isoflop_plan_uses_its_power_laws():
+    law = fitted(
+        {"a": 0.5, "b": 0.5, "k_N": 0.1, "k_D": 1.6667, "a_L": -0.05, "k_L": 30.0}, "isoflop"
+    )
+    opt = optimal_allocation(law, 1e20)
+    assert opt["params"] == pytest.approx(0.1 * 1e10)
+    assert opt["loss"] == pytest.approx(30.0 * 1e20**-0.05)
+    assert target_loss(law, opt["loss"])["flops"] == pytest.approx(1e20)
+    with pytest.raises(ConfigError):
+        fixed_params(law, 1e9, 1e20)
