@@ -38,13 +38,15 @@ def build_config(args):
     from scalinglab.models.registry import preset_fields
 
     d = load_toml(args.config) if args.config else {}
-    where = args.config or "flags"
+    where = args.config
     model_flags = flags_given(args, ModelConfig)
     file_model = d.get("model", {}) if isinstance(d.get("model", {}), dict) else {}
     preset = model_flags.get("preset") or file_model.get("preset", "")
     model = (preset_fields(preset) if preset else {}) | file_model | model_flags
     train = d.get("train", {}) if isinstance(d.get("train", {}), dict) else {}
     train = train | flags_given(args, TrainConfig)
+    if not args.config:  # flags and presets hold only known fields: errors name just the flag
+        return RunConfig(model=ModelConfig(**model), train=TrainConfig(**train))
     return RunConfig.from_dict({**d, "model": model, "train": train}, where)
 
 
