@@ -96,8 +96,9 @@ class Trainer:
                     if stop.requested:
                         self._checkpoint()
                         return self._finish("preempted")
-            self._checkpoint()
-            return self._finish("completed")
+                # A SIGTERM from here on is ignored: the run is about to complete.
+                self._checkpoint()
+                return self._finish("completed")
         except Exception as exc:
             if not isinstance(exc, ConfigError | CheckpointError):
                 self._write_result("failed", error=f"{type(exc).__name__}: {exc}")
