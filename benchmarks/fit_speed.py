@@ -15,8 +15,14 @@ warm-started bootstrap refits stop at their start — intervals ~20x too narrow.
 """
 
 import argparse
+import os
 import time
 from pathlib import Path
+
+# One BLAS thread for both sides: on a busy machine a BLAS pool woken for the
+# thin (1 x 240) products of the per-start loop costs it ~40x, an unfair handicap.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 from scipy.optimize import minimize
@@ -81,6 +87,13 @@ def scipy_loop(table, resamples, every, n_boot):
     return best.x, float(best.fun), np.array(xs), (t1 - t0) * every, (t2 - t1) * resamples / n_boot
 
 
+def timed(fn, *args):
+    """fn's result, and its CPU seconds (wall seconds mislead on a shared, busy machine)."""
+    c0 = time.process_time()
+    out = fn(*args)
+    return out, time.process_time() - c0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--resamples", type=int, default=1000)
@@ -89,11 +102,14 @@ def main():
     args = ap.parse_args()
     table = read_csv(DATA, drop_highest=5)
     nat = Chinchilla().natural
-    b1, f1, s1, tf1, tb1 = ours(table, args.resamples)
-    b0, f0, _, tf0, _ = ours(table, 0, prune=False)
-    b2, f2, s2, tf2, tb2 = scipy_loop(
-        table, args.resamples, args.scipy_every, args.scipy_resamples or args.resamples
+    (b1, f1, s1, tf1, tb1), cpu1 = timed(ours, table, args.resamples)
+    (b0, f0, _, tf0, _), _ = timed(ours, table, 0, False)
+    n_boot = args.scipy_resamples or args.resamples
+    (b2, f2, s2, tf2, tb2), cpu2 = timed(
+        scipy_loop, table, args.resamples, args.scipy_every, n_boot
     )
+    # scipy's CPU time covers the runs it did; scale it like its wall times
+    cpu2 *= (tf2 + tb2) / (tf2 / args.scipy_every + tb2 * n_boot / args.resamples)
     print(f"{len(table)} points, {len(HOFFMANN_GRID)} starts, {args.resamples} bootstrap resamples")
     for name, b, f in (
         ("ours (pruned)", b1, f1),
@@ -114,6 +130,9 @@ def main():
     print(
         f"ratio scipy/ours: fit {tf2 / tf1:.1f}x (vs ours without pruning {tf2 / tf0:.1f}x), "
         f"bootstrap {tb2 / tb1:.1f}x, total {(tf2 + tb2) / (tf1 + tb1):.1f}x"
+    )
+    print(
+        f"CPU seconds, fit + bootstrap: ours {cpu1:.2f} s, scipy {cpu2:.2f} s, ratio {cpu2 / cpu1:.1f}x"
     )
 
 
