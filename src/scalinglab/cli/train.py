@@ -1,7 +1,5 @@
 """`scalinglab train`: train (or resume) one run into a run folder."""
 
-import argparse
-
 ORDER = 20
 
 # Exit codes besides 0 (completed) and 2 (user error): scripts and sweeps read them.
@@ -22,7 +20,6 @@ def register(sub) -> None:
             "Exit codes: 0 completed, 2 bad input, 3 diverged (non-finite loss), "
             "143 preempted (SIGTERM; resume with --resume auto)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or resume)")
     p.add_argument("--config", metavar="FILE.toml", help="run config ([model] and [train])")
