@@ -1,10 +1,18 @@
 """The same tiny sweep (real trainer, deterministic) through the local executor, a
 local Ray instance and submitit's local executor: the same runs table, the same losses."""
 
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
 from scalinglab.sweep import driver
 from scalinglab.sweep.spec import load_spec
+from scalinglab.sweep.submitit_exec import SubmititExecutor
 from scalinglab.sweep.table import runs_table
 from tests.conftest import write_raw_shards
 from tests.sweep.conftest import pattern_tokens, write_spec
@@ -59,3 +67,48 @@ def test_submitit_local_executor_same_table(local_table, tmp_path):
     assert sorted(o["status"] for o in outcomes) == ["completed", "completed"]
     assert list((tmp_path / "out" / "submitit").iterdir())  # submitit's job folders
     assert _table(tmp_path / "out") == expected
+
+
+def _trainer_pid(run_dir) -> int | None:
+    """The pid of the `scalinglab train` process writing into run_dir, if any."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"train" in cmd and str(run_dir).encode() in cmd:
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the trainer process through /proc")
+def test_submitit_requeues_on_time_limit_signal_and_resumes(tmp_path, shards):
+    pytest.importorskip(
+        "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
+    )
+    design = GRID.replace("tokens = [640, 1280]", "tokens = [25600]")
+    spec = load_spec(write_spec(tmp_path, shards, design, train="ckpt_every = 10"))
+    driver.run_sweep(spec, tmp_path / "ref", driver.make_executor("local", tmp_path, 1, 1), 1)
+    (run,) = (tmp_path / "ref" / "runs").iterdir()
+
+    ex = SubmititExecutor(tmp_path / "sub" / "submitit", 1, 1, cluster="local")
+    sub_run = tmp_path / "sub" / "runs" / run.name
+    t = threading.Thread(target=driver.run_sweep, args=(spec, tmp_path / "sub", ex, 1))
+    t.start()
+    deadline = time.monotonic() + 120
+    while not list(sub_run.glob("ckpt/step-*")):  # training, past its first checkpoint
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.01)
+    pid = _trainer_pid(sub_run)
+    task = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    # As SLURM near the time limit: USR2 to every process of the job step.
+    os.kill(pid, signal.SIGUSR2)  # ignored by the trainer
+    os.kill(task, signal.SIGUSR2)  # submitit: checkpoint, requeue, exit; trainer gets SIGTERM
+    t.join(timeout=300)
+    assert not t.is_alive()
+    log = (sub_run / "train.log").read_text()
+    assert log.count("\n=== ") == 2 and "resumed" in log  # requeued, resumed from a checkpoint
+    assert json.loads((sub_run / "result.preempted-1.json").read_text())["status"] == "preempted"
+    assert _table(tmp_path / "sub") == _table(tmp_path / "ref")  # the same loss, to the bit
+    (job_log,) = (tmp_path / "sub" / "submitit").glob("*/*_log.out")
+    assert "Requeued job" in job_log.read_text()  # through submitit's own handler

@@ -83,3 +83,21 @@ def test_executor_extra_missing_says_which_pip_install(tmp_path, monkeypatch, na
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     with pytest.raises(MissingExtraError, match=rf"pip install 'scalinglab\[{extra}\]'"):
         make_executor(name, tmp_path, 1, 1)
+
+
+def test_submitit_params_parsed_and_checked(tmp_path):
+    pytest.importorskip(
+        "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
+    )
+    from scalinglab.cli.sweep import _key_values
+    from scalinglab.errors import ConfigError
+
+    kv = _key_values(["slurm_account=abc", "slurm_mem_gb=8", "local_signal_delay_s=2.5"])
+    assert kv == {"slurm_account": "abc", "slurm_mem_gb": 8, "local_signal_delay_s": 2.5}
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        _key_values(["slurm_account"])
+    ex = make_executor(
+        "submitit", tmp_path, 1, 1, cluster="local", submitit_params={"local_bogus": 1}
+    )
+    with pytest.raises(ConfigError, match=r"--submitit-param: .*Unknown argument 'bogus'"):
+        ex._executor()

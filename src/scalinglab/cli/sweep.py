@@ -45,6 +45,11 @@ def register(sub) -> None:
     )  # fmt: skip
     p.add_argument("--slurm-partition", help="submitit: SLURM partition")
     p.add_argument("--timeout-min", type=int, default=24 * 60, help="submitit: job time limit")
+    p.add_argument(
+        "--submitit-param", action="append", default=[], metavar="KEY=VALUE",
+        help="submitit: any executor parameter, e.g. slurm_account=abc or slurm_mem_gb=8 "
+        "(VALUE is read as a TOML value when it parses, else as a string); repeatable",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -71,12 +76,30 @@ def run(args) -> int:
         gpus=args.gpus_per_run, ray_address=args.ray_address,
         cluster=None if args.cluster == "auto" else args.cluster,
         partition=args.slurm_partition, timeout_min=args.timeout_min,
+        submitit_params=_key_values(args.submitit_param),
     )  # fmt: skip
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
     outcomes = driver.run_sweep(spec, out, executor, threads, args.retries, listener=view)
     view.close()
     return _summary(out, outcomes, time.monotonic() - t0)
+
+
+def _key_values(items: list[str]) -> dict:
+    import tomllib
+
+    from scalinglab.errors import ConfigError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--submitit-param {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def _summary(out: Path, outcomes: list[dict], wall: float) -> int:

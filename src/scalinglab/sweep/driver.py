@@ -166,5 +166,6 @@ def make_executor(name: str, out: Path, workers: int, threads: int, **opts):
             cluster=opts.get("cluster"),
             timeout_min=opts.get("timeout_min", 60 * 24),
             partition=opts.get("partition"),
+            params=opts.get("submitit_params"),
         )
     raise SweepError(f"--executor {name!r} is not one of local, ray, submitit")

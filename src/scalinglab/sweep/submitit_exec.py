@@ -1,9 +1,11 @@
 """The submitit executor (extra `[slurm]`): SLURM through submitit.
 
 On SLURM the sweep is one array job (`map_array`, at most `workers` tasks at
-once); each task is a `Checkpointable`, so a preempted or timed-out task is
-requeued by submitit, and its trainer (which got SIGTERM and checkpointed)
-resumes from its checkpoints. With cluster="local" (submitit's LocalExecutor,
+once); each task is a `Checkpointable`. Near its time limit (or on preemption
+with a signal) submitit's handler in the task requeues it and exits; the exit
+stops the trainer with SIGTERM (worker.run_task), which saves a checkpoint, and
+the requeued task resumes from it. A preemption that SIGTERMs the whole job
+makes the trainer checkpoint directly, and SLURM's requeue resumes it. With cluster="local" (submitit's LocalExecutor,
 used by the tests) every job is a local process; since that executor starts all
 jobs at once, the runs are submitted `workers` at a time instead.
 """
@@ -11,7 +13,7 @@ jobs at once, the runs are submitted `workers` at a time instead.
 import time
 from pathlib import Path
 
-from scalinglab.errors import require
+from scalinglab.errors import ConfigError, require
 from scalinglab.sweep.worker import run_task
 
 
@@ -39,15 +41,22 @@ class SubmititExecutor:
         cluster: str | None = None,
         timeout_min: int = 60 * 24,
         partition: str | None = None,
+        params: dict | None = None,
+        options: dict | None = None,
     ):
+        """`params` go to `update_parameters` (e.g. slurm_account, slurm_mem_gb,
+        local_signal_delay_s); `options` to the AutoExecutor (e.g. slurm_max_num_timeout)."""
         self.submitit, self.task = _task_class()
         self.folder = Path(folder)
         self.workers = max(1, workers)
         self.threads, self.gpus = threads, gpus
         self.cluster, self.timeout_min, self.partition = cluster, timeout_min, partition
+        self.params, self.options = dict(params or {}), dict(options or {})
 
     def _executor(self):
-        ex = self.submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        ex = self.submitit.AutoExecutor(
+            folder=self.folder / "%j", cluster=self.cluster, **self.options
+        )
         params = {"timeout_min": self.timeout_min, "cpus_per_task": self.threads}
         if self.gpus:
             params["gpus_per_node"] = self.gpus
@@ -55,7 +64,10 @@ class SubmititExecutor:
             params["slurm_array_parallelism"] = self.workers
             if self.partition:
                 params["slurm_partition"] = self.partition
-        ex.update_parameters(**params)
+        try:
+            ex.update_parameters(**{**params, **self.params})
+        except (NameError, AssertionError) as exc:  # submitit's own checks
+            raise ConfigError(f"--submitit-param: {exc}") from None
         return ex
 
     def run(self, run_dirs: list[Path], events, retries: int = 0, command=None) -> list[dict]:

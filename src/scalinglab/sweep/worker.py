@@ -69,11 +69,13 @@ _PRCTL = _load_prctl() if sys.platform == "linux" else None
 
 
 def _child_setup() -> None:
-    """In the child, before exec. Ctrl-C reaches the whole process group; the trainer
-    ignores it and is stopped by the executor with SIGTERM instead, which makes it
-    checkpoint. On Linux it also gets SIGTERM when the thread that started it dies,
-    so a SIGKILLed sweep driver leaves no orphan trainers."""
+    """In the child, before exec. Ctrl-C reaches the whole process group, and SLURM
+    sends its time-limit signal (USR2, whose default action kills) to every process
+    of a job step; the trainer ignores both and is stopped by its executor with
+    SIGTERM instead, which makes it checkpoint. On Linux it also gets SIGTERM when
+    the thread that started it dies, so a SIGKILLed sweep driver leaves no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
