@@ -125,6 +125,9 @@ class TrainConfig:
     eval_every: int = _f(0, "evaluate on a fixed validation subset every this many steps; 0: never")
     eval_tokens: int = _f(0, "tokens of the validation split used by evaluations; 0: all")
     log_every: int = _f(10, "write a metrics line every this many steps")
+    tensorboard: bool = _f(
+        False, "also write TensorBoard event files beside metrics.jsonl (scalinglab[tensorboard])"
+    )
     ckpt_every: int = _f(0, "checkpoint every this many steps; 0: only at the end")
     keep_ckpts: int = _f(2, "keep this many newest checkpoints")
     resume: str = _f("auto", f"resume from checkpoints, one of {RESUME}", choices=RESUME)

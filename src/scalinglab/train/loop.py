@@ -73,7 +73,7 @@ class Trainer:
         self.autocast = setup.autocast(self.device, t.dtype)
         self.c = Counters()
         self.rnn_state = None
-        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+        self.metrics = MetricsLog(self.out / "metrics.jsonl", tensorboard=t.tensorboard)
 
     # -- the loop ------------------------------------------------------------
 

@@ -8,6 +8,12 @@ metrics.jsonl holds one JSON object per line, per log or eval step::
 (`val_loss` only on evaluation steps). On resume the lines after the
 checkpoint's step, written by the run that died, are dropped, so the file
 reads as one uninterrupted run.
+
+With `--tensorboard` each row is also written as TensorBoard scalars
+(`loss/train`, `loss/val`, `lr`, and `loss/val_final` for the final
+evaluation) to event files in the run folder itself, so `tensorboard --logdir
+SWEEP` shows every run of a sweep under its folder name. A resumed run purges
+the events after its checkpoint's step, as it drops those metrics lines.
 """
 
 import json
@@ -15,18 +21,49 @@ import math
 import os
 from pathlib import Path
 
+from scalinglab.errors import require
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 
 RESULT_FORMAT_VERSION = 1
+TB_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "lr": "lr"}  # row key -> tag
+
+
+class TensorBoardSink:
+    """Metrics rows as TensorBoard scalars, through torch.utils.tensorboard."""
+
+    def __init__(self, log_dir: Path):
+        require("tensorboard", "tensorboard", "--tensorboard")
+        self.log_dir = Path(log_dir)
+        self.purge_step: int | None = None
+        self._w = None
+
+    def write(self, row: dict) -> None:
+        if self._w is None:  # opened late: a resume sets purge_step first
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._w = SummaryWriter(str(self.log_dir), purge_step=self.purge_step)
+        for key, tag in TB_TAGS.items():
+            if row.get(key) is not None:
+                if key == "val_loss" and row.get("final"):
+                    tag = "loss/val_final"
+                self._w.add_scalar(tag, row[key], global_step=row["step"])
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+            self._w = None
 
 
 class MetricsLog:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tensorboard: bool = False):
         self.path = Path(path)
         self._f = None
+        self.sinks = [TensorBoardSink(self.path.parent)] if tensorboard else []
 
     def truncate_after(self, step: int) -> None:
         """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
+        for sink in self.sinks:
+            sink.purge_step = step + 1
         if not self.path.exists():
             return
         kept = []
@@ -47,8 +84,12 @@ class MetricsLog:
         }
         self._f.write(json.dumps(clean) + "\n")
         self._f.flush()
+        for sink in self.sinks:
+            sink.write(clean)
 
     def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
         if self._f is not None:
             self._f.flush()
             os.fsync(self._f.fileno())

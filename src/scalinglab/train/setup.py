@@ -23,7 +23,7 @@ DATA_FIELDS = ("batch_size", "grad_accum", "seed")
 # Train fields that do not change the result (how, where, how often to report).
 OPERATIONAL = (
     "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
-    "ckpt_every", "keep_ckpts", "deterministic",
+    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard",
 )  # fmt: skip
 
 

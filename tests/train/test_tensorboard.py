@@ -1,0 +1,78 @@
+"""--tensorboard: event files beside metrics.jsonl holding the same scalars."""
+
+import json
+
+import pytest
+
+from scalinglab.train.loop import Trainer
+from tests.train.helpers import tiny_cfg, tiny_shards
+
+
+def _scalars(run) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value)]} as TensorBoard reads the run folder."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def _rows(run) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _expected(run) -> dict[str, list[tuple[int, float]]]:
+    rows = _rows(run)
+    return {
+        "loss/train": [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r],
+        "lr": [(r["step"], r["lr"]) for r in rows if "lr" in r],
+        "loss/val": [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r and not r.get("final")],
+        "loss/val_final": [(r["step"], r["val_loss"]) for r in rows if r.get("final")],
+    }  # fmt: skip
+
+
+def _assert_same(got: dict, want: dict) -> None:
+    want = {tag: v for tag, v in want.items() if v}
+    assert set(got) == set(want)
+    for tag in want:
+        assert [s for s, _ in got[tag]] == [s for s, _ in want[tag]], tag
+        # event files store float32
+        assert [v for _, v in got[tag]] == pytest.approx([v for _, v in want[tag]], rel=1e-6), tag
+
+
+def test_event_files_hold_the_metrics(tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(data, steps=20, log_every=5, eval_every=10, tensorboard=True), run).train()
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+    got = _scalars(run)
+    assert [s for s, _ in got["loss/train"]] == [5, 10, 15, 20]
+    assert [s for s, _ in got["loss/val"]] == [10, 20]
+    _assert_same(got, _expected(run))
+
+
+def test_resume_purges_events_after_the_checkpoint(tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    cfg = tiny_cfg(data, steps=20, log_every=5, ckpt_every=10, tensorboard=True)
+    Trainer(cfg, run).train()
+    # as if the process died after logging step 20 but before its checkpoint was valid
+    (run / "ckpt" / "step-00000020" / "manifest.json").unlink()
+    (run / "result.json").unlink()
+    before = _scalars(run)
+    Trainer(cfg, run).train()
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2
+    after = _scalars(run)
+    assert [s for s, _ in after["loss/train"]] == [5, 10, 15, 20]  # no step twice
+    _assert_same(after, _expected(run))
+    # a deterministic resume logs the same losses as the first attempt
+    assert [s for s, _ in before["loss/train"]] == [5, 10, 15, 20]
+    assert [v for _, v in after["loss/train"]] == [v for _, v in before["loss/train"]]
+
+
+def test_without_the_flag_no_event_files(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    Trainer(tiny_cfg(data, steps=3), tmp_path / "run").train()
+    assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
