@@ -1,0 +1,75 @@
+"""`scalinglab report DIR`: figures, report.html and summary.json of a study or sweep folder."""
+
+ORDER = 90
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write DIR/report.html (self-contained), DIR/summary.json and the PNGs",
+        description=(
+            "Fit the laws to the runs of a study or sweep folder and write DIR/report.html "
+            "(one self-contained file, figures embedded), DIR/summary.json and the figures "
+            "as PNGs beside them. Reads only the run folders: safe to rerun at any time."
+        ),
+    )
+    p.add_argument("dir", metavar="DIR", help="a study folder, a sweep folder or a folder of runs")
+    p.add_argument(
+        "--bootstrap", type=int, default=None, metavar="K",
+        help="bootstrap resamples of every fit (default: the study's setting, else 200)",
+    )  # fmt: skip
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scalinglab.errors import ConfigError
+    from scalinglab.report import build_report
+
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    s = build_report(args.dir, bootstrap=args.bootstrap)
+    print(format_summary(s, args.dir))
+    return 0
+
+
+def format_summary(s: dict, where) -> str:
+    """The few lines a terminal shows: exponents, the backtest, the plan, the files."""
+    lines = []
+    for arch, f in s["fits"].items():
+        pc, iso = f.get("power-c"), f.get("isoflop")
+        parts = []
+        if pc:
+            ci = pc["ci"].get("alpha")
+            parts.append(
+                f"frontier L ∝ C^-{pc['params']['alpha']:.3f}"
+                + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+            )
+        if iso:
+            ci = iso["ci"].get("a")
+            parts.append(
+                f"N_opt ∝ C^{iso['params']['a']:.2f}"
+                + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+            )
+        lines.append(f"{arch}: " + ("; ".join(parts) or "no fit"))
+    bt = s.get("backtest")
+    if bt and bt.get("actual_loss") is not None:
+        lo, hi = bt["interval"]
+        lines.append(
+            f"backtest at C={bt['flops']:.3g}: predicted {bt['predicted_loss']:.4f} "
+            f"[{lo:.4f}, {hi:.4f}], measured {bt['actual_loss']:.4f}: error "
+            f"{100 * bt['rel_error']:.2f}%, "
+            + ("inside" if bt["in_interval"] else "OUTSIDE")
+            + " the interval"
+        )
+    if s.get("seed_noise"):
+        lines.append(
+            f"seed noise: {100 * s['seed_noise']['rel_std']:.2f}% (relative std of the loss)"
+        )
+    for r in s["plan"]["rows"]:
+        loss = "-" if r.get("loss") is None else f"{r['loss']:.4f}"
+        lines.append(
+            f"plan C={r['flops']:.3g}: N={r['params']:.3g} D={r['tokens']:.3g} "
+            f"({r['tokens_per_param']:.0f} tokens/param) loss {loss}"
+        )
+    lines.append(f"report: {where}/report.html  summary: {where}/summary.json")
+    return "\n".join(lines)

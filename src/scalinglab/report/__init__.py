@@ -1,0 +1,11 @@
+"""The report of a study or sweep folder: figures (matplotlib), report.html, summary.json.
+
+from scalinglab.report import build_report
+summary = build_report("runs/study")     # writes report.html, summary.json, *.png
+"""
+
+
+def build_report(root, bootstrap=None) -> dict:
+    from scalinglab.report.build import build_report as _build
+
+    return _build(root, bootstrap=bootstrap)

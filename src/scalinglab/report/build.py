@@ -1,0 +1,179 @@
+"""`build_report(DIR)`: fit, plot and write DIR/report.html, DIR/summary.json and the PNGs.
+
+It reads only run folders and the study's files, so it can be rerun at any time
+(while a sweep is going, after a crash): fits are seeded, and the same runs give
+the same report.
+"""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from scalinglab.errors import FitError
+from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.report import collect as col
+from scalinglab.report import figures, sections
+from scalinglab.report.html import page
+from scalinglab.study import analysis as an
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+DEFAULT_FACTORS = (10.0, 100.0, 1000.0)
+
+
+def _budget(r: dict) -> float:
+    return float(r.get("budget") or r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"])
+
+
+def backtest_result(c: col.Collected) -> dict | None:
+    """The prediction (written before the run existed) against the measured loss."""
+    pred = c.prediction
+    if not pred:
+        return None
+    out = {
+        k: pred.get(k)
+        for k in ("arch", "flops", "params", "tokens", "predictor", "predicted_loss",
+                  "fit_interval", "interval", "ci_level", "seed_noise_rel_std",
+                  "other_predictions", "run_name", "written_at", "shape")
+    }  # fmt: skip
+    rows = [r for r in c.by_role("backtest") if r["run_id"] == pred.get("run_name")]
+    out["status"] = rows[0]["status"] if rows else "not run"
+    actual = rows[0]["loss"] if rows and rows[0]["status"] == "completed" else None
+    out["actual_loss"] = actual
+    if actual is None:
+        out.update(rel_error=None, signed_rel_error=None, in_interval=None, in_fit_interval=None)
+        return out
+    p = pred["predicted_loss"]
+    out["rel_error"] = abs(p - actual) / actual
+    out["signed_rel_error"] = (p - actual) / actual
+    lo, hi = pred.get("interval") or (p, p)
+    out["in_interval"] = bool(lo <= actual <= hi)
+    fi = pred.get("fit_interval")
+    out["in_fit_interval"] = bool(fi[0] <= actual <= fi[1]) if fi else None
+    out["params_run"] = rows[0]["params"]
+    out["tokens_run"] = rows[0]["tokens"]
+    run_dir = Path(rows[0]["dir"])
+    # The run folder's sweep.json is written once, when the folder is made: it must be
+    # younger than the prediction.
+    created = (
+        (run_dir / "sweep.json").stat().st_mtime if (run_dir / "sweep.json").exists() else None
+    )
+    out["prediction_mtime"] = pred.get("mtime")
+    out["run_folder_mtime"] = created
+    return out
+
+
+def _plan(fits: dict, main: str, largest: float, factors, predictor: str) -> list[dict]:
+    try:
+        return an.plan_rows(fits[main], [f * largest for f in factors], predictor)
+    except FitError as exc:
+        log.warning("no plan: %s", exc)
+        return []
+
+
+def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
+    """Draw every figure the data supports; a failing figure is reported, not fatal."""
+    archs = c.archs
+    curve_rows = c.by_role("sweep", "backtest")
+    curves = {r["run_id"]: col.read_curve(r["dir"]) for r in curve_rows}
+    c_max = max([p["flops"] for p in plan] or [max(_budget(r) for r in c.by_role("sweep"))])
+    jobs = [
+        ("loss_curves", "loss curves", lambda p: figures.loss_curves(p, archs, curve_rows, curves))
+    ]
+    if any(f.isoflop is not None for f in fits.values()):
+        jobs.append(("isoflop", "IsoFLOP profiles", lambda p: figures.isoflop_profiles(p, fits)))
+    for arch, f in fits.items():
+        if f.frontier is not None:
+            jobs.append((f"frontier_{arch}", f"{figures.name(arch)} frontier",
+                         lambda p, a=arch: figures.frontier(p, fits, a, c_max, bt)))  # fmt: skip
+    if any(f.isoflop is not None for f in fits.values()):
+        jobs.append(
+            ("allocation", "N_opt and D_opt", lambda p: figures.allocation(p, fits, c_max, bt))
+        )
+    if sum(f.frontier is not None for f in fits.values()) >= 2:
+        jobs.append(
+            ("architectures", "architectures", lambda p: figures.arch_compare(p, fits, c_max))
+        )
+    jobs.append(("residuals", "residuals", lambda p: figures.residuals(p, fits)))
+    done = []
+    for stem, title, draw in jobs:
+        path = out / f"{stem}.png"
+        try:
+            caption = draw(path)
+        except Exception as exc:  # a figure must not cost the whole report
+            log.warning("figure %s failed: %s: %s", stem, type(exc).__name__, exc)
+            done.append({"name": stem, "title": title, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        done.append({"name": stem, "title": title, "file": path.name, "caption": caption})
+    return done
+
+
+def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
+    """Write DIR/report.html, DIR/summary.json and DIR/*.png; return the summary."""
+    t0 = time.perf_counter()
+    root = Path(root)
+    c = col.collect(root)
+    meta = c.study
+    fs = an.FitSettings(**meta.get("fit", {}))
+    if bootstrap is not None:
+        fs.bootstrap = bootstrap
+    predictor = meta.get("predictor", "chinchilla")
+    factors = meta.get("plan_factors", list(DEFAULT_FACTORS))
+    fits = {
+        a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs) for a in c.archs
+    }
+    main = "gpt" if "gpt" in fits else c.archs[0]
+    largest = max(_budget(r) for r in an.completed(c.by_role("sweep")) if r["arch"] == main)
+    plan = _plan(fits, main, largest, factors, predictor)
+    noise = an.seed_noise(c.by_role("sweep", "seed"))
+    bt = backtest_result(c)
+    figs = _figures(root, c, fits, plan, bt)
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "kind": "scalinglab.study_summary",
+        "name": meta.get("name") or root.resolve().name,
+        "corpus": meta.get("corpus"),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "runs": _counts(c.rows),
+        "fit_settings": {"bootstrap": fs.bootstrap, "seed": fs.seed, "ci_level": fs.ci_level},
+        "fits": {
+            a: {
+                "isoflop": an.compact(f.isoflop),
+                "chinchilla": an.compact(f.chinchilla),
+                "power-c": an.compact(f.frontier),
+                "frontier_points": f.frontier_points,
+                "not_fitted": f.errors,
+            }
+            for a, f in fits.items()
+        },
+        "plan": {"arch": main, "largest_budget": largest, "factors": factors, "rows": plan},
+        "backtest": bt,
+        "seed_noise": noise,
+        "wall_seconds": meta.get("wall_seconds"),
+        "figures": figs,
+    }
+    html_text = page(
+        f"Scaling study: {summary['name']}",
+        _subtitle(summary, c),
+        sections.all_sections(summary, c, fits, figs, root),
+    )
+    atomic_write_text(root / "report.html", html_text)
+    summary["report_seconds"] = round(time.perf_counter() - t0, 2)
+    atomic_write_json(root / "summary.json", an.json_safe(summary))
+    return summary
+
+
+def _counts(rows: list[dict]) -> dict:
+    out: dict = {}
+    for r in rows:
+        key = f"{r['role']}/{r.get('arch')}"
+        out.setdefault(key, {})
+        out[key][r["status"]] = out[key].get(r["status"], 0) + 1
+    return out
+
+
+def _subtitle(s: dict, c) -> str:
+    n = len(c.rows)
+    where = s["corpus"] or os.fspath(c.root)
+    return f"{n} runs · corpus: {where} · report generated {s['generated']}"

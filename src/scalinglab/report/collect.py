@@ -1,0 +1,130 @@
+"""What a report reads: the runs of a study or sweep folder, their loss curves, the study's
+files (study.json, prediction.json).
+
+A study folder holds `study.json`, which names its sub-folders and their role
+(`sweep`: the runs the laws are fitted on; `seed`: repeats with other seeds;
+`backtest`: the predicted run). Any other folder is read as one sweep (or a folder
+of run folders): every run in it has the role `sweep`.
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalinglab.config import load_toml
+from scalinglab.errors import DataError, ScalingLabError
+from scalinglab.sweep.table import find_run_dirs, run_row
+
+STUDY_JSON = "study.json"
+PREDICTION_JSON = "prediction.json"
+ROLES = ("sweep", "seed", "backtest")
+
+
+@dataclass
+class Collected:
+    root: Path
+    rows: list[dict]
+    """Runs-table rows plus `role`, `seed` and `dir` (the run folder)."""
+    study: dict = field(default_factory=dict)
+    """study.json, or {} for a plain sweep folder."""
+    prediction: dict | None = None
+
+    def by_role(self, *roles: str) -> list[dict]:
+        return [r for r in self.rows if r["role"] in roles]
+
+    @property
+    def archs(self) -> list[str]:
+        seen = []
+        for r in self.by_role("sweep"):
+            if r.get("arch") and r["arch"] not in seen:
+                seen.append(r["arch"])
+        return sorted(seen, key=lambda a: (a != "gpt", a))
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file ({what})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: expected a JSON object ({what})")
+    return d
+
+
+def _seed(run_dir: Path):
+    for name in ("config.toml", "run.toml"):
+        if (run_dir / name).exists():
+            try:
+                return load_toml(run_dir / name).get("train", {}).get("seed")
+            except ScalingLabError:
+                return None
+    return None
+
+
+def _rows(folder: Path, role: str) -> list[dict]:
+    out = []
+    for d in find_run_dirs(folder):
+        row = run_row(d)
+        row.update(role=role, seed=_seed(d), dir=str(d))
+        out.append(row)
+    return out
+
+
+def collect(root: str | Path) -> Collected:
+    """Every run under a study or sweep folder, with its role."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (give a study or sweep folder)")
+    study = {}
+    if (root / STUDY_JSON).exists():
+        study = read_json(root / STUDY_JSON, "the study's manifest")
+    rows = []
+    if study:
+        for role, subs in study.get("folders", {}).items():
+            if role not in ROLES:
+                raise DataError(f"{root / STUDY_JSON}: folders: unknown role {role!r}")
+            for sub in subs:
+                if (root / sub).is_dir():
+                    rows += _rows(root / sub, role)
+    else:
+        rows = _rows(root, "sweep")
+    if not rows:
+        raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
+    pred = None
+    if (root / PREDICTION_JSON).exists():
+        pred = read_json(root / PREDICTION_JSON, "the backtest's prediction")
+    return Collected(root, rows, study, pred)
+
+
+def read_curve(run_dir: str | Path) -> dict:
+    """A run's logged training curve: tokens, flops, train_loss (finite points only),
+    and the final validation loss."""
+    tokens, flops, loss = [], [], []
+    final = None
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue  # a torn last line of a run still going
+        if not isinstance(d, dict):
+            continue
+        t, tl = d.get("tokens"), d.get("train_loss")
+        if isinstance(t, int | float) and t > 0 and _finite_pos(tl):
+            tokens.append(float(t))
+            flops.append(float(d.get("flops") or 0.0))
+            loss.append(float(tl))
+        if d.get("final") and _finite_pos(d.get("val_loss")):
+            final = (float(t), float(d["val_loss"]))
+    return {"tokens": tokens, "flops": flops, "train_loss": loss, "final": final}
+
+
+def _finite_pos(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0

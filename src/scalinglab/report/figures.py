@@ -1,0 +1,345 @@
+"""The report's figures (matplotlib, Agg backend): each function draws one PNG and returns
+its caption. Axes are log-log where the law is a power law, and every axis names its
+quantity and unit: loss in nats/token, compute in FLOPs (C = 6·N·D), parameters, tokens.
+"""
+
+import math
+
+import numpy as np
+
+from scalinglab.study.analysis import PUBLISHED, ArchFits
+
+ARCH_COLORS = {"gpt": "#1f5fbf", "lstm": "#c0392b", "gru": "#2e8b57", "rnn_tanh": "#8e44ad"}
+ARCH_NAMES = {"gpt": "GPT", "lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+LOSS = "validation loss (nats/token)"
+COMPUTE = "training compute C = 6·N·D (FLOPs)"
+DPI = 110
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {"font.size": 10, "axes.titlesize": 11, "legend.fontsize": 8.5, "axes.grid": True,
+         "grid.alpha": 0.3, "axes.grid.which": "major"}
+    )  # fmt: skip
+    return plt
+
+
+def _plain_log(ax, axis: str = "y") -> None:
+    """Loss axes span less than a decade: label the log ticks 2, 2.5, 3 rather than 2×10⁰."""
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    a.set_major_formatter(fmt)
+    a.set_minor_formatter(fmt)
+
+
+def name(arch: str) -> str:
+    return ARCH_NAMES.get(arch, arch)
+
+
+def color(arch: str) -> str:
+    return ARCH_COLORS.get(arch, "#555555")
+
+
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _panels(plt, n: int, w: float = 6.2, h: float = 4.4):
+    fig, axes = plt.subplots(1, n, figsize=(w * n, h), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _smooth(y: list[float], k: int = 5) -> np.ndarray:
+    """A centred running mean: one batch of 8 sequences gives a noisy training loss."""
+    y = np.asarray(y, dtype=float)
+    if len(y) < 2 * k:
+        return y
+    pad = np.pad(y, (k // 2, k - 1 - k // 2), mode="edge")
+    return np.convolve(pad, np.ones(k) / k, mode="valid")
+
+
+def loss_curves(path, archs: list[str], rows: list[dict], curves: dict) -> str:
+    """Training loss against tokens, one line per run, coloured by N (log colour scale)."""
+    plt = _plt()
+    from matplotlib.colors import LogNorm
+
+    fig, axes = _panels(plt, len(archs))
+    for ax, arch in zip(axes, archs, strict=True):
+        mine = [r for r in rows if r.get("arch") == arch and r["run_id"] in curves]
+        ns = [r["params"] for r in mine if r.get("params")]
+        norm = LogNorm(min(ns), max(ns) * 1.0001) if ns else LogNorm(1, 10)
+        cmap = plt.get_cmap("viridis")
+        for r in sorted(mine, key=lambda r: r.get("params") or 0):
+            c = curves[r["run_id"]]
+            if not c["tokens"]:
+                continue
+            col = cmap(norm(r["params"]))
+            ls = "--" if r["role"] == "backtest" else "-"
+            ax.plot(c["tokens"], _smooth(c["train_loss"]), color=col, lw=1.1, ls=ls, alpha=0.9)
+            if c["final"]:
+                ax.plot(*c["final"], "o", color=col, ms=4, mec="k", mew=0.4)
+        sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+        fig.colorbar(sm, ax=ax, label="parameters N")
+        ax.set(xscale="log", yscale="log", xlabel="training tokens D",
+               ylabel="training loss (nats/token)",
+               title=f"{name(arch)}: loss curves by model size")  # fmt: skip
+        _plain_log(ax)
+        ax.plot([], [], "o", color="grey", mec="k", label="final validation loss")
+        if any(r["role"] == "backtest" for r in mine):
+            ax.plot([], [], "--", color="grey", label="backtest run")
+        ax.legend(loc="upper right")
+    _save(fig, path)
+    return (
+        "Training loss (running mean of 5 logged steps) against tokens seen, one line per run, "
+        "coloured by parameter count; dots are the final loss on the held-out split."
+    )
+
+
+def _budget_colors(plt, budgets):
+    cmap = plt.get_cmap("plasma")
+    k = max(1, len(budgets) - 1)
+    return {b: cmap(0.1 + 0.75 * i / k) for i, b in enumerate(sorted(budgets))}
+
+
+def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
+    """Loss against N at each budget, the fitted parabola in log N and its vertex."""
+    plt = _plt()
+    archs = [a for a, f in fits.items() if any(r.get("budget") for r in f.rows)]
+    fig, axes = _panels(plt, max(1, len(archs)))
+    for ax, arch in zip(axes, archs, strict=False):
+        f = fits[arch]
+        budgets = sorted({r["budget"] for r in f.rows if r.get("budget")})
+        cols = _budget_colors(plt, budgets)
+        for b in budgets:
+            pts = sorted((r["params"], r["loss"]) for r in f.rows if r.get("budget") == b)
+            N, L = np.array(pts).T
+            ax.plot(N, L, "o", color=cols[b], label=f"C = {b:.3g} FLOPs")
+            if len(np.unique(N)) >= 3:
+                p = np.polyfit(np.log(N), L, 2)
+                x = np.linspace(np.log(N.min()) - 0.15, np.log(N.max()) + 0.15, 100)
+                ax.plot(np.exp(x), np.polyval(p, x), "-", color=cols[b], lw=1.2)
+            key = f"N_opt@{b:g}"
+            if f.isoflop is not None and key in f.isoflop.params_:
+                n_opt, l_opt = f.isoflop.params_[key], f.isoflop.params_[f"L_opt@{b:g}"]
+                if math.isfinite(n_opt) and math.isfinite(l_opt):
+                    ax.plot(n_opt, l_opt, "*", color=cols[b], ms=13, mec="k", mew=0.6)
+        ax.plot([], [], "*", color="grey", ms=11, mec="k", label="fitted optimum (vertex)")
+        ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel=LOSS,
+               title=f"{name(arch)}: IsoFLOP profiles")  # fmt: skip
+        _plain_log(ax)
+        ax.legend()
+    _save(fig, path)
+    return (
+        "IsoFLOP profiles (Hoffmann et al. 2022, Approach 2): at each compute budget, models of "
+        "different size trained on D = C/(6N) tokens; a parabola in log N through each "
+        "profile; stars mark its minimum, the compute-optimal N at that budget."
+    )
+
+
+def _band(ax, law, C, col, label):
+    """The fitted L(C) with its bootstrap band."""
+    if law.samples_ is not None:
+        p, lo, hi = law.predict(C=C, return_ci=True)
+        ax.fill_between(C, lo, hi, color=col, alpha=0.15, lw=0)
+    else:
+        p = law.predict(C=C)
+    ax.plot(C, p, "-", color=col, lw=1.6, label=label)
+
+
+def _alpha_label(arch, law) -> str:
+    a = law.params_["alpha"]
+    ci = law.ci_.get("alpha")
+    s = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    return f"{name(arch)} fit: L = (C_c/C)^α, α = {a:.3f}{s}"
+
+
+def _frontier_points(ax, arch, f, col, label=True):
+    pts = f.frontier_points
+    C = np.array([p["C"] for p in pts])
+    L = np.array([p["L"] for p in pts])
+    ci = [p.get("L_ci") or [p["L"], p["L"]] for p in pts]
+    err = np.abs(np.array(ci).T - L)
+    ax.errorbar(C, L, yerr=err, fmt="s", color=col, ms=6, mec="k", mew=0.5, capsize=3,
+                label=f"{name(arch)} IsoFLOP optima" if label else None)  # fmt: skip
+
+
+def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest: dict | None):
+    """The compute-optimal frontier L(C) of one architecture, extrapolated to c_max."""
+    plt = _plt()
+    f = fits[arch]
+    col = color(arch)
+    fig, axes = _panels(plt, 1, 8.0, 5.0)
+    ax = axes[0]
+    runs = [(r["flops_6nd"] or 6 * r["params"] * r["tokens"], r["loss"]) for r in f.rows]
+    if runs:
+        ax.plot(*np.array(runs).T, ".", color="grey", alpha=0.6, label="every sweep run")
+    c_lo = min(p["C"] for p in f.frontier_points) / 1.5
+    C = np.geomspace(c_lo, c_max * 1.3, 200)
+    _band(ax, f.frontier, C, col, _alpha_label(arch, f.frontier) + " (95% band)")
+    _frontier_points(ax, arch, f, col)
+    c_fit = max(p["C"] for p in f.frontier_points)
+    ax.axvspan(c_fit, C[-1], color="k", alpha=0.04, lw=0)
+    ax.text(c_fit * 1.15, 0.98, "extrapolation", transform=ax.get_xaxis_transform(),
+            va="top", fontsize=8.5, color="0.35")  # fmt: skip
+    if backtest and backtest.get("arch") == arch:
+        _backtest_marks(ax, backtest)
+    ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=LOSS,
+           title=f"{name(arch)}: compute-optimal frontier and its extrapolation")  # fmt: skip
+    _plain_log(ax)
+    ax.legend(loc="lower left")
+    _save(fig, path)
+    return (
+        f"{name(arch)}: the lowest loss reachable at each compute (the IsoFLOP optima, with "
+        "their bootstrap intervals), the power law fitted through them and its 95% band, "
+        "extrapolated to the planned budgets (shaded region: beyond the data)."
+        + (" The backtest: the loss predicted before training (with its interval) and the "
+           "loss measured after." if backtest else "")
+    )  # fmt: skip
+
+
+def _backtest_marks(ax, bt: dict) -> None:
+    C, p = bt["flops"], bt["predicted_loss"]
+    lo, hi = bt.get("interval") or (p, p)
+    ax.errorbar([C], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12", mec="k",
+                ms=7, capsize=4, label=f"backtest: predicted {p:.4f} [{lo:.4f}, {hi:.4f}]")  # fmt: skip
+    if bt.get("actual_loss") is not None:
+        ax.plot([C], [bt["actual_loss"]], "*", color="#27ae60", ms=15, mec="k",
+                label=f"backtest: measured {bt['actual_loss']:.4f} "
+                f"({100 * bt['rel_error']:.2f}% error)")  # fmt: skip
+
+
+def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | None) -> str:
+    """N_opt(C) and D_opt(C) with intervals, beside the published exponents."""
+    plt = _plt()
+    fig, axes = _panels(plt, 2, 6.2, 4.6)
+    have = [a for a, f in fits.items() if f.isoflop is not None]
+    for ax, var, key in ((axes[0], "N", "a"), (axes[1], "D", "b")):
+        anchor = None
+        for arch in have:
+            iso, col = fits[arch].isoflop, color(arch)
+            bud = sorted(float(k.split("@")[1]) for k in iso.params_ if k.startswith(f"{var}_opt@"))
+            v = np.array([iso.params_[f"{var}_opt@{b:g}"] for b in bud])
+            ci = np.array(
+                [iso.ci_.get(f"{var}_opt@{b:g}", [x, x]) for b, x in zip(bud, v, strict=True)]
+            )
+            ok = np.isfinite(v)
+            err = np.abs(ci[ok].T - v[ok]) if ok.any() else None
+            ax.errorbar(np.array(bud)[ok], v[ok], yerr=err, fmt="o", color=col, mec="k", mew=0.5,
+                        capsize=3, label=f"{name(arch)} IsoFLOP optima")  # fmt: skip
+            C = np.geomspace(min(bud) / 1.5, c_max * 1.3, 100)
+            k = iso.params_[f"k_{var}"]
+            expo = iso.params_[key]
+            if iso.samples_ is not None:
+                draws = iso.samples_[f"k_{var}"][:, None] * C[None, :] ** iso.samples_[key][:, None]
+                lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=0)
+                ax.fill_between(C, lo, hi, color=col, alpha=0.13, lw=0)
+            ci_e = iso.ci_.get(key)
+            s = f" [{ci_e[0]:.2f}, {ci_e[1]:.2f}]" if ci_e else ""
+            ax.plot(C, k * C**expo, "-", color=col, lw=1.5,
+                    label=f"{name(arch)}: {var}_opt ∝ C^{expo:.2f}{s}")  # fmt: skip
+            if anchor is None:
+                cm = math.sqrt(min(bud) * max(bud))
+                anchor = (cm, k * cm**expo, C)
+        if anchor is not None:
+            cm, vm, C = anchor
+            for (label, a_n), ls in zip(PUBLISHED.items(), (":", "-."), strict=True):
+                e = a_n if var == "N" else 1 - a_n
+                ax.plot(C, vm * (C / cm) ** e, ls, color="0.3", lw=1.1,
+                        label=f"{label}: exponent {e:.2f}")  # fmt: skip
+        run_key = "params_run" if var == "N" else "tokens_run"
+        if backtest and backtest.get(run_key):
+            ax.plot([backtest["flops"]], [backtest[run_key]], "D", color="#f39c12",
+                    mec="k", ms=7, label="backtest run")  # fmt: skip
+        what = "parameters N_opt" if var == "N" else "training tokens D_opt"
+        ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=f"compute-optimal {what}",
+               title=f"Compute-optimal {'model size' if var == 'N' else 'data'} {var}_opt(C)")  # fmt: skip
+        ax.legend(loc="upper left")
+    _save(fig, path)
+    return (
+        "The compute-optimal model size and data at each budget (IsoFLOP vertices with "
+        "bootstrap intervals) and the power laws through them, beside the published "
+        "exponents of N_opt ∝ C^a (Chinchilla a ≈ 0.5; Kaplan et al. 2020, a = 0.73), "
+        "drawn through our fit's middle for the slope only; D_opt's exponent is 1 − a."
+    )
+
+
+def arch_compare(path, fits: dict[str, ArchFits], c_max: float) -> str:
+    """Every architecture's frontier on one plot."""
+    plt = _plt()
+    fig, axes = _panels(plt, 1, 8.0, 5.0)
+    ax = axes[0]
+    for arch, f in fits.items():
+        if f.frontier is None:
+            continue
+        col = color(arch)
+        for r in f.rows:
+            ax.plot(r["flops_6nd"] or 6 * r["params"] * r["tokens"], r["loss"], ".", color=col,
+                    alpha=0.35)  # fmt: skip
+        lo = min(p["C"] for p in f.frontier_points) / 1.5
+        _band(
+            ax, f.frontier, np.geomspace(lo, c_max * 1.3, 200), col, _alpha_label(arch, f.frontier)
+        )
+        _frontier_points(ax, arch, f, col)
+    ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=LOSS,
+           title="Which architecture scales better? Compute-optimal frontiers")  # fmt: skip
+    _plain_log(ax)
+    ax.legend(loc="lower left")
+    _save(fig, path)
+    return (
+        "The compute-optimal frontiers of the architectures on one plot: a larger α means the "
+        "loss falls faster as compute grows (Kaplan et al. 2020 found LSTMs scale worse "
+        "than Transformers). Small dots: every run."
+    )
+
+
+def residuals(path, fits: dict[str, ArchFits]) -> str:
+    """Relative residuals (observed − fitted) / fitted of every fit."""
+    plt = _plt()
+    fig, axes = _panels(plt, 3, 5.0, 4.0)
+    markers = dict(zip(fits, "os^vD", strict=False))
+    for arch, f in fits.items():
+        col, m = color(arch), markers[arch]
+        rows = f.rows
+        C = np.array([r["flops_6nd"] or 6 * r["params"] * r["tokens"] for r in rows])
+        L = np.array([r["loss"] for r in rows])
+        N = np.array([r["params"] for r in rows], dtype=float)
+        D = np.array([r["tokens"] for r in rows], dtype=float)
+        if f.chinchilla is not None:
+            pred = f.chinchilla.predict(N=N, D=D)
+            axes[0].plot(C, 100 * (L / pred - 1), m, color=col, mec="k", mew=0.3, label=name(arch))
+        bud = np.array([r.get("budget") or np.nan for r in rows], dtype=float)
+        for b in np.unique(bud[np.isfinite(bud)]):
+            sel = bud == b
+            if np.unique(N[sel]).size >= 3:
+                p = np.polyfit(np.log(N[sel]), L[sel], 2)
+                fit = np.polyval(p, np.log(N[sel]))
+                axes[1].plot(C[sel], 100 * (L[sel] / fit - 1), m, color=col, mec="k", mew=0.3)
+        axes[1].plot([], [], m, color=col, mec="k", label=name(arch))
+        if f.frontier is not None:
+            pc = np.array([p["C"] for p in f.frontier_points])
+            pl = np.array([p["L"] for p in f.frontier_points])
+            axes[2].plot(pc, 100 * (pl / f.frontier.predict(C=pc) - 1), m, color=col, mec="k",
+                         mew=0.3, ms=7, label=name(arch))  # fmt: skip
+    titles = ("Chinchilla L(N, D), every run", "IsoFLOP parabolas, every run",
+              "frontier power law L(C), IsoFLOP optima")  # fmt: skip
+    for ax, t in zip(axes, titles, strict=True):
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set(xscale="log", xlabel=COMPUTE, ylabel="residual (observed/fitted − 1, %)", title=t)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    _save(fig, path)
+    return (
+        "Residuals of each fit, in percent of the fitted loss: a good fit leaves them small "
+        "and without a trend in compute."
+    )

@@ -1,0 +1,211 @@
+"""The sections of report.html, from the summary (every cell escaped by html.table)."""
+
+from pathlib import Path
+
+from scalinglab.report.figures import name
+from scalinglab.report.html import card, esc, figure, interval, num, table
+from scalinglab.study.analysis import PUBLISHED
+
+
+def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[str]:
+    return [
+        _key_results(s, fits),
+        _backtest(s["backtest"]),
+        _figures(figs, root),
+        _plan(s["plan"]),
+        _fits(s["fits"], s["fit_settings"]),
+        _seed_noise(s["seed_noise"]),
+        _runs(c.rows),
+        _notes(s),
+    ]
+
+
+def _key_results(s: dict, fits: dict) -> str:
+    cards = []
+    bt = s["backtest"]
+    if bt and bt.get("actual_loss") is not None:
+        ok = bt["in_interval"]
+        cards.append(
+            card(
+                f"backtest at C = {num(bt['flops'], 3)} FLOPs",
+                f"{100 * bt['rel_error']:.2f}% error",
+                f"predicted {num(bt['predicted_loss'])} {interval(bt['interval'])} before "
+                f"training, measured {num(bt['actual_loss'])}: "
+                + ("inside" if ok else "outside")
+                + " the interval",
+                "ok" if ok else "bad",
+            )
+        )
+    elif bt:
+        cards.append(card("backtest", "not finished", f"run status: {bt['status']}"))
+    for arch, f in s["fits"].items():
+        pc = f.get("power-c")
+        if pc:
+            ci = pc["ci"].get("alpha")
+            cards.append(
+                card(
+                    f"{name(arch)} frontier exponent α (L ∝ C^−α)",
+                    num(pc["params"]["alpha"], 3),
+                    f"95% interval {interval(ci, 3)}" if ci else "no interval",
+                )
+            )
+    main = s["plan"]["arch"]
+    iso = s["fits"].get(main, {}).get("isoflop")
+    if iso:
+        ref = ", ".join(f"{k.split(' ')[0]} {v}" for k, v in PUBLISHED.items())
+        cards.append(
+            card(
+                f"{name(main)}: N_opt ∝ C^a",
+                f"a = {num(iso['params']['a'], 3)}",
+                f"95% interval {interval(iso['ci'].get('a'), 3)}; published: {ref}",
+            )
+        )
+    if s["seed_noise"]:
+        sn = s["seed_noise"]
+        cards.append(card("seed noise (relative std of the loss)",
+                          f"{100 * sn['rel_std']:.2f}%", f"{sn['dof']} degree(s) of freedom"))  # fmt: skip
+    if s.get("wall_seconds"):
+        cards.append(card("wall time of the study", f"{s['wall_seconds'] / 60:.1f} min"))
+    return '<h2>Key results</h2><div class="cards">' + "".join(cards) + "</div>"
+
+
+def _backtest(bt: dict | None) -> str:
+    if not bt:
+        return ""
+    shape = bt.get("shape") or {}
+    rows = [
+        ["run", bt.get("run_name")],
+        ["architecture, shape", f"{name(bt['arch'])}, {shape.get('n_layer')} layers × "
+                                f"{shape.get('n_embd')} wide"],
+        ["compute C (FLOPs, 6·N·D)", num(bt["flops"])],
+        ["parameters N", num(bt["params"])],
+        ["tokens D", num(bt["tokens"])],
+        ["predicted with", bt.get("predictor")],
+        ["prediction written at", bt.get("written_at")],
+        ["predicted loss (nats/token)", num(bt["predicted_loss"])],
+        [f"fit interval ({bt.get('ci_level', 0.95):.0%}, bootstrap)", interval(bt.get("fit_interval"))],
+        ["seed noise added (relative std)", num(bt.get("seed_noise_rel_std"))],
+        ["predictive interval", interval(bt.get("interval"))],
+        ["measured loss (nats/token)", num(bt.get("actual_loss"))],
+        ["relative error |pred − actual| / actual",
+         "–" if bt.get("rel_error") is None else f"{100 * bt['rel_error']:.3f}%"],
+        ["inside the predictive interval", num(bt.get("in_interval"))],
+        ["inside the fit interval alone", num(bt.get("in_fit_interval"))],
+    ]  # fmt: skip
+    for k, p in (bt.get("other_predictions") or {}).items():
+        rows.append([f"also predicted by {k}", f"{num(p.get('predicted_loss'))} "
+                                              f"{interval(p.get('fit_interval'))}"])  # fmt: skip
+    return (
+        "<h2>Backtest: predicted before training, then measured</h2>"
+        "<p>The study fitted its laws on the sweep, wrote the prediction for a compute-optimal "
+        "run at a larger budget to disk, and only then trained that run.</p>"
+        + table(["", "value"], rows)
+    )
+
+
+def _figures(figs: list[dict], root: Path) -> str:
+    out = ["<h2>Figures</h2>"]
+    for f in figs:
+        out.append(f"<h3>{esc(f['title'])}</h3>")
+        if "error" in f:
+            out.append(f'<p class="warn">this figure failed: {esc(f["error"])}</p>')
+        else:
+            out.append(figure(root / f["file"], f["caption"], f["title"]))
+    return "".join(out)
+
+
+def _plan(plan: dict) -> str:
+    rows = []
+    for r in plan["rows"]:
+        rows.append([
+            f"{r['flops'] / plan['largest_budget']:g}×", num(r["flops"], 3),
+            num(r["params"], 3), interval(r.get("params_ci"), 3),
+            num(r["tokens"], 3), interval(r.get("tokens_ci"), 3),
+            num(r["tokens_per_param"], 3), num(r.get("loss")), interval(r.get("loss_ci")),
+        ])  # fmt: skip
+    if not rows:
+        return "<h2>Plan</h2><p>No plan: no fit gives a compute-optimal allocation.</p>"
+    head = ["budget", "C (FLOPs)", "N_opt", "95% interval", "D_opt (tokens)", "95% interval",
+            "tokens/param", "predicted loss", "95% interval"]  # fmt: skip
+    first = plan["rows"][0]
+    return (
+        f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"
+        f"<p>Compute-optimal N and D from the <code>{esc(first['allocation'])}</code> fit, "
+        f"the loss from <code>{esc(first.get('predictor', '–'))}</code>, at multiples of the "
+        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs).</p>" + table(head, rows)
+    )
+
+
+def _fits(fits: dict, fs: dict) -> str:
+    out = [
+        f"<h2>Fitted laws</h2><p>Intervals: {fs['ci_level']:.0%} bootstrap percentile intervals "
+        f"({fs['bootstrap']} resamples, seed {fs['seed']}).</p>"
+    ]
+    for arch, f in fits.items():
+        for law in ("isoflop", "chinchilla", "power-c"):
+            d = f.get(law)
+            if not d:
+                why = f["not_fitted"].get(law)
+                if why:
+                    out.append(
+                        f'<p class="warn">{esc(name(arch))} {esc(law)}: not fitted: {esc(why)}</p>'
+                    )
+                continue
+            rows = []
+            params = {**d["params"], **d.get("derived", {})}
+            for k, v in params.items():
+                if "@" in k:
+                    continue
+                rows.append([k, num(v), num(d["stderr"].get(k)), interval(d["ci"].get(k))])
+            out.append(f"<h3>{esc(name(arch))}: {esc(law)} ({d['n_points']} points)</h3>")
+            out.append(table(["parameter", "value", "std. error", "interval"], rows))
+            for w in d.get("warnings", []):
+                out.append(f'<p class="warn">warning: {esc(w)}</p>')
+    return "".join(out)
+
+
+def _seed_noise(sn: dict | None) -> str:
+    if not sn:
+        return "<h2>Seed noise</h2><p>No repeated runs: the seed noise was not measured.</p>"
+    rows = [
+        [name(g["arch"]), num(g["params"]), num(g["tokens"]), ", ".join(map(str, g["seeds"])),
+         ", ".join(f"{x:.4f}" for x in g["losses"]), f"{100 * g['rel_std']:.3f}%"]
+        for g in sn["groups"]
+    ]  # fmt: skip
+    return (
+        f"<h2>Seed noise</h2><p>Runs identical but for their seed. Pooled relative standard "
+        f"deviation of the final loss: <b>{100 * sn['rel_std']:.3f}%</b> ({sn['dof']} degree(s) "
+        "of freedom). The backtest's predictive interval adds it to the fit interval.</p>"
+        + table(["arch", "N", "D", "seeds", "losses", "relative std"], rows)
+    )
+
+
+def _runs(rows: list[dict]) -> str:
+    body = []
+    for r in sorted(rows, key=lambda r: (r["role"] != "sweep", str(r.get("arch")),
+                                         r.get("budget") or 0, r.get("params") or 0)):  # fmt: skip
+        n, d = r.get("params"), r.get("tokens")
+        body.append([
+            r["run_id"], r["role"], name(str(r.get("arch"))),
+            f"{r.get('n_layer')}×{r.get('n_embd')}", num(n), num(d),
+            num(r.get("flops_6nd"), 3), num(d / n if n and d else None, 3), num(r.get("seed")),
+            num(r.get("loss")), num(r.get("bpb")), num(r.get("wall_seconds"), 3), r["status"],
+        ])  # fmt: skip
+    head = ["run", "role", "arch", "layers×width", "N", "D (tokens)", "C = 6ND", "D/N",
+            "seed", "loss", "bits/byte", "wall s", "status"]  # fmt: skip
+    return f"<h2>Runs ({len(rows)})</h2>" + table(head, body, left=3)
+
+
+def _notes(s: dict) -> str:
+    return (
+        "<h2>Conventions</h2><ul>"
+        "<li>loss: mean cross-entropy in nats per token on the held-out split; bits per byte "
+        "= loss · tokens / (bytes · ln 2).</li>"
+        "<li>N: every trainable parameter (embeddings included, tied ones once); D: training "
+        "tokens seen; C = 6·N·D FLOPs.</li>"
+        "<li>Fits: IsoFLOP parabolas in log N (Hoffmann Approach 2), Chinchilla L = E + A/N^α "
+        "+ B/D^β (Approach 3, Huber on log loss), frontier L = (C_c/C)^α through the IsoFLOP "
+        "optima.</li>"
+        f"<li>Files: <code>summary.json</code> (format_version {s['format_version']}), the PNGs "
+        "beside this file, each run's folder under the study folder.</li></ul>"
+    )

@@ -1,0 +1,1 @@
+"""The one-command scaling study: prepare, sweep, fit, predict, backtest, plan, report."""

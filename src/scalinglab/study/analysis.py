@@ -1,0 +1,261 @@
+"""From runs to conclusions: the fits, the frontier, the plan, the seed noise and the
+backtest's prediction. No torch and no plotting here; the study and the report share it.
+
+- `isoflop` (Hoffmann Approach 2) per architecture on its IsoFLOP runs: N_opt(C),
+  D_opt(C) and the frontier loss L_opt(C) at each budget (parabola vertices).
+- `chinchilla` (Approach 3) on each architecture with enough runs: L(N, D).
+- `power-c` on each architecture's compute-optimal frontier: L(C) = (C_c / C)^α
+  through the per-budget vertices. Its interval comes from the IsoFLOP bootstrap
+  (runs resampled within each budget, the parabolas refitted, the line refitted
+  through the new vertices): with 2–3 budgets, resampling the vertices
+  themselves would be meaningless.
+- the seed noise: runs that differ only in their seed.
+- the prediction for a new run (N, D, C), with its fit interval and a predictive
+  interval that adds the seed noise, since one new run is one draw.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scalinglab.errors import FitError
+from scalinglab.laws import ScalingLaw
+from scalinglab.laws.isoflop import loglog_fit
+
+# Reference exponents of N_opt ∝ C^a drawn beside ours.
+PUBLISHED = {"Chinchilla (Hoffmann 2022)": 0.50, "Kaplan 2020": 0.73}
+PREDICTORS = ("chinchilla", "frontier")
+
+
+@dataclass
+class FitSettings:
+    bootstrap: int = 200
+    """Bootstrap resamples of every fit."""
+    seed: int = 0
+    ci_level: float = 0.95
+
+
+@dataclass
+class ArchFits:
+    arch: str
+    rows: list
+    isoflop: ScalingLaw | None = None
+    chinchilla: ScalingLaw | None = None
+    frontier: ScalingLaw | None = None
+    """power-c through the IsoFLOP vertices."""
+    frontier_points: list = field(default_factory=list)
+    """[{C, L, L_ci}] the per-budget vertices."""
+    errors: dict = field(default_factory=dict)
+    """law -> why it could not be fitted (shown in the report)."""
+
+
+def completed(rows: list[dict]) -> list[dict]:
+    return [
+        r
+        for r in rows
+        if r.get("status") == "completed"
+        and _pos(r.get("loss"))
+        and _pos(r.get("params"))
+        and _pos(r.get("tokens"))
+    ]
+
+
+def _pos(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def _table(rows: list[dict]) -> list[dict]:
+    out = []
+    for r in rows:
+        d = {"N": float(r["params"]), "D": float(r["tokens"]), "L": float(r["loss"])}
+        d["C"] = float(r.get("flops_6nd") or 6.0 * d["N"] * d["D"])
+        if _pos(r.get("budget")):
+            d["budget"] = float(r["budget"])
+        out.append(d)
+    return out
+
+
+def fit_arch(arch: str, rows: list[dict], s: FitSettings) -> ArchFits:
+    """Every law that the runs of one architecture support; failures are recorded."""
+    rows = completed(rows)
+    out = ArchFits(arch, rows)
+    kw = {"bootstrap": s.bootstrap, "seed": s.seed, "ci_level": s.ci_level}
+    iso_rows = [r for r in _table(rows) if "budget" in r]
+    try:
+        out.isoflop = ScalingLaw("isoflop", **kw).fit(iso_rows) if iso_rows else None
+        if out.isoflop is None:
+            out.errors["isoflop"] = "no IsoFLOP runs (no budget column)"
+    except FitError as exc:
+        out.errors["isoflop"] = str(exc)
+    if len(rows) >= 6:
+        try:
+            out.chinchilla = ScalingLaw("chinchilla", **kw).fit(_table(rows))
+        except FitError as exc:
+            out.errors["chinchilla"] = str(exc)
+    else:
+        out.errors["chinchilla"] = f"{len(rows)} completed runs; at least 6 are needed"
+    if out.isoflop is not None:
+        try:
+            out.frontier, out.frontier_points = fit_frontier(out.isoflop, s)
+        except FitError as exc:
+            out.errors["power-c"] = str(exc)
+    return out
+
+
+def _budgets(iso: ScalingLaw) -> list[float]:
+    return sorted(float(k.split("@")[1]) for k in iso.params_ if k.startswith("L_opt@"))
+
+
+def fit_frontier(iso: ScalingLaw, s: FitSettings) -> tuple[ScalingLaw, list[dict]]:
+    """power-c (no floor) through the IsoFLOP vertices, with the IsoFLOP bootstrap."""
+    pts = []
+    for c in _budgets(iso):
+        L = iso.params_.get(f"L_opt@{c:g}")
+        if _pos(L):
+            pts.append({"C": c, "L": L, "L_ci": iso.ci_.get(f"L_opt@{c:g}")})
+    if len(pts) < 2:
+        raise FitError("the frontier needs the loss minimum of at least 2 budgets")
+    law = ScalingLaw("power-c", floor=False, bootstrap=0, seed=s.seed, ci_level=s.ci_level)
+    law.fit([{"C": p["C"], "L": p["L"]} for p in pts])
+    if iso.samples_ is not None:
+        draws = np.column_stack([iso.samples_.get(f"L_opt@{p['C']:g}") for p in pts])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope, icpt = loglog_fit(np.log([p["C"] for p in pts]), np.log(draws))
+            # log L = α log C_c − α log C  =>  α = −slope, C_c = exp(icpt / α)
+            alpha = -slope
+            cc = np.exp(icpt / alpha)
+        law._set_uncertainty({"alpha": alpha, "C_c": cc})
+        law.settings["bootstrap"] = int(draws.shape[0])
+        law.conventions_["bootstrap"] = "IsoFLOP: runs resampled within each budget"
+    return law, pts
+
+
+def seed_noise(rows: list[dict]) -> dict | None:
+    """Spread of the final loss across runs that differ only in their seed.
+
+    Rows carry `seed`; groups are (arch, n_layer, n_embd, tokens). The relative
+    standard deviation is pooled over groups (ddof=1 within each)."""
+    groups: dict[tuple, list] = {}
+    for r in completed(rows):
+        if r.get("seed") is None:
+            continue
+        key = (r["arch"], r.get("n_layer"), r.get("n_embd"), r["tokens"])
+        groups.setdefault(key, {})[r["seed"]] = r
+    sets = [g for g in groups.values() if len(g) >= 2]
+    if not sets:
+        return None
+    ss, dof, out = 0.0, 0, []
+    for g in sets:
+        losses = np.array([r["loss"] for r in g.values()])
+        rel = losses / losses.mean()
+        ss += float(((rel - 1.0) ** 2).sum())
+        dof += len(losses) - 1
+        first = next(iter(g.values()))
+        out.append(
+            {
+                "arch": first["arch"],
+                "params": first["params"],
+                "tokens": first["tokens"],
+                "seeds": sorted(g),
+                "losses": [float(x) for x in losses],
+                "rel_std": float(np.std(rel, ddof=1)),
+            }
+        )
+    return {"rel_std": math.sqrt(ss / dof), "dof": dof, "groups": out}
+
+
+def allocation(fits: ArchFits, C: float) -> tuple[float, float]:
+    """Compute-optimal (N, D) at C: the IsoFLOP power laws (measured optima), else Chinchilla."""
+    law = fits.isoflop or fits.chinchilla
+    if law is None:
+        raise FitError(f"{fits.arch}: no fit gives a compute-optimal allocation")
+    opt = law.optimal(C)
+    return opt["params"], C / (6.0 * opt["params"])
+
+
+def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dict:
+    """Predicted loss of one run, with the fit's bootstrap interval."""
+    if predictor == "chinchilla":
+        law = fits.chinchilla
+        args = {"N": N, "D": D}
+    elif predictor == "frontier":
+        law = fits.frontier
+        args = {"C": C}
+    else:
+        raise FitError(f"predictor {predictor!r} is not one of {', '.join(PREDICTORS)}")
+    if law is None:
+        why = fits.errors.get("power-c" if predictor == "frontier" else predictor, "not fitted")
+        raise FitError(f"{fits.arch}: cannot predict with {predictor}: {why}")
+    if law.samples_ is None:
+        return {"predictor": predictor, "predicted_loss": float(law.predict(**args))}
+    p, lo, hi = law.predict(**args, return_ci=True)
+    ok = all(math.isfinite(float(x)) for x in (lo, hi))
+    return {
+        "predictor": predictor,
+        "predicted_loss": float(p),
+        "fit_interval": [float(lo), float(hi)] if ok else None,
+    }
+
+
+def predictive_interval(pred: dict, noise: dict | None, ci_level: float) -> list[float] | None:
+    """The fit interval widened by the seed noise (added in quadrature, each side)."""
+    from scipy.stats import norm
+
+    p = pred["predicted_loss"]
+    lo, hi = pred.get("fit_interval") or (p, p)
+    sd = (noise or {}).get("rel_std", 0.0) * p
+    z = float(norm.ppf(0.5 + ci_level / 2))
+    return [p - math.hypot(p - lo, z * sd), p + math.hypot(hi - p, z * sd)]
+
+
+def plan_rows(fits: ArchFits, budgets: list[float], predictor: str) -> list[dict]:
+    """Compute-optimal N, D and predicted loss (with intervals) at each budget."""
+    law = fits.isoflop or fits.chinchilla
+    if law is None:
+        raise FitError(f"{fits.arch}: no fit gives a compute-optimal allocation")
+    out = []
+    for C in budgets:
+        opt = law.optimal(C)
+        N = opt["params"]
+        row = {
+            "flops": C,
+            "params": N,
+            "params_ci": opt.get("params_ci"),
+            "tokens": C / (6.0 * N),
+            "tokens_ci": opt.get("tokens_ci"),
+            "tokens_per_param": C / (6.0 * N * N),
+            "allocation": law.law,
+        }
+        try:
+            p = predict(fits, N, C / (6.0 * N), C, predictor)
+            row["loss"] = p["predicted_loss"]
+            row["loss_ci"] = p.get("fit_interval")
+            row["predictor"] = predictor
+        except FitError:
+            row["loss"], row["loss_ci"] = None, None
+        out.append(row)
+    return out
+
+
+def compact(law: ScalingLaw | None) -> dict | None:
+    """A fit as summary.json carries it: no bootstrap draws (fits/*.json keep those)."""
+    if law is None:
+        return None
+    d = law.to_json()
+    d.pop("bootstrap", None)
+    d.pop("settings", None)
+    keep = {k: v for k, v in d["ci"].items() if "@" not in k}
+    d["ci"], d["stderr"] = keep, {k: v for k, v in d["stderr"].items() if "@" not in k}
+    return d
+
+
+def json_safe(x):
+    """NaN and inf become null, recursively (JSON has no NaN)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_safe(v) for v in x]
+    return x

@@ -1,0 +1,166 @@
+"""The report on a synthetic study folder drawn from a known law (no training)."""
+
+import json
+import math
+from html.parser import HTMLParser
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.report import build_report
+from tests.report.synth_runs import LAWS, isoflop_sweep, make_study
+
+EVIL_NAME = "<script>alert('study')</script>"
+EVIL_CORPUS = '<img src="http://example.com/x.png">&co'
+EVIL_RUN = "gpt-<script>alert(1)<"
+FIGURES = {"loss_curves", "isoflop", "frontier_gpt", "frontier_lstm", "allocation",
+           "architectures", "residuals"}  # fmt: skip
+VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    known = make_study(root, name=EVIL_NAME, corpus=EVIL_CORPUS, evil_run=EVIL_RUN)
+    summary = build_report(root)
+    return root, known, summary
+
+
+def true_optimum(arch: str, C: float) -> tuple[float, float]:
+    """N_opt and L_opt of the Chinchilla law at compute C = 6ND (closed form)."""
+    p = LAWS[arch]
+    a, b = p["alpha"], p["beta"]
+    G = (a * p["A"] / (b * p["B"])) ** (1 / (a + b))
+    N = G * (C / 6) ** (b / (a + b))
+    D = C / (6 * N)
+    return N, p["E"] + p["A"] / N**a + p["B"] / D**b
+
+
+def test_every_figure_is_drawn_as_png(study):
+    root, _, s = study
+    assert {f["name"] for f in s["figures"]} == FIGURES
+    for f in s["figures"]:
+        assert "error" not in f, f
+        data = (root / f["file"]).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(data) > 20_000  # axes, labels and points, not an empty canvas
+
+
+def test_summary_recovers_the_known_law(study):
+    root, _, _ = study
+    on_disk = json.loads((root / "summary.json").read_text())
+    assert on_disk["format_version"] == 1 and on_disk["kind"] == "scalinglab.study_summary"
+    iso = on_disk["fits"]["gpt"]["isoflop"]["params"]
+    for C in (1e12, 3e12, 1e13):
+        n_true, l_true = true_optimum("gpt", C)
+        assert iso[f"N_opt@{C:g}"] == pytest.approx(n_true, rel=0.05)
+        assert iso[f"L_opt@{C:g}"] == pytest.approx(l_true, rel=0.005)
+    p = LAWS["gpt"]
+    assert iso["a"] == pytest.approx(p["beta"] / (p["alpha"] + p["beta"]), abs=0.03)
+    # the frontier power law passes through the IsoFLOP optima it was fitted to
+    pc = on_disk["fits"]["gpt"]["power-c"]
+    for pt in on_disk["fits"]["gpt"]["frontier_points"]:
+        pred = (pc["params"]["C_c"] / pt["C"]) ** pc["params"]["alpha"]
+        assert pred == pytest.approx(pt["L"], rel=0.01)
+    lo, hi = pc["ci"]["alpha"]
+    assert lo <= pc["params"]["alpha"] <= hi
+    # the LSTM scales worse in this law, and the report says so
+    assert on_disk["fits"]["lstm"]["power-c"]["params"]["alpha"] != pc["params"]["alpha"]
+    assert len(on_disk["plan"]["rows"]) == 3
+    assert [r["flops"] for r in on_disk["plan"]["rows"]] == [1e14, 1e15, 1e16]
+
+
+def test_backtest_and_seed_noise_numbers(study):
+    _, known, s = study
+    bt = s["backtest"]
+    assert bt["predicted_loss"] == known["predicted"]
+    assert bt["actual_loss"] == known["actual"]
+    assert bt["rel_error"] == abs(known["predicted"] - known["actual"]) / known["actual"]
+    assert bt["rel_error"] == pytest.approx(0.01)
+    lo, hi = known["interval"]
+    assert bt["in_interval"] is (lo <= known["actual"] <= hi) is True
+    assert bt["in_fit_interval"] is False  # the fit interval alone was [1.005, 1.015] × actual
+    a, b = known["seed_losses"]
+    mean = (a + b) / 2
+    assert s["seed_noise"]["rel_std"] == pytest.approx(abs(a - b) / mean / math.sqrt(2), rel=1e-12)
+    assert s["seed_noise"]["dof"] == 1
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack, self.tags, self.errors, self.urls, self.text = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for k, v in attrs:
+            if k in ("src", "href"):
+                self.urls.append(v)
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(f"unbalanced </{tag}>")
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_html_is_valid_self_contained_and_escaped(study):
+    root, _, _ = study
+    raw = (root / "report.html").read_text(encoding="utf-8")
+    p = Tags()
+    p.feed(raw)
+    p.close()
+    assert p.errors == [] and p.stack == []
+    assert "script" not in p.tags  # neither the study name nor the run name became a tag
+    assert p.tags.count("img") == len(FIGURES)
+    assert all(u.startswith("data:image/png;base64,") for u in p.urls)
+    text = "".join(p.text)
+    assert EVIL_NAME in text and EVIL_RUN in text and EVIL_CORPUS in text  # shown, as text
+    assert "&lt;script&gt;alert(1)&lt;" in raw
+    assert "http://example.com" not in [u for u in p.urls]
+
+
+def test_report_command_on_a_plain_sweep_folder(tmp_path, capsys):
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12, 1e13], noise=0.002)
+    assert main(["report", str(tmp_path), "--bootstrap", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "gpt: frontier L ∝ C^-" in out and "plan C=1e+14" in out
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["backtest"] is None and s["seed_noise"] is None
+    assert {f["name"] for f in s["figures"]} == {"loss_curves", "isoflop", "frontier_gpt",
+                                                 "allocation", "residuals"}  # fmt: skip
+    assert (tmp_path / "report.html").stat().st_size > 50_000
+
+
+def test_report_bad_folder_is_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "absent" in err and err.count("\n") == 1
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no run folders" in capsys.readouterr().err
+
+
+def test_too_few_runs_to_fit_still_gives_a_report_that_says_why(tmp_path):
+    """Two sizes per budget: no parabola, no IsoFLOP fit, no plan; the report is still
+    written, NaN-free, and names what could not be fitted and why."""
+    import shutil
+
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.0)
+    for d in (tmp_path / "runs").iterdir():
+        if "-w16-" not in d.name and "-w96-" not in d.name:
+            shutil.rmtree(d)
+    s = build_report(tmp_path, bootstrap=5)
+    text = (tmp_path / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    g = s["fits"]["gpt"]
+    assert g["isoflop"] is None and g["chinchilla"] is None and g["power-c"] is None
+    assert "at least 2 budgets with 3+ runs" in g["not_fitted"]["isoflop"]
+    assert "4 completed runs; at least 6" in g["not_fitted"]["chinchilla"]
+    assert s["plan"]["rows"] == []
+    assert {f["name"] for f in s["figures"]} == {"loss_curves", "residuals"}
+    html_text = (tmp_path / "report.html").read_text()
+    assert "not fitted" in html_text and "No plan" in html_text
