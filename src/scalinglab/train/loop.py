@@ -72,6 +72,7 @@ class Trainer:
         )
         self.autocast = setup.autocast(self.device, t.dtype)
         self.c = Counters()
+        self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
         self.metrics = MetricsLog(self.out / "metrics.jsonl", tensorboard=t.tensorboard)
 
