@@ -80,7 +80,7 @@ def test_identity_ignores_threads_and_data_path_but_not_lr(tmp_path, shards):
     ctx, runs = make_plan(spec)
     cfg = runs[0].config
     h = design.run_hash(cfg, ctx.data_id)
-    cfg.train.threads, cfg.train.data = 7, "/elsewhere"
+    cfg.train.threads, cfg.train.data, cfg.train.ckpt_every = 7, "/elsewhere", 5
     assert design.run_hash(cfg, ctx.data_id) == h
     cfg.train.lr *= 2
     assert design.run_hash(cfg, ctx.data_id) != h
@@ -124,3 +124,9 @@ def test_measured_centre_parabola_vertex():
     rows[2]["status"] = "diverged"  # still fits the other four
     assert design.measured_centre(rows) == pytest.approx(100.0)
     assert design.measured_centre([]) is None
+
+
+def test_identity_fields_match_the_trainers_operational_list():
+    from scalinglab.train.setup import OPERATIONAL
+
+    assert set(design.NOT_IDENTITY) == set(OPERATIONAL)

@@ -31,8 +31,13 @@ from scalinglab.errors import ConfigError, SweepError
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.spec import HparamRule, ShapeRule, SweepSpec
 
-# Fields that change how a run executes, not what it computes: not part of its identity.
-NOT_IDENTITY = ("data", "threads", "resume", "device")
+# Train fields that change how a run executes or reports, not what it computes: not
+# part of its identity (the same list as the trainer's run_id, train/setup.py, which
+# this module does not import, so that planning stays free of torch).
+NOT_IDENTITY = (
+    "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
+    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard",
+)  # fmt: skip
 SHAPE_SLACK = math.log(1.15)
 
 
@@ -139,7 +144,8 @@ def run_hash(cfg: RunConfig, data_id: str) -> str:
     in place of their path, and without the settings that only change how it executes."""
     d = cfg.to_dict()
     train = {k: v for k, v in d["train"].items() if k not in NOT_IDENTITY}
-    blob = json.dumps({"model": d["model"], "train": train, "data": data_id}, sort_keys=True)
+    model = {k: v for k, v in d["model"].items() if k != "preset"}
+    blob = json.dumps({"model": model, "train": train, "data": data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
