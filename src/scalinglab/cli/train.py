@@ -51,15 +51,16 @@ def run(args) -> int:
     from scalinglab.cli._util import is_terminal, print_json
     from scalinglab.errors import ConfigError
     from scalinglab.train import train
+    from scalinglab.train.distributed import is_main_process
 
     cfg = build_config(args)
     if not cfg.train.data:
         raise ConfigError("no shards folder: give --data SHARDS (or [train] data in --config)")
     cfg.train.budget  # noqa: B018 -- a missing budget is a user error, before any work
     result = train(cfg, args.out, progress=is_terminal())
-    if args.json:
+    if args.json and is_main_process():  # under torchrun, rank 0 alone reports
         print_json(result)
-    else:
+    elif is_main_process():
         val = result.get("val_loss")
         val = f"{val:.4f}" if val is not None else "-"
         print(

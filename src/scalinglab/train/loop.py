@@ -19,7 +19,7 @@ from scalinglab.errors import CheckpointError, ConfigError
 from scalinglab.fsio import atomic_write_bytes, atomic_write_text
 from scalinglab.models.counting import count
 from scalinglab.models.registry import build_model
-from scalinglab.train import checkpoint, setup
+from scalinglab.train import checkpoint, distributed, setup
 from scalinglab.train.evaluate import evaluate, summarize
 from scalinglab.train.guards import StopOnSignal, finite
 from scalinglab.train.metrics import MetricsLog, read_result, write_result
@@ -47,7 +47,7 @@ class Trainer:
         self.t0 = time.perf_counter()
         self.out = Path(out_dir)
         self.progress_enabled = progress
-        self.device = setup.pick_device(cfg.train.device)
+        self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
         self.shards = open_shards(cfg.train.data)
         self.cfg = setup.resolve(cfg, self.shards, self.device)
         setup.check_split_sizes(self.cfg, self.shards)
@@ -57,7 +57,8 @@ class Trainer:
         self.run_id = setup.run_id(self.cfg, self.fingerprint)
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(self.device)
-        self.fwd = torch.compile(self.model) if t.compile else self.model
+        fwd = self.dist.wrap(self.model, self.device)  # DDP under torchrun, else the model
+        self.fwd = torch.compile(fwd) if t.compile else fwd
         self.counts = count(m)
         self.opt = make_optimizer(self.model, t, self.device.split(":")[0])
         mode = "stream" if self.model.recurrent else "random"
@@ -65,6 +66,7 @@ class Trainer:
             self.shards.train, m.block_size, t.batch_size, seed=t.seed, mode=mode,
             device=self.device,
         )  # fmt: skip
+        self.loader = self.dist.shard_loader(self.loader, t.batch_size)
         self.tokens_per_step = t.batch_size * t.grad_accum * m.block_size
         self.total_steps = plan_steps(t, self.tokens_per_step, self.counts.flops_per_token)
         self.schedule = Schedule(
@@ -74,7 +76,9 @@ class Trainer:
         self.c = Counters()
         self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
-        self.metrics = MetricsLog(self.out / "metrics.jsonl", tensorboard=t.tensorboard)
+        self.metrics = MetricsLog(
+            self.out / "metrics.jsonl", tensorboard=t.tensorboard, enabled=self.dist.is_main
+        )
 
     # -- the loop ------------------------------------------------------------
 
@@ -85,16 +89,17 @@ class Trainer:
         finally:
             self.metrics.close()
             self.restore_torch()
+            self.dist.close()
 
     def _loop(self) -> dict:
-        bar = Progress(self.progress_enabled, self.total_steps, self.c.step)
+        bar = Progress(self.progress_enabled and self.dist.is_main, self.total_steps, self.c.step)
         try:
             with StopOnSignal() as stop:
                 while not self._budget_spent():
                     if not self._step():
                         return self._finish("diverged")
                     self._after_step(bar)
-                    if stop.requested:
+                    if self.dist.agree_after_step(self.c, stop.requested):
                         self._checkpoint()
                         return self._finish("preempted")
                 # A SIGTERM from here on is ignored: the run is about to complete.
@@ -121,17 +126,17 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
-        for _ in range(t.grad_accum):
-            loss = self._forward(*self.loader.next())
-            (loss / t.grad_accum).backward()
+        for i in range(t.grad_accum):
+            with self.dist.no_sync(i < t.grad_accum - 1):
+                loss = self._forward(*self.loader.next())
+                (loss / t.grad_accum).backward()
             loss_sum += loss.detach()
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), t.grad_clip if t.grad_clip > 0 else math.inf
         )
         # The one host sync per step: the guard must see the values before the update.
-        ok, loss_val, norm_val = torch.stack(
-            [finite(loss_sum, norm).float(), loss_sum / t.grad_accum, norm]
-        ).tolist()
+        stats = torch.stack([finite(loss_sum, norm).float(), loss_sum / t.grad_accum, norm])
+        ok, loss_val, norm_val = self.dist.agree_step(stats).tolist()  # the same on every rank
         if not ok:
             self.opt.zero_grad(set_to_none=True)
             log.error(
@@ -215,9 +220,11 @@ class Trainer:
                 raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
         if path is not None:
             self._load(path)
+        self.dist.check_same(self.c.step, "step to resume from")
         self.metrics.truncate_after(self.c.step)
-        atomic_write_text(self.out / "config.toml", dumps_toml(self.cfg.to_dict()))
-        if self.shards.tokenizer_path.exists():  # so that the run alone can generate text
+        if self.dist.is_main:
+            atomic_write_text(self.out / "config.toml", dumps_toml(self.cfg.to_dict()))
+        if self.dist.is_main and self.shards.tokenizer_path.exists():  # the run alone can generate
             atomic_write_bytes(self.out / "tokenizer.json", self.shards.tokenizer_path.read_bytes())
         old = read_result(self.out)
         if path is not None and self._budget_spent() and old and old.get("status") == "completed":
@@ -235,15 +242,17 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "loader": self.loader.state_dict(),
             "rng_cpu": torch.get_rng_state(),
-            "rnn_state": self.rnn_state,
+            "rnn_state": self.dist.gather_rows(self.rnn_state),  # the global batch's lanes
         }
         if self.device.startswith("cuda"):
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def _checkpoint(self) -> None:
-        t = self.cfg.train
-        checkpoint.save(self.out / "ckpt", self.c.step, self.model, self._state(), t.keep_ckpts)
+        state = self._state()  # on every rank: it gathers the carried RNN state
+        if self.dist.is_main:
+            t = self.cfg.train
+            checkpoint.save(self.out / "ckpt", self.c.step, self.model, state, t.keep_ckpts)
 
     def _load(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
@@ -261,7 +270,7 @@ class Trainer:
         if "rng_cuda" in state and self.device.startswith("cuda"):
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         self.c = Counters(**state["counters"])
-        self.rnn_state = state["rnn_state"]
+        self.rnn_state = self.dist.slice_rows(state["rnn_state"])
         log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
 
     def _finish(self, status: str) -> dict:
@@ -294,7 +303,7 @@ class Trainer:
             "tokens_per_second": self._tokens_per_second(), "vocab_size": m.vocab_size,
             "device": self.device, "dtype": self.cfg.train.dtype,
         } | extra  # fmt: skip
-        return write_result(self.out, result)
+        return write_result(self.out, result) if self.dist.is_main else result
 
 
 def train(cfg: RunConfig, out_dir: str | Path, progress: bool = False) -> dict:

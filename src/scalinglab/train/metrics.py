@@ -55,16 +55,19 @@ class TensorBoardSink:
 
 
 class MetricsLog:
-    def __init__(self, path: Path, tensorboard: bool = False):
+    """`enabled=False` (ranks other than 0 of a multi-process run) writes nothing."""
+
+    def __init__(self, path: Path, tensorboard: bool = False, enabled: bool = True):
         self.path = Path(path)
+        self.enabled = enabled
         self._f = None
-        self.sinks = [TensorBoardSink(self.path.parent)] if tensorboard else []
+        self.sinks = [TensorBoardSink(self.path.parent)] if tensorboard and enabled else []
 
     def truncate_after(self, step: int) -> None:
         """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
         for sink in self.sinks:
             sink.purge_step = step + 1
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         kept = []
         for line in self.path.read_text().splitlines():
@@ -76,6 +79,8 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(x + "\n" for x in kept))
 
     def write(self, **row) -> None:
+        if not self.enabled:
+            return
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
         clean = {

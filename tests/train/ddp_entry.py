@@ -1,0 +1,63 @@
+"""`torchrun -m tests.train.ddp_entry ARGS`: scalinglab's CLI in each worker, with
+
+- SCALINGLAB_TEST_AUDIT=DIR: every file a worker writes (Python open() for writing,
+  os.replace, os.rename) is logged to DIR/writes-rank{RANK}.log;
+- SCALINGLAB_TEST_CRASH=RANK:STEP: that rank dies (os._exit) right after finishing
+  STEP, in torchrun's first attempt only (TORCHELASTIC_RESTART_COUNT=0).
+"""
+
+import builtins
+import os
+import sys
+from pathlib import Path
+
+
+def _audit(folder: str, rank: str) -> None:
+    log = Path(folder) / f"writes-rank{rank}.log"
+    real_open, real_replace, real_rename = builtins.open, os.replace, os.rename
+
+    def note(path) -> None:
+        with real_open(log, "a") as f:
+            f.write(f"{os.fspath(path)}\n")
+
+    def audited_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, str | os.PathLike) and any(c in mode for c in "wax+"):
+            note(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def audited_replace(src, dst, *args, **kwargs):
+        note(dst)
+        return real_replace(src, dst, *args, **kwargs)
+
+    def audited_rename(src, dst, *args, **kwargs):
+        note(dst)
+        return real_rename(src, dst, *args, **kwargs)
+
+    builtins.open, os.replace, os.rename = audited_open, audited_replace, audited_rename
+
+
+def _crash(rank: str, spec: str) -> None:
+    crash_rank, crash_step = (int(x) for x in spec.split(":"))
+    if int(rank) != crash_rank or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return
+    from scalinglab.train.loop import Trainer
+
+    orig = Trainer._after_step
+
+    def after_step(self, bar):
+        orig(self, bar)
+        if self.c.step == crash_step:
+            os._exit(1)  # as a killed process: no cleanup, no result
+
+    Trainer._after_step = after_step
+
+
+if __name__ == "__main__":
+    rank = os.environ.get("RANK", "0")
+    if os.environ.get("SCALINGLAB_TEST_AUDIT"):
+        _audit(os.environ["SCALINGLAB_TEST_AUDIT"], rank)
+    if os.environ.get("SCALINGLAB_TEST_CRASH"):
+        _crash(rank, os.environ["SCALINGLAB_TEST_CRASH"])
+    from scalinglab.cli import main
+
+    sys.exit(main(sys.argv[1:]))

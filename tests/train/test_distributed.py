@@ -1,0 +1,96 @@
+"""torchrun / DDP on CPU (gloo): 2 processes follow 1 process with the same global batch,
+only rank 0 writes, and a crashed worker is restarted from the last checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from scalinglab.train import train
+from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="this torch build has no torch.distributed gloo backend",
+)
+
+
+def torchrun(args: list[str], env: dict | None = None, restarts: int = 0):
+    """Run tests.train.ddp_entry (scalinglab's CLI) in 2 CPU processes; returns the process."""
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        f"--max-restarts={restarts}", "-m", "tests.train.ddp_entry", *args, "--threads", "1",
+    ]  # fmt: skip
+    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)} | (env or {})
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=240)
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _written(audit: Path, rank: int, run: Path) -> set[str]:
+    """Names (relative to `run`) of the files a rank wrote inside the run folder."""
+    log = audit / f"writes-rank{rank}.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return {str(Path(p).relative_to(run)) for p in lines if Path(p).is_relative_to(run)}
+
+
+def test_two_processes_follow_one_and_only_rank_0_writes(tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    # the same global batch: 8 sequences per step, 4 on each of the 2 ranks
+    ref = train(tiny_cfg(data, steps=20, threads=1), tmp_path / "one")
+    run, audit = tmp_path / "two", tmp_path / "audit"
+    audit.mkdir()
+    args = cli_args(data, run, "--steps", "20", "--lr", "3e-3", "--warmup", "5", "--log-every",
+                    "1", "--tensorboard")  # fmt: skip
+    proc = torchrun(args, env={"SCALINGLAB_TEST_AUDIT": str(audit)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("completed:") == 1  # rank 0 alone reports
+
+    got = json.loads((run / "result.json").read_text())
+    assert got["status"] == "completed" and got["steps"] == 20
+    assert got["tokens"] == ref["tokens"] == 20 * 8 * 16
+    assert got["run_id"] == ref["run_id"]  # the number of processes is not part of the run
+    one, two = _rows(tmp_path / "one"), _rows(run)
+    assert [r["step"] for r in two] == [r["step"] for r in one] == [*range(1, 21), 20]
+    for a, b in zip(one[:-1], two[:-1], strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4, (a, b)
+    assert abs(got["train_loss"] - ref["train_loss"]) <= 1e-4
+    assert abs(got["val_loss"] - ref["val_loss"]) <= 1e-4
+    assert got["train_loss"] < one[0]["train_loss"] - 1.0  # it did learn
+
+    wrote0, wrote1 = _written(audit, 0, run), _written(audit, 1, run)
+    assert wrote1 == set()
+    assert {"config.toml", "tokenizer.json", "metrics.jsonl", "result.json",
+            "ckpt/step-00000020"} <= wrote0  # fmt: skip
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1
+
+
+def test_crashed_worker_is_restarted_and_resumes(tmp_path):
+    """An LSTM (carried state, gathered into checkpoints) whose rank 1 dies after step 12;
+    torchrun restarts both from the step-10 checkpoint and the run ends as uninterrupted."""
+    data = tiny_shards(tmp_path / "shards")
+    extra = dict(steps=20, ckpt_every=5, threads=1)
+    ref = train(tiny_cfg(data, "lstm", **extra), tmp_path / "one")
+    run = tmp_path / "two"
+    args = cli_args(data, run, "--model", "lstm", "--steps", "20", "--ckpt-every", "5",
+                    "--lr", "3e-3", "--warmup", "5", "--log-every", "1")  # fmt: skip
+    proc = torchrun(args, env={"SCALINGLAB_TEST_CRASH": "1:12"}, restarts=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed" in proc.stderr and "step-00000010" in proc.stderr
+    got = json.loads((run / "result.json").read_text())
+    assert got["status"] == "completed" and got["steps"] == 20
+    rows = _rows(run)
+    assert [r["step"] for r in rows] == [*range(1, 21), 20]  # steps 11-12 not twice
+    one = _rows(tmp_path / "one")
+    for a, b in zip(one[:-1], rows[:-1], strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4, (a, b)
+    assert abs(got["val_loss"] - ref["val_loss"]) <= 1e-4
