@@ -102,3 +102,12 @@ def test_bad_out_names_are_refused(runs, tmp_path):
     with pytest.raises(ExportError, match="--force"):
         export_onnx(runs["gpt"], tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").read_text() == "mine"
+
+
+def test_a_failed_check_writes_nothing(runs, tmp_path, monkeypatch):
+    import scalinglab.export.onnx as onnx_export
+
+    monkeypatch.setattr(onnx_export, "compare", lambda *a, **k: (0.5, 10.0))
+    with pytest.raises(ExportError, match=r"differ from ours by 0\.5"):
+        export_onnx(runs["gpt"], tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary folder

@@ -14,7 +14,7 @@ Export goes through `torch.onnx.export(dynamo=True)` (which needs `onnxscript`),
 except for the Elman RNNs (see `_export_torchscript`).
 The file is written under a temporary folder, run with onnxruntime on a random
 batch and compared with our model's outputs, and moved into place only when
-the largest difference is within TOLERANCE.
+the largest difference is within ATOL + RTOL * max|ours|.
 """
 
 import contextlib
@@ -31,7 +31,9 @@ from scalinglab.errors import ExportError, require
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = 1e-4  # max abs difference of logits and states accepted (float32)
+# Accepted: |theirs - ours| <= ATOL + RTOL * max|ours|. Kernels sum in other orders, and
+# an RNN's float32 rounding grows with the sequence and the size of its logits.
+ATOL, RTOL = 1e-4, 1e-5
 
 
 class _GPTGraph(torch.nn.Module):
@@ -174,17 +176,23 @@ def _name_axes(path: Path) -> None:
 
 
 @torch.no_grad()
-def onnx_difference(model, path: Path, batch: int = 3, seq: int | None = None) -> float:
-    """Max abs difference between onnxruntime's outputs for `path` and our model's."""
+def compare(model, path: Path, batch: int = 3, seq: int | None = None) -> tuple[float, float]:
+    """(max abs difference between onnxruntime's outputs and ours, max abs of ours)."""
     ort = require("onnxruntime", "export", "checking an ONNX export")
     # Another shape than the one exported with, so the dynamic axes are exercised.
     args = example_inputs(model, batch, seq or model.block_size, seed=1)
     module, inputs, _ = graph_io(model)
     ours = module(*args)
-    ours = ours if isinstance(ours, tuple) else (ours,)
+    ours = [o.numpy() for o in (ours if isinstance(ours, tuple) else (ours,))]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     theirs = sess.run(None, {n: a.numpy() for n, a in zip(inputs, args, strict=True)})
-    return max(float(np.abs(t - o.numpy()).max()) for t, o in zip(theirs, ours, strict=True))
+    diff = max(float(np.abs(t - o).max()) for t, o in zip(theirs, ours, strict=True))
+    return diff, max(float(np.abs(o).max()) for o in ours)
+
+
+def onnx_difference(model, path: Path, batch: int = 3, seq: int | None = None) -> float:
+    """Max abs difference between onnxruntime's outputs for `path` and our model's."""
+    return compare(model, path, batch, seq)[0]
 
 
 def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None) -> dict:
@@ -207,10 +215,11 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
         to_onnx(model, tmp / out.name, opset)
         # An RNN is checked on a longer sequence than a window: the state carries on.
         seq = 2 * cfg.model.block_size if model.recurrent else cfg.model.block_size
-        diff = onnx_difference(model, tmp / out.name, seq=seq)
-        if not diff <= TOLERANCE:
+        diff, scale = compare(model, tmp / out.name, seq=seq)
+        if not diff <= ATOL + RTOL * scale:
             raise ExportError(
-                f"onnxruntime's outputs differ from ours by {diff:.3g} (> {TOLERANCE}); "
+                f"onnxruntime's outputs differ from ours by {diff:.3g} (outputs up to "
+                f"{scale:.3g}; accepted: {ATOL} + {RTOL} x that); "
                 f"nothing was written to {out}"
             )
         for f in tmp.iterdir():  # the .onnx file, and external weights if it needed any
@@ -221,5 +230,6 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     _, inputs, outputs = graph_io(model)
     return {
         "format": "onnx", "out": str(out), "arch": cfg.model.arch, "step": step,
-        "inputs": inputs, "outputs": outputs, "max_abs_diff": diff, "bytes": out.stat().st_size,
+        "inputs": inputs, "outputs": outputs, "max_abs_diff": diff, "max_abs_output": scale,
+        "bytes": out.stat().st_size,
     }  # fmt: skip
