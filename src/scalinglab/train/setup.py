@@ -35,16 +35,41 @@ def pick_device(name: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(name: str, device: str) -> str:
-    """`auto`: bfloat16 autocast on GPUs that support it; float32 elsewhere.
+# On a CPU, bfloat16 autocast pays once the matmuls are wide and tall enough to
+# outweigh its casts (benchmarks/train_throughput.py, AVX-512-bf16 / AMX CPU, one
+# thread): GPT 6x384 block 256 batch 8: 2.0x float32; GPT 4x128 block 256 batch 16:
+# 1.6x; LSTM 2x256 seq 256 batch 16: 1.8x; GPT 4x64 block 256 batch 16: 1.2x; but
+# GPT 4x128 block 64 batch 12 (768 rows): 1.0x and GPT 2x32 block 128 batch 8: 0.6x.
+CPU_BF16_MIN_WIDTH = 64
+CPU_BF16_MIN_ROWS = 2048  # batch_size x block_size of a micro-batch
 
-    On CPU, bfloat16 autocast is slower than float32 for the small shapes a
-    CPU can train (measured in benchmarks/), so auto never picks it there.
+
+def cpu_has_bf16() -> bool:
+    """The CPU has native bfloat16 matmuls (AVX-512-bf16 or AMX): oneDNN's fast path."""
+    cpu = torch.backends.cpu
+    if cpu.get_cpu_capability() not in ("AVX512", "AMX"):
+        # torch may be built or run without AVX-512 kernels; then bf16 is emulated.
+        return False
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def pick_dtype(name: str, device: str, model: ModelConfig | None = None, rows: int = 0) -> str:
+    """`auto`: bfloat16 autocast where the hardware has it and it pays; float32 elsewhere.
+
+    GPUs: bfloat16 wherever CUDA supports it. CPUs: bfloat16 only with native
+    bf16 matmuls and a model at least CPU_BF16_MIN_WIDTH wide fed at least
+    CPU_BF16_MIN_ROWS rows (batch x block) per micro-batch; below that the casts
+    cost more than the faster matmuls save. Without a model (`model` None) a CPU
+    gets float32.
     """
     if name != "auto":
         return name
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return "bfloat16"
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device == "cpu" and model is not None and cpu_has_bf16():
+        width = max(model.n_embd, model.hidden)
+        if width >= CPU_BF16_MIN_WIDTH and rows >= CPU_BF16_MIN_ROWS:
+            return "bfloat16"
     return "float32"
 
 
@@ -66,8 +91,9 @@ def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
         )
     model = dataclasses.replace(m, vocab_size=m.vocab_size or shards.vocab_size)
     train = dataclasses.replace(
-        t, data=str(shards.path), min_lr=t.final_lr, dtype=pick_dtype(t.dtype, device)
-    )
+        t, data=str(shards.path), min_lr=t.final_lr,
+        dtype=pick_dtype(t.dtype, device, model, t.batch_size * model.block_size),
+    )  # fmt: skip
     t.budget  # noqa: B018 -- raises ConfigError when no budget is given
     return RunConfig(model=model, train=train)
 
