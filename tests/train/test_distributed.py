@@ -94,3 +94,46 @@ def test_crashed_worker_is_restarted_and_resumes(tmp_path):
     for a, b in zip(one[:-1], rows[:-1], strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4, (a, b)
     assert abs(got["val_loss"] - ref["val_loss"]) <= 1e-4
+
+
+@pytest.mark.parametrize("mode", ["random", "stream"])
+def test_rank_slices_make_up_the_single_process_batch(mode):
+    import numpy as np
+
+    from scalinglab.data.loader import BatchLoader
+    from scalinglab.train.distributed import Distributed
+
+    tokens = np.arange(5000) % 251
+
+    def loader():
+        return BatchLoader(tokens, 16, 8, seed=3, mode=mode)
+
+    single = loader()
+    ranks = [Distributed(r, 2).shard_loader(loader(), 8) for r in range(2)]
+    for _ in range(5):
+        x, y = single.next()
+        parts = [r.next() for r in ranks]
+        assert torch.equal(torch.cat([p[0] for p in parts]), x)
+        assert torch.equal(torch.cat([p[1] for p in parts]), y)
+        assert all(r.reset == single.reset for r in ranks)
+    assert ranks[1].state_dict() == single.state_dict()  # checkpoints do not depend on N
+
+
+def test_global_batch_must_divide_among_processes():
+    import numpy as np
+
+    from scalinglab.data.loader import BatchLoader
+    from scalinglab.errors import ConfigError
+    from scalinglab.train.distributed import Distributed
+
+    with pytest.raises(ConfigError, match=r"--batch-size 8 .* processes \(3\)"):
+        Distributed(0, 3).shard_loader(BatchLoader(np.arange(100), 4, 8), 8)
+
+
+def test_carried_state_is_sliced_by_rank():
+    from scalinglab.train.distributed import Distributed
+
+    h = torch.arange(2 * 8 * 3.0).view(2, 8, 3)  # (n_layer, global batch, hidden)
+    h1, c1 = Distributed(1, 2).slice_rows((h, -h))
+    assert torch.equal(h1, h[:, 4:]) and torch.equal(c1, -h[:, 4:])
+    assert Distributed(0, 1).slice_rows(h) is h
