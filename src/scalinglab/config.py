@@ -19,6 +19,8 @@ A run's resolved config is written as `RUN/config.toml`::
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import math
 import tomllib
 import types
@@ -197,6 +199,27 @@ class RunConfig:
             model=from_dict(ModelConfig, d.get("model", {}), f"{where} [model]"),
             train=from_dict(TrainConfig, d.get("train", {}), f"{where} [train]"),
         )
+
+
+# Train fields that change how a run executes or reports, not what it computes.
+OPERATIONAL = (
+    "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
+    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard",
+)  # fmt: skip
+
+
+def run_identity(cfg: RunConfig, data_id: str) -> str:
+    """Hex sha256 of what a run computes: its resolved config without the operational
+    fields, with the shards' content id (`data.shards.content_id`) in place of their path.
+
+    The trainer's run_id and the sweep's run folders both come from here, so a sweep
+    recognises the runs its trainer wrote.
+    """
+    d = cfg.to_dict()
+    train = {k: v for k, v in d["train"].items() if k not in OPERATIONAL}
+    model = {k: v for k, v in d["model"].items() if k != "preset"}
+    blob = json.dumps({"model": model, "train": train, "data": data_id}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # --- the generic mechanism -------------------------------------------------

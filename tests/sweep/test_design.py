@@ -126,7 +126,14 @@ def test_measured_centre_parabola_vertex():
     assert design.measured_centre([]) is None
 
 
-def test_identity_fields_match_the_trainers_operational_list():
-    from scalinglab.train.setup import OPERATIONAL
+def test_sweep_identity_is_the_trainers_run_id():
+    from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+    from scalinglab.train.setup import run_id
 
-    assert set(design.NOT_IDENTITY) == set(OPERATIONAL)
+    cfg = RunConfig(ModelConfig(n_embd=32, n_head=4), TrainConfig(data="x", steps=5))
+    assert design.run_hash(cfg, "abc").startswith(run_id(cfg, "abc"))
+    # operational settings do not change what a run computes; the seed does
+    other = RunConfig(cfg.model, TrainConfig(data="y", steps=5, threads=2, log_every=1))
+    assert design.run_hash(other, "abc") == design.run_hash(cfg, "abc")
+    seeded = RunConfig(cfg.model, TrainConfig(data="x", steps=5, seed=1))
+    assert design.run_hash(seeded, "abc") != design.run_hash(cfg, "abc")

@@ -28,6 +28,7 @@ manifest.json (format_version 1)::
 byte = loss · tokens / (bytes · ln 2) compares across tokenizers.
 """
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -92,6 +93,14 @@ def read_manifest(path: str | os.PathLike) -> dict:
         if split not in m["splits"] or "tokens" not in m["splits"][split]:
             raise DataError(f"{mpath}: missing splits.{split}.tokens")
     return m
+
+
+def content_id(manifest: dict) -> str:
+    """Identifies what a shards folder holds (token files, tokenizer), not when or how
+    fast it was built: rebuilding the same corpus gives the same id."""
+    keep = {k: manifest.get(k) for k in ("tokenizer", "vocab_size", "dtype", "sha256")}
+    keep["tokens"] = {s: manifest["splits"][s]["tokens"] for s in SPLITS}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass

@@ -19,25 +19,16 @@ Tokens: D = C / (6N) with flops_convention "6nd", or C / flops_per_token with
 number of optimizer steps; a run that would not see one batch is an error.
 """
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.spec import HparamRule, ShapeRule, SweepSpec
 
-# Train fields that change how a run executes or reports, not what it computes: not
-# part of its identity (the same list as the trainer's run_id, train/setup.py, which
-# this module does not import, so that planning stays free of torch).
-NOT_IDENTITY = (
-    "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
-    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard",
-)  # fmt: skip
 SHAPE_SLACK = math.log(1.15)
 
 
@@ -140,13 +131,8 @@ def hparams_for(rule: HparamRule, width: int, steps: int) -> dict:
 
 
 def run_hash(cfg: RunConfig, data_id: str) -> str:
-    """Hex sha256 of what a run computes: its resolved config, with the shards' identity
-    in place of their path, and without the settings that only change how it executes."""
-    d = cfg.to_dict()
-    train = {k: v for k, v in d["train"].items() if k not in NOT_IDENTITY}
-    model = {k: v for k, v in d["model"].items() if k != "preset"}
-    blob = json.dumps({"model": model, "train": train, "data": data_id}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    """What a run computes (config.run_identity): the trainer's run_id is its prefix."""
+    return run_identity(cfg, data_id)
 
 
 def human(x: float) -> str:

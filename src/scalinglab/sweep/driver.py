@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 from scalinglab.config import dumps_toml
-from scalinglab.data.shards import read_manifest
+from scalinglab.data.shards import content_id, read_manifest
 from scalinglab.errors import DataError, SweepError
-from scalinglab.fsio import atomic_write_json, atomic_write_text, sha256_file
+from scalinglab.fsio import atomic_write_json, atomic_write_text
 from scalinglab.sweep import design
 from scalinglab.sweep.design import Context, PlannedRun
 from scalinglab.sweep.spec import SweepSpec
@@ -37,7 +37,7 @@ def open_context(spec: SweepSpec) -> Context:
             f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc} (make it with e.g. "
             f"`scalinglab prepare stdlib --tokenizer byte --out {spec.data}`)"
         ) from None
-    data_id = sha256_file(Path(spec.data) / "manifest.json")
+    data_id = content_id(manifest)[:16]
     return Context(spec=spec, vocab=int(manifest["vocab_size"]), data_id=data_id)
 
 

@@ -6,25 +6,17 @@ into the fully resolved one written to RUN/config.toml; `run_id` names it.
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
 
 import torch
 
-from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag
-from scalinglab.data.shards import MANIFEST, Shards
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag, run_identity
+from scalinglab.data.shards import Shards, content_id
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.fsio import sha256_file
 
 # Train fields that change what data the model sees, step by step: a resume
 # that changes any of them would not continue the same run.
 DATA_FIELDS = ("batch_size", "grad_accum", "seed")
-# Train fields that do not change the result (how, where, how often to report).
-OPERATIONAL = (
-    "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
-    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard",
-)  # fmt: skip
 
 
 def pick_device(name: str) -> str:
@@ -114,16 +106,13 @@ def check_split_sizes(cfg: RunConfig, shards: Shards) -> None:
 
 
 def data_fingerprint(shards: Shards) -> str:
-    """Identifies the shards' content (their manifest holds each file's size and hash)."""
-    return sha256_file(shards.path / MANIFEST)[:16]
+    """Identifies the shards' content (token files and tokenizer), not their path."""
+    return content_id(shards.manifest)[:16]
 
 
 def run_id(cfg: RunConfig, fingerprint: str) -> str:
     """A short hash of everything that determines the run's result."""
-    train = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in OPERATIONAL}
-    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "preset"}
-    blob = json.dumps({"model": model, "train": train, "data": fingerprint}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return run_identity(cfg, fingerprint)[:12]
 
 
 def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]:
