@@ -12,6 +12,11 @@ It is written under a temporary name, each file fsynced, then renamed into
 place, so a crash at any moment leaves either no folder or a complete one.
 A folder whose manifest is missing or whose hashes do not match is not a
 checkpoint: `latest` skips it with a warning, or refuses it when asked to.
+
+Test-only: when the environment variable SCALINGLAB_TEST_KILL_IN_CHECKPOINT
+equals a step number, the process SIGKILLs itself while writing that step's
+checkpoint, after the weights and state and before the manifest (the fault
+tests in tests/reliability use it). Never set it outside tests.
 """
 
 import json
@@ -19,9 +24,12 @@ import logging
 import os
 import re
 import shutil
+import signal
+import warnings
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from scalinglab.errors import CheckpointError
 from scalinglab.fsio import atomic_write_json, fsync_dir, sha256_file
@@ -34,6 +42,7 @@ WEIGHTS = "model.safetensors"
 STATE = "state.pt"
 MANIFEST = "manifest.json"
 _STEP_DIR = re.compile(r"^step-(\d{8,})$")
+_TEST_KILL_ENV = "SCALINGLAB_TEST_KILL_IN_CHECKPOINT"
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -47,8 +56,6 @@ def _fsync_file(path: Path) -> None:
 
 def save(root: Path, step: int, model: torch.nn.Module, state: dict, keep: int) -> Path:
     """Write checkpoint `step` atomically, then keep only the newest `keep` ones."""
-    from safetensors.torch import save_model
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = step_dir(root, step)
@@ -59,6 +66,24 @@ def save(root: Path, step: int, model: torch.nn.Module, state: dict, keep: int) 
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
+    try:
+        _write(tmp, step, model, state)
+        os.rename(tmp, final)
+    except (OSError, SafetensorError) as exc:
+        # E.g. a full disk: drop the partial folder (it would only take more space) and
+        # report; the checkpoints already in place are untouched.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {_one_line(exc)}; earlier checkpoints are kept"
+        ) from None
+    fsync_dir(root)
+    prune(root, keep)
+    return final
+
+
+def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict) -> None:
+    from safetensors.torch import save_model
+
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
     torch.save(state, tmp / STATE)
@@ -66,12 +91,10 @@ def save(root: Path, step: int, model: torch.nn.Module, state: dict, keep: int) 
     for name in (WEIGHTS, STATE):
         _fsync_file(tmp / name)
         hashes[name] = sha256_file(tmp / name)
+    if os.environ.get(_TEST_KILL_ENV) == str(step):  # test-only fault injection, see above
+        os.kill(os.getpid(), signal.SIGKILL)
     manifest = {"format_version": FORMAT_VERSION, "kind": KIND, "step": step, "sha256": hashes}
     atomic_write_json(tmp / MANIFEST, manifest)
-    os.rename(tmp, final)
-    fsync_dir(root)
-    prune(root, keep)
-    return final
 
 
 def list_steps(root: Path) -> list[Path]:
@@ -137,15 +160,36 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
     try:
         load_model(model, str(Path(path) / WEIGHTS), strict=True, device=_device_of(model))
-    except (RuntimeError, OSError) as exc:
-        raise CheckpointError(f"{path / WEIGHTS}: cannot load into this model: {exc}") from None
+    except (RuntimeError, OSError, SafetensorError) as exc:  # SafetensorError: a malformed file
+        raise CheckpointError(
+            f"{Path(path) / WEIGHTS}: cannot load into this model: {_one_line(exc)}"
+        ) from None
 
 
 def load_state(path: Path, map_location=None) -> dict:
     try:
-        return torch.load(Path(path) / STATE, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's pickle-protocol warning: the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(Path(path) / STATE, map_location=map_location, weights_only=True)
     except Exception as exc:  # any unpickling failure means an unusable file
-        raise CheckpointError(f"{path / STATE}: unreadable ({exc})") from None
+        raise CheckpointError(
+            f"{Path(path) / STATE}: refused: not a plain tensor-and-container state file "
+            f"({_one_line(exc)})"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """A one-line reason from an exception whose message may span many lines.
+
+    torch's weights-only refusal is a paragraph that ends in advice to load with
+    weights_only=False, which we never give; its reason follows 'WeightsUnpickler error:'."""
+    msg = str(exc)
+    if "WeightsUnpickler error:" in msg:  # its first sentence; the rest is how to allow it
+        msg = msg.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+    elif isinstance(exc, OSError) and exc.strerror:
+        msg = exc.strerror
+    lines = [x.strip() for x in msg.splitlines() if x.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _device_of(model: torch.nn.Module) -> str:
