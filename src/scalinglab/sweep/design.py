@@ -251,6 +251,10 @@ def plan(ctx: Context, centres: dict[int, float] | None = None) -> list[PlannedR
                 for r in d["tokens_per_param"]:
                     group = {"target_params": n, "tokens_per_param": r}
                     runs.append(_make_run(ctx, model, r * params, group, f"r{r:g}"))
+    elif kind == "wsd":
+        from scalinglab.sweep import wsd  # it builds on this module
+
+        runs = wsd.plan(ctx)
     else:
         runs = _grid(ctx)
     names = [r.name for r in runs]

@@ -100,6 +100,10 @@ def run_sweep(
     the first is centred on the tokens per parameter measured at the previous
     budget's loss minimum."""
     out = Path(out)
+    if spec.kind == "wsd":  # stable runs, then cooldown branches seeded from them
+        from scalinglab.sweep import wsd
+
+        return wsd.run_sweep(spec, out, executor, threads, retries, listener, command)
     ctx = open_context(spec)
     d = spec.design
     staged = d["kind"] == "isoflop" and d["recentre"]

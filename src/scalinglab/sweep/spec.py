@@ -52,7 +52,7 @@ from scalinglab.config import (
 from scalinglab.errors import ConfigError, SweepError
 
 FORMAT_VERSION = 1
-KINDS = ("grid", "isoflop", "ladder")
+KINDS = ("grid", "isoflop", "ladder", "wsd")
 FLOPS_CONVENTIONS = ("6nd", "model")
 SHAPE_FIELDS = ("n_layer", "n_embd", "n_head", "n_hidden")
 MODEL_SET_BY_SWEEP = ("arch", "preset", "vocab_size", *SHAPE_FIELDS)
@@ -75,6 +75,9 @@ DESIGN_KEYS = {
         "kind", "budgets", "sizes", "tokens_per_param", "spread", "recentre", "flops_convention",
     ),
     "ladder": ("kind", "params", "tokens_per_param"),
+    "wsd": (
+        "kind", "params", "tokens_per_param", "cooldown_frac", "checkpoints", "flops_convention",
+    ),
 }  # fmt: skip
 
 # The default centre of an IsoFLOP profile, in training tokens per parameter. Measured
@@ -288,6 +291,10 @@ def _design(d, where: str) -> dict:
             raise SweepError(f"{where}: sizes must be an integer and spread >= 1")
         if not isinstance(out["recentre"], bool):
             raise SweepError(f"{where}: recentre must be true or false")
+    elif kind == "wsd":
+        from scalinglab.sweep import wsd  # it imports design, which imports this module
+
+        out.update(wsd.check_design(d, where, _positive_list))
     else:
         for key in ("params", "tokens_per_param"):
             if key not in d:

@@ -1,0 +1,68 @@
+"""WSD branching: the branch point matches the trainer's schedule, and a branch seeded
+from the stable run's checkpoint ends bit for bit where an independent WSD run ends."""
+
+import pytest
+
+from scalinglab.config import RunConfig, load_toml
+from scalinglab.errors import SweepError
+from scalinglab.sweep import driver, wsd
+from scalinglab.sweep.local import LocalExecutor
+from scalinglab.sweep.spec import load_spec
+from scalinglab.sweep.table import runs_table
+from scalinglab.sweep.worker import read_result
+from scalinglab.train.loop import train
+from scalinglab.train.optim import Schedule
+from tests.sweep.conftest import write_spec
+
+WSD = """kind = "wsd"
+params = [3000]
+tokens_per_param = [1, 2.5]
+cooldown_frac = 0.25
+checkpoints = 4
+"""
+
+
+@pytest.mark.parametrize(
+    "steps,warmup,frac", [(47, 2, 0.2), (100, 5, 0.25), (117, 0, 0.1), (10, 4, 0.5), (3, 1, 0.9)]
+)
+def test_branch_point_is_where_the_schedule_leaves_the_peak(steps, warmup, frac):
+    s = Schedule("wsd", 1.0, 0.1, warmup, steps, frac)
+    const = Schedule("constant", 1.0, 0.1, s.warmup, steps)
+    b = wsd.branch_point(steps, s.warmup, frac)
+    assert all(s(i) == const(i) for i in range(b))
+    assert b == steps or s(b) != const(b)
+
+
+def test_branches_equal_independent_wsd_runs(tmp_path, shards):
+    spec = load_spec(write_spec(tmp_path, shards, WSD, train="log_every = 5"))
+    ctx = driver.open_context(spec)
+    sizes = wsd.plan_sizes(ctx)
+    (size,) = sizes
+    assert size.stable.counts.params == 3016
+    assert [b.steps for b in size.branches] == [47, 118]  # D = r × N, 64 tokens a step
+    assert size.stable.steps == max(b.group["branch_step"] for b in size.branches)
+    spent, independent = wsd.trained_flops(sizes)
+    assert spent < independent
+
+    out = tmp_path / "out"
+    outcomes = driver.run_sweep(spec, out, LocalExecutor(1), threads=1)
+    assert sorted(o["status"] for o in outcomes) == ["completed"] * 3
+    rows = runs_table(out)  # the stable run stays out of the table
+    assert sorted(r["run_id"] for r in rows) == sorted(b.name for b in size.branches)
+    assert {r["stable_run"] for r in rows} == {size.stable.name}
+    assert (out / "stable" / "runs" / size.stable.name / "result.json").exists()
+
+    for b, start in zip(size.branches, size.resume_from, strict=True):
+        assert start > 0  # each branch resumed from a stable checkpoint
+        cfg = RunConfig.from_dict(load_toml(out / "runs" / b.name / "run.toml"))
+        alone = train(cfg, tmp_path / f"alone-{b.name}")
+        branch = read_result(out / "runs" / b.name)
+        assert branch["tokens"] == alone["tokens"] == b.tokens
+        assert branch["val_loss"] == alone["val_loss"]  # bit for bit
+        assert branch["train_loss"] == alone["train_loss"]
+
+
+def test_bad_wsd_design_is_named(tmp_path, shards):
+    bad = WSD.replace("cooldown_frac = 0.25", "cooldown_frac = 1.5")
+    with pytest.raises(SweepError, match="cooldown_frac must be a number in"):
+        load_spec(write_spec(tmp_path, shards, bad))
