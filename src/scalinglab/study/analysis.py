@@ -165,13 +165,20 @@ def seed_noise(rows: list[dict]) -> dict | None:
     return {"rel_std": math.sqrt(ss / dof), "dof": dof, "groups": out}
 
 
-def allocation(fits: ArchFits, C: float) -> tuple[float, float]:
-    """Compute-optimal (N, D) at C: the IsoFLOP power laws (measured optima), else Chinchilla."""
-    law = fits.isoflop or fits.chinchilla
-    if law is None:
-        raise FitError(f"{fits.arch}: no fit gives a compute-optimal allocation")
-    opt = law.optimal(C)
-    return opt["params"], C / (6.0 * opt["params"])
+def allocation(fits: ArchFits, C: float) -> tuple[float, str]:
+    """Compute-optimal N at C and where it came from: the IsoFLOP power law (measured
+    optima), else Chinchilla's, else the best run of the largest budget scaled as √C."""
+    for law in (fits.isoflop, fits.chinchilla):
+        if law is not None:
+            n = law.optimal(C)["params"]
+            if n is not None and math.isfinite(n) and n > 0:
+                return float(n), law.law
+    if not fits.rows:
+        raise FitError(f"{fits.arch}: no completed runs to plan from")
+    top = max(r.get("budget") or 6.0 * r["params"] * r["tokens"] for r in fits.rows)
+    at = [r for r in fits.rows if (r.get("budget") or 6.0 * r["params"] * r["tokens"]) == top]
+    best = min(at, key=lambda r: r["loss"])
+    return float(best["params"] * math.sqrt(C / top)), "best run of the largest budget × √(C/C_max)"
 
 
 def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dict:
@@ -188,8 +195,13 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dic
         why = fits.errors.get("power-c" if predictor == "frontier" else predictor, "not fitted")
         raise FitError(f"{fits.arch}: cannot predict with {predictor}: {why}")
     if law.samples_ is None:
-        return {"predictor": predictor, "predicted_loss": float(law.predict(**args))}
-    p, lo, hi = law.predict(**args, return_ci=True)
+        p, lo, hi = law.predict(**args), math.nan, math.nan
+    else:
+        p, lo, hi = law.predict(**args, return_ci=True)
+    if not math.isfinite(float(p)):
+        raise FitError(
+            f"{fits.arch}: the {predictor} fit gives no finite loss at N={N:.3g}, D={D:.3g}"
+        )
     ok = all(math.isfinite(float(x)) for x in (lo, hi))
     return {
         "predictor": predictor,

@@ -1,0 +1,154 @@
+"""`scalinglab study [SPEC.toml] --out DIR` and `scalinglab quickstart --out DIR`:
+the one-command scaling study (sweeps, fits, a predicted backtest, a plan, a report)."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ORDER = 5
+
+
+def _common(p) -> None:
+    p.add_argument("--out", required=True, metavar="DIR", help="study folder (rerun to resume)")
+    p.add_argument(
+        "--minutes", type=float, metavar="M",
+        help="scale every budget to take about M minutes instead of the spec's (default 10)",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, help="runs at a time (default: the spec's, 2)")
+    p.add_argument(
+        "--cache", metavar="DIR",
+        help="where prepared corpora are kept (default $SCALINGLAB_CACHE or ~/.cache/scalinglab)",
+    )  # fmt: skip
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan and its time, run nothing"
+    )
+    p.set_defaults(func=run)
+
+
+def register(sub) -> None:
+    desc = (
+        "Run a scaling study: IsoFLOP sweeps per architecture, fits (isoflop, chinchilla, "
+        "the power law of each compute-optimal frontier) with bootstrap intervals, a "
+        "backtest predicted before it is trained, a plan for larger budgets, and "
+        "DIR/report.html. Rerun the same command to resume. See docs/study.md."
+    )
+    p = sub.add_parser("study", help="run a whole scaling study from a spec (default: the quickstart)",
+                       description=desc)  # fmt: skip
+    p.add_argument("spec", nargs="?", help="study spec (TOML); default: the built-in quickstart")
+    _common(p)
+    q = sub.add_parser(
+        "quickstart",
+        help="the built-in scaling study on Python's standard library (~10 min on 2 cores)",
+        description=desc + " This is `scalinglab study` with the built-in spec "
+        "(examples/quickstart.toml).",
+    )
+    q.set_defaults(spec=None)
+    _common(q)
+
+
+def _load(args):
+    from scalinglab.errors import ConfigError
+    from scalinglab.study.spec import load_study, parse_study
+
+    if args.spec:
+        study = load_study(args.spec)
+    else:
+        import tomllib
+
+        from scalinglab.study.builtin import QUICKSTART_TOML
+
+        study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
+    if args.minutes is not None:
+        study = study.scaled(args.minutes)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    return study
+
+
+def cache_dir(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    env = os.environ.get("SCALINGLAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "scalinglab"
+
+
+def run(args) -> int:
+    from scalinglab.study.run import plan_study, prepare_data, run_study
+
+    study = _load(args)
+    t0 = time.monotonic()
+    view = _View(t0, args.out)
+    if args.dry_run:
+        workers = args.workers or study.workers
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        shards, corpus = prepare_data(study, cache_dir(args.cache))
+        view("plan", plan_study(study, shards, corpus, Path(args.out), workers, threads))
+        return 0
+    run_study(study, args.out, cache_dir(args.cache), args.workers, listener=view)
+    print(f"total wall time: {(time.monotonic() - t0) / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class _View:
+    """Terminal output of a study: the plan first, a line per run, the prediction, the summary."""
+
+    def __init__(self, t0: float, out: str):
+        self.t0, self.out = t0, out
+
+    def __call__(self, event: str, info) -> None:
+        getattr(self, event)(info)
+
+    def plan(self, plan) -> None:
+        from scalinglab.sweep.table import format_table
+
+        rows = []
+        for part, r in plan.pool_runs:
+            rows.append({"part": part.folder, "run": r.name, "params": r.counts.params,
+                         "tokens": r.tokens, "flops": r.flops, "tok/param": r.tokens / r.counts.params,
+                         "lr": r.lr, "est_s": plan.estimates.get(r.name),
+                         "done": "yes" if r.name in plan.done else ""})  # fmt: skip
+        g = plan.backtest_guess
+        rows.append({"part": "backtest", "run": "(size chosen by the fits, about)",
+                     "params": g.counts.params, "tokens": g.tokens, "flops": g.flops,
+                     "tok/param": g.tokens / g.counts.params, "lr": g.lr,
+                     "est_s": plan.estimates.get("backtest"), "done": ""})  # fmt: skip
+        _say(f"corpus: {plan.corpus} -> {plan.shards}")
+        _say(format_table(rows, list(rows[0])))
+        s = plan.seconds(plan.backtest_guess.arch)
+        _say(
+            f"plan: {len(plan.pool_runs)} sweep runs ({len(plan.done)} already done) and the "
+            f"backtest, {plan.workers} at a time, {plan.threads} thread(s) each.\n"
+            f"estimated time: {s['total'] / 60:.1f} min (the prediction after about "
+            f"{s['sweeps_to_prediction'] / 60:.1f} min; the backtest run {s['backtest'] / 60:.1f} "
+            "min). Measured step times on this machine now; evaluation, start-up and other "
+            "load are not all counted."
+        )
+
+    def run_started(self, info) -> None:
+        pass
+
+    def run_finished(self, o) -> None:
+        el = (time.monotonic() - self.t0) / 60
+        loss = "-" if o.get("loss") is None else f"{o['loss']:.4f}"
+        _say(
+            f"[{o['index']}/{o['total']}] {o['name']} {o['status']} loss {loss} "
+            f"({o.get('wall_seconds') or 0:.0f} s; {el:.1f} min elapsed)"
+        )
+
+    def prediction(self, p) -> None:
+        lo, hi = p["interval"]
+        _say(
+            f"backtest prediction (written to prediction.json before the run exists): "
+            f"{p['shape']} N={p['params']:,} D={p['tokens']:,} C={p['flops']:.3g}: "
+            f"loss {p['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}] ({p['predictor']})"
+        )
+
+    def report(self, s) -> None:
+        from scalinglab.cli.report import format_summary
+
+        print(format_summary(s, self.out))

@@ -1,0 +1,369 @@
+"""The study: prepare the corpus, sweep, fit, predict, backtest, report — resumable.
+
+Layout of the study folder DIR::
+
+    DIR/study.json             what the study is (its spec, its folders and their roles)
+    DIR/sweeps/ARCH/runs/...   one IsoFLOP sweep per architecture (role: sweep)
+    DIR/seed/runs/...          a sweep point repeated with other seeds (role: seed)
+    DIR/prediction.json        the backtest's prediction, written BEFORE its run exists
+    DIR/backtest/runs/...      the predicted run (role: backtest)
+    DIR/report.html, DIR/summary.json, DIR/*.png
+
+Order, in one pool of `workers` trainer processes (longest runs first): (1) the
+backtest architecture's sweep and the seed repeats; the other architectures' runs
+fill idle workers; (2) once (1) is done, the fits and the prediction for the
+compute-optimal run at the backtest budget, written to disk; (3) that run, on the
+next free worker; (4) when everything is done, the report. Rerunning skips what is done: finished runs are skipped by the sweep
+machinery, and an existing prediction is reused, never recomputed after its run
+has started.
+"""
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalinglab.config import dumps_toml
+from scalinglab.errors import FitError, SweepError
+from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
+from scalinglab.study import analysis as an
+from scalinglab.study.spec import StudySpec, sweep_dict
+from scalinglab.sweep import design, driver
+from scalinglab.sweep.design import PlannedRun
+from scalinglab.sweep.spec import SweepSpec, parse_spec
+from scalinglab.sweep.worker import FINAL, read_result
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+FIT_SECONDS = 20.0  # fits and the report: a stated allowance, not a measurement
+
+
+@dataclass
+class Part:
+    role: str
+    folder: str
+    spec: SweepSpec
+    runs: list[PlannedRun]
+
+
+@dataclass
+class StudyPlan:
+    shards: Path
+    corpus: str
+    parts: list[Part]
+    backtest_guess: PlannedRun
+    threads: int
+    workers: int
+    estimates: dict[str, float] = field(default_factory=dict)
+    done: set = field(default_factory=set)
+
+    @property
+    def pool_runs(self) -> list[tuple[Part, PlannedRun]]:
+        return [(p, r) for p in self.parts for r in p.runs]
+
+    def seconds(self, first_arch: str) -> dict:
+        """Estimated wall seconds, simulating the pool: the backtest architecture's runs
+        first, the backtest as soon as they are done and fitted, the rest in between."""
+        todo = [(r.arch, self.estimates.get(r.name, 0.0)) for _, r in self.pool_runs
+                if r.name not in self.done]  # fmt: skip
+        first = sorted((s for a, s in todo if a == first_arch), reverse=True)
+        rest = sorted((s for a, s in todo if a != first_arch), reverse=True)
+        bt = 0.0 if self.backtest_guess.name in self.done else self.estimates.get("backtest", 0.0)
+        free = [0.0] * max(1, self.workers)
+        for s in first:
+            free[free.index(min(free))] += s
+        t_pred = max(free) + FIT_SECONDS / 2  # the fits before the prediction
+        placed = False
+        while rest or not placed:
+            i = free.index(min(free))
+            if not placed and (free[i] >= t_pred or not rest):
+                free[i] = max(free[i], t_pred) + bt
+                placed = True
+            else:
+                free[i] += rest.pop(0)
+        total = max(free) + FIT_SECONDS / 2
+        return {"total": total, "sweeps_to_prediction": t_pred, "backtest": bt}
+
+
+def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
+    """The shards folder: given, or prepared once into the cache (reused when up to date)."""
+    d = spec.data
+    if d.get("shards"):
+        return Path(d["shards"]), str(d["shards"])
+    from scalinglab.data.writer import prepare
+
+    opts = {k: v for k, v in d.items() if k not in ("sources",)}
+    tok = opts.get("tokenizer", "byte")
+    name = "-".join(Path(str(s)).name or "corpus" for s in d["sources"]) + f"-{tok}"
+    out = cache / name
+    prepare(list(d["sources"]), out, **opts)
+    return out, f"{', '.join(map(str, d['sources']))} ({tok} tokenizer)"
+
+
+def _spec(study: StudySpec, arch: str, shards: Path, des: dict, suffix: str, **train) -> SweepSpec:
+    d = sweep_dict(study, arch, shards, des, suffix)
+    d["train"].update(train)
+    return parse_spec(d, where=f"study {study.name!r}: {suffix}")
+
+
+def _shape(model) -> dict:
+    s = {"n_layer": model.n_layer, "n_embd": model.n_embd}
+    return s | ({"n_head": model.n_head} if model.arch == "gpt" else {})
+
+
+def _grid_run(study, arch, shards, model, budget, suffix, **train) -> tuple[SweepSpec, PlannedRun]:
+    spec = _spec(study, arch, shards, {"kind": "grid", "shapes": [_shape(model)],
+                                        "flops": [budget]}, suffix, **train)  # fmt: skip
+    _, runs = driver.make_plan(spec)
+    return spec, runs[0]
+
+
+def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
+               threads: int, estimate: bool = True) -> StudyPlan:  # fmt: skip
+    """Every run the study will make (the backtest's size is a guess until the fits)."""
+    parts = []
+    for arch, s in study.sweeps.items():
+        spec = _spec(study, arch, shards, {"kind": "isoflop", **s}, arch)
+        parts.append(Part("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1]))
+    sn = study.seed_noise
+    if sn:
+        sweep = next(p for p in parts if p.spec.archs == [sn["arch"]])
+        centre = sweep.spec.design["tokens_per_param"]
+        at = [r for r in sweep.runs if r.group["budget"] == sn["budget"]]
+        # the point nearest the design's centre: the run most like the compute-optimal one
+        pick = min(at, key=lambda r: abs(math.log(r.tokens / r.counts.params / centre)))
+        for seed in sn["seeds"]:
+            spec, run = _grid_run(study, sn["arch"], shards, pick.config.model, sn["budget"],
+                                  f"seed{seed}", seed=seed)  # fmt: skip
+            parts.append(Part("seed", "seed", spec, [run]))
+    bt = study.backtest
+    sweep = next(p for p in parts if p.spec.archs == [bt["arch"]])
+    ctx = driver.open_context(sweep.spec)
+    centre = sweep.spec.design["tokens_per_param"]
+    guess = design.shape_for(bt["arch"], math.sqrt(bt["budget"] / (6 * centre)), ctx.vocab,
+                             sweep.spec.model, sweep.spec.shape)  # fmt: skip
+    _, guess_run = _grid_run(study, bt["arch"], shards, guess, bt["budget"], "backtest")
+    plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers)
+    for p in parts:
+        for r in p.runs:
+            if _is_done(out / p.folder / "runs" / r.name):
+                plan.done.add(r.name)
+    if estimate:
+        from scalinglab.sweep.estimate import estimate_seconds
+
+        for arch in study.sweeps:
+            runs = [r for p in parts for r in p.runs if r.arch == arch]
+            plan.estimates.update(estimate_seconds(runs, threads))
+        plan.estimates["backtest"] = estimate_seconds([guess_run], threads)[guess_run.name]
+    return plan
+
+
+def _is_done(run_dir: Path) -> bool:
+    r = read_result(run_dir)
+    return r is not None and r.get("status") in FINAL
+
+
+class _Pool:
+    """`workers` trainer processes fed from a priority queue, so the backtest can start on
+    the first free worker while the other architectures' runs are still going."""
+
+    def __init__(self, workers: int, listener):
+        import concurrent.futures as cf
+
+        self.cf = cf
+        self.workers = workers
+        self.pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="study-worker")
+        self.emit = listener or (lambda *a: None)
+        self.queue: list[tuple[float, int, Path]] = []
+        self.running: dict = {}
+        self.outcomes: dict[str, dict] = {}
+        self.n = self.added = 0
+
+    def add(self, run_dir: Path, priority: float) -> None:
+        import heapq
+
+        self.added += 1
+        heapq.heappush(self.queue, (priority, self.added, run_dir))
+
+    def _fill(self) -> None:
+        import heapq
+
+        from scalinglab.sweep.worker import run_task
+
+        while self.queue and len(self.running) < self.workers:
+            _, _, d = heapq.heappop(self.queue)
+            self.emit("run_started", {"name": d.name})
+            self.running[self.pool.submit(run_task, d, 1)] = d
+
+    def wait_for(self, names: set[str]) -> None:
+        """Run queued work until every run in `names` has an outcome."""
+        while not names <= set(self.outcomes):
+            self._fill()
+            if not self.running:
+                raise SweepError(
+                    f"internal: runs {sorted(names - set(self.outcomes))} never queued"
+                )
+            done, _ = self.cf.wait(list(self.running), timeout=1.0,
+                                   return_when=self.cf.FIRST_COMPLETED)  # fmt: skip
+            for f in done:
+                d = self.running.pop(f)
+                o = f.result()
+                self.outcomes[d.name] = o
+                self.n += 1
+                r = read_result(d) or {}
+                self.emit("run_finished", {**o, "index": self.n, "total": self.added, "loss": r.get("val_loss"),
+                                           "wall_seconds": r.get("wall_seconds")})  # fmt: skip
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_sweep_files(folder: Path, parts: list[Part]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "sweep.toml", dumps_toml(parts[0].spec.raw))
+    runs = [r.describe() for p in parts for r in p.runs]
+    atomic_write_json(folder / "plan.json", {"format_version": 1, "sweep": parts[0].spec.name,
+                                             "design": parts[0].spec.kind, "runs": runs})  # fmt: skip
+
+
+def _queue(pool: _Pool, items, out: Path, threads: int, priority: float, estimates: dict) -> set:
+    """Write the run folders of `items` and queue the unfinished ones, longest first."""
+    by_folder: dict[str, list[Part]] = {}
+    names = set()
+    for part, run in items:
+        by_folder.setdefault(part.folder, []).append(part)
+        run_dir = driver.write_run_folder(run, out / part.folder, part.spec, threads)
+        if not _is_done(run_dir):
+            # longest first within a priority class: the pool ends sooner
+            pool.add(run_dir, priority - estimates.get(run.name, 0.0) * 1e-6)
+            names.add(run.name)
+    for folder, parts in by_folder.items():
+        _write_sweep_files(out / folder, list({id(p): p for p in parts}.values()))
+    return names
+
+
+def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> None:
+    folders = {"sweep": [p.folder for p in plan.parts if p.role == "sweep"],
+               "seed": sorted({p.folder for p in plan.parts if p.role == "seed"}),
+               "backtest": ["backtest"]}  # fmt: skip
+    old = read_json(out / STUDY_JSON, "study") if (out / STUDY_JSON).exists() else {}
+    d = {
+        "format_version": FORMAT_VERSION, "kind": "scalinglab.study", "name": study.name,
+        "corpus": plan.corpus, "shards": str(plan.shards.resolve()), "folders": folders,
+        "predictor": study.backtest["predictor"], "plan_factors": study.factors,
+        "fit": {"bootstrap": study.fit.bootstrap, "seed": study.fit.seed,
+                "ci_level": study.fit.ci_level},
+        "minutes": study.minutes, "spec": study.raw,
+    } | {k: v for k, v in old.items() if k in ("wall_seconds",)} | extra  # fmt: skip
+    atomic_write_json(out / STUDY_JSON, d)
+
+
+def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict, Part]:
+    """Fit the sweep, choose the backtest run, predict its loss; write prediction.json first.
+
+    An existing prediction.json is reused as it is (it was made before its run started)."""
+    c = collect(out)
+    arch, C = study.backtest["arch"], study.backtest["budget"]
+    fits = an.fit_arch(arch, [r for r in c.by_role("sweep") if r["arch"] == arch], study.fit)
+    n_target, allocated_by = an.allocation(fits, C)
+    sweep = next(p for p in plan.parts if p.role == "sweep" and p.spec.archs == [arch])
+    ctx = driver.open_context(sweep.spec)
+    model = design.shape_for(arch, n_target, ctx.vocab, sweep.spec.model, sweep.spec.shape)
+    spec, run = _grid_run(study, arch, plan.shards, model, C, "backtest")
+    part = Part("backtest", "backtest", spec, [run])
+    run_dir = out / "backtest" / "runs" / run.name
+    path = out / PREDICTION_JSON
+    if path.exists():
+        pred = read_json(path, "the backtest's prediction")
+        if pred.get("run_name") != run.name:
+            raise SweepError(
+                f"{path} predicts run {pred.get('run_name')!r}, but the study now plans "
+                f"{run.name!r} (the spec or the runs changed); start a new --out folder"
+            )
+        return pred, part
+    if run_dir.exists():
+        raise SweepError(
+            f"{run_dir} exists but {path} does not: the backtest run cannot be predicted "
+            "after it started; remove that run folder or start a new --out folder"
+        )
+    N, D = run.counts.params, run.tokens
+    noise = an.seed_noise(c.by_role("sweep", "seed"))
+    primary = study.backtest["predictor"]
+    try:
+        pred = an.predict(fits, N, D, 6.0 * N * D, primary)
+    except FitError as exc:  # say so, and predict with the other law rather than stop
+        fallback = next(p for p in an.PREDICTORS if p != primary)
+        log.warning("%s; predicting with %s instead", exc, fallback)
+        pred = an.predict(fits, N, D, 6.0 * N * D, fallback)
+        pred["fallback_reason"] = str(exc)
+    others = {}
+    for p in an.PREDICTORS:
+        if p != pred["predictor"]:
+            try:
+                others[p] = an.predict(fits, N, D, 6.0 * N * D, p)
+            except Exception as exc:  # a secondary predictor is informative only
+                others[p] = {"error": str(exc)}
+    now = time.time()
+    out_pred = {
+        "format_version": FORMAT_VERSION, "kind": "scalinglab.prediction", "arch": arch,
+        "flops": 6.0 * N * D, "budget": C, "params": N, "tokens": D,
+        "shape": _shape(run.config.model), "run_name": run.name, "target_params": n_target,
+        "allocated_by": allocated_by,
+        **pred, "interval": an.predictive_interval(pred, noise, study.fit.ci_level),
+        "ci_level": study.fit.ci_level,
+        "seed_noise_rel_std": None if noise is None else noise["rel_std"],
+        "other_predictions": others, "fit_points": len(fits.rows),
+        "written_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)), "mtime": now,
+    }  # fmt: skip
+    out_pred = an.json_safe(out_pred)
+    atomic_write_json(path, out_pred)
+    return out_pred, part
+
+
+def run_study(study: StudySpec, out: str | Path, cache: str | Path, workers: int | None = None,
+              listener=None) -> dict:  # fmt: skip
+    """Run (or resume) the whole study into `out`; return the report's summary."""
+    from scalinglab.report import build_report
+
+    t0 = time.monotonic()
+    out, emit = Path(out), listener or (lambda *a: None)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or study.workers
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    shards, corpus = prepare_data(study, Path(cache))
+    plan = plan_study(study, shards, corpus, out, workers, threads)
+    emit("plan", plan)
+    write_study_json(study, plan, out)
+    bt_arch = study.backtest["arch"]
+    first = [(p, r) for p, r in plan.pool_runs if r.arch == bt_arch]
+    rest = [(p, r) for p, r in plan.pool_runs if r.arch != bt_arch]
+    pool = _Pool(workers, emit)
+    try:
+        # the runs the prediction needs first; the other architectures fill idle workers
+        need = _queue(pool, first, out, threads, 1.0, plan.estimates)
+        others = _queue(pool, rest, out, threads, 2.0, plan.estimates)
+        pool.wait_for(need)
+        _check(pool, need)
+        pred, part = make_prediction(study, plan, out)
+        emit("prediction", pred)
+        bt = _queue(pool, [(part, part.runs[0])], out, threads, 0.0, {})
+        pool.wait_for(others | bt)
+        _check(pool, others | bt)
+    finally:
+        pool.close()
+    write_study_json(study, plan, out, wall_seconds=round(time.monotonic() - t0, 1))
+    summary = build_report(out)
+    emit("report", summary)
+    return summary
+
+
+def _check(pool: _Pool, names: set[str]) -> None:
+    bad = [n for n in sorted(names) if pool.outcomes[n]["status"] not in FINAL]
+    if bad:
+        raise SweepError(
+            f"{len(bad)} run(s) did not finish ({', '.join(bad[:3])}); see their train.log; "
+            "rerun the same command to retry them"
+        )

@@ -1,0 +1,203 @@
+"""The study spec: a versioned TOML file (examples/quickstart.toml is the built-in one).
+
+::
+
+    format_version = 1
+    name = "quickstart"
+    minutes = 10                  # the wall time the budgets below were sized for
+    workers = 2                   # runs at a time (threads per run: cores // workers)
+
+    [data]                        # the corpus, prepared once into the cache
+    sources = ["stdlib"]          # any `scalinglab prepare` sources
+    tokenizer = "byte"
+    # shards = "shards/mine"      # or an existing shards folder
+
+    [model] / [train] / [shape] / [hparams]   # as in a sweep spec (docs/sweeps.md)
+
+    [sweeps.gpt]                  # one IsoFLOP sweep per architecture
+    budgets = [3e11, 1e12, 3e12]
+    sizes = 4
+    tokens_per_param = 150
+    spread = 6
+
+    [backtest]                    # predicted before it is trained
+    arch = "gpt"
+    budget = 1e13                 # at least 3x the largest budget of that sweep
+    predictor = "chinchilla"      # or "frontier"
+
+    [seed_noise]                  # a sweep point repeated with other seeds
+    arch = "gpt"
+    budget = 1e12
+    seeds = [1]
+
+    [plan]
+    factors = [10, 100, 1000]     # multiples of the largest budget swept
+
+    [fit]
+    bootstrap = 200
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalinglab.config import ARCHS, load_toml
+from scalinglab.errors import SweepError
+from scalinglab.study.analysis import PREDICTORS, FitSettings
+
+FORMAT_VERSION = 1
+TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train", "shape",
+       "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit")  # fmt: skip
+SWEEP_KEYS = ("budgets", "sizes", "tokens_per_param", "spread")
+MIN_BACKTEST_FACTOR = 3.0
+
+
+@dataclass
+class StudySpec:
+    name: str
+    minutes: float
+    workers: int
+    data: dict
+    shared: dict
+    """model, train, shape and hparams tables, passed to every sweep spec."""
+    sweeps: dict[str, dict]
+    backtest: dict
+    seed_noise: dict | None
+    factors: list[float]
+    fit: FitSettings
+    raw: dict
+
+    def scaled(self, minutes: float) -> "StudySpec":
+        """The same study with every budget scaled by minutes / self.minutes."""
+        if not (math.isfinite(minutes) and minutes > 0):
+            raise SweepError(f"--minutes must be a positive number, got {minutes}")
+        f = minutes / self.minutes
+        raw = copy.deepcopy(self.raw)
+        for s in raw["sweeps"].values():
+            s["budgets"] = [b * f for b in s["budgets"]]
+        raw["backtest"]["budget"] *= f
+        if raw.get("seed_noise"):
+            raw["seed_noise"]["budget"] *= f
+        raw["minutes"] = minutes
+        return parse_study(raw, "study (scaled)")
+
+
+def load_study(path: str | Path) -> StudySpec:
+    path = Path(path)
+    d = load_toml(path)
+    d.setdefault("name", path.stem)
+    return parse_study(d, str(path))
+
+
+def _err(where: str, msg: str) -> SweepError:
+    return SweepError(f"{where}: {msg}")
+
+
+def _table(d: dict, key: str, where: str, required: bool = True) -> dict:
+    v = d.get(key)
+    if v is None and not required:
+        return {}
+    if not isinstance(v, dict):
+        raise _err(where, f"[{key}] must be a table")
+    return v
+
+
+def _positive(v, what: str, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+        raise _err(where, f"{what} must be a positive number, got {v!r}")
+    return float(v)
+
+
+def parse_study(d: dict, where: str = "study") -> StudySpec:
+    """Validate a study mapping; errors name the file, table and key."""
+    if not isinstance(d, dict):
+        raise _err(where, "expected a table")
+    unknown = sorted(set(d) - set(TOP))
+    if unknown:
+        raise _err(where, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(TOP)})")
+    if d.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise _err(where, f"format_version {d['format_version']!r} is not supported (reads 1)")
+    data = _table(d, "data", where)
+    if not data.get("shards") and not data.get("sources"):
+        raise _err(where, "[data] needs sources = [...] (to prepare) or shards = PATH")
+    sweeps = _table(d, "sweeps", where)
+    if not sweeps:
+        raise _err(where, "[sweeps] needs at least one architecture, e.g. [sweeps.gpt]")
+    for arch, s in sweeps.items():
+        w = f"{where} [sweeps.{arch}]"
+        if arch not in ARCHS:
+            raise _err(w, f"{arch!r} is not one of {', '.join(ARCHS)}")
+        bad = sorted(set(s) - set(SWEEP_KEYS))
+        if bad:
+            raise _err(w, f"unknown key(s) {', '.join(bad)} (known: {', '.join(SWEEP_KEYS)})")
+        budgets = s.get("budgets")
+        if not isinstance(budgets, list) or len(budgets) < 2:
+            raise _err(w, "budgets must list at least 2 FLOP budgets (an IsoFLOP fit needs 2)")
+        for b in budgets:
+            _positive(b, "every budget", w)
+        if s.get("sizes", 5) < 3:
+            raise _err(w, "sizes must be at least 3 (a parabola per budget)")
+    bt = dict(_table(d, "backtest", where))
+    w = f"{where} [backtest]"
+    bt.setdefault("arch", next(iter(sweeps)))
+    bt.setdefault("predictor", "chinchilla")
+    if bt["arch"] not in sweeps:
+        raise _err(w, f"arch {bt['arch']!r} has no [sweeps.{bt['arch']}]")
+    if bt["predictor"] not in PREDICTORS:
+        raise _err(w, f"predictor {bt['predictor']!r} is not one of {', '.join(PREDICTORS)}")
+    biggest = max(sweeps[bt["arch"]]["budgets"])
+    if _positive(bt.get("budget"), "budget", w) < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
+        raise _err(
+            w,
+            f"budget {bt['budget']:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the largest "
+            f"budget of [sweeps.{bt['arch']}] ({biggest:.3g}): a backtest extrapolates",
+        )
+    sn = d.get("seed_noise")
+    if sn is not None:
+        sn = dict(_table(d, "seed_noise", where))
+        w = f"{where} [seed_noise]"
+        sn.setdefault("arch", bt["arch"])
+        sn.setdefault("seeds", [1])
+        if sn["arch"] not in sweeps or sn.get("budget") not in sweeps[sn["arch"]]["budgets"]:
+            raise _err(w, "budget must be one of the budgets of the sweep of its arch")
+        if not sn["seeds"] or not all(isinstance(x, int) for x in sn["seeds"]):
+            raise _err(w, f"seeds must be a list of integers, got {sn['seeds']!r}")
+    factors = _table(d, "plan", where, required=False).get("factors", [10, 100, 1000])
+    fit = _table(d, "fit", where, required=False)
+    try:
+        fs = FitSettings(**fit)
+    except TypeError as exc:
+        raise _err(f"{where} [fit]", str(exc)) from None
+    workers = d.get("workers", 2)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise _err(where, f"workers must be a positive integer, got {workers!r}")
+    return StudySpec(
+        name=str(d.get("name") or "study"),
+        minutes=_positive(d.get("minutes", 10), "minutes", where),
+        workers=workers,
+        data=data,
+        shared={k: d.get(k, {}) for k in ("model", "train", "shape", "hparams")},
+        sweeps=sweeps,
+        backtest=bt,
+        seed_noise=sn,
+        factors=[_positive(f, "every plan factor", where) for f in factors],
+        fit=fs,
+        raw=d,
+    )
+
+
+def sweep_dict(study: StudySpec, arch: str, shards: Path, design: dict, suffix: str) -> dict:
+    """The sweep spec (a mapping for sweep.spec.parse_spec) of one part of the study."""
+    s = study.shared
+    return {
+        "format_version": 1,
+        "name": f"{study.name}-{suffix}",
+        "data": str(Path(shards).resolve()),
+        "archs": [arch],
+        "model": dict(s["model"]),
+        "train": dict(s["train"]),
+        "shape": dict(s["shape"]),
+        "hparams": copy.deepcopy(s["hparams"]),
+        "design": design,
+    }

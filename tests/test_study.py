@@ -1,0 +1,162 @@
+"""The study: its spec, and the whole orchestration at toy scale (real training, tiny runs)."""
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import SweepError
+from scalinglab.study.builtin import QUICKSTART_TOML
+from scalinglab.study.spec import parse_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart() -> dict:
+    return tomllib.loads(QUICKSTART_TOML)
+
+
+def test_examples_copy_is_the_builtin_spec():
+    assert (ROOT / "examples" / "quickstart.toml").read_text(encoding="utf-8") == QUICKSTART_TOML
+
+
+def test_quickstart_design_meets_the_issue():
+    s = parse_study(quickstart(), "quickstart")
+    gpt, lstm = s.sweeps["gpt"], s.sweeps["lstm"]
+    assert len(gpt["budgets"]) >= 3 and max(gpt["budgets"]) / min(gpt["budgets"]) >= 10
+    assert gpt["sizes"] >= 4 and lstm["sizes"] >= 4 and len(lstm["budgets"]) >= 2
+    assert s.backtest["budget"] >= 3 * max(gpt["budgets"])
+    assert s.factors == [10, 100, 1000] and s.seed_noise["seeds"]
+    assert s.data == {"sources": ["stdlib"], "tokenizer": "byte"}
+
+
+def test_minutes_scales_every_budget():
+    s = parse_study(quickstart(), "quickstart").scaled(5)
+    assert s.sweeps["gpt"]["budgets"] == [1.5e11, 5e11, 1.5e12]
+    assert s.backtest["budget"] == 5e12 and s.seed_noise["budget"] == 5e11
+    assert s.minutes == 5
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"backtest": {"budget": 5e12}}, "at least 3x the largest budget"),
+        ({"sweeps": {"gpt": {"budgets": [1e12]}}}, "at least 2 FLOP budgets"),
+        ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "size": 4}}}, "unknown key(s) size"),
+        ({"bogus": 1}, "unknown key(s) bogus"),
+        ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor 'magic'"),
+        ({"seed_noise": {"budget": 7e11}}, "one of the budgets"),
+    ],
+)
+def test_bad_spec_names_the_key(change, message):
+    d = quickstart()
+    for k, v in change.items():
+        d[k] = v
+    with pytest.raises(SweepError, match="quickstart") as e:
+        parse_study(d, "quickstart")
+    assert message in str(e.value)
+
+
+def toy_corpus(path: Path) -> Path:
+    """A bigram 'language' of 40 made-up words: structure a tiny model learns in seconds."""
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnop"), rng.integers(2, 6))) for _ in range(40)]
+    P = rng.dirichlet(np.full(40, 0.2), size=40)
+    w, out = 0, []
+    for i in range(30000):
+        w = rng.choice(40, p=P[w])
+        out.append(words[w] + (".\n" if i % 10 == 9 else " "))
+    path.write_text("".join(out))
+    return path
+
+
+TOY = """
+format_version = 1
+name = "toy"
+workers = 2
+[data]
+sources = ["{corpus}"]
+tokenizer = "byte"
+[model]
+block_size = 16
+[train]
+batch_size = 4
+log_every = 5
+deterministic = true
+[shape]
+aspect = 1
+max_layers = 1
+head_size = 4
+[hparams]
+lr = 3e-3
+ref_width = 16
+[sweeps.gpt]
+budgets = [1e9, 3e9]
+sizes = 4
+tokens_per_param = 5
+spread = 8
+[backtest]
+budget = 1e10
+[seed_noise]
+budget = 1e9
+seeds = [7]
+[fit]
+bootstrap = 10
+"""
+
+
+@pytest.mark.slow
+def test_toy_study_end_to_end(tmp_path):
+    from scalinglab.study.run import make_prediction, plan_study, prepare_data, run_study
+
+    corpus = toy_corpus(tmp_path / "corpus.txt")
+    study = parse_study(tomllib.loads(TOY.format(corpus=corpus)), "toy")
+    out, cache = tmp_path / "study", tmp_path / "cache"
+    events = []
+    summary = run_study(study, out, cache, listener=lambda e, info: events.append((e, info)))
+
+    bt = summary["backtest"]
+    pred = json.loads((out / "prediction.json").read_text())
+    assert bt["status"] == "completed" and bt["predicted_loss"] == pred["predicted_loss"]
+    assert bt["rel_error"] == abs(bt["predicted_loss"] - bt["actual_loss"]) / bt["actual_loss"]
+    lo, hi = pred["interval"]
+    assert bt["in_interval"] == (lo <= bt["actual_loss"] <= hi)
+    # the prediction was on disk before the backtest's run folder was made
+    run_dir = out / "backtest" / "runs" / pred["run_name"]
+    assert (out / "prediction.json").stat().st_mtime <= (run_dir / "sweep.json").stat().st_mtime
+    order = [
+        e
+        for e, info in events
+        if e == "prediction" or (isinstance(info, dict) and info.get("name") == pred["run_name"])
+    ]
+    assert order[:2] == ["prediction", "run_started"]
+    # exactly the predicted run was trained
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["params"] == pred["params"] and result["tokens"] == pred["tokens"]
+    assert pred["flops"] == 6.0 * pred["params"] * pred["tokens"] >= 3 * 3e9 * 0.99
+    assert summary["seed_noise"]["dof"] == 1
+    assert (out / "report.html").exists() and (out / "summary.json").exists()
+
+    # resumable: a rerun finds every run done and reuses the prediction as it is
+    before = (out / "prediction.json").read_bytes()
+    shards, name = prepare_data(study, cache)
+    plan = plan_study(study, shards, name, out, 2, 1, estimate=False)
+    assert {r.name for _, r in plan.pool_runs} <= plan.done
+    again, _ = make_prediction(study, plan, out)
+    assert again == pred and (out / "prediction.json").read_bytes() == before
+
+
+def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
+    from scalinglab.cli import main
+
+    bad = tmp_path / "s.toml"
+    bad.write_text(QUICKSTART_TOML.replace("budget = 1e13 ", "budget = 4e12 "))
+    assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "s.toml [backtest]: budget 4e+12 must be at least 3x" in err
+    assert main(["quickstart", "--out", str(tmp_path / "o"), "--minutes", "0"]) == 2
+    assert "--minutes must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
