@@ -1,70 +1,200 @@
-"""Training-step throughput: float32 against bfloat16 autocast, fused against foreach AdamW.
+"""Training throughput of scalinglab's trainer against a plain reference loop, and the matmul peak.
 
-Measured side by side in one process on random tokens, for the shapes of the
-tinyshakespeare demo (GPT 4x128, LSTM 2x216, block 64, batch 12). The trainer's
-`--dtype auto` picks float32 on CPU because of what this prints there.
+Everything is measured side by side in one process: the candidates are
+interleaved round by round and each figure is the median over rounds, so a
+machine shared with other jobs slows them alike and the printed ratios hold.
 
-    python benchmarks/train_throughput.py [--steps 30] [--threads 1] [--device cpu]
+1. The matmul peak: torch.mm float32 (MKL), oneDNN's float32 inner product
+   (`mkldnn_linear` on oneDNN tensors), torch.mm under oneDNN's implicit bf16
+   (`torch.backends.mkldnn.matmul.fp32_precision = "bf16"`) and torch.mm
+   bfloat16. The float32 peak is the faster float32 path, the bf16 peak bf16 mm.
+2. For each shape (GPT 4x128 block 256 batch 16, GPT 6x384 block 256 batch 8, the
+   quickstart's tiny GPT 2x32 block 128 batch 8, LSTM 2 layers 128/256 seq 256
+   batch 16): tokens/s, achieved FLOP/s (scalinglab.models.counting) and its
+   ratio to both peaks, for the plain float32 reference (reference_loops.py),
+   scalinglab's Trainer with `--dtype auto` and with `--dtype float32`.
+3. Tiny-model overhead: the trainer's step against the bare model step
+   (forward, backward, fused AdamW on a fixed batch) and the loader's cost.
+
+    python benchmarks/train_throughput.py [--threads 1] [--seconds 1.0] [--rounds 3]
 """
 
 import argparse
-import contextlib
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
+import reference_loops as ref
 import torch
 
-from scalinglab.config import ModelConfig
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+from scalinglab.data.writer import prepare
+from scalinglab.models.counting import count
 from scalinglab.models.registry import build_model
+from scalinglab.train.loop import Trainer
 
 SHAPES = {
-    "gpt 4x128": ModelConfig(arch="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64),
-    "lstm 2x216": ModelConfig(arch="lstm", n_layer=2, n_embd=216, block_size=64),
+    "gpt 4x128": (ModelConfig(arch="gpt", n_layer=4, n_head=4, n_embd=128, block_size=256), 16),
+    "gpt 6x384": (ModelConfig(arch="gpt", n_layer=6, n_head=6, n_embd=384, block_size=256), 8),
+    "gpt 2x32 (quickstart)": (
+        ModelConfig(arch="gpt", n_layer=2, n_head=4, n_embd=32, block_size=128),
+        8,
+    ),
+    "lstm 2x256": (
+        ModelConfig(
+            arch="lstm", n_layer=2, n_embd=128, n_hidden=256, block_size=256, tie_embeddings=False
+        ),
+        16,
+    ),
 }
 
 
-def tokens_per_second(cfg, device, dtype, fused, steps, batch=12) -> float:
+def median_rate(fns: dict, units: dict, seconds: float, rounds: int) -> dict:
+    """{name: median over rounds of units[name] per second}; candidates interleaved per round."""
+    reps = {}
+    for name, fn in fns.items():
+        fn()  # warm up (allocator, oneDNN primitive caches)
+        t0 = time.perf_counter()
+        fn()
+        reps[name] = max(1, round(seconds / max(time.perf_counter() - t0, 1e-6)))
+    rates = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            rates[name].append(reps[name] * units[name] / (time.perf_counter() - t0))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def matmul_peaks(seconds: float, rounds: int) -> dict:
+    m, k, n = 2048, 768, 3072
+    a, w, b = torch.randn(m, k), torch.randn(n, k), torch.randn(n)
+    ab, wb = a.bfloat16(), w.bfloat16()
+    am, wm, bm = a.to_mkldnn(), w.to_mkldnn(), b.to_mkldnn()
+    mk = torch.backends.mkldnn.matmul
+
+    def implicit_bf16():
+        old, mk.fp32_precision = mk.fp32_precision, "bf16"
+        try:
+            torch.mm(a, w.t())
+        finally:
+            mk.fp32_precision = old
+
+    fns = {
+        "torch.mm float32 (MKL)": lambda: torch.mm(a, w.t()),
+        "oneDNN float32 linear": lambda: torch._C._nn.mkldnn_linear(am, wm, bm),
+        "torch.mm fp32_precision=bf16": implicit_bf16,
+        "torch.mm bfloat16": lambda: torch.mm(ab, wb.t()),
+    }
+    return median_rate(fns, dict.fromkeys(fns, 2 * m * k * n), seconds, rounds)
+
+
+def make_data(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    # Word-like text, so byte statistics resemble a corpus (throughput does not care).
+    words = ["".join(map(chr, rng.integers(97, 123, size=rng.integers(2, 9)))) for _ in range(500)]
+    text = " ".join(rng.choice(words, size=400_000))
+    (folder / "corpus.txt").write_text(text)
+    prepare(str(folder / "corpus.txt"), folder / "shards", tokenizer="byte")
+    return folder / "shards"
+
+
+def trainer_step(shards: Path, out: Path, cfg: ModelConfig, batch: int, dtype: str, threads: int):
+    train = TrainConfig(
+        data=str(shards), batch_size=batch, steps=10**6, warmup=10, dtype=dtype,
+        threads=threads, resume="never", seed=0,
+    )  # fmt: skip
+    tr = Trainer(RunConfig(model=cfg, train=train), out)
+    tr._start()
+    return tr, tr._step
+
+
+def bare_step(cfg: ModelConfig, batch: int):
+    """The model's forward, backward and fused AdamW on one fixed batch: no loader, guard, LR."""
     torch.manual_seed(0)
-    model = build_model(cfg, 256).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused, foreach=not fused)
-    x = torch.randint(0, 256, (batch, cfg.block_size), device=device)
-    y = torch.randint(0, 256, (batch, cfg.block_size), device=device)
-    cast = (
-        (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16))
-        if dtype == "bfloat16"
-        else contextlib.nullcontext
-    )
+    model = build_model(cfg, 256)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    x = torch.randint(0, 256, (batch, cfg.block_size))
 
     def step():
-        with cast():
-            _, loss = model(x, y)
-        loss.backward()
+        model(x, x)[1].backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return loss.item()
 
-    for _ in range(3):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch * cfg.block_size / (time.perf_counter() - t0)
+    return step
+
+
+def reference_step(tokens, cfg: ModelConfig, batch: int):
+    if cfg.arch == "gpt":
+        args = (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, batch)
+        return ref.gpt_loop(tokens, 256, *args)[1]
+    return ref.lstm_loop(tokens, 256, cfg.n_layer, cfg.n_embd, cfg.hidden, cfg.block_size, batch)[1]
+
+
+def bench_shape(name, cfg, batch, shards, tmp, peaks, a) -> dict:
+    cfg = ModelConfig(**{**cfg.__dict__, "vocab_size": 256})
+    fpt = count(cfg).flops_per_token
+    tok_step = batch * cfg.block_size
+    tr_auto, step_auto = trainer_step(shards, tmp / f"{name}-auto", cfg, batch, "auto", a.threads)
+    dtype = tr_auto.cfg.train.dtype
+    _, step_f32 = trainer_step(shards, tmp / f"{name}-f32", cfg, batch, "float32", a.threads)
+    fns = {
+        "reference float32": reference_step(tr_auto.shards.train, cfg, batch),
+        f"scalinglab auto ({dtype})": step_auto,
+        "scalinglab float32": step_f32,
+    }
+    tiny = cfg.n_embd <= 64
+    if tiny:
+        fns["bare model step float32"] = bare_step(cfg, batch)
+        fns["loader.next()"] = tr_auto.loader.next
+    units = dict.fromkeys(fns, tok_step)
+    rates = median_rate(fns, units, a.seconds, a.rounds)
+    base = rates["reference float32"]
+    print(f"\n{name}: {count(cfg).params:,} params, {fpt:,} FLOP/token, {tok_step} tokens/step")
+    for cand, r in rates.items():
+        if cand == "loader.next()":
+            continue
+        gf = r * fpt / 1e9
+        print(
+            f"  {cand:28s} {r:9.0f} tok/s {gf:7.1f} GFLOP/s  "
+            f"{gf / peaks['f32']:6.1%} of f32 peak  {gf / peaks['bf16']:6.1%} of bf16 peak  "
+            f"x{r / base:5.2f} vs reference"
+        )
+    if tiny:
+        per = {k: 1e6 * tok_step / v for k, v in rates.items()}
+        print(
+            f"  per step: trainer float32 {per['scalinglab float32']:.0f} us, bare model step "
+            f"{per['bare model step float32']:.0f} us, loader.next() {per['loader.next()']:.0f} us"
+        )
+    return {k: v for k, v in rates.items()}
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="time per candidate per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    for name, cfg in SHAPES.items():
-        base = tokens_per_second(cfg, a.device, "float32", True, a.steps)
-        bf16 = tokens_per_second(cfg, a.device, "bfloat16", True, a.steps)
-        foreach = tokens_per_second(cfg, a.device, "float32", False, a.steps)
-        print(
-            f"{name:11s} float32+fused {base:8.0f} tok/s | bfloat16/float32 {bf16 / base:5.2f}x"
-            f" | foreach/fused AdamW {foreach / base:5.2f}x"
-        )
+    mm = matmul_peaks(a.seconds, max(a.rounds, 3))
+    print(f"matmul 2048x768x3072, {a.threads} thread(s), medians of interleaved rounds:")
+    for k, v in mm.items():
+        print(f"  {k:30s} {v / 1e9:7.1f} GFLOP/s")
+    peaks = {
+        "f32": max(mm["torch.mm float32 (MKL)"], mm["oneDNN float32 linear"]) / 1e9,
+        "bf16": mm["torch.mm bfloat16"] / 1e9,
+    }
+    print(f"peaks: float32 {peaks['f32']:.1f} GFLOP/s, bfloat16 {peaks['bf16']:.1f} GFLOP/s")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        shards = make_data(tmp)
+        for name in a.shapes.split(","):
+            cfg, batch = SHAPES[name]
+            bench_shape(name, cfg, batch, shards, tmp, peaks, a)
 
 
 if __name__ == "__main__":
