@@ -39,11 +39,18 @@ def plan_steps(tc: TrainConfig, tokens_per_step: int, flops_per_token: int) -> i
     kind, amount = tc.budget
     if kind == "steps":
         return int(amount)
-    if kind == "tokens":
-        return max(1, math.ceil(amount / tokens_per_step))
-    if kind == "flops":
-        return max(1, math.ceil(amount / (flops_per_token * tokens_per_step)))
-    return None
+    if kind == "time":
+        return None
+    per_step = tokens_per_step * (flops_per_token if kind == "flops" else 1)
+    if amount < per_step:  # one step would train many times the budget: a wrong number
+        block = tokens_per_step // (tc.batch_size * tc.grad_accum)
+        flops = f", {per_step:.4g} FLOPs" if kind == "flops" else ""
+        raise ConfigError(
+            f"--{kind} {amount:g} is less than one optimizer step (--batch-size {tc.batch_size}"
+            f" x --grad-accum {tc.grad_accum} x --block-size {block} = {tokens_per_step} tokens"
+            f"{flops}); give a larger budget or a smaller batch"
+        )
+    return math.ceil(amount / per_step)
 
 
 @dataclass
