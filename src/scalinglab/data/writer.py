@@ -305,6 +305,11 @@ def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress) -> 
     nonblank = False
     try:
         for split, doc, off, data in _walk(srcs, plan, cfg, None, progress, "encode"):
+            if (nul := data.find(b"\0")) >= 0:  # text never holds NUL: a binary file
+                raise DataError(
+                    f"{doc.name}: byte {off + nul}: NUL byte; this looks like a binary "
+                    "file, not text"
+                )
             ids = _encode_chunk(tok, doc, off, data, cfg.errors).astype(dtype)
             buf = ids.tobytes()
             files[split].write(buf)
