@@ -14,17 +14,20 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from scalinglab.data.shards import open_shards
 from scalinglab.errors import DataError
 from tests.reliability.helpers import ROOT
 
 PREPARE = [sys.executable, "-m", "scalinglab", "prepare"]
-# Peak RSS of a `prepare` run, from inside the process (RUSAGE_CHILDREN of the test
-# process would include every earlier child of the session).
+# Peak RSS of a `prepare` run, from inside the process: /proc's VmHWM belongs to the
+# process's own memory map. (getrusage's ru_maxrss would not do: Linux carries the
+# parent's high-water mark across fork and exec, here the whole pytest process.)
 PEAK_RSS = (
-    "import resource, sys; from scalinglab.cli import main; rc = main(sys.argv[1:]); "
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+    "import re, sys; from scalinglab.cli import main; rc = main(sys.argv[1:]); "
+    "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]); "
+    "sys.exit(rc)"
 )
 
 
@@ -80,6 +83,7 @@ def _peak_rss_kb(corpus, out) -> int:
     return int(p.stdout.split()[-1])
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
 def test_a_50_mb_single_line_prepares_in_bounded_memory(tmp_path):
     line = b"abcdefghi\xc3\xa9" * 5_000_000  # 55 MB, no newline, no space, 2-byte characters
     small = tmp_path / "small.txt"
@@ -95,3 +99,4 @@ def test_a_50_mb_single_line_prepares_in_bounded_memory(tmp_path):
     assert m["vocab_size"] == 10 + 1  # ten characters and <unk>
     # 44 MB more input may not cost 20 MB more memory: it is read in chunks.
     assert rss_big - rss_small < 20 * 1024, (rss_small, rss_big)
+    assert rss_big < 256 * 1024  # 4 MB chunks, a few copies each, and the interpreter
