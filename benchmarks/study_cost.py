@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from train_throughput import matmul_peaks
+from train_throughput import matmul_peaks, peaks_of
 
 
 def study_flops(folder: Path) -> tuple[float, float, int]:
@@ -41,9 +41,8 @@ def peaks() -> dict:
     out = {}
     for threads in sorted({1, os.cpu_count() or 1}):
         torch.set_num_threads(threads)
-        mm = matmul_peaks(0.5, 3)
-        f32 = max(mm["torch.mm float32 (MKL)"], mm["oneDNN float32 linear"])
-        out[threads] = (f32, mm["torch.mm bfloat16"])
+        pk = peaks_of(matmul_peaks(0.5, 3))
+        out[threads] = (pk["f32"] * 1e9, pk["bf16"] * 1e9)
     return out
 
 
