@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from scalinglab.errors import FitError
+from scalinglab.errors import DataError, FitError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 from scalinglab.report import collect as col
 from scalinglab.report import figures, sections
@@ -95,7 +95,8 @@ def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
         jobs.append(
             ("architectures", "architectures", lambda p: figures.arch_compare(p, fits, c_max))
         )
-    jobs.append(("residuals", "residuals", lambda p: figures.residuals(p, fits)))
+    if any(f.isoflop or f.chinchilla or f.frontier for f in fits.values()):
+        jobs.append(("residuals", "residuals", lambda p: figures.residuals(p, fits)))
     done = []
     for stem, title, draw in jobs:
         path = out / f"{stem}.png"
@@ -124,7 +125,10 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
         a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs) for a in c.archs
     }
     main = "gpt" if "gpt" in fits else c.archs[0]
-    largest = max(_budget(r) for r in an.completed(c.by_role("sweep")) if r["arch"] == main)
+    done = [_budget(r) for r in an.completed(c.by_role("sweep")) if r["arch"] == main]
+    if not done:
+        raise DataError(f"{root}: no completed {main} run yet: nothing to fit or report")
+    largest = max(done)
     plan = _plan(fits, main, largest, factors, predictor)
     noise = an.seed_noise(c.by_role("sweep", "seed"))
     bt = backtest_result(c)
@@ -159,8 +163,10 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
         sections.all_sections(summary, c, fits, figs, root),
     )
     atomic_write_text(root / "report.html", html_text)
+    os.chmod(root / "report.html", 0o644)  # a report is for sharing (temp files are 0600)
     summary["report_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(root / "summary.json", an.json_safe(summary))
+    os.chmod(root / "summary.json", 0o644)
     return summary
 
 
