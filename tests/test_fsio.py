@@ -31,3 +31,17 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_write_json(p, {"loss": float("nan")})  # not valid JSON: refused
     assert json.loads(p.read_text()) == {"ok": True}
     assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_prepared_shards_are_readable_by_others(tmp_path):
+    from scalinglab.data import prepare
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("hello world, " * 2000)
+    old = os.umask(0o022)
+    try:
+        prepare([str(corpus)], tmp_path / "shards", tokenizer="byte", block_size=8)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shards").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "shards" / "manifest.json").stat().st_mode) == 0o644

@@ -26,6 +26,18 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new, uniquely named folder in `parent` with the usual permissions (umask),
+    unlike tempfile.mkdtemp's 0700: it is renamed into place as a user-visible folder."""
+    while True:
+        path = Path(parent) / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir(mode=0o777)
+            return path
+        except FileExistsError:
+            continue
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)

@@ -37,7 +37,7 @@ from scalinglab.data import shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
 from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.fsio import atomic_write_json, fsync_dir, sha256_file
+from scalinglab.fsio import atomic_write_json, fsync_dir, make_temp_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def prepare(
     plan = _scan(srcs, cfg, progress)
     tok = train_tokenizer(cfg.tokenizer, _train_texts(srcs, plan, cfg, progress), cfg.vocab_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
     try:
         splits, sha = _encode(srcs, plan, tok, tmp, cfg, progress)
         _check_windows(splits, cfg.block_size)
