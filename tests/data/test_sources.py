@@ -143,3 +143,18 @@ def test_hf_source_reads_a_local_data_file_and_a_saved_dataset(tmp_path, dataset
     (src,) = resolve_sources([f"hf:{tmp_path / 'absent'}"])
     with pytest.raises(DataError, match=r"absent: cannot load the data set"):
         _docs([src])
+
+
+def test_pieces_pretokenize_as_the_whole_text_after_blank_lines():
+    # GPT-2's regex reads "\n\nS" as "\n", "\n", "S", but a piece ending in "\n\n" as one
+    # "\n\n": a cut right after a blank line would change BPE tokens.
+    from tokenizers import pre_tokenizers
+
+    pre = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    text = "".join(f"Speaker {i}:\nSome words here, {i}.\n\n" for i in range(60)).encode()
+    whole = [t for t, _ in pre.pre_tokenize_str(text.decode())]
+    assert "Ċ" in whole and "ĊĊ" not in whole[:-1]  # only the text's end keeps two
+    for size in (40, 64, 100, 333):
+        pieces = [p.decode() for _, p in split_pieces(text, size)]
+        assert len(pieces) > 5
+        assert [t for p in pieces for t, _ in pre.pre_tokenize_str(p)] == whole, size

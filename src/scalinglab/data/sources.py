@@ -48,15 +48,17 @@ def safe_cut(buf: bytes) -> int:
     """Where `buf` may be cut so that each piece tokenizes as it would inside the whole.
 
     In order of preference, in the back half of `buf`: just after a newline
-    followed by printable ASCII (a pre-token boundary for byte-level BPE, a
-    line boundary for words); just before a space that follows printable
+    between printable ASCII characters (a pre-token boundary for byte-level
+    BPE, a line boundary for words; after a blank line it is not: GPT-2's
+    regex splits two newlines before a letter into two pre-tokens, but keeps
+    them as one at the end of a piece); just before a space that follows printable
     ASCII (GPT-2's pre-tokens never span such a space; a word boundary); after
     any newline; else at a UTF-8 character start.
     """
     n = len(buf)
     j = buf.rfind(b"\n", n // 2, n - 1)
     while j >= 0:
-        if 0x21 <= buf[j + 1] <= 0x7E:
+        if 0x21 <= buf[j + 1] <= 0x7E and j and 0x21 <= buf[j - 1] <= 0x7E:
             return j + 1
         j = buf.rfind(b"\n", n // 2, j)
     j = buf.rfind(b" ", max(1, n // 2), n)
