@@ -59,8 +59,14 @@ def format_summary(s: dict, where) -> str:
             f"[{lo:.4f}, {hi:.4f}], measured {bt['actual_loss']:.4f}: error "
             f"{100 * bt['rel_error']:.2f}%, "
             + ("inside" if bt["in_interval"] else "OUTSIDE")
-            + " the interval"
+            + f" the interval ({bt['predictor']})"
         )
+        for k, o in (bt.get("other_predictions") or {}).items():
+            if o.get("rel_error") is not None:
+                lines.append(
+                    f"  also predicted before training by {k}: {o['predicted_loss']:.4f}, "
+                    f"error {100 * o['rel_error']:.2f}%"
+                )
     if s.get("seed_noise"):
         lines.append(
             f"seed noise: {100 * s['seed_noise']['rel_std']:.2f}% (relative std of the loss)"

@@ -46,6 +46,12 @@ def backtest_result(c: col.Collected) -> dict | None:
         return out
     p = pred["predicted_loss"]
     out["rel_error"] = abs(p - actual) / actual
+    others = {}
+    for k, o in (pred.get("other_predictions") or {}).items():
+        if o.get("predicted_loss") is not None:  # also written before the run: score it too
+            o = {**o, "rel_error": abs(o["predicted_loss"] - actual) / actual}
+        others[k] = o
+    out["other_predictions"] = others
     out["signed_rel_error"] = (p - actual) / actual
     lo, hi = pred.get("interval") or (p, p)
     out["in_interval"] = bool(lo <= actual <= hi)

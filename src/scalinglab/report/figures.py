@@ -48,6 +48,11 @@ def color(arch: str) -> str:
 
 
 def _save(fig, path) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    for ax in fig.axes:  # log axes spanning under a decade crowd their minor labels
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     import matplotlib.pyplot as plt
@@ -60,9 +65,11 @@ def _panels(plt, n: int, w: float = 6.2, h: float = 4.4):
     return fig, list(axes[0])
 
 
-def _smooth(y: list[float], k: int = 5) -> np.ndarray:
-    """A centred running mean: one batch of 8 sequences gives a noisy training loss."""
+def _smooth(y: list[float], k: int = 0) -> np.ndarray:
+    """A centred running mean over about 1/15 of the run (at least 5 logged steps):
+    one batch of 8 sequences gives a noisy training loss."""
     y = np.asarray(y, dtype=float)
+    k = k or max(5, len(y) // 15)
     if len(y) < 2 * k:
         return y
     pad = np.pad(y, (k // 2, k - 1 - k // 2), mode="edge")
@@ -101,7 +108,7 @@ def loss_curves(path, archs: list[str], rows: list[dict], curves: dict) -> str:
         ax.legend(loc="upper right")
     _save(fig, path)
     return (
-        "Training loss (running mean of 5 logged steps) against tokens seen, one line per run, "
+        "Training loss (a running mean over about 1/15 of each run) against tokens seen, one line per run, "
         "coloured by parameter count; dots are the final loss on the held-out split."
     )
 

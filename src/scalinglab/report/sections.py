@@ -93,8 +93,9 @@ def _backtest(bt: dict | None) -> str:
         ["inside the fit interval alone", num(bt.get("in_fit_interval"))],
     ]  # fmt: skip
     for k, p in (bt.get("other_predictions") or {}).items():
-        rows.append([f"also predicted by {k}", f"{num(p.get('predicted_loss'))} "
-                                              f"{interval(p.get('fit_interval'))}"])  # fmt: skip
+        err = "" if p.get("rel_error") is None else f" ({100 * p['rel_error']:.2f}% error)"
+        rows.append([f"also predicted (before training) by {k}",
+                     f"{num(p.get('predicted_loss'))} {interval(p.get('fit_interval'))}{err}"])  # fmt: skip
     return (
         "<h2>Backtest: predicted before training, then measured</h2>"
         "<p>The study fitted its laws on the sweep, wrote the prediction for a compute-optimal "

@@ -59,7 +59,7 @@ spread = 6
 [backtest]
 arch = "gpt"
 budget = 1e13                   # 3.3x the largest GPT budget: an extrapolation
-predictor = "chinchilla"        # L(N, D) of the Chinchilla fit at the run's own N and D
+predictor = "frontier"          # L(C) through the IsoFLOP optima; "chinchilla": L(N, D) at the run's N, D
 
 [seed_noise]
 arch = "gpt"

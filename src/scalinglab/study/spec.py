@@ -23,7 +23,7 @@
     [backtest]                    # predicted before it is trained
     arch = "gpt"
     budget = 1e13                 # at least 3x the largest budget of that sweep
-    predictor = "chinchilla"      # or "frontier"
+    predictor = "frontier"        # or "chinchilla"
 
     [seed_noise]                  # a sweep point repeated with other seeds
     arch = "gpt"
@@ -141,7 +141,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     bt = dict(_table(d, "backtest", where))
     w = f"{where} [backtest]"
     bt.setdefault("arch", next(iter(sweeps)))
-    bt.setdefault("predictor", "chinchilla")
+    bt.setdefault("predictor", "frontier")
     if bt["arch"] not in sweeps:
         raise _err(w, f"arch {bt['arch']!r} has no [sweeps.{bt['arch']}]")
     if bt["predictor"] not in PREDICTORS:
