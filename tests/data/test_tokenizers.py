@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from scalinglab.data.tokenizers import (
+    MAX_PRETOKEN,
+    MAX_WORD,
     ByteTokenizer,
     CharTokenizer,
     WordTokenizer,
@@ -137,3 +139,33 @@ def test_kinds_are_recognised_from_structure(tmp_path):
 def test_vocab_size_out_of_range(kind, size):
     with pytest.raises(ConfigError, match=f"--vocab-size {size}"):
         train_tokenizer(kind, ["abc"], vocab_size=size)
+
+
+def test_bpe_cuts_pretokens_longer_than_the_cap_and_leaves_ordinary_text_alone():
+    from tokenizers import Tokenizer as HF
+    from tokenizers import pre_tokenizers
+
+    ordinary = "The quick brown fox, 1234 jumps.\n\n    over the lazy dog's back!\n" * 30
+    runs = "a" * 1000 + " " + "7" * 600 + " " + "é" * 300 + " " + "-" * 257 + "\n"
+    tok = train_tokenizer("bpe", [ordinary, runs], vocab_size=400)
+    # A run is tokenized as consecutive MAX_PRETOKEN-byte words (byte count: é is 2 bytes).
+    cap = MAX_PRETOKEN
+    pieces = ["a" * cap] * 3 + ["a" * (1000 - 3 * cap)]
+    assert tok.encode("a" * 1000).tolist() == [i for p in pieces for i in tok.encode(p).tolist()]
+    assert len(tok.encode("a" * 1000)) == 4  # the trainer saw these words: one token each
+    for s in (runs, ordinary + runs):
+        assert tok.decode(tok.encode(s)) == s  # lossless, a cut inside "é" included
+    # Pre-tokens up to the cap are untouched: the same model without the cap agrees.
+    plain = HF.from_str(tok.hf.to_str())
+    plain.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    for s in (ordinary, "x" * cap, "-" * cap):
+        assert tok.encode(s).tolist() == plain.encode(s).ids
+    # ...and longer ones are cut from their start, in bytes.
+    cut = tok.hf.pre_tokenizer.pre_tokenize_str("x " + "-" * 600 + " " + "é" * 200)
+    assert [len(t) for t, _ in cut] == [1, 256, 256, 89, 256, 145]
+
+
+def test_word_leaves_runs_longer_than_max_word_out_of_the_vocabulary():
+    tok = train_tokenizer("word", ["x" * (MAX_WORD + 1) + " hi\n" + "y" * MAX_WORD + " hi"])
+    assert tok.vocab_size == 4 and tok.decode([2, 3]) == "hi " + "y" * MAX_WORD
+    assert tok.encode("x" * (MAX_WORD + 1) + " hi").tolist() == [tok.unk_id, 2, tok.eos_id]

@@ -14,8 +14,9 @@ tokenizer_file=...)` load any of them:
   a normalizer turning each newline into ` <eos> `, whitespace splitting — the
   setup of PyTorch's word_language_model example. Our own `encode` also ends
   a last line that has no newline with `<eos>`, as that example does.
-- bpe: byte-level BPE trained by `tokenizers` (GPT-2's pre-tokenizer regex),
-  with one special token `<|endoftext|>` (id 0).
+- bpe: byte-level BPE trained by `tokenizers` (GPT-2's pre-tokenizer regex,
+  then a `Split` cutting pre-tokens longer than MAX_PRETOKEN bytes), with one
+  special token `<|endoftext|>` (id 0).
 
 The kind is recognised from the file's structure (HF rejects extra keys); a
 file holding only `{"kind": "byte"}` is also read as the byte tokenizer.
@@ -38,6 +39,19 @@ KINDS = ("byte", "char", "word", "bpe")
 UNK, EOS, EOT = "<unk>", "<eos>", "<|endoftext|>"
 DEFAULT_BPE_VOCAB = 4096
 MAX_VOCAB = 1 << 24
+# The longest BPE pre-token, in bytes: GPT-2's regex leaves a run of letters, digits,
+# punctuation or whitespace whole, so a corpus holding a multi-megabyte run (one repeated
+# letter, a long digit string) would hand the BPE trainer and encoder one multi-megabyte
+# "word": training on 50 MB of "a" did not end in 5 minutes, its memory growing. Longer
+# pre-tokens are cut into pieces of this many bytes, counted from the pre-token's start.
+# The trade-off: such a run is tokenized as consecutive 256-byte words (no merge crosses a
+# cut); ordinary text, whose pre-tokens are words, numbers, punctuation and indentation,
+# is tokenized as without the cap. 256 is also the longest word `tokenizers` caches.
+MAX_PRETOKEN = 256
+# Likewise the longest word the word tokenizer counts: a longer whitespace-free run (a
+# base64 blob, minified JSON) is not a word worth a vocabulary entry, and counting each
+# distinct one would hold them all in memory. It encodes as <unk>.
+MAX_WORD = 256
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -260,7 +274,7 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = No
     if kind == "word":
         counts: Counter = Counter()
         for text in texts:
-            counts.update(text.split())
+            counts.update(w for w in text.split() if len(w) <= MAX_WORD)
         ranked = sorted((w for w in counts if w not in (UNK, EOS)), key=lambda w: (-counts[w], w))
         return WordTokenizer(ranked if vocab_size is None else ranked[: vocab_size - 2])
     return _train_bpe(texts, vocab_size or DEFAULT_BPE_VOCAB)
@@ -283,11 +297,16 @@ def _train_char(texts: Iterable[str], vocab_size: int | None) -> CharTokenizer:
 
 
 def _train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+    from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
     from tokenizers import Tokenizer as HF
-    from tokenizers import decoders, models, pre_tokenizers, trainers
 
     tok = HF(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # After ByteLevel each character stands for one byte, so this caps pre-tokens in bytes
+    # (a cut may fall inside a UTF-8 character: byte-level BPE is lossless all the same).
+    cap = pre_tokenizers.Split(Regex(f"[\\s\\S]{{1,{MAX_PRETOKEN}}}"), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True), cap]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
