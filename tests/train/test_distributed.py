@@ -3,6 +3,7 @@ only rank 0 writes, and a crashed worker is restarted from the last checkpoint."
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,19 @@ def torchrun(args: list[str], env: dict | None = None, restarts: int = 0):
         f"--max-restarts={restarts}", "-m", "tests.train.ddp_entry", *args, "--threads", "1",
     ]  # fmt: skip
     full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)} | (env or {})
-    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=240)
+    # torchrun in a session of its own: on a timeout the whole group (its workers
+    # too) is killed, so a hung test leaves no orphaned workers behind.
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=full_env, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _rows(run: Path) -> list[dict]:
