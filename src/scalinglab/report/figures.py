@@ -229,7 +229,7 @@ def _backtest_marks(ax, bt: dict) -> None:
 def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | None) -> str:
     """N_opt(C) and D_opt(C) with intervals, beside the published exponents."""
     plt = _plt()
-    fig, axes = _panels(plt, 2, 6.2, 4.6)
+    fig, axes = _panels(plt, 2, 6.2, 6.0)
     have = [a for a, f in fits.items() if f.isoflop is not None]
     for ax, var, key in ((axes[0], "N", "a"), (axes[1], "D", "b")):
         anchor = None
@@ -271,7 +271,8 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
         what = "parameters N_opt" if var == "N" else "training tokens D_opt"
         ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=f"compute-optimal {what}",
                title=f"Compute-optimal {'model size' if var == 'N' else 'data'} {var}_opt(C)")  # fmt: skip
-        ax.legend(loc="upper left")
+        # below the axes: the bands fill any corner inside them
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     _save(fig, path)
     return (
         "The compute-optimal model size and data at each budget (IsoFLOP vertices with "
