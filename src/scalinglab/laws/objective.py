@@ -13,8 +13,10 @@ import numpy as np
 def huber(r, delta):
     """Huber loss and its derivative, elementwise."""
     a = np.abs(r)
-    quad = a <= delta
-    val = np.where(quad, 0.5 * r * r, delta * (a - 0.5 * delta))
+    # 0.5·m² + δ·(|r| − m) with m = min(|r|, δ): the same as the two-branch form,
+    # without squaring a huge residual that the linear branch would discard.
+    m = np.minimum(a, delta)
+    val = m * (0.5 * m) + delta * (a - m)
     return val, np.clip(r, -delta, delta)
 
 
