@@ -110,6 +110,7 @@ def run(args):
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws import ScalingLaw
     from scalinglab.laws.backtest import backtest
+    from scalinglab.laws.estimator import TABLE_KEYS
     from scalinglab.laws.table import read_csv
 
     law = ScalingLaw(
@@ -143,19 +144,7 @@ def run(args):
             read_csv(
                 args.runs[0],
                 need=need if args.law != "power-c" else ("C",),
-                **{
-                    k: law.settings[k]
-                    for k in (
-                        "n_col",
-                        "d_col",
-                        "c_col",
-                        "loss_col",
-                        "budget_col",
-                        "n_kind",
-                        "where",
-                        "drop_highest",
-                    )
-                },
+                **{k: law.settings[k] for k in TABLE_KEYS},
             )
             if args.law != "isoflop"
             else args.runs[0]

@@ -24,7 +24,8 @@ from scalinglab.laws.table import as_table
 
 LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
 FORMAT_VERSION = 1
-_TABLE_KEYS = (
+# The settings that say how a runs table is read (passed on to table.read_csv).
+TABLE_KEYS = (
     "n_col",
     "d_col",
     "c_col",
@@ -97,7 +98,7 @@ class ScalingLaw:
         s = self.settings
         if self.law == "envelope":
             return self._fit_envelope(table)
-        mapping = {k: s[k] for k in _TABLE_KEYS}
+        mapping = {k: s[k] for k in TABLE_KEYS}
         if self.law in ("chinchilla", "kaplan"):
             need = ("N", "D")
         elif self.law == "isoflop":
