@@ -199,7 +199,10 @@ class ScalingLaw:
         for k, v in self.samples_.items():
             v = v[np.isfinite(v)]
             if v.size >= 2:
-                self.stderr_[k] = float(np.std(v, ddof=1))
+                # A scale factor of a wild resample (k_D at an extreme exponent) can be
+                # finite yet square to inf: its stderr is then inf, honestly, not a warning.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self.stderr_[k] = float(np.std(v, ddof=1))
                 lo, hi = np.percentile(v, [q, 100 - q])
                 self.ci_[k] = [float(lo), float(hi)]
 
