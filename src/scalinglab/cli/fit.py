@@ -33,6 +33,13 @@ def register(sub):
         help="isoflop: snap each run's C to the nearest of these budgets",
     )
     p.add_argument(
+        "--curvature",
+        choices=("per-budget", "shared"),
+        default="per-budget",
+        help="isoflop: one parabola per budget (Hoffmann et al.), or parabolas that share "
+        "one curvature (steadier optima from few noisy sizes per budget)",
+    )
+    p.add_argument(
         "--n-kind",
         choices=("params", "params_nonembed"),
         default="params",
@@ -123,6 +130,7 @@ def run(args):
         boot_starts=args.boot_starts,
         prune=not args.no_prune,
         budgets=args.budgets,
+        curvature=args.curvature,
         envelope_points=args.envelope_points,
         run_cols=tuple(args.run_col or ("run_id",)),
         n_col=args.n_col,

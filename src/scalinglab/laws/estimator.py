@@ -18,7 +18,7 @@ from scalinglab.laws import warn
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import make_form
-from scalinglab.laws.isoflop import fit_isoflop
+from scalinglab.laws.isoflop import CURVATURES, fit_isoflop
 from scalinglab.laws.report import render_report
 from scalinglab.laws.table import as_table
 
@@ -50,6 +50,7 @@ class ScalingLaw:
         boot_starts=1,
         prune=True,
         budgets=None,
+        curvature="per-budget",
         envelope_points=100,
         run_cols=("run_id",),
         n_col=None,
@@ -69,6 +70,8 @@ class ScalingLaw:
             raise ConfigError(f"--ci-level must be in (0, 1), got {ci_level}")
         if huber_delta <= 0:
             raise ConfigError(f"--huber-delta must be > 0, got {huber_delta}")
+        if curvature not in CURVATURES:
+            raise ConfigError(f"--curvature {curvature!r} is not one of {', '.join(CURVATURES)}")
         if drop_highest < 0:
             raise ConfigError(f"--drop-highest must be >= 0, got {drop_highest}")
         self.law = law
@@ -81,6 +84,7 @@ class ScalingLaw:
             "boot_starts": int(boot_starts),
             "prune": bool(prune),
             "budgets": list(budgets) if budgets else None,
+            "curvature": curvature,
             "envelope_points": int(envelope_points),
             "run_cols": list(run_cols),
             "n_col": n_col,
@@ -147,7 +151,13 @@ class ScalingLaw:
 
     def _fit_isoflop(self, t):
         s = self.settings
-        res = fit_isoflop(t, budgets=s["budgets"], bootstrap=s["bootstrap"], seed=s["seed"])
+        res = fit_isoflop(
+            t,
+            budgets=s["budgets"],
+            bootstrap=s["bootstrap"],
+            seed=s["seed"],
+            curvature=s.get("curvature", "per-budget"),
+        )
         self.params_ = {**res["point"], **res["per_budget"]}
         self.derived_ = {}
         self.objective_ = res["objective"]

@@ -4,7 +4,11 @@ Runs are grouped by compute budget C (a budget column, budgets given by the
 user to which each run's C is snapped in log space, or the distinct C values).
 Per budget, a parabola in log N is fitted to the loss by least squares; its
 vertex gives N_opt(C) and L_opt(C), and D_opt(C) = C / (6 N_opt) (so b = 1 − a
-by construction). Across budgets, straight lines in log-log give
+by construction). With `curvature="shared"` the budgets' parabolas share one
+curvature (each keeps its own level and slope; one linear least-squares fit of
+2·budgets + 1 coefficients): with 4–5 noisy sizes per budget, a curvature fitted
+per budget moves each vertex by as much as the noise, and a profile that is not
+quite a parabola bends each budget's curvature by where its sizes happened to fall. Across budgets, straight lines in log-log give
 N_opt = k_N·C^a, D_opt = k_D·C^b and L_opt = k_L·C^a_L.
 
 The bootstrap resamples runs within each budget (every budget keeps its size)
@@ -16,6 +20,8 @@ import numpy as np
 
 from scalinglab.errors import FitError
 from scalinglab.laws.fit import bootstrap_weights
+
+CURVATURES = ("per-budget", "shared")
 
 
 def loglog_fit(logx, logy):
@@ -74,7 +80,38 @@ def _parabolas(x, L, W):
     return xs + x.mean(), Ls
 
 
-def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3):
+def _shared_parabolas(x, L, W, group, n_groups):
+    """Parabolas L ≈ c_j + s_j x + k x² with one curvature k for all groups j (x centred
+    per group), for each weight row W (R, n). Returns vertices (R, n_groups) twice."""
+    xc = x.copy()
+    for j in range(n_groups):
+        xc[group == j] -= x[group == j].mean()
+    P = 2 * n_groups + 1
+    V = np.zeros((len(x), P))
+    V[np.arange(len(x)), group] = 1.0
+    V[np.arange(len(x)), n_groups + group] = xc
+    V[:, -1] = xc * xc
+    A = np.einsum("rn,ni,nj->rij", W, V, V)
+    y = np.einsum("rn,ni,n->ri", W, V, L)
+    p = np.full((W.shape[0], P), np.nan)
+    # a resample needs 2+ distinct sizes in every group and 3+ in one to fix k: det ≈ 0 otherwise
+    det = np.linalg.det(A / np.maximum(np.abs(A).max(axis=(1, 2), keepdims=True), 1e-300))
+    ok = np.abs(det) > 1e-12
+    if ok.any():
+        p[ok] = np.linalg.solve(A[ok], y[ok][..., None])[..., 0]
+    c, s, k = p[:, :n_groups], p[:, n_groups:-1], p[:, -1:]
+    means = np.array([x[group == j].mean() for j in range(n_groups)])
+    spans = np.array([np.ptp(xc[group == j]) for j in range(n_groups)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        convex = k > 0
+        xs = np.where(convex, -s / (2 * k), np.nan)
+        Ls = np.where(convex, c - s**2 / (4 * k), np.nan)
+    far = ~(np.abs(xs) <= 1.5 * spans)
+    xs[far], Ls[far] = np.nan, np.nan
+    return xs + means, Ls
+
+
+def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curvature="per-budget"):
     table.require("isoflop", "N", "L")
     bud, how = group_budgets(table, budgets)
     values = np.unique(bud)
@@ -89,10 +126,13 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3):
             f"{table.source}: isoflop needs at least 2 budgets with {min_points}+ runs each; "
             f"found {len(keep)} (budgets from {how})"
         )
+    if curvature not in CURVATURES:
+        raise FitError(f"isoflop: curvature {curvature!r} is not one of {', '.join(CURVATURES)}")
     R = bootstrap
     logN = np.log(table.N)
     xs = np.full((1 + R, len(keep)), np.nan)
     Ls = np.full((1 + R, len(keep)), np.nan)
+    usable, weights = [], []
     for j, (v, g) in enumerate(keep):
         if np.unique(table.N[g]).size < 3:
             warnings.append(f"budget {v:g}: fewer than 3 distinct model sizes; skipped")
@@ -100,7 +140,17 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3):
         W = np.ones((1, len(g)))
         if R:
             W = np.vstack([W, bootstrap_weights(len(g), R, seed + j)])
-        xs[:, j], Ls[:, j] = _parabolas(logN[g], table.L[g], W)
+        usable.append(j)
+        weights.append(W)
+        if curvature == "per-budget":
+            xs[:, j], Ls[:, j] = _parabolas(logN[g], table.L[g], W)
+    if curvature == "shared" and usable:
+        idx = np.concatenate([keep[j][1] for j in usable])
+        group = np.concatenate([np.full(len(keep[j][1]), i) for i, j in enumerate(usable)])
+        sx, sL = _shared_parabolas(logN[idx], table.L[idx], np.hstack(weights), group, len(usable))
+        xs[:, usable], Ls[:, usable] = sx, sL
+    for j in usable:
+        v, g = keep[j]
         if not np.isfinite(xs[0, j]):
             warnings.append(
                 f"budget {v:g}: the loss has no minimum in log N near the sampled sizes; skipped"
