@@ -35,6 +35,23 @@ def test_gpt_shape_rule_heads_divide_width_and_nearest_count():
     assert (big.n_layer, big.n_embd, big.n_head) == (32, 512, 64)  # aspect 16 exactly
 
 
+def test_min_layers_fixes_the_depth():
+    """With min_layers = max_layers = 2 no size falls back to one layer (the quickstart's
+    rule: a 1-layer model among 2-layer ones is another shape family, a bump in the profile)."""
+    free = ShapeRule(aspect=1, head_size=8, max_layers=2)
+    fixed = ShapeRule(aspect=1, head_size=8, max_layers=2, min_layers=2)
+    shared = {"block_size": 128}
+    depths = {design.shape_for("gpt", n, 256, shared, free).n_layer for n in (1.6e4, 1.7e4)}
+    assert depths == {1}  # the free rule takes a 1x24 here: nearer the target than a 2x16
+    for n in (1e4, 1.6e4, 1.7e4, 5e4, 2e5):
+        m = design.shape_for("gpt", n, 256, shared, fixed)
+        assert m.n_layer == 2 and m.n_embd % 8 == 0
+    with pytest.raises(SweepError, match=r"\[shape\]: min_layers \(3\) is larger than max_layers"):
+        from scalinglab.sweep.spec import _dataclass
+
+        _dataclass(ShapeRule, {"min_layers": 3, "max_layers": 2}, "spec.toml [shape]")
+
+
 def test_rnn_width_from_n():
     m = design.shape_for("lstm", 5e4, 256, {"block_size": 32}, ShapeRule(width_multiple=4))
     assert m.n_layer == 1 and m.n_embd % 4 == 0

@@ -3,7 +3,7 @@
 The rules, stated once (docs/sweeps.md repeats them):
 
 Shape from a target N (`shape_for`):
-- GPT: for every depth L = 1..max_layers take the width n_embd (a multiple of
+- GPT: for every depth L = min_layers..max_layers take the width n_embd (a multiple of
   head_size) whose parameter count is nearest N (in log); keep the depths whose
   count is within 15% of the best achievable; among them take the depth whose
   n_embd / n_layer is nearest `aspect` (in log; ties to the shallower).
@@ -109,7 +109,7 @@ def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) ->
         return ModelConfig(arch=arch, n_layer=rule.rnn_layers, n_embd=width, **base)
     hs = rule.head_size
     cands = []
-    for depth in range(1, rule.max_layers + 1):
+    for depth in range(rule.min_layers, rule.max_layers + 1):
         width, p = _nearest_width(
             lambda w, d=depth: params(n_layer=d, n_embd=w, n_head=w // hs), n, hs
         )

@@ -98,6 +98,15 @@ class ShapeRule:
     """RNNs: widths are multiples of this."""
     max_layers: int = 48
     """GPT: deepest model considered by the shape search."""
+    min_layers: int = 1
+    """GPT: shallowest model considered (min_layers = max_layers fixes the depth)."""
+
+    def __post_init__(self):
+        ints = isinstance(self.min_layers, int) and isinstance(self.max_layers, int)
+        if ints and self.min_layers > self.max_layers:
+            raise ConfigError(
+                f"min_layers ({self.min_layers}) is larger than max_layers ({self.max_layers})"
+            )
 
 
 @dataclass
