@@ -34,6 +34,9 @@ def tail_metrics(path: Path, max_bytes: int = 8192) -> dict:
     return last
 
 
+MTIME_SLACK = 1.0  # seconds; a filesystem may store mtimes a few ms behind the clock
+
+
 class SweepProgress:
     """What the sweep is doing; `listener(event, progress, outcome)` hears every change."""
 
@@ -73,7 +76,9 @@ class SweepProgress:
         for name, s in self.state.items():
             if s == "queued":
                 m = self.root / name / "metrics.jsonl"
-                if m.exists() and m.stat().st_mtime >= time.time() - (time.monotonic() - self.t0):
+                # written since this sweep began (less a second: file times are coarse)
+                since = time.time() - (time.monotonic() - self.t0) - MTIME_SLACK
+                if m.exists() and m.stat().st_mtime >= since:
                     self.state[name] = "running"
         self._emit("tick")
 
