@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from html.parser import HTMLParser
 
 import pytest
@@ -133,6 +134,16 @@ def test_report_command_on_a_plain_sweep_folder(tmp_path, capsys):
     assert {f["name"] for f in s["figures"]} == {"loss_curves", "isoflop", "frontier_gpt",
                                                  "allocation", "residuals"}  # fmt: skip
     assert (tmp_path / "report.html").stat().st_size > 50_000
+    assert (
+        "Every run saw each training token at most once" in (tmp_path / "report.html").read_text()
+    )
+    # a run that saw more tokens than the train split holds is flagged above the runs table
+    res = tmp_path / "runs" / sorted(os.listdir(tmp_path / "runs"))[0] / "result.json"
+    res.write_text(json.dumps(json.loads(res.read_text()) | {"epochs": 1.42}))
+    assert main(["report", str(tmp_path), "--bootstrap", "10"]) == 0
+    assert "1 run(s) trained on more tokens than the train split holds (up to 1.42 epochs)" in (
+        tmp_path / "report.html"
+    ).read_text(encoding="utf-8")
 
 
 def test_report_bad_folder_is_one_line_error(tmp_path, capsys):

@@ -140,7 +140,13 @@ def _plan(plan: dict) -> str:
 def _fits(fits: dict, fs: dict) -> str:
     out = [
         f"<h2>Fitted laws</h2><p>Intervals: {fs['ci_level']:.0%} bootstrap percentile intervals "
-        f"({fs['bootstrap']} resamples, seed {fs['seed']}).</p>"
+        f"({fs['bootstrap']} resamples, seed {fs['seed']}). IsoFLOP optima: "
+        + (
+            "parabolas in log N sharing one curvature across budgets."
+            if fs.get("isoflop_curvature") == "shared"
+            else "one parabola in log N per budget."
+        )
+        + "</p>"
     ]
     for arch, f in fits.items():
         for law in ("isoflop", "chinchilla", "power-c"):
@@ -189,12 +195,21 @@ def _runs(rows: list[dict]) -> str:
         body.append([
             r["run_id"], r["role"], name(str(r.get("arch"))),
             f"{r.get('n_layer')}×{r.get('n_embd')}", num(n), num(d),
-            num(r.get("flops_6nd"), 3), num(d / n if n and d else None, 3), num(r.get("seed")),
-            num(r.get("loss")), num(r.get("bpb")), num(r.get("wall_seconds"), 3), r["status"],
+            num(r.get("flops_6nd"), 3), num(d / n if n and d else None, 3),
+            num(r.get("epochs"), 3), num(r.get("seed")), num(r.get("loss")), num(r.get("bpb")),
+            num(r.get("wall_seconds"), 3), r["status"],
         ])  # fmt: skip
     head = ["run", "role", "arch", "layers×width", "N", "D (tokens)", "C = 6ND", "D/N",
-            "seed", "loss", "bits/byte", "wall s", "status"]  # fmt: skip
-    return f"<h2>Runs ({len(rows)})</h2>" + table(head, body, left=3)
+            "epochs", "seed", "loss", "bits/byte", "wall s", "status"]  # fmt: skip
+    repeated = [r for r in rows if (r.get("epochs") or 0) > 1]
+    note = (
+        f"<p class=warn>{len(repeated)} run(s) trained on more tokens than the train split holds "
+        f"(up to {max(r['epochs'] for r in repeated):.2f} epochs): repeated tokens are worth "
+        "less than new ones, so those losses sit above the law of a larger corpus.</p>"
+        if repeated
+        else "<p>Every run saw each training token at most once (epochs ≤ 1).</p>"
+    )
+    return f"<h2>Runs ({len(rows)})</h2>" + note + table(head, body, left=3)
 
 
 def _notes(s: dict) -> str:

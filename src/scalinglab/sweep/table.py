@@ -23,6 +23,7 @@ from scalinglab.sweep.worker import RESULT, RUN_TOML, read_result
 COLUMNS = (
     "run_id", "arch", "status", "n_layer", "n_embd", "n_head", "params", "params_nonembed",
     "tokens", "flops", "flops_6nd", "loss", "bpb", "wall_seconds", "tokens_per_second",
+    "epochs",
 )  # fmt: skip
 SWEEP_JSON = "sweep.json"
 MARKERS = (RESULT, "config.toml", RUN_TOML, SWEEP_JSON)
@@ -91,6 +92,7 @@ def run_row(run_dir: str | Path) -> dict:
         row["bpb"] = result.get("val_bpb")
         row["wall_seconds"] = result.get("wall_seconds")
         row["tokens_per_second"] = result.get("tokens_per_second")
+        row["epochs"] = result.get("epochs")  # passes over the train split: > 1 repeats data
         row["status"] = result.get("status", "unknown")
     elif (run_dir / "metrics.jsonl").exists():
         row["status"] = "incomplete"
