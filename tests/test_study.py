@@ -29,7 +29,9 @@ def test_quickstart_design_meets_the_issue():
     assert gpt["sizes"] >= 4 and lstm["sizes"] >= 4 and len(lstm["budgets"]) >= 2
     assert s.backtest["budget"] >= 3 * max(gpt["budgets"])
     assert s.factors == [10, 100, 1000] and s.seed_noise["seeds"]
-    assert s.data == {"sources": ["stdlib"], "tokenizer": "byte"}
+    assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
+    assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
+    assert s.fit.isoflop_curvature == "shared" and len(s.seed_noise["seeds"]) >= 2
 
 
 def test_minutes_scales_every_budget():
@@ -48,6 +50,7 @@ def test_minutes_scales_every_budget():
         ({"bogus": 1}, "unknown key(s) bogus"),
         ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor 'magic'"),
         ({"seed_noise": {"budget": 7e11}}, "one of the budgets"),
+        ({"fit": {"isoflop_curvature": "flat"}}, "[fit]: isoflop_curvature 'flat' is not one"),
     ],
 )
 def test_bad_spec_names_the_key(change, message):
@@ -160,3 +163,24 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "o"), "--minutes", "0"]) == 2
     assert "--minutes must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cached_corpus_folder_names_its_options(tmp_path):
+    """Two studies whose [data] differ only in an option use two cache folders, so neither
+    rebuilds the other's; the same options find the same folder, up to date."""
+    from scalinglab.study.run import prepare_data
+
+    corpus = toy_corpus(tmp_path / "corpus.txt")
+    plain = parse_study(tomllib.loads(TOY.format(corpus=corpus)), "toy")
+    other = tomllib.loads(TOY.format(corpus=corpus))
+    other["data"]["val_fraction"] = 0.2
+    other = parse_study(other, "toy")
+    cache = tmp_path / "cache"
+    a, _ = prepare_data(plain, cache)
+    b, _ = prepare_data(other, cache)
+    assert a.name == "corpus.txt-byte" and b.name.startswith("corpus.txt-byte-") and a != b
+    manifest = (a / "manifest.json").read_bytes()
+    assert prepare_data(plain, cache)[0] == a and (a / "manifest.json").read_bytes() == manifest
+    va = json.loads(manifest)["splits"]["val"]["tokens"]
+    vb = json.loads((b / "manifest.json").read_text())["splits"]["val"]["tokens"]
+    assert vb > 1.5 * va  # 20% held out against the default 10% of a one-document corpus

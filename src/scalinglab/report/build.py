@@ -5,6 +5,7 @@ It reads only run folders and the study's files, so it can be rerun at any time
 the same report.
 """
 
+import dataclasses
 import logging
 import os
 import time
@@ -146,7 +147,7 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
         "corpus": meta.get("corpus"),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": _counts(c.rows),
-        "fit_settings": {"bootstrap": fs.bootstrap, "seed": fs.seed, "ci_level": fs.ci_level},
+        "fit_settings": dataclasses.asdict(fs),
         "fits": {
             a: {
                 "isoflop": an.compact(f.isoflop),

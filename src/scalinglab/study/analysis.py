@@ -34,6 +34,16 @@ class FitSettings:
     """Bootstrap resamples of every fit."""
     seed: int = 0
     ci_level: float = 0.95
+    isoflop_curvature: str = "per-budget"
+    """"per-budget" (Hoffmann et al.'s parabola per budget) or "shared" (one curvature)."""
+
+    def __post_init__(self):
+        from scalinglab.laws.isoflop import CURVATURES
+
+        if self.isoflop_curvature not in CURVATURES:
+            raise FitError(
+                f"isoflop_curvature {self.isoflop_curvature!r} is not one of {', '.join(CURVATURES)}"
+            )
 
 
 @dataclass
@@ -83,7 +93,8 @@ def fit_arch(arch: str, rows: list[dict], s: FitSettings) -> ArchFits:
     kw = {"bootstrap": s.bootstrap, "seed": s.seed, "ci_level": s.ci_level}
     iso_rows = [r for r in _table(rows) if "budget" in r]
     try:
-        out.isoflop = ScalingLaw("isoflop", **kw).fit(iso_rows) if iso_rows else None
+        iso = ScalingLaw("isoflop", curvature=s.isoflop_curvature, **kw)
+        out.isoflop = iso.fit(iso_rows) if iso_rows else None
         if out.isoflop is None:
             out.errors["isoflop"] = "no IsoFLOP runs (no budget column)"
     except FitError as exc:

@@ -18,6 +18,9 @@ machinery, and an existing prediction is reused, never recomputed after its run
 has started.
 """
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
 import os
@@ -98,6 +101,9 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
     opts = {k: v for k, v in d.items() if k not in ("sources",)}
     tok = opts.get("tokenizer", "byte")
     name = "-".join(Path(str(s)).name or "corpus" for s in d["sources"]) + f"-{tok}"
+    extra = {k: v for k, v in sorted(opts.items()) if k != "tokenizer"}
+    if extra:  # other options, another folder: two studies never rebuild each other's cache
+        name += "-" + hashlib.sha256(json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]
     out = cache / name
     prepare(list(d["sources"]), out, **opts)
     return out, f"{', '.join(map(str, d['sources']))} ({tok} tokenizer)"
@@ -254,8 +260,7 @@ def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> N
         "format_version": FORMAT_VERSION, "kind": "scalinglab.study", "name": study.name,
         "corpus": plan.corpus, "shards": str(plan.shards.resolve()), "folders": folders,
         "predictor": study.backtest["predictor"], "plan_factors": study.factors,
-        "fit": {"bootstrap": study.fit.bootstrap, "seed": study.fit.seed,
-                "ci_level": study.fit.ci_level},
+        "fit": dataclasses.asdict(study.fit),
         "minutes": study.minutes, "spec": study.raw,
     } | {k: v for k, v in old.items() if k in ("wall_seconds",)} | extra  # fmt: skip
     atomic_write_json(out / STUDY_JSON, d)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.config import ARCHS, load_toml
-from scalinglab.errors import SweepError
+from scalinglab.errors import FitError, SweepError
 from scalinglab.study.analysis import PREDICTORS, FitSettings
 
 FORMAT_VERSION = 1
@@ -167,7 +167,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     fit = _table(d, "fit", where, required=False)
     try:
         fs = FitSettings(**fit)
-    except TypeError as exc:
+    except (TypeError, FitError) as exc:
         raise _err(f"{where} [fit]", str(exc)) from None
     workers = d.get("workers", 2)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
