@@ -7,7 +7,7 @@ and edit it; the text lives here so an installed package carries it.
 QUICKSTART_TOML = """\
 # The quickstart scaling study: GPT and LSTM IsoFLOP sweeps on the bytes of Python's
 # standard library, fits with bootstrap intervals, a backtest predicted before it is
-# trained, and a plan for 10x-1000x the compute. About 15 minutes on a 2-core laptop.
+# trained, and a plan for 10x-1000x the compute. About 10 minutes on a 2-core laptop.
 #
 #   scalinglab quickstart --out runs/quickstart          # this file, built in
 #   scalinglab study examples/quickstart.toml --out runs/mine --minutes 20
@@ -19,6 +19,7 @@ workers = 2                     # trainer processes at a time; threads per run =
 [data]
 sources = ["stdlib"]            # Python's standard library source, prepared once into the cache
 tokenizer = "byte"
+stdlib_tests = true             # with its tests: 31M tokens, so no run near the optimum repeats data
 
 [model]
 block_size = 128
@@ -30,8 +31,9 @@ log_every = 25
 ckpt_every = 2000               # an interrupted run loses at most 2000 steps
 
 [shape]
-aspect = 1                      # with max_layers = 2: two layers whenever two fit the size
-max_layers = 2
+aspect = 1
+min_layers = 2                  # every GPT has two layers: a 1-layer model among them is
+max_layers = 2                  # another shape family, a bump in the IsoFLOP profile
 head_size = 8
 rnn_layers = 1
 width_multiple = 8
@@ -44,17 +46,17 @@ warmup_frac = 0.05
 [hparams.lstm]
 lr = 1e-2
 
-[sweeps.gpt]                    # IsoFLOP: 4 sizes per budget, D = C / (6N)
+[sweeps.gpt]                    # IsoFLOP: 5 sizes per budget (fewer where widths are coarse), D = C / (6N)
 budgets = [3e11, 1e12, 3e12]
-sizes = 4
-tokens_per_param = 100          # the centre; measured here, the optimum of these GPTs sat at ~70-90
-spread = 6                      # the largest size is 6x the smallest
+sizes = 5
+tokens_per_param = 70           # the centre; measured here, the optima sat at ~50-90
+spread = 5                      # the largest size is 5x the smallest
 
 [sweeps.lstm]
 budgets = [3e11, 1e12]
 sizes = 4
 tokens_per_param = 100
-spread = 6
+spread = 4
 
 [backtest]
 arch = "gpt"
@@ -64,7 +66,7 @@ predictor = "frontier"          # L(C) through the IsoFLOP optima; "chinchilla":
 [seed_noise]
 arch = "gpt"
 budget = 1e12                   # the sweep point nearest the centre, repeated with these seeds
-seeds = [1]
+seeds = [1, 2]                  # one run is one draw: measured here, ~1% apart
 
 [plan]
 factors = [10, 100, 1000]       # multiples of the largest GPT budget
@@ -73,4 +75,5 @@ factors = [10, 100, 1000]       # multiples of the largest GPT budget
 bootstrap = 200
 seed = 0
 ci_level = 0.95
+isoflop_curvature = "shared"     # the budgets' parabolas share one curvature (docs/laws.md)
 """
