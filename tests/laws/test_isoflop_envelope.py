@@ -122,7 +122,12 @@ def test_isoflop_shared_curvature_recovers_exact_parabolas():
     for C, (n_opt, l_opt) in truth.items():
         assert law.params_[f"N_opt@{C:g}"] == pytest.approx(n_opt, rel=1e-9)
         assert law.params_[f"L_opt@{C:g}"] == pytest.approx(l_opt, rel=1e-12)
+        assert law.params_[f"k@{C:g}"] == pytest.approx(0.07, rel=1e-9)  # the curvature drawn
     assert law.params_["a"] == pytest.approx(0.5, abs=1e-9)
+    per = ScalingLaw("isoflop").fit(rows)  # exact parabolas: the per-budget fit agrees
+    for C in truth:
+        for key in (f"N_opt@{C:g}", f"L_opt@{C:g}", f"k@{C:g}"):
+            assert per.params_[key] == pytest.approx(law.params_[key], rel=1e-8)
 
 
 def test_isoflop_shared_curvature_is_steadier_with_few_noisy_sizes():

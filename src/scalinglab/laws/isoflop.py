@@ -77,12 +77,13 @@ def _parabolas(x, L, W):
     # a vertex more than one sampled span outside the sizes is no minimum: the profile is ~flat
     far = ~(np.abs(xs) <= 1.5 * span)
     xs[far], Ls[far] = np.nan, np.nan
-    return xs + x.mean(), Ls
+    return xs + x.mean(), Ls, p[:, 2]
 
 
 def _shared_parabolas(x, L, W, group, n_groups):
     """Parabolas L ≈ c_j + s_j x + k x² with one curvature k for all groups j (x centred
-    per group), for each weight row W (R, n). Returns vertices (R, n_groups) twice."""
+    per group), for each weight row W (R, n). Returns the vertices (x, L) and k, each
+    (R, n_groups)."""
     xc = x.copy()
     for j in range(n_groups):
         xc[group == j] -= x[group == j].mean()
@@ -108,7 +109,7 @@ def _shared_parabolas(x, L, W, group, n_groups):
         Ls = np.where(convex, c - s**2 / (4 * k), np.nan)
     far = ~(np.abs(xs) <= 1.5 * spans)
     xs[far], Ls[far] = np.nan, np.nan
-    return xs + means, Ls
+    return xs + means, Ls, np.broadcast_to(k, xs.shape).copy()
 
 
 def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curvature="per-budget"):
@@ -132,6 +133,7 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
     logN = np.log(table.N)
     xs = np.full((1 + R, len(keep)), np.nan)
     Ls = np.full((1 + R, len(keep)), np.nan)
+    ks = np.full((1 + R, len(keep)), np.nan)
     usable, weights = [], []
     for j, (v, g) in enumerate(keep):
         if np.unique(table.N[g]).size < 3:
@@ -143,12 +145,14 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
         usable.append(j)
         weights.append(W)
         if curvature == "per-budget":
-            xs[:, j], Ls[:, j] = _parabolas(logN[g], table.L[g], W)
+            xs[:, j], Ls[:, j], ks[:, j] = _parabolas(logN[g], table.L[g], W)
     if curvature == "shared" and usable:
         idx = np.concatenate([keep[j][1] for j in usable])
         group = np.concatenate([np.full(len(keep[j][1]), i) for i, j in enumerate(usable)])
-        sx, sL = _shared_parabolas(logN[idx], table.L[idx], np.hstack(weights), group, len(usable))
-        xs[:, usable], Ls[:, usable] = sx, sL
+        sx, sL, sk = _shared_parabolas(
+            logN[idx], table.L[idx], np.hstack(weights), group, len(usable)
+        )
+        xs[:, usable], Ls[:, usable], ks[:, usable] = sx, sL, sk
     for j in usable:
         v, g = keep[j]
         if not np.isfinite(xs[0, j]):
@@ -176,6 +180,7 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
         per[f"N_opt@{v:g}"] = Nopt[:, j]
         per[f"D_opt@{v:g}"] = Dopt[:, j]
         per[f"L_opt@{v:g}"] = Ls[:, j]
+        per[f"k@{v:g}"] = ks[:, j]  # the parabola: L = L_opt + k (log N − log N_opt)²
     resid = np.log(Nopt[0]) - (cN[0] + a[0] * logC)
     return {
         "point": {k: float(v[0]) for k, v in core.items()},

@@ -119,6 +119,18 @@ def _budget_colors(plt, budgets):
     return {b: cmap(0.1 + 0.75 * i / k) for i, b in enumerate(sorted(budgets))}
 
 
+def fitted_parabola(iso, budget: float):
+    """L(log N) of the IsoFLOP fit at one budget, the parabola that was fitted (its vertex
+    and curvature), or None where that budget has no finite vertex."""
+    if iso is None:
+        return None
+    p = iso.params_
+    n_opt, l_opt, k = (p.get(f"{v}@{budget:g}", math.nan) for v in ("N_opt", "L_opt", "k"))
+    if not all(math.isfinite(v) for v in (n_opt, l_opt, k)):
+        return None
+    return lambda x: l_opt + k * (x - math.log(n_opt)) ** 2
+
+
 def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
     """Loss against N at each budget, the fitted parabola in log N and its vertex."""
     plt = _plt()
@@ -132,15 +144,12 @@ def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
             pts = sorted((r["params"], r["loss"]) for r in f.rows if r.get("budget") == b)
             N, L = np.array(pts).T
             ax.plot(N, L, "o", color=cols[b], label=f"C = {b:.3g} FLOPs")
-            if len(np.unique(N)) >= 3:
-                p = np.polyfit(np.log(N), L, 2)
+            curve = fitted_parabola(f.isoflop, b)
+            if curve is not None:
                 x = np.linspace(np.log(N.min()) - 0.15, np.log(N.max()) + 0.15, 100)
-                ax.plot(np.exp(x), np.polyval(p, x), "-", color=cols[b], lw=1.2)
-            key = f"N_opt@{b:g}"
-            if f.isoflop is not None and key in f.isoflop.params_:
-                n_opt, l_opt = f.isoflop.params_[key], f.isoflop.params_[f"L_opt@{b:g}"]
-                if math.isfinite(n_opt) and math.isfinite(l_opt):
-                    ax.plot(n_opt, l_opt, "*", color=cols[b], ms=13, mec="k", mew=0.6)
+                ax.plot(np.exp(x), curve(x), "-", color=cols[b], lw=1.2)
+                n_opt, l_opt = f.isoflop.params_[f"N_opt@{b:g}"], f.isoflop.params_[f"L_opt@{b:g}"]
+                ax.plot(n_opt, l_opt, "*", color=cols[b], ms=13, mec="k", mew=0.6)
         ax.plot([], [], "*", color="grey", ms=11, mec="k", label="fitted optimum (vertex)")
         ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel=LOSS,
                title=f"{name(arch)}: IsoFLOP profiles")  # fmt: skip
@@ -149,8 +158,9 @@ def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
     _save(fig, path)
     return (
         "IsoFLOP profiles (Hoffmann et al. 2022, Approach 2): at each compute budget, models of "
-        "different size trained on D = C/(6N) tokens; a parabola in log N through each "
-        "profile; stars mark its minimum, the compute-optimal N at that budget."
+        "different size trained on D = C/(6N) tokens; the fitted parabola in log N through "
+        "each profile (with isoflop_curvature = shared, one curvature for all budgets); stars "
+        "mark its minimum, the compute-optimal N at that budget."
     )
 
 
@@ -329,9 +339,9 @@ def residuals(path, fits: dict[str, ArchFits]) -> str:
         bud = np.array([r.get("budget") or np.nan for r in rows], dtype=float)
         for b in np.unique(bud[np.isfinite(bud)]):
             sel = bud == b
-            if np.unique(N[sel]).size >= 3:
-                p = np.polyfit(np.log(N[sel]), L[sel], 2)
-                fit = np.polyval(p, np.log(N[sel]))
+            curve = fitted_parabola(f.isoflop, b)
+            if curve is not None:
+                fit = curve(np.log(N[sel]))
                 axes[1].plot(C[sel], 100 * (L[sel] / fit - 1), m, color=col, mec="k", mew=0.3)
         axes[1].plot([], [], m, color=col, mec="k", label=name(arch))
         if f.frontier is not None:

@@ -106,7 +106,8 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
         name += "-" + hashlib.sha256(json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]
     out = cache / name
     prepare(list(d["sources"]), out, **opts)
-    return out, f"{', '.join(map(str, d['sources']))} ({tok} tokenizer)"
+    opts_text = "".join(f", {k} = {json.dumps(v)}" for k, v in extra.items())
+    return out, f"{', '.join(map(str, d['sources']))} ({tok} tokenizer{opts_text})"
 
 
 def _spec(study: StudySpec, arch: str, shards: Path, des: dict, suffix: str, **train) -> SweepSpec:
