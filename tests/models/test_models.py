@@ -95,3 +95,52 @@ def test_presets_build_and_override():
 def test_n_embd_must_divide_by_n_head():
     with pytest.raises(ConfigError, match="--n-embd 10 is not divisible by --n-head 4"):
         ModelConfig(arch="gpt", n_embd=10, n_head=4)
+
+
+def test_explicit_cpu_bf16_attention_matches_sdpa():
+    """bfloat16 on a CPU takes the explicit path (faster than the flash backward there):
+    the same values and gradients as SDPA's causal attention, to bfloat16 precision."""
+    import torch.nn.functional as F
+
+    from scalinglab.models import gpt
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 8, generator=g) for _ in range(3))
+    out = {}
+    for name, fn in (
+        ("explicit", gpt.causal_attention),
+        ("sdpa", lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True)),
+    ):
+        leaves = [x.clone().bfloat16().requires_grad_() for x in (q, k, v)]
+        y = fn(*leaves)
+        (y.float() * torch.linspace(-1, 1, 8)).sum().backward()
+        out[name] = [y.float()] + [x.grad.float() for x in leaves]
+    for a, b in zip(out["explicit"], out["sdpa"], strict=True):
+        torch.testing.assert_close(a, b, atol=3e-2, rtol=3e-2)
+    # the future never leaks: changing the last token's key and value leaves earlier outputs
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, -1], v2[:, :, -1] = 9.0, 9.0
+    y1 = gpt.causal_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    y2 = gpt.causal_attention(q.bfloat16(), k2.bfloat16(), v2.bfloat16())
+    assert torch.equal(y1[:, :, :-1], y2[:, :, :-1]) and not torch.equal(y1[:, :, -1], y2[:, :, -1])
+
+
+def test_explicit_attention_only_where_it_pays(monkeypatch):
+    """float32, dropout and large score matrices stay on SDPA."""
+    import torch.nn.functional as F
+
+    from scalinglab.models import gpt
+
+    calls = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(gpt.F, "scaled_dot_product_attention",
+                        lambda *a, **kw: calls.append(a[0].dtype) or real(*a, **kw))  # fmt: skip
+    x = torch.randn(1, 2, 16, 8)
+    gpt.causal_attention(x, x, x)  # float32
+    gpt.causal_attention(x.bfloat16(), x.bfloat16(), x.bfloat16(), dropout_p=0.1)
+    monkeypatch.setattr(gpt, "CPU_EXPLICIT_MAX_SCORES", 2 * 16 * 16 - 1)
+    gpt.causal_attention(x.bfloat16(), x.bfloat16(), x.bfloat16())  # too large now
+    assert calls == [torch.float32, torch.bfloat16, torch.bfloat16]
+    monkeypatch.setattr(gpt, "CPU_EXPLICIT_MAX_SCORES", 2 * 16 * 16)
+    gpt.causal_attention(x.bfloat16(), x.bfloat16(), x.bfloat16())  # explicit
+    assert len(calls) == 3
