@@ -55,8 +55,10 @@ def main():
     a = ap.parse_args()
     pk = peaks()
     with tempfile.TemporaryDirectory() as d:
-        if a.existing:
-            folder, wall = Path(a.existing), None
+        if a.existing:  # the study's own wall time, as study.json records it
+            folder = Path(a.existing)
+            meta = folder / "study.json"
+            wall = json.loads(meta.read_text()).get("wall_seconds") if meta.exists() else None
         else:
             folder = Path(a.out or Path(d) / "quickstart")
             cmd = [sys.executable, "-m", "scalinglab", "quickstart", "--out", str(folder)]
