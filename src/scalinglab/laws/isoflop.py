@@ -4,12 +4,14 @@ Runs are grouped by compute budget C (a budget column, budgets given by the
 user to which each run's C is snapped in log space, or the distinct C values).
 Per budget, a parabola in log N is fitted to the loss by least squares; its
 vertex gives N_opt(C) and L_opt(C), and D_opt(C) = C / (6 N_opt) (so b = 1 − a
-by construction). With `curvature="shared"` the budgets' parabolas share one
-curvature (each keeps its own level and slope; one linear least-squares fit of
-2·budgets + 1 coefficients): with 4–5 noisy sizes per budget, a curvature fitted
-per budget moves each vertex by as much as the noise, and a profile that is not
-quite a parabola bends each budget's curvature by where its sizes happened to fall. Across budgets, straight lines in log-log give
+by construction). Across budgets, straight lines in log-log give
 N_opt = k_N·C^a, D_opt = k_D·C^b and L_opt = k_L·C^a_L.
+
+With `curvature="shared"` the budgets' parabolas share one curvature (each keeps
+its own level and slope; one linear least-squares fit of 2·budgets + 1
+coefficients): with 4–5 noisy sizes per budget, a curvature fitted per budget
+moves each vertex by as much as the noise, and a profile that is not quite a
+parabola bends each budget's curvature by where its sizes happened to fall.
 
 The bootstrap resamples runs within each budget (every budget keeps its size)
 and refits everything; all resamples are solved at once through batched 3×3
