@@ -31,7 +31,7 @@ def test_quickstart_design_meets_the_issue():
     assert s.factors == [10, 100, 1000] and s.seed_noise["seeds"]
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
-    assert s.fit.isoflop_curvature == "shared" and len(s.seed_noise["seeds"]) >= 2
+    assert s.fit.isoflop_curvature == "per-budget" and len(s.seed_noise["seeds"]) >= 2
 
 
 def test_minutes_scales_every_budget():

@@ -97,9 +97,11 @@ def _shared_parabolas(x, L, W, group, n_groups):
     A = np.einsum("rn,ni,nj->rij", W, V, V)
     y = np.einsum("rn,ni,n->ri", W, V, L)
     p = np.full((W.shape[0], P), np.nan)
-    # a resample needs 2+ distinct sizes in every group and 3+ in one to fix k: det ≈ 0 otherwise
-    det = np.linalg.det(A / np.maximum(np.abs(A).max(axis=(1, 2), keepdims=True), 1e-300))
-    ok = np.abs(det) > 1e-12
+    # a resample needs 2+ distinct sizes in every group and 3+ in one to fix k: A is
+    # singular otherwise (judged by its condition, not its determinant, which shrinks
+    # with the number of budgets however well posed the fit is)
+    sv = np.linalg.svd(A, compute_uv=False)
+    ok = sv[:, -1] > 1e-10 * sv[:, 0]
     if ok.any():
         p[ok] = np.linalg.solve(A[ok], y[ok][..., None])[..., 0]
     c, s, k = p[:, :n_groups], p[:, n_groups:-1], p[:, -1:]

@@ -75,5 +75,5 @@ factors = [10, 100, 1000]       # multiples of the largest GPT budget
 bootstrap = 200
 seed = 0
 ci_level = 0.95
-isoflop_curvature = "shared"     # the budgets' parabolas share one curvature (docs/laws.md)
+isoflop_curvature = "per-budget"  # a parabola per budget (Hoffmann et al.); or "shared"
 """
