@@ -133,6 +133,8 @@ def test_report_command_on_a_plain_sweep_folder(tmp_path, capsys):
     assert s["backtest"] is None and s["seed_noise"] is None
     assert {f["name"] for f in s["figures"]} == {"loss_curves", "isoflop", "frontier_gpt",
                                                  "allocation", "residuals"}  # fmt: skip
+    iso = next(f for f in s["figures"] if f["name"] == "isoflop")
+    assert "through each profile; stars" in iso["caption"] and "shared" not in iso["caption"]
     assert (tmp_path / "report.html").stat().st_size > 50_000
     assert (
         "Every run saw each training token at most once" in (tmp_path / "report.html").read_text()

@@ -156,11 +156,15 @@ def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
         _plain_log(ax)
         ax.legend()
     _save(fig, path)
+    shared = any(
+        f.isoflop is not None and f.isoflop.settings.get("curvature") == "shared"
+        for f in fits.values()
+    )
     return (
         "IsoFLOP profiles (Hoffmann et al. 2022, Approach 2): at each compute budget, models of "
         "different size trained on D = C/(6N) tokens; the fitted parabola in log N through "
-        "each profile (with isoflop_curvature = shared, one curvature for all budgets); stars "
-        "mark its minimum, the compute-optimal N at that budget."
+        + ("each profile, one curvature shared by all budgets" if shared else "each profile")
+        + "; stars mark its minimum, the compute-optimal N at that budget."
     )
 
 
