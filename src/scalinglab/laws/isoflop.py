@@ -71,15 +71,20 @@ def _parabolas(x, L, W):
     )
     if ok.any():
         p[ok] = np.linalg.solve(A[ok], y[ok][..., None])[..., 0]
-    span = np.ptp(xc)
+    xs, Ls = _vertices(p[:, 0], p[:, 1], p[:, 2], np.ptp(xc))
+    return xs + x.mean(), Ls, p[:, 2]
+
+
+def _vertices(c, s, k, span):
+    """Vertex (x, L) of each parabola c + s x + k x² (x centred); NaN where it opens
+    downward or lies more than 1.5 sampled spans out (no minimum: the profile is ~flat)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        convex = p[:, 2] > 0
-        xs = np.where(convex, -p[:, 1] / (2 * p[:, 2]), np.nan)
-        Ls = np.where(convex, p[:, 0] - p[:, 1] ** 2 / (4 * p[:, 2]), np.nan)
-    # a vertex more than one sampled span outside the sizes is no minimum: the profile is ~flat
+        convex = k > 0
+        xs = np.where(convex, -s / (2 * k), np.nan)
+        Ls = np.where(convex, c - s**2 / (4 * k), np.nan)
     far = ~(np.abs(xs) <= 1.5 * span)
     xs[far], Ls[far] = np.nan, np.nan
-    return xs + x.mean(), Ls, p[:, 2]
+    return xs, Ls
 
 
 def _shared_parabolas(x, L, W, group, n_groups):
@@ -107,12 +112,7 @@ def _shared_parabolas(x, L, W, group, n_groups):
     c, s, k = p[:, :n_groups], p[:, n_groups:-1], p[:, -1:]
     means = np.array([x[group == j].mean() for j in range(n_groups)])
     spans = np.array([np.ptp(xc[group == j]) for j in range(n_groups)])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        convex = k > 0
-        xs = np.where(convex, -s / (2 * k), np.nan)
-        Ls = np.where(convex, c - s**2 / (4 * k), np.nan)
-    far = ~(np.abs(xs) <= 1.5 * spans)
-    xs[far], Ls[far] = np.nan, np.nan
+    xs, Ls = _vertices(c, s, k, spans)
     return xs + means, Ls, np.broadcast_to(k, xs.shape).copy()
 
 

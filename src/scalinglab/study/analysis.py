@@ -21,7 +21,7 @@ import numpy as np
 
 from scalinglab.errors import FitError
 from scalinglab.laws import ScalingLaw
-from scalinglab.laws.isoflop import loglog_fit
+from scalinglab.laws.isoflop import CURVATURES, loglog_fit
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
 PUBLISHED = {"Chinchilla (Hoffmann 2022)": 0.50, "Kaplan 2020": 0.73}
@@ -38,8 +38,6 @@ class FitSettings:
     """"per-budget" (Hoffmann et al.'s parabola per budget) or "shared" (one curvature)."""
 
     def __post_init__(self):
-        from scalinglab.laws.isoflop import CURVATURES
-
         if self.isoflop_curvature not in CURVATURES:
             raise FitError(
                 f"isoflop_curvature {self.isoflop_curvature!r} is not one of {', '.join(CURVATURES)}"
