@@ -75,3 +75,13 @@ def test_unknown_preset_and_toml_key(data, tmp_path, capsys):
     toml.write_text("[model]\nn_layers = 2\n")
     err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3", "--config", str(toml)))
     assert "unknown key(s) n_layers" in err
+
+
+def test_unknown_malloc_choice(data, tmp_path, capsys, monkeypatch):
+    from scalinglab.train import malloc
+
+    monkeypatch.setenv("SCALINGLAB_MALLOC", "sytem")
+    monkeypatch.setattr(malloc, "_done", None)  # as in a fresh process
+    err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3"))
+    assert "SCALINGLAB_MALLOC='sytem': expected 'tuned' (default) or 'system'" in err
+    assert not (tmp_path / "run" / "ckpt").exists()

@@ -13,6 +13,7 @@ import torch
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag, run_identity
 from scalinglab.data.shards import Shards, content_id
 from scalinglab.errors import ConfigError, DataError
+from scalinglab.train.malloc import keep_freed_memory
 
 # Train fields that change what data the model sees, step by step: a resume
 # that changes any of them would not continue the same run.
@@ -136,11 +137,14 @@ def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]
 
 
 def configure_torch(t: TrainConfig, device: str):
-    """Threads and determinism: process-wide settings, as torch has no other kind.
+    """Threads, determinism and (on a CPU) malloc: process-wide settings, as torch has no
+    other kind.
 
-    Returns a function that puts the determinism setting back (threads stay set).
+    Returns a function that puts the determinism setting back (threads and malloc stay set).
     """
     before = torch.are_deterministic_algorithms_enabled()
+    if device == "cpu":
+        keep_freed_memory()
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     if t.deterministic:
