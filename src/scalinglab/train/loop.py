@@ -187,9 +187,11 @@ class Trainer:
         return base | kw | {"seconds": round(self._wall(), 3)}
 
     def _eval(self, max_tokens: int | None) -> float:
+        # The plain model, not self.fwd: no torch.compile recompiles for the eval shapes, and
+        # the loss is the one `scalinglab eval` computes from the saved weights.
         t = self.cfg.train
         loss, _ = evaluate(
-            self.fwd, self.shards.val, self.cfg.model.block_size, t.batch_size, max_tokens,
+            self.model, self.shards.val, self.cfg.model.block_size, t.batch_size, max_tokens,
             self.device, self.autocast,
         )  # fmt: skip
         return loss
@@ -278,7 +280,7 @@ class Trainer:
         if status == "completed":
             t = self.cfg.train
             loss, n = evaluate(
-                self.fwd, self.shards.val, self.cfg.model.block_size, t.batch_size,
+                self.model, self.shards.val, self.cfg.model.block_size, t.batch_size,
                 t.eval_tokens or None, self.device, self.autocast,
             )  # fmt: skip
             s = summarize(loss, self.shards.bytes_per_token("val"))
