@@ -48,7 +48,7 @@ from scalinglab.train.malloc import keep_freed_memory
 SHAPES = {
     "gpt 4x128": (ModelConfig(arch="gpt", n_layer=4, n_head=4, n_embd=128, block_size=256), 16),
     "gpt 6x384": (ModelConfig(arch="gpt", n_layer=6, n_head=6, n_embd=384, block_size=256), 8),
-    "gpt 4x128, 50k vocab": (
+    "gpt 4x128 vocab 50k": (
         ModelConfig(arch="gpt", n_layer=4, n_head=4, n_embd=128, block_size=256, vocab_size=50304),
         8,
     ),
