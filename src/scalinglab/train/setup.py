@@ -29,12 +29,13 @@ def pick_device(name: str) -> str:
 
 
 # On a CPU, bfloat16 autocast pays once the matmuls are wide and tall enough to
-# outweigh its casts (benchmarks/train_throughput.py, AVX-512-bf16 / AMX CPU, one
-# thread): GPT 6x384 block 256 batch 8: 2.0x float32; GPT 4x128 block 256 batch 16:
-# 1.6x; LSTM 2x256 seq 256 batch 16: 1.8x; GPT 4x64 block 256 batch 16: 1.2x; but
-# GPT 4x128 block 64 batch 12 (768 rows): 1.0x and GPT 2x32 block 128 batch 8: 0.6x.
+# outweigh its casts, and each thread's share of the rows counts (AVX-512-bf16 /
+# AMX CPU, malloc tuned, bf16 step time against float32; docs/performance.md):
+# 2-layer GPT, 1024 rows, one thread: width 32 0.93x, 48 1.01x, 64 1.14x, 96 1.29x;
+# 2-layer LSTM, 1024 rows, one thread: width 32 1.06x, 64 1.24x, 96 1.39x; two
+# threads, width 64: GPT 1.05x and LSTM 0.79x at 1024 rows, 1.21x and 1.00x at 2048.
 CPU_BF16_MIN_WIDTH = 64
-CPU_BF16_MIN_ROWS = 2048  # batch_size x block_size of a micro-batch
+CPU_BF16_MIN_ROWS_PER_THREAD = 1024  # batch_size x block_size of a micro-batch, per thread
 
 
 def cpu_has_bf16() -> bool:
@@ -46,14 +47,16 @@ def cpu_has_bf16() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def pick_dtype(name: str, device: str, model: ModelConfig | None = None, rows: int = 0) -> str:
+def pick_dtype(
+    name: str, device: str, model: ModelConfig | None = None, rows: int = 0, threads: int = 0
+) -> str:
     """`auto`: bfloat16 autocast where the hardware has it and it pays; float32 elsewhere.
 
     GPUs: bfloat16 wherever CUDA supports it. CPUs: bfloat16 only with native
     bf16 matmuls and a model at least CPU_BF16_MIN_WIDTH wide fed at least
-    CPU_BF16_MIN_ROWS rows (batch x block) per micro-batch; below that the casts
-    cost more than the faster matmuls save. Without a model (`model` None) a CPU
-    gets float32.
+    CPU_BF16_MIN_ROWS_PER_THREAD rows (batch x block) per micro-batch for each of
+    its `threads` (0: torch's current number); below that the casts cost more than
+    the faster matmuls save. Without a model (`model` None) a CPU gets float32.
     """
     if name != "auto":
         return name
@@ -61,7 +64,8 @@ def pick_dtype(name: str, device: str, model: ModelConfig | None = None, rows: i
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     if device == "cpu" and model is not None and cpu_has_bf16():
         width = max(model.n_embd, model.hidden)
-        if width >= CPU_BF16_MIN_WIDTH and rows >= CPU_BF16_MIN_ROWS:
+        per_thread = rows / (threads or torch.get_num_threads())
+        if width >= CPU_BF16_MIN_WIDTH and per_thread >= CPU_BF16_MIN_ROWS_PER_THREAD:
             return "bfloat16"
     return "float32"
 
@@ -85,7 +89,7 @@ def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
     model = dataclasses.replace(m, vocab_size=m.vocab_size or shards.vocab_size)
     train = dataclasses.replace(
         t, data=str(shards.path), min_lr=t.final_lr,
-        dtype=pick_dtype(t.dtype, device, model, t.batch_size * model.block_size),
+        dtype=pick_dtype(t.dtype, device, model, t.batch_size * model.block_size, t.threads),
     )  # fmt: skip
     t.budget  # noqa: B018 -- raises ConfigError when no budget is given
     return RunConfig(model=model, train=train)
