@@ -9,6 +9,8 @@ GPT_WIDE = ModelConfig(arch="gpt", n_layer=4, n_head=4, n_embd=128, block_size=2
 GPT_TINY = ModelConfig(arch="gpt", n_layer=2, n_head=4, n_embd=32, block_size=128)
 GPT_64 = ModelConfig(arch="gpt", n_layer=2, n_head=8, n_embd=64, block_size=128)
 LSTM = ModelConfig(arch="lstm", n_layer=2, n_embd=32, n_hidden=256, tie_embeddings=False)
+LSTM_64 = ModelConfig(arch="lstm", n_layer=2, n_embd=64, block_size=128)
+LSTM_128 = ModelConfig(arch="lstm", n_layer=2, n_embd=128, block_size=128)
 
 
 @pytest.mark.parametrize(
@@ -20,6 +22,9 @@ LSTM = ModelConfig(arch="lstm", n_layer=2, n_embd=32, n_hidden=256, tie_embeddin
         (GPT_64, 8 * 128, 1, "bfloat16"),  # a quickstart run: 1024 rows, one thread
         (GPT_64, 8 * 128, 2, "float32"),  # the same rows over two threads: 512 each
         (LSTM, 16 * 256, 2, "bfloat16"),  # the hidden width counts
+        (LSTM_64, 16 * 128, 1, "bfloat16"),
+        (LSTM_64, 16 * 128, 2, "float32"),  # an RNN over two threads: 128 wide and up
+        (LSTM_128, 16 * 128, 2, "bfloat16"),
         (None, 10**6, 1, "float32"),
     ],
 )

@@ -29,11 +29,11 @@ def pick_device(name: str) -> str:
 
 
 # On a CPU, bfloat16 autocast pays once the matmuls are wide and tall enough to
-# outweigh its casts, and each thread's share of the rows counts (AVX-512-bf16 /
-# AMX CPU, malloc tuned, bf16 step time against float32; docs/performance.md):
-# 2-layer GPT, 1024 rows, one thread: width 32 0.93x, 48 1.01x, 64 1.14x, 96 1.29x;
-# 2-layer LSTM, 1024 rows, one thread: width 32 1.06x, 64 1.24x, 96 1.39x; two
-# threads, width 64: GPT 1.05x and LSTM 0.79x at 1024 rows, 1.21x and 1.00x at 2048.
+# outweigh its casts, and each thread's share of the rows counts
+# (benchmarks/dtype_rule.py on an AVX-512-bf16 / AMX CPU, bf16 speed-up of a step):
+# 2-layer GPT, 1024 rows, one thread: width 32 0.92x, 48 0.98x, 64 1.13x, 96 1.30x;
+# 2-layer LSTM, 1024 rows, one thread: width 32 1.05x, 64 1.22x, 96 1.35x; width
+# 64 over two threads: GPT 1.04x at 1024 rows, 1.19x at 2048.
 CPU_BF16_MIN_WIDTH = 64
 CPU_BF16_MIN_ROWS_PER_THREAD = 1024  # batch_size x block_size of a micro-batch, per thread
 
@@ -55,8 +55,9 @@ def pick_dtype(
     GPUs: bfloat16 wherever CUDA supports it. CPUs: bfloat16 only with native
     bf16 matmuls and a model at least CPU_BF16_MIN_WIDTH wide fed at least
     CPU_BF16_MIN_ROWS_PER_THREAD rows (batch x block) per micro-batch for each of
-    its `threads` (0: torch's current number); below that the casts cost more than
-    the faster matmuls save. Without a model (`model` None) a CPU gets float32.
+    its `threads` (0: torch's current number), RNNs on several threads twice as
+    wide; below that the casts cost more than the faster matmuls save (measured by
+    benchmarks/dtype_rule.py). Without a model (`model` None) a CPU gets float32.
     """
     if name != "auto":
         return name
@@ -64,8 +65,11 @@ def pick_dtype(
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     if device == "cpu" and model is not None and cpu_has_bf16():
         width = max(model.n_embd, model.hidden)
-        per_thread = rows / (threads or torch.get_num_threads())
-        if width >= CPU_BF16_MIN_WIDTH and per_thread >= CPU_BF16_MIN_ROWS_PER_THREAD:
+        threads = threads or torch.get_num_threads()
+        # An RNN's step is a chain of small matmuls: over several threads bf16 pays only
+        # from twice the width (LSTM, two threads, 2048 rows: 64 wide 0.94x, 128 1.13x).
+        min_width = CPU_BF16_MIN_WIDTH * (2 if model.arch != "gpt" and threads > 1 else 1)
+        if width >= min_width and rows / threads >= CPU_BF16_MIN_ROWS_PER_THREAD:
             return "bfloat16"
     return "float32"
 
