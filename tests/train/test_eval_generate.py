@@ -6,7 +6,7 @@ import torch
 
 from scalinglab.cli import main
 from scalinglab.cli.generate import stream_text
-from scalinglab.train import train
+from scalinglab.train import malloc, train
 from scalinglab.train.evaluate import load_trained
 from scalinglab.train.generate import filter_logits, sample
 from tests.train.helpers import tiny_cfg, tiny_shards
@@ -25,9 +25,12 @@ def runs(tmp_path_factory):
     return out
 
 
-def test_eval_cli_matches_the_final_evaluation(runs, capsys):
+def test_eval_cli_matches_the_final_evaluation(runs, capsys, monkeypatch):
     run, result = runs["gpt"]
+    tuned = []
+    monkeypatch.setattr(malloc, "keep_freed_memory", lambda: tuned.append(True))
     assert main(["eval", str(run), "--json", "--eval-tokens", "400"]) == 0
+    assert tuned == [True]  # a CPU evaluation keeps freed memory, as training does
     got = json.loads(capsys.readouterr().out)
     assert got["loss"] == result["val_loss"]  # the same windows, the same weights
     assert got["perplexity"] == pytest.approx(math.exp(got["loss"]), rel=1e-12)
