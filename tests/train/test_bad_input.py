@@ -85,3 +85,16 @@ def test_unknown_malloc_choice(data, tmp_path, capsys, monkeypatch):
     err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3"))
     assert "SCALINGLAB_MALLOC='sytem': expected 'tuned' (default) or 'system'" in err
     assert not (tmp_path / "run" / "ckpt").exists()
+
+
+def test_compile_without_a_cpp_compiler(data, tmp_path, capsys, monkeypatch):
+    from torch._inductor import cpp_builder
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    def no_compiler():
+        raise InvalidCxxCompiler
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3", "--compile"))
+    assert "--compile: torch.compile on a CPU needs a C++ compiler and none was found" in err
+    assert not (tmp_path / "run").exists()  # nothing written before the check

@@ -51,6 +51,7 @@ class Trainer:
         self.shards = open_shards(cfg.train.data)
         self.cfg = setup.resolve(cfg, self.shards, self.device)
         setup.check_split_sizes(self.cfg, self.shards)
+        setup.check_compiler(self.cfg.train, self.device)
         m, t = self.cfg.model, self.cfg.train
         self.restore_torch = setup.configure_torch(t, self.device)
         self.fingerprint = setup.data_fingerprint(self.shards)

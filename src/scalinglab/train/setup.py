@@ -99,6 +99,25 @@ def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
     return RunConfig(model=model, train=train)
 
 
+def check_compiler(t: TrainConfig, device: str) -> None:
+    """--compile on a CPU needs a C++ compiler: say so before the first step, not after."""
+    if not t.compile or device != "cpu":
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.exc import InvalidCxxCompiler
+    except ImportError:  # torch moved them: its own error will have to do
+        return
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        raise ConfigError(
+            "--compile: torch.compile on a CPU needs a C++ compiler and none was found "
+            "(torch looks for g++ on PATH, or the CXX environment variable); install one or "
+            "leave out --compile"
+        ) from None
+
+
 def check_split_sizes(cfg: RunConfig, shards: Shards) -> None:
     """Fail early, naming the flag, when a split cannot hold one window."""
     bs = cfg.model.block_size
