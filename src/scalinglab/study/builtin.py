@@ -26,7 +26,7 @@ block_size = 128
 
 [train]
 batch_size = 8                  # small batches: measured here, batch 32 lost ~0.3 nats at equal compute
-dtype = "float32"               # the same numbers on every CPU (bf16 is faster only for the widest)
+dtype = "float32"               # one arithmetic for every size (auto would go bf16 from width 64)
 log_every = 25
 ckpt_every = 2000               # an interrupted run loses at most 2000 steps
 
