@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from scalinglab.errors import CheckpointError
-from scalinglab.train import checkpoint, train
+from scalinglab.train import checkpoint, setup, train
 from scalinglab.train.loop import Trainer
 from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
 
@@ -96,6 +96,27 @@ def test_recurrent_crash_and_resume_is_bitwise_equal(tmp_path, monkeypatch, arch
     _assert_bitwise_equal(_weights(tmp_path / "ref"), _weights(tmp_path / "run"))
     assert resumed["val_loss"] == ref["val_loss"]
     assert _rows(tmp_path / "run") == _rows(tmp_path / "ref")
+
+
+def test_auto_dtype_resumes_in_the_dtype_it_started_with(tmp_path, monkeypatch):
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, steps=24, ckpt_every=5, dtype="auto")
+    ref = train(cfg, tmp_path / "ref")
+    assert ref["dtype"] == "float32"  # auto, for a model 32 wide
+    with monkeypatch.context() as m:
+        _crash_at(m, 13)
+        with pytest.raises(Crash):
+            train(cfg, tmp_path / "run")
+    # Resumed where auto now resolves to bfloat16 (another machine, a newer rule):
+    monkeypatch.setattr(
+        setup, "pick_dtype", lambda name, *a: "bfloat16" if name == "auto" else name
+    )
+    assert train(tiny_cfg(data, steps=2, dtype="auto"), tmp_path / "fresh")["dtype"] == "bfloat16"
+    resumed = train(cfg, tmp_path / "run")
+    assert resumed["dtype"] == "float32" and resumed["steps"] == 24
+    assert 'dtype = "float32"' in (tmp_path / "run/config.toml").read_text()
+    _assert_bitwise_equal(_weights(tmp_path / "ref"), _weights(tmp_path / "run"))
+    assert resumed["val_loss"] == ref["val_loss"] and resumed["run_id"] == ref["run_id"]
 
 
 def test_corrupt_checkpoint_is_skipped_or_refused(tmp_path, monkeypatch, caplog):

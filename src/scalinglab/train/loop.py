@@ -49,6 +49,7 @@ class Trainer:
         self.progress_enabled = progress
         self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
         self.shards = open_shards(cfg.train.data)
+        self.dtype_asked = cfg.train.dtype  # "auto" keeps, on resume, what the run started with
         self.cfg = setup.resolve(cfg, self.shards, self.device)
         setup.check_split_sizes(self.cfg, self.shards)
         setup.check_compiler(self.cfg.train, self.device)
@@ -266,6 +267,7 @@ class Trainer:
                 + "; ".join(conflicts)
                 + "); use a new --out folder or the checkpoint's settings"
             )
+        self._keep_started_dtype(state.get("config", {}).get("train", {}).get("dtype"))
         checkpoint.load_weights(self.model, path)
         self.opt.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
@@ -275,6 +277,18 @@ class Trainer:
         self.c = Counters(**state["counters"])
         self.rnn_state = self.dist.slice_rows(state["rnn_state"])
         log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
+
+    def _keep_started_dtype(self, started: str | None) -> None:
+        """Under --dtype auto a resumed run keeps the dtype it started with, even where
+        auto now resolves otherwise (another machine, a newer rule): one run, one arithmetic."""
+        if self.dtype_asked != "auto" or started not in ("float32", "bfloat16"):
+            return
+        if started != self.cfg.train.dtype:
+            log.info("resuming in %s, the dtype this run started with (--dtype auto)", started)
+            train = dataclasses.replace(self.cfg.train, dtype=started)
+            self.cfg = dataclasses.replace(self.cfg, train=train)
+            self.autocast = setup.autocast(self.device, started)
+            self.run_id = setup.run_id(self.cfg, self.fingerprint)
 
     def _finish(self, status: str) -> dict:
         final = {}
