@@ -1,7 +1,8 @@
 """Time estimates for a sweep plan, from a quick measured throughput.
 
 The smallest and the largest shape of the plan each take a few real training
-steps (forward, backward, AdamW) at the sweep's batch size and thread count;
+steps (forward, backward, fused AdamW, in the dtype `--dtype` resolves to on
+this CPU) at the sweep's batch size and thread count;
 a line through the two, seconds per step = a + b × FLOPs per step, prices every
 run. Each run also pays a fixed START_SECONDS (starting Python and torch,
 opening the shards) — a stated estimate, not a measurement; evaluation time is
@@ -20,18 +21,22 @@ def _seconds_per_step(run: PlannedRun, threads: int) -> float:
     import torch
 
     from scalinglab.models.registry import build_model
+    from scalinglab.train.setup import autocast, pick_dtype
 
     old = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:
         m, t = run.config.model, run.config.train
         model = build_model(m, m.vocab_size)
-        opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
+        opt = torch.optim.AdamW(model.parameters(), lr=t.lr, fused=True)  # as the trainer's
+        rows = t.batch_size * m.block_size
+        cast = autocast("cpu", pick_dtype(t.dtype, "cpu", m, rows, max(1, threads)))
         x = torch.randint(0, m.vocab_size, (t.batch_size, m.block_size))
         times = []
         for _ in range(STEPS + 1):  # the first step warms up allocators and kernels
             t0 = time.perf_counter()
-            loss = model(x, x)[1]
+            with cast():
+                loss = model(x, x)[1]
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
