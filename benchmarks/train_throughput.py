@@ -93,9 +93,9 @@ def timed(step):
     return fn
 
 
-def _serve(conn, threads: int, build, args):
+def _serve(conn, threads: int, build, args, kw):
     torch.set_num_threads(threads)
-    step, info = build(*args)
+    step, info = build(*args, **kw)
     conn.send(info)
     while (n := conn.recv()) is not None:
         conn.send(timed(step)(n))
@@ -104,11 +104,10 @@ def _serve(conn, threads: int, build, args):
 class InProcess:
     """A candidate stepping in a process of its own: fn(n) -> seconds, like timed()."""
 
-    def __init__(self, threads: int, build, *args):
-        self.conn, child = mp.get_context("spawn").Pipe()
-        self.proc = mp.get_context("spawn").Process(
-            target=_serve, args=(child, threads, build, args), daemon=True
-        )
+    def __init__(self, threads: int, build, *args, **kw):
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, threads, build, args, kw), daemon=True)
         self.proc.start()
         self.info = self.conn.recv()  # built (and compiled) when this returns
 
@@ -219,30 +218,27 @@ def bench_shape(name, cfg, batch, shards, tmp, a) -> dict:
     fpt = count(cfg).flops_per_token
     tok_step = batch * cfg.block_size
     th = a.threads
-    auto = InProcess(th, build_trainer, shards, tmp / f"{name}-auto", cfg, batch, "auto", th)
+
+    def trainer(tag: str, dtype: str = "auto", **kw) -> InProcess:
+        return InProcess(
+            th, build_trainer, shards, tmp / f"{name}-{tag}", cfg, batch, dtype, th, **kw
+        )
+
+    auto = trainer("auto")
     fns = {
         "reference float32": InProcess(th, build_reference, shards, cfg, batch),
         f"scalinglab auto ({auto.info['dtype']})": auto,
-        "scalinglab float32": InProcess(
-            th, build_trainer, shards, tmp / f"{name}-f32", cfg, batch, "float32", th
-        ),
+        "scalinglab float32": trainer("f32", "float32"),
+        "auto + system malloc": trainer("sys", malloc="system"),
     }
-    fns["auto + system malloc"] = InProcess(
-        th, build_trainer, shards, tmp / f"{name}-sys", cfg, batch, "auto", th, False, False,
-        "system",
-    )  # fmt: skip
     if a.compile:
         t0 = time.perf_counter()
-        fns["scalinglab auto --compile"] = InProcess(
-            th, build_trainer, shards, tmp / f"{name}-c", cfg, batch, "auto", th, True
-        )
+        fns["scalinglab auto --compile"] = trainer("c", compile=True)
         print(f"{name}: building and compiling took {time.perf_counter() - t0:.1f} s")
     tiny = cfg.n_embd <= 64
     if tiny:
         fns["bare model step float32"] = InProcess(th, build_bare, cfg, batch)
-        fns["loader.next()"] = InProcess(
-            th, build_trainer, shards, tmp / f"{name}-ld", cfg, batch, "float32", th, False, True
-        )
+        fns["loader.next()"] = trainer("ld", "float32", loader=True)
     units = dict.fromkeys(fns, tok_step)
     # The peaks again, interleaved with this shape's candidates: the ratios then hold
     # even when other jobs on the machine come and go between shapes.
