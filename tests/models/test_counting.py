@@ -52,3 +52,44 @@ def test_two_layer_gru_untied_hidden():
 def test_needs_vocab():
     with pytest.raises(ConfigError, match="vocabulary size"):
         count(ModelConfig(), 0)
+
+
+def _torch_counted_flops(cfg: ModelConfig, batch: int, bf16: bool = False) -> int:
+    """FLOPs torch's own counter sees in one forward and backward of the real model."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from scalinglab.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size))
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x, x)[1]
+        loss.backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"tie_embeddings": False, "pos": "rope", "bias": False}, {"n_layer": 3, "n_head": 2}],
+)
+def test_gpt_count_is_what_torch_executes(extra):
+    # torch's FLOP counter sees every linear layer's matmuls (forward, and input and weight
+    # gradients) but not the CPU flash-attention kernel: the count minus its attention
+    # term (QK^T and AV at the full context, 12 * n_layer * n_embd * block_size a token).
+    cfg = ModelConfig(**{"arch": "gpt", "n_layer": 2, "n_head": 3, "n_embd": 24,
+                         "block_size": 32, "vocab_size": 77, "dropout": 0.0} | extra)  # fmt: skip
+    tokens = 4 * cfg.block_size
+    attention = 12 * cfg.n_layer * cfg.n_embd * cfg.block_size * tokens
+    assert _torch_counted_flops(cfg, 4) == count(cfg).flops_per_token * tokens - attention
+
+
+def test_gpt_count_with_explicit_attention_is_exact():
+    # bfloat16 on a CPU computes small attentions as explicit batched matmuls over the full
+    # T x T scores (models/gpt.py causal_attention), which torch's counter does see: then
+    # the whole count, attention included, is exactly what runs.
+    cfg = ModelConfig(arch="gpt", n_layer=2, n_head=2, n_embd=16, block_size=16,
+                      vocab_size=50, dropout=0.0)  # fmt: skip
+    assert _torch_counted_flops(cfg, 3, bf16=True) == count(cfg).flops_per_token * 3 * 16
