@@ -24,17 +24,20 @@ import torch
 from train_throughput import matmul_peaks, peaks_of
 
 
-def study_flops(folder: Path) -> tuple[float, float, int]:
-    """(training FLOPs, summed training seconds, runs) of every result.json under folder."""
-    flops = seconds = 0.0
+def study_flops(folder: Path) -> tuple[float, float, float, int]:
+    """(training FLOPs, summed training seconds, summed trainer wall seconds, runs) of
+    every result.json under folder. A run's wall counts from the trainer's start: its
+    steps, evaluations, checkpoints and setup, not its process start."""
+    flops = seconds = wall = 0.0
     n = 0
     for p in folder.rglob("result.json"):
         r = json.loads(p.read_text())
         if r.get("flops"):
             flops += r["flops"]
             seconds += r.get("train_seconds") or 0.0
+            wall += r.get("wall_seconds") or 0.0
             n += 1
-    return flops, seconds, n
+    return flops, seconds, wall, n
 
 
 def peaks() -> dict:
@@ -67,7 +70,10 @@ def main():
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - t0
-        flops, train_s, n = study_flops(folder)
+        flops, train_s, run_wall, n = study_flops(folder)
+        meta = folder / "study.json"  # the workers the study ran with
+        spec = json.loads(meta.read_text()).get("spec", {}) if meta.exists() else {}
+        workers = a.workers or spec.get("workers", 1)
     cores = os.cpu_count() or 1
     print(f"{folder}: {n} runs, {flops:.3e} training FLOPs")
     for threads, (f32, bf16) in pk.items():
@@ -80,6 +86,13 @@ def main():
         print(
             f"  wall {wall:.0f} s; average {rate / 1e9:.2f} GFLOP/s = {rate / f32_all:.1%} of the "
             f"float32 peak on {cores} cores ({rate / bf16_all:.1%} of bf16)"
+        )
+    if wall and train_s:
+        slots = wall * workers
+        print(
+            f"  where the workers' {slots:.0f} s went: training steps {train_s / slots:.1%}, "
+            f"the trainers' evaluations, checkpoints and setup {(run_wall - train_s) / slots:.1%}, "
+            f"the rest (process starts, idle workers, fits, report) {1 - run_wall / slots:.1%}"
         )
     if train_s:
         per = flops / train_s
