@@ -3,7 +3,7 @@
 For a few (batch, heads, T, head size) shapes, in float32 and bfloat16: torch's
 `F.scaled_dot_product_attention` with its flash kernel (what the trainer uses in
 float32) and with its math backend, scalinglab's explicit attention
-(`models/gpt.py causal_attention`'s batched matmuls with an additive mask, what the
+(`models/gpt.py explicit_causal_attention`'s batched matmuls with an additive mask, what the
 trainer uses in bfloat16 on a CPU), and with `--compile` the same explicit
 attention compiled by inductor. Each figure is the median over interleaved rounds
 of forward + backward milliseconds; outputs and gradients are checked against
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from scalinglab.models.gpt import explicit_causal_attention as explicit
 from scalinglab.train.malloc import keep_freed_memory
 
 SHAPES = [(8, 7, 128, 8), (8, 11, 128, 8), (16, 4, 256, 32), (8, 6, 256, 64)]
@@ -32,17 +33,6 @@ def flash(q, k, v):
 def math(q, k, v):
     with sdpa_kernel(SDPBackend.MATH):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-
-def explicit(q, k, v):
-    """causal_attention's explicit path, whatever the dtype."""
-    b, nh, t, hs = q.shape
-    mask = torch.full((t, t), float("-inf"), dtype=q.dtype).triu(1)
-    scores = torch.baddbmm(
-        mask.expand(b * nh, t, t), q.reshape(b * nh, t, hs), k.reshape(b * nh, t, hs).mT,
-        alpha=hs**-0.5,
-    )  # fmt: skip
-    return torch.bmm(torch.softmax(scores, dim=-1), v.reshape(b * nh, t, hs)).view(b, nh, t, hs)
 
 
 def _out_and_grads(fn, q, k, v) -> list[torch.Tensor]:

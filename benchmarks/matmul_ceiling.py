@@ -5,7 +5,7 @@ never go faster than its matmuls would go with everything else (LayerNorm, GELU,
 softmax, casts, the optimizer, Python) taking no time. This benchmark measures that
 ceiling for each shape:
 
-1. One forward (in the dtype the trainer picks) and backward of scalinglab's model
+1. One step of scalinglab's Trainer (forward in the dtype it picks, backward, update)
    run under a dispatch mode that records every matmul torch executes (mm, addmm,
    bmm, baddbmm) and every CPU flash-attention call (forward and backward), with
    their operands' shapes, strides and dtypes. The recorded FLOPs (attention as the
@@ -89,16 +89,10 @@ class RecordMatmuls(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def record(cfg: ModelConfig, batch: int, dtype: torch.dtype) -> list[tuple]:
-    """The matmuls of one forward and backward of scalinglab's model, as the trainer runs it."""
-    from scalinglab.models.registry import build_model
-
-    model = build_model(cfg)
-    x = torch.randint(0, cfg.vocab_size, (batch, cfg.block_size))
+def record(step) -> list[tuple]:
+    """The matmul and attention calls of one call of the trainer's step, as it runs them."""
     with RecordMatmuls() as rec:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-            loss = model(x, x)[1]
-        loss.backward()
+        step()
     return rec.ops
 
 
@@ -147,11 +141,10 @@ def bench(name, cfg, batch, dtype_name, shards, tmp, a) -> None:
     tokens = batch * cfg.block_size
     step_flops = count(cfg).flops_per_token * tokens
     step, info = build_trainer(shards, tmp / name, cfg, batch, dtype_name, a.threads)
-    dtype = getattr(torch, info["dtype"])
-    ops = record(cfg, batch, dtype)
+    ops = record(step)
     rec = sum(map(op_flops, ops))
     mm, mm_flops = matmul_fns()
-    peak_key = "torch.mm bfloat16" if dtype == torch.bfloat16 else "torch.mm float32 (MKL)"
+    peak_key = "torch.mm bfloat16" if info["dtype"] == "bfloat16" else "torch.mm float32 (MKL)"
     fns = {"step": timed(step), "alone": timed(replay_fn(ops)), "peak": mm[peak_key]}
     units = {"step": step_flops, "alone": step_flops, "peak": mm_flops}
     r = {k: v / 1e9 for k, v in median_rate(fns, units, a.seconds, a.rounds).items()}

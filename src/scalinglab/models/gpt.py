@@ -55,7 +55,7 @@ def causal_attention(q, k, v, dropout_p: float = 0.0):
     backward, explicit 6.9 ms; float32 flash 12.0 ms), so while the score matrix is
     small (CPU_EXPLICIT_MAX_SCORES) it is computed explicitly with batched matmuls.
     """
-    b, nh, t, hs = q.shape
+    b, nh, t, _ = q.shape
     if (
         q.device.type != "cpu"
         or q.dtype != torch.bfloat16
@@ -63,6 +63,12 @@ def causal_attention(q, k, v, dropout_p: float = 0.0):
         or b * nh * t * t > CPU_EXPLICIT_MAX_SCORES
     ):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    return explicit_causal_attention(q, k, v)
+
+
+def explicit_causal_attention(q, k, v):
+    """causal_attention as batched matmuls with an additive mask, softmax, batched matmul."""
+    b, nh, t, hs = q.shape
     mask = _MASKS.get((t, q.dtype))
     if mask is None:  # additive: 0 on and below the diagonal, -inf above
         mask = _MASKS[(t, q.dtype)] = torch.full((t, t), float("-inf"), dtype=q.dtype).triu(1)
