@@ -3,7 +3,10 @@
 - SCALINGLAB_TEST_AUDIT=DIR: every file a worker writes (Python open() for writing,
   os.replace, os.rename) is logged to DIR/writes-rank{RANK}.log;
 - SCALINGLAB_TEST_CRASH=RANK:STEP: that rank dies (os._exit) right after finishing
-  STEP, in torchrun's first attempt only (TORCHELASTIC_RESTART_COUNT=0).
+  STEP, in torchrun's first attempt only (TORCHELASTIC_RESTART_COUNT=0);
+- SCALINGLAB_TEST_THREADS=DIR: once the CLI returns, the names of the worker's
+  native threads are written to DIR/threads-rank{RANK}-attempt{RESTART_COUNT}.txt
+  (a process group still alive shows as gloo's threads).
 """
 
 import builtins
@@ -60,4 +63,13 @@ if __name__ == "__main__":
         _crash(rank, os.environ["SCALINGLAB_TEST_CRASH"])
     from scalinglab.cli import main
 
-    sys.exit(main(sys.argv[1:]))
+    rc = main(sys.argv[1:])
+    if os.environ.get("SCALINGLAB_TEST_THREADS"):
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        names = [(Path("/proc/self/task") / t / "comm").read_text().strip()
+                 for t in os.listdir("/proc/self/task")]  # fmt: skip
+        out = (
+            Path(os.environ["SCALINGLAB_TEST_THREADS"]) / f"threads-rank{rank}-attempt{attempt}.txt"
+        )
+        out.write_text("\n".join(sorted(names)) + "\n")
+    sys.exit(rc)

@@ -48,6 +48,13 @@ def _rows(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def _threads_left(audit: Path, attempt: int = 0) -> dict[int, list[str]]:
+    """Each rank's native threads once its CLI returned, as ddp_entry recorded them."""
+    files = {r: audit / f"threads-rank{r}-attempt{attempt}.txt" for r in range(2)}
+    assert all(f.exists() for f in files.values()), sorted(p.name for p in audit.iterdir())
+    return {r: f.read_text().split() for r, f in files.items()}
+
+
 def _written(audit: Path, rank: int, run: Path) -> set[str]:
     """Names (relative to `run`) of the files a rank wrote inside the run folder."""
     log = audit / f"writes-rank{rank}.log"
@@ -64,9 +71,14 @@ def test_two_processes_follow_one_and_only_rank_0_writes(tmp_path):
     audit.mkdir()
     args = cli_args(data, run, "--steps", "20", "--lr", "3e-3", "--warmup", "5", "--log-every",
                     "1", "--tensorboard")  # fmt: skip
-    proc = torchrun(args, env={"SCALINGLAB_TEST_AUDIT": str(audit)})
+    proc = torchrun(args, env={"SCALINGLAB_TEST_AUDIT": str(audit),
+                               "SCALINGLAB_TEST_THREADS": str(audit)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("completed:") == 1  # rank 0 alone reports
+    # The process group is gone (its gloo threads joined) before the interpreter exits:
+    # threads alive at exit abort the process (the crash-restart flake of issue 24).
+    for rank, names in _threads_left(audit).items():
+        assert not [n for n in names if "gloo" in n], (rank, names)
 
     got = json.loads((run / "result.json").read_text())
     assert got["status"] == "completed" and got["steps"] == 20
@@ -96,9 +108,15 @@ def test_crashed_worker_is_restarted_and_resumes(tmp_path):
     run = tmp_path / "two"
     args = cli_args(data, run, "--model", "lstm", "--steps", "20", "--ckpt-every", "5",
                     "--lr", "3e-3", "--warmup", "5", "--log-every", "1")  # fmt: skip
-    proc = torchrun(args, env={"SCALINGLAB_TEST_CRASH": "1:12"}, restarts=1)
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    env = {"SCALINGLAB_TEST_CRASH": "1:12", "SCALINGLAB_TEST_THREADS": str(audit)}
+    proc = torchrun(args, env=env, restarts=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed" in proc.stderr and "step-00000010" in proc.stderr
+    assert "terminate called" not in proc.stderr
+    for rank, names in _threads_left(audit, attempt=1).items():  # the restarted attempt
+        assert not [n for n in names if "gloo" in n], (rank, names)
     got = json.loads((run / "result.json").read_text())
     assert got["status"] == "completed" and got["steps"] == 20
     rows = _rows(run)

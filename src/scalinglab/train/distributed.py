@@ -22,6 +22,12 @@ The rules the loop keeps through these hooks:
   all-reduced before the update, so no rank steps alone; after each step the
   ranks agree on a SIGTERM stop and on the training-time clock (the --time
   budget and its schedule), so all stop at the same step.
+- **Every rank leaves the group cleanly** (`close`): after a normal end
+  (completed, diverged, budget spent, preempted) the ranks meet at a barrier,
+  so none closes its sockets while a peer still talks to it; then the DDP
+  wrapper is dropped and the group destroyed, which joins gloo's threads while
+  the interpreter is alive. After an error there is no barrier (a peer may be
+  gone), only the teardown.
 """
 
 import contextlib
@@ -35,6 +41,18 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from scalinglab.errors import ConfigError
+
+if dist.is_available():
+    # Imported here, before any process group exists, on purpose. The first
+    # DistributedDataParallel imports this module lazily, and its functions take
+    # `group=group.WORLD` as default arguments, evaluated at import: imported while
+    # a group is live, they keep it referenced for the life of the process, so
+    # destroy_process_group() cannot free it and gloo's worker threads outlive it.
+    # Still running at interpreter exit, those threads abort the process
+    # ("terminate called without an active exception"), and a peer that exits
+    # first makes them log "Connection reset by peer": torchrun then counts a
+    # finished run as failed.
+    import torch.distributed.nn.functional
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +148,22 @@ class Distributed:
         b = state.size(1) // self.world_size
         return state[:, self.rank * b : (self.rank + 1) * b].contiguous()
 
-    def close(self) -> None:
-        if self.owns_group and dist.is_initialized():
+    def close(self, wait_for_peers: bool = True) -> None:
+        """Leave the process group: every rank calls this on every path out of a run.
+
+        `wait_for_peers` (a normal end, which every rank reaches at the same step):
+        first a barrier, so no rank tears down its connections while a peer is still
+        in a collective with it. After an error pass False: a peer may be dead.
+        The DDP wrapper is dropped before the group is destroyed: its reducer holds
+        the group, which is only freed (its threads joined) once nothing refers to it.
+        """
+        self.ddp = None
+        if not (self.owns_group and dist.is_initialized()):
+            return
+        try:
+            if wait_for_peers:
+                dist.barrier()
+        finally:
             dist.destroy_process_group()
             self.owns_group = False
 

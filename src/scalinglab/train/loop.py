@@ -85,13 +85,17 @@ class Trainer:
     # -- the loop ------------------------------------------------------------
 
     def train(self) -> dict:
+        ended = False  # every rank got here without an error: they leave the group together
         try:
             done = self._start()
-            return done if done is not None else self._loop()
+            result = done if done is not None else self._loop()
+            ended = True
+            return result
         finally:
             self.metrics.close()
             self.restore_torch()
-            self.dist.close()
+            self.fwd = self.model  # the DDP wrapper holds the process group
+            self.dist.close(wait_for_peers=ended)
 
     def _loop(self) -> dict:
         bar = Progress(self.progress_enabled and self.dist.is_main, self.total_steps, self.c.step)
