@@ -63,7 +63,7 @@ def run(out: Path, data: Path, name: str, kind: str, workers: int, train="", des
     wall = time.perf_counter() - t0
     rows = runs_table(out / name)
     write_csv(rows, out / name / "runs.csv")
-    law = ScalingLaw("chinchilla").fit(str(out / name / "runs.csv"))
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(str(out / name / "runs.csv"))
     return spec, rows, wall, law
 
 

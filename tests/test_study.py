@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalinglab.errors import SweepError
+from scalinglab.errors import ConfigError, SweepError
+from scalinglab.laws.settings import FitConfig
 from scalinglab.study.builtin import QUICKSTART_TOML
 from scalinglab.study.spec import parse_study
 
@@ -31,7 +32,8 @@ def test_quickstart_design_meets_the_issue():
     assert s.factors == [10, 100, 1000] and s.seed_noise["seeds"]
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
-    assert s.fit.isoflop_curvature == "per-budget" and len(s.seed_noise["seeds"]) >= 2
+    assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
+    assert len(s.seed_noise["seeds"]) >= 2
 
 
 def test_minutes_scales_every_budget():
@@ -50,7 +52,6 @@ def test_minutes_scales_every_budget():
         ({"bogus": 1}, "unknown key(s) bogus"),
         ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor 'magic'"),
         ({"seed_noise": {"budget": 7e11}}, "one of the budgets"),
-        ({"fit": {"isoflop_curvature": "flat"}}, "[fit]: isoflop_curvature 'flat' is not one"),
     ],
 )
 def test_bad_spec_names_the_key(change, message):
@@ -60,6 +61,33 @@ def test_bad_spec_names_the_key(change, message):
     with pytest.raises(SweepError, match="quickstart") as e:
         parse_study(d, "quickstart")
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "fit, message",
+    [
+        ({"curvature": "flat"}, "quickstart [fit]: --curvature 'flat' is not one of per-budget"),
+        # the spelling of study files written before the fit settings became FitConfig
+        ({"isoflop_curvature": "flat"}, "quickstart [fit]: --curvature 'flat' is not one of"),
+        ({"bootstrap": -1}, "quickstart [fit]: --bootstrap must be >= 0, got -1"),
+        ({"bootstrap": "many"}, "quickstart [fit]: --bootstrap must be int, got str 'many'"),
+        ({"resamples": 10}, "quickstart [fit]: unknown key(s) resamples (known: boot_starts,"),
+    ],
+)
+def test_bad_fit_table_is_a_one_line_config_error(fit, message):
+    d = quickstart()
+    d["fit"] = fit
+    with pytest.raises(ConfigError) as e:
+        parse_study(d, "quickstart")
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_fit_table_is_the_fit_config():
+    d = quickstart()
+    d["fit"] = {"bootstrap": 50, "isoflop_curvature": "shared"}
+    assert parse_study(d, "quickstart").fit == FitConfig(bootstrap=50, curvature="shared")
+    del d["fit"]
+    assert parse_study(d, "quickstart").fit == FitConfig()
 
 
 def toy_corpus(path: Path) -> Path:

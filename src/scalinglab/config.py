@@ -67,7 +67,7 @@ class ModelConfig:
     pos: str = _f("learned", "GPT position encoding: learned or rope", choices=("learned", "rope"))
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.arch not in ARCHS:
             raise ConfigError(f"--model {self.arch!r} is not one of {', '.join(ARCHS)}")
         for name in ("n_layer", "n_embd", "block_size"):
@@ -140,7 +140,7 @@ class TrainConfig:
     device: str = _f("auto", "device: auto, cpu, cuda, cuda:N, mps")
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         for name in ("batch_size", "grad_accum"):
             _positive(self, name)
         for name in ("warmup", "steps", "tokens", "eval_every", "eval_tokens", "ckpt_every"):
@@ -236,8 +236,11 @@ def _base_type(tp):
     return tp
 
 
-def _check_types(obj) -> None:
-    """Coerce ints to floats where a float is declared; refuse anything else that mismatches."""
+def check_types(obj) -> None:
+    """Coerce ints to floats where a float is declared; refuse anything else that mismatches.
+
+    Every config dataclass calls it first in its `__post_init__` (scalar fields only; a
+    field's `choices` metadata is checked too)."""
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)

@@ -1,5 +1,6 @@
 """The report on a synthetic study folder drawn from a known law (no training)."""
 
+import dataclasses
 import json
 import math
 import os
@@ -8,6 +9,8 @@ from html.parser import HTMLParser
 import pytest
 
 from scalinglab.cli import main
+from scalinglab.errors import ConfigError
+from scalinglab.laws.settings import FitConfig
 from scalinglab.report import build_report
 from tests.report.synth_runs import LAWS, isoflop_sweep, make_study
 
@@ -177,3 +180,26 @@ def test_too_few_runs_to_fit_still_gives_a_report_that_says_why(tmp_path):
     assert {f["name"] for f in s["figures"]} == {"loss_curves"}  # nothing fitted to show
     html_text = (tmp_path / "report.html").read_text()
     assert "not fitted" in html_text and "No plan" in html_text
+
+
+def test_fit_settings_are_the_studys_fit_config(study):
+    _, _, s = study
+    assert s["fit_settings"] == dataclasses.asdict(FitConfig(bootstrap=20, seed=0, ci_level=0.95))
+
+
+@pytest.mark.parametrize(
+    "fit, message",
+    [
+        ({"bootstrap": -1}, "study.json [fit]: --bootstrap must be >= 0, got -1"),
+        # study.json written before FitConfig spelled the curvature so: it is still read
+        ({"isoflop_curvature": "wobbly"}, "study.json [fit]: --curvature 'wobbly' is not one"),
+        ({"resamples": 3}, "study.json [fit]: unknown key(s) resamples"),
+    ],
+)
+def test_bad_fit_in_study_json_is_named(tmp_path, fit, message):
+    make_study(tmp_path)
+    meta = json.loads((tmp_path / "study.json").read_text())
+    (tmp_path / "study.json").write_text(json.dumps({**meta, "fit": fit}))
+    with pytest.raises(ConfigError) as e:
+        build_report(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path}/{message}")

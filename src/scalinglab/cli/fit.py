@@ -1,11 +1,19 @@
-"""`scalinglab fit RUNS.csv --law LAW`: fit a scaling law, with bootstrap intervals and backtests."""
+"""`scalinglab fit RUNS.csv --law LAW`: fit a scaling law, with bootstrap intervals and backtests.
+
+The fit and table flags are generated from `FitConfig` and `TableConfig`
+(scalinglab.laws.settings): one field, one flag, one default, as in Python.
+"""
 
 ORDER = 50
-
-LAW_CHOICES = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
+# Fields whose flags take a list: add_flags makes scalar flags, these keep their shapes.
+LIST_FIELDS = ("where", "budgets", "run_cols")
 
 
 def register(sub):
+    from scalinglab.config import add_flags
+    from scalinglab.laws.estimator import LAWS
+    from scalinglab.laws.settings import FitConfig, TableConfig
+
     p = sub.add_parser(
         "fit",
         help="fit a scaling law to a runs table (any CSV), with bootstrap intervals",
@@ -17,90 +25,30 @@ def register(sub):
         "runs", nargs="+", help="runs table CSV (for --law envelope: a curves CSV or run folders)"
     )
     p.add_argument(
-        "--law", choices=LAW_CHOICES, default="chinchilla", help="law to fit (default chinchilla)"
+        "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
     )
-    p.add_argument("--n-col", help="column holding N (parameters)")
-    p.add_argument("--d-col", help="column holding D (training tokens)")
-    p.add_argument(
-        "--c-col", help="column holding C (training FLOPs; default 'flops' when present)"
-    )
-    p.add_argument("--loss-col", help="column holding the loss (nats/token)")
-    p.add_argument("--budget-col", help="isoflop: column holding each run's compute budget")
-    p.add_argument(
-        "--budgets",
-        type=float,
-        nargs="+",
-        help="isoflop: snap each run's C to the nearest of these budgets",
-    )
-    p.add_argument(
-        "--curvature",
-        choices=("per-budget", "shared"),
-        default="per-budget",
-        help="isoflop: one parabola per budget (Hoffmann et al.), or parabolas that share "
-        "one curvature (steadier optima from few noisy sizes per budget)",
-    )
-    p.add_argument(
-        "--n-kind",
-        choices=("params", "params_nonembed"),
-        default="params",
-        help="which N of our runs tables (default params)",
-    )
-    p.add_argument(
-        "--where",
-        action="append",
-        default=[],
-        metavar="COL=VALUE",
-        help="keep rows where COL=VALUE (or COL!=VALUE); repeatable",
-    )
-    p.add_argument(
-        "--drop-highest",
-        type=int,
-        default=0,
-        metavar="K",
-        help="drop the K highest-loss rows (Besiroglu et al. drop 5)",
-    )
-    p.add_argument(
-        "--no-floor",
-        action="store_true",
-        help="power-*: fit L = (X_c/X)^alpha with no irreducible loss E",
-    )
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=1000,
-        metavar="K",
-        help="bootstrap resamples (default 1000; 0 for none)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--ci-level", type=float, default=0.95, help="confidence level of the intervals")
-    p.add_argument(
-        "--huber-delta", type=float, default=1e-3, help="Huber delta on log-loss residuals"
-    )
-    p.add_argument(
-        "--boot-starts",
-        type=int,
-        default=1,
-        help="starts per bootstrap refit (best distinct optima of the grid)",
-    )
-    p.add_argument(
-        "--no-prune", action="store_true", help="run every start of the grid to convergence"
-    )
-    p.add_argument(
-        "--run-col",
-        action="append",
-        default=None,
-        help="envelope: column(s) identifying a run (default run_id)",
-    )
-    p.add_argument(
-        "--envelope-points", type=int, default=100, help="envelope: log-spaced compute values"
-    )
-    g = p.add_mutually_exclusive_group()
+    add_flags(p, FitConfig)
+    add_flags(p, TableConfig, skip=LIST_FIELDS)
+    g = p.add_argument_group("TableConfig lists")
     g.add_argument(
+        "--where", action="append", default=None, metavar="COL=VALUE",
+        help="keep rows where COL=VALUE (or COL!=VALUE); repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--budgets", type=float, nargs="+", default=None,
+        help="isoflop: snap each run's C to the nearest of these budgets",
+    )  # fmt: skip
+    g.add_argument(
+        "--run-col", dest="run_cols", action="append", default=None,
+        help="envelope: column(s) identifying a run (default run_id); repeatable",
+    )  # fmt: skip
+    h = p.add_mutually_exclusive_group()
+    h.add_argument(
         "--holdout-frac",
         type=float,
         help="backtest: hold out this fraction of the most expensive runs",
     )
-    g.add_argument(
+    h.add_argument(
         "--holdout-above",
         type=float,
         metavar="FLOPS",
@@ -113,46 +61,25 @@ def register(sub):
 
 def run(args):
     from scalinglab.cli._util import print_json
+    from scalinglab.config import flags_given
     from scalinglab.errors import ConfigError
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws import ScalingLaw
     from scalinglab.laws.backtest import backtest
-    from scalinglab.laws.estimator import TABLE_KEYS
+    from scalinglab.laws.settings import CSV_KEYS, FitConfig, TableConfig
     from scalinglab.laws.table import read_csv
 
-    law = ScalingLaw(
-        args.law,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        ci_level=args.ci_level,
-        floor=not args.no_floor,
-        huber_delta=args.huber_delta,
-        boot_starts=args.boot_starts,
-        prune=not args.no_prune,
-        budgets=args.budgets,
-        curvature=args.curvature,
-        envelope_points=args.envelope_points,
-        run_cols=tuple(args.run_col or ("run_id",)),
-        n_col=args.n_col,
-        d_col=args.d_col,
-        c_col=args.c_col,
-        loss_col=args.loss_col,
-        budget_col=args.budget_col,
-        n_kind=args.n_kind,
-        where=args.where,
-        drop_highest=args.drop_highest,
-    )
+    law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
     if args.law == "envelope":
         law.fit(args.runs[0] if len(args.runs) == 1 else list(args.runs))
     else:
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
-        need = ("N", "D", "C")
         table = (
             read_csv(
                 args.runs[0],
-                need=need if args.law != "power-c" else ("C",),
-                **{k: law.settings[k] for k in TABLE_KEYS},
+                need=("N", "D", "C") if args.law != "power-c" else ("C",),
+                **{k: law.settings[k] for k in CSV_KEYS},
             )
             if args.law != "isoflop"
             else args.runs[0]

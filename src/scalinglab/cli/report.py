@@ -16,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("dir", metavar="DIR", help="a study folder, a sweep folder or a folder of runs")
     p.add_argument(
         "--bootstrap", type=int, default=None, metavar="K",
-        help="bootstrap resamples of every fit (default: the study's setting, else 200)",
+        help="bootstrap resamples of every fit (default: the study's setting, else 1000)",
     )  # fmt: skip
     p.set_defaults(func=run)
 

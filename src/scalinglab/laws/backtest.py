@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws.estimator import ScalingLaw
 from scalinglab.laws.table import as_table
 
 
@@ -36,8 +37,6 @@ def split_by_compute(C, holdout_frac=None, holdout_above=None):
 
 def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap=200):
     """Fit a fresh copy of `law` (a ScalingLaw) on the cheap runs; score the expensive ones."""
-    from scalinglab.laws.estimator import ScalingLaw
-
     if law.law in ("isoflop", "envelope"):
         raise ConfigError(f"--law {law.law}: a backtest needs a law that predicts each run's loss")
     t = as_table(table)

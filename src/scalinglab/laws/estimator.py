@@ -8,6 +8,7 @@ Learned values end in `_`; using an unfitted estimator raises FitError.
 estimator from it (JSON only).
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,91 +19,38 @@ from scalinglab.laws import warn
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import make_form
-from scalinglab.laws.isoflop import CURVATURES, fit_isoflop
+from scalinglab.laws.isoflop import fit_isoflop
+from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.report import render_report
+from scalinglab.laws.settings import CSV_KEYS, split_settings
 from scalinglab.laws.table import as_table
 
 LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
 FORMAT_VERSION = 1
-# The settings that say how a runs table is read (passed on to table.read_csv).
-TABLE_KEYS = (
-    "n_col",
-    "d_col",
-    "c_col",
-    "loss_col",
-    "budget_col",
-    "n_kind",
-    "where",
-    "drop_highest",
-)
 
 
 class ScalingLaw:
-    def __init__(
-        self,
-        law="chinchilla",
-        *,
-        bootstrap=0,
-        seed=0,
-        ci_level=0.95,
-        floor=True,
-        huber_delta=1e-3,
-        boot_starts=1,
-        prune=True,
-        budgets=None,
-        curvature="per-budget",
-        envelope_points=100,
-        run_cols=("run_id",),
-        n_col=None,
-        d_col=None,
-        c_col=None,
-        loss_col=None,
-        budget_col=None,
-        n_kind="params",
-        where=(),
-        drop_highest=0,
-    ):
+    """A law and its fit settings; `fit(table)` learns `params_`, `ci_`, `samples_`, ...
+
+    `settings` are the fields of `FitConfig` (bootstrap, seed, ci_level, curvature,
+    floor, huber_delta, boot_starts, prune, envelope_points) and of `TableConfig`
+    (n_col, d_col, c_col, loss_col, budget_col, n_kind, where, drop_highest, budgets,
+    run_cols), with their defaults (scalinglab.laws.settings); an unknown one raises.
+    """
+
+    def __init__(self, law="chinchilla", **settings):
         if law not in LAWS:
             raise ConfigError(f"--law {law!r} is not one of {', '.join(LAWS)}")
-        if bootstrap < 0:
-            raise ConfigError(f"--bootstrap must be >= 0, got {bootstrap}")
-        if not 0 < ci_level < 1:
-            raise ConfigError(f"--ci-level must be in (0, 1), got {ci_level}")
-        if huber_delta <= 0:
-            raise ConfigError(f"--huber-delta must be > 0, got {huber_delta}")
-        if curvature not in CURVATURES:
-            raise ConfigError(f"--curvature {curvature!r} is not one of {', '.join(CURVATURES)}")
-        if drop_highest < 0:
-            raise ConfigError(f"--drop-highest must be >= 0, got {drop_highest}")
+        fit, table = split_settings(settings)
         self.law = law
-        self.settings = {
-            "bootstrap": int(bootstrap),
-            "seed": int(seed),
-            "ci_level": float(ci_level),
-            "floor": bool(floor),
-            "huber_delta": float(huber_delta),
-            "boot_starts": int(boot_starts),
-            "prune": bool(prune),
-            "budgets": list(budgets) if budgets else None,
-            "curvature": curvature,
-            "envelope_points": int(envelope_points),
-            "run_cols": list(run_cols),
-            "n_col": n_col,
-            "d_col": d_col,
-            "c_col": c_col,
-            "loss_col": loss_col,
-            "budget_col": budget_col,
-            "n_kind": n_kind,
-            "where": list(where or ()),
-            "drop_highest": int(drop_highest),
-        }
+        self.settings = {**dataclasses.asdict(fit), **dataclasses.asdict(table)}
 
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
         s = self.settings
         if self.law == "envelope":
             return self._fit_envelope(table)
-        mapping = {k: s[k] for k in TABLE_KEYS}
+        mapping = {k: s[k] for k in CSV_KEYS}
         if self.law in ("chinchilla", "kaplan"):
             need = ("N", "D")
         elif self.law == "isoflop":
@@ -146,7 +94,7 @@ class ScalingLaw:
         if res["samples"] is not None:
             sn = form.natural(res["ctx"], res["samples"])
             samples = {**sn, **form.derived(sn)}
-        self._set_uncertainty(samples)
+        self.set_uncertainty(samples)
         self.warnings_ = warn.parametric(self, form, t, res)
 
     def _fit_isoflop(self, t):
@@ -156,7 +104,7 @@ class ScalingLaw:
             budgets=s["budgets"],
             bootstrap=s["bootstrap"],
             seed=s["seed"],
-            curvature=s.get("curvature", "per-budget"),
+            curvature=s["curvature"],
         )
         self.params_ = {**res["point"], **res["per_budget"]}
         self.derived_ = {}
@@ -167,7 +115,7 @@ class ScalingLaw:
         samples = None
         if res["samples"] is not None:
             samples = {**res["samples"], **res["per_budget_samples"]}
-        self._set_uncertainty(samples)
+        self.set_uncertainty(samples)
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a",))
 
     def _fit_envelope(self, curves):
@@ -195,11 +143,15 @@ class ScalingLaw:
         self.converged_ = True
         self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
         self.data_ = {"source": curves.source, "sha256": "", "rows": res["n_runs"]}
-        self._set_uncertainty(res["samples"])
+        self.set_uncertainty(res["samples"])
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
         return self
 
-    def _set_uncertainty(self, samples):
+    def set_uncertainty(self, samples):
+        """Bootstrap draws {name: (K,) array} -> samples_, stderr_ and ci_ (None: no draws).
+
+        The fitters call it; so does code that draws a law's parameters its own way
+        (the study's frontier, from the IsoFLOP bootstrap)."""
         self.samples_ = None
         self.stderr_, self.ci_ = {}, {}
         if samples is None:
@@ -217,7 +169,8 @@ class ScalingLaw:
                 self.ci_[k] = [float(lo), float(hi)]
 
     # ------------------------------------------------------------------ using a fit
-    def _check(self):
+    def check_fitted(self):
+        """Raise FitError unless fit() (or load_fit) has given this estimator its params_."""
         if not hasattr(self, "params_"):
             raise FitError(f"this ScalingLaw({self.law!r}) is not fitted: call .fit(table) first")
 
@@ -233,7 +186,7 @@ class ScalingLaw:
 
     def predict(self, N=None, D=None, C=None, return_ci=False):
         """Predicted loss; with return_ci, also the bootstrap percentile interval (lo, hi)."""
-        self._check()
+        self.check_fitted()
         args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
         pred = self._predict_with(self.params_, *args)
         if not return_ci:
@@ -249,17 +202,14 @@ class ScalingLaw:
 
     def optimal(self, C):
         """Compute-optimal allocation at FLOPs C: dict of params, tokens, loss (+ *_ci)."""
-        self._check()
-        from scalinglab.plan.allocate import optimal_allocation
-
         return optimal_allocation(self, C)
 
     def report(self) -> str:
-        self._check()
+        self.check_fitted()
         return render_report(self)
 
     def to_json(self) -> dict:
-        self._check()
+        self.check_fitted()
         out = {
             "format_version": FORMAT_VERSION,
             "kind": "scalinglab.fit",
@@ -330,4 +280,6 @@ def load_fit(path) -> ScalingLaw:
             }
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"{path}: malformed fit.json ({exc!r})") from None
+    except ConfigError as exc:  # a setting no fit.json of this format has
+        raise DataError(f"{path}: malformed fit.json ({exc})") from None
     return law

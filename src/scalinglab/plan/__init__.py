@@ -1,5 +1,10 @@
-"""Compute-optimal planning from a fitted law (a ScalingLaw or a fit.json)."""
+"""Planning from fitted laws: the compute for a target loss, a fixed model size, and the
+analysis that turns a study's fits into a plan and a prediction (`plan.analysis`).
 
-from scalinglab.plan.allocate import fixed_params, optimal_allocation, target_loss
+`optimal_allocation` is the law's own algebra (scalinglab.laws.optimal), offered here too.
+"""
+
+from scalinglab.laws.optimal import optimal_allocation
+from scalinglab.plan.allocate import fixed_params, target_loss
 
 __all__ = ["fixed_params", "optimal_allocation", "target_loss"]

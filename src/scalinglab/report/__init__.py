@@ -4,8 +4,6 @@ from scalinglab.report import build_report
 summary = build_report("runs/study")     # writes report.html, summary.json, *.png
 """
 
+from scalinglab.report.build import build_report
 
-def build_report(root, bootstrap=None) -> dict:
-    from scalinglab.report.build import build_report as _build
-
-    return _build(root, bootstrap=bootstrap)
+__all__ = ["build_report"]

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from scalinglab.errors import DataError, FitError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.laws.settings import fit_config
+from scalinglab.plan import analysis as an
 from scalinglab.report import collect as col
 from scalinglab.report import figures, sections
 from scalinglab.report.html import page
-from scalinglab.study import analysis as an
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -123,9 +124,9 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
     root = Path(root)
     c = col.collect(root)
     meta = c.study
-    fs = an.FitSettings(**meta.get("fit", {}))
+    fs = fit_config(meta.get("fit", {}), f"{root / col.STUDY_JSON} [fit]")
     if bootstrap is not None:
-        fs.bootstrap = bootstrap
+        fs = dataclasses.replace(fs, bootstrap=bootstrap)
     predictor = meta.get("predictor", "chinchilla")
     factors = meta.get("plan_factors", list(DEFAULT_FACTORS))
     fits = {

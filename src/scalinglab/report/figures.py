@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from scalinglab.study.analysis import PUBLISHED, ArchFits
+from scalinglab.plan.analysis import PUBLISHED, ArchFits
 
 ARCH_COLORS = {"gpt": "#1f5fbf", "lstm": "#c0392b", "gru": "#2e8b57", "rnn_tanh": "#8e44ad"}
 ARCH_NAMES = {"gpt": "GPT", "lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}

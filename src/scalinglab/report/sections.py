@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from scalinglab.plan.analysis import PUBLISHED
 from scalinglab.report.figures import name
 from scalinglab.report.html import card, esc, figure, interval, num, table
-from scalinglab.study.analysis import PUBLISHED
 
 
 def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[str]:
@@ -143,7 +143,7 @@ def _fits(fits: dict, fs: dict) -> str:
         f"({fs['bootstrap']} resamples, seed {fs['seed']}). IsoFLOP optima: "
         + (
             "parabolas in log N sharing one curvature across budgets."
-            if fs.get("isoflop_curvature") == "shared"
+            if fs.get("curvature") == "shared"
             else "one parabola in log N per budget."
         )
         + "</p>"

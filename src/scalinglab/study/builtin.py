@@ -72,8 +72,8 @@ seeds = [1, 2]                  # one run is one draw: measured here, ~1% apart
 factors = [10, 100, 1000]       # multiples of the largest GPT budget
 
 [fit]
-bootstrap = 200
+bootstrap = 1000                 # resamples (the default everywhere: scalinglab fit, Python)
 seed = 0
 ci_level = 0.95
-isoflop_curvature = "per-budget"  # a parabola per budget (Hoffmann et al.); or "shared"
+curvature = "per-budget"         # a parabola per budget (Hoffmann et al.); or "shared"
 """

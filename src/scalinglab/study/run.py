@@ -31,8 +31,8 @@ from pathlib import Path
 from scalinglab.config import dumps_toml
 from scalinglab.errors import FitError, SweepError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.plan import analysis as an
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
-from scalinglab.study import analysis as an
 from scalinglab.study.spec import StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.design import PlannedRun

@@ -33,8 +33,8 @@
     [plan]
     factors = [10, 100, 1000]     # multiples of the largest budget swept
 
-    [fit]
-    bootstrap = 200
+    [fit]                         # scalinglab.laws.settings.FitConfig: the `fit` flags
+    bootstrap = 1000
 """
 
 import copy
@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.config import ARCHS, load_toml
-from scalinglab.errors import FitError, SweepError
-from scalinglab.study.analysis import PREDICTORS, FitSettings
+from scalinglab.errors import SweepError
+from scalinglab.laws.settings import FitConfig, fit_config
+from scalinglab.plan.analysis import PREDICTORS
 
 FORMAT_VERSION = 1
 TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train", "shape",
@@ -65,7 +66,7 @@ class StudySpec:
     backtest: dict
     seed_noise: dict | None
     factors: list[float]
-    fit: FitSettings
+    fit: FitConfig
     raw: dict
 
     def scaled(self, minutes: float) -> "StudySpec":
@@ -164,11 +165,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         if not sn["seeds"] or not all(isinstance(x, int) for x in sn["seeds"]):
             raise _err(w, f"seeds must be a list of integers, got {sn['seeds']!r}")
     factors = _table(d, "plan", where, required=False).get("factors", [10, 100, 1000])
-    fit = _table(d, "fit", where, required=False)
-    try:
-        fs = FitSettings(**fit)
-    except (TypeError, FitError) as exc:
-        raise _err(f"{where} [fit]", str(exc)) from None
+    fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
     workers = d.get("workers", 2)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise _err(where, f"workers must be a positive integer, got {workers!r}")

@@ -1,5 +1,6 @@
 """From runs to conclusions: the fits, the frontier, the plan, the seed noise and the
 backtest's prediction. No torch and no plotting here; the study and the report share it.
+The fits take their settings from one `FitConfig` (a study's [fit] table).
 
 - `isoflop` (Hoffmann Approach 2) per architecture on its IsoFLOP runs: N_opt(C),
   D_opt(C) and the frontier loss L_opt(C) at each budget (parabola vertices).
@@ -14,34 +15,21 @@ backtest's prediction. No torch and no plotting here; the study and the report s
   interval that adds the seed noise, since one new run is one draw.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import norm
 
 from scalinglab.errors import FitError
 from scalinglab.laws import ScalingLaw
-from scalinglab.laws.isoflop import CURVATURES, loglog_fit
+from scalinglab.laws.isoflop import loglog_fit
+from scalinglab.laws.settings import FitConfig
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
 PUBLISHED = {"Chinchilla (Hoffmann 2022)": 0.50, "Kaplan 2020": 0.73}
 PREDICTORS = ("chinchilla", "frontier")
-
-
-@dataclass
-class FitSettings:
-    bootstrap: int = 200
-    """Bootstrap resamples of every fit."""
-    seed: int = 0
-    ci_level: float = 0.95
-    isoflop_curvature: str = "per-budget"
-    """"per-budget" (Hoffmann et al.'s parabola per budget) or "shared" (one curvature)."""
-
-    def __post_init__(self):
-        if self.isoflop_curvature not in CURVATURES:
-            raise FitError(
-                f"isoflop_curvature {self.isoflop_curvature!r} is not one of {', '.join(CURVATURES)}"
-            )
 
 
 @dataclass
@@ -84,14 +72,14 @@ def _table(rows: list[dict]) -> list[dict]:
     return out
 
 
-def fit_arch(arch: str, rows: list[dict], s: FitSettings) -> ArchFits:
+def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
     """Every law that the runs of one architecture support; failures are recorded."""
     rows = completed(rows)
     out = ArchFits(arch, rows)
-    kw = {"bootstrap": s.bootstrap, "seed": s.seed, "ci_level": s.ci_level}
+    kw = dataclasses.asdict(s)
     iso_rows = [r for r in _table(rows) if "budget" in r]
     try:
-        iso = ScalingLaw("isoflop", curvature=s.isoflop_curvature, **kw)
+        iso = ScalingLaw("isoflop", **kw)
         out.isoflop = iso.fit(iso_rows) if iso_rows else None
         if out.isoflop is None:
             out.errors["isoflop"] = "no IsoFLOP runs (no budget column)"
@@ -116,7 +104,7 @@ def _budgets(iso: ScalingLaw) -> list[float]:
     return sorted(float(k.split("@")[1]) for k in iso.params_ if k.startswith("L_opt@"))
 
 
-def fit_frontier(iso: ScalingLaw, s: FitSettings) -> tuple[ScalingLaw, list[dict]]:
+def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]:
     """power-c (no floor) through the IsoFLOP vertices, with the IsoFLOP bootstrap."""
     pts = []
     for c in _budgets(iso):
@@ -125,7 +113,8 @@ def fit_frontier(iso: ScalingLaw, s: FitSettings) -> tuple[ScalingLaw, list[dict
             pts.append({"C": c, "L": L, "L_ci": iso.ci_.get(f"L_opt@{c:g}")})
     if len(pts) < 2:
         raise FitError("the frontier needs the loss minimum of at least 2 budgets")
-    law = ScalingLaw("power-c", floor=False, bootstrap=0, seed=s.seed, ci_level=s.ci_level)
+    # the point fit only: its draws come from the IsoFLOP bootstrap below
+    law = ScalingLaw("power-c", **{**dataclasses.asdict(s), "floor": False, "bootstrap": 0})
     law.fit([{"C": p["C"], "L": p["L"]} for p in pts])
     if iso.samples_ is not None:
         draws = np.column_stack([iso.samples_.get(f"L_opt@{p['C']:g}") for p in pts])
@@ -134,7 +123,7 @@ def fit_frontier(iso: ScalingLaw, s: FitSettings) -> tuple[ScalingLaw, list[dict
             # log L = α log C_c − α log C  =>  α = −slope, C_c = exp(icpt / α)
             alpha = -slope
             cc = np.exp(icpt / alpha)
-        law._set_uncertainty({"alpha": alpha, "C_c": cc})
+        law.set_uncertainty({"alpha": alpha, "C_c": cc})
         law.settings["bootstrap"] = int(draws.shape[0])
         law.conventions_["bootstrap"] = "IsoFLOP: runs resampled within each budget"
     return law, pts
@@ -221,8 +210,6 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dic
 
 def predictive_interval(pred: dict, noise: dict | None, ci_level: float) -> list[float] | None:
     """The fit interval widened by the seed noise (added in quadrature, each side)."""
-    from scipy.stats import norm
-
     p = pred["predicted_loss"]
     lo, hi = pred.get("fit_interval") or (p, p)
     sd = (noise or {}).get("rel_std", 0.0) * p

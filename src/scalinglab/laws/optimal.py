@@ -1,0 +1,96 @@
+"""The compute-optimal allocation of a fitted law: N_opt, D_opt and L_opt at a budget C.
+
+Chinchilla (C = 6ND): minimising A/N^α + B/D^β under D = C/(6N) gives
+N_opt = G·(C/6)^(β/(α+β)), D_opt = (C/6)/N_opt with G = (αA/(βB))^(1/(α+β)).
+IsoFLOP / envelope fits use their power laws N_opt = k_N·C^a, D_opt = k_D·C^b
+(and L_opt = k_L·C^a_L for isoflop). Every quantity is also computed for each
+bootstrap draw of the fit, and its percentile interval reported as `*_ci`.
+
+It is the law's own algebra (`ScalingLaw.optimal`); scalinglab.plan builds the
+compute for a target loss and the fixed-size comparison on it.
+"""
+
+import warnings
+
+import numpy as np
+
+from scalinglab.errors import ConfigError
+
+KEYS = ("flops", "params", "tokens", "tokens_per_param", "loss")
+
+
+def allocate(law_name: str, p, C):
+    """(N, D, L) at compute C under parameters p (floats, or (K, 1) arrays of draws)."""
+    if law_name == "chinchilla":
+        a, b = p["alpha"], p["beta"]
+        G = (a * p["A"] / (b * p["B"])) ** (1.0 / (a + b))
+        N = G * (C / 6.0) ** (b / (a + b))
+        D = (C / 6.0) / N
+        L = p["E"] + p["A"] / N**a + p["B"] / D**b
+    elif law_name in ("isoflop", "envelope"):
+        N = p["k_N"] * C ** p["a"]
+        D = p["k_D"] * C ** p["b"]
+        L = p["k_L"] * C ** p["a_L"] if "k_L" in p else np.full(np.shape(N), np.nan)
+    else:
+        raise ConfigError(
+            f"law {law_name!r} has no compute-optimal allocation; use chinchilla, isoflop or envelope"
+        )
+    return N, D, L
+
+
+def percentile_interval(draws, ci_level: float):
+    """(lo, hi) percentiles of draws along axis 0; non-finite draws are left out."""
+    q = 100 * (1 - ci_level) / 2
+    with warnings.catch_warnings():  # an all-NaN column (no loss law) gives a NaN interval
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(np.where(np.isfinite(draws), draws, np.nan), [q, 100 - q], axis=0)
+    return lo, hi
+
+
+def finite_or_none(x):
+    """A float, or None where it is not finite (JSON has no NaN)."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def draw_columns(law):
+    """The fit's bootstrap draws as (K, 1) columns (they broadcast against budgets), or None."""
+    if law.samples_ is None:
+        return None
+    return {k: v[:, None] for k, v in law.samples_.items()}
+
+
+def _rows(law, C, N, D, L, draws):
+    vals = {"flops": C, "params": N, "tokens": D, "tokens_per_param": D / N, "loss": L}
+    cis = {}
+    if draws is not None:
+        Nd, Dd, Ld, Cd = draws
+        dvals = {"flops": Cd, "params": Nd, "tokens": Dd, "tokens_per_param": Dd / Nd, "loss": Ld}
+        shape = np.broadcast_shapes(Nd.shape, (1, len(C)))
+        level = law.settings["ci_level"]
+        cis = {k: percentile_interval(np.broadcast_to(v, shape), level) for k, v in dvals.items()}
+    out = []
+    for i in range(len(C)):
+        row = {k: finite_or_none(vals[k][i]) for k in KEYS}
+        for k, (lo, hi) in cis.items():
+            row[f"{k}_ci"] = [finite_or_none(lo[i]), finite_or_none(hi[i])]
+        out.append(row)
+    return out
+
+
+def optimal_allocation(law, C):
+    """Compute-optimal N, D, tokens per parameter and loss at each FLOP budget C."""
+    law.check_fitted()
+    Cs = np.atleast_1d(np.asarray(C, dtype=float))
+    if np.any(~np.isfinite(Cs) | (Cs <= 0)):
+        raise ConfigError(f"--flops must be positive numbers, got {C}")
+    N, D, L = allocate(law.law, law.params_, Cs)
+    draws = None
+    s = draw_columns(law)
+    if s is not None:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            draws = (*allocate(law.law, s, Cs[None, :]), np.broadcast_to(Cs, (1, len(Cs))))
+    rows = _rows(law, Cs, N, D, L, draws)
+    for r in rows:
+        r.pop("flops_ci", None)  # the budget is given, not estimated
+    return rows[0] if np.ndim(C) == 0 else rows
