@@ -145,7 +145,7 @@ def test_measured_centre_parabola_vertex():
 
 def test_sweep_identity_is_the_trainers_run_id():
     from scalinglab.config import ModelConfig, RunConfig, TrainConfig
-    from scalinglab.train.setup import run_id
+    from scalinglab.runfolder import run_id
 
     cfg = RunConfig(ModelConfig(n_embd=32, n_head=4), TrainConfig(data="x", steps=5))
     assert design.run_hash(cfg, "abc").startswith(run_id(cfg, "abc"))

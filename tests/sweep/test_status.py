@@ -4,20 +4,8 @@ import pytest
 
 from scalinglab.sweep.driver import make_plan
 from scalinglab.sweep.spec import load_spec
-from scalinglab.sweep.status import SweepProgress, tail_metrics
+from scalinglab.sweep.status import SweepProgress
 from tests.sweep.conftest import write_spec
-
-
-def test_tail_metrics_keeps_latest_of_each_key(tmp_path):
-    p = tmp_path / "metrics.jsonl"
-    lines = [
-        {"step": 10, "tokens": 640, "train_loss": 3.0},
-        {"step": 20, "tokens": 1280, "train_loss": 2.5, "val_loss": 2.7},
-        {"step": 30, "tokens": 1920, "train_loss": 2.2},
-    ]
-    p.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 4')  # torn last line
-    assert tail_metrics(p) == {"step": 30, "tokens": 1920, "train_loss": 2.2, "val_loss": 2.7}
-    assert tail_metrics(tmp_path / "absent") == {}
 
 
 def test_progress_counts_rows_and_eta(tmp_path, shards):

@@ -1,6 +1,8 @@
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -190,3 +192,48 @@ def test_completed_run_is_not_trained_again(tmp_path):
     again = train(cfg, tmp_path / "run")
     assert again == first
     assert (tmp_path / "run/metrics.jsonl").read_text() == lines
+
+
+def test_checkpoints_record_their_run_and_another_runs_is_refused(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    mine = train(tiny_cfg(data, steps=4), tmp_path / "mine")
+    ckpt = checkpoint.latest(tmp_path / "mine/ckpt")
+    manifest = checkpoint.read_manifest(ckpt)
+    assert manifest["run_id"] == mine["run_id"] and len(manifest["lineage_id"]) == 12
+    # another run (another peak LR) finds this checkpoint in its folder
+    shutil.copytree(tmp_path / "mine/ckpt", tmp_path / "other/ckpt")
+    other = tiny_cfg(data, steps=8, lr=1e-3)
+    with pytest.raises(CheckpointError) as err:
+        train(other, tmp_path / "other")
+    want = (
+        f"{tmp_path / 'other/ckpt/step-00000004'}: this checkpoint belongs to run "
+        f"{mine['run_id']}, not to this run ([0-9a-f]{{12}}); "
+        "use a new --out folder or that run's settings"
+    )
+    m = re.fullmatch(want, str(err.value))
+    assert m and m[1] != mine["run_id"]
+    assert not (tmp_path / "other/result.json").exists()
+    # the same run with a larger budget continues from it
+    longer = train(tiny_cfg(data, steps=8), tmp_path / "mine")
+    assert longer["status"] == "completed" and longer["steps"] == 8
+    assert longer["run_id"] != mine["run_id"]
+
+
+def test_an_old_checkpoint_without_its_run_still_resumes(tmp_path, monkeypatch):
+    """Checkpoints written before they recorded run_id and lineage_id resume as before."""
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, steps=12, ckpt_every=4)
+    ref = train(cfg, tmp_path / "ref")
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _crash_at(m, 9)
+        with pytest.raises(Crash):
+            train(cfg, run)
+    path = checkpoint.latest(run / "ckpt")
+    old = checkpoint.read_manifest(path)
+    old = {k: v for k, v in old.items() if k not in ("run_id", "lineage_id")}
+    (path / checkpoint.MANIFEST).write_text(json.dumps(old))
+    assert checkpoint.verify(path) is None
+    resumed = train(cfg, run)
+    assert resumed["steps"] == 12 and resumed["val_loss"] == ref["val_loss"]
+    _assert_bitwise_equal(_weights(tmp_path / "ref"), _weights(run))

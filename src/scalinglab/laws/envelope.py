@@ -13,11 +13,11 @@ whole runs (curves), as the issue asks for curve data.
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
+from scalinglab import runfolder
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.isoflop import loglog_fit
 from scalinglab.laws.table import ALIASES, _decode, _find, _numbers
@@ -72,19 +72,18 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
 def read_run_folders(folders):
     runs = []
     for folder in map(Path, folders):
-        res, met = folder / "result.json", folder / "metrics.jsonl"
+        res, met = folder / runfolder.RESULT, folder / runfolder.METRICS
         if not res.is_file() or not met.is_file():
             raise DataError(f"{folder}: a run folder needs result.json and metrics.jsonl")
+        result = runfolder.read_result(folder)
+        if result is None:
+            raise DataError(f"{res}: not a JSON object")
         try:
-            N = float(json.loads(res.read_text())["params"])
+            N = float(result["params"])
         except (KeyError, ValueError, TypeError) as exc:
             raise DataError(f"{res}: no numeric 'params' ({exc})") from None
         pts = []
-        for i, line in enumerate(met.read_text().splitlines(), 1):
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{met}: line {i}: not JSON") from None
+        for rec in runfolder.read_metrics(folder, strict=True):
             loss = rec.get("val_loss")
             if loss is not None and rec.get("flops") and rec.get("tokens"):
                 pts.append((float(rec["flops"]), float(rec["tokens"]), float(loss)))

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalinglab.config import load_toml
-from scalinglab.errors import DataError, ScalingLabError
+from scalinglab import runfolder
+from scalinglab.errors import DataError
 from scalinglab.sweep.table import find_run_dirs, run_row
 
 STUDY_JSON = "study.json"
@@ -55,13 +55,7 @@ def read_json(path: Path, what: str) -> dict:
 
 
 def _seed(run_dir: Path):
-    for name in ("config.toml", "run.toml"):
-        if (run_dir / name).exists():
-            try:
-                return load_toml(run_dir / name).get("train", {}).get("seed")
-            except ScalingLabError:
-                return None
-    return None
+    return (runfolder.read_config_dict(run_dir) or {}).get("train", {}).get("seed")
 
 
 def _rows(folder: Path, role: str) -> list[dict]:
@@ -104,18 +98,7 @@ def read_curve(run_dir: str | Path) -> dict:
     and the final validation loss."""
     tokens, flops, loss = [], [], []
     final = None
-    path = Path(run_dir) / "metrics.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        lines = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue  # a torn last line of a run still going
-        if not isinstance(d, dict):
-            continue
+    for d in runfolder.read_metrics(run_dir):  # a run still going may have a torn last line
         t, tl = d.get("tokens"), d.get("train_loss")
         if isinstance(t, int | float) and t > 0 and _finite_pos(tl):
             tokens.append(float(t))

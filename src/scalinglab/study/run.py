@@ -33,11 +33,11 @@ from scalinglab.errors import FitError, SweepError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 from scalinglab.plan import analysis as an
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
+from scalinglab.runfolder import FINISHED, is_finished, read_result
 from scalinglab.study.spec import StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.design import PlannedRun
 from scalinglab.sweep.spec import SweepSpec, parse_spec
-from scalinglab.sweep.worker import FINAL, read_result
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -156,7 +156,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers)
     for p in parts:
         for r in p.runs:
-            if _is_done(out / p.folder / "runs" / r.name):
+            if is_finished(out / p.folder / "runs" / r.name):
                 plan.done.add(r.name)
     if estimate:
         from scalinglab.sweep.estimate import estimate_seconds
@@ -166,11 +166,6 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             plan.estimates.update(estimate_seconds(runs, threads))
         plan.estimates["backtest"] = estimate_seconds([guess_run], threads)[guess_run.name]
     return plan
-
-
-def _is_done(run_dir: Path) -> bool:
-    r = read_result(run_dir)
-    return r is not None and r.get("status") in FINAL
 
 
 class _Pool:
@@ -243,7 +238,7 @@ def _queue(pool: _Pool, items, out: Path, threads: int, priority: float, estimat
     for part, run in items:
         by_folder.setdefault(part.folder, []).append(part)
         run_dir = driver.write_run_folder(run, out / part.folder, part.spec, threads)
-        if not _is_done(run_dir):
+        if not is_finished(run_dir):
             # longest first within a priority class: the pool ends sooner
             pool.add(run_dir, priority - estimates.get(run.name, 0.0) * 1e-6)
             names.add(run.name)
@@ -367,7 +362,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path, workers: int
 
 
 def _check(pool: _Pool, names: set[str]) -> None:
-    bad = [n for n in sorted(names) if pool.outcomes[n]["status"] not in FINAL]
+    bad = [n for n in sorted(names) if pool.outcomes[n]["status"] not in FINISHED]
     if bad:
         raise SweepError(
             f"{len(bad)} run(s) did not finish ({', '.join(bad[:3])}); see their train.log; "

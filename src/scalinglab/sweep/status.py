@@ -6,33 +6,11 @@ a metrics.jsonl that grew since the sweep began means it is running. Current
 losses are the last lines of each running run's metrics.jsonl.
 """
 
-import json
-import os
 import time
 from pathlib import Path
 
+from scalinglab import runfolder
 from scalinglab.sweep.design import PlannedRun
-
-
-def tail_metrics(path: Path, max_bytes: int = 8192) -> dict:
-    """The latest value of each key in the last lines of a metrics.jsonl."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return {}
-    last: dict = {}
-    for line in lines:
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue  # a partial first line, or one being written
-        if isinstance(d, dict):
-            # keep the latest value of each key: evaluation lines carry no train_loss
-            last.update({k: v for k, v in d.items() if v is not None})
-    return last
-
 
 MTIME_SLACK = 1.0  # seconds; a filesystem may store mtimes a few ms behind the clock
 
@@ -75,7 +53,7 @@ class SweepProgress:
     def tick(self) -> None:
         for name, s in self.state.items():
             if s == "queued":
-                m = self.root / name / "metrics.jsonl"
+                m = self.root / name / runfolder.METRICS
                 # written since this sweep began (less a second: file times are coarse)
                 since = time.time() - (time.monotonic() - self.t0) - MTIME_SLACK
                 if m.exists() and m.stat().st_mtime >= since:
@@ -90,7 +68,7 @@ class SweepProgress:
             s = self.state[name]
             row = {"name": name, "state": s, "params": r.counts.params, "tokens": r.tokens}
             if s not in ("queued",):
-                m = tail_metrics(self.root / name / "metrics.jsonl")
+                m = runfolder.latest_metrics(self.root / name)
                 row["done"] = min(1.0, (m.get("tokens") or 0) / r.tokens) if s == "running" else 1.0
                 row["train_loss"] = m.get("train_loss")
                 row["val_loss"] = m.get("val_loss")

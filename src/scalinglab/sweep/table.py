@@ -10,23 +10,20 @@ which the sweep driver writes into each run folder before the run starts.
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
-from scalinglab.config import RunConfig, load_toml
-from scalinglab.errors import DataError, ScalingLabError
+from scalinglab import runfolder
+from scalinglab.errors import DataError
 from scalinglab.fsio import atomic_write_text
 from scalinglab.models.counting import count
-from scalinglab.sweep.worker import RESULT, RUN_TOML, read_result
+from scalinglab.runfolder import SWEEP_JSON  # noqa: F401 -- sweep/driver.py imports it from here
 
 COLUMNS = (
     "run_id", "arch", "status", "n_layer", "n_embd", "n_head", "params", "params_nonembed",
     "tokens", "flops", "flops_6nd", "loss", "bpb", "wall_seconds", "tokens_per_second",
     "epochs",
 )  # fmt: skip
-SWEEP_JSON = "sweep.json"
-MARKERS = (RESULT, "config.toml", RUN_TOML, SWEEP_JSON)
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -35,9 +32,7 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"runs folder not found: {root}")
 
-    def is_run(p: Path) -> bool:
-        return p.is_dir() and any((p / m).exists() for m in MARKERS)
-
+    is_run = runfolder.is_run_folder
     if is_run(root) and not (root / "runs").is_dir():
         return [root]
     found = {
@@ -46,32 +41,13 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def _config(run_dir: Path) -> RunConfig | None:
-    for name in ("config.toml", RUN_TOML):
-        if (run_dir / name).exists():
-            try:
-                return RunConfig.from_dict(load_toml(run_dir / name), str(run_dir / name))
-            except ScalingLabError:
-                return None
-    return None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-        return d if isinstance(d, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def run_row(run_dir: str | Path) -> dict:
     """One row of the runs table for one run folder."""
     run_dir = Path(run_dir)
-    result = read_result(run_dir) or {}
-    meta = _read_json(run_dir / SWEEP_JSON)
+    result = runfolder.read_result(run_dir) or {}
+    meta = runfolder.read_sweep_meta(run_dir)
     planned = meta.get("planned", {})
-    cfg = _config(run_dir)
+    cfg = runfolder.read_config(run_dir)
     row = dict.fromkeys(COLUMNS)
     row["run_id"] = run_dir.name
     if cfg is not None:
@@ -93,11 +69,7 @@ def run_row(run_dir: str | Path) -> dict:
         row["wall_seconds"] = result.get("wall_seconds")
         row["tokens_per_second"] = result.get("tokens_per_second")
         row["epochs"] = result.get("epochs")  # passes over the train split: > 1 repeats data
-        row["status"] = result.get("status", "unknown")
-    elif (run_dir / "metrics.jsonl").exists():
-        row["status"] = "incomplete"
-    else:
-        row["status"] = "pending"
+    row["status"] = runfolder.table_status(run_dir, result)
     for k, v in meta.get("group", {}).items():
         row[k] = v
     return row

@@ -8,8 +8,9 @@ exclusive lock on RUNDIR/.lock for as long as that child lives: a rerun of a
 sweep whose old trainer is still saving its checkpoint waits for it instead of
 writing into the same folder.
 
-Outcomes, read from RUNDIR/result.json (the trainer writes it):
-- completed / diverged: final; a rerun skips the run.
+Outcomes, read from RUNDIR/result.json (the trainer writes it), by the run folder's
+one rule (`runfolder.run_state`):
+- completed / diverged: finished; a rerun skips the run.
 - preempted (the trainer got SIGTERM): returned as is; a rerun resumes it.
 - failed, or the child died without a result: retried up to `retries` times
   (the failed result is kept as result.failed-K.json); after the last try a
@@ -19,7 +20,6 @@ Outcomes, read from RUNDIR/result.json (the trainer writes it):
 import contextlib
 import ctypes
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -28,34 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.fsio import atomic_write_json
+from scalinglab import runfolder
+from scalinglab.runfolder import RESULT, RUN_TOML, read_result
 
 log = logging.getLogger(__name__)
 
-RESULT = "result.json"
-RUN_TOML = "run.toml"
-LOCK = ".lock"
-FINAL = ("completed", "diverged")
+FINAL = runfolder.FINISHED  # kept for sweep/driver.py and study/run.py until they import runfolder
 EXIT_PREEMPTED = 143
 
 
 def default_command() -> list[str]:
     return [sys.executable, "-m", "scalinglab", "train"]
-
-
-def read_result(run_dir: str | os.PathLike) -> dict | None:
-    """The run's result.json, or None when absent or unreadable (a run still going)."""
-    try:
-        with open(Path(run_dir) / RESULT, encoding="utf-8") as f:
-            r = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return r if isinstance(r, dict) else None
-
-
-def is_final(run_dir: str | os.PathLike) -> bool:
-    r = read_result(run_dir)
-    return r is not None and r.get("status") in FINAL
 
 
 def _load_prctl():
@@ -91,7 +74,7 @@ def stop_all() -> None:
 
 
 def _lock(run_dir: Path):
-    fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(run_dir / runfolder.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -101,7 +84,7 @@ def _lock(run_dir: Path):
 
 
 def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
-    with open(run_dir / "train.log", "ab") as logf:
+    with open(run_dir / runfolder.TRAIN_LOG, "ab") as logf:
         logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
         logf.flush()
         proc = subprocess.Popen(
@@ -144,7 +127,7 @@ def run_task(
         attempts, rc = 0, None
         while True:
             r = read_result(run_dir)
-            if r is not None and r.get("status") in FINAL:
+            if runfolder.run_state(r) == "finished":
                 return _outcome(run_dir, r["status"], attempts, rc)
             if attempts > retries:  # the last failed result.json stays, for the table
                 return _outcome(run_dir, "failed", attempts, rc)
@@ -155,15 +138,11 @@ def run_task(
             if rc == EXIT_PREEMPTED or (r and r.get("status") == "preempted"):
                 return _outcome(run_dir, "preempted", attempts, rc)
             if r is None:
-                atomic_write_json(
-                    run_dir / RESULT,
-                    {
-                        "format_version": 1,
-                        "status": "failed",
-                        "error": f"the trainer exited with code {rc} without a result "
-                        f"(see {run_dir / 'train.log'})",
-                    },
+                error = (
+                    f"the trainer exited with code {rc} without a result "
+                    f"(see {run_dir / runfolder.TRAIN_LOG})"
                 )
+                runfolder.write_result(run_dir, {"status": "failed", "error": error})
     finally:
         os.close(lock_fd)
 

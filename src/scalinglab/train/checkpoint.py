@@ -6,7 +6,9 @@ A checkpoint folder holds::
     state.pt            optimizer, schedule, loader, RNG, counters, carried RNN
                         state and the resolved config; plain tensors and
                         containers, read with torch.load(weights_only=True)
-    manifest.json       written last: format_version, step, sha256 of each file
+    manifest.json       written last: format_version, step, the run_id and lineage_id
+                        of the run that wrote it (runfolder.checkpoint_owner; absent
+                        in checkpoints of older versions), sha256 of each file
 
 It is written under a temporary name, each file fsynced, then renamed into
 place, so a crash at any moment leaves either no folder or a complete one.
@@ -54,8 +56,12 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def save(root: Path, step: int, model: torch.nn.Module, state: dict, keep: int) -> Path:
-    """Write checkpoint `step` atomically, then keep only the newest `keep` ones."""
+def save(
+    root: Path, step: int, model: torch.nn.Module, state: dict, keep: int, owner: dict | None = None
+) -> Path:
+    """Write checkpoint `step` atomically, then keep only the newest `keep` ones.
+
+    `owner` (runfolder.checkpoint_owner) goes into the manifest: whose checkpoint it is."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = step_dir(root, step)
@@ -67,7 +73,7 @@ def save(root: Path, step: int, model: torch.nn.Module, state: dict, keep: int) 
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        _write(tmp, step, model, state)
+        _write(tmp, step, model, state, owner or {})
         os.rename(tmp, final)
     except (OSError, SafetensorError) as exc:
         # E.g. a full disk: drop the partial folder (it would only take more space) and
@@ -81,7 +87,7 @@ def save(root: Path, step: int, model: torch.nn.Module, state: dict, keep: int) 
     return final
 
 
-def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict) -> None:
+def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict, owner: dict) -> None:
     from safetensors.torch import save_model
 
     tmp.mkdir()
@@ -93,7 +99,8 @@ def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict) -> None:
         hashes[name] = sha256_file(tmp / name)
     if os.environ.get(_TEST_KILL_ENV) == str(step):  # test-only fault injection, see above
         os.kill(os.getpid(), signal.SIGKILL)
-    manifest = {"format_version": FORMAT_VERSION, "kind": KIND, "step": step, "sha256": hashes}
+    manifest = {"format_version": FORMAT_VERSION, "kind": KIND, "step": step, **owner}
+    manifest["sha256"] = hashes
     atomic_write_json(tmp / MANIFEST, manifest)
 
 
@@ -109,11 +116,10 @@ def list_steps(root: Path) -> list[Path]:
 def verify(path: Path) -> str | None:
     """None if `path` is a complete checkpoint, else the reason it is not."""
     path = Path(path)
-    mpath = path / MANIFEST
-    if not mpath.exists():
+    if not (path / MANIFEST).exists():
         return "no manifest (the write did not finish)"
     try:
-        m = json.loads(mpath.read_text())
+        m = read_manifest(path)
     except (OSError, ValueError) as exc:
         return f"unreadable manifest ({exc})"
     if not isinstance(m, dict) or m.get("kind") != KIND:
@@ -127,6 +133,11 @@ def verify(path: Path) -> str | None:
         if sha256_file(f) != m.get("sha256", {}).get(name):
             return f"{name} does not match its sha256 in the manifest"
     return None
+
+
+def read_manifest(path: Path):
+    """The checkpoint's manifest.json as parsed (OSError/ValueError when unreadable)."""
+    return json.loads((Path(path) / MANIFEST).read_text())
 
 
 def latest(root: Path, strict: bool = False) -> Path | None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalinglab.config import RunConfig, load_toml
+from scalinglab import runfolder
 from scalinglab.data.loader import eval_windows
-from scalinglab.errors import CheckpointError, DataError
+from scalinglab.errors import CheckpointError
 from scalinglab.train import checkpoint
 
 
@@ -65,14 +65,10 @@ def load_trained(run_dir: str | Path, device: str = "cpu"):
     from scalinglab.models.registry import build_model
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(f"run folder not found: {run_dir}")
-    if not (run_dir / "config.toml").exists():
-        raise DataError(f"not a run folder: {run_dir / 'config.toml'} is missing")
-    cfg = RunConfig.from_dict(load_toml(run_dir / "config.toml"), str(run_dir / "config.toml"))
-    path = checkpoint.latest(run_dir / "ckpt")
+    cfg = runfolder.load_config(run_dir)
+    path = checkpoint.latest(run_dir / runfolder.CKPT)
     if path is None:
-        raise CheckpointError(f"{run_dir}: no valid checkpoint in {run_dir / 'ckpt'}")
+        raise CheckpointError(f"{run_dir}: no valid checkpoint in {run_dir / runfolder.CKPT}")
     model = build_model(cfg.model).to(device)
     checkpoint.load_weights(model, path)
     model.eval()

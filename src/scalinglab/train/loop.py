@@ -12,17 +12,18 @@ from pathlib import Path
 
 import torch
 
-from scalinglab.config import RunConfig, dumps_toml
+from scalinglab import runfolder
+from scalinglab.config import RunConfig
 from scalinglab.data.loader import BatchLoader
 from scalinglab.data.shards import open_shards
 from scalinglab.errors import CheckpointError, ConfigError
-from scalinglab.fsio import atomic_write_bytes, atomic_write_text
+from scalinglab.fsio import atomic_write_bytes
 from scalinglab.models.counting import count
 from scalinglab.models.registry import build_model
 from scalinglab.train import checkpoint, distributed, setup
 from scalinglab.train.evaluate import evaluate, summarize
 from scalinglab.train.guards import StopOnSignal, finite
-from scalinglab.train.metrics import MetricsLog, read_result, write_result
+from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import Schedule, make_optimizer, plan_steps
 from scalinglab.train.progress import Progress
 
@@ -56,7 +57,7 @@ class Trainer:
         m, t = self.cfg.model, self.cfg.train
         self.restore_torch = setup.configure_torch(t, self.device)
         self.fingerprint = setup.data_fingerprint(self.shards)
-        self.run_id = setup.run_id(self.cfg, self.fingerprint)
+        self.run_id = runfolder.run_id(self.cfg, self.fingerprint)
         torch.manual_seed(t.seed)
         self.model = build_model(m).to(self.device)
         fwd = self.dist.wrap(self.model, self.device)  # DDP under torchrun, else the model
@@ -78,9 +79,7 @@ class Trainer:
         self.c = Counters()
         self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
-        self.metrics = MetricsLog(
-            self.out / "metrics.jsonl", tensorboard=t.tensorboard, enabled=self.dist.is_main
-        )
+        self.metrics = MetricsLog(self.out, tensorboard=t.tensorboard, enabled=self.dist.is_main)
 
     # -- the loop ------------------------------------------------------------
 
@@ -214,7 +213,7 @@ class Trainer:
         """Resume or start fresh; returns the stored result if the run is already complete."""
         self.out.mkdir(parents=True, exist_ok=True)
         mode = self.cfg.train.resume
-        root = self.out / "ckpt"
+        root = self.out / runfolder.CKPT
         path = None
         if mode == "never":
             if checkpoint.list_steps(root):
@@ -231,10 +230,11 @@ class Trainer:
         self.dist.check_same(self.c.step, "step to resume from")
         self.metrics.truncate_after(self.c.step)
         if self.dist.is_main:
-            atomic_write_text(self.out / "config.toml", dumps_toml(self.cfg.to_dict()))
+            runfolder.write_config(self.out, self.cfg)
         if self.dist.is_main and self.shards.tokenizer_path.exists():  # the run alone can generate
-            atomic_write_bytes(self.out / "tokenizer.json", self.shards.tokenizer_path.read_bytes())
-        old = read_result(self.out)
+            tokenizer = self.shards.tokenizer_path.read_bytes()
+            atomic_write_bytes(self.out / runfolder.TOKENIZER, tokenizer)
+        old = runfolder.read_result(self.out)
         if path is not None and self._budget_spent() and old and old.get("status") == "completed":
             return old
         self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
@@ -259,8 +259,9 @@ class Trainer:
     def _checkpoint(self) -> None:
         state = self._state()  # on every rank: it gathers the carried RNN state
         if self.dist.is_main:
-            t = self.cfg.train
-            checkpoint.save(self.out / "ckpt", self.c.step, self.model, state, t.keep_ckpts)
+            owner = runfolder.checkpoint_owner(self.cfg, self.fingerprint)
+            root, keep = self.out / runfolder.CKPT, self.cfg.train.keep_ckpts
+            checkpoint.save(root, self.c.step, self.model, state, keep, owner)
 
     def _load(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
@@ -272,6 +273,8 @@ class Trainer:
                 + "); use a new --out folder or the checkpoint's settings"
             )
         self._keep_started_dtype(state.get("config", {}).get("train", {}).get("dtype"))
+        # After the dtype is settled: the run's identity includes it.
+        runfolder.check_checkpoint(path, checkpoint.read_manifest(path), self.cfg, self.fingerprint)
         checkpoint.load_weights(self.model, path)
         self.opt.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
@@ -292,7 +295,7 @@ class Trainer:
             train = dataclasses.replace(self.cfg.train, dtype=started)
             self.cfg = dataclasses.replace(self.cfg, train=train)
             self.autocast = setup.autocast(self.device, started)
-            self.run_id = setup.run_id(self.cfg, self.fingerprint)
+            self.run_id = runfolder.run_id(self.cfg, self.fingerprint)
 
     def _finish(self, status: str) -> dict:
         final = {}
@@ -324,7 +327,7 @@ class Trainer:
             "tokens_per_second": self._tokens_per_second(), "vocab_size": m.vocab_size,
             "device": self.device, "dtype": self.cfg.train.dtype,
         } | extra  # fmt: skip
-        return write_result(self.out, result) if self.dist.is_main else result
+        return runfolder.write_result(self.out, result) if self.dist.is_main else result
 
 
 def train(cfg: RunConfig, out_dir: str | Path, progress: bool = False) -> dict:

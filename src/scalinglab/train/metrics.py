@@ -1,4 +1,5 @@
-"""RUN/metrics.jsonl and RUN/result.json.
+"""Writing RUN/metrics.jsonl as a run trains (its format, reading and truncating are
+scalinglab.runfolder's).
 
 metrics.jsonl holds one JSON object per line, per log or eval step::
 
@@ -16,15 +17,12 @@ SWEEP` shows every run of a sweep under its folder name. A resumed run purges
 the events after its checkpoint's step, as it drops those metrics lines.
 """
 
-import json
-import math
 import os
 from pathlib import Path
 
+from scalinglab import runfolder
 from scalinglab.errors import require
-from scalinglab.fsio import atomic_write_json, atomic_write_text
 
-RESULT_FORMAT_VERSION = 1
 TB_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "lr": "lr"}  # row key -> tag
 
 
@@ -57,37 +55,27 @@ class TensorBoardSink:
 class MetricsLog:
     """`enabled=False` (ranks other than 0 of a multi-process run) writes nothing."""
 
-    def __init__(self, path: Path, tensorboard: bool = False, enabled: bool = True):
-        self.path = Path(path)
+    def __init__(self, run_dir: Path, tensorboard: bool = False, enabled: bool = True):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / runfolder.METRICS
         self.enabled = enabled
         self._f = None
-        self.sinks = [TensorBoardSink(self.path.parent)] if tensorboard and enabled else []
+        self.sinks = [TensorBoardSink(self.run_dir)] if tensorboard and enabled else []
 
     def truncate_after(self, step: int) -> None:
         """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
         for sink in self.sinks:
             sink.purge_step = step + 1
-        if not self.enabled or not self.path.exists():
-            return
-        kept = []
-        for line in self.path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                break  # a torn last line from a crash
-        atomic_write_text(self.path, "".join(x + "\n" for x in kept))
+        if self.enabled:
+            runfolder.truncate_metrics(self.run_dir, step)
 
     def write(self, **row) -> None:
         if not self.enabled:
             return
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
-        clean = {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in row.items()
-        }
-        self._f.write(json.dumps(clean) + "\n")
+        clean, line = runfolder.metrics_line(row)
+        self._f.write(line)
         self._f.flush()
         for sink in self.sinks:
             sink.write(clean)
@@ -100,20 +88,3 @@ class MetricsLog:
             os.fsync(self._f.fileno())
             self._f.close()
             self._f = None
-
-
-def write_result(run_dir: Path, result: dict) -> dict:
-    """Write RUN/result.json atomically; non-finite numbers become null."""
-    result = {"format_version": RESULT_FORMAT_VERSION, **result}
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()
-    }
-    atomic_write_json(Path(run_dir) / "result.json", clean)
-    return clean
-
-
-def read_result(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / "result.json").read_text())
-    except (OSError, ValueError):
-        return None

@@ -1,7 +1,7 @@
 """Resolving a run's config against its data and machine, and checking resumes.
 
 `resolve` turns a RunConfig as given (vocab_size 0, min_lr -1, dtype auto)
-into the fully resolved one written to RUN/config.toml; `run_id` names it.
+into the fully resolved one written to RUN/config.toml (`runfolder.run_id` names it).
 """
 
 import contextlib
@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag, run_identity
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag
 from scalinglab.data.shards import Shards, content_id
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.train.malloc import keep_freed_memory
@@ -136,11 +136,6 @@ def check_split_sizes(cfg: RunConfig, shards: Shards) -> None:
 def data_fingerprint(shards: Shards) -> str:
     """Identifies the shards' content (token files and tokenizer), not their path."""
     return content_id(shards.manifest)[:16]
-
-
-def run_id(cfg: RunConfig, fingerprint: str) -> str:
-    """A short hash of everything that determines the run's result."""
-    return run_identity(cfg, fingerprint)[:12]
 
 
 def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]:

@@ -1,0 +1,306 @@
+"""The run folder: its file names, reading and writing its files, when a run is finished,
+and whose it is.
+
+One training run lives in one folder (docs/training.md, docs/sweeps.md)::
+
+    RUN/config.toml      the fully resolved config (the trainer writes it at each start)
+    RUN/run.toml         a sweep's input to the trainer (the driver writes it)
+    RUN/sweep.json       the design's columns and the planned N, D, C (the driver)
+    RUN/metrics.jsonl    one JSON object per log/eval step
+    RUN/ckpt/step-N/     checkpoints (train/checkpoint.py owns their inside)
+    RUN/result.json      written atomically when the run ends
+    RUN/train.log        a sweep worker's log of every attempt
+    RUN/.lock            held by a sweep worker while its trainer lives
+
+Every room that reads or writes these goes through here. This module is part of the
+base layer: it imports only scalinglab.errors, .fsio, .config and the standard library.
+
+**Finished, resumable, failed.** One rule, from result.json's status (`run_state`):
+completed and diverged runs are *finished* (a rerun skips them); a preempted run, or one
+without a result (never started, or killed), is *resumable* (a rerun continues it from
+its newest checkpoint); a failed run is *failed* (a sweep retries it, up to --retries).
+
+**Whose checkpoint.** Each checkpoint records the `run_id` of the run that wrote it and
+its `lineage_id`: the run's identity without the fields a continuation may set anew
+(`CONTINUABLE`: the budget, the decay of the schedule, and how much of the validation
+split the final evaluation reads). A run resumes only from a checkpoint of its own
+lineage (`check_checkpoint`), so another run's checkpoint is refused with one line naming
+both run ids. Why not the full run_id: a larger budget continues a run (docs/training.md),
+and a WSD branch (sweep/wsd.py) starts from a copy of its stable run's checkpoint — a
+constant-LR run of another length; both share the branch's lineage, since up to the
+checkpoint they are the same run, and the copy stays byte for byte the stable run's, so
+branching stays bitwise. Checkpoints written before this rule record no lineage: they
+resume as before (the trainer still refuses a changed model or data, train/setup.py).
+"""
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+from scalinglab.config import RunConfig, TrainConfig, dumps_toml, load_toml, run_identity
+from scalinglab.errors import CheckpointError, DataError, ScalingLabError
+from scalinglab.fsio import atomic_write_json, atomic_write_text
+
+CONFIG = "config.toml"
+RUN_TOML = "run.toml"
+SWEEP_JSON = "sweep.json"
+METRICS = "metrics.jsonl"
+RESULT = "result.json"
+CKPT = "ckpt"
+TOKENIZER = "tokenizer.json"
+TRAIN_LOG = "train.log"
+LOCK = ".lock"
+MARKERS = (RESULT, CONFIG, RUN_TOML, SWEEP_JSON)
+"""A folder holding any of these is a run folder."""
+
+RESULT_FORMAT_VERSION = 1
+FINISHED = ("completed", "diverged")
+"""Statuses a rerun skips."""
+CONTINUABLE = ("steps", "tokens", "flops", "time", "schedule", "cooldown_frac", "min_lr",
+               "eval_tokens")  # fmt: skip
+"""Train fields a resumed run may change: not part of its lineage."""
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return path.is_dir() and any((path / m).exists() for m in MARKERS)
+
+
+# --- config.toml / run.toml -------------------------------------------------
+
+
+def write_config(run_dir: str | os.PathLike, cfg: RunConfig) -> None:
+    """Write RUN/config.toml (the resolved config) atomically."""
+    atomic_write_text(Path(run_dir) / CONFIG, dumps_toml(cfg.to_dict()))
+
+
+def _config_toml(run_dir) -> tuple[Path, dict] | None:
+    """(path, TOML) of RUN/config.toml, else RUN/run.toml; None if absent or unreadable."""
+    for name in (CONFIG, RUN_TOML):
+        path = Path(run_dir) / name
+        if path.exists():
+            try:
+                return path, load_toml(path)
+            except ScalingLabError:
+                return None
+    return None
+
+
+def read_config_dict(run_dir: str | os.PathLike) -> dict | None:
+    """The raw TOML of RUN/config.toml, else RUN/run.toml; None if absent or unreadable."""
+    found = _config_toml(run_dir)
+    return found[1] if found else None
+
+
+def read_config(run_dir: str | os.PathLike) -> RunConfig | None:
+    """The run's config (config.toml, else run.toml), or None if absent or invalid."""
+    found = _config_toml(run_dir)
+    if found is None:
+        return None
+    try:
+        return RunConfig.from_dict(found[1], str(found[0]))
+    except ScalingLabError:
+        return None
+
+
+def load_config(run_dir: str | os.PathLike) -> RunConfig:
+    """A trained run's RUN/config.toml; DataError/ConfigError naming the file if it is not."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run folder not found: {run_dir}")
+    path = run_dir / CONFIG
+    if not path.exists():
+        raise DataError(f"not a run folder: {path} is missing")
+    return RunConfig.from_dict(load_toml(path), str(path))
+
+
+def read_sweep_meta(run_dir: str | os.PathLike) -> dict:
+    """RUN/sweep.json (the design's columns, the planned N, D, C), or {} if absent or
+    unreadable."""
+    return _json_object(Path(run_dir) / SWEEP_JSON) or {}
+
+
+def _json_object(path: Path) -> dict | None:
+    """A JSON file's object, or None when absent, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+# --- result.json --------------------------------------------------------------
+
+
+def finite_or_none(d: dict) -> dict:
+    """`d` with NaN and infinite floats as None (JSON has no such numbers)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def write_result(run_dir: str | os.PathLike, result: dict) -> dict:
+    """Write RUN/result.json atomically; non-finite numbers become null. Returns what was
+    written."""
+    clean = finite_or_none({"format_version": RESULT_FORMAT_VERSION, **result})
+    atomic_write_json(Path(run_dir) / RESULT, clean)
+    return clean
+
+
+def read_result(run_dir: str | os.PathLike) -> dict | None:
+    """RUN/result.json, or None when absent or unreadable (a run still going)."""
+    return _json_object(Path(run_dir) / RESULT)
+
+
+def run_state(result: dict | None) -> str:
+    """What a rerun does with a run whose result.json is `result` (see the module's doc):
+    'finished', 'resumable' or 'failed'."""
+    status = (result or {}).get("status")
+    if status in FINISHED:
+        return "finished"
+    if status == "failed":
+        return "failed"
+    return "resumable"  # preempted, or no result yet
+
+
+def is_finished(run_dir: str | os.PathLike) -> bool:
+    return run_state(read_result(run_dir)) == "finished"
+
+
+def table_status(run_dir: str | os.PathLike, result: dict | None) -> str:
+    """The runs table's status: result.json's, else incomplete (started: metrics written,
+    no result) or pending."""
+    if result:
+        return result.get("status", "unknown")
+    return "incomplete" if (Path(run_dir) / METRICS).exists() else "pending"
+
+
+# --- metrics.jsonl ------------------------------------------------------------
+
+
+def metrics_line(row: dict) -> tuple[dict, str]:
+    """(the row as written, its metrics.jsonl line): non-finite numbers become null."""
+    clean = finite_or_none(row)
+    return clean, json.dumps(clean) + "\n"
+
+
+def _lines(data: bytes):
+    """(line number, raw line, the row or None when not a JSON object, torn) per line.
+    `torn`: the last line when the file does not end with a newline (a write cut short)."""
+    chunks = data.split(b"\n")
+    tail = chunks.pop()  # b"" when the file ends with a newline
+    for i, raw in enumerate(chunks, 1):
+        yield i, raw, _row(raw), False
+    if tail:
+        yield len(chunks) + 1, tail, _row(tail), True
+
+
+def _row(raw: bytes) -> dict | None:
+    try:
+        d = json.loads(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def parse_metrics(data: bytes, source: str = METRICS, strict: bool = False) -> list[dict]:
+    """The rows of metrics.jsonl content. A torn last line (no newline: a run writing, or
+    killed mid-line) is skipped. Any other line that is not a JSON object is skipped, or
+    with `strict` raises DataError naming `source` and the line."""
+    rows = []
+    for i, raw, row, torn in _lines(data):
+        if row is not None:
+            rows.append(row)
+        elif strict and not torn:
+            what = "not a JSON object" if _is_json(raw) else "not JSON"
+            raise DataError(f"{source}: line {i}: {what}")
+    return rows
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return False
+    return True
+
+
+def read_metrics(run_dir: str | os.PathLike, strict: bool = False) -> list[dict]:
+    """The rows of RUN/metrics.jsonl, in order ([] when absent); see `parse_metrics`."""
+    path = Path(run_dir) / METRICS
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        if strict:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        return []
+    return parse_metrics(data, str(path), strict)
+
+
+def latest_metrics(run_dir: str | os.PathLike, max_bytes: int = 8192) -> dict:
+    """The latest non-null value of each key in the last `max_bytes` of RUN/metrics.jsonl
+    (evaluation lines carry no train_loss): a live view of a run, read cheaply."""
+    try:
+        with open(Path(run_dir) / METRICS, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
+            data = f.read()
+    except OSError:
+        return {}
+    last: dict = {}
+    for row in parse_metrics(data):  # a first line cut by the seek is skipped
+        last.update({k: v for k, v in row.items() if v is not None})
+    return last
+
+
+def truncate_metrics(run_dir: str | os.PathLike, step: int) -> None:
+    """Keep the lines of steps <= `step` (none when step is 0), up to the first line that
+    is not a row (a torn tail of a crash): a resumed run's file reads as one run."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return
+    kept = []
+    for _, raw, row, _ in _lines(path.read_bytes()):
+        try:
+            if row["step"] > step:
+                continue
+        except (KeyError, TypeError):
+            break
+        kept.append(raw.decode("utf-8") + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
+# --- identity -------------------------------------------------------------------
+
+
+def run_id(cfg: RunConfig, data_id: str) -> str:
+    """The run's id: a short hash of everything that determines its result
+    (config.run_identity; a sweep's folder names start with its first 8 digits)."""
+    return run_identity(cfg, data_id)[:12]
+
+
+def lineage_id(cfg: RunConfig, data_id: str) -> str:
+    """run_id without the CONTINUABLE fields: the same for every run that continues
+    another (a larger budget, a WSD branch of its stable run)."""
+    neutral = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in CONTINUABLE}
+    same = RunConfig(model=cfg.model, train=dataclasses.replace(cfg.train, **neutral))
+    return run_identity(same, data_id)[:12]
+
+
+def checkpoint_owner(cfg: RunConfig, data_id: str) -> dict:
+    """What each checkpoint records about the run that wrote it (in its manifest)."""
+    return {"run_id": run_id(cfg, data_id), "lineage_id": lineage_id(cfg, data_id)}
+
+
+def check_checkpoint(ckpt_dir: str | os.PathLike, recorded: dict, cfg: RunConfig, data_id: str):
+    """Refuse to resume the run `cfg` from a checkpoint another run wrote.
+
+    `recorded` is the checkpoint's manifest. One without a lineage_id (written before
+    checkpoints recorded it) is accepted: the trainer's model and data checks still apply."""
+    theirs = recorded.get("lineage_id")
+    if theirs is None or theirs == lineage_id(cfg, data_id):
+        return
+    raise CheckpointError(
+        f"{ckpt_dir}: this checkpoint belongs to run {recorded.get('run_id')}, not to this "
+        f"run {run_id(cfg, data_id)}; use a new --out folder or that run's settings"
+    )
