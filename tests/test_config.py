@@ -66,3 +66,16 @@ def test_flags_only_override_what_was_given():
     add_flags(parser, ModelConfig)
     args = parser.parse_args(["--model", "gru", "--n-embd", "64", "--no-tie-embeddings"])
     assert flags_given(args, ModelConfig) == {"arch": "gru", "n_embd": 64, "tie_embeddings": False}
+
+
+def test_config_files_carry_a_format_version_and_refuse_other_versions(tmp_path):
+    from scalinglab.runfolder import CONFIG, write_config
+
+    cfg = RunConfig()
+    write_config(tmp_path, cfg)
+    d = load_toml(tmp_path / CONFIG)
+    assert d["format_version"] == 1
+    assert RunConfig.from_dict(d) == cfg
+    d["format_version"] = 2
+    with pytest.raises(ConfigError, match=r"x.toml: format_version 2 is not supported"):
+        RunConfig.from_dict(d, "x.toml")

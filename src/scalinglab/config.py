@@ -38,6 +38,8 @@ SCHEDULES = ("cosine", "constant", "wsd")
 DTYPES = ("auto", "float32", "bfloat16")
 RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
+CONFIG_FORMAT_VERSION = 1
+"""config.toml / run.toml: the [model] and [train] tables below (absent means 1)."""
 
 
 def _f(default, help: str, **kw):
@@ -195,6 +197,12 @@ class RunConfig:
         unknown = sorted(set(d) - {"model", "train", "format_version"})
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}")
+        version = d.get("format_version", CONFIG_FORMAT_VERSION)
+        if version != CONFIG_FORMAT_VERSION:
+            raise ConfigError(
+                f"{where}: format_version {version!r} is not supported (this scalinglab "
+                f"reads {CONFIG_FORMAT_VERSION})"
+            )
         return cls(
             model=from_dict(ModelConfig, d.get("model", {}), f"{where} [model]"),
             train=from_dict(TrainConfig, d.get("train", {}), f"{where} [train]"),

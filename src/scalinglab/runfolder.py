@@ -39,7 +39,14 @@ import math
 import os
 from pathlib import Path
 
-from scalinglab.config import RunConfig, TrainConfig, dumps_toml, load_toml, run_identity
+from scalinglab.config import (
+    CONFIG_FORMAT_VERSION,
+    RunConfig,
+    TrainConfig,
+    dumps_toml,
+    load_toml,
+    run_identity,
+)
 from scalinglab.errors import CheckpointError, DataError, ScalingLabError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 
@@ -72,8 +79,9 @@ def is_run_folder(path: str | os.PathLike) -> bool:
 
 
 def write_config(run_dir: str | os.PathLike, cfg: RunConfig) -> None:
-    """Write RUN/config.toml (the resolved config) atomically."""
-    atomic_write_text(Path(run_dir) / CONFIG, dumps_toml(cfg.to_dict()))
+    """Write RUN/config.toml (the resolved config, with its format_version) atomically."""
+    d = {"format_version": CONFIG_FORMAT_VERSION, **cfg.to_dict()}
+    atomic_write_text(Path(run_dir) / CONFIG, dumps_toml(d))
 
 
 def _config_toml(run_dir) -> tuple[Path, dict] | None:
