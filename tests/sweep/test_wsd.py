@@ -5,7 +5,7 @@ import pytest
 
 from scalinglab.config import RunConfig, load_toml
 from scalinglab.errors import SweepError
-from scalinglab.sweep import driver, wsd
+from scalinglab.sweep import design, driver
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table
@@ -28,7 +28,7 @@ checkpoints = 4
 def test_branch_point_is_where_the_schedule_leaves_the_peak(steps, warmup, frac):
     s = Schedule("wsd", 1.0, 0.1, warmup, steps, frac)
     const = Schedule("constant", 1.0, 0.1, s.warmup, steps)
-    b = wsd.branch_point(steps, s.warmup, frac)
+    b = design.branch_point(steps, s.warmup, frac)
     assert all(s(i) == const(i) for i in range(b))
     assert b == steps or s(b) != const(b)
 
@@ -36,12 +36,12 @@ def test_branch_point_is_where_the_schedule_leaves_the_peak(steps, warmup, frac)
 def test_branches_equal_independent_wsd_runs(tmp_path, shards):
     spec = load_spec(write_spec(tmp_path, shards, WSD, train="log_every = 5"))
     ctx = driver.open_context(spec)
-    sizes = wsd.plan_sizes(ctx)
+    sizes = design.wsd_sizes(ctx)
     (size,) = sizes
     assert size.stable.counts.params == 3016
     assert [b.steps for b in size.branches] == [47, 118]  # D = r × N, 64 tokens a step
     assert size.stable.steps == max(b.group["branch_step"] for b in size.branches)
-    spent, independent = wsd.trained_flops(sizes)
+    spent, independent = design.trained_flops(sizes)
     assert spent < independent
 
     out = tmp_path / "out"
@@ -52,8 +52,9 @@ def test_branches_equal_independent_wsd_runs(tmp_path, shards):
     assert {r["stable_run"] for r in rows} == {size.stable.name}
     assert (out / "stable" / "runs" / size.stable.name / "result.json").exists()
 
-    for b, start in zip(size.branches, size.resume_from, strict=True):
-        assert start > 0  # each branch resumed from a stable checkpoint
+    for b in size.branches:
+        assert b.seed.run == size.stable.name
+        assert 0 < b.seed.step <= b.group["branch_step"]  # resumed from a stable checkpoint
         cfg = RunConfig.from_dict(load_toml(out / "runs" / b.name / "run.toml"))
         alone = train(cfg, tmp_path / f"alone-{b.name}")
         branch = read_result(out / "runs" / b.name)
