@@ -1,35 +1,12 @@
-"""The sweep spec: a versioned TOML file that names the shards, the architectures,
-the shared training settings, the shape and hyperparameter rules, and a design.
+"""The sweep spec: a versioned TOML file (docs/sweeps.md) that names the shards, the
+architectures, the shared [model] and [train] settings, the [shape] and [hparams]
+rules, and a [design] (grid | isoflop | ladder | wsd).
 
-::
-
-    format_version = 1
-    name = "tiny"                       # optional; default: the file's stem
-    data = "shards/stdlib-byte"         # shards folder (relative paths: to the current directory)
-    archs = ["gpt"]                     # any of scalinglab.config.ARCHS
-
-    [model]                             # shared ModelConfig fields (not the shape)
-    block_size = 32
-
-    [train]                             # shared TrainConfig fields (not data or the budget)
-    batch_size = 8
-
-    [shape]                             # ShapeRule: target N -> shape (design.shape_for)
-    aspect = 16
-
-    [hparams]                           # HparamRule: the per-size rule (design.hparams_for)
-    lr = 3e-3
-    [hparams.lstm]                      # optional per-architecture overrides
-    lr = 1e-2
-
-    [design]
-    kind = "isoflop"                    # grid | isoflop | ladder | wsd: one dataclass each
-    budgets = [1e11, 3e11]
-
-Each table is a config dataclass (the style of scalinglab.config): its fields are
-the TOML keys, with the same names and defaults, and it validates itself on
-construction. Every table is checked here, in one place: unknown keys are named,
-with the known ones listed, and every error names the file and the table.
+Each table is a config dataclass in the style of scalinglab.config (ShapeRule,
+HparamRule, one Design subclass per kind): its fields are the TOML keys, with the
+same names and defaults, and it validates itself on construction. Every table is
+checked here, in one place: unknown keys are named, with the known ones listed,
+and every error names the file and the table.
 """
 
 import dataclasses
@@ -97,7 +74,7 @@ def _numbers(obj, name: str, need: str) -> None:
 
 @dataclass
 class ShapeRule:
-    """[shape]: how a target parameter count N becomes a shape (design.shape_for)."""
+    """[shape]: how a target parameter count N becomes a shape (shapes.shape_for)."""
 
     aspect: float = _opt(16.0, "GPT: target ratio n_embd / n_layer")
     head_size: int = _opt(8, "GPT: n_embd is a multiple of this and n_head = n_embd / head_size")
@@ -118,7 +95,7 @@ class ShapeRule:
 
 @dataclass
 class HparamRule:
-    """[hparams]: the per-size rule (design.hparams_for)."""
+    """[hparams]: the per-size rule (shapes.hparams_for)."""
 
     lr: float = _opt(3e-3, "learning rate of a model of width ref_width")
     ref_width: int = _opt(64, "the width at which lr applies")
