@@ -50,6 +50,18 @@ def test_unknown_hparams_and_shape_keys(tmp_path, shards):
     p.write_text(p.read_text().replace("[shape]", "[shape]\ndepth = 2"))
     with pytest.raises(SweepError, match=r"\[shape\]: unknown key\(s\) depth"):
         load_spec(p)
+    for old, new, message in [
+        ("lr = 1e-2", 'lr = "fast"', r"\[hparams\]: lr must be a positive number, got 'fast'"),
+        (
+            "[design]",
+            "[hparams.gpt]\nlr = -1\n[design]",
+            r"\[hparams\]\.gpt: lr must be a positive",
+        ),
+    ]:
+        p = write_spec(tmp_path, shards, GRID)
+        p.write_text(p.read_text().replace(old, new, 1))
+        with pytest.raises(SweepError, match=message):
+            load_spec(p)
     p = write_spec(tmp_path, shards, GRID)
     p.write_text(p.read_text().replace("head_size = 4", "head_size = 4.5"))
     with pytest.raises(SweepError, match=r"\[shape\]: head_size must be a positive integer"):

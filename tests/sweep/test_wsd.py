@@ -12,7 +12,7 @@ from scalinglab.sweep.table import runs_table
 from scalinglab.sweep.worker import read_result
 from scalinglab.train.loop import train
 from scalinglab.train.optim import Schedule
-from tests.sweep.conftest import write_spec
+from tests.sweep.conftest import FAKE_TRAINER, write_spec
 
 WSD = """kind = "wsd"
 params = [3000]
@@ -43,6 +43,9 @@ def test_branches_equal_independent_wsd_runs(tmp_path, shards):
     assert size.stable.steps == max(b.group["branch_step"] for b in size.branches)
     spent, independent = design.trained_flops(sizes)
     assert spent < independent
+    stable, branches = design.stages(design.plan(ctx))  # stable runs first, in OUT/stable
+    assert (stable.folder, [r.name for r in stable.runs]) == ("stable", [size.stable.name])
+    assert (branches.folder, branches.runs) == (".", size.branches)
 
     out = tmp_path / "out"
     outcomes = driver.run_sweep(spec, out, LocalExecutor(1), threads=1)
@@ -61,6 +64,21 @@ def test_branches_equal_independent_wsd_runs(tmp_path, shards):
         assert branch["tokens"] == alone["tokens"] == b.tokens
         assert branch["val_loss"] == alone["val_loss"]  # bit for bit
         assert branch["train_loss"] == alone["train_loss"]
+
+
+def test_branches_of_a_stable_run_that_did_not_complete_are_blocked(tmp_path, shards):
+    # the stand-in trainer diverges at lr > 1: the stable run ends diverged
+    p = write_spec(tmp_path, shards, WSD)
+    p.write_text(p.read_text().replace("lr = 1e-2", "lr = 5\nlr_power = 0"))
+    spec, out = load_spec(p), tmp_path / "out"
+    (size,) = design.wsd_sizes(driver.open_context(spec))
+    for _ in range(2):  # a rerun skips the diverged stable run and blocks again
+        outcomes = driver.run_sweep(spec, out, LocalExecutor(1), 1, command=FAKE_TRAINER)
+        assert [(o["name"], o["status"]) for o in outcomes] == [
+            (size.stable.name, "diverged"),
+            *((b.name, "blocked") for b in size.branches),
+        ]
+    assert not (out / "runs").exists()  # no branch folder was written
 
 
 def test_bad_wsd_design_is_named(tmp_path, shards):
