@@ -14,7 +14,8 @@ from pathlib import Path
 
 from scalinglab.data.writer import prepare
 from scalinglab.laws.estimator import ScalingLaw
-from scalinglab.sweep import driver, wsd
+from scalinglab.sweep import driver
+from scalinglab.sweep.design import trained_flops, wsd_sizes
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table, write_csv
@@ -87,8 +88,8 @@ def main():
             a.workers,
             design='cooldown_frac = 0.2\nflops_convention = "model"',
         )
-        sizes = wsd.plan_sizes(driver.open_context(wspec))
-        planned_wsd, planned_indep = wsd.trained_flops(sizes)
+        sizes = wsd_sizes(driver.open_context(wspec))
+        planned_wsd, planned_indep = trained_flops(sizes)
         ladder_flops = sum(r["flops"] for r in lrows)
         stable = [read_result(out / "wsd" / "stable" / "runs" / s.stable.name) for s in sizes]
         print(f"sizes {PARAMS} x tokens_per_param {RATIOS}: {len(lrows)} runs each")

@@ -2,10 +2,10 @@ import math
 
 import pytest
 
-from scalinglab.config import ModelConfig
-from scalinglab.errors import SweepError
+from scalinglab.config import ModelConfig, from_dict
+from scalinglab.errors import ConfigError, SweepError
 from scalinglab.models.counting import count
-from scalinglab.sweep import design
+from scalinglab.sweep import design, shapes
 from scalinglab.sweep.driver import make_plan
 from scalinglab.sweep.spec import ShapeRule, load_spec
 from tests.sweep.conftest import write_spec
@@ -21,7 +21,7 @@ spread = 4
 def test_gpt_shape_rule_heads_divide_width_and_nearest_count():
     rule = ShapeRule(aspect=16, head_size=8)
     for n in (5e3, 5e4, 2e5, 1e6, 1e8):
-        m = design.shape_for("gpt", n, 256, {"block_size": 64}, rule)
+        m = shapes.shape_for("gpt", n, 256, {"block_size": 64}, rule)
         assert m.n_embd % m.n_head == 0 and m.n_embd // m.n_head == 8
         p = count(m, 256).params
         # the nearest width at this depth: one head_size step either way is not nearer
@@ -31,7 +31,7 @@ def test_gpt_shape_rule_heads_divide_width_and_nearest_count():
                     ModelConfig(n_layer=m.n_layer, n_embd=w, n_head=w // 8, block_size=64), 256
                 )
                 assert abs(math.log(q.params / n)) >= abs(math.log(p / n))
-    big = design.shape_for("gpt", 1e8, 256, {"block_size": 64}, rule)
+    big = shapes.shape_for("gpt", 1e8, 256, {"block_size": 64}, rule)
     assert (big.n_layer, big.n_embd, big.n_head) == (32, 512, 64)  # aspect 16 exactly
 
 
@@ -41,19 +41,17 @@ def test_min_layers_fixes_the_depth():
     free = ShapeRule(aspect=1, head_size=8, max_layers=2)
     fixed = ShapeRule(aspect=1, head_size=8, max_layers=2, min_layers=2)
     shared = {"block_size": 128}
-    depths = {design.shape_for("gpt", n, 256, shared, free).n_layer for n in (1.6e4, 1.7e4)}
+    depths = {shapes.shape_for("gpt", n, 256, shared, free).n_layer for n in (1.6e4, 1.7e4)}
     assert depths == {1}  # the free rule takes a 1x24 here: nearer the target than a 2x16
     for n in (1e4, 1.6e4, 1.7e4, 5e4, 2e5):
-        m = design.shape_for("gpt", n, 256, shared, fixed)
+        m = shapes.shape_for("gpt", n, 256, shared, fixed)
         assert m.n_layer == 2 and m.n_embd % 8 == 0
-    with pytest.raises(SweepError, match=r"\[shape\]: min_layers \(3\) is larger than max_layers"):
-        from scalinglab.sweep.spec import _dataclass
-
-        _dataclass(ShapeRule, {"min_layers": 3, "max_layers": 2}, "spec.toml [shape]")
+    with pytest.raises(ConfigError, match=r"\[shape\]: min_layers \(3\) is larger than max_layers"):
+        from_dict(ShapeRule, {"min_layers": 3, "max_layers": 2}, "spec.toml [shape]")
 
 
 def test_rnn_width_from_n():
-    m = design.shape_for("lstm", 5e4, 256, {"block_size": 32}, ShapeRule(width_multiple=4))
+    m = shapes.shape_for("lstm", 5e4, 256, {"block_size": 32}, ShapeRule(width_multiple=4))
     assert m.n_layer == 1 and m.n_embd % 4 == 0
     p = count(m, 256).params
     assert abs(p - 5e4) / 5e4 < 0.05
@@ -81,7 +79,7 @@ def test_isoflop_plan_tokens_from_6nd_and_model_counts(tmp_path, shards):
     first = [r for r in runs if r.group["budget"] == 2.4e7]
     n_c = math.sqrt(2.4e7 / 6)
     assert first[0].counts.params < n_c < first[-1].counts.params
-    spec.design["flops_convention"] = "model"
+    spec.design.flops_convention = "model"
     _, runs_m = make_plan(spec)
     for r in runs_m:
         assert r.tokens == round(r.group["budget"] / r.counts.flops_per_token / 64) * 64

@@ -5,7 +5,7 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import DataError, MissingExtraError, SweepError
 from scalinglab.sweep.driver import make_executor, make_plan
-from scalinglab.sweep.spec import DEFAULT_TOKENS_PER_PARAM, load_spec
+from scalinglab.sweep.spec import DEFAULT_TOKENS_PER_PARAM, IsoflopDesign, load_spec
 from tests.sweep.conftest import write_spec
 
 GRID = 'kind = "grid"\nparams = [2000]\ntokens = [640]\n'
@@ -14,9 +14,11 @@ GRID = 'kind = "grid"\nparams = [2000]\ntokens = [640]\n'
 def test_valid_spec_and_defaults(tmp_path, shards):
     spec = load_spec(write_spec(tmp_path, shards, 'kind = "isoflop"\nbudgets = [3e7, 1e7]'))
     assert spec.name == "t" and spec.archs == ["gpt"] and spec.kind == "isoflop"
-    assert spec.design["budgets"] == [1e7, 3e7]  # sorted
-    assert spec.design["tokens_per_param"] == DEFAULT_TOKENS_PER_PARAM == 200.0
-    assert (spec.design["sizes"], spec.design["flops_convention"]) == (5, "6nd")
+    assert isinstance(spec.design, IsoflopDesign)
+    assert spec.design.budgets == [1e7, 3e7]  # sorted
+    assert spec.design.tokens_per_param == DEFAULT_TOKENS_PER_PARAM == 200.0
+    assert (spec.design.sizes, spec.design.spread, spec.design.recentre) == (5, 16.0, False)
+    assert spec.design.flops_convention == "6nd"
     assert spec.hparams["gpt"].lr == 1e-2
 
 
@@ -48,6 +50,18 @@ def test_unknown_hparams_and_shape_keys(tmp_path, shards):
     p.write_text(p.read_text().replace("[shape]", "[shape]\ndepth = 2"))
     with pytest.raises(SweepError, match=r"\[shape\]: unknown key\(s\) depth"):
         load_spec(p)
+    for old, new, message in [
+        ("lr = 1e-2", 'lr = "fast"', r"\[hparams\]: lr must be a positive number, got 'fast'"),
+        (
+            "[design]",
+            "[hparams.gpt]\nlr = -1\n[design]",
+            r"\[hparams\]\.gpt: lr must be a positive",
+        ),
+    ]:
+        p = write_spec(tmp_path, shards, GRID)
+        p.write_text(p.read_text().replace(old, new, 1))
+        with pytest.raises(SweepError, match=message):
+            load_spec(p)
     p = write_spec(tmp_path, shards, GRID)
     p.write_text(p.read_text().replace("head_size = 4", "head_size = 4.5"))
     with pytest.raises(SweepError, match=r"\[shape\]: head_size must be a positive integer"):

@@ -5,14 +5,14 @@ import pytest
 
 from scalinglab.config import RunConfig, load_toml
 from scalinglab.errors import SweepError
-from scalinglab.sweep import driver, wsd
+from scalinglab.sweep import design, driver
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table
 from scalinglab.sweep.worker import read_result
 from scalinglab.train.loop import train
 from scalinglab.train.optim import Schedule
-from tests.sweep.conftest import write_spec
+from tests.sweep.conftest import FAKE_TRAINER, write_spec
 
 WSD = """kind = "wsd"
 params = [3000]
@@ -28,7 +28,7 @@ checkpoints = 4
 def test_branch_point_is_where_the_schedule_leaves_the_peak(steps, warmup, frac):
     s = Schedule("wsd", 1.0, 0.1, warmup, steps, frac)
     const = Schedule("constant", 1.0, 0.1, s.warmup, steps)
-    b = wsd.branch_point(steps, s.warmup, frac)
+    b = design.branch_point(steps, s.warmup, frac)
     assert all(s(i) == const(i) for i in range(b))
     assert b == steps or s(b) != const(b)
 
@@ -36,13 +36,16 @@ def test_branch_point_is_where_the_schedule_leaves_the_peak(steps, warmup, frac)
 def test_branches_equal_independent_wsd_runs(tmp_path, shards):
     spec = load_spec(write_spec(tmp_path, shards, WSD, train="log_every = 5"))
     ctx = driver.open_context(spec)
-    sizes = wsd.plan_sizes(ctx)
+    sizes = design.wsd_sizes(ctx)
     (size,) = sizes
     assert size.stable.counts.params == 3016
     assert [b.steps for b in size.branches] == [47, 118]  # D = r × N, 64 tokens a step
     assert size.stable.steps == max(b.group["branch_step"] for b in size.branches)
-    spent, independent = wsd.trained_flops(sizes)
+    spent, independent = design.trained_flops(sizes)
     assert spent < independent
+    stable, branches = design.stages(design.plan(ctx))  # stable runs first, in OUT/stable
+    assert (stable.folder, [r.name for r in stable.runs]) == ("stable", [size.stable.name])
+    assert (branches.folder, branches.runs) == (".", size.branches)
 
     out = tmp_path / "out"
     outcomes = driver.run_sweep(spec, out, LocalExecutor(1), threads=1)
@@ -52,14 +55,30 @@ def test_branches_equal_independent_wsd_runs(tmp_path, shards):
     assert {r["stable_run"] for r in rows} == {size.stable.name}
     assert (out / "stable" / "runs" / size.stable.name / "result.json").exists()
 
-    for b, start in zip(size.branches, size.resume_from, strict=True):
-        assert start > 0  # each branch resumed from a stable checkpoint
+    for b in size.branches:
+        assert b.seed.run == size.stable.name
+        assert 0 < b.seed.step <= b.group["branch_step"]  # resumed from a stable checkpoint
         cfg = RunConfig.from_dict(load_toml(out / "runs" / b.name / "run.toml"))
         alone = train(cfg, tmp_path / f"alone-{b.name}")
         branch = read_result(out / "runs" / b.name)
         assert branch["tokens"] == alone["tokens"] == b.tokens
         assert branch["val_loss"] == alone["val_loss"]  # bit for bit
         assert branch["train_loss"] == alone["train_loss"]
+
+
+def test_branches_of_a_stable_run_that_did_not_complete_are_blocked(tmp_path, shards):
+    # the stand-in trainer diverges at lr > 1: the stable run ends diverged
+    p = write_spec(tmp_path, shards, WSD)
+    p.write_text(p.read_text().replace("lr = 1e-2", "lr = 5\nlr_power = 0"))
+    spec, out = load_spec(p), tmp_path / "out"
+    (size,) = design.wsd_sizes(driver.open_context(spec))
+    for _ in range(2):  # a rerun skips the diverged stable run and blocks again
+        outcomes = driver.run_sweep(spec, out, LocalExecutor(1), 1, command=FAKE_TRAINER)
+        assert [(o["name"], o["status"]) for o in outcomes] == [
+            (size.stable.name, "diverged"),
+            *((b.name, "blocked") for b in size.branches),
+        ]
+    assert not (out / "runs").exists()  # no branch folder was written
 
 
 def test_bad_wsd_design_is_named(tmp_path, shards):

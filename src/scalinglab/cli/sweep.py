@@ -14,7 +14,7 @@ CLUSTERS = ("auto", "local", "slurm", "debug")
 def register(sub) -> None:
     p = sub.add_parser(
         "sweep",
-        help="run a sweep (grid, IsoFLOP, ladder) of training runs; rerun to resume",
+        help="run a sweep (grid, IsoFLOP, ladder, WSD) of training runs; rerun to resume",
         description=(
             "Plan the runs a sweep spec describes and run them. Each run writes its own "
             "folder OUT/runs/NAME; rerunning the same command skips completed runs, "
@@ -60,7 +60,7 @@ def run(args) -> int:
 
     spec = load_spec(args.spec)
     if args.flops_convention:
-        spec.design["flops_convention"] = args.flops_convention
+        spec.design.flops_convention = args.flops_convention
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.retries < 0:
@@ -146,12 +146,12 @@ def _dry_run(spec, args, threads: int) -> int:
     total_c = sum(r.flops for r in runs)
     total_s = sum(est.values())
     print(
-        f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({spec.design['flops_convention']}"
+        f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({spec.design.flops_convention}"
         f" convention); estimated {total_s:.0f} s of run time, about "
         f"{total_s / min(args.workers, len(runs)):.0f} s with {args.workers} worker(s) "
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
     )
-    if spec.design.get("recentre"):
+    if getattr(spec.design, "recentre", False):
         print(
             "recentre = true: budgets after the first are re-centred on the measured "
             "optimum when the sweep runs; shown here at the spec's centre"

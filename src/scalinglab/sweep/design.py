@@ -1,24 +1,24 @@
-"""Designs: from a sweep spec to a list of planned runs (shape, N, D, C, lr, name).
+"""Designs: from a sweep spec to the planned runs (shape, N, D, C, lr, name), in stages.
 
-The rules, stated once (docs/sweeps.md repeats them):
-
-Shape from a target N (`shape_for`):
-- GPT: for every depth L = min_layers..max_layers take the width n_embd (a multiple of
-  head_size) whose parameter count is nearest N (in log); keep the depths whose
-  count is within 15% of the best achievable; among them take the depth whose
-  n_embd / n_layer is nearest `aspect` (in log; ties to the shallower).
-  n_head = n_embd / head_size, so the heads always divide the width.
-- RNNs: `rnn_layers` layers; the width (a multiple of width_multiple) whose
-  parameter count is nearest N.
-
-Hyperparameters per size (`hparams_for`): lr = lr_ref × (ref_width / width) ** lr_power
-(width = n_embd, or the hidden width of an RNN), warmup = round(warmup_frac × steps).
+The shape and hyperparameter rules are in sweep/shapes.py.
 
 Tokens: D = C / (6N) with flops_convention "6nd", or C / flops_per_token with
 "model" (the model's own forward+backward count). D is rounded to a whole
 number of optimizer steps; a run that would not see one batch is an error.
+
+WSD (`wsd_sizes`, Hägele et al. 2024): before its cooldown starts at step b(S), a
+warmup-stable-decay run of S steps is the same run as a constant-LR one (same
+weights, batches, optimizer state). So per size one *stable* run (constant LR, in
+OUT/stable, out of the runs table) trains to the largest branch point, and each
+budget is a *branch*: a WSD run seeded with the stable run's last checkpoint at or
+before its b(S), equal step for step to an independent WSD run. All runs of a size
+share one warmup: round(warmup_frac × the shortest branch's steps).
+
+Everything here is pure: from a spec (and the shards' vocabulary and identity) to
+planned runs. The driver writes and runs them.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -27,9 +27,19 @@ import numpy as np
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.models.counting import Counts, count
-from scalinglab.sweep.spec import HparamRule, ShapeRule, SweepSpec
+from scalinglab.sweep.shapes import hparams_for, shape_for
+from scalinglab.sweep.spec import SweepSpec, WsdDesign
 
-SHAPE_SLACK = math.log(1.15)
+STABLE_DIR = "stable"
+"""The folder under OUT of a WSD design's stable runs (kept out of OUT/runs)."""
+
+
+@dataclass
+class Seed:
+    """Where a run starts: another run's checkpoint at `step` (a WSD branch's stable run)."""
+
+    run: str
+    step: int
 
 
 @dataclass
@@ -46,6 +56,8 @@ class PlannedRun:
     group: dict = field(default_factory=dict)
     """Design columns of the runs table (e.g. budget)."""
     stage: int = 0
+    seed: Seed | None = None
+    """Start from another run's checkpoint (WSD branches); None: from scratch."""
 
     @property
     def arch(self) -> str:
@@ -73,58 +85,6 @@ class PlannedRun:
             "warmup": self.config.train.warmup,
             **self.group,
         }
-
-
-# --- shapes ------------------------------------------------------------------
-
-
-def _nearest_width(make, n: float, multiple: int) -> tuple[int, int]:
-    """(width, params) with width a multiple of `multiple` and params nearest n in log."""
-    lo, hi = 1, 1
-    while make(hi * multiple) < n:
-        hi *= 2
-        if hi > 1 << 20:
-            raise SweepError(f"no shape reaches {n:.3g} parameters")
-    while lo < hi:  # smallest k with params(k) >= n
-        mid = (lo + hi) // 2
-        if make(mid * multiple) < n:
-            lo = mid + 1
-        else:
-            hi = mid
-    best = min({max(1, lo - 1), lo}, key=lambda k: (abs(math.log(make(k * multiple) / n)), k))
-    return best * multiple, make(best * multiple)
-
-
-def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) -> ModelConfig:
-    """The shape whose parameter count is nearest `n` under the stated rule."""
-    base = {k: v for k, v in shared.items()}
-
-    def params(**shape):
-        return count(ModelConfig(arch=arch, **base, **shape), vocab).params
-
-    if arch != "gpt":
-        width, _ = _nearest_width(
-            lambda w: params(n_layer=rule.rnn_layers, n_embd=w), n, rule.width_multiple
-        )
-        return ModelConfig(arch=arch, n_layer=rule.rnn_layers, n_embd=width, **base)
-    hs = rule.head_size
-    cands = []
-    for depth in range(rule.min_layers, rule.max_layers + 1):
-        width, p = _nearest_width(
-            lambda w, d=depth: params(n_layer=d, n_embd=w, n_head=w // hs), n, hs
-        )
-        cands.append((abs(math.log(p / n)), depth, width))
-    best_err = min(c[0] for c in cands)
-    ok = [c for c in cands if c[0] <= best_err + SHAPE_SLACK]
-    _, depth, width = min(ok, key=lambda c: (abs(math.log(c[2] / c[1] / rule.aspect)), c[1]))
-    return ModelConfig(arch=arch, n_layer=depth, n_embd=width, n_head=width // hs, **base)
-
-
-def hparams_for(rule: HparamRule, width: int, steps: int) -> dict:
-    return {
-        "lr": rule.lr * (rule.ref_width / width) ** rule.lr_power,
-        "warmup": round(rule.warmup_frac * steps),
-    }
 
 
 # --- identity and names ------------------------------------------------------
@@ -165,7 +125,14 @@ class Context:
         return t.batch_size * t.grad_accum * m.block_size
 
 
-def _make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: str, stage=0):
+def _flops_per_token(ctx: Context, counts: Counts) -> float:
+    return (
+        6 * counts.params if ctx.spec.design.flops_convention == "6nd" else counts.flops_per_token
+    )
+
+
+def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: str, stage=0):
+    """The planned run of `model` on `tokens` (rounded to whole steps), named by `tag`."""
     spec = ctx.spec
     model.vocab_size = ctx.vocab
     counts = count(model, ctx.vocab)
@@ -188,9 +155,6 @@ def _make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag:
     cfg = RunConfig(model=model, train=train)
     RunConfig.from_dict(cfg.to_dict())  # validates the combination
     h = run_hash(cfg, ctx.data_id)
-    flops_pt = (
-        6 * counts.params if spec.design["flops_convention"] == "6nd" else counts.flops_per_token
-    )
     return PlannedRun(
         name=f"{model.arch}-n{human(counts.params)}-{tag}-{h[:8]}",
         run_hash=h,
@@ -198,63 +162,54 @@ def _make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag:
         counts=counts,
         steps=steps,
         tokens=steps * tps,
-        flops=float(flops_pt) * steps * tps,
+        flops=float(_flops_per_token(ctx, counts)) * steps * tps,
         group=group,
         stage=stage,
     )
 
 
-def _shape(ctx: Context, arch: str, n: float) -> ModelConfig:
+def model_for(ctx: Context, arch: str, n: float) -> ModelConfig:
+    """The sweep's shape for a target N (shape_for with the spec's rule and vocabulary)."""
     return shape_for(arch, n, ctx.vocab, ctx.spec.model, ctx.spec.shape)
 
 
 def _tokens_for(ctx: Context, model: ModelConfig, flops: float) -> float:
-    c = count(model, ctx.vocab)
-    per_token = 6 * c.params if ctx.spec.design["flops_convention"] == "6nd" else c.flops_per_token
-    return flops / per_token
+    return flops / _flops_per_token(ctx, count(model, ctx.vocab))
 
 
 def isoflop_budget(ctx: Context, stage: int, centre: float) -> list[PlannedRun]:
     """The M sizes of one budget, log-uniform around N_c = sqrt(C / (6 · centre))."""
     d = ctx.spec.design
-    c = d["budgets"][stage]
+    c = d.budgets[stage]
     n_centre = math.sqrt(c / (6.0 * centre))
-    m = d["sizes"]
-    offsets = np.linspace(-0.5, 0.5, m) if m > 1 else np.zeros(1)
+    offsets = np.linspace(-0.5, 0.5, d.sizes) if d.sizes > 1 else np.zeros(1)
     runs, seen = [], set()
     for arch in ctx.spec.archs:
         for off in offsets:
-            model = _shape(ctx, arch, n_centre * d["spread"] ** off)
+            model = model_for(ctx, arch, n_centre * d.spread**off)
             key = (arch, model.n_layer, model.n_embd)
             if key in seen:  # two targets rounded to one shape: run it once
                 continue
             seen.add(key)
             tokens = _tokens_for(ctx, model, c)
-            runs.append(_make_run(ctx, model, tokens, {"budget": c}, f"c{sci(c)}", stage))
+            runs.append(make_run(ctx, model, tokens, {"budget": c}, f"c{sci(c)}", stage))
     return runs
 
 
-def plan(ctx: Context, centres: dict[int, float] | None = None) -> list[PlannedRun]:
-    """Every planned run. For a re-centred IsoFLOP design, stage k > 0 uses centres[k]
-    when given (the measured optimum of stage k-1), else the spec's centre."""
+def plan(ctx: Context) -> list[PlannedRun]:
+    """Every planned run, an IsoFLOP design's at the spec's centre (a re-centred design
+    plans its later budgets from measured results: the driver calls isoflop_budget)."""
     d = ctx.spec.design
-    kind = d["kind"]
     runs: list[PlannedRun] = []
-    if kind == "isoflop":
-        for k in range(len(d["budgets"])):
-            runs += isoflop_budget(ctx, k, (centres or {}).get(k, d["tokens_per_param"]))
-    elif kind == "ladder":
+    if d.kind == "isoflop":
+        for k in range(len(d.budgets)):
+            runs += isoflop_budget(ctx, k, d.tokens_per_param)
+    elif d.kind == "ladder":
         for arch in ctx.spec.archs:
-            for n in d["params"]:
-                model = _shape(ctx, arch, n)
-                params = count(model, ctx.vocab).params
-                for r in d["tokens_per_param"]:
-                    group = {"target_params": n, "tokens_per_param": r}
-                    runs.append(_make_run(ctx, model, r * params, group, f"r{r:g}"))
-    elif kind == "wsd":
-        from scalinglab.sweep import wsd  # it builds on this module
-
-        runs = wsd.plan(ctx)
+            for n in d.params:
+                runs += _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param)
+    elif d.kind == "wsd":
+        runs = [r for s in wsd_sizes(ctx) for r in (s.stable, *s.branches)]
     else:
         runs = _grid(ctx)
     names = [r.name for r in runs]
@@ -264,26 +219,145 @@ def plan(ctx: Context, centres: dict[int, float] | None = None) -> list[PlannedR
     return runs
 
 
+@dataclass
+class Stage:
+    """Runs that may all run at once; a later stage starts when this one has ended."""
+
+    runs: list[PlannedRun]
+    folder: str = "."
+    """Under the sweep folder: where runs/NAME go."""
+
+
+def stages(runs: list[PlannedRun]) -> list[Stage]:
+    """Split a plan into stages: the runs others are seeded from (WSD's stable runs) run
+    first, in their own folder (STABLE_DIR), out of the runs table; then the rest."""
+    seeds = {r.seed.run for r in runs if r.seed}
+    first = [r for r in runs if r.name in seeds]
+    rest = [r for r in runs if r.name not in seeds]
+    return [Stage(first, STABLE_DIR), Stage(rest)] if first else [Stage(rest)]
+
+
+def _ladder(ctx: Context, model: ModelConfig, n: float, ratios: list[float]) -> list[PlannedRun]:
+    """One run per ratio r of D = r · N, N the shape's parameter count."""
+    params = count(model, ctx.vocab).params
+    return [
+        make_run(ctx, dataclasses.replace(model), r * params,
+                 {"target_params": n, "tokens_per_param": r}, f"r{r:g}")
+        for r in ratios
+    ]  # fmt: skip
+
+
 def _grid(ctx: Context) -> list[PlannedRun]:
     d = ctx.spec.design
     models = []
     for arch in ctx.spec.archs:
-        if "params" in d:
-            models += [_shape(ctx, arch, n) for n in d["params"]]
+        if d.params is not None:
+            models += [model_for(ctx, arch, n) for n in d.params]
         else:
-            for i, s in enumerate(d["shapes"]):
+            for i, s in enumerate(d.shapes):
                 try:
                     models.append(ModelConfig(arch=arch, **ctx.spec.model, **s))
                 except (ConfigError, TypeError) as exc:
                     raise SweepError(f"[design] shapes[{i}] for {arch}: {exc}") from None
     runs = []
-    kind = "tokens" if "tokens" in d else "flops"
+    kind = d.budget_kind
     for model in models:
-        for b in d[kind]:
+        for b in getattr(d, kind):
             tokens = b if kind == "tokens" else _tokens_for(ctx, model, b)
             tag = f"d{human(b)}" if kind == "tokens" else f"c{sci(b)}"
-            runs.append(_make_run(ctx, model, tokens, {"budget": b, "budget_kind": kind}, tag))
+            runs.append(make_run(ctx, model, tokens, {"budget": b, "budget_kind": kind}, tag))
     return runs
+
+
+# --- WSD: stable runs and their branches ---------------------------------------------
+
+
+def branch_point(steps: int, warmup: int, cooldown_frac: float) -> int:
+    """The first step at which a WSD schedule of `steps` steps leaves the peak LR.
+
+    The same arithmetic as train.optim.Schedule (not imported: planning stays
+    free of torch); tests check the two agree."""
+    span = max(1, steps - 1 - warmup)
+    s = max(warmup, warmup + math.floor((1 - cooldown_frac) * span) - 2)
+    while s < steps and (s - warmup) / span < 1 - cooldown_frac:
+        s += 1
+    return s
+
+
+@dataclass
+class WsdSize:
+    """One size of a WSD design: the stable run and its branches (each with its Seed)."""
+
+    stable: PlannedRun
+    branches: list[PlannedRun]
+
+
+def _retarget(run: PlannedRun, ctx: Context, tag: str, **train) -> PlannedRun:
+    """`run` with train fields changed, its identity hash and name recomputed."""
+    cfg = dataclasses.replace(run.config, train=dataclasses.replace(run.config.train, **train))
+    h = run_hash(cfg, ctx.data_id)
+    name = f"{cfg.model.arch}-n{human(run.counts.params)}-{tag}-{h[:8]}"
+    return dataclasses.replace(run, config=cfg, run_hash=h, name=name)
+
+
+def wsd_sizes(ctx: Context) -> list[WsdSize]:
+    """Per arch and size of a WSD design: the stable run and its branches."""
+    d: WsdDesign = ctx.spec.design
+    return [
+        _wsd_size(ctx, _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param))
+        for arch in ctx.spec.archs
+        for n in d.params
+    ]
+
+
+def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
+    d: WsdDesign = ctx.spec.design
+    f = d.cooldown_frac
+    rule = ctx.spec.hparams[runs[0].arch]
+    shortest = min(r.steps for r in runs)
+    warmup = min(round(rule.warmup_frac * shortest), max(0, (shortest - 1) // 2))
+    points = [branch_point(r.steps, warmup, f) for r in runs]
+    last = max(points)
+    what = f"[design] wsd: the {runs[0].arch} of {runs[0].counts.params} parameters"
+    if last < 1:
+        raise SweepError(f"{what} has no stable phase ({shortest} steps); raise tokens_per_param")
+    if warmup > (last - 1) // 2:
+        raise SweepError(
+            f"{what}: its warmup ({warmup} steps) does not fit the stable run ({last} steps)"
+        )
+    unit = math.gcd(*points) or 1
+    if unit < last / d.checkpoints:
+        unit = math.ceil(last / d.checkpoints)
+    tps = ctx.tokens_per_step
+    stable = _retarget(
+        runs[0], ctx, "stable", schedule="constant", warmup=warmup, tokens=last * tps,
+        ckpt_every=unit, keep_ckpts=last // unit + 1,
+    )  # fmt: skip
+    per_token = runs[0].flops / runs[0].tokens
+    stable = dataclasses.replace(
+        stable, steps=last, tokens=last * tps, flops=per_token * last * tps,
+        group={"target_params": runs[0].group["target_params"], "wsd": "stable"},
+    )  # fmt: skip
+    branches = []
+    for r, p in zip(runs, points, strict=True):
+        b = _retarget(r, ctx, f"r{r.group['tokens_per_param']:g}", schedule="wsd",
+                      cooldown_frac=f, warmup=warmup)  # fmt: skip
+        b.group |= {"stable_run": stable.name, "branch_step": p}
+        b.seed = Seed(stable.name, (p // unit) * unit)  # the last checkpoint at or before p
+        branches.append(b)
+    return WsdSize(stable=stable, branches=branches)
+
+
+def trained_flops(sizes: list[WsdSize]) -> tuple[float, float]:
+    """(FLOPs a WSD design trains, FLOPs of the same branches trained independently)."""
+    spent = independent = 0.0
+    for s in sizes:
+        per_step = s.stable.flops / s.stable.steps
+        spent += s.stable.flops
+        for b in s.branches:
+            spent += per_step * (b.steps - b.seed.step)
+            independent += b.flops
+    return spent, independent
 
 
 def measured_centre(rows: list[dict]) -> float | None:

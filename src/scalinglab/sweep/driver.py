@@ -1,4 +1,5 @@
-"""The sweep driver: plan, write each run's folder, hand the runs to an executor.
+"""The sweep driver: plan, write each run's folder, hand the runs to an executor,
+stage by stage (design.stages).
 
 The driver owns no results. Before a run starts it writes, into OUT/runs/NAME/:
 `run.toml` (the trainer's input: the resolved RunConfig) and `sweep.json`
@@ -11,6 +12,7 @@ and retries failed ones.
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from scalinglab.config import dumps_toml
@@ -22,7 +24,8 @@ from scalinglab.sweep.design import Context, PlannedRun
 from scalinglab.sweep.spec import SweepSpec
 from scalinglab.sweep.status import SweepProgress
 from scalinglab.sweep.table import SWEEP_JSON, run_row
-from scalinglab.sweep.worker import FINAL, RUN_TOML, read_result
+from scalinglab.sweep.worker import FINAL, RESULT, RUN_TOML, read_result
+from scalinglab.train import checkpoint
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -73,7 +76,8 @@ def write_run_folder(run: PlannedRun, out: Path, spec: SweepSpec, threads: int) 
     return run_dir
 
 
-def _write_sweep_files(spec: SweepSpec, out: Path, runs: list[PlannedRun]) -> None:
+def write_sweep_files(spec: SweepSpec, out: Path, runs: list[PlannedRun]) -> None:
+    """OUT/sweep.toml (the spec as given) and OUT/plan.json (the planned runs)."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sweep.toml", dumps_toml(spec.raw))
     plan = {
@@ -94,44 +98,97 @@ def run_sweep(
     listener=None,
     command: list[str] | None = None,
 ) -> list[dict]:
-    """Run the sweep to the end; return every run's outcome (skipped runs included).
+    """Run the sweep to the end, stage by stage; return every run's outcome (skipped
+    and blocked runs included).
 
-    An IsoFLOP design with `recentre = true` runs budget by budget: each budget after
-    the first is centred on the tokens per parameter measured at the previous
-    budget's loss minimum."""
+    A WSD design has two stages: the stable runs, then the branches, each seeded
+    from its stable run's checkpoint (a branch whose stable run did not complete is
+    `blocked`). An IsoFLOP design with `recentre = true` has a stage per budget, each
+    after the first centred on the tokens per parameter measured at the previous
+    budget's loss minimum. Every other design is one stage."""
     out = Path(out)
-    if spec.kind == "wsd":  # stable runs, then cooldown branches seeded from them
-        from scalinglab.sweep import wsd
-
-        return wsd.run_sweep(spec, out, executor, threads, retries, listener, command)
     ctx = open_context(spec)
     d = spec.design
-    staged = d["kind"] == "isoflop" and d["recentre"]
-    if not staged:
-        stages = [design.plan(ctx)]
-    else:
-        stages = [design.isoflop_budget(ctx, 0, d["tokens_per_param"])]
+    recentre = d.kind == "isoflop" and d.recentre
+    # A re-centred budget is planned from the results of the one before it.
+    planned = [] if recentre else design.plan(ctx)
+    stages = _recentred_stages(ctx, out) if recentre else design.stages(planned)
     outcomes: list[dict] = []
-    k = 0
-    all_runs: list[PlannedRun] = []
-    while True:
-        runs = stages[k]
-        all_runs += runs
-        _write_sweep_files(spec, out, all_runs)
-        outcomes += _run_stage(spec, out, runs, executor, threads, retries, listener, command)
-        k += 1
-        if not staged or k >= len(d["budgets"]):
-            return outcomes
+    run_dirs: dict[str, Path] = {}
+    for stage in stages:
+        if recentre:
+            planned += stage.runs
+        write_sweep_files(spec, out, planned)
+        root = out / stage.folder
+        ready, blocked = _unblocked(stage.runs, run_dirs)
+        outcomes += _run_stage(spec, root, ready, run_dirs, executor, threads, retries,
+                               listener, command)  # fmt: skip
+        outcomes += blocked
+        run_dirs |= {r.name: root / "runs" / r.name for r in stage.runs}
+    return outcomes
+
+
+def _recentred_stages(ctx: Context, out: Path):
+    """The budgets of a re-centred IsoFLOP design, one stage each, planned after the
+    runs of the stage before have ended (a generator: the driver runs each first)."""
+    d = ctx.spec.design
+    centre = d.tokens_per_param
+    for k in range(len(d.budgets)):
+        if k:
+            log.info("budget %.3g: re-centred on %.4g tokens/parameter", d.budgets[k], centre)
+        runs = design.isoflop_budget(ctx, k, centre)
+        yield design.Stage(runs)
         rows = [run_row(out / "runs" / r.name) for r in runs]
-        centre = design.measured_centre(rows) or d["tokens_per_param"]
-        log.info("budget %.3g: re-centred on %.4g tokens/parameter", d["budgets"][k], centre)
-        stages.append(design.isoflop_budget(ctx, k, centre))
+        centre = design.measured_centre(rows) or d.tokens_per_param
 
 
-def _run_stage(spec, out, runs, executor, threads, retries, listener, command) -> list[dict]:
+def _unblocked(runs: list[PlannedRun], run_dirs: dict[str, Path]):
+    """(the runs that can start, the outcomes of those whose seed run did not complete)."""
+    ready, blocked, warned = [], [], set()
+    for r in runs:
+        res = (read_result(run_dirs[r.seed.run]) or {}) if r.seed else {}
+        if not r.seed or res.get("status") == "completed":
+            ready.append(r)
+            continue
+        if r.seed.run not in warned:
+            warned.add(r.seed.run)
+            log.warning("%s ended %s: the runs seeded from it are not run", r.seed.run,
+                        res.get("status"))  # fmt: skip
+        blocked.append({"name": r.name, "status": "blocked", "attempts": 0, "skipped": True})
+    return ready, blocked
+
+
+def seed_run(seed_dir: Path, run_dir: Path, step: int) -> None:
+    """Give a run another run's checkpoint at `step` and its metrics up to there; the
+    trainer resumes from it (a WSD branch from its stable run).
+
+    Idempotent: a run that already holds checkpoints or a result is left alone
+    (it resumes from its own)."""
+    ckpt = run_dir / "ckpt"
+    if step == 0 or (ckpt.is_dir() and checkpoint.list_steps(ckpt)):
+        return
+    if (run_dir / RESULT).exists():
+        return
+    src = checkpoint.step_dir(seed_dir / "ckpt", step)
+    if checkpoint.verify(src) is not None:
+        raise SweepError(f"{src}: the checkpoint to start from is missing or damaged; rerun")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt / f".tmp-step-{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.rename(checkpoint.step_dir(ckpt, step))  # the folder counts once it is complete
+    if (seed_dir / "metrics.jsonl").exists():
+        # The trainer drops the lines after the checkpoint's step when it resumes.
+        shutil.copyfile(seed_dir / "metrics.jsonl", run_dir / "metrics.jsonl")
+
+
+def _run_stage(spec, out, runs, run_dirs, executor, threads, retries, listener, command):
+    """Write the runs' folders (seeded where planned so) and run the unfinished ones."""
     dirs, skipped = [], []
     for r in runs:
         run_dir = write_run_folder(r, out, spec, threads)
+        if r.seed:
+            seed_run(run_dirs[r.seed.run], run_dir, r.seed.step)
         res = read_result(run_dir)
         if res and res.get("status") in FINAL:
             skipped.append((r.name, res["status"]))

@@ -1,39 +1,12 @@
-"""The sweep spec: a versioned TOML file that names the shards, the architectures,
-the shared training settings, the shape and hyperparameter rules, and a design.
+"""The sweep spec: a versioned TOML file (docs/sweeps.md) that names the shards, the
+architectures, the shared [model] and [train] settings, the [shape] and [hparams]
+rules, and a [design] (grid | isoflop | ladder | wsd).
 
-::
-
-    format_version = 1
-    name = "tiny"                       # optional; default: the file's stem
-    data = "shards/stdlib-byte"         # shards folder (relative paths: to the current directory)
-    archs = ["gpt"]                     # any of scalinglab.config.ARCHS
-
-    [model]                             # shared ModelConfig fields (not the shape)
-    block_size = 32
-
-    [train]                             # shared TrainConfig fields (not data or the budget)
-    batch_size = 8
-
-    [shape]                             # target N -> shape (see design.shape_for)
-    aspect = 16                         # GPT: n_embd ≈ aspect × n_layer
-    head_size = 8                       # GPT: n_head = n_embd / head_size
-    rnn_layers = 1                      # RNNs: depth; the width is solved from N
-    width_multiple = 4                  # RNN widths are multiples of this
-
-    [hparams]                           # per-size rule (see design.hparams_for)
-    lr = 3e-3                           # learning rate at ref_width
-    ref_width = 64
-    lr_power = 0.5                      # lr = lr × (ref_width / width) ** lr_power
-    warmup_frac = 0.05                  # warmup steps = round(warmup_frac × steps)
-    [hparams.lstm]                      # optional per-architecture overrides
-    lr = 1e-2
-
-    [design]
-    kind = "isoflop"                    # grid | isoflop | ladder (keys: see DESIGN_KEYS)
-    budgets = [1e11, 3e11]
-    ...
-
-Every table is checked: unknown keys are named, with the known ones listed.
+Each table is a config dataclass in the style of scalinglab.config (ShapeRule,
+HparamRule, one Design subclass per kind): its fields are the TOML keys, with the
+same names and defaults, and it validates itself on construction. Every table is
+checked here, in one place: unknown keys are named, with the known ones listed,
+and every error names the file and the table.
 """
 
 import dataclasses
@@ -52,33 +25,14 @@ from scalinglab.config import (
 from scalinglab.errors import ConfigError, SweepError
 
 FORMAT_VERSION = 1
-KINDS = ("grid", "isoflop", "ladder", "wsd")
 FLOPS_CONVENTIONS = ("6nd", "model")
 SHAPE_FIELDS = ("n_layer", "n_embd", "n_head", "n_hidden")
 MODEL_SET_BY_SWEEP = ("arch", "preset", "vocab_size", *SHAPE_FIELDS)
 # The sweep sets these per run; a spec that sets them would be silently overridden.
 TRAIN_SET_BY_SWEEP = ("data", *BUDGETS)
 TOP_KEYS = (
-    "format_version",
-    "name",
-    "data",
-    "archs",
-    "model",
-    "train",
-    "shape",
-    "hparams",
-    "design",
-)
-DESIGN_KEYS = {
-    "grid": ("kind", "shapes", "params", "tokens", "flops", "flops_convention"),
-    "isoflop": (
-        "kind", "budgets", "sizes", "tokens_per_param", "spread", "recentre", "flops_convention",
-    ),
-    "ladder": ("kind", "params", "tokens_per_param"),
-    "wsd": (
-        "kind", "params", "tokens_per_param", "cooldown_frac", "checkpoints", "flops_convention",
-    ),
-}  # fmt: skip
+    "format_version", "name", "data", "archs", "model", "train", "shape", "hparams", "design",
+)  # fmt: skip
 
 # The default centre of an IsoFLOP profile, in training tokens per parameter. Measured
 # on this project's tiny byte-level GPTs (15k–200k parameters): the optimum sat at
@@ -86,24 +40,54 @@ DESIGN_KEYS = {
 DEFAULT_TOKENS_PER_PARAM = 200.0
 
 
+def _opt(default, help: str):
+    """A field with its documentation (the `help` metadata of scalinglab.config)."""
+    return field(default=default, metadata={"help": help})
+
+
+def _number(obj, name: str, integer: bool = False, positive: bool = True):
+    """Check a numeric field (TOML gives ints for whole floats; bools are not numbers)."""
+    v = getattr(obj, name)
+    kind = int if integer else int | float
+    if isinstance(v, bool) or not isinstance(v, kind) or (positive and v <= 0):
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name} must be {what if positive else 'a number'}, got {v!r}")
+    if not integer:
+        setattr(obj, name, float(v))
+
+
+def _numbers(obj, name: str, need: str) -> None:
+    """Check a non-empty list of positive finite numbers and store it as floats."""
+    v = getattr(obj, name)
+    if isinstance(v, list) and not v:
+        raise ConfigError(need)
+    if not isinstance(v, list):
+        raise ConfigError(f"{name} must be a non-empty list, got {v!r}")
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not x > 0 or x == math.inf:
+            raise ConfigError(f"{name} must hold positive numbers, got {x!r}")
+    setattr(obj, name, [float(x) for x in v])
+
+
+# --- the rules -----------------------------------------------------------------
+
+
 @dataclass
 class ShapeRule:
-    aspect: float = 16.0
-    """GPT: target ratio n_embd / n_layer."""
-    head_size: int = 8
-    """GPT: n_embd is a multiple of this and n_head = n_embd / head_size."""
-    rnn_layers: int = 1
-    """RNNs: number of stacked layers; the width is solved from the target N."""
-    width_multiple: int = 4
-    """RNNs: widths are multiples of this."""
-    max_layers: int = 48
-    """GPT: deepest model considered by the shape search."""
-    min_layers: int = 1
-    """GPT: shallowest model considered (min_layers = max_layers fixes the depth)."""
+    """[shape]: how a target parameter count N becomes a shape (shapes.shape_for)."""
+
+    aspect: float = _opt(16.0, "GPT: target ratio n_embd / n_layer")
+    head_size: int = _opt(8, "GPT: n_embd is a multiple of this and n_head = n_embd / head_size")
+    rnn_layers: int = _opt(1, "RNNs: number of stacked layers; the width is solved from N")
+    width_multiple: int = _opt(4, "RNNs: widths are multiples of this")
+    max_layers: int = _opt(48, "GPT: deepest model considered by the shape search")
+    min_layers: int = _opt(1, "GPT: shallowest model considered (= max_layers fixes the depth)")
 
     def __post_init__(self):
-        ints = isinstance(self.min_layers, int) and isinstance(self.max_layers, int)
-        if ints and self.min_layers > self.max_layers:
+        _number(self, "aspect")
+        for name in ("head_size", "rnn_layers", "width_multiple", "max_layers", "min_layers"):
+            _number(self, name, integer=True)
+        if self.min_layers > self.max_layers:
             raise ConfigError(
                 f"min_layers ({self.min_layers}) is larger than max_layers ({self.max_layers})"
             )
@@ -111,42 +95,212 @@ class ShapeRule:
 
 @dataclass
 class HparamRule:
-    lr: float = 3e-3
-    """Learning rate of a model of width ref_width."""
-    ref_width: int = 64
-    lr_power: float = 0.5
-    """lr(width) = lr × (ref_width / width) ** lr_power (0: the same lr at every width)."""
-    warmup_frac: float = 0.05
-    """Warmup steps = round(warmup_frac × the run's steps)."""
+    """[hparams]: the per-size rule (shapes.hparams_for)."""
+
+    lr: float = _opt(3e-3, "learning rate of a model of width ref_width")
+    ref_width: int = _opt(64, "the width at which lr applies")
+    lr_power: float = _opt(
+        0.5, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
+    )
+    warmup_frac: float = _opt(0.05, "warmup steps = round(warmup_frac × the run's steps)")
 
     def __post_init__(self):
+        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
+            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"[hparams] lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        self.lr = float(self.lr)
+        # A fractional ref_width has always been accepted: it only scales lr.
+        if isinstance(self.ref_width, bool) or not isinstance(self.ref_width, int | float):
+            raise ConfigError(f"ref_width must be positive, got {self.ref_width!r}")
         if self.ref_width < 1:
-            raise ConfigError(f"[hparams] ref_width must be positive, got {self.ref_width}")
+            raise ConfigError(f"ref_width must be positive, got {self.ref_width}")
+        _number(self, "lr_power", positive=False)
+        _number(self, "warmup_frac", positive=False)
         if not 0.0 <= self.warmup_frac < 1.0:
-            raise ConfigError(f"[hparams] warmup_frac must be in [0, 1), got {self.warmup_frac}")
+            raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+
+
+# --- the designs: one dataclass per kind ------------------------------------------
+
+
+@dataclass
+class Design:
+    """What every [design] has."""
+
+    kind: str = _opt("", "grid | isoflop | ladder | wsd")
+    flops_convention: str = _opt(
+        "6nd", "C = 6·N·D (6nd) or the model's own forward+backward FLOPs per token (model)"
+    )
+
+    def __post_init__(self):
+        if DESIGNS.get(self.kind) is not type(self):
+            raise ConfigError(f"kind {self.kind!r} is not one of {', '.join(DESIGNS)}")
+        if self.flops_convention not in FLOPS_CONVENTIONS:
+            raise ConfigError(
+                f"flops_convention {self.flops_convention!r} is not one of {FLOPS_CONVENTIONS}"
+            )
+
+
+@dataclass
+class GridDesign(Design):
+    """Explicit shapes (or target sizes) × explicit budgets (tokens or FLOPs)."""
+
+    kind: str = _opt("grid", "grid")
+    shapes: list[dict] | None = field(
+        default=None, metadata={"help": "explicit shapes: tables of n_layer, n_embd, ..."}
+    )
+    params: list[float] | None = field(
+        default=None, metadata={"help": "target sizes N (shapes by [shape])"}
+    )
+    tokens: list[float] | None = field(
+        default=None, metadata={"help": "budgets in training tokens D"}
+    )
+    flops: list[float] | None = field(
+        default=None, metadata={"help": "budgets in FLOPs C (D = C / FLOPs per token)"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        for pair in (("shapes", "params"), ("tokens", "flops")):
+            if (getattr(self, pair[0]) is None) == (getattr(self, pair[1]) is None):
+                raise ConfigError(f"give exactly one of {pair[0]} or {pair[1]}")
+        for name in ("params", "tokens", "flops"):
+            if getattr(self, name) is not None:
+                _numbers(self, name, f"{name} must be a non-empty list, got []")
+        if self.shapes is not None:
+            if not isinstance(self.shapes, list) or not self.shapes:
+                raise ConfigError("shapes must be a non-empty list of tables")
+            for i, s in enumerate(self.shapes):
+                if not isinstance(s, dict):
+                    raise ConfigError(f"shapes[{i}]: expected a table, got {type(s).__name__}")
+                unknown = sorted(set(s) - set(SHAPE_FIELDS))
+                if unknown:
+                    raise ConfigError(
+                        f"shapes[{i}]: unknown key(s) {', '.join(unknown)} "
+                        f"(known: {', '.join(sorted(SHAPE_FIELDS))})"
+                    )
+            self.shapes = [dict(s) for s in self.shapes]
+
+    @property
+    def budget_kind(self) -> str:
+        return "tokens" if self.tokens is not None else "flops"
+
+
+@dataclass
+class IsoflopDesign(Design):
+    """Per FLOP budget, `sizes` sizes spread log-uniformly around the centre."""
+
+    kind: str = _opt("isoflop", "isoflop")
+    budgets: list[float] = field(
+        default_factory=list, metadata={"help": "FLOP budgets C_1 ... C_k (sorted ascending)"}
+    )
+    sizes: int = _opt(5, "model sizes per budget")
+    tokens_per_param: float = _opt(
+        DEFAULT_TOKENS_PER_PARAM, "the centre: N_c = sqrt(C / (6 · tokens_per_param))"
+    )
+    spread: float = _opt(16.0, "the largest size of a budget is this many times the smallest")
+    recentre: bool = _opt(False, "centre each budget after the first on the measured optimum")
+
+    def __post_init__(self):
+        super().__post_init__()
+        _numbers(self, "budgets", "isoflop needs budgets = [C_1, ..., C_k] (FLOPs)")
+        self.budgets.sort()
+        for name in ("sizes", "tokens_per_param", "spread"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        if not isinstance(self.sizes, int) or self.spread < 1:
+            raise ConfigError("sizes must be an integer and spread >= 1")
+        self.tokens_per_param, self.spread = float(self.tokens_per_param), float(self.spread)
+        if not isinstance(self.recentre, bool):
+            raise ConfigError("recentre must be true or false")
+
+
+@dataclass
+class LadderDesign(Design):
+    """Target sizes × tokens per parameter: D = r · N."""
+
+    kind: str = _opt("ladder", "ladder")
+    params: list[float] = field(
+        default_factory=list, metadata={"help": "target sizes N (shapes by [shape])"}
+    )
+    tokens_per_param: list[float] = field(
+        default_factory=list, metadata={"help": "ratios r: each size trains on D = r · N"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("params", "tokens_per_param"):
+            _numbers(self, name, f"ladder needs {name} = [...]")
+
+
+@dataclass
+class WsdDesign(Design):
+    """A ladder trained as one stable run per size with cooldown branches (design.wsd_sizes)."""
+
+    kind: str = _opt("wsd", "wsd")
+    params: list[float] = field(
+        default_factory=list, metadata={"help": "target sizes N (shapes by [shape])"}
+    )
+    tokens_per_param: list[float] = field(
+        default_factory=list, metadata={"help": "each size's budgets: D = r · N (sorted)"}
+    )
+    cooldown_frac: float = _opt(0.2, "a branch decays linearly to min_lr over this last fraction")
+    checkpoints: int = _opt(20, "the stable run checkpoints about this many times")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("params", "tokens_per_param"):
+            _numbers(self, name, f"wsd needs {name} = [...]")
+        self.tokens_per_param.sort()
+        f = self.cooldown_frac
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+            raise ConfigError(f"cooldown_frac must be a number in (0, 1), got {f!r}")
+        self.cooldown_frac = float(f)
+        k = self.checkpoints
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"checkpoints must be a positive integer, got {k!r}")
+
+
+DESIGNS = {"grid": GridDesign, "isoflop": IsoflopDesign, "ladder": LadderDesign, "wsd": WsdDesign}
+KINDS = tuple(DESIGNS)
+AnyDesign = GridDesign | IsoflopDesign | LadderDesign | WsdDesign
+
+
+# --- the spec --------------------------------------------------------------------
 
 
 @dataclass
 class SweepSpec:
-    name: str
-    data: Path
-    archs: list[str]
-    model: dict
-    """Shared ModelConfig fields (validated)."""
-    train: dict
-    """Shared TrainConfig fields (validated)."""
-    shape: ShapeRule
-    hparams: dict[str, HparamRule]
-    """Per-architecture rule (every arch of the sweep has one)."""
-    design: dict
-    source: Path | None = None
-    raw: dict = field(default_factory=dict)
+    """A whole spec, checked (parse_spec builds it)."""
+
+    name: str = field(metadata={"help": "the sweep's name (default: the spec file's stem)"})
+    data: Path = field(
+        metadata={"help": "shards folder (relative paths: to the current directory)"}
+    )
+    archs: list[str] = field(metadata={"help": f"architectures, any of {ARCHS} (default: gpt)"})
+    model: dict = field(
+        metadata={"help": "[model]: shared ModelConfig fields (validated; not the shape)"}
+    )
+    train: dict = field(
+        metadata={"help": "[train]: shared TrainConfig fields (validated; not data or budget)"}
+    )
+    shape: ShapeRule = field(metadata={"help": "[shape]"})
+    hparams: dict[str, HparamRule] = field(
+        metadata={"help": "[hparams]: the rule of each arch of the sweep"}
+    )
+    design: AnyDesign = field(metadata={"help": "[design]"})
+    source: Path | None = field(
+        default=None, metadata={"help": "the spec file, when read from one"}
+    )
+    raw: dict = field(
+        default_factory=dict, metadata={"help": "the spec as given (written to OUT/sweep.toml)"}
+    )
 
     @property
     def kind(self) -> str:
-        return self.design["kind"]
+        return self.design.kind
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -157,7 +311,7 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source=None) -> SweepSpec:
     """Validate a spec mapping; every error names the file, table and key."""
-    _unknown(d, TOP_KEYS, where)
+    _table(d, TOP_KEYS, where)
     version = d.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise SweepError(
@@ -172,7 +326,37 @@ def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source
     bad = [a for a in archs if a not in ARCHS]
     if bad or not archs:
         raise SweepError(f"{where}: archs {bad or archs} not among {', '.join(ARCHS)}")
-    model = d.get("model", {})
+    model, train = d.get("model", {}), d.get("train", {})
+    _table(model, None, f"{where} [model]")
+    _table(train, None, f"{where} [train]")
+    _set_by_sweep(model, train, where)
+    _build(ModelConfig, {**model, "arch": archs[0]}, f"{where} [model]")
+    _build(TrainConfig, train, f"{where} [train]")
+    return SweepSpec(
+        name=str(d.get("name") or default_name),
+        data=Path(d["data"]),
+        archs=list(archs),
+        model=dict(model),
+        train=dict(train),
+        shape=_build(ShapeRule, d.get("shape", {}), f"{where} [shape]"),
+        hparams=_hparams(d.get("hparams", {}), archs, f"{where} [hparams]"),
+        design=_design(d.get("design"), f"{where} [design]"),
+        source=source,
+        raw=d,
+    )
+
+
+def _table(d, known, where: str) -> None:
+    if not isinstance(d, dict):
+        raise SweepError(f"{where}: expected a table, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(known)) if known is not None else []
+    if unknown:
+        raise SweepError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
+def _set_by_sweep(model: dict, train: dict, where: str) -> None:
     shape_keys = sorted(set(model) & set(MODEL_SET_BY_SWEEP))
     if shape_keys:
         raise SweepError(
@@ -180,148 +364,39 @@ def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source
             "(archs at the top level, vocab_size from the shards, shapes by [design]; "
             "explicit shapes go in [design] shapes with kind = 'grid')"
         )
-    train = d.get("train", {})
     set_by_sweep = sorted(set(train) & set(TRAIN_SET_BY_SWEEP))
     if set_by_sweep:
         raise SweepError(
             f"{where} [train]: {', '.join(set_by_sweep)} are set by the sweep, per run "
             "('data' at the top level, the budget by [design])"
         )
-    _check(ModelConfig, {**model, "arch": archs[0]}, f"{where} [model]")
-    _check(TrainConfig, train, f"{where} [train]")
-    shape = _dataclass(ShapeRule, d.get("shape", {}), f"{where} [shape]")
-    hparams = _hparams(d.get("hparams", {}), archs, f"{where} [hparams]")
-    design = _design(d.get("design"), f"{where} [design]")
-    return SweepSpec(
-        name=str(d.get("name") or default_name),
-        data=Path(d["data"]),
-        archs=list(archs),
-        model=dict(model),
-        train=dict(train),
-        shape=shape,
-        hparams=hparams,
-        design=design,
-        source=source,
-        raw=d,
-    )
 
 
-def _unknown(d: dict, known, where: str) -> None:
-    if not isinstance(d, dict):
-        raise SweepError(f"{where}: expected a table, got {type(d).__name__}")
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise SweepError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-        )
-
-
-def _check(cls, d: dict, where: str) -> None:
+def _build(cls, d, where: str):
+    """config.from_dict, its errors raised as SweepError (a spec's fault)."""
     try:
-        from_dict(cls, d, where)
+        return from_dict(cls, d, where)
     except ConfigError as exc:
         raise SweepError(str(exc)) from None
 
 
-def _dataclass(cls, d: dict, where: str):
-    _unknown(d, [f.name for f in dataclasses.fields(cls)], where)
-    try:
-        obj = cls(**d)
-    except (TypeError, ConfigError) as exc:
-        raise SweepError(f"{where}: {exc}") from None
-    for f in dataclasses.fields(cls):
-        v = getattr(obj, f.name)
-        kind = int if f.type in (int, "int") else int | float
-        if isinstance(v, bool) or not isinstance(v, kind) or v <= 0:
-            what = "a positive integer" if kind is int else "a positive number"
-            raise SweepError(f"{where}: {f.name} must be {what}, got {v!r}")
-    return obj
-
-
-def _hparams(d: dict, archs: list[str], where: str) -> dict[str, HparamRule]:
+def _hparams(d, archs: list[str], where: str) -> dict[str, HparamRule]:
     fields = [f.name for f in dataclasses.fields(HparamRule)]
-    _unknown(d, fields + list(ARCHS), where)
+    _table(d, fields + list(ARCHS), where)
     base = {k: v for k, v in d.items() if k in fields}
+    _build(HparamRule, base, where)
     rules = {}
     for arch in archs:
         over = d.get(arch, {})
-        _unknown(over, fields, f"{where}.{arch}")
-        try:
-            rules[arch] = HparamRule(**{**base, **over})
-        except ConfigError as exc:
-            raise SweepError(f"{where}: {exc}") from None
+        _table(over, fields, f"{where}.{arch}")
+        rules[arch] = _build(HparamRule, {**base, **over}, f"{where}.{arch}" if over else where)
     return rules
 
 
-def _positive_list(design: dict, key: str, where: str, integer: bool = False) -> list:
-    v = design[key]
-    if not isinstance(v, list) or not v:
-        raise SweepError(f"{where}: {key} must be a non-empty list, got {v!r}")
-    for x in v:
-        if isinstance(x, bool) or not isinstance(x, int | float) or not x > 0 or x == math.inf:
-            raise SweepError(f"{where}: {key} must hold positive numbers, got {x!r}")
-    return [int(x) for x in v] if integer else [float(x) for x in v]
-
-
-def _design(d, where: str) -> dict:
+def _design(d, where: str) -> AnyDesign:
     if d is None:
         raise SweepError(f"{where}: the [design] table is required (kind = {' | '.join(KINDS)})")
     if not isinstance(d, dict) or d.get("kind") not in KINDS:
         kind = d.get("kind") if isinstance(d, dict) else d
         raise SweepError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    kind = d["kind"]
-    _unknown(d, DESIGN_KEYS[kind], where)
-    out = dict(d)
-    conv = d.get("flops_convention", "6nd")
-    if conv not in FLOPS_CONVENTIONS:
-        raise SweepError(f"{where}: flops_convention {conv!r} is not one of {FLOPS_CONVENTIONS}")
-    out["flops_convention"] = conv
-    if kind == "grid":
-        _exactly_one(d, ("shapes", "params"), where)
-        _exactly_one(d, ("tokens", "flops"), where)
-        if "params" in d:
-            out["params"] = _positive_list(d, "params", where)
-        else:
-            out["shapes"] = _shapes(d["shapes"], where)
-        budget = "tokens" if "tokens" in d else "flops"
-        out[budget] = _positive_list(d, budget, where)
-    elif kind == "isoflop":
-        if "budgets" not in d:
-            raise SweepError(f"{where}: isoflop needs budgets = [C_1, ..., C_k] (FLOPs)")
-        out["budgets"] = sorted(_positive_list(d, "budgets", where))
-        out["sizes"] = d.get("sizes", 5)
-        out["tokens_per_param"] = d.get("tokens_per_param", DEFAULT_TOKENS_PER_PARAM)
-        out["spread"] = d.get("spread", 16.0)
-        out["recentre"] = d.get("recentre", False)
-        for key in ("sizes", "tokens_per_param", "spread"):
-            if isinstance(out[key], bool) or not isinstance(out[key], int | float) or out[key] <= 0:
-                raise SweepError(f"{where}: {key} must be a positive number, got {out[key]!r}")
-        if not isinstance(out["sizes"], int) or out["spread"] < 1:
-            raise SweepError(f"{where}: sizes must be an integer and spread >= 1")
-        if not isinstance(out["recentre"], bool):
-            raise SweepError(f"{where}: recentre must be true or false")
-    elif kind == "wsd":
-        from scalinglab.sweep import wsd  # it imports design, which imports this module
-
-        out.update(wsd.check_design(d, where, _positive_list))
-    else:
-        for key in ("params", "tokens_per_param"):
-            if key not in d:
-                raise SweepError(f"{where}: ladder needs {key} = [...]")
-            out[key] = _positive_list(d, key, where)
-    return out
-
-
-def _exactly_one(d: dict, keys: tuple[str, str], where: str) -> None:
-    if (keys[0] in d) == (keys[1] in d):
-        raise SweepError(f"{where}: give exactly one of {keys[0]} or {keys[1]}")
-
-
-def _shapes(shapes, where: str) -> list[dict]:
-    if not isinstance(shapes, list) or not shapes:
-        raise SweepError(f"{where}: shapes must be a non-empty list of tables")
-    out = []
-    for i, s in enumerate(shapes):
-        _unknown(s, SHAPE_FIELDS, f"{where} shapes[{i}]")
-        out.append(dict(s))
-    return out
+    return _build(DESIGNS[d["kind"]], dict(d), where)

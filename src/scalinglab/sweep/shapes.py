@@ -1,0 +1,74 @@
+"""The sweep's two rules: a shape from a target parameter count, hyperparameters per size.
+
+Stated once here (docs/sweeps.md repeats them):
+
+Shape from a target N (`shape_for`):
+- GPT: for every depth L = min_layers..max_layers take the width n_embd (a multiple of
+  head_size) whose parameter count is nearest N (in log); keep the depths whose
+  count is within 15% of the best achievable; among them take the depth whose
+  n_embd / n_layer is nearest `aspect` (in log; ties to the shallower).
+  n_head = n_embd / head_size, so the heads always divide the width.
+- RNNs: `rnn_layers` layers; the width (a multiple of width_multiple) whose
+  parameter count is nearest N.
+
+Hyperparameters per size (`hparams_for`): lr = lr_ref × (ref_width / width) ** lr_power
+(width = n_embd, or the hidden width of an RNN), warmup = round(warmup_frac × steps).
+"""
+
+import math
+
+from scalinglab.config import ModelConfig
+from scalinglab.errors import SweepError
+from scalinglab.models.counting import count
+from scalinglab.sweep.spec import HparamRule, ShapeRule
+
+SHAPE_SLACK = math.log(1.15)
+
+
+def _nearest_width(make, n: float, multiple: int) -> tuple[int, int]:
+    """(width, params) with width a multiple of `multiple` and params nearest n in log."""
+    lo, hi = 1, 1
+    while make(hi * multiple) < n:
+        hi *= 2
+        if hi > 1 << 20:
+            raise SweepError(f"no shape reaches {n:.3g} parameters")
+    while lo < hi:  # smallest k with params(k) >= n
+        mid = (lo + hi) // 2
+        if make(mid * multiple) < n:
+            lo = mid + 1
+        else:
+            hi = mid
+    best = min({max(1, lo - 1), lo}, key=lambda k: (abs(math.log(make(k * multiple) / n)), k))
+    return best * multiple, make(best * multiple)
+
+
+def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) -> ModelConfig:
+    """The shape whose parameter count is nearest `n` under the stated rule."""
+    base = {k: v for k, v in shared.items()}
+
+    def params(**shape):
+        return count(ModelConfig(arch=arch, **base, **shape), vocab).params
+
+    if arch != "gpt":
+        width, _ = _nearest_width(
+            lambda w: params(n_layer=rule.rnn_layers, n_embd=w), n, rule.width_multiple
+        )
+        return ModelConfig(arch=arch, n_layer=rule.rnn_layers, n_embd=width, **base)
+    hs = rule.head_size
+    cands = []
+    for depth in range(rule.min_layers, rule.max_layers + 1):
+        width, p = _nearest_width(
+            lambda w, d=depth: params(n_layer=d, n_embd=w, n_head=w // hs), n, hs
+        )
+        cands.append((abs(math.log(p / n)), depth, width))
+    best_err = min(c[0] for c in cands)
+    ok = [c for c in cands if c[0] <= best_err + SHAPE_SLACK]
+    _, depth, width = min(ok, key=lambda c: (abs(math.log(c[2] / c[1] / rule.aspect)), c[1]))
+    return ModelConfig(arch=arch, n_layer=depth, n_embd=width, n_head=width // hs, **base)
+
+
+def hparams_for(rule: HparamRule, width: int, steps: int) -> dict:
+    return {
+        "lr": rule.lr * (rule.ref_width / width) ** rule.lr_power,
+        "warmup": round(rule.warmup_frac * steps),
+    }
