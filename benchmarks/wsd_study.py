@@ -14,12 +14,12 @@ from pathlib import Path
 
 from scalinglab.data.writer import prepare
 from scalinglab.laws.estimator import ScalingLaw
+from scalinglab.runfolder import read_result
 from scalinglab.sweep import driver
 from scalinglab.sweep.design import trained_flops, wsd_sizes
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table, write_csv
-from scalinglab.sweep.worker import read_result
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared/corpora/tinyshakespeare.txt"
 PARAMS = "[2e3, 6e3, 2e4]"

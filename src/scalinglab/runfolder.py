@@ -78,10 +78,11 @@ def is_run_folder(path: str | os.PathLike) -> bool:
 # --- config.toml / run.toml -------------------------------------------------
 
 
-def write_config(run_dir: str | os.PathLike, cfg: RunConfig) -> None:
-    """Write RUN/config.toml (the resolved config, with its format_version) atomically."""
+def write_config(run_dir: str | os.PathLike, cfg: RunConfig, name: str = CONFIG) -> None:
+    """Write RUN/config.toml (the resolved config, with its format_version) atomically;
+    `name=RUN_TOML` writes a sweep's input to the trainer."""
     d = {"format_version": CONFIG_FORMAT_VERSION, **cfg.to_dict()}
-    atomic_write_text(Path(run_dir) / CONFIG, dumps_toml(d))
+    atomic_write_text(Path(run_dir) / name, dumps_toml(d))
 
 
 def _config_toml(run_dir) -> tuple[Path, dict] | None:

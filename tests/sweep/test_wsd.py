@@ -5,11 +5,11 @@ import pytest
 
 from scalinglab.config import RunConfig, load_toml
 from scalinglab.errors import SweepError
+from scalinglab.runfolder import read_result
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table
-from scalinglab.sweep.worker import read_result
 from scalinglab.train.loop import train
 from scalinglab.train.optim import Schedule
 from tests.sweep.conftest import FAKE_TRAINER, write_spec

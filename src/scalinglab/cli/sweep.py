@@ -168,7 +168,7 @@ class LineView:
     def __call__(self, event, progress, outcome=None):
         if event not in ("finished", "skipped"):
             return
-        from scalinglab.sweep.worker import read_result
+        from scalinglab.runfolder import read_result
 
         self.n += 1
         r = read_result(progress.root / outcome["name"]) or {}

@@ -28,9 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalinglab.config import dumps_toml
 from scalinglab.errors import FitError, SweepError
-from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.fsio import atomic_write_json
 from scalinglab.plan import analysis as an
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
 from scalinglab.runfolder import FINISHED, is_finished, read_result
@@ -138,7 +137,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     sn = study.seed_noise
     if sn:
         sweep = next(p for p in parts if p.spec.archs == [sn["arch"]])
-        centre = sweep.spec.design["tokens_per_param"]
+        centre = sweep.spec.design.tokens_per_param
         at = [r for r in sweep.runs if r.group["budget"] == sn["budget"]]
         # the point nearest the design's centre: the run most like the compute-optimal one
         pick = min(at, key=lambda r: abs(math.log(r.tokens / r.counts.params / centre)))
@@ -149,7 +148,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     bt = study.backtest
     sweep = next(p for p in parts if p.spec.archs == [bt["arch"]])
     ctx = driver.open_context(sweep.spec)
-    centre = sweep.spec.design["tokens_per_param"]
+    centre = sweep.spec.design.tokens_per_param
     guess = design.shape_for(bt["arch"], math.sqrt(bt["budget"] / (6 * centre)), ctx.vocab,
                              sweep.spec.model, sweep.spec.shape)  # fmt: skip
     _, guess_run = _grid_run(study, bt["arch"], shards, guess, bt["budget"], "backtest")
@@ -223,14 +222,6 @@ class _Pool:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_sweep_files(folder: Path, parts: list[Part]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "sweep.toml", dumps_toml(parts[0].spec.raw))
-    runs = [r.describe() for p in parts for r in p.runs]
-    atomic_write_json(folder / "plan.json", {"format_version": 1, "sweep": parts[0].spec.name,
-                                             "design": parts[0].spec.kind, "runs": runs})  # fmt: skip
-
-
 def _queue(pool: _Pool, items, out: Path, threads: int, priority: float, estimates: dict) -> set:
     """Write the run folders of `items` and queue the unfinished ones, longest first."""
     by_folder: dict[str, list[Part]] = {}
@@ -243,7 +234,8 @@ def _queue(pool: _Pool, items, out: Path, threads: int, priority: float, estimat
             pool.add(run_dir, priority - estimates.get(run.name, 0.0) * 1e-6)
             names.add(run.name)
     for folder, parts in by_folder.items():
-        _write_sweep_files(out / folder, list({id(p): p for p in parts}.values()))
+        parts = list({id(p): p for p in parts}.values())
+        driver.write_sweep_files(parts[0].spec, out / folder, [r for p in parts for r in p.runs])
     return names
 
 

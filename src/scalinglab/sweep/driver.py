@@ -15,16 +15,17 @@ import os
 import shutil
 from pathlib import Path
 
-from scalinglab.config import dumps_toml
+from scalinglab import runfolder
+from scalinglab.config import RunConfig, dumps_toml
 from scalinglab.data.shards import content_id, read_manifest
 from scalinglab.errors import DataError, SweepError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.runfolder import CKPT, METRICS, RESULT, RUN_TOML, SWEEP_JSON, read_result
 from scalinglab.sweep import design
 from scalinglab.sweep.design import Context, PlannedRun
 from scalinglab.sweep.spec import SweepSpec
 from scalinglab.sweep.status import SweepProgress
-from scalinglab.sweep.table import SWEEP_JSON, run_row
-from scalinglab.sweep.worker import FINAL, RESULT, RUN_TOML, read_result
+from scalinglab.sweep.table import run_row
 from scalinglab.train import checkpoint
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def write_run_folder(run: PlannedRun, out: Path, spec: SweepSpec, threads: int) 
     # Runs execute elsewhere (Ray workers, SLURM nodes): give them an absolute path.
     cfg["train"]["data"] = str(Path(spec.data).resolve())
     cfg["train"]["threads"] = threads
-    atomic_write_text(run_dir / RUN_TOML, dumps_toml(cfg))
+    runfolder.write_config(run_dir, RunConfig.from_dict(cfg), name=RUN_TOML)
     if not (run_dir / SWEEP_JSON).exists():
         meta = {
             "format_version": FORMAT_VERSION,
@@ -164,12 +165,12 @@ def seed_run(seed_dir: Path, run_dir: Path, step: int) -> None:
 
     Idempotent: a run that already holds checkpoints or a result is left alone
     (it resumes from its own)."""
-    ckpt = run_dir / "ckpt"
+    ckpt = run_dir / CKPT
     if step == 0 or (ckpt.is_dir() and checkpoint.list_steps(ckpt)):
         return
     if (run_dir / RESULT).exists():
         return
-    src = checkpoint.step_dir(seed_dir / "ckpt", step)
+    src = checkpoint.step_dir(seed_dir / CKPT, step)
     if checkpoint.verify(src) is not None:
         raise SweepError(f"{src}: the checkpoint to start from is missing or damaged; rerun")
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -177,9 +178,9 @@ def seed_run(seed_dir: Path, run_dir: Path, step: int) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     tmp.rename(checkpoint.step_dir(ckpt, step))  # the folder counts once it is complete
-    if (seed_dir / "metrics.jsonl").exists():
+    if (seed_dir / METRICS).exists():
         # The trainer drops the lines after the checkpoint's step when it resumes.
-        shutil.copyfile(seed_dir / "metrics.jsonl", run_dir / "metrics.jsonl")
+        shutil.copyfile(seed_dir / METRICS, run_dir / METRICS)
 
 
 def _run_stage(spec, out, runs, run_dirs, executor, threads, retries, listener, command):
@@ -190,7 +191,7 @@ def _run_stage(spec, out, runs, run_dirs, executor, threads, retries, listener, 
         if r.seed:
             seed_run(run_dirs[r.seed.run], run_dir, r.seed.step)
         res = read_result(run_dir)
-        if res and res.get("status") in FINAL:
+        if runfolder.run_state(res) == "finished":
             skipped.append((r.name, res["status"]))
         else:
             dirs.append(run_dir)

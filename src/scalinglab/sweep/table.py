@@ -17,7 +17,6 @@ from scalinglab import runfolder
 from scalinglab.errors import DataError
 from scalinglab.fsio import atomic_write_text
 from scalinglab.models.counting import count
-from scalinglab.runfolder import SWEEP_JSON  # noqa: F401 -- sweep/driver.py imports it from here
 
 COLUMNS = (
     "run_id", "arch", "status", "n_layer", "n_embd", "n_head", "params", "params_nonembed",

@@ -33,7 +33,6 @@ from scalinglab.runfolder import RESULT, RUN_TOML, read_result
 
 log = logging.getLogger(__name__)
 
-FINAL = runfolder.FINISHED  # kept for sweep/driver.py and study/run.py until they import runfolder
 EXIT_PREEMPTED = 143
 
 
