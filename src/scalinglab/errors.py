@@ -6,6 +6,8 @@ file, row, column, byte offset or flag at fault. The CLI prints the message as
 one line (`error: ...`) and exits non-zero, never with a traceback.
 """
 
+import importlib
+
 
 class ScalingLabError(Exception):
     """Base class: an expected failure with a message meant for the user."""
@@ -51,8 +53,6 @@ class MissingExtraError(ScalingLabError):
 
 def require(module: str, extra: str, what: str):
     """Import and return an optional dependency, or raise MissingExtraError."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # the extra is absent, or broken

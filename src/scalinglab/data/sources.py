@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scalinglab.data.shards import is_shards_dir
 from scalinglab.errors import ConfigError, DataError, require
 
 CHUNK_BYTES = 4 << 20
@@ -306,15 +307,9 @@ def _folder_files(folder: Path, pattern: str) -> list[Path]:
         rel = p.relative_to(folder).parts
         if p.is_file() and not any(part.startswith(".") for part in rel):
             files.append(p)
-    own = {p.parent for p in files if p.name == "manifest.json" and _is_shards(p.parent)}
+    own = {p.parent for p in files if p.name == "manifest.json" and is_shards_dir(p.parent)}
     files = [p for p in files if not own & set(p.parents)]
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def _is_shards(path: Path) -> bool:
-    from scalinglab.data.shards import is_shards_dir
-
-    return is_shards_dir(path)
 
 
 def _file_source(spec: str, path: Path, text_field: str) -> Source:

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import torch
 
+from scalinglab.data.tokenizers import EOT, UNK, ByteTokenizer, detect_kind
 from scalinglab.errors import ExportError, require
+from scalinglab.train.evaluate import load_trained
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +159,9 @@ def to_hf_model(model):
 
 def tokenizer_files(tokenizer_json: Path, block_size: int) -> dict[str, str]:
     """tokenizer.json and tokenizer_config.json so `AutoTokenizer.from_pretrained` loads offline."""
-    from scalinglab.data.tokenizers import EOT, UNK, detect_kind
-
     text = Path(tokenizer_json).read_text(encoding="utf-8")
     obj = json.loads(text)
     if "model" not in obj:  # the minimal {"kind": "byte"} form: write the real one
-        from scalinglab.data.tokenizers import ByteTokenizer
-
         text = ByteTokenizer().to_hf().to_str(pretty=True) + "\n"
         obj = json.loads(text)
     kind = detect_kind(obj)
@@ -213,8 +211,6 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     with ours before it is moved into place; a difference above TOLERANCE is an error.
     """
     from transformers import AutoModelForCausalLM, GenerationConfig
-
-    from scalinglab.train.evaluate import load_trained
 
     model, cfg, step = load_trained(run_dir, "cpu")
     model.float()

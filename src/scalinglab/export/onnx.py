@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from scalinglab.errors import ExportError, require
+from scalinglab.train.evaluate import load_trained
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,6 @@ def onnx_difference(model, path: Path, batch: int = 3, seq: int | None = None) -
 
 def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None) -> dict:
     """Export a run's newest checkpoint to `out_file` (.onnx); returns what was written and checked."""
-    from scalinglab.train.evaluate import load_trained
-
     require("onnxruntime", "export", "export to ONNX")
     out = Path(out_file)
     if out.suffix != ".onnx":

@@ -9,6 +9,8 @@ import dataclasses
 
 from scalinglab.config import ModelConfig
 from scalinglab.errors import ConfigError
+from scalinglab.models.gpt import GPT
+from scalinglab.models.rnn import RNNModel
 
 PRESETS: dict[str, dict] = {
     # nanoGPT's CPU shakespeare shape (about 0.8M parameters with a byte vocabulary)
@@ -52,9 +54,5 @@ def build_model(cfg: ModelConfig, vocab_size: int = 0):
     if v <= 0:
         raise ConfigError("building a model needs a vocabulary size (vocab_size is 0)")
     if cfg.arch == "gpt":
-        from scalinglab.models.gpt import GPT
-
         return GPT(cfg, v)
-    from scalinglab.models.rnn import RNNModel
-
     return RNNModel(cfg, v)

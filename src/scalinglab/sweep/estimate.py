@@ -11,18 +11,17 @@ not counted.
 
 import time
 
+import torch
+
+from scalinglab.models.registry import build_model
 from scalinglab.sweep.design import PlannedRun
+from scalinglab.train.setup import autocast, pick_dtype
 
 START_SECONDS = 3.0
 STEPS = 3
 
 
 def _seconds_per_step(run: PlannedRun, threads: int) -> float:
-    import torch
-
-    from scalinglab.models.registry import build_model
-    from scalinglab.train.setup import autocast, pick_dtype
-
     old = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
 
 from scalinglab.errors import CheckpointError
 from scalinglab.fsio import atomic_write_json, fsync_dir, sha256_file
@@ -88,8 +89,6 @@ def save(
 
 
 def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict, owner: dict) -> None:
-    from safetensors.torch import save_model
-
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
     torch.save(state, tmp / STATE)
@@ -167,8 +166,6 @@ def prune(root: Path, keep: int) -> None:
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import load_model
-
     try:
         load_model(model, str(Path(path) / WEIGHTS), strict=True, device=_device_of(model))
     except (RuntimeError, OSError, SafetensorError) as exc:  # SafetensorError: a malformed file

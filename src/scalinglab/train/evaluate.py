@@ -10,6 +10,7 @@ import torch
 from scalinglab import runfolder
 from scalinglab.data.loader import eval_windows
 from scalinglab.errors import CheckpointError
+from scalinglab.models.registry import build_model
 from scalinglab.train import checkpoint
 
 
@@ -62,8 +63,6 @@ def summarize(loss: float, bytes_per_token: float | None) -> dict:
 
 def load_trained(run_dir: str | Path, device: str = "cpu"):
     """(model in eval mode, RunConfig, checkpoint step) from a run's newest valid checkpoint."""
-    from scalinglab.models.registry import build_model
-
     run_dir = Path(run_dir)
     cfg = runfolder.load_config(run_dir)
     path = checkpoint.latest(run_dir / runfolder.CKPT)
