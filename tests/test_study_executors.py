@@ -15,7 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "tiny_study.toml"
 KEY = ("role", "run_id", "status", "arch", "params", "tokens", "flops", "loss", "bpb", "budget")
 # what differs between two runs of one study by design: clocks and timings
-VOLATILE = {"generated", "written_at", "mtime", "prediction_mtime", "wall_seconds"}
+VOLATILE = {
+    "generated",
+    "written_at",
+    "mtime",
+    "prediction_mtime",
+    "run_folder_mtime",
+    "wall_seconds",
+    "report_seconds",
+}
 
 
 def _same(x, y, where="") -> None:
