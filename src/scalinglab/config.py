@@ -42,7 +42,9 @@ CONFIG_FORMAT_VERSION = 1
 """config.toml / run.toml: the [model] and [train] tables below (absent means 1)."""
 
 
-def _f(default, help: str, **kw):
+def setting(default, help: str, **kw):
+    """A config field with its documentation: `help` is its --help text; `flag` and
+    `choices` (optional) its command-line spelling and allowed values."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -55,18 +57,20 @@ def flag(name: str) -> str:
 class ModelConfig:
     """The shape of a model. Architecture-specific fields are ignored by the others."""
 
-    arch: str = _f("gpt", f"architecture, one of {ARCHS}", flag="--model", choices=ARCHS)
-    preset: str = _f("", "named shape (models/registry.py); other fields given override it")
-    n_layer: int = _f(4, "number of layers (Transformer blocks or stacked RNN layers)")
-    n_embd: int = _f(128, "embedding width (also the hidden width of RNNs unless n_hidden)")
-    n_head: int = _f(4, "attention heads (GPT); must divide n_embd")
-    n_hidden: int = _f(0, "RNN hidden width; 0 means n_embd")
-    block_size: int = _f(128, "context length in tokens (the unrolled length for RNNs)")
-    vocab_size: int = _f(0, "vocabulary size; 0 means: take it from the shards")
-    dropout: float = _f(0.0, "dropout probability")
-    bias: bool = _f(True, "biases in Linear and LayerNorm layers (GPT)")
-    tie_embeddings: bool = _f(True, "share the input embedding and output projection")
-    pos: str = _f("learned", "GPT position encoding: learned or rope", choices=("learned", "rope"))
+    arch: str = setting("gpt", f"architecture, one of {ARCHS}", flag="--model", choices=ARCHS)
+    preset: str = setting("", "named shape (models/registry.py); other fields given override it")
+    n_layer: int = setting(4, "number of layers (Transformer blocks or stacked RNN layers)")
+    n_embd: int = setting(128, "embedding width (also the hidden width of RNNs unless n_hidden)")
+    n_head: int = setting(4, "attention heads (GPT); must divide n_embd")
+    n_hidden: int = setting(0, "RNN hidden width; 0 means n_embd")
+    block_size: int = setting(128, "context length in tokens (the unrolled length for RNNs)")
+    vocab_size: int = setting(0, "vocabulary size; 0 means: take it from the shards")
+    dropout: float = setting(0.0, "dropout probability")
+    bias: bool = setting(True, "biases in Linear and LayerNorm layers (GPT)")
+    tie_embeddings: bool = setting(True, "share the input embedding and output projection")
+    pos: str = setting(
+        "learned", "GPT position encoding: learned or rope", choices=("learned", "rope")
+    )
 
     def __post_init__(self):
         check_types(self)
@@ -109,37 +113,43 @@ class ModelConfig:
 class TrainConfig:
     """How a model is trained: data, optimizer, schedule, budget, evaluation, checkpoints."""
 
-    data: str = _f("", "shards folder made by `scalinglab prepare`")
-    batch_size: int = _f(12, "sequences per micro-batch")
-    grad_accum: int = _f(1, "micro-batches per optimizer step")
-    lr: float = _f(1e-3, "peak learning rate")
-    min_lr: float = _f(-1.0, "final learning rate; negative means lr / 10")
-    warmup: int = _f(100, "linear warmup steps (capped at half the run)")
-    schedule: str = _f("cosine", f"learning-rate schedule, one of {SCHEDULES}", choices=SCHEDULES)
-    cooldown_frac: float = _f(0.2, "wsd: fraction of the run spent decaying to min_lr")
-    weight_decay: float = _f(0.1, "AdamW weight decay (on weights of 2 or more dimensions only)")
-    beta1: float = _f(0.9, "AdamW beta1")
-    beta2: float = _f(0.99, "AdamW beta2")
-    grad_clip: float = _f(1.0, "clip the global gradient norm to this; 0 disables")
-    seed: int = _f(1337, "seed for initialisation, batches and dropout")
-    steps: int = _f(0, "budget: optimizer steps")
-    tokens: int = _f(0, "budget: training tokens")
-    flops: float = _f(0.0, "budget: training FLOPs (the model's own forward+backward count)")
-    time: float = _f(0.0, "budget: wall-clock seconds of training")
-    eval_every: int = _f(0, "evaluate on a fixed validation subset every this many steps; 0: never")
-    eval_tokens: int = _f(0, "tokens of the validation split used by evaluations; 0: all")
-    log_every: int = _f(10, "write a metrics line every this many steps")
-    tensorboard: bool = _f(
+    data: str = setting("", "shards folder made by `scalinglab prepare`")
+    batch_size: int = setting(12, "sequences per micro-batch")
+    grad_accum: int = setting(1, "micro-batches per optimizer step")
+    lr: float = setting(1e-3, "peak learning rate")
+    min_lr: float = setting(-1.0, "final learning rate; negative means lr / 10")
+    warmup: int = setting(100, "linear warmup steps (capped at half the run)")
+    schedule: str = setting(
+        "cosine", f"learning-rate schedule, one of {SCHEDULES}", choices=SCHEDULES
+    )
+    cooldown_frac: float = setting(0.2, "wsd: fraction of the run spent decaying to min_lr")
+    weight_decay: float = setting(
+        0.1, "AdamW weight decay (on weights of 2 or more dimensions only)"
+    )
+    beta1: float = setting(0.9, "AdamW beta1")
+    beta2: float = setting(0.99, "AdamW beta2")
+    grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
+    seed: int = setting(1337, "seed for initialisation, batches and dropout")
+    steps: int = setting(0, "budget: optimizer steps")
+    tokens: int = setting(0, "budget: training tokens")
+    flops: float = setting(0.0, "budget: training FLOPs (the model's own forward+backward count)")
+    time: float = setting(0.0, "budget: wall-clock seconds of training")
+    eval_every: int = setting(
+        0, "evaluate on a fixed validation subset every this many steps; 0: never"
+    )
+    eval_tokens: int = setting(0, "tokens of the validation split used by evaluations; 0: all")
+    log_every: int = setting(10, "write a metrics line every this many steps")
+    tensorboard: bool = setting(
         False, "also write TensorBoard event files beside metrics.jsonl (scalinglab[tensorboard])"
     )
-    ckpt_every: int = _f(0, "checkpoint every this many steps; 0: only at the end")
-    keep_ckpts: int = _f(2, "keep this many newest checkpoints")
-    resume: str = _f("auto", f"resume from checkpoints, one of {RESUME}", choices=RESUME)
-    deterministic: bool = _f(False, "deterministic kernels (bitwise-reproducible on CPU)")
-    threads: int = _f(0, "torch threads; 0: the library's default")
-    dtype: str = _f("auto", f"compute dtype, one of {DTYPES}", choices=DTYPES)
-    compile: bool = _f(False, "torch.compile the model")
-    device: str = _f("auto", "device: auto, cpu, cuda, cuda:N, mps")
+    ckpt_every: int = setting(0, "checkpoint every this many steps; 0: only at the end")
+    keep_ckpts: int = setting(2, "keep this many newest checkpoints")
+    resume: str = setting("auto", f"resume from checkpoints, one of {RESUME}", choices=RESUME)
+    deterministic: bool = setting(False, "deterministic kernels (bitwise-reproducible on CPU)")
+    threads: int = setting(0, "torch threads; 0: the library's default")
+    dtype: str = setting("auto", f"compute dtype, one of {DTYPES}", choices=DTYPES)
+    compile: bool = setting(False, "torch.compile the model")
+    device: str = setting("auto", "device: auto, cpu, cuda, cuda:N, mps")
 
     def __post_init__(self):
         check_types(self)

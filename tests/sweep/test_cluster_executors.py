@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.sweep import driver
+from scalinglab.sweep.executors import ExecutorConfig, make_executor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.submitit_exec import SubmititExecutor
 from scalinglab.sweep.table import runs_table
@@ -31,7 +32,7 @@ def local_table(tmp_path_factory):
         tmp / "shards", pattern_tokens(20000), pattern_tokens(4000, 1), vocab_size=32
     )
     spec = load_spec(write_spec(tmp, shards, GRID))
-    ex = driver.make_executor("local", tmp / "out", 2, 1)
+    ex = make_executor(ExecutorConfig(workers=2, threads=1), tmp / "out")
     driver.run_sweep(spec, tmp / "out", ex, threads=1)
     rows = [[r[k] for k in KEY] for r in runs_table(tmp / "out")]
     assert [r[1] for r in rows] == ["completed", "completed"]
@@ -48,7 +49,7 @@ def test_ray_executor_same_table(local_table, tmp_path):
     spec, expected = local_table
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        ex = driver.make_executor("ray", tmp_path / "out", 2, 1)
+        ex = make_executor(ExecutorConfig("ray", workers=2, threads=1), tmp_path / "out")
         outcomes = driver.run_sweep(spec, tmp_path / "out", ex, threads=1)
         assert ray.is_initialized()  # it used ours and left it running
     finally:
@@ -62,7 +63,8 @@ def test_submitit_local_executor_same_table(local_table, tmp_path):
         "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
     )
     spec, expected = local_table
-    ex = driver.make_executor("submitit", tmp_path / "out", 2, 1, cluster="local")
+    cfg = ExecutorConfig("submitit", workers=2, threads=1, cluster="local")
+    ex = make_executor(cfg, tmp_path / "out")
     outcomes = driver.run_sweep(spec, tmp_path / "out", ex, threads=1)
     assert sorted(o["status"] for o in outcomes) == ["completed", "completed"]
     assert list((tmp_path / "out" / "submitit").iterdir())  # submitit's job folders
@@ -88,7 +90,7 @@ def test_submitit_requeues_on_time_limit_signal_and_resumes(tmp_path, shards):
     )
     design = GRID.replace("tokens = [640, 1280]", "tokens = [25600]")
     spec = load_spec(write_spec(tmp_path, shards, design, train="ckpt_every = 10"))
-    driver.run_sweep(spec, tmp_path / "ref", driver.make_executor("local", tmp_path, 1, 1), 1)
+    driver.run_sweep(spec, tmp_path / "ref", make_executor(ExecutorConfig(), tmp_path), 1)
     (run,) = (tmp_path / "ref" / "runs").iterdir()
 
     ex = SubmititExecutor(tmp_path / "sub" / "submitit", 1, 1, cluster="local")

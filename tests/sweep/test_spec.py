@@ -4,7 +4,8 @@ import pytest
 
 from scalinglab.cli import main
 from scalinglab.errors import DataError, MissingExtraError, SweepError
-from scalinglab.sweep.driver import make_executor, make_plan
+from scalinglab.sweep.driver import make_plan
+from scalinglab.sweep.executors import ExecutorConfig, make_executor
 from scalinglab.sweep.spec import DEFAULT_TOKENS_PER_PARAM, IsoflopDesign, load_spec
 from tests.sweep.conftest import write_spec
 
@@ -96,7 +97,7 @@ def test_cli_prints_one_line_errors(tmp_path, shards, capsys):
 def test_executor_extra_missing_says_which_pip_install(tmp_path, monkeypatch, name, module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     with pytest.raises(MissingExtraError, match=rf"pip install 'scalinglab\[{extra}\]'"):
-        make_executor(name, tmp_path, 1, 1)
+        make_executor(ExecutorConfig(name, workers=1, threads=1), tmp_path)
 
 
 def test_submitit_params_parsed_and_checked(tmp_path):
@@ -110,8 +111,8 @@ def test_submitit_params_parsed_and_checked(tmp_path):
     assert kv == {"slurm_account": "abc", "slurm_mem_gb": 8, "local_signal_delay_s": 2.5}
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         _key_values(["slurm_account"])
-    ex = make_executor(
-        "submitit", tmp_path, 1, 1, cluster="local", submitit_params={"local_bogus": 1}
-    )
+    cfg = ExecutorConfig("submitit", workers=1, threads=1, cluster="local",
+                         submitit_params={"local_bogus": 1})  # fmt: skip
+    ex = make_executor(cfg, tmp_path)
     with pytest.raises(ConfigError, match=r"--submitit-param: .*Unknown argument 'bogus'"):
         ex._executor()

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from scalinglab.cli.sweep import add_executor_flags, executor_config
+
 ORDER = 5
 
 
@@ -23,6 +25,7 @@ def _common(p) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan and its time, run nothing"
     )
+    add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)
 
 
@@ -48,7 +51,6 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from scalinglab.errors import ConfigError
     from scalinglab.study.spec import load_study, parse_study
 
     if args.spec:
@@ -61,8 +63,6 @@ def _load(args):
         study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
     if args.minutes is not None:
         study = study.scaled(args.minutes)
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     return study
 
 
@@ -77,15 +77,15 @@ def run(args) -> int:
     from scalinglab.study.run import plan_study, prepare_data, run_study
 
     study = _load(args)
+    cfg = executor_config(args, workers=study.workers)  # --workers: default the spec's
     t0 = time.monotonic()
     view = _View(t0, args.out)
     if args.dry_run:
-        workers = args.workers or study.workers
-        threads = max(1, (os.cpu_count() or 1) // workers)
         shards, corpus = prepare_data(study, cache_dir(args.cache))
-        view("plan", plan_study(study, shards, corpus, Path(args.out), workers, threads))
+        plan = plan_study(study, shards, corpus, Path(args.out), cfg.workers, cfg.threads_per_run)
+        view("plan", plan)
         return 0
-    run_study(study, args.out, cache_dir(args.cache), args.workers, listener=view)
+    run_study(study, args.out, cache_dir(args.cache), cfg, listener=view)
     print(f"total wall time: {(time.monotonic() - t0) / 60:.1f} min", file=sys.stderr)
     return 0
 

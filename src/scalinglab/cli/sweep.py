@@ -7,8 +7,6 @@ from pathlib import Path
 from scalinglab.cli._util import is_terminal
 
 ORDER = 70
-EXECUTORS = ("local", "ray", "submitit")
-CLUSTERS = ("auto", "local", "slurm", "debug")
 
 
 def register(sub) -> None:
@@ -24,12 +22,6 @@ def register(sub) -> None:
     )
     p.add_argument("spec", help="sweep spec (TOML)")
     p.add_argument("--out", help="sweep folder (required unless --dry-run)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local", help="default: local")
-    p.add_argument("--workers", type=int, default=1, help="runs at a time (default: 1)")
-    p.add_argument(
-        "--threads", type=int, default=0, help="torch threads per run (default: cores // workers)"
-    )
-    p.add_argument("--retries", type=int, default=1, help="retries of a failed run (default: 1)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument(
         "--flops-convention",
@@ -37,50 +29,54 @@ def register(sub) -> None:
         help="tokens per run from C = 6·N·D, or from the model's own FLOP count "
         "(overrides the spec's flops_convention)",
     )
-    p.add_argument("--ray-address", help="ray: join this cluster (default: start a local one)")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="ray/submitit: GPUs per run")
-    p.add_argument(
-        "--cluster", choices=CLUSTERS, default="auto",
-        help="submitit: where jobs go (auto: SLURM when available, else local processes)",
-    )  # fmt: skip
-    p.add_argument("--slurm-partition", help="submitit: SLURM partition")
-    p.add_argument("--timeout-min", type=int, default=24 * 60, help="submitit: job time limit")
+    add_executor_flags(p)
+    p.set_defaults(func=run)
+
+
+def add_executor_flags(p, skip: tuple[str, ...] = ()) -> None:
+    """The executor's flags (sweep.executors.ExecutorConfig), shared with `study`."""
+    from scalinglab.config import add_flags
+    from scalinglab.sweep.executors import ExecutorConfig
+
+    add_flags(p, ExecutorConfig, skip=("submitit_params", *skip))
     p.add_argument(
         "--submitit-param", action="append", default=[], metavar="KEY=VALUE",
         help="submitit: any executor parameter, e.g. slurm_account=abc or slurm_mem_gb=8 "
         "(VALUE is read as a TOML value when it parses, else as a string); repeatable",
     )  # fmt: skip
-    p.set_defaults(func=run)
+
+
+def executor_config(args, **defaults):
+    """The ExecutorConfig of the flags given, over `defaults` and the config's own."""
+    from scalinglab.config import flags_given
+    from scalinglab.sweep.executors import ExecutorConfig
+
+    given = flags_given(args, ExecutorConfig)
+    if args.submitit_param:
+        given["submitit_params"] = _key_values(args.submitit_param)
+    return ExecutorConfig(**(defaults | given))
 
 
 def run(args) -> int:
     from scalinglab.errors import ConfigError
     from scalinglab.sweep import driver
+    from scalinglab.sweep.executors import make_executor
     from scalinglab.sweep.spec import load_spec
 
     spec = load_spec(args.spec)
     if args.flops_convention:
         spec.design.flops_convention = args.flops_convention
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if args.retries < 0:
-        raise ConfigError(f"--retries must be >= 0, got {args.retries}")
-    threads = args.threads or driver.default_threads(args.workers)
+    cfg = executor_config(args)
+    threads = cfg.threads_per_run
     if args.dry_run:
-        return _dry_run(spec, args, threads)
+        return _dry_run(spec, cfg.workers, threads)
     if not args.out:
         raise ConfigError("--out DIR is required (the sweep folder)")
     out = Path(args.out)
-    executor = driver.make_executor(
-        args.executor, out, args.workers, threads,
-        gpus=args.gpus_per_run, ray_address=args.ray_address,
-        cluster=None if args.cluster == "auto" else args.cluster,
-        partition=args.slurm_partition, timeout_min=args.timeout_min,
-        submitit_params=_key_values(args.submitit_param),
-    )  # fmt: skip
+    executor = make_executor(cfg, out)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
-    outcomes = driver.run_sweep(spec, out, executor, threads, args.retries, listener=view)
+    outcomes = driver.run_sweep(spec, out, executor, threads, cfg.retries, listener=view)
     view.close()
     return _summary(out, outcomes, time.monotonic() - t0)
 
@@ -121,7 +117,7 @@ def _summary(out: Path, outcomes: list[dict], wall: float) -> int:
     return 0 if set(by) <= {"completed", "diverged"} else 1
 
 
-def _dry_run(spec, args, threads: int) -> int:
+def _dry_run(spec, workers: int, threads: int) -> int:
     from scalinglab.sweep import driver
     from scalinglab.sweep.estimate import START_SECONDS, estimate_seconds
     from scalinglab.sweep.table import format_table
@@ -148,7 +144,7 @@ def _dry_run(spec, args, threads: int) -> int:
     print(
         f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({spec.design.flops_convention}"
         f" convention); estimated {total_s:.0f} s of run time, about "
-        f"{total_s / min(args.workers, len(runs)):.0f} s with {args.workers} worker(s) "
+        f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
     )
     if getattr(spec.design, "recentre", False):

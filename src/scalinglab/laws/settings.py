@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from scalinglab.config import check_types, flag, from_dict
+from scalinglab.config import check_types, flag, from_dict, setting
 from scalinglab.errors import ConfigError
 from scalinglab.laws.isoflop import CURVATURES
 
@@ -26,28 +26,24 @@ BOOTSTRAP = 1000
 OLD_KEYS = {"isoflop_curvature": "curvature"}
 
 
-def _setting(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
-
-
 @dataclass
 class FitConfig:
     """How a law is fitted: bootstrap resamples and intervals, objective, starts."""
 
-    bootstrap: int = _setting(BOOTSTRAP, "bootstrap resamples of every fit; 0 for none")
-    seed: int = _setting(0, "bootstrap seed")
-    ci_level: float = _setting(0.95, "confidence level of the intervals")
-    curvature: str = _setting(
+    bootstrap: int = setting(BOOTSTRAP, "bootstrap resamples of every fit; 0 for none")
+    seed: int = setting(0, "bootstrap seed")
+    ci_level: float = setting(0.95, "confidence level of the intervals")
+    curvature: str = setting(
         "per-budget",
         "isoflop: one parabola per budget (Hoffmann et al.), or parabolas that share one "
         "curvature (steadier optima from few noisy sizes per budget)",
         choices=CURVATURES,
     )
-    floor: bool = _setting(True, "power-*: fit an irreducible loss E (--no-floor: L = (X_c/X)^a)")
-    huber_delta: float = _setting(1e-3, "Huber delta on log-loss residuals")
-    boot_starts: int = _setting(1, "starts per bootstrap refit (best distinct optima of the grid)")
-    prune: bool = _setting(True, "run only the best starts to convergence (--no-prune: all)")
-    envelope_points: int = _setting(100, "envelope: log-spaced compute values")
+    floor: bool = setting(True, "power-*: fit an irreducible loss E (--no-floor: L = (X_c/X)^a)")
+    huber_delta: float = setting(1e-3, "Huber delta on log-loss residuals")
+    boot_starts: int = setting(1, "starts per bootstrap refit (best distinct optima of the grid)")
+    prune: bool = setting(True, "run only the best starts to convergence (--no-prune: all)")
+    envelope_points: int = setting(100, "envelope: log-spaced compute values")
 
     def __post_init__(self):
         check_types(self)
@@ -66,15 +62,15 @@ class FitConfig:
 class TableConfig:
     """How a runs table is read: the columns of N, D, C, loss and budget; the rows kept."""
 
-    n_col: str | None = _setting(None, "column holding N (parameters)")
-    d_col: str | None = _setting(None, "column holding D (training tokens)")
-    c_col: str | None = _setting(
+    n_col: str | None = setting(None, "column holding N (parameters)")
+    d_col: str | None = setting(None, "column holding D (training tokens)")
+    c_col: str | None = setting(
         None, "column holding C (training FLOPs; default 'flops' when present)"
     )
-    loss_col: str | None = _setting(None, "column holding the loss (nats/token)")
-    budget_col: str | None = _setting(None, "isoflop: column holding each run's compute budget")
-    n_kind: str = _setting("params", "which N of our runs tables", choices=N_KINDS)
-    drop_highest: int = _setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
+    loss_col: str | None = setting(None, "column holding the loss (nats/token)")
+    budget_col: str | None = setting(None, "isoflop: column holding each run's compute budget")
+    n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
+    drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
     # The list fields (their flags are written in cli/fit.py: add_flags makes scalar flags).
     where: list = field(
         default_factory=list,

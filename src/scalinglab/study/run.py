@@ -9,21 +9,23 @@ Layout of the study folder DIR::
     DIR/backtest/runs/...      the predicted run (role: backtest)
     DIR/report.html, DIR/summary.json, DIR/*.png
 
-Order, in one pool of `workers` trainer processes (longest runs first): (1) the
+Order, over one executor running `workers` trainers at a time (sweep/executors.py:
+local threads, Ray tasks or submitit jobs), longest runs first: (1) the
 backtest architecture's sweep and the seed repeats; the other architectures' runs
 fill idle workers; (2) once (1) is done, the fits and the prediction for the
 compute-optimal run at the backtest budget, written to disk; (3) that run, on the
-next free worker; (4) when everything is done, the report. Rerunning skips what is done: finished runs are skipped by the sweep
-machinery, and an existing prediction is reused, never recomputed after its run
-has started.
+next free worker; (4) when everything is done, the report. The study keeps the
+queue and hands the executor a run whenever a worker is free. Rerunning skips
+what is done: finished runs are skipped by the sweep machinery, and an existing
+prediction is reused, never recomputed after its run has started.
 """
 
 import dataclasses
 import hashlib
+import heapq
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ from scalinglab.runfolder import FINISHED, is_finished, read_result
 from scalinglab.study.spec import StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.design import PlannedRun
+from scalinglab.sweep.executor_base import Executor
+from scalinglab.sweep.executors import ExecutorConfig, make_executor
 from scalinglab.sweep.spec import SweepSpec, parse_spec
 
 log = logging.getLogger(__name__)
@@ -167,62 +171,44 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     return plan
 
 
-class _Pool:
-    """`workers` trainer processes fed from a priority queue, so the backtest can start on
-    the first free worker while the other architectures' runs are still going."""
+class RunQueue:
+    """The study's order over an executor: runs wait here by priority and go to the
+    executor one at a time as its workers free up, so the backtest takes the first free
+    worker while the other architectures' runs are still going."""
 
-    def __init__(self, workers: int, listener):
-        import concurrent.futures as cf
-
-        self.cf = cf
-        self.workers = workers
-        self.pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="study-worker")
+    def __init__(self, executor: Executor, listener):
+        self.ex = executor
         self.emit = listener or (lambda *a: None)
         self.queue: list[tuple[float, int, Path]] = []
-        self.running: dict = {}
         self.outcomes: dict[str, dict] = {}
+        self.dirs: dict[str, Path] = {}
         self.n = self.added = 0
 
     def add(self, run_dir: Path, priority: float) -> None:
-        import heapq
-
         self.added += 1
+        self.dirs[run_dir.name] = run_dir
         heapq.heappush(self.queue, (priority, self.added, run_dir))
-
-    def _fill(self) -> None:
-        import heapq
-
-        from scalinglab.sweep.worker import run_task
-
-        while self.queue and len(self.running) < self.workers:
-            _, _, d = heapq.heappop(self.queue)
-            self.emit("run_started", {"name": d.name})
-            self.running[self.pool.submit(run_task, d, 1)] = d
 
     def wait_for(self, names: set[str]) -> None:
         """Run queued work until every run in `names` has an outcome."""
         while not names <= set(self.outcomes):
-            self._fill()
-            if not self.running:
+            while self.queue and self.ex.running < self.ex.workers:
+                _, _, d = heapq.heappop(self.queue)
+                self.emit("run_started", {"name": d.name})
+                self.ex.submit(d)
+            if not self.ex.running:
                 raise SweepError(
                     f"internal: runs {sorted(names - set(self.outcomes))} never queued"
                 )
-            done, _ = self.cf.wait(list(self.running), timeout=1.0,
-                                   return_when=self.cf.FIRST_COMPLETED)  # fmt: skip
-            for f in done:
-                d = self.running.pop(f)
-                o = f.result()
-                self.outcomes[d.name] = o
+            for o in self.ex.wait(1.0):
+                self.outcomes[o["name"]] = o
                 self.n += 1
-                r = read_result(d) or {}
+                r = read_result(self.dirs[o["name"]]) or {}
                 self.emit("run_finished", {**o, "index": self.n, "total": self.added, "loss": r.get("val_loss"),
                                            "wall_seconds": r.get("wall_seconds")})  # fmt: skip
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
 
-
-def _queue(pool: _Pool, items, out: Path, threads: int, priority: float, estimates: dict) -> set:
+def _queue(pool: RunQueue, items, out: Path, threads: int, priority: float, estimates: dict) -> set:
     """Write the run folders of `items` and queue the unfinished ones, longest first."""
     by_folder: dict[str, list[Part]] = {}
     names = set()
@@ -316,16 +302,18 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     return out_pred, part
 
 
-def run_study(study: StudySpec, out: str | Path, cache: str | Path, workers: int | None = None,
-              listener=None) -> dict:  # fmt: skip
-    """Run (or resume) the whole study into `out`; return the report's summary."""
+def run_study(study: StudySpec, out: str | Path, cache: str | Path,
+              executor: ExecutorConfig | None = None, listener=None) -> dict:  # fmt: skip
+    """Run (or resume) the whole study into `out`; return the report's summary.
+
+    `executor` says where its runs execute (default: local, the spec's `workers`)."""
     from scalinglab.report import build_report
 
     t0 = time.monotonic()
     out, emit = Path(out), listener or (lambda *a: None)
     out.mkdir(parents=True, exist_ok=True)
-    workers = workers or study.workers
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    cfg = executor or ExecutorConfig(workers=study.workers)
+    workers, threads = cfg.workers, cfg.threads_per_run
     shards, corpus = prepare_data(study, Path(cache))
     plan = plan_study(study, shards, corpus, out, workers, threads)
     emit("plan", plan)
@@ -333,8 +321,9 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path, workers: int
     bt_arch = study.backtest["arch"]
     first = [(p, r) for p, r in plan.pool_runs if r.arch == bt_arch]
     rest = [(p, r) for p, r in plan.pool_runs if r.arch != bt_arch]
-    pool = _Pool(workers, emit)
-    try:
+    # the study chooses which run goes next; the executor runs it (a thread, Ray, submitit)
+    with make_executor(cfg, out).open(retries=cfg.retries) as ex:
+        pool = RunQueue(ex, emit)
         # the runs the prediction needs first; the other architectures fill idle workers
         need = _queue(pool, first, out, threads, 1.0, plan.estimates)
         others = _queue(pool, rest, out, threads, 2.0, plan.estimates)
@@ -345,15 +334,13 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path, workers: int
         bt = _queue(pool, [(part, part.runs[0])], out, threads, 0.0, {})
         pool.wait_for(others | bt)
         _check(pool, others | bt)
-    finally:
-        pool.close()
     write_study_json(study, plan, out, wall_seconds=round(time.monotonic() - t0, 1))
     summary = build_report(out)
     emit("report", summary)
     return summary
 
 
-def _check(pool: _Pool, names: set[str]) -> None:
+def _check(pool: RunQueue, names: set[str]) -> None:
     bad = [n for n in sorted(names) if pool.outcomes[n]["status"] not in FINISHED]
     if bad:
         raise SweepError(

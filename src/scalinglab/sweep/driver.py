@@ -11,7 +11,6 @@ and retries failed ones.
 """
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -48,10 +47,6 @@ def open_context(spec: SweepSpec) -> Context:
 def make_plan(spec: SweepSpec) -> tuple[Context, list[PlannedRun]]:
     ctx = open_context(spec)
     return ctx, design.plan(ctx)
-
-
-def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def write_run_folder(run: PlannedRun, out: Path, spec: SweepSpec, threads: int) -> Path:
@@ -205,29 +200,3 @@ def _run_stage(spec, out, runs, run_dirs, executor, threads, retries, listener, 
     if dirs:
         outcomes += executor.run(dirs, progress, retries=retries, command=command)
     return outcomes
-
-
-def make_executor(name: str, out: Path, workers: int, threads: int, **opts):
-    """The executor called `name`; an absent optional package names its pip install."""
-    if name == "local":
-        from scalinglab.sweep.local import LocalExecutor
-
-        return LocalExecutor(workers)
-    if name == "ray":
-        from scalinglab.sweep.ray_exec import RayExecutor
-
-        return RayExecutor(workers, threads, opts.get("gpus", 0), opts.get("ray_address"))
-    if name == "submitit":
-        from scalinglab.sweep.submitit_exec import SubmititExecutor
-
-        return SubmititExecutor(
-            out / "submitit",
-            workers,
-            threads,
-            gpus=int(opts.get("gpus", 0)),
-            cluster=opts.get("cluster"),
-            timeout_min=opts.get("timeout_min", 60 * 24),
-            partition=opts.get("partition"),
-            params=opts.get("submitit_params"),
-        )
-    raise SweepError(f"--executor {name!r} is not one of local, ray, submitit")

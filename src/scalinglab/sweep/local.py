@@ -1,46 +1,46 @@
 """The local executor: a trainer process per run, `workers` at a time.
 
-Needs nothing beyond the standard library. Each worker is a thread that runs
-`worker.run_task` (which starts and waits for the trainer process), so at most
-`workers` trainers run at once; torch threads per trainer are set in each
-run.toml by the driver (cores // workers by default).
+Needs nothing beyond the standard library. Each run is a thread that calls
+`worker.run_task` (which starts and waits for the trainer process), and the
+scheduler keeps at most `workers` of them going; torch threads per trainer are
+set in each run.toml (cores // workers by default).
 """
 
 import concurrent.futures as cf
 from pathlib import Path
 
+from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.worker import run_task, stop_all
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     name = "local"
+    starts_at_once = True
 
     def __init__(self, workers: int = 1):
-        self.workers = max(1, workers)
+        super().__init__(workers)
+        self.pool: cf.ThreadPoolExecutor | None = None
 
-    def run(self, run_dirs: list[Path], events, retries: int = 0, command=None) -> list[dict]:
-        """Run every run folder to a final state; report to `events` as they go."""
-        outcomes = []
+    def _open(self) -> None:
+        self.pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="sweep-worker")
 
-        def one(d: Path) -> dict:
-            events.started(d.name)
-            return run_task(d, retries=retries, command=command)
+    def _submit(self, run_dir: Path) -> cf.Future:
+        return self.pool.submit(run_task, run_dir, self.retries, self.command)
 
-        pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="sweep-worker")
-        try:
-            pending = {pool.submit(one, d) for d in run_dirs}
-            while pending:
-                done, pending = cf.wait(pending, timeout=1.0, return_when=cf.FIRST_COMPLETED)
-                for f in done:
-                    outcomes.append(f.result())
-                    events.finished(outcomes[-1])
-                events.tick()
-        except BaseException:
-            # Ctrl-C: queued runs are not started; running trainers get SIGTERM, save a
-            # checkpoint and end `preempted`; a rerun resumes them.
-            pool.shutdown(wait=False, cancel_futures=True)
-            stop_all()
-            raise
-        finally:
-            pool.shutdown(wait=True)
-        return outcomes
+    def _done(self, handles: list, timeout: float) -> list:
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return list(done)
+
+    def _result(self, handle: cf.Future) -> dict:
+        return handle.result()
+
+    def _interrupt(self) -> None:
+        # Ctrl-C: queued runs are not started; running trainers get SIGTERM, save a
+        # checkpoint and end `preempted`; a rerun resumes them.
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+
+    def _close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None

@@ -4,51 +4,63 @@ With `address` it joins an existing cluster (`ray.init(address=...)`); if Ray
 is already initialised in this process it uses that; otherwise it starts a
 local instance with `workers × threads` CPUs and shuts it down at the end.
 A task runs `worker.run_task`, which starts the trainer as a child process, so
-a run that Ray retries after a lost node resumes from its checkpoints.
+a run that Ray retries after a lost node resumes from its checkpoints. A batch
+of runs (a sweep) is handed over at once and Ray runs as many as the cluster's
+resources allow; a study hands runs over `workers` at a time.
 """
 
 from pathlib import Path
 
 from scalinglab.errors import require
+from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.worker import run_task
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     name = "ray"
+    self_limiting = True  # by the cluster's resources, as Ray schedules tasks
 
     def __init__(self, workers: int = 1, threads: int = 1, gpus: float = 0, address=None):
-        self.workers = max(1, workers)
+        super().__init__(workers)
         self.threads = max(1, threads)
         self.gpus = gpus
         self.address = address
         self.ray = require("ray", "ray", "the ray executor (--executor ray)")
+        self.started_here = False
+        self.task = None
 
-    def run(self, run_dirs: list[Path], events, retries: int = 0, command=None) -> list[dict]:
+    def _open(self) -> None:
         ray = self.ray
-        started_here = False
-        if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(
-                    num_cpus=self.workers * self.threads,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                )
-            started_here = True
-        try:
-            task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
-            refs = {task.remote(str(d), retries, command): d for d in run_dirs}
-            for d in run_dirs:
-                events.queued(d.name)
-            outcomes, pending = [], list(refs)
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                for ref in done:
-                    outcomes.append(ray.get(ref))
-                    events.finished(outcomes[-1])
-                events.tick()
-            return outcomes
-        finally:
-            if started_here:
-                ray.shutdown()
+        self.started_here = not ray.is_initialized()
+        if self.started_here and self.address:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        elif self.started_here:
+            ray.init(
+                num_cpus=self.workers * self.threads,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+        self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
+
+    def _submit(self, run_dir: Path):
+        return self.task.remote(str(run_dir), self.retries, self.command)
+
+    def _done(self, handles: list, timeout: float) -> list:
+        done, rest = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        if done and rest:  # and any others already finished, without waiting
+            done += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        return done
+
+    def _result(self, handle) -> dict:
+        return self.ray.get(handle)
+
+    def _interrupt(self) -> None:
+        # Ctrl-C: a cancelled task gets KeyboardInterrupt inside run_task, which stops its
+        # trainer with SIGTERM (a checkpoint, status `preempted`); a rerun resumes it.
+        for h, _ in self._running.values():
+            self.ray.cancel(h)
+
+    def _close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+            self.started_here = False

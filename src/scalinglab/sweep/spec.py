@@ -21,6 +21,7 @@ from scalinglab.config import (
     TrainConfig,
     from_dict,
     load_toml,
+    setting,
 )
 from scalinglab.errors import ConfigError, SweepError
 
@@ -38,11 +39,6 @@ TOP_KEYS = (
 # on this project's tiny byte-level GPTs (15k–200k parameters): the optimum sat at
 # about 150–240 tokens per parameter, far from Chinchilla's 20 at billions of parameters.
 DEFAULT_TOKENS_PER_PARAM = 200.0
-
-
-def _opt(default, help: str):
-    """A field with its documentation (the `help` metadata of scalinglab.config)."""
-    return field(default=default, metadata={"help": help})
 
 
 def _number(obj, name: str, integer: bool = False, positive: bool = True):
@@ -76,12 +72,12 @@ def _numbers(obj, name: str, need: str) -> None:
 class ShapeRule:
     """[shape]: how a target parameter count N becomes a shape (shapes.shape_for)."""
 
-    aspect: float = _opt(16.0, "GPT: target ratio n_embd / n_layer")
-    head_size: int = _opt(8, "GPT: n_embd is a multiple of this and n_head = n_embd / head_size")
-    rnn_layers: int = _opt(1, "RNNs: number of stacked layers; the width is solved from N")
-    width_multiple: int = _opt(4, "RNNs: widths are multiples of this")
-    max_layers: int = _opt(48, "GPT: deepest model considered by the shape search")
-    min_layers: int = _opt(1, "GPT: shallowest model considered (= max_layers fixes the depth)")
+    aspect: float = setting(16.0, "GPT: target ratio n_embd / n_layer")
+    head_size: int = setting(8, "GPT: n_embd is a multiple of this and n_head = n_embd / head_size")
+    rnn_layers: int = setting(1, "RNNs: number of stacked layers; the width is solved from N")
+    width_multiple: int = setting(4, "RNNs: widths are multiples of this")
+    max_layers: int = setting(48, "GPT: deepest model considered by the shape search")
+    min_layers: int = setting(1, "GPT: shallowest model considered (= max_layers fixes the depth)")
 
     def __post_init__(self):
         _number(self, "aspect")
@@ -97,12 +93,12 @@ class ShapeRule:
 class HparamRule:
     """[hparams]: the per-size rule (shapes.hparams_for)."""
 
-    lr: float = _opt(3e-3, "learning rate of a model of width ref_width")
-    ref_width: int = _opt(64, "the width at which lr applies")
-    lr_power: float = _opt(
+    lr: float = setting(3e-3, "learning rate of a model of width ref_width")
+    ref_width: int = setting(64, "the width at which lr applies")
+    lr_power: float = setting(
         0.5, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
     )
-    warmup_frac: float = _opt(0.05, "warmup steps = round(warmup_frac × the run's steps)")
+    warmup_frac: float = setting(0.05, "warmup steps = round(warmup_frac × the run's steps)")
 
     def __post_init__(self):
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
@@ -128,8 +124,8 @@ class HparamRule:
 class Design:
     """What every [design] has."""
 
-    kind: str = _opt("", "grid | isoflop | ladder | wsd")
-    flops_convention: str = _opt(
+    kind: str = setting("", "grid | isoflop | ladder | wsd")
+    flops_convention: str = setting(
         "6nd", "C = 6·N·D (6nd) or the model's own forward+backward FLOPs per token (model)"
     )
 
@@ -146,7 +142,7 @@ class Design:
 class GridDesign(Design):
     """Explicit shapes (or target sizes) × explicit budgets (tokens or FLOPs)."""
 
-    kind: str = _opt("grid", "grid")
+    kind: str = setting("grid", "grid")
     shapes: list[dict] | None = field(
         default=None, metadata={"help": "explicit shapes: tables of n_layer, n_embd, ..."}
     )
@@ -191,16 +187,16 @@ class GridDesign(Design):
 class IsoflopDesign(Design):
     """Per FLOP budget, `sizes` sizes spread log-uniformly around the centre."""
 
-    kind: str = _opt("isoflop", "isoflop")
+    kind: str = setting("isoflop", "isoflop")
     budgets: list[float] = field(
         default_factory=list, metadata={"help": "FLOP budgets C_1 ... C_k (sorted ascending)"}
     )
-    sizes: int = _opt(5, "model sizes per budget")
-    tokens_per_param: float = _opt(
+    sizes: int = setting(5, "model sizes per budget")
+    tokens_per_param: float = setting(
         DEFAULT_TOKENS_PER_PARAM, "the centre: N_c = sqrt(C / (6 · tokens_per_param))"
     )
-    spread: float = _opt(16.0, "the largest size of a budget is this many times the smallest")
-    recentre: bool = _opt(False, "centre each budget after the first on the measured optimum")
+    spread: float = setting(16.0, "the largest size of a budget is this many times the smallest")
+    recentre: bool = setting(False, "centre each budget after the first on the measured optimum")
 
     def __post_init__(self):
         super().__post_init__()
@@ -221,7 +217,7 @@ class IsoflopDesign(Design):
 class LadderDesign(Design):
     """Target sizes × tokens per parameter: D = r · N."""
 
-    kind: str = _opt("ladder", "ladder")
+    kind: str = setting("ladder", "ladder")
     params: list[float] = field(
         default_factory=list, metadata={"help": "target sizes N (shapes by [shape])"}
     )
@@ -239,15 +235,17 @@ class LadderDesign(Design):
 class WsdDesign(Design):
     """A ladder trained as one stable run per size with cooldown branches (design.wsd_sizes)."""
 
-    kind: str = _opt("wsd", "wsd")
+    kind: str = setting("wsd", "wsd")
     params: list[float] = field(
         default_factory=list, metadata={"help": "target sizes N (shapes by [shape])"}
     )
     tokens_per_param: list[float] = field(
         default_factory=list, metadata={"help": "each size's budgets: D = r · N (sorted)"}
     )
-    cooldown_frac: float = _opt(0.2, "a branch decays linearly to min_lr over this last fraction")
-    checkpoints: int = _opt(20, "the stable run checkpoints about this many times")
+    cooldown_frac: float = setting(
+        0.2, "a branch decays linearly to min_lr over this last fraction"
+    )
+    checkpoints: int = setting(20, "the stable run checkpoints about this many times")
 
     def __post_init__(self):
         super().__post_init__()

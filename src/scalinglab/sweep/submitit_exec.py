@@ -5,16 +5,20 @@ once); each task is a `Checkpointable`. Near its time limit (or on preemption
 with a signal) submitit's handler in the task requeues it and exits; the exit
 stops the trainer with SIGTERM (worker.run_task), which saves a checkpoint, and
 the requeued task resumes from it. A preemption that SIGTERMs the whole job
-makes the trainer checkpoint directly, and SLURM's requeue resumes it. With cluster="local" (submitit's LocalExecutor,
-used by the tests) every job is a local process; since that executor starts all
-jobs at once, the runs are submitted `workers` at a time instead.
+makes the trainer checkpoint directly, and SLURM's requeue resumes it. With
+cluster="local" (submitit's LocalExecutor, used by the tests) every job is a local process; since that executor starts all
+jobs at once, the runs are submitted `workers` at a time instead (as a study
+always does: it chooses which run goes next).
 """
 
 import time
 from pathlib import Path
 
 from scalinglab.errors import ConfigError, require
+from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.worker import run_task
+
+POLL_SECONDS = 0.5
 
 
 def _task_class():
@@ -29,7 +33,7 @@ def _task_class():
     return submitit, SweepRun
 
 
-class SubmititExecutor:
+class SubmititExecutor(Executor):
     name = "submitit"
 
     def __init__(
@@ -46,12 +50,13 @@ class SubmititExecutor:
     ):
         """`params` go to `update_parameters` (e.g. slurm_account, slurm_mem_gb,
         local_signal_delay_s); `options` to the AutoExecutor (e.g. slurm_max_num_timeout)."""
+        super().__init__(workers)
         self.submitit, self.task = _task_class()
         self.folder = Path(folder)
-        self.workers = max(1, workers)
         self.threads, self.gpus = threads, gpus
         self.cluster, self.timeout_min, self.partition = cluster, timeout_min, partition
         self.params, self.options = dict(params or {}), dict(options or {})
+        self.ex = self.job = None
 
     def _executor(self):
         ex = self.submitit.AutoExecutor(
@@ -70,29 +75,30 @@ class SubmititExecutor:
             raise ConfigError(f"--submitit-param: {exc}") from None
         return ex
 
-    def run(self, run_dirs: list[Path], events, retries: int = 0, command=None) -> list[dict]:
-        ex = self._executor()
-        task = self.task()
+    @property
+    def self_limiting(self) -> bool:
+        # on SLURM a batch is one array job, `workers` tasks at a time (set in _executor)
+        return self.ex is not None and self.ex.cluster == "slurm"
+
+    def _open(self) -> None:
+        self.ex = self._executor()
+        self.job = self.task()
+
+    def _submit(self, run_dir: Path):
+        return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+
+    def _submit_all(self, run_dirs: list[Path]) -> list:
         todo = [str(d) for d in run_dirs]
-        for d in run_dirs:
-            events.queued(d.name)
-        if ex.cluster == "slurm":
-            jobs = ex.map_array(task, todo, [retries] * len(todo), [command] * len(todo))
-            todo = []
-        else:
-            jobs = []
-        outcomes: list[dict] = []
-        while todo or jobs:
-            while todo and len(jobs) < self.workers:
-                jobs.append(ex.submit(task, todo.pop(0), retries, command))
-            still = []
-            for job in jobs:
-                if job.done():
-                    outcomes.append(job.result())
-                    events.finished(outcomes[-1])
-                else:
-                    still.append(job)
-            jobs = still
-            events.tick()
-            time.sleep(0.5)
-        return outcomes
+        n = len(todo)
+        return self.ex.map_array(self.job, todo, [self.retries] * n, [self.command] * n)
+
+    def _done(self, handles: list, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        while True:  # submitit has no wait-for-any: poll the jobs' state
+            done = [j for j in handles if j.done()]
+            if done or time.monotonic() >= deadline:
+                return done
+            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def _result(self, handle) -> dict:
+        return handle.result()

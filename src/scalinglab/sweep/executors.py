@@ -1,0 +1,93 @@
+"""Where runs execute: the executor settings (one typed config) and `make_executor`.
+
+`ExecutorConfig` is the one description of an executor, shared by `scalinglab
+sweep`, `scalinglab study` and `scalinglab quickstart` (their flags are made
+from its fields by `config.add_flags`) and by Python callers:
+
+    cfg = ExecutorConfig(executor="ray", workers=2)
+    with make_executor(cfg, out).open(retries=cfg.retries) as ex: ...
+
+The executors themselves (sweep/local.py, ray_exec.py, submitit_exec.py) share
+the interface of sweep/executor_base.py.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scalinglab.config import setting
+from scalinglab.errors import ConfigError
+from scalinglab.sweep.executor_base import Executor
+from scalinglab.sweep.local import LocalExecutor
+from scalinglab.sweep.ray_exec import RayExecutor
+from scalinglab.sweep.submitit_exec import SubmititExecutor
+
+EXECUTORS = ("local", "ray", "submitit")
+CLUSTERS = ("auto", "local", "slurm", "debug")
+
+
+@dataclass
+class ExecutorConfig:
+    """Where and how many runs execute at a time (the flags of `sweep` and `study`)."""
+
+    executor: str = setting(
+        "local", "where runs execute: local, ray or submitit", choices=EXECUTORS
+    )
+    workers: int = setting(1, "runs at a time; for submitit on SLURM, the array's parallelism")
+    threads: int = setting(0, "torch threads per run; 0: cores // workers")
+    retries: int = setting(1, "retries of a failed run within one invocation")
+    ray_address: str = setting(
+        "", "ray: join the cluster at this address; empty: start a local one"
+    )
+    gpus_per_run: float = setting(0.0, "ray/submitit: GPUs per run")
+    cluster: str = setting(
+        "auto",
+        "submitit: where jobs go (auto: SLURM when available, else local processes)",
+        choices=CLUSTERS,
+    )
+    slurm_partition: str = setting("", "submitit: SLURM partition")
+    timeout_min: int = setting(24 * 60, "submitit: job time limit in minutes")
+    submitit_params: dict = field(
+        default_factory=dict,
+        metadata={"help": "submitit: executor parameters (slurm_account, slurm_mem_gb, ...)"},
+    )
+
+    def __post_init__(self):
+        for name, choices in (("executor", EXECUTORS), ("cluster", CLUSTERS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(
+                    f"--{name} {getattr(self, name)!r} is not one of {', '.join(choices)}"
+                )
+        for name, low in (("workers", 1), ("threads", 0), ("retries", 0), ("timeout_min", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {v!r}")
+        if not isinstance(self.gpus_per_run, int | float) or self.gpus_per_run < 0:
+            raise ConfigError(f"--gpus-per-run must be >= 0, got {self.gpus_per_run!r}")
+        if not isinstance(self.submitit_params, dict):
+            raise ConfigError("submitit_params must be a table of submitit parameters")
+
+    @property
+    def threads_per_run(self) -> int:
+        """`threads`, or this machine's cores shared among the workers."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+
+def make_executor(cfg: ExecutorConfig, out: str | Path) -> Executor:
+    """The executor `cfg` describes, for a sweep or study folder `out` (submitit keeps its
+    job files in OUT/submitit); an absent optional package names its pip install."""
+    threads = cfg.threads_per_run
+    if cfg.executor == "local":
+        return LocalExecutor(cfg.workers)
+    if cfg.executor == "ray":
+        return RayExecutor(cfg.workers, threads, cfg.gpus_per_run, cfg.ray_address or None)
+    return SubmititExecutor(
+        Path(out) / "submitit",
+        cfg.workers,
+        threads,
+        gpus=int(cfg.gpus_per_run),
+        cluster=None if cfg.cluster == "auto" else cfg.cluster,
+        timeout_min=cfg.timeout_min,
+        partition=cfg.slurm_partition or None,
+        params=cfg.submitit_params,
+    )
