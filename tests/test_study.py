@@ -26,20 +26,20 @@ def test_examples_copy_is_the_builtin_spec():
 def test_quickstart_design_meets_the_issue():
     s = parse_study(quickstart(), "quickstart")
     gpt, lstm = s.sweeps["gpt"], s.sweeps["lstm"]
-    assert len(gpt["budgets"]) >= 3 and max(gpt["budgets"]) / min(gpt["budgets"]) >= 10
-    assert gpt["sizes"] >= 4 and lstm["sizes"] >= 4 and len(lstm["budgets"]) >= 2
-    assert s.backtest["budget"] >= 3 * max(gpt["budgets"])
-    assert s.factors == [10, 100, 1000] and s.seed_noise["seeds"]
+    assert len(gpt.budgets) >= 3 and max(gpt.budgets) / min(gpt.budgets) >= 10
+    assert gpt.sizes >= 4 and lstm.sizes >= 4 and len(lstm.budgets) >= 2
+    assert s.backtest.budget >= 3 * max(gpt.budgets)
+    assert s.factors == [10, 100, 1000] and s.seed_noise.seeds
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
     assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
-    assert len(s.seed_noise["seeds"]) >= 2
+    assert len(s.seed_noise.seeds) >= 2
 
 
 def test_minutes_scales_every_budget():
     s = parse_study(quickstart(), "quickstart").scaled(5)
-    assert s.sweeps["gpt"]["budgets"] == [1.5e11, 5e11, 1.5e12]
-    assert s.backtest["budget"] == 5e12 and s.seed_noise["budget"] == 5e11
+    assert s.sweeps["gpt"].budgets == [1.5e11, 5e11, 1.5e12]
+    assert s.backtest.budget == 5e12 and s.seed_noise.budget == 5e11
     assert s.minutes == 5
 
 
@@ -52,6 +52,12 @@ def test_minutes_scales_every_budget():
         ({"bogus": 1}, "unknown key(s) bogus"),
         ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor 'magic'"),
         ({"seed_noise": {"budget": 7e11}}, "one of the budgets"),
+        # every table goes through the config mechanism: unknown keys named with the known
+        ({"backtest": {"budget": 1e13, "colour": 1}}, "[backtest]: unknown key(s) colour (known:"),
+        ({"plan": {"factors": [10], "when": 1}}, "[plan]: unknown key(s) when (known: factors)"),
+        ({"data": {"sources": ["stdlib"], "tokeniser": "byte"}}, "[data]: unknown key(s) tokeniser"),
+        ({"data": {"sources": ["stdlib"], "tokenizer": "morse"}}, "'morse' is not one of"),
+        ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "spread": -2}}}, "[sweeps.gpt]: spread"),
     ],
 )
 def test_bad_spec_names_the_key(change, message):

@@ -27,12 +27,13 @@ import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from scalinglab import __version__
+from scalinglab.config import setting
 from scalinglab.data import shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
 from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
@@ -50,38 +51,34 @@ BPE_PIECE = 1 << 16  # text per encode_batch item: small enough to spread over t
 Progress = Callable[[str, int, int | None], None]  # (phase, bytes done since last call, total)
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
-
-
 @dataclass
 class PrepareConfig:
     """How `prepare` reads, splits and tokenizes a corpus (the flags of `scalinglab prepare`)."""
 
-    tokenizer: str = _f("byte", f"tokenizer kind, one of {KINDS}", choices=KINDS)
-    vocab_size: int | None = _f(
+    tokenizer: str = setting("byte", f"tokenizer kind, one of {KINDS}", choices=KINDS)
+    vocab_size: int | None = setting(
         None, "vocabulary size: BPE target (default 4096); cap by frequency for char/word"
     )
-    val_fraction: float | None = _f(
+    val_fraction: float | None = setting(
         None,
         "held-out fraction: of documents (>=100 docs; default 0.01), else of bytes from the end (default 0.1)",
     )
-    seed: int = _f(1337, "seed of the choice of validation documents")
-    text_field: str = _f("text", "JSONL / hf: field holding the text")
-    glob: str = _f("**/*", "files taken from a folder SOURCE (hidden files are skipped)")
-    errors: str = _f(
+    seed: int = setting(1337, "seed of the choice of validation documents")
+    text_field: str = setting("text", "JSONL / hf: field holding the text")
+    glob: str = setting("**/*", "files taken from a folder SOURCE (hidden files are skipped)")
+    errors: str = setting(
         "strict",
         "undecodable UTF-8 for char/word/bpe: strict (error) or replace",
         choices=("strict", "replace"),
     )
-    block_size: int = _f(
+    block_size: int = setting(
         128, "refuse a corpus whose splits hold less than one window of this many tokens + 1"
     )
-    stdlib_tests: bool = _f(False, "with the stdlib source, include its test folders")
-    force: bool = _f(
+    stdlib_tests: bool = setting(False, "with the stdlib source, include its test folders")
+    force: bool = setting(
         False, "rebuild even if up to date; replace an output folder that is not shards"
     )
-    chunk_bytes: int = _f(CHUNK_BYTES, "bytes read at a time (memory use is a small multiple)")
+    chunk_bytes: int = setting(CHUNK_BYTES, "bytes read at a time (memory use is a small multiple)")
 
     def __post_init__(self):
         check_vocab_size(self.tokenizer, self.vocab_size)

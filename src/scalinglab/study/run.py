@@ -136,26 +136,26 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     """Every run the study will make (the backtest's size is a guess until the fits)."""
     parts = []
     for arch, s in study.sweeps.items():
-        spec = _spec(study, arch, shards, {"kind": "isoflop", **s}, arch)
+        spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
         parts.append(Part("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1]))
     sn = study.seed_noise
     if sn:
-        sweep = next(p for p in parts if p.spec.archs == [sn["arch"]])
+        sweep = next(p for p in parts if p.spec.archs == [sn.arch])
         centre = sweep.spec.design.tokens_per_param
-        at = [r for r in sweep.runs if r.group["budget"] == sn["budget"]]
+        at = [r for r in sweep.runs if r.group["budget"] == sn.budget]
         # the point nearest the design's centre: the run most like the compute-optimal one
         pick = min(at, key=lambda r: abs(math.log(r.tokens / r.counts.params / centre)))
-        for seed in sn["seeds"]:
-            spec, run = _grid_run(study, sn["arch"], shards, pick.config.model, sn["budget"],
+        for seed in sn.seeds:
+            spec, run = _grid_run(study, sn.arch, shards, pick.config.model, sn.budget,
                                   f"seed{seed}", seed=seed)  # fmt: skip
             parts.append(Part("seed", "seed", spec, [run]))
     bt = study.backtest
-    sweep = next(p for p in parts if p.spec.archs == [bt["arch"]])
+    sweep = next(p for p in parts if p.spec.archs == [bt.arch])
     ctx = driver.open_context(sweep.spec)
     centre = sweep.spec.design.tokens_per_param
-    guess = design.shape_for(bt["arch"], math.sqrt(bt["budget"] / (6 * centre)), ctx.vocab,
+    guess = design.shape_for(bt.arch, math.sqrt(bt.budget / (6 * centre)), ctx.vocab,
                              sweep.spec.model, sweep.spec.shape)  # fmt: skip
-    _, guess_run = _grid_run(study, bt["arch"], shards, guess, bt["budget"], "backtest")
+    _, guess_run = _grid_run(study, bt.arch, shards, guess, bt.budget, "backtest")
     plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers)
     for p in parts:
         for r in p.runs:
@@ -233,7 +233,7 @@ def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> N
     d = {
         "format_version": FORMAT_VERSION, "kind": "scalinglab.study", "name": study.name,
         "corpus": plan.corpus, "shards": str(plan.shards.resolve()), "folders": folders,
-        "predictor": study.backtest["predictor"], "plan_factors": study.factors,
+        "predictor": study.backtest.predictor, "plan_factors": study.factors,
         "fit": dataclasses.asdict(study.fit),
         "minutes": study.minutes, "spec": study.raw,
     } | {k: v for k, v in old.items() if k in ("wall_seconds",)} | extra  # fmt: skip
@@ -245,7 +245,7 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
 
     An existing prediction.json is reused as it is (it was made before its run started)."""
     c = collect(out)
-    arch, C = study.backtest["arch"], study.backtest["budget"]
+    arch, C = study.backtest.arch, study.backtest.budget
     fits = an.fit_arch(arch, [r for r in c.by_role("sweep") if r["arch"] == arch], study.fit)
     n_target, allocated_by = an.allocation(fits, C)
     sweep = next(p for p in plan.parts if p.role == "sweep" and p.spec.archs == [arch])
@@ -270,7 +270,7 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
         )
     N, D = run.counts.params, run.tokens
     noise = an.seed_noise(c.by_role("sweep", "seed"))
-    primary = study.backtest["predictor"]
+    primary = study.backtest.predictor
     try:
         pred = an.predict(fits, N, D, 6.0 * N * D, primary)
     except FitError as exc:  # say so, and predict with the other law rather than stop
@@ -318,7 +318,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     plan = plan_study(study, shards, corpus, out, workers, threads)
     emit("plan", plan)
     write_study_json(study, plan, out)
-    bt_arch = study.backtest["arch"]
+    bt_arch = study.backtest.arch
     first = [(p, r) for p, r in plan.pool_runs if r.arch == bt_arch]
     rest = [(p, r) for p, r in plan.pool_runs if r.arch != bt_arch]
     # the study chooses which run goes next; the executor runs it (a thread, Ray, submitit)

@@ -39,19 +39,55 @@
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalinglab.config import ARCHS, load_toml
-from scalinglab.errors import SweepError
+from scalinglab.config import ARCHS, check_types, from_dict, load_toml, setting
+from scalinglab.data.writer import PrepareConfig
+from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS
+from scalinglab.sweep.spec import IsoflopDesign
 
 FORMAT_VERSION = 1
 TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train", "shape",
        "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit")  # fmt: skip
-SWEEP_KEYS = ("budgets", "sizes", "tokens_per_param", "spread")
 MIN_BACKTEST_FACTOR = 3.0
+
+
+@dataclass
+class Backtest:
+    """[backtest]: the run the study predicts before it trains it."""
+
+    arch: str = setting("", "its architecture (default: the first [sweeps] table's)")
+    budget: float = setting(0.0, f"its FLOP budget, at least {MIN_BACKTEST_FACTOR:g}x the "
+                            "largest budget of that architecture's sweep")  # fmt: skip
+    predictor: str = setting("frontier", "what predicts it", choices=PREDICTORS)
+
+    def __post_init__(self):
+        check_types(self)
+
+
+@dataclass
+class SeedNoise:
+    """[seed_noise]: one sweep point repeated with other seeds (the run-to-run noise)."""
+
+    arch: str = setting("", "the sweep it repeats (default: the backtest's architecture)")
+    budget: float = setting(0.0, "the budget of the point: one of that sweep's budgets")
+    seeds: list[int] = field(default_factory=lambda: [1], metadata={"help": "the other seeds"})
+
+    def __post_init__(self):
+        check_types(self)
+
+
+@dataclass
+class PlanTable:
+    """[plan]: the budgets the report plans for."""
+
+    factors: list[float] = field(
+        default_factory=lambda: [10.0, 100.0, 1000.0],
+        metadata={"help": "multiples of the largest budget swept"},
+    )
 
 
 @dataclass
@@ -60,11 +96,12 @@ class StudySpec:
     minutes: float
     workers: int
     data: dict
+    """[data]: sources or shards, and `scalinglab prepare` settings (PrepareConfig)."""
     shared: dict
     """model, train, shape and hparams tables, passed to every sweep spec."""
-    sweeps: dict[str, dict]
-    backtest: dict
-    seed_noise: dict | None
+    sweeps: dict[str, IsoflopDesign]
+    backtest: Backtest
+    seed_noise: SeedNoise | None
     factors: list[float]
     fit: FitConfig
     raw: dict
@@ -104,10 +141,50 @@ def _table(d: dict, key: str, where: str, required: bool = True) -> dict:
     return v
 
 
+def _typed(cls, d: dict, where: str):
+    """`cls` from a TOML table through the config mechanism; errors name the table."""
+    try:
+        return from_dict(cls, d, where)
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
+
+
 def _positive(v, what: str, where: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
         raise _err(where, f"{what} must be a positive number, got {v!r}")
     return float(v)
+
+
+def _data(d: dict, where: str) -> dict:
+    data = _table(d, "data", where)
+    if not data.get("shards") and not data.get("sources"):
+        raise _err(where, "[data] needs sources = [...] (to prepare) or shards = PATH")
+    prep = {k: v for k, v in data.items() if k not in ("sources", "shards")}
+    _typed(PrepareConfig, prep, f"{where} [data]")  # checked here, used by prepare_data
+    return data
+
+
+def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign]:
+    sweeps = _table(d, "sweeps", where)
+    if not sweeps:
+        raise _err(where, "[sweeps] needs at least one architecture, e.g. [sweeps.gpt]")
+    out = {}
+    for arch, s in sweeps.items():
+        w = f"{where} [sweeps.{arch}]"
+        if arch not in ARCHS:
+            raise _err(w, f"{arch!r} is not one of {', '.join(ARCHS)}")
+        if not isinstance(s, dict):
+            raise _err(w, "must be a table")
+        budgets = s.get("budgets")
+        if not isinstance(budgets, list) or len(budgets) < 2:
+            raise _err(w, "budgets must list at least 2 FLOP budgets (an IsoFLOP fit needs 2)")
+        for b in budgets:
+            _positive(b, "every budget", w)
+        design = _typed(IsoflopDesign, {**s, "kind": "isoflop"}, w)
+        if design.sizes < 3:
+            raise _err(w, "sizes must be at least 3 (a parabola per budget)")
+        out[arch] = design
+    return out
 
 
 def parse_study(d: dict, where: str = "study") -> StudySpec:
@@ -119,52 +196,31 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         raise _err(where, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(TOP)})")
     if d.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
         raise _err(where, f"format_version {d['format_version']!r} is not supported (reads 1)")
-    data = _table(d, "data", where)
-    if not data.get("shards") and not data.get("sources"):
-        raise _err(where, "[data] needs sources = [...] (to prepare) or shards = PATH")
-    sweeps = _table(d, "sweeps", where)
-    if not sweeps:
-        raise _err(where, "[sweeps] needs at least one architecture, e.g. [sweeps.gpt]")
-    for arch, s in sweeps.items():
-        w = f"{where} [sweeps.{arch}]"
-        if arch not in ARCHS:
-            raise _err(w, f"{arch!r} is not one of {', '.join(ARCHS)}")
-        bad = sorted(set(s) - set(SWEEP_KEYS))
-        if bad:
-            raise _err(w, f"unknown key(s) {', '.join(bad)} (known: {', '.join(SWEEP_KEYS)})")
-        budgets = s.get("budgets")
-        if not isinstance(budgets, list) or len(budgets) < 2:
-            raise _err(w, "budgets must list at least 2 FLOP budgets (an IsoFLOP fit needs 2)")
-        for b in budgets:
-            _positive(b, "every budget", w)
-        if s.get("sizes", 5) < 3:
-            raise _err(w, "sizes must be at least 3 (a parabola per budget)")
-    bt = dict(_table(d, "backtest", where))
+    data = _data(d, where)
+    sweeps = _sweeps(d, where)
     w = f"{where} [backtest]"
-    bt.setdefault("arch", next(iter(sweeps)))
-    bt.setdefault("predictor", "frontier")
-    if bt["arch"] not in sweeps:
-        raise _err(w, f"arch {bt['arch']!r} has no [sweeps.{bt['arch']}]")
-    if bt["predictor"] not in PREDICTORS:
-        raise _err(w, f"predictor {bt['predictor']!r} is not one of {', '.join(PREDICTORS)}")
-    biggest = max(sweeps[bt["arch"]]["budgets"])
-    if _positive(bt.get("budget"), "budget", w) < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
+    bt = _typed(Backtest, _table(d, "backtest", where), w)
+    bt.arch = bt.arch or next(iter(sweeps))
+    if bt.arch not in sweeps:
+        raise _err(w, f"arch {bt.arch!r} has no [sweeps.{bt.arch}]")
+    biggest = max(sweeps[bt.arch].budgets)
+    if _positive(bt.budget, "budget", w) < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
         raise _err(
             w,
-            f"budget {bt['budget']:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the largest "
-            f"budget of [sweeps.{bt['arch']}] ({biggest:.3g}): a backtest extrapolates",
+            f"budget {bt.budget:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the largest "
+            f"budget of [sweeps.{bt.arch}] ({biggest:.3g}): a backtest extrapolates",
         )
-    sn = d.get("seed_noise")
-    if sn is not None:
-        sn = dict(_table(d, "seed_noise", where))
+    sn = None
+    if d.get("seed_noise") is not None:
         w = f"{where} [seed_noise]"
-        sn.setdefault("arch", bt["arch"])
-        sn.setdefault("seeds", [1])
-        if sn["arch"] not in sweeps or sn.get("budget") not in sweeps[sn["arch"]]["budgets"]:
+        sn = _typed(SeedNoise, _table(d, "seed_noise", where), w)
+        sn.arch = sn.arch or bt.arch
+        if sn.arch not in sweeps or sn.budget not in sweeps[sn.arch].budgets:
             raise _err(w, "budget must be one of the budgets of the sweep of its arch")
-        if not sn["seeds"] or not all(isinstance(x, int) for x in sn["seeds"]):
-            raise _err(w, f"seeds must be a list of integers, got {sn['seeds']!r}")
-    factors = _table(d, "plan", where, required=False).get("factors", [10, 100, 1000])
+        if not sn.seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                   for x in sn.seeds):  # fmt: skip
+            raise _err(w, f"seeds must be a list of integers, got {sn.seeds!r}")
+    plan = _typed(PlanTable, _table(d, "plan", where, required=False), f"{where} [plan]")
     fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
     workers = d.get("workers", 2)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -178,7 +234,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         sweeps=sweeps,
         backtest=bt,
         seed_noise=sn,
-        factors=[_positive(f, "every plan factor", where) for f in factors],
+        factors=[_positive(f, "every plan factor", where) for f in plan.factors],
         fit=fs,
         raw=d,
     )
