@@ -58,14 +58,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def one_round(args: list[str], xml: Path) -> tuple[int, dict[str, str | None]]:
-    """Run pytest once; (exit code, {test id: None if passed else first failure line})."""
+def one_round(args: list[str], xml: Path) -> tuple[int, dict[str, str | None], list[str]]:
+    """Run pytest once: (exit code, {test id: None if passed else its first failure line},
+    the full text of each failure)."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}"]
     proc = subprocess.run(cmd + args, cwd=ROOT, capture_output=True, text=True)
     outcome: dict[str, str | None] = {}
+    details: list[str] = []
     if not xml.exists():  # pytest itself died: count it against a pseudo-test
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        return proc.returncode, {"<pytest run>": tail[0]}
+        return proc.returncode, {"<pytest run>": tail[0]}, [proc.stdout + proc.stderr]
     for case in ET.parse(xml).getroot().iter("testcase"):
         name = f"{case.get('classname')}::{case.get('name')}"
         bad = case.find("failure")
@@ -73,13 +75,19 @@ def one_round(args: list[str], xml: Path) -> tuple[int, dict[str, str | None]]:
             bad = case.find("error")
         if case.find("skipped") is not None:
             continue
-        outcome[name] = None if bad is None else (bad.get("message") or "").splitlines()[0][:120]
-    return proc.returncode, outcome
+        if bad is None:
+            outcome[name] = None
+            continue
+        message = " ".join((bad.get("message") or "").split())  # one line, however it wraps
+        outcome[name] = message[:160]
+        details.append(f"=== {name}\n{bad.text or message}\n")
+    return proc.returncode, outcome, details
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=30, help="times to run the tests (default 30)")
+    ap.add_argument("--log", type=Path, help="append the full text of every failure to this file")
     ap.add_argument("pytest_args", nargs="*", help="tests and pytest options (default: the set)")
     a = ap.parse_args()
     args = a.pytest_args or DEFAULT
@@ -89,7 +97,10 @@ def main() -> int:
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(a.rounds):
-            rc, outcome = one_round(args, Path(tmp) / f"round{k}.xml")
+            rc, outcome, details = one_round(args, Path(tmp) / f"round{k}.xml")
+            if a.log and details:
+                with open(a.log, "a", encoding="utf-8") as f:
+                    f.write(f"##### round {k + 1}\n" + "".join(details))
             for name, msg in outcome.items():
                 runs[name] += 1
                 if msg is not None:

@@ -28,7 +28,8 @@ def torchrun(args: list[str], env: dict | None = None, restarts: int = 0):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
         f"--max-restarts={restarts}", "-m", "tests.train.ddp_entry", *args, "--threads", "1",
     ]  # fmt: skip
-    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)} | (env or {})
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": path} | (env or {})
     # torchrun in a session of its own: on a timeout the whole group (its workers
     # too) is killed, so a hung test leaves no orphaned workers behind.
     proc = subprocess.Popen(
