@@ -30,14 +30,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalinglab.data.writer import prepare
 from scalinglab.errors import FitError, SweepError
 from scalinglab.fsio import atomic_write_json
 from scalinglab.plan import analysis as an
+from scalinglab.report import build_report
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
 from scalinglab.runfolder import FINISHED, is_finished, read_result
 from scalinglab.study.spec import StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.design import PlannedRun
+from scalinglab.sweep.estimate import estimate_seconds
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.executors import ExecutorConfig, make_executor
 from scalinglab.sweep.spec import SweepSpec, parse_spec
@@ -99,8 +102,6 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
     d = spec.data
     if d.get("shards"):
         return Path(d["shards"]), str(d["shards"])
-    from scalinglab.data.writer import prepare
-
     opts = {k: v for k, v in d.items() if k not in ("sources",)}
     tok = opts.get("tokenizer", "byte")
     name = "-".join(Path(str(s)).name or "corpus" for s in d["sources"]) + f"-{tok}"
@@ -162,8 +163,6 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             if is_finished(out / p.folder / "runs" / r.name):
                 plan.done.add(r.name)
     if estimate:
-        from scalinglab.sweep.estimate import estimate_seconds
-
         for arch in study.sweeps:
             runs = [r for p in parts for r in p.runs if r.arch == arch]
             plan.estimates.update(estimate_seconds(runs, threads))
@@ -307,8 +306,6 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     """Run (or resume) the whole study into `out`; return the report's summary.
 
     `executor` says where its runs execute (default: local, the spec's `workers`)."""
-    from scalinglab.report import build_report
-
     t0 = time.monotonic()
     out, emit = Path(out), listener or (lambda *a: None)
     out.mkdir(parents=True, exist_ok=True)
