@@ -1,0 +1,163 @@
+"""`scalinglab data fetch`: real download code against a loopback HTTP server (never the
+network): checked, atomic, resumable, one-line errors."""
+
+import hashlib
+import http.server
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.data.fetch import CATALOGUE, RemoteFile, fetch_file
+from scalinglab.errors import DataError
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+BODY = bytes(range(256)) * 400  # 102,400 bytes
+
+
+class Server:
+    """A loopback server for one file body; `mode` says how it misbehaves."""
+
+    def __init__(self, body: bytes, mode: str = "ok", root: Path | None = None):
+        self.body, self.mode, self.root, self.requests = body, mode, root, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.body
+                if server.root is not None:
+                    f = server.root / self.path.lstrip("/")
+                    if not f.is_file():
+                        self.send_error(404)
+                        return
+                    body = f.read_bytes()
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and server.mode != "no-range":
+                    start = int(rng.split("=")[1].rstrip("-"))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if server.mode == "truncate":
+                    server.mode = "ok"  # the next request is served whole
+                    self.wfile.write(body[start : start + (len(body) - start) // 3])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(body[start:])
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def make(*args, **kw):
+        servers.append(Server(*args, **kw))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def remote(body: bytes = BODY) -> RemoteFile:
+    return RemoteFile("corpora/x.txt", "unused", len(body), hashlib.sha256(body).hexdigest())
+
+
+def test_download_is_checked_and_then_up_to_date(serve, tmp_path):
+    s = serve(BODY)
+    got = fetch_file(remote(), tmp_path, mirror=s.url)
+    assert got == tmp_path / "corpora" / "x.txt" and got.read_bytes() == BODY
+    assert s.requests == [("/corpora/x.txt", None)]
+    fetch_file(remote(), tmp_path, mirror=s.url)  # right hash in place: no request
+    assert len(s.requests) == 1
+    assert [p.name for p in got.parent.iterdir()] == ["x.txt"]  # no .part left
+
+
+def test_checksum_mismatch_is_refused_and_nothing_is_kept(serve, tmp_path):
+    s = serve(BODY[:-1] + b"!")  # one byte changed upstream
+    with pytest.raises(DataError, match=r"x.txt: checksum mismatch: got 102,400 bytes"):
+        fetch_file(remote(), tmp_path, mirror=s.url)
+    assert list((tmp_path / "corpora").iterdir()) == []
+
+
+def test_truncated_download_is_kept_and_resumed(serve, tmp_path):
+    s = serve(BODY, mode="truncate")
+    with pytest.raises(DataError, match=r"stopped at 34,133 of 102,400 bytes; run the command"):
+        fetch_file(remote(), tmp_path, mirror=s.url)
+    part = tmp_path / "corpora" / ".x.txt.part"
+    assert part.read_bytes() == BODY[:34133] and not (tmp_path / "corpora" / "x.txt").exists()
+    got = fetch_file(remote(), tmp_path, mirror=s.url)  # resumes from byte 34,133
+    assert s.requests[-1] == ("/corpora/x.txt", "bytes=34133-")
+    assert got.read_bytes() == BODY and not part.exists()
+
+
+def test_a_server_that_ignores_range_sends_the_whole_file_again(serve, tmp_path):
+    part = tmp_path / "corpora" / ".x.txt.part"
+    part.parent.mkdir()
+    part.write_bytes(b"garbage from an older attempt")
+    s = serve(BODY, mode="no-range")
+    assert fetch_file(remote(), tmp_path, mirror=s.url).read_bytes() == BODY
+    assert s.requests == [("/corpora/x.txt", "bytes=29-")]
+
+
+def test_offline_is_one_line_naming_the_url_and_the_way_out(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    with pytest.raises(DataError, match=r"cannot download http://127.0.0.1:\d+/corpora/x.txt: "):
+        fetch_file(remote(), tmp_path, mirror=f"http://127.0.0.1:{port}")
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["data", "fetch", "tinyshakespear", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown data set(s) tinyshakespear; known: tinyshakespeare")
+    assert err.count("\n") == 1
+
+
+def test_the_catalogue_is_pinned_and_has_no_duplicate_paths():
+    paths = [f.path for d in CATALOGUE.values() for f in d.files]
+    assert len(paths) == len(set(paths))
+    for d in CATALOGUE.values():
+        for f in d.files:
+            assert f.url.startswith("https://raw.githubusercontent.com/")
+            commit = f.url.split("/")[5]
+            assert len(commit) == 40 and int(commit, 16) >= 0  # a commit, never a branch
+            assert len(f.sha256) == 64 and f.size > 0
+
+
+@pytest.mark.skipif(
+    not SHARED.is_dir(), reason="../shared (the public data) is not beside the repo"
+)
+def test_every_catalogued_file_matches_the_public_copy(serve, tmp_path, capsys):
+    """The catalogue's sizes and hashes are those of the public files (../shared holds the
+    same upstream files); served from a mirror, `data fetch` gets every one of them."""
+    s = serve(b"", root=SHARED)
+    assert main(["data", "fetch", *CATALOGUE, "--out", str(tmp_path), "--mirror", s.url]) == 0
+    printed = capsys.readouterr().out.split()
+    files = [f for d in CATALOGUE.values() for f in d.files]
+    assert printed == [str(tmp_path / f.path) for f in files]
+    for f in files:
+        assert (tmp_path / f.path).read_bytes() == (SHARED / f.path).read_bytes()
+    assert not [p for p in tmp_path.rglob(".*.part")]
+    assert os.path.getsize(tmp_path / "corpora/tinyshakespeare.txt") == 1115394
