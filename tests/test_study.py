@@ -55,7 +55,10 @@ def test_minutes_scales_every_budget():
         # every table goes through the config mechanism: unknown keys named with the known
         ({"backtest": {"budget": 1e13, "colour": 1}}, "[backtest]: unknown key(s) colour (known:"),
         ({"plan": {"factors": [10], "when": 1}}, "[plan]: unknown key(s) when (known: factors)"),
-        ({"data": {"sources": ["stdlib"], "tokeniser": "byte"}}, "[data]: unknown key(s) tokeniser"),
+        (
+            {"data": {"sources": ["stdlib"], "tokeniser": "byte"}},
+            "[data]: unknown key(s) tokeniser",
+        ),
         ({"data": {"sources": ["stdlib"], "tokenizer": "morse"}}, "'morse' is not one of"),
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "spread": -2}}}, "[sweeps.gpt]: spread"),
     ],
