@@ -137,7 +137,10 @@ class TrainConfig:
     eval_every: int = setting(
         0, "evaluate on a fixed validation subset every this many steps; 0: never"
     )
-    eval_tokens: int = setting(0, "tokens of the validation split used by evaluations; 0: all")
+    eval_tokens: int = setting(
+        0,
+        "validation tokens an evaluation reads; 0: all for the final one, 65,536 for periodic ones",
+    )
     log_every: int = setting(10, "write a metrics line every this many steps")
     tensorboard: bool = setting(
         False, "also write TensorBoard event files beside metrics.jsonl (scalinglab[tensorboard])"
