@@ -33,3 +33,40 @@ def test_library_errors_become_one_line(monkeypatch, capsys):
     assert cli.main(["boom"]) == 2
     err = capsys.readouterr().err
     assert err == "error: corpus.txt: byte 17: invalid UTF-8\n"
+
+
+def test_usage_errors_are_one_line_and_point_to_help():
+    for argv, what in [
+        (["train", "--n-embd", "wide"], "argument --n-embd: invalid integer: 'wide'"),
+        (["train", "--tokens", "1.5"], "argument --tokens: not a whole number: '1.5'"),
+        (["fit"], "the following arguments are required: runs"),
+        (["bogus"], "invalid choice: 'bogus'"),
+    ]:
+        r = subprocess.run([sys.executable, "-m", "scalinglab", *argv], capture_output=True,
+                           text=True)  # fmt: skip
+        assert r.returncode == 2 and r.stdout == "", (argv, r.stdout)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: scalinglab"), r.stderr
+        assert what in r.stderr and "--help`" in r.stderr, r.stderr
+
+
+def test_integer_flags_take_1e6_and_underscore_spellings_are_aliases():
+    from scalinglab.cli import build_parser
+    from scalinglab.config import ModelConfig, TrainConfig, flags_given
+
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--out",
+            "r",
+            "--tokens",
+            "1e6",
+            "--n_embd",
+            "96",
+            "--block_size",
+            "64",
+            "--no-bias",
+        ]
+    )
+    assert flags_given(args, TrainConfig) == {"tokens": 1_000_000}
+    assert flags_given(args, ModelConfig) == {"n_embd": 96, "block_size": 64, "bias": False}
+    assert isinstance(args.tokens, int)

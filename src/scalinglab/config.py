@@ -321,8 +321,27 @@ def dumps_toml(d: dict) -> str:
 # --- command-line flags from the dataclasses (litgpt-style: the dataclass is the CLI) --
 
 
+def int_arg(text: str) -> int:
+    """An integer flag's value: `1000000`, or `1e6` / `2.5e5` where it is a whole number
+    (as a TOML file may write it)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+    if not v.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(v)
+
+
 def add_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """Add one flag per field of `cls`; every default is None so that only given flags override."""
+    """Add one flag per field of `cls`; every default is None so that only given flags override.
+
+    Integers accept `1e6`; each `--two-words` flag also answers to `--two_words` (the
+    spelling of nanoGPT and Hugging Face), unlisted in --help."""
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(cls.__name__)
     for f in dataclasses.fields(cls):
@@ -332,15 +351,15 @@ def add_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) 
         tp = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else None
         help_ = f"{f.metadata.get('help', '')} (default: {default!r})"
+        alias = "--" + name[2:].replace("-", "_")
         if tp is bool:
-            group.add_argument(
-                name, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_
-            )
+            kw = dict(dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
-            group.add_argument(
-                name, dest=f.name, type=tp, default=None, metavar=f.name.upper(),
-                choices=f.metadata.get("choices"), help=help_,
-            )  # fmt: skip
+            kw = dict(dest=f.name, type=int_arg if tp is int else tp, default=None,
+                      metavar=f.name.upper(), choices=f.metadata.get("choices"))  # fmt: skip
+        group.add_argument(name, help=help_, **kw)
+        if alias != name:
+            group.add_argument(alias, help=argparse.SUPPRESS, **kw)
 
 
 def flags_given(args: argparse.Namespace, cls) -> dict:

@@ -30,8 +30,16 @@ def _command_modules():
     return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: `error: ...` and where to look, not the whole
+    usage block (which `--help` prints)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="scalinglab",
         description="Train language models of many sizes, fit scaling laws, plan the next run.",
     )
