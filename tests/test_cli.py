@@ -70,3 +70,17 @@ def test_integer_flags_take_1e6_and_underscore_spellings_are_aliases():
     assert flags_given(args, TrainConfig) == {"tokens": 1_000_000}
     assert flags_given(args, ModelConfig) == {"n_embd": 96, "block_size": 64, "bias": False}
     assert isinstance(args.tokens, int)
+
+
+def test_verbosity_flags_go_before_or_after_the_command():
+    from scalinglab.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["-v", "data", "list"]).verbose is True
+    assert p.parse_args(["data", "list", "-q"]).quiet is True
+    assert p.parse_args(["fit", "runs.csv", "--quiet"]).quiet is True
+    args = p.parse_args(["fit", "runs.csv"])
+    assert not getattr(args, "verbose", False) and not getattr(args, "quiet", False)
+    r = subprocess.run([sys.executable, "-m", "scalinglab", "data", "list", "-v", "-q"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "-q/--quiet: not allowed with argument -v/--verbose" in r.stderr

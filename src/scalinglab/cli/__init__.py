@@ -44,18 +44,40 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train language models of many sizes, fit scaling laws, plan the next run.",
     )
     parser.add_argument("--version", action="version", version=f"scalinglab {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    _add_verbosity(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         mod.register(sub)
+    for p in _all_subparsers(sub):  # -v/-q anywhere: before or after the command
+        _add_verbosity(p, argparse.SUPPRESS)
     return parser
+
+
+def _add_verbosity(p: argparse.ArgumentParser, default) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="log debug messages")  # fmt: skip
+    g.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="log warnings and errors only")  # fmt: skip
+
+
+def _all_subparsers(sub) -> list[argparse.ArgumentParser]:
+    """Every parser below `sub` (a command's own actions too, e.g. `data fetch`)."""
+    found = []
+    for p in dict.fromkeys(sub.choices.values()):
+        found.append(p)
+        for a in p._actions:  # noqa: SLF001 -- argparse keeps its subparsers only here
+            if isinstance(a, argparse._SubParsersAction):  # noqa: SLF001
+                found += _all_subparsers(a)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
         format="%(message)s",
         stream=sys.stderr,
     )
