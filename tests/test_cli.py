@@ -84,3 +84,19 @@ def test_verbosity_flags_go_before_or_after_the_command():
     r = subprocess.run([sys.executable, "-m", "scalinglab", "data", "list", "-v", "-q"],
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "-q/--quiet: not allowed with argument -v/--verbose" in r.stderr
+
+
+def test_presets_lists_every_shape_with_known_parameter_counts(capsys):
+    import json
+
+    from scalinglab.models.registry import PRESETS
+
+    assert main(["presets", "--vocab-size", "50257", "--json"]) == 0
+    table = {r["preset"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(table) == list(PRESETS)
+    # GPT-2 small and medium with their own vocabulary: the published counts
+    assert table["gpt2"]["params"] == 124_439_808
+    assert table["gpt2-medium"]["params"] == 354_823_168
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(PRESETS) and "834,304" in lines[1]  # gpt-tiny on bytes
