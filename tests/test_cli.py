@@ -100,3 +100,22 @@ def test_presets_lists_every_shape_with_known_parameter_counts(capsys):
     assert main(["presets"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + len(PRESETS) and "834,304" in lines[1]  # gpt-tiny on bytes
+
+
+def test_train_print_config_is_the_resolved_config_and_writes_nothing(tmp_path, capsys):
+    import tomllib
+
+    from scalinglab.config import RunConfig
+    from tests.train.helpers import tiny_shards
+
+    data = tiny_shards(tmp_path / "shards")
+    argv = ["train", "--data", str(data), "--preset", "gpt-micro", "--n_layer", "2",
+            "--tokens", "1e4", "--lr", "3e-3", "--dtype", "float32"]  # fmt: skip
+    assert main([*argv, "--print-config"]) == 0
+    cfg = RunConfig.from_dict(tomllib.loads(capsys.readouterr().out))
+    assert (cfg.model.preset, cfg.model.n_layer, cfg.model.n_embd) == ("gpt-micro", 2, 64)
+    assert cfg.model.vocab_size == 256 and cfg.train.tokens == 10_000  # resolved from shards
+    assert cfg.train.min_lr == 3e-3 / 10 and cfg.train.dtype == "float32"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]  # nothing written
+    assert main(argv) == 2  # without --print-config a run folder is required
+    assert "--out RUN is required" in capsys.readouterr().err

@@ -21,9 +21,14 @@ def register(sub) -> None:
             "143 preempted (SIGTERM; resume with --resume auto)."
         ),
     )
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or resume)")
+    p.add_argument("--out", metavar="RUN", help="run folder to write (or resume); required")
     p.add_argument("--config", metavar="FILE.toml", help="run config ([model] and [train])")
     p.add_argument("--json", action="store_true", help="print result.json to stdout at the end")
+    p.add_argument(
+        "--print-config", action="store_true",
+        help="print the resolved config (TOML, as RUN/config.toml would hold it) and exit; "
+        "nothing is written",
+    )  # fmt: skip
     add_flags(p, ModelConfig)
     add_flags(p, TrainConfig)
     p.set_defaults(func=run)
@@ -57,6 +62,10 @@ def run(args) -> int:
     if not cfg.train.data:
         raise ConfigError("no shards folder: give --data SHARDS (or [train] data in --config)")
     cfg.train.budget  # noqa: B018 -- a missing budget is a user error, before any work
+    if args.print_config:
+        return print_config(cfg)
+    if not args.out:
+        raise ConfigError("--out RUN is required (the run folder to write or resume)")
     result = train(cfg, args.out, progress=is_terminal())
     if args.json and is_main_process():  # under torchrun, rank 0 alone reports
         print_json(result)
@@ -71,3 +80,15 @@ def run(args) -> int:
     return {"completed": 0, "diverged": EXIT_DIVERGED, "preempted": EXIT_PREEMPTED}.get(
         result["status"], EXIT_FAILED
     )
+
+
+def print_config(cfg) -> int:
+    """The config the trainer would run: the shards' vocabulary, the dtype `auto` picks on
+    this machine, the final LR; the TOML of RUN/config.toml."""
+    from scalinglab.config import CONFIG_FORMAT_VERSION, dumps_toml
+    from scalinglab.data.shards import open_shards
+    from scalinglab.train import setup
+
+    resolved = setup.resolve(cfg, open_shards(cfg.train.data), setup.pick_device(cfg.train.device))
+    print(dumps_toml({"format_version": CONFIG_FORMAT_VERSION, **resolved.to_dict()}), end="")
+    return 0
