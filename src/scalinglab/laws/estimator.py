@@ -23,10 +23,20 @@ from scalinglab.laws.isoflop import fit_isoflop
 from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import CSV_KEYS, split_settings
-from scalinglab.laws.table import as_table
+from scalinglab.laws.table import OPTIONS, read_table
 
 LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
 FORMAT_VERSION = 1
+# Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
+# a study's one [fit] table serves every law it fits.
+SETTING_LAWS = {
+    "budgets": ("isoflop",),
+    "budget_col": ("isoflop",),
+    "run_cols": ("envelope",),
+    "n_kind": tuple(law for law in LAWS if law != "envelope"),
+    "where": tuple(law for law in LAWS if law != "envelope"),
+    "drop_highest": tuple(law for law in LAWS if law != "envelope"),
+}
 
 
 class ScalingLaw:
@@ -47,7 +57,30 @@ class ScalingLaw:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
+        """Fit the law to a runs table and return self (learned values end in `_`).
+
+        Args:
+            table: a CSV path, a pandas/polars/pyarrow DataFrame, a dict of
+                columns, a list of row dicts or a RunsTable; every kind is read
+                by `scalinglab.laws.table.read_table` with this estimator's table
+                settings (column aliases `params`/`N`, `tokens`/`D`,
+                `flops`/`C`, `loss`/`L`, ...; `where`, `drop_highest`,
+                `n_kind`, the column mappings, completed runs only when there is
+                a `status` column). For law "envelope": a curves CSV or a list
+                of run folders.
+
+        Returns:
+            self, with `params_`, `stderr_`, `ci_`, `samples_`, `derived_`,
+            `n_points_`, `objective_`, `converged_`, `warnings_`,
+            `conventions_`, `data_`.
+
+        Raises:
+            DataError: the table is malformed (the message names row and column).
+            ConfigError: a setting does not apply to this law or input.
+            FitError: the data cannot determine the law.
+        """
         s = self.settings
+        self.check_settings_apply()
         if self.law == "envelope":
             return self._fit_envelope(table)
         mapping = {k: s[k] for k in CSV_KEYS}
@@ -57,20 +90,32 @@ class ScalingLaw:
             need = ("N", "C", "budget")
         else:
             need = (self.law[-1].upper(),)
-        t = (
-            as_table(table, need=need, **mapping)
-            if isinstance(table, (str, Path))
-            else as_table(table)
-        )
+        t = read_table(table, need=need, **mapping)
         if len(t) == 0:
             raise DataError(f"{t.source}: the table has no rows")
         self.conventions_ = {k: v for k, v in t.conventions.items() if not k.endswith("_tried")}
-        self.data_ = {"source": t.source, "sha256": t.sha256, "rows": len(t)}
+        self.data_ = {
+            "source": t.source,
+            "sha256": t.sha256,
+            "rows": len(t),
+            "points_sha256": t.points_sha256(),
+        }
         if self.law == "isoflop":
             self._fit_isoflop(t)
         else:
             self._fit_parametric(t)
         return self
+
+    def check_settings_apply(self):
+        """Raise ConfigError for a table setting (not its default) that this law cannot use."""
+        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"]}
+        for name, laws in SETTING_LAWS.items():
+            value = self.settings[name]
+            if self.law not in laws and value not in (defaults[name], [], ()):
+                raise ConfigError(
+                    f"{name}={value!r} does not apply to law {self.law!r} "
+                    f"(it applies to {', '.join(laws)})"
+                )
 
     def _fit_parametric(self, t):
         s = self.settings
@@ -130,6 +175,12 @@ class ScalingLaw:
                 loss_col=s["loss_col"],
             )
         elif isinstance(curves, (list, tuple)):
+            given = [k for k in ("n_col", "d_col", "c_col", "loss_col") if s[k] is not None]
+            if given or s["run_cols"] != ["run_id"]:
+                raise ConfigError(
+                    f"{', '.join(given) or 'run_cols'} does not apply to run folders "
+                    "(their metrics.jsonl and result.json name every column)"
+                )
             curves = read_run_folders(curves)
         elif not isinstance(curves, Curves):
             raise DataError(f"{curves}: envelope takes a curves CSV or a list of run folders")
