@@ -21,9 +21,12 @@ from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import make_form
 from scalinglab.laws.isoflop import fit_isoflop
 from scalinglab.laws.optimal import optimal_allocation
+from scalinglab.laws.plot import plot_law
+from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import CSV_KEYS, split_settings
 from scalinglab.laws.table import OPTIONS, read_table
+from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
 FORMAT_VERSION = 1
@@ -94,6 +97,7 @@ class ScalingLaw:
         if len(t) == 0:
             raise DataError(f"{t.source}: the table has no rows")
         self.conventions_ = {k: v for k, v in t.conventions.items() if not k.endswith("_tried")}
+        self.points_ = t  # the table fitted (in memory only; plot() draws it)
         self.data_ = {
             "source": t.source,
             "sha256": t.sha256,
@@ -194,6 +198,7 @@ class ScalingLaw:
         self.converged_ = True
         self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
         self.data_ = {"source": curves.source, "sha256": "", "rows": res["n_runs"]}
+        self.points_ = curves
         self.set_uncertainty(res["samples"])
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
         return self
@@ -291,6 +296,98 @@ class ScalingLaw:
                 },
             }
         return out
+
+    # ------------------------------------------------------------------ reading a fit
+    # (repr, notebook HTML, summary table, plot, laws from parameters: laws/view.py,
+    # laws/plot.py, laws/published.py)
+    def __repr__(self):
+        return law_repr(self)
+
+    def _repr_html_(self):
+        return law_html(self)
+
+    def summary(self):
+        """One row per parameter and derived quantity: value, stderr, ci_low, ci_high.
+
+        IsoFLOP's per-budget values (N_opt, D_opt, L_opt, k at each budget) are rows
+        with their `budget`. Returns a pandas DataFrame when pandas is installed (the
+        [dataframe] extra), else the same rows as a list of dicts.
+        """
+        self.check_fitted()
+        return summary_table(self)
+
+    def plot(self, ax=None):
+        """Draw the data, the fitted law, its bootstrap band and the extrapolated range.
+
+        Args:
+            ax: a matplotlib Axes to draw on; None makes a new figure.
+
+        Returns:
+            The Axes drawn on (`ax.figure.savefig(path)` saves it). The figure
+            depends on the law: docs/api.md shows each.
+        """
+        return plot_law(self, ax)
+
+    @classmethod
+    def from_params(cls, law, **params):
+        """A law with given parameters and no data, ready to `predict`, `optimal`, `plot`.
+
+        Args:
+            law: one of LAWS except "envelope" reads its parameters as the
+                fitted ones; "isoflop" and "envelope" take k_N, a, k_D, b (and
+                optionally k_L, a_L).
+            **params: every parameter of the law, by name (for "chinchilla": E,
+                A, B, alpha, beta; "kaplan": alpha_N, alpha_D, N_c, D_c;
+                "power-X": E (optional: no floor without it), alpha, X_c).
+
+        Raises:
+            ConfigError: an unknown law, a missing or unknown parameter.
+        """
+        est = cls(law, bootstrap=0)
+        if law in ("isoflop", "envelope"):
+            names, optional = ("k_N", "a", "k_D", "b"), ("k_L", "a_L")
+        elif law.startswith("power-"):
+            names, optional = ("alpha", f"{law[-1].upper()}_c"), ("E",)
+            est.settings["floor"] = "E" in params
+        else:
+            names, optional = make_form(law).param_names, ()
+        missing = [n for n in names if n not in params]
+        unknown = [n for n in params if n not in names and n not in optional]
+        if missing or unknown:
+            raise ConfigError(
+                f"from_params({law!r}): "
+                + "; ".join(
+                    f"{what} {', '.join(v)}"
+                    for what, v in (("missing", missing), ("unknown", unknown))
+                    if v
+                )
+                + f" (the parameters: {', '.join(names + optional)})"
+            )
+        est.params_ = {k: float(v) for k, v in params.items()}
+        est.derived_ = {}
+        if law == "chinchilla":
+            est.derived_ = {k: float(v) for k, v in make_form(law).derived(est.params_).items()}
+        est.stderr_, est.ci_, est.samples_ = {}, {}, None
+        est.n_points_, est.objective_, est.converged_ = 0, None, True
+        est.warnings_ = []
+        est.conventions_ = {"source": "from_params"}
+        est.data_ = {"source": "from_params", "sha256": "", "rows": 0}
+        return est
+
+    @classmethod
+    def from_published(cls, name):
+        """A published law by name: "hoffmann2022", "besiroglu2024" or "kaplan2020".
+
+        The parameters and their source are in `scalinglab.laws.published.PUBLISHED`
+        (and docs/api.md); `conventions_["source"]` names the paper.
+        """
+        if name not in PUBLISHED:
+            raise ConfigError(f"published law {name!r} is not one of {', '.join(PUBLISHED)}")
+        entry = PUBLISHED[name]
+        est = cls.from_params(entry["law"], **entry["params"])
+        est.conventions_ = {"source": entry["note"]}
+        est.data_ = {"source": name, "sha256": "", "rows": 0}
+        return est
 
 
 def _finite(d):

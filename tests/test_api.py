@@ -1,0 +1,125 @@
+"""The Python API: a fitted law reads (repr, HTML, summary, plot), laws from parameters,
+the names `import scalinglab` exposes, and their docstrings."""
+
+import math
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws.published import PUBLISHED
+from tests.conftest import shared_file
+from tests.laws.synth import TRUE_CHIN, chinchilla_law, grid_table
+from tests.laws.test_isoflop_envelope import isoflop_table
+
+EPOCH = "scaling_data/epoch_chinchilla_svg_extracted_data.csv"
+
+
+@pytest.fixture(scope="module")
+def chin():
+    table = grid_table(
+        chinchilla_law, np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5), 0.005,
+        np.random.default_rng(0),
+    )  # fmt: skip
+    return ScalingLaw("chinchilla", bootstrap=100, seed=1).fit(table)
+
+
+def test_repr_shows_parameters_with_intervals(chin):
+    text = repr(chin)
+    assert text.splitlines()[0] == "ScalingLaw('chinchilla', 25 points; 95% intervals)"
+    lo, hi = chin.ci_["alpha"]
+    assert f"alpha      = {chin.params_['alpha']:.4g} [{lo:.4g}, {hi:.4g}]" in text
+    assert lo < TRUE_CHIN["alpha"] < hi
+    assert (
+        repr(ScalingLaw("kaplan", bootstrap=7)) == "ScalingLaw('kaplan', bootstrap=7) (not fitted)"
+    )
+    html = chin._repr_html_()
+    assert html.count("<tr>") == 1 + 7  # the header, 5 parameters and the 2 derived exponents
+    assert f"{chin.params_['E']:.4g}" in html
+
+
+def test_summary_has_one_row_per_parameter(chin):
+    pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
+    df = chin.summary()
+    assert list(df["parameter"]) == ["E", "A", "B", "alpha", "beta", "a", "b"]
+    row = df.set_index("parameter").loc["beta"]
+    assert row["value"] == chin.params_["beta"]
+    assert row["stderr"] == chin.stderr_["beta"]
+    assert [row["ci_low"], row["ci_high"]] == chin.ci_["beta"]
+
+
+def test_isoflop_summary_has_rows_per_budget():
+    law = ScalingLaw("isoflop", bootstrap=50).fit(isoflop_table(np.random.default_rng(0)))
+    rows = law.summary()
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    per = [r for r in rows if r["parameter"] == "N_opt"]
+    assert sorted(r["budget"] for r in per) == [1e18, 1e19, 1e20, 1e21, 1e22]
+    r20 = next(r for r in per if r["budget"] == 1e20)
+    assert r20["value"] == law.params_["N_opt@1e+20"]
+    assert [r20["ci_low"], r20["ci_high"]] == law.ci_["N_opt@1e+20"]
+
+
+def test_plot_draws_data_fit_band_and_extrapolation(chin, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import PolyCollection
+
+    ax = chin.plot()
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("N = ")]
+    assert len(lines) == 4  # the law at 4 model sizes
+    n = float(lines[0].get_label().split("= ")[1])
+    x, y = lines[0].get_data()
+    np.testing.assert_allclose(y, chin.predict(N=np.full_like(x, n), D=x), rtol=1e-3)
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) >= 4  # one interval band per size (+ the shaded extrapolation)
+    assert any("extrapolation" in t.get_text() for t in ax.texts)
+    ax.figure.savefig(tmp_path / "fit.png")
+    assert (tmp_path / "fit.png").stat().st_size > 10_000
+    for law in (
+        ScalingLaw("isoflop", bootstrap=20).fit(isoflop_table(np.random.default_rng(0))),
+        ScalingLaw.from_published("kaplan2020"),
+        ScalingLaw("power-c", bootstrap=20).fit({"flops": [1e18, 1e19, 1e20, 1e21],
+                                                 "loss": [3.3, 2.95, 2.7, 2.5]}),
+    ):  # fmt: skip
+        assert law.plot().get_lines()
+
+
+def test_from_params_predicts_as_the_fit(chin, tmp_path):
+    twin = ScalingLaw.from_params("chinchilla", **chin.params_)
+    N, D = np.array([3e9, 1e10]), np.array([6e10, 2e11])
+    np.testing.assert_allclose(twin.predict(N=N, D=D), chin.predict(N=N, D=D))
+    assert twin.optimal(1e22)["params"] == pytest.approx(chin.optimal(1e22)["params"])
+    assert twin.derived_["a"] == pytest.approx(chin.derived_["a"])
+    path = tmp_path / "fit.json"
+    import json
+
+    path.write_text(json.dumps(twin.to_json()))
+    assert load_fit(path).predict(N=1e9, D=2e10) == pytest.approx(twin.predict(N=1e9, D=2e10))
+    with pytest.raises(ConfigError, match=r"missing beta; unknown gamma"):
+        ScalingLaw.from_params("chinchilla", E=1, A=1, B=1, alpha=0.3, gamma=2)
+    with pytest.raises(FitError, match="bootstrap"):
+        twin.predict(N=1e9, D=1e10, return_ci=True)
+
+
+def test_published_laws_agree_with_the_papers():
+    """Besiroglu et al. 2024's refit is what our own fit of Epoch's data gives (tests/laws/
+    test_epoch.py), and its optimum sits near their ~20 tokens per parameter."""
+    path = shared_file(EPOCH)
+    ours = ScalingLaw("chinchilla", bootstrap=0, drop_highest=5).fit(path)
+    theirs = ScalingLaw.from_published("besiroglu2024")
+    for C in (1e21, 5.76e23):
+        assert ours.optimal(C)["params"] == pytest.approx(theirs.optimal(C)["params"], rel=0.05)
+    assert 15 < theirs.optimal(5.76e23)["tokens_per_param"] < 25
+    hoff = ScalingLaw.from_published("hoffmann2022")
+    assert hoff.params_ == PUBLISHED["hoffmann2022"]["params"]
+    assert hoff.derived_["a"] == pytest.approx(0.28 / 0.62)  # N_opt ∝ C^0.45 (their eq. 10)
+    kap = ScalingLaw.from_published("kaplan2020")
+    N, D = 1.5e9, 2.3e10  # eq. (1.5) by hand
+    p = PUBLISHED["kaplan2020"]["params"]
+    want = ((p["N_c"] / N) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / D) ** p["alpha_D"]
+    assert kap.predict(N=N, D=D) == pytest.approx(want)
+    assert math.isfinite(want)
+    with pytest.raises(ConfigError, match="'gpt4' is not one of hoffmann2022"):
+        ScalingLaw.from_published("gpt4")
