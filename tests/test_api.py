@@ -2,6 +2,11 @@
 the names `import scalinglab` exposes, and their docstrings."""
 
 import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +128,110 @@ def test_published_laws_agree_with_the_papers():
     assert math.isfinite(want)
     with pytest.raises(ConfigError, match="'gpt4' is not one of hoffmann2022"):
         ScalingLaw.from_published("gpt4")
+
+
+# ---------------------------------------------------------------- the public names
+PUBLIC_MODULES = [
+    "src/scalinglab/__init__.py",
+    "src/scalinglab/api.py",
+    "src/scalinglab/laws/estimator.py",
+    "src/scalinglab/laws/table.py",
+    "src/scalinglab/laws/published.py",
+    "src/scalinglab/laws/view.py",
+    "src/scalinglab/laws/plot.py",
+    "src/scalinglab/sweep/table.py",
+]
+# The docstring check, also a line of .ci/run: pydocstyle's missing-docstring rules and
+# its missing-argument rule (Google-style `Args:` sections) on the public API's modules.
+RUFF_DOCS = [
+    "check", "--no-cache", "--select", "D100,D101,D102,D103,D104,D417",
+    "--config", "lint.pydocstyle.convention='google'", *PUBLIC_MODULES,
+]  # fmt: skip
+
+
+def public_callables():
+    import scalinglab
+
+    out = {}
+    for name in scalinglab.__all__:
+        if name != "__version__":
+            out[name] = getattr(scalinglab, name)
+    for name, member in vars(scalinglab.ScalingLaw).items():
+        if not name.startswith("_") and callable(getattr(member, "__func__", member)):
+            out[f"ScalingLaw.{name}"] = getattr(scalinglab.ScalingLaw, name)
+    return out
+
+
+def test_every_public_name_documents_every_argument():
+    import inspect
+
+    names = public_callables()
+    missing = []
+    for name, obj in names.items():
+        doc = inspect.getdoc(obj) or ""
+        sig = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+        if not doc:
+            missing.append(f"{name}: no docstring")
+        for p in sig.parameters.values():
+            if p.name not in ("self", "cls") and not re.search(rf"\b{p.name}\b", doc):
+                missing.append(f"{name}: argument {p.name!r} undocumented")
+    assert not missing, missing
+    assert len(names) >= 9 + 12  # the 9 top-level names and ScalingLaw's public methods
+
+
+def test_docstring_check_of_the_public_modules_passes():
+    root = Path(__file__).resolve().parents[1]
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is in the [dev] extra")
+    res = subprocess.run([ruff, *RUFF_DOCS], cwd=root, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_import_scalinglab_stays_light():
+    code = (
+        "import sys, scalinglab\n"
+        "from scalinglab import ScalingLaw, load_fit, read_table, plan_run, runs_table\n"
+        "law = ScalingLaw('power-c', bootstrap=0).fit({'flops': [1e18, 1e19, 1e20], "
+        "'loss': [3.0, 2.7, 2.5]})\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'pandas', 'polars') if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
+
+
+def test_the_exports_are_the_library_functions():
+    import scalinglab
+    from scalinglab.data.writer import prepare
+    from scalinglab.sweep.table import runs_table
+
+    assert scalinglab.prepare is prepare and scalinglab.runs_table is runs_table
+    assert scalinglab.ScalingLaw is ScalingLaw
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        scalinglab.fitt  # noqa: B018
+
+
+def test_plan_run_answers_each_question(tmp_path):
+    from scalinglab import plan_run
+
+    law = ScalingLaw.from_published("besiroglu2024")
+    rows = plan_run("besiroglu2024", flops=[1e21, 1e22])
+    assert [r["params"] for r in rows] == [law.optimal(c)["params"] for c in (1e21, 1e22)]
+    reach = plan_run(law, target_loss=2.3)
+    assert reach["loss"] == pytest.approx(2.3, rel=1e-6)
+    fixed = plan_run(law, params=1e9, flops=1e21)
+    assert fixed["loss"] > fixed["optimal"]["loss"]
+    with pytest.raises(ConfigError, match="exactly one budget"):
+        plan_run(law, params=1e9, flops=[1e21, 1e22])
+
+
+def test_run_config_merges_preset_file_and_keywords(tmp_path):
+    from scalinglab.api import run_config
+
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\npreset = "gpt-tiny"\nn_layer = 2\n[train]\nlr = 0.002\nsteps = 9\n')
+    cfg = run_config(path, n_embd=64, steps=30)
+    assert (cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_head) == (2, 64, 4)
+    assert (cfg.train.lr, cfg.train.steps) == (0.002, 30)
+    with pytest.raises(ConfigError, match="unknown run setting"):
+        run_config(n_layers=3)

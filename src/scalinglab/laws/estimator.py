@@ -45,10 +45,16 @@ SETTING_LAWS = {
 class ScalingLaw:
     """A law and its fit settings; `fit(table)` learns `params_`, `ci_`, `samples_`, ...
 
-    `settings` are the fields of `FitConfig` (bootstrap, seed, ci_level, curvature,
-    floor, huber_delta, boot_starts, prune, envelope_points) and of `TableConfig`
-    (n_col, d_col, c_col, loss_col, budget_col, n_kind, where, drop_highest, budgets,
-    run_cols), with their defaults (scalinglab.laws.settings); an unknown one raises.
+    Args:
+        law: the law to fit, one of LAWS: "chinchilla" (L = E + A/N^α + B/D^β),
+            "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope"
+            (docs/laws.md).
+        **settings: the fields of `FitConfig` (bootstrap, seed, ci_level,
+            curvature, floor, huber_delta, boot_starts, prune, envelope_points)
+            and of `TableConfig` (n_col, d_col, c_col, loss_col, budget_col,
+            n_kind, where, drop_highest, budgets, run_cols), with their defaults
+            (scalinglab.laws.settings); an unknown one raises ConfigError, and a
+            table setting the law cannot use raises when `fit` is called.
     """
 
     def __init__(self, law="chinchilla", **settings):
@@ -204,7 +210,10 @@ class ScalingLaw:
         return self
 
     def set_uncertainty(self, samples):
-        """Bootstrap draws {name: (K,) array} -> samples_, stderr_ and ci_ (None: no draws).
+        """Bootstrap draws -> samples_, stderr_ and ci_.
+
+        Args:
+            samples: {parameter name: (K,) array of draws}, or None for no draws.
 
         The fitters call it; so does code that draws a law's parameters its own way
         (the study's frontier, from the IsoFLOP bootstrap)."""
@@ -241,7 +250,18 @@ class ScalingLaw:
         return form.predict(p, N=N, D=D, C=C)
 
     def predict(self, N=None, D=None, C=None, return_ci=False):
-        """Predicted loss; with return_ci, also the bootstrap percentile interval (lo, hi)."""
+        """The predicted loss of runs of N parameters, D tokens, C FLOPs.
+
+        Args:
+            N: parameters (a number or an array), for the laws that use N.
+            D: training tokens, for the laws that use D.
+            C: training FLOPs, for power-c.
+            return_ci: also return the bootstrap percentile interval (needs a fit
+                with bootstrap > 0).
+
+        Returns:
+            The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci.
+        """
         self.check_fitted()
         args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
         pred = self._predict_with(self.params_, *args)
@@ -257,14 +277,25 @@ class ScalingLaw:
         return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
 
     def optimal(self, C):
-        """Compute-optimal allocation at FLOPs C: dict of params, tokens, loss (+ *_ci)."""
+        """The compute-optimal allocation at a budget (chinchilla, isoflop, envelope).
+
+        Args:
+            C: FLOPs, a number or a list of numbers.
+
+        Returns:
+            A dict (a list of dicts for a list) of flops, params, tokens,
+            tokens_per_param and loss, each with a `*_ci` interval when the fit
+            has bootstrap draws.
+        """
         return optimal_allocation(self, C)
 
     def report(self) -> str:
+        """The fit as readable text (what `scalinglab fit` prints)."""
         self.check_fitted()
         return render_report(self)
 
     def to_json(self) -> dict:
+        """The fit as fit.json's object (format_version 1; `load_fit` reads it back)."""
         self.check_fitted()
         out = {
             "format_version": FORMAT_VERSION,
@@ -333,9 +364,8 @@ class ScalingLaw:
         """A law with given parameters and no data, ready to `predict`, `optimal`, `plot`.
 
         Args:
-            law: one of LAWS except "envelope" reads its parameters as the
-                fitted ones; "isoflop" and "envelope" take k_N, a, k_D, b (and
-                optionally k_L, a_L).
+            law: one of LAWS; "isoflop" and "envelope" take k_N, a, k_D, b
+                (and optionally k_L, a_L).
             **params: every parameter of the law, by name (for "chinchilla": E,
                 A, B, alpha, beta; "kaplan": alpha_N, alpha_D, N_c, D_c;
                 "power-X": E (optional: no floor without it), alpha, X_c).
@@ -376,7 +406,10 @@ class ScalingLaw:
 
     @classmethod
     def from_published(cls, name):
-        """A published law by name: "hoffmann2022", "besiroglu2024" or "kaplan2020".
+        """A published law by name, with no data.
+
+        Args:
+            name: "hoffmann2022", "besiroglu2024" or "kaplan2020".
 
         The parameters and their source are in `scalinglab.laws.published.PUBLISHED`
         (and docs/api.md); `conventions_["source"]` names the paper.
@@ -396,7 +429,14 @@ def _finite(d):
 
 
 def load_fit(path) -> ScalingLaw:
-    """A fitted ScalingLaw from a fit.json (format_version 1)."""
+    """A fitted ScalingLaw from a fit.json (format_version 1).
+
+    Args:
+        path: a fit.json written by `scalinglab fit --out` or `to_json()`.
+
+    Raises:
+        DataError: the file is missing, not a fit.json, or of another format_version.
+    """
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))

@@ -122,10 +122,12 @@ class RawTable:
     sha256: str = ""
 
     def where(self, i: int) -> str:
+        """Where row i came from, for error messages: source, row and (a CSV's) line."""
         line = f" (line {self.lines[i]})" if self.lines is not None else ""
         return f"{self.source}: row {i + 1}{line}"
 
     def keep(self, flags: list) -> None:
+        """Keep the rows whose flag is true."""
         self.rows = [r for r, k in zip(self.rows, flags, strict=True) if k]
         if self.lines is not None:
             self.lines = [ln for ln, k in zip(self.lines, flags, strict=True) if k]
@@ -227,6 +229,8 @@ def _raw(obj) -> RawTable:
 
 
 def find_column(header, name, explicit, aliases, source, flag):
+    """The column holding quantity `name`: `explicit` if given (it must exist), else the
+    first alias present (exact, then case-insensitive), else None."""
     if explicit is not None:
         if explicit not in header:
             raise DataError(

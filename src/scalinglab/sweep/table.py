@@ -75,7 +75,15 @@ def run_row(run_dir: str | Path) -> dict:
 
 
 def runs_table(root: str | Path) -> list[dict]:
-    """Rows for every run folder under `root`, sorted by design group, arch, size."""
+    """The runs table: one row (a dict) per run folder under `root`.
+
+    Args:
+        root: a sweep or study folder, its `runs/` folder, or one run folder.
+
+    Returns:
+        Rows sorted by design group, arch and size, with the columns of
+        docs/design.md's runs table (`pandas.DataFrame(rows)` makes a frame of it).
+    """
     rows = [run_row(d) for d in find_run_dirs(root)]
 
     def key(r):
@@ -91,6 +99,7 @@ def runs_table(root: str | Path) -> list[dict]:
 
 
 def columns(rows: list[dict]) -> list[str]:
+    """The table's columns: the fixed ones, then any others the rows carry, in order."""
     extra = []
     for r in rows:
         extra += [k for k in r if k not in COLUMNS and k not in extra]
@@ -104,6 +113,7 @@ def _cell(v) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
+    """The rows as CSV text (empty cells for missing or non-finite values)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = columns(rows)
@@ -114,6 +124,7 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def write_csv(rows: list[dict], path: str | Path) -> None:
+    """Write the rows as a CSV file, atomically."""
     atomic_write_text(path, to_csv(rows))
 
 
