@@ -123,13 +123,16 @@ def _executor(settings: dict):
     return ExecutorConfig(**settings)
 
 
-def run_sweep(spec, out, **executor) -> list[dict]:
+def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
     """Run (or resume) a sweep: every planned run in its folder `out/runs/NAME`.
 
     Args:
         spec: a sweep spec TOML path, or a SweepSpec (docs/sweeps.md).
         out: the sweep folder; rerunning with the same folder skips finished runs
             and resumes the others.
+        trainer_cmd: run this program for each run instead of scalinglab's trainer:
+            a command line with {placeholders} (docs/interfaces.md); None: the
+            spec's `trainer_cmd`, else scalinglab's trainer.
         **executor: ExecutorConfig fields: `executor` ("local", "ray",
             "submitit"), `workers`, `threads`, `retries`, ...
 
@@ -138,12 +141,17 @@ def run_sweep(spec, out, **executor) -> list[dict]:
     """
     from scalinglab.sweep import driver
     from scalinglab.sweep.executors import make_executor
-    from scalinglab.sweep.spec import SweepSpec, load_spec
+    from scalinglab.sweep.spec import SweepSpec, check_trainer_cmd, load_spec
 
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    if trainer_cmd is not None:
+        spec.trainer_cmd = check_trainer_cmd(trainer_cmd, "run_sweep(trainer_cmd=...)")
     cfg = _executor(executor)
     out = Path(out)
-    return driver.run_sweep(spec, out, make_executor(cfg, out), cfg.threads_per_run, cfg.retries)
+    ex = make_executor(cfg, out)
+    return driver.run_sweep(
+        spec, out, ex, cfg.threads_per_run, cfg.retries, command=spec.trainer_cmd
+    )
 
 
 def run_study(spec, out, *, cache=None, **executor) -> dict:
