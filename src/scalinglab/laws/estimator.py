@@ -59,7 +59,7 @@ class ScalingLaw:
 
     def __init__(self, law="chinchilla", **settings):
         if law not in LAWS:
-            raise ConfigError(f"--law {law!r} is not one of {', '.join(LAWS)}")
+            raise ConfigError(f"ScalingLaw(law={law!r}): not one of {', '.join(LAWS)}")
         fit, table = split_settings(settings)
         self.law = law
         self.settings = {**dataclasses.asdict(fit), **dataclasses.asdict(table)}
