@@ -29,6 +29,13 @@ def register(sub) -> None:
         help="tokens per run from C = 6·N·D, or from the model's own FLOP count "
         "(overrides the spec's flops_convention)",
     )
+    p.add_argument(
+        "--trainer-cmd",
+        metavar="CMD",
+        help="run CMD for each planned run instead of scalinglab's trainer, e.g. "
+        "'python my_train.py --layers {n_layer} --width {n_embd} --tokens {tokens} --lr {lr} "
+        "--out {out}' (overrides the spec's trainer_cmd; docs/interfaces.md)",
+    )
     add_executor_flags(p)
     p.set_defaults(func=run)
 
@@ -61,11 +68,13 @@ def run(args) -> int:
     from scalinglab.errors import ConfigError
     from scalinglab.sweep import driver
     from scalinglab.sweep.executors import make_executor
-    from scalinglab.sweep.spec import load_spec
+    from scalinglab.sweep.spec import check_trainer_cmd, load_spec
 
     spec = load_spec(args.spec)
     if args.flops_convention:
         spec.design.flops_convention = args.flops_convention
+    if args.trainer_cmd is not None:
+        spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
     cfg = executor_config(args)
     threads = cfg.threads_per_run
     if args.dry_run:
@@ -76,7 +85,9 @@ def run(args) -> int:
     executor = make_executor(cfg, out)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
-    outcomes = driver.run_sweep(spec, out, executor, threads, cfg.retries, listener=view)
+    outcomes = driver.run_sweep(
+        spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
+    )
     view.close()
     return _summary(out, outcomes, time.monotonic() - t0)
 

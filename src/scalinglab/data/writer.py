@@ -108,9 +108,18 @@ def prepare(
 ) -> dict:
     """Build (or find up to date) the shards folder `out`; return its manifest.
 
-    `options` are fields of PrepareConfig (`tokenizer="bpe"`, `vocab_size=2048`,
-    ...). The returned dict is the manifest plus `"up_to_date": bool` (not
-    stored), True when an existing folder already answered this request.
+    Args:
+        sources: a corpus source or a list of them: files, folders, JSONL,
+            `hf:NAME` datasets, `stdlib` (the default; docs/data.md).
+        out: the shards folder to write.
+        config: a PrepareConfig; None: its defaults.
+        progress: a Progress to report to (the CLI's bar), or None.
+        **options: PrepareConfig fields over `config` (`tokenizer="bpe"`,
+            `vocab_size=2048`, `block_size`, `val_fraction`, `force`, ...).
+
+    Returns:
+        The manifest plus `"up_to_date": bool` (not stored), True when an
+        existing folder already answered this request.
     """
     unknown = set(options) - {f.name for f in fields(PrepareConfig)}
     if unknown:

@@ -11,8 +11,6 @@ log-log then give N_opt = k_N·C^a and D_opt = k_D·C^b. The bootstrap resamples
 whole runs (curves), as the issue asks for curve data.
 """
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ import numpy as np
 from scalinglab import runfolder
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.isoflop import loglog_fit
-from scalinglab.laws.table import ALIASES, _decode, _find, _numbers
+from scalinglab.laws.table import ALIASES, find_column, numbers, raw_csv
 
 
 class Curves:
@@ -34,27 +32,23 @@ class Curves:
 
 def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=None, loss_col=None):
     path = Path(path)
-    text = _decode(path)
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows:
-        raise DataError(f"{path}: the header has no data rows below it")
-    header = list(rows[0].keys())
+    raw = raw_csv(path)
+    rows, header = raw.rows, raw.header
     for col in run_cols:
         if col not in header:
             raise DataError(
                 f"{path}: --run-col {col!r}: no such column (columns: {', '.join(header)})"
             )
     cols = {
-        "N": _find(header, "N", n_col, ALIASES["N"], path, "--n-col"),
-        "D": _find(header, "D", d_col, ALIASES["D"], path, "--d-col"),
-        "C": _find(header, "C", c_col, ALIASES["C"], path, "--c-col"),
-        "L": _find(header, "L", loss_col, ALIASES["L"], path, "--loss-col"),
+        "N": find_column(header, "N", n_col, ALIASES["N"], path, "--n-col"),
+        "D": find_column(header, "D", d_col, ALIASES["D"], path, "--d-col"),
+        "C": find_column(header, "C", c_col, ALIASES["C"], path, "--c-col"),
+        "L": find_column(header, "L", loss_col, ALIASES["L"], path, "--loss-col"),
     }
     for k, flag in (("N", "--n-col"), ("C", "--c-col"), ("L", "--loss-col")):
         if cols[k] is None:
             raise DataError(f"{path}: envelope needs a {k} column; name it with {flag}")
-    lines = list(range(2, len(rows) + 2))
-    vals = {k: _numbers(rows, c, path, lines) for k, c in cols.items() if c is not None}
+    vals = {k: numbers(raw, c) for k, c in cols.items() if c is not None}
     if "D" not in vals:
         vals["D"] = vals["C"] / (6 * vals["N"])
     ids = ["/".join(r[c] for c in run_cols) for r in rows]

@@ -21,33 +21,75 @@ from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import make_form
 from scalinglab.laws.isoflop import fit_isoflop
 from scalinglab.laws.optimal import optimal_allocation
+from scalinglab.laws.plot import plot_law
+from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import CSV_KEYS, split_settings
-from scalinglab.laws.table import as_table
+from scalinglab.laws.table import OPTIONS, read_table
+from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
 FORMAT_VERSION = 1
+# Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
+# a study's one [fit] table serves every law it fits.
+SETTING_LAWS = {
+    "budgets": ("isoflop",),
+    "budget_col": ("isoflop",),
+    "run_cols": ("envelope",),
+    "n_kind": tuple(law for law in LAWS if law != "envelope"),
+    "where": tuple(law for law in LAWS if law != "envelope"),
+    "drop_highest": tuple(law for law in LAWS if law != "envelope"),
+}
 
 
 class ScalingLaw:
     """A law and its fit settings; `fit(table)` learns `params_`, `ci_`, `samples_`, ...
 
-    `settings` are the fields of `FitConfig` (bootstrap, seed, ci_level, curvature,
-    floor, huber_delta, boot_starts, prune, envelope_points) and of `TableConfig`
-    (n_col, d_col, c_col, loss_col, budget_col, n_kind, where, drop_highest, budgets,
-    run_cols), with their defaults (scalinglab.laws.settings); an unknown one raises.
+    Args:
+        law: the law to fit, one of LAWS: "chinchilla" (L = E + A/N^α + B/D^β),
+            "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope"
+            (docs/laws.md).
+        **settings: the fields of `FitConfig` (bootstrap, seed, ci_level,
+            curvature, floor, huber_delta, boot_starts, prune, envelope_points)
+            and of `TableConfig` (n_col, d_col, c_col, loss_col, budget_col,
+            n_kind, where, drop_highest, budgets, run_cols), with their defaults
+            (scalinglab.laws.settings); an unknown one raises ConfigError, and a
+            table setting the law cannot use raises when `fit` is called.
     """
 
     def __init__(self, law="chinchilla", **settings):
         if law not in LAWS:
-            raise ConfigError(f"--law {law!r} is not one of {', '.join(LAWS)}")
+            raise ConfigError(f"ScalingLaw(law={law!r}): not one of {', '.join(LAWS)}")
         fit, table = split_settings(settings)
         self.law = law
         self.settings = {**dataclasses.asdict(fit), **dataclasses.asdict(table)}
 
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
+        """Fit the law to a runs table and return self (learned values end in `_`).
+
+        Args:
+            table: a CSV path, a pandas/polars/pyarrow DataFrame, a dict of
+                columns, a list of row dicts or a RunsTable; every kind is read
+                by `scalinglab.laws.table.read_table` with this estimator's table
+                settings (column aliases `params`/`N`, `tokens`/`D`,
+                `flops`/`C`, `loss`/`L`, ...; `where`, `drop_highest`,
+                `n_kind`, the column mappings, completed runs only when there is
+                a `status` column). For law "envelope": a curves CSV or a list
+                of run folders.
+
+        Returns:
+            self, with `params_`, `stderr_`, `ci_`, `samples_`, `derived_`,
+            `n_points_`, `objective_`, `converged_`, `warnings_`,
+            `conventions_`, `data_`.
+
+        Raises:
+            DataError: the table is malformed (the message names row and column).
+            ConfigError: a setting does not apply to this law or input.
+            FitError: the data cannot determine the law.
+        """
         s = self.settings
+        self.check_settings_apply()
         if self.law == "envelope":
             return self._fit_envelope(table)
         mapping = {k: s[k] for k in CSV_KEYS}
@@ -57,20 +99,33 @@ class ScalingLaw:
             need = ("N", "C", "budget")
         else:
             need = (self.law[-1].upper(),)
-        t = (
-            as_table(table, need=need, **mapping)
-            if isinstance(table, (str, Path))
-            else as_table(table)
-        )
+        t = read_table(table, need=need, **mapping)
         if len(t) == 0:
             raise DataError(f"{t.source}: the table has no rows")
         self.conventions_ = {k: v for k, v in t.conventions.items() if not k.endswith("_tried")}
-        self.data_ = {"source": t.source, "sha256": t.sha256, "rows": len(t)}
+        self.points_ = t  # the table fitted (in memory only; plot() draws it)
+        self.data_ = {
+            "source": t.source,
+            "sha256": t.sha256,
+            "rows": len(t),
+            "points_sha256": t.points_sha256(),
+        }
         if self.law == "isoflop":
             self._fit_isoflop(t)
         else:
             self._fit_parametric(t)
         return self
+
+    def check_settings_apply(self):
+        """Raise ConfigError for a table setting (not its default) that this law cannot use."""
+        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"]}
+        for name, laws in SETTING_LAWS.items():
+            value = self.settings[name]
+            if self.law not in laws and value not in (defaults[name], [], ()):
+                raise ConfigError(
+                    f"{name}={value!r} does not apply to law {self.law!r} "
+                    f"(it applies to {', '.join(laws)})"
+                )
 
     def _fit_parametric(self, t):
         s = self.settings
@@ -130,6 +185,12 @@ class ScalingLaw:
                 loss_col=s["loss_col"],
             )
         elif isinstance(curves, (list, tuple)):
+            given = [k for k in ("n_col", "d_col", "c_col", "loss_col") if s[k] is not None]
+            if given or s["run_cols"] != ["run_id"]:
+                raise ConfigError(
+                    f"{', '.join(given) or 'run_cols'} does not apply to run folders "
+                    "(their metrics.jsonl and result.json name every column)"
+                )
             curves = read_run_folders(curves)
         elif not isinstance(curves, Curves):
             raise DataError(f"{curves}: envelope takes a curves CSV or a list of run folders")
@@ -143,12 +204,16 @@ class ScalingLaw:
         self.converged_ = True
         self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
         self.data_ = {"source": curves.source, "sha256": "", "rows": res["n_runs"]}
+        self.points_ = curves
         self.set_uncertainty(res["samples"])
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
         return self
 
     def set_uncertainty(self, samples):
-        """Bootstrap draws {name: (K,) array} -> samples_, stderr_ and ci_ (None: no draws).
+        """Bootstrap draws -> samples_, stderr_ and ci_.
+
+        Args:
+            samples: {parameter name: (K,) array of draws}, or None for no draws.
 
         The fitters call it; so does code that draws a law's parameters its own way
         (the study's frontier, from the IsoFLOP bootstrap)."""
@@ -185,7 +250,18 @@ class ScalingLaw:
         return form.predict(p, N=N, D=D, C=C)
 
     def predict(self, N=None, D=None, C=None, return_ci=False):
-        """Predicted loss; with return_ci, also the bootstrap percentile interval (lo, hi)."""
+        """The predicted loss of runs of N parameters, D tokens, C FLOPs.
+
+        Args:
+            N: parameters (a number or an array), for the laws that use N.
+            D: training tokens, for the laws that use D.
+            C: training FLOPs, for power-c.
+            return_ci: also return the bootstrap percentile interval (needs a fit
+                with bootstrap > 0).
+
+        Returns:
+            The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci.
+        """
         self.check_fitted()
         args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
         pred = self._predict_with(self.params_, *args)
@@ -201,14 +277,25 @@ class ScalingLaw:
         return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
 
     def optimal(self, C):
-        """Compute-optimal allocation at FLOPs C: dict of params, tokens, loss (+ *_ci)."""
+        """The compute-optimal allocation at a budget (chinchilla, isoflop, envelope).
+
+        Args:
+            C: FLOPs, a number or a list of numbers.
+
+        Returns:
+            A dict (a list of dicts for a list) of flops, params, tokens,
+            tokens_per_param and loss, each with a `*_ci` interval when the fit
+            has bootstrap draws.
+        """
         return optimal_allocation(self, C)
 
     def report(self) -> str:
+        """The fit as readable text (what `scalinglab fit` prints)."""
         self.check_fitted()
         return render_report(self)
 
     def to_json(self) -> dict:
+        """The fit as fit.json's object (format_version 1; `load_fit` reads it back)."""
         self.check_fitted()
         out = {
             "format_version": FORMAT_VERSION,
@@ -241,6 +328,100 @@ class ScalingLaw:
             }
         return out
 
+    # ------------------------------------------------------------------ reading a fit
+    # (repr, notebook HTML, summary table, plot, laws from parameters: laws/view.py,
+    # laws/plot.py, laws/published.py)
+    def __repr__(self):
+        return law_repr(self)
+
+    def _repr_html_(self):
+        return law_html(self)
+
+    def summary(self):
+        """One row per parameter and derived quantity: value, stderr, ci_low, ci_high.
+
+        IsoFLOP's per-budget values (N_opt, D_opt, L_opt, k at each budget) are rows
+        with their `budget`. Returns a pandas DataFrame when pandas is installed (the
+        [dataframe] extra), else the same rows as a list of dicts.
+        """
+        self.check_fitted()
+        return summary_table(self)
+
+    def plot(self, ax=None):
+        """Draw the data, the fitted law, its bootstrap band and the extrapolated range.
+
+        Args:
+            ax: a matplotlib Axes to draw on; None makes a new figure.
+
+        Returns:
+            The Axes drawn on (`ax.figure.savefig(path)` saves it). The figure
+            depends on the law: docs/api.md shows each.
+        """
+        return plot_law(self, ax)
+
+    @classmethod
+    def from_params(cls, law, **params):
+        """A law with given parameters and no data, ready to `predict`, `optimal`, `plot`.
+
+        Args:
+            law: one of LAWS; "isoflop" and "envelope" take k_N, a, k_D, b
+                (and optionally k_L, a_L).
+            **params: every parameter of the law, by name (for "chinchilla": E,
+                A, B, alpha, beta; "kaplan": alpha_N, alpha_D, N_c, D_c;
+                "power-X": E (optional: no floor without it), alpha, X_c).
+
+        Raises:
+            ConfigError: an unknown law, a missing or unknown parameter.
+        """
+        est = cls(law, bootstrap=0)
+        if law in ("isoflop", "envelope"):
+            names, optional = ("k_N", "a", "k_D", "b"), ("k_L", "a_L")
+        elif law.startswith("power-"):
+            names, optional = ("alpha", f"{law[-1].upper()}_c"), ("E",)
+            est.settings["floor"] = "E" in params
+        else:
+            names, optional = make_form(law).param_names, ()
+        missing = [n for n in names if n not in params]
+        unknown = [n for n in params if n not in names and n not in optional]
+        if missing or unknown:
+            raise ConfigError(
+                f"from_params({law!r}): "
+                + "; ".join(
+                    f"{what} {', '.join(v)}"
+                    for what, v in (("missing", missing), ("unknown", unknown))
+                    if v
+                )
+                + f" (the parameters: {', '.join(names + optional)})"
+            )
+        est.params_ = {k: float(v) for k, v in params.items()}
+        est.derived_ = {}
+        if law == "chinchilla":
+            est.derived_ = {k: float(v) for k, v in make_form(law).derived(est.params_).items()}
+        est.stderr_, est.ci_, est.samples_ = {}, {}, None
+        est.n_points_, est.objective_, est.converged_ = 0, None, True
+        est.warnings_ = []
+        est.conventions_ = {"source": "from_params"}
+        est.data_ = {"source": "from_params", "sha256": "", "rows": 0}
+        return est
+
+    @classmethod
+    def from_published(cls, name):
+        """A published law by name, with no data.
+
+        Args:
+            name: "hoffmann2022", "besiroglu2024" or "kaplan2020".
+
+        The parameters and their source are in `scalinglab.laws.published.PUBLISHED`
+        (and docs/api.md); `conventions_["source"]` names the paper.
+        """
+        if name not in PUBLISHED:
+            raise ConfigError(f"published law {name!r} is not one of {', '.join(PUBLISHED)}")
+        entry = PUBLISHED[name]
+        est = cls.from_params(entry["law"], **entry["params"])
+        est.conventions_ = {"source": entry["note"]}
+        est.data_ = {"source": name, "sha256": "", "rows": 0}
+        return est
+
 
 def _finite(d):
     """JSON has no NaN/inf: a value that is not finite (e.g. a skipped budget) becomes null."""
@@ -248,7 +429,14 @@ def _finite(d):
 
 
 def load_fit(path) -> ScalingLaw:
-    """A fitted ScalingLaw from a fit.json (format_version 1)."""
+    """A fitted ScalingLaw from a fit.json (format_version 1).
+
+    Args:
+        path: a fit.json written by `scalinglab fit --out` or `to_json()`.
+
+    Raises:
+        DataError: the file is missing, not a fit.json, or of another format_version.
+    """
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))

@@ -6,7 +6,7 @@ def _fmt(x):
 
 
 def render_report(law) -> str:
-    lines = [f"law: {law.law}    points: {law.n_points_}    objective: {law.objective_:.6g}"]
+    lines = [f"law: {law.law}    points: {law.n_points_}    objective: {_fmt(law.objective_)}"]
     level = law.settings["ci_level"]
     if law.ci_:
         lines.append(

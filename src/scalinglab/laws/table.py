@@ -1,12 +1,16 @@
-"""Runs tables: read a CSV (ours or anyone's), map its columns to N, D, C, L, validate.
+"""Runs tables: read any table (a CSV, a DataFrame, dicts), map its columns to N, D, C, L.
 
-Column names are found by a short list of aliases that covers scalinglab's own
-runs tables and the public data sets in ../shared/scaling_data (`params`,
-`N`, `N_params`, `Model Size`; `tokens`, `D`, `D_tokens`; `flops`, `C`,
+Every input goes through one reader, `read_table`, with the same column aliases
+and the same options: a CSV path (ours or anyone's), a pandas, polars or pyarrow
+table (through narwhals), a dict of columns, or a list of row dicts. Column
+names are found by a short list of aliases that covers scalinglab's own runs
+tables and the public data sets in ../shared/scaling_data (`params`, `N`,
+`N_params`, `Model Size`; `tokens`, `D`, `D_tokens`; `flops`, `C`,
 `Training FLOP`, `C_6ND`; `loss`, `val_loss`, `eval_loss`), or given
 explicitly. When D is absent but C is present, D = C / (6 N); when C is absent,
 C = 6 N D. Values are validated only for the columns a law uses, and a bad
-value is reported with its row (1-based, header excluded), line and column.
+value is reported with its row (1-based, header excluded), its line for a CSV,
+and its column.
 """
 
 import csv
@@ -15,9 +19,10 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import narwhals as nw
 import numpy as np
 
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
 
 ALIASES = {
     "N": ("params", "N", "N_params", "n_params", "Model Size", "model_size"),
@@ -35,13 +40,26 @@ FLAGS = {
     "budget": "--budget-col",
 }
 WHAT = {"N": "parameters N", "D": "tokens D", "C": "FLOPs C", "L": "loss", "budget": "budget"}
+# The options of read_table, with their defaults (TableConfig's fields of the same names).
+OPTIONS = {
+    "n_col": None,
+    "d_col": None,
+    "c_col": None,
+    "loss_col": None,
+    "budget_col": None,
+    "n_kind": "params",
+    "where": (),
+    "drop_highest": 0,
+}
 
 
 @dataclass
 class RunsTable:
     """Numeric columns N, D, C, L (and an optional isoFLOP budget), one entry per run.
 
-    A column is None when the source has none; `conventions` says where each came from.
+    A column is None when the source has none; `conventions` says where each came
+    from; `read_with` holds the options it was read with (read_table checks them
+    when the table is handed on).
     """
 
     N: np.ndarray | None = None
@@ -53,11 +71,13 @@ class RunsTable:
     source: str = "<memory>"
     conventions: dict = field(default_factory=dict)
     sha256: str = ""
+    read_with: dict = field(default_factory=dict)
 
     def __len__(self):
         return len(self.L) if self.L is not None else 0
 
     def require(self, law: str, *names: str) -> None:
+        """Raise DataError unless every column in `names` is present (law names the user)."""
         for name in names:
             if getattr(self, name) is None:
                 tried = self.conventions.get(f"{name}_tried", ALIASES.get(name, ()))
@@ -68,6 +88,7 @@ class RunsTable:
                 )
 
     def subset(self, mask) -> "RunsTable":
+        """The rows where `mask` is true, with the same source, conventions and options."""
         pick = np.flatnonzero(mask)
         cols = {k: (None if getattr(self, k) is None else getattr(self, k)[pick]) for k in "NDCL"}
         return RunsTable(
@@ -77,7 +98,39 @@ class RunsTable:
             source=self.source,
             conventions=dict(self.conventions),
             sha256=self.sha256,
+            read_with=dict(self.read_with),
         )
+
+    def points_sha256(self) -> str:
+        """A hash of the numbers a fit uses (the same for a CSV and a DataFrame of one table)."""
+        h = hashlib.sha256()
+        for k in ("N", "D", "C", "L", "budget"):
+            v = getattr(self, k)
+            if v is not None:
+                h.update(k.encode() + np.ascontiguousarray(v, dtype="<f8").tobytes())
+        return h.hexdigest()
+
+
+@dataclass
+class RawTable:
+    """A table before mapping: header, rows (dicts of raw values), where each row came from."""
+
+    header: list
+    rows: list
+    lines: list | None  # the CSV line of each row; None in memory
+    source: str
+    sha256: str = ""
+
+    def where(self, i: int) -> str:
+        """Where row i came from, for error messages: source, row and (a CSV's) line."""
+        line = f" (line {self.lines[i]})" if self.lines is not None else ""
+        return f"{self.source}: row {i + 1}{line}"
+
+    def keep(self, flags: list) -> None:
+        """Keep the rows whose flag is true."""
+        self.rows = [r for r, k in zip(self.rows, flags, strict=True) if k]
+        if self.lines is not None:
+            self.lines = [ln for ln, k in zip(self.lines, flags, strict=True) if k]
 
 
 def _decode(path: Path) -> str:
@@ -92,7 +145,92 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _find(header, name, explicit, aliases, source, flag):
+def _no_duplicates(header: list, source: str) -> None:
+    seen: dict = {}
+    for i, h in enumerate(header):
+        seen.setdefault(h, []).append(i + 1)
+    dup = {h: pos for h, pos in seen.items() if len(pos) > 1}
+    if dup:
+        what = "; ".join(f"{h!r} at columns {', '.join(map(str, p))}" for h, p in dup.items())
+        raise DataError(f"{source}: duplicate column names in the header: {what}")
+
+
+def raw_csv(path: Path) -> RawTable:
+    """A CSV file's header and rows (text cells), refusing duplicate header names."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = _decode(path)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: the file is empty") from None
+    header = [h.strip() for h in header]
+    _no_duplicates(header, str(path))
+    rows, lines = [], []
+    for row in reader:
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}: line {reader.line_num}: {len(row)} fields, the header has {len(header)}"
+            )
+        rows.append(dict(zip(header, row, strict=True)))
+        lines.append(reader.line_num)
+    if not rows:
+        raise DataError(f"{path}: the header has no data rows below it")
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return RawTable(header, rows, lines, str(path), sha)
+
+
+def _raw_columns(cols: dict, source: str) -> RawTable:
+    header = [str(k) for k in cols]
+    _no_duplicates(header, source)
+    values = [np.asarray(v, dtype=object).ravel() for v in cols.values()]
+    lengths = {len(v) for v in values}
+    if len(lengths) > 1:
+        raise DataError(f"{source}: columns have different lengths {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    rows = [{h: v[i] for h, v in zip(header, values, strict=True)} for i in range(n)]
+    return RawTable(header, rows, None, source)
+
+
+def _raw_rows(rows: list, source: str) -> RawTable:
+    header: list = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise DataError(f"{source}: row {i + 1} is a {type(r).__name__}, not a dict")
+        header += [k for k in r if k not in header]
+    return RawTable([str(h) for h in header], [dict(r) for r in rows], None, source)
+
+
+def _raw_frame(obj) -> RawTable:
+    try:
+        df = nw.from_native(obj, eager_only=True)
+    except TypeError:
+        raise DataError(
+            f"a runs table must be a CSV path, a pandas/polars/pyarrow table, a dict of "
+            f"columns, a list of row dicts or a RunsTable; got a {type(obj).__name__}"
+        ) from None
+    source = f"<{type(obj).__module__.split('.')[0]}.{type(obj).__name__}>"
+    header = [str(c) for c in df.columns]
+    _no_duplicates(header, source)
+    return RawTable(header, df.rows(named=True), None, source)
+
+
+def _raw(obj) -> RawTable:
+    if isinstance(obj, (str, Path)):
+        return raw_csv(Path(obj))
+    if isinstance(obj, dict):
+        return _raw_columns(obj, "<dict>")
+    if isinstance(obj, (list, tuple)):
+        return _raw_rows(list(obj), "<list of dicts>")
+    return _raw_frame(obj)
+
+
+def find_column(header, name, explicit, aliases, source, flag):
+    """The column holding quantity `name`: `explicit` if given (it must exist), else the
+    first alias present (exact, then case-insensitive), else None."""
     if explicit is not None:
         if explicit not in header:
             raise DataError(
@@ -109,27 +247,28 @@ def _find(header, name, explicit, aliases, source, flag):
     return None
 
 
-def _numbers(rows, col, source, lines):
+def numbers(raw: RawTable, col: str) -> np.ndarray:
     """Parse one column; every value must be a finite positive number."""
-    out = np.empty(len(rows))
-    for i, row in enumerate(rows):
-        raw = row[col]
-        where = f"{source}: row {i + 1} (line {lines[i]}), column {col!r}"
+    out = np.empty(len(raw.rows))
+    for i, row in enumerate(raw.rows):
+        value = row.get(col)
+        where = f"{raw.where(i)}, column {col!r}"
         try:
-            v = float(raw)
+            v = float(value)
         except (TypeError, ValueError):
-            raise DataError(f"{where}: {raw!r} is not a number") from None
+            raise DataError(f"{where}: {value!r} is not a number") from None
         if not np.isfinite(v):
-            raise DataError(f"{where}: {raw!r} is not a finite number")
+            raise DataError(f"{where}: {value!r} is not a finite number")
         if v <= 0:
-            raise DataError(f"{where}: {raw!r} must be > 0")
+            raise DataError(f"{where}: {value!r} must be > 0")
         out[i] = v
     return out
 
 
 def parse_where(items) -> list[tuple[str, str, str]]:
+    """`COL=VALUE` / `COL!=VALUE` strings as (column, operator, value) triples."""
     out = []
-    for item in items or ():
+    for item in [items] if isinstance(items, str) else items or ():
         op = "!=" if "!=" in item else "="
         col, sep, val = item.partition(op)
         if not sep or not col:
@@ -138,139 +277,164 @@ def parse_where(items) -> list[tuple[str, str, str]]:
     return out
 
 
-def read_csv(
-    path,
-    *,
-    n_col=None,
-    d_col=None,
-    c_col=None,
-    loss_col=None,
-    budget_col=None,
-    n_kind="params",
-    where=(),
-    need=("N", "D", "C", "L"),
-    drop_highest=0,
-) -> RunsTable:
-    """Read a runs table; `need` names the columns the law uses (validated strictly)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    text = _decode(path)
-    reader = csv.reader(io.StringIO(text))
+def _same(value, text: str) -> bool:
+    """A cell equals a --where value: text as text; an in-memory number as a number."""
+    if isinstance(value, str):
+        return value == text
+    if value is None:
+        return False
     try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(f"{path}: the file is empty") from None
-    header = [h.strip() for h in header]
-    rows, lines = [], []
-    for row in reader:
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}: line {reader.line_num}: {len(row)} fields, the header has {len(header)}"
-            )
-        rows.append(dict(zip(header, row, strict=True)))
-        lines.append(reader.line_num)
-    if not rows:
-        raise DataError(f"{path}: the header has no data rows below it")
-    conv = {"source": str(path), "filters": []}
-    if "status" in header and not any(c == "status" for c, _, _ in parse_where(where)):
-        where = [*list(where or ()), "status=completed"]  # diverged/failed runs carry no valid loss
-    for col, op, val in parse_where(where):
-        if col not in header:
-            raise DataError(f"{path}: --where {col}{op}{val}: no column {col!r}")
-        keep = [
-            (r, ln) for r, ln in zip(rows, lines, strict=True) if (r[col] == val) == (op == "=")
-        ]
-        rows, lines = [r for r, _ in keep], [ln for _, ln in keep]
+        return float(value) == float(text)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def _filter(raw: RawTable, where, conv: dict) -> None:
+    filters = parse_where(where)
+    if "status" in raw.header and not any(c == "status" for c, _, _ in filters):
+        filters.append(("status", "=", "completed"))  # diverged/failed runs carry no valid loss
+    for col, op, val in filters:
+        if col not in raw.header:
+            raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
+        raw.keep([_same(r.get(col), val) == (op == "=") for r in raw.rows])
         conv["filters"].append(f"{col}{op}{val}")
-    if not rows:
-        raise DataError(f"{path}: no rows left after --where {' '.join(conv['filters'])}")
-    if n_kind not in ("params", "params_nonembed"):
-        raise DataError(f"--n-kind {n_kind!r}: expected params or params_nonembed")
-    n_aliases = ALIASES["N"] if n_kind == "params" else ALIASES["N_nonembed"]
+    if not raw.rows:
+        raise DataError(f"{raw.source}: no rows left after --where {' '.join(conv['filters'])}")
+
+
+def _check_read_with(table: RunsTable, options: dict) -> None:
+    """A RunsTable is already read: options that differ from its own cannot be applied."""
+    differ = [
+        f"{k}={v!r}"
+        for k, v in options.items()
+        if v != OPTIONS[k] and _norm(v) != _norm(table.read_with.get(k, OPTIONS[k]))
+    ]
+    if differ:
+        raise ConfigError(
+            f"{table.source}: this RunsTable was read already, so {', '.join(differ)} cannot "
+            "be applied to it; pass the CSV path, DataFrame or dict instead"
+        )
+
+
+def _norm(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def read_table(obj, *, need=("N", "D", "C", "L"), **options) -> RunsTable:
+    """A RunsTable from any table, with the same aliases and options for every kind of input.
+
+    Args:
+        obj: a CSV path (str or Path), a pandas/polars/pyarrow table (anything
+            narwhals reads eagerly), a dict of columns, a list of row dicts, or a
+            RunsTable (returned as it is; options that differ from the ones it was
+            read with raise ConfigError).
+        need: the quantities the law uses ("N", "D", "C", "L", "budget"); only
+            their columns are validated, strictly.
+        **options: `n_col`, `d_col`, `c_col`, `loss_col`, `budget_col` (column
+            names), `n_kind` ("params" or "params_nonembed"), `where`
+            ("COL=VALUE" / "COL!=VALUE" strings), `drop_highest` (int). An
+            unknown option, and one that cannot apply (`budget_col` when no
+            budget is needed, `n_kind` beside an explicit `n_col`), raise.
+
+    Raises:
+        DataError: the table is malformed (names its source, row, line and column).
+        ConfigError: an option is unknown or does not apply.
+    """
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown table option(s) {', '.join(unknown)} (known: {', '.join(OPTIONS)})"
+        )
+    opts = {**OPTIONS, **options}
+    if isinstance(obj, RunsTable):
+        _check_read_with(obj, opts)
+        return obj
+    if opts["n_kind"] not in ("params", "params_nonembed"):
+        raise ConfigError(f"--n-kind {opts['n_kind']!r}: expected params or params_nonembed")
+    if opts["n_col"] is not None and opts["n_kind"] != "params":
+        raise ConfigError(
+            f"--n-kind {opts['n_kind']} does not apply with --n-col {opts['n_col']!r}: "
+            "n_kind picks N's column by name; give one of them"
+        )
+    if opts["budget_col"] is not None and "budget" not in need:
+        raise ConfigError(
+            f"--budget-col {opts['budget_col']!r} does not apply: only the isoflop law uses budgets"
+        )
+    if not isinstance(opts["drop_highest"], int) or opts["drop_highest"] < 0:
+        raise ConfigError(f"--drop-highest must be an int >= 0, got {opts['drop_highest']!r}")
+    raw = _raw(obj)
+    return _build(raw, need, opts)
+
+
+def _build(raw: RawTable, need, opts: dict) -> RunsTable:
+    path, header = raw.source, raw.header
+    conv = {"source": path, "filters": []}
+    if not raw.rows:
+        raise DataError(f"{path}: the table has no rows")
+    _filter(raw, opts["where"], conv)
+    n_col = opts["n_col"]
+    n_aliases = ALIASES["N"] if opts["n_kind"] == "params" else ALIASES["N_nonembed"]
     cols = {
-        "N": _find(header, "N", n_col, n_aliases, path, "--n-col"),
-        "D": _find(header, "D", d_col, ALIASES["D"], path, "--d-col"),
-        "C": _find(header, "C", c_col, ALIASES["C"], path, "--c-col"),
-        "L": _find(header, "L", loss_col, ALIASES["L"], path, "--loss-col"),
-        "budget": _find(header, "budget", budget_col, ALIASES["budget"], path, "--budget-col"),
+        "N": find_column(header, "N", n_col, n_aliases, path, "--n-col"),
+        "D": find_column(header, "D", opts["d_col"], ALIASES["D"], path, "--d-col"),
+        "C": find_column(header, "C", opts["c_col"], ALIASES["C"], path, "--c-col"),
+        "L": find_column(header, "L", opts["loss_col"], ALIASES["L"], path, "--loss-col"),
+        "budget": find_column(
+            header, "budget", opts["budget_col"], ALIASES["budget"], path, "--budget-col"
+        ),
     }
     conv["N_tried"] = (n_col,) if n_col else n_aliases
     for k in ("D", "C", "L", "budget"):
         conv[f"{k}_tried"] = ALIASES[k]
+    run_id = None
     if "run_id" in header:
-        seen = {}
-        for r, ln in zip(rows, lines, strict=True):
-            if r["run_id"] in seen:
+        run_id = [r.get("run_id") for r in raw.rows]
+        seen: dict = {}
+        for i, rid in enumerate(run_id):
+            if rid in seen:
+                at = "lines" if raw.lines is not None else "rows"
+                pos = raw.lines if raw.lines is not None else range(1, len(run_id) + 1)
                 raise DataError(
-                    f"{path}: duplicate run_id {r['run_id']!r} on lines {seen[r['run_id']]} and {ln}"
+                    f"{path}: duplicate run_id {rid!r} on {at} {pos[seen[rid]]} and {pos[i]}"
                 )
-            seen[r["run_id"]] = ln
+            seen[rid] = i
     data = {}
     used = set(need) | {"L"}
     if "D" in used and cols["D"] is None:
         used |= {"C", "N"}  # D will be derived from C / (6N)
     for k, col in cols.items():
         if col is not None and k in used:
-            data[k] = _numbers(rows, col, path, lines)
+            data[k] = numbers(raw, col)
             conv[k] = col
     if "L" not in data:
-        RunsTable(source=str(path), conventions=conv).require("fit", "L")
+        RunsTable(source=path, conventions=conv).require("fit", "L")
     if "D" in used and "D" not in data and "C" in data and "N" in data:
         data["D"] = data["C"] / (6.0 * data["N"])
         conv["D"] = f"C/(6N) from {cols['C']!r}"
     if "C" in used and "C" not in data and "N" in data and "D" in data:
         data["C"] = 6.0 * data["N"] * data["D"]
         conv["C"] = "6ND"
+    read_with = {k: _norm(v) for k, v in opts.items()}
     table = RunsTable(
-        **data,
-        run_id=[r["run_id"] for r in rows] if "run_id" in header else None,
-        source=str(path),
-        conventions=conv,
-        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        **data, run_id=run_id, source=path, conventions=conv, sha256=raw.sha256, read_with=read_with
     )
-    if drop_highest:
+    if not table.sha256:
+        table.sha256 = table.points_sha256()
+    k = opts["drop_highest"]
+    if k:
         order = np.argsort(table.L, kind="stable")
-        table = table.subset(np.isin(np.arange(len(table)), order[: len(table) - drop_highest]))
-        conv["filters"].append(f"drop the {drop_highest} highest-loss rows")
+        table = table.subset(np.isin(np.arange(len(table)), order[: len(table) - k]))
+        conv["filters"].append(f"drop the {k} highest-loss rows")
     return table
 
 
-def as_table(obj, **mapping) -> RunsTable:
-    """A RunsTable from a path, a RunsTable, a list of dicts, or a dict of arrays."""
-    if isinstance(obj, RunsTable):
-        return obj
-    if isinstance(obj, (str, Path)):
-        return read_csv(obj, **mapping)
-    if isinstance(obj, dict):
-        cols = {k: obj[k] for k in ("N", "D", "C", "L", "budget") if obj.get(k) is not None}
-    elif isinstance(obj, list) and obj and isinstance(obj[0], dict):
-        keys = [k for k in ("N", "D", "C", "L", "budget") if k in obj[0]]
-        cols = {k: [r[k] for r in obj] for k in keys}
-    else:
-        raise DataError(
-            "a runs table must be a CSV path, a RunsTable, a list of dicts or a dict of arrays"
-        )
-    arrays = {}
-    for k, v in cols.items():
-        a = np.asarray(v, dtype=float).ravel()
-        bad = np.flatnonzero(~np.isfinite(a) | (a <= 0))
-        if bad.size:
-            raise DataError(f"<memory>: row {bad[0] + 1}, column {k!r}: {a[bad[0]]!r} must be > 0")
-        arrays[k] = a
-    lengths = {len(a) for a in arrays.values()}
-    if len(lengths) > 1:
-        raise DataError(f"<memory>: columns have different lengths {sorted(lengths)}")
-    if "L" not in arrays:
-        raise DataError("<memory>: the table has no 'L' (loss) column")
-    if "D" not in arrays and "C" in arrays and "N" in arrays:
-        arrays["D"] = arrays["C"] / (6.0 * arrays["N"])
-    if "C" not in arrays and "N" in arrays and "D" in arrays:
-        arrays["C"] = 6.0 * arrays["N"] * arrays["D"]
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        h.update(k.encode() + arrays[k].tobytes())
-    conv = {k: k for k in arrays}
-    return RunsTable(**arrays, conventions=conv, sha256=h.hexdigest())
+def read_csv(path, *, need=("N", "D", "C", "L"), **options) -> RunsTable:
+    """Read a runs table from a CSV file: `read_table` for a path (same options)."""
+    if not isinstance(path, (str, Path)):
+        raise DataError(f"read_csv takes a path, got a {type(path).__name__}; use read_table")
+    return read_table(path, need=need, **options)
+
+
+def as_table(obj, **options) -> RunsTable:
+    """`read_table` under its older name (kept for callers of the library)."""
+    return read_table(obj, **options)

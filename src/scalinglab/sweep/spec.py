@@ -11,6 +11,8 @@ and every error names the file and the table.
 
 import dataclasses
 import math
+import shlex
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ MODEL_SET_BY_SWEEP = ("arch", "preset", "vocab_size", *SHAPE_FIELDS)
 TRAIN_SET_BY_SWEEP = ("data", *BUDGETS)
 TOP_KEYS = (
     "format_version", "name", "data", "archs", "model", "train", "shape", "hparams", "design",
+    "trainer_cmd",
 )  # fmt: skip
 
 # The default centre of an IsoFLOP profile, in training tokens per parameter. Measured
@@ -289,6 +292,13 @@ class SweepSpec:
         metadata={"help": "[hparams]: the rule of each arch of the sweep"}
     )
     design: AnyDesign = field(metadata={"help": "[design]"})
+    trainer_cmd: str | None = field(
+        default=None,
+        metadata={
+            "help": "run this program for each run instead of scalinglab's trainer: a command "
+            "line with {placeholders} (docs/interfaces.md)"
+        },
+    )
     source: Path | None = field(
         default=None, metadata={"help": "the spec file, when read from one"}
     )
@@ -339,9 +349,44 @@ def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source
         shape=_build(ShapeRule, d.get("shape", {}), f"{where} [shape]"),
         hparams=_hparams(d.get("hparams", {}), archs, f"{where} [hparams]"),
         design=_design(d.get("design"), f"{where} [design]"),
+        trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd"),
         source=source,
         raw=d,
     )
+
+
+# The {placeholders} of a trainer_cmd besides the ModelConfig and TrainConfig fields
+# (docs/interfaces.md); `tokens`, `flops` and `steps` are the run's planned budget.
+TRAINER_PLACEHOLDERS = (
+    "out", "config", "name", "params", "params_nonembed", "flops_6nd", "budget",
+)  # fmt: skip
+
+
+def placeholder_names() -> set[str]:
+    """Every name a trainer_cmd may use in braces."""
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    fields |= {f.name for f in dataclasses.fields(TrainConfig)}
+    return fields | set(TRAINER_PLACEHOLDERS)
+
+
+def check_trainer_cmd(cmd, where: str) -> str | None:
+    """A trainer command line, checked: a non-empty string whose placeholders all exist."""
+    if cmd is None:
+        return None
+    if not isinstance(cmd, str) or not cmd.strip():
+        raise SweepError(f"{where}: expected a command line (a non-empty string), got {cmd!r}")
+    try:
+        tokens = shlex.split(cmd)
+        names = {name for tok in tokens for _, name, _, _ in string.Formatter().parse(tok) if name}
+    except ValueError as exc:
+        raise SweepError(f"{where}: {cmd!r}: {exc}") from None
+    unknown = sorted(n for n in names if n not in placeholder_names())
+    if unknown:
+        raise SweepError(
+            f"{where}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} "
+            f"(known: the [model] and [train] fields and {', '.join(TRAINER_PLACEHOLDERS)})"
+        )
+    return cmd
 
 
 def _table(d, known, where: str) -> None:

@@ -10,19 +10,31 @@ which the sweep driver writes into each run folder before the run starts.
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.errors import DataError
-from scalinglab.fsio import atomic_write_text
+from scalinglab.errors import ConfigError, DataError, require
+from scalinglab.fsio import atomic_write_bytes, atomic_write_text
 from scalinglab.models.counting import count
+
+# TrainConfig fields, plus the model's block_size and the optimizer (AdamW, the one the
+# trainer has); min_lr is the final learning rate the schedule reached (lr/10 by default)
+# and dtype the one the run computed in (result.json's, else the config's).
+HYPERPARAMETERS = (
+    "lr", "min_lr", "schedule", "warmup", "cooldown_frac", "batch_size", "grad_accum",
+    "block_size", "seed", "dtype", "optimizer", "weight_decay", "beta1", "beta2", "grad_clip",
+)  # fmt: skip
 
 COLUMNS = (
     "run_id", "arch", "status", "n_layer", "n_embd", "n_head", "params", "params_nonembed",
     "tokens", "flops", "flops_6nd", "loss", "bpb", "wall_seconds", "tokens_per_second",
     "epochs",
+    # the hyperparameters, from each run's config (so LR or seed analyses need no folders)
+    *HYPERPARAMETERS,
 )  # fmt: skip
+FORMATS = ("csv", "jsonl", "parquet")
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -56,6 +68,9 @@ def run_row(run_dir: str | Path) -> dict:
         if m.vocab_size:
             c = count(m, m.vocab_size)
             row.update(params=c.params, params_nonembed=c.params_nonembed)
+        t = cfg.train
+        row.update({k: getattr(t, k) for k in HYPERPARAMETERS if hasattr(t, k)})
+        row.update(min_lr=t.final_lr, block_size=m.block_size, optimizer="adamw")
     for k in ("params", "params_nonembed", "tokens", "flops", "flops_6nd"):
         if row.get(k) is None:
             row[k] = planned.get(k)
@@ -68,6 +83,8 @@ def run_row(run_dir: str | Path) -> dict:
         row["wall_seconds"] = result.get("wall_seconds")
         row["tokens_per_second"] = result.get("tokens_per_second")
         row["epochs"] = result.get("epochs")  # passes over the train split: > 1 repeats data
+        if result.get("dtype"):
+            row["dtype"] = result["dtype"]  # resolved: "auto" became float32 or bfloat16
     row["status"] = runfolder.table_status(run_dir, result)
     for k, v in meta.get("group", {}).items():
         row[k] = v
@@ -75,7 +92,15 @@ def run_row(run_dir: str | Path) -> dict:
 
 
 def runs_table(root: str | Path) -> list[dict]:
-    """Rows for every run folder under `root`, sorted by design group, arch, size."""
+    """The runs table: one row (a dict) per run folder under `root`.
+
+    Args:
+        root: a sweep or study folder, its `runs/` folder, or one run folder.
+
+    Returns:
+        Rows sorted by design group, arch and size, with the columns of
+        docs/design.md's runs table (`pandas.DataFrame(rows)` makes a frame of it).
+    """
     rows = [run_row(d) for d in find_run_dirs(root)]
 
     def key(r):
@@ -91,6 +116,7 @@ def runs_table(root: str | Path) -> list[dict]:
 
 
 def columns(rows: list[dict]) -> list[str]:
+    """The table's columns: the fixed ones, then any others the rows carry, in order."""
     extra = []
     for r in rows:
         extra += [k for k in r if k not in COLUMNS and k not in extra]
@@ -104,6 +130,7 @@ def _cell(v) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
+    """The rows as CSV text (empty cells for missing or non-finite values)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = columns(rows)
@@ -114,7 +141,63 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def write_csv(rows: list[dict], path: str | Path) -> None:
+    """Write the rows as a CSV file, atomically."""
     atomic_write_text(path, to_csv(rows))
+
+
+def to_jsonl(rows: list[dict]) -> str:
+    """The rows as JSON lines, one object per run with every column (null where empty)."""
+    cols = columns(rows)
+    return "".join(
+        json.dumps({c: _json_value(r.get(c)) for c in cols}, allow_nan=False) + "\n" for r in rows
+    )
+
+
+def _json_value(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def write_table(rows: list[dict], path: str | Path, fmt: str | None = None) -> str:
+    """Write the runs table atomically as CSV, JSON lines or Parquet; return the format.
+
+    Args:
+        rows: the runs table (runs_table's rows).
+        path: the file to write.
+        fmt: "csv", "jsonl" or "parquet"; None: from the suffix of `path`
+            (.csv, .jsonl or .json, .parquet or .pq).
+
+    Raises:
+        ConfigError: an unknown format or suffix.
+        MissingExtraError: Parquet without pyarrow (the [dataframe] extra).
+    """
+    path = Path(path)
+    if fmt is None:
+        by_suffix = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+        fmt = by_suffix.get(path.suffix.lower(), {".pq": "parquet"}.get(path.suffix.lower()))
+        if fmt is None:
+            raise ConfigError(
+                f"{path}: cannot tell the format from the suffix; give one of {', '.join(FORMATS)}"
+            )
+    if fmt == "csv":
+        write_csv(rows, path)
+    elif fmt == "jsonl":
+        atomic_write_text(path, to_jsonl(rows))
+    elif fmt == "parquet":
+        atomic_write_bytes(path, to_parquet(rows))
+    else:
+        raise ConfigError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def to_parquet(rows: list[dict]) -> bytes:
+    """The rows as the bytes of a Parquet file (needs pyarrow)."""
+    pa = require("pyarrow", "dataframe", "writing the runs table as Parquet")
+    pq = require("pyarrow.parquet", "dataframe", "writing the runs table as Parquet")
+    cols = columns(rows)
+    table = pa.Table.from_pylist([{c: _json_value(r.get(c)) for c in cols} for r in rows])
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 def _short(v) -> str:
@@ -126,8 +209,14 @@ def _short(v) -> str:
 
 
 def format_table(rows: list[dict], cols: list[str] | None = None) -> str:
-    """An aligned plain-text table (for the terminal)."""
-    cols = cols or columns(rows)
+    """An aligned plain-text table (for the terminal); by default the hyperparameter
+    columns only where they differ between rows."""
+    if cols is None:
+        cols = [
+            c
+            for c in columns(rows)
+            if c not in HYPERPARAMETERS or len({repr(r.get(c)) for r in rows}) > 1
+        ]
     cells = [cols] + [[_short(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     return "\n".join(

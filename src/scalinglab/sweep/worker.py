@@ -22,6 +22,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -108,18 +109,55 @@ def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
             _LIVE.discard(proc)
 
 
+def trainer_values(run_dir: Path) -> dict:
+    """The values of a trainer_cmd's placeholders for one run folder: its run.toml's
+    [model] and [train] fields, the planned N, D, C and steps, the design's columns, and
+    `out`, `config`, `name` (docs/interfaces.md)."""
+    cfg = runfolder.read_config_dict(run_dir) or {}
+    planned = runfolder.read_sweep_meta(run_dir).get("planned", {})
+    return {
+        **cfg.get("model", {}),
+        **cfg.get("train", {}),
+        **planned,
+        "out": str(run_dir.resolve()),
+        "config": str((run_dir / RUN_TOML).resolve()),
+        "name": run_dir.name,
+    }
+
+
+def trainer_command(template: str, run_dir: Path) -> list[str]:
+    """A trainer_cmd template as the argv of one run: split as a shell would, each word's
+    {placeholders} filled (a value with spaces stays one argument)."""
+    values = trainer_values(run_dir)
+    return [word.format_map(values) for word in shlex.split(template)]
+
+
 def run_task(
     run_dir: str | os.PathLike,
     retries: int = 0,
-    command: list[str] | None = None,
+    command: list[str] | str | None = None,
 ) -> dict:
     """Run or resume the run in `run_dir` (which holds run.toml) to a final state.
+
+    `command`: None runs scalinglab's trainer; a list is a trainer that takes
+    scalinglab's arguments (`--config RUN.toml --out RUNDIR --resume auto` are
+    appended); a string is a trainer_cmd template, filled from the run's values and
+    run as it is (docs/interfaces.md).
 
     Returns {"name", "status", "attempts", "returncode"}; never raises for a failed run.
     """
     run_dir = Path(run_dir)
-    base = list(command or default_command())
-    cmd = [*base, "--config", str(run_dir / RUN_TOML), "--out", str(run_dir), "--resume", "auto"]
+    if isinstance(command, str):
+        try:
+            cmd = trainer_command(command, run_dir)
+        except (KeyError, ValueError, IndexError) as exc:
+            error = f"trainer_cmd {command!r}: cannot fill it for this run ({exc!r})"
+            runfolder.write_result(run_dir, {"status": "failed", "error": error})
+            return _outcome(run_dir, "failed", 0, None)
+    else:
+        base = list(command or default_command())
+        cmd = [*base, "--config", str(run_dir / RUN_TOML), "--out", str(run_dir)]
+        cmd += ["--resume", "auto"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     lock_fd = _lock(run_dir)
     try:

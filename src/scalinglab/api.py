@@ -1,0 +1,187 @@
+"""The Python API's functions over the library: one call per job, as the CLI has one command.
+
+`import scalinglab` exposes them (lazily: nothing here is imported until used, and
+the fitter never imports torch). Each takes plain values — paths, numbers, the
+settings of the typed configs as keywords — and returns plain values: dicts,
+lists of dicts, a fitted ScalingLaw. docs/api.md shows them in use.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, load_toml
+from scalinglab.errors import ConfigError
+
+
+def plan_run(law, *, flops=None, target_loss=None, params=None):
+    """The compute-optimal run for a budget, the compute to reach a loss, or a fixed size.
+
+    The Python form of `scalinglab plan` (not called `plan`: that is the name of the
+    `scalinglab.plan` package, which would shadow it once imported).
+
+    Args:
+        law: a fitted ScalingLaw, a fit.json path, or a published law's name
+            ("hoffmann2022", "besiroglu2024", "kaplan2020").
+        flops: a FLOP budget or a list of them: N_opt, D_opt, tokens per
+            parameter and loss at each (with `params`: exactly one budget).
+        target_loss: the loss to reach: the compute (and allocation) the
+            compute-optimal path needs. Not with `flops`.
+        params: a fixed model size N, trained on the one budget `flops`
+            (D = C/(6N)): its loss against the optimum at that budget.
+
+    Returns:
+        A dict (one budget, a target loss, a fixed size) or a list of dicts (a
+        list of budgets); every quantity has a `*_ci` interval when the law has
+        bootstrap draws.
+
+    Raises:
+        ConfigError: the arguments do not name exactly one question.
+    """
+    from scalinglab.laws import ScalingLaw, load_fit
+    from scalinglab.laws.published import PUBLISHED
+    from scalinglab.plan import fixed_params, optimal_allocation
+    from scalinglab.plan import target_loss as to_loss
+
+    if isinstance(law, str) and law in PUBLISHED:
+        law = ScalingLaw.from_published(law)
+    elif isinstance(law, (str, Path)):
+        law = load_fit(law)
+    if params is not None:
+        if flops is None or isinstance(flops, (list, tuple)):
+            raise ConfigError("plan_run(params=N) needs exactly one budget: flops=C")
+        return fixed_params(law, params, flops)
+    if target_loss is not None:
+        if flops is not None:
+            raise ConfigError("plan_run: give flops or target_loss, not both")
+        return to_loss(law, target_loss)
+    if flops is None:
+        raise ConfigError("plan_run: give flops=C (or a list), target_loss=L, or params=N, flops=C")
+    return optimal_allocation(law, list(flops) if isinstance(flops, tuple) else flops)
+
+
+def run_config(config=None, **settings) -> RunConfig:
+    """A RunConfig from a TOML file or RunConfig, a `preset`, and field keywords over them.
+
+    Args:
+        config: a run config TOML path (`[model]`, `[train]`), a RunConfig, or None.
+        **settings: fields of ModelConfig and TrainConfig by name (`n_layer=4`,
+            `steps=200`, `data="shards"`, `preset="gpt-tiny"`); they win over `config`.
+
+    Raises:
+        ConfigError: an unknown field, or an invalid value (named).
+    """
+    from scalinglab.models.registry import preset_fields
+
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - model_names - train_names)
+    if unknown:
+        raise ConfigError(f"unknown run setting(s) {', '.join(unknown)}")
+    if isinstance(config, RunConfig):
+        base = config.to_dict()
+    elif config is not None:
+        base = load_toml(config)
+    else:
+        base = {}
+    model = {**base.get("model", {}), **{k: v for k, v in settings.items() if k in model_names}}
+    if model.get("preset"):
+        model = preset_fields(model["preset"]) | model
+    train = {**base.get("train", {}), **{k: v for k, v in settings.items() if k in train_names}}
+    return RunConfig.from_dict({**base, "model": model, "train": train}, str(config or "run"))
+
+
+def train_run(out, config=None, **settings) -> dict:
+    """Train (or, with `resume="auto"`, resume) one run into the run folder `out`.
+
+    (Not called `train`: that is the name of the `scalinglab.train` package, which
+    would shadow it once imported.)
+
+    Args:
+        out: the run folder to write (config.toml, metrics.jsonl, checkpoints, result.json).
+        config: a run config TOML path or a RunConfig (optional).
+        **settings: ModelConfig and TrainConfig fields by name, over `config`:
+            `data` (a shards folder, required), one budget (`steps`, `tokens`,
+            `flops` or `time`), `model`, `n_layer`, `lr`, ... (docs/training.md).
+
+    Returns:
+        result.json's contents: status (completed, diverged, preempted, failed),
+        losses, N, D, C, throughput.
+    """
+    from scalinglab.train import train as train_run
+
+    cfg = run_config(config, **settings)
+    if not cfg.train.data:
+        raise ConfigError("train: no shards folder: give data=SHARDS")
+    cfg.train.budget  # noqa: B018 -- a missing budget is a user error, before any work
+    return train_run(cfg, out)
+
+
+def _executor(settings: dict):
+    from scalinglab.sweep.executors import ExecutorConfig
+
+    return ExecutorConfig(**settings)
+
+
+def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
+    """Run (or resume) a sweep: every planned run in its folder `out/runs/NAME`.
+
+    Args:
+        spec: a sweep spec TOML path, or a SweepSpec (docs/sweeps.md).
+        out: the sweep folder; rerunning with the same folder skips finished runs
+            and resumes the others.
+        trainer_cmd: run this program for each run instead of scalinglab's trainer:
+            a command line with {placeholders} (docs/interfaces.md); None: the
+            spec's `trainer_cmd`, else scalinglab's trainer.
+        **executor: ExecutorConfig fields: `executor` ("local", "ray",
+            "submitit"), `workers`, `threads`, `retries`, ...
+
+    Returns:
+        One outcome per run: name, status, attempts, returncode, skipped.
+    """
+    from scalinglab.sweep import driver
+    from scalinglab.sweep.executors import make_executor
+    from scalinglab.sweep.spec import SweepSpec, check_trainer_cmd, load_spec
+
+    spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    if trainer_cmd is not None:
+        spec.trainer_cmd = check_trainer_cmd(trainer_cmd, "run_sweep(trainer_cmd=...)")
+    cfg = _executor(executor)
+    out = Path(out)
+    ex = make_executor(cfg, out)
+    return driver.run_sweep(
+        spec, out, ex, cfg.threads_per_run, cfg.retries, command=spec.trainer_cmd
+    )
+
+
+def run_study(spec, out, *, cache=None, **executor) -> dict:
+    """Run (or resume) a whole scaling study: data, sweeps, fits, prediction, backtest, report.
+
+    Args:
+        spec: a study spec TOML path, a StudySpec, or "quickstart" for the built-in one.
+        out: the study folder (report.html and summary.json land there).
+        cache: where prepared corpora are kept (default $SCALINGLAB_CACHE or
+            ~/.cache/scalinglab, as the CLI).
+        **executor: ExecutorConfig fields (`executor`, `workers`, `threads`, ...);
+            `workers` defaults to the spec's.
+
+    Returns:
+        summary.json's contents.
+    """
+    import tomllib
+
+    from scalinglab.study.builtin import QUICKSTART_TOML
+    from scalinglab.study.run import run_study as run
+    from scalinglab.study.spec import StudySpec, load_study, parse_study
+
+    if isinstance(spec, StudySpec):
+        study = spec
+    elif spec == "quickstart":
+        study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
+    else:
+        study = load_study(spec)
+    if cache is None:
+        env = os.environ.get("SCALINGLAB_CACHE")
+        cache = Path(env) if env else Path.home() / ".cache" / "scalinglab"
+    cfg = _executor({"workers": study.workers, **executor})
+    return run(study, out, cache, cfg)

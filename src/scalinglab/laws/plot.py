@@ -1,0 +1,202 @@
+"""`ScalingLaw.plot(ax=None)`: the data, the fitted law, its interval band, extrapolation shaded.
+
+matplotlib is imported when a figure is drawn, never when scalinglab is imported
+(docs/design.md). One figure per law kind:
+
+- chinchilla, kaplan: loss against tokens D, the data coloured by N and the law
+  at a few model sizes, each with its bootstrap band; D beyond the data is shaded.
+- power-n, power-d, power-c: loss against N, D or C; the law and its band; the
+  range beyond the data is shaded.
+- isoflop: loss against N at each budget, the fitted parabolas, each vertex with
+  its interval on N_opt.
+- envelope: N_opt against C, the law k_N·C^a and its band; each run's N over the
+  compute it covers; compute beyond the runs is shaded.
+
+A law without data (load_fit, from_params) draws the law alone over a default range.
+"""
+
+import math
+
+import numpy as np
+
+from scalinglab.errors import ConfigError
+
+LOSS = "loss (nats/token)"
+WHAT = {"N": "parameters N", "D": "training tokens D", "C": "training compute C (FLOPs)"}
+# The range drawn for a law without data (a published law): typical LLM scales.
+DEFAULT_RANGE = {"N": (1e7, 1e11), "D": (1e9, 1e13), "C": (1e17, 1e25)}
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(6.4, 4.6))
+    return ax
+
+
+def _shade(ax, lo, hi):
+    """Shade [lo, hi] on the x axis as extrapolation (beyond the data)."""
+    if hi > lo:
+        ax.axvspan(lo, hi, color="k", alpha=0.06, lw=0)
+        ax.text(
+            math.sqrt(lo * hi), 0.97, "extrapolation", ha="center", va="top",
+            transform=ax.get_xaxis_transform(), fontsize=8, color="0.35",
+        )  # fmt: skip
+
+
+def _band(ax, law, x, color, label, **kw):
+    """The law's prediction over x (a dict of N/D/C arrays) and its bootstrap band."""
+    if law.samples_ is not None:
+        mid, lo, hi = law.predict(**kw, return_ci=True)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+    else:
+        mid = law.predict(**kw)
+    ax.plot(x, mid, "-", color=color, lw=1.6, label=label)
+
+
+def _data_range(values):
+    if values is None or len(values) == 0:
+        return None
+    return float(np.min(values)), float(np.max(values))
+
+
+def plot_law(law, ax=None):
+    """Draw `law` (a fitted ScalingLaw) on `ax` (a new figure's axes when None); return ax."""
+    law.check_fitted()
+    ax = _axes(ax)
+    points = getattr(law, "points_", None)
+    if law.law in ("chinchilla", "kaplan"):
+        _two_variable(law, ax, points)
+    elif law.law.startswith("power-"):
+        _one_variable(law, ax, points, law.law[-1].upper())
+    elif law.law == "isoflop":
+        _isoflop(law, ax, points)
+    elif law.law == "envelope":
+        _envelope(law, ax, points)
+    else:
+        raise ConfigError(f"law {law.law!r} has no plot")
+    ax.set_title(_title(law), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    _plain_log_y(ax)
+    return ax
+
+
+def _plain_log_y(ax):
+    """A loss axis spans under a decade: label its ticks 2, 2.5, 3, not 2×10⁰."""
+    from matplotlib.ticker import FuncFormatter
+
+    if ax.get_yscale() == "log" and ax.get_ylabel() == LOSS:
+        fmt = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(fmt)
+        ax.yaxis.set_minor_formatter(fmt)
+
+
+def _title(law) -> str:
+    skip = ("@", "k_", "a_L")
+    shown = [
+        f"{k}={v:.3g}"
+        for k, v in law.params_.items()
+        if not any(s in k for s in skip) and v is not None
+    ][:5]
+    n = f", {law.n_points_} points" if law.n_points_ else ""
+    return f"{law.law}{n}: " + ", ".join(shown)
+
+
+def _two_variable(law, ax, points):
+    import matplotlib.pyplot as plt
+
+    data = points is not None and points.N is not None and points.D is not None
+    n_range = _data_range(points.N) if data else DEFAULT_RANGE["N"]
+    d_range = _data_range(points.D) if data else DEFAULT_RANGE["D"]
+    cmap = plt.get_cmap("viridis")
+    lo_n, hi_n = math.log(n_range[0]), math.log(n_range[1])
+
+    def color(n):
+        return cmap(0.05 + 0.8 * (math.log(n) - lo_n) / max(hi_n - lo_n, 1e-9))
+
+    if data:
+        ax.scatter(points.D, points.L, c=[color(n) for n in points.N], s=14, alpha=0.8,
+                   edgecolors="none", label="runs (colour: N)")  # fmt: skip
+    d_hi = d_range[1] * (10 if data else 1)
+    D = np.geomspace(d_range[0] / (2 if data else 1), d_hi, 120)
+    for n in np.geomspace(*n_range, 4):
+        _band(ax, law, D, color(n), f"N = {n:.3g}", N=np.full_like(D, n), D=D)
+    if data:
+        _shade(ax, d_range[1], d_hi)
+    ax.set(xscale="log", yscale="log", xlabel=WHAT["D"], ylabel=LOSS)
+    ax.legend(fontsize=8)
+
+
+def _one_variable(law, ax, points, var):
+    x = None if points is None else getattr(points, var)
+    rng = _data_range(x) or DEFAULT_RANGE[var]
+    hi = rng[1] * (10 if x is not None else 1)
+    grid = np.geomspace(rng[0] / (2 if x is not None else 1), hi, 160)
+    if x is not None:
+        ax.plot(x, points.L, "o", color="0.35", ms=4, label="data")
+    _band(ax, law, grid, "C0", f"{law.law} fit", **{var: grid})
+    if x is not None:
+        _shade(ax, rng[1], hi)
+    ax.set(xscale="log", yscale="log", xlabel=WHAT[var], ylabel=LOSS)
+    ax.legend(fontsize=8)
+
+
+def _isoflop(law, ax, points):
+    import matplotlib.pyplot as plt
+
+    p = law.params_
+    budgets = sorted(float(k.split("@")[1]) for k in p if k.startswith("N_opt@"))
+    cmap = plt.get_cmap("plasma")
+    cols = {b: cmap(0.1 + 0.75 * i / max(1, len(budgets) - 1)) for i, b in enumerate(budgets)}
+    nearest = None
+    if points is not None and points.N is not None and budgets:
+        c = points.budget if points.budget is not None else points.C
+        logb = np.log(budgets)
+        nearest = np.asarray(budgets)[np.argmin(np.abs(np.log(c)[:, None] - logb), axis=1)]
+    for b in budgets:
+        n_opt, l_opt, k = (p.get(f"{v}@{b:g}") for v in ("N_opt", "L_opt", "k"))
+        if not all(v is not None and math.isfinite(v) for v in (n_opt, l_opt, k)):
+            continue
+        span = (n_opt / 10, n_opt * 10)
+        if nearest is not None and (nearest == b).any():
+            m = nearest == b
+            ax.plot(points.N[m], points.L[m], "o", color=cols[b], ms=4)
+            span = (points.N[m].min() / 1.5, points.N[m].max() * 1.5)
+        N = np.geomspace(*span, 80)
+        ax.plot(N, l_opt + k * (np.log(N) - math.log(n_opt)) ** 2, "-", color=cols[b],
+                lw=1.2, label=f"C = {b:.3g}")  # fmt: skip
+        ci = law.ci_.get(f"N_opt@{b:g}")
+        xerr = None if not ci else [[n_opt - ci[0]], [ci[1] - n_opt]]
+        ax.errorbar([n_opt], [l_opt], xerr=xerr, fmt="*", color=cols[b], ms=11, mec="k",
+                    mew=0.5, capsize=3)  # fmt: skip
+    ax.plot([], [], "*", color="grey", mec="k", label="N_opt (interval: bars)")
+    ax.set(xscale="log", yscale="log", xlabel=WHAT["N"], ylabel=LOSS)
+    ax.legend(fontsize=8)
+
+
+def _envelope(law, ax, curves):
+    p = law.params_
+    runs = getattr(curves, "runs", None) or []
+    if runs:
+        c_lo = min(float(r[2].min()) for r in runs)
+        c_hi = max(float(r[2].max()) for r in runs)
+        for _, n, c, _, _ in runs:
+            ax.plot([c.min(), c.max()], [n, n], "-", color="0.6", lw=1)
+        ax.plot([], [], "-", color="0.6", label="runs: N over the compute they cover")
+    else:
+        c_lo, c_hi = DEFAULT_RANGE["C"]
+    hi = c_hi * (100 if runs else 1)
+    C = np.geomspace(c_lo, hi, 120)
+    if law.samples_ is not None:
+        k, a = law.samples_["k_N"][:, None], law.samples_["a"][:, None]
+        q = 100 * (1 - law.settings["ci_level"]) / 2
+        with np.errstate(over="ignore", invalid="ignore"):
+            lo, up = np.nanpercentile(k * C**a, [q, 100 - q], axis=0)
+        ax.fill_between(C, lo, up, color="C0", alpha=0.18, lw=0)
+    ax.plot(C, p["k_N"] * C ** p["a"], "-", color="C0", lw=1.6, label="N_opt = k_N·C^a")
+    if runs:
+        _shade(ax, c_hi, hi)
+    ax.set(xscale="log", yscale="log", xlabel=WHAT["C"], ylabel="compute-optimal N_opt")
+    ax.legend(fontsize=8)

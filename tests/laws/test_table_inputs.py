@@ -1,0 +1,186 @@
+"""One reader for every table: a CSV, pandas, polars, pyarrow, a dict, a list of dicts.
+
+The same column aliases and the same options (where, drop_highest, column mappings,
+n_kind, completed runs only) apply to each; an option that cannot apply raises.
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.laws import ScalingLaw
+from scalinglab.laws.table import read_csv, read_table
+from tests.conftest import shared_file
+from tests.laws.synth import chinchilla_law
+
+SETTINGS = {
+    "bootstrap": 40,
+    "seed": 3,
+    "where": ["arch=gpt"],
+    "drop_highest": 2,
+    "n_kind": "params_nonembed",
+    "loss_col": "final loss",
+}
+
+
+def columns():
+    """A runs table with our own column names plus rows each option must remove."""
+    rng = np.random.default_rng(0)
+    cols = {k: [] for k in ("run_id", "arch", "status", "params", "params_nonembed")}
+    cols.update({"tokens": [], "final loss": [], "n_layer": []})
+    i = 0
+    for n in np.geomspace(2e6, 2e8, 6):
+        for d in np.geomspace(4e7, 4e9, 5):
+            for arch in ("gpt", "lstm"):
+                status = "failed" if i % 11 == 5 else "completed"
+                loss = float(chinchilla_law(0.9 * n, d) * np.exp(0.01 * rng.standard_normal()))
+                if status == "failed" or i == 8:  # a failed run, and a wild outlier
+                    loss *= 3.0
+                cols["run_id"].append(f"r{i}")
+                cols["arch"].append(arch)
+                cols["status"].append(status)
+                cols["params"].append(float(n))
+                cols["params_nonembed"].append(float(0.9 * n))
+                cols["tokens"].append(float(d))
+                cols["final loss"].append(loss)
+                cols["n_layer"].append(2 + i % 3)
+                i += 1
+    return cols
+
+
+def write_csv(path, cols):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for row in zip(*cols.values(), strict=True):
+            w.writerow([repr(v) if isinstance(v, float) else v for v in row])
+    return path
+
+
+def fit_json(table, **extra):
+    out = ScalingLaw("chinchilla", **SETTINGS, **extra).fit(table).to_json()
+    # the source's name and its file hash say where the numbers came from; nothing else may differ
+    del out["data"]["source"], out["data"]["sha256"], out["conventions"]["source"]
+    return json.dumps(out, sort_keys=True)
+
+
+def test_one_data_set_fits_identically_from_every_input(tmp_path):
+    pd = pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
+    pl = pytest.importorskip("polars", reason="polars is in the [dataframe] extra")
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is in the [export] extra")
+    cols = columns()
+    rows = [dict(zip(cols, r, strict=True)) for r in zip(*cols.values(), strict=True)]
+    inputs = {
+        "csv": write_csv(tmp_path / "runs.csv", cols),
+        "pandas": pd.DataFrame(cols),
+        "polars": pl.DataFrame(cols),
+        "pyarrow": pa.table(cols),
+        "dict": cols,
+        "list of dicts": rows,
+    }
+    got = {name: fit_json(obj) for name, obj in inputs.items()}
+    assert len(set(got.values())) == 1, {k: v[:200] for k, v in got.items()}
+    fit = json.loads(got["csv"])
+    # 60 rows; where arch=gpt keeps 30, status=completed drops the failed gpt runs,
+    # drop_highest drops 2 more (the outlier among them)
+    failed_gpt = sum(1 for i in range(60) if i % 11 == 5 and i % 2 == 0)
+    assert fit["n_points"] == 30 - failed_gpt - 2
+    assert fit["conventions"]["filters"] == [
+        "arch=gpt",
+        "status=completed",
+        "drop the 2 highest-loss rows",
+    ]
+    assert fit["conventions"]["N"] == "params_nonembed"
+    assert fit["conventions"]["L"] == "final loss"
+    # the fit recovers the law the losses were drawn from (N = params_nonembed)
+    assert fit["params"]["alpha"] == pytest.approx(0.34, abs=0.05)
+
+
+def test_in_memory_tables_are_filtered_like_the_csv():
+    """The bug of issue 17: in memory, `drop_highest` (and where, n_kind, the status
+    rule, the column mappings) were silently ignored: 245 points instead of 240."""
+    path = shared_file("scaling_data/epoch_chinchilla_svg_extracted_data.csv")
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    memory = {k: [float(r[k]) for r in rows] for k in ("Model Size", "Training FLOP", "loss")}
+    a = ScalingLaw("chinchilla", bootstrap=0, drop_highest=5).fit(path)
+    b = ScalingLaw("chinchilla", bootstrap=0, drop_highest=5).fit(memory)
+    assert len(rows) == 245
+    assert a.n_points_ == b.n_points_ == 240
+    assert b.params_ == a.params_
+    assert b.params_["alpha"] == pytest.approx(0.3478, abs=0.001)  # Besiroglu et al. 2024
+
+
+def test_old_in_memory_keys_still_read():
+    rng = np.random.default_rng(1)
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5)))
+    L = chinchilla_law(N, D) * np.exp(0.005 * rng.standard_normal(N.size))
+    t_old = read_table({"N": N, "D": D, "L": L})
+    t_new = read_table({"params": N, "tokens": D, "loss": L})
+    assert t_old.points_sha256() == t_new.points_sha256()
+    np.testing.assert_allclose(t_new.C, 6 * N * D)
+
+
+def test_where_compares_in_memory_numbers_as_numbers():
+    cols = columns()
+    t = read_table(cols, where=["n_layer=3", "arch!=lstm"], loss_col="final loss", need=("N", "D"))
+    keep = [
+        i
+        for i in range(60)
+        if cols["n_layer"][i] == 3 and cols["arch"][i] == "gpt" and cols["status"][i] == "completed"
+    ]
+    assert len(t) == len(keep) > 0
+    np.testing.assert_array_equal(t.N, np.array(cols["params"])[keep])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"budget_col": "budget"}, "budget_col='budget' does not apply to law 'chinchilla'"),
+        ({"budgets": [1e18]}, "budgets=[1e+18] does not apply to law 'chinchilla'"),
+        ({"run_cols": ["model"]}, "run_cols=['model'] does not apply to law 'chinchilla'"),
+        (
+            {"n_col": "params", "n_kind": "params_nonembed"},
+            "--n-kind params_nonembed does not apply with --n-col 'params'",
+        ),
+    ],
+)
+def test_an_option_that_does_not_apply_raises(settings, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("+", r"\+")):
+        ScalingLaw("chinchilla", bootstrap=0, **settings).fit(columns())
+
+
+def test_envelope_refuses_row_options(tmp_path):
+    with pytest.raises(ConfigError, match="drop_highest=3 does not apply to law 'envelope'"):
+        ScalingLaw("envelope", drop_highest=3).fit(tmp_path / "curves.csv")
+
+
+def test_a_read_table_refuses_options_it_was_not_read_with(tmp_path):
+    path = write_csv(tmp_path / "runs.csv", columns())
+    t = read_csv(path, loss_col="final loss", drop_highest=2)
+    ScalingLaw("chinchilla", bootstrap=0, loss_col="final loss", drop_highest=2).fit(t)  # same
+    with pytest.raises(ConfigError, match=r"where=\['arch=gpt'\] cannot be applied"):
+        ScalingLaw("chinchilla", bootstrap=0, where=["arch=gpt"]).fit(t)
+    with pytest.raises(ConfigError, match="unknown table option"):
+        read_table(path, n_colum="params")
+
+
+def test_duplicate_header_names_are_refused_with_their_positions(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("params,tokens,loss,tokens,loss\n1e6,1e8,3.0,2e8,3.1\n")
+    with pytest.raises(DataError, match=r"'tokens' at columns 2, 4; 'loss' at columns 3, 5"):
+        read_csv(path)
+
+
+def test_bad_in_memory_values_name_their_row_and_column():
+    pd = pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
+    df = pd.DataFrame({"params": [1e6, 2e6, 4e6], "tokens": [1e8] * 3, "loss": [3.0, np.nan, 2.8]})
+    with pytest.raises(DataError, match=r"<pandas.DataFrame>: row 2, column 'loss': nan"):
+        read_table(df)
+    with pytest.raises(DataError, match=r"<dict>: row 3, column 'tokens': -1.0 must be > 0"):
+        read_table({"params": [1, 2, 3], "tokens": [1, 2, -1.0], "loss": [1, 1, 1]})
+    with pytest.raises(DataError, match="a runs table must be a CSV path"):
+        read_table(42)

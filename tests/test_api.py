@@ -1,0 +1,237 @@
+"""The Python API: a fitted law reads (repr, HTML, summary, plot), laws from parameters,
+the names `import scalinglab` exposes, and their docstrings."""
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws.published import PUBLISHED
+from tests.conftest import shared_file
+from tests.laws.synth import TRUE_CHIN, chinchilla_law, grid_table
+from tests.laws.test_isoflop_envelope import isoflop_table
+
+EPOCH = "scaling_data/epoch_chinchilla_svg_extracted_data.csv"
+
+
+@pytest.fixture(scope="module")
+def chin():
+    table = grid_table(
+        chinchilla_law, np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5), 0.005,
+        np.random.default_rng(0),
+    )  # fmt: skip
+    return ScalingLaw("chinchilla", bootstrap=100, seed=1).fit(table)
+
+
+def test_repr_shows_parameters_with_intervals(chin):
+    text = repr(chin)
+    assert text.splitlines()[0] == "ScalingLaw('chinchilla', 25 points; 95% intervals)"
+    lo, hi = chin.ci_["alpha"]
+    assert f"alpha      = {chin.params_['alpha']:.4g} [{lo:.4g}, {hi:.4g}]" in text
+    assert lo < TRUE_CHIN["alpha"] < hi
+    assert (
+        repr(ScalingLaw("kaplan", bootstrap=7)) == "ScalingLaw('kaplan', bootstrap=7) (not fitted)"
+    )
+    html = chin._repr_html_()
+    assert html.count("<tr>") == 1 + 7  # the header, 5 parameters and the 2 derived exponents
+    assert f"{chin.params_['E']:.4g}" in html
+
+
+def test_summary_has_one_row_per_parameter(chin):
+    pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
+    df = chin.summary()
+    assert list(df["parameter"]) == ["E", "A", "B", "alpha", "beta", "a", "b"]
+    row = df.set_index("parameter").loc["beta"]
+    assert row["value"] == chin.params_["beta"]
+    assert row["stderr"] == chin.stderr_["beta"]
+    assert [row["ci_low"], row["ci_high"]] == chin.ci_["beta"]
+
+
+def test_isoflop_summary_has_rows_per_budget():
+    law = ScalingLaw("isoflop", bootstrap=50).fit(isoflop_table(np.random.default_rng(0)))
+    rows = law.summary()
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    per = [r for r in rows if r["parameter"] == "N_opt"]
+    assert sorted(r["budget"] for r in per) == [1e18, 1e19, 1e20, 1e21, 1e22]
+    r20 = next(r for r in per if r["budget"] == 1e20)
+    assert r20["value"] == law.params_["N_opt@1e+20"]
+    assert [r20["ci_low"], r20["ci_high"]] == law.ci_["N_opt@1e+20"]
+
+
+def test_plot_draws_data_fit_band_and_extrapolation(chin, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import PolyCollection
+
+    ax = chin.plot()
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("N = ")]
+    assert len(lines) == 4  # the law at 4 model sizes
+    n = float(lines[0].get_label().split("= ")[1])
+    x, y = lines[0].get_data()
+    np.testing.assert_allclose(y, chin.predict(N=np.full_like(x, n), D=x), rtol=1e-3)
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) >= 4  # one interval band per size (+ the shaded extrapolation)
+    assert any("extrapolation" in t.get_text() for t in ax.texts)
+    ax.figure.savefig(tmp_path / "fit.png")
+    assert (tmp_path / "fit.png").stat().st_size > 10_000
+    for law in (
+        ScalingLaw("isoflop", bootstrap=20).fit(isoflop_table(np.random.default_rng(0))),
+        ScalingLaw.from_published("kaplan2020"),
+        ScalingLaw("power-c", bootstrap=20).fit({"flops": [1e18, 1e19, 1e20, 1e21],
+                                                 "loss": [3.3, 2.95, 2.7, 2.5]}),
+    ):  # fmt: skip
+        assert law.plot().get_lines()
+
+
+def test_from_params_predicts_as_the_fit(chin, tmp_path):
+    twin = ScalingLaw.from_params("chinchilla", **chin.params_)
+    N, D = np.array([3e9, 1e10]), np.array([6e10, 2e11])
+    np.testing.assert_allclose(twin.predict(N=N, D=D), chin.predict(N=N, D=D))
+    assert twin.optimal(1e22)["params"] == pytest.approx(chin.optimal(1e22)["params"])
+    assert twin.derived_["a"] == pytest.approx(chin.derived_["a"])
+    path = tmp_path / "fit.json"
+    import json
+
+    path.write_text(json.dumps(twin.to_json()))
+    assert load_fit(path).predict(N=1e9, D=2e10) == pytest.approx(twin.predict(N=1e9, D=2e10))
+    with pytest.raises(ConfigError, match=r"missing beta; unknown gamma"):
+        ScalingLaw.from_params("chinchilla", E=1, A=1, B=1, alpha=0.3, gamma=2)
+    with pytest.raises(FitError, match="bootstrap"):
+        twin.predict(N=1e9, D=1e10, return_ci=True)
+
+
+def test_published_laws_agree_with_the_papers():
+    """Besiroglu et al. 2024's refit is what our own fit of Epoch's data gives (tests/laws/
+    test_epoch.py), and its optimum sits near their ~20 tokens per parameter."""
+    path = shared_file(EPOCH)
+    ours = ScalingLaw("chinchilla", bootstrap=0, drop_highest=5).fit(path)
+    theirs = ScalingLaw.from_published("besiroglu2024")
+    for C in (1e21, 5.76e23):
+        assert ours.optimal(C)["params"] == pytest.approx(theirs.optimal(C)["params"], rel=0.05)
+    assert 15 < theirs.optimal(5.76e23)["tokens_per_param"] < 25
+    hoff = ScalingLaw.from_published("hoffmann2022")
+    assert hoff.params_ == PUBLISHED["hoffmann2022"]["params"]
+    assert hoff.derived_["a"] == pytest.approx(0.28 / 0.62)  # N_opt ∝ C^0.45 (their eq. 10)
+    kap = ScalingLaw.from_published("kaplan2020")
+    N, D = 1.5e9, 2.3e10  # eq. (1.5) by hand
+    p = PUBLISHED["kaplan2020"]["params"]
+    want = ((p["N_c"] / N) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / D) ** p["alpha_D"]
+    assert kap.predict(N=N, D=D) == pytest.approx(want)
+    assert math.isfinite(want)
+    with pytest.raises(ConfigError, match="'gpt4' is not one of hoffmann2022"):
+        ScalingLaw.from_published("gpt4")
+
+
+# ---------------------------------------------------------------- the public names
+PUBLIC_MODULES = [
+    "src/scalinglab/__init__.py",
+    "src/scalinglab/api.py",
+    "src/scalinglab/laws/estimator.py",
+    "src/scalinglab/laws/table.py",
+    "src/scalinglab/laws/published.py",
+    "src/scalinglab/laws/view.py",
+    "src/scalinglab/laws/plot.py",
+    "src/scalinglab/sweep/table.py",
+]
+# The docstring check, also a line of .ci/run: pydocstyle's missing-docstring rules and
+# its missing-argument rule (Google-style `Args:` sections) on the public API's modules.
+RUFF_DOCS = [
+    "check", "--no-cache", "--select", "D100,D101,D102,D103,D104,D417",
+    "--config", "lint.pydocstyle.convention='google'", *PUBLIC_MODULES,
+]  # fmt: skip
+
+
+def public_callables():
+    import scalinglab
+
+    out = {}
+    for name in scalinglab.__all__:
+        if name != "__version__":
+            out[name] = getattr(scalinglab, name)
+    for name, member in vars(scalinglab.ScalingLaw).items():
+        if not name.startswith("_") and callable(getattr(member, "__func__", member)):
+            out[f"ScalingLaw.{name}"] = getattr(scalinglab.ScalingLaw, name)
+    return out
+
+
+def test_every_public_name_documents_every_argument():
+    import inspect
+
+    names = public_callables()
+    missing = []
+    for name, obj in names.items():
+        doc = inspect.getdoc(obj) or ""
+        sig = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+        if not doc:
+            missing.append(f"{name}: no docstring")
+        for p in sig.parameters.values():
+            if p.name not in ("self", "cls") and not re.search(rf"\b{p.name}\b", doc):
+                missing.append(f"{name}: argument {p.name!r} undocumented")
+    assert not missing, missing
+    assert len(names) >= 9 + 12  # the 9 top-level names and ScalingLaw's public methods
+
+
+def test_docstring_check_of_the_public_modules_passes():
+    root = Path(__file__).resolve().parents[1]
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is in the [dev] extra")
+    res = subprocess.run([ruff, *RUFF_DOCS], cwd=root, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_import_scalinglab_stays_light():
+    code = (
+        "import sys, scalinglab\n"
+        "from scalinglab import ScalingLaw, load_fit, read_table, plan_run, runs_table\n"
+        "law = ScalingLaw('power-c', bootstrap=0).fit({'flops': [1e18, 1e19, 1e20], "
+        "'loss': [3.0, 2.7, 2.5]})\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'pandas', 'polars') if m in sys.modules))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"
+
+
+def test_the_exports_are_the_library_functions():
+    import scalinglab
+    from scalinglab.data.writer import prepare
+    from scalinglab.sweep.table import runs_table
+
+    assert scalinglab.prepare is prepare and scalinglab.runs_table is runs_table
+    assert scalinglab.ScalingLaw is ScalingLaw
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        scalinglab.fitt  # noqa: B018
+
+
+def test_plan_run_answers_each_question(tmp_path):
+    from scalinglab import plan_run
+
+    law = ScalingLaw.from_published("besiroglu2024")
+    rows = plan_run("besiroglu2024", flops=[1e21, 1e22])
+    assert [r["params"] for r in rows] == [law.optimal(c)["params"] for c in (1e21, 1e22)]
+    reach = plan_run(law, target_loss=2.3)
+    assert reach["loss"] == pytest.approx(2.3, rel=1e-6)
+    fixed = plan_run(law, params=1e9, flops=1e21)
+    assert fixed["loss"] > fixed["optimal"]["loss"]
+    with pytest.raises(ConfigError, match="exactly one budget"):
+        plan_run(law, params=1e9, flops=[1e21, 1e22])
+
+
+def test_run_config_merges_preset_file_and_keywords(tmp_path):
+    from scalinglab.api import run_config
+
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\npreset = "gpt-tiny"\nn_layer = 2\n[train]\nlr = 0.002\nsteps = 9\n')
+    cfg = run_config(path, n_embd=64, steps=30)
+    assert (cfg.model.n_layer, cfg.model.n_embd, cfg.model.n_head) == (2, 64, 4)
+    assert (cfg.train.lr, cfg.train.steps) == (0.002, 30)
+    with pytest.raises(ConfigError, match="unknown run setting"):
+        run_config(n_layers=3)
