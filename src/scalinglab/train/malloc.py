@@ -5,7 +5,7 @@ step. glibc serves a large request with a fresh `mmap` and returns it to the
 kernel on `free`, so each step touches new pages: page faults and zeroing, on
 every step, for every activation. On a 2-core CPU this was 12–16% of a GPT
 step (4×128 and 6×384, bf16) and half of a step with a 50k vocabulary, whose
-logits alone are hundreds of MB (docs/performance.md has the measurements).
+logits alone are hundreds of MB (benchmarks/results/throughput.md has the measurements).
 
 `keep_freed_memory()` tells glibc to serve every request from its heap
 (`M_MMAP_MAX = 0`) and to keep up to 2 GiB of freed memory at the heap's top
