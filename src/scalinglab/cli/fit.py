@@ -6,7 +6,7 @@ The fit and table flags are generated from `FitConfig` and `TableConfig`
 
 ORDER = 50
 # Fields whose flags take a list: add_flags makes scalar flags, these keep their shapes.
-LIST_FIELDS = ("where", "budgets", "run_cols")
+LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where")
 
 
 def register(sub):
@@ -40,7 +40,13 @@ def register(sub):
     )  # fmt: skip
     g.add_argument(
         "--run-col", dest="run_cols", action="append", default=None,
-        help="envelope: column(s) identifying a run (default run_id); repeatable",
+        help="envelope, curve laws: column(s) identifying a run (default run_id); repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--holdout-where", dest="holdout_where", action="append", default=None,
+        metavar="COL=VALUE",
+        help="curve laws: hold out whole runs with a row where COL=VALUE (or !=, <, <=, >, >=); "
+        "repeatable; fit.json's backtest predicts them",
     )  # fmt: skip
     h = p.add_mutually_exclusive_group()
     h.add_argument(
@@ -66,11 +72,18 @@ def run(args):
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws import ScalingLaw
     from scalinglab.laws.backtest import backtest
+    from scalinglab.laws.curvelaws import CURVE_LAWS
     from scalinglab.laws.settings import CSV_KEYS, FitConfig, TableConfig
     from scalinglab.laws.table import read_csv
 
     law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
-    if args.law == "envelope":
+    if args.law in CURVE_LAWS:
+        if len(args.runs) != 1:
+            raise ConfigError(f"--law {args.law} takes one curves CSV, got {len(args.runs)} paths")
+        if args.holdout_frac is not None or args.holdout_above is not None:
+            raise ConfigError(f"--law {args.law}: hold runs out with --holdout-where")
+        law.fit(args.runs[0])
+    elif args.law == "envelope":
         law.fit(args.runs[0] if len(args.runs) == 1 else list(args.runs))
     else:
         if len(args.runs) != 1:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws import warn
+from scalinglab.laws import curvefit, warn
+from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import make_form
@@ -25,7 +26,7 @@ from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import CSV_KEYS, split_settings
 from scalinglab.laws.table import as_table
 
-LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
+LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope", *CURVE_LAWS)
 FORMAT_VERSION = 1
 
 
@@ -50,6 +51,8 @@ class ScalingLaw:
         s = self.settings
         if self.law == "envelope":
             return self._fit_envelope(table)
+        if self.law in CURVE_LAWS:
+            return self._fit_curves(table)
         mapping = {k: s[k] for k in CSV_KEYS}
         if self.law in ("chinchilla", "kaplan"):
             need = ("N", "D")
@@ -147,6 +150,16 @@ class ScalingLaw:
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
         return self
 
+    def _fit_curves(self, table):
+        t = curvefit.read_table(self, table)
+        out = curvefit.fit_curve_law(self, t)
+        for k, v in out.items():
+            if k.endswith("_"):
+                setattr(self, k, v)
+        self.set_uncertainty(out["samples"])
+        curvefit.finish(self, out, t.runs)
+        return self
+
     def set_uncertainty(self, samples):
         """Bootstrap draws {name: (K,) array} -> samples_, stderr_ and ci_ (None: no draws).
 
@@ -184,9 +197,15 @@ class ScalingLaw:
                 raise ConfigError(f"law {self.law!r} predicts from {', '.join(form.needs)}")
         return form.predict(p, N=N, D=D, C=C)
 
-    def predict(self, N=None, D=None, C=None, return_ci=False):
-        """Predicted loss; with return_ci, also the bootstrap percentile interval (lo, hi)."""
+    def predict(self, N=None, D=None, C=None, return_ci=False, *, steps=None, lr_schedule=None):
+        """Predicted loss; with return_ci, also the bootstrap percentile interval (lo, hi).
+
+        Curve laws: predict(steps, lr_schedule), the LR at every step 0..max(steps)."""
         self.check_fitted()
+        if self.law in CURVE_LAWS:
+            if steps is None and lr_schedule is None:
+                steps, lr_schedule = N, D
+            return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci)
         args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
         pred = self._predict_with(self.params_, *args)
         if not return_ci:

@@ -56,6 +56,44 @@ def fit_starts(fun, starts, prune=True, prune_iters=15, prune_keep=200, max_iter
     return minimize_batch(fun, starts, max_iter=max_iter)
 
 
+def fit_best(fun, starts, prune, what):
+    """Minimise from every start; the BatchResult and the best start's raw results."""
+    res = fit_starts(fun, starts, prune=prune)
+    finite = np.isfinite(res.fun)
+    if not finite.any():
+        raise FitError(f"{what}: no start gave a finite objective")
+    best = int(np.argmin(np.where(finite, res.fun, np.inf)))
+    return res, {
+        "theta": res.x[best],
+        "objective": float(res.fun[best]),
+        "converged": bool(res.converged[best]),
+        "iterations": int(res.nit[best]),
+        "samples": None,
+    }
+
+
+def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000):
+    """Refit every resample (a row of weights W) from the best `boot_starts` distinct optima.
+
+    objective(W) -> fun(theta, rows, wrow): the summed objective weighted by W[wrow].
+    Returns {"samples": (R, P) thetas, "boot_converged": share of refits converged}."""
+    inits = res.x[_distinct(res.x, res.fun, boot_starts)]
+    m = len(inits)
+    R = len(W)
+    bfun = objective(W)
+
+    def fun_b(th, rows):
+        return bfun(th, rows, wrow=rows // m)  # problem row -> its resample
+
+    rb = minimize_batch(fun_b, np.tile(inits, (R, 1)), max_iter=max_iter)
+    fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(R, m)
+    pick = fb.argmin(axis=1)
+    return {
+        "samples": rb.x.reshape(R, m, -1)[np.arange(R), pick],
+        "boot_converged": float(rb.converged.reshape(R, m)[:, 0].mean()),
+    }
+
+
 def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
     """Fit a parametric form to a RunsTable. Returns a dict of raw results."""
     n = len(table)
@@ -74,31 +112,11 @@ def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
                 f"law {form.name!r} needs {var} to vary"
             )
     ctx = form.prepare(table)
-    fun = form.objective(ctx)
-    res = fit_starts(fun, form.starts(ctx), prune=prune)
-    if not np.isfinite(res.fun).any():
-        raise FitError(f"{table.source}: law {form.name!r}: no start gave a finite objective")
-    best = int(np.nanargmin(np.where(np.isfinite(res.fun), res.fun, np.nan)))
-    out = {
-        "ctx": ctx,
-        "theta": res.x[best],
-        "objective": float(res.fun[best]),
-        "converged": bool(res.converged[best]),
-        "iterations": int(res.nit[best]),
-        "samples": None,
-    }
+    res, out = fit_best(
+        form.objective(ctx), form.starts(ctx), prune, f"{table.source}: law {form.name!r}"
+    )
+    out["ctx"] = ctx
     if bootstrap:
-        inits = res.x[_distinct(res.x, res.fun, boot_starts)]
-        m = len(inits)
         W = bootstrap_weights(n, bootstrap, seed)
-        bfun = form.objective(ctx, W)
-
-        def fun_b(th, rows):
-            return bfun(th, rows, wrow=rows // m)  # problem row -> its resample
-
-        rb = minimize_batch(fun_b, np.tile(inits, (bootstrap, 1)), max_iter=1000)
-        fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(bootstrap, m)
-        pick = fb.argmin(axis=1)
-        out["samples"] = rb.x.reshape(bootstrap, m, -1)[np.arange(bootstrap), pick]
-        out["boot_converged"] = float(rb.converged.reshape(bootstrap, m)[:, 0].mean())
+        out.update(refit_resamples(lambda w: form.objective(ctx, w), res, W, boot_starts))
     return out

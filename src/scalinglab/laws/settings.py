@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from scalinglab.config import check_types, flag, from_dict, setting
 from scalinglab.errors import ConfigError
+from scalinglab.laws.curves import LR_FILLS
 from scalinglab.laws.isoflop import CURVATURES
 
 N_KINDS = ("params", "params_nonembed")
@@ -44,6 +45,15 @@ class FitConfig:
     boot_starts: int = setting(1, "starts per bootstrap refit (best distinct optima of the grid)")
     prune: bool = setting(True, "run only the best starts to convergence (--no-prune: all)")
     envelope_points: int = setting(100, "envelope: log-spaced compute values")
+    lr_fill: str = setting(
+        "linear",
+        "curve laws: the LR between logged steps: linear interpolation; linear with isolated "
+        "jumps at the interval's midpoint (auto); or the previous logged value",
+        choices=LR_FILLS,
+    )
+    decay_factor: float = setting(
+        0.999, "lr-annealing: the momentum factor lambda of the annealing area S2"
+    )
 
     def __post_init__(self):
         check_types(self)
@@ -53,6 +63,8 @@ class FitConfig:
             raise ConfigError(f"--ci-level must be in (0, 1), got {self.ci_level}")
         if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
             raise ConfigError(f"--huber-delta must be > 0, got {self.huber_delta}")
+        if not 0 < self.decay_factor < 1:
+            raise ConfigError(f"--decay-factor must be in (0, 1), got {self.decay_factor}")
         for name in ("boot_starts", "envelope_points"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
@@ -70,6 +82,8 @@ class TableConfig:
     loss_col: str | None = setting(None, "column holding the loss (nats/token)")
     budget_col: str | None = setting(None, "isoflop: column holding each run's compute budget")
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
+    step_col: str = setting("step", "curve laws: column holding each logged point's step")
+    lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")
     drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
     # The list fields (their flags are written in cli/fit.py: add_flags makes scalar flags).
     where: list = field(
@@ -82,7 +96,17 @@ class TableConfig:
     )
     run_cols: list = field(
         default_factory=lambda: ["run_id"],
-        metadata={"help": "envelope: column(s) identifying a run", "flag": "--run-col"},
+        metadata={
+            "help": "envelope, curve laws: column(s) identifying a run",
+            "flag": "--run-col",
+        },
+    )
+    holdout_where: list = field(
+        default_factory=list,
+        metadata={
+            "help": "curve laws: hold out runs with a row where COL=V (!=, <, <=, >, >=); "
+            "repeatable; a held-out run is held out whole"
+        },
     )
 
     def __post_init__(self):
@@ -91,6 +115,7 @@ class TableConfig:
             raise ConfigError(f"--drop-highest must be >= 0, got {self.drop_highest}")
         # lists, whatever sequence was given (one string is one item): fit.json stores arrays
         self.where = [str(w) for w in _items(self.where)]
+        self.holdout_where = [str(w) for w in _items(self.holdout_where)]
         self.run_cols = [str(c) for c in _items(self.run_cols) or ["run_id"]]
         try:
             self.budgets = [float(b) for b in _items(self.budgets)] or None
