@@ -6,7 +6,7 @@ The fit and table flags are generated from `FitConfig` and `TableConfig`
 
 ORDER = 50
 # Fields whose flags take a list: add_flags makes scalar flags, these keep their shapes.
-LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where")
+LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where", "tie", "fix")
 
 
 def register(sub):
@@ -27,9 +27,18 @@ def register(sub):
     p.add_argument(
         "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
     )
-    add_flags(p, FitConfig)
+    add_flags(p, FitConfig, skip=LIST_FIELDS)
     add_flags(p, TableConfig, skip=LIST_FIELDS)
-    g = p.add_argument_group("TableConfig lists")
+    g = p.add_argument_group("FitConfig and TableConfig lists")
+    g.add_argument(
+        "--tie", action="append", default=None, metavar="alpha=beta",
+        help="data-constrained: fit alpha and beta as one exponent",
+    )  # fmt: skip
+    g.add_argument(
+        "--fix", action="append", default=None, metavar="NAME=VALUE",
+        help="data-constrained: hold a parameter (A, B, E, alpha, beta, R_D, R_N) at VALUE; "
+        "repeatable",
+    )  # fmt: skip
     g.add_argument(
         "--where", action="append", default=None, metavar="COL=VALUE",
         help="keep rows where COL=VALUE (or COL!=VALUE); repeatable",
@@ -82,6 +91,10 @@ def run(args):
             raise ConfigError(f"--law {args.law} takes one curves CSV, got {len(args.runs)} paths")
         if args.holdout_frac is not None or args.holdout_above is not None:
             raise ConfigError(f"--law {args.law}: hold runs out with --holdout-where")
+        law.fit(args.runs[0])
+    elif args.law == "data-constrained":
+        if len(args.runs) != 1:
+            raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
         law.fit(args.runs[0])
     elif args.law == "envelope":
         law.fit(args.runs[0] if len(args.runs) == 1 else list(args.runs))

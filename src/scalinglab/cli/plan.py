@@ -14,6 +14,12 @@ def register(sub):
     p.add_argument("--flops", type=float, nargs="+", help="FLOP budget(s)")
     p.add_argument("--target-loss", type=float, help="loss to reach")
     p.add_argument("--params", type=float, help="fixed model size N (with one --flops)")
+    p.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="data-constrained fit: only U unique tokens exist; N, D and epochs per --flops",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -35,10 +41,21 @@ def run(args):
     from scalinglab.cli._util import print_json
     from scalinglab.errors import ConfigError
     from scalinglab.laws import load_fit
-    from scalinglab.plan import fixed_params, optimal_allocation, target_loss
+    from scalinglab.plan import (
+        fixed_params,
+        optimal_allocation,
+        target_loss,
+        unique_tokens_allocation,
+    )
 
     law = load_fit(args.fit)
-    if args.params is not None:
+    if args.unique_tokens is not None:
+        if not args.flops or args.params is not None or args.target_loss is not None:
+            raise ConfigError("--unique-tokens U goes with --flops C... only")
+        out = unique_tokens_allocation(law, args.flops, args.unique_tokens)
+    elif law.law == "data-constrained":
+        raise ConfigError("a data-constrained fit plans with --flops C... --unique-tokens U")
+    elif args.params is not None:
         if not args.flops or len(args.flops) != 1:
             raise ConfigError("--params needs exactly one --flops budget")
         out = fixed_params(law, args.params, args.flops[0])

@@ -112,6 +112,21 @@ def _number(raw, where, positive=True):
     return v
 
 
+def read_rows(path):
+    """(path, text, header, rows as dicts) of a UTF-8 CSV with at least one data row."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = _decode(path)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    rows = list(reader)
+    if not rows:
+        raise DataError(f"{path}: the header has no data rows below it")
+    return path, text, header, rows
+
+
 def read_curve_table(
     path,
     *,
@@ -123,16 +138,7 @@ def read_curve_table(
     holdout_where=(),
 ) -> CurveTable:
     """Read a long-format curves CSV into runs; held-out runs are marked, never mixed in."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    text = _decode(path)
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    rows = list(reader)
-    if not rows:
-        raise DataError(f"{path}: the header has no data rows below it")
+    path, text, header, rows = read_rows(path)
     for col, flag in [(c, "--run-col") for c in run_cols] + [
         (step_col, "--step-col"),
         (lr_col, "--lr-col"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws import curvefit, warn
+from scalinglab.laws import constrained, curvefit, warn
 from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
@@ -26,7 +26,10 @@ from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import CSV_KEYS, split_settings
 from scalinglab.laws.table import as_table
 
-LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope", *CURVE_LAWS)
+LAWS = (
+    "chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope",
+    "data-constrained", *CURVE_LAWS,
+)  # fmt: skip
 FORMAT_VERSION = 1
 
 
@@ -53,6 +56,11 @@ class ScalingLaw:
             return self._fit_envelope(table)
         if self.law in CURVE_LAWS:
             return self._fit_curves(table)
+        if self.law == "data-constrained":
+            out = constrained.fit_law(self, table)
+            self._set_learned(out)
+            self.warnings_ = out["warnings"] + warn.exponents(self, ("alpha", "beta"))
+            return self
         mapping = {k: s[k] for k in CSV_KEYS}
         if self.law in ("chinchilla", "kaplan"):
             need = ("N", "D")
@@ -153,12 +161,16 @@ class ScalingLaw:
     def _fit_curves(self, table):
         t = curvefit.read_table(self, table)
         out = curvefit.fit_curve_law(self, t)
+        self._set_learned(out)
+        curvefit.finish(self, out, t.runs)
+        return self
+
+    def _set_learned(self, out):
+        """The learned attributes (names ending in _) of a law module's fit, and its draws."""
         for k, v in out.items():
             if k.endswith("_"):
                 setattr(self, k, v)
         self.set_uncertainty(out["samples"])
-        curvefit.finish(self, out, t.runs)
-        return self
 
     def set_uncertainty(self, samples):
         """Bootstrap draws {name: (K,) array} -> samples_, stderr_ and ci_ (None: no draws).
@@ -197,11 +209,16 @@ class ScalingLaw:
                 raise ConfigError(f"law {self.law!r} predicts from {', '.join(form.needs)}")
         return form.predict(p, N=N, D=D, C=C)
 
-    def predict(self, N=None, D=None, C=None, return_ci=False, *, steps=None, lr_schedule=None):
+    def predict(
+        self, N=None, D=None, C=None, return_ci=False, *, U=None, steps=None, lr_schedule=None
+    ):
         """Predicted loss; with return_ci, also the bootstrap percentile interval (lo, hi).
 
-        Curve laws: predict(steps, lr_schedule), the LR at every step 0..max(steps)."""
+        data-constrained: predict(N=, D=, U=unique tokens). Curve laws:
+        predict(steps, lr_schedule), the LR at every step 0..max(steps)."""
         self.check_fitted()
+        if self.law == "data-constrained":
+            return constrained.predict(self, N, D, U, return_ci=return_ci)
         if self.law in CURVE_LAWS:
             if steps is None and lr_schedule is None:
                 steps, lr_schedule = N, D

@@ -54,6 +54,15 @@ class FitConfig:
     decay_factor: float = setting(
         0.999, "lr-annealing: the momentum factor lambda of the annealing area S2"
     )
+    # list fields (their flags are written in cli/fit.py)
+    tie: list = field(
+        default_factory=list,
+        metadata={"help": "data-constrained: parameters fitted as one (alpha=beta); repeatable"},
+    )
+    fix: list = field(
+        default_factory=list,
+        metadata={"help": "data-constrained: hold NAME at VALUE (NAME=VALUE); repeatable"},
+    )
 
     def __post_init__(self):
         check_types(self)
@@ -63,6 +72,8 @@ class FitConfig:
             raise ConfigError(f"--ci-level must be in (0, 1), got {self.ci_level}")
         if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
             raise ConfigError(f"--huber-delta must be > 0, got {self.huber_delta}")
+        self.tie = [str(x) for x in _items(self.tie)]
+        self.fix = [str(x) for x in _items(self.fix)]
         if not 0 < self.decay_factor < 1:
             raise ConfigError(f"--decay-factor must be in (0, 1), got {self.decay_factor}")
         for name in ("boot_starts", "envelope_points"):
@@ -84,6 +95,7 @@ class TableConfig:
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
     step_col: str = setting("step", "curve laws: column holding each logged point's step")
     lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")
+    u_col: str | None = setting(None, "data-constrained: column holding the unique tokens U")
     drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
     # The list fields (their flags are written in cli/fit.py: add_flags makes scalar flags).
     where: list = field(
