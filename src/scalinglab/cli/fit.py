@@ -82,7 +82,7 @@ def run(args):
     from scalinglab.laws import ScalingLaw
     from scalinglab.laws.backtest import backtest
     from scalinglab.laws.curvelaws import CURVE_LAWS
-    from scalinglab.laws.settings import CSV_KEYS, FitConfig, TableConfig
+    from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
 
     law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
@@ -105,7 +105,7 @@ def run(args):
             read_csv(
                 args.runs[0],
                 need=("N", "D", "C") if args.law != "power-c" else ("C",),
-                **{k: law.settings[k] for k in CSV_KEYS},
+                **csv_mapping(law.settings),
             )
             if args.law != "isoflop"
             else args.runs[0]

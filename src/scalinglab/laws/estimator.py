@@ -23,7 +23,7 @@ from scalinglab.laws.forms import make_form
 from scalinglab.laws.isoflop import fit_isoflop
 from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.report import render_report
-from scalinglab.laws.settings import CSV_KEYS, split_settings
+from scalinglab.laws.settings import csv_mapping, split_settings
 from scalinglab.laws.table import as_table
 
 LAWS = (
@@ -61,7 +61,7 @@ class ScalingLaw:
             self._set_learned(out)
             self.warnings_ = out["warnings"] + warn.exponents(self, ("alpha", "beta"))
             return self
-        mapping = {k: s[k] for k in CSV_KEYS}
+        mapping = csv_mapping(s)
         if self.law in ("chinchilla", "kaplan"):
             need = ("N", "D")
         elif self.law == "isoflop":

@@ -10,7 +10,8 @@ optimum as running all 4500 starts (to 1e-15 relative); 15 keeps a margin.
 `benchmarks/fit_speed.py` prints pruned and unpruned side by side.
 prune=False runs every start to convergence.
 
-The bootstrap resamples points with replacement (`resamples` multinomial count
+The bootstrap resamples points with replacement (whole runs, for a table of
+checkpoints: `RunsTable.groups`) (`resamples` multinomial count
 vectors used as weights in the summed Huber objective) and refits each
 resample from the full-data optimum and the next `boot_starts − 1` best
 distinct optima of the grid — a warm start, as Besiroglu et al. 2024 did —
@@ -31,6 +32,13 @@ def bootstrap_weights(n, resamples, seed):
     """(resamples, n) multinomial counts: resample i uses point j counts[i, j] times."""
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+
+
+def run_weights(groups, resamples, seed):
+    """(resamples, n) weights that resample whole runs: a row weighs its run's count."""
+    runs, inverse = np.unique(groups, return_inverse=True)
+    counts = bootstrap_weights(len(runs), resamples, seed)
+    return counts[:, inverse]
 
 
 def _distinct(xs, fs, k):
@@ -117,6 +125,9 @@ def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
     )
     out["ctx"] = ctx
     if bootstrap:
-        W = bootstrap_weights(n, bootstrap, seed)
+        if getattr(table, "groups", None) is not None:
+            W = run_weights(table.groups, bootstrap, seed)
+        else:
+            W = bootstrap_weights(n, bootstrap, seed)
         out.update(refit_resamples(lambda w: form.objective(ctx, w), res, W, boot_starts))
     return out

@@ -97,6 +97,11 @@ class TableConfig:
     lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")
     u_col: str | None = setting(None, "data-constrained: column holding the unique tokens U")
     drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
+    checkpoints: bool = setting(
+        False,
+        "N, D laws: rows are checkpoints of runs named by --run-col (repeats allowed); "
+        "the bootstrap and the backtest take whole runs",
+    )
     # The list fields (their flags are written in cli/fit.py: add_flags makes scalar flags).
     where: list = field(
         default_factory=list,
@@ -143,6 +148,14 @@ def _items(v) -> list:
 
 # The TableConfig fields that say how a CSV is read (passed on to table.read_csv).
 CSV_KEYS = ("n_col", "d_col", "c_col", "loss_col", "budget_col", "n_kind", "where", "drop_highest")
+
+
+def csv_mapping(settings: dict) -> dict:
+    """The keywords of table.read_csv from a law's settings."""
+    out = {k: settings[k] for k in CSV_KEYS}
+    if settings.get("checkpoints"):
+        out["run_cols"] = settings["run_cols"]
+    return out
 
 
 def fit_config(d: dict, where: str) -> FitConfig:

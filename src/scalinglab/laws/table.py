@@ -50,6 +50,9 @@ class RunsTable:
     L: np.ndarray | None = None
     budget: np.ndarray | None = None
     run_id: list | None = None
+    # checkpoints of runs (issue 19): each row's run, joined from the --run-col columns;
+    # the bootstrap then resamples whole runs. None: every row is its own run.
+    groups: np.ndarray | None = None
     source: str = "<memory>"
     conventions: dict = field(default_factory=dict)
     sha256: str = ""
@@ -74,6 +77,7 @@ class RunsTable:
             **cols,
             budget=None if self.budget is None else self.budget[pick],
             run_id=None if self.run_id is None else [self.run_id[i] for i in pick],
+            groups=None if self.groups is None else self.groups[pick],
             source=self.source,
             conventions=dict(self.conventions),
             sha256=self.sha256,
@@ -150,6 +154,7 @@ def read_csv(
     where=(),
     need=("N", "D", "C", "L"),
     drop_highest=0,
+    run_cols=None,
 ) -> RunsTable:
     """Read a runs table; `need` names the columns the law uses (validated strictly)."""
     path = Path(path)
@@ -200,7 +205,16 @@ def read_csv(
     conv["N_tried"] = (n_col,) if n_col else n_aliases
     for k in ("D", "C", "L", "budget"):
         conv[f"{k}_tried"] = ALIASES[k]
-    if "run_id" in header:
+    groups = None
+    if run_cols:  # rows are checkpoints of runs: a run repeats, one row per checkpoint
+        for c in run_cols:
+            if c not in header:
+                raise DataError(
+                    f"{path}: --run-col {c!r}: no such column (columns: {', '.join(header)})"
+                )
+        groups = np.array(["/".join(r[c] for c in run_cols) for r in rows])
+        conv["runs"] = int(np.unique(groups).size)
+    elif "run_id" in header:
         seen = {}
         for r, ln in zip(rows, lines, strict=True):
             if r["run_id"] in seen:
@@ -227,6 +241,7 @@ def read_csv(
     table = RunsTable(
         **data,
         run_id=[r["run_id"] for r in rows] if "run_id" in header else None,
+        groups=groups,
         source=str(path),
         conventions=conv,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
