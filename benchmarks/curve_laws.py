@@ -27,10 +27,9 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np
-
 from scalinglab.laws import ScalingLaw
 from scalinglab.laws.curves import read_curve_table
+from scalinglab.laws.schedules import Schedule
 
 DATA = Path(__file__).resolve().parents[2] / "shared/scaling_data/multipowerlaw_schedule_curves.csv"
 SIZES = ("25M", "100M", "400M")
@@ -39,22 +38,19 @@ WARMUP, PEAK, LOW = 2160, 3e-4, 3e-5
 
 
 def exact_schedule(name):
-    """The upstream LR at every step for a schedule name (SOURCES.md)."""
-    warm = np.linspace(0, PEAK, WARMUP)
+    """The upstream LR at every step for a schedule name (SOURCES.md), in our syntax."""
     kind, _, arg = name.partition("_")
-    if kind in ("cosine", "constant"):
-        total = int(arg)
-        t = np.arange(WARMUP, total)
-        if kind == "constant":
-            return np.concatenate([warm, np.full(total - WARMUP, PEAK)])
-        cos = LOW + 0.5 * (PEAK - LOW) * (1 + np.cos(np.pi * (t - WARMUP) / (total - WARMUP)))
-        return np.concatenate([warm, cos])
-    if kind == "wsdcon":
-        return np.concatenate([warm, np.full(8000 - WARMUP, PEAK), np.full(8000, int(arg) * 1e-5)])
-    t = np.arange(20000, 24000)
-    x = (t - 20000) / 4000
-    decay = PEAK * (1 - x) + LOW * x if kind == "wsdld" else PEAK ** (1 - x) * LOW**x
-    return np.concatenate([warm, np.full(20000 - WARMUP, PEAK), decay])
+    warm = f"warmup({WARMUP}, {PEAK})"
+    if kind == "cosine":
+        spec = f"{warm} + cosine({int(arg) - WARMUP}, {LOW})"
+    elif kind == "constant":
+        spec = f"{warm} + constant({int(arg) - WARMUP})"
+    elif kind == "wsdcon":
+        spec = f"{warm} + constant({8000 - WARMUP}) + drop(8000, {int(arg) * 1e-5})"
+    else:
+        decay = "linear" if kind == "wsdld" else "exp"
+        spec = f"{warm} + constant({20000 - WARMUP}) + {decay}(4000, {LOW})"
+    return Schedule(spec).lr_array()
 
 
 def table(size, fill):

@@ -20,6 +20,7 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import warn
 from scalinglab.laws.curvelaws import CURVE_LAWS, fit_curves, make_curve_form, predict_curve
 from scalinglab.laws.curves import CurveTable, read_curve_table
+from scalinglab.laws.schedules import Schedule
 
 PRED_CHUNK = 50  # bootstrap draws predicted at once
 
@@ -154,8 +155,10 @@ def backtest_runs(law, runs) -> dict:
 
 
 def as_schedule(lr_schedule, steps):
-    """An LR array over steps 0..max(steps) from an array (or a schedule with .lr(n))."""
+    """An LR array over steps 0..max(steps) from an array, a Schedule or its spec string."""
     last = int(np.max(steps))
+    if isinstance(lr_schedule, str):
+        lr_schedule = Schedule(lr_schedule)
     if hasattr(lr_schedule, "lr_array"):
         lr = np.asarray(lr_schedule.lr_array(last + 1), dtype=float)
     else:
