@@ -10,6 +10,7 @@ from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws import ScalingLaw, curvefit, curvelaws, load_fit
 from scalinglab.laws.curves import CurveTable, Run, lr_at_every_step, read_curve_table
+from scalinglab.laws.schedules import Schedule
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "scaling_data"
 MPL_CSV = SHARED / "multipowerlaw_schedule_curves.csv"
@@ -212,3 +213,29 @@ def test_multi_power_on_luo_et_al_25m(tmp_path, capsys):
     assert bt["mean_of_run_means"] < 0.0015  # the target for each size
     assert bt["mean_of_run_maxes"] < 0.008
     assert bt["max_abs_rel_error"] < 0.015
+
+
+def test_schedule_column_gives_each_run_its_exact_lr(tmp_path, capsys):
+    specs = {
+        "cos": "warmup(300, 3e-4) + cosine(3700, 3e-5)",
+        "const": "warmup(300, 3e-4) + constant(3700)",
+        "drop": "warmup(300, 3e-4) + constant(1700) + drop(2000, 9e-5)",
+        "wsd": "warmup(300, 3e-4) + constant(2900) + sqrt(800, 3e-5)",
+    }
+    lines = ["run,sched,step,loss"]
+    for name, spec in specs.items():
+        lr = Schedule(spec).lr_array()
+        steps = np.arange(100, 4000, 100)
+        for s, v in zip(steps, mpl_direct(MPL_25M, lr, steps), strict=True):
+            lines.append(f'{name},"{spec}",{s},{v:.10g}')  # a spec has commas: quoted
+    path = tmp_path / "c.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "multi-power", "--run-col", "run", "--schedule-col", "sched"]
+    assert main([*argv, "--holdout-where", "run=wsd", "--bootstrap", "0", "--out", str(out)]) == 0
+    bt = json.loads(out.read_text())["backtest"]
+    assert bt["runs_test"] == 1 and bt["max_abs_rel_error"] < 1e-5  # a 1-sqrt decay never fitted
+    bad = '"warmup(300, 3e-4) + cosine(3700, 3e-5)",3900'
+    path.write_text(path.read_text().replace(bad, '"constant(4000, 1e-4)",3900'))
+    assert main(argv) == 2
+    assert "run 'cos' has 2 different schedules" in capsys.readouterr().err

@@ -43,6 +43,7 @@ def read_table(law, table):
             loss_col=s["loss_col"],
             where=s["where"],
             holdout_where=s["holdout_where"],
+            schedule_col=s["schedule_col"],
         )
     raise DataError(f"--law {law.law} takes a curves CSV (one row per logged step) or a CurveTable")
 

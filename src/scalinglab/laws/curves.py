@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.laws.schedules import Schedule
 from scalinglab.laws.table import ALIASES, _decode, _find
 
 LR_FILLS = ("linear", "auto", "previous")
@@ -136,13 +137,19 @@ def read_curve_table(
     loss_col=None,
     where=(),
     holdout_where=(),
+    schedule_col=None,
 ) -> CurveTable:
-    """Read a long-format curves CSV into runs; held-out runs are marked, never mixed in."""
+    """Read a long-format curves CSV into runs; held-out runs are marked, never mixed in.
+
+    With `schedule_col`, each run's LR at every step is its schedule spec (the column's
+    value, the same on every row of the run) and the lr column may be absent."""
     path, text, header, rows = read_rows(path)
-    for col, flag in [(c, "--run-col") for c in run_cols] + [
-        (step_col, "--step-col"),
-        (lr_col, "--lr-col"),
-    ]:
+    named = [(c, "--run-col") for c in run_cols] + [(step_col, "--step-col")]
+    if schedule_col is not None:
+        named.append((schedule_col, "--schedule-col"))
+    if schedule_col is None or lr_col in header:
+        named.append((lr_col, "--lr-col"))
+    for col, flag in named:
         if col not in header:
             raise DataError(
                 f"{path}: {flag} {col!r}: no such column (columns: {', '.join(header)})"
@@ -175,7 +182,8 @@ def read_curve_table(
             if step != int(step):
                 raise DataError(f"{at}, column {step_col!r}: {row[step_col]!r} is not a whole step")
             steps.append(int(step))
-            lrs.append(_number(row[lr_col], f"{at}, column {lr_col!r}", positive=False))
+            if lr_col in row:
+                lrs.append(_number(row[lr_col], f"{at}, column {lr_col!r}", positive=False))
             losses.append(_number(row[lcol], f"{at}, column {lcol!r}"))
             nums.append(i)
         order = np.argsort(steps, kind="stable")
@@ -184,26 +192,45 @@ def read_curve_table(
         if dup.size:
             a, b = nums[order[dup[0]]], nums[order[dup[0] + 1]]
             raise DataError(f"{path}: run {rid!r} logs step {s[dup[0]]} twice (rows {a} and {b})")
-        runs.append(
-            Run(
-                rid,
-                s,
-                np.array(lrs)[order],
-                np.array(losses)[order],
-                held_out=rid in held,
-                rows=[nums[j] for j in order],
-            )
+        run = Run(
+            rid,
+            s,
+            np.array(lrs)[order] if lrs else np.full(len(s), np.nan),
+            np.array(losses)[order],
+            held_out=rid in held,
+            rows=[nums[j] for j in order],
         )
+        if schedule_col is not None:
+            run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1])
+        runs.append(run)
     conv = {
         "source": str(path),
         "run": "/".join(run_cols),
         "step": step_col,
-        "lr": lr_col,
+        "lr": lr_col if schedule_col is None else f"schedule from {schedule_col!r}",
         "L": lcol,
         "filters": [f"{c[0]}{c[1]}{c[2]}" for _, c in conds],
         "holdout": [f"{c[0]}{c[1]}{c[2]}" for c in held_conds],
     }
     return CurveTable(runs, str(path), hashlib.sha256(text.encode()).hexdigest(), conv)
+
+
+def _given_schedule(path, rid, items, col, last):
+    """A run's LR at steps 0..last from its schedule spec (one value on all its rows)."""
+    specs = {row[col].strip() for _, row in items}
+    if len(specs) != 1:
+        raise DataError(f"{path}: run {rid!r} has {len(specs)} different schedules in {col!r}")
+    spec = specs.pop()
+    try:
+        sched = Schedule(spec)
+    except ConfigError as exc:
+        raise DataError(f"{path}: row {items[0][0]}, column {col!r}: {exc}") from None
+    if len(sched) <= last:
+        raise DataError(
+            f"{path}: run {rid!r}: its schedule {spec!r} has {len(sched)} steps, "
+            f"it logs step {last}"
+        )
+    return sched.lr_array(last + 1)
 
 
 def lr_at_every_step(steps, lrs, fill="linear"):

@@ -95,6 +95,9 @@ class TableConfig:
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
     step_col: str = setting("step", "curve laws: column holding each logged point's step")
     lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")
+    schedule_col: str | None = setting(
+        None, "curve laws: column holding each run's schedule spec (instead of --lr-col)"
+    )
     u_col: str | None = setting(None, "data-constrained: column holding the unique tokens U")
     drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
     checkpoints: bool = setting(
