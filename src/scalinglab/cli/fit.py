@@ -49,7 +49,8 @@ def register(sub):
     )  # fmt: skip
     g.add_argument(
         "--run-col", dest="run_cols", action="append", default=None,
-        help="envelope, curve laws: column(s) identifying a run (default run_id); repeatable",
+        help="envelope, curve laws, --checkpoints: column(s) identifying a run (default run_id); "
+        "repeatable",
     )  # fmt: skip
     g.add_argument(
         "--holdout-where", dest="holdout_where", action="append", default=None,

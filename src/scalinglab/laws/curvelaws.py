@@ -317,7 +317,9 @@ def fit_curves(form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, so
     if bootstrap:
         run_of = np.concatenate([np.full(len(s), i) for i, (s, _, _) in enumerate(runs)])
         W = stratified_weights(run_of, bootstrap, seed)
-        out.update(refit_resamples(lambda w: _objective(form, ctx, w), res, W, boot_starts))
+        out.update(
+            refit_resamples(lambda w: _objective(form, ctx, w), res, W, boot_starts, whiten=True)
+        )
     return out
 
 

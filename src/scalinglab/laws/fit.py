@@ -80,20 +80,44 @@ def fit_best(fun, starts, prune, what):
     }
 
 
-def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000):
+def whitening(fun, x, step=1e-5):
+    """T with T·Tᵀ ≈ H⁻¹ at x (H by central differences of the gradient; flat directions
+    clipped): in z with θ = x + T·z the objective is near-isotropic at its optimum."""
+    P = len(x)
+    E = step * np.eye(P)
+    _, g = fun(np.concatenate([x + E, x - E]), np.zeros(2 * P, dtype=int))
+    H = (g[:P] - g[P:]) / (2 * step)
+    H = 0.5 * (H + H.T)
+    lam, V = np.linalg.eigh(H)
+    if not np.isfinite(lam).all() or lam.max() <= 0:
+        return np.eye(P)
+    lam = np.maximum(lam, lam.max() * 1e-10)
+    return V / np.sqrt(lam)
+
+
+def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000, whiten=False):
     """Refit every resample (a row of weights W) from the best `boot_starts` distinct optima.
 
     objective(W) -> fun(theta, rows, wrow): the summed objective weighted by W[wrow].
+    `whiten`: optimise in coordinates whitened by the full-data Hessian at the optimum
+    (same optima, far fewer iterations for badly scaled parameters).
     Returns {"samples": (R, P) thetas, "boot_converged": share of refits converged}."""
     inits = res.x[_distinct(res.x, res.fun, boot_starts)]
     m = len(inits)
     R = len(W)
     bfun = objective(W)
+    T = np.eye(inits.shape[1])
+    if whiten:
+        full = objective(np.ones((1, W.shape[1])))
+        T = whitening(lambda th, rows: full(th, rows, wrow=np.zeros(len(th), dtype=int)), inits[0])
+    x0 = np.tile(inits, (R, 1))
 
-    def fun_b(th, rows):
-        return bfun(th, rows, wrow=rows // m)  # problem row -> its resample
+    def fun_b(z, rows):
+        f, g = bfun(x0[rows] + z @ T.T, rows, wrow=rows // m)  # problem row -> its resample
+        return f, g @ T
 
-    rb = minimize_batch(fun_b, np.tile(inits, (R, 1)), max_iter=max_iter)
+    rb = minimize_batch(fun_b, np.zeros_like(x0), max_iter=max_iter)
+    rb.x = x0 + rb.x @ T.T
     fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(R, m)
     pick = fb.argmin(axis=1)
     return {
