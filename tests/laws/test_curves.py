@@ -196,6 +196,8 @@ def test_cli_curve_errors(tmp_path, capsys):
         assert main(["fit", str(path), "--law", "multi-power", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and msg in err and err.count("\n") == 1, err
+    assert main(["fit", str(path), "--law", "chinchilla", "--holdout-where", "run=a"]) == 2
+    assert "--holdout-where is for the curve laws" in capsys.readouterr().err
     with pytest.raises(DataError, match="'x' is not a number"):
         path.write_text("run,step,lr,loss\na,10,x,3.0\n")
         read_curve_table(path, run_cols=["run"])

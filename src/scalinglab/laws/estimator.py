@@ -52,10 +52,15 @@ class ScalingLaw:
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
         s = self.settings
-        if self.law == "envelope":
-            return self._fit_envelope(table)
         if self.law in CURVE_LAWS:
             return self._fit_curves(table)
+        if s["holdout_where"]:
+            raise ConfigError(
+                f"--holdout-where is for the curve laws ({', '.join(CURVE_LAWS)}); "
+                f"--law {self.law} backtests with --holdout-frac or --holdout-above"
+            )
+        if self.law == "envelope":
+            return self._fit_envelope(table)
         if self.law == "data-constrained":
             out = constrained.fit_law(self, table)
             self._set_learned(out)
