@@ -66,3 +66,17 @@ def test_torch_in_the_fitter_breaks_its_contract(tmp_path):
     proc = lint_imports(src, tmp_path)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "The fitter and the planner know nothing of torch BROKEN" in proc.stdout
+
+
+def test_no_module_imports_another_modules_private_names():
+    """ruff's SLF001 catches `module._name`; this catches `from module import _name`."""
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "src" / "scalinglab").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scalinglab"):
+                names = [a.name for a in node.names if a.name.startswith("_")]
+                bad += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names
+                        if n != "__version__"]  # fmt: skip
+    assert not bad, bad

@@ -6,7 +6,7 @@ The fit and table flags are generated from `FitConfig` and `TableConfig`
 
 ORDER = 50
 # Fields whose flags take a list: add_flags makes scalar flags, these keep their shapes.
-LIST_FIELDS = ("where", "budgets", "run_cols")
+LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where", "tie", "fix")
 
 
 def register(sub):
@@ -27,9 +27,18 @@ def register(sub):
     p.add_argument(
         "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
     )
-    add_flags(p, FitConfig)
+    add_flags(p, FitConfig, skip=LIST_FIELDS)
     add_flags(p, TableConfig, skip=LIST_FIELDS)
-    g = p.add_argument_group("TableConfig lists")
+    g = p.add_argument_group("FitConfig and TableConfig lists")
+    g.add_argument(
+        "--tie", action="append", default=None, metavar="alpha=beta",
+        help="data-constrained: fit alpha and beta as one exponent",
+    )  # fmt: skip
+    g.add_argument(
+        "--fix", action="append", default=None, metavar="NAME=VALUE",
+        help="data-constrained: hold a parameter (A, B, E, alpha, beta, R_D, R_N) at VALUE; "
+        "repeatable",
+    )  # fmt: skip
     g.add_argument(
         "--where", action="append", default=None, metavar="COL=VALUE",
         help="keep rows where COL=VALUE (or COL!=VALUE); repeatable",
@@ -40,7 +49,14 @@ def register(sub):
     )  # fmt: skip
     g.add_argument(
         "--run-col", dest="run_cols", action="append", default=None,
-        help="envelope: column(s) identifying a run (default run_id); repeatable",
+        help="envelope, curve laws, --checkpoints: column(s) identifying a run (default run_id); "
+        "repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--holdout-where", dest="holdout_where", action="append", default=None,
+        metavar="COL=VALUE",
+        help="curve laws: hold out whole runs with a row where COL=VALUE (or !=, <, <=, >, >=); "
+        "repeatable; fit.json's backtest predicts them",
     )  # fmt: skip
     h = p.add_mutually_exclusive_group()
     h.add_argument(
@@ -66,11 +82,22 @@ def run(args):
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws import ScalingLaw
     from scalinglab.laws.backtest import backtest
-    from scalinglab.laws.settings import CSV_KEYS, FitConfig, TableConfig
+    from scalinglab.laws.curvelaws import CURVE_LAWS
+    from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
 
     law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
-    if args.law == "envelope":
+    if args.law in CURVE_LAWS:
+        if len(args.runs) != 1:
+            raise ConfigError(f"--law {args.law} takes one curves CSV, got {len(args.runs)} paths")
+        if args.holdout_frac is not None or args.holdout_above is not None:
+            raise ConfigError(f"--law {args.law}: hold runs out with --holdout-where")
+        law.fit(args.runs[0])
+    elif args.law == "data-constrained":
+        if len(args.runs) != 1:
+            raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
+        law.fit(args.runs[0])
+    elif args.law == "envelope":
         law.fit(args.runs[0] if len(args.runs) == 1 else list(args.runs))
     else:
         if len(args.runs) != 1:
@@ -79,7 +106,7 @@ def run(args):
             read_csv(
                 args.runs[0],
                 need=("N", "D", "C") if args.law != "power-c" else ("C",),
-                **{k: law.settings[k] for k in CSV_KEYS},
+                **csv_mapping(law.settings),
             )
             if args.law != "isoflop"
             else args.runs[0]

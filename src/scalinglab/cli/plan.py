@@ -14,6 +14,21 @@ def register(sub):
     p.add_argument("--flops", type=float, nargs="+", help="FLOP budget(s)")
     p.add_argument("--target-loss", type=float, help="loss to reach")
     p.add_argument("--params", type=float, help="fixed model size N (with one --flops)")
+    p.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="data-constrained fit: only U unique tokens exist; N, D and epochs per --flops",
+    )
+    g = p.add_argument_group("curve laws: which schedule reaches the lowest loss in S steps")
+    g.add_argument("--steps", type=int, metavar="S", help="run length in steps")
+    g.add_argument(
+        "--schedule", action="append", default=None, metavar="SPEC",
+        help="a candidate, e.g. 'warmup(500, 1e-3) + cosine(9500, 1e-4)'; repeatable",
+    )  # fmt: skip
+    g.add_argument("--peak-lr", type=float, help="the family's peak LR (cosine, linear, WSD ...)")
+    g.add_argument("--final-lr", type=float, help="the family's final LR (default peak/10)")
+    g.add_argument("--warmup", type=int, default=0, help="the family's warmup steps (default 0)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -35,10 +50,32 @@ def run(args):
     from scalinglab.cli._util import print_json
     from scalinglab.errors import ConfigError
     from scalinglab.laws import load_fit
-    from scalinglab.plan import fixed_params, optimal_allocation, target_loss
+    from scalinglab.plan import (
+        fixed_params,
+        optimal_allocation,
+        rank_schedules,
+        target_loss,
+        unique_tokens_allocation,
+    )
 
     law = load_fit(args.fit)
-    if args.params is not None:
+    if args.steps is not None:
+        from scalinglab.laws.schedules import family
+
+        cands = list(args.schedule or [])
+        if args.peak_lr is not None:
+            final = args.final_lr if args.final_lr is not None else args.peak_lr / 10
+            cands += [s.spec for s in family(args.steps, args.peak_lr, final, args.warmup)]
+        if not cands:
+            raise ConfigError("--steps S needs --schedule SPEC (repeatable) or --peak-lr LR")
+        out = rank_schedules(law, args.steps, cands)
+    elif args.unique_tokens is not None:
+        if not args.flops or args.params is not None or args.target_loss is not None:
+            raise ConfigError("--unique-tokens U goes with --flops C... only")
+        out = unique_tokens_allocation(law, args.flops, args.unique_tokens)
+    elif law.law == "data-constrained":
+        raise ConfigError("a data-constrained fit plans with --flops C... --unique-tokens U")
+    elif args.params is not None:
         if not args.flops or len(args.flops) != 1:
             raise ConfigError("--params needs exactly one --flops budget")
         out = fixed_params(law, args.params, args.flops[0])

@@ -1,4 +1,15 @@
-"""`scalinglab runs DIR [--csv OUT | --out FILE]`: the runs table, rebuilt from the run folders."""
+"""`scalinglab runs DIR [--csv OUT | --out FILE] [--curves]`: the runs table, rebuilt from the
+run folders.
+
+`--curves` writes one row per evaluation of every run instead (its metrics.jsonl,
+read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
+--run-col run_id` (N, D laws from every checkpoint) and of the curve laws.
+"""
+
+CURVE_COLUMNS = (
+    "run_id", "arch", "status", "params", "params_nonembed",
+    "step", "tokens", "flops", "lr", "train_loss", "loss",
+)  # fmt: skip
 
 ORDER = 80
 
@@ -25,6 +36,12 @@ def register(sub) -> None:
     p.add_argument(
         "--status", help="only rows with this status (e.g. completed); default: all rows"
     )
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="one row per evaluation (step, tokens, flops, lr, loss) of every run: "
+        "the input of `fit --checkpoints --run-col run_id` and of the curve laws",
+    )
     p.set_defaults(func=run)
 
 
@@ -39,12 +56,57 @@ def run(args) -> int:
     rows = runs_table(args.dir)
     if args.status:
         rows = [r for r in rows if r["status"] == args.status]
+    if args.curves:
+        rows = curve_rows(args.dir, rows)
     if args.csv:
-        write_csv(rows, args.csv)
+        if args.curves:
+            write_rows(rows, args.csv)
+        else:
+            write_csv(rows, args.csv)
         print(f"wrote {len(rows)} rows to {args.csv}", file=sys.stderr)
     if args.out:
         fmt = write_table(rows, args.out, args.format)
         print(f"wrote {len(rows)} rows to {args.out} ({fmt})", file=sys.stderr)
     if not args.csv and not args.out:
-        print(format_table(rows))
+        print(format_table(rows, list(CURVE_COLUMNS) if args.curves else None))
     return 0
+
+
+def curve_rows(root, run_rows) -> list[dict]:
+    """One row per metrics.jsonl record with a val_loss, for each run of `run_rows`."""
+    from pathlib import Path
+
+    from scalinglab import runfolder
+    from scalinglab.sweep.table import find_run_dirs
+
+    dirs = {d.name: d for d in find_run_dirs(root)}
+    out = []
+    for run in run_rows:
+        lr = None
+        for rec in runfolder.read_metrics(Path(dirs[run["run_id"]])):
+            lr = rec.get("lr", lr)  # an eval record may carry no lr: the last one logged
+            if rec.get("val_loss") is None:
+                continue
+            out.append(
+                {
+                    **{k: run.get(k) for k in CURVE_COLUMNS[:5]},
+                    **{k: rec.get(k) for k in ("step", "tokens", "flops", "train_loss")},
+                    "lr": lr,
+                    "loss": rec["val_loss"],
+                }
+            )
+    return out
+
+
+def write_rows(rows, path) -> None:
+    import csv
+    import io
+
+    from scalinglab.fsio import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CURVE_COLUMNS)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r[c] for c in CURVE_COLUMNS])
+    atomic_write_text(path, buf.getvalue())

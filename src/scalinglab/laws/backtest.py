@@ -42,6 +42,10 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     t = as_table(table)
     t.require(law.law, "C")
     test, threshold = split_by_compute(t.C, holdout_frac, holdout_above)
+    if t.groups is not None:  # checkpoints: a run with any checkpoint held out is held out whole
+        test = np.isin(t.groups, t.groups[test])
+        if test.all():
+            raise FitError(f"the backtest split at C > {threshold:.3g} holds out every run")
     settings = {**law.settings, "bootstrap": min(law.settings["bootstrap"], max_bootstrap)}
     sub = ScalingLaw(law.law, **settings).fit(t.subset(~test))
     held = t.subset(test)

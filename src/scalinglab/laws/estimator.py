@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws import warn
+from scalinglab.laws import constrained, curvefit, warn
+from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import make_form
@@ -24,18 +25,22 @@ from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
-from scalinglab.laws.settings import CSV_KEYS, split_settings
+from scalinglab.laws.settings import csv_mapping, split_settings
 from scalinglab.laws.table import OPTIONS, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
-LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope")
+LAWS = (
+    "chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope",
+    "data-constrained", *CURVE_LAWS,
+)  # fmt: skip
 FORMAT_VERSION = 1
 # Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
 # a study's one [fit] table serves every law it fits.
 SETTING_LAWS = {
     "budgets": ("isoflop",),
     "budget_col": ("isoflop",),
-    "run_cols": ("envelope",),
+    # the envelope's and the curve laws' runs (and, with checkpoints=True, an N, D law's)
+    "run_cols": ("envelope", *CURVE_LAWS),
     "n_kind": tuple(law for law in LAWS if law != "envelope"),
     "where": tuple(law for law in LAWS if law != "envelope"),
     "drop_highest": tuple(law for law in LAWS if law != "envelope"),
@@ -90,9 +95,21 @@ class ScalingLaw:
         """
         s = self.settings
         self.check_settings_apply()
+        if self.law in CURVE_LAWS:
+            return self._fit_curves(table)
+        if s["holdout_where"]:
+            raise ConfigError(
+                f"--holdout-where is for the curve laws ({', '.join(CURVE_LAWS)}); "
+                f"--law {self.law} backtests with --holdout-frac or --holdout-above"
+            )
         if self.law == "envelope":
             return self._fit_envelope(table)
-        mapping = {k: s[k] for k in CSV_KEYS}
+        if self.law == "data-constrained":
+            out = constrained.fit_law(self, table)
+            self._set_learned(out)
+            self.warnings_ = out["warnings"] + warn.exponents(self, ("alpha", "beta"))
+            return self
+        mapping = csv_mapping(s)
         if self.law in ("chinchilla", "kaplan"):
             need = ("N", "D")
         elif self.law == "isoflop":
@@ -121,6 +138,8 @@ class ScalingLaw:
         defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"]}
         for name, laws in SETTING_LAWS.items():
             value = self.settings[name]
+            if name == "run_cols" and self.settings.get("checkpoints"):
+                continue  # rows are checkpoints: the runs they belong to
             if self.law not in laws and value not in (defaults[name], [], ()):
                 raise ConfigError(
                     f"{name}={value!r} does not apply to law {self.law!r} "
@@ -209,6 +228,20 @@ class ScalingLaw:
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
         return self
 
+    def _fit_curves(self, table):
+        t = curvefit.read_table(self, table)
+        out = curvefit.fit_curve_law(self, t)
+        self._set_learned(out)
+        curvefit.finish(self, out, t.runs)
+        return self
+
+    def _set_learned(self, out):
+        """The learned attributes (names ending in _) of a law module's fit, and its draws."""
+        for k, v in out.items():
+            if k.endswith("_"):
+                setattr(self, k, v)
+        self.set_uncertainty(out["samples"])
+
     def set_uncertainty(self, samples):
         """Bootstrap draws -> samples_, stderr_ and ci_.
 
@@ -249,7 +282,9 @@ class ScalingLaw:
                 raise ConfigError(f"law {self.law!r} predicts from {', '.join(form.needs)}")
         return form.predict(p, N=N, D=D, C=C)
 
-    def predict(self, N=None, D=None, C=None, return_ci=False):
+    def predict(
+        self, N=None, D=None, C=None, return_ci=False, *, U=None, steps=None, lr_schedule=None
+    ):
         """The predicted loss of runs of N parameters, D tokens, C FLOPs.
 
         Args:
@@ -258,11 +293,22 @@ class ScalingLaw:
             C: training FLOPs, for power-c.
             return_ci: also return the bootstrap percentile interval (needs a fit
                 with bootstrap > 0).
+            U: unique tokens, for data-constrained.
+            steps: the steps to predict, for the curve laws (multi-power,
+                lr-annealing); `predict(steps, lr_schedule)` works positionally too.
+            lr_schedule: the learning rate at every step 0..max(steps) (an array,
+                a Schedule or a schedule spec string), for the curve laws.
 
         Returns:
             The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci.
         """
         self.check_fitted()
+        if self.law == "data-constrained":
+            return constrained.predict(self, N, D, U, return_ci=return_ci)
+        if self.law in CURVE_LAWS:
+            if steps is None and lr_schedule is None:
+                steps, lr_schedule = N, D
+            return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci)
         args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
         pred = self._predict_with(self.params_, *args)
         if not return_ci:

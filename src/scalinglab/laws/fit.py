@@ -10,7 +10,8 @@ optimum as running all 4500 starts (to 1e-15 relative); 15 keeps a margin.
 `benchmarks/fit_speed.py` prints pruned and unpruned side by side.
 prune=False runs every start to convergence.
 
-The bootstrap resamples points with replacement (`resamples` multinomial count
+The bootstrap resamples points with replacement (whole runs, for a table of
+checkpoints: `RunsTable.groups`) (`resamples` multinomial count
 vectors used as weights in the summed Huber objective) and refits each
 resample from the full-data optimum and the next `boot_starts − 1` best
 distinct optima of the grid — a warm start, as Besiroglu et al. 2024 did —
@@ -31,6 +32,13 @@ def bootstrap_weights(n, resamples, seed):
     """(resamples, n) multinomial counts: resample i uses point j counts[i, j] times."""
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+
+
+def run_weights(groups, resamples, seed):
+    """(resamples, n) weights that resample whole runs: a row weighs its run's count."""
+    runs, inverse = np.unique(groups, return_inverse=True)
+    counts = bootstrap_weights(len(runs), resamples, seed)
+    return counts[:, inverse]
 
 
 def _distinct(xs, fs, k):
@@ -56,6 +64,68 @@ def fit_starts(fun, starts, prune=True, prune_iters=15, prune_keep=200, max_iter
     return minimize_batch(fun, starts, max_iter=max_iter)
 
 
+def fit_best(fun, starts, prune, what):
+    """Minimise from every start; the BatchResult and the best start's raw results."""
+    res = fit_starts(fun, starts, prune=prune)
+    finite = np.isfinite(res.fun)
+    if not finite.any():
+        raise FitError(f"{what}: no start gave a finite objective")
+    best = int(np.argmin(np.where(finite, res.fun, np.inf)))
+    return res, {
+        "theta": res.x[best],
+        "objective": float(res.fun[best]),
+        "converged": bool(res.converged[best]),
+        "iterations": int(res.nit[best]),
+        "samples": None,
+    }
+
+
+def whitening(fun, x, step=1e-5):
+    """T with T·Tᵀ ≈ H⁻¹ at x (H by central differences of the gradient; flat directions
+    clipped): in z with θ = x + T·z the objective is near-isotropic at its optimum."""
+    P = len(x)
+    E = step * np.eye(P)
+    _, g = fun(np.concatenate([x + E, x - E]), np.zeros(2 * P, dtype=int))
+    H = (g[:P] - g[P:]) / (2 * step)
+    H = 0.5 * (H + H.T)
+    lam, V = np.linalg.eigh(H)
+    if not np.isfinite(lam).all() or lam.max() <= 0:
+        return np.eye(P)
+    lam = np.maximum(lam, lam.max() * 1e-10)
+    return V / np.sqrt(lam)
+
+
+def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000, whiten=False):
+    """Refit every resample (a row of weights W) from the best `boot_starts` distinct optima.
+
+    objective(W) -> fun(theta, rows, wrow): the summed objective weighted by W[wrow].
+    `whiten`: optimise in coordinates whitened by the full-data Hessian at the optimum
+    (same optima, far fewer iterations for badly scaled parameters).
+    Returns {"samples": (R, P) thetas, "boot_converged": share of refits converged}."""
+    inits = res.x[_distinct(res.x, res.fun, boot_starts)]
+    m = len(inits)
+    R = len(W)
+    bfun = objective(W)
+    T = np.eye(inits.shape[1])
+    if whiten:
+        full = objective(np.ones((1, W.shape[1])))
+        T = whitening(lambda th, rows: full(th, rows, wrow=np.zeros(len(th), dtype=int)), inits[0])
+    x0 = np.tile(inits, (R, 1))
+
+    def fun_b(z, rows):
+        f, g = bfun(x0[rows] + z @ T.T, rows, wrow=rows // m)  # problem row -> its resample
+        return f, g @ T
+
+    rb = minimize_batch(fun_b, np.zeros_like(x0), max_iter=max_iter)
+    rb.x = x0 + rb.x @ T.T
+    fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(R, m)
+    pick = fb.argmin(axis=1)
+    return {
+        "samples": rb.x.reshape(R, m, -1)[np.arange(R), pick],
+        "boot_converged": float(rb.converged.reshape(R, m)[:, 0].mean()),
+    }
+
+
 def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
     """Fit a parametric form to a RunsTable. Returns a dict of raw results."""
     n = len(table)
@@ -74,31 +144,14 @@ def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
                 f"law {form.name!r} needs {var} to vary"
             )
     ctx = form.prepare(table)
-    fun = form.objective(ctx)
-    res = fit_starts(fun, form.starts(ctx), prune=prune)
-    if not np.isfinite(res.fun).any():
-        raise FitError(f"{table.source}: law {form.name!r}: no start gave a finite objective")
-    best = int(np.nanargmin(np.where(np.isfinite(res.fun), res.fun, np.nan)))
-    out = {
-        "ctx": ctx,
-        "theta": res.x[best],
-        "objective": float(res.fun[best]),
-        "converged": bool(res.converged[best]),
-        "iterations": int(res.nit[best]),
-        "samples": None,
-    }
+    res, out = fit_best(
+        form.objective(ctx), form.starts(ctx), prune, f"{table.source}: law {form.name!r}"
+    )
+    out["ctx"] = ctx
     if bootstrap:
-        inits = res.x[_distinct(res.x, res.fun, boot_starts)]
-        m = len(inits)
-        W = bootstrap_weights(n, bootstrap, seed)
-        bfun = form.objective(ctx, W)
-
-        def fun_b(th, rows):
-            return bfun(th, rows, wrow=rows // m)  # problem row -> its resample
-
-        rb = minimize_batch(fun_b, np.tile(inits, (bootstrap, 1)), max_iter=1000)
-        fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(bootstrap, m)
-        pick = fb.argmin(axis=1)
-        out["samples"] = rb.x.reshape(bootstrap, m, -1)[np.arange(bootstrap), pick]
-        out["boot_converged"] = float(rb.converged.reshape(bootstrap, m)[:, 0].mean())
+        if getattr(table, "groups", None) is not None:
+            W = run_weights(table.groups, bootstrap, seed)
+        else:
+            W = bootstrap_weights(n, bootstrap, seed)
+        out.update(refit_resamples(lambda w: form.objective(ctx, w), res, W, boot_starts))
     return out

@@ -22,12 +22,27 @@ def render_report(law) -> str:
     lines += [
         "",
         "columns: "
-        + ", ".join(f"{k}={conv[k]}" for k in ("N", "D", "C", "L", "budget") if k in conv),
+        + ", ".join(
+            f"{k}={conv[k]}"
+            for k in ("run", "step", "lr", "N", "D", "C", "L", "budget")
+            if k in conv
+        ),
     ]
     if conv.get("filters"):
         lines.append("filters: " + "; ".join(conv["filters"]))
     bt = getattr(law, "backtest_", None)
-    if bt:
+    if bt and "runs_test" in bt:  # curve laws: whole runs held out
+        lines += ["", f"held out: {'; '.join(bt['holdout'])} ({bt['runs_test']} runs)"]
+        lines += [
+            f"  {p['run']}: mean |rel. error| {p['mean_abs_rel_error']:.3%}, "
+            f"max {p['max_abs_rel_error']:.3%}"
+            for p in bt["per_run"]
+        ]
+        lines.append(
+            f"  all {bt['n_test']} points: mean {bt['mean_abs_rel_error']:.3%}, "
+            f"max {bt['max_abs_rel_error']:.3%}"
+        )
+    elif bt:
         lines += [
             "",
             f"backtest: fit on {bt['n_train']} cheaper runs, predicted {bt['n_test']} held out "

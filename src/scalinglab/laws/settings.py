@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from scalinglab.config import check_types, flag, from_dict, setting
 from scalinglab.errors import ConfigError
+from scalinglab.laws.curves import LR_FILLS
 from scalinglab.laws.isoflop import CURVATURES
 
 N_KINDS = ("params", "params_nonembed")
@@ -44,6 +45,24 @@ class FitConfig:
     boot_starts: int = setting(1, "starts per bootstrap refit (best distinct optima of the grid)")
     prune: bool = setting(True, "run only the best starts to convergence (--no-prune: all)")
     envelope_points: int = setting(100, "envelope: log-spaced compute values")
+    lr_fill: str = setting(
+        "linear",
+        "curve laws: the LR between logged steps: linear interpolation; linear with isolated "
+        "jumps at the interval's midpoint (auto); or the previous logged value",
+        choices=LR_FILLS,
+    )
+    decay_factor: float = setting(
+        0.999, "lr-annealing: the momentum factor lambda of the annealing area S2"
+    )
+    # list fields (their flags are written in cli/fit.py)
+    tie: list = field(
+        default_factory=list,
+        metadata={"help": "data-constrained: parameters fitted as one (alpha=beta); repeatable"},
+    )
+    fix: list = field(
+        default_factory=list,
+        metadata={"help": "data-constrained: hold NAME at VALUE (NAME=VALUE); repeatable"},
+    )
 
     def __post_init__(self):
         check_types(self)
@@ -53,6 +72,10 @@ class FitConfig:
             raise ConfigError(f"--ci-level must be in (0, 1), got {self.ci_level}")
         if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
             raise ConfigError(f"--huber-delta must be > 0, got {self.huber_delta}")
+        self.tie = [str(x) for x in _items(self.tie)]
+        self.fix = [str(x) for x in _items(self.fix)]
+        if not 0 < self.decay_factor < 1:
+            raise ConfigError(f"--decay-factor must be in (0, 1), got {self.decay_factor}")
         for name in ("boot_starts", "envelope_points"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
@@ -70,7 +93,18 @@ class TableConfig:
     loss_col: str | None = setting(None, "column holding the loss (nats/token)")
     budget_col: str | None = setting(None, "isoflop: column holding each run's compute budget")
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
+    step_col: str = setting("step", "curve laws: column holding each logged point's step")
+    lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")
+    schedule_col: str | None = setting(
+        None, "curve laws: column holding each run's schedule spec (instead of --lr-col)"
+    )
+    u_col: str | None = setting(None, "data-constrained: column holding the unique tokens U")
     drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
+    checkpoints: bool = setting(
+        False,
+        "N, D laws: rows are checkpoints of runs named by --run-col (repeats allowed); "
+        "the bootstrap and the backtest take whole runs",
+    )
     # The list fields (their flags are written in cli/fit.py: add_flags makes scalar flags).
     where: list = field(
         default_factory=list,
@@ -82,7 +116,17 @@ class TableConfig:
     )
     run_cols: list = field(
         default_factory=lambda: ["run_id"],
-        metadata={"help": "envelope: column(s) identifying a run", "flag": "--run-col"},
+        metadata={
+            "help": "envelope, curve laws: column(s) identifying a run",
+            "flag": "--run-col",
+        },
+    )
+    holdout_where: list = field(
+        default_factory=list,
+        metadata={
+            "help": "curve laws: hold out runs with a row where COL=V (!=, <, <=, >, >=); "
+            "repeatable; a held-out run is held out whole"
+        },
     )
 
     def __post_init__(self):
@@ -91,6 +135,7 @@ class TableConfig:
             raise ConfigError(f"--drop-highest must be >= 0, got {self.drop_highest}")
         # lists, whatever sequence was given (one string is one item): fit.json stores arrays
         self.where = [str(w) for w in _items(self.where)]
+        self.holdout_where = [str(w) for w in _items(self.holdout_where)]
         self.run_cols = [str(c) for c in _items(self.run_cols) or ["run_id"]]
         try:
             self.budgets = [float(b) for b in _items(self.budgets)] or None
@@ -106,6 +151,14 @@ def _items(v) -> list:
 
 # The TableConfig fields that say how a CSV is read (passed on to table.read_csv).
 CSV_KEYS = ("n_col", "d_col", "c_col", "loss_col", "budget_col", "n_kind", "where", "drop_highest")
+
+
+def csv_mapping(settings: dict) -> dict:
+    """The keywords of table.read_csv from a law's settings."""
+    out = {k: settings[k] for k in CSV_KEYS}
+    if settings.get("checkpoints"):
+        out["run_cols"] = settings["run_cols"]
+    return out
 
 
 def fit_config(d: dict, where: str) -> FitConfig:

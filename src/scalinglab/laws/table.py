@@ -50,6 +50,7 @@ OPTIONS = {
     "n_kind": "params",
     "where": (),
     "drop_highest": 0,
+    "run_cols": None,
 }
 
 
@@ -68,6 +69,9 @@ class RunsTable:
     L: np.ndarray | None = None
     budget: np.ndarray | None = None
     run_id: list | None = None
+    # checkpoints of runs (issue 19): each row's run, joined from the --run-col columns;
+    # the bootstrap then resamples whole runs. None: every row is its own run.
+    groups: np.ndarray | None = None
     source: str = "<memory>"
     conventions: dict = field(default_factory=dict)
     sha256: str = ""
@@ -95,6 +99,7 @@ class RunsTable:
             **cols,
             budget=None if self.budget is None else self.budget[pick],
             run_id=None if self.run_id is None else [self.run_id[i] for i in pick],
+            groups=None if self.groups is None else self.groups[pick],
             source=self.source,
             conventions=dict(self.conventions),
             sha256=self.sha256,
@@ -133,7 +138,12 @@ class RawTable:
             self.lines = [ln for ln, k in zip(self.lines, flags, strict=True) if k]
 
 
-def _decode(path: Path) -> str:
+def decode_text(path: Path) -> str:
+    """A CSV file's text (UTF-8, a BOM allowed); one-line DataError when empty or not UTF-8.
+
+    Args:
+        path: the file to read.
+    """
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(f"{path}: the file is empty")
@@ -159,7 +169,7 @@ def raw_csv(path: Path) -> RawTable:
     """A CSV file's header and rows (text cells), refusing duplicate header names."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    text = _decode(path)
+    text = decode_text(path)
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -386,8 +396,18 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     conv["N_tried"] = (n_col,) if n_col else n_aliases
     for k in ("D", "C", "L", "budget"):
         conv[f"{k}_tried"] = ALIASES[k]
-    run_id = None
-    if "run_id" in header:
+    run_id, groups = None, None
+    if opts["run_cols"]:  # rows are checkpoints of runs: a run repeats, one row per checkpoint
+        for c in opts["run_cols"]:
+            if c not in header:
+                raise DataError(
+                    f"{path}: --run-col {c!r}: no such column (columns: {', '.join(header)})"
+                )
+        groups = np.array(["/".join(str(r.get(c)) for c in opts["run_cols"]) for r in raw.rows])
+        conv["runs"] = int(np.unique(groups).size)
+        if "run_id" in header:
+            run_id = [r.get("run_id") for r in raw.rows]
+    elif "run_id" in header:
         run_id = [r.get("run_id") for r in raw.rows]
         seen: dict = {}
         for i, rid in enumerate(run_id):
@@ -416,8 +436,9 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         conv["C"] = "6ND"
     read_with = {k: _norm(v) for k, v in opts.items()}
     table = RunsTable(
-        **data, run_id=run_id, source=path, conventions=conv, sha256=raw.sha256, read_with=read_with
-    )
+        **data, run_id=run_id, groups=groups, source=path, conventions=conv, sha256=raw.sha256,
+        read_with=read_with,
+    )  # fmt: skip
     if not table.sha256:
         table.sha256 = table.points_sha256()
     k = opts["drop_highest"]

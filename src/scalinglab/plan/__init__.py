@@ -5,6 +5,13 @@ analysis that turns a study's fits into a plan and a prediction (`plan.analysis`
 """
 
 from scalinglab.laws.optimal import optimal_allocation
-from scalinglab.plan.allocate import fixed_params, target_loss
+from scalinglab.plan.allocate import fixed_params, target_loss, unique_tokens_allocation
+from scalinglab.plan.schedules import rank_schedules
 
-__all__ = ["fixed_params", "optimal_allocation", "target_loss"]
+__all__ = [
+    "fixed_params",
+    "optimal_allocation",
+    "rank_schedules",
+    "target_loss",
+    "unique_tokens_allocation",
+]

@@ -9,6 +9,7 @@ reported as `*_ci`.
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.optimal import (
     allocate,
     draw_columns,
@@ -85,3 +86,57 @@ def fixed_params(law, N, C):
         c_eq = float(_compute_for_loss(law, law.params_, out["loss"]))
         out["compute_efficiency"] = c_eq / C if np.isfinite(c_eq) else None
     return out
+
+
+def _constrained_best(p, C, U, grid=400, rounds=3):
+    """N minimising L(N, C/(6N), U) for params p (floats or (K, 1) draws): a log grid, refined.
+
+    Returns (N, L) shaped like the draws. The loss is unimodal in log N here, so each round
+    keeps the grid cell around the minimum and samples it again."""
+    shape = np.shape(p["A"])
+    lo = np.full(shape, np.log(C / 6.0) - 30.0)  # tokens from ~C/6 down to e^-30 of it
+    hi = np.full(shape, np.log(C / 6.0) - 1e-9)
+    for _ in range(rounds):
+        t = np.linspace(0.0, 1.0, grid)
+        logN = lo[..., None] + (hi - lo)[..., None] * t
+        N = np.exp(logN)
+        pp = {k: np.asarray(v, dtype=float)[..., None] for k, v in p.items()}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            L = DataConstrained.predict(pp, N, C / (6.0 * N), U)
+        L = np.where(np.isfinite(L), L, np.inf)
+        i = np.argmin(L, axis=-1)
+        step = (hi - lo) / (grid - 1)
+        best = np.take_along_axis(logN, i[..., None], -1)[..., 0]
+        lo, hi = best - step, best + step
+    Lbest = np.take_along_axis(L, i[..., None], -1)[..., 0]
+    return np.exp(best), Lbest
+
+
+def unique_tokens_allocation(law, flops, unique_tokens):
+    """For each budget C: the N, D (and epochs D/U) with the lowest predicted loss when only
+    U unique tokens exist, under a data-constrained fit (D = C/(6N), data repeated)."""
+    law.check_fitted()
+    if law.law != "data-constrained":
+        raise ConfigError(f"--unique-tokens needs a data-constrained fit, not {law.law!r}")
+    U = float(unique_tokens)
+    if not U > 0:
+        raise ConfigError(f"--unique-tokens must be > 0, got {unique_tokens}")
+    s = draw_columns(law)
+    rows = []
+    for C in np.atleast_1d(np.asarray(flops, dtype=float)):
+        if not C > 0:
+            raise ConfigError(f"--flops must be > 0, got {C}")
+        N, L = _constrained_best(law.params_, C, U)
+        D = C / (6.0 * N)
+        row = {
+            "flops": float(C), "unique_tokens": U, "params": float(N), "tokens": float(D),
+            "tokens_per_param": float(D / N), "epochs": float(D / U), "loss": float(L),
+        }  # fmt: skip
+        if s is not None:
+            Nd, Ld = _constrained_best({k: s[k][:, 0] for k in law.params_}, C, U)
+            Dd = C / (6.0 * Nd)
+            for k, v in (("params", Nd), ("tokens", Dd), ("epochs", Dd / U), ("loss", Ld)):
+                lo, hi = percentile_interval(v[:, None], law.settings["ci_level"])
+                row[f"{k}_ci"] = [finite_or_none(lo[0]), finite_or_none(hi[0])]
+        rows.append(row)
+    return rows

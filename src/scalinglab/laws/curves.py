@@ -1,0 +1,264 @@
+"""Curve tables: loss curves of many runs in one long CSV, and the LR at every step.
+
+One row per logged point: a run id (one or more `--run-col` columns, joined by
+'/'), the step (`--step-col`, default `step`), the learning rate at that step
+(`--lr-col`, default `lr`) and the loss (`--loss-col`, default as for runs
+tables). `--where` keeps rows; `--holdout-where` holds runs out of the fit:
+a run is held out whole when any of its rows matches, so none of its
+checkpoints reaches the fit (tests/laws/test_curves.py proves it).
+
+The curve laws need η at every step 0..t, the table gives it only at logged
+steps. `lr_at_every_step` rebuilds it:
+- before the first logged step s0: a linear ramp from 0 at step 0 to the LR
+  logged at s0 (a linear warmup that ends at s0);
+- between logged steps, `lr_fill = linear` (the default) interpolates linearly;
+  `auto` does too, except across an isolated jump: an interval whose LR change
+  is more than 10× the change in each neighbouring interval is a step drop (or
+  rise), placed at the interval's midpoint; `previous` holds the last logged
+  value until the next (a step schedule).
+The cost, measured on Luo et al.'s curves against their exact schedules, is in
+benchmarks/results/curve_laws.md.
+"""
+
+import csv
+import hashlib
+import io
+import operator
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.laws.schedules import Schedule
+from scalinglab.laws.table import ALIASES, decode_text, find_column
+
+LR_FILLS = ("linear", "auto", "previous")
+JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
+_OPS = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "=": operator.eq,
+}
+
+
+@dataclass
+class Run:
+    """One run's curve: logged steps (increasing), the LR and loss logged there."""
+
+    run_id: str
+    steps: np.ndarray
+    lr: np.ndarray
+    loss: np.ndarray
+    held_out: bool = False
+    rows: list = field(default_factory=list)  # 1-based data rows of the CSV
+    lr_full: np.ndarray | None = None  # the LR at every step 0..steps[-1], when known
+
+    def schedule(self, fill="linear"):
+        """The LR at every step 0..steps[-1]: the known one, else rebuilt from the logged LR."""
+        if self.lr_full is not None:
+            return self.lr_full
+        return lr_at_every_step(self.steps, self.lr, fill)
+
+
+@dataclass
+class CurveTable:
+    runs: list
+    source: str = "<memory>"
+    sha256: str = ""
+    conventions: dict = field(default_factory=dict)
+
+    @property
+    def fit_runs(self):
+        return [r for r in self.runs if not r.held_out]
+
+    @property
+    def held_runs(self):
+        return [r for r in self.runs if r.held_out]
+
+
+def parse_condition(item: str, flag: str):
+    """'COL=V', 'COL!=V', 'COL<V', 'COL<=V', 'COL>V', 'COL>=V' -> (col, op, value)."""
+    m = re.match(r"^(.+?)(<=|>=|!=|<|>|=)(.*)$", item)
+    if not m or not m.group(1).strip():
+        raise DataError(f"{flag} {item!r}: expected COL=VALUE, COL!=VALUE, COL<V, COL>=V ...")
+    return m.group(1).strip(), m.group(2), m.group(3).strip()
+
+
+def matches(row, cond, source, flag):
+    col, op, val = cond
+    if col not in row:
+        raise DataError(f"{source}: {flag} {col}{op}{val}: no column {col!r}")
+    if op in ("=", "!="):
+        return _OPS[op](row[col], val)
+    try:
+        return _OPS[op](float(row[col]), float(val))
+    except ValueError:
+        raise DataError(
+            f"{source}: {flag} {col}{op}{val}: {row[col]!r} or {val!r} is not a number"
+        ) from None
+
+
+def _number(raw, where, positive=True):
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {raw!r} is not a number") from None
+    if not np.isfinite(v) or (v <= 0 if positive else v < 0):
+        raise DataError(f"{where}: {raw!r} must be a finite number {'> 0' if positive else '>= 0'}")
+    return v
+
+
+def read_rows(path):
+    """(path, text, header, rows as dicts) of a UTF-8 CSV with at least one data row."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = decode_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    rows = list(reader)
+    if not rows:
+        raise DataError(f"{path}: the header has no data rows below it")
+    return path, text, header, rows
+
+
+def read_curve_table(
+    path,
+    *,
+    run_cols=("run_id",),
+    step_col="step",
+    lr_col="lr",
+    loss_col=None,
+    where=(),
+    holdout_where=(),
+    schedule_col=None,
+) -> CurveTable:
+    """Read a long-format curves CSV into runs; held-out runs are marked, never mixed in.
+
+    With `schedule_col`, each run's LR at every step is its schedule spec (the column's
+    value, the same on every row of the run) and the lr column may be absent."""
+    path, text, header, rows = read_rows(path)
+    named = [(c, "--run-col") for c in run_cols] + [(step_col, "--step-col")]
+    if schedule_col is not None:
+        named.append((schedule_col, "--schedule-col"))
+    if schedule_col is None or lr_col in header:
+        named.append((lr_col, "--lr-col"))
+    for col, flag in named:
+        if col not in header:
+            raise DataError(
+                f"{path}: {flag} {col!r}: no such column (columns: {', '.join(header)})"
+            )
+    lcol = find_column(header, "L", loss_col, ALIASES["L"], path, "--loss-col")
+    if lcol is None:
+        raise DataError(
+            f"{path}: no loss column (looked for {', '.join(map(repr, ALIASES['L']))}); "
+            "name it with --loss-col"
+        )
+    conds = [("--where", parse_condition(w, "--where")) for w in where or ()]
+    held_conds = [parse_condition(w, "--holdout-where") for w in holdout_where or ()]
+    groups: dict[str, list] = {}
+    held: set[str] = set()
+    for i, row in enumerate(rows, start=1):
+        if not all(matches(row, c, path, f) for f, c in conds):
+            continue
+        rid = "/".join(row[c] for c in run_cols)
+        groups.setdefault(rid, []).append((i, row))
+        if any(matches(row, c, path, "--holdout-where") for c in held_conds):
+            held.add(rid)
+    if not groups:
+        raise DataError(f"{path}: no rows left after --where {' '.join(where or ())}")
+    runs = []
+    for rid, items in groups.items():
+        steps, lrs, losses, nums = [], [], [], []
+        for i, row in items:
+            at = f"{path}: row {i} (line {i + 1})"
+            step = _number(row[step_col], f"{at}, column {step_col!r}", positive=False)
+            if step != int(step):
+                raise DataError(f"{at}, column {step_col!r}: {row[step_col]!r} is not a whole step")
+            steps.append(int(step))
+            if lr_col in row:
+                lrs.append(_number(row[lr_col], f"{at}, column {lr_col!r}", positive=False))
+            losses.append(_number(row[lcol], f"{at}, column {lcol!r}"))
+            nums.append(i)
+        order = np.argsort(steps, kind="stable")
+        s = np.array(steps)[order]
+        dup = np.flatnonzero(np.diff(s) == 0)
+        if dup.size:
+            a, b = nums[order[dup[0]]], nums[order[dup[0] + 1]]
+            raise DataError(f"{path}: run {rid!r} logs step {s[dup[0]]} twice (rows {a} and {b})")
+        run = Run(
+            rid,
+            s,
+            np.array(lrs)[order] if lrs else np.full(len(s), np.nan),
+            np.array(losses)[order],
+            held_out=rid in held,
+            rows=[nums[j] for j in order],
+        )
+        if schedule_col is not None:
+            run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1])
+        runs.append(run)
+    conv = {
+        "source": str(path),
+        "run": "/".join(run_cols),
+        "step": step_col,
+        "lr": lr_col if schedule_col is None else f"schedule from {schedule_col!r}",
+        "L": lcol,
+        "filters": [f"{c[0]}{c[1]}{c[2]}" for _, c in conds],
+        "holdout": [f"{c[0]}{c[1]}{c[2]}" for c in held_conds],
+    }
+    return CurveTable(runs, str(path), hashlib.sha256(text.encode()).hexdigest(), conv)
+
+
+def _given_schedule(path, rid, items, col, last):
+    """A run's LR at steps 0..last from its schedule spec (one value on all its rows)."""
+    specs = {row[col].strip() for _, row in items}
+    if len(specs) != 1:
+        raise DataError(f"{path}: run {rid!r} has {len(specs)} different schedules in {col!r}")
+    spec = specs.pop()
+    try:
+        sched = Schedule(spec)
+    except ConfigError as exc:
+        raise DataError(f"{path}: row {items[0][0]}, column {col!r}: {exc}") from None
+    if len(sched) <= last:
+        raise DataError(
+            f"{path}: run {rid!r}: its schedule {spec!r} has {len(sched)} steps, "
+            f"it logs step {last}"
+        )
+    return sched.lr_array(last + 1)
+
+
+def lr_at_every_step(steps, lrs, fill="linear"):
+    """The LR at steps 0..steps[-1] from its logged values (see the module docstring)."""
+    steps = np.asarray(steps, dtype=int)
+    lrs = np.asarray(lrs, dtype=float)
+    t = np.arange(steps[-1] + 1)
+    out = np.empty(len(t))
+    s0 = steps[0]
+    out[: s0 + 1] = lrs[0] * t[: s0 + 1] / max(s0, 1) if s0 > 0 else lrs[0]
+    rest = t[s0:]
+    if fill in ("linear", "auto"):
+        out[s0:] = np.interp(rest, steps, lrs)
+        if fill == "auto":
+            for j in _jumps(lrs):
+                mid = (steps[j] + steps[j + 1] + 1) // 2
+                out[steps[j] : mid] = lrs[j]
+                out[mid : steps[j + 1] + 1] = lrs[j + 1]
+    elif fill == "previous":
+        out[s0:] = lrs[np.searchsorted(steps, rest, side="right") - 1]
+    else:
+        raise DataError(f"--lr-fill {fill!r} is not one of {', '.join(LR_FILLS)}")
+    return out
+
+
+def _jumps(lrs):
+    """Indices j where lrs[j] -> lrs[j+1] is an isolated jump (see the module docstring)."""
+    d = np.abs(np.diff(np.log(np.maximum(lrs, 1e-300))))
+    pad = np.concatenate([[0.0], d, [0.0]])
+    neighbours = np.maximum(pad[:-2], pad[2:])
+    return np.flatnonzero((d > JUMP * neighbours) & (d > 1e-3))

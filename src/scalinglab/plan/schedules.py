@@ -1,0 +1,59 @@
+"""Which schedule reaches the lowest loss in S steps, under a fitted curve law.
+
+Each candidate (a `scalinglab.laws.schedules.Schedule`, or its spec) is run
+for S steps (held at its last LR if shorter) and the law predicts the loss at
+the last step, S − 1; with bootstrap draws, its percentile interval and the
+share of draws in which the candidate is the best of the set.
+"""
+
+import numpy as np
+
+from scalinglab.errors import ConfigError
+from scalinglab.laws.curvefit import form_of
+from scalinglab.laws.curvelaws import CURVE_LAWS
+from scalinglab.laws.schedules import Schedule
+
+
+def rank_schedules(law, steps, candidates):
+    """Rows {schedule, loss, loss_ci, best_share} sorted by predicted loss at step S − 1."""
+    law.check_fitted()
+    if law.law not in CURVE_LAWS:
+        raise ConfigError(
+            f"choosing a schedule needs a curve law (multi-power, lr-annealing), not {law.law!r}"
+        )
+    steps = int(steps)
+    if steps < 2:
+        raise ConfigError(f"--steps must be >= 2, got {steps}")
+    scheds = [c if isinstance(c, Schedule) else Schedule(c) for c in candidates]
+    if not scheds:
+        raise ConfigError("no candidate schedules")
+    at = np.array([steps - 1])
+    rows, draws = [], []
+    for sch in scheds:
+        lr = sch.lr_array(steps)
+        if law.samples_ is not None:
+            p, lo, hi = law.predict(at, lr, return_ci=True)
+            rows.append(
+                {"schedule": sch.spec, "loss": float(p[0]), "loss_ci": [float(lo[0]), float(hi[0])]}
+            )
+            draws.append(_draws(law, at, lr))
+        else:
+            rows.append({"schedule": sch.spec, "loss": float(law.predict(at, lr)[0])})
+    if draws:
+        D = np.stack(draws)  # (candidates, draws)
+        wins = np.bincount(
+            np.nanargmin(np.where(np.isfinite(D), D, np.inf), axis=0), minlength=len(rows)
+        )
+        for r, w in zip(rows, wins, strict=True):
+            r["best_share"] = float(w / D.shape[1])
+    return sorted(rows, key=lambda r: r["loss"])
+
+
+def _draws(law, at, lr):
+    form = form_of(law)
+    names = form.param_names
+    S = np.stack([law.samples_[k] for k in names], axis=1)
+    th = np.stack([form.theta(dict(zip(names, row, strict=True))) for row in S])
+    ctx = form.prepare([(at, lr, None)])
+    with np.errstate(all="ignore"):
+        return form.pred(ctx, th, grad=False)[0][:, 0]

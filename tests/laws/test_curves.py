@@ -1,0 +1,243 @@
+"""Curve laws (multi-power, lr-annealing): known answers, held-out runs, published curves."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.laws import ScalingLaw, curvefit, curvelaws, load_fit
+from scalinglab.laws.curves import CurveTable, Run, lr_at_every_step, read_curve_table
+from scalinglab.laws.schedules import Schedule
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "scaling_data"
+MPL_CSV = SHARED / "multipowerlaw_schedule_curves.csv"
+# Luo et al.'s published 25M fit (upstream README)
+MPL_25M = {
+    "L0": 3.040,
+    "A": 0.525,
+    "alpha": 0.508,
+    "B": 363.8,
+    "C": 2.066,
+    "beta": 0.583,
+    "gamma": 0.641,
+}
+TISSUE = {"L0": 3.0, "A": 0.55, "alpha": 0.5, "C": 0.4}
+
+
+def schedule(kind, total, warmup=300, peak=3e-4, low=3e-5):
+    """The LR at steps 0..total-1 (the test's own reference schedules)."""
+    t = np.arange(total, dtype=float)
+    lr = np.full(total, peak)
+    lr[:warmup] = np.linspace(0, peak, warmup)
+    after = t >= warmup
+    if kind == "cosine":
+        x = (t[after] - warmup) / (total - warmup)
+        lr[after] = low + 0.5 * (peak - low) * (1 + np.cos(np.pi * x))
+    elif kind == "drop":
+        lr[t >= total // 2] = 0.3 * peak
+    elif kind == "wsd":
+        d = t >= 0.8 * total
+        lr[d] = peak + (low - peak) * (t[d] - 0.8 * total) / (0.2 * total)
+    return lr
+
+
+def mpl_direct(p, lr, steps):
+    """The Multi-Power Law summed step by step (no blocks): the reference."""
+    cum = np.cumsum(lr)
+    out = []
+    for t in steps:
+        k = np.arange(1, t + 1)
+        S = cum[t] - cum[k - 1]
+        G = 1 - (1 + p["C"] * lr[k] ** (-p["gamma"]) * S) ** (-p["beta"])
+        LD = np.sum((lr[k - 1] - lr[k]) * G)
+        out.append(p["L0"] + p["A"] * cum[t] ** (-p["alpha"]) - p["B"] * LD)
+    return np.array(out)
+
+
+def curves_csv(path, law_fn, kinds, total=4000, every=100, extra=(), marks=None):
+    """A curves CSV; `marks` scales a run's losses (tells its rows apart from all others)."""
+    lines = ["run,kind,step,lr,loss"]
+    for kind in kinds:
+        lr = schedule(kind, total)
+        steps = np.arange(every, total, every)
+        loss = law_fn(lr, steps) * (marks or {}).get(kind, 1.0)
+        for s, v in zip(steps, loss, strict=True):
+            lines.append(f"{kind},{kind},{s},{lr[s]:.10g},{v:.10g}")
+    lines += list(extra)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_blocks_match_the_step_by_step_sum():
+    for kind in ("cosine", "drop", "wsd"):
+        lr = schedule(kind, 6000)
+        steps = np.arange(200, 6000, 150)
+        got = curvelaws.predict_curve(curvelaws.MultiPower(), MPL_25M, steps, lr)
+        ref = mpl_direct(MPL_25M, lr, steps)
+        assert np.max(np.abs(got - ref) / ref) < 1e-4, kind
+
+
+def test_lr_fill_rules():
+    steps, lrs = np.array([4, 8, 12, 16]), np.array([1.0, 1.0, 0.1, 0.1])
+    lin = lr_at_every_step(steps, lrs, "linear")
+    assert np.allclose(lin[:5], [0, 0.25, 0.5, 0.75, 1.0])  # warmup ramp ending at the first row
+    assert np.isclose(lin[10], 0.55)
+    prev = lr_at_every_step(steps, lrs, "previous")
+    assert prev[11] == 1.0 and prev[12] == 0.1
+    auto = lr_at_every_step(steps, lrs, "auto")  # an isolated jump, placed at the midpoint
+    assert auto[9] == 1.0 and auto[10] == 0.1 and auto[16] == 0.1
+    smooth = lr_at_every_step(np.array([4, 8, 12, 16]), np.array([1.0, 0.9, 0.8, 0.7]), "auto")
+    assert np.isclose(smooth[10], 0.85)  # no jump: linear
+
+
+@pytest.mark.parametrize("law", ["multi-power", "lr-annealing"])
+def test_known_law_is_recovered_and_predicts_an_unseen_schedule(tmp_path, law):
+    if law == "multi-power":
+        true = MPL_25M
+
+        def fn(lr, steps):
+            return mpl_direct(true, lr, steps)
+    else:
+        true = TISSUE
+
+        def fn(lr, steps):
+            S1 = np.cumsum(lr)[steps]
+            S2 = curvelaws.annealing_area(lr, 0.999)[steps]
+            return true["L0"] + true["A"] * S1 ** (-true["alpha"]) - true["C"] * S2
+
+    runs = []
+    for kind in ("cosine", "constant", "drop", "wsd"):
+        lr = schedule(kind, 4000)
+        steps = np.arange(100, 4000, 100)
+        loss = fn(lr, steps)
+        runs.append(Run(kind, steps, lr[steps], loss, held_out=kind == "wsd", lr_full=lr))
+    fit = ScalingLaw(law, bootstrap=0).fit(CurveTable(runs))
+    bt = fit.backtest_
+    assert bt["runs_test"] == 1 and bt["per_run"][0]["run"] == "wsd"
+    assert bt["max_abs_rel_error"] < 1e-5
+    # C, beta and gamma shape the loss drop after an LR decrease, which 3 schedules pin
+    # down loosely: the blocks' 1e-5 error moves them by a few percent
+    for k, v in true.items():
+        assert fit.params_[k] == pytest.approx(v, rel=0.01 if k in ("L0", "A", "alpha") else 0.1), k
+
+
+def test_held_out_runs_never_reach_the_fit(tmp_path, monkeypatch):
+    def fn(lr, steps):
+        return mpl_direct(MPL_25M, lr, steps)
+
+    kinds = ("cosine", "constant", "drop", "wsd")
+    path = curves_csv(tmp_path / "all.csv", fn, kinds, marks={"wsd": 1.0123})
+    seen = []
+    real_fit = curvelaws.fit_curves
+
+    def spy(form, runs, **kw):
+        seen.extend(runs)
+        return real_fit(form, runs, **kw)
+
+    monkeypatch.setattr(curvefit, "fit_curves", spy)
+    held = ScalingLaw(
+        "multi-power", run_cols=["run"], where=["kind!=cosine"], holdout_where=["kind=wsd"],
+        bootstrap=0,
+    ).fit(path)  # fmt: skip
+    t = read_curve_table(path, run_cols=["run"], where=["kind!=cosine"])
+    wsd = next(r for r in t.runs if r.run_id == "wsd")
+    assert len(seen) == 2  # constant and drop only
+    for _, _, loss in seen:
+        assert not np.isin(loss, wsd.loss).any()
+    assert held.n_points_ == sum(len(r.steps) for r in t.runs if r.run_id != "wsd")
+    # the same fit as on a file that never had the held-out run
+    lines = path.read_text().splitlines()
+    (tmp_path / "without.csv").write_text("\n".join(x for x in lines if ",wsd," not in x) + "\n")
+    alone = ScalingLaw("multi-power", run_cols=["run"], where=["kind!=cosine"], bootstrap=0)
+    alone.fit(tmp_path / "without.csv")
+    assert alone.params_ == held.params_
+    whole = read_curve_table(path, run_cols=["run"], holdout_where=["step>=3000", "kind=wsd"])
+    assert {r.run_id for r in whole.held_runs} == set(kinds)  # every run has a row >= 3000
+    part = read_curve_table(path, run_cols=["run"], holdout_where=["lr<0.0001"])
+    assert {r.run_id for r in part.held_runs} == {"cosine", "drop", "wsd"}  # not 'constant'
+    assert all(len(r.steps) == 39 for r in part.held_runs)  # held out whole, every row
+
+
+def test_predict_api_and_fit_json_round_trip(tmp_path):
+    def fn(lr, steps):
+        return mpl_direct(MPL_25M, lr, steps)
+
+    path = curves_csv(tmp_path / "c.csv", fn, ("cosine", "constant", "drop"))
+    law = ScalingLaw("lr-annealing", run_cols=["run"], bootstrap=20).fit(path)
+    lr = schedule("wsd", 3000)
+    steps = np.array([500, 1000, 2999])
+    pred = law.predict(steps, lr)
+    assert pred.shape == (3,) and np.all(np.diff(pred) < 0)
+    assert np.allclose(law.predict(steps=steps, lr_schedule=lr), pred)
+    p, lo, hi = law.predict(steps, lr, return_ci=True)
+    assert np.all(lo <= p) and np.all(p <= hi)
+    with pytest.raises(ConfigError, match=r"0\.\.3000"):
+        law.predict([3000], lr)
+    (tmp_path / "fit.json").write_text(json.dumps(law.to_json()))
+    again = load_fit(tmp_path / "fit.json")
+    assert np.allclose(again.predict(steps, lr), pred)
+
+
+def test_cli_curve_errors(tmp_path, capsys):
+    path = tmp_path / "c.csv"
+    path.write_text("run,step,lr,loss\na,10,0.1,3.0\na,10,0.1,2.9\n")
+    for argv, msg in [
+        (["--run-col", "run"], "logs step 10 twice"),
+        (["--run-col", "run", "--lr-col", "eta"], "--lr-col 'eta': no such column"),
+        (["--run-col", "run", "--holdout-where", "run=a"], "holds out every run"),
+        (["--run-col", "run", "--holdout-where", "step~3"], "expected COL=VALUE"),
+        (["--run-col", "run", "--holdout-frac", "0.2"], "--holdout-where"),
+    ]:
+        if "twice" not in msg:
+            path.write_text("run,step,lr,loss\na,10,0.1,3.0\na,20,0.1,2.9\n")
+        assert main(["fit", str(path), "--law", "multi-power", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1, err
+    assert main(["fit", str(path), "--law", "chinchilla", "--holdout-where", "run=a"]) == 2
+    assert "--holdout-where is for the curve laws" in capsys.readouterr().err
+    with pytest.raises(DataError, match="'x' is not a number"):
+        path.write_text("run,step,lr,loss\na,10,x,3.0\n")
+        read_curve_table(path, run_cols=["run"])
+
+
+@pytest.mark.skipif(not MPL_CSV.is_file(), reason="../shared/scaling_data is absent")
+def test_multi_power_on_luo_et_al_25m(tmp_path, capsys):
+    """Fit on the 3 `fit` curves, predict the 6 `test` ones (Luo et al.: 0.110% / 0.41%)."""
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(MPL_CSV), "--law", "multi-power", "--run-col", "schedule"]
+    argv += ["--where", "model=25M", "--holdout-where", "split=test", "--bootstrap", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    bt = json.loads(out.read_text())["backtest"]
+    assert bt["runs_test"] == 6 and bt["n_test"] == 1622
+    assert bt["mean_of_run_means"] < 0.0015  # the issue's target for each size
+    assert bt["mean_of_run_maxes"] < 0.008
+    assert bt["max_abs_rel_error"] < 0.015
+
+
+def test_schedule_column_gives_each_run_its_exact_lr(tmp_path, capsys):
+    specs = {
+        "cos": "warmup(300, 3e-4) + cosine(3700, 3e-5)",
+        "const": "warmup(300, 3e-4) + constant(3700)",
+        "drop": "warmup(300, 3e-4) + constant(1700) + drop(2000, 9e-5)",
+        "wsd": "warmup(300, 3e-4) + constant(2900) + sqrt(800, 3e-5)",
+    }
+    lines = ["run,sched,step,loss"]
+    for name, spec in specs.items():
+        lr = Schedule(spec).lr_array()
+        steps = np.arange(100, 4000, 100)
+        for s, v in zip(steps, mpl_direct(MPL_25M, lr, steps), strict=True):
+            lines.append(f'{name},"{spec}",{s},{v:.10g}')  # a spec has commas: quoted
+    path = tmp_path / "c.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "multi-power", "--run-col", "run", "--schedule-col", "sched"]
+    assert main([*argv, "--holdout-where", "run=wsd", "--bootstrap", "0", "--out", str(out)]) == 0
+    bt = json.loads(out.read_text())["backtest"]
+    assert bt["runs_test"] == 1 and bt["max_abs_rel_error"] < 1e-5  # a 1-sqrt decay never fitted
+    bad = '"warmup(300, 3e-4) + cosine(3700, 3e-5)",3900'
+    path.write_text(path.read_text().replace(bad, '"constant(4000, 1e-4)",3900'))
+    assert main(argv) == 2
+    assert "run 'cos' has 2 different schedules" in capsys.readouterr().err

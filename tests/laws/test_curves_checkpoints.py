@@ -1,0 +1,86 @@
+"""N, D laws from every checkpoint: `runs --curves`, `fit --checkpoints`, whole-run bootstrap."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, dumps_toml
+from scalinglab.laws import ScalingLaw, read_csv
+from scalinglab.laws.fit import run_weights
+from scalinglab.models.counting import count
+from tests.laws.synth import TRUE_CHIN, chinchilla_law
+
+VOCAB = 256
+
+
+def run_folder(folder, width, tokens, evals=6):
+    """A finished run whose val_loss at every evaluation follows TRUE_CHIN at (N, tokens so far)."""
+    folder.mkdir(parents=True)
+    model = ModelConfig(arch="gpt", n_layer=2, n_embd=width, n_head=width // 8, block_size=32,
+                        vocab_size=VOCAB)  # fmt: skip
+    cfg = RunConfig(model=model, train=TrainConfig(data="shards", tokens=tokens))
+    (folder / "config.toml").write_text(dumps_toml(cfg.to_dict()))
+    c = count(model, VOCAB)
+    lines = []
+    for t in np.geomspace(tokens / 20, tokens, evals).astype(int):
+        t = int(t)
+        f = float(t * c.flops_per_token)
+        lines.append({"step": int(t // 256), "tokens": int(t), "flops": f, "lr": 1e-3,
+                      "train_loss": 9.0})  # fmt: skip
+        lines.append({"step": int(t // 256), "tokens": int(t), "flops": f,
+                      "val_loss": float(chinchilla_law(c.params, t))})  # fmt: skip
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = {"format_version": 1, "status": "completed", "arch": "gpt",
+              "val_loss": lines[-1]["val_loss"], "params": c.params,
+              "params_nonembed": c.params_nonembed, "tokens": tokens,
+              "flops": tokens * c.flops_per_token, "flops_6nd": 6 * c.params * tokens}  # fmt: skip
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_runs_curves_table_and_checkpoint_fit(tmp_path, capsys):
+    for w in (16, 32, 64, 128):
+        for tokens in (2e8, 2e9):
+            run_folder(tmp_path / "sweep" / "runs" / f"w{w}-d{tokens:.0e}", w, int(tokens))
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8 * 6 and {r["lr"] for r in rows} == {"0.001"}
+    assert len({r["run_id"] for r in rows}) == 8
+    # a run id repeats (one row per checkpoint): only --checkpoints accepts that
+    assert main(["fit", str(out), "--law", "chinchilla", "--bootstrap", "0"]) == 2
+    assert "duplicate run_id" in capsys.readouterr().err
+    fit = tmp_path / "fit.json"
+    argv = ["fit", str(out), "--law", "chinchilla", "--checkpoints", "--run-col", "run_id"]
+    assert main([*argv, "--bootstrap", "40", "--out", str(fit)]) == 0
+    obj = json.loads(fit.read_text())
+    assert obj["n_points"] == 48 and obj["conventions"]["runs"] == 8
+    for k, v in TRUE_CHIN.items():
+        assert obj["params"][k] == pytest.approx(v, rel=0.02), k
+
+
+def test_bootstrap_and_backtest_take_whole_runs(tmp_path):
+    groups = np.array(["a", "a", "a", "b", "b", "c"])
+    W = run_weights(groups, 200, 0)
+    assert np.all(W[:, 0] == W[:, 1]) and np.all(W[:, 0] == W[:, 2]) and np.all(W[:, 3] == W[:, 4])
+    assert np.all(W.reshape(200, -1)[:, [0, 3, 5]].sum(axis=1) == 3)  # 3 runs drawn per resample
+    rng = np.random.default_rng(0)
+    lines = ["run,N,D,loss"]
+    for i, N in enumerate(np.geomspace(1e7, 1e9, 6)):
+        for D in np.geomspace(1e8, 1e10, 5):
+            L = chinchilla_law(N, D) * np.exp(0.002 * rng.standard_normal())
+            lines.append(f"r{i},{N:.6g},{D:.6g},{L:.6f}")
+    path = tmp_path / "ckpt.csv"
+    path.write_text("\n".join(lines) + "\n")
+    t = read_csv(path, run_cols=["run"])
+    assert t.groups is not None and len(set(t.groups)) == 6
+    law = ScalingLaw("chinchilla", checkpoints=True, run_cols=["run"], bootstrap=50)
+    law.fit(path)
+    from scalinglab.laws.backtest import backtest
+
+    bt = backtest(law, t, holdout_above=3e19)
+    # only the largest model's last checkpoint is above 3e19 FLOPs: its whole curve is held out
+    assert bt["n_test"] == 5 and {p["N"] for p in bt["points"]} == {float(t.N.max())}
+    assert bt["mean_abs_rel_error"] < 0.02

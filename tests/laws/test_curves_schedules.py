@@ -1,0 +1,78 @@
+"""The schedule syntax and the choice of a schedule under a fitted curve law."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.errors import ConfigError
+from scalinglab.laws import ScalingLaw, curvelaws
+from scalinglab.laws.schedules import Schedule, family
+from scalinglab.plan import rank_schedules
+from tests.laws.test_curves import MPL_25M, curves_csv, mpl_direct
+
+
+def test_phases_known_values():
+    lr = Schedule("warmup(4, 1.0) + constant(2) + linear(4, 0.2) + drop(2, 0.05)").lr_array()
+    assert np.allclose(lr, [0, 1 / 3, 2 / 3, 1, 1, 1, 1.0, 0.8, 0.6, 0.4, 0.05, 0.05])
+    cos = Schedule("constant(1, 1.0) + cosine(4, 0.0)").lr_array()
+    assert np.allclose(
+        cos, [1, 1, (1 + np.cos(np.pi / 4)) / 2, 0.5, (1 + np.cos(3 * np.pi / 4)) / 2]
+    )
+    ex = Schedule("constant(1, 1.0) + exp(2, 0.01)").lr_array(5)
+    assert np.allclose(ex, [1, 1, 0.1, 0.01, 0.01])  # held at the end value beyond the end
+    sq = Schedule("constant(1, 1.0) + sqrt(4, 0.0)").lr_array()
+    assert np.allclose(sq[1:], 1 - np.sqrt(np.arange(4) / 4))
+    # Luo et al.'s cosine_24000, as their code builds it
+    lr = Schedule("warmup(2160, 3e-4) + cosine(21840, 3e-5)").lr_array()
+    t = np.arange(2160, 24000)
+    up = 3e-5 + 0.5 * (3e-4 - 3e-5) * (1 + np.cos(np.pi * (t - 2160) / 21840))
+    assert np.allclose(lr, np.concatenate([np.linspace(0, 3e-4, 2160), up]), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "spec, msg",
+    [("cosine(10)", "needs an LR"), ("warm(10, 1)", "one of"), ("linear(x, 1)", "bad numbers"),
+     ("constant(0, 1)", "steps >= 1"), ("constant(3, 1) + exp(3, 0)", "exp needs LRs > 0")],
+)  # fmt: skip
+def test_bad_specs(spec, msg):
+    with pytest.raises(ConfigError, match=msg):
+        Schedule(spec).lr_array()
+
+
+def test_rank_schedules_under_a_known_law(tmp_path, capsys):
+    law = ScalingLaw("multi-power", bootstrap=0)
+    law.params_, law.samples_ = dict(MPL_25M), None
+    cands = family(12000, 3e-4, 3e-5, warmup=1000)
+    assert len(cands) == 3 + 4 * 3 and all(len(c) == 12000 for c in cands)
+    rows = rank_schedules(law, 12000, cands)
+    form = curvelaws.MultiPower()
+    for r in rows:
+        want = curvelaws.predict_curve(form, MPL_25M, [11999], Schedule(r["schedule"]).lr_array())
+        assert r["loss"] == pytest.approx(want[0], rel=1e-12)
+    assert [r["loss"] for r in rows] == sorted(r["loss"] for r in rows)
+    assert rows[-1]["schedule"].endswith("constant(11000)")  # no annealing: the highest loss
+    assert "exp" in rows[0]["schedule"] or "sqrt" in rows[0]["schedule"]  # a WSD wins
+    chin = ScalingLaw("chinchilla")
+    chin.params_ = {"E": 1.7, "A": 400.0, "B": 1200.0, "alpha": 0.34, "beta": 0.28}
+    with pytest.raises(ConfigError, match="curve law"):
+        rank_schedules(chin, 100, cands)
+
+
+def test_plan_steps_cli(tmp_path, capsys):
+    def fn(lr, steps):
+        return mpl_direct(MPL_25M, lr, steps)
+
+    path = curves_csv(tmp_path / "c.csv", fn, ("cosine", "constant", "drop"))
+    fit = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "20"]
+    assert main([*argv, "--out", str(fit)]) == 0
+    capsys.readouterr()
+    argv = ["plan", str(fit), "--steps", "3000", "--peak-lr", "3e-4", "--warmup", "300"]
+    assert main([*argv, "--schedule", "warmup(300, 3e-4) + drop(2700, 1e-4)", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1 + 15 and sum(r["best_share"] for r in rows) == pytest.approx(1.0)
+    assert all(r["loss_ci"][0] <= r["loss"] <= r["loss_ci"][1] for r in rows)
+    assert main(["plan", str(fit), "--steps", "3000"]) == 2
+    assert "--schedule SPEC" in capsys.readouterr().err
