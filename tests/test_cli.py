@@ -119,3 +119,23 @@ def test_train_print_config_is_the_resolved_config_and_writes_nothing(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shards"]  # nothing written
     assert main(argv) == 2  # without --print-config a run folder is required
     assert "--out RUN is required" in capsys.readouterr().err
+
+
+def test_sweep_and_study_print_config_round_trip(capsys):
+    import tomllib
+    from pathlib import Path
+
+    from scalinglab.study.builtin import QUICKSTART_TOML
+    from scalinglab.study.spec import parse_study, study_dict
+    from scalinglab.sweep.spec import load_spec, parse_spec, spec_dict
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "tiny_sweep.toml"
+    assert main(["sweep", str(example), "--print-config"]) == 0
+    printed = tomllib.loads(capsys.readouterr().out)
+    assert printed["shape"]["max_layers"] == 48  # a default the example leaves out, filled in
+    assert spec_dict(parse_spec(printed, "printed")) == spec_dict(load_spec(example))
+    assert main(["quickstart", "--print-config"]) == 0  # no --out needed to print
+    printed = tomllib.loads(capsys.readouterr().out)
+    assert printed["fit"]["bootstrap"] == 1000 and printed["backtest"]["predictor"]
+    builtin = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in")
+    assert study_dict(parse_study(printed, "printed")) == study_dict(builtin)

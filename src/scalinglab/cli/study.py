@@ -12,7 +12,7 @@ ORDER = 5
 
 
 def _common(p) -> None:
-    p.add_argument("--out", required=True, metavar="DIR", help="study folder (rerun to resume)")
+    p.add_argument("--out", metavar="DIR", help="study folder (rerun to resume); required")
     p.add_argument(
         "--minutes", type=float, metavar="M",
         help="scale every budget to take about M minutes instead of the spec's (default 10)",
@@ -25,6 +25,10 @@ def _common(p) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan and its time, run nothing"
     )
+    p.add_argument(
+        "--print-config", action="store_true",
+        help="print the study spec with every default filled in (TOML) and exit",
+    )  # fmt: skip
     add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)
 
@@ -74,9 +78,18 @@ def cache_dir(given: str | None) -> Path:
 
 
 def run(args) -> int:
+    from scalinglab.errors import ConfigError
     from scalinglab.study.run import plan_study, prepare_data, run_study
 
     study = _load(args)
+    if args.print_config:
+        from scalinglab.config import dumps_toml
+        from scalinglab.study.spec import study_dict
+
+        print(dumps_toml(study_dict(study)), end="")
+        return 0
+    if not args.out:
+        raise ConfigError("--out DIR is required (the study folder)")
     cfg = executor_config(args, workers=study.workers)  # --workers: default the spec's
     t0 = time.monotonic()
     view = _View(t0, args.out)

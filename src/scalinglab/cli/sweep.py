@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--out", help="sweep folder (required unless --dry-run)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument(
+        "--print-config", action="store_true",
+        help="print the spec with every default filled in (TOML) and exit",
+    )  # fmt: skip
+    p.add_argument(
         "--flops-convention",
         choices=("6nd", "model"),
         help="tokens per run from C = 6·N·D, or from the model's own FLOP count "
@@ -75,6 +79,12 @@ def run(args) -> int:
         spec.design.flops_convention = args.flops_convention
     if args.trainer_cmd is not None:
         spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
+    if args.print_config:
+        from scalinglab.config import dumps_toml
+        from scalinglab.sweep.spec import spec_dict
+
+        print(dumps_toml(spec_dict(spec)), end="")
+        return 0
     cfg = executor_config(args)
     threads = cfg.threads_per_run
     if args.dry_run:

@@ -38,6 +38,7 @@
 """
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,24 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         fit=fs,
         raw=d,
     )
+
+
+def study_dict(study: StudySpec) -> dict:
+    """The study spec as a TOML mapping with every default filled in (what `study
+    --print-config` prints); `parse_study` of it gives the same study."""
+    d = {
+        "format_version": FORMAT_VERSION, "name": study.name, "minutes": study.minutes,
+        "workers": study.workers, "data": dict(study.data),
+        **{k: v for k, v in study.shared.items() if v},
+        "sweeps": {a: {k: v for k, v in dataclasses.asdict(s).items() if k != "kind"}
+                   for a, s in study.sweeps.items()},
+        "backtest": dataclasses.asdict(study.backtest),
+        "plan": {"factors": list(study.factors)},
+        "fit": {k: v for k, v in dataclasses.asdict(study.fit).items() if v is not None},
+    }  # fmt: skip
+    if study.seed_noise is not None:
+        d["seed_noise"] = dataclasses.asdict(study.seed_noise)
+    return d
 
 
 def sweep_dict(study: StudySpec, arch: str, shards: Path, design: dict, suffix: str) -> dict:

@@ -423,6 +423,21 @@ def _build(cls, d, where: str):
         raise SweepError(str(exc)) from None
 
 
+def spec_dict(spec: SweepSpec) -> dict:
+    """The spec as a TOML mapping with every default filled in (what `sweep --print-config`
+    prints); `parse_spec` of it gives the same spec."""
+    d = {
+        "format_version": FORMAT_VERSION, "name": spec.name, "data": str(spec.data),
+        "archs": list(spec.archs), "model": dict(spec.model), "train": dict(spec.train),
+        "shape": dataclasses.asdict(spec.shape),
+        "hparams": {a: dataclasses.asdict(r) for a, r in spec.hparams.items()},
+        "design": {k: v for k, v in dataclasses.asdict(spec.design).items() if v is not None},
+    }  # fmt: skip
+    if spec.trainer_cmd:
+        d["trainer_cmd"] = spec.trainer_cmd
+    return d
+
+
 def _hparams(d, archs: list[str], where: str) -> dict[str, HparamRule]:
     fields = [f.name for f in dataclasses.fields(HparamRule)]
     _table(d, fields + list(ARCHS), where)
