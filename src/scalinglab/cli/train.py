@@ -24,6 +24,11 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write (or resume)")
     p.add_argument("--config", metavar="FILE.toml", help="run config ([model] and [train])")
     p.add_argument("--json", action="store_true", help="print result.json to stdout at the end")
+    p.add_argument(
+        "--allow-config-change", action="store_true",
+        help="resume although training settings (e.g. --lr) changed since the checkpoint; "
+        "the change is recorded in RUN/history.jsonl (else such a resume is refused)",
+    )  # fmt: skip
     add_flags(p, ModelConfig)
     add_flags(p, TrainConfig)
     p.set_defaults(func=run)
@@ -57,7 +62,9 @@ def run(args) -> int:
     if not cfg.train.data:
         raise ConfigError("no shards folder: give --data SHARDS (or [train] data in --config)")
     cfg.train.budget  # noqa: B018 -- a missing budget is a user error, before any work
-    result = train(cfg, args.out, progress=is_terminal())
+    result = train(
+        cfg, args.out, progress=is_terminal(), allow_config_change=args.allow_config_change
+    )
     if args.json and is_main_process():  # under torchrun, rank 0 alone reports
         print_json(result)
     elif is_main_process():
