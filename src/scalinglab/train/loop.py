@@ -15,7 +15,7 @@ import torch
 from scalinglab import runfolder
 from scalinglab.config import RunConfig
 from scalinglab.data.loader import BatchLoader
-from scalinglab.data.shards import open_shards
+from scalinglab.data.shards import check_integrity, open_shards
 from scalinglab.errors import CheckpointError, ConfigError
 from scalinglab.fsio import atomic_write_bytes
 from scalinglab.models.counting import count
@@ -60,6 +60,7 @@ class Trainer:
         self.lock = None
         self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
         self.shards = open_shards(cfg.train.data)
+        check_integrity(self.shards)  # hashes and token ids, before a step trains on them
         self.dtype_asked = cfg.train.dtype  # "auto" keeps, on resume, what the run started with
         self.cfg = setup.resolve(cfg, self.shards, self.device)
         setup.check_split_sizes(self.cfg, self.shards)
@@ -361,6 +362,7 @@ class Trainer:
             "wall_seconds": self._wall(), "train_seconds": self.c.train_seconds,
             "tokens_per_second": self._tokens_per_second(), "vocab_size": m.vocab_size,
             "device": self.device, "dtype": self.cfg.train.dtype,
+            "tokenizer": self.shards.tokenizer, "tokenizer_id": self.shards.tokenizer_id,
         } | extra  # fmt: skip
         changes = [h for h in runfolder.read_history(self.out) if h.get("event") == "config_change"]
         if changes:  # a mixed run: its settings changed on a resume (RUN/history.jsonl)
