@@ -449,8 +449,9 @@ def hold_lock(run_dir: str | os.PathLike, wait: bool = False) -> int | None:
                 ) from None
             log.info("%s: waiting for %s to stop", run_dir.name, holder)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: held all the same, holder unnamed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
     except BaseException:
         os.close(fd)
         raise

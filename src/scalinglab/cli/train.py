@@ -53,6 +53,8 @@ def build_config(args):
 
 
 def run(args) -> int:
+    import os
+
     from scalinglab.cli._util import is_terminal, print_json
     from scalinglab.errors import ConfigError
     from scalinglab.train import train
@@ -62,6 +64,8 @@ def run(args) -> int:
     if not cfg.train.data:
         raise ConfigError("no shards folder: give --data SHARDS (or [train] data in --config)")
     cfg.train.budget  # noqa: B018 -- a missing budget is a user error, before any work
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
     result = train(
         cfg, args.out, progress=is_terminal(), allow_config_change=args.allow_config_change
     )

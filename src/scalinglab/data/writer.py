@@ -143,8 +143,10 @@ def prepare(
         )
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
         _move_into_place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(out)) from None  # a write: name it
         raise
     return {**manifest, "up_to_date": False}
 
