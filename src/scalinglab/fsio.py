@@ -38,6 +38,27 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
             continue
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc; elsewhere set and
+    put back at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give a file another library wrote with private permissions (safetensors writes
+    0600) the usual ones: 0666 less the umask, as plain open() would."""
+    os.chmod(path, 0o666 & ~umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)

@@ -36,7 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from scalinglab.errors import CheckpointError
-from scalinglab.fsio import atomic_write_json, fsync_dir, sha256_file
+from scalinglab.fsio import atomic_write_json, follow_umask, fsync_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ def save(
 def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict, owner: dict) -> None:
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
+    follow_umask(tmp / WEIGHTS)  # safetensors writes 0600: a shared folder could not read it
     torch.save(state, tmp / STATE)
     hashes = {}
     for name in (WEIGHTS, STATE):
