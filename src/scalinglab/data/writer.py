@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab import __version__
-from scalinglab.config import setting
+from scalinglab.config import check_seed, check_types, setting
 from scalinglab.data import shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
 from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
@@ -81,6 +81,8 @@ class PrepareConfig:
     chunk_bytes: int = setting(CHUNK_BYTES, "bytes read at a time (memory use is a small multiple)")
 
     def __post_init__(self):
+        check_types(self)
+        check_seed(self.seed)
         check_vocab_size(self.tokenizer, self.vocab_size)
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
