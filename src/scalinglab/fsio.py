@@ -5,10 +5,13 @@ content or the new one. Every JSON file the project writes goes through here.
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import secrets
+import shutil
+import socket
 from pathlib import Path
 
 
@@ -24,6 +27,39 @@ def fsync_dir(path: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def temp_tag() -> str:
+    """`PID@HOST`: whose temporary file or folder this is. Every temporary name carries
+    it, so that a later run can tell one a killed process left (`remove_stale_temps`)
+    from one another process is writing."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def remove_stale_temps(folder: str | os.PathLike, prefix: str) -> None:
+    """Delete the temporary files and folders named `prefix` + `PID@HOST` + anything in
+    `folder` that a process of this host left when it was killed (SIGKILL, power loss):
+    its pid is no longer running. Another host's, or a live process's, are left alone."""
+    host = socket.gethostname()
+    for path in Path(folder).glob(glob.escape(prefix) + "*@" + glob.escape(host) + "*"):
+        pid, _, rest = path.name[len(prefix) :].partition("@")
+        if not (pid.isdigit() and rest.startswith(host)) or _alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's: it exists
+        return True
+    return True
 
 
 def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
@@ -64,7 +100,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     # os.open with mode 0o666 (not mkstemp's 0o600) so the file gets the usual
     # permissions under the user's umask, as if written with plain open().
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    remove_stale_temps(path.parent, f".{path.name}.")
+    tmp = path.parent / f".{path.name}.{temp_tag()}.{secrets.token_hex(6)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:  # name the file being written, not our temporary name
