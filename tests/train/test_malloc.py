@@ -56,9 +56,12 @@ def test_big_blocks_come_from_the_heap_and_stay():
     r = run("tune")
     assert r["tuned"] is True
     assert grew(r, "alive", "hblkhd") == 0  # no mmap for it...
-    assert grew(r, "alive", "arena") >= MIB64  # ...the heap grew instead
+    # ...the heap served it (in use grew by the block; the heap grows by less when it
+    # already held free space, which depends on what the imports allocated and freed)
+    used = {k: r[k]["arena"] - r[k]["fordblks"] for k in ("before", "alive")}
+    assert used["alive"] - used["before"] >= MIB64
     # Freed, the block stays in the heap as free space, for the next step to reuse.
-    assert grew(r, "freed", "arena") >= MIB64
+    assert r["freed"]["arena"] >= r["alive"]["arena"]
     assert r["freed"]["fordblks"] >= MIB64
 
 
