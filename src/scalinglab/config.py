@@ -40,6 +40,10 @@ RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
 CONFIG_FORMAT_VERSION = 1
 """config.toml / run.toml: the [model] and [train] tables below (absent means 1)."""
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""Every integer setting fits TOML's (and torch's) 64-bit integers."""
+SEED_MAX = INT_MAX
+"""Seeds are non-negative (numpy refuses others; torch would map them)."""
 
 
 def setting(default, help: str, **kw):
@@ -173,6 +177,14 @@ class TrainConfig:
             raise ConfigError(f"--cooldown-frac must be in [0, 1], got {self.cooldown_frac}")
         if self.keep_ckpts < 1:
             raise ConfigError(f"--keep-ckpts must be >= 1, got {self.keep_ckpts}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{flag(name)} must be in [0, 1), got {getattr(self, name)}")
+        check_seed(self.seed)
+        if self.threads < 0:
+            raise ConfigError(
+                f"--threads must be >= 0 (0: the library's default), got {self.threads}"
+            )
         _positive(self, "log_every")
         given = [b for b in BUDGETS if getattr(self, b)]
         if len(given) > 1:
@@ -246,6 +258,11 @@ def run_identity(cfg: RunConfig, data_id: str) -> str:
 # --- the generic mechanism -------------------------------------------------
 
 
+def check_seed(seed: int, name: str = "--seed") -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{name} must be in [0, {SEED_MAX}], got {seed}")
+
+
 def _positive(obj, name: str) -> None:
     if getattr(obj, name) <= 0:
         raise ConfigError(f"{flag(name)} must be positive, got {getattr(obj, name)}")
@@ -275,6 +292,11 @@ def check_types(obj) -> None:
             setattr(obj, f.name, int(v))  # 1e6 in a TOML file means 1000000
         elif not isinstance(v, tp) or (tp is not bool and isinstance(v, bool)):
             raise ConfigError(f"{flag(f.name)} must be {tp.__name__}, got {type(v).__name__} {v!r}")
+        v = getattr(obj, f.name)
+        if tp is float and not math.isfinite(v):  # NaN passes every comparison: refuse it here
+            raise ConfigError(f"{name} must be a finite number, got {v}")
+        if tp is int and not isinstance(v, bool) and not INT_MIN <= v <= INT_MAX:
+            raise ConfigError(f"{name} must be in [{INT_MIN}, {INT_MAX}], got {v}")
         choices = f.metadata.get("choices")
         if choices and getattr(obj, f.name) not in choices:
             raise ConfigError(f"{name} {v!r} is not one of {', '.join(choices)}")

@@ -5,10 +5,13 @@ content or the new one. Every JSON file the project writes goes through here.
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import secrets
+import shutil
+import socket
 from pathlib import Path
 
 
@@ -26,6 +29,39 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def temp_tag() -> str:
+    """`PID@HOST`: whose temporary file or folder this is. Every temporary name carries
+    it, so that a later run can tell one a killed process left (`remove_stale_temps`)
+    from one another process is writing."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def remove_stale_temps(folder: str | os.PathLike, prefix: str) -> None:
+    """Delete the temporary files and folders named `prefix` + `PID@HOST` + anything in
+    `folder` that a process of this host left when it was killed (SIGKILL, power loss):
+    its pid is no longer running. Another host's, or a live process's, are left alone."""
+    host = socket.gethostname()
+    for path in Path(folder).glob(glob.escape(prefix) + "*@" + glob.escape(host) + "*"):
+        pid, _, rest = path.name[len(prefix) :].partition("@")
+        if not (pid.isdigit() and rest.startswith(host)) or _alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's: it exists
+        return True
+    return True
+
+
 def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
     """A new, uniquely named folder in `parent` with the usual permissions (umask),
     unlike tempfile.mkdtemp's 0700: it is renamed into place as a user-visible folder."""
@@ -38,22 +74,49 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
             continue
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc; elsewhere set and
+    put back at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give a file another library wrote with private permissions (safetensors writes
+    0600) the usual ones: 0666 less the umask, as plain open() would."""
+    os.chmod(path, 0o666 & ~umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
     # os.open with mode 0o666 (not mkstemp's 0o600) so the file gets the usual
     # permissions under the user's umask, as if written with plain open().
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    remove_stale_temps(path.parent, f".{path.name}.")
+    tmp = path.parent / f".{path.name}.{temp_tag()}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:  # name the file being written, not our temporary name
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):  # name the file being written, not our temporary name
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     fsync_dir(path.parent)
 

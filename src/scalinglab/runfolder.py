@@ -10,7 +10,9 @@ One training run lives in one folder (docs/training.md, docs/sweeps.md)::
     RUN/ckpt/step-N/     checkpoints (train/checkpoint.py owns their inside)
     RUN/result.json      written atomically when the run ends
     RUN/train.log        a sweep worker's log of every attempt
-    RUN/.lock            held by a sweep worker while its trainer lives
+    RUN/history.jsonl    settings changed on resume with --allow-config-change (one line each)
+    RUN/.lock            held (flock) by the trainer, or by a sweep worker while its trainer
+                         lives; it holds the holder's pid and host (`hold_lock`)
 
 Every room that reads or writes these goes through here. This module is part of the
 base layer: it imports only scalinglab.errors, .fsio, .config and the standard library.
@@ -33,14 +35,20 @@ branching stays bitwise. Checkpoints written before this rule record no lineage:
 resume as before (the trainer still refuses a changed model or data, train/setup.py).
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import logging
 import math
 import os
+import socket
+import time
 from pathlib import Path
 
 from scalinglab.config import (
     CONFIG_FORMAT_VERSION,
+    OPERATIONAL,
     RunConfig,
     TrainConfig,
     dumps_toml,
@@ -50,6 +58,8 @@ from scalinglab.config import (
 from scalinglab.errors import CheckpointError, DataError, ScalingLabError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 
+log = logging.getLogger(__name__)
+
 CONFIG = "config.toml"
 RUN_TOML = "run.toml"
 SWEEP_JSON = "sweep.json"
@@ -58,7 +68,10 @@ RESULT = "result.json"
 CKPT = "ckpt"
 TOKENIZER = "tokenizer.json"
 TRAIN_LOG = "train.log"
+HISTORY = "history.jsonl"
 LOCK = ".lock"
+LOCK_HELD_ENV = "SCALINGLAB_RUN_LOCK_HELD"
+"""Set by a sweep worker for its trainer: which RUN/.lock (device:inode) it holds for it."""
 MARKERS = (RESULT, CONFIG, RUN_TOML, SWEEP_JSON)
 """A folder holding any of these is a run folder."""
 
@@ -301,15 +314,179 @@ def checkpoint_owner(cfg: RunConfig, data_id: str) -> dict:
     return {"run_id": run_id(cfg, data_id), "lineage_id": lineage_id(cfg, data_id)}
 
 
-def check_checkpoint(ckpt_dir: str | os.PathLike, recorded: dict, cfg: RunConfig, data_id: str):
-    """Refuse to resume the run `cfg` from a checkpoint another run wrote.
+def check_checkpoint(
+    ckpt_dir: str | os.PathLike,
+    recorded: dict,
+    cfg: RunConfig,
+    data_id: str,
+    saved: dict | None = None,
+    allow_change: bool = False,
+) -> dict:
+    """Refuse to resume the run `cfg` from a checkpoint another run wrote, or from one of
+    its own run written under other settings; return the settings `allow_change` let
+    through ({field: [old, new]}, {} when none changed), for `append_history`.
 
-    `recorded` is the checkpoint's manifest. One without a lineage_id (written before
-    checkpoints recorded it) is accepted: the trainer's model and data checks still apply."""
-    theirs = recorded.get("lineage_id")
-    if theirs is None or theirs == lineage_id(cfg, data_id):
-        return
-    raise CheckpointError(
-        f"{ckpt_dir}: this checkpoint belongs to run {recorded.get('run_id')}, not to this "
-        f"run {run_id(cfg, data_id)}; use a new --out folder or that run's settings"
-    )
+    `recorded` is the checkpoint's manifest, `saved` the config in its state. Whose it is:
+    its lineage_id is this run's; or a change already accepted in RUN/history.jsonl; or it
+    is the lineage of RUN/config.toml (the settings this folder's run last started with),
+    so the settings changed since: refused naming each `--flag old -> new`, unless
+    `allow_change` (--allow-config-change). Anything else is another run's checkpoint
+    (copied or linked into this folder), refused naming both run ids whatever
+    `allow_change` says. A checkpoint without a lineage_id (written before checkpoints
+    recorded it) is accepted: the trainer's model and data checks still apply."""
+    theirs, mine = recorded.get("lineage_id"), lineage_id(cfg, data_id)
+    if theirs is None or theirs == mine:
+        return {}
+    ckpt_dir = Path(ckpt_dir)
+    run_dir = ckpt_dir.parent.parent
+    history = read_history(run_dir)
+    if any(h.get("from_lineage") == theirs and h.get("to_lineage") == mine for h in history):
+        return {}
+    own = read_config(run_dir)
+    changes = {}
+    if own is not None and saved is not None and lineage_id(own, data_id) == theirs:
+        names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in CONTINUABLE]
+        changes = changed_fields(saved.get("train", {}), cfg.to_dict()["train"], names)
+        changes = {k: v for k, v in changes.items() if k not in OPERATIONAL}
+    if not changes:
+        raise CheckpointError(
+            f"{ckpt_dir}: this checkpoint belongs to run {recorded.get('run_id')}, not to "
+            f"this run {run_id(cfg, data_id)}; use a new --out folder or that run's settings"
+        )
+    if not allow_change:
+        raise CheckpointError(
+            f"cannot resume {run_dir} from {ckpt_dir.name}: settings changed since it was "
+            f"written ({describe_changes(changes)}); pass --allow-config-change to continue "
+            f"with them (recorded in {run_dir / HISTORY}), or use a new --out folder"
+        )
+    return changes
+
+
+# --- where checkpoints live -------------------------------------------------------
+
+
+def checkpoint_root(run_dir: str | os.PathLike) -> Path:
+    """RUN/ckpt, refused when it leads into another run's folder (a symbolic link there):
+    resuming would take that run's weights and pruning would delete its checkpoints.
+
+    A link elsewhere (a scratch disk that is no run's folder) is allowed: the checkpoint
+    module deletes only this run's checkpoints in it (train/checkpoint.prune)."""
+    run_dir = Path(run_dir)
+    root = run_dir / CKPT
+    if not root.is_symlink():
+        return root
+    target = Path(os.path.realpath(root))
+    own = Path(os.path.realpath(run_dir))
+    for folder in (target, *target.parents):
+        if folder == own:
+            return root  # a link within the run's own folder
+        if is_run_folder(folder):
+            raise CheckpointError(
+                f"{root} is a link into another run's folder ({folder}); a run keeps its "
+                "checkpoints in its own folder: remove the link, or pass that run's "
+                "folder as --out"
+            )
+    return root
+
+
+# --- history of changed settings -------------------------------------------------
+
+
+def changed_fields(old: dict, new: dict, names) -> dict:
+    """{field: [old, new]} of the `names` whose values differ between two config tables."""
+    return {n: [old.get(n), new.get(n)] for n in names if old.get(n) != new.get(n)}
+
+
+def describe_changes(changes: dict) -> str:
+    """`--lr 0.001 -> 0.002, --seed 1 -> 2`: each changed field with its flag."""
+    return ", ".join(f"--{k.replace('_', '-')} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+
+
+def append_history(run_dir: str | os.PathLike, entry: dict) -> None:
+    """Append one event (a JSON object) to RUN/history.jsonl, with the time it happened.
+
+    Rewritten atomically with the earlier lines, so a crash leaves the old file or the new."""
+    path = Path(run_dir) / HISTORY
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entry}) + "\n"
+    atomic_write_text(path, old + line)
+
+
+def read_history(run_dir: str | os.PathLike) -> list[dict]:
+    """The events of RUN/history.jsonl, oldest first ([] when absent)."""
+    try:
+        data = (Path(run_dir) / HISTORY).read_bytes()
+    except OSError:
+        return []
+    return parse_metrics(data, HISTORY)
+
+
+# --- the run's lock -----------------------------------------------------------------
+
+
+def hold_lock(run_dir: str | os.PathLike, wait: bool = False) -> int | None:
+    """Take RUN/.lock (an exclusive flock) for this process; returns its descriptor, to
+    pass to `release_lock` (the kernel drops the lock when the process dies, so a killed
+    holder never leaves the folder locked).
+
+    Held by someone else: with `wait`, wait for them; else raise ScalingLabError naming
+    the holder's pid and host. Returns None when a parent process holds it for this one
+    (`held_for_children`: a sweep worker's trainer, also under a launcher like torchrun)."""
+    run_dir = Path(run_dir)
+    path = run_dir / LOCK
+    if _inherited_lock(path):
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise ScalingLabError(
+                    f"{run_dir} is in use by another trainer ({holder}); wait for it to "
+                    "end, or use another --out folder"
+                ) from None
+            log.info("%s: waiting for %s to stop", run_dir.name, holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # a full disk: held all the same, holder unnamed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def release_lock(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its file says."""
+    try:
+        pid, _, host = os.pread(fd, 256, 0).decode("utf-8", "replace").strip().partition(" ")
+    except OSError:
+        pid = host = ""
+    if not pid:
+        return "a process that did not write its pid"
+    return f"pid {pid}" + (f" on {host}" if host else "")
+
+
+def held_for_children(fd: int) -> dict:
+    """The environment entry that tells a child process it works under the lock `fd`."""
+    st = os.fstat(fd)
+    return {LOCK_HELD_ENV: f"{st.st_dev}:{st.st_ino}"}
+
+
+def _inherited_lock(path: Path) -> bool:
+    held = os.environ.get(LOCK_HELD_ENV)
+    if not held:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return held == f"{st.st_dev}:{st.st_ino}"

@@ -2,7 +2,8 @@
 be caught mid-run, and, when $RELIABILITY_DIE_MARKER names a file that does not exist
 yet, killed by SIGKILL while it writes its result.json: after the temporary file is
 written and fsynced, before the rename (the real fsio.atomic_write_json path). The
-first trainer to get there creates the marker, so exactly one dies this way."""
+first trainer to get there creates the marker (holding its run folder), so exactly one
+dies this way."""
 
 import os
 import signal
@@ -25,10 +26,12 @@ def _write_result(path, obj):
     def replace(src, dst, *a, **kw):
         if marker and Path(dst).name == "result.json":
             try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 pass
             else:
+                os.write(fd, str(Path(dst).parent).encode())  # which run dies
+                os.close(fd)
                 os.kill(os.getpid(), signal.SIGKILL)
         return real_replace(src, dst, *a, **kw)
 

@@ -44,6 +44,14 @@ TOML_UNKNOWN = "[train]\nwarmup_steps = 5\n"
                                     "8 x --grad-accum 1 x --block-size 16 = 128 tokens)"),
         (["--flops", "1e6"], None, "--flops 1e+06 is less than one optimizer step"),
         (["--n-embd", "30", "--n-head", "4"], None, "--n-embd 30 is not divisible by --n-head 4"),
+        (["--seed", "-1"], None, "--seed must be in [0, 9223372036854775807], got -1"),
+        (["--beta1", "1.0"], None, "--beta1 must be in [0, 1), got 1.0"),
+        (["--beta2", "nan"], None, "--beta2 must be a finite number, got nan"),
+        (["--min-lr", "nan"], None, "--min-lr must be a finite number, got nan"),
+        (["--threads", "-2"], None, "--threads must be >= 0 (0: the library's default), got -2"),
+        (["--warmup", "99999999999999999999"], None,
+         "--warmup must be in [-9223372036854775808, 9223372036854775807], got 99999999999999999999"),
+        (["--dropout", "inf"], None, "--dropout must be a finite number, got inf"),
     ],
 )  # fmt: skip
 def test_bad_training_config(shards, tmp_path, capsys, flags, toml, expect):

@@ -6,16 +6,23 @@ optional `ORDER` (position in `--help`). Modules import torch and other heavy
 libraries inside their handlers, so `scalinglab fit --help` stays fast.
 
 Every `ScalingLabError` becomes one line on stderr (`error: ...`) and a
-non-zero exit; tracebacks are for bugs only.
+non-zero exit; so does every failure of the file system (`OSError`: a full disk, a
+read-only folder, a file where a folder is expected), which exits with 1 after
+naming the path: whatever the command wrote is complete or removed (written under
+a temporary name and renamed into place, docs/reliability.md). Tracebacks are for
+bugs only.
 """
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
 from scalinglab import __version__
+from scalinglab.cli._util import writes_to
 from scalinglab.errors import ScalingLabError
 
 
@@ -85,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        rc = args.func(args)
+        with writes_to(_target(args)):
+            rc = args.func(args)
     except ScalingLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -94,4 +102,41 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `scalinglab generate ... | head`
         return 0
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_OS_ERROR
     return int(rc or 0)
+
+
+def _target(args) -> str:
+    """Where the command writes (named in a write failure that names no file)."""
+    for name in ("out", "csv", "dir", "run"):
+        if getattr(args, name, None):
+            return str(getattr(args, name))
+    return "."
+
+
+EXIT_OS_ERROR = 1
+"""A write or read the system refused (disk full, read-only, no such folder): not a bug,
+not bad input, but nothing to retry blindly either."""
+
+_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EFBIG: "the file would exceed the size limit (ulimit -f)",
+    errno.ENOTDIR: "a path component is a file where a folder is expected",
+    errno.EISDIR: "it is a folder where a file is expected",
+    errno.EEXIST: "something else is in the way",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line: the path, the system's reason and what it means; never a traceback."""
+    reason = exc.strerror or type(exc).__name__
+    hint = _HINTS.get(exc.errno)
+    path = exc.filename
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    if exc.filename2 is not None:
+        where = f"{os.fsdecode(path)} -> {os.fsdecode(exc.filename2)}: "
+    return f"{where}{reason}" + (f" ({hint})" if hint and hint.lower() != reason.lower() else "")

@@ -1,7 +1,11 @@
 """Small helpers shared by the command modules (terminal output only)."""
 
+import contextlib
 import json
+import os
 import sys
+
+from scalinglab.errors import ScalingLabError
 
 
 def print_json(obj) -> None:
@@ -11,3 +15,21 @@ def print_json(obj) -> None:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def writes_to(path: str | os.PathLike):
+    """Name `path` in a write failure that names no file (a write() on a full disk, as
+    libraries report it: an OSError without a file name, safetensors' own error), so the
+    CLI's one line says where; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
+        raise
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":  # safetensors may not even be imported
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScalingLabError(f"{os.fspath(path)}: cannot write: {reason}") from None

@@ -23,9 +23,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from scalinglab.cli._util import print_json
-    from scalinglab.data.shards import open_shards
+    from scalinglab.data.shards import check_integrity, open_shards
     from scalinglab.errors import ConfigError
-    from scalinglab.train.evaluate import evaluate, load_trained, summarize
+    from scalinglab.train.evaluate import (
+        check_same_tokenizer,
+        evaluate,
+        load_trained,
+        summarize,
+    )
     from scalinglab.train.malloc import keep_freed_memory
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
@@ -36,6 +41,8 @@ def run(args) -> int:
         keep_freed_memory()  # as in training: 1.8x with a 50k vocabulary's logits
     model, cfg, step = load_trained(args.run, device)
     shards = open_shards(args.data or cfg.train.data)
+    check_integrity(shards)
+    check_same_tokenizer(args.run, shards)
     if shards.vocab_size > cfg.model.vocab_size:
         raise ConfigError(
             f"--data {shards.path}: vocabulary of {shards.vocab_size} is larger than the "

@@ -38,23 +38,59 @@ def stream_text(tokenizer, ids, sample):
         yield text[len(shown) :]
 
 
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids. The command line's bytes, as given: a byte-level run takes
+    any bytes (invalid UTF-8 too); other tokenizers read text, so invalid UTF-8 is refused
+    naming its offset."""
+    import os
+
+    from scalinglab.errors import ConfigError
+
+    raw = os.fsencode(prompt)  # Python decodes argv with surrogateescape: this undoes it
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if tokenizer.kind == "byte":
+            return list(raw)
+        raise ConfigError(
+            f"--prompt: not valid UTF-8 at byte {exc.start}; the {tokenizer.kind} "
+            "tokenizer of this run reads text (a byte-level run takes any bytes)"
+        ) from None
+    return [int(i) for i in tokenizer.encode(text)]
+
+
+def check_flags(args) -> None:
+    """Every sampling setting in range before the model loads (NaN fails every check)."""
+    import math
+
+    from scalinglab.config import check_seed
+    from scalinglab.errors import ConfigError
+
+    if args.max_new_tokens < 0:
+        raise ConfigError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ConfigError(
+            f"--temperature must be a finite number >= 0 (0: greedy), got {args.temperature}"
+        )
+    if args.seed is not None:
+        check_seed(args.seed)
+
+
 def run(args) -> int:
     import sys
     from pathlib import Path
 
     from scalinglab.data.tokenizers import load_tokenizer
-    from scalinglab.errors import ConfigError
     from scalinglab.train.evaluate import load_trained
     from scalinglab.train.generate import sample
     from scalinglab.train.setup import pick_device
 
-    if args.max_new_tokens < 0:
-        raise ConfigError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    check_flags(args)
     model, cfg, _ = load_trained(args.run, pick_device(args.device))
     # The trainer copies the tokenizer into the run folder; older runs point at their shards.
     tok_path = Path(args.run) / "tokenizer.json"
     tokenizer = load_tokenizer(tok_path if tok_path.exists() else Path(cfg.train.data))
-    prompt = [int(i) for i in tokenizer.encode(args.prompt)]
+    prompt = prompt_ids(tokenizer, args.prompt)
     tokens = sample(
         model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed
     )

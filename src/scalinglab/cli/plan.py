@@ -46,6 +46,20 @@ def _fmt(row):
     return "  ".join(parts)
 
 
+def _warn_extrapolation(law, rows) -> None:
+    """A plan decades outside the fitted compute still answers, saying how far it reaches."""
+    import sys
+
+    from scalinglab.plan.allocate import extrapolation, fitted_compute_range
+
+    fitted = fitted_compute_range(law)
+    for row in rows:
+        c = row.get("flops")
+        note = extrapolation(c, fitted) if isinstance(c, int | float) else None
+        if note:
+            print(f"warning: extrapolating: {note}", file=sys.stderr)
+
+
 def run(args):
     from scalinglab.cli._util import print_json
     from scalinglab.errors import ConfigError
@@ -87,6 +101,7 @@ def run(args):
         out = optimal_allocation(law, args.flops)
     else:
         raise ConfigError("give --flops C..., --target-loss L, or --params N --flops C")
+    _warn_extrapolation(law, out if isinstance(out, list) else [out])
     if args.json:
         print_json(out)
     else:

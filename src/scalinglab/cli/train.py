@@ -29,6 +29,11 @@ def register(sub) -> None:
         help="print the resolved config (TOML, as RUN/config.toml would hold it) and exit; "
         "nothing is written",
     )  # fmt: skip
+    p.add_argument(
+        "--allow-config-change", action="store_true",
+        help="resume although training settings (e.g. --lr) changed since the checkpoint; "
+        "the change is recorded in RUN/history.jsonl (else such a resume is refused)",
+    )  # fmt: skip
     add_flags(p, ModelConfig)
     add_flags(p, TrainConfig)
     p.set_defaults(func=run)
@@ -53,6 +58,8 @@ def build_config(args):
 
 
 def run(args) -> int:
+    import os
+
     from scalinglab.cli._util import is_terminal, print_json
     from scalinglab.errors import ConfigError
     from scalinglab.train import train
@@ -66,7 +73,11 @@ def run(args) -> int:
         return print_config(cfg)
     if not args.out:
         raise ConfigError("--out RUN is required (the run folder to write or resume)")
-    result = train(cfg, args.out, progress=is_terminal())
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    result = train(
+        cfg, args.out, progress=is_terminal(), allow_config_change=args.allow_config_change
+    )
     if args.json and is_main_process():  # under torchrun, rank 0 alone reports
         print_json(result)
     elif is_main_process():

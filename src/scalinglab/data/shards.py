@@ -26,8 +26,21 @@ manifest.json (format_version 1)::
 
 `bytes` counts the UTF-8 bytes of the text a split holds, so that bits per
 byte = loss · tokens / (bytes · ln 2) compares across tokenizers.
+
+**Integrity.** `open_shards` always checks each split's size against the manifest.
+`check_integrity` (the trainer and `eval` call it when they start) also checks each
+file's sha256 against the manifest and every token id against `vocab_size`, in one
+read of each file; what it found is cached in `SHARDS/.verified.json` keyed by each
+file's size and mtime, so a folder is read in full once, not at every start (the
+cost: benchmarks/results/shard_check.md). A read-only folder is checked at each
+start instead.
+
+**Tokenizer identity** (`tokenizer_id`): the sha256 of `tokenizer.json`, as the
+manifest records it. A run records it (result.json) and `eval --data` refuses shards
+of another tokenizer, whose ids would mean other text.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,11 +50,13 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.fsio import sha256_file
+from scalinglab.fsio import atomic_write_json, sha256_file
 
 FORMAT_VERSION = 1
 KIND = "scalinglab.shards"
 MANIFEST = "manifest.json"
+TOKENIZER = "tokenizer.json"
+VERIFIED = ".verified.json"
 SPLITS = ("train", "val")
 DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 
@@ -118,7 +133,22 @@ class Shards:
 
     @property
     def tokenizer_path(self) -> Path:
-        return self.path / "tokenizer.json"
+        return self.path / TOKENIZER
+
+    @property
+    def tokenizer(self) -> str:
+        return str(self.manifest["tokenizer"])
+
+    @property
+    def tokenizer_id(self) -> str | None:
+        """The tokenizer's identity: the first 16 hex digits of its file's sha256 (from the
+        manifest, else hashed now); None when the folder has no tokenizer file."""
+        known = (self.manifest.get("sha256") or {}).get(TOKENIZER)
+        if known:
+            return str(known)[:16]
+        if self.tokenizer_path.exists():
+            return sha256_file(self.tokenizer_path)[:16]
+        return None
 
     def bytes_per_token(self, split: str = "val") -> float:
         """UTF-8 bytes per token of a split (for bits per byte)."""
@@ -150,3 +180,62 @@ def open_shards(path: str | os.PathLike, verify: bool = False) -> Shards:
         else:
             arrays[split] = np.memmap(f, dtype=np.dtype(dtype).newbyteorder("<"), mode="r")
     return Shards(path=path, manifest=m, train=arrays["train"], val=arrays["val"])
+
+
+def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
+    """Check each split against its manifest: its sha256 (when the manifest records one)
+    and that every token id is below `vocab_size`; DataError naming the file otherwise.
+
+    One read per file; the result is cached in SHARDS/.verified.json under the file's
+    size and mtime (module doc), so an unchanged folder is not read again."""
+    cache_path = shards.path / VERIFIED
+    cache = _read_cache(cache_path)
+    fresh = {}
+    for split in SPLITS:
+        f = shards.path / f"{split}.bin"
+        st = f.stat()
+        want = (shards.manifest.get("sha256") or {}).get(f.name)
+        key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": want}
+        seen = cache.get(f.name)
+        if isinstance(seen, dict) and all(seen.get(k) == v for k, v in key.items()):
+            max_id = seen.get("max_id")
+        else:
+            digest, max_id = _scan_file(f, shards.manifest["dtype"], chunk)
+            if want is not None and digest != want:
+                raise DataError(
+                    f"{f}: sha256 does not match the manifest; the folder is damaged, "
+                    "rerun `prepare`"
+                )
+            fresh[f.name] = key | {"max_id": max_id}
+        if isinstance(max_id, int) and max_id >= shards.vocab_size:
+            raise DataError(
+                f"{f}: token id {max_id} is out of range for the manifest's vocab_size "
+                f"{shards.vocab_size}; the folder is damaged or was not made by `prepare`"
+            )
+    if fresh:
+        with contextlib.suppress(OSError, ValueError):  # a read-only folder: check each time
+            atomic_write_json(cache_path, cache | fresh)
+
+
+def _scan_file(path: Path, dtype: str, chunk: int) -> tuple[str, int | None]:
+    """(sha256, largest token id or None when empty) of a token file, in one read."""
+    h = hashlib.sha256()
+    largest = None
+    item = np.dtype(DTYPES[dtype]).newbyteorder("<")
+    with open(path, "rb") as f:
+        while block := f.read(chunk - chunk % item.itemsize):
+            h.update(block)
+            ids = np.frombuffer(block, dtype=item)
+            if ids.size:
+                m = int(ids.max())
+                largest = m if largest is None else max(largest, m)
+    return h.hexdigest(), largest
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}

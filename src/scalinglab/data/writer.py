@@ -13,8 +13,9 @@ chunks so memory stays bounded by the chunk size and the vocabulary:
 4. encode both splits into a temporary folder beside `out`; write the
    tokenizer, then the manifest (last), then rename the folder into place.
 
-An interrupted prepare leaves only a hidden `.NAME.tmp-*` folder without a
-manifest, which no reader takes for shards. A rerun with the same request on
+An interrupted prepare leaves only a hidden `.NAME.tmp-PID@HOST.*` folder without a
+manifest, which no reader takes for shards; the next prepare of NAME on this host
+deletes it once process PID is gone (fsio.remove_stale_temps). A rerun with the same request on
 unchanged sources finds the folder up to date and returns at once.
 """
 
@@ -33,12 +34,19 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab import __version__
-from scalinglab.config import setting
+from scalinglab.config import check_seed, check_types, setting
 from scalinglab.data import shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
 from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.fsio import atomic_write_json, fsync_dir, make_temp_dir, sha256_file
+from scalinglab.fsio import (
+    atomic_write_json,
+    fsync_dir,
+    make_temp_dir,
+    remove_stale_temps,
+    sha256_file,
+    temp_tag,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,8 @@ class PrepareConfig:
     chunk_bytes: int = setting(CHUNK_BYTES, "bytes read at a time (memory use is a small multiple)")
 
     def __post_init__(self):
+        check_types(self)
+        check_seed(self.seed)
         check_vocab_size(self.tokenizer, self.vocab_size)
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
@@ -140,7 +150,8 @@ def prepare(
     plan = _scan(srcs, cfg, progress)
     tok = train_tokenizer(cfg.tokenizer, _train_texts(srcs, plan, cfg, progress), cfg.vocab_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-")
+    remove_stale_temps(out.parent, f".{out.name}.tmp-")  # what a killed prepare left
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
     try:
         splits, sha = _encode(srcs, plan, tok, tmp, cfg, progress)
         _check_windows(splits, cfg.block_size)
@@ -152,8 +163,10 @@ def prepare(
         )
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
         _move_into_place(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(out)) from None  # a write: name it
         raise
     return {**manifest, "up_to_date": False}
 

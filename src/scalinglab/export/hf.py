@@ -32,6 +32,7 @@ import torch
 
 from scalinglab.data.tokenizers import EOT, UNK, ByteTokenizer, detect_kind
 from scalinglab.errors import ExportError, require
+from scalinglab.fsio import follow_umask
 from scalinglab.train.evaluate import load_trained
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,8 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
             hf.save_pretrained(tmp)
             for name, text in tok_files.items():
                 (tmp / name).write_text(text, encoding="utf-8")
+            for f in tmp.iterdir():  # safetensors writes 0600: a team could not read it
+                follow_umask(f)
             back = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32).eval()
         diff = logits_difference(model, back, cfg.model.vocab_size, cfg.model.block_size)
         if not diff <= TOLERANCE:

@@ -139,6 +139,8 @@ def to_onnx(model, path: Path, opset: int | None = None) -> None:
                     verbose=False,
                 )  # fmt: skip
                 prog.save(str(path))
+        except OSError as exc:  # a write failed (a full disk): the CLI names the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         except Exception as exc:  # the exporter raises many types; name the cause
             raise ExportError(f"torch.onnx.export failed: {_summary(exc)}") from None
     _name_axes(path)

@@ -6,9 +6,12 @@ is also computed for each bootstrap draw of the fit, its percentile interval
 reported as `*_ci`.
 """
 
+from pathlib import Path
+
 import numpy as np
 
-from scalinglab.errors import ConfigError, FitError
+from scalinglab.errors import ConfigError, FitError, ScalingLabError
+from scalinglab.fsio import sha256_file
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.optimal import (
     allocate,
@@ -17,6 +20,8 @@ from scalinglab.laws.optimal import (
     optimal_allocation,
     percentile_interval,
 )
+from scalinglab.laws.settings import CSV_KEYS
+from scalinglab.laws.table import read_csv
 
 
 def _compute_for_loss(law, p, target):
@@ -140,3 +145,42 @@ def unique_tokens_allocation(law, flops, unique_tokens):
                 row[f"{k}_ci"] = [finite_or_none(lo[0]), finite_or_none(hi[0])]
         rows.append(row)
     return rows
+
+
+WARN_DECADES = 1.0
+"""A budget more than this many decades outside the fitted compute range is flagged."""
+
+
+def fitted_compute_range(law) -> tuple[float, float] | None:
+    """(smallest, largest) compute C among the runs the law was fitted to, read back from
+    its runs table, which fit.json names with its sha256; None when that table is gone,
+    changed, or holds no compute column."""
+    data = getattr(law, "data_", None) or {}
+    source, sha = data.get("source"), data.get("sha256")
+    if not source or not sha or not Path(source).is_file() or sha256_file(source) != sha:
+        return None
+    keys = {k: law.settings[k] for k in CSV_KEYS if k in law.settings}
+    table = None
+    for need in (("N", "D", "C"), ("C",)):  # as `fit` read it: C may be 6ND
+        try:
+            table = read_csv(source, need=need, **keys)
+            break
+        except ScalingLabError:
+            continue
+    if table is None:
+        return None
+    c = np.asarray(table.C, dtype=float) if table.C is not None else np.zeros(0)
+    c = c[np.isfinite(c) & (c > 0)]
+    return (float(c.min()), float(c.max())) if c.size else None
+
+
+def extrapolation(c: float, fitted: tuple[float, float] | None) -> str | None:
+    """How far compute `c` lies outside the fitted range, when more than WARN_DECADES."""
+    if fitted is None or not (np.isfinite(c) and c > 0):
+        return None
+    lo, hi = fitted
+    if c > hi * 10**WARN_DECADES:
+        return f"C={c:.4g} is {np.log10(c / hi):.1f} decades above the largest C fitted ({hi:.4g})"
+    if c < lo / 10**WARN_DECADES:
+        return f"C={c:.4g} is {np.log10(lo / c):.1f} decades below the smallest C fitted ({lo:.4g})"
+    return None

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from scalinglab.errors import DataError, FitError
-from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.fsio import atomic_write_json, atomic_write_text, follow_umask
 from scalinglab.laws.settings import fit_config
 from scalinglab.plan import analysis as an
 from scalinglab.report import collect as col
@@ -171,10 +171,10 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
         sections.all_sections(summary, c, fits, figs, root),
     )
     atomic_write_text(root / "report.html", html_text)
-    os.chmod(root / "report.html", 0o644)  # a report is for sharing (temp files are 0600)
+    follow_umask(root / "report.html")  # as any file the user writes
     summary["report_seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(root / "summary.json", an.json_safe(summary))
-    os.chmod(root / "summary.json", 0o644)
+    follow_umask(root / "summary.json")
     return summary
 
 

@@ -150,6 +150,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             spec, run = _grid_run(study, sn.arch, shards, pick.config.model, sn.budget,
                                   f"seed{seed}", seed=seed)  # fmt: skip
             parts.append(Part("seed", "seed", spec, [run]))
+    check_supports_fits(study, parts)
     bt = study.backtest
     sweep = next(p for p in parts if p.spec.archs == [bt.arch])
     ctx = driver.open_context(sweep.spec)
@@ -168,6 +169,48 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             plan.estimates.update(estimate_seconds(runs, threads))
         plan.estimates["backtest"] = estimate_seconds([guess_run], threads)[guess_run.name]
     return plan
+
+
+MIN_SIZES_PER_BUDGET = 3
+"""An IsoFLOP parabola needs 3 sizes at a budget (laws.isoflop skips budgets with fewer)."""
+MIN_BUDGETS = 2
+"""The frontier and the allocation are power laws over budgets: 2 budgets at least."""
+MIN_CHINCHILLA_RUNS = 6
+"""plan.analysis.fit_arch fits Chinchilla's 5 parameters to 6 runs or more."""
+
+
+def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
+    """Refuse, before anything trains (and in --dry-run), a study whose planned runs cannot
+    support its fits: each sweep needs MIN_SIZES_PER_BUDGET distinct sizes at MIN_BUDGETS
+    budgets or more, and the backtest's arch MIN_CHINCHILLA_RUNS runs when Chinchilla
+    predicts it."""
+    for part in parts:
+        if part.role != "sweep":
+            continue
+        arch = part.spec.archs[0]
+        sizes: dict[float, set] = {}
+        for r in part.runs:
+            if "budget" in r.group:
+                sizes.setdefault(r.group["budget"], set()).add(r.counts.params)
+        usable = [b for b, s in sizes.items() if len(s) >= MIN_SIZES_PER_BUDGET]
+        if len(usable) < MIN_BUDGETS:
+            plan = ", ".join(f"{b:g}: {len(s)}" for b, s in sorted(sizes.items())) or "none"
+            raise SweepError(
+                f"[sweeps.{arch}]: the IsoFLOP fit needs {MIN_SIZES_PER_BUDGET} model sizes at "
+                f"each of {MIN_BUDGETS} budgets or more, and this spec plans {plan} (sizes "
+                "per budget); raise `sizes`, widen `spread` or add budgets"
+            )
+        bt = study.backtest
+        if (
+            arch == bt.arch
+            and bt.predictor == "chinchilla"
+            and len(part.runs) < MIN_CHINCHILLA_RUNS
+        ):
+            raise SweepError(
+                f'[backtest] predictor = "chinchilla" needs {MIN_CHINCHILLA_RUNS} runs of '
+                f"{arch} or more, and [sweeps.{arch}] plans {len(part.runs)}; raise `sizes` "
+                "or add budgets"
+            )
 
 
 class RunQueue:
@@ -308,11 +351,11 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     `executor` says where its runs execute (default: local, the spec's `workers`)."""
     t0 = time.monotonic()
     out, emit = Path(out), listener or (lambda *a: None)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = executor or ExecutorConfig(workers=study.workers)
     workers, threads = cfg.workers, cfg.threads_per_run
     shards, corpus = prepare_data(study, Path(cache))
-    plan = plan_study(study, shards, corpus, out, workers, threads)
+    plan = plan_study(study, shards, corpus, out, workers, threads)  # checks it all first
+    out.mkdir(parents=True, exist_ok=True)
     emit("plan", plan)
     write_study_json(study, plan, out)
     bt_arch = study.backtest.arch

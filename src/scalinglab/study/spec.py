@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalinglab.config import ARCHS, check_types, from_dict, load_toml, setting
+from scalinglab.config import ARCHS, check_seed, check_types, from_dict, load_toml, setting
 from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
@@ -79,6 +79,10 @@ class SeedNoise:
 
     def __post_init__(self):
         check_types(self)
+        for s in self.seeds:
+            if isinstance(s, bool) or not isinstance(s, int):
+                raise ConfigError(f"seeds: {s!r} is not an integer")
+            check_seed(s, "seeds")
 
 
 @dataclass

@@ -3,10 +3,12 @@
 `run_task` is the one unit of work every executor calls (a thread of the
 local executor, a Ray task, a submitit job). It starts the trainer as a child
 process (`python -m scalinglab train --config run.toml --out RUNDIR --resume auto`),
-so a crash of the model code never takes the executor down, and it holds an
-exclusive lock on RUNDIR/.lock for as long as that child lives: a rerun of a
+so a crash of the model code never takes the executor down, and it holds the run's
+lock (runfolder.hold_lock, RUNDIR/.lock) for as long as that child lives: a rerun of a
 sweep whose old trainer is still saving its checkpoint waits for it instead of
-writing into the same folder.
+writing into the same folder. The child works under that lock (runfolder.held_for_children
+tells it so), so it does not refuse itself, while any other `scalinglab train` on the
+folder does.
 
 Outcomes, read from RUNDIR/result.json (the trainer writes it), by the run folder's
 one rule (`runfolder.run_state`):
@@ -19,7 +21,6 @@ one rule (`runfolder.run_state`):
 
 import contextlib
 import ctypes
-import fcntl
 import logging
 import os
 import shlex
@@ -71,16 +72,6 @@ def stop_all() -> None:
     for proc in list(_LIVE):
         with contextlib.suppress(OSError):
             proc.terminate()
-
-
-def _lock(run_dir: Path):
-    fd = os.open(run_dir / runfolder.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        log.info("%s: waiting for a previous trainer of this run to stop", run_dir.name)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
 
 
 def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
@@ -158,8 +149,8 @@ def run_task(
         base = list(command or default_command())
         cmd = [*base, "--config", str(run_dir / RUN_TOML), "--out", str(run_dir)]
         cmd += ["--resume", "auto"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    lock_fd = _lock(run_dir)
+    lock_fd = runfolder.hold_lock(run_dir, wait=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **runfolder.held_for_children(lock_fd)}
     try:
         attempts, rc = 0, None
         while True:
@@ -181,7 +172,7 @@ def run_task(
                 )
                 runfolder.write_result(run_dir, {"status": "failed", "error": error})
     finally:
-        os.close(lock_fd)
+        runfolder.release_lock(lock_fd)
 
 
 def _set_aside(run_dir: Path, r: dict | None) -> None:

@@ -21,6 +21,7 @@ checkpoint, after the weights and state and before the manifest (the fault
 tests in tests/reliability use it). Never set it outside tests.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from scalinglab.errors import CheckpointError
-from scalinglab.fsio import atomic_write_json, fsync_dir, sha256_file
+from scalinglab.fsio import atomic_write_json, follow_umask, fsync_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,15 @@ def save(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = step_dir(root, step)
-    if final.exists():
+    if final.exists() or final.is_symlink():
         if verify(final) is None:
-            return final  # the same step is the same state: nothing new to write
-        shutil.rmtree(final)
+            if _mine(final, owner):
+                return final  # the same step is the same state: nothing new to write
+            raise CheckpointError(f"{final}: another run's checkpoint is in the way; not replaced")
+        _remove(final)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    if tmp.exists() or tmp.is_symlink():
+        _remove(tmp)
     try:
         _write(tmp, step, model, state, owner or {})
         os.rename(tmp, final)
@@ -84,13 +87,14 @@ def save(
             f"cannot write checkpoint {final}: {_one_line(exc)}; earlier checkpoints are kept"
         ) from None
     fsync_dir(root)
-    prune(root, keep)
+    prune(root, keep, owner)
     return final
 
 
 def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict, owner: dict) -> None:
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
+    follow_umask(tmp / WEIGHTS)  # safetensors writes 0600: a shared folder could not read it
     torch.save(state, tmp / STATE)
     hashes = {}
     for name in (WEIGHTS, STATE):
@@ -151,18 +155,45 @@ def latest(root: Path, strict: bool = False) -> Path | None:
     return None
 
 
-def prune(root: Path, keep: int) -> None:
+def prune(root: Path, keep: int, owner: dict | None = None) -> None:
     """Delete all but the newest `keep` valid checkpoints, invalid ones older than those,
-    and temporary folders of interrupted writes."""
+    and temporary folders of interrupted writes.
+
+    Nothing outside `root` is ever deleted: an entry that is a symbolic link is unlinked,
+    never followed. With `owner` (runfolder.checkpoint_owner), a valid checkpoint of
+    another lineage (a folder shared with another run) is neither counted nor deleted."""
     root = Path(root)
     for p in root.glob(".tmp-step-*"):
-        shutil.rmtree(p, ignore_errors=True)
+        _remove(p)
     kept = 0
     for path in list_steps(root):
-        if kept < keep and verify(path) is None:
+        valid = verify(path) is None
+        if valid and not _mine(path, owner):
+            continue
+        if kept < keep and valid:
             kept += 1
         elif kept >= keep:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
+
+
+def _mine(path: Path, owner: dict | None) -> bool:
+    """The checkpoint at `path` was written by `owner`'s lineage (or records none)."""
+    if not owner or not owner.get("lineage_id"):
+        return True
+    try:
+        theirs = read_manifest(path).get("lineage_id")
+    except (OSError, ValueError, AttributeError):
+        return True
+    return theirs in (None, owner["lineage_id"])
+
+
+def _remove(path: Path) -> None:
+    """Delete a checkpoint's folder; a symbolic link only as a link, not what it points at."""
+    if path.is_symlink():
+        with contextlib.suppress(OSError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:

@@ -9,7 +9,10 @@ import torch
 
 from scalinglab import runfolder
 from scalinglab.data.loader import eval_windows
-from scalinglab.errors import CheckpointError
+from scalinglab.data.shards import Shards
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.errors import CheckpointError, DataError, ScalingLabError
+from scalinglab.fsio import sha256_file
 from scalinglab.models.registry import build_model
 from scalinglab.train import checkpoint
 
@@ -72,3 +75,34 @@ def load_trained(run_dir: str | Path, device: str = "cpu"):
     checkpoint.load_weights(model, path)
     model.eval()
     return model, cfg, int(path.name.split("-")[1])
+
+
+def run_tokenizer(run_dir: str | Path) -> tuple[str | None, str | None]:
+    """(kind, tokenizer_id) of the tokenizer a run trained with: from its result.json,
+    else its copy of tokenizer.json; (None, None) when it has neither."""
+    run_dir = Path(run_dir)
+    result = runfolder.read_result(run_dir) or {}
+    if result.get("tokenizer_id"):
+        return result.get("tokenizer"), result["tokenizer_id"]
+    path = run_dir / runfolder.TOKENIZER
+    if not path.exists():
+        return None, None
+    try:
+        kind = load_tokenizer(path).kind
+    except ScalingLabError:
+        kind = None
+    return kind, sha256_file(path)[:16]
+
+
+def check_same_tokenizer(run_dir: str | Path, shards: Shards) -> None:
+    """Refuse shards made by another tokenizer than the run's: their ids mean other text,
+    and the loss would be a number without a meaning."""
+    kind, tid = run_tokenizer(run_dir)
+    theirs = shards.tokenizer_id
+    if tid is None or theirs is None or tid == theirs:
+        return
+    raise DataError(
+        f"--data {shards.path}: made by another tokenizer ({shards.tokenizer}, "
+        f"{theirs}) than the one {run_dir} trained with ({kind or 'unknown'}, {tid}); "
+        "evaluate on shards of the run's tokenizer"
+    )

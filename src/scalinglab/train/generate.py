@@ -1,5 +1,6 @@
 """Sampling text from a trained model, one token at a time (GPT and RNNs alike)."""
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -40,8 +41,8 @@ def sample(
     """
     if not prompt:
         raise ConfigError("--prompt is empty: give at least one token of text")
-    if temperature < 0:
-        raise ConfigError(f"--temperature must be >= 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f"--temperature must be a finite number >= 0, got {temperature}")
     if not 0.0 < top_p <= 1.0:
         raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
     if top_k < 0:
@@ -60,10 +61,12 @@ def sample(
         else:
             logits, _ = model(idx[:, -model.block_size :])
         logits = logits[:, -1, :].float()
-        if temperature == 0:
+        scaled = logits.double() / temperature if temperature > 0 else None
+        if scaled is None or not torch.isfinite(scaled).all():
+            # greedy, or a temperature so small that the scaled logits overflow: the same
             nxt = logits.argmax(-1, keepdim=True)
         else:
-            probs = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+            probs = F.softmax(filter_logits(scaled, top_k, top_p), dim=-1)
             nxt = torch.multinomial(probs, 1, generator=gen)
         idx = torch.cat([idx, nxt], dim=1)
         feed = nxt

@@ -15,7 +15,7 @@ import torch
 from scalinglab import runfolder
 from scalinglab.config import RunConfig
 from scalinglab.data.loader import BatchLoader
-from scalinglab.data.shards import open_shards
+from scalinglab.data.shards import check_integrity, open_shards
 from scalinglab.errors import CheckpointError, ConfigError
 from scalinglab.fsio import atomic_write_bytes
 from scalinglab.models.counting import count
@@ -44,12 +44,23 @@ class Counters:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, out_dir: str | Path, progress: bool = False):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out_dir: str | Path,
+        progress: bool = False,
+        allow_config_change: bool = False,
+    ):
         self.t0 = time.perf_counter()
         self.out = Path(out_dir)
         self.progress_enabled = progress
+        self.allow_config_change = allow_config_change
+        self.changes: dict = {}  # settings changed on this resume (--allow-config-change)
+        self.manifest: dict = {}  # of the checkpoint resumed from
+        self.lock = None
         self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
         self.shards = open_shards(cfg.train.data)
+        check_integrity(self.shards)  # hashes and token ids, before a step trains on them
         self.dtype_asked = cfg.train.dtype  # "auto" keeps, on resume, what the run started with
         self.cfg = setup.resolve(cfg, self.shards, self.device)
         setup.check_split_sizes(self.cfg, self.shards)
@@ -93,6 +104,7 @@ class Trainer:
         finally:
             self.metrics.close()
             self.restore_torch()
+            runfolder.release_lock(self.lock)
             self.fwd = self.model  # the DDP wrapper holds the process group
             self.dist.close(wait_for_peers=ended)
 
@@ -212,8 +224,10 @@ class Trainer:
     def _start(self) -> dict | None:
         """Resume or start fresh; returns the stored result if the run is already complete."""
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:  # one trainer per folder: a second one is refused, naming us
+            self.lock = runfolder.hold_lock(self.out)
         mode = self.cfg.train.resume
-        root = self.out / runfolder.CKPT
+        root = runfolder.checkpoint_root(self.out)
         path = None
         if mode == "never":
             if checkpoint.list_steps(root):
@@ -229,6 +243,8 @@ class Trainer:
             self._load(path)
         self.dist.check_same(self.c.step, "step to resume from")
         self.metrics.truncate_after(self.c.step)
+        if self.dist.is_main and self.changes:
+            self._record_changes(path)
         if self.dist.is_main:
             runfolder.write_config(self.out, self.cfg)
         if self.dist.is_main and self.shards.tokenizer_path.exists():  # the run alone can generate
@@ -260,7 +276,7 @@ class Trainer:
         state = self._state()  # on every rank: it gathers the carried RNN state
         if self.dist.is_main:
             owner = runfolder.checkpoint_owner(self.cfg, self.fingerprint)
-            root, keep = self.out / runfolder.CKPT, self.cfg.train.keep_ckpts
+            root, keep = runfolder.checkpoint_root(self.out), self.cfg.train.keep_ckpts
             checkpoint.save(root, self.c.step, self.model, state, keep, owner)
 
     def _load(self, path: Path) -> None:
@@ -274,7 +290,11 @@ class Trainer:
             )
         self._keep_started_dtype(state.get("config", {}).get("train", {}).get("dtype"))
         # After the dtype is settled: the run's identity includes it.
-        runfolder.check_checkpoint(path, checkpoint.read_manifest(path), self.cfg, self.fingerprint)
+        self.manifest = checkpoint.read_manifest(path)
+        self.changes = runfolder.check_checkpoint(
+            path, self.manifest, self.cfg, self.fingerprint, state.get("config"),
+            self.allow_config_change,
+        )  # fmt: skip
         checkpoint.load_weights(self.model, path)
         self.opt.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
@@ -284,6 +304,22 @@ class Trainer:
         self.c = Counters(**state["counters"])
         self.rnn_state = self.dist.slice_rows(state["rnn_state"])
         log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
+
+    def _record_changes(self, path: Path) -> None:
+        """--allow-config-change: the run goes on under new settings; RUN/history.jsonl
+        says from which step, what changed, and the run ids before and after."""
+        log.warning(
+            "warning: %s continues from %s with changed settings: %s (recorded in %s)",
+            self.out, path.name, runfolder.describe_changes(self.changes),
+            runfolder.HISTORY,
+        )  # fmt: skip
+        runfolder.append_history(self.out, {
+            "event": "config_change", "step": self.c.step, "checkpoint": path.name,
+            "changes": self.changes,
+            "from_run_id": self.manifest.get("run_id"), "to_run_id": self.run_id,
+            "from_lineage": self.manifest.get("lineage_id"),
+            "to_lineage": runfolder.lineage_id(self.cfg, self.fingerprint),
+        })  # fmt: skip
 
     def _keep_started_dtype(self, started: str | None) -> None:
         """Under --dtype auto a resumed run keeps the dtype it started with, even where
@@ -326,13 +362,21 @@ class Trainer:
             "wall_seconds": self._wall(), "train_seconds": self.c.train_seconds,
             "tokens_per_second": self._tokens_per_second(), "vocab_size": m.vocab_size,
             "device": self.device, "dtype": self.cfg.train.dtype,
+            "tokenizer": self.shards.tokenizer, "tokenizer_id": self.shards.tokenizer_id,
         } | extra  # fmt: skip
+        changes = [h for h in runfolder.read_history(self.out) if h.get("event") == "config_change"]
+        if changes:  # a mixed run: its settings changed on a resume (RUN/history.jsonl)
+            result["config_changes"] = len(changes)
         return runfolder.write_result(self.out, result) if self.dist.is_main else result
 
 
-def train(cfg: RunConfig, out_dir: str | Path, progress: bool = False) -> dict:
+def train(
+    cfg: RunConfig, out_dir: str | Path, progress: bool = False, allow_config_change: bool = False
+) -> dict:
     """Train (or resume, per cfg.train.resume) one run into `out_dir`; return its result.
 
     result["status"] is completed, diverged, preempted (SIGTERM) or failed.
+    `allow_config_change`: resume from this run's checkpoint although training settings
+    changed since it was written (else refused); the change goes into RUN/history.jsonl.
     """
-    return Trainer(cfg, out_dir, progress=progress).train()
+    return Trainer(cfg, out_dir, progress=progress, allow_config_change=allow_config_change).train()

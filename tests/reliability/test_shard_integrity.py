@@ -1,0 +1,115 @@
+"""Shards a run reads are the shards `prepare` wrote, and of the run's tokenizer: a
+flipped byte, an out-of-range token id or another tokenizer's shards stop `train` and
+`eval` with one line before a step or a loss (issue 16, items 3 and 4)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.data import shards as shards_mod
+from tests.conftest import write_raw_shards
+from tests.reliability.helpers import one_line_error
+from tests.train.helpers import TEXT, cli_args
+
+CORPUS = TEXT.decode() + "".join(f"line {i}: the {i % 7} quick foxes\n" for i in range(400))
+
+
+def _prepare(tmp, name, tokenizer, text=CORPUS):
+    corpus = tmp / f"{name}.txt"
+    corpus.write_text(text)
+    out = tmp / name
+    argv = ["prepare", str(corpus), "--out", str(out), "--tokenizer", tokenizer,
+            "--block-size", "16", "--val-fraction", "0.1"]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A byte run, its shards, char shards of the same corpus and byte shards of another."""
+    tmp = tmp_path_factory.mktemp("tok")
+    byte = _prepare(tmp, "byte", "byte")
+    char = _prepare(tmp, "char", "char")
+    other = _prepare(tmp, "other", "byte", text=CORPUS.upper())
+    run = tmp / "run"
+    assert main(cli_args(byte, run, "--steps", "4", "--threads", "1")) == 0
+    return {"byte": byte, "char": char, "other": other, "run": run}
+
+
+def test_eval_refuses_shards_of_another_tokenizer_naming_both(world, capsys):
+    run, char = world["run"], world["char"]
+    result = json.loads((run / "result.json").read_text())
+    byte_id = shards_mod.open_shards(world["byte"]).tokenizer_id
+    char_id = shards_mod.open_shards(char).tokenizer_id
+    assert (result["tokenizer"], result["tokenizer_id"]) == ("byte", byte_id) and char_id != byte_id
+    assert shards_mod.open_shards(char).vocab_size < 256  # the vocabulary fits: a loss would come
+    err = one_line_error(capsys, ["eval", str(run), "--data", str(char)])
+    assert err == (
+        f"error: --data {char}: made by another tokenizer (char, {char_id}) than the one "
+        f"{run} trained with (byte, {byte_id}); evaluate on shards of the run's tokenizer\n"
+    )
+    # Without result.json (a run still going) the run's copy of tokenizer.json says it.
+    os.rename(run / "result.json", run / "result.kept")
+    try:
+        err = one_line_error(capsys, ["eval", str(run), "--data", str(char)])
+        assert f"(char, {char_id}) than the one {run} trained with (byte, {byte_id})" in err
+    finally:
+        os.rename(run / "result.kept", run / "result.json")
+    # Another corpus of the same tokenizer is what --data is for.
+    assert main(["eval", str(run), "--data", str(world["other"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"] == str(world["other"])
+
+
+def _copy_shards(src, dst):
+    dst.mkdir()
+    for p in src.iterdir():
+        if not p.name.startswith("."):  # the shards, not what a check cached about them
+            (dst / p.name).write_bytes(p.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_flipped_byte_stops_train_and_eval(world, tmp_path, capsys, split):
+    data = _copy_shards(world["byte"], tmp_path / "shards")
+    run = tmp_path / "run"
+    assert main(cli_args(data, run, "--steps", "2", "--threads", "1")) == 0  # verified, cached
+    assert set(json.loads((data / ".verified.json").read_text())) == {"train.bin", "val.bin"}
+    f = data / f"{split}.bin"
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    f.write_bytes(bytes(raw))  # same size: only the hash can tell
+    want = (
+        f"error: {f}: sha256 does not match the manifest; the folder is damaged, rerun `prepare`\n"
+    )
+    assert one_line_error(capsys, cli_args(data, tmp_path / "new", "--steps", "2")) == want
+    assert not (tmp_path / "new").exists()
+    assert one_line_error(capsys, ["eval", str(run)]) == want
+
+
+def test_a_token_id_beyond_the_vocabulary_is_one_line(tmp_path, capsys):
+    ids = np.frombuffer(TEXT, dtype=np.uint8).astype(np.int64)
+    ids[500] = 300  # an id the manifest's vocabulary of 256 does not have
+    data = write_raw_shards(tmp_path / "shards", ids[:8000], ids[8000:])
+    err = one_line_error(capsys, cli_args(data, tmp_path / "run", "--steps", "2"))
+    assert err == (
+        f"error: {data / 'train.bin'}: token id 300 is out of range for the manifest's "
+        "vocab_size 256; the folder is damaged or was not made by `prepare`\n"
+    )
+    assert not (tmp_path / "run").exists()
+    assert not (data / ".verified.json").exists()  # a failed check is never cached as a pass
+
+
+def test_a_shards_folder_without_write_access_is_checked_without_a_cache(
+    world, tmp_path, monkeypatch
+):
+    data = _copy_shards(world["byte"], tmp_path / "shards")
+
+    def refuse(path, obj):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(shards_mod, "atomic_write_json", refuse)  # as a read-only folder does
+    assert main(cli_args(data, tmp_path / "run", "--steps", "2", "--threads", "1")) == 0
+    assert not (data / ".verified.json").exists()

@@ -1,0 +1,57 @@
+"""Temporary files and folders a SIGKILL left are cleaned on the next run (issue 16,
+item 7): an atomic write killed between its temporary file and the rename, and a
+prepare killed while it writes its temporary folder. Another live process's temporary
+files are never touched."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from scalinglab.cli import main
+from scalinglab.fsio import atomic_write_text, temp_tag
+from tests.reliability.helpers import ROOT
+from tests.train.helpers import TEXT
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+
+
+def _killed(code: str) -> None:
+    """Run `code` in a child that SIGKILLs itself where the code says `die()`."""
+    prelude = "import os, signal\ndef die(*a, **k):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    p = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=ENV,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert p.returncode == -signal.SIGKILL, p.stderr
+
+
+def test_an_atomic_write_killed_before_its_rename_leaves_a_temp_the_next_write_removes(tmp_path):
+    target = tmp_path / "result.json"
+    _killed(f"""
+        import scalinglab.fsio as fsio
+        fsio.os.replace = die  # killed after the temporary file is written and fsynced
+        fsio.atomic_write_text({str(target)!r}, "half")
+    """)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".result.json.") and left[0].endswith(".tmp")
+    live = tmp_path / f".result.json.{temp_tag()}.abc.tmp"  # this process: alive
+    live.write_text("another writer's")
+    atomic_write_text(target, "whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "result.json"]
+    assert target.read_text() == "whole"
+
+
+def test_a_prepare_killed_mid_write_leaves_a_folder_the_next_prepare_removes(tmp_path):
+    (tmp_path / "corpus.txt").write_bytes(TEXT)
+    out = tmp_path / "shards"
+    _killed(f"""
+        import scalinglab.data.writer as w
+        w._check_windows = die  # killed with the token files written, before the manifest
+        w.prepare([{str(tmp_path / "corpus.txt")!r}], {str(out)!r}, tokenizer="byte",
+                  block_size=16)
+    """)
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".shards.tmp-")]
+    assert len(left) == 1 and (tmp_path / left[0] / "train.bin").exists()
+    assert main(["prepare", str(tmp_path / "corpus.txt"), "--out", str(out),
+                 "--block-size", "16"]) == 0  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "shards"]
