@@ -96,11 +96,14 @@ def timed(fn, *args):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="the Epoch CSV (default: ../shared beside the repository; "
+                    "`scalinglab data fetch epoch-chinchilla --out data` gets it)")  # fmt: skip
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--scipy-every", type=int, default=1)
     ap.add_argument("--scipy-resamples", type=int, default=None)
     args = ap.parse_args()
-    table = read_csv(DATA, drop_highest=5)
+    table = read_csv(args.data, drop_highest=5)
     nat = Chinchilla().natural
     (b1, f1, s1, tf1, tb1), cpu1 = timed(ours, table, args.resamples)
     (b0, f0, _, tf0, _), _ = timed(ours, table, 0, False)
