@@ -1,0 +1,151 @@
+"""Choose a ladder design by simulation: which cheap set of runs predicts a run far
+beyond them best, for a given fraction of its compute?
+
+Synthetic truth: L(N, D) = E + A/N^alpha + B/D^beta at the quickstart's scale (byte-level
+GPTs of 10^4-10^6 parameters), with the run-to-run noise the quickstart measures (0.35%
+relative standard deviation between seeds). Runs that share a WSD trunk share part of
+their noise (the trunk's draw) and add their own (the cooldown's).
+
+Each design is a set of (N, D) runs whose summed training FLOPs (shared trunk steps
+counted once) are a given fraction of the target run's C, with its largest run a given
+factor below the target. Every draw fits Chinchilla's law to the noisy runs with
+scalinglab's own fitter and predicts the compute-optimal run at the target budget; the
+error is against that run's noisy measured loss, as a backtest would see it.
+
+    python benchmarks/ladder_design.py --draws 200
+
+Prints one row per design: extrapolation, fit cost ratio, number of runs, and the
+median, 90th-percentile and mean signed relative error of the prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+from flake_hunt import cpu_name  # benchmarks/ is on sys.path when run as a script
+
+from scalinglab import ScalingLaw
+
+SIGMA = 0.0035  # the quickstart's measured seed noise (relative std)
+SHARED = 0.7  # share of a branch's noise variance drawn once per trunk
+
+TRUTHS = {
+    # alpha > beta, then beta > alpha: both orders of the exponents
+    "a.34-b.28": dict(E=0.80, A=19.7, alpha=0.34, B=20.8, beta=0.28),
+    "a.28-b.34": dict(E=0.80, A=9.5, alpha=0.28, B=55.0, beta=0.34),
+}
+
+
+def loss(truth, n, d):
+    return truth["E"] + truth["A"] / n ** truth["alpha"] + truth["B"] / d ** truth["beta"]
+
+
+def optimum(truth, c):
+    """The truth's compute-optimal (N, D) at C = 6ND (closed form, Hoffmann et al.)."""
+    a, b = truth["alpha"], truth["beta"]
+    g = ((a * truth["A"]) / (b * truth["B"])) ** (1 / (a + b))
+    n = g * (c / 6) ** (b / (a + b))
+    return n, c / (6 * n)
+
+
+def design(kind, c_target, extrapolation, sizes, ratio, fractions):
+    """Runs of one design: a list of (N, D, trunk id) and its summed FLOPs.
+
+    The largest size trains ratio * N tokens (its C is c_target / extrapolation);
+    the other sizes are 2x apart in N. `wsd` trains one trunk per size to the longest
+    fraction and branches a 20% cooldown at each other fraction; `indep` trains each
+    (N, D) point as its own run; `isoflop` ignores `ratio` and spreads `sizes` models
+    over 3 budgets a factor sqrt(10) apart.
+    """
+    c_max = c_target / extrapolation
+    runs, cost = [], 0.0
+    if kind == "isoflop":
+        for c in c_max / np.sqrt(10) ** np.arange(3):
+            n_mid = math.sqrt(c / (6 * ratio))
+            for n in n_mid * 2.0 ** (np.arange(sizes) - (sizes - 1) / 2):
+                runs.append((n, c / (6 * n), len(runs)))
+                cost += c
+        return runs, cost
+    n_max = math.sqrt(c_max / (6 * ratio))
+    for i in range(sizes):
+        n = n_max / 2.0**i
+        d_full = ratio * n
+        if kind == "wsd":
+            cost += 6 * n * d_full
+            cost += sum(6 * n * 0.2 * f * d_full for f in fractions if f < 1)
+        for f in fractions:
+            if kind == "indep":
+                cost += 6 * n * f * d_full
+            runs.append((n, f * d_full, i if kind == "wsd" else len(runs) + 100))
+    return runs, cost
+
+
+def simulate(truth, runs, c_target, draws, rng):
+    n_t, d_t = optimum(truth, c_target)
+    true_t = loss(truth, n_t, d_t)
+    n = np.array([r[0] for r in runs])
+    d = np.array([r[1] for r in runs])
+    trunk = np.array([r[2] for r in runs])
+    clean = loss(truth, n, d)
+    errors = []
+    for _ in range(draws):
+        shared = {t: rng.standard_normal() for t in set(trunk.tolist())}
+        eps = np.array(
+            [
+                math.sqrt(SHARED) * shared[t] + math.sqrt(1 - SHARED) * rng.standard_normal()
+                for t in trunk
+            ]
+        )
+        noisy = clean * (1 + SIGMA * eps)
+        law = ScalingLaw("chinchilla", bootstrap=0).fit({"N": n, "D": d, "loss": noisy})
+        measured = true_t * (1 + SIGMA * rng.standard_normal())
+        errors.append(float(law.predict(N=n_t, D=d_t)) / measured - 1)
+    return np.array(errors)
+
+
+DESIGNS = [
+    # name, kind, extrapolation, sizes, tokens per parameter at the longest, fractions
+    ("isoflop 3x4 (today's kind)", "isoflop", 15, 4, 20, None),
+    ("indep 4 sizes x 3 lengths", "indep", 10, 4, 40, (0.25, 0.5, 1.0)),
+    ("wsd 4 sizes x 3 branches", "wsd", 10, 4, 40, (0.25, 0.5, 1.0)),
+    ("wsd 4 sizes x 5 branches", "wsd", 10, 4, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
+    ("wsd 3 sizes x 5 branches", "wsd", 10, 3, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
+    ("wsd 5 sizes x 5 branches", "wsd", 10, 5, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
+    ("wsd 4 sizes x 5 branches, 80 tok/param", "wsd", 10, 4, 80, (0.125, 0.25, 0.5, 0.75, 1.0)),
+    ("wsd 4 sizes x 5 branches, X=30", "wsd", 30, 4, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
+    ("wsd 5 sizes x 5 branches, X=30", "wsd", 30, 5, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
+]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--draws", type=int, default=200)
+    p.add_argument("--target-flops", type=float, default=1e13)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    cpu = cpu_name()
+    print(
+        f"# {time.strftime('%Y-%m-%d')} · {cpu} · {args.draws} draws, target C {args.target_flops:.0e}"
+    )
+    print(
+        "| truth | design | extrapolation | fit_cost_ratio | runs | median abs err | p90 abs err | mean signed |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for tname, truth in TRUTHS.items():
+        rng = np.random.default_rng(args.seed)
+        for name, kind, x, sizes, ratio, fracs in DESIGNS:
+            runs, cost = design(kind, args.target_flops, x, sizes, ratio, fracs)
+            err = simulate(truth, runs, args.target_flops, args.draws, rng)
+            a = np.abs(err)
+            print(
+                f"| {tname} | {name} | {x} | {cost / args.target_flops:.3f} | {len(runs)} | "
+                f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | {100 * err.mean():+.2f}% |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
