@@ -63,10 +63,11 @@ def table(size, fill):
     return t
 
 
-def one(size, law, fill, bootstrap=0):
+def one(size, law, fill, bootstrap=0, huber_delta=1e-3):
     fill_setting = "linear" if fill == "exact" else fill
     t0 = time.perf_counter()
-    fit = ScalingLaw(law, bootstrap=bootstrap, lr_fill=fill_setting).fit(table(size, fill))
+    fit = ScalingLaw(law, bootstrap=bootstrap, lr_fill=fill_setting, huber_delta=huber_delta)
+    fit.fit(table(size, fill))
     return fit, time.perf_counter() - t0
 
 
@@ -99,13 +100,14 @@ def main():
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--figure", default=None, help="PNG of the multi-power predictions")
     ap.add_argument("--fills", nargs="+", default=["linear", "auto", "previous", "exact"])
+    ap.add_argument("--huber-delta", type=float, default=1e-3, help="the fits' Huber delta")
     args = ap.parse_args()
     print(f"{'size':<6}{'law':<14}{'LR':<10}{'PredE %':>9}{'WorstE %':>10}{'max %':>8}{'fit s':>7}")
     shown = {}
     for size in SIZES:
         for law in ("multi-power", "lr-annealing"):
             for fill in args.fills:
-                fit, secs = one(size, law, fill)
+                fit, secs = one(size, law, fill, huber_delta=args.huber_delta)
                 bt = fit.backtest_
                 print(
                     f"{size:<6}{law:<14}{fill:<10}{100 * bt['mean_of_run_means']:>9.3f}"
@@ -123,7 +125,7 @@ def main():
         print(f"\nfit + {args.bootstrap} bootstrap resamples (lr_fill=linear):")
         for size in SIZES:
             for law in ("multi-power", "lr-annealing"):
-                fit, secs = one(size, law, "linear", args.bootstrap)
+                fit, secs = one(size, law, "linear", args.bootstrap, args.huber_delta)
                 ci = fit.ci_["alpha"]
                 print(
                     f"{size:<6}{law:<14}{secs:>6.1f} s   alpha {fit.params_['alpha']:.4f} "
