@@ -70,7 +70,8 @@ def run(args) -> int:
         fmt = write_table(rows, args.out, args.format)
         print(f"wrote {len(rows)} rows to {args.out} ({fmt})", file=sys.stderr)
     if not args.csv and not args.out:
-        print(format_table(rows, list(CURVE_COLUMNS) if args.curves else None))
+        shown = [c for c in CURVE_COLUMNS if c != "schedule"]  # long: in the CSV only
+        print(format_table(rows, shown if args.curves else None))
     return 0
 
 
