@@ -331,8 +331,13 @@ def fit_curves(form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, so
     if bootstrap:
         run_of = np.concatenate([np.full(len(s), i) for i, (s, _, _) in enumerate(runs)])
         W = stratified_weights(run_of, bootstrap, seed)
+        # 40 L-BFGS pairs: the multi-power valley at 25M (Luo et al.'s curves) is long and
+        # curved; 30% fewer evaluations than 10 pairs, the same optima (benchmarks/results/
+        # curve_laws.md)
         out.update(
-            refit_resamples(lambda w: _objective(form, ctx, w), res, W, boot_starts, whiten=True)
+            refit_resamples(
+                lambda w: _objective(form, ctx, w), res, W, boot_starts, whiten=True, memory=40
+            )
         )
     return out
 
