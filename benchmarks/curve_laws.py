@@ -35,6 +35,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared/scaling_data/multipowerlaw_
 SIZES = ("25M", "100M", "400M")
 PUBLISHED = {"25M": (0.110, 0.41), "100M": (0.142, 0.58), "400M": (0.168, 1.0)}
 WARMUP, PEAK, LOW = 2160, 3e-4, 3e-5
+FIT_FROM = 0  # --fit-from: the fitted curves' points before this step are left out
 
 
 def exact_schedule(name):
@@ -60,6 +61,10 @@ def table(size, fill):
     if fill == "exact":
         for r in t.runs:
             r.lr_full = exact_schedule(r.run_id)[: r.steps[-1] + 1]
+    for r in t.fit_runs if FIT_FROM else ():
+        r.lr_full = r.schedule("linear" if fill == "exact" else fill)  # from every logged LR
+        keep = r.steps >= FIT_FROM
+        r.steps, r.lr, r.loss = r.steps[keep], r.lr[keep], r.loss[keep]
     return t
 
 
@@ -104,7 +109,12 @@ def main():
     ap.add_argument(
         "--repeat", type=int, default=1, help="time each bootstrap fit N times: the minimum"
     )
+    ap.add_argument(
+        "--fit-from", type=int, default=0, help="fit the fitted curves' points from this step on"
+    )
     args = ap.parse_args()
+    global FIT_FROM
+    FIT_FROM = args.fit_from
     print(f"{'size':<6}{'law':<14}{'LR':<10}{'PredE %':>9}{'WorstE %':>10}{'max %':>8}{'fit s':>7}")
     shown = {}
     for size in SIZES:
