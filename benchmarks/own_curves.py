@@ -107,7 +107,7 @@ def train(arch, lr, train_data, val_x, val_y, seed=0):
     return np.array(steps), np.array(losses)
 
 
-def report(arch, runs, fit_from=0):
+def report(arch, runs, fit_from=0, huber_delta=1e-3):
     """Fit both laws on the FIT runs (their points from step fit_from on), print the
     held-out curves' errors (all their points)."""
     fit_runs = []
@@ -116,7 +116,7 @@ def report(arch, runs, fit_from=0):
         fit_runs.append(Run(r.run_id, r.steps[keep], r.lr[keep], r.loss[keep],
                             held_out=r.held_out, lr_full=r.lr_full))  # fmt: skip
     for law in ("multi-power", "lr-annealing"):
-        fit = ScalingLaw(law, bootstrap=0).fit(CurveTable(fit_runs))
+        fit = ScalingLaw(law, bootstrap=0, huber_delta=huber_delta).fit(CurveTable(fit_runs))
         bt = fit.backtest_
         per = "  ".join(
             f"{p['run']} {100 * p['mean_abs_rel_error']:.2f}/{100 * p['max_abs_rel_error']:.2f}"
@@ -153,12 +153,13 @@ def main():
         "--fit-from", type=int, nargs="+", default=[0],
         help="fit only the points from these steps on (one fit each; held-out curves: all points)",
     )  # fmt: skip
+    ap.add_argument("--huber-delta", type=float, default=1e-3, help="the fits' Huber delta")
     args = ap.parse_args()
     if args.curves:
         for arch, runs in read_curves(args.curves, args.steps).items():
             for f in args.fit_from:
                 print(f"fit from step {f}:")
-                report(arch, runs, f)
+                report(arch, runs, f, args.huber_delta)
         return
     torch.set_num_threads(1)
     train_data, val = corpus()
@@ -190,7 +191,7 @@ def main():
         for f in args.fit_from:
             if len(args.fit_from) > 1:
                 print(f"fit from step {f}:")
-            report(arch, runs, f)
+            report(arch, runs, f, args.huber_delta)
     if args.out:
         with open(args.out, "w", newline="") as f:
             w = csv.writer(f)

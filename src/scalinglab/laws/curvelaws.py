@@ -136,7 +136,9 @@ class CurveForm:
         }
 
     def theta(self, p):
-        return np.array([np.log(p[k]) if k in self.logged else p[k] for k in self.param_names])
+        # a fitted C can underflow to 0 (no loss drop at all): log 0 = −inf predicts just that
+        with np.errstate(divide="ignore"):
+            return np.array([np.log(p[k]) if k in self.logged else p[k] for k in self.param_names])
 
 
 class MultiPower(CurveForm):
