@@ -136,7 +136,7 @@ class CurveForm:
         }
 
     def theta(self, p):
-        # a fitted C can underflow to 0 (no loss drop at all): log 0 = −inf predicts just that
+        # a fitted L0 or C can underflow to 0: log 0 = −inf predicts that limit
         with np.errstate(divide="ignore"):
             return np.array([np.log(p[k]) if k in self.logged else p[k] for k in self.param_names])
 
