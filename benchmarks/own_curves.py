@@ -1,6 +1,7 @@
 """Our own loss curves under 7 LR schedules: fit the curve laws on 3, predict the other 4.
 
     .venv/bin/python benchmarks/own_curves.py [--steps 1500] [--out curves.csv]
+    .venv/bin/python benchmarks/own_curves.py --curves curves.csv --fit-from 0 200 400
 
 A tiny GPT and a tiny LSTM (scalinglab.models) are trained on the built-in
 corpus (the Python standard library's source, byte tokens) under the
@@ -106,11 +107,60 @@ def train(arch, lr, train_data, val_x, val_y, seed=0):
     return np.array(steps), np.array(losses)
 
 
+def report(arch, runs, fit_from=0, huber_delta=1e-3):
+    """Fit both laws on the FIT runs (their points from step fit_from on), print the
+    held-out curves' errors (all their points)."""
+    fit_runs = []
+    for r in runs:
+        keep = r.steps >= fit_from if not r.held_out else np.ones(len(r.steps), dtype=bool)
+        fit_runs.append(Run(r.run_id, r.steps[keep], r.lr[keep], r.loss[keep],
+                            held_out=r.held_out, lr_full=r.lr_full))  # fmt: skip
+    for law in ("multi-power", "lr-annealing"):
+        fit = ScalingLaw(law, bootstrap=0, huber_delta=huber_delta).fit(CurveTable(fit_runs))
+        bt = fit.backtest_
+        per = "  ".join(
+            f"{p['run']} {100 * p['mean_abs_rel_error']:.2f}/{100 * p['max_abs_rel_error']:.2f}"
+            for p in bt["per_run"]
+        )
+        print(f"{arch} {law:<13} PredE {100 * bt['mean_of_run_means']:.3f}%  "
+              f"WorstE {100 * bt['mean_of_run_maxes']:.3f}%   {per}", flush=True)  # fmt: skip
+
+
+def read_curves(path, S):
+    """{arch: [Run]} from a CSV written by --out (the schedules rebuilt from their specs)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for arch, peak in (("gpt", 3e-3), ("lstm", 5e-3)):
+        runs = []
+        for name, spec in schedules(S, peak).items():
+            mine = [r for r in rows if r["arch"] == arch and r["schedule"] == name]
+            steps = np.array([int(r["step"]) for r in mine])
+            lr = Schedule(spec).lr_array()
+            losses = np.array([float(r["loss"]) for r in mine])
+            runs.append(Run(name, steps, lr[steps], losses, held_out=name not in FIT,
+                            lr_full=lr[: steps[-1] + 1]))  # fmt: skip
+        out[arch] = runs
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", default=None, help="write the curves as CSV (run, step, lr, loss)")
+    ap.add_argument("--curves", default=None, help="refit the curves of an --out CSV (no training)")
+    ap.add_argument(
+        "--fit-from", type=int, nargs="+", default=[0],
+        help="fit only the points from these steps on (one fit each; held-out curves: all points)",
+    )  # fmt: skip
+    ap.add_argument("--huber-delta", type=float, default=1e-3, help="the fits' Huber delta")
     args = ap.parse_args()
+    if args.curves:
+        for arch, runs in read_curves(args.curves, args.steps).items():
+            for f in args.fit_from:
+                print(f"fit from step {f}:")
+                report(arch, runs, f, args.huber_delta)
+        return
     torch.set_num_threads(1)
     train_data, val = corpus()
     vi = np.random.default_rng(1).integers(0, len(val) - BLOCK - 1, EVAL_WINDOWS)
@@ -138,15 +188,10 @@ def main():
                 (arch, name, int(s), float(lr[s]), float(v))
                 for s, v in zip(steps, losses, strict=True)
             ]
-        for law in ("multi-power", "lr-annealing"):
-            fit = ScalingLaw(law, bootstrap=0).fit(CurveTable(runs))
-            bt = fit.backtest_
-            per = "  ".join(
-                f"{p['run']} {100 * p['mean_abs_rel_error']:.2f}/{100 * p['max_abs_rel_error']:.2f}"
-                for p in bt["per_run"]
-            )
-            print(f"{arch} {law:<13} PredE {100 * bt['mean_of_run_means']:.3f}%  "
-                  f"WorstE {100 * bt['mean_of_run_maxes']:.3f}%   {per}", flush=True)  # fmt: skip
+        for f in args.fit_from:
+            if len(args.fit_from) > 1:
+                print(f"fit from step {f}:")
+            report(arch, runs, f, args.huber_delta)
     if args.out:
         with open(args.out, "w", newline="") as f:
             w = csv.writer(f)

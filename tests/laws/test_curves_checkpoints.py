@@ -84,3 +84,35 @@ def test_bootstrap_and_backtest_take_whole_runs(tmp_path):
     # only the largest model's last checkpoint is above 3e19 FLOPs: its whole curve is held out
     assert bt["n_test"] == 5 and {p["N"] for p in bt["points"]} == {float(t.N.max())}
     assert bt["mean_abs_rel_error"] < 0.02
+
+
+def test_runs_curves_schedule_column_is_the_configs_lr(tmp_path):
+    from scalinglab.laws.curves import read_curve_table
+    from scalinglab.train.optim import Schedule as TrainerSchedule
+
+    run = tmp_path / "sweep" / "runs" / "r1"
+    run.mkdir(parents=True)
+    model = ModelConfig(arch="gpt", n_layer=2, n_embd=16, n_head=2, block_size=32,
+                        vocab_size=VOCAB)  # fmt: skip
+    train = TrainConfig(data="shards", steps=200, warmup=20, schedule="wsd", lr=2e-3)
+    (run / "config.toml").write_text(dumps_toml(RunConfig(model=model, train=train).to_dict()))
+    trainer = TrainerSchedule("wsd", 2e-3, 2e-4, 20, 200, 0.2)
+    lines = [
+        {"step": s, "tokens": s * 384, "lr": trainer(s - 1), "val_loss": 5.0 - s / 100}
+        for s in (50, 100, 150, 200)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (run / "result.json").write_text(json.dumps({"status": "completed", "steps": 200}))
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    t = read_curve_table(out, schedule_col="schedule")
+    lr = t.runs[0].schedule()
+    # the exact LR between the logged steps, not an interpolation of the logged values
+    assert np.allclose(lr, [0.0] + [trainer(s) for s in range(200)], rtol=1e-12, atol=0)
+    assert not np.allclose(t.runs[0].lr_full, lr_interp(t.runs[0]))
+
+
+def lr_interp(run):
+    from scalinglab.laws.curves import lr_at_every_step
+
+    return lr_at_every_step(run.steps, run.lr, "linear")

@@ -8,7 +8,7 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError
 from scalinglab.laws import ScalingLaw, curvelaws
-from scalinglab.laws.schedules import Schedule, family
+from scalinglab.laws.schedules import Schedule, family, trainer_spec
 from scalinglab.plan import rank_schedules
 from tests.laws.test_curves import MPL_25M, curves_csv, mpl_direct
 
@@ -29,6 +29,26 @@ def test_phases_known_values():
     t = np.arange(2160, 24000)
     up = 3e-5 + 0.5 * (3e-4 - 3e-5) * (1 + np.cos(np.pi * (t - 2160) / 21840))
     assert np.allclose(lr, np.concatenate([np.linspace(0, 3e-4, 2160), up]), rtol=0, atol=1e-15)
+
+
+def test_start_argument_of_decay_phases():
+    lr = Schedule("constant(2, 1.0) + linear(2, 0.0, 0.5) + cosine(2, 0.0, 0.8)").lr_array()
+    assert np.allclose(lr, [1, 1, 0.5, 0.25, 0.8, 0.4])
+    with pytest.raises(ConfigError, match="steps >= 1"):
+        Schedule("constant(2, 1.0, 0.5)")
+
+
+@pytest.mark.parametrize("kind", ["cosine", "constant", "wsd"])
+def test_trainer_spec_is_the_trainers_lr_step_for_step(kind):
+    from scalinglab.train.optim import Schedule as TrainerSchedule
+
+    for warmup, total, cooldown in [(0, 50, 0.2), (7, 101, 0.33), (100, 1000, 0.2), (3, 4, 1.0)]:
+        want = TrainerSchedule(kind, 3e-3, 3e-4, warmup, total, cooldown)
+        # index t: the LR of the t-th update (index 0: none yet)
+        expect = [0.0] + [want(s) for s in range(total)]
+        got = Schedule(trainer_spec(kind, 3e-3, 3e-4, warmup, total, cooldown)).lr_array()
+        assert np.allclose(got, expect, rtol=1e-12, atol=0), (warmup, total, cooldown)
+    assert trainer_spec(kind, 3e-3, 3e-4, 10, None) is None  # a time budget follows the clock
 
 
 @pytest.mark.parametrize(

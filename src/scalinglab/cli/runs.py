@@ -3,12 +3,14 @@ run folders.
 
 `--curves` writes one row per evaluation of every run instead (its metrics.jsonl,
 read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
---run-col run_id` (N, D laws from every checkpoint) and of the curve laws.
+--run-col run_id` (N, D laws from every checkpoint) and of the curve laws. Its
+`schedule` column is the run's exact LR at every step, rebuilt from its config
+(`--schedule-col schedule`); empty for a time budget, whose LR follows the clock.
 """
 
 CURVE_COLUMNS = (
     "run_id", "arch", "status", "params", "params_nonembed",
-    "step", "tokens", "flops", "lr", "train_loss", "loss",
+    "step", "tokens", "flops", "lr", "train_loss", "loss", "schedule",
 )  # fmt: skip
 
 ORDER = 80
@@ -68,7 +70,8 @@ def run(args) -> int:
         fmt = write_table(rows, args.out, args.format)
         print(f"wrote {len(rows)} rows to {args.out} ({fmt})", file=sys.stderr)
     if not args.csv and not args.out:
-        print(format_table(rows, list(CURVE_COLUMNS) if args.curves else None))
+        shown = [c for c in CURVE_COLUMNS if c != "schedule"]  # long: in the CSV only
+        print(format_table(rows, shown if args.curves else None))
     return 0
 
 
@@ -82,6 +85,7 @@ def curve_rows(root, run_rows) -> list[dict]:
     dirs = {d.name: d for d in find_run_dirs(root)}
     out = []
     for run in run_rows:
+        schedule = run_schedule(Path(dirs[run["run_id"]]))
         lr = None
         for rec in runfolder.read_metrics(Path(dirs[run["run_id"]])):
             lr = rec.get("lr", lr)  # an eval record may carry no lr: the last one logged
@@ -93,9 +97,29 @@ def curve_rows(root, run_rows) -> list[dict]:
                     **{k: rec.get(k) for k in ("step", "tokens", "flops", "train_loss")},
                     "lr": lr,
                     "loss": rec["val_loss"],
+                    "schedule": schedule,
                 }
             )
     return out
+
+
+def run_schedule(run_dir):
+    """The run's LR at every step in the schedule syntax, from its config; None if unknown."""
+    from scalinglab import runfolder
+    from scalinglab.laws.schedules import trainer_spec
+
+    cfg = runfolder.read_config(run_dir)
+    if cfg is None:
+        return None
+    t = cfg.train
+    kind, _ = t.budget
+    per_token = (runfolder.read_result(run_dir) or {}).get("flops_per_token")
+    if kind == "time" or (kind == "flops" and not per_token):
+        return None
+    from scalinglab.train.optim import plan_steps  # lazy: it imports torch
+
+    total = plan_steps(t, t.batch_size * t.grad_accum * cfg.model.block_size, per_token or 0)
+    return trainer_spec(t.schedule, t.lr, t.final_lr, t.warmup, total, t.cooldown_frac)
 
 
 def write_rows(rows, path) -> None:

@@ -18,11 +18,15 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import warn
-from scalinglab.laws.curvelaws import CURVE_LAWS, fit_curves, make_curve_form, predict_curve
+from scalinglab.laws.curvelaws import (
+    CHUNK,
+    CURVE_LAWS,
+    fit_curves,
+    make_curve_form,
+    predict_curve,
+)
 from scalinglab.laws.curves import CurveTable, read_curve_table
 from scalinglab.laws.schedules import Schedule
-
-PRED_CHUNK = 50  # bootstrap draws predicted at once
 
 
 def form_of(law):
@@ -195,11 +199,9 @@ def predict(law, steps, lr_schedule, return_ci=False):
     S = S[np.isfinite(S).all(axis=1)]
     th = np.stack([form.theta(dict(zip(names, row, strict=True))) for row in S])
     ctx = form.prepare([(steps, lr, None)])
+    per = max(1, CHUNK // (len(steps) + len(ctx.get("drop", ()))))  # draws at once
     draws = np.concatenate(
-        [
-            form.pred(ctx, th[i : i + PRED_CHUNK], grad=False)[0]
-            for i in range(0, len(th), PRED_CHUNK)
-        ]
+        [form.pred(ctx, th[i : i + per], grad=False)[0] for i in range(0, len(th), per)]
     )
     q = 100 * (1 - law.settings["ci_level"]) / 2
     with np.errstate(invalid="ignore"):

@@ -95,12 +95,12 @@ def whitening(fun, x, step=1e-5):
     return V / np.sqrt(lam)
 
 
-def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000, whiten=False):
+def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000, whiten=False, memory=10):
     """Refit every resample (a row of weights W) from the best `boot_starts` distinct optima.
 
     objective(W) -> fun(theta, rows, wrow): the summed objective weighted by W[wrow].
     `whiten`: optimise in coordinates whitened by the full-data Hessian at the optimum
-    (same optima, far fewer iterations for badly scaled parameters).
+    (same optima, far fewer iterations for badly scaled parameters). `memory`: L-BFGS pairs.
     Returns {"samples": (R, P) thetas, "boot_converged": share of refits converged}."""
     inits = res.x[_distinct(res.x, res.fun, boot_starts)]
     m = len(inits)
@@ -116,7 +116,7 @@ def refit_resamples(objective, res, W, boot_starts=1, max_iter=1000, whiten=Fals
         f, g = bfun(x0[rows] + z @ T.T, rows, wrow=rows // m)  # problem row -> its resample
         return f, g @ T
 
-    rb = minimize_batch(fun_b, np.zeros_like(x0), max_iter=max_iter)
+    rb = minimize_batch(fun_b, np.zeros_like(x0), m=memory, max_iter=max_iter)
     rb.x = x0 + rb.x @ T.T
     fb = np.where(np.isfinite(rb.fun), rb.fun, np.inf).reshape(R, m)
     pick = fb.argmin(axis=1)

@@ -14,6 +14,10 @@ one ended (0 before the first):
 - `exp(N, TO)`: geometric decay (linear in log LR) to TO;
 - `sqrt(N, TO)`: 1−sqrt decay, LR = TO + (start − TO)·(1 − sqrt(i/N)).
 
+The four decay phases take an optional third number, the LR they start from
+(`cosine(N, TO, FROM)`; default: the current LR), for schedules whose next
+phase does not start where the last one ended (`trainer_spec`).
+
 A decay phase starts at the current LR and moves towards TO, which the step
 after it would reach (Luo et al.'s convention: `warmup(2160, 3e-4) +
 cosine(21840, 3e-5)` is their cosine_24000 step for step). The schedule's
@@ -37,6 +41,7 @@ class Schedule:
     def __init__(self, spec: str):
         self.spec = str(spec)
         self.phases = []
+        self.starts = {}  # phase index -> the LR it starts from, when given
         for part in self.spec.split("+"):
             m = _PART.match(part)
             if not m or m.group(1) not in PHASES:
@@ -48,14 +53,18 @@ class Schedule:
             try:
                 steps = int(float(args[0]))
                 value = float(args[1]) if len(args) > 1 else None
+                start = float(args[2]) if len(args) > 2 else None
             except (IndexError, ValueError):
                 raise ConfigError(
                     f"schedule {self.spec!r}: {part.strip()!r}: bad numbers"
                 ) from None
-            if steps < 1 or len(args) > 2 or (value is not None and not value >= 0):
+            many = len(args) > (3 if kind in ("linear", "cosine", "exp", "sqrt") else 2)
+            if steps < 1 or many or not all(v is None or v >= 0 for v in (value, start)):
                 raise ConfigError(f"schedule {self.spec!r}: {part.strip()!r}: steps >= 1, LR >= 0")
             if value is None and kind not in ("constant",):
                 raise ConfigError(f"schedule {self.spec!r}: {kind} needs an LR: {kind}(STEPS, LR)")
+            if start is not None:
+                self.starts[len(self.phases)] = start
             self.phases.append((kind, steps, value))
 
     def __len__(self):
@@ -67,7 +76,8 @@ class Schedule:
     def lr_array(self, n=None) -> np.ndarray:
         """The LR at steps 0..n−1 (n defaults to the schedule's length)."""
         parts, cur = [], 0.0
-        for kind, steps, v in self.phases:
+        for j, (kind, steps, v) in enumerate(self.phases):
+            cur = self.starts.get(j, cur)
             i = np.arange(steps) / steps  # fraction of the phase done before each step
             if kind == "warmup":
                 seg = v * np.arange(steps) / max(steps - 1, 1)
@@ -115,3 +125,45 @@ def family(steps, peak, final, warmup=0, fractions=(0.1, 0.2, 0.3, 0.5)):
         for kind in ("linear", "exp", "sqrt"):
             out.append(head + first + f"constant({stable}) + {kind}({decay}, {final:g})")
     return [Schedule(s) for s in out]
+
+
+def trainer_spec(kind, lr, min_lr, warmup, total, cooldown_frac=0.2):
+    """The LR of a scalinglab training run in this syntax, step for step, or None.
+
+    Arguments as in the run's config (`--schedule`, `--lr`, the final LR, `--warmup`,
+    its total optimizer steps, `--cooldown-frac`); None for a time budget (total None:
+    the schedule follows the clock). Index t of `lr_array()` is the LR of the t-th
+    update, so that a loss logged after t updates has seen indices 0..t: index 0 is 0
+    (no update yet) and index t ≥ 1 is the trainer's LR of step t − 1.
+    """
+    if total is None or total < 1:
+        return None
+    total = int(total)
+    warmup = min(int(warmup), max(0, (total - 1) // 2))  # as the trainer caps it
+    lr, min_lr = float(lr), float(min_lr)
+    # indices 0..warmup: 0, then lr·s/(warmup+1) for the warmup's steps s = 1..warmup
+    head = f"warmup({warmup + 1}, {lr * warmup / (warmup + 1)!r})" if warmup else "constant(1, 0)"
+    rest = total - warmup  # indices warmup+1..total: the trainer's steps warmup..total-1
+    if kind == "constant" or (kind == "wsd" and cooldown_frac <= 0):
+        return f"{head} + constant({rest}, {lr!r})"
+    span = max(1, total - 1 - warmup)
+    if kind == "cosine":
+        if rest == 1:
+            return f"{head} + constant(1, {lr!r})"
+        return f"{head} + cosine({rest - 1}, {min_lr!r}, {lr!r}) + constant(1, {min_lr!r})"
+    if kind != "wsd":
+        raise ConfigError(f"schedule {kind!r} is not one of cosine, constant, wsd")
+    # stable while (s − warmup)/span < 1 − cooldown_frac, then linear to min_lr at total − 1
+    s0 = warmup + (1 - cooldown_frac) * span
+    s1 = min(total - 1, max(warmup, int(np.ceil(s0 - 1e-9))))
+    q = ((s1 - warmup) / span - (1 - cooldown_frac)) / cooldown_frac
+    v1 = lr + min(max(q, 0.0), 1.0) * (min_lr - lr)
+    parts = [head]
+    if s1 > warmup:
+        parts.append(f"constant({s1 - warmup}, {lr!r})")
+    if total - 1 > s1:
+        parts.append(f"linear({total - 1 - s1}, {min_lr!r}, {v1!r})")
+        parts.append(f"constant(1, {min_lr!r})")
+    else:
+        parts.append(f"constant(1, {v1!r})")
+    return " + ".join(parts)
