@@ -63,13 +63,16 @@ Progress = Callable[[str, int, int | None], None]  # (phase, bytes done since la
 class PrepareConfig:
     """How `prepare` reads, splits and tokenizes a corpus (the flags of `scalinglab prepare`)."""
 
-    tokenizer: str = setting("byte", f"tokenizer kind, one of {KINDS}", choices=KINDS)
+    tokenizer: str = setting("byte", "tokenizer kind", choices=KINDS)
     vocab_size: int | None = setting(
-        None, "vocabulary size: BPE target (default 4096); cap by frequency for char/word"
+        None,
+        "vocabulary size: the BPE target; a cap by frequency for char/word",
+        shown="4096 for bpe; every symbol seen for char/word",
     )
     val_fraction: float | None = setting(
         None,
-        "held-out fraction: of documents (>=100 docs; default 0.01), else of bytes from the end (default 0.1)",
+        "held-out fraction: of documents (100 or more), else of bytes from the end",
+        shown="0.01 of documents, else 0.1 of bytes",
     )
     seed: int = setting(1337, "seed of the choice of validation documents")
     text_field: str = setting("text", "JSONL / hf: field holding the text")
