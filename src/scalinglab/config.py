@@ -18,6 +18,7 @@ A run's resolved config is written as `RUN/config.toml`::
 """
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import json
@@ -407,3 +408,71 @@ def flags_given(args: argparse.Namespace, cls) -> dict:
         for f in dataclasses.fields(cls)
         if getattr(args, f.name, None) is not None
     }
+
+
+# --- dotted overrides of a spec (`--set train.batch_size=16`) -------------------------
+
+
+def _typed_value(text: str, tp):
+    """`text` read as the flag of a field of type `tp` reads it."""
+    if tp is bool:
+        low = text.strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise argparse.ArgumentTypeError(f"not a boolean (true or false): {text!r}")
+    if tp is int:
+        return int_arg(text)
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if tp is str:
+        return text
+    return _toml_value(text)
+
+
+def _toml_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_sets(d: dict, items: list[str], typed: dict | None = None) -> dict:
+    """A copy of the mapping `d` with each `KEY.PATH=VALUE` of `items` set in turn (the
+    dotted overrides of litgpt and torchtitan: `train.batch_size=16`).
+
+    Under a table named in `typed` (`{"train": TrainConfig}`) the key must be a field of
+    that config and VALUE is read as its flag reads it (`train.tokens=1e6` is an int);
+    any other VALUE is read as a TOML value (`[1e11, 3e11]`, `true`), else as text. Errors
+    name the item; keys the spec does not know are refused by the spec's own parser."""
+    out = copy.deepcopy(d)
+    hints = {t: (cls, typing.get_type_hints(cls)) for t, cls in (typed or {}).items()}
+    for item in items:
+        key, sep, text = item.partition("=")
+        path = [k.strip() for k in key.split(".")]
+        if not sep or not all(path):
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. train.batch_size=16")
+        table = out
+        for i, k in enumerate(path[:-1]):
+            table = table.setdefault(k, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(path[: i + 1])} is not a table")
+        value = _toml_value(text)
+        if len(path) == 2 and path[0] in hints:
+            cls, tps = hints[path[0]]
+            names = sorted(f.name for f in dataclasses.fields(cls))
+            if path[1] not in names:
+                raise ConfigError(
+                    f"--set {item}: unknown key {path[1]} in [{path[0]}] (known: "
+                    f"{', '.join(names)})"
+                )
+            try:
+                value = _typed_value(text, _base_type(tps[path[1]]))
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"--set {item}: {exc}") from None
+        table[path[-1]] = value
+    return out
