@@ -37,7 +37,13 @@ from scalinglab import __version__
 from scalinglab.config import check_seed, check_types, setting
 from scalinglab.data import shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
-from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
+from scalinglab.data.tokenizers import (
+    KINDS,
+    BPETokenizer,
+    check_vocab_size,
+    load_pretrained,
+    train_tokenizer,
+)
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import (
     atomic_write_json,
@@ -63,7 +69,11 @@ Progress = Callable[[str, int, int | None], None]  # (phase, bytes done since la
 class PrepareConfig:
     """How `prepare` reads, splits and tokenizes a corpus (the flags of `scalinglab prepare`)."""
 
-    tokenizer: str = setting("byte", "tokenizer kind", choices=KINDS)
+    tokenizer: str = setting(
+        "byte",
+        "tokenizer kind to train (byte, char, word, bpe), or a pretrained one: a Hugging Face "
+        "tokenizer.json or a local tokenizer folder (used as is, never trained)",
+    )
     vocab_size: int | None = setting(
         None,
         "vocabulary size: the BPE target; a cap by frequency for char/word",
@@ -94,7 +104,13 @@ class PrepareConfig:
     def __post_init__(self):
         check_types(self)
         check_seed(self.seed)
-        check_vocab_size(self.tokenizer, self.vocab_size)
+        if self.tokenizer in KINDS or not self.tokenizer.strip():
+            check_vocab_size(self.tokenizer, self.vocab_size)
+        elif self.vocab_size is not None:
+            raise ConfigError(
+                f"--vocab-size {self.vocab_size}: the pretrained tokenizer {self.tokenizer} "
+                "has its own vocabulary"
+            )
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         if self.errors not in ("strict", "replace"):
@@ -143,7 +159,10 @@ def prepare(
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
     srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests)
+    pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
+    if pretrained:  # the tokenizer itself, not its path, decides the shards
+        request["tokenizer_sha256"] = pretrained[1]["sha256"]
     fingerprint = hashlib.sha256("\n".join(s.fingerprint() for s in srcs).encode()).hexdigest()
     if not cfg.force and (m := _up_to_date(out, request, fingerprint)):
         _check_windows(m["splits"], cfg.block_size)
@@ -151,7 +170,11 @@ def prepare(
         return {**m, "up_to_date": True}
 
     plan = _scan(srcs, cfg, progress)
-    tok = train_tokenizer(cfg.tokenizer, _train_texts(srcs, plan, cfg, progress), cfg.vocab_size)
+    if pretrained:
+        tok = pretrained[0]
+    else:
+        texts = _train_texts(srcs, plan, cfg, progress)
+        tok = train_tokenizer(cfg.tokenizer, texts, cfg.vocab_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out.parent, f".{out.name}.tmp-")  # what a killed prepare left
     tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
@@ -164,6 +187,8 @@ def prepare(
         manifest = _manifest(
             specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, seconds
         )
+        if pretrained:
+            manifest["pretrained_tokenizer"] = pretrained[1]
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
         _move_into_place(tmp, out)
     except BaseException as exc:
