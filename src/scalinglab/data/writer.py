@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -47,9 +46,9 @@ from scalinglab.data.tokenizers import (
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import (
     atomic_write_json,
-    fsync_dir,
     make_temp_dir,
     remove_stale_temps,
+    replace_dir,
     sha256_file,
     temp_tag,
 )
@@ -190,7 +189,7 @@ def prepare(
         if pretrained:
             manifest["pretrained_tokenizer"] = pretrained[1]
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
-        _move_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
@@ -412,15 +411,3 @@ def _check_windows(splits: dict, block_size: int) -> None:
             f"val {block_size + 1}); use more text, a larger --val-fraction or a smaller "
             "--block-size"
         )
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished folder to `out`, replacing what is there only after it is complete."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        out.rename(old / "x")
-    tmp.rename(out)
-    fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
