@@ -95,6 +95,9 @@ class PrepareConfig:
         128, "refuse a corpus whose splits hold less than one window of this many tokens + 1"
     )
     stdlib_tests: bool = setting(False, "with the stdlib source, include its test folders")
+    streaming: bool = setting(
+        False, "hf: sources: read rows as they come (bounded memory, no full download first)"
+    )
     force: bool = setting(
         False, "rebuild even if up to date; replace an output folder that is not shards"
     )
@@ -157,7 +160,7 @@ def prepare(
     out = Path(out)
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
-    srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests)
+    srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
     if pretrained:  # the tokenizer itself, not its path, decides the shards
