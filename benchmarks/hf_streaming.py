@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from flake_hunt import cpu_name  # one reader of /proc/cpuinfo for the records
+
 WORDS = ("scaling", "laws", "tokens", "compute", "loss", "model", "width", "depth", "data",
          "optimal", "budget", "frontier", "Chinchilla", "über", "naïve", "ß", "λ", "∞")  # fmt: skip
 
@@ -36,16 +38,6 @@ def write_corpus(path: Path, mb: float, seed: int = 0) -> int:
             written += len(line.encode())
             n += 1
     return n
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def run(argv: list[str], env: dict) -> tuple[float, float, int]:

@@ -12,15 +12,6 @@ from scalinglab.data.writer import prepare
 from scalinglab.errors import DataError
 
 
-@pytest.fixture
-def datasets_offline(tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets", reason="`datasets` (extra [hf]) is not installed")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    datasets.disable_progress_bars()
-    return datasets
-
-
 def rows(n: int = 150) -> list[dict]:
     return [{"id": i, "text": f"document {i}: " + "lorem ipsum dolor ünï " * (i % 7 + 1)}
             for i in range(n)]  # fmt: skip
