@@ -45,12 +45,15 @@ def run_list(args) -> int:
         from scalinglab.cli._util import print_json
 
         print_json([{"name": d.name, "bytes": d.size, "what": d.what,
-                     "files": [f.path for f in d.files]} for d in CATALOGUE.values()])  # fmt: skip
+                     "files": [f.path for f in d.files],
+                     "derived": [f.path for f in d.derived]} for d in CATALOGUE.values()])  # fmt: skip
         return 0
     for d in CATALOGUE.values():
         print(f"{d.name:<20} {d.size / 1e6:6.2f} MB  {d.what}")
         for f in d.files:
             print(f"{'':<20} {f.path}")
+        for f in d.derived:
+            print(f"{'':<20} {f.path} (made from the files above)")
     return 0
 
 
