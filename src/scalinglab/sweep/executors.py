@@ -31,7 +31,7 @@ class ExecutorConfig:
     """Where and how many runs execute at a time (the flags of `sweep` and `study`)."""
 
     executor: str = setting(
-        "local", "where runs execute: local, ray or submitit", choices=EXECUTORS
+        "local", "where runs execute", choices=EXECUTORS
     )
     workers: int = setting(1, "runs at a time; for submitit on SLURM, the array's parallelism")
     threads: int = setting(0, "torch threads per run", shown="cores // workers")
