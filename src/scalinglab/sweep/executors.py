@@ -30,9 +30,7 @@ CLUSTERS = ("auto", "local", "slurm", "debug")
 class ExecutorConfig:
     """Where and how many runs execute at a time (the flags of `sweep` and `study`)."""
 
-    executor: str = setting(
-        "local", "where runs execute", choices=EXECUTORS
-    )
+    executor: str = setting("local", "where runs execute", choices=EXECUTORS)
     workers: int = setting(1, "runs at a time; for submitit on SLURM, the array's parallelism")
     threads: int = setting(0, "torch threads per run", shown="cores // workers")
     retries: int = setting(1, "retries of a failed run within one invocation")
