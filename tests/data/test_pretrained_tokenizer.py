@@ -125,3 +125,20 @@ def test_bad_tokenizer_arguments_are_one_line_errors(tmp_path, corpus, capsys):
     assert main(["prepare", str(corpus), "-o", str(tmp_path / "s"),
                  "--tokenizer", str(tmp_path / "junk.json")]) == 2  # fmt: skip
     assert "not a tokenizer file" in capsys.readouterr().err
+
+
+def test_a_study_prepares_its_corpus_with_a_pretrained_tokenizer(tmp_path, corpus):
+    import tomllib
+
+    from scalinglab.study.builtin import QUICKSTART_TOML
+    from scalinglab.study.run import prepare_data
+    from scalinglab.study.spec import parse_study
+
+    tj = tmp_path / "mine.json"
+    hf_tokenizer().save(str(tj))
+    d = tomllib.loads(QUICKSTART_TOML)
+    d["data"] = {"sources": [str(corpus)], "tokenizer": str(tj), "block_size": 16}
+    shards, what = prepare_data(parse_study(d, "test"), tmp_path / "cache")
+    assert shards.parent == tmp_path / "cache"  # one folder, not a path below the cache
+    assert shards.name.startswith("corpus.txt-mine.json-") and str(tj) in what
+    assert open_shards(shards).vocab_size == 300
