@@ -366,6 +366,14 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         raise DataError(f"{path}: not a valid Hugging Face tokenizer ({exc})") from None
 
 
+def not_a_tokenizer(text: str) -> str:
+    """The error for a --tokenizer that is neither a kind nor an existing path."""
+    return (
+        f"--tokenizer {text!r} is not one of {', '.join(KINDS)}, nor a tokenizer.json or "
+        "tokenizer folder"
+    )
+
+
 def load_pretrained(path: str | os.PathLike) -> tuple[Tokenizer, dict]:
     """A pretrained tokenizer, offline: a Hugging Face `tokenizer.json`, or a local tokenizer
     folder (as `save_pretrained` writes it: its tokenizer.json; without one, the files
@@ -379,10 +387,7 @@ def load_pretrained(path: str | os.PathLike) -> tuple[Tokenizer, dict]:
     elif path.exists():
         tok = load_tokenizer(path)
     else:
-        raise ConfigError(
-            f"--tokenizer {path}: neither a kind ({', '.join(KINDS)}) nor a tokenizer.json "
-            "or tokenizer folder"
-        )
+        raise ConfigError(not_a_tokenizer(str(path)))
     text = tok.to_hf().to_str(pretty=True) + "\n"  # what `save` writes into the shards
     return tok, {"path": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest()}
 

@@ -41,6 +41,7 @@ from scalinglab.data.tokenizers import (
     BPETokenizer,
     check_vocab_size,
     load_pretrained,
+    not_a_tokenizer,
     train_tokenizer,
 )
 from scalinglab.errors import ConfigError, DataError
@@ -108,6 +109,8 @@ class PrepareConfig:
         check_seed(self.seed)
         if self.tokenizer in KINDS or not self.tokenizer.strip():
             check_vocab_size(self.tokenizer, self.vocab_size)
+        elif not os.path.exists(self.tokenizer):
+            raise ConfigError(not_a_tokenizer(self.tokenizer))
         elif self.vocab_size is not None:
             raise ConfigError(
                 f"--vocab-size {self.vocab_size}: the pretrained tokenizer {self.tokenizer} "
