@@ -18,6 +18,7 @@ A run's resolved config is written as `RUN/config.toml`::
 """
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import json
@@ -61,14 +62,14 @@ def flag(name: str) -> str:
 class ModelConfig:
     """The shape of a model. Architecture-specific fields are ignored by the others."""
 
-    arch: str = setting("gpt", f"architecture, one of {ARCHS}", flag="--model", choices=ARCHS)
-    preset: str = setting("", "named shape (models/registry.py); other fields given override it")
+    arch: str = setting("gpt", "architecture", flag="--model", choices=ARCHS)
+    preset: str = setting("", "named shape (`scalinglab presets`); other fields given override it")
     n_layer: int = setting(4, "number of layers (Transformer blocks or stacked RNN layers)")
     n_embd: int = setting(128, "embedding width (also the hidden width of RNNs unless n_hidden)")
     n_head: int = setting(4, "attention heads (GPT); must divide n_embd")
-    n_hidden: int = setting(0, "RNN hidden width; 0 means n_embd")
+    n_hidden: int = setting(0, "RNN hidden width", shown="n_embd")
     block_size: int = setting(128, "context length in tokens (the unrolled length for RNNs)")
-    vocab_size: int = setting(0, "vocabulary size; 0 means: take it from the shards")
+    vocab_size: int = setting(0, "vocabulary size", shown="the shards'")
     dropout: float = setting(0.0, "dropout probability")
     bias: bool = setting(True, "biases in Linear and LayerNorm layers (GPT)")
     tie_embeddings: bool = setting(True, "share the input embedding and output projection")
@@ -117,15 +118,13 @@ class ModelConfig:
 class TrainConfig:
     """How a model is trained: data, optimizer, schedule, budget, evaluation, checkpoints."""
 
-    data: str = setting("", "shards folder made by `scalinglab prepare`")
+    data: str = setting("", "shards folder made by `scalinglab prepare`", shown="none, required")
     batch_size: int = setting(12, "sequences per micro-batch")
     grad_accum: int = setting(1, "micro-batches per optimizer step")
     lr: float = setting(1e-3, "peak learning rate")
-    min_lr: float = setting(-1.0, "final learning rate; negative means lr / 10")
+    min_lr: float = setting(-1.0, "final learning rate", shown="lr / 10")
     warmup: int = setting(100, "linear warmup steps (capped at half the run)")
-    schedule: str = setting(
-        "cosine", f"learning-rate schedule, one of {SCHEDULES}", choices=SCHEDULES
-    )
+    schedule: str = setting("cosine", "learning-rate schedule", choices=SCHEDULES)
     cooldown_frac: float = setting(0.2, "wsd: fraction of the run spent decaying to min_lr")
     weight_decay: float = setting(
         0.1, "AdamW weight decay (on weights of 2 or more dimensions only)"
@@ -134,27 +133,30 @@ class TrainConfig:
     beta2: float = setting(0.99, "AdamW beta2")
     grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
     seed: int = setting(1337, "seed for initialisation, batches and dropout")
-    steps: int = setting(0, "budget: optimizer steps")
-    tokens: int = setting(0, "budget: training tokens")
-    flops: float = setting(0.0, "budget: training FLOPs (the model's own forward+backward count)")
-    time: float = setting(0.0, "budget: wall-clock seconds of training")
+    steps: int = setting(0, "budget: optimizer steps", shown="none")
+    tokens: int = setting(0, "budget: training tokens", shown="none")
+    flops: float = setting(
+        0.0, "budget: training FLOPs (the model's own forward+backward count)", shown="none"
+    )
+    time: float = setting(0.0, "budget: wall-clock seconds of training", shown="none")
     eval_every: int = setting(
-        0, "evaluate on a fixed validation subset every this many steps; 0: never"
+        0, "evaluate on a fixed validation subset every this many steps", shown="never"
     )
     eval_tokens: int = setting(
         0,
-        "validation tokens an evaluation reads; 0: all for the final one, 65,536 for periodic ones",
+        "validation tokens an evaluation reads",
+        shown="all for the final one, 65,536 for periodic ones",
     )
     log_every: int = setting(10, "write a metrics line every this many steps")
     tensorboard: bool = setting(
         False, "also write TensorBoard event files beside metrics.jsonl (scalinglab[tensorboard])"
     )
-    ckpt_every: int = setting(0, "checkpoint every this many steps; 0: only at the end")
+    ckpt_every: int = setting(0, "checkpoint every this many steps", shown="only at the end")
     keep_ckpts: int = setting(2, "keep this many newest checkpoints")
-    resume: str = setting("auto", f"resume from checkpoints, one of {RESUME}", choices=RESUME)
+    resume: str = setting("auto", "resume from checkpoints", choices=RESUME)
     deterministic: bool = setting(False, "deterministic kernels (bitwise-reproducible on CPU)")
-    threads: int = setting(0, "torch threads; 0: the library's default")
-    dtype: str = setting("auto", f"compute dtype, one of {DTYPES}", choices=DTYPES)
+    threads: int = setting(0, "torch threads", shown="the library's default")
+    dtype: str = setting("auto", "compute dtype", choices=DTYPES)
     compile: bool = setting(False, "torch.compile the model")
     device: str = setting("auto", "device: auto, cpu, cuda, cuda:N, mps")
 
@@ -359,6 +361,21 @@ def int_arg(text: str) -> int:
     return int(v)
 
 
+def shown_default(f: dataclasses.Field, name: str | None = None) -> str:
+    """A field's default as --help shows it: its `shown` metadata where the stored value is a
+    sentinel (`min_lr = -1.0` shows as `lr / 10`), `none` for None and "", `--flag` or
+    `--no-flag` for booleans, else the value without quotes."""
+    if "shown" in f.metadata:
+        return f.metadata["shown"]
+    d = f.default if f.default is not dataclasses.MISSING else None
+    if d is None or d == "":
+        return "none"
+    if isinstance(d, bool):
+        name = name or flag(f.name)
+        return name if d else "--no-" + name[2:]
+    return str(d)
+
+
 def add_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
     """Add one flag per field of `cls`; every default is None so that only given flags override.
 
@@ -371,14 +388,14 @@ def add_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) 
             continue
         name = f.metadata.get("flag", flag(f.name))
         tp = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_ = f"{f.metadata.get('help', '')} (default: {default!r})"
+        help_ = f"{f.metadata.get('help', '')} (default: {shown_default(f, name)})"
         alias = "--" + name[2:].replace("-", "_")
+        choices = f.metadata.get("choices")
         if tp is bool:
             kw = dict(dest=f.name, action=argparse.BooleanOptionalAction, default=None)
-        else:
+        else:  # with choices, argparse shows them as the metavar: --schedule {cosine,wsd}
             kw = dict(dest=f.name, type=int_arg if tp is int else tp, default=None,
-                      metavar=f.name.upper(), choices=f.metadata.get("choices"))  # fmt: skip
+                      metavar=None if choices else f.name.upper(), choices=choices)  # fmt: skip
         group.add_argument(name, help=help_, **kw)
         if alias != name:
             group.add_argument(alias, help=argparse.SUPPRESS, **kw)
@@ -391,3 +408,71 @@ def flags_given(args: argparse.Namespace, cls) -> dict:
         for f in dataclasses.fields(cls)
         if getattr(args, f.name, None) is not None
     }
+
+
+# --- dotted overrides of a spec (`--set train.batch_size=16`) -------------------------
+
+
+def _typed_value(text: str, tp):
+    """`text` read as the flag of a field of type `tp` reads it."""
+    if tp is bool:
+        low = text.strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise argparse.ArgumentTypeError(f"not a boolean (true or false): {text!r}")
+    if tp is int:
+        return int_arg(text)
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if tp is str:
+        return text
+    return _toml_value(text)
+
+
+def _toml_value(text: str):
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_sets(d: dict, items: list[str], typed: dict | None = None) -> dict:
+    """A copy of the mapping `d` with each `KEY.PATH=VALUE` of `items` set in turn (the
+    dotted overrides of litgpt and torchtitan: `train.batch_size=16`).
+
+    Under a table named in `typed` (`{"train": TrainConfig}`) the key must be a field of
+    that config and VALUE is read as its flag reads it (`train.tokens=1e6` is an int);
+    any other VALUE is read as a TOML value (`[1e11, 3e11]`, `true`), else as text. Errors
+    name the item; keys the spec does not know are refused by the spec's own parser."""
+    out = copy.deepcopy(d)
+    hints = {t: (cls, typing.get_type_hints(cls)) for t, cls in (typed or {}).items()}
+    for item in items:
+        key, sep, text = item.partition("=")
+        path = [k.strip() for k in key.split(".")]
+        if not sep or not all(path):
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. train.batch_size=16")
+        table = out
+        for i, k in enumerate(path[:-1]):
+            table = table.setdefault(k, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(path[: i + 1])} is not a table")
+        value = _toml_value(text)
+        if len(path) == 2 and path[0] in hints:
+            cls, tps = hints[path[0]]
+            names = sorted(f.name for f in dataclasses.fields(cls))
+            if path[1] not in names:
+                raise ConfigError(
+                    f"--set {item}: unknown key {path[1]} in [{path[0]}] (known: "
+                    f"{', '.join(names)})"
+                )
+            try:
+                value = _typed_value(text, _base_type(tps[path[1]]))
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"--set {item}: {exc}") from None
+        table[path[-1]] = value
+    return out

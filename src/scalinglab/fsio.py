@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 
@@ -72,6 +73,20 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Rename the finished folder `tmp` to `out`, replacing what is there only after `tmp`
+    is complete (the old folder is moved aside first, then deleted)."""
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(old / "x")
+    tmp.rename(out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def umask() -> int:

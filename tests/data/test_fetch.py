@@ -1,9 +1,11 @@
 """`scalinglab data fetch`: real download code against a loopback HTTP server (never the
 network): checked, atomic, resumable, one-line errors."""
 
+import dataclasses
 import hashlib
 import http.server
 import os
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.data.fetch import CATALOGUE, RemoteFile, fetch_file
+from scalinglab.data.fetch import CATALOGUE, RemoteFile, fetch_file, make_derived
 from scalinglab.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -151,13 +153,53 @@ def test_the_catalogue_is_pinned_and_has_no_duplicate_paths():
 )
 def test_every_catalogued_file_matches_the_public_copy(serve, tmp_path, capsys):
     """The catalogue's sizes and hashes are those of the public files (../shared holds the
-    same upstream files); served from a mirror, `data fetch` gets every one of them."""
-    s = serve(b"", root=SHARED)
-    assert main(["data", "fetch", *CATALOGUE, "--out", str(tmp_path), "--mirror", s.url]) == 0
+    same upstream files, and the tables derived from others); served from a mirror, `data
+    fetch` gets every one of them and derives the same tables, byte for byte."""
+    mirror = tmp_path / "mirror"
+    for d in CATALOGUE.values():
+        for f in (*d.files, *d.derived):
+            if (SHARED / f.path).is_file():
+                (mirror / f.path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(SHARED / f.path, mirror / f.path)
+    split_multipowerlaw(mirror)  # its upstream files, back out of ../shared's table
+    s = serve(b"", root=mirror)
+    out = tmp_path / "out"
+    assert main(["data", "fetch", *CATALOGUE, "--out", str(out), "--mirror", s.url]) == 0
     printed = capsys.readouterr().out.split()
-    files = [f for d in CATALOGUE.values() for f in d.files]
-    assert printed == [str(tmp_path / f.path) for f in files]
+    files = [f for d in CATALOGUE.values() for f in (*d.files, *d.derived)]
+    assert printed == [str(out / f.path) for f in files]
     for f in files:
-        assert (tmp_path / f.path).read_bytes() == (SHARED / f.path).read_bytes()
-    assert not [p for p in tmp_path.rglob(".*.part")]
-    assert os.path.getsize(tmp_path / "corpora/tinyshakespeare.txt") == 1115394
+        assert (out / f.path).read_bytes() == (mirror / f.path).read_bytes()
+    assert not [p for p in out.rglob(".*.part")]
+    assert os.path.getsize(out / "corpora/tinyshakespeare.txt") == 1115394
+
+
+def split_multipowerlaw(root: Path) -> None:
+    """The upstream curve files (CRLF text, step,lr,loss) that ../shared's table was made
+    from, written back out of that table under root."""
+    table = (root / "scaling_data/multipowerlaw_schedule_curves.csv").read_text()
+    curves: dict = {}
+    for line in table.splitlines()[1:]:
+        model, stem, _, rest = line.split(",", 3)
+        curves.setdefault((model, stem), []).append(rest)
+    for (model, stem), lines in curves.items():
+        path = root / f"scaling_data/upstream/multipowerlaw/csv_{model[:-1]}/{stem}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes("".join(x + "\r\n" for x in ["step,lr,loss", *lines]).encode())
+
+
+def test_a_derived_table_that_does_not_match_is_refused(tmp_path):
+    d = CATALOGUE["multipowerlaw"]
+    (tmp_path / "scaling_data").mkdir()
+    (tmp_path / "scaling_data/multipowerlaw_schedule_curves.csv").write_bytes(b"x")
+    for folder, stem in (("csv_25", "cosine_24000"), ("csv_100", "wsdcon_9")):
+        p = tmp_path / f"scaling_data/upstream/multipowerlaw/{folder}/{stem}.csv"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("step,lr,loss\n2160,0.0003,4.1114\n")
+    (derived,) = d.derived
+    with pytest.raises(FileNotFoundError):  # the other 25 files are not there
+        make_derived(derived, tmp_path)
+    one = dataclasses.replace(derived, build=lambda out: b"model\n")
+    with pytest.raises(DataError, match=r"expected 313,380 bytes"):
+        make_derived(one, tmp_path)
+    assert (tmp_path / derived.path).read_bytes() == b"x"  # nothing written over it

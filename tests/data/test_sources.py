@@ -113,15 +113,6 @@ def test_hf_spec_parsing():
     assert (s.name, s.config, s.split) == ("org/name", None, "train")
 
 
-@pytest.fixture
-def datasets_offline(tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets", reason="`datasets` (extra [hf]) is not installed")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    datasets.disable_progress_bars()
-    return datasets
-
-
 def test_hf_source_reads_a_local_data_file_and_a_saved_dataset(tmp_path, datasets_offline):
     rows = [{"text": f"row {i} ü", "n": i} for i in range(5)] + [{"text": "", "n": 5}]
     data = tmp_path / "rows.jsonl"

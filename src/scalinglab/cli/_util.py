@@ -13,6 +13,14 @@ def print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
+def print_rows(obj) -> None:
+    """A result (a table's rows, a summary) as JSON on stdout, NaN and inf as null: what
+    `--json` prints on every command (docs/cli.md)."""
+    from scalinglab.plan.analysis import json_safe
+
+    print_json(json_safe(obj))
+
+
 def is_terminal() -> bool:
     return sys.stderr.isatty()
 

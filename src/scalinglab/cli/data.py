@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     )
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="the data sets: name, files, size, what they are")
+    ls.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     ls.set_defaults(func=run_list)
     f = sub.add_parser(
         "fetch",
@@ -33,16 +34,26 @@ def register(subparsers) -> None:
         help="fetch the same relative paths (corpora/..., scaling_data/...) from this base URL "
         "(default: $SCALINGLAB_DATA_MIRROR, else each file's upstream URL)",
     )  # fmt: skip
+    f.add_argument("--json", action="store_true", help="print the files' paths as a JSON list")
     f.set_defaults(func=run_fetch)
 
 
 def run_list(args) -> int:
     from scalinglab.data.fetch import CATALOGUE
 
+    if args.json:
+        from scalinglab.cli._util import print_json
+
+        print_json([{"name": d.name, "bytes": d.size, "what": d.what,
+                     "files": [f.path for f in d.files],
+                     "derived": [f.path for f in d.derived]} for d in CATALOGUE.values()])  # fmt: skip
+        return 0
     for d in CATALOGUE.values():
         print(f"{d.name:<20} {d.size / 1e6:6.2f} MB  {d.what}")
         for f in d.files:
             print(f"{'':<20} {f.path}")
+        for f in d.derived:
+            print(f"{'':<20} {f.path} (made from the files above)")
     return 0
 
 
@@ -52,7 +63,14 @@ def run_fetch(args) -> int:
     from scalinglab.data.fetch import default_dir, fetch, lookup
 
     out = Path(args.out) if args.out else default_dir()
+    paths = []
     for d in lookup(args.names):
         for path in fetch(d, out, args.mirror):
-            print(path)
+            paths.append(str(path))
+            if not args.json:
+                print(path)
+    if args.json:
+        from scalinglab.cli._util import print_json
+
+        print_json(paths)
     return 0

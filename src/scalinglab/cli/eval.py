@@ -14,9 +14,11 @@ def register(sub) -> None:
     )
     p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
     p.add_argument("--data", metavar="SHARDS", help="shards folder (default: the run's own)")
-    p.add_argument("--eval-tokens", type=int, default=0, help="score only the first N tokens")
+    p.add_argument(
+        "--eval-tokens", type=int, default=0, help="score only the first N tokens (default: all)"
+    )
     p.add_argument("--batch-size", type=int, default=0, help="lanes per batch (default: the run's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(func=run)
 

@@ -16,7 +16,7 @@ def register(sub) -> None:
     )
     p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
     p.add_argument("--format", required=True, choices=("hf", "onnx"), help="what to write")
-    p.add_argument("--out", required=True, metavar="PATH", help="a folder (hf) or FILE.onnx")
+    p.add_argument("--out", "-o", required=True, metavar="PATH", help="a folder (hf) or FILE.onnx")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")

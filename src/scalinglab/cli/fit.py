@@ -71,7 +71,7 @@ def register(sub):
         help="backtest: hold out runs with C above FLOPS",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--out", help="write the fit as fit.json to this path")
+    p.add_argument("--out", "-o", metavar="FILE", help="write the fit (fit.json) to FILE")
     p.set_defaults(func=run)
 
 

@@ -11,12 +11,22 @@ def register(sub) -> None:
     )
     p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
-    p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest (0: all)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1: all)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the sampler")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=200, help="tokens to sample (default: 200)"
+    )
+    p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy (default: 0.8)")
+    p.add_argument(
+        "--top-k", type=int, default=0, help="sample from the k likeliest (default: all)"
+    )
+    p.add_argument(
+        "--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0, all)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the sampler (default: random)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default: auto)")
+    p.add_argument(
+        "--json", action="store_true",
+        help="print {run, prompt, text, new_tokens} as JSON at the end instead of streaming",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -94,6 +104,13 @@ def run(args) -> int:
     tokens = sample(
         model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed
     )
+    if args.json:
+        from scalinglab.cli._util import print_json
+
+        new = [int(t) for t in tokens]
+        print_json({"run": args.run, "prompt": tokenizer.decode(prompt),
+                    "text": tokenizer.decode([*prompt, *new]), "new_tokens": len(new)})  # fmt: skip
+        return 0
     for piece in stream_text(tokenizer, list(prompt), tokens):
         sys.stdout.write(piece)
         sys.stdout.flush()

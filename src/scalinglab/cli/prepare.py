@@ -20,6 +20,11 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="*", metavar="SOURCE", help="corpus sources (default: stdlib)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="shards folder to write")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.add_argument(
+        "--from-nanogpt", metavar="DIR",
+        help="import a nanoGPT data folder (train.bin, val.bin, meta.pkl) instead of SOURCEs; "
+        "its vocabulary from meta.pkl, or --tokenizer PATH and --vocab-size (docs/data.md)",
+    )  # fmt: skip
     add_flags(p, PrepareConfig)
     p.set_defaults(func=run)
 
@@ -29,6 +34,8 @@ def run(args) -> int:
     from scalinglab.config import flags_given
     from scalinglab.data.writer import PrepareConfig, prepare
 
+    if args.from_nanogpt:
+        return _from_nanogpt(args)
     cfg = PrepareConfig(**flags_given(args, PrepareConfig))
     bars = _Bars() if is_terminal() else None
     try:
@@ -36,6 +43,34 @@ def run(args) -> int:
     finally:
         if bars:
             bars.close()
+    if args.json:
+        print_json(m)
+    else:
+        print(summary(m, args.out))
+    return 0
+
+
+def _from_nanogpt(args) -> int:
+    from scalinglab.cli._util import print_json
+    from scalinglab.config import flags_given
+    from scalinglab.data.nanogpt import import_nanogpt
+    from scalinglab.data.tokenizers import KINDS
+    from scalinglab.data.writer import PrepareConfig
+    from scalinglab.errors import ConfigError
+
+    given = flags_given(args, PrepareConfig)
+    other = sorted(set(given) - {"tokenizer", "vocab_size", "block_size", "force"})
+    if args.sources or other:
+        what = "SOURCEs" if args.sources else "--" + other[0].replace("_", "-")
+        raise ConfigError(f"--from-nanogpt imports a folder as it is: {what} does not apply")
+    if given.get("tokenizer") in KINDS:
+        raise ConfigError(
+            f"--tokenizer {given['tokenizer']}: with --from-nanogpt, a pretrained tokenizer "
+            "(the one that made the ids), or none for a meta.pkl with itos"
+        )
+    m = import_nanogpt(args.from_nanogpt, args.out, given.get("tokenizer"),
+                       given.get("vocab_size"), given.get("block_size", 128),
+                       bool(given.get("force")))  # fmt: skip
     if args.json:
         print_json(m)
     else:

@@ -1,4 +1,5 @@
-"""`scalinglab report DIR`: figures, report.html and summary.json of a study or sweep folder."""
+"""`scalinglab report DIR [--out DIR2] [--json]`: figures, report.html and summary.json of a
+study or sweep folder."""
 
 ORDER = 90
 
@@ -15,6 +16,11 @@ def register(sub) -> None:
     )
     p.add_argument("dir", metavar="DIR", help="a study folder, a sweep folder or a folder of runs")
     p.add_argument(
+        "--out", "-o", metavar="DIR",
+        help="write report.html, summary.json and the PNGs here (default: DIR itself)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    p.add_argument(
         "--bootstrap", type=int, default=None, metavar="K",
         help="bootstrap resamples of every fit (default: the study's setting, else 1000)",
     )  # fmt: skip
@@ -27,8 +33,13 @@ def run(args) -> int:
 
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    s = build_report(args.dir, bootstrap=args.bootstrap)
-    print(format_summary(s, args.dir))
+    s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
+    if args.json:
+        from scalinglab.cli._util import print_rows
+
+        print_rows(s)
+    else:
+        print(format_summary(s, args.out or args.dir))
     return 0
 
 

@@ -1,5 +1,7 @@
-"""`scalinglab runs DIR [--csv OUT | --out FILE] [--curves]`: the runs table, rebuilt from the
+"""`scalinglab runs DIR [--out FILE] [--json] [--curves]`: the runs table, rebuilt from the
 run folders.
+
+`--csv OUT` is the older spelling of `--out OUT` for a CSV file; it still works, unlisted.
 
 `--curves` writes one row per evaluation of every run instead (its metrics.jsonl,
 read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
@@ -7,6 +9,8 @@ read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
 `schedule` column is the run's exact LR at every step, rebuilt from its config
 (`--schedule-col schedule`); empty for a time budget, whose LR follows the clock.
 """
+
+import argparse
 
 CURVE_COLUMNS = (
     "run_id", "arch", "status", "params", "params_nonembed",
@@ -27,14 +31,18 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("dir", help="a sweep folder, a folder of run folders, or one run folder")
-    p.add_argument("--csv", metavar="OUT", help="write the table as CSV to OUT")
+    p.add_argument("--csv", metavar="OUT", help=argparse.SUPPRESS)  # the older --out FILE.csv
     p.add_argument(
         "--out",
+        "-o",
         metavar="FILE",
         help="write the table to FILE: CSV, JSON lines or Parquet, by --format or the suffix "
         "(.csv, .jsonl, .parquet; Parquet needs pyarrow, scalinglab[dataframe])",
     )
     p.add_argument("--format", choices=("csv", "jsonl", "parquet"), help="the format of --out")
+    p.add_argument(
+        "--json", action="store_true", help="print the rows as a JSON list instead of the table"
+    )
     p.add_argument(
         "--status", help="only rows with this status (e.g. completed); default: all rows"
     )
@@ -49,6 +57,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import sys
+    from pathlib import Path
 
     from scalinglab.errors import ConfigError
     from scalinglab.sweep.table import format_table, runs_table, write_csv, write_table
@@ -67,9 +76,17 @@ def run(args) -> int:
             write_csv(rows, args.csv)
         print(f"wrote {len(rows)} rows to {args.csv}", file=sys.stderr)
     if args.out:
-        fmt = write_table(rows, args.out, args.format)
+        if args.curves and (args.format or Path(args.out).suffix.lower()[1:]) == "csv":
+            write_rows(rows, args.out)  # the curve columns only, as --csv writes them
+            fmt = "csv"
+        else:
+            fmt = write_table(rows, args.out, args.format)
         print(f"wrote {len(rows)} rows to {args.out} ({fmt})", file=sys.stderr)
-    if not args.csv and not args.out:
+    if args.json:
+        from scalinglab.cli._util import print_rows
+
+        print_rows(rows)
+    elif not args.csv and not args.out:
         shown = [c for c in CURVE_COLUMNS if c != "schedule"]  # long: in the CSV only
         print(format_table(rows, shown if args.curves else None))
     return 0

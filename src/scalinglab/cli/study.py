@@ -6,13 +6,21 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.cli.sweep import add_executor_flags, executor_config
+from scalinglab.cli._util import print_rows
+from scalinglab.cli.sweep import add_executor_flags, add_set_flag, executor_config, parse_with_sets
 
 ORDER = 5
 
 
 def _common(p) -> None:
-    p.add_argument("--out", metavar="DIR", help="study folder (rerun to resume); required")
+    p.add_argument(
+        "--out", "-o", metavar="DIR",
+        help="study folder to write (rerun to resume); required unless --print-config",
+    )  # fmt: skip
+    p.add_argument(
+        "--json", action="store_true",
+        help="print the summary (summary.json; with --dry-run: the plan) as JSON at the end",
+    )  # fmt: skip
     p.add_argument(
         "--minutes", type=float, metavar="M",
         help="scale every budget to take about M minutes instead of the spec's (default 10)",
@@ -29,6 +37,7 @@ def _common(p) -> None:
         "--print-config", action="store_true",
         help="print the study spec with every default filled in (TOML) and exit",
     )  # fmt: skip
+    add_set_flag(p)
     add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)
 
@@ -55,16 +64,20 @@ def register(sub) -> None:
 
 
 def _load(args):
-    from scalinglab.study.spec import load_study, parse_study
+    from scalinglab.study.spec import parse_study
 
     if args.spec:
-        study = load_study(args.spec)
+        from scalinglab.config import load_toml
+
+        d, where = load_toml(args.spec), str(args.spec)
+        d.setdefault("name", Path(args.spec).stem)  # as study.spec.load_study names it
     else:
         import tomllib
 
         from scalinglab.study.builtin import QUICKSTART_TOML
 
-        study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
+        d, where = tomllib.loads(QUICKSTART_TOML), "built-in quickstart"
+    study = parse_with_sets(d, args.sets, lambda d: parse_study(d, where))
     if args.minutes is not None:
         study = study.scaled(args.minutes)
     return study
@@ -92,7 +105,7 @@ def run(args) -> int:
         raise ConfigError("--out DIR is required (the study folder)")
     cfg = executor_config(args, workers=study.workers)  # --workers: default the spec's
     t0 = time.monotonic()
-    view = _View(t0, args.out)
+    view = _View(t0, args.out, args.json)
     if args.dry_run:
         shards, corpus = prepare_data(study, cache_dir(args.cache))
         plan = plan_study(study, shards, corpus, Path(args.out), cfg.workers, cfg.threads_per_run)
@@ -110,8 +123,8 @@ def _say(msg: str) -> None:
 class _View:
     """Terminal output of a study: the plan first, a line per run, the prediction, the summary."""
 
-    def __init__(self, t0: float, out: str):
-        self.t0, self.out = t0, out
+    def __init__(self, t0: float, out: str, as_json: bool = False):
+        self.t0, self.out, self.as_json = t0, out, as_json
 
     def __call__(self, event: str, info) -> None:
         getattr(self, event)(info)
@@ -131,7 +144,10 @@ class _View:
                      "tok/param": g.tokens / g.counts.params, "lr": g.lr,
                      "est_s": plan.estimates.get("backtest"), "done": ""})  # fmt: skip
         _say(f"corpus: {plan.corpus} -> {plan.shards}")
-        _say(format_table(rows, list(rows[0])))
+        if self.as_json:
+            print_rows(rows)
+        else:
+            _say(format_table(rows, list(rows[0])))
         s = plan.seconds(plan.backtest_guess.arch)
         _say(
             f"plan: {len(plan.pool_runs)} sweep runs ({len(plan.done)} already done) and the "
@@ -164,4 +180,7 @@ class _View:
     def report(self, s) -> None:
         from scalinglab.cli.report import format_summary
 
-        print(format_summary(s, self.out))
+        if self.as_json:
+            print_rows(s)
+        else:
+            print(format_summary(s, self.out))

@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.cli._util import is_terminal
+from scalinglab.cli._util import is_terminal, print_rows
 
 ORDER = 70
 
@@ -21,8 +21,15 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("spec", help="sweep spec (TOML)")
-    p.add_argument("--out", help="sweep folder (required unless --dry-run)")
+    p.add_argument(
+        "--out", "-o", metavar="DIR", help="sweep folder to write (or resume); required unless "
+        "--dry-run or --print-config",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument(
+        "--json", action="store_true",
+        help="print the runs table (with --dry-run: the plan) as a JSON list at the end",
+    )  # fmt: skip
     p.add_argument(
         "--print-config", action="store_true",
         help="print the spec with every default filled in (TOML) and exit",
@@ -40,8 +47,39 @@ def register(sub) -> None:
         "'python my_train.py --layers {n_layer} --width {n_embd} --tokens {tokens} --lr {lr} "
         "--out {out}' (overrides the spec's trainer_cmd; docs/interfaces.md)",
     )
+    add_set_flag(p)
     add_executor_flags(p)
     p.set_defaults(func=run)
+
+
+def add_set_flag(p) -> None:
+    """`--set KEY=VALUE`: a dotted override of a spec key (sweep and study)."""
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+        help="override a key of the spec, e.g. train.batch_size=16 or design.budgets=[1e11,3e11] "
+        "([model] and [train] keys typed as train's flags; else a TOML value); repeatable",
+    )  # fmt: skip
+
+
+def parse_with_sets(d: dict, sets: list[str], parse):
+    """`parse(d)` after the `--set` overrides; an error they cause names the --set."""
+    from scalinglab.config import ModelConfig, TrainConfig, apply_sets
+    from scalinglab.errors import ConfigError, ScalingLabError
+
+    typed = {"model": ModelConfig, "train": TrainConfig}
+    if not sets:
+        return parse(d)
+    parse(apply_sets(d, []))  # the file's own errors first, named as the file's
+    for i, item in enumerate(sets):
+        try:
+            spec = parse(apply_sets(d, sets[: i + 1], typed))
+        except ConfigError as exc:
+            if str(exc).startswith("--set "):
+                raise
+            raise ConfigError(f"--set {item}: {exc}") from None
+        except ScalingLabError as exc:
+            raise ConfigError(f"--set {item}: {exc}") from None
+    return spec
 
 
 def add_executor_flags(p, skip: tuple[str, ...] = ()) -> None:
@@ -69,12 +107,17 @@ def executor_config(args, **defaults):
 
 
 def run(args) -> int:
+    from scalinglab.config import load_toml
     from scalinglab.errors import ConfigError
     from scalinglab.sweep import driver
     from scalinglab.sweep.executors import make_executor
-    from scalinglab.sweep.spec import check_trainer_cmd, load_spec
+    from scalinglab.sweep.spec import check_trainer_cmd, parse_spec
 
-    spec = load_spec(args.spec)
+    path = Path(args.spec)
+    spec = parse_with_sets(
+        load_toml(path), args.sets,
+        lambda d: parse_spec(d, where=str(path), default_name=path.stem, source=path),
+    )  # fmt: skip
     if args.flops_convention:
         spec.design.flops_convention = args.flops_convention
     if args.trainer_cmd is not None:
@@ -88,7 +131,7 @@ def run(args) -> int:
     cfg = executor_config(args)
     threads = cfg.threads_per_run
     if args.dry_run:
-        return _dry_run(spec, cfg.workers, threads)
+        return _dry_run(spec, cfg.workers, threads, args.json)
     if not args.out:
         raise ConfigError("--out DIR is required (the sweep folder)")
     out = Path(args.out)
@@ -99,7 +142,7 @@ def run(args) -> int:
         spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
     )
     view.close()
-    return _summary(out, outcomes, time.monotonic() - t0)
+    return _summary(out, outcomes, time.monotonic() - t0, args.json)
 
 
 def _key_values(items: list[str]) -> dict:
@@ -119,12 +162,15 @@ def _key_values(items: list[str]) -> dict:
     return out
 
 
-def _summary(out: Path, outcomes: list[dict], wall: float) -> int:
+def _summary(out: Path, outcomes: list[dict], wall: float, as_json: bool = False) -> int:
     from scalinglab.sweep.table import format_table, run_row
 
     rows = [run_row(out / "runs" / o["name"]) for o in outcomes]
     rows.sort(key=lambda r: (r.get("budget") or 0, str(r["arch"]), r.get("params") or 0))
-    print(format_table(rows))
+    if as_json:
+        print_rows(rows)
+    else:
+        print(format_table(rows))
     by = {}
     for o in outcomes:
         by[o["status"]] = by.get(o["status"], 0) + 1
@@ -138,7 +184,7 @@ def _summary(out: Path, outcomes: list[dict], wall: float) -> int:
     return 0 if set(by) <= {"completed", "diverged"} else 1
 
 
-def _dry_run(spec, workers: int, threads: int) -> int:
+def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     from scalinglab.sweep import driver
     from scalinglab.sweep.estimate import START_SECONDS, estimate_seconds
     from scalinglab.sweep.table import format_table
@@ -159,17 +205,21 @@ def _dry_run(spec, workers: int, threads: int) -> int:
                 "est_s": est[r.name],
             }
         )
-    print(format_table(rows, list(rows[0])))
     total_c = sum(r.flops for r in runs)
     total_s = sum(est.values())
-    print(
+    if as_json:
+        print_rows(rows)
+    else:
+        print(format_table(rows, list(rows[0])))
+    say = (lambda m: print(m, file=sys.stderr)) if as_json else print
+    say(
         f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({spec.design.flops_convention}"
         f" convention); estimated {total_s:.0f} s of run time, about "
         f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
     )
     if getattr(spec.design, "recentre", False):
-        print(
+        say(
             "recentre = true: budgets after the first are re-centred on the measured "
             "optimum when the sweep runs; shown here at the spec's centre"
         )

@@ -21,7 +21,7 @@ def register(sub) -> None:
             "143 preempted (SIGTERM; resume with --resume auto)."
         ),
     )
-    p.add_argument("--out", metavar="RUN", help="run folder to write (or resume); required")
+    p.add_argument("--out", "-o", metavar="RUN", help="run folder to write (or resume); required")
     p.add_argument("--config", metavar="FILE.toml", help="run config ([model] and [train])")
     p.add_argument("--json", action="store_true", help="print result.json to stdout at the end")
     p.add_argument(

@@ -21,11 +21,12 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.errors import DataError
-from scalinglab.fsio import fsync_dir
+from scalinglab.fsio import atomic_write_bytes, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,22 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class DerivedFile:
+    """A table made from a data set's fetched files by `build(out) -> bytes` (parsing only,
+    no upstream code run), checked against its size and sha256 like a download."""
+
+    path: str
+    size: int
+    sha256: str
+    build: Callable[[Path], bytes]
+
+
+@dataclass(frozen=True)
 class DataSet:
     name: str
     what: str
     files: tuple[RemoteFile, ...]
+    derived: tuple[DerivedFile, ...] = ()
 
     @property
     def size(self) -> int:
@@ -61,6 +74,57 @@ _EXAMPLES = ("pytorch/examples", "77f55b912142e11fcfdf5b530231fb9c52f181e8")
 _EPOCH = ("epoch-research/analyzing-chinchilla", "92258837425e1b5f2851d624287f0120583a3d0e")
 _ATHENA = ("Open-Athena/scaling-law-analysis", "3e0656ee3dce1a2c89aa67691920f5eb9d30f0fc")
 _MISFIT = ("hadasah/scaling_laws", "1f3708c0a12df0effb0ee906b1da5f9f0ff4f4f1")
+_MPL = ("thu-yao-01-luo/MultiPowerLaw", "8da9f1902602f3391b971a811e3cc51604541769")
+# Luo et al. 2025's loss curves: loss_curve_repo/csv_{25,100,400}/SCHEDULE.csv (step,lr,loss)
+_MPL_FILES = (
+    ("csv_100", "constant_24000", 3527, "034a75e2415373a9be1097e9d406f98524344f4718d200d3a188dcbd5115103b"),
+    ("csv_100", "constant_72000", 11352, "52b5752009e1e4c396f15016e98897238fccb3816f58576ea944f03fe529dbc3"),
+    ("csv_100", "cosine_24000", 6128, "dd544dc61a11fa138c98ac0b673d5512287062d2d2d2e9c2867976abc8c46e69"),
+    ("csv_100", "cosine_72000", 19761, "2e637203b48b3e3a84063f49035cde2f6a40c69ecd15d95b6551774b9a279f44"),
+    ("csv_100", "wsd_20000_24000", 4008, "e66df98c85dba705ebc85512c6a09a8ebec5675878a20d4d783c0bf80d031002"),
+    ("csv_100", "wsdcon_18", 2294, "33cfea673dc0efde9e4fd74cc47d8daabdebfdc6d5a2659835bd780347f6e651"),
+    ("csv_100", "wsdcon_3", 3235, "a1cbb8c730ae0628d69bb1d7aefadbad5cda5f6a92272f85203cd33d7b8f4912"),
+    ("csv_100", "wsdcon_9", 2170, "510256497a0ea9d4270919fb37c56140e1b4d07e50b96b46334891ba316f144e"),
+    ("csv_100", "wsdld_20000_24000", 3930, "0ef6b02e260ff5efa51a5885655ead8cf126a7e9c4ea3034d403e11852c06fe2"),
+    ("csv_25", "constant_24000", 3523, "5a7c0b440751e258e7199eeefe9f0ae58520a2f2d64c5f81524d8d375f75f0ce"),
+    ("csv_25", "constant_72000", 11364, "99ee51a9be7b7fb71511d0af28edd6bc6221350d2ad26a66c615467cb5c83247"),
+    ("csv_25", "cosine_24000", 6135, "554e35f9efbe28a614c9ae1121b3bf55490df6b72a5898957f68a52770038e3a"),
+    ("csv_25", "cosine_72000", 19747, "af3b25a485966a0f7fc34824774cf8ec85af14848a6dc7b64d6a8d3d044befa5"),
+    ("csv_25", "wsd_20000_24000", 3988, "8649b7de4b4b31db5c35f4ff0458af9472a50168177de6372c3ceb37ace9fc62"),
+    ("csv_25", "wsdcon_18", 1992, "9b9bd40f519d20ecbf540d4c9451f6a01b7b379b1d335407ba4651025cc5926f"),
+    ("csv_25", "wsdcon_3", 2719, "3d37fcf82c237e5c1ba2ee34c4b9e606ecba781536d4fea9a7dde5463207fc3d"),
+    ("csv_25", "wsdcon_9", 1889, "b7579f38b5e175d9e9dc9b9598b409efdf2cba0a68819857ba28649c242c2bd8"),
+    ("csv_25", "wsdld_20000_24000", 3914, "8e3a9ae33ed586e5040a114fad215f4f245c6a2ff7d96f61cba02ccd8b74b3e7"),
+    ("csv_400", "constant_24000", 3516, "5d91536675592acdc40ea56f71ca24ee9026243e51a0a791ac25b631381c45ee"),
+    ("csv_400", "constant_72000", 11349, "a453ef82f549470cc8250723917668801436dd835fd17bbf71e1fd77d00a3b6c"),
+    ("csv_400", "cosine_24000", 6147, "aa18c9dbad66610d2037249bbcbf08fdce0983aa486b876ba95c2e3fb6fc0dce"),
+    ("csv_400", "cosine_72000", 19784, "347acbdc80042cb7cfe0dcb28580a2780718ccbad23443d4de76821f0a1ab41e"),
+    ("csv_400", "wsd_20000_24000", 4001, "8a56dbd8f6b553b42ca8b3f4be9822cf5b7458a6c1b7ae0ddc6ac57b2893dea7"),
+    ("csv_400", "wsdcon_18", 2292, "998aaf3fd14de43fe754c7250885d7f72e20e7a210b1ea205a8af37ea8b22951"),
+    ("csv_400", "wsdcon_3", 3240, "e1a896755ea1e1a6a4648a503be6a19eb62fc7ef12fbab3440a66f7a94197ac6"),
+    ("csv_400", "wsdcon_9", 2166, "497aa4a60df8f520e11e212a990dcf70e8bfd89e814f295dc5476af630aac768"),
+    ("csv_400", "wsdld_20000_24000", 3900, "7c5d5141d917955491732606e8817e7fdbd4bc2036e508e1610ab8bd252267dc"),
+)  # fmt: skip
+_MPL_FIT = ("cosine_24000", "constant_24000", "wsdcon_9")  # the curves the authors fit on
+
+
+def _mpl_path(folder: str, stem: str) -> str:
+    return f"scaling_data/upstream/multipowerlaw/{folder}/{stem}.csv"
+
+
+def _multipowerlaw_table(out: Path) -> bytes:
+    """The 27 curve files as one table: model, schedule, split (fit or test), step, lr,
+    loss; rows in the files' order, values as written upstream."""
+    rows = ["model,schedule,split,step,lr,loss"]
+    for folder, stem, _, _ in _MPL_FILES:
+        path = out / _mpl_path(folder, stem)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if not lines or lines[0] != "step,lr,loss":
+            raise DataError(f"{path}: expected the header step,lr,loss")
+        model = folder.removeprefix("csv_") + "M"
+        split = "fit" if stem in _MPL_FIT else "test"
+        rows += [f"{model},{stem},{split},{line}" for line in lines[1:] if line.strip()]
+    return "".join(row + "\r\n" for row in rows).encode()  # CRLF, as the curve files
 
 
 def _file(path: str, source: tuple[str, str], upstream: str, size: int, sha256: str):
@@ -104,6 +168,13 @@ CATALOGUE: dict[str, DataSet] = {
                   "data/isoflops/extract/marin_202603/isoflops.csv",
                   31162, "f2c307ac8152f0df9b2be720bfc5958fdc54688de152e3294cec12da34cfa7f2"),
         )),
+        DataSet("multipowerlaw", "loss curves of 3 sizes under 9 LR schedules (Luo et al. 2025)",
+            tuple(_file(_mpl_path(d, s), _MPL, f"loss_curve_repo/{d}/{s}.csv", n, h)
+                  for d, s, n, h in _MPL_FILES),
+            (DerivedFile("scaling_data/multipowerlaw_schedule_curves.csv", 313380,
+                         "96c741df128d957ecc3970fcd113f6503a19cd9562be334494410460b5960b70",
+                         _multipowerlaw_table),),
+        ),
         DataSet("misfitting", "open_lm runs and their checkpoints (Li et al. 2025)", (
             _file("scaling_data/misfitting_scaling_results.csv", _MISFIT,
                   "data/scaling_results.csv",
@@ -141,8 +212,28 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch(data: DataSet, out: str | os.PathLike, mirror: str | None = None) -> list[Path]:
-    """Every file of `data` in `out` (downloaded where missing); returns their paths."""
-    return [fetch_file(f, Path(out), mirror) for f in data.files]
+    """Every file of `data` in `out` (downloaded where missing), then its derived tables;
+    returns their paths."""
+    paths = [fetch_file(f, Path(out), mirror) for f in data.files]
+    return paths + [make_derived(d, Path(out)) for d in data.derived]
+
+
+def make_derived(d: DerivedFile, out: Path) -> Path:
+    """A derived table, in place and checked: built from the fetched files or found there."""
+    dest = out / d.path
+    if dest.is_file() and dest.stat().st_size == d.size and sha256_of(dest) == d.sha256:
+        return dest
+    body = d.build(out)
+    digest = hashlib.sha256(body).hexdigest()
+    if len(body) != d.size or digest != d.sha256:
+        raise DataError(
+            f"{dest}: the table built from the fetched files has {len(body):,} bytes with "
+            f"sha256 {digest[:16]}…, expected {d.size:,} bytes with {d.sha256[:16]}…"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dest, body)
+    log.info("%s: derived, sha256 checked", dest)
+    return dest
 
 
 def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:

@@ -8,7 +8,10 @@ A SOURCE is one of
 - a glob pattern (`data/*.txt`, `**` recurses);
 - `hf:NAME[:CONFIG][@SPLIT]`: a Hugging Face `datasets` data set (a hub name,
   a folder written by `Dataset.save_to_disk`, or a local data file/folder that
-  `load_dataset` reads), one document per row;
+  `load_dataset` reads), one document per row; with `streaming`, its rows are read
+  as they come (`load_dataset(..., streaming=True)`: nothing is downloaded or
+  converted first, memory stays bounded, and each pass of the writer reads the rows
+  again);
 - `stdlib`: the running Python's standard library `.py` files, sorted by path,
   test folders excluded unless `stdlib_tests`.
 
@@ -204,9 +207,10 @@ def _utf8(text: str, where: str, errors: str) -> bytes:
 
 
 class HFSource(Source):
-    """`hf:NAME[:CONFIG][@SPLIT]`: rows of a Hugging Face data set, text in `text_field`."""
+    """`hf:NAME[:CONFIG][@SPLIT]`: rows of a Hugging Face data set, text in `text_field`;
+    `streaming`: an IterableDataset read row by row, never loaded whole."""
 
-    def __init__(self, spec: str, text_field: str):
+    def __init__(self, spec: str, text_field: str, streaming: bool = False):
         body = spec[3:]
         body, _, split = body.rpartition("@") if "@" in body else (body, "", "train")
         name, _, config = body.partition(":") if not os.path.exists(body) else (body, "", "")
@@ -214,12 +218,14 @@ class HFSource(Source):
             raise ConfigError(f"source {spec!r}: expected hf:NAME[:CONFIG][@SPLIT]")
         self.spec, self.name, self.config = spec, name, config or None
         self.split, self.text_field = split or "train", text_field
+        self.streaming = streaming
         self._ds = None
 
     def dataset(self):
         if self._ds is None:
-            self._ds = _load_hf(self.name, self.config, self.split, self.spec)
-            if self.text_field not in self._ds.column_names:
+            self._ds = _load_hf(self.name, self.config, self.split, self.spec, self.streaming)
+            cols = self._ds.column_names  # None: a stream whose columns are not known yet
+            if cols is not None and self.text_field not in cols:
                 raise DataError(
                     f"{self.spec}: no column '{self.text_field}' (columns: "
                     f"{', '.join(self._ds.column_names)}); choose one with --text-field"
@@ -234,16 +240,30 @@ class HFSource(Source):
             "config": self.config,
             "split": self.split,
             "text_field": self.text_field,
-            "rows": len(self.dataset()),
+            "rows": None if self.streaming else len(self.dataset()),
+            "streaming": self.streaming,
         }
 
     def fingerprint(self) -> str:
+        if self.streaming:  # a stream has no content hash short of reading it: where it is
+            local = Path(self.name)
+            files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else []
+            files = [local] if local.is_file() else files
+            where = f"{self.name}\0{self.config}\0{self.split}\0{_stat_hash(files)}"
+            return hashlib.sha256(where.encode()).hexdigest()
         return str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
 
     def documents(self, errors: str = "strict") -> Iterator[Document]:
-        ds = self.dataset().select_columns([self.text_field])
+        ds = self.dataset()
+        if ds.column_names is not None:
+            ds = ds.select_columns([self.text_field])
         row = 0
         for batch in ds.iter(batch_size=1024):  # batches: row-by-row access is slow
+            if self.text_field not in batch:
+                raise DataError(
+                    f"{self.spec}: row {row}: no column '{self.text_field}' (columns: "
+                    f"{', '.join(batch)}); choose one with --text-field"
+                )
             for text in batch[self.text_field]:
                 where = f"{self.spec}: row {row}"
                 row += 1
@@ -256,7 +276,7 @@ class HFSource(Source):
                     yield Document(where, len(data), _bytes_reader(data))
 
 
-def _load_hf(name: str, config: str | None, split: str, spec: str):
+def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bool = False):
     datasets = require("datasets", "hf", f"the source {spec}")
     path = Path(name)
     try:
@@ -266,13 +286,14 @@ def _load_hf(name: str, config: str | None, split: str, spec: str):
                 if split not in ds:
                     raise DataError(f"{spec}: no split '{split}' (splits: {', '.join(ds)})")
                 ds = ds[split]
-            return ds
+            return ds.to_iterable_dataset() if streaming else ds
         if path.is_file():  # a local data file: let the packaged builder for its type read it
             builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
             return datasets.load_dataset(
-                builder.get(path.suffix, "text"), data_files=str(path), split=split
-            )
-        return datasets.load_dataset(name, config, split=split)
+                builder.get(path.suffix, "text"), data_files=str(path), split=split,
+                streaming=streaming,
+            )  # fmt: skip
+        return datasets.load_dataset(name, config, split=split, streaming=streaming)
     except DataError:
         raise
     except Exception as exc:  # datasets raises many types (hub, file, split errors)
@@ -323,6 +344,7 @@ def resolve_sources(
     glob: str = "**/*",
     text_field: str = "text",
     stdlib_tests: bool = False,
+    streaming: bool = False,
 ) -> list[Source]:
     """Turn SOURCE arguments into sources; raise DataError for a missing or empty one."""
     if not specs:
@@ -336,7 +358,7 @@ def resolve_sources(
             ver = "{}.{}.{}".format(*sys.version_info[:3])
             out.append(FilesSource(spec, files, "stdlib", root=str(root), python=ver))
         elif spec.startswith("hf:"):
-            out.append(HFSource(spec, text_field))
+            out.append(HFSource(spec, text_field, streaming))
         elif os.path.isdir(spec):
             files = _folder_files(Path(spec), glob)
             if not files or all(p.stat().st_size == 0 for p in files):

@@ -24,6 +24,7 @@ Encoding here is vectorised with numpy for byte and char (the HF pipeline is
 used only for BPE), and returns int64 arrays.
 """
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, DataError
+from scalinglab.errors import ConfigError, DataError, require
 from scalinglab.fsio import atomic_write_text
 
 KINDS = ("byte", "char", "word", "bpe")
@@ -226,12 +227,17 @@ class BPETokenizer(Tokenizer):
         self.hf = hf
         self.vocab_size = hf.get_vocab_size(with_added_tokens=True)
 
+    # add_special_tokens=False: a pretrained tokenizer's post-processor (BOS/EOS around each
+    # text) must not mark the pieces a corpus is cut into; ours has none.
     def encode(self, text: str | bytes) -> np.ndarray:
-        return np.array(self.hf.encode(_as_text(text)).ids, dtype=np.int64)
+        return np.array(self.hf.encode(_as_text(text), add_special_tokens=False).ids, np.int64)
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         """Encode many texts at once (in parallel threads inside `tokenizers`)."""
-        return [np.array(e.ids, dtype=np.int64) for e in self.hf.encode_batch(texts)]
+        return [
+            np.array(e.ids, dtype=np.int64)
+            for e in self.hf.encode_batch(texts, add_special_tokens=False)
+        ]
 
     def decode(self, ids) -> str:
         return self.hf.decode(_as_ids(ids, self.vocab_size).tolist(), skip_special_tokens=False)
@@ -358,6 +364,44 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         return BPETokenizer(HF.from_str(json.dumps(obj)))
     except Exception as exc:  # tokenizers raises a bare Exception for bad files
         raise DataError(f"{path}: not a valid Hugging Face tokenizer ({exc})") from None
+
+
+def not_a_tokenizer(text: str) -> str:
+    """The error for a --tokenizer that is neither a kind nor an existing path."""
+    return (
+        f"--tokenizer {text!r} is not one of {', '.join(KINDS)}, nor a tokenizer.json or "
+        "tokenizer folder"
+    )
+
+
+def load_pretrained(path: str | os.PathLike) -> tuple[Tokenizer, dict]:
+    """A pretrained tokenizer, offline: a Hugging Face `tokenizer.json`, or a local tokenizer
+    folder (as `save_pretrained` writes it: its tokenizer.json; without one, the files
+    `transformers` converts, e.g. vocab.json + merges.txt, when transformers is installed).
+
+    Returns the tokenizer and its record for the shards' manifest: `path` as given and
+    `sha256`, the fingerprint of the tokenizer it resolved to (its JSON, as saved)."""
+    path = Path(path)
+    if path.is_dir() and not (path / "tokenizer.json").is_file():
+        tok = _from_transformers(path)
+    elif path.exists():
+        tok = load_tokenizer(path)
+    else:
+        raise ConfigError(not_a_tokenizer(str(path)))
+    text = tok.to_hf().to_str(pretty=True) + "\n"  # what `save` writes into the shards
+    return tok, {"path": str(path), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _from_transformers(folder: Path) -> Tokenizer:
+    transformers = require("transformers", "hf", f"reading the tokenizer folder {folder}")
+    try:
+        t = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{folder}: not a Hugging Face tokenizer folder ({first})") from None
+    if not getattr(t, "is_fast", False):
+        raise DataError(f"{folder}: only a fast (tokenizers-backed) tokenizer can be used")
+    return BPETokenizer(t.backend_tokenizer)
 
 
 def detect_kind(obj: dict) -> str:

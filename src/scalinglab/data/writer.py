@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -37,13 +36,20 @@ from scalinglab import __version__
 from scalinglab.config import check_seed, check_types, setting
 from scalinglab.data import shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
-from scalinglab.data.tokenizers import KINDS, BPETokenizer, check_vocab_size, train_tokenizer
+from scalinglab.data.tokenizers import (
+    KINDS,
+    BPETokenizer,
+    check_vocab_size,
+    load_pretrained,
+    not_a_tokenizer,
+    train_tokenizer,
+)
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import (
     atomic_write_json,
-    fsync_dir,
     make_temp_dir,
     remove_stale_temps,
+    replace_dir,
     sha256_file,
     temp_tag,
 )
@@ -63,13 +69,20 @@ Progress = Callable[[str, int, int | None], None]  # (phase, bytes done since la
 class PrepareConfig:
     """How `prepare` reads, splits and tokenizes a corpus (the flags of `scalinglab prepare`)."""
 
-    tokenizer: str = setting("byte", f"tokenizer kind, one of {KINDS}", choices=KINDS)
+    tokenizer: str = setting(
+        "byte",
+        "tokenizer kind to train (byte, char, word, bpe), or a pretrained one: a Hugging Face "
+        "tokenizer.json or a local tokenizer folder (used as is, never trained)",
+    )
     vocab_size: int | None = setting(
-        None, "vocabulary size: BPE target (default 4096); cap by frequency for char/word"
+        None,
+        "vocabulary size: the BPE target; a cap by frequency for char/word",
+        shown="4096 for bpe; every symbol seen for char/word",
     )
     val_fraction: float | None = setting(
         None,
-        "held-out fraction: of documents (>=100 docs; default 0.01), else of bytes from the end (default 0.1)",
+        "held-out fraction: of documents (100 or more), else of bytes from the end",
+        shown="0.01 of documents, else 0.1 of bytes",
     )
     seed: int = setting(1337, "seed of the choice of validation documents")
     text_field: str = setting("text", "JSONL / hf: field holding the text")
@@ -83,6 +96,9 @@ class PrepareConfig:
         128, "refuse a corpus whose splits hold less than one window of this many tokens + 1"
     )
     stdlib_tests: bool = setting(False, "with the stdlib source, include its test folders")
+    streaming: bool = setting(
+        False, "hf: sources: read rows as they come (bounded memory, no full download first)"
+    )
     force: bool = setting(
         False, "rebuild even if up to date; replace an output folder that is not shards"
     )
@@ -91,7 +107,15 @@ class PrepareConfig:
     def __post_init__(self):
         check_types(self)
         check_seed(self.seed)
-        check_vocab_size(self.tokenizer, self.vocab_size)
+        if self.tokenizer in KINDS or not self.tokenizer.strip():
+            check_vocab_size(self.tokenizer, self.vocab_size)
+        elif not os.path.exists(self.tokenizer):
+            raise ConfigError(not_a_tokenizer(self.tokenizer))
+        elif self.vocab_size is not None:
+            raise ConfigError(
+                f"--vocab-size {self.vocab_size}: the pretrained tokenizer {self.tokenizer} "
+                "has its own vocabulary"
+            )
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         if self.errors not in ("strict", "replace"):
@@ -139,8 +163,11 @@ def prepare(
     out = Path(out)
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
-    srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests)
+    srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming)
+    pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
+    if pretrained:  # the tokenizer itself, not its path, decides the shards
+        request["tokenizer_sha256"] = pretrained[1]["sha256"]
     fingerprint = hashlib.sha256("\n".join(s.fingerprint() for s in srcs).encode()).hexdigest()
     if not cfg.force and (m := _up_to_date(out, request, fingerprint)):
         _check_windows(m["splits"], cfg.block_size)
@@ -148,7 +175,11 @@ def prepare(
         return {**m, "up_to_date": True}
 
     plan = _scan(srcs, cfg, progress)
-    tok = train_tokenizer(cfg.tokenizer, _train_texts(srcs, plan, cfg, progress), cfg.vocab_size)
+    if pretrained:
+        tok = pretrained[0]
+    else:
+        texts = _train_texts(srcs, plan, cfg, progress)
+        tok = train_tokenizer(cfg.tokenizer, texts, cfg.vocab_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out.parent, f".{out.name}.tmp-")  # what a killed prepare left
     tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
@@ -161,8 +192,10 @@ def prepare(
         manifest = _manifest(
             specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, seconds
         )
+        if pretrained:
+            manifest["pretrained_tokenizer"] = pretrained[1]
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
-        _move_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
@@ -384,15 +417,3 @@ def _check_windows(splits: dict, block_size: int) -> None:
             f"val {block_size + 1}); use more text, a larger --val-fraction or a smaller "
             "--block-size"
         )
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished folder to `out`, replacing what is there only after it is complete."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        out.rename(old / "x")
-    tmp.rename(out)
-    fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -85,13 +85,19 @@ class FitConfig:
 class TableConfig:
     """How a runs table is read: the columns of N, D, C, loss and budget; the rows kept."""
 
-    n_col: str | None = setting(None, "column holding N (parameters)")
-    d_col: str | None = setting(None, "column holding D (training tokens)")
-    c_col: str | None = setting(
-        None, "column holding C (training FLOPs; default 'flops' when present)"
+    n_col: str | None = setting(
+        None, "column holding N (parameters)", shown="params, N, N_params, ..."
     )
-    loss_col: str | None = setting(None, "column holding the loss (nats/token)")
-    budget_col: str | None = setting(None, "isoflop: column holding each run's compute budget")
+    d_col: str | None = setting(
+        None, "column holding D (training tokens)", shown="tokens, D, D_tokens, ..."
+    )
+    c_col: str | None = setting(None, "column holding C (training FLOPs)", shown="flops, C, ...")
+    loss_col: str | None = setting(
+        None, "column holding the loss (nats/token)", shown="loss, val_loss, ..."
+    )
+    budget_col: str | None = setting(
+        None, "isoflop: column holding each run's compute budget", shown="budget"
+    )
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
     step_col: str = setting("step", "curve laws: column holding each logged point's step")
     lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")

@@ -118,10 +118,14 @@ def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
     return done
 
 
-def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
-    """Write DIR/report.html, DIR/summary.json and DIR/*.png; return the summary."""
+def build_report(
+    root: str | Path, bootstrap: int | None = None, out: str | Path | None = None
+) -> dict:
+    """Write DIR/report.html, DIR/summary.json and DIR/*.png (into `out` instead when
+    given); return the summary."""
     t0 = time.perf_counter()
     root = Path(root)
+    out = Path(out) if out is not None else root
     c = col.collect(root)
     meta = c.study
     fs = fit_config(meta.get("fit", {}), f"{root / col.STUDY_JSON} [fit]")
@@ -140,7 +144,8 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
     plan = _plan(fits, main, largest, factors, predictor)
     noise = an.seed_noise(c.by_role("sweep", "seed"))
     bt = backtest_result(c)
-    figs = _figures(root, c, fits, plan, bt)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = _figures(out, c, fits, plan, bt)
     summary = {
         "format_version": FORMAT_VERSION,
         "kind": "scalinglab.study_summary",
@@ -168,13 +173,13 @@ def build_report(root: str | Path, bootstrap: int | None = None) -> dict:
     html_text = page(
         f"Scaling study: {summary['name']}",
         _subtitle(summary, c),
-        sections.all_sections(summary, c, fits, figs, root),
+        sections.all_sections(summary, c, fits, figs, out),
     )
-    atomic_write_text(root / "report.html", html_text)
-    follow_umask(root / "report.html")  # as any file the user writes
+    atomic_write_text(out / "report.html", html_text)
+    follow_umask(out / "report.html")  # as any file the user writes
     summary["report_seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_json(root / "summary.json", an.json_safe(summary))
-    follow_umask(root / "summary.json")
+    atomic_write_json(out / "summary.json", an.json_safe(summary))
+    follow_umask(out / "summary.json")
     return summary
 
 

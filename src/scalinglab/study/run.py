@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalinglab.data.tokenizers import KINDS
 from scalinglab.data.writer import prepare
 from scalinglab.errors import FitError, SweepError
 from scalinglab.fsio import atomic_write_json
@@ -104,7 +105,11 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
         return Path(d["shards"]), str(d["shards"])
     opts = {k: v for k, v in d.items() if k not in ("sources",)}
     tok = opts.get("tokenizer", "byte")
-    name = "-".join(Path(str(s)).name or "corpus" for s in d["sources"]) + f"-{tok}"
+    # a pretrained tokenizer is a path: its file name and a hash of the path, one folder
+    tok_name = (
+        tok if tok in KINDS else f"{Path(tok).name}-{hashlib.sha256(tok.encode()).hexdigest()[:8]}"
+    )
+    name = "-".join(Path(str(s)).name or "corpus" for s in d["sources"]) + f"-{tok_name}"
     extra = {k: v for k, v in sorted(opts.items()) if k != "tokenizer"}
     if extra:  # other options, another folder: two studies never rebuild each other's cache
         name += "-" + hashlib.sha256(json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]

@@ -30,14 +30,12 @@ CLUSTERS = ("auto", "local", "slurm", "debug")
 class ExecutorConfig:
     """Where and how many runs execute at a time (the flags of `sweep` and `study`)."""
 
-    executor: str = setting(
-        "local", "where runs execute: local, ray or submitit", choices=EXECUTORS
-    )
+    executor: str = setting("local", "where runs execute", choices=EXECUTORS)
     workers: int = setting(1, "runs at a time; for submitit on SLURM, the array's parallelism")
-    threads: int = setting(0, "torch threads per run; 0: cores // workers")
+    threads: int = setting(0, "torch threads per run", shown="cores // workers")
     retries: int = setting(1, "retries of a failed run within one invocation")
     ray_address: str = setting(
-        "", "ray: join the cluster at this address; empty: start a local one"
+        "", "ray: join the cluster at this address", shown="start a local one"
     )
     gpus_per_run: float = setting(0.0, "ray/submitit: GPUs per run")
     cluster: str = setting(
@@ -45,7 +43,7 @@ class ExecutorConfig:
         "submitit: where jobs go (auto: SLURM when available, else local processes)",
         choices=CLUSTERS,
     )
-    slurm_partition: str = setting("", "submitit: SLURM partition")
+    slurm_partition: str = setting("", "submitit: SLURM partition", shown="the cluster's")
     timeout_min: int = setting(24 * 60, "submitit: job time limit in minutes")
     submitit_params: dict = field(
         default_factory=dict,

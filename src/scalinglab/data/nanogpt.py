@@ -1,0 +1,265 @@
+"""Import a nanoGPT data folder (`data/<name>/` as its prepare.py scripts leave it) as a
+shards folder: `scalinglab prepare --from-nanogpt DIR --out SHARDS`.
+
+nanoGPT writes each split as flat uint16 token ids (`train.bin`, `val.bin`, read with
+`np.memmap(..., dtype=np.uint16)`) — our own format — and, for character-level data,
+`meta.pkl`: a pickled `{"vocab_size": int, "itos": {int: str}, "stoi": {str: int}}`.
+The token files are copied (checked: every id below the vocabulary, sha256 taken on the
+way) into a new shards folder with a tokenizer.json and a manifest, written as `prepare`
+writes: into a temporary folder, the manifest last, renamed into place.
+
+**meta.pkl is never unpickled as such.** Unpickling runs whatever code the file names, so
+a downloaded data folder could run anything. `read_meta` uses a restricted unpickler
+whose `find_class` refuses every global: only what pickle builds without naming a class
+or function (dict, list, tuple, str, bytes, int, float, bool, None) can come out, and a
+file over META_MAX_BYTES is refused unread. Nothing else of the file is trusted: the
+vocabulary it declares is checked against the tokenizer and the ids.
+
+The tokenizer: a character-level folder's `itos` (one character per id, in code-point
+order, as nanoGPT's shakespeare_char makes it) becomes our char tokenizer with the very
+same ids; any other folder (nanoGPT's openwebtext and shakespeare use GPT-2's BPE) needs
+`--tokenizer PATH`, a pretrained tokenizer (docs/data.md), and may declare its
+vocabulary with `--vocab-size` (GPT-2: 50257) where there is no meta.pkl to say it.
+"""
+
+import hashlib
+import io
+import logging
+import os
+import pickle
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab import __version__
+from scalinglab.data import shards
+from scalinglab.data.tokenizers import (
+    UNK,
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    bytes_to_unicode,
+    load_pretrained,
+)
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.fsio import (
+    atomic_write_json,
+    make_temp_dir,
+    remove_stale_temps,
+    replace_dir,
+    sha256_file,
+    temp_tag,
+)
+
+log = logging.getLogger(__name__)
+
+META_MAX_BYTES = 16 << 20
+CHUNK_TOKENS = 1 << 22  # ids read at a time: memory stays a few times 8 MB
+IMPORT_VERSION = 1
+
+
+class _NoGlobals(pickle.Unpickler):
+    """An unpickler that builds plain data only: every class or function is refused."""
+
+    def find_class(self, module, name):
+        raise DataError(
+            f"names {module}.{name}; only plain data (dict, str, int, ...) is read from a "
+            "meta.pkl, never code"
+        )
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The plain-data contents of a nanoGPT meta.pkl, read without running any of it."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > META_MAX_BYTES:
+        raise DataError(f"{path}: {size} bytes; a meta.pkl over {META_MAX_BYTES} is not read")
+    try:
+        meta = _NoGlobals(io.BytesIO(path.read_bytes())).load()
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    except Exception as exc:  # a truncated or foreign file: pickle raises many kinds
+        raise DataError(f"{path}: not a readable meta.pkl ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a dict, got {type(meta).__name__}")
+    vs = meta.get("vocab_size")
+    if vs is not None and (isinstance(vs, bool) or not isinstance(vs, int) or vs < 1):
+        raise DataError(f"{path}: vocab_size must be a positive integer, got {vs!r}")
+    itos = meta.get("itos")
+    if itos is not None and not (
+        isinstance(itos, dict)
+        and all(isinstance(k, int) and isinstance(v, str) for k, v in itos.items())
+    ):
+        raise DataError(f"{path}: itos must map integer ids to strings")
+    return meta
+
+
+def _char_tokenizer(meta: dict, where: Path) -> CharTokenizer:
+    itos = meta["itos"]
+    n = len(itos)
+    if sorted(itos) != list(range(n)) or any(len(c) != 1 for c in itos.values()):
+        raise DataError(f"{where}: itos is not one character for each id 0..{n - 1}")
+    chars = [itos[i] for i in range(n)]
+    if chars != sorted(chars) or UNK in chars:
+        raise DataError(
+            f"{where}: the characters are not in code-point order (as nanoGPT's char "
+            "prepare.py sorts them), so scalinglab's char tokenizer cannot keep their ids"
+        )
+    return CharTokenizer(chars)
+
+
+def token_bytes(tok: Tokenizer) -> np.ndarray:
+    """UTF-8 bytes of text each id stands for (0 for special tokens): with the counts of
+    ids, the bytes a split holds, for bits per byte."""
+    n = np.zeros(tok.vocab_size, dtype=np.int64)
+    if isinstance(tok, CharTokenizer):
+        n[: len(tok.chars)] = [len(c.encode()) for c in tok.chars]
+        return n
+    if not isinstance(tok, BPETokenizer):
+        return np.array([len(tok.decode([i]).encode()) for i in range(tok.vocab_size)])
+    u2b = {c: b for b, c in bytes_to_unicode().items()}
+    special = set(tok.hf.get_added_tokens_decoder())
+    for piece, i in tok.hf.get_vocab(with_added_tokens=True).items():
+        if i in special or i >= len(n):
+            continue
+        # byte-level BPE: each character of a piece stands for one byte
+        n[i] = len(piece) if all(c in u2b for c in piece) else len(tok.decode([i]).encode())
+    return n
+
+
+def import_nanogpt(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    tokenizer: str | None = None,
+    vocab_size: int | None = None,
+    block_size: int = 128,
+    force: bool = False,
+) -> dict:
+    """Make the shards folder `out` from the nanoGPT data folder `src`; return its manifest
+    (plus "up_to_date", as `prepare` returns it)."""
+    src, out = Path(src), Path(out)
+    t0 = time.perf_counter()
+    if not src.is_dir():
+        raise DataError(f"--from-nanogpt {src}: not a folder")
+    bins = {s: src / f"{s}.bin" for s in shards.SPLITS}
+    for s, p in bins.items():
+        if not p.is_file():
+            raise DataError(f"--from-nanogpt {src}: no {s}.bin (nanoGPT's prepare.py writes it)")
+        if p.stat().st_size % 2:
+            raise DataError(f"{p}: {p.stat().st_size} bytes, not whole uint16 token ids")
+    meta_path = src / "meta.pkl"
+    meta = read_meta(meta_path) if meta_path.exists() else {}
+    declared = meta.get("vocab_size")
+    if vocab_size is not None and declared is not None and vocab_size != declared:
+        raise ConfigError(f"--vocab-size {vocab_size}: {meta_path} declares {declared}")
+    declared = declared if declared is not None else vocab_size
+    if tokenizer:
+        tok, pretrained = load_pretrained(tokenizer)
+    elif meta.get("itos") is not None:
+        tok, pretrained = _char_tokenizer(meta, meta_path), None
+    else:
+        raise ConfigError(
+            f"--from-nanogpt {src}: no meta.pkl with itos (a character vocabulary); give "
+            "--tokenizer PATH, the tokenizer that made the ids (GPT-2's tokenizer.json for "
+            "nanoGPT's openwebtext and shakespeare), and --vocab-size (50257 for GPT-2)"
+        )
+    if declared is not None and declared > tok.vocab_size:
+        raise DataError(
+            f"--from-nanogpt {src}: the vocabulary is declared as {declared} ids, but the "
+            f"tokenizer has {tok.vocab_size}"
+        )
+    stat = {s: p.stat() for s, p in bins.items()}
+    request = {
+        "from_nanogpt": str(src), "tokenizer": str(tokenizer or "meta.pkl"),
+        "tokenizer_sha256": pretrained["sha256"] if pretrained else None,
+        "meta_sha256": sha256_file(meta_path) if meta else None, "vocab_size": declared,
+        "importer": IMPORT_VERSION,
+    }  # fmt: skip
+    fingerprint = hashlib.sha256(
+        repr(sorted((s, st.st_size, st.st_mtime_ns) for s, st in stat.items())).encode()
+    ).hexdigest()
+    if not force and (m := _up_to_date(out, request, fingerprint)):
+        return {**m, "up_to_date": True}
+    if out.is_file() or (
+        out.is_dir() and not shards.is_shards_dir(out) and any(out.iterdir()) and not force
+    ):
+        raise DataError(
+            f"--out {out}: exists and is not a shards folder; refusing to replace it "
+            "(pass --force to replace a folder)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out.parent, f".{out.name}.tmp-")
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
+    try:
+        nbytes = token_bytes(tok)
+        splits, sha = {}, {}
+        for s, p in bins.items():
+            splits[s], sha[f"{s}.bin"] = _copy_split(p, tmp / f"{s}.bin", tok.vocab_size, nbytes)
+        tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
+        if tr < block_size + 2 or va < block_size + 1:
+            raise DataError(
+                f"--from-nanogpt {src}: train has {tr} tokens and val {va}; each split needs "
+                f"one window of --block-size {block_size} plus one token"
+            )
+        tok.save(tmp / shards.TOKENIZER)
+        sha[shards.TOKENIZER] = sha256_file(tmp / shards.TOKENIZER)
+        seconds = time.perf_counter() - t0
+        manifest = {
+            "format_version": shards.FORMAT_VERSION, "kind": shards.KIND,
+            "sources": [f"nanogpt:{src}"],
+            "source_details": [{"spec": str(src), "type": "nanogpt",
+                                "meta_vocab_size": meta.get("vocab_size")}],
+            "tokenizer": tok.kind, "vocab_size": tok.vocab_size,
+            "dtype": shards.dtype_for_vocab(tok.vocab_size), "seed": None,
+            "val_fraction": None, "split_by": "given", "documents": 2,
+            "splits": splits, "sha256": sha, "request": request, "fingerprint": fingerprint,
+            "build": {"seconds": round(seconds, 3),
+                      "mb_per_s": round(sum(st.st_size for st in stat.values()) / 1e6
+                                        / max(seconds, 1e-9), 2),
+                      "scalinglab": __version__, "python": sys.version.split()[0]},
+        }  # fmt: skip
+        if pretrained:
+            manifest["pretrained_tokenizer"] = pretrained
+        atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {**manifest, "up_to_date": False}
+
+
+def _copy_split(src: Path, dst: Path, vocab: int, nbytes: np.ndarray) -> tuple[dict, str]:
+    """Copy one split's ids (as the manifest's dtype), checking each is below `vocab`."""
+    ids = np.memmap(src, dtype="<u2", mode="r") if src.stat().st_size else np.zeros(0, "<u2")
+    dtype = np.dtype(shards.DTYPES[shards.dtype_for_vocab(vocab)]).newbyteorder("<")
+    h, counted = hashlib.sha256(), 0
+    with open(dst, "wb") as f:
+        for i in range(0, len(ids), CHUNK_TOKENS):
+            chunk = np.asarray(ids[i : i + CHUNK_TOKENS])
+            top = int(chunk.max(initial=0))
+            if top >= vocab:
+                at = i + int(np.argmax(chunk >= vocab))
+                raise DataError(
+                    f"{src}: token {at} is id {int(ids[at])}, out of range for the "
+                    f"vocabulary of {vocab}"
+                )
+            counted += int(np.bincount(chunk, minlength=vocab)[:vocab] @ nbytes)
+            buf = chunk.astype(dtype).tobytes()
+            f.write(buf)
+            h.update(buf)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"documents": 1, "bytes": counted, "tokens": len(ids)}, h.hexdigest()
+
+
+def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
+    if not shards.is_shards_dir(out):
+        return None
+    try:
+        m = shards.open_shards(out).manifest
+    except DataError:
+        return None
+    return m if m.get("request") == request and m.get("fingerprint") == fingerprint else None

@@ -1,0 +1,59 @@
+"""`prepare hf:... --streaming`: rows read as they come from a local data file, a folder of
+data files or a saved data set (no network), giving the very shards the loaded data set
+gives. The memory bound is measured by benchmarks/hf_streaming.py."""
+
+import json
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.data.sources import resolve_sources
+from scalinglab.data.writer import prepare
+from scalinglab.errors import DataError
+
+
+def rows(n: int = 150) -> list[dict]:
+    return [{"id": i, "text": f"document {i}: " + "lorem ipsum dolor ünï " * (i % 7 + 1)}
+            for i in range(n)]  # fmt: skip
+
+
+def test_streamed_shards_equal_the_loaded_ones(tmp_path, datasets_offline, capsys):
+    data = tmp_path / "part-0.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows()))
+    assert main(["prepare", f"hf:{data}@train", "--streaming", "--tokenizer", "char",
+                 "--block-size", "8", "-o", str(tmp_path / "b"), "--json"]) == 0  # fmt: skip
+    streamed = json.loads(capsys.readouterr().out)
+    # nothing was converted into the datasets cache: the rows were read as they came
+    assert not list((tmp_path / "hf-cache").rglob("*.arrow"))
+    loaded = prepare([f"hf:{data}@train"], tmp_path / "a", tokenizer="char", block_size=8)
+    assert list((tmp_path / "hf-cache").rglob("*.arrow"))  # loading converts the file first
+    assert streamed["sha256"] == loaded["sha256"] and streamed["splits"] == loaded["splits"]
+    assert streamed["splits"]["val"]["documents"] == 2  # 1% of 150 documents, by the seed
+    (d,) = streamed["source_details"]
+    assert d["streaming"] is True and d["rows"] is None
+    # a rerun on the unchanged file is up to date; a changed file is read again
+    again = prepare([f"hf:{data}@train"], tmp_path / "b", tokenizer="char", block_size=8,
+                    streaming=True)  # fmt: skip
+    assert again["up_to_date"]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows(160)))
+    changed = prepare([f"hf:{data}@train"], tmp_path / "b", tokenizer="char", block_size=8,
+                      streaming=True)  # fmt: skip
+    assert not changed["up_to_date"] and changed["documents"] == 160
+
+
+def test_a_saved_dataset_and_a_folder_of_files_stream_too(tmp_path, datasets_offline):
+    saved = tmp_path / "saved"
+    datasets_offline.Dataset.from_list(rows()).save_to_disk(str(saved))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for k in range(3):  # three shards of one data set, as hub data sets come
+        part = rows()[k * 50 : (k + 1) * 50]
+        (folder / f"part-{k}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    ref = prepare([f"hf:{saved}"], tmp_path / "ref", tokenizer="byte", block_size=8)
+    for src in (saved, folder):
+        m = prepare([f"hf:{src}"], tmp_path / "out" / src.name, tokenizer="byte", block_size=8,
+                    streaming=True)  # fmt: skip
+        assert m["sha256"] == ref["sha256"], src
+    (src,) = resolve_sources([f"hf:{folder}"], text_field="body", streaming=True)
+    with pytest.raises(DataError, match=r"folder: no column 'body' \(columns: id, text\)"):
+        src.dataset()

@@ -1,0 +1,130 @@
+"""`prepare --from-nanogpt DIR`: a nanoGPT data folder (train.bin / val.bin uint16 +
+meta.pkl) made here the way nanoGPT's prepare scripts make it, imported as shards with
+the same ids; a meta.pkl is read as plain data only, never run."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.data.nanogpt import import_nanogpt, read_meta
+from scalinglab.data.shards import check_integrity, open_shards
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.errors import ConfigError, DataError
+
+TEXT = "".join(f"First Citizen: we are {i} accounted poor citizens. Ünïcödé!\n" for i in range(300))
+
+
+def char_folder(path, text=TEXT):
+    """As nanoGPT's shakespeare_char/prepare.py leaves its folder: sorted characters, a
+    90/10 split by characters, uint16 ids, meta.pkl with vocab_size, itos and stoi."""
+    path.mkdir()
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
+    cut = int(len(text) * 0.9)
+    ids[:cut].tofile(path / "train.bin")
+    ids[cut:].tofile(path / "val.bin")
+    meta = {"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}
+    (path / "meta.pkl").write_bytes(pickle.dumps(meta))
+    return path, text[:cut], text[cut:]
+
+
+def test_a_char_folder_keeps_its_ids_and_text(tmp_path):
+    src, train_text, val_text = char_folder(tmp_path / "shakespeare_char")
+    m = import_nanogpt(src, tmp_path / "shards", block_size=32)
+    n = len(set(TEXT))
+    assert m["tokenizer"] == "char" and m["vocab_size"] == n + 1  # + <unk>, last
+    s = open_shards(tmp_path / "shards")
+    check_integrity(s)  # sha256 and every id below vocab_size
+    for split, raw in (("train", s.train), ("val", s.val)):
+        assert np.array_equal(raw, np.fromfile(src / f"{split}.bin", dtype=np.uint16))
+    tok = load_tokenizer(tmp_path / "shards")
+    assert tok.decode(s.train) == train_text and tok.decode(s.val) == val_text
+    # bytes are the UTF-8 bytes of each split's text: bits per byte compare across tokenizers
+    assert m["splits"]["train"]["bytes"] == len(train_text.encode())
+    assert m["splits"]["val"]["bytes"] == len(val_text.encode())
+    assert import_nanogpt(src, tmp_path / "shards", block_size=32)["up_to_date"]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickled, this would create the marker file
+
+
+def test_meta_pkl_is_never_run(tmp_path):
+    src, _, _ = char_folder(tmp_path / "d")
+    marker = tmp_path / "ran"
+    (src / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 3, "itos": _Evil(str(marker))}))
+    with pytest.raises(DataError, match=r"meta\.pkl: names io\.open; only plain data"):
+        import_nanogpt(src, tmp_path / "shards")
+    assert not marker.exists() and not (tmp_path / "shards").exists()
+    (src / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 3, "itos": {0: 1}}))
+    with pytest.raises(DataError, match="itos must map integer ids to strings"):
+        read_meta(src / "meta.pkl")
+    (src / "meta.pkl").write_bytes(pickle.dumps(["not", "a", "dict"])[:-3])
+    with pytest.raises(DataError, match=r"not a readable meta\.pkl"):
+        read_meta(src / "meta.pkl")
+
+
+def test_a_bpe_folder_needs_its_tokenizer_and_declared_vocabulary(tmp_path, capsys):
+    from tests.data.test_pretrained_tokenizer import TEXT as BPE_TEXT
+    from tests.data.test_pretrained_tokenizer import hf_tokenizer
+
+    hf = hf_tokenizer()  # 300 ids, trained here: nanoGPT's openwebtext uses GPT-2's this way
+    tj = tmp_path / "tokenizer.json"
+    hf.save(str(tj))
+    src = tmp_path / "owt"
+    src.mkdir()
+    ids = np.array(hf.encode(BPE_TEXT, add_special_tokens=False).ids, dtype=np.uint16)
+    cut = int(len(ids) * 0.9)
+    ids[:cut].tofile(src / "train.bin")
+    ids[cut:].tofile(src / "val.bin")
+    out = str(tmp_path / "shards")
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", out]) == 2
+    assert "no meta.pkl with itos" in capsys.readouterr().err
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--tokenizer", str(tj),
+                 "--vocab-size", "301"]) == 2  # fmt: skip
+    assert "declared as 301 ids, but the tokenizer has 300" in capsys.readouterr().err
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--tokenizer", str(tj),
+                 "--vocab-size", "300", "--block-size", "16", "--json"]) == 0  # fmt: skip
+    m = json.loads(capsys.readouterr().out)
+    assert m["vocab_size"] == 300 and m["pretrained_tokenizer"]["path"] == str(tj)
+    s = open_shards(out)
+    assert np.array_equal(np.concatenate([s.train, s.val]), ids)
+    total = m["splits"]["train"]["bytes"] + m["splits"]["val"]["bytes"]
+    assert total == len(BPE_TEXT.encode())  # byte-level pieces: one byte per character
+    # a token id the vocabulary does not hold is named, with its position
+    bad = ids.copy()
+    bad[5] = 300
+    bad[:cut].tofile(src / "train.bin")
+    with pytest.raises(DataError, match=r"train.bin: token 5 is id 300, out of range"):
+        import_nanogpt(src, tmp_path / "other", tokenizer=str(tj))
+
+
+def test_flags_that_do_not_apply_are_refused(tmp_path, capsys):
+    src, _, _ = char_folder(tmp_path / "d")
+    for extra, says in [
+        (["corpus.txt"], "SOURCEs does not apply"),
+        (["--val-fraction", "0.2"], "--val-fraction does not apply"),
+        (["--tokenizer", "char"], "--tokenizer char: with --from-nanogpt, a pretrained"),
+    ]:
+        argv = ["prepare", "--from-nanogpt", str(src), "-o", str(tmp_path / "s"), *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+    (src / "val.bin").write_bytes(b"\x01")
+    with pytest.raises(DataError, match="1 bytes, not whole uint16 token ids"):
+        import_nanogpt(src, tmp_path / "s")
+    os.remove(src / "val.bin")
+    with pytest.raises(DataError, match=r"no val\.bin"):
+        import_nanogpt(src, tmp_path / "s")
+    with pytest.raises(ConfigError, match=r"--vocab-size 7: .*declares"):
+        char_folder(tmp_path / "e")
+        import_nanogpt(tmp_path / "e", tmp_path / "s", vocab_size=7)

@@ -1,0 +1,147 @@
+"""`prepare --tokenizer PATH`: a pretrained Hugging Face tokenizer (a tokenizer.json or a
+local tokenizer folder), made here in the test — no download — used as is, recorded in
+the manifest with its fingerprint, and what train, eval and generate then read."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.data.shards import open_shards
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.data.writer import prepare
+from scalinglab.errors import ConfigError
+
+TEXT = "".join(
+    f"Line {i}: the quick brown fox jumps over the lazy dog, ünïcödé {i * i}.\n" for i in range(400)
+)
+
+
+def hf_tokenizer(vocab_size: int = 300):
+    """A byte-level BPE trained on TEXT, with a post-processor that adds <s> around each
+    text (as Llama's does): a corpus must be encoded without it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)  # fmt: skip
+    tok.train_from_iterator([TEXT], trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
+    return tok
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text(TEXT, encoding="utf-8")
+    return p
+
+
+def test_a_tokenizer_json_is_used_as_is_and_fingerprinted(tmp_path, corpus):
+    hf = hf_tokenizer()
+    tj = tmp_path / "mine.json"
+    hf.save(str(tj))
+    m = prepare([str(corpus)], tmp_path / "shards", tokenizer=str(tj), block_size=16)
+    assert m["tokenizer"] == "bpe" and m["vocab_size"] == hf.get_vocab_size() == 300
+    assert m["pretrained_tokenizer"]["path"] == str(tj)
+    # the fingerprint is the sha256 of the tokenizer.json the shards hold (tokenizer_id)
+    assert m["pretrained_tokenizer"]["sha256"] == m["sha256"]["tokenizer.json"]
+    s = open_shards(tmp_path / "shards")
+    ids = np.concatenate([s.train, s.val]).astype(np.int64)
+    assert hf.token_to_id("<s>") not in set(ids.tolist())  # no BOS inside the corpus
+    tok = load_tokenizer(tmp_path / "shards")  # what train, eval and generate read
+    train_text, val_text = tok.decode(s.train), tok.decode(s.val)
+    assert train_text + val_text == TEXT and len(val_text) > 1000  # 10% held out, lossless
+    # each split holds the ids HF gives its text (the writer's chunks cut at line ends)
+    for split, text in ((s.train, train_text), (s.val, val_text)):
+        assert split.tolist() == hf.encode(text, add_special_tokens=False).ids
+    # unchanged: up to date; another tokenizer at the same path: rebuilt
+    assert prepare([str(corpus)], tmp_path / "shards", tokenizer=str(tj), block_size=16)[
+        "up_to_date"
+    ]
+    hf_tokenizer(280).save(str(tj))
+    m2 = prepare([str(corpus)], tmp_path / "shards", tokenizer=str(tj), block_size=16)
+    assert not m2["up_to_date"] and m2["vocab_size"] == 280
+    assert m2["pretrained_tokenizer"]["sha256"] != m["pretrained_tokenizer"]["sha256"]
+
+
+def test_a_saved_transformers_folder_trains_evaluates_and_generates(tmp_path, corpus, capsys):
+    transformers = pytest.importorskip("transformers", reason="the [hf] extra is not installed")
+    folder = tmp_path / "tok"
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=hf_tokenizer())
+    fast.save_pretrained(str(folder))
+    assert main(["prepare", str(corpus), "--tokenizer", str(folder), "-o",
+                 str(tmp_path / "shards"), "--block-size", "16", "--json"]) == 0  # fmt: skip
+    m = json.loads(capsys.readouterr().out)
+    assert m["vocab_size"] == 300 and m["pretrained_tokenizer"]["path"] == str(folder)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "shards"), "--out", str(run), "--n-layer",
+                 "1", "--n-embd", "32", "--n-head", "2", "--block-size", "16", "--steps",
+                 "30", "--lr", "3e-3", "--eval-tokens", "256", "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert "vocab_size = 300" in (run / "config.toml").read_text()  # from the shards
+    assert load_tokenizer(run).decode([5, 17, 40]) == fast.decode([5, 17, 40])  # its copy
+    assert main(["eval", str(run), "--json", "--eval-tokens", "256"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["loss"] == result["val_loss"] and ev["loss"] < np.log(300)  # it learned something
+    assert main(["generate", str(run), "--prompt", "Line 7:", "--temperature", "0",
+                 "--max-new-tokens", "8", "--json"]) == 0  # fmt: skip
+    g = json.loads(capsys.readouterr().out)
+    assert g["text"].startswith("Line 7:") and g["new_tokens"] == 8
+    assert fast.decode(fast.encode("Line 7:", add_special_tokens=False)) == "Line 7:"
+
+
+def test_a_folder_transformers_converts_vocab_and_merges(tmp_path, corpus):
+    transformers = pytest.importorskip("transformers", reason="the [hf] extra is not installed")
+    folder = tmp_path / "gpt2-style"
+    folder.mkdir()
+    hf = hf_tokenizer()
+    hf.model.save(str(folder))  # vocab.json + merges.txt, as GPT-2's slow files
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer"}))
+    assert not (folder / "tokenizer.json").exists()
+    m = prepare([str(corpus)], tmp_path / "shards", tokenizer=str(folder), block_size=16)
+    ref = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    s = open_shards(tmp_path / "shards")
+    assert m["vocab_size"] == len(ref)
+    assert s.train[:50].tolist() == ref(TEXT[:2000], add_special_tokens=False)["input_ids"][:50]
+
+
+def test_bad_tokenizer_arguments_are_one_line_errors(tmp_path, corpus, capsys):
+    with pytest.raises(
+        ConfigError,
+        match=r"--tokenizer 'bpee' is not one of byte, char, word, bpe, nor a tokenizer\.json",
+    ):
+        prepare([str(corpus)], tmp_path / "s", tokenizer="bpee")
+    tj = tmp_path / "t.json"
+    hf_tokenizer().save(str(tj))
+    assert main(["prepare", str(corpus), "-o", str(tmp_path / "s"), "--tokenizer", str(tj),
+                 "--vocab-size", "100"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--vocab-size 100: the pretrained tokenizer" in err and err.count("\n") == 1
+    (tmp_path / "junk.json").write_text("{}")
+    assert main(["prepare", str(corpus), "-o", str(tmp_path / "s"),
+                 "--tokenizer", str(tmp_path / "junk.json")]) == 2  # fmt: skip
+    assert "not a tokenizer file" in capsys.readouterr().err
+
+
+def test_a_study_prepares_its_corpus_with_a_pretrained_tokenizer(tmp_path, corpus):
+    import tomllib
+
+    from scalinglab.study.builtin import QUICKSTART_TOML
+    from scalinglab.study.run import prepare_data
+    from scalinglab.study.spec import parse_study
+
+    tj = tmp_path / "mine.json"
+    hf_tokenizer().save(str(tj))
+    d = tomllib.loads(QUICKSTART_TOML)
+    d["data"] = {"sources": [str(corpus)], "tokenizer": str(tj), "block_size": 16}
+    shards, what = prepare_data(parse_study(d, "test"), tmp_path / "cache")
+    assert shards.parent == tmp_path / "cache"  # one folder, not a path below the cache
+    assert shards.name.startswith("corpus.txt-mine.json-") and str(tj) in what
+    assert open_shards(shards).vocab_size == 300

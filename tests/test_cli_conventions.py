@@ -1,0 +1,198 @@
+"""The conventions of docs/cli.md hold on every command: the parsers are walked, so a new
+command that breaks them (no --json, an --out without -o, a sentinel default in its help,
+no row in the table) fails here."""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from scalinglab.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE_ROW = re.compile(r"^\| `([a-z ]+)` \|(.*)\|\s*$")
+# What `--help` must never show: a sentinel instead of its meaning, a Python tuple of choices.
+LEAKS = re.compile(r"\(default: (''|-\d|None\)|True\)|False\))|\('[^']*', '")
+
+
+def leaves(p: argparse.ArgumentParser, path=()):
+    """(command words, parser) of every command that runs something."""
+    subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield " ".join(path), p
+    for a in subs:
+        for name, sp in dict(a.choices).items():
+            if sp.prog.split()[-1] == name:  # aliases share a parser: walk it once
+                yield from leaves(sp, (*path, name))
+
+
+COMMANDS = dict(leaves(build_parser()))
+
+
+def table() -> dict[str, dict[str, str]]:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    head = ["--out", "--json", "-v/-q", "--print-config", "--set"]
+    rows = {}
+    for line in text.splitlines():
+        m = TABLE_ROW.match(line)
+        if m:
+            cells = [c.strip() for c in m.group(2).split("|")]
+            rows[m.group(1)] = dict(zip(head, cells, strict=True))
+    return rows
+
+
+def options(p) -> dict[str, argparse.Action]:
+    return {o: a for a in p._actions for o in a.option_strings}
+
+
+def test_every_command_has_a_row_in_docs_cli_and_every_row_a_command():
+    rows = table()
+    assert len(COMMANDS) >= 15 and set(rows) == set(COMMANDS), (
+        f"docs/cli.md rows {sorted(rows)} != commands {sorted(COMMANDS)}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_common_flags_mean_the_same_everywhere(name):
+    p, row = COMMANDS[name], table()[name]
+    opts = options(p)
+    # --json: a switch on every command; what it prints is said in its help
+    j = opts.get("--json")
+    assert j is not None and j.nargs == 0 and j.dest == "json", f"{name}: no --json switch"
+    assert j.help.startswith("print"), f"{name}: --json help should say what it prints"
+    assert "-v" in opts and "-q" in opts and opts["-v"].dest == "verbose"
+    # --out: where the command writes, spelled -o too, named DIR/RUN/FILE/PATH as the table says
+    out = opts.get("--out")
+    if row["--out"] == "-":
+        assert out is None, f"{name}: writes nothing, yet has --out (add its row to docs/cli.md)"
+    else:
+        assert out is not None, f"{name}: docs/cli.md says it writes to --out"
+        assert "-o" in out.option_strings and out.dest == "out" and out.nargs is None
+        assert out.metavar == row["--out"].split()[0] in ("DIR", "RUN", "FILE", "PATH"), name
+    for flag in ("--print-config", "--set"):
+        assert (flag in opts) == (row[flag] == "yes"), f"{name}: {flag} vs docs/cli.md"
+    if "--print-config" in opts:
+        assert opts["--print-config"].nargs == 0
+    assert row["-v/-q"] == "yes" and row["--json"] == "yes"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_shows_no_sentinel_defaults_or_python_tuples(name):
+    text = COMMANDS[name].format_help()
+    assert not LEAKS.search(text), f"scalinglab {name} --help: {LEAKS.search(text).group()}"
+    assert "--csv" not in text  # runs: the older spelling works, unlisted
+
+
+def test_the_sentinels_show_as_their_meaning():
+    text = " ".join(COMMANDS["train"].format_help().split())
+    for shown in ("--min-lr MIN_LR final learning rate (default: lr / 10)",
+                  "--steps STEPS budget: optimizer steps (default: none)",
+                  "--schedule {cosine,constant,wsd}", "(default: --no-compile)",
+                  "--data DATA shards folder made by `scalinglab prepare` (default: none, required)"):  # fmt: skip
+        assert shown in text
+
+
+def test_json_is_one_document_on_stdout(tmp_path, capsys):
+    from tests.report.synth_runs import isoflop_sweep
+
+    assert main(["presets", "--json"]) == 0
+    gpt_tiny = json.loads(capsys.readouterr().out)[0]
+    assert gpt_tiny["preset"] == "gpt-tiny" and gpt_tiny["params"] == 834304
+    assert main(["data", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert any(d["name"] == "tinyshakespeare" and d["bytes"] > 1e6 for d in listed)
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12, 1e13], noise=0.002)
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 * 6 and all(r["status"] == "completed" for r in rows)
+    # --out with --json: the file is written and the result printed
+    assert main(["runs", str(tmp_path), "-o", str(tmp_path / "t.jsonl"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == rows
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 18
+    # the older --csv still writes the CSV
+    assert main(["runs", str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 19
+
+
+def test_report_out_and_json(tmp_path, capsys):
+    from tests.report.synth_runs import LAWS, isoflop_sweep
+
+    isoflop_sweep(tmp_path / "sweep", "gpt", [1e12, 3e12, 1e13], noise=0.002)
+    out = tmp_path / "elsewhere"
+    assert main(["report", str(tmp_path / "sweep"), "-o", str(out), "--json",
+                 "--bootstrap", "5"]) == 0  # fmt: skip
+    s = json.loads(capsys.readouterr().out)
+    assert s == json.loads((out / "summary.json").read_text())
+    assert (out / "report.html").stat().st_size > 50_000 and (out / "isoflop.png").exists()
+    assert not (tmp_path / "sweep" / "report.html").exists()  # the folder read is untouched
+    law = LAWS["gpt"]  # N_opt ∝ C^a with a = beta / (alpha + beta) of the law drawn from
+    assert s["fits"]["gpt"]["isoflop"]["params"]["a"] == pytest.approx(
+        law["beta"] / (law["alpha"] + law["beta"]), abs=0.03
+    )
+
+
+def test_set_overrides_typed_keys_of_sweep_and_study(capsys):
+    import tomllib
+
+    spec = str(ROOT / "examples" / "tiny_sweep.toml")
+    argv = ["sweep", spec, "--print-config", "--set", "train.batch_size=16",
+            "--set", "train.tokens_per_step=1", "--set", "design.budgets=[1e11, 3e11]"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --set train.tokens_per_step=1: unknown key tokens_per_step "
+                          "in [train] (known: batch_size,") and err.count("\n") == 1  # fmt: skip
+    del argv[5:7]
+    assert main([*argv, "--set", "train.deterministic=false", "--set", "model.dropout=0"]) == 0
+    d = tomllib.loads(capsys.readouterr().out)
+    assert d["train"]["batch_size"] == 16 and d["design"]["budgets"] == [1e11, 3e11]
+    assert d["train"]["deterministic"] is False and d["model"]["dropout"] == 0.0
+    for item, says in [
+        ("train.batch_size=1.5", "not a whole number: '1.5'"),
+        ("design.budgetz=3", "[design]: unknown key(s) budgetz"),
+        ("train.data=x", "[train]: data are set by the sweep"),
+        ("batch_size", "expected KEY=VALUE"),
+    ]:
+        assert main(["sweep", spec, "--print-config", "--set", item]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --set {item}") and says in err and err.count("\n") == 1
+    # study: keys of the study spec, the shared [train] typed as train's flags (1e6 an int)
+    assert main(["quickstart", "--print-config", "--set", "sweeps.gpt.sizes=5",
+                 "--set", "train.eval_tokens=1e4", "--set", "workers=1"]) == 0  # fmt: skip
+    d = tomllib.loads(capsys.readouterr().out)
+    assert d["sweeps"]["gpt"]["sizes"] == 5 and d["workers"] == 1
+    assert d["train"]["eval_tokens"] == 10_000 and isinstance(d["train"]["eval_tokens"], int)
+    assert main(["quickstart", "--print-config", "--set", "backtest.budget=1"]) == 2
+    assert "--set backtest.budget=1: built-in quickstart [backtest]: budget 1 must be at least" in (
+        capsys.readouterr().err
+    )
+
+
+def test_generate_json_holds_what_streaming_prints(tmp_path, capsys):
+    from scalinglab.train import train
+    from tests.train.helpers import tiny_cfg, tiny_shards
+
+    run = tmp_path / "run"
+    train(tiny_cfg(tiny_shards(tmp_path / "shards"), steps=30), run)
+    argv = ["generate", str(run), "--prompt", "a quick", "--temperature", "0",
+            "--max-new-tokens", "25"]  # fmt: skip
+    assert main(argv) == 0
+    streamed = capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["text"] + "\n" == streamed and got["new_tokens"] == 25
+    assert got["prompt"] == "a quick" and got["text"].startswith("a quick")
+    assert len(got["text"].encode()) == len(b"a quick") + 25  # bytes: one token each
+
+
+def test_runs_curves_out_csv_is_what_the_older_csv_wrote(tmp_path, capsys):
+    from tests.report.synth_runs import isoflop_sweep
+
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.0)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["runs", str(tmp_path), "--curves", "--csv", str(a)]) == 0
+    assert main(["runs", str(tmp_path), "--curves", "--out", str(b)]) == 0
+    text = a.read_text()
+    assert text == b.read_text() and text.splitlines()[0].startswith("run_id,arch,status")
+    assert len(text.splitlines()) > 12  # a row per evaluation of each of the 12 runs
