@@ -4,13 +4,13 @@ run folders.
 `--curves` writes one row per evaluation of every run instead (its metrics.jsonl,
 read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
 --run-col run_id` (N, D laws from every checkpoint) and of the curve laws. Its
-`schedule` column is the run's exact LR at every step, rebuilt from its config
-(`--schedule-col schedule`); empty for a time budget, whose LR follows the clock.
+`lr_schedule` column is the run's exact LR at every step, rebuilt from its config
+(`--schedule-col lr_schedule`); empty for a time budget, whose LR follows the clock.
 """
 
 CURVE_COLUMNS = (
     "run_id", "arch", "status", "params", "params_nonembed",
-    "step", "tokens", "flops", "lr", "train_loss", "loss", "schedule",
+    "step", "tokens", "flops", "lr", "train_loss", "loss", "lr_schedule",
 )  # fmt: skip
 
 ORDER = 80
@@ -70,7 +70,7 @@ def run(args) -> int:
         fmt = write_table(rows, args.out, args.format)
         print(f"wrote {len(rows)} rows to {args.out} ({fmt})", file=sys.stderr)
     if not args.csv and not args.out:
-        shown = [c for c in CURVE_COLUMNS if c != "schedule"]  # long: in the CSV only
+        shown = [c for c in CURVE_COLUMNS if c != "lr_schedule"]  # long: in the CSV only
         print(format_table(rows, shown if args.curves else None))
     return 0
 
@@ -97,7 +97,7 @@ def curve_rows(root, run_rows) -> list[dict]:
                     **{k: rec.get(k) for k in ("step", "tokens", "flops", "train_loss")},
                     "lr": lr,
                     "loss": rec["val_loss"],
-                    "schedule": schedule,
+                    "lr_schedule": schedule,
                 }
             )
     return out
