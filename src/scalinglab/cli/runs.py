@@ -5,7 +5,8 @@ run folders.
 read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
 --run-col run_id` (N, D laws from every checkpoint) and of the curve laws. Its
 `lr_schedule` column is the run's exact LR at every step, rebuilt from its config
-(`--schedule-col lr_schedule`); empty for a time budget, whose LR follows the clock.
+(`--schedule-col lr_schedule`); empty for a time budget, whose LR follows the clock,
+and for a run resumed with a changed config (--allow-config-change).
 """
 
 CURVE_COLUMNS = (
@@ -85,9 +86,12 @@ def curve_rows(root, run_rows) -> list[dict]:
     dirs = {d.name: d for d in find_run_dirs(root)}
     out = []
     for run in run_rows:
-        schedule = run_schedule(Path(dirs[run["run_id"]]))
+        records = runfolder.read_metrics(Path(dirs[run["run_id"]]))
+        # a run resumed with another config had two schedules: only its lr column is right
+        changed = any(rec.get("event") == "config_change" for rec in records)
+        schedule = None if changed else run_schedule(Path(dirs[run["run_id"]]))
         lr = None
-        for rec in runfolder.read_metrics(Path(dirs[run["run_id"]])):
+        for rec in records:
             lr = rec.get("lr", lr)  # an eval record may carry no lr: the last one logged
             if rec.get("val_loss") is None:
                 continue
