@@ -241,3 +241,10 @@ def test_schedule_column_gives_each_run_its_exact_lr(tmp_path, capsys):
     path.write_text(path.read_text().replace(bad, '"constant(4000, 1e-4)",3900'))
     assert main(argv) == 2
     assert "run 'cos' has 2 different schedules" in capsys.readouterr().err
+    # a run with no schedule needs an lr column to rebuild its LR from
+    text = "\n".join(ln for ln in lines if not ln.startswith("cos,")) + "\ncos,,100,3.5\n"
+    path.write_text(text)
+    assert main(argv) == 2
+    assert "run 'cos' has no schedule in 'sched' and there is no 'lr' column" in (
+        capsys.readouterr().err
+    )

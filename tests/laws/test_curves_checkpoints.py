@@ -105,11 +105,20 @@ def test_runs_curves_schedule_column_is_the_configs_lr(tmp_path):
     (run / "result.json").write_text(json.dumps({"status": "completed", "steps": 200}))
     out = tmp_path / "curves.csv"
     assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
-    t = read_curve_table(out, schedule_col="schedule")
+    t = read_curve_table(out, schedule_col="lr_schedule")
     lr = t.runs[0].schedule()
     # the exact LR between the logged steps, not an interpolation of the logged values
     assert np.allclose(lr, [0.0] + [trainer(s) for s in range(200)], rtol=1e-12, atol=0)
     assert not np.allclose(t.runs[0].lr_full, lr_interp(t.runs[0]))
+    # resumed with another config: two schedules in one run, so none is given
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"event": "config_change", "step": 200}) + "\n")
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    assert {r["lr_schedule"] for r in csv.DictReader(out.open())} == {""}
+    # such a run's LR is rebuilt from the lr column
+    t = read_curve_table(out, schedule_col="lr_schedule")
+    assert t.runs[0].lr_full is None
+    assert np.allclose(t.runs[0].schedule(), lr_interp(t.runs[0]))
 
 
 def lr_interp(run):

@@ -6,15 +6,16 @@ run folders.
 `--curves` writes one row per evaluation of every run instead (its metrics.jsonl,
 read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
 --run-col run_id` (N, D laws from every checkpoint) and of the curve laws. Its
-`schedule` column is the run's exact LR at every step, rebuilt from its config
-(`--schedule-col schedule`); empty for a time budget, whose LR follows the clock.
+`lr_schedule` column is the run's exact LR at every step, rebuilt from its config
+(`--schedule-col lr_schedule`); empty for a time budget, whose LR follows the clock,
+and for a run resumed with a changed config (--allow-config-change).
 """
 
 import argparse
 
 CURVE_COLUMNS = (
     "run_id", "arch", "status", "params", "params_nonembed",
-    "step", "tokens", "flops", "lr", "train_loss", "loss", "schedule",
+    "step", "tokens", "flops", "lr", "train_loss", "loss", "lr_schedule",
 )  # fmt: skip
 
 ORDER = 80
@@ -87,7 +88,7 @@ def run(args) -> int:
 
         print_rows(rows)
     elif not args.csv and not args.out:
-        shown = [c for c in CURVE_COLUMNS if c != "schedule"]  # long: in the CSV only
+        shown = [c for c in CURVE_COLUMNS if c != "lr_schedule"]  # long: in the CSV only
         print(format_table(rows, shown if args.curves else None))
     return 0
 
@@ -102,9 +103,12 @@ def curve_rows(root, run_rows) -> list[dict]:
     dirs = {d.name: d for d in find_run_dirs(root)}
     out = []
     for run in run_rows:
-        schedule = run_schedule(Path(dirs[run["run_id"]]))
+        records = runfolder.read_metrics(Path(dirs[run["run_id"]]))
+        # a run resumed with another config had two schedules: only its lr column is right
+        changed = any(rec.get("event") == "config_change" for rec in records)
+        schedule = None if changed else run_schedule(Path(dirs[run["run_id"]]))
         lr = None
-        for rec in runfolder.read_metrics(Path(dirs[run["run_id"]])):
+        for rec in records:
             lr = rec.get("lr", lr)  # an eval record may carry no lr: the last one logged
             if rec.get("val_loss") is None:
                 continue
@@ -114,7 +118,7 @@ def curve_rows(root, run_rows) -> list[dict]:
                     **{k: rec.get(k) for k in ("step", "tokens", "flops", "train_loss")},
                     "lr": lr,
                     "loss": rec["val_loss"],
-                    "schedule": schedule,
+                    "lr_schedule": schedule,
                 }
             )
     return out

@@ -142,7 +142,8 @@ def read_curve_table(
     """Read a long-format curves CSV into runs; held-out runs are marked, never mixed in.
 
     With `schedule_col`, each run's LR at every step is its schedule spec (the column's
-    value, the same on every row of the run) and the lr column may be absent."""
+    value, the same on every row of the run) and the lr column may be absent; a run
+    whose spec is empty has its LR rebuilt from the lr column."""
     path, text, header, rows = read_rows(path)
     named = [(c, "--run-col") for c in run_cols] + [(step_col, "--step-col")]
     if schedule_col is not None:
@@ -202,6 +203,11 @@ def read_curve_table(
         )
         if schedule_col is not None:
             run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1])
+            if run.lr_full is None and not lrs:
+                raise DataError(
+                    f"{path}: run {rid!r} has no schedule in {schedule_col!r} "
+                    f"and there is no {lr_col!r} column to rebuild its LR from"
+                )
         runs.append(run)
     conv = {
         "source": str(path),
@@ -216,11 +222,14 @@ def read_curve_table(
 
 
 def _given_schedule(path, rid, items, col, last):
-    """A run's LR at steps 0..last from its schedule spec (one value on all its rows)."""
+    """A run's LR at steps 0..last from its schedule spec (one value on all its rows);
+    None where the column is empty."""
     specs = {row[col].strip() for _, row in items}
     if len(specs) != 1:
         raise DataError(f"{path}: run {rid!r} has {len(specs)} different schedules in {col!r}")
     spec = specs.pop()
+    if not spec:
+        return None  # none given (e.g. a time budget): rebuilt from the lr column
     try:
         sched = Schedule(spec)
     except ConfigError as exc:
