@@ -41,7 +41,8 @@ def register(sub):
     )  # fmt: skip
     g.add_argument(
         "--where", action="append", default=None, metavar="COL=VALUE",
-        help="keep rows where COL=VALUE (or COL!=VALUE); repeatable",
+        help="keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L name their columns); "
+        "repeatable",
     )  # fmt: skip
     g.add_argument(
         "--budgets", type=float, nargs="+", default=None,
