@@ -6,13 +6,11 @@ The fit and table flags are generated from `FitConfig` and `TableConfig`
 
 ORDER = 50
 # Fields whose flags take a list: add_flags makes scalar flags, these keep their shapes.
-LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where", "tie", "fix")
+LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where", "tie", "fix", "min_over")
 
 
 def register(sub):
-    from scalinglab.config import add_flags
     from scalinglab.laws.estimator import LAWS
-    from scalinglab.laws.settings import FitConfig, TableConfig
 
     p = sub.add_parser(
         "fit",
@@ -27,6 +25,29 @@ def register(sub):
     p.add_argument(
         "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
     )
+    add_fit_flags(p)
+    h = p.add_mutually_exclusive_group()
+    h.add_argument(
+        "--holdout-frac",
+        type=float,
+        help="backtest: hold out this fraction of the most expensive runs",
+    )
+    h.add_argument(
+        "--holdout-above",
+        type=float,
+        metavar="FLOPS",
+        help="backtest: hold out runs with C above FLOPS",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--out", help="write the fit as fit.json to this path")
+    p.set_defaults(func=run)
+
+
+def add_fit_flags(p):
+    """The FitConfig and TableConfig flags (shared with `scalinglab backtest`)."""
+    from scalinglab.config import add_flags
+    from scalinglab.laws.settings import FitConfig, TableConfig
+
     add_flags(p, FitConfig, skip=LIST_FIELDS)
     add_flags(p, TableConfig, skip=LIST_FIELDS)
     g = p.add_argument_group("FitConfig and TableConfig lists")
@@ -59,21 +80,10 @@ def register(sub):
         help="curve laws: hold out whole runs with a row where COL=VALUE (or !=, <, <=, >, >=); "
         "repeatable; fit.json's backtest predicts them",
     )  # fmt: skip
-    h = p.add_mutually_exclusive_group()
-    h.add_argument(
-        "--holdout-frac",
-        type=float,
-        help="backtest: hold out this fraction of the most expensive runs",
-    )
-    h.add_argument(
-        "--holdout-above",
-        type=float,
-        metavar="FLOPS",
-        help="backtest: hold out runs with C above FLOPS",
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--out", help="write the fit as fit.json to this path")
-    p.set_defaults(func=run)
+    g.add_argument(
+        "--min-over", dest="min_over", action="append", default=None, metavar="COL[,COL]",
+        help="keep the lowest loss per (N, D) over a sweep of these columns (e.g. lr,batch_size)",
+    )  # fmt: skip
 
 
 def run(args):

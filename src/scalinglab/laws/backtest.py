@@ -36,7 +36,11 @@ BY = ("C", "N", "D")
 LEVELS = (0.8, 0.95)
 # The share of rows (ordered by the --by variable) below each default threshold.
 TRAIN_FRACS = (0.5, 0.6, 0.7, 0.8, 0.9)
-BACKTEST_LAWS = ("chinchilla", "kaplan", "power-n", "power-d", "power-c", "data-constrained")
+BACKTEST_LAWS = (
+    "chinchilla", "kaplan", "power-n", "power-d", "power-c", "data-constrained", "nd-interaction",
+)  # fmt: skip
+# `--law auto`: the candidates, in the order a tie is broken.
+AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interaction")
 
 
 def law_needs(law) -> tuple:
@@ -268,3 +272,45 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     if lo is not None:
         out["inside_ci"] = float(np.mean((lo <= held.L) & (hi >= held.L)))
     return out
+
+
+def auto_candidates(t):
+    """The candidate laws for this table: data-constrained only where the table has unique
+    tokens U and some run repeats data (D > U)."""
+    out = []
+    for law in AUTO_LAWS:
+        if law == "data-constrained" and (t.U is None or not np.any(t.D > t.U * (1 + 1e-9))):
+            continue
+        out.append(law)
+    return out
+
+
+def choose_law(t, *, by="C", fracs=None, settings=None):
+    """`--law auto`: the candidate with the lowest mean |relative error| of a point-fit
+    (no bootstrap) leave-larger-out backtest. Returns (law, table of candidates)."""
+    point = {**(settings or {}), "bootstrap": 0, "calibrate": "none"}
+    rows = []
+    for law in auto_candidates(t):
+        try:
+            r = rolling_backtest(law, t, by=by, fracs=fracs, settings=point)
+        except FitError as exc:
+            rows.append({"law": law, "error": str(exc)})
+            continue
+        o = r["overall"]
+        rows.append(
+            {
+                "law": law,
+                "n": o["n"],
+                "mean_abs_rel_error": o["mean_abs_rel_error"],
+                "max_abs_rel_error": o["max_abs_rel_error"],
+                "bias": o["bias"],
+                "thresholds": len(r["thresholds"]),
+            }
+        )
+    scored = [r for r in rows if "mean_abs_rel_error" in r]
+    if not scored:
+        raise FitError(f"{t.source}: --law auto: no candidate law could be backtested")
+    best = min(scored, key=lambda r: r["mean_abs_rel_error"])
+    for r in rows:
+        r["chosen"] = r is best
+    return best["law"], rows

@@ -31,7 +31,7 @@ from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
     "chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope",
-    "data-constrained", *CURVE_LAWS,
+    "data-constrained", "nd-interaction", *CURVE_LAWS,
 )  # fmt: skip
 FORMAT_VERSION = 1
 # Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
@@ -121,7 +121,7 @@ class ScalingLaw:
             self.warnings_ = out["warnings"] + warn.exponents(self, ("alpha", "beta"))
             return self
         mapping = csv_mapping(s)
-        if self.law in ("chinchilla", "kaplan"):
+        if self.law in ("chinchilla", "kaplan", "nd-interaction"):
             need = ("N", "D")
         elif self.law == "isoflop":
             need = ("N", "C", "budget")
@@ -180,7 +180,18 @@ class ScalingLaw:
             sn = form.natural(res["ctx"], res["samples"])
             samples = {**sn, **form.derived(sn)}
         self.set_uncertainty(samples)
-        self.warnings_ = warn.parametric(self, form, t, res)
+        ctx, logL = res["ctx"], np.log(t.L)
+
+        def logpred(th):
+            p = {k: v[:, None] for k, v in form.natural(ctx, th).items()}
+            with np.errstate(all="ignore"):
+                return np.log(form.predict(p, N=t.N, D=t.D, C=t.C))
+
+        se, cond = warn.curvature(
+            logpred, lambda th: form.natural(ctx, th), res["theta"], logL, list(self.params_)
+        )
+        self.curvature_stderr_ = se
+        self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
         self.noise_ = intervals.noise_model(
             np.log(t.L),
             np.log(self._predict_with(self.params_, t.N, t.D, t.C)),
@@ -256,7 +267,7 @@ class ScalingLaw:
         )
         self.params_ = res["point"]
         self.derived_ = {}
-        self.objective_ = 0.0
+        self.objective_ = None  # the envelope is read off the curves, not fitted
         self.n_points_ = res["n_points"]
         self.converged_ = True
         self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
@@ -370,7 +381,19 @@ class ScalingLaw:
         return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
 
     def prediction_draws(self, N=None, D=None, C=None, U=None, with_draws=True):
-        """(point prediction, (K, m) predictions of the K bootstrap draws or None)."""
+        """The point prediction and the predictions of every bootstrap draw.
+
+        Args:
+            N: parameters, as for `predict`.
+            D: training tokens.
+            C: training FLOPs.
+            U: unique tokens, for data-constrained.
+            with_draws: also compute the draws' predictions.
+
+        Returns:
+            (point prediction shaped as the inputs broadcast, (K, m) predictions of the
+            K bootstrap draws at the m flattened inputs, or None without draws).
+        """
         if self.law == "data-constrained":
             pred = constrained.predict(self, N, D, U)
             if not with_draws or self.samples_ is None:
@@ -432,6 +455,8 @@ class ScalingLaw:
             out["backtest"] = self.backtest_
         if getattr(self, "noise_", None) is not None:
             out["noise"] = self.noise_
+        if getattr(self, "curvature_stderr_", None):
+            out["curvature_stderr"] = _finite(self.curvature_stderr_)
         if getattr(self, "calibration_", None) is not None:
             out["calibration"] = self.calibration_
         if self.samples_ is not None:
