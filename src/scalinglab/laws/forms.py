@@ -237,9 +237,8 @@ class NDInteraction:
         return {"logN": np.log(t.N), "logD": np.log(t.D), "logL": np.log(t.L)}
 
     def starts(self, ctx):
-        g = np.array([-0.1, 0.0, 0.1])
-        grid = np.repeat(HOFFMANN_GRID, len(g), axis=0)
-        return np.column_stack([grid, np.tile(g, len(HOFFMANN_GRID))])
+        # Hoffmann's grid at γ = 0 (Chinchilla's starts): the pruned starts move γ
+        return np.column_stack([HOFFMANN_GRID, np.zeros(len(HOFFMANN_GRID))])
 
     def objective(self, ctx, weights=None):
         x, z, logL = ctx["logN"], ctx["logD"], ctx["logL"]
