@@ -2,7 +2,7 @@
 of the public runs tables, by C and by N, and `--law auto` on each.
 
 For every table: `rolling_backtest` (thresholds at 50..90% of the rows) of the law
-(chinchilla unless noted) with `calibrate` set to the backtest's own variable, so
+(chinchilla; data-constrained for the datablations runs) with `calibrate` set to the backtest's own variable, so
 every fit calibrates its intervals on its own rows only; prints the share of held-out
 losses inside the 80% and 95% prediction intervals, raw and calibrated, per table and
 pooled over every table. Then `choose_law` on each table, and its error against
@@ -22,6 +22,8 @@ from pathlib import Path
 from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for, rolling_backtest
 
 C4 = "c4_val/shard-{0000000..0000010}.tar"
+# The law backtested on each table: chinchilla, but data-constrained where data repeats.
+LAW = {"datablations": "data-constrained"}
 TABLES = {
     "epoch": ("epoch_chinchilla_svg_extracted_data.csv", {"drop_highest": 5}),
     "gadre": ("gadre2024_overtraining_losses.csv", {"where": [f"eval_set={C4}"]}),
@@ -52,9 +54,23 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--no-auto", action="store_true")
     ap.add_argument("--json", help="write every backtest here")
+    ap.add_argument(
+        "--synthetic", type=int, default=0, metavar="K", help="also K synthetic tables per law"
+    )
     args = ap.parse_args()
     names = [n for n in TABLES if not args.only or n in args.only.split(",")]
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; bootstrap {args.bootstrap}")
+    if args.synthetic:
+        from tests.laws.synth import synthetic_coverage
+
+        for law in ("power-c", "chinchilla"):
+            t0 = time.process_time()
+            cov, n = synthetic_coverage(law, args.synthetic, bootstrap=args.bootstrap)
+            print(
+                f"synthetic {law}: {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
+                f"in 95% {cov[0.95]:.1%} ({time.process_time() - t0:.0f} s CPU)",
+                flush=True,
+            )
     print(
         f"\n{'table':<16}{'by':>3}{'rows':>6}{'pred':>6}{'|err|':>8}"
         f"{'80%':>6}{'95%':>6}{'cal80':>7}{'cal95':>7}{'cpu s':>7}"
@@ -65,9 +81,10 @@ def main():
         fname, opts = TABLES[name]
         for by in ("C", "N"):
             s = {"bootstrap": args.bootstrap, "calibrate": by, **opts}
-            t = read_for(Path(args.data) / fname, ["chinchilla"], s, by=by)
+            law = LAW.get(name, "chinchilla")
+            t = read_for(Path(args.data) / fname, [law], s, by=by)
             t0 = time.process_time()
-            r = rolling_backtest("chinchilla", t, by=by, settings=s)
+            r = rolling_backtest(law, t, by=by, settings=s)
             cpu = time.process_time() - t0
             o = r["overall"]
             cov, cal = o["coverage"], o.get("calibrated_coverage", o["coverage"])
