@@ -15,9 +15,10 @@ every single candidate's.
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
+
+from flake_hunt import cpu_name  # benchmarks/ is the script's folder
 
 from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for, rolling_backtest
 
@@ -35,16 +36,6 @@ TABLES = {
     "marin-nemotron": ("openathena_marin_isoflops.csv", {"where": ["dataset=nemotron"]}),
     "llama3-raw": ("openathena_llama3_isoflops_digitized.csv", {"where": ["condition=raw_loss"]}),
 }
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():

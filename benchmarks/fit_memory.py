@@ -10,26 +10,15 @@ bootstrap resamples; prints the time, the peak resident memory of the process
 
 import argparse
 import os
-import platform
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
+from flake_hunt import cpu_name  # benchmarks/ is the script's folder
 
 from scalinglab.laws import ScalingLaw
 
 TRUE = {"E": 1.7, "A": 400.0, "B": 1200.0, "alpha": 0.34, "beta": 0.28}
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():
