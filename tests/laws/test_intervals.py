@@ -162,3 +162,23 @@ def test_envelope_report_has_no_zero_objective(tmp_path):
     law = ScalingLaw("envelope", bootstrap=0).fit(path)
     assert law.objective_ is None
     assert "objective: -" in law.report()
+
+
+def test_fit_law_auto_fits_the_chosen_law_and_saves_the_table(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = ["params,tokens,loss"]
+    for N in np.logspace(7, 9, 5):
+        for D in np.logspace(9, 11, 5):
+            rows.append(f"{N},{D},{chinchilla_law(N, D) * np.exp(0.005 * rng.standard_normal())}")
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "auto", "--bootstrap", "0", "--out", str(out)]
+    assert main(argv) == 0
+    assert "<- chosen" in capsys.readouterr().out
+    fit = json.loads(out.read_text())
+    errs = {r["law"]: r["mean_abs_rel_error"] for r in fit["auto"]}
+    # the data follow Chinchilla's law: it wins, Kaplan's form (no floor) is far behind
+    assert fit["law"] == "chinchilla" == min(errs, key=errs.get)
+    assert errs["kaplan"] > 3 * errs["chinchilla"]
+    assert fit["params"]["alpha"] == pytest.approx(0.34, abs=0.05)

@@ -90,23 +90,28 @@ def _pct(d, key):
     return "-" if d is None or key not in d else f"{d[key]:.0%}"
 
 
+def render_auto(rows) -> str:
+    """--law auto's table of candidates."""
+    lines = ["--law auto: candidates by leave-larger-out error (point fits)", ""]
+    head = f"{'law':<18}{'points':>8}{'mean |rel err|':>16}{'max':>9}{'bias':>9}"
+    lines += [head, "-" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['law']:<18}  not fitted: {r['error']}")
+            continue
+        mark = "  <- chosen" if r["chosen"] else ""
+        lines.append(
+            f"{r['law']:<18}{r['n']:>8}{r['mean_abs_rel_error']:>16.3%}"
+            f"{r['max_abs_rel_error']:>9.2%}{r['bias']:>+9.2%}{mark}"
+        )
+    return "\n".join([*lines, ""])
+
+
 def render(bt) -> str:
     """The backtest as text tables."""
     lines = []
     if "auto" in bt:
-        lines += ["--law auto: candidates by leave-larger-out error (point fits)", ""]
-        head = f"{'law':<18}{'points':>8}{'mean |rel err|':>16}{'max':>9}{'bias':>9}"
-        lines += [head, "-" * len(head)]
-        for r in bt["auto"]:
-            if "error" in r:
-                lines.append(f"{r['law']:<18}  not fitted: {r['error']}")
-                continue
-            mark = "  <- chosen" if r["chosen"] else ""
-            lines.append(
-                f"{r['law']:<18}{r['n']:>8}{r['mean_abs_rel_error']:>16.3%}"
-                f"{r['max_abs_rel_error']:>9.2%}{r['bias']:>+9.2%}{mark}"
-            )
-        lines.append("")
+        lines.append(render_auto(bt["auto"]))
     by = bt["by"]
     lines.append(f"law: {bt['law']}    backtest by {by}    source: {bt.get('source', '-')}")
     cal = "calibrated_coverage" in bt["overall"]

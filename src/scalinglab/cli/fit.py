@@ -23,7 +23,12 @@ def register(sub):
         "runs", nargs="+", help="runs table CSV (for --law envelope: a curves CSV or run folders)"
     )
     p.add_argument(
-        "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
+        "--law",
+        choices=(*LAWS, "auto"),
+        default="chinchilla",
+        help="law to fit (default chinchilla); auto: the candidate with the lowest "
+        "leave-larger-out backtest error by C (the table of candidates is printed and saved "
+        "in fit.json's auto)",
     )
     add_fit_flags(p)
     h = p.add_mutually_exclusive_group()
@@ -97,6 +102,18 @@ def run(args):
     from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
 
+    auto = None
+    if args.law == "auto":
+        from scalinglab.cli.backtest import render_auto
+        from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for
+
+        if len(args.runs) != 1:
+            raise ConfigError(f"--law auto takes one runs table, got {len(args.runs)} paths")
+        given = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
+        table = read_for(args.runs[0], AUTO_LAWS, given)
+        args.law, auto = choose_law(table, settings=given)
+        if not args.json:
+            print(render_auto(auto))
     law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
     if args.law in CURVE_LAWS:
         if len(args.runs) != 1:
@@ -127,10 +144,13 @@ def run(args):
             law.backtest_ = backtest(
                 law, table, holdout_frac=args.holdout_frac, holdout_above=args.holdout_above
             )
+    out = law.to_json()
+    if auto is not None:
+        out["auto"] = auto
     if args.out:
-        atomic_write_json(args.out, law.to_json())
+        atomic_write_json(args.out, out)
     if args.json:
-        print_json(law.to_json())
+        print_json(out)
     else:
         print(law.report())
     return 0
