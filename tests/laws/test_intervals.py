@@ -182,3 +182,24 @@ def test_fit_law_auto_fits_the_chosen_law_and_saves_the_table(tmp_path, capsys):
     assert fit["law"] == "chinchilla" == min(errs, key=errs.get)
     assert errs["kaplan"] > 3 * errs["chinchilla"]
     assert fit["params"]["alpha"] == pytest.approx(0.34, abs=0.05)
+
+
+def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
+    rows = ["run,params,tokens,loss"]
+    for i, N in enumerate(np.logspace(7, 9, 5)):
+        for j, T in enumerate((1e9, 1e10, 1e11)):
+            for f in (0.25, 0.5, 0.75, 1.0):
+                rows.append(f"r{i}-{j},{N},{f * T},{chinchilla_law(N, f * T)}")
+    path = tmp_path / "ckpts.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "bt.json"
+    argv = ["backtest", str(path), "--by", "D", "--run-col", "run", "--bootstrap", "0",
+            "--train-fracs", "0.5", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    (t,) = json.loads(out.read_text())["thresholds"]
+    # D's median (5e9) holds out every run of 1e10 and 1e11 tokens: 10 runs, 40 rows,
+    # their early checkpoints (2.5e9 tokens and up) included
+    assert t["threshold"] == pytest.approx(5e9) or t["threshold"] == pytest.approx(7.5e9)
+    assert t["n"] == 40 and t["n_train"] == 20
+    # the data are the law itself: the backtest predicts them almost exactly
+    assert t["mean_abs_rel_error"] < 1e-3
