@@ -159,9 +159,15 @@ def test_envelope_report_has_no_zero_objective(tmp_path):
             rows.append(f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D)}")
     path = tmp_path / "curves.csv"
     path.write_text("\n".join(rows) + "\n")
-    law = ScalingLaw("envelope", bootstrap=0).fit(path)
+    law = ScalingLaw("envelope", bootstrap=50).fit(path)
     assert law.objective_ is None
-    assert "objective: -" in law.report()
+    text = law.report()
+    assert "objective: -" in text
+    # k_N's spread in log10, the same as the draws'
+    draws = law.samples_["k_N"]
+    dex = np.std(np.log10(draws[np.isfinite(draws)]), ddof=1)
+    assert law.stderr_log10_["k_N"] == pytest.approx(dex)
+    assert f"{dex:.3g} dex" in text
 
 
 def test_fit_law_auto_fits_the_chosen_law_and_saves_the_table(tmp_path, capsys):

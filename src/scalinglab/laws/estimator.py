@@ -301,6 +301,9 @@ class ScalingLaw:
         (the study's frontier, from the IsoFLOP bootstrap)."""
         self.samples_ = None
         self.stderr_, self.ci_ = {}, {}
+        # a scale coefficient (k_N, k_D, k_L of isoflop and envelope) spans decades across
+        # resamples: its spread is given in log10 (dex), where it means something
+        self.stderr_log10_ = {}
         if samples is None:
             return
         self.samples_ = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
@@ -314,6 +317,8 @@ class ScalingLaw:
                     self.stderr_[k] = float(np.std(v, ddof=1))
                 lo, hi = np.percentile(v, [q, 100 - q])
                 self.ci_[k] = [float(lo), float(hi)]
+                if k.startswith("k_") and (v > 0).all():
+                    self.stderr_log10_[k] = float(np.std(np.log10(v), ddof=1))
 
     # ------------------------------------------------------------------ using a fit
     def check_fitted(self):
@@ -455,6 +460,8 @@ class ScalingLaw:
             out["backtest"] = self.backtest_
         if getattr(self, "noise_", None) is not None:
             out["noise"] = self.noise_
+        if getattr(self, "stderr_log10_", None):
+            out["stderr_log10"] = _finite(self.stderr_log10_)
         if getattr(self, "curvature_stderr_", None):
             out["curvature_stderr"] = _finite(self.curvature_stderr_)
         if getattr(self, "calibration_", None) is not None:
@@ -603,6 +610,7 @@ def load_fit(path) -> ScalingLaw:
         law.conventions_, law.data_ = obj["conventions"], obj.get("data", {})
         law.backtest_ = obj.get("backtest")
         law.noise_ = obj.get("noise")
+        law.stderr_log10_ = obj.get("stderr_log10", {})
         law.calibration_ = obj.get("calibration")
         boot = obj.get("bootstrap")
         law.samples_ = None
