@@ -13,11 +13,12 @@ with run_cols), a run with any row above the threshold is held out whole.
 It reports, per threshold and over all of them (every predicted point counted
 once per threshold that predicts it): the number of predicted points, the mean
 and max absolute relative error, the signed bias (mean relative error) and
-the empirical coverage of each interval. From the backtest's conformal scores
-it also gives the calibration (a widening factor per level, never below 1), and
-the coverage of intervals calibrated honestly in time: the intervals at each
-threshold widened by the factor learnt from the earlier thresholds' predictions
-of rows that lie at or below it (rows that were known by then).
+the empirical coverage of each interval. With the `calibrate` setting each fit
+calibrates its own intervals on its own rows only (intervals.calibrate), and the
+coverage of the calibrated intervals is reported beside the raw one, so nothing
+above a threshold helps to predict it. `pooled_factors` gives the conformal
+widening that would have made the pooled intervals cover (a measurement, not
+something applied). `choose_law` is `--law auto`.
 
 `backtest` is the single split of `scalinglab fit --holdout-frac/--holdout-above`.
 """
