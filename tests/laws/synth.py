@@ -18,3 +18,36 @@ def grid_table(law, sizes, tokens, sigma, rng):
 def power_table(var, E, alpha, xc, xs, sigma, rng):
     L = E + (xc / xs) ** alpha
     return {var: xs, "L": L * np.exp(sigma * rng.standard_normal(xs.size))}
+
+
+def synthetic_coverage(law, draws, *, sigma=0.01, bootstrap=100, levels=(0.8, 0.95), seed=0):
+    """Share of new runs inside the prediction intervals of fits to synthetic tables.
+
+    Each draw: a table from the true law with log-normal noise (sigma), a fit with a
+    bootstrap, and 10 new runs beyond the table (up to ~3x in C, or in N and D), drawn
+    with the same noise. Returns ({level: share inside}, points)."""
+    from scalinglab.laws import ScalingLaw
+
+    rng = np.random.default_rng(seed)
+    inside = {lv: 0 for lv in levels}
+    n = 0
+    for i in range(draws):
+        if law == "power-c":
+            C = np.logspace(17, 19, 20)
+            new = {"C": np.logspace(19.05, 19.5, 10)}
+            truth = lambda C: 1.7 + (1e16 / C) ** 0.3  # noqa: E731
+            table = {"C": C, "L": truth(C) * np.exp(sigma * rng.standard_normal(C.size))}
+            true_new = truth(new["C"])
+        else:
+            sizes, tokens = np.logspace(7, 9, 5), np.logspace(9, 11, 5)
+            table = grid_table(chinchilla_law, sizes, tokens, sigma, rng)
+            N = np.logspace(9.05, 9.5, 10)
+            new = {"N": N, "D": 20 * N}
+            true_new = chinchilla_law(new["N"], new["D"])
+        fit = ScalingLaw(law, bootstrap=bootstrap, seed=i).fit(table)
+        obs = true_new * np.exp(sigma * rng.standard_normal(true_new.size))
+        for lv in levels:
+            _, lo, hi = fit.predict(**new, return_ci=True, kind="prediction", level=lv)
+            inside[lv] += int(np.sum((lo <= obs) & (obs <= hi)))
+        n += true_new.size
+    return {lv: inside[lv] / n for lv in levels}, n

@@ -203,3 +203,24 @@ def test_bad_fit_in_study_json_is_named(tmp_path, fit, message):
     with pytest.raises(ConfigError) as e:
         build_report(tmp_path)
     assert str(e.value).startswith(f"{tmp_path}/{message}")
+
+
+def test_report_shows_leave_larger_out_coverage_and_prediction_intervals(study):
+    root, _, s = study
+    llo = s["leave_larger_out"]
+    n_fit = s["fits"]["gpt"]["chinchilla"]["n_points"]
+    for by in ("C", "N"):
+        r = llo[by]
+        assert "error" not in r, r
+        for t in r["thresholds"]:
+            assert 0 < t["n_train"] < n_fit and t["n"] > 0
+            assert set(t["coverage"]) == {"0.8", "0.95"}
+            assert t["coverage"]["0.8"] <= t["coverage"]["0.95"]
+        # the synthetic law is the fitted one: its extrapolation errors are small
+        assert r["overall"]["mean_abs_rel_error"] < 0.02
+    html_text = (root / "report.html").read_text()
+    assert "Leave-larger-out backtests" in html_text and "a new run: 95%" in html_text
+    for row in s["plan"]["rows"]:
+        lo, hi = row["loss_pi"]
+        clo, chi = row["loss_ci"]
+        assert lo < clo <= row["loss"] <= chi < hi

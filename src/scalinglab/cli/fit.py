@@ -6,13 +6,11 @@ The fit and table flags are generated from `FitConfig` and `TableConfig`
 
 ORDER = 50
 # Fields whose flags take a list: add_flags makes scalar flags, these keep their shapes.
-LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where", "tie", "fix")
+LIST_FIELDS = ("where", "budgets", "run_cols", "holdout_where", "tie", "fix", "min_over")
 
 
 def register(sub):
-    from scalinglab.config import add_flags
     from scalinglab.laws.estimator import LAWS
-    from scalinglab.laws.settings import FitConfig, TableConfig
 
     p = sub.add_parser(
         "fit",
@@ -25,39 +23,14 @@ def register(sub):
         "runs", nargs="+", help="runs table CSV (for --law envelope: a curves CSV or run folders)"
     )
     p.add_argument(
-        "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
+        "--law",
+        choices=(*LAWS, "auto"),
+        default="chinchilla",
+        help="law to fit (default chinchilla); auto: the candidate with the lowest "
+        "leave-larger-out backtest error by C (the table of candidates is printed and saved "
+        "in fit.json's auto)",
     )
-    add_flags(p, FitConfig, skip=LIST_FIELDS)
-    add_flags(p, TableConfig, skip=LIST_FIELDS)
-    g = p.add_argument_group("FitConfig and TableConfig lists")
-    g.add_argument(
-        "--tie", action="append", default=None, metavar="alpha=beta",
-        help="data-constrained: fit alpha and beta as one exponent",
-    )  # fmt: skip
-    g.add_argument(
-        "--fix", action="append", default=None, metavar="NAME=VALUE",
-        help="data-constrained: hold a parameter (A, B, E, alpha, beta, R_D, R_N) at VALUE; "
-        "repeatable",
-    )  # fmt: skip
-    g.add_argument(
-        "--where", action="append", default=None, metavar="COL=VALUE",
-        help="keep rows where COL=VALUE (or COL!=VALUE); repeatable",
-    )  # fmt: skip
-    g.add_argument(
-        "--budgets", type=float, nargs="+", default=None,
-        help="isoflop: snap each run's C to the nearest of these budgets",
-    )  # fmt: skip
-    g.add_argument(
-        "--run-col", dest="run_cols", action="append", default=None,
-        help="envelope, curve laws, --checkpoints: column(s) identifying a run (default run_id); "
-        "repeatable",
-    )  # fmt: skip
-    g.add_argument(
-        "--holdout-where", dest="holdout_where", action="append", default=None,
-        metavar="COL=VALUE",
-        help="curve laws: hold out whole runs with a row where COL=VALUE (or !=, <, <=, >, >=); "
-        "repeatable; fit.json's backtest predicts them",
-    )  # fmt: skip
+    add_fit_flags(p)
     h = p.add_mutually_exclusive_group()
     h.add_argument(
         "--holdout-frac",
@@ -75,6 +48,49 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+def add_fit_flags(p):
+    """The FitConfig and TableConfig flags (shared with `scalinglab backtest`)."""
+    from scalinglab.config import add_flags
+    from scalinglab.laws.settings import FitConfig, TableConfig
+
+    add_flags(p, FitConfig, skip=LIST_FIELDS)
+    add_flags(p, TableConfig, skip=LIST_FIELDS)
+    g = p.add_argument_group("FitConfig and TableConfig lists")
+    g.add_argument(
+        "--tie", action="append", default=None, metavar="alpha=beta",
+        help="data-constrained: fit alpha and beta as one exponent",
+    )  # fmt: skip
+    g.add_argument(
+        "--fix", action="append", default=None, metavar="NAME=VALUE",
+        help="data-constrained: hold a parameter (A, B, E, alpha, beta, R_D, R_N) at VALUE; "
+        "repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--where", action="append", default=None, metavar="COL=VALUE",
+        help="keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L name their columns); "
+        "repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--budgets", type=float, nargs="+", default=None,
+        help="isoflop: snap each run's C to the nearest of these budgets",
+    )  # fmt: skip
+    g.add_argument(
+        "--run-col", dest="run_cols", action="append", default=None,
+        help="envelope, curve laws, --checkpoints: column(s) identifying a run (default run_id); "
+        "repeatable",
+    )  # fmt: skip
+    g.add_argument(
+        "--holdout-where", dest="holdout_where", action="append", default=None,
+        metavar="COL=VALUE",
+        help="curve laws: hold out whole runs with a row where COL=VALUE (or !=, <, <=, >, >=); "
+        "repeatable; fit.json's backtest predicts them",
+    )  # fmt: skip
+    g.add_argument(
+        "--min-over", dest="min_over", action="append", default=None, metavar="COL[,COL]",
+        help="keep the lowest loss per (N, D) over a sweep of these columns (e.g. lr,batch_size)",
+    )  # fmt: skip
+
+
 def run(args):
     from scalinglab.cli._util import print_json
     from scalinglab.config import flags_given
@@ -86,6 +102,18 @@ def run(args):
     from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
 
+    auto = None
+    if args.law == "auto":
+        from scalinglab.cli.backtest import render_auto
+        from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for
+
+        if len(args.runs) != 1:
+            raise ConfigError(f"--law auto takes one runs table, got {len(args.runs)} paths")
+        given = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
+        table = read_for(args.runs[0], AUTO_LAWS, given)
+        args.law, auto = choose_law(table, settings=given)
+        if not args.json:
+            print(render_auto(auto))
     law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
     if args.law in CURVE_LAWS:
         if len(args.runs) != 1:
@@ -116,10 +144,13 @@ def run(args):
             law.backtest_ = backtest(
                 law, table, holdout_frac=args.holdout_frac, holdout_above=args.holdout_above
             )
+    out = law.to_json()
+    if auto is not None:
+        out["auto"] = auto
     if args.out:
-        atomic_write_json(args.out, law.to_json())
+        atomic_write_json(args.out, out)
     if args.json:
-        print_json(law.to_json())
+        print_json(out)
     else:
         print(law.report())
     return 0

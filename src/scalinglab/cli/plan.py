@@ -36,12 +36,14 @@ def register(sub):
 def _fmt(row):
     parts = []
     for k, v in row.items():
-        if k.endswith("_ci") or isinstance(v, dict):
+        if k.endswith(("_ci", "_pi")) or isinstance(v, dict):
             continue
-        ci = row.get(f"{k}_ci")
+        ci, pi = row.get(f"{k}_ci"), row.get(f"{k}_pi")
         s = f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         if ci and None not in ci:
             s += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
+        if pi and None not in pi:
+            s += f" (a new run: [{pi[0]:.4g}, {pi[1]:.4g}])"
         parts.append(s)
     return "  ".join(parts)
 

@@ -1,8 +1,26 @@
-"""Backtests: fit on the cheaper runs, predict the held-out expensive ones.
+"""Backtests: fit on the cheaper runs, predict the held-out larger ones.
 
 The honest answer to "can I trust the extrapolation?": the relative error of
-the predicted loss on runs the fit never saw, all more expensive than any run
-it did see.
+the predicted loss on runs the fit never saw, all larger (in C, N or D) than
+any run it did see, and whether they land inside the intervals at the rate
+the intervals state.
+
+`rolling_backtest` repeats the split at several thresholds (leave-larger-out):
+at each it fits a fresh copy of the law on the rows at or below the threshold
+and predicts every row above it, with its 80% and 95% prediction intervals
+(scalinglab.laws.intervals). When rows are checkpoints of runs (a table read
+with run_cols), a run with any row above the threshold is held out whole.
+It reports, per threshold and over all of them (every predicted point counted
+once per threshold that predicts it): the number of predicted points, the mean
+and max absolute relative error, the signed bias (mean relative error) and
+the empirical coverage of each interval. With the `calibrate` setting each fit
+calibrates its own intervals on its own rows only (intervals.calibrate), and the
+coverage of the calibrated intervals is reported beside the raw one, so nothing
+above a threshold helps to predict it. `pooled_factors` gives the conformal
+widening that would have made the pooled intervals cover (a measurement, not
+something applied). `choose_law` is `--law auto`.
+
+`backtest` is the single split of `scalinglab fit --holdout-frac/--holdout-above`.
 """
 
 import math
@@ -10,8 +28,30 @@ import math
 import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
+from scalinglab.laws import intervals
 from scalinglab.laws.estimator import ScalingLaw
-from scalinglab.laws.table import as_table
+from scalinglab.laws.intervals import held_out, thresholds_for
+from scalinglab.laws.table import read_table
+
+BY = ("C", "N", "D")
+LEVELS = (0.8, 0.95)
+# The share of rows (ordered by the --by variable) below each default threshold.
+TRAIN_FRACS = (0.5, 0.6, 0.7, 0.8, 0.9)
+BACKTEST_LAWS = (
+    "chinchilla", "kaplan", "power-n", "power-d", "power-c", "data-constrained", "nd-interaction",
+)  # fmt: skip
+# `--law auto`: the candidates, in the order a tie is broken.
+AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interaction")
+
+
+def law_needs(law) -> tuple:
+    if law in ("chinchilla", "kaplan", "nd-interaction"):
+        return ("N", "D", "C")
+    if law == "data-constrained":
+        return ("N", "D", "C", "U")
+    if law.startswith("power-"):
+        return (law[-1].upper(),)
+    raise ConfigError(f"--law {law}: a backtest needs a law that predicts each run's loss")
 
 
 def split_by_compute(C, holdout_frac=None, holdout_above=None):
@@ -35,11 +75,165 @@ def split_by_compute(C, holdout_frac=None, holdout_above=None):
     return test, threshold
 
 
+def fit_subset(law, settings, t, mask):
+    """A fresh law fitted on the rows of `mask`."""
+    sub = t.subset(mask)
+    if law == "data-constrained":
+        t.require(law, "U")
+        data = {"N": sub.N, "D": sub.D, "U": sub.U, "L": sub.L}
+        keep = {k: v for k, v in settings.items() if k not in ("checkpoints", "run_cols")}
+        return ScalingLaw(law, **keep).fit(data)
+    return ScalingLaw(law, **settings).fit(sub)
+
+
+def predict_rows(fitted, t, mask, levels=LEVELS):
+    """Point predictions and intervals of the rows of `mask`: prediction intervals as
+    fitted ("pi"), as calibrated by the fit's calibration_ ("cpi", when it has one) and
+    confidence intervals ("ci", with bootstrap draws)."""
+    held = t.subset(mask)
+    pred, draws = fitted.prediction_draws(N=held.N, D=held.D, C=held.C, U=held.U)
+    pred = np.atleast_1d(pred).astype(float)
+    out = {"L": held.L, "pred": pred, "pi": {}, "cpi": {}, "ci": {}}
+    for lv in levels:
+        out["pi"][lv] = intervals.interval(fitted, pred, draws, "prediction", lv, calibrate=False)
+        if fitted.calibration_ and fitted.calibration_.get("factors"):
+            f = intervals.factor(fitted, lv)
+            lp, (lo, hi) = np.log(pred), out["pi"][lv]
+            out["cpi"][lv] = (
+                np.exp(lp - f * (lp - np.log(lo))),
+                np.exp(lp + f * (np.log(hi) - lp)),
+            )
+        if draws is not None:
+            out["ci"][lv] = intervals.interval(fitted, pred, draws, "confidence", lv)
+    return out
+
+
+def coverage(L, ivs, levels):
+    return {f"{lv:g}": float(np.mean((ivs[lv][0] <= L) & (ivs[lv][1] >= L))) for lv in levels}
+
+
+def metrics(p, levels=LEVELS):
+    """n, mean/max |relative error|, bias and the coverage of each kind of interval."""
+    L, pred = p["L"], p["pred"]
+    rel = (pred - L) / L
+    out = {
+        "n": len(L),
+        "mean_abs_rel_error": float(np.mean(np.abs(rel))),
+        "max_abs_rel_error": float(np.max(np.abs(rel))),
+        "bias": float(np.mean(rel)),
+    }
+    for name, key in (
+        ("coverage", "pi"),
+        ("calibrated_coverage", "cpi"),
+        ("confidence_coverage", "ci"),
+    ):
+        if p[key] and all(lv in p[key] for lv in levels):
+            out[name] = coverage(L, p[key], levels)
+    return out
+
+
+def _pool(parts, levels):
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("L", "pred")}
+    for key in ("pi", "cpi", "ci"):
+        out[key] = {}
+        if all(lv in p[key] for p in parts for lv in levels):
+            for lv in levels:
+                out[key][lv] = tuple(np.concatenate([p[key][lv][i] for p in parts]) for i in (0, 1))
+    return out
+
+
+def rolling_backtest(
+    law, table, *, by="C", fracs=None, thresholds=None, settings=None, levels=LEVELS
+):
+    """Leave-larger-out backtests of law `law` (a name) on a RunsTable at several thresholds.
+
+    Args:
+        law: a law name that predicts each run's loss (chinchilla, kaplan, power-*,
+            data-constrained, nd-interaction).
+        table: a RunsTable holding the columns the law needs (and U for data-constrained).
+        by: "C", "N" or "D": the variable whose larger values are held out.
+        fracs: the shares of rows below the thresholds (default TRAIN_FRACS), or
+        thresholds: explicit threshold values.
+        settings: ScalingLaw settings of every fit (bootstrap, seed, calibrate, ...). With
+            calibrate (C, N or D) each fit calibrates its intervals on its own rows only.
+
+    Returns:
+        {"law", "by", "levels", "thresholds": [per-threshold metrics], "skipped",
+         "overall": metrics over every predicted point, "calibration": the conformal
+         factors that would have made the pooled prediction intervals cover}.
+    """
+    if by not in BY:
+        raise ConfigError(f"--by {by!r}: not one of {', '.join(BY)}")
+    for var in law_needs(law):
+        table.require(law, var)
+    table.require(law, by)
+    settings = dict(settings or {})
+    if thresholds is None:
+        thresholds = thresholds_for(table, by, fracs or TRAIN_FRACS)
+    thresholds = sorted(float(x) for x in thresholds)
+    if not thresholds:
+        raise FitError(f"{table.source}: no threshold of {by} leaves rows both to fit and predict")
+    per, parts, skipped = [], [], []
+    for thr in thresholds:
+        test = held_out(table, by, thr)
+        if not test.any() or test.all():
+            skipped.append({"threshold": thr, "why": "leaves no rows to fit or to predict"})
+            continue
+        try:
+            fitted = fit_subset(law, settings, table, ~test)
+        except FitError as exc:
+            skipped.append({"threshold": thr, "why": str(exc)})
+            continue
+        p = predict_rows(fitted, table, test, levels)
+        row = {"threshold": thr, "n_train": int((~test).sum()), **metrics(p, levels)}
+        if p["cpi"]:
+            row["calibration"] = fitted.calibration_["factors"]
+        per.append(row)
+        parts.append(p)
+    if not per:
+        raise FitError(
+            f"{table.source}: law {law!r}: no threshold could be fitted "
+            f"({'; '.join(s['why'] for s in skipped)})"
+        )
+    pooled = _pool(parts, levels)
+    sc = {
+        lv: intervals.conformal_scores(pooled["L"], pooled["pred"], *pooled["pi"][lv])
+        for lv in levels
+    }
+    return {
+        "law": law,
+        "by": by,
+        "levels": list(levels),
+        "settings": {k: settings[k] for k in ("bootstrap", "seed", "calibrate") if k in settings},
+        "thresholds": per,
+        "skipped": skipped,
+        "overall": metrics(pooled, levels),
+        "pooled_factors": {f"{lv:g}": f for lv, f in intervals.conformal_factors(sc).items()},
+    }
+
+
+def read_for(path_or_table, laws, settings, by="C"):
+    """The RunsTable a backtest of `laws` reads (the columns they all need, and `by`)."""
+    import dataclasses
+
+    from scalinglab.laws.settings import csv_mapping, split_settings
+
+    full = {}
+    for cfg in split_settings(settings):
+        full.update(dataclasses.asdict(cfg))
+    need = {"L", by}
+    for law in laws:
+        need |= set(law_needs(law))
+    if "U" in need and not any(law == "data-constrained" for law in laws):
+        need.discard("U")
+    return read_table(path_or_table, need=tuple(sorted(need)), **csv_mapping(full))
+
+
 def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap=200):
     """Fit a fresh copy of `law` (a ScalingLaw) on the cheap runs; score the expensive ones."""
     if law.law in ("isoflop", "envelope"):
         raise ConfigError(f"--law {law.law}: a backtest needs a law that predicts each run's loss")
-    t = as_table(table)
+    t = read_table(table)
     t.require(law.law, "C")
     test, threshold = split_by_compute(t.C, holdout_frac, holdout_above)
     if t.groups is not None:  # checkpoints: a run with any checkpoint held out is held out whole
@@ -79,3 +273,45 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     if lo is not None:
         out["inside_ci"] = float(np.mean((lo <= held.L) & (hi >= held.L)))
     return out
+
+
+def auto_candidates(t):
+    """The candidate laws for this table: data-constrained only where the table has unique
+    tokens U and some run repeats data (D > U)."""
+    out = []
+    for law in AUTO_LAWS:
+        if law == "data-constrained" and (t.U is None or not np.any(t.D > t.U * (1 + 1e-9))):
+            continue
+        out.append(law)
+    return out
+
+
+def choose_law(t, *, by="C", fracs=None, settings=None):
+    """`--law auto`: the candidate with the lowest mean |relative error| of a point-fit
+    (no bootstrap) leave-larger-out backtest. Returns (law, table of candidates)."""
+    point = {**(settings or {}), "bootstrap": 0, "calibrate": "none"}
+    rows = []
+    for law in auto_candidates(t):
+        try:
+            r = rolling_backtest(law, t, by=by, fracs=fracs, settings=point)
+        except FitError as exc:
+            rows.append({"law": law, "error": str(exc)})
+            continue
+        o = r["overall"]
+        rows.append(
+            {
+                "law": law,
+                "n": o["n"],
+                "mean_abs_rel_error": o["mean_abs_rel_error"],
+                "max_abs_rel_error": o["max_abs_rel_error"],
+                "bias": o["bias"],
+                "thresholds": len(r["thresholds"]),
+            }
+        )
+    scored = [r for r in rows if "mean_abs_rel_error" in r]
+    if not scored:
+        raise FitError(f"{t.source}: --law auto: no candidate law could be backtested")
+    best = min(scored, key=lambda r: r["mean_abs_rel_error"])
+    for r in rows:
+        r["chosen"] = r is best
+    return best["law"], rows

@@ -301,6 +301,7 @@ def fit_law(law, table):
         "data_": {"source": t.source, "sha256": t.sha256, "rows": len(t)},
         "samples": samples,
         "warnings": warnings,
+        "table": t,
     }
 
 

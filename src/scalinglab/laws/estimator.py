@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws import constrained, curvefit, warn
+from scalinglab.laws import constrained, curvefit, intervals, warn
 from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
@@ -26,12 +26,12 @@ from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import csv_mapping, split_settings
-from scalinglab.laws.table import OPTIONS, read_table
+from scalinglab.laws.table import OPTIONS, RunsTable, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
     "chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope",
-    "data-constrained", *CURVE_LAWS,
+    "data-constrained", "nd-interaction", *CURVE_LAWS,
 )  # fmt: skip
 FORMAT_VERSION = 1
 # Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
@@ -95,6 +95,7 @@ class ScalingLaw:
         """
         s = self.settings
         self.check_settings_apply()
+        self.calibration_ = None
         if self.law in CURVE_LAWS:
             return self._fit_curves(table)
         if s["holdout_where"]:
@@ -107,10 +108,20 @@ class ScalingLaw:
         if self.law == "data-constrained":
             out = constrained.fit_law(self, table)
             self._set_learned(out)
+            t = out["table"]
+            self.noise_ = intervals.noise_model(
+                np.log(t.L),
+                np.log(self.predict(N=t.N, D=t.D, U=t.U)),
+                len(constrained.make(self).free),
+                keys=np.column_stack([t.N, t.D, t.U]),
+            )
+            if s["calibrate"] != "none":
+                rt = RunsTable(N=t.N, D=t.D, C=6.0 * t.N * t.D, U=t.U, L=t.L, source=t.source)
+                self.calibrate_on(rt)
             self.warnings_ = out["warnings"] + warn.exponents(self, ("alpha", "beta"))
             return self
         mapping = csv_mapping(s)
-        if self.law in ("chinchilla", "kaplan"):
+        if self.law in ("chinchilla", "kaplan", "nd-interaction"):
             need = ("N", "D")
         elif self.law == "isoflop":
             need = ("N", "C", "budget")
@@ -169,7 +180,45 @@ class ScalingLaw:
             sn = form.natural(res["ctx"], res["samples"])
             samples = {**sn, **form.derived(sn)}
         self.set_uncertainty(samples)
-        self.warnings_ = warn.parametric(self, form, t, res)
+        ctx, logL = res["ctx"], np.log(t.L)
+
+        def logpred(th):
+            p = {k: v[:, None] for k, v in form.natural(ctx, th).items()}
+            with np.errstate(all="ignore"):
+                return np.log(form.predict(p, N=t.N, D=t.D, C=t.C))
+
+        se, cond = warn.curvature(
+            logpred, lambda th: form.natural(ctx, th), res["theta"], logL, list(self.params_)
+        )
+        self.curvature_stderr_ = se
+        self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
+        self.noise_ = intervals.noise_model(
+            np.log(t.L),
+            np.log(self._predict_with(self.params_, t.N, t.D, t.C)),
+            len(form.param_names),
+            keys=np.column_stack([getattr(t, v) for v in form.needs]),
+        )
+        if s["calibrate"] != "none":
+            self.calibrate_on(t)
+
+    def calibrate_on(self, t):
+        """calibration_: the conformal widening of the prediction intervals, from a
+        leave-larger-out backtest (by the `calibrate` setting) of the rows of t."""
+        s = self.settings
+        sub_settings = {
+            **s,
+            "calibrate": "none",
+            "bootstrap": min(s["bootstrap"], intervals.CAL_BOOTSTRAP),
+        }
+
+        def fit_rows(mask):
+            sub = t.subset(mask)
+            est = ScalingLaw(self.law, **sub_settings)
+            if self.law == "data-constrained":
+                return est.fit({"N": sub.N, "D": sub.D, "U": sub.U, "L": sub.L})
+            return est.fit(sub)
+
+        self.calibration_ = intervals.calibrate(fit_rows, t, s["calibrate"])
 
     def _fit_isoflop(self, t):
         s = self.settings
@@ -218,7 +267,7 @@ class ScalingLaw:
         )
         self.params_ = res["point"]
         self.derived_ = {}
-        self.objective_ = 0.0
+        self.objective_ = None  # the envelope is read off the curves, not fitted
         self.n_points_ = res["n_points"]
         self.converged_ = True
         self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
@@ -252,6 +301,9 @@ class ScalingLaw:
         (the study's frontier, from the IsoFLOP bootstrap)."""
         self.samples_ = None
         self.stderr_, self.ci_ = {}, {}
+        # a scale coefficient (k_N, k_D, k_L of isoflop and envelope) spans decades across
+        # resamples: its spread is given in log10 (dex), where it means something
+        self.stderr_log10_ = {}
         if samples is None:
             return
         self.samples_ = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
@@ -265,6 +317,8 @@ class ScalingLaw:
                     self.stderr_[k] = float(np.std(v, ddof=1))
                 lo, hi = np.percentile(v, [q, 100 - q])
                 self.ci_[k] = [float(lo), float(hi)]
+                if k.startswith("k_") and (v > 0).all():
+                    self.stderr_log10_[k] = float(np.std(np.log10(v), ddof=1))
 
     # ------------------------------------------------------------------ using a fit
     def check_fitted(self):
@@ -283,7 +337,17 @@ class ScalingLaw:
         return form.predict(p, N=N, D=D, C=C)
 
     def predict(
-        self, N=None, D=None, C=None, return_ci=False, *, U=None, steps=None, lr_schedule=None
+        self,
+        N=None,
+        D=None,
+        C=None,
+        return_ci=False,
+        *,
+        U=None,
+        steps=None,
+        lr_schedule=None,
+        kind="confidence",
+        level=None,
     ):
         """The predicted loss of runs of N parameters, D tokens, C FLOPs.
 
@@ -291,36 +355,68 @@ class ScalingLaw:
             N: parameters (a number or an array), for the laws that use N.
             D: training tokens, for the laws that use D.
             C: training FLOPs, for power-c.
-            return_ci: also return the bootstrap percentile interval (needs a fit
-                with bootstrap > 0).
+            return_ci: also return an interval (docs/laws.md, "What the intervals mean").
             U: unique tokens, for data-constrained.
             steps: the steps to predict, for the curve laws (multi-power,
                 lr-annealing); `predict(steps, lr_schedule)` works positionally too.
             lr_schedule: the learning rate at every step 0..max(steps) (an array,
                 a Schedule or a schedule spec string), for the curve laws.
+            kind: "confidence" (default): the bootstrap percentile interval of the
+                fitted curve (needs bootstrap > 0); "prediction": the interval for the
+                loss of one new run, adding the run-to-run noise, widened by the fit's
+                `calibration_` when it has one.
+            level: the interval's level (default the fit's ci_level).
 
         Returns:
             The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci.
         """
         self.check_fitted()
-        if self.law == "data-constrained":
-            return constrained.predict(self, N, D, U, return_ci=return_ci)
+        level = self.settings["ci_level"] if level is None else float(level)
         if self.law in CURVE_LAWS:
+            if kind != "confidence":
+                raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
             if steps is None and lr_schedule is None:
                 steps, lr_schedule = N, D
             return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci)
-        args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
-        pred = self._predict_with(self.params_, *args)
+        pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci)
         if not return_ci:
             return pred
-        if self.samples_ is None:
-            raise FitError("no bootstrap samples: fit with bootstrap > 0 for intervals")
-        sp = {k: v[:, None] for k, v in self.samples_.items()}
-        flat = [None if a is None else np.atleast_1d(a)[None, :] for a in args]
-        draws = self._predict_with(sp, *flat)
-        q = 100 * (1 - self.settings["ci_level"]) / 2
-        lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
+        flat = np.atleast_1d(pred).ravel()
+        lo, hi = intervals.interval(self, flat, draws, kind, level)
         return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+
+    def prediction_draws(self, N=None, D=None, C=None, U=None, with_draws=True):
+        """The point prediction and the predictions of every bootstrap draw.
+
+        Args:
+            N: parameters, as for `predict`.
+            D: training tokens.
+            C: training FLOPs.
+            U: unique tokens, for data-constrained.
+            with_draws: also compute the draws' predictions.
+
+        Returns:
+            (point prediction shaped as the inputs broadcast, (K, m) predictions of the
+            K bootstrap draws at the m flattened inputs, or None without draws).
+        """
+        if self.law == "data-constrained":
+            pred = constrained.predict(self, N, D, U)
+            if not with_draws or self.samples_ is None:
+                return pred, None
+            form = constrained.make(self)
+            sp = {k: self.samples_[k][:, None] for k in constrained.NAMES}
+            flat = [np.atleast_1d(np.asarray(x, dtype=float)).ravel()[None, :] for x in (N, D, U)]
+            flat = np.broadcast_arrays(*flat)
+            return pred, form.predict(sp, *flat)
+        args = [None if v is None else np.asarray(v, dtype=float) for v in (N, D, C)]
+        pred = self._predict_with(self.params_, *args)
+        if not with_draws or self.samples_ is None:
+            return pred, None
+        sp = {k: v[:, None] for k, v in self.samples_.items()}
+        given = [a for a in args if a is not None]
+        shape = np.broadcast_shapes(*(np.shape(a) for a in given))
+        flat = [None if a is None else np.broadcast_to(a, shape).ravel()[None, :] for a in args]
+        return pred, self._predict_with(sp, *flat)
 
     def optimal(self, C):
         """The compute-optimal allocation at a budget (chinchilla, isoflop, envelope).
@@ -362,6 +458,14 @@ class ScalingLaw:
         }
         if getattr(self, "backtest_", None) is not None:
             out["backtest"] = self.backtest_
+        if getattr(self, "noise_", None) is not None:
+            out["noise"] = self.noise_
+        if getattr(self, "stderr_log10_", None):
+            out["stderr_log10"] = _finite(self.stderr_log10_)
+        if getattr(self, "curvature_stderr_", None):
+            out["curvature_stderr"] = _finite(self.curvature_stderr_)
+        if getattr(self, "calibration_", None) is not None:
+            out["calibration"] = self.calibration_
         if self.samples_ is not None:
             out["bootstrap"] = {
                 "resamples": self.settings["bootstrap"],
@@ -505,6 +609,9 @@ def load_fit(path) -> ScalingLaw:
         law.converged_, law.warnings_ = obj.get("converged", True), obj["warnings"]
         law.conventions_, law.data_ = obj["conventions"], obj.get("data", {})
         law.backtest_ = obj.get("backtest")
+        law.noise_ = obj.get("noise")
+        law.stderr_log10_ = obj.get("stderr_log10", {})
+        law.calibration_ = obj.get("calibration")
         boot = obj.get("bootstrap")
         law.samples_ = None
         if boot:

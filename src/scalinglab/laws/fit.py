@@ -26,6 +26,13 @@ from scalinglab.errors import FitError
 from scalinglab.laws.optim import minimize_batch
 
 log = logging.getLogger(__name__)
+# Memory bounds for large tables (issue 16): the bootstrap's resamples × rows weights are
+# made and refitted in chunks of at most this many values (a 10⁶-row table: 25 resamples
+# at a time), and with more rows than PRESCREEN_ROWS the grid of starts is fitted on a
+# random PRESCREEN_ROWS of them, and only its PRESCREEN_KEEP best distinct optima on all.
+WEIGHT_ELEMENTS = 25_000_000
+PRESCREEN_ROWS = 20_000
+PRESCREEN_KEEP = 10
 
 
 def bootstrap_weights(n, resamples, seed):
@@ -39,6 +46,22 @@ def run_weights(groups, resamples, seed):
     runs, inverse = np.unique(groups, return_inverse=True)
     counts = bootstrap_weights(len(runs), resamples, seed)
     return counts[:, inverse]
+
+
+def weight_chunks(n, resamples, seed, groups=None, max_elements=WEIGHT_ELEMENTS):
+    """The rows of bootstrap_weights (or run_weights, with groups) in chunks of at most
+    `max_elements` values: the same draws, in order, without the whole matrix in memory."""
+    rng = np.random.default_rng(seed)
+    inverse = None
+    m = n
+    if groups is not None:
+        runs, inverse = np.unique(groups, return_inverse=True)
+        m = len(runs)
+    step = max(1, max_elements // max(n, 1))
+    for i in range(0, resamples, step):
+        counts = rng.multinomial(m, np.full(m, 1.0 / m), size=min(step, resamples - i))
+        counts = counts.astype(float)
+        yield counts if inverse is None else counts[:, inverse]
 
 
 def _distinct(xs, fs, k):
@@ -144,14 +167,26 @@ def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
                 f"law {form.name!r} needs {var} to vary"
             )
     ctx = form.prepare(table)
-    res, out = fit_best(
-        form.objective(ctx), form.starts(ctx), prune, f"{table.source}: law {form.name!r}"
-    )
+    starts = form.starts(ctx)
+    if prune and n > PRESCREEN_ROWS:
+        # a large table: the whole grid on a random subsample of the rows, then its best
+        # PRESCREEN_KEEP distinct optima on every row
+        pick = np.sort(np.random.default_rng(seed).choice(n, PRESCREEN_ROWS, replace=False))
+        mask = np.zeros(n, dtype=bool)
+        mask[pick] = True
+        first = fit_starts(form.objective(form.prepare(table.subset(mask))), starts)
+        starts = first.x[_distinct(first.x, first.fun, PRESCREEN_KEEP)]
+    res, out = fit_best(form.objective(ctx), starts, prune, f"{table.source}: law {form.name!r}")
     out["ctx"] = ctx
     if bootstrap:
-        if getattr(table, "groups", None) is not None:
-            W = run_weights(table.groups, bootstrap, seed)
-        else:
-            W = bootstrap_weights(n, bootstrap, seed)
-        out.update(refit_resamples(lambda w: form.objective(ctx, w), res, W, boot_starts))
+        groups = getattr(table, "groups", None)
+        parts = [
+            refit_resamples(lambda w: form.objective(ctx, w), res, W, boot_starts)
+            for W in weight_chunks(n, bootstrap, seed, groups)
+        ]
+        counts = np.array([len(p["samples"]) for p in parts])
+        out["samples"] = np.concatenate([p["samples"] for p in parts])
+        out["boot_converged"] = float(
+            np.dot([p["boot_converged"] for p in parts], counts) / counts.sum()
+        )
     return out

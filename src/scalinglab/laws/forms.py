@@ -219,11 +219,72 @@ class Power:
         return p.get("E", 0.0) + np.power(p[f"{self.var}_c"] / X, p["alpha"])
 
 
+class NDInteraction:
+    """L = E + A/N^α + B·N^γ/D^β: the data term's scale depends on N (an N–D interaction,
+    after Li et al. 2025's Farseer, whose data term varies with N; γ = 0 is Chinchilla).
+    theta = (a, b, e, α, β, γ), log L = LSE(a − α log N, b − β log D + γ log N, e)."""
+
+    name = "nd-interaction"
+    needs = ("N", "D")
+    varies = ("N", "D")
+    param_names = ("E", "A", "B", "alpha", "beta", "gamma")
+    exponents = ("alpha", "beta")
+
+    def __init__(self, delta=1e-3):
+        self.delta = delta
+
+    def prepare(self, t):
+        return {"logN": np.log(t.N), "logD": np.log(t.D), "logL": np.log(t.L)}
+
+    def starts(self, ctx):
+        # Hoffmann's grid at γ = 0 (Chinchilla's starts): the pruned starts move γ
+        return np.column_stack([HOFFMANN_GRID, np.zeros(len(HOFFMANN_GRID))])
+
+    def objective(self, ctx, weights=None):
+        x, z, logL = ctx["logN"], ctx["logD"], ctx["logL"]
+
+        def fun(th, rows, wrow=None):
+            a, b, e, al, be, ga = (th[:, i : i + 1] for i in range(6))
+            u1, u2 = a - al * x, b - be * z + ga * x
+            u3 = np.broadcast_to(e, u1.shape)
+            m = np.maximum(np.maximum(u1, u2), u3)
+            e1, e2, e3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(u3 - m)
+            s = e1 + e2 + e3
+            p1, p2, p3 = e1 / s, e2 / s, e3 / s
+            dpred = np.stack([p1, p2, p3, -p1 * x, -p2 * z, p2 * x])
+            w = None if weights is None else weights[wrow if wrow is not None else rows]
+            return _fg(m + np.log(s), dpred, logL, w, self.delta)
+
+        return fun
+
+    def natural(self, ctx, th):
+        th = np.atleast_2d(th)
+        return {
+            "E": np.exp(th[:, 2]),
+            "A": np.exp(th[:, 0]),
+            "B": np.exp(th[:, 1]),
+            "alpha": th[:, 3],
+            "beta": th[:, 4],
+            "gamma": th[:, 5],
+        }
+
+    @staticmethod
+    def derived(p):
+        return {}
+
+    @staticmethod
+    def predict(p, N=None, D=None, C=None):
+        data = p["B"] * np.power(N, p["gamma"]) / np.power(D, p["beta"])
+        return p["E"] + p["A"] / np.power(N, p["alpha"]) + data
+
+
 def make_form(law, floor=True, delta=1e-3):
     if law == "chinchilla":
         return Chinchilla(delta)
     if law == "kaplan":
         return Kaplan(delta)
+    if law == "nd-interaction":
+        return NDInteraction(delta)
     if law in ("power-n", "power-d", "power-c"):
         return Power(law[-1].upper(), floor=floor, delta=delta)
     raise KeyError(law)

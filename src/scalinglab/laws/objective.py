@@ -9,6 +9,11 @@ fit Chinchilla: Huber(δ) of log L_pred − log L_obs, summed over points. A
 
 import numpy as np
 
+# Temporaries of the objective hold problems × points values: a call over more than this
+# many is summed over chunks of points, so memory stays bounded (10⁶ rows × 200 starts
+# would otherwise take 1.6 GB per temporary, and there are a dozen).
+CHUNK_ELEMENTS = 2**22
+
 
 def huber(r, delta):
     """Huber loss and its derivative, elementwise."""
@@ -31,20 +36,35 @@ class ChinchillaObjective:
         self.logD = np.asarray(logD, dtype=float)
 
     def __call__(self, theta, rows, wrow=None):
+        n = self.logL.size
+        step = max(1, CHUNK_ELEMENTS // max(len(theta), 1))
+        if step >= n:
+            return self.part(theta, rows, wrow, slice(None))
+        f = np.zeros(len(theta))
+        g = np.zeros((len(theta), 5))
+        for j in range(0, n, step):
+            fj, gj = self.part(theta, rows, wrow, slice(j, j + step))
+            f += fj
+            g += gj
+        return f, g
+
+    def part(self, theta, rows, wrow, sl):
+        """The objective and gradient summed over the points `sl` (a slice)."""
         # The hot loop of the field-standard fit (4500 starts, 1000s of resamples):
         # written out by hand, and with einsum rather than `@` so that no BLAS
         # thread pool is woken for these thin products.
         a, b, e, al, be = (theta[:, i : i + 1] for i in range(5))
-        u1 = a - al * self.logN
-        u2 = b - be * self.logD
+        logN, logD, logL = self.logN[sl], self.logD[sl], self.logL[sl]
+        u1 = a - al * logN
+        u2 = b - be * logD
         u3 = np.broadcast_to(e, u1.shape)
         m = np.maximum(np.maximum(u1, u2), u3)
         e1, e2, e3 = np.exp(u1 - m), np.exp(u2 - m), np.exp(u3 - m)
         s = e1 + e2 + e3
-        r = m + np.log(s) - self.logL
+        r = m + np.log(s) - logL
         h, psi = huber(r, self.delta)
         if self.weights is not None:
-            w = self.weights[wrow if wrow is not None else rows]
+            w = self.weights[wrow if wrow is not None else rows, sl]
             h = h * w
             psi = psi * w
         q = psi / s
@@ -54,8 +74,8 @@ class ChinchillaObjective:
                 p1.sum(1),
                 p2.sum(1),
                 p3.sum(1),
-                -np.einsum("kn,n->k", p1, self.logN),
-                -np.einsum("kn,n->k", p2, self.logD),
+                -np.einsum("kn,n->k", p1, logN),
+                -np.einsum("kn,n->k", p2, logD),
             ],
             axis=1,
         )

@@ -93,4 +93,18 @@ def optimal_allocation(law, C):
     rows = _rows(law, Cs, N, D, L, draws)
     for r in rows:
         r.pop("flops_ci", None)  # the budget is given, not estimated
+    pi = prediction_interval(law, N, D, Cs)
+    if pi is not None:
+        for r, lo, hi in zip(rows, *pi, strict=True):
+            r["loss_pi"] = [finite_or_none(lo), finite_or_none(hi)]
     return rows[0] if np.ndim(C) == 0 else rows
+
+
+def prediction_interval(law, N, D, C):
+    """(lo, hi) of the prediction interval of one new run at N, D, C (arrays), or None for a
+    law without a noise model (isoflop, envelope, a law from its parameters)."""
+    if getattr(law, "noise_", None) is None or law.law in ("isoflop", "envelope"):
+        return None
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, lo, hi = law.predict(N=N, D=D, C=C, return_ci=True, kind="prediction")
+    return np.atleast_1d(lo), np.atleast_1d(hi)

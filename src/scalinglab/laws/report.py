@@ -17,7 +17,9 @@ def render_report(law) -> str:
     for k, v in {**law.params_, **law.derived_}.items():
         ci = law.ci_.get(k)
         ci_s = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-"
-        lines.append(f"{k:<18}{_fmt(v):>14}{_fmt(law.stderr_.get(k)):>14}   {ci_s}")
+        dex = (getattr(law, "stderr_log10_", None) or {}).get(k)
+        se = f"{dex:.3g} dex" if dex is not None else _fmt(law.stderr_.get(k))
+        lines.append(f"{k:<18}{_fmt(v):>14}{se:>14}   {ci_s}")
     conv = law.conventions_
     lines += [
         "",
@@ -49,6 +51,8 @@ def render_report(law) -> str:
             f"(C > {bt['threshold']:.3g}): mean |rel. error| {bt['mean_abs_rel_error']:.3%}, "
             f"max {bt['max_abs_rel_error']:.3%}",
         ]
+    if getattr(law, "stderr_log10_", None):
+        lines.append("dex: the standard deviation of log10 of a scale coefficient")
     if law.warnings_:
         lines += ["", "warnings:"] + [f"  - {w}" for w in law.warnings_]
     return "\n".join(lines)

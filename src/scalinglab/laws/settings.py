@@ -22,6 +22,7 @@ from scalinglab.laws.curves import LR_FILLS
 from scalinglab.laws.isoflop import CURVATURES
 
 N_KINDS = ("params", "params_nonembed")
+CALIBRATE = ("none", "C", "N", "D")
 BOOTSTRAP = 1000
 # Old spelling of `curvature` in a study's [fit] table and study.json (before issue 15).
 OLD_KEYS = {"isoflop_curvature": "curvature"}
@@ -34,6 +35,12 @@ class FitConfig:
     bootstrap: int = setting(BOOTSTRAP, "bootstrap resamples of every fit; 0 for none")
     seed: int = setting(0, "bootstrap seed")
     ci_level: float = setting(0.95, "confidence level of the intervals")
+    calibrate: str = setting(
+        "none",
+        "prediction intervals: widen them by the conformal factor of a leave-larger-out "
+        "backtest of the fit's own runs, larger by C, N or D (none: no widening)",
+        choices=CALIBRATE,
+    )
     curvature: str = setting(
         "per-budget",
         "isoflop: one parabola per budget (Hoffmann et al.), or parabolas that share one "
@@ -114,7 +121,9 @@ class TableConfig:
     # The list fields (their flags are written in cli/fit.py: add_flags makes scalar flags).
     where: list = field(
         default_factory=list,
-        metadata={"help": "keep rows where COL=VALUE (or COL!=VALUE); repeatable"},
+        metadata={
+            "help": "keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L name their columns); repeatable"
+        },
     )
     budgets: list | None = field(
         default=None,
@@ -125,6 +134,13 @@ class TableConfig:
         metadata={
             "help": "envelope, curve laws: column(s) identifying a run",
             "flag": "--run-col",
+        },
+    )
+    min_over: list = field(
+        default_factory=list,
+        metadata={
+            "help": "keep the lowest loss per (N, D) over a sweep of these columns "
+            "(e.g. lr,batch_size)",
         },
     )
     holdout_where: list = field(
@@ -142,6 +158,8 @@ class TableConfig:
         # lists, whatever sequence was given (one string is one item): fit.json stores arrays
         self.where = [str(w) for w in _items(self.where)]
         self.holdout_where = [str(w) for w in _items(self.holdout_where)]
+        self.min_over = [c.strip() for m in _items(self.min_over) for c in str(m).split(",")]
+        self.min_over = [c for c in self.min_over if c]
         self.run_cols = [str(c) for c in _items(self.run_cols) or ["run_id"]]
         try:
             self.budgets = [float(b) for b in _items(self.budgets)] or None
@@ -156,7 +174,10 @@ def _items(v) -> list:
 
 
 # The TableConfig fields that say how a CSV is read (passed on to table.read_csv).
-CSV_KEYS = ("n_col", "d_col", "c_col", "loss_col", "budget_col", "n_kind", "where", "drop_highest")
+CSV_KEYS = (
+    "n_col", "d_col", "c_col", "loss_col", "budget_col", "n_kind", "where", "drop_highest",
+    "u_col", "min_over",
+)  # fmt: skip
 
 
 def csv_mapping(settings: dict) -> dict:

@@ -31,6 +31,7 @@ ALIASES = {
     "C": ("flops", "C", "Training FLOP", "flops_6nd", "C_6ND", "FLOPs", "compute"),
     "L": ("loss", "val_loss", "eval_loss", "L", "Loss"),
     "budget": ("budget",),
+    "U": ("unique_tokens", "U", "U_unique_tokens", "U_D"),
 }
 FLAGS = {
     "N": "--n-col",
@@ -38,8 +39,16 @@ FLAGS = {
     "C": "--c-col",
     "L": "--loss-col",
     "budget": "--budget-col",
+    "U": "--u-col",
 }
-WHAT = {"N": "parameters N", "D": "tokens D", "C": "FLOPs C", "L": "loss", "budget": "budget"}
+WHAT = {
+    "N": "parameters N",
+    "D": "tokens D",
+    "C": "FLOPs C",
+    "L": "loss",
+    "budget": "budget",
+    "U": "unique tokens U",
+}
 # The options of read_table, with their defaults (TableConfig's fields of the same names).
 OPTIONS = {
     "n_col": None,
@@ -51,6 +60,8 @@ OPTIONS = {
     "where": (),
     "drop_highest": 0,
     "run_cols": None,
+    "u_col": None,
+    "min_over": (),
 }
 
 
@@ -68,6 +79,7 @@ class RunsTable:
     C: np.ndarray | None = None
     L: np.ndarray | None = None
     budget: np.ndarray | None = None
+    U: np.ndarray | None = None  # unique tokens (read when a law needs them)
     run_id: list | None = None
     # checkpoints of runs (issue 19): each row's run, joined from the --run-col columns;
     # the bootstrap then resamples whole runs. None: every row is its own run.
@@ -98,6 +110,7 @@ class RunsTable:
         return RunsTable(
             **cols,
             budget=None if self.budget is None else self.budget[pick],
+            U=None if self.U is None else self.U[pick],
             run_id=None if self.run_id is None else [self.run_id[i] for i in pick],
             groups=None if self.groups is None else self.groups[pick],
             source=self.source,
@@ -275,14 +288,33 @@ def numbers(raw: RawTable, col: str) -> np.ndarray:
     return out
 
 
+WHERE_OPS = ("<=", ">=", "!=", "<", ">", "=")
+_COMPARE = {
+    "<=": np.less_equal,
+    ">=": np.greater_equal,
+    "<": np.less,
+    ">": np.greater,
+}
+
+
 def parse_where(items) -> list[tuple[str, str, str]]:
-    """`COL=VALUE` / `COL!=VALUE` strings as (column, operator, value) triples."""
+    """`COL=VALUE`, `COL!=VALUE`, `COL<V`, `COL<=V`, `COL>V`, `COL>=V` strings as
+    (column, operator, value) triples."""
     out = []
     for item in [items] if isinstance(items, str) else items or ():
-        op = "!=" if "!=" in item else "="
+        at = [(item.find(op), -len(op), op) for op in WHERE_OPS if op in item]
+        op = min(at)[2] if at else "="
         col, sep, val = item.partition(op)
-        if not sep or not col:
-            raise DataError(f"--where {item!r}: expected COLUMN=VALUE or COLUMN!=VALUE")
+        if not sep or not col.strip():
+            raise DataError(
+                f"--where {item!r}: expected COLUMN=VALUE, COLUMN!=VALUE or a comparison "
+                "(COLUMN<V, <=, >, >=)"
+            )
+        if op in _COMPARE:
+            try:
+                float(val)
+            except ValueError:
+                raise DataError(f"--where {item!r}: {val.strip()!r} is not a number") from None
         out.append((col.strip(), op, val.strip()))
     return out
 
@@ -299,17 +331,70 @@ def _same(value, text: str) -> bool:
         return str(value) == text
 
 
-def _filter(raw: RawTable, where, conv: dict) -> None:
+def _compare(raw: RawTable, col: str, op: str, val: str) -> list:
+    out = []
+    for i, r in enumerate(raw.rows):
+        try:
+            v = float(r.get(col))
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{raw.where(i)}, column {col!r}: {r.get(col)!r} is not a number "
+                f"(--where {col}{op}{val})"
+            ) from None
+        out.append(bool(_COMPARE[op](v, float(val))))
+    return out
+
+
+def _where_column(raw: RawTable, col: str, opts: dict) -> str:
+    """A --where column: a column of the table, or N, D, C, L, U for the column that holds it."""
+    if col in raw.header:
+        return col
+    if col in ("N", "D", "C", "L", "U", "budget"):
+        explicit = {"N": "n_col", "D": "d_col", "C": "c_col", "L": "loss_col", "U": "u_col"}
+        found = find_column(
+            raw.header, col, opts.get(explicit.get(col, "budget_col")), ALIASES[col], raw.source, ""
+        )
+        if found is not None:
+            return found
+    raise DataError(f"{raw.source}: --where: no column {col!r} (columns: {', '.join(raw.header)})")
+
+
+def _filter(raw: RawTable, where, conv: dict, opts: dict | None = None) -> None:
     filters = parse_where(where)
     if "status" in raw.header and not any(c == "status" for c, _, _ in filters):
         filters.append(("status", "=", "completed"))  # diverged/failed runs carry no valid loss
     for col, op, val in filters:
-        if col not in raw.header:
+        if col not in raw.header and col not in ("N", "D", "C", "L", "U", "budget"):
             raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
-        raw.keep([_same(r.get(col), val) == (op == "=") for r in raw.rows])
+        name = _where_column(raw, col, opts or {})
+        if op in _COMPARE:
+            raw.keep(_compare(raw, name, op, val))
+        else:
+            raw.keep([_same(r.get(name), val) == (op == "=") for r in raw.rows])
         conv["filters"].append(f"{col}{op}{val}")
     if not raw.rows:
         raise DataError(f"{raw.source}: no rows left after --where {' '.join(conv['filters'])}")
+
+
+def min_over(table: "RunsTable", raw: RawTable, cols, conv: dict) -> "RunsTable":
+    """Keep, per (N, D) (and U where read), the row with the lowest loss: the best of a
+    hyperparameter sweep over the columns `cols` (which must exist)."""
+    cols = [c for c in cols if c]
+    for c in cols:
+        if c not in raw.header:
+            raise DataError(
+                f"{raw.source}: --min-over {c!r}: no such column (columns: {', '.join(raw.header)})"
+            )
+    have = [getattr(table, k) for k in "NDCU" if getattr(table, k) is not None]
+    keys = [tuple(float(v[i]) for v in have) for i in range(len(table))]
+    best: dict = {}
+    for i, k in enumerate(keys):
+        if k not in best or table.L[i] < table.L[best[k]]:
+            best[k] = i
+    keep = np.zeros(len(table), dtype=bool)
+    keep[list(best.values())] = True
+    conv["filters"].append(f"min loss over {', '.join(cols)} ({int(keep.sum())} of {len(table)})")
+    return table.subset(keep)
 
 
 def _check_read_with(table: RunsTable, options: dict) -> None:
@@ -381,7 +466,7 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     conv = {"source": path, "filters": []}
     if not raw.rows:
         raise DataError(f"{path}: the table has no rows")
-    _filter(raw, opts["where"], conv)
+    _filter(raw, opts["where"], conv, opts)
     n_col = opts["n_col"]
     n_aliases = ALIASES["N"] if opts["n_kind"] == "params" else ALIASES["N_nonembed"]
     cols = {
@@ -392,9 +477,10 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         "budget": find_column(
             header, "budget", opts["budget_col"], ALIASES["budget"], path, "--budget-col"
         ),
+        "U": find_column(header, "U", opts["u_col"], ALIASES["U"], path, "--u-col"),
     }
     conv["N_tried"] = (n_col,) if n_col else n_aliases
-    for k in ("D", "C", "L", "budget"):
+    for k in ("D", "C", "L", "budget", "U"):
         conv[f"{k}_tried"] = ALIASES[k]
     run_id, groups = None, None
     if opts["run_cols"]:  # rows are checkpoints of runs: a run repeats, one row per checkpoint
@@ -441,6 +527,8 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     )  # fmt: skip
     if not table.sha256:
         table.sha256 = table.points_sha256()
+    if opts["min_over"]:
+        table = min_over(table, raw, opts["min_over"], conv)
     k = opts["drop_highest"]
     if k:
         order = np.argsort(table.L, kind="stable")

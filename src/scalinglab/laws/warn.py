@@ -2,23 +2,92 @@
 
 import numpy as np
 
+# An exponent whose interval is wider than this share of its value is flagged: a
+# 95% interval of beta of [0.38, 0.95] around 0.6 says little about beta.
+WIDE = 0.5
+# The condition number of the parameters' correlation matrix beyond which a
+# combination of parameters is flagged as not determined (a flat valley).
+FLAT = 1e8
+
 
 def exponents(law, names):
-    """An exponent whose bootstrap interval is wider than its value is not determined."""
+    """An exponent whose bootstrap interval is wide relative to its value is not determined."""
     out = []
     for name in names:
         if name in law.ci_ and name in law.params_:
             lo, hi = law.ci_[name]
-            if hi - lo > abs(law.params_[name]):
+            v = law.params_[name]
+            if hi - lo > WIDE * abs(v):
                 out.append(
                     f"the {law.settings['ci_level']:.0%} interval of {name} "
-                    f"[{lo:.3g}, {hi:.3g}] is wider than its value {law.params_[name]:.3g}: "
-                    "the exponent is not determined by these data"
+                    f"[{lo:.3g}, {hi:.3g}] is {(hi - lo) / abs(v):.0%} of its value {v:.3g} "
+                    f"(more than {WIDE:.0%}): the exponent is poorly determined by these data"
                 )
     return out
 
 
-def parametric(law, form, table, res):
+def curvature(logpred, natural, theta, logL, names, level=0.95, step=1e-6):
+    """Standard errors of the natural parameters from the curvature of the fit (Gauss-Newton:
+    J'J/σ² with J = d log L_pred / dθ, σ the residual spread; the delta method through
+    `natural`), and the condition number of the parameters' correlation matrix. Needs no
+    bootstrap, so its warnings do not depend on resampling luck.
+
+    Args:
+        logpred: (k, P) thetas -> (k, n) predicted log-loss of the fitted rows.
+        natural: (k, P) thetas -> {name: (k,) values}.
+        theta: (P,) the optimum.
+    Returns:
+        ({name: stderr}, condition number) or ({}, inf) when the curvature is singular.
+    """
+    theta = np.asarray(theta, dtype=float)
+    P = theta.size
+    h = step * np.maximum(1.0, np.abs(theta))
+    E = np.diag(h)
+    both = np.concatenate([theta + E, theta - E])
+    f = logpred(both)
+    J = ((f[:P] - f[P:]) / (2 * h[:, None])).T  # (n, P)
+    r = logL - logpred(theta[None, :])[0]
+    n = len(r)
+    sigma2 = float(np.sum(r**2) / max(n - P, 1))
+    F = J.T @ J
+    if not np.isfinite(F).all():
+        return {}, np.inf
+    d = np.sqrt(np.diag(F))
+    if (d <= 0).any():
+        return {}, np.inf
+    R = F / np.outer(d, d)
+    lam = np.linalg.eigvalsh(R)
+    cond = float(lam.max() / lam.min()) if lam.min() > 0 else np.inf
+    if not np.isfinite(cond):
+        return {}, cond
+    cov = np.linalg.inv(R) / np.outer(d, d) * sigma2
+    nat = natural(both)
+    G = np.stack([(nat[k][:P] - nat[k][P:]) / (2 * h) for k in names])  # (m, P)
+    var = np.einsum("mp,pq,mq->m", G, cov, G)
+    return {k: float(np.sqrt(max(v, 0.0))) for k, v in zip(names, var, strict=True)}, cond
+
+
+def curvature_warnings(se, cond, params, exponents, z=1.96):
+    """Warnings from `curvature`: a flat direction, an exponent its curvature cannot pin."""
+    out = []
+    if cond > FLAT:
+        out.append(
+            f"the objective is nearly flat along a combination of parameters (condition number "
+            f"{cond:.2g} of their correlation at the optimum): the data do not determine them "
+            "separately"
+        )
+    for name in exponents:
+        if name in se and name in params and 2 * z * se[name] > WIDE * abs(params[name]):
+            out.append(
+                f"{name} = {params[name]:.3g} ± {z * se[name]:.2g} (95%, from the curvature of "
+                f"the fit): the interval is more than {WIDE:.0%} of the value; the exponent "
+                "is poorly determined by these data"
+            )
+    return out
+
+
+def parametric(law, form, table, res, curv=None):
+    """Warnings of an N, D or C law's fit; `curv`: the (stderr, condition) of `curvature`."""
     out = []
     n, P = len(table), len(form.param_names)
     if n < 3 * P:
@@ -41,5 +110,7 @@ def parametric(law, form, table, res):
         out.append(f"the optimiser stopped at its iteration limit ({res['iterations']} iterations)")
     if res.get("boot_converged", 1.0) < 0.99:
         out.append(f"{1 - res['boot_converged']:.1%} of bootstrap refits hit the iteration limit")
+    if curv is not None:
+        out += curvature_warnings(*curv, law.params_, form.exponents)
     out += exponents(law, form.exponents)
     return out

@@ -19,6 +19,7 @@ from scalinglab.laws.optimal import (
     finite_or_none,
     optimal_allocation,
     percentile_interval,
+    prediction_interval,
 )
 from scalinglab.laws.settings import CSV_KEYS
 from scalinglab.laws.table import read_csv
@@ -83,6 +84,9 @@ def fixed_params(law, N, C):
         out["loss"], out["loss_ci"] = float(L), [float(lo), float(hi)]
     else:
         out["loss"] = float(law.predict(N=N, D=D, C=C))
+    pi = prediction_interval(law, np.array([N]), np.array([D]), np.array([C]))
+    if pi is not None:
+        out["loss_pi"] = [float(pi[0][0]), float(pi[1][0])]
     if law.law == "chinchilla":
         opt = optimal_allocation(law, C)
         out["optimal"] = opt

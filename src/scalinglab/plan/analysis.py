@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from scalinglab.errors import FitError
+from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw
+from scalinglab.laws.backtest import rolling_backtest
 from scalinglab.laws.isoflop import loglog_fit
 from scalinglab.laws.settings import FitConfig
+from scalinglab.laws.table import read_table
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
 PUBLISHED = {"Chinchilla (Hoffmann 2022)": 0.50, "Kaplan 2020": 0.73}
@@ -201,11 +203,32 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dic
             f"{fits.arch}: the {predictor} fit gives no finite loss at N={N:.3g}, D={D:.3g}"
         )
     ok = all(math.isfinite(float(x)) for x in (lo, hi))
-    return {
+    out = {
         "predictor": predictor,
         "predicted_loss": float(p),
         "fit_interval": [float(lo), float(hi)] if ok else None,
     }
+    if getattr(law, "noise_", None):
+        _, plo, phi = law.predict(**args, return_ci=True, kind="prediction")
+        if math.isfinite(float(plo)) and math.isfinite(float(phi)):
+            out["prediction_interval"] = [float(plo), float(phi)]
+    return out
+
+
+def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
+    """Leave-larger-out backtests of the Chinchilla law on one architecture's sweep, by C
+    and by N: {by: {"thresholds", "overall"} or {"error"}} (scalinglab.laws.backtest)."""
+    rows = completed(fits.rows)
+    out = {}
+    settings = {**dataclasses.asdict(s), "bootstrap": min(s.bootstrap, 200)}
+    for by in ("C", "N"):
+        try:
+            t = read_table(_table(rows), need=("N", "D", "C", "L"))
+            r = rolling_backtest("chinchilla", t, by=by, settings=settings)
+            out[by] = {"thresholds": r["thresholds"], "overall": r["overall"]}
+        except (FitError, DataError) as exc:
+            out[by] = {"error": str(exc)}
+    return out
 
 
 def predictive_interval(pred: dict, noise: dict | None, ci_level: float) -> list[float] | None:
@@ -239,9 +262,10 @@ def plan_rows(fits: ArchFits, budgets: list[float], predictor: str) -> list[dict
             p = predict(fits, N, C / (6.0 * N), C, predictor)
             row["loss"] = p["predicted_loss"]
             row["loss_ci"] = p.get("fit_interval")
+            row["loss_pi"] = p.get("prediction_interval")
             row["predictor"] = predictor
         except FitError:
-            row["loss"], row["loss_ci"] = None, None
+            row["loss"], row["loss_ci"], row["loss_pi"] = None, None, None
         out.append(row)
     return out
 

@@ -166,6 +166,7 @@ def build_report(
         },
         "plan": {"arch": main, "largest_budget": largest, "factors": factors, "rows": plan},
         "backtest": bt,
+        "leave_larger_out": an.leave_larger_out(fits[main], fs),
         "seed_noise": noise,
         "wall_seconds": meta.get("wall_seconds"),
         "figures": figs,

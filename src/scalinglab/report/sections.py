@@ -11,6 +11,7 @@ def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[s
     return [
         _key_results(s, fits),
         _backtest(s["backtest"]),
+        _leave_larger_out(s.get("leave_larger_out"), s["plan"]["arch"]),
         _figures(figs, root),
         _plan(s["plan"]),
         _fits(s["fits"], s["fit_settings"]),
@@ -104,6 +105,36 @@ def _backtest(bt: dict | None) -> str:
     )
 
 
+def _leave_larger_out(llo: dict | None, arch: str) -> str:
+    if not llo:
+        return ""
+    out = [
+        f"<h2>Leave-larger-out backtests ({esc(name(arch))}, chinchilla)</h2>"
+        "<p>At each threshold the law is fitted on the runs at or below it and predicts the "
+        "runs above it. <i>in 80% / in 95%</i>: the share of those runs inside the 80% and "
+        "95% prediction intervals of a new run (docs/laws.md, what the intervals mean).</p>"
+    ]
+    for by, r in llo.items():
+        if "error" in r:
+            out.append(f'<p class="warn">by {esc(by)}: not backtested: {esc(r["error"])}</p>')
+            continue
+        rows = []
+        for t in [*r["thresholds"], {**r["overall"], "threshold": None, "n_train": None}]:
+            cov = t.get("coverage") or {}
+            rows.append([
+                "all" if t["threshold"] is None else num(t["threshold"], 3),
+                num(t["n_train"]), num(t["n"]),
+                f"{100 * t['mean_abs_rel_error']:.2f}%", f"{100 * t['max_abs_rel_error']:.2f}%",
+                f"{100 * t['bias']:+.2f}%",
+                "–" if "0.8" not in cov else f"{100 * cov['0.8']:.0f}%",
+                "–" if "0.95" not in cov else f"{100 * cov['0.95']:.0f}%",
+            ])  # fmt: skip
+        head = [f"{by} above", "fitted", "predicted", "mean |error|", "max", "bias",
+                "in 80%", "in 95%"]  # fmt: skip
+        out.append(f"<h3>by {esc(by)}</h3>" + table(head, rows))
+    return "".join(out)
+
+
 def _figures(figs: list[dict], root: Path) -> str:
     out = ["<h2>Figures</h2>"]
     for f in figs:
@@ -123,11 +154,12 @@ def _plan(plan: dict) -> str:
             num(r["params"], 3), interval(r.get("params_ci"), 3),
             num(r["tokens"], 3), interval(r.get("tokens_ci"), 3),
             num(r["tokens_per_param"], 3), num(r.get("loss")), interval(r.get("loss_ci")),
+            interval(r.get("loss_pi")),
         ])  # fmt: skip
     if not rows:
         return "<h2>Plan</h2><p>No plan: no fit gives a compute-optimal allocation.</p>"
     head = ["budget", "C (FLOPs)", "N_opt", "95% interval", "D_opt (tokens)", "95% interval",
-            "tokens/param", "predicted loss", "95% interval"]  # fmt: skip
+            "tokens/param", "predicted loss", "95% interval", "a new run: 95%"]  # fmt: skip
     first = plan["rows"][0]
     return (
         f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"

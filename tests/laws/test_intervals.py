@@ -1,0 +1,211 @@
+"""Prediction intervals, leave-larger-out backtests, --law auto and the warnings that need
+no bootstrap (issue 20)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws.backtest import choose_law, read_for, rolling_backtest
+from scalinglab.laws.intervals import conformal_factors, conformal_scores, noise_model
+from scalinglab.laws.table import read_csv, read_table
+from tests.conftest import shared_file
+from tests.laws.synth import chinchilla_law, grid_table, synthetic_coverage
+
+EPOCH = "scaling_data/epoch_chinchilla_svg_extracted_data.csv"
+
+
+def test_synthetic_prediction_intervals_cover_at_their_level():
+    # power-c with log-normal noise: 50 tables, 10 new runs beyond each (up to 3x in C)
+    cov, n = synthetic_coverage("power-c", 50, bootstrap=50)
+    assert n == 500
+    assert cov[0.8] == pytest.approx(0.80, abs=0.05)
+    assert cov[0.95] == pytest.approx(0.95, abs=0.05)
+
+
+def test_prediction_interval_is_wider_than_confidence_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    t = grid_table(chinchilla_law, np.logspace(7, 9, 5), np.logspace(9, 11, 5), 0.01, rng)
+    law = ScalingLaw("chinchilla", bootstrap=200).fit(t)
+    _, clo, chi = law.predict(N=3e9, D=6e10, return_ci=True)
+    p, plo, phi = law.predict(N=3e9, D=6e10, return_ci=True, kind="prediction")
+    assert plo < clo < p < chi < phi
+    # the noise is the residual spread: about the 1% drawn
+    assert law.noise_["source"] == "residuals"
+    assert 0.006 < law.noise_["sigma"] < 0.014
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps(law.to_json()))
+    again = load_fit(path).predict(N=3e9, D=6e10, return_ci=True, kind="prediction")
+    np.testing.assert_allclose(again, (p, plo, phi))
+    with pytest.raises(Exception, match="kind='bogus'"):
+        law.predict(N=3e9, D=6e10, return_ci=True, kind="bogus")
+
+
+def test_noise_from_seed_repeats_when_they_spread_more():
+    rng = np.random.default_rng(2)
+    x = np.repeat(np.linspace(0, 1, 10), 3)
+    logL = 1.0 - 0.5 * x + 0.05 * rng.standard_normal(x.size)
+    # a "fit" through the group means leaves residuals of the seed spread only; shrink them
+    means = np.repeat(logL.reshape(10, 3).mean(axis=1), 3)
+    m = noise_model(logL, means + 0.1 * (logL - means), 2, keys=x[:, None])
+    assert m["source"] == "seed repeats"
+    assert m["sigma_seeds"] == pytest.approx(0.05, rel=0.35)
+    assert m["sigma"] == m["sigma_seeds"]
+
+
+def test_conformal_factor_makes_the_intervals_cover():
+    L = np.exp(np.linspace(-0.1, 0.1, 101))
+    pred = np.ones_like(L)
+    lo, hi = np.full_like(L, np.exp(-0.05)), np.full_like(L, np.exp(0.05))
+    s = conformal_scores(L, pred, lo, hi)
+    f = conformal_factors({0.8: s})[0.8]
+    assert f == pytest.approx(1.62, abs=0.03)  # |log L| up to 0.081 needed: 0.081 / 0.05
+    inside = np.abs(np.log(L)) <= f * 0.05 + 1e-12
+    assert inside.mean() >= 0.8
+
+
+def test_epoch_backtest_by_compute():
+    path = shared_file(EPOCH)
+    s = {"bootstrap": 0, "drop_highest": 5}
+    t = read_for(path, ["chinchilla"], s)
+    r = rolling_backtest("chinchilla", t, by="C", settings=s)
+    # thresholds at 50..90% of the 240 rows, whole budgets: 120, 96, 72, 48, 24 predicted
+    assert [row["n"] for row in r["thresholds"]] == [120, 96, 72, 48, 24]
+    assert r["overall"]["n"] == 360
+    assert r["overall"]["mean_abs_rel_error"] == pytest.approx(0.0094, abs=0.0004)
+    # the residual noise alone under-covers the larger runs of this table
+    cov = r["overall"]["coverage"]
+    assert cov["0.95"] < 0.8
+    f = r["pooled_factors"]
+    assert f["0.8"] > 1.5 and f["0.95"] > 1.3
+
+
+def test_backtest_cli_auto_prints_and_saves_the_candidates(tmp_path, capsys):
+    path = shared_file(EPOCH)
+    out = tmp_path / "bt.json"
+    argv = [
+        "backtest", str(path), "--drop-highest", "5", "--law", "auto", "--bootstrap", "0",
+        "--train-fracs", "0.7", "0.9", "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "<- chosen" in text and "nd-interaction" in text
+    saved = json.loads(out.read_text())
+    laws = {r["law"]: r for r in saved["auto"]}
+    assert set(laws) == {"chinchilla", "kaplan", "power-c", "nd-interaction"}  # no U column
+    chosen = next(r for r in saved["auto"] if r["chosen"])
+    best = min(r["mean_abs_rel_error"] for r in saved["auto"])
+    assert chosen["mean_abs_rel_error"] == best
+    assert saved["law"] == chosen["law"]
+    assert laws["kaplan"]["mean_abs_rel_error"] > laws["chinchilla"]["mean_abs_rel_error"]
+
+
+def test_auto_offers_data_constrained_where_data_repeats():
+    rng = np.random.default_rng(3)
+    N = np.repeat(np.logspace(7, 8.5, 6), 4)
+    U = np.full_like(N, 2e9)
+    D = np.tile([1e9, 2e9, 8e9, 3e10], 6)
+    L = chinchilla_law(N, np.minimum(D, U) * (1 + 0.3 * np.log1p(np.maximum(D / U - 1, 0))))
+    L = L * np.exp(0.003 * rng.standard_normal(L.size))
+    t = read_table({"N": N, "D": D, "U": U, "L": L}, need=("N", "D", "C", "U"))
+    _, rows = choose_law(t, fracs=(0.75,), settings={})
+    assert "data-constrained" in {r["law"] for r in rows}
+    t2 = read_table({"N": N, "D": D, "U": D * 2, "L": L}, need=("N", "D", "C", "U"))
+    _, rows2 = choose_law(t2, fracs=(0.75,), settings={})
+    assert "data-constrained" not in {r["law"] for r in rows2}
+
+
+def test_where_comparisons_and_min_over(tmp_path):
+    path = shared_file(EPOCH)
+    every = read_csv(path)
+    small = read_csv(path, where=["N<1.7e9"])
+    assert len(small) == int(np.sum(every.N < 1.7e9)) > 0
+    big = read_csv(path, where=["Training FLOP>=1e20", "N<1.7e9"])
+    assert len(big) == int(np.sum((every.C >= 1e20) & (every.N < 1.7e9)))
+    rows = [
+        {"N": 1e8, "D": 1e9, "lr": lr, "batch_size": bs, "loss": 3.0 + abs(lr - 1e-3) * 100 + bs}
+        for lr in (3e-4, 1e-3, 3e-3)
+        for bs in (0.0, 0.01)
+    ] + [{"N": 2e8, "D": 1e9, "lr": 1e-3, "batch_size": 0.0, "loss": 2.9}]
+    t = read_table(rows, need=("N", "D", "L"), min_over=["lr", "batch_size"])
+    assert sorted(t.L) == [2.9, 3.0]
+    with pytest.raises(Exception, match="--min-over 'wd'"):
+        read_table(rows, need=("N", "D", "L"), min_over=["wd"])
+    with pytest.raises(Exception, match="is not a number"):
+        read_csv(path, where=["N<big"])
+
+
+def test_curvature_warns_without_bootstrap():
+    path = shared_file(EPOCH)
+    law = ScalingLaw("chinchilla", bootstrap=0, drop_highest=5).fit(path)
+    assert law.warnings_ == []
+    # the asymptotic stderr of alpha from the curvature: near Epoch's bootstrap (~0.014)
+    assert 0.005 < law.curvature_stderr_["alpha"] < 0.03
+    # three decades of N at one D: beta is not identifiable, flagged with no bootstrap
+    rng = np.random.default_rng(4)
+    N = np.logspace(7, 9, 12)
+    D = np.full_like(N, 1e10) * np.exp(0.01 * rng.standard_normal(12))
+    L = chinchilla_law(N, D) * np.exp(0.003 * rng.standard_normal(12))
+    law = ScalingLaw("chinchilla", bootstrap=0).fit({"N": N, "D": D, "L": L})
+    assert any("poorly determined" in w or "nearly flat" in w for w in law.warnings_)
+
+
+def test_envelope_report_has_no_zero_objective(tmp_path):
+    rows = ["run_id,N,D,C,loss"]
+    for i, N in enumerate(np.logspace(7, 9, 8)):
+        for D in np.logspace(8, 11, 12):
+            rows.append(f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D)}")
+    path = tmp_path / "curves.csv"
+    path.write_text("\n".join(rows) + "\n")
+    law = ScalingLaw("envelope", bootstrap=50).fit(path)
+    assert law.objective_ is None
+    text = law.report()
+    assert "objective: -" in text
+    # k_N's spread in log10, the same as the draws'
+    draws = law.samples_["k_N"]
+    dex = np.std(np.log10(draws[np.isfinite(draws)]), ddof=1)
+    assert law.stderr_log10_["k_N"] == pytest.approx(dex)
+    assert f"{dex:.3g} dex" in text
+
+
+def test_fit_law_auto_fits_the_chosen_law_and_saves_the_table(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = ["params,tokens,loss"]
+    for N in np.logspace(7, 9, 5):
+        for D in np.logspace(9, 11, 5):
+            rows.append(f"{N},{D},{chinchilla_law(N, D) * np.exp(0.005 * rng.standard_normal())}")
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "auto", "--bootstrap", "0", "--out", str(out)]
+    assert main(argv) == 0
+    assert "<- chosen" in capsys.readouterr().out
+    fit = json.loads(out.read_text())
+    errs = {r["law"]: r["mean_abs_rel_error"] for r in fit["auto"]}
+    # the data follow Chinchilla's law: it wins, Kaplan's form (no floor) is far behind
+    assert fit["law"] == "chinchilla" == min(errs, key=errs.get)
+    assert errs["kaplan"] > 3 * errs["chinchilla"]
+    assert fit["params"]["alpha"] == pytest.approx(0.34, abs=0.05)
+
+
+def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
+    rows = ["run,params,tokens,loss"]
+    for i, N in enumerate(np.logspace(7, 9, 5)):
+        for j, T in enumerate((1e9, 1e10, 1e11)):
+            for f in (0.25, 0.5, 0.75, 1.0):
+                rows.append(f"r{i}-{j},{N},{f * T},{chinchilla_law(N, f * T)}")
+    path = tmp_path / "ckpts.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "bt.json"
+    argv = ["backtest", str(path), "--by", "D", "--run-col", "run", "--bootstrap", "0",
+            "--train-fracs", "0.5", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    (t,) = json.loads(out.read_text())["thresholds"]
+    # D's median (5e9) holds out every run of 1e10 and 1e11 tokens: 10 runs, 40 rows,
+    # their early checkpoints (2.5e9 tokens and up) included
+    assert t["threshold"] == pytest.approx(5e9) or t["threshold"] == pytest.approx(7.5e9)
+    assert t["n"] == 40 and t["n_train"] == 20
+    # the data are the law itself: the backtest predicts them almost exactly
+    assert t["mean_abs_rel_error"] < 1e-3
