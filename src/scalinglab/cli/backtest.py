@@ -18,7 +18,7 @@ def register(sub):
         "backtest",
         help="leave-larger-out backtests of a law: errors and interval coverage",
         description="Fit a law on the smaller runs, predict the larger ones, at several "
-        "thresholds; print the errors and the coverage of the 80%% and 95%% prediction "
+        "thresholds; print the errors and the coverage of the 80% and 95% prediction "
         "intervals. --law auto backtests every candidate law and keeps the best.",
     )
     p.add_argument("runs", help="runs table CSV")
@@ -42,8 +42,10 @@ def register(sub):
         "--thresholds", type=float, nargs="+", default=None, help="explicit threshold values"
     )
     add_fit_flags(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--out", help="write the backtest (and --law auto's table) as JSON here")
+    p.add_argument("--json", action="store_true", help="print the backtest as one JSON object")
+    p.add_argument(
+        "-o", "--out", metavar="FILE", help="write the backtest (and --law auto's table) as JSON"
+    )
     p.set_defaults(func=run)
 
 
