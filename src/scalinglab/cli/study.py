@@ -29,6 +29,12 @@ def _common(p) -> None:
         "--print-config", action="store_true",
         help="print the study spec with every default filled in (TOML) and exit",
     )  # fmt: skip
+    p.add_argument(
+        "--trainer-cmd", metavar="CMD",
+        help="your own trainer for every run of the study, a command line with {placeholders}, "
+        "e.g. 'python my_train.py --layers {n_layer} --tokens {tokens} --lr {lr} --out {out}' "
+        "(overrides the spec's trainer_cmd; docs/interfaces.md)",
+    )  # fmt: skip
     add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)
 
@@ -67,6 +73,8 @@ def _load(args):
         study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
     if args.minutes is not None:
         study = study.scaled(args.minutes)
+    if args.trainer_cmd is not None:
+        study = study.with_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
     return study
 
 

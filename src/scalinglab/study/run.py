@@ -362,7 +362,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     first = [(p, r) for p, r in plan.pool_runs if r.arch == bt_arch]
     rest = [(p, r) for p, r in plan.pool_runs if r.arch != bt_arch]
     # the study chooses which run goes next; the executor runs it (a thread, Ray, submitit)
-    with make_executor(cfg, out).open(retries=cfg.retries) as ex:
+    with make_executor(cfg, out).open(retries=cfg.retries, command=study.trainer_cmd) as ex:
         pool = RunQueue(ex, emit)
         # the runs the prediction needs first; the other architectures fill idle workers
         need = _queue(pool, first, out, threads, 1.0, plan.estimates)
