@@ -58,7 +58,9 @@ def test_trainer_cmd_in_a_study_spec_is_checked_and_kept(tmp_path):
     assert parse_study(study_dict(study), "again").trainer_cmd == d["trainer_cmd"]
     assert study.scaled(5).trainer_cmd == d["trainer_cmd"]
     d["trainer_cmd"] = "python t.py {n_layers}"
-    with pytest.raises(SweepError, match=r"toy: trainer_cmd: unknown placeholder\(s\) \{n_layers\}"):
+    with pytest.raises(
+        SweepError, match=r"toy: trainer_cmd: unknown placeholder\(s\) \{n_layers\}"
+    ):
         parse_study(d, "toy")
     with pytest.raises(SweepError, match=r"--trainer-cmd: unknown placeholder\(s\) \{width\}"):
         study.with_trainer_cmd("python t.py {width}", "--trainer-cmd")
