@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.cli.sweep import add_executor_flags, executor_config
+from scalinglab.cli.sweep import add_executor_flags, add_logger_flag, executor_config
 
 ORDER = 5
 
@@ -35,6 +35,7 @@ def _common(p) -> None:
         "e.g. 'python my_train.py --layers {n_layer} --tokens {tokens} --lr {lr} --out {out}' "
         "(overrides the spec's trainer_cmd; docs/interfaces.md)",
     )  # fmt: skip
+    add_logger_flag(p)
     add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)
 
@@ -75,6 +76,8 @@ def _load(args):
         study = study.scaled(args.minutes)
     if args.trainer_cmd is not None:
         study = study.with_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
+    if args.logger:
+        study = study.with_loggers(args.logger)
     return study
 
 

@@ -40,8 +40,20 @@ def register(sub) -> None:
         "'python my_train.py --layers {n_layer} --width {n_embd} --tokens {tokens} --lr {lr} "
         "--out {out}' (overrides the spec's trainer_cmd; docs/interfaces.md)",
     )
+    add_logger_flag(p)
     add_executor_flags(p)
     p.set_defaults(func=run)
+
+
+def add_logger_flag(p) -> None:
+    """--logger (repeatable), shared with `study`: every run also logs to these trackers."""
+    from scalinglab.config import LOGGERS
+
+    p.add_argument(
+        "--logger", action="append", choices=LOGGERS, metavar="NAME",
+        help=f"log every run to this experiment tracker too, one of {', '.join(LOGGERS)}; "
+        "repeatable (overrides the spec's [train] loggers; docs/trackers.md)",
+    )  # fmt: skip
 
 
 def add_executor_flags(p, skip: tuple[str, ...] = ()) -> None:
@@ -79,6 +91,8 @@ def run(args) -> int:
         spec.design.flops_convention = args.flops_convention
     if args.trainer_cmd is not None:
         spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
+    if args.logger:
+        spec.train = {**spec.train, "loggers": list(dict.fromkeys(args.logger))}
     if args.print_config:
         from scalinglab.config import dumps_toml
         from scalinglab.sweep.spec import spec_dict

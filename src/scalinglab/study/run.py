@@ -44,6 +44,7 @@ from scalinglab.sweep.estimate import estimate_seconds
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.executors import ExecutorConfig, make_executor
 from scalinglab.sweep.spec import SweepSpec, parse_spec
+from scalinglab.train.trackers import check_loggers
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -353,6 +354,8 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     out, emit = Path(out), listener or (lambda *a: None)
     cfg = executor or ExecutorConfig(workers=study.workers)
     workers, threads = cfg.workers, cfg.threads_per_run
+    if study.trainer_cmd is None:  # scalinglab's trainer: its trackers must work first
+        check_loggers(study.shared["train"].get("loggers"), probe=True)
     shards, corpus = prepare_data(study, Path(cache))
     plan = plan_study(study, shards, corpus, out, workers, threads)  # checks it all first
     out.mkdir(parents=True, exist_ok=True)

@@ -121,6 +121,13 @@ class StudySpec:
         raw = {**copy.deepcopy(self.raw), "trainer_cmd": check_trainer_cmd(cmd, where)}
         return dataclasses.replace(self, trainer_cmd=raw["trainer_cmd"], raw=raw)
 
+    def with_loggers(self, loggers: list[str]) -> "StudySpec":
+        """The same study with every run also logged to these trackers (`study --logger`):
+        the shared [train] table's `loggers`, in the raw mapping too."""
+        train = {**self.shared.get("train", {}), "loggers": list(dict.fromkeys(loggers))}
+        raw = {**copy.deepcopy(self.raw), "train": train}
+        return dataclasses.replace(self, shared={**self.shared, "train": train}, raw=raw)
+
     def scaled(self, minutes: float) -> "StudySpec":
         """The same study with every budget scaled by minutes / self.minutes."""
         if not (math.isfinite(minutes) and minutes > 0):

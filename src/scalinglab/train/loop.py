@@ -26,6 +26,7 @@ from scalinglab.train.guards import StopOnSignal, finite
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import Schedule, make_optimizer, plan_steps
 from scalinglab.train.progress import Progress
+from scalinglab.train.trackers import flatten
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ class Trainer:
         self.c = Counters()
         self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
-        self.metrics = MetricsLog(self.out, tensorboard=t.tensorboard, enabled=self.dist.is_main)
+        loggers = [*t.loggers, *(["tensorboard"] if t.tensorboard else [])]
+        self.metrics = MetricsLog(self.out, loggers, enabled=self.dist.is_main)
 
     # -- the loop ------------------------------------------------------------
 
@@ -253,8 +255,19 @@ class Trainer:
         old = runfolder.read_result(self.out)
         if path is not None and self._budget_spent() and old and old.get("status") == "completed":
             return old
+        self.metrics.open_trackers(self._hparams())
         self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
         return None
+
+    def _hparams(self) -> dict:
+        """What trackers record of the run: its resolved config and its N, D, C (planned)."""
+        steps, c = self.total_steps, self.counts
+        tokens = steps * self.tokens_per_step if steps is not None else None
+        flops = tokens * c.flops_per_token if tokens is not None else None
+        return flatten(self.cfg.to_dict()) | {
+            "N": c.params, "N_nonembed": c.params_nonembed, "D": tokens, "C": flops,
+            "flops_per_token": c.flops_per_token, "run_id": self.run_id,
+        }  # fmt: skip
 
     def _state(self) -> dict:
         state = {
@@ -367,7 +380,11 @@ class Trainer:
         changes = [h for h in runfolder.read_history(self.out) if h.get("event") == "config_change"]
         if changes:  # a mixed run: its settings changed on a resume (RUN/history.jsonl)
             result["config_changes"] = len(changes)
-        return runfolder.write_result(self.out, result) if self.dist.is_main else result
+        if not self.dist.is_main:
+            return result
+        result = runfolder.write_result(self.out, result)
+        self.metrics.finish(result)
+        return result
 
 
 def train(
