@@ -62,5 +62,5 @@ def test_trainer_cmd_in_a_study_spec_is_checked_and_kept(tmp_path):
         SweepError, match=r"toy: trainer_cmd: unknown placeholder\(s\) \{n_layers\}"
     ):
         parse_study(d, "toy")
-    with pytest.raises(SweepError, match=r"--trainer-cmd: unknown placeholder\(s\) \{width\}"):
+    with pytest.raises(SweepError, match=r"trainer_cmd: unknown placeholder\(s\) \{width\}"):
         study.with_trainer_cmd("python t.py {width}", "--trainer-cmd")

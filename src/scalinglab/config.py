@@ -337,7 +337,7 @@ def from_dict(cls, d: dict, where: str):
     try:
         return cls(**d)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {exc.message}") from None
 
 
 def load_toml(path: str | Path) -> dict:

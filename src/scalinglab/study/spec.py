@@ -168,7 +168,7 @@ def _typed(cls, d: dict, where: str):
     try:
         return from_dict(cls, d, where)
     except ConfigError as exc:
-        raise SweepError(str(exc)) from None
+        raise SweepError(exc.message) from None
 
 
 def _positive(v, what: str, where: str) -> float:

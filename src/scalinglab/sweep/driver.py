@@ -38,7 +38,7 @@ def open_context(spec: SweepSpec) -> Context:
         manifest = read_manifest(spec.data)
     except DataError as exc:
         raise DataError(
-            f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc} (make it with e.g. "
+            f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc.message} (make it with e.g. "
             f"`scalinglab prepare stdlib --tokenizer byte --out {spec.data}`)"
         ) from None
     data_id = content_id(manifest)[:16]
