@@ -220,3 +220,28 @@ def test_a_sweep_logs_each_run_to_wandb_offline_and_a_local_mlflow_store(tmp_pat
 def tomllib_load(path) -> dict:
     with open(path, "rb") as f:
         return tomllib.load(f)
+
+
+def test_a_study_passes_its_loggers_to_every_run_and_checks_them_first(
+    tmp_path, capsys, monkeypatch
+):
+    from scalinglab.study.run import _spec
+    from scalinglab.study.spec import parse_study
+    from tests.test_study import TOY
+
+    study = parse_study(tomllib.loads(TOY.format(corpus=tmp_path / "c.txt")), "toy")
+    logged = study.with_loggers(["csv", "mlflow", "csv"])
+    assert logged.raw["train"]["loggers"] == ["csv", "mlflow"]
+    spec = _spec(logged, "gpt", tmp_path, {"kind": "isoflop", "budgets": [1e8, 3e8]}, "gpt")
+    assert spec.train["loggers"] == ["csv", "mlflow"]  # in every run.toml of the study
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://nowhere")
+    toml = tmp_path / "toy.toml"
+    toml.write_text(TOY.format(corpus=tmp_path / "c.txt"))
+    out, cache = tmp_path / "study", tmp_path / "cache"
+    args = ["study", str(toml), "--out", str(out), "--cache", str(cache), "--logger", "mlflow"]
+    err = one_line_error(capsys, args)
+    assert (
+        "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI='nosuchscheme://nowhere'" in err
+    )
+    assert not out.exists() and not cache.exists()  # before the data is prepared

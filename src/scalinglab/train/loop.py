@@ -194,8 +194,8 @@ class Trainer:
             row = (row or self._row(lr=self.lr)) | {"val_loss": self.c.val_loss}
             log.info("step %d: train loss %.4f, val loss %.4f", step, self.c.train_loss,
                      self.c.val_loss)  # fmt: skip
-        if row:
-            self.metrics.write(**row)
+        if row:  # trackers also get the throughput (not a metrics.jsonl column)
+            self.metrics.write(row, tracked={"tokens_per_second": self._tokens_per_second()})
         if t.ckpt_every and step % t.ckpt_every == 0:
             self._checkpoint()
         bar.update(step, self.c.tokens, self.c.train_loss, self._tokens_per_second())
@@ -357,7 +357,7 @@ class Trainer:
             s = summarize(loss, self.shards.bytes_per_token("val"))
             final = {"val_loss": loss, "val_ppl": s["perplexity"], "val_bpb": s["bits_per_byte"]}
             final["eval_tokens"] = n
-            self.metrics.write(**self._row(val_loss=loss, final=True))
+            self.metrics.write(self._row(val_loss=loss, final=True))
             log.info("step %d: final val loss %.4f (%d tokens)", self.c.step, loss, n)
         return self._write_result(status, **final)
 

@@ -55,7 +55,9 @@ class MetricsLog:
                 run_name=self.run_dir.resolve().name, group=meta.get("sweep"),
             )  # fmt: skip
 
-    def write(self, **row) -> None:
+    def write(self, row: dict, tracked: dict | None = None) -> None:
+        """Append `row` to metrics.jsonl and send it, with `tracked` (values for the
+        trackers only), to every tracker."""
         if not self.enabled:
             return
         if self._f is None:
@@ -63,7 +65,7 @@ class MetricsLog:
         clean, line = runfolder.metrics_line(row)
         self._f.write(line)
         self._f.flush()
-        metrics = trackers.row_metrics(clean)
+        metrics = trackers.row_metrics(clean | (tracked or {}))
         self._each(lambda t: t.log(clean["step"], metrics))
 
     def finish(self, result: dict) -> None:
