@@ -129,8 +129,9 @@ class TensorBoardTracker(Tracker):
 
 
 class CsvTracker(Tracker):
-    """RUN/metrics.csv: one row per metrics row, the columns of the first one (a spreadsheet's
-    view of metrics.jsonl); a resumed run drops the rows after its checkpoint's step."""
+    """RUN/metrics.csv: one row per metrics row, in fixed columns (step and the tracked
+    names; a spreadsheet's view of metrics.jsonl); a resumed run drops the rows after its
+    checkpoint's step."""
 
     name = "csv"
     COLUMNS = ("step", *ROW_KEYS.values(), "loss/val_final")
