@@ -153,8 +153,8 @@ class TrainConfig:
     loggers: list[str] = field(
         default_factory=list,
         metadata={
-            "help": f"experiment trackers to log to as well, of {LOGGERS} (repeatable: "
-            "--logger wandb --logger mlflow; docs/trackers.md)",
+            "help": f"also log to this experiment tracker, one of {', '.join(LOGGERS)}; "
+            "repeatable: --logger wandb --logger mlflow (docs/trackers.md)",
             "flag": "--logger",
             "choices": LOGGERS,
         },

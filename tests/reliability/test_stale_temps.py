@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from scalinglab.cli import main
 from scalinglab.fsio import atomic_write_text, temp_tag
 from tests.reliability.helpers import ROOT
@@ -75,16 +77,14 @@ def _export_killed_then_rerun(tmp_path, fmt: str, out, hook: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["runs", out.name])
 
 
+@pytest.mark.slow
 def test_an_export_killed_mid_write_leaves_a_temp_the_next_export_removes(tmp_path):
-    import pytest
-
     pytest.importorskip("onnxruntime", reason="the [export] extra (onnxruntime) is not installed")
     pytest.importorskip("onnxscript", reason="the [export] extra (onnxscript) is not installed")
     _export_killed_then_rerun(tmp_path, "onnx", tmp_path / "m.onnx", "compare")
 
 
+@pytest.mark.slow
 def test_an_hf_export_killed_mid_write_leaves_a_temp_the_next_export_removes(tmp_path):
-    import pytest
-
     pytest.importorskip("transformers", reason="the [export] extra (transformers) is not installed")
     _export_killed_then_rerun(tmp_path, "hf", tmp_path / "hf-model", "logits_difference")

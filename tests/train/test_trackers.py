@@ -72,6 +72,7 @@ def test_logger_is_a_repeatable_flag_and_a_toml_key(tmp_path):
     assert cfg.train.loggers == ["csv", "tensorboard"]
     with pytest.raises(ConfigError, match="'comet' is not one of tensorboard, wandb, mlflow, csv"):
         RunConfig.from_dict({"train": {"loggers": ["comet"]}})
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
     data = tiny_shards(tmp_path / "shards")
     run = tmp_path / "run"
     args = cli_args(data, run, "--steps", "4", "--logger", "csv", "--logger", "tensorboard")
