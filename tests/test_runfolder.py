@@ -184,7 +184,7 @@ def test_another_runs_checkpoint_is_refused_an_old_one_accepted(tmp_path):
     recorded = runfolder.checkpoint_owner(theirs, "d")
     msg = (
         f"{ckpt}: this checkpoint belongs to run {recorded['run_id']}, not to this run "
-        f"{runfolder.run_id(mine, 'd')}; use a new --out folder or that run's settings"
+        f"{runfolder.run_id(mine, 'd')}; use a new out folder or that run's settings"
     )
     with pytest.raises(CheckpointError) as err:
         runfolder.check_checkpoint(ckpt, recorded, mine, "d")

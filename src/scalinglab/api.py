@@ -154,7 +154,7 @@ def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
     )
 
 
-def run_study(spec, out, *, cache=None, **executor) -> dict:
+def run_study(spec, out, *, cache=None, trainer_cmd=None, **executor) -> dict:
     """Run (or resume) a whole scaling study: data, sweeps, fits, prediction, backtest, report.
 
     Args:
@@ -162,6 +162,9 @@ def run_study(spec, out, *, cache=None, **executor) -> dict:
         out: the study folder (report.html and summary.json land there).
         cache: where prepared corpora are kept (default $SCALINGLAB_CACHE or
             ~/.cache/scalinglab, as the CLI).
+        trainer_cmd: run this program for every run of the study instead of
+            scalinglab's trainer: a command line with {placeholders}
+            (docs/interfaces.md). None: the spec's `trainer_cmd`, else scalinglab's trainer.
         **executor: ExecutorConfig fields (`executor`, `workers`, `threads`, ...);
             `workers` defaults to the spec's.
 
@@ -180,6 +183,8 @@ def run_study(spec, out, *, cache=None, **executor) -> dict:
         study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
     else:
         study = load_study(spec)
+    if trainer_cmd is not None:
+        study = study.with_trainer_cmd(trainer_cmd, "run_study(trainer_cmd=...)")
     if cache is None:
         env = os.environ.get("SCALINGLAB_CACHE")
         cache = Path(env) if env else Path.home() / ".cache" / "scalinglab"

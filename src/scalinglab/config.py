@@ -39,6 +39,7 @@ SCHEDULES = ("cosine", "constant", "wsd")
 DTYPES = ("auto", "float32", "bfloat16")
 RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
+LOGGERS = ("tensorboard", "wandb", "mlflow", "csv")
 CONFIG_FORMAT_VERSION = 1
 """config.toml / run.toml: the [model] and [train] tables below (absent means 1)."""
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -151,6 +152,15 @@ class TrainConfig:
     tensorboard: bool = setting(
         False, "also write TensorBoard event files beside metrics.jsonl (scalinglab[tensorboard])"
     )
+    loggers: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": f"also log to this experiment tracker, one of {', '.join(LOGGERS)}; "
+            "repeatable: --logger wandb --logger mlflow (docs/trackers.md)",
+            "flag": "--logger",
+            "choices": LOGGERS,
+        },
+    )
     ckpt_every: int = setting(0, "checkpoint every this many steps", shown="only at the end")
     keep_ckpts: int = setting(2, "keep this many newest checkpoints")
     resume: str = setting("auto", "resume from checkpoints", choices=RESUME)
@@ -188,6 +198,14 @@ class TrainConfig:
                 f"--threads must be >= 0 (0: the library's default), got {self.threads}"
             )
         _positive(self, "log_every")
+        if not isinstance(self.loggers, list | tuple) or not all(
+            isinstance(x, str) for x in self.loggers
+        ):
+            raise ConfigError(f"loggers must be a list of names, got {self.loggers!r}")
+        for x in self.loggers:
+            if x not in LOGGERS:
+                raise ConfigError(f"--logger {x!r} is not one of {', '.join(LOGGERS)}")
+        self.loggers = list(dict.fromkeys(self.loggers))
         given = [b for b in BUDGETS if getattr(self, b)]
         if len(given) > 1:
             raise ConfigError(
@@ -239,7 +257,7 @@ class RunConfig:
 # Train fields that change how a run executes or reports, not what it computes.
 OPERATIONAL = (
     "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
-    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard",
+    "ckpt_every", "keep_ckpts", "deterministic", "tensorboard", "loggers",
 )  # fmt: skip
 
 
@@ -321,7 +339,7 @@ def from_dict(cls, d: dict, where: str):
     try:
         return cls(**d)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {exc.message}") from None
 
 
 def load_toml(path: str | Path) -> dict:
@@ -393,6 +411,10 @@ def add_flags(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) 
         choices = f.metadata.get("choices")
         if tp is bool:
             kw = dict(dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(tp) is list:  # repeatable: --logger a --logger b
+            kw = dict(dest=f.name, action="append", default=None, metavar="NAME",
+                      choices=f.metadata.get("choices"))  # fmt: skip
+            help_ = f"{f.metadata.get('help', '')} (default: none)"
         else:  # with choices, argparse shows them as the metavar: --schedule {cosine,wsd}
             kw = dict(dest=f.name, type=int_arg if tp is int else tp, default=None,
                       metavar=None if choices else f.name.upper(), choices=choices)  # fmt: skip

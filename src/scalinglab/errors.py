@@ -2,17 +2,68 @@
 
 Every boundary (files, flags, configs, checkpoints, CSV tables) validates its
 input and raises one of these, with a message a user can act on: it names the
-file, row, column, byte offset or flag at fault. The CLI prints the message as
+file, row, column, byte offset or setting at fault. The CLI prints the message as
 one line (`error: ...`) and exits non-zero, never with a traceback.
+
+**A setting is named as the user wrote it.** Messages are written with the
+command-line spelling (`--drop-highest must be >= 0`). While a `scalinglab`
+command runs (`cli.main` holds `flag_spelling()`) that is what the message says;
+called from Python, the same error names the keyword (`drop_highest must be >= 0`):
+`python_spelling` turns each `--flag` into its keyword, rendering the message
+when it is read (`str(exc)`), so no raise site needs to know who called it. Text
+in backticks (a command line to run) keeps its flags.
 """
 
+import contextlib
 import importlib
+import re
+
+# Flags whose keyword is not the flag's name with "-" turned into "_".
+KEYWORDS = {
+    "model": "arch",
+    "logger": "loggers",
+    "no-tie-embeddings": "tie_embeddings=False",
+    "force": "force=True",
+    "allow-config-change": "allow_config_change=True",
+    "submitit-param": "submitit_params",
+    "run-col": "run_cols",
+}
+_FLAG = re.compile(r"(?<![\w/.-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+_flag_spelling = 0  # > 0 while a CLI command runs (a count: commands may nest in tests)
+
+
+def python_spelling(message: str) -> str:
+    """`message` with each `--flag` outside backticks turned into its Python keyword."""
+    parts = message.split("`")
+    for i in range(0, len(parts), 2):  # the even parts lie outside backticks
+        parts[i] = _FLAG.sub(lambda m: KEYWORDS.get(m[1], m[1].replace("-", "_")), parts[i])
+    return "`".join(parts)
+
+
+@contextlib.contextmanager
+def flag_spelling():
+    """Within this block errors name command-line flags (`cli.main` holds it)."""
+    global _flag_spelling
+    _flag_spelling += 1
+    try:
+        yield
+    finally:
+        _flag_spelling -= 1
 
 
 class ScalingLabError(Exception):
     """Base class: an expected failure with a message meant for the user."""
 
     exit_code = 2
+
+    @property
+    def message(self) -> str:
+        """The message as written, with command-line flags: what an error that wraps this
+        one embeds, so that each reader still gets its own spelling."""
+        return super().__str__()
+
+    def __str__(self) -> str:
+        return self.message if _flag_spelling else python_spelling(self.message)
 
 
 class ConfigError(ScalingLabError):

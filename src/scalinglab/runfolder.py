@@ -11,6 +11,8 @@ One training run lives in one folder (docs/training.md, docs/sweeps.md)::
     RUN/result.json      written atomically when the run ends
     RUN/train.log        a sweep worker's log of every attempt
     RUN/history.jsonl    settings changed on resume with --allow-config-change (one line each)
+    RUN/trackers.json    the ids of the run's tracker runs (--logger mlflow), to resume them
+    RUN/metrics.csv      --logger csv: the metrics rows as CSV
     RUN/.lock            held (flock) by the trainer, or by a sweep worker while its trainer
                          lives; it holds the holder's pid and host (`hold_lock`)
 
@@ -69,6 +71,8 @@ CKPT = "ckpt"
 TOKENIZER = "tokenizer.json"
 TRAIN_LOG = "train.log"
 HISTORY = "history.jsonl"
+TRACKERS = "trackers.json"
+METRICS_CSV = "metrics.csv"
 LOCK = ".lock"
 LOCK_HELD_ENV = "SCALINGLAB_RUN_LOCK_HELD"
 """Set by a sweep worker for its trainer: which RUN/.lock (device:inode) it holds for it."""
@@ -136,6 +140,23 @@ def load_config(run_dir: str | os.PathLike) -> RunConfig:
     if not path.exists():
         raise DataError(f"not a run folder: {path} is missing")
     return RunConfig.from_dict(load_toml(path), str(path))
+
+
+def read_trackers(run_dir: str | os.PathLike) -> dict:
+    """RUN/trackers.json: the ids of the run's tracker runs, or {} if absent or unreadable."""
+    return _json_object(Path(run_dir) / TRACKERS) or {}
+
+
+def write_trackers(run_dir: str | os.PathLike, ids: dict) -> None:
+    """Add `ids` to RUN/trackers.json (atomically)."""
+    atomic_write_json(Path(run_dir) / TRACKERS, read_trackers(run_dir) | ids)
+
+
+def write_metrics_csv(run_dir: str | os.PathLike, text: str) -> Path:
+    """RUN/metrics.csv, replaced atomically (its header and the rows a resume keeps)."""
+    path = Path(run_dir) / METRICS_CSV
+    atomic_write_text(path, text)
+    return path
 
 
 def read_sweep_meta(run_dir: str | os.PathLike) -> dict:

@@ -78,5 +78,5 @@ def test_eval_windows_respects_max_tokens_and_refuses_tiny_splits():
     tokens = np.arange(1000)
     n = sum(y.numel() for _, y in eval_windows(tokens, block_size=10, batch_size=4, max_tokens=200))
     assert n == 200
-    with pytest.raises(DataError, match="block-size 10"):
+    with pytest.raises(DataError, match="block_size 10"):
         next(eval_windows(np.arange(10), block_size=10, batch_size=4))

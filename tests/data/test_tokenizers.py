@@ -137,7 +137,7 @@ def test_kinds_are_recognised_from_structure(tmp_path):
     ("kind", "size"), [("byte", 1000), ("char", 1), ("word", 2), ("bpe", 100), ("bpe", 0)]
 )
 def test_vocab_size_out_of_range(kind, size):
-    with pytest.raises(ConfigError, match=f"--vocab-size {size}"):
+    with pytest.raises(ConfigError, match=f"vocab_size {size}"):
         train_tokenizer(kind, ["abc"], vocab_size=size)
 
 

@@ -99,7 +99,7 @@ def test_bad_out_names_are_refused(runs, tmp_path):
     with pytest.raises(ExportError, match=r"\.onnx"):
         export_onnx(runs["gpt"], tmp_path / "model.bin")
     (tmp_path / "m.onnx").write_text("mine")
-    with pytest.raises(ExportError, match="--force"):
+    with pytest.raises(ExportError, match="force=True"):
         export_onnx(runs["gpt"], tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").read_text() == "mine"
 

@@ -163,5 +163,5 @@ def test_isoflop_shared_curvature_is_steadier_with_few_noisy_sizes():
 def test_isoflop_unknown_curvature_is_a_config_error():
     from scalinglab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--curvature 'wobbly' is not one of per-budget, shared"):
+    with pytest.raises(ConfigError, match="curvature 'wobbly' is not one of per-budget, shared"):
         ScalingLaw("isoflop", curvature="wobbly")

@@ -144,7 +144,7 @@ def test_where_compares_in_memory_numbers_as_numbers():
         ({"run_cols": ["model"]}, "run_cols=['model'] does not apply to law 'chinchilla'"),
         (
             {"n_col": "params", "n_kind": "params_nonembed"},
-            "--n-kind params_nonembed does not apply with --n-col 'params'",
+            "n_kind params_nonembed does not apply with n_col 'params'",
         ),
     ],
 )

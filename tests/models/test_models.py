@@ -93,7 +93,7 @@ def test_presets_build_and_override():
 
 
 def test_n_embd_must_divide_by_n_head():
-    with pytest.raises(ConfigError, match="--n-embd 10 is not divisible by --n-head 4"):
+    with pytest.raises(ConfigError, match="n_embd 10 is not divisible by n_head 4"):
         ModelConfig(arch="gpt", n_embd=10, n_head=4)
 
 

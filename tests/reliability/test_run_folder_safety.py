@@ -15,6 +15,7 @@ import pytest
 from scalinglab import runfolder
 from scalinglab.cli import main
 from scalinglab.fsio import sha256_file
+from scalinglab.sweep.table import runs_table
 from scalinglab.train import checkpoint
 from tests.reliability.helpers import ROOT, one_line_error
 from tests.train.helpers import cli_args, tiny_shards
@@ -137,6 +138,13 @@ def test_a_changed_setting_on_resume_is_named_and_needs_allow_config_change(
     assert event["changes"] == {"lr": [0.001, 0.002], "weight_decay": [0.1, 0.05]}
     assert (event["from_run_id"], event["to_run_id"]) == (first["run_id"], mixed["run_id"])
     assert "lr = 0.002" in (run / "config.toml").read_text()
+    # The runs table flags the mixed run (0 is a clean run), and so does its terminal view.
+    (row,) = runs_table(run)
+    assert (row["status"], row["config_changes"], row["lr"]) == ("completed", 1, 0.002)
+    capsys.readouterr()
+    assert main(["runs", str(run)]) == 0
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[-1] == "config_changes" and line.split()[-1] == "1"
     # From here the new settings are the run's: a larger budget continues without the flag,
     # the old ones are now the change.
     assert main(_train(shards, run, *changed, steps=16)) == 0

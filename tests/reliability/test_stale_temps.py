@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from scalinglab.cli import main
 from scalinglab.fsio import atomic_write_text, temp_tag
 from tests.reliability.helpers import ROOT
@@ -55,3 +57,34 @@ def test_a_prepare_killed_mid_write_leaves_a_folder_the_next_prepare_removes(tmp
     assert main(["prepare", str(tmp_path / "corpus.txt"), "--out", str(out),
                  "--block-size", "16"]) == 0  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "shards"]
+
+
+def _export_killed_then_rerun(tmp_path, fmt: str, out, hook: str) -> None:
+    """An export SIGKILLed after its temporary output is written, before the check that
+    would move it into place; the next export removes that temporary and succeeds."""
+    from tests.export.runs import trained_runs
+
+    run = trained_runs(tmp_path / "runs", gpt={"steps": 20})["gpt"]
+    _killed(f"""
+        import scalinglab.export.{fmt} as ex
+        ex.{hook} = die
+        ex.export_{fmt}({str(run)!r}, {str(out)!r})
+    """)
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(f".{out.name}.tmp-")]
+    assert len(left) == 1 and any((tmp_path / left[0]).iterdir())  # what the kill left
+    args = ["export", str(run), "--format", fmt, "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["runs", out.name])
+
+
+@pytest.mark.slow
+def test_an_export_killed_mid_write_leaves_a_temp_the_next_export_removes(tmp_path):
+    pytest.importorskip("onnxruntime", reason="the [export] extra (onnxruntime) is not installed")
+    pytest.importorskip("onnxscript", reason="the [export] extra (onnxscript) is not installed")
+    _export_killed_then_rerun(tmp_path, "onnx", tmp_path / "m.onnx", "compare")
+
+
+@pytest.mark.slow
+def test_an_hf_export_killed_mid_write_leaves_a_temp_the_next_export_removes(tmp_path):
+    pytest.importorskip("transformers", reason="the [export] extra (transformers) is not installed")
+    _export_killed_then_rerun(tmp_path, "hf", tmp_path / "hf-model", "logits_difference")

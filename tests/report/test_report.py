@@ -190,9 +190,9 @@ def test_fit_settings_are_the_studys_fit_config(study):
 @pytest.mark.parametrize(
     "fit, message",
     [
-        ({"bootstrap": -1}, "study.json [fit]: --bootstrap must be >= 0, got -1"),
+        ({"bootstrap": -1}, "study.json [fit]: bootstrap must be >= 0, got -1"),
         # study.json written before FitConfig spelled the curvature so: it is still read
-        ({"isoflop_curvature": "wobbly"}, "study.json [fit]: --curvature 'wobbly' is not one"),
+        ({"isoflop_curvature": "wobbly"}, "study.json [fit]: curvature 'wobbly' is not one"),
         ({"resamples": 3}, "study.json [fit]: unknown key(s) resamples"),
     ],
 )

@@ -28,7 +28,7 @@ def test_valid_spec_and_defaults(tmp_path, shards):
     [
         (dict(extra="colour = 1"), r"spec.toml: unknown key\(s\) colour \(known: archs"),
         (dict(train="lr_max = 1"), r"\[train\]: unknown key\(s\) lr_max"),
-        (dict(train="grad_accum = 0"), r"\[train\].*--grad-accum must be positive"),
+        (dict(train="grad_accum = 0"), r"\[train\].*grad_accum must be positive"),
         (dict(train="steps = 10"), r"\[train\]: steps are set by the sweep"),
         (dict(design='kind = "grid"\nparams = [2000]\ntokens = [640]\nbogus = 2'),
          r"\[design\]: unknown key\(s\) bogus"),
@@ -114,5 +114,5 @@ def test_submitit_params_parsed_and_checked(tmp_path):
     cfg = ExecutorConfig("submitit", workers=1, threads=1, cluster="local",
                          submitit_params={"local_bogus": 1})  # fmt: skip
     ex = make_executor(cfg, tmp_path)
-    with pytest.raises(ConfigError, match=r"--submitit-param: .*Unknown argument 'bogus'"):
+    with pytest.raises(ConfigError, match=r"submitit_params: .*Unknown argument 'bogus'"):
         ex._executor()

@@ -75,3 +75,24 @@ def test_single_run_folder_and_missing_dir(tmp_path, capsys):
     assert [r["run_id"] for r in runs_table(d)] == ["only"]
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
     assert "runs folder not found" in capsys.readouterr().err
+
+
+def test_config_changes_flags_mixed_runs_and_filters_them_out(tmp_path, capsys):
+    from scalinglab.laws.table import read_table
+
+    clean = {"status": "completed", "val_loss": 2.5, "tokens": 6400, "flops": 1.5e9}
+    _run(tmp_path, "a-clean", clean)
+    _run(tmp_path, "b-mixed", clean | {"val_loss": 2.4, "config_changes": 2})
+    _run(tmp_path, "c-pending")
+    rows = {r["run_id"]: r["config_changes"] for r in runs_table(tmp_path)}
+    assert rows == {"a-clean": 0, "b-mixed": 2, "c-pending": None}
+    out = tmp_path / "runs.csv"
+    assert main(["runs", str(tmp_path), "--csv", str(out)]) == 0
+    table = read_table(out, where=["status=completed", "config_changes=0"], need=("D", "L"))
+    assert list(table.L) == [2.5]  # the mixed run left out of a fit
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path), "--status", "completed"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[-1] == "config_changes"
+    (tmp_path / "runs" / "b-mixed" / "result.json").write_text(json.dumps(clean))
+    assert main(["runs", str(tmp_path)]) == 0  # no mixed run: the column is not printed
+    assert "config_changes" not in capsys.readouterr().out

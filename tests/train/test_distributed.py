@@ -158,7 +158,7 @@ def test_global_batch_must_divide_among_processes():
     from scalinglab.errors import ConfigError
     from scalinglab.train.distributed import Distributed
 
-    with pytest.raises(ConfigError, match=r"--batch-size 8 .* processes \(3\)"):
+    with pytest.raises(ConfigError, match=r"batch_size 8 .* processes \(3\)"):
         Distributed(0, 3).shard_loader(BatchLoader(np.arange(100), 4, 8), 8)
 
 

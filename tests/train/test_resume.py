@@ -208,7 +208,7 @@ def test_checkpoints_record_their_run_and_another_runs_is_refused(tmp_path):
     want = (
         f"{tmp_path / 'other/ckpt/step-00000004'}: this checkpoint belongs to run "
         f"{mine['run_id']}, not to this run ([0-9a-f]{{12}}); "
-        "use a new --out folder or that run's settings"
+        "use a new out folder or that run's settings"
     )
     m = re.fullmatch(want, str(err.value))
     assert m and m[1] != mine["run_id"]

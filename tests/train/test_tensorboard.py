@@ -1,4 +1,5 @@
-"""--tensorboard: event files beside metrics.jsonl holding the same scalars."""
+"""--tensorboard (= --logger tensorboard): event files beside metrics.jsonl holding the same
+scalars, and the run's result and settings (the HPARAMS view)."""
 
 import json
 
@@ -28,11 +29,17 @@ def _expected(run) -> dict[str, list[tuple[int, float]]]:
         "lr": [(r["step"], r["lr"]) for r in rows if "lr" in r],
         "loss/val": [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r and not r.get("final")],
         "loss/val_final": [(r["step"], r["val_loss"]) for r in rows if r.get("final")],
+        "tokens": [(r["step"], r["tokens"]) for r in rows],
+        "flops": [(r["step"], r["flops"]) for r in rows],
     }  # fmt: skip
 
 
 def _assert_same(got: dict, want: dict) -> None:
     want = {tag: v for tag, v in want.items() if v}
+    # the throughput is the trainer's measure at each logged step (not a metrics.jsonl column)
+    assert [s for s, _ in got["tokens_per_second"]] == [s for s, _ in want["loss/train"]]
+    assert all(v > 0 for _, v in got["tokens_per_second"])
+    got = {t: v for t, v in got.items() if not t.startswith("result/") and t != "tokens_per_second"}
     assert set(got) == set(want)
     for tag in want:
         assert [s for s, _ in got[tag]] == [s for s, _ in want[tag]], tag
@@ -50,6 +57,9 @@ def test_event_files_hold_the_metrics(tmp_path):
     assert [s for s, _ in got["loss/train"]] == [5, 10, 15, 20]
     assert [s for s, _ in got["loss/val"]] == [10, 20]
     _assert_same(got, _expected(run))
+    result = json.loads((run / "result.json").read_text())
+    assert got["result/val_loss"] == [(20, pytest.approx(result["val_loss"], rel=1e-6))]
+    assert got["result/params"] == [(20, result["params"])]
 
 
 def test_resume_purges_events_after_the_checkpoint(tmp_path):

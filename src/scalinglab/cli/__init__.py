@@ -23,7 +23,7 @@ import sys
 
 from scalinglab import __version__
 from scalinglab.cli._util import writes_to
-from scalinglab.errors import ScalingLabError
+from scalinglab.errors import ScalingLabError, flag_spelling
 
 
 def _command_modules():
@@ -91,20 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        with writes_to(_target(args)):
-            rc = args.func(args)
-    except ScalingLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `scalinglab generate ... | head`
-        return 0
-    except OSError as exc:
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
-        return EXIT_OS_ERROR
+    with flag_spelling():  # errors name the flags the user typed, not Python keywords
+        try:
+            with writes_to(_target(args)):
+                rc = args.func(args)
+        except ScalingLabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # e.g. `scalinglab generate ... | head`
+            return 0
+        except OSError as exc:
+            print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+            return EXIT_OS_ERROR
     return int(rc or 0)
 
 

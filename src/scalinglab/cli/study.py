@@ -7,7 +7,13 @@ import time
 from pathlib import Path
 
 from scalinglab.cli._util import print_rows
-from scalinglab.cli.sweep import add_executor_flags, add_set_flag, executor_config, parse_with_sets
+from scalinglab.cli.sweep import (
+    add_executor_flags,
+    add_logger_flag,
+    add_set_flag,
+    executor_config,
+    parse_with_sets,
+)
 
 ORDER = 5
 
@@ -37,7 +43,14 @@ def _common(p) -> None:
         "--print-config", action="store_true",
         help="print the study spec with every default filled in (TOML) and exit",
     )  # fmt: skip
+    p.add_argument(
+        "--trainer-cmd", metavar="CMD",
+        help="your own trainer for every run of the study, a command line with {placeholders}, "
+        "e.g. 'python my_train.py --layers {n_layer} --tokens {tokens} --lr {lr} --out {out}' "
+        "(overrides the spec's trainer_cmd; docs/interfaces.md)",
+    )  # fmt: skip
     add_set_flag(p)
+    add_logger_flag(p)
     add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)
 
@@ -80,6 +93,10 @@ def _load(args):
     study = parse_with_sets(d, args.sets, lambda d: parse_study(d, where))
     if args.minutes is not None:
         study = study.scaled(args.minutes)
+    if args.trainer_cmd is not None:
+        study = study.with_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
+    if args.logger:
+        study = study.with_loggers(args.logger)
     return study
 
 

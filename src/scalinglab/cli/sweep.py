@@ -48,6 +48,7 @@ def register(sub) -> None:
         "--out {out}' (overrides the spec's trainer_cmd; docs/interfaces.md)",
     )
     add_set_flag(p)
+    add_logger_flag(p)
     add_executor_flags(p)
     p.set_defaults(func=run)
 
@@ -80,6 +81,17 @@ def parse_with_sets(d: dict, sets: list[str], parse):
         except ScalingLabError as exc:
             raise ConfigError(f"--set {item}: {exc}") from None
     return spec
+
+
+def add_logger_flag(p) -> None:
+    """--logger (repeatable), shared with `study`: every run also logs to these trackers."""
+    from scalinglab.config import LOGGERS
+
+    p.add_argument(
+        "--logger", action="append", choices=LOGGERS, metavar="NAME",
+        help=f"log every run to this experiment tracker too, one of {', '.join(LOGGERS)}; "
+        "repeatable (overrides the spec's [train] loggers; docs/trackers.md)",
+    )  # fmt: skip
 
 
 def add_executor_flags(p, skip: tuple[str, ...] = ()) -> None:
@@ -122,6 +134,8 @@ def run(args) -> int:
         spec.design.flops_convention = args.flops_convention
     if args.trainer_cmd is not None:
         spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
+    if args.logger:
+        spec.train = {**spec.train, "loggers": list(dict.fromkeys(args.logger))}
     if args.print_config:
         from scalinglab.config import dumps_toml
         from scalinglab.sweep.spec import spec_dict

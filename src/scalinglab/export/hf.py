@@ -32,7 +32,7 @@ import torch
 
 from scalinglab.data.tokenizers import EOT, UNK, ByteTokenizer, detect_kind
 from scalinglab.errors import ExportError, require
-from scalinglab.fsio import follow_umask
+from scalinglab.fsio import follow_umask, make_temp_dir, remove_stale_temps, temp_tag
 from scalinglab.train.evaluate import load_trained
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,9 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     hf.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=eos_id)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    # A killed export's temporary folder (its pid gone) is removed here, not left for good.
+    remove_stale_temps(out.parent, f".{out.name}.tmp-")
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
     try:
         with _no_progress_bars():
             hf.save_pretrained(tmp)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from scalinglab.errors import ExportError, require
+from scalinglab.fsio import make_temp_dir, remove_stale_temps, temp_tag
 from scalinglab.train.evaluate import load_trained
 
 log = logging.getLogger(__name__)
@@ -209,9 +210,9 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     model, cfg, step = load_trained(run_dir, "cpu")
     model.float().eval()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    # A killed export's temporary folder (its pid gone) is removed here, not left for good.
+    remove_stale_temps(out.parent, f".{out.name}.tmp-")
+    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
     try:
         to_onnx(model, tmp / out.name, opset)
         # An RNN is checked on a longer sequence than a window: the state carries on.

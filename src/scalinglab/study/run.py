@@ -45,6 +45,7 @@ from scalinglab.sweep.estimate import estimate_seconds
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.executors import ExecutorConfig, make_executor
 from scalinglab.sweep.spec import SweepSpec, parse_spec
+from scalinglab.train.trackers import check_loggers
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -358,6 +359,8 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     out, emit = Path(out), listener or (lambda *a: None)
     cfg = executor or ExecutorConfig(workers=study.workers)
     workers, threads = cfg.workers, cfg.threads_per_run
+    if study.trainer_cmd is None:  # scalinglab's trainer: its trackers must work first
+        check_loggers(study.shared["train"].get("loggers"), probe=True)
     shards, corpus = prepare_data(study, Path(cache))
     plan = plan_study(study, shards, corpus, out, workers, threads)  # checks it all first
     out.mkdir(parents=True, exist_ok=True)
@@ -367,7 +370,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     first = [(p, r) for p, r in plan.pool_runs if r.arch == bt_arch]
     rest = [(p, r) for p, r in plan.pool_runs if r.arch != bt_arch]
     # the study chooses which run goes next; the executor runs it (a thread, Ray, submitit)
-    with make_executor(cfg, out).open(retries=cfg.retries) as ex:
+    with make_executor(cfg, out).open(retries=cfg.retries, command=study.trainer_cmd) as ex:
         pool = RunQueue(ex, emit)
         # the runs the prediction needs first; the other architectures fill idle workers
         need = _queue(pool, first, out, threads, 1.0, plan.estimates)

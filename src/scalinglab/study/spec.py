@@ -35,6 +35,8 @@
 
     [fit]                         # scalinglab.laws.settings.FitConfig: the `fit` flags
     bootstrap = 1000
+
+    # trainer_cmd = "python my_train.py ... --out {out}"   # your own trainer for every run
 """
 
 import copy
@@ -48,11 +50,11 @@ from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS
-from scalinglab.sweep.spec import IsoflopDesign
+from scalinglab.sweep.spec import IsoflopDesign, check_trainer_cmd
 
 FORMAT_VERSION = 1
 TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train", "shape",
-       "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit")  # fmt: skip
+       "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit", "trainer_cmd")  # fmt: skip
 MIN_BACKTEST_FACTOR = 3.0
 
 
@@ -110,6 +112,21 @@ class StudySpec:
     factors: list[float]
     fit: FitConfig
     raw: dict
+    trainer_cmd: str | None = None
+    """Your own trainer's command line for every run (docs/interfaces.md); None: ours."""
+
+    def with_trainer_cmd(self, cmd: str, where: str) -> "StudySpec":
+        """The same study with every run trained by `cmd` (`study --trainer-cmd`), which
+        is checked as the spec's `trainer_cmd` is and recorded in its raw mapping."""
+        raw = {**copy.deepcopy(self.raw), "trainer_cmd": check_trainer_cmd(cmd, where)}
+        return dataclasses.replace(self, trainer_cmd=raw["trainer_cmd"], raw=raw)
+
+    def with_loggers(self, loggers: list[str]) -> "StudySpec":
+        """The same study with every run also logged to these trackers (`study --logger`):
+        the shared [train] table's `loggers`, in the raw mapping too."""
+        train = {**self.shared.get("train", {}), "loggers": list(dict.fromkeys(loggers))}
+        raw = {**copy.deepcopy(self.raw), "train": train}
+        return dataclasses.replace(self, shared={**self.shared, "train": train}, raw=raw)
 
     def scaled(self, minutes: float) -> "StudySpec":
         """The same study with every budget scaled by minutes / self.minutes."""
@@ -151,7 +168,7 @@ def _typed(cls, d: dict, where: str):
     try:
         return from_dict(cls, d, where)
     except ConfigError as exc:
-        raise SweepError(str(exc)) from None
+        raise SweepError(exc.message) from None
 
 
 def _positive(v, what: str, where: str) -> float:
@@ -242,6 +259,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         factors=[_positive(f, "every plan factor", where) for f in plan.factors],
         fit=fs,
         raw=d,
+        trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd"),
     )
 
 
@@ -260,6 +278,8 @@ def study_dict(study: StudySpec) -> dict:
     }  # fmt: skip
     if study.seed_noise is not None:
         d["seed_noise"] = dataclasses.asdict(study.seed_noise)
+    if study.trainer_cmd:
+        d["trainer_cmd"] = study.trainer_cmd
     return d
 
 
@@ -276,4 +296,4 @@ def sweep_dict(study: StudySpec, arch: str, shards: Path, design: dict, suffix: 
         "shape": dict(s["shape"]),
         "hparams": copy.deepcopy(s["hparams"]),
         "design": design,
-    }
+    } | ({"trainer_cmd": study.trainer_cmd} if study.trainer_cmd else {})

@@ -26,6 +26,7 @@ from scalinglab.sweep.spec import SweepSpec
 from scalinglab.sweep.status import SweepProgress
 from scalinglab.sweep.table import run_row
 from scalinglab.train import checkpoint
+from scalinglab.train.trackers import check_loggers
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ def open_context(spec: SweepSpec) -> Context:
         manifest = read_manifest(spec.data)
     except DataError as exc:
         raise DataError(
-            f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc} (make it with e.g. "
+            f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc.message} (make it with e.g. "
             f"`scalinglab prepare stdlib --tokenizer byte --out {spec.data}`)"
         ) from None
     data_id = content_id(manifest)[:16]
@@ -103,6 +104,8 @@ def run_sweep(
     after the first centred on the tokens per parameter measured at the previous
     budget's loss minimum. Every other design is one stage."""
     out = Path(out)
+    if command is None:  # scalinglab's trainer: its trackers must work before a run starts
+        check_loggers(spec.train.get("loggers"), probe=True)
     ctx = open_context(spec)
     d = spec.design
     recentre = d.kind == "isoflop" and d.recentre

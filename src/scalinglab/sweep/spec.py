@@ -420,7 +420,7 @@ def _build(cls, d, where: str):
     try:
         return from_dict(cls, d, where)
     except ConfigError as exc:
-        raise SweepError(str(exc)) from None
+        raise SweepError(exc.message) from None
 
 
 def spec_dict(spec: SweepSpec) -> dict:

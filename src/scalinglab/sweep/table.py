@@ -33,6 +33,9 @@ COLUMNS = (
     "epochs",
     # the hyperparameters, from each run's config (so LR or seed analyses need no folders)
     *HYPERPARAMETERS,
+    # settings changed on a resume with --allow-config-change (result.json): 0 for a clean
+    # run, so a mixed run is never read as one run of one configuration
+    "config_changes",
 )  # fmt: skip
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -83,6 +86,7 @@ def run_row(run_dir: str | Path) -> dict:
         row["wall_seconds"] = result.get("wall_seconds")
         row["tokens_per_second"] = result.get("tokens_per_second")
         row["epochs"] = result.get("epochs")  # passes over the train split: > 1 repeats data
+        row["config_changes"] = result.get("config_changes", 0)
         if result.get("dtype"):
             row["dtype"] = result["dtype"]  # resolved: "auto" became float32 or bfloat16
     row["status"] = runfolder.table_status(run_dir, result)
@@ -210,12 +214,13 @@ def _short(v) -> str:
 
 def format_table(rows: list[dict], cols: list[str] | None = None) -> str:
     """An aligned plain-text table (for the terminal); by default the hyperparameter
-    columns only where they differ between rows."""
+    columns only where they differ between rows, config_changes only where a run has some."""
     if cols is None:
         cols = [
             c
             for c in columns(rows)
-            if c not in HYPERPARAMETERS or len({repr(r.get(c)) for r in rows}) > 1
+            if (c not in HYPERPARAMETERS or len({repr(r.get(c)) for r in rows}) > 1)
+            and (c != "config_changes" or any(r.get(c) for r in rows))
         ]
     cells = [cols] + [[_short(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]

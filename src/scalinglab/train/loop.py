@@ -26,6 +26,7 @@ from scalinglab.train.guards import StopOnSignal, finite
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import Schedule, make_optimizer, plan_steps
 from scalinglab.train.progress import Progress
+from scalinglab.train.trackers import flatten
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ class Trainer:
         self.c = Counters()
         self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
-        self.metrics = MetricsLog(self.out, tensorboard=t.tensorboard, enabled=self.dist.is_main)
+        loggers = [*t.loggers, *(["tensorboard"] if t.tensorboard else [])]
+        self.metrics = MetricsLog(self.out, loggers, enabled=self.dist.is_main)
 
     # -- the loop ------------------------------------------------------------
 
@@ -192,8 +194,8 @@ class Trainer:
             row = (row or self._row(lr=self.lr)) | {"val_loss": self.c.val_loss}
             log.info("step %d: train loss %.4f, val loss %.4f", step, self.c.train_loss,
                      self.c.val_loss)  # fmt: skip
-        if row:
-            self.metrics.write(**row)
+        if row:  # trackers also get the throughput (not a metrics.jsonl column)
+            self.metrics.write(row, tracked={"tokens_per_second": self._tokens_per_second()})
         if t.ckpt_every and step % t.ckpt_every == 0:
             self._checkpoint()
         bar.update(step, self.c.tokens, self.c.train_loss, self._tokens_per_second())
@@ -253,8 +255,19 @@ class Trainer:
         old = runfolder.read_result(self.out)
         if path is not None and self._budget_spent() and old and old.get("status") == "completed":
             return old
+        self.metrics.open_trackers(self._hparams())
         self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
         return None
+
+    def _hparams(self) -> dict:
+        """What trackers record of the run: its resolved config and its N, D, C (planned)."""
+        steps, c = self.total_steps, self.counts
+        tokens = steps * self.tokens_per_step if steps is not None else None
+        flops = tokens * c.flops_per_token if tokens is not None else None
+        return flatten(self.cfg.to_dict()) | {
+            "N": c.params, "N_nonembed": c.params_nonembed, "D": tokens, "C": flops,
+            "flops_per_token": c.flops_per_token, "run_id": self.run_id,
+        }  # fmt: skip
 
     def _state(self) -> dict:
         state = {
@@ -344,7 +357,7 @@ class Trainer:
             s = summarize(loss, self.shards.bytes_per_token("val"))
             final = {"val_loss": loss, "val_ppl": s["perplexity"], "val_bpb": s["bits_per_byte"]}
             final["eval_tokens"] = n
-            self.metrics.write(**self._row(val_loss=loss, final=True))
+            self.metrics.write(self._row(val_loss=loss, final=True))
             log.info("step %d: final val loss %.4f (%d tokens)", self.c.step, loss, n)
         return self._write_result(status, **final)
 
@@ -367,7 +380,11 @@ class Trainer:
         changes = [h for h in runfolder.read_history(self.out) if h.get("event") == "config_change"]
         if changes:  # a mixed run: its settings changed on a resume (RUN/history.jsonl)
             result["config_changes"] = len(changes)
-        return runfolder.write_result(self.out, result) if self.dist.is_main else result
+        if not self.dist.is_main:
+            return result
+        result = runfolder.write_result(self.out, result)
+        self.metrics.finish(result)
+        return result
 
 
 def train(

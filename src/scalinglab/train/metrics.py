@@ -10,66 +10,54 @@ metrics.jsonl holds one JSON object per line, per log or eval step::
 checkpoint's step, written by the run that died, are dropped, so the file
 reads as one uninterrupted run.
 
-With `--tensorboard` each row is also written as TensorBoard scalars
-(`loss/train`, `loss/val`, `lr`, and `loss/val_final` for the final
-evaluation) to event files in the run folder itself, so `tensorboard --logdir
-SWEEP` shows every run of a sweep under its folder name. A resumed run purges
-the events after its checkpoint's step, as it drops those metrics lines.
+With `--logger NAME` (repeatable; `--tensorboard` is `--logger tensorboard`) each row
+also goes to that experiment tracker (train/trackers.py): TensorBoard event files in
+the run folder, a W&B or MLflow run, or RUN/metrics.csv. A resumed run drops the
+tracker's rows after its checkpoint's step, as it drops those metrics lines.
 """
 
+import logging
 import os
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.errors import require
+from scalinglab.train import trackers
 
-TB_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "lr": "lr"}  # row key -> tag
-
-
-class TensorBoardSink:
-    """Metrics rows as TensorBoard scalars, through torch.utils.tensorboard."""
-
-    def __init__(self, log_dir: Path):
-        require("tensorboard", "tensorboard", "--tensorboard")
-        self.log_dir = Path(log_dir)
-        self.purge_step: int | None = None
-        self._w = None
-
-    def write(self, row: dict) -> None:
-        if self._w is None:  # opened late: a resume sets purge_step first
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._w = SummaryWriter(str(self.log_dir), purge_step=self.purge_step)
-        for key, tag in TB_TAGS.items():
-            if row.get(key) is not None:
-                if key == "val_loss" and row.get("final"):
-                    tag = "loss/val_final"
-                self._w.add_scalar(tag, row[key], global_step=row["step"])
-
-    def close(self) -> None:
-        if self._w is not None:
-            self._w.close()
-            self._w = None
+log = logging.getLogger(__name__)
 
 
 class MetricsLog:
     """`enabled=False` (ranks other than 0 of a multi-process run) writes nothing."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = False, enabled: bool = True):
+    def __init__(self, run_dir: Path, loggers=(), enabled: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / runfolder.METRICS
         self.enabled = enabled
         self._f = None
-        self.sinks = [TensorBoardSink(self.run_dir)] if tensorboard and enabled else []
+        # checked now, before anything is written: a missing package is one line
+        self.loggers = trackers.check_loggers(loggers) if enabled else []
+        self.trackers: list[trackers.Tracker] = []
+        self.resume_step = 0
 
     def truncate_after(self, step: int) -> None:
         """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
-        for sink in self.sinks:
-            sink.purge_step = step + 1
+        self.resume_step = step
         if self.enabled:
             runfolder.truncate_metrics(self.run_dir, step)
 
-    def write(self, **row) -> None:
+    def open_trackers(self, hparams: dict) -> None:
+        """Start the trackers (after truncate_after: a resumed run continues its tracker
+        runs from its checkpoint's step); raises, one line, if one cannot start."""
+        if self.loggers:
+            meta = runfolder.read_sweep_meta(self.run_dir)
+            self.trackers = trackers.open_trackers(
+                self.loggers, self.run_dir, hparams, self.resume_step,
+                run_name=self.run_dir.resolve().name, group=meta.get("sweep"),
+            )  # fmt: skip
+
+    def write(self, row: dict, tracked: dict | None = None) -> None:
+        """Append `row` to metrics.jsonl and send it, with `tracked` (values for the
+        trackers only), to every tracker."""
         if not self.enabled:
             return
         if self._f is None:
@@ -77,12 +65,31 @@ class MetricsLog:
         clean, line = runfolder.metrics_line(row)
         self._f.write(line)
         self._f.flush()
-        for sink in self.sinks:
-            sink.write(clean)
+        metrics = trackers.row_metrics(clean | (tracked or {}))
+        self._each(lambda t: t.log(clean["step"], metrics))
+
+    def finish(self, result: dict) -> None:
+        """The run's result, to every tracker (its summary)."""
+        self._each(lambda t: t.finish(result))
+
+    def _each(self, call) -> None:
+        """A tracker that fails mid-run is dropped with a warning: the run goes on."""
+        for t in list(self.trackers):
+            try:
+                call(t)
+            except Exception as exc:
+                log.warning("warning: --logger %s failed and is dropped for this run: %s",
+                            t.name, trackers.one_line(exc))  # fmt: skip
+                self.trackers.remove(t)
+                t.close()
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        for t in self.trackers:
+            try:
+                t.close()
+            except Exception as exc:  # closing must not hide the run's own outcome
+                log.warning("warning: --logger %s: %s", t.name, trackers.one_line(exc))
+        self.trackers = []
         if self._f is not None:
             self._f.flush()
             os.fsync(self._f.fileno())

@@ -1,0 +1,307 @@
+"""Experiment trackers: a run's config, metrics rows and result, also sent to TensorBoard,
+Weights & Biases, MLflow or a CSV file (`--logger NAME`, repeatable; TOML `loggers`).
+
+RUN/metrics.jsonl stays the record scalinglab reads; a tracker is a copy for the
+tools people already watch. Each one gets, for one run:
+
+- at the start: the resolved config (`model.*`, `train.*`) and the run's N, D, C
+  (`params`, `params_nonembed`, `tokens`, `flops` planned) as hyperparameters;
+- per metrics row: `loss/train`, `loss/val`, `lr`, `tokens`, `flops`,
+  `tokens_per_second` against the optimizer step (W&B also lets you plot them
+  against `tokens` or `flops`);
+- at the end: the result (`status`, `val_loss`, `val_bpb`, `params`, `tokens`,
+  `flops`, ...) as the run's summary.
+
+A run of a sweep or a study is its own tracker run, named after its folder and
+grouped by its sweep (W&B `group`, an MLflow experiment of the sweep's name).
+The libraries' own environment variables decide where things go (`WANDB_MODE`,
+`WANDB_DIR`, `WANDB_PROJECT`, `MLFLOW_TRACKING_URI`). A tracker that cannot start
+(its package absent, a bad tracking URI) stops the run before it trains, with one
+line naming the tracker.
+"""
+
+import contextlib
+import csv
+import hashlib
+import io
+import math
+import os
+import time
+from pathlib import Path
+
+from scalinglab import runfolder
+from scalinglab.config import LOGGERS
+from scalinglab.errors import ConfigError, require
+
+PROJECT = "scalinglab"  # W&B project and MLflow experiment of a run outside a sweep
+ROW_KEYS = {  # metrics row key -> the name trackers log it under
+    "train_loss": "loss/train", "val_loss": "loss/val", "lr": "lr", "tokens": "tokens",
+    "flops": "flops", "tokens_per_second": "tokens_per_second",
+}  # fmt: skip
+RESULT_KEYS = ("status", "val_loss", "val_ppl", "val_bpb", "train_loss", "params",
+               "params_nonembed", "tokens", "flops", "flops_6nd", "steps", "wall_seconds",
+               "tokens_per_second", "epochs", "config_changes")  # fmt: skip
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"model": {"n_layer": 2}} -> {"model.n_layer": 2}: hyperparameters as trackers keep them."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def row_metrics(row: dict) -> dict:
+    """A metrics row's numbers under the names trackers log them as."""
+    out = {}
+    for key, name in ROW_KEYS.items():
+        v = row.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out["loss/val_final" if key == "val_loss" and row.get("final") else name] = v
+    return out
+
+
+def _summary(result: dict) -> dict:
+    return {k: result[k] for k in RESULT_KEYS if result.get(k) is not None}
+
+
+class Tracker:
+    """One tracker of one run. `start` before the first step (it raises ConfigError if the
+    tracker cannot work), `log` per metrics row, `finish` with the result, `close` always."""
+
+    name = ""
+
+    def __init__(self, run_dir: Path, run_name: str, group: str | None):
+        self.run_dir, self.run_name, self.group = Path(run_dir), run_name, group
+
+    def start(self, hparams: dict, resume_step: int) -> None:
+        """Open the tracker run; a resumed run (resume_step > 0) continues the same one."""
+
+    def log(self, step: int, metrics: dict) -> None:
+        raise NotImplementedError
+
+    def finish(self, result: dict) -> None:
+        """The run's result (a completed, diverged, preempted or failed run alike)."""
+
+    def close(self) -> None:
+        """Release files and connections (after finish, or on an error)."""
+
+
+class TensorBoardTracker(Tracker):
+    """Event files in the run folder itself, so `tensorboard --logdir SWEEP` shows every run
+    under its folder name; a resumed run purges the events after its checkpoint's step."""
+
+    name = "tensorboard"
+
+    def start(self, hparams: dict, resume_step: int) -> None:
+        require("tensorboard", "tensorboard", "--logger tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.w = SummaryWriter(str(self.run_dir), purge_step=resume_step + 1)
+        self.hparams = {k: v if isinstance(v, int | float | str | bool) else str(v)
+                        for k, v in hparams.items()}  # fmt: skip
+        if resume_step == 0:
+            self.w.add_text("config", "\n".join(f"    {k} = {v!r}" for k, v in hparams.items()))
+
+    def log(self, step: int, metrics: dict) -> None:
+        for tag, v in metrics.items():
+            self.w.add_scalar(tag, v, global_step=step)
+
+    def finish(self, result: dict) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        final = {f"result/{k}": v for k, v in _summary(result).items() if not isinstance(v, str)}
+        # the HPARAMS view: each run's settings beside its final numbers, in this run's own
+        # event file (SummaryWriter.add_hparams would open a second one)
+        for summary in hparams(self.hparams, final):
+            self.w.file_writer.add_summary(summary)
+        step = int(result.get("steps") or 0)
+        for tag, v in final.items():
+            self.w.add_scalar(tag, v, global_step=step)
+
+    def close(self) -> None:
+        if getattr(self, "w", None) is not None:
+            self.w.close()
+            self.w = None
+
+
+class CsvTracker(Tracker):
+    """RUN/metrics.csv: one row per metrics row, in fixed columns (step and the tracked
+    names; a spreadsheet's view of metrics.jsonl); a resumed run drops the rows after its
+    checkpoint's step."""
+
+    name = "csv"
+    COLUMNS = ("step", *ROW_KEYS.values(), "loss/val_final")
+
+    def start(self, hparams: dict, resume_step: int) -> None:
+        self.path = self.run_dir / runfolder.METRICS_CSV
+        kept = []
+        if resume_step and self.path.exists():
+            with open(self.path, newline="", encoding="utf-8") as f:
+                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, self.COLUMNS)
+        w.writeheader()
+        w.writerows(kept)
+        runfolder.write_metrics_csv(self.run_dir, buf.getvalue())
+        self.f = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
+        self.w = csv.DictWriter(self.f, self.COLUMNS)
+
+    def log(self, step: int, metrics: dict) -> None:
+        self.w.writerow({"step": step, **metrics})
+        self.f.flush()
+
+    def close(self) -> None:
+        if getattr(self, "f", None) is not None:
+            self.f.close()
+            self.f = None
+
+
+class WandbTracker(Tracker):
+    """A W&B run whose id is fixed by the run folder, so a resumed run continues it.
+    Without WANDB_DIR its files go into the run folder (RUN/wandb/)."""
+
+    name = "wandb"
+
+    def start(self, hparams: dict, resume_step: int) -> None:
+        wandb = require("wandb", "wandb", "--logger wandb")
+        run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        try:
+            self.run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT") or PROJECT, group=self.group,
+                name=self.run_name, id=run_id, resume="allow", config=hparams,
+                dir=os.environ.get("WANDB_DIR") or str(self.run_dir), reinit="create_new",
+            )  # fmt: skip
+            # every metric can also be plotted against tokens or FLOPs
+            for x in ("tokens", "flops"):
+                self.run.define_metric(x)
+        except Exception as exc:  # login, mode, network: one line, before the run trains
+            raise ConfigError(f"--logger wandb: cannot start a W&B run: {one_line(exc)}") from None
+
+    def log(self, step: int, metrics: dict) -> None:
+        self.run.log(metrics, step=step)
+
+    def finish(self, result: dict) -> None:
+        self.run.summary.update(_summary(result))
+
+    def close(self) -> None:
+        if getattr(self, "run", None) is not None:
+            self.run.finish()
+            self.run = None
+
+
+class MlflowTracker(Tracker):
+    """An MLflow run in the experiment of the run's sweep (`scalinglab` outside one), at
+    MLFLOW_TRACKING_URI; a resumed run continues the run it started (RUN/trackers.json)."""
+
+    name = "mlflow"
+
+    def start(self, hparams: dict, resume_step: int) -> None:
+        require("mlflow", "mlflow", "--logger mlflow")
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        try:
+            self.client = MlflowClient()
+            name = self.group or PROJECT
+            exp = self.client.get_experiment_by_name(name)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(name)
+            known = runfolder.read_trackers(self.run_dir).get("mlflow_run_id")
+            if resume_step and known:
+                self.run_id = known
+                self.client.update_run(self.run_id, status="RUNNING")
+            else:
+                tags = {"scalinglab.run_dir": str(self.run_dir.resolve())}
+                if self.group:
+                    tags["scalinglab.sweep"] = self.group
+                run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
+                self.run_id = run.info.run_id
+                params = [Param(k, str(v)[:6000]) for k, v in hparams.items()]
+                for i in range(0, len(params), 100):  # MLflow takes 100 params a batch
+                    self.client.log_batch(self.run_id, params=params[i : i + 100])
+                runfolder.write_trackers(self.run_dir, {"mlflow_run_id": self.run_id})
+        except Exception as exc:  # a bad URI, a store it cannot open: one line, before training
+            raise ConfigError(
+                f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: "
+                f"{one_line(exc)}"
+            ) from None
+        self.status = "KILLED"
+
+    def log(self, step: int, metrics: dict) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def finish(self, result: dict) -> None:
+        from mlflow.entities import Metric
+
+        now, step = int(time.time() * 1000), int(result.get("steps") or 0)
+        summary = _summary(result)
+        batch = [Metric(f"result/{k}", float(v), now, step) for k, v in summary.items()
+                 if not isinstance(v, str)]  # fmt: skip
+        self.client.log_batch(self.run_id, metrics=batch)
+        self.client.set_tag(self.run_id, "scalinglab.status", result.get("status", ""))
+        ok = result.get("status") in ("completed", "diverged", "preempted")
+        self.status = "FINISHED" if ok else "FAILED"
+
+    def close(self) -> None:
+        if getattr(self, "run_id", None) is not None:
+            with contextlib.suppress(Exception):  # closing must not hide the run's own error
+                self.client.set_terminated(self.run_id, self.status)
+            self.run_id = None
+
+
+KINDS = {c.name: c for c in (TensorBoardTracker, WandbTracker, MlflowTracker, CsvTracker)}
+
+
+def one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+def check_loggers(names, probe: bool = False) -> list[str]:
+    """The tracker names, checked (known; each once) and their packages importable; with
+    `probe`, MLflow's store is opened too. A sweep or study probes before any run starts,
+    so that a bad MLFLOW_TRACKING_URI is one line, not a failed run each."""
+    names = list(dict.fromkeys(names or []))
+    for n in names:
+        if n not in KINDS:
+            raise ConfigError(f"--logger {n!r} is not one of {', '.join(LOGGERS)}")
+    for n in names:
+        if n != "csv":
+            require(n, n, f"--logger {n}")
+    if probe and "mlflow" in names:
+        from mlflow.tracking import MlflowClient
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        try:
+            MlflowClient().search_experiments(max_results=1)
+        except Exception as exc:
+            raise ConfigError(
+                f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: "
+                f"{one_line(exc)}"
+            ) from None
+    return names
+
+
+def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
+                  run_name: str, group: str | None) -> list[Tracker]:  # fmt: skip
+    """Start the named trackers for one run; if one cannot start, close those started and
+    raise (ConfigError or MissingExtraError, one line)."""
+    started: list[Tracker] = []
+    try:
+        for n in check_loggers(names):
+            t = KINDS[n](run_dir, run_name, group)
+            t.start(hparams, resume_step)
+            started.append(t)
+    except BaseException:
+        for t in started:
+            t.close()
+        raise
+    return started

@@ -1,0 +1,248 @@
+"""--logger tensorboard|wandb|mlflow|csv: what a run sends to each tracker, read back with the
+tracker's own reader (MlflowClient; W&B's own record format; csv), offline, no server.
+
+The W&B test reads the offline run file `run-ID.wandb` that `wandb.init` writes under
+WANDB_MODE=offline: W&B's transaction log, a LevelDB-style log of length-prefixed
+blocks (a 7-byte header `:W&B` + magic + version, then records of 32 KiB blocks, each
+chunk headed by crc32c, length and type), whose payloads are `wandb_internal_pb2.Record`
+protobufs (wandb.proto). wandb 0.31 ships no Python reader of it (`wandb sync` uploads it,
+which needs a server), so `_wandb_records` splits the log and W&B's own protobuf classes
+parse each record; the test checks the run's group, name and config, every history row
+(step, loss, tokens, FLOPs) against metrics.jsonl, and the final summary against
+result.json.
+"""
+
+import csv
+import json
+import struct
+import sys
+import tomllib
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.train import train
+from tests.reliability.helpers import one_line_error
+from tests.sweep.conftest import write_spec
+from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
+
+GRID = """kind = "grid"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 1, n_embd = 16, n_head = 4}]
+tokens = [3200]
+"""
+
+
+def _rows(run) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _result(run) -> dict:
+    return json.loads((run / "result.json").read_text())
+
+
+def test_csv_logger_holds_the_metrics_rows_and_a_resume_drops_the_later_ones(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    cfg = tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["csv"])
+    train(cfg, run)
+    with open(run / "metrics.csv", newline="") as f:
+        got = list(csv.DictReader(f))
+    rows = _rows(run)
+    assert [int(r["step"]) for r in got] == [r["step"] for r in rows] == [5, 10, 15, 20, 20]
+    for g, r in zip(got, rows, strict=True):
+        assert float(g["tokens"]) == r["tokens"] and float(g["flops"]) == r["flops"]
+        if "train_loss" in r:
+            assert float(g["loss/train"]) == pytest.approx(r["train_loss"], rel=1e-12)
+    assert float(got[-1]["loss/val_final"]) == pytest.approx(_result(run)["val_loss"])
+    # resumed from step 10 (the step-20 checkpoint lost): the CSV, like metrics.jsonl,
+    # holds each step once
+    (run / "ckpt" / "step-00000020" / "manifest.json").unlink()
+    (run / "result.json").unlink()
+    train(cfg, run)
+    with open(run / "metrics.csv", newline="") as f:
+        again = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in again] == [5, 10, 15, 20, 20]
+
+
+def test_logger_is_a_repeatable_flag_and_a_toml_key(tmp_path):
+    from scalinglab.config import RunConfig
+    from scalinglab.errors import ConfigError
+
+    cfg = RunConfig.from_dict({"train": {"loggers": ["csv", "tensorboard", "csv"]}})
+    assert cfg.train.loggers == ["csv", "tensorboard"]
+    with pytest.raises(ConfigError, match="'comet' is not one of tensorboard, wandb, mlflow, csv"):
+        RunConfig.from_dict({"train": {"loggers": ["comet"]}})
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    args = cli_args(data, run, "--steps", "4", "--logger", "csv", "--logger", "tensorboard")
+    assert main(args) == 0
+    assert "loggers = [" in (run / "config.toml").read_text()
+    assert (run / "metrics.csv").exists() and list(run.glob("events.out.tfevents.*"))
+
+
+def test_a_tracker_that_cannot_start_is_one_line_before_training(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://nowhere")
+    err = one_line_error(capsys, cli_args(data, run, "--steps", "4", "--logger", "mlflow"))
+    assert err.startswith(
+        "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI='nosuchscheme://nowhere': "
+    )
+    assert not (run / "result.json").exists() and not (run / "metrics.jsonl").exists()
+    # a sweep says so before any run folder is made
+    spec = write_spec(tmp_path, data, GRID)
+    out = tmp_path / "sweep"
+    err = one_line_error(capsys, ["sweep", str(spec), "--out", str(out), "--logger", "mlflow"])
+    assert "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI" in err
+    assert not out.exists()
+    # a missing package names the extra that installs it
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    err = one_line_error(capsys, cli_args(data, run, "--steps", "4", "--logger", "wandb"))
+    assert "--logger wandb needs the Python package 'wandb'" in err
+    assert "pip install 'scalinglab[wandb]'" in err
+
+
+# --- W&B and MLflow, written by a 2-run sweep ----------------------------------
+
+
+def _wandb_records(path):
+    """The protobuf records of a W&B transaction log (see the module docstring)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, chunk, out = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header: padding
+            pos += block - pos % block
+            continue
+        _crc, n, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0:  # zero padding to the block's end
+            pos += block - pos % block
+            continue
+        chunk += data[pos + 7 : pos + 7 + n]
+        pos += 7 + n
+        if kind in (1, 4):  # FULL, or the LAST piece of a record split across blocks
+            rec = wandb_internal_pb2.Record()
+            rec.ParseFromString(chunk)
+            out.append(rec)
+            chunk = b""
+    return out
+
+
+def _wandb_run(path) -> dict:
+    """{"group", "name", "config", "history": [{key: value}], "summary"} of one offline run."""
+    run = {"config": {}, "history": [], "summary": {}}
+    for rec in _wandb_records(path):
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            run |= {"group": rec.run.run_group, "name": rec.run.display_name}
+            for item in rec.run.config.update:
+                run["config"][item.key] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in rec.config.update:
+                run["config"][item.key] = json.loads(item.value_json)
+        elif kind == "history":
+            row = {"_step": rec.history.step.num}
+            for item in rec.history.item:
+                row["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+            run["history"].append(row)
+        elif kind == "summary":
+            for item in rec.summary.update:
+                run["summary"]["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+    return run
+
+
+@pytest.mark.slow
+def test_a_sweep_logs_each_run_to_wandb_offline_and_a_local_mlflow_store(tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    data = tiny_shards(tmp_path / "shards")
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wb").mkdir()
+    spec = write_spec(tmp_path, data, GRID, train="log_every = 5\neval_every = 10")
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(spec), "--out", str(out), "--workers", "2", "--threads", "1",
+            "--logger", "wandb", "--logger", "mlflow"]  # fmt: skip
+    assert main(argv) == 0
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 2
+
+    client = MlflowClient(store.as_uri())
+    exp = client.get_experiment_by_name("t")  # the sweep's name
+    logged = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert sorted(logged) == [r.name for r in runs]
+    wb_files = {
+        p.name.removeprefix("run-").removesuffix(".wandb"): p
+        for p in (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb")
+    }
+    assert len(wb_files) == 2
+    wb = {w["name"]: w for w in map(_wandb_run, wb_files.values())}
+    assert sorted(wb) == [r.name for r in runs]
+    for run in runs:
+        rows, result = _rows(run), _result(run)
+        cfg = tomllib_load(run / "config.toml")
+        # MLflow: the config and N as parameters, every row, the result, one finished run
+        m = logged[run.name]
+        assert m.info.status == "FINISHED" and m.data.tags["scalinglab.sweep"] == "t"
+        assert m.data.params["model.n_embd"] == str(cfg["model"]["n_embd"])
+        assert m.data.params["N"] == str(result["params"])
+        hist = client.get_metric_history(m.info.run_id, "loss/train")
+        want = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
+        assert [(h.step, h.value) for h in hist] == want
+        tokens = client.get_metric_history(m.info.run_id, "tokens")
+        assert [(h.step, h.value) for h in tokens] == [(r["step"], r["tokens"]) for r in rows]
+        assert m.data.metrics["result/val_loss"] == result["val_loss"]
+        assert m.data.metrics["loss/val_final"] == result["val_loss"]
+        # W&B: grouped by the sweep, the config, every row, the result as the summary
+        w = wb[run.name]
+        assert w["group"] == "t"
+        assert w["config"]["model.n_embd"] == cfg["model"]["n_embd"]
+        assert w["config"]["D"] == result["tokens"] and w["config"]["N"] == result["params"]
+        got = [(h["_step"], h["loss/train"]) for h in w["history"] if "loss/train" in h]
+        assert got == want
+        # W&B keeps one history row per step: the final evaluation's row joins its step's
+        flops = [(h["_step"], h["flops"]) for h in w["history"] if "flops" in h]
+        assert flops == sorted({r["step"]: r["flops"] for r in rows}.items())
+        assert w["history"][-1]["loss/val_final"] == result["val_loss"]
+        assert w["summary"]["val_loss"] == result["val_loss"]
+        assert w["summary"]["status"] == "completed"
+
+
+def tomllib_load(path) -> dict:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def test_a_study_passes_its_loggers_to_every_run_and_checks_them_first(
+    tmp_path, capsys, monkeypatch
+):
+    from scalinglab.study.run import _spec
+    from scalinglab.study.spec import parse_study
+    from tests.test_study import TOY
+
+    study = parse_study(tomllib.loads(TOY.format(corpus=tmp_path / "c.txt")), "toy")
+    logged = study.with_loggers(["csv", "mlflow", "csv"])
+    assert logged.raw["train"]["loggers"] == ["csv", "mlflow"]
+    spec = _spec(logged, "gpt", tmp_path, {"kind": "isoflop", "budgets": [1e8, 3e8]}, "gpt")
+    assert spec.train["loggers"] == ["csv", "mlflow"]  # in every run.toml of the study
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuchscheme://nowhere")
+    toml = tmp_path / "toy.toml"
+    toml.write_text(TOY.format(corpus=tmp_path / "c.txt"))
+    out, cache = tmp_path / "study", tmp_path / "cache"
+    args = ["study", str(toml), "--out", str(out), "--cache", str(cache), "--logger", "mlflow"]
+    err = one_line_error(capsys, args)
+    assert (
+        "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI='nosuchscheme://nowhere'" in err
+    )
+    assert not out.exists() and not cache.exists()  # before the data is prepared
