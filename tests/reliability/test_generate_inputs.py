@@ -75,9 +75,10 @@ def test_any_prompt_bytes_work_on_bytes_or_refuse_cleanly_on_chars(runs, capsys)
     prompts += [rnd.randbytes(rnd.randint(1, 40)) for _ in range(12)]
     for raw in prompts:
         prompt = os.fsdecode(raw)  # as Python hands argv bytes to the program
-        assert main([*_generate(runs["byte"]), "--prompt", prompt]) == 0, raw
+        # --prompt=TEXT: a prompt that starts with "-" would read as a flag after a space
+        assert main([*_generate(runs["byte"]), f"--prompt={prompt}"]) == 0, raw
         assert capsys.readouterr().out
-        rc = main([*_generate(runs["char"]), "--prompt", prompt])
+        rc = main([*_generate(runs["char"]), f"--prompt={prompt}"])
         out, err = capsys.readouterr()
         try:
             raw.decode("utf-8")
