@@ -152,3 +152,22 @@ def test_sweep_identity_is_the_trainers_run_id():
     assert design.run_hash(other, "abc") == design.run_hash(cfg, "abc")
     seeded = RunConfig(cfg.model, TrainConfig(data="x", steps=5, seed=1))
     assert design.run_hash(seeded, "abc") != design.run_hash(cfg, "abc")
+
+
+def test_hparams_design_is_an_lr_by_batch_grid_at_each_n_and_d(tmp_path, shards):
+    hp = """kind = "hparams"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 1, n_embd = 16, n_head = 2}]
+tokens = [1280, 2560]
+lr_factors = [0.5, 1, 2]
+batch_sizes = [2, 8]
+"""
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, hp)))
+    assert len(runs) == 2 * 2 * 3 * 2 and len({r.name for r in runs}) == 24
+    for r in runs:
+        t = r.config.train
+        rule_lr = 1e-2 * (16 / r.config.model.n_embd) ** 0.5  # the spec's [hparams] rule
+        assert t.lr == pytest.approx(rule_lr * r.group["lr_factor"])
+        assert t.batch_size == r.group["batch_size"] and r.tokens == r.group["budget"]
+        assert r.steps == r.tokens // (t.batch_size * 16)
+    with pytest.raises(SweepError, match="exactly one of tokens or tokens_per_param"):
+        load_spec(write_spec(tmp_path, shards, hp.replace("tokens = [1280, 2560]\n", "")))

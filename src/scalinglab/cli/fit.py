@@ -25,8 +25,10 @@ def register(sub):
         "runs", nargs="+", help="runs table CSV (for --law envelope: a curves CSV or run folders)"
     )
     p.add_argument(
-        "--law", choices=LAWS, default="chinchilla", help="law to fit (default chinchilla)"
-    )
+        "--law", choices=(*LAWS, "lr-opt"), default="chinchilla",
+        help="law to fit (default chinchilla); lr-opt: the best lr and batch as laws of N, D "
+        "and C (scalinglab.laws.lropt)",
+    )  # fmt: skip
     add_flags(p, FitConfig, skip=LIST_FIELDS)
     add_flags(p, TableConfig, skip=LIST_FIELDS)
     g = p.add_argument_group("FitConfig and TableConfig lists")
@@ -86,8 +88,13 @@ def run(args):
     from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
 
-    law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
-    if args.law in CURVE_LAWS:
+    if args.law == "lr-opt":
+        law = _lr_opt(args)
+    else:
+        law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
+    if args.law == "lr-opt":
+        pass  # fitted by _lr_opt
+    elif args.law in CURVE_LAWS:
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one curves CSV, got {len(args.runs)} paths")
         if args.holdout_frac is not None or args.holdout_above is not None:
@@ -123,3 +130,16 @@ def run(args):
     else:
         print(law.report())
     return 0
+
+
+def _lr_opt(args):
+    """fit --law lr-opt: its own fitter (laws/lropt.py) with --bootstrap, --seed, --ci-level."""
+    from scalinglab.config import flags_given
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.lropt import fit_lr_opt
+    from scalinglab.laws.settings import FitConfig
+
+    if len(args.runs) != 1:
+        raise ConfigError(f"--law lr-opt takes one runs table, got {len(args.runs)} paths")
+    fc = FitConfig(**flags_given(args, FitConfig))
+    return fit_lr_opt(args.runs[0], bootstrap=fc.bootstrap, seed=fc.seed, ci_level=fc.ci_level)

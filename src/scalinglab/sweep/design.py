@@ -210,6 +210,8 @@ def plan(ctx: Context) -> list[PlannedRun]:
                 runs += _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param)
     elif d.kind == "wsd":
         runs = [r for s in wsd_sizes(ctx) for r in (s.stable, *s.branches)]
+    elif d.kind == "hparams":
+        runs = _hparams(ctx)
     else:
         runs = _grid(ctx)
     names = [r.name for r in runs]
@@ -247,7 +249,8 @@ def _ladder(ctx: Context, model: ModelConfig, n: float, ratios: list[float]) -> 
     ]  # fmt: skip
 
 
-def _grid(ctx: Context) -> list[PlannedRun]:
+def _models(ctx: Context) -> list[ModelConfig]:
+    """The shapes of a grid or hparams design: its explicit shapes or its target sizes."""
     d = ctx.spec.design
     models = []
     for arch in ctx.spec.archs:
@@ -259,6 +262,12 @@ def _grid(ctx: Context) -> list[PlannedRun]:
                     models.append(ModelConfig(arch=arch, **ctx.spec.model, **s))
                 except (ConfigError, TypeError) as exc:
                     raise SweepError(f"[design] shapes[{i}] for {arch}: {exc}") from None
+    return models
+
+
+def _grid(ctx: Context) -> list[PlannedRun]:
+    d = ctx.spec.design
+    models = _models(ctx)
     runs = []
     kind = d.budget_kind
     for model in models:
@@ -266,6 +275,29 @@ def _grid(ctx: Context) -> list[PlannedRun]:
             tokens = b if kind == "tokens" else _tokens_for(ctx, model, b)
             tag = f"d{human(b)}" if kind == "tokens" else f"c{sci(b)}"
             runs.append(make_run(ctx, model, tokens, {"budget": b, "budget_kind": kind}, tag))
+    return runs
+
+
+def _hparams(ctx: Context) -> list[PlannedRun]:
+    """Each size × D × lr factor × batch size (HparamsDesign)."""
+    d = ctx.spec.design
+    models = _models(ctx)
+    batches = d.batch_sizes or [TrainConfig(**ctx.spec.train).batch_size]
+    runs = []
+    for b in batches:
+        spec = dataclasses.replace(ctx.spec, train={**ctx.spec.train, "batch_size": int(b)})
+        bctx = dataclasses.replace(ctx, spec=spec)
+        for model in models:
+            n = count(model, ctx.vocab).params
+            budgets = d.tokens or [r * n for r in d.tokens_per_param]
+            for tokens in budgets:
+                group = {"budget": tokens, "budget_kind": "tokens", "batch_size": int(b)}
+                base = make_run(bctx, dataclasses.replace(model), tokens, group, "")
+                for f in d.lr_factors:
+                    tag = f"d{human(tokens)}-b{int(b)}-lr{f:g}"
+                    run = _retarget(base, bctx, tag, lr=base.config.train.lr * f,
+                                    min_lr=base.config.train.min_lr * f)  # fmt: skip
+                    runs.append(dataclasses.replace(run, group=group | {"lr_factor": f}))
     return runs
 
 
