@@ -33,6 +33,16 @@ def grid_rows(best, sizes, block=128, noise=None):
     return rows
 
 
+def write_table(path, rows):
+    """A runs table CSV of `grid_rows` (block 128)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["status", "params", "tokens", "lr", "batch_size", "block_size", "loss"])
+        for r in rows:
+            w.writerow(["completed", r["N"], r["D"], r["lr"], r["batch"] // 128, 128, r["loss"]])
+    return path
+
+
 SIZES = [(n, d) for n in (1e6, 4e6, 1.6e7) for d in (2e8, 8e8, 3.2e9)]
 
 
@@ -77,13 +87,9 @@ def test_cli_fits_a_runs_table_and_refuses_too_few_cells(tmp_path, capsys):
     def best(n, d):
         return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
 
-    path = tmp_path / "runs.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["status", "params", "tokens", "lr", "batch_size", "block_size", "loss"])
-        for r in grid_rows(best, SIZES):
-            w.writerow(["completed", r["N"], r["D"], r["lr"], r["batch"] // 128, 128, r["loss"]])
-        w.writerow(["failed", 1e6, 2e8, 1.0, 1, 128, 0.0])  # not counted
+    path = write_table(tmp_path / "runs.csv", grid_rows(best, SIZES))
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(["failed", 1e6, 2e8, 1.0, 1, 128, 0.0])  # not counted
     assert main(["fit", str(path), "--law", "lr-opt", "--json", "--bootstrap", "50"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["params"]["step"]["alpha"] == pytest.approx(STEP["alpha"], abs=0.01)
@@ -96,12 +102,7 @@ def test_plan_proposes_lr_and_batch_from_an_lr_opt_fit(tmp_path, capsys):
     def best(n, d):
         return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
 
-    path = tmp_path / "runs.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["params", "tokens", "lr", "batch_size", "block_size", "loss"])
-        for r in grid_rows(best, SIZES):
-            w.writerow([r["N"], r["D"], r["lr"], r["batch"] // 128, 128, r["loss"]])
+    path = write_table(tmp_path / "runs.csv", grid_rows(best, SIZES))
     fit = tmp_path / "lr.json"
     assert main(["fit", str(path), "--law", "lr-opt", "--out", str(fit), "--bootstrap", "50"]) == 0
     capsys.readouterr()

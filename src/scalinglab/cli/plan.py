@@ -30,15 +30,11 @@ def register(sub):
     g.add_argument("--final-lr", type=float, help="the family's final LR (default peak/10)")
     g.add_argument("--warmup", type=int, default=0, help="the family's warmup steps (default 0)")
     h = p.add_argument_group("hyperparameters: lr and batch from an lr-opt fit")
-    h.add_argument(
-        "--lr-fit", metavar="FIT.json",
-        help="an lr-opt fit (`fit --law lr-opt --out`): add its lr and batch to every planned "
-        "N and D; or give it as FIT with --params N --flops C",
-    )  # fmt: skip
-    h.add_argument(
-        "--lr-form", choices=("step", "deepseek"), default="step",
-        help="step: lr(N, D), B(D) (default); deepseek: lr(C), B(C)",
-    )  # fmt: skip
+    lr_fit = ("an lr-opt fit (`fit --law lr-opt --out`): add its lr and batch to every planned "
+              "N and D; or give it as FIT with --params N --flops C")  # fmt: skip
+    h.add_argument("--lr-fit", metavar="FIT.json", help=lr_fit)
+    forms = "step: lr(N, D), B(D) (default); deepseek: lr(C), B(C)"
+    h.add_argument("--lr-form", choices=("step", "deepseek"), default="step", help=forms)
     h.add_argument("--block-size", type=int, default=0, help="also give the batch in sequences")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
