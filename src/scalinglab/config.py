@@ -88,6 +88,11 @@ class ModelConfig:
     base_depth: int = setting(
         4, "completep: the depth (n_layer) of the base shape, where every multiplier is 1"
     )
+    base_head_dim: int = setting(
+        0,
+        "mup/completep: the head size of the base shape (attention scale sqrt(base_head_dim) / "
+        "head_dim); 0 means base_width / n_head (the base has as many heads)",
+    )
 
     def __post_init__(self):
         check_types(self)
@@ -99,7 +104,7 @@ class ModelConfig:
             raise ConfigError(
                 f"--param {self.param} is for the GPT; --model {self.arch} has only sp"
             )
-        for name in ("n_hidden", "vocab_size"):
+        for name in ("n_hidden", "vocab_size", "base_head_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -261,7 +266,7 @@ OPERATIONAL = (
 # Model fields added after runs were first recorded: left out of a run's identity while
 # at their default (which computes what runs computed before them), so older runs keep
 # their ids and resume.
-NEUTRAL_AT_DEFAULT = ("param", "base_width", "base_depth")
+NEUTRAL_AT_DEFAULT = ("param", "base_width", "base_depth", "base_head_dim")
 
 
 def run_identity(cfg: RunConfig, data_id: str) -> str:

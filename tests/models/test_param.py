@@ -106,7 +106,7 @@ def test_sp_runs_keep_their_ids_and_old_checkpoints_resume():
     cfg = RunConfig(model=ModelConfig(), train=TrainConfig(steps=5, data="d"))
     d = cfg.to_dict()
     old_model = {k: v for k, v in d["model"].items()
-                 if k not in ("preset", "param", "base_width", "base_depth")}  # fmt: skip
+                 if k not in ("preset", "param", "base_width", "base_depth", "base_head_dim")}  # fmt: skip
     from scalinglab.config import OPERATIONAL
 
     train_d = {k: v for k, v in d["train"].items() if k not in OPERATIONAL}
@@ -137,3 +137,12 @@ def test_a_mup_run_trains_with_per_group_lrs_and_records_its_param(tmp_path):
     state = torch.load(tmp_path / "run/ckpt/step-00000030/state.pt", weights_only=True)
     lrs = sorted({g["lr"] for g in state["optimizer"]["param_groups"]})
     assert lrs == pytest.approx([1e-2 * 32 / 64, 1e-2])  # hidden at lr/m, the rest at lr
+
+
+def test_a_fixed_head_size_keeps_the_base_attention_scale():
+    """Heads of 8 at every width (more heads, not wider ones): with base_head_dim 8 the
+    attention scale is 1/sqrt(8) at every width, as at the base."""
+    for width in (64, 256):
+        cfg = ModelConfig(n_embd=width, n_head=width // 8, param="mup", base_width=64,
+                          base_head_dim=8, vocab_size=256)  # fmt: skip
+        assert build_model(cfg).transformer.h[0].attn.scale == pytest.approx(8**-0.5)

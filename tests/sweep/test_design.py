@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -171,3 +172,37 @@ batch_sizes = [2, 8]
         assert r.steps == r.tokens // (t.batch_size * 16)
     with pytest.raises(SweepError, match="exactly one of tokens or tokens_per_param"):
         load_spec(write_spec(tmp_path, shards, hp.replace("tokens = [1280, 2560]\n", "")))
+
+
+def test_hparams_rules_mup_and_fitted(tmp_path, shards):
+    ladder = """kind = "ladder"
+params = [3000, 20000]
+tokens_per_param = [1]
+"""
+    mup = (
+        write_spec(tmp_path, shards, ladder)
+        .read_text()
+        .replace("warmup_frac = 0.1", 'warmup_frac = 0.1\nrule = "mup"')
+    )
+    (tmp_path / "mup.toml").write_text(mup)
+    _, runs = make_plan(load_spec(tmp_path / "mup.toml"))
+    widths = {r.config.model.n_embd for r in runs}
+    assert len(widths) == 2  # two widths, one lr: the multipliers scale it per layer
+    for r in runs:
+        m = r.config.model
+        assert (m.param, m.base_width, m.base_head_dim) == ("mup", 16, 4)
+        assert r.config.train.lr == 1e-2
+    # fitted: the lr of an lr-opt fit at each run's N and D
+    fit = {"law": "lr-opt", "cells": [], "params": {
+        "step": {"a": 2.0, "alpha": -0.5, "beta": 0.1, "b": 1.0, "gamma": 0.5},
+        "deepseek": {"a": 1.0, "alpha": -0.1, "b": 1.0, "gamma": 0.3}}}  # fmt: skip
+    (tmp_path / "lr.json").write_text(json.dumps(fit))
+    fitted = mup.replace('rule = "mup"', f'rule = "fitted"\nfit = "{tmp_path / "lr.json"}"')
+    (tmp_path / "fitted.toml").write_text(fitted)
+    _, runs = make_plan(load_spec(tmp_path / "fitted.toml"))
+    for r in runs:
+        assert r.config.model.param == "sp"
+        assert r.config.train.lr == pytest.approx(2.0 * r.counts.params**-0.5 * r.tokens**0.1)
+    (tmp_path / "bad.toml").write_text(mup.replace('rule = "mup"', 'rule = "fitted"'))
+    with pytest.raises(SweepError, match='rule = "fitted" goes with fit'):
+        load_spec(tmp_path / "bad.toml")

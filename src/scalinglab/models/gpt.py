@@ -107,11 +107,12 @@ def branch_mult(cfg: ModelConfig) -> float:
 
 def attn_scale(cfg: ModelConfig) -> float:
     """The attention logits' scale: 1/sqrt(head_dim) under sp; sqrt(base_head_dim) /
-    head_dim under mup/completep, base_head_dim = base_width / n_head (the heads widen)."""
+    head_dim under mup/completep, base_head_dim by default base_width / n_head (the heads
+    widen with the model; with a fixed head size give base_head_dim = that size)."""
     hd = cfg.n_embd // cfg.n_head
     if cfg.param == "sp":
         return hd**-0.5
-    return math.sqrt(cfg.base_width / cfg.n_head) / hd
+    return math.sqrt(cfg.base_head_dim or cfg.base_width / cfg.n_head) / hd
 
 
 def readout_mult(cfg: ModelConfig) -> float:

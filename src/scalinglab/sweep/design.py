@@ -19,6 +19,7 @@ planned runs. The driver writes and runs them.
 """
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
 from scalinglab.errors import ConfigError, SweepError
+from scalinglab.laws.lropt import load_lr_opt
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.shapes import hparams_for, shape_for
 from scalinglab.sweep.spec import SweepSpec, WsdDesign
@@ -131,6 +133,12 @@ def _flops_per_token(ctx: Context, counts: Counts) -> float:
     )
 
 
+@functools.cache
+def fitted_law(path: str):
+    """The lr-opt fit of an [hparams] rule = "fitted" (read once per sweep)."""
+    return load_lr_opt(path)
+
+
 def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: str, stage=0):
     """The planned run of `model` on `tokens` (rounded to whole steps), named by `tag`."""
     spec = ctx.spec
@@ -150,6 +158,12 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     train = TrainConfig(**spec.train, data=str(spec.data), tokens=steps * tps)
     for k, v in hparams_for(rule, model.hidden if model.recurrent else model.n_embd, steps).items():
         setattr(train, k, v)
+    if rule.rule == "mup" and model.arch == "gpt" and "param" not in spec.model:
+        model.param, model.base_width = "mup", int(rule.ref_width)
+        model.base_head_dim = model.n_embd // model.n_head  # the shape rule's fixed head size
+        counts = count(model, ctx.vocab)
+    elif rule.rule == "fitted":
+        train.lr = fitted_law(rule.fit).predict(counts.params, steps * tps)["lr"]
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)

@@ -92,6 +92,9 @@ class ShapeRule:
             )
 
 
+HPARAM_RULES = ("power", "mup", "fitted")
+
+
 @dataclass
 class HparamRule:
     """[hparams]: the per-size rule (shapes.hparams_for)."""
@@ -102,8 +105,20 @@ class HparamRule:
         0.5, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
     )
     warmup_frac: float = setting(0.05, "warmup steps = round(warmup_frac × the run's steps)")
+    rule: str = setting(
+        "power",
+        "power: lr × (ref_width / width) ** lr_power; mup: lr at every width, the GPTs under "
+        "--param mup with base_width = ref_width (unless [model] sets param); fitted: lr from "
+        "the lr-opt fit `fit` at each run's N and D",
+        choices=HPARAM_RULES,
+    )
+    fit: str = setting("", "fitted: an lr-opt fit.json (`scalinglab fit --law lr-opt --out`)")
 
     def __post_init__(self):
+        if self.rule not in HPARAM_RULES:
+            raise ConfigError(f"rule {self.rule!r} is not one of {', '.join(HPARAM_RULES)}")
+        if (self.rule == "fitted") != bool(self.fit):
+            raise ConfigError('rule = "fitted" goes with fit = "LROPT.json" (and only it)')
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
