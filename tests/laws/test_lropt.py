@@ -117,3 +117,17 @@ def test_plan_proposes_lr_and_batch_from_an_lr_opt_fit(tmp_path, capsys):
     assert row["lr_ci"][0] <= row["lr"] <= row["lr_ci"][1]
     assert main(["plan", str(fit), "--flops", "1e20"]) == 2
     assert "an lr-opt fit plans with --params N --flops C" in capsys.readouterr().err
+
+
+def test_four_cells_bootstrap_without_blowing_up():
+    """2 N x 2 D: many resamples tie N to D (collinear); they are skipped, not fitted."""
+
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    sizes = [(n, d) for n in (1e6, 4e6) for d in (2e8, 8e8)]
+    law = fit_lr_opt(grid_rows(best, sizes), bootstrap=300, seed=1)
+    assert law.params["step"]["alpha"] == pytest.approx(STEP["alpha"], abs=0.01)
+    lo, hi = law.intervals["step"]["alpha"]
+    assert lo <= law.params["step"]["alpha"] <= hi
+    assert 0 < len(law.boot["step"]) < 300  # the collinear resamples were left out

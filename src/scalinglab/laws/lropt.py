@@ -115,20 +115,27 @@ def cell_optima(rows: list[dict]) -> list[Cell]:
     return cells
 
 
-def _lstsq(cols: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+def _lstsq(cols: list[np.ndarray], y: np.ndarray) -> np.ndarray | None:
+    """Least squares with an intercept; None when the columns cannot be told apart (a
+    bootstrap resample whose N and D moved together)."""
     x = np.column_stack([np.ones_like(y), *cols])
+    if np.linalg.matrix_rank(x) < x.shape[1]:
+        return None
     return np.linalg.lstsq(x, y, rcond=None)[0]
 
 
-def _fit_form(cells: list[Cell], form: str) -> dict:
-    """{'lr': (log a, exponents...), 'batch': (log b, exponent)} in logs."""
+def _fit_form(cells: list[Cell], form: str) -> dict | None:
+    """{'lr': (log a, exponents...), 'batch': (log b, exponent)} in logs; None when the
+    cells cannot determine them."""
     lr = np.log([c.lr for c in cells])
     b = np.log([c.batch for c in cells])
     if form == "step":
         ln, ld = np.log([c.N for c in cells]), np.log([c.D for c in cells])
-        return {"lr": _lstsq([ln, ld], lr), "batch": _lstsq([ld], b)}
-    lc = np.log([c.C for c in cells])
-    return {"lr": _lstsq([lc], lr), "batch": _lstsq([lc], b)}
+        out = {"lr": _lstsq([ln, ld], lr), "batch": _lstsq([ld], b)}
+    else:
+        lc = np.log([c.C for c in cells])
+        out = {"lr": _lstsq([lc], lr), "batch": _lstsq([lc], b)}
+    return None if any(v is None for v in out.values()) else out
 
 
 def _named(form: str, coef: dict) -> dict:
@@ -246,16 +253,18 @@ def fit_lr_opt(source, bootstrap: int = 1000, seed: int = 0, ci_level: float = 0
             f"lr-opt needs at least 3 (N, D) cells with 2 or more values of each of N and D; "
             f"got {len(cells)} cell(s), {len(ns)} N, {len(ds)} D"
         )
-    params = {form: _named(form, _fit_form(cells, form)) for form in FORMS}
+    fits = {form: _fit_form(cells, form) for form in FORMS}
+    if fits["step"] is None:
+        raise DataError("lr-opt: the cells' N and D move together; vary them apart")
+    params = {form: _named(form, fits[form]) for form in FORMS}
     law = LrOptLaw(cells, params, ci_level=ci_level)
     rng = np.random.default_rng(seed)
     for form in FORMS:
         law.boot[form] = []
         for _ in range(bootstrap):
-            pick = [cells[i] for i in rng.integers(0, len(cells), len(cells))]
-            if len({c.N for c in pick}) < 2 or len({c.D for c in pick}) < 2:
-                continue  # a resample that cannot separate N from D
-            law.boot[form].append(_fit_form(pick, form))
+            coef = _fit_form([cells[i] for i in rng.integers(0, len(cells), len(cells))], form)
+            if coef is not None:  # else a resample that cannot separate N from D
+                law.boot[form].append(coef)
         if law.boot[form]:
             named = [_named(form, c) for c in law.boot[form]]
             q = [(1 - ci_level) / 2 * 100, (1 + ci_level) / 2 * 100]
