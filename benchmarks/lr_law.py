@@ -78,7 +78,7 @@ def main():
         prepare("stdlib", out=a.data, tokenizer="byte")
     t0 = time.perf_counter()
     design = (f"params = [{a.params}]\ntokens_per_param = [{a.ratios}]\n"
-              f"lr_factors = [0.125, 0.25, 0.5, 1, 2, 4]\nbatch_sizes = [{a.batches}]")  # fmt: skip
+              f"lr_factors = [0.125, 0.25, 0.5, 1, 2, 4, 8]\nbatch_sizes = [{a.batches}]")  # fmt: skip
     rows = sweep(out, a.data, "fit", design, a.workers)
     law = fit_lr_opt(out / "fit" / "runs.csv", bootstrap=1000)
     print(law.report())

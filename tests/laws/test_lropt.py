@@ -131,3 +131,18 @@ def test_four_cells_bootstrap_without_blowing_up():
     lo, hi = law.intervals["step"]["alpha"]
     assert lo <= law.params["step"]["alpha"] <= hi
     assert 0 < len(law.boot["step"]) < 300  # the collinear resamples were left out
+
+
+def test_a_cells_batches_may_round_d_apart():
+    """A sweep rounds D to whole steps of each batch: D within 10% is one cell."""
+
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    rows = grid_rows(best, SIZES)
+    batches = sorted({r["batch"] for r in rows})
+    for r in rows:
+        r["D"] *= 1 + 0.01 * batches.index(r["batch"])  # up to 4% apart
+    law = fit_lr_opt(rows, bootstrap=0)
+    assert len(law.cells) == 9 and not any(c.edge for c in law.cells)
+    assert law.params["step"]["gamma"] == pytest.approx(STEP["gamma"], abs=0.03)

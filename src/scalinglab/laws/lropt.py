@@ -4,7 +4,8 @@ as power laws of the model size N, the data D, or the compute C.
 From a runs table of learning-rate × batch grids at several (N, D) (a sweep of
 `kind = "hparams"`, or any CSV with the columns below):
 
-1. each (N, D) cell's optimum: the grid point of least loss, refined by the parabola in
+1. each (N, D) cell's optimum (runs of one N whose D are within 10% form one cell):
+   the grid point of least loss, refined by the parabola in
    log lr through it and its two neighbours (at its batch), and likewise in log batch
    (at its lr); an optimum on the grid's edge stays the grid value and is flagged;
 2. two forms fitted by least squares in logs:
@@ -96,11 +97,32 @@ def _vertex(xs: list[float], ys: list[float], i: int) -> tuple[float, bool]:
     return float(np.clip(-b / (2 * a), x[0], x[2])), False
 
 
+SAME_D = 0.1
+"""Runs of one N whose D differ by less than this (relative) are one cell: a grid's D is
+rounded to whole steps of each batch size, so its batch sizes give slightly different D."""
+
+
+def _cells(rows: list[dict]) -> dict:
+    """{(N, D): rows}, D the geometric mean of the cell's runs' D."""
+    by_n: dict = defaultdict(list)
+    for r in rows:
+        by_n[r["N"]].append(r)
+    groups = {}
+    for n, rs in by_n.items():
+        clusters: list[list[dict]] = []
+        for r in sorted(rs, key=lambda r: r["D"]):
+            if clusters and r["D"] <= clusters[-1][0]["D"] * (1 + SAME_D):
+                clusters[-1].append(r)
+            else:
+                clusters.append([r])
+        for c in clusters:
+            groups[(n, math.exp(np.mean([math.log(r["D"]) for r in c])))] = c
+    return groups
+
+
 def cell_optima(rows: list[dict]) -> list[Cell]:
     """Each (N, D) cell's optimum (see the module's docstring)."""
-    groups: dict = defaultdict(list)
-    for r in rows:
-        groups[(r["N"], r["D"])].append(r)
+    groups = _cells(rows)
     cells = []
     for (n, d), rs in sorted(groups.items()):
         best = min(rs, key=lambda r: r["loss"])
@@ -119,7 +141,7 @@ def _lstsq(cols: list[np.ndarray], y: np.ndarray) -> np.ndarray | None:
     """Least squares with an intercept; None when the columns cannot be told apart (a
     bootstrap resample whose N and D moved together)."""
     x = np.column_stack([np.ones_like(y), *cols])
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+    if np.linalg.matrix_rank(x) < x.shape[1] or np.linalg.cond(x) > 1e6:
         return None
     return np.linalg.lstsq(x, y, rcond=None)[0]
 
