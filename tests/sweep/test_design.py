@@ -193,7 +193,7 @@ tokens_per_param = [1]
         assert (m.param, m.base_width, m.base_head_dim) == ("mup", 16, 4)
         assert r.config.train.lr == 1e-2
     # fitted: the lr of an lr-opt fit at each run's N and D
-    fit = {"law": "lr-opt", "cells": [], "params": {
+    fit = {"kind": "scalinglab.lr_opt_fit", "cells": [], "params": {
         "step": {"a": 2.0, "alpha": -0.5, "beta": 0.1, "b": 1.0, "gamma": 0.5},
         "deepseek": {"a": 1.0, "alpha": -0.1, "b": 1.0, "gamma": 0.3}}}  # fmt: skip
     (tmp_path / "lr.json").write_text(json.dumps(fit))

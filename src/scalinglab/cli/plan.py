@@ -128,7 +128,7 @@ def _is_lr_opt(path) -> bool:
 
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f).get("law") == "lr-opt"
+            return json.load(f).get("kind") == "scalinglab.lr_opt_fit"
     except (OSError, ValueError, AttributeError):
         return False  # load_fit says what is wrong with it
 

@@ -29,6 +29,8 @@ import numpy as np
 from scalinglab.errors import DataError
 
 FORMS = ("step", "deepseek")
+KIND = "scalinglab.lr_opt_fit"
+"""fit.json's kind for an lr-opt fit (a ScalingLaw's is scalinglab.fit: load_fit refuses it)."""
 NAMES = {"N": ("params", "N"), "D": ("tokens", "D"), "loss": ("loss", "val_loss")}
 
 
@@ -210,6 +212,8 @@ class LrOptLaw:
 
     def to_json(self) -> dict:
         return {
+            "format_version": 1,
+            "kind": KIND,
             "law": "lr-opt",
             "forms": {
                 "step": "lr* = a N^alpha D^beta; B* = b D^gamma (tokens per step)",
@@ -226,8 +230,8 @@ class LrOptLaw:
     @classmethod
     def from_json(cls, d: dict, where: str = "fit.json") -> "LrOptLaw":
         """The law `to_json` wrote (its bootstrap fits included)."""
-        if d.get("law") != "lr-opt":
-            raise DataError(f"{where}: not an lr-opt fit (law {d.get('law')!r})")
+        if d.get("kind") != KIND:
+            raise DataError(f"{where}: not an lr-opt fit (kind {d.get('kind')!r})")
         try:
             cells = [Cell(**{k: v for k, v in c.items() if k != "C"}) for c in d["cells"]]
             law = cls(cells, d["params"], d.get("intervals", {}), d.get("ci_level", 0.95))
