@@ -170,6 +170,9 @@ batch_sizes = [2, 8]
         assert t.lr == pytest.approx(rule_lr * r.group["lr_factor"])
         assert t.batch_size == r.group["batch_size"] and r.tokens == r.group["budget"]
         assert r.steps == r.tokens // (t.batch_size * 16)
+    # D in whole steps of every batch size: one D per cell, whatever the batch
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, hp.replace("1280", "1000"))))
+    assert {r.tokens for r in runs if r.group["budget"] == 1000} == {1024}
     with pytest.raises(SweepError, match="exactly one of tokens or tokens_per_param"):
         load_spec(write_spec(tmp_path, shards, hp.replace("tokens = [1280, 2560]\n", "")))
 

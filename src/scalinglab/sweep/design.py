@@ -297,6 +297,9 @@ def _hparams(ctx: Context) -> list[PlannedRun]:
     d = ctx.spec.design
     models = _models(ctx)
     batches = d.batch_sizes or [TrainConfig(**ctx.spec.train).batch_size]
+    # D in whole steps of every batch size, so a cell's batch sizes train the same tokens
+    step = math.lcm(*(int(b) * ctx.tokens_per_step // TrainConfig(**ctx.spec.train).batch_size
+                      for b in batches))  # fmt: skip
     runs = []
     for b in batches:
         spec = dataclasses.replace(ctx.spec, train={**ctx.spec.train, "batch_size": int(b)})
@@ -304,11 +307,12 @@ def _hparams(ctx: Context) -> list[PlannedRun]:
         for model in models:
             n = count(model, ctx.vocab).params
             budgets = d.tokens or [r * n for r in d.tokens_per_param]
-            for tokens in budgets:
-                group = {"budget": tokens, "budget_kind": "tokens", "batch_size": int(b)}
+            for target in budgets:
+                tokens = max(1, round(target / step)) * step
+                group = {"budget": target, "budget_kind": "tokens", "batch_size": int(b)}
                 base = make_run(bctx, dataclasses.replace(model), tokens, group, "")
                 for f in d.lr_factors:
-                    tag = f"d{human(tokens)}-b{int(b)}-lr{f:g}"
+                    tag = f"d{human(target)}-b{int(b)}-lr{f:g}"
                     run = _retarget(base, bctx, tag, lr=base.config.train.lr * f,
                                     min_lr=base.config.train.min_lr * f)  # fmt: skip
                     runs.append(dataclasses.replace(run, group=group | {"lr_factor": f}))
