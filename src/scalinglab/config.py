@@ -40,6 +40,7 @@ DTYPES = ("auto", "float32", "bfloat16")
 RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
 LOGGERS = ("tensorboard", "wandb", "mlflow", "csv")
+PARAMS = ("sp", "mup", "completep")
 CONFIG_FORMAT_VERSION = 1
 """config.toml / run.toml: the [model] and [train] tables below (absent means 1)."""
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -77,14 +78,35 @@ class ModelConfig:
     pos: str = setting(
         "learned", "GPT position encoding: learned or rope", choices=("learned", "rope")
     )
+    param: str = setting(
+        "sp",
+        "GPT parametrisation: sp (standard, GPT-2), mup (muP: the learning rate transfers "
+        "across width), completep (muP plus depth scaling: it transfers across depth too)",
+        choices=PARAMS,
+    )
+    base_width: int = setting(
+        128, "mup/completep: the width (n_embd) of the base shape, where every multiplier is 1"
+    )
+    base_depth: int = setting(
+        4, "completep: the depth (n_layer) of the base shape, where every multiplier is 1"
+    )
+    base_head_dim: int = setting(
+        0,
+        "mup/completep: the head size of the base shape (attention scale sqrt(base_head_dim) / "
+        "head_dim); 0 means base_width / n_head (the base has as many heads)",
+    )
 
     def __post_init__(self):
         check_types(self)
         if self.arch not in ARCHS:
             raise ConfigError(f"--model {self.arch!r} is not one of {', '.join(ARCHS)}")
-        for name in ("n_layer", "n_embd", "block_size"):
+        for name in ("n_layer", "n_embd", "block_size", "base_width", "base_depth"):
             _positive(self, name)
-        for name in ("n_hidden", "vocab_size"):
+        if self.param != "sp" and self.arch != "gpt":
+            raise ConfigError(
+                f"--param {self.param} is for the GPT; --model {self.arch} has only sp"
+            )
+        for name in ("n_hidden", "vocab_size", "base_head_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -261,9 +283,16 @@ OPERATIONAL = (
 )  # fmt: skip
 
 
+# Model fields added after runs were first recorded: left out of a run's identity while
+# at their default (which computes what runs computed before them), so older runs keep
+# their ids and resume.
+NEUTRAL_AT_DEFAULT = ("param", "base_width", "base_depth", "base_head_dim")
+
+
 def run_identity(cfg: RunConfig, data_id: str) -> str:
     """Hex sha256 of what a run computes: its resolved config without the operational
     fields, with the shards' content id (`data.shards.content_id`) in place of their path.
+    Under --param sp the base shape changes nothing, so it is left out too.
 
     The trainer's run_id and the sweep's run folders both come from here, so a sweep
     recognises the runs its trainer wrote.
@@ -271,6 +300,10 @@ def run_identity(cfg: RunConfig, data_id: str) -> str:
     d = cfg.to_dict()
     train = {k: v for k, v in d["train"].items() if k not in OPERATIONAL}
     model = {k: v for k, v in d["model"].items() if k != "preset"}
+    defaults, sp = ModelConfig(), model["param"] == "sp"
+    for k in NEUTRAL_AT_DEFAULT:
+        if model[k] == getattr(defaults, k) or sp:
+            del model[k]
     blob = json.dumps({"model": model, "train": train, "data": data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -112,3 +112,20 @@ def test_auto_tokenizer_encodes_and_decodes_as_ours(tmp_path, kind):
         assert tok.unk_token == "<unk>" and tok.unk_token_id == ours.unk_id
     if kind == "bpe":
         assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == 0
+
+
+@pytest.mark.parametrize("param, pos", [("mup", "learned"), ("completep", "rope")])
+def test_mup_and_completep_runs_export_with_our_logits(tmp_path, capsys, param, pos):
+    """The multipliers (attention, branches, readout) are folded into the exported weights."""
+    shape = {"n_embd": 64, "n_head": 2, "n_layer": 2, "base_width": 32, "base_depth": 1}
+    run = trained_runs(tmp_path, r={"param": param, "pos": pos, "steps": 40} | shape)["r"]
+    out = tmp_path / "hf"
+    assert main(["export", str(run), "--format", "hf", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_logit_diff"] <= 1e-4
+    hf, _ = _load(out)
+    ours, cfg, _ = load_trained(run)
+    assert (cfg.model.param, ours.readout) == (param, 0.5)  # the checkpoint recorded it
+    ids = torch.from_numpy(np.frombuffer(TEXT[:48], dtype=np.uint8).astype(np.int64)).view(3, 16)
+    with torch.no_grad():
+        diff = (ours(ids)[0] - hf(input_ids=ids).logits).abs().max().item()
+    assert diff <= 1e-4

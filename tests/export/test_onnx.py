@@ -111,3 +111,14 @@ def test_a_failed_check_writes_nothing(runs, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match=r"differ from ours by 0\.5"):
         export_onnx(runs["gpt"], tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []  # no file, no temporary folder
+
+
+@pytest.mark.parametrize("param", ["mup", "completep"])
+def test_mup_and_completep_export(tmp_path, param):
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_layer=3, n_head=2, n_embd=32, block_size=12, param=param,
+                      base_width=16, base_depth=1)  # fmt: skip
+    model = build_model(cfg, 40).eval()
+    assert model.readout == 0.5 and (param == "mup" or model.transformer.h[0].branch == 1 / 3)
+    to_onnx(model, tmp_path / "m.onnx")
+    assert onnx_difference(model, tmp_path / "m.onnx", batch=2, seq=12) <= 1e-4

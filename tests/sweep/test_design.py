@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -152,3 +153,59 @@ def test_sweep_identity_is_the_trainers_run_id():
     assert design.run_hash(other, "abc") == design.run_hash(cfg, "abc")
     seeded = RunConfig(cfg.model, TrainConfig(data="x", steps=5, seed=1))
     assert design.run_hash(seeded, "abc") != design.run_hash(cfg, "abc")
+
+
+def test_hparams_design_is_an_lr_by_batch_grid_at_each_n_and_d(tmp_path, shards):
+    hp = """kind = "hparams"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 1, n_embd = 16, n_head = 2}]
+tokens = [1280, 2560]
+lr_factors = [0.5, 1, 2]
+batch_sizes = [2, 8]
+"""
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, hp)))
+    assert len(runs) == 2 * 2 * 3 * 2 and len({r.name for r in runs}) == 24
+    for r in runs:
+        t = r.config.train
+        rule_lr = 1e-2 * (16 / r.config.model.n_embd) ** 0.5  # the spec's [hparams] rule
+        assert t.lr == pytest.approx(rule_lr * r.group["lr_factor"])
+        assert t.batch_size == r.group["batch_size"] and r.tokens == r.group["budget"]
+        assert r.steps == r.tokens // (t.batch_size * 16)
+    # D in whole steps of every batch size: one D per cell, whatever the batch
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, hp.replace("1280", "1000"))))
+    assert {r.tokens for r in runs if r.group["budget"] == 1000} == {1024}
+    with pytest.raises(SweepError, match="exactly one of tokens or tokens_per_param"):
+        load_spec(write_spec(tmp_path, shards, hp.replace("tokens = [1280, 2560]\n", "")))
+
+
+def test_hparams_rules_mup_and_fitted(tmp_path, shards):
+    ladder = """kind = "ladder"
+params = [3000, 20000]
+tokens_per_param = [1]
+"""
+    mup = (
+        write_spec(tmp_path, shards, ladder)
+        .read_text()
+        .replace("warmup_frac = 0.1", 'warmup_frac = 0.1\nrule = "mup"')
+    )
+    (tmp_path / "mup.toml").write_text(mup)
+    _, runs = make_plan(load_spec(tmp_path / "mup.toml"))
+    widths = {r.config.model.n_embd for r in runs}
+    assert len(widths) == 2  # two widths, one lr: the multipliers scale it per layer
+    for r in runs:
+        m = r.config.model
+        assert (m.param, m.base_width, m.base_head_dim) == ("mup", 16, 4)
+        assert r.config.train.lr == 1e-2
+    # fitted: the lr of an lr-opt fit at each run's N and D
+    fit = {"kind": "scalinglab.lr_opt_fit", "cells": [], "params": {
+        "step": {"a": 2.0, "alpha": -0.5, "beta": 0.1, "b": 1.0, "gamma": 0.5},
+        "deepseek": {"a": 1.0, "alpha": -0.1, "b": 1.0, "gamma": 0.3}}}  # fmt: skip
+    (tmp_path / "lr.json").write_text(json.dumps(fit))
+    fitted = mup.replace('rule = "mup"', f'rule = "fitted"\nfit = "{tmp_path / "lr.json"}"')
+    (tmp_path / "fitted.toml").write_text(fitted)
+    _, runs = make_plan(load_spec(tmp_path / "fitted.toml"))
+    for r in runs:
+        assert r.config.model.param == "sp"
+        assert r.config.train.lr == pytest.approx(2.0 * r.counts.params**-0.5 * r.tokens**0.1)
+    (tmp_path / "bad.toml").write_text(mup.replace('rule = "mup"', 'rule = "fitted"'))
+    with pytest.raises(SweepError, match='rule = "fitted" goes with fit'):
+        load_spec(tmp_path / "bad.toml")

@@ -24,11 +24,12 @@ def register(sub):
     )
     p.add_argument(
         "--law",
-        choices=(*LAWS, "auto"),
+        choices=(*LAWS, "auto", "lr-opt"),
         default="chinchilla",
         help="law to fit (default chinchilla); auto: the candidate with the lowest "
         "leave-larger-out backtest error by C (the table of candidates is printed and saved "
-        "in fit.json's auto)",
+        "in fit.json's auto); lr-opt: the best lr and batch as laws of N, D and C "
+        "(scalinglab.laws.lropt)",
     )
     add_fit_flags(p)
     h = p.add_mutually_exclusive_group()
@@ -114,8 +115,13 @@ def run(args):
         args.law, auto = choose_law(table, settings=given)
         if not args.json:
             print(render_auto(auto))
-    law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
-    if args.law in CURVE_LAWS:
+    if args.law == "lr-opt":
+        law = _lr_opt(args)
+    else:
+        law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
+    if args.law == "lr-opt":
+        pass  # fitted by _lr_opt
+    elif args.law in CURVE_LAWS:
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one curves CSV, got {len(args.runs)} paths")
         if args.holdout_frac is not None or args.holdout_above is not None:
@@ -154,3 +160,16 @@ def run(args):
     else:
         print(law.report())
     return 0
+
+
+def _lr_opt(args):
+    """fit --law lr-opt: its own fitter (laws/lropt.py) with --bootstrap, --seed, --ci-level."""
+    from scalinglab.config import flags_given
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.lropt import fit_lr_opt
+    from scalinglab.laws.settings import FitConfig
+
+    if len(args.runs) != 1:
+        raise ConfigError(f"--law lr-opt takes one runs table, got {len(args.runs)} paths")
+    fc = FitConfig(**flags_given(args, FitConfig))
+    return fit_lr_opt(args.runs[0], bootstrap=fc.bootstrap, seed=fc.seed, ci_level=fc.ci_level)

@@ -29,6 +29,13 @@ def register(sub):
     g.add_argument("--peak-lr", type=float, help="the family's peak LR (cosine, linear, WSD ...)")
     g.add_argument("--final-lr", type=float, help="the family's final LR (default peak/10)")
     g.add_argument("--warmup", type=int, default=0, help="the family's warmup steps (default 0)")
+    h = p.add_argument_group("hyperparameters: lr and batch from an lr-opt fit")
+    lr_fit = ("an lr-opt fit (`fit --law lr-opt --out`): add its lr and batch to every planned "
+              "N and D; or give it as FIT with --params N --flops C")  # fmt: skip
+    h.add_argument("--lr-fit", metavar="FIT.json", help=lr_fit)
+    forms = "step: lr(N, D), B(D) (default); deepseek: lr(C), B(C)"
+    h.add_argument("--lr-form", choices=("step", "deepseek"), default="step", help=forms)
+    h.add_argument("--block-size", type=int, default=0, help="also give the batch in sequences")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -63,9 +70,9 @@ def _warn_extrapolation(law, rows) -> None:
 
 
 def run(args):
-    from scalinglab.cli._util import print_json
     from scalinglab.errors import ConfigError
     from scalinglab.laws import load_fit
+    from scalinglab.laws.lropt import load_lr_opt
     from scalinglab.plan import (
         fixed_params,
         optimal_allocation,
@@ -73,7 +80,15 @@ def run(args):
         target_loss,
         unique_tokens_allocation,
     )
+    from scalinglab.plan.hparams import with_hparams
 
+    if _is_lr_opt(args.fit):  # plan LROPT.json --params N --flops C
+        if args.params is None or not args.flops or len(args.flops) != 1:
+            raise ConfigError("an lr-opt fit plans with --params N --flops C")
+        row = {"params": args.params, "flops": args.flops[0],
+               "tokens": args.flops[0] / (6 * args.params)}  # fmt: skip
+        return _show(with_hparams(load_lr_opt(args.fit), [row], args.lr_form, args.block_size),
+                     args.json)  # fmt: skip
     law = load_fit(args.fit)
     if args.steps is not None:
         from scalinglab.laws.schedules import family
@@ -104,7 +119,26 @@ def run(args):
     else:
         raise ConfigError("give --flops C..., --target-loss L, or --params N --flops C")
     _warn_extrapolation(law, out if isinstance(out, list) else [out])
-    if args.json:
+    if args.lr_fit:
+        with_hparams(load_lr_opt(args.lr_fit), out if isinstance(out, list) else [out],
+                     args.lr_form, args.block_size)  # fmt: skip
+    return _show(out, args.json)
+
+
+def _is_lr_opt(path) -> bool:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("kind") == "scalinglab.lr_opt_fit"
+    except (OSError, ValueError, AttributeError):
+        return False  # load_fit says what is wrong with it
+
+
+def _show(out, as_json: bool) -> int:
+    from scalinglab.cli._util import print_json
+
+    if as_json:
         print_json(out)
     else:
         for row in out if isinstance(out, list) else [out]:

@@ -12,6 +12,10 @@ same function, so the exported logits equal ours to float32 rounding:
   rotary, but it uses RMSNorm and a gated SiLU MLP: its logits would differ.
   NeoX packs q, k, v per head, so our [Q | K | V] rows are regrouped.
 
+Under --param mup/completep the multipliers (attention scale, residual branches,
+readout) are folded into the weights (`GPT.sp_state_dict`); the embeddings are
+then untied.
+
 GPT-2 and NeoX always carry LayerNorm and MLP biases: a `--no-bias` model gets
 zeros there (the same function). Recurrent models have no `transformers`
 architecture; they export to ONNX instead.
@@ -49,17 +53,23 @@ def _bias(sd: dict, key: str, n: int) -> torch.Tensor:
     return sd[key].detach().clone() if key in sd else torch.zeros(n)
 
 
+def _tied(model) -> bool:
+    """Tied in the export too: only without a readout multiplier (mup/completep fold theirs
+    into the output weights, which then differ from the embedding)."""
+    return model.cfg.tie_embeddings and model.readout == 1.0
+
+
 def gpt2_config_and_weights(model):
     """(GPT2Config, state dict of GPT2LMHeadModel) for a GPT with learned positions."""
     from transformers import GPT2Config
 
-    cfg, sd = model.cfg, model.state_dict()
+    cfg, sd = model.cfg, model.sp_state_dict()
     c, v = cfg.n_embd, model.lm_head.weight.size(0)
     hf_cfg = GPT2Config(
         vocab_size=v, n_positions=cfg.block_size, n_embd=c, n_layer=cfg.n_layer,
         n_head=cfg.n_head, n_inner=4 * c, activation_function="gelu",
         resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-        layer_norm_epsilon=1e-5, tie_word_embeddings=cfg.tie_embeddings,
+        layer_norm_epsilon=1e-5, tie_word_embeddings=_tied(model),
         bos_token_id=None, eos_token_id=None,
     )  # fmt: skip
     out = {
@@ -92,7 +102,7 @@ def neox_config_and_weights(model):
     """(GPTNeoXConfig, state dict of GPTNeoXForCausalLM) for a GPT with rotary positions."""
     from transformers import GPTNeoXConfig
 
-    cfg, sd = model.cfg, model.state_dict()
+    cfg, sd = model.cfg, model.sp_state_dict()
     c, v, nh = cfg.n_embd, model.lm_head.weight.size(0), cfg.n_head
     hf_cfg = GPTNeoXConfig(
         vocab_size=v, hidden_size=c, num_hidden_layers=cfg.n_layer, num_attention_heads=nh,
@@ -101,7 +111,7 @@ def neox_config_and_weights(model):
         attention_dropout=cfg.dropout, hidden_dropout=cfg.dropout,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                          "partial_rotary_factor": 1.0},
-        tie_word_embeddings=cfg.tie_embeddings, bos_token_id=None, eos_token_id=None,
+        tie_word_embeddings=_tied(model), bos_token_id=None, eos_token_id=None,
     )  # fmt: skip
     out = {
         "gpt_neox.embed_in.weight": sd["transformer.wte.weight"],

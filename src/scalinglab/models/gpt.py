@@ -4,6 +4,20 @@ Pre-LayerNorm blocks, causal self-attention through
 `F.scaled_dot_product_attention` (flash / memory-efficient kernels where the
 device has them), a 4× GELU MLP, learned or rotary positions, and input and
 output embeddings tied by default.
+
+Three parametrisations (`--param`, docs/training.md "Parametrisations"), with
+m = n_embd / base_width and, for completep, r = n_layer / base_depth:
+
+- `sp`: GPT-2's (every weight drawn with std 0.02, residual projections with
+  0.02 / sqrt(2 n_layer), attention 1/sqrt(head_dim), one learning rate).
+- `mup` (Yang et al., Tensor Programs V, Adam): hidden matrices drawn with std
+  0.02 / sqrt(m) and trained at lr / m (their decoupled weight decay times m, so
+  lr x decay stays); embeddings, biases and LayerNorm gains as SP at lr;
+  attention sqrt(base_head_dim) / head_dim; logits multiplied by 1 / m. At the
+  base shape (m = 1) it computes what SP computes.
+- `completep` (Dey et al. 2025, alpha = 1): mup, with every residual branch
+  multiplied by 1 / r and residual projections drawn with 0.02 / sqrt(m 2 base_depth)
+  (no depth factor: the branch multiplier does its work).
 """
 
 import math
@@ -47,8 +61,8 @@ CPU_EXPLICIT_MAX_SCORES = 1 << 25
 _MASKS: dict = {}
 
 
-def causal_attention(q, k, v, dropout_p: float = 0.0):
-    """softmax(q kᵀ/√hs + causal mask) v for (B, nh, T, hs) tensors.
+def causal_attention(q, k, v, dropout_p: float = 0.0, scale: float | None = None):
+    """softmax(q kᵀ·scale + causal mask) v for (B, nh, T, hs) tensors (scale: 1/√hs).
 
     SDPA's flash kernel everywhere, except bfloat16 on a CPU: there its backward is
     slow (measured on an AVX-512/AMX CPU, B16 nh4 T256 hs32: flash 15.0 ms forward +
@@ -62,11 +76,13 @@ def causal_attention(q, k, v, dropout_p: float = 0.0):
         or dropout_p > 0
         or b * nh * t * t > CPU_EXPLICIT_MAX_SCORES
     ):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-    return explicit_causal_attention(q, k, v)
+        return F.scaled_dot_product_attention(
+            q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale
+        )
+    return explicit_causal_attention(q, k, v, scale)
 
 
-def explicit_causal_attention(q, k, v):
+def explicit_causal_attention(q, k, v, scale: float | None = None):
     """causal_attention as batched matmuls with an additive mask, softmax, batched matmul."""
     b, nh, t, hs = q.shape
     mask = _MASKS.get((t, q.dtype))
@@ -74,14 +90,69 @@ def explicit_causal_attention(q, k, v):
         mask = _MASKS[(t, q.dtype)] = torch.full((t, t), float("-inf"), dtype=q.dtype).triu(1)
     scores = torch.baddbmm(
         mask.expand(b * nh, t, t), q.reshape(b * nh, t, hs), k.reshape(b * nh, t, hs).mT,
-        alpha=hs**-0.5,
+        alpha=hs**-0.5 if scale is None else scale,
     )  # fmt: skip
     return torch.bmm(torch.softmax(scores, dim=-1), v.reshape(b * nh, t, hs)).view(b, nh, t, hs)
+
+
+def width_mult(cfg: ModelConfig) -> float:
+    """m = n_embd / base_width under mup and completep; 1 under sp."""
+    return cfg.n_embd / cfg.base_width if cfg.param != "sp" else 1.0
+
+
+def branch_mult(cfg: ModelConfig) -> float:
+    """The residual branches' multiplier: base_depth / n_layer under completep, else 1."""
+    return cfg.base_depth / cfg.n_layer if cfg.param == "completep" else 1.0
+
+
+def attn_scale(cfg: ModelConfig) -> float:
+    """The attention logits' scale: 1/sqrt(head_dim) under sp; sqrt(base_head_dim) /
+    head_dim under mup/completep, base_head_dim by default base_width / n_head (the heads
+    widen with the model; with a fixed head size give base_head_dim = that size)."""
+    hd = cfg.n_embd // cfg.n_head
+    if cfg.param == "sp":
+        return hd**-0.5
+    return math.sqrt(cfg.base_head_dim or cfg.base_width / cfg.n_head) / hd
+
+
+def readout_mult(cfg: ModelConfig) -> float:
+    """The logits' multiplier: 1 / m (1 under sp)."""
+    return 1.0 / width_mult(cfg)
+
+
+def is_hidden(name: str) -> bool:
+    """A hidden matrix (both fan-in and fan-out grow with width): the blocks' Linear weights."""
+    return name.startswith("transformer.h.") and name.endswith(("c_attn.weight", "c_fc.weight",
+                                                                 "c_proj.weight"))  # fmt: skip
+
+
+def init_std(cfg: ModelConfig, name: str) -> float:
+    """The std a weight matrix is drawn with (biases start at 0, LayerNorm gains at 1)."""
+    if not is_hidden(name):
+        return 0.02
+    std = 0.02 / math.sqrt(width_mult(cfg))
+    if name.endswith("c_proj.weight"):  # GPT-2: each block adds two to the residual stream
+        depth = cfg.base_depth if cfg.param == "completep" else cfg.n_layer
+        std /= math.sqrt(2 * depth)
+    return std
+
+
+def lr_mult(cfg: ModelConfig, name: str) -> float:
+    """The factor on the learning rate of the parameter `name`: 1 / m for hidden matrices
+    under mup/completep, else 1."""
+    return 1.0 / width_mult(cfg) if is_hidden(name) else 1.0
+
+
+def decay_mult(cfg: ModelConfig, name: str) -> float:
+    """The factor on the (decoupled) weight decay: m for hidden matrices, so lr x decay
+    is the same at every width; else 1."""
+    return width_mult(cfg) if is_hidden(name) else 1.0
 
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.scale = None if cfg.param == "sp" else attn_scale(cfg)  # None: SDPA's own
         self.n_head = cfg.n_head
         self.n_embd = cfg.n_embd
         self.dropout = cfg.dropout
@@ -105,7 +176,7 @@ class CausalSelfAttention(nn.Module):
         if self.rope:
             q = apply_rope(q, self.rope_cos, self.rope_sin)
             k = apply_rope(k, self.rope_cos, self.rope_sin)
-        y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
+        y = causal_attention(q, k, v, self.dropout if self.training else 0.0, self.scale)
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # re-assemble heads
         return self.resid_dropout(self.c_proj(y))
 
@@ -129,10 +200,14 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
+        self.branch = branch_mult(cfg)
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        if self.branch == 1.0:
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+        x = x + self.branch * self.attn(self.ln_1(x))
+        return x + self.branch * self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
@@ -156,21 +231,48 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.transformer.wte.weight = self.lm_head.weight
-        self.apply(self._init_weights)
-        # GPT-2: residual projections scaled by 1/sqrt(2 n_layer), since each
-        # block adds two of them to the residual stream.
+        self.readout = readout_mult(cfg)
+        # nanoGPT's order of draws (kept: a seed gives the weights it always gave, and mup
+        # at its base shape the weights of sp): every Linear and Embedding in module order,
+        # hidden ones at 0.02 / sqrt(m), then the residual projections again, scaled by
+        # 1/sqrt(2 n_layer) since each block adds two of them to the residual stream.
+        hidden_std = 0.02 / math.sqrt(width_mult(cfg))
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                std = hidden_std if is_hidden(name + ".weight") else 0.02
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                nn.init.normal_(p, mean=0.0, std=init_std(cfg, name))
 
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    def lr_multipliers(self) -> dict[str, tuple[float, float]]:
+        """{parameter name: (learning-rate factor, weight-decay factor)}, for the optimizer
+        (names as `named_parameters` gives them: a tied weight once)."""
+        return {
+            n: (lr_mult(self.cfg, n), decay_mult(self.cfg, n)) for n, _ in self.named_parameters()
+        }
+
+    def sp_state_dict(self) -> dict:
+        """The weights of an SP GPT (the same shape, untied when the readout multiplier is
+        not 1) that computes the same logits: the multipliers folded into the weights, for
+        exporters whose architectures have no multipliers."""
+        sd = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        cfg, c = self.cfg, self.cfg.n_embd
+        hd = c // cfg.n_head
+        q = attn_scale(cfg) * math.sqrt(hd)
+        for i in range(cfg.n_layer):
+            p = f"transformer.h.{i}."
+            for key in (p + "attn.c_attn.weight", p + "attn.c_attn.bias"):
+                if key in sd:
+                    sd[key][:c] *= q  # the query rows: q kᵀ·scale = (q·s√hd) kᵀ/√hd
+            for key in ("attn.c_proj.weight", "attn.c_proj.bias", "mlp.c_proj.weight",
+                        "mlp.c_proj.bias"):  # fmt: skip
+                if p + key in sd:
+                    sd[p + key] *= self.transformer.h[i].branch
+        sd["lm_head.weight"] = sd["lm_head.weight"] * self.readout
+        return sd
 
     def forward(self, idx, targets=None):
         t = idx.size(1)
@@ -183,6 +285,8 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x)
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+        if self.readout != 1.0:
+            logits = logits * self.readout
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())

@@ -19,6 +19,7 @@ planned runs. The driver writes and runs them.
 """
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
 from scalinglab.errors import ConfigError, SweepError
+from scalinglab.laws.lropt import load_lr_opt
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.shapes import hparams_for, shape_for
 from scalinglab.sweep.spec import SweepSpec, WsdDesign
@@ -131,6 +133,12 @@ def _flops_per_token(ctx: Context, counts: Counts) -> float:
     )
 
 
+@functools.cache
+def fitted_law(path: str):
+    """The lr-opt fit of an [hparams] rule = "fitted" (read once per sweep)."""
+    return load_lr_opt(path)
+
+
 def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: str, stage=0):
     """The planned run of `model` on `tokens` (rounded to whole steps), named by `tag`."""
     spec = ctx.spec
@@ -150,6 +158,12 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     train = TrainConfig(**spec.train, data=str(spec.data), tokens=steps * tps)
     for k, v in hparams_for(rule, model.hidden if model.recurrent else model.n_embd, steps).items():
         setattr(train, k, v)
+    if rule.rule == "mup" and model.arch == "gpt" and "param" not in spec.model:
+        model.param, model.base_width = "mup", int(rule.ref_width)
+        model.base_head_dim = model.n_embd // model.n_head  # the shape rule's fixed head size
+        counts = count(model, ctx.vocab)
+    elif rule.rule == "fitted":
+        train.lr = fitted_law(rule.fit).predict(counts.params, steps * tps)["lr"]
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)
@@ -210,6 +224,8 @@ def plan(ctx: Context) -> list[PlannedRun]:
                 runs += _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param)
     elif d.kind == "wsd":
         runs = [r for s in wsd_sizes(ctx) for r in (s.stable, *s.branches)]
+    elif d.kind == "hparams":
+        runs = _hparams(ctx)
     else:
         runs = _grid(ctx)
     names = [r.name for r in runs]
@@ -247,7 +263,8 @@ def _ladder(ctx: Context, model: ModelConfig, n: float, ratios: list[float]) -> 
     ]  # fmt: skip
 
 
-def _grid(ctx: Context) -> list[PlannedRun]:
+def _models(ctx: Context) -> list[ModelConfig]:
+    """The shapes of a grid or hparams design: its explicit shapes or its target sizes."""
     d = ctx.spec.design
     models = []
     for arch in ctx.spec.archs:
@@ -259,6 +276,12 @@ def _grid(ctx: Context) -> list[PlannedRun]:
                     models.append(ModelConfig(arch=arch, **ctx.spec.model, **s))
                 except (ConfigError, TypeError) as exc:
                     raise SweepError(f"[design] shapes[{i}] for {arch}: {exc}") from None
+    return models
+
+
+def _grid(ctx: Context) -> list[PlannedRun]:
+    d = ctx.spec.design
+    models = _models(ctx)
     runs = []
     kind = d.budget_kind
     for model in models:
@@ -266,6 +289,33 @@ def _grid(ctx: Context) -> list[PlannedRun]:
             tokens = b if kind == "tokens" else _tokens_for(ctx, model, b)
             tag = f"d{human(b)}" if kind == "tokens" else f"c{sci(b)}"
             runs.append(make_run(ctx, model, tokens, {"budget": b, "budget_kind": kind}, tag))
+    return runs
+
+
+def _hparams(ctx: Context) -> list[PlannedRun]:
+    """Each size × D × lr factor × batch size (HparamsDesign)."""
+    d = ctx.spec.design
+    models = _models(ctx)
+    batches = d.batch_sizes or [TrainConfig(**ctx.spec.train).batch_size]
+    # D in whole steps of every batch size, so a cell's batch sizes train the same tokens
+    step = math.lcm(*(int(b) * ctx.tokens_per_step // TrainConfig(**ctx.spec.train).batch_size
+                      for b in batches))  # fmt: skip
+    runs = []
+    for b in batches:
+        spec = dataclasses.replace(ctx.spec, train={**ctx.spec.train, "batch_size": int(b)})
+        bctx = dataclasses.replace(ctx, spec=spec)
+        for model in models:
+            n = count(model, ctx.vocab).params
+            budgets = d.tokens or [r * n for r in d.tokens_per_param]
+            for target in budgets:
+                tokens = max(1, round(target / step)) * step
+                group = {"budget": target, "budget_kind": "tokens", "batch_size": int(b)}
+                base = make_run(bctx, dataclasses.replace(model), tokens, group, "")
+                for f in d.lr_factors:
+                    tag = f"d{human(target)}-b{int(b)}-lr{f:g}"
+                    run = _retarget(base, bctx, tag, lr=base.config.train.lr * f,
+                                    min_lr=base.config.train.min_lr * f)  # fmt: skip
+                    runs.append(dataclasses.replace(run, group=group | {"lr_factor": f}))
     return runs
 
 

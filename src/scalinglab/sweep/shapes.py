@@ -12,7 +12,9 @@ Shape from a target N (`shape_for`):
   parameter count is nearest N.
 
 Hyperparameters per size (`hparams_for`): lr = lr_ref × (ref_width / width) ** lr_power
-(width = n_embd, or the hidden width of an RNN), warmup = round(warmup_frac × steps).
+(width = n_embd, or the hidden width of an RNN), warmup = round(warmup_frac × steps);
+under [hparams] rule = "mup" one lr at every width (GPTs under --param mup), under
+"fitted" the lr of an lr-opt fit at the run's N and D.
 """
 
 import math
@@ -68,7 +70,10 @@ def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) ->
 
 
 def hparams_for(rule: HparamRule, width: int, steps: int) -> dict:
+    """lr and warmup of a run (rule "mup": one lr, the multipliers scale it per layer;
+    "fitted": design.make_run replaces lr with the fit's at the run's N and D)."""
+    power = 0.0 if rule.rule == "mup" else rule.lr_power
     return {
-        "lr": rule.lr * (rule.ref_width / width) ** rule.lr_power,
+        "lr": rule.lr * (rule.ref_width / width) ** power,
         "warmup": round(rule.warmup_frac * steps),
     }

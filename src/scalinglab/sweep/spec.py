@@ -92,6 +92,9 @@ class ShapeRule:
             )
 
 
+HPARAM_RULES = ("power", "mup", "fitted")
+
+
 @dataclass
 class HparamRule:
     """[hparams]: the per-size rule (shapes.hparams_for)."""
@@ -102,8 +105,20 @@ class HparamRule:
         0.5, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
     )
     warmup_frac: float = setting(0.05, "warmup steps = round(warmup_frac × the run's steps)")
+    rule: str = setting(
+        "power",
+        "power: lr × (ref_width / width) ** lr_power; mup: lr at every width, the GPTs under "
+        "--param mup with base_width = ref_width (unless [model] sets param); fitted: lr from "
+        "the lr-opt fit `fit` at each run's N and D",
+        choices=HPARAM_RULES,
+    )
+    fit: str = setting("", "fitted: an lr-opt fit.json (`scalinglab fit --law lr-opt --out`)")
 
     def __post_init__(self):
+        if self.rule not in HPARAM_RULES:
+            raise ConfigError(f"rule {self.rule!r} is not one of {', '.join(HPARAM_RULES)}")
+        if (self.rule == "fitted") != bool(self.fit):
+            raise ConfigError('rule = "fitted" goes with fit = "LROPT.json" (and only it)')
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -127,7 +142,7 @@ class HparamRule:
 class Design:
     """What every [design] has."""
 
-    kind: str = setting("", "grid | isoflop | ladder | wsd")
+    kind: str = setting("", "grid | isoflop | ladder | wsd | hparams")
     flops_convention: str = setting(
         "6nd", "C = 6·N·D (6nd) or the model's own forward+backward FLOPs per token (model)"
     )
@@ -142,10 +157,10 @@ class Design:
 
 
 @dataclass
-class GridDesign(Design):
-    """Explicit shapes (or target sizes) × explicit budgets (tokens or FLOPs)."""
+class _Sized(Design):
+    """Explicit shapes or target sizes, and budgets in tokens or another kind (`OTHER`)."""
 
-    kind: str = setting("grid", "grid")
+    OTHER = "flops"
     shapes: list[dict] | None = field(
         default=None, metadata={"help": "explicit shapes: tables of n_layer, n_embd, ..."}
     )
@@ -155,16 +170,13 @@ class GridDesign(Design):
     tokens: list[float] | None = field(
         default=None, metadata={"help": "budgets in training tokens D"}
     )
-    flops: list[float] | None = field(
-        default=None, metadata={"help": "budgets in FLOPs C (D = C / FLOPs per token)"}
-    )
 
     def __post_init__(self):
         super().__post_init__()
-        for pair in (("shapes", "params"), ("tokens", "flops")):
+        for pair in (("shapes", "params"), ("tokens", self.OTHER)):
             if (getattr(self, pair[0]) is None) == (getattr(self, pair[1]) is None):
                 raise ConfigError(f"give exactly one of {pair[0]} or {pair[1]}")
-        for name in ("params", "tokens", "flops"):
+        for name in ("params", "tokens", self.OTHER):
             if getattr(self, name) is not None:
                 _numbers(self, name, f"{name} must be a non-empty list, got []")
         if self.shapes is not None:
@@ -180,6 +192,16 @@ class GridDesign(Design):
                         f"(known: {', '.join(sorted(SHAPE_FIELDS))})"
                     )
             self.shapes = [dict(s) for s in self.shapes]
+
+
+@dataclass
+class GridDesign(_Sized):
+    """Explicit shapes (or target sizes) × explicit budgets (tokens or FLOPs)."""
+
+    kind: str = setting("grid", "grid")
+    flops: list[float] | None = field(
+        default=None, metadata={"help": "budgets in FLOPs C (D = C / FLOPs per token)"}
+    )
 
     @property
     def budget_kind(self) -> str:
@@ -264,9 +286,44 @@ class WsdDesign(Design):
             raise ConfigError(f"checkpoints must be a positive integer, got {k!r}")
 
 
-DESIGNS = {"grid": GridDesign, "isoflop": IsoflopDesign, "ladder": LadderDesign, "wsd": WsdDesign}
+@dataclass
+class HparamsDesign(_Sized):
+    """Learning rate × batch size grids at several (N, D): the runs `fit --law lr-opt` fits.
+
+    Each size (explicit shapes or target sizes) trains on each D (`tokens`, or
+    `tokens_per_param` ratios of its N) at every lr = the [hparams] rule's lr for its
+    width × each of `lr_factors`, and every `batch_sizes` (sequences per micro-batch).
+    """
+
+    OTHER = "tokens_per_param"
+    kind: str = setting("hparams", "hparams")
+    tokens_per_param: list[float] | None = field(
+        default=None, metadata={"help": "budgets as ratios: D = r · N"}
+    )
+    lr_factors: list[float] = field(
+        default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0],
+        metadata={"help": "each run's lr = the rule's lr × one of these"},
+    )
+    batch_sizes: list[float] | None = field(
+        default=None, metadata={"help": "sequences per micro-batch (default: [train]'s)"}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("lr_factors", "batch_sizes"):
+            if getattr(self, name) is not None:
+                _numbers(self, name, f"{name} must be a non-empty list, got []")
+        for b in self.batch_sizes or []:
+            if b != int(b):
+                raise ConfigError(f"batch_sizes must be whole numbers of sequences, got {b}")
+
+
+DESIGNS = {
+    "grid": GridDesign, "isoflop": IsoflopDesign, "ladder": LadderDesign, "wsd": WsdDesign,
+    "hparams": HparamsDesign,
+}  # fmt: skip
 KINDS = tuple(DESIGNS)
-AnyDesign = GridDesign | IsoflopDesign | LadderDesign | WsdDesign
+AnyDesign = GridDesign | IsoflopDesign | LadderDesign | WsdDesign | HparamsDesign
 
 
 # --- the spec --------------------------------------------------------------------

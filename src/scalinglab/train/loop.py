@@ -143,7 +143,7 @@ class Trainer:
         frac = None if self.total_steps is not None else self.c.train_seconds / t.time
         lr = self.schedule(self.c.step, frac)
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         loss_sum = torch.zeros((), device=self.device)
         for i in range(t.grad_accum):
             with self.dist.no_sync(i < t.grad_accum - 1):

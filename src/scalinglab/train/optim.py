@@ -15,15 +15,27 @@ from scalinglab.config import TrainConfig
 from scalinglab.errors import ConfigError
 
 
-def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device_type: str):
-    """AdamW with weight decay on weights of 2+ dimensions only (matmuls and embeddings)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": tc.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Parameter groups: weight decay on weights of 2+ dimensions only (matmuls and
+    embeddings); a model with `lr_multipliers()` ({name: (lr factor, decay factor)}, the
+    GPT under --param mup/completep) gets a group per factor pair, its factor as `lr_mult`
+    (the loop sets lr = schedule x lr_mult). The first two groups are always the factor-1
+    decay and no-decay groups, as before multipliers existed (checkpoints load)."""
+    mults = model.lr_multipliers() if hasattr(model, "lr_multipliers") else {}
+    groups: dict[tuple, list] = {(True, 1.0, 1.0): [], (False, 1.0, 1.0): []}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            lr_f, wd_f = mults.get(name, (1.0, 1.0))
+            groups.setdefault((p.dim() >= 2, lr_f, wd_f), []).append(p)
+    return [
+        {"params": ps, "weight_decay": weight_decay * wd_f if decay else 0.0, "lr_mult": lr_f}
+        for (decay, lr_f, wd_f), ps in groups.items()
     ]
+
+
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device_type: str):
+    """AdamW over `param_groups` (weight decay on weights of 2+ dimensions only)."""
+    groups = param_groups(model, tc.weight_decay)
     kw = {}
     # The fused kernel is the fastest where it exists (CUDA; CPU since torch 2.4).
     if "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type in (

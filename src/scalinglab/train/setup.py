@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flag
+from scalinglab.config import NEUTRAL_AT_DEFAULT, ModelConfig, RunConfig, TrainConfig, flag
 from scalinglab.data.shards import Shards, content_id
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.train.malloc import keep_freed_memory
@@ -147,7 +147,9 @@ def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]
     for f in dataclasses.fields(ModelConfig):
         if f.name == "preset":
             continue
-        old, new = old_model.get(f.name), getattr(cfg.model, f.name)
+        # A checkpoint written before a NEUTRAL_AT_DEFAULT field existed computed its default.
+        missing = f.default if f.name in NEUTRAL_AT_DEFAULT else None
+        old, new = old_model.get(f.name, missing), getattr(cfg.model, f.name)
         if old != new:
             out.append(f"{f.metadata.get('flag', flag(f.name))} {old!r} -> {new!r}")
     old_train = saved.get("config", {}).get("train", {})

@@ -1,0 +1,151 @@
+"""Does the learning rate transfer? An LR grid (factors of 2) per shape and parametrisation.
+
+Width (default): 2-layer GPTs of widths 32, 128, 256 (4 heads) under --param sp and
+mup (base width 32 unless --base-width: at the base width the two are the same model). Depth (`--depth`):
+width 64, depths 2 and 8 under mup (the control: no depth scaling) and completep
+(base depth 2). Every run trains the same tokens (see docs/training.md
+"Parametrisations" for why not equal tokens per parameter on a CPU), byte-level
+Python standard library, float32, one thread per run, cosine schedule.
+
+The grid starts at 5 points around --centre and grows by a factor of 2 past an edge
+until the best LR is inside it. Prints the loss table (LR × shape) per parametrisation,
+the best LR per shape, and the criterion of issue 21: the LR best at the smallest shape
+is within one grid step of each shape's best, and its loss within 0.5% of that optimum.
+
+    python benchmarks/mup_transfer.py [--depth] [--workers 2] [--out DIR] [--data SHARDS]
+
+Runs are kept in --out (default benchmarks/.mup_transfer, git-ignored); a rerun reuses
+finished runs, so an interrupted benchmark continues.
+"""
+
+import argparse
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+
+HERE = Path(__file__).resolve().parent
+
+
+def shapes(a) -> tuple[list[str], list[tuple[int, int]], dict]:
+    """(parametrisations, [(n_embd, n_layer)], base shape)."""
+    if a.depth:
+        return ["mup", "completep"], [(64, 2), (64, 8)], {"base_width": 64, "base_depth": 2}
+    return a.params, [(32, 2), (128, 2), (256, 2)], {"base_width": a.base_width, "base_depth": 2}
+
+
+def config(a, param: str, width: int, layers: int, base: dict, lr: float) -> RunConfig:
+    model = ModelConfig(n_layer=layers, n_embd=width, n_head=4, block_size=a.block,
+                        param=param, **base)  # fmt: skip
+    steps = a.tokens // (a.batch * a.block)
+    train = TrainConfig(
+        data=a.data, batch_size=a.batch, lr=lr, steps=steps, warmup=max(1, steps // 12),
+        eval_tokens=a.eval_tokens, eval_every=0, log_every=50, dtype="float32", threads=1,
+        ckpt_every=0, seed=a.seed,
+    )  # fmt: skip
+    return RunConfig(model=model, train=train)
+
+
+def one(args) -> tuple[str, float]:
+    cfg, folder = args
+    result_file = Path(folder) / "result.json"
+    if result_file.exists():
+        r = json.loads(result_file.read_text())
+        if r.get("status") in ("completed", "diverged"):
+            return folder, r.get("val_loss", math.inf) if r["status"] == "completed" else math.inf
+    from scalinglab.train import train
+
+    r = train(cfg, folder)
+    return folder, r["val_loss"] if r["status"] == "completed" else math.inf
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--depth", action="store_true", help="depth 2 -> 8 (mup vs completep)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--base-width", type=int, default=32, help="width: mup's base width")
+    ap.add_argument("--params", default="sp,mup", help="width: parametrisations compared")
+    ap.add_argument("--tokens", type=int, default=1 << 17, help="training tokens of every run")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--block", type=int, default=64)
+    ap.add_argument("--eval-tokens", type=int, default=1 << 15)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--centre", type=float, default=-7, help="log2 of the grid's centre LR")
+    ap.add_argument("--data", default="", help="byte shards (default: prepare the stdlib)")
+    ap.add_argument("--out", default=str(HERE / ".mup_transfer"))
+    a = ap.parse_args()
+    out = Path(a.out) / ("depth" if a.depth else f"width-base{a.base_width}")
+    out.mkdir(parents=True, exist_ok=True)
+    if not a.data:
+        from scalinglab.data.writer import prepare
+
+        a.data = str(Path(a.out) / "shards")
+        prepare("stdlib", out=a.data, tokenizer="byte")
+    a.params = a.params.split(",")
+    params, shape_list, base = shapes(a)
+    grid = {(p, s): set(range(int(a.centre) - 2, int(a.centre) + 3)) for p in params
+            for s in shape_list}  # fmt: skip
+    loss: dict = {}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
+        while True:
+            todo = [(key, e) for key, es in grid.items() for e in sorted(es)
+                    if (key, e) not in loss]  # fmt: skip
+            if not todo:
+                break
+            jobs = []
+            for (p, (w, nl)), e in todo:
+                folder = out / f"{p}-w{w}-l{nl}-lr2e{e}"
+                jobs.append((config(a, p, w, nl, base, 2.0**e), str(folder)))
+            for (key, e), (_, val) in zip(todo, pool.map(one, jobs), strict=True):
+                loss[(key, e)] = val
+                print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<4d}"
+                      f" loss {val:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+            for key, es in grid.items():  # grow past an edge that holds the best
+                best = min(es, key=lambda e, k=key: loss[(k, e)])
+                if best == min(es) and best > -16:
+                    es.add(best - 1)
+                if best == max(es) and best < 0:
+                    es.add(best + 1)
+    report(params, shape_list, grid, loss, a, time.perf_counter() - t0)
+
+
+def report(params, shape_list, grid, loss, a, seconds):
+    print(f"\n{a.tokens} tokens per run (batch {a.batch} x block {a.block} x "
+          f"{a.tokens // (a.batch * a.block)} steps), eval on {a.eval_tokens} val tokens; "
+          f"{seconds / 60:.1f} min")  # fmt: skip
+    summary = {}
+    for p in params:
+        es = sorted(set().union(*(grid[(p, s)] for s in shape_list)))
+        head = "| lr | " + " | ".join(f"w{w} L{nl}" for w, nl in shape_list) + " |"
+        print(f"\n--param {p}: validation loss\n{head}\n|" + "---|" * (len(shape_list) + 1))
+        best = {s: min(grid[(p, s)], key=lambda e, s=s: loss[((p, s), e)]) for s in shape_list}
+        for e in es:
+            cells = []
+            for s in shape_list:
+                v = loss.get(((p, s), e))
+                cell = "" if v is None else f"{v:.4f}"
+                cells.append(f"**{cell}**" if best[s] == e else cell)
+            print(f"| 2^{e} = {2.0**e:.3g} | " + " | ".join(cells) + " |")
+        ref = shape_list[0]
+        e0 = best[ref]
+        rows = []
+        for s in shape_list[1:]:
+            at = loss.get(((p, s), e0), math.inf)
+            opt = loss[((p, s), best[s])]
+            rows.append({"shape": s, "best": best[s], "steps_off": best[s] - e0,
+                         "excess": at / opt - 1})  # fmt: skip
+            print(f"{p}: best at {ref} is 2^{e0}; at {s} the best is 2^{best[s]} "
+                  f"({best[s] - e0:+d} grid steps); loss at 2^{e0} is "
+                  f"{100 * (at / opt - 1):.2f}% above that optimum")  # fmt: skip
+        summary[p] = {"best": {f"w{w}-L{nl}": best[(w, nl)] for w, nl in shape_list},
+                      "transfer": [{**r, "shape": list(r["shape"])} for r in rows]}  # fmt: skip
+    print("\n" + json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""fit --law lr-opt: known exponents recovered from synthetic LR × batch grids."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.errors import DataError
+from scalinglab.laws.lropt import cell_optima, fit_lr_opt
+
+# Step Law's published fit (Li et al. 2025): lr* = 1.79 N^-0.713 D^0.307, B* = 0.58 D^0.571
+STEP = {"a": 1.79, "alpha": -0.713, "beta": 0.307, "b": 0.58, "gamma": 0.571}
+# DeepSeek LLM's (2024): lr* = 0.3118 C^-0.125, B* = 0.292 C^0.3271
+DEEPSEEK = {"a": 0.3118, "alpha": -0.125, "b": 0.292, "gamma": 0.3271}
+
+
+def grid_rows(best, sizes, block=128, noise=None):
+    """Runs of an lr x batch grid (factors of 2 around each optimum, off-centre) at each
+    (N, D); loss quadratic in log lr and log batch around `best(N, D)`."""
+    rows = []
+    for n, d in sizes:
+        lr_opt, b_opt = best(n, d)
+        # the grid does not sit on the optimum: 0.3 of a step off in lr, 0.4 in batch
+        lrs = [lr_opt * 2 ** (k + 0.3) for k in range(-3, 3)]
+        seqs = [max(1, round(b_opt / block * 2 ** (k + 0.4))) for k in range(-2, 3)]
+        for lr in lrs:
+            for bs in seqs:
+                loss = 2 + 10 * n**-0.3 + 30 * d**-0.3 + 0.04 * math.log(lr / lr_opt) ** 2
+                loss += 0.01 * math.log(bs * block / b_opt) ** 2
+                rows.append({"N": n, "D": d, "lr": lr, "batch": bs * block, "loss": loss})
+    return rows
+
+
+def write_table(path, rows):
+    """A runs table CSV of `grid_rows` (block 128)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["status", "params", "tokens", "lr", "batch_size", "block_size", "loss"])
+        for r in rows:
+            w.writerow(["completed", r["N"], r["D"], r["lr"], r["batch"] // 128, 128, r["loss"]])
+    return path
+
+
+SIZES = [(n, d) for n in (1e6, 4e6, 1.6e7) for d in (2e8, 8e8, 3.2e9)]
+
+
+def test_step_law_exponents_are_recovered():
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    law = fit_lr_opt(grid_rows(best, SIZES), bootstrap=200)
+    p = law.params["step"]
+    assert p["alpha"] == pytest.approx(STEP["alpha"], abs=0.01)
+    assert p["beta"] == pytest.approx(STEP["beta"], abs=0.01)
+    # the batch grid is in whole sequences of 128 tokens: a little rounding in B
+    assert p["gamma"] == pytest.approx(STEP["gamma"], abs=0.02)
+    want = best(3e7, 6e9)  # outside the fitted cells
+    got = law.predict(3e7, 6e9)
+    assert got["lr"] == pytest.approx(want[0], rel=0.03)
+    assert got["batch"] == pytest.approx(want[1], rel=0.06)
+    lo, hi = got["lr_interval"]
+    assert lo <= got["lr"] <= hi
+    assert not any(c.edge for c in law.cells)
+
+
+def test_deepseek_form_is_recovered_from_compute_only_optima():
+    def best(n, d):
+        c = 6 * n * d
+        return DEEPSEEK["a"] * c ** DEEPSEEK["alpha"], DEEPSEEK["b"] * c ** DEEPSEEK["gamma"]
+
+    law = fit_lr_opt(grid_rows(best, SIZES, block=1), bootstrap=0)
+    p = law.params["deepseek"]
+    assert p["alpha"] == pytest.approx(DEEPSEEK["alpha"], abs=0.01)
+    assert p["gamma"] == pytest.approx(DEEPSEEK["gamma"], abs=0.01)
+    assert p["a"] == pytest.approx(DEEPSEEK["a"], rel=0.1)
+
+
+def test_an_optimum_on_the_grid_edge_is_flagged():
+    rows = [{"N": 1.0, "D": 1.0, "lr": lr, "batch": 8.0, "loss": 1 / lr} for lr in (1, 2, 4)]
+    (cell,) = cell_optima(rows)
+    assert cell.edge and cell.lr == 4
+
+
+def test_cli_fits_a_runs_table_and_refuses_too_few_cells(tmp_path, capsys):
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    path = write_table(tmp_path / "runs.csv", grid_rows(best, SIZES))
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(["failed", 1e6, 2e8, 1.0, 1, 128, 0.0])  # not counted
+    assert main(["fit", str(path), "--law", "lr-opt", "--json", "--bootstrap", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"]["step"]["alpha"] == pytest.approx(STEP["alpha"], abs=0.01)
+    assert len(out["cells"]) == 9
+    with pytest.raises(DataError, match="at least 3"):
+        fit_lr_opt(grid_rows(lambda n, d: (1e-3, 256), SIZES[:2]))
+
+
+def test_plan_proposes_lr_and_batch_from_an_lr_opt_fit(tmp_path, capsys):
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    path = write_table(tmp_path / "runs.csv", grid_rows(best, SIZES))
+    fit = tmp_path / "lr.json"
+    assert main(["fit", str(path), "--law", "lr-opt", "--out", str(fit), "--bootstrap", "50"]) == 0
+    capsys.readouterr()
+    n, c = 3e7, 6 * 3e7 * 6e9
+    args = ["plan", str(fit), "--params", str(n), "--flops", str(c), "--block-size", "128"]
+    assert main([*args, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    lr, b = best(n, 6e9)
+    assert row["lr"] == pytest.approx(lr, rel=0.03)
+    assert row["batch_tokens"] == pytest.approx(b, rel=0.06)
+    assert row["batch_size"] == round(row["batch_tokens"] / 128)
+    assert row["lr_ci"][0] <= row["lr"] <= row["lr_ci"][1]
+    assert main(["plan", str(fit), "--flops", "1e20"]) == 2
+    assert "an lr-opt fit plans with --params N --flops C" in capsys.readouterr().err
+
+
+def test_four_cells_bootstrap_without_blowing_up():
+    """2 N x 2 D: many resamples tie N to D (collinear); they are skipped, not fitted."""
+
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    sizes = [(n, d) for n in (1e6, 4e6) for d in (2e8, 8e8)]
+    law = fit_lr_opt(grid_rows(best, sizes), bootstrap=300, seed=1)
+    assert law.params["step"]["alpha"] == pytest.approx(STEP["alpha"], abs=0.01)
+    lo, hi = law.intervals["step"]["alpha"]
+    assert lo <= law.params["step"]["alpha"] <= hi
+    assert 0 < len(law.boot["step"]) < 300  # the collinear resamples were left out
+
+
+def test_a_cells_batches_may_round_d_apart():
+    """A sweep rounds D to whole steps of each batch: D within 10% is one cell."""
+
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    rows = grid_rows(best, SIZES)
+    batches = sorted({r["batch"] for r in rows})
+    for r in rows:
+        r["D"] *= 1 + 0.01 * batches.index(r["batch"])  # up to 4% apart
+    law = fit_lr_opt(rows, bootstrap=0)
+    assert len(law.cells) == 9 and not any(c.edge for c in law.cells)
+    assert law.params["step"]["gamma"] == pytest.approx(STEP["gamma"], abs=0.03)

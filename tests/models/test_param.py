@@ -1,0 +1,148 @@
+"""--param sp|mup|completep: init scales, per-group learning rates, identity, export."""
+
+import dataclasses
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
+from scalinglab.errors import ConfigError
+from scalinglab.models.registry import build_model
+from scalinglab.train import train
+from scalinglab.train.optim import make_optimizer
+from scalinglab.train.setup import resume_conflicts
+from tests.train.helpers import tiny_cfg, tiny_shards
+
+BASE = 64
+
+
+def _gpt(param="mup", n_embd=128, n_layer=2, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(n_embd=n_embd, n_head=4, n_layer=n_layer, block_size=16, vocab_size=256,
+                      param=param, base_width=BASE, base_depth=2, **kw)  # fmt: skip
+    return build_model(cfg)
+
+
+def _group_of(opt, p):
+    return next(g for g in opt.param_groups if any(q is p for q in g["params"]))
+
+
+@pytest.mark.parametrize("width", [128, 256])
+def test_mup_init_scales_and_group_lrs_follow_the_rule(width):
+    """At width w and base 64 (m = w/64): hidden matrices std 0.02/sqrt(m) (residual
+    projections also /sqrt(2 n_layer)), Adam lr/m and decay*m; embeddings std 0.02 at lr."""
+    model = _gpt(n_embd=width)
+    m = width / BASE
+    named = dict(model.named_parameters())
+    stds = {n: p.detach().std().item() for n, p in named.items()}
+    # 128 x 384 .. 512 x 256 draws: the sample std is within 1% of the rule
+    for name, want in [
+        ("transformer.h.0.attn.c_attn.weight", 0.02 / math.sqrt(m)),
+        ("transformer.h.1.mlp.c_fc.weight", 0.02 / math.sqrt(m)),
+        ("transformer.h.0.attn.c_proj.weight", 0.02 / math.sqrt(m) / 2),
+        ("transformer.h.1.mlp.c_proj.weight", 0.02 / math.sqrt(m) / 2),
+        ("transformer.wte.weight", 0.02),
+        ("transformer.wpe.weight", 0.02),
+    ]:
+        assert stds[name] == pytest.approx(want, rel=0.03), name
+    tc = TrainConfig(lr=0.01, weight_decay=0.1, steps=1)
+    opt = make_optimizer(model, tc, "cpu")
+    for g in opt.param_groups:
+        g["lr"] = tc.lr * g["lr_mult"]  # what the training loop does each step
+    want_lr = {
+        "transformer.h.0.attn.c_attn.weight": (0.01 / m, 0.1 * m),
+        "transformer.h.1.mlp.c_proj.weight": (0.01 / m, 0.1 * m),
+        "transformer.wte.weight": (0.01, 0.1),
+        "transformer.h.0.ln_1.weight": (0.01, 0.0),
+        "transformer.h.0.mlp.c_fc.bias": (0.01, 0.0),
+    }
+    for name, (lr, wd) in want_lr.items():
+        g = _group_of(opt, named[name])
+        assert (g["lr"], g["weight_decay"]) == pytest.approx((lr, wd)), name
+    # the readout (tied to wte) multiplies the logits by 1/m; attention sqrt(hd0)/hd
+    assert model.readout == pytest.approx(BASE / width)
+    hd = width // 4
+    assert model.transformer.h[0].attn.scale == pytest.approx(math.sqrt(BASE / 4) / hd)
+
+
+def test_sp_keeps_two_groups_and_one_lr():
+    model = _gpt(param="sp", n_embd=256)
+    opt = make_optimizer(model, TrainConfig(lr=0.01, steps=1), "cpu")
+    assert [(g["lr_mult"], g["weight_decay"]) for g in opt.param_groups] == [(1.0, 0.1), (1.0, 0)]
+    assert model.readout == 1.0 and model.transformer.h[0].attn.scale is None
+
+
+def test_at_the_base_shape_mup_and_completep_compute_sp():
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = _gpt("sp", n_embd=BASE)(ids)[0]
+        for p in ("mup", "completep"):
+            assert torch.allclose(_gpt(p, n_embd=BASE)(ids)[0], ref, atol=1e-6), p
+
+
+def test_completep_scales_the_branches_not_the_projection_init():
+    deep = _gpt("completep", n_embd=128, n_layer=8)
+    assert deep.transformer.h[3].branch == pytest.approx(2 / 8)
+    std = deep.transformer.h[5].mlp.c_proj.weight.std().item()
+    # base depth 2: 0.02/sqrt(m)/sqrt(2*2), not /sqrt(2*8) as under sp and mup
+    assert std == pytest.approx(0.02 / math.sqrt(2) / 2, rel=0.03)
+    mup = _gpt("mup", n_embd=128, n_layer=8)
+    assert mup.transformer.h[5].mlp.c_proj.weight.std().item() == pytest.approx(
+        0.02 / math.sqrt(2) / 4, rel=0.03
+    )
+
+
+def test_param_is_refused_for_recurrent_models():
+    with pytest.raises(ConfigError, match="--param mup is for the GPT"):
+        ModelConfig(arch="lstm", param="mup")
+    with pytest.raises(ConfigError, match="--param"):
+        ModelConfig(param="ntk")
+
+
+def test_sp_runs_keep_their_ids_and_old_checkpoints_resume():
+    cfg = RunConfig(model=ModelConfig(), train=TrainConfig(steps=5, data="d"))
+    d = cfg.to_dict()
+    old_model = {k: v for k, v in d["model"].items()
+                 if k not in ("preset", "param", "base_width", "base_depth", "base_head_dim")}  # fmt: skip
+    from scalinglab.config import OPERATIONAL
+
+    train_d = {k: v for k, v in d["train"].items() if k not in OPERATIONAL}
+    blob = json.dumps({"model": old_model, "train": train_d, "data": "x"}, sort_keys=True)
+    assert run_identity(cfg, "x") == hashlib.sha256(blob.encode()).hexdigest()
+    # the base shape matters only under mup/completep; the parametrisation always does
+    wide = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base_width=256))
+    assert run_identity(wide, "x") == run_identity(cfg, "x")
+    mup = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, param="mup"))
+    mup_wide = dataclasses.replace(mup, model=dataclasses.replace(mup.model, base_width=256))
+    assert len({run_identity(c, "x") for c in (cfg, mup, mup_wide)}) == 3
+    # a checkpoint written before --param existed resumes as sp, not as a changed model
+    saved = {"config": {"model": old_model}, "data_fingerprint": "f"}
+    saved["config"]["train"] = d["train"]
+    assert resume_conflicts(saved, cfg, "f") == []
+    assert resume_conflicts(saved, mup, "f") == ["--param 'sp' -> 'mup'"]
+
+
+def test_a_mup_run_trains_with_per_group_lrs_and_records_its_param(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, n_embd=64, param="mup", base_width=32, steps=30, lr=1e-2,
+                   schedule="constant", warmup=0)  # fmt: skip
+    torch.set_num_threads(1)
+    result = train(cfg, tmp_path / "run")
+    assert result["status"] == "completed" and result["val_loss"] < 1.5
+    saved = (tmp_path / "run" / "config.toml").read_text()
+    assert 'param = "mup"' in saved and "base_width = 32" in saved
+    state = torch.load(tmp_path / "run/ckpt/step-00000030/state.pt", weights_only=True)
+    lrs = sorted({g["lr"] for g in state["optimizer"]["param_groups"]})
+    assert lrs == pytest.approx([1e-2 * 32 / 64, 1e-2])  # hidden at lr/m, the rest at lr
+
+
+def test_a_fixed_head_size_keeps_the_base_attention_scale():
+    """Heads of 8 at every width (more heads, not wider ones): with base_head_dim 8 the
+    attention scale is 1/sqrt(8) at every width, as at the base."""
+    for width in (64, 256):
+        cfg = ModelConfig(n_embd=width, n_head=width // 8, param="mup", base_width=64,
+                          base_head_dim=8, vocab_size=256)  # fmt: skip
+        assert build_model(cfg).transformer.h[0].attn.scale == pytest.approx(8**-0.5)
