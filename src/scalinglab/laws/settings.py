@@ -91,6 +91,9 @@ class TableConfig:
         None, "column holding C (training FLOPs; default 'flops' when present)"
     )
     loss_col: str | None = setting(None, "column holding the loss (nats/token)")
+    metric_col: str | None = setting(
+        None, "task laws: column holding the task metric, a fraction (e.g. recall.acc)"
+    )
     budget_col: str | None = setting(None, "isoflop: column holding each run's compute budget")
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
     step_col: str = setting("step", "curve laws: column holding each logged point's step")
