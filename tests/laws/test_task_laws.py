@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scalinglab.errors import DataError
+from scalinglab.errors import DataError, FitError
 from scalinglab.laws import tasklaws
 from scalinglab.laws.estimator import ScalingLaw
 from tests.conftest import shared_file
@@ -110,3 +110,15 @@ def test_fit_law_task_sigmoid_from_the_command_line(tmp_path, capsys):
     assert lo <= p <= hi and float(p) == pytest.approx(d["acc"][-1], rel=1e-4)
     assert main([*argv[:-2], "--holdout-frac", "0.2"]) == 2
     assert "has no --holdout-* backtest yet" in capsys.readouterr().err
+
+
+def test_the_sigmoid_step_alone_predicts_a_metric_from_a_predicted_loss():
+    d = synthetic()
+    fit = tasklaws.fit_sigmoid(d["task_loss"], d["acc"], bootstrap=50)
+    assert fit["params"]["L0"] == pytest.approx(2.2, rel=1e-3)
+    out = tasklaws.metric_at_loss(fit, 2.0, (1.9, 2.1))
+    assert out["predicted"] == pytest.approx(0.05 + 0.85 / (1 + np.exp(3.0 * -0.2)), rel=1e-4)
+    want = [0.05 + 0.85 / (1 + np.exp(3.0 * (x - 2.2))) for x in (2.1, 1.9)]
+    assert out["interval"] == pytest.approx(want, rel=1e-3)  # exact data: only the loss's spread
+    with pytest.raises(FitError, match="the sigmoid needs at least 4"):
+        tasklaws.fit_sigmoid([1.0, 2.0], [0.5, 0.4])

@@ -215,3 +215,44 @@ def predict(law, N=None, D=None, C=None, return_ci=False):
     q = 100 * (1 - law.settings["ci_level"]) / 2
     lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
     return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+
+
+def fit_sigmoid(loss, metric, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """The sigmoid step alone, metric from loss (e.g. a study's runs: val loss -> recall.acc).
+
+    Returns {"params": {lo, hi, k, L0}, "samples": {name: (B,) draws} or None,
+    "objective", "converged"}."""
+    loss, metric = np.asarray(loss, float), np.asarray(metric, float)
+    ok = np.isfinite(loss) & np.isfinite(metric)
+    if ok.sum() < len(SIGMOID_PARAMS):
+        raise FitError(
+            f"{int(ok.sum())} runs with a loss and a task metric; the sigmoid needs "
+            f"at least {len(SIGMOID_PARAMS)}"
+        )
+    sig = Sigmoid()
+    res = fit_form(sig, Points(loss[ok], metric[ok], None, "runs"), bootstrap=bootstrap, seed=seed)
+    nat = sig.natural(res["ctx"], res["theta"])
+    samples = None if res["samples"] is None else sig.natural(res["ctx"], res["samples"])
+    return {
+        "params": {k: float(v[0]) for k, v in nat.items()},
+        "samples": samples,
+        "objective": res["objective"],
+        "converged": res["converged"],
+    }
+
+
+def metric_at_loss(fit: dict, loss: float, loss_interval=None, ci_level: float = 0.95) -> dict:
+    """A predicted loss (and its interval) -> the metric and its interval.
+
+    The interval spans the sigmoid's bootstrap draws evaluated across the loss interval
+    (the metric falls as the loss rises: its low end comes from the high loss)."""
+    p = float(metric_from_loss(fit["params"], loss))
+    lo_l, hi_l = loss_interval if loss_interval is not None else (loss, loss)
+    if fit["samples"] is None:
+        ends = [float(metric_from_loss(fit["params"], x)) for x in (lo_l, hi_l)]
+        return {"predicted": p, "interval": [min(ends), max(ends)]}
+    q = 100 * (1 - ci_level) / 2
+    at = [metric_from_loss(fit["samples"], x) for x in (lo_l, loss, hi_l)]
+    draws = np.concatenate([a[np.isfinite(a)] for a in at])
+    lo, hi = np.percentile(draws, [q, 100 - q])
+    return {"predicted": p, "interval": [float(min(lo, p)), float(max(hi, p))]}

@@ -115,7 +115,7 @@ def evaluate_run(
                     **metrics,
                 }
             )
-            log.info("%s step %d %s: %s", run_dir, step, task.name, metrics)
+            log.debug("%s step %d %s: %s", run_dir, step, task.name, metrics)
     if record:
         runfolder.record_tasks(
             run_dir, [{k: v for k, v in r.items() if k != "outputs"} for r in out]

@@ -113,7 +113,7 @@ def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -
         nats -= scores[it.gold]
         nbytes += len(it.choices[it.gold].encode("utf-8"))
     n = len(task.items)
-    return {"acc": right / n, "acc_norm": right_norm / n, "bpb": nats / math.log(2) / nbytes}
+    return {"acc": right / n, "acc_norm": right_norm / n, "bpb": float(nats / math.log(2) / nbytes)}
 
 
 def generate_greedy(model, tokenizer, prompt: str, until, max_new_tokens: int) -> str:
