@@ -122,3 +122,8 @@ def test_the_sigmoid_step_alone_predicts_a_metric_from_a_predicted_loss():
     assert out["interval"] == pytest.approx(want, rel=1e-3)  # exact data: only the loss's spread
     with pytest.raises(FitError, match="the sigmoid needs at least 4"):
         tasklaws.fit_sigmoid([1.0, 2.0], [0.5, 0.4])
+
+
+def test_a_predicted_metric_never_leaves_zero_to_one():
+    p = {"lo": -0.2, "hi": 3.0, "k": 1.0, "L0": 0.0}  # a steep-side fit, extrapolated
+    assert list(tasklaws.metric_from_loss(p, [-50.0, 0.0, 50.0])) == [1.0, 1.0, 0.0]

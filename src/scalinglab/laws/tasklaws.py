@@ -85,8 +85,10 @@ class Sigmoid:
 
     @staticmethod
     def predict(p, L):
+        """The metric at loss L, clipped to [0, 1]: lo and hi are free (as in OLMo's
+        ladder), so a sigmoid fitted on its steep side can pass 1 when extrapolated."""
         z = np.clip(p["k"] * (L - p["L0"]), -500, 500)
-        return p["lo"] + (p["hi"] - p["lo"]) / (1.0 + np.exp(z))
+        return np.clip(p["lo"] + (p["hi"] - p["lo"]) / (1.0 + np.exp(z)), 0.0, 1.0)
 
 
 def _read(law, table, col):
