@@ -13,6 +13,7 @@ One training run lives in one folder (docs/training.md, docs/sweeps.md)::
     RUN/history.jsonl    settings changed on resume with --allow-config-change (one line each)
     RUN/trackers.json    the ids of the run's tracker runs (--logger mlflow), to resume them
     RUN/metrics.csv      --logger csv: the metrics rows as CSV
+    RUN/tasks.json       task results of `scalinglab eval --tasks`, per task and checkpoint
     RUN/.lock            held (flock) by the trainer, or by a sweep worker while its trainer
                          lives; it holds the holder's pid and host (`hold_lock`)
 
@@ -73,6 +74,8 @@ TRAIN_LOG = "train.log"
 HISTORY = "history.jsonl"
 TRACKERS = "trackers.json"
 METRICS_CSV = "metrics.csv"
+TASKS = "tasks.json"
+TASKS_FORMAT_VERSION = 1
 LOCK = ".lock"
 LOCK_HELD_ENV = "SCALINGLAB_RUN_LOCK_HELD"
 """Set by a sweep worker for its trainer: which RUN/.lock (device:inode) it holds for it."""
@@ -440,6 +443,55 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     except OSError:
         return []
     return parse_metrics(data, HISTORY)
+
+
+# --- tasks.json -------------------------------------------------------------------
+
+
+def read_tasks(run_dir: str | os.PathLike) -> list[dict]:
+    """The task results in RUN/tasks.json (`scalinglab eval --tasks`), [] when absent.
+
+    Each is {task, step, tokens, flops, sha256 (the items' identity), n, metrics...};
+    DataError naming the file when it is of a format_version this code does not read."""
+    path = Path(run_dir) / TASKS
+    d = _json_object(path)
+    if d is None:
+        return []
+    if d.get("format_version") != TASKS_FORMAT_VERSION:
+        raise DataError(
+            f"{path}: format_version {d.get('format_version')!r}; this scalinglab reads "
+            f"{TASKS_FORMAT_VERSION}"
+        )
+    return [r for r in d.get("results", []) if isinstance(r, dict)]
+
+
+def record_tasks(run_dir: str | os.PathLike, results: list[dict]) -> list[dict]:
+    """Add task results to RUN/tasks.json atomically: a result of the same task, step and
+    items replaces the old one; the others are kept. Returns every result now recorded."""
+    new = {_task_key(r) for r in results}
+    kept = [r for r in read_tasks(run_dir) if _task_key(r) not in new]
+    allres = sorted(
+        kept + [finite_or_none(r) for r in results],
+        key=lambda r: (str(r.get("task")), r.get("step") or 0),
+    )
+    atomic_write_json(
+        Path(run_dir) / TASKS, {"format_version": TASKS_FORMAT_VERSION, "results": allres}
+    )
+    return allres
+
+
+def _task_key(r: dict) -> tuple:
+    return r.get("task"), r.get("step"), r.get("sha256")
+
+
+def final_tasks(run_dir: str | os.PathLike) -> dict[str, dict]:
+    """{task: its result at the newest step evaluated}: what the runs table shows."""
+    out: dict[str, dict] = {}
+    for r in read_tasks(run_dir):
+        name = r.get("task")
+        if name and (name not in out or (r.get("step") or 0) >= (out[name].get("step") or 0)):
+            out[name] = r
+    return out
 
 
 # --- the run's lock -----------------------------------------------------------------

@@ -4,9 +4,11 @@ ORDER = 30
 
 
 def register(sub) -> None:
+    from scalinglab.cli._tasks import add_flags as add_task_flags
+
     p = sub.add_parser(
         "eval",
-        help="evaluate a run's newest checkpoint on a validation split",
+        help="evaluate a run's newest checkpoint on a validation split, or on tasks",
         description=(
             "Loss in nats per token, perplexity = exp(loss), and bits per byte = "
             "loss / (ln 2 * bytes per token) on the val split of the run's shards (or --data)."
@@ -20,10 +22,15 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=0, help="lanes per batch (default: the run's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    add_task_flags(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.tasks:
+        from scalinglab.cli._tasks import run_tasks
+
+        return run_tasks(args)
     from scalinglab.cli._util import print_json
     from scalinglab.data.shards import check_integrity, open_shards
     from scalinglab.errors import ConfigError

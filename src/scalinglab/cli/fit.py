@@ -102,6 +102,7 @@ def run(args):
     from scalinglab.laws.curvelaws import CURVE_LAWS
     from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
+    from scalinglab.laws.tasklaws import TASK_LAWS
 
     auto = None
     if args.law == "auto":
@@ -127,7 +128,11 @@ def run(args):
         if args.holdout_frac is not None or args.holdout_above is not None:
             raise ConfigError(f"--law {args.law}: hold runs out with --holdout-where")
         law.fit(args.runs[0])
-    elif args.law == "data-constrained":
+    elif args.law == "data-constrained" or args.law in TASK_LAWS:
+        if args.law in TASK_LAWS and (
+            args.holdout_frac is not None or args.holdout_above is not None
+        ):
+            raise ConfigError(f"--law {args.law} has no --holdout-* backtest yet (docs/tasks.md)")
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
         law.fit(args.runs[0])

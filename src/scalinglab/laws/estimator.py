@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
-from scalinglab.laws import constrained, curvefit, intervals, warn
+from scalinglab.laws import constrained, curvefit, intervals, tasklaws, warn
 from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
 from scalinglab.laws.fit import fit_form
@@ -31,7 +31,7 @@ from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
     "chinchilla", "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope",
-    "data-constrained", "nd-interaction", *CURVE_LAWS,
+    "data-constrained", "nd-interaction", *CURVE_LAWS, *tasklaws.TASK_LAWS,
 )  # fmt: skip
 FORMAT_VERSION = 1
 # Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
@@ -40,7 +40,8 @@ SETTING_LAWS = {
     "budgets": ("isoflop",),
     "budget_col": ("isoflop",),
     # the envelope's and the curve laws' runs (and, with checkpoints=True, an N, D law's)
-    "run_cols": ("envelope", *CURVE_LAWS),
+    "run_cols": ("envelope", *CURVE_LAWS, *tasklaws.TASK_LAWS),
+    "metric_col": tasklaws.TASK_LAWS,
     "n_kind": tuple(law for law in LAWS if law != "envelope"),
     "where": tuple(law for law in LAWS if law != "envelope"),
     "drop_highest": tuple(law for law in LAWS if law != "envelope"),
@@ -105,6 +106,9 @@ class ScalingLaw:
             )
         if self.law == "envelope":
             return self._fit_envelope(table)
+        if self.law in tasklaws.TASK_LAWS:
+            self._set_learned(tasklaws.fit_law(self, table))
+            return self
         if self.law == "data-constrained":
             out = constrained.fit_law(self, table)
             self._set_learned(out)
@@ -146,7 +150,7 @@ class ScalingLaw:
 
     def check_settings_apply(self):
         """Raise ConfigError for a table setting (not its default) that this law cannot use."""
-        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"]}
+        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None}
         for name, laws in SETTING_LAWS.items():
             value = self.settings[name]
             if name == "run_cols" and self.settings.get("checkpoints"):
@@ -372,6 +376,10 @@ class ScalingLaw:
         """
         self.check_fitted()
         level = self.settings["ci_level"] if level is None else float(level)
+        if self.law in tasklaws.TASK_LAWS:
+            if kind != "confidence":
+                raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
+            return tasklaws.predict(self, N, D, C, return_ci=return_ci)
         if self.law in CURVE_LAWS:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")

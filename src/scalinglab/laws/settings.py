@@ -105,6 +105,9 @@ class TableConfig:
     budget_col: str | None = setting(
         None, "isoflop: column holding each run's compute budget", shown="budget"
     )
+    metric_col: str | None = setting(
+        None, "task laws: column holding the task metric, a fraction (e.g. recall.acc)"
+    )
     n_kind: str = setting("params", "which N of our runs tables", choices=N_KINDS)
     step_col: str = setting("step", "curve laws: column holding each logged point's step")
     lr_col: str = setting("lr", "curve laws: column holding the learning rate at that step")

@@ -16,7 +16,7 @@ from scalinglab.fsio import atomic_write_json, atomic_write_text, follow_umask
 from scalinglab.laws.settings import fit_config
 from scalinglab.plan import analysis as an
 from scalinglab.report import collect as col
-from scalinglab.report import figures, sections
+from scalinglab.report import figures, sections, taskfig
 from scalinglab.report.html import page
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def backtest_result(c: col.Collected) -> dict | None:
     out["in_interval"] = bool(lo <= actual <= hi)
     fi = pred.get("fit_interval")
     out["in_fit_interval"] = bool(fi[0] <= actual <= fi[1]) if fi else None
+    if pred.get("tasks"):  # the task accuracies, predicted before the run too
+        out["tasks"] = measured_tasks(pred["tasks"], rows[0])
     out["params_run"] = rows[0]["params"]
     out["tokens_run"] = rows[0]["tokens"]
     run_dir = Path(rows[0]["dir"])
@@ -69,6 +71,28 @@ def backtest_result(c: col.Collected) -> dict | None:
     )
     out["prediction_mtime"] = pred.get("mtime")
     out["run_folder_mtime"] = created
+    return out
+
+
+def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
+    """summary.json's backtest.tasks: {task: {predicted, measured, interval, ...}}, from
+    prediction.json's tasks (study/tasks.py) and the backtest run's row of the runs table."""
+    out = {}
+    for name, p in (pred_tasks or {}).items():
+        if "predicted" not in p:
+            out[name] = p
+            continue
+        m = None if row is None else row.get(f"{name}.{p['metric']}")
+        lo, hi = p["interval"]
+        out[name] = {
+            "metric": p["metric"],
+            "predicted": p["predicted"],
+            "measured": m,
+            "interval": [lo, hi],
+            "error_points": None if m is None else 100 * (p["predicted"] - m),
+            "in_interval": None if m is None else bool(lo <= m <= hi),
+            "params": p.get("params"),
+        }
     return out
 
 
@@ -105,6 +129,8 @@ def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
         )
     if any(f.isoflop or f.chinchilla or f.frontier for f in fits.values()):
         jobs.append(("residuals", "residuals", lambda p: figures.residuals(p, fits)))
+    if bt and bt.get("tasks"):
+        jobs.append(("tasks", "tasks", lambda p: taskfig.task_metrics(p, c.rows, fits, bt)))
     done = []
     for stem, title, draw in jobs:
         path = out / f"{stem}.png"
@@ -174,7 +200,7 @@ def build_report(
     html_text = page(
         f"Scaling study: {summary['name']}",
         _subtitle(summary, c),
-        sections.all_sections(summary, c, fits, figs, out),
+        _with_tasks(sections.all_sections(summary, c, fits, figs, out), summary["backtest"]),
     )
     atomic_write_text(out / "report.html", html_text)
     follow_umask(out / "report.html")  # as any file the user writes
@@ -197,3 +223,8 @@ def _subtitle(s: dict, c) -> str:
     n = len(c.rows)
     where = s["corpus"] or os.fspath(c.root)
     return f"{n} runs · corpus: {where} · report generated {s['generated']}"
+
+
+def _with_tasks(secs: list[str], bt: dict | None) -> list[str]:
+    """The sections, with the backtest's task table after the backtest's own."""
+    return [*secs[:2], taskfig.task_section(bt), *secs[2:]]

@@ -38,6 +38,7 @@ from scalinglab.plan import analysis as an
 from scalinglab.report import build_report
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
 from scalinglab.runfolder import FINISHED, is_finished, read_result
+from scalinglab.study import tasks as study_tasks
 from scalinglab.study.spec import StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.design import PlannedRun
@@ -334,15 +335,19 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
             except Exception as exc:  # a secondary predictor is informative only
                 others[p] = {"error": str(exc)}
     now = time.time()
+    interval = an.predictive_interval(pred, noise, study.fit.ci_level)
     out_pred = {
         "format_version": FORMAT_VERSION, "kind": "scalinglab.prediction", "arch": arch,
         "flops": 6.0 * N * D, "budget": C, "params": N, "tokens": D,
         "shape": _shape(run.config.model), "run_name": run.name, "target_params": n_target,
         "allocated_by": allocated_by,
-        **pred, "interval": an.predictive_interval(pred, noise, study.fit.ci_level),
+        **pred, "interval": interval,
         "ci_level": study.fit.ci_level,
         "seed_noise_rel_std": None if noise is None else noise["rel_std"],
         "other_predictions": others, "fit_points": len(fits.rows),
+        "tasks": study_tasks.predict_tasks(
+            study, c.by_role("sweep"), arch, pred["predicted_loss"], interval
+        ),
         "written_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)), "mtime": now,
     }  # fmt: skip
     out_pred = an.json_safe(out_pred)
@@ -377,11 +382,13 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
         others = _queue(pool, rest, out, threads, 2.0, plan.estimates)
         pool.wait_for(need)
         _check(pool, need)
+        study_tasks.score_runs(study, plan.shards, out, bt_arch)  # what the prediction fits
         pred, part = make_prediction(study, plan, out)
         emit("prediction", pred)
         bt = _queue(pool, [(part, part.runs[0])], out, threads, 0.0, {})
         pool.wait_for(others | bt)
         _check(pool, others | bt)
+    study_tasks.score_runs(study, plan.shards, out)  # every run, the backtest's too
     write_study_json(study, plan, out, wall_seconds=round(time.monotonic() - t0, 1))
     summary = build_report(out)
     emit("report", summary)

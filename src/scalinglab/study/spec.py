@@ -51,10 +51,12 @@ from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS
 from scalinglab.sweep.spec import IsoflopDesign, check_trainer_cmd
+from scalinglab.tasks.builtin import BUILTIN
 
 FORMAT_VERSION = 1
 TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train", "shape",
-       "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit", "trainer_cmd")  # fmt: skip
+       "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit", "trainer_cmd",
+       "tasks")  # fmt: skip
 MIN_BACKTEST_FACTOR = 3.0
 
 
@@ -88,6 +90,27 @@ class SeedNoise:
 
 
 @dataclass
+class TaskTable:
+    """[tasks]: built-in tasks scored on every run; the backtest predicts their accuracy."""
+
+    names: list[str] = field(
+        default_factory=list,
+        metadata={"help": f"built-in tasks ({', '.join(BUILTIN)}); none: no task"},
+    )
+    items: int = setting(100, "items per task")
+    seed: int = setting(0, "the choice of items")
+
+    def __post_init__(self):
+        check_types(self)
+        bad = [n for n in self.names if n not in BUILTIN]
+        if bad:
+            raise ConfigError(f"names: {', '.join(map(repr, bad))} not among {', '.join(BUILTIN)}")
+        if self.items < 1:
+            raise ConfigError(f"items must be >= 1, got {self.items}")
+        check_seed(self.seed)
+
+
+@dataclass
 class PlanTable:
     """[plan]: the budgets the report plans for."""
 
@@ -114,6 +137,7 @@ class StudySpec:
     raw: dict
     trainer_cmd: str | None = None
     """Your own trainer's command line for every run (docs/interfaces.md); None: ours."""
+    tasks: TaskTable = field(default_factory=TaskTable)
 
     def with_trainer_cmd(self, cmd: str, where: str) -> "StudySpec":
         """The same study with every run trained by `cmd` (`study --trainer-cmd`), which
@@ -244,6 +268,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
             raise _err(w, f"seeds must be a list of integers, got {sn.seeds!r}")
     plan = _typed(PlanTable, _table(d, "plan", where, required=False), f"{where} [plan]")
     fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
+    tasks = _typed(TaskTable, _table(d, "tasks", where, required=False), f"{where} [tasks]")
     workers = d.get("workers", 2)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise _err(where, f"workers must be a positive integer, got {workers!r}")
@@ -260,6 +285,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         fit=fs,
         raw=d,
         trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd"),
+        tasks=tasks,
     )
 
 
@@ -280,6 +306,8 @@ def study_dict(study: StudySpec) -> dict:
         d["seed_noise"] = dataclasses.asdict(study.seed_noise)
     if study.trainer_cmd:
         d["trainer_cmd"] = study.trainer_cmd
+    if study.tasks.names:
+        d["tasks"] = dataclasses.asdict(study.tasks)
     return d
 
 

@@ -5,7 +5,8 @@ table has one row per run folder found in DIR, DIR/runs/ or DIR itself. Values
 come from result.json (what the trainer measured); a run without a result yet
 (pending or interrupted) keeps a row with its planned N and D and an empty loss.
 The design's columns (e.g. `budget` of an IsoFLOP sweep) come from sweep.json,
-which the sweep driver writes into each run folder before the run starts.
+which the sweep driver writes into each run folder before the run starts; a column per
+task metric (`recall.acc`) from RUN/tasks.json, once `scalinglab eval --tasks` ran.
 """
 
 import csv
@@ -92,7 +93,22 @@ def run_row(run_dir: str | Path) -> dict:
     row["status"] = runfolder.table_status(run_dir, result)
     for k, v in meta.get("group", {}).items():
         row[k] = v
+    row.update(task_columns(run_dir))
     return row
+
+
+TASK_METRICS = ("acc", "acc_norm", "bpb", "exact_match", "chrf")
+
+
+def task_columns(run_dir: Path) -> dict:
+    """`TASK.METRIC` columns (e.g. `recall.acc`) of the run's newest task results
+    (RUN/tasks.json, `scalinglab eval --tasks`; docs/tasks.md)."""
+    return {
+        f"{name}.{m}": r[m]
+        for name, r in sorted(runfolder.final_tasks(run_dir).items())
+        for m in TASK_METRICS
+        if m in r
+    }
 
 
 def runs_table(root: str | Path) -> list[dict]:

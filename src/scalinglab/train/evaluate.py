@@ -64,11 +64,15 @@ def summarize(loss: float, bytes_per_token: float | None) -> dict:
     return {"loss": loss, "perplexity": ppl, "bits_per_byte": bpb}
 
 
-def load_trained(run_dir: str | Path, device: str = "cpu"):
-    """(model in eval mode, RunConfig, checkpoint step) from a run's newest valid checkpoint."""
+def load_trained(run_dir: str | Path, device: str = "cpu", path: Path | None = None):
+    """(model in eval mode, RunConfig, checkpoint step) from a run's newest valid checkpoint,
+    or from the checkpoint folder `path` (one of `checkpoint.list_steps`)."""
     run_dir = Path(run_dir)
     cfg = runfolder.load_config(run_dir)
-    path = checkpoint.latest(run_dir / runfolder.CKPT)
+    if path is None:
+        path = checkpoint.latest(run_dir / runfolder.CKPT)
+    elif (why := checkpoint.verify(path)) is not None:
+        raise CheckpointError(f"{path}: {why}")
     if path is None:
         raise CheckpointError(f"{run_dir}: no valid checkpoint in {run_dir / runfolder.CKPT}")
     model = build_model(cfg.model).to(device)

@@ -1,0 +1,68 @@
+"""`scalinglab eval RUN --tasks NAME|FILE,...`: task accuracy of a run, of each of its
+checkpoints, or of every run of a sweep folder (cli/eval.py's flags; docs/tasks.md)."""
+
+
+def add_flags(p) -> None:
+    """The task flags of `scalinglab eval`."""
+    p.add_argument(
+        "--tasks",
+        metavar="NAME|FILE,...",
+        help="score tasks instead of the loss: JSONL task files, built-in tasks made from "
+        "the validation split (next-line, brackets, recall), or builtin for all three; "
+        "results go to RUN/tasks.json and the runs table (docs/tasks.md)",
+    )
+    p.add_argument(
+        "--every-checkpoint", action="store_true", help="with --tasks: score each checkpoint"
+    )
+    p.add_argument("--task-items", type=int, default=200, help="items per built-in task")
+    p.add_argument("--task-seed", type=int, default=0, help="seed of the built-in tasks' items")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=64, help="generation tasks: tokens at most"
+    )
+
+
+def run_tasks(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from scalinglab import runfolder
+    from scalinglab.cli._util import print_json
+    from scalinglab.errors import ConfigError
+    from scalinglab.sweep.table import find_run_dirs
+    from scalinglab.tasks.run import evaluate_run, resolve_tasks
+    from scalinglab.train.setup import autocast, pick_device, pick_dtype
+
+    if args.task_items < 1 or args.max_new_tokens < 1:
+        raise ConfigError("--task-items and --max-new-tokens must be >= 1")
+    runs = find_run_dirs(args.run)
+    runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
+    if not runs:
+        raise ConfigError(f"{args.run}: no trained run folder in it")
+    device = pick_device(args.device)
+    out = []
+    tasks = None
+    for run in runs:
+        cfg = runfolder.load_config(run)
+        if tasks is None:  # one set of items for every run: the runs of a sweep share shards
+            shards = Path(args.data or cfg.train.data)
+            tasks = resolve_tasks(args.tasks.split(","), shards, args.task_items, args.task_seed)
+        cast = autocast(device, pick_dtype(cfg.train.dtype, device))
+        done = evaluate_run(
+            run, tasks, args.every_checkpoint, device, args.batch_size or 32, cast,
+            args.max_new_tokens,
+        )  # fmt: skip
+        out += [{"run": str(run), **r} for r in done]
+    if args.json:
+        print_json(out)
+        return 0
+    for r in out:
+        metrics = "  ".join(
+            f"{k} {r[k]:.4f}"
+            for k in ("acc", "acc_norm", "bpb", "exact_match", "chrf")
+            if r.get(k) is not None
+        )
+        chance = f"  (chance {r['chance']:.3f})" if r.get("chance") else ""
+        print(f"{r['run']}  step {r['step']}  {r['task']}  n {r['n']}  {metrics}{chance}")
+    if any(r.get("kind") == "generation" and r.get("chrf") is None for r in out):
+        print("note: chrF needs sacrebleu: pip install 'scalinglab[tasks]'", file=sys.stderr)
+    return 0

@@ -1,0 +1,260 @@
+"""Task laws: a task metric (an accuracy) predicted from compute (docs/tasks.md).
+
+- `task-power`, a direct law in C (after Krajewski et al. 2025, a law for log accuracy):
+  −ln(metric) = E + (C_c/C)^α, fitted as the power-c form fits a loss (Huber on the log).
+- `task-sigmoid`, two steps (after Bhagia et al. 2024, OLMo's ladder): C → task loss
+  L = E + (C_c/C)^α (the power-c form on `loss_col`), then task loss → metric by a
+  sigmoid, metric = lo + (hi − lo) / (1 + exp(k (L − L0))) (least squares on every row).
+
+When rows are checkpoints of runs (`run_cols`), the laws in C are fitted to each run's
+last row only (a checkpoint in the middle of a schedule is not a run of its compute),
+and the sigmoid to every row (the metric follows the task loss however it was reached).
+The bootstrap resamples whole runs, the same runs for both steps (one seed), so each
+draw of the two-step law is one resample's pair of fits.
+"""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from scalinglab.errors import DataError, FitError
+from scalinglab.laws.fit import fit_form
+from scalinglab.laws.forms import Power
+from scalinglab.laws.table import read_table
+
+TASK_LAWS = ("task-sigmoid", "task-power")
+SIGMOID_PARAMS = ("lo", "hi", "k", "L0")
+
+
+@dataclass
+class Points:
+    """What fit_form needs of a table: C, L (the quantity fitted), run groups, a source."""
+
+    C: np.ndarray
+    L: np.ndarray
+    groups: np.ndarray | None
+    source: str
+
+    def __len__(self):
+        return len(self.L)
+
+
+class Sigmoid:
+    """metric = lo + (hi − lo)·s, s = 1 / (1 + exp(k (L − L0))); theta = (lo, hi, ln k, L0).
+    The table's `C` holds the task loss L and its `L` the metric (Points' two columns)."""
+
+    name = "task-sigmoid (loss -> metric)"
+    param_names = SIGMOID_PARAMS
+    varies = ("C",)
+
+    def prepare(self, t):
+        return {"x": np.asarray(t.C, float), "y": np.asarray(t.L, float)}
+
+    def starts(self, ctx):
+        x, y = ctx["x"], ctx["y"]
+        sd = max(x.std(), 1e-3)
+        out = []
+        for lo, hi, k, q in itertools.product(
+            (0.0, y.min()), (y.max(), 1.0), (0.5, 1.0, 2.0, 4.0), (0.1, 0.5, 0.9)
+        ):
+            out.append((lo, hi, np.log(k / sd), np.quantile(x, q)))
+        return np.array(out)
+
+    def objective(self, ctx, weights=None):
+        x, y = ctx["x"], ctx["y"]
+
+        def fun(th, rows, wrow=None):
+            lo, hi, u, x0 = (th[:, i : i + 1] for i in range(4))
+            k = np.exp(np.clip(u, -50, 50))
+            z = np.clip(k * (x - x0), -500, 500)
+            s = 1.0 / (1.0 + np.exp(z))
+            r = lo + (hi - lo) * s - y
+            w = 1.0 if weights is None else weights[wrow if wrow is not None else rows]
+            ds = -s * (1 - s) * (hi - lo)
+            d = np.stack([1 - s, s, ds * z, ds * -k])  # (P, k, n)
+            f = (w * r * r).sum(axis=1)
+            g = np.einsum("pkn,kn->kp", d, 2 * w * r)
+            return f, g
+
+        return fun
+
+    def natural(self, ctx, th):
+        th = np.atleast_2d(th)
+        return {"lo": th[:, 0], "hi": th[:, 1], "k": np.exp(th[:, 2]), "L0": th[:, 3]}
+
+    @staticmethod
+    def predict(p, L):
+        """The metric at loss L, clipped to [0, 1]: lo and hi are free (as in OLMo's
+        ladder), so a sigmoid fitted on its steep side can pass 1 when extrapolated."""
+        z = np.clip(p["k"] * (L - p["L0"]), -500, 500)
+        return np.clip(p["lo"] + (p["hi"] - p["lo"]) / (1.0 + np.exp(z)), 0.0, 1.0)
+
+
+def _read(law, table, col):
+    t = _read_need(law, table, col, ("C", "L"))
+    if t.C is None:  # no C column: C = 6 N D, from N and D
+        t = _read_need(law, table, col, ("N", "D", "C", "L"))
+    if len(t) == 0:
+        raise DataError(f"{t.source}: the table has no rows")
+    return t
+
+
+def _read_need(law, table, col, need):
+    s = law.settings
+    return read_table(
+        table,
+        need=need,
+        c_col=s["c_col"],
+        n_col=s["n_col"],
+        d_col=s["d_col"],
+        loss_col=col,
+        where=s["where"],
+        run_cols=s["run_cols"] if s.get("checkpoints") else None,
+    )
+
+
+def last_of_each_run(t) -> np.ndarray:
+    """Indices of each run's largest-C row (every row when rows are not checkpoints)."""
+    if t.groups is None:
+        return np.arange(len(t))
+    keep = []
+    for g in np.unique(t.groups):
+        idx = np.flatnonzero(t.groups == g)
+        keep.append(idx[np.argmax(t.C[idx])])
+    return np.array(sorted(keep))
+
+
+def _fit(form, pts, s):
+    return fit_form(form, pts, bootstrap=s["bootstrap"], seed=s["seed"], prune=s["prune"])
+
+
+def fit_law(law, table) -> dict:
+    """Fit task-power or task-sigmoid; the learned attributes (names ending in _) and draws."""
+    s = law.settings
+    if not s["metric_col"]:
+        raise DataError(f"law {law.law!r} needs --metric-col: the column of the task metric")
+    m = _read(law, table, s["metric_col"])
+    metric = m.L
+    if np.any((metric <= 0) | (metric > 1)):
+        bad = int(np.flatnonzero((metric <= 0) | (metric > 1))[0]) + 1
+        raise DataError(
+            f"{m.source}: row {bad}, column {s['metric_col']!r}: a task metric must be a "
+            f"fraction in (0, 1] (got {metric[bad - 1]!r}); accuracies, not percentages"
+        )
+    last = last_of_each_run(m)
+    groups = None if m.groups is None else m.groups[last]
+    power = Power("C", floor=s["floor"], delta=s["huber_delta"])
+    out = {"n_points_": len(m), "converged_": True, "derived_": {}}
+    if law.law == "task-power":
+        pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)
+        res = _fit(power, pts, s)
+        nat = power.natural(res["ctx"], res["theta"])
+        samples = None
+        if res["samples"] is not None:
+            samples = power.natural(res["ctx"], res["samples"])
+        out.update(objective_=res["objective"], converged_=res["converged"])
+    else:
+        if not s["loss_col"]:
+            raise DataError("law 'task-sigmoid' needs --loss-col: the column of the task loss")
+        loss = _read(law, table, s["loss_col"]).L
+        step1 = _fit(power, Points(m.C[last], loss[last], groups, m.source), s)
+        sig = Sigmoid()
+        step2 = _fit(sig, Points(loss, metric, m.groups, m.source), s)
+        nat = {**power.natural(step1["ctx"], step1["theta"]),
+               **sig.natural(step2["ctx"], step2["theta"])}  # fmt: skip
+        samples = None
+        if step1["samples"] is not None:
+            samples = {**power.natural(step1["ctx"], step1["samples"]),
+                       **sig.natural(step2["ctx"], step2["samples"])}  # fmt: skip
+        out.update(
+            objective_=step1["objective"] + step2["objective"],
+            converged_=step1["converged"] and step2["converged"],
+        )
+    out["params_"] = {k: float(np.ravel(v)[0]) for k, v in nat.items()}
+    out["samples"] = samples
+    out["warnings_"] = []
+    if not out["converged_"]:
+        out["warnings_"].append("the fit did not converge")
+    out["conventions_"] = {
+        **{k: v for k, v in m.conventions.items() if not k.endswith("_tried")},
+        "metric": s["metric_col"],
+        "fitted_in_C": "each run's last row" if m.groups is not None else "every row",
+    }
+    out["data_"] = {"source": m.source, "sha256": m.sha256, "rows": len(m),
+                    "points_sha256": m.points_sha256()}  # fmt: skip
+    return out
+
+
+def metric_from_loss(p, L):
+    """The sigmoid step alone: the metric at task loss L (task-sigmoid's parameters)."""
+    return Sigmoid.predict(p, np.asarray(L, float))
+
+
+def predict_with(law, p, C):
+    """The metric at compute C under parameters p (one set, or arrays of draws)."""
+    power = Power("C", floor="E" in p)
+    red = power.predict(p, C=C)
+    if law == "task-power":
+        return np.exp(-red)
+    return Sigmoid.predict(p, red)
+
+
+def predict(law, N=None, D=None, C=None, return_ci=False):
+    """ScalingLaw.predict for the task laws: the metric at C (or C = 6·N·D)."""
+    if C is None:
+        if N is None or D is None:
+            raise FitError(f"law {law.law!r} predicts from C (or from N and D: C = 6 N D)")
+        C = 6.0 * np.asarray(N, float) * np.asarray(D, float)
+    C = np.asarray(C, dtype=float)
+    pred = predict_with(law.law, law.params_, C)
+    if not return_ci:
+        return pred
+    if law.samples_ is None:
+        raise FitError("no bootstrap samples: fit with bootstrap > 0 for intervals")
+    sp = {k: v[:, None] for k, v in law.samples_.items()}
+    draws = predict_with(law.law, sp, np.atleast_1d(C)[None, :])
+    q = 100 * (1 - law.settings["ci_level"]) / 2
+    lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
+    return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+
+
+def fit_sigmoid(loss, metric, bootstrap: int = 1000, seed: int = 0) -> dict:
+    """The sigmoid step alone, metric from loss (e.g. a study's runs: val loss -> recall.acc).
+
+    Returns {"params": {lo, hi, k, L0}, "samples": {name: (B,) draws} or None,
+    "objective", "converged"}."""
+    loss, metric = np.asarray(loss, float), np.asarray(metric, float)
+    ok = np.isfinite(loss) & np.isfinite(metric)
+    if ok.sum() < len(SIGMOID_PARAMS):
+        raise FitError(
+            f"{int(ok.sum())} runs with a loss and a task metric; the sigmoid needs "
+            f"at least {len(SIGMOID_PARAMS)}"
+        )
+    sig = Sigmoid()
+    res = fit_form(sig, Points(loss[ok], metric[ok], None, "runs"), bootstrap=bootstrap, seed=seed)
+    nat = sig.natural(res["ctx"], res["theta"])
+    samples = None if res["samples"] is None else sig.natural(res["ctx"], res["samples"])
+    return {
+        "params": {k: float(v[0]) for k, v in nat.items()},
+        "samples": samples,
+        "objective": res["objective"],
+        "converged": res["converged"],
+    }
+
+
+def metric_at_loss(fit: dict, loss: float, loss_interval=None, ci_level: float = 0.95) -> dict:
+    """A predicted loss (and its interval) -> the metric and its interval.
+
+    The interval spans the sigmoid's bootstrap draws evaluated across the loss interval
+    (the metric falls as the loss rises: its low end comes from the high loss)."""
+    p = float(metric_from_loss(fit["params"], loss))
+    lo_l, hi_l = loss_interval if loss_interval is not None else (loss, loss)
+    if fit["samples"] is None:
+        ends = [float(metric_from_loss(fit["params"], x)) for x in (lo_l, hi_l)]
+        return {"predicted": p, "interval": [min(ends), max(ends)]}
+    q = 100 * (1 - ci_level) / 2
+    at = [metric_from_loss(fit["samples"], x) for x in (lo_l, loss, hi_l)]
+    draws = np.concatenate([a[np.isfinite(a)] for a in at])
+    lo, hi = np.percentile(draws, [q, 100 - q])
+    return {"predicted": p, "interval": [float(min(lo, p)), float(max(hi, p))]}

@@ -1,0 +1,73 @@
+"""The report's task figure and section: each built-in task's accuracy against compute,
+the two-step law (frontier loss -> sigmoid) through it, and the backtest's prediction."""
+
+import numpy as np
+
+from scalinglab.laws import tasklaws
+from scalinglab.report.figures import COMPUTE, color, name
+from scalinglab.report.html import num, table
+
+
+def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
+    """One panel per task: every run's accuracy vs C, the fitted law, the backtest."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = bt["tasks"]
+    arch = bt["arch"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 4.2), squeeze=False)
+    for ax, (task, t) in zip(axes[0], tasks.items(), strict=True):
+        col = f"{task}.{t.get('metric', 'acc')}"
+        for a in sorted({r["arch"] for r in rows}):
+            pts = [(r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"], r[col])
+                   for r in rows if r["arch"] == a and r.get(col) is not None
+                   and r["status"] == "completed"]  # fmt: skip
+            if pts:
+                ax.plot(*np.array(pts).T, "o", ms=4, color=color(a), alpha=0.7,
+                        label=f"{name(a)} runs")  # fmt: skip
+        f = fits.get(arch)
+        if t.get("params") and f is not None and f.frontier is not None:
+            lo_c = min(p for p, _ in pts) if pts else bt["flops"] / 100
+            C = np.geomspace(lo_c, bt["flops"] * 1.5, 100)
+            acc = tasklaws.metric_from_loss(t["params"], f.frontier.predict(C=C))
+            ax.plot(C, acc, "-", color=color(arch), label="frontier loss -> sigmoid")
+        if "predicted" in t:
+            p, (lo, hi) = t["predicted"], t["interval"]
+            ax.errorbar([bt["flops"]], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12",
+                        mec="k", ms=7, capsize=4, label=f"predicted {p:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
+            if t.get("measured") is not None:
+                ax.plot([bt["flops"]], [t["measured"]], "*", color="#27ae60", ms=14, mec="k",
+                        label=f"measured {t['measured']:.3f}")  # fmt: skip
+        ax.set(xscale="log", xlabel=COMPUTE, ylabel=f"{task} accuracy", title=task)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return (
+        "Each built-in task's accuracy against compute, for every run; the line is the "
+        "two-step law (the frontier's loss at C, then the sigmoid from loss to accuracy "
+        "fitted to the sweep's runs); the diamond, the backtest run's accuracy predicted "
+        "before it was trained, with its interval; the star, what it measured."
+    )
+
+
+def task_section(bt: dict | None) -> str:
+    """The backtest's task predictions as a table (empty without tasks)."""
+    if not bt or not bt.get("tasks"):
+        return ""
+    rows = []
+    for task, t in bt["tasks"].items():
+        if "predicted" not in t:
+            rows.append([task, "-", "-", "-", t.get("error", "")])
+            continue
+        m = t.get("measured")
+        rows.append([
+            task, num(t["predicted"], 3), f"[{num(t['interval'][0], 3)}, {num(t['interval'][1], 3)}]",
+            "-" if m is None else num(m, 3),
+            "-" if m is None else f"{t['error_points']:+.1f} points" + ("" if t["in_interval"] else " (outside)"),
+        ])  # fmt: skip
+    return "<h2>Tasks: the backtest's accuracy, predicted before training</h2>" + table(
+        ["task", "predicted", "interval", "measured", "error"], rows
+    )

@@ -1,0 +1,62 @@
+"""The study's tasks ([tasks] in the spec; docs/tasks.md): the built-in tasks scored on
+every run, and the backtest run's accuracy predicted before it is trained.
+
+The prediction goes through the loss, in two steps as in OLMo's ladder: the study's
+own prediction of the backtest run's loss (its frontier or Chinchilla law, with its
+interval), then the sigmoid from loss to accuracy fitted to the sweep's runs of that
+architecture (`scalinglab.laws.tasklaws.fit_sigmoid`).
+"""
+
+import logging
+from pathlib import Path
+
+from scalinglab import runfolder
+from scalinglab.errors import FitError
+from scalinglab.laws import tasklaws
+from scalinglab.report.collect import collect
+from scalinglab.tasks.builtin import builtin_task
+from scalinglab.tasks.run import evaluate_run
+
+log = logging.getLogger(__name__)
+METRIC = "acc"
+
+
+def score_runs(study, shards: Path, out: Path, arch: str | None = None) -> int:
+    """Score the study's tasks on its completed runs (of `arch`, or all) that have no
+    result for these items yet; return how many runs were scored."""
+    t = study.tasks
+    if not t.names:
+        return 0
+    tasks = [builtin_task(n, shards, t.items, t.seed) for n in t.names]
+    n = 0
+    for r in collect(out).rows:
+        if r["status"] != "completed" or (arch and r["arch"] != arch):
+            continue
+        done = runfolder.final_tasks(r["dir"])
+        if all(done.get(k.name, {}).get("sha256") == k.sha256 for k in tasks):
+            continue  # a resumed study does not score a run twice
+        evaluate_run(r["dir"], tasks)
+        n += 1
+    log.info("scored %d run(s) on %s", n, ", ".join(t.names))
+    return n
+
+
+def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> dict:
+    """{task: {metric, predicted, interval, params, runs}} of the backtest run, from its
+    predicted loss and interval ({task: {"error": why}} where a task cannot be fitted)."""
+    out = {}
+    for name in study.tasks.names:
+        col = f"{name}.{METRIC}"
+        pts = [r for r in rows if r["arch"] == arch and r["status"] == "completed"
+               and r.get(col) is not None and r.get("loss") is not None]  # fmt: skip
+        try:
+            fit = tasklaws.fit_sigmoid(
+                [r["loss"] for r in pts], [r[col] for r in pts],
+                bootstrap=study.fit.bootstrap, seed=study.fit.seed,
+            )  # fmt: skip
+        except FitError as exc:
+            out[name] = {"metric": METRIC, "error": str(exc)}
+            continue
+        m = tasklaws.metric_at_loss(fit, loss, interval, study.fit.ci_level)
+        out[name] = {"metric": METRIC, **m, "params": fit["params"], "runs": len(pts)}
+    return out

@@ -1,0 +1,123 @@
+"""Evaluating a run (its newest checkpoint, or each of them) on tasks; results go to
+RUN/tasks.json through scalinglab.runfolder, beside the loss in result.json."""
+
+import contextlib
+import logging
+from pathlib import Path
+
+from scalinglab import runfolder
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.errors import CheckpointError, ConfigError
+from scalinglab.tasks.builtin import BUILTIN, builtin_task
+from scalinglab.tasks.format import Task, read_task
+from scalinglab.tasks.score import score_task
+from scalinglab.train import checkpoint
+from scalinglab.train.evaluate import load_trained
+
+log = logging.getLogger(__name__)
+
+
+def resolve_tasks(
+    specs, shards, n_items: int = 200, seed: int = 0, context_chars: int = 100
+) -> list[Task]:
+    """Tasks from names and files: a path to a JSONL task file, a built-in task's name
+    (made from `shards`), or `builtin` for every built-in task."""
+    out: list[Task] = []
+    for spec in specs:
+        spec = spec.strip()
+        if not spec:
+            continue
+        if spec == "builtin":
+            out += [builtin_task(n, shards, n_items, seed, context_chars) for n in BUILTIN]
+        elif spec in BUILTIN:
+            out.append(builtin_task(spec, shards, n_items, seed, context_chars))
+        elif Path(spec).is_file():
+            out.append(read_task(spec))
+        else:
+            raise ConfigError(
+                f"--tasks {spec!r}: no such task file, and not a built-in task "
+                f"({', '.join(BUILTIN)}, or builtin for all)"
+            )
+    names = [t.name for t in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--tasks names {', '.join(dup)} twice (a task's name is its file stem)")
+    if not out:
+        raise ConfigError("--tasks is empty")
+    return out
+
+
+def run_tokenizer(run_dir: Path, cfg):
+    """The tokenizer a run trained with (its own copy, else its shards')."""
+    own = run_dir / runfolder.TOKENIZER
+    return load_tokenizer(own if own.exists() else Path(cfg.train.data))
+
+
+def checkpoints(run_dir: Path, every: bool) -> list[Path | None]:
+    """The newest valid checkpoint (None: load_trained finds it), or every valid one,
+    oldest first."""
+    if not every:
+        return [None]
+    valid = [
+        p for p in checkpoint.list_steps(run_dir / runfolder.CKPT) if checkpoint.verify(p) is None
+    ]
+    if not valid:
+        raise CheckpointError(f"{run_dir}: no valid checkpoint in {run_dir / runfolder.CKPT}")
+    return valid[::-1]
+
+
+def step_position(run_dir: Path, step: int) -> dict:
+    """tokens and flops of the run at `step` (its metrics.jsonl, else result.json)."""
+    for row in runfolder.read_metrics(run_dir):
+        if row.get("step") == step and row.get("tokens") is not None:
+            return {"tokens": row.get("tokens"), "flops": row.get("flops")}
+    result = runfolder.read_result(run_dir) or {}
+    if result.get("step") == step or result.get("steps") == step:
+        return {"tokens": result.get("tokens"), "flops": result.get("flops")}
+    return {"tokens": None, "flops": None}
+
+
+def evaluate_run(
+    run_dir,
+    tasks: list[Task],
+    every_checkpoint: bool = False,
+    device: str = "cpu",
+    batch_size: int = 32,
+    autocast=contextlib.nullcontext,
+    max_new_tokens: int = 64,
+    record: bool = True,
+) -> list[dict]:
+    """Score a run on tasks; record the results in RUN/tasks.json (unless `record`).
+
+    Returns one dict per (checkpoint, task): task, kind, step, tokens, flops, n (items),
+    sha256 (of the items), chance, the metrics (acc, acc_norm, bpb; or exact_match, chrf)
+    and, for generation, the outputs (not recorded)."""
+    run_dir = Path(run_dir)
+    out = []
+    for path in checkpoints(run_dir, every_checkpoint):
+        model, cfg, step = load_trained(run_dir, device, path)
+        tok = run_tokenizer(run_dir, cfg)
+        where = {"step": step, **step_position(run_dir, step)}
+        for task in tasks:
+            metrics = score_task(
+                model, tok, task, cfg.model.block_size, batch_size, device, autocast,
+                max_new_tokens,
+            )  # fmt: skip
+            out.append(
+                {
+                    "task": task.name,
+                    "kind": task.kind,
+                    **where,
+                    "n": len(task.items),
+                    "sha256": task.sha256,
+                    "chance": task.chance,
+                    "source": task.source,
+                    **metrics,
+                }
+            )
+            log.debug("%s step %d %s: %s", run_dir, step, task.name, metrics)
+    if record:
+        runfolder.record_tasks(
+            run_dir, [{k: v for k, v in r.items() if k != "outputs"} for r in out]
+        )
+    return out

@@ -1,0 +1,168 @@
+"""Scoring a model on a task: log-likelihoods of choices, greedy generation, the metrics.
+
+Multiple choice follows lm-evaluation-harness's rules, so the two agree on the same
+items (tests/tasks/test_lm_eval.py):
+
+- a context's trailing whitespace moves to the front of the continuation; the pair is
+  encoded as a whole, and the continuation's tokens are those after the context's own
+  encoding (so a BPE merge across the boundary is the continuation's);
+- the model reads the last `block_size` tokens of context + continuation (minus the
+  final one) and the log-probabilities of the continuation's tokens are summed;
+- `acc`: the choice of the largest sum is right; `acc_norm`: the largest sum divided
+  by the choice's length in characters.
+
+`bpb` is the task loss: −log₂ p(right choice) per UTF-8 byte of it, summed over items
+and divided by their bytes (lower is better; the first step of the two-step task law).
+
+Generation decodes greedily up to `max_new_tokens` or the first `until` string;
+`exact_match` compares the stripped output with the stripped reference, `chrf` is
+sacrebleu's corpus chrF (0-100; the [tasks] extra).
+"""
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+
+from scalinglab.errors import DataError, MissingExtraError, require
+from scalinglab.tasks.format import Task
+from scalinglab.train.generate import sample
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of a piece of text that may go on (a word tokenizer ends no line it did
+    not see end)."""
+    if tokenizer.kind == "word":
+        return [int(i) for i in tokenizer.encode(text, final=False)]
+    return [int(i) for i in tokenizer.encode(text)]
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids), split as lm-evaluation-harness splits them."""
+    n = len(context) - len(context.rstrip())
+    if n:
+        context, continuation = context[:-n], context[-n:] + continuation
+    whole = encode(tokenizer, context + continuation)
+    ctx = encode(tokenizer, context)
+    return whole[: len(ctx)], whole[len(ctx) :]
+
+
+@torch.no_grad()
+def loglikelihoods(
+    model,
+    pairs: list[tuple[list[int], list[int]]],
+    block_size: int,
+    batch_size: int = 32,
+    device="cpu",
+    autocast=contextlib.nullcontext,
+) -> np.ndarray:
+    """The summed log-probability (nats) of each continuation after its context.
+
+    Each pair reads its last block_size + 1 tokens; sequences are sorted by length and
+    right-padded in batches (the padding comes after every scored position, so no
+    causal model sees it)."""
+    seqs = []
+    for i, (ctx, cont) in enumerate(pairs):
+        if not ctx or not cont:
+            raise DataError(f"item {i}: the context and the continuation need a token each")
+        if len(cont) > block_size:
+            raise DataError(
+                f"item {i}: a continuation of {len(cont)} tokens is longer than the "
+                f"model's block_size ({block_size})"
+            )
+        seqs.append((ctx + cont)[-(block_size + 1) :])
+    out = np.zeros(len(pairs))
+    order = sorted(range(len(pairs)), key=lambda i: -len(seqs[i]))
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = len(seqs[idx[0]]) - 1
+        x = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            x[r, : len(seqs[i]) - 1] = torch.tensor(seqs[i][:-1])
+        with autocast():
+            logits = model(x.to(device))[0]  # (B, T, V)
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for r, i in enumerate(idx):
+            seq, n = seqs[i], len(pairs[i][1])
+            t = len(seq) - 1
+            target = torch.tensor(seq[t - n + 1 :])  # the continuation's tokens
+            rows = logp[r, t - n : t]  # the positions that predict them
+            out[i] = rows.gather(1, target[:, None]).sum().item()
+    return out
+
+
+def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -> dict:
+    """acc, acc_norm and bpb of a multiple-choice task (see the module's doc)."""
+    pairs, owner = [], []
+    for k, it in enumerate(task.items):
+        for c in it.choices:
+            pairs.append(encode_pair(tokenizer, it.context, c))
+            owner.append(k)
+    ll = loglikelihoods(model, pairs, block_size, **kw)
+    right = right_norm = 0
+    nats = nbytes = 0.0
+    pos = 0
+    for it in task.items:
+        scores = ll[pos : pos + len(it.choices)]
+        pos += len(it.choices)
+        chars = np.array([len(c) for c in it.choices], dtype=float)
+        right += int(np.argmax(scores)) == it.gold
+        right_norm += int(np.argmax(scores / chars)) == it.gold
+        nats -= scores[it.gold]
+        nbytes += len(it.choices[it.gold].encode("utf-8"))
+    n = len(task.items)
+    return {"acc": right / n, "acc_norm": right_norm / n, "bpb": float(nats / math.log(2) / nbytes)}
+
+
+def generate_greedy(model, tokenizer, prompt: str, until, max_new_tokens: int) -> str:
+    """The greedy continuation of `prompt`, cut at the first `until` string."""
+    ids = encode(tokenizer, prompt)
+    new: list[int] = []
+    text = ""
+    for tok in sample(model, ids, max_new_tokens, temperature=0.0, seed=0):
+        new.append(tok)
+        text = tokenizer.decode(new)
+        cut = min((text.find(u) for u in until if u in text), default=-1)
+        if cut >= 0:
+            return text[:cut]
+    return text
+
+
+def chrf(outputs: list[str], references: list[str]) -> float | None:
+    """sacrebleu's corpus chrF (0-100), or None without sacrebleu."""
+    try:
+        sacrebleu = require("sacrebleu", "tasks", "chrF")
+    except MissingExtraError:
+        return None
+    return float(sacrebleu.corpus_chrf(outputs, [references]).score)
+
+
+def score_generation(model, tokenizer, task: Task, max_new_tokens: int = 64) -> dict:
+    """exact_match (a fraction) and chrf (0-100; None without sacrebleu) of a generation task."""
+    outs = [
+        generate_greedy(model, tokenizer, it.prompt, it.until, max_new_tokens) for it in task.items
+    ]
+    refs = [it.reference for it in task.items]
+    em = sum(o.strip() == r.strip() for o, r in zip(outs, refs, strict=True)) / len(refs)
+    return {"exact_match": em, "chrf": chrf(outs, refs), "outputs": outs}
+
+
+def score_task(
+    model,
+    tokenizer,
+    task: Task,
+    block_size: int,
+    batch_size: int = 32,
+    device="cpu",
+    autocast=contextlib.nullcontext,
+    max_new_tokens: int = 64,
+) -> dict:
+    """The task's metrics: {acc, acc_norm, bpb} or {exact_match, chrf, outputs}."""
+    if task.kind == "multiple_choice":
+        return score_multiple_choice(
+            model, tokenizer, task, block_size, batch_size=batch_size, device=device,
+            autocast=autocast,
+        )  # fmt: skip
+    return score_generation(model, tokenizer, task, max_new_tokens)

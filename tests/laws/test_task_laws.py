@@ -1,0 +1,129 @@
+"""Task laws: known parameters recovered from exact synthetic data, and the fit of
+Pythia's LAMBADA accuracy (smaller models -> 6.9B and 12B) on the public table."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import DataError, FitError
+from scalinglab.laws import tasklaws
+from scalinglab.laws.estimator import ScalingLaw
+from tests.conftest import shared_file
+
+PYTHIA = "scaling_data/pythia_v1_zeroshot_lambada_by_step.csv"
+
+
+def synthetic():
+    """Runs on an exact power law of the task loss in C, and an exact sigmoid of it."""
+    C = np.geomspace(1e15, 1e19, 12)
+    loss = 1.5 + (3e16 / C) ** 0.3
+    acc = 0.05 + 0.85 / (1 + np.exp(3.0 * (loss - 2.2)))
+    return {"flops": C, "task_loss": loss, "acc": acc}
+
+
+def test_task_sigmoid_recovers_known_parameters():
+    est = ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=0)
+    est.fit(synthetic())
+    p = est.params_
+    want = {"E": 1.5, "alpha": 0.3, "C_c": 3e16, "lo": 0.05, "hi": 0.9, "k": 3.0, "L0": 2.2}
+    for k, v in want.items():
+        assert p[k] == pytest.approx(v, rel=1e-3), k
+    assert est.predict(C=1e20) == pytest.approx(
+        0.05 + 0.85 / (1 + np.exp(3.0 * (1.5 + (3e16 / 1e20) ** 0.3 - 2.2))), rel=1e-4
+    )
+
+
+def test_task_power_recovers_known_parameters():
+    C = np.geomspace(1e15, 1e19, 10)
+    acc = np.exp(-(0.2 + (1e16 / C) ** 0.4))
+    est = ScalingLaw("task-power", metric_col="acc", bootstrap=0).fit({"flops": C, "acc": acc})
+    for k, v in {"E": 0.2, "alpha": 0.4, "C_c": 1e16}.items():
+        assert est.params_[k] == pytest.approx(v, rel=1e-4), k
+
+
+def test_task_laws_refuse_percentages_and_a_missing_column():
+    d = synthetic() | {"acc": synthetic()["acc"] * 100}
+    with pytest.raises(DataError, match="row 1, column 'acc': a task metric must be a fraction"):
+        ScalingLaw("task-power", metric_col="acc").fit(d)
+    with pytest.raises(DataError, match="needs --metric-col"):
+        ScalingLaw("task-power").fit(synthetic())
+
+
+def pythia():
+    with open(shared_file(PYTHIA), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["deduped"] == "False" and int(r["step"]) >= 1000]
+    for r in rows:
+        r["task_loss"] = math.log(float(r["lambada_openai_ppl"]))
+    small = [r for r in rows if float(r["N_params"]) < 5e9]
+    big = {r["model"]: r for r in rows if float(r["N_params"]) > 5e9 and r["step"] == "143000"}
+    return small, big
+
+
+@pytest.mark.parametrize(
+    "law, want",
+    [
+        ("task-sigmoid", {"pythia-6.9b": 0.6811, "pythia-12b": 0.6934}),
+        ("task-power", {"pythia-6.9b": 0.6709, "pythia-12b": 0.6789}),
+    ],
+)
+def test_pythia_lambada_smaller_models_predict_the_larger(law, want):
+    small, big = pythia()
+    est = ScalingLaw(
+        law, metric_col="lambada_openai_acc", run_cols=["model"], checkpoints=True,
+        loss_col="task_loss" if law == "task-sigmoid" else None, bootstrap=200, seed=0,
+    ).fit(small)  # fmt: skip
+    assert est.n_points_ == 96  # 6 models x 16 checkpoints from step 1000
+    for model, pred in want.items():
+        r = big[model]
+        N, D = float(r["N_params"]), float(r["D_tokens"])
+        p, lo, hi = est.predict(N=N, D=D, return_ci=True)
+        assert float(p) == pytest.approx(pred, abs=1e-3)
+        measured = float(r["lambada_openai_acc"])  # 0.6728 and 0.7046
+        assert abs(float(p) - measured) < 0.03 and lo < measured < hi
+    if law == "task-sigmoid":  # the second step alone, at the measured task loss
+        got = [float(tasklaws.metric_from_loss(est.params_, big[m]["task_loss"])) for m in want]
+        assert got == pytest.approx([0.6743, 0.7004], abs=1e-3)
+
+
+def test_fit_law_task_sigmoid_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from scalinglab.cli import main
+    from scalinglab.laws.estimator import load_fit
+
+    d = synthetic()
+    lines = ["flops,task_loss,recall.acc"]
+    lines += [
+        f"{c!r},{lo!r},{a!r}" for c, lo, a in zip(*(v.tolist() for v in d.values()), strict=True)
+    ]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    argv = ["fit", str(tmp_path / "runs.csv"), "--law", "task-sigmoid", "--metric-col",
+            "recall.acc", "--loss-col", "task_loss", "--bootstrap", "20", "--out",
+            str(tmp_path / "fit.json")]  # fmt: skip
+    assert main(argv) == 0
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["law"] == "task-sigmoid" and fit["params"]["L0"] == pytest.approx(2.2, rel=1e-3)
+    law = load_fit(tmp_path / "fit.json")
+    p, lo, hi = law.predict(C=1e19, return_ci=True)
+    assert lo <= p <= hi and float(p) == pytest.approx(d["acc"][-1], rel=1e-4)
+    assert main([*argv[:-2], "--holdout-frac", "0.2"]) == 2
+    assert "has no --holdout-* backtest yet" in capsys.readouterr().err
+
+
+def test_the_sigmoid_step_alone_predicts_a_metric_from_a_predicted_loss():
+    d = synthetic()
+    fit = tasklaws.fit_sigmoid(d["task_loss"], d["acc"], bootstrap=50)
+    assert fit["params"]["L0"] == pytest.approx(2.2, rel=1e-3)
+    out = tasklaws.metric_at_loss(fit, 2.0, (1.9, 2.1))
+    assert out["predicted"] == pytest.approx(0.05 + 0.85 / (1 + np.exp(3.0 * -0.2)), rel=1e-4)
+    want = [0.05 + 0.85 / (1 + np.exp(3.0 * (x - 2.2))) for x in (2.1, 1.9)]
+    assert out["interval"] == pytest.approx(want, rel=1e-3)  # exact data: only the loss's spread
+    with pytest.raises(FitError, match="the sigmoid needs at least 4"):
+        tasklaws.fit_sigmoid([1.0, 2.0], [0.5, 0.4])
+
+
+def test_a_predicted_metric_never_leaves_zero_to_one():
+    p = {"lo": -0.2, "hi": 3.0, "k": 1.0, "L0": 0.0}  # a steep-side fit, extrapolated
+    assert list(tasklaws.metric_from_loss(p, [-50.0, 0.0, 50.0])) == [1.0, 1.0, 0.0]

@@ -1,0 +1,61 @@
+"""`scalinglab eval --tasks` on a folder of runs and on every checkpoint; the runs table's
+task columns."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from scalinglab import runfolder
+from scalinglab.cli import main
+from tests.export.runs import trained_runs
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    trained_runs(root, a={}, b={"steps": 40, "ckpt_every": 20, "keep_ckpts": 3})
+    return root
+
+
+def test_eval_tasks_over_a_folder_of_runs_fills_the_runs_table(sweep, capsys, tmp_path):
+    tasks = f"{EXAMPLES / 'qa.jsonl'},{EXAMPLES / 'sentiment.jsonl'}"
+    assert main(["eval", str(sweep), "--tasks", tasks, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted({(Path(r["run"]).name, r["task"]) for r in out}) == [
+        ("a", "qa"), ("a", "sentiment"), ("b", "qa"), ("b", "sentiment"),
+    ]  # fmt: skip
+    assert main(["runs", str(sweep), "--csv", str(tmp_path / "runs.csv")]) == 0
+    rows = {r["run_id"]: r for r in csv.DictReader((tmp_path / "runs.csv").open())}
+    for r in out:
+        row = rows[Path(r["run"]).name]
+        for m in ("acc", "acc_norm", "bpb"):
+            assert float(row[f"{r['task']}.{m}"]) == pytest.approx(r[m], rel=1e-12)
+
+
+def test_every_checkpoint_is_scored_and_recorded_once(sweep, capsys):
+    run = sweep / "b"
+    steps = sorted(int(p.name.split("-")[1]) for p in (run / "ckpt").iterdir())
+    assert steps == [20, 40]
+    argv = ["eval", str(run), "--tasks", str(EXAMPLES / "qa.jsonl"), "--every-checkpoint"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # a rerun replaces its results, it does not add copies
+    text = capsys.readouterr().out
+    assert "step 20  qa  n 8  acc" in text and "(chance 0.250)" in text
+    qa = [r for r in runfolder.read_tasks(run) if r["task"] == "qa"]
+    assert sorted(r["step"] for r in qa) == [20, 40]
+    assert [r["tokens"] for r in sorted(qa, key=lambda r: r["step"])] == [20 * 8 * 16, 40 * 8 * 16]
+    assert runfolder.final_tasks(run)["qa"]["step"] == 40
+
+
+def test_bad_task_input_is_one_line(sweep, capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"context": "x", "choices": ["a", "b"], "gold": 2}\n')
+    assert main(["eval", str(sweep / "a"), "--tasks", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"{bad}:1: 'gold' must be the index" in err
+    assert main(["eval", str(sweep / "a"), "--tasks", "brackets"]) == 2
+    assert "yields no item of task 'brackets'" in capsys.readouterr().err

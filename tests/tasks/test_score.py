@@ -1,0 +1,137 @@
+"""Scoring: exact log-likelihoods of a model with known probabilities, the batched scorer
+against one-item-at-a-time sums, and a tiny trained run on the task files of examples/."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scalinglab import runfolder
+from scalinglab.data.tokenizers import ByteTokenizer
+from scalinglab.errors import DataError
+from scalinglab.tasks.format import Item, Task, read_task
+from scalinglab.tasks.run import evaluate_run, resolve_tasks
+from scalinglab.tasks.score import encode_pair, loglikelihoods, score_task
+from tests.export.runs import trained_runs
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+
+
+class Bigram(torch.nn.Module):
+    """p(next byte | byte) from a fixed table: log-likelihoods known in closed form."""
+
+    recurrent = False
+
+    def __init__(self, logp):
+        super().__init__()
+        self.logp = torch.nn.Parameter(logp, requires_grad=False)
+        self.block_size = 8
+
+    def forward(self, idx, targets=None):
+        return self.logp[idx], None
+
+
+def bigram_table():
+    g = torch.Generator().manual_seed(0)
+    return torch.log_softmax(torch.randn(256, 256, generator=g), dim=-1)
+
+
+def test_loglikelihoods_are_the_sums_of_the_known_log_probabilities():
+    logp = bigram_table()
+    model = Bigram(logp)
+    tok = ByteTokenizer()
+    pairs = [encode_pair(tok, "the cat", " sat"), encode_pair(tok, "a", "b"),
+             encode_pair(tok, "0123456789", "xyz")]  # fmt: skip
+    got = loglikelihoods(model, pairs, block_size=8, batch_size=2)
+    for (ctx, cont), ll in zip(pairs, got, strict=True):
+        seq = ctx + cont
+        want = sum(logp[seq[i - 1], seq[i]].item() for i in range(len(ctx), len(seq)))
+        assert ll == pytest.approx(want, abs=1e-5)
+    # the trailing space of a context moves to the continuation, as lm-evaluation-harness does
+    assert encode_pair(tok, "the cat ", "sat") == encode_pair(tok, "the cat", " sat")
+
+
+def test_accuracy_and_normalised_accuracy_pick_by_sum_and_by_sum_per_character():
+    logp = torch.full((256, 256), math.log(1e-6))
+    for a, b in ("ab", "bb", "bc", "ax"):  # a->b and b->b likely; "ax" likely too
+        logp[ord(a), ord(b)] = math.log(0.3)
+    model = Bigram(torch.log_softmax(logp, dim=-1))
+    # "bbb" has the larger total only per character: acc picks "x", acc_norm picks "bbb"
+    item = Item(context="a", choices=("x", "bbb"), gold=1)
+    out = score_task(model, ByteTokenizer(), Task("t", "multiple_choice", [item]), block_size=8)
+    assert out["acc"] == 0.0 and out["acc_norm"] == 1.0
+    lp = torch.log_softmax(logp, dim=-1)
+    want_bpb = -3 * lp[ord("b"), ord("b")].item() / math.log(2) / 3
+    assert out["bpb"] == pytest.approx(want_bpb, rel=1e-5)
+    assert Task("t", "multiple_choice", [item]).chance == 0.5
+
+
+def test_a_continuation_longer_than_the_window_is_refused():
+    with pytest.raises(DataError, match="longer than the model's block_size"):
+        loglikelihoods(Bigram(bigram_table()), [([1], list(range(9)))], block_size=8)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_runs(tmp_path_factory.mktemp("tasks"), gpt={})["gpt"]
+
+
+def one_at_a_time(model, tok, task, block_size):
+    """acc of a task scored item by item, choice by choice, with no batching or padding."""
+    right = 0
+    for it in task.items:
+        lls = []
+        for c in it.choices:
+            ctx, cont = encode_pair(tok, it.context, c)
+            seq = (ctx + cont)[-(block_size + 1) :]
+            x = torch.tensor([seq[:-1]])
+            with torch.no_grad():
+                lp = torch.log_softmax(model(x)[0].float(), -1)[0]
+            lls.append(sum(lp[i - 1, seq[i]].item() for i in range(len(seq) - len(cont), len(seq))))
+        right += int(np.argmax(lls)) == it.gold
+    return right / len(task.items)
+
+
+def test_a_trained_run_knows_its_sentence_and_writes_tasks_json(run, tmp_path):
+    fox = tmp_path / "fox.jsonl"
+    items = [
+        {"context": "a quick brown", "choices": [" cat", " fox", " dog"], "gold": 1},
+        {"context": "jumps over the", "choices": [" lazy", " quick"], "gold": 0},
+        {"context": "the lazy", "choices": [" fox", " dog", " cat"], "gold": 1},
+    ]
+    fox.write_text("".join(json.dumps(i) + "\n" for i in items))
+    gen = tmp_path / "continue.jsonl"
+    gen.write_text(json.dumps({"prompt": "a quick brown", "reference": " fox jumps over",
+                               "until": [" the"]}) + "\n")  # fmt: skip
+    out = evaluate_run(run, resolve_tasks([str(fox), str(gen)], None))
+    by = {r["task"]: r for r in out}
+    assert by["fox"]["acc"] == 1.0 and by["fox"]["n"] == 3
+    assert by["continue"]["outputs"] == [" fox jumps over"]
+    assert by["continue"]["exact_match"] == 1.0
+    if by["continue"]["chrf"] is not None:  # sacrebleu, the [tasks] extra
+        assert by["continue"]["chrf"] == pytest.approx(100.0)
+    recorded = runfolder.final_tasks(run)
+    assert recorded["fox"]["acc"] == 1.0 and recorded["fox"]["step"] == by["fox"]["step"]
+    assert "outputs" not in recorded["continue"]
+    assert recorded["fox"]["tokens"] > 0
+
+
+@pytest.mark.parametrize("name", ["sentiment", "qa"])
+def test_the_example_task_files_score_as_item_by_item_scoring_does(run, name):
+    from scalinglab.train.evaluate import load_trained
+
+    model, cfg, _ = load_trained(run)
+    task = read_task(EXAMPLES / f"{name}.jsonl")
+    got = score_task(model, ByteTokenizer(), task, cfg.model.block_size, batch_size=3)
+    assert got["acc"] == one_at_a_time(model, ByteTokenizer(), task, cfg.model.block_size)
+    assert len(task.items) == 8 and task.chance == (0.5 if name == "sentiment" else 0.25)
+
+
+def test_the_translation_example_runs_end_to_end(run):
+    r = evaluate_run(run, resolve_tasks([str(EXAMPLES / "translation.jsonl")], None), record=False)
+    assert r[0]["n"] == 8 and len(r[0]["outputs"]) == 8
+    # a model of one English sentence knows no French: no exact match
+    assert r[0]["exact_match"] == 0.0
