@@ -47,7 +47,7 @@ def test_task_laws_refuse_percentages_and_a_missing_column():
     d = synthetic() | {"acc": synthetic()["acc"] * 100}
     with pytest.raises(DataError, match="row 1, column 'acc': a task metric must be a fraction"):
         ScalingLaw("task-power", metric_col="acc").fit(d)
-    with pytest.raises(DataError, match="needs --metric-col"):
+    with pytest.raises(DataError, match="needs metric_col: the column"):
         ScalingLaw("task-power").fit(synthetic())
 
 

@@ -96,9 +96,9 @@ def test_completep_scales_the_branches_not_the_projection_init():
 
 
 def test_param_is_refused_for_recurrent_models():
-    with pytest.raises(ConfigError, match="^param mup is for the GPT; arch lstm has only sp$"):
+    with pytest.raises(ConfigError, match=r"^param mup is for the GPT; arch lstm has only sp$"):
         ModelConfig(arch="lstm", param="mup")
-    with pytest.raises(ConfigError, match="^param .ntk. is not one of sp, mup, completep$"):
+    with pytest.raises(ConfigError, match=r"^param .ntk. is not one of sp, mup, completep$"):
         ModelConfig(param="ntk")
 
 
