@@ -131,7 +131,7 @@ def test_where_comparisons_and_min_over(tmp_path):
     ] + [{"N": 2e8, "D": 1e9, "lr": 1e-3, "batch_size": 0.0, "loss": 2.9}]
     t = read_table(rows, need=("N", "D", "L"), min_over=["lr", "batch_size"])
     assert sorted(t.L) == [2.9, 3.0]
-    with pytest.raises(Exception, match="--min-over 'wd'"):
+    with pytest.raises(Exception, match="min_over 'wd': no such column"):
         read_table(rows, need=("N", "D", "L"), min_over=["wd"])
     with pytest.raises(Exception, match="is not a number"):
         read_csv(path, where=["N<big"])

@@ -41,3 +41,20 @@ def writes_to(path: str | os.PathLike):
             raise
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ScalingLabError(f"{os.fspath(path)}: cannot write: {reason}") from None
+
+
+def render_auto(rows) -> str:
+    """--law auto's table of candidates."""
+    lines = ["--law auto: candidates by leave-larger-out error (point fits)", ""]
+    head = f"{'law':<18}{'points':>8}{'mean |rel err|':>16}{'max':>9}{'bias':>9}"
+    lines += [head, "-" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['law']:<18}  not fitted: {r['error']}")
+            continue
+        mark = "  <- chosen" if r["chosen"] else ""
+        lines.append(
+            f"{r['law']:<18}{r['n']:>8}{r['mean_abs_rel_error']:>16.3%}"
+            f"{r['max_abs_rel_error']:>9.2%}{r['bias']:>+9.2%}{mark}"
+        )
+    return "\n".join([*lines, ""])

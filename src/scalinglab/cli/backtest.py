@@ -7,6 +7,8 @@ the share of the held-out losses inside the 80% and 95% prediction intervals
 (scalinglab.laws.backtest; docs/laws.md).
 """
 
+from scalinglab.cli._util import render_auto
+
 ORDER = 52
 
 
@@ -90,23 +92,6 @@ def run(args):
 
 def _pct(d, key):
     return "-" if d is None or key not in d else f"{d[key]:.0%}"
-
-
-def render_auto(rows) -> str:
-    """--law auto's table of candidates."""
-    lines = ["--law auto: candidates by leave-larger-out error (point fits)", ""]
-    head = f"{'law':<18}{'points':>8}{'mean |rel err|':>16}{'max':>9}{'bias':>9}"
-    lines += [head, "-" * len(head)]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"{r['law']:<18}  not fitted: {r['error']}")
-            continue
-        mark = "  <- chosen" if r["chosen"] else ""
-        lines.append(
-            f"{r['law']:<18}{r['n']:>8}{r['mean_abs_rel_error']:>16.3%}"
-            f"{r['max_abs_rel_error']:>9.2%}{r['bias']:>+9.2%}{mark}"
-        )
-    return "\n".join([*lines, ""])
 
 
 def render(bt) -> str:

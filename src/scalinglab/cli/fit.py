@@ -106,7 +106,7 @@ def run(args):
 
     auto = None
     if args.law == "auto":
-        from scalinglab.cli.backtest import render_auto
+        from scalinglab.cli._util import render_auto
         from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for
 
         if len(args.runs) != 1:
