@@ -27,13 +27,15 @@ WORDS = ("scaling", "laws", "tokens", "compute", "loss", "model", "width", "dept
          "optimal", "budget", "frontier", "Chinchilla", "über", "naïve", "ß", "λ", "∞")  # fmt: skip
 
 
-def write_corpus(path: Path, mb: float, seed: int = 0) -> int:
+def write_corpus(path: Path, mb: float, seed: int = 0, distinct: int = 20_000) -> int:
+    """About `mb` MB of JSONL: `distinct` random texts, cycled with a new id per row."""
     rng = random.Random(seed)
+    texts = [json.dumps(" ".join(rng.choices(WORDS, k=rng.randint(150, 350))) + ".",
+                        ensure_ascii=False) for _ in range(distinct)]  # fmt: skip
     target, n, written = int(mb * 1e6), 0, 0
     with open(path, "w", encoding="utf-8") as f:
         while written < target:
-            words = rng.choices(WORDS, k=rng.randint(150, 350))
-            line = json.dumps({"id": n, "text": " ".join(words) + "."}, ensure_ascii=False) + "\n"
+            line = f'{{"id": {n}, "text": {texts[n % distinct]}}}\n'
             f.write(line)
             written += len(line.encode())
             n += 1
