@@ -83,3 +83,23 @@ class _Bytes:
 def test_stream_text_holds_back_split_characters():
     pieces = list(stream_text(_Bytes(), list(b"caf"), iter("é!".encode())))
     assert pieces == ["caf", "é", "!"]
+
+
+def test_word_level_generation_continues_the_prompts_line(tmp_path, capsys):
+    # The prompt is encoded without <eos>: "a quick brown" goes on with "fox", not with a
+    # new line ("<eos> a quick ..."), as it did when the prompt ended in <eos>.
+    from scalinglab.cli.generate import prompt_ids
+    from scalinglab.data.tokenizers import load_tokenizer
+    from scalinglab.data.writer import prepare
+
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("a quick brown fox jumps over the lazy dog\n" * 300)
+    prepare([str(corpus)], tmp_path / "shards", tokenizer="word", block_size=16)
+    tok = load_tokenizer(tmp_path / "shards")
+    assert tok.decode(prompt_ids(tok, "a quick brown")) == "a quick brown"
+    assert len(prompt_ids(tok, "a quick brown")) == 3
+    run = tmp_path / "run"
+    train(tiny_cfg(tmp_path / "shards", "lstm", steps=150, lr=3e-2, warmup=10), run)
+    argv = ["generate", str(run), "--prompt", "a quick brown", "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out.split()[:6] == ["a", "quick", "brown", "fox", "jumps", "over"]
