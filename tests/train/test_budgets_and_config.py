@@ -86,3 +86,21 @@ def test_sweep_style_subprocess_runs_a_resolved_toml(tmp_path):
     result = json.loads(p.stdout)
     assert result == json.loads((run / "result.json").read_text())
     assert result["status"] == "completed" and result["arch"] == "lstm"
+
+
+def test_anneal_on_plateau_divides_the_lr_after_an_evaluation_no_better(tmp_path):
+    # Trained on "aaa...", scored on "bbb...": every step makes the val loss worse, so each
+    # evaluation after the first is a plateau and divides the LR of the steps after it by 4.
+    import numpy as np
+
+    from tests.conftest import write_raw_shards
+
+    data = write_raw_shards(tmp_path / "s", np.full(2000, 97), np.full(400, 98))
+    cfg = tiny_cfg(data, "lstm", steps=12, optimizer="sgd", lr=1.0, schedule="constant",
+                   warmup=0, eval_every=4, plateau_factor=4.0)  # fmt: skip
+    train(cfg, tmp_path / "run")
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    evals = [r["val_loss"] for r in rows if "val_loss" in r and not r.get("final")]
+    assert len(evals) == 3 and evals[0] < evals[1] < evals[2]
+    assert [lr[s] for s in range(1, 13)] == [1.0] * 8 + [0.25] * 4

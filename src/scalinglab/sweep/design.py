@@ -147,9 +147,12 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
             "or lower batch_size"
         )
     rule = spec.hparams[model.arch]
-    train = TrainConfig(**spec.train, data=str(spec.data), tokens=steps * tps)
+    # AdamW unless the spec's [train] names another: the hparams rules' lr are AdamW's
+    train = TrainConfig(**{"optimizer": "adamw"} | spec.train, data=str(spec.data),
+                        tokens=steps * tps)  # fmt: skip
     for k, v in hparams_for(rule, model.hidden if model.recurrent else model.n_embd, steps).items():
         setattr(train, k, v)
+    train = train.with_optimizer_defaults(model.recurrent)  # as the trainer resolves it
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)

@@ -1,4 +1,4 @@
-"""AdamW, learning-rate schedules, and turning a budget into a number of steps.
+"""AdamW or SGD, learning-rate schedules, and turning a budget into a number of steps.
 
 Every schedule ends exactly where the run ends: a cosine that is still high
 when the budget runs out leaves the loss above what the run could reach, and
@@ -16,8 +16,12 @@ from scalinglab.errors import ConfigError
 
 
 def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device_type: str):
-    """AdamW with weight decay on weights of 2+ dimensions only (matmuls and embeddings)."""
+    """AdamW with weight decay on weights of 2+ dimensions only (matmuls and embeddings);
+    or, with `--optimizer sgd`, plain SGD (p -= lr * grad: no momentum, no weight decay)."""
+    tc = tc.with_optimizer_defaults(getattr(model, "recurrent", False))  # auto, lr 0: resolved
     params = [p for p in model.parameters() if p.requires_grad]
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD([{"params": params}], lr=tc.lr)
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [
