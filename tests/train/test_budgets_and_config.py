@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -104,3 +105,18 @@ def test_anneal_on_plateau_divides_the_lr_after_an_evaluation_no_better(tmp_path
     evals = [r["val_loss"] for r in rows if "val_loss" in r and not r.get("final")]
     assert len(evals) == 3 and evals[0] < evals[1] < evals[2]
     assert [lr[s] for s in range(1, 13)] == [1.0] * 8 + [0.25] * 4
+
+
+def test_resume_under_another_optimizer_is_a_named_conflict():
+    # a checkpoint written before --optimizer existed was AdamW's: resuming it as the new
+    # RNN default (SGD) would load moments into SGD, so it is refused, naming the flag
+    from scalinglab.config import ModelConfig, TrainConfig
+    from scalinglab.train.setup import resume_conflicts
+
+    m = ModelConfig(arch="lstm")
+    cfg = RunConfig(model=m, train=TrainConfig(steps=5).with_optimizer_defaults(True))
+    saved = {"config": {"model": dataclasses.asdict(m), "train": {"seed": 1337, "batch_size": 12,
+             "grad_accum": 1}}, "data_fingerprint": "f"}  # fmt: skip
+    assert resume_conflicts(saved, cfg, "f") == ["--optimizer 'adamw' -> 'sgd'"]
+    saved["config"]["train"]["optimizer"] = "sgd"
+    assert resume_conflicts(saved, cfg, "f") == []
