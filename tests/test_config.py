@@ -1,4 +1,5 @@
 import argparse
+import dataclasses
 
 import pytest
 
@@ -80,3 +81,19 @@ def test_config_files_carry_a_format_version_and_refuse_other_versions(tmp_path)
     d["format_version"] = 2
     with pytest.raises(ConfigError, match=r"x.toml: format_version 2 is not supported"):
         RunConfig.from_dict(d, "x.toml")
+
+
+def test_run_ids_of_adamw_runs_did_not_change_with_the_optimizer_fields():
+    # The id this resolved AdamW config had before --optimizer and --plateau-factor existed
+    # (computed by the code of that time): sweeps and resumes still recognise those runs.
+    from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
+
+    t = TrainConfig(steps=10, lr=1e-3, grad_clip=1.0, min_lr=1e-4, optimizer="adamw")
+    old = "2ac53e37aba8011435d5d932f337fd0b109a81a99e0cc6970cdcd08a96924b4d"
+    assert run_identity(RunConfig(model=ModelConfig(arch="lstm"), train=t), "abc") == old
+    sgd = RunConfig(model=ModelConfig(arch="lstm"), train=dataclasses.replace(t, optimizer="sgd"))
+    assert run_identity(sgd, "abc") != old
+    plateau = dataclasses.replace(sgd.train, plateau_factor=4.0, eval_every=100)
+    other = dataclasses.replace(plateau, eval_every=200)  # then the evaluations steer the LR
+    ids = {run_identity(RunConfig(model=sgd.model, train=x), "abc") for x in (plateau, other)}
+    assert len(ids) == 2

@@ -36,6 +36,14 @@ from scalinglab.errors import ConfigError
 ARCHS = ("gpt", "lstm", "gru", "rnn_tanh", "rnn_relu")
 RECURRENT = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 SCHEDULES = ("cosine", "constant", "wsd")
+OPTIMIZERS = ("auto", "adamw", "sgd")
+OPTIMIZER_DEFAULTS = {
+    "adamw": {"lr": 1e-3, "grad_clip": 1.0},
+    "sgd": {"lr": 20.0, "grad_clip": 0.25},
+}
+"""What `--lr 0` and a negative `--grad-clip` (the defaults) mean for each optimizer. `auto`
+is sgd for the recurrent models trained at the default lr and adamw otherwise (an --lr given
+keeps the optimizer it was chosen for before --optimizer existed; docs/training.md)."""
 DTYPES = ("auto", "float32", "bfloat16")
 RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
@@ -144,7 +152,7 @@ class TrainConfig:
     data: str = setting("", "shards folder made by `scalinglab prepare`", shown="none, required")
     batch_size: int = setting(12, "sequences per micro-batch")
     grad_accum: int = setting(1, "micro-batches per optimizer step")
-    lr: float = setting(1e-3, "peak learning rate")
+    lr: float = setting(0.0, "peak learning rate", shown="the optimizer's: AdamW 1e-3, SGD 20")
     min_lr: float = setting(-1.0, "final learning rate", shown="lr / 10")
     warmup: int = setting(100, "linear warmup steps (capped at half the run)")
     schedule: str = setting("cosine", "learning-rate schedule", choices=SCHEDULES)
@@ -152,9 +160,25 @@ class TrainConfig:
     weight_decay: float = setting(
         0.1, "AdamW weight decay (on weights of 2 or more dimensions only)"
     )
+    optimizer: str = setting(
+        "auto",
+        "optimizer: sgd is plain SGD (no momentum, no weight decay); auto: sgd for the "
+        "RNNs (lstm, gru, rnn_tanh, rnn_relu) at the default --lr, else adamw",
+        choices=OPTIMIZERS,
+    )
+    plateau_factor: float = setting(
+        0.0,
+        "divide the LR by this whenever a periodic evaluation (--eval-every) does not "
+        "improve on the best so far (anneal on plateau; 4 in PyTorch's word LM example); "
+        "0: never",
+    )
     beta1: float = setting(0.9, "AdamW beta1")
     beta2: float = setting(0.99, "AdamW beta2")
-    grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
+    grad_clip: float = setting(
+        -1.0,
+        "clip the global gradient norm to this; 0 disables",
+        shown="the optimizer's: AdamW 1.0, SGD 0.25",
+    )
     seed: int = setting(1337, "seed for initialisation, batches and dropout")
     steps: int = setting(0, "budget: optimizer steps", shown="none")
     tokens: int = setting(0, "budget: training tokens", shown="none")
@@ -199,13 +223,27 @@ class TrainConfig:
         for name in ("warmup", "steps", "tokens", "eval_every", "eval_tokens", "ckpt_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
-        for name in ("flops", "time", "weight_decay", "grad_clip"):
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"--optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.plateau_factor != 0 and not (
+            math.isfinite(self.plateau_factor) and self.plateau_factor > 1
+        ):
+            raise ConfigError(
+                f"--plateau-factor must be 0 (never) or a number > 1, got {self.plateau_factor}"
+            )
+        for name in ("flops", "time", "weight_decay"):
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0:
                 raise ConfigError(f"{flag(name)} must be a finite number >= 0, got {v}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
-        if self.min_lr > self.lr:
+        if not math.isfinite(self.grad_clip):
+            raise ConfigError(f"--grad-clip must be a finite number, got {self.grad_clip}")
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ConfigError(
+                f"--lr must be a positive number (0: the optimizer's default), got {self.lr}"
+            )
+        if self.lr and self.min_lr > self.lr:
             raise ConfigError(f"--min-lr {self.min_lr} is larger than --lr {self.lr}")
         if not 0.0 <= self.cooldown_frac <= 1.0:
             raise ConfigError(f"--cooldown-frac must be in [0, 1], got {self.cooldown_frac}")
@@ -246,6 +284,16 @@ class TrainConfig:
     def final_lr(self) -> float:
         return self.lr / 10 if self.min_lr < 0 else self.min_lr
 
+    def with_optimizer_defaults(self, recurrent: bool) -> "TrainConfig":
+        """This config with `optimizer auto`, `lr 0` and a negative `grad_clip` resolved:
+        the recipe of the model family (OPTIMIZER_DEFAULTS)."""
+        opt = self.optimizer
+        if opt == "auto":  # an lr given was meant for AdamW, the one optimizer before this
+            opt = "sgd" if recurrent and not self.lr else "adamw"
+        d = OPTIMIZER_DEFAULTS[opt]
+        clip = self.grad_clip if self.grad_clip >= 0 else d["grad_clip"]
+        return dataclasses.replace(self, optimizer=opt, lr=self.lr or d["lr"], grad_clip=clip)
+
 
 @dataclass
 class RunConfig:
@@ -276,6 +324,10 @@ class RunConfig:
         )
 
 
+# Train fields added after run ids were first issued, with the value that gives what runs
+# did before them: left out of the identity at that value.
+LATER_FIELDS = {"optimizer": "adamw", "plateau_factor": 0.0}
+
 # Train fields that change how a run executes or reports, not what it computes.
 OPERATIONAL = (
     "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
@@ -299,6 +351,11 @@ def run_identity(cfg: RunConfig, data_id: str) -> str:
     """
     d = cfg.to_dict()
     train = {k: v for k, v in d["train"].items() if k not in OPERATIONAL}
+    for k, old in LATER_FIELDS.items():  # runs made before these fields keep their ids
+        if train.get(k) == old:
+            train.pop(k)
+    if train.get("plateau_factor"):  # then the evaluations steer the LR
+        train["eval_every"] = d["train"]["eval_every"]
     model = {k: v for k, v in d["model"].items() if k != "preset"}
     defaults, sp = ModelConfig(), model["param"] == "sp"
     for k in NEUTRAL_AT_DEFAULT:

@@ -125,6 +125,6 @@ def test_flags_that_do_not_apply_are_refused(tmp_path, capsys):
     os.remove(src / "val.bin")
     with pytest.raises(DataError, match=r"no val\.bin"):
         import_nanogpt(src, tmp_path / "s")
-    with pytest.raises(ConfigError, match=r"--vocab-size 7: .*declares"):
+    with pytest.raises(ConfigError, match=r"^vocab_size 7: .*declares"):
         char_folder(tmp_path / "e")
         import_nanogpt(tmp_path / "e", tmp_path / "s", vocab_size=7)

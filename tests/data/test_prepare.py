@@ -8,9 +8,10 @@ import torch
 from scalinglab.cli import main
 from scalinglab.data import writer
 from scalinglab.data.loader import BatchLoader
-from scalinglab.data.shards import open_shards
+from scalinglab.data.shards import check_integrity, open_shards
 from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.data.writer import prepare
+from scalinglab.errors import DataError
 from tests.conftest import shared_file
 
 
@@ -136,7 +137,95 @@ def test_jsonl_and_hf_sources_give_the_same_shards(tmp_path):
     b = prepare([str(tmp_path / "c")], tmp_path / "b", tokenizer="word", block_size=8)
     h = prepare([f"hf:{p}@train"], tmp_path / "h", tokenizer="word", block_size=8)
     assert a["sha256"] == b["sha256"] == h["sha256"]
-    assert a["splits"]["train"]["documents"] == 11 and a["splits"]["val"]["documents"] == 2
+    # 10% of the bytes falls inside document 11; a word-level cut moves to the next line start,
+    # here the start of the last document
+    assert a["splits"]["train"]["documents"] == 11 and a["splits"]["val"]["documents"] == 1
+
+
+# --- splits that never cut a token, splits from files ---------------------------------
+
+
+def test_word_split_by_bytes_never_cuts_a_word(tmp_path):
+    # WikiText-2's valid.txt then test.txt, 10% held out by bytes: the cut falls inside a
+    # line of test.txt ("Streets" would be cut in two); it moves to the next line start, so
+    # the two splits hold every word of the corpus, each whole.
+    valid, test = (shared_file(f"corpora/wikitext-2/{n}.txt") for n in ("valid", "test"))
+    m = prepare([str(valid), str(test)], tmp_path / "s", tokenizer="word")
+    lines = (valid.read_text() + test.read_text()).split("\n")[:-1]
+    assert sum(len(x.split()) + 1 for x in lines) == 217_646 + 245_569  # words + <eos>
+    tr, va = m["splits"]["train"]["tokens"], m["splits"]["val"]["tokens"]
+    assert tr + va == 217_646 + 245_569
+    total = len(valid.read_bytes()) + len(test.read_bytes())
+    cut = m["splits"]["train"]["bytes"]
+    assert 0 <= cut - int(total * 0.9) < 2_000  # moved forward, at most to the line's end
+    text = valid.read_bytes() + test.read_bytes()
+    assert text[cut - 1 : cut] == b"\n"
+    tok = load_tokenizer(tmp_path / "s")
+    sh = open_shards(tmp_path / "s")
+    assert tok.decode(sh.val[:12]) == " ".join(text[cut:].decode().split("\n")[0].split()[:12])
+
+
+def test_byte_level_split_by_bytes_may_cut_anywhere_a_line_but_not_a_token(tmp_path):
+    # byte tokens: nanoGPT's cut is kept (test_tinyshakespeare_byte_split_matches_nanogpt);
+    # bpe tokens span characters: the cut goes to the start of the next line
+    f = tmp_path / "t.txt"
+    f.write_text("".join(f"line {i} holds some words\n" for i in range(200)))
+    n = len(f.read_bytes())
+    b = prepare([str(f)], tmp_path / "b", tokenizer="byte", block_size=8)
+    assert b["splits"]["train"]["bytes"] == int(n * 0.9)
+    p = prepare([str(f)], tmp_path / "p", tokenizer="bpe", vocab_size=300, block_size=8)
+    cut = p["splits"]["train"]["bytes"]
+    assert cut > int(n * 0.9) and f.read_bytes()[cut - 1 : cut] == b"\n"
+    # no line break after the point: the start of the line that holds it
+    g = tmp_path / "g.txt"
+    g.write_text("first line\n" * 20 + "x " * 100)
+    w = prepare([str(g)], tmp_path / "w", tokenizer="word", block_size=8, val_fraction=0.3)
+    assert w["splits"]["train"]["bytes"] == len("first line\n") * 20
+
+
+def test_val_file_and_test_file_are_the_splits(tmp_path):
+    tr, va, te = tmp_path / "train.txt", tmp_path / "val.txt", tmp_path / "test.txt"
+    tr.write_text("the cat sat on the mat\n" * 40)
+    va.write_text("the dog sat on the mat\n" * 20)
+    te.write_text("a cat sat\n" * 30)
+    m = prepare(
+        [str(tr)], tmp_path / "s", tokenizer="word", block_size=8,
+        val_file=str(va), test_file=str(te),
+    )  # fmt: skip
+    assert m["split_by"] == "files" and m["val_file"] == str(va) and m["test_file"] == str(te)
+    assert {k: v["tokens"] for k, v in m["splits"].items()} == {
+        "train": 7 * 40,
+        "val": 7 * 20,
+        "test": 4 * 30,
+    }
+    sh = open_shards(tmp_path / "s", verify=True)
+    check_integrity(sh)
+    tok = load_tokenizer(tmp_path / "s")
+    # the vocabulary is the training text's: "dog" and "a" read <unk>
+    assert tok.decode(sh.val[:7]) == "the <unk> sat on the mat\n"
+    assert tok.decode(sh.split("test")[:4]) == "<unk> cat sat\n"
+    # without a test file: no test split, and asking for one names the way to make it
+    prepare([str(tr)], tmp_path / "n", tokenizer="word", block_size=8, val_file=str(va))
+    n = open_shards(tmp_path / "n")
+    assert n.test is None and set(n.manifest["splits"]) == {"train", "val"}
+    with pytest.raises(DataError, match=r"no test split .*--test-file"):
+        n.split("test")
+
+
+def test_split_file_flags_refuse_what_makes_no_sense(tmp_path, capsys):
+    f = tmp_path / "t.txt"
+    f.write_text("a b c\n" * 100)
+    rc, _, err = _cli(capsys, f, "--out", tmp_path / "s", "--test-file", f)
+    assert rc != 0
+    _one_error(err, "--test-file needs --val-file")
+    rc, _, err = _cli(capsys, f, "--out", tmp_path / "s", "--val-file", f, "--val-fraction", "0.2")
+    assert rc != 0
+    _one_error(err, "--val-fraction with --val-file")
+    e = tmp_path / "empty.txt"
+    e.write_text("")
+    rc, _, err = _cli(capsys, f, "--out", tmp_path / "s", "--val-file", e)
+    assert rc != 0
+    _one_error(err, "empty.txt", "empty")
 
 
 # --- bad input through the CLI: one line on stderr, exit != 0 --------------------------

@@ -146,3 +146,12 @@ def test_a_fixed_head_size_keeps_the_base_attention_scale():
         cfg = ModelConfig(n_embd=width, n_head=width // 8, param="mup", base_width=64,
                           base_head_dim=8, vocab_size=256)  # fmt: skip
         assert build_model(cfg).transformer.h[0].attn.scale == pytest.approx(8**-0.5)
+
+
+def test_sgd_takes_sp_but_refuses_the_adam_multipliers_of_mup():
+    """Plain SGD trains an SP GPT (one group at lr); with --param mup it is refused, since
+    μP's per-layer factors are Adam's and SGD's rule differs."""
+    opt = make_optimizer(_gpt(param="sp"), TrainConfig(optimizer="sgd", lr=0.5), "cpu")
+    assert isinstance(opt, torch.optim.SGD) and [g["lr"] for g in opt.param_groups] == [0.5]
+    with pytest.raises(ConfigError, match=r"multipliers are Adam's; use optimizer adamw"):
+        make_optimizer(_gpt(param="mup"), TrainConfig(optimizer="sgd", lr=0.5), "cpu")

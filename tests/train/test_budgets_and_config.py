@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -86,3 +87,36 @@ def test_sweep_style_subprocess_runs_a_resolved_toml(tmp_path):
     result = json.loads(p.stdout)
     assert result == json.loads((run / "result.json").read_text())
     assert result["status"] == "completed" and result["arch"] == "lstm"
+
+
+def test_anneal_on_plateau_divides_the_lr_after_an_evaluation_no_better(tmp_path):
+    # Trained on "aaa...", scored on "bbb...": every step makes the val loss worse, so each
+    # evaluation after the first is a plateau and divides the LR of the steps after it by 4.
+    import numpy as np
+
+    from tests.conftest import write_raw_shards
+
+    data = write_raw_shards(tmp_path / "s", np.full(2000, 97), np.full(400, 98))
+    cfg = tiny_cfg(data, "lstm", steps=12, optimizer="sgd", lr=1.0, schedule="constant",
+                   warmup=0, eval_every=4, plateau_factor=4.0)  # fmt: skip
+    train(cfg, tmp_path / "run")
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lr = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    evals = [r["val_loss"] for r in rows if "val_loss" in r and not r.get("final")]
+    assert len(evals) == 3 and evals[0] < evals[1] < evals[2]
+    assert [lr[s] for s in range(1, 13)] == [1.0] * 8 + [0.25] * 4
+
+
+def test_resume_under_another_optimizer_is_a_named_conflict():
+    # a checkpoint written before --optimizer existed was AdamW's: resuming it as the new
+    # RNN default (SGD) would load moments into SGD, so it is refused, naming the flag
+    from scalinglab.config import ModelConfig, TrainConfig
+    from scalinglab.train.setup import resume_conflicts
+
+    m = ModelConfig(arch="lstm")
+    cfg = RunConfig(model=m, train=TrainConfig(steps=5).with_optimizer_defaults(True))
+    saved = {"config": {"model": dataclasses.asdict(m), "train": {"seed": 1337, "batch_size": 12,
+             "grad_accum": 1}}, "data_fingerprint": "f"}  # fmt: skip
+    assert resume_conflicts(saved, cfg, "f") == ["--optimizer 'adamw' -> 'sgd'"]
+    saved["config"]["train"]["optimizer"] = "sgd"
+    assert resume_conflicts(saved, cfg, "f") == []

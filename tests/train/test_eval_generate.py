@@ -83,3 +83,40 @@ class _Bytes:
 def test_stream_text_holds_back_split_characters():
     pieces = list(stream_text(_Bytes(), list(b"caf"), iter("é!".encode())))
     assert pieces == ["caf", "é", "!"]
+
+
+def test_word_level_generation_continues_the_prompts_line(tmp_path, capsys):
+    # The prompt is encoded without <eos>: "a quick brown" goes on with "fox", not with a
+    # new line ("<eos> a quick ..."), as it did when the prompt ended in <eos>.
+    from scalinglab.cli.generate import prompt_ids
+    from scalinglab.data.tokenizers import load_tokenizer
+    from scalinglab.data.writer import prepare
+
+    line = "a quick brown fox jumps over the lazy dog\n"
+    corpus, test = tmp_path / "lines.txt", tmp_path / "test.txt"
+    corpus.write_text(line * 300)
+    test.write_text("the lazy dog jumps over a quick brown fox\n" * 30)
+    shards = tmp_path / "shards"
+    prepare([str(corpus)], shards, tokenizer="word", block_size=16, val_file=str(corpus),
+            test_file=str(test))  # fmt: skip
+    tok = load_tokenizer(shards)
+    assert tok.decode(prompt_ids(tok, "a quick brown")) == "a quick brown"
+    assert len(prompt_ids(tok, "a quick brown")) == 3
+    run = tmp_path / "run"
+    result = train(tiny_cfg(shards, "lstm", steps=150, lr=3e-2, warmup=10), run)
+    argv = ["generate", str(run), "--prompt", "a quick brown", "--temperature", "0"]
+    assert main([*argv, "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out.split()[:6] == ["a", "quick", "brown", "fox", "jumps", "over"]
+
+    # eval --split: val is the training text (learned), test the same words in another order
+    got = {}
+    for split in ("val", "test"):
+        assert main(["eval", str(run), "--split", split, "--json", "--eval-tokens", "400"]) == 0
+        got[split] = json.loads(capsys.readouterr().out)
+        assert got[split]["split"] == split
+    assert got["val"]["loss"] == result["val_loss"]
+    assert got["test"]["tokens"] > 200 and got["test"]["loss"] > got["val"]["loss"] + 1.0
+    prepare([str(corpus)], tmp_path / "novt", tokenizer="word", block_size=16)
+    assert main(["eval", str(run), "--split", "test", "--data", str(tmp_path / "novt")]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no test split" in err and "--test-file" in err

@@ -68,3 +68,49 @@ def test_fused_adamw_step_runs_on_cpu():
     before = model.weight.detach().clone()
     opt.step()
     assert not torch.equal(before, model.weight)
+
+
+def test_optimizer_auto_is_the_families_recipe():
+    lstm = build_model(ModelConfig(arch="lstm", n_layer=1, n_embd=16, block_size=8), 30)
+    gpt = build_model(ModelConfig(arch="gpt", n_layer=1, n_embd=16, n_head=2, block_size=8), 30)
+    # an RNN at the default lr: plain SGD at lr 20 (no momentum, no weight decay), clip 0.25
+    opt = make_optimizer(lstm, TrainConfig(), "cpu")
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["lr"] == 20.0
+    assert opt.defaults["momentum"] == 0 and opt.defaults["weight_decay"] == 0
+    assert TrainConfig().with_optimizer_defaults(True).grad_clip == 0.25
+    # the GPT, or an RNN with an lr given (as before --optimizer): AdamW, clip 1.0
+    for model, tc in ((gpt, TrainConfig()), (lstm, TrainConfig(lr=3e-3))):
+        opt = make_optimizer(model, tc, "cpu")
+        assert isinstance(opt, torch.optim.AdamW)
+        assert opt.defaults["lr"] == (tc.lr or 1e-3)
+        assert tc.with_optimizer_defaults(model.recurrent).grad_clip == 1.0
+    # asked for by name, with the lr given; a clip given is kept
+    t = TrainConfig(optimizer="sgd", lr=5.0, grad_clip=0.5).with_optimizer_defaults(False)
+    assert (t.optimizer, t.lr, t.grad_clip) == ("sgd", 5.0, 0.5)
+    assert TrainConfig(optimizer="adamw").with_optimizer_defaults(True).lr == 1e-3
+
+
+def test_sgd_step_is_p_minus_lr_times_grad():
+    model = torch.nn.Linear(3, 2)
+    opt = make_optimizer(model, TrainConfig(optimizer="sgd", lr=0.5), "cpu")
+    model(torch.ones(1, 3)).sum().backward()
+    want = {n: (p - 0.5 * p.grad).detach() for n, p in model.named_parameters()}
+    opt.step()
+    assert all(torch.equal(p, want[n]) for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize(
+    "flags, msg",
+    [
+        ({"optimizer": "adam"}, "--optimizer 'adam' is not one of"),
+        ({"plateau_factor": 1.0}, "--plateau-factor must be 0"),
+        ({"plateau_factor": -4.0}, "--plateau-factor must be 0"),
+        ({"lr": -1.0}, "--lr must be a positive number"),
+        ({"grad_clip": math.inf}, "--grad-clip must be a finite number"),
+    ],
+)
+def test_optimizer_settings_out_of_range_name_the_flag(flags, msg):
+    from scalinglab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=msg):
+        TrainConfig(**flags)

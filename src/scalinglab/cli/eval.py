@@ -8,14 +8,20 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "eval",
-        help="evaluate a run's newest checkpoint on a validation split, or on tasks",
+        help="evaluate a run's newest checkpoint on its val or test split, or on tasks",
         description=(
             "Loss in nats per token, perplexity = exp(loss), and bits per byte = "
-            "loss / (ln 2 * bytes per token) on the val split of the run's shards (or --data)."
+            "loss / (ln 2 * bytes per token) on the val (or --split test) split of the "
+            "run's shards (or --data)."
         ),
     )
     p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
     p.add_argument("--data", metavar="SHARDS", help="shards folder (default: the run's own)")
+    p.add_argument(
+        "--split", default="val", choices=("val", "test"),
+        help="the split to score: val, or test (shards made with `prepare --test-file`) "
+        "(default: val)",
+    )  # fmt: skip
     p.add_argument(
         "--eval-tokens", type=int, default=0, help="score only the first N tokens (default: all)"
     )
@@ -57,19 +63,21 @@ def run(args) -> int:
             f"--data {shards.path}: vocabulary of {shards.vocab_size} is larger than the "
             f"model's ({cfg.model.vocab_size})"
         )
+    tokens = shards.split(args.split)  # DataError naming the flag to make a test split
     cast = autocast(device, pick_dtype(cfg.train.dtype, device))
     loss, n = evaluate(
-        model, shards.val, cfg.model.block_size, args.batch_size or cfg.train.batch_size,
+        model, tokens, cfg.model.block_size, args.batch_size or cfg.train.batch_size,
         args.eval_tokens or None, device, cast,
     )  # fmt: skip
-    out = summarize(loss, shards.bytes_per_token("val"))
+    out = summarize(loss, shards.bytes_per_token(args.split))
     out |= {"tokens": n, "step": step, "data": str(shards.path), "run": args.run}
+    out["split"] = args.split
     if args.json:
         print_json(out)
     else:
         bpb = f"{out['bits_per_byte']:.4f}" if out["bits_per_byte"] is not None else "-"
         print(
-            f"{args.run} (step {step}) on {shards.path} val, {n} tokens: loss {loss:.4f} "
+            f"{args.run} (step {step}) on {shards.path} {args.split}, {n} tokens: loss {loss:.4f} "
             f"nats/token  perplexity {out['perplexity']:.3f}  bits/byte {bpb}"
         )
     return 0

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         description=(
             "Read SOURCEs (files, folders, globs, JSONL, hf:NAME[:CONFIG][@SPLIT], or "
             "'stdlib': this Python's standard library source), hold out a validation "
-            "split, train a tokenizer on the rest and write DIR/{train,val}.bin, "
+            "split (or read it from --val-file, and a test split from --test-file), "
+            "train a tokenizer on the rest and write DIR/{train,val[,test]}.bin, "
             "tokenizer.json and manifest.json."
         ),
     )
@@ -80,14 +81,13 @@ def _from_nanogpt(args) -> int:
 
 def summary(m: dict, out) -> str:
     """One line: documents, MB, tokens, MB/s (or that the folder was already up to date)."""
-    tr, va = m["splits"]["train"], m["splits"]["val"]
-    docs = m.get("documents", tr["documents"] + va["documents"])
-    mb = (tr["bytes"] + va["bytes"]) / 1e6
+    splits = m["splits"]
+    docs = m.get("documents", sum(s["documents"] for s in splits.values()))
+    mb = sum(s["bytes"] for s in splits.values()) / 1e6
     head = f"{out}: {m['tokenizer']} tokenizer, vocab {m['vocab_size']} ({m['dtype']})"
-    body = (
-        f"{docs:,} document{'s' * (docs != 1)}, {mb:.1f} MB, {tr['tokens'] + va['tokens']:,} tokens "
-        f"(train {tr['tokens']:,} / val {va['tokens']:,})"
-    )
+    each = " / ".join(f"{k} {s['tokens']:,}" for k, s in splits.items())
+    tokens = sum(s["tokens"] for s in splits.values())
+    body = f"{docs:,} document{'s' * (docs != 1)}, {mb:.1f} MB, {tokens:,} tokens ({each})"
     if m.get("up_to_date"):
         return f"{head}: up to date; {body}"
     b = m.get("build", {})

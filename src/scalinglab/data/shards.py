@@ -4,6 +4,7 @@ A shards folder holds::
 
     train.bin       flat little-endian token ids (dtype from the manifest)
     val.bin         the same for the held-out split
+    test.bin        optional: a test split (`prepare --test-file`)
     tokenizer.json  the tokenizer (scalinglab.data.tokenizers.load_tokenizer reads it)
     manifest.json   written last; a folder without a valid manifest is not shards
 
@@ -19,8 +20,10 @@ manifest.json (format_version 1)::
       "seed": 1337, "val_fraction": 0.01 | null,
       "splits": {
         "train": {"documents": int, "bytes": int, "tokens": int},
-        "val":   {"documents": int, "bytes": int, "tokens": int}
+        "val":   {"documents": int, "bytes": int, "tokens": int},
+        "test":  {...}                          # only with a test split
       },
+      "val_file": "...", "test_file": "...",   # only when prepare was given them
       "sha256": {"train.bin": hex, "val.bin": hex, "tokenizer.json": hex}
     }
 
@@ -57,7 +60,8 @@ KIND = "scalinglab.shards"
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 VERIFIED = ".verified.json"
-SPLITS = ("train", "val")
+SPLITS = ("train", "val")  # every shards folder has these
+OPTIONAL_SPLITS = ("test",)  # and may have these (the manifest lists them under splits)
 DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 
 
@@ -104,7 +108,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
             raise DataError(f"{mpath}: missing field '{key}'")
     if m["dtype"] not in DTYPES:
         raise DataError(f"{mpath}: dtype {m['dtype']!r} is not one of {sorted(DTYPES)}")
-    for split in SPLITS:
+    if not isinstance(m["splits"], dict):
+        raise DataError(f"{mpath}: splits is not a mapping")
+    for split in present_splits(m):
         if split not in m["splits"] or "tokens" not in m["splits"][split]:
             raise DataError(f"{mpath}: missing splits.{split}.tokens")
     return m
@@ -114,8 +120,13 @@ def content_id(manifest: dict) -> str:
     """Identifies what a shards folder holds (token files, tokenizer), not when or how
     fast it was built: rebuilding the same corpus gives the same id."""
     keep = {k: manifest.get(k) for k in ("tokenizer", "vocab_size", "dtype", "sha256")}
-    keep["tokens"] = {s: manifest["splits"][s]["tokens"] for s in SPLITS}
+    keep["tokens"] = {s: manifest["splits"][s]["tokens"] for s in present_splits(manifest)}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+
+
+def present_splits(manifest: dict) -> tuple[str, ...]:
+    """The splits a shards folder holds: train, val, and the optional ones it lists."""
+    return SPLITS + tuple(s for s in OPTIONAL_SPLITS if s in manifest["splits"])
 
 
 @dataclass
@@ -126,6 +137,16 @@ class Shards:
     manifest: dict
     train: np.ndarray
     val: np.ndarray
+    test: np.ndarray | None = None  # None: the folder has no test split
+
+    def split(self, name: str) -> np.ndarray:
+        """The tokens of split `name` (train, val or test); DataError naming what exists."""
+        arr = getattr(self, name, None) if name in SPLITS + OPTIONAL_SPLITS else None
+        if arr is None:
+            have = ", ".join(present_splits(self.manifest))
+            hint = " (`prepare --test-file FILE` makes one)" if name == "test" else ""
+            raise DataError(f"shards folder {self.path} has no {name} split (it has {have}){hint}")
+        return arr
 
     @property
     def vocab_size(self) -> int:
@@ -162,7 +183,7 @@ def open_shards(path: str | os.PathLike, verify: bool = False) -> Shards:
     m = read_manifest(path)
     dtype = DTYPES[m["dtype"]]
     arrays = {}
-    for split in SPLITS:
+    for split in present_splits(m):
         f = path / f"{split}.bin"
         if not f.exists():
             raise DataError(f"shards folder {path}: {f.name} is missing")
@@ -179,7 +200,7 @@ def open_shards(path: str | os.PathLike, verify: bool = False) -> Shards:
             arrays[split] = np.zeros(0, dtype=dtype)
         else:
             arrays[split] = np.memmap(f, dtype=np.dtype(dtype).newbyteorder("<"), mode="r")
-    return Shards(path=path, manifest=m, train=arrays["train"], val=arrays["val"])
+    return Shards(path=path, manifest=m, **arrays)
 
 
 def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
@@ -191,7 +212,7 @@ def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
     cache_path = shards.path / VERIFIED
     cache = _read_cache(cache_path)
     fresh = {}
-    for split in SPLITS:
+    for split in present_splits(shards.manifest):
         f = shards.path / f"{split}.bin"
         st = f.stat()
         want = (shards.manifest.get("sha256") or {}).get(f.name)

@@ -6,11 +6,16 @@ chunks so memory stays bounded by the chunk size and the vocabulary:
 
 1. scan: list the documents and their sizes (JSONL and `hf:` rows are parsed,
    so a bad line fails before any work);
-2. split: with at least 100 documents, hold out `val_fraction` (default 1%)
-   of them, chosen by `seed`; with fewer, the last `val_fraction` (default
-   10%) of the bytes, cut at a character boundary — nanoGPT's 90/10 split;
+2. split: with `val_file` (and `test_file`), the SOURCEs are the training
+   split and those files the validation (and test) splits; else, with at least
+   100 documents, hold out `val_fraction` (default 1%) of them, chosen by
+   `seed`; with fewer, the last `val_fraction` (default 10%) of the bytes —
+   nanoGPT's 90/10 split, cut at a character (a byte or char token is never cut
+   in two); for word and BPE tokenizers, whose tokens span characters, at the
+   start of the next line or document instead (the line before, when no line
+   starts after the point; a character only in text without line breaks);
 3. train the tokenizer on the training split only (not for `byte`);
-4. encode both splits into a temporary folder beside `out`; write the
+4. encode the splits into a temporary folder beside `out`; write the
    tokenizer, then the manifest (last), then rename the folder into place.
 
 An interrupted prepare leaves only a hidden `.NAME.tmp-PID@HOST.*` folder without a
@@ -57,8 +62,9 @@ from scalinglab.fsio import (
 log = logging.getLogger(__name__)
 
 # Bump when the same request would give other tokens. 2: BPE pre-tokens are capped at
-# MAX_PRETOKEN bytes, and chunks are no longer cut right after a blank line.
-WRITER_VERSION = 2
+# MAX_PRETOKEN bytes, and chunks are no longer cut right after a blank line. 3: a split
+# by bytes is cut at a line boundary for word and BPE tokenizers, not inside a word.
+WRITER_VERSION = 3
 DOC_SPLIT_MIN = 100
 BPE_PIECE = 1 << 16  # text per encode_batch item: small enough to spread over threads
 
@@ -83,6 +89,14 @@ class PrepareConfig:
         None,
         "held-out fraction: of documents (100 or more), else of bytes from the end",
         shown="0.01 of documents, else 0.1 of bytes",
+    )
+    val_file: str = setting(
+        "",
+        "a SOURCE holding the validation text; then nothing is held out of the SOURCEs, "
+        "which all go to train",
+    )
+    test_file: str = setting(
+        "", "a SOURCE holding the test text (with --val-file); `eval --split test` reads it"
     )
     seed: int = setting(1337, "seed of the choice of validation documents")
     text_field: str = setting("text", "JSONL / hf: field holding the text")
@@ -118,6 +132,13 @@ class PrepareConfig:
             )
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.test_file and not self.val_file:
+            raise ConfigError("--test-file needs --val-file (the validation split's source)")
+        if self.val_file and self.val_fraction is not None:
+            raise ConfigError(
+                "--val-fraction with --val-file: the validation split is the file; "
+                "leave out --val-fraction"
+            )
         if self.errors not in ("strict", "replace"):
             raise ConfigError(f"--errors {self.errors!r} is not one of strict, replace")
         if self.block_size < 1 or self.chunk_bytes < 16:
@@ -127,10 +148,14 @@ class PrepareConfig:
 @dataclass
 class _Plan:
     sizes: array  # bytes of each document, in corpus order
-    split_by: str  # "documents" | "bytes"
-    val_fraction: float
-    val_mask: np.ndarray | None = None
-    split_at: int = 0  # bytes mode: global byte offset where val starts (before char alignment)
+    split_by: str  # "documents" | "files" | "bytes"
+    val_fraction: float | None
+    labels: np.ndarray | None = None  # documents/files: each document's index in SPLIT_NAMES
+    split_at: int = 0  # bytes mode: global byte offset where val starts (a line boundary)
+    splits: tuple[str, ...] = ("train", "val")  # the splits written
+
+
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def prepare(
@@ -163,7 +188,7 @@ def prepare(
     out = Path(out)
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
-    srcs = resolve_sources(specs, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming)
+    srcs, owner = _resolve(specs, cfg)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
     if pretrained:  # the tokenizer itself, not its path, decides the shards
@@ -174,7 +199,7 @@ def prepare(
         log.debug("%s is up to date", out)
         return {**m, "up_to_date": True}
 
-    plan = _scan(srcs, cfg, progress)
+    plan = _scan(srcs, owner, cfg, progress)
     if pretrained:
         tok = pretrained[0]
     else:
@@ -216,6 +241,8 @@ def _manifest(specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, se
         "dtype": shards.dtype_for_vocab(tok.vocab_size),
         "seed": cfg.seed,
         "val_fraction": plan.val_fraction,
+        **({"val_file": cfg.val_file} if cfg.val_file else {}),
+        **({"test_file": cfg.test_file} if cfg.test_file else {}),
         "split_by": plan.split_by,
         "documents": len(plan.sizes),
         "splits": splits,
@@ -234,8 +261,21 @@ def _manifest(specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, se
 def _request(specs: list[str], cfg: PrepareConfig) -> dict:
     """What determines the output; equal requests on unchanged sources give equal shards."""
     keys = ("tokenizer", "vocab_size", "val_fraction", "seed", "text_field", "glob", "errors")
-    return {"sources": specs, **{k: getattr(cfg, k) for k in keys},
+    files = {k: getattr(cfg, k) for k in ("val_file", "test_file") if getattr(cfg, k)}
+    return {"sources": specs, **{k: getattr(cfg, k) for k in keys}, **files,
             "stdlib_tests": cfg.stdlib_tests, "writer": WRITER_VERSION}  # fmt: skip
+
+
+def _resolve(specs: list[str], cfg: PrepareConfig) -> tuple[list, list[int]]:
+    """The sources of every split, in order, and each one's split (index in SPLIT_NAMES)."""
+    srcs, owner = [], []
+    for split, given in enumerate((specs, [cfg.val_file], [cfg.test_file])):
+        if split and not given[0]:
+            continue
+        found = resolve_sources(given, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming)
+        srcs += found
+        owner += [split] * len(found)
+    return srcs, owner
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -261,24 +301,61 @@ def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
     return m if ok and (out / "tokenizer.json").exists() else None
 
 
-def _scan(srcs, cfg: PrepareConfig, progress: Progress | None) -> _Plan:
+def _scan(srcs, owner: list[int], cfg: PrepareConfig, progress: Progress | None) -> _Plan:
     sizes = array("q")  # 8 bytes a document, however many there are
-    for src in srcs:
+    labels = array("b")  # each document's split (with --val-file)
+    for src, split in zip(srcs, owner, strict=True):
+        n0 = len(sizes)
         for doc in src.documents(cfg.errors):
             sizes.append(doc.size)
+            labels.append(split)
             if progress:
                 progress("scan", doc.size, None)
+        if split and len(sizes) == n0:
+            flag = "--val-file" if split == 1 else "--test-file"
+            raise DataError(f"{flag} {src.spec}: no documents (every one is empty)")
     if not sizes:
         raise DataError(f"{', '.join(s.spec for s in srcs)}: no documents (every one is empty)")
     n = len(sizes)
+    if cfg.val_file:
+        names = SPLIT_NAMES[: 3 if cfg.test_file else 2]
+        return _Plan(sizes, "files", None, labels=np.asarray(labels, dtype=np.int8), splits=names)
     if n >= DOC_SPLIT_MIN:
         frac = cfg.val_fraction or 0.01
         k = min(n - 1, max(1, round(frac * n)))
-        mask = np.zeros(n, dtype=bool)
-        mask[np.random.default_rng(cfg.seed).choice(n, size=k, replace=False)] = True
-        return _Plan(sizes, "documents", frac, val_mask=mask)
+        mask = np.zeros(n, dtype=np.int8)
+        mask[np.random.default_rng(cfg.seed).choice(n, size=k, replace=False)] = 1
+        return _Plan(sizes, "documents", frac, labels=mask)
     frac = cfg.val_fraction or 0.1
-    return _Plan(sizes, "bytes", frac, split_at=int(sum(sizes) * (1 - frac)))
+    at = int(sum(sizes) * (1 - frac))
+    if cfg.tokenizer in ("word", "bpe"):  # tokens span characters: cut between lines
+        at = _line_start(srcs, sizes, at, cfg)
+    return _Plan(sizes, "bytes", frac, split_at=at)
+
+
+def _line_start(srcs, sizes: array, at: int, cfg: PrepareConfig) -> int:
+    """The split point `at` moved to a boundary no token crosses: the start of the next
+    line or document; else (no line starts after it) the start of the line holding it;
+    else (no line break at all) `at` itself, which `_cut_at` moves to a character."""
+    total, start = sum(sizes), 0
+    for src in srcs:
+        for doc in src.documents(cfg.errors):
+            end = start + doc.size
+            if end <= at:
+                start = end
+                continue
+            before = start or None  # the last line start at or before `at`
+            for off, data in doc.read(cfg.chunk_bytes):
+                cs = start + off
+                if (k := data.rfind(b"\n", 0, max(at - cs, 0))) >= 0:
+                    before = cs + k + 1
+                if cs + len(data) < at:
+                    continue
+                if (j := data.find(b"\n", max(at - cs - 1, 0))) >= 0:
+                    p = cs + j + 1
+                    return p if p < total else before or at
+            return end if end < total else before or at
+    return at
 
 
 def _walk(
@@ -292,8 +369,8 @@ def _walk(
         for doc in src.documents(cfg.errors):
             if i >= len(plan.sizes) or doc.size != plan.sizes[i]:
                 raise DataError(f"{doc.name}: changed while being prepared; run prepare again")
-            if plan.split_by == "documents":
-                split = "val" if plan.val_mask[i] else "train"
+            if plan.split_by != "bytes":
+                split = SPLIT_NAMES[plan.labels[i]]
                 pieces = doc.read(cfg.chunk_bytes) if only in (None, split) else ()
                 for off, data in pieces:
                     if progress:
@@ -343,8 +420,8 @@ def _split_bytes(plan: _Plan, only: str | None) -> int:
         return total
     if plan.split_by == "bytes":
         return plan.split_at if only == "train" else total - plan.split_at
-    val = int(np.asarray(plan.sizes)[plan.val_mask].sum())
-    return val if only == "val" else total - val
+    want = SPLIT_NAMES.index(only)
+    return int(np.asarray(plan.sizes)[plan.labels == want].sum())
 
 
 def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
@@ -359,10 +436,10 @@ def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
 
 def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress) -> tuple[dict, dict]:
     dtype = np.dtype(shards.DTYPES[shards.dtype_for_vocab(tok.vocab_size)]).newbyteorder("<")
-    stats = {s: {"documents": 0, "bytes": 0, "tokens": 0} for s in shards.SPLITS}
-    hashes = {s: hashlib.sha256() for s in shards.SPLITS}
-    files = {s: open(tmp / f"{s}.bin", "wb") for s in shards.SPLITS}  # noqa: SIM115
-    last_doc = {s: None for s in shards.SPLITS}
+    stats = {s: {"documents": 0, "bytes": 0, "tokens": 0} for s in plan.splits}
+    hashes = {s: hashlib.sha256() for s in plan.splits}
+    files = {s: open(tmp / f"{s}.bin", "wb") for s in plan.splits}  # noqa: SIM115
+    last_doc = {s: None for s in plan.splits}
     nonblank = False
     try:
         for split, doc, off, data in _walk(srcs, plan, cfg, None, progress, "encode"):
@@ -410,6 +487,12 @@ def _encode_chunk(tok, doc: Document, off: int, data: bytes, errors: str) -> np.
 def _check_windows(splits: dict, block_size: int) -> None:
     """Refuse shards that cannot give one training window and one validation window."""
     tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
+    if "test" in splits and splits["test"]["tokens"] < block_size + 1:
+        raise DataError(
+            f"--test-file: the test split has {splits['test']['tokens']} tokens, less than "
+            f"one window of --block-size {block_size} plus one token; use more text or a "
+            "smaller --block-size"
+        )
     if tr < block_size + 2 or va < block_size + 1:
         raise DataError(
             f"corpus too small: train has {tr} tokens and val {va}; each split needs one "

@@ -155,7 +155,9 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
             "or lower batch_size"
         )
     rule = spec.hparams[model.arch]
-    train = TrainConfig(**spec.train, data=str(spec.data), tokens=steps * tps)
+    # AdamW unless the spec's [train] names another: the hparams rules' lr are AdamW's
+    train = TrainConfig(**{"optimizer": "adamw"} | spec.train, data=str(spec.data),
+                        tokens=steps * tps)  # fmt: skip
     for k, v in hparams_for(rule, model.hidden if model.recurrent else model.n_embd, steps).items():
         setattr(train, k, v)
     if rule.rule == "mup" and model.arch == "gpt" and "param" not in spec.model:
@@ -164,6 +166,7 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
         counts = count(model, ctx.vocab)
     elif rule.rule == "fitted":
         train.lr = fitted_law(rule.fit).predict(counts.params, steps * tps)["lr"]
+    train = train.with_optimizer_defaults(model.recurrent)  # as the trainer resolves it
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)

@@ -74,7 +74,9 @@ def run_row(run_dir: str | Path) -> dict:
             row.update(params=c.params, params_nonembed=c.params_nonembed)
         t = cfg.train
         row.update({k: getattr(t, k) for k in HYPERPARAMETERS if hasattr(t, k)})
-        row.update(min_lr=t.final_lr, block_size=m.block_size, optimizer="adamw")
+        # a config without a resolved optimizer was written before --optimizer: AdamW
+        opt = t.optimizer if t.optimizer != "auto" else "adamw"
+        row.update(min_lr=t.final_lr, block_size=m.block_size, optimizer=opt)
     for k in ("params", "params_nonembed", "tokens", "flops", "flops_6nd"):
         if row.get(k) is None:
             row[k] = planned.get(k)

@@ -42,6 +42,8 @@ class Counters:
     wall_seconds: float = 0.0  # all time spent by this run, across resumes
     train_loss: float = math.nan  # last finite training loss
     val_loss: float = math.nan  # last periodic evaluation
+    best_val: float = math.inf  # best periodic evaluation (--plateau-factor)
+    lr_scale: float = 1.0  # the schedule's LR times this: divided on each plateau
 
 
 class Trainer:
@@ -141,7 +143,7 @@ class Trainer:
         t0 = time.perf_counter()
         t = self.cfg.train
         frac = None if self.total_steps is not None else self.c.train_seconds / t.time
-        lr = self.schedule(self.c.step, frac)
+        lr = self.schedule(self.c.step, frac) * self.c.lr_scale
         for group in self.opt.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
         loss_sum = torch.zeros((), device=self.device)
@@ -191,6 +193,7 @@ class Trainer:
         if t.eval_every and step % t.eval_every == 0:
             max_tokens = t.eval_tokens or min(len(self.shards.val) - 1, PERIODIC_EVAL_TOKENS)
             self.c.val_loss = self._eval(max_tokens)
+            self._anneal_on_plateau()
             row = (row or self._row(lr=self.lr)) | {"val_loss": self.c.val_loss}
             log.info("step %d: train loss %.4f, val loss %.4f", step, self.c.train_loss,
                      self.c.val_loss)  # fmt: skip
@@ -199,6 +202,18 @@ class Trainer:
         if t.ckpt_every and step % t.ckpt_every == 0:
             self._checkpoint()
         bar.update(step, self.c.tokens, self.c.train_loss, self._tokens_per_second())
+
+    def _anneal_on_plateau(self) -> None:
+        """--plateau-factor F: an evaluation no better than the best so far divides the LR by F."""
+        f = self.cfg.train.plateau_factor
+        if not f:
+            return
+        if self.c.val_loss < self.c.best_val:
+            self.c.best_val = self.c.val_loss
+        else:
+            self.c.lr_scale /= f
+            log.info("step %d: val loss %.4f is no better than %.4f; lr x %g", self.c.step,
+                     self.c.val_loss, self.c.best_val, self.c.lr_scale)  # fmt: skip
 
     def _row(self, **kw) -> dict:
         flops = self.c.tokens * self.counts.flops_per_token

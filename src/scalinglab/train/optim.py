@@ -1,4 +1,4 @@
-"""AdamW, learning-rate schedules, and turning a budget into a number of steps.
+"""AdamW or SGD, learning-rate schedules, and turning a budget into a number of steps.
 
 Every schedule ends exactly where the run ends: a cosine that is still high
 when the budget runs out leaves the loss above what the run could reach, and
@@ -34,7 +34,18 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device_type: str):
-    """AdamW over `param_groups` (weight decay on weights of 2+ dimensions only)."""
+    """AdamW over `param_groups` (weight decay on weights of 2+ dimensions only); or, with
+    `--optimizer sgd`, plain SGD (p -= lr * grad: no momentum, no weight decay)."""
+    tc = tc.with_optimizer_defaults(getattr(model, "recurrent", False))  # auto, lr 0: resolved
+    if tc.optimizer == "sgd":
+        mults = model.lr_multipliers() if hasattr(model, "lr_multipliers") else {}
+        if any(m != (1.0, 1.0) for m in mults.values()):
+            raise ConfigError(
+                "--optimizer sgd with --param mup/completep: the parametrisation's "
+                "learning-rate multipliers are Adam's; use --optimizer adamw"
+            )
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.SGD([{"params": params}], lr=tc.lr)
     groups = param_groups(model, tc.weight_decay)
     kw = {}
     # The fused kernel is the fastest where it exists (CUDA; CPU since torch 2.4).

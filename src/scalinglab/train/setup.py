@@ -1,6 +1,7 @@
 """Resolving a run's config against its data and machine, and checking resumes.
 
-`resolve` turns a RunConfig as given (vocab_size 0, min_lr -1, dtype auto)
+`resolve` turns a RunConfig as given (vocab_size 0, min_lr -1, dtype auto, optimizer
+auto, lr 0, grad_clip -1)
 into the fully resolved one written to RUN/config.toml (`runfolder.run_id` names it).
 """
 
@@ -93,6 +94,9 @@ def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
             f"({shards.vocab_size} in {shards.path})"
         )
     model = dataclasses.replace(m, vocab_size=m.vocab_size or shards.vocab_size)
+    t = t.with_optimizer_defaults(model.recurrent)
+    if t.min_lr > t.lr:
+        raise ConfigError(f"--min-lr {t.min_lr} is larger than --lr {t.lr} ({t.optimizer})")
     train = dataclasses.replace(
         t, data=str(shards.path), min_lr=t.final_lr,
         dtype=pick_dtype(t.dtype, device, model, t.batch_size * model.block_size, t.threads),
@@ -157,6 +161,9 @@ def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]
         old, new = old_train.get(name), getattr(cfg.train, name)
         if old != new:
             out.append(f"{flag(name)} {old!r} -> {new!r}")
+    old_opt = old_train.get("optimizer", "adamw")  # checkpoints before --optimizer: AdamW
+    if old_opt != cfg.train.optimizer:  # its state (moments or none) would not fit
+        out.append(f"--optimizer {old_opt!r} -> {cfg.train.optimizer!r}")
     if saved.get("data_fingerprint") != fingerprint:
         out.append(f"--data: the shards' content differs from the checkpoint's ({cfg.train.data})")
     return out

@@ -1,0 +1,104 @@
+"""Does the RNN recipe's learning rate transfer across hidden width? (issue 21, item 3)
+
+A 2-layer LSTM (or --arch gru / rnn_tanh) on byte-level text (tinyshakespeare from
+../shared, nanoGPT's 90/10 split), at each width trained for the same number of
+tokens per parameter, over a grid of learning rates spaced by factors of 2, for
+each rule:
+
+- `sgd`: the default recipe (plain SGD, gradient norm clipped to 0.25, cosine to
+  lr/10), the same LR at every width: a clipped step moves the weights by at most
+  lr x clip in global norm, whatever the width;
+- `adamw`: AdamW at the same LR at every width (the control: what the recipe
+  replaced).
+
+The criterion (issue 21): the LR best at the smallest width is within one grid
+step of the best at each larger width, and the loss at that transferred LR is
+within 0.5% of the larger width's grid optimum. The script prints the loss table
+(LR x width) per rule and the verdict.
+
+    python benchmarks/rnn_width_transfer.py [--widths 32,128,256] [--tokens-per-param 2]
+        [--rules sgd,adamw] [--sgd-lrs 5,10,20,40,80] [--adamw-lrs ...] [--threads 1]
+"""
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+from scalinglab.data.writer import prepare
+from scalinglab.models.counting import count
+from scalinglab.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(arch, width, lr, rule, shards, tokens, threads, out) -> float:
+    m = ModelConfig(arch=arch, n_layer=2, n_embd=width, block_size=64)
+    t = TrainConfig(data=str(shards), batch_size=16, tokens=tokens, lr=lr, optimizer=rule,
+                    threads=threads, eval_tokens=1 << 15, warmup=20)  # fmt: skip
+    res = train(RunConfig(model=m, train=t), out / f"{rule}-{width}-{lr:g}")
+    loss = res["val_loss"]
+    return loss if loss is not None and math.isfinite(loss) else math.inf
+
+
+def verdict(table: dict, lrs: list[float], widths: list[int]) -> str:
+    best = {w: min(lrs, key=lambda lr: table[w, lr]) for w in widths}
+    base = best[widths[0]]
+    lines = []
+    for w in widths[1:]:
+        steps = abs(math.log2(best[w] / base))
+        gap = table[w, base] / table[w, best[w]] - 1
+        ok = steps <= 1 and gap <= 0.005
+        lines.append(
+            f"width {widths[0]} -> {w}: best lr {base:g} -> {best[w]:g} ({steps:.0f} grid "
+            f"steps), loss at the transferred lr +{100 * gap:.2f}% -> {'PASS' if ok else 'FAIL'}"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--arch", default="lstm")
+    ap.add_argument("--widths", default="32,128,256")
+    ap.add_argument("--tokens-per-param", type=float, default=2.0)
+    ap.add_argument("--rules", default="sgd,adamw")
+    ap.add_argument("--sgd-lrs", default="5,10,20,40,80")
+    ap.add_argument("--adamw-lrs", default="0.001,0.002,0.004,0.008,0.016,0.032")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/tinyshakespeare.txt"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="rnn_width-"))
+    shards = work / "shards"
+    prepare([args.corpus], shards, tokenizer="byte")
+    widths = [int(w) for w in args.widths.split(",")]
+    t0 = time.perf_counter()
+    for rule in args.rules.split(","):
+        lrs = [float(x) for x in getattr(args, f"{rule}_lrs").split(",")]
+        table = {}
+        for w in widths:
+            n = count(ModelConfig(arch=args.arch, n_layer=2, n_embd=w, block_size=64), 256)
+            tokens = int(args.tokens_per_param * n.params)
+            for lr in lrs:
+                table[w, lr] = run(args.arch, w, lr, rule, shards, tokens, args.threads, work)
+            print(f"{rule} width {w}: {n.params:,} params, {tokens:,} tokens: "
+                  + ", ".join(f"lr {lr:g} {table[w, lr]:.4f}" for lr in lrs), flush=True)  # fmt: skip
+        print(f"\n{args.arch}, rule {rule}: val loss (nats/byte)")
+        print("| lr | " + " | ".join(f"width {w}" for w in widths) + " |")
+        print("|---" * (len(widths) + 1) + "|")
+        for lr in lrs:
+            cells = []
+            for w in widths:
+                star = "*" if lr == min(lrs, key=lambda x, w=w: table[w, x]) else ""
+                cells.append(f"{table[w, lr]:.4f}{star}")
+            print(f"| {lr:g} | " + " | ".join(cells) + " |")
+        print(verdict(table, lrs, widths), flush=True)
+    print(f"\n{(time.perf_counter() - t0) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
