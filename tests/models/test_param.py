@@ -103,13 +103,16 @@ def test_param_is_refused_for_recurrent_models():
 
 
 def test_sp_runs_keep_their_ids_and_old_checkpoints_resume():
+    # as the trainer resolves it (optimizer auto -> adamw, lr 0 -> 1e-3): the ids' input
     cfg = RunConfig(model=ModelConfig(), train=TrainConfig(steps=5, data="d"))
+    cfg = dataclasses.replace(cfg, train=cfg.train.with_optimizer_defaults(recurrent=False))
     d = cfg.to_dict()
     old_model = {k: v for k, v in d["model"].items()
                  if k not in ("preset", "param", "base_width", "base_depth", "base_head_dim")}  # fmt: skip
-    from scalinglab.config import OPERATIONAL
+    from scalinglab.config import LATER_FIELDS, OPERATIONAL
 
-    train_d = {k: v for k, v in d["train"].items() if k not in OPERATIONAL}
+    # fields that did not exist then: optimizer (adamw) and plateau_factor (0)
+    train_d = {k: v for k, v in d["train"].items() if k not in OPERATIONAL + tuple(LATER_FIELDS)}
     blob = json.dumps({"model": old_model, "train": train_d, "data": "x"}, sort_keys=True)
     assert run_identity(cfg, "x") == hashlib.sha256(blob.encode()).hexdigest()
     # the base shape matters only under mup/completep; the parametrisation always does

@@ -102,14 +102,14 @@ def test_sgd_step_is_p_minus_lr_times_grad():
 @pytest.mark.parametrize(
     "flags, msg",
     [
-        ({"optimizer": "adam"}, "--optimizer 'adam' is not one of"),
-        ({"plateau_factor": 1.0}, "--plateau-factor must be 0"),
-        ({"plateau_factor": -4.0}, "--plateau-factor must be 0"),
-        ({"lr": -1.0}, "--lr must be a positive number"),
-        ({"grad_clip": math.inf}, "--grad-clip must be a finite number"),
+        ({"optimizer": "adam"}, "^optimizer 'adam' is not one of"),
+        ({"plateau_factor": 1.0}, "^plateau_factor must be 0"),
+        ({"plateau_factor": -4.0}, "^plateau_factor must be 0"),
+        ({"lr": -1.0}, "^lr must be a positive number"),
+        ({"grad_clip": math.inf}, "^grad_clip must be a finite number"),
     ],
 )
-def test_optimizer_settings_out_of_range_name_the_flag(flags, msg):
+def test_optimizer_settings_out_of_range_name_the_keyword(flags, msg):
     from scalinglab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=msg):
