@@ -115,7 +115,7 @@ def test_a_folder_transformers_converts_vocab_and_merges(tmp_path, corpus):
 def test_bad_tokenizer_arguments_are_one_line_errors(tmp_path, corpus, capsys):
     with pytest.raises(
         ConfigError,
-        match=r"--tokenizer 'bpee' is not one of byte, char, word, bpe, nor a tokenizer\.json",
+        match=r"^tokenizer 'bpee' is not one of byte, char, word, bpe, nor a tokenizer\.json",
     ):
         prepare([str(corpus)], tmp_path / "s", tokenizer="bpee")
     tj = tmp_path / "t.json"
