@@ -111,14 +111,18 @@ def interval(law, pred, draws, kind, level, calibrate=True):
         noise = getattr(law, "noise_", None)
         if not noise:
             raise FitError(f"law {law.law!r}: this fit has no noise model for prediction intervals")
-        base = np.log(draws) if draws is not None else logp[None, :]
-        base = base[np.isfinite(base).all(axis=1)] if draws is not None else base
-        reps = -(-PREDICTION_DRAWS // len(base))
-        base = np.tile(base, (reps, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            base = np.log(draws) if draws is not None else logp[None, :]
         rng = np.random.default_rng(law.settings["seed"] + 1)
         pool = np.asarray(noise["quantiles"])
-        eps = pool[rng.integers(0, len(pool), size=base.shape)]
-        lo, hi = np.percentile(base + eps, [q, 100 - q], axis=0)
+        lo, hi = np.full_like(logp, np.nan), np.full_like(logp, np.nan)
+        for j in range(base.shape[1]):  # each input over its own finite draws
+            col = base[:, j][np.isfinite(base[:, j])]
+            if col.size == 0:  # no draw predicts here: the interval is unknown (NaN)
+                continue
+            col = np.tile(col, -(-PREDICTION_DRAWS // col.size))
+            eps = pool[rng.integers(0, len(pool), size=col.shape)]
+            lo[j], hi[j] = np.percentile(col + eps, [q, 100 - q])
     if calibrate:
         f = factor(law, level)
         lo, hi = logp - f * (logp - lo), logp + f * (hi - logp)
