@@ -18,8 +18,9 @@ from tests.reliability.helpers import one_line_error
     [
         (lambda: ScalingLaw("chinchilla", drop_highest=-1), "drop_highest must be >= 0, got -1"),
         (lambda: FitConfig(bootstrap=-2), "bootstrap must be >= 0, got -2"),
-        (lambda: TrainConfig(lr=-1.0), "lr must be a positive number, got -1.0"),
-        (lambda: TrainConfig(min_lr=0.5), "min_lr 0.5 is larger than lr 0.001"),
+        (lambda: TrainConfig(lr=-1.0),
+         "lr must be a positive number (0: the optimizer's default), got -1.0"),
+        (lambda: TrainConfig(lr=1e-3, min_lr=0.5), "min_lr 0.5 is larger than lr 0.001"),
         (lambda: TrainConfig(steps=5, tokens=9), "give exactly one budget; got steps and tokens"),
         (lambda: ModelConfig(arch="cnn"), "arch 'cnn' is not one of gpt, lstm,"),
         (lambda: ModelConfig(arch="lstm", n_hidden=64),
@@ -47,7 +48,7 @@ def test_from_the_cli_the_same_errors_name_the_flags(tmp_path, capsys):
     assert err == "error: --drop-highest must be >= 0, got -1\n"
     err = one_line_error(capsys, ["train", "--data", "x", "--out", str(tmp_path / "r"),
                                   "--steps", "5", "--lr", "-1"])  # fmt: skip
-    assert err == "error: --lr must be a positive number, got -1.0\n"
+    assert err == "error: --lr must be a positive number (0: the optimizer's default), got -1.0\n"
     err = one_line_error(capsys, ["train", "--data", "x", "--out", str(tmp_path / "r"),
                                   "--steps", "5", "--model", "lstm", "--n-hidden", "64"])  # fmt: skip
     assert "pass --no-tie-embeddings or drop --n-hidden" in err
