@@ -39,7 +39,7 @@ TOML_UNKNOWN = "[train]\nwarmup_steps = 5\n"
         (["--n-embd", "0"], None, "--n-embd must be positive, got 0"),
         (["--block-size", "0"], None, "--block-size must be positive, got 0"),
         (["--steps", "-5"], None, "--steps must be >= 0, got -5"),
-        (["--lr", "0"], None, "--lr must be a positive number, got 0.0"),
+        (["--lr", "-1"], None, "--lr must be a positive number (0: the optimizer's default), got -1.0"),
         (["--tokens", "100"], None, "--tokens 100 is less than one optimizer step (--batch-size "
                                     "8 x --grad-accum 1 x --block-size 16 = 128 tokens)"),
         (["--flops", "1e6"], None, "--flops 1e+06 is less than one optimizer step"),
