@@ -219,22 +219,13 @@ class Power:
         return p.get("E", 0.0) + np.power(p[f"{self.var}_c"] / X, p["alpha"])
 
 
-class NDInteraction:
+class NDInteraction(Chinchilla):
     """L = E + A/N^α + B·N^γ/D^β: the data term's scale depends on N (an N–D interaction,
     after Li et al. 2025's Farseer, whose data term varies with N; γ = 0 is Chinchilla).
     theta = (a, b, e, α, β, γ), log L = LSE(a − α log N, b − β log D + γ log N, e)."""
 
     name = "nd-interaction"
-    needs = ("N", "D")
-    varies = ("N", "D")
-    param_names = ("E", "A", "B", "alpha", "beta", "gamma")
-    exponents = ("alpha", "beta")
-
-    def __init__(self, delta=1e-3):
-        self.delta = delta
-
-    def prepare(self, t):
-        return {"logN": np.log(t.N), "logD": np.log(t.D), "logL": np.log(t.L)}
+    param_names = (*Chinchilla.param_names, "gamma")
 
     def starts(self, ctx):
         # Hoffmann's grid at γ = 0 (Chinchilla's starts): the pruned starts move γ
@@ -259,18 +250,11 @@ class NDInteraction:
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)
-        return {
-            "E": np.exp(th[:, 2]),
-            "A": np.exp(th[:, 0]),
-            "B": np.exp(th[:, 1]),
-            "alpha": th[:, 3],
-            "beta": th[:, 4],
-            "gamma": th[:, 5],
-        }
+        return {**super().natural(ctx, th), "gamma": th[:, 5]}
 
     @staticmethod
     def derived(p):
-        return {}
+        return {}  # with γ ≠ 0 the compute-optimal split is not Chinchilla's a, b
 
     @staticmethod
     def predict(p, N=None, D=None, C=None):
