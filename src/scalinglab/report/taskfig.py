@@ -78,6 +78,6 @@ def task_section(bt: dict | None) -> str:
             measured,
             "-" if m is None else f"{t['error_points']:+.1f} points" + ("" if t["in_interval"] else " (outside)"),
         ])  # fmt: skip
-    return "<h2>Tasks: the backtest's accuracy, predicted before training</h2>" + table(
+    return '<h2 id="tasks">Tasks: the backtest\'s accuracy, predicted before training</h2>' + table(
         ["task", "items", "chance", "predicted", "interval", "measured (± s.e.)", "error"], rows
     )
