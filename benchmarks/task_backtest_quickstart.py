@@ -67,6 +67,24 @@ def main() -> int:
         print(f"{head} {p:.4f} | [{lo:.4f}, {hi:.4f}] | {m:.4f} ± {se:.4f} | "
               f"{100 * (p - m):+.1f} | {'yes' if lo <= m <= hi else 'no'} | "
               f"{f:.4f} ({100 * (f - m):+.1f}) |")  # fmt: skip
+    # The same link inside the sweep: its smaller budgets predict its largest budget's runs.
+    pts = [r for r in c.by_role("sweep") if r["arch"] == pred["arch"]]
+    top = max(r["flops_6nd"] for r in pts)
+    fit_on = [r for r in pts if r["flops_6nd"] < top / 1.5]
+    held = [r for r in pts if r["flops_6nd"] >= top / 1.5]
+    print(f"\nInside the sweep: {len(fit_on)} runs below {top:.3g} FLOPs predict the "
+          f"{len(held)} at it, from their measured loss (mean / max |error|, points):")  # fmt: skip
+    print("| task | ends at chance and 1 | free sigmoid (4 parameters) |")
+    print("|---|---|---|")
+    for t in BUILTIN:
+        errs = []
+        for chance in (0.5, None):
+            f = tasklaws.fit_sigmoid([r["loss"] for r in fit_on], [r[f"{t}.acc"] for r in fit_on],
+                                     bootstrap=0, chance=chance)  # fmt: skip
+            e = [100 * abs(float(tasklaws.metric_from_loss(f["params"], r["loss"])) - r[f"{t}.acc"])
+                 for r in held]  # fmt: skip
+            errs.append(f"{sum(e) / len(e):.1f} / {max(e):.1f}")
+        print(f"| {t} | {errs[0]} | {errs[1]} |")
     return 0
 
 

@@ -60,4 +60,4 @@ def test_a_study_predicts_the_backtest_runs_task_accuracy(tmp_path, monkeypatch)
     assert q["params"]["lo"] == 0.5 and q["params"]["hi"] == 1.0 and q["n_items"] == 30
     assert q["interval"][0] <= q["predicted"] <= q["interval"][1]
     half = 1.959964 * math.sqrt(q["predicted"] * (1 - q["predicted"]) / 30)
-    assert q["interval"][1] - q["interval"][0] >= 2 * half - 1e-9  # the items' noise at least
+    assert q["interval"][1] - q["interval"][0] >= 2 * half - 1e-6  # the items' noise at least
