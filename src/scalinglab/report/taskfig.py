@@ -65,7 +65,7 @@ def task_section(bt: dict | None) -> str:
     rows = []
     for task, t in bt["tasks"].items():
         m = t.get("measured")
-        about = [task, "-" if t.get("n_items") is None else str(t["n_items"]),
+        about = [task, "-" if t.get("n_items") is None else num(t["n_items"]),
                  "-" if t.get("chance") is None else num(t["chance"], 3)]  # fmt: skip
         measured = "-" if m is None else num(m, 3)
         if m is not None and t.get("n_items"):
