@@ -5,7 +5,9 @@ to the six smaller non-deduped Pythia models (70M-2.8B: every checkpoint from st
 1000 for the sigmoid, each model's last for the laws in C), and predicts the LAMBADA
 accuracy of 6.9B and 12B at their last checkpoint (step 143000). Beside them: the
 sigmoid step alone, given the large model's measured task loss (ln perplexity).
-Errors are in accuracy points (absolute, x100).
+Errors are in accuracy points (absolute, x100). Then the rolling leave-larger-out
+backtest of both laws over all eight models (`scalinglab backtest --law task-*`):
+errors and the coverage of the 80% and 95% prediction intervals.
 
     python benchmarks/task_laws_pythia.py [--data ../shared/scaling_data] [--bootstrap 1000]
 """
@@ -89,8 +91,34 @@ def main() -> int:
     for law in (*tasklaws.TASK_LAWS, "loss only (sigmoid at the measured task loss)"):
         errs = [abs(r["error_points"]) for r in rows if r["law"] == law]
         print(f"{law}: mean |error| {np.mean(errs):.2f} points, max {np.max(errs):.2f}")
+    print("\nRolling leave-larger-out backtests (`scalinglab backtest --law task-*`): at each "
+          "threshold the smaller models predict the larger ones' last accuracy.")  # fmt: skip
+    print("| law | C above | fitted | predicted | mean abs error | max | bias | in 80% | in 95% |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for law in tasklaws.TASK_LAWS:
+        bt = rolling(Path(args.data) / FILE, law, args.bootstrap)
+        for name, r in [*((f"{t['threshold']:.3g}", t) for t in bt["thresholds"]),
+                        ("all", bt["overall"])]:  # fmt: skip
+            print(f"| {law} | {name} | {r.get('n_train', '')} | {r['n']} | "
+                  f"{r['mean_abs_error_points']:.2f} | {r['max_abs_error_points']:.2f} | "
+                  f"{r['bias_points']:+.2f} | {r['coverage']['0.8']:.0%} | "
+                  f"{r['coverage']['0.95']:.0%} |")  # fmt: skip
     print(f"({time.perf_counter() - t0:.1f} s, bootstrap {args.bootstrap})", file=sys.stderr)
     return 0
+
+
+def rolling(path: Path, law: str, bootstrap: int) -> dict:
+    """tasklaws.rolling_backtest over every non-deduped model (checkpoints from step 1000)."""
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f)
+                if r["deduped"] == "False" and int(r["step"]) >= MIN_STEP]  # fmt: skip
+    for r in rows:
+        r["task_loss"] = math.log(float(r["lambada_openai_ppl"]))
+    est = ScalingLaw(
+        law, metric_col="lambada_openai_acc", run_cols=["model"], checkpoints=True,
+        loss_col="task_loss" if law == "task-sigmoid" else None, bootstrap=bootstrap, seed=0,
+    )  # fmt: skip
+    return tasklaws.rolling_backtest(est, rows)
 
 
 if __name__ == "__main__":

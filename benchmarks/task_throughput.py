@@ -1,20 +1,29 @@
-"""Task evaluation speed of a quickstart-sized model: items per second, and what
-scoring the built-in tasks adds to the quickstart's runs.
+"""Task evaluation speed of a quickstart-sized model, in items per second, and what
+scoring the built-in tasks adds to a quickstart.
 
 A GPT of the quickstart's backtest shape (2 layers, width 80, 10 heads, block 128, byte
 vocabulary; random weights: speed does not care) scores the three built-in tasks made
-from a byte-level shards folder (the quickstart's `stdlib` shards by default), as
-`scalinglab eval --tasks builtin` does. Printed: items and scored sequences per second
-per task, and the seconds for all three (200 items each) beside the quickstart's
-13-minute wall time.
+from a byte-level shards folder (the quickstart's `stdlib` shards by default) at their
+default item counts, as `scalinglab eval --tasks builtin` does. Printed per task: items,
+the sequences actually run (items that share a context start share one forward pass),
+the tokens run, items per second (wall and CPU seconds: on a loaded machine the CPU
+seconds say more), and the loss evaluation of as many tokens timed in the same process
+(a ratio that holds under load).
 
-    python benchmarks/task_throughput.py [--data SHARDS] [--threads 2] [--items 200]
+With `--quickstart DIR` (a finished quickstart), the cost inside it, in FLOPs, which no
+load changes: each run's scoring costs a forward pass over the tokens run (a third of
+its training FLOPs per token, result.json's flops_per_token / 3), beside the FLOPs
+that trained it; the share of the study's compute, and that share of its wall time.
+
+    python benchmarks/task_throughput.py [--data SHARDS] [--threads 1] [--quickstart DIR]
 """
 
 import argparse
 import glob
+import json
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -22,21 +31,34 @@ from scalinglab.config import ModelConfig
 from scalinglab.data.shards import open_shards
 from scalinglab.data.tokenizers import ByteTokenizer
 from scalinglab.models.registry import build_model
-from scalinglab.tasks.builtin import BUILTIN, builtin_task
-from scalinglab.tasks.score import encode_pair, score_task
+from scalinglab.report.collect import collect
+from scalinglab.tasks.builtin import BUILTIN, N_ITEMS, builtin_task
+from scalinglab.tasks.score import encode_pair, score_task, shared_hosts
 from scalinglab.train.evaluate import evaluate
 
-QUICKSTART_RUNS = 24  # 13 GPT + 8 LSTM sweep runs, 2 seed runs, 1 backtest run
-QUICKSTART_SECONDS = 13 * 60
+
+def tokens_run(task, tok, block_size: int) -> tuple[int, int]:
+    """(sequences, tokens) the scorer runs for a task: one per shared host."""
+    seqs = [(a + b)[-(block_size + 1) :] for it in task.items
+            for a, b in (encode_pair(tok, it.context, c) for c in it.choices)]  # fmt: skip
+    hosts = set(shared_hosts([tuple(s[:-1]) for s in seqs]))
+    return len(hosts), sum(len(seqs[h]) - 1 for h in hosts)
+
+
+def timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     found = sorted(glob.glob(os.path.expanduser("~/.cache/scalinglab/stdlib-byte-*")))
     ap.add_argument("--data", default=found[0] if found else None, help="byte-level shards")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--items", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--items", type=int, default=N_ITEMS)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--quickstart", help="a finished quickstart folder: the cost inside it")
     a = ap.parse_args()
     if a.data is None:
         ap.error("no stdlib shards in ~/.cache/scalinglab: run the quickstart, or give --data")
@@ -45,37 +67,36 @@ def main() -> int:
     cfg = ModelConfig(arch="gpt", n_layer=2, n_head=10, n_embd=80, block_size=128)
     model = build_model(cfg, 256).eval()
     tok = ByteTokenizer()
-    total = scored = tokens = 0.0
     print(f"GPT 2x80 (block 128), {a.threads} thread(s), batch {a.batch}, {a.data}:")
+    total_tokens, wall, cpu = 0, 0.0, 0.0
     for name in BUILTIN:
-        t0 = time.perf_counter()
         task = builtin_task(name, a.data, a.items)
-        made = time.perf_counter() - t0
+        n_seq, n_tok = tokens_run(task, tok, cfg.block_size)
+        pairs = sum(len(it.choices) for it in task.items)
         score_task(model, tok, task, cfg.block_size, a.batch)  # warm-up
-        t0 = time.perf_counter()
-        score_task(model, tok, task, cfg.block_size, a.batch)
-        dt = time.perf_counter() - t0
-        seqs = sum(len(it.choices) for it in task.items)
-        total += made + dt
-        scored += dt
-        tokens += sum(
-            min(sum(map(len, encode_pair(tok, it.context, c))), cfg.block_size + 1)
-            for it in task.items
-            for c in it.choices
-        )
-        print(f"  {name:10s} {len(task.items):4d} items  {len(task.items) / dt:8.0f} items/s  "
-              f"{seqs / dt:8.0f} sequences/s  (made in {made:.2f} s)")  # fmt: skip
-    # the same model's loss evaluation over as many tokens, timed in this process: a
-    # ratio that holds on a loaded machine, where seconds do not
+        w, c = timed(lambda t=task: score_task(model, tok, t, cfg.block_size, a.batch))
+        total_tokens, wall, cpu = total_tokens + n_tok, wall + w, cpu + c
+        print(f"  {name:10s} {len(task.items):5d} items  {pairs:5d} choices -> {n_seq:5d} "
+              f"sequences, {n_tok:7d} tokens  {len(task.items) / w:6.0f} items/s "
+              f"({len(task.items) / c:6.0f} per CPU s)")  # fmt: skip
     val = open_shards(a.data).val
-    t0 = time.perf_counter()
-    evaluate(model, val, cfg.block_size, a.batch, int(tokens))
-    loss_dt = time.perf_counter() - t0
-    print(f"  {int(tokens)} tokens scored in {scored:.2f} s; the loss evaluation of as many "
-          f"tokens: {loss_dt:.2f} s (tasks / loss: x{scored / loss_dt:.2f})")  # fmt: skip
-    print(f"  all three: {total:.2f} s a run; x{QUICKSTART_RUNS} runs = "
-          f"{total * QUICKSTART_RUNS:.0f} s, {100 * total * QUICKSTART_RUNS / QUICKSTART_SECONDS:.1f}% "
-          f"of the quickstart's {QUICKSTART_SECONDS // 60} minutes")  # fmt: skip
+    lw, lc = timed(lambda: evaluate(model, val, cfg.block_size, a.batch, total_tokens))
+    print(f"  all three: {total_tokens} tokens in {wall:.2f} s ({cpu:.2f} CPU s), "
+          f"{total_tokens / cpu:.0f} tokens per CPU s; the loss evaluation of as many "
+          f"tokens: {lw:.2f} s ({lc:.2f} CPU s): tasks / loss x{cpu / lc:.2f}")  # fmt: skip
+    if a.quickstart:
+        qs = Path(a.quickstart)
+        rows = [r for r in collect(qs).rows if r["status"] == "completed"]
+        train = score = 0.0
+        for r in rows:
+            res = json.loads((Path(r["dir"]) / "result.json").read_text())
+            train += res["flops"]
+            score += res["flops_per_token"] / 3 * total_tokens
+        summ = json.loads((qs / "summary.json").read_text())
+        secs = summ.get("wall_seconds") or 0.0
+        print(f"  {qs}: {len(rows)} runs trained with {train:.3g} FLOPs; scoring each on "
+              f"the three tasks: {score:.3g} FLOPs, {100 * score / train:.1f}% of it "
+              f"(~{score / train * secs:.0f} s of the study's {secs:.0f} s wall time)")  # fmt: skip
     return 0
 
 

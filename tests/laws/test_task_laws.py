@@ -109,7 +109,9 @@ def test_fit_law_task_sigmoid_from_the_command_line(tmp_path, capsys):
     p, lo, hi = law.predict(C=1e19, return_ci=True)
     assert lo <= p <= hi and float(p) == pytest.approx(d["acc"][-1], rel=1e-4)
     assert main([*argv[:-2], "--holdout-frac", "0.2"]) == 2
-    assert "has no --holdout-* backtest yet" in capsys.readouterr().err
+    assert "backtest it with scalinglab backtest RUNS.csv --law task-sigmoid" in (
+        capsys.readouterr().err
+    )
 
 
 def test_the_sigmoid_step_alone_predicts_a_metric_from_a_predicted_loss():
@@ -127,3 +129,75 @@ def test_the_sigmoid_step_alone_predicts_a_metric_from_a_predicted_loss():
 def test_a_predicted_metric_never_leaves_zero_to_one():
     p = {"lo": -0.2, "hi": 3.0, "k": 1.0, "L0": 0.0}  # a steep-side fit, extrapolated
     assert list(tasklaws.metric_from_loss(p, [-50.0, 0.0, 50.0])) == [1.0, 1.0, 0.0]
+
+
+def test_with_chance_the_sigmoid_fits_k_and_l0_between_chance_and_one():
+    loss = np.linspace(1.3, 2.2, 9)  # a narrow range on the steep side, as a quickstart's
+    acc = 0.5 + 0.5 / (1 + np.exp(4.0 * (loss - 1.6)))
+    fit = tasklaws.fit_sigmoid(loss, acc, bootstrap=20, chance=0.5)
+    assert fit["params"]["lo"] == 0.5 and fit["params"]["hi"] == 1.0
+    assert fit["params"]["k"] == pytest.approx(4.0, rel=1e-4)
+    assert fit["params"]["L0"] == pytest.approx(1.6, rel=1e-4)
+    assert set(fit["samples"]) == {"lo", "hi", "k", "L0"} and np.all(fit["samples"]["hi"] == 1)
+    # extrapolated to a lower loss it approaches 1, never past it
+    assert float(tasklaws.metric_from_loss(fit["params"], 0.5)) == pytest.approx(
+        0.5 + 0.5 / (1 + np.exp(4.0 * -1.1)), rel=1e-4
+    )
+    with pytest.raises(FitError, match="the sigmoid needs at least 2"):
+        tasklaws.fit_sigmoid([1.0], [0.6], chance=0.5)
+
+
+def test_a_task_at_chance_is_told_from_one_above_it():
+    # 2000 items, chance 1/2: the standard error of chance is 1.12 points
+    assert tasklaws.accuracy_se(0.5, 2000) == pytest.approx(math.sqrt(0.25 / 2000))
+    assert not tasklaws.above_chance([0.49, 0.51, 0.533], 0.5, 2000)  # 2.9 standard errors
+    assert tasklaws.above_chance([0.49, 0.51, 0.534], 0.5, 2000)  # 3.0
+
+
+def test_the_interval_of_a_measured_accuracy_holds_its_item_noise():
+    d = synthetic()
+    fit = tasklaws.fit_sigmoid(d["task_loss"], d["acc"], bootstrap=0)
+    bare = tasklaws.metric_at_loss(fit, 2.0)
+    out = tasklaws.metric_at_loss(fit, 2.0, n_items=1000)
+    p = bare["predicted"]
+    assert bare["interval"] == pytest.approx([p, p])  # exact data and loss: no spread
+    se = math.sqrt(p * (1 - p) / 1000)
+    assert out["se"] == pytest.approx(se) and out["n_items"] == 1000
+    assert out["interval"] == pytest.approx([p - 1.959964 * se, p + 1.959964 * se], rel=1e-5)
+
+
+@pytest.mark.parametrize("law", tasklaws.TASK_LAWS)
+def test_a_rolling_backtest_of_exact_task_laws_predicts_the_larger_runs_exactly(law):
+    est = ScalingLaw(law, metric_col="acc", loss_col="task_loss", bootstrap=0)
+    if law == "task-power":  # exact in its own form: -ln acc = E + (C_c / C)^alpha
+        d = synthetic()
+        d["acc"] = np.exp(-(0.2 + (3e16 / d["flops"]) ** 0.3))
+    else:
+        d = synthetic()
+    bt = tasklaws.rolling_backtest(est, d)
+    assert [t["n_train"] for t in bt["thresholds"]] == [6, 8, 9, 10, 11]  # of 12 runs
+    assert [t["n"] for t in bt["thresholds"]] == [6, 4, 3, 2, 1]
+    assert bt["overall"]["n"] == 16 and bt["overall"]["max_abs_error_points"] < 1e-3
+
+
+def test_backtest_of_a_task_law_from_the_command_line_on_pythia(tmp_path, capsys):
+    import json
+
+    from scalinglab.cli import main
+
+    path = shared_file(PYTHIA)
+    argv = ["backtest", str(path), "--law", "task-power", "--metric-col", "lambada_openai_acc",
+            "--where", "deduped=False", "--where", "step>=1000", "--run-col", "model",
+            "--bootstrap", "0",
+            "--out", str(tmp_path / "bt.json")]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "law: task-power    metric: lambada_openai_acc" in text and "in 95%" in text
+    bt = json.loads((tmp_path / "bt.json").read_text())
+    # 8 models; at each threshold the smaller ones predict the larger ones' last accuracy
+    assert [t["n_train"] for t in bt["thresholds"]] == [4, 5, 6, 7]
+    assert bt["overall"]["n"] == 10
+    assert bt["overall"]["mean_abs_error_points"] == pytest.approx(2.23, abs=0.01)
+    assert bt["overall"]["coverage"]["0.95"] >= 0.8  # the fitted runs' scatter alone
+    assert main([*argv[:-2], "--by", "N"]) == 2
+    assert "backtests by C" in capsys.readouterr().err

@@ -1,11 +1,13 @@
 """Built-in tasks: made from the validation split, deterministic, and each item's right
 choice is what the text really holds there."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.tasks.builtin import builtin_task, passages
+from scalinglab.tasks.builtin import GRID, MIN_CONTEXT, WINDOW, builtin_task, passages
 from scalinglab.tasks.run import resolve_tasks
 from tests.conftest import write_raw_shards
 
@@ -37,46 +39,70 @@ def val(shards) -> str:
     return (shards / "val.bin").read_bytes()[::2].decode()
 
 
-def where(text: str, it) -> int:
-    """Where the item's context ends in the text (it must be found exactly once there)."""
-    i = text.find(it.context)
-    assert i >= 0 and text.find(it.context, i + 1) == -1
-    return i + len(it.context)
+def ends(text: str, it) -> list[int]:
+    """Where the item's context may end in the text: it starts at a multiple of GRID."""
+    out, i = [], text.find(it.context)
+    while i >= 0:
+        if i % GRID == 0:
+            out.append(i + len(it.context))
+        i = text.find(it.context, i + 1)
+    assert out, "each context starts at a multiple of GRID"
+    return out
 
 
 def test_passages_are_the_text_between_blank_lines():
     assert passages("a\nb\n\nc\n\nd\ne") == [(0, "a\nb"), (8, "d\ne")]
 
 
+def fits(it):
+    return all(len(it.context) + len(c) <= WINDOW for c in it.choices)
+
+
 def test_next_line_items_hold_the_true_next_line(shards):
     t = builtin_task("next-line", shards, n_items=50)
     text = val(shards)
-    assert len(t.items) == 50 and t.chance == 0.25
+    assert len(t.items) == 50 and t.chance == 0.5
     for it in t.items:
-        end = where(text, it)
-        assert text[end:].startswith(it.choices[it.gold] + "\n")
-        assert len(set(it.choices)) == 4
+        assert any(text[e:].startswith(it.choices[it.gold] + "\n") for e in ends(text, it))
+        assert len(set(it.choices)) == 2 and fits(it) and len(it.context) >= 2 * MIN_CONTEXT
 
 
-def test_bracket_items_are_balanced_over_the_three_closers(shards):
+def test_bracket_items_no_fixed_preference_beats_chance(shards):
     t = builtin_task("brackets", shards, n_items=60)
     text = val(shards)
-    assert t.chance == pytest.approx(1 / 3)
-    golds = [it.gold for it in t.items]
-    assert len(t.items) == 60 and [golds.count(k) for k in range(3)] == [20, 20, 20]
+    assert t.chance == 0.5 and len(t.items) == 60
+    gold = [it.choices[it.gold] for it in t.items]
+    against = [c for it in t.items for c in it.choices if it.choices[it.gold] == ")" and c != ")"]
+    assert gold.count(")") == 30 and sorted(against) == sorted(c for c in gold if c != ")")
+    for order in itertools.permutations(")]}"):  # always the first of the two in this order
+        right = sum(
+            min(it.choices, key=order.index) == g for it, g in zip(t.items, gold, strict=True)
+        )
+        assert right == 30
     for it in t.items:
-        assert text[where(text, it)] == it.choices[it.gold]
-        assert "([{"[it.gold] in it.context  # the opener is in view
+        assert any(text[e] == it.choices[it.gold] for e in ends(text, it)) and fits(it)
+        assert {")": "(", "]": "[", "}": "{"}[it.choices[it.gold]] in it.context  # in view
 
 
 def test_recall_items_ask_for_a_name_the_context_holds(shards):
     t = builtin_task("recall", shards, n_items=40)
     text = val(shards)
-    assert len(t.items) == 40
+    assert len(t.items) == 40 and t.chance == 0.5
     for it in t.items:
         gold = it.choices[it.gold]
-        assert text[where(text, it) :].startswith(gold) and gold in it.context
+        assert any(text[e:].startswith(gold) for e in ends(text, it)) and gold in it.context
         assert all(c not in it.context for k, c in enumerate(it.choices) if k != it.gold)
+        assert fits(it)
+
+
+def test_items_that_share_a_context_start_cost_one_forward_pass(shards):
+    from scalinglab.data.tokenizers import ByteTokenizer
+    from scalinglab.tasks.score import encode_pair, shared_hosts
+
+    t = builtin_task("brackets", shards, n_items=60)
+    pairs = [encode_pair(ByteTokenizer(), it.context, c) for it in t.items for c in it.choices]
+    hosts = set(shared_hosts([tuple((a + b)[:-1]) for a, b in pairs]))
+    assert len(hosts) < len(t.items) < len(pairs)  # an item's two closers read one window
 
 
 def test_the_same_shards_and_seed_make_the_same_items(shards):

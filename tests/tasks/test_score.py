@@ -14,7 +14,7 @@ from scalinglab.data.tokenizers import ByteTokenizer
 from scalinglab.errors import DataError
 from scalinglab.tasks.format import Item, Task, read_task
 from scalinglab.tasks.run import evaluate_run, resolve_tasks
-from scalinglab.tasks.score import encode_pair, loglikelihoods, score_task
+from scalinglab.tasks.score import encode_pair, loglikelihoods, score_task, shared_hosts
 from tests.export.runs import trained_runs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
@@ -72,6 +72,47 @@ def test_accuracy_and_normalised_accuracy_pick_by_sum_and_by_sum_per_character()
 def test_a_continuation_longer_than_the_window_is_refused():
     with pytest.raises(DataError, match="longer than the model's block_size"):
         loglikelihoods(Bigram(bigram_table()), [([1], list(range(9)))], block_size=8)
+
+
+def test_shared_hosts_reads_each_prefix_from_the_longest_input_that_extends_it():
+    inputs = [(1, 2), (1, 2, 3), (1,), (1, 3), (2,), (1, 2, 3), (1, 2, 3, 4)]
+    host = shared_hosts(inputs)
+    for i, h in enumerate(host):  # each host extends its guest and is its own host
+        assert inputs[h][: len(inputs[i])] == inputs[i] and host[h] == h
+    assert len(set(host)) == 3  # (1, 2, 3, 4), (1, 3), (2,)
+    assert shared_hosts([]) == [] and shared_hosts([(5,)]) == [0]
+
+
+class Counting(torch.nn.Module):
+    """A model's forward passes, counted in sequences read."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, idx, targets=None):
+        self.rows += len(idx)
+        return self.model(idx, targets)
+
+
+def test_shared_prefixes_give_the_log_likelihoods_of_sequences_scored_alone():
+    from scalinglab.config import ModelConfig
+    from scalinglab.models.registry import build_model
+
+    torch.manual_seed(0)  # a GPT with learned positions: a shifted window would differ
+    gpt = build_model(ModelConfig(arch="gpt", n_layer=1, n_head=2, n_embd=16, block_size=32), 256)
+    model, tok = Counting(gpt.eval()), ByteTokenizer()
+    text = "def f(x): return [x]"
+    pairs = [encode_pair(tok, text[:k], c) for k in (6, 9, 17) for c in (")", "]", "}")]
+    pairs += [encode_pair(tok, text[:10], text[10:16]), encode_pair(tok, text[:10], " yield")]
+    got = loglikelihoods(model, pairs, block_size=32, batch_size=3)
+    assert model.rows == 2  # "def f(x): return " (read by 10 pairs) and "def f(x):  yiel"
+    for (ctx, cont), ll in zip(pairs, got, strict=True):
+        x = torch.tensor([(ctx + cont)[:-1]])
+        with torch.no_grad():
+            lp = torch.log_softmax(gpt(x)[0], -1)[0]
+        want = sum(lp[len(ctx) + j - 1, t].item() for j, t in enumerate(cont))
+        assert ll == pytest.approx(want, abs=1e-5)
 
 
 @pytest.fixture(scope="module")

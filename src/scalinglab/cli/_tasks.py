@@ -1,5 +1,6 @@
 """`scalinglab eval RUN --tasks NAME|FILE,...`: task accuracy of a run, of each of its
-checkpoints, or of every run of a sweep folder (cli/eval.py's flags; docs/tasks.md)."""
+checkpoints, or of every run of a sweep folder (cli/eval.py's flags; docs/tasks.md);
+and `scalinglab backtest --law task-sigmoid|task-power` (cli/backtest.py's flags)."""
 
 
 def add_flags(p) -> None:
@@ -14,7 +15,7 @@ def add_flags(p) -> None:
     p.add_argument(
         "--every-checkpoint", action="store_true", help="with --tasks: score each checkpoint"
     )
-    p.add_argument("--task-items", type=int, default=200, help="items per built-in task")
+    p.add_argument("--task-items", type=int, default=4000, help="items per built-in task (at most)")
     p.add_argument("--task-seed", type=int, default=0, help="seed of the built-in tasks' items")
     p.add_argument(
         "--max-new-tokens", type=int, default=64, help="generation tasks: tokens at most"
@@ -66,3 +67,46 @@ def run_tasks(args) -> int:
     if any(r.get("kind") == "generation" and r.get("chrf") is None for r in out):
         print("note: chrF needs sacrebleu: pip install 'scalinglab[tasks]'", file=sys.stderr)
     return 0
+
+
+def run_backtest(args, settings: dict) -> int:
+    """`scalinglab backtest RUNS.csv --law task-*`: leave-larger-out in C, errors in points."""
+    from scalinglab.cli._util import print_json
+    from scalinglab.errors import ConfigError
+    from scalinglab.fsio import atomic_write_json
+    from scalinglab.laws import ScalingLaw
+    from scalinglab.laws.tasklaws import rolling_backtest
+
+    if args.by != "C":
+        raise ConfigError(
+            f"--law {args.law} backtests by C (the laws are laws in C), not --by {args.by}"
+        )
+    law = ScalingLaw(args.law, **settings)
+    bt = rolling_backtest(law, args.runs, fracs=args.train_fracs, thresholds=args.thresholds)
+    bt["source"] = args.runs
+    if args.out:
+        atomic_write_json(args.out, bt)
+    print_json(bt) if args.json else print(render_backtest(bt))
+    return 0
+
+
+def render_backtest(bt: dict) -> str:
+    """A task law's backtest as a text table (errors in points: 100 x accuracy)."""
+    lines = [f"law: {bt['law']}    metric: {bt['metric']}    backtest by C    "
+             f"source: {bt.get('source', '-')}", ""]  # fmt: skip
+    head = (f"{'C above':>12}{'fit':>6}{'pred':>6}{'mean |err|':>12}{'max':>8}{'bias':>8}"
+            f"{'in 80%':>8}{'in 95%':>8}")  # fmt: skip
+    lines += [head, "-" * len(head)]
+    rows = [(f"{r['threshold']:.3g}", r["n_train"], r) for r in bt["thresholds"]]
+    for name, n_fit, r in [*rows, ("all", "", bt["overall"])]:
+        cov = r["coverage"]
+        lines.append(
+            f"{name:>12}{n_fit!s:>6}{r['n']:>6}{r['mean_abs_error_points']:>12.2f}"
+            f"{r['max_abs_error_points']:>8.2f}{r['bias_points']:>+8.2f}"
+            f"{cov['0.8']:>8.0%}{cov['0.95']:>8.0%}"
+        )
+    for s in bt.get("skipped", []):
+        lines.append(f"skipped C > {s['threshold']:.3g}: {s['why']}")
+    lines += ["", "errors in points (100 x the metric); in 80%/95%: held-out runs inside the "
+              "prediction intervals (bootstrap draws + the fitted runs' scatter)"]  # fmt: skip
+    return "\n".join(lines)

@@ -15,6 +15,7 @@ ORDER = 52
 def register(sub):
     from scalinglab.cli.fit import add_fit_flags
     from scalinglab.laws.backtest import BACKTEST_LAWS, BY
+    from scalinglab.laws.tasklaws import TASK_LAWS
 
     p = sub.add_parser(
         "backtest",
@@ -26,10 +27,11 @@ def register(sub):
     p.add_argument("runs", help="runs table CSV")
     p.add_argument(
         "--law",
-        choices=(*BACKTEST_LAWS, "auto"),
+        choices=(*BACKTEST_LAWS, *TASK_LAWS, "auto"),
         default="chinchilla",
         help="law to backtest, or auto: the candidate with the lowest backtest error "
-        "(default chinchilla)",
+        "(default chinchilla); task-sigmoid and task-power backtest a task metric "
+        "(--metric-col; docs/tasks.md)",
     )
     p.add_argument("--by", choices=BY, default="C", help="hold out the runs larger in (default C)")
     p.add_argument(
@@ -64,6 +66,10 @@ def run(args):
     settings = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
     if args.run_cols:  # hold out whole runs: rows are checkpoints of the runs named
         settings["checkpoints"] = True
+    if args.law in ("task-sigmoid", "task-power"):  # errors in points: cli/_tasks.py
+        from scalinglab.cli._tasks import run_backtest
+
+        return run_backtest(args, settings)
     laws = AUTO_LAWS if args.law == "auto" else (args.law,)
     table = read_for(args.runs, laws, settings, by=args.by)
     out = {}

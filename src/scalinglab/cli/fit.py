@@ -132,7 +132,10 @@ def run(args):
         if args.law in TASK_LAWS and (
             args.holdout_frac is not None or args.holdout_above is not None
         ):
-            raise ConfigError(f"--law {args.law} has no --holdout-* backtest yet (docs/tasks.md)")
+            raise ConfigError(
+                f"--law {args.law} takes no --holdout-*: backtest it with "
+                f"scalinglab backtest RUNS.csv --law {args.law} (docs/tasks.md)"
+            )
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
         law.fit(args.runs[0])

@@ -15,15 +15,20 @@ draw of the two-step law is one resample's pair of fits.
 
 import itertools
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
+from scalinglab.laws.intervals import held_out, thresholds_for
 from scalinglab.laws.table import read_table
 
 TASK_LAWS = ("task-sigmoid", "task-power")
+# A backtest's thresholds: the share of the runs at or below each (laws.backtest's too).
+BACKTEST_FRACS = (0.5, 0.6, 0.7, 0.8, 0.9)
+LEVELS = (0.8, 0.95)
 SIGMOID_PARAMS = ("lo", "hi", "k", "L0")
 
 
@@ -41,12 +46,17 @@ class Points:
 
 
 class Sigmoid:
-    """metric = lo + (hi − lo)·s, s = 1 / (1 + exp(k (L − L0))); theta = (lo, hi, ln k, L0).
+    """metric = lo + (hi − lo)·s, s = 1 / (1 + exp(k (L − L0))); theta = (lo, hi, ln k, L0),
+    less the ends given as numbers (`lo=chance, hi=1`: theta = (ln k, L0)).
     The table's `C` holds the task loss L and its `L` the metric (Points' two columns)."""
 
     name = "task-sigmoid (loss -> metric)"
-    param_names = SIGMOID_PARAMS
     varies = ("C",)
+
+    def __init__(self, lo: float | None = None, hi: float | None = None):
+        self.fixed = {"lo": lo, "hi": hi}
+        self.free = [k for k in ("lo", "hi") if self.fixed[k] is None]
+        self.param_names = (*self.free, "k", "L0")
 
     def prepare(self, t):
         return {"x": np.asarray(t.C, float), "y": np.asarray(t.L, float)}
@@ -54,25 +64,34 @@ class Sigmoid:
     def starts(self, ctx):
         x, y = ctx["x"], ctx["y"]
         sd = max(x.std(), 1e-3)
+        ends = {"lo": (0.0, y.min()), "hi": (y.max(), 1.0)}
         out = []
-        for lo, hi, k, q in itertools.product(
-            (0.0, y.min()), (y.max(), 1.0), (0.5, 1.0, 2.0, 4.0), (0.1, 0.5, 0.9)
+        for *e, k, q in itertools.product(
+            *(ends[n] for n in self.free), (0.5, 1.0, 2.0, 4.0), (0.1, 0.5, 0.9)
         ):
-            out.append((lo, hi, np.log(k / sd), np.quantile(x, q)))
+            out.append((*e, np.log(k / sd), np.quantile(x, q)))
         return np.array(out)
+
+    def _ends(self, th):
+        """(lo, hi) as (k, 1) columns of theta or constants."""
+        cols = {n: th[:, i : i + 1] for i, n in enumerate(self.free)}
+        return tuple(cols.get(n, self.fixed[n]) for n in ("lo", "hi"))
 
     def objective(self, ctx, weights=None):
         x, y = ctx["x"], ctx["y"]
+        f0 = len(self.free)
 
         def fun(th, rows, wrow=None):
-            lo, hi, u, x0 = (th[:, i : i + 1] for i in range(4))
+            lo, hi = self._ends(th)
+            u, x0 = th[:, f0 : f0 + 1], th[:, f0 + 1 : f0 + 2]
             k = np.exp(np.clip(u, -50, 50))
             z = np.clip(k * (x - x0), -500, 500)
             s = 1.0 / (1.0 + np.exp(z))
             r = lo + (hi - lo) * s - y
             w = 1.0 if weights is None else weights[wrow if wrow is not None else rows]
             ds = -s * (1 - s) * (hi - lo)
-            d = np.stack([1 - s, s, ds * z, ds * -k])  # (P, k, n)
+            d = {"lo": 1 - s, "hi": s}
+            d = np.stack([*(d[n] for n in self.free), ds * z, ds * -k])  # (P, k, n)
             f = (w * r * r).sum(axis=1)
             g = np.einsum("pkn,kn->kp", d, 2 * w * r)
             return f, g
@@ -81,7 +100,14 @@ class Sigmoid:
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)
-        return {"lo": th[:, 0], "hi": th[:, 1], "k": np.exp(th[:, 2]), "L0": th[:, 3]}
+        lo, hi = self._ends(th)
+        f0 = len(self.free)
+        return {
+            "lo": np.broadcast_to(lo, (len(th), 1))[:, 0].astype(float),
+            "hi": np.broadcast_to(hi, (len(th), 1))[:, 0].astype(float),
+            "k": np.exp(th[:, f0]),
+            "L0": th[:, f0 + 1],
+        }
 
     @staticmethod
     def predict(p, L):
@@ -129,8 +155,9 @@ def _fit(form, pts, s):
     return fit_form(form, pts, bootstrap=s["bootstrap"], seed=s["seed"], prune=s["prune"])
 
 
-def fit_law(law, table) -> dict:
-    """Fit task-power or task-sigmoid; the learned attributes (names ending in _) and draws."""
+def read_points(law, table):
+    """(m, loss): the table read for the metric (m.L; C, run groups, source) and the task
+    loss column of each row (None for task-power), checked."""
     s = law.settings
     if not s["metric_col"]:
         raise DataError(f"law {law.law!r} needs --metric-col: the column of the task metric")
@@ -142,11 +169,27 @@ def fit_law(law, table) -> dict:
             f"{m.source}: row {bad}, column {s['metric_col']!r}: a task metric must be a "
             f"fraction in (0, 1] (got {metric[bad - 1]!r}); accuracies, not percentages"
         )
+    if law.law == "task-power":
+        return m, None
+    if not s["loss_col"]:
+        raise DataError("law 'task-sigmoid' needs --loss-col: the column of the task loss")
+    return m, _read(law, table, s["loss_col"]).L
+
+
+def fit_law(law, table) -> dict:
+    """Fit task-power or task-sigmoid; the learned attributes (names ending in _) and draws."""
+    m, loss = read_points(law, table)
+    return fit_points(law.law, law.settings, m, loss)
+
+
+def fit_points(name: str, s: dict, m, loss) -> dict:
+    """fit_law on what read_points read (or a subset of its rows: a backtest's)."""
+    metric = m.L
     last = last_of_each_run(m)
     groups = None if m.groups is None else m.groups[last]
     power = Power("C", floor=s["floor"], delta=s["huber_delta"])
     out = {"n_points_": len(m), "converged_": True, "derived_": {}}
-    if law.law == "task-power":
+    if name == "task-power":
         pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)
         res = _fit(power, pts, s)
         nat = power.natural(res["ctx"], res["theta"])
@@ -155,9 +198,6 @@ def fit_law(law, table) -> dict:
             samples = power.natural(res["ctx"], res["samples"])
         out.update(objective_=res["objective"], converged_=res["converged"])
     else:
-        if not s["loss_col"]:
-            raise DataError("law 'task-sigmoid' needs --loss-col: the column of the task loss")
-        loss = _read(law, table, s["loss_col"]).L
         step1 = _fit(power, Points(m.C[last], loss[last], groups, m.source), s)
         sig = Sigmoid()
         step2 = _fit(sig, Points(loss, metric, m.groups, m.source), s)
@@ -219,19 +259,102 @@ def predict(law, N=None, D=None, C=None, return_ci=False):
     return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
 
 
-def fit_sigmoid(loss, metric, bootstrap: int = 1000, seed: int = 0) -> dict:
+def rolling_backtest(law, table, *, fracs=None, thresholds=None, levels=LEVELS) -> dict:
+    """Leave-larger-out backtests of a task law, as laws.backtest does for the loss laws.
+
+    At each threshold of C the law (`law`: an unfitted ScalingLaw of task-sigmoid or
+    task-power, its settings) is fitted to the runs whose last row is at or below it
+    (whole runs: every row of a run with checkpoints) and predicts the metric of each
+    larger run at its last row. Errors are in points (100 × accuracy). The prediction
+    interval at each level spans the bootstrap draws (`bootstrap` > 0) widened in
+    quadrature by the run-to-run scatter: the RMS residual of the fitted runs' metrics
+    about the law, times the level's normal quantile.
+
+    Returns {"law", "metric", "by": "C", "levels", "thresholds": [{threshold, n_train,
+    n, mean_abs_error_points, max_abs_error_points, bias_points, coverage, rows}],
+    "skipped", "overall"}."""
+    s = law.settings
+    m, loss = read_points(law, table)
+    last = last_of_each_run(m)
+    if thresholds is None:
+        runs = np.zeros(len(m), bool)
+        runs[last] = True
+        thresholds = thresholds_for(m.subset(runs), "C", fracs or BACKTEST_FRACS)
+    per, pooled, skipped = [], [], []
+    for thr in sorted(float(x) for x in thresholds):
+        test = held_out(m, "C", thr)
+        if not test.any() or test.all():
+            skipped.append({"threshold": thr, "why": "leaves no runs to fit or to predict"})
+            continue
+        train = m.subset(~test)
+        try:
+            fit = fit_points(law.law, s, train, None if loss is None else loss[~test])
+        except FitError as exc:
+            skipped.append({"threshold": thr, "why": str(exc)})
+            continue
+        p, draws = fit["params_"], fit["samples"]
+        fitted = last_of_each_run(train)
+        res = train.L[fitted] - predict_with(law.law, p, train.C[fitted])
+        scatter = float(np.sqrt(np.mean(res**2)))
+        held = np.array([i for i in last if test[i]])
+        C, measured = m.C[held], m.L[held]
+        pred = np.atleast_1d(predict_with(law.law, p, C))
+        spread = None
+        if draws is not None:
+            spread = predict_with(law.law, {k: v[:, None] for k, v in draws.items()}, C[None, :])
+        rows = []
+        for j in range(len(held)):
+            row = {"C": float(C[j]), "measured": float(measured[j]), "predicted": float(pred[j])}
+            for lv in levels:
+                lo = hi = pred[j]
+                if spread is not None:
+                    lo, hi = np.nanpercentile(spread[:, j], [50 * (1 - lv), 50 * (1 + lv)])
+                z = NormalDist().inv_cdf(0.5 + lv / 2) * scatter
+                row[f"{lv:g}"] = [float(pred[j] - np.hypot(pred[j] - min(lo, pred[j]), z)),
+                                  float(pred[j] + np.hypot(max(hi, pred[j]) - pred[j], z))]  # fmt: skip
+            rows.append(row)
+        per.append({"threshold": thr, "n_train": len(fitted), "scatter": scatter,
+                    **_errors(rows, levels), "rows": rows})  # fmt: skip
+        pooled += rows
+    if not per:
+        raise FitError(
+            f"{m.source}: law {law.law!r}: no threshold could be fitted "
+            f"({'; '.join(x['why'] for x in skipped)})"
+        )
+    return {"law": law.law, "metric": s["metric_col"], "by": "C", "levels": list(levels),
+            "thresholds": per, "skipped": skipped, "overall": _errors(pooled, levels)}  # fmt: skip
+
+
+def _errors(rows, levels) -> dict:
+    err = np.array([100 * (r["predicted"] - r["measured"]) for r in rows])
+    inside = {f"{lv:g}": float(np.mean([r[f"{lv:g}"][0] <= r["measured"] <= r[f"{lv:g}"][1]
+                                       for r in rows])) for lv in levels}  # fmt: skip
+    return {"n": len(rows), "mean_abs_error_points": float(np.mean(np.abs(err))),
+            "max_abs_error_points": float(np.max(np.abs(err))),
+            "bias_points": float(np.mean(err)), "coverage": inside}  # fmt: skip
+
+
+def fit_sigmoid(
+    loss, metric, bootstrap: int = 1000, seed: int = 0, chance: float | None = None
+) -> dict:
     """The sigmoid step alone, metric from loss (e.g. a study's runs: val loss -> recall.acc).
+
+    With `chance` (a multiple-choice accuracy's), the ends are fixed: lo = chance and
+    hi = 1, and only k and L0 are fitted. A handful of runs over a narrow range of loss
+    cannot place four parameters: the free form put brackets' hi at 1659 on a
+    quickstart's 14 runs (benchmarks/results/tasks_quickstart.md). Without it the four
+    are free, as in OLMo's ladder.
 
     Returns {"params": {lo, hi, k, L0}, "samples": {name: (B,) draws} or None,
     "objective", "converged"}."""
     loss, metric = np.asarray(loss, float), np.asarray(metric, float)
     ok = np.isfinite(loss) & np.isfinite(metric)
-    if ok.sum() < len(SIGMOID_PARAMS):
+    sig = Sigmoid() if chance is None else Sigmoid(lo=float(chance), hi=1.0)
+    if ok.sum() < len(sig.param_names):
         raise FitError(
             f"{int(ok.sum())} runs with a loss and a task metric; the sigmoid needs "
-            f"at least {len(SIGMOID_PARAMS)}"
+            f"at least {len(sig.param_names)}"
         )
-    sig = Sigmoid()
     res = fit_form(sig, Points(loss[ok], metric[ok], None, "runs"), bootstrap=bootstrap, seed=seed)
     nat = sig.natural(res["ctx"], res["theta"])
     samples = None if res["samples"] is None else sig.natural(res["ctx"], res["samples"])
@@ -243,18 +366,43 @@ def fit_sigmoid(loss, metric, bootstrap: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def metric_at_loss(fit: dict, loss: float, loss_interval=None, ci_level: float = 0.95) -> dict:
+def accuracy_se(p: float, n: int) -> float:
+    """The standard error of an accuracy p measured on n items, sqrt(p (1 - p) / n)."""
+    return float(np.sqrt(max(p * (1 - p), 0.0) / n))
+
+
+def above_chance(metric, chance: float, n: int, z: float = 3.0) -> bool:
+    """Whether some run's accuracy lies more than z standard errors (of chance on n
+    items) above chance: else the task stays at chance at these scales, and a law
+    through its runs would fit noise."""
+    return float(np.nanmax(metric)) - chance > z * accuracy_se(chance, n)
+
+
+def metric_at_loss(
+    fit: dict, loss: float, loss_interval=None, ci_level: float = 0.95, n_items: int | None = None
+) -> dict:
     """A predicted loss (and its interval) -> the metric and its interval.
 
     The interval spans the sigmoid's bootstrap draws evaluated across the loss interval
-    (the metric falls as the loss rises: its low end comes from the high loss)."""
+    (the metric falls as the loss rises: its low end comes from the high loss). With
+    `n_items`, it is an interval for the accuracy that will be measured on that many
+    items: each half-width is widened in quadrature by the measurement's own standard
+    error, sqrt(p (1 - p) / n), times the normal quantile of `ci_level`."""
     p = float(metric_from_loss(fit["params"], loss))
     lo_l, hi_l = loss_interval if loss_interval is not None else (loss, loss)
     if fit["samples"] is None:
         ends = [float(metric_from_loss(fit["params"], x)) for x in (lo_l, hi_l)]
-        return {"predicted": p, "interval": [min(ends), max(ends)]}
-    q = 100 * (1 - ci_level) / 2
-    at = [metric_from_loss(fit["samples"], x) for x in (lo_l, loss, hi_l)]
-    draws = np.concatenate([a[np.isfinite(a)] for a in at])
-    lo, hi = np.percentile(draws, [q, 100 - q])
-    return {"predicted": p, "interval": [float(min(lo, p)), float(max(hi, p))]}
+        lo, hi = min(ends), max(ends)
+    else:
+        q = 100 * (1 - ci_level) / 2
+        at = [metric_from_loss(fit["samples"], x) for x in (lo_l, loss, hi_l)]
+        draws = np.concatenate([a[np.isfinite(a)] for a in at])
+        lo, hi = np.percentile(draws, [q, 100 - q])
+    lo, hi = float(min(lo, p)), float(max(hi, p))
+    out = {"predicted": p, "interval": [lo, hi]}
+    if n_items:
+        se = accuracy_se(p, n_items)
+        z = NormalDist().inv_cdf(0.5 + ci_level / 2) * se
+        lo, hi = p - float(np.hypot(p - lo, z)), p + float(np.hypot(hi - p, z))
+        out.update(interval=[max(lo, 0.0), min(hi, 1.0)], se=se, n_items=n_items)
+    return out

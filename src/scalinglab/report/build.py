@@ -79,10 +79,10 @@ def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
     prediction.json's tasks (study/tasks.py) and the backtest run's row of the runs table."""
     out = {}
     for name, p in (pred_tasks or {}).items():
-        if "predicted" not in p:
-            out[name] = p
+        m = None if row is None or "metric" not in p else row.get(f"{name}.{p['metric']}")
+        if "predicted" not in p:  # at chance (measured, not predicted), or no fit
+            out[name] = {**p, "measured": m}
             continue
-        m = None if row is None else row.get(f"{name}.{p['metric']}")
         lo, hi = p["interval"]
         out[name] = {
             "metric": p["metric"],
@@ -92,6 +92,7 @@ def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
             "error_points": None if m is None else 100 * (p["predicted"] - m),
             "in_interval": None if m is None else bool(lo <= m <= hi),
             "params": p.get("params"),
+            **{k: p[k] for k in ("chance", "n_items", "se") if k in p},
         }
     return out
 

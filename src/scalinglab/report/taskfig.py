@@ -33,13 +33,16 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
             C = np.geomspace(lo_c, bt["flops"] * 1.5, 100)
             acc = tasklaws.metric_from_loss(t["params"], f.frontier.predict(C=C))
             ax.plot(C, acc, "-", color=color(arch), label="frontier loss -> sigmoid")
+        if t.get("chance") is not None:
+            ax.axhline(t["chance"], color="0.5", ls=":", lw=1, label=f"chance {t['chance']:.3f}")
         if "predicted" in t:
             p, (lo, hi) = t["predicted"], t["interval"]
             ax.errorbar([bt["flops"]], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12",
                         mec="k", ms=7, capsize=4, label=f"predicted {p:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
-            if t.get("measured") is not None:
-                ax.plot([bt["flops"]], [t["measured"]], "*", color="#27ae60", ms=14, mec="k",
-                        label=f"measured {t['measured']:.3f}")  # fmt: skip
+        if t.get("measured") is not None:
+            how = " (at chance: not predicted)" if t.get("at_chance") else ""
+            ax.plot([bt["flops"]], [t["measured"]], "*", color="#27ae60", ms=14, mec="k",
+                    label=f"measured {t['measured']:.3f}{how}")  # fmt: skip
         ax.set(xscale="log", xlabel=COMPUTE, ylabel=f"{task} accuracy", title=task)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -48,8 +51,10 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
     return (
         "Each built-in task's accuracy against compute, for every run; the line is the "
         "two-step law (the frontier's loss at C, then the sigmoid from loss to accuracy "
-        "fitted to the sweep's runs); the diamond, the backtest run's accuracy predicted "
-        "before it was trained, with its interval; the star, what it measured."
+        "fitted to the sweep's runs, between chance and 1); the diamond, the backtest run's "
+        "accuracy predicted before it was trained, with its interval (the measurement's "
+        "own noise on the task's items included); the star, what it measured; the dotted "
+        "line, chance. A task no sweep run learned beyond chance is measured, not predicted."
     )
 
 
@@ -59,15 +64,20 @@ def task_section(bt: dict | None) -> str:
         return ""
     rows = []
     for task, t in bt["tasks"].items():
-        if "predicted" not in t:
-            rows.append([task, "-", "-", "-", t.get("error", "")])
-            continue
         m = t.get("measured")
+        about = [task, "-" if t.get("n_items") is None else num(t["n_items"]),
+                 "-" if t.get("chance") is None else num(t["chance"], 3)]  # fmt: skip
+        measured = "-" if m is None else num(m, 3)
+        if m is not None and t.get("n_items"):
+            measured += f" ± {num(tasklaws.accuracy_se(m, t['n_items']), 3)}"
+        if "predicted" not in t:
+            rows.append([*about, "-", "-", measured, t.get("note") or t.get("error", "")])
+            continue
         rows.append([
-            task, num(t["predicted"], 3), f"[{num(t['interval'][0], 3)}, {num(t['interval'][1], 3)}]",
-            "-" if m is None else num(m, 3),
+            *about, num(t["predicted"], 3), f"[{num(t['interval'][0], 3)}, {num(t['interval'][1], 3)}]",
+            measured,
             "-" if m is None else f"{t['error_points']:+.1f} points" + ("" if t["in_interval"] else " (outside)"),
         ])  # fmt: skip
-    return "<h2>Tasks: the backtest's accuracy, predicted before training</h2>" + table(
-        ["task", "predicted", "interval", "measured", "error"], rows
+    return '<h2 id="tasks">Tasks: the backtest\'s accuracy, predicted before training</h2>' + table(
+        ["task", "items", "chance", "predicted", "interval", "measured (± s.e.)", "error"], rows
     )

@@ -4,7 +4,10 @@ every run, and the backtest run's accuracy predicted before it is trained.
 The prediction goes through the loss, in two steps as in OLMo's ladder: the study's
 own prediction of the backtest run's loss (its frontier or Chinchilla law, with its
 interval), then the sigmoid from loss to accuracy fitted to the sweep's runs of that
-architecture (`scalinglab.laws.tasklaws.fit_sigmoid`).
+architecture (`scalinglab.laws.tasklaws.fit_sigmoid`, its ends fixed at chance and 1).
+The interval is one for the accuracy that will be measured: it holds the measurement's
+own noise on the task's items. A task no run has learned beyond chance is said to be
+at chance, not predicted.
 """
 
 import logging
@@ -42,21 +45,39 @@ def score_runs(study, shards: Path, out: Path, arch: str | None = None) -> int:
 
 
 def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> dict:
-    """{task: {metric, predicted, interval, params, runs}} of the backtest run, from its
-    predicted loss and interval ({task: {"error": why}} where a task cannot be fitted)."""
+    """{task: {metric, predicted, interval, se, params, runs, chance, n_items}} of the
+    backtest run, from its predicted loss and interval; {task: {metric, at_chance, ...}}
+    where no run of the sweep is above chance (nothing to predict: the backtest will be
+    measured and shown, not predicted); {task: {"error": why}} where the sigmoid cannot
+    be fitted."""
     out = {}
     for name in study.tasks.names:
         col = f"{name}.{METRIC}"
         pts = [r for r in rows if r["arch"] == arch and r["status"] == "completed"
                and r.get(col) is not None and r.get("loss") is not None]  # fmt: skip
+        if not pts:
+            out[name] = {"metric": METRIC, "error": f"no {arch} run has a {col}"}
+            continue
+        # what the runs were scored on: the chance and the item count of the task
+        done = runfolder.final_tasks(pts[0]["dir"]).get(name, {})
+        chance, n = done.get("chance"), done.get("n")
+        acc = [r[col] for r in pts]
+        about = {"metric": METRIC, "chance": chance, "n_items": n, "runs": len(pts)}
+        if chance is not None and n and not tasklaws.above_chance(acc, chance, n):
+            best = max(acc)
+            out[name] = {**about, "at_chance": True, "best": best,
+                         "note": f"no {arch} run of the sweep is above chance ({chance:.3f}) by "
+                                 f"3 standard errors on {n} items (best {best:.3f}): the task "
+                                 f"is not learned at these scales, so it is not predicted"}  # fmt: skip
+            continue
         try:
             fit = tasklaws.fit_sigmoid(
-                [r["loss"] for r in pts], [r[col] for r in pts],
-                bootstrap=study.fit.bootstrap, seed=study.fit.seed,
+                [r["loss"] for r in pts], acc, bootstrap=study.fit.bootstrap,
+                seed=study.fit.seed, chance=chance,
             )  # fmt: skip
         except FitError as exc:
-            out[name] = {"metric": METRIC, "error": str(exc)}
+            out[name] = {**about, "error": str(exc)}
             continue
-        m = tasklaws.metric_at_loss(fit, loss, interval, study.fit.ci_level)
-        out[name] = {"metric": METRIC, **m, "params": fit["params"], "runs": len(pts)}
+        m = tasklaws.metric_at_loss(fit, loss, interval, study.fit.ci_level, n)
+        out[name] = {**about, **m, "params": fit["params"]}
     return out

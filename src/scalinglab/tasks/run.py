@@ -8,7 +8,7 @@ from pathlib import Path
 from scalinglab import runfolder
 from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.errors import CheckpointError, ConfigError
-from scalinglab.tasks.builtin import BUILTIN, builtin_task
+from scalinglab.tasks.builtin import BUILTIN, N_ITEMS, WINDOW, builtin_task
 from scalinglab.tasks.format import Task, read_task
 from scalinglab.tasks.score import score_task
 from scalinglab.train import checkpoint
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def resolve_tasks(
-    specs, shards, n_items: int = 200, seed: int = 0, context_chars: int = 100
+    specs, shards, n_items: int = N_ITEMS, seed: int = 0, context_chars: int = WINDOW
 ) -> list[Task]:
     """Tasks from names and files: a path to a JSONL task file, a built-in task's name
     (made from `shards`), or `builtin` for every built-in task."""

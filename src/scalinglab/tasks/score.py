@@ -48,6 +48,23 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     return whole[: len(ctx)], whole[len(ctx) :]
 
 
+def shared_hosts(inputs: list[tuple]) -> list[int]:
+    """For each input, the index of an input that it is a prefix of (itself if none).
+
+    A causal model's outputs at the positions of a prefix do not depend on what follows
+    it, so a pair whose input is a prefix of another's is read from the longer one's
+    forward pass: the choices of one token after the same context, and the items of a
+    built-in task that share a window, cost one sequence. Sorted, a prefix comes just
+    before the inputs that extend it, so one backward walk finds the hosts."""
+    order = sorted(range(len(inputs)), key=inputs.__getitem__)
+    host = list(range(len(inputs)))
+    for a, b in zip(order[-2::-1], order[:0:-1], strict=True):  # a just before b
+        x, y = inputs[a], inputs[b]
+        if y[: len(x)] == x:
+            host[a] = host[b]
+    return host
+
+
 @torch.no_grad()
 def loglikelihoods(
     model,
@@ -59,9 +76,10 @@ def loglikelihoods(
 ) -> np.ndarray:
     """The summed log-probability (nats) of each continuation after its context.
 
-    Each pair reads its last block_size + 1 tokens; sequences are sorted by length and
-    right-padded in batches (the padding comes after every scored position, so no
-    causal model sees it)."""
+    Each pair reads its last block_size + 1 tokens; a pair whose input is a prefix of
+    another's is read from that one's forward pass (shared_hosts). The sequences run
+    are sorted by length and right-padded in batches (the padding comes after every
+    scored position, so no causal model sees it)."""
     seqs = []
     for i, (ctx, cont) in enumerate(pairs):
         if not ctx or not cont:
@@ -72,8 +90,12 @@ def loglikelihoods(
                 f"model's block_size ({block_size})"
             )
         seqs.append((ctx + cont)[-(block_size + 1) :])
+    host = shared_hosts([tuple(s[:-1]) for s in seqs])
+    guests: dict[int, list[int]] = {}
+    for i, h in enumerate(host):
+        guests.setdefault(h, []).append(i)
     out = np.zeros(len(pairs))
-    order = sorted(range(len(pairs)), key=lambda i: -len(seqs[i]))
+    order = sorted(guests, key=lambda i: -len(seqs[i]))
     model.eval()
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -84,12 +106,13 @@ def loglikelihoods(
         with autocast():
             logits = model(x.to(device))[0]  # (B, T, V)
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()
-        for r, i in enumerate(idx):
-            seq, n = seqs[i], len(pairs[i][1])
-            t = len(seq) - 1
-            target = torch.tensor(seq[t - n + 1 :])  # the continuation's tokens
-            rows = logp[r, t - n : t]  # the positions that predict them
-            out[i] = rows.gather(1, target[:, None]).sum().item()
+        for r, h in enumerate(idx):
+            for i in guests[h]:
+                seq, n = seqs[i], len(pairs[i][1])
+                t = len(seq) - 1
+                target = torch.tensor(seq[t - n + 1 :])  # the continuation's tokens
+                rows = logp[r, t - n : t]  # the positions that predict them
+                out[i] = rows.gather(1, target[:, None]).sum().item()
     return out
 
 

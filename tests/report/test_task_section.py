@@ -1,0 +1,36 @@
+"""The report's task table and summary.json's backtest.tasks: a prediction is scored
+against the measurement; a task at chance is measured and said to be, not predicted."""
+
+import math
+
+import pytest
+
+from scalinglab.report.build import measured_tasks
+from scalinglab.report.taskfig import task_section
+
+PRED = {
+    "next-line": {"metric": "acc", "predicted": 0.58, "interval": [0.56, 0.60], "se": 0.0078,
+                  "chance": 0.5, "n_items": 4000, "runs": 14,
+                  "params": {"lo": 0.5, "hi": 1.0, "k": 1.5, "L0": 0.2}},
+    "recall": {"metric": "acc", "at_chance": True, "chance": 0.5, "n_items": 30, "runs": 8,
+               "best": 0.6, "note": "no gpt run of the sweep is above chance"},
+}  # fmt: skip
+ROW = {"next-line.acc": 0.61, "recall.acc": 0.5}
+
+
+def test_backtest_tasks_score_predictions_and_measure_tasks_at_chance():
+    got = measured_tasks(PRED, ROW)
+    nl = got["next-line"]
+    assert nl["measured"] == 0.61 and nl["error_points"] == pytest.approx(-3.0)
+    assert nl["in_interval"] is False and nl["n_items"] == 4000 and nl["chance"] == 0.5
+    assert got["recall"] == {**PRED["recall"], "measured": 0.5}
+    assert "predicted" not in got["recall"]
+
+
+def test_the_task_table_gives_items_chance_and_the_measurements_standard_error():
+    html = task_section({"tasks": measured_tasks(PRED, ROW)})
+    se = math.sqrt(0.61 * 0.39 / 4000)  # 0.00771
+    assert "<td>4,000</td>" in html.replace(' class=""', "").replace(' class="l"', "")
+    assert f"0.61 ± {se:.3g}" in html and "-3.0 points (outside)" in html
+    assert "no gpt run of the sweep is above chance" in html
+    assert task_section({"tasks": {}}) == "" and task_section(None) == ""
