@@ -225,3 +225,32 @@ def test_plan_proposes_deepseek_lr_and_batch_from_compute(tmp_path, capsys):
     # whole sequences of 128 tokens round each cell's B*: a little error in the batch law
     assert row["batch_tokens"] == pytest.approx(b, rel=0.08)
     assert row["batch_tokens_ci"][0] <= row["batch_tokens"] <= row["batch_tokens_ci"][1]
+
+
+def test_plan_lr_fit_adds_lr_and_batch_to_a_loss_laws_allocation(tmp_path, capsys):
+    """plan FIT --flops C --lr-fit LR.json: the compute-optimal N and D from a loss law,
+    and at them the lr and batch of the lr-opt law (Step Law's known values)."""
+    from tests.laws.test_cli_fit import runs_csv
+
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    loss_fit, lr_fit = tmp_path / "fit.json", tmp_path / "lr.json"
+    table = write_table(tmp_path / "grid.csv", grid_rows(best, SIZES))
+    assert main(["fit", str(runs_csv(tmp_path)), "--law", "chinchilla", "--bootstrap", "0",
+                 "--out", str(loss_fit)]) == 0  # fmt: skip
+    assert (
+        main(["fit", str(table), "--law", "lr-opt", "--out", str(lr_fit), "--bootstrap", "20"]) == 0
+    )
+    capsys.readouterr()
+    argv = ["plan", str(loss_fit), "--flops", "1e20", "3e20", "--lr-fit", str(lr_fit),
+            "--block-size", "128", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2
+    for row in rows:
+        lr, b = best(row["params"], row["tokens"])
+        assert row["lr"] == pytest.approx(lr, rel=0.03)
+        assert row["batch_tokens"] == pytest.approx(b, rel=0.06)
+        assert row["batch_size"] == round(row["batch_tokens"] / 128)
+    assert rows[1]["lr"] < rows[0]["lr"]  # more compute, a larger N: a smaller lr (alpha < 0)
