@@ -31,6 +31,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
+
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig
 from scalinglab.models.counting import count
 
@@ -63,14 +65,14 @@ def tokens(a, width: int, layers: int) -> int:
     return round(a.tpp * count(model, 256).params)
 
 
-def config(a, param: str, width: int, layers: int, base: dict, lr: float) -> RunConfig:
+def config(a, param: str, width: int, layers: int, base: dict, lr: float, seed: int) -> RunConfig:
     model = ModelConfig(n_layer=layers, n_embd=width, n_head=4, block_size=a.block,
                         param=param, **base)  # fmt: skip
     steps = max(1, tokens(a, width, layers) // (a.batch * a.block))
     train = TrainConfig(
         data=a.data, batch_size=a.batch, lr=lr, steps=steps, warmup=max(1, steps // 12),
         eval_tokens=a.eval_tokens, eval_every=0, log_every=50, dtype="float32", threads=1,
-        ckpt_every=0, seed=a.seed,
+        ckpt_every=0, seed=seed,
     )  # fmt: skip
     return RunConfig(model=model, train=train)
 
@@ -100,7 +102,13 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--block", type=int, default=64)
     ap.add_argument("--eval-tokens", type=int, default=1 << 15)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 1..S averaged per point")
+    ap.add_argument(
+        "--seeds-upto",
+        type=int,
+        default=0,
+        help="average seeds only at widths up to this (default: every width)",
+    )
     ap.add_argument("--centre", type=float, default=-7, help="log2 of the grid's centre LR")
     ap.add_argument("--data", default="", help="byte shards (default: prepare the stdlib)")
     ap.add_argument("--out", default=str(HERE / ".mup_transfer"))
@@ -130,13 +138,15 @@ def main():
                 q = same_model(p, w, nl, base)
                 bw = f"-base{base['base_width']}" if q != "sp" else ""
                 bd = f"-based{base['base_depth']}" if q == "completep" else ""
-                folder = out / f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e}"
-                jobs.append((config(a, q, w, nl, base, 2.0**e), str(folder)))
+                name = f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e}"
+                seeds = range(1, a.seeds + 1) if w <= (a.seeds_upto or w) else [1]
+                jobs.append([(config(a, q, w, nl, base, 2.0**e, s),
+                              str(out / (name + (f"-s{s}" if s > 1 else "")))) for s in seeds])  # fmt: skip
             # a run shared by two parametrisations (the same model) is trained once
-            unique = {folder: cfg for cfg, folder in jobs}
+            unique = {folder: cfg for runs in jobs for cfg, folder in runs}
             done = dict(pool.map(one, [(cfg, f) for f, cfg in unique.items()]))
-            for (key, e), (_, folder) in zip(todo, jobs, strict=True):
-                val = done[folder]
+            for (key, e), runs in zip(todo, jobs, strict=True):
+                val = float(np.mean([done[folder] for _, folder in runs]))
                 loss[(key, e)] = val
                 print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<4d}"
                       f" loss {val:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
@@ -153,8 +163,9 @@ def report(params, shape_list, grid, loss, a, seconds):
     per = a.batch * a.block
     runs = ", ".join(f"w{w} L{nl}: {tokens(a, w, nl) // per} steps" for w, nl in shape_list)
     budget = f"{a.tokens} tokens per run" if a.tokens else f"{a.tpp:g} tokens per parameter"
+    seeds = f"mean of seeds 1..{a.seeds}" + (f" up to width {a.seeds_upto}" if a.seeds_upto else "")
     print(f"\n{budget} (batch {a.batch} x block {a.block}; {runs}), eval on {a.eval_tokens} "
-          f"val tokens; {seconds / 60:.1f} min")  # fmt: skip
+          f"val tokens; {seeds if a.seeds > 1 else 'seed 1'}; {seconds / 60:.1f} min")  # fmt: skip
     summary = {}
     for p in params:
         es = sorted(set().union(*(grid[(p, s)] for s in shape_list)))
