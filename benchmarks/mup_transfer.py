@@ -156,6 +156,11 @@ def main():
                     es.add(best - 1)
                 if best == max(es) and best < 0:
                     es.add(best + 1)
+            for p in params:  # the lr transferred from the first shape is run at every shape
+                ref = grid[(p, shape_list[0])]
+                best = min(ref, key=lambda e, p=p: loss[((p, shape_list[0]), e)])
+                for s in shape_list[1:]:
+                    grid[(p, s)].add(best)
     report(params, shape_list, grid, loss, a, time.perf_counter() - t0)
 
 
