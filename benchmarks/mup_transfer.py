@@ -157,8 +157,8 @@ def main():
                 if best == max(es) and best < 0:
                     es.add(best + 1)
             for p in params:  # the lr transferred from the first shape is run at every shape
-                ref = grid[(p, shape_list[0])]
-                best = min(ref, key=lambda e, p=p: loss[((p, shape_list[0]), e)])
+                ref = {e: loss[k] for k in loss if k[0] == (p, shape_list[0]) for e in [k[1]]}
+                best = min(ref, key=ref.get)
                 for s in shape_list[1:]:
                     grid[(p, s)].add(best)
     report(params, shape_list, grid, loss, a, time.perf_counter() - t0)
