@@ -1,18 +1,23 @@
 """Does the learning rate transfer? An LR grid (factors of 2) per shape and parametrisation.
 
-Width (default): 2-layer GPTs of widths 32, 128, 256 (4 heads) under --param sp and
-mup (base width 32 unless --base-width: at the base width the two are the same model). Depth (`--depth`):
-width 64, depths 2 and 8 under mup (the control: no depth scaling) and completep
-(base depth 2). Every run trains the same tokens (see docs/training.md
-"Parametrisations" for why not equal tokens per parameter on a CPU), byte-level
-Python standard library, float32, one thread per run, cosine schedule.
+Width (default): 2-layer GPTs of --widths (default 32, 128, 256; 4 heads) under --params
+(default sp and mup; mup's base width --base-width, 32 by default: at the base width mup
+is the sp model, so those runs are shared). Depth (`--depth`): width 64, depths 2 and 8
+under mup (the control: no depth scaling) and completep (base depth 2).
+
+Budget: equal tokens per parameter at every shape (issue 21's setting), --tpp tokens
+per parameter (N counted by `models.counting`, embeddings included), so a wider model
+trains proportionally more steps; `--tokens T` instead trains every shape on T tokens
+(the equal-steps setting of the earlier records). Byte-level Python standard library,
+float32, one thread per run, cosine schedule, warmup 1/12 of the steps.
 
 The grid starts at 5 points around --centre and grows by a factor of 2 past an edge
 until the best LR is inside it. Prints the loss table (LR × shape) per parametrisation,
 the best LR per shape, and the criterion of issue 21: the LR best at the smallest shape
 is within one grid step of each shape's best, and its loss within 0.5% of that optimum.
 
-    python benchmarks/mup_transfer.py [--depth] [--workers 2] [--out DIR] [--data SHARDS]
+    nice -n 15 python benchmarks/mup_transfer.py [--depth] [--widths 32,128,256]
+        [--tpp 1 | --tokens T] [--workers 2] [--out DIR] [--data SHARDS]
 
 Runs are kept in --out (default benchmarks/.mup_transfer, git-ignored); a rerun reuses
 finished runs, so an interrupted benchmark continues.
@@ -26,7 +31,10 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
+
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+from scalinglab.models.counting import count
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,17 +43,36 @@ def shapes(a) -> tuple[list[str], list[tuple[int, int]], dict]:
     """(parametrisations, [(n_embd, n_layer)], base shape)."""
     if a.depth:
         return ["mup", "completep"], [(64, 2), (64, 8)], {"base_width": 64, "base_depth": 2}
-    return a.params, [(32, 2), (128, 2), (256, 2)], {"base_width": a.base_width, "base_depth": 2}
+    widths = [int(w) for w in a.widths.split(",")]
+    return a.params, [(w, 2) for w in widths], {"base_width": a.base_width, "base_depth": 2}
 
 
-def config(a, param: str, width: int, layers: int, base: dict, lr: float) -> RunConfig:
+def same_model(param: str, width: int, layers: int, base: dict) -> str:
+    """The plainest parametrisation that builds the same model at this shape: mup at the
+    base width is sp, completep at the base depth is mup (their runs are shared)."""
+    if param == "completep" and layers == base["base_depth"]:
+        param = "mup"
+    if param == "mup" and width == base["base_width"]:
+        param = "sp"
+    return param
+
+
+def tokens(a, width: int, layers: int) -> int:
+    """Training tokens of a run at this shape: --tokens, or --tpp x its parameter count."""
+    if a.tokens:
+        return a.tokens
+    model = ModelConfig(n_layer=layers, n_embd=width, n_head=4, block_size=a.block)
+    return round(a.tpp * count(model, 256).params)
+
+
+def config(a, param: str, width: int, layers: int, base: dict, lr: float, seed: int) -> RunConfig:
     model = ModelConfig(n_layer=layers, n_embd=width, n_head=4, block_size=a.block,
                         param=param, **base)  # fmt: skip
-    steps = a.tokens // (a.batch * a.block)
+    steps = max(1, tokens(a, width, layers) // (a.batch * a.block))
     train = TrainConfig(
         data=a.data, batch_size=a.batch, lr=lr, steps=steps, warmup=max(1, steps // 12),
         eval_tokens=a.eval_tokens, eval_every=0, log_every=50, dtype="float32", threads=1,
-        ckpt_every=0, seed=a.seed,
+        ckpt_every=0, seed=seed,
     )  # fmt: skip
     return RunConfig(model=model, train=train)
 
@@ -69,16 +96,25 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--base-width", type=int, default=32, help="width: mup's base width")
     ap.add_argument("--params", default="sp,mup", help="width: parametrisations compared")
-    ap.add_argument("--tokens", type=int, default=1 << 17, help="training tokens of every run")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--tpp", type=float, default=1.0, help="training tokens per parameter")
+    ap.add_argument("--tokens", type=int, default=0, help="equal tokens at every shape instead")
+    ap.add_argument("--widths", default="32,128,256", help="width: the widths compared")
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--block", type=int, default=64)
     ap.add_argument("--eval-tokens", type=int, default=1 << 15)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 1..S averaged per point")
+    ap.add_argument(
+        "--seeds-upto",
+        type=int,
+        default=0,
+        help="average seeds only at widths up to this (default: every width)",
+    )
     ap.add_argument("--centre", type=float, default=-7, help="log2 of the grid's centre LR")
     ap.add_argument("--data", default="", help="byte shards (default: prepare the stdlib)")
     ap.add_argument("--out", default=str(HERE / ".mup_transfer"))
     a = ap.parse_args()
-    out = Path(a.out) / ("depth" if a.depth else f"width-base{a.base_width}")
+    budget = f"tokens{a.tokens}" if a.tokens else f"tpp{a.tpp:g}-b{a.batch}"
+    out = Path(a.out) / budget / ("depth" if a.depth else "width")
     out.mkdir(parents=True, exist_ok=True)
     if not a.data:
         from scalinglab.data.writer import prepare
@@ -99,9 +135,18 @@ def main():
                 break
             jobs = []
             for (p, (w, nl)), e in todo:
-                folder = out / f"{p}-w{w}-l{nl}-lr2e{e}"
-                jobs.append((config(a, p, w, nl, base, 2.0**e), str(folder)))
-            for (key, e), (_, val) in zip(todo, pool.map(one, jobs), strict=True):
+                q = same_model(p, w, nl, base)
+                bw = f"-base{base['base_width']}" if q != "sp" else ""
+                bd = f"-based{base['base_depth']}" if q == "completep" else ""
+                name = f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e}"
+                seeds = range(1, a.seeds + 1) if w <= (a.seeds_upto or w) else [1]
+                jobs.append([(config(a, q, w, nl, base, 2.0**e, s),
+                              str(out / (name + (f"-s{s}" if s > 1 else "")))) for s in seeds])  # fmt: skip
+            # a run shared by two parametrisations (the same model) is trained once
+            unique = {folder: cfg for runs in jobs for cfg, folder in runs}
+            done = dict(pool.map(one, [(cfg, f) for f, cfg in unique.items()]))
+            for (key, e), runs in zip(todo, jobs, strict=True):
+                val = float(np.mean([done[folder] for _, folder in runs]))
                 loss[(key, e)] = val
                 print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<4d}"
                       f" loss {val:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
@@ -111,13 +156,21 @@ def main():
                     es.add(best - 1)
                 if best == max(es) and best < 0:
                     es.add(best + 1)
+            for p in params:  # the lr transferred from the first shape is run at every shape
+                ref = {e: loss[k] for k in loss if k[0] == (p, shape_list[0]) for e in [k[1]]}
+                best = min(ref, key=ref.get)
+                for s in shape_list[1:]:
+                    grid[(p, s)].add(best)
     report(params, shape_list, grid, loss, a, time.perf_counter() - t0)
 
 
 def report(params, shape_list, grid, loss, a, seconds):
-    print(f"\n{a.tokens} tokens per run (batch {a.batch} x block {a.block} x "
-          f"{a.tokens // (a.batch * a.block)} steps), eval on {a.eval_tokens} val tokens; "
-          f"{seconds / 60:.1f} min")  # fmt: skip
+    per = a.batch * a.block
+    runs = ", ".join(f"w{w} L{nl}: {tokens(a, w, nl) // per} steps" for w, nl in shape_list)
+    budget = f"{a.tokens} tokens per run" if a.tokens else f"{a.tpp:g} tokens per parameter"
+    seeds = f"mean of seeds 1..{a.seeds}" + (f" up to width {a.seeds_upto}" if a.seeds_upto else "")
+    print(f"\n{budget} (batch {a.batch} x block {a.block}; {runs}), eval on {a.eval_tokens} "
+          f"val tokens; {seeds if a.seeds > 1 else 'seed 1'}; {seconds / 60:.1f} min")  # fmt: skip
     summary = {}
     for p in params:
         es = sorted(set().union(*(grid[(p, s)] for s in shape_list)))

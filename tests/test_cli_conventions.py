@@ -12,7 +12,7 @@ import pytest
 from scalinglab.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE_ROW = re.compile(r"^\| `([a-z ]+)` \|(.*)\|\s*$")
+TABLE_ROW = re.compile(r"^\| `([a-z -]+)` \|(.*)\|\s*$")
 # What `--help` must never show: a sentinel instead of its meaning, a Python tuple of choices.
 LEAKS = re.compile(r"\(default: (''|-\d|None\)|True\)|False\))|\('[^']*', '")
 
