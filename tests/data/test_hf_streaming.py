@@ -114,3 +114,26 @@ def test_a_streamed_prepare_killed_mid_stream_resumes(tmp_path, datasets_offline
     resumed = open_shards(out, verify=True).manifest
     whole = prepare([f"hf:{data}@train"], tmp_path / "ref", tokenizer="char", block_size=8)
     assert resumed["sha256"] == whole["sha256"] and resumed["splits"] == whole["splits"]
+
+
+def test_a_damaged_checkpoint_is_started_over(tmp_path, datasets_offline, caplog):
+    """A killed prepare's folder whose plan cannot be read is deleted and the prepare
+    starts over (the plan is written before the state that points to it, so only a hand
+    or a disk can damage it)."""
+    data = tmp_path / "part-0.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows()))
+    out = tmp_path / "s"
+    kw = {"tokenizer": "char", "block_size": 8, "streaming": True}
+    ref = prepare([f"hf:{data}@train"], tmp_path / "ref", **kw)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    left = tmp_path / f".s.tmp-{dead}@{os.uname().nodename}.abc"
+    left.mkdir()
+    # the state of this very request, pointing to a plan that is not there
+    key = {"request": ref["request"], "fingerprint": ref["fingerprint"], "chunk_bytes": 4 << 20}
+    (left / "resume.json").write_text(json.dumps({"key": key, "stage": "scanned",
+                                                  "plan": {}, "has_labels": True}))  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="scalinglab.data"):
+        m = prepare([f"hf:{data}@train"], out, **kw)
+    assert "cannot resume from" in caplog.text and "starting over" in caplog.text
+    assert m["sha256"] == ref["sha256"] and not left.exists()

@@ -241,13 +241,14 @@ def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress):
     of the same request (resume.adopt), or a new one holding the scan's plan."""
     if found := resume.adopt(out, key):
         tmp, state = found
-        log.info("%s: resuming the prepare a killed process left in %s", out, tmp.name)
-        remove_stale_temps(out.parent, resume.temp_prefix(out))  # other requests' leftovers
         try:
-            return tmp, state, _load_plan(tmp, state)
-        except BaseException:
+            plan = _load_plan(tmp, state)
+            log.info("%s: resuming the prepare a killed process left in %s", out, tmp.name)
+            remove_stale_temps(out.parent, resume.temp_prefix(out))  # others' leftovers
+            return tmp, state, plan
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: cannot resume from %s (%s); starting over", out, tmp.name, exc)
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
     plan = _scan(srcs, owner, cfg, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out.parent, resume.temp_prefix(out))  # what a killed prepare left
