@@ -37,15 +37,22 @@ def temp_tag() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
 
 
-def remove_stale_temps(folder: str | os.PathLike, prefix: str) -> None:
-    """Delete the temporary files and folders named `prefix` + `PID@HOST` + anything in
-    `folder` that a process of this host left when it was killed (SIGKILL, power loss):
-    its pid is no longer running. Another host's, or a live process's, are left alone."""
+def stale_temps(folder: str | os.PathLike, prefix: str) -> list[Path]:
+    """The temporary files and folders named `prefix` + `PID@HOST` + anything in `folder`
+    that a process of this host left when it was killed (SIGKILL, power loss): its pid is
+    no longer running. Another host's, or a live process's, are not listed."""
     host = socket.gethostname()
+    found = []
     for path in Path(folder).glob(glob.escape(prefix) + "*@" + glob.escape(host) + "*"):
         pid, _, rest = path.name[len(prefix) :].partition("@")
-        if not (pid.isdigit() and rest.startswith(host)) or _alive(int(pid)):
-            continue
+        if pid.isdigit() and rest.startswith(host) and not _alive(int(pid)):
+            found.append(path)
+    return found
+
+
+def remove_stale_temps(folder: str | os.PathLike, prefix: str) -> None:
+    """Delete the `stale_temps` (what killed processes of this host left) in `folder`."""
+    for path in stale_temps(folder, prefix):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:

@@ -1,12 +1,20 @@
 """`prepare hf:... --streaming`: rows read as they come from a local data file, a folder of
 data files or a saved data set (no network), giving the very shards the loaded data set
-gives. The memory bound is measured by benchmarks/hf_streaming.py."""
+gives; killed mid-stream, a rerun resumes from the last checkpoint. The memory bound is
+measured by benchmarks/hf_streaming.py."""
 
 import json
+import logging
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from scalinglab.cli import main
+from scalinglab.data import writer
+from scalinglab.data.shards import open_shards
 from scalinglab.data.sources import resolve_sources
 from scalinglab.data.writer import prepare
 from scalinglab.errors import DataError
@@ -57,3 +65,75 @@ def test_a_saved_dataset_and_a_folder_of_files_stream_too(tmp_path, datasets_off
     (src,) = resolve_sources([f"hf:{folder}"], text_field="body", streaming=True)
     with pytest.raises(DataError, match=r"folder: no column 'body' \(columns: id, text\)"):
         src.dataset()
+
+
+# A prepare that SIGKILLs itself at its `at`-th encoded chunk: a kill mid-stream, after the
+# checkpoints written so far and with tokens written past the last one.
+KILLED_AT = """
+import os, signal, sys
+import scalinglab.data.writer as w
+from scalinglab.cli import main
+real, calls = w._encode_chunk, [0]
+def encode_then_die(*a, **k):
+    calls[0] += 1
+    if calls[0] == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+w._encode_chunk = encode_then_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_streamed_prepare_killed_mid_stream_resumes(tmp_path, datasets_offline, monkeypatch,
+                                                      caplog):  # fmt: skip
+    data = tmp_path / "part-0.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows(3000)))
+    out = tmp_path / "s"
+    args = ["prepare", f"hf:{data}@train", "--streaming", "--tokenizer", "char",
+            "--block-size", "8", "--chunk-bytes", "1024", "-o", str(out)]  # fmt: skip
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf-cache"), "HF_HUB_OFFLINE": "1"}
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT, "2000", *args], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = tmp_path.glob(".s.tmp-*")  # the killed prepare's folder, nothing that is shards
+    assert not out.exists() and not (left / "manifest.json").exists()
+    state = json.loads((left / "resume.json").read_text())
+    assert state["stage"] == "trained" and 0 < state["encode"]["chunks"] < 2000
+    # tokens were written past the last checkpoint: the resumed prepare cuts them off
+    assert (left / "train.bin").stat().st_size > state["encode"]["lengths"]["train"]
+
+    encoded = []
+    real = writer._encode_chunk
+    monkeypatch.setattr(writer, "_encode_chunk", lambda *a: encoded.append(1) or real(*a))
+    with caplog.at_level(logging.INFO, logger="scalinglab.data"):
+        assert main(args) == 0
+    assert "resuming the prepare a killed process left" in caplog.text
+    assert len(encoded) == 3000 - state["encode"]["chunks"]  # only the rest was encoded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf-cache", "part-0.jsonl", "s"]
+    assert not (out / "resume.json").exists() and not (out / "plan.npz").exists()
+    resumed = open_shards(out, verify=True).manifest
+    whole = prepare([f"hf:{data}@train"], tmp_path / "ref", tokenizer="char", block_size=8)
+    assert resumed["sha256"] == whole["sha256"] and resumed["splits"] == whole["splits"]
+
+
+def test_a_damaged_checkpoint_is_started_over(tmp_path, datasets_offline, caplog):
+    """A killed prepare's folder whose plan cannot be read is deleted and the prepare
+    starts over (the plan is written before the state that points to it, so only a hand
+    or a disk can damage it)."""
+    data = tmp_path / "part-0.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows()))
+    out = tmp_path / "s"
+    kw = {"tokenizer": "char", "block_size": 8, "streaming": True}
+    ref = prepare([f"hf:{data}@train"], tmp_path / "ref", **kw)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    left = tmp_path / f".s.tmp-{dead}@{os.uname().nodename}.abc"
+    left.mkdir()
+    # the state of this very request, pointing to a plan that is not there
+    key = {"request": ref["request"], "fingerprint": ref["fingerprint"], "chunk_bytes": 4 << 20}
+    (left / "resume.json").write_text(json.dumps({"key": key, "stage": "scanned",
+                                                  "plan": {}, "has_labels": True}))  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="scalinglab.data"):
+        m = prepare([f"hf:{data}@train"], out, **kw)
+    assert "cannot resume from" in caplog.text and "starting over" in caplog.text
+    assert m["sha256"] == ref["sha256"] and not left.exists()

@@ -65,6 +65,8 @@ COMMANDS = {
     "export-hf": (lambda w, o: ["export", w / "run", "--format", "hf", "--out", o], True),
     "export-onnx": (lambda w, o: ["export", w / "run", "--format", "onnx", "--out", o], False),
     "fit": (lambda w, o: ["fit", w / "runs.csv", "--law", "chinchilla", "--out", o], False),
+    "backtest": (lambda w, o: ["backtest", w / "runs.csv", "--law", "chinchilla",
+                               "--bootstrap", "0", "--out", o], False),
     "runs": (lambda w, o: ["runs", w / "run", "--csv", o], False),
     "sweep": (lambda w, o: ["sweep", w / "sweep.toml", "--out", o, "--workers", "1"], True),
     "study": (lambda w, o: ["study", w / "study.toml", "--out", o, "--workers", "1",

@@ -18,10 +18,12 @@ chunks so memory stays bounded by the chunk size and the vocabulary:
 4. encode the splits into a temporary folder beside `out`; write the
    tokenizer, then the manifest (last), then rename the folder into place.
 
-An interrupted prepare leaves only a hidden `.NAME.tmp-PID@HOST.*` folder without a
-manifest, which no reader takes for shards; the next prepare of NAME on this host
-deletes it once process PID is gone (fsio.remove_stale_temps). A rerun with the same request on
-unchanged sources finds the folder up to date and returns at once.
+A killed prepare leaves only a hidden `.NAME.tmp-PID@HOST.*` folder without a
+manifest, which no reader takes for shards. That folder is the checkpoint (data/resume.py):
+the next prepare of the same request on this host takes it over once process PID is
+gone and resumes after the last pass or encode checkpoint it holds; a folder of another
+request is deleted (fsio.remove_stale_temps). An exception deletes the folder. A rerun
+with the same request on unchanged sources finds the folder up to date and returns at once.
 """
 
 import hashlib
@@ -39,13 +41,14 @@ import numpy as np
 
 from scalinglab import __version__
 from scalinglab.config import check_seed, check_types, setting
-from scalinglab.data import shards
+from scalinglab.data import resume, shards
 from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
 from scalinglab.data.tokenizers import (
     KINDS,
     BPETokenizer,
     check_vocab_size,
     load_pretrained,
+    load_tokenizer,
     not_a_tokenizer,
     train_tokenizer,
 )
@@ -199,17 +202,20 @@ def prepare(
         log.debug("%s is up to date", out)
         return {**m, "up_to_date": True}
 
-    plan = _scan(srcs, owner, cfg, progress)
-    if pretrained:
-        tok = pretrained[0]
-    else:
-        texts = _train_texts(srcs, plan, cfg, progress)
-        tok = train_tokenizer(cfg.tokenizer, texts, cfg.vocab_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out.parent, f".{out.name}.tmp-")  # what a killed prepare left
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
+    key = {"request": request, "fingerprint": fingerprint, "chunk_bytes": cfg.chunk_bytes}
+    tmp, state, plan = _start(out, key, srcs, owner, cfg, progress)
     try:
-        splits, sha = _encode(srcs, plan, tok, tmp, cfg, progress)
+        if pretrained:
+            tok = pretrained[0]
+        elif state["stage"] != "scanned":  # trained before the kill
+            tok = load_tokenizer(tmp / "tokenizer.json")
+        else:
+            texts = _train_texts(srcs, plan, cfg, progress)
+            tok = train_tokenizer(cfg.tokenizer, texts, cfg.vocab_size)
+            tok.save(tmp / "tokenizer.json")
+            state["stage"] = "trained"
+            resume.save(tmp, state)
+        splits, sha = _encode(srcs, plan, tok, tmp, cfg, progress, state)
         _check_windows(splits, cfg.block_size)
         tok.save(tmp / "tokenizer.json")
         sha["tokenizer.json"] = sha256_file(tmp / "tokenizer.json")
@@ -219,6 +225,7 @@ def prepare(
         )
         if pretrained:
             manifest["pretrained_tokenizer"] = pretrained[1]
+        resume.finish(tmp)
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
         replace_dir(tmp, out)
     except BaseException as exc:
@@ -227,6 +234,40 @@ def prepare(
             raise OSError(exc.errno, exc.strerror, str(out)) from None  # a write: name it
         raise
     return {**manifest, "up_to_date": False}
+
+
+def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress):
+    """(temporary folder to work in, its resume state, the plan): a killed prepare's folder
+    of the same request (resume.adopt), or a new one holding the scan's plan."""
+    if found := resume.adopt(out, key):
+        tmp, state = found
+        try:
+            plan = _load_plan(tmp, state)
+            log.info("%s: resuming the prepare a killed process left in %s", out, tmp.name)
+            remove_stale_temps(out.parent, resume.temp_prefix(out))  # others' leftovers
+            return tmp, state, plan
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: cannot resume from %s (%s); starting over", out, tmp.name, exc)
+            shutil.rmtree(tmp, ignore_errors=True)
+    plan = _scan(srcs, owner, cfg, progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out.parent, resume.temp_prefix(out))  # what a killed prepare left
+    tmp = make_temp_dir(out.parent, f"{resume.temp_prefix(out)}{temp_tag()}.")
+    fields = {"split_by": plan.split_by, "val_fraction": plan.val_fraction,
+              "split_at": plan.split_at, "splits": list(plan.splits)}  # fmt: skip
+    try:
+        return tmp, resume.save_plan(tmp, key, plan.sizes, plan.labels, fields), plan
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_plan(tmp: Path, state: dict) -> _Plan:
+    sizes, labels, fields = resume.load_plan(tmp, state)
+    kept = array("q")
+    kept.frombytes(sizes.astype(np.int64).tobytes())
+    return _Plan(kept, fields["split_by"], fields["val_fraction"],
+                 labels=labels, split_at=fields["split_at"], splits=tuple(fields["splits"]))  # fmt: skip
 
 
 def _manifest(specs, srcs, tok, plan, cfg, splits, sha, request, fingerprint, seconds) -> dict:
@@ -434,15 +475,31 @@ def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
         ) from None
 
 
-def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress) -> tuple[dict, dict]:
+def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress, state: dict):
+    """Encode every split into tmp/SPLIT.bin; returns (stats, sha256 of each file). After
+    every CHECKPOINT_CHUNKS × chunk_bytes of text the files are synced and `state` records
+    how far they go; with such a record (a killed prepare's), the chunks before it are read
+    again, not encoded."""
     dtype = np.dtype(shards.DTYPES[shards.dtype_for_vocab(tok.vocab_size)]).newbyteorder("<")
-    stats = {s: {"documents": 0, "bytes": 0, "tokens": 0} for s in plan.splits}
-    hashes = {s: hashlib.sha256() for s in plan.splits}
-    files = {s: open(tmp / f"{s}.bin", "wb") for s in plan.splits}  # noqa: SIM115
+    done = state.get("encode")
+    if done:
+        log.info("skipping the %d chunks encoded before the kill", done["chunks"])
+        stats, nonblank = done["stats"], done["nonblank"]
+        files, hashes = resume.reopen(tmp, done["lengths"])
+    else:
+        stats = {s: {"documents": 0, "bytes": 0, "tokens": 0} for s in plan.splits}
+        hashes = {s: hashlib.sha256() for s in plan.splits}
+        files = {s: open(tmp / f"{s}.bin", "wb") for s in plan.splits}  # noqa: SIM115
+        nonblank = False
+    skip = done["chunks"] if done else 0
     last_doc = {s: None for s in plan.splits}
-    nonblank = False
+    chunks = since = 0
     try:
         for split, doc, off, data in _walk(srcs, plan, cfg, None, progress, "encode"):
+            chunks += 1
+            if chunks <= skip:  # counted in the checkpoint's stats
+                last_doc[split] = doc
+                continue
             if (nul := data.find(b"\0")) >= 0:  # text never holds NUL: a binary file
                 raise DataError(
                     f"{doc.name}: byte {off + nul}: NUL byte; this looks like a binary "
@@ -459,9 +516,15 @@ def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress) -> 
                 st["documents"] += 1
                 last_doc[split] = doc
             nonblank = nonblank or bool(data.strip())
-        for f in files.values():
-            f.flush()
-            os.fsync(f.fileno())
+            since += len(data)
+            if since >= resume.CHECKPOINT_CHUNKS * cfg.chunk_bytes:
+                _sync(files)
+                lengths = {s: f.tell() for s, f in files.items()}
+                state["encode"] = {"chunks": chunks, "lengths": lengths, "stats": stats,
+                                   "nonblank": nonblank}  # fmt: skip
+                resume.save(tmp, state)
+                since = 0
+        _sync(files)
     finally:
         for f in files.values():
             f.close()
@@ -471,6 +534,12 @@ def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress) -> 
             f"({sum(plan.sizes)} bytes)"
         )
     return stats, {f"{s}.bin": h.hexdigest() for s, h in hashes.items()}
+
+
+def _sync(files: dict) -> None:
+    for f in files.values():
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _encode_chunk(tok, doc: Document, off: int, data: bytes, errors: str) -> np.ndarray:

@@ -17,7 +17,7 @@ import itertools
 
 import numpy as np
 
-from scalinglab.laws.objective import ChinchillaObjective, huber
+from scalinglab.laws.objective import ChinchillaObjective, huber, summed, weight_rows
 
 HOFFMANN_GRID = np.array(
     list(
@@ -112,21 +112,22 @@ class Kaplan:
     def objective(self, ctx, weights=None):
         x, z, logL = ctx["x"], ctx["z"], ctx["logL"]
 
-        def fun(th, rows, wrow=None):
+        def part(th, rows, wrow, sl):
             aD, r, u, v = (th[:, i : i + 1] for i in range(4))
-            t1, t2 = r * (u - x), v - z
+            xs = x[sl]
+            t1, t2 = r * (u - xs), v - z[sl]
             m = np.maximum(t1, t2)
             e1, e2 = np.exp(t1 - m), np.exp(t2 - m)
             s = e1 + e2
             S = m + np.log(s)
             p1, p2 = e1 / s, e2 / s
             dpred = np.stack(
-                [np.broadcast_to(S, t1.shape), aD * p1 * (u - x), aD * p1 * r, aD * p2]
+                [np.broadcast_to(S, t1.shape), aD * p1 * (u - xs), aD * p1 * r, aD * p2]
             )
-            w = None if weights is None else weights[wrow if wrow is not None else rows]
-            return _fg(aD * S, dpred, logL, w, self.delta)
+            w = weight_rows(weights, rows, wrow, sl)
+            return _fg(aD * S, dpred, logL[sl], w, self.delta)
 
-        return fun
+        return lambda th, rows, wrow=None: summed(part, th, rows, wrow, logL.size, 4)
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)
@@ -182,22 +183,24 @@ class Power:
     def objective(self, ctx, weights=None):
         x, logL = ctx["x"], ctx["logL"]
 
-        def fun(th, rows, wrow=None):
-            w = None if weights is None else weights[wrow if wrow is not None else rows]
+        def part(th, rows, wrow, sl):
+            w = weight_rows(weights, rows, wrow, sl)
             c, a = th[:, 0:1], th[:, 1:2]
-            t1 = c - a * x
+            xs, ls = x[sl], logL[sl]
+            t1 = c - a * xs
             if not self.floor:
-                dpred = np.stack([np.ones_like(t1), np.broadcast_to(-x, t1.shape)])
-                return _fg(t1, dpred, logL, w, self.delta)
+                dpred = np.stack([np.ones_like(t1), np.broadcast_to(-xs, t1.shape)])
+                return _fg(t1, dpred, ls, w, self.delta)
             e = th[:, 2:3]
             m = np.maximum(t1, e)
             e1, e2 = np.exp(t1 - m), np.exp(e - m)
             s = e1 + e2
             p1, p2 = e1 / s, e2 / s
-            dpred = np.stack([p1, -p1 * x, p2])
-            return _fg(m + np.log(s), dpred, logL, w, self.delta)
+            dpred = np.stack([p1, -p1 * xs, p2])
+            return _fg(m + np.log(s), dpred, ls, w, self.delta)
 
-        return fun
+        P = len(self.param_names)
+        return lambda th, rows, wrow=None: summed(part, th, rows, wrow, logL.size, P)
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)
@@ -232,10 +235,11 @@ class NDInteraction(Chinchilla):
         return np.column_stack([HOFFMANN_GRID, np.zeros(len(HOFFMANN_GRID))])
 
     def objective(self, ctx, weights=None):
-        x, z, logL = ctx["logN"], ctx["logD"], ctx["logL"]
+        logN, logD, logL = ctx["logN"], ctx["logD"], ctx["logL"]
 
-        def fun(th, rows, wrow=None):
+        def part(th, rows, wrow, sl):
             a, b, e, al, be, ga = (th[:, i : i + 1] for i in range(6))
+            x, z = logN[sl], logD[sl]
             u1, u2 = a - al * x, b - be * z + ga * x
             u3 = np.broadcast_to(e, u1.shape)
             m = np.maximum(np.maximum(u1, u2), u3)
@@ -243,10 +247,10 @@ class NDInteraction(Chinchilla):
             s = e1 + e2 + e3
             p1, p2, p3 = e1 / s, e2 / s, e3 / s
             dpred = np.stack([p1, p2, p3, -p1 * x, -p2 * z, p2 * x])
-            w = None if weights is None else weights[wrow if wrow is not None else rows]
-            return _fg(m + np.log(s), dpred, logL, w, self.delta)
+            w = weight_rows(weights, rows, wrow, sl)
+            return _fg(m + np.log(s), dpred, logL[sl], w, self.delta)
 
-        return fun
+        return lambda th, rows, wrow=None: summed(part, th, rows, wrow, logL.size, 6)
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)

@@ -46,8 +46,14 @@ def _two_loop(g, S, Y, rho, gamma, order):
     return -r
 
 
-def minimize_batch(fun, x0, *, m=10, max_iter=500, ftol=1e-11, gtol=1e-12, c1=1e-4):
-    """Minimise B independent problems; fun(X, rows) -> (f (k,), g (k, P)) for problem rows."""
+def minimize_batch(fun, x0, *, m=10, max_iter=500, ftol=1e-11, gtol=1e-12, c1=1e-4, scaled=False):
+    """Minimise B independent problems; fun(X, rows) -> (f (k,), g (k, P)) for problem rows.
+
+    `scaled`: the coordinates are scaled so that the Hessian is near the identity (a
+    whitened warm start): the first step is −g, the Newton step there, not a step of
+    unit length along −g; and a problem also stops once the decrease a Newton step
+    promises, |g|²/2, is below ftol·|f| (so it does not spend its last iterations in line
+    searches that cannot decrease f at machine precision)."""
     X = np.array(x0, dtype=float, copy=True)
     B, P = X.shape
     f, g = fun(X, np.arange(B))
@@ -67,7 +73,9 @@ def minimize_batch(fun, x0, *, m=10, max_iter=500, ftol=1e-11, gtol=1e-12, c1=1e
             break
         order = [(it - 1 - j) % m for j in range(min(it, m))]
         gr = g[rows]
-        if it == 0:
+        if it == 0 and scaled:
+            d = -gr
+        elif it == 0:
             # no curvature yet: a first step of unit length, as L-BFGS-B does
             d = -gr / np.linalg.norm(gr, axis=1, keepdims=True)
         else:
@@ -122,6 +130,9 @@ def minimize_batch(fun, x0, *, m=10, max_iter=500, ftol=1e-11, gtol=1e-12, c1=1e
         stop = np.zeros(B, dtype=bool)
         stop[rows[failed]] = True
         stop[mv] = (small[mv] >= 2) | (np.abs(g[mv]).max(axis=1) <= gtol)
+        if scaled:
+            newton = 0.5 * np.einsum("kp,kp->k", g[mv], g[mv])
+            stop[mv] |= newton <= ftol * np.abs(f[mv])
         done |= stop
         active &= ~stop
     return BatchResult(x=X, fun=f, nit=nit, converged=done)
