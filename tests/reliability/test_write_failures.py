@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.cli import main
+from tests.data.test_fetch import SHARED, Server
 from tests.laws.test_cli_fit import GOOD
 from tests.reliability.helpers import ROOT
 from tests.sweep.conftest import spec_text
@@ -54,7 +55,17 @@ def world(tmp_path_factory):
     study = (ROOT / "examples/tiny_study.toml").read_text()
     study = study.replace('sources = ["stdlib"]', f'sources = ["{w / "corpus.txt"}"]')
     (w / "study.toml").write_text(study)
-    return w
+    # data fetch downloads from a loopback mirror of the public file (in ../shared)
+    mirror = w / "mirror"
+    if (SHARED / "corpora/tinyshakespeare.txt").is_file():
+        (mirror / "corpora").mkdir(parents=True)
+        shutil.copyfile(
+            SHARED / "corpora/tinyshakespeare.txt", mirror / "corpora/tinyshakespeare.txt"
+        )
+    server = Server(b"", root=mirror)
+    (w / "mirror.url").write_text(server.url)
+    yield w
+    server.close()
 
 
 # name -> (argv given the world and the output path, output is a folder)
@@ -72,10 +83,17 @@ COMMANDS = {
     "study": (lambda w, o: ["study", w / "study.toml", "--out", o, "--workers", "1",
                             "--cache", w / "cache"], True),
     "report": (lambda w, o: ["report", o, "--bootstrap", "0"], True),
+    "coord-check": (lambda w, o: ["coord-check", "--data", w / "shards", "--out", o,
+                                  "--widths", "16,32", "--steps", "2", "--batch-size", "4",
+                                  "--block-size", "16", "--n-head", "2"], True),
+    "data-fetch": (lambda w, o: ["data", "fetch", "tinyshakespeare", "--out", o, "--mirror",
+                                 (w / "mirror.url").read_text()], True),
 }  # fmt: skip
 
 
 def _needs(name):
+    if name == "data-fetch" and not (SHARED / "corpora/tinyshakespeare.txt").is_file():
+        pytest.skip("data fetch serves ../shared's tinyshakespeare, absent beside the repo")
     if name == "export-onnx":
         pytest.importorskip("onnx", reason="export --format onnx needs the [onnx] extra")
         pytest.importorskip("onnxruntime", reason="export --format onnx needs the [onnx] extra")

@@ -61,8 +61,11 @@ def run_fetch(args) -> int:
     from pathlib import Path
 
     from scalinglab.data.fetch import default_dir, fetch, lookup
+    from scalinglab.errors import ConfigError
 
     out = Path(args.out) if args.out else default_dir()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file where a folder is expected")
     paths = []
     for d in lookup(args.names):
         for path in fetch(d, out, args.mirror):
