@@ -55,6 +55,9 @@ def world(tmp_path_factory):
     study = (ROOT / "examples/tiny_study.toml").read_text()
     study = study.replace('sources = ["stdlib"]', f'sources = ["{w / "corpus.txt"}"]')
     (w / "study.toml").write_text(study)
+    (w / "qa.jsonl").write_text(
+        '{"context": "To be or not to", "choices": [" be", " go"], "gold": 0}\n'
+    )
     # data fetch downloads from a loopback mirror of the public file (in ../shared)
     mirror = w / "mirror"
     if (SHARED / "corpora/tinyshakespeare.txt").is_file():
@@ -83,6 +86,7 @@ COMMANDS = {
     "study": (lambda w, o: ["study", w / "study.toml", "--out", o, "--workers", "1",
                             "--cache", w / "cache"], True),
     "report": (lambda w, o: ["report", o, "--bootstrap", "0"], True),
+    "eval-tasks": (lambda w, o: ["eval", o, "--tasks", w / "qa.jsonl"], True),
     "coord-check": (lambda w, o: ["coord-check", "--data", w / "shards", "--out", o,
                                   "--widths", "16,32", "--steps", "2", "--batch-size", "4",
                                   "--block-size", "16", "--n-head", "2"], True),
@@ -158,6 +162,8 @@ def _case(name: str, world: Path, place: Path) -> tuple[list, Path]:
     out = place / ("out.onnx" if name == "export-onnx" else "out")
     if name == "report":
         shutil.copytree(world / "run", out / "run")
+    if name == "eval-tasks":  # eval --tasks writes RUN/tasks.json into the run
+        shutil.copytree(world / "run", out)
     return COMMANDS[name][0](world, out), out
 
 
