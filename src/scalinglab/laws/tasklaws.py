@@ -21,6 +21,7 @@ import numpy as np
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
+from scalinglab.laws.settings import huber_delta
 from scalinglab.laws.table import read_table
 
 TASK_LAWS = ("task-sigmoid", "task-power")
@@ -144,7 +145,7 @@ def fit_law(law, table) -> dict:
         )
     last = last_of_each_run(m)
     groups = None if m.groups is None else m.groups[last]
-    power = Power("C", floor=s["floor"], delta=s["huber_delta"])
+    power = Power("C", floor=s["floor"], delta=huber_delta(law.law, s))
     out = {"n_points_": len(m), "converged_": True, "derived_": {}}
     if law.law == "task-power":
         pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)
