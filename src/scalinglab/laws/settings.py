@@ -64,7 +64,7 @@ class FitConfig:
     floor: bool = setting(True, "power-*: fit an irreducible loss E (--no-floor: L = (X_c/X)^a)")
     huber_delta: float | None = setting(
         None,
-        "Huber delta on log-loss residuals (none: the law's, 1e-3; multi-power 1e-2)",
+        "Huber delta on log-loss residuals (each law's own: 1e-3, multi-power 1e-2)",
         shown="the law's",
     )
     boot_starts: int = setting(1, "starts per bootstrap refit (best distinct optima of the grid)")
