@@ -107,14 +107,24 @@ def train(arch, lr, train_data, val_x, val_y, seed=0):
     return np.array(steps), np.array(losses)
 
 
-def report(arch, runs, fit_from=0, huber_delta=None):
+def checkpoint_noise(loss):
+    """Relative noise of a curve's checkpoints from its second differences (for white
+    noise of sd s, var(L[i-1] - 2 L[i] + L[i+1]) = 6 s^2), over its last two thirds."""
+    d2 = np.diff(loss[len(loss) // 3 - 1 :], 2)
+    return float(np.sqrt(np.mean(d2**2) / 6) / np.mean(loss[len(loss) // 3 :]))
+
+
+def report(arch, runs, fit_from=0, huber_delta=None, start=0):
     """Fit both laws on the FIT runs (their points from step fit_from on), print the
-    held-out curves' errors (all their points)."""
+    held-out curves' errors (all their points). `start`: every curve, fitted or held
+    out, begins at this step (the early transient left out of both)."""
     fit_runs = []
     for r in runs:
-        keep = r.steps >= fit_from if not r.held_out else np.ones(len(r.steps), dtype=bool)
+        keep = r.steps >= (start if r.held_out else max(start, fit_from))
         fit_runs.append(Run(r.run_id, r.steps[keep], r.lr[keep], r.loss[keep],
                             held_out=r.held_out, lr_full=r.lr_full))  # fmt: skip
+    noise = "  ".join(f"{r.run_id} {100 * checkpoint_noise(r.loss):.2f}" for r in runs)
+    print(f"{arch} checkpoint noise %: {noise}", flush=True)
     for law in ("multi-power", "lr-annealing"):
         fit = ScalingLaw(law, bootstrap=0, huber_delta=huber_delta).fit(CurveTable(fit_runs))
         bt = fit.backtest_
@@ -160,6 +170,9 @@ def main():
     ap.add_argument(
         "--huber-delta", type=float, default=None, help="the fits' Huber delta (default: the law's)"
     )
+    ap.add_argument(
+        "--start", type=int, default=0, help="every curve (fitted and held out) from this step"
+    )
     ap.add_argument("--archs", nargs="+", default=["gpt", "lstm"], help="which models to train")
     ap.add_argument("--batch", type=int, default=BATCH, help="training windows per step")
     ap.add_argument("--warmup", type=int, default=WARMUP, help="warmup steps (curves start after)")
@@ -174,7 +187,7 @@ def main():
         for arch, runs in read_curves(args.curves, args.steps).items():
             for f in args.fit_from:
                 print(f"fit from step {f}:")
-                report(arch, runs, f, args.huber_delta)
+                report(arch, runs, f, args.huber_delta, args.start)
         return
     torch.set_num_threads(1)
     train_data, val = corpus()
@@ -214,7 +227,7 @@ def main():
         for f in args.fit_from:
             if len(args.fit_from) > 1:
                 print(f"fit from step {f}:")
-            report(arch, runs, f, args.huber_delta)
+            report(arch, runs, f, args.huber_delta, args.start)
 
 
 if __name__ == "__main__":
