@@ -68,7 +68,7 @@ def table(size, fill):
     return t
 
 
-def one(size, law, fill, bootstrap=0, huber_delta=1e-3):
+def one(size, law, fill, bootstrap=0, huber_delta=None):
     fill_setting = "linear" if fill == "exact" else fill
     t0 = time.perf_counter()
     fit = ScalingLaw(law, bootstrap=bootstrap, lr_fill=fill_setting, huber_delta=huber_delta)
@@ -105,7 +105,9 @@ def main():
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--figure", default=None, help="PNG of the multi-power predictions")
     ap.add_argument("--fills", nargs="+", default=["linear", "auto", "previous", "exact"])
-    ap.add_argument("--huber-delta", type=float, default=1e-3, help="the fits' Huber delta")
+    ap.add_argument(
+        "--huber-delta", type=float, default=None, help="the fits' Huber delta (default: the law's)"
+    )
     ap.add_argument(
         "--repeat", type=int, default=1, help="time each bootstrap fit N times: the minimum"
     )

@@ -107,14 +107,24 @@ def train(arch, lr, train_data, val_x, val_y, seed=0):
     return np.array(steps), np.array(losses)
 
 
-def report(arch, runs, fit_from=0, huber_delta=1e-3):
+def checkpoint_noise(loss):
+    """Relative noise of a curve's checkpoints from its second differences (for white
+    noise of sd s, var(L[i-1] - 2 L[i] + L[i+1]) = 6 s^2), over its last two thirds."""
+    d2 = np.diff(loss[len(loss) // 3 - 1 :], 2)
+    return float(np.sqrt(np.mean(d2**2) / 6) / np.mean(loss[len(loss) // 3 :]))
+
+
+def report(arch, runs, fit_from=0, huber_delta=None, start=0):
     """Fit both laws on the FIT runs (their points from step fit_from on), print the
-    held-out curves' errors (all their points)."""
+    held-out curves' errors (all their points). `start`: every curve, fitted or held
+    out, begins at this step (the early transient left out of both)."""
     fit_runs = []
     for r in runs:
-        keep = r.steps >= fit_from if not r.held_out else np.ones(len(r.steps), dtype=bool)
+        keep = r.steps >= (start if r.held_out else max(start, fit_from))
         fit_runs.append(Run(r.run_id, r.steps[keep], r.lr[keep], r.loss[keep],
                             held_out=r.held_out, lr_full=r.lr_full))  # fmt: skip
+    noise = "  ".join(f"{r.run_id} {100 * checkpoint_noise(r.loss):.2f}" for r in runs)
+    print(f"{arch} checkpoint noise %: {noise}", flush=True)
     for law in ("multi-power", "lr-annealing"):
         fit = ScalingLaw(law, bootstrap=0, huber_delta=huber_delta).fit(CurveTable(fit_runs))
         bt = fit.backtest_
@@ -135,16 +145,20 @@ def read_curves(path, S):
         runs = []
         for name, spec in schedules(S, peak).items():
             mine = [r for r in rows if r["arch"] == arch and r["schedule"] == name]
+            if not mine:  # a model or schedule the file does not have (yet)
+                continue
             steps = np.array([int(r["step"]) for r in mine])
             lr = Schedule(spec).lr_array()
             losses = np.array([float(r["loss"]) for r in mine])
             runs.append(Run(name, steps, lr[steps], losses, held_out=name not in FIT,
                             lr_full=lr[: steps[-1] + 1]))  # fmt: skip
-        out[arch] = runs
+        if any(r.held_out for r in runs) and any(not r.held_out for r in runs):
+            out[arch] = runs
     return out
 
 
 def main():
+    global BATCH, WARMUP, EVAL_EVERY, EVAL_WINDOWS
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", default=None, help="write the curves as CSV (run, step, lr, loss)")
@@ -153,20 +167,40 @@ def main():
         "--fit-from", type=int, nargs="+", default=[0],
         help="fit only the points from these steps on (one fit each; held-out curves: all points)",
     )  # fmt: skip
-    ap.add_argument("--huber-delta", type=float, default=1e-3, help="the fits' Huber delta")
+    ap.add_argument(
+        "--huber-delta", type=float, default=None, help="the fits' Huber delta (default: the law's)"
+    )
+    ap.add_argument(
+        "--start", type=int, default=0, help="every curve (fitted and held out) from this step"
+    )
+    ap.add_argument("--archs", nargs="+", default=["gpt", "lstm"], help="which models to train")
+    ap.add_argument("--batch", type=int, default=BATCH, help="training windows per step")
+    ap.add_argument("--warmup", type=int, default=WARMUP, help="warmup steps (curves start after)")
+    ap.add_argument("--eval-every", type=int, default=EVAL_EVERY, help="steps between evaluations")
+    ap.add_argument(
+        "--eval-windows", type=int, default=EVAL_WINDOWS, help="held-out windows per evaluation"
+    )
     args = ap.parse_args()
+    BATCH, WARMUP, EVAL_EVERY = args.batch, args.warmup, args.eval_every
+    EVAL_WINDOWS = args.eval_windows
     if args.curves:
         for arch, runs in read_curves(args.curves, args.steps).items():
             for f in args.fit_from:
                 print(f"fit from step {f}:")
-                report(arch, runs, f, args.huber_delta)
+                report(arch, runs, f, args.huber_delta, args.start)
         return
     torch.set_num_threads(1)
     train_data, val = corpus()
     vi = np.random.default_rng(1).integers(0, len(val) - BLOCK - 1, EVAL_WINDOWS)
+    print(f"steps {args.steps}, batch {BATCH}, warmup {WARMUP}, eval {EVAL_WINDOWS} windows "
+          f"every {EVAL_EVERY} steps", flush=True)  # fmt: skip
     val_x, val_y = windows(val, vi)
-    rows = []
+    if args.out:  # written as the runs finish
+        with open(args.out, "w", newline="") as f:
+            csv.writer(f).writerow(["arch", "schedule", "step", "lr", "loss"])
     for arch, peak in (("gpt", 3e-3), ("lstm", 5e-3)):
+        if arch not in args.archs:
+            continue
         runs = []
         for name, spec in schedules(args.steps, peak).items():
             lr = Schedule(spec).lr_array()
@@ -184,19 +218,16 @@ def main():
                     lr_full=lr[: steps[-1] + 1],
                 )
             )
-            rows += [
-                (arch, name, int(s), float(lr[s]), float(v))
-                for s, v in zip(steps, losses, strict=True)
-            ]
+            if args.out:
+                with open(args.out, "a", newline="") as f:
+                    csv.writer(f).writerows(
+                        (arch, name, int(s), float(lr[s]), float(v))
+                        for s, v in zip(steps, losses, strict=True)
+                    )
         for f in args.fit_from:
             if len(args.fit_from) > 1:
                 print(f"fit from step {f}:")
-            report(arch, runs, f, args.huber_delta)
-    if args.out:
-        with open(args.out, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["arch", "schedule", "step", "lr", "loss"])
-            w.writerows(rows)
+            report(arch, runs, f, args.huber_delta, args.start)
 
 
 if __name__ == "__main__":

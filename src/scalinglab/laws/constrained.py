@@ -32,6 +32,7 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws.curves import matches, parse_condition, read_rows
 from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples
 from scalinglab.laws.objective import huber
+from scalinglab.laws.settings import huber_delta
 from scalinglab.laws.table import ALIASES, find_column
 
 NAMES = ("A", "B", "E", "alpha", "beta", "R_D", "R_N")
@@ -307,7 +308,9 @@ def fit_law(law, table):
 
 def make(law):
     s = law.settings
-    return DataConstrained(delta=s["huber_delta"], fix=parse_fix(s["fix"]), tie=parse_tie(s["tie"]))
+    return DataConstrained(
+        delta=huber_delta(law.law, s), fix=parse_fix(s["fix"]), tie=parse_tie(s["tie"])
+    )
 
 
 def predict(law, N, D, U, return_ci=False):

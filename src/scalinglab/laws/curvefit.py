@@ -27,11 +27,12 @@ from scalinglab.laws.curvelaws import (
 )
 from scalinglab.laws.curves import CurveTable, read_curve_table
 from scalinglab.laws.schedules import Schedule
+from scalinglab.laws.settings import huber_delta
 
 
 def form_of(law):
     s = law.settings
-    return make_curve_form(law.law, delta=s["huber_delta"], decay_factor=s["decay_factor"])
+    return make_curve_form(law.law, delta=huber_delta(law.law, s), decay_factor=s["decay_factor"])
 
 
 def read_table(law, table):
@@ -79,7 +80,12 @@ def fit_curve_law(law, table) -> dict:
         "objective_": res["objective"],
         "n_points_": n,
         "converged_": res["converged"],
-        "conventions_": {**t.conventions, "lr_fill": s["lr_fill"], "runs": len(fit_runs)},
+        "conventions_": {
+            **t.conventions,
+            "lr_fill": s["lr_fill"],
+            "huber_delta": form.delta,
+            "runs": len(fit_runs),
+        },
         "data_": {"source": t.source, "sha256": t.sha256, "rows": n},
         "samples": samples,
         "res": res,

@@ -282,7 +282,7 @@ def make_curve_form(law, delta=1e-3, decay_factor=0.999):
     return CURVE_LAWS[law](delta=delta, decay_factor=decay_factor)
 
 
-def _objective(form, ctx, weights=None):
+def curve_objective(form, ctx, weights=None):
     logL, n = ctx["logL"], len(ctx["logL"])
     per_problem = max(1, n + len(ctx.get("drop", ())))
 
@@ -327,7 +327,7 @@ def fit_curves(form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, so
         raise FitError(f"{source}: {n} points for law {form.name!r}, which has {P} parameters")
     ctx = form.prepare(runs)
     res, out = fit_best(
-        _objective(form, ctx), form.starts(ctx), prune, f"{source}: law {form.name!r}"
+        curve_objective(form, ctx), form.starts(ctx), prune, f"{source}: law {form.name!r}"
     )
     out["ctx"] = ctx
     if bootstrap:
@@ -338,7 +338,7 @@ def fit_curves(form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, so
         # curve_laws.md)
         out.update(
             refit_resamples(
-                lambda w: _objective(form, ctx, w), res, W, boot_starts, whiten=True, memory=40
+                lambda w: curve_objective(form, ctx, w), res, W, boot_starts, whiten=True, memory=40
             )
         )
     return out

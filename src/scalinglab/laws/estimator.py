@@ -25,7 +25,7 @@ from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
-from scalinglab.laws.settings import csv_mapping, split_settings
+from scalinglab.laws.settings import csv_mapping, huber_delta, split_settings
 from scalinglab.laws.table import OPTIONS, RunsTable, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
@@ -163,7 +163,7 @@ class ScalingLaw:
 
     def _fit_parametric(self, t):
         s = self.settings
-        form = make_form(self.law, floor=s["floor"], delta=s["huber_delta"])
+        form = make_form(self.law, floor=s["floor"], delta=huber_delta(self.law, s))
         t.require(self.law, *form.needs)
         res = fit_form(
             form,

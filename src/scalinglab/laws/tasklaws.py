@@ -23,6 +23,7 @@ from scalinglab.errors import DataError, FitError
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
 from scalinglab.laws.intervals import held_out, thresholds_for
+from scalinglab.laws.settings import huber_delta
 from scalinglab.laws.table import read_table
 
 TASK_LAWS = ("task-sigmoid", "task-power")
@@ -187,7 +188,7 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     metric = m.L
     last = last_of_each_run(m)
     groups = None if m.groups is None else m.groups[last]
-    power = Power("C", floor=s["floor"], delta=s["huber_delta"])
+    power = Power("C", floor=s["floor"], delta=huber_delta(name, s))
     out = {"n_points_": len(m), "converged_": True, "derived_": {}}
     if name == "task-power":
         pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)
