@@ -101,7 +101,8 @@ def probe(arch: str, shards: Path, files, out: Path, steps: int, rounds: int, th
 
     Each turn runs each tool for `base` and for `base + steps` steps and divides the
     extra tokens by the extra CPU time: the set-up, the first steps' allocations and
-    the end (our evaluation and checkpoint) cancel. The reference runs twice: in this
+    the end (our evaluation and checkpoint) cancel; one untimed call of each comes
+    first (a process's first run pays one-time costs). The reference runs twice: in this
     process (so with the malloc setting the trainer makes process-wide) and, as
     PyTorch's example runs, in a process of its own with the system's malloc.
     Returns (ours, reference, ratios, ratios to the reference in its own process).
@@ -122,6 +123,8 @@ def probe(arch: str, shards: Path, files, out: Path, steps: int, rounds: int, th
                "--model", REFERENCE_NAME[arch], "--max-steps", str(n), "--threads", str(threads)]  # fmt: skip
         return child_cpu_seconds(cmd)
 
+    ours(base, "warm-up")  # the first call pays one-time costs (lazy imports, kernels)
+    theirs(base)
     rates: tuple[list, list, list] = ([], [], [])
     for r in range(rounds):
         a = cpu_seconds(lambda r=r: ours(base + steps, r)) - cpu_seconds(lambda r=r: ours(base, r))
