@@ -105,7 +105,8 @@ def probe(arch: str, shards: Path, files, out: Path, steps: int, rounds: int, th
     first (a process's first run pays one-time costs). The reference runs twice: in this
     process (so with the malloc setting the trainer makes process-wide) and, as
     PyTorch's example runs, in a process of its own with the system's malloc.
-    Returns (ours, reference, ratios, ratios to the reference in its own process).
+    Returns (ours, reference, ratios, ratios to the reference in its own process, its
+    tokens per CPU-second); the rates are medians over the turns.
     """
     base = 3
     tokens = steps * 35 * 20
@@ -137,7 +138,8 @@ def probe(arch: str, shards: Path, files, out: Path, steps: int, rounds: int, th
               f"{rates[2][-1]:,.0f} (ratio {c / a:.3f})", flush=True)  # fmt: skip
     ratios = [a / b for a, b in zip(rates[0], rates[1], strict=True)]
     alone_ratios = [a / c for a, c in zip(rates[0], rates[2], strict=True)]
-    return statistics.median(rates[0]), statistics.median(rates[1]), ratios, alone_ratios
+    medians = [statistics.median(rate) for rate in rates]
+    return *medians[:2], ratios, alone_ratios, medians[2]
 
 
 def interval(ratios: list[float]) -> tuple[float, float, float]:
@@ -199,7 +201,8 @@ def main():
             f"{arch}: taking turns, scalinglab {row['probe'][0]:,.0f} tok/CPU-s, reference "
             f"{row['probe'][1]:,.0f} (medians); ratio {row['ratio']} (geometric mean, 95% "
             f"interval; {sum(r > 1 for r in row['probe'][2])} of {args.rounds} turns > 1); "
-            f"to the reference in its own process {row['alone']}",
+            f"to the reference in its own process ({row['probe'][4]:,.0f} tok/CPU-s) "
+            f"{row['alone']}",
             flush=True,
         )
         rows.append(row)
