@@ -15,18 +15,25 @@ sequences (checked). 2 layers of width 200, dropout 0.2, bptt/block 35, batch 20
   `--optimizer auto` = SGD lr 20, clip 0.25, cosine to lr/10, tied embeddings),
   and the test perplexity of `eval --split test`.
 
-Perplexities come from full runs. Tokens per second: each full run's training
-steps, and, because the machine may be shared, a throughput check in which the two
-tools take turns (`--rounds` rounds of `--probe-steps` steps each, same threads,
-same process and malloc setting); its median ratio is the one to quote.
+Perplexities come from full runs. Speed: each full run's training tokens per
+second, and, because the machine may be shared, a check in which the two tools
+take turns (`--rounds` turns; in each, each tool trains 3 and 3 + `--probe-steps`
+steps, same threads, process and malloc setting) counting tokens per CPU-second of
+the extra steps: wall time on a loaded machine swings with the other jobs, CPU time
+much less. The geometric mean of the turns' ratios (scalinglab / reference) and
+its 95% interval are the numbers to quote.
 
     python benchmarks/rnn_recipe.py [--models lstm,gru,rnn_tanh,gpt] [--epochs 3]
-        [--threads 2] [--rounds 5] [--corpus ../shared/corpora/wikitext-2]
+        [--threads 2] [--rounds 9] [--probe-steps 20] [--corpus ../shared/corpora/wikitext-2]
 """
 
 import argparse
 import math
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,20 +80,77 @@ def ours_full(arch: str, shards: Path, out: Path, epochs: int, threads: int) -> 
             "lr": cfg.train.lr}  # fmt: skip
 
 
+def cpu_seconds(fn) -> float:
+    """The process's CPU time spent in fn() (seconds): unlike wall time, it does not grow
+    while other jobs hold the cores."""
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def child_cpu_seconds(cmd: list[str]) -> float:
+    """The CPU time of a child process running cmd (seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, capture_output=True, env=os.environ | {"PYTHONHASHSEED": "0"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 def probe(arch: str, shards: Path, files, out: Path, steps: int, rounds: int, threads: int):
-    """Training tokens/s of the two tools, taking turns; (ours, reference, ratios)."""
-    ours, theirs = [], []
+    """Training tokens per CPU-second of the two tools, taking turns.
+
+    Each turn runs each tool for `base` and for `base + steps` steps and divides the
+    extra tokens by the extra CPU time: the set-up, the first steps' allocations and
+    the end (our evaluation and checkpoint) cancel; one untimed call of each comes
+    first (a process's first run pays one-time costs). The reference runs twice: in this
+    process (so with the malloc setting the trainer makes process-wide) and, as
+    PyTorch's example runs, in a process of its own with the system's malloc.
+    Returns (ours, reference, ratios, ratios to the reference in its own process, its
+    tokens per CPU-second); the rates are medians over the turns.
+    """
+    base = 3
+    tokens = steps * 35 * 20
+
+    def ours(n, r):
+        cfg = ours_config(arch, shards, 0, threads, steps=n, eval_tokens=35 * 20)
+        train(cfg, out / f"probe-{arch}-{r}-{n}")
+
+    def theirs(n):
+        ref.train_reference(*files, model=REFERENCE_NAME[arch], epochs=1, max_steps=n,
+                            log=lambda *_: None)  # fmt: skip
+
+    def alone(n):
+        cmd = [sys.executable, str(Path(ref.__file__)), *map(str, files), "--epochs", "1",
+               "--model", REFERENCE_NAME[arch], "--max-steps", str(n), "--threads", str(threads)]  # fmt: skip
+        return child_cpu_seconds(cmd)
+
+    ours(base, "warm-up")  # the first call pays one-time costs (lazy imports, kernels)
+    theirs(base)
+    rates: tuple[list, list, list] = ([], [], [])
     for r in range(rounds):
-        res = train(
-            ours_config(arch, shards, 0, threads, steps=steps, eval_tokens=35 * 20),
-            out / f"probe-{arch}-{r}",
-        )  # fmt: skip
-        ours.append(res["tokens_per_second"])
-        got = ref.train_reference(*files, model=REFERENCE_NAME[arch], epochs=1,
-                                  max_steps=steps, log=lambda *_: None)  # fmt: skip
-        theirs.append(got["tok_s"])
-    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
-    return statistics.median(ours), statistics.median(theirs), statistics.median(ratios)
+        a = cpu_seconds(lambda r=r: ours(base + steps, r)) - cpu_seconds(lambda r=r: ours(base, r))
+        b = cpu_seconds(lambda: theirs(base + steps)) - cpu_seconds(lambda: theirs(base))
+        c = alone(base + steps) - alone(base)
+        for rate, cpu in zip(rates, (a, b, c), strict=True):
+            rate.append(tokens / cpu)
+        print(f"  {arch} turn {r + 1}: scalinglab {rates[0][-1]:,.0f} tok/CPU-s, reference "
+              f"{rates[1][-1]:,.0f} (ratio {b / a:.3f}), reference in its own process "
+              f"{rates[2][-1]:,.0f} (ratio {c / a:.3f})", flush=True)  # fmt: skip
+    ratios = [a / b for a, b in zip(rates[0], rates[1], strict=True)]
+    alone_ratios = [a / c for a, c in zip(rates[0], rates[2], strict=True)]
+    medians = [statistics.median(rate) for rate in rates]
+    return *medians[:2], ratios, alone_ratios, medians[2]
+
+
+def interval(ratios: list[float]) -> tuple[float, float, float]:
+    """The geometric mean of the ratios and its ~95% interval (t on the log ratios)."""
+    logs = [math.log(r) for r in ratios]
+    m = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(m), math.nan, math.nan
+    t = {2: 12.7, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
+    half = t.get(len(logs), 2.2) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(m), math.exp(m - half), math.exp(m + half)
 
 
 def main():
@@ -94,8 +158,8 @@ def main():
     ap.add_argument("--models", default="lstm,gru,rnn_tanh,gpt")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--probe-steps", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--probe-steps", type=int, default=20)
     ap.add_argument("--skip-full", action="store_true", help="only the throughput check")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/wikitext-2"))
     args = ap.parse_args()
@@ -129,17 +193,24 @@ def main():
                   f"{o['optimizer']} lr {o['lr']:g})", flush=True)  # fmt: skip
         row["probe"] = probe(arch, shards, files, work / "probe", args.probe_steps,
                              args.rounds, args.threads)  # fmt: skip
+        g, lo, hi = interval(row["probe"][2])
+        row["ratio"] = f"{g:.3f} [{lo:.3f}, {hi:.3f}]"
+        g, lo, hi = interval(row["probe"][3])
+        row["alone"] = f"{g:.3f} [{lo:.3f}, {hi:.3f}]"
         print(
-            f"{arch}: taking turns, scalinglab {row['probe'][0]:,.0f} tok/s, reference "
-            f"{row['probe'][1]:,.0f} tok/s, ratio {row['probe'][2]:.2f}",
+            f"{arch}: taking turns, scalinglab {row['probe'][0]:,.0f} tok/CPU-s, reference "
+            f"{row['probe'][1]:,.0f} (medians); ratio {row['ratio']} (geometric mean, 95% "
+            f"interval; {sum(r > 1 for r in row['probe'][2])} of {args.rounds} turns > 1); "
+            f"to the reference in its own process ({row['probe'][4]:,.0f} tok/CPU-s) "
+            f"{row['alone']}",
             flush=True,
         )
         rows.append(row)
     print(
         "\n| model | reference test ppl | scalinglab test ppl | reference tok/s | "
-        "scalinglab tok/s | tok/s ratio (turns) |"
+        "scalinglab tok/s | tok/CPU-s ratio, same process | ratio, reference's own process |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         name = f"{REFERENCE_NAME[row['arch']]} / {row['arch']}"
         if "ref" in row:
@@ -149,7 +220,7 @@ def main():
             )
         else:
             cells = "- | - | - | -"
-        print(f"| {name} | {cells} | {row['probe'][2]:.2f} |")
+        print(f"| {name} | {cells} | {row['ratio']} | {row['alone']} |")
 
 
 if __name__ == "__main__":

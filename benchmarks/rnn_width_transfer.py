@@ -18,6 +18,11 @@ within 0.5% of the larger width's grid optimum. The script prints the loss table
 
     python benchmarks/rnn_width_transfer.py [--widths 32,128,256] [--tokens-per-param 2]
         [--rules sgd,adamw] [--sgd-lrs 5,10,20,40,80] [--adamw-lrs ...] [--threads 1]
+        [--layers 2] [--block-size 64] [--batch-size 16] [--flops C] [--shards DIR]
+
+`--flops C` gives every run the same compute instead (the quickstart's IsoFLOP
+setting); `--shards DIR` trains on a prepared shards folder (e.g. the quickstart's
+byte-level standard library, in scalinglab's cache) instead of --corpus.
 """
 
 import argparse
@@ -36,10 +41,16 @@ from scalinglab.train import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(arch, width, lr, rule, shards, tokens, threads, out) -> float:
-    m = ModelConfig(arch=arch, n_layer=2, n_embd=width, block_size=64)
-    t = TrainConfig(data=str(shards), batch_size=16, tokens=tokens, lr=lr, optimizer=rule,
-                    threads=threads, eval_tokens=1 << 15, warmup=20)  # fmt: skip
+def model_config(args, width: int) -> ModelConfig:
+    return ModelConfig(arch=args.arch, n_layer=args.layers, n_embd=width,
+                       block_size=args.block_size)  # fmt: skip
+
+
+def run(args, width, lr, rule, shards, tokens, out) -> float:
+    m = model_config(args, width)
+    t = TrainConfig(data=str(shards), batch_size=args.batch_size, tokens=tokens, lr=lr,
+                    optimizer=rule, threads=args.threads, eval_tokens=1 << 16,
+                    warmup=20)  # fmt: skip
     res = train(RunConfig(model=m, train=t), out / f"{rule}-{width}-{lr:g}")
     loss = res["val_loss"]
     return loss if loss is not None and math.isfinite(loss) else math.inf
@@ -69,22 +80,31 @@ def main():
     ap.add_argument("--sgd-lrs", default="5,10,20,40,80")
     ap.add_argument("--adamw-lrs", default="0.001,0.002,0.004,0.008,0.016,0.032")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--block-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--flops", type=float, default=0.0, help="each run's compute (IsoFLOP)")
+    ap.add_argument("--shards", default="", help="a prepared shards folder (else --corpus)")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/tinyshakespeare.txt"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="rnn_width-"))
-    shards = work / "shards"
-    prepare([args.corpus], shards, tokenizer="byte")
+    shards = Path(args.shards) if args.shards else work / "shards"
+    if not args.shards:
+        prepare([args.corpus], shards, tokenizer="byte")
     widths = [int(w) for w in args.widths.split(",")]
     t0 = time.perf_counter()
     for rule in args.rules.split(","):
         lrs = [float(x) for x in getattr(args, f"{rule}_lrs").split(",")]
         table = {}
         for w in widths:
-            n = count(ModelConfig(arch=args.arch, n_layer=2, n_embd=w, block_size=64), 256)
-            tokens = int(args.tokens_per_param * n.params)
+            n = count(model_config(args, w), 256)
+            if args.flops:
+                tokens = int(args.flops / n.flops_per_token)
+            else:
+                tokens = int(args.tokens_per_param * n.params)
             for lr in lrs:
-                table[w, lr] = run(args.arch, w, lr, rule, shards, tokens, args.threads, work)
+                table[w, lr] = run(args, w, lr, rule, shards, tokens, work)
             print(f"{rule} width {w}: {n.params:,} params, {tokens:,} tokens: "
                   + ", ".join(f"lr {lr:g} {table[w, lr]:.4f}" for lr in lrs), flush=True)  # fmt: skip
         print(f"\n{args.arch}, rule {rule}: val loss (nats/byte)")

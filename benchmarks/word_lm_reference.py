@@ -177,3 +177,25 @@ def train_reference(
         "test_ppl": math.exp(test_loss), "val_ppl": math.exp(best), "tok_s": tokens / seconds,
         "vocab": n_vocab, "train_tokens": train.numel(), "seconds": seconds,
     }  # fmt: skip
+
+
+def main():
+    """`python word_lm_reference.py TRAIN VAL TEST [--model LSTM] [--max-steps N]`: one run in a
+    process of its own, with the system's malloc settings, as the example itself runs."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    ap.add_argument("files", nargs=3)
+    ap.add_argument("--model", default="LSTM")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    got = train_reference(*args.files, model=args.model, epochs=args.epochs,
+                          max_steps=args.max_steps)  # fmt: skip
+    print(got)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,6 +44,9 @@ OPTIMIZER_DEFAULTS = {
 """What `--lr 0` and a negative `--grad-clip` (the defaults) mean for each optimizer. `auto`
 is sgd for the recurrent models trained at the default lr and adamw otherwise (an --lr given
 keeps the optimizer it was chosen for before --optimizer existed; docs/training.md)."""
+ELMAN_SGD_LR = 5.0
+"""The Elman RNNs' (rnn_tanh, rnn_relu) default SGD lr: 20 blows them up
+(benchmarks/results/rnn_recipe.md)."""
 DTYPES = ("auto", "float32", "bfloat16")
 RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
@@ -152,7 +155,9 @@ class TrainConfig:
     data: str = setting("", "shards folder made by `scalinglab prepare`", shown="none, required")
     batch_size: int = setting(12, "sequences per micro-batch")
     grad_accum: int = setting(1, "micro-batches per optimizer step")
-    lr: float = setting(0.0, "peak learning rate", shown="the optimizer's: AdamW 1e-3, SGD 20")
+    lr: float = setting(
+        0.0, "peak learning rate", shown="the optimizer's: AdamW 1e-3, SGD 20 (Elman RNNs 5)"
+    )
     min_lr: float = setting(-1.0, "final learning rate", shown="lr / 10")
     warmup: int = setting(100, "linear warmup steps (capped at half the run)")
     schedule: str = setting("cosine", "learning-rate schedule", choices=SCHEDULES)
@@ -284,13 +289,16 @@ class TrainConfig:
     def final_lr(self) -> float:
         return self.lr / 10 if self.min_lr < 0 else self.min_lr
 
-    def with_optimizer_defaults(self, recurrent: bool) -> "TrainConfig":
+    def with_optimizer_defaults(self, recurrent: bool, arch: str = "") -> "TrainConfig":
         """This config with `optimizer auto`, `lr 0` and a negative `grad_clip` resolved:
-        the recipe of the model family (OPTIMIZER_DEFAULTS)."""
+        the recipe of the model family (OPTIMIZER_DEFAULTS; ELMAN_SGD_LR for `arch`
+        rnn_tanh / rnn_relu)."""
         opt = self.optimizer
         if opt == "auto":  # an lr given was meant for AdamW, the one optimizer before this
             opt = "sgd" if recurrent and not self.lr else "adamw"
         d = OPTIMIZER_DEFAULTS[opt]
+        if opt == "sgd" and arch in ("rnn_tanh", "rnn_relu"):
+            d = d | {"lr": ELMAN_SGD_LR}
         clip = self.grad_clip if self.grad_clip >= 0 else d["grad_clip"]
         return dataclasses.replace(self, optimizer=opt, lr=self.lr or d["lr"], grad_clip=clip)
 

@@ -144,3 +144,31 @@ def test_explicit_attention_only_where_it_pays(monkeypatch):
     monkeypatch.setattr(gpt, "CPU_EXPLICIT_MAX_SCORES", 2 * 16 * 16)
     gpt.causal_attention(x.bfloat16(), x.bfloat16(), x.bfloat16())  # explicit
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_rnn_fused_decoder_loss_matches_autograd(tied):
+    # Training runs the decoder and the loss as one function (DecoderLoss); its loss and
+    # every parameter's gradient must be those of the plain linear + cross_entropy path.
+    cfg = ModelConfig(arch="lstm", n_layer=2, n_embd=12, block_size=8, tie_embeddings=tied)
+    torch.manual_seed(0)
+    model = build_model(cfg, 29).double()
+    x, y = torch.randint(0, 29, (3, 8)), torch.randint(0, 29, (3, 8))
+    grads = []
+    for fused in (True, False):
+        model.zero_grad()
+        if fused:
+            logits, loss = model(x, y)
+            assert type(loss.grad_fn).__name__ == "DecoderLossBackward"
+            extra = logits.pow(2).mean()  # the returned logits still carry a gradient
+        else:
+            logits, _ = model(x)  # no targets: the plain decoder
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+            extra = logits.pow(2).mean()
+        (3 * loss + extra).backward()
+        grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l1, g1), (l2, g2) = grads
+    assert l1 == pytest.approx(l2, rel=1e-12)
+    assert abs(l1 - torch.log(torch.tensor(29.0)).item()) < 0.2
+    for name in g1:
+        torch.testing.assert_close(g1[name], g2[name], rtol=1e-9, atol=1e-12, msg=name)

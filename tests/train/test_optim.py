@@ -88,6 +88,12 @@ def test_optimizer_auto_is_the_families_recipe():
     t = TrainConfig(optimizer="sgd", lr=5.0, grad_clip=0.5).with_optimizer_defaults(False)
     assert (t.optimizer, t.lr, t.grad_clip) == ("sgd", 5.0, 0.5)
     assert TrainConfig(optimizer="adamw").with_optimizer_defaults(True).lr == 1e-3
+    # the Elman RNNs' own default lr (20 blows them up); the LSTM and GRU keep 20
+    for arch, lr in (("rnn_tanh", 5.0), ("rnn_relu", 5.0), ("gru", 20.0), ("lstm", 20.0)):
+        assert TrainConfig().with_optimizer_defaults(True, arch).lr == lr
+        model = build_model(ModelConfig(arch=arch, n_layer=1, n_embd=8, block_size=8), 30)
+        assert make_optimizer(model, TrainConfig(), "cpu").defaults["lr"] == lr
+    assert TrainConfig(lr=2.0).with_optimizer_defaults(True, "rnn_tanh").lr == 2.0
 
 
 def test_sgd_step_is_p_minus_lr_times_grad():

@@ -9,6 +9,12 @@ starting from a zero state. To carry state across windows of a stream, pass
 `state=` (from `init_state` or a previous call): the call then returns
 `(logits, loss, new_state)`. The caller detaches the state between windows
 (`detach_state`) so that gradients stop at the window boundary (truncated BPTT).
+
+Training (targets given, gradients on, no autocast) runs the decoder and the loss as one
+autograd function, `DecoderLoss`: on a word vocabulary the (tokens x vocab) logits are
+most of a step's memory traffic, and autograd's log_softmax + nll_loss walk them five
+times and allocate three such tensors; the fused backward turns the saved
+log-probabilities into the gradient in place (one pass). Same loss, same gradients.
 """
 
 import torch
@@ -23,6 +29,47 @@ CELLS = {
     "gru": nn.GRU,
     "lstm": nn.LSTM,
 }
+
+
+class DecoderLoss(torch.autograd.Function):
+    """(mean cross-entropy, logits) of `h @ weight.T + bias` against `targets`, rows (N, H).
+
+    The logits come back as an output; they take part in the backward if the caller
+    makes a loss of them (their gradient is added). The backward may run once only
+    (it reuses the saved log-probabilities' memory)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, targets):
+        logits = torch.addmm(bias, h, weight.t())
+        logp = torch.log_softmax(logits, dim=-1)
+        loss = -logp.gather(1, targets[:, None]).mean()
+        ctx.save_for_backward(h, weight, logp, targets)
+        ctx.set_materialize_grads(False)
+        ctx.used = False
+        return loss, logits
+
+    @staticmethod
+    def backward(ctx, g_loss, g_logits):
+        if ctx.used:
+            raise RuntimeError("DecoderLoss: backward twice through one forward")
+        ctx.used = True
+        h, weight, logp, targets = ctx.saved_tensors
+        g, scale = g_logits, None  # the logits' gradient is g * scale
+        if g_loss is not None:
+            g = logp.exp_()  # softmax, in place: logp is ours alone
+            n, v = g.shape
+            g.view(-1)[torch.arange(n, device=g.device) * v + targets] -= 1.0
+            scale = g_loss / n
+            if g_logits is not None:
+                g, scale = g.mul_(scale).add_(g_logits), None
+        gh = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gh = g @ weight if scale is None else (g @ weight).mul_(scale)
+        if ctx.needs_input_grad[1]:
+            gw = g.t() @ (h if scale is None else h * scale)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0) if scale is None else g.sum(0).mul_(scale)
+        return gh, gw, gb, None
 
 
 class RNNModel(nn.Module):
@@ -75,8 +122,18 @@ class RNNModel(nn.Module):
         else:
             state = state.to(emb.dtype)
         out, state = self.rnn(emb, state)  # (B, T, H)
-        logits = self.decoder(self.drop(out))  # (B, T, V)
+        # Rows (B*T, H), contiguous: the decoder is one addmm (a (B, T, H) view of the
+        # rnn's time-major output would take a matmul and a separate bias add).
+        rows = self.drop(out).reshape(-1, out.size(-1))
+        b, t = idx.shape
         loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        d = self.decoder
+        fused = rows.dtype == d.weight.dtype and not torch.is_autocast_enabled(rows.device.type)
+        if targets is not None and torch.is_grad_enabled() and fused:
+            loss, logits = DecoderLoss.apply(rows, d.weight, d.bias, targets.reshape(-1))
+        else:
+            logits = self.decoder(rows)
+            if targets is not None:
+                loss = F.cross_entropy(logits.float(), targets.reshape(-1))
+        logits = logits.view(b, t, -1)  # (B, T, V)
         return (logits, loss, state) if carry else (logits, loss)

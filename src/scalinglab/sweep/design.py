@@ -166,7 +166,7 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
         counts = count(model, ctx.vocab)
     elif rule.rule == "fitted":
         train.lr = fitted_law(rule.fit).predict(counts.params, steps * tps)["lr"]
-    train = train.with_optimizer_defaults(model.recurrent)  # as the trainer resolves it
+    train = train.with_optimizer_defaults(model.recurrent, model.arch)  # as the trainer does
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)

@@ -36,7 +36,8 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def make_optimizer(model: torch.nn.Module, tc: TrainConfig, device_type: str):
     """AdamW over `param_groups` (weight decay on weights of 2+ dimensions only); or, with
     `--optimizer sgd`, plain SGD (p -= lr * grad: no momentum, no weight decay)."""
-    tc = tc.with_optimizer_defaults(getattr(model, "recurrent", False))  # auto, lr 0: resolved
+    recurrent, arch = getattr(model, "recurrent", False), getattr(model, "arch", "")
+    tc = tc.with_optimizer_defaults(recurrent, arch)  # auto, lr 0: resolved
     if tc.optimizer == "sgd":
         mults = model.lr_multipliers() if hasattr(model, "lr_multipliers") else {}
         if any(m != (1.0, 1.0) for m in mults.values()):

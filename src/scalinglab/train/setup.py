@@ -94,7 +94,7 @@ def resolve(cfg: RunConfig, shards: Shards, device: str) -> RunConfig:
             f"({shards.vocab_size} in {shards.path})"
         )
     model = dataclasses.replace(m, vocab_size=m.vocab_size or shards.vocab_size)
-    t = t.with_optimizer_defaults(model.recurrent)
+    t = t.with_optimizer_defaults(model.recurrent, model.arch)
     if t.min_lr > t.lr:
         raise ConfigError(f"--min-lr {t.min_lr} is larger than --lr {t.lr} ({t.optimizer})")
     train = dataclasses.replace(
