@@ -120,14 +120,12 @@ DESIGNS = [
     ("wsd 4 sizes x 5 branches, X=30", "wsd", 30, 4, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
     ("wsd 5 sizes x 5 branches, X=30", "wsd", 30, 5, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
 ]
-F4 = (0.25, 0.5, 0.75, 1.0)
+F4 = (6 / 28, 12 / 28, 20 / 28, 1.0)  # the quickstart's ratios 6, 12, 20, 28
 LADDER = [  # issue 22's candidates for the study's own ladder (name, ..., step, repeats)
-    ("wsd 6 sizes x 4 branches, 1.6x apart", "wsd", 10, 6, 40, F4, 1.6, 0),
-    ("wsd 6 sizes x 4 branches, 2x apart", "wsd", 10, 6, 40, F4, 2.0, 0),
-    ("wsd 5 sizes x 4 branches, 2x apart, +2 seeds of the smallest", "wsd", 10, 5, 40, F4, 2.0, 2),
-    ("wsd 6 sizes x 4 branches, 2x apart, +2 seeds of the smallest", "wsd", 10, 6, 40, F4, 2.0, 2),
-    ("wsd 6 sizes x 4 branches, 2x, 20 tok/param", "wsd", 10, 6, 20, F4, 2.0, 2),
-    ("wsd 6 sizes x 4 branches, 2x, +2 seeds, X=30", "wsd", 30, 6, 40, F4, 2.0, 2),
+    ("quickstart: wsd 5 sizes 1.55x apart x 4 branches", "wsd", 10.5, 5, 28, F4, 1.55, 0),
+    ("wsd 5 sizes 2x apart x 4 branches", "wsd", 10.5, 5, 28, F4, 2.0, 0),
+    ("wsd 3 sizes 1.55x apart x 4 branches", "wsd", 10.5, 3, 28, F4, 1.55, 0),
+    ("wsd 6 sizes 1.55x apart x 4 branches, X=30", "wsd", 30, 6, 28, F4, 1.55, 0),
 ]
 
 

@@ -238,6 +238,11 @@ def _data(d: dict, where: str) -> dict:
     return data
 
 
+def largest_ladder_flops(d: WsdDesign) -> float:
+    """The C = 6·N·D of a WSD ladder's largest run at its target sizes (D = r·N)."""
+    return 6.0 * max(d.params) ** 2 * max(d.tokens_per_param)
+
+
 def _wsd(s: dict, w: str) -> WsdDesign:
     design = _typed(WsdDesign, s, w)
     if len(set(design.params)) < MIN_WSD_SIZES:
@@ -303,14 +308,17 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         raise _err(w, f'predictor "frontier" needs IsoFLOP budgets, and [sweeps.{bt.arch}] is '
                       'a WSD ladder: use predictor = "chinchilla"')  # fmt: skip
     _positive(bt.budget, "budget", w)
-    if kind == "isoflop":  # a WSD ladder's largest C is known once planned (plan_study)
-        biggest = max(sweeps[bt.arch].budgets)
-        if bt.budget < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
-            raise _err(
-                w,
-                f"budget {bt.budget:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the largest "
-                f"budget of [sweeps.{bt.arch}] ({biggest:.3g}): a backtest extrapolates",
-            )
+    # a WSD ladder's largest run, C = 6·N·r·N at its target sizes (plan_study checks the
+    # planned shapes' own C again)
+    s = sweeps[bt.arch]
+    biggest = max(s.budgets) if kind == "isoflop" else largest_ladder_flops(s)
+    if bt.budget < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
+        what = "budget" if kind == "isoflop" else "run's C (6·N·D at its target N)"
+        raise _err(
+            w,
+            f"budget {bt.budget:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the largest "
+            f"{what} of [sweeps.{bt.arch}] ({biggest:.3g}): a backtest extrapolates",
+        )
     sn = None
     if d.get("seed_noise") is not None:
         w = f"{where} [seed_noise]"
