@@ -19,6 +19,11 @@ def quickstart() -> dict:
     return tomllib.loads(QUICKSTART_TOML)
 
 
+def ladder() -> dict:
+    """examples/ladder.toml: a WSD ladder study (issue 22)."""
+    return tomllib.loads((ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8"))
+
+
 def test_examples_copy_is_the_builtin_spec():
     assert (ROOT / "examples" / "quickstart.toml").read_text(encoding="utf-8") == QUICKSTART_TOML
 
@@ -26,29 +31,28 @@ def test_examples_copy_is_the_builtin_spec():
 def test_quickstart_design_meets_the_issue():
     s = parse_study(quickstart(), "quickstart")
     gpt, lstm = s.sweeps["gpt"], s.sweeps["lstm"]
-    # issue 22: a WSD ladder, five sizes (more sizes beat more branches: ladder_design.md)
-    assert gpt.kind == "wsd" and len(gpt.params) >= 5 and len(gpt.tokens_per_param) >= 4
-    assert lstm.kind == "wsd" and len(lstm.params) >= 3
-    # the largest run's C = 6·N·r·N is at most a tenth of the backtest's (at the targets)
-    assert s.backtest.budget >= 10 * 6 * max(gpt.params) ** 2 * max(gpt.tokens_per_param)
-    assert s.backtest.predictor == "chinchilla"
-    assert s.seed_noise.params == min(gpt.params) and len(s.seed_noise.seeds) >= 2
-    assert s.factors == [10, 100, 1000]
+    assert len(gpt.budgets) >= 3 and max(gpt.budgets) / min(gpt.budgets) >= 10
+    assert gpt.sizes >= 4 and lstm.sizes >= 4 and len(lstm.budgets) >= 2
+    assert s.backtest.budget >= 3 * max(gpt.budgets)
+    assert s.factors == [10, 100, 1000] and s.seed_noise.seeds
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
     assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
+    assert len(s.seed_noise.seeds) >= 2
+
+
+def test_ladder_example_meets_the_issue():
+    s = parse_study(ladder(), "ladder")
+    gpt = s.sweeps["gpt"]
+    assert gpt.kind == "wsd" and len(gpt.params) >= 3 and len(gpt.tokens_per_param) >= 4
+    # the largest run's C = 6·N·r·N at the target sizes: the backtest is >= 30x it
+    assert s.backtest.budget >= 30 * 6 * max(gpt.params) ** 2 * max(gpt.tokens_per_param)
+    assert s.backtest.predictor == "chinchilla" and s.backtest.tokens_per_param == 48
+    assert s.seed_noise.params == min(gpt.params) and len(s.seed_noise.seeds) >= 2
 
 
 def isoflop_study() -> dict:
-    """The quickstart as it was before issue 22: IsoFLOP sweeps (still a valid study)."""
-    d = quickstart()
-    d["sweeps"] = {
-        "gpt": {"budgets": [3e11, 1e12, 3e12], "sizes": 5, "tokens_per_param": 70, "spread": 5},
-        "lstm": {"budgets": [3e11, 1e12], "sizes": 4, "tokens_per_param": 100, "spread": 4},
-    }
-    d["backtest"] = {"arch": "gpt", "budget": 1e13, "predictor": "frontier"}
-    d["seed_noise"] = {"arch": "gpt", "budget": 1e12, "seeds": [1, 2]}
-    return d
+    return quickstart()
 
 
 def test_minutes_scales_every_budget():
@@ -60,12 +64,11 @@ def test_minutes_scales_every_budget():
 
 def test_minutes_scales_a_ladder_by_its_compute():
     # C = 6·r·N² at fixed ratios: half the minutes, N / sqrt(2), every run's C halved
-    s = parse_study(quickstart(), "quickstart").scaled(5)
-    assert s.sweeps["gpt"].params == pytest.approx([n / 2**0.5 for n in (1.3e4, 2.4e4, 3.8e4,
-                                                                          5.5e4, 7.5e4)])  # fmt: skip
-    assert s.sweeps["gpt"].tokens_per_param == [6, 12, 20, 28]
+    s = parse_study(ladder(), "ladder").scaled(10)
+    assert s.sweeps["gpt"].params == pytest.approx([n / 2**0.5 for n in (1.3e4, 2.4e4, 3.8e4)])
+    assert s.sweeps["gpt"].tokens_per_param == [10, 20, 40, 75]
     assert s.seed_noise.params == pytest.approx(1.3e4 / 2**0.5)
-    assert s.backtest.budget == 5e12
+    assert s.backtest.budget == 1e13
 
 
 @pytest.mark.parametrize(
@@ -80,10 +83,10 @@ def test_minutes_scales_a_ladder_by_its_compute():
     ],
 )
 def test_bad_ladder_names_the_key(change, message):
-    d = quickstart()
+    d = ladder()
     d["sweeps"]["gpt"].update(change)
-    with pytest.raises(SweepError, match=r"quickstart \[sweeps.gpt\]") as e:
-        parse_study(d, "quickstart")
+    with pytest.raises(SweepError, match=r"ladder \[sweeps.gpt\]") as e:
+        parse_study(d, "ladder")
     assert message in str(e.value)
 
 
@@ -93,18 +96,20 @@ def test_bad_ladder_names_the_key(change, message):
         ("backtest", {"predictor": "frontier"}, 'predictor "frontier" needs IsoFLOP budgets'),
         ("seed_noise", {"params": 2e4}, "give params, one of its sizes"),
         ("seed_noise", {"params": 0, "budget": 1e12}, "give params, one of its sizes"),
+        ("backtest", {"tokens_per_param": -1}, "tokens_per_param must be a number >= 0"),
+        ("backtest", {"budget": 1.5e12}, "budget 1.5e+12 must be at least 3x the largest run"),
     ],
 )
 def test_bad_ladder_backtest_or_seeds(table, change, message):
-    d = quickstart()
+    d = ladder()
     d[table].update(change)
-    with pytest.raises(SweepError, match=f"quickstart \\[{table}\\]") as e:
-        parse_study(d, "quickstart")
+    with pytest.raises(SweepError, match=f"ladder \\[{table}\\]") as e:
+        parse_study(d, "ladder")
     assert message in str(e.value)
 
 
 def test_predictor_defaults_to_the_sweeps_own():
-    d = quickstart()
+    d = ladder()
     del d["backtest"]["predictor"]
     assert parse_study(d, "q").backtest.predictor == "chinchilla"
     d = isoflop_study()
@@ -261,13 +266,18 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     from scalinglab.cli import main
 
     bad = tmp_path / "s.toml"
-    bad.write_text(QUICKSTART_TOML.replace("budget = 1e13 ", "budget = 2e12 "))
+    bad.write_text(QUICKSTART_TOML.replace("budget = 1e13 ", "budget = 4e12 "))
     assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
-    # the ladder's largest run: 6 · 7.5e4 · 28 · 7.5e4 = 9.45e11 FLOPs at its target size
-    assert "s.toml [backtest]: budget 2e+12 must be at least 3x the largest run's C" in err
-    assert "(9.45e+11)" in err
+    assert "s.toml [backtest]: budget 4e+12 must be at least 3x" in err
+    ladder_toml = (ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8")
+    bad.write_text(ladder_toml.replace("budget = 2e13 ", "budget = 1e12 "))
+    assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    # the ladder's largest run: 6 · 3.8e4 · 75 · 3.8e4 = 6.498e11 FLOPs at its target size
+    assert "s.toml [backtest]: budget 1e+12 must be at least 3x the largest run's C" in err
+    assert "(6.5e+11)" in err
     assert main(["quickstart", "--out", str(tmp_path / "o"), "--minutes", "0"]) == 2
     assert "--minutes must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -221,7 +221,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             "extrapolates"
         )
     ctx = driver.open_context(sweep.spec)
-    centre = _centre(sweep.spec.design)
+    centre = bt.tokens_per_param or _centre(sweep.spec.design)
     guess = design.shape_for(bt.arch, math.sqrt(bt.budget / (6 * centre)), ctx.vocab,
                              sweep.spec.model, sweep.spec.shape)  # fmt: skip
     _, guess_run = _grid_run(study, bt.arch, shards, guess, bt.budget, "backtest",
@@ -417,7 +417,11 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     c = collect(out)
     arch, C = study.backtest.arch, study.backtest.budget
     fits = an.fit_arch(arch, [r for r in c.by_role("sweep") if r["arch"] == arch], study.fit)
-    n_target, allocated_by = an.allocation(fits, C)
+    r = study.backtest.tokens_per_param
+    if r:  # the spec fixes the run's D / N: the law predicts that run, wherever its optimum
+        n_target, allocated_by = math.sqrt(C / (6.0 * r)), f"[backtest] tokens_per_param = {r:g}"
+    else:
+        n_target, allocated_by = an.allocation(fits, C)
     sweep = next(p for p in plan.parts if p.role == "sweep" and p.spec.archs == [arch])
     ctx = driver.open_context(sweep.spec)
     model = design.shape_for(arch, n_target, ctx.vocab, sweep.spec.model, sweep.spec.shape)

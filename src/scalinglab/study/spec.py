@@ -83,9 +83,15 @@ class Backtest:
     predictor: str = setting(
         "", "what predicts it (default: frontier for an IsoFLOP sweep, chinchilla for WSD)"
     )
+    tokens_per_param: float = setting(
+        0.0, "its D / N, N = sqrt(C / (6 · this)); 0: the compute-optimal N of the fits"
+    )
 
     def __post_init__(self):
         check_types(self)
+        r = self.tokens_per_param
+        if isinstance(r, bool) or not isinstance(r, int | float) or not (r >= 0 and r < 1e9):
+            raise ConfigError(f"tokens_per_param must be a number >= 0, got {r!r}")
         if self.predictor and self.predictor not in PREDICTORS:
             raise ConfigError(
                 f"predictor must be one of {', '.join(PREDICTORS)}, got {self.predictor!r}"
