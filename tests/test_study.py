@@ -252,6 +252,14 @@ def test_toy_study_end_to_end(tmp_path):
     assert pred["flops"] == 6.0 * pred["params"] * pred["tokens"] >= 3 * 1e9 * 0.99
     assert summary["seed_noise"]["dof"] == 1
     assert (out / "report.html").exists() and (out / "summary.json").exists()
+    # issue 22's numbers: every fitted run (the sweep and the seed repeat) from scratch
+    fitted = [json.loads(p.read_text()) for part in ("sweeps/gpt", "seed")
+              for p in (out / part / "runs").glob("*/result.json")]  # fmt: skip
+    c = [6.0 * r["params"] * r["tokens"] for r in fitted]
+    assert len(fitted) == 9  # 4 sizes x 2 budgets, and the seed repeat
+    assert bt["extrapolation"] == pytest.approx(pred["flops"] / max(c), rel=1e-12)
+    assert bt["fit_cost_ratio"] == pytest.approx(sum(c) / pred["flops"], rel=1e-12)
+    assert pred["repeats_data"] is False and pred["design"] == "isoflop"
 
     # resumable: a rerun finds every run done and reuses the prediction as it is
     before = (out / "prediction.json").read_bytes()
@@ -322,6 +330,7 @@ tokens_per_param = [2, 4]
 cooldown_frac = 0.25
 [backtest]
 budget = 3e9
+tokens_per_param = 4
 [seed_noise]
 params = 1500
 seeds = [7]""",
@@ -409,6 +418,9 @@ def test_toy_ladder_study_end_to_end(tmp_path):
     pred = json.loads((out / "prediction.json").read_text())
     bt = summary["backtest"]
     assert bt["status"] == "completed" and pred["repeats_data"] is True
+    # the run the spec fixed: N = sqrt(C / (6 · 4)) ≈ 11.2k, rounded to a shape
+    assert pred["allocated_by"] == "[backtest] tokens_per_param = 4"
+    assert pred["target_params"] == pytest.approx((3e9 / 24) ** 0.5)
     assert pred["predictor"] == "data-constrained" and bt["predictor"] == "data-constrained"
     assert pred["epochs"] == pytest.approx(pred["tokens"] / pred["unique_tokens"]) > 1
     # every fitted run is a branch (the trunks are not in the table the fits read)
