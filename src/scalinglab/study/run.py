@@ -214,7 +214,8 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     bt = study.backtest
     sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [bt.arch])
     largest = fit_cost(parts, bt.arch)["largest"]
-    if bt.budget < MIN_BACKTEST_FACTOR * largest * (1 - 1e-9):
+    # an IsoFLOP sweep's budgets were checked (its runs' C is its budget, to whole steps)
+    if sweep.spec.kind == "wsd" and bt.budget < MIN_BACKTEST_FACTOR * largest * (1 - 1e-9):
         raise SweepError(
             f"[backtest] budget {bt.budget:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the "
             f"largest C of the runs [sweeps.{bt.arch}] plans ({largest:.3g}): a backtest "
