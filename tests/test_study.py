@@ -260,10 +260,11 @@ def test_toy_study_end_to_end(tmp_path):
     assert bt["extrapolation"] == pytest.approx(pred["flops"] / max(c), rel=1e-12)
     assert bt["fit_cost_ratio"] == pytest.approx(sum(c) / pred["flops"], rel=1e-12)
     # the toy corpus holds 129k training tokens, fewer than the backtest's: it repeats them,
-    # so the study predicted with the data-constrained law, the frontier beside it
+    # so the study predicted with the data-constrained law, the others beside it
     assert pred["design"] == "isoflop" and pred["repeats_data"] is True
     assert pred["tokens"] > pred["unique_tokens"] and pred["predictor"] == "data-constrained"
-    assert "predicted_loss" in pred["other_predictions"]["frontier"]
+    assert set(pred["other_predictions"]) == {"chinchilla", "frontier"}
+    assert pred["other_predictions"]["chinchilla"]["predicted_loss"] < pred["predicted_loss"]
 
     # resumable: a rerun finds every run done and reuses the prediction as it is
     before = (out / "prediction.json").read_bytes()
