@@ -51,14 +51,15 @@ def optimum(truth, c):
     return n, c / (6 * n)
 
 
-def design(kind, c_target, extrapolation, sizes, ratio, fractions):
+def design(kind, c_target, extrapolation, sizes, ratio, fractions, step=2.0, repeats=0):
     """Runs of one design: a list of (N, D, trunk id) and its summed FLOPs.
 
     The largest size trains ratio * N tokens (its C is c_target / extrapolation);
     the other sizes are 2x apart in N. `wsd` trains one trunk per size to the longest
     fraction and branches a 20% cooldown at each other fraction; `indep` trains each
     (N, D) point as its own run; `isoflop` ignores `ratio` and spreads `sizes` models
-    over 3 budgets a factor sqrt(10) apart.
+    over 3 budgets a factor sqrt(10) apart. Sizes are `step` apart in N; `repeats`
+    more seeds of the smallest size's trunk and branches join the fit (their cost too).
     """
     c_max = c_target / extrapolation
     runs, cost = [], 0.0
@@ -70,8 +71,9 @@ def design(kind, c_target, extrapolation, sizes, ratio, fractions):
                 cost += c
         return runs, cost
     n_max = math.sqrt(c_max / (6 * ratio))
-    for i in range(sizes):
-        n = n_max / 2.0**i
+    trunks = [(i, n_max / step**i) for i in range(sizes)]
+    trunks += [(sizes + k, n_max / step ** (sizes - 1)) for k in range(repeats)]
+    for i, n in trunks:
         d_full = ratio * n
         if kind == "wsd":
             cost += 6 * n * d_full
@@ -118,6 +120,13 @@ DESIGNS = [
     ("wsd 4 sizes x 5 branches, X=30", "wsd", 30, 4, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
     ("wsd 5 sizes x 5 branches, X=30", "wsd", 30, 5, 40, (0.125, 0.25, 0.5, 0.75, 1.0)),
 ]
+F4 = (6 / 28, 12 / 28, 20 / 28, 1.0)  # the quickstart's ratios 6, 12, 20, 28
+LADDER = [  # issue 22's candidates for the study's own ladder (name, ..., step, repeats)
+    ("quickstart: wsd 5 sizes 1.55x apart x 4 branches", "wsd", 10.5, 5, 28, F4, 1.55, 0),
+    ("wsd 5 sizes 2x apart x 4 branches", "wsd", 10.5, 5, 28, F4, 2.0, 0),
+    ("wsd 3 sizes 1.55x apart x 4 branches", "wsd", 10.5, 3, 28, F4, 1.55, 0),
+    ("wsd 6 sizes 1.55x apart x 4 branches, X=30", "wsd", 30, 6, 28, F4, 1.55, 0),
+]
 
 
 def main():
@@ -125,6 +134,7 @@ def main():
     p.add_argument("--draws", type=int, default=200)
     p.add_argument("--target-flops", type=float, default=1e13)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ladder", action="store_true", help="only the study's ladder candidates")
     args = p.parse_args()
     cpu = cpu_name()
     print(
@@ -136,8 +146,9 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     for tname, truth in TRUTHS.items():
         rng = np.random.default_rng(args.seed)
-        for name, kind, x, sizes, ratio, fracs in DESIGNS:
-            runs, cost = design(kind, args.target_flops, x, sizes, ratio, fracs)
+        todo = [] if args.ladder else [(*d, 2.0, 0) for d in DESIGNS]
+        for name, kind, x, sizes, ratio, fracs, step, repeats in todo + LADDER:
+            runs, cost = design(kind, args.target_flops, x, sizes, ratio, fracs, step, repeats)
             err = simulate(truth, runs, args.target_flops, args.draws, rng)
             a = np.abs(err)
             print(

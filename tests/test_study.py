@@ -19,6 +19,11 @@ def quickstart() -> dict:
     return tomllib.loads(QUICKSTART_TOML)
 
 
+def ladder() -> dict:
+    """examples/ladder.toml: a WSD ladder study (issue 22)."""
+    return tomllib.loads((ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8"))
+
+
 def test_examples_copy_is_the_builtin_spec():
     assert (ROOT / "examples" / "quickstart.toml").read_text(encoding="utf-8") == QUICKSTART_TOML
 
@@ -36,11 +41,80 @@ def test_quickstart_design_meets_the_issue():
     assert len(s.seed_noise.seeds) >= 2
 
 
+def test_ladder_example_meets_the_issue():
+    s = parse_study(ladder(), "ladder")
+    gpt = s.sweeps["gpt"]
+    assert gpt.kind == "wsd" and len(gpt.params) >= 3 and len(gpt.tokens_per_param) >= 4
+    # the largest run's C = 6·N·r·N at the target sizes: the backtest is >= 30x it
+    assert s.backtest.budget >= 30 * 6 * max(gpt.params) ** 2 * max(gpt.tokens_per_param)
+    assert s.backtest.predictor == "chinchilla" and s.backtest.tokens_per_param == 48
+    assert s.seed_noise.params == min(gpt.params) and len(s.seed_noise.seeds) >= 2
+
+
+def isoflop_study() -> dict:
+    return quickstart()
+
+
 def test_minutes_scales_every_budget():
-    s = parse_study(quickstart(), "quickstart").scaled(5)
+    s = parse_study(isoflop_study(), "quickstart").scaled(5)
     assert s.sweeps["gpt"].budgets == [1.5e11, 5e11, 1.5e12]
     assert s.backtest.budget == 5e12 and s.seed_noise.budget == 5e11
     assert s.minutes == 5
+
+
+def test_minutes_scales_a_ladder_by_its_compute():
+    # C = 6·r·N² at fixed ratios: half the minutes, N / sqrt(2), every run's C halved
+    s = parse_study(ladder(), "ladder").scaled(10)
+    assert s.sweeps["gpt"].params == pytest.approx([n / 2**0.5 for n in (1.3e4, 2.4e4, 3.8e4)])
+    assert s.sweeps["gpt"].tokens_per_param == [10, 20, 40, 75]
+    assert s.seed_noise.params == pytest.approx(1.3e4 / 2**0.5)
+    assert s.backtest.budget == 1e13
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"kind": "cosine"}, "kind must be one of isoflop, wsd, got 'cosine'"),
+        ({"params": [1e4, 2e4]}, "params must list at least 3 sizes"),
+        ({"tokens_per_param": [10]}, "tokens_per_param must list at least 2 ratios"),
+        ({"tokens_per_param": [10, -1]}, "tokens_per_param must hold positive numbers, got -1"),
+        ({"cooldown_frac": 1.5}, "cooldown_frac must be a number in (0, 1), got 1.5"),
+        ({"budgets": [1e12, 3e12]}, "unknown key(s) budgets"),
+    ],
+)
+def test_bad_ladder_names_the_key(change, message):
+    d = ladder()
+    d["sweeps"]["gpt"].update(change)
+    with pytest.raises(SweepError, match=r"ladder \[sweeps.gpt\]") as e:
+        parse_study(d, "ladder")
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "table, change, message",
+    [
+        ("backtest", {"predictor": "frontier"}, 'predictor "frontier" needs IsoFLOP budgets'),
+        ("seed_noise", {"params": 2e4}, "give params, one of its sizes"),
+        ("seed_noise", {"params": 0, "budget": 1e12}, "give params, one of its sizes"),
+        ("backtest", {"tokens_per_param": -1}, "tokens_per_param must be a number >= 0"),
+        ("backtest", {"budget": 1.5e12}, "budget 1.5e+12 must be at least 3x the largest run"),
+    ],
+)
+def test_bad_ladder_backtest_or_seeds(table, change, message):
+    d = ladder()
+    d[table].update(change)
+    with pytest.raises(SweepError, match=f"ladder \\[{table}\\]") as e:
+        parse_study(d, "ladder")
+    assert message in str(e.value)
+
+
+def test_predictor_defaults_to_the_sweeps_own():
+    d = ladder()
+    del d["backtest"]["predictor"]
+    assert parse_study(d, "q").backtest.predictor == "chinchilla"
+    d = isoflop_study()
+    del d["backtest"]["predictor"]
+    assert parse_study(d, "q").backtest.predictor == "frontier"
 
 
 @pytest.mark.parametrize(
@@ -50,7 +124,7 @@ def test_minutes_scales_every_budget():
         ({"sweeps": {"gpt": {"budgets": [1e12]}}}, "at least 2 FLOP budgets"),
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "size": 4}}}, "unknown key(s) size"),
         ({"bogus": 1}, "unknown key(s) bogus"),
-        ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor 'magic'"),
+        ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor must be one of"),
         ({"seed_noise": {"budget": 7e11}}, "one of the budgets"),
         # every table goes through the config mechanism: unknown keys named with the known
         ({"backtest": {"budget": 1e13, "colour": 1}}, "[backtest]: unknown key(s) colour (known:"),
@@ -64,7 +138,7 @@ def test_minutes_scales_every_budget():
     ],
 )
 def test_bad_spec_names_the_key(change, message):
-    d = quickstart()
+    d = isoflop_study()
     for k, v in change.items():
         d[k] = v
     with pytest.raises(SweepError, match="quickstart") as e:
@@ -178,6 +252,19 @@ def test_toy_study_end_to_end(tmp_path):
     assert pred["flops"] == 6.0 * pred["params"] * pred["tokens"] >= 3 * 1e9 * 0.99
     assert summary["seed_noise"]["dof"] == 1
     assert (out / "report.html").exists() and (out / "summary.json").exists()
+    # issue 22's numbers: every fitted run (the sweep and the seed repeat) from scratch
+    fitted = [json.loads(p.read_text()) for part in ("sweeps/gpt", "seed")
+              for p in (out / part / "runs").glob("*/result.json")]  # fmt: skip
+    c = [6.0 * r["params"] * r["tokens"] for r in fitted]
+    assert len(fitted) == 9  # 4 sizes x 2 budgets, and the seed repeat
+    assert bt["extrapolation"] == pytest.approx(pred["flops"] / max(c), rel=1e-12)
+    assert bt["fit_cost_ratio"] == pytest.approx(sum(c) / pred["flops"], rel=1e-12)
+    # the toy corpus holds 129k training tokens, fewer than the backtest's: it repeats them,
+    # so the study predicted with the data-constrained law, the others beside it
+    assert pred["design"] == "isoflop" and pred["repeats_data"] is True
+    assert pred["tokens"] > pred["unique_tokens"] and pred["predictor"] == "data-constrained"
+    assert set(pred["other_predictions"]) == {"chinchilla", "frontier"}
+    assert pred["other_predictions"]["chinchilla"]["predicted_loss"] < pred["predicted_loss"]
 
     # resumable: a rerun finds every run done and reuses the prediction as it is
     before = (out / "prediction.json").read_bytes()
@@ -197,6 +284,13 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "s.toml [backtest]: budget 4e+12 must be at least 3x" in err
+    ladder_toml = (ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8")
+    bad.write_text(ladder_toml.replace("budget = 2e13 ", "budget = 1e12 "))
+    assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    # the ladder's largest run: 6 · 3.8e4 · 75 · 3.8e4 = 6.498e11 FLOPs at its target size
+    assert "s.toml [backtest]: budget 1e+12 must be at least 3x the largest run's C" in err
+    assert "(6.5e+11)" in err
     assert main(["quickstart", "--out", str(tmp_path / "o"), "--minutes", "0"]) == 2
     assert "--minutes must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -221,3 +315,128 @@ def test_cached_corpus_folder_names_its_options(tmp_path):
     va = json.loads(manifest)["splits"]["val"]["tokens"]
     vb = json.loads((b / "manifest.json").read_text())["splits"]["val"]["tokens"]
     assert vb > 1.5 * va  # 20% held out against the default 10% of a one-document corpus
+
+
+TOY_LADDER = TOY.replace(
+    """[sweeps.gpt]
+budgets = [3e8, 1e9]
+sizes = 4
+tokens_per_param = 1.5
+spread = 8
+[backtest]
+budget = 3e9
+[seed_noise]
+budget = 3e8
+seeds = [7]""",
+    """[sweeps.gpt]
+kind = "wsd"
+params = [1500, 3000, 6000]
+tokens_per_param = [2, 4]
+cooldown_frac = 0.25
+[backtest]
+budget = 3e9
+tokens_per_param = 4
+[seed_noise]
+params = 1500
+seeds = [7]""",
+)
+
+
+def test_ladder_fit_cost_and_extrapolation_by_hand(tmp_path):
+    """fit_cost: every trunk once, each branch from its trunk's checkpoint, the seed
+    repeats too; the largest fitted run's C is the largest branch's 6·N·D."""
+    from scalinglab.study.run import fit_cost, plan_study, prepare_data
+
+    corpus = toy_corpus(tmp_path / "corpus.txt")
+    study = parse_study(tomllib.loads(TOY_LADDER.format(corpus=corpus)), "toy")
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    roles = [(p.role, p.folder, len(p.runs)) for p in plan.parts]
+    # 3 sizes: 3 trunks and 3 x 2 branches; the seed repeat: 1 trunk, 2 branches
+    assert roles == [("trunk", "sweeps/gpt/stable", 3), ("sweep", "sweeps/gpt", 6),
+                     ("trunk", "seed/stable", 1), ("seed", "seed", 2)]  # fmt: skip
+    tps = 4 * 16  # batch_size x block_size tokens per step
+    by_hand, largest = 0.0, 0.0
+    for p in plan.parts:
+        for r in p.runs:
+            n = r.counts.params
+            if p.role == "trunk":
+                by_hand += 6 * n * tps * r.steps
+            else:
+                assert r.seed.run in {t.name for q in plan.parts for t in q.runs}
+                by_hand += 6 * n * tps * (r.steps - r.seed.step)
+                largest = max(largest, 6 * n * tps * r.steps)
+    cost = fit_cost(plan.parts, "gpt")
+    assert cost == {"flops": pytest.approx(by_hand, rel=1e-12), "largest": largest}
+    # shared steps counted once: less than the same branches trained from scratch
+    independent = sum(6 * r.counts.params * r.tokens for p in plan.parts if p.role != "trunk"
+                      for r in p.runs)  # fmt: skip
+    assert 0.3 * independent < cost["flops"] < independent
+    # the largest branch is the biggest size's longest: 6 · N · (4 · N rounded to steps)
+    big = max(plan.parts[1].runs, key=lambda r: r.counts.params * r.tokens)
+    assert largest == 6.0 * big.counts.params * big.tokens
+    assert big.group["tokens_per_param"] == 4 and big.counts.params > 3000
+
+
+def test_data_constrained_prediction_by_hand():
+    """Where the backtest would repeat its U unique tokens, the study predicts with the
+    data-constrained law: Chinchilla's A, B, E, α, β and D' = U·(1 + R*·(1 − e^(−R/R*)))."""
+    from scalinglab import ScalingLaw
+    from scalinglab.plan.analysis import R_STAR, ArchFits, predict, predict_constrained
+
+    n = np.array([1e4, 2e4, 4e4, 8e4] * 3)
+    d = np.repeat([1e5, 3e5, 1e6], 4)
+    law = ScalingLaw("chinchilla", bootstrap=20).fit({"N": n, "D": d, "loss": 0.8 + 20 / n**0.34
+                                                      + 20 / d**0.28})  # fmt: skip
+    fits = ArchFits("gpt", [], chinchilla=law)
+    p = law.params_
+    N, U = 5e4, 1e6
+    # no repetition: Chinchilla's law itself
+    assert predict_constrained(fits, N, U, U)["predicted_loss"] == pytest.approx(
+        predict(fits, N, U, 6 * N * U, "chinchilla")["predicted_loss"], rel=1e-9
+    )
+    out = predict_constrained(fits, N, 4 * U, U)  # 4 epochs: R = 3 repetitions
+    d_eff = U * (1 + 15.4 * (1 - np.exp(-3 / 15.4)))
+    want = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / d_eff ** p["beta"]
+    assert out["predicted_loss"] == pytest.approx(want, rel=1e-9)
+    assert out["predictor"] == "data-constrained" and out["epochs"] == 4.0
+    assert R_STAR == {"R_D": 15.4, "R_N": 5.3}
+    # repeated tokens are worth less than fresh ones, more than none
+    fresh = predict(fits, N, 4 * U, 6 * N * 4 * U, "chinchilla")["predicted_loss"]
+    assert fresh < out["predicted_loss"] < predict_constrained(fits, N, U, U)["predicted_loss"]
+    lo, hi = out["fit_interval"]
+    assert lo <= out["predicted_loss"] <= hi
+
+
+@pytest.mark.slow
+def test_toy_ladder_study_end_to_end(tmp_path):
+    """A WSD ladder study on a corpus so small that the backtest repeats it: branches start
+    from their trunks' checkpoints, the prediction says so and uses the data-constrained
+    law, and summary.json's backtest carries extrapolation and fit_cost_ratio."""
+    from scalinglab.study.run import run_study
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(toy_corpus(tmp_path / "big.txt").read_text()[:20000])
+    study = parse_study(tomllib.loads(TOY_LADDER.format(corpus=corpus)), "toy")
+    out = tmp_path / "study"
+    summary = run_study(study, out, tmp_path / "cache")
+    pred = json.loads((out / "prediction.json").read_text())
+    bt = summary["backtest"]
+    assert bt["status"] == "completed" and pred["repeats_data"] is True
+    # the run the spec fixed: N = sqrt(C / (6 · 4)) ≈ 11.2k, rounded to a shape
+    assert pred["allocated_by"] == "[backtest] tokens_per_param = 4"
+    assert pred["target_params"] == pytest.approx((3e9 / 24) ** 0.5)
+    assert pred["predictor"] == "data-constrained" and bt["predictor"] == "data-constrained"
+    assert pred["epochs"] == pytest.approx(pred["tokens"] / pred["unique_tokens"])
+    assert pred["epochs"] > 1
+    # every fitted run is a branch (the trunks are not in the table the fits read)
+    rows = [json.loads(p.read_text()) for p in (out / "sweeps/gpt/runs").glob("*/sweep.json")]
+    assert len(rows) == 6 and all(r["group"]["stable_run"] for r in rows)
+    largest = max(6.0 * r["planned"]["params"] * r["planned"]["tokens"] for r in rows)
+    assert bt["extrapolation"] == pytest.approx(pred["flops"] / largest, rel=1e-12)
+    assert bt["fit_cost_ratio"] == pytest.approx(pred["fit_flops"] / pred["flops"], rel=1e-12)
+    assert bt["rel_error"] == abs(bt["predicted_loss"] - bt["actual_loss"]) / bt["actual_loss"]
+    # a branch resumed from its trunk's checkpoint: its log says so
+    log = next((out / "sweeps/gpt/runs").glob("*-r4-*/train.log")).read_text()
+    assert "resumed" in log
+    assert summary["seed_noise"]["dof"] == 2  # the repeated size's 2 branches, one seed more

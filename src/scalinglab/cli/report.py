@@ -72,6 +72,13 @@ def format_summary(s: dict, where) -> str:
             + ("inside" if bt["in_interval"] else "OUTSIDE")
             + f" the interval ({bt['predictor']})"
         )
+        if bt.get("extrapolation") is not None:
+            lines.append(
+                f"  extrapolation {bt['extrapolation']:.1f}x (its C / the largest fitted run's), "
+                f"fit_cost_ratio {bt['fit_cost_ratio']:.3f} (the fits' FLOPs / its C), "
+                f"rel_error {100 * bt['rel_error']:.2f}%, in_interval "
+                + ("yes" if bt["in_interval"] else "no")
+            )
         for k, o in (bt.get("other_predictions") or {}).items():
             if o.get("rel_error") is not None:
                 lines.append(

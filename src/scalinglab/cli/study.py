@@ -165,6 +165,15 @@ class _View:
             print_rows(rows)
         else:
             _say(format_table(rows, list(rows[0])))
+        from scalinglab.study.run import fit_cost
+
+        cost = fit_cost(plan.parts, g.arch)
+        if cost["largest"] > 0:
+            _say(
+                f"backtest: about {g.flops / cost['largest']:.1f}x the largest fitted run's C "
+                f"(extrapolation), its fits' runs cost about {cost['flops'] / g.flops:.2f}x its C "
+                "(fit_cost_ratio)"
+            )
         s = plan.seconds(plan.backtest_guess.arch)
         _say(
             f"plan: {len(plan.pool_runs)} sweep runs ({len(plan.done)} already done) and the "

@@ -25,6 +25,7 @@ from scipy.stats import norm
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw
 from scalinglab.laws.backtest import rolling_backtest
+from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.isoflop import loglog_fit
 from scalinglab.laws.settings import FitConfig
 from scalinglab.laws.table import read_table
@@ -212,6 +213,36 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dic
         _, plo, phi = law.predict(**args, return_ci=True, kind="prediction")
         if math.isfinite(float(plo)) and math.isfinite(float(phi)):
             out["prediction_interval"] = [float(plo), float(phi)]
+    return out
+
+
+R_STAR = {"R_D": 15.4, "R_N": 5.3}
+"""Muennighoff et al. 2023's fitted R*_D and R*_N (repeated tokens and excess parameters
+decay with these half-lives): the study's default when its own runs never repeat data."""
+
+
+def predict_constrained(fits: ArchFits, N: float, D: float, U: float) -> dict:
+    """The predicted loss of a run that repeats its U unique tokens (D > U): the
+    data-constrained law (laws/constrained.py) with the Chinchilla fit's A, B, E, α, β and
+    R_STAR, over the fit's bootstrap draws for the interval."""
+    law = fits.chinchilla
+    if law is None:
+        why = fits.errors.get("chinchilla", "not fitted")
+        raise FitError(f"{fits.arch}: cannot predict with the data-constrained law: {why}")
+    names = ("A", "B", "E", "alpha", "beta")
+    p = DataConstrained.predict({**{k: law.params_[k] for k in names}, **R_STAR}, N, D, U)
+    out = {"predictor": "data-constrained", "predicted_loss": float(p), "fit_interval": None,
+           "unique_tokens": float(U), "epochs": D / U, **R_STAR}  # fmt: skip
+    if law.samples_ is not None:
+        draws = DataConstrained.predict(
+            {**{k: np.asarray(law.samples_[k]) for k in names}, **R_STAR}, N, D, U
+        )
+        q = 100 * (1 - law.settings["ci_level"]) / 2
+        lo, hi = np.nanpercentile(draws, [q, 100 - q])
+        if math.isfinite(lo) and math.isfinite(hi):
+            out["fit_interval"] = [float(lo), float(hi)]
+    if not math.isfinite(out["predicted_loss"]):
+        raise FitError(f"{fits.arch}: the data-constrained law gives no finite loss at N={N:.3g}")
     return out
 
 

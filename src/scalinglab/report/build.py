@@ -37,7 +37,9 @@ def backtest_result(c: col.Collected) -> dict | None:
         k: pred.get(k)
         for k in ("arch", "flops", "params", "tokens", "predictor", "predicted_loss",
                   "fit_interval", "interval", "ci_level", "seed_noise_rel_std",
-                  "other_predictions", "run_name", "written_at", "shape")
+                  "other_predictions", "run_name", "written_at", "shape", "extrapolation",
+                  "fit_cost_ratio", "fit_flops", "largest_fit_flops", "unique_tokens",
+                  "repeats_data", "epochs", "design")
     }  # fmt: skip
     rows = [r for r in c.by_role("backtest") if r["run_id"] == pred.get("run_name")]
     out["status"] = rows[0]["status"] if rows else "not run"

@@ -356,6 +356,10 @@ def residuals(path, fits: dict[str, ArchFits]) -> str:
     titles = ("Chinchilla L(N, D), every run", "IsoFLOP parabolas, every run",
               "frontier power law L(C), IsoFLOP optima")  # fmt: skip
     for ax, t in zip(axes, titles, strict=True):
+        if not any(len(line.get_xdata()) for line in ax.get_lines()):  # a WSD ladder: no IsoFLOP
+            ax.set(title=t, xticks=[], yticks=[])
+            ax.text(0.5, 0.5, "not fitted (no runs for it)", ha="center", transform=ax.transAxes)
+            continue
         ax.axhline(0, color="k", lw=0.8)
         ax.set(xscale="log", xlabel=COMPUTE, ylabel="residual (observed/fitted − 1, %)", title=t)
         if ax.get_legend_handles_labels()[0]:

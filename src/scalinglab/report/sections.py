@@ -33,7 +33,8 @@ def _key_results(s: dict, fits: dict) -> str:
                 f"predicted {num(bt['predicted_loss'])} {interval(bt['interval'])} before "
                 f"training, measured {num(bt['actual_loss'])}: "
                 + ("inside" if ok else "outside")
-                + " the interval",
+                + " the interval"
+                + _reach(bt),
                 "ok" if ok else "bad",
             )
         )
@@ -70,6 +71,14 @@ def _key_results(s: dict, fits: dict) -> str:
     return '<h2>Key results</h2><div class="cards">' + "".join(cards) + "</div>"
 
 
+def _reach(bt: dict) -> str:
+    """How far the backtest reaches and what its fits cost (studies since issue 22)."""
+    if bt.get("extrapolation") is None:
+        return ""
+    return (f"; {bt['extrapolation']:.1f}× the largest fitted run's C, fitted on runs "
+            f"costing {bt['fit_cost_ratio']:.2f}× its C")  # fmt: skip
+
+
 def _backtest(bt: dict | None) -> str:
     if not bt:
         return ""
@@ -82,6 +91,13 @@ def _backtest(bt: dict | None) -> str:
         ["parameters N", num(bt["params"])],
         ["tokens D", num(bt["tokens"])],
         ["predicted with", bt.get("predictor")],
+        ["extrapolation: its C / the largest C of a fitted run", num(bt.get("extrapolation"))],
+        ["fit cost ratio: the FLOPs of every run its fits used / its C",
+         num(bt.get("fit_cost_ratio"))],
+        ["its tokens repeat the training data",
+         "–" if bt.get("repeats_data") is None else
+         (f"yes, {num(bt.get('epochs'))} epochs: the data-constrained law predicts it"
+          if bt["repeats_data"] else f"no ({num(bt.get('unique_tokens'))} unique tokens)")],
         ["prediction written at", bt.get("written_at")],
         ["predicted loss (nats/token)", num(bt["predicted_loss"])],
         [f"fit interval ({bt.get('ci_level', 0.95):.0%}, bootstrap)", interval(bt.get("fit_interval"))],

@@ -3,8 +3,12 @@
 Layout of the study folder DIR::
 
     DIR/study.json             what the study is (its spec, its folders and their roles)
-    DIR/sweeps/ARCH/runs/...   one IsoFLOP sweep per architecture (role: sweep)
-    DIR/seed/runs/...          a sweep point repeated with other seeds (role: seed)
+    DIR/sweeps/ARCH/runs/...   one sweep per architecture (role: sweep): IsoFLOP runs,
+                               or a WSD ladder's branches
+    DIR/sweeps/ARCH/stable/runs/...  a WSD ladder's stable trunks (role: trunk; no fit
+                               reads them: their checkpoints seed the branches)
+    DIR/seed/runs/...          sweep runs repeated with other seeds (role: seed; a WSD
+                               size's trunks in DIR/seed/stable)
     DIR/prediction.json        the backtest's prediction, written BEFORE its run exists
     DIR/backtest/runs/...      the predicted run (role: backtest)
     DIR/report.html, DIR/summary.json, DIR/*.png
@@ -17,7 +21,8 @@ compute-optimal run at the backtest budget, written to disk; (3) that run, on th
 next free worker; (4) when everything is done, the report. The study keeps the
 queue and hands the executor a run whenever a worker is free. Rerunning skips
 what is done: finished runs are skipped by the sweep machinery, and an existing
-prediction is reused, never recomputed after its run has started.
+prediction is reused, never recomputed after its run has started. A WSD branch waits
+in the queue until its trunk has finished, then starts from the trunk's checkpoint.
 """
 
 import dataclasses
@@ -30,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalinglab.data.shards import read_manifest
 from scalinglab.data.tokenizers import KINDS
 from scalinglab.data.writer import prepare
 from scalinglab.errors import FitError, SweepError
@@ -39,9 +45,9 @@ from scalinglab.report import build_report
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
 from scalinglab.runfolder import FINISHED, is_finished, read_result
 from scalinglab.study import tasks as study_tasks
-from scalinglab.study.spec import StudySpec, sweep_dict
+from scalinglab.study.spec import MIN_BACKTEST_FACTOR, StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
-from scalinglab.sweep.design import PlannedRun
+from scalinglab.sweep.design import STABLE_DIR, PlannedRun
 from scalinglab.sweep.estimate import estimate_seconds
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.executors import ExecutorConfig, make_executor
@@ -53,12 +59,49 @@ FORMAT_VERSION = 1
 FIT_SECONDS = 20.0  # fits and the report: a stated allowance, not a measurement
 
 
+FIT_ROLES = ("sweep", "seed")
+"""The roles of the runs a study's fits use (and their cost): the sweep and its seed
+repeats (a WSD ladder's trunks count through the steps they share with its branches)."""
+
+
 @dataclass
 class Part:
     role: str
+    """sweep, seed, backtest, or trunk (a WSD ladder's stable runs: not a fitted table)."""
     folder: str
     spec: SweepSpec
     runs: list[PlannedRun]
+
+
+def _parts(role: str, folder: str, spec: SweepSpec, runs: list[PlannedRun]) -> list[Part]:
+    """The parts of one planned sweep: a WSD ladder's trunks go to FOLDER/stable."""
+    stages = design.stages(runs)
+    if len(stages) == 1:
+        return [Part(role, folder, spec, runs)]
+    return [Part("trunk", f"{folder}/{STABLE_DIR}", spec, stages[0].runs),
+            Part(role, folder, spec, stages[1].runs)]  # fmt: skip
+
+
+def _flops_6nd(run: PlannedRun, tokens: float | None = None) -> float:
+    return 6.0 * run.counts.params * (run.tokens if tokens is None else tokens)
+
+
+def fit_cost(parts: list[Part], arch: str) -> dict:
+    """What the fits of `arch` cost: `flops`, the summed 6·N·D of every run they use
+    (seed repeats included; a WSD branch counts only the steps after its trunk's
+    checkpoint, the trunk once), and `largest`, the largest C = 6·N·D of a fitted run."""
+    total, largest = 0.0, 0.0
+    for p in parts:
+        if p.role not in (*FIT_ROLES, "trunk") or p.spec.archs != [arch]:
+            continue
+        for r in p.runs:
+            if r.seed is None:
+                total += _flops_6nd(r)
+            else:  # a branch: from its trunk's checkpoint to its end
+                total += _flops_6nd(r, r.tokens - r.seed.step * (r.tokens // r.steps))
+            if p.role != "trunk":
+                largest = max(largest, _flops_6nd(r))
+    return {"flops": total, "largest": largest}
 
 
 @dataclass
@@ -79,7 +122,7 @@ class StudyPlan:
     def seconds(self, first_arch: str) -> dict:
         """Estimated wall seconds, simulating the pool: the backtest architecture's runs
         first, the backtest as soon as they are done and fitted, the rest in between."""
-        todo = [(r.arch, self.estimates.get(r.name, 0.0)) for _, r in self.pool_runs
+        todo = [(r.arch, self._seconds(r)) for _, r in self.pool_runs
                 if r.name not in self.done]  # fmt: skip
         first = sorted((s for a, s in todo if a == first_arch), reverse=True)
         rest = sorted((s for a, s in todo if a != first_arch), reverse=True)
@@ -98,6 +141,11 @@ class StudyPlan:
                 free[i] += rest.pop(0)
         total = max(free) + FIT_SECONDS / 2
         return {"total": total, "sweeps_to_prediction": t_pred, "backtest": bt}
+
+    def _seconds(self, r: PlannedRun) -> float:
+        """A run's estimate; a WSD branch trains only the steps after its trunk's checkpoint."""
+        s = self.estimates.get(r.name, 0.0)
+        return s * (r.steps - r.seed.step) / r.steps if r.seed else s
 
 
 def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
@@ -145,10 +193,15 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     parts = []
     for arch, s in study.sweeps.items():
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
-        parts.append(Part("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1]))
+        parts += _parts("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1])
     sn = study.seed_noise
-    if sn:
-        sweep = next(p for p in parts if p.spec.archs == [sn.arch])
+    if sn and study.sweeps[sn.arch].kind == "wsd":  # the size's trunk and branches again
+        des = dataclasses.asdict(study.sweeps[sn.arch]) | {"params": [sn.params]}
+        for seed in sn.seeds:
+            spec = _spec(study, sn.arch, shards, des, f"seed{seed}", seed=seed)
+            parts += _parts("seed", "seed", spec, driver.make_plan(spec)[1])
+    elif sn:
+        sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [sn.arch])
         centre = sweep.spec.design.tokens_per_param
         at = [r for r in sweep.runs if r.group["budget"] == sn.budget]
         # the point nearest the design's centre: the run most like the compute-optimal one
@@ -159,12 +212,28 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             parts.append(Part("seed", "seed", spec, [run]))
     check_supports_fits(study, parts)
     bt = study.backtest
-    sweep = next(p for p in parts if p.spec.archs == [bt.arch])
+    sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [bt.arch])
+    largest = fit_cost(parts, bt.arch)["largest"]
+    # an IsoFLOP sweep's budgets were checked (its runs' C is its budget, to whole steps)
+    if sweep.spec.kind == "wsd" and bt.budget < MIN_BACKTEST_FACTOR * largest * (1 - 1e-9):
+        raise SweepError(
+            f"[backtest] budget {bt.budget:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the "
+            f"largest C of the runs [sweeps.{bt.arch}] plans ({largest:.3g}): a backtest "
+            "extrapolates"
+        )
     ctx = driver.open_context(sweep.spec)
-    centre = sweep.spec.design.tokens_per_param
+    centre = bt.tokens_per_param or _centre(sweep.spec.design)
     guess = design.shape_for(bt.arch, math.sqrt(bt.budget / (6 * centre)), ctx.vocab,
                              sweep.spec.model, sweep.spec.shape)  # fmt: skip
-    _, guess_run = _grid_run(study, bt.arch, shards, guess, bt.budget, "backtest")
+    _, guess_run = _grid_run(study, bt.arch, shards, guess, bt.budget, "backtest",
+                             **backtest_train(study))  # fmt: skip
+    unique = train_tokens(shards)
+    if guess_run.tokens > unique:
+        log.warning(
+            "the backtest run (about %s tokens) would repeat the %s unique training tokens "
+            "(%.1f epochs): the study predicts it with the data-constrained law",
+            f"{guess_run.tokens:,}", f"{unique:,}", guess_run.tokens / unique,
+        )  # fmt: skip
     plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers)
     for p in parts:
         for r in p.runs:
@@ -176,6 +245,25 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             plan.estimates.update(estimate_seconds(runs, threads))
         plan.estimates["backtest"] = estimate_seconds([guess_run], threads)[guess_run.name]
     return plan
+
+
+def _centre(d) -> float:
+    """The tokens per parameter of the backtest's guessed size (until the fits choose it):
+    an IsoFLOP design's centre, a WSD ladder's largest ratio."""
+    r = d.tokens_per_param
+    return float(max(r)) if isinstance(r, list) else float(r)
+
+
+def backtest_train(study: StudySpec) -> dict:
+    """The backtest run's schedule: a WSD ladder's cooldown (the kind of run it fits
+    on), or the spec's [train] schedule for an IsoFLOP sweep."""
+    d = study.sweeps[study.backtest.arch]
+    return {"schedule": "wsd", "cooldown_frac": d.cooldown_frac} if d.kind == "wsd" else {}
+
+
+def train_tokens(shards: Path) -> int:
+    """The unique tokens of the shards' training split (what a run repeats beyond)."""
+    return int(read_manifest(shards)["splits"]["train"]["tokens"])
 
 
 MIN_SIZES_PER_BUDGET = 3
@@ -195,6 +283,8 @@ def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
         if part.role != "sweep":
             continue
         arch = part.spec.archs[0]
+        if part.spec.kind == "wsd":  # spec.py checked its sizes and ratios
+            continue
         sizes: dict[float, set] = {}
         for r in part.runs:
             if "budget" in r.group:
@@ -231,12 +321,36 @@ class RunQueue:
         self.queue: list[tuple[float, int, Path]] = []
         self.outcomes: dict[str, dict] = {}
         self.dirs: dict[str, Path] = {}
+        self.held: dict[str, list[tuple[Path, float, int]]] = {}
+        """WSD branches waiting for their trunk (by the trunk's name): (dir, priority, step)."""
         self.n = self.added = 0
 
     def add(self, run_dir: Path, priority: float) -> None:
         self.added += 1
         self.dirs[run_dir.name] = run_dir
         heapq.heappush(self.queue, (priority, self.added, run_dir))
+
+    def add_after(self, run_dir: Path, priority: float, trunk: Path, step: int) -> None:
+        """Queue a WSD branch: now if its trunk has finished (seeded from its checkpoint at
+        `step`), else when it does."""
+        self.dirs[trunk.name] = trunk
+        if trunk.name in self.outcomes or is_finished(trunk):
+            self._release(run_dir, priority, trunk, step)
+        else:
+            self.added += 1  # counted in the total now; queued when the trunk ends
+            self.held.setdefault(trunk.name, []).append((run_dir, priority, step))
+
+    def _release(self, run_dir: Path, priority: float, trunk: Path, step: int, held=False):
+        res = read_result(trunk) or {}
+        if res.get("status") != "completed":
+            log.warning("%s ended %s: its branch %s is not run", trunk.name, res.get("status"),
+                        run_dir.name)  # fmt: skip
+            self.outcomes[run_dir.name] = {"name": run_dir.name, "status": "blocked"}
+            return
+        driver.seed_run(trunk, run_dir, step)
+        if held:
+            self.added -= 1  # add() counts it again
+        self.add(run_dir, priority)
 
     def wait_for(self, names: set[str]) -> None:
         """Run queued work until every run in `names` has an outcome."""
@@ -255,18 +369,26 @@ class RunQueue:
                 r = read_result(self.dirs[o["name"]]) or {}
                 self.emit("run_finished", {**o, "index": self.n, "total": self.added, "loss": r.get("val_loss"),
                                            "wall_seconds": r.get("wall_seconds")})  # fmt: skip
+                for run_dir, priority, step in self.held.pop(o["name"], []):
+                    self._release(run_dir, priority, self.dirs[o["name"]], step, held=True)
 
 
 def _queue(pool: RunQueue, items, out: Path, threads: int, priority: float, estimates: dict) -> set:
     """Write the run folders of `items` and queue the unfinished ones, longest first."""
     by_folder: dict[str, list[Part]] = {}
     names = set()
-    for part, run in items:
+    written: dict[str, Path] = {}
+    for part, run in items:  # trunks come before their branches (plan_study's order)
         by_folder.setdefault(part.folder, []).append(part)
         run_dir = driver.write_run_folder(run, out / part.folder, part.spec, threads)
+        written[run.name] = run_dir
         if not is_finished(run_dir):
             # longest first within a priority class: the pool ends sooner
-            pool.add(run_dir, priority - estimates.get(run.name, 0.0) * 1e-6)
+            prio = priority - estimates.get(run.name, 0.0) * 1e-6
+            if run.seed:
+                pool.add_after(run_dir, prio, written[run.seed.run], run.seed.step)
+            else:
+                pool.add(run_dir, prio)
             names.add(run.name)
     for folder, parts in by_folder.items():
         parts = list({id(p): p for p in parts}.values())
@@ -296,11 +418,15 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     c = collect(out)
     arch, C = study.backtest.arch, study.backtest.budget
     fits = an.fit_arch(arch, [r for r in c.by_role("sweep") if r["arch"] == arch], study.fit)
-    n_target, allocated_by = an.allocation(fits, C)
+    r = study.backtest.tokens_per_param
+    if r:  # the spec fixes the run's D / N: the law predicts that run, wherever its optimum
+        n_target, allocated_by = math.sqrt(C / (6.0 * r)), f"[backtest] tokens_per_param = {r:g}"
+    else:
+        n_target, allocated_by = an.allocation(fits, C)
     sweep = next(p for p in plan.parts if p.role == "sweep" and p.spec.archs == [arch])
     ctx = driver.open_context(sweep.spec)
     model = design.shape_for(arch, n_target, ctx.vocab, sweep.spec.model, sweep.spec.shape)
-    spec, run = _grid_run(study, arch, plan.shards, model, C, "backtest")
+    spec, run = _grid_run(study, arch, plan.shards, model, C, "backtest", **backtest_train(study))
     part = Part("backtest", "backtest", spec, [run])
     run_dir = out / "backtest" / "runs" / run.name
     path = out / PREDICTION_JSON
@@ -320,13 +446,30 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     N, D = run.counts.params, run.tokens
     noise = an.seed_noise(c.by_role("sweep", "seed"))
     primary = study.backtest.predictor
+    unique = train_tokens(plan.shards)
+    constrained = None
+    if unique < D:  # the run repeats its data: the law that knows repeated tokens are worth less
+        log.warning("the backtest run's %s tokens repeat the %s unique training tokens (%.2f "
+                    "epochs): predicting it with the data-constrained law", f"{D:,}",
+                    f"{unique:,}", D / unique)  # fmt: skip
+        try:
+            constrained = an.predict_constrained(fits, N, D, unique)
+        except FitError as exc:
+            log.warning("%s; predicting with %s as if the data did not repeat", exc, primary)
     try:
-        pred = an.predict(fits, N, D, 6.0 * N * D, primary)
+        pred = constrained or an.predict(fits, N, D, 6.0 * N * D, primary)
     except FitError as exc:  # say so, and predict with the other law rather than stop
         fallback = next(p for p in an.PREDICTORS if p != primary)
         log.warning("%s; predicting with %s instead", exc, fallback)
         pred = an.predict(fits, N, D, 6.0 * N * D, fallback)
         pred["fallback_reason"] = str(exc)
+    cost = fit_cost(plan.parts, arch)
+    ladder = {
+        "extrapolation": 6.0 * N * D / cost["largest"],
+        "fit_cost_ratio": cost["flops"] / (6.0 * N * D),
+        "fit_flops": cost["flops"], "largest_fit_flops": cost["largest"],
+        "unique_tokens": unique, "repeats_data": unique < D, "design": sweep.spec.kind,
+    }  # fmt: skip
     others = {}
     for p in an.PREDICTORS:
         if p != pred["predictor"]:
@@ -340,7 +483,7 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
         "format_version": FORMAT_VERSION, "kind": "scalinglab.prediction", "arch": arch,
         "flops": 6.0 * N * D, "budget": C, "params": N, "tokens": D,
         "shape": _shape(run.config.model), "run_name": run.name, "target_params": n_target,
-        "allocated_by": allocated_by,
+        "allocated_by": allocated_by, **ladder,
         **pred, "interval": interval,
         "ci_level": study.fit.ci_level,
         "seed_noise_rel_std": None if noise is None else noise["rel_std"],

@@ -14,7 +14,13 @@
 
     [model] / [train] / [shape] / [hparams]   # as in a sweep spec (docs/sweeps.md)
 
-    [sweeps.gpt]                  # one IsoFLOP sweep per architecture
+    [sweeps.gpt]                  # a WSD ladder per architecture (kind = "wsd"):
+    kind = "wsd"                  # per size one stable-LR trunk, a cooldown branch
+    params = [2e4, 4e4, 8e4]      # at each tokens-per-parameter ratio
+    tokens_per_param = [10, 20, 40]
+    cooldown_frac = 0.2
+
+    [sweeps.lstm]                 # or an IsoFLOP sweep (kind = "isoflop", the default)
     budgets = [3e11, 1e12, 3e12]
     sizes = 4
     tokens_per_param = 150
@@ -22,12 +28,14 @@
 
     [backtest]                    # predicted before it is trained
     arch = "gpt"
-    budget = 1e13                 # at least 3x the largest budget of that sweep
-    predictor = "frontier"        # or "chinchilla"
+    budget = 1e13                 # at least 3x the largest C of that sweep's runs
+    predictor = "chinchilla"      # or "frontier" (IsoFLOP sweeps only); default: the
+                                  # sweep's own (frontier for IsoFLOP, chinchilla for WSD)
 
-    [seed_noise]                  # a sweep point repeated with other seeds
+    [seed_noise]                  # sweep runs repeated with other seeds
     arch = "gpt"
-    budget = 1e12
+    params = 2e4                  # WSD: one of its sizes, trunk and branches repeated
+    # budget = 1e12               # IsoFLOP: one of its budgets, the point nearest the centre
     seeds = [1]
 
     [plan]
@@ -50,7 +58,7 @@ from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS
-from scalinglab.sweep.spec import IsoflopDesign, check_trainer_cmd
+from scalinglab.sweep.spec import IsoflopDesign, WsdDesign, check_trainer_cmd
 from scalinglab.tasks.builtin import BUILTIN
 
 FORMAT_VERSION = 1
@@ -58,6 +66,11 @@ TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train",
        "hparams", "sweeps", "backtest", "seed_noise", "plan", "fit", "trainer_cmd",
        "tasks")  # fmt: skip
 MIN_BACKTEST_FACTOR = 3.0
+SWEEP_KINDS = ("isoflop", "wsd")
+"""The designs a study sweeps with: IsoFLOP budgets, or a WSD ladder (sizes × branches)."""
+MIN_WSD_SIZES = 3
+"""A WSD ladder's sizes: Chinchilla's law needs N to vary over at least 3 values."""
+DEFAULT_PREDICTOR = {"isoflop": "frontier", "wsd": "chinchilla"}
 
 
 @dataclass
@@ -66,19 +79,34 @@ class Backtest:
 
     arch: str = setting("", "its architecture (default: the first [sweeps] table's)")
     budget: float = setting(0.0, f"its FLOP budget, at least {MIN_BACKTEST_FACTOR:g}x the "
-                            "largest budget of that architecture's sweep")  # fmt: skip
-    predictor: str = setting("frontier", "what predicts it", choices=PREDICTORS)
+                            "largest C of that architecture's sweep runs")  # fmt: skip
+    predictor: str = setting(
+        "", "what predicts it (default: frontier for an IsoFLOP sweep, chinchilla for WSD)"
+    )
+    tokens_per_param: float = setting(
+        0.0, "its D / N, N = sqrt(C / (6 · this)); 0: the compute-optimal N of the fits"
+    )
 
     def __post_init__(self):
         check_types(self)
+        r = self.tokens_per_param
+        if isinstance(r, bool) or not isinstance(r, int | float) or not (r >= 0 and r < 1e9):
+            raise ConfigError(f"tokens_per_param must be a number >= 0, got {r!r}")
+        if self.predictor and self.predictor not in PREDICTORS:
+            raise ConfigError(
+                f"predictor must be one of {', '.join(PREDICTORS)}, got {self.predictor!r}"
+            )
 
 
 @dataclass
 class SeedNoise:
-    """[seed_noise]: one sweep point repeated with other seeds (the run-to-run noise)."""
+    """[seed_noise]: sweep runs repeated with other seeds (the run-to-run noise): an
+    IsoFLOP sweep's point nearest the centre at `budget`, or a WSD ladder's size `params`
+    (its trunk and every branch)."""
 
     arch: str = setting("", "the sweep it repeats (default: the backtest's architecture)")
-    budget: float = setting(0.0, "the budget of the point: one of that sweep's budgets")
+    budget: float = setting(0.0, "IsoFLOP: the budget of the point, one of that sweep's budgets")
+    params: float = setting(0.0, "WSD: the size repeated, one of that sweep's params")
     seeds: list[int] = field(default_factory=lambda: [1], metadata={"help": "the other seeds"})
 
     def __post_init__(self):
@@ -129,7 +157,7 @@ class StudySpec:
     """[data]: sources or shards, and `scalinglab prepare` settings (PrepareConfig)."""
     shared: dict
     """model, train, shape and hparams tables, passed to every sweep spec."""
-    sweeps: dict[str, IsoflopDesign]
+    sweeps: dict[str, IsoflopDesign | WsdDesign]
     backtest: Backtest
     seed_noise: SeedNoise | None
     factors: list[float]
@@ -159,10 +187,16 @@ class StudySpec:
         f = minutes / self.minutes
         raw = copy.deepcopy(self.raw)
         for s in raw["sweeps"].values():
-            s["budgets"] = [b * f for b in s["budgets"]]
+            if s.get("kind", "isoflop") == "wsd":  # C ∝ N² at fixed tokens per parameter
+                s["params"] = [n * math.sqrt(f) for n in s["params"]]
+            else:
+                s["budgets"] = [b * f for b in s["budgets"]]
         raw["backtest"]["budget"] *= f
         if raw.get("seed_noise"):
-            raw["seed_noise"]["budget"] *= f
+            if raw["seed_noise"].get("budget"):
+                raw["seed_noise"]["budget"] *= f
+            if raw["seed_noise"].get("params"):
+                raw["seed_noise"]["params"] *= math.sqrt(f)
         raw["minutes"] = minutes
         return parse_study(raw, "study (scaled)")
 
@@ -210,7 +244,26 @@ def _data(d: dict, where: str) -> dict:
     return data
 
 
-def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign]:
+def largest_ladder_flops(d: WsdDesign) -> float:
+    """The C = 6·N·D of a WSD ladder's largest run at its target sizes (D = r·N)."""
+    return 6.0 * max(d.params) ** 2 * max(d.tokens_per_param)
+
+
+def _wsd(s: dict, w: str) -> WsdDesign:
+    design = _typed(WsdDesign, s, w)
+    if len(set(design.params)) < MIN_WSD_SIZES:
+        raise _err(w, f"params must list at least {MIN_WSD_SIZES} sizes (Chinchilla's law "
+                      "fits N's exponent across sizes)")  # fmt: skip
+    if len(design.tokens_per_param) < 2:
+        raise _err(w, "tokens_per_param must list at least 2 ratios (a branch each)")
+    for n in design.params:
+        _positive(n, "every size in params", w)
+    for r in design.tokens_per_param:
+        _positive(r, "every tokens_per_param", w)
+    return design
+
+
+def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign | WsdDesign]:
     sweeps = _table(d, "sweeps", where)
     if not sweeps:
         raise _err(where, "[sweeps] needs at least one architecture, e.g. [sweeps.gpt]")
@@ -221,6 +274,12 @@ def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign]:
             raise _err(w, f"{arch!r} is not one of {', '.join(ARCHS)}")
         if not isinstance(s, dict):
             raise _err(w, "must be a table")
+        kind = s.get("kind", "isoflop")
+        if kind not in SWEEP_KINDS:
+            raise _err(w, f"kind must be one of {', '.join(SWEEP_KINDS)}, got {kind!r}")
+        if kind == "wsd":
+            out[arch] = _wsd(s, w)
+            continue
         budgets = s.get("budgets")
         if not isinstance(budgets, list) or len(budgets) < 2:
             raise _err(w, "budgets must list at least 2 FLOP budgets (an IsoFLOP fit needs 2)")
@@ -249,19 +308,35 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     bt.arch = bt.arch or next(iter(sweeps))
     if bt.arch not in sweeps:
         raise _err(w, f"arch {bt.arch!r} has no [sweeps.{bt.arch}]")
-    biggest = max(sweeps[bt.arch].budgets)
-    if _positive(bt.budget, "budget", w) < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
+    kind = sweeps[bt.arch].kind
+    bt.predictor = bt.predictor or DEFAULT_PREDICTOR[kind]
+    if kind == "wsd" and bt.predictor == "frontier":
+        raise _err(w, f'predictor "frontier" needs IsoFLOP budgets, and [sweeps.{bt.arch}] is '
+                      'a WSD ladder: use predictor = "chinchilla"')  # fmt: skip
+    _positive(bt.budget, "budget", w)
+    # a WSD ladder's largest run, C = 6·N·r·N at its target sizes (plan_study checks the
+    # planned shapes' own C again)
+    s = sweeps[bt.arch]
+    biggest = max(s.budgets) if kind == "isoflop" else largest_ladder_flops(s)
+    if bt.budget < MIN_BACKTEST_FACTOR * biggest * (1 - 1e-9):
+        what = "budget" if kind == "isoflop" else "run's C (6·N·D at its target N)"
         raise _err(
             w,
             f"budget {bt.budget:.3g} must be at least {MIN_BACKTEST_FACTOR:g}x the largest "
-            f"budget of [sweeps.{bt.arch}] ({biggest:.3g}): a backtest extrapolates",
+            f"{what} of [sweeps.{bt.arch}] ({biggest:.3g}): a backtest extrapolates",
         )
     sn = None
     if d.get("seed_noise") is not None:
         w = f"{where} [seed_noise]"
         sn = _typed(SeedNoise, _table(d, "seed_noise", where), w)
         sn.arch = sn.arch or bt.arch
-        if sn.arch not in sweeps or sn.budget not in sweeps[sn.arch].budgets:
+        if sn.arch not in sweeps:
+            raise _err(w, f"arch {sn.arch!r} has no [sweeps.{sn.arch}]")
+        if sweeps[sn.arch].kind == "wsd":
+            if sn.budget or sn.params not in sweeps[sn.arch].params:
+                raise _err(w, f"[sweeps.{sn.arch}] is a WSD ladder: give params, one of its "
+                              "sizes (not budget)")  # fmt: skip
+        elif sn.params or sn.budget not in sweeps[sn.arch].budgets:
             raise _err(w, "budget must be one of the budgets of the sweep of its arch")
         if not sn.seeds or not all(isinstance(x, int) and not isinstance(x, bool)
                                    for x in sn.seeds):  # fmt: skip
@@ -296,14 +371,16 @@ def study_dict(study: StudySpec) -> dict:
         "format_version": FORMAT_VERSION, "name": study.name, "minutes": study.minutes,
         "workers": study.workers, "data": dict(study.data),
         **{k: v for k, v in study.shared.items() if v},
-        "sweeps": {a: {k: v for k, v in dataclasses.asdict(s).items() if k != "kind"}
+        "sweeps": {a: {k: v for k, v in dataclasses.asdict(s).items()
+                       if k != "kind" or s.kind != "isoflop"}
                    for a, s in study.sweeps.items()},
         "backtest": dataclasses.asdict(study.backtest),
         "plan": {"factors": list(study.factors)},
         "fit": {k: v for k, v in dataclasses.asdict(study.fit).items() if v is not None},
     }  # fmt: skip
     if study.seed_noise is not None:
-        d["seed_noise"] = dataclasses.asdict(study.seed_noise)
+        sn = dataclasses.asdict(study.seed_noise)
+        d["seed_noise"] = {k: v for k, v in sn.items() if v or k not in ("budget", "params")}
     if study.trainer_cmd:
         d["trainer_cmd"] = study.trainer_cmd
     if study.tasks.names:
