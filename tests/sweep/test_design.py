@@ -209,3 +209,33 @@ tokens_per_param = [1]
     (tmp_path / "bad.toml").write_text(mup.replace('rule = "mup"', 'rule = "fitted"'))
     with pytest.raises(SweepError, match='rule = "fitted" goes with fit'):
         load_spec(tmp_path / "bad.toml")
+
+
+def test_an_architecture_may_name_its_own_optimizer_and_clip(tmp_path, shards):
+    """[hparams.lstm] optimizer = "sgd" with its own lr and clip (the RNN recipe, docs/
+    training.md) while the GPTs of the same sweep keep AdamW and the [train] defaults."""
+    ladder = """kind = "ladder"
+params = [3000, 20000]
+tokens_per_param = [1]
+"""
+    text = write_spec(tmp_path, shards, ladder).read_text()
+    text = text.replace('archs = ["gpt"]', 'archs = ["gpt", "lstm"]').replace(
+        "[design]",
+        '[hparams.lstm]\noptimizer = "sgd"\nlr = 10\nlr_power = 0\ngrad_clip = 0.25\n\n[design]',
+    )
+    (tmp_path / "two.toml").write_text(text)
+    _, runs = make_plan(load_spec(tmp_path / "two.toml"))
+    by_arch = {}
+    for r in runs:
+        by_arch.setdefault(r.config.model.arch, []).append(r.config.train)
+    assert len(by_arch["lstm"]) == len(by_arch["gpt"]) == 2
+    for t in by_arch["lstm"]:
+        assert (t.optimizer, t.lr, t.grad_clip) == ("sgd", 10.0, 0.25)
+    for t, r in zip(by_arch["gpt"], [r for r in runs if r.config.model.arch == "gpt"], strict=True):
+        assert (t.optimizer, t.grad_clip) == ("adamw", 1.0)
+        assert t.lr == pytest.approx(1e-2 * (16 / r.config.model.n_embd) ** 0.5)
+    (tmp_path / "bad.toml").write_text(text.replace('optimizer = "sgd"', 'optimizer = "adam"'))
+    with pytest.raises(
+        SweepError, match=r"bad.toml \[hparams\].lstm: optimizer 'adam' is not one of"
+    ):
+        load_spec(tmp_path / "bad.toml")

@@ -59,7 +59,7 @@ from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS
 from scalinglab.sweep.spec import IsoflopDesign, WsdDesign, check_trainer_cmd
-from scalinglab.tasks.builtin import BUILTIN
+from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
 
 FORMAT_VERSION = 1
 TOP = ("format_version", "name", "minutes", "workers", "data", "model", "train", "shape",
@@ -125,7 +125,7 @@ class TaskTable:
         default_factory=list,
         metadata={"help": f"built-in tasks ({', '.join(BUILTIN)}); none: no task"},
     )
-    items: int = setting(100, "items per task")
+    items: int = setting(N_ITEMS, "items per task (fewer where the validation split holds fewer)")
     seed: int = setting(0, "the choice of items")
 
     def __post_init__(self):

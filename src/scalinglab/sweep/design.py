@@ -155,8 +155,11 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
             "or lower batch_size"
         )
     rule = spec.hparams[model.arch]
-    # AdamW unless the spec's [train] names another: the hparams rules' lr are AdamW's
-    train = TrainConfig(**{"optimizer": "adamw"} | spec.train, data=str(spec.data),
+    # AdamW unless the spec's [train] or this arch's [hparams] names another: the hparams
+    # rules' lr are that optimizer's
+    own = {"optimizer": rule.optimizer} if rule.optimizer else {}
+    own |= {"grad_clip": rule.grad_clip} if rule.grad_clip >= 0 else {}
+    train = TrainConfig(**{"optimizer": "adamw"} | spec.train | own, data=str(spec.data),
                         tokens=steps * tps)  # fmt: skip
     for k, v in hparams_for(rule, model.hidden if model.recurrent else model.n_embd, steps).items():
         setattr(train, k, v)

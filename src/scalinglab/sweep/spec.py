@@ -113,8 +113,16 @@ class HparamRule:
         choices=HPARAM_RULES,
     )
     fit: str = setting("", "fitted: an lr-opt fit.json (`scalinglab fit --law lr-opt --out`)")
+    optimizer: str = setting(
+        "", "this architecture's optimizer (adamw | sgd), its lr this table's",
+        shown="[train]'s, else adamw",
+    )  # fmt: skip
+    grad_clip: float = setting(-1.0, "this architecture's gradient clip", shown="[train]'s")
 
     def __post_init__(self):
+        if self.optimizer not in ("", "adamw", "sgd"):
+            raise ConfigError(f"optimizer {self.optimizer!r} is not one of adamw, sgd")
+        _number(self, "grad_clip", positive=False)
         if self.rule not in HPARAM_RULES:
             raise ConfigError(f"rule {self.rule!r} is not one of {', '.join(HPARAM_RULES)}")
         if (self.rule == "fitted") != bool(self.fit):
