@@ -76,6 +76,12 @@ def main():
     ap.add_argument(
         "--synthetic", type=int, default=0, metavar="K", help="also K synthetic tables per law"
     )
+    ap.add_argument("--synthetic-laws", default="power-c,chinchilla")
+    ap.add_argument(
+        "--synthetic-calibrate",
+        default="none",
+        help="calibrate setting of the synthetic fits (C: the calibrated intervals)",
+    )
     args = ap.parse_args()
     if args.pool:
         return print_pooled(args.pool)
@@ -84,11 +90,13 @@ def main():
     if args.synthetic:
         from tests.laws.synth import synthetic_coverage
 
-        for law in ("power-c", "chinchilla"):
+        for law in args.synthetic_laws.split(","):
             t0 = time.process_time()
-            cov, n = synthetic_coverage(law, args.synthetic, bootstrap=args.bootstrap)
+            cov, n = synthetic_coverage(
+                law, args.synthetic, bootstrap=args.bootstrap, calibrate=args.synthetic_calibrate
+            )
             print(
-                f"synthetic {law}: {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
+                f"synthetic {law} (calibrate {args.synthetic_calibrate}): {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
                 f"in 95% {cov[0.95]:.1%} ({time.process_time() - t0:.0f} s CPU)",
                 flush=True,
             )
