@@ -5,8 +5,9 @@ For every table: `rolling_backtest` (thresholds at 50..90% of the rows) of the l
 (chinchilla; data-constrained for the datablations runs) with `calibrate` set to the backtest's own variable, so
 every fit calibrates its intervals on its own rows only; prints the share of held-out
 losses inside the 80% and 95% prediction intervals, raw and calibrated, per table and
-pooled over every table. Then `choose_law` on each table, and its error against
-every single candidate's.
+pooled over every table (`--pool` pools the --json files of parts run in parallel).
+Then `--law auto` on each table: its nested backtest (the law chosen at each threshold
+by a backtest of the training rows only) against every single candidate's backtest.
 
     python benchmarks/coverage.py [--data ../shared/scaling_data] [--bootstrap 1000]
         [--only epoch,gadre] [--no-auto]
@@ -38,27 +39,64 @@ TABLES = {
 }
 
 
+def print_pooled(paths):
+    """The coverage over every table of the --json files (each table once)."""
+    seen = {}
+    for path in paths:
+        for key, r in json.loads(Path(path).read_text()).items():
+            if key.endswith(("/C", "/N")):
+                seen[key] = r["overall"]
+    print(f"{'tables':<16}{'by':>3}{'pred':>6}{'80%':>6}{'95%':>6}{'cal80':>7}{'cal95':>7}")
+    for by in ("C", "N"):
+        rows = [o for k, o in seen.items() if k.endswith("/" + by)]
+        n = sum(o["n"] for o in rows)
+        if not n:
+            continue
+        cells = []
+        for key in ("coverage", "calibrated_coverage"):
+            for lv in ("0.8", "0.95"):
+                cells.append(sum(o.get(key, o["coverage"])[lv] * o["n"] for o in rows) / n)
+        print(f"{f'all {len(rows)}':<16}{by:>3}{n:>6}" + "".join(f"{c:>7.1%}" for c in cells))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/scaling_data")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--only", default="")
     ap.add_argument("--no-auto", action="store_true")
+    ap.add_argument("--auto-only", action="store_true", help="only the --law auto tables")
     ap.add_argument("--json", help="write every backtest here")
+    ap.add_argument(
+        "--pool",
+        nargs="+",
+        metavar="JSON",
+        help="only print the pooled coverage of these --json files (parts run in parallel)",
+    )
     ap.add_argument(
         "--synthetic", type=int, default=0, metavar="K", help="also K synthetic tables per law"
     )
+    ap.add_argument("--synthetic-laws", default="power-c,chinchilla")
+    ap.add_argument(
+        "--synthetic-calibrate",
+        default="none",
+        help="calibrate setting of the synthetic fits (C: the calibrated intervals)",
+    )
     args = ap.parse_args()
+    if args.pool:
+        return print_pooled(args.pool)
     names = [n for n in TABLES if not args.only or n in args.only.split(",")]
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; bootstrap {args.bootstrap}")
     if args.synthetic:
         from tests.laws.synth import synthetic_coverage
 
-        for law in ("power-c", "chinchilla"):
+        for law in args.synthetic_laws.split(","):
             t0 = time.process_time()
-            cov, n = synthetic_coverage(law, args.synthetic, bootstrap=args.bootstrap)
+            cov, n = synthetic_coverage(
+                law, args.synthetic, bootstrap=args.bootstrap, calibrate=args.synthetic_calibrate
+            )
             print(
-                f"synthetic {law}: {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
+                f"synthetic {law} (calibrate {args.synthetic_calibrate}): {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
                 f"in 95% {cov[0.95]:.1%} ({time.process_time() - t0:.0f} s CPU)",
                 flush=True,
             )
@@ -68,7 +106,7 @@ def main():
     )
     pooled = {}
     results = {}
-    for name in names:
+    for name in names if not args.auto_only else ():
         fname, opts = TABLES[name]
         for by in ("C", "N"):
             s = {"bootstrap": args.bootstrap, "calibrate": by, **opts}
@@ -99,20 +137,29 @@ def main():
             f"{acc['95'] / n:>6.0%}{acc['c80'] / n:>7.0%}{acc['c95'] / n:>7.0%}"
         )
     if not args.no_auto:
-        print(f"\n--law auto (by C, point fits): candidates {', '.join(AUTO_LAWS)}")
+        print(
+            f"\n--law auto (by C, point fits): candidates {', '.join(AUTO_LAWS)}; nested: "
+            "the law chosen at each threshold by a backtest of its training rows only"
+        )
         for name in names:
             fname, opts = TABLES[name]
             t = read_for(Path(args.data) / fname, AUTO_LAWS, {**opts}, by="C")
+            t0 = time.process_time()
             law, rows = choose_law(t, by="C", settings=opts)
+            point = {**opts, "bootstrap": 0, "calibrate": "none"}
+            nested = rolling_backtest("auto", t, by="C", settings=point)
             errs = {r["law"]: r.get("mean_abs_rel_error") for r in rows}
             best = min(e for e in errs.values() if e is not None)
+            err = nested["overall"]["mean_abs_rel_error"]
+            picks = ",".join(r["law"] for r in nested["thresholds"])
             cells = "  ".join(f"{k} {'-' if v is None else f'{v:.3%}'}" for k, v in errs.items())
             print(
-                f"{name:<16} auto={law} ({errs[law]:.3%}; best single {best:.3%}, "
-                f"chinchilla {errs['chinchilla']:.3%}) | {cells}",
+                f"{name:<16} nested auto {err:.3%} (best single {best:.3%}: ratio "
+                f"{err / best:.3f}; chinchilla {errs['chinchilla']:.3%}) picks {picks}; "
+                f"on all rows {law} | {cells} ({time.process_time() - t0:.1f} s CPU)",
                 flush=True,
             )
-            results[f"{name}/auto"] = rows
+            results[f"{name}/auto"] = {"candidates": rows, "nested": nested, "chosen": law}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

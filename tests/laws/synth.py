@@ -20,12 +20,14 @@ def power_table(var, E, alpha, xc, xs, sigma, rng):
     return {var: xs, "L": L * np.exp(sigma * rng.standard_normal(xs.size))}
 
 
-def synthetic_coverage(law, draws, *, sigma=0.01, bootstrap=100, levels=(0.8, 0.95), seed=0):
+def synthetic_coverage(
+    law, draws, *, sigma=0.01, bootstrap=100, levels=(0.8, 0.95), seed=0, calibrate="none"
+):
     """Share of new runs inside the prediction intervals of fits to synthetic tables.
 
     Each draw: a table from the true law with log-normal noise (sigma), a fit with a
     bootstrap, and 10 new runs beyond the table (up to ~3x in C, or in N and D), drawn
-    with the same noise. Returns ({level: share inside}, points)."""
+    with the same noise; `calibrate` as ScalingLaw's. Returns ({level: share inside}, points)."""
     from scalinglab.laws import ScalingLaw
 
     rng = np.random.default_rng(seed)
@@ -44,7 +46,7 @@ def synthetic_coverage(law, draws, *, sigma=0.01, bootstrap=100, levels=(0.8, 0.
             N = np.logspace(9.05, 9.5, 10)
             new = {"N": N, "D": 20 * N}
             true_new = chinchilla_law(new["N"], new["D"])
-        fit = ScalingLaw(law, bootstrap=bootstrap, seed=i).fit(table)
+        fit = ScalingLaw(law, bootstrap=bootstrap, seed=i, calibrate=calibrate).fit(table)
         obs = true_new * np.exp(sigma * rng.standard_normal(true_new.size))
         for lv in levels:
             _, lo, hi = fit.predict(**new, return_ci=True, kind="prediction", level=lv)

@@ -45,7 +45,7 @@ AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interact
 
 
 def law_needs(law) -> tuple:
-    if law in ("chinchilla", "kaplan", "nd-interaction"):
+    if law in ("chinchilla", "kaplan", "nd-interaction", "auto"):
         return ("N", "D", "C")
     if law == "data-constrained":
         return ("N", "D", "C", "U")
@@ -96,13 +96,10 @@ def predict_rows(fitted, t, mask, levels=LEVELS):
     out = {"L": held.L, "pred": pred, "pi": {}, "cpi": {}, "ci": {}}
     for lv in levels:
         out["pi"][lv] = intervals.interval(fitted, pred, draws, "prediction", lv, calibrate=False)
-        if fitted.calibration_ and fitted.calibration_.get("factors"):
-            f = intervals.factor(fitted, lv)
-            lp, (lo, hi) = np.log(pred), out["pi"][lv]
-            out["cpi"][lv] = (
-                np.exp(lp - f * (lp - np.log(lo))),
-                np.exp(lp + f * (np.log(hi) - lp)),
-            )
+        cal = fitted.calibration_
+        if cal and cal.get("factors"):
+            x = getattr(held, cal["by"])
+            out["cpi"][lv] = intervals.interval(fitted, pred, draws, "prediction", lv, x=x)
         if draws is not None:
             out["ci"][lv] = intervals.interval(fitted, pred, draws, "confidence", lv)
     return out
@@ -149,7 +146,9 @@ def rolling_backtest(
 
     Args:
         law: a law name that predicts each run's loss (chinchilla, kaplan, power-*,
-            data-constrained, nd-interaction).
+            data-constrained, nd-interaction), or "auto": at each threshold the law is
+            chosen by `choose_law` on the rows below it only (a backtest inside the
+            training part, same fracs), so the choice never sees what it is scored on.
         table: a RunsTable holding the columns the law needs (and U for data-constrained).
         by: "C", "N" or "D": the variable whose larger values are held out.
         fracs: the shares of rows below the thresholds (default TRAIN_FRACS), or
@@ -179,13 +178,20 @@ def rolling_backtest(
         if not test.any() or test.all():
             skipped.append({"threshold": thr, "why": "leaves no rows to fit or to predict"})
             continue
+        chosen = law
         try:
-            fitted = fit_subset(law, settings, table, ~test)
+            if law == "auto":
+                chosen, _ = choose_law(
+                    table.subset(~test), by=by, fracs=fracs or TRAIN_FRACS, settings=settings
+                )
+            fitted = fit_subset(chosen, settings, table, ~test)
         except FitError as exc:
             skipped.append({"threshold": thr, "why": str(exc)})
             continue
         p = predict_rows(fitted, table, test, levels)
         row = {"threshold": thr, "n_train": int((~test).sum()), **metrics(p, levels)}
+        if law == "auto":
+            row["law"] = chosen
         if p["cpi"]:
             row["calibration"] = fitted.calibration_["factors"]
         per.append(row)

@@ -390,8 +390,23 @@ class ScalingLaw:
         if not return_ci:
             return pred
         flat = np.atleast_1d(pred).ravel()
-        lo, hi = intervals.interval(self, flat, draws, kind, level)
+        x = self.calibration_x(np.shape(pred), N=N, D=D, C=C) if kind == "prediction" else None
+        lo, hi = intervals.interval(self, flat, draws, kind, level, x=x)
         return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+
+    def calibration_x(self, shape, N=None, D=None, C=None):
+        """The calibration's variable (C, N or D; C = 6ND where not given) at the inputs,
+        flattened to `shape`, or None (no calibration, or that variable is unknown)."""
+        cal = self.calibration_ or {}
+        by = cal.get("by")
+        if not cal.get("d0") or by not in ("C", "N", "D"):
+            return None
+        if by == "C" and C is None and N is not None and D is not None:
+            C = 6.0 * np.asarray(N, dtype=float) * np.asarray(D, dtype=float)
+        x = {"C": C, "N": N, "D": D}[by]
+        if x is None:
+            return None
+        return np.broadcast_to(np.asarray(x, dtype=float), shape).ravel()
 
     def prediction_draws(self, N=None, D=None, C=None, U=None, with_draws=True):
         """The point prediction and the predictions of every bootstrap draw.

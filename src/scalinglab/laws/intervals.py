@@ -12,10 +12,19 @@
   repeated (N, D[, U]) runs and they spread more than the residuals do. The
   residuals carry both the seed noise and the law's misfit, which a new run
   meets too.
-- A **calibration** (`calibration_`): a factor per level that widens an
-  interval about the point prediction in log space, found by conformal
-  scoring of a leave-larger-out backtest (scalinglab.laws.backtest). 1 means
-  the backtest found the interval covering at its level already.
+- A **calibration** (`calibration_`): how the prediction interval must be
+  scaled to cover runs beyond the fitted ones, found by a leave-larger-out
+  backtest of the fit's own rows (normalized conformal prediction). A held-out
+  run's score is |log L − log pred| over its raw half-width (on its side) times
+  (1 + d/d0), where d = log(x / x_max) ≥ 0 is how far beyond the largest fitted
+  x (C, N or D: the `calibrate` setting) it lies and d0 the median such distance
+  in the calibration backtest; the factor q per level is the conformal quantile
+  of the scores. A calibrated interval is the raw one scaled about the point
+  prediction, in log space, by q·(1 + d/d0): it grows linearly with the
+  log-distance of extrapolation, doubling (for q = 1) at the distances the
+  calibration tested. q may be below 1 where the raw interval was wider than the
+  backtest needed. Fits saved before d0 existed carry factors only (never below
+  1, no growth), and are applied as they were.
 
 Everything is in log-loss: the laws are fitted on log L and the noise is
 multiplicative.
@@ -80,7 +89,7 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
 
 
 def factor(law, level) -> float:
-    """The calibration factor of `law` at `level` (1 without a calibration)."""
+    """The calibration factor q of `law` at `level` (1 without a calibration)."""
     cal = getattr(law, "calibration_", None) or {}
     factors = cal.get("factors") or {}
     if not factors:
@@ -89,13 +98,32 @@ def factor(law, level) -> float:
     return float(list(factors.values())[int(np.argmin(np.abs(levels - level)))])
 
 
-def interval(law, pred, draws, kind, level, calibrate=True):
+def growth(cal, x):
+    """(m,) the calibration's widening with the distance of extrapolation, 1 + d/d0 with
+    d = max(log(x / x_max), 0); ones for a calibration without d0."""
+    d0 = cal.get("d0") if cal else None
+    if not d0:
+        return 1.0
+    if x is None:
+        raise FitError(
+            f"the calibration grows with the distance beyond the fitted {cal['by']}: "
+            f"give {cal['by']} (or what it is computed from) to predict"
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.maximum(np.log(np.asarray(x, dtype=float) / cal["x_max"]), 0.0)
+    return 1.0 + d / d0
+
+
+def interval(law, pred, draws, kind, level, calibrate=True, x=None):
     """(lo, hi) of the `kind` interval at `level` around the point prediction.
 
     Args:
         pred: (m,) point predictions (loss).
         draws: (K, m) predictions of the bootstrap draws, or None (a fit without bootstrap:
             the prediction interval is then the noise alone).
+        calibrate: scale a prediction interval by the fit's calibration_ (if it has one).
+        x: (m,) the calibration's variable (C, N or D) at the inputs, for its growth with
+            the distance of extrapolation.
     """
     if kind not in KINDS:
         raise ConfigError(f"kind={kind!r}: not one of {', '.join(KINDS)}")
@@ -123,15 +151,17 @@ def interval(law, pred, draws, kind, level, calibrate=True):
             col = np.tile(col, -(-PREDICTION_DRAWS // col.size))
             eps = pool[rng.integers(0, len(pool), size=col.shape)]
             lo[j], hi[j] = np.percentile(col + eps, [q, 100 - q])
-    if calibrate:
-        f = factor(law, level)
+    cal = getattr(law, "calibration_", None)
+    if calibrate and kind == "prediction" and cal and cal.get("factors"):
+        f = factor(law, level) * growth(cal, x)
         lo, hi = logp - f * (logp - lo), logp + f * (hi - logp)
     return np.exp(lo), np.exp(hi)
 
 
-def conformal_factors(scores_by_level: dict) -> dict:
-    """{level: factor}: the smallest widening of the interval at each level that puts
-    `level` of the backtest's points inside (1 when they are inside already).
+def conformal_factors(scores_by_level: dict, floor=1.0) -> dict:
+    """{level: factor}: the smallest scaling of the interval at each level that puts
+    `level` of the backtest's points inside (never below `floor`: 1, a widening only,
+    or 0, a scaling either way).
 
     A point's score is how far outside its interval it lies, in units of the interval's
     half-width on its side in log space: |log L − log pred| / half-width; inside <= 1."""
@@ -144,7 +174,7 @@ def conformal_factors(scores_by_level: dict) -> dict:
             continue
         # the conformal quantile: rank ceil((n + 1)·level) of n scores
         k = min(int(np.ceil((s.size + 1) * float(level))), s.size)
-        out[level] = float(max(1.0, np.sort(s)[k - 1]))
+        out[level] = float(max(floor, np.sort(s)[k - 1]))
     return out
 
 
@@ -182,15 +212,18 @@ def thresholds_for(t, by, fracs):
 
 
 def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
-    """The calibration of a fit (`calibration_`): conformal widening factors per level
-    from a leave-larger-out backtest of its own rows.
+    """The calibration of a fit (`calibration_`): the conformal factor per level and the
+    growth with the distance of extrapolation, from a leave-larger-out backtest of the
+    fit's own rows (module docstring).
 
     Args:
         fit_rows: mask -> a law fitted on those rows of t (without calibration).
         t: the RunsTable the fit was fitted on (with the U column for data-constrained).
         by: "C", "N" or "D".
     """
+    x_all = getattr(t, by)
     got = {lv: [] for lv in levels}
+    dist = []
     used = []
     for thr in thresholds_for(t, by, fracs):
         test = held_out(t, by, thr)
@@ -201,22 +234,33 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
         held = t.subset(test)
         pred, draws = sub.prediction_draws(N=held.N, D=held.D, C=held.C, U=held.U)
         pred = np.atleast_1d(pred).astype(float)
+        dist.append(np.maximum(np.log(getattr(held, by) / x_all[~test].max()), 0.0))
         for lv in levels:
             lo, hi = interval(sub, pred, draws, "prediction", lv, calibrate=False)
             got[lv].append(conformal_scores(held.L, pred, lo, hi))
         used.append(thr)
     out = {
-        "method": "conformal widening of the prediction interval, in log loss, from a "
-        f"leave-larger-out backtest by {by} of the fit's own runs",
+        "method": "normalized conformal scaling of the prediction interval, in log loss, "
+        f"by q * (1 + d/d0), d = log({by} / x_max): a leave-larger-out backtest by {by} "
+        "of the fit's own runs",
         "by": by,
+        "x_max": float(np.max(x_all)),
         "thresholds": used,
     }
     if not used:
         return {**out, "factors": {}, "points": 0}
-    pooled = {lv: np.concatenate(got[lv]) for lv in levels}
-    factors = conformal_factors(pooled)
+    d = np.concatenate(dist)
+    d0 = float(np.median(d[d > 0])) if np.any(d > 0) else 0.0
+    if d0 > 0:
+        scale = 1.0 + d / d0
+        pooled = {lv: np.concatenate(got[lv]) / scale for lv in levels}
+        factors = conformal_factors(pooled, floor=0.0)
+    else:  # nothing held out lay beyond its fit (ties): a widening, without growth
+        pooled = {lv: np.concatenate(got[lv]) for lv in levels}
+        factors = conformal_factors(pooled)
     return {
         **out,
-        "points": len(pooled[levels[0]]),
+        "d0": d0,
+        "points": len(d),
         "factors": {f"{lv:g}": f for lv, f in factors.items()},
     }
