@@ -62,13 +62,16 @@ class Chinchilla:
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)
-        return {
-            "E": np.exp(th[:, 2]),
-            "A": np.exp(th[:, 0]),
-            "B": np.exp(th[:, 1]),
-            "alpha": th[:, 3],
-            "beta": th[:, 4],
-        }
+        # a degenerate bootstrap draw may put log B past a float's range: inf, which the
+        # intervals leave out (laws.intervals), not a warning printed to the user
+        with np.errstate(over="ignore"):
+            return {
+                "E": np.exp(th[:, 2]),
+                "A": np.exp(th[:, 0]),
+                "B": np.exp(th[:, 1]),
+                "alpha": th[:, 3],
+                "beta": th[:, 4],
+            }
 
     @staticmethod
     def derived(p):
@@ -131,12 +134,13 @@ class Kaplan:
 
     def natural(self, ctx, th):
         th = np.atleast_2d(th)
-        return {
-            "alpha_N": th[:, 0] * th[:, 1],
-            "alpha_D": th[:, 0],
-            "N_c": ctx["n0"] * np.exp(th[:, 2]),
-            "D_c": ctx["d0"] * np.exp(th[:, 3]),
-        }
+        with np.errstate(over="ignore"):  # as Chinchilla's: a degenerate draw gives inf
+            return {
+                "alpha_N": th[:, 0] * th[:, 1],
+                "alpha_D": th[:, 0],
+                "N_c": ctx["n0"] * np.exp(th[:, 2]),
+                "D_c": ctx["d0"] * np.exp(th[:, 3]),
+            }
 
     @staticmethod
     def derived(p):
