@@ -80,7 +80,9 @@ class Chinchilla:
 
     @staticmethod
     def predict(p, N=None, D=None, C=None):
-        return p["E"] + p["A"] / np.power(N, p["alpha"]) + p["B"] / np.power(D, p["beta"])
+        # a degenerate draw (B = inf, D^β = inf) predicts NaN, which intervals leave out
+        with np.errstate(over="ignore", invalid="ignore"):
+            return p["E"] + p["A"] / np.power(N, p["alpha"]) + p["B"] / np.power(D, p["beta"])
 
 
 class Kaplan:
@@ -266,8 +268,9 @@ class NDInteraction(Chinchilla):
 
     @staticmethod
     def predict(p, N=None, D=None, C=None):
-        data = p["B"] * np.power(N, p["gamma"]) / np.power(D, p["beta"])
-        return p["E"] + p["A"] / np.power(N, p["alpha"]) + data
+        with np.errstate(over="ignore", invalid="ignore"):
+            data = p["B"] * np.power(N, p["gamma"]) / np.power(D, p["beta"])
+            return p["E"] + p["A"] / np.power(N, p["alpha"]) + data
 
 
 def make_form(law, floor=True, delta=1e-3):
