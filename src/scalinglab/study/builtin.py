@@ -7,7 +7,7 @@ and edit it; the text lives here so an installed package carries it.
 QUICKSTART_TOML = """\
 # The quickstart scaling study: GPT and LSTM IsoFLOP sweeps on the bytes of Python's
 # standard library, fits with bootstrap intervals, a backtest predicted before it is
-# trained, and a plan for 10x-1000x the compute. About 13 minutes on 2 cores.
+# trained, and a plan for 10x-1000x the compute. About 13-20 minutes on 2 cores.
 #
 #   scalinglab quickstart --out runs/quickstart          # this file, built in
 #   scalinglab study examples/quickstart.toml --out runs/mine --minutes 20
