@@ -32,14 +32,16 @@ def test_same_values_from_toml_flags_and_python():
     toml = tomllib.loads(
         'bootstrap = 50\nseed = 3\nci_level = 0.9\ncurvature = "shared"\nfloor = false\n'
         "huber_delta = 0.01\nboot_starts = 2\nprune = false\nenvelope_points = 40\n"
+        "chance = 0.25\n"
     )
     cli = fit_args(
         "--bootstrap", "50", "--seed", "3", "--ci-level", "0.9", "--curvature", "shared",
         "--no-floor", "--huber-delta", "0.01", "--boot-starts", "2", "--no-prune",
-        "--envelope-points", "40",
+        "--envelope-points", "40", "--chance", "0.25",
     )  # fmt: skip
     py = FitConfig(bootstrap=50, seed=3, ci_level=0.9, curvature="shared", floor=False,
-                   huber_delta=0.01, boot_starts=2, prune=False, envelope_points=40)  # fmt: skip
+                   huber_delta=0.01, boot_starts=2, prune=False, envelope_points=40,
+                   chance=0.25)  # fmt: skip
     assert fit_config(toml, "t.toml [fit]") == FitConfig(**flags_given(cli, FitConfig)) == py
     assert py.ci_level == 0.9 and py.curvature == "shared" and py.prune is False
 
@@ -72,6 +74,7 @@ def test_table_flags_keep_their_shapes():
         ({"ci_level": 1.0}, "s.toml [fit]: ci_level must be in (0, 1), got 1.0"),
         ({"huber_delta": 0}, "s.toml [fit]: huber_delta must be > 0, got 0.0"),
         ({"boot_starts": 0}, "s.toml [fit]: boot_starts must be >= 1, got 0"),
+        ({"chance": 1}, "s.toml [fit]: chance must be in [0, 1), got 1.0"),
         ({"floor": "yes"}, "s.toml [fit]: floor must be bool, got str 'yes'"),
         ({"resamples": 9}, "s.toml [fit]: unknown key(s) resamples (known: boot_starts,"),
         ({"n_col": "N"}, "s.toml [fit]: unknown key(s) n_col"),

@@ -201,3 +201,60 @@ def test_backtest_of_a_task_law_from_the_command_line_on_pythia(tmp_path, capsys
     assert bt["overall"]["coverage"]["0.95"] >= 0.8  # the fitted runs' scatter alone
     assert main([*argv[:-2], "--by", "N"]) == 2
     assert "backtests by C" in capsys.readouterr().err
+
+
+def test_chance_fixes_the_sigmoids_ends_in_python_on_the_command_line_and_in_a_backtest(
+    tmp_path,
+):
+    import json
+
+    from scalinglab.cli import main
+    from scalinglab.laws.estimator import load_fit
+
+    d = synthetic()
+    d["acc"] = 0.5 + 0.5 / (1 + np.exp(3.0 * (d["task_loss"] - 2.2)))  # two choices
+    est = ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=20,
+                     chance=0.5).fit(d)  # fmt: skip
+    assert est.params_["lo"] == 0.5 and est.params_["hi"] == 1.0
+    assert est.params_["k"] == pytest.approx(3.0, rel=1e-4)
+    assert est.params_["L0"] == pytest.approx(2.2, rel=1e-4)
+    assert np.all(est.samples_["lo"] == 0.5) and np.all(est.samples_["hi"] == 1.0)
+    free = ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=0).fit(d)
+    assert free.params_["lo"] != 0.5  # without chance all four are fitted
+    lines = ["flops,task_loss,acc"]
+    lines += [f"{c!r},{x!r},{a!r}" for c, x, a in zip(*(d[k].tolist() for k in d), strict=True)]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    argv = ["fit", str(tmp_path / "runs.csv"), "--law", "task-sigmoid", "--metric-col", "acc",
+            "--loss-col", "task_loss", "--bootstrap", "20", "--chance", "0.5"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "fit.json")]) == 0
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["params"]["lo"] == 0.5 and fit["params"]["hi"] == 1.0
+    assert fit["params"]["k"] == pytest.approx(3.0, rel=1e-4)
+    assert load_fit(tmp_path / "fit.json").settings["chance"] == 0.5
+    assert float(load_fit(tmp_path / "fit.json").predict(C=1e19)) == pytest.approx(
+        d["acc"][-1], rel=1e-4
+    )
+    # the leave-larger-out backtest fits the two-parameter sigmoid at every threshold
+    bt = tasklaws.rolling_backtest(
+        ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=0,
+                   chance=0.5), d)  # fmt: skip
+    assert bt["overall"]["n"] == 16 and bt["overall"]["max_abs_error_points"] < 1e-3
+    assert main([*argv[:-1], "1.5"]) == 2  # one line naming the flag
+
+
+def test_the_interval_of_one_run_holds_the_runs_scatter_when_it_exceeds_the_items_noise():
+    loss = np.linspace(1.5, 2.1, 10)
+    exact = 0.5 + 0.5 / (1 + np.exp(4.0 * (loss - 1.6)))
+    acc = exact + 0.03 * np.array([1, -1] * 5)  # runs 3 points off the law, as seeds are
+    fit = tasklaws.fit_sigmoid(loss, acc, bootstrap=0, chance=0.5)
+    resid = acc - tasklaws.metric_from_loss(fit["params"], loss)
+    assert fit["scatter"] == pytest.approx(np.sqrt(np.sum(resid**2) / (10 - 2)))
+    assert 0.028 < fit["scatter"] < 0.034
+    out = tasklaws.metric_at_loss(fit, 1.4, n_items=4000, scatter=fit["scatter"])
+    p, z = out["predicted"], 1.959964
+    assert out["se"] == pytest.approx(math.sqrt(p * (1 - p) / 4000))  # 0.7 points < 3
+    assert out["noise"] == fit["scatter"] and out["scatter"] == fit["scatter"]
+    assert out["interval"] == pytest.approx([p - z * fit["scatter"], p + z * fit["scatter"]])
+    few = tasklaws.metric_at_loss(fit, 1.4, n_items=50, scatter=fit["scatter"])
+    assert few["noise"] == few["se"] > fit["scatter"]  # 50 items: their noise is larger
+    assert tasklaws.fit_sigmoid(loss[:2], acc[:2], bootstrap=0, chance=0.5)["scatter"] is None

@@ -10,7 +10,7 @@ from scalinglab.report.taskfig import task_section
 
 PRED = {
     "next-line": {"metric": "acc", "predicted": 0.58, "interval": [0.56, 0.60], "se": 0.0078,
-                  "chance": 0.5, "n_items": 4000, "runs": 14,
+                  "scatter": 0.0123, "chance": 0.5, "n_items": 4000, "runs": 14,
                   "params": {"lo": 0.5, "hi": 1.0, "k": 1.5, "L0": 0.2}},
     "recall": {"metric": "acc", "at_chance": True, "chance": 0.5, "n_items": 30, "runs": 8,
                "best": 0.6, "note": "no gpt run of the sweep is above chance"},
@@ -23,6 +23,7 @@ def test_backtest_tasks_score_predictions_and_measure_tasks_at_chance():
     nl = got["next-line"]
     assert nl["measured"] == 0.61 and nl["error_points"] == pytest.approx(-3.0)
     assert nl["in_interval"] is False and nl["n_items"] == 4000 and nl["chance"] == 0.5
+    assert nl["scatter"] == 0.0123
     assert got["recall"] == {**PRED["recall"], "measured": 0.5}
     assert "predicted" not in got["recall"]
 
@@ -32,5 +33,7 @@ def test_the_task_table_gives_items_chance_and_the_measurements_standard_error()
     se = math.sqrt(0.61 * 0.39 / 4000)  # 0.00771
     assert "<td>4,000</td>" in html.replace(' class=""', "").replace(' class="l"', "")
     assert f"0.61 ± {se:.3g}" in html and "-3.0 points (outside)" in html
+    plain = html.replace(' class=""', "")
+    assert "scatter (points)</th>" in plain and "<td>1.2</td>" in plain
     assert "no gpt run of the sweep is above chance" in html
     assert task_section({"tasks": {}}) == "" and task_section(None) == ""

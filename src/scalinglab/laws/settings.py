@@ -62,6 +62,12 @@ class FitConfig:
         choices=CURVATURES,
     )
     floor: bool = setting(True, "power-*: fit an irreducible loss E (--no-floor: L = (X_c/X)^a)")
+    chance: float | None = setting(
+        None,
+        "task-sigmoid: fix the sigmoid's ends at this chance accuracy and 1, fit only k and "
+        "L0 (e.g. 0.5 for two choices)",
+        shown="none: all four free",
+    )
     huber_delta: float | None = setting(
         None,
         "Huber delta on log-loss residuals (each law's own: 1e-3, multi-power 1e-2)",
@@ -95,6 +101,8 @@ class FitConfig:
             raise ConfigError(f"--bootstrap must be >= 0, got {self.bootstrap}")
         if not 0 < self.ci_level < 1:
             raise ConfigError(f"--ci-level must be in (0, 1), got {self.ci_level}")
+        if self.chance is not None and not (math.isfinite(self.chance) and 0 <= self.chance < 1):
+            raise ConfigError(f"--chance must be in [0, 1), got {self.chance}")
         if self.huber_delta is not None and not (
             math.isfinite(self.huber_delta) and self.huber_delta > 0
         ):

@@ -4,7 +4,9 @@
   −ln(metric) = E + (C_c/C)^α, fitted as the power-c form fits a loss (Huber on the log).
 - `task-sigmoid`, two steps (after Bhagia et al. 2024, OLMo's ladder): C → task loss
   L = E + (C_c/C)^α (the power-c form on `loss_col`), then task loss → metric by a
-  sigmoid, metric = lo + (hi − lo) / (1 + exp(k (L − L0))) (least squares on every row).
+  sigmoid, metric = lo + (hi − lo) / (1 + exp(k (L − L0))) (least squares on every row);
+  with `chance` (the setting: `--chance`, `[fit] chance`, `ScalingLaw(chance=)`) its ends
+  are fixed at lo = chance and hi = 1 and only k and L0 are fitted.
 
 When rows are checkpoints of runs (`run_cols`), the laws in C are fitted to each run's
 last row only (a checkpoint in the middle of a schedule is not a run of its compute),
@@ -200,7 +202,7 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
         out.update(objective_=res["objective"], converged_=res["converged"])
     else:
         step1 = _fit(power, Points(m.C[last], loss[last], groups, m.source), s)
-        sig = Sigmoid()
+        sig = sigmoid_for(s.get("chance"))
         step2 = _fit(sig, Points(loss, metric, m.groups, m.source), s)
         nat = {**power.natural(step1["ctx"], step1["theta"]),
                **sig.natural(step2["ctx"], step2["theta"])}  # fmt: skip
@@ -225,6 +227,11 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     out["data_"] = {"source": m.source, "sha256": m.sha256, "rows": len(m),
                     "points_sha256": m.points_sha256()}  # fmt: skip
     return out
+
+
+def sigmoid_for(chance: float | None) -> Sigmoid:
+    """The sigmoid with its ends fixed at chance and 1, or free (chance None)."""
+    return Sigmoid() if chance is None else Sigmoid(lo=float(chance), hi=1.0)
 
 
 def metric_from_loss(p, L):
@@ -347,10 +354,13 @@ def fit_sigmoid(
     are free, as in OLMo's ladder.
 
     Returns {"params": {lo, hi, k, L0}, "samples": {name: (B,) draws} or None,
-    "objective", "converged"}."""
+    "objective", "converged", "scatter"}: `scatter` is the runs' standard deviation about
+    the fitted sigmoid, sqrt(sum of squared residuals / (runs − fitted parameters)) (None
+    with no run to spare): how far one run's metric strays from the law — its items'
+    noise and what differs between runs of one loss (the seed, the shape) together."""
     loss, metric = np.asarray(loss, float), np.asarray(metric, float)
     ok = np.isfinite(loss) & np.isfinite(metric)
-    sig = Sigmoid() if chance is None else Sigmoid(lo=float(chance), hi=1.0)
+    sig = sigmoid_for(chance)
     if ok.sum() < len(sig.param_names):
         raise FitError(
             f"{int(ok.sum())} runs with a loss and a task metric; the sigmoid needs "
@@ -359,11 +369,15 @@ def fit_sigmoid(
     res = fit_form(sig, Points(loss[ok], metric[ok], None, "runs"), bootstrap=bootstrap, seed=seed)
     nat = sig.natural(res["ctx"], res["theta"])
     samples = None if res["samples"] is None else sig.natural(res["ctx"], res["samples"])
+    params = {k: float(v[0]) for k, v in nat.items()}
+    spare = int(ok.sum()) - len(sig.param_names)
+    resid = metric[ok] - metric_from_loss(params, loss[ok])
     return {
-        "params": {k: float(v[0]) for k, v in nat.items()},
+        "params": params,
         "samples": samples,
         "objective": res["objective"],
         "converged": res["converged"],
+        "scatter": float(np.sqrt(np.sum(resid**2) / spare)) if spare > 0 else None,
     }
 
 
@@ -380,15 +394,22 @@ def above_chance(metric, chance: float, n: int, z: float = 3.0) -> bool:
 
 
 def metric_at_loss(
-    fit: dict, loss: float, loss_interval=None, ci_level: float = 0.95, n_items: int | None = None
+    fit: dict,
+    loss: float,
+    loss_interval=None,
+    ci_level: float = 0.95,
+    n_items: int | None = None,
+    scatter: float | None = None,
 ) -> dict:
     """A predicted loss (and its interval) -> the metric and its interval.
 
     The interval spans the sigmoid's bootstrap draws evaluated across the loss interval
     (the metric falls as the loss rises: its low end comes from the high loss). With
-    `n_items`, it is an interval for the accuracy that will be measured on that many
-    items: each half-width is widened in quadrature by the measurement's own standard
-    error, sqrt(p (1 - p) / n), times the normal quantile of `ci_level`."""
+    `n_items` and/or `scatter`, it is an interval for the metric one new run will
+    measure: each half-width is widened in quadrature by that run's own noise, times
+    the normal quantile of `ci_level` — the larger of the items' standard error,
+    sqrt(p (1 - p) / n), and `scatter`, the fitted runs' spread about the law
+    (fit_sigmoid's: it holds what differs between runs of one loss, e.g. a seed)."""
     p = float(metric_from_loss(fit["params"], loss))
     lo_l, hi_l = loss_interval if loss_interval is not None else (loss, loss)
     if fit["samples"] is None:
@@ -401,9 +422,14 @@ def metric_at_loss(
         lo, hi = np.percentile(draws, [q, 100 - q])
     lo, hi = float(min(lo, p)), float(max(hi, p))
     out = {"predicted": p, "interval": [lo, hi]}
-    if n_items:
-        se = accuracy_se(p, n_items)
-        z = NormalDist().inv_cdf(0.5 + ci_level / 2) * se
+    if n_items or scatter:
+        se = accuracy_se(p, n_items) if n_items else 0.0
+        noise = max(se, scatter or 0.0)
+        z = NormalDist().inv_cdf(0.5 + ci_level / 2) * noise
         lo, hi = p - float(np.hypot(p - lo, z)), p + float(np.hypot(hi - p, z))
-        out.update(interval=[max(lo, 0.0), min(hi, 1.0)], se=se, n_items=n_items)
+        out.update(interval=[max(lo, 0.0), min(hi, 1.0)], noise=noise)
+        if n_items:
+            out.update(se=se, n_items=n_items)
+        if scatter is not None:
+            out["scatter"] = scatter
     return out

@@ -94,7 +94,7 @@ def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
             "error_points": None if m is None else 100 * (p["predicted"] - m),
             "in_interval": None if m is None else bool(lo <= m <= hi),
             "params": p.get("params"),
-            **{k: p[k] for k in ("chance", "n_items", "se") if k in p},
+            **{k: p[k] for k in ("chance", "n_items", "se", "scatter") if k in p},
         }
     return out
 

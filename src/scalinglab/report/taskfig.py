@@ -52,8 +52,9 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
         "Each built-in task's accuracy against compute, for every run; the line is the "
         "two-step law (the frontier's loss at C, then the sigmoid from loss to accuracy "
         "fitted to the sweep's runs, between chance and 1); the diamond, the backtest run's "
-        "accuracy predicted before it was trained, with its interval (the measurement's "
-        "own noise on the task's items included); the star, what it measured; the dotted "
+        "accuracy predicted before it was trained, with its interval (one run's own noise "
+        "included: the larger of its items' standard error and the sweep runs' scatter "
+        "about the sigmoid); the star, what it measured; the dotted "
         "line, chance. A task no sweep run learned beyond chance is measured, not predicted."
     )
 
@@ -71,13 +72,15 @@ def task_section(bt: dict | None) -> str:
         if m is not None and t.get("n_items"):
             measured += f" ± {num(tasklaws.accuracy_se(m, t['n_items']), 3)}"
         if "predicted" not in t:
-            rows.append([*about, "-", "-", measured, t.get("note") or t.get("error", "")])
+            rows.append([*about, "-", "-", "-", measured, t.get("note") or t.get("error", "")])
             continue
+        sc = t.get("scatter")
         rows.append([
             *about, num(t["predicted"], 3), f"[{num(t['interval'][0], 3)}, {num(t['interval'][1], 3)}]",
-            measured,
+            "-" if sc is None else f"{100 * sc:.1f}", measured,
             "-" if m is None else f"{t['error_points']:+.1f} points" + ("" if t["in_interval"] else " (outside)"),
         ])  # fmt: skip
     return '<h2 id="tasks">Tasks: the backtest\'s accuracy, predicted before training</h2>' + table(
-        ["task", "items", "chance", "predicted", "interval", "measured (± s.e.)", "error"], rows
-    )
+        ["task", "items", "chance", "predicted", "interval", "runs' scatter (points)",
+         "measured (± s.e.)", "error"], rows,
+    )  # fmt: skip

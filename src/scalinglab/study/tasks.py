@@ -5,9 +5,13 @@ The prediction goes through the loss, in two steps as in OLMo's ladder: the stud
 own prediction of the backtest run's loss (its frontier or Chinchilla law, with its
 interval), then the sigmoid from loss to accuracy fitted to the sweep's runs of that
 architecture (`scalinglab.laws.tasklaws.fit_sigmoid`, its ends fixed at chance and 1).
-The interval is one for the accuracy that will be measured: it holds the measurement's
-own noise on the task's items. A task no run has learned beyond chance is said to be
-at chance, not predicted.
+The interval is one for the accuracy that one run will measure: it holds that run's
+own noise, the larger of the items' standard error and the sweep runs' scatter about
+the sigmoid (runs of one loss differ by more than their items' noise where the seed or
+the shape matters: brackets' two seeds of one quickstart point differ by 6 points on
+1366 items). A task no run has learned beyond chance is said to be at chance, not
+predicted. `[fit] chance`, when given, replaces every task's own chance as the
+sigmoid's lower end.
 """
 
 import logging
@@ -45,7 +49,8 @@ def score_runs(study, shards: Path, out: Path, arch: str | None = None) -> int:
 
 
 def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> dict:
-    """{task: {metric, predicted, interval, se, params, runs, chance, n_items}} of the
+    """{task: {metric, predicted, interval, se, scatter, noise, params, runs, chance,
+    n_items}} of the
     backtest run, from its predicted loss and interval; {task: {metric, at_chance, ...}}
     where no run of the sweep is above chance (nothing to predict: the backtest will be
     measured and shown, not predicted); {task: {"error": why}} where the sigmoid cannot
@@ -73,11 +78,12 @@ def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> 
         try:
             fit = tasklaws.fit_sigmoid(
                 [r["loss"] for r in pts], acc, bootstrap=study.fit.bootstrap,
-                seed=study.fit.seed, chance=chance,
+                seed=study.fit.seed, chance=chance if study.fit.chance is None
+                else study.fit.chance,
             )  # fmt: skip
         except FitError as exc:
             out[name] = {**about, "error": str(exc)}
             continue
-        m = tasklaws.metric_at_loss(fit, loss, interval, study.fit.ci_level, n)
+        m = tasklaws.metric_at_loss(fit, loss, interval, study.fit.ci_level, n, fit["scatter"])
         out[name] = {**about, **m, "params": fit["params"]}
     return out
