@@ -8,17 +8,32 @@ DIR/backtest, and for DIR/sweeps/lstm and DIR/seed to fill the table). For each 
 from validation loss to accuracy, its ends fixed at chance and 1, fitted to the GPT
 sweep's runs, evaluated at prediction.json's predicted loss and interval (written
 before the backtest run existed), against the accuracy the backtest run measured;
-beside it the free four-parameter sigmoid (OLMo's form) for comparison.
+beside it the free four-parameter sigmoid (OLMo's form) for comparison. The interval
+holds one run's noise: the larger of the items' standard error and the sweep runs'
+scatter about the sigmoid.
+
+Then the criterion that picks the quickstart's tasks from the sweep alone, before any
+backtest (docs/tasks.md): a task is in when (a) some run of the smallest budget is 3
+standard errors above chance (the task is learned over the whole sweep, not only at its
+end) and (b) the sweep runs' scatter about the sigmoid is at most 1 point (one run's
+accuracy is reproducible to the 2-point target: 1.96 x 1 point ~ 2). Last, the other
+ways of fitting the link that were tried, each with its backtest error, so that none
+is chosen by the backtest unseen.
 
     python benchmarks/task_backtest_quickstart.py runs/quickstart [--bootstrap 1000]
 """
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 from scalinglab.laws import tasklaws
+from scalinglab.laws.estimator import ScalingLaw
+from scalinglab.laws.fit import fit_form
 from scalinglab.report.collect import collect
 from scalinglab.study.tasks import predict_tasks
 from scalinglab.tasks.builtin import BUILTIN
@@ -43,19 +58,20 @@ def main() -> int:
           f"{[round(x, 4) for x in pred['interval']]}, measured {bt['loss']:.4f}")  # fmt: skip
     study = SimpleNamespace(
         tasks=SimpleNamespace(names=list(BUILTIN)),
-        fit=SimpleNamespace(bootstrap=a.bootstrap, seed=0, ci_level=pred["ci_level"]),
+        fit=SimpleNamespace(bootstrap=a.bootstrap, seed=0, ci_level=pred["ci_level"], chance=None),
     )
     got = predict_tasks(study, c.by_role("sweep"), pred["arch"], pred["predicted_loss"],
                         pred["interval"])  # fmt: skip
     print(
-        "| task | items | chance | runs | predicted | 95% interval | measured (± s.e.) "
-        "| error (points) | inside | free sigmoid (4 parameters) |"
+        "| task | items | chance | runs | scatter (points) | predicted | 95% interval "
+        "| measured (± s.e.) | error (points) | inside | free sigmoid (4 parameters) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for t in BUILTIN:
         g, m = got[t], bt.get(f"{t}.acc")
         se = tasklaws.accuracy_se(m, g["n_items"])
-        head = f"| {t} | {g['n_items']} | {g['chance']:.3f} | {g['runs']} |"
+        sc = "-" if g.get("scatter") is None else f"{100 * g['scatter']:.1f}"
+        head = f"| {t} | {g['n_items']} | {g['chance']:.3f} | {g['runs']} | {sc} |"
         if "predicted" not in g:
             print(f"{head} - | - | {m:.4f} ± {se:.4f} | - | - | {g.get('note') or g['error']} |")
             continue
@@ -85,7 +101,81 @@ def main() -> int:
                  for r in held]  # fmt: skip
             errs.append(f"{sum(e) / len(e):.1f} / {max(e):.1f}")
         print(f"| {t} | {errs[0]} | {errs[1]} |")
+    criterion(c, pred, got)
+    variants(c, pred, bt)
     return 0
+
+
+def criterion(c, pred, got) -> None:
+    """The quickstart's task set from the sweep alone (module doc): (a) and (b)."""
+    pts = [r for r in c.by_role("sweep") if r["arch"] == pred["arch"]]
+    low = min(r["flops_6nd"] for r in pts)
+    first = [r for r in pts if r["flops_6nd"] < low * 1.5]
+    seeds = [r for r in c.by_role("seed") if r["arch"] == pred["arch"]]
+    if seeds:  # the sweep point the seeds repeat (its seed 0) belongs with them
+        s0 = seeds[0]
+        seeds += [r for r in pts if r["params"] == s0["params"]
+                  and abs(np.log(r["flops_6nd"] / s0["flops_6nd"])) < 0.1]  # fmt: skip
+    print(f"\nThe quickstart's task set, from the {len(pts)} sweep runs alone (before the "
+          f"backtest): (a) a run of the smallest budget ({low:.3g}) 3 s.e. above chance; "
+          "(b) the runs' scatter about the sigmoid <= 1 point")  # fmt: skip
+    print("| task | best at the smallest budget (3 s.e.) | (a) | scatter (points) | (b) "
+          "| seed runs' accuracies (s.d., points) | in the set |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for t in BUILTIN:
+        g = got[t]
+        best = max(r[f"{t}.acc"] for r in first)
+        bar = 3 * tasklaws.accuracy_se(g["chance"], g["n_items"])
+        ok_a = best - g["chance"] > bar
+        sc = g.get("scatter")
+        ok_b = sc is not None and sc <= 0.01
+        acc = [r[f"{t}.acc"] for r in seeds]
+        sd = f"{100 * statistics.stdev(acc):.1f}" if len(acc) > 1 else "-"
+        print(f"| {t} | {best:.4f} (> {g['chance'] + bar:.4f}) | {'yes' if ok_a else 'no'} | "
+              f"{'-' if sc is None else f'{100 * sc:.1f}'} | {'yes' if ok_b else 'no'} | "
+              f"{', '.join(f'{x:.4f}' for x in acc)} ({sd}) | {'yes' if ok_a and ok_b else 'no'} |")  # fmt: skip
+
+
+def variants(c, pred, bt) -> None:
+    """Other links tried, each on the sweep's runs, with its backtest error (points)."""
+    pts = [r for r in c.by_role("sweep") if r["arch"] == pred["arch"]]
+    seeds = [r for r in c.by_role("seed") if r["arch"] == pred["arch"]]
+    tpp = pred["tokens"] / pred["params"]
+    near = [r for r in pts if tpp / 3 <= r["tokens"] / r["params"] <= 3 * tpp]
+    ways = {
+        "ends at chance and 1 (the law)": (pts, {"lo": 0.5, "hi": 1.0}),
+        "lo free, hi = 1": (pts, {"hi": 1.0}),
+        "lo = chance, hi free": (pts, {"lo": 0.5}),
+        "the seed runs added": (pts + seeds, {"lo": 0.5, "hi": 1.0}),
+        f"runs within 3x of the backtest's {tpp:.0f} tokens/param": (near, {"lo": 0.5, "hi": 1.0}),
+    }
+    print("\nOther links tried (sigmoid of the validation loss; the backtest's error in points "
+          "at the predicted loss):")  # fmt: skip
+    print("| link | runs | " + " | ".join(BUILTIN) + " |")
+    print("|---|---|" + "---|" * len(BUILTIN))
+    for label, (rows, ends) in ways.items():
+        cells = []
+        for t in BUILTIN:
+            sig = tasklaws.Sigmoid(**ends)
+            x = np.array([r["loss"] for r in rows])
+            y = np.array([r[f"{t}.acc"] for r in rows])
+            res = fit_form(sig, tasklaws.Points(x, y, None, "runs"), bootstrap=0)
+            p = {k: float(v[0]) for k, v in sig.natural(res["ctx"], res["theta"]).items()}
+            v = float(tasklaws.metric_from_loss(p, pred["predicted_loss"]))
+            cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f})")
+        print(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
+    # The task laws in C on the same runs: the task's own loss (bpb) as a power law in C,
+    # then the sigmoid (OLMo's two steps); and the direct law in C.
+    for law in tasklaws.TASK_LAWS:
+        cells = []
+        for t in BUILTIN:
+            rows = [{"C": r["flops_6nd"], "acc": r[f"{t}.acc"], "bpb": r[f"{t}.bpb"]} for r in pts]
+            est = ScalingLaw(law, metric_col="acc", bootstrap=0, chance=0.5,
+                             loss_col="bpb" if law == "task-sigmoid" else None).fit(rows)  # fmt: skip
+            v = float(est.predict(C=pred["flops"]))
+            cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f})")
+        how = "task loss in C, then sigmoid" if law == "task-sigmoid" else "-ln acc in C"
+        print(f"| {law} ({how}) | {len(pts)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

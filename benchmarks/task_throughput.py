@@ -8,20 +8,24 @@ default item counts, as `scalinglab eval --tasks builtin` does. Printed per task
 the sequences actually run (items that share a context start share one forward pass),
 the tokens run, items per second (wall and CPU seconds: on a loaded machine the CPU
 seconds say more), and the loss evaluation of as many tokens timed in the same process
-(a ratio that holds under load).
+(a ratio that holds under load). With `--rounds R` the scoring and the loss evaluation
+alternate R times and the median of each is printed (one timing of each, taken minutes
+apart on a machine whose load moves, gave a ratio of 2.1 that alternating did not).
 
 With `--quickstart DIR` (a finished quickstart), the cost inside it, in FLOPs, which no
 load changes: each run's scoring costs a forward pass over the tokens run (a third of
 its training FLOPs per token, result.json's flops_per_token / 3), beside the FLOPs
 that trained it; the share of the study's compute, and that share of its wall time.
 
-    python benchmarks/task_throughput.py [--data SHARDS] [--threads 1] [--quickstart DIR]
+    python benchmarks/task_throughput.py [--data SHARDS] [--threads 1] [--rounds 3]
+                                         [--quickstart DIR]
 """
 
 import argparse
 import glob
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -58,6 +62,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--items", type=int, default=N_ITEMS)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=1, help="alternate scoring and loss R times")
     ap.add_argument("--quickstart", help="a finished quickstart folder: the cost inside it")
     a = ap.parse_args()
     if a.data is None:
@@ -68,22 +73,40 @@ def main() -> int:
     model = build_model(cfg, 256).eval()
     tok = ByteTokenizer()
     print(f"GPT 2x80 (block 128), {a.threads} thread(s), batch {a.batch}, {a.data}:")
-    total_tokens, wall, cpu = 0, 0.0, 0.0
-    for name in BUILTIN:
-        task = builtin_task(name, a.data, a.items)
-        n_seq, n_tok = tokens_run(task, tok, cfg.block_size)
-        pairs = sum(len(it.choices) for it in task.items)
+    tasks = [builtin_task(name, a.data, a.items) for name in BUILTIN]
+    runs = [tokens_run(task, tok, cfg.block_size) for task in tasks]
+    total_tokens = sum(n_tok for _, n_tok in runs)
+    val = open_shards(a.data).val
+    for task in tasks:
         score_task(model, tok, task, cfg.block_size, a.batch)  # warm-up
-        w, c = timed(lambda t=task: score_task(model, tok, t, cfg.block_size, a.batch))
-        total_tokens, wall, cpu = total_tokens + n_tok, wall + w, cpu + c
-        print(f"  {name:10s} {len(task.items):5d} items  {pairs:5d} choices -> {n_seq:5d} "
+    times = {task.name: [] for task in tasks}
+    loss_times = []
+    for _ in range(a.rounds):
+        for task in tasks:
+            times[task.name].append(
+                timed(lambda t=task: score_task(model, tok, t, cfg.block_size, a.batch))
+            )
+        loss_times.append(
+            timed(lambda: evaluate(model, val, cfg.block_size, a.batch, total_tokens))
+        )
+
+    def med(pairs):
+        return tuple(statistics.median(x) for x in zip(*pairs, strict=True))
+
+    wall = cpu = 0.0
+    for task, (n_seq, n_tok) in zip(tasks, runs, strict=True):
+        w, c = med(times[task.name])
+        wall, cpu = wall + w, cpu + c
+        pairs = sum(len(it.choices) for it in task.items)
+        print(f"  {task.name:10s} {len(task.items):5d} items  {pairs:5d} choices -> {n_seq:5d} "
               f"sequences, {n_tok:7d} tokens  {len(task.items) / w:6.0f} items/s "
               f"({len(task.items) / c:6.0f} per CPU s)")  # fmt: skip
-    val = open_shards(a.data).val
-    lw, lc = timed(lambda: evaluate(model, val, cfg.block_size, a.batch, total_tokens))
-    print(f"  all three: {total_tokens} tokens in {wall:.2f} s ({cpu:.2f} CPU s), "
-          f"{total_tokens / cpu:.0f} tokens per CPU s; the loss evaluation of as many "
-          f"tokens: {lw:.2f} s ({lc:.2f} CPU s): tasks / loss x{cpu / lc:.2f}")  # fmt: skip
+    lw, lc = med(loss_times)
+    n_items = sum(len(t.items) for t in tasks)
+    print(f"  all three: {n_items} items, {total_tokens} tokens in {wall:.2f} s ({cpu:.2f} CPU s; "
+          f"median of {a.rounds}), {n_items / cpu:.0f} items and {total_tokens / cpu:.0f} tokens "
+          f"per CPU s; the loss evaluation of as many tokens: {lw:.2f} s ({lc:.2f} CPU s): "
+          f"tasks / loss x{cpu / lc:.2f}")  # fmt: skip
     if a.quickstart:
         qs = Path(a.quickstart)
         rows = [r for r in collect(qs).rows if r["status"] == "completed"]

@@ -56,15 +56,17 @@ def test_loglikelihoods_are_the_sums_of_the_known_log_probabilities():
 
 def test_accuracy_and_normalised_accuracy_pick_by_sum_and_by_sum_per_character():
     logp = torch.full((256, 256), math.log(1e-6))
-    for a, b in ("ab", "bb", "bc", "ax"):  # a->b and b->b likely; "ax" likely too
-        logp[ord(a), ord(b)] = math.log(0.3)
+    for (a, b), p in ("ab", 0.3), ("ax", 0.3), ("bb", 0.35), ("bc", 0.3):
+        logp[ord(a), ord(b)] = math.log(p)  # p(b|a) = p(x|a) ~ 0.5, p(b|b) ~ 0.54
     model = Bigram(torch.log_softmax(logp, dim=-1))
-    # "bbb" has the larger total only per character: acc picks "x", acc_norm picks "bbb"
+    # "bbb" has the larger total only per character (ln 0.5 + 2 ln 0.54 = -1.93 against
+    # ln 0.5 = -0.69; per character -0.64 > -0.69): acc picks "x", acc_norm picks "bbb"
     item = Item(context="a", choices=("x", "bbb"), gold=1)
     out = score_task(model, ByteTokenizer(), Task("t", "multiple_choice", [item]), block_size=8)
     assert out["acc"] == 0.0 and out["acc_norm"] == 1.0
     lp = torch.log_softmax(logp, dim=-1)
-    want_bpb = -3 * lp[ord("b"), ord("b")].item() / math.log(2) / 3
+    nats = -(lp[ord("a"), ord("b")] + 2 * lp[ord("b"), ord("b")]).item()
+    want_bpb = nats / math.log(2) / 3
     assert out["bpb"] == pytest.approx(want_bpb, rel=1e-5)
     assert Task("t", "multiple_choice", [item]).chance == 0.5
 

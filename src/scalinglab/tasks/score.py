@@ -100,19 +100,25 @@ def loglikelihoods(
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = len(seqs[idx[0]]) - 1
-        x = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            x[r, : len(seqs[i]) - 1] = torch.tensor(seqs[i][:-1])
-        with autocast():
-            logits = model(x.to(device))[0]  # (B, T, V)
-        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        x = np.zeros((len(idx), width), dtype=np.int64)
+        # every scored position of the batch at once: (row, position, target, pair)
+        at_row, at_pos, target, owner = [], [], [], []
         for r, h in enumerate(idx):
+            x[r, : len(seqs[h]) - 1] = seqs[h][:-1]
             for i in guests[h]:
                 seq, n = seqs[i], len(pairs[i][1])
-                t = len(seq) - 1
-                target = torch.tensor(seq[t - n + 1 :])  # the continuation's tokens
-                rows = logp[r, t - n : t]  # the positions that predict them
-                out[i] = rows.gather(1, target[:, None]).sum().item()
+                t = len(seq) - 1  # positions t-n .. t-1 predict the continuation's n tokens
+                at_row += [r] * n
+                at_pos += range(t - n, t)
+                target += seq[t - n + 1 :]
+                owner += [i] * n
+        with autocast():
+            logits = model(torch.from_numpy(x).to(device))[0]  # (B, T, V)
+        rows = logits[torch.tensor(at_row, device=logits.device),
+                      torch.tensor(at_pos, device=logits.device)]  # fmt: skip
+        logp = torch.log_softmax(rows.float(), dim=-1)  # only the positions scored
+        got = logp.gather(1, torch.tensor(target, device=logp.device)[:, None])[:, 0]
+        out += np.bincount(owner, weights=got.double().cpu().numpy(), minlength=len(pairs))
     return out
 
 
