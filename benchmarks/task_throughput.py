@@ -16,9 +16,13 @@ With `--quickstart DIR` (a finished quickstart), the cost inside it, in FLOPs, w
 load changes: each run's scoring costs a forward pass over the tokens run (a third of
 its training FLOPs per token, result.json's flops_per_token / 3), beside the FLOPs
 that trained it; the share of the study's compute, and that share of its wall time.
+With `--score-runs N` as well, every run of it is scored for real (its final
+checkpoint, `evaluate_run(..., record=False)` with the study's batch size, one thread:
+nothing is written) on the first N items of each task, and its CPU seconds are scaled
+to the full items by the tokens run: what `[tasks]` adds to the quickstart, measured.
 
     python benchmarks/task_throughput.py [--data SHARDS] [--threads 1] [--rounds 3]
-                                         [--quickstart DIR]
+                                         [--quickstart DIR [--score-runs 400]]
 """
 
 import argparse
@@ -64,6 +68,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=1, help="alternate scoring and loss R times")
     ap.add_argument("--quickstart", help="a finished quickstart folder: the cost inside it")
+    ap.add_argument("--score-runs", type=int, default=0, metavar="N",
+                    help="with --quickstart: score each of its runs on N items per task")  # fmt: skip
     a = ap.parse_args()
     if a.data is None:
         ap.error("no stdlib shards in ~/.cache/scalinglab: run the quickstart, or give --data")
@@ -120,7 +126,32 @@ def main() -> int:
         print(f"  {qs}: {len(rows)} runs trained with {train:.3g} FLOPs; scoring each on "
               f"the three tasks: {score:.3g} FLOPs, {100 * score / train:.1f}% of it "
               f"(~{score / train * secs:.0f} s of the study's {secs:.0f} s wall time)")  # fmt: skip
+        if a.score_runs:
+            score_runs(rows, tasks, a.data, a.score_runs, tok, cfg.block_size)
     return 0
+
+
+def score_runs(rows, tasks, data, n, tok, block: int) -> None:
+    """Score every run on n items a task (nothing written); CPU seconds scaled to all."""
+    from scalinglab.tasks.run import evaluate_run
+    from scalinglab.train.evaluate import load_trained
+
+    few = [builtin_task(t.name, data, n) for t in tasks]
+    scale = sum(tokens_run(t, tok, block)[1] for t in tasks) / sum(
+        tokens_run(t, tok, block)[1] for t in few
+    )
+    total = 0.0
+    print(f"  every run scored on {n} items a task (x{scale:.2f} the tokens for all items):")
+    for r in sorted(rows, key=lambda r: r["params"]):
+        _, c = timed(lambda d=r["dir"]: evaluate_run(d, few, batch_size=32, record=False))
+        _, load = timed(lambda d=r["dir"]: load_trained(d, "cpu"))  # once, whatever the items
+        full = load + max(c - load, 0.0) * scale
+        total += full
+        print(f"    {r['run_id']:32s} {r['params']:7d} params  {c:6.2f} CPU s (loading "
+              f"{load:.2f}) -> {full:6.1f} CPU s for all items")  # fmt: skip
+    print(f"  {len(rows)} runs: {total:.0f} CPU s to score the three tasks at their full "
+          f"item counts ({total / 60:.1f} CPU min; at most that in wall time on an idle "
+          f"machine, one thread)")  # fmt: skip
 
 
 if __name__ == "__main__":
