@@ -13,7 +13,9 @@ tokens, 2 x 64 by default: at 1 token per parameter that gives the width-32 mode
 steps (at batch 8 its 69 steps end on the bytes' unigram plateau, where the best LR is
 seed noise). Byte-level Python standard library, float32, one thread per run, cosine
 schedule, warmup 1/12 of the steps. --readout-mult sets mup's output multiplier at the
-base shape (the model's `readout_mult`, 1 by default).
+base shape (the model's `readout_mult`, 1 by default). --duration-power B also runs, at
+each wider shape, the first shape's best LR x (D / D_first)^B: at equal tokens per
+parameter the wider model trains longer, which μP does not carry (the lr law's B).
 
 The grid starts at 5 points around --centre and grows by a factor of 2 past an edge
 until the best LR is inside it. Prints the loss table (LR × shape) per parametrisation,
@@ -22,7 +24,8 @@ is within one grid step of each shape's best, and its loss within 0.5% of that o
 
     nice -n 15 python benchmarks/mup_transfer.py [--depth] [--widths 32,128,256]
         [--tpp 1 | --tokens T] [--batch 2] [--base-width 128] [--readout-mult 1]
-        [--seeds S [--seeds-upto W]] [--workers 2] [--out DIR] [--data SHARDS] [--report]
+        [--seeds S [--seeds-upto W]] [--duration-power 0.228] [--workers 2] [--out DIR]
+        [--data SHARDS] [--report]
 
 Runs are kept in --out (default benchmarks/.mup_transfer, git-ignored); a rerun reuses
 finished runs, so an interrupted benchmark continues, and `--report` prints the tables
@@ -121,6 +124,13 @@ def main():
     ap.add_argument("--data", default="", help="byte shards (default: prepare the stdlib)")
     ap.add_argument("--out", default=str(HERE / ".mup_transfer"))
     ap.add_argument(
+        "--duration-power",
+        type=float,
+        default=0.0,
+        help="also run at each wider shape the first shape's best lr x (D / D_first)^B, "
+        "the lr law's duration exponent (lr_law.md: 0.228); 0: off",
+    )
+    ap.add_argument(
         "--report",
         action="store_true",
         help="train nothing: the tables of the finished runs in --out (each point the mean "
@@ -140,18 +150,23 @@ def main():
     params, shape_list, base = shapes(a)
     if a.report:
         grid, loss, seeds = finished(out, params, shape_list, base)
-        for key, n in sorted(seeds.items()):
-            print(f"  {key[0][0]:9s} width {key[0][1][0]:4d} lr 2^{key[1]:<4d} seeds {n}")
         shape_list = [s for s in shape_list if all(grid[(p, s)] for p in params)]
-        return report(params, shape_list, grid, loss, a, 0.0)
+        extra = horizon_points(a, params, shape_list, grid, loss)
+        for (key, e), (val, n) in extra_losses(out, base, extra).items():
+            loss[(key, e)], seeds[(key, e)] = val, n
+        for key, n in sorted(seeds.items()):
+            print(f"  {key[0][0]:9s} width {key[0][1][0]:4d} lr 2^{key[1]:<7g} seeds {n}")
+        return report(params, shape_list, grid, loss, a, 0.0, extra)
     grid = {(p, s): set(range(int(a.centre) - 2, int(a.centre) + 3)) for p in params
             for s in shape_list}  # fmt: skip
     loss: dict = {}
+    extra: dict = {}
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
         while True:
             todo = [(key, e) for key, es in grid.items() for e in sorted(es)
                     if (key, e) not in loss]  # fmt: skip
+            todo += [(key, e) for key, e in extra.items() if (key, e) not in loss]
             if not todo:
                 break
             jobs = []
@@ -166,7 +181,7 @@ def main():
             for (key, e), runs in zip(todo, jobs, strict=True):
                 val = float(np.mean([done[folder] for _, folder in runs]))
                 loss[(key, e)] = val
-                print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<4d}"
+                print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<7g}"
                       f" loss {val:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
             for key, es in grid.items():  # grow past an edge that holds the best
                 best = min(es, key=lambda e, k=key: loss[(k, e)])
@@ -179,15 +194,56 @@ def main():
                 best = min(ref, key=ref.get)
                 for s in shape_list[1:]:
                     grid[(p, s)].add(best)
-    report(params, shape_list, grid, loss, a, time.perf_counter() - t0)
+            extra = horizon_points(a, params, shape_list, grid, loss)
+    report(params, shape_list, grid, loss, a, time.perf_counter() - t0, extra)
 
 
-def run_name(p: str, w: int, nl: int, base: dict, e: int) -> str:
+def horizon_points(a, params, shape_list, grid, loss) -> dict:
+    """{(param, shape): log2 lr} of the duration rule at each wider shape: the first
+    shape's best lr x (D_shape / D_first)^--duration-power ({} when it is 0)."""
+    if not a.duration_power:
+        return {}
+    out = {}
+    for p in params:
+        ref = shape_list[0]
+        if not all(((p, ref), e) in loss for e in grid[(p, ref)]):
+            continue
+        best = min(grid[(p, ref)], key=lambda e, p=p: loss[((p, ref), e)])
+        for s in shape_list[1:]:
+            ratio = tokens(a, *s) / tokens(a, *ref)
+            out[(p, s)] = round(best + a.duration_power * math.log2(ratio), 3)
+    return out
+
+
+def extra_losses(out: Path, base: dict, extra: dict) -> dict:
+    """{((param, shape), e): (mean loss, seeds)} of the duration points already run."""
+    found = {}
+    for (p, (w, nl)), e in extra.items():
+        vals = seed_losses(out, run_name(p, w, nl, base, e))
+        if vals:
+            found[((p, (w, nl)), e)] = (float(np.mean(vals)), len(vals))
+    return found
+
+
+def seed_losses(out: Path, name: str) -> list[float]:
+    """The losses of the finished runs of one point (seed 1 and any -s<k>), inf if diverged."""
+    if not (out / name / "result.json").exists():
+        return []
+    vals = []
+    for folder in [out / name, *sorted(out.glob(name + "-s*"))]:
+        r = folder / "result.json"
+        r = json.loads(r.read_text()) if r.exists() else {}
+        if r.get("status") in ("completed", "diverged"):
+            vals.append(r["val_loss"] if r["status"] == "completed" else math.inf)
+    return vals
+
+
+def run_name(p: str, w: int, nl: int, base: dict, e: float) -> str:
     """The folder name of a grid point's seed-1 run (seed s adds -s<s>)."""
     q = same_model(p, w, nl, base)
     bw = f"-base{base['base_width']}" if q != "sp" else ""
     bd = f"-based{base['base_depth']}" if q == "completep" else ""
-    return f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e}"
+    return f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e:g}"
 
 
 def finished(out: Path, params, shape_list, base) -> tuple[dict, dict, dict]:
@@ -198,21 +254,15 @@ def finished(out: Path, params, shape_list, base) -> tuple[dict, dict, dict]:
         for w, nl in shape_list:
             grid[(p, (w, nl))] = set()
             for e in range(-16, 1):
-                name = run_name(p, w, nl, base, e)
-                vals = []
-                for folder in [out / name, *sorted(out.glob(name + "-s*"))]:
-                    r = folder / "result.json"
-                    r = json.loads(r.read_text()) if r.exists() else {}
-                    if r.get("status") in ("completed", "diverged"):
-                        vals.append(r["val_loss"] if r["status"] == "completed" else math.inf)
-                if vals and (out / name / "result.json").exists():
+                vals = seed_losses(out, run_name(p, w, nl, base, e))
+                if vals:
                     grid[(p, (w, nl))].add(e)
                     loss[((p, (w, nl)), e)] = float(np.mean(vals))
                     seeds[((p, (w, nl)), e)] = len(vals)
     return grid, loss, seeds
 
 
-def report(params, shape_list, grid, loss, a, seconds):
+def report(params, shape_list, grid, loss, a, seconds, extra=None):
     per = a.batch * a.block
     runs = ", ".join(f"w{w} L{nl}: {tokens(a, w, nl) // per} steps" for w, nl in shape_list)
     budget = f"{a.tokens} tokens per run" if a.tokens else f"{a.tpp:g} tokens per parameter"
@@ -223,7 +273,9 @@ def report(params, shape_list, grid, loss, a, seconds):
           f"val tokens; {seeds if a.seeds > 1 else 'seed 1'}; {seconds / 60:.1f} min")  # fmt: skip
     summary = {}
     for p in params:
-        es = sorted(set().union(*(grid[(p, s)] for s in shape_list)))
+        extra = extra or {}
+        es = sorted(set().union(*(grid[(p, s)] for s in shape_list))
+                    | {e for (q, sh), e in extra.items() if q == p and ((q, sh), e) in loss})  # fmt: skip
         head = "| lr | " + " | ".join(f"w{w} L{nl}" for w, nl in shape_list) + " |"
         print(f"\n--param {p}: validation loss\n{head}\n|" + "---|" * (len(shape_list) + 1))
         best = {s: min(grid[(p, s)], key=lambda e, s=s: loss[((p, s), e)]) for s in shape_list}
@@ -233,7 +285,7 @@ def report(params, shape_list, grid, loss, a, seconds):
                 v = loss.get(((p, s), e))
                 cell = "" if v is None else f"{v:.4f}"
                 cells.append(f"**{cell}**" if best[s] == e else cell)
-            print(f"| 2^{e} = {2.0**e:.3g} | " + " | ".join(cells) + " |")
+            print(f"| 2^{e:g} = {2.0**e:.3g} | " + " | ".join(cells) + " |")
         ref = shape_list[0]
         e0 = best[ref]
         rows = []
@@ -246,6 +298,12 @@ def report(params, shape_list, grid, loss, a, seconds):
                   f"({best[s] - e0:+d} grid steps); loss at 2^{e0} is "
                   + (f"{100 * (at / opt - 1):.2f}% above that optimum"
                      if ((p, s), e0) in loss else "not run"))  # fmt: skip
+            eh = extra.get((p, s))
+            if eh is not None and ((p, s), eh) in loss:
+                rows[-1]["duration_rule"] = {"log2_lr": eh, "excess": loss[((p, s), eh)] / opt - 1}
+                print(f"{p}: with the duration rule (x (D/D_first)^{a.duration_power:g}) the lr at "
+                      f"{s} is 2^{eh:g}, {100 * (loss[((p, s), eh)] / opt - 1):+.2f}% against "
+                      "that optimum")  # fmt: skip
         summary[p] = {"best": {f"w{w}-L{nl}": best[(w, nl)] for w, nl in shape_list},
                       "transfer": [{**r, "shape": list(r["shape"])} for r in rows]}  # fmt: skip
     print("\n" + json.dumps(summary))
