@@ -8,8 +8,14 @@ under mup (the control: no depth scaling) and completep (base depth 2).
 Budget: equal tokens per parameter at every shape (issue 21's setting), --tpp tokens
 per parameter (N counted by `models.counting`, embeddings included), so a wider model
 trains proportionally more steps; `--tokens T` instead trains every shape on T tokens
-(the equal-steps setting of the earlier records). Byte-level Python standard library,
-float32, one thread per run, cosine schedule, warmup 1/12 of the steps.
+(the equal-steps setting of the earlier records). Batch --batch sequences of --block
+tokens, 2 x 64 by default: at 1 token per parameter that gives the width-32 model 279
+steps (at batch 8 its 69 steps end on the bytes' unigram plateau, where the best LR is
+seed noise). Byte-level Python standard library, float32, one thread per run, cosine
+schedule, warmup 1/12 of the steps. --readout-mult sets mup's output multiplier at the
+base shape (the model's `readout_mult`, 1 by default). --duration-power B also runs, at
+each wider shape, the first shape's best LR x (D / D_first)^B: at equal tokens per
+parameter the wider model trains longer, which μP does not carry (the lr law's B).
 
 The grid starts at 5 points around --centre and grows by a factor of 2 past an edge
 until the best LR is inside it. Prints the loss table (LR × shape) per parametrisation,
@@ -17,10 +23,14 @@ the best LR per shape, and the criterion of issue 21: the LR best at the smalles
 is within one grid step of each shape's best, and its loss within 0.5% of that optimum.
 
     nice -n 15 python benchmarks/mup_transfer.py [--depth] [--widths 32,128,256]
-        [--tpp 1 | --tokens T] [--workers 2] [--out DIR] [--data SHARDS]
+        [--tpp 1 | --tokens T] [--batch 2] [--base-width 128] [--readout-mult 1]
+        [--seeds S [--seeds-upto W]] [--duration-power 0.228] [--workers 2] [--out DIR]
+        [--data SHARDS] [--report]
 
 Runs are kept in --out (default benchmarks/.mup_transfer, git-ignored); a rerun reuses
-finished runs, so an interrupted benchmark continues.
+finished runs, so an interrupted benchmark continues, and `--report` prints the tables
+of whatever runs are there (more seeds at some points than others included) without
+training.
 """
 
 import argparse
@@ -67,7 +77,7 @@ def tokens(a, width: int, layers: int) -> int:
 
 def config(a, param: str, width: int, layers: int, base: dict, lr: float, seed: int) -> RunConfig:
     model = ModelConfig(n_layer=layers, n_embd=width, n_head=4, block_size=a.block,
-                        param=param, **base)  # fmt: skip
+                        param=param, readout_mult=a.readout_mult, **base)  # fmt: skip
     steps = max(1, tokens(a, width, layers) // (a.batch * a.block))
     train = TrainConfig(
         data=a.data, batch_size=a.batch, lr=lr, steps=steps, warmup=max(1, steps // 12),
@@ -94,12 +104,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", action="store_true", help="depth 2 -> 8 (mup vs completep)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--base-width", type=int, default=32, help="width: mup's base width")
+    ap.add_argument("--base-width", type=int, default=128, help="width: mup's base width")
     ap.add_argument("--params", default="sp,mup", help="width: parametrisations compared")
     ap.add_argument("--tpp", type=float, default=1.0, help="training tokens per parameter")
     ap.add_argument("--tokens", type=int, default=0, help="equal tokens at every shape instead")
     ap.add_argument("--widths", default="32,128,256", help="width: the widths compared")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=2, help="sequences per step")
+    ap.add_argument("--readout-mult", type=float, default=1.0, help="mup's output multiplier")
     ap.add_argument("--block", type=int, default=64)
     ap.add_argument("--eval-tokens", type=int, default=1 << 15)
     ap.add_argument("--seeds", type=int, default=1, help="seeds 1..S averaged per point")
@@ -112,8 +123,22 @@ def main():
     ap.add_argument("--centre", type=float, default=-7, help="log2 of the grid's centre LR")
     ap.add_argument("--data", default="", help="byte shards (default: prepare the stdlib)")
     ap.add_argument("--out", default=str(HERE / ".mup_transfer"))
+    ap.add_argument(
+        "--duration-power",
+        type=float,
+        default=0.0,
+        help="also run at each wider shape the first shape's best lr x (D / D_first)^B, "
+        "the lr law's duration exponent (lr_law.md: 0.228); 0: off",
+    )
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: the tables of the finished runs in --out (each point the mean "
+        "of the seeds found there)",
+    )
     a = ap.parse_args()
     budget = f"tokens{a.tokens}" if a.tokens else f"tpp{a.tpp:g}-b{a.batch}"
+    budget += f"-c{a.readout_mult:g}" if a.readout_mult != 1 else ""
     out = Path(a.out) / budget / ("depth" if a.depth else "width")
     out.mkdir(parents=True, exist_ok=True)
     if not a.data:
@@ -123,22 +148,30 @@ def main():
         prepare("stdlib", out=a.data, tokenizer="byte")
     a.params = a.params.split(",")
     params, shape_list, base = shapes(a)
+    if a.report:
+        grid, loss, seeds = finished(out, params, shape_list, base)
+        shape_list = [s for s in shape_list if all(grid[(p, s)] for p in params)]
+        extra = horizon_points(a, params, shape_list, grid, loss)
+        for (key, e), (val, n) in extra_losses(out, base, extra).items():
+            loss[(key, e)], seeds[(key, e)] = val, n
+        for key, n in sorted(seeds.items()):
+            print(f"  {key[0][0]:9s} width {key[0][1][0]:4d} lr 2^{key[1]:<7g} seeds {n}")
+        return report(params, shape_list, grid, loss, a, 0.0, extra)
     grid = {(p, s): set(range(int(a.centre) - 2, int(a.centre) + 3)) for p in params
             for s in shape_list}  # fmt: skip
     loss: dict = {}
+    extra: dict = {}
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.workers, mp_context=get_context("spawn")) as pool:
         while True:
             todo = [(key, e) for key, es in grid.items() for e in sorted(es)
                     if (key, e) not in loss]  # fmt: skip
+            todo += [(key, e) for key, e in extra.items() if (key, e) not in loss]
             if not todo:
                 break
             jobs = []
             for (p, (w, nl)), e in todo:
-                q = same_model(p, w, nl, base)
-                bw = f"-base{base['base_width']}" if q != "sp" else ""
-                bd = f"-based{base['base_depth']}" if q == "completep" else ""
-                name = f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e}"
+                q, name = same_model(p, w, nl, base), run_name(p, w, nl, base, e)
                 seeds = range(1, a.seeds + 1) if w <= (a.seeds_upto or w) else [1]
                 jobs.append([(config(a, q, w, nl, base, 2.0**e, s),
                               str(out / (name + (f"-s{s}" if s > 1 else "")))) for s in seeds])  # fmt: skip
@@ -148,7 +181,7 @@ def main():
             for (key, e), runs in zip(todo, jobs, strict=True):
                 val = float(np.mean([done[folder] for _, folder in runs]))
                 loss[(key, e)] = val
-                print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<4d}"
+                print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<7g}"
                       f" loss {val:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
             for key, es in grid.items():  # grow past an edge that holds the best
                 best = min(es, key=lambda e, k=key: loss[(k, e)])
@@ -161,19 +194,88 @@ def main():
                 best = min(ref, key=ref.get)
                 for s in shape_list[1:]:
                     grid[(p, s)].add(best)
-    report(params, shape_list, grid, loss, a, time.perf_counter() - t0)
+            extra = horizon_points(a, params, shape_list, grid, loss)
+    report(params, shape_list, grid, loss, a, time.perf_counter() - t0, extra)
 
 
-def report(params, shape_list, grid, loss, a, seconds):
+def horizon_points(a, params, shape_list, grid, loss) -> dict:
+    """{(param, shape): log2 lr} of the duration rule at each wider shape: the first
+    shape's best lr x (D_shape / D_first)^--duration-power ({} when it is 0)."""
+    if not a.duration_power:
+        return {}
+    out = {}
+    for p in params:
+        ref = shape_list[0]
+        if not all(((p, ref), e) in loss for e in grid[(p, ref)]):
+            continue
+        best = min(grid[(p, ref)], key=lambda e, p=p: loss[((p, ref), e)])
+        for s in shape_list[1:]:
+            ratio = tokens(a, *s) / tokens(a, *ref)
+            out[(p, s)] = round(best + a.duration_power * math.log2(ratio), 3)
+    return out
+
+
+def extra_losses(out: Path, base: dict, extra: dict) -> dict:
+    """{((param, shape), e): (mean loss, seeds)} of the duration points already run."""
+    found = {}
+    for (p, (w, nl)), e in extra.items():
+        vals = seed_losses(out, run_name(p, w, nl, base, e))
+        if vals:
+            found[((p, (w, nl)), e)] = (float(np.mean(vals)), len(vals))
+    return found
+
+
+def seed_losses(out: Path, name: str) -> list[float]:
+    """The losses of the finished runs of one point (seed 1 and any -s<k>), inf if diverged."""
+    if not (out / name / "result.json").exists():
+        return []
+    vals = []
+    for folder in [out / name, *sorted(out.glob(name + "-s*"))]:
+        r = folder / "result.json"
+        r = json.loads(r.read_text()) if r.exists() else {}
+        if r.get("status") in ("completed", "diverged"):
+            vals.append(r["val_loss"] if r["status"] == "completed" else math.inf)
+    return vals
+
+
+def run_name(p: str, w: int, nl: int, base: dict, e: float) -> str:
+    """The folder name of a grid point's seed-1 run (seed s adds -s<s>)."""
+    q = same_model(p, w, nl, base)
+    bw = f"-base{base['base_width']}" if q != "sp" else ""
+    bd = f"-based{base['base_depth']}" if q == "completep" else ""
+    return f"{q}{bw}{bd}-w{w}-l{nl}-lr2e{e:g}"
+
+
+def finished(out: Path, params, shape_list, base) -> tuple[dict, dict, dict]:
+    """(grid, loss, seeds) of the finished runs in `out`: every lr 2^-16..2^0 with a
+    completed (or diverged: inf) seed-1 run, its loss the mean over the seeds found."""
+    grid, loss, seeds = {}, {}, {}
+    for p in params:
+        for w, nl in shape_list:
+            grid[(p, (w, nl))] = set()
+            for e in range(-16, 1):
+                vals = seed_losses(out, run_name(p, w, nl, base, e))
+                if vals:
+                    grid[(p, (w, nl))].add(e)
+                    loss[((p, (w, nl)), e)] = float(np.mean(vals))
+                    seeds[((p, (w, nl)), e)] = len(vals)
+    return grid, loss, seeds
+
+
+def report(params, shape_list, grid, loss, a, seconds, extra=None):
     per = a.batch * a.block
     runs = ", ".join(f"w{w} L{nl}: {tokens(a, w, nl) // per} steps" for w, nl in shape_list)
     budget = f"{a.tokens} tokens per run" if a.tokens else f"{a.tpp:g} tokens per parameter"
     seeds = f"mean of seeds 1..{a.seeds}" + (f" up to width {a.seeds_upto}" if a.seeds_upto else "")
+    if a.report:
+        a.seeds, seeds = 2, "mean of the seeds listed above"
     print(f"\n{budget} (batch {a.batch} x block {a.block}; {runs}), eval on {a.eval_tokens} "
           f"val tokens; {seeds if a.seeds > 1 else 'seed 1'}; {seconds / 60:.1f} min")  # fmt: skip
     summary = {}
     for p in params:
-        es = sorted(set().union(*(grid[(p, s)] for s in shape_list)))
+        extra = extra or {}
+        es = sorted(set().union(*(grid[(p, s)] for s in shape_list))
+                    | {e for (q, sh), e in extra.items() if q == p and ((q, sh), e) in loss})  # fmt: skip
         head = "| lr | " + " | ".join(f"w{w} L{nl}" for w, nl in shape_list) + " |"
         print(f"\n--param {p}: validation loss\n{head}\n|" + "---|" * (len(shape_list) + 1))
         best = {s: min(grid[(p, s)], key=lambda e, s=s: loss[((p, s), e)]) for s in shape_list}
@@ -183,7 +285,7 @@ def report(params, shape_list, grid, loss, a, seconds):
                 v = loss.get(((p, s), e))
                 cell = "" if v is None else f"{v:.4f}"
                 cells.append(f"**{cell}**" if best[s] == e else cell)
-            print(f"| 2^{e} = {2.0**e:.3g} | " + " | ".join(cells) + " |")
+            print(f"| 2^{e:g} = {2.0**e:.3g} | " + " | ".join(cells) + " |")
         ref = shape_list[0]
         e0 = best[ref]
         rows = []
@@ -194,7 +296,14 @@ def report(params, shape_list, grid, loss, a, seconds):
                          "excess": at / opt - 1})  # fmt: skip
             print(f"{p}: best at {ref} is 2^{e0}; at {s} the best is 2^{best[s]} "
                   f"({best[s] - e0:+d} grid steps); loss at 2^{e0} is "
-                  f"{100 * (at / opt - 1):.2f}% above that optimum")  # fmt: skip
+                  + (f"{100 * (at / opt - 1):.2f}% above that optimum"
+                     if ((p, s), e0) in loss else "not run"))  # fmt: skip
+            eh = extra.get((p, s))
+            if eh is not None and ((p, s), eh) in loss:
+                rows[-1]["duration_rule"] = {"log2_lr": eh, "excess": loss[((p, s), eh)] / opt - 1}
+                print(f"{p}: with the duration rule (x (D/D_first)^{a.duration_power:g}) the lr at "
+                      f"{s} is 2^{eh:g}, {100 * (loss[((p, s), eh)] / opt - 1):+.2f}% against "
+                      "that optimum")  # fmt: skip
         summary[p] = {"best": {f"w{w}-L{nl}": best[(w, nl)] for w, nl in shape_list},
                       "transfer": [{**r, "shape": list(r["shape"])} for r in rows]}  # fmt: skip
     print("\n" + json.dumps(summary))

@@ -106,6 +106,11 @@ class ModelConfig:
         "mup/completep: the head size of the base shape (attention scale sqrt(base_head_dim) / "
         "head_dim); 0 means base_width / n_head (the base has as many heads)",
     )
+    readout_mult: float = setting(
+        1.0,
+        "GPT: the logits' multiplier at the base shape (muP's output multiplier, tuned there; "
+        "under mup/completep each width gets it x base_width / n_embd, under sp as it is)",
+    )
 
     def __post_init__(self):
         check_types(self)
@@ -117,6 +122,10 @@ class ModelConfig:
             raise ConfigError(
                 f"--param {self.param} is for the GPT; --model {self.arch} has only sp"
             )
+        if not (math.isfinite(self.readout_mult) and self.readout_mult > 0):
+            raise ConfigError(f"--readout-mult must be positive, got {self.readout_mult}")
+        if self.readout_mult != 1.0 and self.arch != "gpt":
+            raise ConfigError(f"--readout-mult is for the GPT; --model {self.arch} has none")
         for name in ("n_hidden", "vocab_size", "base_head_dim"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
@@ -346,7 +355,9 @@ OPERATIONAL = (
 # Model fields added after runs were first recorded: left out of a run's identity while
 # at their default (which computes what runs computed before them), so older runs keep
 # their ids and resume.
-NEUTRAL_AT_DEFAULT = ("param", "base_width", "base_depth", "base_head_dim")
+NEUTRAL_AT_DEFAULT = ("param", "base_width", "base_depth", "base_head_dim", "readout_mult")
+BASE_SHAPE = ("base_width", "base_depth", "base_head_dim")
+"""The fields that change nothing under --param sp."""
 
 
 def run_identity(cfg: RunConfig, data_id: str) -> str:
@@ -367,7 +378,7 @@ def run_identity(cfg: RunConfig, data_id: str) -> str:
     model = {k: v for k, v in d["model"].items() if k != "preset"}
     defaults, sp = ModelConfig(), model["param"] == "sp"
     for k in NEUTRAL_AT_DEFAULT:
-        if model[k] == getattr(defaults, k) or sp:
+        if model[k] == getattr(defaults, k) or (sp and k in BASE_SHAPE):
             del model[k]
     blob = json.dumps({"model": model, "train": train, "data": data_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -83,6 +83,31 @@ def test_at_the_base_shape_mup_and_completep_compute_sp():
             assert torch.allclose(_gpt(p, n_embd=BASE)(ids)[0], ref, atol=1e-6), p
 
 
+def test_the_readout_multiplier_scales_the_logits_at_every_width():
+    """--readout-mult c (the base shape's output multiplier): the logits are c x base/width
+    x W h under mup at widths 64 and 256, c x W h under sp; the weights, init and lrs are
+    the c = 1 model's, and the HF export folds c into an untied output projection."""
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(1))
+    for param, width, want in [("mup", 64, 0.5), ("mup", 256, 0.5 * BASE / 256), ("sp", 256, 0.5)]:
+        plain, scaled = _gpt(param, n_embd=width), _gpt(param, n_embd=width, readout_mult=0.5)
+        assert scaled.readout == pytest.approx(want), (param, width)
+        with torch.no_grad():
+            ref, got = plain(ids)[0], scaled(ids)[0]
+        assert torch.allclose(got, 0.5 * ref, rtol=1e-5, atol=1e-7), (param, width)
+        assert plain.lr_multipliers() == scaled.lr_multipliers()
+        sd = scaled.sp_state_dict()
+        assert torch.equal(sd["lm_head.weight"], scaled.lm_head.weight.detach() * want)
+    with pytest.raises(ConfigError, match=r"^readout_mult must be positive, got 0.0$"):
+        ModelConfig(readout_mult=0.0)
+    with pytest.raises(ConfigError, match=r"^readout_mult is for the GPT; arch lstm has none$"):
+        ModelConfig(arch="lstm", readout_mult=2.0)
+    # a run's identity: unchanged at the default, changed by c under sp too
+    cfg = RunConfig(model=ModelConfig(), train=TrainConfig(steps=5, data="d"))
+    ids_ = {run_identity(dataclasses.replace(cfg, model=ModelConfig(param=p, readout_mult=c)), "x")
+            for p in ("sp", "mup") for c in (1.0, 2.0)}  # fmt: skip
+    assert len(ids_) == 4 and run_identity(cfg, "x") in ids_
+
+
 def test_completep_scales_the_branches_not_the_projection_init():
     deep = _gpt("completep", n_embd=128, n_layer=8)
     assert deep.transformer.h[3].branch == pytest.approx(2 / 8)
@@ -108,7 +133,8 @@ def test_sp_runs_keep_their_ids_and_old_checkpoints_resume():
     cfg = dataclasses.replace(cfg, train=cfg.train.with_optimizer_defaults(recurrent=False))
     d = cfg.to_dict()
     old_model = {k: v for k, v in d["model"].items()
-                 if k not in ("preset", "param", "base_width", "base_depth", "base_head_dim")}  # fmt: skip
+                 if k not in ("preset", "param", "base_width", "base_depth", "base_head_dim",
+                              "readout_mult")}  # fmt: skip
     from scalinglab.config import LATER_FIELDS, OPERATIONAL
 
     # fields that did not exist then: optimizer (adamw) and plateau_factor (0)

@@ -13,8 +13,9 @@ m = n_embd / base_width and, for completep, r = n_layer / base_depth:
 - `mup` (Yang et al., Tensor Programs V, Adam): hidden matrices drawn with std
   0.02 / sqrt(m) and trained at lr / m (their decoupled weight decay times m, so
   lr x decay stays); embeddings, biases and LayerNorm gains as SP at lr;
-  attention sqrt(base_head_dim) / head_dim; logits multiplied by 1 / m. At the
-  base shape (m = 1) it computes what SP computes.
+  attention sqrt(base_head_dim) / head_dim; logits multiplied by readout_mult / m
+  (readout_mult, 1 by default, is the base shape's output multiplier, tuned there).
+  At the base shape (m = 1) it computes what SP computes.
 - `completep` (Dey et al. 2025, alpha = 1): mup, with every residual branch
   multiplied by 1 / r and residual projections drawn with 0.02 / sqrt(m 2 base_depth)
   (no depth factor: the branch multiplier does its work).
@@ -116,8 +117,9 @@ def attn_scale(cfg: ModelConfig) -> float:
 
 
 def readout_mult(cfg: ModelConfig) -> float:
-    """The logits' multiplier: 1 / m (1 under sp)."""
-    return 1.0 / width_mult(cfg)
+    """The logits' multiplier: the base shape's (cfg.readout_mult, 1 by default) times 1 / m
+    (m is 1 under sp)."""
+    return cfg.readout_mult / width_mult(cfg)
 
 
 def is_hidden(name: str) -> bool:
