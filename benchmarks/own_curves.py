@@ -11,9 +11,9 @@ WSD with a linear and with a 1−sqrt decay over the last 20%, linear, and a
 cosine 3× longer. Every run of a seed sees the same batches in the same order
 (`--seeds`: each seed its own data order and initialisation; the curves of a
 schedule's seeds are averaged step by step before the fit, which removes the
-wiggles that one data order prints on every schedule) and is evaluated on the same 512 held-out windows (16k tokens) every 25 steps
-after the warmup (the
-curve the laws are fitted to). The loop is this file's own (plain AdamW with
+wiggles that one data order prints on every schedule) and is evaluated on
+the same 512 held-out windows (16k tokens) every 25 steps after the warmup
+(the curve the laws are fitted to). The loop is this file's own (plain AdamW with
 the LR set each step from the schedule): the trainer's schedules are only
 cosine, constant and WSD.
 
