@@ -77,25 +77,43 @@ def one(size, law, fill, bootstrap=0, huber_delta=None):
 
 
 def figure(path, fits):
+    """Top: each held-out curve (solid) and its prediction (dashed); bottom: the error."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, axes = plt.subplots(1, len(fits), figsize=(5 * len(fits), 4), sharey=False)
-    for ax, (size, fit) in zip(axes, fits.items(), strict=True):
-        pts = fit.backtest_["points"]
+    fig, axes = plt.subplots(2, len(fits), figsize=(5 * len(fits), 7), sharex="col")
+    for col, (size, fit) in enumerate(fits.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        bt = fit.backtest_
+        pts = bt["points"]
         for run in dict.fromkeys(p["run"] for p in pts):
             mine = [p for p in pts if p["run"] == run]
             steps = [p["step"] for p in mine]
-            line = ax.plot(steps, [p["loss"] for p in mine], lw=1, label=run)[0]
-            ax.plot(steps, [p["predicted"] for p in mine], "--", color=line.get_color(), lw=1)
-        ax.set_title(f"{size}: held-out curves (solid) and predictions (dashed)", fontsize=9)
-        ax.set_xscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylim(min(p["loss"] for p in pts) - 0.05, max(p["loss"] for p in pts[50:]) + 0.1)
-    axes[0].set_ylabel("training loss")
-    axes[0].legend(fontsize=7)
+            line = top.plot(steps, [p["loss"] for p in mine], lw=1, label=run)[0]
+            top.plot(steps, [p["predicted"] for p in mine], "--", color=line.get_color(), lw=1)
+            bottom.plot(steps, [100 * p["rel_error"] for p in mine], color=line.get_color(), lw=1)
+        top.set_title(
+            f"{size}: held-out curves (solid), multi-power predictions (dashed)\n"
+            f"PredE {100 * bt['mean_of_run_means']:.3f}%, WorstE "
+            f"{100 * bt['mean_of_run_maxes']:.3f}%",
+            fontsize=9,
+        )
+        top.set_ylim(min(p["loss"] for p in pts) - 0.05, max(p["loss"] for p in pts[50:]) + 0.1)
+        for lim in (-0.6, 0.6):
+            bottom.axhline(lim, color="grey", lw=0.6, ls=":")
+        bottom.axhline(0, color="black", lw=0.6)
+        bottom.set_ylabel("(predicted − loss) / loss, %")
+        bottom.set_xlabel("step")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xticks([2000, 5000, 10000, 20000, 50000])
+    axes[0, 0].set_ylabel("training loss")
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

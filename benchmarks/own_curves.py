@@ -8,10 +8,12 @@ corpus (the Python standard library's source, byte tokens) under the
 schedules below, written in scalinglab's schedule syntax (S = --steps, peak
 P, final P/10, warmup 50): cosine, constant, a step drop to P/4 at 60%,
 WSD with a linear and with a 1−sqrt decay over the last 20%, linear, and a
-cosine 3× longer. Every run sees the same batches in the same order (one
-seed) and is evaluated on the same 512 held-out windows (16k tokens) every 25 steps
-after the warmup (the
-curve the laws are fitted to). The loop is this file's own (plain AdamW with
+cosine 3× longer. Every run of a seed sees the same batches in the same order
+(`--seeds`: each seed its own data order and initialisation; the curves of a
+schedule's seeds are averaged step by step before the fit, which removes the
+wiggles that one data order prints on every schedule) and is evaluated on
+the same 512 held-out windows (16k tokens) every 25 steps after the warmup
+(the curve the laws are fitted to). The loop is this file's own (plain AdamW with
 the LR set each step from the schedule): the trainer's schedules are only
 cosine, constant and WSD.
 
@@ -136,10 +138,18 @@ def report(arch, runs, fit_from=0, huber_delta=None, start=0):
               f"WorstE {100 * bt['mean_of_run_maxes']:.3f}%   {per}", flush=True)  # fmt: skip
 
 
-def read_curves(path, S):
-    """{arch: [Run]} from a CSV written by --out (the schedules rebuilt from their specs)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+def read_curves(paths, S, seeds=None):
+    """{arch: [Run]} from CSVs written by --out (the schedules rebuilt from their specs).
+
+    A file without a `seed` column holds seed 0. Where a schedule was trained with
+    several seeds (data orders and initialisations), its curve is their mean loss at
+    each step (the steps every seed logged); `seeds` keeps only those seeds."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            rows += [{"seed": "0", **r} for r in csv.DictReader(f)]
+    if seeds is not None:
+        rows = [r for r in rows if int(r["seed"]) in seeds]
     out = {}
     for arch, peak in (("gpt", 3e-3), ("lstm", 5e-3)):
         runs = []
@@ -147,9 +157,12 @@ def read_curves(path, S):
             mine = [r for r in rows if r["arch"] == arch and r["schedule"] == name]
             if not mine:  # a model or schedule the file does not have (yet)
                 continue
-            steps = np.array([int(r["step"]) for r in mine])
+            by_seed = {}
+            for r in mine:
+                by_seed.setdefault(r["seed"], {})[int(r["step"])] = float(r["loss"])
+            steps = np.array(sorted(set.intersection(*(set(d) for d in by_seed.values()))))
             lr = Schedule(spec).lr_array()
-            losses = np.array([float(r["loss"]) for r in mine])
+            losses = np.mean([[d[s] for s in steps] for d in by_seed.values()], axis=0)
             runs.append(Run(name, steps, lr[steps], losses, held_out=name not in FIT,
                             lr_full=lr[: steps[-1] + 1]))  # fmt: skip
         if any(r.held_out for r in runs) and any(not r.held_out for r in runs):
@@ -162,7 +175,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", default=None, help="write the curves as CSV (run, step, lr, loss)")
-    ap.add_argument("--curves", default=None, help="refit the curves of an --out CSV (no training)")
+    ap.add_argument(
+        "--curves", nargs="+", default=None,
+        help="refit the curves of --out CSVs (no training); a schedule's seeds are averaged",
+    )  # fmt: skip
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", default=None,
+        help="train with these seeds (data order and init; default 0); with --curves: use only these",
+    )  # fmt: skip
     ap.add_argument(
         "--fit-from", type=int, nargs="+", default=[0],
         help="fit only the points from these steps on (one fit each; held-out curves: all points)",
@@ -184,7 +204,7 @@ def main():
     BATCH, WARMUP, EVAL_EVERY = args.batch, args.warmup, args.eval_every
     EVAL_WINDOWS = args.eval_windows
     if args.curves:
-        for arch, runs in read_curves(args.curves, args.steps).items():
+        for arch, runs in read_curves(args.curves, args.steps, args.seeds).items():
             for f in args.fit_from:
                 print(f"fit from step {f}:")
                 report(arch, runs, f, args.huber_delta, args.start)
@@ -197,17 +217,28 @@ def main():
     val_x, val_y = windows(val, vi)
     if args.out:  # written as the runs finish
         with open(args.out, "w", newline="") as f:
-            csv.writer(f).writerow(["arch", "schedule", "step", "lr", "loss"])
+            csv.writer(f).writerow(["arch", "seed", "schedule", "step", "lr", "loss"])
     for arch, peak in (("gpt", 3e-3), ("lstm", 5e-3)):
         if arch not in args.archs:
             continue
         runs = []
         for name, spec in schedules(args.steps, peak).items():
             lr = Schedule(spec).lr_array()
-            t0 = time.perf_counter()
-            steps, losses = train(arch, lr, train_data, val_x, val_y)
-            print(f"{arch} {name:<11} {len(lr)} steps {time.perf_counter() - t0:6.1f} s "
-                  f"final loss {losses[-1]:.4f}", flush=True)  # fmt: skip
+            curves = []
+            for seed in args.seeds or [0]:
+                t0 = time.perf_counter()
+                steps, losses = train(arch, lr, train_data, val_x, val_y, seed)
+                curves.append(losses)
+                print(f"{arch} {name:<11} seed {seed} {len(lr)} steps "
+                      f"{time.perf_counter() - t0:6.1f} s final loss {losses[-1]:.4f}",
+                      flush=True)  # fmt: skip
+                if args.out:
+                    with open(args.out, "a", newline="") as f:
+                        csv.writer(f).writerows(
+                            (arch, seed, name, int(s), float(lr[s]), float(v))
+                            for s, v in zip(steps, losses, strict=True)
+                        )
+            losses = np.mean(curves, axis=0)
             runs.append(
                 Run(
                     name,
@@ -218,12 +249,6 @@ def main():
                     lr_full=lr[: steps[-1] + 1],
                 )
             )
-            if args.out:
-                with open(args.out, "a", newline="") as f:
-                    csv.writer(f).writerows(
-                        (arch, name, int(s), float(lr[s]), float(v))
-                        for s, v in zip(steps, losses, strict=True)
-                    )
         for f in args.fit_from:
             if len(args.fit_from) > 1:
                 print(f"fit from step {f}:")

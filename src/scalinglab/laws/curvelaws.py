@@ -39,7 +39,7 @@ from scalinglab.laws.objective import huber
 BLOCK = 8
 RATIO = 4
 LOG_STEP = 0.2
-CHUNK = 250_000  # problems × terms evaluated at once: small enough to stay in the CPU's cache
+CHUNK = 100_000  # problems × terms evaluated at once: small enough to stay in the CPU's cache
 
 
 def lr_area(lr):
