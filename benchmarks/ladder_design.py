@@ -239,7 +239,7 @@ def quickstart_round(args):
         for name, widths, ratios in QS_LADDERS:
             runs, cost, largest = ladder_runs(widths, ratios)
             c_t = 6 * nt * dt
-            preds = [p for p in QS_PREDICTORS if p != "ray" or 48 in ratios]
+            preds = [p for p in args.predictors if p != "ray" or 48 in ratios]
             errs = simulate_quickstart(truth, runs, args.draws, rng, preds, 48)
             for p, err in errs.items():
                 a = np.abs(err)
@@ -261,6 +261,13 @@ def main():
         "--quickstart",
         action="store_true",
         help="the second round: the quickstart's constraints, noise by run length",
+    )
+    p.add_argument(
+        "--predictors",
+        nargs="+",
+        default=list(QS_PREDICTORS),
+        choices=QS_PREDICTORS,
+        help="--quickstart: the predictors compared (chinchilla a=b is the slow one)",
     )
     args = p.parse_args()
     if args.quickstart:
