@@ -44,11 +44,14 @@ def test_quickstart_design_meets_the_issue():
 def test_ladder_example_meets_the_issue():
     s = parse_study(ladder(), "ladder")
     gpt = s.sweeps["gpt"]
-    assert gpt.kind == "wsd" and len(gpt.params) >= 3 and len(gpt.tokens_per_param) >= 4
+    assert gpt.kind == "wsd" and len(gpt.params) >= 5 and len(gpt.tokens_per_param) >= 3
+    assert max(gpt.params) / min(gpt.params) >= 10  # a decade of N
     # the largest run's C = 6·N·r·N at the target sizes: the backtest is >= 30x it
     assert s.backtest.budget >= 30 * 6 * max(gpt.params) ** 2 * max(gpt.tokens_per_param)
-    assert s.backtest.predictor == "chinchilla" and s.backtest.tokens_per_param == 48
-    assert s.seed_noise.params == min(gpt.params) and len(s.seed_noise.seeds) >= 2
+    # the ray: the backtest's D/N is the ladder's largest ratio
+    assert s.backtest.predictor == "ray" and s.backtest.tokens_per_param == 48
+    assert max(gpt.tokens_per_param) == 48
+    assert s.seed_noise.params in gpt.params and len(s.seed_noise.seeds) >= 2
 
 
 def isoflop_study() -> dict:
@@ -64,11 +67,14 @@ def test_minutes_scales_every_budget():
 
 def test_minutes_scales_a_ladder_by_its_compute():
     # C = 6·r·N² at fixed ratios: half the minutes, N / sqrt(2), every run's C halved
-    s = parse_study(ladder(), "ladder").scaled(10)
-    assert s.sweeps["gpt"].params == pytest.approx([n / 2**0.5 for n in (1.3e4, 2.4e4, 3.8e4)])
-    assert s.sweeps["gpt"].tokens_per_param == [10, 20, 40, 75]
-    assert s.seed_noise.params == pytest.approx(1.3e4 / 2**0.5)
-    assert s.backtest.budget == 1e13
+    d = ladder()
+    d["minutes"] = 20
+    s = parse_study(d, "ladder").scaled(10)
+    sizes = d["sweeps"]["gpt"]["params"]
+    assert s.sweeps["gpt"].params == pytest.approx([n / 2**0.5 for n in sizes])
+    assert s.sweeps["gpt"].tokens_per_param == d["sweeps"]["gpt"]["tokens_per_param"]
+    assert s.seed_noise.params == pytest.approx(d["seed_noise"]["params"] / 2**0.5)
+    assert s.backtest.budget == d["backtest"]["budget"] / 2
 
 
 @pytest.mark.parametrize(
@@ -406,6 +412,54 @@ def test_data_constrained_prediction_by_hand():
     assert fresh < out["predicted_loss"] < predict_constrained(fits, N, U, U)["predicted_loss"]
     lo, hi = out["fit_interval"]
     assert lo <= out["predicted_loss"] <= hi
+
+
+def test_ray_prediction_by_hand():
+    """predictor "ray": a power law of C through the ladder's branch ends at the run's own
+    D/N (within 10%), the other ratios left out; a ratio with fewer than 3 sizes refuses."""
+    from scalinglab.errors import FitError
+    from scalinglab.plan.analysis import ArchFits, on_ray, predict
+
+    def row(n, r, loss):
+        return {"status": "completed", "arch": "gpt", "params": n, "tokens": r * n,
+                "loss": loss}  # fmt: skip
+
+    def on_the_ray(n, r):  # L = (C_c / C)^0.11 along D/N = 48, C = 6·N·48·N
+        return (1e20 / (6 * n * r * n)) ** 0.11
+
+    sizes = [4832, 12736, 23712, 37760, 54880]
+    rows = [row(n, 48.3, on_the_ray(n, 48.3)) for n in sizes]  # whole steps move D/N a little
+    rows += [row(n, 24, 9.0) for n in sizes[:4]] + [row(n, 12, 9.0) for n in sizes[:2]]
+    fits = ArchFits("gpt", rows, settings=FitConfig(bootstrap=50))
+    assert len(on_ray(rows, 48)) == 5
+    N = 186560
+    D = 47.88 * N
+    out = predict(fits, N, D, 6 * N * D, "ray")
+    assert out["predictor"] == "ray"
+    assert out["predicted_loss"] == pytest.approx((1e20 / (6 * N * D)) ** 0.11, rel=1e-5)
+    # with noise on the ray, the bootstrap interval holds the prediction
+    for r, e in zip(rows, [0.004, -0.004, 0.004, -0.004, 0.0], strict=False):
+        r["loss"] *= 1 + e
+    fits = ArchFits("gpt", rows, settings=FitConfig(bootstrap=50))
+    out = predict(fits, N, D, 6 * N * D, "ray")
+    lo, hi = out["fit_interval"]
+    assert lo < out["predicted_loss"] < hi
+    assert out["predicted_loss"] == pytest.approx((1e20 / (6 * N * D)) ** 0.11, rel=0.01)
+    with pytest.raises(FitError, match="the ray at 12 tokens per parameter has 2 size"):
+        predict(fits, 1e5, 12e5, 6 * 12e10, "ray")
+
+
+def test_ray_predictor_needs_a_ladder_ratio():
+    d = ladder()
+    d["backtest"].update(predictor="ray", tokens_per_param=30)
+    with pytest.raises(SweepError, match=r'predictor "ray" predicts along one of .*12, 24, 48'):
+        parse_study(d, "ladder")
+    d["backtest"]["tokens_per_param"] = 24
+    assert parse_study(d, "ladder").backtest.predictor == "ray"
+    d = isoflop_study()
+    d["backtest"].update(predictor="ray", tokens_per_param=70)
+    with pytest.raises(SweepError, match="none: it is IsoFLOP"):
+        parse_study(d, "q")
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import json
 import math
 import os
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import pytest
 
@@ -109,6 +110,19 @@ class Tags(HTMLParser):
 
     def handle_data(self, data):
         self.text.append(data)
+
+
+def test_backtest_card_is_green_only_near_the_seed_noise(study):
+    """The key-results card: inside the interval and the error (1%) within 3x the seed
+    noise (0.4%) is green; the same error beside a seed noise of 0.2% is not."""
+    from scalinglab.report.sections import all_sections
+
+    root, _, s = study
+    assert '<div class="v ok">1.00% error</div>' in (root / "report.html").read_text()
+    quiet = {**s, "backtest": {**s["backtest"], "seed_noise_rel_std": 0.002}}
+    key = all_sections(quiet, SimpleNamespace(rows=[]), {}, [], root)[0]
+    assert '<div class="v bad">1.00% error</div>' in key
+    assert "the error is over 3× the seed noise" in key
 
 
 def test_html_is_valid_self_contained_and_escaped(study):

@@ -10,6 +10,11 @@ The fits take their settings from one `FitConfig` (a study's [fit] table).
   (runs resampled within each budget, the parabolas refitted, the line refitted
   through the new vertices): with 2–3 budgets, resampling the vertices
   themselves would be meaningless.
+- `ray` on a WSD ladder: L(C) = (C_c / C)^γ through the branch ends at one tokens per
+  parameter D/N (a ray through the (N, D) plane), for a run on the same ray further out.
+  At the quickstart's scale the loss along a ray near the compute-optimal ratio is a
+  power law of C (benchmarks/results/ladder_design.md), where Chinchilla's five
+  parameters, fitted on ladders of runs this short, miss by several percent.
 - the seed noise: runs that differ only in their seed.
 - the prediction for a new run (N, D, C), with its fit interval and a predictive
   interval that adds the seed noise, since one new run is one draw.
@@ -32,7 +37,12 @@ from scalinglab.laws.table import read_table
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
 PUBLISHED = {"Chinchilla (Hoffmann 2022)": 0.50, "Kaplan 2020": 0.73}
-PREDICTORS = ("chinchilla", "frontier")
+PREDICTORS = ("chinchilla", "frontier", "ray")
+RAY_TOLERANCE = 1.1
+"""A run is on the ray of ratio r when its D/N is within this factor of r (whole steps
+and the width grid move a branch's D/N by a few percent)."""
+MIN_RAY_SIZES = 3
+"""The ray's power law has 2 parameters: at least 3 sizes on the ray."""
 
 
 @dataclass
@@ -47,6 +57,9 @@ class ArchFits:
     """[{C, L, L_ci}] the per-budget vertices."""
     errors: dict = field(default_factory=dict)
     """law -> why it could not be fitted (shown in the report)."""
+    settings: FitConfig | None = None
+    rays: dict = field(default_factory=dict)
+    """ratio -> the ray's power-c fit (fitted when a prediction first asks for it)."""
 
 
 def completed(rows: list[dict]) -> list[dict]:
@@ -78,7 +91,7 @@ def _table(rows: list[dict]) -> list[dict]:
 def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
     """Every law that the runs of one architecture support; failures are recorded."""
     rows = completed(rows)
-    out = ArchFits(arch, rows)
+    out = ArchFits(arch, rows, settings=s)
     kw = dataclasses.asdict(s)
     iso_rows = [r for r in _table(rows) if "budget" in r]
     try:
@@ -130,6 +143,32 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
         law.settings["bootstrap"] = int(draws.shape[0])
         law.conventions_["bootstrap"] = "IsoFLOP: runs resampled within each budget"
     return law, pts
+
+
+def on_ray(rows: list[dict], ratio: float) -> list[dict]:
+    """The completed runs whose D/N is within RAY_TOLERANCE of `ratio`."""
+    tol = math.log(RAY_TOLERANCE)
+    return [r for r in completed(rows) if abs(math.log(r["tokens"] / r["params"] / ratio)) <= tol]
+
+
+def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
+    """power-c (no floor) through the runs on the ray D/N = ratio, with the bootstrap of
+    the fit settings (runs resampled); cached per ratio on `fits`."""
+    key = round(ratio, 6)
+    if key in fits.rays:
+        return fits.rays[key]
+    pts = _table(on_ray(fits.rows, ratio))
+    sizes = {p["N"] for p in pts}
+    if len(sizes) < MIN_RAY_SIZES:
+        raise FitError(
+            f"the ray at {ratio:.3g} tokens per parameter has {len(sizes)} size(s) "
+            f"(at least {MIN_RAY_SIZES} are needed): the ladder needs a branch at that ratio"
+        )
+    s = fits.settings or FitConfig()
+    law = ScalingLaw("power-c", **{**dataclasses.asdict(s), "floor": False})
+    law.fit([{"C": p["C"], "L": p["L"]} for p in pts])
+    fits.rays[key] = law
+    return law
 
 
 def seed_noise(rows: list[dict]) -> dict | None:
@@ -190,6 +229,9 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dic
     elif predictor == "frontier":
         law = fits.frontier
         args = {"C": C}
+    elif predictor == "ray":
+        law = fit_ray(fits, D / N)
+        args = {"C": 6.0 * N * D}  # the ray's runs are placed by 6ND too
     else:
         raise FitError(f"predictor {predictor!r} is not one of {', '.join(PREDICTORS)}")
     if law is None:
@@ -289,14 +331,18 @@ def plan_rows(fits: ArchFits, budgets: list[float], predictor: str) -> list[dict
             "tokens_per_param": C / (6.0 * N * N),
             "allocation": law.law,
         }
-        try:
-            p = predict(fits, N, C / (6.0 * N), C, predictor)
+        row["loss"], row["loss_ci"], row["loss_pi"] = None, None, None
+        # a ray predicts only on its own D/N: the plan's optima take Chinchilla's loss
+        for p_name in dict.fromkeys((predictor, "chinchilla")):
+            try:
+                p = predict(fits, N, C / (6.0 * N), C, p_name)
+            except FitError:
+                continue
             row["loss"] = p["predicted_loss"]
             row["loss_ci"] = p.get("fit_interval")
             row["loss_pi"] = p.get("prediction_interval")
-            row["predictor"] = predictor
-        except FitError:
-            row["loss"], row["loss_ci"], row["loss_pi"] = None, None, None
+            row["predictor"] = p_name
+            break
         out.append(row)
     return out
 

@@ -6,6 +6,10 @@ from scalinglab.plan.analysis import PUBLISHED
 from scalinglab.report.figures import name
 from scalinglab.report.html import card, esc, figure, interval, num, table
 
+NOISE_MULTIPLE = 3.0
+"""The key-results card is green when the backtest is inside its interval and its error
+is at most this many seed-noise standard deviations (one run is one draw)."""
+
 
 def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[str]:
     return [
@@ -26,6 +30,11 @@ def _key_results(s: dict, fits: dict) -> str:
     bt = s["backtest"]
     if bt and bt.get("actual_loss") is not None:
         ok = bt["in_interval"]
+        # green only where the error is also near the run-to-run noise: a wide interval
+        # that holds a large error is no success
+        noise = bt.get("seed_noise_rel_std")
+        near = noise is None or bt["rel_error"] <= NOISE_MULTIPLE * noise
+        far = "" if near else f"; the error is over {NOISE_MULTIPLE:g}× the seed noise"
         cards.append(
             card(
                 f"backtest at C = {num(bt['flops'], 3)} FLOPs",
@@ -34,8 +43,9 @@ def _key_results(s: dict, fits: dict) -> str:
                 f"training, measured {num(bt['actual_loss'])}: "
                 + ("inside" if ok else "outside")
                 + " the interval"
+                + far
                 + _reach(bt),
-                "ok" if ok else "bad",
+                "ok" if ok and near else "bad",
             )
         )
     elif bt:
@@ -110,6 +120,9 @@ def _backtest(bt: dict | None) -> str:
         ["inside the fit interval alone", num(bt.get("in_fit_interval"))],
     ]  # fmt: skip
     for k, p in (bt.get("other_predictions") or {}).items():
+        if p.get("predicted_loss") is None:  # that law could not predict this run: say why
+            rows.append([f"not predicted by {k}", p.get("error") or "–"])
+            continue
         err = "" if p.get("rel_error") is None else f" ({100 * p['rel_error']:.2f}% error)"
         rows.append([f"also predicted (before training) by {k}",
                      f"{num(p.get('predicted_loss'))} {interval(p.get('fit_interval'))}{err}"])  # fmt: skip

@@ -472,6 +472,8 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     }  # fmt: skip
     others = {}
     for p in an.PREDICTORS:
+        if p == "ray" and sweep.spec.kind != "wsd":  # a ray is a ladder's ratio
+            continue
         if p != pred["predictor"]:
             try:
                 others[p] = an.predict(fits, N, D, 6.0 * N * D, p)

@@ -29,8 +29,10 @@
     [backtest]                    # predicted before it is trained
     arch = "gpt"
     budget = 1e13                 # at least 3x the largest C of that sweep's runs
-    predictor = "chinchilla"      # or "frontier" (IsoFLOP sweeps only); default: the
-                                  # sweep's own (frontier for IsoFLOP, chinchilla for WSD)
+    predictor = "chinchilla"      # or "frontier" (IsoFLOP sweeps only), or "ray" (WSD: a
+                                  # power law of C along tokens_per_param = one of the
+                                  # ladder's ratios); default: frontier for IsoFLOP,
+                                  # chinchilla for WSD
 
     [seed_noise]                  # sweep runs repeated with other seeds
     arch = "gpt"
@@ -57,7 +59,7 @@ from scalinglab.config import ARCHS, check_seed, check_types, from_dict, load_to
 from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
-from scalinglab.plan.analysis import PREDICTORS
+from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE
 from scalinglab.sweep.spec import IsoflopDesign, WsdDesign, check_trainer_cmd
 from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
 
@@ -84,7 +86,9 @@ class Backtest:
         "", "what predicts it (default: frontier for an IsoFLOP sweep, chinchilla for WSD)"
     )
     tokens_per_param: float = setting(
-        0.0, "its D / N, N = sqrt(C / (6 · this)); 0: the compute-optimal N of the fits"
+        0.0,
+        "its D / N, N = sqrt(C / (6 · this)); 0: the compute-optimal N of the fits "
+        '(predictor "ray": one of the ladder\'s tokens_per_param)',
     )
 
     def __post_init__(self):
@@ -312,7 +316,14 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     bt.predictor = bt.predictor or DEFAULT_PREDICTOR[kind]
     if kind == "wsd" and bt.predictor == "frontier":
         raise _err(w, f'predictor "frontier" needs IsoFLOP budgets, and [sweeps.{bt.arch}] is '
-                      'a WSD ladder: use predictor = "chinchilla"')  # fmt: skip
+                      'a WSD ladder: use predictor = "chinchilla" or "ray"')  # fmt: skip
+    if bt.predictor == "ray":
+        ratios = sweeps[bt.arch].tokens_per_param if kind == "wsd" else []
+        if not any(abs(math.log(bt.tokens_per_param / r)) <= math.log(RAY_TOLERANCE)
+                   for r in ratios if bt.tokens_per_param):  # fmt: skip
+            raise _err(w, f'predictor "ray" predicts along one of the WSD ladder\'s '
+                          f"tokens_per_param: set tokens_per_param to one of "
+                          f"[sweeps.{bt.arch}]'s ({', '.join(f'{r:g}' for r in ratios) or 'none: it is IsoFLOP'})")  # fmt: skip
     _positive(bt.budget, "budget", w)
     # a WSD ladder's largest run, C = 6·N·r·N at its target sizes (plan_study checks the
     # planned shapes' own C again)
