@@ -20,6 +20,16 @@ def power_table(var, E, alpha, xc, xs, sigma, rng):
     return {var: xs, "L": L * np.exp(sigma * rng.standard_normal(xs.size))}
 
 
+def power_c_draw(rng, sigma=0.01):
+    """One synthetic power-c table (20 runs, C 1e17..1e19), 10 new C beyond it (1.1-3.2x)
+    and the true loss there."""
+    C = np.logspace(17, 19, 20)
+    new = np.logspace(19.05, 19.5, 10)
+    truth = lambda C: 1.7 + (1e16 / C) ** 0.3  # noqa: E731
+    table = {"C": C, "L": truth(C) * np.exp(sigma * rng.standard_normal(C.size))}
+    return table, new, truth(new)
+
+
 def synthetic_coverage(
     law, draws, *, sigma=0.01, bootstrap=100, levels=(0.8, 0.95), seed=0, calibrate="none"
 ):
@@ -35,11 +45,8 @@ def synthetic_coverage(
     n = 0
     for i in range(draws):
         if law == "power-c":
-            C = np.logspace(17, 19, 20)
-            new = {"C": np.logspace(19.05, 19.5, 10)}
-            truth = lambda C: 1.7 + (1e16 / C) ** 0.3  # noqa: E731
-            table = {"C": C, "L": truth(C) * np.exp(sigma * rng.standard_normal(C.size))}
-            true_new = truth(new["C"])
+            table, newC, true_new = power_c_draw(rng, sigma)
+            new = {"C": newC}
         else:
             sizes, tokens = np.logspace(7, 9, 5), np.logspace(9, 11, 5)
             table = grid_table(chinchilla_law, sizes, tokens, sigma, rng)

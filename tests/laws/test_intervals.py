@@ -116,6 +116,23 @@ def test_auto_is_chosen_inside_each_training_part():
     assert r["overall"]["mean_abs_rel_error"] == pytest.approx(0.0109, abs=0.0003)
 
 
+def test_auto_keeps_chinchilla_unless_another_law_wins_by_the_margin():
+    from scalinglab.laws.backtest import AUTO_MARGIN, pick
+
+    def rows(**errs):
+        return [{"law": k.replace("_", "-"), "mean_abs_rel_error": v} for k, v in errs.items()]
+
+    edge = 1 - AUTO_MARGIN  # another law must be below this share of chinchilla's error
+    assert pick(rows(chinchilla=0.010, kaplan=0.0101 * edge)) == "chinchilla"
+    assert pick(rows(chinchilla=0.010, kaplan=0.0099 * edge, nd_interaction=0.0098 * edge)) == (
+        "nd-interaction"
+    )  # the lowest of those that pass
+    assert pick(rows(chinchilla=0.010, kaplan=0.008), margin=0.0) == "kaplan"
+    failed = [{"law": "chinchilla", "error": "no fit"}, *rows(kaplan=0.02, power_c=0.03)]
+    assert pick(failed) == "kaplan"
+    assert pick([{"law": "chinchilla", "error": "no fit"}]) is None
+
+
 def test_epoch_backtest_by_compute():
     path = shared_file(EPOCH)
     s = {"bootstrap": 0, "drop_highest": 5}

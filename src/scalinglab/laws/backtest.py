@@ -42,6 +42,10 @@ BACKTEST_LAWS = (
 )  # fmt: skip
 # `--law auto`: the candidates, in the order a tie is broken.
 AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interaction")
+# `--law auto` keeps AUTO_PREFER unless another candidate's backtest error is lower by more
+# than AUTO_MARGIN of it (benchmarks/results/coverage.md: why).
+AUTO_PREFER = "chinchilla"
+AUTO_MARGIN = 0.0
 
 
 def law_needs(law) -> tuple:
@@ -292,9 +296,25 @@ def auto_candidates(t):
     return out
 
 
-def choose_law(t, *, by="C", fracs=None, settings=None):
-    """`--law auto`: the candidate with the lowest mean |relative error| of a point-fit
-    (no bootstrap) leave-larger-out backtest. Returns (law, table of candidates)."""
+def pick(rows, margin=AUTO_MARGIN, prefer=AUTO_PREFER):
+    """The law `--law auto` chooses from its table of candidates: `prefer` unless another
+    candidate's backtest error is below (1 - margin) times prefer's (then the lowest);
+    the lowest where prefer could not be backtested."""
+    scored = [r for r in rows if "mean_abs_rel_error" in r]
+    if not scored:
+        return None
+    best = min(scored, key=lambda r: r["mean_abs_rel_error"])
+    base = next((r for r in scored if r["law"] == prefer), None)
+    if base is not None and best["mean_abs_rel_error"] >= (1 - margin) * base["mean_abs_rel_error"]:
+        return base["law"]
+    return best["law"]
+
+
+def choose_law(t, *, by="C", fracs=None, settings=None, margin=AUTO_MARGIN):
+    """`--law auto`: from the mean |relative error| of a point-fit (no bootstrap)
+    leave-larger-out backtest of each candidate, `pick`: chinchilla unless another law's
+    error is lower by more than `margin` (a share of chinchilla's). Returns (law, table
+    of candidates)."""
     point = {**(settings or {}), "bootstrap": 0, "calibrate": "none"}
     rows = []
     for law in auto_candidates(t):
@@ -314,10 +334,9 @@ def choose_law(t, *, by="C", fracs=None, settings=None):
                 "thresholds": len(r["thresholds"]),
             }
         )
-    scored = [r for r in rows if "mean_abs_rel_error" in r]
-    if not scored:
+    chosen = pick(rows, margin)
+    if chosen is None:
         raise FitError(f"{t.source}: --law auto: no candidate law could be backtested")
-    best = min(scored, key=lambda r: r["mean_abs_rel_error"])
     for r in rows:
-        r["chosen"] = r is best
-    return best["law"], rows
+        r["chosen"] = r["law"] == chosen
+    return chosen, rows

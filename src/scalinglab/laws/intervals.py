@@ -211,16 +211,10 @@ def thresholds_for(t, by, fracs):
     return out
 
 
-def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
-    """The calibration of a fit (`calibration_`): the conformal factor per level and the
-    growth with the distance of extrapolation, from a leave-larger-out backtest of the
-    fit's own rows (module docstring).
-
-    Args:
-        fit_rows: mask -> a law fitted on those rows of t (without calibration).
-        t: the RunsTable the fit was fitted on (with the U column for data-constrained).
-        by: "C", "N" or "D".
-    """
+def calibration_scores(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
+    """The leave-larger-out backtest of a fit's own rows that `calibrate` reads:
+    {"scores": {level: conformal scores of the held-out rows (raw intervals)}, "d": their
+    distances log(x / x_max) beyond each refit (>= 0), "thresholds": those used}."""
     x_all = getattr(t, by)
     got = {lv: [] for lv in levels}
     dist = []
@@ -239,25 +233,44 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
             lo, hi = interval(sub, pred, draws, "prediction", lv, calibrate=False)
             got[lv].append(conformal_scores(held.L, pred, lo, hi))
         used.append(thr)
+    if not used:
+        return {"scores": {lv: np.array([]) for lv in levels}, "d": np.array([]), "thresholds": []}
+    return {
+        "scores": {lv: np.concatenate(got[lv]) for lv in levels},
+        "d": np.concatenate(dist),
+        "thresholds": used,
+    }
+
+
+def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
+    """The calibration of a fit (`calibration_`): the conformal factor per level and the
+    growth with the distance of extrapolation, from a leave-larger-out backtest of the
+    fit's own rows (module docstring).
+
+    Args:
+        fit_rows: mask -> a law fitted on those rows of t (without calibration).
+        t: the RunsTable the fit was fitted on (with the U column for data-constrained).
+        by: "C", "N" or "D".
+    """
+    bt = calibration_scores(fit_rows, t, by, levels, fracs)
     out = {
         "method": "normalized conformal scaling of the prediction interval, in log loss, "
         f"by q * (1 + d/d0), d = log({by} / x_max): a leave-larger-out backtest by {by} "
         "of the fit's own runs",
         "by": by,
-        "x_max": float(np.max(x_all)),
-        "thresholds": used,
+        "x_max": float(np.max(getattr(t, by))),
+        "thresholds": bt["thresholds"],
     }
-    if not used:
+    if not bt["thresholds"]:
         return {**out, "factors": {}, "points": 0}
-    d = np.concatenate(dist)
+    d = bt["d"]
     d0 = float(np.median(d[d > 0])) if np.any(d > 0) else 0.0
     if d0 > 0:
         scale = 1.0 + d / d0
-        pooled = {lv: np.concatenate(got[lv]) / scale for lv in levels}
+        pooled = {lv: bt["scores"][lv] / scale for lv in levels}
         factors = conformal_factors(pooled, floor=0.0)
     else:  # nothing held out lay beyond its fit (ties): a widening, without growth
-        pooled = {lv: np.concatenate(got[lv]) for lv in levels}
-        factors = conformal_factors(pooled)
+        factors = conformal_factors(bt["scores"])
     return {
         **out,
         "d0": d0,
