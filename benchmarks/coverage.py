@@ -284,6 +284,10 @@ def main():
         default="none",
         help="calibrate setting of the synthetic fits (C: the calibrated intervals)",
     )
+    ap.add_argument(
+        "--synthetic-no-floor", action="store_true", help="power-c without E (as the CI test)"
+    )
+    ap.add_argument("--synthetic-new-runs", type=int, default=10, help="new runs per table")
     args = ap.parse_args()
     if args.pool:
         return print_pooled(args.pool)
@@ -309,10 +313,17 @@ def main():
         for law in args.synthetic_laws.split(","):
             t0 = time.process_time()
             cov, n = synthetic_coverage(
-                law, args.synthetic, bootstrap=args.bootstrap, calibrate=args.synthetic_calibrate
+                law,
+                args.synthetic,
+                bootstrap=args.bootstrap,
+                calibrate=args.synthetic_calibrate,
+                floor=not args.synthetic_no_floor,
+                new_runs=args.synthetic_new_runs,
             )
             print(
-                f"synthetic {law} (calibrate {args.synthetic_calibrate}): {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
+                f"synthetic {law} (calibrate {args.synthetic_calibrate}, floor "
+                f"{not args.synthetic_no_floor}): {args.synthetic} tables, {n} new runs: "
+                f"in 80% {cov[0.8]:.1%}, "
                 f"in 95% {cov[0.95]:.1%} ({time.process_time() - t0:.0f} s CPU)",
                 flush=True,
             )

@@ -40,6 +40,10 @@ KINDS = ("confidence", "prediction")
 LEVELS = (0.8, 0.95)
 CAL_FRACS = (0.5, 0.65, 0.8)  # shares of the fit's rows below the calibration thresholds
 CAL_BOOTSTRAP = 200  # bootstrap resamples of each calibration fit (at most)
+# A calibrated interval is the raw one times max(FLOOR, q (1 + d/d0)^GROWTH_POWER)
+# (benchmarks/results/coverage.md: how these were chosen).
+GROWTH_POWER = 2.0
+FLOOR = 1.0
 POOL = 1001  # the noise is stored as this many quantiles of the scaled residuals
 PREDICTION_DRAWS = 4000  # at least this many (parameter draw, noise draw) pairs
 
@@ -99,8 +103,9 @@ def factor(law, level) -> float:
 
 
 def growth(cal, x):
-    """(m,) the calibration's widening with the distance of extrapolation, 1 + d/d0 with
-    d = max(log(x / x_max), 0); ones for a calibration without d0."""
+    """(m,) the calibration's widening with the distance of extrapolation, (1 + d/d0)^power
+    with d = max(log(x / x_max), 0) (power 1 in fits saved before it was stored); ones for
+    a calibration without d0."""
     d0 = cal.get("d0") if cal else None
     if not d0:
         return 1.0
@@ -111,7 +116,7 @@ def growth(cal, x):
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.maximum(np.log(np.asarray(x, dtype=float) / cal["x_max"]), 0.0)
-    return 1.0 + d / d0
+    return (1.0 + d / d0) ** cal.get("power", 1.0)
 
 
 def interval(law, pred, draws, kind, level, calibrate=True, x=None):
@@ -153,7 +158,7 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
             lo[j], hi[j] = np.percentile(col + eps, [q, 100 - q])
     cal = getattr(law, "calibration_", None)
     if calibrate and kind == "prediction" and cal and cal.get("factors"):
-        f = factor(law, level) * growth(cal, x)
+        f = np.maximum(factor(law, level) * growth(cal, x), cal.get("floor", 0.0))
         lo, hi = logp - f * (logp - lo), logp + f * (hi - logp)
     return np.exp(lo), np.exp(hi)
 
@@ -255,7 +260,8 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
     bt = calibration_scores(fit_rows, t, by, levels, fracs)
     out = {
         "method": "normalized conformal scaling of the prediction interval, in log loss, "
-        f"by q * (1 + d/d0), d = log({by} / x_max): a leave-larger-out backtest by {by} "
+        f"by max(floor, q * (1 + d/d0)^power), d = log({by} / x_max): a leave-larger-out "
+        f"backtest by {by} "
         "of the fit's own runs",
         "by": by,
         "x_max": float(np.max(getattr(t, by))),
@@ -266,7 +272,7 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
     d = bt["d"]
     d0 = float(np.median(d[d > 0])) if np.any(d > 0) else 0.0
     if d0 > 0:
-        scale = 1.0 + d / d0
+        scale = (1.0 + d / d0) ** GROWTH_POWER
         pooled = {lv: bt["scores"][lv] / scale for lv in levels}
         factors = conformal_factors(pooled, floor=0.0)
     else:  # nothing held out lay beyond its fit (ties): a widening, without growth
@@ -274,6 +280,8 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
     return {
         **out,
         "d0": d0,
+        "power": GROWTH_POWER,
+        "floor": FLOOR,
         "points": len(d),
         "factors": {f"{lv:g}": f for lv, f in factors.items()},
     }
