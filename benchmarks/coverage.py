@@ -229,6 +229,80 @@ def dump_synthetic(k, bootstrap, path, sigma=0.01):
             print(f"synthetic: {i + 1} tables, {time.process_time() - t0:.0f} s CPU", flush=True)
 
 
+# (growth power, floor) of the calibrations compared by --score: the rule before this
+# record (linear, may narrow), the rule now (intervals.GROWTH_POWER, FLOOR) and neighbours.
+RULES = {
+    "old (1, none)": (1.0, 0.0),
+    "lin floor (1, 1)": (1.0, 1.0),
+    "sq (2, none)": (2.0, 0.0),
+    "sq floor 0.8 (2, 0.8)": (2.0, 0.8),
+    "NOW (2, 1)": (intervals.GROWTH_POWER, intervals.FLOOR),
+    "cube floor (3, 1)": (3.0, 1.0),
+}
+
+
+def fold_inside(fold, lv, power, floor):
+    """Booleans: each held-out run of a dumped fold inside its calibrated interval at
+    level lv under the rule max(floor, q (1 + d/d0)^power), q and d0 from the fold's own
+    calibration backtest exactly as intervals.calibrate computes them (power None: the raw
+    interval)."""
+    e = np.array(fold["logL"]) - np.array(fold["logpred"])
+    up = np.array(fold[f"hi{lv:g}"]) - np.array(fold["logpred"])
+    down = np.array(fold["logpred"]) - np.array(fold[f"lo{lv:g}"])
+    half = np.where(e >= 0, up, down)
+    if power is None:
+        return np.abs(e) <= half
+    s, di = np.array(fold[f"inner_s{lv:g}"]), np.array(fold["inner_d"])
+    d = np.array(fold["d"])
+    d0 = float(np.median(di[di > 0])) if np.any(di > 0) else 0.0
+    if d0 > 0:
+        q = intervals.conformal_factors({lv: s / (1 + di / d0) ** power}, floor=0.0)[lv]
+        f = np.maximum(floor, q * (1 + d / d0) ** power)
+    else:
+        f = intervals.conformal_factors({lv: s})[lv]
+    return np.abs(e) <= f * half
+
+
+def score(paths):
+    """The coverage of each calibration rule (RULES) on dumped folds, per table and by,
+    and pooled over the public tables by C and by N."""
+    cells = {}
+    for path in paths:
+        cells.update(json.loads(Path(path).read_text()))
+    rules = {"raw": (None, 0.0), **RULES}
+    print(f"{'cell':<18}{'pred':>5}" + "".join(f"{r[:13]:>14}" for r in rules))
+    got = {}
+    for key, cell in sorted(cells.items()):
+        row = []
+        for name, (power, floor) in rules.items():
+            ins = {
+                lv: np.concatenate([fold_inside(f, lv, power, floor) for f in cell["folds"]])
+                for lv in LEVELS
+            }
+            got[key, name] = ins
+            row.append(f"{ins[0.8].mean():>7.1%}/{ins[0.95].mean():<6.1%}")
+        print(f"{key:<18}{len(got[key, 'raw'][0.8]):>5}" + "".join(f"{c:>14}" for c in row))
+    for by in ("C", "N"):
+        keys = [k for k in cells if k.endswith("/" + by) and not k.startswith("synthetic")]
+        if not keys:
+            continue
+        row = []
+        for name in rules:
+            a = {lv: np.concatenate([got[k, name][lv] for k in keys]) for lv in LEVELS}
+            row.append(f"{a[0.8].mean():>7.1%}/{a[0.95].mean():<6.1%}")
+        n = sum(len(got[k, "raw"][0.8]) for k in keys)
+        print(f"{f'pooled {len(keys)} by {by}':<18}{n:>5}" + "".join(f"{c:>14}" for c in row))
+    for name in rules:
+        ok = [
+            k
+            for k in cells
+            if not k.startswith("synthetic")
+            and abs(got[k, name][0.8].mean() - 0.8) <= 0.1
+            and abs(got[k, name][0.95].mean() - 0.95) <= 0.1
+        ]
+        print(f"{name}: {len(ok)} of {len(cells) - ('synthetic/C' in cells)} cells within 10")
+
+
 def dump(names, data, bootstrap, path):
     """Every outer fold of every table, by C and by N (`dump_fold`), to a JSON file."""
     res = {}
@@ -267,6 +341,9 @@ def main():
         default=[0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 1.0],
         help="--law auto: the margins of the rule to score (1: always chinchilla)",
     )
+    ap.add_argument(
+        "--score", nargs="+", metavar="JSON", help="only score the calibrations on --dump files"
+    )
     ap.add_argument("--dump", metavar="JSON", help="only write every outer fold (dump_fold)")
     ap.add_argument("--auto-from", metavar="JSON", help="score the margins on a saved --json")
     ap.add_argument(
@@ -291,6 +368,8 @@ def main():
     args = ap.parse_args()
     if args.pool:
         return print_pooled(args.pool)
+    if args.score:
+        return score(args.score)
     if args.dump and args.synthetic:
         return dump_synthetic(args.synthetic, args.bootstrap, args.dump)
     if args.dump:

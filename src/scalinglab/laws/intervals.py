@@ -16,15 +16,17 @@
   scaled to cover runs beyond the fitted ones, found by a leave-larger-out
   backtest of the fit's own rows (normalized conformal prediction). A held-out
   run's score is |log L − log pred| over its raw half-width (on its side) times
-  (1 + d/d0), where d = log(x / x_max) ≥ 0 is how far beyond the largest fitted
-  x (C, N or D: the `calibrate` setting) it lies and d0 the median such distance
-  in the calibration backtest; the factor q per level is the conformal quantile
-  of the scores. A calibrated interval is the raw one scaled about the point
-  prediction, in log space, by q·(1 + d/d0): it grows linearly with the
-  log-distance of extrapolation, doubling (for q = 1) at the distances the
-  calibration tested. q may be below 1 where the raw interval was wider than the
-  backtest needed. Fits saved before d0 existed carry factors only (never below
-  1, no growth), and are applied as they were.
+  (1 + d/d0)^2, where d = log(x / x_max) >= 0 is how far beyond the largest
+  fitted x (C, N or D: the `calibrate` setting) it lies and d0 the median such
+  distance in the calibration backtest; the factor q per level is the conformal
+  quantile of the scores. A calibrated interval is the raw one scaled about the
+  point prediction, in log space, by max(1, q·(1 + d/d0)^2): never narrower than
+  the raw interval (where the law is right, a q below 1 is chance), and growing
+  with the square of the log-distance of extrapolation (a fit matches the level
+  and slope at the edge of its data; a wrong curvature's error grows as d^2).
+  Fits saved before `power` and `floor` were stored grow linearly and may narrow
+  (q·(1 + d/d0)); fits saved before d0 existed carry factors only (never below 1,
+  no growth). Both are applied as they were.
 
 Everything is in log-loss: the laws are fitted on log L and the noise is
 multiplicative.
