@@ -144,7 +144,15 @@ def _pool(parts, levels):
 
 
 def rolling_backtest(
-    law, table, *, by="C", fracs=None, thresholds=None, settings=None, levels=LEVELS
+    law,
+    table,
+    *,
+    by="C",
+    fracs=None,
+    thresholds=None,
+    settings=None,
+    levels=LEVELS,
+    margin=None,
 ):
     """Leave-larger-out backtests of law `law` (a name) on a RunsTable at several thresholds.
 
@@ -159,6 +167,7 @@ def rolling_backtest(
         thresholds: explicit threshold values.
         settings: ScalingLaw settings of every fit (bootstrap, seed, calibrate, ...). With
             calibrate (C, N or D) each fit calibrates its intervals on its own rows only.
+        margin: auto's margin (`pick`; default AUTO_MARGIN).
 
     Returns:
         {"law", "by", "levels", "thresholds": [per-threshold metrics], "skipped",
@@ -186,7 +195,11 @@ def rolling_backtest(
         try:
             if law == "auto":
                 chosen, _ = choose_law(
-                    table.subset(~test), by=by, fracs=fracs or TRAIN_FRACS, settings=settings
+                    table.subset(~test),
+                    by=by,
+                    fracs=fracs or TRAIN_FRACS,
+                    settings=settings,
+                    margin=AUTO_MARGIN if margin is None else margin,
                 )
             fitted = fit_subset(chosen, settings, table, ~test)
         except FitError as exc:
