@@ -123,7 +123,7 @@ def test_auto_is_chosen_inside_each_training_part():
     path = shared_file(EPOCH)
     s = {"bootstrap": 0, "drop_highest": 5}
     t = read_for(path, ["chinchilla", "kaplan", "power-c", "nd-interaction"], s)
-    # margin 0: the lowest inner error wins (with the default 30%: chinchilla at both
+    # margin 0: the lowest inner error wins (with the default 60%: chinchilla at both
     # thresholds, 1.049%)
     r = rolling_backtest("auto", t, by="C", fracs=(0.7, 0.9), settings=s, margin=0.0)
     assert [row["law"] for row in r["thresholds"]] == ["chinchilla", "power-c"]

@@ -45,7 +45,7 @@ AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interact
 # `--law auto` keeps AUTO_PREFER unless another candidate's backtest error is lower by more
 # than AUTO_MARGIN of it (benchmarks/results/coverage.md: why).
 AUTO_PREFER = "chinchilla"
-AUTO_MARGIN = 0.3
+AUTO_MARGIN = 0.6
 
 
 def law_needs(law) -> tuple:
