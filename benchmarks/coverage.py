@@ -19,9 +19,24 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from flake_hunt import cpu_name  # benchmarks/ is the script's folder
 
-from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for, rolling_backtest
+from scalinglab.errors import FitError
+from scalinglab.laws import intervals
+from scalinglab.laws.backtest import (
+    AUTO_LAWS,
+    LEVELS,
+    TRAIN_FRACS,
+    auto_candidates,
+    choose_law,
+    fit_subset,
+    pick,
+    predict_rows,
+    read_for,
+    rolling_backtest,
+)
+from scalinglab.laws.intervals import held_out, thresholds_for
 
 C4 = "c4_val/shard-{0000000..0000010}.tar"
 # The law backtested on each table: chinchilla, but data-constrained where data repeats.
@@ -59,6 +74,258 @@ def print_pooled(paths):
         print(f"{f'all {len(rows)}':<16}{by:>3}{n:>6}" + "".join(f"{c:>7.1%}" for c in cells))
 
 
+def auto_study(t, opts):
+    """Every candidate's leave-larger-out error per threshold (by C, point fits) and, at
+    each threshold, the candidates' backtest errors on that threshold's training rows
+    only: what a nested `--law auto` sees. Any selection rule's nested error follows
+    (`rule_error`) without refitting."""
+    point = {**opts, "bootstrap": 0, "calibrate": "none"}
+    thresholds = thresholds_for(t, "C", TRAIN_FRACS)
+    outer = {}
+    for law in auto_candidates(t):
+        try:
+            r = rolling_backtest(law, t, by="C", thresholds=thresholds, settings=point)
+        except FitError:
+            continue
+        outer[law] = {
+            f"{row['threshold']:.6g}": [row["mean_abs_rel_error"], row["n"]]
+            for row in r["thresholds"]
+        }
+    inner = {}
+    for thr in thresholds:
+        train = t.subset(~held_out(t, "C", thr))
+        try:
+            _, rows = choose_law(train, by="C", fracs=TRAIN_FRACS, settings=opts)
+        except FitError:
+            continue
+        inner[f"{thr:.6g}"] = rows
+    return {"outer": outer, "inner": inner}
+
+
+def rule_error(study, margin):
+    """(nested mean |rel err|, picks) of `pick` with this margin: at each threshold the law
+    picked from the inner table, scored on that threshold's held-out runs."""
+    tot = n = 0.0
+    picks = []
+    for thr, rows in study["inner"].items():
+        law = pick(rows, margin)
+        if law is None or thr not in study["outer"].get(law, {}):
+            continue
+        err, k = study["outer"][law][thr]
+        tot += err * k
+        n += k
+        picks.append(law)
+    return tot / n, picks
+
+
+def single_errors(study):
+    """Each candidate's error over the thresholds the nested rule was scored on."""
+    out = {}
+    for law, per in study["outer"].items():
+        keys = [k for k in study["inner"] if k in per]
+        n = sum(per[k][1] for k in keys)
+        out[law] = sum(per[k][0] * per[k][1] for k in keys) / n if n else None
+    return out
+
+
+def print_auto(name, study, margins):
+    errs = single_errors(study)
+    best = min(e for e in errs.values() if e is not None)
+    cells = "  ".join(f"{k} {v:.3%}" for k, v in errs.items() if v is not None)
+    print(f"{name}: single laws: {cells} ({study['cpu_s']:.0f} s CPU)")
+    for m in margins:
+        err, picks = rule_error(study, m)
+        ratio = err / best
+        vs = err / errs["chinchilla"]
+        print(
+            f"  margin {m:.2f}: nested auto {err:.3%}  / best {ratio:.3f}  / chinchilla "
+            f"{vs:.3f}  picks {','.join(picks)}",
+            flush=True,
+        )
+
+
+def print_auto_summary(studies, margins):
+    print("\nmargin  tables within 10% of the best  tables at least as good as chinchilla")
+    for m in margins:
+        ok10 = okc = 0
+        for study in studies.values():
+            errs = single_errors(study)
+            err, _ = rule_error(study, m)
+            ok10 += err <= 1.10 * min(e for e in errs.values() if e is not None)
+            okc += err <= errs["chinchilla"] * (1 + 1e-9)
+        print(f"{m:>6.2f}  {ok10:>2} of {len(studies)}  {okc:>2} of {len(studies)}")
+
+
+def dump_fold(law, s, t, by, thr):
+    """One outer fold of a backtest, as a calibration study needs it: the held-out rows'
+    losses, predictions and raw interval half-widths (log), their distance beyond the fit,
+    and the conformal scores and distances of the fit's own calibration backtest."""
+    test = held_out(t, by, thr)
+    raw = {**s, "calibrate": "none"}
+    fitted = fit_subset(law, raw, t, ~test)
+    p = predict_rows(fitted, t, test)
+    x = getattr(t, by)
+    out = {
+        "threshold": thr,
+        "logL": np.log(p["L"]).tolist(),
+        "logpred": np.log(p["pred"]).tolist(),
+        "d": np.maximum(np.log(x[test] / x[~test].max()), 0.0).tolist(),
+        "x": x[test].tolist(),
+    }
+    for lv in LEVELS:
+        lo, hi = p["pi"][lv]
+        out[f"lo{lv:g}"] = np.log(lo).tolist()
+        out[f"hi{lv:g}"] = np.log(hi).tolist()
+    inner_s = {**raw, "bootstrap": min(s["bootstrap"], intervals.CAL_BOOTSTRAP)}
+    train = t.subset(~test)
+    bt = intervals.calibration_scores(lambda mask: fit_subset(law, inner_s, train, mask), train, by)
+    out["inner_d"] = bt["d"].tolist()
+    for lv in LEVELS:
+        out[f"inner_s{lv:g}"] = bt["scores"][lv].tolist()
+    return out
+
+
+def dump_synthetic(k, bootstrap, path, sigma=0.01):
+    """`dump_fold` for k synthetic power-c tables: the fold's held-out rows are the 10 new
+    runs beyond each table (tests/laws/synth.py)."""
+    from tests.laws.synth import power_c_draw
+
+    from scalinglab.laws import ScalingLaw
+    from scalinglab.laws.table import read_table
+
+    rng = np.random.default_rng(0)
+    folds = []
+    t0 = time.process_time()
+    for i in range(k):
+        table, newC, true_new = power_c_draw(rng, sigma)
+        s = {"bootstrap": bootstrap, "seed": i}
+        fitted = ScalingLaw("power-c", **s).fit(table)
+        obs = true_new * np.exp(sigma * rng.standard_normal(true_new.size))
+        pred, draws = fitted.prediction_draws(C=newC)
+        fold = {
+            "threshold": float(table["C"].max()),
+            "logL": np.log(obs).tolist(),
+            "logpred": np.log(pred).tolist(),
+            "d": np.log(newC / table["C"].max()).tolist(),
+            "x": newC.tolist(),
+        }
+        for lv in LEVELS:
+            lo, hi = intervals.interval(fitted, pred, draws, "prediction", lv, calibrate=False)
+            fold[f"lo{lv:g}"], fold[f"hi{lv:g}"] = np.log(lo).tolist(), np.log(hi).tolist()
+        t = read_table(table, need=("C",))
+        inner_s = {**s, "bootstrap": min(bootstrap, intervals.CAL_BOOTSTRAP)}
+        bt = intervals.calibration_scores(
+            lambda mask, t=t, inner_s=inner_s: ScalingLaw("power-c", **inner_s).fit(t.subset(mask)),
+            t,
+            "C",
+        )
+        fold["inner_d"] = bt["d"].tolist()
+        for lv in LEVELS:
+            fold[f"inner_s{lv:g}"] = bt["scores"][lv].tolist()
+        folds.append(fold)
+        if (i + 1) % 10 == 0:
+            res = {"synthetic/C": {"table": "synthetic power-c", "folds": folds}}
+            Path(path).write_text(json.dumps(res))
+            print(f"synthetic: {i + 1} tables, {time.process_time() - t0:.0f} s CPU", flush=True)
+
+
+# (growth power, floor) of the calibrations compared by --score: the rule before this
+# record (linear, may narrow), the rule now (intervals.GROWTH_POWER, FLOOR) and neighbours.
+RULES = {
+    "old (1, none)": (1.0, 0.0),
+    "lin floor (1, 1)": (1.0, 1.0),
+    "sq (2, none)": (2.0, 0.0),
+    "sq floor 0.8 (2, 0.8)": (2.0, 0.8),
+    "NOW (2, 1)": (intervals.GROWTH_POWER, intervals.FLOOR),
+    "cube floor (3, 1)": (3.0, 1.0),
+}
+
+
+def fold_inside(fold, lv, power, floor):
+    """Booleans: each held-out run of a dumped fold inside its calibrated interval at
+    level lv under the rule max(floor, q (1 + d/d0)^power), q and d0 from the fold's own
+    calibration backtest exactly as intervals.calibrate computes them (power None: the raw
+    interval)."""
+    e = np.array(fold["logL"]) - np.array(fold["logpred"])
+    up = np.array(fold[f"hi{lv:g}"]) - np.array(fold["logpred"])
+    down = np.array(fold["logpred"]) - np.array(fold[f"lo{lv:g}"])
+    half = np.where(e >= 0, up, down)
+    if power is None:
+        return np.abs(e) <= half
+    s, di = np.array(fold[f"inner_s{lv:g}"]), np.array(fold["inner_d"])
+    d = np.array(fold["d"])
+    d0 = float(np.median(di[di > 0])) if np.any(di > 0) else 0.0
+    if d0 > 0:
+        q = intervals.conformal_factors({lv: s / (1 + di / d0) ** power}, floor=0.0)[lv]
+        f = np.maximum(floor, q * (1 + d / d0) ** power)
+    else:
+        f = intervals.conformal_factors({lv: s})[lv]
+    return np.abs(e) <= f * half
+
+
+def score(paths):
+    """The coverage of each calibration rule (RULES) on dumped folds, per table and by,
+    and pooled over the public tables by C and by N."""
+    cells = {}
+    for path in paths:
+        cells.update(json.loads(Path(path).read_text()))
+    rules = {"raw": (None, 0.0), **RULES}
+    print(f"{'cell':<18}{'pred':>5}" + "".join(f"{r[:13]:>14}" for r in rules))
+    got = {}
+    for key, cell in sorted(cells.items()):
+        row = []
+        for name, (power, floor) in rules.items():
+            ins = {
+                lv: np.concatenate([fold_inside(f, lv, power, floor) for f in cell["folds"]])
+                for lv in LEVELS
+            }
+            got[key, name] = ins
+            row.append(f"{ins[0.8].mean():>7.1%}/{ins[0.95].mean():<6.1%}")
+        print(f"{key:<18}{len(got[key, 'raw'][0.8]):>5}" + "".join(f"{c:>14}" for c in row))
+    for by in ("C", "N"):
+        keys = [k for k in cells if k.endswith("/" + by) and not k.startswith("synthetic")]
+        if not keys:
+            continue
+        row = []
+        for name in rules:
+            a = {lv: np.concatenate([got[k, name][lv] for k in keys]) for lv in LEVELS}
+            row.append(f"{a[0.8].mean():>7.1%}/{a[0.95].mean():<6.1%}")
+        n = sum(len(got[k, "raw"][0.8]) for k in keys)
+        print(f"{f'pooled {len(keys)} by {by}':<18}{n:>5}" + "".join(f"{c:>14}" for c in row))
+    for name in rules:
+        ok = [
+            k
+            for k in cells
+            if not k.startswith("synthetic")
+            and abs(got[k, name][0.8].mean() - 0.8) <= 0.1
+            and abs(got[k, name][0.95].mean() - 0.95) <= 0.1
+        ]
+        print(f"{name}: {len(ok)} of {len(cells) - ('synthetic/C' in cells)} cells within 10")
+
+
+def dump(names, data, bootstrap, path):
+    """Every outer fold of every table, by C and by N (`dump_fold`), to a JSON file."""
+    res = {}
+    for name in names:
+        fname, opts = TABLES[name]
+        law = LAW.get(name, "chinchilla")
+        for by in ("C", "N"):
+            s = {"bootstrap": bootstrap, **opts}
+            t = read_for(Path(data) / fname, [law], s, by=by)
+            t0 = time.process_time()
+            folds = []
+            for thr in thresholds_for(t, by, TRAIN_FRACS):
+                try:
+                    folds.append(dump_fold(law, s, t, by, thr))
+                except FitError as exc:
+                    print(f"{name}/{by} {thr:.3g}: {exc}")
+            res[f"{name}/{by}"] = {"table": fname, "folds": folds}
+            print(
+                f"{name}/{by}: {len(folds)} folds, {time.process_time() - t0:.0f} s CPU", flush=True
+            )
+            Path(path).write_text(json.dumps(res))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/scaling_data")
@@ -67,6 +334,18 @@ def main():
     ap.add_argument("--no-auto", action="store_true")
     ap.add_argument("--auto-only", action="store_true", help="only the --law auto tables")
     ap.add_argument("--json", help="write every backtest here")
+    ap.add_argument(
+        "--margins",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 1.0],
+        help="--law auto: the margins of the rule to score (1: always chinchilla)",
+    )
+    ap.add_argument(
+        "--score", nargs="+", metavar="JSON", help="only score the calibrations on --dump files"
+    )
+    ap.add_argument("--dump", metavar="JSON", help="only write every outer fold (dump_fold)")
+    ap.add_argument("--auto-from", metavar="JSON", help="score the margins on a saved --json")
     ap.add_argument(
         "--pool",
         nargs="+",
@@ -82,9 +361,29 @@ def main():
         default="none",
         help="calibrate setting of the synthetic fits (C: the calibrated intervals)",
     )
+    ap.add_argument(
+        "--synthetic-no-floor", action="store_true", help="power-c without E (as the CI test)"
+    )
+    ap.add_argument("--synthetic-new-runs", type=int, default=10, help="new runs per table")
     args = ap.parse_args()
     if args.pool:
         return print_pooled(args.pool)
+    if args.score:
+        return score(args.score)
+    if args.dump and args.synthetic:
+        return dump_synthetic(args.synthetic, args.bootstrap, args.dump)
+    if args.dump:
+        names = [n for n in TABLES if not args.only or n in args.only.split(",")]
+        return dump(names, args.data, args.bootstrap, args.dump)
+    if args.auto_from:
+        studies = {
+            k[: -len("/auto")]: v
+            for k, v in json.loads(Path(args.auto_from).read_text()).items()
+            if k.endswith("/auto")
+        }
+        for name, study in studies.items():
+            print_auto(name, study, args.margins)
+        return print_auto_summary(studies, args.margins)
     names = [n for n in TABLES if not args.only or n in args.only.split(",")]
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; bootstrap {args.bootstrap}")
     if args.synthetic:
@@ -93,10 +392,17 @@ def main():
         for law in args.synthetic_laws.split(","):
             t0 = time.process_time()
             cov, n = synthetic_coverage(
-                law, args.synthetic, bootstrap=args.bootstrap, calibrate=args.synthetic_calibrate
+                law,
+                args.synthetic,
+                bootstrap=args.bootstrap,
+                calibrate=args.synthetic_calibrate,
+                floor=not args.synthetic_no_floor,
+                new_runs=args.synthetic_new_runs,
             )
             print(
-                f"synthetic {law} (calibrate {args.synthetic_calibrate}): {args.synthetic} tables, {n} new runs: in 80% {cov[0.8]:.1%}, "
+                f"synthetic {law} (calibrate {args.synthetic_calibrate}, floor "
+                f"{not args.synthetic_no_floor}): {args.synthetic} tables, {n} new runs: "
+                f"in 80% {cov[0.8]:.1%}, "
                 f"in 95% {cov[0.95]:.1%} ({time.process_time() - t0:.0f} s CPU)",
                 flush=True,
             )
@@ -145,21 +451,14 @@ def main():
             fname, opts = TABLES[name]
             t = read_for(Path(args.data) / fname, AUTO_LAWS, {**opts}, by="C")
             t0 = time.process_time()
-            law, rows = choose_law(t, by="C", settings=opts)
-            point = {**opts, "bootstrap": 0, "calibrate": "none"}
-            nested = rolling_backtest("auto", t, by="C", settings=point)
-            errs = {r["law"]: r.get("mean_abs_rel_error") for r in rows}
-            best = min(e for e in errs.values() if e is not None)
-            err = nested["overall"]["mean_abs_rel_error"]
-            picks = ",".join(r["law"] for r in nested["thresholds"])
-            cells = "  ".join(f"{k} {'-' if v is None else f'{v:.3%}'}" for k, v in errs.items())
-            print(
-                f"{name:<16} nested auto {err:.3%} (best single {best:.3%}: ratio "
-                f"{err / best:.3f}; chinchilla {errs['chinchilla']:.3%}) picks {picks}; "
-                f"on all rows {law} | {cells} ({time.process_time() - t0:.1f} s CPU)",
-                flush=True,
-            )
-            results[f"{name}/auto"] = {"candidates": rows, "nested": nested, "chosen": law}
+            study = auto_study(t, opts)
+            study["cpu_s"] = time.process_time() - t0
+            results[f"{name}/auto"] = study
+            print_auto(name, study, args.margins)
+            if args.json:  # table by table: a stopped run keeps what it measured
+                Path(args.json).write_text(json.dumps(results, indent=1))
+        if len(names) > 1:
+            print_auto_summary({n: results[f"{n}/auto"] for n in names}, args.margins)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

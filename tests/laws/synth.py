@@ -20,14 +20,38 @@ def power_table(var, E, alpha, xc, xs, sigma, rng):
     return {var: xs, "L": L * np.exp(sigma * rng.standard_normal(xs.size))}
 
 
+def power_c_draw(rng, sigma=0.01, floor=True, new_runs=10):
+    """One synthetic power-c table (20 runs, C 1e17..1e19), `new_runs` new C beyond it
+    (1.1-3.2x) and the true loss there: L = 1.7 + (1e16 / C)^0.3, or without the floor
+    L = (1e22 / C)^0.05."""
+    C = np.logspace(17, 19, 20)
+    new = np.logspace(19.05, 19.5, new_runs)
+
+    def truth(C):
+        return 1.7 + (1e16 / C) ** 0.3 if floor else (1e22 / C) ** 0.05
+
+    table = {"C": C, "L": truth(C) * np.exp(sigma * rng.standard_normal(C.size))}
+    return table, new, truth(new)
+
+
 def synthetic_coverage(
-    law, draws, *, sigma=0.01, bootstrap=100, levels=(0.8, 0.95), seed=0, calibrate="none"
+    law,
+    draws,
+    *,
+    sigma=0.01,
+    bootstrap=100,
+    levels=(0.8, 0.95),
+    seed=0,
+    calibrate="none",
+    floor=True,
+    new_runs=10,
 ):
     """Share of new runs inside the prediction intervals of fits to synthetic tables.
 
     Each draw: a table from the true law with log-normal noise (sigma), a fit with a
     bootstrap, and 10 new runs beyond the table (up to ~3x in C, or in N and D), drawn
-    with the same noise; `calibrate` as ScalingLaw's. Returns ({level: share inside}, points)."""
+    with the same noise (power-c: `new_runs` of them; `floor` False fits and draws the
+    law without its E); `calibrate` as ScalingLaw's. Returns ({level: share inside}, points)."""
     from scalinglab.laws import ScalingLaw
 
     rng = np.random.default_rng(seed)
@@ -35,18 +59,16 @@ def synthetic_coverage(
     n = 0
     for i in range(draws):
         if law == "power-c":
-            C = np.logspace(17, 19, 20)
-            new = {"C": np.logspace(19.05, 19.5, 10)}
-            truth = lambda C: 1.7 + (1e16 / C) ** 0.3  # noqa: E731
-            table = {"C": C, "L": truth(C) * np.exp(sigma * rng.standard_normal(C.size))}
-            true_new = truth(new["C"])
+            table, newC, true_new = power_c_draw(rng, sigma, floor, new_runs)
+            new = {"C": newC}
         else:
             sizes, tokens = np.logspace(7, 9, 5), np.logspace(9, 11, 5)
             table = grid_table(chinchilla_law, sizes, tokens, sigma, rng)
             N = np.logspace(9.05, 9.5, 10)
             new = {"N": N, "D": 20 * N}
             true_new = chinchilla_law(new["N"], new["D"])
-        fit = ScalingLaw(law, bootstrap=bootstrap, seed=i, calibrate=calibrate).fit(table)
+        opts = {} if floor else {"floor": False}
+        fit = ScalingLaw(law, bootstrap=bootstrap, seed=i, calibrate=calibrate, **opts).fit(table)
         obs = true_new * np.exp(sigma * rng.standard_normal(true_new.size))
         for lv in levels:
             _, lo, hi = fit.predict(**new, return_ci=True, kind="prediction", level=lv)

@@ -45,7 +45,13 @@ def writes_to(path: str | os.PathLike):
 
 def render_auto(rows) -> str:
     """--law auto's table of candidates."""
-    lines = ["--law auto: candidates by leave-larger-out error (point fits)", ""]
+    from scalinglab.laws.backtest import AUTO_MARGIN, AUTO_PREFER
+
+    lines = [
+        "--law auto: candidates by leave-larger-out error (point fits); the rule: "
+        f"{AUTO_PREFER} unless another law's error is lower by more than {AUTO_MARGIN:.0%}",
+        "",
+    ]
     head = f"{'law':<18}{'points':>8}{'mean |rel err|':>16}{'max':>9}{'bias':>9}"
     lines += [head, "-" * len(head)]
     for r in rows:

@@ -42,6 +42,10 @@ BACKTEST_LAWS = (
 )  # fmt: skip
 # `--law auto`: the candidates, in the order a tie is broken.
 AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interaction")
+# `--law auto` keeps AUTO_PREFER unless another candidate's backtest error is lower by more
+# than AUTO_MARGIN of it (benchmarks/results/coverage.md: why).
+AUTO_PREFER = "chinchilla"
+AUTO_MARGIN = 0.6
 
 
 def law_needs(law) -> tuple:
@@ -140,7 +144,15 @@ def _pool(parts, levels):
 
 
 def rolling_backtest(
-    law, table, *, by="C", fracs=None, thresholds=None, settings=None, levels=LEVELS
+    law,
+    table,
+    *,
+    by="C",
+    fracs=None,
+    thresholds=None,
+    settings=None,
+    levels=LEVELS,
+    margin=None,
 ):
     """Leave-larger-out backtests of law `law` (a name) on a RunsTable at several thresholds.
 
@@ -155,6 +167,7 @@ def rolling_backtest(
         thresholds: explicit threshold values.
         settings: ScalingLaw settings of every fit (bootstrap, seed, calibrate, ...). With
             calibrate (C, N or D) each fit calibrates its intervals on its own rows only.
+        margin: auto's margin (`pick`; default AUTO_MARGIN).
 
     Returns:
         {"law", "by", "levels", "thresholds": [per-threshold metrics], "skipped",
@@ -182,7 +195,11 @@ def rolling_backtest(
         try:
             if law == "auto":
                 chosen, _ = choose_law(
-                    table.subset(~test), by=by, fracs=fracs or TRAIN_FRACS, settings=settings
+                    table.subset(~test),
+                    by=by,
+                    fracs=fracs or TRAIN_FRACS,
+                    settings=settings,
+                    margin=AUTO_MARGIN if margin is None else margin,
                 )
             fitted = fit_subset(chosen, settings, table, ~test)
         except FitError as exc:
@@ -292,9 +309,25 @@ def auto_candidates(t):
     return out
 
 
-def choose_law(t, *, by="C", fracs=None, settings=None):
-    """`--law auto`: the candidate with the lowest mean |relative error| of a point-fit
-    (no bootstrap) leave-larger-out backtest. Returns (law, table of candidates)."""
+def pick(rows, margin=AUTO_MARGIN, prefer=AUTO_PREFER):
+    """The law `--law auto` chooses from its table of candidates: `prefer` unless another
+    candidate's backtest error is below (1 - margin) times prefer's (then the lowest);
+    the lowest where prefer could not be backtested."""
+    scored = [r for r in rows if "mean_abs_rel_error" in r]
+    if not scored:
+        return None
+    best = min(scored, key=lambda r: r["mean_abs_rel_error"])
+    base = next((r for r in scored if r["law"] == prefer), None)
+    if base is not None and best["mean_abs_rel_error"] >= (1 - margin) * base["mean_abs_rel_error"]:
+        return base["law"]
+    return best["law"]
+
+
+def choose_law(t, *, by="C", fracs=None, settings=None, margin=AUTO_MARGIN):
+    """`--law auto`: from the mean |relative error| of a point-fit (no bootstrap)
+    leave-larger-out backtest of each candidate, `pick`: chinchilla unless another law's
+    error is lower by more than `margin` (a share of chinchilla's). Returns (law, table
+    of candidates)."""
     point = {**(settings or {}), "bootstrap": 0, "calibrate": "none"}
     rows = []
     for law in auto_candidates(t):
@@ -314,10 +347,9 @@ def choose_law(t, *, by="C", fracs=None, settings=None):
                 "thresholds": len(r["thresholds"]),
             }
         )
-    scored = [r for r in rows if "mean_abs_rel_error" in r]
-    if not scored:
+    chosen = pick(rows, margin)
+    if chosen is None:
         raise FitError(f"{t.source}: --law auto: no candidate law could be backtested")
-    best = min(scored, key=lambda r: r["mean_abs_rel_error"])
     for r in rows:
-        r["chosen"] = r is best
-    return best["law"], rows
+        r["chosen"] = r["law"] == chosen
+    return chosen, rows

@@ -16,15 +16,17 @@
   scaled to cover runs beyond the fitted ones, found by a leave-larger-out
   backtest of the fit's own rows (normalized conformal prediction). A held-out
   run's score is |log L − log pred| over its raw half-width (on its side) times
-  (1 + d/d0), where d = log(x / x_max) ≥ 0 is how far beyond the largest fitted
-  x (C, N or D: the `calibrate` setting) it lies and d0 the median such distance
-  in the calibration backtest; the factor q per level is the conformal quantile
-  of the scores. A calibrated interval is the raw one scaled about the point
-  prediction, in log space, by q·(1 + d/d0): it grows linearly with the
-  log-distance of extrapolation, doubling (for q = 1) at the distances the
-  calibration tested. q may be below 1 where the raw interval was wider than the
-  backtest needed. Fits saved before d0 existed carry factors only (never below
-  1, no growth), and are applied as they were.
+  (1 + d/d0)^2, where d = log(x / x_max) >= 0 is how far beyond the largest
+  fitted x (C, N or D: the `calibrate` setting) it lies and d0 the median such
+  distance in the calibration backtest; the factor q per level is the conformal
+  quantile of the scores. A calibrated interval is the raw one scaled about the
+  point prediction, in log space, by max(1, q·(1 + d/d0)^2): never narrower than
+  the raw interval (where the law is right, a q below 1 is chance), and growing
+  with the square of the log-distance of extrapolation (a fit matches the level
+  and slope at the edge of its data; a wrong curvature's error grows as d^2).
+  Fits saved before `power` and `floor` were stored grow linearly and may narrow
+  (q·(1 + d/d0)); fits saved before d0 existed carry factors only (never below 1,
+  no growth). Both are applied as they were.
 
 Everything is in log-loss: the laws are fitted on log L and the noise is
 multiplicative.
@@ -40,6 +42,10 @@ KINDS = ("confidence", "prediction")
 LEVELS = (0.8, 0.95)
 CAL_FRACS = (0.5, 0.65, 0.8)  # shares of the fit's rows below the calibration thresholds
 CAL_BOOTSTRAP = 200  # bootstrap resamples of each calibration fit (at most)
+# A calibrated interval is the raw one times max(FLOOR, q (1 + d/d0)^GROWTH_POWER)
+# (benchmarks/results/coverage.md: how these were chosen).
+GROWTH_POWER = 2.0
+FLOOR = 1.0
 POOL = 1001  # the noise is stored as this many quantiles of the scaled residuals
 PREDICTION_DRAWS = 4000  # at least this many (parameter draw, noise draw) pairs
 
@@ -99,8 +105,9 @@ def factor(law, level) -> float:
 
 
 def growth(cal, x):
-    """(m,) the calibration's widening with the distance of extrapolation, 1 + d/d0 with
-    d = max(log(x / x_max), 0); ones for a calibration without d0."""
+    """(m,) the calibration's widening with the distance of extrapolation, (1 + d/d0)^power
+    with d = max(log(x / x_max), 0) (power 1 in fits saved before it was stored); ones for
+    a calibration without d0."""
     d0 = cal.get("d0") if cal else None
     if not d0:
         return 1.0
@@ -111,7 +118,7 @@ def growth(cal, x):
         )
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.maximum(np.log(np.asarray(x, dtype=float) / cal["x_max"]), 0.0)
-    return 1.0 + d / d0
+    return (1.0 + d / d0) ** cal.get("power", 1.0)
 
 
 def interval(law, pred, draws, kind, level, calibrate=True, x=None):
@@ -153,7 +160,7 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
             lo[j], hi[j] = np.percentile(col + eps, [q, 100 - q])
     cal = getattr(law, "calibration_", None)
     if calibrate and kind == "prediction" and cal and cal.get("factors"):
-        f = factor(law, level) * growth(cal, x)
+        f = np.maximum(factor(law, level) * growth(cal, x), cal.get("floor", 0.0))
         lo, hi = logp - f * (logp - lo), logp + f * (hi - logp)
     return np.exp(lo), np.exp(hi)
 
@@ -211,16 +218,10 @@ def thresholds_for(t, by, fracs):
     return out
 
 
-def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
-    """The calibration of a fit (`calibration_`): the conformal factor per level and the
-    growth with the distance of extrapolation, from a leave-larger-out backtest of the
-    fit's own rows (module docstring).
-
-    Args:
-        fit_rows: mask -> a law fitted on those rows of t (without calibration).
-        t: the RunsTable the fit was fitted on (with the U column for data-constrained).
-        by: "C", "N" or "D".
-    """
+def calibration_scores(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
+    """The leave-larger-out backtest of a fit's own rows that `calibrate` reads:
+    {"scores": {level: conformal scores of the held-out rows (raw intervals)}, "d": their
+    distances log(x / x_max) beyond each refit (>= 0), "thresholds": those used}."""
     x_all = getattr(t, by)
     got = {lv: [] for lv in levels}
     dist = []
@@ -239,28 +240,50 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
             lo, hi = interval(sub, pred, draws, "prediction", lv, calibrate=False)
             got[lv].append(conformal_scores(held.L, pred, lo, hi))
         used.append(thr)
-    out = {
-        "method": "normalized conformal scaling of the prediction interval, in log loss, "
-        f"by q * (1 + d/d0), d = log({by} / x_max): a leave-larger-out backtest by {by} "
-        "of the fit's own runs",
-        "by": by,
-        "x_max": float(np.max(x_all)),
+    if not used:
+        return {"scores": {lv: np.array([]) for lv in levels}, "d": np.array([]), "thresholds": []}
+    return {
+        "scores": {lv: np.concatenate(got[lv]) for lv in levels},
+        "d": np.concatenate(dist),
         "thresholds": used,
     }
-    if not used:
+
+
+def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
+    """The calibration of a fit (`calibration_`): the conformal factor per level and the
+    growth with the distance of extrapolation, from a leave-larger-out backtest of the
+    fit's own rows (module docstring).
+
+    Args:
+        fit_rows: mask -> a law fitted on those rows of t (without calibration).
+        t: the RunsTable the fit was fitted on (with the U column for data-constrained).
+        by: "C", "N" or "D".
+    """
+    bt = calibration_scores(fit_rows, t, by, levels, fracs)
+    out = {
+        "method": "normalized conformal scaling of the prediction interval, in log loss, "
+        f"by max(floor, q * (1 + d/d0)^power), d = log({by} / x_max): a leave-larger-out "
+        f"backtest by {by} "
+        "of the fit's own runs",
+        "by": by,
+        "x_max": float(np.max(getattr(t, by))),
+        "thresholds": bt["thresholds"],
+    }
+    if not bt["thresholds"]:
         return {**out, "factors": {}, "points": 0}
-    d = np.concatenate(dist)
+    d = bt["d"]
     d0 = float(np.median(d[d > 0])) if np.any(d > 0) else 0.0
     if d0 > 0:
-        scale = 1.0 + d / d0
-        pooled = {lv: np.concatenate(got[lv]) / scale for lv in levels}
+        scale = (1.0 + d / d0) ** GROWTH_POWER
+        pooled = {lv: bt["scores"][lv] / scale for lv in levels}
         factors = conformal_factors(pooled, floor=0.0)
     else:  # nothing held out lay beyond its fit (ties): a widening, without growth
-        pooled = {lv: np.concatenate(got[lv]) for lv in levels}
-        factors = conformal_factors(pooled)
+        factors = conformal_factors(bt["scores"])
     return {
         **out,
         "d0": d0,
+        "power": GROWTH_POWER,
+        "floor": FLOOR,
         "points": len(d),
         "factors": {f"{lv:g}": f for lv, f in factors.items()},
     }
