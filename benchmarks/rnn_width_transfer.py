@@ -11,6 +11,13 @@ each rule:
 - `adamw`: AdamW at the same LR at every width (the control: what the recipe
   replaced).
 
+`--lr-width-power A` turns a rule into a width rule: the run at width w and grid
+LR g trains at g x (w / smallest width) ** A, and the table and verdict are in the
+smallest width's LR units (A = 0: one LR at every width, the default). Runs are
+cached by (arch, layers, width, LR actually used, tokens, optimizer, seed, block,
+batch, shards) in `--cache FILE` (JSON lines), so grids that overlap train each
+run once.
+
 The criterion (issue 21): the LR best at the smallest width is within one grid
 step of the best at each larger width, and the loss at that transferred LR is
 within 0.5% of the larger width's grid optimum. The script prints the loss table
@@ -18,15 +25,18 @@ within 0.5% of the larger width's grid optimum. The script prints the loss table
 
     python benchmarks/rnn_width_transfer.py [--widths 32,128,256] [--tokens-per-param 2]
         [--rules sgd,adamw] [--sgd-lrs 5,10,20,40,80] [--adamw-lrs ...] [--threads 1]
-        [--layers 2] [--block-size 64] [--batch-size 16] [--flops C] [--shards DIR]
+        [--layers 2] [--block-size 64] [--batch-size 16] [--flops C] [--tokens N]
+        [--lr-width-power A] [--seeds 1337] [--cache FILE] [--shards DIR]
 
 `--flops C` gives every run the same compute instead (the quickstart's IsoFLOP
-setting); `--shards DIR` trains on a prepared shards folder (e.g. the quickstart's
+setting), `--tokens N` the same tokens (and steps: muTransfer's setting); `--shards DIR` trains on a prepared shards folder (e.g. the quickstart's
 byte-level standard library, in scalinglab's cache) instead of --corpus.
 """
 
 import argparse
+import json
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -46,14 +56,26 @@ def model_config(args, width: int) -> ModelConfig:
                        block_size=args.block_size)  # fmt: skip
 
 
-def run(args, width, lr, rule, shards, tokens, out) -> float:
+def run(args, width, lr, rule, shards, tokens, out, seed=1337) -> float:
     m = model_config(args, width)
     t = TrainConfig(data=str(shards), batch_size=args.batch_size, tokens=tokens, lr=lr,
                     optimizer=rule, threads=args.threads, eval_tokens=1 << 16,
-                    warmup=20)  # fmt: skip
-    res = train(RunConfig(model=m, train=t), out / f"{rule}-{width}-{lr:g}")
+                    warmup=20, seed=seed)  # fmt: skip
+    key = json.dumps([args.arch, args.layers, width, round(lr, 9), tokens, rule, seed,
+                      args.block_size, args.batch_size, str(shards)])  # fmt: skip
+    cache = Path(args.cache) if args.cache else None
+    if cache and cache.exists():
+        for line in cache.read_text().splitlines():
+            row = json.loads(line)
+            if row["key"] == key:
+                return row["loss"]
+    res = train(RunConfig(model=m, train=t), out / f"{rule}-{width}-{lr:g}-{seed}")
     loss = res["val_loss"]
-    return loss if loss is not None and math.isfinite(loss) else math.inf
+    loss = loss if loss is not None and math.isfinite(loss) else math.inf
+    if cache:
+        with cache.open("a") as f:
+            f.write(json.dumps({"key": key, "loss": loss}) + "\n")
+    return loss
 
 
 def verdict(table: dict, lrs: list[float], widths: list[int]) -> str:
@@ -84,6 +106,11 @@ def main():
     ap.add_argument("--block-size", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--flops", type=float, default=0.0, help="each run's compute (IsoFLOP)")
+    ap.add_argument("--tokens", type=int, default=0, help="each run's tokens (fixed steps)")
+    ap.add_argument("--lr-width-power", type=float, default=0.0,
+                    help="lr at width w = grid lr x (w / smallest width) ** A")  # fmt: skip
+    ap.add_argument("--seeds", default="1337", help="seeds; the loss is their mean")
+    ap.add_argument("--cache", default="", help="JSON-lines file of finished runs")
     ap.add_argument("--shards", default="", help="a prepared shards folder (else --corpus)")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/tinyshakespeare.txt"))
     args = ap.parse_args()
@@ -99,15 +126,24 @@ def main():
         table = {}
         for w in widths:
             n = count(model_config(args, w), 256)
-            if args.flops:
+            if args.tokens:
+                tokens = args.tokens
+            elif args.flops:
                 tokens = int(args.flops / n.flops_per_token)
             else:
                 tokens = int(args.tokens_per_param * n.params)
+            scale = (w / widths[0]) ** args.lr_width_power
+            seeds = [int(x) for x in args.seeds.split(",")]
             for lr in lrs:
-                table[w, lr] = run(args, w, lr, rule, shards, tokens, work)
+                table[w, lr] = statistics.fmean(
+                    run(args, w, lr * scale, rule, shards, tokens, work, seed) for seed in seeds
+                )
             print(f"{rule} width {w}: {n.params:,} params, {tokens:,} tokens: "
                   + ", ".join(f"lr {lr:g} {table[w, lr]:.4f}" for lr in lrs), flush=True)  # fmt: skip
-        print(f"\n{args.arch}, rule {rule}: val loss (nats/byte)")
+        print(
+            f"\n{args.arch}, rule {rule}, lr x (width / {widths[0]}) ** "
+            f"{args.lr_width_power:g}: val loss (nats/byte)"
+        )
         print("| lr | " + " | ".join(f"width {w}" for w in widths) + " |")
         print("|---" * (len(widths) + 1) + "|")
         for lr in lrs:
