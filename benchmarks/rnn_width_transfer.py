@@ -26,7 +26,7 @@ within 0.5% of the larger width's grid optimum. The script prints the loss table
     python benchmarks/rnn_width_transfer.py [--widths 32,128,256] [--tokens-per-param 2]
         [--rules sgd,adamw] [--sgd-lrs 5,10,20,40,80] [--adamw-lrs ...] [--threads 1]
         [--layers 2] [--block-size 64] [--batch-size 16] [--flops C] [--tokens N]
-        [--lr-width-power A] [--seeds 1337] [--cache FILE] [--shards DIR]
+        [--lr-width-power A] [--seeds 1337] [--cache FILE] [--shards DIR] [--grad-norms]
 
 `--flops C` gives every run the same compute instead (the quickstart's IsoFLOP
 setting), `--tokens N` the same tokens (and steps: muTransfer's setting); `--shards DIR` trains on a prepared shards folder (e.g. the quickstart's
@@ -78,6 +78,37 @@ def run(args, width, lr, rule, shards, tokens, out, seed=1337) -> float:
     return loss
 
 
+def grad_norms(args, widths, shards, steps: int = 100) -> None:
+    """Each width's gradient norm, in total and per group (embedding = the tied decoder;
+    the cell's matrices), at the first step and after `steps` steps of the recipe (SGD at
+    the first --sgd-lrs LR, clip 0.25) on the training split: what a step of one LR moves."""
+    import numpy as np
+
+    from scalinglab.data.shards import open_shards
+    from scalinglab.models.registry import build_model
+
+    tokens, rng = open_shards(shards).train, np.random.default_rng(0)
+    bs, t, lr = args.batch_size, args.block_size, float(args.sgd_lrs.split(",")[0])
+    for w in widths:
+        torch.manual_seed(0)
+        model = build_model(model_config(args, w), 256)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        for step in range(steps + 1):
+            i = rng.integers(0, len(tokens) - t - 1, bs)
+            xy = torch.from_numpy(np.stack([tokens[j : j + t + 1].astype(np.int64) for j in i]))
+            model.zero_grad()
+            model(xy[:, :-1], xy[:, 1:])[1].backward()
+            if step in (0, steps):
+                g = {n: p.grad.norm().item() ** 2 for n, p in model.named_parameters()}
+                total, emb = sum(g.values()), g["encoder.weight"]
+                cell = sum(v for n, v in g.items() if n.startswith("rnn.weight"))
+                print(f"width {w} step {step}: |grad| {total**0.5:.3f}; embedding/decoder "
+                      f"{emb**0.5:.3f} ({emb / total:.0%} of |grad|^2), cell matrices "
+                      f"{cell**0.5:.3f} ({cell / total:.0%})", flush=True)  # fmt: skip
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            opt.step()
+
+
 def verdict(table: dict, lrs: list[float], widths: list[int]) -> str:
     best = {w: min(lrs, key=lambda lr: table[w, lr]) for w in widths}
     base = best[widths[0]]
@@ -111,6 +142,8 @@ def main():
                     help="lr at width w = grid lr x (w / smallest width) ** A")  # fmt: skip
     ap.add_argument("--seeds", default="1337", help="seeds; the loss is their mean")
     ap.add_argument("--cache", default="", help="JSON-lines file of finished runs")
+    ap.add_argument("--grad-norms", action="store_true",
+                    help="only print each width's gradient norms (first step, step 100)")  # fmt: skip
     ap.add_argument("--shards", default="", help="a prepared shards folder (else --corpus)")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/tinyshakespeare.txt"))
     args = ap.parse_args()
@@ -120,10 +153,12 @@ def main():
     if not args.shards:
         prepare([args.corpus], shards, tokenizer="byte")
     widths = [int(w) for w in args.widths.split(",")]
+    if args.grad_norms:
+        return grad_norms(args, widths, shards)
     t0 = time.perf_counter()
     for rule in args.rules.split(","):
         lrs = [float(x) for x in getattr(args, f"{rule}_lrs").split(",")]
-        table = {}
+        table, se = {}, {}
         for w in widths:
             n = count(model_config(args, w), 256)
             if args.tokens:
@@ -135,14 +170,16 @@ def main():
             scale = (w / widths[0]) ** args.lr_width_power
             seeds = [int(x) for x in args.seeds.split(",")]
             for lr in lrs:
-                table[w, lr] = statistics.fmean(
-                    run(args, w, lr * scale, rule, shards, tokens, work, seed) for seed in seeds
-                )
+                losses = [run(args, w, lr * scale, rule, shards, tokens, work, s) for s in seeds]
+                table[w, lr] = statistics.fmean(losses)
+                if len(losses) > 1 and math.isfinite(table[w, lr]):  # standard error, relative
+                    se[w, lr] = statistics.stdev(losses) / len(losses) ** 0.5 / table[w, lr]
             print(f"{rule} width {w}: {n.params:,} params, {tokens:,} tokens: "
                   + ", ".join(f"lr {lr:g} {table[w, lr]:.4f}" for lr in lrs), flush=True)  # fmt: skip
         print(
             f"\n{args.arch}, rule {rule}, lr x (width / {widths[0]}) ** "
-            f"{args.lr_width_power:g}: val loss (nats/byte)"
+            f"{args.lr_width_power:g}: val loss (nats/byte; the mean over seeds "
+            f"{args.seeds}, ± its standard error)"
         )
         print("| lr | " + " | ".join(f"width {w}" for w in widths) + " |")
         print("|---" * (len(widths) + 1) + "|")
@@ -150,7 +187,8 @@ def main():
             cells = []
             for w in widths:
                 star = "*" if lr == min(lrs, key=lambda x, w=w: table[w, x]) else ""
-                cells.append(f"{table[w, lr]:.4f}{star}")
+                spread = f" ±{100 * se[w, lr]:.1f}%" if (w, lr) in se else ""
+                cells.append(f"{table[w, lr]:.4f}{star}{spread}")
             print(f"| {lr:g} | " + " | ".join(cells) + " |")
         print(verdict(table, lrs, widths), flush=True)
     print(f"\n{(time.perf_counter() - t0) / 60:.1f} min")
