@@ -24,11 +24,17 @@ much less. The geometric mean of the turns' ratios (scalinglab / reference) and
 its 95% interval are the numbers to quote.
 
     python benchmarks/rnn_recipe.py [--models lstm,gru,rnn_tanh,gpt] [--epochs 3]
-        [--threads 2] [--rounds 9] [--probe-steps 20] [--corpus ../shared/corpora/wikitext-2]
+        [--threads 2] [--rounds 9] [--probe-steps 20] [--jobs 1]
+        [--corpus ../shared/corpora/wikitext-2]
+
+`--jobs N` trains N models at once, each model's pair in a process of its own (the
+full runs' tokens/s are then wall-clock under that load; the turns count CPU time,
+so their ratios hold).
 """
 
 import argparse
 import math
+import multiprocessing
 import os
 import resource
 import statistics
@@ -36,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -153,6 +160,36 @@ def interval(ratios: list[float]) -> tuple[float, float, float]:
     return math.exp(m), math.exp(m - half), math.exp(m + half)
 
 
+def compare(arch: str, args, shards: Path, files, work: Path) -> dict:
+    """One model's row: both tools' full runs (unless --skip-full) and the turns."""
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    row = {"arch": arch}
+    if not args.skip_full:
+        t0 = time.perf_counter()
+        r = ref.train_reference(*files, model=REFERENCE_NAME[arch], epochs=args.epochs)
+        o = ours_full(arch, shards, work / "runs", args.epochs, args.threads)
+        row |= {"ref": r, "ours": o, "minutes": (time.perf_counter() - t0) / 60}
+        print(f"{arch}: reference test ppl {r['test_ppl']:.1f} ({r['tok_s']:,.0f} tok/s), "
+              f"scalinglab test ppl {o['test_ppl']:.1f} ({o['tok_s']:,.0f} tok/s; "
+              f"{o['optimizer']} lr {o['lr']:g})", flush=True)  # fmt: skip
+    row["probe"] = probe(arch, shards, files, work / "probe", args.probe_steps,
+                         args.rounds, args.threads)  # fmt: skip
+    g, lo, hi = interval(row["probe"][2])
+    row["ratio"] = f"{g:.3f} [{lo:.3f}, {hi:.3f}]"
+    g, lo, hi = interval(row["probe"][3])
+    row["alone"] = f"{g:.3f} [{lo:.3f}, {hi:.3f}]"
+    print(
+        f"{arch}: taking turns, scalinglab {row['probe'][0]:,.0f} tok/CPU-s, reference "
+        f"{row['probe'][1]:,.0f} (medians); ratio {row['ratio']} (geometric mean, 95% "
+        f"interval; {sum(r > 1 for r in row['probe'][2])} of {args.rounds} turns > 1); "
+        f"to the reference in its own process ({row['probe'][4]:,.0f} tok/CPU-s) "
+        f"{row['alone']}",
+        flush=True,
+    )
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="lstm,gru,rnn_tanh,gpt")
@@ -160,6 +197,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--probe-steps", type=int, default=20)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="models trained at once, each in its own process (speed: CPU time)")  # fmt: skip
     ap.add_argument("--skip-full", action="store_true", help="only the throughput check")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/corpora/wikitext-2"))
     args = ap.parse_args()
@@ -180,32 +219,14 @@ def main():
     print(f"vocab {m['vocab_size']:,}; tokens train {n_ref:,} val "
           f"{m['splits']['val']['tokens']:,} test {m['splits']['test']['tokens']:,}; "
           f"threads {args.threads}", flush=True)  # fmt: skip
-    rows = []
-    for arch in args.models.split(","):
-        row = {"arch": arch}
-        if not args.skip_full:
-            t0 = time.perf_counter()
-            r = ref.train_reference(*files, model=REFERENCE_NAME[arch], epochs=args.epochs)
-            o = ours_full(arch, shards, work / "runs", args.epochs, args.threads)
-            row |= {"ref": r, "ours": o, "minutes": (time.perf_counter() - t0) / 60}
-            print(f"{arch}: reference test ppl {r['test_ppl']:.1f} ({r['tok_s']:,.0f} tok/s), "
-                  f"scalinglab test ppl {o['test_ppl']:.1f} ({o['tok_s']:,.0f} tok/s; "
-                  f"{o['optimizer']} lr {o['lr']:g})", flush=True)  # fmt: skip
-        row["probe"] = probe(arch, shards, files, work / "probe", args.probe_steps,
-                             args.rounds, args.threads)  # fmt: skip
-        g, lo, hi = interval(row["probe"][2])
-        row["ratio"] = f"{g:.3f} [{lo:.3f}, {hi:.3f}]"
-        g, lo, hi = interval(row["probe"][3])
-        row["alone"] = f"{g:.3f} [{lo:.3f}, {hi:.3f}]"
-        print(
-            f"{arch}: taking turns, scalinglab {row['probe'][0]:,.0f} tok/CPU-s, reference "
-            f"{row['probe'][1]:,.0f} (medians); ratio {row['ratio']} (geometric mean, 95% "
-            f"interval; {sum(r > 1 for r in row['probe'][2])} of {args.rounds} turns > 1); "
-            f"to the reference in its own process ({row['probe'][4]:,.0f} tok/CPU-s) "
-            f"{row['alone']}",
-            flush=True,
-        )
-        rows.append(row)
+    archs = args.models.split(",")
+    if args.jobs > 1:  # each model in a process of its own, all at once
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(args.jobs, len(archs)), mp_context=ctx) as pool:
+            futures = [pool.submit(compare, a, args, shards, files, work) for a in archs]
+            rows = [f.result() for f in futures]
+    else:
+        rows = [compare(a, args, shards, files, work) for a in archs]
     print(
         "\n| model | reference test ppl | scalinglab test ppl | reference tok/s | "
         "scalinglab tok/s | tok/CPU-s ratio, same process | ratio, reference's own process |"

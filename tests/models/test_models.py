@@ -172,3 +172,24 @@ def test_rnn_fused_decoder_loss_matches_autograd(tied):
     assert abs(l1 - torch.log(torch.tensor(29.0)).item()) < 0.2
     for name in g1:
         torch.testing.assert_close(g1[name], g2[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_rnn_tied_embeddings_are_one_tensor_that_both_ends_train(arch):
+    # --tie-embeddings (the default; the reference example's --tied): the decoder's weight
+    # IS the embedding, so a step that reaches the weight through either end moves both,
+    # and the model has V*H fewer parameters than untied.
+    tied = build_model(ModelConfig(arch=arch, n_layer=1, n_embd=6), 11)
+    untied = build_model(ModelConfig(arch=arch, n_layer=1, n_embd=6, tie_embeddings=False), 11)
+    assert tied.decoder.weight is tied.encoder.weight
+    assert untied.decoder.weight is not untied.encoder.weight
+    assert _numel(untied) - _numel(tied) == 11 * 6
+    x = torch.tensor([[1, 2, 3]])
+    # a token that only the decoder sees (5 never enters) still gets an input row update
+    _, loss = tied(x, torch.tensor([[5, 5, 5]]))
+    loss.backward()
+    assert tied.encoder.weight.grad[5].abs().sum() > 0
+    assert tied.encoder.weight.grad[1].abs().sum() > 0
+    _, loss = untied(x, torch.tensor([[5, 5, 5]]))
+    loss.backward()
+    assert untied.encoder.weight.grad[5].abs().sum() == 0
