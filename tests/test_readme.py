@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -40,15 +41,20 @@ def test_the_readme_block_runs_top_to_bottom(tmp_path):
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "SCALINGLAB_DATA_MIRROR": f"http://127.0.0.1:{httpd.server_address[1]}",
     }
+    # its own session, so that a timeout ends the block's commands too, not only bash
+    proc = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
     try:
-        proc = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
-            capture_output=True, text=True, timeout=1200,
-        )  # fmt: skip
+        stdout, stderr = proc.communicate(timeout=1200)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
     finally:
         httpd.shutdown()
         httpd.server_close()
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-3000:]
     data = tmp_path / "data" / "corpora" / "tinyshakespeare.txt"
     assert data.read_bytes() == (SHARED / "corpora" / "tinyshakespeare.txt").read_bytes()
     result = json.loads((tmp_path / "runs" / "gpt" / "result.json").read_text())
