@@ -238,3 +238,21 @@ def test_report_shows_leave_larger_out_coverage_and_prediction_intervals(study):
         lo, hi = row["loss_pi"]
         clo, chi = row["loss_ci"]
         assert lo < clo <= row["loss"] <= chi < hi
+
+
+def test_terminal_summary_of_a_ladder_shows_its_n_d_law():
+    """A WSD ladder has no compute frontier: the terminal summary shows its Chinchilla fit
+    instead of 'no fit'; an architecture with no fit at all still says so."""
+    from scalinglab.cli.report import format_summary
+
+    law = {"params": {"alpha": 0.3412, "beta": 0.2801, "E": 1.6934}, "ci": {}}
+    s = {
+        "fits": {
+            "gpt": {"isoflop": None, "chinchilla": law, "power-c": None},
+            "lstm": {"isoflop": None, "chinchilla": None, "power-c": None},
+        },
+        "plan": {"rows": []},
+    }
+    lines = format_summary(s, "out").splitlines()
+    assert lines[0] == "gpt: L = E + A/N^α + B/D^β: alpha 0.341, beta 0.280, E 1.693"
+    assert lines[1] == "lstm: no fit"

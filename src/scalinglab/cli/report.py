@@ -61,6 +61,12 @@ def format_summary(s: dict, where) -> str:
                 f"N_opt ∝ C^{iso['params']['a']:.2f}"
                 + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
             )
+        ch = f.get("chinchilla")
+        if ch and not parts:  # a WSD ladder has no frontier: its N-D law is the fit to show
+            parts.append(
+                "L = E + A/N^α + B/D^β: "
+                + ", ".join(f"{k} {ch['params'][k]:.3f}" for k in ("alpha", "beta", "E"))
+            )
         lines.append(f"{arch}: " + ("; ".join(parts) or "no fit"))
     bt = s.get("backtest")
     if bt and bt.get("actual_loss") is not None:
