@@ -291,12 +291,13 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "s.toml [backtest]: budget 4e+12 must be at least 3x" in err
     ladder_toml = (ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8")
-    bad.write_text(ladder_toml.replace("budget = 2e13 ", "budget = 1e12 "))
+    assert "budget = 2.65e13 " in ladder_toml
+    bad.write_text(ladder_toml.replace("budget = 2.65e13 ", "budget = 1e12 "))
     assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    # the ladder's largest run: 6 · 3.8e4 · 75 · 3.8e4 = 6.498e11 FLOPs at its target size
+    # the ladder's largest run: 6 · 54880 · 48 · 54880 = 8.674e11 FLOPs at its target size
     assert "s.toml [backtest]: budget 1e+12 must be at least 3x the largest run's C" in err
-    assert "(6.5e+11)" in err
+    assert "(8.67e+11)" in err
     assert main(["quickstart", "--out", str(tmp_path / "o"), "--minutes", "0"]) == 2
     assert "--minutes must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
