@@ -50,8 +50,7 @@ def score_runs(study, shards: Path, out: Path, arch: str | None = None) -> int:
 
 def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> dict:
     """{task: {metric, predicted, interval, se, scatter, noise, params, runs, chance,
-    n_items}} of the
-    backtest run, from its predicted loss and interval; {task: {metric, at_chance, ...}}
+    n_items}} of the backtest run, from its predicted loss and interval; {task: {metric, at_chance, ...}}
     where no run of the sweep is above chance (nothing to predict: the backtest will be
     measured and shown, not predicted); {task: {"error": why}} where the sigmoid cannot
     be fitted."""
@@ -75,11 +74,11 @@ def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> 
                                  f"3 standard errors on {n} items (best {best:.3f}): the task "
                                  f"is not learned at these scales, so it is not predicted"}  # fmt: skip
             continue
+        lower = chance if study.fit.chance is None else study.fit.chance  # the sigmoid's end
         try:
             fit = tasklaws.fit_sigmoid(
                 [r["loss"] for r in pts], acc, bootstrap=study.fit.bootstrap,
-                seed=study.fit.seed, chance=chance if study.fit.chance is None
-                else study.fit.chance,
+                seed=study.fit.seed, chance=lower,
             )  # fmt: skip
         except FitError as exc:
             out[name] = {**about, "error": str(exc)}
