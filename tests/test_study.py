@@ -495,3 +495,21 @@ def test_toy_ladder_study_end_to_end(tmp_path):
     log = next((out / "sweeps/gpt/runs").glob("*-r4-*/train.log")).read_text()
     assert "resumed" in log
     assert summary["seed_noise"]["dof"] == 2  # the repeated size's 2 branches, one seed more
+
+
+def test_hparams_duration_power_reaches_every_run_of_a_study(tmp_path):
+    """A study's [hparams] goes to each sweep spec as it is: with rule "mup" and
+    duration_power 0.228 every run, the backtest's too, gets 3e-3 × (D / 1e5)^0.228."""
+    from scalinglab.study.run import plan_study, prepare_data
+
+    text = TOY.format(corpus=toy_corpus(tmp_path / "corpus.txt")).replace(
+        "ref_width = 16", 'ref_width = 16\nrule = "mup"\nduration_power = 0.228\nref_tokens = 1e5'
+    )
+    study = parse_study(tomllib.loads(text), "toy")
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    runs = [r for p in plan.parts for r in p.runs] + [plan.backtest_guess]
+    for r in runs:
+        assert r.lr == pytest.approx(3e-3 * (r.tokens / 1e5) ** 0.228, rel=1e-12)
+        assert r.config.model.param == "mup"
+    assert len({r.lr for r in runs}) == len({r.tokens for r in runs}) > 3  # one lr per D

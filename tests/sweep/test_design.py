@@ -211,6 +211,69 @@ tokens_per_param = [1]
         load_spec(tmp_path / "bad.toml")
 
 
+GRID_2X2 = """kind = "grid"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 1, n_embd = 16, n_head = 4}]
+tokens = [640, 2560]
+"""
+
+
+def _spec_with(tmp_path, shards, design: str, hparams: str):
+    """A spec of `design` whose [hparams] also has the lines `hparams`."""
+    p = write_spec(tmp_path, shards, design)
+    p.write_text(p.read_text().replace("warmup_frac = 0.1", f"warmup_frac = 0.1\n{hparams}"))
+    return p
+
+
+def _lrs(tmp_path, shards, hparams: str) -> dict:
+    """{(width, tokens): lr} of the 2 × 2 grid under the spec's [hparams] plus `hparams`."""
+    _, runs = make_plan(load_spec(_spec_with(tmp_path, shards, GRID_2X2, hparams)))
+    return {(r.config.model.n_embd, r.tokens): r.lr for r in runs}
+
+
+def test_duration_power_scales_each_runs_lr_by_its_tokens(tmp_path, shards):
+    """lr × (D / ref_tokens) ** duration_power on top of the width rule: under "mup" the
+    lr tuned on 640 tokens is 1e-2 × 4^0.228 = 0.013717 on 2560 tokens at both widths;
+    under "power" (lr_power 0.5, ref_width 16) with 0.5: × √2 at width 8, × 2 at 4× D."""
+    mup = _lrs(tmp_path, shards, 'rule = "mup"\nduration_power = 0.228\nref_tokens = 640')
+    assert mup == pytest.approx({(8, 640): 1e-2, (8, 2560): 0.0137173,
+                                 (16, 640): 1e-2, (16, 2560): 0.0137173}, rel=1e-5)  # fmt: skip
+    power = _lrs(tmp_path, shards, "duration_power = 0.5\nref_tokens = 640")
+    assert power == pytest.approx({(8, 640): 0.0141421, (8, 2560): 0.0282843,
+                                   (16, 640): 1e-2, (16, 2560): 2e-2}, rel=1e-5)  # fmt: skip
+    # the lr-factor grid of an hparams design is centred on the rule's lr at each D
+    hp = GRID_2X2.replace('"grid"', '"hparams"') + "lr_factors = [0.5, 2]\n"
+    rule = 'rule = "mup"\nduration_power = 0.228\nref_tokens = 640'
+    _, runs = make_plan(load_spec(_spec_with(tmp_path, shards, hp, rule)))
+    assert sorted({(r.tokens, r.group["lr_factor"], round(r.lr, 7)) for r in runs}) == [
+        (640, 0.5, 0.005), (640, 2, 0.02), (2560, 0.5, 0.0068587), (2560, 2, 0.0274347)
+    ]  # fmt: skip
+
+
+def test_duration_power_0_leaves_the_plan_unchanged(tmp_path, shards):
+    """The default (no duration_power) and duration_power = 0 with any ref_tokens plan the
+    same runs (names are identity hashes), each at the width rule's lr."""
+    _, before = make_plan(load_spec(write_spec(tmp_path, shards, ISO)))
+    zero = _spec_with(tmp_path, shards, ISO, "duration_power = 0\nref_tokens = 5e6")
+    _, after = make_plan(load_spec(zero))
+    assert [r.name for r in after] == [r.name for r in before] and len(before) == 6
+    for r in after:
+        assert r.lr == pytest.approx(1e-2 * (16 / r.config.model.n_embd) ** 0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "hparams,message",
+    [
+        ("duration_power = 0.228", r"\[hparams\]: duration_power = 0.228 needs ref_tokens"),
+        ("duration_power = 0.2\nref_tokens = -5", "ref_tokens must be positive, got -5"),
+        ('rule = "fitted"\nfit = "x.json"\nduration_power = 0.2\nref_tokens = 640',
+         'rule = "fitted" takes the lr\'s dependence on D from its fit'),
+    ],
+)  # fmt: skip
+def test_duration_power_bad_settings_name_the_key(tmp_path, shards, hparams, message):
+    with pytest.raises(SweepError, match=message):
+        load_spec(_spec_with(tmp_path, shards, GRID_2X2, hparams))
+
+
 def test_an_architecture_may_name_its_own_optimizer_and_clip(tmp_path, shards):
     """[hparams.lstm] optimizer = "sgd" with its own lr and clip (the RNN recipe, docs/
     training.md) while the GPTs of the same sweep keep AdamW and the [train] defaults."""

@@ -66,6 +66,21 @@ def test_branches_equal_independent_wsd_runs(tmp_path, shards):
         assert branch["train_loss"] == alone["train_loss"]
 
 
+def test_a_size_keeps_one_lr_under_a_duration_power(tmp_path, shards):
+    """A branch is its stable run until the cooldown, so with [hparams] duration_power
+    every run of a size takes the longest branch's lr: 1e-2 × (118 / 47)^0.5 = 0.015845
+    (branches of 47 and 118 steps, lr tuned on 47 steps' tokens, rule mup)."""
+    text = write_spec(tmp_path, shards, WSD).read_text().replace(
+        "warmup_frac = 0.1", 'warmup_frac = 0.1\nrule = "mup"\nduration_power = 0.5\n'
+        f"ref_tokens = {47 * 64}")  # fmt: skip
+    (tmp_path / "d.toml").write_text(text)
+    (size,) = design.wsd_sizes(driver.open_context(load_spec(tmp_path / "d.toml")))
+    assert [b.steps for b in size.branches] == [47, 118]
+    for r in (size.stable, *size.branches):
+        assert r.lr == pytest.approx(0.015845, rel=1e-4)
+        assert r.config.train.min_lr == size.stable.config.train.min_lr
+
+
 def test_branches_of_a_stable_run_that_did_not_complete_are_blocked(tmp_path, shards):
     # the stand-in trainer diverges at lr > 1: the stable run ends diverged
     p = write_spec(tmp_path, shards, WSD)

@@ -12,7 +12,8 @@ weights, batches, optimizer state). So per size one *stable* run (constant LR, i
 OUT/stable, out of the runs table) trains to the largest branch point, and each
 budget is a *branch*: a WSD run seeded with the stable run's last checkpoint at or
 before its b(S), equal step for step to an independent WSD run. All runs of a size
-share one warmup: round(warmup_frac × the shortest branch's steps).
+share one warmup: round(warmup_frac × the shortest branch's steps), and one lr (the
+longest branch's, where [hparams] duration_power makes the lr depend on D).
 
 Everything here is pure: from a spec (and the shards' vocabulary and identity) to
 planned runs. The driver writes and runs them.
@@ -161,7 +162,8 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     own |= {"grad_clip": rule.grad_clip} if rule.grad_clip >= 0 else {}
     train = TrainConfig(**{"optimizer": "adamw"} | spec.train | own, data=str(spec.data),
                         tokens=steps * tps)  # fmt: skip
-    for k, v in hparams_for(rule, model.hidden if model.recurrent else model.n_embd, steps).items():
+    width = model.hidden if model.recurrent else model.n_embd
+    for k, v in hparams_for(rule, width, steps, steps * tps).items():
         setattr(train, k, v)
     if rule.rule == "mup" and model.arch == "gpt" and "param" not in spec.model:
         model.param, model.base_width = "mup", int(rule.ref_width)
@@ -385,9 +387,13 @@ def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
     if unit < last / d.checkpoints:
         unit = math.ceil(last / d.checkpoints)
     tps = ctx.tokens_per_step
+    # A branch is its stable run until its cooldown, so a size has one lr: with an
+    # [hparams] duration_power, the longest branch's (the run a ladder's backtest is like)
+    longest = max(runs, key=lambda r: r.tokens).config.train
+    lr = {"lr": longest.lr, "min_lr": longest.min_lr}
     stable = _retarget(
         runs[0], ctx, "stable", schedule="constant", warmup=warmup, tokens=last * tps,
-        ckpt_every=unit, keep_ckpts=last // unit + 1,
+        ckpt_every=unit, keep_ckpts=last // unit + 1, **lr,
     )  # fmt: skip
     per_token = runs[0].flops / runs[0].tokens
     stable = dataclasses.replace(
@@ -397,7 +403,7 @@ def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
     branches = []
     for r, p in zip(runs, points, strict=True):
         b = _retarget(r, ctx, f"r{r.group['tokens_per_param']:g}", schedule="wsd",
-                      cooldown_frac=f, warmup=warmup)  # fmt: skip
+                      cooldown_frac=f, warmup=warmup, **lr)  # fmt: skip
         b.group |= {"stable_run": stable.name, "branch_step": p}
         b.seed = Seed(stable.name, (p // unit) * unit)  # the last checkpoint at or before p
         branches.append(b)

@@ -11,10 +11,13 @@ Shape from a target N (`shape_for`):
 - RNNs: `rnn_layers` layers; the width (a multiple of width_multiple) whose
   parameter count is nearest N.
 
-Hyperparameters per size (`hparams_for`): lr = lr_ref × (ref_width / width) ** lr_power
-(width = n_embd, or the hidden width of an RNN), warmup = round(warmup_frac × steps);
-under [hparams] rule = "mup" one lr at every width (GPTs under --param mup), under
-"fitted" the lr of an lr-opt fit at the run's N and D.
+Hyperparameters per size (`hparams_for`, its lr `lr_for`):
+lr = lr_ref × (ref_width / width) ** lr_power × (D / ref_tokens) ** duration_power
+(width = n_embd, or the hidden width of an RNN; D = the run's training tokens; the last
+factor is 1 at duration_power = 0, the default), warmup = round(warmup_frac × steps);
+under [hparams] rule = "mup" the width factor is 1 (GPTs under --param mup, whose
+multipliers scale the lr per layer), under "fitted" the lr of an lr-opt fit at the
+run's N and D.
 """
 
 import math
@@ -69,11 +72,23 @@ def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) ->
     return ModelConfig(arch=arch, n_layer=depth, n_embd=width, n_head=width // hs, **base)
 
 
-def hparams_for(rule: HparamRule, width: int, steps: int) -> dict:
-    """lr and warmup of a run (rule "mup": one lr, the multipliers scale it per layer;
-    "fitted": design.make_run replaces lr with the fit's at the run's N and D)."""
+def lr_for(rule: HparamRule, width: float, tokens: float) -> float:
+    """The lr of a run of `width` trained on `tokens` tokens under rule "power" or "mup".
+
+    The duration factor (D / ref_tokens) ** duration_power carries an lr tuned on one
+    run length to another: at equal tokens per parameter a wider model also trains
+    longer, which μP's width scaling does not carry (docs/sweeps.md)."""
     power = 0.0 if rule.rule == "mup" else rule.lr_power
+    lr = rule.lr * (rule.ref_width / width) ** power
+    if rule.duration_power:
+        lr *= (tokens / rule.ref_tokens) ** rule.duration_power
+    return lr
+
+
+def hparams_for(rule: HparamRule, width: int, steps: int, tokens: int) -> dict:
+    """lr and warmup of a run of `steps` steps and `tokens` tokens ("fitted":
+    design.make_run replaces lr with the fit's at the run's N and D)."""
     return {
-        "lr": rule.lr * (rule.ref_width / width) ** power,
+        "lr": lr_for(rule, width, tokens),
         "warmup": round(rule.warmup_frac * steps),
     }

@@ -104,12 +104,22 @@ class HparamRule:
     lr_power: float = setting(
         0.5, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
     )
+    duration_power: float = setting(
+        0.0,
+        "lr × (D / ref_tokens) ** duration_power, D a run's training tokens: a longer run "
+        "gets a larger lr (the lr law's D exponent, e.g. 0.228; 0: lr does not depend on D)",
+    )
+    ref_tokens: float = setting(
+        0.0,
+        "the training tokens (steps × batch × block) of the run at which lr was tuned; "
+        "needed when duration_power is not 0",
+    )
     warmup_frac: float = setting(0.05, "warmup steps = round(warmup_frac × the run's steps)")
     rule: str = setting(
         "power",
         "power: lr × (ref_width / width) ** lr_power; mup: lr at every width, the GPTs under "
-        "--param mup with base_width = ref_width (unless [model] sets param); fitted: lr from "
-        "the lr-opt fit `fit` at each run's N and D",
+        "--param mup with base_width = ref_width (unless [model] sets param); both × the "
+        "duration factor; fitted: lr from the lr-opt fit `fit` at each run's N and D",
         choices=HPARAM_RULES,
     )
     fit: str = setting("", "fitted: an lr-opt fit.json (`scalinglab fit --law lr-opt --out`)")
@@ -138,6 +148,22 @@ class HparamRule:
         if self.ref_width < 1:
             raise ConfigError(f"ref_width must be positive, got {self.ref_width}")
         _number(self, "lr_power", positive=False)
+        for name in ("duration_power", "ref_tokens"):
+            _number(self, name, positive=False)
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.ref_tokens < 0:
+            raise ConfigError(f"ref_tokens must be positive, got {self.ref_tokens:g}")
+        if self.duration_power and self.rule == "fitted":
+            raise ConfigError(
+                'rule = "fitted" takes the lr\'s dependence on D from its fit: leave '
+                "duration_power at 0"
+            )
+        if self.duration_power and not self.ref_tokens:
+            raise ConfigError(
+                f"duration_power = {self.duration_power:g} needs ref_tokens: the training "
+                "tokens of the run at which lr was tuned"
+            )
         _number(self, "warmup_frac", positive=False)
         if not 0.0 <= self.warmup_frac < 1.0:
             raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
