@@ -14,8 +14,11 @@ steps (at batch 8 its 69 steps end on the bytes' unigram plateau, where the best
 seed noise). Byte-level Python standard library, float32, one thread per run, cosine
 schedule, warmup 1/12 of the steps. --readout-mult sets mup's output multiplier at the
 base shape (the model's `readout_mult`, 1 by default). --duration-power B also runs, at
-each wider shape, the first shape's best LR x (D / D_first)^B: at equal tokens per
-parameter the wider model trains longer, which μP does not carry (the lr law's B).
+each wider shape, the lr a sweep's `[hparams] duration_power = B` gives it: the first
+shape's best LR x (D / D_first)^B, computed by the library's rule (`sweep.shapes.lr_for`
+with rule "mup", ref_tokens = the first shape's D; "power" with lr_power 0 for sp): at
+equal tokens per parameter the wider model trains longer, which μP does not carry (the
+lr law's B).
 
 The grid starts at 5 points around --centre and grows by a factor of 2 past an edge
 until the best LR is inside it. Prints the loss table (LR × shape) per parametrisation,
@@ -45,6 +48,8 @@ import numpy as np
 
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig
 from scalinglab.models.counting import count
+from scalinglab.sweep.shapes import lr_for
+from scalinglab.sweep.spec import HparamRule
 
 HERE = Path(__file__).resolve().parent
 
@@ -151,7 +156,7 @@ def main():
     if a.report:
         grid, loss, seeds = finished(out, params, shape_list, base)
         shape_list = [s for s in shape_list if all(grid[(p, s)] for p in params)]
-        extra = horizon_points(a, params, shape_list, grid, loss)
+        extra = horizon_points(a, params, shape_list, grid, loss, base)
         for (key, e), (val, n) in extra_losses(out, base, extra).items():
             loss[(key, e)], seeds[(key, e)] = val, n
         for key, n in sorted(seeds.items()):
@@ -194,13 +199,24 @@ def main():
                 best = min(ref, key=ref.get)
                 for s in shape_list[1:]:
                     grid[(p, s)].add(best)
-            extra = horizon_points(a, params, shape_list, grid, loss)
+            extra = horizon_points(a, params, shape_list, grid, loss, base)
     report(params, shape_list, grid, loss, a, time.perf_counter() - t0, extra)
 
 
-def horizon_points(a, params, shape_list, grid, loss) -> dict:
-    """{(param, shape): log2 lr} of the duration rule at each wider shape: the first
-    shape's best lr x (D_shape / D_first)^--duration-power ({} when it is 0)."""
+def horizon_rule(a, p: str, lr: float, ref: tuple[int, int], base: dict) -> HparamRule:
+    """The sweeps' [hparams] rule of the duration points: `lr` tuned at shape `ref` on its
+    tokens, × (D / D_ref)^--duration-power; "mup" (one lr at every width, the model's
+    multipliers do the rest) for mup and completep, one lr at every width for sp."""
+    return HparamRule(
+        lr=lr, rule="power" if p == "sp" else "mup", lr_power=0.0,
+        ref_width=ref[0] if p == "sp" else base["base_width"],
+        duration_power=a.duration_power, ref_tokens=tokens(a, *ref),
+    )  # fmt: skip
+
+
+def horizon_points(a, params, shape_list, grid, loss, base) -> dict:
+    """{(param, shape): log2 lr, to 3 decimals} of the duration rule at each wider shape:
+    the lr `horizon_rule` gives a run of that shape's tokens ({} at --duration-power 0)."""
     if not a.duration_power:
         return {}
     out = {}
@@ -209,9 +225,9 @@ def horizon_points(a, params, shape_list, grid, loss) -> dict:
         if not all(((p, ref), e) in loss for e in grid[(p, ref)]):
             continue
         best = min(grid[(p, ref)], key=lambda e, p=p: loss[((p, ref), e)])
+        rule = horizon_rule(a, p, 2.0**best, ref, base)
         for s in shape_list[1:]:
-            ratio = tokens(a, *s) / tokens(a, *ref)
-            out[(p, s)] = round(best + a.duration_power * math.log2(ratio), 3)
+            out[(p, s)] = round(math.log2(lr_for(rule, s[0], tokens(a, *s))), 3)
     return out
 
 
@@ -301,7 +317,8 @@ def report(params, shape_list, grid, loss, a, seconds, extra=None):
             eh = extra.get((p, s))
             if eh is not None and ((p, s), eh) in loss:
                 rows[-1]["duration_rule"] = {"log2_lr": eh, "excess": loss[((p, s), eh)] / opt - 1}
-                print(f"{p}: with the duration rule (x (D/D_first)^{a.duration_power:g}) the lr at "
+                print(f"{p}: with the duration rule ([hparams] duration_power = "
+                      f"{a.duration_power:g}, x (D/D_first)^{a.duration_power:g}) the lr at "
                       f"{s} is 2^{eh:g}, {100 * (loss[((p, s), eh)] / opt - 1):+.2f}% against "
                       "that optimum")  # fmt: skip
         summary[p] = {"best": {f"w{w}-L{nl}": best[(w, nl)] for w, nl in shape_list},
