@@ -28,12 +28,13 @@ is within one grid step of each shape's best, and its loss within 0.5% of that o
     nice -n 15 python benchmarks/mup_transfer.py [--depth] [--widths 32,128,256]
         [--tpp 1 | --tokens T] [--batch 2] [--base-width 128] [--readout-mult 1]
         [--seeds S [--seeds-upto W]] [--duration-power 0.228] [--workers 2] [--out DIR]
-        [--data SHARDS] [--report]
+        [--data SHARDS] [--report] [--rule-lr E]
 
 Runs are kept in --out (default benchmarks/.mup_transfer, git-ignored); a rerun reuses
 finished runs, so an interrupted benchmark continues, and `--report` prints the tables
 of whatever runs are there (more seeds at some points than others included) without
-training.
+training; `--rule-lr E --duration-power B` prints, training nothing, the lr the rule gives
+each shape when the first shape's best is 2^E.
 """
 
 import argparse
@@ -141,7 +142,17 @@ def main():
         help="train nothing: the tables of the finished runs in --out (each point the mean "
         "of the seeds found there)",
     )
+    ap.add_argument(
+        "--rule-lr",
+        type=float,
+        default=None,
+        metavar="E",
+        help="train nothing: print the lr the duration rule gives each shape when the first "
+        "shape's best is 2^E (with --duration-power)",
+    )
     a = ap.parse_args()
+    if a.rule_lr is not None:
+        return print_rule(a)
     budget = f"tokens{a.tokens}" if a.tokens else f"tpp{a.tpp:g}-b{a.batch}"
     budget += f"-c{a.readout_mult:g}" if a.readout_mult != 1 else ""
     out = Path(a.out) / budget / ("depth" if a.depth else "width")
@@ -212,6 +223,18 @@ def horizon_rule(a, p: str, lr: float, ref: tuple[int, int], base: dict) -> Hpar
         ref_width=ref[0] if p == "sp" else base["base_width"],
         duration_power=a.duration_power, ref_tokens=tokens(a, *ref),
     )  # fmt: skip
+
+
+def print_rule(a) -> None:
+    """--rule-lr: each shape's tokens and the lr of `horizon_rule` from 2^E at the first."""
+    a.params = a.params.split(",")
+    params, shape_list, base = shapes(a)
+    for p in params:
+        rule = horizon_rule(a, p, 2.0**a.rule_lr, shape_list[0], base)
+        for w, nl in shape_list:
+            lr = lr_for(rule, w, tokens(a, w, nl))
+            print(f"{p:9s} width {w:4d} depth {nl}  D {tokens(a, w, nl):>9,}  "
+                  f"lr 2^{math.log2(lr):.4f} = {lr:.5g}")  # fmt: skip
 
 
 def horizon_points(a, params, shape_list, grid, loss, base) -> dict:
