@@ -1,6 +1,8 @@
 """WSD branching: the branch point matches the trainer's schedule, and a branch seeded
 from the stable run's checkpoint ends bit for bit where an independent WSD run ends."""
 
+import json
+
 import pytest
 
 from scalinglab.config import RunConfig, load_toml
@@ -79,6 +81,17 @@ def test_a_size_keeps_one_lr_under_a_duration_power(tmp_path, shards):
     for r in (size.stable, *size.branches):
         assert r.lr == pytest.approx(0.015845, rel=1e-4)
         assert r.config.train.min_lr == size.stable.config.train.min_lr
+    # so with rule "fitted": the fit's lr at the longest branch's N and D, 2 N^-0.5 D^0.1
+    fit = {"kind": "scalinglab.lr_opt_fit", "cells": [], "params": {
+        "step": {"a": 2.0, "alpha": -0.5, "beta": 0.1, "b": 1.0, "gamma": 0.5},
+        "deepseek": {"a": 1.0, "alpha": -0.1, "b": 1.0, "gamma": 0.3}}}  # fmt: skip
+    (tmp_path / "lr.json").write_text(json.dumps(fit))
+    (tmp_path / "f.toml").write_text(text.replace(
+        "duration_power = 0.5", f'rule = "fitted"\nfit = "{tmp_path / "lr.json"}"').replace(
+        'rule = "mup"\n', ""))  # fmt: skip
+    (size,) = design.wsd_sizes(driver.open_context(load_spec(tmp_path / "f.toml")))
+    want = 2.0 * 3016**-0.5 * (118 * 64) ** 0.1
+    assert [r.lr for r in (size.stable, *size.branches)] == pytest.approx([want] * 3, rel=1e-12)
 
 
 def test_branches_of_a_stable_run_that_did_not_complete_are_blocked(tmp_path, shards):

@@ -13,7 +13,8 @@ OUT/stable, out of the runs table) trains to the largest branch point, and each
 budget is a *branch*: a WSD run seeded with the stable run's last checkpoint at or
 before its b(S), equal step for step to an independent WSD run. All runs of a size
 share one warmup: round(warmup_frac × the shortest branch's steps), and one lr (the
-longest branch's, where [hparams] duration_power makes the lr depend on D).
+longest branch's, where the [hparams] rule makes the lr depend on D: duration_power, or
+rule "fitted").
 
 Everything here is pure: from a spec (and the shards' vocabulary and identity) to
 planned runs. The driver writes and runs them.
@@ -387,8 +388,9 @@ def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
     if unit < last / d.checkpoints:
         unit = math.ceil(last / d.checkpoints)
     tps = ctx.tokens_per_step
-    # A branch is its stable run until its cooldown, so a size has one lr: with an
-    # [hparams] duration_power, the longest branch's (the run a ladder's backtest is like)
+    # A branch is its stable run until its cooldown, so a size has one lr: where the rule's
+    # lr depends on D (duration_power, "fitted"), the longest branch's (the run a ladder's
+    # backtest is like)
     longest = max(runs, key=lambda r: r.tokens).config.train
     lr = {"lr": longest.lr, "min_lr": longest.min_lr}
     stable = _retarget(
