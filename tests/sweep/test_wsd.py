@@ -113,3 +113,44 @@ def test_bad_wsd_design_is_named(tmp_path, shards):
     bad = WSD.replace("cooldown_frac = 0.25", "cooldown_frac = 1.5")
     with pytest.raises(SweepError, match="cooldown_frac must be a number in"):
         load_spec(write_spec(tmp_path, shards, bad))
+
+
+ISO_TRUNKS = """kind = "isoflop"
+budgets = [6e8, 1.8e9]
+sizes = 3
+tokens_per_param = 4
+spread = 3
+trunks = true
+cooldown_frac = 0.25
+checkpoints = 4
+"""
+
+
+def test_isoflop_trunks_branch_each_size_at_its_budgets(tmp_path, shards):
+    """trunks = true plans the IsoFLOP design's own runs, grouped by shape: one stable
+    run per shape to its largest budget, a WSD branch per budget it belongs to."""
+    ctx = driver.open_context(load_spec(write_spec(tmp_path, shards, ISO_TRUNKS)))
+    plain = driver.open_context(
+        load_spec(write_spec(tmp_path, shards, ISO_TRUNKS.replace("trunks = true", "")))
+    )
+    iso = design.plan(plain)
+    sizes = design.wsd_sizes(ctx)
+    branches = [b for s in sizes for b in s.branches]
+    # the same (shape, budget, tokens) points as without trunks, now WSD branches
+    point = lambda r: (r.config.model.n_embd, r.group["budget"], r.tokens)  # noqa: E731
+    assert sorted(map(point, branches)) == sorted(map(point, iso))
+    assert len(sizes) < len(iso)  # shapes shared by both budgets train one trunk
+    shared = [s for s in sizes if len(s.branches) == 2]
+    assert shared
+    for s in sizes:
+        assert s.stable.steps == max(b.group["branch_step"] for b in s.branches)
+        assert {b.config.train.schedule for b in s.branches} == {"wsd"}
+        assert {b.seed.run for b in s.branches} == {s.stable.name}
+        assert all("-c" in b.name for b in s.branches)  # tagged by budget, as without trunks
+    spent, independent = design.trained_flops(sizes)
+    assert spent < independent
+    assert sorted(r.name for r in design.plan(ctx)) == sorted(
+        r.name for s in sizes for r in (s.stable, *s.branches)
+    )
+    with pytest.raises(SweepError, match="recentre must be false"):
+        load_spec(write_spec(tmp_path, shards, ISO_TRUNKS + "recentre = true\n"))

@@ -206,9 +206,11 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
         at = [r for r in sweep.runs if r.group["budget"] == sn.budget]
         # the point nearest the design's centre: the run most like the compute-optimal one
         pick = min(at, key=lambda r: abs(math.log(r.tokens / r.counts.params / centre)))
+        # a branch of a trunk is repeated as the independent run it equals, seed apart
+        same = {k: getattr(pick.config.train, k) for k in BRANCH_TRAIN} if pick.seed else {}
         for seed in sn.seeds:
             spec, run = _grid_run(study, sn.arch, shards, pick.config.model, sn.budget,
-                                  f"seed{seed}", seed=seed)  # fmt: skip
+                                  f"seed{seed}", seed=seed, **same)  # fmt: skip
             parts.append(Part("seed", "seed", spec, [run]))
     check_supports_fits(study, parts)
     bt = study.backtest
@@ -256,9 +258,19 @@ def _centre(d) -> float:
 
 def backtest_train(study: StudySpec) -> dict:
     """The backtest run's schedule: a WSD ladder's cooldown (the kind of run it fits
-    on), or the spec's [train] schedule for an IsoFLOP sweep."""
-    d = study.sweeps[study.backtest.arch]
-    return {"schedule": "wsd", "cooldown_frac": d.cooldown_frac} if d.kind == "wsd" else {}
+    on; also an IsoFLOP sweep's with trunks), or the spec's [train] schedule."""
+    return _schedule_of(study.sweeps[study.backtest.arch])
+
+
+BRANCH_TRAIN = ("schedule", "cooldown_frac", "warmup", "lr", "min_lr")
+"""What a WSD branch's train settings hold that the design, not the spec, chose."""
+
+
+def _schedule_of(d) -> dict:
+    """The train settings of a design's fitted runs that a run outside it repeats: WSD
+    with the design's cooldown where it trains trunks (kind wsd, or isoflop's trunks)."""
+    wsd = d.kind == "wsd" or getattr(d, "trunks", False)
+    return {"schedule": "wsd", "cooldown_frac": d.cooldown_frac} if wsd else {}
 
 
 def train_tokens(shards: Path) -> int:

@@ -32,7 +32,7 @@ from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.lropt import load_lr_opt
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.shapes import hparams_for, shape_for
-from scalinglab.sweep.spec import SweepSpec, WsdDesign
+from scalinglab.sweep.spec import IsoflopDesign, SweepSpec, WsdDesign
 
 STABLE_DIR = "stable"
 """The folder under OUT of a WSD design's stable runs (kept out of OUT/runs)."""
@@ -224,7 +224,9 @@ def plan(ctx: Context) -> list[PlannedRun]:
     plans its later budgets from measured results: the driver calls isoflop_budget)."""
     d = ctx.spec.design
     runs: list[PlannedRun] = []
-    if d.kind == "isoflop":
+    if d.kind == "isoflop" and d.trunks:
+        runs = [r for s in wsd_sizes(ctx) for r in (s.stable, *s.branches)]
+    elif d.kind == "isoflop":
         for k in range(len(d.budgets)):
             runs += isoflop_budget(ctx, k, d.tokens_per_param)
     elif d.kind == "ladder":
@@ -360,26 +362,37 @@ def _retarget(run: PlannedRun, ctx: Context, tag: str, **train) -> PlannedRun:
 
 
 def wsd_sizes(ctx: Context) -> list[WsdSize]:
-    """Per arch and size of a WSD design: the stable run and its branches."""
-    d: WsdDesign = ctx.spec.design
+    """Per arch and size of a WSD design (or an IsoFLOP one with trunks = true): the
+    stable run and its branches. An IsoFLOP design's sizes are its budgets' shapes, each
+    branched at every budget it is one of the sizes of."""
+    d = ctx.spec.design
+    if d.kind == "isoflop":
+        shapes: dict[tuple, list[PlannedRun]] = {}
+        for k in range(len(d.budgets)):
+            for r in isoflop_budget(ctx, k, d.tokens_per_param):
+                m = r.config.model
+                shapes.setdefault((r.arch, m.n_layer, m.n_embd, m.n_head), []).append(r)
+        return [_wsd_size(ctx, runs, [f"c{sci(r.group['budget'])}" for r in runs])
+                for runs in shapes.values()]  # fmt: skip
     return [
-        _wsd_size(ctx, _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param))
+        _wsd_size(ctx, runs, [f"r{r.group['tokens_per_param']:g}" for r in runs])
         for arch in ctx.spec.archs
         for n in d.params
+        for runs in [_ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param)]
     ]
 
 
-def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
-    d: WsdDesign = ctx.spec.design
+def _wsd_size(ctx: Context, runs: list[PlannedRun], tags: list[str]) -> WsdSize:
+    d: WsdDesign | IsoflopDesign = ctx.spec.design
     f = d.cooldown_frac
     rule = ctx.spec.hparams[runs[0].arch]
     shortest = min(r.steps for r in runs)
     warmup = min(round(rule.warmup_frac * shortest), max(0, (shortest - 1) // 2))
     points = [branch_point(r.steps, warmup, f) for r in runs]
     last = max(points)
-    what = f"[design] wsd: the {runs[0].arch} of {runs[0].counts.params} parameters"
+    what = f"[design] {d.kind}: the {runs[0].arch} of {runs[0].counts.params} parameters"
     if last < 1:
-        raise SweepError(f"{what} has no stable phase ({shortest} steps); raise tokens_per_param")
+        raise SweepError(f"{what} has no stable phase ({shortest} steps); raise its budgets")
     if warmup > (last - 1) // 2:
         raise SweepError(
             f"{what}: its warmup ({warmup} steps) does not fit the stable run ({last} steps)"
@@ -400,12 +413,12 @@ def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
     per_token = runs[0].flops / runs[0].tokens
     stable = dataclasses.replace(
         stable, steps=last, tokens=last * tps, flops=per_token * last * tps,
-        group={"target_params": runs[0].group["target_params"], "wsd": "stable"},
+        group={k: v for k, v in runs[0].group.items() if k == "target_params"}
+        | {"wsd": "stable"},
     )  # fmt: skip
     branches = []
-    for r, p in zip(runs, points, strict=True):
-        b = _retarget(r, ctx, f"r{r.group['tokens_per_param']:g}", schedule="wsd",
-                      cooldown_frac=f, warmup=warmup, **lr)  # fmt: skip
+    for r, p, tag in zip(runs, points, tags, strict=True):
+        b = _retarget(r, ctx, tag, schedule="wsd", cooldown_frac=f, warmup=warmup, **lr)
         b.group |= {"stable_run": stable.name, "branch_step": p}
         b.seed = Seed(stable.name, (p // unit) * unit)  # the last checkpoint at or before p
         branches.append(b)

@@ -256,6 +256,14 @@ class IsoflopDesign(Design):
     )
     spread: float = setting(16.0, "the largest size of a budget is this many times the smallest")
     recentre: bool = setting(False, "centre each budget after the first on the measured optimum")
+    trunks: bool = setting(
+        False, "train each size once: a constant-LR trunk to its largest budget, and a WSD "
+        "cooldown branch at each of its budgets (design.wsd_sizes)"
+    )
+    cooldown_frac: float = setting(
+        0.2, "with trunks: a branch decays linearly to min_lr over this last fraction"
+    )
+    checkpoints: int = setting(20, "with trunks: a trunk checkpoints about this many times")
 
     def __post_init__(self):
         super().__post_init__()
@@ -268,8 +276,14 @@ class IsoflopDesign(Design):
         if not isinstance(self.sizes, int) or self.spread < 1:
             raise ConfigError("sizes must be an integer and spread >= 1")
         self.tokens_per_param, self.spread = float(self.tokens_per_param), float(self.spread)
-        if not isinstance(self.recentre, bool):
-            raise ConfigError("recentre must be true or false")
+        for name in ("recentre", "trunks"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false")
+        if self.trunks and self.recentre:
+            raise ConfigError(
+                "trunks = true plans every budget before anything trains: recentre must be false"
+            )
+        _check_branches(self)
 
 
 @dataclass
@@ -311,13 +325,18 @@ class WsdDesign(Design):
         for name in ("params", "tokens_per_param"):
             _numbers(self, name, f"wsd needs {name} = [...]")
         self.tokens_per_param.sort()
-        f = self.cooldown_frac
-        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
-            raise ConfigError(f"cooldown_frac must be a number in (0, 1), got {f!r}")
-        self.cooldown_frac = float(f)
-        k = self.checkpoints
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"checkpoints must be a positive integer, got {k!r}")
+        _check_branches(self)
+
+
+def _check_branches(d: "IsoflopDesign | WsdDesign") -> None:
+    """cooldown_frac and checkpoints of a design trained as trunks with WSD branches."""
+    f = d.cooldown_frac
+    if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+        raise ConfigError(f"cooldown_frac must be a number in (0, 1), got {f!r}")
+    d.cooldown_frac = float(f)
+    k = d.checkpoints
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"checkpoints must be a positive integer, got {k!r}")
 
 
 @dataclass
