@@ -14,6 +14,7 @@ error is against that run's noisy measured loss, as a backtest would see it.
 
     python benchmarks/ladder_design.py --draws 200
     python benchmarks/ladder_design.py --quickstart --draws 100   # issue 22's second round
+    python benchmarks/ladder_design.py --trunks --draws 500       # the third: IsoFLOP on trunks
 
 Prints one row per design: extrapolation, fit cost ratio, number of runs, and the
 median, 90th-percentile and mean signed relative error of the prediction.
@@ -195,6 +196,16 @@ def fit_predict(predictor, n, d, noisy, target, ray):
     return float(law.predict(N=nt, D=dt))
 
 
+def draw(clean, sig, trunk, true_t, dt, rng):
+    """One noisy copy of the runs (a share SHARED of each run's noise variance drawn once
+    per trunk) and of the target run's measured loss."""
+    shared = {t: rng.standard_normal() for t in set(trunk.tolist())}
+    eps = np.array([math.sqrt(SHARED) * shared[t] for t in trunk])
+    eps += math.sqrt(1 - SHARED) * rng.standard_normal(len(trunk))
+    measured = true_t * (1 + float(sigma_steps(dt)) * rng.standard_normal())
+    return clean * (1 + sig * eps), measured
+
+
 def simulate_quickstart(truth, runs, draws, rng, predictors, ray):
     """Signed relative errors per predictor over `draws` noisy copies of one ladder."""
     nt, dt = QS_TARGET
@@ -205,11 +216,7 @@ def simulate_quickstart(truth, runs, draws, rng, predictors, ray):
     clean, sig = loss(truth, n, d), sigma_steps(d)
     errors = {p: [] for p in predictors}
     for _ in range(draws):
-        shared = {t: rng.standard_normal() for t in set(trunk.tolist())}
-        eps = np.array([math.sqrt(SHARED) * shared[t] for t in trunk])
-        eps += math.sqrt(1 - SHARED) * rng.standard_normal(len(trunk))
-        noisy = clean * (1 + sig * eps)
-        measured = true_t * (1 + float(sigma_steps(dt)) * rng.standard_normal())
+        noisy, measured = draw(clean, sig, trunk, true_t, dt, rng)
         for p in predictors:
             try:
                 errors[p].append(fit_predict(p, n, d, noisy, QS_TARGET, ray) / measured - 1)
@@ -251,6 +258,91 @@ def quickstart_round(args):
                 )
 
 
+# --- the third round: IsoFLOP budgets on shared trunks, predicted by their frontier -----
+
+QS_TRUNK_DESIGNS = [  # name, {budget: widths}: the quickstart's planner's shapes
+    ("trunks 7.5e10/2.3e11/7e11 x 3 sizes (the quickstart)",
+     {7.5e10: (8, 16, 24), 2.3e11: (16, 24, 32), 7e11: (24, 32, 48)}),
+    ("trunks 7.5e10/2.3e11/7e11 x 4 sizes",
+     {7.5e10: (8, 16, 24, 32), 2.3e11: (16, 24, 32, 40), 7e11: (24, 32, 40, 48)}),
+    ("trunks 2.3e11/7e11 x 3 sizes", {2.3e11: (16, 24, 32), 7e11: (24, 32, 48)}),
+]  # fmt: skip
+
+
+def trunk_runs(budgets: dict, repeats: int = 2):
+    """IsoFLOP budgets trained as one trunk per width with a cooldown branch per budget:
+    (N, D, trunk id, budget) per branch end, the cost (each trunk to its largest budget
+    once, every other branch's 20% cooldown, `repeats` independent seed runs of the
+    lowest budget's middle size) and the largest run's C, in 6ND."""
+    runs = [(width_params(w), c / (6 * width_params(w)), w, c)
+            for c, widths in budgets.items() for w in widths]  # fmt: skip
+    cost = 0.0
+    for w in {r[2] for r in runs}:
+        cs = sorted(r[3] for r in runs if r[2] == w)
+        cost += cs[-1] + 0.2 * sum(cs[:-1])
+    low = min(budgets)
+    mid = sorted(budgets[low])[len(budgets[low]) // 2]
+    runs += [(width_params(mid), low / (6 * width_params(mid)), -1 - k, low)
+             for k in range(repeats)]  # fmt: skip
+    return runs, cost + repeats * low, max(budgets)
+
+
+def frontier_predict(n, d, c, noisy, target_c):
+    """The study's `frontier` predictor: a parabola in log N per budget, its vertex the
+    budget's optimum, a power law of C through the optima."""
+    cs = sorted(set(c.tolist()))
+    opt = []
+    for b in cs:
+        at = c == b
+        x = np.log(n[at])
+        a2, a1, a0 = np.polyfit(x, noisy[at], 2)
+        inside = a2 > 0 and x.min() <= -a1 / (2 * a2) <= x.max()
+        # as the study's parabola: its vertex, or the best run where it has none inside
+        opt.append(a0 - a1 * a1 / (4 * a2) if inside else noisy[at].min())
+    slope, icpt = np.polyfit(np.log(cs), np.log(opt), 1)
+    return float(np.exp(icpt + slope * math.log(target_c)))
+
+
+def simulate_trunks(truth, runs, draws, rng):
+    nt, dt = QS_TARGET
+    true_t = loss(truth, nt, dt)
+    fit = [r for r in runs if r[2] >= 0]  # the seed repeats feed the noise, not the fit
+    n, d = np.array([r[0] for r in fit]), np.array([r[1] for r in fit])
+    trunk, c = np.array([r[2] for r in fit]), np.array([r[3] for r in fit])
+    clean, sig = loss(truth, n, d), sigma_steps(d)
+    errors = []
+    for _ in range(draws):
+        noisy, measured = draw(clean, sig, trunk, true_t, dt, rng)
+        errors.append(frontier_predict(n, d, c, noisy, 6 * nt * dt) / measured - 1)
+    return np.array(errors)
+
+
+def trunks_round(args):
+    nt, dt = QS_TARGET
+    c_t = 6 * nt * dt
+    print("| truth | design | extrapolation | fit_cost_ratio | predictor | median abs err "
+          "| p90 abs err | mean signed |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for tname, truth in {**TRUTHS, **OURS}.items():
+        rng = np.random.default_rng(args.seed)
+        for name, budgets in QS_TRUNK_DESIGNS:
+            runs, cost, largest = trunk_runs(budgets)
+            err = simulate_trunks(truth, runs, args.draws, rng)
+            a = np.abs(err)
+            print(f"| {tname} | {name} | {c_t / largest:.1f} | {cost / c_t:.3f} | frontier | "
+                  f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | "
+                  f"{100 * np.mean(err):+.2f}% |", flush=True)  # fmt: skip
+        runs, cost, largest = ladder_runs((8, 16, 24, 32, 40), (12, 24, 48))
+        err = simulate_quickstart(truth, runs, args.draws, rng, ["ray"], 48)["ray"]
+        a = np.abs(err)
+        print(
+            f"| {tname} | ray ladder w8-40, 12/24/48 (the trial) | {c_t / largest:.1f} | "
+            f"{cost / c_t:.3f} | ray | {100 * np.median(a):.2f}% | "
+            f"{100 * np.quantile(a, 0.9):.2f}% | {100 * np.mean(err):+.2f}% |",
+            flush=True,
+        )
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=200)
@@ -269,7 +361,15 @@ def main():
         choices=QS_PREDICTORS,
         help="--quickstart: the predictors compared (chinchilla a=b is the slow one)",
     )
+    p.add_argument(
+        "--trunks",
+        action="store_true",
+        help="the third round: IsoFLOP budgets on shared trunks, predicted by their frontier",
+    )
     args = p.parse_args()
+    if args.trunks:
+        print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · {args.draws} draws")
+        return trunks_round(args)
     if args.quickstart:
         print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · {args.draws} draws")
         return quickstart_round(args)
