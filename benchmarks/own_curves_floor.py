@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/own_curves_floor.py [--train]
 
-Reads the 3000-step curves of benchmarks/results/own_curves_3000*.csv (the GPT
-averaged over its 4 seeds, the LSTM one seed; every curve from step 900, as in
+Reads the 3000-step curves of benchmarks/results/own_curves_3000*.csv (GPT
+and LSTM each averaged over 4 seeds; every curve from step 900, as in
 own_curves.md) and prints, per model, the multi-power fit of the 3 fitted
 schedules with L0 free and held at each of `--l0` values (the other six
 parameters refitted): the fit's objective, its mean |error| on the fitted
@@ -14,7 +14,11 @@ It also continues the GPT's constant-LR run (seed 0) to 9000 steps
 (`--train` trains it, ~3 min of one core; otherwise it is read from
 benchmarks/results/own_curves_9000_gpt_constant.csv) and prints how far the
 constant curve past step 3000 is from each fit's prediction: the asymptote's
-extrapolation alone, without any decay term.
+extrapolation alone, without any decay term. Last, seed 0 alone fitted twice —
+on its 3 fitted schedules as own_curves.py does, and with the constant run
+continued to 9000 steps in place of the 3000-step one — and each fit's error
+on seed 0's held-out schedules: does a fitted curve that reaches the floor
+predict the 3× cosine?
 """
 
 import argparse
@@ -36,7 +40,11 @@ from scalinglab.laws.curvelaws import MultiPower, curve_objective, predict_curve
 from scalinglab.laws.schedules import Schedule
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CURVES = [RESULTS / "own_curves_3000.csv", RESULTS / "own_curves_3000_gpt_seeds123.csv"]
+CURVES = [
+    RESULTS / "own_curves_3000.csv",
+    RESULTS / "own_curves_3000_gpt_seeds123.csv",
+    RESULTS / "own_curves_3000_lstm_seeds123.csv",
+]
 LONG = RESULTS / "own_curves_9000_gpt_constant.csv"
 START, STEPS, LONG_STEPS, WARMUP, EVAL_EVERY = 900, 3000, 9000, 150, 50
 PEAK = {"gpt": 3e-3, "lstm": 5e-3}
@@ -113,6 +121,24 @@ def main():
                 rel = 100 * (predict_curve(MultiPower(), p, ls[past], long_lr) / ll[past] - 1)
                 line += f"   | {np.mean(np.abs(rel)):.2f} [{rel[-1]:+.2f}]"
             print(line, flush=True)
+    seed0 = own_curves.read_curves(CURVES, STEPS, seeds={0})["gpt"]
+    held = [(r.run_id, r.steps >= START, r) for r in seed0 if r.held_out]
+    base = [(r.steps[r.steps >= START], r.lr_full, r.loss[r.steps >= START]) for r in seed0]
+    fitted = [b for b, r in zip(base, seed0, strict=True) if not r.held_out]
+    names = [r.run_id for r in seed0 if not r.held_out]
+    long = (ls[ls >= START], long_lr, ll[ls >= START])
+    for what, runs in (
+        ("3000-step constant", fitted),
+        (
+            "constant to 9000",
+            [long if n == "constant" else f for n, f in zip(names, fitted, strict=True)],
+        ),
+    ):
+        p, _ = fit(runs, None)
+        errs = {n: mean_error(p, r.steps[k], r.lr_full, r.loss[k]) for n, k, r in held}
+        print(f"gpt seed 0, fitted with the {what}: L0 {p['L0']:.3f} alpha {p['alpha']:.3f}  "
+              f"held-out mean {np.mean(list(errs.values())):.3f}%   "
+              + " ".join(f"{n}:{e:.2f}" for n, e in errs.items()), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
