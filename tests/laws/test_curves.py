@@ -191,6 +191,7 @@ def test_cli_curve_errors(tmp_path, capsys):
         (["--run-col", "run", "--holdout-where", "run=a"], "holds out every run"),
         (["--run-col", "run", "--holdout-where", "step~3"], "expected COL=VALUE"),
         (["--run-col", "run", "--holdout-frac", "0.2"], "--holdout-where"),
+        (["--run-col", "run", "--fix", "delta=1"], "--fix 'delta=1': expected NAME=VALUE"),
     ]:
         if "twice" not in msg:
             path.write_text("run,step,lr,loss\na,10,0.1,3.0\na,20,0.1,2.9\n")
@@ -221,6 +222,53 @@ def test_multi_power_on_luo_et_al_25m(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["settings"]["huber_delta"] is None
     assert saved["conventions"]["huber_delta"] == 0.01  # the delta the fit used
+
+
+def test_fix_holds_a_curve_law_parameter(tmp_path):
+    """--fix gamma=V: gamma stays V (its interval too), the other six are fitted and recover a
+    known law; fit.json keeps the setting, so a loaded fit predicts the same."""
+
+    def fn(lr, steps):
+        return mpl_direct(MPL_25M, lr, steps)
+
+    runs = []
+    for kind in ("cosine", "constant", "drop", "wsd"):
+        lr = schedule(kind, 4000)
+        steps = np.arange(100, 4000, 100)
+        runs.append(Run(kind, steps, lr[steps], fn(lr, steps), held_out=kind == "wsd", lr_full=lr))
+    fit = ScalingLaw("multi-power", bootstrap=20, fix=["gamma=0.641"]).fit(CurveTable(runs))
+    assert fit.params_["gamma"] == 0.641 and fit.ci_["gamma"] == [0.641, 0.641]
+    assert fit.conventions_["fixed"] == {"gamma": 0.641}
+    assert fit.backtest_["max_abs_rel_error"] < 1e-5
+    for k, v in MPL_25M.items():
+        assert fit.params_[k] == pytest.approx(v, rel=0.01 if k in ("L0", "A", "alpha") else 0.1), k
+    (tmp_path / "fit.json").write_text(json.dumps(fit.to_json()))
+    again = load_fit(tmp_path / "fit.json")
+    lr = schedule("wsd", 3000)
+    assert np.allclose(again.predict([500, 2999], lr), fit.predict([500, 2999], lr))
+    for fix, msg in [
+        (["delta=1"], "fix 'delta=1': expected NAME=VALUE with NAME one of L0, A, alpha"),
+        (["C=-1"], "fix 'C=-1': C must be > 0"),
+        (["gamma=x"], "fix 'gamma=x': 'x' is not a number"),
+    ]:
+        with pytest.raises(ConfigError, match=msg):
+            ScalingLaw("multi-power", fix=fix).fit(CurveTable(runs))
+    with pytest.raises(ConfigError, match="law lr-annealing ties no parameters"):
+        ScalingLaw("lr-annealing", tie=["alpha=beta"]).fit(CurveTable(runs))
+
+
+@pytest.mark.skipif(not MPL_CSV.is_file(), reason="../shared/scaling_data is absent")
+def test_fix_gamma_on_luo_et_al_400m(tmp_path):
+    """gamma held at 1 at 400M: 0.162% mean (0.169% free; benchmarks/results/curve_laws.md),
+    through the CLI's --fix."""
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(MPL_CSV), "--law", "multi-power", "--run-col", "schedule"]
+    argv += ["--where", "model=400M", "--holdout-where", "split=test", "--bootstrap", "0"]
+    assert main([*argv, "--fix", "gamma=1", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["params"]["gamma"] == 1.0 and saved["settings"]["fix"] == ["gamma=1"]
+    assert saved["backtest"]["mean_of_run_means"] == pytest.approx(0.001621, abs=2e-6)
+    assert saved["backtest"]["mean_of_run_maxes"] == pytest.approx(0.007205, abs=2e-6)
 
 
 def test_huber_delta_default_is_the_laws():

@@ -64,7 +64,7 @@ def add_fit_flags(p):
     g.add_argument(
         "--fix", action="append", default=None, metavar="NAME=VALUE",
         help="data-constrained: hold a parameter (A, B, E, alpha, beta, R_D, R_N) at VALUE; "
-        "repeatable",
+        "multi-power, lr-annealing: any of theirs (e.g. gamma=1); repeatable",
     )  # fmt: skip
     g.add_argument(
         "--where", action="append", default=None, metavar="COL=VALUE",

@@ -97,20 +97,24 @@ def read_constrained(path, *, n_col=None, d_col=None, u_col=None, loss_col=None,
     )
 
 
-def parse_fix(items) -> dict:
+def parse_fix(items, names=NAMES, logged=LOGGED) -> dict:
+    """{name: value} of `--fix NAME=VALUE` items for a law with parameters `names`
+    (those in `logged` must be > 0). The curve laws use it too."""
     out = {}
     for item in items or ():
         name, sep, val = str(item).partition("=")
         name = name.strip()
-        if not sep or name not in NAMES:
+        if not sep or name not in names:
             raise ConfigError(
-                f"--fix {item!r}: expected NAME=VALUE with NAME one of {', '.join(NAMES)}"
+                f"--fix {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}"
             )
         try:
             out[name] = float(val)
         except ValueError:
             raise ConfigError(f"--fix {item!r}: {val!r} is not a number") from None
-        if name in LOGGED and not out[name] > 0:
+        if not np.isfinite(out[name]):
+            raise ConfigError(f"--fix {item!r}: {name} must be finite")
+        if name in logged and not out[name] > 0:
             raise ConfigError(f"--fix {item!r}: {name} must be > 0")
     return out
 

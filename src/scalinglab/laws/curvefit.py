@@ -18,6 +18,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import warn
+from scalinglab.laws.constrained import parse_fix
 from scalinglab.laws.curvelaws import (
     CHUNK,
     CURVE_LAWS,
@@ -30,9 +31,26 @@ from scalinglab.laws.schedules import Schedule
 from scalinglab.laws.settings import huber_delta
 
 
+def held_params(law):
+    """{name: value} of `--fix NAME=VALUE` for a curve law; `--tie` is refused."""
+    s = law.settings
+    if s["tie"]:
+        raise ConfigError(f"--tie {s['tie'][0]!r}: --law {law.law} ties no parameters")
+    names = CURVE_LAWS[law.law].param_names
+    out = parse_fix(s["fix"], names, CURVE_LAWS[law.law].logged)
+    if len(out) == len(names):
+        raise ConfigError(f"--fix: every parameter of --law {law.law} is held; none is left to fit")
+    return out
+
+
 def form_of(law):
     s = law.settings
-    return make_curve_form(law.law, delta=huber_delta(law.law, s), decay_factor=s["decay_factor"])
+    return make_curve_form(
+        law.law,
+        delta=huber_delta(law.law, s),
+        decay_factor=s["decay_factor"],
+        fixed=held_params(law),
+    )
 
 
 def read_table(law, table):
@@ -85,6 +103,7 @@ def fit_curve_law(law, table) -> dict:
             "lr_fill": s["lr_fill"],
             "huber_delta": form.delta,
             "runs": len(fit_runs),
+            **({"fixed": dict(form.fixed)} if getattr(form, "fixed", None) else {}),
         },
         "data_": {"source": t.source, "sha256": t.sha256, "rows": n},
         "samples": samples,

@@ -275,11 +275,48 @@ class LRAnnealing(CurveForm):
         return pred, dpred
 
 
+class Held(CurveForm):
+    """A curve law with some parameters held at given values (`--fix NAME=VALUE`).
+
+    Fitted, bootstrapped and predicted in the free parameters only; `natural`
+    returns every parameter, the held ones at their values."""
+
+    def __init__(self, base, fixed):
+        self.base, self.fixed = base, dict(fixed)
+        self.name, self.delta, self.logged = base.name, base.delta, base.logged
+        self.param_names = tuple(k for k in base.param_names if k not in self.fixed)
+        self.exponents = tuple(k for k in base.exponents if k not in self.fixed)
+        self.keep = [i for i, k in enumerate(base.param_names) if k not in self.fixed]
+        self.held = np.array([np.log(v) if k in base.logged else v for k, v in self.fixed.items()])
+        self.held_at = [base.param_names.index(k) for k in self.fixed]
+
+    def full(self, th):
+        th = np.atleast_2d(th)
+        out = np.empty((len(th), len(self.base.param_names)))
+        out[:, self.keep] = th
+        out[:, self.held_at] = self.held
+        return out
+
+    def natural(self, th):
+        return self.base.natural(self.full(th))
+
+    def prepare(self, runs):
+        return self.base.prepare(runs)
+
+    def starts(self, ctx):
+        return np.unique(self.base.starts(ctx)[:, self.keep], axis=0)
+
+    def pred(self, ctx, th, grad=True):
+        pred, dpred = self.base.pred(ctx, self.full(th), grad)
+        return pred, (dpred[self.keep] if grad else None)
+
+
 CURVE_LAWS = {"multi-power": MultiPower, "lr-annealing": LRAnnealing}
 
 
-def make_curve_form(law, delta=1e-3, decay_factor=0.999):
-    return CURVE_LAWS[law](delta=delta, decay_factor=decay_factor)
+def make_curve_form(law, delta=1e-3, decay_factor=0.999, fixed=None):
+    form = CURVE_LAWS[law](delta=delta, decay_factor=decay_factor)
+    return Held(form, fixed) if fixed else form
 
 
 def curve_objective(form, ctx, weights=None):

@@ -92,7 +92,10 @@ class FitConfig:
     )
     fix: list = field(
         default_factory=list,
-        metadata={"help": "data-constrained: hold NAME at VALUE (NAME=VALUE); repeatable"},
+        metadata={
+            "help": "data-constrained, multi-power, lr-annealing: hold NAME at VALUE "
+            "(NAME=VALUE); repeatable"
+        },
     )
 
     def __post_init__(self):
