@@ -257,8 +257,9 @@ class IsoflopDesign(Design):
     spread: float = setting(16.0, "the largest size of a budget is this many times the smallest")
     recentre: bool = setting(False, "centre each budget after the first on the measured optimum")
     trunks: bool = setting(
-        False, "train each size once: a constant-LR trunk to its largest budget, and a WSD "
-        "cooldown branch at each of its budgets (design.wsd_sizes)"
+        False,
+        "train each size once: a constant-LR trunk to its largest budget, and a WSD "
+        "cooldown branch at each of its budgets (design.wsd_sizes)",
     )
     cooldown_frac: float = setting(
         0.2, "with trunks: a branch decays linearly to min_lr over this last fraction"
