@@ -142,6 +142,9 @@ def test_where_compares_in_memory_numbers_as_numbers():
         ({"budget_col": "budget"}, "budget_col='budget' does not apply to law 'chinchilla'"),
         ({"budgets": [1e18]}, "budgets=[1e+18] does not apply to law 'chinchilla'"),
         ({"run_cols": ["model"]}, "run_cols=['model'] does not apply to law 'chinchilla'"),
+        # a held or tied parameter the law would have ignored: refused, not fitted free
+        ({"fix": ["alpha=0.3"]}, "fix=['alpha=0.3'] does not apply to law 'chinchilla'"),
+        ({"tie": ["alpha=beta"]}, "tie=['alpha=beta'] does not apply to law 'chinchilla'"),
         (
             {"n_col": "params", "n_kind": "params_nonembed"},
             "n_kind params_nonembed does not apply with n_col 'params'",

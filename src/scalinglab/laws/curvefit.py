@@ -32,10 +32,9 @@ from scalinglab.laws.settings import huber_delta
 
 
 def held_params(law):
-    """{name: value} of `--fix NAME=VALUE` for a curve law; `--tie` is refused."""
+    """{name: value} of `--fix NAME=VALUE` for a curve law (`--tie` was refused before:
+    estimator.SETTING_LAWS)."""
     s = law.settings
-    if s["tie"]:
-        raise ConfigError(f"--tie {s['tie'][0]!r}: --law {law.law} ties no parameters")
     names = CURVE_LAWS[law.law].param_names
     out = parse_fix(s["fix"], names, CURVE_LAWS[law.law].logged)
     if len(out) == len(names):

@@ -45,6 +45,8 @@ SETTING_LAWS = {
     "n_kind": tuple(law for law in LAWS if law != "envelope"),
     "where": tuple(law for law in LAWS if law != "envelope"),
     "drop_highest": tuple(law for law in LAWS if law != "envelope"),
+    "fix": ("data-constrained", *CURVE_LAWS),  # the others would ignore them silently
+    "tie": ("data-constrained",),
 }
 
 
@@ -149,8 +151,10 @@ class ScalingLaw:
         return self
 
     def check_settings_apply(self):
-        """Raise ConfigError for a table setting (not its default) that this law cannot use."""
-        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None}
+        """Raise ConfigError for a table setting, --fix or --tie (not its default) that this
+        law cannot use."""
+        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None,
+                    "fix": [], "tie": []}  # fmt: skip
         for name, laws in SETTING_LAWS.items():
             value = self.settings[name]
             if name == "run_cols" and self.settings.get("checkpoints"):
