@@ -28,17 +28,34 @@ def test_examples_copy_is_the_builtin_spec():
     assert (ROOT / "examples" / "quickstart.toml").read_text(encoding="utf-8") == QUICKSTART_TOML
 
 
-def test_quickstart_design_meets_the_issue():
-    s = parse_study(quickstart(), "quickstart")
+def test_quickstart_design_meets_the_issue(tmp_path):
+    """The quickstart's plan reaches >= 10x beyond its largest fitted GPT run for <= 0.3x
+    the backtest's compute (issue 22), planned on a byte corpus like the built-in one
+    (the shapes and tokens depend on the vocabulary and the spec, not on the text)."""
+    from scalinglab.study.run import fit_cost, plan_study, prepare_data
+
+    d = quickstart()
+    s = parse_study(d, "quickstart")
     gpt, lstm = s.sweeps["gpt"], s.sweeps["lstm"]
-    assert len(gpt.budgets) >= 3 and max(gpt.budgets) / min(gpt.budgets) >= 10
-    assert gpt.sizes >= 4 and lstm.sizes >= 4 and len(lstm.budgets) >= 2
-    assert s.backtest.budget >= 3 * max(gpt.budgets)
-    assert s.factors == [10, 100, 1000] and s.seed_noise.seeds
+    assert gpt.trunks and len(gpt.budgets) >= 3 and max(gpt.budgets) / min(gpt.budgets) >= 9
+    assert gpt.sizes >= 3 and lstm.sizes >= 4 and len(lstm.budgets) >= 2
+    assert s.factors == [10, 100, 1000] and len(s.seed_noise.seeds) >= 2
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
     assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
-    assert len(s.seed_noise.seeds) >= 2
+    d["data"] = {"sources": [str(toy_corpus(tmp_path / "c.txt"))], "tokenizer": "byte"}
+    study = parse_study(d, "quickstart")
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    cost = fit_cost(plan.parts, "gpt")
+    assert s.backtest.budget / cost["largest"] >= 10  # extrapolation
+    assert cost["flops"] / s.backtest.budget <= 0.3  # fit_cost_ratio
+    sizes = {}
+    for p in plan.parts:
+        for r in p.runs:
+            if p.role == "sweep" and r.arch == "gpt":
+                sizes.setdefault(r.group["budget"], set()).add(r.counts.params)
+    assert all(len(v) == 3 for v in sizes.values()) and len(sizes) == 3
 
 
 def test_ladder_example_meets_the_issue():
@@ -60,8 +77,8 @@ def isoflop_study() -> dict:
 
 def test_minutes_scales_every_budget():
     s = parse_study(isoflop_study(), "quickstart").scaled(5)
-    assert s.sweeps["gpt"].budgets == [1.5e11, 5e11, 1.5e12]
-    assert s.backtest.budget == 5e12 and s.seed_noise.budget == 5e11
+    assert s.sweeps["gpt"].budgets == [3.75e10, 1.15e11, 3.5e11]
+    assert s.backtest.budget == 5e12 and s.seed_noise.budget == 3.75e10
     assert s.minutes == 5
 
 
@@ -383,6 +400,41 @@ def test_ladder_fit_cost_and_extrapolation_by_hand(tmp_path):
     big = max(plan.parts[1].runs, key=lambda r: r.counts.params * r.tokens)
     assert largest == 6.0 * big.counts.params * big.tokens
     assert big.group["tokens_per_param"] == 4 and big.counts.params > 3000
+
+
+def test_isoflop_trunks_study_plan(tmp_path):
+    """An IsoFLOP sweep with trunks = true: trunks in sweeps/gpt/stable, the budgets' runs
+    as their branches; its seed repeat is the branch it repeats trained alone (the same
+    WSD schedule, warmup and lr, another seed), the backtest a WSD run of the same
+    cooldown; fit_cost counts every trunk once."""
+    from scalinglab.study.run import backtest_train, fit_cost, plan_study, prepare_data
+
+    d = tomllib.loads(TOY.format(corpus=toy_corpus(tmp_path / "corpus.txt")))
+    d["sweeps"]["gpt"] |= {"trunks": True, "cooldown_frac": 0.25}
+    study = parse_study(d, "toy")
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    trunk, sweep, seed = plan.parts
+    assert [(p.role, p.folder) for p in plan.parts] == [
+        ("trunk", "sweeps/gpt/stable"),
+        ("sweep", "sweeps/gpt"),
+        ("seed", "seed"),
+    ]
+    assert {r.group["budget"] for r in sweep.runs} == {3e8, 1e9}
+    assert {r.seed.run for r in sweep.runs} == {t.name for t in trunk.runs}
+    assert len(trunk.runs) < len(sweep.runs)  # a shape of both budgets trains one trunk
+    (repeat,) = seed.runs
+    twin = next(r for r in sweep.runs if r.config.model == repeat.config.model
+                and r.group["budget"] == 3e8)  # fmt: skip
+    a, b = repeat.config.train, twin.config.train
+    assert (a.seed, b.seed) == (7, 1337) and repeat.tokens == twin.tokens
+    for k in ("schedule", "cooldown_frac", "warmup", "lr", "min_lr"):
+        assert getattr(a, k) == getattr(b, k), k
+    assert backtest_train(study) == {"schedule": "wsd", "cooldown_frac": 0.25}
+    cost = fit_cost(plan.parts, "gpt")
+    independent = sum(6 * r.counts.params * r.tokens for r in sweep.runs + seed.runs)
+    assert cost["flops"] < independent
+    assert cost["largest"] == max(6 * r.counts.params * r.tokens for r in sweep.runs)
 
 
 def test_data_constrained_prediction_by_hand():

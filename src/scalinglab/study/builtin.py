@@ -6,8 +6,9 @@ and edit it; the text lives here so an installed package carries it.
 
 QUICKSTART_TOML = """\
 # The quickstart scaling study: GPT and LSTM IsoFLOP sweeps on the bytes of Python's
-# standard library, fits with bootstrap intervals, a backtest predicted before it is
-# trained, and a plan for 10x-1000x the compute. About 13-20 minutes on 2 cores.
+# standard library (the GPT's trained as one trunk per size with a cooldown branch per
+# budget), fits with bootstrap intervals, a backtest 14x beyond the largest fitted run
+# predicted before it is trained, and a plan for 10x-1000x the compute.
 #
 #   scalinglab quickstart --out runs/quickstart          # this file, built in
 #   scalinglab study examples/quickstart.toml --out runs/mine --minutes 20
@@ -49,26 +50,28 @@ lr = 10
 lr_power = 0
 grad_clip = 0.25
 
-[sweeps.gpt]                    # IsoFLOP: 5 sizes per budget (fewer where widths are coarse), D = C / (6N)
-budgets = [3e11, 1e12, 3e12]
-sizes = 5
-tokens_per_param = 70           # the centre; measured here, the optima sat at ~50-90
-spread = 5                      # the largest size is 5x the smallest
+[sweeps.gpt]                    # IsoFLOP: 3 sizes per budget, D = C / (6N), on shared trunks
+budgets = [7.5e10, 2.3e11, 7e11]
+sizes = 3
+tokens_per_param = 65           # the centre; measured here, the optima sat at ~50-90
+spread = 3.5                    # the largest size of a budget is 3.5x the smallest
+trunks = true                   # per size one constant-lr trunk, a WSD cooldown branch per budget
+cooldown_frac = 0.2
 
-[sweeps.lstm]
-budgets = [3e11, 1e12]
+[sweeps.lstm]                   # at these budgets the LSTM's optima sat at ~45-60 tokens/param
+budgets = [1e11, 3e11]
 sizes = 4
-tokens_per_param = 100
+tokens_per_param = 40
 spread = 4
 
 [backtest]
 arch = "gpt"
-budget = 1e13                   # 3.3x the largest GPT budget: an extrapolation
+budget = 1e13                   # 14x the largest GPT budget; the GPT runs cost 0.28x it
 predictor = "frontier"          # L(C) through the IsoFLOP optima; "chinchilla": L(N, D) at the run's N, D
 
 [seed_noise]
 arch = "gpt"
-budget = 1e12                   # the sweep point nearest the centre, repeated with these seeds
+budget = 7.5e10                 # the sweep point nearest the centre, repeated with these seeds
 seeds = [1, 2]                  # one run is one draw: measured here, ~1% apart
 
 [plan]
