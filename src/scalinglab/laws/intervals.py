@@ -44,7 +44,7 @@ from scalinglab.errors import ConfigError, FitError
 
 KINDS = ("confidence", "prediction")
 LEVELS = (0.8, 0.95)
-CAL_FRACS = (0.5, 0.65, 0.8)  # shares of the fit's rows below the calibration thresholds
+CAL_FRACS = (0.5, 0.6, 0.7, 0.8, 0.9)  # shares of the fit's rows below the calibration thresholds
 CAL_BOOTSTRAP = 200  # bootstrap resamples of each calibration fit (at most)
 # A calibrated interval is the raw one times max(FLOOR, q (1 + d/d0)^GROWTH_POWER)
 # (benchmarks/results/coverage.md: how these were chosen).
