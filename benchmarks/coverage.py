@@ -29,7 +29,6 @@ from scalinglab.laws.backtest import (
     LEVELS,
     TRAIN_FRACS,
     auto_candidates,
-    choose_law,
     fit_subset,
     pick,
     predict_rows,
@@ -94,12 +93,33 @@ def auto_study(t, opts):
     inner = {}
     for thr in thresholds:
         train = t.subset(~held_out(t, "C", thr))
-        try:
-            _, rows = choose_law(train, by="C", fracs=TRAIN_FRACS, settings=opts)
-        except FitError:
-            continue
-        inner[f"{thr:.6g}"] = rows
+        rows = inner_rows(train, point)
+        if pick(rows) is not None:
+            inner[f"{thr:.6g}"] = rows
     return {"outer": outer, "inner": inner}
+
+
+def inner_rows(train, point):
+    """`choose_law`'s table of candidates on these training rows, each row with its
+    per-threshold errors too ("per": [[threshold, mean |rel err|, n], ...]), which the
+    selection rules other than `pick` read."""
+    rows = []
+    for law in auto_candidates(train):
+        try:
+            r = rolling_backtest(law, train, by="C", fracs=TRAIN_FRACS, settings=point)
+        except FitError as exc:
+            rows.append({"law": law, "error": str(exc)})
+            continue
+        o = r["overall"]
+        rows.append(
+            {
+                "law": law,
+                "n": o["n"],
+                "mean_abs_rel_error": o["mean_abs_rel_error"],
+                "per": [[x["threshold"], x["mean_abs_rel_error"], x["n"]] for x in r["thresholds"]],
+            }
+        )
+    return rows
 
 
 def rule_error(study, margin):
@@ -229,14 +249,15 @@ def dump_synthetic(k, bootstrap, path, sigma=0.01):
             print(f"synthetic: {i + 1} tables, {time.process_time() - t0:.0f} s CPU", flush=True)
 
 
-# (growth power, floor) of the calibrations compared by --score: the rule before this
-# record (linear, may narrow), the rule now (intervals.GROWTH_POWER, FLOOR) and neighbours.
+# (growth power, floor) of the calibrations compared by --score: the rule of 2026-12-01
+# (linear, may narrow), that of 2026-12-02 (square, never narrower than the raw), the rule
+# now (floor "z": FLOOR unless the calibration backtest shows the raw interval too wide,
+# intervals.narrowing_floors) and neighbours.
 RULES = {
     "old (1, none)": (1.0, 0.0),
-    "lin floor (1, 1)": (1.0, 1.0),
     "sq (2, none)": (2.0, 0.0),
-    "sq floor 0.8 (2, 0.8)": (2.0, 0.8),
-    "NOW (2, 1)": (intervals.GROWTH_POWER, intervals.FLOOR),
+    "sq floor (2, 1)": (2.0, 1.0),
+    "NOW (2, 1 or 0)": (intervals.GROWTH_POWER, "z"),
     "cube floor (3, 1)": (3.0, 1.0),
 }
 
@@ -245,7 +266,7 @@ def fold_inside(fold, lv, power, floor):
     """Booleans: each held-out run of a dumped fold inside its calibrated interval at
     level lv under the rule max(floor, q (1 + d/d0)^power), q and d0 from the fold's own
     calibration backtest exactly as intervals.calibrate computes them (power None: the raw
-    interval)."""
+    interval; floor "z": intervals.narrowing_floors of that backtest)."""
     e = np.array(fold["logL"]) - np.array(fold["logpred"])
     up = np.array(fold[f"hi{lv:g}"]) - np.array(fold["logpred"])
     down = np.array(fold["logpred"]) - np.array(fold[f"lo{lv:g}"])
@@ -257,6 +278,8 @@ def fold_inside(fold, lv, power, floor):
     d0 = float(np.median(di[di > 0])) if np.any(di > 0) else 0.0
     if d0 > 0:
         q = intervals.conformal_factors({lv: s / (1 + di / d0) ** power}, floor=0.0)[lv]
+        if floor == "z":
+            floor = intervals.narrowing_floors({lv: s})[lv]
         f = np.maximum(floor, q * (1 + d / d0) ** power)
     else:
         f = intervals.conformal_factors({lv: s})[lv]

@@ -28,7 +28,8 @@ def test_synthetic_prediction_intervals_cover_at_their_level():
 def test_calibrated_intervals_cover_at_their_level_when_the_law_is_right():
     # the calibration must not widen (or narrow) much where the law is true: 25 synthetic
     # tables of a log-linear power law in C (fast fits), each fitted with its own
-    # calibration by C, 20 new runs 1.1-3.2x beyond each; measured 82.2% / 94.2%
+    # calibration by C, 20 new runs 1.1-3.2x beyond each; measured 80.6% / 95.2% (with three
+    # calibration thresholds: 82.2% / 94.2%; allowed to narrow without evidence: 70.8% / 87.4%)
     cov, n = synthetic_coverage(
         "power-c", 25, bootstrap=30, calibrate="C", floor=False, new_runs=20
     )
@@ -98,8 +99,29 @@ def test_calibrated_interval_grows_with_the_distance_of_extrapolation():
     law.calibration_.update(power=2.0, floor=1.0, factors={"0.8": 0.5})
     _, lo, hi = law.predict(C=new, return_ci=True, kind="prediction", level=0.8)
     np.testing.assert_allclose(np.log(hi / pred) / np.log(rhi / pred), [1.0, 1.0, 4.5])
+    # a raw interval its calibration backtest found too wide (floor 0 at 80%): narrowed
+    law.calibration_.update(floors={"0.8": 0.0, "0.95": 1.0})
+    _, lo, hi = law.predict(C=new, return_ci=True, kind="prediction", level=0.8)
+    np.testing.assert_allclose(np.log(hi / pred) / np.log(rhi / pred), [0.5, 0.5, 4.5])
     with pytest.raises(Exception, match="give C"):
         interval(law, pred, None, "prediction", 0.8)
+
+
+def test_the_calibration_narrows_only_an_interval_shown_too_wide():
+    from scalinglab.laws.intervals import narrowing_floors
+
+    def scores(inside, n=100):  # `inside` of n runs inside the raw interval (score <= 1)
+        return np.r_[np.full(inside, 0.5), np.full(n - inside, 2.0)]
+
+    # 80%, 100 runs: one standard error is 4 points; narrowing needs more than 88 inside
+    assert narrowing_floors({0.8: scores(87)})[0.8] == 1.0
+    assert narrowing_floors({0.8: scores(89)})[0.8] == 0.0
+    # 95%, 100 runs: 2 s.e. = 4.36 points, so even 99 inside is not enough
+    assert narrowing_floors({0.95: scores(99)})[0.95] == 1.0
+    assert narrowing_floors({0.95: scores(100)})[0.95] == 0.0
+    # 20 runs (a small table's backtest): 80% needs more than 97.9% inside, i.e. all
+    assert narrowing_floors({0.8: scores(19, n=20)})[0.8] == 1.0
+    assert narrowing_floors({0.8: scores(20, n=20)})[0.8] == 0.0
 
 
 def test_calibration_on_the_fits_own_rows_covers_epoch_by_compute():
@@ -112,11 +134,12 @@ def test_calibration_on_the_fits_own_rows_covers_epoch_by_compute():
     o = r["overall"]
     assert o["n"] == 120 + 72 + 24
     raw, cal = o["coverage"], o["calibrated_coverage"]
-    # noise alone: far too narrow; calibrated on the rows below each threshold, growing
-    # with the square of the distance: near 95% and 80% (linear growth: 94.4%, 75.5%)
+    # noise alone: far too narrow; calibrated on the rows below each threshold (five
+    # calibration thresholds), growing with the square of the distance: near 95% and 80%
+    # (three thresholds: 95.8%, 82.4%; linear growth: 94.4%, 75.5%)
     assert raw["0.95"] < 0.75
-    assert cal["0.95"] == pytest.approx(0.958, abs=0.01)  # 207 of 216
-    assert cal["0.8"] == pytest.approx(0.824, abs=0.01)  # 178 of 216
+    assert cal["0.95"] == pytest.approx(0.968, abs=0.01)  # 209 of 216
+    assert cal["0.8"] == pytest.approx(0.884, abs=0.01)  # 191 of 216
 
 
 def test_auto_is_chosen_inside_each_training_part():
@@ -150,6 +173,12 @@ def test_auto_keeps_chinchilla_unless_another_law_wins_by_the_margin():
     failed = [{"law": "chinchilla", "error": "no fit"}, *rows(kaplan=0.02, power_c=0.03)]
     assert pick(failed) == "kaplan"
     assert pick([{"law": "chinchilla", "error": "no fit"}]) is None
+    # where data repeats (data-constrained is a candidate), it is the law kept
+    assert pick(rows(chinchilla=0.010, data_constrained=0.012)) == "data-constrained"
+    assert pick(rows(chinchilla=0.010, data_constrained=0.030)) == "chinchilla"
+    assert pick(rows(chinchilla=0.010, data_constrained=0.012), prefer="chinchilla") == (
+        "chinchilla"
+    )
 
 
 def test_epoch_backtest_by_compute():
@@ -183,7 +212,7 @@ def test_backtest_cli_auto_prints_and_saves_the_candidates(tmp_path, capsys):
     assert set(laws) == {"chinchilla", "kaplan", "power-c", "nd-interaction"}  # no U column
     chosen = next(r for r in saved["auto"] if r["chosen"])
     assert chosen["law"] == pick(saved["auto"]) == saved["chosen"]
-    assert "chinchilla unless another law's error is lower by more than" in text
+    assert "chinchilla (data-constrained where data repeats) unless another law's" in text
     # the backtest of auto is nested: a law chosen at each threshold, on its rows only
     assert saved["law"] == "auto"
     assert all(r["law"] in laws for r in saved["thresholds"])

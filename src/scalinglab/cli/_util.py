@@ -45,11 +45,12 @@ def writes_to(path: str | os.PathLike):
 
 def render_auto(rows) -> str:
     """--law auto's table of candidates."""
-    from scalinglab.laws.backtest import AUTO_MARGIN, AUTO_PREFER
+    from scalinglab.laws.backtest import AUTO_MARGIN, AUTO_PREFER, AUTO_PREFER_REPEATS
 
     lines = [
         "--law auto: candidates by leave-larger-out error (point fits); the rule: "
-        f"{AUTO_PREFER} unless another law's error is lower by more than {AUTO_MARGIN:.0%}",
+        f"{AUTO_PREFER} ({AUTO_PREFER_REPEATS} where data repeats) unless another law's "
+        f"error is lower by more than {AUTO_MARGIN:.0%}",
         "",
     ]
     head = f"{'law':<18}{'points':>8}{'mean |rel err|':>16}{'max':>9}{'bias':>9}"

@@ -29,8 +29,8 @@ def register(sub):
         "--law",
         choices=(*BACKTEST_LAWS, *TASK_LAWS, "auto"),
         default="chinchilla",
-        help="law to backtest, or auto: the candidate with the lowest backtest error "
-        "(default chinchilla); task-sigmoid and task-power backtest a task metric "
+        help="law to backtest, or auto: chosen by the candidates' backtest errors "
+        "(docs/laws.md, Backtests; default chinchilla); task-sigmoid and task-power backtest a task metric "
         "(--metric-col; docs/tasks.md)",
     )
     p.add_argument("--by", choices=BY, default="C", help="hold out the runs larger in (default C)")

@@ -42,9 +42,11 @@ BACKTEST_LAWS = (
 )  # fmt: skip
 # `--law auto`: the candidates, in the order a tie is broken.
 AUTO_LAWS = ("chinchilla", "kaplan", "power-c", "data-constrained", "nd-interaction")
-# `--law auto` keeps AUTO_PREFER unless another candidate's backtest error is lower by more
-# than AUTO_MARGIN of it (benchmarks/results/coverage.md: why).
+# `--law auto` keeps AUTO_PREFER (AUTO_PREFER_REPEATS where data repeats: it is then a
+# candidate) unless another candidate's backtest error is lower by more than AUTO_MARGIN of
+# it (benchmarks/results/coverage.md: why).
 AUTO_PREFER = "chinchilla"
+AUTO_PREFER_REPEATS = "data-constrained"
 AUTO_MARGIN = 0.6
 
 
@@ -309,13 +311,18 @@ def auto_candidates(t):
     return out
 
 
-def pick(rows, margin=AUTO_MARGIN, prefer=AUTO_PREFER):
+def pick(rows, margin=AUTO_MARGIN, prefer=None):
     """The law `--law auto` chooses from its table of candidates: `prefer` unless another
     candidate's backtest error is below (1 - margin) times prefer's (then the lowest);
-    the lowest where prefer could not be backtested."""
+    the lowest where prefer could not be backtested. `prefer` None: data-constrained where
+    it was backtested (a candidate only where data repeats; it is chinchilla with a
+    penalty for repeated tokens), else chinchilla."""
     scored = [r for r in rows if "mean_abs_rel_error" in r]
     if not scored:
         return None
+    if prefer is None:
+        repeats = any(r["law"] == AUTO_PREFER_REPEATS for r in scored)
+        prefer = AUTO_PREFER_REPEATS if repeats else AUTO_PREFER
     best = min(scored, key=lambda r: r["mean_abs_rel_error"])
     base = next((r for r in scored if r["law"] == prefer), None)
     if base is not None and best["mean_abs_rel_error"] >= (1 - margin) * base["mean_abs_rel_error"]:
@@ -325,9 +332,9 @@ def pick(rows, margin=AUTO_MARGIN, prefer=AUTO_PREFER):
 
 def choose_law(t, *, by="C", fracs=None, settings=None, margin=AUTO_MARGIN):
     """`--law auto`: from the mean |relative error| of a point-fit (no bootstrap)
-    leave-larger-out backtest of each candidate, `pick`: chinchilla unless another law's
-    error is lower by more than `margin` (a share of chinchilla's). Returns (law, table
-    of candidates)."""
+    leave-larger-out backtest of each candidate, `pick`: chinchilla (data-constrained
+    where data repeats) unless another law's error is lower by more than `margin` (a share
+    of that law's). Returns (law, table of candidates)."""
     point = {**(settings or {}), "bootstrap": 0, "calibrate": "none"}
     rows = []
     for law in auto_candidates(t):

@@ -20,10 +20,14 @@
   fitted x (C, N or D: the `calibrate` setting) it lies and d0 the median such
   distance in the calibration backtest; the factor q per level is the conformal
   quantile of the scores. A calibrated interval is the raw one scaled about the
-  point prediction, in log space, by max(1, q·(1 + d/d0)^2): never narrower than
-  the raw interval (where the law is right, a q below 1 is chance), and growing
-  with the square of the log-distance of extrapolation (a fit matches the level
-  and slope at the edge of its data; a wrong curvature's error grows as d^2).
+  point prediction, in log space, by max(floor, q·(1 + d/d0)^2), growing with the
+  square of the log-distance of extrapolation (a fit matches the level and slope
+  at the edge of its data; a wrong curvature's error grows as d^2). The floor is 1
+  (never narrower than the raw interval: where the law is right, a q below 1 is
+  chance) unless the raw interval held more of the calibration backtest's runs
+  than the level by more than NARROW_Z binomial standard errors: then it is 0 and
+  the calibration may narrow the raw interval (it is too wide: residuals larger
+  than the scatter of the larger runs). Fits saved before "floors" have floor 1.
   Fits saved before `power` and `floor` were stored grow linearly and may narrow
   (q·(1 + d/d0)); fits saved before d0 existed carry factors only (never below 1,
   no growth). Both are applied as they were.
@@ -40,12 +44,16 @@ from scalinglab.errors import ConfigError, FitError
 
 KINDS = ("confidence", "prediction")
 LEVELS = (0.8, 0.95)
-CAL_FRACS = (0.5, 0.65, 0.8)  # shares of the fit's rows below the calibration thresholds
+CAL_FRACS = (0.5, 0.6, 0.7, 0.8, 0.9)  # shares of the fit's rows below the calibration thresholds
 CAL_BOOTSTRAP = 200  # bootstrap resamples of each calibration fit (at most)
 # A calibrated interval is the raw one times max(FLOOR, q (1 + d/d0)^GROWTH_POWER)
 # (benchmarks/results/coverage.md: how these were chosen).
 GROWTH_POWER = 2.0
 FLOOR = 1.0
+# ... where the floor at a level is 0 instead (the calibration may narrow the raw interval)
+# when the raw interval held more of the calibration backtest's runs than the level by
+# more than NARROW_Z binomial standard errors, sqrt(level (1 - level) / n).
+NARROW_Z = 2.0
 POOL = 1001  # the noise is stored as this many quantiles of the scaled residuals
 PREDICTION_DRAWS = 4000  # at least this many (parameter draw, noise draw) pairs
 
@@ -94,14 +102,37 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
     return out
 
 
+def nearest(by_level: dict, level):
+    """The value of {"0.8": v, ...} at the stored level nearest `level`."""
+    levels = np.array([float(k) for k in by_level])
+    return list(by_level.values())[int(np.argmin(np.abs(levels - level)))]
+
+
 def factor(law, level) -> float:
     """The calibration factor q of `law` at `level` (1 without a calibration)."""
     cal = getattr(law, "calibration_", None) or {}
     factors = cal.get("factors") or {}
-    if not factors:
-        return 1.0
-    levels = np.array([float(k) for k in factors])
-    return float(list(factors.values())[int(np.argmin(np.abs(levels - level)))])
+    return float(nearest(factors, level)) if factors else 1.0
+
+
+def floor_of(cal, level) -> float:
+    """The smallest scaling of the raw interval a calibration allows at `level`: its
+    per-level "floors" (NARROW_Z), else its "floor" (0 in fits saved before it existed)."""
+    floors = cal.get("floors")
+    return float(nearest(floors, level)) if floors else cal.get("floor", 0.0)
+
+
+def narrowing_floors(scores_by_level: dict, z=NARROW_Z, floor=FLOOR) -> dict:
+    """{level: floor}: 0 where the raw intervals held more of the scored runs (score <= 1)
+    than the level by more than z binomial standard errors (they are too wide: the
+    calibration may narrow them), else `floor`."""
+    out = {}
+    for level, scores in scores_by_level.items():
+        s = np.asarray(scores, dtype=float)
+        s = s[np.isfinite(s)]
+        wide = s.size > 0 and np.mean(s <= 1) - level > z * math.sqrt(level * (1 - level) / s.size)
+        out[level] = 0.0 if wide else float(floor)
+    return out
 
 
 def growth(cal, x):
@@ -160,7 +191,7 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
             lo[j], hi[j] = np.percentile(col + eps, [q, 100 - q])
     cal = getattr(law, "calibration_", None)
     if calibrate and kind == "prediction" and cal and cal.get("factors"):
-        f = np.maximum(factor(law, level) * growth(cal, x), cal.get("floor", 0.0))
+        f = np.maximum(factor(law, level) * growth(cal, x), floor_of(cal, level))
         lo, hi = logp - f * (logp - lo), logp + f * (hi - logp)
     return np.exp(lo), np.exp(hi)
 
@@ -277,13 +308,17 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
         scale = (1.0 + d / d0) ** GROWTH_POWER
         pooled = {lv: bt["scores"][lv] / scale for lv in levels}
         factors = conformal_factors(pooled, floor=0.0)
+        floors = narrowing_floors(bt["scores"])
     else:  # nothing held out lay beyond its fit (ties): a widening, without growth
         factors = conformal_factors(bt["scores"])
+        floors = {lv: FLOOR for lv in levels}
     return {
         **out,
         "d0": d0,
         "power": GROWTH_POWER,
         "floor": FLOOR,
+        "floors": {f"{lv:g}": f for lv, f in floors.items()},
+        "narrow_z": NARROW_Z,
         "points": len(d),
         "factors": {f"{lv:g}": f for lv, f in factors.items()},
     }
