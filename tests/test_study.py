@@ -143,12 +143,12 @@ def test_predictor_defaults_to_the_sweeps_own():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"backtest": {"budget": 5e12}}, "at least 3x the largest budget"),
+        ({"backtest": {"budget": 1.5e12}}, "at least 3x the largest budget"),
         ({"sweeps": {"gpt": {"budgets": [1e12]}}}, "at least 2 FLOP budgets"),
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "size": 4}}}, "unknown key(s) size"),
         ({"bogus": 1}, "unknown key(s) bogus"),
         ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor must be one of"),
-        ({"seed_noise": {"budget": 7e11}}, "one of the budgets"),
+        ({"seed_noise": {"budget": 1e12}}, "one of the budgets"),
         # every table goes through the config mechanism: unknown keys named with the known
         ({"backtest": {"budget": 1e13, "colour": 1}}, "[backtest]: unknown key(s) colour (known:"),
         ({"plan": {"factors": [10], "when": 1}}, "[plan]: unknown key(s) when (known: factors)"),
@@ -302,11 +302,11 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     from scalinglab.cli import main
 
     bad = tmp_path / "s.toml"
-    bad.write_text(QUICKSTART_TOML.replace("budget = 1e13 ", "budget = 4e12 "))
+    bad.write_text(QUICKSTART_TOML.replace("budget = 1e13 ", "budget = 1.5e12 "))
     assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
-    assert "s.toml [backtest]: budget 4e+12 must be at least 3x" in err
+    assert "s.toml [backtest]: budget 1.5e+12 must be at least 3x" in err
     ladder_toml = (ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8")
     assert "budget = 2.65e13 " in ladder_toml
     bad.write_text(ladder_toml.replace("budget = 2.65e13 ", "budget = 1e12 "))
