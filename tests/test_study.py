@@ -43,6 +43,7 @@ def test_quickstart_design_meets_the_issue(tmp_path):
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
     assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
+    assert s.tasks.names == ["next-line", "recall"]  # the two the sweep says are predictable
     d["data"] = {"sources": [str(toy_corpus(tmp_path / "c.txt"))], "tokenizer": "byte"}
     study = parse_study(d, "quickstart")
     shards, name = prepare_data(study, tmp_path / "cache")

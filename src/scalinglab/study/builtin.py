@@ -74,6 +74,9 @@ arch = "gpt"
 budget = 7.5e10                 # the sweep point nearest the centre, repeated with these seeds
 seeds = [1, 2]                  # one run is one draw: measured here, ~1% apart
 
+[tasks]                         # built-in tasks scored on every run; the backtest's accuracy predicted
+names = ["next-line", "recall"] # the two the sweep alone says are predictable (docs/tasks.md)
+
 [plan]
 factors = [10, 100, 1000]       # multiples of the largest GPT budget
 
