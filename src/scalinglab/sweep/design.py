@@ -372,17 +372,22 @@ def wsd_sizes(ctx: Context) -> list[WsdSize]:
             for r in isoflop_budget(ctx, k, d.tokens_per_param):
                 m = r.config.model
                 shapes.setdefault((r.arch, m.n_layer, m.n_embd, m.n_head), []).append(r)
-        return [_wsd_size(ctx, runs, [f"c{sci(r.group['budget'])}" for r in runs])
-                for runs in shapes.values()]  # fmt: skip
+        return [_wsd_size(ctx, runs) for runs in shapes.values()]
     return [
-        _wsd_size(ctx, runs, [f"r{r.group['tokens_per_param']:g}" for r in runs])
+        _wsd_size(ctx, _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param))
         for arch in ctx.spec.archs
         for n in d.params
-        for runs in [_ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param)]
     ]
 
 
-def _wsd_size(ctx: Context, runs: list[PlannedRun], tags: list[str]) -> WsdSize:
+def _branch_tag(group: dict) -> str:
+    """A branch's name tag, as its design names the run: its budget C or its ratio D/N."""
+    if "budget" in group:
+        return f"c{sci(group['budget'])}"
+    return f"r{group['tokens_per_param']:g}"
+
+
+def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
     d: WsdDesign | IsoflopDesign = ctx.spec.design
     f = d.cooldown_frac
     rule = ctx.spec.hparams[runs[0].arch]
@@ -417,8 +422,9 @@ def _wsd_size(ctx: Context, runs: list[PlannedRun], tags: list[str]) -> WsdSize:
         | {"wsd": "stable"},
     )  # fmt: skip
     branches = []
-    for r, p, tag in zip(runs, points, tags, strict=True):
-        b = _retarget(r, ctx, tag, schedule="wsd", cooldown_frac=f, warmup=warmup, **lr)
+    for r, p in zip(runs, points, strict=True):
+        b = _retarget(r, ctx, _branch_tag(r.group), schedule="wsd", cooldown_frac=f,
+                      warmup=warmup, **lr)  # fmt: skip
         b.group |= {"stable_run": stable.name, "branch_step": p}
         b.seed = Seed(stable.name, (p // unit) * unit)  # the last checkpoint at or before p
         branches.append(b)
