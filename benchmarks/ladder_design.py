@@ -15,6 +15,7 @@ error is against that run's noisy measured loss, as a backtest would see it.
     python benchmarks/ladder_design.py --draws 200
     python benchmarks/ladder_design.py --quickstart --draws 100   # issue 22's second round
     python benchmarks/ladder_design.py --trunks --draws 500       # the third: IsoFLOP on trunks
+    python benchmarks/ladder_design.py --ladder-toml --draws 500  # the fourth: ladder.toml
 
 Prints one row per design: extrapolation, fit cost ratio, number of runs, and the
 median, 90th-percentile and mean signed relative error of the prediction.
@@ -303,8 +304,8 @@ def frontier_predict(n, d, c, noisy, target_c):
     return float(np.exp(icpt + slope * math.log(target_c)))
 
 
-def simulate_trunks(truth, runs, draws, rng):
-    nt, dt = QS_TARGET
+def simulate_trunks(truth, runs, draws, rng, target=QS_TARGET):
+    nt, dt = target
     true_t = loss(truth, nt, dt)
     fit = [r for r in runs if r[2] >= 0]  # the seed repeats feed the noise, not the fit
     n, d = np.array([r[0] for r in fit]), np.array([r[1] for r in fit])
@@ -343,6 +344,41 @@ def trunks_round(args):
         )
 
 
+# --- the fourth round: examples/ladder.toml, >= 30x out for <= 0.1 of the run ----------
+
+LADDER_TOML_DESIGNS = [  # name, {budget: widths}, the backtest's C
+    ("the quickstart's budgets x 3 sizes, run 3e13",
+     {7.5e10: (8, 16, 24), 2.3e11: (16, 24, 32), 7e11: (24, 32, 48)}, 3e13),
+    ("the quickstart's budgets x 4 sizes, run 4e13",
+     {7.5e10: (8, 16, 24, 32), 2.3e11: (16, 24, 32, 40), 7e11: (24, 32, 40, 48)}, 4e13),
+    ("4 budgets 7.5e10-7e11 (x2.1) x 3 sizes, run 3.5e13",
+     {7.5e10: (8, 16, 24), 1.6e11: (16, 24, 32), 3.4e11: (16, 24, 32), 7e11: (24, 32, 48)},
+     3.5e13),
+    ("1e11/3e11/9e11 x 3 sizes, run 4e13",
+     {1e11: (8, 16, 24), 3e11: (16, 24, 32), 9e11: (24, 40, 48)}, 4e13),
+    ("2.3e11/7e11 x 4 sizes, run 3e13",
+     {2.3e11: (16, 24, 32, 40), 7e11: (24, 32, 40, 48)}, 3e13),
+]  # fmt: skip
+
+
+def ladder_toml_round(args):
+    """Candidates for examples/ladder.toml: each predicts a compute-optimal run (48 tokens
+    per parameter, as the quickstart's) >= 30x beyond its largest budget for <= 0.1 of it."""
+    print("| truth | design | extrapolation | fit_cost_ratio | predictor | median abs err "
+          "| p90 abs err | mean signed |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for tname, truth in {**TRUTHS, **OURS}.items():
+        rng = np.random.default_rng(args.seed)
+        for name, budgets, c_t in LADDER_TOML_DESIGNS:
+            n_t = math.sqrt(c_t / (6 * 48))
+            runs, cost, largest = trunk_runs(budgets)
+            err = simulate_trunks(truth, runs, args.draws, rng, (n_t, 48 * n_t))
+            a = np.abs(err)
+            print(f"| {tname} | {name} | {c_t / largest:.1f} | {cost / c_t:.3f} | frontier | "
+                  f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | "
+                  f"{100 * np.mean(err):+.2f}% |", flush=True)  # fmt: skip
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=200)
@@ -366,7 +402,15 @@ def main():
         action="store_true",
         help="the third round: IsoFLOP budgets on shared trunks, predicted by their frontier",
     )
+    p.add_argument(
+        "--ladder-toml",
+        action="store_true",
+        help="the fourth round: examples/ladder.toml's candidates (>= 30x, <= 0.1)",
+    )
     args = p.parse_args()
+    if args.ladder_toml:
+        print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · {args.draws} draws")
+        return ladder_toml_round(args)
     if args.trunks:
         print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · {args.draws} draws")
         return trunks_round(args)
