@@ -20,20 +20,30 @@ def quickstart() -> dict:
 
 
 def ladder() -> dict:
-    """examples/ladder.toml: a WSD ladder study (issue 22)."""
-    return tomllib.loads((ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8"))
+    """examples/wsd_ladder.toml: a WSD ladder study (the `kind = "wsd"` example)."""
+    return tomllib.loads((ROOT / "examples" / "wsd_ladder.toml").read_text(encoding="utf-8"))
 
 
 def test_examples_copy_is_the_builtin_spec():
     assert (ROOT / "examples" / "quickstart.toml").read_text(encoding="utf-8") == QUICKSTART_TOML
 
 
+def plan_on_a_byte_corpus(d: dict, tmp_path):
+    """The plan of study spec `d` and its GPT fits' cost, on a small byte corpus in place
+    of the built-in one."""
+    from scalinglab.study.run import fit_cost, plan_study, prepare_data
+
+    d = {**d, "data": {"sources": [str(toy_corpus(tmp_path / "c.txt"))], "tokenizer": "byte"}}
+    study = parse_study(d, d["name"])
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    return plan, fit_cost(plan.parts, "gpt")
+
+
 def test_quickstart_design_meets_the_issue(tmp_path):
     """The quickstart's plan reaches >= 10x beyond its largest fitted GPT run for <= 0.3x
     the backtest's compute (issue 22), planned on a byte corpus like the built-in one
     (the shapes and tokens depend on the vocabulary and the spec, not on the text)."""
-    from scalinglab.study.run import fit_cost, plan_study, prepare_data
-
     d = quickstart()
     s = parse_study(d, "quickstart")
     gpt, lstm = s.sweeps["gpt"], s.sweeps["lstm"]
@@ -44,11 +54,7 @@ def test_quickstart_design_meets_the_issue(tmp_path):
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
     assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
     assert s.tasks.names == ["next-line", "recall"]  # the two the sweep says are predictable
-    d["data"] = {"sources": [str(toy_corpus(tmp_path / "c.txt"))], "tokenizer": "byte"}
-    study = parse_study(d, "quickstart")
-    shards, name = prepare_data(study, tmp_path / "cache")
-    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
-    cost = fit_cost(plan.parts, "gpt")
+    plan, cost = plan_on_a_byte_corpus(d, tmp_path)
     assert s.backtest.budget / cost["largest"] >= 10  # extrapolation
     assert cost["flops"] / s.backtest.budget <= 0.3  # fit_cost_ratio
     sizes = {}
@@ -59,7 +65,22 @@ def test_quickstart_design_meets_the_issue(tmp_path):
     assert all(len(v) == 3 for v in sizes.values()) and len(sizes) == 3
 
 
-def test_ladder_example_meets_the_issue():
+def test_ladder_example_meets_the_issue(tmp_path):
+    """examples/ladder.toml, the longer study, plans >= 30x beyond its largest fitted run
+    for <= 0.1x the backtest's compute (issue 22), planned on a byte corpus like the
+    built-in one."""
+    d = tomllib.loads((ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8"))
+    s = parse_study(d, "ladder")
+    gpt = s.sweeps["gpt"]
+    assert gpt.trunks and len(gpt.budgets) >= 3 and s.backtest.predictor == "frontier"
+    assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
+    assert set(s.sweeps) == {"gpt"} and len(s.seed_noise.seeds) >= 2
+    _, cost = plan_on_a_byte_corpus(d, tmp_path)
+    assert s.backtest.budget / cost["largest"] >= 30  # extrapolation
+    assert cost["flops"] / s.backtest.budget <= 0.1  # fit_cost_ratio
+
+
+def test_wsd_ladder_example_is_a_decade_ladder():
     s = parse_study(ladder(), "ladder")
     gpt = s.sweeps["gpt"]
     assert gpt.kind == "wsd" and len(gpt.params) >= 5 and len(gpt.tokens_per_param) >= 3
@@ -308,7 +329,7 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "s.toml [backtest]: budget 1.5e+12 must be at least 3x" in err
-    ladder_toml = (ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8")
+    ladder_toml = (ROOT / "examples" / "wsd_ladder.toml").read_text(encoding="utf-8")
     assert "budget = 2.65e13 " in ladder_toml
     bad.write_text(ladder_toml.replace("budget = 2.65e13 ", "budget = 1e12 "))
     assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
