@@ -235,13 +235,25 @@ QS_LADDERS = [  # name, widths, tokens-per-parameter ratios (the ray is 48, the 
 QS_PREDICTORS = ("chinchilla", "chinchilla a=b", "ray")
 
 
+def header(what: str):
+    print(f"| truth | {what} | extrapolation | fit_cost_ratio | predictor | median abs err "
+          "| p90 abs err | mean signed |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+
+
+def row(truth: str, name: str, extrapolation: float, cost: float, predictor: str, err):
+    """One table row from a design's signed relative errors (failed fits are inf)."""
+    a = np.abs(err)
+    print(f"| {truth} | {name} | {extrapolation:.1f} | {cost:.3f} | {predictor} | "
+          f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | "
+          f"{100 * np.mean(err[np.isfinite(err)]):+.2f}% |", flush=True)  # fmt: skip
+
+
 def quickstart_round(args):
     nt, dt = QS_TARGET
     print(f"target: N {nt:,}, D {dt:,} (48 tokens/param), C {6 * nt * dt:.3g}; "
           f"seed noise at its length {100 * float(sigma_steps(dt)):.2f}%")  # fmt: skip
-    print("| truth | ladder | extrapolation | fit_cost_ratio | predictor | median abs err "
-          "| p90 abs err | mean signed |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    header("ladder")
     for tname, truth in {**TRUTHS, **OURS}.items():
         rng = np.random.default_rng(args.seed)
         for name, widths, ratios in QS_LADDERS:
@@ -250,13 +262,7 @@ def quickstart_round(args):
             preds = [p for p in args.predictors if p != "ray" or 48 in ratios]
             errs = simulate_quickstart(truth, runs, args.draws, rng, preds, 48)
             for p, err in errs.items():
-                a = np.abs(err)
-                print(
-                    f"| {tname} | {name} | {c_t / largest:.1f} | {cost / c_t:.3f} | {p} | "
-                    f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | "
-                    f"{100 * np.mean(err[np.isfinite(err)]):+.2f}% |",
-                    flush=True,
-                )
+                row(tname, name, c_t / largest, cost / c_t, p, err)
 
 
 # --- the third round: IsoFLOP budgets on shared trunks, predicted by their frontier -----
@@ -321,27 +327,16 @@ def simulate_trunks(truth, runs, draws, rng, target=QS_TARGET):
 def trunks_round(args):
     nt, dt = QS_TARGET
     c_t = 6 * nt * dt
-    print("| truth | design | extrapolation | fit_cost_ratio | predictor | median abs err "
-          "| p90 abs err | mean signed |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    header("design")
     for tname, truth in {**TRUTHS, **OURS}.items():
         rng = np.random.default_rng(args.seed)
         for name, budgets in QS_TRUNK_DESIGNS:
             runs, cost, largest = trunk_runs(budgets)
             err = simulate_trunks(truth, runs, args.draws, rng)
-            a = np.abs(err)
-            print(f"| {tname} | {name} | {c_t / largest:.1f} | {cost / c_t:.3f} | frontier | "
-                  f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | "
-                  f"{100 * np.mean(err):+.2f}% |", flush=True)  # fmt: skip
+            row(tname, name, c_t / largest, cost / c_t, "frontier", err)
         runs, cost, largest = ladder_runs((8, 16, 24, 32, 40), (12, 24, 48))
         err = simulate_quickstart(truth, runs, args.draws, rng, ["ray"], 48)["ray"]
-        a = np.abs(err)
-        print(
-            f"| {tname} | ray ladder w8-40, 12/24/48 (the trial) | {c_t / largest:.1f} | "
-            f"{cost / c_t:.3f} | ray | {100 * np.median(a):.2f}% | "
-            f"{100 * np.quantile(a, 0.9):.2f}% | {100 * np.mean(err):+.2f}% |",
-            flush=True,
-        )
+        row(tname, "ray ladder w8-40, 12/24/48 (the trial)", c_t / largest, cost / c_t, "ray", err)
 
 
 # --- the fourth round: examples/ladder.toml, >= 30x out for <= 0.1 of the run ----------
@@ -364,19 +359,14 @@ LADDER_TOML_DESIGNS = [  # name, {budget: widths}, the backtest's C
 def ladder_toml_round(args):
     """Candidates for examples/ladder.toml: each predicts a compute-optimal run (48 tokens
     per parameter, as the quickstart's) >= 30x beyond its largest budget for <= 0.1 of it."""
-    print("| truth | design | extrapolation | fit_cost_ratio | predictor | median abs err "
-          "| p90 abs err | mean signed |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    header("design")
     for tname, truth in {**TRUTHS, **OURS}.items():
         rng = np.random.default_rng(args.seed)
         for name, budgets, c_t in LADDER_TOML_DESIGNS:
             n_t = math.sqrt(c_t / (6 * 48))
             runs, cost, largest = trunk_runs(budgets)
             err = simulate_trunks(truth, runs, args.draws, rng, (n_t, 48 * n_t))
-            a = np.abs(err)
-            print(f"| {tname} | {name} | {c_t / largest:.1f} | {cost / c_t:.3f} | frontier | "
-                  f"{100 * np.median(a):.2f}% | {100 * np.quantile(a, 0.9):.2f}% | "
-                  f"{100 * np.mean(err):+.2f}% |", flush=True)  # fmt: skip
+            row(tname, name, c_t / largest, cost / c_t, "frontier", err)
 
 
 def main():
