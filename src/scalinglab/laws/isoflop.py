@@ -58,11 +58,12 @@ def group_budgets(table, budgets=None):
 
 
 def _parabolas(x, L, W):
-    """Weighted quadratic fits L ≈ p0 + p1 x + p2 x² for each weight row W (R, n)."""
+    """Weighted quadratic fits L ≈ p0 + p1 x + p2 x² for each weight row W (R, n); L is
+    one loss per run (n,) or one row of losses per weight row (R, n)."""
     xc = x - x.mean()
     V = np.stack([np.ones_like(xc), xc, xc * xc], axis=1)  # (n, 3)
     A = np.einsum("rn,ni,nj->rij", W, V, V)
-    y = np.einsum("rn,ni,n->ri", W, V, L)
+    y = np.einsum("rn,ni,rn->ri", W, V, np.broadcast_to(L, W.shape))
     present = (W > 0).sum(axis=1)  # points a resample kept; too few sizes shows as det ≈ 0
     p = np.full((W.shape[0], 3), np.nan)
     det = np.linalg.det(A)
@@ -89,8 +90,8 @@ def _vertices(c, s, k, span):
 
 def _shared_parabolas(x, L, W, group, n_groups):
     """Parabolas L ≈ c_j + s_j x + k x² with one curvature k for all groups j (x centred
-    per group), for each weight row W (R, n). Returns the vertices (x, L) and k, each
-    (R, n_groups)."""
+    per group), for each weight row W (R, n); L (n,) or (R, n) as in _parabolas. Returns
+    the vertices (x, L) and k, each (R, n_groups)."""
     xc = x.copy()
     for j in range(n_groups):
         xc[group == j] -= x[group == j].mean()
@@ -100,7 +101,7 @@ def _shared_parabolas(x, L, W, group, n_groups):
     V[np.arange(len(x)), n_groups + group] = xc
     V[:, -1] = xc * xc
     A = np.einsum("rn,ni,nj->rij", W, V, V)
-    y = np.einsum("rn,ni,n->ri", W, V, L)
+    y = np.einsum("rn,ni,rn->ri", W, V, np.broadcast_to(L, W.shape))
     p = np.full((W.shape[0], P), np.nan)
     # a resample needs 2+ distinct sizes in every group and 3+ in one to fix k: A is
     # singular otherwise (judged by its condition, not its determinant, which shrinks
@@ -196,3 +197,36 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
         "warnings": warnings,
         "budgets": how,
     }
+
+
+def redrawn_vertices(N, L, budget, rel_noise, draws, *, seed=0, curvature="per-budget"):
+    """The loss minimum L_opt of each budget when every run's loss is drawn again as
+    L·(1 + rel_noise·ε), ε standard normal, independent per run and draw; the parabolas
+    fitted as fit_isoflop fits them. Returns (budgets, L_opt draws of shape (draws,
+    budgets)); NaN where a draw's profile has no minimum near the sizes.
+
+    The parametric counterpart of the resampling bootstrap, for what it cannot show:
+    with 3 sizes per budget a resample of them with fewer than 3 distinct sizes has no
+    parabola, and one with all 3 is the original fit, so resampling says nothing of
+    how the runs' seed noise moves each minimum. Budgets with fewer than 3 distinct
+    sizes are left out."""
+    N, L, budget = (np.asarray(a, dtype=float) for a in (N, L, budget))
+    if curvature not in CURVATURES:
+        raise FitError(f"isoflop: curvature {curvature!r} is not one of {', '.join(CURVATURES)}")
+    rng = np.random.default_rng(seed)
+    Lr = L * (1.0 + rel_noise * rng.standard_normal((draws, len(L))))
+    values = [v for v in np.unique(budget) if np.unique(N[budget == v]).size >= 3]
+    if len(values) < 2:
+        raise FitError("redrawn vertices need at least 2 budgets with 3+ distinct sizes")
+    groups = [np.flatnonzero(budget == v) for v in values]
+    logN = np.log(N)
+    if curvature == "per-budget":
+        Ls = np.column_stack(
+            [_parabolas(logN[g], Lr[:, g], np.ones((draws, len(g))))[1] for g in groups]
+        )
+    else:
+        idx = np.concatenate(groups)
+        group = np.concatenate([np.full(len(g), j) for j, g in enumerate(groups)])
+        Ls = _shared_parabolas(logN[idx], Lr[:, idx], np.ones((draws, len(idx))), group,
+                               len(groups))[1]  # fmt: skip
+    return np.array(values), Ls

@@ -9,7 +9,10 @@ The fits take their settings from one `FitConfig` (a study's [fit] table).
   through the per-budget vertices. Its interval comes from the IsoFLOP bootstrap
   (runs resampled within each budget, the parabolas refitted, the line refitted
   through the new vertices): with 2–3 budgets, resampling the vertices
-  themselves would be meaningless.
+  themselves would be meaningless. With 3 sizes per budget that resampling cannot
+  show the runs' noise either (a resample keeps all 3 sizes, and is the fit, or
+  has no parabola), so where seed repeats measured it, a second interval redraws
+  every run's loss with that noise and refits (`frontier_noise_interval`).
 - `ray` on a WSD ladder: L(C) = (C_c / C)^γ through the branch ends at one tokens per
   parameter D/N (a ray through the (N, D) plane), for a run on the same ray further out.
   At the quickstart's scale the loss along a ray near the compute-optimal ratio is a
@@ -17,7 +20,8 @@ The fits take their settings from one `FitConfig` (a study's [fit] table).
   parameters, fitted on ladders of runs this short, miss by several percent.
 - the seed noise: runs that differ only in their seed.
 - the prediction for a new run (N, D, C), with its fit interval and a predictive
-  interval that adds the seed noise, since one new run is one draw.
+  interval that adds, in quadrature, the frontier's noise interval and the seed
+  noise of the new run itself, since one new run is one draw.
 """
 
 import dataclasses
@@ -31,7 +35,7 @@ from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw
 from scalinglab.laws.backtest import rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
-from scalinglab.laws.isoflop import loglog_fit
+from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
 from scalinglab.laws.settings import FitConfig
 from scalinglab.laws.table import read_table
 
@@ -221,8 +225,36 @@ def allocation(fits: ArchFits, C: float) -> tuple[float, str]:
     return float(best["params"] * math.sqrt(C / top)), "best run of the largest budget × √(C/C_max)"
 
 
-def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dict:
-    """Predicted loss of one run, with the fit's bootstrap interval."""
+def frontier_noise_interval(fits: ArchFits, rel_noise: float, C: float) -> list[float] | None:
+    """The frontier's prediction at C as the seed noise of its runs moves it: every IsoFLOP
+    run's loss drawn again with the measured relative seed noise (the fit's `bootstrap`
+    draws, its seed and curvature), the budgets' minima and the power law through them
+    refitted, and the central `ci_level` of the draws' predictions. None where the fit
+    asked for no bootstrap or the draws give no interval."""
+    s = fits.settings or FitConfig()
+    rows = [r for r in _table(fits.rows) if "budget" in r]
+    used = [p["C"] for p in fits.frontier_points]
+    if not s.bootstrap or not rows or not rel_noise:
+        return None
+    cs, Ls = redrawn_vertices([r["N"] for r in rows], [r["L"] for r in rows],
+                              [r["budget"] for r in rows], rel_noise, s.bootstrap,
+                              seed=s.seed, curvature=s.curvature)  # fmt: skip
+    keep = [j for j, c in enumerate(cs) if any(math.isclose(c, u, rel_tol=1e-5) for u in used)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope, icpt = loglog_fit(np.log(cs[keep]), np.log(Ls[:, keep]))
+        draws = np.exp(icpt + slope * math.log(C))
+    draws = draws[np.isfinite(draws)]
+    if len(draws) < 0.5 * s.bootstrap:  # most draws lost a budget's minimum: no interval
+        return None
+    q = 100 * (1 - s.ci_level) / 2
+    return [float(x) for x in np.percentile(draws, [q, 100 - q])]
+
+
+def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str,
+            noise: dict | None = None) -> dict:  # fmt: skip
+    """Predicted loss of one run, with the fit's bootstrap interval; for the frontier, with
+    `noise` (seed_noise's), also the interval its runs' seed noise gives it
+    (`noise_interval`, frontier_noise_interval)."""
     if predictor == "chinchilla":
         law = fits.chinchilla
         args = {"N": N, "D": D}
@@ -255,6 +287,11 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str) -> dic
         _, plo, phi = law.predict(**args, return_ci=True, kind="prediction")
         if math.isfinite(float(plo)) and math.isfinite(float(phi)):
             out["prediction_interval"] = [float(plo), float(phi)]
+    if predictor == "frontier" and (noise or {}).get("rel_std"):
+        try:
+            out["noise_interval"] = frontier_noise_interval(fits, noise["rel_std"], C)
+        except FitError:  # fewer than 2 budgets with 3 sizes: no redrawn frontier
+            out["noise_interval"] = None
     return out
 
 
@@ -305,12 +342,15 @@ def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
 
 
 def predictive_interval(pred: dict, noise: dict | None, ci_level: float) -> list[float] | None:
-    """The fit interval widened by the seed noise (added in quadrature, each side)."""
+    """The interval for one new run: on each side, in quadrature, the fit interval (the
+    bootstrap's resampling), the frontier's noise interval where there is one (the
+    fitted runs' seed noise moving the minima), and the new run's own seed noise."""
     p = pred["predicted_loss"]
     lo, hi = pred.get("fit_interval") or (p, p)
+    nlo, nhi = pred.get("noise_interval") or (p, p)
     sd = (noise or {}).get("rel_std", 0.0) * p
     z = float(norm.ppf(0.5 + ci_level / 2))
-    return [p - math.hypot(p - lo, z * sd), p + math.hypot(hi - p, z * sd)]
+    return [p - math.hypot(p - lo, p - nlo, z * sd), p + math.hypot(hi - p, nhi - p, z * sd)]
 
 
 def plan_rows(fits: ArchFits, budgets: list[float], predictor: str) -> list[dict]:

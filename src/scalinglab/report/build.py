@@ -36,7 +36,8 @@ def backtest_result(c: col.Collected) -> dict | None:
     out = {
         k: pred.get(k)
         for k in ("arch", "flops", "params", "tokens", "predictor", "predicted_loss",
-                  "fit_interval", "interval", "ci_level", "seed_noise_rel_std",
+                  "fit_interval", "noise_interval", "interval", "ci_level",
+                  "seed_noise_rel_std",
                   "other_predictions", "run_name", "written_at", "shape", "extrapolation",
                   "fit_cost_ratio", "fit_flops", "largest_fit_flops", "unique_tokens",
                   "repeats_data", "epochs", "design")

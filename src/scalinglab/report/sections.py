@@ -111,6 +111,7 @@ def _backtest(bt: dict | None) -> str:
         ["prediction written at", bt.get("written_at")],
         ["predicted loss (nats/token)", num(bt["predicted_loss"])],
         [f"fit interval ({bt.get('ci_level', 0.95):.0%}, bootstrap)", interval(bt.get("fit_interval"))],
+        ["the frontier as its runs' seed noise moves it", interval(bt.get("noise_interval"))],
         ["seed noise added (relative std)", num(bt.get("seed_noise_rel_std"))],
         ["predictive interval", interval(bt.get("interval"))],
         ["measured loss (nats/token)", num(bt.get("actual_loss"))],
@@ -243,8 +244,9 @@ def _seed_noise(sn: dict | None) -> str:
     return (
         f"<h2>Seed noise</h2><p>Runs identical but for their seed. Pooled relative standard "
         f"deviation of the final loss: <b>{100 * sn['rel_std']:.3f}%</b> ({sn['dof']} degree(s) "
-        "of freedom). The backtest's predictive interval adds it to the fit interval.</p>"
-        + table(["arch", "N", "D", "seeds", "losses", "relative std"], rows)
+        "of freedom). The backtest's predictive interval adds it to the fit interval, "
+        "twice for a frontier: the fitted runs' noise moving the frontier, and the new "
+        "run's own.</p>" + table(["arch", "N", "D", "seeds", "losses", "relative std"], rows)
     )
 
 

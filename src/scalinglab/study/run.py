@@ -187,13 +187,40 @@ def _grid_run(study, arch, shards, model, budget, suffix, **train) -> tuple[Swee
     return spec, runs[0]
 
 
+MIN_BUDGET_SIZES = 3
+"""An IsoFLOP budget's parabola in log N has 3 coefficients: a budget whose sizes fall on
+fewer distinct shapes of the grid is skipped by the fit, and the frontier and the
+allocation are then drawn through the other budgets alone."""
+
+
+def _check_budget_sizes(arch: str, runs: list) -> None:
+    """Refuse, before anything runs, an IsoFLOP sweep whose sizes of some budget round to
+    fewer than MIN_BUDGET_SIZES distinct shapes (small budgets on a large vocabulary)."""
+    sizes: dict[float, set] = {}
+    for r in runs:
+        if r.group.get("budget"):
+            sizes.setdefault(r.group["budget"], set()).add(r.counts.params)
+    for b, ns in sorted(sizes.items()):
+        if len(ns) < MIN_BUDGET_SIZES:
+            shown = ", ".join(f"{n:,}" for n in sorted(ns))
+            raise SweepError(
+                f"[sweeps.{arch}] budget {b:.3g}: its sizes round to {len(ns)} distinct "
+                f"shape(s) of the grid ({shown} parameters); its parabola needs "
+                f"{MIN_BUDGET_SIZES}: raise that budget or the spread, or make [shape] "
+                "width_multiple smaller"
+            )
+
+
 def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
                threads: int, estimate: bool = True) -> StudyPlan:  # fmt: skip
     """Every run the study will make (the backtest's size is a guess until the fits)."""
     parts = []
     for arch, s in study.sweeps.items():
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
-        parts += _parts("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1])
+        runs = driver.make_plan(spec)[1]
+        if s.kind == "isoflop":
+            _check_budget_sizes(arch, runs)
+        parts += _parts("sweep", f"sweeps/{arch}", spec, runs)
     sn = study.seed_noise
     if sn and study.sweeps[sn.arch].kind == "wsd":  # the size's trunk and branches again
         des = dataclasses.asdict(study.sweeps[sn.arch]) | {"params": [sn.params]}
@@ -469,11 +496,11 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
         except FitError as exc:
             log.warning("%s; predicting with %s as if the data did not repeat", exc, primary)
     try:
-        pred = constrained or an.predict(fits, N, D, 6.0 * N * D, primary)
+        pred = constrained or an.predict(fits, N, D, 6.0 * N * D, primary, noise)
     except FitError as exc:  # say so, and predict with the other law rather than stop
         fallback = next(p for p in an.PREDICTORS if p != primary)
         log.warning("%s; predicting with %s instead", exc, fallback)
-        pred = an.predict(fits, N, D, 6.0 * N * D, fallback)
+        pred = an.predict(fits, N, D, 6.0 * N * D, fallback, noise)
         pred["fallback_reason"] = str(exc)
     cost = fit_cost(plan.parts, arch)
     ladder = {
@@ -488,7 +515,7 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
             continue
         if p != pred["predictor"]:
             try:
-                others[p] = an.predict(fits, N, D, 6.0 * N * D, p)
+                others[p] = an.predict(fits, N, D, 6.0 * N * D, p, noise)
             except Exception as exc:  # a secondary predictor is informative only
                 others[p] = {"error": str(exc)}
     now = time.time()

@@ -1,0 +1,89 @@
+"""The frontier's noise interval: every fitted run's loss redrawn with the measured seed
+noise, against the first-order error propagation it should reproduce."""
+
+import math
+
+import numpy as np
+import pytest
+
+from scalinglab.laws.isoflop import redrawn_vertices
+from scalinglab.laws.settings import FitConfig
+from scalinglab.plan.analysis import fit_arch, predict, predictive_interval
+
+BUDGETS = (1e11, 3e11, 9e11)
+H = math.log(2.0)  # the sizes of a budget: N_opt / 2, N_opt, 2 N_opt
+
+
+def frontier_rows(alpha=0.1, cc=1e14, k=0.05):
+    """3 sizes per budget on exact parabolas in log N around N_opt = sqrt(C / 120), their
+    minima on the power law L = (cc / C)^alpha."""
+    rows = []
+    for c in BUDGETS:
+        n_opt, l_opt = math.sqrt(c / 120), (cc / c) ** alpha
+        for j in (-1, 0, 1):
+            n = n_opt * math.exp(j * H)
+            rows.append({"arch": "gpt", "status": "completed", "params": n, "budget": c,
+                         "tokens": c / (6 * n), "loss": l_opt + k * (j * H) ** 2})  # fmt: skip
+    return rows
+
+
+def test_redrawn_vertices_without_noise_are_the_minima():
+    rows = frontier_rows()
+    cs, Ls = redrawn_vertices([r["params"] for r in rows], [r["loss"] for r in rows],
+                              [r["budget"] for r in rows], 0.0, 5)  # fmt: skip
+    assert list(cs) == list(BUDGETS)
+    assert Ls == pytest.approx(np.tile([(1e14 / c) ** 0.1 for c in BUDGETS], (5, 1)), rel=1e-12)
+
+
+@pytest.mark.parametrize("curvature", ["per-budget", "shared"])
+def test_redrawn_minimum_moves_as_its_runs_noise(curvature):
+    """With each minimum on its middle size, to first order in a small noise the minimum is
+    the parabola's value there, a linear function a·L of the runs' losses (per budget, the
+    middle run's loss; with one shared curvature, a mix of all 9): its spread is
+    sigma·sqrt(sum (a_i L_i)^2), a from the least-squares design."""
+    rows = frontier_rows()
+    sigma = 0.0005
+    L = np.array([r["loss"] for r in rows])
+    _, Ls = redrawn_vertices([r["params"] for r in rows], L, [r["budget"] for r in rows],
+                             sigma, 4000, seed=1, curvature=curvature)  # fmt: skip
+    xc = np.tile([-H, 0.0, H], 3)
+    g = np.repeat([0, 1, 2], 3)
+    if curvature == "per-budget":
+        a = np.eye(9)[[1, 4, 7]]  # the middle runs
+    else:  # columns: level per budget, slope per budget, one curvature
+        V = np.column_stack([np.eye(3)[g], np.eye(3)[g] * xc[:, None], xc * xc])
+        a = np.linalg.pinv(V)[:3]
+    expect = sigma * np.sqrt(((a * L) ** 2).sum(axis=1))
+    assert np.std(Ls, axis=0) == pytest.approx(expect, rel=0.06)
+
+
+def test_frontier_noise_interval_is_the_propagated_noise():
+    """Far beyond the budgets the redrawn frontier's 95% interval is the straight line's
+    prediction error: 1.96 sigma sqrt(1/3 + (log C - mean log C_b)^2 / Sxx)."""
+    sigma, C = 0.004, 3e13
+    fits = fit_arch("gpt", frontier_rows(), FitConfig(bootstrap=4000, seed=2))
+    pred = predict(fits, 1e5, C / 6e5, C, "frontier", {"rel_std": sigma})
+    p = pred["predicted_loss"]
+    assert p == pytest.approx((1e14 / C) ** 0.1, rel=1e-9)
+    x = np.log(BUDGETS)
+    half = (
+        1.96
+        * sigma
+        * math.sqrt(1 / 3 + (math.log(C) - x.mean()) ** 2 / ((x - x.mean()) ** 2).sum())
+    )
+    lo, hi = pred["noise_interval"]
+    assert math.log(p / lo) == pytest.approx(half, rel=0.08)
+    assert math.log(hi / p) == pytest.approx(half, rel=0.08)
+    # no noise measured: no such interval, the rest unchanged
+    plain = predict(fits, 1e5, C / 6e5, C, "frontier")
+    assert "noise_interval" not in plain and plain["predicted_loss"] == p
+
+
+def test_predictive_interval_adds_each_part_in_quadrature():
+    pred = {"predicted_loss": 1.0, "fit_interval": [0.9, 1.2], "noise_interval": [0.8, 1.1]}
+    z = 1.959963984540054
+    lo, hi = predictive_interval(pred, {"rel_std": 0.05 / z}, 0.95)
+    assert lo == pytest.approx(1 - math.sqrt(0.01 + 0.04 + 0.0025))
+    assert hi == pytest.approx(1 + math.sqrt(0.04 + 0.01 + 0.0025))
+    lo, hi = predictive_interval({**pred, "noise_interval": None}, None, 0.95)
+    assert (lo, hi) == pytest.approx((0.9, 1.2))
