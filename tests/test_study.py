@@ -65,6 +65,22 @@ def test_quickstart_design_meets_the_issue(tmp_path):
     assert all(len(v) == 3 for v in sizes.values()) and len(sizes) == 3
 
 
+def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
+    """An IsoFLOP budget whose sizes round to fewer than 3 shapes of the grid would be
+    skipped by the fit, and the allocation drawn through the others (a BPE ladder's
+    planned a 2.2M-parameter run on 1.6M tokens so): refused before anything runs."""
+    d = quickstart()
+    d["sweeps"]["gpt"]["budgets"] = [1e9, 2.3e11, 7e11]  # 1e9: every size is width 8
+    d["seed_noise"]["budget"] = 2.3e11
+    with pytest.raises(SweepError) as e:
+        plan_on_a_byte_corpus(d, tmp_path)
+    assert str(e.value) == (
+        "[sweeps.gpt] budget 1e+09: its sizes round to 1 distinct shape(s) of the grid "
+        "(4,832 parameters); its parabola needs 3: raise that budget or the spread, or make "
+        "[shape] width_multiple smaller"
+    )
+
+
 def test_ladder_example_meets_the_issue(tmp_path):
     """examples/ladder.toml, the longer study, plans >= 30x beyond its largest fitted run
     for <= 0.1x the backtest's compute (issue 22), planned on a byte corpus like the
