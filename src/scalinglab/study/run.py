@@ -187,40 +187,13 @@ def _grid_run(study, arch, shards, model, budget, suffix, **train) -> tuple[Swee
     return spec, runs[0]
 
 
-MIN_BUDGET_SIZES = 3
-"""An IsoFLOP budget's parabola in log N has 3 coefficients: a budget whose sizes fall on
-fewer distinct shapes of the grid is skipped by the fit, and the frontier and the
-allocation are then drawn through the other budgets alone."""
-
-
-def _check_budget_sizes(arch: str, runs: list) -> None:
-    """Refuse, before anything runs, an IsoFLOP sweep whose sizes of some budget round to
-    fewer than MIN_BUDGET_SIZES distinct shapes (small budgets on a large vocabulary)."""
-    sizes: dict[float, set] = {}
-    for r in runs:
-        if r.group.get("budget"):
-            sizes.setdefault(r.group["budget"], set()).add(r.counts.params)
-    for b, ns in sorted(sizes.items()):
-        if len(ns) < MIN_BUDGET_SIZES:
-            shown = ", ".join(f"{n:,}" for n in sorted(ns))
-            raise SweepError(
-                f"[sweeps.{arch}] budget {b:.3g}: its sizes round to {len(ns)} distinct "
-                f"shape(s) of the grid ({shown} parameters); its parabola needs "
-                f"{MIN_BUDGET_SIZES}: raise that budget or the spread, or make [shape] "
-                "width_multiple smaller"
-            )
-
-
 def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
                threads: int, estimate: bool = True) -> StudyPlan:  # fmt: skip
     """Every run the study will make (the backtest's size is a guess until the fits)."""
     parts = []
     for arch, s in study.sweeps.items():
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
-        runs = driver.make_plan(spec)[1]
-        if s.kind == "isoflop":
-            _check_budget_sizes(arch, runs)
-        parts += _parts("sweep", f"sweeps/{arch}", spec, runs)
+        parts += _parts("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1])
     sn = study.seed_noise
     if sn and study.sweeps[sn.arch].kind == "wsd":  # the size's trunk and branches again
         des = dataclasses.asdict(study.sweeps[sn.arch]) | {"params": [sn.params]}
@@ -316,8 +289,8 @@ MIN_CHINCHILLA_RUNS = 6
 def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
     """Refuse, before anything trains (and in --dry-run), a study whose planned runs cannot
     support its fits: each sweep needs MIN_SIZES_PER_BUDGET distinct sizes at MIN_BUDGETS
-    budgets or more, and the backtest's arch MIN_CHINCHILLA_RUNS runs when Chinchilla
-    predicts it."""
+    budgets or more, and at every budget it plans, and the backtest's arch
+    MIN_CHINCHILLA_RUNS runs when Chinchilla predicts it."""
     for part in parts:
         if part.role != "sweep":
             continue
@@ -336,6 +309,18 @@ def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
                 f"each of {MIN_BUDGETS} budgets or more, and this spec plans {plan} (sizes "
                 "per budget); raise `sizes`, widen `spread` or add budgets"
             )
+        # a budget left without its parabola would be skipped by the fit, and the frontier
+        # and the allocation drawn through the others alone (a BPE ladder planned a 2.2M-
+        # parameter run on 1.6M tokens so): every budget needs its sizes
+        for b, ns in sorted(sizes.items()):
+            if len(ns) < MIN_SIZES_PER_BUDGET:
+                shown = ", ".join(f"{n:,}" for n in sorted(ns))
+                raise SweepError(
+                    f"[sweeps.{arch}] budget {b:.3g}: its sizes round to {len(ns)} distinct "
+                    f"shape(s) of the grid ({shown} parameters); its parabola needs "
+                    f"{MIN_SIZES_PER_BUDGET}: raise that budget or the spread, or make [shape] "
+                    "width_multiple smaller"
+                )
         bt = study.backtest
         if (
             arch == bt.arch
