@@ -246,3 +246,34 @@ def test_a_study_passes_its_loggers_to_every_run_and_checks_them_first(
         "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI='nosuchscheme://nowhere'" in err
     )
     assert not out.exists() and not cache.exists()  # before the data is prepared
+
+
+def test_mlflow_experiment_made_by_another_run_meanwhile_is_used(tmp_path):
+    """Two runs of a sweep start together: the second one's create fails because the first
+    made the experiment after the second looked; it must use it, not fail the run (the
+    sweep retried it, and W&B kept an empty first attempt)."""
+    from types import SimpleNamespace
+
+    from scalinglab.train.trackers import MlflowTracker
+
+    class Store:  # a tracking store where another run makes "t" between look and create
+        looks = 0
+
+        def get_experiment_by_name(self, name):
+            self.looks += 1
+            return None if self.looks == 1 else SimpleNamespace(experiment_id="7")
+
+        def create_experiment(self, name):
+            raise RuntimeError(f"Experiment '{name}' already exists.")
+
+    t = MlflowTracker(tmp_path, "r", "t")
+    t.client = Store()
+    assert t._experiment("t") == "7"
+
+    class Broken(Store):  # not the race: the store's own error stands
+        def get_experiment_by_name(self, name):
+            return None
+
+    t.client = Broken()
+    with pytest.raises(RuntimeError, match="already exists"):
+        t._experiment("t")

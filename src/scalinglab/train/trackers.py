@@ -208,8 +208,7 @@ class MlflowTracker(Tracker):
         try:
             self.client = MlflowClient()
             name = self.group or PROJECT
-            exp = self.client.get_experiment_by_name(name)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(name)
+            exp_id = self._experiment(name)
             known = runfolder.read_trackers(self.run_dir).get("mlflow_run_id")
             if resume_step and known:
                 self.run_id = known
@@ -230,6 +229,21 @@ class MlflowTracker(Tracker):
                 f"{one_line(exc)}"
             ) from None
         self.status = "KILLED"
+
+    def _experiment(self, name: str) -> str:
+        """The id of experiment `name`, made if it is not there. The runs of a sweep start
+        together: when another run made it between our look and our create, the create
+        fails ("already exists") and the experiment is there to read."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except Exception:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:  # not that race: the store's own error, as it said it
+                raise
+            return exp.experiment_id
 
     def log(self, step: int, metrics: dict) -> None:
         from mlflow.entities import Metric
