@@ -81,6 +81,37 @@ def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     )
 
 
+def test_a_seed_repeat_must_be_another_run(tmp_path):
+    """A [seed_noise] seed equal to the sweep's own [train] seed "repeats" the sweep's run
+    with the same seed: the same run, whose zero difference shrank the measured noise (a
+    study at seed 1 with the default seeds [1, 2] did so). Refused, as is a seed listed
+    twice; other seeds plan repeats that differ from the sweep's run in seed and name."""
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    d = quickstart()
+    d["train"] = {**d["train"], "seed": 1}
+    with pytest.raises(SweepError) as e:
+        plan_on_a_byte_corpus(d, tmp_path / "a")
+    assert str(e.value) == (
+        "[seed_noise] seeds [1, 2]: 1 is the seed [sweeps.gpt] trains with ([train] seed), "
+        "so its repeat would be the same run: choose seeds other than 1"
+    )
+    d["seed_noise"] = {**d["seed_noise"], "seeds": [2, 2]}
+    with pytest.raises(SweepError) as e:
+        plan_on_a_byte_corpus(d, tmp_path / "b")
+    assert (
+        str(e.value)
+        == "[seed_noise] seeds [2, 2]: 2 listed twice; each repeat needs a seed of its own"
+    )
+    d["seed_noise"]["seeds"] = [2, 3]
+    plan, _ = plan_on_a_byte_corpus(d, tmp_path / "c")
+    sweep = next(p for p in plan.parts if p.role == "sweep" and p.spec.archs == ["gpt"])
+    repeats = [r for p in plan.parts if p.role == "seed" for r in p.runs]
+    assert [r.config.train.seed for r in repeats] == [2, 3]
+    assert {r.config.train.seed for r in sweep.runs} == {1}
+    assert not {r.name for r in repeats} & {r.name for r in sweep.runs}
+
+
 def test_ladder_example_meets_the_issue(tmp_path):
     """examples/ladder.toml, the longer study, plans >= 30x beyond its largest fitted run
     for <= 0.1x the backtest's compute (issue 22), planned on a byte corpus like the

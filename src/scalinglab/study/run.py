@@ -195,6 +195,8 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
         parts += _parts("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1])
     sn = study.seed_noise
+    if sn:
+        check_repeat_seeds(study, parts)
     if sn and study.sweeps[sn.arch].kind == "wsd":  # the size's trunk and branches again
         des = dataclasses.asdict(study.sweeps[sn.arch]) | {"params": [sn.params]}
         for seed in sn.seeds:
@@ -284,6 +286,27 @@ MIN_BUDGETS = 2
 """The frontier and the allocation are power laws over budgets: 2 budgets at least."""
 MIN_CHINCHILLA_RUNS = 6
 """plan.analysis.fit_arch fits Chinchilla's 5 parameters to 6 runs or more."""
+
+
+def check_repeat_seeds(study: StudySpec, parts: list[Part]) -> None:
+    """Refuse [seed_noise] seeds that would not make another run: a seed listed twice, or
+    the seed the repeated sweep itself trains with (the "repeat" would be that very run,
+    and the noise it measures would be too small)."""
+    sn = study.seed_noise
+    w = "[seed_noise] seeds"
+    twice = sorted({s for s in sn.seeds if sn.seeds.count(s) > 1})
+    if twice:
+        raise SweepError(f"{w} {sn.seeds}: {', '.join(map(str, twice))} listed twice; each "
+                         "repeat needs a seed of its own")  # fmt: skip
+    sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [sn.arch])
+    own = {r.config.train.seed for r in sweep.runs}
+    same = sorted(own & set(sn.seeds))
+    if same:
+        raise SweepError(
+            f"{w} {sn.seeds}: {', '.join(map(str, same))} is the seed [sweeps.{sn.arch}] "
+            f"trains with ([train] seed), so its repeat would be the same run: choose "
+            f"seeds other than {', '.join(map(str, sorted(own)))}"
+        )
 
 
 def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
