@@ -165,3 +165,51 @@ def test_isoflop_unknown_curvature_is_a_config_error():
 
     with pytest.raises(ConfigError, match="curvature 'wobbly' is not one of per-budget, shared"):
         ScalingLaw("isoflop", curvature="wobbly")
+
+
+def three_sizes_at_three_budgets(rng, concave=None):
+    """The quickstart's design: 3 sizes per budget, 3 budgets, 0.2% noise; the budget
+    `concave` made to fall monotonically in N (no minimum)."""
+    rows = []
+    for C in (1e18, 1e19, 1e20):
+        for N in 0.1 * C**A_TRUE * np.array([0.5, 1.0, 2.0]):
+            L = chinchilla_law(N, C / (6 * N)) * np.exp(0.002 * rng.standard_normal())
+            if concave == C:
+                L = 5.0 - 0.1 * np.log(N)
+            rows.append({"N": N, "D": C / (6 * N), "C": C, "budget": C, "L": L})
+    return rows
+
+
+def test_a_fit_through_2_minima_gives_no_interval_the_bootstrap_cannot_measure():
+    """With 3 sizes per budget a resample either keeps all 3 (the fit itself) or cannot
+    fit that budget's parabola; with one of 3 budgets skipped, every resample that can
+    be fitted is the fit, and the intervals were zero wide (a study printed `frontier L ∝
+    C^-0.128 [0.128, 0.128]` and missed by 10%). Now: no interval, and warnings saying
+    why; with all 3 budgets the lines' intervals remain (a resample may drop a budget)."""
+    from scalinglab.laws.settings import FitConfig
+    from scalinglab.plan.analysis import fit_frontier
+
+    rows = three_sizes_at_three_budgets(np.random.default_rng(3), concave=1e19)
+    law = ScalingLaw("isoflop", bootstrap=200).fit(rows)
+    assert np.isnan(law.params_["L_opt@1e+19"])
+    assert "a" not in law.ci_ and "a_L" not in law.ci_ and "a" not in law.stderr_
+    assert set(law.flat_draws_) >= {"a", "b", "k_N", "k_D", "a_L", "k_L", "L_opt@1e+18"}
+    assert law.samples_ is None  # nothing left to draw an interval from
+    assert "the fit rests on the minima of 2 budgets" in " ".join(law.warnings_)
+    assert (
+        "the bootstrap could not move a, b, k_N, k_D, a_L, k_L (every resample it could fit "
+        "gave the fit itself): no interval is given for them"
+    ) in law.warnings_
+    frontier, pts = fit_frontier(law, FitConfig(bootstrap=200))
+    assert len(pts) == 2 and frontier.samples_ is None and frontier.ci_ == {}
+
+    full = ScalingLaw("isoflop", bootstrap=200).fit(
+        three_sizes_at_three_budgets(np.random.default_rng(3))
+    )
+    lo, hi = full.ci_["a"]
+    assert lo < full.params_["a"] < hi and hi - lo > 1e-3
+    assert "a" not in full.flat_draws_ and not any("2 budgets" in w for w in full.warnings_)
+    # each budget's own minimum: 3 sizes, so only the fit itself is a usable resample
+    assert "L_opt@1e+19" in full.flat_draws_ and "L_opt@1e+19" not in full.ci_
+    frontier, _ = fit_frontier(full, FitConfig(bootstrap=200))
+    assert frontier.ci_["alpha"][0] < frontier.params_["alpha"] < frontier.ci_["alpha"][1]

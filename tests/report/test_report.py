@@ -256,3 +256,27 @@ def test_terminal_summary_of_a_ladder_shows_its_n_d_law():
     lines = format_summary(s, "out").splitlines()
     assert lines[0] == "gpt: L = E + A/N^α + B/D^β: alpha 0.341, beta 0.280, E 1.693"
     assert lines[1] == "lstm: no fit"
+
+
+def test_terminal_summary_shows_the_isoflop_fits_warnings():
+    """A skipped budget changes the frontier a study predicts with: the terminal says so
+    under the frontier's line (it was only in the report), and an exponent the
+    bootstrap could not move prints without an interval."""
+    from scalinglab.cli.report import format_summary
+
+    iso = {
+        "params": {"a": 0.7048},
+        "ci": {},
+        "warnings": [
+            "budget 2.3e+11: the loss has no minimum in log N near the sampled sizes; skipped",
+            "the fit rests on the minima of 2 budgets: …",
+        ],
+    }
+    pc = {"params": {"alpha": 0.1279}, "ci": {}}
+    s = {"fits": {"gpt": {"isoflop": iso, "chinchilla": None, "power-c": pc}}, "plan": {"rows": []}}
+    assert format_summary(s, "out").splitlines()[:3] == [
+        "gpt: frontier L ∝ C^-0.128; N_opt ∝ C^0.70",
+        "  warning: budget 2.3e+11: the loss has no minimum in log N near the sampled sizes; "
+        "skipped",
+        "  warning: the fit rests on the minima of 2 budgets: …",
+    ]

@@ -68,6 +68,9 @@ def format_summary(s: dict, where) -> str:
                 + ", ".join(f"{k} {ch['params'][k]:.3f}" for k in ("alpha", "beta", "E"))
             )
         lines.append(f"{arch}: " + ("; ".join(parts) or "no fit"))
+        # what changes the frontier (a skipped budget, a line through 2 minima): shown
+        # here, not only in the report
+        lines += [f"  warning: {w}" for w in (iso or {}).get("warnings", [])]
     bt = s.get("backtest")
     if bt and bt.get("actual_loss") is not None:
         lo, hi = bt["interval"]

@@ -34,6 +34,9 @@ LAWS = (
     "data-constrained", "nd-interaction", *CURVE_LAWS, *tasklaws.TASK_LAWS,
 )  # fmt: skip
 FORMAT_VERSION = 1
+FLAT = 1e-9
+"""Bootstrap draws of a parameter whose spread is at most this fraction of their size
+are one value: the resampling could not move it, so no interval is given for it."""
 # Settings a law cannot use raise rather than being ignored. FitConfig's are exempt:
 # a study's one [fit] table serves every law it fits.
 SETTING_LAWS = {
@@ -247,7 +250,7 @@ class ScalingLaw:
         if res["samples"] is not None:
             samples = {**res["samples"], **res["per_budget_samples"]}
         self.set_uncertainty(samples)
-        self.warnings_ = res["warnings"] + warn.exponents(self, ("a",))
+        self.warnings_ = res["warnings"] + warn.exponents(self, ("a",)) + warn.flat(self)
 
     def _fit_envelope(self, curves):
         s = self.settings
@@ -308,6 +311,7 @@ class ScalingLaw:
         The fitters call it; so does code that draws a law's parameters its own way
         (the study's frontier, from the IsoFLOP bootstrap)."""
         self.samples_ = None
+        self.flat_draws_ = []
         self.stderr_, self.ci_ = {}, {}
         # a scale coefficient (k_N, k_D, k_L of isoflop and envelope) spans decades across
         # resamples: its spread is given in log10 (dex), where it means something
@@ -316,9 +320,20 @@ class ScalingLaw:
             return
         self.samples_ = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         q = 100 * (1 - self.settings["ci_level"]) / 2
+        flat = []
+        # a parameter held by --fix is known exactly: its interval is that value
+        fixed = {f.split("=")[0].strip() for f in self.settings.get("fix") or []}
         for k, v in self.samples_.items():
-            v = v[np.isfinite(v)]
-            if v.size >= 2:
+            ok = np.isfinite(v)
+            v = v[ok]
+            if 2 <= v.size < ok.size and k not in fixed and np.ptp(v) <= FLAT * np.abs(v).max():
+                # the resamples that changed the data could not be fitted, and every one
+                # that could gave the fit itself: the resampling cannot show this
+                # parameter's uncertainty, and a zero-width interval would claim it is
+                # known exactly (draws all finite and equal are a fit that every resample
+                # reproduces: noiseless data, or an end held at chance; those keep theirs)
+                flat.append(k)
+            elif v.size >= 2:
                 # A scale factor of a wild resample (k_D at an extreme exponent) can be
                 # finite yet square to inf: its stderr is then inf, honestly, not a warning.
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -327,6 +342,10 @@ class ScalingLaw:
                 self.ci_[k] = [float(lo), float(hi)]
                 if k.startswith("k_") and (v > 0).all():
                     self.stderr_log10_[k] = float(np.std(np.log10(v), ddof=1))
+        self.flat_draws_ = flat
+        # no draw left to give any interval with (a skipped budget's values are all NaN)
+        if flat and all(k in flat or not np.isfinite(v).any() for k, v in self.samples_.items()):
+            self.samples_ = None
 
     # ------------------------------------------------------------------ using a fit
     def check_fitted(self):

@@ -169,6 +169,12 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
                 f"budget {v:g}: the parabola's minimum N={np.exp(xs[0, j]):.3g} lies outside the "
                 f"sampled sizes ({table.N[g].min():.3g}..{table.N[g].max():.3g}): extrapolated"
             )
+    if np.isfinite(xs[0]).sum() == 2:
+        warnings.append(
+            "the fit rests on the minima of 2 budgets: its lines (N_opt, D_opt and L_opt "
+            "against C) pass through them exactly, so nothing measures their scatter about "
+            "a line"
+        )
     bvals = np.array([v for v, _ in keep])
     logC = np.log(bvals)
     Nopt = np.exp(xs)

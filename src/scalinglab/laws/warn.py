@@ -114,3 +114,15 @@ def parametric(law, form, table, res, curv=None):
         out += curvature_warnings(*curv, law.params_, form.exponents)
     out += exponents(law, form.exponents)
     return out
+
+
+def flat(law) -> list[str]:
+    """A warning naming the parameters whose bootstrap draws were all one value (the
+    estimator gives them no interval); per-budget values (names with "@") left out."""
+    names = [k for k in getattr(law, "flat_draws_", []) if "@" not in k]
+    if not names:
+        return []
+    return [
+        f"the bootstrap could not move {', '.join(names)} (every resample it could fit gave "
+        "the fit itself): no interval is given for them"
+    ]

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.stats import norm
 
 from scalinglab.errors import DataError, FitError
-from scalinglab.laws import ScalingLaw
+from scalinglab.laws import ScalingLaw, warn
 from scalinglab.laws.backtest import rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
@@ -146,6 +146,7 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
         law.set_uncertainty({"alpha": alpha, "C_c": cc})
         law.settings["bootstrap"] = int(draws.shape[0])
         law.conventions_["bootstrap"] = "IsoFLOP: runs resampled within each budget"
+        law.warnings_ = law.warnings_ + warn.flat(law)
     return law, pts
 
 
