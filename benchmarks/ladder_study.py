@@ -5,6 +5,12 @@ rel_error and whether the measured loss fell in the 80% and 95% prediction inter
 
     python benchmarks/ladder_study.py --out /tmp/ladder --cache /tmp/cache [--dry-run]
 
+`--design quickstart` runs the quickstart's GPT half instead (examples/quickstart.toml
+without its LSTM sweep and [tasks]: the same budgets, trunks, seed repeats and backtest),
+at seeds 0-3 (`--seeds`) under each `[hparams] rule` of `--rules` (power, mup): is its
+backtest error a draw or a bias, and which rule errs least at equal cost (issue 21,
+item 5). A seed's repeats use seeds 10s+1, 10s+2 (the study refuses its own seed).
+
 --dry-run prepares the corpora and prints each study's plan estimate (measured step
 times on this machine now) and the total, running nothing; --report prints the table of
 the studies already in --out (a rerun resumes the others: every study is resumable).
@@ -41,11 +47,29 @@ TOKENIZERS = {
 }
 
 
-def variants() -> dict:
+def quickstart_variants(seeds=(0, 1, 2, 3), rules=("power",)) -> dict:
+    """The quickstart's GPT half at each seed under each lr rule (equal cost)."""
+    base = tomllib.loads((ROOT / "examples" / "quickstart.toml").read_text(encoding="utf-8"))
+    del base["sweeps"]["lstm"], base["tasks"]
+    out = {}
+    for rule in rules:
+        for seed in seeds:
+            d = copy.deepcopy(base)
+            d["name"] = f"qs-{rule}-s{seed}"
+            d["train"]["seed"] = seed
+            d["hparams"]["rule"] = rule
+            if seed:
+                d["seed_noise"]["seeds"] = [10 * seed + 1, 10 * seed + 2]
+            d["workers"] = 1
+            out[d["name"]] = parse_study(d, f"quickstart.toml's GPT ({rule}, seed {seed})")
+    return out
+
+
+def variants(seeds=SEEDS) -> dict:
     base = tomllib.loads((ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8"))
     out = {}
     for tok, data in TOKENIZERS.items():
-        for seed in SEEDS:
+        for seed in seeds:
             d = copy.deepcopy(base)
             d["name"] = f"ladder-{tok}-s{seed}"
             d["data"].update(data)
@@ -72,12 +96,21 @@ def main():
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--only", nargs="+", default=None, help="these studies only (by name)")
     ap.add_argument("--parallel", type=int, default=2, help="studies at a time")
+    ap.add_argument("--design", choices=("ladder", "quickstart"), default="ladder")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="default: 0 1 2 (ladder), 0 1 2 3 (quickstart)")  # fmt: skip
+    ap.add_argument("--rules", nargs="+", choices=("power", "mup"), default=["power"],
+                    help="quickstart: the [hparams] rules to compare")  # fmt: skip
     ap.add_argument(
         "--report", action="store_true", help="print the table of the studies in --out, run none"
     )
     args = ap.parse_args()
-    studies = {k: v for k, v in variants().items() if not args.only or k in args.only}
-    print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · examples/ladder.toml x 6")
+    if args.design == "quickstart":
+        every = quickstart_variants(tuple(args.seeds or (0, 1, 2, 3)), tuple(args.rules))
+    else:
+        every = variants(tuple(args.seeds or SEEDS))
+    studies = {k: v for k, v in every.items() if not args.only or k in args.only}
+    print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · {args.design} x {len(studies)}")
     if args.dry_run:
         total = 0.0
         for name, s in studies.items():
