@@ -21,13 +21,16 @@ equal tokens per parameter the wider model trains longer, which μP does not car
 lr law's B).
 
 The grid starts at 5 points around --centre and grows by a factor of 2 past an edge
-until the best LR is inside it. Prints the loss table (LR × shape) per parametrisation,
+until the best LR is inside it; `--lrs=E1,E2,...` trains exactly the lrs 2^E1, 2^E2, ...
+at every shape instead (no growth: a wide shape's points chosen by hand, e.g. around the
+lr the duration rule gives it, -8.737 at width 256). Prints the loss table (LR × shape) per parametrisation,
 the best LR per shape, and the criterion of issue 21: the LR best at the smallest shape
 is within one grid step of each shape's best, and its loss within 0.5% of that optimum.
 
     nice -n 15 python benchmarks/mup_transfer.py [--depth] [--widths 32,128,256]
         [--tpp 1 | --tokens T] [--batch 2] [--base-width 128] [--readout-mult 1]
-        [--seeds S [--seeds-upto W]] [--duration-power 0.228] [--workers 2] [--out DIR]
+        [--seeds S [--seeds-upto W]] [--duration-power 0.228] [--lrs=E1,E2,...]
+        [--workers 2] [--out DIR]
         [--data SHARDS] [--report] [--rule-lr E]
 
 Runs are kept in --out (default benchmarks/.mup_transfer, git-ignored); a rerun reuses
@@ -127,6 +130,12 @@ def main():
         help="average seeds only at widths up to this (default: every width)",
     )
     ap.add_argument("--centre", type=float, default=-7, help="log2 of the grid's centre LR")
+    ap.add_argument(
+        "--lrs",
+        default="",
+        metavar="E1,E2,...",
+        help="train exactly the lrs 2^E at every shape (no grid growth); write --lrs=-9,-8.737",
+    )
     ap.add_argument("--data", default="", help="byte shards (default: prepare the stdlib)")
     ap.add_argument("--out", default=str(HERE / ".mup_transfer"))
     ap.add_argument(
@@ -173,8 +182,9 @@ def main():
         for key, n in sorted(seeds.items()):
             print(f"  {key[0][0]:9s} width {key[0][1][0]:4d} lr 2^{key[1]:<7g} seeds {n}")
         return report(params, shape_list, grid, loss, a, 0.0, extra)
-    grid = {(p, s): set(range(int(a.centre) - 2, int(a.centre) + 3)) for p in params
-            for s in shape_list}  # fmt: skip
+    fixed = [exponent(e) for e in a.lrs.split(",")] if a.lrs else []
+    start = fixed or range(int(a.centre) - 2, int(a.centre) + 3)
+    grid = {(p, s): set(start) for p in params for s in shape_list}
     loss: dict = {}
     extra: dict = {}
     t0 = time.perf_counter()
@@ -199,6 +209,8 @@ def main():
                 loss[(key, e)] = val
                 print(f"  {key[0]:9s} width {key[1][0]:4d} depth {key[1][1]}  lr 2^{e:<7g}"
                       f" loss {val:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+            if fixed:  # --lrs: exactly those points
+                break
             for key, es in grid.items():  # grow past an edge that holds the best
                 best = min(es, key=lambda e, k=key: loss[(k, e)])
                 if best == min(es) and best > -16:
@@ -247,7 +259,7 @@ def horizon_points(a, params, shape_list, grid, loss, base) -> dict:
         ref = shape_list[0]
         if not all(((p, ref), e) in loss for e in grid[(p, ref)]):
             continue
-        best = min(grid[(p, ref)], key=lambda e, p=p: loss[((p, ref), e)])
+        best = min(on_grid(grid[(p, ref)]), key=lambda e, p=p: loss[((p, ref), e)])
         rule = horizon_rule(a, p, 2.0**best, ref, base)
         for s in shape_list[1:]:
             out[(p, s)] = round(math.log2(lr_for(rule, s[0], tokens(a, *s))), 3)
@@ -277,6 +289,12 @@ def seed_losses(out: Path, name: str) -> list[float]:
     return vals
 
 
+def exponent(text: str) -> float | int:
+    """A log2 lr as the run folders name it: an int when whole, else 3 decimals."""
+    e = round(float(text), 3)
+    return int(e) if e == int(e) else e
+
+
 def run_name(p: str, w: int, nl: int, base: dict, e: float) -> str:
     """The folder name of a grid point's seed-1 run (seed s adds -s<s>)."""
     q = same_model(p, w, nl, base)
@@ -286,19 +304,27 @@ def run_name(p: str, w: int, nl: int, base: dict, e: float) -> str:
 
 
 def finished(out: Path, params, shape_list, base) -> tuple[dict, dict, dict]:
-    """(grid, loss, seeds) of the finished runs in `out`: every lr 2^-16..2^0 with a
-    completed (or diverged: inf) seed-1 run, its loss the mean over the seeds found."""
+    """(grid, loss, seeds) of the finished runs in `out`: every lr 2^E with a completed
+    (or diverged: inf) seed-1 run, its loss the mean over the seeds found."""
     grid, loss, seeds = {}, {}, {}
     for p in params:
         for w, nl in shape_list:
             grid[(p, (w, nl))] = set()
-            for e in range(-16, 1):
+            prefix = run_name(p, w, nl, base, 0)[:-1]  # the name up to its exponent
+            found = {f.name[len(prefix) :].split("-s")[0] for f in out.glob(prefix + "*")}
+            for e in sorted({exponent(t) for t in found}):
                 vals = seed_losses(out, run_name(p, w, nl, base, e))
                 if vals:
                     grid[(p, (w, nl))].add(e)
                     loss[((p, (w, nl)), e)] = float(np.mean(vals))
                     seeds[((p, (w, nl)), e)] = len(vals)
     return grid, loss, seeds
+
+
+def on_grid(es) -> list:
+    """The points of a grid of factors of 2 (whole exponents) among `es`; all if none is:
+    a shape's best lr, and grid steps, are counted on the grid, not at the rule's points."""
+    return [e for e in es if e == int(e)] or list(es)
 
 
 def report(params, shape_list, grid, loss, a, seconds, extra=None):
@@ -317,7 +343,8 @@ def report(params, shape_list, grid, loss, a, seconds, extra=None):
                     | {e for (q, sh), e in extra.items() if q == p and ((q, sh), e) in loss})  # fmt: skip
         head = "| lr | " + " | ".join(f"w{w} L{nl}" for w, nl in shape_list) + " |"
         print(f"\n--param {p}: validation loss\n{head}\n|" + "---|" * (len(shape_list) + 1))
-        best = {s: min(grid[(p, s)], key=lambda e, s=s: loss[((p, s), e)]) for s in shape_list}
+        best = {s: min(on_grid(grid[(p, s)]), key=lambda e, s=s: loss[((p, s), e)])
+                for s in shape_list}  # fmt: skip
         for e in es:
             cells = []
             for s in shape_list:
@@ -333,8 +360,8 @@ def report(params, shape_list, grid, loss, a, seconds, extra=None):
             opt = loss[((p, s), best[s])]
             rows.append({"shape": s, "best": best[s], "steps_off": best[s] - e0,
                          "excess": at / opt - 1})  # fmt: skip
-            print(f"{p}: best at {ref} is 2^{e0}; at {s} the best is 2^{best[s]} "
-                  f"({best[s] - e0:+d} grid steps); loss at 2^{e0} is "
+            print(f"{p}: best at {ref} is 2^{e0:g}; at {s} the best is 2^{best[s]:g} "
+                  f"({best[s] - e0:+g} grid steps); loss at 2^{e0:g} is "
                   + (f"{100 * (at / opt - 1):.2f}% above that optimum"
                      if ((p, s), e0) in loss else "not run"))  # fmt: skip
             eh = extra.get((p, s))
