@@ -11,6 +11,7 @@ from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig
 from scalinglab.study.builtin import QUICKSTART_TOML
 from scalinglab.study.spec import parse_study
+from scalinglab.sweep.executors import ExecutorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,6 +221,7 @@ def test_predictor_defaults_to_the_sweeps_own():
         ({"seed_noise": {"budget": 1e12}}, "one of the budgets"),
         # every table goes through the config mechanism: unknown keys named with the known
         ({"backtest": {"budget": 1e13, "colour": 1}}, "[backtest]: unknown key(s) colour (known:"),
+        ({"backtest": {"budget": 1e13, "alone": "yes"}}, "[backtest]: alone must be bool, got str"),
         ({"plan": {"factors": [10], "when": 1}}, "[plan]: unknown key(s) when (known: factors)"),
         (
             {"data": {"sources": ["stdlib"], "tokeniser": "byte"}},
@@ -338,6 +340,18 @@ def test_toy_study_end_to_end(tmp_path):
         if e == "prediction" or (isinstance(info, dict) and info.get("name") == pred["run_name"])
     ]
     assert order[:2] == ["prediction", "run_started"]
+    # [backtest] alone (the default): it started after every other run had ended, and
+    # trained on all the study's threads (2 workers x this machine's cores // 2)
+    started = [i for i, (e, info) in enumerate(events)
+               if e == "run_started" and info["name"] == pred["run_name"]]  # fmt: skip
+    others = [i for i, (e, info) in enumerate(events)
+              if e == "run_finished" and info["name"] != pred["run_name"]]  # fmt: skip
+    assert len(others) == 9 and started[0] > max(others)
+    threads = ExecutorConfig(workers=2).threads_per_run
+    config = tomllib.loads((run_dir / "config.toml").read_text())
+    assert config["train"]["threads"] == 2 * threads
+    sweep_run = next((out / "sweeps" / "gpt" / "runs").iterdir())
+    assert tomllib.loads((sweep_run / "config.toml").read_text())["train"]["threads"] == threads
     # exactly the predicted run was trained
     result = json.loads((run_dir / "result.json").read_text())
     assert result["params"] == pred["params"] and result["tokens"] == pred["tokens"]
@@ -634,3 +648,32 @@ def test_hparams_duration_power_reaches_every_run_of_a_study(tmp_path):
         assert r.lr == pytest.approx(3e-3 * (r.tokens / 1e5) ** 0.228, rel=1e-12)
         assert r.config.model.param == "mup"
     assert len({r.lr for r in runs}) == len({r.tokens for r in runs}) > 3  # one lr per D
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_plan_seconds_simulates_the_backtest_alone_or_beside(alone):
+    """The estimate's pool, by hand: 2 workers; GPT runs 30, 20, 10 s; LSTM runs 25, 5 s;
+    the backtest 100 s (measured at its own thread count). FIT_SECONDS / 2 = 10 s before
+    the prediction and after the last run."""
+    from types import SimpleNamespace as NS
+
+    from scalinglab.study.run import FIT_SECONDS, Part, StudyPlan
+
+    def run(name, arch):
+        return NS(name=name, arch=arch, seed=None)
+
+    gpt = [run(f"g{s}", "gpt") for s in (30, 20, 10)]
+    lstm = [run(f"l{s}", "lstm") for s in (25, 5)]
+    est = {r.name: float(r.name[1:]) for r in gpt + lstm} | {"backtest": 100.0}
+    plan = StudyPlan(Path("."), "c", [Part("sweep", "s", None, gpt + lstm)], run("bt", "gpt"),
+                     threads=1, workers=2, alone=alone, estimates=est)  # fmt: skip
+    assert plan.backtest_threads == (2 if alone else 1)
+    s = plan.seconds("gpt")
+    half = FIT_SECONDS / 2
+    assert half == 10.0
+    # GPT: worker 0 30 s, worker 1 20 + 10 = 30 s; the prediction at 30 + 10 = 40 s
+    assert s["sweeps_to_prediction"] == 40.0 and s["backtest"] == 100.0
+    if alone:  # LSTMs 25 and 5 after the GPT runs (55, 35): the backtest from 55 to 155
+        assert s["total"] == 55 + 100 + half
+    else:  # LSTM 25 on worker 0 (30-55), LSTM 5 on worker 1 (30-35), then the backtest 40-140
+        assert s["total"] == 140 + half

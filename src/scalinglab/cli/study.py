@@ -175,9 +175,11 @@ class _View:
                 "(fit_cost_ratio)"
             )
         s = plan.seconds(plan.backtest_guess.arch)
+        last = f"; the backtest last, alone, on {plan.backtest_threads} thread(s)"
         _say(
             f"plan: {len(plan.pool_runs)} sweep runs ({len(plan.done)} already done) and the "
-            f"backtest, {plan.workers} at a time, {plan.threads} thread(s) each.\n"
+            f"backtest, {plan.workers} at a time, {plan.threads} thread(s) each"
+            f"{last if plan.alone else ''}.\n"
             f"estimated time: {s['total'] / 60:.1f} min (the prediction after about "
             f"{s['sweeps_to_prediction'] / 60:.1f} min; the backtest run {s['backtest'] / 60:.1f} "
             "min). Measured step times on this machine now; evaluation, start-up and other "

@@ -17,8 +17,11 @@ Order, over one executor running `workers` trainers at a time (sweep/executors.p
 local threads, Ray tasks or submitit jobs), longest runs first: (1) the
 backtest architecture's sweep and the seed repeats; the other architectures' runs
 fill idle workers; (2) once (1) is done, the fits and the prediction for the
-compute-optimal run at the backtest budget, written to disk; (3) that run, on the
-next free worker; (4) when everything is done, the report. The study keeps the
+compute-optimal run at the backtest budget, written to disk; (3) that run: by
+default (`[backtest] alone`) once every other run has ended, alone, on all the
+study's threads (workers x threads per run) — the study's largest run ends soonest
+so — else on the next free worker, beside the runs still going; (4) when
+everything is done, the report. The study keeps the
 queue and hands the executor a run whenever a worker is free. Rerunning skips
 what is done: finished runs are skipped by the sweep machinery, and an existing
 prediction is reused, never recomputed after its run has started. A WSD branch waits
@@ -112,8 +115,14 @@ class StudyPlan:
     backtest_guess: PlannedRun
     threads: int
     workers: int
+    alone: bool = True  # the backtest trains last, on workers × threads threads
     estimates: dict[str, float] = field(default_factory=dict)
     done: set = field(default_factory=set)
+
+    @property
+    def backtest_threads(self) -> int:
+        """The backtest run's torch threads: all the study's when it trains alone."""
+        return self.threads * self.workers if self.alone else self.threads
 
     @property
     def pool_runs(self) -> list[tuple[Part, PlannedRun]]:
@@ -121,7 +130,8 @@ class StudyPlan:
 
     def seconds(self, first_arch: str) -> dict:
         """Estimated wall seconds, simulating the pool: the backtest architecture's runs
-        first, the backtest as soon as they are done and fitted, the rest in between."""
+        first, the backtest as soon as they are done and fitted (or, `alone`, once every
+        other run is done too), the rest in between."""
         todo = [(r.arch, self._seconds(r)) for _, r in self.pool_runs
                 if r.name not in self.done]  # fmt: skip
         first = sorted((s for a, s in todo if a == first_arch), reverse=True)
@@ -132,6 +142,12 @@ class StudyPlan:
             free[free.index(min(free))] += s
         t_pred = max(free) + FIT_SECONDS / 2  # the fits before the prediction
         placed = False
+        if self.alone:  # every other run first, then the backtest on all the threads
+            for s in rest:
+                free[free.index(min(free))] += s
+            start = max(max(free), t_pred)
+            return {"total": start + bt + FIT_SECONDS / 2, "sweeps_to_prediction": t_pred,
+                    "backtest": bt}  # fmt: skip
         while rest or not placed:
             i = free.index(min(free))
             if not placed and (free[i] >= t_pred or not rest):
@@ -238,7 +254,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             "(%.1f epochs): the study predicts it with the data-constrained law",
             f"{guess_run.tokens:,}", f"{unique:,}", guess_run.tokens / unique,
         )  # fmt: skip
-    plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers)
+    plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers, bt.alone)
     for p in parts:
         for r in p.runs:
             if is_finished(out / p.folder / "runs" / r.name):
@@ -247,7 +263,8 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
         for arch in study.sweeps:
             runs = [r for p in parts for r in p.runs if r.arch == arch]
             plan.estimates.update(estimate_seconds(runs, threads))
-        plan.estimates["backtest"] = estimate_seconds([guess_run], threads)[guess_run.name]
+        bt_est = estimate_seconds([guess_run], plan.backtest_threads)
+        plan.estimates["backtest"] = bt_est[guess_run.name]
     return plan
 
 
@@ -359,8 +376,8 @@ def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
 
 class RunQueue:
     """The study's order over an executor: runs wait here by priority and go to the
-    executor one at a time as its workers free up, so the backtest takes the first free
-    worker while the other architectures' runs are still going."""
+    executor one at a time as its workers free up (the backtest, unless it trains
+    alone, takes the first free worker while the other architectures' runs go on)."""
 
     def __init__(self, executor: Executor, listener):
         self.ex = executor
@@ -368,11 +385,14 @@ class RunQueue:
         self.queue: list[tuple[float, int, Path]] = []
         self.outcomes: dict[str, dict] = {}
         self.dirs: dict[str, Path] = {}
+        self.threads: dict[str, int] = {}  # runs that need other than one worker's threads
         self.held: dict[str, list[tuple[Path, float, int]]] = {}
         """WSD branches waiting for their trunk (by the trunk's name): (dir, priority, step)."""
         self.n = self.added = 0
 
-    def add(self, run_dir: Path, priority: float) -> None:
+    def add(self, run_dir: Path, priority: float, threads: int | None = None) -> None:
+        if threads is not None:
+            self.threads[run_dir.name] = threads
         self.added += 1
         self.dirs[run_dir.name] = run_dir
         heapq.heappush(self.queue, (priority, self.added, run_dir))
@@ -405,7 +425,7 @@ class RunQueue:
             while self.queue and self.ex.running < self.ex.workers:
                 _, _, d = heapq.heappop(self.queue)
                 self.emit("run_started", {"name": d.name})
-                self.ex.submit(d)
+                self.ex.submit(d, self.threads.get(d.name))
             if not self.ex.running:
                 raise SweepError(
                     f"internal: runs {sorted(names - set(self.outcomes))} never queued"
@@ -420,8 +440,10 @@ class RunQueue:
                     self._release(run_dir, priority, self.dirs[o["name"]], step, held=True)
 
 
-def _queue(pool: RunQueue, items, out: Path, threads: int, priority: float, estimates: dict) -> set:
-    """Write the run folders of `items` and queue the unfinished ones, longest first."""
+def _queue(pool: RunQueue, items, out: Path, threads: int, priority: float, estimates: dict,
+           own_threads: bool = False) -> set:  # fmt: skip
+    """Write the run folders of `items` and queue the unfinished ones, longest first
+    (`own_threads`: the executor reserves `threads` CPUs for each, not one worker's)."""
     by_folder: dict[str, list[Part]] = {}
     names = set()
     written: dict[str, Path] = {}
@@ -435,7 +457,7 @@ def _queue(pool: RunQueue, items, out: Path, threads: int, priority: float, esti
             if run.seed:
                 pool.add_after(run_dir, prio, written[run.seed.run], run.seed.step)
             else:
-                pool.add(run_dir, prio)
+                pool.add(run_dir, prio, threads if own_threads else None)
             names.add(run.name)
     for folder, parts in by_folder.items():
         parts = list({id(p): p for p in parts}.values())
@@ -577,10 +599,15 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
         study_tasks.score_runs(study, plan.shards, out, bt_arch)  # what the prediction fits
         pred, part = make_prediction(study, plan, out)
         emit("prediction", pred)
-        bt = _queue(pool, [(part, part.runs[0])], out, threads, 0.0, {})
+        if plan.alone:  # the largest run last, on every thread: the study ends soonest
+            pool.wait_for(others)
+            _check(pool, others)
+            study_tasks.score_runs(study, plan.shards, out)  # while nothing trains
+        bt = _queue(pool, [(part, part.runs[0])], out, plan.backtest_threads, 0.0, {},
+                    own_threads=plan.alone)  # fmt: skip
         pool.wait_for(others | bt)
         _check(pool, others | bt)
-    study_tasks.score_runs(study, plan.shards, out)  # every run, the backtest's too
+    study_tasks.score_runs(study, plan.shards, out)  # every run not yet scored: the backtest
     write_study_json(study, plan, out, wall_seconds=round(time.monotonic() - t0, 1))
     summary = build_report(out)
     emit("report", summary)

@@ -90,6 +90,12 @@ class Backtest:
         "its D / N, N = sqrt(C / (6 · this)); 0: the compute-optimal N of the fits "
         '(predictor "ray": one of the ladder\'s tokens_per_param)',
     )
+    alone: bool = setting(
+        True,
+        "train it after every other run, alone, on all the study's threads (workers x "
+        "threads per run): the study's largest run then ends soonest; false: on one "
+        "worker's threads as soon as it is predicted, beside the runs still going",
+    )
 
     def __post_init__(self):
         check_types(self)

@@ -9,6 +9,7 @@ of that interface.
 
     with executor.open(retries=1):
         executor.submit(run_dir)             # when executor.running < executor.workers
+        executor.submit(big, threads=8)      # a run that needs more than one worker's threads
         for outcome in executor.wait(1.0):   # finished runs: {"name", "status", ...}
             ...
 
@@ -41,12 +42,13 @@ class Executor:
     def _open(self) -> None:
         """Start the backend (a thread pool, a Ray instance, a submitit executor)."""
 
-    def _submit(self, run_dir: Path):
-        """Start `worker.run_task(run_dir, self.retries, self.command)`; return a handle."""
+    def _submit(self, run_dir: Path, threads: int | None):
+        """Start `worker.run_task(run_dir, self.retries, self.command)`, reserving `threads`
+        CPUs for it where the backend reserves them (None: one worker's); return a handle."""
         raise NotImplementedError
 
     def _submit_all(self, run_dirs: list[Path]) -> list:
-        return [self._submit(d) for d in run_dirs]
+        return [self._submit(d, None) for d in run_dirs]
 
     def _done(self, handles: list, timeout: float) -> list:
         """The handles that have finished, waiting up to `timeout` s for the first one."""
@@ -87,8 +89,10 @@ class Executor:
         """Runs submitted whose outcome `wait` has not returned yet."""
         return len(self._running)
 
-    def submit(self, run_dir: Path) -> object:
-        h = self._submit(Path(run_dir))
+    def submit(self, run_dir: Path, threads: int | None = None) -> object:
+        """Start a run. `threads`: the CPUs it needs where they differ from one worker's
+        (the run's own run.toml sets its torch threads; Ray and SLURM reserve these)."""
+        h = self._submit(Path(run_dir), threads)
         self._running[id(h)] = (h, Path(run_dir))
         return h
 

@@ -24,7 +24,7 @@ class LocalExecutor(Executor):
     def _open(self) -> None:
         self.pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="sweep-worker")
 
-    def _submit(self, run_dir: Path) -> cf.Future:
+    def _submit(self, run_dir: Path, threads: int | None) -> cf.Future:  # threads: run.toml's
         return self.pool.submit(run_task, run_dir, self.retries, self.command)
 
     def _done(self, handles: list, timeout: float) -> list:

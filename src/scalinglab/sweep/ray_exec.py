@@ -42,8 +42,9 @@ class RayExecutor(Executor):
             )
         self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
 
-    def _submit(self, run_dir: Path):
-        return self.task.remote(str(run_dir), self.retries, self.command)
+    def _submit(self, run_dir: Path, threads: int | None):
+        task = self.task if threads in (None, self.threads) else self.task.options(num_cpus=threads)
+        return task.remote(str(run_dir), self.retries, self.command)
 
     def _done(self, handles: list, timeout: float) -> list:
         done, rest = self.ray.wait(handles, num_returns=1, timeout=timeout)

@@ -84,8 +84,14 @@ class SubmititExecutor(Executor):
         self.ex = self._executor()
         self.job = self.task()
 
-    def _submit(self, run_dir: Path):
-        return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+    def _submit(self, run_dir: Path, threads: int | None):
+        if threads in (None, self.threads):
+            return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+        self.ex.update_parameters(cpus_per_task=threads)  # this job only
+        try:
+            return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+        finally:
+            self.ex.update_parameters(cpus_per_task=self.threads)
 
     def _submit_all(self, run_dirs: list[Path]) -> list:
         todo = [str(d) for d in run_dirs]
