@@ -258,6 +258,7 @@ def test_mlflow_experiment_made_by_another_run_meanwhile_is_used(tmp_path):
 
     class Store:  # a tracking store where another run makes "t" between look and create
         looks = 0
+        tracking_uri = "http://another-machine"  # the lock holds this machine's runs only
 
         def get_experiment_by_name(self, name):
             self.looks += 1
@@ -277,3 +278,46 @@ def test_mlflow_experiment_made_by_another_run_meanwhile_is_used(tmp_path):
     t.client = Broken()
     with pytest.raises(RuntimeError, match="already exists"):
         t._experiment("t")
+
+
+def _start_mlflow_run_at_once(barrier, run_dir) -> None:
+    """One of several processes that open an MLflow run of one sweep at the same moment."""
+    from scalinglab.train.trackers import MlflowTracker
+
+    barrier.wait()
+    tracker = MlflowTracker(run_dir, run_dir.name, "race")
+    tracker.start({"n": 1}, resume_step=0)
+
+
+@pytest.mark.slow
+def test_runs_starting_together_share_one_mlflow_experiment(tmp_path, monkeypatch):
+    """MLflow's file store checks an experiment's name, then makes it under a random id:
+    runs of a sweep starting together made several experiments of one name, and the
+    sweep's experiment missed runs (1 of 2 in a CI run). 6 processes released at once
+    must make one experiment holding all 6 runs."""
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    import multiprocessing
+
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    ctx = multiprocessing.get_context("fork")  # mlflow is imported once, here
+    barrier = ctx.Barrier(6)
+    procs = []
+    for i in range(6):
+        (tmp_path / f"r{i}").mkdir()
+        procs.append(
+            ctx.Process(target=_start_mlflow_run_at_once, args=(barrier, tmp_path / f"r{i}"))
+        )
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    client = MlflowClient(store.as_uri())
+    exps = [e for e in client.search_experiments() if e.name == "race"]
+    assert len(exps) == 1
+    runs = client.search_runs([exps[0].experiment_id])
+    assert sorted(r.info.run_name for r in runs) == [f"r{i}" for i in range(6)]

@@ -32,6 +32,7 @@ from pathlib import Path
 from scalinglab import runfolder
 from scalinglab.config import LOGGERS
 from scalinglab.errors import ConfigError, require
+from scalinglab.fsio import machine_lock
 
 PROJECT = "scalinglab"  # W&B project and MLflow experiment of a run outside a sweep
 ROW_KEYS = {  # metrics row key -> the name trackers log it under
@@ -232,18 +233,25 @@ class MlflowTracker(Tracker):
 
     def _experiment(self, name: str) -> str:
         """The id of experiment `name`, made if it is not there. The runs of a sweep start
-        together: when another run made it between our look and our create, the create
-        fails ("already exists") and the experiment is there to read."""
-        exp = self.client.get_experiment_by_name(name)
-        if exp:
-            return exp.experiment_id
-        try:
-            return self.client.create_experiment(name)
-        except Exception:
+        together, so the look and the create hold a lock of this machine's processes:
+        MLflow's file store checks the name and then makes the experiment under a random
+        id, and two runs between them made two experiments of one name, each run in its
+        own (one run missing from the sweep's experiment, seen in CI). Where another
+        machine made it between our look and our create, a store that checks names (a
+        tracking server's database) refuses the create ("already exists"), and the
+        experiment is there to read."""
+        key = f"mlflow experiment {self.client.tracking_uri} {name}"
+        with machine_lock(key):
             exp = self.client.get_experiment_by_name(name)
-            if exp is None:  # not that race: the store's own error, as it said it
-                raise
-            return exp.experiment_id
+            if exp:
+                return exp.experiment_id
+            try:
+                return self.client.create_experiment(name)
+            except Exception:
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:  # not that race: the store's own error, as it said it
+                    raise
+                return exp.experiment_id
 
     def log(self, step: int, metrics: dict) -> None:
         from mlflow.entities import Metric
