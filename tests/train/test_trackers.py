@@ -293,8 +293,9 @@ def _start_mlflow_run_at_once(barrier, run_dir) -> None:
 def test_runs_starting_together_share_one_mlflow_experiment(tmp_path, monkeypatch):
     """MLflow's file store checks an experiment's name, then makes it under a random id:
     runs of a sweep starting together made several experiments of one name, and the
-    sweep's experiment missed runs (1 of 2 in a CI run). 6 processes released at once
-    must make one experiment holding all 6 runs."""
+    sweep's experiment missed runs (1 of 2 in a CI run); and opening a fresh file store
+    makes its Default experiment, a write that failed in the runs that came second (2 of 6
+    in a CI run). 6 processes released at once must all start, in one experiment."""
     pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
     import multiprocessing
 

@@ -202,14 +202,21 @@ class MlflowTracker(Tracker):
 
     def start(self, hparams: dict, resume_step: int) -> None:
         require("mlflow", "mlflow", "--logger mlflow")
+        import mlflow
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         uri = os.environ.get("MLFLOW_TRACKING_URI", "")
         try:
-            self.client = MlflowClient()
-            name = self.group or PROJECT
-            exp_id = self._experiment(name)
+            # The runs of a sweep start together, and opening a file store makes its
+            # Default experiment where it is missing (a write that fails if another
+            # process made it first: seen in CI), then we look for the sweep's experiment
+            # and make it if missing (a file store checks the name and then makes it under
+            # a random id: two runs made two experiments of one name). So the open, the
+            # look and the create hold a lock of this machine's processes.
+            with machine_lock(f"mlflow store {mlflow.get_tracking_uri()}"):
+                self.client = MlflowClient()
+                exp_id = self._experiment(self.group or PROJECT)
             known = runfolder.read_trackers(self.run_dir).get("mlflow_run_id")
             if resume_step and known:
                 self.run_id = known
@@ -232,26 +239,20 @@ class MlflowTracker(Tracker):
         self.status = "KILLED"
 
     def _experiment(self, name: str) -> str:
-        """The id of experiment `name`, made if it is not there. The runs of a sweep start
-        together, so the look and the create hold a lock of this machine's processes:
-        MLflow's file store checks the name and then makes the experiment under a random
-        id, and two runs between them made two experiments of one name, each run in its
-        own (one run missing from the sweep's experiment, seen in CI). Where another
-        machine made it between our look and our create, a store that checks names (a
-        tracking server's database) refuses the create ("already exists"), and the
-        experiment is there to read."""
-        key = f"mlflow experiment {self.client.tracking_uri} {name}"
-        with machine_lock(key):
+        """The id of experiment `name`, made if it is not there (called under the store's
+        machine lock). Where another machine made it between our look and our create, a
+        store that checks names (a tracking server's database) refuses the create
+        ("already exists"), and the experiment is there to read."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except Exception:
             exp = self.client.get_experiment_by_name(name)
-            if exp:
-                return exp.experiment_id
-            try:
-                return self.client.create_experiment(name)
-            except Exception:
-                exp = self.client.get_experiment_by_name(name)
-                if exp is None:  # not that race: the store's own error, as it said it
-                    raise
-                return exp.experiment_id
+            if exp is None:  # not that race: the store's own error, as it said it
+                raise
+            return exp.experiment_id
 
     def log(self, step: int, metrics: dict) -> None:
         from mlflow.entities import Metric
