@@ -129,3 +129,31 @@ def test_plan_unique_tokens(tmp_path, capsys):
     for n in (N / 1.05, N * 1.05):
         assert law.predict(N=n, D=C / (6 * n), U=U) > row["loss"]
     assert row["loss"] == pytest.approx(law.predict(N=N, D=C / (6 * N), U=U), rel=1e-9)
+
+
+def test_a_repetition_parameter_at_its_limit_gets_a_warning_not_an_interval():
+    # runs whose repeated data cost nothing (R_D -> inf) and whose excess parameters add
+    # nothing (R_N -> 0): the fit can only run both towards their limits, where the objective
+    # is flat and every bootstrap draw repeats the fit (a zero-width interval, were it given)
+    true = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.34, "R_D": 1e9,
+            "R_N": 1e-9}  # fmt: skip
+    rows = [(N, U * ep, U) for N in np.geomspace(1e7, 3e9, 5) for U in (1e8, 1e9, 1e10)
+            for ep in (1, 2, 4, 8, 16)]  # fmt: skip
+    N, D, U = (np.array(c) for c in zip(*rows, strict=True))
+    fix = ["A=400", "B=1200", "E=1.8", "alpha=0.34"]
+    law = ScalingLaw("data-constrained", tie=["alpha=beta"], fix=fix, bootstrap=20)
+    law.fit({"N": N, "D": D, "U": U, "L": DataConstrained.predict(true, N, D, U)})
+    assert law.params_["R_D"] > 1e4 and law.params_["R_N"] < 1e-4
+    said = " ".join(law.warnings_)
+    assert "R_D ran to" in said and "R_N ran to" in said
+    assert "R_D" not in law.ci_ and "R_N" not in law.ci_
+    assert law.ci_["A"] == pytest.approx([400.0, 400.0])  # held by --fix: known exactly
+    # a law whose repetition the runs do feel keeps its intervals and says nothing of limits
+    true.update(R_D=12.0, R_N=4.0)
+    rng = np.random.default_rng(0)
+    L = DataConstrained.predict(true, N, D, U) * np.exp(rng.normal(0, 0.003, len(N)))
+    law.fit({"N": N, "D": D, "U": U, "L": L})
+    assert "ran to" not in " ".join(law.warnings_)
+    for k in ("R_D", "R_N"):
+        lo, hi = law.ci_[k]
+        assert lo < true[k] < hi, k

@@ -292,6 +292,8 @@ def fit_law(law, table):
         warnings.append(
             f"the optimiser stopped at its iteration limit ({res['iterations']} iterations)"
         )
+    limits = at_limit(form, {k: float(v[0]) for k, v in nat.items()}, t)
+    warnings += limits.values()
     return {
         "params_": {k: float(v[0]) for k, v in nat.items()},
         "derived_": {},
@@ -306,8 +308,52 @@ def fit_law(law, table):
         "data_": {"source": t.source, "sha256": t.sha256, "rows": len(t)},
         "samples": samples,
         "warnings": warnings,
+        "at_limit": sorted(limits),
         "table": t,
     }
+
+
+LIMIT_EFFECT = 1e-3
+"""A repetition parameter whose whole effect on every run's effective N' or D' is below
+this share has run to its limit: the runs cannot tell its value from the limit's."""
+
+
+def at_limit(form, p, t) -> dict:
+    """{name: warning} for a free R_D run off to infinity (no run repeats its data enough
+    to feel the decay) or a free R_N run down to 0 (parameters beyond the compute-optimal
+    size add nothing). Such a value is a bound the data set, not an estimate: its bootstrap
+    draws do not move (the objective is flat there), so it gets no interval."""
+    out = {}
+    U = np.minimum(t.U, t.D)
+    reps = np.maximum(t.D / U - 1.0, 0.0)
+    rd = p["R_D"]
+    if "R_D" in form.free and reps.max() > 0:
+        # D' = U (1 + R_D (1 - exp(-reps / R_D))) against its limit U (1 + reps) = D
+        with np.errstate(over="ignore", invalid="ignore"):
+            lost = 1.0 - (1.0 + rd * -np.expm1(-reps / rd)) / (1.0 + reps)
+        if np.nanmax(lost) < LIMIT_EFFECT:
+            out["R_D"] = (
+                f"R_D ran to {rd:.3g}: at it even the most repeated run "
+                f"({reps.max() + 1:.3g} epochs) loses under {LIMIT_EFFECT:.1%} of its tokens' "
+                "value to repetition, so these runs bound R_D from below only (no interval "
+                "is given for it; --fix R_D=VALUE holds it)"
+            )
+    rn = p["R_N"]
+    if "R_N" in form.free:
+        # N' = U_N (1 + R_N (1 - exp(-excess / R_N))) against its limit U_N (R_N = 0)
+        A, B, al, be = (p[k] for k in ("A", "B", "alpha", "beta"))
+        G = (al * A / (be * B)) ** (1.0 / (al + be))
+        UN = np.minimum(t.N, G * (G * U) ** (be / al))
+        excess = np.maximum(t.N / UN - 1.0, 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            gained = rn * -np.expm1(-excess / rn)
+        if excess.max() > 0 and np.nanmax(gained) < LIMIT_EFFECT:
+            out["R_N"] = (
+                f"R_N ran to {rn:.3g}, its limit 0: parameters beyond the compute-optimal size "
+                f"for the unique data add under {LIMIT_EFFECT:.1%} to any run's effective N, "
+                "which these runs cannot tell from nothing (no interval is given for it)"
+            )
+    return out
 
 
 def make(law):

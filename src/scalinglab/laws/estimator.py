@@ -117,6 +117,9 @@ class ScalingLaw:
         if self.law == "data-constrained":
             out = constrained.fit_law(self, table)
             self._set_learned(out)
+            for k in out["at_limit"]:  # a bound, not an estimate: no interval
+                self.ci_.pop(k, None)
+                self.stderr_.pop(k, None)
             t = out["table"]
             self.noise_ = intervals.noise_model(
                 np.log(t.L),
