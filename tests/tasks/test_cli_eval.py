@@ -9,6 +9,8 @@ import pytest
 
 from scalinglab import runfolder
 from scalinglab.cli import main
+from scalinglab.tasks.run import run_tokenizer
+from scalinglab.tasks.score import encode_pair
 from tests.export.runs import trained_runs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
@@ -59,3 +61,18 @@ def test_bad_task_input_is_one_line(sweep, capsys, tmp_path):
     assert err.startswith("error: ") and f"{bad}:1: 'gold' must be the index" in err
     assert main(["eval", str(sweep / "a"), "--tasks", "brackets"]) == 2
     assert "yields no item of task 'brackets'" in capsys.readouterr().err
+    # a choice the model cannot read in one window: the run, the task and the size it needs
+    long = tmp_path / "long.jsonl"
+    long.write_text(
+        '{"context": "x", "choices": ["a", "b"], "gold": 0}\n\n'
+        '{"context": "x", "choices": ["a", "' + "b" * 40 + '"], "gold": 0}\n'
+    )
+    tok = run_tokenizer(sweep / "a", runfolder.load_config(sweep / "a"))
+    need = len(encode_pair(tok, "x", "b" * 40)[1])
+    assert need > 16
+    assert main(["eval", str(sweep / "a"), "--tasks", str(long)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {sweep / 'a'}: task 'long': 1 of 2 items have a choice longer than the "
+        f"model's block_size (16); it needs a block_size of at least {need} tokens\n"
+    )

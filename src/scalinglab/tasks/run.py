@@ -7,7 +7,7 @@ from pathlib import Path
 
 from scalinglab import runfolder
 from scalinglab.data.tokenizers import load_tokenizer
-from scalinglab.errors import CheckpointError, ConfigError
+from scalinglab.errors import CheckpointError, ConfigError, DataError
 from scalinglab.tasks.builtin import BUILTIN, N_ITEMS, WINDOW, builtin_task
 from scalinglab.tasks.format import Task, read_task
 from scalinglab.tasks.score import score_task
@@ -99,10 +99,13 @@ def evaluate_run(
         tok = run_tokenizer(run_dir, cfg)
         where = {"step": step, **step_position(run_dir, step)}
         for task in tasks:
-            metrics = score_task(
-                model, tok, task, cfg.model.block_size, batch_size, device, autocast,
-                max_new_tokens,
-            )  # fmt: skip
+            try:
+                metrics = score_task(
+                    model, tok, task, cfg.model.block_size, batch_size, device, autocast,
+                    max_new_tokens,
+                )  # fmt: skip
+            except DataError as e:
+                raise DataError(f"{run_dir}: {e}") from None
             out.append(
                 {
                     "task": task.name,

@@ -83,13 +83,15 @@ def loglikelihoods(
     seqs = []
     for i, (ctx, cont) in enumerate(pairs):
         if not ctx or not cont:
-            raise DataError(f"item {i}: the context and the continuation need a token each")
-        if len(cont) > block_size:
-            raise DataError(
-                f"item {i}: a continuation of {len(cont)} tokens is longer than the "
-                f"model's block_size ({block_size})"
-            )
+            raise DataError(f"pair {i}: the context and the continuation need a token each")
         seqs.append((ctx + cont)[-(block_size + 1) :])
+    long = [i for i, (_, cont) in enumerate(pairs) if len(cont) > block_size]
+    if long:
+        worst = max(long, key=lambda i: len(pairs[i][1]))
+        raise DataError(
+            f"{len(long)} of {len(pairs)} continuations are longer than the model's block_size "
+            f"({block_size}); the longest, pair {worst}'s, is {len(pairs[worst][1])} tokens"
+        )
     host = shared_hosts([tuple(s[:-1]) for s in seqs])
     guests: dict[int, list[int]] = {}
     for i, h in enumerate(host):
@@ -129,6 +131,15 @@ def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -
         for c in it.choices:
             pairs.append(encode_pair(tokenizer, it.context, c))
             owner.append(k)
+    need = max(len(cont) for _, cont in pairs)
+    if need > block_size:
+        # the whole choice must be read in one window; a shorter one would score a part
+        long = {owner[i] for i, (_, cont) in enumerate(pairs) if len(cont) > block_size}
+        raise DataError(
+            f"task {task.name!r}: {len(long)} of {len(task.items)} items have a choice longer "
+            f"than the model's block_size ({block_size}); it needs a block_size of at least "
+            f"{need} tokens"
+        )
     ll = loglikelihoods(model, pairs, block_size, **kw)
     right = right_norm = 0
     nats = nbytes = 0.0
