@@ -1,5 +1,7 @@
 """Approach 2 (IsoFLOP parabolas) and Approach 1 (envelope of curves) on data from a known law."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,6 +107,23 @@ def test_envelope_from_run_folders(tmp_path, capsys):
     obj = json.loads(capsys.readouterr().out)
     assert obj["conventions"]["L"] == "val_loss" and obj["conventions"]["runs"] == 8
     assert obj["params"]["a"] == pytest.approx(A_TRUE, abs=0.08)
+    # a trainer that leaves params out of result.json: the sweep's planned N stands in,
+    # as in the runs table (docs/interfaces.md), and the fit is the same
+    for i, folder in enumerate(folders):
+        run = Path(folder)
+        N = json.loads((run / "result.json").read_text()).pop("params")
+        (run / "result.json").write_text(json.dumps({"status": "completed"}))
+        if i:
+            (run / "sweep.json").write_text(json.dumps({"planned": {"params": N}}))
+    assert main(["fit", *folders, "--law", "envelope", "--bootstrap", "0"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {folders[0]}/result.json: no numeric 'params', and no planned params in "
+        "its sweep.json\n"
+    )
+    (Path(folders[0]) / "sweep.json").write_text(json.dumps({"planned": {"params": 1e7}}))
+    assert main(["fit", *folders, "--law", "envelope", "--bootstrap", "50", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["params"] == obj["params"]
 
 
 def test_isoflop_non_convex_budget_is_skipped_with_a_warning(tmp_path):

@@ -72,10 +72,16 @@ def read_run_folders(folders):
         result = runfolder.read_result(folder)
         if result is None:
             raise DataError(f"{res}: not a JSON object")
+        # N: the trainer's own count, else the sweep's planned N (as the runs table does)
+        N = result.get("params")
+        if N is None:
+            N = runfolder.read_sweep_meta(folder).get("planned", {}).get("params")
         try:
-            N = float(result["params"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise DataError(f"{res}: no numeric 'params' ({exc})") from None
+            N = float(N)
+        except (ValueError, TypeError):
+            raise DataError(
+                f"{res}: no numeric 'params', and no planned params in its {runfolder.SWEEP_JSON}"
+            ) from None
         pts = []
         for rec in runfolder.read_metrics(folder, strict=True):
             loss = rec.get("val_loss")
@@ -87,7 +93,8 @@ def read_run_folders(folders):
     if not runs:
         raise DataError("no run folder has val_loss records in metrics.jsonl")
     source = ", ".join(map(str, folders[:3])) + (" ..." if len(folders) > 3 else "")
-    columns = {"N": "result.json params", "D": "tokens", "C": "flops", "L": "val_loss"}
+    columns = {"N": "result.json params (else planned)", "D": "tokens", "C": "flops",
+               "L": "val_loss"}  # fmt: skip
     return Curves(runs, source, columns)
 
 
