@@ -41,6 +41,13 @@ def test_usage_errors_are_one_line_and_point_to_help():
         (["train", "--tokens", "1.5"], "argument --tokens: not a whole number: '1.5'"),
         (["fit"], "the following arguments are required: runs"),
         (["bogus"], "invalid choice: 'bogus'"),
+        # a command's unknown flag: that command's help lists its flags, the top one not
+        (
+            ["train", "--bogus"],
+            "scalinglab train: unrecognized arguments: --bogus (see `scalinglab train --help`)",
+        ),
+        (["data", "fetch", "x", "--bogus"], "(see `scalinglab data fetch --help`)"),
+        (["--bogus"], "scalinglab: unrecognized arguments: --bogus (see `scalinglab --help`)"),
     ]:
         r = subprocess.run([sys.executable, "-m", "scalinglab", *argv], capture_output=True,
                            text=True)  # fmt: skip

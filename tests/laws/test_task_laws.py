@@ -105,6 +105,9 @@ def test_fit_law_task_sigmoid_from_the_command_line(tmp_path, capsys):
     assert main(argv) == 0
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert fit["law"] == "task-sigmoid" and fit["params"]["L0"] == pytest.approx(2.2, rel=1e-3)
+    # the loss of step 1 is the task loss column; the metric is named apart
+    assert fit["conventions"]["L"] == "task_loss" and fit["conventions"]["metric"] == "recall.acc"
+    assert "L=task_loss" in capsys.readouterr().out
     law = load_fit(tmp_path / "fit.json")
     p, lo, hi = law.predict(C=1e19, return_ci=True)
     assert lo <= p <= hi and float(p) == pytest.approx(d["acc"][-1], rel=1e-4)

@@ -44,6 +44,15 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        # argparse leaves a subcommand's unknown flags to the top parser, whose error
+        # would point to `scalinglab --help`; the command's own parser says it instead
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            where = getattr(ns, "_parser", None) or self
+            where.error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
@@ -57,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         mod.register(sub)
     for p in _all_subparsers(sub):  # -v/-q anywhere: before or after the command
         _add_verbosity(p, argparse.SUPPRESS)
+        p.set_defaults(_parser=p)  # the innermost command's parser: its usage errors
     return parser
 
 

@@ -224,6 +224,8 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
         "metric": s["metric_col"],
         "fitted_in_C": "each run's last row" if m.groups is not None else "every row",
     }
+    if name == "task-sigmoid":  # its L is the task loss of step 1, not the metric
+        out["conventions_"]["L"] = s["loss_col"]
     out["data_"] = {"source": m.source, "sha256": m.sha256, "rows": len(m),
                     "points_sha256": m.points_sha256()}  # fmt: skip
     return out
