@@ -72,6 +72,24 @@ def test_power_no_floor_is_kaplans_pure_form():
     assert np.log10(law.params_["N_c"]) == pytest.approx(np.log10(8.8e13), abs=0.3)
 
 
+def test_a_floor_run_to_zero_is_said_and_gets_no_interval():
+    # exact runs of a law with no floor (E = 0): the fit can only send E to its limit,
+    # where the objective is flat; the exponents are still the law's
+    rng = np.random.default_rng(1)
+    pure = {**TRUE_CHIN, "E": 0.0}
+    table = grid_table(lambda N, D: chinchilla_law(N, D, pure), SIZES, TOKENS, 0.0, rng)
+    law = ScalingLaw("chinchilla", bootstrap=100, seed=1).fit(table)
+    assert law.params_["E"] < 1e-3 * min(table["L"])
+    assert any(w.startswith("E ran to ") and "its limit 0" in w for w in law.warnings_)
+    assert "E" not in law.ci_ and "E" not in law.stderr_
+    for k in ("alpha", "beta", "A", "B"):
+        assert law.params_[k] == pytest.approx(pure[k], rel=1e-6), k
+    # with a floor in the runs the warning stays away
+    table = grid_table(chinchilla_law, SIZES, TOKENS, 0.005, rng)
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(table)
+    assert not any("E ran to" in w for w in law.warnings_)
+
+
 def test_interval_coverage_near_nominal():
     """50 independent noisy draws: the 90% interval of alpha covers the truth about 90% of the time."""
     rng = np.random.default_rng(5)

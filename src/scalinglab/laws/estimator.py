@@ -206,6 +206,11 @@ class ScalingLaw:
         )
         self.curvature_stderr_ = se
         self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
+        floor = warn.floor_at_zero(self, self._predict_with(self.params_, t.N, t.D, t.C))
+        if floor:  # a limit, not an estimate: no interval
+            self.ci_.pop("E", None)
+            self.stderr_.pop("E", None)
+            self.warnings_ += floor
         self.noise_ = intervals.noise_model(
             np.log(t.L),
             np.log(self._predict_with(self.params_, t.N, t.D, t.C)),

@@ -86,6 +86,26 @@ def curvature_warnings(se, cond, params, exponents, z=1.96):
     return out
 
 
+FLOOR_SHARE = 1e-3
+"""A floor E below this share of every fitted loss has run to its limit 0."""
+
+
+def floor_at_zero(law, predicted) -> list[str]:
+    """A warning when the fitted irreducible loss E ran to its limit 0 (under FLOOR_SHARE
+    of every fitted loss): the runs then do not determine E (the objective is flat there,
+    so the bootstrap cannot move it and the estimator gives it no interval), and the
+    exponents absorb the missing floor (a small exponent mimics one)."""
+    E = law.params_.get("E")
+    floor = FLOOR_SHARE * predicted.min()
+    if E is None or not np.isfinite(predicted).all() or floor <= E:
+        return []
+    return [
+        f"E ran to {E:.3g}, its limit 0 (under {FLOOR_SHARE:.1%} of every fitted loss): these "
+        "runs do not determine the irreducible loss, no interval is given for E, and the "
+        "exponents stand in for the floor (read them with care)"
+    ]
+
+
 def parametric(law, form, table, res, curv=None):
     """Warnings of an N, D or C law's fit; `curv`: the (stderr, condition) of `curvature`."""
     out = []
