@@ -140,6 +140,30 @@ def test_read_result_is_none_unless_a_json_object(tmp_path):
         assert runfolder.read_result(tmp_path) is None
 
 
+def test_a_newer_format_version_is_refused_naming_the_file(tmp_path, capsys):
+    # docs/design.md: a reader refuses a format_version it does not know; read as today's,
+    # a newer file's numbers could be silently wrong
+    from scalinglab.cli import main
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    runfolder.write_config(run, _cfg())
+    (run / "result.json").write_text('{"status": "completed", "val_loss": 2.0}')
+    assert runfolder.read_result(run)["val_loss"] == 2.0  # a trainer's own: no version
+    (run / "result.json").write_text('{"format_version": 2, "status": "completed"}')
+    assert main(["runs", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run / 'result.json'}: format_version 2; this scalinglab reads 1\n"
+    )
+    (run / "result.json").unlink()
+    text = (run / "config.toml").read_text().replace("format_version = 1", "format_version = 7")
+    (run / "config.toml").write_text(text)
+    assert main(["runs", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run / 'config.toml'}: format_version 7; this scalinglab reads 1\n"
+    )
+
+
 # --- config and identity --------------------------------------------------------
 
 

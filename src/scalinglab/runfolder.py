@@ -123,11 +123,22 @@ def read_config_dict(run_dir: str | os.PathLike) -> dict | None:
     return found[1] if found else None
 
 
+def check_format_version(path, d: dict, known: int) -> None:
+    """DataError naming the file when `d` is of a format_version this code does not read
+    (a file without one is of the first: a trainer of its own need not write it)."""
+    version = d.get("format_version", known)
+    if version != known:
+        raise DataError(f"{path}: format_version {version!r}; this scalinglab reads {known}")
+
+
 def read_config(run_dir: str | os.PathLike) -> RunConfig | None:
-    """The run's config (config.toml, else run.toml), or None if absent or invalid."""
+    """The run's config (config.toml, else run.toml), or None if absent or invalid;
+    DataError naming the file when it is of another format_version (a newer scalinglab's:
+    read as this one's, its numbers could be wrong)."""
     found = _config_toml(run_dir)
     if found is None:
         return None
+    check_format_version(found[0], found[1], CONFIG_FORMAT_VERSION)
     try:
         return RunConfig.from_dict(found[1], str(found[0]))
     except ScalingLabError:
@@ -195,8 +206,13 @@ def write_result(run_dir: str | os.PathLike, result: dict) -> dict:
 
 
 def read_result(run_dir: str | os.PathLike) -> dict | None:
-    """RUN/result.json, or None when absent or unreadable (a run still going)."""
-    return _json_object(Path(run_dir) / RESULT)
+    """RUN/result.json, or None when absent or unreadable (a run still going); DataError
+    naming the file when it is of another format_version."""
+    path = Path(run_dir) / RESULT
+    d = _json_object(path)
+    if d is not None:
+        check_format_version(path, d, RESULT_FORMAT_VERSION)
+    return d
 
 
 def run_state(result: dict | None) -> str:
@@ -457,11 +473,9 @@ def read_tasks(run_dir: str | os.PathLike) -> list[dict]:
     d = _json_object(path)
     if d is None:
         return []
-    if d.get("format_version") != TASKS_FORMAT_VERSION:
-        raise DataError(
-            f"{path}: format_version {d.get('format_version')!r}; this scalinglab reads "
-            f"{TASKS_FORMAT_VERSION}"
-        )
+    if "format_version" not in d:  # scalinglab always wrote it here
+        d["format_version"] = None
+    check_format_version(path, d, TASKS_FORMAT_VERSION)
     return [r for r in d.get("results", []) if isinstance(r, dict)]
 
 
