@@ -49,7 +49,7 @@ def _common(p) -> None:
         "e.g. 'python my_train.py --layers {n_layer} --tokens {tokens} --lr {lr} --out {out}' "
         "(overrides the spec's trainer_cmd; docs/interfaces.md)",
     )  # fmt: skip
-    add_set_flag(p)
+    add_set_flag(p, example="sweeps.gpt.sizes=4")
     add_logger_flag(p)
     add_executor_flags(p, skip=("workers",))  # --executor, --threads, --ray-address, ...
     p.set_defaults(func=run)

@@ -53,11 +53,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_set_flag(p) -> None:
-    """`--set KEY=VALUE`: a dotted override of a spec key (sweep and study)."""
+def add_set_flag(p, example: str = "design.budgets=[1e11,3e11]") -> None:
+    """`--set KEY=VALUE`: a dotted override of a spec key (sweep and study; `example`
+    is a key of that command's spec)."""
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-        help="override a key of the spec, e.g. train.batch_size=16 or design.budgets=[1e11,3e11] "
+        help=f"override a key of the spec, e.g. train.batch_size=16 or {example} "
         "([model] and [train] keys typed as train's flags; else a TOML value); repeatable",
     )  # fmt: skip
 
