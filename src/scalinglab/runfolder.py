@@ -123,10 +123,11 @@ def read_config_dict(run_dir: str | os.PathLike) -> dict | None:
     return found[1] if found else None
 
 
-def check_format_version(path, d: dict, known: int) -> None:
-    """DataError naming the file when `d` is of a format_version this code does not read
-    (a file without one is of the first: a trainer of its own need not write it)."""
-    version = d.get("format_version", known)
+def check_format_version(path, d: dict, known: int, missing: int | None = 1) -> None:
+    """DataError naming the file when `d` is of a format_version this code does not read;
+    a file without one is of version `missing` (1: a trainer of its own need not write
+    it; None: a file scalinglab always versioned, refused without one)."""
+    version = d.get("format_version", missing)
     if version != known:
         raise DataError(f"{path}: format_version {version!r}; this scalinglab reads {known}")
 
@@ -473,9 +474,7 @@ def read_tasks(run_dir: str | os.PathLike) -> list[dict]:
     d = _json_object(path)
     if d is None:
         return []
-    if "format_version" not in d:  # scalinglab always wrote it here
-        d["format_version"] = None
-    check_format_version(path, d, TASKS_FORMAT_VERSION)
+    check_format_version(path, d, TASKS_FORMAT_VERSION, missing=None)
     return [r for r in d.get("results", []) if isinstance(r, dict)]
 
 

@@ -171,15 +171,22 @@ class DataConstrained:
             return {n: (np.exp(f[:, i]) if n in LOGGED else f[:, i]) for i, n in enumerate(NAMES)}
 
     @staticmethod
+    def repeats(p, N, D, U):
+        """(U, U_N, R_N, R_D): the unique tokens seen (no more than D), the parameters
+        those tokens make worth having, and the excess parameters and repeated epochs
+        beyond them (the counts R*_N and R*_D decay)."""
+        A, B, al, be = (p[n] for n in ("A", "B", "alpha", "beta"))
+        U = np.minimum(U, D)
+        G = (al * A / (be * B)) ** (1.0 / (al + be))
+        UN = np.minimum(N, G * (G * U) ** (be / al))
+        return U, UN, np.maximum(N / UN - 1.0, 0.0), np.maximum(D / U - 1.0, 0.0)
+
+    @staticmethod
     def log_pred(p, N, D, U):
         """log L for natural params p (arrays (k, 1) or floats) at N, D, U."""
         A, B, E, al, be, rd, rn = (p[n] for n in NAMES)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            U = np.minimum(U, D)  # the unique tokens seen: no more than the tokens trained on
-            G = (al * A / (be * B)) ** (1.0 / (al + be))
-            UN = np.minimum(N, G * (G * U) ** (be / al))
-            RN = np.maximum(N / UN - 1.0, 0.0)
-            RD = np.maximum(D / U - 1.0, 0.0)
+            U, UN, RN, RD = DataConstrained.repeats(p, N, D, U)
             Np = UN * (1.0 + rn * -np.expm1(-RN / rn))
             Dp = U * (1.0 + rd * -np.expm1(-RD / rd))
             terms = np.stack(
@@ -324,8 +331,8 @@ def at_limit(form, p, t) -> dict:
     size add nothing). Such a value is a bound the data set, not an estimate: its bootstrap
     draws do not move (the objective is flat there), so it gets no interval."""
     out = {}
-    U = np.minimum(t.U, t.D)
-    reps = np.maximum(t.D / U - 1.0, 0.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, _, excess, reps = form.repeats(p, t.N, t.D, t.U)
     rd = p["R_D"]
     if "R_D" in form.free and reps.max() > 0:
         # D' = U (1 + R_D (1 - exp(-reps / R_D))) against its limit U (1 + reps) = D
@@ -341,10 +348,6 @@ def at_limit(form, p, t) -> dict:
     rn = p["R_N"]
     if "R_N" in form.free:
         # N' = U_N (1 + R_N (1 - exp(-excess / R_N))) against its limit U_N (R_N = 0)
-        A, B, al, be = (p[k] for k in ("A", "B", "alpha", "beta"))
-        G = (al * A / (be * B)) ** (1.0 / (al + be))
-        UN = np.minimum(t.N, G * (G * U) ** (be / al))
-        excess = np.maximum(t.N / UN - 1.0, 0.0)
         with np.errstate(over="ignore", invalid="ignore"):
             gained = rn * -np.expm1(-excess / rn)
         if excess.max() > 0 and np.nanmax(gained) < LIMIT_EFFECT:

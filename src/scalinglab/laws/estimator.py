@@ -117,9 +117,7 @@ class ScalingLaw:
         if self.law == "data-constrained":
             out = constrained.fit_law(self, table)
             self._set_learned(out)
-            for k in out["at_limit"]:  # a bound, not an estimate: no interval
-                self.ci_.pop(k, None)
-                self.stderr_.pop(k, None)
+            self.drop_interval(out["at_limit"])
             t = out["table"]
             self.noise_ = intervals.noise_model(
                 np.log(t.L),
@@ -206,14 +204,14 @@ class ScalingLaw:
         )
         self.curvature_stderr_ = se
         self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
-        floor = warn.floor_at_zero(self, self._predict_with(self.params_, t.N, t.D, t.C))
-        if floor:  # a limit, not an estimate: no interval
-            self.ci_.pop("E", None)
-            self.stderr_.pop("E", None)
+        fitted = self._predict_with(self.params_, t.N, t.D, t.C)
+        floor = warn.floor_at_zero(self, fitted)
+        if floor:
+            self.drop_interval(["E"])
             self.warnings_ += floor
         self.noise_ = intervals.noise_model(
             np.log(t.L),
-            np.log(self._predict_with(self.params_, t.N, t.D, t.C)),
+            np.log(fitted),
             len(form.param_names),
             keys=np.column_stack([getattr(t, v) for v in form.needs]),
         )
@@ -354,6 +352,13 @@ class ScalingLaw:
         # no draw left to give any interval with (a skipped budget's values are all NaN)
         if flat and all(k in flat or not np.isfinite(v).any() for k, v in self.samples_.items()):
             self.samples_ = None
+
+    def drop_interval(self, names):
+        """No interval for `names`: each ran to a limit of its law (E to 0, R*_D to
+        infinity), a bound the data set rather than an estimate (laws/warn.py says so)."""
+        for k in names:
+            self.ci_.pop(k, None)
+            self.stderr_.pop(k, None)
 
     # ------------------------------------------------------------------ using a fit
     def check_fitted(self):

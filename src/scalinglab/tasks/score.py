@@ -65,6 +65,12 @@ def shared_hosts(inputs: list[tuple]) -> list[int]:
     return host
 
 
+def too_long(pairs, block_size: int) -> list[int]:
+    """The pairs whose continuation does not fit in one window: its tokens must be read
+    whole (a window holding part of it would score a part)."""
+    return [i for i, (_, cont) in enumerate(pairs) if len(cont) > block_size]
+
+
 @torch.no_grad()
 def loglikelihoods(
     model,
@@ -85,7 +91,7 @@ def loglikelihoods(
         if not ctx or not cont:
             raise DataError(f"pair {i}: the context and the continuation need a token each")
         seqs.append((ctx + cont)[-(block_size + 1) :])
-    long = [i for i, (_, cont) in enumerate(pairs) if len(cont) > block_size]
+    long = too_long(pairs, block_size)
     if long:
         worst = max(long, key=lambda i: len(pairs[i][1]))
         raise DataError(
@@ -131,10 +137,9 @@ def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -
         for c in it.choices:
             pairs.append(encode_pair(tokenizer, it.context, c))
             owner.append(k)
-    need = max(len(cont) for _, cont in pairs)
-    if need > block_size:
-        # the whole choice must be read in one window; a shorter one would score a part
-        long = {owner[i] for i, (_, cont) in enumerate(pairs) if len(cont) > block_size}
+    long = {owner[i] for i in too_long(pairs, block_size)}
+    if long:
+        need = max(len(cont) for _, cont in pairs)
         raise DataError(
             f"task {task.name!r}: {len(long)} of {len(task.items)} items have a choice longer "
             f"than the model's block_size ({block_size}); it needs a block_size of at least "
