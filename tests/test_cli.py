@@ -133,7 +133,7 @@ def test_sweep_and_study_print_config_round_trip(capsys):
     from pathlib import Path
 
     from scalinglab.study.builtin import QUICKSTART_TOML
-    from scalinglab.study.spec import parse_study, study_dict
+    from scalinglab.study.spec import parse_study, study_dict, sweep_dict
     from scalinglab.sweep.spec import load_spec, parse_spec, spec_dict
 
     example = Path(__file__).resolve().parents[1] / "examples" / "tiny_sweep.toml"
@@ -146,3 +146,13 @@ def test_sweep_and_study_print_config_round_trip(capsys):
     assert printed["fit"]["bootstrap"] == 1000 and printed["backtest"]["predictor"]
     builtin = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in")
     assert study_dict(parse_study(printed, "printed")) == study_dict(builtin)
+    # [shape] and [hparams] filled in too: each arch's rule in full, [hparams] over it
+    assert printed["shape"]["rnn_layers"] == 1  # a default the quickstart leaves out
+    assert printed["hparams"]["gpt"]["lr"] == 5e-3 and printed["hparams"]["lstm"]["lr"] == 10
+    assert printed["hparams"]["lstm"]["warmup_frac"] == 0.05  # from [hparams], not [.lstm]
+    assert printed["hparams"]["gpt"]["duration_power"] == 0  # a default of neither
+    grid = {"kind": "grid", "shapes": [{"n_layer": 1, "n_embd": 16}], "tokens": [1e6]}
+    for arch in ("gpt", "lstm"):  # the sweeps it plans have the same rules
+        sweeps = [spec_dict(parse_spec(sweep_dict(s, arch, Path("x"), grid, "a"), "a"))
+                  for s in (builtin, parse_study(printed, "printed"))]  # fmt: skip
+        assert sweeps[0] == sweeps[1] and sweeps[0]["hparams"][arch] == printed["hparams"][arch]

@@ -66,6 +66,22 @@ def test_quickstart_design_meets_the_issue(tmp_path):
     assert all(len(v) == 3 for v in sizes.values()) and len(sizes) == 3
 
 
+def test_bad_shape_and_hparams_are_refused_when_the_spec_is_read():
+    """[shape] and [hparams] are a sweep's tables, which the study passes on: a bad value
+    is refused when the study is read (by `--print-config` too), not once its data are
+    prepared and its first sweep is planned."""
+    for table, value, message in [
+        ("shape", {"aspect": -1}, "[shape]: aspect must be a positive number, got -1"),
+        ("hparams", {"lstm": {"rule": "x"}}, "[hparams].lstm: rule 'x' is not one of"),
+        ("hparams", {"lrr": 1}, "[hparams]: unknown key(s) lrr"),
+    ]:
+        d = quickstart()
+        d[table] = {**d[table], **value}
+        with pytest.raises(SweepError) as e:
+            parse_study(d, "q.toml")
+        assert str(e.value).startswith(f"q.toml {message}"), str(e.value)
+
+
 def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     """An IsoFLOP budget whose sizes round to fewer than 3 shapes of the grid would be
     skipped by the fit, and the allocation drawn through the others (a BPE ladder's

@@ -60,7 +60,13 @@ from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE
-from scalinglab.sweep.spec import IsoflopDesign, WsdDesign, check_trainer_cmd
+from scalinglab.sweep.spec import (
+    IsoflopDesign,
+    WsdDesign,
+    check_trainer_cmd,
+    parse_rules,
+    rules_dict,
+)
 from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
 
 FORMAT_VERSION = 1
@@ -313,6 +319,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         raise _err(where, f"format_version {d['format_version']!r} is not supported (reads 1)")
     data = _data(d, where)
     sweeps = _sweeps(d, where)
+    parse_rules(d, list(sweeps), where)  # checked now, not once the data is prepared
     w = f"{where} [backtest]"
     bt = _typed(Backtest, _table(d, "backtest", where), w)
     bt.arch = bt.arch or next(iter(sweeps))
@@ -388,6 +395,7 @@ def study_dict(study: StudySpec) -> dict:
         "format_version": FORMAT_VERSION, "name": study.name, "minutes": study.minutes,
         "workers": study.workers, "data": dict(study.data),
         **{k: v for k, v in study.shared.items() if v},
+        **rules_dict(*parse_rules(study.shared, list(study.sweeps), "study")),
         "sweeps": {a: {k: v for k, v in dataclasses.asdict(s).items()
                        if k != "kind" or s.kind != "isoflop"}
                    for a, s in study.sweeps.items()},

@@ -457,8 +457,7 @@ def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source
         archs=list(archs),
         model=dict(model),
         train=dict(train),
-        shape=_build(ShapeRule, d.get("shape", {}), f"{where} [shape]"),
-        hparams=_hparams(d.get("hparams", {}), archs, f"{where} [hparams]"),
+        **dict(zip(("shape", "hparams"), parse_rules(d, archs, where), strict=True)),
         design=_design(d.get("design"), f"{where} [design]"),
         trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd"),
         source=source,
@@ -540,13 +539,29 @@ def spec_dict(spec: SweepSpec) -> dict:
     d = {
         "format_version": FORMAT_VERSION, "name": spec.name, "data": str(spec.data),
         "archs": list(spec.archs), "model": dict(spec.model), "train": dict(spec.train),
-        "shape": dataclasses.asdict(spec.shape),
-        "hparams": {a: dataclasses.asdict(r) for a, r in spec.hparams.items()},
+        **rules_dict(spec.shape, spec.hparams),
         "design": {k: v for k, v in dataclasses.asdict(spec.design).items() if v is not None},
     }  # fmt: skip
     if spec.trainer_cmd:
         d["trainer_cmd"] = spec.trainer_cmd
     return d
+
+
+def parse_rules(d: dict, archs: list[str], where: str) -> tuple[ShapeRule, dict[str, HparamRule]]:
+    """The [shape] and [hparams] tables of a spec mapping `d` (a sweep's or a study's):
+    the shape rule, and each architecture's hparam rule ([hparams] with its
+    [hparams.ARCH] over it)."""
+    shape = _build(ShapeRule, d.get("shape", {}), f"{where} [shape]")
+    return shape, _hparams(d.get("hparams", {}), archs, f"{where} [hparams]")
+
+
+def rules_dict(shape: ShapeRule, hparams: dict[str, HparamRule]) -> dict:
+    """[shape] and [hparams] with every default filled in: each architecture's rule in
+    full as [hparams.ARCH], which parse_rules reads back as the same rules."""
+    return {
+        "shape": dataclasses.asdict(shape),
+        "hparams": {a: dataclasses.asdict(r) for a, r in hparams.items()},
+    }
 
 
 def _hparams(d, archs: list[str], where: str) -> dict[str, HparamRule]:
