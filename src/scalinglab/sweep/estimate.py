@@ -4,7 +4,10 @@ The smallest and the largest shape of the plan each take a few real training
 steps (forward, backward, fused AdamW, in the dtype `--dtype` resolves to on
 this CPU) at the sweep's batch size and thread count;
 a line through the two, seconds per step = a + b × FLOPs per step, prices every
-run. Each run also pays a fixed START_SECONDS (starting Python and torch,
+run. A step's time is the fastest of the steps once they have settled (see
+`steady_step_time`): on a loaded machine the first steps on two or more threads
+can take 10–20× longer than the rest, which made one plan's estimate 350 minutes
+and the next one's 15. Each run also pays a fixed START_SECONDS (starting Python and torch,
 opening the shards) — a stated estimate, not a measurement; evaluation time is
 not counted.
 """
@@ -18,7 +21,27 @@ from scalinglab.sweep.design import PlannedRun
 from scalinglab.train.setup import autocast, pick_dtype
 
 START_SECONDS = 3.0
-STEPS = 3
+STEPS = 3  # the last STEPS steps within SETTLED × the fastest one: settled
+SETTLED = 1.25
+MAX_STEPS = 30  # or stop after this many steps, or MAX_SECONDS of stepping
+MAX_SECONDS = 5.0
+
+
+def steady_step_time(step) -> float:
+    """The time of one step once steps have settled: `step()` runs one and returns its
+    seconds. After one warm-up step (allocators, kernels), steps run until the last
+    STEPS of them are each within SETTLED × the fastest so far, or MAX_STEPS / MAX_SECONDS
+    run out; the fastest is returned."""
+    spent = step()  # warm-up, not counted
+    times: list[float] = []
+    while True:
+        times.append(step())
+        spent += times[-1]
+        best = min(times)
+        if len(times) >= STEPS and max(times[-STEPS:]) <= SETTLED * best:
+            return best
+        if len(times) >= MAX_STEPS or spent >= MAX_SECONDS:
+            return best
 
 
 def _seconds_per_step(run: PlannedRun, threads: int) -> float:
@@ -31,16 +54,17 @@ def _seconds_per_step(run: PlannedRun, threads: int) -> float:
         rows = t.batch_size * m.block_size
         cast = autocast("cpu", pick_dtype(t.dtype, "cpu", m, rows, max(1, threads)))
         x = torch.randint(0, m.vocab_size, (t.batch_size, m.block_size))
-        times = []
-        for _ in range(STEPS + 1):  # the first step warms up allocators and kernels
+
+        def step() -> float:
             t0 = time.perf_counter()
             with cast():
                 loss = model(x, x)[1]
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - t0)
-        return t.grad_accum * min(times[1:])
+            return time.perf_counter() - t0
+
+        return t.grad_accum * steady_step_time(step)
     finally:
         torch.set_num_threads(old)
 
