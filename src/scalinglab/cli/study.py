@@ -37,7 +37,10 @@ def _common(p) -> None:
         help="where prepared corpora are kept (default $SCALINGLAB_CACHE or ~/.cache/scalinglab)",
     )  # fmt: skip
     p.add_argument(
-        "--dry-run", action="store_true", help="print the plan and its time, run nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the plan and its time, train nothing (the corpus is prepared into the "
+        "cache: the plan needs its size)",
     )
     p.add_argument(
         "--print-config", action="store_true",
@@ -68,7 +71,7 @@ def register(sub) -> None:
     _common(p)
     q = sub.add_parser(
         "quickstart",
-        help="the built-in scaling study on Python's standard library (~9 min on 2 idle cores)",
+        help="the built-in scaling study on Python's standard library (9-12 min on 2 idle cores)",
         description=desc + " This is `scalinglab study` with the built-in spec "
         "(examples/quickstart.toml).",
     )
