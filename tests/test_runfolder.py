@@ -79,6 +79,25 @@ def test_truncate_keeps_the_steps_up_to_the_checkpoint_and_drops_a_torn_tail(tmp
     assert not (tmp_path / "absent").exists()
 
 
+def test_truncate_keeps_a_damaged_line_and_every_row_after_it(tmp_path):
+    """A line that is not a row, in the middle of the file (edited by hand, damaged), used
+    to end what a resume kept: the valid rows after it were deleted. Now it stays, as do
+    they, and its number is returned for the trainer's warning."""
+    path = tmp_path / runfolder.METRICS
+    rows = [json.dumps(r) + "\n" for r in ROWS]
+    path.write_text(rows[0] + '{"step": 20, "tokens": 25\n' + "".join(rows[1:]) + "[1]\n")
+    assert runfolder.truncate_metrics(tmp_path, 20) == [2, len(ROWS) + 2]
+    kept = path.read_text().splitlines(True)
+    assert kept[:2] == [rows[0], '{"step": 20, "tokens": 25\n']
+    assert [json.loads(x)["step"] for x in kept[2:-1]] == [
+        r["step"] for r in ROWS[1:] if r["step"] <= 20
+    ]
+    assert kept[-1] == "[1]\n"
+    path.write_bytes(b'{"step": 10}\n\xff\xfe\n{"step": 30}\n')  # not UTF-8: kept too
+    assert runfolder.truncate_metrics(tmp_path, 20) == [2]
+    assert path.read_bytes() == b'{"step": 10}\n\xff\xfe\n'
+
+
 def test_metrics_line_writes_non_finite_numbers_as_null():
     row, line = runfolder.metrics_line({"step": 3, "train_loss": math.nan, "lr": math.inf})
     assert row == {"step": 3, "train_loss": None, "lr": None}

@@ -59,7 +59,7 @@ from scalinglab.config import (
     run_identity,
 )
 from scalinglab.errors import CheckpointError, DataError, ScalingLabError
-from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.fsio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -316,21 +316,27 @@ def latest_metrics(run_dir: str | os.PathLike, max_bytes: int = 8192) -> dict:
     return last
 
 
-def truncate_metrics(run_dir: str | os.PathLike, step: int) -> None:
-    """Keep the lines of steps <= `step` (none when step is 0), up to the first line that
-    is not a row (a torn tail of a crash): a resumed run's file reads as one run."""
+def truncate_metrics(run_dir: str | os.PathLike, step: int) -> list[int]:
+    """Drop the rows of steps > `step` (every line when step is 0) and a torn last line
+    (a crash mid-write): a resumed run's file reads as one run. Any other line that is
+    not a row with a step (edited by hand, damaged) stays as it is, and so does every
+    row after it; returns those lines' numbers (readers skip them)."""
     path = Path(run_dir) / METRICS
     if not path.exists():
-        return
-    kept = []
-    for _, raw, row, _ in _lines(path.read_bytes()):
-        try:
-            if row["step"] > step:
+        return []
+    kept, odd = [], []
+    for i, raw, row, torn in _lines(path.read_bytes()):
+        if torn or not step:
+            continue
+        at = row.get("step") if row is not None else None
+        if isinstance(at, int | float) and not isinstance(at, bool):
+            if at > step:
                 continue
-        except (KeyError, TypeError):
-            break
-        kept.append(raw.decode("utf-8") + "\n")
-    atomic_write_text(path, "".join(kept))
+        else:
+            odd.append(i)
+        kept.append(raw + b"\n")
+    atomic_write_bytes(path, b"".join(kept))
+    return odd
 
 
 # --- identity -------------------------------------------------------------------

@@ -43,7 +43,13 @@ class MetricsLog:
         """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
         self.resume_step = step
         if self.enabled:
-            runfolder.truncate_metrics(self.run_dir, step)
+            odd = runfolder.truncate_metrics(self.run_dir, step)
+            if odd:
+                lines = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
+                log.warning(
+                    "%s: line(s) %s are not metrics rows: kept as they are, with the rows "
+                    "after them (readers skip them)", self.path, lines,
+                )  # fmt: skip
 
     def open_trackers(self, hparams: dict) -> None:
         """Start the trackers (after truncate_after: a resumed run continues its tracker
