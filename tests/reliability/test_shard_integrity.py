@@ -63,6 +63,36 @@ def test_eval_refuses_shards_of_another_tokenizer_naming_both(world, capsys):
     assert json.loads(capsys.readouterr().out)["data"] == str(world["other"])
 
 
+def test_eval_of_a_run_whose_relative_data_finds_other_shards_refuses(
+    world, tmp_path, monkeypatch, capsys
+):
+    """A run keeps `--data` as typed; `eval RUN` from another folder found the relative path
+    there, and measured the loss of byte shards of another corpus, exit 0 (an audit: 4.8034
+    against the run's 4.7700). Now refused; from its own folder, or with --data, it runs."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    _copy_shards(world["byte"], home / "shards")
+    _copy_shards(world["other"], elsewhere / "shards")  # same tokenizer, another corpus
+    monkeypatch.chdir(home)
+    argv = cli_args("shards", "run", "--steps", "4", "--threads", "1", "--ckpt-every", "2")
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["eval", "run", "--json"]) == 0
+    own = json.loads(capsys.readouterr().out)["loss"]
+    monkeypatch.chdir(elsewhere)
+    err = one_line_error(capsys, ["eval", str(home / "run")])
+    assert err == (
+        f"error: {home / 'run'}: its data 'shards' is found at {elsewhere / 'shards'}, whose "
+        "shards are not the ones it trained on (their content differs); give --data the "
+        "run's shards, or run from the folder it was trained in\n"
+    )
+    assert main(["eval", str(home / "run"), "--data", str(home / "shards"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == own
+    assert main(["eval", str(home / "run"), "--data", "shards", "--json"]) == 0  # as asked
+    assert json.loads(capsys.readouterr().out)["loss"] != own
+
+
 def _copy_shards(src, dst):
     dst.mkdir()
     for p in src.iterdir():

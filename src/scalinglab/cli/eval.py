@@ -41,6 +41,7 @@ def run(args) -> int:
     from scalinglab.data.shards import check_integrity, open_shards
     from scalinglab.errors import ConfigError
     from scalinglab.train.evaluate import (
+        check_own_data,
         check_same_tokenizer,
         evaluate,
         load_trained,
@@ -58,6 +59,8 @@ def run(args) -> int:
     shards = open_shards(args.data or cfg.train.data)
     check_integrity(shards)
     check_same_tokenizer(args.run, shards)
+    if not args.data:  # the run's own, found from here: the same shards it trained on?
+        check_own_data(args.run, cfg, shards)
     if shards.vocab_size > cfg.model.vocab_size:
         raise ConfigError(
             f"--data {shards.path}: vocabulary of {shards.vocab_size} is larger than the "

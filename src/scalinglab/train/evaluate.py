@@ -15,6 +15,7 @@ from scalinglab.errors import CheckpointError, DataError, ScalingLabError
 from scalinglab.fsio import sha256_file
 from scalinglab.models.registry import build_model
 from scalinglab.train import checkpoint
+from scalinglab.train.setup import data_fingerprint
 
 
 @torch.no_grad()
@@ -96,6 +97,26 @@ def run_tokenizer(run_dir: str | Path) -> tuple[str | None, str | None]:
     except ScalingLabError:
         kind = None
     return kind, sha256_file(path)[:16]
+
+
+def check_own_data(run_dir: str | Path, cfg, shards: Shards) -> None:
+    """Refuse, as the run's own data, shards with other content than those it trained on.
+    A run keeps its `data` as it was typed, so a relative path is found from the current
+    folder, which may hold other shards of the same tokenizer: the loss would be measured
+    on another corpus. The newest checkpoint's lineage id hashes the config and the
+    trained-on shards' content; runs whose checkpoints record none are not checked."""
+    path = checkpoint.latest(Path(run_dir) / runfolder.CKPT)
+    try:
+        theirs = checkpoint.read_manifest(path).get("lineage_id") if path else None
+    except (OSError, ValueError):
+        return
+    if not theirs or runfolder.lineage_id(cfg, data_fingerprint(shards)) == theirs:
+        return
+    raise DataError(
+        f"{run_dir}: its data {cfg.train.data!r} is found at {Path(shards.path).resolve()}, whose shards are "
+        "not the ones it trained on (their content differs); give --data the run's shards, "
+        "or run from the folder it was trained in"
+    )
 
 
 def check_same_tokenizer(run_dir: str | Path, shards: Shards) -> None:
