@@ -206,13 +206,26 @@ def write_result(run_dir: str | os.PathLike, result: dict) -> dict:
     return clean
 
 
+RESULT_NUMBERS = (
+    "val_loss", "val_ppl", "val_bpb", "last_eval_loss", "train_loss", "params",
+    "params_nonembed", "flops_per_token", "steps", "tokens", "flops", "flops_6nd",
+    "unique_tokens", "epochs", "wall_seconds", "train_seconds", "tokens_per_second",
+)  # fmt: skip
+"""result.json's fields that are numbers (or null) in every run that has them."""
+
+
 def read_result(run_dir: str | os.PathLike) -> dict | None:
     """RUN/result.json, or None when absent or unreadable (a run still going); DataError
-    naming the file when it is of another format_version."""
+    naming the file when it is of another format_version, or when one of RESULT_NUMBERS
+    is not a number (a table or a report would carry it as one)."""
     path = Path(run_dir) / RESULT
     d = _json_object(path)
     if d is not None:
         check_format_version(path, d, RESULT_FORMAT_VERSION)
+        for k in RESULT_NUMBERS:
+            v = d.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise DataError(f"{path}: {k} is {json.dumps(v)}, not a number")
     return d
 
 

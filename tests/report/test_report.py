@@ -196,6 +196,31 @@ def test_too_few_runs_to_fit_still_gives_a_report_that_says_why(tmp_path):
     assert "not fitted" in html_text and "No plan" in html_text
 
 
+def test_a_run_still_going_or_a_damaged_result_in_a_folder_of_plain_runs(tmp_path, capsys):
+    """Runs trained one by one (no sweep.json: C is 6ND from result.json), one of them
+    still going (no result.json) and too few to plan: report drew its figures from C of
+    every run and ended in a TypeError (an audit). A result.json whose loss is not a
+    number is refused in one line naming the file (it ended in a ValueError)."""
+    import shutil
+
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.0)
+    runs = sorted((tmp_path / "runs").iterdir())
+    for d in runs:
+        if "-w16-" not in d.name and "-w96-" not in d.name:
+            shutil.rmtree(d)
+        else:
+            (d / "sweep.json").unlink()
+    runs = sorted(d for d in runs if d.exists())
+    (runs[0] / "result.json").unlink()
+    s = build_report(tmp_path, bootstrap=5)
+    assert s["plan"]["rows"] == [] and (tmp_path / "report.html").exists()
+    bad = runs[1] / "result.json"
+    bad.write_text(json.dumps(json.loads(bad.read_text()) | {"val_loss": "abc"}))
+    for cmd in (["report", str(tmp_path)], ["runs", str(tmp_path)]):
+        assert main(cmd) == 2
+        assert capsys.readouterr().err == f'error: {bad}: val_loss is "abc", not a number\n'
+
+
 def test_fit_settings_are_the_studys_fit_config(study):
     _, _, s = study
     assert s["fit_settings"] == dataclasses.asdict(FitConfig(bootstrap=20, seed=0, ci_level=0.95))

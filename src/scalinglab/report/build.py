@@ -24,8 +24,13 @@ FORMAT_VERSION = 1
 DEFAULT_FACTORS = (10.0, 100.0, 1000.0)
 
 
-def _budget(r: dict) -> float:
-    return float(r.get("budget") or r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"])
+def _budget(r: dict) -> float | None:
+    """A run's C: its sweep's budget, else 6ND; None for a run not yet measured."""
+    if b := r.get("budget") or r.get("flops_6nd"):
+        return float(b)
+    if r.get("params") is None or r.get("tokens") is None:
+        return None
+    return 6.0 * r["params"] * r["tokens"]
 
 
 def backtest_result(c: col.Collected) -> dict | None:
@@ -113,7 +118,8 @@ def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
     archs = c.archs
     curve_rows = c.by_role("sweep", "backtest")
     curves = {r["run_id"]: col.read_curve(r["dir"]) for r in curve_rows}
-    c_max = max([p["flops"] for p in plan] or [max(_budget(r) for r in c.by_role("sweep"))])
+    budgets = [b for r in c.by_role("sweep") if (b := _budget(r)) is not None]
+    c_max = max([p["flops"] for p in plan] or budgets or [None])
     jobs = [
         ("loss_curves", "loss curves", lambda p: figures.loss_curves(p, archs, curve_rows, curves))
     ]
@@ -167,7 +173,8 @@ def build_report(
         a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs) for a in c.archs
     }
     main = "gpt" if "gpt" in fits else c.archs[0]
-    done = [_budget(r) for r in an.completed(c.by_role("sweep")) if r["arch"] == main]
+    done = [b for r in an.completed(c.by_role("sweep"))
+            if r["arch"] == main and (b := _budget(r)) is not None]  # fmt: skip
     if not done:
         raise DataError(f"{root}: no completed {main} run yet: nothing to fit or report")
     largest = max(done)
