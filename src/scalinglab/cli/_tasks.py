@@ -28,6 +28,7 @@ def run_tasks(args) -> int:
 
     from scalinglab import runfolder
     from scalinglab.cli._util import print_json
+    from scalinglab.config import check_seed
     from scalinglab.errors import ConfigError
     from scalinglab.sweep.table import find_run_dirs
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
@@ -35,6 +36,7 @@ def run_tasks(args) -> int:
 
     if args.task_items < 1 or args.max_new_tokens < 1:
         raise ConfigError("--task-items and --max-new-tokens must be >= 1")
+    check_seed(args.task_seed, "--task-seed")
     runs = find_run_dirs(args.run)
     runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
     if not runs:

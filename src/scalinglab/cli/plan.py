@@ -82,6 +82,7 @@ def run(args):
     )
     from scalinglab.plan.hparams import with_hparams
 
+    _check_numbers(args)
     if _is_lr_opt(args.fit):  # plan LROPT.json --params N --flops C
         if args.params is None or not args.flops or len(args.flops) != 1:
             raise ConfigError("an lr-opt fit plans with --params N --flops C")
@@ -123,6 +124,30 @@ def run(args):
         with_hparams(load_lr_opt(args.lr_fit), out if isinstance(out, list) else [out],
                      args.lr_form, args.block_size)  # fmt: skip
     return _show(out, args.json)
+
+
+def _check_numbers(args) -> None:
+    """Refuse, before any fit is read, a number flag that can mean nothing: a non-finite or
+    non-positive size, budget, loss or LR (`--target-loss inf` answered flops=1), a run
+    shorter than two steps (a negative --steps was blamed on --warmup)."""
+    import math
+
+    from scalinglab.errors import ConfigError
+
+    given = [("--flops", c) for c in args.flops or []]
+    given += [(f"--{k.replace('_', '-')}", getattr(args, k))
+              for k in ("target_loss", "params", "unique_tokens", "peak_lr")]  # fmt: skip
+    for name, v in given:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ConfigError(f"{name} must be a finite number > 0, got {v}")
+    if args.final_lr is not None and not (math.isfinite(args.final_lr) and args.final_lr >= 0):
+        raise ConfigError(f"--final-lr must be a finite number >= 0, got {args.final_lr}")
+    if args.steps is not None and args.steps < 2:
+        raise ConfigError(f"--steps must be >= 2, got {args.steps}")
+    if args.block_size < 0:
+        raise ConfigError(
+            f"--block-size must be >= 0 (0: no batch in sequences), got {args.block_size}"
+        )
 
 
 def _is_lr_opt(path) -> bool:

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from scalinglab.config import check_types, flag, from_dict, setting
+from scalinglab.config import check_seed, check_types, flag, from_dict, setting
 from scalinglab.errors import ConfigError
 from scalinglab.laws.curves import LR_FILLS
 from scalinglab.laws.isoflop import CURVATURES
@@ -102,6 +102,7 @@ class FitConfig:
         check_types(self)
         if self.bootstrap < 0:
             raise ConfigError(f"--bootstrap must be >= 0, got {self.bootstrap}")
+        check_seed(self.seed)  # numpy's generators refuse a negative seed
         if not 0 < self.ci_level < 1:
             raise ConfigError(f"--ci-level must be in (0, 1), got {self.ci_level}")
         if self.chance is not None and not (math.isfinite(self.chance) and 0 <= self.chance < 1):

@@ -530,6 +530,11 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     if opts["min_over"]:
         table = min_over(table, raw, opts["min_over"], conv)
     k = opts["drop_highest"]
+    if k and k >= len(table):
+        left = " left after --where/--min-over" if conv["filters"] or opts["min_over"] else ""
+        raise ConfigError(
+            f"{path}: --drop-highest {k} must be less than the number of rows{left} ({len(table)})"
+        )
     if k:
         order = np.argsort(table.L, kind="stable")
         table = table.subset(np.isin(np.arange(len(table)), order[: len(table) - k]))

@@ -50,8 +50,8 @@ def _compute_for_loss(law, p, target):
 def target_loss(law, target):
     """The compute (and allocation) the compute-optimal path needs to reach loss `target`."""
     law.check_fitted()
-    if not target > 0:
-        raise ConfigError(f"--target-loss must be > 0, got {target}")
+    if not (np.isfinite(target) and target > 0):  # inf would answer C=1 (the bisection's end)
+        raise ConfigError(f"--target-loss must be a finite number > 0, got {target}")
     C = float(_compute_for_loss(law, law.params_, target))
     if not np.isfinite(C):
         floor = law.params_.get("E")
@@ -75,8 +75,9 @@ def fixed_params(law, N, C):
     law.check_fitted()
     if law.law in ("isoflop", "envelope"):
         raise ConfigError(f"--params needs a law that predicts loss from N and D, not {law.law!r}")
-    if not (N > 0 and C > 0):
-        raise ConfigError(f"--params and --flops must be > 0, got {N}, {C}")
+    for name, v in (("--params", N), ("--flops", C)):
+        if not (np.isfinite(v) and v > 0):
+            raise ConfigError(f"{name} must be a finite number > 0, got {v}")
     D = C / (6.0 * N)
     out = {"flops": C, "params": N, "tokens": D, "tokens_per_param": D / N}
     if law.samples_ is not None:
@@ -128,13 +129,13 @@ def unique_tokens_allocation(law, flops, unique_tokens):
     if law.law != "data-constrained":
         raise ConfigError(f"--unique-tokens needs a data-constrained fit, not {law.law!r}")
     U = float(unique_tokens)
-    if not U > 0:
-        raise ConfigError(f"--unique-tokens must be > 0, got {unique_tokens}")
+    if not (np.isfinite(U) and U > 0):
+        raise ConfigError(f"--unique-tokens must be a finite number > 0, got {unique_tokens}")
     s = draw_columns(law)
     rows = []
     for C in np.atleast_1d(np.asarray(flops, dtype=float)):
-        if not C > 0:
-            raise ConfigError(f"--flops must be > 0, got {C}")
+        if not (np.isfinite(C) and C > 0):
+            raise ConfigError(f"--flops must be a finite number > 0, got {C}")
         N, L = _constrained_best(law.params_, C, U)
         D = C / (6.0 * N)
         row = {

@@ -21,12 +21,42 @@ from scalinglab.train.malloc import keep_freed_memory
 DATA_FIELDS = ("batch_size", "grad_accum", "seed")
 
 
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can train on, as --device spells them."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
 def pick_device(name: str) -> str:
-    if name != "auto":
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The device `name` (--device) means here: `auto` is cuda where there is one, else
+    cpu. A name torch does not know, or a device this machine lacks, is refused (one line
+    that lists the devices available) before anything is built or written."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    here = f"(available here: {', '.join(available_devices())})"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_KINDS:
+        raise ConfigError(
+            f"--device {name!r} is not a device: give auto, cpu, cuda, cuda:N or mps {here}"
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine {here}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: no such CUDA device {here}")
+    if dev.type == "mps" and not (torch.backends.mps.is_available() and not dev.index):
+        raise ConfigError(f"--device {name}: MPS is not available on this machine {here}")
+    return name
 
 
 # On a CPU, bfloat16 autocast pays once the matmuls are wide and tall enough to
