@@ -46,3 +46,15 @@ def test_tables_still_train(shards, tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text("[model]\nn_layer = 1\n[train]\nsteps = 2\n")
     assert main(cli_args(shards, tmp_path / "run", "--config", str(config))) == 0
+
+
+def test_the_python_api_refuses_it_too(tmp_path):
+    """scalinglab.api's run config read the same file and ended in a TypeError."""
+    from scalinglab import api
+    from scalinglab.errors import ConfigError
+
+    config = tmp_path / "run.toml"
+    config.write_text('model = "big"\n')
+    with pytest.raises(ConfigError) as e:
+        api.run_config(config)
+    assert str(e.value) == f"{config}: model must be a table [model], got str 'big'"

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from scalinglab.config import ModelConfig, RunConfig, TrainConfig, load_toml
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, load_toml, run_table
 from scalinglab.errors import ConfigError
 
 
@@ -84,11 +84,14 @@ def run_config(config=None, **settings) -> RunConfig:
         base = load_toml(config)
     else:
         base = {}
-    model = {**base.get("model", {}), **{k: v for k, v in settings.items() if k in model_names}}
+    where = str(config or "run")
+    model = run_table(base, "model", where)
+    model = {**model, **{k: v for k, v in settings.items() if k in model_names}}
     if model.get("preset"):
         model = preset_fields(model["preset"]) | model
-    train = {**base.get("train", {}), **{k: v for k, v in settings.items() if k in train_names}}
-    return RunConfig.from_dict({**base, "model": model, "train": train}, str(config or "run"))
+    train = run_table(base, "train", where)
+    train = {**train, **{k: v for k, v in settings.items() if k in train_names}}
+    return RunConfig.from_dict({**base, "model": model, "train": train}, where)
 
 
 def train_run(out, config=None, **settings) -> dict:

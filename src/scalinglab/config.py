@@ -451,6 +451,19 @@ def from_dict(cls, d: dict, where: str):
         raise ConfigError(f"{where}: {exc.message}") from None
 
 
+def run_table(d: dict, key: str, where: str) -> dict:
+    """The [model] or [train] table of a run's config file `d` (empty where absent); any
+    other value (`model = "big"`, an array of tables `[[model]]`) is refused, not ignored."""
+    v = d.get(key, {})
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        got = f"an array of tables [[{key}]]"
+    else:
+        got = f"{type(v).__name__} {v!r}"
+    raise ConfigError(f"{where}: {key} must be a table [{key}], got {got}")
+
+
 def load_toml(path: str | Path) -> dict:
     """Read a TOML file; syntax errors name the file and line."""
     path = Path(path)

@@ -41,34 +41,26 @@ def register(sub) -> None:
 
 def build_config(args):
     """RunConfig from --preset < --config < flags."""
-    from scalinglab.config import ModelConfig, RunConfig, TrainConfig, flags_given, load_toml
+    from scalinglab.config import (
+        ModelConfig,
+        RunConfig,
+        TrainConfig,
+        flags_given,
+        load_toml,
+        run_table,
+    )
     from scalinglab.models.registry import preset_fields
 
     d = load_toml(args.config) if args.config else {}
     where = args.config
     model_flags = flags_given(args, ModelConfig)
-    file_model = _section(d, "model", where)
+    file_model = run_table(d, "model", where)
     preset = model_flags.get("preset") or file_model.get("preset", "")
     model = (preset_fields(preset) if preset else {}) | file_model | model_flags
-    train = _section(d, "train", where) | flags_given(args, TrainConfig)
+    train = run_table(d, "train", where) | flags_given(args, TrainConfig)
     if not args.config:  # flags and presets hold only known fields: errors name just the flag
         return RunConfig(model=ModelConfig(**model), train=TrainConfig(**train))
     return RunConfig.from_dict({**d, "model": model, "train": train}, where)
-
-
-def _section(d: dict, key: str, where: str) -> dict:
-    """The [model] or [train] table of a --config file (empty where absent); any other
-    value (`model = "big"`, an array of tables `[[model]]`) is refused, not ignored."""
-    from scalinglab.errors import ConfigError
-
-    v = d.get(key, {})
-    if isinstance(v, dict):
-        return v
-    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-        got = f"an array of tables [[{key}]]"
-    else:
-        got = f"{type(v).__name__} {v!r}"
-    raise ConfigError(f"{where}: {key} must be a table [{key}], got {got}")
 
 
 def run(args) -> int:
