@@ -55,12 +55,14 @@ def register(sub):
 
 def run(args):
     from scalinglab.cli._util import print_json
+    from scalinglab.cli.fit import check_out_not_input
     from scalinglab.config import flags_given
     from scalinglab.errors import ConfigError
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for, rolling_backtest
     from scalinglab.laws.settings import FitConfig, TableConfig
 
+    check_out_not_input(args.out, [args.runs], "backtest")
     if args.train_fracs and args.thresholds:
         raise ConfigError("give --train-fracs or --thresholds, not both")
     settings = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}

@@ -104,6 +104,7 @@ def run(args):
     from scalinglab.laws.table import read_csv
     from scalinglab.laws.tasklaws import TASK_LAWS
 
+    check_out_not_input(args.out, args.runs, "fit")
     auto = None
     if args.law == "auto":
         from scalinglab.cli._util import render_auto
@@ -168,6 +169,30 @@ def run(args):
     else:
         print(law.report())
     return 0
+
+
+def check_out_not_input(out, inputs, what: str) -> None:
+    """Refuse an --out that is one of the input tables (or lies inside an input folder):
+    writing `what` there would overwrite the data it came from."""
+    import os
+    from pathlib import Path
+
+    from scalinglab.errors import ConfigError
+
+    if not out:
+        return
+    dest = Path(out).resolve()
+    for given in inputs:
+        src = Path(given).resolve()
+        same = dest == src or (
+            dest.exists() and src.exists() and os.path.samefile(dest, src)  # a hard link
+        )
+        if same:
+            raise ConfigError(f"--out {out} is the input {given}; write the {what} to another file")
+        if src.is_dir() and dest.is_relative_to(src):
+            raise ConfigError(
+                f"--out {out} lies inside the input folder {given}; write the {what} outside it"
+            )
 
 
 def _lr_opt(args):

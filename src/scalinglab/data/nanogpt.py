@@ -144,6 +144,11 @@ def import_nanogpt(
     t0 = time.perf_counter()
     if not src.is_dir():
         raise DataError(f"--from-nanogpt {src}: not a folder")
+    if out.exists() and src.resolve().is_relative_to(out.resolve()):
+        raise DataError(
+            f"--out {out}: the --from-nanogpt folder {src} lies inside it, and replacing the "
+            "folder would delete it; write the shards to another folder"
+        )
     bins = {s: src / f"{s}.bin" for s in shards.SPLITS}
     for s, p in bins.items():
         if not p.is_file():

@@ -192,6 +192,7 @@ def prepare(
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
     srcs, owner = _resolve(specs, cfg)
+    _check_sources_outside(srcs, out)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
     if pretrained:  # the tokenizer itself, not its path, decides the shards
@@ -329,6 +330,30 @@ def _check_out(out: Path, force: bool) -> None:
             f"--out {out}: exists and is not a shards folder; refusing to replace it "
             "(pass --force to replace it)"
         )
+
+
+def _source_paths(src) -> list[Path]:
+    """The local files (or folder) a source reads: none for a remote data set."""
+    if hasattr(src, "files"):
+        return src.files
+    if hasattr(src, "path"):
+        return [src.path]
+    name = getattr(src, "name", None)  # hf: a data set saved to disk, or a hub name
+    return [Path(name)] if name and os.path.exists(name) else []
+
+
+def _check_sources_outside(srcs, out: Path) -> None:
+    """Refuse a source inside --out: replacing the folder (a rebuild, --force) deletes it."""
+    if not out.exists():
+        return
+    dest = out.resolve()
+    for src in srcs:
+        for path in _source_paths(src):
+            if path.resolve().is_relative_to(dest):
+                raise DataError(
+                    f"--out {out}: the source {path} lies inside it, and replacing the "
+                    "folder would delete it; write the shards to another folder"
+                )
 
 
 def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:

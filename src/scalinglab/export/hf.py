@@ -36,6 +36,7 @@ import torch
 
 from scalinglab.data.tokenizers import EOT, UNK, ByteTokenizer, detect_kind
 from scalinglab.errors import ExportError, require
+from scalinglab.export import check_out_apart
 from scalinglab.fsio import follow_umask, make_temp_dir, remove_stale_temps, temp_tag
 from scalinglab.train.evaluate import load_trained
 
@@ -223,9 +224,10 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     """
     from transformers import AutoModelForCausalLM, GenerationConfig
 
+    out = Path(out_dir)
+    check_out_apart(run_dir, out)  # --force would delete the run
     model, cfg, step = load_trained(run_dir, "cpu")
     model.float()
-    out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not force:
         raise ExportError(f"--out {out} exists and is not empty; pass --force to replace it")
     hf = to_hf_model(model)

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scalinglab.errors import ExportError, require
+from scalinglab.errors import ConfigError, ExportError, require
+from scalinglab.export import check_out_apart
 from scalinglab.fsio import make_temp_dir, remove_stale_temps, temp_tag
 from scalinglab.train.evaluate import load_trained
 
@@ -124,13 +125,43 @@ def _summary(exc: Exception) -> str:
     return causes[0] if causes else f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
+def _torchscript(model) -> bool:
+    return getattr(model, "arch", "") in ("rnn_tanh", "rnn_relu")
+
+
+def opset_range(model) -> tuple[int, int]:
+    """(lowest, highest) ONNX opset the exporter used for `model` supports, as torch states
+    it: torch.export's from its torchlib opset (below it the exporter silently writes
+    that one instead), the TorchScript exporter's (Elman RNNs) from ONNX's minimum."""
+    try:
+        from torch.onnx import _constants as c
+        from torch.onnx._internal.exporter import _constants as dynamo
+
+        if _torchscript(model):
+            return c.ONNX_MIN_OPSET, c.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+        return dynamo.TORCHLIB_OPSET, c.ONNX_MAX_OPSET
+    except (ImportError, AttributeError):  # a torch without them: what torch 2.13 states
+        return (7, 20) if _torchscript(model) else (18, 23)
+
+
+def check_opset(model, opset: int | None) -> None:
+    """Refuse an --opset the exporter cannot write for `model` (None: its default)."""
+    lo, hi = opset_range(model)
+    if opset is not None and not lo <= opset <= hi:
+        raise ConfigError(
+            f"--opset {opset}: the ONNX exporter writes opsets {lo} to {hi} "
+            f"for this model ({getattr(model, 'arch', 'gpt')})"
+        )
+
+
 def to_onnx(model, path: Path, opset: int | None = None) -> None:
     """Write `model` (float32, CPU, eval mode) as an ONNX file at `path`."""
+    check_opset(model, opset)
     module, inputs, outputs = graph_io(model)
     args = example_inputs(model, 2, min(model.block_size, 8))
     with _quiet_exporter():
         try:
-            if getattr(model, "arch", "") in ("rnn_tanh", "rnn_relu"):
+            if _torchscript(model):
                 _export_torchscript(module, args, path, inputs, outputs, opset)
             else:
                 require("onnxscript", "export", "export to ONNX")
@@ -205,10 +236,12 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     out = Path(out_file)
     if out.suffix != ".onnx":
         raise ExportError(f"--out {out}: an ONNX export is one file whose name ends in .onnx")
+    check_out_apart(run_dir, out)
     if out.exists() and not force:
         raise ExportError(f"--out {out} exists; pass --force to replace it")
     model, cfg, step = load_trained(run_dir, "cpu")
     model.float().eval()
+    check_opset(model, opset)
     out.parent.mkdir(parents=True, exist_ok=True)
     # A killed export's temporary folder (its pid gone) is removed here, not left for good.
     remove_stale_temps(out.parent, f".{out.name}.tmp-")

@@ -1,0 +1,84 @@
+"""`prepare --out` that holds a source: refused before anything is replaced (a rebuild or
+--force would delete the corpus with the old folder)."""
+
+import pytest
+
+from scalinglab.cli import main
+from tests.data.test_nanogpt import char_folder
+from tests.data.test_prepare import _corpus
+
+
+def _refused(capsys, argv) -> str:
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _msg(out, source) -> str:
+    return (
+        f"error: --out {out}: the source {source} lies inside it, and replacing the folder "
+        "would delete it; write the shards to another folder\n"
+    )
+
+
+@pytest.mark.parametrize("how", ["file", "folder", "glob", "val-file"])
+def test_a_source_inside_out_is_refused_and_kept(tmp_path, capsys, how):
+    out = tmp_path / "pf"
+    _corpus(out, n_docs=3)
+    src = out / "d0000.txt"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _corpus(tmp_path / "other", n_docs=20)
+    sources = {
+        "file": [src],
+        "folder": [out],
+        "glob": [f"{out}/*.txt"],
+        "val-file": [tmp_path / "other", "--val-file", src],
+    }[how]
+    err = _refused(capsys, ["prepare", *sources, "--out", out, "--force", "--block-size", "8"])
+    assert err == _msg(out, src)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_source_inside_a_shards_folder_is_refused_without_force(tmp_path, capsys):
+    """A shards folder is rebuilt without --force when the request changed: the corpus put
+    inside it would go with it."""
+    _corpus(tmp_path / "c", n_docs=20)
+    out = tmp_path / "shards"
+    assert main(["prepare", str(tmp_path / "c"), "--out", str(out), "--block-size", "8"]) == 0
+    capsys.readouterr()
+    src = out / "extra.txt"
+    src.write_text("alpha beta gamma delta " * 200)
+    err = _refused(capsys, ["prepare", src, "--out", out, "--block-size", "8"])
+    assert err == _msg(out, src)
+    assert src.exists() and (out / "train.bin").exists()
+
+
+def test_a_path_spelled_otherwise_is_still_inside(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _corpus(tmp_path / "pf", n_docs=3)
+    err = _refused(capsys, ["prepare", "pf/d0001.txt", "--out", "./pf/../pf", "--force"])
+    assert err == _msg("pf/../pf", "pf/d0001.txt")
+    assert (tmp_path / "pf" / "d0001.txt").exists()
+
+
+def test_a_source_beside_out_still_works(tmp_path, capsys):
+    _corpus(tmp_path / "c", n_docs=20)
+    out = tmp_path / "c-shards"  # a sibling whose name starts with the source's
+    out.mkdir()
+    (out / "old.txt").write_text("replaced")
+    argv = ["prepare", str(tmp_path / "c"), "--out", str(out), "--force", "--block-size", "8"]
+    assert main(argv) == 0
+    assert (out / "train.bin").exists() and (tmp_path / "c" / "d0000.txt").exists()
+
+
+def test_a_nanogpt_folder_inside_out_is_refused_and_kept(tmp_path, capsys):
+    out = tmp_path / "sh"
+    out.mkdir()
+    src, _, _ = char_folder(out / "nano")
+    err = _refused(capsys, ["prepare", "--from-nanogpt", src, "--out", out, "--force"])
+    assert err == (
+        f"error: --out {out}: the --from-nanogpt folder {src} lies inside it, and replacing "
+        "the folder would delete it; write the shards to another folder\n"
+    )
+    assert sorted(p.name for p in src.iterdir()) == ["meta.pkl", "train.bin", "val.bin"]

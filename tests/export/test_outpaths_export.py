@@ -1,0 +1,109 @@
+"""`export --out` that is, lies inside or holds the run, and `--opset` out of the exporter's
+range: refused before anything is removed or written."""
+
+import importlib.util
+
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.config import ModelConfig
+from scalinglab.errors import ConfigError
+from scalinglab.export.onnx import check_opset, opset_range
+from scalinglab.models.registry import build_model
+from scalinglab.train.evaluate import load_trained
+from tests.export.runs import trained_runs
+from tests.reliability.helpers import one_line_error
+
+needs_hf = pytest.mark.skipif(
+    importlib.util.find_spec("transformers") is None, reason="[export] extra not installed"
+)
+needs_onnx = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime", "onnxscript")),
+    reason="[export] extra not installed",
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny run inside a sweep-like folder (sweep/r)."""
+    return trained_runs(tmp_path_factory.mktemp("outpaths") / "sweep", r={"steps": 20})["r"]
+
+
+def _files(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _refused(capsys, argv) -> str:
+    return one_line_error(capsys, [str(a) for a in argv])
+
+
+@pytest.mark.parametrize(
+    "fmt, where, how",
+    [
+        pytest.param("hf", ".", "is", marks=needs_hf),
+        pytest.param("hf", "hf", "lies inside", marks=needs_hf),
+        pytest.param("hf", "..", "contains", marks=needs_hf),
+        pytest.param("onnx", "m.onnx", "lies inside", marks=needs_onnx),
+    ],
+)
+def test_out_the_run_inside_it_or_holding_it_is_refused_and_the_run_kept(
+    run, capsys, fmt, where, how
+):
+    out = {".": run, "..": run.parent}.get(where, run / where)
+    sweep = _files(run.parent)
+    err = _refused(capsys, ["export", run, "--format", fmt, "--out", out, "--force"])
+    assert err == (
+        f"error: --out {out} {how} the run folder {run} being exported; "
+        "choose an --out outside the run\n"
+    )
+    assert _files(run.parent) == sweep
+    assert {"config.toml", "result.json", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
+
+
+@needs_hf
+def test_a_path_spelled_otherwise_is_still_the_run(run, capsys, monkeypatch):
+    monkeypatch.chdir(run.parent)
+    err = _refused(capsys, ["export", "r", "--format", "hf", "--out", "./r/../r/", "--force"])
+    assert err == (
+        "error: --out r/../r is the run folder r being exported; choose an --out outside the run\n"
+    )
+    assert (run / "config.toml").exists()
+
+
+@needs_onnx
+def test_opset_outside_the_exporters_range_is_refused(run, tmp_path, capsys):
+    lo, hi = opset_range(load_trained(run)[0])
+    out = tmp_path / "m.onnx"
+    for opset in (1, -5, lo - 1, hi + 1):
+        argv = ["export", run, "--format", "onnx", "--out", out, "--opset", opset]
+        err = _refused(capsys, argv)
+        assert err == (
+            f"error: --opset {opset}: the ONNX exporter writes opsets {lo} to {hi} "
+            "for this model (gpt)\n"
+        )
+        assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@needs_onnx
+def test_the_lowest_opset_in_range_is_the_one_written(run, tmp_path, capsys):
+    import onnx
+
+    lo, _ = opset_range(load_trained(run)[0])
+    out = tmp_path / "m.onnx"
+    assert (
+        main(["export", str(run), "--format", "onnx", "--out", str(out), "--opset", str(lo)]) == 0
+    )
+    assert [o.version for o in onnx.load(str(out)).opset_import if o.domain == ""] == [lo]
+
+
+def test_an_elman_rnn_has_the_torchscript_exporters_range():
+    model = build_model(ModelConfig(arch="rnn_tanh", n_layer=1, n_embd=8, vocab_size=16))
+    lo, hi = opset_range(model)
+    assert lo < opset_range(build_model(ModelConfig(n_layer=1, n_embd=8, n_head=2), 16))[0]
+    check_opset(model, lo)
+    check_opset(model, None)
+    with pytest.raises(ConfigError) as exc:
+        check_opset(model, hi + 1)
+    assert str(exc.value) == (
+        f"opset {hi + 1}: the ONNX exporter writes opsets {lo} to {hi} for this model (rnn_tanh)"
+    )
