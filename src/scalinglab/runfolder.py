@@ -146,6 +146,21 @@ def read_config(run_dir: str | os.PathLike) -> RunConfig | None:
         return None
 
 
+def config_problem(run_dir: str | os.PathLike) -> str | None:
+    """Why the run's config.toml (else run.toml) exists but `read_config` gives None for
+    it: the error naming the file (and the line of a TOML syntax error); None when it is
+    absent or reads."""
+    for name in (CONFIG, RUN_TOML):
+        path = Path(run_dir) / name
+        if path.exists():
+            try:
+                RunConfig.from_dict(load_toml(path), str(path))
+            except ScalingLabError as exc:
+                return str(exc)
+            return None
+    return None
+
+
 def load_config(run_dir: str | os.PathLike) -> RunConfig:
     """A trained run's RUN/config.toml; DataError/ConfigError naming the file if it is not."""
     run_dir = Path(run_dir)
@@ -227,6 +242,26 @@ def read_result(run_dir: str | os.PathLike) -> dict | None:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise DataError(f"{path}: {k} is {json.dumps(v)}, not a number")
     return d
+
+
+def result_problem(run_dir: str | os.PathLike) -> str | None:
+    """Why RUN/result.json exists but cannot be read (`read_result` gives None for it, as
+    for a run still writing): "PATH: not JSON", "...: empty", "...: not a JSON object";
+    None when it is absent or readable."""
+    path = Path(run_dir) / RESULT
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror or exc})"
+    if not data.strip():
+        return f"{path}: empty"
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return f"{path}: not JSON (truncated or damaged)"
+    return None if isinstance(d, dict) else f"{path}: not a JSON object"
 
 
 def run_state(result: dict | None) -> str:
@@ -312,6 +347,21 @@ def read_metrics(run_dir: str | os.PathLike, strict: bool = False) -> list[dict]
             raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
         return []
     return parse_metrics(data, str(path), strict)
+
+
+def metrics_problems(run_dir: str | os.PathLike) -> list[str]:
+    """ "PATH: line N: not JSON" for each line of RUN/metrics.jsonl that `read_metrics`
+    skips, but for a torn last line (a run writing, or killed mid-line)."""
+    path = Path(run_dir) / METRICS
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    return [
+        f"{path}: line {i}: {'not a JSON object' if _is_json(raw) else 'not JSON'}"
+        for i, raw, row, torn in _lines(data)
+        if row is None and not torn
+    ]
 
 
 def latest_metrics(run_dir: str | os.PathLike, max_bytes: int = 8192) -> dict:

@@ -56,6 +56,12 @@ def run(args) -> int:
     if device == "cpu":
         keep_freed_memory()  # as in training: 1.8x with a 50k vocabulary's logits
     model, cfg, step = load_trained(args.run, device)
+    if 0 < args.eval_tokens < cfg.model.block_size:
+        raise ConfigError(
+            f"--eval-tokens {args.eval_tokens} is less than one window of the run's block_size "
+            f"{cfg.model.block_size}; give at least {cfg.model.block_size}, or 0 for the whole "
+            "split"
+        )
     shards = open_shards(args.data or cfg.train.data)
     check_integrity(shards)
     check_same_tokenizer(args.run, shards)

@@ -1,6 +1,9 @@
 """`scalinglab generate`: sample text from a trained run, streamed to stdout."""
 
 ORDER = 40
+MAX_NEW_TOKENS = 1_000_000
+"""--max-new-tokens' bound: a million tokens (hours on a CPU, one step per token) is more
+than any sample is read for; a larger number is a typo."""
 
 
 def register(sub) -> None:
@@ -12,7 +15,10 @@ def register(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run folder made by `scalinglab train`")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument(
-        "--max-new-tokens", type=int, default=200, help="tokens to sample (default: 200)"
+        "--max-new-tokens",
+        type=int,
+        default=200,
+        help=f"tokens to sample, at most {MAX_NEW_TOKENS} (default: 200)",
     )
     p.add_argument("--temperature", type=float, default=0.8, help="0 means greedy (default: 0.8)")
     p.add_argument(
@@ -68,8 +74,16 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
             "tokenizer of this run reads text (a byte-level run takes any bytes)"
         ) from None
     if tokenizer.kind == "word":  # no <eos> after the prompt: generation continues its line
-        return [int(i) for i in tokenizer.encode(text, final=False)]
-    return [int(i) for i in tokenizer.encode(text)]
+        ids = [int(i) for i in tokenizer.encode(text, final=False)]
+    else:
+        ids = [int(i) for i in tokenizer.encode(text)]
+    if text and not ids:  # else sample() says the prompt is empty, which it is not
+        default = "; the default --prompt is a newline" if text == "\n" else ""
+        raise ConfigError(
+            f"--prompt {text!r} makes no tokens: the run's {tokenizer.kind} tokenizer has "
+            f"none for its characters{default}; give a --prompt of text it knows"
+        )
+    return ids
 
 
 def check_flags(args) -> None:
@@ -81,6 +95,11 @@ def check_flags(args) -> None:
 
     if args.max_new_tokens < 0:
         raise ConfigError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if args.max_new_tokens > MAX_NEW_TOKENS:
+        raise ConfigError(
+            f"--max-new-tokens must be at most {MAX_NEW_TOKENS}, got {args.max_new_tokens} "
+            "(a bound against a typo that would run for days; run generate again for more)"
+        )
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise ConfigError(
             f"--temperature must be a finite number >= 0 (0: greedy), got {args.temperature}"

@@ -60,12 +60,16 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
-    from scalinglab.errors import ConfigError
+    from scalinglab.errors import ConfigError, DataError
     from scalinglab.sweep.table import format_table, runs_table, write_csv, write_table
 
     if args.format and not args.out:
         raise ConfigError("--format says how to write --out FILE; give --out too")
     rows = runs_table(args.dir)
+    if not rows:
+        root = Path(args.dir)
+        raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
+    warn_damaged(args.dir)
     if args.status:
         rows = [r for r in rows if r["status"] == args.status]
     if args.curves:
@@ -94,7 +98,9 @@ def run(args) -> int:
 
 
 def curve_rows(root, run_rows) -> list[dict]:
-    """One row per metrics.jsonl record with a val_loss, for each run of `run_rows`."""
+    """One row per metrics.jsonl record with a val_loss, for each run of `run_rows`; a
+    warning on stderr naming the file and line of each run's malformed lines (skipped)."""
+    import sys
     from pathlib import Path
 
     from scalinglab import runfolder
@@ -103,6 +109,10 @@ def curve_rows(root, run_rows) -> list[dict]:
     dirs = {d.name: d for d in find_run_dirs(root)}
     out = []
     for run in run_rows:
+        problems = runfolder.metrics_problems(Path(dirs[run["run_id"]]))
+        if problems:
+            more = f" (and {len(problems) - 1} more lines)" if len(problems) > 1 else ""
+            print(f"warning: {problems[0]}{more}: skipped", file=sys.stderr)
         records = runfolder.read_metrics(Path(dirs[run["run_id"]]))
         # a run resumed with another config had two schedules: only its lr column is right
         changed = any(rec.get("event") == "config_change" for rec in records)
@@ -122,6 +132,24 @@ def curve_rows(root, run_rows) -> list[dict]:
                 }
             )
     return out
+
+
+def warn_damaged(root) -> None:
+    """A warning on stderr, one line per run folder, naming the file: a result.json that
+    exists but cannot be read (its run shows as incomplete or pending), a config.toml that
+    does not read (its config columns are empty)."""
+    import sys
+
+    from scalinglab import runfolder
+    from scalinglab.sweep.table import find_run_dirs
+
+    for d in find_run_dirs(root):
+        problem = runfolder.result_problem(d)
+        if problem:
+            print(f"warning: {problem}: the run shows without its result", file=sys.stderr)
+        problem = runfolder.config_problem(d)
+        if problem:
+            print(f"warning: {problem}: the run's config columns are empty", file=sys.stderr)
 
 
 def run_schedule(run_dir):

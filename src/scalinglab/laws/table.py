@@ -180,6 +180,11 @@ def _no_duplicates(header: list, source: str) -> None:
 
 def raw_csv(path: Path) -> RawTable:
     """A CSV file's header and rows (text cells), refusing duplicate header names."""
+    if path.is_dir():
+        raise DataError(
+            f"{path}: a folder, not a runs table; give a CSV file (`scalinglab runs {path} "
+            "--out runs.csv` writes one from run folders)"
+        )
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     text = decode_text(path)
@@ -191,15 +196,24 @@ def raw_csv(path: Path) -> RawTable:
     header = [h.strip() for h in header]
     _no_duplicates(header, str(path))
     rows, lines = [], []
+    last = text.count("\n") + (not text.endswith("\n"))  # the file's last line
+    end = reader.line_num
     for row in reader:
+        start, end = end + 1, reader.line_num  # a quoted field may span lines
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
+            span = ""
+            if end > start:  # a row of several lines: a quote opened on its first line
+                closed = "is never closed" if end == last else f"runs to line {end}"
+                span = f" (a quote opened on line {start} {closed})"
+            elif end == last and text.splitlines()[start - 1].count('"') % 2:
+                span = f" (a quote opened on line {start} is never closed)"
             raise DataError(
-                f"{path}: line {reader.line_num}: {len(row)} fields, the header has {len(header)}"
+                f"{path}: line {start}: {len(row)} fields, the header has {len(header)}{span}"
             )
         rows.append(dict(zip(header, row, strict=True)))
-        lines.append(reader.line_num)
+        lines.append(start)
     if not rows:
         raise DataError(f"{path}: the header has no data rows below it")
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -320,9 +334,15 @@ def parse_where(items) -> list[tuple[str, str, str]]:
 
 
 def _same(value, text: str) -> bool:
-    """A cell equals a --where value: text as text; an in-memory number as a number."""
+    """A cell equals a --where value: as numbers when both read as numbers (a CSV's `1e+19`
+    is `1e19`), else as text; an in-memory number as a number."""
     if isinstance(value, str):
-        return value == text
+        if value == text:
+            return True
+        try:
+            return float(value) == float(text)
+        except ValueError:
+            return False
     if value is None:
         return False
     try:
@@ -361,9 +381,19 @@ def _where_column(raw: RawTable, col: str, opts: dict) -> str:
 
 def _filter(raw: RawTable, where, conv: dict, opts: dict | None = None) -> None:
     filters = parse_where(where)
+    given = len(filters)
     if "status" in raw.header and not any(c == "status" for c, _, _ in filters):
         filters.append(("status", "=", "completed"))  # diverged/failed runs carry no valid loss
-    for col, op, val in filters:
+    for k, (col, op, val) in enumerate(filters):
+        if k == given and raw.rows:  # the default filter
+            statuses = sorted({str(r.get("status")) for r in raw.rows})
+            if "completed" not in statuses:
+                shown = ", ".join(repr(x) for x in statuses[:5])
+                more = f" and {len(statuses) - 5} more" if len(statuses) > 5 else ""
+                raise DataError(
+                    f"{raw.source}: the default filter status=completed matched no rows "
+                    f"(statuses: {shown}{more}); pick rows with --where status=VALUE"
+                )
         if col not in raw.header and col not in ("N", "D", "C", "L", "U", "budget"):
             raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
         name = _where_column(raw, col, opts or {})
@@ -482,6 +512,7 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     conv["N_tried"] = (n_col,) if n_col else n_aliases
     for k in ("D", "C", "L", "budget", "U"):
         conv[f"{k}_tried"] = ALIASES[k]
+    _one_role_each(cols, opts, need, path)
     run_id, groups = None, None
     if opts["run_cols"]:  # rows are checkpoints of runs: a run repeats, one row per checkpoint
         for c in opts["run_cols"]:
@@ -540,6 +571,28 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         table = table.subset(np.isin(np.arange(len(table)), order[: len(table) - k]))
         conv["filters"].append(f"drop the {k} highest-loss rows")
     return table
+
+
+def _one_role_each(cols: dict, opts: dict, need, path: str) -> None:
+    """ConfigError when one column would be read as two quantities (`--n-col loss`)."""
+    explicit = {"N": "n_col", "D": "d_col", "C": "c_col", "L": "loss_col", "budget": "budget_col"}
+    explicit["U"] = "u_col"
+    used = [k for k in cols if cols[k] is not None and (k in need or k == "L" or opts[explicit[k]])]
+    for i, a in enumerate(used):
+        for b in used[i + 1 :]:
+            if cols[a] != cols[b] or {a, b} == {"C", "budget"}:  # a budget may be C
+                continue
+            if opts[explicit[a]] is None and opts[explicit[b]] is None:
+                continue  # two aliases of one name: not the user's doing
+
+            def flag(k):
+                by = "" if opts[explicit[k]] is not None else " (found by its name)"
+                return f"{FLAGS[k]}{by}"
+
+            raise ConfigError(
+                f"{path}: column {cols[a]!r} is given to both {flag(a)} and {flag(b)}; "
+                f"one column cannot be both {WHAT[a]} and {WHAT[b]}"
+            )
 
 
 def read_csv(path, *, need=("N", "D", "C", "L"), **options) -> RunsTable:

@@ -94,6 +94,14 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
             raise DataError(f"{where}: 'choices' must be a list of at least 2 strings")
         if not all(isinstance(c, str) and c for c in choices):
             raise DataError(f"{where}: every choice must be a non-empty string")
+        first = {}
+        for j, c in enumerate(choices):
+            if c in first:
+                raise DataError(
+                    f"{where}: choices {first[c]} and {j} are both {json.dumps(c)}; equal "
+                    "choices score the same, and a tie counts as the first"
+                )
+            first[c] = j
         gold = obj.get("gold")
         if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
             raise DataError(
@@ -107,6 +115,11 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
         prompt, ref = _string(obj, "prompt", where), _string(obj, "reference", where)
         if not prompt:
             raise DataError(f"{where}: 'prompt' is empty; the model needs text to continue")
+        if not ref.strip():
+            raise DataError(
+                f"{where}: 'reference' is {'only whitespace' if ref else 'empty'}; an empty "
+                "output would match it (exact_match compares stripped text)"
+            )
         until = obj.get("until", list(DEFAULT_UNTIL))
         if not isinstance(until, list) or not all(isinstance(u, str) and u for u in until):
             raise DataError(f"{where}: 'until' must be a list of non-empty strings")

@@ -1,0 +1,48 @@
+"""`scalinglab runs`: damaged run folders warn (one line each, naming the file); a folder
+with no run folders is a one-line error."""
+
+from scalinglab.cli import main
+from tests.reliability.helpers import one_line_error
+
+
+def _folders(tmp_path):
+    root = tmp_path / "r"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "c").mkdir()
+    (root / "a" / "result.json").write_text('{"val_loss": 3')  # cut short
+    (root / "c" / "result.json").write_text("")
+    (root / "b" / "config.toml").write_text("[train]\nlr = = 1\n")
+    (root / "b" / "metrics.jsonl").write_text(
+        '{"step": 1, "val_loss": 3.0, "tokens": 10}\n{oops\n'
+        '{"step": 2, "val_loss": 2.5, "tokens": 20}\n{"step"'  # a torn last line: silent
+    )
+    return root
+
+
+def test_damaged_result_and_config_warn(tmp_path, capsys):
+    root = _folders(tmp_path)
+    assert main(["runs", str(root)]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {root}/a/result.json: not JSON (truncated or damaged): "
+        "the run shows without its result",
+        f"warning: {root}/b/config.toml: invalid TOML: Invalid value (at line 2, column 6): "
+        "the run's config columns are empty",
+        f"warning: {root}/c/result.json: empty: the run shows without its result",
+    ]
+
+
+def test_curves_warn_of_a_malformed_metrics_line(tmp_path, capsys):
+    root = _folders(tmp_path)
+    assert main(["runs", str(root), "--curves"]) == 0
+    out = capsys.readouterr()
+    assert out.err.splitlines()[-1] == f"warning: {root}/b/metrics.jsonl: line 2: not JSON: skipped"
+    assert len(out.out.splitlines()) == 3  # header and the two good rows
+
+
+def test_a_folder_without_run_folders_is_an_error(tmp_path, capsys):
+    (tmp_path / "shards").mkdir()
+    d = tmp_path / "shards"
+    assert one_line_error(capsys, ["runs", str(d)]) == (
+        f"error: {d}: no run folders found (looked in {d} and {d}/runs)\n"
+    )
