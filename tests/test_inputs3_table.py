@@ -57,7 +57,10 @@ def test_an_unclosed_quote_names_its_line(tmp_path, capsys):
 
 
 def test_a_folder_is_not_a_runs_table(tmp_path, capsys):
-    assert one_line_error(capsys, ["fit", str(tmp_path)]) == (
+    want = (
         f"error: {tmp_path}: a folder, not a runs table; give a CSV file "
         f"(`scalinglab runs {tmp_path} --out runs.csv` writes one from run folders)\n"
     )
+    assert one_line_error(capsys, ["fit", str(tmp_path)]) == want
+    curve_law = ["fit", str(tmp_path), "--law", "multi-power", "--run-col", "schedule"]
+    assert one_line_error(capsys, curve_law) == want  # the curve laws' reader said "no such file"

@@ -32,7 +32,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.schedules import Schedule
-from scalinglab.laws.table import ALIASES, decode_text, find_column
+from scalinglab.laws.table import ALIASES, check_table_file, decode_text, find_column
 
 LR_FILLS = ("linear", "auto", "previous")
 JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
@@ -116,8 +116,7 @@ def _number(raw, where, positive=True):
 def read_rows(path):
     """(path, text, header, rows as dicts) of a UTF-8 CSV with at least one data row."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    check_table_file(path)
     text = decode_text(path)
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]

@@ -178,8 +178,8 @@ def _no_duplicates(header: list, source: str) -> None:
         raise DataError(f"{source}: duplicate column names in the header: {what}")
 
 
-def raw_csv(path: Path) -> RawTable:
-    """A CSV file's header and rows (text cells), refusing duplicate header names."""
+def check_table_file(path: Path) -> None:
+    """DataError unless `path` is a file: a folder is named as one."""
     if path.is_dir():
         raise DataError(
             f"{path}: a folder, not a runs table; give a CSV file (`scalinglab runs {path} "
@@ -187,6 +187,11 @@ def raw_csv(path: Path) -> RawTable:
         )
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+
+
+def raw_csv(path: Path) -> RawTable:
+    """A CSV file's header and rows (text cells), refusing duplicate header names."""
+    check_table_file(path)
     text = decode_text(path)
     reader = csv.reader(io.StringIO(text))
     try:
