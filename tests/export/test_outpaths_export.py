@@ -107,3 +107,17 @@ def test_an_elman_rnn_has_the_torchscript_exporters_range():
     assert str(exc.value) == (
         f"opset {hi + 1}: the ONNX exporter writes opsets {lo} to {hi} for this model (rnn_tanh)"
     )
+
+
+@needs_hf
+def test_out_the_runs_shards_folder_is_refused_and_the_shards_kept(run, capsys):
+    """The shards a run trained on (an export reads their tokenizer when the run has no
+    copy): `--out SHARDS --force` deleted them."""
+    shards = run.parent / "shards"
+    before = _files(shards)
+    err = _refused(capsys, ["export", run, "--format", "hf", "--out", shards, "--force"])
+    assert err == (
+        f"error: --out {shards} is the run's shards folder {shards}; "
+        "choose an --out outside the shards\n"
+    )
+    assert _files(shards) == before

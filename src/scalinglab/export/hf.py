@@ -227,6 +227,7 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     out = Path(out_dir)
     check_out_apart(run_dir, out)  # --force would delete the run
     model, cfg, step = load_trained(run_dir, "cpu")
+    check_out_apart(run_dir, out, data=cfg.train.data)  # or its shards
     model.float()
     if out.exists() and any(out.iterdir()) and not force:
         raise ExportError(f"--out {out} exists and is not empty; pass --force to replace it")
