@@ -1,5 +1,6 @@
 """The study: its spec, and the whole orchestration at toy scale (real training, tiny runs)."""
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -96,6 +97,27 @@ def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
         "(4,832 parameters); its parabola needs 3: raise that budget or the spread, or make "
         "[shape] width_multiple smaller"
     )
+
+
+def test_a_seed_repeat_of_a_trunk_branch_trains_as_the_branch_does(tmp_path):
+    """A repeat of a WSD branch at a budget above the smallest got the warmup its own
+    length gives (5% of its steps) where the branch has its trunk's: the seed noise was
+    measured between runs that differed in more than the seed. Now every train setting
+    but the seed (and the resume bookkeeping) is the branch's."""
+    d = quickstart()
+    d["seed_noise"] = {**d["seed_noise"], "budget": 2.3e11}
+    plan, _ = plan_on_a_byte_corpus(d, tmp_path)
+    branches = {r.counts.params: r for p in plan.parts if p.role == "sweep"
+                for r in p.runs if r.group.get("budget") == 2.3e11}  # fmt: skip
+    repeats = [r for p in plan.parts if p.role == "seed" for r in p.runs]
+    assert len(repeats) == 2
+    for r in repeats:
+        b = branches[r.counts.params]
+        mine, theirs = dataclasses.asdict(r.config.train), dataclasses.asdict(b.config.train)
+        differ = {k for k in mine if mine[k] != theirs[k]}
+        assert differ <= {"seed", "tokens", "steps", "branch_from", "resume_from"}, differ
+        assert r.config.train.warmup == b.config.train.warmup and r.tokens == b.tokens
+        assert r.config.train.warmup != round(0.05 * r.tokens / 1024)  # not its own 5%
 
 
 def test_a_seed_repeat_must_be_another_run(tmp_path):

@@ -56,6 +56,17 @@ def run(args) -> int:
     from scalinglab.train.coordcheck import WHAT, coord_check, sample_batches
 
     widths = _ints(args.widths, "--widths")
+    repeated = sorted({w for w in widths if widths.count(w) > 1})
+    if repeated:
+        raise ConfigError(
+            f"--widths {args.widths!r}: {', '.join(map(str, repeated))} given twice; "
+            "give each width once"
+        )
+    if len(widths) < 2:
+        raise ConfigError(
+            f"--widths {args.widths!r}: give 2 or more widths (the growth exponents "
+            "are fitted across widths)"
+        )
     params = [p.strip() for p in args.params.split(",") if p.strip()]
     for p in params:
         if p not in PARAMS:

@@ -90,6 +90,13 @@ def run(args):
                "tokens": args.flops[0] / (6 * args.params)}  # fmt: skip
         return _show(with_hparams(load_lr_opt(args.fit), [row], args.lr_form, args.block_size),
                      args.json)  # fmt: skip
+    if args.steps is None:
+        given = [f for f, v in (("--schedule", args.schedule), ("--peak-lr", args.peak_lr),
+                                ("--final-lr", args.final_lr)) if v is not None]  # fmt: skip
+        if given:
+            raise ConfigError(
+                f"{given[0]} needs --steps S (the run length the schedules are ranked at)"
+            )
     law = load_fit(args.fit)
     if args.steps is not None:
         from scalinglab.laws.schedules import family

@@ -129,7 +129,7 @@ def run(args) -> int:
     path = Path(args.spec)
     spec = parse_with_sets(
         load_toml(path), args.sets,
-        lambda d: parse_spec(d, where=str(path), default_name=path.stem, source=path),
+        lambda d: parse_spec(d, where=str(path), default_name=path.stem, source=path, strict=True),
     )  # fmt: skip
     if args.flops_convention:
         spec.design.flops_convention = args.flops_convention
@@ -150,6 +150,8 @@ def run(args) -> int:
     if not args.out:
         raise ConfigError("--out DIR is required (the sweep folder)")
     out = Path(args.out)
+    if spec.kind == "isoflop":
+        _warn_thin(driver.make_plan(spec)[1])
     executor = make_executor(cfg, out)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
@@ -199,6 +201,14 @@ def _summary(out: Path, outcomes: list[dict], wall: float, as_json: bool = False
     return 0 if set(by) <= {"completed", "diverged"} else 1
 
 
+def _warn_thin(runs) -> None:
+    """A warning line on stderr per IsoFLOP budget planned with too few distinct sizes."""
+    from scalinglab.sweep.design import thin_budgets
+
+    for line in thin_budgets(runs):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     from scalinglab.sweep import driver
     from scalinglab.sweep.estimate import START_SECONDS, estimate_seconds
@@ -233,6 +243,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
         f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
     )
+    _warn_thin(runs)
     if getattr(spec.design, "recentre", False):
         say(
             "recentre = true: budgets after the first are re-centred on the measured "

@@ -1,8 +1,8 @@
 """Which schedule reaches the lowest loss in S steps, under a fitted curve law.
 
-Each candidate (a `scalinglab.laws.schedules.Schedule`, or its spec) is run
-for S steps (held at its last LR if shorter) and the law predicts the loss at
-the last step, S − 1; with bootstrap draws, its percentile interval and the
+Each candidate (a `scalinglab.laws.schedules.Schedule`, or its spec) must be
+exactly S steps long (a schedule of another length is refused, not padded or cut)
+and the law predicts the loss at the last step, S − 1; with bootstrap draws, its percentile interval and the
 share of draws in which the candidate is the best of the set.
 """
 
@@ -27,6 +27,12 @@ def rank_schedules(law, steps, candidates):
     scheds = [c if isinstance(c, Schedule) else Schedule(c) for c in candidates]
     if not scheds:
         raise ConfigError("no candidate schedules")
+    for sch in scheds:
+        if len(sch) != steps:
+            raise ConfigError(
+                f"--schedule {sch.spec!r} is {len(sch)} steps long and --steps is {steps}: "
+                "give a schedule of exactly --steps steps"
+            )
     at = np.array([steps - 1])
     rows, draws = [], []
     for sch in scheds:

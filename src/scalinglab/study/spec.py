@@ -66,6 +66,7 @@ from scalinglab.sweep.spec import (
     check_trainer_cmd,
     parse_rules,
     rules_dict,
+    set_by_sweep,
 )
 from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
 
@@ -214,7 +215,34 @@ class StudySpec:
             if raw["seed_noise"].get("params"):
                 raw["seed_noise"]["params"] *= math.sqrt(f)
         raw["minutes"] = minutes
-        return parse_study(raw, "study (scaled)")
+        study = parse_study(raw, "study (scaled)")
+        _check_one_batch(study, minutes)
+        return study
+
+
+def _check_one_batch(study: StudySpec, minutes: float) -> None:
+    """Refuse --minutes so small that a sweep's smallest run (at its target size, before
+    shapes round) would not see one batch: the plan would blame the spec's [design]."""
+    from scalinglab.config import ModelConfig, TrainConfig
+
+    try:
+        m = ModelConfig(**study.shared.get("model", {}))
+        t = TrainConfig(**study.shared.get("train", {}))
+    except (ConfigError, TypeError):
+        return  # the sweep spec's own check says what is wrong with it
+    tps = t.batch_size * t.grad_accum * m.block_size
+    for arch, d in study.sweeps.items():
+        if d.kind == "wsd":
+            tokens = min(d.params) * min(d.tokens_per_param)
+        else:  # the largest size of the smallest budget: D = C / (6 N)
+            c = min(d.budgets)
+            tokens = c / (6.0 * math.sqrt(c / (6.0 * d.tokens_per_param) * d.spread))
+        if tokens < tps:
+            raise SweepError(
+                f"--minutes {minutes:g} is too small: the smallest run of [sweeps.{arch}] would "
+                f"train on about {tokens:.3g} tokens, less than one batch ({tps} tokens: "
+                f"batch_size × grad_accum × block_size); raise --minutes"
+            )
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -255,6 +283,15 @@ def _data(d: dict, where: str) -> dict:
     data = _table(d, "data", where)
     if not data.get("shards") and not data.get("sources"):
         raise _err(where, "[data] needs sources = [...] (to prepare) or shards = PATH")
+    sources, shards = data.get("sources"), data.get("shards")
+    if sources is not None and not (
+        isinstance(sources, list) and sources and all(isinstance(x, str) and x for x in sources)
+    ):
+        raise _err(
+            where, f"[data] sources must be a list of source names or paths, got {sources!r}"
+        )
+    if shards is not None and not (isinstance(shards, str) and shards):
+        raise _err(where, f"[data] shards must be a folder path (a string), got {shards!r}")
     prep = {k: v for k, v in data.items() if k not in ("sources", "shards")}
     _typed(PrepareConfig, prep, f"{where} [data]")  # checked here, used by prepare_data
     return data
@@ -320,6 +357,9 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     data = _data(d, where)
     sweeps = _sweeps(d, where)
     parse_rules(d, list(sweeps), where)  # checked now, not once the data is prepared
+    for key in ("model", "train"):
+        _table(d, key, where, required=False)
+    set_by_sweep(d.get("model", {}), d.get("train", {}), where)
     w = f"{where} [backtest]"
     bt = _typed(Backtest, _table(d, "backtest", where), w)
     bt.arch = bt.arch or next(iter(sweeps))

@@ -35,6 +35,9 @@ from scalinglab.sweep.shapes import hparams_for, shape_for
 from scalinglab.sweep.spec import IsoflopDesign, SweepSpec, WsdDesign
 
 STABLE_DIR = "stable"
+
+MIN_SIZES_PER_BUDGET = 3
+"""An IsoFLOP budget's distinct model sizes: its parabola needs 3."""
 """The folder under OUT of a WSD design's stable runs (kept out of OUT/runs)."""
 
 
@@ -165,7 +168,8 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
                         tokens=steps * tps)  # fmt: skip
     width = model.hidden if model.recurrent else model.n_embd
     for k, v in hparams_for(rule, width, steps, steps * tps).items():
-        setattr(train, k, v)
+        if k not in spec.train:  # only a study's own repeat of a run gives them (parse_spec)
+            setattr(train, k, v)
     if rule.rule == "mup" and model.arch == "gpt" and "param" not in spec.model:
         model.param, model.base_width = "mup", int(rule.ref_width)
         model.base_head_dim = model.n_embd // model.n_head  # the shape rule's fixed head size
@@ -244,6 +248,30 @@ def plan(ctx: Context) -> list[PlannedRun]:
     if dup:
         raise SweepError(f"the design plans the same run twice: {', '.join(dup)}")
     return runs
+
+
+def sizes_per_budget(runs: list[PlannedRun]) -> dict[tuple[str, float], set[int]]:
+    """The distinct parameter counts planned at each (arch, IsoFLOP budget)."""
+    sizes: dict[tuple[str, float], set[int]] = {}
+    for r in runs:
+        if "budget" in r.group:
+            sizes.setdefault((r.arch, r.group["budget"]), set()).add(r.counts.params)
+    return sizes
+
+
+def thin_budgets(runs: list[PlannedRun]) -> list[str]:
+    """One line per (arch, budget) of an IsoFLOP plan whose sizes round to fewer than
+    MIN_SIZES_PER_BUDGET distinct shapes: the fit cannot draw its parabola there."""
+    out = []
+    for (arch, b), ns in sorted(sizes_per_budget(runs).items()):
+        if len(ns) < MIN_SIZES_PER_BUDGET:
+            shown = ", ".join(f"{n:,}" for n in sorted(ns))
+            out.append(
+                f"[design] budget {b:.3g} ({arch}): its sizes round to {len(ns)} distinct "
+                f"shape(s) ({shown} parameters); the IsoFLOP fit needs {MIN_SIZES_PER_BUDGET} "
+                "per budget: raise sizes, the spread or that budget"
+            )
+    return out
 
 
 @dataclass

@@ -33,6 +33,12 @@ SHAPE_FIELDS = ("n_layer", "n_embd", "n_head", "n_hidden")
 MODEL_SET_BY_SWEEP = ("arch", "preset", "vocab_size", *SHAPE_FIELDS)
 # The sweep sets these per run; a spec that sets them would be silently overridden.
 TRAIN_SET_BY_SWEEP = ("data", *BUDGETS)
+# ... and the [hparams] rule these (shapes.hparams_for): each [train] key, the [hparams]
+# keys that set it.
+TRAIN_SET_BY_HPARAMS = {
+    "lr": "lr (the lr at ref_width, scaled per width by lr_power)",
+    "warmup": "warmup_frac (warmup = warmup_frac × the run's steps)",
+}
 TOP_KEYS = (
     "format_version", "name", "data", "archs", "model", "train", "shape", "hparams", "design",
     "trainer_cmd",
@@ -42,6 +48,9 @@ TOP_KEYS = (
 # on this project's tiny byte-level GPTs (15k–200k parameters): the optimum sat at
 # about 150–240 tokens per parameter, far from Chinchilla's 20 at billions of parameters.
 DEFAULT_TOKENS_PER_PARAM = 200.0
+# The most sizes per IsoFLOP budget: each is a run at every budget (and a shape search
+# when planning); a profile's parabola needs 3 to about 10.
+MAX_ISOFLOP_SIZES = 100
 
 
 def _number(obj, name: str, integer: bool = False, positive: bool = True):
@@ -133,6 +142,10 @@ class HparamRule:
         if self.optimizer not in ("", "adamw", "sgd"):
             raise ConfigError(f"optimizer {self.optimizer!r} is not one of adamw, sgd")
         _number(self, "grad_clip", positive=False)
+        if not math.isfinite(self.grad_clip):
+            raise ConfigError(
+                f"grad_clip must be a finite number (-1: [train]'s), got {self.grad_clip}"
+            )
         if self.rule not in HPARAM_RULES:
             raise ConfigError(f"rule {self.rule!r} is not one of {', '.join(HPARAM_RULES)}")
         if (self.rule == "fitted") != bool(self.fit):
@@ -145,10 +158,9 @@ class HparamRule:
         # A fractional ref_width has always been accepted: it only scales lr.
         if isinstance(self.ref_width, bool) or not isinstance(self.ref_width, int | float):
             raise ConfigError(f"ref_width must be positive, got {self.ref_width!r}")
-        if self.ref_width < 1:
-            raise ConfigError(f"ref_width must be positive, got {self.ref_width}")
-        _number(self, "lr_power", positive=False)
-        for name in ("duration_power", "ref_tokens"):
+        if not (math.isfinite(self.ref_width) and self.ref_width >= 1):
+            raise ConfigError(f"ref_width must be a finite number >= 1, got {self.ref_width}")
+        for name in ("lr_power", "duration_power", "ref_tokens"):
             _number(self, name, positive=False)
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
@@ -276,6 +288,14 @@ class IsoflopDesign(Design):
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
         if not isinstance(self.sizes, int) or self.spread < 1:
             raise ConfigError("sizes must be an integer and spread >= 1")
+        if self.sizes > MAX_ISOFLOP_SIZES:
+            raise ConfigError(
+                f"sizes must be at most {MAX_ISOFLOP_SIZES}, got {self.sizes}: each size is a "
+                "run at every budget, and a profile's parabola needs 3 to about 10"
+            )
+        for name in ("tokens_per_param", "spread"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
         self.tokens_per_param, self.spread = float(self.tokens_per_param), float(self.spread)
         for name in ("recentre", "trunks"):
             if not isinstance(getattr(self, name), bool):
@@ -425,11 +445,19 @@ class SweepSpec:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file."""
     path = Path(path)
-    return parse_spec(load_toml(path), where=str(path), default_name=path.stem, source=path)
+    return parse_spec(
+        load_toml(path), where=str(path), default_name=path.stem, source=path, strict=True
+    )
 
 
-def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source=None) -> SweepSpec:
-    """Validate a spec mapping; every error names the file, table and key."""
+def parse_spec(
+    d: dict, where: str = "spec", default_name: str = "sweep", source=None, strict: bool = False
+) -> SweepSpec:
+    """Validate a spec mapping; every error names the file, table and key.
+
+    strict: also refuse the [train] keys the [hparams] rule sets per run (lr, warmup):
+    every spec a person wrote is read so; a study's own repeat of a run passes them.
+    """
     _table(d, TOP_KEYS, where)
     version = d.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
@@ -448,7 +476,7 @@ def parse_spec(d: dict, where: str = "spec", default_name: str = "sweep", source
     model, train = d.get("model", {}), d.get("train", {})
     _table(model, None, f"{where} [model]")
     _table(train, None, f"{where} [train]")
-    _set_by_sweep(model, train, where)
+    set_by_sweep(model, train, where, hparams_keys=strict)
     _build(ModelConfig, {**model, "arch": archs[0]}, f"{where} [model]")
     _build(TrainConfig, train, f"{where} [train]")
     return SweepSpec(
@@ -509,7 +537,9 @@ def _table(d, known, where: str) -> None:
         )
 
 
-def _set_by_sweep(model: dict, train: dict, where: str) -> None:
+def set_by_sweep(model: dict, train: dict, where: str, hparams_keys: bool = True) -> None:
+    """Refuse the [model] and [train] keys the sweep sets per run (a spec's or a study's):
+    they would be silently overridden. hparams_keys: also those of the [hparams] rule."""
     shape_keys = sorted(set(model) & set(MODEL_SET_BY_SWEEP))
     if shape_keys:
         raise SweepError(
@@ -519,9 +549,18 @@ def _set_by_sweep(model: dict, train: dict, where: str) -> None:
         )
     set_by_sweep = sorted(set(train) & set(TRAIN_SET_BY_SWEEP))
     if set_by_sweep:
+        why = ["'data' at the top level"] if "data" in set_by_sweep else []
+        why += ["the budget by [design]"] if set(set_by_sweep) - {"data"} else []
         raise SweepError(
             f"{where} [train]: {', '.join(set_by_sweep)} are set by the sweep, per run "
-            "('data' at the top level, the budget by [design])"
+            f"({', '.join(why)})"
+        )
+    by_rule = [k for k in TRAIN_SET_BY_HPARAMS if k in train] if hparams_keys else []
+    if by_rule:
+        raise SweepError(
+            f"{where} [train]: {' and '.join(by_rule)} {'are' if len(by_rule) > 1 else 'is'} "
+            "set per run by [hparams]: use [hparams] "
+            + " and ".join(TRAIN_SET_BY_HPARAMS[k] for k in by_rule)
         )
 
 

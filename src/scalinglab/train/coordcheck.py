@@ -163,8 +163,10 @@ def coord_check(
     first also the probe; steps = len(batches) - 1) and measure it (see the module)."""
     widths = sorted(widths)
     base = base_width or widths[0]
-    if len(widths) < 2 or len(batches) < 2:
-        raise ConfigError("a coordinate check needs 2 or more widths and 1 or more steps")
+    if len(set(widths)) < 2 or len(set(widths)) < len(widths) or len(batches) < 2:
+        raise ConfigError(
+            "a coordinate check needs 2 or more widths, each once, and 1 or more steps"
+        )
     for w in widths:
         if w % n_head:
             raise ConfigError(f"width {w} is not a multiple of --n-head {n_head}")
