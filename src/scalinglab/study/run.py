@@ -50,7 +50,7 @@ from scalinglab.runfolder import FINISHED, is_finished, read_result
 from scalinglab.study import tasks as study_tasks
 from scalinglab.study.spec import MIN_BACKTEST_FACTOR, StudySpec, sweep_dict
 from scalinglab.sweep import design, driver
-from scalinglab.sweep.design import STABLE_DIR, PlannedRun
+from scalinglab.sweep.design import MIN_SIZES_PER_BUDGET, STABLE_DIR, PlannedRun, sizes_per_budget
 from scalinglab.sweep.estimate import estimate_seconds
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.executors import ExecutorConfig, make_executor
@@ -297,8 +297,6 @@ def train_tokens(shards: Path) -> int:
     return int(read_manifest(shards)["splits"]["train"]["tokens"])
 
 
-MIN_SIZES_PER_BUDGET = 3
-"""An IsoFLOP parabola needs 3 sizes at a budget (laws.isoflop skips budgets with fewer)."""
 MIN_BUDGETS = 2
 """The frontier and the allocation are power laws over budgets: 2 budgets at least."""
 MIN_CHINCHILLA_RUNS = 6
@@ -337,10 +335,7 @@ def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
         arch = part.spec.archs[0]
         if part.spec.kind == "wsd":  # spec.py checked its sizes and ratios
             continue
-        sizes: dict[float, set] = {}
-        for r in part.runs:
-            if "budget" in r.group:
-                sizes.setdefault(r.group["budget"], set()).add(r.counts.params)
+        sizes = {b: ns for (_, b), ns in sizes_per_budget(part.runs).items()}
         usable = [b for b, s in sizes.items() if len(s) >= MIN_SIZES_PER_BUDGET]
         if len(usable) < MIN_BUDGETS:
             plan = ", ".join(f"{b:g}: {len(s)}" for b, s in sorted(sizes.items())) or "none"

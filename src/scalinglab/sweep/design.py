@@ -35,10 +35,10 @@ from scalinglab.sweep.shapes import hparams_for, shape_for
 from scalinglab.sweep.spec import IsoflopDesign, SweepSpec, WsdDesign
 
 STABLE_DIR = "stable"
+"""The folder under OUT of a WSD design's stable runs (kept out of OUT/runs)."""
 
 MIN_SIZES_PER_BUDGET = 3
 """An IsoFLOP budget's distinct model sizes: its parabola needs 3."""
-"""The folder under OUT of a WSD design's stable runs (kept out of OUT/runs)."""
 
 
 @dataclass
