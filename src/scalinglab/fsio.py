@@ -169,6 +169,19 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+def path_relation(path: str | os.PathLike, other: str | os.PathLike) -> str | None:
+    """How `path` stands to `other`, both resolved: "is" (the same path, or a hard link of
+    the same file), "lies inside", "contains", or None (apart)."""
+    a, b = Path(path).resolve(), Path(other).resolve()
+    if a == b or (a.exists() and b.exists() and os.path.samefile(a, b)):
+        return "is"
+    if a.is_relative_to(b):
+        return "lies inside"
+    if b.is_relative_to(a):
+        return "contains"
+    return None
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks (memory stays bounded)."""
     h = hashlib.sha256()

@@ -107,14 +107,20 @@ def write_config(run_dir: str | os.PathLike, cfg: RunConfig, name: str = CONFIG)
 
 def _config_toml(run_dir) -> tuple[Path, dict] | None:
     """(path, TOML) of RUN/config.toml, else RUN/run.toml; None if absent or unreadable."""
+    found, _ = _config_toml_or_why(run_dir)
+    return found
+
+
+def _config_toml_or_why(run_dir) -> tuple[tuple[Path, dict] | None, str | None]:
+    """(_config_toml's answer, why it is None though a file exists: its TOML error)."""
     for name in (CONFIG, RUN_TOML):
         path = Path(run_dir) / name
         if path.exists():
             try:
-                return path, load_toml(path)
-            except ScalingLabError:
-                return None
-    return None
+                return (path, load_toml(path)), None
+            except ScalingLabError as exc:
+                return None, str(exc)
+    return None, None
 
 
 def read_config_dict(run_dir: str | os.PathLike) -> dict | None:
@@ -136,29 +142,26 @@ def read_config(run_dir: str | os.PathLike) -> RunConfig | None:
     """The run's config (config.toml, else run.toml), or None if absent or invalid;
     DataError naming the file when it is of another format_version (a newer scalinglab's:
     read as this one's, its numbers could be wrong)."""
-    found = _config_toml(run_dir)
+    return _config_or_why(run_dir)[0]
+
+
+def _config_or_why(run_dir) -> tuple[RunConfig | None, str | None]:
+    """(read_config's answer, why it is None though a file exists)."""
+    found, why = _config_toml_or_why(run_dir)
     if found is None:
-        return None
+        return None, why
     check_format_version(found[0], found[1], CONFIG_FORMAT_VERSION)
     try:
-        return RunConfig.from_dict(found[1], str(found[0]))
-    except ScalingLabError:
-        return None
+        return RunConfig.from_dict(found[1], str(found[0])), None
+    except ScalingLabError as exc:
+        return None, str(exc)
 
 
 def config_problem(run_dir: str | os.PathLike) -> str | None:
     """Why the run's config.toml (else run.toml) exists but `read_config` gives None for
     it: the error naming the file (and the line of a TOML syntax error); None when it is
     absent or reads."""
-    for name in (CONFIG, RUN_TOML):
-        path = Path(run_dir) / name
-        if path.exists():
-            try:
-                RunConfig.from_dict(load_toml(path), str(path))
-            except ScalingLabError as exc:
-                return str(exc)
-            return None
-    return None
+    return _config_or_why(run_dir)[1]
 
 
 def load_config(run_dir: str | os.PathLike) -> RunConfig:
@@ -197,12 +200,25 @@ def read_sweep_meta(run_dir: str | os.PathLike) -> dict:
 
 def _json_object(path: Path) -> dict | None:
     """A JSON file's object, or None when absent, unreadable or not an object."""
+    return _json_object_or_why(path)[0]
+
+
+def _json_object_or_why(path: Path) -> tuple[dict | None, str | None]:
+    """(the JSON file's object, None), or (None, why not: "PATH: empty" and the like);
+    (None, None) when the file is absent."""
     try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return d if isinstance(d, dict) else None
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"{path}: cannot read ({exc.strerror or exc})"
+    if not data.strip():
+        return None, f"{path}: empty"
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one
+        return None, f"{path}: not JSON (truncated or damaged)"
+    return (d, None) if isinstance(d, dict) else (None, f"{path}: not a JSON object")
 
 
 # --- result.json --------------------------------------------------------------
@@ -248,20 +264,7 @@ def result_problem(run_dir: str | os.PathLike) -> str | None:
     """Why RUN/result.json exists but cannot be read (`read_result` gives None for it, as
     for a run still writing): "PATH: not JSON", "...: empty", "...: not a JSON object";
     None when it is absent or readable."""
-    path = Path(run_dir) / RESULT
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"{path}: cannot read ({exc.strerror or exc})"
-    if not data.strip():
-        return f"{path}: empty"
-    try:
-        d = json.loads(data.decode("utf-8"))
-    except ValueError:
-        return f"{path}: not JSON (truncated or damaged)"
-    return None if isinstance(d, dict) else f"{path}: not a JSON object"
+    return _json_object_or_why(Path(run_dir) / RESULT)[1]
 
 
 def run_state(result: dict | None) -> str:

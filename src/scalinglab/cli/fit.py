@@ -174,22 +174,16 @@ def run(args):
 def check_out_not_input(out, inputs, what: str) -> None:
     """Refuse an --out that is one of the input tables (or lies inside an input folder):
     writing `what` there would overwrite the data it came from."""
-    import os
-    from pathlib import Path
-
     from scalinglab.errors import ConfigError
+    from scalinglab.fsio import path_relation
 
     if not out:
         return
-    dest = Path(out).resolve()
     for given in inputs:
-        src = Path(given).resolve()
-        same = dest == src or (
-            dest.exists() and src.exists() and os.path.samefile(dest, src)  # a hard link
-        )
-        if same:
+        how = path_relation(out, given)
+        if how == "is":
             raise ConfigError(f"--out {out} is the input {given}; write the {what} to another file")
-        if src.is_dir() and dest.is_relative_to(src):
+        if how == "lies inside":
             raise ConfigError(
                 f"--out {out} lies inside the input folder {given}; write the {what} outside it"
             )

@@ -48,6 +48,7 @@ from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import (
     atomic_write_json,
     make_temp_dir,
+    path_relation,
     remove_stale_temps,
     replace_dir,
     sha256_file,
@@ -144,7 +145,7 @@ def import_nanogpt(
     t0 = time.perf_counter()
     if not src.is_dir():
         raise DataError(f"--from-nanogpt {src}: not a folder")
-    if out.exists() and src.resolve().is_relative_to(out.resolve()):
+    if out.exists() and path_relation(src, out) in ("is", "lies inside"):
         raise DataError(
             f"--out {out}: the --from-nanogpt folder {src} lies inside it, and replacing the "
             "folder would delete it; write the shards to another folder"

@@ -56,6 +56,7 @@ from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import (
     atomic_write_json,
     make_temp_dir,
+    path_relation,
     remove_stale_temps,
     replace_dir,
     sha256_file,
@@ -346,10 +347,9 @@ def _check_sources_outside(srcs, out: Path) -> None:
     """Refuse a source inside --out: replacing the folder (a rebuild, --force) deletes it."""
     if not out.exists():
         return
-    dest = out.resolve()
     for src in srcs:
         for path in _source_paths(src):
-            if path.resolve().is_relative_to(dest):
+            if path_relation(path, out) in ("is", "lies inside"):
                 raise DataError(
                     f"--out {out}: the source {path} lies inside it, and replacing the "
                     "folder would delete it; write the shards to another folder"
