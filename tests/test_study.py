@@ -99,6 +99,38 @@ def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     )
 
 
+def test_minutes_that_break_the_plan_name_the_flag_and_the_minutes_that_work(tmp_path):
+    """`quickstart --minutes 12` once blamed the built-in spec's [design] (a budget of 2
+    shapes), and `--minutes 1e-3` too (a run under one batch): the user can change only
+    the flag. The error names it and the nearest minutes whose plans succeed."""
+    from scalinglab.study.run import plan_study, prepare_data
+
+    d = {**quickstart(), "data": {"sources": [str(toy_corpus(tmp_path / "c.txt"))],
+                                  "tokenizer": "byte"}}  # fmt: skip
+    spec = parse_study(d, "quickstart")
+    shards, name = prepare_data(spec, tmp_path / "cache")
+
+    def plan(minutes):
+        return plan_study(spec.scaled(minutes), shards, name, tmp_path / "o", 2, 1, False)
+
+    with pytest.raises(SweepError) as e:
+        plan(12)
+    assert str(e.value) == (
+        "minutes 12 scales the spec's design past what it can plan ([sweeps.gpt] budget "
+        "9e+10: its sizes round to 2 distinct shape(s) of the grid (12,736, 23,712 "
+        "parameters); its parabola needs 3: raise that budget or the spread, or make [shape] "
+        "width_multiple smaller); it plans at minutes 11 or 16"
+    )
+    assert plan(11).parts and plan(16).parts  # what it suggests does plan
+    with pytest.raises(SweepError) as e:
+        plan(1e-3)
+    assert str(e.value) == (
+        "minutes 0.001 is too small: the gpt of 4832 parameters would train on 259 tokens, "
+        "less than one batch (1024 tokens: batch_size × grad_accum × block_size); raise "
+        "minutes"
+    )
+
+
 def test_a_seed_repeat_of_a_trunk_branch_trains_as_the_branch_does(tmp_path):
     """A repeat of a WSD branch at a budget above the smallest got the warmup its own
     length gives (5% of its steps) where the branch has its trunk's: the seed noise was

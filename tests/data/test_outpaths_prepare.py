@@ -82,3 +82,28 @@ def test_a_nanogpt_folder_inside_out_is_refused_and_kept(tmp_path, capsys):
         "the folder would delete it; write the shards to another folder\n"
     )
     assert sorted(p.name for p in src.iterdir()) == ["meta.pkl", "train.bin", "val.bin"]
+
+
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_a_pretrained_tokenizer_inside_out_is_refused_and_kept(tmp_path, capsys, as_folder):
+    """`prepare --tokenizer pf/tok --out pf --force` replaced pf and the tokenizer with it."""
+    from tests.data.test_pretrained_tokenizer import TEXT, hf_tokenizer
+
+    out = tmp_path / "pf"
+    (out / "tok").mkdir(parents=True)
+    hf_tokenizer().save(str(out / "tok" / "tokenizer.json"))
+    (out / "notes.txt").write_text("mine")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    tok = out / "tok" if as_folder else out / "tok" / "tokenizer.json"
+    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    err = _refused(capsys, ["prepare", corpus, "--tokenizer", tok, "--out", out, "--force",
+                            "--block-size", "8"])  # fmt: skip
+    assert err == (
+        f"error: --out {out}: the tokenizer {tok} lies inside it, and replacing the folder "
+        "would delete it; write the shards to another folder\n"
+    )
+    assert (
+        sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+        == before
+    )

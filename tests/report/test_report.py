@@ -172,6 +172,10 @@ def test_report_bad_folder_is_one_line_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "no run folders" in capsys.readouterr().err
+    (tmp_path / "runs.csv").write_text("N,D,loss\n")  # a file given for the folder
+    assert main(["report", str(tmp_path / "runs.csv")]) == 2
+    want = f"error: {tmp_path / 'runs.csv'}: not a folder (give a study or sweep folder)\n"
+    assert capsys.readouterr().err == want
 
 
 def test_too_few_runs_to_fit_still_gives_a_report_that_says_why(tmp_path):

@@ -193,7 +193,7 @@ def prepare(
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
     srcs, owner = _resolve(specs, cfg)
-    _check_sources_outside(srcs, out)
+    _check_inputs_outside(srcs, cfg.tokenizer, out)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
     if pretrained:  # the tokenizer itself, not its path, decides the shards
@@ -343,17 +343,20 @@ def _source_paths(src) -> list[Path]:
     return [Path(name)] if name and os.path.exists(name) else []
 
 
-def _check_sources_outside(srcs, out: Path) -> None:
-    """Refuse a source inside --out: replacing the folder (a rebuild, --force) deletes it."""
+def _check_inputs_outside(srcs, tokenizer: str, out: Path) -> None:
+    """Refuse a source, or a pretrained tokenizer's file or folder, inside --out: replacing
+    the folder (a rebuild, --force) deletes it."""
     if not out.exists():
         return
-    for src in srcs:
-        for path in _source_paths(src):
-            if path_relation(path, out) in ("is", "lies inside"):
-                raise DataError(
-                    f"--out {out}: the source {path} lies inside it, and replacing the "
-                    "folder would delete it; write the shards to another folder"
-                )
+    inputs = [("source", path) for src in srcs for path in _source_paths(src)]
+    if tokenizer not in KINDS and os.path.exists(tokenizer):
+        inputs.append(("tokenizer", Path(tokenizer)))
+    for what, path in inputs:
+        if path_relation(path, out) in ("is", "lies inside"):
+            raise DataError(
+                f"--out {out}: the {what} {path} lies inside it, and replacing the "
+                "folder would delete it; write the shards to another folder"
+            )
 
 
 def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:

@@ -71,7 +71,8 @@ def collect(root: str | Path) -> Collected:
     """Every run under a study or sweep folder, with its role."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder (give a study or sweep folder)")
+        what = "not a folder" if root.exists() else "no such folder"
+        raise DataError(f"{root}: {what} (give a study or sweep folder)")
     study = {}
     if (root / STUDY_JSON).exists():
         study = read_json(root / STUDY_JSON, "the study's manifest")

@@ -41,7 +41,7 @@ from pathlib import Path
 from scalinglab.data.shards import read_manifest
 from scalinglab.data.tokenizers import KINDS
 from scalinglab.data.writer import prepare
-from scalinglab.errors import FitError, SweepError
+from scalinglab.errors import FitError, ScalingLabError, SweepError
 from scalinglab.fsio import atomic_write_json
 from scalinglab.plan import analysis as an
 from scalinglab.report import build_report
@@ -206,6 +206,55 @@ def _grid_run(study, arch, shards, model, budget, suffix, **train) -> tuple[Swee
 def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
                threads: int, estimate: bool = True) -> StudyPlan:  # fmt: skip
     """Every run the study will make (the backtest's size is a guess until the fits)."""
+    try:
+        return _plan_study(study, shards, corpus, out, workers, threads, estimate)
+    except SweepError as e:
+        if study.scaled_from is None:
+            raise
+        raise _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
+                                                             threads, False)) from None  # fmt: skip
+
+
+def _minutes_error(study: StudySpec, e: SweepError, plan) -> SweepError:
+    """What a study scaled by `--minutes` says when its plan fails: the flag, not the spec's
+    [design], and the nearest minutes, below and above, whose scaled plans succeed."""
+    spec, m = study.scaled_from, study.minutes
+
+    def plans(minutes: float) -> bool:
+        try:
+            plan(spec.scaled(minutes) if minutes != spec.minutes else spec)
+        except ScalingLabError:
+            return False
+        return True
+
+    if not plans(spec.minutes):
+        return e  # the spec fails at its own minutes: not the flag's doing
+    if isinstance(e, design.TooFewTokens):
+        what = (f"is too small: the {e.arch} of {e.params} parameters would train on "
+                f"{e.tokens:.0f} tokens, less than one batch ({e.tokens_per_step} tokens: "
+                "batch_size × grad_accum × block_size)")  # fmt: skip
+    else:
+        what = f"scales the spec's design past what it can plan ({e.message})"
+    near = []
+    for step in (1 / 1.05, 1.05):  # the nearest round values on each side, within 3x
+        x = m
+        for _ in range(23):
+            x *= step
+            r = float(f"{x:.2g}")
+            if r != m and plans(r):
+                near.append(f"{r:g}")
+                break
+    if near:
+        hint = f"; it plans at --minutes {' or '.join(near)}"
+    elif isinstance(e, design.TooFewTokens):
+        hint = "; raise --minutes"
+    else:
+        hint = "; no --minutes within 3x of it plans this spec"
+    return SweepError(f"--minutes {m:g} {what}{hint}")
+
+
+def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
+                threads: int, estimate: bool) -> StudyPlan:  # fmt: skip
     parts = []
     for arch, s in study.sweeps.items():
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)

@@ -183,6 +183,9 @@ class StudySpec:
     trainer_cmd: str | None = None
     """Your own trainer's command line for every run (docs/interfaces.md); None: ours."""
     tasks: TaskTable = field(default_factory=TaskTable)
+    scaled_from: "StudySpec | None" = field(default=None, repr=False)
+    """The spec before `--minutes` scaled its budgets (`scaled`): a plan the scaling
+    broke names the flag, and the minutes that plan this spec."""
 
     def with_trainer_cmd(self, cmd: str, where: str) -> "StudySpec":
         """The same study with every run trained by `cmd` (`study --trainer-cmd`), which
@@ -217,7 +220,7 @@ class StudySpec:
         raw["minutes"] = minutes
         study = parse_study(raw, "study (scaled)")
         _check_one_batch(study, minutes)
-        return study
+        return dataclasses.replace(study, scaled_from=self.scaled_from or self)
 
 
 def _check_one_batch(study: StudySpec, minutes: float) -> None:

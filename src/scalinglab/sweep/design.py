@@ -138,6 +138,15 @@ def _flops_per_token(ctx: Context, counts: Counts) -> float:
     )
 
 
+class TooFewTokens(SweepError):
+    """A planned run would not see one batch (`arch`, `params`, `tokens`, `tokens_per_step`
+    say which): a study scaled by `--minutes` names the flag instead of the spec."""
+
+    def __init__(self, message: str, **what):
+        super().__init__(message)
+        self.__dict__.update(what)
+
+
 @functools.cache
 def fitted_law(path: str):
     """The lr-opt fit of an [hparams] rule = "fitted" (read once per sweep)."""
@@ -153,11 +162,15 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     steps = max(1, round(tokens / tps))
     if tokens < tps:
         where = ", ".join(f"{k} {v:.3g}" for k, v in group.items())
-        raise SweepError(
+        raise TooFewTokens(
             f"{spec.source or 'spec'} [design]: {where}: the {model.arch} of "
             f"{counts.params} parameters gets {tokens:.0f} tokens, less than one batch "
             f"({tps} tokens: batch_size × grad_accum × block_size); raise the budget "
-            "or lower batch_size"
+            "or lower batch_size",
+            arch=model.arch,
+            params=counts.params,
+            tokens=tokens,
+            tokens_per_step=tps,
         )
     rule = spec.hparams[model.arch]
     # AdamW unless the spec's [train] or this arch's [hparams] names another: the hparams
