@@ -37,3 +37,16 @@ def test_steps_that_never_settle_stop_at_the_cap():
     assert len(calls) == estimate.MAX_STEPS + 1
     step, calls = _steps([2000, 1000, 3000, 1000, 3000, 1000])  # 5 s of stepping
     assert steady_step_time(step) == 1.0 and len(calls) == 3
+
+
+def test_busy_note_only_for_runs_on_several_threads_beside_other_work():
+    from scalinglab.sweep.estimate import busy_note
+
+    assert busy_note(2, load=0.2, cores=2) == ""  # idle
+    assert busy_note(2, load=None, cores=2) == ""  # a system without a load average
+    assert busy_note(1, load=1.9, cores=2) == ""  # one thread: slowed by its share only
+    assert busy_note(2, load=1.9, cores=2) == (
+        " This machine is busy now (load average 1.9 on 2 cores): a run on 2 threads beside "
+        "other work can take several times its idle time, and the estimate measured that; "
+        "OMP_WAIT_POLICY=PASSIVE limits it (docs/performance.md)."
+    )

@@ -144,7 +144,10 @@ class _View:
     """Terminal output of a study: the plan first, a line per run, the prediction, the summary."""
 
     def __init__(self, t0: float, out: str, as_json: bool = False):
+        from scalinglab.sweep.estimate import load_now
+
         self.t0, self.out, self.as_json = t0, out, as_json
+        self.load = load_now()  # before preparing data and measuring steps add to it
 
     def __call__(self, event: str, info) -> None:
         getattr(self, event)(info)
@@ -169,6 +172,7 @@ class _View:
         else:
             _say(format_table(rows, list(rows[0])))
         from scalinglab.study.run import fit_cost
+        from scalinglab.sweep.estimate import busy_note
 
         cost = fit_cost(plan.parts, g.arch)
         if cost["largest"] > 0:
@@ -187,6 +191,7 @@ class _View:
             f"{s['sweeps_to_prediction'] / 60:.1f} min; the backtest run {s['backtest'] / 60:.1f} "
             "min). Measured step times on this machine now; evaluation, start-up and other "
             "load are not all counted."
+            + busy_note(max(plan.threads, plan.backtest_threads), self.load)
         )
 
     def run_started(self, info) -> None:

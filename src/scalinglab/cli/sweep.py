@@ -211,9 +211,10 @@ def _warn_thin(runs) -> None:
 
 def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     from scalinglab.sweep import driver
-    from scalinglab.sweep.estimate import START_SECONDS, estimate_seconds
+    from scalinglab.sweep.estimate import START_SECONDS, busy_note, estimate_seconds, load_now
     from scalinglab.sweep.table import format_table
 
+    load = load_now()  # before the steps measured here add to it
     _, runs = driver.make_plan(spec)
     est = estimate_seconds(runs, threads)
     rows = []
@@ -242,6 +243,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
         f" convention); estimated {total_s:.0f} s of run time, about "
         f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
+        + busy_note(threads, load)
     )
     _warn_thin(runs)
     if getattr(spec.design, "recentre", False):

@@ -12,6 +12,7 @@ opening the shards) — a stated estimate, not a measurement; evaluation time is
 not counted.
 """
 
+import os
 import time
 
 import torch
@@ -25,6 +26,32 @@ STEPS = 3  # the last STEPS steps within SETTLED × the fastest one: settled
 SETTLED = 1.25
 MAX_STEPS = 30  # or stop after this many steps, or MAX_SECONDS of stepping
 MAX_SECONDS = 5.0
+
+
+BUSY_LOAD = 0.5  # another process's share of a core that makes a machine busy
+
+
+def load_now() -> float | None:
+    """The 1-minute load average, None where the system has none. Read it before the
+    plan's own work (preparing data, measuring steps), which would count as load."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_note(threads: int, load: float | None, cores: int | None = None) -> str:
+    """A sentence for a plan's estimate when other work shares the cores (`load`, the
+    load average before planning, at least BUSY_LOAD) and a run uses 2 or more threads:
+    such steps slow several-fold beside it, and the estimate measured them so."""
+    cores = cores or os.cpu_count() or 1
+    if load is None or threads < 2 or load < BUSY_LOAD:
+        return ""
+    return (
+        f" This machine is busy now (load average {load:.1f} on {cores} cores): a run on "
+        f"{threads} threads beside other work can take several times its idle time, and "
+        "the estimate measured that; OMP_WAIT_POLICY=PASSIVE limits it (docs/performance.md)."
+    )
 
 
 def steady_step_time(step) -> float:
