@@ -57,9 +57,10 @@ def test_isoflop_budgets_of_one_shape_are_warned(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
     warns = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning:")]
     assert len(warns) == 2
-    assert warns[0].startswith("warning: [design] budget 3e+07 (gpt): its sizes round to 1 ")
+    assert warns[0].startswith("warning: [design] budget 3e+07 (gpt): its sizes round to 2 ")
     assert warns[0].endswith(
-        "parameters); the IsoFLOP fit needs 3 per budget: raise sizes, the spread or that budget"
+        "parameters); the IsoFLOP fit needs 3 per budget: raise that budget or sizes, or make [shape] "
+        "width_multiple smaller"
     )
 
 

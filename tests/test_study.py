@@ -88,21 +88,42 @@ def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     skipped by the fit, and the allocation drawn through the others (a BPE ladder's
     planned a 2.2M-parameter run on 1.6M tokens so): refused before anything runs."""
     d = quickstart()
-    d["sweeps"]["gpt"]["budgets"] = [1e9, 2.3e11, 7e11]  # 1e9: every size is width 8
+    # 1e9: every target rounds to width 8, the smallest shape; the largest takes the next
+    # shape up (width 16), and nothing lies below width 8
+    d["sweeps"]["gpt"]["budgets"] = [1e9, 2.3e11, 7e11]
     d["seed_noise"]["budget"] = 2.3e11
     with pytest.raises(SweepError) as e:
         plan_on_a_byte_corpus(d, tmp_path)
     assert str(e.value) == (
-        "[sweeps.gpt] budget 1e+09: its sizes round to 1 distinct shape(s) of the grid "
-        "(4,832 parameters); its parabola needs 3: raise that budget or the spread, or make "
-        "[shape] width_multiple smaller"
+        "[sweeps.gpt] budget 1e+09: its sizes round to 2 distinct shape(s) of the grid "
+        "(4,832, 12,736 parameters); its parabola needs 3: raise that budget or sizes, "
+        "or make [shape] width_multiple smaller"
     )
 
 
+def test_targets_that_round_to_one_shape_take_the_next_shape_outward(tmp_path):
+    """The quickstart's budgets x1.3 (`--minutes 13`): its smallest budget's targets round
+    to 12,736, 12,736 and 23,712 parameters on the 2-layer grid, which was refused (2
+    shapes). The duplicate below the middle takes the next shape down; at the spec's own
+    budgets no target collides, and the plan is as before."""
+    d = {**quickstart(), "minutes": 10.0 / 1.3}  # the quickstart's budgets x1.3
+    for s in d["sweeps"].values():
+        s["budgets"] = [b * 1.3 for b in s["budgets"]]
+    d["seed_noise"] = {**d["seed_noise"], "budget": d["seed_noise"]["budget"] * 1.3}
+    plan, _ = plan_on_a_byte_corpus(d, tmp_path)
+    sizes = {}
+    for p in plan.parts:
+        for r in p.runs:
+            if p.role == "sweep" and r.arch == "gpt":
+                sizes.setdefault(r.group["budget"], set()).add(r.counts.params)
+    assert sizes[9.75e10] == {4832, 12736, 23712}
+    assert all(len(v) == 3 for v in sizes.values())
+
+
 def test_minutes_that_break_the_plan_name_the_flag_and_the_minutes_that_work(tmp_path):
-    """`quickstart --minutes 12` once blamed the built-in spec's [design] (a budget of 2
-    shapes), and `--minutes 1e-3` too (a run under one batch): the user can change only
-    the flag. The error names it and the nearest minutes whose plans succeed."""
+    """`quickstart --minutes 3` blamed the built-in spec's [design] (a budget of 2 shapes),
+    and `--minutes 1e-3` too (a run under one batch): the user can change only the flag.
+    The error names it and the nearest minutes whose plans succeed."""
     from scalinglab.study.run import plan_study, prepare_data
 
     d = {**quickstart(), "data": {"sources": [str(toy_corpus(tmp_path / "c.txt"))],
@@ -114,14 +135,18 @@ def test_minutes_that_break_the_plan_name_the_flag_and_the_minutes_that_work(tmp
         return plan_study(spec.scaled(minutes), shards, name, tmp_path / "o", 2, 1, False)
 
     with pytest.raises(SweepError) as e:
-        plan(12)
+        plan(3)  # the smallest budget's sizes at the grid's smallest shapes
     assert str(e.value) == (
-        "minutes 12 scales the spec's design past what it can plan ([sweeps.gpt] budget "
-        "9e+10: its sizes round to 2 distinct shape(s) of the grid (12,736, 23,712 "
-        "parameters); its parabola needs 3: raise that budget or the spread, or make [shape] "
-        "width_multiple smaller); it plans at minutes 11 or 16"
+        "minutes 3 scales the spec's design past what it can plan ([sweeps.gpt] budget "
+        "2.25e+10: its sizes round to 2 distinct shape(s) of the grid (4,832, 12,736 "
+        "parameters); its parabola needs 3: raise that budget or sizes, or make [shape] "
+        "width_multiple smaller); it plans at minutes 3.3"
     )
-    assert plan(11).parts and plan(16).parts  # what it suggests does plan
+    assert plan(3.3).parts  # what it suggests does plan
+    from scalinglab.study.run import _round_values  # the values it tries, nearest first
+
+    assert _round_values(5.1, 1)[:3] == [5.2, 5.3, 5.4] and _round_values(10, -1)[:2] == [9.9, 9.8]
+    assert _round_values(11.3, 1)[0] == 12 and max(_round_values(2, 1)) == 6
     with pytest.raises(SweepError) as e:
         plan(1e-3)
     assert str(e.value) == (

@@ -236,12 +236,9 @@ def _minutes_error(study: StudySpec, e: SweepError, plan) -> SweepError:
     else:
         what = f"scales the spec's design past what it can plan ({e.message})"
     near = []
-    for step in (1 / 1.05, 1.05):  # the nearest round values on each side, within 3x
-        x = m
-        for _ in range(23):
-            x *= step
-            r = float(f"{x:.2g}")
-            if r != m and plans(r):
+    for side in (-1, 1):  # the nearest round value on each side that plans, within 3x
+        for r in _round_values(m, side):
+            if plans(r):
                 near.append(f"{r:g}")
                 break
     if near:
@@ -251,6 +248,21 @@ def _minutes_error(study: StudySpec, e: SweepError, plan) -> SweepError:
     else:
         hint = "; no --minutes within 3x of it plans this spec"
     return SweepError(f"--minutes {m:g} {what}{hint}")
+
+
+def _round_values(m: float, side: int, within: float = 3.0) -> list[float]:
+    """The numbers of two significant digits beyond `m` (below: side -1, above: +1), out
+    to `within` times, nearest first (5.1 up: 5.2, 5.3, ..., 9.9, 10, 11, ...)."""
+    out, x = [], m
+    while True:
+        step = 10.0 ** (math.floor(math.log10(x)) - 1)  # the second digit's place
+        if side < 0 and float(f"{x:.2g}") == x and x == 10 * step:  # 10 -> 9.9, not 9
+            step /= 10
+        k = math.floor(x / step + 1e-9) + 1 if side > 0 else math.ceil(x / step - 1e-9) - 1
+        x = float(f"{k * step:.2g}")
+        if not (m / within <= x <= m * within) or x <= 0:
+            return out
+        out.append(x)
 
 
 def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
@@ -402,7 +414,7 @@ def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
                 raise SweepError(
                     f"[sweeps.{arch}] budget {b:.3g}: its sizes round to {len(ns)} distinct "
                     f"shape(s) of the grid ({shown} parameters); its parabola needs "
-                    f"{MIN_SIZES_PER_BUDGET}: raise that budget or the spread, or make [shape] "
+                    f"{MIN_SIZES_PER_BUDGET}: raise that budget or sizes, or make [shape] "
                     "width_multiple smaller"
                 )
         bt = study.backtest

@@ -218,15 +218,15 @@ def _tokens_for(ctx: Context, model: ModelConfig, flops: float) -> float:
 
 
 def isoflop_budget(ctx: Context, stage: int, centre: float) -> list[PlannedRun]:
-    """The M sizes of one budget, log-uniform around N_c = sqrt(C / (6 · centre))."""
+    """The M sizes of one budget, log-uniform around N_c = sqrt(C / (6 · centre)), each
+    the grid's shape nearest its target, kept distinct (`distinct_shapes`)."""
     d = ctx.spec.design
     c = d.budgets[stage]
     n_centre = math.sqrt(c / (6.0 * centre))
     offsets = np.linspace(-0.5, 0.5, d.sizes) if d.sizes > 1 else np.zeros(1)
     runs, seen = [], set()
     for arch in ctx.spec.archs:
-        for off in offsets:
-            model = model_for(ctx, arch, n_centre * d.spread**off)
+        for model in distinct_shapes(ctx, arch, [n_centre * d.spread**off for off in offsets]):
             key = (arch, model.n_layer, model.n_embd)
             if key in seen:  # two targets rounded to one shape: run it once
                 continue
@@ -234,6 +234,50 @@ def isoflop_budget(ctx: Context, stage: int, centre: float) -> list[PlannedRun]:
             tokens = _tokens_for(ctx, model, c)
             runs.append(make_run(ctx, model, tokens, {"budget": c}, f"c{sci(c)}", stage))
     return runs
+
+
+def distinct_shapes(ctx: Context, arch: str, targets: list[float]) -> list[ModelConfig]:
+    """The grid's shape nearest each of the ascending `targets`; where two round to one
+    shape (a coarse grid: the 2-layer GPT's widths 16 and 24 are 1.9x apart in N), the
+    one farther from the middle target takes the next shape outward, so a budget keeps
+    its `sizes` distinct shapes where the grid has them. The smallest shape has none
+    below it: a budget whose sizes all sit there stays short (and is refused)."""
+    models = [model_for(ctx, arch, n) for n in targets]
+    n = [count(m, ctx.vocab).params for m in models]
+    mid = len(models) // 2
+    for i in range(mid + 1, len(models)):  # upward from the middle
+        if n[i] <= n[i - 1]:
+            models[i], n[i] = _next_shape(ctx, arch, n[i - 1], up=True)
+    for i in range(mid - 1, -1, -1):  # downward
+        if n[i] >= n[i + 1]:
+            below = _next_shape(ctx, arch, n[i + 1], up=False)
+            if below is not None:
+                models[i], n[i] = below
+    return models
+
+
+def ladder_shapes(ctx: Context, arch: str, params: list[float]) -> list[tuple]:
+    """(target, shape) for a ladder's target sizes, in their order, the shapes kept
+    distinct as `distinct_shapes` keeps a budget's."""
+    order = sorted(range(len(params)), key=lambda i: params[i])
+    shapes = distinct_shapes(ctx, arch, [params[i] for i in order])
+    by_index = dict(zip(order, shapes, strict=True))
+    return [(params[i], by_index[i]) for i in range(len(params))]
+
+
+def _next_shape(ctx: Context, arch: str, params: int, up: bool):
+    """The grid's next shape above (or below) one of `params` parameters, and its count:
+    the nearest shape to targets stepped outward by 2% (None below the smallest)."""
+    target = float(params)
+    for _ in range(400):  # 1.02^400: 2,750x
+        target = target * 1.02 if up else target / 1.02
+        m = model_for(ctx, arch, target)
+        k = count(m, ctx.vocab).params
+        if (k > params) if up else (k < params):
+            return m, k
+    if up:
+        raise SweepError(f"[shape]: no {arch} shape above {params:,} parameters")
+    return None
 
 
 def plan(ctx: Context) -> list[PlannedRun]:
@@ -248,8 +292,8 @@ def plan(ctx: Context) -> list[PlannedRun]:
             runs += isoflop_budget(ctx, k, d.tokens_per_param)
     elif d.kind == "ladder":
         for arch in ctx.spec.archs:
-            for n in d.params:
-                runs += _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param)
+            for n, model in ladder_shapes(ctx, arch, d.params):
+                runs += _ladder(ctx, model, n, d.tokens_per_param)
     elif d.kind == "wsd":
         runs = [r for s in wsd_sizes(ctx) for r in (s.stable, *s.branches)]
     elif d.kind == "hparams":
@@ -282,7 +326,7 @@ def thin_budgets(runs: list[PlannedRun]) -> list[str]:
             out.append(
                 f"[design] budget {b:.3g} ({arch}): its sizes round to {len(ns)} distinct "
                 f"shape(s) ({shown} parameters); the IsoFLOP fit needs {MIN_SIZES_PER_BUDGET} "
-                "per budget: raise sizes, the spread or that budget"
+                "per budget: raise that budget or sizes, or make [shape] width_multiple smaller"
             )
     return out
 
@@ -415,9 +459,9 @@ def wsd_sizes(ctx: Context) -> list[WsdSize]:
                 shapes.setdefault((r.arch, m.n_layer, m.n_embd, m.n_head), []).append(r)
         return [_wsd_size(ctx, runs) for runs in shapes.values()]
     return [
-        _wsd_size(ctx, _ladder(ctx, model_for(ctx, arch, n), n, d.tokens_per_param))
+        _wsd_size(ctx, _ladder(ctx, model, n, d.tokens_per_param))
         for arch in ctx.spec.archs
-        for n in d.params
+        for n, model in ladder_shapes(ctx, arch, d.params)
     ]
 
 
