@@ -196,3 +196,32 @@ def test_runs_curves_out_csv_is_what_the_older_csv_wrote(tmp_path, capsys):
     text = a.read_text()
     assert text == b.read_text() and text.splitlines()[0].startswith("run_id,arch,status")
     assert len(text.splitlines()) > 12  # a row per evaluation of each of the 12 runs
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_two_word_flag_answers_to_underscores_and_integers_to_1e6(name):
+    """docs/cli.md: 'integers accept 1e6; every --two-words flag also answers to
+    --two_words'. Once true only of the flags made from a config (plan --target_loss and
+    plan --steps 2.4e4 were usage errors)."""
+    p = COMMANDS[name]
+    for a in p._actions:
+        assert a.type is not int, f"{name} {a.option_strings}: reads 1e6 as an error"
+        if isinstance(a, argparse.BooleanOptionalAction):
+            continue
+        for o in a.option_strings:
+            if o.startswith("--") and "-" in o[2:]:
+                alias = "--" + o[2:].replace("-", "_")
+                other = p._option_string_actions.get(alias)
+                assert other is not None and other.dest == a.dest, f"{name} {o}: no {alias}"
+
+
+def test_underscores_and_1e_integers_parse_as_the_documented_spelling():
+    parse = build_parser().parse_args
+    a = parse(["plan", "f.json", "--target_loss", "2.2", "--steps", "2.4e4", "--warmup", "2.16e3"])
+    assert (a.target_loss, a.steps, a.warmup) == (2.2, 24000, 2160)
+    a = parse(["eval", "RUN", "--eval_tokens", "1e3", "--task_items", "1e2"])
+    assert (a.eval_tokens, a.task_items) == (1000, 100)
+    a = parse(["generate", "RUN", "--max_new_tokens", "1e1", "--top_k", "5"])
+    assert (a.max_new_tokens, a.top_k) == (10, 5)
+    a = parse(["sweep", "s.toml", "--dry_run", "--out", "o"])
+    assert a.dry_run is True

@@ -67,7 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     for p in _all_subparsers(sub):  # -v/-q anywhere: before or after the command
         _add_verbosity(p, argparse.SUPPRESS)
         p.set_defaults(_parser=p)  # the innermost command's parser: its usage errors
+        _conventions(p)
     return parser
+
+
+def _conventions(p: argparse.ArgumentParser) -> None:
+    """What docs/cli.md promises of every flag, on every command, whoever wrote its
+    parser: an integer flag reads `1e6` (config.int_arg), and a `--two-words` flag also
+    answers to `--two_words` (unlisted in --help). A boolean `--no-x` pair is left as is:
+    its action reads the sign from the spelling (config.add_flags aliases those itself)."""
+    from scalinglab.config import int_arg
+
+    for action in p._actions:  # noqa: SLF001 -- argparse's own list of a parser's flags
+        if action.type is int:
+            action.type = int_arg
+        if isinstance(action, argparse.BooleanOptionalAction):
+            continue
+        for name in action.option_strings:
+            alias = "--" + name[2:].replace("-", "_")
+            if name.startswith("--") and alias not in p._option_string_actions:  # noqa: SLF001
+                p._option_string_actions[alias] = action  # noqa: SLF001
 
 
 def _add_verbosity(p: argparse.ArgumentParser, default) -> None:
