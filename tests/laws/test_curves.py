@@ -177,6 +177,12 @@ def test_predict_api_and_fit_json_round_trip(tmp_path):
     assert np.all(lo <= p) and np.all(p <= hi)
     with pytest.raises(ConfigError, match=r"0\.\.3000"):
         law.predict([3000], lr)
+    # step 0 of a warmup from LR 0: nothing learned, the laws' LR-area power is infinite
+    # there (was inf with a numpy warning)
+    warm = np.concatenate([[0.0], lr[1:]])
+    with pytest.raises(ConfigError, match=r"^step 0: the LR summed over steps 0\.\.0 is 0"):
+        law.predict([0, 500], warm)
+    assert np.isfinite(law.predict([1, 500], warm)).all()
     (tmp_path / "fit.json").write_text(json.dumps(law.to_json()))
     again = load_fit(tmp_path / "fit.json")
     assert np.allclose(again.predict(steps, lr), pred)

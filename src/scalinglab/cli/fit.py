@@ -26,10 +26,11 @@ def register(sub):
         "--law",
         choices=(*LAWS, "auto", "lr-opt"),
         default="chinchilla",
-        help="law to fit (default chinchilla); auto: the candidate with the lowest "
-        "leave-larger-out backtest error by C (the table of candidates is printed and saved "
-        "in fit.json's auto); lr-opt: the best lr and batch as laws of N, D and C "
-        "(scalinglab.laws.lropt)",
+        help="law to fit (default chinchilla); auto: backtests each candidate leave-larger-out "
+        "by C and keeps chinchilla (data-constrained where data repeats) unless another "
+        "law's error is below 40%% of it (the table of candidates is printed and saved in "
+        "fit.json's auto; docs/laws.md); lr-opt: the best lr and batch as laws of N, D "
+        "and C (scalinglab.laws.lropt)",
     )
     add_fit_flags(p)
     h = p.add_mutually_exclusive_group()

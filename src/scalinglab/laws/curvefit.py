@@ -212,6 +212,12 @@ def predict(law, steps, lr_schedule, return_ci=False):
         raise ConfigError("steps must be whole numbers >= 0")
     steps = steps.astype(int)
     lr = as_schedule(lr_schedule, steps)
+    unlearned = steps[np.cumsum(lr)[steps] <= 0]
+    if unlearned.size:  # S1 = 0: the laws' power of the LR area is infinite there
+        raise ConfigError(
+            f"step {unlearned[0]}: the LR summed over steps 0..{unlearned[0]} is 0 (no "
+            "update yet); a curve law predicts the steps after the LR's first non-zero step"
+        )
     form = form_of(law)
     pred = predict_curve(form, law.params_, steps, lr)
     if not return_ci:
