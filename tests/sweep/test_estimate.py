@@ -1,4 +1,12 @@
-"""The plan's time estimate: a step's time once the steps have settled."""
+"""The plan's time estimate: a step's time once the steps have settled, and the note
+that says a busy machine slowed it."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
 
 from scalinglab.sweep import estimate
 from scalinglab.sweep.estimate import steady_step_time
@@ -46,7 +54,22 @@ def test_busy_note_only_for_runs_on_several_threads_beside_other_work():
     assert busy_note(2, load=None, cores=2) == ""  # a system without a load average
     assert busy_note(1, load=1.9, cores=2) == ""  # one thread: slowed by its share only
     assert busy_note(2, load=1.9, cores=2) == (
-        " This machine is busy now (load average 1.9 on 2 cores): a run on 2 threads beside "
+        " This machine is busy now (other work kept 1.9 of its 2 cores busy): a run on 2 threads beside "
         "other work can take several times its idle time, and the estimate measured that; "
         "OMP_WAIT_POLICY=PASSIVE limits it (docs/performance.md)."
     )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="load_now reads Linux's /proc/stat")
+def test_load_now_counts_other_work_now_not_the_last_minutes():
+    """The load average still counted the `pip install` before a fresh quickstart, which
+    printed the busy note on an idle machine; load_now measures the cores busy now."""
+    from scalinglab.sweep.estimate import load_now
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert load_now() >= 0.5  # one core kept busy
+    finally:
+        spinner.kill()
+        spinner.wait()

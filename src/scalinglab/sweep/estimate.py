@@ -28,27 +28,41 @@ MAX_STEPS = 30  # or stop after this many steps, or MAX_SECONDS of stepping
 MAX_SECONDS = 5.0
 
 
-BUSY_LOAD = 0.5  # another process's share of a core that makes a machine busy
+BUSY_LOAD = 0.5  # the cores other work keeps busy that make a machine busy
 
 
-def load_now() -> float | None:
-    """The 1-minute load average, None where the system has none. Read it before the
-    plan's own work (preparing data, measuring steps), which would count as load."""
+def load_now(interval: float = 0.3) -> float | None:
+    """How many cores other work keeps busy now: the non-idle share of every core's time
+    over `interval` seconds while this process sleeps, times the cores (Linux's
+    /proc/stat; None elsewhere). Not the load average, which still counts for a minute
+    what just ended (the `pip install` before a first quickstart). Read it before the
+    plan's own work (preparing data, measuring steps)."""
+
+    def times():
+        with open("/proc/stat", encoding="ascii") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)  # all, idle + iowait
+
     try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
+        total0, idle0 = times()
+        time.sleep(interval)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
         return None
+    if total1 <= total0:
+        return None
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
 
 
 def busy_note(threads: int, load: float | None, cores: int | None = None) -> str:
-    """A sentence for a plan's estimate when other work shares the cores (`load`, the
-    load average before planning, at least BUSY_LOAD) and a run uses 2 or more threads:
-    such steps slow several-fold beside it, and the estimate measured them so."""
+    """A sentence for a plan's estimate when other work shares the cores (`load`, the cores
+    it kept busy before planning, `load_now`, at least BUSY_LOAD) and a run uses 2 or more
+    threads: such steps slow several-fold beside it, and the estimate measured them so."""
     cores = cores or os.cpu_count() or 1
     if load is None or threads < 2 or load < BUSY_LOAD:
         return ""
     return (
-        f" This machine is busy now (load average {load:.1f} on {cores} cores): a run on "
+        f" This machine is busy now (other work kept {load:.1f} of its {cores} cores busy): a run on "
         f"{threads} threads beside other work can take several times its idle time, and "
         "the estimate measured that; OMP_WAIT_POLICY=PASSIVE limits it (docs/performance.md)."
     )
