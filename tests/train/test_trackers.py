@@ -13,6 +13,7 @@ result.json.
 """
 
 import csv
+import importlib.util
 import json
 import struct
 import sys
@@ -97,6 +98,13 @@ def test_a_tracker_that_cannot_start_is_one_line_before_training(tmp_path, capsy
     err = one_line_error(capsys, ["sweep", str(spec), "--out", str(out), "--logger", "mlflow"])
     assert "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI" in err
     assert not out.exists()
+    # no tracker starts before MLflow's store is known good (a W&B run was left behind)
+    if importlib.util.find_spec("wandb"):
+        monkeypatch.setenv("WANDB_MODE", "offline")
+        both = tmp_path / "both"
+        args = cli_args(data, both, "--steps", "4", "--logger", "wandb", "--logger", "mlflow")
+        assert "cannot log to MLFLOW_TRACKING_URI" in one_line_error(capsys, args)
+        assert not (both / "wandb").exists()
     # a missing package names the extra that installs it
     monkeypatch.setitem(sys.modules, "wandb", None)
     err = one_line_error(capsys, cli_args(data, run, "--steps", "4", "--logger", "wandb"))

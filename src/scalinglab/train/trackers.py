@@ -316,10 +316,12 @@ def check_loggers(names, probe: bool = False) -> list[str]:
 def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
                   run_name: str, group: str | None) -> list[Tracker]:  # fmt: skip
     """Start the named trackers for one run; if one cannot start, close those started and
-    raise (ConfigError or MissingExtraError, one line)."""
+    raise (ConfigError or MissingExtraError, one line). MLflow's store is probed before
+    any starts: a W&B run begun beside an MLflow store that refuses was left behind."""
     started: list[Tracker] = []
+    names = check_loggers(names, probe=True)
     try:
-        for n in check_loggers(names):
+        for n in names:
             t = KINDS[n](run_dir, run_name, group)
             t.start(hparams, resume_step)
             started.append(t)
