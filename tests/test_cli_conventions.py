@@ -225,3 +225,19 @@ def test_underscores_and_1e_integers_parse_as_the_documented_spelling():
     assert (a.max_new_tokens, a.top_k) == (10, 5)
     a = parse(["sweep", "s.toml", "--dry_run", "--out", "o"])
     assert a.dry_run is True
+
+
+def test_quiet_leaves_only_warnings_and_errors(tmp_path):
+    """docs/cli.md: -q logs warnings and errors only (`runs -o` said "wrote N rows" anyway)."""
+    import subprocess
+    import sys
+
+    from tests.report.synth_runs import isoflop_sweep
+
+    isoflop_sweep(tmp_path / "s", "gpt", [1e12, 3e12], noise=0.0)
+    argv = [sys.executable, "-m", "scalinglab", "runs", str(tmp_path / "s"), "-o"]
+    loud = subprocess.run([*argv, str(tmp_path / "a.csv")], capture_output=True, text=True)
+    quiet = subprocess.run([*argv, str(tmp_path / "b.csv"), "-q"], capture_output=True, text=True)
+    assert loud.returncode == quiet.returncode == 0
+    assert loud.stderr.startswith("wrote ") and quiet.stderr == ""
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()

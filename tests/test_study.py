@@ -411,7 +411,7 @@ bootstrap = 10
 
 
 @pytest.mark.slow
-def test_toy_study_end_to_end(tmp_path):
+def test_toy_study_end_to_end(tmp_path, capsys):
     from scalinglab.study.run import make_prediction, plan_study, prepare_data, run_study
 
     corpus = toy_corpus(tmp_path / "corpus.txt")
@@ -474,6 +474,20 @@ def test_toy_study_end_to_end(tmp_path):
     assert {r.name for _, r in plan.pool_runs} <= plan.done
     again, _ = make_prediction(study, plan, out)
     assert again == pred and (out / "prediction.json").read_bytes() == before
+    # and a rerun of the finished study adds its seconds to the study's wall time (it
+    # replaced the study's minutes with its own few seconds)
+    wall = summary["wall_seconds"]
+    rerun = run_study(study, out, cache)
+    assert rerun["backtest"] == bt and rerun["wall_seconds"] >= wall > 0
+    assert json.loads((out / "study.json").read_text())["wall_seconds"] == rerun["wall_seconds"]
+    # --json: stdout is one JSON document, the summary (the plan's rows came first)
+    from scalinglab.cli import main
+
+    capsys.readouterr()
+    toml = tmp_path / "toy.toml"
+    toml.write_text(TOY.format(corpus=corpus))
+    assert main(["study", str(toml), "--out", str(out), "--cache", str(cache), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["backtest"] == bt
 
 
 def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):

@@ -12,6 +12,7 @@ and for a run resumed with a changed config (--allow-config-change).
 """
 
 import argparse
+import logging
 
 CURVE_COLUMNS = (
     "run_id", "arch", "status", "params", "params_nonembed",
@@ -57,7 +58,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import sys
     from pathlib import Path
 
     from scalinglab.errors import ConfigError, DataError
@@ -79,14 +79,14 @@ def run(args) -> int:
             write_rows(rows, args.csv)
         else:
             write_csv(rows, args.csv)
-        print(f"wrote {len(rows)} rows to {args.csv}", file=sys.stderr)
+        logging.getLogger(__name__).info("wrote %d rows to %s", len(rows), args.csv)  # -q: not
     if args.out:
         if args.curves and (args.format or Path(args.out).suffix.lower()[1:]) == "csv":
             write_rows(rows, args.out)  # the curve columns only, as --csv writes them
             fmt = "csv"
         else:
             fmt = write_table(rows, args.out, args.format)
-        print(f"wrote {len(rows)} rows to {args.out} ({fmt})", file=sys.stderr)
+        logging.getLogger(__name__).info("wrote %d rows to %s (%s)", len(rows), args.out, fmt)
     if args.json:
         from scalinglab.cli._util import print_rows
 

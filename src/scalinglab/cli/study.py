@@ -125,7 +125,7 @@ def run(args) -> int:
         raise ConfigError("--out DIR is required (the study folder)")
     cfg = executor_config(args, workers=study.workers)  # --workers: default the spec's
     t0 = time.monotonic()
-    view = _View(t0, args.out, args.json)
+    view = _View(t0, args.out, args.json, args.dry_run)
     if args.dry_run:
         shards, corpus = prepare_data(study, cache_dir(args.cache))
         plan = plan_study(study, shards, corpus, Path(args.out), cfg.workers, cfg.threads_per_run)
@@ -143,10 +143,10 @@ def _say(msg: str) -> None:
 class _View:
     """Terminal output of a study: the plan first, a line per run, the prediction, the summary."""
 
-    def __init__(self, t0: float, out: str, as_json: bool = False):
+    def __init__(self, t0: float, out: str, as_json: bool = False, dry_run: bool = False):
         from scalinglab.sweep.estimate import load_now
 
-        self.t0, self.out, self.as_json = t0, out, as_json
+        self.t0, self.out, self.as_json, self.dry_run = t0, out, as_json, dry_run
         self.load = load_now()  # before preparing data and measuring steps add to it
 
     def __call__(self, event: str, info) -> None:
@@ -167,9 +167,9 @@ class _View:
                      "tok/param": g.tokens / g.counts.params, "lr": g.lr,
                      "est_s": plan.estimates.get("backtest"), "done": ""})  # fmt: skip
         _say(f"corpus: {plan.corpus} -> {plan.shards}")
-        if self.as_json:
+        if self.as_json and self.dry_run:  # the plan is the command's one JSON document
             print_rows(rows)
-        else:
+        else:  # a study's --json document is its summary, at the end
             _say(format_table(rows, list(rows[0])))
         from scalinglab.study.run import fit_cost
         from scalinglab.sweep.estimate import busy_note

@@ -664,7 +664,10 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
         pool.wait_for(others | bt)
         _check(pool, others | bt)
     study_tasks.score_runs(study, plan.shards, out)  # every run not yet scored: the backtest
-    write_study_json(study, plan, out, wall_seconds=round(time.monotonic() - t0, 1))
+    # the time of every invocation that ran to the end, as a run's wall_seconds counts its
+    # resumes: a rerun of a finished study (seconds) once replaced its 11 minutes
+    before = read_json(out / STUDY_JSON, "study").get("wall_seconds") or 0.0
+    write_study_json(study, plan, out, wall_seconds=round(before + time.monotonic() - t0, 1))
     summary = build_report(out)
     emit("report", summary)
     return summary
