@@ -326,3 +326,20 @@ def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
     assert t["n"] == 40 and t["n_train"] == 20
     # the data are the law itself: the backtest predicts them almost exactly
     assert t["mean_abs_rel_error"] < 1e-3
+
+
+def test_a_threshold_that_leaves_no_residual_is_skipped_not_a_zero_width_interval():
+    """A quickstart's GPT sweep backtested by C: its lowest threshold left 5 rows for
+    chinchilla's 5 parameters, residuals of 0, prediction intervals of 0 width, and the
+    printed widening that would have covered them was x9.6e13."""
+    rng = np.random.default_rng(0)
+    d = grid_table(chinchilla_law, np.array([1e6, 2e6, 4e6, 8e6]), np.array([2e7, 7e7]), 0.01, rng)
+    d = {k: v[:7] for k, v in d.items()}  # 7 runs, distinct C
+    t = read_table(d)
+    c = np.sort(t.C)
+    s = {"bootstrap": 20, "seed": 0}
+    r = rolling_backtest("chinchilla", t, by="C", thresholds=[c[4], c[5]], settings=s)
+    assert [x["threshold"] for x in r["thresholds"]] == [c[5]]  # 6 rows for 5 parameters
+    assert r["skipped"] == [{"threshold": c[4], "why": "5 rows fit 5 parameters: no residual "
+                             "is left to measure the run-to-run noise"}]  # fmt: skip
+    assert all(np.isfinite(f) and f < 1e3 for f in r["pooled_factors"].values())

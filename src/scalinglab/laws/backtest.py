@@ -207,6 +207,12 @@ def rolling_backtest(
         except FitError as exc:
             skipped.append({"threshold": thr, "why": str(exc)})
             continue
+        dof = (getattr(fitted, "noise_", None) or {}).get("dof", 1)
+        if dof <= 0:  # residuals of 0: a prediction interval of 0 width, a widening of 1e14
+            n = int((~test).sum())
+            skipped.append({"threshold": thr, "why": f"{n} rows fit {n - dof} parameters: no "
+                            "residual is left to measure the run-to-run noise"})  # fmt: skip
+            continue
         p = predict_rows(fitted, table, test, levels)
         row = {"threshold": thr, "n_train": int((~test).sum()), **metrics(p, levels)}
         if law == "auto":

@@ -87,7 +87,8 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
         raise FitError(f"{n} finite residuals: no run-to-run noise can be estimated")
     r = (r - np.median(r)) * np.sqrt(n / max(n - n_params, 1))
     sigma_res = float(np.std(r))
-    out = {"source": "residuals", "sigma": sigma_res, "sigma_residuals": sigma_res}
+    out = {"source": "residuals", "sigma": sigma_res, "sigma_residuals": sigma_res,
+           "dof": n - n_params}  # fmt: skip
     if keys is not None:
         dev = seed_spread(np.asarray(keys, dtype=float), np.asarray(logL, dtype=float))
         if dev.size >= 3:
