@@ -472,6 +472,16 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     shards, name = prepare_data(study, cache)
     plan = plan_study(study, shards, name, out, 2, 1, estimate=False)
     assert {r.name for _, r in plan.pool_runs} <= plan.done
+    # the plan's backtest is the predicted run, done (it was a guess of another size, to
+    # train: the rerun's plan said 5 minutes to go)
+    assert plan.backtest_known and plan.backtest_guess.name == pred["run_name"] in plan.done
+    assert plan.seconds("gpt")["backtest"] == 0.0
+    # another spec on this folder (--minutes twice the spec's) is refused before anything
+    # is planned or written; it rewrote study.json and trained its own runs beside these
+    manifest = (out / "study.json").read_bytes()
+    with pytest.raises(SweepError, match=r"holds a study of another spec \(backtest.budget"):
+        plan_study(study.scaled(2 * study.minutes), shards, name, out, 2, 1, estimate=False)
+    assert (out / "study.json").read_bytes() == manifest
     again, _ = make_prediction(study, plan, out)
     assert again == pred and (out / "prediction.json").read_bytes() == before
     # and a rerun of the finished study adds its seconds to the study's wall time (it
@@ -480,6 +490,12 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     rerun = run_study(study, out, cache)
     assert rerun["backtest"] == bt and rerun["wall_seconds"] >= wall > 0
     assert json.loads((out / "study.json").read_text())["wall_seconds"] == rerun["wall_seconds"]
+    # the runs table of the study folder: every run of its parts, with its role (it
+    # found none: "no run folders found")
+    from scalinglab.sweep.table import runs_table
+
+    roles = [r["role"] for r in runs_table(out)]
+    assert sorted(roles) == ["backtest", "seed"] + ["sweep"] * 8
     # --json: stdout is one JSON document, the summary (the plan's rows came first)
     from scalinglab.cli import main
 

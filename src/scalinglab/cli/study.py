@@ -162,10 +162,12 @@ class _View:
                          "lr": r.lr, "est_s": plan.estimates.get(r.name),
                          "done": "yes" if r.name in plan.done else ""})  # fmt: skip
         g = plan.backtest_guess
-        rows.append({"part": "backtest", "run": "(size chosen by the fits, about)",
+        guess = "(size chosen by the fits, about)"
+        rows.append({"part": "backtest", "run": g.name if plan.backtest_known else guess,
                      "params": g.counts.params, "tokens": g.tokens, "flops": g.flops,
                      "tok/param": g.tokens / g.counts.params, "lr": g.lr,
-                     "est_s": plan.estimates.get("backtest"), "done": ""})  # fmt: skip
+                     "est_s": plan.estimates.get("backtest"),
+                     "done": "yes" if g.name in plan.done else ""})  # fmt: skip
         _say(f"corpus: {plan.corpus} -> {plan.shards}")
         if self.as_json and self.dry_run:  # the plan is the command's one JSON document
             print_rows(rows)
@@ -182,10 +184,11 @@ class _View:
                 "(fit_cost_ratio)"
             )
         s = plan.seconds(plan.backtest_guess.arch)
+        done = sum(r.name in plan.done for _, r in plan.pool_runs)
         last = f"; the backtest last, alone, on {plan.backtest_threads} thread(s)"
         _say(
-            f"plan: {len(plan.pool_runs)} sweep runs ({len(plan.done)} already done) and the "
-            f"backtest, {plan.workers} at a time, {plan.threads} thread(s) each"
+            f"plan: {len(plan.pool_runs)} sweep runs ({done} already done) and the "
+            f"backtest{' (done)' if g.name in plan.done else ''}, {plan.workers} at a time, {plan.threads} thread(s) each"
             f"{last if plan.alone else ''}.\n"
             f"estimated time: {s['total'] / 60:.1f} min (the prediction after about "
             f"{s['sweeps_to_prediction'] / 60:.1f} min; the backtest run {s['backtest'] / 60:.1f} "

@@ -38,10 +38,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scalinglab.config import ModelConfig
 from scalinglab.data.shards import read_manifest
 from scalinglab.data.tokenizers import KINDS
 from scalinglab.data.writer import prepare
-from scalinglab.errors import FitError, ScalingLabError, SweepError
+from scalinglab.errors import ConfigError, FitError, ScalingLabError, SweepError
 from scalinglab.fsio import atomic_write_json
 from scalinglab.plan import analysis as an
 from scalinglab.report import build_report
@@ -116,6 +117,7 @@ class StudyPlan:
     threads: int
     workers: int
     alone: bool = True  # the backtest trains last, on workers × threads threads
+    backtest_known: bool = False  # its run is the prediction's, not a guess
     estimates: dict[str, float] = field(default_factory=dict)
     done: set = field(default_factory=set)
 
@@ -206,6 +208,7 @@ def _grid_run(study, arch, shards, model, budget, suffix, **train) -> tuple[Swee
 def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
                threads: int, estimate: bool = True) -> StudyPlan:  # fmt: skip
     """Every run the study will make (the backtest's size is a guess until the fits)."""
+    check_same_study(study, out)
     try:
         return _plan_study(study, shards, corpus, out, workers, threads, estimate)
     except SweepError as e:
@@ -213,6 +216,53 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             raise
         raise _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
                                                              threads, False)) from None  # fmt: skip
+
+
+OPERATIONAL_KEYS = ("workers", "train.loggers")  # how a study runs, not what it computes
+
+
+def check_same_study(study: StudySpec, out: Path) -> None:
+    """Refuse to continue a study folder with another spec (`--minutes 20` on a folder of
+    10, a changed budget): it rewrote study.json and trained the new spec's runs beside the
+    old ones, and only the prediction, after the new sweep, said the runs had changed."""
+    path = out / STUDY_JSON
+    if not path.is_file():
+        return
+    old = read_json(path, "the study's manifest").get("spec")
+    if not isinstance(old, dict):
+        return  # a manifest written before studies recorded their spec
+    changes = [f"{k} {_short(a)} -> {_short(b)}" for k, a, b in _changes(old, study.raw)
+               if k not in OPERATIONAL_KEYS]  # fmt: skip
+    if changes:
+        more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+        raise SweepError(
+            f"{out} holds a study of another spec ({', '.join(changes[:3])}{more}); rerun "
+            "it with its own spec and flags, or give a new --out folder"
+        )
+
+
+def _changes(old, new, key=""):
+    """(dotted key, old value, new value) of every leaf where two specs differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            yield from _changes(old.get(k), new.get(k), f"{key}.{k}" if key else k)
+    elif old != new and json.loads(json.dumps(new)) != old:  # tuples read back as lists
+        yield key, old, new
+
+
+def _short(v) -> str:
+    def num(x):
+        return f"{x:g}" if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+    if v is None:
+        text = "(none)"
+    elif num(v):
+        text = num(v)
+    elif isinstance(v, list) and v and all(num(x) for x in v):
+        text = "[" + ", ".join(num(x) for x in v) + "]"
+    else:
+        text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _minutes_error(study: StudySpec, e: SweepError, plan) -> SweepError:
@@ -306,7 +356,8 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
     centre = bt.tokens_per_param or _centre(sweep.spec.design)
     guess = design.shape_for(bt.arch, math.sqrt(bt.budget / (6 * centre)), ctx.vocab,
                              sweep.spec.model, sweep.spec.shape)  # fmt: skip
-    _, guess_run = _grid_run(study, bt.arch, shards, guess, bt.budget, "backtest",
+    known = _predicted_shape(out, bt.arch)  # a study resumed after its prediction
+    _, guess_run = _grid_run(study, bt.arch, shards, known or guess, bt.budget, "backtest",
                              **backtest_train(study))  # fmt: skip
     unique = train_tokens(shards)
     if guess_run.tokens > unique:
@@ -316,10 +367,13 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
             f"{guess_run.tokens:,}", f"{unique:,}", guess_run.tokens / unique,
         )  # fmt: skip
     plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers, bt.alone)
+    plan.backtest_known = known is not None
     for p in parts:
         for r in p.runs:
             if is_finished(out / p.folder / "runs" / r.name):
                 plan.done.add(r.name)
+    if known and is_finished(out / "backtest" / "runs" / guess_run.name):
+        plan.done.add(guess_run.name)
     if estimate:
         for arch in study.sweeps:
             runs = [r for p in parts for r in p.runs if r.arch == arch]
@@ -519,6 +573,18 @@ def _queue(pool: RunQueue, items, out: Path, threads: int, priority: float, esti
         parts = list({id(p): p for p in parts}.values())
         driver.write_sweep_files(parts[0].spec, out / folder, [r for p in parts for r in p.runs])
     return names
+
+
+def _predicted_shape(out: Path, arch: str):
+    """The backtest run's shape from the study's prediction.json, once made (None before,
+    or where it cannot be read: make_prediction then says why)."""
+    try:
+        pred = json.loads((out / PREDICTION_JSON).read_text(encoding="utf-8"))
+        if pred.get("arch") != arch:
+            return None
+        return ModelConfig(arch=arch, **pred["shape"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ConfigError):
+        return None
 
 
 def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> None:

@@ -41,11 +41,26 @@ COLUMNS = (
 FORMATS = ("csv", "jsonl", "parquet")
 
 
+def study_folders(root: str | Path) -> list[tuple[str, Path]]:
+    """(role, folder) of each part of a study folder, as its study.json lists them (the
+    sweeps, seed repeats, backtest); [] for any other folder."""
+    manifest = Path(root) / "study.json"
+    try:
+        folders = json.loads(manifest.read_text(encoding="utf-8")).get("folders", {})
+        parts = [(role, Path(root) / sub) for role, subs in folders.items() for sub in subs]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+    return [(role, f) for role, f in parts if f.is_dir()]
+
+
 def find_run_dirs(root: str | Path) -> list[Path]:
-    """Run folders in `root`, `root/runs`, or `root` itself, sorted by name."""
+    """Run folders in `root`, `root/runs`, or `root` itself, sorted by name; in a study
+    folder, those of each of its parts (`study_folders`)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"runs folder not found: {root}")
+    if parts := study_folders(root):
+        return sorted({d for _, f in parts for d in find_run_dirs(f)}, key=lambda p: p.name)
 
     is_run = runfolder.is_run_folder
     if is_run(root) and not (root / "runs").is_dir():
@@ -117,13 +132,17 @@ def runs_table(root: str | Path) -> list[dict]:
     """The runs table: one row (a dict) per run folder under `root`.
 
     Args:
-        root: a sweep or study folder, its `runs/` folder, or one run folder.
+        root: a sweep folder, its `runs/` folder, one run folder, or a study folder
+            (every run of its sweeps, seed repeats and backtest, with a `role` column).
 
     Returns:
         Rows sorted by design group, arch and size, with the columns of
         docs/design.md's runs table (`pandas.DataFrame(rows)` makes a frame of it).
     """
     rows = [run_row(d) for d in find_run_dirs(root)]
+    role = {d.name: r for r, f in study_folders(root) for d in find_run_dirs(f)}
+    for row in rows if role else ():  # a study's: which part each run is
+        row["role"] = role[row["run_id"]]
 
     def key(r):
         return (
