@@ -23,12 +23,18 @@ def _argv(tmp_path, spec, *extra):
 
 
 def test_sizes_that_collapse_to_one_shape_are_refused_before_any_run(tmp_path, capsys):
-    """`sizes = 3` passes the spec's own check, but a spread of 1.05 gives the three sizes
-    of each budget one shape: no parabola. It was found after the sweep, at the fit."""
-    spec = _spec(tmp_path, **{"spread = 3": "spread = 1.05"})
+    """A budget whose sizes sit on the grid's smallest shapes cannot give 3 distinct
+    ones: no parabola. It was found after the sweep, at the fit; now before anything runs.
+    (A narrow spread no longer collapses: sizes that round to one shape take the next
+    shape outward.)"""
+    narrow = _spec(tmp_path, **{"spread = 3": "spread = 1.05"})
+    assert main(_argv(tmp_path, narrow, "--dry-run")) == 0
+    capsys.readouterr()
+    spec = _spec(tmp_path, **{"budgets = [3e9, 1e10]": "budgets = [3e8, 1e10]",
+                              "\nbudget = 3e9": "\nbudget = 3e8"})  # fmt: skip
     want = (
         "error: [sweeps.gpt]: the IsoFLOP fit needs 3 model sizes at each of 2 budgets or "
-        "more, and this spec plans 3e+09: 1, 1e+10: 1 (sizes per budget); raise `sizes`, "
+        "more, and this spec plans 3e+08: 2, 1e+10: 3 (sizes per budget); raise `sizes`, "
         "widen `spread` or add budgets\n"
     )
     assert one_line_error(capsys, _argv(tmp_path, spec, "--dry-run")) == want
