@@ -569,12 +569,20 @@ def _task_key(r: dict) -> tuple:
     return r.get("task"), r.get("step"), r.get("sha256")
 
 
-def final_tasks(run_dir: str | os.PathLike) -> dict[str, dict]:
-    """{task: its result at the newest step evaluated}: what the runs table shows."""
+def final_tasks(run_dir: str | os.PathLike, items: dict | None = None) -> dict[str, dict]:
+    """{task: its result at the newest step evaluated}: what the runs table shows.
+
+    `items` ({task: sha256}): only the results on those items (the item set a table's
+    column shows, so that it compares runs on the same items: sweep.table.task_items).
+    Without it, where the newest step was scored on several item sets (a quick `eval
+    --tasks --task-items 50` beside a study's 4000), the result on the most items."""
     out: dict[str, dict] = {}
     for r in read_tasks(run_dir):
         name = r.get("task")
-        if name and (name not in out or (r.get("step") or 0) >= (out[name].get("step") or 0)):
+        if not name or (items and name in items and r.get("sha256") != items[name]):
+            continue
+        key = (r.get("step") or 0, r.get("n") or 0)
+        if name not in out or key >= ((out[name].get("step") or 0), out[name].get("n") or 0):
             out[name] = r
     return out
 

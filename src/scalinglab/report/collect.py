@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scalinglab import runfolder
 from scalinglab.errors import DataError
-from scalinglab.sweep.table import find_run_dirs, run_row
+from scalinglab.sweep.table import find_run_dirs, run_row, task_items
 
 STUDY_JSON = "study.json"
 PREDICTION_JSON = "prediction.json"
@@ -58,10 +58,13 @@ def _seed(run_dir: Path):
     return (runfolder.read_config_dict(run_dir) or {}).get("train", {}).get("seed")
 
 
-def _rows(folder: Path, role: str) -> list[dict]:
+def _rows(parts: list[tuple[str, Path]]) -> list[dict]:
+    """The rows of the runs of each (role, folder); task columns on one item set each."""
+    dirs = [(role, d) for role, folder in parts for d in find_run_dirs(folder)]
+    items = task_items(d for _, d in dirs)
     out = []
-    for d in find_run_dirs(folder):
-        row = run_row(d)
+    for role, d in dirs:
+        row = run_row(d, items)
         row.update(role=role, seed=_seed(d), dir=str(d))
         out.append(row)
     return out
@@ -76,16 +79,15 @@ def collect(root: str | Path) -> Collected:
     study = {}
     if (root / STUDY_JSON).exists():
         study = read_json(root / STUDY_JSON, "the study's manifest")
-    rows = []
+    parts = []
     if study:
         for role, subs in study.get("folders", {}).items():
             if role not in ROLES:
                 raise DataError(f"{root / STUDY_JSON}: folders: unknown role {role!r}")
-            for sub in subs:
-                if (root / sub).is_dir():
-                    rows += _rows(root / sub, role)
+            parts += [(role, root / sub) for sub in subs if (root / sub).is_dir()]
     else:
-        rows = _rows(root, "sweep")
+        parts = [("sweep", root)]
+    rows = _rows(parts)
     if not rows:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
     pred = None

@@ -21,6 +21,7 @@ from scalinglab import runfolder
 from scalinglab.errors import FitError
 from scalinglab.laws import tasklaws
 from scalinglab.report.collect import collect
+from scalinglab.sweep.table import task_items
 from scalinglab.tasks.builtin import builtin_task
 from scalinglab.tasks.run import evaluate_run
 
@@ -39,8 +40,8 @@ def score_runs(study, shards: Path, out: Path, arch: str | None = None) -> int:
     for r in collect(out).rows:
         if r["status"] != "completed" or (arch and r["arch"] != arch):
             continue
-        done = runfolder.final_tasks(r["dir"])
-        if all(done.get(k.name, {}).get("sha256") == k.sha256 for k in tasks):
+        done = runfolder.final_tasks(r["dir"], {k.name: k.sha256 for k in tasks})
+        if all(k.name in done for k in tasks):
             continue  # a resumed study does not score a run twice
         evaluate_run(r["dir"], tasks)
         n += 1
@@ -55,6 +56,7 @@ def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> 
     measured and shown, not predicted); {task: {"error": why}} where the sigmoid cannot
     be fitted."""
     out = {}
+    items = task_items(r["dir"] for r in rows)  # the item set of the rows' task columns
     for name in study.tasks.names:
         col = f"{name}.{METRIC}"
         pts = [r for r in rows if r["arch"] == arch and r["status"] == "completed"
@@ -63,7 +65,7 @@ def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> 
             out[name] = {"metric": METRIC, "error": f"no {arch} run has a {col}"}
             continue
         # what the runs were scored on: the chance and the item count of the task
-        done = runfolder.final_tasks(pts[0]["dir"]).get(name, {})
+        done = runfolder.final_tasks(pts[0]["dir"], items).get(name, {})
         chance, n = done.get("chance"), done.get("n")
         acc = [r[col] for r in pts]
         about = {"metric": METRIC, "chance": chance, "n_items": n, "runs": len(pts)}

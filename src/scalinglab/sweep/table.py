@@ -71,8 +71,8 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def run_row(run_dir: str | Path) -> dict:
-    """One row of the runs table for one run folder."""
+def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
+    """One row of the runs table for one run folder (`items`: `task_items` of its table)."""
     run_dir = Path(run_dir)
     result = runfolder.read_result(run_dir) or {}
     meta = runfolder.read_sweep_meta(run_dir)
@@ -110,22 +110,43 @@ def run_row(run_dir: str | Path) -> dict:
     row["status"] = runfolder.table_status(run_dir, result)
     for k, v in meta.get("group", {}).items():
         row[k] = v
-    row.update(task_columns(run_dir))
+    row.update(task_columns(run_dir, items))
     return row
 
 
 TASK_METRICS = ("acc", "acc_norm", "bpb", "exact_match", "chrf")
 
 
-def task_columns(run_dir: Path) -> dict:
+def task_columns(run_dir: Path, items: dict | None = None) -> dict:
     """`TASK.METRIC` columns (e.g. `recall.acc`) of the run's newest task results
-    (RUN/tasks.json, `scalinglab eval --tasks`; docs/tasks.md)."""
+    (RUN/tasks.json, `scalinglab eval --tasks`; docs/tasks.md), on `items` where given."""
     return {
         f"{name}.{m}": r[m]
-        for name, r in sorted(runfolder.final_tasks(run_dir).items())
+        for name, r in sorted(runfolder.final_tasks(run_dir, items).items())
         for m in TASK_METRICS
         if m in r
     }
+
+
+def task_items(run_dirs) -> dict[str, str]:
+    """{task: sha256 of the items its column shows}: of a task scored on several item sets
+    (the study's 4000 items, and a quick `eval --tasks --task-items 50` of one run), the set
+    the most runs were scored on (then the one of more items), so that a column never mixes
+    scores on different items: a run not scored on that set has none in the column."""
+    runs: dict[tuple, set] = {}  # (task, sha256) -> the runs scored on it
+    size: dict[tuple, int] = {}
+    for d in run_dirs:
+        for r in runfolder.read_tasks(d):
+            key = (r.get("task"), r.get("sha256"))
+            if key[0] and key[1]:
+                runs.setdefault(key, set()).add(str(d))
+                size[key] = max(size.get(key, 0), r.get("n") or 0)
+    best: dict[str, tuple] = {}
+    for (task, sha), who in runs.items():
+        rank = (len(who), size[task, sha], sha)
+        if task not in best or rank > best[task]:
+            best[task] = rank
+    return {task: rank[2] for task, rank in best.items()}
 
 
 def runs_table(root: str | Path) -> list[dict]:
@@ -139,7 +160,9 @@ def runs_table(root: str | Path) -> list[dict]:
         Rows sorted by design group, arch and size, with the columns of
         docs/design.md's runs table (`pandas.DataFrame(rows)` makes a frame of it).
     """
-    rows = [run_row(d) for d in find_run_dirs(root)]
+    dirs = find_run_dirs(root)
+    items = task_items(dirs)
+    rows = [run_row(d, items) for d in dirs]
     role = {d.name: r for r, f in study_folders(root) for d in find_run_dirs(f)}
     for row in rows if role else ():  # a study's: which part each run is
         row["role"] = role[row["run_id"]]
