@@ -46,3 +46,14 @@ def test_a_folder_without_run_folders_is_an_error(tmp_path, capsys):
     assert one_line_error(capsys, ["runs", str(d)]) == (
         f"error: {d}: no run folders found (looked in {d} and {d}/runs)\n"
     )
+
+
+def test_an_unknown_status_is_an_error_naming_the_statuses(tmp_path, capsys):
+    root = _folders(tmp_path)
+    assert one_line_error(capsys, ["runs", str(root), "--status", "complete"]) == (
+        "error: --status complete: not a status (the statuses are completed, diverged, "
+        "preempted, failed, incomplete, pending; here: incomplete 1, pending 2)\n"
+    )
+    # a known status that no run has: an empty selection, not an error
+    assert main(["runs", str(root), "--status", "failed", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"

@@ -33,7 +33,7 @@ def _sweep(tmp_path):
     # one run scored again, later, on 50 other items: a worse, noisier number
     runfolder.record_tasks(
         root / "runs" / "r2",
-        [{"task": "recall", "sha256": "quick", "n": 50, "step": 100, "acc": 0.02}],  # fmt: skip
+        [{"task": "recall", "sha256": "quick", "n": 50, "step": 100, "acc": 0.02}],
     )
     return root
 
@@ -66,7 +66,7 @@ def test_one_run_alone_shows_its_newest_step_then_its_most_items(tmp_path):
             ("recall", "s1", 4000, 100, 0.5),
             ("recall", "s2", 50, 100, 0.1),
             ("recall", "s3", 50, 50, 0.9),
-        ],  # fmt: skip
+        ],
     )
     assert runfolder.final_tasks(d)["recall"]["acc"] == 0.5
     assert runfolder.final_tasks(d, {"recall": "s3"})["recall"]["acc"] == 0.9

@@ -46,7 +46,9 @@ def register(sub) -> None:
         "--json", action="store_true", help="print the rows as a JSON list instead of the table"
     )
     p.add_argument(
-        "--status", help="only rows with this status (e.g. completed); default: all rows"
+        "--status",
+        help="only rows with this status: completed, diverged, preempted, failed, incomplete "
+        "(started, no result) or pending; default: all rows",
     )
     p.add_argument(
         "--curves",
@@ -55,6 +57,10 @@ def register(sub) -> None:
         "the input of `fit --checkpoints --run-col run_id` and of the curve laws",
     )
     p.set_defaults(func=run)
+
+
+# the runs table's statuses: result.json's, or incomplete (started) and pending (not yet)
+STATUSES = ("completed", "diverged", "preempted", "failed", "incomplete", "pending")
 
 
 def run(args) -> int:
@@ -69,9 +75,16 @@ def run(args) -> int:
     if not rows:
         root = Path(args.dir)
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
-    warn_damaged(args.dir)
     if args.status:
+        found = {r["status"] for r in rows}
+        if args.status not in (*STATUSES, *found):
+            here = ", ".join(f"{s} {sum(r['status'] == s for r in rows)}" for s in sorted(found))
+            raise ConfigError(
+                f"--status {args.status}: not a status (the statuses are "
+                f"{', '.join(STATUSES)}; here: {here})"
+            )
         rows = [r for r in rows if r["status"] == args.status]
+    warn_damaged(args.dir)
     if args.curves:
         rows = curve_rows(args.dir, rows)
     if args.csv:
