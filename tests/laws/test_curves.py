@@ -318,3 +318,21 @@ def test_schedule_column_gives_each_run_its_exact_lr(tmp_path, capsys):
     assert "run 'cos' has no schedule in 'sched' and there is no 'lr' column" in (
         capsys.readouterr().err
     )
+
+
+def test_runs_of_one_point_each_are_resampled_whole():
+    """A table of final losses (one point a run): within-run draws are all the data, and
+    gave prediction intervals of zero width; the runs are resampled instead."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for kind in ("cosine", "constant", "drop", "wsd"):
+        for total in (1000, 2000, 4000):
+            lr = schedule(kind, total)
+            step = np.array([total - 1])
+            loss = mpl_direct(MPL_25M, lr, step) * (1 + 0.003 * rng.standard_normal())
+            runs.append(Run(f"{kind}{total}", step, lr[step], loss, lr_full=lr))
+    law = ScalingLaw("lr-annealing", bootstrap=50).fit(CurveTable(runs))
+    lr = schedule("cosine", 3000)
+    pred, lo, hi = law.predict([2999], lr, return_ci=True)
+    assert lo[0] < pred[0] < hi[0]
+    assert 1e-4 < (hi[0] - lo[0]) / pred[0] < 0.05  # the spread of 0.3% noise, not 0

@@ -10,6 +10,8 @@ counts per run stay fixed). Checkpoints of one curve are not independent
 (the loss is smooth in the step), so these intervals are narrower than the
 spread between repeated trainings would be; resampling whole runs would be
 the honest unit, but the fits this law is meant for have only 2–3 curves.
+Runs of one point each (a table of final losses) are resampled whole: within a
+run there is nothing to resample.
 """
 
 from pathlib import Path

@@ -33,7 +33,7 @@ import itertools
 import numpy as np
 
 from scalinglab.errors import FitError
-from scalinglab.laws.fit import fit_best, refit_resamples
+from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples
 from scalinglab.laws.objective import huber
 
 BLOCK = 8
@@ -369,7 +369,10 @@ def fit_curves(form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, so
     out["ctx"] = ctx
     if bootstrap:
         run_of = np.concatenate([np.full(len(s), i) for i, (s, _, _) in enumerate(runs)])
-        W = stratified_weights(run_of, bootstrap, seed)
+        if max(len(s) for s, _, _ in runs) > 1:
+            W = stratified_weights(run_of, bootstrap, seed)
+        else:  # one point a run (final losses): within-run draws would all be the data
+            W = bootstrap_weights(n, bootstrap, seed)  # and give intervals of zero width
         # 40 L-BFGS pairs: the multi-power valley at 25M (Luo et al.'s curves) is long and
         # curved; 30% fewer evaluations than 10 pairs, the same optima (benchmarks/results/
         # curve_laws.md)
