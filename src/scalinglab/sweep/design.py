@@ -142,9 +142,10 @@ class TooFewTokens(SweepError):
     """A planned run would not see one batch (`arch`, `params`, `tokens`, `tokens_per_step`
     say which): a study scaled by `--minutes` names the flag instead of the spec."""
 
-    def __init__(self, message: str, **what):
+    def __init__(self, message: str, *, arch: str, params: int, tokens: float, tokens_per_step):
         super().__init__(message)
-        self.__dict__.update(what)
+        self.arch, self.params, self.tokens = arch, params, tokens
+        self.tokens_per_step = tokens_per_step
 
 
 @functools.cache
