@@ -201,17 +201,24 @@ class _View:
         pass
 
     def run_finished(self, o) -> None:
+        from scalinglab.cli.sweep import finished_line
+
         el = (time.monotonic() - self.t0) / 60
-        loss = "-" if o.get("loss") is None else f"{o['loss']:.4f}"
         _say(
-            f"[{o['index']}/{o['total']}] {o['name']} {o['status']} loss {loss} "
+            f"[{o['index']}/{o['total']}] {o['name']} {o['status']} "
+            f"{finished_line({'val_loss': o.get('loss'), 'error': o.get('error')}, o['status'])} "
             f"({o.get('wall_seconds') or 0:.0f} s; {el:.1f} min elapsed)"
         )
 
     def prediction(self, p) -> None:
         lo, hi = p["interval"]
+        how = (
+            f"reused: prediction.json, written {p.get('written_at')} before the run started"
+            if p.get("reused")
+            else "written to prediction.json before the run exists"
+        )
         _say(
-            f"backtest prediction (written to prediction.json before the run exists): "
+            f"backtest prediction ({how}): "
             f"{p['shape']} N={p['params']:,} D={p['tokens']:,} C={p['flops']:.3g}: "
             f"loss {p['predicted_loss']:.4f} [{lo:.4f}, {hi:.4f}] ({p['predictor']})"
         )

@@ -254,6 +254,21 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     return 0
 
 
+def finished_line(result: dict, status: str) -> str:
+    """`loss 2.4447` of a finished run's result.json; of a failed one, why it failed (its
+    `error`, one line), so that a failure is read where it is shown."""
+    loss = result.get("val_loss")
+    text = (
+        f"loss {loss:.4f}"
+        if isinstance(loss, int | float) and not isinstance(loss, bool)
+        else "loss -"
+    )
+    if status == "failed" and result.get("error"):
+        why = " ".join(str(result["error"]).split())
+        text += f": {why if len(why) <= 300 else why[:297] + '...'}"
+    return text
+
+
 class LineView:
     """Not a terminal: one line per finished run."""
 
@@ -267,11 +282,10 @@ class LineView:
 
         self.n += 1
         r = read_result(progress.root / outcome["name"]) or {}
-        loss = r.get("val_loss")
         extra = "already done" if event == "skipped" else f"{r.get('wall_seconds') or 0:.1f} s"
-        loss_s = f"loss {loss:.4f}" if isinstance(loss, float) else "loss -"
         print(
-            f"[{self.n}/{len(progress.runs)}] {outcome['name']} {outcome['status']} {loss_s} ({extra})",
+            f"[{self.n}/{len(progress.runs)}] {outcome['name']} {outcome['status']} "
+            f"{finished_line(r, outcome['status'])} ({extra})",
             file=sys.stderr,
             flush=True,
         )

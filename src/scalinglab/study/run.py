@@ -545,7 +545,8 @@ class RunQueue:
                 self.n += 1
                 r = read_result(self.dirs[o["name"]]) or {}
                 self.emit("run_finished", {**o, "index": self.n, "total": self.added, "loss": r.get("val_loss"),
-                                           "wall_seconds": r.get("wall_seconds")})  # fmt: skip
+                                           "wall_seconds": r.get("wall_seconds"),
+                                           "error": r.get("error")})  # fmt: skip
                 for run_dir, priority, step in self.held.pop(o["name"], []):
                     self._release(run_dir, priority, self.dirs[o["name"]], step, held=True)
 
@@ -719,8 +720,9 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
         pool.wait_for(need)
         _check(pool, need)
         study_tasks.score_runs(study, plan.shards, out, bt_arch)  # what the prediction fits
+        reused = (out / PREDICTION_JSON).exists()  # made by an earlier invocation
         pred, part = make_prediction(study, plan, out)
-        emit("prediction", pred)
+        emit("prediction", {**pred, "reused": reused})
         if plan.alone:  # the largest run last, on every thread: the study ends soonest
             pool.wait_for(others)
             _check(pool, others)

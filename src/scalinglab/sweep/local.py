@@ -10,7 +10,7 @@ import concurrent.futures as cf
 from pathlib import Path
 
 from scalinglab.sweep.executor_base import Executor
-from scalinglab.sweep.worker import run_task, stop_all
+from scalinglab.sweep.worker import allow_starts, run_task, stop_all
 
 
 class LocalExecutor(Executor):
@@ -22,6 +22,7 @@ class LocalExecutor(Executor):
         self.pool: cf.ThreadPoolExecutor | None = None
 
     def _open(self) -> None:
+        allow_starts()
         self.pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="sweep-worker")
 
     def _submit(self, run_dir: Path, threads: int | None) -> cf.Future:  # threads: run.toml's

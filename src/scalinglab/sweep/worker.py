@@ -17,25 +17,39 @@ one rule (`runfolder.run_state`):
 - failed, or the child died without a result: retried up to `retries` times
   (the failed result is kept as result.failed-K.json); after the last try a
   result.json with status "failed" stays, so the runs table lists the run.
+- a result.json that breaks the contract (not JSON, an unknown status, status
+  completed without a finite val_loss, as another trainer may write): kept as
+  result.invalid-K.json and recorded as failed, saying why.
+- a trainer ended by SIGTERM (exit 143, or killed by the signal before its handler
+  was set) or stopped because the executor is stopping (Ctrl-C: `stop_all`):
+  preempted, never retried; a rerun resumes it.
 """
 
 import contextlib
 import ctypes
+import json
 import logging
+import math
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from scalinglab import runfolder
+from scalinglab.errors import DataError
 from scalinglab.runfolder import RESULT, RUN_TOML, read_result
 
 log = logging.getLogger(__name__)
 
 EXIT_PREEMPTED = 143
+# how a trainer stopped by SIGTERM ends: its handler's exit code, or the signal itself
+# when it came before the handler was set (a trainer still starting, or another trainer)
+PREEMPTED_CODES = (EXIT_PREEMPTED, -signal.SIGTERM)
+STATUSES = (*runfolder.FINISHED, "preempted", "failed")
 
 
 def default_command() -> list[str]:
@@ -65,29 +79,44 @@ def _child_setup() -> None:
 
 
 _LIVE: set[subprocess.Popen] = set()
+_STARTS = threading.Lock()  # a trainer starts, or the executor stops: one at a time
+_STOPPING = threading.Event()
 
 
 def stop_all() -> None:
-    """SIGTERM every trainer this process started and still runs (they checkpoint)."""
-    for proc in list(_LIVE):
-        with contextlib.suppress(OSError):
-            proc.terminate()
+    """SIGTERM every trainer this process started and still runs (they checkpoint), and
+    start no other: a run whose trainer was stopped, or was about to start, ends
+    preempted, not retried (a retry started after Ctrl-C trained to its end)."""
+    with _STARTS:
+        _STOPPING.set()
+        for proc in list(_LIVE):
+            with contextlib.suppress(OSError):
+                proc.terminate()
 
 
-def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int:
+def allow_starts() -> None:
+    """Let trainers start again (an executor opening, after an earlier one stopped)."""
+    _STOPPING.clear()
+
+
+def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int | None:
+    """The trainer's exit code; None when the executor is stopping (nothing started)."""
     with open(run_dir / runfolder.TRAIN_LOG, "ab") as logf:
-        logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-        logf.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            pass_fds=(lock_fd,),  # the child holds the lock too, until it exits
-            preexec_fn=_child_setup,
-            env=env,
-        )
-        _LIVE.add(proc)
+        with _STARTS:
+            if _STOPPING.is_set():
+                return None
+            logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+            logf.flush()
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                pass_fds=(lock_fd,),  # the child holds the lock too, until it exits
+                preexec_fn=_child_setup,
+                env=env,
+            )
+            _LIVE.add(proc)
         try:
             return proc.wait()
         except BaseException:
@@ -154,16 +183,21 @@ def run_task(
     try:
         attempts, rc = 0, None
         while True:
-            r = read_result(run_dir)
+            r = _checked_result(run_dir)
             if runfolder.run_state(r) == "finished":
                 return _outcome(run_dir, r["status"], attempts, rc)
             if attempts > retries:  # the last failed result.json stays, for the table
                 return _outcome(run_dir, "failed", attempts, rc)
+            if _STOPPING.is_set():
+                return _outcome(run_dir, "preempted", attempts, rc)
             _set_aside(run_dir, r)
             attempts += 1
             rc = _attempt(cmd, run_dir, lock_fd, env)
-            r = read_result(run_dir)
-            if rc == EXIT_PREEMPTED or (r and r.get("status") == "preempted"):
+            r = _checked_result(run_dir)
+            if runfolder.run_state(r) == "finished":
+                continue
+            stopped = rc is None or rc in PREEMPTED_CODES or _STOPPING.is_set()
+            if stopped or (r and r.get("status") == "preempted"):
                 return _outcome(run_dir, "preempted", attempts, rc)
             if r is None:
                 error = (
@@ -175,14 +209,49 @@ def run_task(
         runfolder.release_lock(lock_fd)
 
 
+def _invalid(r: dict) -> str | None:
+    """Why a readable result.json breaks the contract (docs/interfaces.md), or None."""
+    status = r.get("status")
+    if status not in STATUSES:
+        return f"status {json.dumps(status)} is not one of {', '.join(STATUSES)}"
+    loss = r.get("val_loss")
+    if status == "completed" and not (isinstance(loss, int | float) and math.isfinite(loss)):
+        return (
+            f"status completed with val_loss {json.dumps(loss)}: a completed run has a finite "
+            "loss (one whose loss is not finite is diverged)"
+        )
+    return None
+
+
+def _checked_result(run_dir: Path) -> dict | None:
+    """RUN/result.json; one that cannot be read or breaks the contract is kept as
+    result.invalid-K.json and replaced by a failed result saying why."""
+    try:
+        r = read_result(run_dir)
+        why = runfolder.result_problem(run_dir) if r is None else _invalid(r)
+    except DataError as exc:  # a value of another type, another format_version
+        r, why = None, str(exc)
+    if why is None:
+        return r
+    kept = _keep(run_dir, "invalid")
+    error = f"{run_dir / RESULT}: {why.removeprefix(str(run_dir / RESULT) + ': ')}; kept as {kept}"
+    runfolder.write_result(run_dir, {"status": "failed", "error": error})
+    return read_result(run_dir)
+
+
+def _keep(run_dir: Path, kind: str) -> str:
+    """Move RUN/result.json to result.KIND-K.json (the first K free); returns the name."""
+    k = 1
+    while (run_dir / f"result.{kind}-{k}.json").exists():
+        k += 1
+    os.replace(run_dir / RESULT, run_dir / f"result.{kind}-{k}.json")
+    return f"result.{kind}-{k}.json"
+
+
 def _set_aside(run_dir: Path, r: dict | None) -> None:
     """Move a non-final result out of the way, so the trainer resumes instead of stopping."""
-    if r is None:
-        return
-    k = 1
-    while (run_dir / f"result.{r.get('status', 'unknown')}-{k}.json").exists():
-        k += 1
-    os.replace(run_dir / RESULT, run_dir / f"result.{r.get('status', 'unknown')}-{k}.json")
+    if r is not None:
+        _keep(run_dir, r["status"])  # a status of STATUSES (_checked_result)
 
 
 def _outcome(run_dir: Path, status: str, attempts: int, rc) -> dict:

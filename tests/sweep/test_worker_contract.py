@@ -1,0 +1,124 @@
+"""The worker holds another trainer to the result.json contract (docs/interfaces.md), and
+a stopping executor stops its runs instead of retrying them (found by two audits: an
+external trainer's malformed result.json was overwritten by "exited without a result",
+a NaN loss was accepted as completed, and Ctrl-C just after a run started retried it,
+so the sweep waited for a whole run to train after the interrupt)."""
+
+import json
+import sys
+import threading
+import time
+
+import pytest
+
+from scalinglab import runfolder
+from scalinglab.cli.sweep import finished_line
+from scalinglab.sweep import worker
+from scalinglab.sweep.worker import run_task
+
+TRAINER = """
+import json, os, signal, sys, time
+mode, out = sys.argv[1], sys.argv[2]
+def write(text):
+    with open(os.path.join(out, "result.json"), "w") as f:
+        f.write(text)
+ok = {"status": "completed", "val_loss": 2.5}
+if mode == "truncated":
+    write(json.dumps(ok)[:20])
+elif mode == "list":
+    write("[1, 2]")
+elif mode == "badstatus":
+    write(json.dumps({**ok, "status": "complete"}))
+elif mode == "nan":
+    write(json.dumps({**ok, "val_loss": float("nan")}))
+elif mode == "string":
+    write(json.dumps({**ok, "val_loss": "2.5"}))
+elif mode == "sigterm":  # killed by SIGTERM before any handler: exit -15, no result
+    os.kill(os.getpid(), signal.SIGTERM)
+elif mode == "sleep":
+    time.sleep(60)
+    write(json.dumps(ok))
+"""
+
+
+@pytest.fixture
+def trainer(tmp_path):
+    path = tmp_path / "trainer.py"
+    path.write_text(TRAINER)
+
+    def run(mode, retries=0, name="run"):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        return run_dir, run_task(run_dir, retries, f"{sys.executable} {path} {mode} {{out}}")
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("mode", "why", "kept"),
+    [
+        ("truncated", "not JSON", '{"status": "complete'),
+        ("list", "not a JSON object", "[1, 2]"),
+        ("badstatus", 'status "complete" is not one of completed, diverged, preempted, failed',
+         '"complete"'),
+        ("nan", "status completed with val_loss NaN: a completed run has a finite loss", "NaN"),
+        ("string", 'val_loss is "2.5", not a number', '"2.5"'),
+    ],
+)  # fmt: skip
+def test_a_result_that_breaks_the_contract_is_kept_and_the_run_fails_saying_why(
+    trainer, mode, why, kept
+):
+    run_dir, outcome = trainer(mode)
+    assert outcome["status"] == "failed" and outcome["attempts"] == 1
+    error = runfolder.read_result(run_dir)["error"]
+    assert error.startswith(f"{run_dir / 'result.json'}: ") and why in error, error
+    assert error.endswith("kept as result.invalid-1.json")
+    assert kept in (run_dir / "result.invalid-1.json").read_text()  # the trainer's own file
+    assert finished_line(runfolder.read_result(run_dir), "failed") == f"loss -: {error}"
+
+
+def test_a_trainer_killed_by_sigterm_is_preempted_not_retried(trainer):
+    run_dir, outcome = trainer("sigterm", retries=2)
+    assert outcome == {"name": "run", "status": "preempted", "attempts": 1, "returncode": -15}
+    assert not (run_dir / "result.json").exists()  # a rerun resumes it
+
+
+def test_stopping_the_executor_stops_the_run_and_starts_no_retry(trainer):
+    outcome = {}
+    t = threading.Thread(target=lambda: outcome.update(trainer("sleep", retries=3)[1]))
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not worker._LIVE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker._LIVE, "the trainer never started"
+        worker.stop_all()
+        t.join(60)
+        assert outcome["status"] == "preempted" and outcome["attempts"] == 1
+        # and a run that comes to start while stopping does not start at all
+        _, late = trainer("sleep", retries=3, name="late")
+        assert late["status"] == "preempted" and late["attempts"] == 0
+    finally:
+        worker.allow_starts()
+        t.join(60)
+
+
+def test_a_finished_line_reads_an_integer_loss():
+    assert finished_line({"val_loss": 3}, "completed") == "loss 3.0000"
+    assert finished_line({"val_loss": None}, "diverged") == "loss -"
+    assert finished_line({"error": "x\n  y"}, "failed") == "loss -: x y"
+
+
+def test_results_of_the_contract_pass_unchanged(trainer, tmp_path):
+    path = tmp_path / "ok.py"
+    path.write_text(
+        "import json, sys\n"
+        "open(sys.argv[1] + '/result.json', 'w').write(json.dumps("
+        "{'status': 'diverged', 'val_loss': None}))\n"
+    )
+    run_dir = tmp_path / "d"
+    run_dir.mkdir()
+    outcome = run_task(run_dir, 0, f"{sys.executable} {path} {{out}}")
+    assert outcome["status"] == "diverged"
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
+    assert not list(run_dir.glob("result.invalid-*"))
