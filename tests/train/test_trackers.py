@@ -15,6 +15,7 @@ result.json.
 import csv
 import importlib.util
 import json
+import os
 import struct
 import sys
 import tomllib
@@ -92,6 +93,7 @@ def test_a_tracker_that_cannot_start_is_one_line_before_training(tmp_path, capsy
         "error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI='nosuchscheme://nowhere': "
     )
     assert not (run / "result.json").exists() and not (run / "metrics.jsonl").exists()
+    assert not (run / "config.toml").exists()  # probed before the run folder is written
     # a sweep says so before any run folder is made
     spec = write_spec(tmp_path, data, GRID)
     out = tmp_path / "sweep"
@@ -110,6 +112,42 @@ def test_a_tracker_that_cannot_start_is_one_line_before_training(tmp_path, capsy
     err = one_line_error(capsys, cli_args(data, run, "--steps", "4", "--logger", "wandb"))
     assert "--logger wandb needs the Python package 'wandb'" in err
     assert "pip install 'scalinglab[wandb]'" in err
+
+
+def test_an_mlflow_server_that_fails_is_asked_once(monkeypatch):
+    """A server answering 503 (or down): MLflow's own 7 retries with backoff took 268 s to
+    say so; the probe asks once (its settings restored after)."""
+    import http.server
+    import threading
+
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    from scalinglab.errors import ConfigError
+    from scalinglab.train.trackers import check_loggers
+
+    asked = []
+
+    class Down(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_error(503)
+
+        do_POST = do_GET
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+        with pytest.raises(ConfigError, match=f"cannot log to MLFLOW_TRACKING_URI='{uri}'"):
+            check_loggers(["mlflow"], probe=True)
+        assert len(asked) == 1
+        assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    finally:
+        server.shutdown()
 
 
 # --- W&B and MLflow, written by a 2-run sweep ----------------------------------

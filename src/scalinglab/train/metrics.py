@@ -34,8 +34,9 @@ class MetricsLog:
         self.path = self.run_dir / runfolder.METRICS
         self.enabled = enabled
         self._f = None
-        # checked now, before anything is written: a missing package is one line
-        self.loggers = trackers.check_loggers(loggers) if enabled else []
+        # checked now, before anything is written: a missing package, or an MLflow store
+        # that cannot be reached, is one line (and no config.toml left in --out)
+        self.loggers = trackers.check_loggers(loggers, probe=True) if enabled else []
         self.trackers: list[trackers.Tracker] = []
         self.resume_step = 0
 

@@ -288,6 +288,22 @@ def one_line(exc: Exception) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
+# A probe of an MLflow server asks once and waits 10 s at most (unless the user set
+# these): MLflow's own 7 retries with backoff took 268 s to say a server was down.
+PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextlib.contextmanager
+def _quick_requests():
+    unset = [k for k in PROBE_ENV if k not in os.environ]
+    os.environ.update({k: PROBE_ENV[k] for k in unset})
+    try:
+        yield
+    finally:
+        for k in unset:
+            os.environ.pop(k, None)
+
+
 def check_loggers(names, probe: bool = False) -> list[str]:
     """The tracker names, checked (known; each once) and their packages importable; with
     `probe`, MLflow's store is opened too. A sweep or study probes before any run starts,
@@ -304,7 +320,8 @@ def check_loggers(names, probe: bool = False) -> list[str]:
 
         uri = os.environ.get("MLFLOW_TRACKING_URI", "")
         try:
-            MlflowClient().search_experiments(max_results=1)
+            with _quick_requests():
+                MlflowClient().search_experiments(max_results=1)
         except Exception as exc:
             raise ConfigError(
                 f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: "
