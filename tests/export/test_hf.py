@@ -94,6 +94,17 @@ def test_existing_folder_needs_force(runs, tmp_path):
     assert not list(tmp_path.glob(".hf.tmp-*"))
 
 
+def test_an_existing_file_needs_force_and_is_replaced(runs, tmp_path):
+    """--out naming a file: "Not a directory" with or without --force, before."""
+    out = tmp_path / "afile"
+    out.write_text("mine")
+    with pytest.raises(ExportError, match=r"exists and is a file; pass force=True"):
+        export_hf(runs["learned"], out)
+    assert out.read_text() == "mine"
+    report = export_hf(runs["learned"], out, force=True)
+    assert out.is_dir() and "model.safetensors" in report["files"]
+
+
 SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll: Speak, speak! é ü\n"
 
 

@@ -229,8 +229,9 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     model, cfg, step = load_trained(run_dir, "cpu")
     check_out_apart(run_dir, out, data=cfg.train.data)  # or its shards
     model.float()
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ExportError(f"--out {out} exists and is not empty; pass --force to replace it")
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        what = "is not empty" if out.is_dir() else "is a file"
+        raise ExportError(f"--out {out} exists and {what}; pass --force to replace it")
     hf = to_hf_model(model)
     tok_json = Path(run_dir) / "tokenizer.json"
     if not tok_json.exists():
@@ -261,8 +262,10 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
                 f"the exported model's logits differ from ours by {diff:.3g} "
                 f"(> {TOLERANCE}); nothing was written to {out}"
             )
-        if out.exists():
+        if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
+        elif out.exists() or out.is_symlink():
+            out.unlink()  # a file (or a link) in the way, replaced under --force
         os.rename(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
