@@ -487,7 +487,11 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     # and a rerun of the finished study adds its seconds to the study's wall time (it
     # replaced the study's minutes with its own few seconds)
     wall = summary["wall_seconds"]
-    rerun = run_study(study, out, cache)
+    first = next(info for e, info in events if e == "prediction")
+    assert first["reused"] is False
+    events.clear()
+    rerun = run_study(study, out, cache, listener=lambda e, info: events.append((e, info)))
+    assert next(info for e, info in events if e == "prediction")["reused"] is True
     assert rerun["backtest"] == bt and rerun["wall_seconds"] >= wall > 0
     assert json.loads((out / "study.json").read_text())["wall_seconds"] == rerun["wall_seconds"]
     # the runs table of the study folder: every run of its parts, with its role (it
@@ -503,7 +507,12 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     toml = tmp_path / "toy.toml"
     toml.write_text(TOY.format(corpus=corpus))
     assert main(["study", str(toml), "--out", str(out), "--cache", str(cache), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["backtest"] == bt
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["backtest"] == bt
+    # it says the prediction is the one made before the run, not a new one
+    assert f"backtest prediction (reused: prediction.json, written {pred['written_at']} " in (
+        printed.err
+    )
 
 
 def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):

@@ -3,10 +3,12 @@ its caption. Axes are log-log where the law is a power law, and every axis names
 quantity and unit: loss in nats/token, compute in FLOPs (C = 6·N·D), parameters, tokens.
 """
 
+import io
 import math
 
 import numpy as np
 
+from scalinglab.fsio import atomic_write_bytes
 from scalinglab.plan.analysis import PUBLISHED, ArchFits
 
 ARCH_COLORS = {"gpt": "#1f5fbf", "lstm": "#c0392b", "gru": "#2e8b57", "rnn_tanh": "#8e44ad"}
@@ -54,10 +56,18 @@ def _save(fig, path) -> None:
         if ax.get_xscale() == "log":
             ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    save_png(fig, path, DPI)
+
+
+def save_png(fig, path, dpi: int) -> None:
+    """The figure as a PNG at `path`, written atomically (a report killed while drawing
+    leaves the old PNG whole, never a cut one), and closed."""
     import matplotlib.pyplot as plt
 
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _panels(plt, n: int, w: float = 6.2, h: float = 4.4):

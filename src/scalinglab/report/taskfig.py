@@ -4,7 +4,7 @@ the two-step law (frontier loss -> sigmoid) through it, and the backtest's predi
 import numpy as np
 
 from scalinglab.laws import tasklaws
-from scalinglab.report.figures import COMPUTE, color, name
+from scalinglab.report.figures import COMPUTE, color, name, save_png
 from scalinglab.report.html import num, table
 
 
@@ -46,8 +46,7 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
         ax.set(xscale="log", xlabel=COMPUTE, ylabel=f"{task} accuracy", title=task)
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, 110)
     return (
         "Each built-in task's accuracy against compute, for every run; the line is the "
         "two-step law (the frontier's loss at C, then the sigmoid from loss to accuracy "
