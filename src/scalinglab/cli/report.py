@@ -34,6 +34,10 @@ def run(args) -> int:
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
+    if note := unfinished_note(s):
+        import sys
+
+        print(f"warning: {note}", file=sys.stderr)
     if args.json:
         from scalinglab.cli._util import print_rows
 
@@ -41,6 +45,23 @@ def run(args) -> int:
     else:
         print(format_summary(s, args.out or args.dir))
     return 0
+
+
+def unfinished_note(s: dict) -> str | None:
+    """`4 of 6 runs are not finished (pending 4): ...` where the report is of part of the
+    runs (a study or sweep still going, or stopped), else None."""
+    counts: dict[str, int] = {}
+    for by_status in s.get("runs", {}).values():
+        for status, n in by_status.items():
+            counts[status] = counts.get(status, 0) + n
+    left = {k: n for k, n in counts.items() if k not in ("completed", "diverged")}
+    if not left:
+        return None
+    what = ", ".join(f"{k} {n}" for k, n in sorted(left.items()))
+    return (
+        f"{sum(left.values())} of {sum(counts.values())} runs are not finished ({what}): the "
+        "report is of the finished ones; rerun the sweep or study to finish the others"
+    )
 
 
 def format_summary(s: dict, where) -> str:
