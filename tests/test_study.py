@@ -442,6 +442,10 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     others = [i for i, (e, info) in enumerate(events)
               if e == "run_finished" and info["name"] != pred["run_name"]]  # fmt: skip
     assert len(others) == 9 and started[0] > max(others)
+    # the progress lines count the backtest in their total from the first ([1/10], not
+    # [1/9] ... [9/9] then [10/10])
+    totals = [(info["index"], info["total"]) for e, info in events if e == "run_finished"]
+    assert totals == [(i, 10) for i in range(1, 11)]
     threads = ExecutorConfig(workers=2).threads_per_run
     config = tomllib.loads((run_dir / "config.toml").read_text())
     assert config["train"]["threads"] == 2 * threads

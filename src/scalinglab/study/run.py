@@ -499,6 +499,7 @@ class RunQueue:
         self.held: dict[str, list[tuple[Path, float, int]]] = {}
         """WSD branches waiting for their trunk (by the trunk's name): (dir, priority, step)."""
         self.n = self.added = 0
+        self.later = 0  # runs not queued yet but counted in the total (the backtest)
 
     def add(self, run_dir: Path, priority: float, threads: int | None = None) -> None:
         if threads is not None:
@@ -544,7 +545,7 @@ class RunQueue:
                 self.outcomes[o["name"]] = o
                 self.n += 1
                 r = read_result(self.dirs[o["name"]]) or {}
-                self.emit("run_finished", {**o, "index": self.n, "total": self.added, "loss": r.get("val_loss"),
+                self.emit("run_finished", {**o, "index": self.n, "total": self.added + self.later, "loss": r.get("val_loss"),
                                            "wall_seconds": r.get("wall_seconds"),
                                            "error": r.get("error")})  # fmt: skip
                 for run_dir, priority, step in self.held.pop(o["name"], []):
@@ -714,6 +715,8 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     # the study chooses which run goes next; the executor runs it (a thread, Ray, submitit)
     with make_executor(cfg, out).open(retries=cfg.retries, command=study.trainer_cmd) as ex:
         pool = RunQueue(ex, emit)
+        # the backtest is queued after the prediction; counted from the first line on
+        pool.later = int(not (plan.backtest_known and plan.backtest_guess.name in plan.done))
         # the runs the prediction needs first; the other architectures fill idle workers
         need = _queue(pool, first, out, threads, 1.0, plan.estimates)
         others = _queue(pool, rest, out, threads, 2.0, plan.estimates)
@@ -727,6 +730,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
             pool.wait_for(others)
             _check(pool, others)
             study_tasks.score_runs(study, plan.shards, out)  # while nothing trains
+        pool.later = 0
         bt = _queue(pool, [(part, part.runs[0])], out, plan.backtest_threads, 0.0, {},
                     own_threads=plan.alone)  # fmt: skip
         pool.wait_for(others | bt)
