@@ -46,6 +46,11 @@ def plan_run(law, *, flops=None, target_loss=None, params=None):
     if isinstance(law, str) and law in PUBLISHED:
         law = ScalingLaw.from_published(law)
     elif isinstance(law, (str, Path)):
+        if not Path(law).exists() and not Path(law).suffix and "/" not in str(law):
+            raise ConfigError(
+                f"plan_run({str(law)!r}): neither a fit.json nor a published law "
+                f"({', '.join(PUBLISHED)})"
+            )
         law = load_fit(law)
     if params is not None:
         if flops is None or isinstance(flops, (list, tuple)):

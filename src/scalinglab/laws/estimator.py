@@ -77,6 +77,18 @@ class ScalingLaw:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
+        """Fit the law to a runs table and return self (see `_fit`). A fit that raises
+        leaves the estimator as it was (a refit that failed left the old params_ beside
+        the new table's data_, and to_json wrote both)."""
+        before = dict(self.__dict__)
+        try:
+            return self._fit(table)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, table):
         """Fit the law to a runs table and return self (learned values end in `_`).
 
         Args:
@@ -458,6 +470,7 @@ class ScalingLaw:
             (point prediction shaped as the inputs broadcast, (K, m) predictions of the
             K bootstrap draws at the m flattened inputs, or None without draws).
         """
+        check_inputs(N=N, D=D, C=C, U=U)
         if self.law == "data-constrained":
             pred = constrained.predict(self, N, D, U)
             if not with_draws or self.samples_ is None:
@@ -602,6 +615,17 @@ class ScalingLaw:
                 )
                 + f" (the parameters: {', '.join(names + optional)})"
             )
+        bad = [k for k, v in params.items() if not _real(v)]
+        if bad:
+            raise ConfigError(
+                f"from_params({law!r}): {', '.join(f'{k}={params[k]!r}' for k in bad)}: "
+                "parameters are finite numbers"
+            )
+        if law == "chinchilla" and not (params["alpha"] > 0 and params["beta"] > 0):
+            raise ConfigError(
+                f"from_params('chinchilla'): alpha={params['alpha']!r}, beta={params['beta']!r}: "
+                "the exponents are > 0 (the loss falls as N and D grow)"
+            )
         est.params_ = {k: float(v) for k, v in params.items()}
         est.derived_ = {}
         if law == "chinchilla":
@@ -632,6 +656,43 @@ class ScalingLaw:
         return est
 
 
+def _real(v) -> bool:
+    """A finite real number (not a bool, not a string)."""
+    return isinstance(v, int | float | np.number) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def check_inputs(**given) -> None:
+    """Refuse inputs of a prediction that are not finite positive numbers, or whose shapes
+    do not broadcast, naming the argument (a negative N predicted NaN, N = 0 inf)."""
+    shapes = {}
+    for name, v in given.items():
+        if v is None:
+            continue
+        raw = np.asarray(v)
+        if raw.dtype.kind not in "iuf":  # strings, objects, bools
+            raise ConfigError(f"predict: {name} must be numbers, got {_short(v)}")
+        a = raw.astype(float)
+        bad = np.argwhere(~(np.isfinite(a) & (a > 0)).reshape(np.shape(np.atleast_1d(a))))
+        if len(bad):
+            at = tuple(bad[0].tolist())
+            where = "" if a.ndim == 0 else f"[{', '.join(map(str, at))}]"
+            value = np.atleast_1d(a)[at]
+            raise ConfigError(
+                f"predict: {name}{where} is {value:g}; {name} must be finite numbers > 0"
+            )
+        shapes[name] = a.shape
+    try:
+        np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        what = " and ".join(f"{k} of shape {v}" for k, v in shapes.items())
+        raise ConfigError(f"predict: {what} do not broadcast to one shape") from None
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _finite(d):
     """JSON has no NaN/inf: a value that is not finite (e.g. a skipped budget) becomes null."""
     return {k: (float(v) if np.isfinite(v) else None) for k, v in d.items()}
@@ -641,18 +702,22 @@ def load_fit(path) -> ScalingLaw:
     """A fitted ScalingLaw from a fit.json (format_version 1).
 
     Args:
-        path: a fit.json written by `scalinglab fit --out` or `to_json()`.
+        path: a fit.json written by `scalinglab fit --out` or `to_json()`, or
+            `to_json()`'s dict itself.
 
     Raises:
         DataError: the file is missing, not a fit.json, or of another format_version.
     """
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a fit.json ({exc})") from None
+    if isinstance(path, dict):  # a fit's to_json() in memory
+        obj, path = path, Path("<dict>")
+    else:
+        path = Path(path)
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: not a fit.json ({exc})") from None
     if not isinstance(obj, dict) or obj.get("kind") != "scalinglab.fit":
         raise DataError(f"{path}: not a scalinglab fit.json (no kind 'scalinglab.fit')")
     if obj.get("format_version") != FORMAT_VERSION:

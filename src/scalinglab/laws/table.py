@@ -249,6 +249,10 @@ def _raw_rows(rows: list, source: str) -> RawTable:
 def _raw_frame(obj) -> RawTable:
     try:
         df = nw.from_native(obj, eager_only=True)
+    except nw.exceptions.DuplicateError:
+        source = f"<{type(obj).__module__.split('.')[0]}.{type(obj).__name__}>"
+        _no_duplicates([str(c) for c in obj.columns], source)  # names them and where
+        raise
     except TypeError:
         raise DataError(
             f"a runs table must be a CSV path, a pandas/polars/pyarrow table, a dict of "
@@ -295,6 +299,8 @@ def numbers(raw: RawTable, col: str) -> np.ndarray:
     for i, row in enumerate(raw.rows):
         value = row.get(col)
         where = f"{raw.where(i)}, column {col!r}"
+        if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
+            raise DataError(f"{where}: {value!r} is not a number")
         try:
             v = float(value)
         except (TypeError, ValueError):

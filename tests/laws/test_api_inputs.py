@@ -1,0 +1,86 @@
+"""The Python API as a notebook uses it (from an audit): predictions refuse inputs that
+are no sizes (a negative N predicted NaN, N = 0 inf), a failed refit leaves the fit as it
+was, from_params refuses parameters that are no finite numbers, a bool column is no
+count, duplicate DataFrame columns are named."""
+
+import numpy as np
+import pytest
+
+from scalinglab import plan_run
+from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws import ScalingLaw, load_fit
+
+TRUE = {"E": 1.7, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}
+
+
+def table(n=24):
+    rng = np.random.default_rng(0)
+    N = np.geomspace(1e6, 1e9, n)
+    D = 20 * N * np.exp(rng.uniform(-1.5, 1.5, n))
+    L = ScalingLaw.from_params("chinchilla", **TRUE).predict(N=N, D=D)
+    return {"N": N, "D": D, "loss": L * (1 + 0.002 * rng.standard_normal(n))}
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"N": -1e9, "D": 1e10}, "predict: N is -1e+09; N must be finite numbers > 0"),
+        ({"N": 0, "D": 1e10}, "predict: N is 0; N must be finite numbers > 0"),
+        ({"N": 1e9, "D": np.inf}, "predict: D is inf; D must be finite numbers > 0"),
+        ({"N": [1e9, np.nan], "D": 1e10}, "predict: N[1] is nan; N must be finite numbers > 0"),
+        ({"N": "abc", "D": 1e10}, "predict: N must be numbers, got 'abc'"),
+        ({"N": True, "D": 1e10}, "predict: N must be numbers, got True"),
+        ({"N": [1e9, 2e9, 3e9], "D": [1e10, 2e10]},
+         "predict: N of shape (3,) and D of shape (2,) do not broadcast to one shape"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_inputs_that_are_no_sizes(kw, message):
+    law = ScalingLaw.from_published("hoffmann2022")
+    with pytest.raises(ConfigError) as exc:
+        law.predict(**kw)
+    assert str(exc.value) == message
+
+
+def test_predict_takes_numbers_of_any_numeric_kind():
+    law = ScalingLaw.from_published("hoffmann2022")
+    one = law.predict(N=1e9, D=2e10)
+    assert law.predict(N=np.float32(1e9), D=int(2e10)) == pytest.approx(one, rel=1e-7)
+    assert law.predict(N=np.array([1e9, 1e9]), D=2e10).tolist() == [one, one]
+
+
+def test_a_failed_refit_leaves_the_fit_as_it_was():
+    t = table()
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(t)
+    before = law.to_json()
+    with pytest.raises(FitError, match="2 points for law 'chinchilla'"):
+        law.fit({k: v[:2] for k, v in t.items()})
+    assert law.to_json() == before and law.points_.N.size == 24
+
+
+def test_from_params_refuses_parameters_that_are_no_finite_numbers():
+    with pytest.raises(ConfigError, match=r"E=nan: parameters are finite numbers"):
+        ScalingLaw.from_params("chinchilla", **{**TRUE, "E": np.nan})
+    with pytest.raises(ConfigError, match=r"E='1.7': parameters are finite numbers"):
+        ScalingLaw.from_params("chinchilla", **{**TRUE, "E": "1.7"})
+    # alpha + beta = 0 divided by zero in the derived a, b (a ZeroDivisionError)
+    with pytest.raises(ConfigError, match=r"alpha=-0.3, beta=0.3: the exponents are > 0"):
+        ScalingLaw.from_params("chinchilla", **{**TRUE, "alpha": -0.3, "beta": 0.3})
+
+
+def test_load_fit_takes_to_json_and_plan_run_names_the_published_laws():
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(table())
+    again = load_fit(law.to_json())
+    assert again.predict(N=1e9, D=2e10) == law.predict(N=1e9, D=2e10)
+    with pytest.raises(ConfigError, match=r"plan_run\('besiroglu2025'\): neither a fit.json nor a "
+                       r"published law \(hoffmann2022, besiroglu2024, kaplan2020\)"):  # fmt: skip
+        plan_run("besiroglu2025", flops=1e21)
+
+
+def test_a_bool_column_is_no_count_and_duplicate_columns_are_named():
+    pd = pytest.importorskip("pandas", reason="the [dataframe] extra is not installed")
+    df = pd.DataFrame(table())
+    with pytest.raises(DataError, match=r"row 1, column 'loss': True is not a number"):
+        ScalingLaw("chinchilla", bootstrap=0).fit(df.assign(loss=True))
+    with pytest.raises(DataError, match=r"duplicate column names in the header: 'loss' at "
+                       r"columns 3, 4"):  # fmt: skip
+        ScalingLaw("chinchilla", bootstrap=0).fit(pd.concat([df, df[["loss"]]], axis=1))
