@@ -168,6 +168,8 @@ def load_config(run_dir: str | os.PathLike) -> RunConfig:
     """A trained run's RUN/config.toml; DataError/ConfigError naming the file if it is not."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
+        if run_dir.exists():
+            raise DataError(f"{run_dir}: not a folder (give a run folder)")
         raise DataError(f"run folder not found: {run_dir}")
     path = run_dir / CONFIG
     if not path.exists():

@@ -50,8 +50,10 @@ def run(args) -> int:
     from scalinglab.train.malloc import keep_freed_memory
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
-    if args.eval_tokens < 0 or args.batch_size < 0:
-        raise ConfigError("--eval-tokens and --batch-size must be >= 0")
+    for flag, v, zero in (("--eval-tokens", args.eval_tokens, "the whole split"),
+                          ("--batch-size", args.batch_size, "the run's")):  # fmt: skip
+        if v < 0:
+            raise ConfigError(f"{flag} must be >= 0 (0: {zero}), got {v}")
     device = pick_device(args.device)
     if device == "cpu":
         keep_freed_memory()  # as in training: 1.8x with a 50k vocabulary's logits

@@ -77,6 +77,18 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
         ids = [int(i) for i in tokenizer.encode(text, final=False)]
     else:
         ids = [int(i) for i in tokenizer.encode(text)]
+    unk = getattr(tokenizer, "unk_id", None)
+    if unk is not None and unk in ids:  # the model reads <unk> for them: say which
+        import logging
+
+        parts = text.split() if tokenizer.kind == "word" else list(dict.fromkeys(text))
+        lacks = [p for p in dict.fromkeys(parts) if unk in tokenizer.encode(p)]
+        logging.getLogger(__name__).warning(
+            "--prompt: the run's %s tokenizer has no token for %s: the model reads <unk> "
+            "for %s",
+            tokenizer.kind, ", ".join(repr(p) for p in lacks[:10]) + (", ..." if len(lacks) > 10 else ""),
+            "them" if len(lacks) > 1 else "it",
+        )  # fmt: skip
     if text and not ids:  # else sample() says the prompt is empty, which it is not
         default = "; the default --prompt is a newline" if text == "\n" else ""
         raise ConfigError(

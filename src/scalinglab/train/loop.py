@@ -15,9 +15,9 @@ import torch
 from scalinglab import runfolder
 from scalinglab.config import RunConfig
 from scalinglab.data.loader import BatchLoader
-from scalinglab.data.shards import check_integrity, open_shards
+from scalinglab.data.shards import MANIFEST, check_integrity, open_shards
 from scalinglab.errors import CheckpointError, ConfigError
-from scalinglab.fsio import atomic_write_bytes
+from scalinglab.fsio import atomic_write_bytes, path_relation
 from scalinglab.models.counting import count
 from scalinglab.models.registry import build_model
 from scalinglab.train import checkpoint, distributed, setup
@@ -63,6 +63,7 @@ class Trainer:
         self.lock = None
         self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
         self.shards = open_shards(cfg.train.data)
+        check_out_apart(self.out, self.shards.path)
         check_integrity(self.shards)  # hashes and token ids, before a step trains on them
         self.dtype_asked = cfg.train.dtype  # "auto" keeps, on resume, what the run started with
         self.cfg = setup.resolve(cfg, self.shards, self.device)
@@ -89,6 +90,11 @@ class Trainer:
         self.schedule = Schedule(
             t.schedule, t.lr, t.min_lr, t.warmup, self.total_steps, t.cooldown_frac
         )
+        if self.schedule.warmup < t.warmup and self.dist.is_main:
+            log.warning(
+                "--warmup %d is more than half the run's %d steps: it warms up over %d",
+                t.warmup, self.total_steps, self.schedule.warmup,
+            )  # fmt: skip
         self.autocast = setup.autocast(self.device, t.dtype)
         self.c = Counters()
         self.lr = t.lr  # the LR of the last step, for the metrics rows
@@ -412,3 +418,17 @@ def train(
     changed since it was written (else refused); the change goes into RUN/history.jsonl.
     """
     return Trainer(cfg, out_dir, progress=progress, allow_config_change=allow_config_change).train()
+
+
+def check_out_apart(out: Path, shards: Path) -> None:
+    """Refuse a run folder that is the shards folder, lies inside it, or is another shards
+    folder: the run wrote its checkpoints, config and tokenizer.json among the shards."""
+    how = path_relation(out, shards)
+    if how in ("is", "lies inside"):
+        raise ConfigError(
+            f"--out {out} {how} the shards folder {shards} (--data); choose an --out outside it"
+        )
+    if (out / MANIFEST).is_file():
+        raise ConfigError(
+            f"--out {out} is a shards folder (it holds {MANIFEST}); choose another --out"
+        )

@@ -1,0 +1,63 @@
+"""What a training audit found a new user meets: --out naming the shards folder wrote the
+run among the shards (and rewrote their tokenizer.json); a warmup longer than the run was
+shortened without a word; a prompt's characters the tokenizer lacks became <unk>
+silently; eval's flags were named together and a file given for a run was "not found"."""
+
+import logging
+
+from scalinglab.cli import main
+from scalinglab.cli.generate import prompt_ids
+from scalinglab.data.tokenizers import CharTokenizer, WordTokenizer
+from tests.reliability.helpers import one_line_error
+from tests.train.helpers import cli_args, tiny_shards
+
+
+def test_out_may_not_be_the_shards_folder_or_lie_inside_it(tmp_path, capsys):
+    data = tiny_shards(tmp_path / "shards")
+    before = sorted(p.name for p in data.iterdir())
+    for out, how in ((data, "is"), (data / "run", "lies inside")):
+        err = one_line_error(capsys, cli_args(data, out, "--steps", "2"))
+        assert err == (
+            f"error: --out {out} {how} the shards folder {data} (--data); choose an --out "
+            "outside it\n"
+        )
+    other = tiny_shards(tmp_path / "other")  # another shards folder
+    err = one_line_error(capsys, cli_args(data, other, "--steps", "2"))
+    assert (
+        err
+        == f"error: --out {other} is a shards folder (it holds manifest.json); choose another --out\n"
+    )
+    assert sorted(p.name for p in data.iterdir()) == before  # nothing written among them
+
+
+def test_a_warmup_longer_than_half_the_run_is_shortened_with_a_warning(tmp_path, caplog):
+    data = tiny_shards(tmp_path / "shards")
+    with caplog.at_level(logging.WARNING):
+        assert main(cli_args(data, tmp_path / "run", "--steps", "10", "--warmup", "1000")) == 0
+    assert "--warmup 1000 is more than half the run's 10 steps: it warms up over 4" in caplog.text
+
+
+def test_a_prompt_the_tokenizer_lacks_characters_of_is_read_with_a_warning(caplog):
+    tok = CharTokenizer(list("ROME: abc"))
+    with caplog.at_level(logging.WARNING):
+        ids = prompt_ids(tok, "ROME: ü€ ü")
+    assert ids.count(tok.unk_id) == 3
+    assert "char tokenizer has no token for 'ü', '€': the model reads <unk> for them" in caplog.text
+    caplog.clear()
+    words = WordTokenizer(["the", "game"])
+    prompt_ids(words, "the gmae")
+    assert "word tokenizer has no token for 'gmae': the model reads <unk> for it" in caplog.text
+    caplog.clear()
+    prompt_ids(tok, "ROME")  # every character known: no warning
+    assert caplog.text == ""
+
+
+def test_eval_names_the_flag_and_a_file_given_for_a_run(tmp_path, capsys):
+    run = tmp_path / "afile"
+    run.write_text("x")
+    assert (
+        one_line_error(capsys, ["eval", str(run)])
+        == f"error: {run}: not a folder (give a run folder)\n"
+    )
+    err = one_line_error(capsys, ["eval", str(run), "--batch-size", "-1"])
+    assert err == "error: --batch-size must be >= 0 (0: the run's), got -1\n"
