@@ -61,3 +61,15 @@ def test_eval_names_the_flag_and_a_file_given_for_a_run(tmp_path, capsys):
     )
     err = one_line_error(capsys, ["eval", str(run), "--batch-size", "-1"])
     assert err == "error: --batch-size must be >= 0 (0: the run's), got -1\n"
+
+
+def test_eval_warns_once_of_a_corrupted_newest_checkpoint(tmp_path, caplog):
+    data, run = tiny_shards(tmp_path / "shards"), tmp_path / "run"
+    assert main(cli_args(data, run, "--steps", "8", "--ckpt-every", "4")) == 0
+    blob = run / "ckpt" / "step-00000008" / "model.safetensors"
+    blob.write_bytes(blob.read_bytes()[:-1] + bytes([blob.read_bytes()[-1] ^ 0xFF]))
+    with caplog.at_level(logging.WARNING):
+        assert main(["eval", str(run)]) == 0
+    warned = [r.getMessage() for r in caplog.records if "skipping checkpoint" in r.getMessage()]
+    assert len(warned) == 1 and "step-00000008" in warned[0], warned  # it came twice
+    assert "--warmup" not in caplog.text  # the default warmup, shortened for 8 steps: quiet

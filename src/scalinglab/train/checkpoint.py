@@ -143,15 +143,17 @@ def read_manifest(path: Path):
     return json.loads((Path(path) / MANIFEST).read_text())
 
 
-def latest(root: Path, strict: bool = False) -> Path | None:
-    """The newest valid checkpoint. Invalid ones are skipped with a warning, or raise if strict."""
+def latest(root: Path, strict: bool = False, quiet: bool = False) -> Path | None:
+    """The newest valid checkpoint. Invalid ones are skipped with a warning (none with
+    `quiet`: a second look at a run already warned of), or raise if strict."""
     for path in list_steps(root):
         reason = verify(path)
         if reason is None:
             return path
         if strict:
             raise CheckpointError(f"checkpoint {path} is invalid: {reason}")
-        log.warning("warning: skipping checkpoint %s: %s", path, reason)
+        if not quiet:
+            log.warning("warning: skipping checkpoint %s: %s", path, reason)
     return None
 
 

@@ -105,7 +105,7 @@ def check_own_data(run_dir: str | Path, cfg, shards: Shards) -> None:
     folder, which may hold other shards of the same tokenizer: the loss would be measured
     on another corpus. The newest checkpoint's lineage id hashes the config and the
     trained-on shards' content; runs whose checkpoints record none are not checked."""
-    path = checkpoint.latest(Path(run_dir) / runfolder.CKPT)
+    path = checkpoint.latest(Path(run_dir) / runfolder.CKPT, quiet=True)  # load_trained warned
     try:
         theirs = checkpoint.read_manifest(path).get("lineage_id") if path else None
     except (OSError, ValueError):

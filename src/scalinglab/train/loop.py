@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from scalinglab import runfolder
-from scalinglab.config import RunConfig
+from scalinglab.config import RunConfig, TrainConfig
 from scalinglab.data.loader import BatchLoader
 from scalinglab.data.shards import MANIFEST, check_integrity, open_shards
 from scalinglab.errors import CheckpointError, ConfigError
@@ -90,7 +90,8 @@ class Trainer:
         self.schedule = Schedule(
             t.schedule, t.lr, t.min_lr, t.warmup, self.total_steps, t.cooldown_frac
         )
-        if self.schedule.warmup < t.warmup and self.dist.is_main:
+        asked = t.warmup != TrainConfig.warmup  # the default's 100 fits short runs quietly
+        if self.schedule.warmup < t.warmup and asked and self.dist.is_main:
             log.warning(
                 "--warmup %d is more than half the run's %d steps: it warms up over %d",
                 t.warmup, self.total_steps, self.schedule.warmup,
