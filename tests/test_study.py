@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -448,7 +449,8 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     assert totals == [(i, 10) for i in range(1, 11)]
     threads = ExecutorConfig(workers=2).threads_per_run
     config = tomllib.loads((run_dir / "config.toml").read_text())
-    assert config["train"]["threads"] == 2 * threads
+    # (no more than this machine's cores: 2 workers of 1 thread on 1 core give it 1)
+    assert config["train"]["threads"] == min(2 * threads, max(threads, os.cpu_count() or 1))
     sweep_run = next((out / "sweeps" / "gpt" / "runs").iterdir())
     assert tomllib.loads((sweep_run / "config.toml").read_text())["train"]["threads"] == threads
     # exactly the predicted run was trained
@@ -786,6 +788,34 @@ def test_hparams_duration_power_reaches_every_run_of_a_study(tmp_path):
         assert r.lr == pytest.approx(3e-3 * (r.tokens / 1e5) ** 0.228, rel=1e-12)
         assert r.config.model.param == "mup"
     assert len({r.lr for r in runs}) == len({r.tokens for r in runs}) > 3  # one lr per D
+
+
+def test_the_backtest_alone_takes_no_more_threads_than_the_machine_has(monkeypatch):
+    """4 workers of 1 thread on 2 cores gave the backtest alone 4 threads on 2 cores; on
+    runs that go to other machines (a Ray cluster, SLURM) or an explicit --threads, it
+    takes every worker's threads, as before."""
+    from types import SimpleNamespace as NS
+
+    from scalinglab.study.run import Part, StudyPlan
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for cfg, want in [
+        (ExecutorConfig(workers=4), 2),
+        (ExecutorConfig(workers=2), 2),
+        (ExecutorConfig(workers=1), 2),
+        (ExecutorConfig(workers=4, executor="ray"), 2),  # a local Ray instance
+        (ExecutorConfig(workers=4, executor="submitit", cluster="local"), 2),
+        (ExecutorConfig(workers=4, executor="ray", ray_address="10.0.0.1:6379"), 4),
+        (ExecutorConfig(workers=4, executor="submitit", cluster="slurm"), 4),
+        (ExecutorConfig(workers=4, threads=3), 12),  # asked for
+    ]:
+        run = NS(name="r", arch="gpt", seed=None)
+        plan = StudyPlan(Path("."), "c", [Part("sweep", "s", None, [run])], run,
+                         threads=cfg.threads_per_run, workers=cfg.workers,
+                         cores=cfg.cores_here)  # fmt: skip
+        assert plan.backtest_threads == want, cfg
+        plan.alone = False
+        assert plan.backtest_threads == cfg.threads_per_run
 
 
 @pytest.mark.parametrize("alone", [True, False])

@@ -128,7 +128,8 @@ def run(args) -> int:
     view = _View(t0, args.out, args.json, args.dry_run)
     if args.dry_run:
         shards, corpus = prepare_data(study, cache_dir(args.cache))
-        plan = plan_study(study, shards, corpus, Path(args.out), cfg.workers, cfg.threads_per_run)
+        plan = plan_study(study, shards, corpus, Path(args.out), cfg.workers,
+                          cfg.threads_per_run, cores=cfg.cores_here)  # fmt: skip
         view("plan", plan)
         return 0
     run_study(study, args.out, cache_dir(args.cache), cfg, listener=view)

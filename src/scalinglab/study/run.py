@@ -117,14 +117,18 @@ class StudyPlan:
     threads: int
     workers: int
     alone: bool = True  # the backtest trains last, on workers × threads threads
+    cores: int | None = None  # ... at most this machine's cores, where they are shared
     backtest_known: bool = False  # its run is the prediction's, not a guess
     estimates: dict[str, float] = field(default_factory=dict)
     done: set = field(default_factory=set)
 
     @property
     def backtest_threads(self) -> int:
-        """The backtest run's torch threads: all the study's when it trains alone."""
-        return self.threads * self.workers if self.alone else self.threads
+        """The backtest run's torch threads: all the study's when it trains alone (no more
+        than `cores`: 4 workers of 1 thread on 2 cores gave it 4 threads on 2 cores)."""
+        if not self.alone:
+            return self.threads
+        return min(self.threads * self.workers, max(self.threads, self.cores or 1 << 30))
 
     @property
     def pool_runs(self) -> list[tuple[Part, PlannedRun]]:
@@ -206,16 +210,17 @@ def _grid_run(study, arch, shards, model, budget, suffix, **train) -> tuple[Swee
 
 
 def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
-               threads: int, estimate: bool = True) -> StudyPlan:  # fmt: skip
-    """Every run the study will make (the backtest's size is a guess until the fits)."""
+               threads: int, estimate: bool = True, cores: int | None = None) -> StudyPlan:  # fmt: skip
+    """Every run the study will make (the backtest's size is a guess until the fits);
+    `cores`: the most threads the backtest takes alone (ExecutorConfig.cores_here)."""
     check_same_study(study, out)
     try:
-        return _plan_study(study, shards, corpus, out, workers, threads, estimate)
+        return _plan_study(study, shards, corpus, out, workers, threads, estimate, cores)
     except SweepError as e:
         if study.scaled_from is None:
             raise
         raise _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
-                                                             threads, False)) from None  # fmt: skip
+                                                             threads, False, cores)) from None  # fmt: skip
 
 
 OPERATIONAL_KEYS = ("workers", "train.loggers")  # how a study runs, not what it computes
@@ -316,7 +321,7 @@ def _round_values(m: float, side: int, within: float = 3.0) -> list[float]:
 
 
 def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: int,
-                threads: int, estimate: bool) -> StudyPlan:  # fmt: skip
+                threads: int, estimate: bool, cores: int | None = None) -> StudyPlan:  # fmt: skip
     parts = []
     for arch, s in study.sweeps.items():
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
@@ -366,7 +371,7 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
             "(%.1f epochs): the study predicts it with the data-constrained law",
             f"{guess_run.tokens:,}", f"{unique:,}", guess_run.tokens / unique,
         )  # fmt: skip
-    plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers, bt.alone)
+    plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers, bt.alone, cores)
     plan.backtest_known = known is not None
     for p in parts:
         for r in p.runs:
@@ -705,7 +710,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     if study.trainer_cmd is None:  # scalinglab's trainer: its trackers must work first
         check_loggers(study.shared["train"].get("loggers"), probe=True)
     shards, corpus = prepare_data(study, Path(cache))
-    plan = plan_study(study, shards, corpus, out, workers, threads)  # checks it all first
+    plan = plan_study(study, shards, corpus, out, workers, threads, cores=cfg.cores_here)
     out.mkdir(parents=True, exist_ok=True)
     emit("plan", plan)
     write_study_json(study, plan, out)

@@ -70,6 +70,19 @@ class ExecutorConfig:
         """`threads`, or this machine's cores shared among the workers."""
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
 
+    @property
+    def cores_here(self) -> int | None:
+        """This machine's cores where the runs share them (the local executor, a local Ray
+        instance, submitit's local cluster) and `threads` was left to them: the most
+        threads one run alone should take. None where runs go to other machines, or
+        `--threads` was given."""
+        here = (
+            self.executor == "local"
+            or (self.executor == "ray" and not self.ray_address)
+            or (self.executor == "submitit" and self.cluster in ("local", "debug"))
+        )
+        return (os.cpu_count() or 1) if here and not self.threads else None
+
 
 def make_executor(cfg: ExecutorConfig, out: str | Path) -> Executor:
     """The executor `cfg` describes, for a sweep or study folder `out` (submitit keeps its
