@@ -3,6 +3,7 @@ run among the shards (and rewrote their tokenizer.json); a warmup longer than th
 shortened without a word; a prompt's characters the tokenizer lacks became <unk>
 silently; eval's flags were named together and a file given for a run was "not found"."""
 
+import json
 import logging
 
 from scalinglab.cli import main
@@ -73,3 +74,18 @@ def test_eval_warns_once_of_a_corrupted_newest_checkpoint(tmp_path, caplog):
     warned = [r.getMessage() for r in caplog.records if "skipping checkpoint" in r.getMessage()]
     assert len(warned) == 1 and "step-00000008" in warned[0], warned  # it came twice
     assert "--warmup" not in caplog.text  # the default warmup, shortened for 8 steps: quiet
+
+
+def test_a_final_validation_loss_that_is_not_finite_is_diverged(tmp_path, monkeypatch, caplog):
+    """Every step's loss finite, the final evaluation's not (overflow in the model's
+    outputs): the run said `completed` with val_loss NaN, which a sweep then refused."""
+    from scalinglab.train import loop
+
+    data = tiny_shards(tmp_path / "shards")
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: (float("nan"), 128))
+    with caplog.at_level(logging.ERROR):
+        assert main(cli_args(data, tmp_path / "run", "--steps", "3")) == 3  # diverged
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["status"] == "diverged" and result["val_loss"] is None
+    assert result["error"] == "final validation loss nan" and result["steps"] == 3
+    assert "step 3: the final validation loss is nan: the run diverged" in caplog.text

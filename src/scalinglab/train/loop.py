@@ -376,6 +376,10 @@ class Trainer:
                 self.model, self.shards.val, self.cfg.model.block_size, t.batch_size,
                 t.eval_tokens or None, self.device, self.autocast,
             )  # fmt: skip
+            if not math.isfinite(loss):  # every step finite, the model's outputs are not
+                log.error("step %d: the final validation loss is %s: the run diverged",
+                          self.c.step, loss)  # fmt: skip
+                return self._write_result("diverged", error=f"final validation loss {loss}")
             s = summarize(loss, self.shards.bytes_per_token("val"))
             final = {"val_loss": loss, "val_ppl": s["perplexity"], "val_bpb": s["bits_per_byte"]}
             final["eval_tokens"] = n
