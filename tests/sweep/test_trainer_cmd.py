@@ -100,4 +100,18 @@ def test_placeholders_are_filled_per_run_and_checked_in_the_spec(tmp_path, shard
         load_spec(spec(tmp_path, shards, extra='trainer_cmd = "t.py {n_layers}"'))
     with pytest.raises(SweepError, match="trainer_cmd: expected a command line"):
         load_spec(spec(tmp_path, shards, extra="trainer_cmd = 3"))
+    # a format no value of the placeholder's kind takes is refused with the spec, not at the
+    # first run's fill; the formats the run's values take are kept
+    with pytest.raises(
+        SweepError,
+        match=r"trainer_cmd: \{lr:\.2q\} is no format for a number \(Unknown format code 'q'",
+    ):
+        load_spec(spec(tmp_path, shards, extra='trainer_cmd = "t.py {lr:.2q}"'))
+    with pytest.raises(SweepError, match=r"\{arch:d\} is no format for text"):
+        load_spec(spec(tmp_path, shards, extra='trainer_cmd = "t.py {arch:d}"'))
+    ok = "t.py {lr:.3e} {n_layer:d} {steps:d} {params:,} {name!r:>9} {out:>5} {flops_6nd:.2e}"
+    assert load_spec(spec(tmp_path, shards, extra=f'trainer_cmd = "{ok}"')).trainer_cmd == ok
+    assert trainer_command("t.py {lr:.3e} {n_layer:03d} {tokens:,}", run)[1:] == [
+        "3.000e-03", "003", "5,000",
+    ]  # fmt: skip
     assert load_spec(spec(tmp_path, shards)).trainer_cmd is None

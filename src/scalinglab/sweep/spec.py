@@ -514,17 +514,43 @@ def check_trainer_cmd(cmd, where: str) -> str | None:
     if not isinstance(cmd, str) or not cmd.strip():
         raise SweepError(f"{where}: expected a command line (a non-empty string), got {cmd!r}")
     try:
-        tokens = shlex.split(cmd)
-        names = {name for tok in tokens for _, name, _, _ in string.Formatter().parse(tok) if name}
+        fields = [f for tok in shlex.split(cmd) for f in string.Formatter().parse(tok) if f[1]]
     except ValueError as exc:
         raise SweepError(f"{where}: {cmd!r}: {exc}") from None
-    unknown = sorted(n for n in names if n not in placeholder_names())
+    unknown = sorted({name for _, name, _, _ in fields if name not in placeholder_names()})
     if unknown:
         raise SweepError(
             f"{where}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} "
             f"(known: the [model] and [train] fields and {', '.join(TRAINER_PLACEHOLDERS)})"
         )
+    for _, name, spec, conv in fields:
+        _check_format_spec(name, spec, conv, where)
     return cmd
+
+
+def _check_format_spec(name: str, spec: str, conv: str | None, where: str) -> None:
+    """Refuse a {name:spec} no value of that placeholder's kind takes (`{lr:.2q}`): it
+    failed only when the first run's command was filled, after the sweep had begun."""
+    if not spec or "{" in spec:
+        return
+    defaults = dataclasses.asdict(ModelConfig()) | dataclasses.asdict(TrainConfig())
+    default = defaults.get(name, "" if name in ("out", "config", "name") else 0.0)
+    if conv or isinstance(default, str):
+        samples, kind = ["text"], "text"
+    elif isinstance(default, bool):
+        samples, kind = [True], "a boolean"
+    elif isinstance(default, int | float):
+        samples, kind = [1, 1.0], "a number"
+    else:
+        return  # a list (loggers): left to the run's fill
+    errors = []
+    for sample in samples:
+        try:
+            format(sample, spec)
+            return
+        except (ValueError, TypeError) as exc:
+            errors.append(exc)
+    raise SweepError(f"{where}: {{{name}:{spec}}} is no format for {kind} ({errors[-1]})")
 
 
 def _table(d, known, where: str) -> None:
