@@ -227,6 +227,21 @@ def test_underscores_and_1e_integers_parse_as_the_documented_spelling():
     assert a.dry_run is True
 
 
+def test_a_negative_number_in_any_form_is_a_value_not_a_flag(capsys):
+    """`--lr -1e-3` said "--lr: expected one argument" (argparse took -1e-3 for a flag);
+    it is a value, refused for what it is by the command's own check."""
+    parse = build_parser().parse_args
+    for text, value in [("-1e-3", -1e-3), ("-1", -1.0), ("-.5", -0.5), ("-2.E+1", -20.0)]:
+        assert parse(["train", "--data", "d", "--out", "o", "--lr", text]).lr == value
+    assert main(["train", "--data", "d", "--out", "o", "--lr", "-1e-3"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --lr must be a positive number (0: the optimizer's default), got -0.001\n"
+    )
+    with pytest.raises(SystemExit):  # a word after a dash is still a flag
+        parse(["train", "--data", "d", "--out", "o", "--lr", "-x"])
+    assert "--lr: expected one argument" in capsys.readouterr().err
+
+
 def test_quiet_leaves_only_warnings_and_errors(tmp_path):
     """docs/cli.md: -q logs warnings and errors only (`runs -o` said "wrote N rows" anyway)."""
     import subprocess

@@ -19,6 +19,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 
 from scalinglab import __version__
@@ -40,6 +41,12 @@ def _command_modules():
 class Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors: `error: ...` and where to look, not the whole
     usage block (which `--help` prints)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # a negative number in exponent form is a value too (`--lr -1e-3`): argparse's
+        # own pattern takes it for a flag and said "--lr: expected one argument"
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
