@@ -145,3 +145,23 @@ def test_a_study_prepares_its_corpus_with_a_pretrained_tokenizer(tmp_path, corpu
     assert shards.parent == tmp_path / "cache"  # one folder, not a path below the cache
     assert shards.name.startswith("corpus.txt-mine.json-") and str(tj) in what
     assert open_shards(shards).vocab_size == 300
+
+
+def test_a_pretrained_tokenizer_splits_by_its_own_kind(tmp_path):
+    # 10% of the bytes from the end falls inside a line: a pretrained BPE (multi-character
+    # tokens) cuts at the next line start, as --tokenizer bpe does; a pretrained char
+    # tokenizer keeps nanoGPT's character cut
+    f = tmp_path / "t.txt"
+    f.write_text("".join(f"line {i} holds some longer words\n" for i in range(300)))
+    data, n = f.read_bytes(), len(f.read_bytes())
+    assert data[int(n * 0.9) - 1 : int(n * 0.9)] != b"\n"  # the raw point is mid-line
+    b = prepare([str(f)], tmp_path / "b", tokenizer="bpe", vocab_size=300, block_size=8)
+    pb = prepare([str(f)], tmp_path / "pb", tokenizer=str(tmp_path / "b/tokenizer.json"),
+                 block_size=8)  # fmt: skip
+    cut = pb["splits"]["train"]["bytes"]
+    assert cut == b["splits"]["train"]["bytes"] > int(n * 0.9)
+    assert data[cut - 1 : cut] == b"\n"
+    c = prepare([str(f)], tmp_path / "c", tokenizer="char", block_size=8)
+    pc = prepare([str(f)], tmp_path / "pc", tokenizer=str(tmp_path / "c/tokenizer.json"),
+                 block_size=8)  # fmt: skip
+    assert pc["splits"]["train"]["bytes"] == c["splits"]["train"]["bytes"] == int(n * 0.9)

@@ -198,6 +198,9 @@ def prepare(
     request = _request(specs, cfg)
     if pretrained:  # the tokenizer itself, not its path, decides the shards
         request["tokenizer_sha256"] = pretrained[1]["sha256"]
+        # its kind decides the split's cut (shards made before it did were cut mid-word
+        # and are rebuilt: their request lacks it)
+        request["tokenizer_kind"] = pretrained[0].kind
     fingerprint = hashlib.sha256("\n".join(s.fingerprint() for s in srcs).encode()).hexdigest()
     if not cfg.force and (m := _up_to_date(out, request, fingerprint)):
         _check_windows(m["splits"], cfg.block_size)
@@ -205,7 +208,9 @@ def prepare(
         return {**m, "up_to_date": True}
 
     key = {"request": request, "fingerprint": fingerprint, "chunk_bytes": cfg.chunk_bytes}
-    tmp, state, plan = _start(out, key, srcs, owner, cfg, progress)
+    # a pretrained tokenizer's own kind decides where a split by bytes may cut
+    kind = pretrained[0].kind if pretrained else cfg.tokenizer
+    tmp, state, plan = _start(out, key, srcs, owner, cfg, progress, kind)
     try:
         if pretrained:
             tok = pretrained[0]
@@ -238,7 +243,7 @@ def prepare(
     return {**manifest, "up_to_date": False}
 
 
-def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress):
+def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress, kind: str):
     """(temporary folder to work in, its resume state, the plan): a killed prepare's folder
     of the same request (resume.adopt), or a new one holding the scan's plan."""
     if found := resume.adopt(out, key):
@@ -251,7 +256,7 @@ def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s: cannot resume from %s (%s); starting over", out, tmp.name, exc)
             shutil.rmtree(tmp, ignore_errors=True)
-    plan = _scan(srcs, owner, cfg, progress)
+    plan = _scan(srcs, owner, cfg, progress, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out.parent, resume.temp_prefix(out))  # what a killed prepare left
     tmp = make_temp_dir(out.parent, f"{resume.temp_prefix(out)}{temp_tag()}.")
@@ -370,7 +375,10 @@ def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
     return m if ok and (out / "tokenizer.json").exists() else None
 
 
-def _scan(srcs, owner: list[int], cfg: PrepareConfig, progress: Progress | None) -> _Plan:
+def _scan(
+    srcs, owner: list[int], cfg: PrepareConfig, progress: Progress | None, kind: str
+) -> _Plan:
+    """The plan of the splits; `kind` is the tokenizer's kind (a pretrained one's too)."""
     sizes = array("q")  # 8 bytes a document, however many there are
     labels = array("b")  # each document's split (with --val-file)
     for src, split in zip(srcs, owner, strict=True):
@@ -397,7 +405,7 @@ def _scan(srcs, owner: list[int], cfg: PrepareConfig, progress: Progress | None)
         return _Plan(sizes, "documents", frac, labels=mask)
     frac = cfg.val_fraction or 0.1
     at = int(sum(sizes) * (1 - frac))
-    if cfg.tokenizer in ("word", "bpe"):  # tokens span characters: cut between lines
+    if kind in ("word", "bpe"):  # tokens span characters: cut between lines
         at = _line_start(srcs, sizes, at, cfg)
     return _Plan(sizes, "bytes", frac, split_at=at)
 
