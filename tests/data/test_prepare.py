@@ -362,3 +362,26 @@ def test_an_empty_output_folder_is_used_without_force(tmp_path, capsys):
     rc, _, err = _cli(capsys, tmp_path / "c", "--out", tmp_path / "empty", "--block-size", "8")
     assert rc == 0 and err == ""
     assert open_shards(tmp_path / "empty").manifest["documents"] == 20
+
+
+def test_held_out_text_is_never_training_text(tmp_path, capsys):
+    # a --val-file that is a training file (itself, or one inside a training folder), and
+    # a folder given twice (each document twice: held out by documents, one copy in each
+    # split) are refused in one line before anything is written
+    _corpus(tmp_path / "dd", n_docs=120)
+    tr = tmp_path / "dd" / "d0000.txt"
+    out = tmp_path / "s"
+    for argv, fragments in (
+        ((tr, "--val-file", tr), ("--val-file", "d0000.txt", "training file", "trained on")),
+        ((tmp_path / "dd", "--val-file", tr), ("--val-file", "d0000.txt", "training file")),
+        ((tmp_path / "dd", tmp_path / "dd"), ("d0000.txt", "named by two SOURCEs")),
+        ((tmp_path / "dd/d0001.txt", "--val-file", tr, "--test-file", tmp_path / "dd"),
+         ("--test-file", "d0000.txt", "--val-file", "two splits")),
+    ):  # fmt: skip
+        rc, _, err = _cli(capsys, *argv, "--out", out, "--tokenizer", "char")
+        assert rc == 2
+        _one_error(err, *fragments)
+        assert not out.exists() and not list(tmp_path.glob(".s.*"))
+    os.symlink(tr, tmp_path / "link.txt")  # the same file under another name
+    with pytest.raises(DataError, match=r"link\.txt is also a training file"):
+        prepare([str(tr)], out, tokenizer="char", val_file=str(tmp_path / "link.txt"))

@@ -301,6 +301,16 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
         raise DataError(f"{spec}: cannot load the data set ({msg})") from None
 
 
+def local_paths(src: Source) -> list[Path]:
+    """The local files (or folder) a source reads: none for a remote data set."""
+    if isinstance(src, FilesSource):
+        return src.files
+    if isinstance(src, JsonlSource):
+        return [src.path]
+    name = getattr(src, "name", None)  # hf: a local file, a save_to_disk folder, a hub name
+    return [Path(name)] if name and os.path.exists(name) else []
+
+
 def _stat_hash(files: list[Path]) -> str:
     h = hashlib.sha256()
     for p in files:

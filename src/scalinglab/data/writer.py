@@ -42,7 +42,13 @@ import numpy as np
 from scalinglab import __version__
 from scalinglab.config import check_seed, check_types, setting
 from scalinglab.data import resume, shards
-from scalinglab.data.sources import CHUNK_BYTES, Document, resolve_sources, split_pieces
+from scalinglab.data.sources import (
+    CHUNK_BYTES,
+    Document,
+    local_paths,
+    resolve_sources,
+    split_pieces,
+)
 from scalinglab.data.tokenizers import (
     KINDS,
     BPETokenizer,
@@ -160,6 +166,7 @@ class _Plan:
 
 
 SPLIT_NAMES = ("train", "val", "test")
+_FLAGS = ("SOURCE", "--val-file", "--test-file")  # what names each split's sources
 
 
 def prepare(
@@ -323,7 +330,39 @@ def _resolve(specs: list[str], cfg: PrepareConfig) -> tuple[list, list[int]]:
         found = resolve_sources(given, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming)
         srcs += found
         owner += [split] * len(found)
+    _check_read_once(srcs, owner)
     return srcs, owner
+
+
+def _check_read_once(srcs, owner: list[int]) -> None:
+    """Refuse a file that two SOURCEs name (its documents would be read twice; held out
+    by documents, one copy could be in each split), or that is a training file and the
+    --val-file's or --test-file's too (the held-out text would be trained on)."""
+    seen: dict[tuple[int, int], tuple[int, str]] = {}  # (device, inode) -> (split, spec)
+    for src, split in zip(srcs, owner, strict=True):
+        for path in local_paths(src):
+            if not path.is_file():
+                continue
+            st = path.stat()
+            key = (st.st_dev, st.st_ino)  # a symlink or hard link is the same file
+            if key not in seen:
+                seen[key] = (split, src.spec)
+                continue
+            split0, spec0 = seen[key]  # sources come in split order: split0 <= split
+            if split == 0:
+                raise DataError(
+                    f"{path}: named by two SOURCEs, {spec0} and {src.spec}; its documents "
+                    "would be read twice (give each file once)"
+                )
+            also, why = (
+                (f"a training file (SOURCE {spec0})", "trained on")
+                if split0 == 0
+                else (f"in {_FLAGS[split0]} {spec0}", "in two splits")
+            )
+            raise DataError(
+                f"{_FLAGS[split]} {src.spec}: {path} is also {also}; the held-out text "
+                f"would be {why} (give each file to one split)"
+            )
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -338,22 +377,12 @@ def _check_out(out: Path, force: bool) -> None:
         )
 
 
-def _source_paths(src) -> list[Path]:
-    """The local files (or folder) a source reads: none for a remote data set."""
-    if hasattr(src, "files"):
-        return src.files
-    if hasattr(src, "path"):
-        return [src.path]
-    name = getattr(src, "name", None)  # hf: a data set saved to disk, or a hub name
-    return [Path(name)] if name and os.path.exists(name) else []
-
-
 def _check_inputs_outside(srcs, tokenizer: str, out: Path) -> None:
     """Refuse a source, or a pretrained tokenizer's file or folder, inside --out: replacing
     the folder (a rebuild, --force) deletes it."""
     if not out.exists():
         return
-    inputs = [("source", path) for src in srcs for path in _source_paths(src)]
+    inputs = [("source", path) for src in srcs for path in local_paths(src)]
     if tokenizer not in KINDS and os.path.exists(tokenizer):
         inputs.append(("tokenizer", Path(tokenizer)))
     for what, path in inputs:
