@@ -16,6 +16,7 @@ from scalinglab.cli import main
 from scalinglab.data import writer
 from scalinglab.data.shards import open_shards
 from scalinglab.data.sources import resolve_sources
+from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.data.writer import prepare
 from scalinglab.errors import DataError
 
@@ -137,3 +138,23 @@ def test_a_damaged_checkpoint_is_started_over(tmp_path, datasets_offline, caplog
         m = prepare([f"hf:{data}@train"], out, **kw)
     assert "cannot resume from" in caplog.text and "starting over" in caplog.text
     assert m["sha256"] == ref["sha256"] and not left.exists()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_local_text_file_keeps_its_line_breaks(tmp_path, datasets_offline, streaming):
+    # datasets' text builder strips each row's line end, and rows are joined with no
+    # separator: 'First Citizen:Before we proceed'. Read with keep_linebreaks, hf:rows.txt
+    # is the very text of rows.txt (blank lines too)
+    f = tmp_path / "rows.txt"
+    f.write_text("".join(f"Line {i}: speak, speak.\n" + "\n" * (i % 3 == 0) for i in range(60)))
+    a = prepare([str(f)], tmp_path / "a", tokenizer="char", block_size=8)
+    h = prepare([f"hf:{f}"], tmp_path / "h", tokenizer="char", block_size=8,
+                streaming=streaming)  # fmt: skip
+    assert h["split_by"] == a["split_by"] == "bytes"
+    for split in ("train", "val"):
+        assert h["splits"][split]["bytes"] == a["splits"][split]["bytes"]
+        assert h["sha256"][f"{split}.bin"] == a["sha256"][f"{split}.bin"]
+    sa, sh = open_shards(tmp_path / "a"), open_shards(tmp_path / "h")
+    tok = load_tokenizer(tmp_path / "h")
+    assert tok.decode(sh.train) + tok.decode(sh.val) == f.read_text()
+    assert tok.decode(sh.val) == load_tokenizer(tmp_path / "a").decode(sa.val)

@@ -37,6 +37,8 @@ CHUNK_BYTES = 4 << 20
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 STDLIB_EXCLUDE = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 _GLOB_CHARS = set("*?[")
+# the `datasets` builder of a local data file by its suffix; any other is read as text
+_HF_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 @dataclass
@@ -250,6 +252,8 @@ class HFSource(Source):
             files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else []
             files = [local] if local.is_file() else files
             where = f"{self.name}\0{self.config}\0{self.split}\0{_stat_hash(files)}"
+            if local.is_file() and local.suffix not in _HF_BUILDERS:
+                where += "\0keep_linebreaks"  # read without line breaks before: rebuild
             return hashlib.sha256(where.encode()).hexdigest()
         return str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
 
@@ -288,11 +292,13 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
                 ds = ds[split]
             return ds.to_iterable_dataset() if streaming else ds
         if path.is_file():  # a local data file: let the packaged builder for its type read it
-            builder = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+            builder = _HF_BUILDERS.get(path.suffix, "text")
+            # the text builder's rows are lines; without keep_linebreaks it strips their line
+            # ends, and documents are joined without a separator: the text lost every break
+            extra = {"keep_linebreaks": True} if builder == "text" else {}
             return datasets.load_dataset(
-                builder.get(path.suffix, "text"), data_files=str(path), split=split,
-                streaming=streaming,
-            )  # fmt: skip
+                builder, data_files=str(path), split=split, streaming=streaming, **extra
+            )
         return datasets.load_dataset(name, config, split=split, streaming=streaming)
     except DataError:
         raise
