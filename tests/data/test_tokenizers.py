@@ -169,3 +169,20 @@ def test_word_leaves_runs_longer_than_max_word_out_of_the_vocabulary():
     tok = train_tokenizer("word", ["x" * (MAX_WORD + 1) + " hi\n" + "y" * MAX_WORD + " hi"])
     assert tok.vocab_size == 4 and tok.decode([2, 3]) == "hi " + "y" * MAX_WORD
     assert tok.encode("x" * (MAX_WORD + 1) + " hi").tolist() == [tok.unk_id, 2, tok.eos_id]
+
+
+def test_bpe_says_when_the_corpus_gives_fewer_merges_than_asked(caplog, capsys):
+    # a small corpus runs out of pairs to merge long before 8000: the vocabulary it reaches
+    # is smaller, said in a warning naming both sizes (the CLI prints it, one line)
+    text = ["the cat sat on the mat\n" * 50]
+    with caplog.at_level("WARNING", logger="scalinglab.data.tokenizers"):
+        tok = train_tokenizer("bpe", text, vocab_size=8000)
+    assert tok.vocab_size < 400
+    (rec,) = caplog.records
+    msg = rec.getMessage()
+    assert "--vocab-size 8000" in msg and f"reached {tok.vocab_size}" in msg
+    assert "no more merges" in msg
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="scalinglab.data.tokenizers"):
+        train_tokenizer("bpe", text, vocab_size=265)  # reachable: nothing said
+    assert not caplog.records

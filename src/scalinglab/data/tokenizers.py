@@ -26,6 +26,7 @@ used only for BPE), and returns int64 arrays.
 
 import hashlib
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -35,6 +36,8 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, require
 from scalinglab.fsio import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 KINDS = ("byte", "char", "word", "bpe")
 UNK, EOS, EOT = "<unk>", "<eos>", "<|endoftext|>"
@@ -321,6 +324,14 @@ def _train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    reached = tok.get_vocab_size(with_added_tokens=True)
+    if reached < vocab_size:  # the trainer stops quietly when no pair is left to merge
+        log.warning(
+            "--vocab-size %d: the bpe vocabulary reached %d; the training text has no more "
+            "merges to make (every pair of tokens seen is merged), so use more text for a "
+            "larger vocabulary",
+            vocab_size, reached,
+        )  # fmt: skip
     return BPETokenizer(tok)
 
 
