@@ -91,7 +91,9 @@ def test_a_bpe_folder_needs_its_tokenizer_and_declared_vocabulary(tmp_path, caps
     assert "no meta.pkl with itos" in capsys.readouterr().err
     assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--tokenizer", str(tj),
                  "--vocab-size", "301"]) == 2  # fmt: skip
-    assert "declared as 301 ids, but the tokenizer has 300" in capsys.readouterr().err
+    assert (
+        "declared as 301 ids (--vocab-size), but the tokenizer has 300" in capsys.readouterr().err
+    )
     assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--tokenizer", str(tj),
                  "--vocab-size", "300", "--block-size", "16", "--json"]) == 0  # fmt: skip
     m = json.loads(capsys.readouterr().out)
@@ -128,3 +130,38 @@ def test_flags_that_do_not_apply_are_refused(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"^vocab_size 7: .*declares"):
         char_folder(tmp_path / "e")
         import_nanogpt(tmp_path / "e", tmp_path / "s", vocab_size=7)
+
+
+def test_ids_are_held_to_the_declared_vocabulary(tmp_path, caplog):
+    from tests.data.test_pretrained_tokenizer import hf_tokenizer
+
+    # meta.pkl declares len(itos) ids; <unk>, our last id, is one nanoGPT never writes
+    src, _, _ = char_folder(tmp_path / "c")
+    n = len(set(TEXT))
+    ids = np.fromfile(src / "train.bin", dtype=np.uint16)
+    ids[7] = n
+    ids.tofile(src / "train.bin")
+    with pytest.raises(DataError, match=rf"train\.bin: token 7 is id {n}, out of range for "
+                       rf"the vocabulary of {n} \(meta\.pkl's vocab_size\)"):  # fmt: skip
+        import_nanogpt(src, tmp_path / "s1", block_size=8)
+    # a meta.pkl whose vocab_size is not its itos's size is refused
+    meta = read_meta(src / "meta.pkl")
+    (src / "meta.pkl").write_bytes(pickle.dumps({**meta, "vocab_size": n + 5}))
+    with pytest.raises(DataError, match=rf"vocab_size is {n + 5} but itos holds {n}"):
+        import_nanogpt(src, tmp_path / "s2", block_size=8)
+    # a tokenizer of 300 ids, --vocab-size 280: ids from 280 up are refused, and the
+    # difference is said
+    tj = tmp_path / "tok.json"
+    hf_tokenizer(300).save(str(tj))
+    b = tmp_path / "b"
+    b.mkdir()
+    np.arange(200, 300, dtype=np.uint16).repeat(3).tofile(b / "train.bin")
+    np.arange(0, 100, dtype=np.uint16).tofile(b / "val.bin")
+    with caplog.at_level("WARNING"), pytest.raises(
+        DataError, match=r"token 240 is id 280, out of range for the vocabulary of 280 "
+        r"\(vocab_size\)"
+    ):  # fmt: skip
+        import_nanogpt(b, tmp_path / "s3", tokenizer=str(tj), vocab_size=280, block_size=8)
+    assert "declared as 280 ids (--vocab-size), the tokenizer has 300" in caplog.text
+    m = import_nanogpt(b, tmp_path / "s3", tokenizer=str(tj), vocab_size=300, block_size=8)
+    assert m["vocab_size"] == 300

@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 META_MAX_BYTES = 16 << 20
 CHUNK_TOKENS = 1 << 22  # ids read at a time: memory stays a few times 8 MB
-IMPORT_VERSION = 1
+# 2: ids are checked against the declared vocabulary, not the tokenizer's
+IMPORT_VERSION = 2
 
 
 class _NoGlobals(pickle.Unpickler):
@@ -172,11 +173,7 @@ def import_nanogpt(
             "--tokenizer PATH, the tokenizer that made the ids (GPT-2's tokenizer.json for "
             "nanoGPT's openwebtext and shakespeare), and --vocab-size (50257 for GPT-2)"
         )
-    if declared is not None and declared > tok.vocab_size:
-        raise DataError(
-            f"--from-nanogpt {src}: the vocabulary is declared as {declared} ids, but the "
-            f"tokenizer has {tok.vocab_size}"
-        )
+    declared, says = _declared_vocab(src, meta_path, meta, tok, pretrained, declared)
     stat = {s: p.stat() for s, p in bins.items()}
     request = {
         "from_nanogpt": str(src), "tokenizer": str(tokenizer or "meta.pkl"),
@@ -203,7 +200,9 @@ def import_nanogpt(
         nbytes = token_bytes(tok)
         splits, sha = {}, {}
         for s, p in bins.items():
-            splits[s], sha[f"{s}.bin"] = _copy_split(p, tmp / f"{s}.bin", tok.vocab_size, nbytes)
+            splits[s], sha[f"{s}.bin"] = _copy_split(
+                p, tmp / f"{s}.bin", (declared, says), tok.vocab_size, nbytes
+            )
         tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
         if tr < block_size + 2 or va < block_size + 1:
             raise DataError(
@@ -237,8 +236,40 @@ def import_nanogpt(
     return {**manifest, "up_to_date": False}
 
 
-def _copy_split(src: Path, dst: Path, vocab: int, nbytes: np.ndarray) -> tuple[dict, str]:
-    """Copy one split's ids (as the manifest's dtype), checking each is below `vocab`."""
+def _declared_vocab(src, meta_path, meta, tok, pretrained, declared) -> tuple[int, str]:
+    """(the ids' vocabulary: each id must be below it, what declares it) from meta.pkl's
+    vocab_size, --vocab-size or the tokenizer; a declaration the tokenizer cannot hold
+    is refused, one smaller than a pretrained tokenizer's vocabulary is said."""
+    if declared is None:
+        if pretrained:
+            return tok.vocab_size, "the tokenizer's vocabulary"
+        declared = len(tok.chars)  # nanoGPT never writes our <unk>, the last id
+    says = "meta.pkl's vocab_size" if meta.get("vocab_size") is not None else "--vocab-size"
+    if not pretrained and declared != len(tok.chars):
+        raise DataError(
+            f"{meta_path}: vocab_size is {declared} but itos holds {len(tok.chars)} "
+            "characters (nanoGPT writes vocab_size = len(itos))"
+        )
+    if declared > tok.vocab_size:
+        raise DataError(
+            f"--from-nanogpt {src}: the vocabulary is declared as {declared} ids ({says}), "
+            f"but the tokenizer has {tok.vocab_size}"
+        )
+    if pretrained and declared < tok.vocab_size:
+        log.warning(
+            "--from-nanogpt %s: the vocabulary is declared as %d ids (%s), the tokenizer "
+            "has %d: ids from %d up are refused, and the shards keep the tokenizer's %d",
+            src, declared, says, tok.vocab_size, declared, tok.vocab_size,
+        )  # fmt: skip
+    return declared, says
+
+
+def _copy_split(
+    src: Path, dst: Path, limit: tuple[int, str], vocab: int, nbytes: np.ndarray
+) -> tuple[dict, str]:
+    """Copy one split's ids (as the manifest's dtype for `vocab` ids), checking each is below
+    `limit`: (the declared vocabulary, what declares it)."""
+    bound, says = limit
     ids = np.memmap(src, dtype="<u2", mode="r") if src.stat().st_size else np.zeros(0, "<u2")
     dtype = np.dtype(shards.DTYPES[shards.dtype_for_vocab(vocab)]).newbyteorder("<")
     h, counted = hashlib.sha256(), 0
@@ -246,11 +277,11 @@ def _copy_split(src: Path, dst: Path, vocab: int, nbytes: np.ndarray) -> tuple[d
         for i in range(0, len(ids), CHUNK_TOKENS):
             chunk = np.asarray(ids[i : i + CHUNK_TOKENS])
             top = int(chunk.max(initial=0))
-            if top >= vocab:
-                at = i + int(np.argmax(chunk >= vocab))
+            if top >= bound:
+                at = i + int(np.argmax(chunk >= bound))
                 raise DataError(
                     f"{src}: token {at} is id {int(ids[at])}, out of range for the "
-                    f"vocabulary of {vocab}"
+                    f"vocabulary of {bound} ({says})"
                 )
             counted += int(np.bincount(chunk, minlength=vocab)[:vocab] @ nbytes)
             buf = chunk.astype(dtype).tobytes()
