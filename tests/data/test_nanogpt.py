@@ -165,3 +165,31 @@ def test_ids_are_held_to_the_declared_vocabulary(tmp_path, caplog):
     assert "declared as 280 ids (--vocab-size), the tokenizer has 300" in caplog.text
     m = import_nanogpt(b, tmp_path / "s3", tokenizer=str(tj), vocab_size=300, block_size=8)
     assert m["vocab_size"] == 300
+
+
+def test_a_huge_vocab_size_in_meta_pkl_is_one_line(tmp_path, capsys):
+    # 10**5000 has more digits than Python turns into text: formatting it raised
+    src, _, _ = char_folder(tmp_path / "d")
+    meta = read_meta(src / "meta.pkl")
+    (src / "meta.pkl").write_bytes(pickle.dumps({**meta, "vocab_size": 10**5000}))
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "vocab_size must be an integer in 1..2**32" in err
+    assert "an integer of 16610 bits" in err and not (tmp_path / "s").exists()
+    (src / "meta.pkl").write_bytes(pickle.dumps({**meta, "vocab_size": 2**32 + 1}))
+    with pytest.raises(DataError, match=r"in 1\.\.2\*\*32"):
+        read_meta(src / "meta.pkl")
+
+
+def test_up_to_date_shards_still_need_one_window(tmp_path, capsys):
+    # --block-size is not part of the request: an up-to-date import checks the windows too
+    src, _, _ = char_folder(tmp_path / "d")
+    out = str(tmp_path / "s")
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--block-size", "8"]) == 0
+    capsys.readouterr()
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", out,
+                 "--block-size", "100000"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "one window of --block-size 100000" in err
+    assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--block-size", "8"]) == 0
+    assert "up to date" in capsys.readouterr().out

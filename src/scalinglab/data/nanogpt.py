@@ -58,6 +58,7 @@ from scalinglab.fsio import (
 log = logging.getLogger(__name__)
 
 META_MAX_BYTES = 16 << 20
+MAX_VOCAB = 1 << 32  # a meta.pkl's vocab_size above it is no vocabulary
 CHUNK_TOKENS = 1 << 22  # ids read at a time: memory stays a few times 8 MB
 # 2: ids are checked against the declared vocabulary, not the tokenizer's
 IMPORT_VERSION = 2
@@ -88,8 +89,16 @@ def read_meta(path: str | os.PathLike) -> dict:
     if not isinstance(meta, dict):
         raise DataError(f"{path}: expected a dict, got {type(meta).__name__}")
     vs = meta.get("vocab_size")
-    if vs is not None and (isinstance(vs, bool) or not isinstance(vs, int) or vs < 1):
-        raise DataError(f"{path}: vocab_size must be a positive integer, got {vs!r}")
+    if vs is not None and (
+        isinstance(vs, bool) or not isinstance(vs, int) or not 1 <= vs <= MAX_VOCAB
+    ):
+        # a crafted integer may have more digits than Python converts to text
+        shown = (
+            f"an integer of {vs.bit_length()} bits"
+            if isinstance(vs, int) and abs(vs) > MAX_VOCAB
+            else repr(vs)[:40]
+        )
+        raise DataError(f"{path}: vocab_size must be an integer in 1..2**32, got {shown}")
     itos = meta.get("itos")
     if itos is not None and not (
         isinstance(itos, dict)
@@ -185,6 +194,7 @@ def import_nanogpt(
         repr(sorted((s, st.st_size, st.st_mtime_ns) for s, st in stat.items())).encode()
     ).hexdigest()
     if not force and (m := _up_to_date(out, request, fingerprint)):
+        _check_windows(src, m["splits"], block_size)  # --block-size is not in the request
         return {**m, "up_to_date": True}
     if out.is_file() or (
         out.is_dir() and not shards.is_shards_dir(out) and any(out.iterdir()) and not force
@@ -203,12 +213,7 @@ def import_nanogpt(
             splits[s], sha[f"{s}.bin"] = _copy_split(
                 p, tmp / f"{s}.bin", (declared, says), tok.vocab_size, nbytes
             )
-        tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
-        if tr < block_size + 2 or va < block_size + 1:
-            raise DataError(
-                f"--from-nanogpt {src}: train has {tr} tokens and val {va}; each split needs "
-                f"one window of --block-size {block_size} plus one token"
-            )
+        _check_windows(src, splits, block_size)
         tok.save(tmp / shards.TOKENIZER)
         sha[shards.TOKENIZER] = sha256_file(tmp / shards.TOKENIZER)
         seconds = time.perf_counter() - t0
@@ -290,6 +295,15 @@ def _copy_split(
         f.flush()
         os.fsync(f.fileno())
     return {"documents": 1, "bytes": counted, "tokens": len(ids)}, h.hexdigest()
+
+
+def _check_windows(src: Path, splits: dict, block_size: int) -> None:
+    tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
+    if tr < block_size + 2 or va < block_size + 1:
+        raise DataError(
+            f"--from-nanogpt {src}: train has {tr} tokens and val {va}; each split needs "
+            f"one window of --block-size {block_size} plus one token"
+        )
 
 
 def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
