@@ -107,3 +107,23 @@ def test_a_pretrained_tokenizer_inside_out_is_refused_and_kept(tmp_path, capsys,
         sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
         == before
     )
+
+
+def test_an_out_that_is_or_holds_the_current_folder_is_refused_up_front(tmp_path, monkeypatch,
+                                                                        capsys):  # fmt: skip
+    # `--out .` did all the work, then failed renaming '.' (busy), leaving a ..old-* folder
+    f = tmp_path / "t.txt"
+    f.write_text("a few words on a line\n" * 50)
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    for out in (".", "..", str(here)):
+        assert main(["prepare", str(f), "--out", out, "--block-size", "8"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: --out {out}: is the current folder or holds it, which the " \
+            "finished shards folder cannot replace; write the shards to a folder of their " \
+            "own (--out shards)\n"  # fmt: skip
+    assert main(["prepare", "--from-nanogpt", str(tmp_path), "--out", "."]) == 2
+    assert "--out .: is the current folder" in capsys.readouterr().err
+    assert list(tmp_path.rglob("*")) == [f, tmp_path / "work", here]  # nothing left behind
+    assert main(["prepare", str(f), "--out", "shards", "--block-size", "8"]) == 0

@@ -155,6 +155,7 @@ def import_nanogpt(
     t0 = time.perf_counter()
     if not src.is_dir():
         raise DataError(f"--from-nanogpt {src}: not a folder")
+    shards.check_out_apart_from_cwd(out)
     if out.exists() and path_relation(src, out) in ("is", "lies inside"):
         raise DataError(
             f"--out {out}: the --from-nanogpt folder {src} lies inside it, and replacing the "

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.fsio import atomic_write_json, sha256_file
+from scalinglab.fsio import atomic_write_json, path_relation, sha256_file
 
 FORMAT_VERSION = 1
 KIND = "scalinglab.shards"
@@ -77,6 +77,17 @@ def is_shards_dir(path: str | os.PathLike) -> bool:
             return json.load(f).get("kind") == KIND
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def check_out_apart_from_cwd(out: str | os.PathLike) -> None:
+    """Refuse an --out that is the current folder or holds it: the finished folder replaces
+    --out by a rename, which `.` refuses (busy) after all the work, and a resolved path
+    would leave the process in a deleted folder."""
+    if path_relation(Path.cwd(), out) in ("is", "lies inside"):
+        raise DataError(
+            f"--out {out}: is the current folder or holds it, which the finished shards "
+            "folder cannot replace; write the shards to a folder of their own (--out shards)"
+        )
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
