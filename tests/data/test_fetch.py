@@ -203,3 +203,34 @@ def test_a_derived_table_that_does_not_match_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"expected 313,380 bytes"):
         make_derived(one, tmp_path)
     assert (tmp_path / derived.path).read_bytes() == b"x"  # nothing written over it
+
+
+def test_a_whole_response_of_the_wrong_size_is_a_wrong_file(serve, tmp_path):
+    # (read from Python, --mirror is named mirror) a mirror whose file is short: the
+    # response ends at its Content-Length, so a rerun
+    # would only fetch the same short file again ("run the command again to resume it",
+    # forever); it is the checksum mismatch, and the .part is deleted
+    part = tmp_path / "corpora" / ".x.txt.part"
+    for served, got in ((BODY[:50_000], "50,000"), (BODY + b"more", "102,404")):
+        s = serve(served)
+        with pytest.raises(DataError, match=rf"x\.txt: checksum mismatch: got {got} bytes.*"
+                           r"check mirror"):  # fmt: skip
+            fetch_file(remote(), tmp_path, mirror=s.url)
+        assert not part.exists() and list((tmp_path / "corpora").iterdir()) == []
+    # resumed from a part: the server's whole rest (206) ends short of the size
+    part.write_bytes(BODY[:1000])
+    s = serve(BODY[:50_000])
+    with pytest.raises(DataError, match=r"checksum mismatch: got 50,000 bytes"):
+        fetch_file(remote(), tmp_path, mirror=s.url)
+    assert s.requests == [("/corpora/x.txt", "bytes=1000-")] and not part.exists()
+
+
+def test_refused_connection_with_a_mirror_says_check_it(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(DataError, match=r"by hand, or check mirror\)$"):
+        fetch_file(remote(), tmp_path, mirror=f"http://127.0.0.1:{port}")
+    with pytest.raises(DataError, match=r"by hand, or use mirror\)$"):
+        fetch_file(dataclasses.replace(remote(), url=f"http://127.0.0.1:{port}/x"), tmp_path)

@@ -246,19 +246,20 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     part = dest.parent / f".{dest.name}.part"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _download(url, part, f.size)
+        complete = _download(url, part, f.size)
     except OSError as exc:
         if isinstance(exc, urllib.error.HTTPError):
             raise DataError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
         if isinstance(exc, urllib.error.URLError | TimeoutError | ConnectionError):
             reason = getattr(exc, "reason", exc)
+            way_out = "check --mirror" if mirror else "use --mirror"
             raise DataError(
                 f"cannot download {url}: {reason} (no network? place the file at {dest} "
-                "by hand, or use --mirror)"
+                f"by hand, or {way_out})"
             ) from None
         raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
     got = part.stat().st_size
-    if got < f.size:
+    if got < f.size and not complete:
         raise DataError(
             f"download of {url} stopped at {got:,} of {f.size:,} bytes; run the command "
             f"again to resume it ({part} is kept)"
@@ -277,11 +278,14 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     return dest
 
 
-def _download(url: str, part: Path, size: int) -> None:
-    """Append the rest of `url` to `part` (all of it where the server ignores Range)."""
+def _download(url: str, part: Path, size: int) -> bool:
+    """Append the rest of `url` to `part` (all of it where the server ignores Range).
+    Returns whether the server sent its whole response (all of its Content-Length, or
+    every chunk): then `part` is the server's file, whatever its size, and a wrong size
+    is a wrong file, not a download to resume."""
     have = part.stat().st_size if part.exists() else 0
     if have >= size:  # a complete (or overlong) part: the checks decide
-        return
+        return True
     req = urllib.request.Request(url, headers={"User-Agent": "scalinglab"})
     if have:
         req.add_header("Range", f"bytes={have}-")
@@ -294,7 +298,9 @@ def _download(url: str, part: Path, size: int) -> None:
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
             except (http.client.IncompleteRead, ConnectionError, TimeoutError):
-                pass  # the connection broke: what arrived is kept, the caller resumes
+                return False  # the connection broke: what arrived is kept, the caller resumes
             finally:
                 out.flush()
                 os.fsync(out.fileno())
+    # without a Content-Length or chunks, a closed connection may be the end or a break
+    return resp.length == 0 or bool(getattr(resp, "chunked", False))
