@@ -385,3 +385,25 @@ def test_held_out_text_is_never_training_text(tmp_path, capsys):
     os.symlink(tr, tmp_path / "link.txt")  # the same file under another name
     with pytest.raises(DataError, match=r"link\.txt is also a training file"):
         prepare([str(tr)], out, tokenizer="char", val_file=str(tmp_path / "link.txt"))
+
+
+def test_a_split_far_from_the_fraction_asked_is_said(tmp_path, caplog):
+    # the point falls in a long last line with no line start after it: the cut goes back to
+    # that line's start, holding out ~97% instead of 10%; a warning names both shares
+    f = tmp_path / "t.txt"
+    f.write_text("short first line\n" * 3 + "word " * 600 + "\n")
+    n = len(f.read_bytes())
+    with caplog.at_level("WARNING", logger="scalinglab.data.writer"):
+        m = prepare([str(f)], tmp_path / "w", tokenizer="word", block_size=8)
+    cut = len("short first line\n") * 3
+    assert m["splits"]["train"]["bytes"] == cut
+    (rec,) = caplog.records
+    share = 100 * (n - cut) / n
+    assert f"holds {share:.1f}% of the bytes, not 10%" in rec.getMessage()
+    assert f"nearest line boundary to byte {int(n * 0.9)} is byte {cut}" in rec.getMessage()
+    caplog.clear()
+    g = tmp_path / "g.txt"  # ordinary lines: the cut moves a line at most, nothing said
+    g.write_text("a few words on a line\n" * 100)
+    with caplog.at_level("WARNING", logger="scalinglab.data.writer"):
+        prepare([str(g)], tmp_path / "g", tokenizer="word", block_size=8)
+    assert not caplog.records

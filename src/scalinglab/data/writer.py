@@ -436,7 +436,17 @@ def _scan(
     frac = cfg.val_fraction or 0.1
     at = int(sum(sizes) * (1 - frac))
     if kind in ("word", "bpe"):  # tokens span characters: cut between lines
-        at = _line_start(srcs, sizes, at, cfg)
+        point, at = at, _line_start(srcs, sizes, at, cfg)
+        total = sum(sizes)
+        share = (total - at) / total
+        if not frac / 2 <= share <= 2 * frac:  # a long line held the point: said, not hidden
+            log.warning(
+                "--val-fraction %g: the validation split holds %.1f%% of the bytes, not "
+                "%g%%: %s tokens span characters, so the split is cut between lines, and the "
+                "nearest line boundary to byte %d is byte %d (a long line); break the text "
+                "into lines, or give --val-file",
+                frac, 100 * share, 100 * frac, kind, point, at,
+            )  # fmt: skip
     return _Plan(sizes, "bytes", frac, split_at=at)
 
 
