@@ -407,3 +407,40 @@ def test_a_split_far_from_the_fraction_asked_is_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="scalinglab.data.writer"):
         prepare([str(g)], tmp_path / "g", tokenizer="word", block_size=8)
     assert not caplog.records
+
+
+def test_small_messages_say_what_and_where(tmp_path, capsys):
+    p = tmp_path / "c.jsonl"
+    # a line cut off at its end: json counted its newline as a line 2 ("column 1")
+    p.write_text('{"body": "fine"}\n{"body": "x", \n')
+    rc, _, err = _cli(capsys, p, "--text-field", "body", "--out", tmp_path / "s")
+    assert rc == 2
+    _one_error(err, "c.jsonl: line 2: not valid JSON (", "at the end of the line)")
+    p.write_text('{"body": "fine"}\n{"body": x}\n')
+    rc, _, err = _cli(capsys, p, "--text-field", "body", "--out", tmp_path / "s")
+    _one_error(err, "c.jsonl: line 2: not valid JSON (Expecting value at column 10)")
+    p.write_text('{"body": "fine"}\n[1, 2]\n')  # not an object: no field is the wrong story
+    rc, _, err = _cli(capsys, p, "--text-field", "body", "--out", tmp_path / "s")
+    _one_error(err, "c.jsonl: line 2: a JSON list, not an object")
+    # a missing or empty --val-file / --test-file names the flag
+    f = tmp_path / "t.txt"
+    f.write_text("a b c\n" * 100)
+    (tmp_path / "empty.txt").write_text("")
+    for flag, given, says in (
+        ("--val-file", tmp_path / "nope.txt", "nope.txt: no such file or folder"),
+        ("--val-file", tmp_path / "empty.txt", "empty.txt: empty file"),
+        ("--test-file", tmp_path / "nope.txt", "nope.txt: no such file or folder"),
+    ):
+        extra = ("--val-file", f) if flag == "--test-file" else ()
+        rc, _, err = _cli(capsys, f, *extra, flag, given, "--out", tmp_path / "s")
+        assert rc == 2
+        _one_error(err, f"error: {flag} {given}", says)
+    # too small with --val-file: a larger --val-fraction is no way out (it is refused)
+    g = tmp_path / "g.txt"
+    g.write_text("a b\n")
+    rc, _, err = _cli(capsys, f, "--val-file", g, "--tokenizer", "word", "--out", tmp_path / "s")
+    assert rc == 2
+    _one_error(err, "corpus too small", "use more text or a smaller --block-size")
+    assert "--val-fraction" not in err
+    rc, _, err = _cli(capsys, g, "--tokenizer", "word", "--out", tmp_path / "s")
+    _one_error(err, "use more text, a larger --val-fraction or a smaller --block-size")

@@ -83,7 +83,7 @@ def test_jsonl_documents(tmp_path):
         ("{oops}", r"bad.jsonl: line 2: not valid JSON"),
         ('{"txt": "a"}', r"bad.jsonl: line 2: no field 'text'"),
         ('{"text": 5}', r"bad.jsonl: line 2: field 'text' is int"),
-        ('["text"]', r"bad.jsonl: line 2: no field 'text'"),
+        ('["text"]', r"bad.jsonl: line 2: a JSON list, not an object"),
     ],
 )
 def test_bad_jsonl_lines_name_file_and_line(tmp_path, line, match):

@@ -187,8 +187,14 @@ def _jsonl_text(raw: bytes, where: str, offset: int, field: str, errors: str) ->
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict) or field not in obj:
+        # json counts the line's own newline as the start of another line: place the
+        # error in this one, at its end where the text stops short
+        body = line.rstrip("\r\n")
+        at = f"column {exc.pos + 1}" if exc.pos < len(body) else "the end of the line"
+        raise DataError(f"{where}: not valid JSON ({exc.msg} at {at})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: a JSON {type(obj).__name__}, not an object")
+    if field not in obj:
         raise DataError(f"{where}: no field '{field}' (choose the text field with --text-field)")
     text = obj[field]
     if text is None:

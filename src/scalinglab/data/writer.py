@@ -210,7 +210,7 @@ def prepare(
         request["tokenizer_kind"] = pretrained[0].kind
     fingerprint = hashlib.sha256("\n".join(s.fingerprint() for s in srcs).encode()).hexdigest()
     if not cfg.force and (m := _up_to_date(out, request, fingerprint)):
-        _check_windows(m["splits"], cfg.block_size)
+        _check_windows(m["splits"], cfg.block_size, bool(cfg.val_file))
         log.debug("%s is up to date", out)
         return {**m, "up_to_date": True}
 
@@ -230,7 +230,7 @@ def prepare(
             state["stage"] = "trained"
             resume.save(tmp, state)
         splits, sha = _encode(srcs, plan, tok, tmp, cfg, progress, state)
-        _check_windows(splits, cfg.block_size)
+        _check_windows(splits, cfg.block_size, bool(cfg.val_file))
         tok.save(tmp / "tokenizer.json")
         sha["tokenizer.json"] = sha256_file(tmp / "tokenizer.json")
         seconds = time.perf_counter() - t0
@@ -327,7 +327,14 @@ def _resolve(specs: list[str], cfg: PrepareConfig) -> tuple[list, list[int]]:
     for split, given in enumerate((specs, [cfg.val_file], [cfg.test_file])):
         if split and not given[0]:
             continue
-        found = resolve_sources(given, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming)
+        try:
+            found = resolve_sources(
+                given, cfg.glob, cfg.text_field, cfg.stdlib_tests, cfg.streaming
+            )
+        except DataError as exc:  # a missing or empty --val-file: say which flag names it
+            if not split:
+                raise
+            raise DataError(f"{_FLAGS[split]} {exc.message}") from None
         srcs += found
         owner += [split] * len(found)
     _check_read_once(srcs, owner)
@@ -629,7 +636,7 @@ def _encode_chunk(tok, doc: Document, off: int, data: bytes, errors: str) -> np.
     return tok.encode(_decode(doc, off, data, errors))
 
 
-def _check_windows(splits: dict, block_size: int) -> None:
+def _check_windows(splits: dict, block_size: int, val_file: bool) -> None:
     """Refuse shards that cannot give one training window and one validation window."""
     tr, va = splits["train"]["tokens"], splits["val"]["tokens"]
     if "test" in splits and splits["test"]["tokens"] < block_size + 1:
@@ -642,6 +649,7 @@ def _check_windows(splits: dict, block_size: int) -> None:
         raise DataError(
             f"corpus too small: train has {tr} tokens and val {va}; each split needs one "
             f"window of --block-size {block_size} plus one token (train {block_size + 2}, "
-            f"val {block_size + 1}); use more text, a larger --val-fraction or a smaller "
-            "--block-size"
+            f"val {block_size + 1}); use more text"
+            + (" or" if val_file else ", a larger --val-fraction or")  # a --val-file is the split
+            + " a smaller --block-size"
         )
