@@ -95,9 +95,11 @@ def test_word_level_generation_continues_the_prompts_line(tmp_path, capsys):
     line = "a quick brown fox jumps over the lazy dog\n"
     corpus, test = tmp_path / "lines.txt", tmp_path / "test.txt"
     corpus.write_text(line * 300)
+    val = tmp_path / "val.txt"  # the training text again (a file is given to one split only)
+    val.write_text(line * 300)
     test.write_text("the lazy dog jumps over a quick brown fox\n" * 30)
     shards = tmp_path / "shards"
-    prepare([str(corpus)], shards, tokenizer="word", block_size=16, val_file=str(corpus),
+    prepare([str(corpus)], shards, tokenizer="word", block_size=16, val_file=str(val),
             test_file=str(test))  # fmt: skip
     tok = load_tokenizer(shards)
     assert tok.decode(prompt_ids(tok, "a quick brown")) == "a quick brown"
