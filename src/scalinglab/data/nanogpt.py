@@ -263,8 +263,8 @@ def _declared_vocab(src, meta_path, meta, tok, pretrained, declared) -> tuple[in
         )
     if pretrained and declared < tok.vocab_size:
         log.warning(
-            "--from-nanogpt %s: the vocabulary is declared as %d ids (%s), the tokenizer "
-            "has %d: ids from %d up are refused, and the shards keep the tokenizer's %d",
+            "warning: --from-nanogpt %s: the vocabulary is declared as %d ids (%s), the "
+            "tokenizer has %d: ids from %d up are refused, and the shards keep its %d",
             src, declared, says, tok.vocab_size, declared, tok.vocab_size,
         )  # fmt: skip
     return declared, says
