@@ -181,7 +181,8 @@ def test_every_public_name_documents_every_argument():
 
 def test_docstring_check_of_the_public_modules_passes():
     root = Path(__file__).resolve().parents[1]
-    ruff = shutil.which("ruff")
+    # the venv's own ruff (the venv need not be activated), else one on PATH
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is in the [dev] extra")
     res = subprocess.run([ruff, *RUFF_DOCS], cwd=root, capture_output=True, text=True)
