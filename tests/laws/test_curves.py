@@ -195,6 +195,12 @@ def test_cli_curve_errors(tmp_path, capsys):
         (["--run-col", "run"], "logs step 10 twice"),
         (["--run-col", "run", "--lr-col", "eta"], "--lr-col 'eta': no such column"),
         (["--run-col", "run", "--holdout-where", "run=a"], "holds out every run"),
+        # a misspelt holdout held out nothing: the fit took the test runs in, silently
+        (["--run-col", "run", "--holdout-where", "run=b"], "--holdout-where run=b matches no row"),
+        (
+            ["--run-col", "run", "--where", "step>15", "--holdout-where", "step<15"],
+            "--holdout-where step<15 matches no row after --where step>15",
+        ),
         (["--run-col", "run", "--holdout-where", "step~3"], "expected COL=VALUE"),
         (["--run-col", "run", "--holdout-frac", "0.2"], "--holdout-where"),
         (["--run-col", "run", "--fix", "delta=1"], "--fix 'delta=1': expected NAME=VALUE"),

@@ -59,3 +59,14 @@ def test_isoflop_plan_uses_its_power_laws():
     assert target_loss(law, opt["loss"])["flops"] == pytest.approx(1e20)
     with pytest.raises(ConfigError):
         fixed_params(law, 1e9, 1e20)
+
+
+@pytest.mark.parametrize("name", ["power-c", "power-n", "power-d", "isoflop", "multi-power"])
+def test_fixed_params_needs_a_law_of_n_and_d(name):
+    """power-c reads no N: plan --params 1e6 and 1e13 at 1e21 FLOPs both got the frontier's
+    loss (2.306); power-n no D. A law of N and D answers; the others are refused."""
+    law = fitted({"E": 1.7, "alpha": 0.1, "C_c": 1e19}, name)
+    with pytest.raises(ConfigError, match=rf"params needs a law .* not '{name}'"):
+        fixed_params(law, 1e9, 1e21)
+    chin = fitted(TRUE_CHIN)
+    assert fixed_params(chin, 1e6, 1e21)["loss"] > fixed_params(chin, 1e9, 1e21)["loss"]

@@ -164,15 +164,22 @@ def read_curve_table(
     held_conds = [parse_condition(w, "--holdout-where") for w in holdout_where or ()]
     groups: dict[str, list] = {}
     held: set[str] = set()
+    hits = [0] * len(held_conds)
     for i, row in enumerate(rows, start=1):
         if not all(matches(row, c, path, f) for f, c in conds):
             continue
         rid = "/".join(row[c] for c in run_cols)
         groups.setdefault(rid, []).append((i, row))
-        if any(matches(row, c, path, "--holdout-where") for c in held_conds):
+        hit = [matches(row, c, path, "--holdout-where") for c in held_conds]
+        hits = [h + k for h, k in zip(hits, hit, strict=True)]
+        if any(hit):
             held.add(rid)
     if not groups:
         raise DataError(f"{path}: no rows left after --where {' '.join(where or ())}")
+    for w, h in zip(holdout_where or (), hits, strict=True):
+        if not h:  # a misspelt value held out nothing, and the fit took the test runs in
+            after = f" after --where {' '.join(where)}" if where else ""
+            raise DataError(f"{path}: --holdout-where {w} matches no row{after}")
     runs = []
     for rid, items in groups.items():
         steps, lrs, losses, nums = [], [], [], []

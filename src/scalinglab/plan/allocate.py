@@ -70,11 +70,17 @@ def target_loss(law, target):
     return out
 
 
+ND_LAWS = ("chinchilla", "kaplan", "nd-interaction", "data-constrained")
+
+
 def fixed_params(law, N, C):
     """Loss of a model of N parameters trained on budget C (D = C/(6N)) vs the optimum at C."""
     law.check_fitted()
-    if law.law in ("isoflop", "envelope"):
-        raise ConfigError(f"--params needs a law that predicts loss from N and D, not {law.law!r}")
+    if law.law not in ND_LAWS:  # power-c read no N: every --params got the frontier's loss
+        raise ConfigError(
+            f"--params needs a law that predicts loss from N and D ({', '.join(ND_LAWS)}), "
+            f"not {law.law!r}"
+        )
     for name, v in (("--params", N), ("--flops", C)):
         if not (np.isfinite(v) and v > 0):
             raise ConfigError(f"{name} must be a finite number > 0, got {v}")
