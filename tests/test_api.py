@@ -37,7 +37,8 @@ def test_repr_shows_parameters_with_intervals(chin):
     assert f"alpha      = {chin.params_['alpha']:.4g} [{lo:.4g}, {hi:.4g}]" in text
     assert lo < TRUE_CHIN["alpha"] < hi
     assert (
-        repr(ScalingLaw("kaplan", bootstrap=7)) == "ScalingLaw('kaplan', bootstrap=7) (not fitted)"
+        repr(ScalingLaw("kaplan", bootstrap=70))
+        == "ScalingLaw('kaplan', bootstrap=70) (not fitted)"
     )
     html = chin._repr_html_()
     assert html.count("<tr>") == 1 + 7  # the header, 5 parameters and the 2 derived exponents

@@ -122,7 +122,7 @@ def test_report_out_and_json(tmp_path, capsys):
     isoflop_sweep(tmp_path / "sweep", "gpt", [1e12, 3e12, 1e13], noise=0.002)
     out = tmp_path / "elsewhere"
     assert main(["report", str(tmp_path / "sweep"), "-o", str(out), "--json",
-                 "--bootstrap", "5"]) == 0  # fmt: skip
+                 "--bootstrap", "10"]) == 0  # fmt: skip
     s = json.loads(capsys.readouterr().out)
     assert s == json.loads((out / "summary.json").read_text())
     assert (out / "report.html").stat().st_size > 50_000 and (out / "isoflop.png").exists()

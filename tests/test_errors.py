@@ -17,7 +17,7 @@ from tests.reliability.helpers import one_line_error
     "call, python",
     [
         (lambda: ScalingLaw("chinchilla", drop_highest=-1), "drop_highest must be >= 0, got -1"),
-        (lambda: FitConfig(bootstrap=-2), "bootstrap must be >= 0, got -2"),
+        (lambda: FitConfig(bootstrap=-2), "bootstrap must be 0 (no intervals) or >= 10 resamples, got -2"),
         (lambda: TrainConfig(lr=-1.0),
          "lr must be a positive number (0: the optimizer's default), got -1.0"),
         (lambda: TrainConfig(lr=1e-3, min_lr=0.5), "min_lr 0.5 is larger than lr 0.001"),

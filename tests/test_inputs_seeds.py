@@ -17,7 +17,7 @@ SEED = "must be in [0, 9223372036854775807], got -1"
 @pytest.mark.parametrize("command", ["fit", "backtest"])
 def test_negative_fit_seed_is_one_line(tmp_path, capsys, command):
     csv = runs_csv(tmp_path)
-    err = one_line_error(capsys, [command, str(csv), "--bootstrap", "2", "--seed", "-1"])
+    err = one_line_error(capsys, [command, str(csv), "--bootstrap", "20", "--seed", "-1"])
     assert err == f"error: --seed {SEED}\n"
 
 

@@ -342,7 +342,10 @@ def test_bad_spec_names_the_key(change, message):
         ({"curvature": "flat"}, "quickstart [fit]: curvature 'flat' is not one of per-budget"),
         # the spelling of study files written before the fit settings became FitConfig
         ({"isoflop_curvature": "flat"}, "quickstart [fit]: curvature 'flat' is not one of"),
-        ({"bootstrap": -1}, "quickstart [fit]: bootstrap must be >= 0, got -1"),
+        (
+            {"bootstrap": -1},
+            "quickstart [fit]: bootstrap must be 0 (no intervals) or >= 10 resamples, got -1",
+        ),
         ({"bootstrap": "many"}, "quickstart [fit]: bootstrap must be int, got str 'many'"),
         ({"resamples": 10}, "quickstart [fit]: unknown key(s) resamples (known: boot_starts,"),
     ],

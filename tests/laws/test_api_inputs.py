@@ -84,3 +84,37 @@ def test_a_bool_column_is_no_count_and_duplicate_columns_are_named():
     with pytest.raises(DataError, match=r"duplicate column names in the header: 'loss' at "
                        r"columns 3, 4"):  # fmt: skip
         ScalingLaw("chinchilla", bootstrap=0).fit(pd.concat([df, df[["loss"]]], axis=1))
+
+
+def test_a_fit_through_every_point_claims_no_interval():
+    """5 points for chinchilla's 5 parameters: the fit passes through each (objective 1e-29),
+    every resample reproduced it and the noise was measured as 1e-15: zero-width intervals
+    (`E 3.0396 [3.0396, 3.0396]`) and a new run's loss 'known' to 4 digits."""
+    t = {k: v[::5] for k, v in table(25).items()}
+    law = ScalingLaw("chinchilla", bootstrap=20).fit(t)
+    assert law.n_points_ == 5 and law.ci_ == {} and law.samples_ is None
+    assert any("5 points for 5 parameters: the fit passes through every point" in w
+               for w in law.warnings_)  # fmt: skip
+    assert law.noise_ == {"source": "none", "sigma": None, "dof": 0}
+    with pytest.raises(FitError, match="as many parameters as points: no residual"):
+        law.predict(N=1e9, D=2e10, return_ci=True, kind="prediction")
+    assert "loss_pi" not in plan_run(law, params=1e9, flops=1e20)
+    law = ScalingLaw("chinchilla", bootstrap=20).fit({k: v[::4] for k, v in table(24).items()})
+    assert set(law.ci_) >= {"E", "alpha"} and law.noise_["dof"] == 1  # 6 points: as before
+
+
+@pytest.mark.parametrize("k", [1, 2, 9, -1])
+def test_too_few_resamples_for_an_interval_are_refused(k, capsys, tmp_path):
+    """--bootstrap 2 printed '95% intervals' that left out the fit itself (alpha 0.349 in
+    [0.319, 0.333]): 0 is no interval, 10 the fewest resamples."""
+    with pytest.raises(ConfigError, match=rf"bootstrap must be 0 \(no intervals\) or >= 10 .* {k}"):
+        ScalingLaw("chinchilla", bootstrap=k)
+    path = tmp_path / "t.csv"
+    path.write_text("params,tokens,loss\n1e6,1e8,3\n")
+    from scalinglab.cli import main
+
+    assert main(["fit", str(path), "--bootstrap", str(k)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --bootstrap must be 0 (no intervals) or >= 10 resamples, got {k}\n"
+    )
+    assert ScalingLaw("chinchilla", bootstrap=10).settings["bootstrap"] == 10

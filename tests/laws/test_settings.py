@@ -69,7 +69,10 @@ def test_table_flags_keep_their_shapes():
             "s.toml [fit]: curvature 'flat' is not one of per-budget, shared",
         ),
         ({"isoflop_curvature": "flat"}, "s.toml [fit]: curvature 'flat' is not one of"),
-        ({"bootstrap": -5}, "s.toml [fit]: bootstrap must be >= 0, got -5"),
+        (
+            {"bootstrap": -5},
+            "s.toml [fit]: bootstrap must be 0 (no intervals) or >= 10 resamples, got -5",
+        ),
         ({"bootstrap": 2.5}, "s.toml [fit]: bootstrap must be int, got float 2.5"),
         ({"ci_level": 1.0}, "s.toml [fit]: ci_level must be in (0, 1), got 1.0"),
         ({"huber_delta": 0}, "s.toml [fit]: huber_delta must be > 0, got 0.0"),
@@ -93,7 +96,7 @@ def test_old_spelling_of_curvature_is_read():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"bootstrap": -1}, "bootstrap must be >= 0, got -1"),
+        ({"bootstrap": -1}, "bootstrap must be 0 (no intervals) or >= 10 resamples, got -1"),
         ({"curvature": "wobbly"}, "curvature 'wobbly' is not one of per-budget, shared"),
         ({"drop_highest": -2}, "drop_highest must be >= 0, got -2"),
         ({"n_kind": "tokens"}, "n_kind 'tokens' is not one of params, params_nonembed"),

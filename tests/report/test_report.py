@@ -187,7 +187,7 @@ def test_too_few_runs_to_fit_still_gives_a_report_that_says_why(tmp_path):
     for d in (tmp_path / "runs").iterdir():
         if "-w16-" not in d.name and "-w96-" not in d.name:
             shutil.rmtree(d)
-    s = build_report(tmp_path, bootstrap=5)
+    s = build_report(tmp_path, bootstrap=10)
     text = (tmp_path / "summary.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     g = s["fits"]["gpt"]
@@ -216,10 +216,10 @@ def test_a_run_still_going_or_a_damaged_result_in_a_folder_of_plain_runs(tmp_pat
             (d / "sweep.json").unlink()
     runs = sorted(d for d in runs if d.exists())
     (runs[0] / "result.json").unlink()
-    s = build_report(tmp_path, bootstrap=5)
+    s = build_report(tmp_path, bootstrap=10)
     assert s["plan"]["rows"] == [] and (tmp_path / "report.html").exists()
     # the command says the report is of part of the runs (it said nothing: an audit)
-    assert main(["report", str(tmp_path), "--bootstrap", "5"]) == 0
+    assert main(["report", str(tmp_path), "--bootstrap", "10"]) == 0
     assert capsys.readouterr().err == (
         f"warning: 1 of {len(runs)} runs are not finished (incomplete 1): the report is of the "
         "finished ones; rerun the sweep or study to finish the others\n"
@@ -239,7 +239,10 @@ def test_fit_settings_are_the_studys_fit_config(study):
 @pytest.mark.parametrize(
     "fit, message",
     [
-        ({"bootstrap": -1}, "study.json [fit]: bootstrap must be >= 0, got -1"),
+        (
+            {"bootstrap": -1},
+            "study.json [fit]: bootstrap must be 0 (no intervals) or >= 10 resamples, got -1",
+        ),
         # study.json written before FitConfig spelled the curvature so: it is still read
         ({"isoflop_curvature": "wobbly"}, "study.json [fit]: curvature 'wobbly' is not one"),
         ({"resamples": 3}, "study.json [fit]: unknown key(s) resamples"),

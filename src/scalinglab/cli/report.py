@@ -28,11 +28,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from scalinglab.errors import ConfigError
+    from scalinglab.laws.settings import check_bootstrap
     from scalinglab.report import build_report
 
-    if args.bootstrap is not None and args.bootstrap < 0:
-        raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.bootstrap is not None:
+        check_bootstrap(args.bootstrap)
     s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
     if note := unfinished_note(s):
         import sys

@@ -185,10 +185,13 @@ class ScalingLaw:
         s = self.settings
         form = make_form(self.law, floor=s["floor"], delta=huber_delta(self.law, s))
         t.require(self.law, *form.needs)
+        # as many parameters as points: the fit passes through every point and every
+        # resample reproduces it; its zero-width "intervals" claimed the law known exactly
+        interpolates = len(t) <= len(form.param_names)
         res = fit_form(
             form,
             t,
-            bootstrap=s["bootstrap"],
+            bootstrap=0 if interpolates else s["bootstrap"],
             seed=s["seed"],
             boot_starts=s["boot_starts"],
             prune=s["prune"],
@@ -216,6 +219,11 @@ class ScalingLaw:
         )
         self.curvature_stderr_ = se
         self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
+        if interpolates and s["bootstrap"]:
+            self.warnings_.append(
+                f"{len(t)} points for {len(form.param_names)} parameters: the fit passes "
+                "through every point, so no interval can be drawn (fit more runs)"
+            )
         fitted = self._predict_with(self.params_, t.N, t.D, t.C)
         floor = warn.floor_at_zero(self, fitted)
         if floor:

@@ -85,6 +85,9 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
     n = r.size
     if n < 2:
         raise FitError(f"{n} finite residuals: no run-to-run noise can be estimated")
+    if n <= n_params:  # the fit passes through every point: residuals of 0 (a sigma of
+        # 1e-15 made prediction intervals of zero width), no noise to measure
+        return {"source": "none", "sigma": None, "dof": n - n_params}
     r = (r - np.median(r)) * np.sqrt(n / max(n - n_params, 1))
     sigma_res = float(np.std(r))
     out = {"source": "residuals", "sigma": sigma_res, "sigma_residuals": sigma_res,
@@ -101,6 +104,15 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
                 out["sigma"] = sigma_seed
     out["quantiles"] = [float(x) for x in np.quantile(r, np.linspace(0, 1, POOL))]
     return out
+
+
+NO_RESIDUAL = "the fit has as many parameters as points: no residual measures the noise"
+
+
+def has_noise(law) -> bool:
+    """Whether `law` has a noise model to draw prediction intervals from (not a fit with as
+    many parameters as points, nor a law from its parameters)."""
+    return bool((getattr(law, "noise_", None) or {}).get("quantiles"))
 
 
 def nearest(by_level: dict, level):
@@ -178,6 +190,10 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
         noise = getattr(law, "noise_", None)
         if not noise:
             raise FitError(f"law {law.law!r}: this fit has no noise model for prediction intervals")
+        if not has_noise(law):
+            raise FitError(
+                f"law {law.law!r}: {NO_RESIDUAL} for prediction intervals (fit more runs)"
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
             base = np.log(draws) if draws is not None else logp[None, :]
         rng = np.random.default_rng(law.settings["seed"] + 1)

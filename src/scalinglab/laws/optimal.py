@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from scalinglab.errors import ConfigError
+from scalinglab.laws import intervals
 
 KEYS = ("flops", "params", "tokens", "tokens_per_param", "loss")
 
@@ -103,7 +104,7 @@ def optimal_allocation(law, C):
 def prediction_interval(law, N, D, C):
     """(lo, hi) of the prediction interval of one new run at N, D, C (arrays), or None for a
     law without a noise model (isoflop, envelope, a law from its parameters)."""
-    if getattr(law, "noise_", None) is None or law.law in ("isoflop", "envelope"):
+    if not intervals.has_noise(law) or law.law in ("isoflop", "envelope"):
         return None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         _, lo, hi = law.predict(N=N, D=D, C=C, return_ci=True, kind="prediction")

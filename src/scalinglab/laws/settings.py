@@ -42,6 +42,18 @@ def huber_delta(law: str, settings: dict) -> float:
     return given if given is not None else LAW_HUBER_DELTA.get(law, HUBER_DELTA)
 
 
+MIN_BOOTSTRAP = 10
+
+
+def check_bootstrap(k: int) -> None:
+    """0 (no interval) or at least MIN_BOOTSTRAP resamples: 2 draws made "95% intervals"
+    that left out the fit itself (the range of k draws covers (k-1)/(k+1) of new ones)."""
+    if k < 0 or 0 < k < MIN_BOOTSTRAP:
+        raise ConfigError(
+            f"--bootstrap must be 0 (no intervals) or >= {MIN_BOOTSTRAP} resamples, got {k}"
+        )
+
+
 @dataclass
 class FitConfig:
     """How a law is fitted: bootstrap resamples and intervals, objective, starts."""
@@ -100,8 +112,7 @@ class FitConfig:
 
     def __post_init__(self):
         check_types(self)
-        if self.bootstrap < 0:
-            raise ConfigError(f"--bootstrap must be >= 0, got {self.bootstrap}")
+        check_bootstrap(self.bootstrap)
         check_seed(self.seed)  # numpy's generators refuse a negative seed
         if not 0 < self.ci_level < 1:
             raise ConfigError(f"--ci-level must be in (0, 1), got {self.ci_level}")

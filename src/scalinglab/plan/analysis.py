@@ -35,6 +35,7 @@ from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw, warn
 from scalinglab.laws.backtest import rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
+from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
 from scalinglab.laws.settings import FitConfig
 from scalinglab.laws.table import read_table
@@ -284,7 +285,7 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str,
         "predicted_loss": float(p),
         "fit_interval": [float(lo), float(hi)] if ok else None,
     }
-    if getattr(law, "noise_", None):
+    if has_noise(law):
         _, plo, phi = law.predict(**args, return_ci=True, kind="prediction")
         if math.isfinite(float(plo)) and math.isfinite(float(phi)):
             out["prediction_interval"] = [float(plo), float(phi)]
