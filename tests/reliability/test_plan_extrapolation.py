@@ -2,6 +2,8 @@
 (issue 16, item 12). The table: N from 1e7 to 1e9, D from 1e9 to 1e11, so C = 6ND from
 6e16 to 6e20."""
 
+import json
+
 import pytest
 
 from scalinglab.cli import main
@@ -43,6 +45,33 @@ def test_a_target_loss_beyond_the_data_is_flagged_and_a_gone_table_is_silent(fit
     assert main(["plan", str(fit), "--target-loss", "1.71"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("warning: extrapolating: C=2.479e+34 is 13.6 decades above")
+    # fit.json records the range it was fitted on: a changed table changes nothing
+    assert json.loads(fit.read_text())["data"]["C_range"] == [6e16, 6e20]
     (fit.parent / "runs.csv").write_text(GOOD + "r9,1e10,1e12,1.8\n")  # no longer the fit's
     assert main(["plan", str(fit), "--flops", "1e24"]) == 0
+    assert "3.2 decades above the largest C fitted (6e+20)" in capsys.readouterr().err
+    # a fit.json written before it recorded C_range reads the table back: if that is no
+    # longer the fit's, plan cannot tell, and says nothing
+    old = json.loads(fit.read_text())
+    del old["data"]["C_range"]
+    fit.write_text(json.dumps(old))
+    assert main(["plan", str(fit), "--flops", "1e24"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_an_envelope_fit_warns_too(tmp_path, capsys):
+    """The envelope's fit.json names no sha256 (it reads curves), so plan could never check
+    its range: 1e26 FLOPs, 5.8 decades above the misfitting runs, got no warning (1.8e19 here)."""
+    lines = ["run_id,params,tokens,flops,loss"]
+    for i, n in enumerate([1e7, 3e7, 1e8, 3e8]):
+        for d in [1e8, 1e9, 1e10]:
+            lines.append(f"r{i},{n},{d},{6 * n * d},{1.7 + 400 / n**0.34 + 2000 / d**0.28}")
+    (tmp_path / "curves.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "env.json"
+    argv = ["fit", str(tmp_path / "curves.csv"), "--law", "envelope", "--bootstrap", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(out), "--flops", "6e24"]) == 0
+    assert capsys.readouterr().err == (
+        "warning: extrapolating: C=6e+24 is 5.5 decades above the largest C fitted (1.8e+19)\n"
+    )

@@ -33,7 +33,7 @@ from scalinglab.laws.curves import matches, parse_condition, read_rows
 from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples
 from scalinglab.laws.objective import huber
 from scalinglab.laws.settings import huber_delta
-from scalinglab.laws.table import ALIASES, find_column
+from scalinglab.laws.table import ALIASES, compute_range, find_column
 
 NAMES = ("A", "B", "E", "alpha", "beta", "R_D", "R_N")
 LOGGED = ("A", "B", "E", "R_D", "R_N")
@@ -312,7 +312,12 @@ def fit_law(law, table):
             "fixed": sorted(form.fix),
             "tied": ["alpha=beta"] if form.tie else [],
         },
-        "data_": {"source": t.source, "sha256": t.sha256, "rows": len(t)},
+        "data_": {
+            "source": t.source,
+            "sha256": t.sha256,
+            "rows": len(t),
+            "C_range": compute_range(6.0 * np.asarray(t.N) * np.asarray(t.D)),
+        },
         "samples": samples,
         "warnings": warnings,
         "at_limit": sorted(limits),

@@ -26,7 +26,7 @@ from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import csv_mapping, huber_delta, split_settings
-from scalinglab.laws.table import OPTIONS, RunsTable, read_table
+from scalinglab.laws.table import OPTIONS, RunsTable, compute_range, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
@@ -159,6 +159,7 @@ class ScalingLaw:
             "sha256": t.sha256,
             "rows": len(t),
             "points_sha256": t.points_sha256(),
+            "C_range": compute_range(t.C),
         }
         if self.law == "isoflop":
             self._fit_isoflop(t)
@@ -308,7 +309,8 @@ class ScalingLaw:
         self.n_points_ = res["n_points"]
         self.converged_ = True
         self.conventions_ = {"source": curves.source, "runs": res["n_runs"], **curves.columns}
-        self.data_ = {"source": curves.source, "sha256": "", "rows": res["n_runs"]}
+        self.data_ = {"source": curves.source, "sha256": "", "rows": res["n_runs"],
+                      "C_range": compute_range(np.concatenate([r[2] for r in curves.runs]))}  # fmt: skip
         self.points_ = curves
         self.set_uncertainty(res["samples"])
         self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))

@@ -616,3 +616,13 @@ def read_csv(path, *, need=("N", "D", "C", "L"), **options) -> RunsTable:
 def as_table(obj, **options) -> RunsTable:
     """`read_table` under its older name (kept for callers of the library)."""
     return read_table(obj, **options)
+
+
+def compute_range(C) -> list[float] | None:
+    """[smallest, largest] finite compute among a fit's rows (fit.json's data.C_range: plan
+    warns of an extrapolation from it, without reading the table again), or None."""
+    if C is None:
+        return None
+    c = np.asarray(C, dtype=float).ravel()
+    c = c[np.isfinite(c) & (c > 0)]
+    return [float(c.min()), float(c.max())] if c.size else None

@@ -163,10 +163,14 @@ WARN_DECADES = 1.0
 
 
 def fitted_compute_range(law) -> tuple[float, float] | None:
-    """(smallest, largest) compute C among the runs the law was fitted to, read back from
-    its runs table, which fit.json names with its sha256; None when that table is gone,
-    changed, or holds no compute column."""
+    """(smallest, largest) compute C among the runs the law was fitted to: fit.json's
+    data.C_range, or (a fit.json written before it) read back from its runs table, which
+    fit.json names with its sha256; None when that table is gone, changed, or holds no
+    compute column."""
     data = getattr(law, "data_", None) or {}
+    if data.get("C_range"):  # recorded by the fit (an envelope's table has no sha256)
+        lo, hi = data["C_range"]
+        return float(lo), float(hi)
     source, sha = data.get("source"), data.get("sha256")
     if not source or not sha or not Path(source).is_file() or sha256_file(source) != sha:
         return None
