@@ -205,3 +205,34 @@ def test_bad_plan_inputs(tmp_path, capsys):
     capsys.readouterr()
     assert "unreachable" in one_line_error(capsys, ["plan", str(out), "--target-loss", "1.0"])
     assert "give --flops" in one_line_error(capsys, ["plan", str(out)])
+
+
+def test_c_is_6nd_for_laws_of_c_alone_and_a_derived_value_out_of_range_is_the_rows(
+    tmp_path, capsys
+):
+    """docs/laws.md: without a C column, C = 6ND. power-c and isoflop refused a params/tokens
+    table ('needs FLOPs C, and no column was found'); and a tokens cell of 1e300 made C inf
+    with a numpy overflow warning, then 'predict: C[0] is inf' naming no row."""
+    lines = ["params,tokens,loss"]
+    for n in np.geomspace(1e7, 1e9, 4):
+        for d in np.geomspace(1e9, 1e11, 4):
+            lines.append(f"{n:.6g},{d:.6g},{chinchilla_law(n, d):.6f}")
+    path = tmp_path / "nd.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["fit", str(path), "--law", "power-c", "--bootstrap", "0", "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["conventions"]["C"] == "6ND" and fit["data"]["C_range"] == pytest.approx(
+        [6e16, 6e20]
+    )
+    lines[5] = "1e8,1e300,3.1"
+    path.write_text("\n".join(lines) + "\n")
+    err = one_line_error(capsys, ["fit", str(path), "--law", "power-c", "--bootstrap", "0"])
+    assert (
+        err
+        == f"error: {path}: line 6: C = 6ND is inf from 'params' 1e8, 'tokens' 1e300: out of range\n"
+    )
+    for bad, shown in [("-1", "-1"), ("0", "0"), ("nan", "nan")]:
+        err = one_line_error(
+            capsys, ["fit", str(path), "--law", "isoflop", "--budgets", "1e19", bad]
+        )
+        assert err == f"error: --budgets must be FLOPs > 0, got {shown}\n"

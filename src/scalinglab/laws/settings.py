@@ -211,6 +211,9 @@ class TableConfig:
             self.budgets = [float(b) for b in _items(self.budgets)] or None
         except (TypeError, ValueError):
             raise ConfigError(f"--budgets must be numbers, got {self.budgets!r}") from None
+        for b in self.budgets or ():
+            if not (math.isfinite(b) and b > 0):  # numpy warned, then "found 1 budget"
+                raise ConfigError(f"--budgets must be FLOPs > 0, got {b:g}")
 
 
 def _items(v) -> list:

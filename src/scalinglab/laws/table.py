@@ -387,7 +387,11 @@ def _where_column(raw: RawTable, col: str, opts: dict) -> str:
         )
         if found is not None:
             return found
-    raise DataError(f"{raw.source}: --where: no column {col!r} (columns: {', '.join(raw.header)})")
+    derived = " (a D or C the fit derives, C/(6N) or 6ND, is no column to filter)" if col in (
+        "D", "C") else ""  # fmt: skip
+    raise DataError(
+        f"{raw.source}: --where: no column {col!r}{derived} (columns: {', '.join(raw.header)})"
+    )
 
 
 def _filter(raw: RawTable, where, conv: dict, opts: dict | None = None) -> None:
@@ -550,18 +554,23 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     used = set(need) | {"L"}
     if "D" in used and cols["D"] is None:
         used |= {"C", "N"}  # D will be derived from C / (6N)
+    if "C" in used and cols["C"] is None:
+        used |= {"N", "D"}  # C will be 6ND (power-c and isoflop of a params/tokens table)
     for k, col in cols.items():
         if col is not None and k in used:
             data[k] = numbers(raw, col)
             conv[k] = col
     if "L" not in data:
         RunsTable(source=path, conventions=conv).require("fit", "L")
-    if "D" in used and "D" not in data and "C" in data and "N" in data:
-        data["D"] = data["C"] / (6.0 * data["N"])
-        conv["D"] = f"C/(6N) from {cols['C']!r}"
-    if "C" in used and "C" not in data and "N" in data and "D" in data:
-        data["C"] = 6.0 * data["N"] * data["D"]
-        conv["C"] = "6ND"
+    with np.errstate(over="ignore", under="ignore"):
+        if "D" in used and "D" not in data and "C" in data and "N" in data:
+            data["D"] = data["C"] / (6.0 * data["N"])
+            conv["D"] = f"C/(6N) from {cols['C']!r}"
+            _check_derived(raw, data["D"], "D = C/(6N)", (cols["C"], cols["N"]))
+        if "C" in used and "C" not in data and "N" in data and "D" in data:
+            data["C"] = 6.0 * data["N"] * data["D"]
+            conv["C"] = "6ND"
+            _check_derived(raw, data["C"], "C = 6ND", (cols["N"], cols["D"]))
     read_with = {k: _norm(v) for k, v in opts.items()}
     table = RunsTable(
         **data, run_id=run_id, groups=groups, source=path, conventions=conv, sha256=raw.sha256,
@@ -582,6 +591,17 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         table = table.subset(np.isin(np.arange(len(table)), order[: len(table) - k]))
         conv["filters"].append(f"drop the {k} highest-loss rows")
     return table
+
+
+def _check_derived(raw: RawTable, x, what: str, columns) -> None:
+    """A derived quantity out of float range (a tokens cell of 1e300 made C = 6ND inf, and
+    numpy warned of an overflow; then predict named no row) is the row's error."""
+    bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))
+    if bad.size:
+        i = int(bad[0])
+        at = f"line {raw.lines[i]}" if raw.lines is not None else f"row {i + 1}"
+        cells = ", ".join(f"{c!r} {raw.rows[i].get(c)}" for c in columns)
+        raise DataError(f"{raw.source}: {at}: {what} is {x[i]:g} from {cells}: out of range")
 
 
 def _one_role_each(cols: dict, opts: dict, need, path: str) -> None:

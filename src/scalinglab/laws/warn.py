@@ -114,7 +114,8 @@ def parametric(law, form, table, res, curv=None):
         out.append(f"only {n} points for {P} parameters (fewer than 3x): the fit is fragile")
     for var in form.varies:
         v = getattr(table, var)
-        span = v.max() / v.min()
+        with np.errstate(over="ignore"):  # 1e-300 to 1e9 spans inf: decades enough
+            span = v.max() / v.min()
         if span < 10:
             out.append(
                 f"{var} spans only {span:.3g}x (less than a decade): its exponent is weakly constrained"
