@@ -96,3 +96,8 @@ def test_plan_steps_cli(tmp_path, capsys):
     assert all(r["loss_ci"][0] <= r["loss"] <= r["loss_ci"][1] for r in rows)
     assert main(["plan", str(fit), "--steps", "3000"]) == 2
     assert "--schedule SPEC" in capsys.readouterr().err
+    # a final LR above the peak made "decays" that rise, and ranked them
+    assert main([*argv, "--final-lr", "3e-3"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --final-lr 0.003 must be <= --peak-lr 0.0003: a decay ends lower\n"
+    )

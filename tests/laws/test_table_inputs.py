@@ -139,12 +139,12 @@ def test_where_compares_in_memory_numbers_as_numbers():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"budget_col": "budget"}, "budget_col='budget' does not apply to law 'chinchilla'"),
-        ({"budgets": [1e18]}, "budgets=[1e+18] does not apply to law 'chinchilla'"),
-        ({"run_cols": ["model"]}, "run_cols=['model'] does not apply to law 'chinchilla'"),
+        ({"budget_col": "budget"}, "budget_col budget does not apply to law 'chinchilla'"),
+        ({"budgets": [1e18]}, "budgets 1e+18 does not apply to law 'chinchilla'"),
+        ({"run_cols": ["model"]}, "run_cols model does not apply to law 'chinchilla'"),
         # a held or tied parameter the law would have ignored: refused, not fitted free
-        ({"fix": ["alpha=0.3"]}, "fix=['alpha=0.3'] does not apply to law 'chinchilla'"),
-        ({"tie": ["alpha=beta"]}, "tie=['alpha=beta'] does not apply to law 'chinchilla'"),
+        ({"fix": ["alpha=0.3"]}, "fix alpha=0.3 does not apply to law 'chinchilla'"),
+        ({"tie": ["alpha=beta"]}, "tie alpha=beta does not apply to law 'chinchilla'"),
         (
             {"n_col": "params", "n_kind": "params_nonembed"},
             "n_kind params_nonembed does not apply with n_col 'params'",
@@ -156,8 +156,32 @@ def test_an_option_that_does_not_apply_raises(settings, message):
         ScalingLaw("chinchilla", bootstrap=0, **settings).fit(columns())
 
 
+def test_the_command_line_names_the_flags(tmp_path, capsys):
+    """From the command line the error names the flag as typed (it said `tie=['alpha=beta']`
+    and `run_cols=['model']`, Python's keywords), and --fix twice is refused (the last held)."""
+    from scalinglab.cli import main
+
+    path = tmp_path / "t.csv"
+    t = columns()
+    path.write_text("params,tokens,unique_tokens,loss\n" + "".join(
+        f"{n},{d},{d},{lo}\n"
+        for n, d, lo in zip(t["params"], t["tokens"], t["final loss"], strict=True)))  # fmt: skip
+    for flags, err in [
+        (["--tie", "alpha=beta"], "--tie alpha=beta does not apply to law 'chinchilla' (it "
+         "applies to data-constrained)"),
+        (["--run-col", "model"], "--run-col model does not apply to law 'chinchilla' (it applies "
+         "to envelope, multi-power, lr-annealing, task-sigmoid, task-power; with "
+         "--checkpoints, rows are checkpoints of these runs)"),
+        (["--law", "data-constrained", "--fix", "E=1.69", "--fix", "E=1.7"],
+         "--fix E is given twice (E=1.69, E=1.7)"),
+        (["--law", "data-constrained", "--fix", "alpha=-1"], "--fix 'alpha=-1': alpha must be > 0"),
+    ]:  # fmt: skip
+        assert main(["fit", str(path), "--bootstrap", "0", *flags]) == 2
+        assert capsys.readouterr().err == f"error: {err}\n"
+
+
 def test_envelope_refuses_row_options(tmp_path):
-    with pytest.raises(ConfigError, match="drop_highest=3 does not apply to law 'envelope'"):
+    with pytest.raises(ConfigError, match="drop_highest 3 does not apply to law 'envelope'"):
         ScalingLaw("envelope", drop_highest=3).fit(tmp_path / "curves.csv")
 
 

@@ -37,6 +37,7 @@ from scalinglab.laws.table import ALIASES, compute_range, find_column
 
 NAMES = ("A", "B", "E", "alpha", "beta", "R_D", "R_N")
 LOGGED = ("A", "B", "E", "R_D", "R_N")
+POSITIVE = (*LOGGED, "alpha", "beta")  # --fix alpha=-1: "no start gave a finite objective"
 TIES = ("alpha=beta",)
 U_ALIASES = ("unique_tokens", "U", "U_unique_tokens", "U_D")
 FD_STEP = 1e-6
@@ -108,6 +109,8 @@ def parse_fix(items, names=NAMES, logged=LOGGED) -> dict:
             raise ConfigError(
                 f"--fix {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}"
             )
+        if name in out:  # the last one held silently
+            raise ConfigError(f"--fix {name} is given twice ({name}={out[name]:g}, {item})")
         try:
             out[name] = float(val)
         except ValueError:
@@ -367,7 +370,9 @@ def at_limit(form, p, t) -> dict:
 def make(law):
     s = law.settings
     return DataConstrained(
-        delta=huber_delta(law.law, s), fix=parse_fix(s["fix"]), tie=parse_tie(s["tie"])
+        delta=huber_delta(law.law, s),
+        fix=parse_fix(s["fix"], NAMES, POSITIVE),
+        tie=parse_tie(s["tie"]),
     )
 
 

@@ -177,9 +177,14 @@ class ScalingLaw:
             if name == "run_cols" and self.settings.get("checkpoints"):
                 continue  # rows are checkpoints: the runs they belong to
             if self.law not in laws and value not in (defaults[name], [], ()):
+                flag = "--" + ("run-col" if name == "run_cols" else name.replace("_", "-"))
+                shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+                also = ""
+                if name == "run_cols" and self.law in ("chinchilla", "kaplan", "nd-interaction"):
+                    also = "; with --checkpoints, rows are checkpoints of these runs"
                 raise ConfigError(
-                    f"{name}={value!r} does not apply to law {self.law!r} "
-                    f"(it applies to {', '.join(laws)})"
+                    f"{flag} {shown} does not apply to law {self.law!r} "
+                    f"(it applies to {', '.join(laws)}{also})"
                 )
 
     def _fit_parametric(self, t):

@@ -108,6 +108,8 @@ def family(steps, peak, final, warmup=0, fractions=(0.1, 0.2, 0.3, 0.5)):
     steps, warmup = int(steps), int(warmup)
     if not 0 <= warmup < steps:
         raise ConfigError(f"--warmup {warmup} must be in [0, --steps {steps})")
+    if final > peak:  # its "decays" rose, and were ranked
+        raise ConfigError(f"--final-lr {final:g} must be <= --peak-lr {peak:g}: a decay ends lower")
     head = f"warmup({warmup}, {peak:g}) + " if warmup else ""
     rest = steps - warmup
     first = "" if warmup else f"constant(1, {peak:g}) + "
