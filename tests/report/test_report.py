@@ -153,9 +153,13 @@ def test_report_command_on_a_plain_sweep_folder(tmp_path, capsys):
     iso = next(f for f in s["figures"] if f["name"] == "isoflop")
     assert "through each profile; stars" in iso["caption"] and "shared" not in iso["caption"]
     assert (tmp_path / "report.html").stat().st_size > 50_000
-    assert (
-        "Every run saw each training token at most once" in (tmp_path / "report.html").read_text()
-    )
+    html_text = (tmp_path / "report.html").read_text()
+    assert "Every run saw each training token at most once" in html_text
+    # a sweep folder names no corpus: its folder is no corpus either (the header said
+    # "corpus: runs/tiny"); the fits' messages name the runs, not "<list of dicts>"
+    assert f"runs · folder: {tmp_path} · report" in html_text and "corpus:" not in html_text
+    assert "&lt;list of dicts&gt;" not in html_text and "<list of dicts>" not in json.dumps(s)
+    assert '<td class="">1337</td>' in html_text and "1,337" not in html_text  # no count
     # a run that saw more tokens than the train split holds is flagged above the runs table
     res = tmp_path / "runs" / sorted(os.listdir(tmp_path / "runs"))[0] / "result.json"
     res.write_text(json.dumps(json.loads(res.read_text()) | {"epochs": 1.42}))
@@ -193,6 +197,7 @@ def test_too_few_runs_to_fit_still_gives_a_report_that_says_why(tmp_path):
     g = s["fits"]["gpt"]
     assert g["isoflop"] is None and g["chinchilla"] is None and g["power-c"] is None
     assert "at least 2 budgets with 3+ runs" in g["not_fitted"]["isoflop"]
+    assert g["not_fitted"]["isoflop"].startswith("the gpt IsoFLOP runs: ")  # not <list of dicts>
     assert "4 completed runs; at least 6" in g["not_fitted"]["chinchilla"]
     assert s["plan"]["rows"] == []
     assert {f["name"] for f in s["figures"]} == {"loss_curves"}  # nothing fitted to show

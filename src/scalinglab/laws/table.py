@@ -270,8 +270,17 @@ def _raw(obj) -> RawTable:
     if isinstance(obj, dict):
         return _raw_columns(obj, "<dict>")
     if isinstance(obj, (list, tuple)):
-        return _raw_rows(list(obj), "<list of dicts>")
+        return _raw_rows(list(obj), getattr(obj, "source", None) or "<list of dicts>")
     return _raw_frame(obj)
+
+
+class Rows(list):
+    """A list of row dicts with a name for messages (`source`): a report's fits said
+    '<list of dicts>: 3 points ...' of the runs of one architecture."""
+
+    def __init__(self, rows, source: str):
+        super().__init__(rows)
+        self.source = source
 
 
 def find_column(header, name, explicit, aliases, source, flag):

@@ -38,7 +38,7 @@ from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
 from scalinglab.laws.settings import FitConfig
-from scalinglab.laws.table import read_table
+from scalinglab.laws.table import Rows, read_table
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
 PUBLISHED = {"Chinchilla (Hoffmann 2022)": 0.50, "Kaplan 2020": 0.73}
@@ -82,8 +82,9 @@ def _pos(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
-def _table(rows: list[dict]) -> list[dict]:
-    out = []
+def _table(rows: list[dict], arch: str | None = None) -> list[dict]:
+    """Run rows as the columns of a fit (N, D, L, C and budget), named for messages."""
+    out = Rows([], f"the {arch} runs" if arch else "the runs")
     for r in rows:
         d = {"N": float(r["params"]), "D": float(r["tokens"]), "L": float(r["loss"])}
         d["C"] = float(r.get("flops_6nd") or 6.0 * d["N"] * d["D"])
@@ -98,7 +99,7 @@ def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
     rows = completed(rows)
     out = ArchFits(arch, rows, settings=s)
     kw = dataclasses.asdict(s)
-    iso_rows = [r for r in _table(rows) if "budget" in r]
+    iso_rows = Rows([r for r in _table(rows) if "budget" in r], f"the {arch} IsoFLOP runs")
     try:
         iso = ScalingLaw("isoflop", **kw)
         out.isoflop = iso.fit(iso_rows) if iso_rows else None
@@ -108,7 +109,7 @@ def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
         out.errors["isoflop"] = str(exc)
     if len(rows) >= 6:
         try:
-            out.chinchilla = ScalingLaw("chinchilla", **kw).fit(_table(rows))
+            out.chinchilla = ScalingLaw("chinchilla", **kw).fit(_table(rows, arch))
         except FitError as exc:
             out.errors["chinchilla"] = str(exc)
     else:
@@ -136,7 +137,7 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
         raise FitError("the frontier needs the loss minimum of at least 2 budgets")
     # the point fit only: its draws come from the IsoFLOP bootstrap below
     law = ScalingLaw("power-c", **{**dataclasses.asdict(s), "floor": False, "bootstrap": 0})
-    law.fit([{"C": p["C"], "L": p["L"]} for p in pts])
+    law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], "the IsoFLOP minima"))
     if iso.samples_ is not None:
         draws = np.column_stack([iso.samples_.get(f"L_opt@{p['C']:g}") for p in pts])
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -163,7 +164,7 @@ def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
     key = round(ratio, 6)
     if key in fits.rays:
         return fits.rays[key]
-    pts = _table(on_ray(fits.rows, ratio))
+    pts = _table(on_ray(fits.rows, ratio), fits.arch)
     sizes = {p["N"] for p in pts}
     if len(sizes) < MIN_RAY_SIZES:
         raise FitError(
@@ -172,7 +173,7 @@ def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
         )
     s = fits.settings or FitConfig()
     law = ScalingLaw("power-c", **{**dataclasses.asdict(s), "floor": False})
-    law.fit([{"C": p["C"], "L": p["L"]} for p in pts])
+    law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], f"the runs at D/N {ratio:.3g}"))
     fits.rays[key] = law
     return law
 
@@ -234,7 +235,7 @@ def frontier_noise_interval(fits: ArchFits, rel_noise: float, C: float) -> list[
     refitted, and the central `ci_level` of the draws' predictions. None where the fit
     asked for no bootstrap or the draws give no interval."""
     s = fits.settings or FitConfig()
-    rows = [r for r in _table(fits.rows) if "budget" in r]
+    rows = [r for r in _table(fits.rows, fits.arch) if "budget" in r]
     used = [p["C"] for p in fits.frontier_points]
     if not s.bootstrap or not rows or not rel_noise:
         return None
@@ -335,7 +336,7 @@ def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
     settings = {**dataclasses.asdict(s), "bootstrap": min(s.bootstrap, 200)}
     for by in ("C", "N"):
         try:
-            t = read_table(_table(rows), need=("N", "D", "C", "L"))
+            t = read_table(_table(rows, fits.arch), need=("N", "D", "C", "L"))
             r = rolling_backtest("chinchilla", t, by=by, settings=settings)
             out[by] = {"thresholds": r["thresholds"], "overall": r["overall"]}
         except (FitError, DataError) as exc:

@@ -232,8 +232,9 @@ def _counts(rows: list[dict]) -> dict:
 
 def _subtitle(s: dict, c) -> str:
     n = len(c.rows)
-    where = s["corpus"] or os.fspath(c.root)
-    return f"{n} runs · corpus: {where} · report generated {s['generated']}"
+    # a sweep folder's summary names no corpus: its folder is no corpus either
+    where = f"corpus: {s['corpus']}" if s["corpus"] else f"folder: {os.fspath(c.root)}"
+    return f"{n} runs · {where} · report generated {s['generated']}"
 
 
 def _with_tasks(secs: list[str], bt: dict | None) -> list[str]:

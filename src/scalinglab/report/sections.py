@@ -259,7 +259,7 @@ def _runs(rows: list[dict]) -> str:
             r["run_id"], r["role"], name(str(r.get("arch"))),
             f"{r.get('n_layer')}×{r.get('n_embd')}", num(n), num(d),
             num(r.get("flops_6nd"), 3), num(d / n if n and d else None, 3),
-            num(r.get("epochs"), 3), num(r.get("seed")), num(r.get("loss")), num(r.get("bpb")),
+            num(r.get("epochs"), 3), _seed(r.get("seed")), num(r.get("loss")), num(r.get("bpb")),
             num(r.get("wall_seconds"), 3), r["status"],
         ])  # fmt: skip
     head = ["run", "role", "arch", "layers×width", "N", "D (tokens)", "C = 6ND", "D/N",
@@ -288,3 +288,8 @@ def _notes(s: dict) -> str:
         f"<li>Files: <code>summary.json</code> (format_version {s['format_version']}), the PNGs "
         "beside this file, each run's folder under the study folder.</li></ul>"
     )
+
+
+def _seed(x) -> str:
+    """A seed is a name, not a count: 1337, not 1,337."""
+    return "–" if x is None else str(x)
