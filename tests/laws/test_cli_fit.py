@@ -184,8 +184,12 @@ GOOD = "run_id,params,tokens,loss\n" + "".join(
         ("run_id,params,tokens,loss\n", [], "the header has no data rows"),
         (b"run_id,params,tokens,loss\nr1,1e7,1e9,3.0\xff\n", [], "byte 40: not valid UTF-8"),
         (GOOD, ["--where", "arch=gpt"], "--where arch=gpt: no column 'arch'"),
+        # read as one column 'params;tokens;loss', it said "no loss column"
+        (GOOD.replace(",", ";"), [], "line 1: one column 'run_id;params;tokens;loss': the "
+         "file is separated by semicolons (';'); a runs table is comma-separated (CSV)"),
+        (GOOD.replace(",", "\t"), [], "the file is separated by tabs ('\\t')"),
     ],
-)
+)  # fmt: skip
 def test_bad_input_is_one_line_error(tmp_path, capsys, content, argv, expect):
     path = _write(tmp_path, content)
     err = one_line_error(capsys, ["fit", path, "--bootstrap", "0", *argv])
@@ -236,3 +240,16 @@ def test_c_is_6nd_for_laws_of_c_alone_and_a_derived_value_out_of_range_is_the_ro
             capsys, ["fit", str(path), "--law", "isoflop", "--budgets", "1e19", bad]
         )
         assert err == f"error: --budgets must be FLOPs > 0, got {shown}\n"
+
+
+@pytest.mark.parametrize("command", ["fit", "backtest"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_fit(tmp_path, capsys, command):
+    """--out in a folder that does not exist failed with exit 1 after the whole fit and
+    its bootstrap had run; a folder given for the file failed the same way."""
+    path = _write(tmp_path, GOOD)
+    missing = tmp_path / "nope" / "fit.json"
+    err = one_line_error(capsys, [command, path, "--out", str(missing)])
+    assert err == f"error: --out {missing}: the folder {missing.parent} does not exist\n"
+    err = one_line_error(capsys, [command, path, "--out", str(tmp_path)])
+    assert err.startswith(f"error: --out {tmp_path} is a folder; give the ")
+    assert not missing.parent.exists()

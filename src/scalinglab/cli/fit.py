@@ -175,11 +175,19 @@ def run(args):
 def check_out_not_input(out, inputs, what: str) -> None:
     """Refuse an --out that is one of the input tables (or lies inside an input folder):
     writing `what` there would overwrite the data it came from."""
+    from pathlib import Path
+
     from scalinglab.errors import ConfigError
     from scalinglab.fsio import path_relation
 
     if not out:
         return
+    # checked before the fit, not after it and its bootstrap ran (exit 1, nothing written)
+    parent = Path(out).absolute().parent
+    if Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the {what}'s file name")
+    if not parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {parent} does not exist")
     for given in inputs:
         how = path_relation(out, given)
         if how == "is":

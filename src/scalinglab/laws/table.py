@@ -200,6 +200,14 @@ def raw_csv(path: Path) -> RawTable:
         raise DataError(f"{path}: the file is empty") from None
     header = [h.strip() for h in header]
     _no_duplicates(header, str(path))
+    if len(header) == 1:  # a ';'- or tab-separated file read as one column
+        sep = next((f"{name} ({c!r})" for c, name in ((";", "semicolons"), ("\t", "tabs"))
+                    if c in header[0]), None)  # fmt: skip
+        if sep:
+            raise DataError(
+                f"{path}: line 1: one column {header[0]!r}: the file is separated by {sep}; "
+                "a runs table is comma-separated (CSV)"
+            )
     rows, lines = [], []
     last = text.count("\n") + (not text.endswith("\n"))  # the file's last line
     end = reader.line_num
