@@ -118,3 +118,21 @@ def test_too_few_resamples_for_an_interval_are_refused(k, capsys, tmp_path):
         f"error: --bootstrap must be 0 (no intervals) or >= 10 resamples, got {k}\n"
     )
     assert ScalingLaw("chinchilla", bootstrap=10).settings["bootstrap"] == 10
+
+
+def test_a_data_constrained_fit_through_every_run_claims_no_interval():
+    """7 runs for the data-constrained law's 7 parameters: as for chinchilla above, every
+    resample reproduced the fit and its intervals were of zero width."""
+    rng = np.random.default_rng(0)
+    N = np.array([1e7, 3e7, 1e8, 3e8, 1e9, 1e7, 1e8, 3e8])
+    D = np.array([2e8, 6e8, 2e9, 6e9, 2e10, 2e9, 4e9, 3e9])
+    U = np.full(8, 1e9)
+    Dp = U + 15 * U * (1 - np.exp(-np.clip(D / U - 1, 0, None) / 15))
+    L = (1.9 + 400 / N**0.34 + 1500 / Dp**0.34) * np.exp(rng.normal(0, 0.01, 8))
+    law = ScalingLaw("data-constrained", bootstrap=20).fit(
+        {"N": N[:7], "D": D[:7], "U": U[:7], "L": L[:7]}
+    )
+    assert law.ci_ == {} and law.samples_ is None and law.noise_["sigma"] is None
+    assert "7 points for 7 parameters: the fit passes through every point" in law.warnings_[-1]
+    law = ScalingLaw("data-constrained", bootstrap=20).fit({"N": N, "D": D, "U": U, "L": L})
+    assert set(law.ci_) >= {"E", "alpha"} and law.noise_["dof"] == 1  # 8 runs: intervals

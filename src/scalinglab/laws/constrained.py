@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws import warn
 from scalinglab.laws.curves import matches, parse_condition, read_rows
 from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples
 from scalinglab.laws.objective import huber
@@ -287,10 +288,13 @@ def fit_law(law, table):
             "law 'data-constrained' takes a CSV path, a ConstrainedTable or a dict of N, D, U, L"
         )
     form = make(law)
+    # as many free parameters as runs: the fit passes through every run, every resample
+    # reproduces it, and its zero-width intervals would claim the law known exactly
+    interpolates = len(t) <= len(form.free)
     res = fit_constrained(
         form,
         t,
-        bootstrap=s["bootstrap"],
+        bootstrap=0 if interpolates else s["bootstrap"],
         seed=s["seed"],
         boot_starts=s["boot_starts"],
         prune=s["prune"],
@@ -304,6 +308,8 @@ def fit_law(law, table):
         )
     limits = at_limit(form, {k: float(v[0]) for k, v in nat.items()}, t)
     warnings += limits.values()
+    if interpolates and s["bootstrap"]:
+        warnings.append(warn.interpolation(len(t), len(form.free)))
     return {
         "params_": {k: float(v[0]) for k, v in nat.items()},
         "derived_": {},

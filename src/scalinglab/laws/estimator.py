@@ -226,10 +226,7 @@ class ScalingLaw:
         self.curvature_stderr_ = se
         self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
         if interpolates and s["bootstrap"]:
-            self.warnings_.append(
-                f"{len(t)} points for {len(form.param_names)} parameters: the fit passes "
-                "through every point, so no interval can be drawn (fit more runs)"
-            )
+            self.warnings_.append(warn.interpolation(len(t), len(form.param_names)))
         fitted = self._predict_with(self.params_, t.N, t.D, t.C)
         floor = warn.floor_at_zero(self, fitted)
         if floor:

@@ -90,6 +90,14 @@ FLOOR_SHARE = 1e-3
 """A floor E below this share of every fitted loss has run to its limit 0."""
 
 
+def interpolation(points: int, params: int) -> str:
+    """A fit with as many parameters as points passes through each: no interval."""
+    return (
+        f"{points} points for {params} parameters: the fit passes through every point, "
+        "so no interval can be drawn (fit more runs)"
+    )
+
+
 def floor_at_zero(law, predicted) -> list[str]:
     """A warning when the fitted irreducible loss E ran to its limit 0 (under FLOOR_SHARE
     of every fitted loss): the runs then do not determine E (the objective is flat there,
