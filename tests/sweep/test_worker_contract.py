@@ -122,3 +122,17 @@ def test_results_of_the_contract_pass_unchanged(trainer, tmp_path):
     assert outcome["status"] == "diverged"
     assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
     assert not list(run_dir.glob("result.invalid-*"))
+
+
+def test_an_interrupt_raised_in_the_waiting_thread_stops_the_trainer_at_once(trainer):
+    """Ray's cancel raises KeyboardInterrupt in the thread that runs the task, as
+    `_thread.interrupt_main` does here; a blocking wait() never saw it, so the trainer
+    trained on until Ray's shutdown killed it without a checkpoint."""
+    import _thread
+
+    threading.Timer(1.0, _thread.interrupt_main).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        trainer("sleep")  # 60 s unless stopped
+    assert time.monotonic() - start < 30
+    assert not worker._LIVE  # it was stopped (SIGTERM) and waited for

@@ -9,11 +9,12 @@ of runs (a sweep) is handed over at once and Ray runs as many as the cluster's
 resources allow; a study hands runs over `workers` at a time.
 """
 
+import contextlib
 from pathlib import Path
 
 from scalinglab.errors import require
 from scalinglab.sweep.executor_base import Executor
-from scalinglab.sweep.worker import run_task
+from scalinglab.sweep.worker import STOP_SECONDS, run_task
 
 
 class RayExecutor(Executor):
@@ -58,8 +59,13 @@ class RayExecutor(Executor):
     def _interrupt(self) -> None:
         # Ctrl-C: a cancelled task gets KeyboardInterrupt inside run_task, which stops its
         # trainer with SIGTERM (a checkpoint, status `preempted`); a rerun resumes it.
-        for h, _ in self._running.values():
+        # Wait for that before _close: ray.shutdown() kills the workers, and Ray kills a
+        # dead worker's children with SIGKILL (the trainers lost up to ckpt_every steps).
+        handles = [h for h, _ in self._running.values()]
+        for h in handles:
             self.ray.cancel(h)
+        with contextlib.suppress(Exception):
+            self.ray.wait(handles, num_returns=len(handles), timeout=STOP_SECONDS)
 
     def _close(self) -> None:
         if self.started_here:

@@ -78,6 +78,9 @@ def _child_setup() -> None:
         _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+STOP_SECONDS = 60
+"""How long a stopped trainer is given to save its checkpoint before it is left behind."""
+
 _LIVE: set[subprocess.Popen] = set()
 _STARTS = threading.Lock()  # a trainer starts, or the executor stops: one at a time
 _STOPPING = threading.Event()
@@ -118,12 +121,15 @@ def _attempt(cmd: list[str], run_dir: Path, lock_fd: int, env: dict) -> int | No
             )
             _LIVE.add(proc)
         try:
-            return proc.wait()
+            while True:  # in steps: a blocking wait() never sees a KeyboardInterrupt that
+                # Ray's cancel raises in this thread (it is only checked between steps)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return proc.wait(timeout=1.0)
         except BaseException:
             # The executor is stopping (Ctrl-C, SIGTERM): let the trainer checkpoint.
             proc.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=60)
+                proc.wait(timeout=STOP_SECONDS)
             raise
         finally:
             _LIVE.discard(proc)
