@@ -170,7 +170,9 @@ _HINTS = {
 
 def describe_os_error(exc: OSError) -> str:
     """One line: the path, the system's reason and what it means; never a traceback."""
-    reason = exc.strerror or type(exc).__name__
+    # an OSError raised with a message and no errno (ConnectionError("no Ray here")) has
+    # no strerror: its message, not only its class name
+    reason = exc.strerror or (str(exc).splitlines() or [""])[0].strip() or type(exc).__name__
     hint = _HINTS.get(exc.errno)
     path = exc.filename
     where = f"{os.fsdecode(path)}: " if path is not None else ""

@@ -116,7 +116,10 @@ def executor_config(args, **defaults):
     given = flags_given(args, ExecutorConfig)
     if args.submitit_param:
         given["submitit_params"] = _key_values(args.submitit_param)
-    return ExecutorConfig(**(defaults | given))
+    cfg = ExecutorConfig(**(defaults | given))
+    for note in cfg.notes():
+        print(f"warning: {note}", file=sys.stderr)
+    return cfg
 
 
 def run(args) -> int:
@@ -245,7 +248,8 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
         + busy_note(threads, load)
     )
-    _warn_thin(runs)
+    if spec.kind == "isoflop":  # as the sweep itself: a grid's budgets are no IsoFLOPs
+        _warn_thin(runs)
     if getattr(spec.design, "recentre", False):
         say(
             "recentre = true: budgets after the first are re-centred on the measured "
@@ -273,13 +277,15 @@ class LineView:
     """Not a terminal: one line per finished run."""
 
     def __init__(self):
-        self.n = 0
+        self.n, self.progress = 0, None
 
     def __call__(self, event, progress, outcome=None):
         if event not in ("finished", "skipped"):
             return
         from scalinglab.runfolder import read_result
 
+        if progress is not self.progress:  # a stage of its own (WSD's branches): [1/k] again,
+            self.n, self.progress = 0, progress  # not [5/4] past the trunks' total
         self.n += 1
         r = read_result(progress.root / outcome["name"]) or {}
         extra = "already done" if event == "skipped" else f"{r.get('wall_seconds') or 0:.1f} s"

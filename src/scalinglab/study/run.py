@@ -707,6 +707,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     out, emit = Path(out), listener or (lambda *a: None)
     cfg = executor or ExecutorConfig(workers=study.workers)
     workers, threads = cfg.workers, cfg.threads_per_run
+    executor = make_executor(cfg, out)  # a missing extra, no SLURM: before anything is written
     if study.trainer_cmd is None:  # scalinglab's trainer: its trackers must work first
         check_loggers(study.shared["train"].get("loggers"), probe=True)
     shards, corpus = prepare_data(study, Path(cache))
@@ -718,7 +719,7 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
     first = [(p, r) for p, r in plan.pool_runs if r.arch == bt_arch]
     rest = [(p, r) for p, r in plan.pool_runs if r.arch != bt_arch]
     # the study chooses which run goes next; the executor runs it (a thread, Ray, submitit)
-    with make_executor(cfg, out).open(retries=cfg.retries, command=study.trainer_cmd) as ex:
+    with executor.open(retries=cfg.retries, command=study.trainer_cmd) as ex:
         pool = RunQueue(ex, emit)
         # the backtest is queued after the prediction; counted from the first line on
         pool.later = int(not (plan.backtest_known and plan.backtest_guess.name in plan.done))

@@ -12,6 +12,7 @@ the interface of sweep/executor_base.py.
 """
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,11 @@ from scalinglab.sweep.submitit_exec import SubmititExecutor
 
 EXECUTORS = ("local", "ray", "submitit")
 CLUSTERS = ("auto", "local", "slurm", "debug")
+
+
+def slurm_here() -> bool:
+    """Whether SLURM takes jobs from this machine (submitit's own test: `srun` on PATH)."""
+    return shutil.which("srun") is not None
 
 
 @dataclass
@@ -60,8 +66,15 @@ class ExecutorConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {v!r}")
-        if not isinstance(self.gpus_per_run, int | float) or self.gpus_per_run < 0:
+        if isinstance(self.gpus_per_run, bool) or not isinstance(self.gpus_per_run, int | float):
+            raise ConfigError(f"--gpus-per-run must be a number, got {self.gpus_per_run!r}")
+        if self.gpus_per_run < 0:
             raise ConfigError(f"--gpus-per-run must be >= 0, got {self.gpus_per_run!r}")
+        if self.executor == "submitit" and self.gpus_per_run != int(self.gpus_per_run):
+            raise ConfigError(  # submitit would ask SLURM for int(0.5) = 0 GPUs, silently
+                f"--gpus-per-run {self.gpus_per_run:g}: submitit asks for whole GPUs per job "
+                "(a fraction of a GPU is Ray's)"
+            )
         if not isinstance(self.submitit_params, dict):
             raise ConfigError("submitit_params must be a table of submitit parameters")
 
@@ -69,6 +82,22 @@ class ExecutorConfig:
     def threads_per_run(self) -> int:
         """`threads`, or this machine's cores shared among the workers."""
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)
+
+    @property
+    def submitit_cluster(self) -> str:
+        """--cluster with auto resolved as submitit resolves it: SLURM where `srun` is on
+        PATH, else local processes."""
+        if self.cluster != "auto":
+            return self.cluster
+        return "slurm" if slurm_here() else "local"
+
+    def notes(self) -> list[str]:
+        """Warnings about where the runs will go, for the terminal before they start."""
+        if self.executor != "submitit" or self.cluster != "auto" or slurm_here():
+            return []
+        unused = "; --slurm-partition is not used" if self.slurm_partition else ""
+        return [f"--cluster auto: no SLURM here (no 'srun' on PATH): the jobs run as "
+                f"local processes{unused}"]  # fmt: skip
 
     @property
     def cores_here(self) -> int | None:
@@ -79,7 +108,7 @@ class ExecutorConfig:
         here = (
             self.executor == "local"
             or (self.executor == "ray" and not self.ray_address)
-            or (self.executor == "submitit" and self.cluster in ("local", "debug"))
+            or (self.executor == "submitit" and self.submitit_cluster in ("local", "debug"))
         )
         return (os.cpu_count() or 1) if here and not self.threads else None
 
@@ -88,6 +117,11 @@ def make_executor(cfg: ExecutorConfig, out: str | Path) -> Executor:
     """The executor `cfg` describes, for a sweep or study folder `out` (submitit keeps its
     job files in OUT/submitit); an absent optional package names its pip install."""
     threads = cfg.threads_per_run
+    if cfg.executor == "submitit" and cfg.cluster == "slurm" and not slurm_here():
+        raise ConfigError(  # submitit's traceback, after the run folders were written
+            "--cluster slurm: no SLURM here (no 'srun' on PATH); --cluster local runs the "
+            "jobs as local processes"
+        )
     if cfg.executor == "local":
         return LocalExecutor(cfg.workers)
     if cfg.executor == "ray":
@@ -97,7 +131,7 @@ def make_executor(cfg: ExecutorConfig, out: str | Path) -> Executor:
         cfg.workers,
         threads,
         gpus=int(cfg.gpus_per_run),
-        cluster=None if cfg.cluster == "auto" else cfg.cluster,
+        cluster=cfg.submitit_cluster,
         timeout_min=cfg.timeout_min,
         partition=cfg.slurm_partition or None,
         params=cfg.submitit_params,

@@ -10,11 +10,32 @@ resources allow; a study hands runs over `workers` at a time.
 """
 
 import contextlib
+import socket
 from pathlib import Path
 
-from scalinglab.errors import require
+from scalinglab.errors import ConfigError, require
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.worker import STOP_SECONDS, run_task
+
+CONNECT_SECONDS = 10
+
+
+def check_address(address: str) -> None:
+    """Refuse a --ray-address that is no address, or where nothing answers: ray.init
+    raised a traceback for the one and retried the other for minutes, silently."""
+    if address in ("auto", "local"):
+        return  # ray.init's own: it says so at once when there is no cluster
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"--ray-address {address!r}: expected HOST:PORT (a cluster's head), "
+            "ray://HOST:PORT (Ray Client) or auto"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(f"--ray-address {address}: nothing answers there ({why})") from None
 
 
 class RayExecutor(Executor):
@@ -29,18 +50,32 @@ class RayExecutor(Executor):
         self.ray = require("ray", "ray", "the ray executor (--executor ray)")
         self.started_here = False
         self.task = None
+        if address:
+            check_address(address)
 
     def _open(self) -> None:
         ray = self.ray
         self.started_here = not ray.is_initialized()
         if self.started_here and self.address:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+                self.started_here = False
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ConfigError(f"--ray-address {self.address}: {first}") from None
         elif self.started_here:
             ray.init(
                 num_cpus=self.workers * self.threads,
                 include_dashboard=False,
                 log_to_driver=False,
             )
+            have = ray.cluster_resources().get("GPU", 0)
+            if self.gpus > have:  # Ray would wait for them forever, silently
+                self._close()
+                raise ConfigError(
+                    f"--gpus-per-run {self.gpus:g}: this machine has {have:g} GPU(s) for Ray; "
+                    "no run could start"
+                )
         self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
 
     def _submit(self, run_dir: Path, threads: int | None):

@@ -11,6 +11,7 @@ jobs at once, the runs are submitted `workers` at a time instead (as a study
 always does: it chooses which run goes next).
 """
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -48,8 +49,8 @@ class SubmititExecutor(Executor):
         params: dict | None = None,
         options: dict | None = None,
     ):
-        """`params` go to `update_parameters` (e.g. slurm_account, slurm_mem_gb,
-        local_signal_delay_s); `options` to the AutoExecutor (e.g. slurm_max_num_timeout)."""
+        """`params` go to `update_parameters` (e.g. slurm_account, slurm_mem_gb);
+        `options` to the AutoExecutor (e.g. slurm_max_num_timeout)."""
         super().__init__(workers)
         self.submitit, self.task = _task_class()
         self.folder = Path(folder)
@@ -71,8 +72,9 @@ class SubmititExecutor(Executor):
                 params["slurm_partition"] = self.partition
         try:
             ex.update_parameters(**{**params, **self.params})
-        except (NameError, AssertionError) as exc:  # submitit's own checks
-            raise ConfigError(f"--submitit-param: {exc}") from None
+        except (NameError, AssertionError) as exc:  # submitit's own checks, on one line
+            why = " ".join(str(exc).split())
+            raise ConfigError(f"--submitit-param: {why}") from None
         return ex
 
     @property
@@ -108,3 +110,8 @@ class SubmititExecutor(Executor):
 
     def _result(self, handle) -> dict:
         return handle.result()
+
+    def _close(self) -> None:
+        # submitit makes the folder pattern's literal "%j" too; an empty one is clutter
+        with contextlib.suppress(OSError):
+            (self.folder / "%j").rmdir()

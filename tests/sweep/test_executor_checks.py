@@ -1,0 +1,105 @@
+"""What an executor's settings can be checked for before any run folder is written (found
+by an audit of sweeps on Ray and submitit: --cluster slurm without SLURM was submitit's
+traceback after the folders were made, --gpus-per-run 0.5 asked SLURM for 0 GPUs, an
+address nothing answers at kept Ray retrying for minutes, 'not an address' was Ray's
+traceback, and `--ray-address auto` with no cluster said only 'error: ConnectionError')."""
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from scalinglab.cli import describe_os_error, main
+from scalinglab.errors import ConfigError
+from scalinglab.sweep.executors import ExecutorConfig, make_executor
+from scalinglab.sweep.ray_exec import check_address
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def no_slurm(monkeypatch, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+def test_submitit_takes_whole_gpus_only():
+    with pytest.raises(ConfigError, match=r"gpus.per.run 0.5: submitit asks for whole GPUs"):
+        ExecutorConfig("submitit", gpus_per_run=0.5)
+    assert ExecutorConfig("submitit", gpus_per_run=2.0).gpus_per_run == 2
+    assert ExecutorConfig("ray", gpus_per_run=0.5).gpus_per_run == 0.5  # Ray shares GPUs
+    with pytest.raises(ConfigError, match=r"gpus.per.run must be a number, got '1'"):
+        ExecutorConfig("ray", gpus_per_run="1")
+
+
+def test_cluster_slurm_without_slurm_is_refused_before_anything_is_written(
+    no_slurm, tmp_path, capsys
+):
+    with pytest.raises(ConfigError, match=r"cluster slurm: no SLURM here \(no 'srun' on PATH\)"):
+        make_executor(ExecutorConfig("submitit", cluster="slurm"), tmp_path / "out")
+    spec = tmp_path / "s.toml"
+    spec.write_text('format_version = 1\ndata = "d"\n[design]\nkind = "grid"\n'
+                    'shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n')  # fmt: skip
+    (tmp_path / "d").mkdir()
+    argv = ["sweep", str(spec), "--out", str(tmp_path / "out"), "--executor", "submitit"]
+    assert main([*argv, "--cluster", "slurm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no SLURM here" in err
+    assert not (tmp_path / "out").exists()
+    # a study: refused before its data is prepared or its folder made
+    study = ["study", str(EXAMPLES / "tiny_study.toml"), "--out", str(tmp_path / "study"),
+             "--cache", str(tmp_path / "cache"), "--executor", "submitit", "--cluster", "slurm"]  # fmt: skip
+    assert main(study) == 2
+    assert "no SLURM here" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists() and not (tmp_path / "cache").exists()
+    # auto finds no SLURM: the jobs run here, and the terminal is told so
+    cfg = ExecutorConfig("submitit", slurm_partition="gpu")
+    assert cfg.submitit_cluster == "local" and cfg.cores_here == os.cpu_count()
+    assert cfg.notes() == ["--cluster auto: no SLURM here (no 'srun' on PATH): the jobs run "
+                           "as local processes; --slurm-partition is not used"]  # fmt: skip
+    # where srun is found, auto is SLURM and nothing is said
+    srun = no_slurm / "srun"
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(srun.stat().st_mode | stat.S_IXUSR)
+    cfg = ExecutorConfig("submitit")
+    assert cfg.submitit_cluster == "slurm" and cfg.notes() == [] and cfg.cores_here is None
+
+
+def test_a_ray_address_is_checked_before_ray_is_asked():
+    with pytest.raises(ConfigError, match=r"ray.address 'not an address': expected HOST:PORT"):
+        check_address("not an address")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConfigError, match=rf"127.0.0.1:{port}: nothing answers there \("):
+        check_address(f"127.0.0.1:{port}")
+    with socket.create_server(("127.0.0.1", 0)) as server:  # one that answers
+        check_address(f"127.0.0.1:{server.getsockname()[1]}")
+        check_address(f"ray://127.0.0.1:{server.getsockname()[1]}")
+    check_address("auto")  # Ray's own: it answers at once
+
+
+def test_an_os_error_without_errno_keeps_its_message():
+    msg = "Could not find any running Ray instance. Please specify the one to connect to."
+    assert describe_os_error(ConnectionError(msg + "\nmore")) == msg
+    assert describe_os_error(ConnectionError()) == "ConnectionError"
+
+
+def test_the_line_view_counts_each_stage_against_its_own_total(tmp_path, capsys):
+    """A WSD sweep printed [5/4] and [6/4]: the count ran across its two stages while the
+    total was each stage's."""
+    from types import SimpleNamespace
+
+    from scalinglab.cli.sweep import LineView
+
+    view = LineView()
+    trunks = SimpleNamespace(root=tmp_path, runs=["a", "b"])
+    branches = SimpleNamespace(root=tmp_path, runs=["c", "d", "e"])
+    for progress, name in [(trunks, "a"), (trunks, "b"), (branches, "c"), (branches, "d")]:
+        view("finished", progress, {"name": name, "status": "failed"})
+    counts = [line.split("]")[0] for line in capsys.readouterr().err.splitlines()]
+    assert counts == ["[1/2", "[2/2", "[1/3", "[2/3"]
