@@ -87,6 +87,19 @@ def test_pythia_lambada_smaller_models_predict_the_larger(law, want):
         assert got == pytest.approx([0.6743, 0.7004], abs=1e-3)
 
 
+def test_run_columns_alone_make_rows_checkpoints_as_the_backtest_takes_them():
+    """`fit --run-col model` without --checkpoints fitted the laws in C to every
+    mid-schedule checkpoint (as if each were a run of its compute), while `backtest
+    --run-col model` grouped them: the same flags, two readings."""
+    small, _ = pythia()
+    kw = {"metric_col": "lambada_openai_acc", "loss_col": "task_loss", "bootstrap": 0}
+    grouped = ScalingLaw("task-sigmoid", run_cols=["model"], checkpoints=True, **kw).fit(small)
+    named = ScalingLaw("task-sigmoid", run_cols=["model"], **kw).fit(small)
+    every = ScalingLaw("task-sigmoid", **kw).fit(small)
+    assert named.params_ == grouped.params_
+    assert every.params_["alpha"] != pytest.approx(grouped.params_["alpha"], rel=0.1)
+
+
 def test_fit_law_task_sigmoid_from_the_command_line(tmp_path, capsys):
     import json
 

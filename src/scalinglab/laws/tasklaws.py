@@ -139,8 +139,15 @@ def _read_need(law, table, col, need):
         d_col=s["d_col"],
         loss_col=col,
         where=s["where"],
-        run_cols=s["run_cols"] if s.get("checkpoints") else None,
+        run_cols=s["run_cols"] if by_run(s) else None,
     )
+
+
+def by_run(settings: dict) -> bool:
+    """Whether rows are checkpoints of runs: `checkpoints`, or run columns named (as the
+    backtest takes them; a fit given --run-col alone fitted its laws in C to every
+    mid-schedule checkpoint, silently)."""
+    return bool(settings.get("checkpoints")) or list(settings["run_cols"]) != ["run_id"]
 
 
 def last_of_each_run(t) -> np.ndarray:
