@@ -274,3 +274,42 @@ def test_the_interval_of_one_run_holds_the_runs_scatter_when_it_exceeds_the_item
     few = tasklaws.metric_at_loss(fit, 1.4, n_items=50, scatter=fit["scatter"])
     assert few["noise"] == few["se"] > fit["scatter"]  # 50 items: their noise is larger
     assert tasklaws.fit_sigmoid(loss[:2], acc[:2], bootstrap=0, chance=0.5)["scatter"] is None
+
+
+def test_task_law_inputs_and_levels_are_checked_as_the_loss_laws_check_them():
+    """predict(C=0) gave 0.497 and C=-1 NaN; level=0.5 returned the 95% interval; an
+    accuracy of 1.5 was fitted by the sigmoid step alone."""
+    from scalinglab.errors import ConfigError
+
+    d = synthetic()
+    d["acc"] = d["acc"] + np.random.default_rng(0).normal(0, 0.01, d["acc"].size)
+    est = ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=20)
+    est.fit(d)
+    for c in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match=r"predict: C is .*; C must be finite numbers > 0"):
+            est.predict(C=c)
+    _, lo95, hi95 = est.predict(C=1e20, return_ci=True)
+    _, lo50, hi50 = est.predict(C=1e20, return_ci=True, level=0.5)
+    assert lo95 < lo50 < hi50 < hi95
+    with pytest.raises(ConfigError, match=r"level=1.5: must be in \(0, 1\)"):
+        est.predict(C=1e20, return_ci=True, level=1.5)
+    with pytest.raises(DataError, match=r"metric\[2\] is 1.5: a task metric is a fraction"):
+        tasklaws.fit_sigmoid([3.0, 2.5, 2.0, 1.5, 1.2], [0.1, 0.2, 1.5, 0.6, 0.8], bootstrap=0)
+
+
+def test_a_task_law_through_every_point_draws_no_interval():
+    d = {k: v[::3] for k, v in synthetic().items()}  # 4 runs for the sigmoid's 4 parameters
+    est = ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=20)
+    est.fit(d)
+    assert est.ci_ == {} and est.samples_ is None
+    assert "4 points for 4 parameters: the fit passes through every point" in est.warnings_[0]
+
+
+def test_backtest_intervals_of_a_fraction_stay_in_0_1():
+    C = np.geomspace(1e15, 1e19, 10)
+    noise = np.exp(np.random.default_rng(2).normal(0, 0.05, 10))
+    acc = np.minimum(np.exp(-(0.002 + (1e16 / C) ** 0.4)) * noise, 0.999)
+    law = ScalingLaw("task-power", metric_col="acc", bootstrap=20)
+    bt = tasklaws.rolling_backtest(law, {"flops": C, "acc": acc})
+    ends = [x for t in bt["thresholds"] for r in t["rows"] for lv in ("0.8", "0.95") for x in r[lv]]
+    assert min(ends) >= 0.0 and max(ends) <= 1.0 and max(ends) == 1.0  # it reached past 1

@@ -439,7 +439,8 @@ class ScalingLaw:
         if self.law in tasklaws.TASK_LAWS:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
-            return tasklaws.predict(self, N, D, C, return_ci=return_ci)
+            check_inputs(N=N, D=D, C=C)  # C = 0 predicted 0.497, a negative C NaN
+            return tasklaws.predict(self, N, D, C, return_ci=return_ci, level=level)
         if self.law in CURVE_LAWS:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")

@@ -115,6 +115,12 @@ def has_noise(law) -> bool:
     return bool((getattr(law, "noise_", None) or {}).get("quantiles"))
 
 
+def check_level(level) -> None:
+    """An interval's level: a probability strictly between 0 and 1."""
+    if not 0 < level < 1:
+        raise ConfigError(f"level={level}: must be in (0, 1)")
+
+
 def nearest(by_level: dict, level):
     """The value of {"0.8": v, ...} at the stored level nearest `level`."""
     levels = np.array([float(k) for k in by_level])
@@ -178,8 +184,7 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
     """
     if kind not in KINDS:
         raise ConfigError(f"kind={kind!r}: not one of {', '.join(KINDS)}")
-    if not 0 < level < 1:
-        raise ConfigError(f"level={level}: must be in (0, 1)")
+    check_level(level)
     q = 100 * (1 - level) / 2
     logp = np.log(pred)
     if kind == "confidence":

@@ -21,10 +21,11 @@ from statistics import NormalDist
 
 import numpy as np
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.laws import warn
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
-from scalinglab.laws.intervals import held_out, thresholds_for
+from scalinglab.laws.intervals import check_level, held_out, thresholds_for
 from scalinglab.laws.settings import huber_delta
 from scalinglab.laws.table import read_table
 
@@ -161,8 +162,14 @@ def last_of_each_run(t) -> np.ndarray:
     return np.array(sorted(keep))
 
 
-def _fit(form, pts, s):
-    return fit_form(form, pts, bootstrap=s["bootstrap"], seed=s["seed"], prune=s["prune"])
+def _fit(form, pts, s, notes: list):
+    """fit_form; no bootstrap where there are no more points than parameters (the fit
+    passes through each: every resample reproduced it, intervals of zero width)."""
+    interpolates = len(pts) <= len(form.param_names)
+    if interpolates and s["bootstrap"]:
+        notes.append(warn.interpolation(len(pts), len(form.param_names)))
+    boot = 0 if interpolates else s["bootstrap"]
+    return fit_form(form, pts, bootstrap=boot, seed=s["seed"], prune=s["prune"])
 
 
 def read_points(law, table):
@@ -177,7 +184,7 @@ def read_points(law, table):
         bad = int(np.flatnonzero((metric <= 0) | (metric > 1))[0]) + 1
         raise DataError(
             f"{m.source}: row {bad}, column {s['metric_col']!r}: a task metric must be a "
-            f"fraction in (0, 1] (got {metric[bad - 1]!r}); accuracies, not percentages"
+            f"fraction in (0, 1] (got {float(metric[bad - 1]):g}); accuracies, not percentages"
         )
     if law.law == "task-power":
         return m, None
@@ -199,22 +206,23 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     groups = None if m.groups is None else m.groups[last]
     power = Power("C", floor=s["floor"], delta=huber_delta(name, s))
     out = {"n_points_": len(m), "converged_": True, "derived_": {}}
+    notes = []
     if name == "task-power":
         pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)
-        res = _fit(power, pts, s)
+        res = _fit(power, pts, s, notes)
         nat = power.natural(res["ctx"], res["theta"])
         samples = None
         if res["samples"] is not None:
             samples = power.natural(res["ctx"], res["samples"])
         out.update(objective_=res["objective"], converged_=res["converged"])
     else:
-        step1 = _fit(power, Points(m.C[last], loss[last], groups, m.source), s)
+        step1 = _fit(power, Points(m.C[last], loss[last], groups, m.source), s, notes)
         sig = sigmoid_for(s.get("chance"))
-        step2 = _fit(sig, Points(loss, metric, m.groups, m.source), s)
+        step2 = _fit(sig, Points(loss, metric, m.groups, m.source), s, notes)
         nat = {**power.natural(step1["ctx"], step1["theta"]),
                **sig.natural(step2["ctx"], step2["theta"])}  # fmt: skip
         samples = None
-        if step1["samples"] is not None:
+        if step1["samples"] is not None and step2["samples"] is not None:
             samples = {**power.natural(step1["ctx"], step1["samples"]),
                        **sig.natural(step2["ctx"], step2["samples"])}  # fmt: skip
         out.update(
@@ -223,7 +231,7 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
         )
     out["params_"] = {k: float(np.ravel(v)[0]) for k, v in nat.items()}
     out["samples"] = samples
-    out["warnings_"] = []
+    out["warnings_"] = notes
     if not out["converged_"]:
         out["warnings_"].append("the fit did not converge")
     out["conventions_"] = {
@@ -257,8 +265,9 @@ def predict_with(law, p, C):
     return Sigmoid.predict(p, red)
 
 
-def predict(law, N=None, D=None, C=None, return_ci=False):
-    """ScalingLaw.predict for the task laws: the metric at C (or C = 6·N·D)."""
+def predict(law, N=None, D=None, C=None, return_ci=False, level=None):
+    """ScalingLaw.predict for the task laws: the metric at C (or C = 6·N·D); the
+    interval at `level` (default the fit's ci_level)."""
     if C is None:
         if N is None or D is None:
             raise FitError(f"law {law.law!r} predicts from C (or from N and D: C = 6 N D)")
@@ -271,7 +280,9 @@ def predict(law, N=None, D=None, C=None, return_ci=False):
         raise FitError("no bootstrap samples: fit with bootstrap > 0 for intervals")
     sp = {k: v[:, None] for k, v in law.samples_.items()}
     draws = predict_with(law.law, sp, np.atleast_1d(C)[None, :])
-    q = 100 * (1 - law.settings["ci_level"]) / 2
+    level = law.settings["ci_level"] if level is None else level
+    check_level(level)
+    q = 100 * (1 - level) / 2
     lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
     return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
 
@@ -327,8 +338,9 @@ def rolling_backtest(law, table, *, fracs=None, thresholds=None, levels=LEVELS) 
                 if spread is not None:
                     lo, hi = np.nanpercentile(spread[:, j], [50 * (1 - lv), 50 * (1 + lv)])
                 z = NormalDist().inv_cdf(0.5 + lv / 2) * scatter
-                row[f"{lv:g}"] = [float(pred[j] - np.hypot(pred[j] - min(lo, pred[j]), z)),
-                                  float(pred[j] + np.hypot(max(hi, pred[j]) - pred[j], z))]  # fmt: skip
+                # a fraction's interval stays in [0, 1] (the task-power one reached 1.053)
+                row[f"{lv:g}"] = [max(0.0, float(pred[j] - np.hypot(pred[j] - min(lo, pred[j]), z))),
+                                  min(1.0, float(pred[j] + np.hypot(max(hi, pred[j]) - pred[j], z)))]  # fmt: skip
             rows.append(row)
         per.append({"threshold": thr, "n_train": len(fitted), "scatter": scatter,
                     **_errors(rows, levels), "rows": rows})  # fmt: skip
@@ -369,6 +381,12 @@ def fit_sigmoid(
     noise and what differs between runs of one loss (the seed, the shape) together."""
     loss, metric = np.asarray(loss, float), np.asarray(metric, float)
     ok = np.isfinite(loss) & np.isfinite(metric)
+    wrong = np.flatnonzero(ok & ((metric < 0) | (metric > 1)))
+    if wrong.size:  # an accuracy of 1.5 was fitted
+        i = int(wrong[0])
+        raise DataError(f"metric[{i}] is {metric[i]:g}: a task metric is a fraction in [0, 1]")
+    if chance is not None and not 0 <= chance < 1:
+        raise ConfigError(f"chance={chance}: must be in [0, 1)")
     sig = sigmoid_for(chance)
     if ok.sum() < len(sig.param_names):
         raise FitError(
