@@ -56,6 +56,27 @@ def test_cli_writes_the_json_and_the_figure(tmp_path, capsys):
         (["--params", "sp,mu"], "--params: 'mu' is not one of sp, mup, completep"),
         (["--widths", "30,60"], "width 30 is not a multiple of --n-head 4"),
         (["--steps", "0"], "--steps must be at least 1"),
+        (["--params", ""], "--params '': give each of the parametrisations to compare once"),
+        (["--params", "sp,sp"], "--params 'sp,sp': give each"),
+        (
+            [
+                "--lr",
+                "1e8",
+                "--widths",
+                "16,32",
+                "--steps",
+                "3",
+                "--batch-size",
+                "2",
+                "--block-size",
+                "8",
+                "--n-layer",
+                "1",
+                "--params",
+                "sp",
+            ],
+            "--lr 1e+08: sp at width 16 diverged by step 1 (its size is not finite)",
+        ),  # a NaN in the JSON: a traceback after --out was made
     ],
 )
 def test_bad_input_is_one_line(tmp_path, capsys, extra, message):

@@ -71,6 +71,11 @@ def run(args) -> int:
     for p in params:
         if p not in PARAMS:
             raise ConfigError(f"--params: {p!r} is not one of {', '.join(PARAMS)}")
+    if not params or len(set(params)) < len(params):  # none: matplotlib's traceback
+        raise ConfigError(
+            f"--params {args.params!r}: give each of the parametrisations to compare once "
+            f"({', '.join(PARAMS)})"
+        )
     for flag in ("steps", "batch_size", "block_size", "n_layer", "n_head", "seeds"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
@@ -81,6 +86,7 @@ def run(args) -> int:
     res = coord_check(batches, widths, params, lr=args.lr, n_layer=args.n_layer,
                       n_head=args.n_head, base_width=args.base_width, seeds=args.seeds,
                       vocab_size=shards.vocab_size)  # fmt: skip
+    _check_finite(res, args.lr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = res.to_json()
@@ -99,3 +105,21 @@ def run(args) -> int:
             print(f"| {p} | " + " | ".join(f"{ex[p][k]:+.2f}" for k in res.layers) + " |")
     print(f"\nwrote {out / 'coord_check.json'} and {out / 'coord_check.png'}")
     return 0
+
+
+def _check_finite(res, lr: float) -> None:
+    """Refuse activations that overflowed (a diverging --lr): their NaN was no JSON, a
+    traceback after the out folder was made."""
+    import numpy as np
+
+    from scalinglab.errors import ConfigError
+
+    for what, by_param in res.values.items():
+        for p, v in by_param.items():
+            bad = np.argwhere(~np.isfinite(np.asarray(v, dtype=float)))
+            if len(bad):
+                w, step = res.widths[bad[0][0]], int(bad[0][1])
+                raise ConfigError(
+                    f"--lr {lr:g}: {p} at width {w} diverged by step {step} (its {what} is "
+                    "not finite); a coordinate check needs a --lr that trains"
+                )
