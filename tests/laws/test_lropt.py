@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -254,3 +255,28 @@ def test_plan_lr_fit_adds_lr_and_batch_to_a_loss_laws_allocation(tmp_path, capsy
         assert row["batch_tokens"] == pytest.approx(b, rel=0.06)
         assert row["batch_size"] == round(row["batch_tokens"] / 128)
     assert rows[1]["lr"] < rows[0]["lr"]  # more compute, a larger N: a smaller lr (alpha < 0)
+
+
+def test_seed_repeats_are_averaged_and_non_positive_values_refused(tmp_path):
+    """Two runs per grid point (seeds) made the parabola through the best point's
+    neighbours singular: numpy's RankWarning, the vertex fell back to the grid (a 1.969
+    for 1.79); a negative lr was 'math domain error', a NaN one numpy's SVD error."""
+
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    rows = grid_rows(best, SIZES)
+    seeds = [{**r, "loss": r["loss"] + e} for r in rows for e in (-1e-3, 1e-3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.RankWarning)
+        got = cell_optima(seeds)
+    want = cell_optima(rows)
+    assert [c.lr for c in got] == pytest.approx([c.lr for c in want], rel=1e-9)
+    assert [c.batch for c in got] == pytest.approx([c.batch for c in want], rel=1e-9)
+    assert [c.runs for c in got] == [2 * c.runs for c in want]
+    for value, shown in ((-1.0, "-1"), (float("nan"), "nan")):
+        bad = [dict(r) for r in rows]
+        bad[4]["lr"] = value
+        path = write_table(tmp_path / "t.csv", bad)
+        with pytest.raises(DataError, match=rf"row 6, column 'lr': {shown}; it must be a finite"):
+            fit_lr_opt(path, bootstrap=0)

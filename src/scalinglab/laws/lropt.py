@@ -82,9 +82,27 @@ def read_rows(path: str | Path) -> list[dict]:
                 raise DataError(
                     f"{path}: row {i}: a non-number in {', '.join(cols.values())}"
                 ) from None
+            for k in ("N", "D", "lr", "batch"):  # logs of them are taken: a negative lr
+                # was a traceback (math domain error), a NaN one numpy's SVD error
+                if not (math.isfinite(v[k]) and v[k] > 0):
+                    col = cols.get(k, "batch_size")
+                    raise DataError(
+                        f"{path}: row {i}, column {col!r}: {v[k]:g}; it must be a finite "
+                        "number > 0"
+                    )
             if math.isfinite(v["loss"]):
                 rows.append(v)
     return rows
+
+
+def _mean_repeats(rows: list[dict]) -> list[dict]:
+    """One row per (lr, batch) of a cell, its loss the mean of the seed repeats: two
+    points at one lr made the parabola through three neighbours singular (the vertex
+    fell back to the grid point, its intervals of zero width)."""
+    by: dict = defaultdict(list)
+    for r in rows:
+        by[(r["lr"], r["batch"])].append(r)
+    return [{**rs[0], "loss": float(np.mean([r["loss"] for r in rs]))} for rs in by.values()]
 
 
 def _vertex(xs: list[float], ys: list[float], i: int) -> tuple[float, bool]:
@@ -126,7 +144,8 @@ def cell_optima(rows: list[dict]) -> list[Cell]:
     """Each (N, D) cell's optimum (see the module's docstring)."""
     groups = _cells(rows)
     cells = []
-    for (n, d), rs in sorted(groups.items()):
+    for (n, d), runs in sorted(groups.items()):
+        rs = _mean_repeats(runs)
         best = min(rs, key=lambda r: r["loss"])
         at_b = sorted((r for r in rs if r["batch"] == best["batch"]), key=lambda r: r["lr"])
         at_lr = sorted((r for r in rs if r["lr"] == best["lr"]), key=lambda r: r["batch"])
@@ -134,7 +153,7 @@ def cell_optima(rows: list[dict]) -> list[Cell]:
         log_lr, e1 = _vertex(lx, [r["loss"] for r in at_b], at_b.index(best))
         bx = [math.log(r["batch"]) for r in at_lr]
         log_b, e2 = _vertex(bx, [r["loss"] for r in at_lr], at_lr.index(best))
-        cells.append(Cell(n, d, math.exp(log_lr), math.exp(log_b), best["loss"], len(rs),
+        cells.append(Cell(n, d, math.exp(log_lr), math.exp(log_b), best["loss"], len(runs),
                           e1 or e2))  # fmt: skip
     return cells
 
