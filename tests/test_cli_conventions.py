@@ -157,6 +157,15 @@ def test_set_overrides_typed_keys_of_sweep_and_study(capsys):
         assert main(["sweep", spec, "--print-config", "--set", item]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: --set {item}") and says in err and err.count("\n") == 1
+    # keys that need each other, in either order; the one at fault is named, not the one
+    # before it that only lacked it
+    duration = "hparams.duration_power=0.228"
+    for sets in ([duration, "hparams.ref_tokens=35712"], ["hparams.ref_tokens=35712", duration]):
+        assert main(["sweep", spec, "--print-config", *(f"--set={s}" for s in sets)]) == 0
+        assert tomllib.loads(capsys.readouterr().out)["hparams"]["gpt"]["ref_tokens"] == 35712
+    assert main(["sweep", spec, "--print-config", f"--set={duration}",
+                 "--set=hparams.ref_tokens=-5"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.startswith("error: --set hparams.ref_tokens=-5: ")
     # study: keys of the study spec, the shared [train] typed as train's flags (1e6 an int)
     assert main(["quickstart", "--print-config", "--set", "sweeps.gpt.sizes=5",
                  "--set", "train.eval_tokens=1e4", "--set", "workers=1"]) == 0  # fmt: skip

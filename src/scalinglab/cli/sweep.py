@@ -72,16 +72,24 @@ def parse_with_sets(d: dict, sets: list[str], parse):
     if not sets:
         return parse(d)
     parse(apply_sets(d, []))  # the file's own errors first, named as the file's
-    for i, item in enumerate(sets):
+    try:  # all of them at once: keys that need each other can come in any order
+        return parse(apply_sets(d, sets, typed))
+    except ScalingLabError as exc:
+        if str(exc).startswith("--set "):
+            raise
+        error = exc
+    # the --set to blame: the first after which this same error appears (an earlier one
+    # may only have lacked a later one's key), else all of them
+    blamed = sets
+    for i in range(len(sets)):
         try:
-            spec = parse(apply_sets(d, sets[: i + 1], typed))
-        except ConfigError as exc:
-            if str(exc).startswith("--set "):
-                raise
-            raise ConfigError(f"--set {item}: {exc}") from None
+            parse(apply_sets(d, sets[: i + 1], typed))
         except ScalingLabError as exc:
-            raise ConfigError(f"--set {item}: {exc}") from None
-    return spec
+            if str(exc) == str(error):
+                blamed = [sets[i]]
+                break
+    shown = ", ".join(f"--set {s}" for s in blamed)
+    raise ConfigError(f"{shown}: {error}") from None
 
 
 def add_logger_flag(p) -> None:

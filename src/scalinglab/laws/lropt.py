@@ -87,8 +87,7 @@ def read_rows(path: str | Path) -> list[dict]:
                 if not (math.isfinite(v[k]) and v[k] > 0):
                     col = cols.get(k, "batch_size")
                     raise DataError(
-                        f"{path}: row {i}, column {col!r}: {v[k]:g}; it must be a finite "
-                        "number > 0"
+                        f"{path}: row {i}, column {col!r}: {v[k]:g}; it must be a finite number > 0"
                     )
             if math.isfinite(v["loss"]):
                 rows.append(v)
