@@ -23,6 +23,30 @@ def test_the_tasks_table_is_checked_and_round_trips():
     d["tasks"]["names"] = ["spelling"]
     with pytest.raises(SweepError, match=r"\[tasks\]: names: 'spelling' not among next-line"):
         parse_study(d, "toy")
+    d["tasks"]["names"] = "recall"
+    with pytest.raises(SweepError, match=r"names must be a list of task names, like \['recall'\]"):
+        parse_study(d, "toy")
+    d["tasks"]["names"] = ["recall", "recall"]
+    with pytest.raises(SweepError, match=r"names: 'recall' given twice"):
+        parse_study(d, "toy")
+
+
+def test_tasks_longer_than_the_runs_window_are_refused_when_planned(tmp_path, capsys):
+    """Found after the sweep had trained (2.7 min of runs), and the spec fixed was then
+    refused as another study's: now the dry run says so."""
+    from scalinglab.cli import main
+
+    corpus = toy_corpus(tmp_path / "corpus.txt")
+    spec = tmp_path / "s.toml"
+    spec.write_text(TOY.format(corpus=corpus) + '\n[tasks]\nnames = ["recall"]\nitems = 40\n')
+    argv = ["study", str(spec), "--out", str(tmp_path / "st"), "--cache", str(tmp_path / "c")]
+    assert main([*argv, "--dry-run"]) == 0  # recall's choices fit a window of 16 bytes
+    capsys.readouterr()
+    assert main([*argv, "--dry-run", "--set", "model.block_size=4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: [tasks] 'recall': ") and err.count("\n") == 1
+    assert "items have a choice longer than the runs' block_size (" in err
+    assert not (tmp_path / "st").exists()
 
 
 @pytest.mark.slow

@@ -347,6 +347,9 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
                                   f"seed{seed}", seed=seed, **same)  # fmt: skip
             parts.append(Part("seed", "seed", spec, [run]))
     check_supports_fits(study, parts)
+    # a task whose choices do not fit the runs' window failed after the sweep had trained
+    study_tasks.check_fits(study, shards, min(r.config.model.block_size
+                                              for p in parts for r in p.runs))  # fmt: skip
     bt = study.backtest
     sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [bt.arch])
     largest = fit_cost(parts, bt.arch)["largest"]

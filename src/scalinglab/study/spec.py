@@ -147,6 +147,11 @@ class TaskTable:
 
     def __post_init__(self):
         check_types(self)
+        if isinstance(self.names, str):  # read letter by letter: 'r', 'e', 'c', ...
+            raise ConfigError(f"names must be a list of task names, like [{self.names!r}]")
+        twice = sorted({n for n in self.names if self.names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"names: {', '.join(map(repr, twice))} given twice")
         bad = [n for n in self.names if n not in BUILTIN]
         if bad:
             raise ConfigError(f"names: {', '.join(map(repr, bad))} not among {', '.join(BUILTIN)}")

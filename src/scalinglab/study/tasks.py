@@ -18,12 +18,14 @@ import logging
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.errors import FitError
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.errors import FitError, SweepError
 from scalinglab.laws import tasklaws
 from scalinglab.report.collect import collect
 from scalinglab.sweep.table import task_items
 from scalinglab.tasks.builtin import builtin_task
 from scalinglab.tasks.run import evaluate_run
+from scalinglab.tasks.score import encode_pair
 
 log = logging.getLogger(__name__)
 METRIC = "acc"
@@ -47,6 +49,29 @@ def score_runs(study, shards: Path, out: Path, arch: str | None = None) -> int:
         n += 1
     log.info("scored %d run(s) on %s", n, ", ".join(t.names))
     return n
+
+
+def check_fits(study, shards: Path, block_size: int) -> None:
+    """Refuse [tasks] whose choices are longer than the runs' block_size, at plan time:
+    found when the first run was scored, after the sweep had trained (and the spec fixed
+    was then another study's)."""
+    t = study.tasks
+    if not t.names:
+        return
+    tok = load_tokenizer(shards)
+    for name in t.names:
+        task = builtin_task(name, shards, t.items, t.seed)
+        if task.kind != "multiple_choice":
+            continue
+        longest = [max(len(encode_pair(tok, it.context, c)[1]) for c in it.choices)
+                   for it in task.items]  # fmt: skip
+        if max(longest, default=0) > block_size:
+            raise SweepError(
+                f"[tasks] {name!r}: {sum(n > block_size for n in longest)} of {len(longest)} "
+                f"items have a choice longer than the runs' block_size ({block_size}); it "
+                f"needs at least {max(longest)} tokens: raise [model] block_size or leave "
+                "the task out"
+            )
 
 
 def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> dict:
