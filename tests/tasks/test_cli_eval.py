@@ -76,3 +76,15 @@ def test_bad_task_input_is_one_line(sweep, capsys, tmp_path):
         f"error: {sweep / 'a'}: task 'long': 1 of 2 items have a choice longer than the "
         f"model's block_size (16); it needs a block_size of at least {need} tokens\n"
     )
+
+
+def test_a_negative_batch_size_is_refused_and_keeps_tasks_json(sweep, capsys):
+    """It scored no pair (every log-likelihood 0) and overwrote the good row."""
+    run, qa = sweep / "a", str(EXAMPLES / "qa.jsonl")
+    assert main(["eval", str(run), "--tasks", qa]) == 0
+    before = (run / runfolder.TASKS).read_bytes()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--tasks", qa, "--batch-size", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --batch-size must be >= 0 (0: 32 with --tasks), got -1\n"
+    assert (run / runfolder.TASKS).read_bytes() == before

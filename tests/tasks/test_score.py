@@ -11,7 +11,7 @@ import torch
 
 from scalinglab import runfolder
 from scalinglab.data.tokenizers import ByteTokenizer
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
 from scalinglab.tasks.format import Item, Task, read_task
 from scalinglab.tasks.run import evaluate_run, resolve_tasks
 from scalinglab.tasks.score import encode_pair, loglikelihoods, score_task, shared_hosts
@@ -74,6 +74,17 @@ def test_accuracy_and_normalised_accuracy_pick_by_sum_and_by_sum_per_character()
 def test_a_continuation_longer_than_the_window_is_refused():
     with pytest.raises(DataError, match="longer than the model's block_size"):
         loglikelihoods(Bigram(bigram_table()), [([1], list(range(9)))], block_size=8)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_a_batch_size_below_one_is_refused(batch_size):
+    """range(0, n, -1) is empty: every log-likelihood was 0, a silently wrong score."""
+    item = Item(context="a", choices=("x", "y"), gold=1)
+    with pytest.raises(ConfigError, match=f"batch_size must be >= 1, got {batch_size}"):
+        score_task(Bigram(bigram_table()), ByteTokenizer(), Task("t", "multiple_choice", [item]),
+                   block_size=8, batch_size=batch_size)  # fmt: skip
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        loglikelihoods(Bigram(bigram_table()), [([1], [2])], block_size=8, batch_size=batch_size)
 
 
 def test_shared_hosts_reads_each_prefix_from_the_longest_input_that_extends_it():

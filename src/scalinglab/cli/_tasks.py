@@ -37,6 +37,8 @@ def run_tasks(args) -> int:
     if args.task_items < 1 or args.max_new_tokens < 1:
         raise ConfigError("--task-items and --max-new-tokens must be >= 1")
     check_seed(args.task_seed, "--task-seed")
+    if args.batch_size < 0:  # 0: the default, 32 (a negative one scored no pair: all 0)
+        raise ConfigError(f"--batch-size must be >= 0 (0: 32 with --tasks), got {args.batch_size}")
     runs = find_run_dirs(args.run)
     runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
     if not runs:

@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from scalinglab.errors import DataError, MissingExtraError, require
+from scalinglab.errors import ConfigError, DataError, MissingExtraError, require
 from scalinglab.tasks.format import Task
 from scalinglab.train.generate import sample
 
@@ -65,6 +65,13 @@ def shared_hosts(inputs: list[tuple]) -> list[int]:
     return host
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a batch size below 1: `range(0, n, batch_size)` would be empty (no pair
+    read, every log-likelihood 0) or never end."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size!r}")
+
+
 def too_long(pairs, block_size: int) -> list[int]:
     """The pairs whose continuation does not fit in one window: its tokens must be read
     whole (a window holding part of it would score a part)."""
@@ -86,6 +93,7 @@ def loglikelihoods(
     another's is read from that one's forward pass (shared_hosts). The sequences run
     are sorted by length and right-padded in batches (the padding comes after every
     scored position, so no causal model sees it)."""
+    check_batch_size(batch_size)
     seqs = []
     for i, (ctx, cont) in enumerate(pairs):
         if not ctx or not cont:
@@ -205,6 +213,7 @@ def score_task(
     max_new_tokens: int = 64,
 ) -> dict:
     """The task's metrics: {acc, acc_norm, bpb} or {exact_match, chrf, outputs}."""
+    check_batch_size(batch_size)
     if task.kind == "multiple_choice":
         return score_multiple_choice(
             model, tokenizer, task, block_size, batch_size=batch_size, device=device,
