@@ -63,6 +63,14 @@ def test_eval_refuses_shards_of_another_tokenizer_naming_both(world, capsys):
     assert json.loads(capsys.readouterr().out)["data"] == str(world["other"])
 
 
+def test_eval_tasks_refuses_shards_of_another_tokenizer(world, capsys):
+    """Built-in items of char shards scored under a byte run were accepted silently."""
+    run, char = world["run"], world["char"]
+    err = one_line_error(capsys, ["eval", str(run), "--tasks", "next-line", "--data", str(char)])
+    assert err.startswith(f"error: --data {char}: made by another tokenizer (char, ")
+    assert not (run / "tasks.json").exists()
+
+
 def test_eval_of_a_run_whose_relative_data_finds_other_shards_refuses(
     world, tmp_path, monkeypatch, capsys
 ):

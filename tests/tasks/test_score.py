@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from scalinglab import runfolder
-from scalinglab.data.tokenizers import ByteTokenizer
+from scalinglab.data.tokenizers import ByteTokenizer, CharTokenizer
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.tasks.format import Item, Task, read_task
 from scalinglab.tasks.run import evaluate_run, resolve_tasks
@@ -85,6 +85,26 @@ def test_a_batch_size_below_one_is_refused(batch_size):
                    block_size=8, batch_size=batch_size)  # fmt: skip
     with pytest.raises(ConfigError, match="batch_size must be >= 1"):
         loglikelihoods(Bigram(bigram_table()), [([1], [2])], block_size=8, batch_size=batch_size)
+
+
+def test_choices_of_the_same_tokens_are_refused_naming_the_file_line_or_item(tmp_path):
+    """A char tokenizer maps unseen characters to one id: " }" and " ]" were one sequence,
+    scored as a tie, and a tie counts as the first choice (acc 1.0 with gold 0)."""
+    tok = CharTokenizer(list("ab )"))
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"context":"a","choices":[" )"," b"],"gold":0}\n\n'
+                    '{"context":"a","choices":[" )"," }"," ]"],"gold":0}\n')  # fmt: skip
+    model = Bigram(bigram_table())
+    with pytest.raises(DataError) as exc:
+        score_task(model, tok, read_task(path), block_size=8)
+    assert str(exc.value) == (
+        f'{path}:3: choices 1 and 2 (" }}", " ]") encode to the same tokens under this '
+        "run's tokenizer; they score the same, and a tie counts as the first"
+    )
+    items = [Item(context="a", choices=(" b", " )"), gold=0),
+             Item(context="a", choices=(" ]", " }"), gold=1)]  # fmt: skip
+    with pytest.raises(DataError, match=r"^task 'brackets' item 1: choices 0 and 1 "):
+        score_task(model, tok, Task("brackets", "multiple_choice", items), block_size=8)
 
 
 def test_shared_hosts_reads_each_prefix_from_the_longest_input_that_extends_it():

@@ -29,9 +29,12 @@ def run_tasks(args) -> int:
     from scalinglab import runfolder
     from scalinglab.cli._util import print_json
     from scalinglab.config import check_seed
+    from scalinglab.data.shards import open_shards
     from scalinglab.errors import ConfigError
     from scalinglab.sweep.table import find_run_dirs
+    from scalinglab.tasks.builtin import BUILTIN
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
+    from scalinglab.train.evaluate import check_same_tokenizer
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
     if args.task_items < 1 or args.max_new_tokens < 1:
@@ -43,6 +46,10 @@ def run_tasks(args) -> int:
     runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
     if not runs:
         raise ConfigError(f"{args.run}: no trained run folder in it")
+    if args.data and any(s.strip() in (*BUILTIN, "builtin") for s in args.tasks.split(",")):
+        given = open_shards(args.data)  # the built-in items' text: of the runs' tokenizer?
+        for run in runs:
+            check_same_tokenizer(run, given)
     device = pick_device(args.device)
     out = []
     tasks = None

@@ -12,6 +12,7 @@ is the sha256 of the file, recorded with every result so that two results of one
 on other items are never compared.
 """
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Item:
     prompt: str = ""
     reference: str = ""
     until: tuple[str, ...] = DEFAULT_UNTIL
+    line: int = field(default=0, compare=False, repr=False)  # in its task file; 0: none
 
 
 @dataclass
@@ -46,6 +48,11 @@ class Task:
     sha256: str = ""
     chance: float | None = None  # accuracy of a uniform guess (multiple choice)
     about: str = ""
+
+    def where(self, k: int) -> str:
+        """Where item k comes from, for a message: `file:line`, or the task and index."""
+        line = self.items[k].line
+        return f"{self.source}:{line}" if line else f"task {self.name!r} item {k}"
 
     def __post_init__(self):
         if not self.sha256:
@@ -147,6 +154,7 @@ def read_task(path: str | Path, name: str | None = None) -> Task:
         except ValueError:
             raise DataError(f"{where}: not JSON") from None
         k, item = parse_item(obj, where)
+        item = dataclasses.replace(item, line=i)
         if kind is not None and k != kind:
             raise DataError(f"{where}: a {k} item in a file of {kind} items; one kind per file")
         kind = k

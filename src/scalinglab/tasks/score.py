@@ -20,6 +20,7 @@ sacrebleu's corpus chrF (0-100; the [tasks] extra).
 """
 
 import contextlib
+import json
 import math
 
 import numpy as np
@@ -138,6 +139,25 @@ def loglikelihoods(
     return out
 
 
+def check_distinct_choices(task: Task, pairs) -> None:
+    """Refuse an item two of whose choices are the same tokens (a tokenizer that maps
+    unknown characters to one id): they score the same, and a tie counts as the first."""
+    pos = 0
+    for k, it in enumerate(task.items):
+        first: dict[tuple, int] = {}
+        for j in range(len(it.choices)):
+            ids = tuple(pairs[pos + j][0] + pairs[pos + j][1])
+            if ids in first:
+                raise DataError(
+                    f"{task.where(k)}: choices {first[ids]} and {j} "
+                    f"({json.dumps(it.choices[first[ids]])}, {json.dumps(it.choices[j])}) "
+                    "encode to the same tokens under this run's tokenizer; they score the "
+                    "same, and a tie counts as the first"
+                )
+            first[ids] = j
+        pos += len(it.choices)
+
+
 def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -> dict:
     """acc, acc_norm and bpb of a multiple-choice task (see the module's doc)."""
     pairs, owner = [], []
@@ -145,6 +165,7 @@ def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -
         for c in it.choices:
             pairs.append(encode_pair(tokenizer, it.context, c))
             owner.append(k)
+    check_distinct_choices(task, pairs)
     long = {owner[i] for i in too_long(pairs, block_size)}
     if long:
         need = max(len(cont) for _, cont in pairs)
