@@ -32,6 +32,17 @@ def test_damaged_result_and_config_warn(tmp_path, capsys):
     ]
 
 
+def test_a_damaged_tasks_json_warns(tmp_path, capsys):
+    """Its task columns vanished without a word."""
+    root = _folders(tmp_path)
+    (root / "c" / "tasks.json").write_text('{"format_version": 1, "results": [],}')
+    assert main(["runs", str(root)]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"warning: {root}/c/tasks.json: not JSON (truncated or damaged): "
+        "the run's task columns are empty"
+    )
+
+
 def test_curves_warn_of_a_malformed_metrics_line(tmp_path, capsys):
     root = _folders(tmp_path)
     assert main(["runs", str(root), "--curves"]) == 0

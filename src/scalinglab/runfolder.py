@@ -544,17 +544,42 @@ def read_tasks(run_dir: str | os.PathLike) -> list[dict]:
 
     Each is {task, step, tokens, flops, sha256 (the items' identity), n, metrics...};
     DataError naming the file when it is of a format_version this code does not read."""
+    return _tasks_or_why(run_dir)[0]
+
+
+def _tasks_or_why(run_dir) -> tuple[list[dict], str | None]:
     path = Path(run_dir) / TASKS
-    d = _json_object(path)
+    d, why = _json_object_or_why(path)
     if d is None:
-        return []
+        return [], why
     check_format_version(path, d, TASKS_FORMAT_VERSION, missing=None)
-    return [r for r in d.get("results", []) if isinstance(r, dict)]
+    results = d.get("results", [])
+    if not isinstance(results, list):
+        return [], f"{path}: 'results' is not a list"
+    return [r for r in results if isinstance(r, dict)], None
+
+
+def tasks_problem(run_dir: str | os.PathLike) -> str | None:
+    """Why RUN/tasks.json exists but cannot be read (`read_tasks` gives [] for it): "PATH:
+    not JSON (truncated or damaged)" and the like; None when it is absent or readable."""
+    return _tasks_or_why(run_dir)[1]
+
+
+def check_tasks_readable(run_dir: str | os.PathLike) -> None:
+    """DataError naming RUN/tasks.json when it exists but cannot be read: rewriting it
+    would lose every result it holds."""
+    problem = tasks_problem(run_dir)
+    if problem:
+        raise DataError(
+            f"{problem}; its earlier task results would be lost: mend or move it, then score again"
+        )
 
 
 def record_tasks(run_dir: str | os.PathLike, results: list[dict]) -> list[dict]:
     """Add task results to RUN/tasks.json atomically: a result of the same task, step and
-    items replaces the old one; the others are kept. Returns every result now recorded."""
+    items replaces the old one; the others are kept. Returns every result now recorded.
+    A tasks.json that does not read is a DataError, never overwritten."""
+    check_tasks_readable(run_dir)
     new = {_task_key(r) for r in results}
     kept = [r for r in read_tasks(run_dir) if _task_key(r) not in new]
     allres = sorted(

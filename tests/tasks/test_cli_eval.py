@@ -9,9 +9,11 @@ import pytest
 
 from scalinglab import runfolder
 from scalinglab.cli import main
+from scalinglab.errors import DataError
 from scalinglab.tasks.run import run_tokenizer
 from scalinglab.tasks.score import encode_pair
 from tests.export.runs import trained_runs
+from tests.reliability.helpers import one_line_error
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
 
@@ -88,3 +90,25 @@ def test_a_negative_batch_size_is_refused_and_keeps_tasks_json(sweep, capsys):
     err = capsys.readouterr().err
     assert err == "error: --batch-size must be >= 0 (0: 32 with --tasks), got -1\n"
     assert (run / runfolder.TASKS).read_bytes() == before
+
+
+def test_a_damaged_tasks_json_is_refused_never_overwritten(sweep, capsys):
+    """The next eval --tasks overwrote it: every earlier result lost."""
+    path = sweep / "a" / runfolder.TASKS
+    kept = path.read_bytes() if path.exists() else None
+    damaged = b'{"format_version": 1, "results": [{"task": "qa", "acc": 0.5},]}'
+    path.write_bytes(damaged)
+    try:
+        err = one_line_error(capsys, ["eval", str(sweep), "--tasks", str(EXAMPLES / "qa.jsonl")])
+        assert err == (
+            f"error: {path}: not JSON (truncated or damaged); its earlier task results would "
+            "be lost: mend or move it, then score again\n"
+        )
+        assert path.read_bytes() == damaged
+        with pytest.raises(DataError, match="not JSON"):
+            runfolder.record_tasks(sweep / "a", [{"task": "qa", "step": 1, "acc": 1.0}])
+        assert path.read_bytes() == damaged
+    finally:
+        path.unlink()
+        if kept is not None:
+            path.write_bytes(kept)

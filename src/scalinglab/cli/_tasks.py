@@ -46,6 +46,8 @@ def run_tasks(args) -> int:
     runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
     if not runs:
         raise ConfigError(f"{args.run}: no trained run folder in it")
+    for run in runs:  # before any scoring: a damaged tasks.json would be overwritten
+        runfolder.check_tasks_readable(run)
     if args.data and any(s.strip() in (*BUILTIN, "builtin") for s in args.tasks.split(",")):
         given = open_shards(args.data)  # the built-in items' text: of the runs' tokenizer?
         for run in runs:

@@ -150,7 +150,8 @@ def curve_rows(root, run_rows) -> list[dict]:
 def warn_damaged(root) -> None:
     """A warning on stderr, one line per run folder, naming the file: a result.json that
     exists but cannot be read (its run shows as incomplete or pending), a config.toml that
-    does not read (its config columns are empty)."""
+    does not read (its config columns are empty), a tasks.json that does not read (its
+    task columns are empty)."""
     import sys
 
     from scalinglab import runfolder
@@ -163,6 +164,9 @@ def warn_damaged(root) -> None:
         problem = runfolder.config_problem(d)
         if problem:
             print(f"warning: {problem}: the run's config columns are empty", file=sys.stderr)
+        problem = runfolder.tasks_problem(d)
+        if problem:
+            print(f"warning: {problem}: the run's task columns are empty", file=sys.stderr)
 
 
 def run_schedule(run_dir):
