@@ -3,6 +3,7 @@ task columns."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,28 @@ def test_a_damaged_tasks_json_is_refused_never_overwritten(sweep, capsys):
         path.unlink()
         if kept is not None:
             path.write_bytes(kept)
+
+
+def test_a_folder_of_runs_skips_those_not_completed_or_without_a_checkpoint(
+    sweep, tmp_path, capsys
+):
+    """The first run without a checkpoint (a diverged one) stopped the folder: none scored."""
+    root = tmp_path / "sw"
+    for name in ("a", "x", "y"):
+        shutil.copytree(sweep / "a", root / name, ignore=shutil.ignore_patterns("tasks.json"))
+    shutil.rmtree(root / "x" / "ckpt")
+    result = json.loads((root / "y" / "result.json").read_text())
+    (root / "y" / "result.json").write_text(json.dumps(result | {"status": "diverged"}))
+    assert main(["eval", str(root), "--tasks", str(EXAMPLES / "qa.jsonl"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err.splitlines() == [
+        f"warning: {root / 'x'}: no valid checkpoint in {root / 'x' / 'ckpt'}: skipped",
+        f"warning: {root / 'y'}: diverged, not completed: skipped (eval RUN of the run itself "
+        "scores it)",
+    ]
+    assert [r["run"] for r in json.loads(out.out)] == [str(root / "a")]
+    shutil.rmtree(root / "a" / "ckpt")
+    assert main(["eval", str(root), "--tasks", str(EXAMPLES / "qa.jsonl")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and err[0].endswith(f"{root / 'a' / 'ckpt'}: skipped")
+    assert err[-1] == f"error: {root}: no completed run with a valid checkpoint to score"

@@ -30,7 +30,7 @@ def run_tasks(args) -> int:
     from scalinglab.cli._util import print_json
     from scalinglab.config import check_seed
     from scalinglab.data.shards import open_shards
-    from scalinglab.errors import ConfigError
+    from scalinglab.errors import ConfigError, DataError
     from scalinglab.sweep.table import find_run_dirs
     from scalinglab.tasks.builtin import BUILTIN
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
@@ -46,6 +46,10 @@ def run_tasks(args) -> int:
     runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
     if not runs:
         raise ConfigError(f"{args.run}: no trained run folder in it")
+    if runs != [Path(args.run)]:  # a folder of runs: one without a checkpoint stopped them all
+        runs = [r for r in runs if scorable(r)]
+        if not runs:
+            raise DataError(f"{args.run}: no completed run with a valid checkpoint to score")
     for run in runs:  # before any scoring: a damaged tasks.json would be overwritten
         runfolder.check_tasks_readable(run)
     if args.data and any(s.strip() in (*BUILTIN, "builtin") for s in args.tasks.split(",")):
@@ -80,6 +84,25 @@ def run_tasks(args) -> int:
     if any(r.get("kind") == "generation" and r.get("chrf") is None for r in out):
         print("note: chrF needs sacrebleu: pip install 'scalinglab[tasks]'", file=sys.stderr)
     return 0
+
+
+def scorable(run) -> bool:
+    """Whether a run of a folder of runs is scored: completed, with a valid checkpoint
+    (as a study scores its runs); else a warning line saying why it is skipped."""
+    import sys
+
+    from scalinglab import runfolder
+    from scalinglab.train import checkpoint
+
+    status = runfolder.table_status(run, runfolder.read_result(run))
+    if checkpoint.latest(run / runfolder.CKPT, quiet=True) is None:
+        why = f"no valid checkpoint in {run / runfolder.CKPT}: skipped"
+    elif status != "completed":
+        why = f"{status}, not completed: skipped (eval RUN of the run itself scores it)"
+    else:
+        return True
+    print(f"warning: {run}: {why}", file=sys.stderr)
+    return False
 
 
 def run_backtest(args, settings: dict) -> int:
