@@ -32,3 +32,20 @@ def test_an_empty_reference_is_refused(tmp_path, ref, what):
         f"t.jsonl:2: 'reference' is {what}; an empty output would match it "
         "(exact_match compares stripped text)"
     )
+
+
+@pytest.mark.parametrize(
+    ("item", "key", "bad"),
+    [
+        (r'{"context":"a\ud800","choices":[" b"," c"],"gold":0}', "context", "ud800"),
+        (r'{"context":"a","choices":[" b"," \udc00"],"gold":0}', "choices", "udc00"),
+        (r'{"prompt":"E:","reference":"x\ud800"}', "reference", "ud800"),
+        (r'{"prompt":"E:","reference":"x","until":["\udfff"]}', "until", "udfff"),
+    ],
+)
+def test_a_lone_surrogate_is_refused(tmp_path, item, key, bad):
+    """JSON allows a lone surrogate ("\\ud800"), UTF-8 does not: the tokenizer failed with
+    a traceback (UnicodeEncodeError)."""
+    assert _refused(tmp_path, [item]) == (
+        f"t.jsonl:1: {key!r} holds a lone surrogate ('\\{bad}'), not text"
+    )

@@ -87,6 +87,18 @@ def _string(obj, key, where) -> str:
     v = obj.get(key)
     if not isinstance(v, str):
         raise DataError(f"{where}: {key!r} must be a string, got {type(v).__name__}")
+    return _unicode(v, key, where)
+
+
+def _unicode(v: str, key, where) -> str:
+    """`v`, refused when it holds a lone surrogate (JSON's "\\ud800"): no UTF-8 encodes
+    it, and the tokenizer failed with a traceback."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"{where}: {key!r} holds a lone surrogate ({v[exc.start]!a}), not text"
+        ) from None
     return v
 
 
@@ -101,6 +113,8 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
             raise DataError(f"{where}: 'choices' must be a list of at least 2 strings")
         if not all(isinstance(c, str) and c for c in choices):
             raise DataError(f"{where}: every choice must be a non-empty string")
+        for c in choices:
+            _unicode(c, "choices", where)
         first = {}
         for j, c in enumerate(choices):
             if c in first:
@@ -130,6 +144,8 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
         until = obj.get("until", list(DEFAULT_UNTIL))
         if not isinstance(until, list) or not all(isinstance(u, str) and u for u in until):
             raise DataError(f"{where}: 'until' must be a list of non-empty strings")
+        for u in until:
+            _unicode(u, "until", where)
         return "generation", Item(prompt=prompt, reference=ref, until=tuple(until))
     raise DataError(
         f"{where}: neither a multiple-choice item (context, choices, gold) nor a "
