@@ -3,6 +3,7 @@ task columns."""
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from scalinglab import runfolder
 from scalinglab.cli import main
 from scalinglab.errors import DataError
-from scalinglab.tasks.run import run_tokenizer
+from scalinglab.tasks.run import checkpoint_position, run_tokenizer
 from scalinglab.tasks.score import encode_pair
 from tests.export.runs import trained_runs
 from tests.reliability.helpers import one_line_error
@@ -138,3 +139,24 @@ def test_a_folder_of_runs_skips_those_not_completed_or_without_a_checkpoint(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 4 and err[0].endswith(f"{root / 'a' / 'ckpt'}: skipped")
     assert err[-1] == f"error: {root}: no completed run with a valid checkpoint to score"
+
+
+def test_a_checkpoint_between_log_steps_gets_its_tokens_and_flops(tmp_path, capsys, caplog):
+    """`--ckpt-every 15 --log-every 10`: step 15 is no logged step; it was recorded with
+    tokens and flops None."""
+    kw = {"steps": 30, "ckpt_every": 15, "keep_ckpts": 3, "log_every": 10}
+    run = trained_runs(tmp_path, r=kw)["r"]
+    argv = ["eval", str(run), "--tasks", str(EXAMPLES / "qa.jsonl"), "--every-checkpoint"]
+    assert main([*argv, "--json"]) == 0
+    per_token = json.loads((run / "result.json").read_text())["flops_per_token"]
+    got = [(r["step"], r["tokens"], r["flops"]) for r in json.loads(capsys.readouterr().out)]
+    assert got == [(s, s * 8 * 16, s * 8 * 16 * per_token) for s in (15, 30)]
+    assert 15 not in {r["step"] for r in runfolder.read_metrics(run)}
+    # a checkpoint whose state does not say: None, and a warning says so (not silently)
+    ckpt = min((run / "ckpt").iterdir())  # step 15's
+    (ckpt / "state.pt").write_bytes(b"not a state")
+    with caplog.at_level(logging.WARNING):
+        assert checkpoint_position(run, 15, ckpt, per_token) == {
+            "tokens": None, "flops": None,
+        }  # fmt: skip
+    assert f"{run}: step 15 is no logged step and its checkpoint does not say" in caplog.text

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from scalinglab import runfolder
 from scalinglab.data.tokenizers import load_tokenizer
-from scalinglab.errors import CheckpointError, ConfigError, DataError
+from scalinglab.errors import CheckpointError, ConfigError, DataError, ScalingLabError
+from scalinglab.models.counting import count
 from scalinglab.tasks.builtin import BUILTIN, N_ITEMS, WINDOW, builtin_task
 from scalinglab.tasks.format import Task, read_task
 from scalinglab.tasks.score import score_task
@@ -66,15 +67,38 @@ def checkpoints(run_dir: Path, every: bool) -> list[Path | None]:
     return valid[::-1]
 
 
-def step_position(run_dir: Path, step: int) -> dict:
-    """tokens and flops of the run at `step` (its metrics.jsonl, else result.json)."""
+def step_position(run_dir: Path, step: int, path: Path | None = None) -> dict:
+    """tokens and flops of the run at `step` (its metrics.jsonl, else result.json, else
+    the checkpoint `path` of that step: a step that is no log step, `--ckpt-every 15
+    --log-every 10`)."""
     for row in runfolder.read_metrics(run_dir):
         if row.get("step") == step and row.get("tokens") is not None:
             return {"tokens": row.get("tokens"), "flops": row.get("flops")}
     result = runfolder.read_result(run_dir) or {}
     if result.get("step") == step or result.get("steps") == step:
         return {"tokens": result.get("tokens"), "flops": result.get("flops")}
-    return {"tokens": None, "flops": None}
+    return checkpoint_position(run_dir, step, path, result.get("flops_per_token"))
+
+
+def checkpoint_position(run_dir: Path, step: int, path, flops_per_token) -> dict:
+    """tokens as the trainer counted them up to the checkpoint (its state's counters: right
+    across resumes that changed the batch), times the trainer's FLOPs per token of the
+    model (result.json's, else counted from the config as the trainer counts them); both
+    None, with a warning, where the checkpoint does not say."""
+    path = path or checkpoint.latest(run_dir / runfolder.CKPT, quiet=True)
+    try:
+        tokens = checkpoint.load_state(path, map_location="cpu")["counters"]["tokens"]
+        if isinstance(tokens, bool) or not isinstance(tokens, int):
+            raise TypeError
+        if not flops_per_token:
+            flops_per_token = count(runfolder.load_config(run_dir).model).flops_per_token
+    except (ScalingLabError, KeyError, TypeError):
+        log.warning(
+            "warning: %s: step %d is no logged step and its checkpoint does not say how many "
+            "tokens it trained on: its task results have no tokens or flops", run_dir, step,
+        )  # fmt: skip
+        return {"tokens": None, "flops": None}
+    return {"tokens": tokens, "flops": tokens * flops_per_token}
 
 
 def evaluate_run(
@@ -97,7 +121,7 @@ def evaluate_run(
     for path in checkpoints(run_dir, every_checkpoint):
         model, cfg, step = load_trained(run_dir, device, path)
         tok = run_tokenizer(run_dir, cfg)
-        where = {"step": step, **step_position(run_dir, step)}
+        where = {"step": step, **step_position(run_dir, step, path)}
         for task in tasks:
             try:
                 metrics = score_task(
