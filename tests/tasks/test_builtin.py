@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
+from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.tasks.builtin import GRID, MIN_CONTEXT, WINDOW, builtin_task, passages
 from scalinglab.tasks.run import resolve_tasks
@@ -123,3 +124,23 @@ def test_unknown_names_and_empty_splits_are_refused(shards, tmp_path):
     bare = write_raw_shards(tmp_path / "prose", prose, prose)
     with pytest.raises(DataError, match="yields no item of task 'brackets'"):
         builtin_task("brackets", bare)
+
+
+def test_each_task_says_the_chance_its_items_have(shards):
+    """ABOUT and the module's doc said brackets had 3 choices, chance 1/3; it has 2."""
+    import scalinglab.tasks.builtin as builtin
+
+    for name in builtin.BUILTIN:
+        t = builtin_task(name, shards, n_items=20)
+        assert {len(it.choices) for it in t.items} == {2} and t.chance == 0.5
+        assert t.about.endswith("(chance 1/2)")
+        assert f"`{name}` (2 choices, chance 1/2)" in builtin.__doc__
+
+
+def test_eval_help_says_the_batch_size_default_with_tasks(capsys):
+    """It said "default: the run's"; with --tasks the default is 32 (docs/tasks.md)."""
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "lanes per batch (default: the run's); with --tasks, sequences scored" in text
+    assert "(default: 32)" in text

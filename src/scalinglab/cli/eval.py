@@ -25,7 +25,11 @@ def register(sub) -> None:
     p.add_argument(
         "--eval-tokens", type=int, default=0, help="score only the first N tokens (default: all)"
     )
-    p.add_argument("--batch-size", type=int, default=0, help="lanes per batch (default: the run's)")
+    p.add_argument(
+        "--batch-size", type=int, default=0,
+        help="lanes per batch (default: the run's); with --tasks, sequences scored at a time "
+        "(default: 32)",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     add_task_flags(p)

@@ -16,9 +16,10 @@ visited in a random order (the seed) and every item a window holds is taken.
 
 - `next-line` (2 choices, chance 1/2): the text before a line, then that line against
   a line of another passage (passages: the text between blank lines).
-- `brackets` (3 choices `)`, `]`, `}`, chance 1/3): the text up to a closing bracket
-  whose opener lies inside the context; as many items of each kind as the corpus
-  allows, so always guessing `)` is not a better baseline than chance.
+- `brackets` (2 choices, chance 1/2): the text up to a closing bracket whose opener
+  lies inside the context, the right closer against another (`)` against `]` or `}`,
+  `]` and `}` against `)`); as many `)` items as `]` and `}` ones, so no fixed
+  preference among the closers beats chance.
 - `recall` (2 choices, chance 1/2): the text up to a second use of a rare name (an
   identifier of at least 4 characters, outside the split's most frequent 200 names, or
   5% of its names when it has fewer than 4000) whose earlier use lies inside the
@@ -38,7 +39,7 @@ from scalinglab.tasks.format import Item, Task
 BUILTIN = ("next-line", "brackets", "recall")
 ABOUT = {
     "next-line": "the true next line against a line of another passage (chance 1/2)",
-    "brackets": "the closing bracket that matches an opener in the context (chance 1/3)",
+    "brackets": "the closing bracket that matches an opener in the context (chance 1/2)",
     "recall": "a rare name used earlier in the context against an absent one (chance 1/2)",
 }
 MAX_VAL_TOKENS = 2_000_000  # read at most this much of val.bin: items enough, in seconds
