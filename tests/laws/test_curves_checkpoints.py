@@ -125,3 +125,34 @@ def lr_interp(run):
     from scalinglab.laws.curves import lr_at_every_step
 
     return lr_at_every_step(run.steps, run.lr, "linear")
+
+
+def test_task_results_of_every_checkpoint_join_the_curves_table(tmp_path, capsys):
+    """`eval --tasks --every-checkpoint` scored every checkpoint, but the curves table had
+    no task columns: no table a task law could be fitted to from every checkpoint."""
+    for w in (16, 32, 64):
+        for tokens in (2e8, 2e9):
+            run = tmp_path / "sweep" / "runs" / f"w{w}-d{tokens:.0e}"
+            run_folder(run, w, int(tokens))
+            evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+            results = [{"task": "recall", "step": e["step"], "tokens": e["tokens"],
+                        "flops": e["flops"], "n": 100, "sha256": "s1", "chance": 0.5,
+                        "acc": 0.5 + 0.5 / (1 + np.exp(0.3 * (e["val_loss"] - 20.0))),
+                        "bpb": e["val_loss"]} for e in evals if "val_loss" in e]  # fmt: skip
+            # a result on other items is not mixed in; one at a step with no evaluation
+            results += [{**results[-1], "sha256": "other", "acc": 0.99},
+                        {**results[0], "step": results[0]["step"] + 1}]  # fmt: skip
+            (run / "tasks.json").write_text(json.dumps({"format_version": 1, "results": results}))
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    assert capsys.readouterr().err.count("have no evaluation at that step") == 6
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 * 6 and all(r["recall.acc"] for r in rows)
+    assert max(float(r["recall.acc"]) for r in rows) < 0.99  # not the other items' 0.99
+    fit = tmp_path / "fit.json"
+    argv = ["fit", str(out), "--law", "task-sigmoid", "--metric-col", "recall.acc",
+            "--loss-col", "recall.bpb", "--chance", "0.5", "--run-col", "run_id",
+            "--bootstrap", "0", "--out", str(fit)]  # fmt: skip
+    assert main(argv) == 0
+    p = json.loads(fit.read_text())["params"]
+    assert p["k"] == pytest.approx(0.3, rel=1e-3) and p["L0"] == pytest.approx(20.0, rel=1e-3)

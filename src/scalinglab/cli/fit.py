@@ -121,7 +121,10 @@ def run(args):
     if args.law == "lr-opt":
         law = _lr_opt(args)
     else:
-        law = ScalingLaw(args.law, **flags_given(args, FitConfig), **flags_given(args, TableConfig))
+        given = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
+        if args.run_cols and args.law in TASK_LAWS:  # rows of those runs, as in backtest
+            given["checkpoints"] = True  # (--run-col run_id is the default's spelling too)
+        law = ScalingLaw(args.law, **given)
     if args.law == "lr-opt":
         pass  # fitted by _lr_opt
     elif args.law in CURVE_LAWS:

@@ -5,7 +5,9 @@ run folders.
 
 `--curves` writes one row per evaluation of every run instead (its metrics.jsonl,
 read through scalinglab.runfolder): the input of `scalinglab fit --checkpoints
---run-col run_id` (N, D laws from every checkpoint) and of the curve laws. Its
+--run-col run_id` (N, D laws from every checkpoint), of the curve laws, and, with the
+`TASK.METRIC` columns of the steps `eval --tasks --every-checkpoint` scored, of the task
+laws from every checkpoint (`--run-col run_id`). Its
 `lr_schedule` column is the run's exact LR at every step, rebuilt from its config
 (`--schedule-col lr_schedule`); empty for a time budget, whose LR follows the clock,
 and for a run resumed with a changed config (--allow-config-change).
@@ -117,11 +119,13 @@ def curve_rows(root, run_rows) -> list[dict]:
     from pathlib import Path
 
     from scalinglab import runfolder
-    from scalinglab.sweep.table import find_run_dirs
+    from scalinglab.sweep.table import find_run_dirs, task_items
 
     dirs = {d.name: d for d in find_run_dirs(root)}
+    items = task_items(Path(dirs[r["run_id"]]) for r in run_rows)
     out = []
     for run in run_rows:
+        scored = scored_steps(Path(dirs[run["run_id"]]), items)
         problems = runfolder.metrics_problems(Path(dirs[run["run_id"]]))
         if problems:
             more = f" (and {len(problems) - 1} more lines)" if len(problems) > 1 else ""
@@ -142,8 +146,27 @@ def curve_rows(root, run_rows) -> list[dict]:
                     "lr": lr,
                     "loss": rec["val_loss"],
                     "lr_schedule": schedule,
+                    **scored.pop(rec.get("step"), {}),
                 }
             )
+        if scored:  # scored at a checkpoint that was no evaluation step
+            steps = ", ".join(map(str, sorted(scored)))
+            print(f"warning: {dirs[run['run_id']]}: the task results of step(s) {steps} have "
+                  "no evaluation at that step: not in the curves table", file=sys.stderr)  # fmt: skip
+    return out
+
+
+def scored_steps(run_dir, items: dict) -> dict[int, dict]:
+    """{step: {TASK.METRIC: value}} of the run's task results (RUN/tasks.json, `eval
+    --tasks --every-checkpoint`), on the item set each column shows (`items`)."""
+    from scalinglab import runfolder
+    from scalinglab.sweep.table import TASK_METRICS
+
+    out: dict[int, dict] = {}
+    for r in runfolder.read_tasks(run_dir):
+        name, step = r.get("task"), r.get("step")
+        if name in items and r.get("sha256") == items[name] and isinstance(step, int):
+            out.setdefault(step, {}).update({f"{name}.{m}": r[m] for m in TASK_METRICS if m in r})
     return out
 
 
@@ -194,9 +217,11 @@ def write_rows(rows, path) -> None:
 
     from scalinglab.fsio import atomic_write_text
 
+    tasks = sorted({k for r in rows for k in r} - set(CURVE_COLUMNS))  # TASK.METRIC
+    columns = [*CURVE_COLUMNS, *tasks]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CURVE_COLUMNS)
+    w.writerow(columns)
     for r in rows:
-        w.writerow(["" if r.get(c) is None else r[c] for c in CURVE_COLUMNS])
+        w.writerow(["" if r.get(c) is None else r[c] for c in columns])
     atomic_write_text(path, buf.getvalue())
