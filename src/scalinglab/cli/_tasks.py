@@ -22,6 +22,29 @@ def add_flags(p) -> None:
     )
 
 
+def check_task_flags(args) -> None:
+    """Refuse the flags of one mode of `eval` given to the other (they were ignored)."""
+    from scalinglab.errors import ConfigError
+
+    if args.tasks is None:
+        given = [f for f, on in (("--every-checkpoint", args.every_checkpoint),) if on]
+        if given:
+            raise ConfigError(f"{given[0]} is for scoring tasks: give --tasks too")
+        return
+    if not args.tasks.strip(" ,"):
+        raise ConfigError("--tasks '': name task files or built-in tasks (or builtin)")
+    loss_only = [f for f, on in (("--split", getattr(args, "split", "val") != "val"),
+                                 ("--eval-tokens", args.eval_tokens)) if on]  # fmt: skip
+    if loss_only:
+        raise ConfigError(
+            f"{loss_only[0]} is for the loss; with --tasks the built-in tasks read the "
+            "validation split and task files their own items"
+        )
+    for flag, v in (("--task-items", args.task_items), ("--max-new-tokens", args.max_new_tokens)):
+        if v < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {v}")
+
+
 def run_tasks(args) -> int:
     import sys
     from pathlib import Path
@@ -37,8 +60,6 @@ def run_tasks(args) -> int:
     from scalinglab.train.evaluate import check_same_tokenizer
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
-    if args.task_items < 1 or args.max_new_tokens < 1:
-        raise ConfigError("--task-items and --max-new-tokens must be >= 1")
     check_seed(args.task_seed, "--task-seed")
     if args.batch_size < 0:  # 0: the default, 32 (a negative one scored no pair: all 0)
         raise ConfigError(f"--batch-size must be >= 0 (0: 32 with --tasks), got {args.batch_size}")

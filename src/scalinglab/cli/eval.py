@@ -37,7 +37,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.tasks:
+    from scalinglab.cli._tasks import check_task_flags
+
+    check_task_flags(args)  # a flag of the other mode is refused, not silently ignored
+    if args.tasks is not None:
         from scalinglab.cli._tasks import run_tasks
 
         return run_tasks(args)
