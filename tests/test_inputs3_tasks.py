@@ -49,3 +49,13 @@ def test_a_lone_surrogate_is_refused(tmp_path, item, key, bad):
     assert _refused(tmp_path, [item]) == (
         f"t.jsonl:1: {key!r} holds a lone surrogate ('\\{bad}'), not text"
     )
+
+
+def test_a_bom_is_read_and_bytes_that_are_no_utf8_are_named(tmp_path):
+    """A file an editor saved with a BOM was 'not JSON' on its first line."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"context":"Q:","choices":[" a"," b"],"gold":1}\n')
+    assert read_task(path).items[0].gold == 1
+    path.write_bytes(b'{"context":"Q:","choices":[" a"," b"],"gold":1}\n{"context":"\xff"}\n')
+    with pytest.raises(DataError, match=r"t.jsonl:2: not UTF-8 \(byte 13 of the line\)"):
+        read_task(path)

@@ -274,6 +274,10 @@ def test_seed_repeats_are_averaged_and_non_positive_values_refused(tmp_path):
     assert [c.lr for c in got] == pytest.approx([c.lr for c in want], rel=1e-9)
     assert [c.batch for c in got] == pytest.approx([c.batch for c in want], rel=1e-9)
     assert [c.runs for c in got] == [2 * c.runs for c in want]
+    bad = [dict(r) for r in rows]
+    bad[4]["lr"] = "fast"
+    with pytest.raises(DataError, match=r"row 6, column 'lr': 'fast' is not a number"):
+        fit_lr_opt(write_table(tmp_path / "t.csv", bad), bootstrap=0)
     for value, shown in ((-1.0, "-1"), (float("nan"), "nan")):
         bad = [dict(r) for r in rows]
         bad[4]["lr"] = value

@@ -74,14 +74,9 @@ def read_rows(path: str | Path) -> list[dict]:
         for i, r in enumerate(reader, start=2):
             if r.get("status", "completed") not in ("completed", ""):
                 continue
-            try:
-                v = {k: float(r[c]) for k, c in cols.items()}
-                accum = float(r.get("grad_accum") or 1)
-                v["batch"] = v.pop("batch_size") * accum * float(r[block])
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"{path}: row {i}: a non-number in {', '.join(cols.values())}"
-                ) from None
+            v = {k: _number(r, c, path, i) for k, c in cols.items()}
+            accum = _number(r, "grad_accum", path, i) if r.get("grad_accum") else 1.0
+            v["batch"] = v.pop("batch_size") * accum * _number(r, block, path, i)
             for k in ("N", "D", "lr", "batch"):  # logs of them are taken: a negative lr
                 # was a traceback (math domain error), a NaN one numpy's SVD error
                 if not (math.isfinite(v[k]) and v[k] > 0):
@@ -92,6 +87,14 @@ def read_rows(path: str | Path) -> list[dict]:
             if math.isfinite(v["loss"]):
                 rows.append(v)
     return rows
+
+
+def _number(row: dict, col: str, path, i: int) -> float:
+    """The cell of `col` in row `i`, a number; else a DataError naming row and column."""
+    try:
+        return float(row[col])
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: row {i}, column {col!r}: {row[col]!r} is not a number") from None
 
 
 def _mean_repeats(rows: list[dict]) -> list[dict]:

@@ -165,8 +165,10 @@ def read_task(path: str | Path, name: str | None = None) -> Task:
         if not raw.strip():
             continue
         where = f"{path}:{i}"
-        try:
-            obj = json.loads(raw.decode("utf-8"))
+        try:  # a BOM (an editor's) at the file's start is no JSON's
+            obj = json.loads(raw.decode("utf-8-sig" if i == 1 else "utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where}: not UTF-8 (byte {exc.start + 1} of the line)") from None
         except ValueError:
             raise DataError(f"{where}: not JSON") from None
         k, item = parse_item(obj, where)
