@@ -209,6 +209,10 @@ tokens_per_param = [1]
     (tmp_path / "bad.toml").write_text(mup.replace('rule = "mup"', 'rule = "fitted"'))
     with pytest.raises(SweepError, match='rule = "fitted" goes with fit'):
         load_spec(tmp_path / "bad.toml")
+    # the power rule's lr_power under another rule was ignored, silently
+    (tmp_path / "bad.toml").write_text(mup.replace('rule = "mup"', 'rule = "mup"\nlr_power = 1'))
+    with pytest.raises(SweepError, match="lr_power is the power rule's; rule = 'mup' sets"):
+        load_spec(tmp_path / "bad.toml")
 
 
 GRID_2X2 = """kind = "grid"

@@ -104,6 +104,9 @@ class ShapeRule:
 HPARAM_RULES = ("power", "mup", "fitted")
 
 
+LR_POWER = 0.5  # lr ∝ 1/sqrt(width) (the power rule's default)
+
+
 @dataclass
 class HparamRule:
     """[hparams]: the per-size rule (shapes.hparams_for)."""
@@ -111,7 +114,7 @@ class HparamRule:
     lr: float = setting(3e-3, "learning rate of a model of width ref_width")
     ref_width: int = setting(64, "the width at which lr applies")
     lr_power: float = setting(
-        0.5, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
+        LR_POWER, "lr(width) = lr × (ref_width / width) ** lr_power (0: one lr at every width)"
     )
     duration_power: float = setting(
         0.0,
@@ -166,6 +169,11 @@ class HparamRule:
                 raise ConfigError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.ref_tokens < 0:
             raise ConfigError(f"ref_tokens must be positive, got {self.ref_tokens:g}")
+        if self.rule != "power" and self.lr_power != LR_POWER:  # it was ignored, silently
+            raise ConfigError(
+                f"lr_power is the power rule's; rule = {self.rule!r} sets each width's lr "
+                "itself: leave lr_power out"
+            )
         if self.duration_power and self.rule == "fitted":
             raise ConfigError(
                 'rule = "fitted" takes the lr\'s dependence on D from its fit: leave '
