@@ -137,6 +137,12 @@ class ModelConfig:
                 raise ConfigError(
                     f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}"
                 )
+            if self.param != "sp" and not self.base_head_dim and self.base_width % self.n_head:
+                raise ConfigError(  # the base's head_dim base_width / n_head was 3.5
+                    f"--base-width {self.base_width} is not a multiple of --n-head "
+                    f"{self.n_head}: the base model's heads need a whole head size (or give "
+                    "--base-head-dim)"
+                )
             if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
                 raise ConfigError(
                     f"--pos rope needs an even head size; --n-embd {self.n_embd} / "

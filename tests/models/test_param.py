@@ -120,6 +120,14 @@ def test_completep_scales_the_branches_not_the_projection_init():
     )
 
 
+def test_a_base_width_the_heads_do_not_divide_is_refused():
+    """--base-width 7 with 2 heads made a base of head size 3.5 (coord-check refused it)."""
+    with pytest.raises(ConfigError, match=r"^base_width 7 is not a multiple of n_head 2: "):
+        ModelConfig(param="mup", base_width=7, n_head=2, n_embd=16)
+    assert ModelConfig(param="mup", base_width=7, n_head=2, n_embd=16, base_head_dim=4)
+    assert ModelConfig(param="sp", base_width=7, n_head=2, n_embd=16)  # sp has no base
+
+
 def test_param_is_refused_for_recurrent_models():
     with pytest.raises(ConfigError, match=r"^param mup is for the GPT; arch lstm has only sp$"):
         ModelConfig(arch="lstm", param="mup")
