@@ -38,6 +38,8 @@ def fit(tmp_path_factory):
          "--final-lr must be a finite number >= 0, got inf"),
         (["--flops", "1e20", "--block-size", "-3"],
          "--block-size must be >= 0 (0: no batch in sequences), got -3"),
+        (["--params", "1e20", "--flops", "1e12"],
+         "--flops 1e+12 at --params 1e+20 trains on C / (6 N) = 1.67e-09 tokens, less than one"),
     ],
 )  # fmt: skip
 def test_meaningless_plan_numbers_are_one_line(fit, capsys, flags, message):

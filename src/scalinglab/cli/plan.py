@@ -149,6 +149,12 @@ def _check_numbers(args) -> None:
             raise ConfigError(f"{name} must be a finite number > 0, got {v}")
     if args.final_lr is not None and not (math.isfinite(args.final_lr) and args.final_lr >= 0):
         raise ConfigError(f"--final-lr must be a finite number >= 0, got {args.final_lr}")
+    for c in args.flops or [] if args.params is not None else []:
+        if c / (6 * args.params) < 1:  # tokens=1.7e-09 and an lr of 2.5e-17 were printed
+            raise ConfigError(
+                f"--flops {c:g} at --params {args.params:g} trains on C / (6 N) = "
+                f"{c / (6 * args.params):.3g} tokens, less than one"
+            )
     if args.steps is not None and args.steps < 2:
         raise ConfigError(f"--steps must be >= 2, got {args.steps}")
     if args.block_size < 0:
