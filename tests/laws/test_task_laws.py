@@ -313,3 +313,18 @@ def test_backtest_intervals_of_a_fraction_stay_in_0_1():
     bt = tasklaws.rolling_backtest(law, {"flops": C, "acc": acc})
     ends = [x for t in bt["thresholds"] for r in t["rows"] for lv in ("0.8", "0.95") for x in r[lv]]
     assert min(ends) >= 0.0 and max(ends) <= 1.0 and max(ends) == 1.0  # it reached past 1
+
+
+def test_ends_outside_0_1_and_a_chance_above_the_runs_are_warned_of():
+    """The free sigmoid on Pythia's steep side put hi at 4.7 and lo at -0.03; --chance 0.9
+    with every row below it fitted, both without a word."""
+    small, _ = pythia()
+    kw = {"metric_col": "lambada_openai_acc", "loss_col": "task_loss", "bootstrap": 0,
+          "run_cols": ["model"]}  # fmt: skip
+    free = ScalingLaw("task-sigmoid", **kw).fit(small)
+    assert free.params_["hi"] > 1
+    assert any("lie outside [0, 1]: these runs do not place them" in w for w in free.warnings_)
+    fixed = ScalingLaw("task-sigmoid", chance=0.9, **kw).fit(small)
+    assert "96 of 96 rows lie below --chance 0.9" in " ".join(fixed.warnings_)
+    ok = ScalingLaw("task-sigmoid", chance=0.0, **kw).fit(small)
+    assert not any("below --chance" in w or "outside [0, 1]" in w for w in ok.warnings_)

@@ -232,6 +232,19 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     out["params_"] = {k: float(np.ravel(v)[0]) for k, v in nat.items()}
     out["samples"] = samples
     out["warnings_"] = notes
+    chance = s.get("chance")
+    if name == "task-sigmoid" and chance is None:
+        lo, hi = out["params_"]["lo"], out["params_"]["hi"]
+        if lo < 0 or hi > 1:  # an accuracy's ends: hi 4.7 from Pythia's steep side
+            notes.append(
+                f"the sigmoid's ends lo {lo:.3g} and hi {hi:.3g} lie outside [0, 1]: these "
+                "runs do not place them; --chance fixes them at chance and 1"
+            )
+    if chance is not None and np.sum(metric < chance) > len(metric) / 2:
+        notes.append(
+            f"{int(np.sum(metric < chance))} of {len(metric)} rows lie below --chance "
+            f"{chance:g}, the sigmoid's floor: is it the task's chance?"
+        )
     if not out["converged_"]:
         out["warnings_"].append("the fit did not converge")
     out["conventions_"] = {
