@@ -116,3 +116,11 @@ def test_submitit_params_parsed_and_checked(tmp_path):
     ex = make_executor(cfg, tmp_path)
     with pytest.raises(ConfigError, match=r"submitit_params: .*Unknown argument 'bogus'"):
         ex._executor()
+
+
+def test_a_shape_error_names_the_spec_file(tmp_path, shards):
+    """It read `[design] shapes[0] for gpt: ...` where every other spec error names the file."""
+    design = 'kind = "grid"\nshapes = [{n_layer = 1, n_embd = 8, n_head = 3}]\ntokens = [640]\n'
+    path = write_spec(tmp_path, shards, design)
+    with pytest.raises(SweepError, match=rf"^{path} \[design\] shapes\[0\] for gpt: n_embd 8 is"):
+        make_plan(load_spec(path))

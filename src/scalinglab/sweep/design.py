@@ -372,7 +372,8 @@ def _models(ctx: Context) -> list[ModelConfig]:
                 try:
                     models.append(ModelConfig(arch=arch, **ctx.spec.model, **s))
                 except (ConfigError, TypeError) as exc:
-                    raise SweepError(f"[design] shapes[{i}] for {arch}: {exc}") from None
+                    where = f"{ctx.spec.source} " if ctx.spec.source else ""  # as the spec's
+                    raise SweepError(f"{where}[design] shapes[{i}] for {arch}: {exc}") from None
     return models
 
 
