@@ -36,7 +36,10 @@ def plan_on_a_byte_corpus(d: dict, tmp_path):
     of the built-in one."""
     from scalinglab.study.run import fit_cost, plan_study, prepare_data
 
-    d = {**d, "data": {"sources": [str(toy_corpus(tmp_path / "c.txt"))], "tokenizer": "byte"}}
+    # (its [tasks] left out: the toy corpus has no passages for next-line, and the plan
+    # refuses a task it cannot score)
+    d = {**d, "data": {"sources": [str(toy_corpus(tmp_path / "c.txt"))], "tokenizer": "byte"},
+         "tasks": {}}  # fmt: skip
     study = parse_study(d, d["name"])
     shards, name = prepare_data(study, tmp_path / "cache")
     plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
@@ -128,7 +131,7 @@ def test_minutes_that_break_the_plan_name_the_flag_and_the_minutes_that_work(tmp
     from scalinglab.study.run import plan_study, prepare_data
 
     d = {**quickstart(), "data": {"sources": [str(toy_corpus(tmp_path / "c.txt"))],
-                                  "tokenizer": "byte"}}  # fmt: skip
+                                  "tokenizer": "byte"}, "tasks": {}}  # fmt: skip
     spec = parse_study(d, "quickstart")
     shards, name = prepare_data(spec, tmp_path / "cache")
 

@@ -215,12 +215,17 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     `cores`: the most threads the backtest takes alone (ExecutorConfig.cores_here)."""
     check_same_study(study, out)
     try:
-        return _plan_study(study, shards, corpus, out, workers, threads, estimate, cores)
+        plan = _plan_study(study, shards, corpus, out, workers, threads, estimate, cores)
     except SweepError as e:
         if study.scaled_from is None:
             raise
         raise _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
                                                              threads, False, cores)) from None  # fmt: skip
+    # a task the corpus yields no item of, or whose choices do not fit the runs' window,
+    # failed when the first run was scored: after the sweep had trained
+    study_tasks.check_fits(study, shards, min(r.config.model.block_size
+                                              for p in plan.parts for r in p.runs))  # fmt: skip
+    return plan
 
 
 OPERATIONAL_KEYS = ("workers", "train.loggers")  # how a study runs, not what it computes
@@ -347,9 +352,6 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
                                   f"seed{seed}", seed=seed, **same)  # fmt: skip
             parts.append(Part("seed", "seed", spec, [run]))
     check_supports_fits(study, parts)
-    # a task whose choices do not fit the runs' window failed after the sweep had trained
-    study_tasks.check_fits(study, shards, min(r.config.model.block_size
-                                              for p in parts for r in p.runs))  # fmt: skip
     bt = study.backtest
     sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [bt.arch])
     largest = fit_cost(parts, bt.arch)["largest"]
