@@ -75,6 +75,12 @@ def test_single_run_folder_and_missing_dir(tmp_path, capsys):
     assert [r["run_id"] for r in runs_table(d)] == ["only"]
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
     assert "runs folder not found" in capsys.readouterr().err
+    # a file is named as one, not "not found" (`eval RUN/config.toml --tasks`)
+    assert main(["runs", str(d / "result.json")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: {d / 'result.json'}: not a folder (give a run folder or a folder of runs)\n"
+    )
 
 
 def test_config_changes_flags_mixed_runs_and_filters_them_out(tmp_path, capsys):

@@ -58,6 +58,8 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     folder, those of each of its parts (`study_folders`)."""
     root = Path(root)
     if not root.is_dir():
+        if root.exists():  # `eval runs/a/config.toml` said "not found"
+            raise DataError(f"{root}: not a folder (give a run folder or a folder of runs)")
         raise DataError(f"runs folder not found: {root}")
     if parts := study_folders(root):
         return sorted({d for _, f in parts for d in find_run_dirs(f)}, key=lambda p: p.name)
