@@ -59,3 +59,14 @@ def test_a_bom_is_read_and_bytes_that_are_no_utf8_are_named(tmp_path):
     path.write_bytes(b'{"context":"Q:","choices":[" a"," b"],"gold":1}\n{"context":"\xff"}\n')
     with pytest.raises(DataError, match=r"t.jsonl:2: not UTF-8 \(byte 13 of the line\)"):
         read_task(path)
+
+
+@pytest.mark.parametrize("context", ["", "   "])
+def test_a_context_without_text_is_refused_naming_the_line(tmp_path, context):
+    """It was refused only when scored, as `RUN: pair 0: the context and the continuation
+    need a token each`, with no file or line."""
+    item = json.dumps({"context": context, "choices": [" a", " b"], "gold": 0})
+    assert _refused(tmp_path, [item]) == (
+        "t.jsonl:1: 'context' is empty or only whitespace: a choice is scored after a "
+        "context's tokens"
+    )

@@ -108,6 +108,10 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
         raise DataError(f"{where}: not a JSON object")
     if "choices" in obj or "context" in obj:
         context = _string(obj, "context", where)
+        if not context.strip():  # its whitespace goes to the choices: no token left before
+            # them, refused when scored with no file or line
+            raise DataError(f"{where}: 'context' is empty or only whitespace: a choice is "
+                            "scored after a context's tokens")  # fmt: skip
         choices = obj.get("choices")
         if not isinstance(choices, list) or len(choices) < 2:
             raise DataError(f"{where}: 'choices' must be a list of at least 2 strings")
