@@ -290,11 +290,11 @@ def fit_law(law, table):
     form = make(law)
     # as many free parameters as runs: the fit passes through every run, every resample
     # reproduces it, and its zero-width intervals would claim the law known exactly
-    interpolates = len(t) <= len(form.free)
+    boot, too_few = warn.resamples(len(t), len(form.free), s["bootstrap"])
     res = fit_constrained(
         form,
         t,
-        bootstrap=0 if interpolates else s["bootstrap"],
+        bootstrap=boot,
         seed=s["seed"],
         boot_starts=s["boot_starts"],
         prune=s["prune"],
@@ -308,8 +308,7 @@ def fit_law(law, table):
         )
     limits = at_limit(form, {k: float(v[0]) for k, v in nat.items()}, t)
     warnings += limits.values()
-    if interpolates and s["bootstrap"]:
-        warnings.append(warn.interpolation(len(t), len(form.free)))
+    warnings += too_few
     return {
         "params_": {k: float(v[0]) for k, v in nat.items()},
         "derived_": {},

@@ -193,11 +193,11 @@ class ScalingLaw:
         t.require(self.law, *form.needs)
         # as many parameters as points: the fit passes through every point and every
         # resample reproduces it; its zero-width "intervals" claimed the law known exactly
-        interpolates = len(t) <= len(form.param_names)
+        boot, too_few = warn.resamples(len(t), len(form.param_names), s["bootstrap"])
         res = fit_form(
             form,
             t,
-            bootstrap=0 if interpolates else s["bootstrap"],
+            bootstrap=boot,
             seed=s["seed"],
             boot_starts=s["boot_starts"],
             prune=s["prune"],
@@ -225,8 +225,7 @@ class ScalingLaw:
         )
         self.curvature_stderr_ = se
         self.warnings_ = warn.parametric(self, form, t, res, curv=(se, cond))
-        if interpolates and s["bootstrap"]:
-            self.warnings_.append(warn.interpolation(len(t), len(form.param_names)))
+        self.warnings_ += too_few
         fitted = self._predict_with(self.params_, t.N, t.D, t.C)
         floor = warn.floor_at_zero(self, fitted)
         if floor:

@@ -165,10 +165,8 @@ def last_of_each_run(t) -> np.ndarray:
 def _fit(form, pts, s, notes: list):
     """fit_form; no bootstrap where there are no more points than parameters (the fit
     passes through each: every resample reproduced it, intervals of zero width)."""
-    interpolates = len(pts) <= len(form.param_names)
-    if interpolates and s["bootstrap"]:
-        notes.append(warn.interpolation(len(pts), len(form.param_names)))
-    boot = 0 if interpolates else s["bootstrap"]
+    boot, too_few = warn.resamples(len(pts), len(form.param_names), s["bootstrap"])
+    notes += too_few
     return fit_form(form, pts, bootstrap=boot, seed=s["seed"], prune=s["prune"])
 
 

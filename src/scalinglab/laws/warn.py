@@ -90,12 +90,16 @@ FLOOR_SHARE = 1e-3
 """A floor E below this share of every fitted loss has run to its limit 0."""
 
 
-def interpolation(points: int, params: int) -> str:
-    """A fit with as many parameters as points passes through each: no interval."""
-    return (
-        f"{points} points for {params} parameters: the fit passes through every point, "
-        "so no interval can be drawn (fit more runs)"
-    )
+def resamples(points: int, params: int, bootstrap: int) -> tuple[int, list[str]]:
+    """(the bootstrap resamples to draw, warnings): none where there are no more points
+    than parameters, since the fit passes through each and every resample reproduces it
+    (its intervals were of zero width, the law 'known exactly')."""
+    if points > params:
+        return bootstrap, []
+    if not bootstrap:
+        return 0, []
+    return 0, [f"{points} points for {params} parameters: the fit passes through every "
+               "point, so no interval can be drawn (fit more runs)"]  # fmt: skip
 
 
 def floor_at_zero(law, predicted) -> list[str]:
