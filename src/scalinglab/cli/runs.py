@@ -134,10 +134,15 @@ def curve_rows(root, run_rows) -> list[dict]:
         # a run resumed with another config had two schedules: only its lr column is right
         changed = any(rec.get("event") == "config_change" for rec in records)
         schedule = None if changed else run_schedule(Path(dirs[run["run_id"]]))
-        lr = None
+        lr, first = None, len(out)
         for rec in records:
             lr = rec.get("lr", lr)  # an eval record may carry no lr: the last one logged
             if rec.get("val_loss") is None:
+                continue
+            if rec.get("final") and len(out) > first and out[-1]["step"] == rec.get("step"):
+                # the final evaluation (the whole validation split) at a step that also had
+                # a periodic one: one row, with the final loss, as the run's result has it
+                out[-1]["loss"] = rec["val_loss"]
                 continue
             out.append(
                 {

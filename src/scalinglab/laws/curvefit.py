@@ -29,7 +29,8 @@ from scalinglab.laws.curvelaws import (
     predict_curve,
 )
 from scalinglab.laws.curves import CurveTable, read_curve_table
-from scalinglab.laws.schedules import Schedule
+from scalinglab.laws.intervals import check_level
+from scalinglab.laws.schedules import MAX_STEPS, Schedule
 from scalinglab.laws.settings import huber_delta
 
 
@@ -80,6 +81,7 @@ def fit_curve_law(law, table) -> dict:
     if not fit_runs:
         raise DataError(f"{t.source}: --holdout-where holds out every run; none is left to fit")
     form = form_of(law)
+    check_learned(t, s["lr_fill"])
     data = [(r.steps, r.schedule(s["lr_fill"]), r.loss) for r in fit_runs]
     res = fit_curves(
         form,
@@ -113,6 +115,21 @@ def fit_curve_law(law, table) -> dict:
         "fit_runs": [r.run_id for r in fit_runs],
     }
     return out
+
+
+def check_learned(t, fill) -> None:
+    """Refuse, before any fit, a logged point (fitted or held out) where the LR summed
+    so far is 0: no update yet (a step-0 row, a run logged at LR 0), S1^(−α) infinite."""
+    for r in t.runs:
+        bad = np.flatnonzero(np.cumsum(r.schedule(fill))[r.steps] <= 0)
+        if bad.size:
+            j = bad[0]
+            row = f"row {r.rows[j]}, " if r.rows else ""
+            raise DataError(
+                f"{t.source}: {row}run {r.run_id!r}, step {r.steps[j]}: the LR summed over "
+                f"steps 0..{r.steps[j]} is 0 (no update yet); a curve law starts after the "
+                "first non-zero LR: leave such rows out (e.g. --where 'step>0')"
+            )
 
 
 def finish(law, out, table_runs):
@@ -190,8 +207,13 @@ def as_schedule(lr_schedule, steps):
     last = int(np.max(steps))
     if isinstance(lr_schedule, str):
         lr_schedule = Schedule(lr_schedule)
-    if hasattr(lr_schedule, "lr_array"):
-        lr = np.asarray(lr_schedule.lr_array(last + 1), dtype=float)
+    if isinstance(lr_schedule, Schedule):
+        if len(lr_schedule) <= last:  # not padded: its last LR held on is a guess
+            raise ConfigError(
+                f"schedule {lr_schedule.spec!r} has {len(lr_schedule)} steps; predicting "
+                f"step {last} needs the LR at steps 0..{last}"
+            )
+        lr = lr_schedule.lr_array(last + 1)
     else:
         lr = np.asarray(lr_schedule, dtype=float).ravel()
     if lr.size <= last:
@@ -203,15 +225,22 @@ def as_schedule(lr_schedule, steps):
     return lr
 
 
-def predict(law, steps, lr_schedule, return_ci=False):
-    """Predicted loss at `steps` under `lr_schedule` (the LR at every step 0..max(steps))."""
+def predict(law, steps, lr_schedule, return_ci=False, level=None):
+    """Predicted loss at `steps` under `lr_schedule` (the LR at every step 0..max(steps));
+    with `return_ci`, the bootstrap interval at `level` (default: the fit's level)."""
     if steps is None or lr_schedule is None:
         raise ConfigError(f"law {law.law!r} predicts a curve: predict(steps, lr_schedule)")
     if law.law not in CURVE_LAWS:
         raise ConfigError(f"law {law.law!r} does not predict curves")
-    steps = np.atleast_1d(np.asarray(steps))
-    if (steps < 0).any() or (steps != np.round(steps)).any():
+    level = law.settings["ci_level"] if level is None else float(level)
+    check_level(level)
+    steps = np.atleast_1d(np.asarray(steps, dtype=float))
+    if steps.size == 0:
+        raise ConfigError("steps is empty: give the steps to predict")
+    if not np.isfinite(steps).all() or (steps < 0).any() or (steps != np.round(steps)).any():
         raise ConfigError("steps must be whole numbers >= 0")
+    if steps.max() >= MAX_STEPS:
+        raise ConfigError(f"step {steps.max():.0f}: curve laws predict steps below {MAX_STEPS:,}")
     steps = steps.astype(int)
     lr = as_schedule(lr_schedule, steps)
     unlearned = steps[np.cumsum(lr)[steps] <= 0]
@@ -235,7 +264,7 @@ def predict(law, steps, lr_schedule, return_ci=False):
     draws = np.concatenate(
         [form.pred(ctx, th[i : i + per], grad=False)[0] for i in range(0, len(th), per)]
     )
-    q = 100 * (1 - law.settings["ci_level"]) / 2
+    q = 100 * (1 - level) / 2
     with np.errstate(invalid="ignore"):
         lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
     return pred, lo, hi

@@ -10,8 +10,8 @@ A curve law predicts the loss at step t from the learning rate η at every step
   LR enters the sum with the opposite sign), as in the authors' code.
 - lr-annealing (Tissue et al. 2024): L(t) = L0 + A·S1(t)^(−α) − C·S2(t),
   S2(t) = Σ_{i≤t} m_i, m_i = λ·m_{i−1} + (η_{i−1} − η_i), with λ = `decay_factor`
-  (0.999, the paper's choice); S2 counts only steps after the LR's first peak,
-  so the warmup's rise is not an "annealing".
+  (0.999, the paper's choice); S2 counts only steps after the LR's first peak
+  (the step before its first drop), so the warmup's rise is not an "annealing".
 
 Both are fitted as every law here: Huber(δ) on log L − log L_pred, summed over
 the logged points of all fitted curves, batched L-BFGS from a grid of starts.
@@ -109,11 +109,17 @@ def linear_start(logS1, x2, L):
 
 
 def annealing_area(lr, decay_factor):
-    """Tissue et al.'s S2 at every step (momentum of LR drops after the first peak)."""
+    """Tissue et al.'s S2 at every step (momentum of LR drops after the first peak).
+
+    The first peak ends the LR's initial rise (the warmup, and any constant phase after
+    it): the step before its first drop. It is found from the steps up to each step only,
+    so a step's S2 never depends on the LR at later steps; a rise after that (a second
+    warmup) enters as a negative drop."""
     lr = np.asarray(lr, dtype=float)
     drop = np.zeros_like(lr)
     drop[1:] = lr[:-1] - lr[1:]
-    drop[: int(np.argmax(lr)) + 1] = 0.0
+    falls = np.flatnonzero(drop > 0)
+    drop[: falls[0] if len(falls) else len(drop)] = 0.0
     m = np.empty_like(lr)
     acc = 0.0
     for i, d in enumerate(drop):  # a linear recurrence; 72000 steps take ~10 ms

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.laws.schedules import Schedule
+from scalinglab.laws.schedules import MAX_STEPS, Schedule
 from scalinglab.laws.table import ALIASES, check_table_file, decode_text, find_column
 
 LR_FILLS = ("linear", "auto", "previous")
@@ -188,9 +188,17 @@ def read_curve_table(
             step = _number(row[step_col], f"{at}, column {step_col!r}", positive=False)
             if step != int(step):
                 raise DataError(f"{at}, column {step_col!r}: {row[step_col]!r} is not a whole step")
+            if step >= MAX_STEPS:  # the LR at every step up to it: 8 bytes a step
+                raise DataError(
+                    f"{at}, column {step_col!r}: step {row[step_col]} is beyond {MAX_STEPS:,}: "
+                    "curve laws take optimizer steps, not tokens"
+                )
             steps.append(int(step))
             if lr_col in row:
-                lrs.append(_number(row[lr_col], f"{at}, column {lr_col!r}", positive=False))
+                if schedule_col is not None and not row[lr_col].strip():
+                    lrs.append(np.nan)  # not needed where the run's schedule is given
+                else:
+                    lrs.append(_number(row[lr_col], f"{at}, column {lr_col!r}", positive=False))
             losses.append(_number(row[lcol], f"{at}, column {lcol!r}"))
             nums.append(i)
         order = np.argsort(steps, kind="stable")
@@ -213,6 +221,12 @@ def read_curve_table(
                 raise DataError(
                     f"{path}: run {rid!r} has no schedule in {schedule_col!r} "
                     f"and there is no {lr_col!r} column to rebuild its LR from"
+                )
+            if run.lr_full is None and np.isnan(run.lr).any():
+                i = run.rows[int(np.flatnonzero(np.isnan(run.lr))[0])]
+                raise DataError(
+                    f"{path}: row {i} (line {i + 1}), column {lr_col!r}: empty, and run "
+                    f"{rid!r} has no schedule in {schedule_col!r} to take the LR from"
                 )
         runs.append(run)
     conv = {

@@ -445,7 +445,7 @@ class ScalingLaw:
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
             if steps is None and lr_schedule is None:
                 steps, lr_schedule = N, D
-            return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci)
+            return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci, level=level)
         pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci)
         if not return_ci:
             return pred

@@ -7,7 +7,8 @@
 Each phase runs for its number of steps, starting from the LR where the last
 one ended (0 before the first):
 
-- `warmup(N, PEAK)`: linear from 0 to PEAK (step 0 has LR 0);
+- `warmup(N, PEAK)`: linear from 0 to PEAK (step 0 has LR 0; the next phase
+  starts from PEAK, also after `warmup(1, PEAK)`, whose one step has LR 0);
 - `constant(N[, LR])`: LR (default: the current one) held;
 - `drop(N, LR)`: an instant change to LR, held (a step schedule);
 - `linear(N, TO)`, `cosine(N, TO)`: linear / half-cosine decay to TO;
@@ -21,8 +22,9 @@ phase does not start where the last one ended (`trainer_spec`).
 A decay phase starts at the current LR and moves towards TO, which the step
 after it would reach (Luo et al.'s convention: `warmup(2160, 3e-4) +
 cosine(21840, 3e-5)` is their cosine_24000 step for step). The schedule's
-length is the sum of the phases' steps; `lr_array(n)` gives the LR at steps
-0..n−1 (the last phase's end value held beyond it).
+length is the sum of the phases' steps, at most `MAX_STEPS`; `lr_array(n)`
+gives the LR at steps 0..n−1 (the last phase's end value held beyond it).
+Step counts are whole numbers; LRs are finite and >= 0.
 """
 
 import re
@@ -32,6 +34,9 @@ import numpy as np
 from scalinglab.errors import ConfigError
 
 PHASES = ("warmup", "constant", "drop", "linear", "cosine", "exp", "sqrt")
+# A curve law sums the LR of every step (8 bytes each): 1e8 steps is 800 MB per array,
+# and two orders of magnitude beyond the longest published training runs.
+MAX_STEPS = 100_000_000
 _PART = re.compile(r"^\s*([a-z]+)\s*\(([^()]*)\)\s*$")
 
 
@@ -51,7 +56,7 @@ class Schedule:
                 )
             kind, args = m.group(1), [a.strip() for a in m.group(2).split(",") if a.strip()]
             try:
-                steps = int(float(args[0]))
+                count = float(args[0])
                 value = float(args[1]) if len(args) > 1 else None
                 start = float(args[2]) if len(args) > 2 else None
             except (IndexError, ValueError):
@@ -59,13 +64,26 @@ class Schedule:
                     f"schedule {self.spec!r}: {part.strip()!r}: bad numbers"
                 ) from None
             many = len(args) > (3 if kind in ("linear", "cosine", "exp", "sqrt") else 2)
-            if steps < 1 or many or not all(v is None or v >= 0 for v in (value, start)):
-                raise ConfigError(f"schedule {self.spec!r}: {part.strip()!r}: steps >= 1, LR >= 0")
+            lrs_ok = all(v is None or 0 <= v < np.inf for v in (value, start))
+            if not count.is_integer() or count < 1 or many or not lrs_ok:
+                raise ConfigError(
+                    f"schedule {self.spec!r}: {part.strip()!r}: a whole number of steps >= 1, "
+                    "LRs finite and >= 0"
+                )
+            steps = int(count)
             if value is None and kind not in ("constant",):
                 raise ConfigError(f"schedule {self.spec!r}: {kind} needs an LR: {kind}(STEPS, LR)")
             if start is not None:
                 self.starts[len(self.phases)] = start
             self.phases.append((kind, steps, value))
+        if len(self) > MAX_STEPS:
+            raise ConfigError(f"schedule {self.spec!r}: {len(self)} steps, more than {MAX_STEPS:,}")
+        cur = 0.0  # the LR each phase starts from: an exp phase needs it > 0
+        for j, (kind, _, v) in enumerate(self.phases):
+            cur = self.starts.get(j, cur)
+            if kind == "exp" and (cur <= 0 or v <= 0):
+                raise ConfigError(f"schedule {self.spec!r}: exp needs LRs > 0")
+            cur = cur if v is None else v
 
     def __len__(self):
         return sum(s for _, s, _ in self.phases)
@@ -75,8 +93,11 @@ class Schedule:
 
     def lr_array(self, n=None) -> np.ndarray:
         """The LR at steps 0..n−1 (n defaults to the schedule's length)."""
-        parts, cur = [], 0.0
+        parts, cur, done = [], 0.0, 0
         for j, (kind, steps, v) in enumerate(self.phases):
+            if n is not None and done >= n:  # the steps asked for are built
+                break
+            done += steps
             cur = self.starts.get(j, cur)
             i = np.arange(steps) / steps  # fraction of the phase done before each step
             if kind == "warmup":
@@ -87,15 +108,13 @@ class Schedule:
                 seg = cur + (v - cur) * i
             elif kind == "cosine":
                 seg = v + 0.5 * (cur - v) * (1 + np.cos(np.pi * i))
-            elif kind == "exp":
-                if cur <= 0 or v <= 0:
-                    raise ConfigError(f"schedule {self.spec!r}: exp needs LRs > 0")
+            elif kind == "exp":  # both LRs > 0: checked when parsed
                 seg = cur * (v / cur) ** i
             else:  # sqrt
                 seg = v + (cur - v) * (1 - np.sqrt(i))
             parts.append(seg)
-            cur = float(seg[-1]) if kind in ("warmup", "constant", "drop") else v
-        lr = np.concatenate(parts)
+            cur = float(seg[-1]) if kind in ("constant", "drop") else v
+        lr = np.concatenate(parts) if parts else np.zeros(0)
         n = len(lr) if n is None else int(n)
         if n > len(lr):
             lr = np.concatenate([lr, np.full(n - len(lr), cur)])
@@ -104,8 +123,11 @@ class Schedule:
 
 def family(steps, peak, final, warmup=0, fractions=(0.1, 0.2, 0.3, 0.5)):
     """Common schedules of `steps` steps from `peak` to `final`: cosine, linear, constant,
-    and WSD with linear, exponential and 1−sqrt decays over each fraction of the run."""
+    and WSD with linear, exponential and 1−sqrt decays over each fraction of the run
+    (no exponential decay to a final LR of 0: it never gets there)."""
     steps, warmup = int(steps), int(warmup)
+    if steps > MAX_STEPS:
+        raise ConfigError(f"--steps {steps}: at most {MAX_STEPS:,}")
     if not 0 <= warmup < steps:
         raise ConfigError(f"--warmup {warmup} must be in [0, --steps {steps})")
     if final > peak:  # its "decays" rose, and were ranked
@@ -119,12 +141,13 @@ def family(steps, peak, final, warmup=0, fractions=(0.1, 0.2, 0.3, 0.5)):
         head + first + f"linear({body}, {final:g})",
         head + first + f"constant({body})",
     ]
+    kinds = ("linear", "exp", "sqrt") if final > 0 else ("linear", "sqrt")
     for f in fractions:
         decay = max(1, round(f * steps))
         stable = body - decay
         if stable < 1:
             continue
-        for kind in ("linear", "exp", "sqrt"):
+        for kind in kinds:
             out.append(head + first + f"constant({stable}) + {kind}({decay}, {final:g})")
     return [Schedule(s) for s in out]
 

@@ -11,7 +11,7 @@ import numpy as np
 from scalinglab.errors import ConfigError
 from scalinglab.laws.curvefit import form_of
 from scalinglab.laws.curvelaws import CURVE_LAWS
-from scalinglab.laws.schedules import Schedule
+from scalinglab.laws.schedules import MAX_STEPS, Schedule
 
 
 def rank_schedules(law, steps, candidates):
@@ -24,6 +24,8 @@ def rank_schedules(law, steps, candidates):
     steps = int(steps)
     if steps < 2:
         raise ConfigError(f"--steps must be >= 2, got {steps}")
+    if steps > MAX_STEPS:
+        raise ConfigError(f"--steps {steps}: at most {MAX_STEPS:,}")
     scheds = [c if isinstance(c, Schedule) else Schedule(c) for c in candidates]
     if not scheds:
         raise ConfigError("no candidate schedules")

@@ -1,0 +1,163 @@
+"""Curve laws at the edges of their inputs: causal S2, points before any update, schedule
+specs with odd numbers, intervals at a level, `runs --curves` of a real trainer's log."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.config import ModelConfig, RunConfig, TrainConfig, dumps_toml
+from scalinglab.errors import ConfigError
+from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws.curvelaws import annealing_area
+from scalinglab.laws.schedules import Schedule
+from tests.laws.test_curves import MPL_25M, TISSUE, curves_csv, mpl_direct
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """An lr-annealing fit (with bootstrap) of three curves of a known Multi-Power Law."""
+    tmp = tmp_path_factory.mktemp("fit")
+    path = curves_csv(tmp / "c.csv", lambda lr, s: mpl_direct(MPL_25M, lr, s),
+                      ("cosine", "constant", "drop"))  # fmt: skip
+    out = tmp / "fit.json"
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "30"]
+    assert main([*argv, "--out", str(out)]) == 0
+    return out
+
+
+def test_a_steps_s2_does_not_depend_on_later_steps():
+    # the LR rises above its first peak after a drop (a second warmup): the drop at step
+    # 200 still counts at step 250, whatever comes later
+    lr = Schedule("warmup(100, 1.0) + constant(100) + drop(100, 0.1) + constant(100, 1.5)")
+    lr = lr.lr_array()
+    full, prefix = annealing_area(lr, 0.999), annealing_area(lr[:251], 0.999)
+    assert np.array_equal(full[:251], prefix)
+    assert full[250] == pytest.approx(0.9 * (1 - 0.999**51) / (1 - 0.999))
+    assert np.all(full[:200] == 0)  # the warmup's rise is no annealing
+    law = ScalingLaw("lr-annealing", bootstrap=0)
+    law.params_, law.samples_ = dict(TISSUE), None
+    alone = law.predict([250], lr)
+    assert law.predict([250, 399], lr)[0] == alone[0]
+
+
+def test_warmup_of_one_step_reaches_its_peak():
+    lr = Schedule("warmup(1, 1.0) + cosine(4, 0.0)").lr_array()
+    assert np.allclose(lr, [0, 1, (1 + np.cos(np.pi / 4)) / 2, 0.5, (1 - np.cos(np.pi / 4)) / 2])
+
+
+@pytest.mark.parametrize(
+    "spec, msg",
+    [("constant(inf, 1e-3)", "whole number of steps"), ("constant(1e400, 1e-3)", "whole number"),
+     ("warmup(2.7, 1e-3)", "whole number of steps"), ("cosine(10, inf)", "LRs finite"),
+     ("constant(200000000, 1e-3)", "more than 100,000,000"),
+     ("constant(3, 1) + constant(10) + exp(3, 0)", "exp needs LRs > 0")],
+)  # fmt: skip
+def test_bad_numbers_in_a_spec_are_refused_when_parsed(spec, msg):
+    with pytest.raises(ConfigError, match=msg):
+        Schedule(spec)
+
+
+def test_the_steps_asked_for_are_all_that_is_built():
+    s = Schedule("constant(10, 1e-3) + cosine(99999990, 1e-4)")
+    assert len(s) == 100_000_000 and np.array_equal(s.lr_array(12)[:10], np.full(10, 1e-3))
+    assert len(s.lr_array(12)) == 12
+
+
+def test_intervals_at_the_level_asked_for(fitted):
+    law = load_fit(fitted)
+    spec = "warmup(300, 3e-4) + cosine(3700, 3e-5)"
+    widths = {}
+    for level in (0.5, 0.95, 0.99):
+        _, lo, hi = law.predict([1000, 3999], spec, return_ci=True, level=level)
+        widths[level] = hi - lo
+    assert np.all(widths[0.5] < widths[0.95]) and np.all(widths[0.95] < widths[0.99])
+    _, lo, hi = law.predict([1000, 3999], spec, return_ci=True)  # the fit's level: 0.95
+    assert np.array_equal(hi - lo, widths[0.95])
+    with pytest.raises(ConfigError, match=r"level=95\.0: must be in"):
+        law.predict([1000], spec, return_ci=True, level=95)
+
+
+def test_a_schedule_shorter_than_the_steps_is_not_padded(fitted):
+    law = load_fit(fitted)
+    with pytest.raises(ConfigError, match="has 4000 steps; predicting step 6000"):
+        law.predict([6000], "warmup(300, 3e-4) + cosine(3700, 3e-5)")
+    with pytest.raises(ConfigError, match="steps is empty"):
+        law.predict([], "warmup(300, 3e-4) + cosine(3700, 3e-5)")
+
+
+def test_plan_with_a_final_lr_of_zero_leaves_out_the_exp_decays(fitted, capsys):
+    argv = ["plan", str(fitted), "--steps", "3000", "--peak-lr", "3e-4", "--final-lr", "0"]
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 + 4 * 2 and not any("exp(" in r["schedule"] for r in rows)
+    assert main(["plan", str(fitted), "--steps", "1e9", "--peak-lr", "3e-4"]) == 2
+    assert "--steps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_point_before_any_update_is_refused_naming_its_row(tmp_path, capsys, held):
+    fn = lambda lr, s: mpl_direct(MPL_25M, lr, s)  # noqa: E731
+    path = curves_csv(tmp_path / "c.csv", fn, ("cosine", "constant", "drop"),
+                      extra=["drop,drop,0,0,10.9"])  # fmt: skip
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "0"]
+    if held:
+        argv += ["--holdout-where", "run=drop"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {path}: row 118, run 'drop', step 0: the LR summed over steps 0..0 is 0 (no "
+        "update yet); a curve law starts after the first non-zero LR: leave such rows out "
+        "(e.g. --where 'step>0')\n"
+    )
+    assert main([*argv, "--where", "step>0"]) == 0
+
+
+def test_steps_beyond_the_limit_and_empty_lr_cells_under_a_schedule(tmp_path, capsys):
+    fn = lambda lr, s: mpl_direct(MPL_25M, lr, s)  # noqa: E731
+    path = curves_csv(tmp_path / "c.csv", fn, ("cosine",), extra=["cosine,cosine,1e11,3e-5,3.1"])
+    assert main(["fit", str(path), "--law", "lr-annealing", "--run-col", "run"]) == 2
+    assert "row 40 (line 41), column 'step': step 1e11 is beyond 100,000,000" in (
+        capsys.readouterr().err
+    )
+    # with a schedule column the lr column may have empty cells
+    rows = ["run,step,lr,loss,sched"]
+    for kind, spec in (("a", "warmup(300, 3e-4) + cosine(3700, 3e-5)"),
+                       ("b", "warmup(300, 3e-4) + constant(3700)")):  # fmt: skip
+        lr = Schedule(spec).lr_array()
+        steps = np.arange(100, 4000, 100)
+        for s, v in zip(steps, mpl_direct(MPL_25M, lr, steps), strict=True):
+            rows.append(f'{kind},{s},,{v:.10g},"{spec}"')
+    path.write_text("\n".join(rows) + "\n")
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "0"]
+    assert main([*argv, "--schedule-col", "sched", "--out", str(tmp_path / "f.json")]) == 0
+    path.write_text(path.read_text().replace(',"warmup(300, 3e-4) + constant(3700)"', ","))
+    assert main([*argv, "--schedule-col", "sched"]) == 2
+    assert "row 40 (line 41), column 'lr': empty, and run 'b' has no schedule in 'sched'" in (
+        capsys.readouterr().err
+    )
+
+
+def test_runs_curves_has_one_row_at_the_last_step(tmp_path):
+    """The trainer logs a periodic evaluation at the last step when --eval-every divides
+    the steps, then the final one (final: true): one row, with the final loss."""
+    run = tmp_path / "sweep" / "runs" / "r1"
+    run.mkdir(parents=True)
+    model = ModelConfig(arch="gpt", n_layer=2, n_embd=16, n_head=2, block_size=32,
+                        vocab_size=256)  # fmt: skip
+    train = TrainConfig(data="shards", steps=200, schedule="constant", lr=2e-3)
+    (run / "config.toml").write_text(dumps_toml(RunConfig(model=model, train=train).to_dict()))
+    lines = [{"step": s, "tokens": s * 384, "lr": 2e-3, "val_loss": 5.0 - s / 100}
+             for s in (100, 200)]  # fmt: skip
+    lines.append({"step": 200, "tokens": 200 * 384, "val_loss": 2.95, "final": True})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (run / "result.json").write_text(json.dumps({"status": "completed", "steps": 200}))
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["step"], r["loss"], r["lr"]) for r in rows] == [
+        ("100", "4.0", "0.002"),
+        ("200", "2.95", "0.002"),
+    ]
