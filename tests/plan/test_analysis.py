@@ -87,3 +87,16 @@ def test_predictive_interval_adds_each_part_in_quadrature():
     assert hi == pytest.approx(1 + math.sqrt(0.04 + 0.01 + 0.0025))
     lo, hi = predictive_interval({**pred, "noise_interval": None}, None, 0.95)
     assert (lo, hi) == pytest.approx((0.9, 1.2))
+
+
+def test_seed_noise_lists_each_seed_with_its_own_loss():
+    from scalinglab.plan.analysis import seed_noise
+
+    base = {"status": "completed", "arch": "gpt", "n_layer": 2, "n_embd": 64, "tokens": 1e6,
+            "params": 1e5}  # fmt: skip
+    # the sweep's run (seed 1337) comes first, the repeats after it: listed in seed order
+    rows = [{**base, "seed": 1337, "loss": 2.70}, {**base, "seed": 1, "loss": 2.80},
+            {**base, "seed": 2, "loss": 2.90}]  # fmt: skip
+    (g,) = seed_noise(rows)["groups"]
+    assert g["seeds"] == [1, 2, 1337] and g["losses"] == [2.80, 2.90, 2.70]
+    assert g["rel_std"] == pytest.approx(np.std([2.7, 2.8, 2.9], ddof=1) / 2.8)

@@ -194,6 +194,7 @@ def seed_noise(rows: list[dict]) -> dict | None:
         return None
     ss, dof, out = 0.0, 0, []
     for g in sets:
+        g = dict(sorted(g.items()))  # seeds in order, each with its own loss
         losses = np.array([r["loss"] for r in g.values()])
         rel = losses / losses.mean()
         ss += float(((rel - 1.0) ** 2).sum())
@@ -204,7 +205,7 @@ def seed_noise(rows: list[dict]) -> dict | None:
                 "arch": first["arch"],
                 "params": first["params"],
                 "tokens": first["tokens"],
-                "seeds": sorted(g),
+                "seeds": list(g),
                 "losses": [float(x) for x in losses],
                 "rel_std": float(np.std(rel, ddof=1)),
             }
