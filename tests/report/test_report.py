@@ -323,3 +323,15 @@ def test_terminal_summary_shows_the_isoflop_fits_warnings():
         "skipped",
         "  warning: the fit rests on the minima of 2 budgets: …",
     ]
+
+
+def test_intervals_are_labelled_at_the_fits_level(tmp_path):
+    make_study(tmp_path)
+    meta = json.loads((tmp_path / "study.json").read_text())
+    fit = {**meta.get("fit", {}), "ci_level": 0.8, "bootstrap": 20, "seed": 0}
+    (tmp_path / "study.json").write_text(json.dumps({**meta, "fit": fit}))
+    build_report(tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "95% interval" not in html and "a new run: 95%" not in html
+    assert html.count("80% interval") >= 5  # the cards and the plan's columns
+    assert "a new run: 80%" in html and "its 80% band" in html

@@ -217,7 +217,8 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
         ax.plot(*np.array(runs).T, ".", color="grey", alpha=0.6, label="every sweep run")
     c_lo = min(p["C"] for p in f.frontier_points) / 1.5
     C = np.geomspace(c_lo, c_max * 1.3, 200)
-    _band(ax, f.frontier, C, col, _alpha_label(arch, f.frontier) + " (95% band)")
+    level = f.frontier.settings["ci_level"]
+    _band(ax, f.frontier, C, col, _alpha_label(arch, f.frontier) + f" ({level:.0%} band)")
     _frontier_points(ax, arch, f, col)
     c_fit = max(p["C"] for p in f.frontier_points)
     ax.axvspan(c_fit, C[-1], color="k", alpha=0.04, lw=0)
@@ -232,7 +233,7 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     _save(fig, path)
     return (
         f"{name(arch)}: the lowest loss reachable at each compute (the IsoFLOP optima, with "
-        "their bootstrap intervals), the power law fitted through them and its 95% band, "
+        f"their bootstrap intervals), the power law fitted through them and its {level:.0%} band, "
         "extrapolated to the planned budgets (shaded region: beyond the data)."
         + (" The backtest: the loss predicted before training (with its interval) and the "
            "loss measured after." if backtest else "")

@@ -17,7 +17,7 @@ def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[s
         _backtest(s["backtest"]),
         _leave_larger_out(s.get("leave_larger_out"), s["plan"]["arch"]),
         _figures(figs, root),
-        _plan(s["plan"]),
+        _plan(s["plan"], s["fit_settings"]["ci_level"]),
         _fits(s["fits"], s["fit_settings"]),
         _seed_noise(s["seed_noise"]),
         _runs(c.rows),
@@ -26,7 +26,7 @@ def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[s
 
 
 def _key_results(s: dict, fits: dict) -> str:
-    cards = []
+    cards, level = [], s["fit_settings"]["ci_level"]
     bt = s["backtest"]
     if bt and bt.get("actual_loss") is not None:
         ok = bt["in_interval"]
@@ -58,7 +58,7 @@ def _key_results(s: dict, fits: dict) -> str:
                 card(
                     f"{name(arch)} frontier exponent α (L ∝ C^−α)",
                     num(pc["params"]["alpha"], 3),
-                    f"95% interval {interval(ci, 3)}" if ci else "no interval",
+                    f"{level:.0%} interval {interval(ci, 3)}" if ci else "no interval",
                 )
             )
     main = s["plan"]["arch"]
@@ -69,7 +69,7 @@ def _key_results(s: dict, fits: dict) -> str:
             card(
                 f"{name(main)}: N_opt ∝ C^a",
                 f"a = {num(iso['params']['a'], 3)}",
-                f"95% interval {interval(iso['ci'].get('a'), 3)}; published: {ref}",
+                f"{level:.0%} interval {interval(iso['ci'].get('a'), 3)}; published: {ref}",
             )
         )
     if s["seed_noise"]:
@@ -176,7 +176,7 @@ def _figures(figs: list[dict], root: Path) -> str:
     return "".join(out)
 
 
-def _plan(plan: dict) -> str:
+def _plan(plan: dict, level: float) -> str:
     rows = []
     for r in plan["rows"]:
         rows.append([
@@ -188,8 +188,9 @@ def _plan(plan: dict) -> str:
         ])  # fmt: skip
     if not rows:
         return "<h2>Plan</h2><p>No plan: no fit gives a compute-optimal allocation.</p>"
-    head = ["budget", "C (FLOPs)", "N_opt", "95% interval", "D_opt (tokens)", "95% interval",
-            "tokens/param", "predicted loss", "95% interval", "a new run: 95%"]  # fmt: skip
+    ci = f"{level:.0%} interval"
+    head = ["budget", "C (FLOPs)", "N_opt", ci, "D_opt (tokens)", ci, "tokens/param",
+            "predicted loss", ci, f"a new run: {level:.0%}"]  # fmt: skip
     first = plan["rows"][0]
     return (
         f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"
