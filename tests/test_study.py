@@ -851,3 +851,19 @@ def test_plan_seconds_simulates_the_backtest_alone_or_beside(alone):
         assert s["total"] == 55 + 100 + half
     else:  # LSTM 25 on worker 0 (30-55), LSTM 5 on worker 1 (30-35), then the backtest 40-140
         assert s["total"] == 140 + half
+
+
+def test_a_spec_with_its_defaults_written_out_is_the_same_study(tmp_path):
+    """`study --print-config`'s spec (every default filled in), or `minutes = 10` written
+    where it was left out, continues the folder; a changed budget does not."""
+    from scalinglab.study.run import check_same_study
+    from scalinglab.study.spec import study_dict
+
+    d = tomllib.loads(TOY.format(corpus=tmp_path / "corpus.txt"))
+    study = parse_study(d, "toy")
+    (tmp_path / "study.json").write_text(json.dumps({"spec": study.raw}))
+    check_same_study(parse_study(study_dict(study), "printed"), tmp_path)
+    check_same_study(parse_study({**d, "minutes": 10}, "toy"), tmp_path)
+    check_same_study(study.scaled(study.minutes), tmp_path)
+    with pytest.raises(SweepError, match=r"another spec \(backtest.budget 3e\+09 -> 6e\+09\)"):
+        check_same_study(parse_study({**d, "backtest": {"budget": 6e9}}, "toy"), tmp_path)

@@ -28,6 +28,7 @@ prediction is reused, never recomputed after its run has started. A WSD branch w
 in the queue until its trunk has finished, then starts from the trunk's checkpoint.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import heapq
@@ -49,7 +50,13 @@ from scalinglab.report import build_report
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
 from scalinglab.runfolder import FINISHED, is_finished, read_result
 from scalinglab.study import tasks as study_tasks
-from scalinglab.study.spec import MIN_BACKTEST_FACTOR, StudySpec, sweep_dict
+from scalinglab.study.spec import (
+    MIN_BACKTEST_FACTOR,
+    StudySpec,
+    parse_study,
+    study_dict,
+    sweep_dict,
+)
 from scalinglab.sweep import design, driver
 from scalinglab.sweep.design import MIN_SIZES_PER_BUDGET, STABLE_DIR, PlannedRun, sizes_per_budget
 from scalinglab.sweep.estimate import estimate_seconds
@@ -241,7 +248,12 @@ def check_same_study(study: StudySpec, out: Path) -> None:
     old = read_json(path, "the study's manifest").get("spec")
     if not isinstance(old, dict):
         return  # a manifest written before studies recorded their spec
-    changes = [f"{k} {_short(a)} -> {_short(b)}" for k, a, b in _changes(old, study.raw)
+    new = study.raw
+    # compared with every default filled in (a default written out is no change); a spec
+    # this version no longer reads is compared as written
+    with contextlib.suppress(ScalingLabError):
+        old, new = study_dict(parse_study(old, str(path))), study_dict(study)
+    changes = [f"{k} {_short(a)} -> {_short(b)}" for k, a, b in _changes(old, new)
                if k not in OPERATIONAL_KEYS]  # fmt: skip
     if changes:
         more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
