@@ -237,3 +237,12 @@ def test_run_config_merges_preset_file_and_keywords(tmp_path):
     assert (cfg.train.lr, cfg.train.steps) == (0.002, 30)
     with pytest.raises(ConfigError, match="unknown run setting"):
         run_config(n_layers=3)
+
+
+@pytest.mark.parametrize("fn", ["run_sweep", "run_study"])
+def test_an_unknown_executor_keyword_is_named(tmp_path, fn):
+    import scalinglab
+
+    with pytest.raises(ConfigError, match=r"unknown executor setting\(s\) bogus \(known: "):
+        getattr(scalinglab, fn)(tmp_path / "spec.toml", tmp_path / "out", bogus=1, workers=1)
+    assert not (tmp_path / "out").exists()

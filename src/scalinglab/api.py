@@ -125,9 +125,24 @@ def train_run(out, config=None, **settings) -> dict:
     return train_run(cfg, out)
 
 
+def _check_executor(settings: dict) -> None:
+    """An unknown ExecutorConfig keyword is named before anything is read or written."""
+    import dataclasses
+
+    from scalinglab.sweep.executors import ExecutorConfig
+
+    known = {f.name for f in dataclasses.fields(ExecutorConfig) if f.init}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown executor setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
 def _executor(settings: dict):
     from scalinglab.sweep.executors import ExecutorConfig
 
+    _check_executor(settings)
     return ExecutorConfig(**settings)
 
 
@@ -151,6 +166,7 @@ def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
     from scalinglab.sweep.executors import make_executor
     from scalinglab.sweep.spec import SweepSpec, check_trainer_cmd, load_spec
 
+    _check_executor(executor)
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     if trainer_cmd is not None:
         spec.trainer_cmd = check_trainer_cmd(trainer_cmd, "run_sweep(trainer_cmd=...)")
@@ -185,6 +201,7 @@ def run_study(spec, out, *, cache=None, trainer_cmd=None, **executor) -> dict:
     from scalinglab.study.run import run_study as run
     from scalinglab.study.spec import StudySpec, load_study, parse_study
 
+    _check_executor(executor)
     if isinstance(spec, StudySpec):
         study = spec
     elif spec == "quickstart":
