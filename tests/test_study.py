@@ -322,6 +322,7 @@ def test_predictor_defaults_to_the_sweeps_own():
         ({"backtest": {"budget": 1e13, "colour": 1}}, "[backtest]: unknown key(s) colour (known:"),
         ({"backtest": {"budget": 1e13, "alone": "yes"}}, "[backtest]: alone must be bool, got str"),
         ({"plan": {"factors": [10], "when": 1}}, "[plan]: unknown key(s) when (known: factors)"),
+        ({"plan": {"factors": []}}, "[plan]: factors is empty: give the multiples"),
         (
             {"data": {"sources": ["stdlib"], "tokeniser": "byte"}},
             "[data]: unknown key(s) tokeniser",

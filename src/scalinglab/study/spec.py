@@ -414,6 +414,9 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
                                    for x in sn.seeds):  # fmt: skip
             raise _err(w, f"seeds must be a list of integers, got {sn.seeds!r}")
     plan = _typed(PlanTable, _table(d, "plan", where, required=False), f"{where} [plan]")
+    if not plan.factors:  # the report said no fit gave an allocation
+        raise _err(f"{where} [plan]", "factors is empty: give the multiples of the largest "
+                                      "budget to plan for (default [10, 100, 1000])")  # fmt: skip
     fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
     tasks = _typed(TaskTable, _table(d, "tasks", where, required=False), f"{where} [tasks]")
     workers = d.get("workers", 2)
