@@ -122,3 +122,26 @@ def test_word_level_generation_continues_the_prompts_line(tmp_path, capsys):
     assert main(["eval", str(run), "--split", "test", "--data", str(tmp_path / "novt")]) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no test split" in err and "--test-file" in err
+
+
+def test_a_padded_vocabulary_never_samples_an_id_without_a_token(tmp_path, capsys):
+    data = tiny_shards(tmp_path / "shards")  # byte shards: 256 tokens
+    torch.set_num_threads(1)
+    train(tiny_cfg(data, steps=3, vocab_size=4096), tmp_path / "run")
+    model, _, _ = load_trained(tmp_path / "run")
+    ids = list(sample(model, [116], 300, temperature=1.0, seed=0, vocab_size=256))
+    assert len(ids) == 300 and max(ids) < 256
+    argv = ["generate", str(tmp_path / "run"), "--prompt", "a", "--max-new-tokens", "300"]
+    assert main([*argv, "--seed", "1"]) == 0  # it stopped at "token id 2603 is out of range"
+    out = capsys.readouterr()
+    assert out.err == "" and len(out.out) > 100  # 300 bytes, some in multi-byte characters
+
+
+@pytest.mark.parametrize(
+    "flag, message", [("--top-k=-1", "--top-k must be >= 0, got -1"),
+                      ("--top-p=0", "--top-p must be in (0, 1], got 0.0")],
+)  # fmt: skip
+def test_sampling_flags_are_checked_before_anything_is_printed(runs, capsys, flag, message):
+    assert main(["generate", str(runs["gpt"][0]), "--prompt", "ROMEO:", flag]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == f"error: {message}\n"

@@ -116,6 +116,10 @@ def check_flags(args) -> None:
         raise ConfigError(
             f"--temperature must be a finite number >= 0 (0: greedy), got {args.temperature}"
         )
+    if not 0.0 < args.top_p <= 1.0:
+        raise ConfigError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise ConfigError(f"--top-k must be >= 0, got {args.top_k}")
     if args.seed is not None:
         check_seed(args.seed)
 
@@ -136,8 +140,9 @@ def run(args) -> int:
     tokenizer = load_tokenizer(tok_path if tok_path.exists() else Path(cfg.train.data))
     prompt = prompt_ids(tokenizer, args.prompt)
     tokens = sample(
-        model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed
-    )
+        model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+        vocab_size=tokenizer.vocab_size,
+    )  # fmt: skip
     if args.json:
         from scalinglab.cli._util import print_json
 

@@ -195,7 +195,8 @@ def generate_greedy(model, tokenizer, prompt: str, until, max_new_tokens: int) -
     ids = encode(tokenizer, prompt)
     new: list[int] = []
     text = ""
-    for tok in sample(model, ids, max_new_tokens, temperature=0.0, seed=0):
+    for tok in sample(model, ids, max_new_tokens, temperature=0.0, seed=0,
+                      vocab_size=tokenizer.vocab_size):  # fmt: skip
         new.append(tok)
         text = tokenizer.decode(new)
         cut = min((text.find(u) for u in until if u in text), default=-1)

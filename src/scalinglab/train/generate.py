@@ -33,11 +33,14 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    vocab_size: int | None = None,
 ) -> Iterator[int]:
     """Yield `max_new_tokens` sampled token ids continuing `prompt` (temperature 0: greedy).
 
     A Transformer re-reads its last `block_size` tokens each step; a recurrent
     model reads the prompt once and then carries its state, one token per step.
+    `vocab_size`: the tokenizer's; ids from it up to the model's padded vocabulary
+    (`--vocab-size` above the tokenizer's) stand for no token and are never drawn.
     """
     if not prompt:
         raise ConfigError("--prompt is empty: give at least one token of text")
@@ -61,6 +64,8 @@ def sample(
         else:
             logits, _ = model(idx[:, -model.block_size :])
         logits = logits[:, -1, :].float()
+        if vocab_size is not None:
+            logits = logits[:, :vocab_size]
         scaled = logits.double() / temperature if temperature > 0 else None
         if scaled is None or not torch.isfinite(scaled).all():
             # greedy, or a temperature so small that the scaled logits overflow: the same
