@@ -131,6 +131,24 @@ def test_plan_unique_tokens(tmp_path, capsys):
     assert row["loss"] == pytest.approx(law.predict(N=N, D=C / (6 * N), U=U), rel=1e-9)
 
 
+def test_plan_unique_tokens_is_not_capped_at_large_budgets():
+    # the first bracket stopped D at e^30 = 1.07e13 tokens: every budget past ~1e25 got it
+    p = {"A": 520.8, "B": 1487.7, "E": 1.869, "alpha": 0.3527, "beta": 0.3527, "R_D": 15.39,
+         "R_N": 5.31}  # fmt: skip
+    law = ScalingLaw("data-constrained", bootstrap=0)
+    law.params_, law.samples_ = dict(p), None
+    for C, U in ((1e26, 1e18), (1e27, 1e18), (1e29, 1e13), (1e18, 1e8)):
+        row = unique_tokens_allocation(law, [C], U)[0]
+        # a dense scan of the law along C = 6ND
+        N = np.geomspace(1.0, C / 6.0, 400_001)
+        L = DataConstrained.predict(p, N, C / (6 * N), U)
+        i = int(np.argmin(L))
+        assert row["params"] == pytest.approx(N[i], rel=1e-3), (C, U)
+        assert row["tokens"] == pytest.approx(C / (6 * N[i]), rel=1e-3), (C, U)
+        assert row["loss"] == pytest.approx(L[i], rel=1e-9), (C, U)
+    assert unique_tokens_allocation(law, [1e27], 1e18)[0]["tokens"] > 5e13
+
+
 def test_a_repetition_parameter_at_its_limit_gets_a_warning_not_an_interval():
     # runs whose repeated data cost nothing (R_D -> inf) and whose excess parameters add
     # nothing (R_N -> 0): the fit can only run both towards their limits, where the objective

@@ -108,10 +108,14 @@ def _constrained_best(p, C, U, grid=400, rounds=3):
     """N minimising L(N, C/(6N), U) for params p (floats or (K, 1) draws): a log grid, refined.
 
     Returns (N, L) shaped like the draws. The loss is unimodal in log N here, so each round
-    keeps the grid cell around the minimum and samples it again."""
+    keeps the grid cell around the minimum and samples it again. The first grid spans the
+    whole feasible range, N and D = C/(6N) each from e^-10 to e^10·C/6 (a bracket that
+    stopped D at e^30 planned no more than 1.07e13 tokens at any budget)."""
     shape = np.shape(p["A"])
-    lo = np.full(shape, np.log(C / 6.0) - 30.0)  # tokens from ~C/6 down to e^-30 of it
-    hi = np.full(shape, np.log(C / 6.0) - 1e-9)
+    half = 0.5 * np.log(C / 6.0)  # log N where N = D
+    width = abs(half) + 10.0
+    lo = np.full(shape, half - width)
+    hi = np.full(shape, half + width)
     for _ in range(rounds):
         t = np.linspace(0.0, 1.0, grid)
         logN = lo[..., None] + (hi - lo)[..., None] * t
