@@ -175,3 +175,74 @@ def test_a_repetition_parameter_at_its_limit_gets_a_warning_not_an_interval():
     for k in ("R_D", "R_N"):
         lo, hi = law.ci_[k]
         assert lo < true[k] < hi, k
+
+
+TRUE = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.34, "R_D": 12.0, "R_N": 4.0}
+HELD = ["--tie", "alpha=beta", "--fix", "A=400", "--fix", "B=1200", "--fix", "E=1.8",
+        "--fix", "alpha=0.34"]  # fmt: skip
+
+
+def known_runs():
+    """(N, D, U, L) of 90 runs of the law TRUE, exactly."""
+    rows = [(float(N), U * ep, U) for N in np.geomspace(1e7, 3e9, 5) for U in (1e8, 1e9, 1e10)
+            for ep in (1, 2, 4, 8, 16, 40)]  # fmt: skip
+    return [(N, D, U, float(DataConstrained.predict(TRUE, N, D, U))) for N, D, U in rows]
+
+
+def fit_json(capsys, path, *flags):
+    argv = ["fit", str(path), "--law", "data-constrained", *HELD, "--json", *flags]
+    assert main([*argv, "--bootstrap", "0"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_data_constrained_fit_reads_its_table_as_every_law_does(tmp_path, capsys):
+    """Its own CSV reader ignored the status column, --min-over, --where on U, --drop-highest
+    and --n-kind, and a short row was a TypeError traceback."""
+    runs = known_runs()
+    lines = ["params,params_nonembed,tokens,unique_tokens,loss,lr,status"]
+    for N, D, U, L in runs:
+        lines.append(f"{N!r},{0.9 * N!r},{D!r},{U!r},{L!r},1e-3,completed")
+    for N, D, U, L in runs[:10]:  # a worse learning rate for ten of them
+        lines.append(f"{N!r},{0.9 * N!r},{D!r},{U!r},{1.1 * L!r},3e-3,completed")
+    for N, D, U, _ in runs[:5]:  # diverged runs: their loss is no measurement
+        lines.append(f"{N!r},{0.9 * N!r},{D!r},{U!r},9.0,1e-3,diverged")
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert fit_json(capsys, path)["n_points"] == 100  # the 5 diverged rows left out
+    out = fit_json(capsys, path, "--min-over", "lr")
+    assert out["n_points"] == 90
+    assert out["params"]["R_D"] == pytest.approx(12.0, rel=1e-3)
+    assert out["params"]["R_N"] == pytest.approx(4.0, rel=1e-3)
+    assert out["conventions"]["U"] == "unique_tokens"
+    assert fit_json(capsys, path, "--min-over", "lr", "--where", "U>=1e9")["n_points"] == 60
+    assert fit_json(capsys, path, "--min-over", "lr", "--drop-highest", "3")["n_points"] == 87
+    out = fit_json(capsys, path, "--min-over", "lr", "--n-kind", "params_nonembed")
+    assert out["conventions"]["N"] == "params_nonembed"
+    short = tmp_path / "short.csv"
+    short.write_text("N,D,U,loss\n1e8,1e9,1e9,3.0\n2e8,1e9,1e9\n")
+    assert main(["fit", str(short), "--law", "data-constrained", "--bootstrap", "0"]) == 2
+    assert capsys.readouterr().err == f"error: {short}: line 3: 3 fields, the header has 4\n"
+
+
+def test_data_constrained_checkpoints_resample_whole_runs(tmp_path, capsys):
+    """--checkpoints --run-col: the bootstrap draws runs, not rows (it drew rows). Every run
+    here has two identical rows, so each draw weighs a run as the one-row table's draw of
+    the same seed does, and the draws agree (run names sort as the rows: runs are drawn in
+    sorted order)."""
+    rng = np.random.default_rng(0)
+    runs = [(N, D, U, L * float(np.exp(rng.normal(0, 0.01)))) for N, D, U, L in known_runs()]
+    once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
+    once.write_text("run,N,D,U,loss\n" + "".join(
+        f"r{i:03d},{N!r},{D!r},{U!r},{L!r}\n" for i, (N, D, U, L) in enumerate(runs)))  # fmt: skip
+    twice.write_text("run,N,D,U,loss\n" + "".join(
+        f"r{i:03d},{N!r},{D!r},{U!r},{L!r}\n" for i, (N, D, U, L) in enumerate(runs)
+        for _ in range(2)))  # fmt: skip
+    flags = ["fit", "--law", "data-constrained", *HELD, "--bootstrap", "20", "--json"]
+    assert main([*flags, str(once)]) == 0
+    a = json.loads(capsys.readouterr().out)["bootstrap"]["samples"]
+    argv = [*flags, str(twice), "--checkpoints", "--run-col", "run"]
+    assert main(argv) == 0
+    b = json.loads(capsys.readouterr().out)["bootstrap"]["samples"]
+    for k in ("R_D", "R_N"):
+        assert np.std(a[k]) > 0
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-4, err_msg=k)

@@ -69,7 +69,7 @@ def add_fit_flags(p):
     )  # fmt: skip
     g.add_argument(
         "--where", action="append", default=None, metavar="COL=VALUE",
-        help="keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L name their columns); "
+        help="keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L, U name their columns); "
         "repeatable",
     )  # fmt: skip
     g.add_argument(

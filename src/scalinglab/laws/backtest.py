@@ -83,13 +83,9 @@ def split_by_compute(C, holdout_frac=None, holdout_above=None):
 
 def fit_subset(law, settings, t, mask):
     """A fresh law fitted on the rows of `mask`."""
-    sub = t.subset(mask)
     if law == "data-constrained":
         t.require(law, "U")
-        data = {"N": sub.N, "D": sub.D, "U": sub.U, "L": sub.L}
-        keep = {k: v for k, v in settings.items() if k not in ("checkpoints", "run_cols")}
-        return ScalingLaw(law, **keep).fit(data)
-    return ScalingLaw(law, **settings).fit(sub)
+    return ScalingLaw(law, **settings).fit(t.subset(mask))
 
 
 def predict_rows(fitted, t, mask, levels=LEVELS):

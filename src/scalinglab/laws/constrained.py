@@ -18,34 +18,33 @@ in θ = (log A, log B, log E, α, β, log R*_D, log R*_N), from a grid of starts
 `tie=("alpha=beta",)` fits one exponent for both; `fix={"A": 520.8, ...}`
 holds parameters at given values (the authors fixed A, B, E, α = β from their
 Chinchilla fit on C4 and fitted only R*_D, R*_N on their runs). The gradient is
-by central differences (the min() in U_N makes it piecewise).
+by central differences (the min() in U_N makes it piecewise). The runs are read by
+`scalinglab.laws.table.read_table` with U among the quantities needed, as every law's.
 """
 
-import hashlib
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import warn
-from scalinglab.laws.curves import matches, parse_condition, read_rows
-from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples
+from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples, run_weights
 from scalinglab.laws.objective import huber
-from scalinglab.laws.settings import huber_delta
-from scalinglab.laws.table import ALIASES, compute_range, find_column
+from scalinglab.laws.settings import csv_mapping, huber_delta
+from scalinglab.laws.table import RunsTable, compute_range, read_table
 
 NAMES = ("A", "B", "E", "alpha", "beta", "R_D", "R_N")
 LOGGED = ("A", "B", "E", "R_D", "R_N")
 POSITIVE = (*LOGGED, "alpha", "beta")  # --fix alpha=-1: "no start gave a finite objective"
 TIES = ("alpha=beta",)
-U_ALIASES = ("unique_tokens", "U", "U_unique_tokens", "U_D")
 FD_STEP = 1e-6
 
 
 @dataclass
 class ConstrainedTable:
+    """N, D, U and L as arrays (fit_law reads it as a dict of those columns)."""
+
     N: np.ndarray
     D: np.ndarray
     U: np.ndarray
@@ -56,47 +55,6 @@ class ConstrainedTable:
 
     def __len__(self):
         return len(self.L)
-
-
-def read_constrained(path, *, n_col=None, d_col=None, u_col=None, loss_col=None, where=()):
-    """N, D, unique tokens U and loss from a CSV (one row per run)."""
-    path, text, header, rows = read_rows(path)
-    conds = [parse_condition(w, "--where") for w in where or ()]
-    kept = [
-        (i, r) for i, r in enumerate(rows, 1) if all(matches(r, c, path, "--where") for c in conds)
-    ]
-    if not kept:
-        raise DataError(f"{path}: no rows left after --where {' '.join(where)}")
-    cols = {}
-    for k, explicit, aliases, flag in (
-        ("N", n_col, ALIASES["N"], "--n-col"),
-        ("D", d_col, ALIASES["D"], "--d-col"),
-        ("U", u_col, U_ALIASES, "--u-col"),
-        ("L", loss_col, ALIASES["L"], "--loss-col"),
-    ):
-        col = find_column(header, k, explicit, aliases, path, flag)
-        if col is None:
-            raise DataError(
-                f"{path}: law 'data-constrained' needs a {k} column "
-                f"(looked for {', '.join(map(repr, aliases))}); name it with {flag}"
-            )
-        cols[k] = col
-    vals = {k: np.empty(len(kept)) for k in cols}
-    for j, (i, r) in enumerate(kept):
-        for k, col in cols.items():
-            try:
-                v = float(r[col])
-            except ValueError:
-                v = np.nan
-            if not (np.isfinite(v) and v > 0):
-                raise DataError(
-                    f"{path}: row {i} (line {i + 1}), column {col!r}: {r[col]!r} must be a number > 0"
-                )
-            vals[k][j] = v
-    conv = {**cols, "source": str(path), "filters": [f"{a}{o}{b}" for a, o, b in conds]}
-    return ConstrainedTable(
-        **vals, source=str(path), sha256=hashlib.sha256(text.encode()).hexdigest(), conventions=conv
-    )
 
 
 def parse_fix(items, names=NAMES, logged=LOGGED) -> dict:
@@ -262,31 +220,29 @@ def fit_constrained(form, t, *, bootstrap=0, seed=0, boot_starts=1, prune=True, 
         f"{t.source}: law 'data-constrained'",
     )
     if bootstrap:
-        W = bootstrap_weights(n, bootstrap, seed)
+        groups = getattr(t, "groups", None)  # checkpoints: resample whole runs
+        W = bootstrap_weights(n, bootstrap, seed) if groups is None else run_weights(
+            groups, bootstrap, seed)  # fmt: skip
         out.update(refit_resamples(lambda w: form.objective(t, w), res, W, boot_starts))
     return out
+
+
+def read(law, table) -> RunsTable:
+    """The runs a data-constrained fit uses: `read_table` with the law's table settings
+    (column aliases and mappings, --where with N, D, C, L, U naming their columns,
+    completed rows only where there is a status column, --min-over, --drop-highest,
+    --n-kind, --checkpoints), needing N, D and the unique tokens U, as a backtest reads."""
+    if isinstance(table, ConstrainedTable):
+        table = {"N": table.N, "D": table.D, "U": table.U, "L": table.L}
+    t = read_table(table, need=("N", "D", "U"), **csv_mapping(law.settings))
+    t.require("data-constrained", "N", "D", "U")
+    return t
 
 
 def fit_law(law, table):
     """ScalingLaw('data-constrained').fit(table): its learned attributes, as a dict."""
     s = law.settings
-    if isinstance(table, (str, Path)):
-        t = read_constrained(
-            table,
-            n_col=s["n_col"],
-            d_col=s["d_col"],
-            u_col=s["u_col"],
-            loss_col=s["loss_col"],
-            where=s["where"],
-        )
-    elif isinstance(table, ConstrainedTable):
-        t = table
-    elif isinstance(table, dict):
-        t = ConstrainedTable(*(np.asarray(table[k], dtype=float) for k in ("N", "D", "U", "L")))
-    else:
-        raise DataError(
-            "law 'data-constrained' takes a CSV path, a ConstrainedTable or a dict of N, D, U, L"
-        )
+    t = read(law, table)
     form = make(law)
     # as many free parameters as runs: the fit passes through every run, every resample
     # reproduces it, and its zero-width intervals would claim the law known exactly
@@ -316,7 +272,7 @@ def fit_law(law, table):
         "n_points_": len(t),
         "converged_": res["converged"],
         "conventions_": {
-            **t.conventions,
+            **{k: v for k, v in t.conventions.items() if not k.endswith("_tried")},
             "fixed": sorted(form.fix),
             "tied": ["alpha=beta"] if form.tie else [],
         },
@@ -324,6 +280,7 @@ def fit_law(law, table):
             "source": t.source,
             "sha256": t.sha256,
             "rows": len(t),
+            "points_sha256": t.points_sha256(),
             "C_range": compute_range(6.0 * np.asarray(t.N) * np.asarray(t.D)),
         },
         "samples": samples,

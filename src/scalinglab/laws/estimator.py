@@ -26,7 +26,7 @@ from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import csv_mapping, huber_delta, split_settings
-from scalinglab.laws.table import OPTIONS, RunsTable, compute_range, read_table
+from scalinglab.laws.table import OPTIONS, compute_range, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
@@ -137,9 +137,8 @@ class ScalingLaw:
                 len(constrained.make(self).free),
                 keys=np.column_stack([t.N, t.D, t.U]),
             )
-            if s["calibrate"] != "none":
-                rt = RunsTable(N=t.N, D=t.D, C=6.0 * t.N * t.D, U=t.U, L=t.L, source=t.source)
-                self.calibrate_on(rt)
+            if s["calibrate"] != "none":  # C as the fit's C_range has it: 6ND
+                self.calibrate_on(dataclasses.replace(t, C=6.0 * t.N * t.D))
             self.warnings_ = out["warnings"] + warn.exponents(self, ("alpha", "beta"))
             return self
         mapping = csv_mapping(s)
@@ -252,10 +251,7 @@ class ScalingLaw:
 
         def fit_rows(mask):
             sub = t.subset(mask)
-            est = ScalingLaw(self.law, **sub_settings)
-            if self.law == "data-constrained":
-                return est.fit({"N": sub.N, "D": sub.D, "U": sub.U, "L": sub.L})
-            return est.fit(sub)
+            return ScalingLaw(self.law, **sub_settings).fit(sub)
 
         self.calibration_ = intervals.calibrate(fit_rows, t, s["calibrate"])
 

@@ -168,7 +168,7 @@ class TableConfig:
     where: list = field(
         default_factory=list,
         metadata={
-            "help": "keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L name their columns); repeatable"
+            "help": "keep rows where COL=VALUE (!=, <, <=, >, >=; N, D, C, L, U name their columns); repeatable"
         },
     )
     budgets: list | None = field(
