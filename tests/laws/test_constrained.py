@@ -246,3 +246,28 @@ def test_data_constrained_checkpoints_resample_whole_runs(tmp_path, capsys):
     for k in ("R_D", "R_N"):
         assert np.std(a[k]) > 0
         np.testing.assert_allclose(b[k], a[k], rtol=1e-4, err_msg=k)
+
+
+def test_fit_holdout_backtests_the_data_constrained_law(tmp_path, capsys):
+    """--holdout-frac was silently ignored for data-constrained (no backtest, exit 0)."""
+    runs = known_runs()
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,U,loss\n" + "".join(f"{N!r},{D!r},{U!r},{L!r}\n" for N, D, U, L in runs))
+    bt = fit_json(capsys, path, "--holdout-frac", "0.2")["backtest"]
+    C = np.array([6 * N * D for N, D, _, _ in runs])
+    assert (bt["n_train"], bt["n_test"]) == (72, 18)
+    assert bt["threshold"] == pytest.approx(np.sort(C)[71])
+    train = [r for r, c in zip(runs, C, strict=True) if c <= bt["threshold"]]
+    law = ScalingLaw("data-constrained", bootstrap=0, tie=["alpha=beta"],
+                     fix=["A=400", "B=1200", "E=1.8", "alpha=0.34"])  # fmt: skip
+    law.fit(dict(zip("NDUL", map(np.array, zip(*train, strict=True)), strict=True)))
+    for p in bt["points"]:
+        assert p["predicted"] == pytest.approx(law.predict(N=p["N"], D=p["D"], U=p["U"]))
+        assert abs(p["rel_error"]) < 1e-4  # the law that made the runs
+    for law_name in ("envelope", "lr-opt"):  # refused before fitting, as isoflop was after
+        assert main(["fit", str(path), "--law", law_name, "--holdout-frac", "0.2"]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err
+            == f"error: --law {law_name}: a backtest needs a law that predicts each run's loss\n"
+        )

@@ -99,13 +99,16 @@ def run(args):
     from scalinglab.errors import ConfigError
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws import ScalingLaw
-    from scalinglab.laws.backtest import backtest
+    from scalinglab.laws.backtest import backtest, check_backtestable
     from scalinglab.laws.curvelaws import CURVE_LAWS
     from scalinglab.laws.settings import FitConfig, TableConfig, csv_mapping
     from scalinglab.laws.table import read_csv
     from scalinglab.laws.tasklaws import TASK_LAWS
 
     check_out_not_input(args.out, args.runs, "fit")
+    holdout = args.holdout_frac is not None or args.holdout_above is not None
+    if holdout:
+        check_backtestable(args.law)
     auto = None
     if args.law == "auto":
         from scalinglab.cli._util import render_auto
@@ -133,10 +136,8 @@ def run(args):
         if args.holdout_frac is not None or args.holdout_above is not None:
             raise ConfigError(f"--law {args.law}: hold runs out with --holdout-where")
         law.fit(args.runs[0])
-    elif args.law == "data-constrained" or args.law in TASK_LAWS:
-        if args.law in TASK_LAWS and (
-            args.holdout_frac is not None or args.holdout_above is not None
-        ):
+    elif args.law in TASK_LAWS:
+        if holdout:
             raise ConfigError(
                 f"--law {args.law} takes no --holdout-*: backtest it with "
                 f"scalinglab backtest RUNS.csv --law {args.law} (docs/tasks.md)"
@@ -149,17 +150,18 @@ def run(args):
     else:
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
+        need = {"power-c": ("C",), "data-constrained": ("N", "D", "C", "U")}
         table = (
             read_csv(
                 args.runs[0],
-                need=("N", "D", "C") if args.law != "power-c" else ("C",),
+                need=need.get(args.law, ("N", "D", "C")),
                 **csv_mapping(law.settings),
             )
             if args.law != "isoflop"
             else args.runs[0]
         )
-        law.fit(table)
-        if args.holdout_frac is not None or args.holdout_above is not None:
+        law.fit(table)  # the table the backtest splits: the same rows
+        if holdout:
             law.backtest_ = backtest(
                 law, table, holdout_frac=args.holdout_frac, holdout_above=args.holdout_above
             )

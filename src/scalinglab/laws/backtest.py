@@ -256,12 +256,18 @@ def read_for(path_or_table, laws, settings, by="C"):
     return read_table(path_or_table, need=tuple(sorted(need)), **csv_mapping(full))
 
 
+def check_backtestable(law: str) -> None:
+    """ConfigError unless `fit --holdout-*` can backtest law `law` (checked before the fit:
+    the envelope and lr-opt fits ignored the flags, exit 0 and no backtest)."""
+    if law in ("isoflop", "envelope", "lr-opt"):
+        raise ConfigError(f"--law {law}: a backtest needs a law that predicts each run's loss")
+
+
 def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap=200):
     """Fit a fresh copy of `law` (a ScalingLaw) on the cheap runs; score the expensive ones."""
-    if law.law in ("isoflop", "envelope"):
-        raise ConfigError(f"--law {law.law}: a backtest needs a law that predicts each run's loss")
+    check_backtestable(law.law)
     t = read_table(table)
-    t.require(law.law, "C")
+    t.require(law.law, "C", *(("U",) if law.law == "data-constrained" else ()))
     test, threshold = split_by_compute(t.C, holdout_frac, holdout_above)
     if t.groups is not None:  # checkpoints: a run with any checkpoint held out is held out whole
         test = np.isin(t.groups, t.groups[test])
@@ -270,7 +276,7 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     settings = {**law.settings, "bootstrap": min(law.settings["bootstrap"], max_bootstrap)}
     sub = ScalingLaw(law.law, **settings).fit(t.subset(~test))
     held = t.subset(test)
-    args = {"N": held.N, "D": held.D, "C": held.C}
+    args = {"N": held.N, "D": held.D, "C": held.C, "U": held.U}
     if sub.samples_ is not None:
         pred, lo, hi = sub.predict(**args, return_ci=True)
     else:
@@ -289,6 +295,7 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
                 "C": float(held.C[i]),
                 "N": None if held.N is None else float(held.N[i]),
                 "D": None if held.D is None else float(held.D[i]),
+                **({"U": float(held.U[i])} if held.U is not None else {}),
                 "loss": float(held.L[i]),
                 "predicted": float(pred[i]),
                 "rel_error": float(rel[i]),
