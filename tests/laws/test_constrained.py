@@ -104,6 +104,16 @@ def test_bad_tie_and_fix(tmp_path, capsys):
         (["--fix", "Q=1"], "expected NAME=VALUE"),
         (["--fix", "A=x"], "'x' is not a number"),
         (["--u-col", "uniq"], "--u-col 'uniq': no such column"),
+        # every parameter held: a ValueError traceback from the grid of starts
+        (
+            ["--tie", "alpha=beta", *(f"--fix={k}={v}" for k, v in TRUE.items() if k != "beta")],
+            "--fix: every parameter of --law data-constrained is held (--tie alpha=beta holds "
+            "beta with alpha); none is left to fit",
+        ),
+        (
+            [*(f"--fix={k}={v}" for k, v in TRUE.items())],
+            "--fix: every parameter of --law data-constrained is held; none is left to fit",
+        ),
     ]:
         assert main(["fit", str(path), "--law", "data-constrained", *argv]) == 2
         err = capsys.readouterr().err

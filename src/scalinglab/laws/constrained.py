@@ -112,6 +112,12 @@ class DataConstrained:
         if tie and "beta" in self.fix:
             self.fix.setdefault("alpha", self.fix["beta"])
         self.free = [n for n in NAMES if n not in self.fix and not (tie and n == "beta")]
+        if not self.free:  # as the curve laws say (it was a ValueError from the starts)
+            tied = " (--tie alpha=beta holds beta with alpha)" if "beta" not in self.fix else ""
+            raise ConfigError(
+                f"--fix: every parameter of --law data-constrained is held{tied}; "
+                "none is left to fit"
+            )
         self.param_names = NAMES
 
     def full(self, th):
