@@ -253,3 +253,26 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_fit(tmp_path, capsy
     err = one_line_error(capsys, [command, path, "--out", str(tmp_path)])
     assert err.startswith(f"error: --out {tmp_path} is a folder; give the ")
     assert not missing.parent.exists()
+
+
+def test_a_law_of_one_variable_is_calibrated_by_it_only(tmp_path, capsys):
+    """power-c --calibrate N was an AxisError traceback after the fit (power-c reads C
+    alone); it is refused before fitting. A study's power-c fits (its frontier and rays)
+    take calibrate N or D from the one [fit] table as none."""
+    path = runs_csv(tmp_path)
+    for law, by in (("power-c", "N"), ("power-c", "D"), ("power-n", "C")):
+        argv = ["fit", str(path), "--law", law, "--calibrate", by, "--bootstrap", "0"]
+        assert main(argv) == 2
+        x = law[-1].upper()
+        assert capsys.readouterr().err == (
+            f"error: --calibrate {by} does not apply to law '{law}', which predicts from "
+            f"{x} alone: give --calibrate {x} (or none)\n"
+        )
+    argv = ["fit", str(path), "--law", "power-c", "--calibrate", "C", "--bootstrap", "0"]
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["calibration"]["by"] == "C"
+    from scalinglab.laws.settings import FitConfig
+    from scalinglab.plan.analysis import power_c_settings
+
+    assert power_c_settings(FitConfig(calibrate="N"))["calibrate"] == "none"
+    assert power_c_settings(FitConfig(calibrate="C"))["calibrate"] == "C"

@@ -113,6 +113,7 @@ class ScalingLaw:
         """
         s = self.settings
         self.check_settings_apply()
+        self.check_calibrate_applies()
         self.calibration_ = None
         if self.law in CURVE_LAWS:
             return self._fit_curves(table)
@@ -185,6 +186,17 @@ class ScalingLaw:
                     f"{flag} {shown} does not apply to law {self.law!r} "
                     f"(it applies to {', '.join(laws)}{also})"
                 )
+
+    def check_calibrate_applies(self):
+        """ConfigError for a power-X law calibrated by another variable than X: it reads
+        and predicts from X alone (power-c with calibrate N was an AxisError after the fit)."""
+        by = self.settings["calibrate"]
+        if self.law.startswith("power-") and by not in ("none", self.law[-1].upper()):
+            x = self.law[-1].upper()
+            raise ConfigError(
+                f"--calibrate {by} does not apply to law {self.law!r}, which predicts from "
+                f"{x} alone: give --calibrate {x} (or none)"
+            )
 
     def _fit_parametric(self, t):
         s = self.settings

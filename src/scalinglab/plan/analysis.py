@@ -126,6 +126,13 @@ def _budgets(iso: ScalingLaw) -> list[float]:
     return sorted(float(k.split("@")[1]) for k in iso.params_ if k.startswith("L_opt@"))
 
 
+def power_c_settings(s: FitConfig) -> dict:
+    """The settings of a frontier's or a ray's power-c fit (no floor) from the study's one
+    [fit] table: its calibrate N or D is for the laws of N and D (power-c refuses it)."""
+    calibrate = s.calibrate if s.calibrate in ("none", "C") else "none"
+    return {**dataclasses.asdict(s), "floor": False, "calibrate": calibrate}
+
+
 def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]:
     """power-c (no floor) through the IsoFLOP vertices, with the IsoFLOP bootstrap."""
     pts = []
@@ -136,7 +143,7 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
     if len(pts) < 2:
         raise FitError("the frontier needs the loss minimum of at least 2 budgets")
     # the point fit only: its draws come from the IsoFLOP bootstrap below
-    law = ScalingLaw("power-c", **{**dataclasses.asdict(s), "floor": False, "bootstrap": 0})
+    law = ScalingLaw("power-c", **{**power_c_settings(s), "bootstrap": 0})
     law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], "the IsoFLOP minima"))
     if iso.samples_ is not None:
         draws = np.column_stack([iso.samples_.get(f"L_opt@{p['C']:g}") for p in pts])
@@ -172,7 +179,7 @@ def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
             f"(at least {MIN_RAY_SIZES} are needed): the ladder needs a branch at that ratio"
         )
     s = fits.settings or FitConfig()
-    law = ScalingLaw("power-c", **{**dataclasses.asdict(s), "floor": False})
+    law = ScalingLaw("power-c", **power_c_settings(s))
     law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], f"the runs at D/N {ratio:.3g}"))
     fits.rays[key] = law
     return law
