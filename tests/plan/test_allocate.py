@@ -70,3 +70,43 @@ def test_fixed_params_needs_a_law_of_n_and_d(name):
         fixed_params(law, 1e9, 1e21)
     chin = fitted(TRUE_CHIN)
     assert fixed_params(chin, 1e6, 1e21)["loss"] > fixed_params(chin, 1e9, 1e21)["loss"]
+
+
+def test_target_loss_interval_counts_the_draws_that_cannot_reach_it():
+    """Draws that need infinite compute were dropped before the percentiles, so flops_ci
+    could exclude the estimate; past the tail share of draws its upper end is unbounded."""
+    law = fitted(TRUE_CHIN)
+    rng = np.random.default_rng(0)
+    draws = {k: np.full(100, float(v)) for k, v in TRUE_CHIN.items()}
+    draws["A"] = draws["A"] * np.exp(rng.normal(0, 0.1, 100))
+    law.samples_ = dict(draws)
+    law.samples_["E"] = np.where(np.arange(100) < 40, 2.5, draws["E"])  # 40 cannot reach 2.2
+    res = target_loss(law, 2.2)
+    assert res["reachable_fraction"] == 0.6
+    assert res["flops_ci"][1] is None  # unbounded (JSON's null)
+    assert res["flops_ci"][0] < res["flops"]
+    from scalinglab.cli.plan import _fmt
+
+    text = _fmt({"target_loss": 2.2, "flops": 1e24, "flops_ci": [1e23, None]})
+    assert text == "target_loss=2.2  flops=1e+24 [1e+23, inf]"
+    # 2 draws of 100 unreachable, under the 2.5% tail: the 97.5th percentile of all 100
+    law.samples_["E"] = np.where(np.arange(100) < 2, 2.5, draws["E"])
+    res = target_loss(law, 2.2)
+    each = [
+        target_loss(fitted({k: v[i] for k, v in law.samples_.items()}), 2.2)["flops"]
+        if i >= 2 else np.inf
+        for i in range(100)
+    ]  # fmt: skip
+    hi = np.percentile(np.where(np.isfinite(each), each, 1e300), 97.5)
+    assert res["flops_ci"][1] == pytest.approx(hi, rel=1e-6)
+
+
+def test_target_loss_past_the_bisection_ceiling_is_beyond_reach():
+    """A target just above E needs more than 1e45 FLOPs: it answered flops=1e45, at a loss
+    above the target."""
+    law = fitted(TRUE_CHIN)
+    E = TRUE_CHIN["E"]
+    with pytest.raises(FitError, match=r"beyond reach under this fit: the compute-optimal "
+                       r"loss at 1e\+45 FLOPs is still "):  # fmt: skip
+        target_loss(law, E + 1e-9)
+    assert target_loss(law, E + 1e-3)["loss"] == pytest.approx(E + 1e-3, rel=1e-9)

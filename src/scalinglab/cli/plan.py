@@ -49,6 +49,8 @@ def _fmt(row):
         s = f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
         if ci and None not in ci:
             s += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
+        elif k == "flops" and ci and ci[0] is not None and "target_loss" in row:
+            s += f" [{ci[0]:.4g}, inf]"  # too many draws cannot reach the target
         if pi and None not in pi:
             s += f" (a new run: [{pi[0]:.4g}, {pi[1]:.4g}])"
         parts.append(s)

@@ -24,9 +24,14 @@ from scalinglab.laws.optimal import (
 from scalinglab.laws.settings import CSV_KEYS
 from scalinglab.laws.table import read_csv
 
+MAX_FLOPS = 1e45
+"""The bisection's ceiling: a target the compute-optimal path reaches only beyond it is
+beyond reach (it answered 1e45 FLOPs, at a loss above the target)."""
+
 
 def _compute_for_loss(law, p, target):
-    """FLOPs at which the compute-optimal loss equals `target` (inf where unreachable)."""
+    """FLOPs at which the compute-optimal loss equals `target` (inf where unreachable: at
+    or below E, or beyond MAX_FLOPS)."""
     if law.law == "isoflop":
         with np.errstate(divide="ignore", invalid="ignore"):
             return (target / p["k_L"]) ** (1.0 / p["a_L"])
@@ -34,7 +39,9 @@ def _compute_for_loss(law, p, target):
         raise ConfigError(f"--target-loss needs a chinchilla or isoflop fit, not {law.law!r}")
     E = np.asarray(p["E"], dtype=float)
     lo = np.full(np.shape(E), np.log(1e0))
-    hi = np.full(np.shape(E), np.log(1e45))
+    hi = np.full(np.shape(E), np.log(MAX_FLOPS))
+    with np.errstate(over="ignore", invalid="ignore"):
+        beyond = ~(target >= allocate(law.law, p, MAX_FLOPS)[2])  # a NaN loss: no answer
     # L_opt(C) falls monotonically towards E: bisection in log C, vectorised over draws
     for _ in range(100):
         mid = 0.5 * (lo + hi)
@@ -44,7 +51,22 @@ def _compute_for_loss(law, p, target):
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
     C = np.exp(0.5 * (lo + hi))
-    return np.where(target > E, C, np.inf)
+    return np.where((target > E) & ~beyond, C, np.inf)
+
+
+def unreachable_interval(draws, ci_level: float):
+    """(lo, hi) percentile interval of the compute of each draw, an unreachable draw (inf)
+    counted as larger than any other: the upper end is inf when more than the tail share
+    of draws cannot reach the target (they were dropped, and the interval could exclude
+    the estimate). np.percentile's linear rule where every draw it reads is finite."""
+    x = np.sort(np.where(np.isfinite(draws), draws, np.inf))
+    q = 100 * (1 - ci_level) / 2
+    out = []
+    for pct in (q, 100 - q):
+        at = pct / 100 * (len(x) - 1)
+        i, j = int(np.floor(at)), int(np.ceil(at))
+        out.append(np.inf if not np.isfinite(x[j]) else x[i] + (at - i) * (x[j] - x[i]))
+    return out
 
 
 def target_loss(law, target):
@@ -55,6 +77,13 @@ def target_loss(law, target):
     C = float(_compute_for_loss(law, law.params_, target))
     if not np.isfinite(C):
         floor = law.params_.get("E")
+        if floor is not None and target > floor:  # above E, yet past the ceiling
+            top = float(allocate(law.law, law.params_, MAX_FLOPS)[2])
+            raise FitError(
+                f"--target-loss {target}: beyond reach under this fit: the compute-optimal "
+                f"loss at {MAX_FLOPS:.0e} FLOPs is still {top:.8g} (the irreducible loss E "
+                f"is {floor:.8g})"
+            )
         raise FitError(
             f"--target-loss {target}: unreachable under this fit"
             + (f" (the irreducible loss E is {floor:.4g})" if floor else "")
@@ -64,8 +93,8 @@ def target_loss(law, target):
     if s is not None:
         with np.errstate(over="ignore", invalid="ignore"):
             Cd = _compute_for_loss(law, {k: v[:, 0] for k, v in s.items()}, target)
-        lo, hi = percentile_interval(Cd[:, None], law.settings["ci_level"])
-        out["flops_ci"] = [finite_or_none(lo[0]), finite_or_none(hi[0])]
+        lo, hi = unreachable_interval(Cd, law.settings["ci_level"])
+        out["flops_ci"] = [finite_or_none(lo), finite_or_none(hi)]  # null: unbounded
         out["reachable_fraction"] = float(np.mean(np.isfinite(Cd)))
     return out
 
