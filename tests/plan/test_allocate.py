@@ -1,5 +1,7 @@
 """Planning against brute force: the closed-form optimum is the minimum along C = 6ND."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,33 @@ def test_target_loss_past_the_bisection_ceiling_is_beyond_reach():
                        r"loss at 1e\+45 FLOPs is still "):  # fmt: skip
         target_loss(law, E + 1e-9)
     assert target_loss(law, E + 1e-3)["loss"] == pytest.approx(E + 1e-3, rel=1e-9)
+
+
+def test_a_fit_whose_loss_rises_with_tokens_warns_and_plan_refuses_it(tmp_path, capsys):
+    """A negative beta got no warning, and every plan failed as 'predict: N must be numbers,
+    got array([...j])' (complex numbers from the closed-form allocation)."""
+    from scalinglab.cli import main
+
+    rng = np.random.default_rng(0)
+    lines = ["params,tokens,loss"]
+    for N in (1e7, 3e7, 1e8, 3e8, 1e9):
+        for t in (5, 10, 20, 40, 80):
+            L = (2 + 300 / N**0.3) * np.exp(rng.normal(0, 0.003)) * (1 + 0.02 * np.log(t / 20))
+            lines.append(f"{N:g},{t * N:g},{L:.6f}")
+    (tmp_path / "rise.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(tmp_path / "rise.csv"), "--bootstrap", "0", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    fit = json.loads(capsys.readouterr().out)
+    beta = fit["params"]["beta"]
+    assert beta < 0
+    assert (
+        f"beta is {beta:.3g} <= 0: the fitted loss does not fall as its variable grows (a "
+        "scaling law's exponents are > 0: check the table); plan finds no compute-optimal "
+        "allocation"
+    ) in fit["warnings"]
+    msg = f"error: the fit's beta is {beta:.3g} <= 0 (the loss does not fall as D grows): "
+    for flags in (["--flops", "1e21"], ["--target-loss", "3"], ["--params", "1e8", "--flops",
+                                                                 "1e21"]):  # fmt: skip
+        assert main(["plan", str(out), *flags]) == 2
+        assert capsys.readouterr().err == msg + "no compute-optimal allocation\n"

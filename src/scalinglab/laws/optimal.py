@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import intervals
 
 KEYS = ("flops", "params", "tokens", "tokens_per_param", "loss")
@@ -37,6 +37,21 @@ def allocate(law_name: str, p, C):
             f"law {law_name!r} has no compute-optimal allocation; use chinchilla, isoflop or envelope"
         )
     return N, D, L
+
+
+def check_exponents(law) -> None:
+    """FitError for a Chinchilla fit with an exponent at or below 0: its allocation has no
+    minimum (the closed form gave complex N, and plan failed as 'predict: N must be
+    numbers, got array([...j])')."""
+    if law.law != "chinchilla":
+        return
+    for name, var in (("alpha", "N"), ("beta", "D")):
+        v = law.params_.get(name)
+        if v is not None and not v > 0:
+            raise FitError(
+                f"the fit's {name} is {v:.3g} <= 0 (the loss does not fall as {var} grows): "
+                "no compute-optimal allocation"
+            )
 
 
 def percentile_interval(draws, ci_level: float):
@@ -82,6 +97,7 @@ def _rows(law, C, N, D, L, draws):
 def optimal_allocation(law, C):
     """Compute-optimal N, D, tokens per parameter and loss at each FLOP budget C."""
     law.check_fitted()
+    check_exponents(law)
     Cs = np.atleast_1d(np.asarray(C, dtype=float))
     if np.any(~np.isfinite(Cs) | (Cs <= 0)):
         raise ConfigError(f"--flops must be positive numbers, got {C}")

@@ -11,9 +11,18 @@ FLAT = 1e8
 
 
 def exponents(law, names):
-    """An exponent whose bootstrap interval is wide relative to its value is not determined."""
+    """An exponent at or below 0 (the loss rises, or stays flat, as its variable grows:
+    nothing to extrapolate, no compute-optimal allocation), or whose bootstrap interval is
+    wide relative to its value (not determined)."""
     out = []
     for name in names:
+        v = law.params_.get(name)
+        if v is not None and np.isfinite(v) and v <= 0:
+            plan = "; plan finds no compute-optimal allocation" if law.law == "chinchilla" else ""
+            out.append(
+                f"{name} is {v:.3g} <= 0: the fitted loss does not fall as its variable grows "
+                f"(a scaling law's exponents are > 0: check the table){plan}"
+            )
         if name in law.ci_ and name in law.params_:
             lo, hi = law.ci_[name]
             v = law.params_[name]

@@ -15,6 +15,7 @@ from scalinglab.fsio import sha256_file
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.optimal import (
     allocate,
+    check_exponents,
     draw_columns,
     finite_or_none,
     optimal_allocation,
@@ -74,6 +75,7 @@ def target_loss(law, target):
     law.check_fitted()
     if not (np.isfinite(target) and target > 0):  # inf would answer C=1 (the bisection's end)
         raise ConfigError(f"--target-loss must be a finite number > 0, got {target}")
+    check_exponents(law)
     C = float(_compute_for_loss(law, law.params_, target))
     if not np.isfinite(C):
         floor = law.params_.get("E")
@@ -124,6 +126,7 @@ def fixed_params(law, N, C):
     if pi is not None:
         out["loss_pi"] = [float(pi[0][0]), float(pi[1][0])]
     if law.law == "chinchilla":
+        check_exponents(law)  # before predicting anything
         opt = optimal_allocation(law, C)
         out["optimal"] = opt
         out["excess_loss"] = out["loss"] - opt["loss"]
