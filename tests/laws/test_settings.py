@@ -121,3 +121,39 @@ def test_fit_json_with_an_unknown_setting_is_a_data_error(tmp_path):
     path.write_text(json.dumps(obj))
     with pytest.raises(DataError, match=r"fit.json: malformed fit.json \(unknown fit setting"):
         load_fit(path)
+
+
+def test_fit_json_missing_a_parameter_of_its_law_is_a_data_error(tmp_path, capsys):
+    """A fit.json without params.beta, or whose bootstrap samples lack a key, was a KeyError
+    traceback in plan; each law's own parameters are checked (power-c without a floor has
+    no E, and is fine)."""
+    from scalinglab.cli import main
+
+    law = ScalingLaw.from_params("chinchilla", E=1.7, A=400.0, B=1200.0, alpha=0.34, beta=0.28)
+    obj = law.to_json()
+    obj["bootstrap"] = {"resamples": 10, "seed": 0,
+                        "samples": {k: [v] * 10 for k, v in law.params_.items()}}  # fmt: skip
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps(obj))
+    assert main(["plan", str(path), "--flops", "1e21"]) == 0
+    capsys.readouterr()
+    for where, what in (
+        (obj["params"], "params"),
+        (obj["bootstrap"]["samples"], "bootstrap samples"),
+    ):
+        kept = where.pop("beta")
+        path.write_text(json.dumps(obj))
+        assert main(["plan", str(path), "--flops", "1e21"]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {path}: malformed fit.json (its {what} lack beta of law 'chinchilla', "
+            "whose parameters are E, A, B, alpha, beta)\n"
+        )
+        where["beta"] = kept
+    bare = ScalingLaw("power-c", bootstrap=0, floor=False).fit(
+        {"C": [1e18, 1e19, 1e20, 1e21], "L": [3.0, 2.6, 2.3, 2.1]})  # fmt: skip
+    assert load_fit(bare.to_json()).params_ == bare.params_
+    obj = ScalingLaw.from_params("isoflop", k_N=0.1, a=0.5, k_D=1.7, b=0.5).to_json()
+    assert load_fit(obj).params_["a"] == 0.5  # k_L, a_L are optional
+    del obj["params"]["a"]
+    with pytest.raises(DataError, match=r"its params lack a of law 'isoflop'"):
+        load_fit(obj)

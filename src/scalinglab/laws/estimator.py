@@ -718,6 +718,34 @@ def _finite(d):
     return {k: (float(v) if np.isfinite(v) else None) for k, v in d.items()}
 
 
+def required_params(law) -> tuple:
+    """The parameters `law` (a ScalingLaw) predicts or plans with: every fit.json of it holds
+    them in params and, with a bootstrap, in its samples (the task laws are not listed)."""
+    name = law.law
+    if name in ("chinchilla", "kaplan", "nd-interaction") or name.startswith("power-"):
+        return make_form(name, floor=law.settings["floor"]).param_names
+    if name == "data-constrained":
+        return constrained.NAMES
+    if name in CURVE_LAWS:
+        return CURVE_LAWS[name].param_names
+    if name in ("isoflop", "envelope"):  # k_L, a_L optional (from_params)
+        return ("k_N", "a", "k_D", "b")
+    return ()
+
+
+def _check_params(law, path) -> None:
+    """DataError ('malformed fit.json') naming the parameters of the law that params or the
+    bootstrap samples lack (plan failed on them with a KeyError traceback)."""
+    need = required_params(law)
+    for what, have in (("params", law.params_), ("bootstrap samples", law.samples_)):
+        missing = [k for k in need if have is not None and k not in have]
+        if missing:
+            raise DataError(
+                f"{path}: malformed fit.json (its {what} lack {', '.join(missing)} of law "
+                f"{law.law!r}, whose parameters are {', '.join(need)})"
+            )
+
+
 def load_fit(path) -> ScalingLaw:
     """A fitted ScalingLaw from a fit.json (format_version 1).
 
@@ -726,7 +754,8 @@ def load_fit(path) -> ScalingLaw:
             `to_json()`'s dict itself.
 
     Raises:
-        DataError: the file is missing, not a fit.json, or of another format_version.
+        DataError: the file is missing, not a fit.json, or of another format_version, or
+            its params or bootstrap samples lack a parameter of its law (`required_params`).
     """
     if isinstance(path, dict):  # a fit's to_json() in memory
         obj, path = path, Path("<dict>")
@@ -767,4 +796,5 @@ def load_fit(path) -> ScalingLaw:
         raise DataError(f"{path}: malformed fit.json ({exc!r})") from None
     except ConfigError as exc:  # a setting no fit.json of this format has
         raise DataError(f"{path}: malformed fit.json ({exc})") from None
+    _check_params(law, path)
     return law
