@@ -276,3 +276,26 @@ def test_a_law_of_one_variable_is_calibrated_by_it_only(tmp_path, capsys):
 
     assert power_c_settings(FitConfig(calibrate="N"))["calibrate"] == "none"
     assert power_c_settings(FitConfig(calibrate="C"))["calibrate"] == "C"
+
+
+def test_kaplan_on_a_few_rows_prints_no_numpy_warning(tmp_path, capsys):
+    """Trial points of the optimiser far out overflowed aD·S in Kaplan's objective, and
+    numpy printed 'RuntimeWarning: overflow encountered in multiply' (harmless: inf is
+    stepped back from); the fit is the same without it."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    lines = ["params,tokens,loss"]
+    for N, D in [(1e7, 2e8), (3e7, 6e8), (1e8, 2e9), (1e7, 2e9), (1e8, 2e8), (3e8, 6e9)]:
+        L = 1.7 + 400 / N**0.34 + 1200 / D**0.28
+        lines.append(f"{N:g},{D:g},{L * np.exp(rng.normal(0, 0.003)):.5f}")
+    path = tmp_path / "six.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["fit", str(path), "--law", "kaplan", "--bootstrap", "0", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    p = json.loads(out)["params"]
+    assert p["alpha_D"] == pytest.approx(0.2605, rel=1e-3)
+    assert p["alpha_N"] == pytest.approx(0.1182, rel=1e-3)

@@ -130,7 +130,10 @@ class Kaplan:
                 [np.broadcast_to(S, t1.shape), aD * p1 * (u - xs), aD * p1 * r, aD * p2]
             )
             w = weight_rows(weights, rows, wrow, sl)
-            return _fg(aD * S, dpred, logL[sl], w, self.delta)
+            # a trial point far out (aD·S past 1e308) predicts inf: its objective is inf and
+            # the optimiser steps back, as from Chinchilla's; numpy's warning said nothing more
+            with np.errstate(over="ignore"):
+                return _fg(aD * S, dpred, logL[sl], w, self.delta)
 
         return lambda th, rows, wrow=None: summed(part, th, rows, wrow, logL.size, 4)
 
