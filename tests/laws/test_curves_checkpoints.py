@@ -111,7 +111,7 @@ def test_runs_curves_schedule_column_is_the_configs_lr(tmp_path):
     assert np.allclose(lr, [0.0] + [trainer(s) for s in range(200)], rtol=1e-12, atol=0)
     assert not np.allclose(t.runs[0].lr_full, lr_interp(t.runs[0]))
     # resumed with another config: two schedules in one run, so none is given
-    with (run / "metrics.jsonl").open("a") as f:
+    with (run / "history.jsonl").open("a") as f:
         f.write(json.dumps({"event": "config_change", "step": 200}) + "\n")
     assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
     assert {r["lr_schedule"] for r in csv.DictReader(out.open())} == {""}

@@ -131,8 +131,10 @@ def curve_rows(root, run_rows) -> list[dict]:
             more = f" (and {len(problems) - 1} more lines)" if len(problems) > 1 else ""
             print(f"warning: {problems[0]}{more}: skipped", file=sys.stderr)
         records = runfolder.read_metrics(Path(dirs[run["run_id"]]))
-        # a run resumed with another config had two schedules: only its lr column is right
-        changed = any(rec.get("event") == "config_change" for rec in records)
+        # a run continued under another config, budget or schedule whose LR differs at the
+        # steps it had trained had two schedules: only its lr column is right
+        changed = any(h.get("event") in ("config_change", "schedule_change")
+                      for h in runfolder.read_history(Path(dirs[run["run_id"]])))  # fmt: skip
         schedule = None if changed else run_schedule(Path(dirs[run["run_id"]]))
         lr, first = None, len(out)
         for rec in records:

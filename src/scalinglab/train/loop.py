@@ -98,6 +98,7 @@ class Trainer:
             )  # fmt: skip
         self.autocast = setup.autocast(self.device, t.dtype)
         self.c = Counters()
+        self.schedule_change = None  # the checkpoint's schedule, where the LR of its steps differs
         self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
         loggers = [*t.loggers, *(["tensorboard"] if t.tensorboard else [])]
@@ -265,10 +266,25 @@ class Trainer:
                 raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
         if path is not None:
             self._load(path)
+        if self.total_steps is not None and self.c.step > self.total_steps:
+            kind, amount = self.cfg.train.budget  # before anything in the folder changes
+            raise ConfigError(
+                f"{self.out} has trained {self.c.step} steps, more than the {self.total_steps} "
+                f"of --{kind} {amount:g}: a run continues to a larger budget only; give the "
+                "run's own budget or more, or a new --out folder"
+            )
         self.dist.check_same(self.c.step, "step to resume from")
         self.metrics.truncate_after(self.c.step)
         if self.dist.is_main and self.changes:
             self._record_changes(path)
+        if self.dist.is_main and self.schedule_change is not None and not self.changes:
+            # a new budget or schedule whose LR differs at steps already trained: the run's
+            # LR is no longer one schedule of its config (`runs --curves` leaves it out; a
+            # config_change, recorded above, says as much)
+            runfolder.append_history(self.out, {
+                "event": "schedule_change", "step": self.c.step, "checkpoint": path.name,
+                "from": self.schedule_change, "to": self.schedule.state_dict(),
+            })  # fmt: skip
         if self.dist.is_main:
             runfolder.write_config(self.out, self.cfg)
         if self.dist.is_main and self.shards.tokenizer_path.exists():  # the run alone can generate
@@ -338,6 +354,7 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         self.c = Counters(**state["counters"])
         self.rnn_state = self.dist.slice_rows(state["rnn_state"])
+        self.schedule_change = schedule_change(state.get("schedule"), self.schedule, self.c.step)
         log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
 
     def _record_changes(self, path: Path) -> None:
@@ -411,6 +428,20 @@ class Trainer:
         result = runfolder.write_result(self.out, result)
         self.metrics.finish(result)
         return result
+
+
+def schedule_change(saved: dict | None, now: Schedule, steps: int) -> dict | None:
+    """The checkpoint's schedule (its state) where its LR at steps 0..steps−1 is not the
+    schedule's `now` (a new budget or decay continuing a run); None where they agree (a
+    larger budget of a constant or WSD run before its decay, a WSD branch of its stable
+    run). A time budget's LR follows the clock: any change of it counts."""
+    if not saved or saved == now.state_dict():
+        return None
+    old = Schedule(**saved)
+    if old.total is None or now.total is None:
+        return saved
+    same = all(math.isclose(old(s), now(s), rel_tol=1e-12, abs_tol=0.0) for s in range(steps))
+    return None if same else saved
 
 
 def train(

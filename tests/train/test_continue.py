@@ -1,0 +1,66 @@
+"""A run continued in its folder: to a larger budget (its LR history recorded where it
+changed), never to a smaller one."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from scalinglab import runfolder
+from scalinglab.cli import main
+from scalinglab.errors import ConfigError
+from scalinglab.laws.schedules import Schedule as SpecSchedule
+from scalinglab.train import train
+from tests.train.helpers import tiny_cfg, tiny_shards
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_shards(tmp_path_factory.mktemp("shards") / "shards")
+
+
+def test_a_smaller_budget_is_refused_and_nothing_changes(data, tmp_path):
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train(tiny_cfg(data, steps=12, warmup=2), run)
+    config, result = (run / "config.toml").read_bytes(), (run / "result.json").read_bytes()
+    metrics = (run / "metrics.jsonl").read_bytes()
+    with pytest.raises(ConfigError) as e:
+        train(tiny_cfg(data, steps=6, warmup=2), run)
+    assert str(e.value) == (
+        f"{run} has trained 12 steps, more than the 6 of steps 6: a run continues to a "
+        "larger budget only; give the run's own budget or more, or a new out folder"
+    )
+    assert (run / "config.toml").read_bytes() == config
+    assert (run / "result.json").read_bytes() == result
+    assert (run / "metrics.jsonl").read_bytes() == metrics
+    # the same budget returns the run's result, as before
+    assert train(tiny_cfg(data, steps=12, warmup=2), run)["steps"] == 12
+
+
+@pytest.mark.parametrize("schedule, changed", [("cosine", True), ("constant", False)])
+def test_a_larger_budget_records_a_changed_lr_history(data, tmp_path, schedule, changed):
+    """A cosine of 12 steps continued to 20 ran steps 0..11 at another LR than the 20-step
+    cosine's: history.jsonl says so and `runs --curves` gives no schedule for the run. A
+    constant schedule's first 12 steps are the longer one's: its schedule stays exact."""
+    torch.set_num_threads(1)
+    run = tmp_path / "sweep" / "runs" / "r1"
+    cfg = dict(warmup=2, schedule=schedule, eval_every=4)
+    train(tiny_cfg(data, steps=12, **cfg), run)
+    train(tiny_cfg(data, steps=20, **cfg), run)
+    events = [h["event"] for h in runfolder.read_history(run)]
+    assert events == (["schedule_change"] if changed else [])
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16, 20]
+    specs = {r["lr_schedule"] for r in rows}
+    if changed:
+        assert specs == {""}
+    else:
+        (spec,) = specs
+        lr = SpecSchedule(spec).lr_array()
+        logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        # index t is the LR of the t-th update: the trainer's LR of step t - 1, as logged
+        assert all(lr[r["step"]] == r["lr"] for r in logged if "lr" in r)
