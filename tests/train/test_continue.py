@@ -64,3 +64,23 @@ def test_a_larger_budget_records_a_changed_lr_history(data, tmp_path, schedule, 
         logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         # index t is the LR of the t-th update: the trainer's LR of step t - 1, as logged
         assert all(lr[r["step"]] == r["lr"] for r in logged if "lr" in r)
+
+
+def test_a_time_budget_warms_up_within_half_of_it_and_resumes_its_decay(data, tmp_path, caplog):
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    cfg = dict(steps=0, lr=1e-3, warmup=10**6, log_every=1)
+    train(tiny_cfg(data, time=0.5, **cfg), run)
+    assert "--warmup 1000000 is more than half the --time budget: it ended at step" in caplog.text
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert max(lrs) == 1e-3  # the peak, where half the budget had passed
+    assert lrs[-1] < 0.2e-3  # near --min-lr (1e-4) at the end, not still warming up
+    first = len(lrs)
+    # continued to twice the budget: its decay goes on from where it began (restored from
+    # the checkpoint), not from a new warmup or a restarted decay at the peak
+    train(tiny_cfg(data, time=1.0, **cfg), run)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    assert len(lrs) > first and 0.2e-3 < lrs[first] < 0.9e-3
+    assert [h["event"] for h in runfolder.read_history(run)] == ["schedule_change"]

@@ -29,9 +29,27 @@ def test_wsd_is_stable_then_cools_down_linearly():
 def test_constant_and_time_budget_fraction():
     assert Schedule("constant", 1.0, 0.1, 2, 10)(7) == 1.0
     t = Schedule("cosine", lr=1.0, min_lr=0.0, warmup=2, total=None)
-    assert t(1, 0.0) == pytest.approx(2 / 3)
-    assert t(50, 0.5) == pytest.approx(0.5)
+    assert t(1, 0.01) == pytest.approx(2 / 3)
+    assert t(2, 0.02) == 1.0 and t.warmup_frac == 0.02  # the decay begins at the warmup's end
+    assert t(50, 0.51) == pytest.approx(0.5)  # halfway through the rest of the budget
     assert t(99, 1.0) == pytest.approx(0.0)
+
+
+def test_a_time_budgets_warmup_ends_by_half_the_budget():
+    t = Schedule("cosine", lr=1.0, min_lr=0.0, warmup=200, total=None)
+    # 10 steps a percent of the budget: 200 warmup steps would take 20 of the 100
+    lrs = [t(s, s / 1000) for s in range(1001)]
+    assert lrs[9] == pytest.approx(10 / 201) and t.warmup_frac == 0.2
+    assert lrs[200] == 1.0 and lrs[600] == pytest.approx(0.5) and lrs[1000] == pytest.approx(0)
+    # 1 step a percent: half the budget passes at step 50, and the warmup ends there,
+    # its LR rising with the budget spent from the moment that is further along
+    t = Schedule("cosine", lr=1.0, min_lr=0.0, warmup=200, total=None)
+    lrs = [t(s, s / 100) for s in range(101)]
+    assert lrs[10] == pytest.approx(0.2) and lrs[49] == pytest.approx(0.98)
+    assert t.warmup_frac == 0.5 and lrs[50] == 1.0 and lrs[75] == pytest.approx(0.5)
+    assert lrs[100] == pytest.approx(0.0)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(lrs[50:]))
+    assert t.state_dict()["warmup_frac"] == 0.5
 
 
 def test_warmup_is_capped_by_a_short_run():

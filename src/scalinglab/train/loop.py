@@ -151,7 +151,13 @@ class Trainer:
         t0 = time.perf_counter()
         t = self.cfg.train
         frac = None if self.total_steps is not None else self.c.train_seconds / t.time
+        before = self.schedule.warmup_frac
         lr = self.schedule(self.c.step, frac) * self.c.lr_scale
+        # a time budget's decay began before its warmup's steps were done: half the budget
+        cut = before is None and self.schedule.warmup_frac is not None
+        if frac is not None and cut and self.c.step < self.schedule.warmup and self.dist.is_main:
+            log.warning("--warmup %d is more than half the --time budget: it ended at step %d",
+                        t.warmup, self.c.step)  # fmt: skip
         for group in self.opt.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
         loss_sum = torch.zeros((), device=self.device)
@@ -354,7 +360,18 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         self.c = Counters(**state["counters"])
         self.rnn_state = self.dist.slice_rows(state["rnn_state"])
-        self.schedule_change = schedule_change(state.get("schedule"), self.schedule, self.c.step)
+        saved = state.get("schedule") or {}
+        if self.schedule.total is None:  # a time budget: where its decay began, if it has
+            # (a checkpoint from before warmup_frac was saved decayed over the whole budget)
+            began = None if self.c.step < self.schedule.warmup else 0.0
+            began = saved.get("warmup_frac", began)
+            old_time = (state.get("config") or {}).get("train", {}).get("time") or 0.0
+            if began is not None and old_time > 0:  # a fraction of that run's budget: of ours
+                began = min(1.0, began * old_time / self.cfg.train.time)
+            self.schedule.warmup_frac = began
+        if saved and "warmup_frac" not in saved:
+            saved = {**saved, "warmup_frac": self.schedule.warmup_frac}
+        self.schedule_change = schedule_change(saved, self.schedule, self.c.step)
         log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
 
     def _record_changes(self, path: Path) -> None:

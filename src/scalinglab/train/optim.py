@@ -77,13 +77,20 @@ def plan_steps(tc: TrainConfig, tokens_per_step: int, flops_per_token: int) -> i
     return math.ceil(amount / per_step)
 
 
+TIME_WARMUP_MAX = 0.5  # a time budget's warmup ends by this fraction of it at the latest
+
+
 @dataclass
 class Schedule:
     """Learning rate as a function of the step and of the fraction of the budget spent.
 
     With a known number of steps (`total`), progress is counted in steps as in
     nanoGPT. With a time budget (`total` None) it is the fraction of the time
-    budget spent, so the schedule still ends when the budget does.
+    budget spent, so the schedule still ends when the budget does: the warmup ends
+    after `warmup` steps or half the budget, whichever comes first (its LR rises
+    with whichever is further along), and the decay runs over the rest of the budget.
+    `warmup_frac` is the budget fraction at which the decay began (None before): a
+    resumed time run restores it from its checkpoint.
     """
 
     kind: str
@@ -92,6 +99,7 @@ class Schedule:
     warmup: int
     total: int | None
     cooldown_frac: float = 0.2
+    warmup_frac: float | None = None
 
     def __post_init__(self):
         if self.kind not in ("cosine", "constant", "wsd"):
@@ -102,15 +110,21 @@ class Schedule:
 
     def __call__(self, step: int, frac: float | None = None) -> float:
         """LR of optimizer step `step` (0-based); `frac` = budget fraction spent (time budgets)."""
-        if step < self.warmup:
+        if self.total is None:
+            frac = frac or 0.0
+            if self.warmup_frac is None:
+                if step < self.warmup and frac < TIME_WARMUP_MAX:
+                    return self.lr * max((step + 1) / (self.warmup + 1), frac / TIME_WARMUP_MAX)
+                self.warmup_frac = frac  # the decay starts here
+            w = self.warmup_frac
+            p = (frac - w) / (1 - w) if w < 1 else 1.0
+        elif step < self.warmup:
             return self.lr * (step + 1) / (self.warmup + 1)
-        if self.kind == "constant":
-            return self.lr
-        if self.total is not None:
+        else:
             span = max(1, self.total - 1 - self.warmup)
             p = (step - self.warmup) / span
-        else:
-            p = frac or 0.0
+        if self.kind == "constant":
+            return self.lr
         p = min(max(p, 0.0), 1.0)
         if self.kind == "wsd":
             # Stable at the peak, then a linear cooldown over the last cooldown_frac.
@@ -128,4 +142,5 @@ class Schedule:
             "warmup": self.warmup,
             "total": self.total,
             "cooldown_frac": self.cooldown_frac,
+            "warmup_frac": self.warmup_frac,
         }
