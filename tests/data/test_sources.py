@@ -149,3 +149,33 @@ def test_pieces_pretokenize_as_the_whole_text_after_blank_lines():
         pieces = [p.decode() for _, p in split_pieces(text, size)]
         assert len(pieces) > 5
         assert [t for p in pieces for t, _ in pre.pre_tokenize_str(p)] == whole, size
+
+
+@pytest.mark.parametrize("name", ["rows.jsonl.gz", "rows.JSONL", "rows.ndjson", "rows.Json.bz2"])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hf_local_file_format_ignores_case_and_compression(tmp_path, datasets_offline, name,
+                                                           streaming):  # fmt: skip
+    # these were read by the text builder: documents were the raw JSON lines, and
+    # --text-field was ignored
+    import bz2
+    import gzip
+
+    rows = "".join(json.dumps({"body": f"row {i} ü", "n": i}) + "\n" for i in range(3)).encode()
+    pack = {".gz": gzip.compress, ".bz2": bz2.compress}.get(Path(name).suffix, bytes)
+    data = tmp_path / name
+    data.write_bytes(pack(rows))
+    (src,) = resolve_sources([f"hf:{data}"], text_field="body", streaming=streaming)
+    assert [c.decode() for _, c in _docs([src])] == ["row 0 ü", "row 1 ü", "row 2 ü"]
+
+
+def test_hf_local_file_of_unknown_format_is_refused(tmp_path, datasets_offline):
+    data = tmp_path / "rows.py"
+    data.write_text('{"text": "x"}\n')
+    (src,) = resolve_sources([f"hf:{data}"])
+    with pytest.raises(DataError) as exc:
+        _docs([src])
+    assert str(exc.value) == (
+        f"hf:{data}: cannot tell the format of rows.py from its name (an hf: data file is "
+        ".jsonl, .ndjson, .json, .csv, .parquet, .txt, .text, .md, optionally compressed "
+        ".gz, .bz2, .xz, .zst); rename it, or give the file itself as SOURCE to read it as text"
+    )

@@ -7,8 +7,8 @@ A SOURCE is one of
 - a folder: every non-hidden file below it matching `glob` (default `**/*`);
 - a glob pattern (`data/*.txt`, `**` recurses);
 - `hf:NAME[:CONFIG][@SPLIT]`: a Hugging Face `datasets` data set (a hub name,
-  a folder written by `Dataset.save_to_disk`, or a local data file/folder that
-  `load_dataset` reads), one document per row; with `streaming`, its rows are read
+  a folder written by `Dataset.save_to_disk`, a local data file whose suffix names
+  its format, or a folder that `load_dataset` reads), one document per row; with `streaming`, its rows are read
   as they come (`load_dataset(..., streaming=True)`: nothing is downloaded or
   converted first, memory stays bounded, and each pass of the writer reads the rows
   again);
@@ -37,8 +37,19 @@ CHUNK_BYTES = 4 << 20
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 STDLIB_EXCLUDE = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 _GLOB_CHARS = set("*?[")
-# the `datasets` builder of a local data file by its suffix; any other is read as text
-_HF_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+# the `datasets` builder of a local data file by its suffix (any case, after a compression
+# suffix that `datasets` undoes); a file with another suffix is refused, not read as lines
+_HF_BUILDERS = {
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".json": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
+}
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
 
 
 @dataclass
@@ -258,7 +269,7 @@ class HFSource(Source):
             files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else []
             files = [local] if local.is_file() else files
             where = f"{self.name}\0{self.config}\0{self.split}\0{_stat_hash(files)}"
-            if local.is_file() and local.suffix not in _HF_BUILDERS:
+            if local.is_file() and hf_builder(local, self.spec) == "text":
                 where += "\0keep_linebreaks"  # read without line breaks before: rebuild
             return hashlib.sha256(where.encode()).hexdigest()
         return str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
@@ -298,7 +309,7 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
                 ds = ds[split]
             return ds.to_iterable_dataset() if streaming else ds
         if path.is_file():  # a local data file: let the packaged builder for its type read it
-            builder = _HF_BUILDERS.get(path.suffix, "text")
+            builder = hf_builder(path, spec)
             # the text builder's rows are lines; without keep_linebreaks it strips their line
             # ends, and documents are joined without a separator: the text lost every break
             extra = {"keep_linebreaks": True} if builder == "text" else {}
@@ -311,6 +322,22 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
     except Exception as exc:  # datasets raises many types (hub, file, split errors)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{spec}: cannot load the data set ({msg})") from None
+
+
+def hf_builder(path: Path, spec: str) -> str:
+    """The `datasets` builder that reads the local data file `path`, from its suffix."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    builder = _HF_BUILDERS.get(suffixes[-1]) if suffixes else None
+    if builder is None:
+        known = ", ".join(_HF_BUILDERS)
+        raise DataError(
+            f"{spec}: cannot tell the format of {path.name} from its name (an hf: data file is "
+            f"{known}, optionally compressed {', '.join(_COMPRESSION_SUFFIXES)}); rename it, "
+            "or give the file itself as SOURCE to read it as text"
+        )
+    return builder
 
 
 def local_paths(src: Source) -> list[Path]:
