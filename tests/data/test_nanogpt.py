@@ -193,3 +193,59 @@ def test_up_to_date_shards_still_need_one_window(tmp_path, capsys):
     assert err.count("\n") == 1 and "one window of --block-size 100000" in err
     assert main(["prepare", "--from-nanogpt", str(src), "-o", out, "--block-size", "8"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def _ids_folder(path, ids):
+    path.mkdir()
+    ids = np.asarray(ids, dtype=np.uint16)
+    cut = int(len(ids) * 0.9)
+    ids[:cut].tofile(path / "train.bin")
+    ids[cut:].tofile(path / "val.bin")
+    return path
+
+
+def test_byte_ids_count_one_byte_each(tmp_path):
+    # decoding a byte >= 0x80 alone gives U+FFFD, which counted 3 bytes: 3,038 + 351
+    # bytes were recorded for these 2,430 + 271
+    from scalinglab.data.tokenizers import ByteTokenizer
+
+    ByteTokenizer().save(tmp_path / "byte.json")
+    data = TEXT.encode()[:2701]
+    src = _ids_folder(tmp_path / "ngb", np.frombuffer(data, np.uint8))
+    m = import_nanogpt(src, tmp_path / "out", tokenizer=str(tmp_path / "byte.json"))
+    assert {s: m["splits"][s]["bytes"] for s in ("train", "val")} == {"train": 2430, "val": 271}
+    assert m["splits"]["train"]["tokens"] + m["splits"]["val"]["tokens"] == len(data) == 2701
+    assert m["request"]["importer"] == 3  # older imports are rebuilt, not kept
+
+
+def test_sentencepiece_pieces_count_their_space_and_fallback_bytes(tmp_path):
+    # `▁word` decoded alone drops its space: 15% of the bytes went uncounted
+    from tokenizers import SentencePieceBPETokenizer
+
+    sp = SentencePieceBPETokenizer()
+    sp.train_from_iterator([TEXT], vocab_size=120, show_progress=False)
+    sp.save(str(tmp_path / "sp.json"))
+    ids = sp.encode(TEXT).ids  # one text: one ▁ prepended, counted as its space
+    src = _ids_folder(tmp_path / "sp", ids)
+    m = import_nanogpt(src, tmp_path / "out", tokenizer=str(tmp_path / "sp.json"))
+    assert m["splits"]["train"]["bytes"] + m["splits"]["val"]["bytes"] == len(TEXT.encode()) + 1
+
+    # Llama style: a Prepend/Replace normalizer, byte-fallback pieces <0xNN> for unseen text
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    pieces = ["<unk>", *(f"<0x{b:02X}>" for b in range(256)), "▁", "a", "b", "▁a", "▁ab"]
+    bpe = models.BPE({p: i for i, p in enumerate(pieces)}, [("▁", "a"), ("▁a", "b")],
+                     unk_token="<unk>", byte_fallback=True)  # fmt: skip
+    tok = Tokenizer(bpe)
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])  # fmt: skip
+    tok.save(str(tmp_path / "llama.json"))
+    text = "ab a ✓ é b " * 40  # ✓ and é: byte-fallback pieces, 3 and 2 bytes
+    ids = tok.encode(text).ids
+    assert tok.decode(ids) == text
+    src = _ids_folder(tmp_path / "ll", ids)
+    m = import_nanogpt(
+        src, tmp_path / "out2", tokenizer=str(tmp_path / "llama.json"), block_size=16
+    )
+    assert m["splits"]["train"]["bytes"] + m["splits"]["val"]["bytes"] == len(text.encode()) + 1

@@ -24,9 +24,11 @@ vocabulary with `--vocab-size` (GPT-2: 50257) where there is no meta.pkl to say 
 
 import hashlib
 import io
+import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import sys
 import time
@@ -39,6 +41,7 @@ from scalinglab.data import shards
 from scalinglab.data.tokenizers import (
     UNK,
     BPETokenizer,
+    ByteTokenizer,
     CharTokenizer,
     Tokenizer,
     bytes_to_unicode,
@@ -61,7 +64,9 @@ META_MAX_BYTES = 16 << 20
 MAX_VOCAB = 1 << 32  # a meta.pkl's vocab_size above it is no vocabulary
 CHUNK_TOKENS = 1 << 22  # ids read at a time: memory stays a few times 8 MB
 # 2: ids are checked against the declared vocabulary, not the tokenizer's
-IMPORT_VERSION = 2
+# 3: a split's bytes counted from the vocabulary: 1 per byte-tokenizer id (ids >= 0x80
+#    counted 3), the space of a SentencePiece `▁` piece (it was dropped)
+IMPORT_VERSION = 3
 
 
 class _NoGlobals(pickle.Unpickler):
@@ -124,21 +129,65 @@ def _char_tokenizer(meta: dict, where: Path) -> CharTokenizer:
 
 def token_bytes(tok: Tokenizer) -> np.ndarray:
     """UTF-8 bytes of text each id stands for (0 for special tokens): with the counts of
-    ids, the bytes a split holds, for bits per byte."""
+    ids, the bytes a split holds, for bits per byte.
+
+    Read from the vocabulary, never by decoding an id alone: a lone byte >= 0x80 decodes
+    to U+FFFD (3 bytes, not 1), and a SentencePiece piece `▁word` decodes alone without
+    its space. The byte tokenizer: 1 per id; byte-level BPE (a ByteLevel decoder): one
+    byte per character of the piece; SentencePiece style (Metaspace): the replacement
+    character `▁` is one space, a byte-fallback piece `<0xNN>` one byte."""
     n = np.zeros(tok.vocab_size, dtype=np.int64)
+    if isinstance(tok, ByteTokenizer):
+        return np.ones(256, dtype=np.int64)
     if isinstance(tok, CharTokenizer):
         n[: len(tok.chars)] = [len(c.encode()) for c in tok.chars]
         return n
     if not isinstance(tok, BPETokenizer):
         return np.array([len(tok.decode([i]).encode()) for i in range(tok.vocab_size)])
+    spec = json.loads(tok.hf.to_str())
+    found: dict[str, list[dict]] = {}
+    _collect_types(spec.get("decoder"), found)
+    _collect_types(spec.get("pre_tokenizer"), found)
+    byte_level = "ByteLevel" in found
+    spaces = {m.get("replacement", "\u2581") for m in found.get("Metaspace", [])}
+    spaces |= {  # Llama's decoder: Replace("▁", " ") rather than Metaspace
+        r["pattern"]["String"]
+        for r in found.get("Replace", [])
+        if r.get("content") == " " and isinstance(r.get("pattern"), dict)
+        and isinstance(r["pattern"].get("String"), str) and r["pattern"]["String"]
+    }  # fmt: skip
+    byte_fallback = bool((spec.get("model") or {}).get("byte_fallback"))
     u2b = {c: b for b, c in bytes_to_unicode().items()}
     special = set(tok.hf.get_added_tokens_decoder())
     for piece, i in tok.hf.get_vocab(with_added_tokens=True).items():
         if i in special or i >= len(n):
             continue
-        # byte-level BPE: each character of a piece stands for one byte
-        n[i] = len(piece) if all(c in u2b for c in piece) else len(tok.decode([i]).encode())
+        if byte_level and all(c in u2b for c in piece):
+            n[i] = len(piece)  # each character of a byte-level piece stands for one byte
+        elif byte_fallback and _BYTE_PIECE.fullmatch(piece):
+            n[i] = 1
+        elif byte_level or not spaces:
+            n[i] = len(tok.decode([i]).encode())  # an added token: its text
+        else:
+            for sp in spaces:
+                piece = piece.replace(sp, " ")
+            n[i] = len(piece.encode())
     return n
+
+
+_BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def _collect_types(obj, found: dict[str, list[dict]]) -> None:
+    """Every component of a tokenizer.json part (a Sequence's too), by its type."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get("type"), str):
+            found.setdefault(obj["type"], []).append(obj)
+        for v in obj.values():
+            _collect_types(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _collect_types(v, found)
 
 
 def import_nanogpt(
