@@ -179,3 +179,41 @@ def test_hf_local_file_of_unknown_format_is_refused(tmp_path, datasets_offline):
         ".jsonl, .ndjson, .json, .csv, .parquet, .txt, .text, .md, optionally compressed "
         ".gz, .bz2, .xz, .zst); rename it, or give the file itself as SOURCE to read it as text"
     )
+
+
+def test_symlinked_folders_are_read_and_a_loop_is_refused(tmp_path, monkeypatch):
+    # pathlib's `**` did not follow a symlinked folder: a folder SOURCE silently skipped
+    # its files, while the glob SOURCE of the same files read them
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d" / "real").mkdir(parents=True)
+    (tmp_path / "ext").mkdir()
+    Path("d/a.txt").write_text("A")
+    Path("d/real/r.txt").write_text("R")
+    Path("ext/e.txt").write_text("E")
+    Path("d/link").symlink_to("../ext", target_is_directory=True)
+    want = ["d/a.txt", "d/link/e.txt", "d/real/r.txt"]
+    for spec, glob in (("d", "**/*"), ("d", "**/*.txt"), ("d/**/*.txt", "**/*")):
+        (src,) = resolve_sources([spec], glob=glob)
+        assert [str(f) for f in src.files] == want
+    (src,) = resolve_sources(["d"], glob="link/*")
+    assert [str(f) for f in src.files] == ["d/link/e.txt"]
+
+    # one file reached twice through links is one SOURCE's doing, not two SOURCEs'
+    Path("d/again").symlink_to("../ext", target_is_directory=True)
+    with pytest.raises(DataError) as exc:
+        resolve_sources(["d"])
+    assert str(exc.value) == (
+        "d: d/link/e.txt is d/again/e.txt again (through a symlink or hard link); its "
+        "documents would be read twice (give each file once)"
+    )
+    Path("d/again").unlink()
+    # a loop: one line, not 40 copies of each file ("named by two SOURCEs, d/**/*.txt and
+    # d/**/*.txt" for the glob, when one SOURCE was given)
+    Path("d/real/up").symlink_to("..", target_is_directory=True)
+    for spec in ("d", "d/**/*.txt"):
+        with pytest.raises(DataError) as exc:
+            resolve_sources([spec])
+        assert str(exc.value) == (
+            f"{spec}: d/real/up is a symlink back to d (a loop); its files would be read "
+            "again and again (remove the link, or name the folders to read)"
+        )

@@ -4,8 +4,9 @@ A SOURCE is one of
 
 - a file (`.jsonl`/`.ndjson` files are JSONL, one document per line, text in
   `text_field`; any other file is one document of raw text);
-- a folder: every non-hidden file below it matching `glob` (default `**/*`);
-- a glob pattern (`data/*.txt`, `**` recurses);
+- a folder: every non-hidden file below it matching `glob` (default `**/*`), symlinked
+  folders followed;
+- a glob pattern (`data/*.txt`, `**` recurses), read as from a folder;
 - `hf:NAME[:CONFIG][@SPLIT]`: a Hugging Face `datasets` data set (a hub name,
   a folder written by `Dataset.save_to_disk`, a local data file whose suffix names
   its format, or a folder that `load_dataset` reads), one document per row; with `streaming`, its rows are read
@@ -20,7 +21,6 @@ tokenizer would cut differently (after a newline that starts a non-blank line
 when there is one), so memory stays bounded whatever the corpus size.
 """
 
-import glob as globlib
 import hashlib
 import json
 import os
@@ -28,7 +28,8 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 
 from scalinglab.data.shards import is_shards_dir
 from scalinglab.errors import ConfigError, DataError, require
@@ -369,17 +370,83 @@ def stdlib_files(include_tests: bool = False) -> tuple[Path, list[Path]]:
     return root, sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _folder_files(folder: Path, pattern: str) -> list[Path]:
-    """Non-hidden files below `folder` matching `pattern`, minus any shards folder's files
-    (so `prepare . --out shards` run twice does not read its own output)."""
-    files = []
-    for p in folder.glob(pattern):
-        rel = p.relative_to(folder).parts
-        if p.is_file() and not any(part.startswith(".") for part in rel):
-            files.append(p)
-    own = {p.parent for p in files if p.name == "manifest.json" and is_shards_dir(p.parent)}
-    files = [p for p in files if not own & set(p.parents)]
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+def _match(parts: tuple[str, ...], segs: tuple[str, ...]) -> bool:
+    """Whether the relative path `parts` matches the pattern `segs` (`**`: any folders)."""
+    if not segs:
+        return not parts
+    if segs[0] == "**":
+        return any(_match(parts[i:], segs[1:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatchcase(parts[0], segs[0]) and _match(parts[1:], segs[1:])
+
+
+def _may_hold(parts: tuple[str, ...], segs: tuple[str, ...]) -> bool:
+    """Whether files below the folder `parts` may match `segs` (else it is not walked)."""
+    for i, part in enumerate(parts):
+        if i < len(segs) and segs[i] == "**":
+            return True
+        if i >= len(segs) - 1 or not fnmatchcase(part, segs[i]):
+            return False  # no segment left for a file below, or this folder is not matched
+    return True
+
+
+def _walk(root: Path, pattern: str, spec: str) -> list[Path]:
+    """Non-hidden files below `root` matching `pattern`, sorted by relative path. Symlinked
+    folders are followed (pathlib's `**` does not: it skipped their files); one that leads
+    back to a folder it lies in is a loop, refused. A shards folder is skipped (so
+    `prepare . --out shards` run twice does not read its own output)."""
+    segs = tuple(s for s in PurePosixPath(pattern).parts if s != ".")
+    found: list[tuple[tuple[str, ...], Path]] = []
+
+    def visit(folder: Path, parts: tuple[str, ...], ancestors: dict[str, Path]) -> None:
+        real = os.path.realpath(folder)
+        if real in ancestors:
+            raise DataError(
+                f"{spec}: {folder} is a symlink back to {ancestors[real]} (a loop); its files "
+                "would be read again and again (remove the link, or name the folders to read)"
+            )
+        if is_shards_dir(folder):
+            return
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"{spec}: cannot list {folder} ({exc.strerror or exc})") from None
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            sub = (*parts, e.name)
+            if e.is_dir():  # a symlinked folder too
+                if _may_hold(sub, segs):
+                    visit(folder / e.name, sub, {**ancestors, real: folder})
+            elif e.is_file() and _match(sub, segs):
+                found.append((sub, folder / e.name))
+
+    visit(root, (), {})
+    found.sort(key=lambda f: "/".join(f[0]))
+    files = [p for _, p in found]
+    _check_once(spec, files)
+    return files
+
+
+def _check_once(spec: str, files: list[Path]) -> None:
+    """Refuse one file reached by two paths of one SOURCE (through a symlink)."""
+    seen: dict[tuple[int, int], Path] = {}
+    for p in files:
+        st = p.stat()
+        first = seen.setdefault((st.st_dev, st.st_ino), p)
+        if first is not p:
+            raise DataError(
+                f"{spec}: {p} is {first} again (through a symlink or hard link); its "
+                "documents would be read twice (give each file once)"
+            )
+
+
+def _glob_files(spec: str) -> list[Path]:
+    """The files a glob pattern SOURCE matches: below its first folder with a wildcard,
+    as a folder SOURCE reads them."""
+    parts = PurePosixPath(spec).parts
+    k = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    root = Path(*parts[:k])  # Path(): the current folder, and its files' paths are relative
+    return _walk(root, "/".join(parts[k:]), spec) if root.is_dir() else []
 
 
 def _file_source(spec: str, path: Path, text_field: str) -> Source:
@@ -409,7 +476,7 @@ def resolve_sources(
         elif spec.startswith("hf:"):
             out.append(HFSource(spec, text_field, streaming))
         elif os.path.isdir(spec):
-            files = _folder_files(Path(spec), glob)
+            files = _walk(Path(spec), glob, spec)
             if not files or all(p.stat().st_size == 0 for p in files):
                 raise DataError(f"{spec}: empty folder (no non-empty files match --glob '{glob}')")
             out.extend(_group_files(spec, files, text_field))
@@ -419,7 +486,7 @@ def resolve_sources(
                 raise DataError(f"{spec}: empty file")
             out.append(_file_source(spec, path, text_field))
         elif _GLOB_CHARS & set(spec):
-            files = sorted(Path(p) for p in globlib.glob(spec, recursive=True) if os.path.isfile(p))
+            files = _glob_files(spec)
             if not files:
                 raise DataError(f"{spec}: no files match this pattern")
             out.extend(_group_files(spec, files, text_field))
