@@ -217,3 +217,22 @@ def test_symlinked_folders_are_read_and_a_loop_is_refused(tmp_path, monkeypatch)
             f"{spec}: d/real/up is a symlink back to d (a loop); its files would be read "
             "again and again (remove the link, or name the folders to read)"
         )
+
+
+@pytest.mark.parametrize(
+    ("glob", "why"),
+    [("/tmp/*", "is absolute"), ("", "is empty"), (" ", "is empty"),
+     ("../*", "climbs out with '..'")],
+)  # fmt: skip
+def test_a_glob_below_no_folder_is_one_line(tmp_path, capsys, glob, why):
+    # an absolute --glob raised NotImplementedError, an empty one ValueError: tracebacks
+    from scalinglab.cli import main
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("hello world\n" * 50)
+    rc = main(["prepare", str(tmp_path / "d"), "--glob", glob, "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"error: --glob {glob!r}: the pattern {why}; it names files below each folder "
+        "SOURCE, relative to it (like '**/*.md')\n"
+    )

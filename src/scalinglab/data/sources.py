@@ -370,6 +370,21 @@ def stdlib_files(include_tests: bool = False) -> tuple[Path, list[Path]]:
     return root, sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
+def check_glob(pattern: str) -> None:
+    """Refuse a --glob that names no files below a folder: empty, absolute, or with '..'."""
+    why = (
+        "is empty" if not pattern.strip()
+        else "is absolute" if os.path.isabs(pattern)
+        else "climbs out with '..'" if ".." in PurePosixPath(pattern).parts
+        else None
+    )  # fmt: skip
+    if why:
+        raise ConfigError(
+            f"--glob {pattern!r}: the pattern {why}; it names files below each folder SOURCE, "
+            "relative to it (like '**/*.md')"
+        )
+
+
 def _match(parts: tuple[str, ...], segs: tuple[str, ...]) -> bool:
     """Whether the relative path `parts` matches the pattern `segs` (`**`: any folders)."""
     if not segs:
@@ -476,6 +491,7 @@ def resolve_sources(
         elif spec.startswith("hf:"):
             out.append(HFSource(spec, text_field, streaming))
         elif os.path.isdir(spec):
+            check_glob(glob)
             files = _walk(Path(spec), glob, spec)
             if not files or all(p.stat().st_size == 0 for p in files):
                 raise DataError(f"{spec}: empty folder (no non-empty files match --glob '{glob}')")
