@@ -249,3 +249,18 @@ def test_sentencepiece_pieces_count_their_space_and_fallback_bytes(tmp_path):
         src, tmp_path / "out2", tokenizer=str(tmp_path / "llama.json"), block_size=16
     )
     assert m["splits"]["train"]["bytes"] + m["splits"]["val"]["bytes"] == len(text.encode()) + 1
+
+
+def test_a_damaged_import_is_rebuilt(tmp_path, caplog):
+    src, _, _ = char_folder(tmp_path / "sc")
+    out = tmp_path / "shards"
+    import_nanogpt(src, out)
+    good = (out / "val.bin").read_bytes()
+    assert import_nanogpt(src, out)["up_to_date"]
+    (out / "val.bin").write_bytes(good[:-2] + bytes([good[-2] ^ 1, 0]))  # the last id changed
+    with caplog.at_level("WARNING", logger="scalinglab.data.nanogpt"):
+        m = import_nanogpt(src, out)
+    assert not m["up_to_date"] and (out / "val.bin").read_bytes() == good
+    assert [r.getMessage() for r in caplog.records] == [
+        f"warning: {out / 'val.bin'}: sha256 does not match the manifest; rebuilding {out}"
+    ]

@@ -444,3 +444,32 @@ def test_small_messages_say_what_and_where(tmp_path, capsys):
     assert "--val-fraction" not in err
     rc, _, err = _cli(capsys, g, "--tokenizer", "word", "--out", tmp_path / "s")
     _one_error(err, "use more text, a larger --val-fraction or a smaller --block-size")
+
+
+def test_a_rerun_rebuilds_damaged_shards(tmp_path, capsys, caplog):
+    # train and eval say "the folder is damaged, rerun `prepare`", but the rerun said
+    # "up to date" and changed nothing: only --force mended the folder
+    _corpus(tmp_path / "c", n_docs=20)
+    out = tmp_path / "s"
+    args = (tmp_path / "c", "--tokenizer", "char", "--out", out)
+    assert _cli(capsys, *args)[0] == 0
+    good = {f: (out / f).read_bytes() for f in ("train.bin", "tokenizer.json")}
+    rc, line, _ = _cli(capsys, *args)
+    assert rc == 0 and "up to date" in line
+    with open(out / "train.bin", "r+b") as f:  # one id changed, the size kept
+        f.seek(100)
+        f.write(b"\x05")
+    with pytest.raises(DataError, match=r"train\.bin: sha256 does not match the manifest"):
+        check_integrity(open_shards(out))
+    for name in ("train.bin", "tokenizer.json"):
+        if name == "tokenizer.json":
+            (out / name).write_text((out / name).read_text() + " ")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="scalinglab.data.writer"):
+            rc, line, _ = _cli(capsys, *args)
+        assert rc == 0 and "up to date" not in line
+        assert [r.getMessage() for r in caplog.records] == [
+            f"warning: {out / name}: sha256 does not match the manifest; rebuilding {out}"
+        ]
+        assert all((out / f).read_bytes() == b for f, b in good.items())
+        check_integrity(open_shards(out))

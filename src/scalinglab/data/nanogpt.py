@@ -363,4 +363,9 @@ def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
         m = shards.open_shards(out).manifest
     except DataError:
         return None
-    return m if m.get("request") == request and m.get("fingerprint") == fingerprint else None
+    if m.get("request") != request or m.get("fingerprint") != fingerprint:
+        return None
+    if damaged := shards.damage(out):  # train and eval refuse it, saying to rerun prepare
+        log.warning("warning: %s; rebuilding %s", damaged, out)
+        return None
+    return m

@@ -249,6 +249,24 @@ def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
             atomic_write_json(cache_path, cache | fresh)
 
 
+def damage(path: str | os.PathLike) -> str | None:
+    """What is damaged in the shards folder `path` (its manifest read): a token file's size,
+    sha256 or ids (`check_integrity`, cached) or tokenizer.json's sha256; None when intact.
+    `prepare` asks before it calls a folder up to date, so a rerun rebuilds a damaged one."""
+    try:
+        sh = open_shards(path)
+        check_integrity(sh)
+    except DataError as exc:
+        return exc.message.split(";")[0]
+    tok = Path(path) / TOKENIZER
+    want = (sh.manifest.get("sha256") or {}).get(TOKENIZER)
+    if not tok.is_file():
+        return f"{tok} is missing"
+    if want is not None and sha256_file(tok) != want:
+        return f"{tok}: sha256 does not match the manifest"
+    return None
+
+
 def _scan_file(path: Path, dtype: str, chunk: int) -> tuple[str, int | None]:
     """(sha256, largest token id or None when empty) of a token file, in one read."""
     h = hashlib.sha256()

@@ -408,8 +408,12 @@ def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
         m = shards.open_shards(out).manifest
     except DataError:
         return None
-    ok = m.get("request") == request and m.get("fingerprint") == fingerprint
-    return m if ok and (out / "tokenizer.json").exists() else None
+    if m.get("request") != request or m.get("fingerprint") != fingerprint:
+        return None
+    if damaged := shards.damage(out):  # train and eval refuse it, saying to rerun prepare
+        log.warning("warning: %s; rebuilding %s", damaged, out)
+        return None
+    return m
 
 
 def _scan(
