@@ -234,3 +234,38 @@ def test_refused_connection_with_a_mirror_says_check_it(tmp_path):
         fetch_file(remote(), tmp_path, mirror=f"http://127.0.0.1:{port}")
     with pytest.raises(DataError, match=r"by hand, or use mirror\)$"):
         fetch_file(dataclasses.replace(remote(), url=f"http://127.0.0.1:{port}/x"), tmp_path)
+
+
+def test_a_local_folder_or_file_url_serves_as_mirror(tmp_path, capsys):
+    # a path raised ValueError (unknown url type), file:// an AttributeError after the
+    # download, leaving a .part: tracebacks, where the docs pitch --mirror for offline use
+    mirror = tmp_path / "mirror"
+    (mirror / "corpora").mkdir(parents=True)
+    (mirror / "corpora" / "x.txt").write_bytes(BODY)
+    for i, m in enumerate((str(mirror), mirror.as_uri(), f"file://localhost{mirror}")):
+        out = tmp_path / f"out{i}"
+        got = fetch_file(remote(), out, mirror=m)
+        assert got.read_bytes() == BODY and os.listdir(got.parent) == ["x.txt"]
+    (mirror / "corpora" / "x.txt").write_bytes(BODY[:-1] + b"!")
+    with pytest.raises(DataError, match=r"x\.txt: checksum mismatch: got 102,400 bytes"):
+        fetch_file(remote(), tmp_path / "bad", mirror=str(mirror))
+    assert os.listdir(tmp_path / "bad" / "corpora") == []
+    with pytest.raises(DataError) as exc:
+        fetch_file(dataclasses.replace(remote(), path="corpora/y.txt"), tmp_path, str(mirror))
+    assert exc.value.message == (
+        f"--mirror {mirror}: {mirror / 'corpora' / 'y.txt'} is missing (the mirror lacks this file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mirror", "why"),
+    [("http://[bad", "not a valid URL (Invalid IPv6 URL)"),
+     ("http://127.0.0.1:port", "not a valid URL (Port could not be cast to integer value as 'port')"),
+     ("ftp://host/x", "not an http://, https:// or file:// URL, nor a local folder"),
+     ("/no/such/folder", "no such folder"), ("file:///no/such", "no such folder")],
+)  # fmt: skip
+def test_a_bad_mirror_is_one_line_naming_it(tmp_path, capsys, mirror, why):
+    argv = ["data", "fetch", "tinyshakespeare", "--out", str(tmp_path), "--mirror", mirror]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"error: --mirror {mirror}: {why}\n"
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))

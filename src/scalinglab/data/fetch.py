@@ -12,7 +12,8 @@ downloaded again.
 The layout under OUT mirrors the catalogue's paths (`corpora/...`,
 `scaling_data/...`), so a folder that already holds the same files (a mirror,
 a copy made by hand) serves as it is, and `--mirror URL` fetches the same
-relative paths from another server.
+relative paths from another server (or copies them from a local folder: a path or a
+file:// URL).
 """
 
 import hashlib
@@ -20,12 +21,13 @@ import http.client
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import atomic_write_bytes, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -242,11 +244,20 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     if dest.is_file() and dest.stat().st_size == f.size and sha256_of(dest) == f.sha256:
         log.info("%s: up to date", dest)
         return dest
+    local = _local_mirror(mirror) if mirror else None
     url = f"{mirror.rstrip('/')}/{f.path}" if mirror else f.url
     part = dest.parent / f".{dest.name}.part"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        complete = _download(url, part, f.size)
+        if local is not None:
+            url = str(local / f.path)
+            complete = _copy_local(local / f.path, part, mirror)
+        else:
+            complete = _download(url, part, f.size)
+    except (ValueError, http.client.InvalidURL) as exc:  # a URL urllib cannot use
+        raise ConfigError(f"--mirror {mirror}: not a valid URL ({exc})") from None
+    except DataError:
+        raise
     except OSError as exc:
         if isinstance(exc, urllib.error.HTTPError):
             raise DataError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
@@ -276,6 +287,45 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     fsync_dir(dest.parent)
     log.info("%s: %s bytes, sha256 checked", dest, f"{f.size:,}")
     return dest
+
+
+def _local_mirror(mirror: str) -> Path | None:
+    """The folder a --mirror names (a path or a file:// URL), None for an http(s) URL;
+    ConfigError for anything else (a malformed URL, another scheme, a missing folder)."""
+    try:
+        parts = urllib.parse.urlsplit(mirror)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as exc:  # 'http://[bad': Invalid IPv6 URL
+        raise ConfigError(f"--mirror {mirror}: not a valid URL ({exc})") from None
+    if parts.scheme in ("http", "https"):
+        if not parts.netloc:
+            raise ConfigError(f"--mirror {mirror}: not a valid URL (no host)")
+        return None
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(f"--mirror {mirror}: a file:// URL names a local folder, not a host")
+        folder = Path(urllib.request.url2pathname(parts.path))
+    elif parts.scheme and not os.path.isdir(mirror):
+        raise ConfigError(
+            f"--mirror {mirror}: not an http://, https:// or file:// URL, nor a local folder"
+        )
+    else:
+        folder = Path(mirror)
+    if not folder.is_dir():
+        raise ConfigError(f"--mirror {mirror}: no such folder")
+    return folder
+
+
+def _copy_local(src: Path, part: Path, mirror: str) -> bool:
+    """Copy a local mirror's file into `part` (whole: nothing to resume locally)."""
+    if not src.is_file():
+        raise DataError(f"--mirror {mirror}: {src} is missing (the mirror lacks this file)")
+    with open(src, "rb") as fin, open(part, "wb") as out:
+        while chunk := fin.read(CHUNK):
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return True
 
 
 def _download(url: str, part: Path, size: int) -> bool:
