@@ -44,6 +44,12 @@ class Server:
                 rng = self.headers.get("Range")
                 if rng and server.mode != "no-range":
                     start = int(rng.split("=")[1].rstrip("-"))
+                    if start >= len(body):  # as a server does: no such range
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
@@ -269,3 +275,16 @@ def test_a_bad_mirror_is_one_line_naming_it(tmp_path, capsys, mirror, why):
     assert main(argv) == 2
     assert capsys.readouterr().err == f"error: --mirror {mirror}: {why}\n"
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_a_part_past_the_servers_end_is_downloaded_again(serve, tmp_path):
+    # the server answers the Range request with 416: every run printed it and kept the
+    # .part, stuck forever; now the part goes and the file comes whole
+    part = tmp_path / "corpora" / ".x.txt.part"
+    part.parent.mkdir()
+    part.write_bytes(b"z" * 60_000)
+    s = serve(BODY[:50_000])  # a shorter file than the part: 416, then whole and wrong
+    with pytest.raises(DataError, match=r"x\.txt: checksum mismatch: got 50,000 bytes"):
+        fetch_file(remote(), tmp_path, mirror=s.url)
+    assert s.requests == [("/corpora/x.txt", "bytes=60000-"), ("/corpora/x.txt", None)]
+    assert not part.exists()

@@ -339,7 +339,18 @@ def _download(url: str, part: Path, size: int) -> bool:
     req = urllib.request.Request(url, headers={"User-Agent": "scalinglab"})
     if have:
         req.add_header("Range", f"bytes={have}-")
-    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+    try:
+        opened = urllib.request.urlopen(req, timeout=TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not have:
+            raise
+        # 416: no byte past the part's end, so the part is not the start of this file;
+        # kept, every run would ask the same again: download the file from its start
+        exc.close()
+        log.info("%s: the server has no bytes past %s (HTTP 416): downloading it whole", url, have)
+        part.unlink()
+        return _download(url, part, size)
+    with opened as resp:
         resumed = have and resp.status == 206
         if have and not resumed:
             log.info("%s: the server sent the whole file again", url)
