@@ -52,6 +52,11 @@ def plan_run(law, *, flops=None, target_loss=None, params=None):
                 f"({', '.join(PUBLISHED)})"
             )
         law = load_fit(law)
+    elif not isinstance(law, ScalingLaw):
+        raise ConfigError(
+            f"plan_run: law is a ScalingLaw, a fit.json path or a published law's name, "
+            f"not {type(law).__name__}"
+        )
     if params is not None:
         if flops is None or isinstance(flops, (list, tuple)):
             raise ConfigError("plan_run(params=N) needs exactly one budget: flops=C")
@@ -71,7 +76,8 @@ def run_config(config=None, **settings) -> RunConfig:
     Args:
         config: a run config TOML path (`[model]`, `[train]`), a RunConfig, or None.
         **settings: fields of ModelConfig and TrainConfig by name (`n_layer=4`,
-            `steps=200`, `data="shards"`, `preset="gpt-tiny"`); they win over `config`.
+            `steps=200`, `data="shards"`, `preset="gpt-tiny"`); they win over `config`
+            (a `preset` over a RunConfig: its fields replace the RunConfig's).
 
     Raises:
         ConfigError: an unknown field, or an invalid value (named).
@@ -85,13 +91,21 @@ def run_config(config=None, **settings) -> RunConfig:
         raise ConfigError(f"unknown run setting(s) {', '.join(unknown)}")
     if isinstance(config, RunConfig):
         base = config.to_dict()
-    elif config is not None:
+    elif isinstance(config, str | os.PathLike):
         base = load_toml(config)
+    elif config is not None:
+        raise ConfigError(
+            f"run_config: config is a TOML path or a RunConfig, not {type(config).__name__}"
+        )
     else:
         base = {}
     where = str(config or "run")
     model = run_table(base, "model", where)
-    model = {**model, **{k: v for k, v in settings.items() if k in model_names}}
+    given = {k: v for k, v in settings.items() if k in model_names}
+    if isinstance(config, RunConfig) and given.get("preset"):
+        # a RunConfig holds every field, its old preset's shape too: the new preset's win
+        model = model | preset_fields(given["preset"])
+    model = {**model, **given}
     if model.get("preset"):
         model = preset_fields(model["preset"]) | model
     train = run_table(base, "train", where)

@@ -10,6 +10,7 @@ estimator from it (JSON only).
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ class ScalingLaw:
             return self
         mapping = csv_mapping(s)
         if self.law in ("chinchilla", "kaplan", "nd-interaction"):
-            need = ("N", "D")
+            need = ("N", "D", "C")  # C (its column, else 6ND): the C_range and --calibrate C
         elif self.law == "isoflop":
             need = ("N", "C", "budget")
         else:
@@ -299,7 +300,12 @@ class ScalingLaw:
                 c_col=s["c_col"],
                 loss_col=s["loss_col"],
             )
-        elif isinstance(curves, (list, tuple)):
+        elif isinstance(curves, (str, Path)):
+            what = "a folder" if Path(curves).is_dir() else "no such file"
+            raise DataError(f"{curves}: {what}; envelope takes a curves CSV or run folders")
+        elif isinstance(curves, (list, tuple)) and all(
+            isinstance(c, str | os.PathLike) for c in curves
+        ):
             given = [k for k in ("n_col", "d_col", "c_col", "loss_col") if s[k] is not None]
             if given or s["run_cols"] != ["run_id"]:
                 raise ConfigError(
@@ -308,7 +314,12 @@ class ScalingLaw:
                 )
             curves = read_run_folders(curves)
         elif not isinstance(curves, Curves):
-            raise DataError(f"{curves}: envelope takes a curves CSV or a list of run folders")
+            kind = type(curves).__name__
+            if isinstance(curves, (list, tuple)):
+                kind += " of " + ", ".join(sorted({type(c).__name__ for c in curves}))
+            raise DataError(
+                f"envelope takes a curves CSV path, a list of run folders or Curves, not a {kind}"
+            )
         res = fit_envelope(
             curves, points=s["envelope_points"], bootstrap=s["bootstrap"], seed=s["seed"]
         )
@@ -622,7 +633,13 @@ class ScalingLaw:
             names, optional = ("alpha", f"{law[-1].upper()}_c"), ("E",)
             est.settings["floor"] = "E" in params
         else:
-            names, optional = make_form(law).param_names, ()
+            try:
+                names, optional = make_form(law).param_names, ()
+            except KeyError:
+                raise ConfigError(
+                    f"from_params({law!r}): a law built from parameters is one of chinchilla, "
+                    "kaplan, nd-interaction, power-n, power-d, power-c, isoflop, envelope"
+                ) from None
         missing = [n for n in names if n not in params]
         unknown = [n for n in params if n not in names and n not in optional]
         if missing or unknown:
@@ -651,6 +668,7 @@ class ScalingLaw:
         if law == "chinchilla":
             est.derived_ = {k: float(v) for k, v in make_form(law).derived(est.params_).items()}
         est.stderr_, est.ci_, est.samples_ = {}, {}, None
+        est.noise_, est.calibration_ = None, None  # no data: no prediction interval
         est.n_points_, est.objective_, est.converged_ = 0, None, True
         est.warnings_ = []
         est.conventions_ = {"source": "from_params"}
@@ -689,6 +707,10 @@ def check_inputs(**given) -> None:
         if v is None:
             continue
         raw = np.asarray(v)
+        if raw.dtype.kind == "O" and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in raw.ravel()
+        ):  # Python ints beyond int64 (N=10**20) make an object array: numbers all the same
+            raw = raw.astype(float)
         if raw.dtype.kind not in "iuf":  # strings, objects, bools
             raise ConfigError(f"predict: {name} must be numbers, got {_short(v)}")
         a = raw.astype(float)
@@ -760,11 +782,19 @@ def load_fit(path) -> ScalingLaw:
     if isinstance(path, dict):  # a fit's to_json() in memory
         obj, path = path, Path("<dict>")
     else:
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigError(
+                f"load_fit: a fit.json path or a fit's to_json() dict, not {type(path).__name__}"
+            )
         path = Path(path)
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise DataError(f"{path}: a folder, not a fit.json") from None
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: not a fit.json ({exc})") from None
     if not isinstance(obj, dict) or obj.get("kind") != "scalinglab.fit":
@@ -792,7 +822,7 @@ def load_fit(path) -> ScalingLaw:
                 k: np.array([np.nan if x is None else x for x in v], dtype=float)
                 for k, v in boot["samples"].items()
             }
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataError(f"{path}: malformed fit.json ({exc!r})") from None
     except ConfigError as exc:  # a setting no fit.json of this format has
         raise DataError(f"{path}: malformed fit.json ({exc})") from None

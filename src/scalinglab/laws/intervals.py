@@ -201,7 +201,6 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
             )
         with np.errstate(divide="ignore", invalid="ignore"):
             base = np.log(draws) if draws is not None else logp[None, :]
-        rng = np.random.default_rng(law.settings["seed"] + 1)
         pool = np.asarray(noise["quantiles"])
         lo, hi = np.full_like(logp, np.nan), np.full_like(logp, np.nan)
         for j in range(base.shape[1]):  # each input over its own finite draws
@@ -209,6 +208,9 @@ def interval(law, pred, draws, kind, level, calibrate=True, x=None):
             if col.size == 0:  # no draw predicts here: the interval is unknown (NaN)
                 continue
             col = np.tile(col, -(-PREDICTION_DRAWS // col.size))
+            # the same noise draws for every input: its interval is not moved by the
+            # inputs asked for beside it, or before it
+            rng = np.random.default_rng(law.settings["seed"] + 1)
             eps = pool[rng.integers(0, len(pool), size=col.shape)]
             lo[j], hi[j] = np.percentile(col + eps, [q, 100 - q])
         if draws is not None:  # a new run's interval holds the fit's: with little noise,

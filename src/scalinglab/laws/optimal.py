@@ -99,6 +99,10 @@ def optimal_allocation(law, C):
     law.check_fitted()
     check_exponents(law)
     Cs = np.atleast_1d(np.asarray(C, dtype=float))
+    if Cs.ndim > 1:  # one row per budget: a list
+        raise ConfigError(
+            f"--flops: a number or a list of numbers, got an array of shape {Cs.shape}"
+        )
     if np.any(~np.isfinite(Cs) | (Cs <= 0)):
         raise ConfigError(f"--flops must be positive numbers, got {C}")
     N, D, L = allocate(law.law, law.params_, Cs)

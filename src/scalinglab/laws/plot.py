@@ -148,6 +148,8 @@ def _isoflop(law, ax, points):
 
     p = law.params_
     budgets = sorted(float(k.split("@")[1]) for k in p if k.startswith("N_opt@"))
+    if not budgets:  # a law from parameters: its N_opt(C) alone, over a default range
+        return _envelope(law, ax, None)
     cmap = plt.get_cmap("plasma")
     cols = {b: cmap(0.1 + 0.75 * i / max(1, len(budgets) - 1)) for i, b in enumerate(budgets)}
     nearest = None

@@ -138,15 +138,22 @@ class RawTable:
     lines: list | None  # the CSV line of each row; None in memory
     source: str
     sha256: str = ""
+    index: list | None = None  # each row's 1-based number in the input, kept through `keep`
+
+    def __post_init__(self):
+        if self.index is None:
+            self.index = list(range(1, len(self.rows) + 1))
 
     def where(self, i: int) -> str:
-        """Where row i came from, for error messages: source, row and (a CSV's) line."""
+        """Where row i came from, for error messages: source, row (its number in the
+        input, before any filter) and (a CSV's) line."""
         line = f" (line {self.lines[i]})" if self.lines is not None else ""
-        return f"{self.source}: row {i + 1}{line}"
+        return f"{self.source}: row {self.index[i]}{line}"
 
     def keep(self, flags: list) -> None:
         """Keep the rows whose flag is true."""
         self.rows = [r for r, k in zip(self.rows, flags, strict=True) if k]
+        self.index = [n for n, k in zip(self.index, flags, strict=True) if k]
         if self.lines is not None:
             self.lines = [ln for ln, k in zip(self.lines, flags, strict=True) if k]
 
@@ -562,7 +569,7 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         for i, rid in enumerate(run_id):
             if rid in seen:
                 at = "lines" if raw.lines is not None else "rows"
-                pos = raw.lines if raw.lines is not None else range(1, len(run_id) + 1)
+                pos = raw.lines if raw.lines is not None else raw.index
                 raise DataError(
                     f"{path}: duplicate run_id {rid!r} on {at} {pos[seen[rid]]} and {pos[i]}"
                 )
@@ -616,7 +623,7 @@ def _check_derived(raw: RawTable, x, what: str, columns) -> None:
     bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))
     if bad.size:
         i = int(bad[0])
-        at = f"line {raw.lines[i]}" if raw.lines is not None else f"row {i + 1}"
+        at = f"line {raw.lines[i]}" if raw.lines is not None else f"row {raw.index[i]}"
         cells = ", ".join(f"{c!r} {raw.rows[i].get(c)}" for c in columns)
         raise DataError(f"{raw.source}: {at}: {what} is {x[i]:g} from {cells}: out of range")
 

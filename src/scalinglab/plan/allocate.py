@@ -34,6 +34,11 @@ def _compute_for_loss(law, p, target):
     """FLOPs at which the compute-optimal loss equals `target` (inf where unreachable: at
     or below E, or beyond MAX_FLOPS)."""
     if law.law == "isoflop":
+        if "k_L" not in p or "a_L" not in p:
+            raise ConfigError(
+                "--target-loss: this isoflop law has no loss law L_opt = k_L·C^a_L (k_L, a_L): "
+                "it gives N_opt and D_opt only"
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
             return (target / p["k_L"]) ** (1.0 / p["a_L"])
     if law.law != "chinchilla":
