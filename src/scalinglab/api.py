@@ -14,7 +14,7 @@ from scalinglab.config import ModelConfig, RunConfig, TrainConfig, load_toml, ru
 from scalinglab.errors import ConfigError
 
 
-def plan_run(law, *, flops=None, target_loss=None, params=None):
+def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=None):
     """The compute-optimal run for a budget, the compute to reach a loss, or a fixed size.
 
     The Python form of `scalinglab plan` (not called `plan`: that is the name of the
@@ -29,6 +29,8 @@ def plan_run(law, *, flops=None, target_loss=None, params=None):
             compute-optimal path needs. Not with `flops`.
         params: a fixed model size N, trained on the one budget `flops`
             (D = C/(6N)): its loss against the optimum at that budget.
+        unique_tokens: the unique tokens U there are (a data-constrained law, with
+            `flops`): N, D and epochs D/U at each budget (`plan --unique-tokens`).
 
     Returns:
         A dict (one budget, a target loss, a fixed size) or a list of dicts (a
@@ -57,6 +59,15 @@ def plan_run(law, *, flops=None, target_loss=None, params=None):
             f"plan_run: law is a ScalingLaw, a fit.json path or a published law's name, "
             f"not {type(law).__name__}"
         )
+    if unique_tokens is not None:
+        if flops is None or params is not None or target_loss is not None:
+            raise ConfigError("plan_run(unique_tokens=U) goes with flops=C (or a list) only")
+        import numpy as np
+
+        from scalinglab.plan.allocate import unique_tokens_allocation
+
+        rows = unique_tokens_allocation(law, flops, unique_tokens)
+        return rows[0] if np.ndim(flops) == 0 else rows
     if params is not None:
         if flops is None or isinstance(flops, (list, tuple)):
             raise ConfigError("plan_run(params=N) needs exactly one budget: flops=C")

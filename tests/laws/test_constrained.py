@@ -139,6 +139,14 @@ def test_plan_unique_tokens(tmp_path, capsys):
     for n in (N / 1.05, N * 1.05):
         assert law.predict(N=n, D=C / (6 * n), U=U) > row["loss"]
     assert row["loss"] == pytest.approx(law.predict(N=N, D=C / (6 * N), U=U), rel=1e-9)
+    # the Python API plans it too (plan_run had no unique_tokens: it could not)
+    from scalinglab import plan_run
+    from scalinglab.errors import ConfigError
+
+    assert plan_run(law, flops=C, unique_tokens=U) == row
+    assert plan_run(law, flops=[C, 1e22], unique_tokens=U)[0] == row
+    with pytest.raises(ConfigError, match="goes with flops=C"):
+        plan_run(law, params=1e9, flops=C, unique_tokens=U)
 
 
 def test_plan_unique_tokens_is_not_capped_at_large_budgets():
