@@ -64,3 +64,16 @@ def test_trainer_cmd_in_a_study_spec_is_checked_and_kept(tmp_path):
         parse_study(d, "toy")
     with pytest.raises(SweepError, match=r"trainer_cmd: unknown placeholder\(s\) \{width\}"):
         study.with_trainer_cmd("python t.py {width}", "--trainer-cmd")
+
+
+def test_a_studys_trainer_cmd_may_use_the_columns_all_its_runs_have(tmp_path):
+    """An IsoFLOP study's runs (its sweeps, the grid runs of its backtest and seed
+    repeats) all have a budget; a ladder's tokens_per_param is refused up front, not at
+    each run's fill."""
+    d = tomllib.loads(TOY.format(corpus=tmp_path / "c.txt"))
+    study = parse_study(d, "toy")
+    cmd = "t.py {budget:.2e} {out}"
+    assert study.with_trainer_cmd(cmd, "--trainer-cmd").trainer_cmd == cmd
+    with pytest.raises(SweepError) as err:
+        study.with_trainer_cmd("t.py {tokens_per_param}", "--trainer-cmd")
+    assert str(err.value).endswith("and the design columns all its runs have: budget)")

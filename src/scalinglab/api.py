@@ -194,7 +194,7 @@ def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
     _check_executor(executor)
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     if trainer_cmd is not None:
-        spec.trainer_cmd = check_trainer_cmd(trainer_cmd, "run_sweep(trainer_cmd=...)")
+        spec.trainer_cmd = check_trainer_cmd(trainer_cmd, "run_sweep(trainer_cmd=...)", spec.design)
     cfg = _executor(executor)
     out = Path(out)
     ex = make_executor(cfg, out)

@@ -11,10 +11,11 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import SweepError
 from scalinglab.laws import ScalingLaw
-from scalinglab.sweep.spec import load_spec
+from scalinglab.sweep import driver
+from scalinglab.sweep.spec import check_trainer_cmd, load_spec, placeholder_values
 from scalinglab.sweep.table import runs_table
-from scalinglab.sweep.worker import trainer_command
-from tests.sweep.conftest import spec_text
+from scalinglab.sweep.worker import trainer_command, trainer_values
+from tests.sweep.conftest import spec_text, write_spec
 
 BYO = Path(__file__).with_name("byo_trainer.py")
 CMD = (
@@ -115,3 +116,71 @@ def test_placeholders_are_filled_per_run_and_checked_in_the_spec(tmp_path, shard
         "3.000e-03", "003", "5,000",
     ]  # fmt: skip
     assert load_spec(spec(tmp_path, shards)).trainer_cmd is None
+
+
+DESIGNS = {
+    "grid": 'kind = "grid"\nshapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [2000]',
+    "isoflop": 'kind = "isoflop"\nbudgets = [3e8]\nsizes = 3\ntokens_per_param = 32',
+    "trunks": 'kind = "isoflop"\nbudgets = [3e8, 6e8]\nsizes = 2\ntokens_per_param = 32\n'
+    "trunks = true\ncheckpoints = 4",
+    "ladder": 'kind = "ladder"\nparams = [2000]\ntokens_per_param = [2, 4]',
+    "wsd": 'kind = "wsd"\nparams = [2000]\ntokens_per_param = [8, 16]\ncheckpoints = 4',
+    "hparams": 'kind = "hparams"\nshapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\n'
+    "tokens = [2000]\nlr_factors = [0.5, 1]\nbatch_sizes = [4]",
+}
+
+
+@pytest.mark.parametrize("kind", DESIGNS)
+def test_a_designs_placeholders_are_those_every_run_has_with_their_types(tmp_path, shards, kind):
+    """The spec check knows each design's columns, typed as the runs' values are: a
+    placeholder it accepts fills for every run, one that some run lacks is refused."""
+    spec = load_spec(write_spec(tmp_path, shards, DESIGNS[kind]))
+    known = placeholder_values(spec.design)
+    _, runs = driver.make_plan(spec)
+    every = None
+    for r in runs:
+        values = trainer_values(driver.write_run_folder(r, tmp_path / "o", spec, 1))
+        for name, sample in known.items():
+            assert type(values[name]) is type(sample), (kind, name, values[name])
+        every = set(values) if every is None else every & set(values)
+    assert every == set(known), kind  # nothing every run has is refused
+
+
+@pytest.mark.parametrize(
+    ("design", "cmd", "message"),
+    [
+        ("isoflop", "t.py {out} {}", "an empty placeholder {} in 't.py {out} {}': name the value"),
+        ("isoflop", "t.py {lr!x}", "{lr!x}: unknown conversion 'x' (use !r, !s or !a)"),
+        ("isoflop", "t.py {lr:d}", "{lr:d} is no format for a number (Unknown format code 'd'"),
+        ("isoflop", "t.py {flops:d}", "{flops:d} is no format for a number"),
+        ("isoflop", "t.py {budget:d}", "{budget:d} is no format for a number"),
+        ("isoflop", "t.py {lr:{width}}", "unknown placeholder(s) {width}"),
+        ("grid", "t.py {tokens_per_param}", "grid design's columns: budget, budget_kind)"),
+        ("trunks", "t.py {budget}", "unknown placeholder(s) {budget} (known: the [model] and "
+         "[train] fields, out, config, name, params, params_nonembed, flops_6nd and this "
+         "isoflop design's columns: none)"),
+        ("ladder", "t.py {budget}", "unknown placeholder(s) {budget} (known: the [model] and "
+         "[train] fields, out, config, name, params, params_nonembed, flops_6nd and this "
+         "ladder design's columns: target_params, tokens_per_param)"),
+    ],
+)  # fmt: skip
+def test_a_placeholder_no_run_can_fill_is_refused_with_the_spec(tmp_path, shards, design, cmd,
+                                                                 message):  # fmt: skip
+    """They passed the spec check and then failed every run ("cannot fill it for this
+    run"), after the sweep had begun."""
+    path = write_spec(tmp_path, shards, DESIGNS[design], extra=f"trainer_cmd = {json.dumps(cmd)}")
+    with pytest.raises(SweepError) as err:
+        load_spec(path)
+    assert f"{path}: trainer_cmd: " in str(err.value) and message in str(err.value)
+
+
+def test_the_design_columns_fill_and_are_refused_by_the_cli_flag(tmp_path, shards, capsys):
+    ladder = load_spec(write_spec(tmp_path, shards, DESIGNS["ladder"]))
+    ok = "t.py {tokens_per_param:g} {target_params:.0f} {out}"
+    assert check_trainer_cmd(ok, "--trainer-cmd", ladder.design) == ok
+    grid = write_spec(tmp_path, shards, DESIGNS["grid"])
+    argv = ["sweep", str(grid), "--out", str(tmp_path / "o"), "--trainer-cmd", "t.py {lr:d}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --trainer-cmd: {lr:d} is no format for a number")
+    assert "Traceback" not in err and not (tmp_path / "o").exists()

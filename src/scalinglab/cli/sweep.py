@@ -145,7 +145,7 @@ def run(args) -> int:
     if args.flops_convention:
         spec.design.flops_convention = args.flops_convention
     if args.trainer_cmd is not None:
-        spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
+        spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd", spec.design)
     if args.logger:
         spec.train = {**spec.train, "loggers": list(dict.fromkeys(args.logger))}
     if args.print_config:

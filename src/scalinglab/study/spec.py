@@ -61,6 +61,7 @@ from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE
 from scalinglab.sweep.spec import (
+    GridDesign,
     IsoflopDesign,
     WsdDesign,
     check_trainer_cmd,
@@ -195,7 +196,8 @@ class StudySpec:
     def with_trainer_cmd(self, cmd: str, where: str) -> "StudySpec":
         """The same study with every run trained by `cmd` (`study --trainer-cmd`), which
         is checked as the spec's `trainer_cmd` is and recorded in its raw mapping."""
-        raw = {**copy.deepcopy(self.raw), "trainer_cmd": check_trainer_cmd(cmd, where)}
+        cmd = check_trainer_cmd(cmd, where, run_columns(self.sweeps))
+        raw = {**copy.deepcopy(self.raw), "trainer_cmd": cmd}
         return dataclasses.replace(self, trainer_cmd=raw["trainer_cmd"], raw=raw)
 
     def with_loggers(self, loggers: list[str]) -> "StudySpec":
@@ -434,9 +436,20 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         factors=[_positive(f, "every plan factor", where) for f in plan.factors],
         fit=fs,
         raw=d,
-        trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd"),
+        trainer_cmd=check_trainer_cmd(
+            d.get("trainer_cmd"), f"{where}: trainer_cmd", run_columns(sweeps)
+        ),
         tasks=tasks,
     )
+
+
+def run_columns(sweeps: dict) -> dict:
+    """The design columns every run of a study has: its sweeps' and a grid run's (its
+    backtest, an IsoFLOP sweep's seed repeats)."""
+    columns = dict(GridDesign.COLUMNS)
+    for design in sweeps.values():
+        columns = {k: v for k, v in columns.items() if k in design.columns()}
+    return columns
 
 
 def study_dict(study: StudySpec) -> dict:

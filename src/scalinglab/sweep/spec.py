@@ -15,6 +15,7 @@ import shlex
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from scalinglab.config import (
     ARCHS,
@@ -209,6 +210,14 @@ class Design:
                 f"flops_convention {self.flops_convention!r} is not one of {FLOPS_CONVENTIONS}"
             )
 
+    COLUMNS: ClassVar[dict] = {}
+    """The design columns (sweep.json's `planned`, the runs table's, a trainer_cmd's
+    placeholders) every run of this kind of design has, each with a value of its type."""
+
+    def columns(self) -> dict:
+        """COLUMNS, as this design's runs have them."""
+        return dict(self.COLUMNS)
+
 
 @dataclass
 class _Sized(Design):
@@ -252,6 +261,7 @@ class _Sized(Design):
 class GridDesign(_Sized):
     """Explicit shapes (or target sizes) × explicit budgets (tokens or FLOPs)."""
 
+    COLUMNS: ClassVar[dict] = {"budget": 1.0, "budget_kind": "tokens"}
     kind: str = setting("grid", "grid")
     flops: list[float] | None = field(
         default=None, metadata={"help": "budgets in FLOPs C (D = C / FLOPs per token)"}
@@ -266,6 +276,7 @@ class GridDesign(_Sized):
 class IsoflopDesign(Design):
     """Per FLOP budget, `sizes` sizes spread log-uniformly around the centre."""
 
+    COLUMNS: ClassVar[dict] = {"budget": 1.0}
     kind: str = setting("isoflop", "isoflop")
     budgets: list[float] = field(
         default_factory=list, metadata={"help": "FLOP budgets C_1 ... C_k (sorted ascending)"}
@@ -314,11 +325,16 @@ class IsoflopDesign(Design):
             )
         _check_branches(self)
 
+    def columns(self) -> dict:
+        # with trunks, a trunk run has no budget (only its branches do)
+        return {} if self.trunks else dict(self.COLUMNS)
+
 
 @dataclass
 class LadderDesign(Design):
     """Target sizes × tokens per parameter: D = r · N."""
 
+    COLUMNS: ClassVar[dict] = {"target_params": 1.0, "tokens_per_param": 1.0}
     kind: str = setting("ladder", "ladder")
     params: list[float] = field(
         default_factory=list, metadata={"help": "target sizes N (shapes by [shape])"}
@@ -337,6 +353,8 @@ class LadderDesign(Design):
 class WsdDesign(Design):
     """A ladder trained as one stable run per size with cooldown branches (design.wsd_sizes)."""
 
+    # a stable run has no tokens_per_param (only its branches do)
+    COLUMNS: ClassVar[dict] = {"target_params": 1.0}
     kind: str = setting("wsd", "wsd")
     params: list[float] = field(
         default_factory=list, metadata={"help": "target sizes N (shapes by [shape])"}
@@ -378,6 +396,9 @@ class HparamsDesign(_Sized):
     """
 
     OTHER = "tokens_per_param"
+    COLUMNS: ClassVar[dict] = {
+        "budget": 1.0, "budget_kind": "tokens", "batch_size": 1, "lr_factor": 1.0,
+    }  # fmt: skip
     kind: str = setting("hparams", "hparams")
     tokens_per_param: list[float] | None = field(
         default=None, metadata={"help": "budgets as ratios: D = r · N"}
@@ -487,6 +508,7 @@ def parse_spec(
     set_by_sweep(model, train, where, hparams_keys=strict)
     _build(ModelConfig, {**model, "arch": archs[0]}, f"{where} [model]")
     _build(TrainConfig, train, f"{where} [train]")
+    design = _design(d.get("design"), f"{where} [design]")
     return SweepSpec(
         name=str(d.get("name") or default_name),
         data=Path(d["data"]),
@@ -494,71 +516,105 @@ def parse_spec(
         model=dict(model),
         train=dict(train),
         **dict(zip(("shape", "hparams"), parse_rules(d, archs, where), strict=True)),
-        design=_design(d.get("design"), f"{where} [design]"),
-        trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd"),
+        design=design,
+        trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd", design),
         source=source,
         raw=d,
     )
 
 
-# The {placeholders} of a trainer_cmd besides the ModelConfig and TrainConfig fields
-# (docs/interfaces.md); `tokens`, `flops` and `steps` are the run's planned budget.
-TRAINER_PLACEHOLDERS = (
-    "out", "config", "name", "params", "params_nonembed", "flops_6nd", "budget",
-)  # fmt: skip
+# The {placeholders} of a trainer_cmd besides the ModelConfig and TrainConfig fields and
+# the design's columns (docs/interfaces.md), each with a value of its type;
+# `tokens`, `flops` and `steps` are the run's planned budget.
+TRAINER_PLACEHOLDERS = {
+    "out": "", "config": "", "name": "", "params": 1, "params_nonembed": 1, "flops_6nd": 1.0,
+}  # fmt: skip
+CONVERSIONS = ("r", "s", "a")
 
 
-def placeholder_names() -> set[str]:
-    """Every name a trainer_cmd may use in braces."""
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    fields |= {f.name for f in dataclasses.fields(TrainConfig)}
-    return fields | set(TRAINER_PLACEHOLDERS)
+def placeholder_values(design: "Design | dict | None" = None) -> dict:
+    """Every name a trainer_cmd may use in braces, with a value of its type: the [model]
+    and [train] fields, the planned budget, `out`, `config`, `name` and the columns of
+    `design` (a Design, or the columns themselves)."""
+    values = dataclasses.asdict(ModelConfig()) | dataclasses.asdict(TrainConfig())
+    columns = design.columns() if isinstance(design, Design) else design or {}
+    return values | TRAINER_PLACEHOLDERS | columns
 
 
-def check_trainer_cmd(cmd, where: str) -> str | None:
-    """A trainer command line, checked: a non-empty string whose placeholders all exist."""
+def check_trainer_cmd(cmd, where: str, design: "Design | dict | None" = None) -> str | None:
+    """A trainer command line, checked: a non-empty string whose placeholders all exist
+    for every run of `design` (a Design, or the columns its runs all have), each with a
+    conversion and format spec its value takes."""
     if cmd is None:
         return None
     if not isinstance(cmd, str) or not cmd.strip():
         raise SweepError(f"{where}: expected a command line (a non-empty string), got {cmd!r}")
     try:
-        fields = [f for tok in shlex.split(cmd) for f in string.Formatter().parse(tok) if f[1]]
+        fields = [
+            f for tok in shlex.split(cmd) for f in _fields(tok) if f[1] is not None
+        ]  # fmt: skip
     except ValueError as exc:
         raise SweepError(f"{where}: {cmd!r}: {exc}") from None
-    unknown = sorted({name for _, name, _, _ in fields if name not in placeholder_names()})
+    values = placeholder_values(design)
+    if any(name == "" for _, name, _, _ in fields):
+        raise SweepError(
+            f"{where}: an empty placeholder {{}} in {cmd!r}: name the value, like {{out}} "
+            "(a literal brace is written {{ or }})"
+        )
+    unknown = sorted({name for _, name, _, _ in fields if name not in values})
     if unknown:
+        columns = sorted(values.keys() - placeholder_values().keys())
+        kind = (
+            f"this {design.kind} design's columns"
+            if isinstance(design, Design)
+            else "the design columns all its runs have"
+        )
         raise SweepError(
             f"{where}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)} "
-            f"(known: the [model] and [train] fields and {', '.join(TRAINER_PLACEHOLDERS)})"
+            f"(known: the [model] and [train] fields, {', '.join(TRAINER_PLACEHOLDERS)} and "
+            f"{kind}: {', '.join(columns) or 'none'})"
         )
     for _, name, spec, conv in fields:
-        _check_format_spec(name, spec, conv, where)
+        _check_format_spec(name, spec, conv, values[name], where)
     return cmd
 
 
-def _check_format_spec(name: str, spec: str, conv: str | None, where: str) -> None:
-    """Refuse a {name:spec} no value of that placeholder's kind takes (`{lr:.2q}`): it
-    failed only when the first run's command was filled, after the sweep had begun."""
+def _fields(text: str) -> list:
+    """string.Formatter().parse of one word, the fields nested in format specs too."""
+    out = []
+    for f in string.Formatter().parse(text):
+        out.append(f)
+        if f[2] and "{" in f[2]:
+            out += _fields(f[2])
+    return out
+
+
+def _check_format_spec(name: str, spec: str, conv: str | None, value, where: str) -> None:
+    """Refuse a {name!conv:spec} the placeholder's value does not take (`{lr:.2q}`,
+    `{lr:d}`, `{lr!x}`): it failed only when each run's command was filled, after the
+    sweep had begun."""
+    if conv is not None and conv not in CONVERSIONS:
+        raise SweepError(
+            f"{where}: {{{name}!{conv}}}: unknown conversion {conv!r} (use !r, !s or !a)"
+        )
     if not spec or "{" in spec:
         return
-    defaults = dataclasses.asdict(ModelConfig()) | dataclasses.asdict(TrainConfig())
-    default = defaults.get(name, "" if name in ("out", "config", "name") else 0.0)
-    if conv or isinstance(default, str):
-        samples, kind = ["text"], "text"
-    elif isinstance(default, bool):
-        samples, kind = [True], "a boolean"
-    elif isinstance(default, int | float):
-        samples, kind = [1, 1.0], "a number"
+    if conv:
+        value = "text"
+    if isinstance(value, str):
+        kind = "text"
+    elif isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int):
+        kind = "an integer"
+    elif isinstance(value, float):
+        kind = "a number"
     else:
-        return  # a list (loggers): left to the run's fill
-    errors = []
-    for sample in samples:
-        try:
-            format(sample, spec)
-            return
-        except (ValueError, TypeError) as exc:
-            errors.append(exc)
-    raise SweepError(f"{where}: {{{name}:{spec}}} is no format for {kind} ({errors[-1]})")
+        kind = "a list"
+    try:
+        format(value, spec)
+    except (ValueError, TypeError) as exc:
+        raise SweepError(f"{where}: {{{name}:{spec}}} is no format for {kind} ({exc})") from None
 
 
 def _table(d, known, where: str) -> None:
