@@ -189,12 +189,16 @@ def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
     """
     from scalinglab.sweep import driver
     from scalinglab.sweep.executors import make_executor
-    from scalinglab.sweep.spec import SweepSpec, check_trainer_cmd, load_spec
+    from scalinglab.sweep.spec import SweepSpec, check_program, check_trainer_cmd, load_spec
 
     _check_executor(executor)
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    where = "run_sweep(trainer_cmd=...)"
     if trainer_cmd is not None:
-        spec.trainer_cmd = check_trainer_cmd(trainer_cmd, "run_sweep(trainer_cmd=...)", spec.design)
+        spec.trainer_cmd = check_trainer_cmd(trainer_cmd, where, spec.design)
+    check_program(
+        spec.trainer_cmd, where if trainer_cmd else f"{spec.source or 'spec'}: trainer_cmd"
+    )
     cfg = _executor(executor)
     out = Path(out)
     ex = make_executor(cfg, out)
@@ -225,16 +229,20 @@ def run_study(spec, out, *, cache=None, trainer_cmd=None, **executor) -> dict:
     from scalinglab.study.builtin import QUICKSTART_TOML
     from scalinglab.study.run import run_study as run
     from scalinglab.study.spec import StudySpec, load_study, parse_study
+    from scalinglab.sweep.spec import check_program
 
     _check_executor(executor)
     if isinstance(spec, StudySpec):
-        study = spec
+        study, source = spec, "the study spec"
     elif spec == "quickstart":
         study = parse_study(tomllib.loads(QUICKSTART_TOML), "built-in quickstart")
+        source = "built-in quickstart"
     else:
-        study = load_study(spec)
+        study, source = load_study(spec), spec
+    where = "run_study(trainer_cmd=...)"
     if trainer_cmd is not None:
-        study = study.with_trainer_cmd(trainer_cmd, "run_study(trainer_cmd=...)")
+        study = study.with_trainer_cmd(trainer_cmd, where)
+    check_program(study.trainer_cmd, where if trainer_cmd else f"{source}: trainer_cmd")
     if cache is None:
         env = os.environ.get("SCALINGLAB_CACHE")
         cache = Path(env) if env else Path.home() / ".cache" / "scalinglab"

@@ -184,3 +184,60 @@ def test_the_design_columns_fill_and_are_refused_by_the_cli_flag(tmp_path, shard
     err = capsys.readouterr().err
     assert err.startswith("error: --trainer-cmd: {lr:d} is no format for a number")
     assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("program", "why"),
+    [
+        ("/nonexistent/trainer", "the program /nonexistent/trainer does not exist"),
+        ("no-such-trainer-xyz", "the program 'no-such-trainer-xyz' is not found on PATH"),
+        ("./t.py", "the program ./t.py is not executable (chmod +x it"),
+    ],
+)
+def test_a_trainer_cmd_whose_program_cannot_start_is_refused_before_any_run(
+    tmp_path, shards, capsys, monkeypatch, program, why
+):
+    """It aborted the sweep with `error: /nonexistent/trainer: No such file or directory`
+    (exit 1, a traceback's OSError), runs left pending with no reason recorded."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text("print('not executable')\n")
+    grid = write_spec(tmp_path, shards, DESIGNS["grid"])
+    out = tmp_path / "o"
+    argv = ["sweep", str(grid), "--out", str(out), "--trainer-cmd", f"{program} {{out}}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --trainer-cmd: {why}") and err.count("\n") == 1
+    assert not out.exists()
+    # the same command in the spec is named so
+    grid.write_text(f"trainer_cmd = {json.dumps(program + ' {out}')}\n" + grid.read_text())
+    assert main(argv[:4]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {grid}: trainer_cmd: {why}")
+
+
+def test_a_trainer_that_cannot_start_fails_its_run_saying_why(tmp_path):
+    """A program gone after the check (or missing on the node): the run is failed with the
+    reason in its result.json, not an OSError that ends the sweep."""
+    from scalinglab.sweep.worker import run_task
+
+    run = tmp_path / "run"
+    run.mkdir()
+    outcome = run_task(run, retries=2, command=f"{tmp_path}/gone {{out}}")
+    assert outcome == {"name": "run", "status": "failed", "attempts": 1, "returncode": None}
+    result = json.loads((run / "result.json").read_text())
+    error = f"cannot start the trainer '{tmp_path}/gone': No such file or directory"
+    assert result["status"] == "failed" and result["error"] == error
+    assert (run / "train.log").read_text().endswith(error + "\n")
+
+
+def test_a_study_whose_trainer_cannot_start_is_refused_before_anything(tmp_path, capsys):
+    from tests.test_study import TOY, toy_corpus
+
+    spec = tmp_path / "toy.toml"
+    spec.write_text(TOY.format(corpus=toy_corpus(tmp_path / "corpus.txt")))
+    argv = ["study", str(spec), "--out", str(tmp_path / "s"), "--cache", str(tmp_path / "c"),
+            "--trainer-cmd", "/nonexistent/trainer {out}"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: --trainer-cmd: the program /nonexistent/trainer does not exist\n"
+    )
+    assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()

@@ -103,6 +103,11 @@ def _load(args):
     return study
 
 
+def study_where(args) -> str:
+    """The study spec as errors name it (_load's `where`)."""
+    return str(args.spec) if args.spec else "built-in quickstart"
+
+
 def cache_dir(given: str | None) -> Path:
     if given:
         return Path(given)
@@ -123,6 +128,12 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out DIR is required (the study folder)")
+    from scalinglab.sweep.spec import check_program
+
+    given = args.trainer_cmd is not None
+    check_program(
+        study.trainer_cmd, "--trainer-cmd" if given else f"{study_where(args)}: trainer_cmd"
+    )
     cfg = executor_config(args, workers=study.workers)  # --workers: default the spec's
     t0 = time.monotonic()
     view = _View(t0, args.out, args.json, args.dry_run)

@@ -135,7 +135,7 @@ def run(args) -> int:
     from scalinglab.errors import ConfigError
     from scalinglab.sweep import driver
     from scalinglab.sweep.executors import make_executor
-    from scalinglab.sweep.spec import check_trainer_cmd, parse_spec
+    from scalinglab.sweep.spec import check_program, check_trainer_cmd, parse_spec
 
     path = Path(args.spec)
     spec = parse_with_sets(
@@ -154,6 +154,8 @@ def run(args) -> int:
 
         print(dumps_toml(spec_dict(spec)), end="")
         return 0
+    flag = args.trainer_cmd is not None
+    check_program(spec.trainer_cmd, "--trainer-cmd" if flag else f"{path}: trainer_cmd")
     cfg = executor_config(args)
     threads = cfg.threads_per_run
     if args.dry_run:

@@ -11,7 +11,9 @@ and every error names the file and the table.
 
 import dataclasses
 import math
+import os
 import shlex
+import shutil
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -577,6 +579,32 @@ def check_trainer_cmd(cmd, where: str, design: "Design | dict | None" = None) ->
     for _, name, spec, conv in fields:
         _check_format_spec(name, spec, conv, values[name], where)
     return cmd
+
+
+def check_program(cmd: str | None, where: str) -> None:
+    """Refuse a trainer_cmd whose program cannot be started here, before a sweep or study
+    runs (every run would fail): a path (with a /, relative to the current directory)
+    that is no executable file, or a name on no folder of PATH. A program word with a
+    placeholder is left to the run. Not part of check_trainer_cmd: a spec read back
+    (a finished study's) may name a program since moved."""
+    words = shlex.split(cmd) if cmd else []
+    prog = words[0] if words else ""
+    if not prog or "{" in prog or "}" in prog:
+        return
+    if os.sep not in prog and "/" not in prog:
+        if shutil.which(prog) is None:
+            raise SweepError(f"{where}: the program {prog!r} is not found on PATH")
+        return
+    path = Path(prog)
+    if not path.exists():
+        why = "does not exist"
+    elif path.is_dir():
+        why = "is a folder"
+    elif not os.access(path, os.X_OK):
+        why = "is not executable (chmod +x it, or run it with its interpreter: python FILE)"
+    else:
+        return
+    raise SweepError(f"{where}: the program {prog} {why}")
 
 
 def _fields(text: str) -> list:

@@ -20,6 +20,8 @@ one rule (`runfolder.run_state`):
 - a result.json that breaks the contract (not JSON, an unknown status, status
   completed without a finite val_loss, as another trainer may write): kept as
   result.invalid-K.json and recorded as failed, saying why.
+- a trainer that cannot be started (no such program, not executable): failed at once,
+  saying why, not retried.
 - a trainer ended by SIGTERM (exit 143, or killed by the signal before its handler
   was set) or stopped because the executor is stopping (Ctrl-C: `stop_all`):
   preempted, never retried; a rerun resumes it.
@@ -198,7 +200,14 @@ def run_task(
                 return _outcome(run_dir, "preempted", attempts, rc)
             _set_aside(run_dir, r)
             attempts += 1
-            rc = _attempt(cmd, run_dir, lock_fd, env)
+            try:
+                rc = _attempt(cmd, run_dir, lock_fd, env)
+            except OSError as exc:  # no such program, not executable: no retry mends it
+                error = f"cannot start the trainer {cmd[0]!r}: {exc.strerror or exc}"
+                with open(run_dir / runfolder.TRAIN_LOG, "a") as logf:
+                    logf.write(f"{error}\n")
+                runfolder.write_result(run_dir, {"status": "failed", "error": error})
+                return _outcome(run_dir, "failed", attempts, None)
             r = _checked_result(run_dir)
             if runfolder.run_state(r) == "finished":
                 continue
