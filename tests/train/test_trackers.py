@@ -66,6 +66,29 @@ def test_csv_logger_holds_the_metrics_rows_and_a_resume_drops_the_later_ones(tmp
     assert [int(r["step"]) for r in again] == [5, 10, 15, 20, 20]
 
 
+def test_a_damaged_metrics_csv_is_kept_with_a_warning_when_the_run_resumes(tmp_path, caplog):
+    """A garbage line appended to metrics.csv crashed the resumed run with int()'s
+    ValueError traceback; now it is kept as it is, named, as metrics.jsonl's are."""
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    cfg = tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["csv"])
+    train(cfg, run)
+    with open(run / "metrics.csv", "a") as f:
+        f.write("garbage,,\n20,torn")  # a damaged line, and a torn last one
+    (run / "ckpt" / "step-00000020" / "manifest.json").unlink()
+    (run / "result.json").unlink()
+    with caplog.at_level("WARNING"):
+        train(cfg, run)
+    assert _result(run)["status"] == "completed"
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert [x.split(",")[0] for x in lines] == [
+        "step", "5", "10", "garbage", "15", "20", "20",
+    ]  # fmt: skip
+    assert lines[3] == "garbage,,"
+    want = f"{run / 'metrics.csv'}: line(s) 7 are not metrics rows: kept as they are"
+    assert any(want in r.getMessage() for r in caplog.records)
+
+
 def test_logger_is_a_repeatable_flag_and_a_toml_key(tmp_path):
     from scalinglab.config import RunConfig
     from scalinglab.errors import ConfigError

@@ -24,6 +24,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import logging
 import math
 import os
 import time
@@ -33,6 +34,8 @@ from scalinglab import runfolder
 from scalinglab.config import LOGGERS
 from scalinglab.errors import ConfigError, require
 from scalinglab.fsio import machine_lock
+
+log = logging.getLogger(__name__)
 
 PROJECT = "scalinglab"  # W&B project and MLflow experiment of a run outside a sweep
 ROW_KEYS = {  # metrics row key -> the name trackers log it under
@@ -63,6 +66,15 @@ def row_metrics(row: dict) -> dict:
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
             out["loss/val_final" if key == "val_loss" and row.get("final") else name] = v
     return out
+
+
+def _number(text) -> float | None:
+    """A CSV field's number, or None (not a finite number)."""
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _summary(result: dict) -> dict:
@@ -139,17 +151,40 @@ class CsvTracker(Tracker):
 
     def start(self, hparams: dict, resume_step: int) -> None:
         self.path = self.run_dir / runfolder.METRICS_CSV
-        kept = []
-        if resume_step and self.path.exists():
-            with open(self.path, newline="", encoding="utf-8") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.COLUMNS)
         w.writeheader()
-        w.writerows(kept)
+        if resume_step and self.path.exists():
+            self._keep_rows(w, buf, resume_step)
         runfolder.write_metrics_csv(self.run_dir, buf.getvalue())
         self.f = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
         self.w = csv.DictWriter(self.f, self.COLUMNS)
+
+    def _keep_rows(self, w: csv.DictWriter, buf: io.StringIO, resume_step: int) -> None:
+        """The rows of steps <= resume_step, as metrics.jsonl's truncation keeps its lines:
+        a torn last line (a crash mid-write) is dropped, and a line that is no row with a
+        step (damaged, edited by hand) stays as it is, with a warning naming it."""
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        lines = text.splitlines()
+        if lines and not text.endswith(("\n", "\r")):
+            lines.pop()  # torn
+        header = next(csv.reader(lines[:1]), [])
+        odd = []
+        for i, line in enumerate(lines[1:], start=2):
+            fields = next(csv.reader([line]), [])
+            row = dict(zip(header, fields, strict=False))
+            step = _number(row.get("step"))
+            if step is None or len(fields) != len(header) or set(row) - set(self.COLUMNS):
+                odd.append(i)
+                buf.write(line + "\r\n")  # as it was (csv's own line ending)
+            elif step <= resume_step:
+                w.writerow(row)
+        if odd:
+            lines = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
+            log.warning(
+                "%s: line(s) %s are not metrics rows: kept as they are, with the rows after "
+                "them (readers skip them)", self.path, lines,
+            )  # fmt: skip
 
     def log(self, step: int, metrics: dict) -> None:
         self.w.writerow({"step": step, **metrics})
