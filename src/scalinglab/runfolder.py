@@ -11,7 +11,7 @@ One training run lives in one folder (docs/training.md, docs/sweeps.md)::
     RUN/result.json      written atomically when the run ends
     RUN/train.log        a sweep worker's log of every attempt
     RUN/history.jsonl    settings changed on resume with --allow-config-change (one line each)
-    RUN/trackers.json    the ids of the run's tracker runs (--logger mlflow), to resume them
+    RUN/trackers.json    the ids of the run's tracker runs (--logger wandb, mlflow), to resume them
     RUN/metrics.csv      --logger csv: the metrics rows as CSV
     RUN/tasks.json       task results of `scalinglab eval --tasks`, per task and checkpoint
     RUN/.lock            held (flock) by the trainer, or by a sweep worker while its trainer

@@ -89,6 +89,42 @@ def test_a_damaged_metrics_csv_is_kept_with_a_warning_when_the_run_resumes(tmp_p
     assert any(want in r.getMessage() for r in caplog.records)
 
 
+def test_a_wandb_run_id_is_kept_for_a_resume_and_new_for_a_fresh_start(tmp_path, monkeypatch):
+    """The W&B id was a hash of the folder's path: a run started afresh in a folder made
+    again (rm -rf, train) attached to the old W&B run (resume="allow"), whose later steps
+    made W&B drop the new run's. The id is now random, kept in RUN/trackers.json for a
+    resume; a folder of an older scalinglab (no id kept) resumes its path-hash run."""
+    wandb = pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    import hashlib
+    import shutil
+    from types import SimpleNamespace
+
+    from scalinglab.train.trackers import WandbTracker
+
+    run, calls = tmp_path / "run", []
+    # W&B's own init, offline, takes seconds a run: what it is given is the point here
+    fake = SimpleNamespace(define_metric=lambda name: None)
+    monkeypatch.setattr(wandb, "init", lambda **kw: calls.append(kw) or fake)
+
+    def started(resume_step):
+        run.mkdir(exist_ok=True)
+        WandbTracker(run, "run", None).start({"a": 1}, resume_step)
+        assert calls[-1]["resume"] == "allow" and calls[-1]["name"] == "run"
+        return calls[-1]["id"]
+
+    first = started(0)
+    assert json.loads((run / "trackers.json").read_text()) == {"wandb_run_id": first}
+    assert started(10) == first  # resumed from a checkpoint: the same W&B run
+    fresh = started(0)  # restarted from step 0: a new one
+    assert fresh != first and len(fresh) == 16
+    shutil.rmtree(run)
+    assert started(0) not in (first, fresh)  # the folder made again
+    (run / "trackers.json").write_text('{"mlflow_run_id": "m"}')  # an older folder
+    old = hashlib.sha256(str(run.resolve()).encode()).hexdigest()[:16]
+    assert started(10) == old
+    assert json.loads((run / "trackers.json").read_text())["wandb_run_id"] == old
+
+
 def test_logger_is_a_repeatable_flag_and_a_toml_key(tmp_path):
     from scalinglab.config import RunConfig
     from scalinglab.errors import ConfigError

@@ -27,6 +27,7 @@ import io
 import logging
 import math
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -197,14 +198,23 @@ class CsvTracker(Tracker):
 
 
 class WandbTracker(Tracker):
-    """A W&B run whose id is fixed by the run folder, so a resumed run continues it.
-    Without WANDB_DIR its files go into the run folder (RUN/wandb/)."""
+    """A W&B run of a random id kept in RUN/trackers.json, so a resumed run continues it
+    and a run started afresh (no checkpoint; a folder made again) is a new W&B run: an id
+    fixed by the folder's path attached a fresh run to the old one, whose later steps
+    made W&B drop the new run's. Without WANDB_DIR its files go into the run folder
+    (RUN/wandb/)."""
 
     name = "wandb"
 
     def start(self, hparams: dict, resume_step: int) -> None:
         wandb = require("wandb", "wandb", "--logger wandb")
-        run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        ids = runfolder.read_trackers(self.run_dir)
+        if resume_step and ids.get("wandb_run_id"):
+            run_id = str(ids["wandb_run_id"])
+        elif resume_step:  # a folder of an older scalinglab: its id was this hash of its path
+            run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        else:
+            run_id = secrets.token_hex(8)
         try:
             self.run = wandb.init(
                 project=os.environ.get("WANDB_PROJECT") or PROJECT, group=self.group,
@@ -216,6 +226,7 @@ class WandbTracker(Tracker):
                 self.run.define_metric(x)
         except Exception as exc:  # login, mode, network: one line, before the run trains
             raise ConfigError(f"--logger wandb: cannot start a W&B run: {one_line(exc)}") from None
+        runfolder.write_trackers(self.run_dir, {"wandb_run_id": run_id})
 
     def log(self, step: int, metrics: dict) -> None:
         self.run.log(metrics, step=step)
