@@ -427,3 +427,72 @@ def test_runs_starting_together_share_one_mlflow_experiment(tmp_path, monkeypatc
     assert len(exps) == 1
     runs = client.search_runs([exps[0].experiment_id])
     assert sorted(r.info.run_name for r in runs) == [f"r{i}" for i in range(6)]
+
+
+def _mlflow_store(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(store.as_uri())
+
+
+def test_an_mlflow_run_started_again_from_step_0_ends_the_earlier_one(tmp_path, monkeypatch):
+    """A run killed before its first checkpoint and started again made a second MLflow run
+    of the same name and left the first RUNNING forever."""
+    from scalinglab.train.trackers import MlflowTracker
+
+    client = _mlflow_store(tmp_path, monkeypatch)
+    run = tmp_path / "r"
+    run.mkdir()
+    first = MlflowTracker(run, "r", "g")
+    first.start({"D": 100}, resume_step=0)  # then SIGKILLed: never closed
+    again = MlflowTracker(run, "r", "g")
+    again.start({"D": 100}, resume_step=0)
+    assert again.run_id != first.run_id
+    assert json.loads((run / "trackers.json").read_text()) == {"mlflow_run_id": again.run_id}
+    old = client.get_run(first.run_id)
+    assert old.info.status == "KILLED"
+    assert old.data.tags["scalinglab.restarted_as"] == again.run_id
+    second = again.run_id
+    again.finish({"status": "completed", "val_loss": 2.0, "steps": 10})
+    again.close()
+    assert client.get_run(second).info.status == "FINISHED"
+    # a finished run trained again from scratch (its result and checkpoints deleted) stays
+    # FINISHED: only a run left RUNNING is ended
+    third = MlflowTracker(run, "r", "g")
+    third.start({"D": 100}, resume_step=0)
+    third.close()
+    assert client.get_run(second).info.status == "FINISHED"
+
+
+def test_an_mlflow_run_resumed_under_another_budget_tags_the_new_values(
+    tmp_path, monkeypatch, caplog
+):
+    """MLflow params cannot change: a run resumed under a larger budget kept D and C of
+    its first start with no sign of the new ones."""
+    from scalinglab.train.trackers import MlflowTracker
+
+    client = _mlflow_store(tmp_path, monkeypatch)
+    run = tmp_path / "r"
+    run.mkdir()
+    t = MlflowTracker(run, "r", "g")
+    t.start({"D": 1000, "C": 6e6, "model.n_layer": 2}, resume_step=0)
+    first = t.run_id
+    t.close()
+    again = MlflowTracker(run, "r", "g")
+    with caplog.at_level("WARNING"):
+        again.start({"D": 4000, "C": 2.4e7, "model.n_layer": 2, "train.time": 0}, 10)
+    assert again.run_id == first
+    again.close()
+    got = client.get_run(first).data
+    assert got.params == {"D": "1000", "C": "6000000.0", "model.n_layer": "2", "train.time": "0"}
+    resumed = {k: v for k, v in got.tags.items() if k.startswith("scalinglab.resumed.")}
+    assert resumed == {"scalinglab.resumed.D": "4000", "scalinglab.resumed.C": "24000000.0"}
+    assert (
+        f"warning: --logger mlflow: {run} resumes with changed settings (D 1000 -> 4000, "
+        "C 6000000.0 -> 24000000.0): MLflow keeps the first values as params; the new ones "
+        "are the tags scalinglab.resumed.KEY"
+    ) in caplog.text

@@ -264,25 +264,56 @@ class MlflowTracker(Tracker):
                 self.client = MlflowClient()
                 exp_id = self._experiment(self.group or PROJECT)
             known = runfolder.read_trackers(self.run_dir).get("mlflow_run_id")
+            values = {k: str(v)[:6000] for k, v in hparams.items()}
             if resume_step and known:
                 self.run_id = known
                 self.client.update_run(self.run_id, status="RUNNING")
+                values = self._changed(values)
             else:
                 tags = {"scalinglab.run_dir": str(self.run_dir.resolve())}
                 if self.group:
                     tags["scalinglab.sweep"] = self.group
                 run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
                 self.run_id = run.info.run_id
-                params = [Param(k, str(v)[:6000]) for k, v in hparams.items()]
-                for i in range(0, len(params), 100):  # MLflow takes 100 params a batch
-                    self.client.log_batch(self.run_id, params=params[i : i + 100])
-                runfolder.write_trackers(self.run_dir, {"mlflow_run_id": self.run_id})
+                if known:
+                    self._end_earlier(known)
+            params = [Param(k, v) for k, v in values.items()]
+            for i in range(0, len(params), 100):  # MLflow takes 100 params a batch
+                self.client.log_batch(self.run_id, params=params[i : i + 100])
+            runfolder.write_trackers(self.run_dir, {"mlflow_run_id": self.run_id})
         except Exception as exc:  # a bad URI, a store it cannot open: one line, before training
             raise ConfigError(
                 f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: "
                 f"{one_line(exc)}"
             ) from None
         self.status = "KILLED"
+
+    def _end_earlier(self, old: str) -> None:
+        """A run started again from step 0 (killed before its first checkpoint) is a new
+        MLflow run: the earlier one, still RUNNING (its process was killed), ends KILLED,
+        tagged with its successor's id, instead of running forever beside it."""
+        with contextlib.suppress(Exception):  # gone, another store: nothing to end
+            if self.client.get_run(old).info.status == "RUNNING":
+                self.client.set_tag(old, "scalinglab.restarted_as", self.run_id)
+                self.client.set_terminated(old, "KILLED")
+
+    def _changed(self, values: dict) -> dict:
+        """A resumed run's hyperparameters against those its MLflow run has: MLflow's
+        params cannot change, so a changed value (a resume under a larger budget: D, C,
+        train.steps) becomes the tag `scalinglab.resumed.KEY`, with a warning; returns the
+        new keys, to log as params."""
+        logged = self.client.get_run(self.run_id).data.params
+        changed = {k: v for k, v in values.items() if k in logged and logged[k] != v}
+        for k, v in changed.items():
+            self.client.set_tag(self.run_id, f"scalinglab.resumed.{k}", v[:5000])
+        if changed:
+            was = ", ".join(f"{k} {logged[k]} -> {v}" for k, v in list(changed.items())[:5])
+            log.warning(
+                "warning: --logger mlflow: %s resumes with changed settings (%s%s): MLflow "
+                "keeps the first values as params; the new ones are the tags "
+                "scalinglab.resumed.KEY", self.run_dir, was, ", ..." if len(changed) > 5 else "",
+            )  # fmt: skip
+        return {k: v for k, v in values.items() if k not in logged}
 
     def _experiment(self, name: str) -> str:
         """The id of experiment `name`, made if it is not there (called under the store's
