@@ -118,7 +118,8 @@ def run_config(config=None, **settings) -> RunConfig:
         model = model | preset_fields(given["preset"])
     model = {**model, **given}
     if model.get("preset"):
-        model = preset_fields(model["preset"]) | model
+        given = "run_config(preset=...)" if "preset" in settings else f"{where} [model]"
+        model = preset_fields(model["preset"], given) | model
     train = run_table(base, "train", where)
     train = {**train, **{k: v for k, v in settings.items() if k in train_names}}
     return RunConfig.from_dict({**base, "model": model, "train": train}, where)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
+from scalinglab.errors import ConfigError
 from tests.conftest import write_raw_shards
 from tests.train.helpers import cli_args, tiny_shards
 
@@ -75,6 +76,20 @@ def test_unknown_preset_and_toml_key(data, tmp_path, capsys):
     toml.write_text("[model]\nn_layers = 2\n")
     err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3", "--config", str(toml)))
     assert "unknown key(s) n_layers" in err
+    # a preset in the file is named there, not blamed on a --preset flag never given
+    toml.write_text('[model]\npreset = "bogus"\n')
+    err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3", "--config", str(toml)))
+    assert err.startswith(f"error: {toml} [model]: preset 'bogus' is unknown; known presets: ")
+    assert "--preset" not in err
+    # the flag wins over the file, and is the one named
+    argv = cli_args(data, tmp_path / "run", "--steps", "3", "--config", str(toml), "--preset", "x")
+    assert _error(capsys, argv).startswith("error: --preset 'x' is unknown; known presets: ")
+    from scalinglab.api import run_config
+
+    with pytest.raises(ConfigError, match=rf"^{toml} \[model\]: preset 'bogus' is unknown"):
+        run_config(toml)
+    with pytest.raises(ConfigError, match=r"^run_config\(preset=...\): preset 'y' is unknown"):
+        run_config(toml, preset="y")
 
 
 def test_unknown_malloc_choice(data, tmp_path, capsys, monkeypatch):

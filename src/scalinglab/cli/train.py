@@ -55,8 +55,10 @@ def build_config(args):
     where = args.config
     model_flags = flags_given(args, ModelConfig)
     file_model = run_table(d, "model", where)
+    flag = bool(model_flags.get("preset"))
     preset = model_flags.get("preset") or file_model.get("preset", "")
-    model = (preset_fields(preset) if preset else {}) | file_model | model_flags
+    given = "--preset" if flag else f"{where} [model]"
+    model = (preset_fields(preset, given) if preset else {}) | file_model | model_flags
     train = run_table(d, "train", where) | flags_given(args, TrainConfig)
     if not args.config:  # flags and presets hold only known fields: errors name just the flag
         return RunConfig(model=ModelConfig(**model), train=TrainConfig(**train))

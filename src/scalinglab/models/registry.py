@@ -31,16 +31,20 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_fields(name: str) -> dict:
-    """The ModelConfig fields of a preset; an unknown name lists the known ones."""
-    if name not in PRESETS:
-        raise ConfigError(f"--preset {name!r} is unknown; known presets: {', '.join(PRESETS)}")
+def preset_fields(name: str, where: str = "--preset") -> dict:
+    """The ModelConfig fields of a preset; an unknown name lists the known ones.
+
+    where: who gave it, as the error names it: the flag `--preset`, or a table
+    (`run.toml [model]`, whose key `preset` is named) or a caller (`from_preset`)."""
+    if not isinstance(name, str) or name not in PRESETS:
+        what = f"--preset {name!r}" if where == "--preset" else f"{where}: preset {name!r}"
+        raise ConfigError(f"{what} is unknown; known presets: {', '.join(PRESETS)}")
     return dict(PRESETS[name])
 
 
 def from_preset(name: str, **overrides) -> ModelConfig:
     """A ModelConfig from a preset with some fields overridden (for library callers)."""
-    fields = preset_fields(name) | overrides | {"preset": name}
+    fields = preset_fields(name, "from_preset") | overrides | {"preset": name}
     names = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(fields) - names)
     if unknown:
