@@ -384,6 +384,13 @@ def latest_metrics(run_dir: str | os.PathLike, max_bytes: int = 8192) -> dict:
     return last
 
 
+def odd_lines(path, numbers: list[int]) -> str:
+    """The warning for the lines of a metrics file that are no rows, kept as they were."""
+    lines = ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
+    return (f"{path}: line(s) {lines} are not metrics rows: kept as they are, with the rows "
+            "after them (readers skip them)")  # fmt: skip
+
+
 def truncate_metrics(run_dir: str | os.PathLike, step: int) -> list[int]:
     """Drop the rows of steps > `step` (every line when step is 0) and a torn last line
     (a crash mid-write): a resumed run's file reads as one run. Any other line that is

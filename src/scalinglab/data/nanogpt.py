@@ -243,7 +243,7 @@ def import_nanogpt(
     fingerprint = hashlib.sha256(
         repr(sorted((s, st.st_size, st.st_mtime_ns) for s, st in stat.items())).encode()
     ).hexdigest()
-    if not force and (m := _up_to_date(out, request, fingerprint)):
+    if not force and (m := shards.up_to_date(out, request, fingerprint)):
         _check_windows(src, m["splits"], block_size)  # --block-size is not in the request
         return {**m, "up_to_date": True}
     if out.is_file() or (
@@ -354,18 +354,3 @@ def _check_windows(src: Path, splits: dict, block_size: int) -> None:
             f"--from-nanogpt {src}: train has {tr} tokens and val {va}; each split needs "
             f"one window of --block-size {block_size} plus one token"
         )
-
-
-def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
-    if not shards.is_shards_dir(out):
-        return None
-    try:
-        m = shards.open_shards(out).manifest
-    except DataError:
-        return None
-    if m.get("request") != request or m.get("fingerprint") != fingerprint:
-        return None
-    if damaged := shards.damage(out):  # train and eval refuse it, saying to rerun prepare
-        log.warning("warning: %s; rebuilding %s", damaged, out)
-        return None
-    return m

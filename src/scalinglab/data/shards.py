@@ -46,6 +46,7 @@ of another tokenizer, whose ids would mean other text.
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ import numpy as np
 
 from scalinglab.errors import DataError
 from scalinglab.fsio import atomic_write_json, path_relation, sha256_file
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 KIND = "scalinglab.shards"
@@ -247,6 +250,24 @@ def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
     if fresh:
         with contextlib.suppress(OSError, ValueError):  # a read-only folder: check each time
             atomic_write_json(cache_path, cache | fresh)
+
+
+def up_to_date(out: str | os.PathLike, request: dict, fingerprint: str) -> dict | None:
+    """The manifest of the shards folder `out` where it holds these shards (the same
+    request and source fingerprint), intact; None otherwise. A damaged one is warned of:
+    the caller rebuilds it (`prepare` and `--from-nanogpt` ask before they skip work)."""
+    if not is_shards_dir(out):
+        return None
+    try:
+        m = open_shards(out).manifest
+    except DataError:
+        return None
+    if m.get("request") != request or m.get("fingerprint") != fingerprint:
+        return None
+    if damaged := damage(out):  # train and eval refuse it, saying to rerun prepare
+        log.warning("warning: %s; rebuilding %s", damaged, out)
+        return None
+    return m
 
 
 def damage(path: str | os.PathLike) -> str | None:

@@ -209,7 +209,7 @@ def prepare(
         # and are rebuilt: their request lacks it)
         request["tokenizer_kind"] = pretrained[0].kind
     fingerprint = hashlib.sha256("\n".join(s.fingerprint() for s in srcs).encode()).hexdigest()
-    if not cfg.force and (m := _up_to_date(out, request, fingerprint)):
+    if not cfg.force and (m := shards.up_to_date(out, request, fingerprint)):
         _check_windows(m["splits"], cfg.block_size, bool(cfg.val_file))
         log.debug("%s is up to date", out)
         return {**m, "up_to_date": True}
@@ -399,21 +399,6 @@ def _check_inputs_outside(srcs, tokenizer: str, out: Path) -> None:
                 f"--out {out}: the {what} {path} lies inside it, and replacing the "
                 "folder would delete it; write the shards to another folder"
             )
-
-
-def _up_to_date(out: Path, request: dict, fingerprint: str) -> dict | None:
-    if not shards.is_shards_dir(out):
-        return None
-    try:
-        m = shards.open_shards(out).manifest
-    except DataError:
-        return None
-    if m.get("request") != request or m.get("fingerprint") != fingerprint:
-        return None
-    if damaged := shards.damage(out):  # train and eval refuse it, saying to rerun prepare
-        log.warning("warning: %s; rebuilding %s", damaged, out)
-        return None
-    return m
 
 
 def _scan(

@@ -153,9 +153,8 @@ class Trainer:
         frac = None if self.total_steps is not None else self.c.train_seconds / t.time
         before = self.schedule.warmup_frac
         lr = self.schedule(self.c.step, frac) * self.c.lr_scale
-        # a time budget's decay began before its warmup's steps were done: half the budget
-        cut = before is None and self.schedule.warmup_frac is not None
-        if frac is not None and cut and self.c.step < self.schedule.warmup and self.dist.is_main:
+        began = before is None and self.schedule.warmup_frac is not None  # a time run's decay
+        if began and self.c.step < self.schedule.warmup and self.dist.is_main:  # half the budget
             log.warning("--warmup %d is more than half the --time budget: it ended at step %d",
                         t.warmup, self.c.step)  # fmt: skip
         for group in self.opt.param_groups:

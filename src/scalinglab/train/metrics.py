@@ -46,11 +46,7 @@ class MetricsLog:
         if self.enabled:
             odd = runfolder.truncate_metrics(self.run_dir, step)
             if odd:
-                lines = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
-                log.warning(
-                    "%s: line(s) %s are not metrics rows: kept as they are, with the rows "
-                    "after them (readers skip them)", self.path, lines,
-                )  # fmt: skip
+                log.warning("%s", runfolder.odd_lines(self.path, odd))
 
     def open_trackers(self, hparams: dict) -> None:
         """Start the trackers (after truncate_after: a resumed run continues its tracker

@@ -181,11 +181,7 @@ class CsvTracker(Tracker):
             elif step <= resume_step:
                 w.writerow(row)
         if odd:
-            lines = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
-            log.warning(
-                "%s: line(s) %s are not metrics rows: kept as they are, with the rows after "
-                "them (readers skip them)", self.path, lines,
-            )  # fmt: skip
+            log.warning("%s", runfolder.odd_lines(self.path, odd))
 
     def log(self, step: int, metrics: dict) -> None:
         self.w.writerow({"step": step, **metrics})
