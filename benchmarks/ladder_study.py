@@ -11,6 +11,12 @@ at seeds 0-3 (`--seeds`) under each `[hparams] rule` of `--rules` (power, mup): 
 backtest error a draw or a bias, and which rule errs least at equal cost (issue 21,
 item 5). A seed's repeats use seeds 10s+1, 10s+2 (the study refuses its own seed).
 
+`--design gpu` is the same design pushed to 100x on a GPU (issue 22's GPU target): one
+study per seed (default 0) on bytes, examples/ladder.toml with its backtest at C = 7.5e13,
+107x the largest fitted budget, `--workers` runs at a time on the one GPU (device auto
+picks it), and `--corpus DIR` to read the `.py` files of a copy of another machine's
+standard library instead of the running Python's (the same text as the CPU studies).
+
 --dry-run prepares the corpora and prints each study's plan estimate (measured step
 times on this machine now) and the total, running nothing; --report prints the table of
 the studies already in --out (a rerun resumes the others: every study is resumable).
@@ -21,6 +27,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import subprocess
+import sys
 import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +37,9 @@ from pathlib import Path
 
 from flake_hunt import cpu_name  # benchmarks/ is on sys.path when run as a script
 
+from scalinglab.config import dumps_toml
 from scalinglab.study.run import plan_study, prepare_data, run_study
-from scalinglab.study.spec import parse_study
+from scalinglab.study.spec import parse_study, study_dict
 from scalinglab.sweep.executors import ExecutorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +89,43 @@ def variants(seeds=SEEDS) -> dict:
     return out
 
 
+GPU_BUDGET = 7.5e13  # 107x the ladder's largest budget, 7e11: the GPU target is >= 100x
+
+
+def gpu_variants(seeds=(0,), workers=8, corpus: str | None = None) -> dict:
+    """The ladder's design at 107x: its sweeps and seed repeats, the backtest at 7.5e13."""
+    base = tomllib.loads((ROOT / "examples" / "ladder.toml").read_text(encoding="utf-8"))
+    base["backtest"]["budget"] = GPU_BUDGET
+    base["workers"] = workers
+    if corpus:
+        del base["data"]["stdlib_tests"]
+        base["data"].update(sources=[str(Path(corpus).resolve())], glob="**/*.py")
+    out = {}
+    for seed in seeds:
+        d = copy.deepcopy(base)
+        d["name"] = f"ladder-gpu-s{seed}"
+        d["train"]["seed"] = seed
+        out[d["name"]] = parse_study(d, f"ladder.toml at {GPU_BUDGET:.2g} (seed {seed})")
+    return out
+
+
+def run_cli(s, out: Path, cache: Path, workers: int, threads: int) -> int:
+    """`scalinglab study` on the spec written out as a file, as a user would run it."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = out / f"{s.name}.toml"
+    spec.write_text(dumps_toml(study_dict(s)), encoding="utf-8")
+    cmd = [sys.executable, "-m", "scalinglab", "study", str(spec), "--out", str(out / s.name),
+           "--cache", str(cache), "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
+    return subprocess.run(cmd, check=True).returncode
+
+
+def device_name() -> str:
+    import torch
+
+    gpu = f" · {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return cpu_name() + gpu
+
+
 def interval(pred: dict, level: float) -> list[float]:
     """The prediction's interval at another level: its half-widths scaled by the normal
     quantiles (the study writes the 95% one)."""
@@ -96,7 +143,9 @@ def main():
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--only", nargs="+", default=None, help="these studies only (by name)")
     ap.add_argument("--parallel", type=int, default=2, help="studies at a time")
-    ap.add_argument("--design", choices=("ladder", "quickstart"), default="ladder")
+    ap.add_argument("--design", choices=("ladder", "quickstart", "gpu"), default="ladder")
+    ap.add_argument("--workers", type=int, default=8, help="gpu: runs at a time")
+    ap.add_argument("--corpus", default=None, help="gpu: a folder of .py files, not stdlib")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="default: 0 1 2 (ladder), 0 1 2 3 (quickstart)")  # fmt: skip
     ap.add_argument("--rules", nargs="+", choices=("power", "mup"), default=["power"],
@@ -107,15 +156,25 @@ def main():
     args = ap.parse_args()
     if args.design == "quickstart":
         every = quickstart_variants(tuple(args.seeds or (0, 1, 2, 3)), tuple(args.rules))
+    elif args.design == "gpu":
+        every = gpu_variants(tuple(args.seeds or (0,)), args.workers, args.corpus)
     else:
         every = variants(tuple(args.seeds or SEEDS))
     studies = {k: v for k, v in every.items() if not args.only or k in args.only}
-    print(f"# {time.strftime('%Y-%m-%d')} · {cpu_name()} · {args.design} x {len(studies)}")
+    print(f"# {time.strftime('%Y-%m-%d')} · {device_name()} · {args.design} x {len(studies)}")
+
+    def workers_threads(
+        s,
+    ) -> tuple[int, int]:  # (workers, threads): the gpu design's own, else 1, 1
+        if args.design != "gpu":
+            return 1, 1
+        return s.workers, max(1, (os.cpu_count() or 1) // s.workers)
+
     if args.dry_run:
         total = 0.0
         for name, s in studies.items():
             shards, corpus = prepare_data(s, Path(args.cache))
-            plan = plan_study(s, shards, corpus, Path(args.out) / name, 1, 1)
+            plan = plan_study(s, shards, corpus, Path(args.out) / name, *workers_threads(s))
             sec = plan.seconds(s.backtest.arch)["total"]
             total += sec
             print(
@@ -129,12 +188,15 @@ def main():
 
     def one(item):
         name, s = item
+        w, t = workers_threads(s)
+        if args.design == "gpu":  # one study at a time: the CLI, its progress printed
+            return name, run_cli(s, Path(args.out), Path(args.cache), w, t)
         return name, run_study(s, Path(args.out) / name, Path(args.cache),
-                               ExecutorConfig(workers=1, threads=1))  # fmt: skip
+                               ExecutorConfig(workers=w, threads=t))  # fmt: skip
 
     if not args.report:
-        with ThreadPoolExecutor(args.parallel) as pool:
-            list(pool.map(one, studies.items()))
+        with ThreadPoolExecutor(1 if args.design == "gpu" else args.parallel) as ex:
+            list(ex.map(one, studies.items()))
         print(f"wall: {(time.monotonic() - t0) / 60:.1f} min")
     table(Path(args.out), studies)
 
