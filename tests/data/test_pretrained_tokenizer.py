@@ -165,3 +165,47 @@ def test_a_pretrained_tokenizer_splits_by_its_own_kind(tmp_path):
     pc = prepare([str(f)], tmp_path / "pc", tokenizer=str(tmp_path / "c/tokenizer.json"),
                  block_size=8)  # fmt: skip
     assert pc["splits"]["train"]["bytes"] == c["splits"]["train"]["bytes"] == int(n * 0.9)
+
+
+def start_marking_tokenizer(form: str):
+    """A pretrained-style BPE that marks the start of every text it encodes: SentencePiece's
+    Metaspace prepend ('▁', as Llama 2's newer conversions), the older Llama form (a
+    Prepend normalizer), or GPT-2's ByteLevel with add_prefix_space. Its merges never
+    cross a newline, so a document cut after a newline encodes to the same tokens."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    if form == "bytelevel":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    else:
+        alphabet = sorted(set(TEXT) | {"▁"})
+        if form == "metaspace":
+            tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+        else:  # legacy llama: no pre-tokenizer, '▁' prepended and spaces replaced
+            tok.normalizer = normalizers.Sequence(
+                [normalizers.Prepend("▁"), normalizers.Replace(Regex(" "), "▁")]
+            )
+    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=alphabet, show_progress=False)
+    tok.train_from_iterator(TEXT.split("\n"), trainer=trainer)
+    return tok
+
+
+@pytest.mark.parametrize("form", ["metaspace", "prepend", "bytelevel"])
+def test_a_start_of_text_mark_only_at_a_documents_start(tmp_path, form):
+    """A document of 170 KB is encoded in 64 KiB pieces: the tokens are the whole
+    document's as the tokenizer encodes it, with its start mark ('▁', a prefix space) at
+    the document's start only, not at each cut (WRITER_VERSION 4)."""
+    hf = start_marking_tokenizer(form)
+    tj = tmp_path / "tok.json"
+    hf.save(str(tj))
+    doc = "".join(f"Case {i}: {TEXT[i % 7000 : i % 7000 + 300]}\n" for i in range(600))
+    assert len(doc.encode()) > 2 * (1 << 16)
+    (tmp_path / "doc.txt").write_text(doc, encoding="utf-8")
+    (tmp_path / "val.txt").write_text(TEXT[:3000], encoding="utf-8")
+    prepare([str(tmp_path / "doc.txt")], tmp_path / "shards", tokenizer=str(tj),
+            val_file=str(tmp_path / "val.txt"), block_size=16)  # fmt: skip
+    s = open_shards(tmp_path / "shards")
+    whole = hf.encode(doc, add_special_tokens=False).ids
+    assert s.train.tolist() == whole
+    assert s.val.tolist() == hf.encode(TEXT[:3000], add_special_tokens=False).ids

@@ -229,6 +229,25 @@ class BPETokenizer(Tokenizer):
     def __init__(self, hf):
         self.hf = hf
         self.vocab_size = hf.get_vocab_size(with_added_tokens=True)
+        self._continuation: BPETokenizer | None = None
+
+    def continuation(self) -> "BPETokenizer":
+        """This tokenizer for text that goes on from earlier text of the same document.
+
+        Some pretrained tokenizers mark the start of every text they encode: SentencePiece
+        conversions (Llama, T5) with a Metaspace pre-tokenizer that prepends '▁' or a
+        Prepend normalizer, GPT-2-style ones with ByteLevel's add_prefix_space. Encoded
+        piece by piece, a long document would gain that mark at every cut; its pieces after
+        the first are encoded by this copy, with the mark turned off (self if it has none)."""
+        if self._continuation is None:
+            obj = json.loads(self.hf.to_str())
+            if _drop_start_marks(obj):
+                from tokenizers import Tokenizer as HF
+
+                self._continuation = BPETokenizer(HF.from_str(json.dumps(obj)))
+            else:
+                self._continuation = self
+        return self._continuation
 
     # add_special_tokens=False: a pretrained tokenizer's post-processor (BOS/EOS around each
     # text) must not mark the pieces a corpus is cut into; ours has none.
@@ -247,6 +266,45 @@ class BPETokenizer(Tokenizer):
 
     def to_hf(self):
         return self.hf
+
+
+def _drop_start_marks(obj: dict) -> bool:
+    """Turn off, in a tokenizer.json's object, what marks the start of each encoded text:
+    Metaspace's prepend ('▁' before the first word), ByteLevel's add_prefix_space, a
+    Prepend normalizer. True if anything was changed."""
+    changed = False
+
+    def pre(node):
+        nonlocal changed
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "Metaspace":
+            if node.get("prepend_scheme", "never") != "never" or node.get("add_prefix_space"):
+                changed = True
+            if "prepend_scheme" in node:
+                node["prepend_scheme"] = "never"
+            if "add_prefix_space" in node:
+                node["add_prefix_space"] = False
+        elif node.get("type") == "ByteLevel" and node.get("add_prefix_space"):
+            node["add_prefix_space"], changed = False, True
+        for child in node.get("pretokenizers") or ():
+            pre(child)
+
+    def norm(node):
+        nonlocal changed
+        if not isinstance(node, dict):
+            return node
+        if node.get("type") == "Prepend":
+            changed = True
+            return None
+        if node.get("type") == "Sequence":
+            kept = [n for n in map(norm, node.get("normalizers") or ()) if n is not None]
+            node["normalizers"] = kept
+        return node
+
+    pre(obj.get("pre_tokenizer"))
+    obj["normalizer"] = norm(obj.get("normalizer"))
+    return changed
 
 
 # --- training --------------------------------------------------------------------------

@@ -74,7 +74,9 @@ log = logging.getLogger(__name__)
 # Bump when the same request would give other tokens. 2: BPE pre-tokens are capped at
 # MAX_PRETOKEN bytes, and chunks are no longer cut right after a blank line. 3: a split
 # by bytes is cut at a line boundary for word and BPE tokenizers, not inside a word.
-WRITER_VERSION = 3
+# 4: a pretrained tokenizer's start-of-text mark (SentencePiece's '▁', a prefix space)
+# only at a document's start, not at every 64 KiB piece or 4 MiB chunk of it.
+WRITER_VERSION = 4
 DOC_SPLIT_MIN = 100
 BPE_PIECE = 1 << 16  # text per encode_batch item: small enough to spread over threads
 
@@ -617,9 +619,11 @@ def _sync(files: dict) -> None:
 def _encode_chunk(tok, doc: Document, off: int, data: bytes, errors: str) -> np.ndarray:
     if tok.kind == "byte":
         return np.frombuffer(data, dtype=np.uint8)
-    if isinstance(tok, BPETokenizer) and len(data) > BPE_PIECE:
+    if isinstance(tok, BPETokenizer) and (off or len(data) > BPE_PIECE):
         texts = [_decode(doc, off + o, p, errors) for o, p in split_pieces(data, BPE_PIECE)]
-        return np.concatenate(tok.encode_batch(texts))
+        # only the document's first piece is a text's start (BPETokenizer.continuation)
+        first = tok.encode_batch(texts[:1]) if off == 0 else []
+        return np.concatenate(first + tok.continuation().encode_batch(texts[len(first) :]))
     if tok.kind == "word":  # <eos> ends the document's last line only at its real end
         return tok.encode(_decode(doc, off, data, errors), final=off + len(data) == doc.size)
     return tok.encode(_decode(doc, off, data, errors))
