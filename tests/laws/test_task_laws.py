@@ -43,6 +43,26 @@ def test_task_power_recovers_known_parameters():
         assert est.params_[k] == pytest.approx(v, rel=1e-4), k
 
 
+@pytest.mark.parametrize("law", ["task-power", "task-sigmoid"])
+def test_a_task_law_fit_json_missing_a_parameter_is_a_data_error(law):
+    """load_fit checks a task law's parameters as it checks the loss laws': a fit.json
+    without one was loaded, then predict failed with a KeyError traceback."""
+    from scalinglab.laws import load_fit
+
+    est = ScalingLaw(law, metric_col="acc", loss_col="task_loss", bootstrap=10, seed=0)
+    obj = est.fit(synthetic()).to_json()
+    assert load_fit(obj).predict(C=1e20) == pytest.approx(est.predict(C=1e20), rel=1e-12)
+    gone = "L0" if law == "task-sigmoid" else "alpha"
+    for where, what in (
+        (obj["params"], "params"),
+        (obj["bootstrap"]["samples"], "bootstrap samples"),
+    ):
+        kept = where.pop(gone)
+        with pytest.raises(DataError, match=rf"its {what} lack {gone} of law '{law}'"):
+            load_fit(obj)
+        where[gone] = kept
+
+
 def test_task_laws_refuse_percentages_and_a_missing_column():
     d = synthetic() | {"acc": synthetic()["acc"] * 100}
     with pytest.raises(DataError, match="row 1, column 'acc': a task metric must be a fraction"):

@@ -742,7 +742,7 @@ def _finite(d):
 
 def required_params(law) -> tuple:
     """The parameters `law` (a ScalingLaw) predicts or plans with: every fit.json of it holds
-    them in params and, with a bootstrap, in its samples (the task laws are not listed)."""
+    them in params and, with a bootstrap, in its samples."""
     name = law.law
     if name in ("chinchilla", "kaplan", "nd-interaction") or name.startswith("power-"):
         return make_form(name, floor=law.settings["floor"]).param_names
@@ -752,6 +752,9 @@ def required_params(law) -> tuple:
         return CURVE_LAWS[name].param_names
     if name in ("isoflop", "envelope"):  # k_L, a_L optional (from_params)
         return ("k_N", "a", "k_D", "b")
+    if name in ("task-power", "task-sigmoid"):  # a power law in C, then the sigmoid
+        power = (("E",) if law.settings["floor"] else ()) + ("alpha", "C_c")
+        return power + (("lo", "hi", "k", "L0") if name == "task-sigmoid" else ())
     return ()
 
 
