@@ -31,7 +31,7 @@ def test_negative_study_fit_seed_is_refused_before_any_run(tmp_path, capsys):
     spec = _spec(
         tmp_path, **{"[fit]\nbootstrap = 20\nseed = 0": "[fit]\nbootstrap = 20\nseed = -1"}
     )
-    want = f"error: {spec} [fit]: --seed {SEED}\n"
+    want = f"error: {spec} [fit]: seed {SEED}\n"  # the key as the file spells it
     assert one_line_error(capsys, _argv(tmp_path, spec, "--dry-run")) == want
     assert one_line_error(capsys, _argv(tmp_path, spec)) == want
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written

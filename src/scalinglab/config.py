@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -329,7 +330,10 @@ class RunConfig:
         return {"model": to_dict(self.model), "train": to_dict(self.train)}
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "config") -> "RunConfig":
+    def from_dict(cls, d: dict, where: str = "config", flags: dict | None = None) -> "RunConfig":
+        """`flags`: per table ("model", "train"), the keys that came from command-line
+        flags, not from the file `where` (errors name them by their flags)."""
+        flags = flags or {}
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a table with [model] and [train]")
         unknown = sorted(set(d) - {"model", "train", "format_version"})
@@ -342,8 +346,18 @@ class RunConfig:
                 f"reads {CONFIG_FORMAT_VERSION})"
             )
         return cls(
-            model=from_dict(ModelConfig, d.get("model", {}), f"{where} [model]"),
-            train=from_dict(TrainConfig, d.get("train", {}), f"{where} [train]"),
+            model=from_dict(
+                ModelConfig,
+                d.get("model", {}),
+                f"{where} [model]",
+                frozenset(flags.get("model", ())),
+            ),
+            train=from_dict(
+                TrainConfig,
+                d.get("train", {}),
+                f"{where} [train]",
+                frozenset(flags.get("train", ())),
+            ),
         )
 
 
@@ -441,8 +455,12 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
-def from_dict(cls, d: dict, where: str):
-    """Build a config dataclass from a mapping; unknown keys are named in the error."""
+def from_dict(cls, d: dict, where: str, given: frozenset = frozenset()):
+    """Build a config dataclass from a mapping; unknown keys are named in the error.
+
+    `where` names the file and table the mapping comes from; `given`, the keys of it that
+    came from command-line flags instead. An error names a key from the file as the file
+    spells it (`FILE [train]: tokens must be int`), one from a flag by its flag alone."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
@@ -454,7 +472,23 @@ def from_dict(cls, d: dict, where: str):
     try:
         return cls(**d)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
+        raise ConfigError(_in_file(cls, d, where, exc.message, given)) from None
+
+
+def _in_file(cls, d: dict, where: str, msg: str, given) -> str:
+    """A field error's message as `from_dict` gives it: each --flag that stands for a key
+    read from the file spelled as the key, `where` in front unless only flags are named."""
+    from_file = flags_named = False
+    for f in dataclasses.fields(cls):
+        fl = f.metadata.get("flag", flag(f.name))
+        pattern = rf"(?<![\w-]){re.escape(fl)}(?![\w-])"
+        if not re.search(pattern, msg):
+            continue
+        if f.name in d and f.name not in given:
+            msg, from_file = re.sub(pattern, f.name, msg), True
+        else:
+            flags_named = True
+    return msg if flags_named and not from_file else f"{where}: {msg}"
 
 
 def run_table(d: dict, key: str, where: str) -> dict:

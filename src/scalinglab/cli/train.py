@@ -59,10 +59,12 @@ def build_config(args):
     preset = model_flags.get("preset") or file_model.get("preset", "")
     given = "--preset" if flag else f"{where} [model]"
     model = (preset_fields(preset, given) if preset else {}) | file_model | model_flags
-    train = run_table(d, "train", where) | flags_given(args, TrainConfig)
+    train_flags = flags_given(args, TrainConfig)
+    train = run_table(d, "train", where) | train_flags
     if not args.config:  # flags and presets hold only known fields: errors name just the flag
         return RunConfig(model=ModelConfig(**model), train=TrainConfig(**train))
-    return RunConfig.from_dict({**d, "model": model, "train": train}, where)
+    given = {"model": set(model_flags), "train": set(train_flags)}
+    return RunConfig.from_dict({**d, "model": model, "train": train}, where, given)
 
 
 def run(args) -> int:
