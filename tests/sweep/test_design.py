@@ -109,6 +109,41 @@ def test_budget_too_small_for_one_batch(tmp_path, shards):
         make_plan(spec)
 
 
+@pytest.mark.parametrize("budget", ["tokens = [10]", "flops = [1e5]"])
+def test_a_grid_budget_below_one_batch_names_it(tmp_path, shards, budget):
+    """A grid's group holds its budget kind (a string): formatting it as a number was a
+    ValueError traceback instead of the error naming the budget and the model."""
+    spec = load_spec(write_spec(tmp_path, shards, f'kind = "grid"\nparams = [3000]\n{budget}'))
+    with pytest.raises(SweepError, match=r"\[design\]: budget .*, budget_kind \w+: the gpt of "):
+        make_plan(spec)
+
+
+@pytest.mark.parametrize("kind", ["grid", "hparams"])
+def test_two_grid_targets_that_round_to_one_shape_run_once(tmp_path, shards, kind):
+    """As docs/sweeps.md says; they were refused as 'the same run twice'."""
+    text = f'kind = "{kind}"\nparams = [3000, 3050]\ntokens = [640]'
+    _, two = make_plan(load_spec(write_spec(tmp_path, shards, text)))
+    _, one = make_plan(load_spec(write_spec(tmp_path, shards, text.replace(", 3050", ""))))
+    assert [r.name for r in two] == [r.name for r in one] and len(one) >= 1
+
+
+@pytest.mark.parametrize(
+    "edit, want",
+    [
+        (('data = "', 'data = 5 #"'), "data must be a path (a string), got 5"),
+        (('archs = ["gpt"]', "archs = 3"), "archs must be a name or a list of names, got 3"),
+        (("aspect = 4", "aspect = inf"), "[shape]: aspect must be a positive number, got inf"),
+    ],
+)
+def test_spec_values_of_the_wrong_kind_are_one_line_errors(tmp_path, shards, edit, want):
+    """Each was a TypeError or ValueError traceback."""
+    p = write_spec(tmp_path, shards, 'kind = "grid"\nparams = [3000]\ntokens = [640]')
+    p.write_text(p.read_text().replace(*edit))
+    with pytest.raises((SweepError, ConfigError)) as e:
+        load_spec(p)
+    assert str(e.value).endswith(want)
+
+
 def test_grid_and_ladder(tmp_path, shards):
     grid = """kind = "grid"
 shapes = [{n_layer = 1, n_embd = 8, n_head = 2}, {n_layer = 2, n_embd = 16, n_head = 4}]

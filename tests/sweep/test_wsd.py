@@ -154,3 +154,16 @@ def test_isoflop_trunks_branch_each_size_at_its_budgets(tmp_path, shards):
     )
     with pytest.raises(SweepError, match="recentre must be false"):
         load_spec(write_spec(tmp_path, shards, ISO_TRUNKS + "recentre = true\n"))
+
+
+def test_the_sweeps_closing_table_holds_the_branches_not_the_stable_runs(tmp_path, shards, capsys):
+    """`scalinglab sweep` ends with the table `scalinglab runs` gives: the stable run
+    (out/stable/runs) was listed in it as a blank 'pending' row."""
+    from scalinglab.cli import main
+
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path, shards, WSD)
+    assert main(["sweep", str(spec), "--out", str(out), "--threads", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert sorted(r["run_id"] for r in rows) == sorted(r["run_id"] for r in runs_table(out))

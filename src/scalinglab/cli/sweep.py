@@ -193,9 +193,13 @@ def _key_values(items: list[str]) -> dict:
 
 
 def _summary(out: Path, outcomes: list[dict], wall: float, as_json: bool = False) -> int:
+    from scalinglab.sweep.design import STABLE_DIR
     from scalinglab.sweep.table import format_table, run_row
 
-    rows = [run_row(out / "runs" / o["name"]) for o in outcomes]
+    # the table of the fitted runs, as `scalinglab runs` gives it: a WSD design's stable
+    # runs (out/stable/runs) are counted below but are not rows
+    fitted = [o for o in outcomes if not (out / STABLE_DIR / "runs" / o["name"]).is_dir()]
+    rows = [run_row(out / "runs" / o["name"]) for o in fitted]
     rows.sort(key=lambda r: (r.get("budget") or 0, str(r["arch"]), r.get("params") or 0))
     if as_json:
         print_rows(rows)

@@ -162,7 +162,8 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     tps = ctx.tokens_per_step
     steps = max(1, round(tokens / tps))
     if tokens < tps:
-        where = ", ".join(f"{k} {v:.3g}" for k, v in group.items())
+        where = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in group.items())  # fmt: skip
         raise TooFewTokens(
             f"{spec.source or 'spec'} [design]: {where}: the {model.arch} of "
             f"{counts.params} parameters gets {tokens:.0f} tokens, less than one batch "
@@ -365,8 +366,10 @@ def _models(ctx: Context) -> list[ModelConfig]:
     d = ctx.spec.design
     models = []
     for arch in ctx.spec.archs:
-        if d.params is not None:
-            models += [model_for(ctx, arch, n) for n in d.params]
+        if d.params is not None:  # two targets that round to one shape: run once
+            for m in (model_for(ctx, arch, n) for n in d.params):
+                if m not in models:
+                    models.append(m)
         else:
             for i, s in enumerate(d.shapes):
                 try:

@@ -60,7 +60,8 @@ def _number(obj, name: str, integer: bool = False, positive: bool = True):
     """Check a numeric field (TOML gives ints for whole floats; bools are not numbers)."""
     v = getattr(obj, name)
     kind = int if integer else int | float
-    if isinstance(v, bool) or not isinstance(v, kind) or (positive and v <= 0):
+    bad = isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v)
+    if bad or (positive and v <= 0):
         what = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{name} must be {what if positive else 'a number'}, got {v!r}")
     if not integer:
@@ -498,9 +499,13 @@ def parse_spec(
         )
     if not d.get("data"):
         raise SweepError(f"{where}: 'data' (the shards folder) is required")
+    if not isinstance(d["data"], str):
+        raise SweepError(f"{where}: data must be a path (a string), got {d['data']!r}")
     archs = d.get("archs", ["gpt"])
     if isinstance(archs, str):
         archs = [archs]
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise SweepError(f"{where}: archs must be a name or a list of names, got {archs!r}")
     bad = [a for a in archs if a not in ARCHS]
     if bad or not archs:
         raise SweepError(f"{where}: archs {bad or archs} not among {', '.join(ARCHS)}")
