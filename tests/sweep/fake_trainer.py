@@ -1,7 +1,8 @@
 """A stand-in for `scalinglab train` in executor tests: same arguments, same files.
 
 It reads --config, writes OUT/config.toml, metrics.jsonl and result.json, and its
-loss is a known function of the run: loss = 1 + 1000 / params + 1e4 / tokens.
+loss is a known function of the run: loss = 1 + 1000 / params + 1e4 / tokens
+(FAKE_TRAINER_LOSS gives an architecture another E, A, B).
 lr > 1 makes it diverge (exit 3); a file OUT/FAIL_ONCE makes the first attempt
 fail without a result (exit 1), as a crashed trainer would.
 """
@@ -36,7 +37,11 @@ def main() -> int:
     c = count(cfg.model, cfg.model.vocab_size)
     tokens = cfg.train.tokens
     diverged = cfg.train.lr > 1
-    loss = 1 + 1000 / c.params + 1e4 / tokens
+    # FAKE_TRAINER_LOSS='{"lstm": [E, A, B]}': another law for an architecture
+    e, a, b = json.loads(os.environ.get("FAKE_TRAINER_LOSS", "{}")).get(
+        cfg.model.arch, (1, 1000, 1e4)
+    )
+    loss = e + a / c.params + b / tokens
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 1, "tokens": tokens, "train_loss": loss}) + "\n")
     result = {

@@ -1,6 +1,8 @@
 """Executors against a stand-in trainer (tests/sweep/fake_trainer.py) whose loss is
 a known function of the run: loss = 1 + 1000/params + 1e4/tokens."""
 
+import json
+
 import pytest
 
 from scalinglab.sweep import design as design_mod
@@ -110,3 +112,31 @@ recentre = true
     second = sorted(r["run_id"] for r in rows if r["budget"] == 2.4e9)
     assert second == sorted(r.name for r in expected)
     assert second != sorted(r.name for r in design_mod.isoflop_budget(ctx, 1, 1.0))
+
+
+def test_recentre_centres_each_architecture_on_its_own_optimum(tmp_path, shards, monkeypatch):
+    """With two architectures each budget after the first is centred on each one's own
+    measured optimum: the LSTM's (D/N = 100 under this stand-in's law) was replaced by
+    the GPT's (10), the architecture of lowest loss."""
+    monkeypatch.setenv("FAKE_TRAINER_LOSS", json.dumps({"lstm": [1.5, 1000, 1e5]}))
+    design = """kind = "isoflop"
+budgets = [6e8, 2.4e9]
+sizes = 5
+tokens_per_param = 30
+spread = 16
+recentre = true
+"""
+    path = write_spec(tmp_path, shards, design)
+    path.write_text(path.read_text().replace('archs = ["gpt"]', 'archs = ["gpt", "lstm"]'))
+    spec = load_spec(path)
+    out = tmp_path / "out"
+    driver.run_sweep(spec, out, LocalExecutor(2), 1, command=FAKE_TRAINER)
+    rows = runs_table(out)
+    centre = {
+        a: design_mod.measured_centre([r for r in rows if r["budget"] == 6e8 and r["arch"] == a])
+        for a in ("gpt", "lstm")
+    }
+    assert 5 < centre["gpt"] < 20 and 50 < centre["lstm"] < 200
+    expected = design_mod.isoflop_budget(driver.open_context(spec), 1, centre)
+    second = sorted(r["run_id"] for r in rows if r["budget"] == 2.4e9)
+    assert second == sorted(r.name for r in expected)

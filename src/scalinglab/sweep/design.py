@@ -219,15 +219,16 @@ def _tokens_for(ctx: Context, model: ModelConfig, flops: float) -> float:
     return flops / _flops_per_token(ctx, count(model, ctx.vocab))
 
 
-def isoflop_budget(ctx: Context, stage: int, centre: float) -> list[PlannedRun]:
+def isoflop_budget(ctx: Context, stage: int, centre: float | dict) -> list[PlannedRun]:
     """The M sizes of one budget, log-uniform around N_c = sqrt(C / (6 · centre)), each
-    the grid's shape nearest its target, kept distinct (`distinct_shapes`)."""
+    the grid's shape nearest its target, kept distinct (`distinct_shapes`). `centre`:
+    tokens per parameter, one for every architecture or one per architecture."""
     d = ctx.spec.design
     c = d.budgets[stage]
-    n_centre = math.sqrt(c / (6.0 * centre))
     offsets = np.linspace(-0.5, 0.5, d.sizes) if d.sizes > 1 else np.zeros(1)
     runs, seen = [], set()
     for arch in ctx.spec.archs:
+        n_centre = math.sqrt(c / (6.0 * (centre[arch] if isinstance(centre, dict) else centre)))
         for model in distinct_shapes(ctx, arch, [n_centre * d.spread**off for off in offsets]):
             key = (arch, model.n_layer, model.n_embd)
             if key in seen:  # two targets rounded to one shape: run it once

@@ -131,14 +131,18 @@ def _recentred_stages(ctx: Context, out: Path):
     """The budgets of a re-centred IsoFLOP design, one stage each, planned after the
     runs of the stage before have ended (a generator: the driver runs each first)."""
     d = ctx.spec.design
-    centre = d.tokens_per_param
+    centre = dict.fromkeys(ctx.spec.archs, d.tokens_per_param)  # each architecture its own
     for k in range(len(d.budgets)):
-        if k:
-            log.info("budget %.3g: re-centred on %.4g tokens/parameter", d.budgets[k], centre)
+        for arch in ctx.spec.archs if k else ():
+            log.info("budget %.3g: %s re-centred on %.4g tokens/parameter", d.budgets[k], arch,
+                     centre[arch])  # fmt: skip
         runs = design.isoflop_budget(ctx, k, centre)
         yield design.Stage(runs)
-        rows = [run_row(out / "runs" / r.name) for r in runs]
-        centre = design.measured_centre(rows) or d.tokens_per_param
+        rows = [run_row(out / "runs" / r.name) | {"arch": r.config.model.arch} for r in runs]
+        centre = {
+            a: design.measured_centre([r for r in rows if r["arch"] == a]) or d.tokens_per_param
+            for a in ctx.spec.archs
+        }
 
 
 def _unblocked(runs: list[PlannedRun], run_dirs: dict[str, Path]):
