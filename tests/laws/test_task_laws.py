@@ -348,3 +348,10 @@ def test_ends_outside_0_1_and_a_chance_above_the_runs_are_warned_of():
     assert "96 of 96 rows lie below --chance 0.9" in " ".join(fixed.warnings_)
     ok = ScalingLaw("task-sigmoid", chance=0.0, **kw).fit(small)
     assert not any("below --chance" in w or "outside [0, 1]" in w for w in ok.warnings_)
+
+
+def test_task_power_refuses_a_metric_of_one_naming_the_row():
+    """-ln(1) = 0 has no log: it was 'law power-c: no start gave a finite objective'."""
+    t = {"flops": [1e15, 1e16, 1e17, 1e18], "acc": [0.3, 0.5, 0.8, 1.0]}
+    with pytest.raises(DataError, match=r"row 4, column 'acc': task-power fits -ln\(metric\)"):
+        ScalingLaw("task-power", metric_col="acc", bootstrap=0).fit(t)

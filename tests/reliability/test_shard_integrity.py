@@ -99,6 +99,11 @@ def test_eval_of_a_run_whose_relative_data_finds_other_shards_refuses(
     assert json.loads(capsys.readouterr().out)["loss"] == own
     assert main(["eval", str(home / "run"), "--data", "shards", "--json"]) == 0  # as asked
     assert json.loads(capsys.readouterr().out)["loss"] != own
+    # built-in task items are made from the same shards: refused alike (they were made
+    # from the other corpus, exit 0)
+    err = one_line_error(capsys, ["eval", str(home / "run"), "--tasks", "next-line"])
+    assert err.startswith(f"error: {home / 'run'}: its data 'shards' is found at ")
+    assert not (home / "run" / "tasks.json").exists()
 
 
 def _copy_shards(src, dst):

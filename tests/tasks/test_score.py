@@ -209,3 +209,20 @@ def test_the_translation_example_runs_end_to_end(run):
     assert r[0]["n"] == 8 and len(r[0]["outputs"]) == 8
     # a model of one English sentence knows no French: no exact match
     assert r[0]["exact_match"] == 0.0
+
+
+def test_a_bpe_merge_across_the_boundary_leaves_the_choice_whole():
+    """`'` and `)` merge into one BPE token: split as the joint encoding splits, the
+    continuation `)` was empty (the built-in brackets task was refused on a BPE run) and a
+    longer choice lost its head into the context. The context is now its own encoding
+    and the continuation is encoded after it."""
+    from scalinglab.data.tokenizers import train_tokenizer
+    from scalinglab.tasks.score import encode_pair
+
+    tok = train_tokenizer("bpe", ["print(x, 'abc')\n" * 200 + "self._skip = 1\n" * 200], 300)
+    for context, choice in (("print(x, 'abc'", ")"), ("a = self.", "_skip")):
+        whole = tok.encode(context + choice).tolist()
+        ctx = tok.encode(context).tolist()
+        assert whole[: len(ctx)] != ctx  # the merge is there
+        got_ctx, got_cont = encode_pair(tok, context, choice)
+        assert got_ctx == ctx and tok.decode(got_cont) == choice

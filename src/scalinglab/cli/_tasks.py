@@ -57,7 +57,7 @@ def run_tasks(args) -> int:
     from scalinglab.sweep.table import find_run_dirs
     from scalinglab.tasks.builtin import BUILTIN
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
-    from scalinglab.train.evaluate import check_same_tokenizer
+    from scalinglab.train.evaluate import check_own_data, check_same_tokenizer
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
     check_seed(args.task_seed, "--task-seed")
@@ -73,7 +73,8 @@ def run_tasks(args) -> int:
             raise DataError(f"{args.run}: no completed run with a valid checkpoint to score")
     for run in runs:  # before any scoring: a damaged tasks.json would be overwritten
         runfolder.check_tasks_readable(run)
-    if args.data and any(s.strip() in (*BUILTIN, "builtin") for s in args.tasks.split(",")):
+    builtin = any(s.strip() in (*BUILTIN, "builtin") for s in args.tasks.split(","))
+    if args.data and builtin:
         given = open_shards(args.data)  # the built-in items' text: of the runs' tokenizer?
         for run in runs:
             check_same_tokenizer(run, given)
@@ -84,6 +85,8 @@ def run_tasks(args) -> int:
         cfg = runfolder.load_config(run)
         if tasks is None:  # one set of items for every run: the runs of a sweep share shards
             shards = Path(args.data or cfg.train.data)
+            if builtin and not args.data:  # a relative data path may name other shards here
+                check_own_data(run, cfg, open_shards(shards))
             tasks = resolve_tasks(args.tasks.split(","), shards, args.task_items, args.task_seed)
         cast = autocast(device, pick_dtype(cfg.train.dtype, device))
         done = evaluate_run(

@@ -185,6 +185,14 @@ def read_points(law, table):
             f"fraction in (0, 1] (got {float(metric[bad - 1]):g}); accuracies, not percentages"
         )
     if law.law == "task-power":
+        if np.any(metric >= 1):  # its power law is of -ln(metric): 0 at 1, no log of it
+            bad = int(np.flatnonzero(metric >= 1)[0]) + 1
+            raise DataError(
+                f"{m.source}: row {bad}, column {s['metric_col']!r}: task-power fits "
+                "-ln(metric), a power law that never reaches 0, and this row's metric is "
+                f"{float(metric[bad - 1]):g}: leave the saturated rows out (--where) or "
+                "fit task-sigmoid"
+            )
         return m, None
     if not s["loss_col"]:
         raise DataError("law 'task-sigmoid' needs --loss-col: the column of the task loss")

@@ -46,7 +46,13 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
         context, continuation = context[:-n], context[-n:] + continuation
     whole = encode(tokenizer, context + continuation)
     ctx = encode(tokenizer, context)
-    return whole[: len(ctx)], whole[len(ctx) :]
+    if whole[: len(ctx)] == ctx and len(whole) > len(ctx):
+        return ctx, whole[len(ctx) :]
+    # A BPE merge across the boundary (`'` + `)` -> `')`) would feed part or all of the
+    # continuation as context: the context as it encodes alone, the continuation after it
+    # (without the start mark some pretrained tokenizers put before each text).
+    cont = tokenizer.continuation() if hasattr(tokenizer, "continuation") else tokenizer
+    return ctx, encode(cont, continuation)
 
 
 def shared_hosts(inputs: list[tuple]) -> list[int]:
