@@ -174,3 +174,34 @@ def test_a_second_trainer_on_the_folder_names_the_holder_and_exits(shards, tmp_p
     assert sorted(x.name for x in run.iterdir()) == [".lock"]
     # Released (or its holder killed: the kernel drops the lock), the folder trains.
     assert main(_train(shards, run)) == 0
+
+
+def test_a_config_change_resumed_at_the_last_step_completes(shards, tmp_path, capsys):
+    """Killed after its final checkpoint and before result.json (during the final
+    evaluation), a run continued with --allow-config-change trained nothing: saving its
+    final checkpoint again was refused as 'another run's checkpoint' on every attempt."""
+    run = tmp_path / "run"
+    assert main(_train(shards, run)) == 0
+    (run / "result.json").unlink()
+    assert main(_train(shards, run, "--lr", "2e-3", "--allow-config-change")) == 0
+    assert _result(run)["status"] == "completed"
+    assert sorted(p.name for p in (run / "ckpt").iterdir()) == ["step-00000008"]
+
+
+def test_relaunching_a_complete_run_leaves_its_folder_as_it_was(shards, tmp_path, capsys):
+    """A complete run relaunched with another --eval-tokens or --schedule returns its
+    result; config.toml (rewritten to settings its result was not made with) and
+    history.jsonl (a schedule_change per relaunch) stay as they were."""
+    run = tmp_path / "run"
+    assert main(_train(shards, run)) == 0
+    before = _tree(run)
+    for extra in (("--eval-tokens", "800"), ("--schedule", "constant")):
+        assert main(_train(shards, run, *extra)) == 0
+        assert _tree(run) == before
+
+
+def test_resume_must_on_a_missing_folder_makes_none(shards, tmp_path, capsys):
+    run = tmp_path / "typo"
+    err = one_line_error(capsys, _train(shards, run, "--resume", "must"))
+    assert err == f"error: --resume must, but {run / 'ckpt'} holds no valid checkpoint\n"
+    assert not run.exists()

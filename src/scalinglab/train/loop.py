@@ -59,6 +59,7 @@ class Trainer:
         self.progress_enabled = progress
         self.allow_config_change = allow_config_change
         self.changes: dict = {}  # settings changed on this resume (--allow-config-change)
+        self.resumed_at: int | None = None  # the step a resume started from
         self.manifest: dict = {}  # of the checkpoint resumed from
         self.lock = None
         self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
@@ -131,8 +132,11 @@ class Trainer:
                     if self.dist.agree_after_step(self.c, stop.requested):
                         self._checkpoint()
                         return self._finish("preempted")
-                # A SIGTERM from here on is ignored: the run is about to complete.
-                self._checkpoint()
+                # A SIGTERM from here on is ignored: the run is about to complete. Resumed
+                # from its last step's checkpoint (a kill during the final evaluation), it
+                # trained nothing: that checkpoint is the final one.
+                if self.c.step != self.resumed_at:
+                    self._checkpoint()
                 return self._finish("completed")
         except Exception as exc:
             if not isinstance(exc, ConfigError | CheckpointError):
@@ -253,11 +257,13 @@ class Trainer:
 
     def _start(self) -> dict | None:
         """Resume or start fresh; returns the stored result if the run is already complete."""
+        mode = self.cfg.train.resume
+        root = runfolder.checkpoint_root(self.out)
+        if mode == "must" and not self.out.is_dir():  # a mistyped --out: no folder made
+            raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
         self.out.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:  # one trainer per folder: a second one is refused, naming us
             self.lock = runfolder.hold_lock(self.out)
-        mode = self.cfg.train.resume
-        root = runfolder.checkpoint_root(self.out)
         path = None
         if mode == "never":
             if checkpoint.list_steps(root):
@@ -279,6 +285,14 @@ class Trainer:
                 "run's own budget or more, or a new --out folder"
             )
         self.dist.check_same(self.c.step, "step to resume from")
+        self.resumed_at = self.c.step if path is not None else None
+        old = runfolder.read_result(self.out)
+        if path is not None and self._budget_spent() and old and old.get("status") == "completed":
+            # complete: its result stands, and its config.toml and history.jsonl with it
+            if self.dist.is_main and (self.changes or self.schedule_change is not None):
+                log.warning("warning: %s is complete; its result stands, and the settings "
+                            "changed here are not applied to it", self.out)  # fmt: skip
+            return old
         self.metrics.truncate_after(self.c.step)
         if self.dist.is_main and self.changes:
             self._record_changes(path)
@@ -295,9 +309,6 @@ class Trainer:
         if self.dist.is_main and self.shards.tokenizer_path.exists():  # the run alone can generate
             tokenizer = self.shards.tokenizer_path.read_bytes()
             atomic_write_bytes(self.out / runfolder.TOKENIZER, tokenizer)
-        old = runfolder.read_result(self.out)
-        if path is not None and self._budget_spent() and old and old.get("status") == "completed":
-            return old
         self.metrics.open_trackers(self._hparams())
         self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
         return None
