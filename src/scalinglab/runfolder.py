@@ -589,14 +589,23 @@ def record_tasks(run_dir: str | os.PathLike, results: list[dict]) -> list[dict]:
     check_tasks_readable(run_dir)
     new = {_task_key(r) for r in results}
     kept = [r for r in read_tasks(run_dir) if _task_key(r) not in new]
+    # when it was scored: of two item sets alike in size (a task file corrected, scored
+    # again), the runs table shows the newer (sweep.table.task_items, final_tasks)
+    now = max([time.time(), *(scored_at(r) + 1e-6 for r in kept)])
     allres = sorted(
-        kept + [finite_or_none(r) for r in results],
+        kept + [finite_or_none(r) | {"scored_at": now} for r in results],
         key=lambda r: (str(r.get("task")), r.get("step") or 0),
     )
     atomic_write_json(
         Path(run_dir) / TASKS, {"format_version": TASKS_FORMAT_VERSION, "results": allres}
     )
     return allres
+
+
+def scored_at(r: dict) -> float:
+    """When a task result was recorded (0 for results recorded before this was kept)."""
+    v = r.get("scored_at")
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
 
 
 def _task_key(r: dict) -> tuple:
@@ -615,8 +624,9 @@ def final_tasks(run_dir: str | os.PathLike, items: dict | None = None) -> dict[s
         name = r.get("task")
         if not name or (items and name in items and r.get("sha256") != items[name]):
             continue
-        key = (r.get("step") or 0, r.get("n") or 0)
-        if name not in out or key >= ((out[name].get("step") or 0), out[name].get("n") or 0):
+        key = (r.get("step") or 0, r.get("n") or 0, scored_at(r))
+        o = out.get(name)
+        if o is None or key >= (o.get("step") or 0, o.get("n") or 0, scored_at(o)):
             out[name] = r
     return out
 

@@ -70,3 +70,20 @@ def test_one_run_alone_shows_its_newest_step_then_its_most_items(tmp_path):
     )
     assert runfolder.final_tasks(d)["recall"]["acc"] == 0.5
     assert runfolder.final_tasks(d, {"recall": "s3"})["recall"]["acc"] == 0.9
+
+
+def test_a_corrected_task_file_scored_again_shows_its_new_result(tmp_path):
+    """Two item sets of one task alike in runs and size (a task file fixed, then scored
+    again): the table chose between them by their sha256's order, so the old numbers
+    stayed about half the time. The set scored last is shown now."""
+    from scalinglab import runfolder
+    from scalinglab.sweep.table import task_items
+
+    run = tmp_path / "run"
+    run.mkdir()
+    base = {"task": "mini", "step": 30, "n": 2, "acc": 0.0}
+    for sha, acc in (("f" * 64, 0.0), ("0" * 64, 1.0), ("e" * 64, 0.5)):  # either order
+        runfolder.record_tasks(run, [base | {"sha256": sha, "acc": acc}])
+        assert task_items([run]) == {"mini": sha}
+        assert runfolder.final_tasks(run)["mini"]["acc"] == acc
+        assert runfolder.final_tasks(run, task_items([run]))["mini"]["acc"] == acc

@@ -137,18 +137,20 @@ def task_items(run_dirs) -> dict[str, str]:
     scores on different items: a run not scored on that set has none in the column."""
     runs: dict[tuple, set] = {}  # (task, sha256) -> the runs scored on it
     size: dict[tuple, int] = {}
+    newest: dict[tuple, float] = {}  # a tie: the set scored last (a task file corrected)
     for d in run_dirs:
         for r in runfolder.read_tasks(d):
             key = (r.get("task"), r.get("sha256"))
             if key[0] and key[1]:
                 runs.setdefault(key, set()).add(str(d))
                 size[key] = max(size.get(key, 0), r.get("n") or 0)
+                newest[key] = max(newest.get(key, 0.0), runfolder.scored_at(r))
     best: dict[str, tuple] = {}
     for (task, sha), who in runs.items():
-        rank = (len(who), size[task, sha], sha)
+        rank = (len(who), size[task, sha], newest[task, sha], sha)
         if task not in best or rank > best[task]:
             best[task] = rank
-    return {task: rank[2] for task, rank in best.items()}
+    return {task: rank[3] for task, rank in best.items()}
 
 
 def runs_table(root: str | Path) -> list[dict]:
