@@ -121,3 +121,23 @@ def test_out_the_runs_shards_folder_is_refused_and_the_shards_kept(run, capsys):
         "choose an --out outside the shards\n"
     )
     assert _files(shards) == before
+
+
+@needs_hf
+def test_out_dot_is_filled_when_empty_and_never_deleted(run, tmp_path, capsys, monkeypatch):
+    """`--out .` put its temporary folder inside `.` (a path with no name) and failed with
+    'Invalid argument'; under --force it first deleted everything in the folder."""
+    empty, kept = tmp_path / "empty", tmp_path / "kept"
+    empty.mkdir()
+    kept.mkdir()
+    (kept / "precious.txt").write_text("keep")
+    monkeypatch.chdir(kept)
+    err = _refused(capsys, ["export", run, "--format", "hf", "--out", ".", "--force"])
+    assert err == (
+        "error: --out . is the current folder or holds it: --force would delete it; "
+        "give another folder\n"
+    )
+    assert (kept / "precious.txt").read_text() == "keep"
+    monkeypatch.chdir(empty)
+    assert main(["export", str(run), "--format", "hf", "--out", "."]) == 0
+    assert (empty / "config.json").exists() and not list(empty.glob(".*tmp*"))

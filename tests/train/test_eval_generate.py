@@ -83,6 +83,11 @@ class _Bytes:
 def test_stream_text_holds_back_split_characters():
     pieces = list(stream_text(_Bytes(), list(b"caf"), iter("é!".encode())))
     assert pieces == ["caf", "é", "!"]
+    # a byte-level prompt that ends inside a character: everything generated after it
+    # was dropped (the text no longer started with the prompt's trailing U+FFFD)
+    pieces = list(stream_text(_Bytes(), list(b"caf\xc3"), iter(b"\xa9 ok")))
+    assert "".join(pieces) == "café ok" and pieces[0] == "caf"
+    assert "".join(stream_text(_Bytes(), list(b"caf\xc3"), iter(()))) == "caf\ufffd"
 
 
 def test_word_level_generation_continues_the_prompts_line(tmp_path, capsys):

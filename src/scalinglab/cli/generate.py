@@ -39,8 +39,8 @@ def register(sub) -> None:
 def stream_text(tokenizer, ids, sample):
     """Yield the decoded prompt, then text as it becomes decodable; a multi-byte
     character split across tokens is held back until it is complete."""
-    shown = tokenizer.decode(ids)
-    yield shown
+    shown = tokenizer.decode(ids).rstrip("\ufffd")  # a prompt ending inside a character:
+    yield shown  # its end is held back too, else nothing generated would ever match it
     for tok in sample:
         ids.append(tok)
         text = tokenizer.decode(ids)

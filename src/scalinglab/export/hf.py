@@ -225,6 +225,12 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     out = Path(out_dir)
+    here = Path.cwd().resolve()
+    if force and (out.resolve() == here or out.resolve() in here.parents):
+        raise ExportError(
+            f"--out {out_dir} is the current folder or holds it: --force would delete it; "
+            "give another folder"
+        )
     check_out_apart(run_dir, out)  # --force would delete the run
     model, cfg, step = load_trained(run_dir, "cpu")
     check_out_apart(run_dir, out, data=cfg.train.data)  # or its shards
@@ -244,6 +250,10 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     hf.config.eos_token_id = eos_id
     hf.generation_config = GenerationConfig(eos_token_id=eos_id, pad_token_id=eos_id)
 
+    given, out = (
+        out,
+        Path(os.path.abspath(out)),
+    )  # `.` has no name: its temporary folder went inside it
     out.parent.mkdir(parents=True, exist_ok=True)
     # A killed export's temporary folder (its pid gone) is removed here, not left for good.
     remove_stale_temps(out.parent, f".{out.name}.tmp-")
@@ -271,6 +281,6 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     log.debug("exported %s (step %d) as %s to %s", run_dir, step, type(hf).__name__, out)
     return {
-        "format": "hf", "out": str(out), "architecture": type(hf).__name__, "step": step,
+        "format": "hf", "out": str(given), "architecture": type(hf).__name__, "step": step,
         "max_abs_logit_diff": diff, "files": sorted(p.name for p in out.iterdir()),
     }  # fmt: skip
