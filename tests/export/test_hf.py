@@ -125,6 +125,21 @@ def test_auto_tokenizer_encodes_and_decodes_as_ours(tmp_path, kind):
         assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == 0
 
 
+def test_a_pretrained_tokenizers_post_processor_is_left_out_of_the_export(tmp_path):
+    """Shards are encoded without a pretrained tokenizer's special tokens (Llama's <s>
+    before each text); the exported tokenizer.json kept its post-processor, so
+    AutoTokenizer fed the exported model a <s> it never trained on."""
+    from scalinglab.data.tokenizers import load_tokenizer
+    from tests.data.test_pretrained_tokenizer import hf_tokenizer
+
+    hf_tokenizer().save(str(tmp_path / "src.json"))
+    for name, text in tokenizer_files(tmp_path / "src.json", block_size=64).items():
+        (tmp_path / name).write_text(text)
+    tok = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
+    ids = load_tokenizer(tmp_path / "src.json").encode(SAMPLE).tolist()
+    assert tok(SAMPLE).input_ids == ids and tok.decode(ids) == SAMPLE
+
+
 @pytest.mark.parametrize("param, pos", [("mup", "learned"), ("completep", "rope")])
 def test_mup_and_completep_runs_export_with_our_logits(tmp_path, capsys, param, pos):
     """The multipliers (attention, branches, readout) are folded into the exported weights."""

@@ -176,6 +176,9 @@ def tokenizer_files(tokenizer_json: Path, block_size: int) -> dict[str, str]:
     if "model" not in obj:  # the minimal {"kind": "byte"} form: write the real one
         text = ByteTokenizer().to_hf().to_str(pretty=True) + "\n"
         obj = json.loads(text)
+    if obj.get("post_processor") is not None:  # a pretrained one's BOS/EOS around each
+        obj["post_processor"] = None  # text: the runs never saw them (add_special_tokens=False)
+        text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
     kind = detect_kind(obj)
     conf = {
         "tokenizer_class": "PreTrainedTokenizerFast",
