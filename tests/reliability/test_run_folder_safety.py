@@ -205,3 +205,11 @@ def test_resume_must_on_a_missing_folder_makes_none(shards, tmp_path, capsys):
     err = one_line_error(capsys, _train(shards, run, "--resume", "must"))
     assert err == f"error: --resume must, but {run / 'ckpt'} holds no valid checkpoint\n"
     assert not run.exists()
+
+
+def test_a_model_too_large_for_memory_is_one_line(shards, tmp_path, capsys):
+    """--vocab-size 1e11 was a RuntimeError traceback from the embedding's allocation."""
+    run = tmp_path / "big"
+    err = one_line_error(capsys, _train(shards, run, "--vocab-size", "100000000000"))
+    assert err.startswith("error: the gpt of ") and "does not fit in the memory of cpu" in err
+    assert not run.exists()

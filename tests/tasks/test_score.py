@@ -226,3 +226,17 @@ def test_a_bpe_merge_across_the_boundary_leaves_the_choice_whole():
         assert whole[: len(ctx)] != ctx  # the merge is there
         got_ctx, got_cont = encode_pair(tok, context, choice)
         assert got_ctx == ctx and tok.decode(got_cont) == choice
+
+
+def test_a_prompt_that_encodes_to_no_token_names_its_line(tmp_path):
+    """Under a word tokenizer a whitespace prompt is no token: the error blamed a --prompt
+    flag that `eval` does not have."""
+    from scalinglab.data.tokenizers import train_tokenizer
+    from scalinglab.tasks.score import score_generation
+
+    path = tmp_path / "gen.jsonl"
+    path.write_text('{"prompt": "a b", "reference": "b"}\n{"prompt": "   ", "reference": "x"}\n')
+    tok = train_tokenizer("word", ["a b a b\n"])
+    with pytest.raises(DataError) as exc:
+        score_generation(None, tok, read_task(path))
+    assert str(exc.value) == f"{path}:2: 'prompt' '   ' encodes to no token"

@@ -222,6 +222,9 @@ def chrf(outputs: list[str], references: list[str]) -> float | None:
 
 def score_generation(model, tokenizer, task: Task, max_new_tokens: int = 64) -> dict:
     """exact_match (a fraction) and chrf (0-100; None without sacrebleu) of a generation task."""
+    for k, it in enumerate(task.items):  # sample() would blame a --prompt flag
+        if not encode(tokenizer, it.prompt):
+            raise DataError(f"{task.where(k)}: 'prompt' {it.prompt!r} encodes to no token")
     outs = [
         generate_greedy(model, tokenizer, it.prompt, it.until, max_new_tokens) for it in task.items
     ]

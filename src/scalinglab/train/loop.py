@@ -75,7 +75,16 @@ class Trainer:
         self.fingerprint = setup.data_fingerprint(self.shards)
         self.run_id = runfolder.run_id(self.cfg, self.fingerprint)
         torch.manual_seed(t.seed)
-        self.model = build_model(m).to(self.device)
+        try:
+            self.model = build_model(m).to(self.device)
+        except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            text = str(exc).lower()
+            if not isinstance(exc, MemoryError) and "alloc" not in text and "memory" not in text:
+                raise
+            raise ConfigError(
+                f"the {m.arch} of {count(m).params:,} parameters (vocab_size {m.vocab_size:,}) "
+                f"does not fit in the memory of {self.device}; make it smaller"
+            ) from None
         fwd = self.dist.wrap(self.model, self.device)  # DDP under torchrun, else the model
         self.fwd = torch.compile(fwd) if t.compile else fwd
         self.counts = count(m)
