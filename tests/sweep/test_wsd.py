@@ -167,3 +167,26 @@ def test_the_sweeps_closing_table_holds_the_branches_not_the_stable_runs(tmp_pat
     rows = json.loads(capsys.readouterr().out)
     assert [r["status"] for r in rows] == ["completed", "completed"]
     assert sorted(r["run_id"] for r in rows) == sorted(r["run_id"] for r in runs_table(out))
+
+
+def test_a_branch_added_after_the_stable_run_ended_starts_from_an_earlier_checkpoint(
+    tmp_path, shards
+):
+    """A budget added to a finished WSD sweep branches where the stable run kept no
+    checkpoint: the sweep stopped on 'the checkpoint to start from is missing' at every
+    rerun. It starts from the newest checkpoint before its branch point, and still ends
+    bit for bit where the branch alone ends."""
+    out = tmp_path / "out"
+    first = load_spec(write_spec(tmp_path, shards, WSD))
+    driver.run_sweep(first, out, LocalExecutor(1), threads=1)
+    text = WSD.replace("[1, 2.5]", "[1, 1.7, 2.5]").replace("checkpoints = 4", "checkpoints = 5")
+    more = load_spec(write_spec(tmp_path, shards, text))
+    outcomes = driver.run_sweep(more, out, LocalExecutor(1), threads=1)
+    assert sorted(o["status"] for o in outcomes) == ["completed"] * 4
+    (new,) = [b for s in design.wsd_sizes(driver.open_context(more)) for b in s.branches
+              if b.group["tokens_per_param"] == 1.7]  # fmt: skip
+    assert not (out / "stable" / "runs" / new.seed.run / "ckpt"
+                / f"step-{new.seed.step:08d}").exists()  # fmt: skip
+    cfg = RunConfig.from_dict(load_toml(out / "runs" / new.name / "run.toml"))
+    alone = train(cfg, tmp_path / "alone")
+    assert read_result(out / "runs" / new.name)["val_loss"] == alone["val_loss"]

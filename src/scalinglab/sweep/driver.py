@@ -17,7 +17,7 @@ from pathlib import Path
 from scalinglab import runfolder
 from scalinglab.config import RunConfig, dumps_toml
 from scalinglab.data.shards import content_id, read_manifest
-from scalinglab.errors import DataError, SweepError
+from scalinglab.errors import DataError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 from scalinglab.runfolder import CKPT, METRICS, RESULT, RUN_TOML, SWEEP_JSON, read_result
 from scalinglab.sweep import design
@@ -172,9 +172,20 @@ def seed_run(seed_dir: Path, run_dir: Path, step: int) -> None:
         return
     if (run_dir / RESULT).exists():
         return
+    # The stable run's checkpoint at `step`, or its newest valid one before it: a design
+    # changed after the stable run ended (a budget added, other `checkpoints`) branches
+    # where that run kept no checkpoint, and the steps before the branch point are the
+    # same constant-lr steps from any of them.
+    wanted = step
+    steps = [int(p.name.removeprefix("step-")) for p in checkpoint.list_steps(seed_dir / CKPT)]
+    step = next((s for s in steps if s <= wanted
+                 and checkpoint.verify(checkpoint.step_dir(seed_dir / CKPT, s)) is None), 0)  # fmt: skip
+    if step != wanted:
+        log.info("%s: no checkpoint of %s at step %d; starting from step %d", run_dir.name,
+                 seed_dir.name, wanted, step)  # fmt: skip
+    if step == 0:
+        return  # it trains from the start: the same steps, only more of them
     src = checkpoint.step_dir(seed_dir / CKPT, step)
-    if checkpoint.verify(src) is not None:
-        raise SweepError(f"{src}: the checkpoint to start from is missing or damaged; rerun")
     ckpt.mkdir(parents=True, exist_ok=True)
     tmp = ckpt / f".tmp-step-{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
