@@ -469,7 +469,12 @@ def check_checkpoint(
     if own is not None and saved is not None and lineage_id(own, data_id) == theirs:
         names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in CONTINUABLE]
         changes = changed_fields(saved.get("train", {}), cfg.to_dict()["train"], names)
-        changes = {k: v for k, v in changes.items() if k not in OPERATIONAL}
+        # eval_every steers the LR under plateau annealing: part of the run's identity
+        steer = saved.get("train", {}).get("plateau_factor") or cfg.train.plateau_factor
+        changes = {
+            k: v for k, v in changes.items()
+            if k not in OPERATIONAL or (k == "eval_every" and steer)
+        }  # fmt: skip
     if not changes:
         raise CheckpointError(
             f"{ckpt_dir}: this checkpoint belongs to run {recorded.get('run_id')}, not to "

@@ -213,3 +213,16 @@ def test_a_model_too_large_for_memory_is_one_line(shards, tmp_path, capsys):
     err = one_line_error(capsys, _train(shards, run, "--vocab-size", "100000000000"))
     assert err.startswith("error: the gpt of ") and "does not fit in the memory of cpu" in err
     assert not run.exists()
+
+
+def test_eval_every_changed_under_plateau_annealing_is_a_config_change(shards, tmp_path, capsys):
+    """With --plateau-factor the evaluations steer the LR, so --eval-every is part of the
+    run: changing it on resume was refused as 'another run's checkpoint', even with
+    --allow-config-change."""
+    run = tmp_path / "run"
+    assert main(_train(shards, run, "--plateau-factor", "2", "--eval-every", "2")) == 0
+    longer = _train(shards, run, "--plateau-factor", "2", "--eval-every", "4", steps=12)
+    err = one_line_error(capsys, longer)
+    assert "settings changed since it was written (--eval-every 2 -> 4)" in err
+    assert main([*longer, "--allow-config-change"]) == 0
+    assert _result(run)["status"] == "completed"
