@@ -93,6 +93,10 @@ def test_other_architectures_export(tmp_path, arch, pos):
     to_onnx(model, tmp_path / "m.onnx")
     seq = 12 if arch == "gpt" else 30
     assert onnx_difference(model, tmp_path / "m.onnx", batch=2, seq=seq) <= 1e-4
+    # logits are (batch, seq, vocab): an RNN's last axis was an expression of the
+    # example's length ('(2048//s70)')
+    shape = ort.InferenceSession(str(tmp_path / "m.onnx")).get_outputs()[0].shape
+    assert shape == ["batch", "seq", 40]
 
 
 def test_bad_out_names_are_refused(runs, tmp_path):
@@ -102,6 +106,9 @@ def test_bad_out_names_are_refused(runs, tmp_path):
     with pytest.raises(ExportError, match="force=True"):
         export_onnx(runs["gpt"], tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").read_text() == "mine"
+    (tmp_path / "d.onnx").mkdir()  # refused up front, not after the whole export
+    with pytest.raises(ExportError, match=r"d\.onnx is a folder; an ONNX export is one"):
+        export_onnx(runs["gpt"], tmp_path / "d.onnx", force=True)
 
 
 def test_a_failed_check_writes_nothing(runs, tmp_path, monkeypatch):

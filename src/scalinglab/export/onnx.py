@@ -175,7 +175,8 @@ def to_onnx(model, path: Path, opset: int | None = None) -> None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         except Exception as exc:  # the exporter raises many types; name the cause
             raise ExportError(f"torch.onnx.export failed: {_summary(exc)}") from None
-    _name_axes(path)
+    head = model.lm_head if hasattr(model, "lm_head") else model.decoder
+    _name_axes(path, head.out_features)
 
 
 def _export_torchscript(module, args, path, inputs, outputs, opset) -> None:
@@ -190,8 +191,9 @@ def _export_torchscript(module, args, path, inputs, outputs, opset) -> None:
     )  # fmt: skip
 
 
-def _name_axes(path: Path) -> None:
-    """Name the token axes 'batch' and 'seq' on input_ids and logits.
+def _name_axes(path: Path, vocab: int) -> None:
+    """Name the token axes 'batch' and 'seq' on input_ids and logits, and give logits its
+    vocabulary size (an RNN's was an expression of the example's length).
 
     The exporter annotates an LSTM's output with the example's fixed length
     (onnxruntime then warns on every other length), and names a free axis 's70'.
@@ -207,6 +209,9 @@ def _name_axes(path: Path) -> None:
         for i, name in ((0, "batch"), (1, "seq")):
             dims[i].Clear()
             dims[i].dim_param = name
+    last = logits.type.tensor_type.shape.dim[2]
+    last.Clear()
+    last.dim_value = vocab
     onnx.save(proto, str(path))
 
 
@@ -237,6 +242,8 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     if out.suffix != ".onnx":
         raise ExportError(f"--out {out}: an ONNX export is one file whose name ends in .onnx")
     check_out_apart(run_dir, out)
+    if out.is_dir() and not out.is_symlink():  # found only after the whole export before
+        raise ExportError(f"--out {out} is a folder; an ONNX export is one .onnx file")
     if out.exists() and not force:
         raise ExportError(f"--out {out} exists; pass --force to replace it")
     model, cfg, step = load_trained(run_dir, "cpu")
