@@ -144,3 +144,10 @@ def test_eval_help_says_the_batch_size_default_with_tasks(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "lanes per batch (default: the run's); with --tasks, sequences scored" in text
     assert "(default: 32)" in text
+
+
+def test_one_bracket_item_is_refused_for_its_real_reason(shards):
+    """--task-items 1 said the split had no brackets: the task is made in pairs."""
+    with pytest.raises(ConfigError, match=r"brackets task is made in pairs .* needs 2 or more"):
+        builtin_task("brackets", shards, 1)
+    assert len(builtin_task("brackets", shards, 2).items) == 2

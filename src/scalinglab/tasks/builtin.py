@@ -236,6 +236,11 @@ def builtin_task(
         raise ConfigError(
             f"built-in tasks need n_items >= 1 and context_chars >= {4 * MIN_CONTEXT}"
         )
+    if name == "brackets" and n_items < 2:  # one ")" item per "]" or "}" one: pairs
+        raise ConfigError(
+            "--task-items 1: the brackets task is made in pairs (as many ')' items as ']' and "
+            "'}' ones), so it needs 2 or more"
+        )
     sh = open_shards(shards) if not isinstance(shards, Shards) else shards
     items = MAKERS[name](val_text(sh), n_items, np.random.default_rng(seed), context_chars)
     if not items:
