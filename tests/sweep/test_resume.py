@@ -105,7 +105,7 @@ def test_dry_run_prints_plan_and_total(tmp_path, shards, capsys):
     for r in runs:
         assert r.name in out
     total = sum(r.flops for r in runs)
-    assert f"2 runs, total compute {total:.3g} FLOPs (6nd convention)" in out
+    assert f"2 runs, total compute trained {total:.3g} FLOPs (6nd convention)" in out
     assert not (tmp_path / "o").exists()
     assert main(["sweep", str(p), "--dry-run", "--flops-convention", "model"]) == 0
     assert "FLOPs (model convention)" in capsys.readouterr().out

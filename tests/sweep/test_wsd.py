@@ -190,3 +190,19 @@ def test_a_branch_added_after_the_stable_run_ended_starts_from_an_earlier_checkp
     cfg = RunConfig.from_dict(load_toml(out / "runs" / new.name / "run.toml"))
     alone = train(cfg, tmp_path / "alone")
     assert read_result(out / "runs" / new.name)["val_loss"] == alone["val_loss"]
+
+
+def test_the_dry_run_prices_a_branch_from_its_seed_step(tmp_path, shards, capsys):
+    """Each branch was priced (compute and est_s) for all its steps, though it trains
+    from its stable run's checkpoint: the total was about twice what the design trains,
+    more than the same runs trained alone."""
+    from scalinglab.cli import main
+
+    spec = write_spec(tmp_path, shards, WSD)
+    assert main(["sweep", str(spec), "--dry-run", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    spent, independent = design.trained_flops(
+        design.wsd_sizes(driver.open_context(load_spec(spec)))
+    )
+    assert spent < independent
+    assert f"3 runs, total compute trained {spent:.3g} FLOPs" in out

@@ -248,7 +248,8 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
                 "est_s": est[r.name],
             }
         )
-    total_c = sum(r.flops for r in runs)
+    # trained: a branch seeded from a stable run's checkpoint trains from there on
+    total_c = sum(r.flops * (r.steps - (r.seed.step if r.seed else 0)) / r.steps for r in runs)
     total_s = sum(est.values())
     if as_json:
         print_rows(rows)
@@ -256,8 +257,8 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
         print(format_table(rows, list(rows[0])))
     say = (lambda m: print(m, file=sys.stderr)) if as_json else print
     say(
-        f"{len(runs)} runs, total compute {total_c:.3g} FLOPs ({spec.design.flops_convention}"
-        f" convention); estimated {total_s:.0f} s of run time, about "
+        f"{len(runs)} runs, total compute trained {total_c:.3g} FLOPs "
+        f"({spec.design.flops_convention} convention); estimated {total_s:.0f} s of run time, about "
         f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
         f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
         + busy_note(threads, load)

@@ -123,4 +123,8 @@ def estimate_seconds(runs: list[PlannedRun], threads: int) -> dict[str, float]:
     t_hi = _seconds_per_step(hi, threads) if fps(hi) > fps(lo) else t_lo
     b = max(0.0, (t_hi - t_lo) / (fps(hi) - fps(lo))) if fps(hi) > fps(lo) else 0.0
     a = max(0.0, t_lo - b * fps(lo))
-    return {r.name: START_SECONDS + r.steps * (a + b * fps(r)) for r in runs}
+    # a seeded run (a WSD branch, a trunk's branch) trains from its seed's step only
+    return {
+        r.name: START_SECONDS + (r.steps - (r.seed.step if r.seed else 0)) * (a + b * fps(r))
+        for r in runs
+    }
