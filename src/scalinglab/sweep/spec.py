@@ -60,8 +60,8 @@ def _number(obj, name: str, integer: bool = False, positive: bool = True):
     """Check a numeric field (TOML gives ints for whole floats; bools are not numbers)."""
     v = getattr(obj, name)
     kind = int if integer else int | float
-    bad = isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v)
-    if bad or (positive and v <= 0):
+    bad = isinstance(v, bool) or not isinstance(v, kind)
+    if bad or (positive and not (v > 0 and math.isfinite(v))):  # NaN, inf: checked later
         what = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{name} must be {what if positive else 'a number'}, got {v!r}")
     if not integer:
