@@ -6,10 +6,16 @@
   STEP, in torchrun's first attempt only (TORCHELASTIC_RESTART_COUNT=0);
 - SCALINGLAB_TEST_THREADS=DIR: once the CLI returns, the names of the worker's
   native threads are written to DIR/threads-rank{RANK}-attempt{RESTART_COUNT}.txt
-  (a process group still alive shows as gloo's threads).
+  (a process group still alive shows as gloo's threads);
+- SCALINGLAB_TEST_DISK_FULL=STEP: rank 0's checkpoint of STEP fails as on a full disk
+  (ENOSPC while writing its state.pt);
+- SCALINGLAB_TEST_EXIT=DIR: a worker's stderr goes to DIR/stderr-rank{RANK}.txt and, once
+  the CLI returns, its exit code to DIR/exit-rank{RANK}.txt (torchrun's own report of a
+  failed worker is a traceback: this keeps each worker's output apart from it).
 """
 
 import builtins
+import errno
 import os
 import sys
 from pathlib import Path
@@ -55,12 +61,33 @@ def _crash(rank: str, spec: str) -> None:
     Trainer._after_step = after_step
 
 
+def _disk_full(rank: str, step: str) -> None:
+    if rank != "0":
+        return
+    import torch
+
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if isinstance(obj, dict) and str(obj.get("counters", {}).get("step")) == step:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+        return real_save(obj, f, *args, **kwargs)
+
+    torch.save = save
+
+
 if __name__ == "__main__":
     rank = os.environ.get("RANK", "0")
     if os.environ.get("SCALINGLAB_TEST_AUDIT"):
         _audit(os.environ["SCALINGLAB_TEST_AUDIT"], rank)
     if os.environ.get("SCALINGLAB_TEST_CRASH"):
         _crash(rank, os.environ["SCALINGLAB_TEST_CRASH"])
+    if os.environ.get("SCALINGLAB_TEST_DISK_FULL"):
+        _disk_full(rank, os.environ["SCALINGLAB_TEST_DISK_FULL"])
+    exits = os.environ.get("SCALINGLAB_TEST_EXIT")
+    if exits:
+        err = os.open(Path(exits) / f"stderr-rank{rank}.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.dup2(err, 2)
     from scalinglab.cli import main
 
     rc = main(sys.argv[1:])
@@ -72,4 +99,6 @@ if __name__ == "__main__":
             Path(os.environ["SCALINGLAB_TEST_THREADS"]) / f"threads-rank{rank}-attempt{attempt}.txt"
         )
         out.write_text("\n".join(sorted(names)) + "\n")
+    if exits:
+        (Path(exits) / f"exit-rank{rank}.txt").write_text(f"{rc}\n")
     sys.exit(rc)

@@ -4,6 +4,7 @@ only rank 0 writes, and a crashed worker is restarted from the last checkpoint."
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from scalinglab import runfolder
 from scalinglab.train import train
 from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
 
@@ -169,3 +171,36 @@ def test_carried_state_is_sliced_by_rank():
     h1, c1 = Distributed(1, 2).slice_rows((h, -h))
     assert torch.equal(h1, h[:, 4:]) and torch.equal(c1, -h[:, 4:])
     assert Distributed(0, 1).slice_rows(h) is h
+
+
+@pytest.mark.parametrize("fault", ["lock held", "disk full"])
+def test_a_failure_on_rank_0_stops_every_rank_with_one_line(tmp_path, fault):
+    """Rank 0 alone takes the lock and writes checkpoints: when that fails, rank 1 stops
+    too, with one line naming rank 0's cause and the same exit code, no gloo traceback."""
+    data = tiny_shards(tmp_path / "shards")
+    run, exits = tmp_path / "two", tmp_path / "exits"
+    exits.mkdir()
+    args = cli_args(data, run, "--steps", "6", "--ckpt-every", "2")
+    env = {"SCALINGLAB_TEST_EXIT": str(exits)}
+    lock = None
+    if fault == "lock held":
+        run.mkdir()
+        lock = runfolder.hold_lock(run)  # as another trainer of this folder does
+        cause = f"{run} is in use by another trainer (pid {os.getpid()} on {socket.gethostname()})"
+    else:
+        env["SCALINGLAB_TEST_DISK_FULL"] = "4"
+        cause = f"cannot write checkpoint {run / 'ckpt' / 'step-00000004'}: No space left on device"
+    try:
+        torchrun(args, env=env)
+    finally:
+        runfolder.release_lock(lock)
+    for rank in range(2):
+        err = (exits / f"stderr-rank{rank}.txt").read_text()
+        assert "Traceback" not in err, err[-3000:]
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, err[-3000:]
+        said = "error: " if rank == 0 else "error: rank 1 stops: rank 0 failed: "
+        assert errors[0].startswith(said + cause), errors
+        assert (exits / f"exit-rank{rank}.txt").read_text() == "2\n"
+    if fault == "disk full":  # the checkpoint before the failed one is kept
+        assert [p.name for p in (run / "ckpt").iterdir()] == ["step-00000002"]

@@ -18,6 +18,11 @@ The rules the loop keeps through these hooks:
   checkpoints, result.json). Every rank reads the same newest checkpoint on
   resume; a recurrent model's carried state is gathered into the global batch
   for the checkpoint and sliced back on load.
+- **Rank 0's work is agreed.** Where rank 0 alone may fail (the run's lock, the
+  writes of config, metrics, checkpoints and result), the ranks then agree on the
+  outcome (`together`: one tiny all-reduce): if rank 0 failed, every rank stops,
+  rank 0 with its own error and the others with one line naming it, instead of
+  going on to a collective rank 0 never joins (gloo's "Connection closed by peer").
 - **Decisions are agreed.** The guard's (finite?, loss, gradient norm) are
   all-reduced before the update, so no rank steps alone; after each step the
   ranks agree on a SIGTERM stop and on the training-time clock (the --time
@@ -40,7 +45,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, ScalingLabError
 
 if dist.is_available():
     # Imported here, before any process group exists, on purpose. The first
@@ -119,6 +124,33 @@ class Distributed:
         counters.train_seconds = float(t[1])
         return bool(t[0])
 
+    @contextlib.contextmanager
+    def together(self):
+        """A block that may fail on some ranks only (rank 0's lock and writes), left by
+        every rank alike: a rank that failed raises its own error, the others PeerFailed
+        naming the first failed rank's cause. One all-reduce of one number when none failed;
+        the block itself must hold no collective."""
+        if not self.enabled:
+            yield
+            return
+        try:
+            yield
+        except Exception as exc:
+            with contextlib.suppress(RuntimeError):  # the peers are gone: our error stands
+                self._share_failure(exc)
+            raise
+        self._share_failure(None)
+
+    def _share_failure(self, exc: Exception | None) -> None:
+        first = torch.tensor([self.world_size if exc is None else self.rank])
+        first = int(_all_reduce(first, dist.ReduceOp.MIN)[0])  # the lowest rank that failed
+        if first == self.world_size:
+            return
+        said = [_one_line(exc), getattr(exc, "exit_code", 1)] if self.rank == first else [None, 1]
+        dist.broadcast_object_list(said, src=first)
+        if exc is None:
+            raise PeerFailed(f"rank {self.rank} stops: rank {first} failed: {said[0]}", said[1])
+
     def check_same(self, value: int, what: str) -> None:
         """Raise unless every rank holds the same integer `value` (e.g. the resumed step)."""
         if not self.enabled:
@@ -166,6 +198,20 @@ class Distributed:
         finally:
             dist.destroy_process_group()
             self.owns_group = False
+
+
+class PeerFailed(ScalingLabError):
+    """Another rank failed (its own message says why): this one stops with its exit code."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _one_line(exc: Exception) -> str:
+    """A failed rank's cause, for its peers' messages."""
+    text = exc.message if isinstance(exc, ScalingLabError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
 class _DDP(DistributedDataParallel):

@@ -224,7 +224,8 @@ class Trainer:
             log.info("step %d: train loss %.4f, val loss %.4f", step, self.c.train_loss,
                      self.c.val_loss)  # fmt: skip
         if row:  # trackers also get the throughput (not a metrics.jsonl column)
-            self.metrics.write(row, tracked={"tokens_per_second": self._tokens_per_second()})
+            with self.dist.together():  # rank 0 writes: should that fail, every rank stops
+                self.metrics.write(row, tracked={"tokens_per_second": self._tokens_per_second()})
         if t.ckpt_every and step % t.ckpt_every == 0:
             self._checkpoint()
         bar.update(step, self.c.tokens, self.c.train_loss, self._tokens_per_second())
@@ -270,9 +271,10 @@ class Trainer:
         root = runfolder.checkpoint_root(self.out)
         if mode == "must" and not self.out.is_dir():  # a mistyped --out: no folder made
             raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
-        self.out.mkdir(parents=True, exist_ok=True)
-        if self.dist.is_main:  # one trainer per folder: a second one is refused, naming us
-            self.lock = runfolder.hold_lock(self.out)
+        with self.dist.together():  # rank 0's lock refused: every rank stops, naming it
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self.dist.is_main:  # one trainer per folder: a second one is refused, naming us
+                self.lock = runfolder.hold_lock(self.out)
         path = None
         if mode == "never":
             if checkpoint.list_steps(root):
@@ -302,6 +304,13 @@ class Trainer:
                 log.warning("warning: %s is complete; its result stands, and the settings "
                             "changed here are not applied to it", self.out)  # fmt: skip
             return old
+        with self.dist.together():  # rank 0 writes: should that fail, every rank stops
+            self._write_start(path)
+        self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
+        return None
+
+    def _write_start(self, path: Path | None) -> None:
+        """Rank 0 prepares the folder: metrics cut to the step, history, config, tokenizer."""
         self.metrics.truncate_after(self.c.step)
         if self.dist.is_main and self.changes:
             self._record_changes(path)
@@ -319,8 +328,6 @@ class Trainer:
             tokenizer = self.shards.tokenizer_path.read_bytes()
             atomic_write_bytes(self.out / runfolder.TOKENIZER, tokenizer)
         self.metrics.open_trackers(self._hparams())
-        self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
-        return None
 
     def _hparams(self) -> dict:
         """What trackers record of the run: its resolved config and its N, D, C (planned)."""
@@ -350,10 +357,11 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         state = self._state()  # on every rank: it gathers the carried RNN state
-        if self.dist.is_main:
-            owner = runfolder.checkpoint_owner(self.cfg, self.fingerprint)
-            root, keep = runfolder.checkpoint_root(self.out), self.cfg.train.keep_ckpts
-            checkpoint.save(root, self.c.step, self.model, state, keep, owner)
+        with self.dist.together():  # rank 0 writes: should that fail, every rank stops
+            if self.dist.is_main:
+                owner = runfolder.checkpoint_owner(self.cfg, self.fingerprint)
+                root, keep = runfolder.checkpoint_root(self.out), self.cfg.train.keep_ckpts
+                checkpoint.save(root, self.c.step, self.model, state, keep, owner)
 
     def _load(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
@@ -422,6 +430,11 @@ class Trainer:
             self.run_id = runfolder.run_id(self.cfg, self.fingerprint)
 
     def _finish(self, status: str) -> dict:
+        with self.dist.together():  # rank 0 writes the result: should that fail, all stop
+            return self._final_result(status)
+
+    def _final_result(self, status: str) -> dict:
+        """The final evaluation (on every rank; no collective) and the result."""
         final = {}
         if status == "completed":
             t = self.cfg.train
