@@ -9,6 +9,8 @@
   (a process group still alive shows as gloo's threads);
 - SCALINGLAB_TEST_DISK_FULL=STEP: rank 0's checkpoint of STEP fails as on a full disk
   (ENOSPC while writing its state.pt);
+- SCALINGLAB_TEST_MASKS=DIR: the sha256 of each dropout mask a worker draws in
+  training (nn.Dropout's) goes to DIR/masks-rank{RANK}-attempt{RESTART_COUNT}.txt;
 - SCALINGLAB_TEST_EXIT=DIR: a worker's stderr goes to DIR/stderr-rank{RANK}.txt and, once
   the CLI returns, its exit code to DIR/exit-rank{RANK}.txt (torchrun's own report of a
   failed worker is a traceback: this keeps each worker's output apart from it).
@@ -76,6 +78,26 @@ def _disk_full(rank: str, step: str) -> None:
     torch.save = save
 
 
+def _masks(folder: str, rank: str) -> None:
+    import hashlib
+
+    import torch
+
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    log = Path(folder) / f"masks-rank{rank}-attempt{attempt}.txt"
+    real_dropout = torch.nn.functional.dropout
+
+    def dropout(x, p=0.5, training=True, inplace=False):
+        out = real_dropout(x, p, training, inplace)
+        if training and p > 0:
+            mask = (out == 0).numpy().tobytes()
+            with open(log, "a") as f:
+                f.write(hashlib.sha256(mask).hexdigest() + "\n")
+        return out
+
+    torch.nn.functional.dropout = dropout
+
+
 if __name__ == "__main__":
     rank = os.environ.get("RANK", "0")
     if os.environ.get("SCALINGLAB_TEST_AUDIT"):
@@ -84,6 +106,8 @@ if __name__ == "__main__":
         _crash(rank, os.environ["SCALINGLAB_TEST_CRASH"])
     if os.environ.get("SCALINGLAB_TEST_DISK_FULL"):
         _disk_full(rank, os.environ["SCALINGLAB_TEST_DISK_FULL"])
+    if os.environ.get("SCALINGLAB_TEST_MASKS"):
+        _masks(os.environ["SCALINGLAB_TEST_MASKS"], rank)
     exits = os.environ.get("SCALINGLAB_TEST_EXIT")
     if exits:
         err = os.open(Path(exits) / f"stderr-rank{rank}.txt", os.O_WRONLY | os.O_CREAT, 0o644)

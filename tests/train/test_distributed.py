@@ -204,3 +204,39 @@ def test_a_failure_on_rank_0_stops_every_rank_with_one_line(tmp_path, fault):
         assert (exits / f"exit-rank{rank}.txt").read_text() == "2\n"
     if fault == "disk full":  # the checkpoint before the failed one is kept
         assert [p.name for p in (run / "ckpt").iterdir()] == ["step-00000002"]
+
+
+def test_ranks_draw_their_own_dropout_masks_and_resume_them_bitwise(tmp_path):
+    """With dropout each rank masks its rows with masks of its own (as one large batch's
+    rows get theirs), from the same initial weights; a worker killed after step 5 and
+    restarted from the step-4 checkpoint draws each rank's masks again and ends bitwise
+    equal to the uninterrupted 2-process run."""
+    data = tiny_shards(tmp_path / "shards")
+
+    def args(run):
+        return cli_args(data, run, "--dropout", "0.3", "--steps", "8", "--ckpt-every", "2",
+                        "--lr", "3e-3", "--warmup", "2", "--log-every", "1")  # fmt: skip
+
+    def masks(folder: Path, rank: int, attempt: int = 0) -> list[str]:
+        return (folder / f"masks-rank{rank}-attempt{attempt}.txt").read_text().split()
+
+    whole, crashed = tmp_path / "whole", tmp_path / "crashed"
+    seen, seen_crashed = tmp_path / "masks", tmp_path / "masks-crashed"
+    seen.mkdir()
+    seen_crashed.mkdir()
+    proc = torchrun(args(whole), env={"SCALINGLAB_TEST_MASKS": str(seen)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m0, m1 = masks(seen, 0), masks(seen, 1)
+    assert len(m0) == len(m1) == 8 * 3  # per step: the embeddings', attention's and MLP's
+    assert [a == b for a, b in zip(m0, m1, strict=True)] == [False] * 24
+
+    env = {"SCALINGLAB_TEST_CRASH": "1:5", "SCALINGLAB_TEST_MASKS": str(seen_crashed)}
+    proc = torchrun(args(crashed), env=env, restarts=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed" in proc.stderr and "step-00000004" in proc.stderr
+    for rank in range(2):  # steps 5-8 again, with the masks of the uninterrupted run
+        assert masks(seen_crashed, rank, attempt=1) == masks(seen, rank)[4 * 3 :]
+    last = Path("ckpt") / "step-00000008" / "model.safetensors"
+    assert (crashed / last).read_bytes() == (whole / last).read_bytes()
+    rows = [[r | {"seconds": None} for r in _rows(run)] for run in (whole, crashed)]
+    assert rows[0] == rows[1] and [r["step"] for r in rows[0]] == [*range(1, 9), 8]

@@ -11,9 +11,15 @@ The rules the loop keeps through these hooks:
 - **The global batch is the config's.** `--batch-size` counts sequences per
   micro-batch across all ranks; each rank takes its own `batch_size / N` rows
   of the very batch a single process would draw (`RankSlice`), so tokens per
-  step, budgets, schedules, run_id and checkpoints do not depend on N, and a
-  2-process run follows the 1-process run to float rounding. DDP averages the
-  gradients, which makes the update that of the global batch.
+  step, budgets, schedules, run_id and checkpoints (but for each rank's generator,
+  below) do not depend on N, and a 2-process run without dropout follows the
+  1-process run to float rounding. DDP averages the gradients, which makes the
+  update that of the global batch.
+- **Each rank draws its own dropout masks**, as the rows of one large batch do:
+  the model is initialised from the seed on every rank, then a rank r > 0 reseeds
+  (`rank_seed`). Checkpoints keep every rank's generator (`gather`), so a resume
+  on as many ranks continues each rank's masks; with dropout a 2-process run is
+  not the 1-process run (other masks), only alike in distribution.
 - **Only rank 0 writes** (config.toml, tokenizer.json, metrics, TensorBoard,
   checkpoints, result.json). Every rank reads the same newest checkpoint on
   resume; a recurrent model's carried state is gathered into the global batch
@@ -41,6 +47,7 @@ import inspect
 import logging
 import os
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -171,6 +178,15 @@ class Distributed:
         dist.all_gather(parts, state.contiguous())
         return torch.cat(parts, dim=1)
 
+    def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's `t` (of one shape on all ranks, e.g. an RNG state), in rank order."""
+        if not self.enabled:
+            return [t]
+        src = t.cuda() if dist.get_backend() == "nccl" and t.device.type != "cuda" else t
+        parts = [torch.empty_like(src) for _ in range(self.world_size)]
+        dist.all_gather(parts, src.contiguous())
+        return [p.to(t.device) for p in parts]
+
     def slice_rows(self, state):
         """This rank's rows of a global recurrent state (as written in checkpoints)."""
         if not self.enabled or state is None:
@@ -257,6 +273,12 @@ class RankSlice:
 
     def load_state_dict(self, state: dict) -> None:
         self.loader.load_state_dict(state)
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of rank `rank` > 0 after the model is initialised (at `step`, where
+    a resume has no generator of that rank to restore): a stream of its own per rank."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 def _init_group(backend: str, rank: int, world: int) -> None:

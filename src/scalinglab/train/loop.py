@@ -85,6 +85,8 @@ class Trainer:
                 f"the {m.arch} of {count(m).params:,} parameters (vocab_size {m.vocab_size:,}) "
                 f"does not fit in the memory of {self.device}; make it smaller"
             ) from None
+        if self.dist.rank:  # the same init on every rank; dropout masks of each rank's own
+            torch.manual_seed(distributed.rank_seed(t.seed, self.dist.rank))
         fwd = self.dist.wrap(self.model, self.device)  # DDP under torchrun, else the model
         self.fwd = torch.compile(fwd) if t.compile else fwd
         self.counts = count(m)
@@ -348,11 +350,15 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "schedule": self.schedule.state_dict(),
             "loader": self.loader.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
+            "rng_cpu": torch.get_rng_state(),  # rank 0's (a single process's)
             "rnn_state": self.dist.gather_rows(self.rnn_state),  # the global batch's lanes
         }
         if self.device.startswith("cuda"):
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dist.enabled:  # every rank's generator: each draws its own dropout masks
+            state["rng_cpu_ranks"] = self.dist.gather(state["rng_cpu"])
+            if "rng_cuda" in state:
+                state["rng_cuda_ranks"] = self.dist.gather(state["rng_cuda"])
         return state
 
     def _checkpoint(self) -> None:
@@ -382,10 +388,8 @@ class Trainer:
         checkpoint.load_weights(self.model, path)
         self.opt.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        if "rng_cuda" in state and self.device.startswith("cuda"):
-            torch.cuda.set_rng_state(state["rng_cuda"].cpu(), self.device)
         self.c = Counters(**state["counters"])
+        self._restore_rng(state)
         self.rnn_state = self.dist.slice_rows(state["rnn_state"])
         saved = state.get("schedule") or {}
         if self.schedule.total is None:  # a time budget: where its decay began, if it has
@@ -400,6 +404,19 @@ class Trainer:
             saved = {**saved, "warmup_frac": self.schedule.warmup_frac}
         self.schedule_change = schedule_change(saved, self.schedule, self.c.step)
         log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
+
+    def _restore_rng(self, state: dict) -> None:
+        """This rank's generators as the checkpoint saved them. A rank it holds none for
+        (a resume on more processes) starts a stream of its own, not a copy of rank 0's."""
+        rank = self.dist.rank
+        cpu = state.get("rng_cpu_ranks") or [state["rng_cpu"]]
+        cuda = state.get("rng_cuda_ranks") or [state.get("rng_cuda")]
+        if rank >= len(cpu):
+            torch.manual_seed(distributed.rank_seed(self.cfg.train.seed, rank, self.c.step))
+            return
+        torch.set_rng_state(cpu[rank].cpu())
+        if rank < len(cuda) and cuda[rank] is not None and self.device.startswith("cuda"):
+            torch.cuda.set_rng_state(cuda[rank].cpu(), self.device)
 
     def _record_changes(self, path: Path) -> None:
         """--allow-config-change: the run goes on under new settings; RUN/history.jsonl
