@@ -73,3 +73,63 @@ def test_load_now_counts_other_work_now_not_the_last_minutes():
     finally:
         spinner.kill()
         spinner.wait()
+
+
+# a 1.09e12-parameter GPT: its training state (16 bytes a parameter) would be 17 TB
+HUGE = "{n_layer = 96, n_embd = 30720, n_head = 96}"
+SMALL = "{n_layer = 2, n_embd = 16, n_head = 4}"
+
+
+def _dry_run_json(tmp_path, shards, capsys, monkeypatch, shapes: str):
+    """`sweep --dry-run --json` of a grid of `shapes` at 640 tokens; the parameter counts
+    of the models the estimate built (a wrapper that refuses a model over 1e6 parameters
+    instead of letting it allocate)."""
+    import json
+
+    from scalinglab.cli import main
+    from scalinglab.models.counting import count
+    from tests.sweep.conftest import write_spec
+
+    built = []
+
+    def build(m, vocab_size=0):
+        built.append(count(m, vocab_size).params)
+        assert built[-1] < 1e6, f"the estimate built a model of {built[-1]:,} parameters"
+        return real(m, vocab_size)
+
+    real = estimate.build_model
+    monkeypatch.setattr(estimate, "build_model", build)
+    p = write_spec(tmp_path, shards, f'kind = "grid"\nshapes = [{shapes}]\ntokens = [640]\n')
+    assert main(["sweep", str(p), "--dry-run", "--json", "--threads", "1"]) == 0
+    io = capsys.readouterr()
+    return json.loads(io.out), io.err, built
+
+
+def test_a_dry_run_never_builds_a_model_too_large_to_time(tmp_path, shards, capsys, monkeypatch):
+    """A design whose largest model has 1.09e12 parameters built it to time its step
+    (terabytes); its step is now extrapolated from the smaller shape's, in proportion to
+    FLOPs per step."""
+    from scalinglab.config import ModelConfig
+    from scalinglab.models.counting import count
+
+    plan, err, built = _dry_run_json(tmp_path, shards, capsys, monkeypatch, f"{SMALL}, {HUGE}")
+    assert built == [7360]  # the small shape only
+    n = count(ModelConfig(n_layer=96, n_embd=30720, n_head=96, block_size=16), 32).params
+    assert [r["params"] for r in plan] == [7360, n] and n == 1_087_203_471_360
+    small, huge = (r["est_s"] - estimate.START_SECONDS for r in plan)
+    fps = [count(ModelConfig(**{k: r[k] for k in ("n_layer", "n_embd", "n_head")},
+                             block_size=16), 32).flops_per_token for r in plan]  # fmt: skip
+    assert huge / small == pytest.approx(fps[1] / fps[0])  # same steps, t ∝ FLOPs a step
+    assert "the 1 run(s) of 1,087,203,471,360 parameters or more extrapolated" in err
+
+
+def test_a_dry_run_of_only_huge_models_prints_the_plan_without_a_time(
+    tmp_path, shards, capsys, monkeypatch
+):
+    plan, err, built = _dry_run_json(tmp_path, shards, capsys, monkeypatch, HUGE)
+    assert built == []
+    assert [(r["params"], r["est_s"]) for r in plan] == [(1_087_203_471_360, None)]
+    assert (
+        "1 runs, total compute trained 4.17e+15 FLOPs (6nd convention); no time estimate: "
+        "the smallest model (1,087,203,471,360 parameters) is too large to time" in err
+    )

@@ -228,7 +228,14 @@ def _warn_thin(runs) -> None:
 
 def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     from scalinglab.sweep import driver
-    from scalinglab.sweep.estimate import START_SECONDS, busy_note, estimate_seconds, load_now
+    from scalinglab.sweep.estimate import (
+        MAX_TIMED_BYTES,
+        START_SECONDS,
+        busy_note,
+        estimate_seconds,
+        load_now,
+        untimed,
+    )
     from scalinglab.sweep.table import format_table
 
     load = load_now()  # before the steps measured here add to it
@@ -245,7 +252,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
                 "tok/param": r.tokens / r.counts.params,
                 "lr": r.lr,
                 "warmup": d["warmup"],
-                "est_s": est[r.name],
+                "est_s": est.get(r.name),
             }
         )
     # trained: a branch seeded from a stable run's checkpoint trains from there on
@@ -256,12 +263,30 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     else:
         print(format_table(rows, list(rows[0])))
     say = (lambda m: print(m, file=sys.stderr)) if as_json else print
+    big = untimed(runs)
+    state = f"training state over {MAX_TIMED_BYTES / 2**30:g} GiB at 16 bytes a parameter"
+    if not est:
+        when = (
+            f"no time estimate: the smallest model ({min(r.counts.params for r in big):,} "
+            f"parameters) is too large to time a step of here ({state})"
+        )
+    else:
+        when = (
+            f"estimated {total_s:.0f} s of run time, about "
+            f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
+            f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run"
+            + (
+                f"; the {len(big)} run(s) of {min(r.counts.params for r in big):,} parameters or "
+                f"more extrapolated from smaller shapes, not timed: {state}"
+                if big
+                else ""
+            )
+            + ")"
+        )
     say(
         f"{len(runs)} runs, total compute trained {total_c:.3g} FLOPs "
-        f"({spec.design.flops_convention} convention); estimated {total_s:.0f} s of run time, about "
-        f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
-        f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run)"
-        + busy_note(threads, load)
+        f"({spec.design.flops_convention} convention); {when}"
+        + (busy_note(threads, load) if est else "")
     )
     if spec.kind == "isoflop":  # as the sweep itself: a grid's budgets are no IsoFLOPs
         _warn_thin(runs)

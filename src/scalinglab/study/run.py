@@ -401,7 +401,7 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
             runs = [r for p in parts for r in p.runs if r.arch == arch]
             plan.estimates.update(estimate_seconds(runs, threads))
         bt_est = estimate_seconds([guess_run], plan.backtest_threads)
-        plan.estimates["backtest"] = bt_est[guess_run.name]
+        plan.estimates["backtest"] = bt_est.get(guess_run.name, 0.0)  # none: too large to time
     return plan
 
 

@@ -9,7 +9,8 @@ run. A step's time is the fastest of the steps once they have settled (see
 can take 10–20× longer than the rest, which made one plan's estimate 350 minutes
 and the next one's 15. Each run also pays a fixed START_SECONDS (starting Python and torch,
 opening the shards) — a stated estimate, not a measurement; evaluation time is
-not counted.
+not counted. A shape whose training state would pass MAX_TIMED_BYTES is never built: its
+step is priced by the line through the shapes timed (`untimed` names them).
 """
 
 import os
@@ -26,6 +27,9 @@ STEPS = 3  # the last STEPS steps within SETTLED × the fastest one: settled
 SETTLED = 1.25
 MAX_STEPS = 30  # or stop after this many steps, or MAX_SECONDS of stepping
 MAX_SECONDS = 5.0
+MAX_TIMED_BYTES = 2**30
+"""The largest training state of a shape timed here: fp32 weights, gradients and AdamW's
+two moments, 16 bytes a parameter (a 1e12-parameter design's would be 16 TB)."""
 
 
 BUSY_LOAD = 0.5  # the cores other work keeps busy that make a machine busy
@@ -110,18 +114,28 @@ def _seconds_per_step(run: PlannedRun, threads: int) -> float:
         torch.set_num_threads(old)
 
 
+def untimed(runs: list[PlannedRun]) -> list[PlannedRun]:
+    """The runs whose shape is too large to time a step of (MAX_TIMED_BYTES)."""
+    return [r for r in runs if 16 * r.counts.params > MAX_TIMED_BYTES]
+
+
 def estimate_seconds(runs: list[PlannedRun], threads: int) -> dict[str, float]:
-    """Estimated wall seconds of each run (by name)."""
-    if not runs:
+    """Estimated wall seconds of each run (by name); none when no run's shape is small
+    enough to time (`untimed`), a larger shape's from the line through the timed ones."""
+    big = {r.name for r in untimed(runs)}
+    timed = [r for r in runs if r.name not in big]
+    if not timed:
         return {}
 
     def fps(r: PlannedRun) -> float:  # model FLOPs of one optimizer step
         return r.counts.flops_per_token * r.tokens / r.steps
 
-    lo, hi = min(runs, key=fps), max(runs, key=fps)
+    lo, hi = min(timed, key=fps), max(timed, key=fps)
     t_lo = _seconds_per_step(lo, threads)
     t_hi = _seconds_per_step(hi, threads) if fps(hi) > fps(lo) else t_lo
     b = max(0.0, (t_hi - t_lo) / (fps(hi) - fps(lo))) if fps(hi) > fps(lo) else 0.0
+    if b == 0.0 and big:  # one shape timed: a larger one's step in proportion to its FLOPs
+        b = t_lo / fps(lo)
     a = max(0.0, t_lo - b * fps(lo))
     # a seeded run (a WSD branch, a trunk's branch) trains from its seed's step only
     return {
