@@ -212,6 +212,37 @@ batch_sizes = [2, 8]
         load_spec(write_spec(tmp_path, shards, hp.replace("tokens = [1280, 2560]\n", "")))
 
 
+@pytest.mark.parametrize(
+    "budget, given, d",
+    [
+        ("tokens = [100, 2560]", "tokens 100", 100),
+        ("tokens_per_param = [0.01]", "tokens_per_param 0.01", 13),
+    ],
+)
+def test_an_hparams_budget_below_one_step_of_every_batch_size_is_refused(
+    tmp_path, shards, capsys, budget, given, d
+):
+    """D is rounded to whole steps of every batch size: 128 tokens here (the least common
+    multiple of 2 × 16 and 8 × 16). A D below that was rounded up to it, so the runs
+    trained more than asked (100 tokens trained 128) without a word; as a grid's budget
+    below one batch, it is refused, naming the key, its value and the smallest D."""
+    from scalinglab.cli import main
+
+    hp = f"""kind = "hparams"
+shapes = [{{n_layer = 1, n_embd = 8, n_head = 2}}]
+{budget}
+batch_sizes = [2, 8]
+"""
+    p = write_spec(tmp_path, shards, hp)
+    assert main(["sweep", str(p), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {p} [design]: {given}: the gpt of 1272 parameters gets {d} tokens, less than "
+        "one step of every batch size (128 tokens: the least common multiple of batch_sizes "
+        "× grad_accum × block_size); raise the budget to D = 128 tokens or more\n"
+    )
+
+
 def test_hparams_rules_mup_and_fitted(tmp_path, shards):
     ladder = """kind = "ladder"
 params = [3000, 20000]

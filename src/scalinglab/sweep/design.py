@@ -409,8 +409,19 @@ def _hparams(ctx: Context) -> list[PlannedRun]:
         for model in models:
             n = count(model, ctx.vocab).params
             budgets = d.tokens or [r * n for r in d.tokens_per_param]
-            for target in budgets:
-                tokens = max(1, round(target / step)) * step
+            for i, target in enumerate(budgets):
+                if target < step:  # as make_run's one batch: refused, not rounded up to it
+                    given = f"tokens {target:g}" if d.tokens else (
+                        f"tokens_per_param {d.tokens_per_param[i]:g}")  # fmt: skip
+                    raise TooFewTokens(
+                        f"{ctx.spec.source or 'spec'} [design]: {given}: the "
+                        f"{model.arch} of {n} parameters gets {target:.0f} tokens, less than "
+                        f"one step of every batch size ({step} tokens: the least common "
+                        "multiple of batch_sizes × grad_accum × block_size); raise the budget "
+                        f"to D = {step} tokens or more",
+                        arch=model.arch, params=n, tokens=target, tokens_per_step=step,
+                    )  # fmt: skip
+                tokens = round(target / step) * step
                 group = {"budget": target, "budget_kind": "tokens", "batch_size": int(b)}
                 base = make_run(bctx, dataclasses.replace(model), tokens, group, "")
                 for f in d.lr_factors:
