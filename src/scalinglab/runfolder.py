@@ -548,6 +548,19 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     return parse_metrics(data, HISTORY)
 
 
+def own_lineages(run_dir: str | os.PathLike, lineage: str) -> set[str]:
+    """`lineage` and every lineage this folder's run had before a change of settings that
+    led to it (--allow-config-change, RUN/history.jsonl): its checkpoints are the run's own."""
+    own, changes = {lineage}, read_history(run_dir)
+    grown = True
+    while grown:
+        more = {h["from_lineage"] for h in changes
+                if h.get("to_lineage") in own and h.get("from_lineage")}  # fmt: skip
+        grown = not more <= own
+        own |= more
+    return own
+
+
 # --- tasks.json -------------------------------------------------------------------
 
 

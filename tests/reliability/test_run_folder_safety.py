@@ -153,6 +153,24 @@ def test_a_changed_setting_on_resume_is_named_and_needs_allow_config_change(
     assert "(--lr 0.002 -> 0.001, --weight-decay 0.05 -> 0.1)" in err
 
 
+def test_keep_ckpts_prunes_the_runs_own_checkpoints_from_before_a_config_change(shards, tmp_path):
+    """--keep-ckpts 1 over two changes of settings (three lineages) kept a checkpoint of
+    each (steps 8, 12 and 16): pruning counted only the current lineage's, as if the
+    earlier ones, recorded in history.jsonl, were another run's. Another run's checkpoint
+    in the folder is still neither counted nor deleted."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    assert main(_train(shards, run)) == 0
+    assert main(_train(shards, run, "--lr", "2e-3", "--allow-config-change", steps=12)) == 0
+    assert main(_train(shards, other, "--lr", "5e-3", steps=4)) == 0
+    shutil.copytree(other / "ckpt/step-00000004", run / "ckpt/step-00000004")
+    assert main(_train(shards, run, "--lr", "3e-3", "--allow-config-change", steps=16)) == 0
+    steps = sorted(p.name for p in (run / "ckpt").iterdir())
+    assert steps == ["step-00000004", "step-00000016"]
+    lineages = [checkpoint.read_manifest(run / "ckpt" / s)["lineage_id"] for s in steps]
+    assert lineages[0] == checkpoint.read_manifest(other / "ckpt/step-00000004")["lineage_id"]
+    assert lineages[1] == runfolder.read_history(run)[-1]["to_lineage"] != lineages[0]
+
+
 def test_a_second_trainer_on_the_folder_names_the_holder_and_exits(shards, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -59,11 +60,19 @@ def _fsync_file(path: Path) -> None:
 
 
 def save(
-    root: Path, step: int, model: torch.nn.Module, state: dict, keep: int, owner: dict | None = None
+    root: Path,
+    step: int,
+    model: torch.nn.Module,
+    state: dict,
+    keep: int,
+    owner: dict | None = None,
+    earlier: Collection[str] = (),
 ) -> Path:
     """Write checkpoint `step` atomically, then keep only the newest `keep` ones.
 
-    `owner` (runfolder.checkpoint_owner) goes into the manifest: whose checkpoint it is."""
+    `owner` (runfolder.checkpoint_owner) goes into the manifest: whose checkpoint it is.
+    `earlier`: the run's own lineages before a change of settings (runfolder.own_lineages),
+    whose checkpoints count and are pruned as its own."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = step_dir(root, step)
@@ -87,7 +96,7 @@ def save(
             f"cannot write checkpoint {final}: {_one_line(exc)}; earlier checkpoints are kept"
         ) from None
     fsync_dir(root)
-    prune(root, keep, owner)
+    prune(root, keep, owner, earlier)
     return final
 
 
@@ -157,20 +166,22 @@ def latest(root: Path, strict: bool = False, quiet: bool = False) -> Path | None
     return None
 
 
-def prune(root: Path, keep: int, owner: dict | None = None) -> None:
+def prune(root: Path, keep: int, owner: dict | None = None, earlier: Collection[str] = ()) -> None:
     """Delete all but the newest `keep` valid checkpoints, invalid ones older than those,
     and temporary folders of interrupted writes.
 
     Nothing outside `root` is ever deleted: an entry that is a symbolic link is unlinked,
     never followed. With `owner` (runfolder.checkpoint_owner), a valid checkpoint of
-    another lineage (a folder shared with another run) is neither counted nor deleted."""
+    another lineage (a folder shared with another run) is neither counted nor deleted,
+    but one of the `earlier` lineages (the run's own before a change of settings) is: the
+    newest `keep` are kept whichever of the run's lineages wrote them."""
     root = Path(root)
     for p in root.glob(".tmp-step-*"):
         _remove(p)
     kept = 0
     for path in list_steps(root):
         valid = verify(path) is None
-        if valid and not _mine(path, owner):
+        if valid and not _mine(path, owner, earlier):
             continue
         if kept < keep and valid:
             kept += 1
@@ -178,15 +189,16 @@ def prune(root: Path, keep: int, owner: dict | None = None) -> None:
             _remove(path)
 
 
-def _mine(path: Path, owner: dict | None) -> bool:
-    """The checkpoint at `path` was written by `owner`'s lineage (or records none)."""
+def _mine(path: Path, owner: dict | None, earlier: Collection[str] = ()) -> bool:
+    """The checkpoint at `path` was written by `owner`'s lineage or one of the `earlier`
+    ones (or records none)."""
     if not owner or not owner.get("lineage_id"):
         return True
     try:
         theirs = read_manifest(path).get("lineage_id")
     except (OSError, ValueError, AttributeError):
         return True
-    return theirs in (None, owner["lineage_id"])
+    return theirs in (None, owner["lineage_id"], *earlier)
 
 
 def _remove(path: Path) -> None:

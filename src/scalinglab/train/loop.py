@@ -367,7 +367,8 @@ class Trainer:
             if self.dist.is_main:
                 owner = runfolder.checkpoint_owner(self.cfg, self.fingerprint)
                 root, keep = runfolder.checkpoint_root(self.out), self.cfg.train.keep_ckpts
-                checkpoint.save(root, self.c.step, self.model, state, keep, owner)
+                earlier = runfolder.own_lineages(self.out, owner["lineage_id"])
+                checkpoint.save(root, self.c.step, self.model, state, keep, owner, earlier)
 
     def _load(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
