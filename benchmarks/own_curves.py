@@ -21,11 +21,23 @@ Fit on cosine, constant and step drop (as Luo et al. fit cosine, constant and
 a two-stage drop); predict the 4 others. Printed: per law and model, each
 held-out curve's mean and max |relative error|, and their means (Luo et al.'s
 PredE and WorstE).
+
+On a machine with many cores or a GPU, `--jobs J` trains each (model,
+schedule, seed) run in its own process, J at a time, the longest first, and
+`--device cuda` puts them on the GPU; `--corpus-file F` reads the corpus from
+a file of bytes (written here with `--write-corpus F`), so that a machine with
+another Python trains on the same text:
+
+    .venv/bin/python benchmarks/own_curves.py --write-corpus corpus.bin
+    python benchmarks/own_curves.py --corpus-file corpus.bin --device cuda --jobs 16 \
+        --archs gpt --seeds 0 1 2 3 --steps 6000 --warmup 150 --eval-every 50 --out gpt.csv
 """
 
 import argparse
 import csv
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -60,26 +72,41 @@ def schedules(S, P):
     }
 
 
-def corpus(n_bytes=3_000_000):
+def corpus_bytes(n_bytes=3_000_000, path=None):
+    """The first n_bytes of the built-in corpus (this Python's standard library, in
+    the prepared corpus's file order), or of the file `path`."""
+    if path is not None:
+        with open(path, "rb") as f:
+            return f.read(n_bytes)
     _, files = stdlib_files()
     buf = bytearray()
     for p in files:
         buf += p.read_bytes()
         if len(buf) >= n_bytes:
             break
-    data = torch.tensor(np.frombuffer(bytes(buf[:n_bytes]), dtype=np.uint8).astype(np.int64))
+    return bytes(buf[:n_bytes])
+
+
+def corpus(n_bytes=3_000_000, path=None):
+    raw = corpus_bytes(n_bytes, path)
+    data = torch.tensor(np.frombuffer(raw, dtype=np.uint8).astype(np.int64))
     cut = int(0.95 * len(data))
     return data[:cut], data[cut:]
 
 
 def windows(data, idx):
-    x = torch.stack([data[i : i + BLOCK] for i in idx])
-    y = torch.stack([data[i + 1 : i + 1 + BLOCK] for i in idx])
-    return x, y
+    """Windows starting at idx, and their next-token targets: one gather, so that a
+    step on a GPU is not 2 × BATCH copies."""
+    rows = torch.as_tensor(idx, device=data.device)[:, None] + torch.arange(
+        BLOCK + 1, device=data.device
+    )
+    w = data[rows]
+    return w[:, :-1], w[:, 1:]
 
 
 def train(arch, lr, train_data, val_x, val_y, seed=0):
     """Loss on the held-out windows every EVAL_EVERY steps: (steps, losses)."""
+    device = train_data.device
     torch.manual_seed(seed)
     if arch == "gpt":
         cfg = ModelConfig(
@@ -87,10 +114,11 @@ def train(arch, lr, train_data, val_x, val_y, seed=0):
         )
     else:
         cfg = ModelConfig(arch="lstm", n_layer=1, n_embd=64, block_size=BLOCK, vocab_size=256)
-    model = build_model(cfg, 256)
+    model = build_model(cfg, 256).to(device)
     opt = torch.optim.AdamW(
-        model.parameters(), lr=float(lr[0]), betas=(0.9, 0.95), weight_decay=0.1
-    )
+        model.parameters(), lr=float(lr[0]), betas=(0.9, 0.95), weight_decay=0.1,
+        fused=device.type == "cuda",
+    )  # fmt: skip
     rng = np.random.default_rng(seed)  # the same batches, in the same order, for every schedule
     steps, losses = [], []
     for step in range(len(lr)):
@@ -170,6 +198,49 @@ def read_curves(paths, S, seeds=None):
     return out
 
 
+def run_jobs(args, argv):
+    """Train each (model, schedule, seed) run in its own process, args.jobs at a time,
+    the longest first; merge their CSVs into args.out in the order of a serial run."""
+    peaks = {"gpt": 3e-3, "lstm": 5e-3}
+    todo = [
+        (arch, name, seed, len(Schedule(spec)))
+        for arch in args.archs
+        for name, spec in schedules(args.steps, peaks[arch]).items()
+        if args.schedules is None or name in args.schedules
+        for seed in args.seeds or [0]
+    ]
+    strip = {"--jobs", "--out", "--archs", "--schedules", "--seeds"}
+    base, skip = [], False
+    for a in argv:  # this command's own flags, less those each job gets its own of
+        if a.startswith("--"):
+            skip = a.split("=")[0] in strip
+        if not skip:
+            base.append(a)
+    parts, running, t0 = {}, [], time.perf_counter()
+    pending = sorted(todo, key=lambda t: -t[3])
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            arch, name, seed, _ = job = pending.pop(0)
+            parts[job] = f"{args.out}.{arch}.{name}.{seed}.part"
+            cmd = [sys.executable, __file__, *base, "--archs", arch, "--schedules", name,
+                   "--seeds", str(seed), "--out", parts[job], "--no-fit"]  # fmt: skip
+            running.append((job, subprocess.Popen(cmd)))
+        time.sleep(0.5)
+        for job, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((job, proc))
+                if proc.returncode:
+                    raise SystemExit(f"job {job[:3]} failed with exit code {proc.returncode}")
+    print(f"{len(todo)} runs in {time.perf_counter() - t0:.0f} s wall", flush=True)
+    with open(args.out, "w", newline="") as out:
+        w = csv.writer(out)
+        w.writerow(["arch", "seed", "schedule", "step", "lr", "loss"])
+        for job in todo:
+            with open(parts[job], newline="") as f:
+                w.writerows(list(csv.reader(f))[1:])
+            os.remove(parts[job])
+
+
 def main():
     global BATCH, WARMUP, EVAL_EVERY, EVAL_WINDOWS
     ap = argparse.ArgumentParser()
@@ -200,9 +271,32 @@ def main():
     ap.add_argument(
         "--eval-windows", type=int, default=EVAL_WINDOWS, help="held-out windows per evaluation"
     )
+    ap.add_argument(
+        "--schedules", nargs="+", default=None, help="train only these schedules (default: all)"
+    )
+    ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    ap.add_argument("--corpus-file", default=None, help="train and evaluate on this file's bytes")
+    ap.add_argument(
+        "--write-corpus", default=None, help="write the built-in corpus's bytes here and stop"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=0, help="train each run in its own process, this many at a time"
+    )
+    ap.add_argument("--no-fit", action="store_true", help="train and write the curves only")
     args = ap.parse_args()
+    if args.write_corpus:
+        with open(args.write_corpus, "wb") as f:
+            f.write(corpus_bytes())
+        return
     BATCH, WARMUP, EVAL_EVERY = args.batch, args.warmup, args.eval_every
     EVAL_WINDOWS = args.eval_windows
+    if args.jobs:
+        if not args.out:
+            ap.error("--jobs needs --out (the runs' curves are merged there)")
+        run_jobs(args, sys.argv[1:])
+        for arch, runs in read_curves([args.out], args.steps).items():
+            report(arch, runs, args.fit_from[0], args.huber_delta, args.start)
+        return
     if args.curves:
         for arch, runs in read_curves(args.curves, args.steps, args.seeds).items():
             for f in args.fit_from:
@@ -210,7 +304,8 @@ def main():
                 report(arch, runs, f, args.huber_delta, args.start)
         return
     torch.set_num_threads(1)
-    train_data, val = corpus()
+    device = torch.device(args.device)
+    train_data, val = (t.to(device) for t in corpus(path=args.corpus_file))
     vi = np.random.default_rng(1).integers(0, len(val) - BLOCK - 1, EVAL_WINDOWS)
     print(f"steps {args.steps}, batch {BATCH}, warmup {WARMUP}, eval {EVAL_WINDOWS} windows "
           f"every {EVAL_EVERY} steps", flush=True)  # fmt: skip
@@ -223,6 +318,8 @@ def main():
             continue
         runs = []
         for name, spec in schedules(args.steps, peak).items():
+            if args.schedules is not None and name not in args.schedules:
+                continue
             lr = Schedule(spec).lr_array()
             curves = []
             for seed in args.seeds or [0]:
@@ -249,6 +346,8 @@ def main():
                     lr_full=lr[: steps[-1] + 1],
                 )
             )
+        if args.no_fit:
+            continue
         for f in args.fit_from:
             if len(args.fit_from) > 1:
                 print(f"fit from step {f}:")
