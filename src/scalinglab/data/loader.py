@@ -77,6 +77,9 @@ class BatchLoader:
     def _offsets(self, step: int) -> np.ndarray:
         if self.mode == "random":
             rng = np.random.default_rng([self.seed, step, self.rank])
+            # starts 0 .. len - block_size - 2: the one last valid start (len - block_size
+            # - 1) is never drawn. Drawing it would change every random-order run's
+            # batches (and so every recorded result) for one window in len of them.
             return rng.integers(0, len(self.tokens) - self.block_size - 1, size=self.batch_size)
         w = step % self._windows
         return self._lane_starts[:, 0] + w * self.block_size
