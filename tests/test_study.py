@@ -550,6 +550,27 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("batch_size = 8 ", 'batch_size = "eight" ', "[train]: batch_size must be int, got str"),
+        ('dtype = "float32"', "dtype = 32", "[train]: dtype must be str, got int 32"),
+        ("block_size = 128", "block_size = 1.5", "[model]: block_size must be int, got float"),
+    ],
+)
+def test_cli_mistyped_model_or_train_key_names_the_file(tmp_path, capsys, old, new, message):
+    # was "study 'quickstart': gpt [train]: ...", from a sweep made of the study, no file
+    from scalinglab.cli import main
+
+    bad = tmp_path / "s.toml"
+    assert old in QUICKSTART_TOML
+    bad.write_text(QUICKSTART_TOML.replace(old, new, 1))
+    assert main(["study", str(bad), "--out", str(tmp_path / "o"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad} {message}") and err.count("\n") == 1
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
 def test_cached_corpus_folder_names_its_options(tmp_path):
     """Two studies whose [data] differ only in an option use two cache folders, so neither
     rebuilds the other's; the same options find the same folder, up to date."""

@@ -55,7 +55,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scalinglab.config import ARCHS, check_seed, check_types, from_dict, load_toml, setting
+from scalinglab.config import (
+    ARCHS,
+    ModelConfig,
+    TrainConfig,
+    check_seed,
+    check_types,
+    from_dict,
+    load_toml,
+    setting,
+)
 from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
@@ -370,6 +379,9 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     for key in ("model", "train"):
         _table(d, key, where, required=False)
     set_by_sweep(d.get("model", {}), d.get("train", {}), where)
+    for arch in sweeps:  # checked now, errors naming this file, not a sweep made of it
+        _typed(ModelConfig, {**d.get("model", {}), "arch": arch}, f"{where} [model]")
+    _typed(TrainConfig, d.get("train", {}), f"{where} [train]")
     w = f"{where} [backtest]"
     bt = _typed(Backtest, _table(d, "backtest", where), w)
     bt.arch = bt.arch or next(iter(sweeps))
