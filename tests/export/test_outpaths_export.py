@@ -13,6 +13,7 @@ from scalinglab.models.registry import build_model
 from scalinglab.train.evaluate import load_trained
 from tests.export.runs import trained_runs
 from tests.reliability.helpers import one_line_error
+from tests.train.helpers import cli_args, tiny_shards
 
 needs_hf = pytest.mark.skipif(
     importlib.util.find_spec("transformers") is None, reason="[export] extra not installed"
@@ -141,3 +142,29 @@ def test_out_dot_is_filled_when_empty_and_never_deleted(run, tmp_path, capsys, m
     monkeypatch.chdir(empty)
     assert main(["export", str(run), "--format", "hf", "--out", "."]) == 0
     assert (empty / "config.json").exists() and not list(empty.glob(".*tmp*"))
+
+
+@needs_hf
+def test_a_run_with_relative_data_exports_from_another_folder(tmp_path, capsys, monkeypatch):
+    """A run keeps `--data shards` as typed: exported from another folder, `--out .` was
+    refused as holding the shards (./shards, found from there, where none are)."""
+    trained_in, elsewhere = tmp_path / "x", tmp_path / "y"
+    tiny_shards(trained_in / "shards")
+    elsewhere.mkdir()
+    monkeypatch.chdir(trained_in)
+    assert main(cli_args("shards", "runs/r", "--steps", "2", "-q")) == 0
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["export", str(trained_in / "runs" / "r"), "--format", "hf", "--out", "."]) == 0
+    assert "-> .: GPT2LMHeadModel" in capsys.readouterr().out
+    assert (elsewhere / "config.json").exists() and (elsewhere / "tokenizer.json").exists()
+    # where the path names shards from here too, those are still kept from --out
+    tiny_shards(elsewhere / "data" / "shards")
+    monkeypatch.chdir(elsewhere / "data")
+    err = _refused(
+        capsys,
+        ["export", trained_in / "runs" / "r", "--format", "hf", "--out", "shards", "--force"],
+    )
+    assert err == (
+        "error: --out shards is the run's shards folder shards; choose an --out outside the shards\n"
+    )

@@ -246,7 +246,11 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
     if not tok_json.exists():
         tok_json = Path(cfg.train.data) / "tokenizer.json"
     if not tok_json.exists():
-        raise ExportError(f"{run_dir}: no tokenizer.json in the run folder or its shards")
+        raise ExportError(
+            f"{run_dir}: no tokenizer.json in the run folder or its shards {tok_json.parent} "
+            "(a relative path is found from the current folder: run from the one it was "
+            "trained in)"
+        )
     tok_files = tokenizer_files(tok_json, cfg.model.block_size)
     eos = json.loads(tok_files["tokenizer_config.json"]).get("eos_token")
     eos_id = json.loads(tok_files["tokenizer.json"])["model"]["vocab"][eos] if eos else None
