@@ -1,9 +1,12 @@
 """The same tiny sweep (real trainer, deterministic) through the local executor, a
 local Ray instance and submitit's local executor: the same runs table, the same losses."""
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -114,3 +117,38 @@ def test_submitit_requeues_on_time_limit_signal_and_resumes(tmp_path, shards):
     assert _table(tmp_path / "sub") == _table(tmp_path / "ref")  # the same loss, to the bit
     (job_log,) = (tmp_path / "sub" / "submitit").glob("*/*_log.out")
     assert "Requeued job" in job_log.read_text()  # through submitit's own handler
+
+
+def test_ctrl_c_under_submitit_local_stops_the_runs_in_one_line(tmp_path, shards):
+    """Ctrl-C reaches the terminal's whole process group: each submitit controller printed
+    a KeyboardInterrupt traceback to the sweep's stderr and killed its job a second later.
+    Now, as under the local executor: the trainers save a checkpoint and end preempted,
+    and the sweep says so in one line and exits 130."""
+    pytest.importorskip(
+        "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
+    )
+    design = GRID.replace("tokens = [640, 1280]", "tokens = [256000]")
+    spec = write_spec(tmp_path, shards, design, train="ckpt_every = 10")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "scalinglab", "sweep", str(spec), "--out", str(out),
+           "--executor", "submitit", "--cluster", "local", "--threads", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("runs/*/ckpt/step-*")):  # training, past a checkpoint
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+        _, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Traceback" not in err and proc.returncode == 130, err
+    assert err == (
+        "error: interrupted: the runs in flight saved a checkpoint and ended preempted, "
+        f"queued runs did not start; rerun the same command to resume the sweep in {out}\n"
+    )
+    (run,) = (out / "runs").iterdir()
+    assert json.loads((run / "result.json").read_text())["status"] == "preempted"

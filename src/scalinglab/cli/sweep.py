@@ -168,9 +168,17 @@ def run(args) -> int:
     executor = make_executor(cfg, out)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
-    outcomes = driver.run_sweep(
-        spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
-    )
+    try:
+        outcomes = driver.run_sweep(
+            spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
+        )
+    except KeyboardInterrupt:  # Ctrl-C: the executor has stopped its runs (docs/sweeps.md)
+        print(
+            "error: interrupted: the runs in flight saved a checkpoint and ended preempted, "
+            f"queued runs did not start; rerun the same command to resume the sweep in {out}",
+            file=sys.stderr,
+        )
+        return 130
     view.close()
     return _summary(out, outcomes, time.monotonic() - t0, args.json)
 

@@ -8,16 +8,20 @@ the requeued task resumes from it. A preemption that SIGTERMs the whole job
 makes the trainer checkpoint directly, and SLURM's requeue resumes it. With
 cluster="local" (submitit's LocalExecutor, used by the tests) every job is a local process; since that executor starts all
 jobs at once, the runs are submitted `workers` at a time instead (as a study
-always does: it chooses which run goes next).
+always does: it chooses which run goes next). Ctrl-C reaches every process of the
+terminal's group: a local job stops its trainer, which saves a checkpoint and ends
+preempted, as under the local executor; its controller (submitit's, which would print a
+KeyboardInterrupt traceback) is started with SIGINT blocked and waits for the job.
 """
 
 import contextlib
+import signal
 import time
 from pathlib import Path
 
 from scalinglab.errors import ConfigError, require
 from scalinglab.sweep.executor_base import Executor
-from scalinglab.sweep.worker import run_task
+from scalinglab.sweep.worker import STOP_SECONDS, run_task
 
 POLL_SECONDS = 0.5
 
@@ -29,6 +33,8 @@ def _task_class():
         """One run; on preemption submitit requeues it with the same arguments."""
 
         def __call__(self, run_dir: str, retries: int, command) -> dict:
+            # a local job inherits its controller's blocked SIGINT: Ctrl-C stops it again
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             return run_task(run_dir, retries=retries, command=command)
 
     return submitit, SweepRun
@@ -86,14 +92,29 @@ class SubmititExecutor(Executor):
         self.ex = self._executor()
         self.job = self.task()
 
-    def _submit(self, run_dir: Path, threads: int | None):
-        if threads in (None, self.threads):
-            return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
-        self.ex.update_parameters(cpus_per_task=threads)  # this job only
+    @contextlib.contextmanager
+    def _deaf_controllers(self):
+        """Start local jobs' controllers with SIGINT blocked (the mask is inherited): on
+        Ctrl-C each printed a KeyboardInterrupt traceback to the sweep's terminal and
+        killed its job a second later, before the job's trainer had saved."""
+        if self.ex.cluster != "local":
+            yield
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+            yield
         finally:
-            self.ex.update_parameters(cpus_per_task=self.threads)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _submit(self, run_dir: Path, threads: int | None):
+        with self._deaf_controllers():
+            if threads in (None, self.threads):
+                return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+            self.ex.update_parameters(cpus_per_task=threads)  # this job only
+            try:
+                return self.ex.submit(self.job, str(run_dir), self.retries, self.command)
+            finally:
+                self.ex.update_parameters(cpus_per_task=self.threads)
 
     def _submit_all(self, run_dirs: list[Path]) -> list:
         todo = [str(d) for d in run_dirs]
@@ -110,6 +131,18 @@ class SubmititExecutor(Executor):
 
     def _result(self, handle) -> dict:
         return handle.result()
+
+    def _interrupt(self) -> None:
+        # Ctrl-C: each local job got it and stops its trainer, which saves a checkpoint
+        # and ends preempted; wait for them, as the local executor does. SLURM's jobs are
+        # the scheduler's (scancel ends them).
+        if self.ex.cluster != "local":
+            return
+        jobs = [h for h, _ in self._running.values()]
+        deadline = time.monotonic() + STOP_SECONDS + 10
+        while jobs and time.monotonic() < deadline:
+            jobs = [j for j in jobs if not j.done()]
+            time.sleep(POLL_SECONDS)
 
     def _close(self) -> None:
         # submitit makes the folder pattern's literal "%j" too; an empty one is clutter
