@@ -152,3 +152,33 @@ def test_ctrl_c_under_submitit_local_stops_the_runs_in_one_line(tmp_path, shards
     )
     (run,) = (out / "runs").iterdir()
     assert json.loads((run / "result.json").read_text())["status"] == "preempted"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "says"),
+    [
+        ("local", "the runs in flight saved a checkpoint and ended preempted"),
+        ("slurm", "the jobs already submitted to SLURM go on (scancel ends them)"),
+    ],
+)
+def test_ctrl_c_says_what_became_of_the_runs_in_flight(tmp_path, shards, monkeypatch, capsys,
+                                                       cluster, says):  # fmt: skip
+    """The interrupted sweep's one line is true of its executor: on SLURM the submitted
+    jobs are the scheduler's and go on; they did not save and end preempted."""
+    from scalinglab import cli
+    from scalinglab.sweep import executors
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors, "make_executor", lambda cfg, out: None)
+    monkeypatch.setattr(driver, "run_sweep", interrupted)
+    spec = write_spec(tmp_path, shards, GRID)
+    out = tmp_path / "out"
+    argv = ["sweep", str(spec), "--out", str(out), "--executor", "submitit", "--cluster", cluster]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"error: interrupted: {says}, queued runs did not start; "
+        f"rerun the same command to resume the sweep in {out}"
+    )

@@ -173,9 +173,14 @@ def run(args) -> int:
             spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
         )
     except KeyboardInterrupt:  # Ctrl-C: the executor has stopped its runs (docs/sweeps.md)
+        on_slurm = cfg.executor == "submitit" and cfg.submitit_cluster != "local"
+        flight = (
+            "the jobs already submitted to SLURM go on (scancel ends them)" if on_slurm
+            else "the runs in flight saved a checkpoint and ended preempted"
+        )  # fmt: skip
         print(
-            "error: interrupted: the runs in flight saved a checkpoint and ended preempted, "
-            f"queued runs did not start; rerun the same command to resume the sweep in {out}",
+            f"error: interrupted: {flight}, queued runs did not start; "
+            f"rerun the same command to resume the sweep in {out}",
             file=sys.stderr,
         )
         return 130
