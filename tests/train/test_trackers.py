@@ -66,6 +66,27 @@ def test_csv_logger_holds_the_metrics_rows_and_a_resume_drops_the_later_ones(tmp
     assert [int(r["step"]) for r in again] == [5, 10, 15, 20, 20]
 
 
+def test_a_tracker_that_fails_mid_run_and_cannot_close_does_not_stop_the_run(
+    tmp_path, monkeypatch, caplog
+):
+    """A tracker whose server goes away fails to log and then to close as well (W&B's
+    finish, a disk gone): dropping it raised the close's error and the run crashed at
+    its next metrics row, where docs/trackers.md promises it goes on."""
+    from scalinglab.train.trackers import CsvTracker
+
+    def gone(*args):
+        raise OSError("the server went away")
+
+    monkeypatch.setattr(CsvTracker, "log", gone)
+    monkeypatch.setattr(CsvTracker, "close", gone)
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    result = train(tiny_cfg(data, steps=10, log_every=5, loggers=["csv"]), run)
+    assert result["status"] == "completed"
+    assert [r["step"] for r in _rows(run)] == [5, 10, 10]
+    assert "--logger csv failed and is dropped for this run" in caplog.text
+
+
 def test_a_damaged_metrics_csv_is_kept_with_a_warning_when_the_run_resumes(tmp_path, caplog):
     """A garbage line appended to metrics.csv crashed the resumed run with int()'s
     ValueError traceback; now it is kept as it is, named, as metrics.jsonl's are."""

@@ -84,7 +84,10 @@ class MetricsLog:
                 log.warning("warning: --logger %s failed and is dropped for this run: %s",
                             t.name, trackers.one_line(exc))  # fmt: skip
                 self.trackers.remove(t)
-                t.close()
+                try:  # a tracker whose server went away often cannot close either
+                    t.close()
+                except Exception as closing:
+                    log.warning("warning: --logger %s: %s", t.name, trackers.one_line(closing))
 
     def close(self) -> None:
         for t in self.trackers:
