@@ -59,6 +59,29 @@ def test_the_library_refuses_them_too(fit):
         assert str(e.value) == message
 
 
+def test_plan_run_refuses_what_is_not_one_number_naming_the_argument(fit):
+    """From Python a list, an array or a string reached numpy: `target_loss=[2.1, 2.2]`
+    and `params=[1e9, 2e9]` raised "truth value of an array ... is ambiguous",
+    `target_loss="2.1"` a ufunc TypeError, `flops=[]` "not enough values to unpack"."""
+    import numpy as np
+
+    from scalinglab import plan_run
+
+    cases = [
+        (dict(target_loss=[2.1, 2.2]), "target_loss must be one number, got [2.1, 2.2]"),
+        (dict(target_loss="2.1"), "target_loss must be one number, got '2.1'"),
+        (dict(params=[1e9, 2e9], flops=1e20), "params must be one number, got [1000000000.0, 2000000000.0]"),
+        (dict(params=1e9, flops=np.array([1e20])), "flops must be one number, got array([1.e+20])"),
+        (dict(flops=[]), "flops: no budget given (an empty list)"),
+        (dict(flops=["1e20", "big"]), "flops: a number or a list of numbers, got ['1e20', 'big']"),
+    ]  # fmt: skip
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError) as e:
+            plan_run(fit, **kwargs)
+        assert str(e.value) == message
+    assert plan_run(fit, target_loss=np.float64(2.5))["target_loss"] == 2.5
+
+
 def test_finite_plans_still_answer(fit, capsys):
     assert main(["plan", fit, "--target-loss", "2.5", "--json"]) == 0
     assert '"target_loss": 2.5' in capsys.readouterr().out

@@ -98,7 +98,12 @@ def optimal_allocation(law, C):
     """Compute-optimal N, D, tokens per parameter and loss at each FLOP budget C."""
     law.check_fitted()
     check_exponents(law)
-    Cs = np.atleast_1d(np.asarray(C, dtype=float))
+    try:
+        Cs = np.atleast_1d(np.asarray(C, dtype=float))
+    except (TypeError, ValueError):  # from Python: flops=["1e21", "big"], a dict
+        raise ConfigError(f"--flops: a number or a list of numbers, got {C!r}") from None
+    if Cs.size == 0:  # flops=[] unpacked nothing: a ValueError deep in the draws
+        raise ConfigError("--flops: no budget given (an empty list)")
     if Cs.ndim > 1:  # one row per budget: a list
         raise ConfigError(
             f"--flops: a number or a list of numbers, got an array of shape {Cs.shape}"

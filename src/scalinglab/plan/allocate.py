@@ -78,6 +78,7 @@ def unreachable_interval(draws, ci_level: float):
 def target_loss(law, target):
     """The compute (and allocation) the compute-optimal path needs to reach loss `target`."""
     law.check_fitted()
+    one_number("--target-loss", target)
     if not (np.isfinite(target) and target > 0):  # inf would answer C=1 (the bisection's end)
         raise ConfigError(f"--target-loss must be a finite number > 0, got {target}")
     check_exponents(law)
@@ -109,6 +110,14 @@ def target_loss(law, target):
 ND_LAWS = ("chinchilla", "kaplan", "nd-interaction", "data-constrained")
 
 
+def one_number(flag: str, v) -> None:
+    """ConfigError naming the flag unless `v` is one real number: from Python, a list, an
+    array or a string (`plan_run(law, target_loss=[2.1, 2.2])`) raised numpy's TypeError or
+    "truth value of an array is ambiguous"."""
+    if isinstance(v, bool) or np.ndim(v) != 0 or np.asarray(v).dtype.kind not in "iuf":
+        raise ConfigError(f"{flag} must be one number, got {v!r}")
+
+
 def fixed_params(law, N, C):
     """Loss of a model of N parameters trained on budget C (D = C/(6N)) vs the optimum at C."""
     law.check_fitted()
@@ -118,6 +127,7 @@ def fixed_params(law, N, C):
             f"not {law.law!r}"
         )
     for name, v in (("--params", N), ("--flops", C)):
+        one_number(name, v)
         if not (np.isfinite(v) and v > 0):
             raise ConfigError(f"{name} must be a finite number > 0, got {v}")
     D = C / (6.0 * N)
