@@ -517,3 +517,33 @@ def test_an_mlflow_run_resumed_under_another_budget_tags_the_new_values(
         "C 6000000.0 -> 24000000.0): MLflow keeps the first values as params; the new ones "
         "are the tags scalinglab.resumed.KEY"
     ) in caplog.text
+
+
+def test_an_mlflow_run_resumed_with_another_logger_is_not_a_change_of_settings(
+    tmp_path, monkeypatch, caplog
+):
+    """Adding a tracker on resume (`--logger mlflow --logger csv`) warned that the run
+    "resumes with changed settings (train.loggers ['mlflow'] -> ['mlflow', 'csv'])" and
+    tagged scalinglab.resumed.train.loggers, where docs/trackers.md says a logger is not
+    part of the run and adding one continues the same run."""
+    from scalinglab.train.trackers import MlflowTracker
+
+    client = _mlflow_store(tmp_path, monkeypatch)
+    run = tmp_path / "r"
+    run.mkdir()
+    t = MlflowTracker(run, "r", None)
+    first = {"D": 1000, "train.loggers": ["mlflow"], "train.resume": "auto"}
+    t.start(first | {"train.tensorboard": False}, resume_step=0)
+    run_id = t.run_id
+    t.close()
+    again = MlflowTracker(run, "r", None)
+    with caplog.at_level("WARNING"):
+        again.start(
+            {"D": 1000, "train.loggers": ["mlflow", "csv"], "train.resume": "must",
+             "train.tensorboard": True}, 10,
+        )  # fmt: skip
+    assert again.run_id == run_id
+    again.close()
+    assert "changed settings" not in caplog.text
+    tags = client.get_run(run_id).data.tags
+    assert not [k for k in tags if k.startswith("scalinglab.resumed.")]

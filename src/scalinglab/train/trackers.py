@@ -43,6 +43,10 @@ ROW_KEYS = {  # metrics row key -> the name trackers log it under
     "train_loss": "loss/train", "val_loss": "loss/val", "lr": "lr", "tokens": "tokens",
     "flops": "flops", "tokens_per_second": "tokens_per_second",
 }  # fmt: skip
+INVOCATION = ("train.loggers", "train.tensorboard", "train.resume")
+"""Hyperparameters of how a run is started and reported, not of the run: a resume that
+changes them (`--logger csv` added) continues the same run, with no warning of changed
+settings."""
 RESULT_KEYS = ("status", "val_loss", "val_ppl", "val_bpb", "train_loss", "params",
                "params_nonembed", "tokens", "flops", "flops_6nd", "steps", "wall_seconds",
                "tokens_per_second", "epochs", "config_changes")  # fmt: skip
@@ -299,7 +303,8 @@ class MlflowTracker(Tracker):
         train.steps) becomes the tag `scalinglab.resumed.KEY`, with a warning; returns the
         new keys, to log as params."""
         logged = self.client.get_run(self.run_id).data.params
-        changed = {k: v for k, v in values.items() if k in logged and logged[k] != v}
+        changed = {k: v for k, v in values.items()
+                   if k in logged and logged[k] != v and k not in INVOCATION}  # fmt: skip
         for k, v in changed.items():
             self.client.set_tag(self.run_id, f"scalinglab.resumed.{k}", v[:5000])
         if changed:
