@@ -41,6 +41,27 @@ def test_predict_refuses_inputs_that_are_no_sizes(kw, message):
     assert str(exc.value) == message
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"U": 1e9}, "predict: U is for law 'data-constrained'; 'chinchilla' has no U"),
+        ({"kind": "predict"}, "kind='predict': not one of confidence, prediction"),
+        ({"level": 95}, "level=95.0: must be in (0, 1)"),
+        ({"steps": [10, 20]},
+         "predict: steps and lr_schedule are for the curve laws (multi-power, lr-annealing), "
+         "not 'chinchilla'"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_an_argument_it_would_ignore(kw, message):
+    """Without return_ci a misspelt kind or a level of 95 passed unseen, and U (unique
+    tokens) or steps given to a chinchilla fit were dropped: the loss came back as if
+    they had not been given."""
+    law = ScalingLaw.from_published("hoffmann2022")
+    with pytest.raises(ConfigError) as exc:
+        law.predict(N=1e9, D=2e10, **kw)
+    assert str(exc.value) == message
+
+
 def test_predict_takes_numbers_of_any_numeric_kind():
     law = ScalingLaw.from_published("hoffmann2022")
     one = law.predict(N=1e9, D=2e10)

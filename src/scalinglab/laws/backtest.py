@@ -276,7 +276,9 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     settings = {**law.settings, "bootstrap": min(law.settings["bootstrap"], max_bootstrap)}
     sub = ScalingLaw(law.law, **settings).fit(t.subset(~test))
     held = t.subset(test)
-    args = {"N": held.N, "D": held.D, "C": held.C, "U": held.U}
+    args = {"N": held.N, "D": held.D, "C": held.C}
+    if law.law == "data-constrained":  # another law has no U to predict from
+        args["U"] = held.U
     if sub.samples_ is not None:
         pred, lo, hi = sub.predict(**args, return_ci=True)
     else:

@@ -454,6 +454,18 @@ class ScalingLaw:
         """
         self.check_fitted()
         level = self.settings["ci_level"] if level is None else float(level)
+        # checked even without return_ci: a misspelt kind, or U given to a law without it,
+        # predicted as if they were not there
+        if kind not in intervals.KINDS:
+            raise ConfigError(f"kind={kind!r}: not one of {', '.join(intervals.KINDS)}")
+        intervals.check_level(level)
+        if U is not None and self.law != "data-constrained":
+            raise ConfigError(f"predict: U is for law 'data-constrained'; {self.law!r} has no U")
+        if (steps is not None or lr_schedule is not None) and self.law not in CURVE_LAWS:
+            raise ConfigError(
+                f"predict: steps and lr_schedule are for the curve laws "
+                f"({', '.join(CURVE_LAWS)}), not {self.law!r}"
+            )
         if self.law in tasklaws.TASK_LAWS:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
