@@ -41,6 +41,21 @@ def test_tinyshakespeare_byte_split_matches_nanogpt(tmp_path):
     assert sh.train.tobytes()[::2] == data[:n] and sh.val.astype(np.uint8).tobytes() == data[n:]
 
 
+def test_prepare_takes_a_pathlib_path_and_names_a_source_that_is_none(tmp_path):
+    """prepare(Path("corpus.txt"), ...) raised "'PosixPath' object is not iterable" and a
+    list of Paths "'PosixPath' object has no attribute 'startswith'"; a Path is its path,
+    and a source that is no path is named."""
+    from scalinglab.errors import ConfigError
+
+    src = shared_file("corpora/tinyshakespeare.txt")
+    one = prepare(src, tmp_path / "a", tokenizer="byte")
+    listed = prepare([src], tmp_path / "b", tokenizer="byte")
+    assert one["sources"] == listed["sources"] == [str(src)]
+    assert one["sha256"] == listed["sha256"]
+    with pytest.raises(ConfigError, match="prepare: a source is a path or a source name, got 3"):
+        prepare([src, 3], tmp_path / "c", tokenizer="byte")
+
+
 def test_tinyshakespeare_char_ids_are_nanogpts(tmp_path):
     src = shared_file("corpora/tinyshakespeare.txt")
     text = src.read_text(encoding="utf-8")

@@ -197,7 +197,7 @@ def prepare(
     if unknown:
         raise ConfigError(f"prepare: unknown option(s) {', '.join(sorted(unknown))}")
     cfg = replace(config or PrepareConfig(), **options)
-    specs = [sources] if isinstance(sources, str) else list(sources or ["stdlib"])
+    specs = _specs(sources)
     out = Path(out)
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
@@ -250,6 +250,26 @@ def prepare(
             raise OSError(exc.errno, exc.strerror, str(out)) from None  # a write: name it
         raise
     return {**manifest, "up_to_date": False}
+
+
+def _specs(sources) -> list[str]:
+    """`prepare`'s sources as a list of spec strings: a pathlib.Path (one, or in a list)
+    is its path (it raised "'PosixPath' object is not iterable"); anything else that is no
+    source is named."""
+    if sources is None:
+        return ["stdlib"]
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    if not isinstance(sources, list | tuple):
+        raise ConfigError(
+            f"prepare: sources is a path or source name, or a list of them, "
+            f"not {type(sources).__name__}"
+        )
+    specs = [os.fspath(s) if isinstance(s, os.PathLike) else s for s in sources]
+    for s in specs:
+        if not isinstance(s, str):
+            raise ConfigError(f"prepare: a source is a path or a source name, got {s!r}")
+    return specs or ["stdlib"]
 
 
 def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress, kind: str):
