@@ -239,6 +239,15 @@ def test_run_config_merges_preset_file_and_keywords(tmp_path):
         run_config(n_layers=3)
 
 
+def test_run_config_takes_a_pathlib_path_for_the_shards(tmp_path):
+    """train_run(out, data=Path("shards"), ...) raised "data must be str, got PosixPath",
+    though prepare's out= and train_run's out take a Path."""
+    from scalinglab.api import run_config
+
+    cfg = run_config(data=tmp_path / "shards", preset="gpt-tiny", steps=10)
+    assert cfg.train.data == str(tmp_path / "shards")
+
+
 @pytest.mark.parametrize("fn", ["run_sweep", "run_study"])
 def test_an_unknown_executor_keyword_is_named(tmp_path, fn):
     import scalinglab

@@ -100,6 +100,8 @@ def run_config(config=None, **settings) -> RunConfig:
     unknown = sorted(set(settings) - model_names - train_names)
     if unknown:
         raise ConfigError(f"unknown run setting(s) {', '.join(unknown)}")
+    # data=Path("shards") (what prepare's out= takes) was "data must be str, got PosixPath"
+    settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     if isinstance(config, RunConfig):
         base = config.to_dict()
     elif isinstance(config, str | os.PathLike):
