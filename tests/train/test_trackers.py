@@ -87,6 +87,26 @@ def test_a_tracker_that_fails_mid_run_and_cannot_close_does_not_stop_the_run(
     assert "--logger csv failed and is dropped for this run" in caplog.text
 
 
+def test_a_tracker_that_cannot_start_is_named_even_when_closing_another_fails(
+    tmp_path, monkeypatch
+):
+    """W&B refusing to start (a bad WANDB_PROJECT) closes the trackers already started;
+    one whose close raised replaced the one-line ConfigError with its own error (a
+    traceback from the command line)."""
+    pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    from scalinglab.errors import ConfigError
+    from scalinglab.train.trackers import CsvTracker, open_trackers
+
+    def fails(self):
+        raise RuntimeError("cannot close")
+
+    monkeypatch.setattr(CsvTracker, "close", fails)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_PROJECT", "a/b")
+    with pytest.raises(ConfigError, match="wandb: cannot start a W&B run"):
+        open_trackers(["csv", "wandb"], tmp_path, {}, 0, run_name="r", group=None)
+
+
 def test_a_damaged_metrics_csv_is_kept_with_a_warning_when_the_run_resumes(tmp_path, caplog):
     """A garbage line appended to metrics.csv crashed the resumed run with int()'s
     ValueError traceback; now it is kept as it is, named, as metrics.jsonl's are."""

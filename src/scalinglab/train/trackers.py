@@ -422,6 +422,9 @@ def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
             started.append(t)
     except BaseException:
         for t in started:
-            t.close()
+            try:  # the error to show is the start's, not a close's after it
+                t.close()
+            except Exception as exc:
+                log.warning("warning: --logger %s: %s", t.name, one_line(exc))
         raise
     return started
