@@ -509,6 +509,33 @@ def test_an_mlflow_run_started_again_from_step_0_ends_the_earlier_one(tmp_path, 
     assert client.get_run(second).info.status == "FINISHED"
 
 
+def test_an_mlflow_run_resumed_at_another_store_starts_a_new_run_there(
+    tmp_path, monkeypatch, caplog
+):
+    """A run folder resumed at another MLFLOW_TRACKING_URI (copied to another machine, a
+    new server) was refused: "cannot log to MLFLOW_TRACKING_URI=...: Run '...' not
+    found", though that store works."""
+    from scalinglab.train.trackers import MlflowTracker
+
+    _mlflow_store(tmp_path / "a", monkeypatch)
+    run = tmp_path / "r"
+    run.mkdir()
+    t = MlflowTracker(run, "r", None)
+    t.start({"D": 1000}, resume_step=0)
+    first = t.run_id
+    t.close()
+    client = _mlflow_store(tmp_path / "b", monkeypatch)
+    again = MlflowTracker(run, "r", None)
+    with caplog.at_level("WARNING"):
+        again.start({"D": 1000}, 10)
+    second = again.run_id
+    again.close()
+    assert second != first
+    assert json.loads((run / "trackers.json").read_text()) == {"mlflow_run_id": second}
+    assert client.get_run(second).data.params == {"D": "1000"}
+    assert f"its MLflow run {first} is not at MLFLOW_TRACKING_URI=" in caplog.text
+
+
 def test_an_mlflow_run_resumed_under_another_budget_tags_the_new_values(
     tmp_path, monkeypatch, caplog
 ):

@@ -265,6 +265,8 @@ class MlflowTracker(Tracker):
                 exp_id = self._experiment(self.group or PROJECT)
             known = runfolder.read_trackers(self.run_dir).get("mlflow_run_id")
             values = {k: str(v)[:6000] for k, v in hparams.items()}
+            if resume_step and known and not self._in_store(known, uri):
+                known = None  # another store: a new MLflow run there
             if resume_step and known:
                 self.run_id = known
                 self.client.update_run(self.run_id, status="RUNNING")
@@ -287,6 +289,26 @@ class MlflowTracker(Tracker):
                 f"{one_line(exc)}"
             ) from None
         self.status = "KILLED"
+
+    def _in_store(self, run_id: str, uri: str) -> bool:
+        """Whether this store holds the MLflow run the folder's trackers.json names. A run
+        resumed at another MLFLOW_TRACKING_URI (a folder copied to another machine, a new
+        server) was refused, "cannot log to ...: Run '...' not found", though the store
+        works: it starts a new MLflow run there, with a warning."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            log.warning(
+                "warning: --logger mlflow: %s: its MLflow run %s is not at "
+                "MLFLOW_TRACKING_URI=%r; the resumed run logs to a new MLflow run there",
+                self.run_dir, run_id, uri or "(unset)",
+            )  # fmt: skip
+            return False
+        return True
 
     def _end_earlier(self, old: str) -> None:
         """A run started again from step 0 (killed before its first checkpoint) is a new
