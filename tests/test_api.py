@@ -248,6 +248,18 @@ def test_run_config_takes_a_pathlib_path_for_the_shards(tmp_path):
     assert cfg.train.data == str(tmp_path / "shards")
 
 
+def test_settings_take_numpy_numbers():
+    """A number from a notebook's numpy arithmetic (steps=np.int64(200), bootstrap=
+    np.int64(100), lr=np.float32(1e-3)) was "steps must be int, got int64"."""
+    from scalinglab.api import run_config
+
+    cfg = run_config(data="shards", preset="gpt-tiny", steps=np.int64(200), lr=np.float32(0.5))
+    assert (type(cfg.train.steps), cfg.train.steps, cfg.train.lr) == (int, 200, 0.5)
+    assert ScalingLaw("chinchilla", bootstrap=np.int64(10)).settings["bootstrap"] == 10
+    with pytest.raises(ConfigError, match="steps must be int"):
+        run_config(data="shards", preset="gpt-tiny", steps=np.float64(2.5))
+
+
 @pytest.mark.parametrize("fn", ["run_sweep", "run_study"])
 def test_an_unknown_executor_keyword_is_named(tmp_path, fn):
     import scalinglab

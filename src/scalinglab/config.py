@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import re
 import tomllib
 import types
@@ -435,6 +436,11 @@ def check_types(obj) -> None:
         name = f.metadata.get("flag", flag(f.name))
         if v is None or tp not in (int, float, str, bool):
             continue
+        if isinstance(v, numbers.Real) and not isinstance(v, int | float):
+            # a numpy scalar (steps=np.int64(200) from a notebook's arithmetic) is its
+            # number: it was "steps must be int, got int64"
+            v = int(v) if isinstance(v, numbers.Integral) else float(v)
+            setattr(obj, f.name, v)
         if tp is float and isinstance(v, int) and not isinstance(v, bool):
             setattr(obj, f.name, float(v))
         elif tp is int and isinstance(v, float) and v.is_integer():
