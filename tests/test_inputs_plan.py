@@ -82,6 +82,40 @@ def test_plan_run_refuses_what_is_not_one_number_naming_the_argument(fit):
     assert plan_run(fit, target_loss=np.float64(2.5))["target_loss"] == 2.5
 
 
+def test_plan_run_refuses_a_bool_as_a_number_naming_the_argument(fit):
+    """numpy takes True as 1: `plan_run(law, flops=True)` planned a run at C = 1 FLOP, and
+    `unique_tokens=True` one with a single unique token."""
+    import numpy as np
+
+    from scalinglab import ScalingLaw, plan_run
+
+    cases = [
+        (dict(flops=True), "flops: a number or a list of numbers, got True"),
+        (dict(flops=np.True_), "flops: a number or a list of numbers, got np.True_"),
+        (dict(flops=[1e20, True]), "flops: a number or a list of numbers, got [1e+20, True]"),
+        (dict(flops=np.array([True])), "flops: a number or a list of numbers, got array([ True])"),
+        (dict(target_loss=True), "target_loss must be one number, got True"),
+        (dict(params=True, flops=1e20), "params must be one number, got True"),
+        (dict(params=1e9, flops=np.True_), "flops must be one number, got np.True_"),
+    ]  # fmt: skip
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError) as e:
+            plan_run(fit, **kwargs)
+        assert str(e.value) == message
+    law = ScalingLaw("data-constrained", bootstrap=0)
+    law.params_ = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.3, "R_D": 12.0,
+                   "R_N": 4.0}  # fmt: skip
+    law.samples_ = None
+    for kwargs, message in [
+        (dict(flops=True, unique_tokens=2e9), "flops: a number or a list of numbers, got True"),
+        (dict(flops=1e21, unique_tokens=True), "unique_tokens: a number or a list of numbers, got True"),
+    ]:  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            plan_run(law, **kwargs)
+        assert str(e.value) == message
+    assert plan_run(fit, flops=1e20)["flops"] == 1e20
+
+
 def test_finite_plans_still_answer(fit, capsys):
     assert main(["plan", fit, "--target-loss", "2.5", "--json"]) == 0
     assert '"target_loss": 2.5' in capsys.readouterr().out

@@ -94,10 +94,20 @@ def _rows(law, C, N, D, L, draws):
     return out
 
 
+def has_bool(v) -> bool:
+    """Whether `v` is a bool or holds one (a numpy bool, a list with True in it): numpy
+    takes True as 1, so plan_run(law, flops=True) planned a run at C = 1 FLOP."""
+    if isinstance(v, (list, tuple)):
+        return any(has_bool(x) for x in v)
+    return isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype.kind == "b")
+
+
 def optimal_allocation(law, C):
     """Compute-optimal N, D, tokens per parameter and loss at each FLOP budget C."""
     law.check_fitted()
     check_exponents(law)
+    if has_bool(C):
+        raise ConfigError(f"--flops: a number or a list of numbers, got {C!r}")
     try:
         Cs = np.atleast_1d(np.asarray(C, dtype=float))
     except (TypeError, ValueError):  # from Python: flops=["1e21", "big"], a dict

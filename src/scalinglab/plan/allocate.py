@@ -18,6 +18,7 @@ from scalinglab.laws.optimal import (
     check_exponents,
     draw_columns,
     finite_or_none,
+    has_bool,
     optimal_allocation,
     percentile_interval,
     prediction_interval,
@@ -185,6 +186,9 @@ def unique_tokens_allocation(law, flops, unique_tokens):
     law.check_fitted()
     if law.law != "data-constrained":
         raise ConfigError(f"--unique-tokens needs a data-constrained fit, not {law.law!r}")
+    for name, v in (("--flops", flops), ("--unique-tokens", unique_tokens)):
+        if has_bool(v):  # True was 1 FLOP, 1 unique token
+            raise ConfigError(f"{name}: a number or a list of numbers, got {v!r}")
     U = float(unique_tokens)
     if not (np.isfinite(U) and U > 0):
         raise ConfigError(f"--unique-tokens must be a finite number > 0, got {unique_tokens}")
