@@ -67,6 +67,24 @@ def test_laws_from_parameters_say_what_they_cannot_answer():
     assert np.allclose(N, 0.1 * C**0.5)
 
 
+def test_plot_refuses_an_ax_that_is_not_a_matplotlib_axes():
+    """`law.plot(ax="x")` raised a bare AttributeError from deep in matplotlib's code."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    law = ScalingLaw.from_published("hoffmann2022")
+    fig, ax = plt.subplots()
+    for bad, shown in (("x", "str 'x'"), (fig, f"Figure {fig!r}"), ([ax], f"list {[ax]!r}")):
+        with pytest.raises(ConfigError) as e:
+            law.plot(ax=bad)
+        assert str(e.value) == f"ax must be a matplotlib Axes (plt.subplots()[1]), got {shown}"
+    assert len(ax.lines) == 0  # nothing drawn before the refusal
+    assert law.plot(ax=ax) is ax and len(ax.lines) == 4
+    plt.close(fig)
+
+
 def test_rows_are_named_by_their_number_in_the_input_after_filters():
     df = pd.DataFrame({"status": ["failed", "failed", "completed", "completed", "completed"],
                        "params": [1e7, 1e7, 1e7, 3e7, 1e8], "tokens": [1e9] * 5,

@@ -29,6 +29,12 @@ DEFAULT_RANGE = {"N": (1e7, 1e11), "D": (1e9, 1e13), "C": (1e17, 1e25)}
 
 def _axes(ax):
     if ax is not None:
+        from matplotlib.axes import Axes
+
+        if not isinstance(ax, Axes):  # ax="x" was an AttributeError deep in matplotlib
+            raise ConfigError(
+                f"ax must be a matplotlib Axes (plt.subplots()[1]), got {type(ax).__name__} {ax!r}"
+            )
         return ax
     import matplotlib.pyplot as plt
 
