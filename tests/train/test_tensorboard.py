@@ -29,8 +29,9 @@ def _expected(run) -> dict[str, list[tuple[int, float]]]:
         "lr": [(r["step"], r["lr"]) for r in rows if "lr" in r],
         "loss/val": [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r and not r.get("final")],
         "loss/val_final": [(r["step"], r["val_loss"]) for r in rows if r.get("final")],
-        "tokens": [(r["step"], r["tokens"]) for r in rows],
-        "flops": [(r["step"], r["flops"]) for r in rows],
+        # once per step: the final evaluation's row shares the last row's step
+        "tokens": sorted({r["step"]: r["tokens"] for r in rows}.items()),
+        "flops": sorted({r["step"]: r["flops"] for r in rows}.items()),
     }  # fmt: skip
 
 

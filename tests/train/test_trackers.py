@@ -345,8 +345,9 @@ def test_a_sweep_logs_each_run_to_wandb_offline_and_a_local_mlflow_store(tmp_pat
         hist = client.get_metric_history(m.info.run_id, "loss/train")
         want = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
         assert [(h.step, h.value) for h in hist] == want
-        tokens = client.get_metric_history(m.info.run_id, "tokens")
-        assert [(h.step, h.value) for h in tokens] == [(r["step"], r["tokens"]) for r in rows]
+        tokens = client.get_metric_history(m.info.run_id, "tokens")  # once per step
+        per_step = sorted({r["step"]: r["tokens"] for r in rows}.items())
+        assert [(h.step, h.value) for h in tokens] == per_step
         assert m.data.metrics["result/val_loss"] == result["val_loss"]
         assert m.data.metrics["loss/val_final"] == result["val_loss"]
         # W&B: grouped by the sweep, the config, every row, the result as the summary
@@ -507,6 +508,26 @@ def test_an_mlflow_run_started_again_from_step_0_ends_the_earlier_one(tmp_path, 
     third.start({"D": 100}, resume_step=0)
     third.close()
     assert client.get_run(second).info.status == "FINISHED"
+
+
+def test_an_mlflow_run_logs_each_metric_once_per_step(tmp_path, monkeypatch):
+    """The final evaluation's row shares the last row's step: MLflow got its `tokens` and
+    `flops` twice at step 20, two points of one metric at one step."""
+    client = _mlflow_store(tmp_path, monkeypatch)
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    train(tiny_cfg(data, steps=20, log_every=5, eval_every=10, loggers=["mlflow"]), run)
+    rows = _rows(run)
+    assert [r["step"] for r in rows] == [5, 10, 15, 20, 20]  # metrics.jsonl keeps both rows
+    (m,) = client.search_runs([client.get_experiment_by_name("scalinglab").experiment_id])
+    for name, key in (("tokens", "tokens"), ("flops", "flops")):
+        hist = client.get_metric_history(m.info.run_id, name)
+        assert [(h.step, h.value) for h in hist] == [(r["step"], r[key]) for r in rows[:4]]
+    for name in ("loss/train", "lr", "tokens_per_second"):
+        assert [h.step for h in client.get_metric_history(m.info.run_id, name)] == [5, 10, 15, 20]
+    assert [h.step for h in client.get_metric_history(m.info.run_id, "loss/val")] == [10, 20]
+    final = client.get_metric_history(m.info.run_id, "loss/val_final")
+    assert [(h.step, h.value) for h in final] == [(20, rows[-1]["val_loss"])]
 
 
 def test_an_mlflow_run_resumed_at_another_store_starts_a_new_run_there(

@@ -107,6 +107,16 @@ class Tracker:
     def close(self) -> None:
         """Release files and connections (after finish, or on an error)."""
 
+    def _new_at(self, step: int, metrics: dict) -> dict:
+        """The metrics not yet logged at `step`: the final evaluation's row shares the last
+        row's step, and its `tokens` and `flops` were logged there a second time (a tracker
+        of one value per step and name keeps both: two points at one step)."""
+        if step != getattr(self, "_step", None):
+            self._step, self._sent = step, set()
+        new = {k: v for k, v in metrics.items() if k not in self._sent}
+        self._sent |= new.keys()
+        return new
+
 
 class TensorBoardTracker(Tracker):
     """Event files in the run folder itself, so `tensorboard --logdir SWEEP` shows every run
@@ -125,7 +135,7 @@ class TensorBoardTracker(Tracker):
             self.w.add_text("config", "\n".join(f"    {k} = {v!r}" for k, v in hparams.items()))
 
     def log(self, step: int, metrics: dict) -> None:
-        for tag, v in metrics.items():
+        for tag, v in self._new_at(step, metrics).items():
             self.w.add_scalar(tag, v, global_step=step)
 
     def finish(self, result: dict) -> None:
@@ -358,8 +368,9 @@ class MlflowTracker(Tracker):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        batch = [Metric(k, float(v), now, step) for k, v in self._new_at(step, metrics).items()]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def finish(self, result: dict) -> None:
         from mlflow.entities import Metric
