@@ -45,6 +45,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -185,6 +186,57 @@ def read_trackers(run_dir: str | os.PathLike) -> dict:
 def write_trackers(run_dir: str | os.PathLike, ids: dict) -> None:
     """Add `ids` to RUN/trackers.json (atomically)."""
     atomic_write_json(Path(run_dir) / TRACKERS, read_trackers(run_dir) | ids)
+
+
+class FolderAsFound:
+    """A run folder as a start found it, to put back when the start fails before training
+    (a tracker that cannot start): the entries it added are removed, the files a
+    tracker's start rewrites (trackers.json, metrics.csv) get their bytes back, and the
+    folders it made (`--out` and any missing parents: `made`, the topmost) go, where
+    empty. `.lock` stays in a folder that was there (a trainer waiting on it may hold it
+    open); a folder made here goes with its lock."""
+
+    REWRITTEN = (TRACKERS, METRICS_CSV)
+
+    def __init__(self, run_dir: str | os.PathLike, made: Path | None):
+        self.run_dir, self.made = Path(run_dir), made
+        self.names = set() if made else set(os.listdir(self.run_dir)) | {LOCK}
+        self.saved = {}
+        for name in self.REWRITTEN:
+            with contextlib.suppress(OSError):  # absent: nothing to put back
+                self.saved[name] = (self.run_dir / name).read_bytes()
+
+    @staticmethod
+    def missing_from(path: Path) -> Path | None:
+        """The topmost folder of `path` (itself or a parent) that does not exist yet."""
+        path, top = Path(path).absolute(), None
+        while not path.exists() and path != path.parent:
+            path, top = path.parent, path
+        return top
+
+    def restore(self) -> None:
+        """Put the folder back as found; what cannot be removed stays, with a warning."""
+        try:
+            for name in set(os.listdir(self.run_dir)) - self.names:
+                entry = self.run_dir / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            for name, data in self.saved.items():
+                path = self.run_dir / name
+                if not path.exists() or path.read_bytes() != data:
+                    atomic_write_bytes(path, data)
+            if self.made:
+                folder = self.run_dir.absolute()
+                while True:
+                    folder.rmdir()
+                    if folder == self.made:
+                        break
+                    folder = folder.parent
+        except OSError as exc:
+            log.warning("warning: %s: could not remove what this start wrote: %s",
+                        self.run_dir, exc)  # fmt: skip
 
 
 def write_metrics_csv(run_dir: str | os.PathLike, text: str) -> Path:

@@ -166,6 +166,55 @@ def test_a_wandb_run_id_is_kept_for_a_resume_and_new_for_a_fresh_start(tmp_path,
     assert json.loads((run / "trackers.json").read_text())["wandb_run_id"] == old
 
 
+def _listing(folder) -> dict:
+    """Every file and folder under `folder`, with each file's bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in folder.rglob("*")}  # fmt: skip
+
+
+def test_a_tracker_that_cannot_start_leaves_the_out_folder_as_it_found_it(
+    tmp_path, capsys, monkeypatch
+):
+    """W&B refusing to start (a bad WANDB_PROJECT) stopped a fresh run with one line but
+    left config.toml and tokenizer.json (and the other trackers' metrics.csv and events)
+    in the new --out. The trackers now start before the folder is written, and what the
+    start wrote goes: a new --out (and its new parents) is gone, a user's folder keeps
+    its files alone, and a resume changes nothing of the run."""
+    pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    data = tiny_shards(tmp_path / "shards")
+    loggers = ["--logger", "csv", "--logger", "tensorboard", "--logger", "wandb"]
+    new = tmp_path / "runs" / "sub" / "run"
+    # the run trained, to resume below: under a good project
+    run = tmp_path / "run"
+    assert main(cli_args(data, run, "--steps", "4", "--ckpt-every", "2", "--logger", "csv")) == 0
+    (run / "result.json").unlink()  # killed after its last checkpoint
+    (run / "metrics.csv").write_text("step\r\n2\r\n4\r\n6\r\n")  # a row past it
+    was = _listing(run)
+    monkeypatch.setenv("WANDB_PROJECT", "a/b")
+    err = one_line_error(capsys, cli_args(data, new, "--steps", "4", *loggers))
+    assert "error: --logger wandb: cannot start a W&B run: Invalid project name" in err
+    assert not (tmp_path / "runs").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    one_line_error(capsys, cli_args(data, mine, "--steps", "4", *loggers))
+    assert sorted(p.name for p in mine.iterdir()) == [".lock", "notes.txt"]
+    assert (mine / "notes.txt").read_text() == "mine"
+    err = one_line_error(capsys, cli_args(data, run, "--steps", "6", *loggers))
+    assert "cannot start a W&B run" in err
+    assert _listing(run) == was  # no rows cut, no config rewritten, no tracker's file
+    if importlib.util.find_spec("mlflow"):  # an MLflow store that refuses the run itself
+        client = _mlflow_store(tmp_path, monkeypatch)
+        client.delete_experiment(client.create_experiment("scalinglab"))
+        err = one_line_error(capsys, cli_args(data, new, "--steps", "4", "--logger", "csv",
+                                              "--logger", "mlflow"))  # fmt: skip
+        assert "Could not create run under non-active experiment" in err
+        assert not (tmp_path / "runs").exists()
+
+
 def test_logger_is_a_repeatable_flag_and_a_toml_key(tmp_path):
     from scalinglab.config import RunConfig
     from scalinglab.errors import ConfigError

@@ -273,10 +273,13 @@ class Trainer:
         root = runfolder.checkpoint_root(self.out)
         if mode == "must" and not self.out.is_dir():  # a mistyped --out: no folder made
             raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
+        made = runfolder.FolderAsFound.missing_from(self.out)
+        found = None
         with self.dist.together():  # rank 0's lock refused: every rank stops, naming it
             self.out.mkdir(parents=True, exist_ok=True)
             if self.dist.is_main:  # one trainer per folder: a second one is refused, naming us
                 self.lock = runfolder.hold_lock(self.out)
+                found = runfolder.FolderAsFound(self.out, made)
         path = None
         if mode == "never":
             if checkpoint.list_steps(root):
@@ -307,12 +310,22 @@ class Trainer:
                             "changed here are not applied to it", self.out)  # fmt: skip
             return old
         with self.dist.together():  # rank 0 writes: should that fail, every rank stops
-            self._write_start(path)
+            self._write_start(path, found)
         self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
         return None
 
-    def _write_start(self, path: Path | None) -> None:
-        """Rank 0 prepares the folder: metrics cut to the step, history, config, tokenizer."""
+    def _write_start(self, path: Path | None, found: runfolder.FolderAsFound | None) -> None:
+        """Rank 0 prepares the folder: the trackers started, then metrics cut to the step,
+        history, config, tokenizer. A tracker that cannot start (a bad WANDB_PROJECT) stops
+        the run with the folder as it was found: a fresh --out left no config.toml and
+        tokenizer.json behind, a resume nothing changed; and a tracker's start reads the
+        config.toml of the run's last start (the loggers it had: WandbTracker)."""
+        try:
+            self.metrics.open_trackers(self._hparams(), self.c.step)
+        except BaseException:
+            if found is not None:
+                found.restore()
+            raise
         self.metrics.truncate_after(self.c.step)
         if self.dist.is_main and self.changes:
             self._record_changes(path)
@@ -329,7 +342,6 @@ class Trainer:
         if self.dist.is_main and self.shards.tokenizer_path.exists():  # the run alone can generate
             tokenizer = self.shards.tokenizer_path.read_bytes()
             atomic_write_bytes(self.out / runfolder.TOKENIZER, tokenizer)
-        self.metrics.open_trackers(self._hparams())
 
     def _hparams(self) -> dict:
         """What trackers record of the run: its resolved config and its N, D, C (planned)."""

@@ -38,23 +38,21 @@ class MetricsLog:
         # that cannot be reached, is one line (and no config.toml left in --out)
         self.loggers = trackers.check_loggers(loggers, probe=True) if enabled else []
         self.trackers: list[trackers.Tracker] = []
-        self.resume_step = 0
 
     def truncate_after(self, step: int) -> None:
         """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
-        self.resume_step = step
         if self.enabled:
             odd = runfolder.truncate_metrics(self.run_dir, step)
             if odd:
                 log.warning("%s", runfolder.odd_lines(self.path, odd))
 
-    def open_trackers(self, hparams: dict) -> None:
-        """Start the trackers (after truncate_after: a resumed run continues its tracker
-        runs from its checkpoint's step); raises, one line, if one cannot start."""
+    def open_trackers(self, hparams: dict, resume_step: int) -> None:
+        """Start the trackers (a resumed run, resume_step > 0, continues its tracker runs
+        from its checkpoint's step); raises, one line, if one cannot start."""
         if self.loggers:
             meta = runfolder.read_sweep_meta(self.run_dir)
             self.trackers = trackers.open_trackers(
-                self.loggers, self.run_dir, hparams, self.resume_step,
+                self.loggers, self.run_dir, hparams, resume_step,
                 run_name=self.run_dir.resolve().name, group=meta.get("sweep"),
             )  # fmt: skip
 
