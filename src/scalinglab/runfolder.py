@@ -188,6 +188,18 @@ def write_trackers(run_dir: str | os.PathLike, ids: dict) -> None:
     atomic_write_json(Path(run_dir) / TRACKERS, read_trackers(run_dir) | ids)
 
 
+def loggers_of_last_start(run_dir: str | os.PathLike) -> list[str]:
+    """The loggers RUN/config.toml lists: those of the run's last start (read before this
+    start writes it anew); [] when absent or unreadable. It names the trackers a resumed
+    run had before, as trackers.json keeps no id of a run of an older scalinglab."""
+    path = Path(run_dir) / CONFIG
+    try:
+        loggers = load_toml(path).get("train", {}).get("loggers", [])
+    except (OSError, ScalingLabError, AttributeError):
+        return []
+    return [x for x in loggers if isinstance(x, str)] if isinstance(loggers, list) else []
+
+
 class FolderAsFound:
     """A run folder as a start found it, to put back when the start fails before training
     (a tracker that cannot start): the entries it added are removed, the files a

@@ -161,9 +161,40 @@ def test_a_wandb_run_id_is_kept_for_a_resume_and_new_for_a_fresh_start(tmp_path,
     shutil.rmtree(run)
     assert started(0) not in (first, fresh)  # the folder made again
     (run / "trackers.json").write_text('{"mlflow_run_id": "m"}')  # an older folder
+    (run / "config.toml").write_text('[train]\nloggers = ["wandb"]\n')  # that had W&B
     old = hashlib.sha256(str(run.resolve()).encode()).hexdigest()[:16]
     assert started(10) == old
     assert json.loads((run / "trackers.json").read_text())["wandb_run_id"] == old
+
+
+def test_wandb_added_at_a_resume_is_a_new_wandb_run_of_each_run(tmp_path, monkeypatch):
+    """--logger wandb added when resuming a run started without it took the hash of the
+    folder's path as the W&B id (meant for an older scalinglab's folder, which logged to
+    W&B under it): two runs made one after the other at one path attached to one W&B run.
+    Now each gets a random id, kept in trackers.json for its next resume."""
+    wandb = pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    import hashlib
+    import shutil
+    from types import SimpleNamespace
+
+    calls = []
+    fake = SimpleNamespace(define_metric=lambda name: None, log=lambda *a, **k: None,
+                           summary={}, finish=lambda: None)  # fmt: skip
+    monkeypatch.setattr(wandb, "init", lambda **kw: calls.append(kw) or fake)
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    path_hash = hashlib.sha256(str(run.resolve()).encode()).hexdigest()[:16]
+    ids = []
+    for _ in range(2):  # the run, then another made at its path
+        shutil.rmtree(run, ignore_errors=True)
+        train(tiny_cfg(data, steps=4, ckpt_every=2, loggers=["csv"]), run)
+        train(tiny_cfg(data, steps=6, ckpt_every=2, loggers=["csv", "wandb"]), run)
+        assert calls[-1]["resume"] == "allow" and _result(run)["steps"] == 6
+        ids.append(calls[-1]["id"])
+        assert json.loads((run / "trackers.json").read_text()) == {"wandb_run_id": ids[-1]}
+        train(tiny_cfg(data, steps=8, ckpt_every=2, loggers=["wandb"]), run)
+        assert calls[-1]["id"] == ids[-1]  # resumed again: the same W&B run
+    assert path_hash not in ids and ids[0] != ids[1]
 
 
 def _listing(folder) -> dict:

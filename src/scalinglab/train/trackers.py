@@ -211,8 +211,10 @@ class WandbTracker(Tracker):
     """A W&B run of a random id kept in RUN/trackers.json, so a resumed run continues it
     and a run started afresh (no checkpoint; a folder made again) is a new W&B run: an id
     fixed by the folder's path attached a fresh run to the old one, whose later steps
-    made W&B drop the new run's. Without WANDB_DIR its files go into the run folder
-    (RUN/wandb/)."""
+    made W&B drop the new run's. The path's hash is left only to a resumed run whose last
+    start logged to W&B (its config.toml, read before this start rewrites it) and kept no
+    id: a folder of an older scalinglab. Without WANDB_DIR its files go into the run
+    folder (RUN/wandb/)."""
 
     name = "wandb"
 
@@ -221,7 +223,11 @@ class WandbTracker(Tracker):
         ids = runfolder.read_trackers(self.run_dir)
         if resume_step and ids.get("wandb_run_id"):
             run_id = str(ids["wandb_run_id"])
-        elif resume_step:  # a folder of an older scalinglab: its id was this hash of its path
+        elif resume_step and "wandb" in runfolder.loggers_of_last_start(self.run_dir):
+            # a folder of an older scalinglab, which logged to W&B under this hash of its
+            # path and kept no id. Only such a one: a run that had no W&B before (--logger
+            # wandb added at a resume) hashed its path too, so two runs made one after the
+            # other in a folder of one path attached to one W&B run
             run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
         else:
             run_id = secrets.token_hex(8)
