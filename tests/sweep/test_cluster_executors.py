@@ -119,6 +119,30 @@ def test_submitit_requeues_on_time_limit_signal_and_resumes(tmp_path, shards):
     assert "Requeued job" in job_log.read_text()  # through submitit's own handler
 
 
+def _submitit_sweep_training(tmp_path, shards, tokens: int):
+    """`scalinglab sweep` of one run of `tokens` under submitit's local cluster, started
+    in a session of its own and returned once the run trains past a checkpoint:
+    (the driver's process, OUT, the command's arguments)."""
+    design = GRID.replace("tokens = [640, 1280]", f"tokens = [{tokens}]")
+    spec = write_spec(tmp_path, shards, design, train="ckpt_every = 10")
+    out = tmp_path / "out"
+    argv = ["sweep", str(spec), "--out", str(out), "--executor", "submitit", "--cluster", "local",
+            "--threads", "1"]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("runs/*/ckpt/step-*")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc, out, argv
+
+
 def test_ctrl_c_under_submitit_local_stops_the_runs_in_one_line(tmp_path, shards):
     """Ctrl-C reaches the terminal's whole process group: each submitit controller printed
     a KeyboardInterrupt traceback to the sweep's stderr and killed its job a second later.
@@ -127,19 +151,8 @@ def test_ctrl_c_under_submitit_local_stops_the_runs_in_one_line(tmp_path, shards
     pytest.importorskip(
         "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
     )
-    design = GRID.replace("tokens = [640, 1280]", "tokens = [256000]")
-    spec = write_spec(tmp_path, shards, design, train="ckpt_every = 10")
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "scalinglab", "sweep", str(spec), "--out", str(out),
-           "--executor", "submitit", "--cluster", "local", "--threads", "1"]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)  # fmt: skip
+    proc, out, _ = _submitit_sweep_training(tmp_path, shards, tokens=256000)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("runs/*/ckpt/step-*")):  # training, past a checkpoint
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C
         _, err = proc.communicate(timeout=120)
     finally:
@@ -152,6 +165,79 @@ def test_ctrl_c_under_submitit_local_stops_the_runs_in_one_line(tmp_path, shards
     )
     (run,) = (out / "runs").iterdir()
     assert json.loads((run / "result.json").read_text())["status"] == "preempted"
+
+
+def _processes_of(folder) -> list[str]:
+    """The command lines of the live processes that name `folder` (trainers, submitit's
+    controllers and jobs)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if str(folder) in cmd:
+                found.append(cmd)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the sweep's processes in /proc")
+def test_sigint_to_the_driver_alone_under_submitit_local_stops_its_jobs(tmp_path, shards):
+    """`kill -INT DRIVER` (not a terminal's Ctrl-C, which signals the whole group) reached
+    neither submitit's local jobs nor their trainers: the driver waited 70 s for jobs it
+    had not stopped, claimed they were preempted and left them training. Now it sends them
+    the SIGINT a Ctrl-C would have: one line, 130, nothing left running, and a rerun of
+    the same command resumes the run and completes it."""
+    pytest.importorskip(
+        "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
+    )
+    from scalinglab import cli
+
+    proc, out, argv = _submitit_sweep_training(tmp_path, shards, tokens=12800)
+    try:
+        os.kill(proc.pid, signal.SIGINT)  # the driver alone
+        t0 = time.monotonic()
+        proc.wait(timeout=60)
+        took = time.monotonic() - t0
+        left = _processes_of(out)
+        err = proc.stderr.read()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Traceback" not in err and proc.returncode == 130, err
+    assert err.endswith(f"rerun the same command to resume the sweep in {out}\n")
+    assert err.count("\n") == 1 and took < 30, (took, err)
+    assert not left  # no job, no trainer goes on training
+    (run,) = (out / "runs").iterdir()
+    assert json.loads((run / "result.json").read_text())["status"] == "preempted"
+    assert cli.main(argv) == 0  # the same command, in this process (no CLI start-up)
+    assert json.loads((run / "result.json").read_text())["status"] == "completed"
+    assert "resumed" in (run / "train.log").read_text()
+
+
+def test_sigterm_to_the_driver_stops_the_sweep_as_ctrl_c_does(tmp_path, shards, monkeypatch,
+                                                              capsys):  # fmt: skip
+    """SIGTERM (a scheduler's, `timeout`'s) ended the driver at once, saying nothing, and
+    orphaned submitit's local jobs; now it stops the runs as Ctrl-C does and exits 143."""
+    from scalinglab import cli
+    from scalinglab.sweep import executors
+
+    def terminated(*args, **kwargs):
+        # without a handler SIGTERM would end the test's own process
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not stop the sweep")
+
+    monkeypatch.setattr(executors, "make_executor", lambda cfg, out: None)
+    monkeypatch.setattr(driver, "run_sweep", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    spec = write_spec(tmp_path, shards, GRID)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(spec), "--out", str(out)]) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: terminated: the runs in flight saved a checkpoint and ended preempted, "
+        f"queued runs did not start; rerun the same command to resume the sweep in {out}"
+    )
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the sweep's alone
 
 
 @pytest.mark.parametrize(

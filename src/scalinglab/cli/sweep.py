@@ -1,6 +1,9 @@
 """`scalinglab sweep SPEC.toml --out DIR`: run a sweep of many training runs."""
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -169,23 +172,49 @@ def run(args) -> int:
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
     try:
-        outcomes = driver.run_sweep(
-            spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
-        )
-    except KeyboardInterrupt:  # Ctrl-C: the executor has stopped its runs (docs/sweeps.md)
+        with sigterm_interrupts():
+            outcomes = driver.run_sweep(
+                spec, out, executor, threads, cfg.retries, listener=view, command=spec.trainer_cmd
+            )
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the executor has stopped its runs
         on_slurm = cfg.executor == "submitit" and cfg.submitit_cluster != "local"
         flight = (
             "the jobs already submitted to SLURM go on (scancel ends them)" if on_slurm
             else "the runs in flight saved a checkpoint and ended preempted"
         )  # fmt: skip
+        how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         print(
-            f"error: interrupted: {flight}, queued runs did not start; "
+            f"error: {how}: {flight}, queued runs did not start; "
             f"rerun the same command to resume the sweep in {out}",
             file=sys.stderr,
         )
-        return 130
+        return code
     view.close()
     return _summary(out, outcomes, time.monotonic() - t0, args.json)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the sweep driver (a scheduler, `timeout`, `kill`): stops the sweep as
+    Ctrl-C does (docs/sweeps.md), and it exits 143."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Within: the first SIGTERM raises Terminated in the main thread, so the executor
+    stops its runs as on Ctrl-C; a second one ends the process at once, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers (a sweep run from a thread)
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
 def _key_values(items: list[str]) -> dict:

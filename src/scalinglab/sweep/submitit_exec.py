@@ -11,10 +11,14 @@ jobs at once, the runs are submitted `workers` at a time instead (as a study
 always does: it chooses which run goes next). Ctrl-C reaches every process of the
 terminal's group: a local job stops its trainer, which saves a checkpoint and ends
 preempted, as under the local executor; its controller (submitit's, which would print a
-KeyboardInterrupt traceback) is started with SIGINT blocked and waits for the job.
+KeyboardInterrupt traceback) is started with SIGINT blocked and waits for the job. A
+SIGINT (or SIGTERM) sent to the driver alone reaches none of them, so the driver, when
+interrupted, sends each local job's processes the SIGINT a Ctrl-C would have sent them
+(a job given both stops once).
 """
 
 import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -33,11 +37,37 @@ def _task_class():
         """One run; on preemption submitit requeues it with the same arguments."""
 
         def __call__(self, run_dir: str, retries: int, command) -> dict:
-            # a local job inherits its controller's blocked SIGINT: Ctrl-C stops it again
+            # a local job inherits its controller's blocked SIGINT: Ctrl-C stops it again,
+            # once (the terminal's and the driver's SIGINT must not cut its trainer's save)
+            signal.signal(signal.SIGINT, _interrupt_once)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             return run_task(run_dir, retries=retries, command=command)
 
     return submitit, SweepRun
+
+
+def _interrupt_once(signum, frame) -> None:
+    """A job's SIGINT handler: KeyboardInterrupt (run_task stops its trainer, which saves
+    a checkpoint), and any later SIGINT ignored while that trainer saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _descendants(pids: set[int]) -> set[int]:
+    """The processes below `pids` (their children, theirs, ...), from Linux's /proc;
+    none where there is no /proc."""
+    parent = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = Path(entry.path, "stat").read_text()
+                    parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, todo = set(), set(pids)
+    while todo:
+        todo = {p for p, pp in parent.items() if pp in todo and p not in found}
+        found |= todo
+    return found
 
 
 class SubmititExecutor(Executor):
@@ -133,15 +163,23 @@ class SubmititExecutor(Executor):
         return handle.result()
 
     def _interrupt(self) -> None:
-        # Ctrl-C: each local job got it and stops its trainer, which saves a checkpoint
-        # and ends preempted; wait for them, as the local executor does. SLURM's jobs are
-        # the scheduler's (scancel ends them).
+        # Ctrl-C: each local job stops its trainer, which saves a checkpoint and ends
+        # preempted; wait for them, as the local executor does. A terminal's Ctrl-C reached
+        # the jobs already; a SIGINT or SIGTERM sent to the driver alone did not, so each
+        # job's processes get SIGINT here, again as jobs start (a job stops once). SLURM's
+        # jobs are the scheduler's (scancel ends them).
         if self.ex.cluster != "local":
             return
         jobs = [h for h, _ in self._running.values()]
         deadline = time.monotonic() + STOP_SECONDS + 10
+        told: set[int] = set()
         while jobs and time.monotonic() < deadline:
             jobs = [j for j in jobs if not j.done()]
+            controllers = {int(j.job_id) for j in jobs}  # a local job's id: its pid
+            for pid in sorted(_descendants(controllers) - told):  # a controller blocks it
+                told.add(pid)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGINT)
             time.sleep(POLL_SECONDS)
 
     def _close(self) -> None:
