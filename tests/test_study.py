@@ -889,3 +889,28 @@ def test_a_spec_with_its_defaults_written_out_is_the_same_study(tmp_path):
     check_same_study(study.scaled(study.minutes), tmp_path)
     with pytest.raises(SweepError, match=r"another spec \(backtest.budget 3e\+09 -> 6e\+09\)"):
         check_same_study(parse_study({**d, "backtest": {"budget": 6e9}}, "toy"), tmp_path)
+
+
+def test_sigterm_to_a_study_stops_it_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a scheduler's, `timeout`'s) ended a study's driver at once, saying nothing;
+    now it raises in the driver as Ctrl-C does (the executor stops its runs, which save a
+    checkpoint), the study exits 143 with one line, and SIGTERM's handler is put back."""
+    import signal
+    import time
+
+    from scalinglab import cli
+    from scalinglab.study import run as study_run
+
+    def terminated(*args, **kwargs):
+        # without a handler SIGTERM would end the test's own process
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not stop the study")
+
+    monkeypatch.setattr(study_run, "run_study", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    argv = ["study", str(ROOT / "examples" / "tiny_study.toml"), "--out", str(tmp_path / "s")]
+    assert cli.main(argv) == 143
+    assert capsys.readouterr().err.splitlines()[-1] == "error: terminated"
+    assert signal.getsignal(signal.SIGTERM) == before

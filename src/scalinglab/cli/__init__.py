@@ -23,7 +23,7 @@ import re
 import sys
 
 from scalinglab import __version__
-from scalinglab.cli._util import writes_to
+from scalinglab.cli._util import Terminated, writes_to
 from scalinglab.errors import ScalingLabError, flag_spelling
 
 
@@ -134,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         except ScalingLabError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM where a command stops runs
+            terminated = isinstance(exc, Terminated)
+            print(f"error: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+            return 143 if terminated else 130
         except BrokenPipeError:  # e.g. `scalinglab generate ... | head`
             return 0
         except OSError as exc:

@@ -3,7 +3,9 @@
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 
 from scalinglab.errors import ScalingLabError
 
@@ -65,3 +67,27 @@ def render_auto(rows) -> str:
             f"{r['max_abs_rel_error']:>9.2%}{r['bias']:>+9.2%}{mark}"
         )
     return "\n".join([*lines, ""])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to a sweep's or a study's driver (a scheduler, `timeout`, `kill`): it stops
+    the runs as Ctrl-C does (docs/sweeps.md), and the command exits 143."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Within: the first SIGTERM raises Terminated in the main thread, so the executor
+    stops its runs as on Ctrl-C; a second one ends the process at once, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers (a sweep run from a thread)
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)

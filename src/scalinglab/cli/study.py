@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.cli._util import print_rows
+from scalinglab.cli._util import print_rows, sigterm_interrupts
 from scalinglab.cli.sweep import (
     add_executor_flags,
     add_logger_flag,
@@ -143,7 +143,8 @@ def run(args) -> int:
                           cfg.threads_per_run, cores=cfg.cores_here)  # fmt: skip
         view("plan", plan)
         return 0
-    run_study(study, args.out, cache_dir(args.cache), cfg, listener=view)
+    with sigterm_interrupts():  # SIGTERM stops the runs as Ctrl-C does (exit 143)
+        run_study(study, args.out, cache_dir(args.cache), cfg, listener=view)
     print(f"total wall time: {(time.monotonic() - t0) / 60:.1f} min", file=sys.stderr)
     return 0
 

@@ -1,13 +1,10 @@
 """`scalinglab sweep SPEC.toml --out DIR`: run a sweep of many training runs."""
 
-import contextlib
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-from scalinglab.cli._util import is_terminal, print_rows
+from scalinglab.cli._util import Terminated, is_terminal, print_rows, sigterm_interrupts
 
 ORDER = 70
 
@@ -191,30 +188,6 @@ def run(args) -> int:
         return code
     view.close()
     return _summary(out, outcomes, time.monotonic() - t0, args.json)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM to the sweep driver (a scheduler, `timeout`, `kill`): stops the sweep as
-    Ctrl-C does (docs/sweeps.md), and it exits 143."""
-
-
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """Within: the first SIGTERM raises Terminated in the main thread, so the executor
-    stops its runs as on Ctrl-C; a second one ends the process at once, as before."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread sets handlers (a sweep run from a thread)
-        return
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated
-
-    old = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
 def _key_values(items: list[str]) -> dict:
