@@ -211,6 +211,26 @@ def test_bad_plan_inputs(tmp_path, capsys):
     assert "give --flops" in one_line_error(capsys, ["plan", str(out)])
 
 
+def test_a_plan_below_one_parameter_or_token_is_refused(tmp_path, capsys):
+    """plan --flops 1 printed params=0.66 tokens=0.25 as a plan (a warning said only that it
+    extrapolated); --target-loss 1e6 answered flops=1 (the bisection's floor) at loss 1320;
+    --params 0.5 was planned. Each is one line naming its flag."""
+    path = runs_csv(tmp_path, n_sizes=3, n_tokens=3)
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--bootstrap", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    err = one_line_error(capsys, ["plan", str(out), "--flops", "1", "1e20"])
+    assert err.startswith("error: --flops 1: the plan has params=0.")
+    assert "less than one parameter or token: no run is that small (C=1 is " in err
+    err = one_line_error(capsys, ["plan", str(out), "--target-loss", "1e6", "--json"])
+    assert err.startswith("error: --target-loss 1e+06: the fit reaches that loss only below ")
+    err = one_line_error(capsys, ["plan", str(out), "--params", "0.5", "--flops", "1e20"])
+    assert err == "error: --params must be at least 1, got 0.5\n"
+    err = one_line_error(capsys, ["plan", str(out), "--params", "1", "--flops", "6"])
+    assert err.startswith("error: --flops 6: its compute-optimal run has ")
+    assert main(["plan", str(out), "--flops", "1e20"]) == 0
+
+
 def test_c_is_6nd_for_laws_of_c_alone_and_a_derived_value_out_of_range_is_the_rows(
     tmp_path, capsys
 ):

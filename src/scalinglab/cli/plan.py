@@ -128,11 +128,38 @@ def run(args):
         out = optimal_allocation(law, args.flops)
     else:
         raise ConfigError("give --flops C..., --target-loss L, or --params N --flops C")
+    _check_sizes(law, out if isinstance(out, list) else [out])
     _warn_extrapolation(law, out if isinstance(out, list) else [out])
     if args.lr_fit:
         with_hparams(load_lr_opt(args.lr_fit), out if isinstance(out, list) else [out],
                      args.lr_form, args.block_size)  # fmt: skip
     return _show(out, args.json)
+
+
+def _check_sizes(law, rows) -> None:
+    """Refuse a plan below one parameter or one token: `plan --flops 1` printed params=0.658
+    tokens=0.253 (a warning said only that it extrapolated), and a --target-loss above the
+    fit's loss at C = 1 FLOP (the bisection's floor) answered flops=1 at another loss."""
+    from scalinglab.errors import ConfigError
+    from scalinglab.plan.allocate import extrapolation, fitted_compute_range
+
+    for row in rows:
+        for r, whose in ((row, "the plan"), (row.get("optimal") or {}, "its compute-optimal run")):
+            small = [f"{k}={r[k]:.3g}" for k in ("params", "tokens")
+                     if isinstance(r.get(k), int | float) and r[k] < 1]  # fmt: skip
+            if not small:
+                continue
+            if "target_loss" in row:
+                raise ConfigError(
+                    f"--target-loss {row['target_loss']:g}: the fit reaches that loss only "
+                    f"below one parameter or token ({', '.join(small)} at C = {r['flops']:.3g} "
+                    f"FLOPs, loss {r['loss']:.4g}); give a lower target"
+                )
+            note = extrapolation(r["flops"], fitted_compute_range(law))
+            raise ConfigError(
+                f"--flops {r['flops']:g}: {whose} has {', '.join(small)}, less than one "
+                "parameter or token: no run is that small" + (f" ({note})" if note else "")
+            )
 
 
 def _check_numbers(args) -> None:
@@ -149,6 +176,9 @@ def _check_numbers(args) -> None:
     for name, v in given:
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ConfigError(f"{name} must be a finite number > 0, got {v}")
+    for name, v in (("--params", args.params), ("--unique-tokens", args.unique_tokens)):
+        if v is not None and v < 1:  # params=0.5 was planned, its loss printed
+            raise ConfigError(f"{name} must be at least 1, got {v:g}")
     if args.final_lr is not None and not (math.isfinite(args.final_lr) and args.final_lr >= 0):
         raise ConfigError(f"--final-lr must be a finite number >= 0, got {args.final_lr}")
     for c in args.flops or [] if args.params is not None else []:
