@@ -211,6 +211,17 @@ def test_bad_plan_inputs(tmp_path, capsys):
     assert "give --flops" in one_line_error(capsys, ["plan", str(out)])
 
 
+def nd_csv(path, k, loss="loss", law=chinchilla_law):
+    """A params,tokens,LOSS table of k x k runs (N 1e7..1e9, D 1e9..1e11) on `law`: its path
+    and lines."""
+    lines = [f"params,tokens,{loss}"]
+    for n in np.geomspace(1e7, 1e9, k):
+        for d in np.geomspace(1e9, 1e11, k):
+            lines.append(f"{n:.6g},{d:.6g},{law(n, d):.6f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path, lines
+
+
 def test_a_plan_below_one_parameter_or_token_is_refused(tmp_path, capsys):
     """plan --flops 1 printed params=0.66 tokens=0.25 as a plan (a warning said only that it
     extrapolated); --target-loss 1e6 answered flops=1 (the bisection's floor) at loss 1320;
@@ -231,18 +242,32 @@ def test_a_plan_below_one_parameter_or_token_is_refused(tmp_path, capsys):
     assert main(["plan", str(out), "--flops", "1e20"]) == 0
 
 
+def test_a_loss_column_of_perplexities_is_warned_of(tmp_path, capsys):
+    """A table whose loss column held perplexity (exp of the loss, 5 to 100) was fitted
+    without a word (E = 7.1, alpha 0.67): a warning names the column and its largest value."""
+    path, _ = nd_csv(tmp_path / "ppl.csv", 3, "ppl", lambda n, d: np.exp(chinchilla_law(n, d)))
+    argv = ["fit", str(path), "--loss-col", "ppl", "--bootstrap", "0", "--json"]
+    for law in ("chinchilla", "power-c"):
+        assert main([*argv, "--law", law]) == 0
+        warned = [w for w in json.loads(capsys.readouterr().out)["warnings"] if "ppl" in w]
+        assert (
+            len(warned) == 1
+            and warned[0].startswith("the loss column 'ppl' reaches ")
+            and "above 20 nats per token" in warned[0]
+            and "perplexity" in warned[0]
+        ), warned
+    path, _ = nd_csv(tmp_path / "nd.csv", 3)
+    assert main(["fit", str(path), "--bootstrap", "0", "--json"]) == 0
+    assert not any("perplexity" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+
+
 def test_c_is_6nd_for_laws_of_c_alone_and_a_derived_value_out_of_range_is_the_rows(
     tmp_path, capsys
 ):
     """docs/laws.md: without a C column, C = 6ND. power-c and isoflop refused a params/tokens
     table ('needs FLOPs C, and no column was found'); and a tokens cell of 1e300 made C inf
     with a numpy overflow warning, then 'predict: C[0] is inf' naming no row."""
-    lines = ["params,tokens,loss"]
-    for n in np.geomspace(1e7, 1e9, 4):
-        for d in np.geomspace(1e9, 1e11, 4):
-            lines.append(f"{n:.6g},{d:.6g},{chinchilla_law(n, d):.6f}")
-    path = tmp_path / "nd.csv"
-    path.write_text("\n".join(lines) + "\n")
+    path, lines = nd_csv(tmp_path / "nd.csv", 4)
     assert main(["fit", str(path), "--law", "power-c", "--bootstrap", "0", "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
     assert fit["conventions"]["C"] == "6ND" and fit["data"]["C_range"] == pytest.approx(

@@ -263,7 +263,7 @@ def fit_law(law, table):
     )
     nat = form.natural(res["theta"])
     samples = None if res["samples"] is None else form.natural(res["samples"])
-    warnings = []
+    warnings = warn.loss_scale(t)
     if not res["converged"]:
         warnings.append(
             f"the optimiser stopped at its iteration limit ({res['iterations']} iterations)"

@@ -5,6 +5,9 @@ import numpy as np
 # An exponent whose interval is wider than this share of its value is flagged: a
 # 95% interval of beta of [0.38, 0.95] around 0.6 says little about beta.
 WIDE = 0.5
+# A per-token loss in nats above this is no language model's: a uniform guess over a
+# vocabulary of 1e8 tokens is ln(1e8) = 18.4. Above it the column is likely perplexity.
+LOSS_MAX = 20.0
 # The condition number of the parameters' correlation matrix beyond which a
 # combination of parameters is flagged as not determined (a flat valley).
 FLAT = 1e8
@@ -141,6 +144,7 @@ def parametric(law, form, table, res, curv=None):
             out.append(
                 f"{var} spans only {span:.3g}x (less than a decade): its exponent is weakly constrained"
             )
+    out += loss_scale(table)
     if set(form.varies) >= {"N", "D"}:
         r = np.corrcoef(np.log(table.N), np.log(table.D))[0, 1]
         if abs(r) > 0.95:
@@ -156,6 +160,21 @@ def parametric(law, form, table, res, curv=None):
         out += curvature_warnings(*curv, law.params_, form.exponents)
     out += exponents(law, form.exponents)
     return out
+
+
+def loss_scale(table) -> list[str]:
+    """A loss column whose values reach above LOSS_MAX nats: perplexity (exp of the loss) read
+    as the loss fitted without a word (losses of 5 to 100 gave E = 7.1, exponents 0.67 and
+    0.56), or a sum over tokens."""
+    top = float(np.max(table.L))
+    if top <= LOSS_MAX:
+        return []
+    col = table.conventions.get("L", "the loss column")
+    return [
+        f"the loss column {col!r} reaches {top:.4g}, above {LOSS_MAX:g} nats per token (a "
+        "uniform guess over 1e8 tokens is 18.4): is it perplexity (exp of the loss) or a sum "
+        "over tokens? The laws fit the mean loss per token in nats (--loss-col names it)"
+    ]
 
 
 def flat(law) -> list[str]:
