@@ -300,6 +300,22 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_fit(tmp_path, capsy
     assert not missing.parent.exists()
 
 
+@pytest.mark.parametrize("flag", ["--out", "--csv"])
+def test_runs_out_that_cannot_be_written_is_refused_naming_the_flag(tmp_path, capsys, flag):
+    """runs --out into a missing folder was 'error: X: No such file or directory', exit 1,
+    after every run folder was read; a folder given for the file: 'Is a directory' (--csv,
+    --format csv) or 'cannot tell the format from the suffix' (--out). Both name the flag."""
+    missing = tmp_path / "nope" / "runs.csv"
+    err = one_line_error(capsys, ["runs", str(tmp_path), flag, str(missing)])
+    assert err == f"error: {flag} {missing}: the folder {missing.parent} does not exist\n"
+    (tmp_path / "t.csv").mkdir()
+    err = one_line_error(capsys, ["runs", str(tmp_path), flag, str(tmp_path / "t.csv")])
+    assert (
+        err == f"error: {flag} {tmp_path / 't.csv'} is a folder; give the runs table's file name\n"
+    )
+    assert not missing.parent.exists()
+
+
 def test_a_law_of_one_variable_is_calibrated_by_it_only(tmp_path, capsys):
     """power-c --calibrate N was an AxisError traceback after the fit (power-c reads C
     alone); it is refused before fitting. A study's power-c fits (its frontier and rays)

@@ -177,7 +177,7 @@ def run(args):
     return 0
 
 
-def check_out_not_input(out, inputs, what: str) -> None:
+def check_out_not_input(out, inputs, what: str, flag: str = "--out") -> None:
     """Refuse an --out that is one of the input tables (or lies inside an input folder):
     writing `what` there would overwrite the data it came from."""
     from pathlib import Path
@@ -190,16 +190,18 @@ def check_out_not_input(out, inputs, what: str) -> None:
     # checked before the fit, not after it and its bootstrap ran (exit 1, nothing written)
     parent = Path(out).absolute().parent
     if Path(out).is_dir():
-        raise ConfigError(f"--out {out} is a folder; give the {what}'s file name")
+        raise ConfigError(f"{flag} {out} is a folder; give the {what}'s file name")
     if not parent.is_dir():
-        raise ConfigError(f"--out {out}: the folder {parent} does not exist")
+        raise ConfigError(f"{flag} {out}: the folder {parent} does not exist")
     for given in inputs:
         how = path_relation(out, given)
         if how == "is":
-            raise ConfigError(f"--out {out} is the input {given}; write the {what} to another file")
+            raise ConfigError(
+                f"{flag} {out} is the input {given}; write the {what} to another file"
+            )
         if how == "lies inside":
             raise ConfigError(
-                f"--out {out} lies inside the input folder {given}; write the {what} outside it"
+                f"{flag} {out} lies inside the input folder {given}; write the {what} outside it"
             )
 
 

@@ -68,11 +68,15 @@ STATUSES = ("completed", "diverged", "preempted", "failed", "incomplete", "pendi
 def run(args) -> int:
     from pathlib import Path
 
+    from scalinglab.cli.fit import check_out_not_input
     from scalinglab.errors import ConfigError, DataError
     from scalinglab.sweep.table import format_table, runs_table, write_csv, write_table
 
     if args.format and not args.out:
         raise ConfigError("--format says how to write --out FILE; give --out too")
+    for flag, out in (("--out", args.out), ("--csv", args.csv)):
+        if out:  # before the folders are read: an OSError naming no flag, exit 1, came after
+            check_out_not_input(out, [], "runs table", flag=flag)  # inside DIR is fine
     rows = runs_table(args.dir)
     if not rows:
         root = Path(args.dir)
