@@ -134,6 +134,10 @@ def test_where_compares_in_memory_numbers_as_numbers():
     ]
     assert len(t) == len(keep) > 0
     np.testing.assert_array_equal(t.N, np.array(cols["params"])[keep])
+    # pandas' `==` is `=` (it was read as the value '=3': no rows left)
+    same = read_table(cols, where=["n_layer==3", "arch!=lstm"], loss_col="final loss",
+                      need=("N", "D"))  # fmt: skip
+    np.testing.assert_array_equal(same.N, t.N)
 
 
 @pytest.mark.parametrize(

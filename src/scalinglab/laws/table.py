@@ -337,7 +337,7 @@ def numbers(raw: RawTable, col: str) -> np.ndarray:
     return out
 
 
-WHERE_OPS = ("<=", ">=", "!=", "<", ">", "=")
+WHERE_OPS = ("==", "<=", ">=", "!=", "<", ">", "=")
 _COMPARE = {
     "<=": np.less_equal,
     ">=": np.greater_equal,
@@ -347,13 +347,14 @@ _COMPARE = {
 
 
 def parse_where(items) -> list[tuple[str, str, str]]:
-    """`COL=VALUE`, `COL!=VALUE`, `COL<V`, `COL<=V`, `COL>V`, `COL>=V` strings as
-    (column, operator, value) triples."""
+    """`COL=VALUE` (or `COL==VALUE`), `COL!=VALUE`, `COL<V`, `COL<=V`, `COL>V`, `COL>=V`
+    strings as (column, operator, value) triples."""
     out = []
     for item in [items] if isinstance(items, str) else items or ():
         at = [(item.find(op), -len(op), op) for op in WHERE_OPS if op in item]
         op = min(at)[2] if at else "="
         col, sep, val = item.partition(op)
+        op = "=" if op == "==" else op  # pandas' spelling: `params==1e8` is not `params` = `=1e8`
         if not sep or not col.strip():
             raise DataError(
                 f"--where {item!r}: expected COLUMN=VALUE, COLUMN!=VALUE or a comparison "
