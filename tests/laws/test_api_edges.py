@@ -120,3 +120,21 @@ def test_bad_arguments_are_one_line_errors(call, error, message):
 def test_python_ints_beyond_int64_are_numbers():
     law = ScalingLaw.from_published("hoffmann2022")
     assert law.predict(N=10**20, D=10**21) == law.predict(N=1e20, D=1e21)
+
+
+def test_predict_with_return_ci_gives_three_floats_or_three_arrays():
+    """A scalar call returned a float for the value and two 0-d arrays for the bounds."""
+    law = ScalingLaw("chinchilla", bootstrap=20).fit(chinchilla_rows())
+    for kind in ("confidence", "prediction"):
+        one = law.predict(N=7e9, D=1.4e11, return_ci=True, kind=kind)
+        assert [type(x) for x in one] == [float, float, float], kind
+        assert one[1] < one[0] < one[2]
+        grid = law.predict(N=[[7e9], [1e10]], D=[1.4e11, 2e11, 3e11], return_ci=True, kind=kind)
+        assert [(type(x), x.shape) for x in grid] == [(np.ndarray, (2, 3))] * 3, kind
+        assert grid[0][0, 0] == pytest.approx(one[0], rel=1e-12)
+    task = ScalingLaw("task-power", metric_col="acc", bootstrap=10)
+    C = np.geomspace(1e15, 1e19, 10)
+    acc = np.exp(-(0.2 + (1e16 / C) ** 0.4)) * np.exp(np.random.default_rng(0).normal(0, 0.01, 10))
+    task.fit({"flops": C, "acc": acc})
+    assert [type(x) for x in task.predict(C=1e20, return_ci=True)] == [float, float, float]
+    assert [x.shape for x in task.predict(C=[1e19, 1e20], return_ci=True)] == [(2,)] * 3

@@ -30,6 +30,7 @@ import numpy as np
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import warn
 from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples, run_weights
+from scalinglab.laws.intervals import shaped
 from scalinglab.laws.objective import huber
 from scalinglab.laws.settings import csv_mapping, huber_delta
 from scalinglab.laws.table import RunsTable, compute_range, read_table
@@ -358,4 +359,4 @@ def predict(law, N, D, U, return_ci=False):
     draws = form.predict(sp, *(np.atleast_1d(x)[None, :] for x in (N, D, U)))
     q = 100 * (1 - law.settings["ci_level"]) / 2
     lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
-    return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+    return shaped(pred, lo, hi)

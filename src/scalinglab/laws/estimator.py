@@ -450,7 +450,8 @@ class ScalingLaw:
             level: the interval's level (default the fit's ci_level).
 
         Returns:
-            The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci.
+            The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci:
+            three floats for scalar inputs, else three arrays of the inputs' shape.
         """
         self.check_fitted()
         level = self.settings["ci_level"] if level is None else float(level)
@@ -483,7 +484,7 @@ class ScalingLaw:
         flat = np.atleast_1d(pred).ravel()
         x = self.calibration_x(np.shape(pred), N=N, D=D, C=C) if kind == "prediction" else None
         lo, hi = intervals.interval(self, flat, draws, kind, level, x=x)
-        return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+        return intervals.shaped(pred, lo, hi)
 
     def calibration_x(self, shape, N=None, D=None, C=None):
         """The calibration's variable (C, N or D; C = 6ND where not given) at the inputs,

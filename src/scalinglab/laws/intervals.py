@@ -171,6 +171,16 @@ def growth(cal, x):
     return (1.0 + d / d0) ** cal.get("power", 1.0)
 
 
+def shaped(pred, lo, hi):
+    """predict's (value, lo, hi) in one kind: three Python floats for a scalar input,
+    else three arrays of the value's shape (a scalar call gave a float beside two 0-d
+    arrays, which print, compare and serialise differently)."""
+    if np.ndim(pred) == 0:
+        return float(pred), float(np.ravel(lo)[0]), float(np.ravel(hi)[0])
+    shape = np.shape(pred)
+    return np.asarray(pred, dtype=float), np.reshape(lo, shape), np.reshape(hi, shape)
+
+
 def interval(law, pred, draws, kind, level, calibrate=True, x=None):
     """(lo, hi) of the `kind` interval at `level` around the point prediction.
 

@@ -25,7 +25,7 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import warn
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
-from scalinglab.laws.intervals import check_level, held_out, thresholds_for
+from scalinglab.laws.intervals import check_level, held_out, shaped, thresholds_for
 from scalinglab.laws.settings import huber_delta
 from scalinglab.laws.table import read_table
 
@@ -303,7 +303,7 @@ def predict(law, N=None, D=None, C=None, return_ci=False, level=None):
     check_level(level)
     q = 100 * (1 - level) / 2
     lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
-    return pred, lo.reshape(np.shape(pred)), hi.reshape(np.shape(pred))
+    return shaped(pred, lo, hi)
 
 
 def rolling_backtest(law, table, *, fracs=None, thresholds=None, levels=LEVELS) -> dict:
