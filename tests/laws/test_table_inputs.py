@@ -215,3 +215,19 @@ def test_bad_in_memory_values_name_their_row_and_column():
         read_table({"params": [1, 2, 3], "tokens": [1, 2, -1.0], "loss": [1, 1, 1]})
     with pytest.raises(DataError, match="a runs table must be a CSV path"):
         read_table(42)
+
+
+def test_a_runs_tables_repr_is_one_short_line():
+    """repr printed every array in full: thousands of lines for a big table."""
+    n = 3000
+    rows = {
+        "run": np.repeat(np.arange(5), n // 5),
+        "N": np.repeat(np.geomspace(1e7, 1e9, 5), n // 5),
+        "D": np.tile(np.geomspace(1e8, 1e10, n // 5), 5),
+        "loss": np.linspace(4.0, 2.5, n),
+    }
+    t = read_table(rows, run_cols=["run"])
+    assert repr(t) == "RunsTable(3000 rows, columns N, D, C, L, runs: 5, source: '<dict>')"
+    assert repr(read_table(rows)) == "RunsTable(3000 rows, columns N, D, C, L, source: '<dict>')"
+    assert t.subset(np.arange(n) < 10) is not t and len(t.subset(np.arange(n) < 10)) == 10
+    assert t == t  # dataclass equality still holds (compared field by field)

@@ -65,7 +65,7 @@ OPTIONS = {
 }
 
 
-@dataclass
+@dataclass(repr=False)  # __repr__ below: the dataclass's printed every array in full
 class RunsTable:
     """Numeric columns N, D, C, L (and an optional isoFLOP budget), one entry per run.
 
@@ -91,6 +91,16 @@ class RunsTable:
 
     def __len__(self):
         return len(self.L) if self.L is not None else 0
+
+    def __repr__(self):
+        """One line: rows, columns present, runs (with checkpoints) and source; the
+        numbers are in the attributes (`table.N`), not printed."""
+        cols = [k for k in ("N", "D", "C", "L", "budget", "U") if getattr(self, k) is not None]
+        parts = [f"{len(self)} rows", f"columns {', '.join(cols) or 'none'}"]
+        if self.groups is not None:
+            parts.append(f"runs: {len(np.unique(self.groups))}")
+        parts.append(f"source: {self.source!r}")
+        return f"RunsTable({', '.join(parts)})"
 
     def require(self, law: str, *names: str) -> None:
         """Raise DataError unless every column in `names` is present (law names the user)."""
