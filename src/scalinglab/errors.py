@@ -90,6 +90,12 @@ class ExportError(ScalingLabError):
     """A model cannot be exported to the requested format."""
 
 
+class ExtrapolationWarning(UserWarning):
+    """A prediction asked far outside the data its law was fitted on (`ScalingLaw.predict`:
+    more than laws.warn.BELOW below the smallest N, D or C fitted, or laws.warn.ABOVE above
+    the largest), most often a units mix-up; a warning, since the law still answers."""
+
+
 class MissingExtraError(ScalingLabError):
     """An optional dependency is not installed; the message says which extra installs it."""
 

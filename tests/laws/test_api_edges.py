@@ -1,13 +1,15 @@
 """The notebook API at its edges: in-memory tables read as the CLI reads files, laws from
 parameters asked what they cannot answer, and bad arguments named in one line."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from scalinglab import ScalingLaw, load_fit, plan_run
 from scalinglab.api import run_config
-from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.errors import ConfigError, DataError, ExtrapolationWarning, FitError
 
 
 def chinchilla_rows(noise=0.01):
@@ -138,3 +140,45 @@ def test_predict_with_return_ci_gives_three_floats_or_three_arrays():
     task.fit({"flops": C, "acc": acc})
     assert [type(x) for x in task.predict(C=1e20, return_ci=True)] == [float, float, float]
     assert [x.shape for x in task.predict(C=[1e19, 1e20], return_ci=True)] == [(2,)] * 3
+
+
+def test_predict_warns_once_far_below_or_far_above_the_data_fitted():
+    """predict(N=7, D=1400) of a law fitted on N 1e7..1e9 (a units mix-up: 7B meant) gave a
+    number without a word; far below the data, or four decades above, now warns."""
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(chinchilla_rows())  # N 1e7..1e9, D 2e8..2e10
+    with pytest.warns(ExtrapolationWarning) as got:
+        value = law.predict(N=7, D=1400)
+    assert len(got) == 1 and got[0].filename == __file__  # the caller's line
+    assert str(got[0].message) == (
+        "predict: N=7 is 1.4e+06x below the smallest N fitted (1e+07); D=1400 is 1.4e+05x "
+        "below the smallest D fitted (2e+08); check the units"
+    )
+    assert np.isfinite(value) and value > 10  # still the law's number
+    with pytest.warns(ExtrapolationWarning) as got:
+        law.predict(N=np.geomspace(1e8, 1e14, 1000), D=2e10)  # once per call, not per element
+    assert [str(w.message) for w in got] == [
+        "predict: N=1e+14 is 1e+05x above the largest N fitted (1e+09); check the units"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        law.predict(N=7e10, D=1.4e12)  # 70x beyond the largest runs: what a law is for
+        law.predict(N=[2e6, 1e13], D=[3e7, 2e14])  # within 10x below, 1e4x above
+        law.predict(N=7, D=1400, check_range=False)
+        ScalingLaw.from_published("besiroglu2024").predict(N=7, D=1400)  # no data, no range
+        law.optimal(1e30)  # plan names its own extrapolation
+    # a loaded fit knows the compute range fit.json records: 6ND against it
+    with pytest.warns(ExtrapolationWarning, match=r"^predict: C=6ND=5\.88e\+04 is 2e\+11x below "
+                      r"the smallest C fitted \(1\.2e\+16\); check the units$"):  # fmt: skip
+        load_fit(law.to_json()).predict(N=7, D=1400, return_ci=False)
+    power = ScalingLaw("power-c", bootstrap=0).fit(
+        {"C": np.geomspace(1e17, 1e19, 8), "L": 1.7 + (1e16 / np.geomspace(1e17, 1e19, 8)) ** 0.3}
+    )
+    with pytest.warns(ExtrapolationWarning, match=r"C=1e\+24 is 1e\+05x above the largest C"):
+        power.predict(C=[1e18, 1e24])
+    task = ScalingLaw("task-power", metric_col="acc", bootstrap=0)
+    C = np.geomspace(1e15, 1e19, 10)
+    task.fit({"flops": C, "acc": np.exp(-(0.2 + (1e16 / C) ** 0.4))})
+    with pytest.warns(
+        ExtrapolationWarning, match=r"C=6ND=4\.2e\+12 is 2.4e\+02x below the smallest C"
+    ):
+        task.predict(N=7e6, D=1e5)  # N and D unknown to the table: C = 6ND is checked

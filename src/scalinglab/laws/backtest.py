@@ -279,6 +279,7 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     args = {"N": held.N, "D": held.D, "C": held.C}
     if law.law == "data-constrained":  # another law has no U to predict from
         args["U"] = held.U
+    args["check_range"] = False  # the held-out rows are data, not a request: no warning
     if sub.samples_ is not None:
         pred, lo, hi = sub.predict(**args, return_ci=True)
     else:

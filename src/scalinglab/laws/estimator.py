@@ -11,11 +11,12 @@ estimator from it (JSON only).
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.errors import ConfigError, DataError, ExtrapolationWarning, FitError
 from scalinglab.laws import constrained, curvefit, intervals, tasklaws, warn
 from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.envelope import Curves, fit_envelope, read_curves_csv, read_run_folders
@@ -27,7 +28,7 @@ from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
 from scalinglab.laws.settings import csv_mapping, huber_delta, split_settings
-from scalinglab.laws.table import OPTIONS, compute_range, read_table
+from scalinglab.laws.table import OPTIONS, compute_range, data_ranges, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
@@ -105,7 +106,8 @@ class ScalingLaw:
         Returns:
             self, with `params_`, `stderr_`, `ci_`, `samples_`, `derived_`,
             `n_points_`, `objective_`, `converged_`, `warnings_`,
-            `conventions_`, `data_`.
+            `conventions_`, `data_` (and for the laws that predict from N, D or C,
+            `ranges_`: the fitted [smallest, largest] of each).
 
         Raises:
             DataError: the table is malformed (the message names row and column).
@@ -133,6 +135,7 @@ class ScalingLaw:
             self._set_learned(out)
             self.drop_interval(out["at_limit"])
             t = out["table"]
+            self.ranges_ = data_ranges(t)
             self.noise_ = intervals.noise_model(
                 np.log(t.L),
                 np.log(self.predict(N=t.N, D=t.D, U=t.U)),
@@ -155,6 +158,7 @@ class ScalingLaw:
             raise DataError(f"{t.source}: the table has no rows")
         self.conventions_ = {k: v for k, v in t.conventions.items() if not k.endswith("_tried")}
         self.points_ = t  # the table fitted (in memory only; plot() draws it)
+        self.ranges_ = data_ranges(t)  # in memory only: predict warns far outside them
         self.data_ = {
             "source": t.source,
             "sha256": t.sha256,
@@ -430,6 +434,7 @@ class ScalingLaw:
         lr_schedule=None,
         kind="confidence",
         level=None,
+        check_range=True,
     ):
         """The predicted loss of runs of N parameters, D tokens, C FLOPs.
 
@@ -448,6 +453,9 @@ class ScalingLaw:
                 loss of one new run, adding the run-to-run noise, widened by the fit's
                 `calibration_` when it has one.
             level: the interval's level (default the fit's ci_level).
+            check_range: warn (ExtrapolationWarning) when an N, D or C lies far outside
+                the data fitted (`warn_beyond_data`); False for code that goes there on
+                purpose (figures drawn to a planned budget, backtests of held-out rows).
 
         Returns:
             The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci:
@@ -471,6 +479,8 @@ class ScalingLaw:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
             check_inputs(N=N, D=D, C=C)  # C = 0 predicted 0.497, a negative C NaN
+            if check_range:
+                self.warn_beyond_data(N, D, C)
             return tasklaws.predict(self, N, D, C, return_ci=return_ci, level=level)
         if self.law in CURVE_LAWS:
             if kind != "confidence":
@@ -479,12 +489,35 @@ class ScalingLaw:
                 steps, lr_schedule = N, D
             return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci, level=level)
         pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci)
+        if check_range:
+            self.warn_beyond_data(N, D, C)
         if not return_ci:
             return pred
         flat = np.atleast_1d(pred).ravel()
         x = self.calibration_x(np.shape(pred), N=N, D=D, C=C) if kind == "prediction" else None
         lo, hi = intervals.interval(self, flat, draws, kind, level, x=x)
         return intervals.shaped(pred, lo, hi)
+
+    def warn_beyond_data(self, N=None, D=None, C=None):
+        """An ExtrapolationWarning when an input lies far outside the data fitted: more
+        than warn.BELOW below the smallest N, D or C of `ranges_`, or warn.ABOVE above
+        the largest (most often a units mix-up). One warning per call, naming each such
+        variable, its extreme value and the fitted value it is compared with. A fit loaded
+        from fit.json knows its compute range alone (data.C_range): it checks C, or 6ND
+        from N and D; a law from parameters has no range and never warns.
+
+        Args:
+            N: parameters, as for `predict`.
+            D: training tokens.
+            C: training FLOPs.
+        """
+        ranges = getattr(self, "ranges_", None) or {}
+        given = [("N", "N", N), ("D", "D", D), ("C", "C", C)]
+        if C is None and N is not None and D is not None and not {"N", "D"} & set(ranges):
+            given.append(("C=6ND", "C", 6.0 * np.asarray(N, float) * np.asarray(D, float)))
+        message = warn.beyond_data(ranges, given)
+        if message:  # stacklevel 3: the line that called predict
+            warnings.warn(message, ExtrapolationWarning, stacklevel=3)
 
     def calibration_x(self, shape, N=None, D=None, C=None):
         """The calibration's variable (C, N or D; C = 6ND where not given) at the inputs,
@@ -827,6 +860,9 @@ def load_fit(path) -> ScalingLaw:
         law.n_points_, law.objective_ = obj["n_points"], obj["objective"]
         law.converged_, law.warnings_ = obj.get("converged", True), obj["warnings"]
         law.conventions_, law.data_ = obj["conventions"], obj.get("data", {})
+        # fit.json records the compute range only: predict checks C (or 6ND) against it
+        c_range = law.data_.get("C_range")
+        law.ranges_ = {"C": [float(c) for c in c_range]} if c_range else {}
         law.backtest_ = obj.get("backtest")
         law.noise_ = obj.get("noise")
         law.stderr_log10_ = obj.get("stderr_log10", {})

@@ -54,6 +54,7 @@ def _shade(ax, lo, hi):
 
 def _band(ax, law, x, color, label, **kw):
     """The law's prediction over x (a dict of N/D/C arrays) and its bootstrap band."""
+    kw = {**kw, "check_range": False}  # the shaded extrapolation is drawn on purpose
     if law.samples_ is not None:
         mid, lo, hi = law.predict(**kw, return_ci=True)
         ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)

@@ -673,6 +673,13 @@ def as_table(obj, **options) -> RunsTable:
     return read_table(obj, **options)
 
 
+def data_ranges(t) -> dict:
+    """{"N"/"D"/"C": [smallest, largest]} of the columns RunsTable t has (a fit's
+    ranges_: predict warns of inputs far outside them)."""
+    ranges = {k: compute_range(getattr(t, k)) for k in ("N", "D", "C")}
+    return {k: r for k, r in ranges.items() if r is not None}
+
+
 def compute_range(C) -> list[float] | None:
     """[smallest, largest] finite compute among a fit's rows (fit.json's data.C_range: plan
     warns of an extrapolation from it, without reading the table again), or None."""

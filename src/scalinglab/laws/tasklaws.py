@@ -27,7 +27,7 @@ from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
 from scalinglab.laws.intervals import check_level, held_out, shaped, thresholds_for
 from scalinglab.laws.settings import huber_delta
-from scalinglab.laws.table import read_table
+from scalinglab.laws.table import data_ranges, read_table
 
 TASK_LAWS = ("task-sigmoid", "task-power")
 # A backtest's thresholds: the share of the runs at or below each (laws.backtest's too).
@@ -211,7 +211,7 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     last = last_of_each_run(m)
     groups = None if m.groups is None else m.groups[last]
     power = Power("C", floor=s["floor"], delta=huber_delta(name, s))
-    out = {"n_points_": len(m), "converged_": True, "derived_": {}}
+    out = {"n_points_": len(m), "converged_": True, "derived_": {}, "ranges_": data_ranges(m)}
     notes = []
     if name == "task-power":
         pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)

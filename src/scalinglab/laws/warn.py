@@ -98,6 +98,45 @@ def curvature_warnings(se, cond, params, exponents, z=1.96):
     return out
 
 
+BELOW = 10.0
+"""predict warns of an N, D or C more than this factor below the smallest fitted: nobody
+fits a scaling law to predict runs ten times smaller than all its runs (the small end is
+where a power law is least trusted), so such an input is most likely in other units
+(N=7 meant 7 billion, D=1400 meant 1.4 trillion)."""
+ABOVE = 1e4
+"""predict warns of an N, D or C more than this factor above the largest fitted: upward
+extrapolation is a scaling law's purpose (studies predict 10-100x beyond their largest
+run in C, Chinchilla's Gopher budget about 100x its runs), but four decades beyond any
+study's reach is the size of a units slip (FLOPs given to a law fitted in PF-days)."""
+
+
+def beyond_data(ranges: dict, given) -> str | None:
+    """The ExtrapolationWarning's message for `given`, or None when every value is within
+    [lo / BELOW, hi * ABOVE] of its variable's fitted range.
+
+    Args:
+        ranges: {"N"/"D"/"C": [smallest, largest] fitted} (laws.table.data_ranges).
+        given: (label, variable, values) triples: each variable's requested values (any
+            shape) and how the message names them ("N", or "C=6ND").
+    """
+    notes = []
+    for label, var, x in given:
+        if x is None or not ranges.get(var):
+            continue
+        lo, hi = ranges[var]
+        x = np.asarray(x, dtype=float)
+        small, big = float(x.min()), float(x.max())
+        if small < lo / BELOW:
+            notes.append(
+                f"{label}={small:.4g} is {lo / small:.2g}x below the smallest {var} fitted ({lo:.4g})"
+            )
+        if big > hi * ABOVE:
+            notes.append(
+                f"{label}={big:.4g} is {big / hi:.2g}x above the largest {var} fitted ({hi:.4g})"
+            )
+    return "predict: " + "; ".join(notes) + "; check the units" if notes else None
+
+
 FLOOR_SHARE = 1e-3
 """A floor E below this share of every fitted loss has run to its limit 0."""
 

@@ -133,11 +133,12 @@ def fixed_params(law, N, C):
             raise ConfigError(f"{name} must be a finite number > 0, got {v}")
     D = C / (6.0 * N)
     out = {"flops": C, "params": N, "tokens": D, "tokens_per_param": D / N}
+    # a budget far from the fit is `extrapolation`'s to name (the plan command prints it)
     if law.samples_ is not None:
-        L, lo, hi = law.predict(N=N, D=D, C=C, return_ci=True)
+        L, lo, hi = law.predict(N=N, D=D, C=C, return_ci=True, check_range=False)
         out["loss"], out["loss_ci"] = float(L), [float(lo), float(hi)]
     else:
-        out["loss"] = float(law.predict(N=N, D=D, C=C))
+        out["loss"] = float(law.predict(N=N, D=D, C=C, check_range=False))
     pi = prediction_interval(law, np.array([N]), np.array([D]), np.array([C]))
     if pi is not None:
         out["loss_pi"] = [float(pi[0][0]), float(pi[1][0])]

@@ -180,11 +180,12 @@ def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
 
 def _band(ax, law, C, col, label):
     """The fitted L(C) with its bootstrap band."""
+    # drawn to the planned budgets on purpose: no ExtrapolationWarning
     if law.samples_ is not None:
-        p, lo, hi = law.predict(C=C, return_ci=True)
+        p, lo, hi = law.predict(C=C, return_ci=True, check_range=False)
         ax.fill_between(C, lo, hi, color=col, alpha=0.15, lw=0)
     else:
-        p = law.predict(C=C)
+        p = law.predict(C=C, check_range=False)
     ax.plot(C, p, "-", color=col, lw=1.6, label=label)
 
 

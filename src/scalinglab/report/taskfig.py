@@ -31,7 +31,7 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
         if t.get("params") and f is not None and f.frontier is not None:
             lo_c = min(p for p, _ in pts) if pts else bt["flops"] / 100
             C = np.geomspace(lo_c, bt["flops"] * 1.5, 100)
-            acc = tasklaws.metric_from_loss(t["params"], f.frontier.predict(C=C))
+            acc = tasklaws.metric_from_loss(t["params"], f.frontier.predict(C=C, check_range=False))
             ax.plot(C, acc, "-", color=color(arch), label="frontier loss -> sigmoid")
         if t.get("chance") is not None:
             ax.axhline(t["chance"], color="0.5", ls=":", lw=1, label=f"chance {t['chance']:.3f}")
