@@ -5,7 +5,7 @@
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, ExtrapolationWarning
 from scalinglab.laws import load_fit
 from scalinglab.plan import fixed_params, target_loss
 from tests.laws.test_cli_fit import runs_csv
@@ -79,7 +79,8 @@ def test_plan_run_refuses_what_is_not_one_number_naming_the_argument(fit):
         with pytest.raises(ConfigError) as e:
             plan_run(fit, **kwargs)
         assert str(e.value) == message
-    assert plan_run(fit, target_loss=np.float64(2.5))["target_loss"] == 2.5
+    with pytest.warns(ExtrapolationWarning, match="1.5 decades above"):  # 9.4e21 FLOPs
+        assert plan_run(fit, target_loss=np.float64(2.5))["target_loss"] == 2.5
 
 
 def test_plan_run_refuses_a_bool_as_a_number_naming_the_argument(fit):
@@ -119,3 +120,24 @@ def test_plan_run_refuses_a_bool_as_a_number_naming_the_argument(fit):
 def test_finite_plans_still_answer(fit, capsys):
     assert main(["plan", fit, "--target-loss", "2.5", "--json"]) == 0
     assert '"target_loss": 2.5' in capsys.readouterr().out
+
+
+def test_plan_run_warns_and_refuses_as_the_plan_command_does(fit):
+    """plan_run at an extreme budget gave no warning (the command warns), and at 1 FLOP
+    planned a run of 0.66 parameters (the command refuses it)."""
+    import warnings
+
+    import numpy as np
+
+    from scalinglab import plan_run
+
+    with pytest.warns(ExtrapolationWarning, match=r"plan_run: extrapolating: C=1e\+30 is .* decades above the largest C fitted"):  # fmt: skip
+        row = plan_run(fit, flops=1e30)
+    assert row["params"] > 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # within the fitted compute: no warning
+        plan_run(fit, flops=float(np.sqrt(np.prod(load_fit(fit).data_["C_range"]))))
+    with pytest.raises(ConfigError, match=r"^flops 1: the plan has params=.*less than one parameter or token"):  # fmt: skip
+        plan_run(fit, flops=1)
+    with pytest.raises(ConfigError, match=r"^target_loss 1e\+06: the fit reaches that loss only below one"):  # fmt: skip
+        plan_run(fit, target_loss=1e6)

@@ -67,18 +67,35 @@ def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=No
         from scalinglab.plan.allocate import unique_tokens_allocation
 
         rows = unique_tokens_allocation(law, flops, unique_tokens)
-        return rows[0] if np.ndim(flops) == 0 else rows
-    if params is not None:
+        out = rows[0] if np.ndim(flops) == 0 else rows
+    elif params is not None:
         if flops is None or isinstance(flops, (list, tuple)):
             raise ConfigError("plan_run(params=N) needs exactly one budget: flops=C")
-        return fixed_params(law, params, flops)
-    if target_loss is not None:
+        out = fixed_params(law, params, flops)
+    elif target_loss is not None:
         if flops is not None:
             raise ConfigError("plan_run: give flops or target_loss, not both")
-        return to_loss(law, target_loss)
-    if flops is None:
+        out = to_loss(law, target_loss)
+    elif flops is None:
         raise ConfigError("plan_run: give flops=C (or a list), target_loss=L, or params=N, flops=C")
-    return optimal_allocation(law, list(flops) if isinstance(flops, tuple) else flops)
+    else:
+        out = optimal_allocation(law, list(flops) if isinstance(flops, tuple) else flops)
+    _checked_plan(law, out if isinstance(out, list) else [out])
+    return out
+
+
+def _checked_plan(law, rows) -> None:
+    """What `scalinglab plan` says of a plan, said by plan_run too: below one parameter or
+    token it is refused (ConfigError), decades outside the fitted compute it is answered
+    with an ExtrapolationWarning naming how far."""
+    import warnings
+
+    from scalinglab.errors import ExtrapolationWarning
+    from scalinglab.plan.allocate import check_sizes, extrapolations
+
+    check_sizes(law, rows)
+    for note in extrapolations(law, rows):
+        warnings.warn(f"plan_run: extrapolating: {note}", ExtrapolationWarning, stacklevel=3)
 
 
 def run_config(config=None, **settings) -> RunConfig:

@@ -1,6 +1,9 @@
 """`scalinglab plan FIT.json`: compute-optimal N and D, the compute for a target loss, a fixed N."""
 
+import sys
+
 ORDER = 60
+FLAGS = ("--flops", "--target-loss")  # how plan's refusals name its arguments
 
 
 def register(sub):
@@ -57,20 +60,6 @@ def _fmt(row):
     return "  ".join(parts)
 
 
-def _warn_extrapolation(law, rows) -> None:
-    """A plan decades outside the fitted compute still answers, saying how far it reaches."""
-    import sys
-
-    from scalinglab.plan.allocate import extrapolation, fitted_compute_range
-
-    fitted = fitted_compute_range(law)
-    for row in rows:
-        c = row.get("flops")
-        note = extrapolation(c, fitted) if isinstance(c, int | float) else None
-        if note:
-            print(f"warning: extrapolating: {note}", file=sys.stderr)
-
-
 def run(args):
     from scalinglab.errors import ConfigError
     from scalinglab.laws import load_fit
@@ -82,6 +71,7 @@ def run(args):
         target_loss,
         unique_tokens_allocation,
     )
+    from scalinglab.plan.allocate import check_sizes, extrapolations
     from scalinglab.plan.hparams import with_hparams
 
     _check_numbers(args)
@@ -128,38 +118,14 @@ def run(args):
         out = optimal_allocation(law, args.flops)
     else:
         raise ConfigError("give --flops C..., --target-loss L, or --params N --flops C")
-    _check_sizes(law, out if isinstance(out, list) else [out])
-    _warn_extrapolation(law, out if isinstance(out, list) else [out])
+    rows = out if isinstance(out, list) else [out]
+    check_sizes(law, rows, FLAGS)
+    for note in extrapolations(law, rows):  # a plan far out still answers, saying how far
+        print(f"warning: extrapolating: {note}", file=sys.stderr)
     if args.lr_fit:
         with_hparams(load_lr_opt(args.lr_fit), out if isinstance(out, list) else [out],
                      args.lr_form, args.block_size)  # fmt: skip
     return _show(out, args.json)
-
-
-def _check_sizes(law, rows) -> None:
-    """Refuse a plan below one parameter or one token: `plan --flops 1` printed params=0.658
-    tokens=0.253 (a warning said only that it extrapolated), and a --target-loss above the
-    fit's loss at C = 1 FLOP (the bisection's floor) answered flops=1 at another loss."""
-    from scalinglab.errors import ConfigError
-    from scalinglab.plan.allocate import extrapolation, fitted_compute_range
-
-    for row in rows:
-        for r, whose in ((row, "the plan"), (row.get("optimal") or {}, "its compute-optimal run")):
-            small = [f"{k}={r[k]:.3g}" for k in ("params", "tokens")
-                     if isinstance(r.get(k), int | float) and r[k] < 1]  # fmt: skip
-            if not small:
-                continue
-            if "target_loss" in row:
-                raise ConfigError(
-                    f"--target-loss {row['target_loss']:g}: the fit reaches that loss only "
-                    f"below one parameter or token ({', '.join(small)} at C = {r['flops']:.3g} "
-                    f"FLOPs, loss {r['loss']:.4g}); give a lower target"
-                )
-            note = extrapolation(r["flops"], fitted_compute_range(law))
-            raise ConfigError(
-                f"--flops {r['flops']:g}: {whose} has {', '.join(small)}, less than one "
-                "parameter or token: no run is that small" + (f" ({note})" if note else "")
-            )
 
 
 def _check_numbers(args) -> None:

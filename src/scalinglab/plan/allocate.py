@@ -255,3 +255,37 @@ def extrapolation(c: float, fitted: tuple[float, float] | None) -> str | None:
     if c < lo / 10**WARN_DECADES:
         return f"C={c:.4g} is {np.log10(lo / c):.1f} decades below the smallest C fitted ({lo:.4g})"
     return None
+
+
+def extrapolations(law, rows) -> list[str]:
+    """What `extrapolation` says of each planned row's compute (none within the band)."""
+    fitted = fitted_compute_range(law)
+    notes = [extrapolation(r.get("flops"), fitted) for r in rows
+             if isinstance(r.get("flops"), int | float)]  # fmt: skip
+    return [n for n in notes if n]
+
+
+def check_sizes(law, rows, names=("flops", "target_loss")) -> None:
+    """Refuse a plan below one parameter or one token, naming the argument (`names`: how
+    the caller spells flops and target_loss, `--flops` on the command line). A budget of
+    1 FLOP planned params=0.658 tokens=0.253 (a warning said only that it extrapolated),
+    and a target loss above the fit's loss at C = 1 FLOP (the bisection's floor) answered
+    flops=1 at another loss."""
+    flops_name, loss_name = names
+    for row in rows:
+        for r, whose in ((row, "the plan"), (row.get("optimal") or {}, "its compute-optimal run")):
+            small = [f"{k}={r[k]:.3g}" for k in ("params", "tokens")
+                     if isinstance(r.get(k), int | float) and r[k] < 1]  # fmt: skip
+            if not small:
+                continue
+            if "target_loss" in row:
+                raise ConfigError(
+                    f"{loss_name} {row['target_loss']:g}: the fit reaches that loss only "
+                    f"below one parameter or token ({', '.join(small)} at C = {r['flops']:.3g} "
+                    f"FLOPs, loss {r['loss']:.4g}); give a lower target"
+                )
+            note = extrapolation(r["flops"], fitted_compute_range(law))
+            raise ConfigError(
+                f"{flops_name} {r['flops']:g}: {whose} has {', '.join(small)}, less than one "
+                "parameter or token: no run is that small" + (f" ({note})" if note else "")
+            )
