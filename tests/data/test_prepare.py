@@ -11,7 +11,7 @@ from scalinglab.data.loader import BatchLoader
 from scalinglab.data.shards import check_integrity, open_shards
 from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.data.writer import prepare
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
 from tests.conftest import shared_file
 
 
@@ -352,7 +352,7 @@ def test_cli_default_source_is_stdlib(tmp_path, capsys, monkeypatch):
     # Only the source resolution is exercised here (the full stdlib corpus is ~12 MB).
     seen = {}
 
-    def fake(sources, out, cfg, progress=None):
+    def fake(sources, out, cfg=None, progress=None, **options):
         seen["sources"] = sources
         return {"splits": {s: {"documents": 1, "bytes": 1, "tokens": 1} for s in ("train", "val")},
                 "tokenizer": "byte", "vocab_size": 256, "dtype": "uint16"}  # fmt: skip
@@ -422,6 +422,21 @@ def test_a_split_far_from_the_fraction_asked_is_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="scalinglab.data.writer"):
         prepare([str(g)], tmp_path / "g", tokenizer="word", block_size=8)
     assert not caplog.records
+
+
+def test_a_text_field_no_source_reads_is_refused(tmp_path, capsys):
+    # a JSON Lines file named .json is plain text: its keys and quotes were tokenized as
+    # the corpus, --text-field ignored
+    p = tmp_path / "c.json"
+    p.write_text('{"text": "a few words"}\n' * 50)
+    rc, _, err = _cli(capsys, p, "--text-field", "text", "--out", tmp_path / "s")
+    assert rc == 2 and not (tmp_path / "s").exists()
+    _one_error(err, "--text-field text: no source is JSON Lines or hf:", f"({p}: plain text")
+    with pytest.raises(ConfigError, match=r"text.field body: no source is JSON Lines"):
+        prepare([str(p)], tmp_path / "s", text_field="body")
+    p.rename(p.with_suffix(".jsonl"))  # read by field: fine
+    m = prepare([str(p.with_suffix(".jsonl"))], tmp_path / "s", text_field="text", block_size=8)
+    assert m["splits"]["train"]["bytes"] + m["splits"]["val"]["bytes"] == 11 * 50
 
 
 def test_small_messages_say_what_and_where(tmp_path, capsys):

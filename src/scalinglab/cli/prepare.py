@@ -37,10 +37,11 @@ def run(args) -> int:
 
     if args.from_nanogpt:
         return _from_nanogpt(args)
-    cfg = PrepareConfig(**flags_given(args, PrepareConfig))
+    given = flags_given(args, PrepareConfig)  # as options: prepare sees which were given
+    PrepareConfig(**given)  # a bad flag is refused before the progress bars start
     bars = _Bars() if is_terminal() else None
     try:
-        m = prepare(args.sources or ["stdlib"], args.out, cfg, progress=bars)
+        m = prepare(args.sources or ["stdlib"], args.out, progress=bars, **given)
     finally:
         if bars:
             bars.close()

@@ -45,6 +45,8 @@ from scalinglab.data import resume, shards
 from scalinglab.data.sources import (
     CHUNK_BYTES,
     Document,
+    HFSource,
+    JsonlSource,
     local_paths,
     resolve_sources,
     split_pieces,
@@ -202,6 +204,8 @@ def prepare(
     t0 = time.perf_counter()
     _check_out(out, cfg.force)
     srcs, owner = _resolve(specs, cfg)
+    if "text_field" in options or cfg.text_field != PrepareConfig.text_field:
+        _check_text_field(srcs, cfg.text_field)
     _check_inputs_outside(srcs, cfg.tokenizer, out)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
@@ -361,6 +365,17 @@ def _resolve(specs: list[str], cfg: PrepareConfig) -> tuple[list, list[int]]:
         owner += [split] * len(found)
     _check_read_once(srcs, owner)
     return srcs, owner
+
+
+def _check_text_field(srcs, field: str) -> None:
+    """Refuse a --text-field that no source reads: a JSON Lines file named `.json` is
+    read as plain text, keys, quotes and all, which the flag says is not meant."""
+    if not any(isinstance(s, JsonlSource | HFSource) for s in srcs):
+        raise ConfigError(
+            f"--text-field {field}: no source is JSON Lines or hf:, so no field is read "
+            f"({', '.join(s.spec for s in srcs)}: plain text, each file whole); a JSON Lines "
+            "file is read by field when named .jsonl or .ndjson, or given as hf:PATH"
+        )
 
 
 def _check_read_once(srcs, owner: list[int]) -> None:
