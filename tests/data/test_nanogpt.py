@@ -264,3 +264,20 @@ def test_a_damaged_import_is_rebuilt(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"warning: {out / 'val.bin'}: sha256 does not match the manifest; rebuilding {out}"
     ]
+
+
+def test_uint32_ids_are_refused_not_read_as_twice_as_many(tmp_path, capsys):
+    # read as uint16, 4-byte ids passed every check: each followed by a 0, the split twice
+    # as long and not the text
+    src, _, _ = char_folder(tmp_path / "d")
+    out = tmp_path / "shards"
+    import_nanogpt(src, out, block_size=32)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    ids = np.fromfile(src / "train.bin", dtype=np.uint16)
+    ids.astype(np.uint32).tofile(src / "train.bin")
+    rc = main(["prepare", "--from-nanogpt", str(src), "--out", str(out), "--block-size", "32"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {src / 'train.bin'}: every second uint16 id is 0")
+    assert "holds uint32 ids" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old shards stay

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 META_MAX_BYTES = 16 << 20
 MAX_VOCAB = 1 << 32  # a meta.pkl's vocab_size above it is no vocabulary
 CHUNK_TOKENS = 1 << 22  # ids read at a time: memory stays a few times 8 MB
+UINT32_SIGN = 1024  # ids, every second one 0, that say a file holds uint32 ids
 # 2: ids are checked against the declared vocabulary, not the tokenizer's
 # 3: a split's bytes counted from the vocabulary: 1 per byte-tokenizer id (ids >= 0x80
 #    counted 3), the space of a SentencePiece `▁` piece (it was dropped)
@@ -331,6 +332,8 @@ def _copy_split(
     with open(dst, "wb") as f:
         for i in range(0, len(ids), CHUNK_TOKENS):
             chunk = np.asarray(ids[i : i + CHUNK_TOKENS])
+            if i == 0:
+                _check_uint16(src, chunk)
             top = int(chunk.max(initial=0))
             if top >= bound:
                 at = i + int(np.argmax(chunk >= bound))
@@ -345,6 +348,20 @@ def _copy_split(
         f.flush()
         os.fsync(f.fileno())
     return {"documents": 1, "bytes": counted, "tokens": len(ids)}, h.hexdigest()
+
+
+def _check_uint16(src: Path, ids: np.ndarray) -> None:
+    """Refuse ids written 4 bytes each (np.uint32, as forks for larger vocabularies write
+    them): read as nanoGPT's uint16, every second one is 0, the high half of an id, and
+    every id passes the vocabulary check, so the split would be silently twice as long
+    and not the text. Judged on UINT32_SIGN ids or more: real text never alternates
+    with id 0 that long."""
+    if len(ids) >= UINT32_SIGN and not ids[1::2].any() and ids[0::2].any():
+        raise DataError(
+            f"{src}: every second uint16 id is 0, the high halves of 4-byte ids: this file "
+            "holds uint32 ids; nanoGPT's token files hold uint16 ids (2 bytes each), write "
+            "them with np.uint16"
+        )
 
 
 def _check_windows(src: Path, splits: dict, block_size: int) -> None:
