@@ -54,6 +54,35 @@ def test_a_source_inside_a_shards_folder_is_refused_without_force(tmp_path, caps
     assert src.exists() and (out / "train.bin").exists()
 
 
+def test_files_of_the_users_in_a_shards_folder_are_not_deleted_by_a_rebuild(tmp_path, capsys):
+    """A rebuild replaced the whole folder: notes or runs kept in it went too, unasked."""
+    _corpus(tmp_path / "c", n_docs=20)
+    out = tmp_path / "shards"
+    argv = ["prepare", tmp_path / "c", "--out", out, "--block-size", "8"]
+    assert main([str(a) for a in argv]) == 0
+    (out / "notes.md").write_text("how these were made")
+    (out / "runs").mkdir()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    err = _refused(capsys, [*argv, "--tokenizer", "char"])
+    assert err == (
+        f"error: --out {out}: the shards folder also holds notes.md, runs, which rebuilding "
+        "it would delete; move them out, or pass --force to replace it all\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert main([str(a) for a in argv]) == 0  # up to date: nothing replaced, nothing said
+    assert main([str(a) for a in [*argv, "--tokenizer", "char", "--force"]]) == 0
+    assert not (out / "notes.md").exists()
+    # --from-nanogpt's rebuild too
+    src, _, _ = char_folder(tmp_path / "ng")
+    ng = ["prepare", "--from-nanogpt", src, "--out", tmp_path / "ngs", "--block-size", "8"]
+    assert main([str(a) for a in ng]) == 0
+    (tmp_path / "ngs" / "notes.md").write_text("kept")
+    (src / "val.bin").write_bytes((src / "val.bin").read_bytes()[:-2])  # changed: a rebuild
+    err = _refused(capsys, ng)
+    assert "the shards folder also holds notes.md, which rebuilding it" in err
+    assert (tmp_path / "ngs" / "notes.md").exists()
+
+
 def test_a_path_spelled_otherwise_is_still_inside(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _corpus(tmp_path / "pf", n_docs=3)

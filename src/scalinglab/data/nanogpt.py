@@ -247,6 +247,7 @@ def import_nanogpt(
     if not force and (m := shards.up_to_date(out, request, fingerprint)):
         _check_windows(src, m["splits"], block_size)  # --block-size is not in the request
         return {**m, "up_to_date": True}
+    shards.check_nothing_else(out, force)
     if out.is_file() or (
         out.is_dir() and not shards.is_shards_dir(out) and any(out.iterdir()) and not force
     ):

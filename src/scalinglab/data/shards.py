@@ -82,6 +82,22 @@ def is_shards_dir(path: str | os.PathLike) -> bool:
         return False
 
 
+def check_nothing_else(out: str | os.PathLike, force: bool) -> None:
+    """Refuse to rebuild the shards folder `out` where it also holds files of the user's (a
+    rebuild replaces the whole folder, deleting them) unless `force`: any name not hidden
+    (the shards' own caches are) that is not one of the shards' own files."""
+    own = {MANIFEST, TOKENIZER, *(f"{s}.bin" for s in SPLITS + OPTIONAL_SPLITS)}
+    if force or not is_shards_dir(out):
+        return
+    extra = sorted(p.name for p in Path(out).iterdir() if p.name not in own and p.name[0] != ".")
+    if extra:
+        more = f" and {len(extra) - 3} more" if len(extra) > 3 else ""
+        raise DataError(
+            f"--out {out}: the shards folder also holds {', '.join(extra[:3])}{more}, which "
+            "rebuilding it would delete; move them out, or pass --force to replace it all"
+        )
+
+
 def check_out_apart_from_cwd(out: str | os.PathLike) -> None:
     """Refuse an --out that is the current folder or holds it: the finished folder replaces
     --out by a rename, which `.` refuses (busy) after all the work, and a resolved path

@@ -219,6 +219,7 @@ def prepare(
         _check_windows(m["splits"], cfg.block_size, bool(cfg.val_file))
         log.debug("%s is up to date", out)
         return {**m, "up_to_date": True}
+    shards.check_nothing_else(out, cfg.force)
 
     key = {"request": request, "fingerprint": fingerprint, "chunk_bytes": cfg.chunk_bytes}
     # a pretrained tokenizer's own kind decides where a split by bytes may cut
