@@ -424,6 +424,17 @@ def test_a_split_far_from_the_fraction_asked_is_said(tmp_path, caplog):
     assert not caplog.records
 
 
+@pytest.mark.parametrize(
+    "flag, value, says",
+    [("--block-size", "0", "--block-size must be positive, got 0"),
+     ("--chunk-bytes", "8", "--chunk-bytes must be at least 16, got 8")],
+)  # fmt: skip
+def test_a_bad_size_flag_is_named_alone_with_its_value(tmp_path, capsys, flag, value, says):
+    # one message named both flags, whichever was wrong, and neither value
+    rc, _, err = _cli(capsys, tmp_path / "none.txt", flag, value, "--out", tmp_path / "s")
+    assert rc == 2 and err == f"error: {says}\n"
+
+
 def test_a_text_field_no_source_reads_is_refused(tmp_path, capsys):
     # a JSON Lines file named .json is plain text: its keys and quotes were tokenized as
     # the corpus, --text-field ignored

@@ -155,8 +155,10 @@ class PrepareConfig:
             )
         if self.errors not in ("strict", "replace"):
             raise ConfigError(f"--errors {self.errors!r} is not one of strict, replace")
-        if self.block_size < 1 or self.chunk_bytes < 16:
-            raise ConfigError("--block-size must be positive and --chunk-bytes at least 16")
+        if self.block_size < 1:
+            raise ConfigError(f"--block-size must be positive, got {self.block_size}")
+        if self.chunk_bytes < 16:
+            raise ConfigError(f"--chunk-bytes must be at least 16, got {self.chunk_bytes}")
 
 
 @dataclass
