@@ -156,3 +156,17 @@ def test_an_out_that_is_or_holds_the_current_folder_is_refused_up_front(tmp_path
     assert "--out .: is the current folder" in capsys.readouterr().err
     assert list(tmp_path.rglob("*")) == [f, tmp_path / "work", here]  # nothing left behind
     assert main(["prepare", str(f), "--out", "shards", "--block-size", "8"]) == 0
+
+
+def test_an_out_below_a_file_is_refused_up_front(tmp_path, capsys):
+    # making the folder failed after the scan pass: exit 1, "f.txt: File exists (something
+    # else is in the way)", --out unnamed
+    _corpus(tmp_path / "c", n_docs=3)
+    f = tmp_path / "f.txt"
+    f.write_text("mine")
+    src, _, _ = char_folder(tmp_path / "ng")
+    for source in ([tmp_path / "c"], ["--from-nanogpt", src]):
+        out = f / "sub" / "shards"
+        err = _refused(capsys, ["prepare", *source, "--out", out, "--block-size", "8"])
+        assert err == f"error: --out {out}: {f} is a file, not a folder\n"
+        assert f.read_text() == "mine"

@@ -205,6 +205,7 @@ def import_nanogpt(
     t0 = time.perf_counter()
     if not src.is_dir():
         raise DataError(f"--from-nanogpt {src}: not a folder")
+    shards.check_out_in_a_folder(out)
     shards.check_out_apart_from_cwd(out)
     if out.exists() and path_relation(src, out) in ("is", "lies inside"):
         raise DataError(

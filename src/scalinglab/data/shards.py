@@ -98,6 +98,16 @@ def check_nothing_else(out: str | os.PathLike, force: bool) -> None:
         )
 
 
+def check_out_in_a_folder(out: str | os.PathLike) -> None:
+    """Refuse an --out below a file (`--out notes.txt/shards`) up front: making its folder
+    failed only after the scan pass, with errno's words and not the flag."""
+    for parent in Path(out).parents:  # the nearest first: the first that exists decides
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"--out {out}: {parent} is a file, not a folder")
+            return
+
+
 def check_out_apart_from_cwd(out: str | os.PathLike) -> None:
     """Refuse an --out that is the current folder or holds it: the finished folder replaces
     --out by a rename, which `.` refuses (busy) after all the work, and a resolved path

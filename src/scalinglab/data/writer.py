@@ -413,6 +413,7 @@ def _check_read_once(srcs, owner: list[int]) -> None:
 
 
 def _check_out(out: Path, force: bool) -> None:
+    shards.check_out_in_a_folder(out)
     shards.check_out_apart_from_cwd(out)
     if not out.exists() or shards.is_shards_dir(out):
         return
