@@ -1,6 +1,8 @@
 """`prepare --out` that holds a source: refused before anything is replaced (a rebuild or
 --force would delete the corpus with the old folder)."""
 
+import json
+
 import pytest
 
 from scalinglab.cli import main
@@ -170,3 +172,20 @@ def test_an_out_below_a_file_is_refused_up_front(tmp_path, capsys):
         err = _refused(capsys, ["prepare", *source, "--out", out, "--block-size", "8"])
         assert err == f"error: --out {out}: {f} is a file, not a folder\n"
         assert f.read_text() == "mine"
+
+
+def test_a_symlinked_out_keeps_its_link_and_its_target_is_rebuilt(tmp_path, capsys):
+    # the rebuild's rename replaced the link with a folder beside it: the shards left the
+    # disk the link pointed to, whose folder kept the old shards
+    _corpus(tmp_path / "c", n_docs=3)
+    target, link = tmp_path / "disk" / "ts", tmp_path / "ts"
+    argv = ["prepare", str(tmp_path / "c"), "--block-size", "8", "--out"]
+    assert main([*argv, str(target)]) == 0
+    link.symlink_to(target, target_is_directory=True)
+    assert main([*argv, str(link), "--tokenizer", "char"]) == 0
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert json.loads((target / "manifest.json").read_text())["tokenizer"] == "char"
+    src, _, _ = char_folder(tmp_path / "ng")
+    assert main(["prepare", "--from-nanogpt", str(src), "--out", str(link)]) == 0
+    assert link.is_symlink() and "nanogpt:" in (target / "manifest.json").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

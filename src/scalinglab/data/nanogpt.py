@@ -256,9 +256,10 @@ def import_nanogpt(
             f"--out {out}: exists and is not a shards folder; refusing to replace it "
             "(pass --force to replace a folder)"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out.parent, f".{out.name}.tmp-")
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
+    dest = shards.write_target(out)  # a symlink stays: its target is rebuilt
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(dest.parent, f".{dest.name}.tmp-")
+    tmp = make_temp_dir(dest.parent, f".{dest.name}.tmp-{temp_tag()}.")
     try:
         nbytes = token_bytes(tok)
         splits, sha = {}, {}
@@ -287,7 +288,7 @@ def import_nanogpt(
         if pretrained:
             manifest["pretrained_tokenizer"] = pretrained
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
-        replace_dir(tmp, out)
+        replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

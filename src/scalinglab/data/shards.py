@@ -98,6 +98,13 @@ def check_nothing_else(out: str | os.PathLike, force: bool) -> None:
         )
 
 
+def write_target(out: str | os.PathLike) -> Path:
+    """Where a (re)build of --out writes and renames its folder: a symlink's target, so the
+    link (shards kept on another disk) stays and points at the new shards, else `out`."""
+    out = Path(out)
+    return out.resolve() if out.is_symlink() else out
+
+
 def check_out_in_a_folder(out: str | os.PathLike) -> None:
     """Refuse an --out below a file (`--out notes.txt/shards`) up front: making its folder
     failed only after the scan pass, with errno's words and not the flag."""

@@ -226,7 +226,8 @@ def prepare(
     key = {"request": request, "fingerprint": fingerprint, "chunk_bytes": cfg.chunk_bytes}
     # a pretrained tokenizer's own kind decides where a split by bytes may cut
     kind = pretrained[0].kind if pretrained else cfg.tokenizer
-    tmp, state, plan = _start(out, key, srcs, owner, cfg, progress, kind)
+    dest = shards.write_target(out)  # a symlink stays: its target is rebuilt
+    tmp, state, plan = _start(dest, key, srcs, owner, cfg, progress, kind)
     try:
         if pretrained:
             tok = pretrained[0]
@@ -250,7 +251,7 @@ def prepare(
             manifest["pretrained_tokenizer"] = pretrained[1]
         resume.finish(tmp)
         atomic_write_json(tmp / shards.MANIFEST, manifest)  # last: it makes the folder valid
-        replace_dir(tmp, out)
+        replace_dir(tmp, dest)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
