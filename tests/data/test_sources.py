@@ -93,6 +93,18 @@ def test_bad_jsonl_lines_name_file_and_line(tmp_path, line, match):
         _docs(resolve_sources([str(p)]))
 
 
+@pytest.mark.parametrize("name", ["rows.jsonl", "sub/rows.CSV.gz", "./folder"])
+def test_a_missing_local_hf_file_is_named_not_looked_up_on_the_hub(
+    tmp_path, monkeypatch, datasets_offline, name
+):
+    # a typo in a local file's name went to the hub: 40 s of retries offline, then
+    # "Couldn't reach 'rows.jsonl' on the Hub"
+    monkeypatch.chdir(tmp_path)
+    (src,) = resolve_sources([f"hf:{name}"])
+    with pytest.raises(DataError, match=r"no such file or folder .*\(a hub data set is"):
+        _docs([src])
+
+
 def test_missing_and_empty_sources(tmp_path):
     with pytest.raises(DataError, match=r"nope.txt: no such file or folder"):
         resolve_sources([str(tmp_path / "nope.txt")])
@@ -132,7 +144,7 @@ def test_hf_source_reads_a_local_data_file_and_a_saved_dataset(tmp_path, dataset
     with pytest.raises(DataError, match=r"no column 'body' \(columns: text, n\)"):
         _docs([src])
     (src,) = resolve_sources([f"hf:{tmp_path / 'absent'}"])
-    with pytest.raises(DataError, match=r"absent: cannot load the data set"):
+    with pytest.raises(DataError, match=r"absent: no such file or folder "):
         _docs([src])
 
 

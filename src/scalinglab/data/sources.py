@@ -299,8 +299,13 @@ class HFSource(Source):
 
 
 def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bool = False):
-    datasets = require("datasets", "hf", f"the source {spec}")
     path = Path(name)
+    if not path.exists() and _names_a_path(name):  # a typo went to the hub, retried 40 s
+        raise DataError(
+            f"{spec}: no such file or folder {name} (a hub data set is named NAME or "
+            "OWNER/NAME, with no file suffix)"
+        )
+    datasets = require("datasets", "hf", f"the source {spec}")
     try:
         if path.is_dir() and (path / "dataset_info.json").exists():
             ds = datasets.load_from_disk(str(path))  # a Dataset.save_to_disk folder
@@ -323,6 +328,17 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
     except Exception as exc:  # datasets raises many types (hub, file, split errors)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{spec}: cannot load the data set ({msg})") from None
+
+
+def _names_a_path(name: str) -> bool:
+    """Whether an hf: NAME can only be a local path: it starts as a path does, or ends in a
+    data file's suffix (no hub data set is named so)."""
+    if name.startswith(("/", "./", "../", "~")):
+        return True
+    suffixes = [x.lower() for x in Path(name).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    return bool(suffixes) and suffixes[-1] in _HF_BUILDERS
 
 
 def hf_builder(path: Path, spec: str) -> str:
