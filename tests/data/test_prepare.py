@@ -435,6 +435,17 @@ def test_a_bad_size_flag_is_named_alone_with_its_value(tmp_path, capsys, flag, v
     assert rc == 2 and err == f"error: {says}\n"
 
 
+def test_utf16_text_is_named_as_such(tmp_path, capsys):
+    # it was "invalid UTF-8 ...; pass --errors replace", and with that "NUL byte; this looks
+    # like a binary file": neither the way out
+    p = tmp_path / "notes.txt"
+    p.write_bytes("some notes, written on Windows\n".encode("utf-16") * 20)
+    says = f"error: {p}: UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8"
+    for more in ([], ["--errors", "replace"]):
+        rc, _, err = _cli(capsys, p, "--tokenizer", "char", *more, "--out", tmp_path / "s")
+        assert rc == 2 and err.count("\n") == 1 and err.startswith(says), err
+
+
 def test_a_text_field_no_source_reads_is_refused(tmp_path, capsys):
     # a JSON Lines file named .json is plain text: its keys and quotes were tokenized as
     # the corpus, --text-field ignored

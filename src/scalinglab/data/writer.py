@@ -579,10 +579,25 @@ def _split_bytes(plan: _Plan, only: str | None) -> int:
     return int(np.asarray(plan.sizes)[plan.labels == want].sum())
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _check_not_utf16(doc: Document, off: int, data: bytes) -> None:
+    """Refuse a document that starts with a UTF-16 byte-order mark: it is text, but not
+    UTF-8, so neither "invalid UTF-8; pass --errors replace" nor "NUL byte; a binary file"
+    (what its bytes gave before) says what to do."""
+    if off == 0 and data[:2] in _UTF16_BOMS:
+        raise DataError(
+            f"{doc.name}: UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8; "
+            "convert it first: iconv -f UTF-16 -t UTF-8"
+        )
+
+
 def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
     try:
         return data.decode("utf-8", errors=errors)
     except UnicodeDecodeError as exc:
+        _check_not_utf16(doc, off, data)
         raise DataError(
             f"{doc.name}: byte {off + exc.start}: invalid UTF-8 ({exc.reason}); the byte "
             "tokenizer takes any bytes, or pass --errors replace"
@@ -615,9 +630,10 @@ def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress, sta
                 last_doc[split] = doc
                 continue
             if (nul := data.find(b"\0")) >= 0:  # text never holds NUL: a binary file
+                _check_not_utf16(doc, off, data)
                 raise DataError(
                     f"{doc.name}: byte {off + nul}: NUL byte; this looks like a binary "
-                    "file, not text"
+                    "file (or UTF-16 text), not UTF-8 text"
                 )
             ids = _encode_chunk(tok, doc, off, data, cfg.errors).astype(dtype)
             buf = ids.tobytes()
