@@ -446,6 +446,24 @@ def test_utf16_text_is_named_as_such(tmp_path, capsys):
         assert rc == 2 and err.count("\n") == 1 and err.startswith(says), err
 
 
+def test_one_split_of_a_data_set_is_read_by_one_source_only(tmp_path, capsys, monkeypatch):
+    # only files were checked: the same split of a hub data set or a save_to_disk folder
+    # as SOURCE and --val-file made a validation split that was the training split
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "saved").mkdir()  # refused before it is read: the folder need hold nothing
+    wt = "hf:wikitext:wikitext-2-raw-v1@train"
+    rc, _, err = _cli(capsys, wt, "--val-file", wt, "--out", "s")
+    assert rc == 2 and err == (
+        f"error: --val-file {wt}: the data set wikitext:wikitext-2-raw-v1@train is also a "
+        f"training data set (SOURCE {wt}); the held-out text would be trained on (give each "
+        "data set to one split)\n"
+    )
+    rc, _, err = _cli(capsys, "hf:saved", "--val-file", "hf:x@x", "--test-file",
+                      "hf:./saved@train", "--out", "s")  # fmt: skip
+    assert rc == 2 and "the data set ./saved@train is also a training data set" in err
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_text_field_no_source_reads_is_refused(tmp_path, capsys):
     # a JSON Lines file named .json is plain text: its keys and quotes were tokenized as
     # the corpus, --text-field ignored

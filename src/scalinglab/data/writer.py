@@ -386,13 +386,9 @@ def _check_read_once(srcs, owner: list[int]) -> None:
     """Refuse a file that two SOURCEs name (its documents would be read twice; held out
     by documents, one copy could be in each split), or that is a training file and the
     --val-file's or --test-file's too (the held-out text would be trained on)."""
-    seen: dict[tuple[int, int], tuple[int, str]] = {}  # (device, inode) -> (split, spec)
+    seen: dict[tuple, tuple[int, str]] = {}  # identity -> (split, spec)
     for src, split in zip(srcs, owner, strict=True):
-        for path in local_paths(src):
-            if not path.is_file():
-                continue
-            st = path.stat()
-            key = (st.st_dev, st.st_ino)  # a symlink or hard link is the same file
+        for path, key, kind in _read_once_keys(src):
             if key not in seen:
                 seen[key] = (split, src.spec)
                 continue
@@ -400,17 +396,35 @@ def _check_read_once(srcs, owner: list[int]) -> None:
             if split == 0:
                 raise DataError(
                     f"{path}: named by two SOURCEs, {spec0} and {src.spec}; its documents "
-                    "would be read twice (give each file once)"
+                    f"would be read twice (give each {kind} once)"
                 )
             also, why = (
-                (f"a training file (SOURCE {spec0})", "trained on")
+                (f"a training {kind} (SOURCE {spec0})", "trained on")
                 if split0 == 0
                 else (f"in {_FLAGS[split0]} {spec0}", "in two splits")
             )
             raise DataError(
                 f"{_FLAGS[split]} {src.spec}: {path} is also {also}; the held-out text "
-                f"would be {why} (give each file to one split)"
+                f"would be {why} (give each {kind} to one split)"
             )
+
+
+def _read_once_keys(src) -> list[tuple[object, tuple, str]]:
+    """(what to name, identity, what it is) of each thing `src` reads that no other source may read: its
+    local files ((device, inode): a symlink or hard link is the same file), and for an hf:
+    data set that is not one local file (a save_to_disk folder, a hub name) its rows: the
+    data set and split (the same split of one data set as SOURCE and --val-file was both
+    splits, whole)."""
+    keys = []
+    for path in local_paths(src):
+        if path.is_file():
+            st = path.stat()
+            keys.append((path, (st.st_dev, st.st_ino), "file"))
+    if isinstance(src, HFSource) and not keys:
+        where = os.path.realpath(src.name) if os.path.exists(src.name) else src.name
+        what = f"{src.name}{f':{src.config}' if src.config else ''}@{src.split}"
+        keys.append((f"the data set {what}", ("hf", where, src.config, src.split), "data set"))
+    return keys
 
 
 def _check_out(out: Path, force: bool) -> None:
