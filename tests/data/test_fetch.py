@@ -136,6 +136,23 @@ def test_offline_is_one_line_naming_the_url_and_the_way_out(tmp_path):
         fetch_file(remote(), tmp_path, mirror=f"http://127.0.0.1:{port}")
 
 
+def test_offline_with_a_wrong_file_in_place_says_it_is_wrong(tmp_path):
+    # "place the file at DEST by hand" named a file already there as if it were missing
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    dest = tmp_path / "corpora" / "x.txt"
+    dest.parent.mkdir()
+    dest.write_bytes(b"old")
+    with pytest.raises(DataError) as e:
+        fetch_file(remote(), tmp_path, mirror=f"http://127.0.0.1:{port}")
+    assert f"place the file at {dest} (the one there, 3 bytes, fails the check) by hand" in str(
+        e.value
+    )
+    assert dest.read_bytes() == b"old"
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "fetch", "tinyshakespear", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -244,6 +244,8 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     if dest.is_file() and dest.stat().st_size == f.size and sha256_of(dest) == f.sha256:
         log.info("%s: up to date", dest)
         return dest
+    # a file in place that failed the check stays there until a right one replaces it
+    wrong = dest.is_file() and f" (the one there, {dest.stat().st_size:,} bytes, fails the check)"
     local = _local_mirror(mirror) if mirror else None
     url = f"{mirror.rstrip('/')}/{f.path}" if mirror else f.url
     part = dest.parent / f".{dest.name}.part"
@@ -265,8 +267,8 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
             reason = getattr(exc, "reason", exc)
             way_out = "check --mirror" if mirror else "use --mirror"
             raise DataError(
-                f"cannot download {url}: {reason} (no network? place the file at {dest} "
-                f"by hand, or {way_out})"
+                f"cannot download {url}: {reason} (no network? place the file at {dest}"
+                f"{wrong or ''} by hand, or {way_out})"
             ) from None
         raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
     got = part.stat().st_size
