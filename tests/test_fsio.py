@@ -1,10 +1,13 @@
 import json
 import os
+import socket
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from scalinglab.fsio import atomic_write_json, atomic_write_text
+from scalinglab.fsio import atomic_write_json, atomic_write_text, replace_dir, temp_tag
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -45,3 +48,40 @@ def test_prepared_shards_are_readable_by_others(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shards").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "shards" / "manifest.json").stat().st_mode) == 0o644
+
+
+def _dead_pid() -> int:
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                       capture_output=True, text=True, check=True)  # fmt: skip
+    return int(p.stdout)
+
+
+def test_replace_dir_deletes_the_old_folders_killed_replaces_left_and_keeps_live_ones(tmp_path):
+    out, new = tmp_path / "shards", tmp_path / "new"
+    out.mkdir()
+    (out / "f").write_text("old")
+    new.mkdir()
+    (new / "f").write_text("new")
+    host = socket.gethostname()
+    stale = tmp_path / f".shards.old-{_dead_pid()}@{host}.abc"  # SIGKILLed before its delete
+    live = tmp_path / f".shards.old-{temp_tag()}.def"  # this process: alive
+    elsewhere = tmp_path / f".shards.old-{_dead_pid()}@another-host.ghi"  # not ours to judge
+    unnamed = tmp_path / ".shards.old-x1y2z3"  # an older version's: no pid to check
+    for d in (stale, live, elsewhere, unnamed):
+        (d / "x").mkdir(parents=True)
+        (d / "x" / "f").write_text("older")
+    replace_dir(new, out)
+    assert (out / "f").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["shards", live.name, elsewhere.name, unnamed.name]
+    )
+
+
+def test_replace_dir_that_cannot_rename_the_new_folder_puts_the_old_one_back(tmp_path):
+    out = tmp_path / "shards"
+    out.mkdir()
+    (out / "f").write_text("old")
+    with pytest.raises(FileNotFoundError):
+        replace_dir(tmp_path / "gone", out)
+    assert [p.name for p in tmp_path.iterdir()] == ["shards"]
+    assert (out / "f").read_text() == "old"

@@ -101,16 +101,46 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
 
 def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
     """Rename the finished folder `tmp` to `out`, replacing what is there only after `tmp`
-    is complete (the old folder is moved aside first, then deleted)."""
+    is complete: the old folder is moved aside into a hidden `.NAME.old-PID@HOST.*` folder
+    beside it, then deleted (moved back if `tmp` cannot be renamed). One that a killed
+    process left there is deleted once the new folder is in place (`remove_replaced`)."""
     tmp, out = Path(tmp), Path(out)
     old = None
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        out.rename(old / "x")
-    tmp.rename(out)
+        old = make_temp_dir(out.parent, f"{_old_prefix(out)}{temp_tag()}.")
+        try:
+            out.rename(old / "x")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                old.rmdir()
+            raise
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old is not None:  # put the old folder back: nothing replaced it
+            with contextlib.suppress(OSError):
+                (old / "x").rename(out)
+                old.rmdir()
+        raise
     fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    remove_replaced(out)
+
+
+def _old_prefix(out: Path) -> str:
+    return f".{out.name}.old-"
+
+
+def remove_replaced(out: str | os.PathLike) -> None:
+    """Delete the old folders that `replace_dir` into `out` moved aside and a killed process
+    (SIGKILL between the move and the delete) left: `.NAME.old-PID@HOST.*` of this host
+    whose pid is gone (`stale_temps`). Only while `out` is there: then they are superseded.
+    A live process's, another host's, and ones without a pid (made before the names held
+    one) are left."""
+    out = Path(out)
+    if out.exists():
+        remove_stale_temps(out.parent, _old_prefix(out))
 
 
 def umask() -> int:

@@ -59,6 +59,29 @@ def test_a_prepare_killed_mid_write_leaves_a_folder_the_next_prepare_removes(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "shards"]
 
 
+def test_a_rebuild_killed_before_deleting_the_old_shards_leaves_a_folder_the_next_prepare_removes(
+    tmp_path,
+):
+    (tmp_path / "corpus.txt").write_bytes(TEXT)
+    out = tmp_path / "shards"
+    args = f"[{str(tmp_path / 'corpus.txt')!r}], {str(out)!r}, tokenizer='byte', block_size=16"
+    _killed(f"""
+        import scalinglab.data.writer as w, scalinglab.fsio as fsio
+        w.prepare({args})
+        fsio.shutil.rmtree = die  # killed with the new shards in place, the old moved aside
+        w.prepare({args}, force=True)
+    """)
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".shards.old-")]
+    assert len(left) == 1 and (tmp_path / left[0] / "x" / "train.bin").exists()
+    live = tmp_path / f".shards.old-{temp_tag()}.abc"  # this process: alive
+    live.mkdir()
+    argv = ["prepare", str(tmp_path / "corpus.txt"), "--out", str(out), "--block-size", "16"]
+    assert main(argv) == 0  # up to date: nothing rebuilt, the leftover still removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "corpus.txt", "shards"]
+    assert main([*argv, "--force"]) == 0  # and a rebuild's own aside folder is deleted
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "corpus.txt", "shards"]
+
+
 def _export_killed_then_rerun(tmp_path, fmt: str, out, hook: str) -> None:
     """An export SIGKILLed after its temporary output is written, before the check that
     would move it into place; the next export removes that temporary and succeeds."""

@@ -52,6 +52,7 @@ from scalinglab.fsio import (
     atomic_write_json,
     make_temp_dir,
     path_relation,
+    remove_replaced,
     remove_stale_temps,
     replace_dir,
     sha256_file,
@@ -247,6 +248,7 @@ def import_nanogpt(
     ).hexdigest()
     if not force and (m := shards.up_to_date(out, request, fingerprint)):
         _check_windows(src, m["splits"], block_size)  # --block-size is not in the request
+        remove_replaced(shards.write_target(out))  # what a killed rebuild left
         return {**m, "up_to_date": True}
     shards.check_nothing_else(out, force)
     if out.is_file() or (

@@ -65,6 +65,7 @@ from scalinglab.fsio import (
     atomic_write_json,
     make_temp_dir,
     path_relation,
+    remove_replaced,
     remove_stale_temps,
     replace_dir,
     sha256_file,
@@ -220,6 +221,7 @@ def prepare(
     if not cfg.force and (m := shards.up_to_date(out, request, fingerprint)):
         _check_windows(m["splits"], cfg.block_size, bool(cfg.val_file))
         log.debug("%s is up to date", out)
+        remove_replaced(shards.write_target(out))  # what a killed rebuild left
         return {**m, "up_to_date": True}
     shards.check_nothing_else(out, cfg.force)
 
