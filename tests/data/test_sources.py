@@ -105,6 +105,38 @@ def test_a_missing_local_hf_file_is_named_not_looked_up_on_the_hub(
         _docs([src])
 
 
+def test_a_path_with_a_tilde_the_shell_left_is_refused_with_the_path_written_out(
+    tmp_path, monkeypatch
+):
+    # `prepare hf:~/x.jsonl` (the shell expands no `~` after hf:) or a quoted '~/x.txt' said
+    # only "no such file or folder ~/x.jsonl", with the file right there in the home folder
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.jsonl").write_text('{"text": "a row"}\n')
+    (tmp_path / "x.txt").write_text("some text\n")
+    (src,) = resolve_sources(["hf:~/x.jsonl@train"])
+    with pytest.raises(DataError) as e:
+        _docs([src])
+    assert str(e.value) == (
+        "hf:~/x.jsonl@train: no such file or folder ~/x.jsonl (a hub data set is named NAME "
+        "or OWNER/NAME, with no file suffix); `~` is not expanded after hf:, write the path "
+        f"out: hf:{tmp_path}/x.jsonl@train"
+    )
+    for spec, what in [
+        ("~/x.txt", "no such file or folder"),
+        ("~/*.txt", "no files match this pattern"),
+    ]:
+        with pytest.raises(DataError) as e:
+            resolve_sources([spec])
+        assert str(e.value) == (
+            f"{spec}: {what}; `~` is expanded only by the shell, unquoted: write the path "
+            f"out: {tmp_path}/{spec[2:]}"
+        )
+    with pytest.raises(DataError) as e:  # a ~user of no such user: no hint to give
+        resolve_sources(["~no-such-user-here/x.txt"])
+    assert str(e.value) == "~no-such-user-here/x.txt: no such file or folder"
+
+
 def test_missing_and_empty_sources(tmp_path):
     with pytest.raises(DataError, match=r"nope.txt: no such file or folder"):
         resolve_sources([str(tmp_path / "nope.txt")])

@@ -303,7 +303,7 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
     if not path.exists() and _names_a_path(name):  # a typo went to the hub, retried 40 s
         raise DataError(
             f"{spec}: no such file or folder {name} (a hub data set is named NAME or "
-            "OWNER/NAME, with no file suffix)"
+            f"OWNER/NAME, with no file suffix){_tilde_hint(name, spec)}"
         )
     datasets = require("datasets", "hf", f"the source {spec}")
     try:
@@ -520,11 +520,24 @@ def resolve_sources(
         elif _GLOB_CHARS & set(spec):
             files = _glob_files(spec)
             if not files:
-                raise DataError(f"{spec}: no files match this pattern")
+                raise DataError(f"{spec}: no files match this pattern{_tilde_hint(spec, spec)}")
             out.extend(_group_files(spec, files, text_field))
         else:
-            raise DataError(f"{spec}: no such file or folder")
+            raise DataError(f"{spec}: no such file or folder{_tilde_hint(spec, spec)}")
     return out
+
+
+def _tilde_hint(path: str, spec: str) -> str:
+    """What to write instead of a `path` (in the source `spec`) that starts with a `~` the
+    shell left as it is (quoted, or after `hf:`), or "". It is not expanded here: `~/x` is
+    also a folder named `~`, as the shell's quoting meant it."""
+    full = os.path.expanduser(path) if path.startswith("~") else path
+    if full == path:  # no ~, or ~user of no such user
+        return ""
+    written = spec.replace(path, full, 1)
+    if spec.startswith("hf:"):
+        return f"; `~` is not expanded after hf:, write the path out: {written}"
+    return f"; `~` is expanded only by the shell, unquoted: write the path out: {written}"
 
 
 def _group_files(spec: str, files: list[Path], text_field: str) -> list[Source]:
