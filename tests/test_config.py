@@ -97,3 +97,36 @@ def test_run_ids_of_adamw_runs_did_not_change_with_the_optimizer_fields():
     other = dataclasses.replace(plateau, eval_every=200)  # then the evaluations steer the LR
     ids = {run_identity(RunConfig(model=sgd.model, train=x), "abc") for x in (plateau, other)}
     assert len(ids) == 2
+
+
+def test_an_out_of_range_seed_is_told_the_range_seeds_take():
+    # it said "--seed must be in [-9223372036854775808, 9223372036854775807]", a range of
+    # which every negative seed is refused: [0, 2**63 - 1] is what a seed may be
+    from scalinglab.data.writer import PrepareConfig
+    from scalinglab.laws.settings import FitConfig
+    from scalinglab.study.spec import TaskTable
+
+    big = 99999999999999999999999
+    for make in (TrainConfig, PrepareConfig, FitConfig, TaskTable):
+        for seed in (big, 2**63, -(2**63) - 1, -1):
+            with pytest.raises(ConfigError) as e:
+                make(seed=seed)
+            assert str(e.value) == f"seed must be in [0, 9223372036854775807], got {seed}"
+        make(seed=2**63 - 1)
+    with pytest.raises(ConfigError) as e:  # any other integer: the 64-bit range
+        TrainConfig(warmup=big)
+    assert (
+        str(e.value) == f"warmup must be in [-9223372036854775808, 9223372036854775807], got {big}"
+    )
+
+
+def test_an_out_of_range_seed_flag_is_one_line(tmp_path, capsys):
+    from scalinglab.cli import main
+
+    (tmp_path / "t.txt").write_text("a few words on a line\n" * 50)
+    argv = ["prepare", str(tmp_path / "t.txt"), "--out", str(tmp_path / "s"), "--seed"]
+    assert main([*argv, "99999999999999999999999"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --seed must be in [0, 9223372036854775807], got 99999999999999999999999\n"
+    )
+    assert not (tmp_path / "s").exists()

@@ -60,11 +60,14 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 """Every integer setting fits TOML's (and torch's) 64-bit integers."""
 SEED_MAX = INT_MAX
 """Seeds are non-negative (numpy refuses others; torch would map them)."""
+SEED_RANGE = (0, SEED_MAX)
+"""A seed field's `range` (`setting(..., range=SEED_RANGE)`), which check_types names."""
 
 
 def setting(default, help: str, **kw):
     """A config field with its documentation: `help` is its --help text; `flag` and
-    `choices` (optional) its command-line spelling and allowed values."""
+    `choices` (optional) its command-line spelling and allowed values; `range` (optional,
+    an int field's) the (lowest, highest) it takes, INT_MIN and INT_MAX by default."""
     return field(default=default, metadata={"help": help, **kw})
 
 
@@ -201,7 +204,7 @@ class TrainConfig:
         "clip the global gradient norm to this; 0 disables",
         shown="the optimizer's: AdamW 1.0, SGD 0.25",
     )
-    seed: int = setting(1337, "seed for initialisation, batches and dropout")
+    seed: int = setting(1337, "seed for initialisation, batches and dropout", range=SEED_RANGE)
     steps: int = setting(0, "budget: optimizer steps", shown="none")
     tokens: int = setting(0, "budget: training tokens", shown="none")
     flops: float = setting(
@@ -450,8 +453,9 @@ def check_types(obj) -> None:
         v = getattr(obj, f.name)
         if tp is float and not math.isfinite(v):  # NaN passes every comparison: refuse it here
             raise ConfigError(f"{name} must be a finite number, got {v}")
-        if tp is int and not isinstance(v, bool) and not INT_MIN <= v <= INT_MAX:
-            raise ConfigError(f"{name} must be in [{INT_MIN}, {INT_MAX}], got {v}")
+        lo, hi = f.metadata.get("range", (INT_MIN, INT_MAX))
+        if tp is int and not isinstance(v, bool) and not lo <= v <= hi:
+            raise ConfigError(f"{name} must be in [{lo}, {hi}], got {v}")
         choices = f.metadata.get("choices")
         if choices and getattr(obj, f.name) not in choices:
             raise ConfigError(f"{name} {v!r} is not one of {', '.join(choices)}")

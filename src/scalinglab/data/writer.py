@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab import __version__
-from scalinglab.config import check_seed, check_types, setting
+from scalinglab.config import SEED_RANGE, check_seed, check_types, setting
 from scalinglab.data import resume, shards
 from scalinglab.data.sources import (
     CHUNK_BYTES,
@@ -113,7 +113,7 @@ class PrepareConfig:
     test_file: str = setting(
         "", "a SOURCE holding the test text (with --val-file); `eval --split test` reads it"
     )
-    seed: int = setting(1337, "seed of the choice of validation documents")
+    seed: int = setting(1337, "seed of the choice of validation documents", range=SEED_RANGE)
     text_field: str = setting("text", "JSONL / hf: field holding the text")
     glob: str = setting("**/*", "files taken from a folder SOURCE (hidden files are skipped)")
     errors: str = setting(

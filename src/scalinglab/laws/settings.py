@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from scalinglab.config import check_seed, check_types, flag, from_dict, setting
+from scalinglab.config import SEED_RANGE, check_seed, check_types, flag, from_dict, setting
 from scalinglab.errors import ConfigError
 from scalinglab.laws.curves import LR_FILLS
 from scalinglab.laws.isoflop import CURVATURES
@@ -59,7 +59,7 @@ class FitConfig:
     """How a law is fitted: bootstrap resamples and intervals, objective, starts."""
 
     bootstrap: int = setting(BOOTSTRAP, "bootstrap resamples of every fit; 0 for none")
-    seed: int = setting(0, "bootstrap seed")
+    seed: int = setting(0, "bootstrap seed", range=SEED_RANGE)
     ci_level: float = setting(0.95, "confidence level of the intervals")
     calibrate: str = setting(
         "none",

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from scalinglab.config import (
     ARCHS,
+    SEED_RANGE,
     ModelConfig,
     TrainConfig,
     check_seed,
@@ -153,7 +154,7 @@ class TaskTable:
         metadata={"help": f"built-in tasks ({', '.join(BUILTIN)}); none: no task"},
     )
     items: int = setting(N_ITEMS, "items per task (fewer where the validation split holds fewer)")
-    seed: int = setting(0, "the choice of items")
+    seed: int = setting(0, "the choice of items", range=SEED_RANGE)
 
     def __post_init__(self):
         check_types(self)
