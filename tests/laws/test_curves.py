@@ -217,6 +217,22 @@ def test_cli_curve_errors(tmp_path, capsys):
         read_curve_table(path, run_cols=["run"])
 
 
+def test_cli_fix_exponent_outside_domain(tmp_path, capsys):
+    """An exponent held at <= 0 is refused as a held A or C is: lr-annealing with
+    --fix alpha=-1 was fitted (A = 3.5e-13, a loss that rises with the LR area), exit 0."""
+    path = tmp_path / "c.csv"
+    rows = "".join(f"{r},{s},{lr},{3 - s / 1000}\n" for r, lr in (("a", 0.1), ("b", 0.05))
+                   for s in range(100, 600, 100))  # fmt: skip
+    path.write_text("run,step,lr,loss\n" + rows)
+    for law, fix in [("lr-annealing", "alpha=-1"), ("multi-power", "gamma=0"),
+                     ("multi-power", "beta=-0.5")]:  # fmt: skip
+        argv = ["fit", str(path), "--law", law, "--run-col", "run", "--bootstrap", "0"]
+        assert main([*argv, "--fix", fix]) == 2
+        err = capsys.readouterr().err
+        name = fix.split("=")[0]
+        assert err == f"error: --fix '{fix}': {name} must be > 0\n", err
+
+
 @pytest.mark.skipif(not MPL_CSV.is_file(), reason="../shared/scaling_data is absent")
 def test_multi_power_on_luo_et_al_25m(tmp_path, capsys):
     """Fit on the 3 `fit` curves, predict the 6 `test` ones (Luo et al.: 0.110% / 0.41%)."""

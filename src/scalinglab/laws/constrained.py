@@ -58,9 +58,9 @@ class ConstrainedTable:
         return len(self.L)
 
 
-def parse_fix(items, names=NAMES, logged=LOGGED) -> dict:
+def parse_fix(items, names=NAMES, positive=POSITIVE) -> dict:
     """{name: value} of `--fix NAME=VALUE` items for a law with parameters `names`
-    (those in `logged` must be > 0). The curve laws use it too."""
+    (those in `positive` must be > 0). The curve laws use it too."""
     out = {}
     for item in items or ():
         name, sep, val = str(item).partition("=")
@@ -77,7 +77,7 @@ def parse_fix(items, names=NAMES, logged=LOGGED) -> dict:
             raise ConfigError(f"--fix {item!r}: {val!r} is not a number") from None
         if not np.isfinite(out[name]):
             raise ConfigError(f"--fix {item!r}: {name} must be finite")
-        if name in logged and not out[name] > 0:
+        if name in positive and not out[name] > 0:
             raise ConfigError(f"--fix {item!r}: {name} must be > 0")
     return out
 

@@ -36,11 +36,13 @@ from scalinglab.laws.settings import huber_delta
 
 def held_params(law):
     """{name: value} of `--fix NAME=VALUE` for a curve law (`--tie` was refused before:
-    estimator.SETTING_LAWS)."""
+    estimator.SETTING_LAWS). Every parameter of both laws is > 0, the exponents too."""
     s = law.settings
-    names = CURVE_LAWS[law.law].param_names
-    out = parse_fix(s["fix"], names, CURVE_LAWS[law.law].logged)
-    if len(out) == len(names):
+    form = CURVE_LAWS[law.law]
+    # the exponents are > 0 as the logged parameters are: a held alpha=-1 was fitted (A
+    # went to 1e-13), a law whose loss rises with the LR area
+    out = parse_fix(s["fix"], form.param_names, (*form.logged, *form.exponents))
+    if len(out) == len(form.param_names):
         raise ConfigError(f"--fix: every parameter of --law {law.law} is held; none is left to fit")
     return out
 
