@@ -141,3 +141,27 @@ def test_plan_run_warns_and_refuses_as_the_plan_command_does(fit):
         plan_run(fit, flops=1)
     with pytest.raises(ConfigError, match=r"^target_loss 1e\+06: the fit reaches that loss only below one"):  # fmt: skip
         plan_run(fit, target_loss=1e6)
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [(None, "null, not a finite number"), ("3.2", '"3.2", not a number'),
+     (True, "true, not a number"), (float("inf"), "inf, not a finite number"),
+     (float("nan"), "nan, not a finite number")],
+)  # fmt: skip
+def test_plan_names_a_fit_json_parameter_that_is_not_a_number(fit, tmp_path, capsys, value, shown):
+    """A damaged fit.json's "A": null was blamed on N ('predict: N[0] is nan'); a string or
+    true was taken as a number (float() of it) or refused as 'malformed'."""
+    import json
+    from pathlib import Path
+
+    obj = json.loads(Path(fit).read_text())
+    obj["params"]["A"] = value
+    bad = tmp_path / "fit.json"
+    bad.write_text(json.dumps(obj))
+    err = one_line_error(capsys, ["plan", str(bad), "--flops", "1e20"])
+    assert err == f"error: {bad}: params.A is {shown}\n"
+    del obj["params"]["A"]
+    bad.write_text(json.dumps(obj))
+    err = one_line_error(capsys, ["plan", str(bad), "--flops", "1e20"])
+    assert f"{bad}: malformed fit.json (its params lack A of law 'chinchilla'" in err

@@ -804,6 +804,23 @@ def required_params(law) -> tuple:
     return ()
 
 
+def _read_params(params, need, path) -> dict:
+    """{name: float} of fit.json's params. A value that is no number (a string, true: float()
+    took true as 1 and "3" as 3) is refused, naming it; so is a parameter in `need` (the
+    law's: required_params) that is null, NaN or infinite: predict blamed its N for it
+    ('N[0] is nan'). Others may be null (not finite when fitted)."""
+    out = {}
+    for k, v in params.items():
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            if k in need:
+                shown = "null" if v is None else str(v)
+                raise DataError(f"{path}: params.{k} is {shown}, not a finite number")
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            raise DataError(f"{path}: params.{k} is {json.dumps(v)}, not a number")
+        out[k] = np.nan if v is None else float(v)
+    return out
+
+
 def _check_params(law, path) -> None:
     """DataError ('malformed fit.json') naming the parameters of the law that params or the
     bootstrap samples lack (plan failed on them with a KeyError traceback)."""
@@ -854,7 +871,7 @@ def load_fit(path) -> ScalingLaw:
         )
     try:
         law = ScalingLaw(obj["law"], **obj["settings"])
-        law.params_ = {k: np.nan if v is None else float(v) for k, v in obj["params"].items()}
+        law.params_ = _read_params(obj["params"], required_params(law), path)
         law.derived_ = obj.get("derived", {})
         law.stderr_, law.ci_ = obj["stderr"], obj["ci"]
         law.n_points_, law.objective_ = obj["n_points"], obj["objective"]
