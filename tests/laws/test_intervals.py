@@ -197,6 +197,23 @@ def test_epoch_backtest_by_compute():
     assert f["0.8"] > 1.5 and f["0.95"] > 1.3
 
 
+@pytest.mark.parametrize(
+    "law, by, value", [("chinchilla", "C", "nan"), ("chinchilla", "N", "inf"),
+                       ("kaplan", "D", "-1e9"), ("task-power", "C", "0")],
+)  # fmt: skip
+def test_backtest_refuses_a_threshold_that_is_no_value_of_by(tmp_path, capsys, law, by, value):
+    """--thresholds nan (or inf, -1) fitted nothing and said 'no threshold could be fitted',
+    as if the table were to blame."""
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,loss\n1e7,1e9,3.5\n2e7,1e9,3.3\n4e7,2e9,3.1\n8e7,2e9,2.95\n")
+    argv = ["backtest", str(path), "--law", law, "--by", by, "--bootstrap", "0"]
+    assert main([*argv, "--thresholds", "1e17", value]) == 2
+    shown = f"{float(value):g}"
+    assert capsys.readouterr().err == (
+        f"error: --thresholds must be finite numbers > 0 (values of {by}, --by {by}), got {shown}\n"
+    )
+
+
 def test_backtest_cli_auto_prints_and_saves_the_candidates(tmp_path, capsys):
     path = shared_file(EPOCH)
     out = tmp_path / "bt.json"

@@ -54,6 +54,8 @@ def register(sub):
 
 
 def run(args):
+    import math
+
     from scalinglab.cli._util import print_json
     from scalinglab.cli.fit import check_out_not_input
     from scalinglab.config import flags_given
@@ -65,6 +67,12 @@ def run(args):
     check_out_not_input(args.out, [args.runs], "backtest")
     if args.train_fracs and args.thresholds:
         raise ConfigError("give --train-fracs or --thresholds, not both")
+    for x in args.thresholds or ():  # nan, inf, -1 were 'no threshold could be fitted'
+        if not (math.isfinite(x) and x > 0):
+            raise ConfigError(
+                f"--thresholds must be finite numbers > 0 (values of {args.by}, --by {args.by}), "
+                f"got {x:g}"
+            )
     settings = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
     if args.run_cols:  # hold out whole runs: rows are checkpoints of the runs named
         settings["checkpoints"] = True
