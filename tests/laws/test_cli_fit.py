@@ -360,3 +360,30 @@ def test_kaplan_on_a_few_rows_prints_no_numpy_warning(tmp_path, capsys):
     p = json.loads(out)["params"]
     assert p["alpha_D"] == pytest.approx(0.2605, rel=1e-3)
     assert p["alpha_N"] == pytest.approx(0.1182, rel=1e-3)
+
+
+def test_too_few_points_names_the_filters_that_removed_rows(tmp_path, capsys):
+    """'4 points for law ...' did not say that --where (or --holdout-where, or the default
+    status=completed) removed the rest: now it gives the table's rows and each filter's."""
+    path = tmp_path / "runs.csv"
+    rows = [(1e7 * 2**i, 1e9 * 2 ** (i // 2), 3.5 - 0.1 * i) for i in range(8)]
+    status = ["completed"] * 3 + ["failed"] + ["completed"] * 4
+    lines = [f"{n},{d},{x},{s}\n" for (n, d, x), s in zip(rows, status, strict=True)]
+    path.write_text("N,D,loss,status\n" + "".join(lines))
+    assert main(["fit", str(path), "--bootstrap", "0", "--where", "N<1e8"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: 3 points for law 'chinchilla', which has 5 parameters; at least 5 "
+        "points are needed (8 rows in runs.csv, 4 removed by --where N<1e8, 1 by the default "
+        "filter status=completed)\n"
+    )
+    curves = tmp_path / "c.csv"
+    curves.write_text(
+        "run,step,lr,loss,split\na,10,0.1,3.0,fit\na,20,0.1,2.9,fit\na,30,0.05,2.8,fit\n"
+        "b,10,0.1,3.0,test\nb,20,0.1,2.9,test\nb,30,0.1,2.85,test\nc,10,0.1,3.1,fit\n"
+    )
+    argv = ["fit", str(curves), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "0"]
+    assert main([*argv, "--where", "step<30", "--holdout-where", "split=test"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {curves}: 3 points for law 'lr-annealing', which has 4 parameters (7 rows in "
+        "c.csv, 2 removed by --where step<30, 2 by --holdout-where split=test)\n"
+    )

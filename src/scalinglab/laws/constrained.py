@@ -215,7 +215,10 @@ def fit_constrained(form, t, *, bootstrap=0, seed=0, boot_starts=1, prune=True, 
     """Fit; `starts` (k, free) in natural units replaces the grid (e.g. to follow a paper)."""
     n, P = len(t), len(form.free)
     if n < P:
-        raise FitError(f"{t.source}: {n} runs for {P} free parameters of law 'data-constrained'")
+        note = t.filtered() if isinstance(t, RunsTable) else ""  # rows the filters removed
+        raise FitError(
+            f"{t.source}: {n} runs for {P} free parameters of law 'data-constrained'{note}"
+        )
     if starts is not None:
         starts = np.array(
             [[_theta_value(k, v) for k, v in zip(form.free, row, strict=True)] for row in starts]

@@ -32,6 +32,7 @@ from scalinglab.laws.curves import CurveTable, read_curve_table
 from scalinglab.laws.intervals import check_level
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
 from scalinglab.laws.settings import huber_delta
+from scalinglab.laws.table import removed_note
 
 
 def held_params(law):
@@ -93,6 +94,7 @@ def fit_curve_law(law, table) -> dict:
         boot_starts=s["boot_starts"],
         prune=s["prune"],
         source=t.source,
+        note=removed_note(t.rows_read, t.source, t.removed),
     )
     params = {k: float(v[0]) for k, v in form.natural(res["theta"]).items()}
     samples = None if res["samples"] is None else form.natural(res["samples"])

@@ -362,12 +362,17 @@ def stratified_weights(run_of_point, resamples, seed):
     return W
 
 
-def fit_curves(form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, source="<memory>"):
-    """Fit a curve law to runs [(steps, lr at every step, loss)]; returns a dict of results."""
+def fit_curves(
+    form, runs, *, bootstrap=0, seed=0, boot_starts=1, prune=True, source="<memory>", note=""
+):
+    """Fit a curve law to runs [(steps, lr at every step, loss)]; returns a dict of results.
+    `note` follows the too-few-points error: the rows the filters removed."""
     n = sum(len(s) for s, _, _ in runs)
     P = len(form.param_names)
     if n < P:
-        raise FitError(f"{source}: {n} points for law {form.name!r}, which has {P} parameters")
+        raise FitError(
+            f"{source}: {n} points for law {form.name!r}, which has {P} parameters{note}"
+        )
     ctx = form.prepare(runs)
     res, out = fit_best(
         curve_objective(form, ctx), form.starts(ctx), prune, f"{source}: law {form.name!r}"

@@ -71,6 +71,9 @@ class CurveTable:
     source: str = "<memory>"
     sha256: str = ""
     conventions: dict = field(default_factory=dict)
+    # rows of the CSV, and (filter, rows it removed): named when too few points are left
+    rows_read: int | None = None
+    removed: list = field(default_factory=list)
 
     @property
     def fit_runs(self):
@@ -238,7 +241,12 @@ def read_curve_table(
         "filters": [f"{c[0]}{c[1]}{c[2]}" for _, c in conds],
         "holdout": [f"{c[0]}{c[1]}{c[2]}" for c in held_conds],
     }
-    return CurveTable(runs, str(path), hashlib.sha256(text.encode()).hexdigest(), conv)
+    kept = sum(len(r.steps) for r in runs)
+    held_rows = sum(len(r.steps) for r in runs if r.held_out)
+    removed = [(f"--where {' '.join(where)}", len(rows) - kept)] if where else []
+    removed.append((f"--holdout-where {' '.join(holdout_where or ())}", held_rows))
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    return CurveTable(runs, str(path), sha, conv, rows_read=len(rows), removed=removed)
 
 
 def _given_schedule(path, rid, items, col, last):

@@ -170,7 +170,7 @@ def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
     if n < P:
         raise FitError(
             f"{table.source}: {n} points for law {form.name!r}, which has {P} parameters; "
-            f"at least {P} points are needed"
+            f"at least {P} points are needed{table.filtered()}"
         )
     for var in form.varies:
         vals = getattr(table, var)

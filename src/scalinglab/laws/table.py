@@ -65,6 +65,17 @@ OPTIONS = {
 }
 
 
+def removed_note(rows_read, source, removed) -> str:
+    """' (ROWS rows in SOURCE, K removed by FILTER, J by FILTER)' for the filters that removed
+    rows, or '' when none did."""
+    parts = [(what, k) for what, k in removed if k]
+    if rows_read is None or not parts:
+        return ""
+    shown = [f"{k} {'removed ' if i == 0 else ''}by {what}" for i, (what, k) in enumerate(parts)]
+    name = "the table" if str(source).startswith("<") else Path(source).name
+    return f" ({rows_read} rows in {name}, {', '.join(shown)})"
+
+
 @dataclass(repr=False)  # __repr__ below: the dataclass's printed every array in full
 class RunsTable:
     """Numeric columns N, D, C, L (and an optional isoFLOP budget), one entry per run.
@@ -88,9 +99,18 @@ class RunsTable:
     conventions: dict = field(default_factory=dict)
     sha256: str = ""
     read_with: dict = field(default_factory=dict)
+    # rows of the source, and (filter, rows it removed) in order: the fit's "4 points for
+    # 2 parameters" names them. Not kept by subset: a backtest's split is no filter.
+    rows_read: int | None = None
+    removed: list = field(default_factory=list)
 
     def __len__(self):
         return len(self.L) if self.L is not None else 0
+
+    def filtered(self) -> str:
+        """' (12 rows in runs.csv, 8 removed by --where N<1e8)', or '' when no filter
+        removed a row."""
+        return removed_note(self.rows_read, self.source, self.removed)
 
     def __repr__(self):
         """One line: rows, columns present, runs (with checkpoints) and source; the
@@ -429,7 +449,10 @@ def _where_column(raw: RawTable, col: str, opts: dict) -> str:
     )
 
 
-def _filter(raw: RawTable, where, conv: dict, opts: dict | None = None) -> None:
+def _filter(raw: RawTable, where, conv: dict, opts=None, removed=None) -> None:
+    """Keep the rows of the --where filters (and the default status=completed); each
+    appends (filter, rows it removed) to `removed`."""
+    removed = [] if removed is None else removed
     filters = parse_where(where)
     given = len(filters)
     if "status" in raw.header and not any(c == "status" for c, _, _ in filters):
@@ -447,11 +470,14 @@ def _filter(raw: RawTable, where, conv: dict, opts: dict | None = None) -> None:
         if col not in raw.header and col not in ("N", "D", "C", "L", "U", "budget"):
             raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
         name = _where_column(raw, col, opts or {})
+        before = len(raw.rows)
         if op in _COMPARE:
             raw.keep(_compare(raw, name, op, val))
         else:
             raw.keep([_same(r.get(name), val) == (op == "=") for r in raw.rows])
         conv["filters"].append(f"{col}{op}{val}")
+        flag = "--where" if k < given else "the default filter"
+        removed.append((f"{flag} {col}{op}{val}", before - len(raw.rows)))
     if not raw.rows:
         raise DataError(f"{raw.source}: no rows left after --where {' '.join(conv['filters'])}")
 
@@ -546,7 +572,8 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     conv = {"source": path, "filters": []}
     if not raw.rows:
         raise DataError(f"{path}: the table has no rows")
-    _filter(raw, opts["where"], conv, opts)
+    rows_read, removed = len(raw.rows), []
+    _filter(raw, opts["where"], conv, opts, removed)
     n_col = opts["n_col"]
     n_aliases = ALIASES["N"] if opts["n_kind"] == "params" else ALIASES["N_nonembed"]
     cols = {
@@ -614,7 +641,9 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     if not table.sha256:
         table.sha256 = table.points_sha256()
     if opts["min_over"]:
+        before = len(table)
         table = min_over(table, raw, opts["min_over"], conv)
+        removed.append((f"--min-over {','.join(opts['min_over'])}", before - len(table)))
     k = opts["drop_highest"]
     if k and k >= len(table):
         left = " left after --where/--min-over" if conv["filters"] or opts["min_over"] else ""
@@ -625,6 +654,8 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         order = np.argsort(table.L, kind="stable")
         table = table.subset(np.isin(np.arange(len(table)), order[: len(table) - k]))
         conv["filters"].append(f"drop the {k} highest-loss rows")
+        removed.append((f"--drop-highest {k}", k))
+    table.rows_read, table.removed = rows_read, removed
     return table
 
 
