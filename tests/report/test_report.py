@@ -335,3 +335,23 @@ def test_intervals_are_labelled_at_the_fits_level(tmp_path):
     assert "95% interval" not in html and "a new run: 95%" not in html
     assert html.count("80% interval") >= 5  # the cards and the plan's columns
     assert "a new run: 80%" in html and "its 80% band" in html
+
+
+def test_runs_of_different_tokenizers_are_refused_and_the_old_report_kept(tmp_path, capsys):
+    """A folder holding runs of a byte and of a char tokenizer was fitted as one sweep: a
+    law through losses per token of different tokens, with no word (an audit)."""
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.0)
+    runs = sorted((tmp_path / "runs").iterdir())
+    for i, d in enumerate(runs):
+        res = json.loads((d / "result.json").read_text())
+        tok = ("char", "2f79bc6aedb796cd") if i == 0 else ("byte", "7961761705101f82")
+        res |= {"tokenizer": tok[0], "tokenizer_id": tok[1]}
+        (d / "result.json").write_text(json.dumps(res))
+    (tmp_path / "report.html").write_text("the last good report")
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: its runs were trained ")
+    assert f"byte 7961761705101f82: {len(runs) - 1} runs" in err
+    assert f"char 2f79bc6aedb796cd: 1 run ({runs[0]})" in err
+    assert (tmp_path / "report.html").read_text() == "the last good report"
+    assert not (tmp_path / "summary.json").exists()

@@ -90,10 +90,38 @@ def collect(root: str | Path) -> Collected:
     rows = _rows(parts)
     if not rows:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
+    check_one_tokenizer(root, rows)
     pred = None
     if (root / PREDICTION_JSON).exists():
         pred = read_json(root / PREDICTION_JSON, "the backtest's prediction")
     return Collected(root, rows, study, pred)
+
+
+def check_one_tokenizer(root: Path, rows: list[dict]) -> None:
+    """Refuse runs trained with different tokenizers (result.json's tokenizer_id): a loss
+    in nats per token of one is no loss of the other, and one law fitted to both, or a
+    plan or backtest across them, would be numbers without a meaning. Runs that record
+    no tokenizer (not finished, another trainer) are not checked."""
+    seen: dict[str, list[str]] = {}
+    kind: dict[str, str] = {}
+    for r in rows:
+        res = runfolder.read_result(r["dir"]) or {}
+        if tid := res.get("tokenizer_id"):
+            seen.setdefault(str(tid), []).append(str(r["dir"]))
+            kind[str(tid)] = str(res.get("tokenizer") or "unknown")
+    if len(seen) < 2:
+        return
+    parts = sorted(seen.items(), key=lambda kv: -len(kv[1]))
+    what = "; ".join(
+        f"{kind[t]} {t}: {len(ds)} run{'s' if len(ds) > 1 else ''} ({ds[0]}"
+        + (", ..." if len(ds) > 1 else "")
+        + ")"
+        for t, ds in parts
+    )
+    raise DataError(
+        f"{root}: its runs were trained with different tokenizers ({what}); a loss per token "
+        "of one is not comparable with another's: report the runs of each tokenizer apart"
+    )
 
 
 def read_curve(run_dir: str | Path) -> dict:
