@@ -156,3 +156,32 @@ def test_a_shards_folder_without_write_access_is_checked_without_a_cache(
     monkeypatch.setattr(shards_mod, "atomic_write_json", refuse)  # as a read-only folder does
     assert main(cli_args(data, tmp_path / "run", "--steps", "2", "--threads", "1")) == 0
     assert not (data / ".verified.json").exists()
+
+
+def test_a_runs_own_data_rebuilt_with_another_tokenizer_is_named_in_eval_and_tasks(
+    world, tmp_path, capsys
+):
+    """The run's shards folder rebuilt with the char tokenizer: `eval RUN` blamed a --data
+    it was not given, and `eval RUN --tasks FILE` of a run without its own tokenizer.json
+    encoded the items with the shards' char tokenizer and recorded the scores, exit 0 (an
+    audit: qa acc 0.25, bpb 8.14, against 0.125 and 5.99 under the run's byte tokenizer)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(world["run"], run)
+    cfg = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(cfg.replace(str(world["byte"]), str(world["char"])))
+    char_id = shards_mod.open_shards(world["char"]).tokenizer_id
+    byte_id = json.loads((run / "result.json").read_text())["tokenizer_id"]
+    err = one_line_error(capsys, ["eval", str(run)])
+    assert err == (
+        f"error: {run}: its data {world['char']} is made by another tokenizer (char, {char_id}) "
+        f"than the one it trained with (byte, {byte_id}) (rebuilt since?); give --data shards "
+        "of the run's tokenizer\n"
+    )
+    (run / "tokenizer.json").unlink()
+    qa = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "tasks", "qa.jsonl")
+    err = one_line_error(capsys, ["eval", str(run), "--tasks", qa])
+    assert err.startswith(f"error: {run}: has no tokenizer.json, and its data {world['char']} ")
+    assert f"(char, {char_id}) than the one it trained with (byte, {byte_id})" in err
+    assert not (run / "tasks.json").exists()

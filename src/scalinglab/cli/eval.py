@@ -73,7 +73,7 @@ def run(args) -> int:
         )
     shards = open_shards(args.data or cfg.train.data)
     check_integrity(shards)
-    check_same_tokenizer(args.run, shards)
+    check_same_tokenizer(args.run, shards, given=bool(args.data))
     if not args.data:  # the run's own, found from here: the same shards it trained on?
         check_own_data(args.run, cfg, shards)
     if shards.vocab_size > cfg.model.vocab_size:

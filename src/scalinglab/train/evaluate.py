@@ -119,15 +119,23 @@ def check_own_data(run_dir: str | Path, cfg, shards: Shards) -> None:
     )
 
 
-def check_same_tokenizer(run_dir: str | Path, shards: Shards) -> None:
+def check_same_tokenizer(run_dir: str | Path, shards: Shards, given: bool = True) -> None:
     """Refuse shards made by another tokenizer than the run's: their ids mean other text,
-    and the loss would be a number without a meaning."""
+    and the loss would be a number without a meaning. `given`: the shards are --data's;
+    else the run's own data (rebuilt with another tokenizer since it trained)."""
     kind, tid = run_tokenizer(run_dir)
     theirs = shards.tokenizer_id
     if tid is None or theirs is None or tid == theirs:
         return
+    mine = f"({kind or 'unknown'}, {tid})"
+    if not given:
+        raise DataError(
+            f"{run_dir}: its data {shards.path} is made by another tokenizer "
+            f"({shards.tokenizer}, {theirs}) than the one it trained with {mine} (rebuilt "
+            "since?); give --data shards of the run's tokenizer"
+        )
     raise DataError(
         f"--data {shards.path}: made by another tokenizer ({shards.tokenizer}, "
-        f"{theirs}) than the one {run_dir} trained with ({kind or 'unknown'}, {tid}); "
+        f"{theirs}) than the one {run_dir} trained with {mine}; "
         "evaluate on shards of the run's tokenizer"
     )
