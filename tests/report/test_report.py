@@ -355,3 +355,30 @@ def test_runs_of_different_tokenizers_are_refused_and_the_old_report_kept(tmp_pa
     assert f"char 2f79bc6aedb796cd: 1 run ({runs[0]})" in err
     assert (tmp_path / "report.html").read_text() == "the last good report"
     assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "name, change, says",
+    [
+        ("study.json", {"folders": ["sweeps/gpt"]}, "folders must map a role to a list"),
+        ("study.json", {"plan_factors": "10"}, "plan_factors must be a list of positive numbers"),
+        ("study.json", {"predictor": "frontire"}, "predictor must be one of chinchilla, "),
+        ("study.json", {"format_version": 2}, "format_version 2; this scalinglab reads 1"),
+        ("prediction.json", {"predicted_loss": None}, "predicted_loss must be a positive number"),
+        ("prediction.json", {"predicted_loss": "1.3"}, "predicted_loss must be a positive number"),
+        ("prediction.json", {"interval": [1.0]}, "interval must be [low, high], two numbers"),
+        ("prediction.json", {"format_version": 2}, "format_version 2; this scalinglab reads 1"),
+    ],
+)
+def test_a_damaged_study_json_or_prediction_json_is_named(tmp_path, capsys, name, change, says):
+    """A study.json or prediction.json of another shape ended in a traceback (KeyError,
+    TypeError, AttributeError) or, of a newer format_version or with a misspelt predictor,
+    was read as if it were this one's (an audit). The old report is kept."""
+    make_study(tmp_path)
+    path = tmp_path / name
+    path.write_text(json.dumps(json.loads(path.read_text()) | change))
+    (tmp_path / "report.html").write_text("the last good report")
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: {says}") and err.count("\n") == 1
+    assert (tmp_path / "report.html").read_text() == "the last good report"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from scalinglab import runfolder
 from scalinglab.errors import DataError
+from scalinglab.plan.analysis import PREDICTORS
 from scalinglab.sweep.table import find_run_dirs, run_row, task_items
 
 STUDY_JSON = "study.json"
@@ -79,6 +80,7 @@ def collect(root: str | Path) -> Collected:
     study = {}
     if (root / STUDY_JSON).exists():
         study = read_json(root / STUDY_JSON, "the study's manifest")
+        check_study(root / STUDY_JSON, study)
     parts = []
     if study:
         for role, subs in study.get("folders", {}).items():
@@ -94,7 +96,50 @@ def collect(root: str | Path) -> Collected:
     pred = None
     if (root / PREDICTION_JSON).exists():
         pred = read_json(root / PREDICTION_JSON, "the backtest's prediction")
+        check_prediction(root / PREDICTION_JSON, pred)
     return Collected(root, rows, study, pred)
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_study(path: Path, d: dict) -> None:
+    """DataError naming study.json and the key a report cannot read as written (it ended
+    in a traceback, or a newer format_version was read as this one's)."""
+    runfolder.check_format_version(path, d, 1)
+    folders = d.get("folders", {})
+    if not isinstance(folders, dict) or not all(
+        isinstance(subs, list) and all(isinstance(x, str) and x for x in subs)
+        for subs in folders.values()
+    ):
+        raise DataError(f"{path}: folders must map a role to a list of folder names")
+    factors = d.get("plan_factors")
+    if factors is not None and not (
+        isinstance(factors, list) and factors and all(_number(f) and f > 0 for f in factors)
+    ):
+        raise DataError(f"{path}: plan_factors must be a list of positive numbers, got {factors!r}")
+    if d.get("predictor") is not None and d["predictor"] not in PREDICTORS:
+        raise DataError(
+            f"{path}: predictor must be one of {', '.join(PREDICTORS)}, got {d['predictor']!r}"
+        )
+
+
+def check_prediction(path: Path, d: dict) -> None:
+    """DataError naming prediction.json and the key a report cannot score (it ended in a
+    KeyError or TypeError, or a newer format_version was read as this one's)."""
+    runfolder.check_format_version(path, d, 1)
+    if not (_number(d.get("predicted_loss")) and d["predicted_loss"] > 0):
+        raise DataError(
+            f"{path}: predicted_loss must be a positive number, got {d.get('predicted_loss')!r}"
+        )
+    for k in ("interval", "fit_interval"):
+        v = d.get(k)
+        if v is not None and not (isinstance(v, list) and len(v) == 2 and all(map(_number, v))):
+            raise DataError(f"{path}: {k} must be [low, high], two numbers, got {v!r}")
+    for k in ("run_name",):
+        if not isinstance(d.get(k), str):
+            raise DataError(f"{path}: {k} must be the backtest run's name, got {d.get(k)!r}")
 
 
 def check_one_tokenizer(root: Path, rows: list[dict]) -> None:
