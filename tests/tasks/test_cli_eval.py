@@ -178,3 +178,18 @@ def test_a_flag_of_the_other_mode_is_refused_not_ignored(sweep, capsys, flags, s
     it were ignored without a word."""
     err = one_line_error(capsys, ["eval", str(sweep / "a"), *flags])
     assert err.startswith(f"error: {says}"), err
+
+
+def test_a_folder_of_runs_skips_a_run_whose_config_is_damaged(sweep, tmp_path, capsys):
+    """A run of a folder with a damaged config.toml stopped the whole folder with its error,
+    no run scored (an audit); it is skipped with a warning line, as one without a checkpoint."""
+    root = tmp_path / "sw"
+    for name in ("a", "x"):
+        shutil.copytree(sweep / "a", root / name, ignore=shutil.ignore_patterns("tasks.json"))
+    (root / "a" / "config.toml").write_text("garbage [\n")
+    assert main(["eval", str(root), "--tasks", str(EXAMPLES / "qa.jsonl"), "--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err.startswith(f"warning: {root / 'a'}: skipped: {root / 'a' / 'config.toml'}: ")
+    assert out.err.count("\n") == 1
+    assert [r["run"] for r in json.loads(out.out)] == [str(root / "x")]
+    assert not (root / "a" / "tasks.json").exists()

@@ -116,9 +116,15 @@ def scorable(run) -> bool:
     import sys
 
     from scalinglab import runfolder
+    from scalinglab.errors import ScalingLabError
     from scalinglab.train import checkpoint
 
-    status = runfolder.table_status(run, runfolder.read_result(run))
+    try:  # a damaged config.toml or result.json: that run's problem, not the folder's
+        runfolder.load_config(run)
+        status = runfolder.table_status(run, runfolder.read_result(run))
+    except ScalingLabError as exc:
+        print(f"warning: {run}: skipped: {exc}", file=sys.stderr)
+        return False
     if checkpoint.latest(run / runfolder.CKPT, quiet=True) is None:
         why = f"no valid checkpoint in {run / runfolder.CKPT}: skipped"
     elif status != "completed":
