@@ -146,19 +146,22 @@ def check_one_tokenizer(root: Path, rows: list[dict]) -> None:
     """Refuse runs trained with different tokenizers (result.json's tokenizer_id): a loss
     in nats per token of one is no loss of the other, and one law fitted to both, or a
     plan or backtest across them, would be numbers without a meaning. Runs that record
-    no tokenizer (not finished, another trainer) are not checked."""
+    no tokenizer (not finished, another trainer) are not checked. Byte tokenizers are one
+    tokenizer whatever their file's bytes (the 256 byte values, nothing learned): shards
+    rebuilt by a newer scalinglab or tokenizers library may hash differently."""
     seen: dict[str, list[str]] = {}
     kind: dict[str, str] = {}
     for r in rows:
         res = runfolder.read_result(r["dir"]) or {}
         if tid := res.get("tokenizer_id"):
-            seen.setdefault(str(tid), []).append(str(r["dir"]))
-            kind[str(tid)] = str(res.get("tokenizer") or "unknown")
+            tid = "bytes" if res.get("tokenizer") == "byte" else str(tid)
+            seen.setdefault(tid, []).append(str(r["dir"]))
+            kind[tid] = str(res.get("tokenizer") or "unknown")
     if len(seen) < 2:
         return
     parts = sorted(seen.items(), key=lambda kv: -len(kv[1]))
     what = "; ".join(
-        f"{kind[t]} {t}: {len(ds)} run{'s' if len(ds) > 1 else ''} ({ds[0]}"
+        f"{kind[t] if t == 'bytes' else f'{kind[t]} {t}'}: {len(ds)} run{'s' if len(ds) > 1 else ''} ({ds[0]}"
         + (", ..." if len(ds) > 1 else "")
         + ")"
         for t, ds in parts
