@@ -10,7 +10,7 @@ from scalinglab.data import writer
 from scalinglab.data.loader import BatchLoader
 from scalinglab.data.shards import check_integrity, open_shards
 from scalinglab.data.tokenizers import load_tokenizer
-from scalinglab.data.writer import prepare
+from scalinglab.data.writer import PrepareConfig, prepare
 from scalinglab.errors import ConfigError, DataError
 from tests.conftest import shared_file
 
@@ -477,6 +477,46 @@ def test_a_text_field_no_source_reads_is_refused(tmp_path, capsys):
     p.rename(p.with_suffix(".jsonl"))  # read by field: fine
     m = prepare([str(p.with_suffix(".jsonl"))], tmp_path / "s", text_field="text", block_size=8)
     assert m["splits"]["train"]["bytes"] + m["splits"]["val"]["bytes"] == 11 * 50
+
+
+def test_a_glob_streaming_or_stdlib_tests_no_source_uses_is_refused(tmp_path, capsys):
+    # --glob of a file SOURCE, --streaming of a folder, --stdlib-tests without stdlib were
+    # ignored with exit 0: the user thought they took effect
+    f, d = tmp_path / "c.txt", tmp_path / "d"
+    f.write_text("a few words\n" * 50)
+    d.mkdir()
+    (d / "a.txt").write_text("more words\n" * 50)
+    for argv, says in (
+        (
+            ("--glob", "*.py"),
+            f"--glob '*.py': no source is a folder ({f}), so no file is "
+            "chosen by it; it picks the files read from a folder SOURCE",
+        ),
+        (
+            ("--stdlib-tests",),
+            f"--stdlib-tests: no source is stdlib ({f}, {d}), so no test "
+            "folder is read; it is for the stdlib source (its test folders)",
+        ),
+        (
+            ("--streaming",),
+            f"--streaming: no source is hf: ({f}, {d}), so nothing is "
+            "streamed; it is for hf: sources (rows read as they come)",
+        ),
+    ):
+        srcs = (f,) if argv[0] == "--glob" else (f, d)
+        rc, _, err = _cli(capsys, *srcs, *argv, "--tokenizer", "char", "--block-size", "8",
+                          "--out", tmp_path / "s")  # fmt: skip
+        assert (rc, err) == (2, f"error: {says}\n")
+        assert not (tmp_path / "s").exists()
+    with pytest.raises(ConfigError, match=r"streaming: no source is hf: \("):
+        prepare([str(d)], tmp_path / "s", config=PrepareConfig(streaming=True))
+    # what is used, or asks for what happens anyway (--no-..., a default), is not refused
+    m = prepare([str(d)], tmp_path / "s", glob="*.txt", streaming=False, stdlib_tests=False,
+                tokenizer="char", block_size=8)  # fmt: skip
+    assert m["documents"] == 1
+    rc, _, err = _cli(capsys, f, "--no-streaming", "--no-stdlib-tests", "--tokenizer", "char",
+                      "--block-size", "8", "--out", tmp_path / "s2")  # fmt: skip
+    assert rc == 0 and err == ""
 
 
 def test_small_messages_say_what_and_where(tmp_path, capsys):

@@ -209,6 +209,7 @@ def prepare(
     srcs, owner = _resolve(specs, cfg)
     if "text_field" in options or cfg.text_field != PrepareConfig.text_field:
         _check_text_field(srcs, cfg.text_field)
+    _check_flags_used(specs, cfg, options)
     _check_inputs_outside(srcs, cfg.tokenizer, out)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
@@ -382,6 +383,35 @@ def _check_text_field(srcs, field: str) -> None:
             f"({', '.join(s.spec for s in srcs)}: plain text, each file whole); a JSON Lines "
             "file is read by field when named .jsonl or .ndjson, or given as hf:PATH"
         )
+
+
+# option: (what no source is, what it would have done, what it is for, a SOURCE it is for)
+_USED_BY = {
+    "glob": ("a folder", "no file is chosen by it", "it picks the files read from a folder SOURCE",
+             lambda s: s != "stdlib" and not s.startswith("hf:") and os.path.isdir(s)),
+    "streaming": ("hf:", "nothing is streamed", "it is for hf: sources (rows read as they come)",
+                  lambda s: s.startswith("hf:")),
+    "stdlib_tests": ("stdlib", "no test folder is read",
+                     "it is for the stdlib source (its test folders)", lambda s: s == "stdlib"),
+}  # fmt: skip
+
+
+def _check_flags_used(specs: list[str], cfg: PrepareConfig, options: dict) -> None:
+    """Refuse --glob, --streaming or --stdlib-tests where no source is of the kind it is for:
+    the user thinks it took effect. Only one given (in `options`) or set off its default
+    counts, and never a --no-... flag (False), which asks for what happens anyway."""
+    given = [s for s in (*specs, cfg.val_file, cfg.test_file) if s]
+    for name, (kind, nothing, purpose, reads) in _USED_BY.items():
+        value = getattr(cfg, name)
+        default = next(f.default for f in fields(PrepareConfig) if f.name == name)
+        if value is False or (name not in options and value == default):
+            continue
+        if not any(reads(s) for s in given):
+            flag = "--" + name.replace("_", "-") + ("" if value is True else f" {value!r}")
+            raise ConfigError(
+                f"{flag}: no source is {kind} ({', '.join(dict.fromkeys(given))}), "
+                f"so {nothing}; {purpose}"
+            )
 
 
 def _check_read_once(srcs, owner: list[int]) -> None:
