@@ -2,12 +2,14 @@
 no bootstrap (issue 20)."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.errors import ConfigError
+from scalinglab.laws import ScalingLaw, load_fit, tasklaws
 from scalinglab.laws.backtest import choose_law, pick, read_for, rolling_backtest
 from scalinglab.laws.intervals import conformal_factors, conformal_scores, held_out, noise_model
 from scalinglab.laws.table import read_csv, read_table
@@ -212,6 +214,23 @@ def test_backtest_refuses_a_threshold_that_is_no_value_of_by(tmp_path, capsys, l
     assert capsys.readouterr().err == (
         f"error: --thresholds must be finite numbers > 0 (values of {by}, --by {by}), got {shown}\n"
     )
+
+
+@pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (-1e9, "-1e+09"), (0, "0")])
+def test_the_library_backtest_refuses_a_threshold_that_is_no_value(value, shown):
+    """rolling_backtest(..., thresholds=[nan]) (and the task laws') fitted nothing and said
+    'no threshold could be fitted'; only the CLI checked its flag."""
+    N, D = np.array([1e7, 2e7, 4e7, 8e7]), np.array([1e9, 1e9, 2e9, 2e9])
+    t = read_table({"N": N, "D": D, "L": np.array([3.5, 3.3, 3.1, 2.95])}, need=("N", "D", "C"))
+    says = rf"^thresholds must be finite numbers > 0, got {re.escape(shown)}$"
+    with pytest.raises(ConfigError, match=says):
+        rolling_backtest("chinchilla", t, by="C", thresholds=[1e17, value])
+    law = ScalingLaw("task-power", metric_col="acc", bootstrap=0)
+    data = {"flops": 6 * N * D, "acc": np.array([0.3, 0.4, 0.5, 0.6])}
+    with pytest.raises(ConfigError, match=says):
+        tasklaws.rolling_backtest(law, data, thresholds=[value])
+    with pytest.raises(ConfigError, match=r"^thresholds must be finite numbers > 0, got 'C'$"):
+        rolling_backtest("chinchilla", t, by="C", thresholds="C")
 
 
 def test_backtest_cli_auto_prints_and_saves_the_candidates(tmp_path, capsys):

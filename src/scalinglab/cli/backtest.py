@@ -54,25 +54,20 @@ def register(sub):
 
 
 def run(args):
-    import math
-
     from scalinglab.cli._util import print_json
     from scalinglab.cli.fit import check_out_not_input
     from scalinglab.config import flags_given
     from scalinglab.errors import ConfigError
     from scalinglab.fsio import atomic_write_json
     from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for, rolling_backtest
+    from scalinglab.laws.intervals import check_thresholds
     from scalinglab.laws.settings import FitConfig, TableConfig
 
     check_out_not_input(args.out, [args.runs], "backtest")
     if args.train_fracs and args.thresholds:
         raise ConfigError("give --train-fracs or --thresholds, not both")
-    for x in args.thresholds or ():  # nan, inf, -1 were 'no threshold could be fitted'
-        if not (math.isfinite(x) and x > 0):
-            raise ConfigError(
-                f"--thresholds must be finite numbers > 0 (values of {args.by}, --by {args.by}), "
-                f"got {x:g}"
-            )
+    if args.thresholds:  # refused before the table is read, named as the flag
+        check_thresholds(args.thresholds, "--thresholds", f" (values of {args.by}, --by {args.by})")
     settings = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
     if args.run_cols:  # hold out whole runs: rows are checkpoints of the runs named
         settings["checkpoints"] = True

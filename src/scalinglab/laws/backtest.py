@@ -30,7 +30,7 @@ import numpy as np
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import intervals
 from scalinglab.laws.estimator import ScalingLaw
-from scalinglab.laws.intervals import held_out, thresholds_for
+from scalinglab.laws.intervals import check_thresholds, held_out, thresholds_for
 from scalinglab.laws.table import read_table
 
 BY = ("C", "N", "D")
@@ -174,13 +174,15 @@ def rolling_backtest(
     """
     if by not in BY:
         raise ConfigError(f"--by {by!r}: not one of {', '.join(BY)}")
+    if thresholds is not None:
+        thresholds = check_thresholds(thresholds)
     for var in law_needs(law):
         table.require(law, var)
     table.require(law, by)
     settings = dict(settings or {})
     if thresholds is None:
         thresholds = thresholds_for(table, by, fracs or TRAIN_FRACS)
-    thresholds = sorted(float(x) for x in thresholds)
+    thresholds = sorted(thresholds)
     if not thresholds:
         raise FitError(f"{table.source}: no threshold of {by} leaves rows both to fit and predict")
     per, parts, skipped = [], [], []

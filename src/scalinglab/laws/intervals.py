@@ -274,6 +274,21 @@ def held_out(t, by, threshold):
     return test
 
 
+def check_thresholds(thresholds, name: str = "thresholds", what: str = "") -> list[float]:
+    """`thresholds` as sorted floats; a non-finite or non-positive one is refused naming it
+    (nan, inf and -1 held out every row or none: 'no threshold could be fitted'). `name`
+    and `what`: how the caller calls them (the CLI: its flag, and what they are values of)."""
+    says = f"{name} must be finite numbers > 0{what}, got"
+    try:
+        values = [float(x) for x in thresholds]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{says} {thresholds!r}") from None
+    for x in values:
+        if not (math.isfinite(x) and x > 0):
+            raise ConfigError(f"{says} {x:g}")
+    return sorted(values)
+
+
 def thresholds_for(t, by, fracs):
     """Distinct thresholds: the `by` value at or below which each fraction of the rows lies
     (those that leave rows both to fit and to predict)."""

@@ -25,7 +25,13 @@ from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import warn
 from scalinglab.laws.fit import fit_form
 from scalinglab.laws.forms import Power
-from scalinglab.laws.intervals import check_level, held_out, shaped, thresholds_for
+from scalinglab.laws.intervals import (
+    check_level,
+    check_thresholds,
+    held_out,
+    shaped,
+    thresholds_for,
+)
 from scalinglab.laws.settings import huber_delta
 from scalinglab.laws.table import data_ranges, read_table
 
@@ -320,6 +326,8 @@ def rolling_backtest(law, table, *, fracs=None, thresholds=None, levels=LEVELS) 
     Returns {"law", "metric", "by": "C", "levels", "thresholds": [{threshold, n_train,
     n, mean_abs_error_points, max_abs_error_points, bias_points, coverage, rows}],
     "skipped", "overall"}."""
+    if thresholds is not None:
+        thresholds = check_thresholds(thresholds)
     s = law.settings
     m, loss = read_points(law, table)
     last = last_of_each_run(m)
@@ -328,7 +336,7 @@ def rolling_backtest(law, table, *, fracs=None, thresholds=None, levels=LEVELS) 
         runs[last] = True
         thresholds = thresholds_for(m.subset(runs), "C", fracs or BACKTEST_FRACS)
     per, pooled, skipped = [], [], []
-    for thr in sorted(float(x) for x in thresholds):
+    for thr in sorted(thresholds):
         test = held_out(m, "C", thr)
         if not test.any() or test.all():
             skipped.append({"threshold": thr, "why": "leaves no runs to fit or to predict"})
