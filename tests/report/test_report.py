@@ -383,3 +383,31 @@ def test_a_damaged_study_json_or_prediction_json_is_named(tmp_path, capsys, name
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: {says}") and err.count("\n") == 1
     assert (tmp_path / "report.html").read_text() == "the last good report"
+
+
+def few_runs(root, n=3):
+    """A sweep folder of `n` runs of one budget: too few to fit, so its report is quick."""
+    import shutil
+
+    runs = isoflop_sweep(root, "gpt", [1e12], noise=0.0)
+    for d in runs[n:]:
+        shutil.rmtree(d)
+    return runs[:n]
+
+
+def test_a_completed_run_with_a_nan_loss_is_named_and_counted_as_diverged(
+    tmp_path, capsys, monkeypatch
+):
+    """result.json's status completed with val_loss NaN (another trainer's; ours writes
+    diverged) was counted as completed in summary.json and left out of the fits without
+    a word (an audit)."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    runs = few_runs(tmp_path)
+    res = runs[0] / "result.json"
+    res.write_text(json.dumps(json.loads(res.read_text()) | {"val_loss": float("nan")}))
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 0
+    say = f"{runs[0]}: completed with a non-finite loss (nan); counted as diverged, left out "
+    assert capsys.readouterr().err == f"warning: {say}of the fits\n"
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["runs"] == {"sweep/gpt": {"diverged": 1, "completed": 2}}
+    assert s["warnings"] == [f"{say}of the fits"]

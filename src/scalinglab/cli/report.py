@@ -34,10 +34,7 @@ def run(args) -> int:
     if args.bootstrap is not None:
         check_bootstrap(args.bootstrap)
     s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
-    if note := unfinished_note(s):
-        import sys
-
-        print(f"warning: {note}", file=sys.stderr)
+    print_warnings(s)
     if args.json:
         from scalinglab.cli._util import print_rows
 
@@ -45,6 +42,17 @@ def run(args) -> int:
     else:
         print(format_summary(s, args.out or args.dir))
     return 0
+
+
+def print_warnings(s: dict) -> None:
+    """`warning: ...` on stderr for each thing the report leaves out (summary.json's
+    warnings: a run counted as diverged)
+    and for runs not finished."""
+    import sys
+
+    for w in [*s.get("warnings", []), unfinished_note(s)]:
+        if w:
+            print(f"warning: {w}", file=sys.stderr)
 
 
 def unfinished_note(s: dict) -> str | None:

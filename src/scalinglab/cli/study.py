@@ -239,6 +239,8 @@ class _View:
     def report(self, s) -> None:
         from scalinglab.cli.report import format_summary
 
+        for w in s.get("warnings", []):  # what the report leaves out (summary.json's)
+            print(f"warning: {w}", file=sys.stderr)
         if self.as_json:
             print_rows(s)
         else:

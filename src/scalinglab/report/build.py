@@ -190,6 +190,7 @@ def build_report(
         "corpus": meta.get("corpus"),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": _counts(c.rows),
+        "warnings": c.warnings,
         "fit_settings": dataclasses.asdict(fs),
         "fits": {
             a: {

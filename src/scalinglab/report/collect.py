@@ -30,6 +30,9 @@ class Collected:
     study: dict = field(default_factory=dict)
     """study.json, or {} for a plain sweep folder."""
     prediction: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What the report leaves out, one line each (`report` prints them, summary.json
+    keeps them): a run counted as diverged."""
 
     def by_role(self, *roles: str) -> list[dict]:
         return [r for r in self.rows if r["role"] in roles]
@@ -81,7 +84,7 @@ def collect(root: str | Path) -> Collected:
     if (root / STUDY_JSON).exists():
         study = read_json(root / STUDY_JSON, "the study's manifest")
         check_study(root / STUDY_JSON, study)
-    parts = []
+    parts, warnings = [], []
     if study:
         for role, subs in study.get("folders", {}).items():
             if role not in ROLES:
@@ -92,12 +95,35 @@ def collect(root: str | Path) -> Collected:
     rows = _rows(parts)
     if not rows:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
+    warnings += count_bad_losses_as_diverged(rows)
     check_one_tokenizer(root, rows)
     pred = None
     if (root / PREDICTION_JSON).exists():
         pred = read_json(root / PREDICTION_JSON, "the backtest's prediction")
         check_prediction(root / PREDICTION_JSON, pred)
-    return Collected(root, rows, study, pred)
+    return Collected(root, rows, study, pred, warnings)
+
+
+def count_bad_losses_as_diverged(rows: list[dict]) -> list[str]:
+    """A run whose result.json says completed without a finite positive val_loss (another
+    trainer's, copied in or edited by hand: scalinglab's trainer writes diverged, and a
+    sweep keeps such a file as result.invalid-K.json, docs/interfaces.md) is counted as
+    diverged, which its loss says it is, and named; it was counted as completed and left
+    out of the fits without a word."""
+    out = []
+    for r in rows:
+        loss = r.get("loss")
+        if r["status"] != "completed" or _finite_pos(loss):
+            continue
+        if loss is None:
+            what = "without a val_loss"
+        elif isinstance(loss, int | float) and math.isfinite(loss):
+            what = f"with a loss of {loss:g}, not positive"
+        else:
+            what = f"with a non-finite loss ({loss})"
+        r["status"] = "diverged"
+        out.append(f"{r['dir']}: completed {what}; counted as diverged, left out of the fits")
+    return out
 
 
 def _number(v) -> bool:
