@@ -411,3 +411,23 @@ def test_a_completed_run_with_a_nan_loss_is_named_and_counted_as_diverged(
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["runs"] == {"sweep/gpt": {"diverged": 1, "completed": 2}}
     assert s["warnings"] == [f"{say}of the fits"]
+
+
+def test_a_folder_study_json_lists_and_is_not_there_is_named(tmp_path, capsys, monkeypatch):
+    """A study whose sweeps/lstm was gone reported its GPT runs alone, the LSTM's absence
+    unsaid (an audit); a study still running has not made its backtest folder yet."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    few_runs(tmp_path / "sweeps" / "gpt")
+    folders = {"sweep": ["sweeps/gpt", "sweeps/lstm"], "seed": [], "backtest": ["backtest"]}
+    study = {"format_version": 1, "kind": "scalinglab.study", "name": "s", "folders": folders}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [e.split(",")[0] for e in err] == [
+        "warning: study.json lists sweeps/lstm",
+        "warning: study.json lists backtest",
+    ]
+    assert err[0].endswith(
+        "which is not there: its runs are not in this report (a study still running makes "
+        "it when it starts them; if the study has ended, the folder was moved or deleted)"
+    )

@@ -46,7 +46,7 @@ def run(args) -> int:
 
 def print_warnings(s: dict) -> None:
     """`warning: ...` on stderr for each thing the report leaves out (summary.json's
-    warnings: a run counted as diverged)
+    warnings: a folder study.json lists and is not there, a run counted as diverged)
     and for runs not finished."""
     import sys
 

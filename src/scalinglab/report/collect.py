@@ -32,7 +32,7 @@ class Collected:
     prediction: dict | None = None
     warnings: list[str] = field(default_factory=list)
     """What the report leaves out, one line each (`report` prints them, summary.json
-    keeps them): a run counted as diverged."""
+    keeps them): a run counted as diverged, a folder study.json lists and is not there."""
 
     def by_role(self, *roles: str) -> list[dict]:
         return [r for r in self.rows if r["role"] in roles]
@@ -89,7 +89,15 @@ def collect(root: str | Path) -> Collected:
         for role, subs in study.get("folders", {}).items():
             if role not in ROLES:
                 raise DataError(f"{root / STUDY_JSON}: folders: unknown role {role!r}")
-            parts += [(role, root / sub) for sub in subs if (root / sub).is_dir()]
+            for sub in subs:
+                if (root / sub).is_dir():
+                    parts.append((role, root / sub))
+                else:  # a study makes each folder as it starts its runs: not yet, or gone
+                    warnings.append(
+                        f"study.json lists {sub}, which is not there: its runs are not in this "
+                        "report (a study still running makes it when it starts them; if the "
+                        "study has ended, the folder was moved or deleted)"
+                    )
     else:
         parts = [("sweep", root)]
     rows = _rows(parts)
