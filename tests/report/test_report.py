@@ -431,3 +431,24 @@ def test_a_folder_study_json_lists_and_is_not_there_is_named(tmp_path, capsys, m
         "which is not there: its runs are not in this report (a study still running makes "
         "it when it starts them; if the study has ended, the folder was moved or deleted)"
     )
+
+
+def test_an_all_diverged_sweep_says_every_run_ended(tmp_path, capsys):
+    """'no completed gpt run yet' read as if runs were still going (an audit)."""
+    runs = few_runs(tmp_path)
+    for i, d in enumerate(runs):
+        res = d / "result.json"
+        status = "failed" if i == 0 else "diverged"
+        res.write_text(json.dumps(json.loads(res.read_text()) | {"status": status}))
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {tmp_path}: no completed gpt run: all 3 ended (diverged 2, failed 1); "
+        "nothing to fit or report\n"
+    )
+    (runs[0] / "result.json").unlink()  # one still going: "yet", and what the others are
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path}: no completed gpt run yet (diverged 2, incomplete 1): nothing "
+        "to fit or report\n"
+    )

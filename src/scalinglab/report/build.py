@@ -176,7 +176,7 @@ def build_report(
     done = [b for r in an.completed(c.by_role("sweep"))
             if r["arch"] == main and (b := _budget(r)) is not None]  # fmt: skip
     if not done:
-        raise DataError(f"{root}: no completed {main} run yet: nothing to fit or report")
+        raise DataError(f"{root}: {_none_completed(main, c.by_role('sweep'))}")
     largest = max(done)
     plan = _plan(fits, main, largest, factors, predictor)
     noise = an.seed_noise(c.by_role("sweep", "seed"))
@@ -220,6 +220,30 @@ def build_report(
     atomic_write_json(out / "summary.json", an.json_safe(summary))
     follow_umask(out / "summary.json")
     return summary
+
+
+ENDED = ("completed", "diverged", "failed")
+"""Statuses of a run that has ended: nothing trains it until a rerun of the sweep or
+study (which starts a failed run again)."""
+
+
+def _none_completed(arch: str, rows: list[dict]) -> str:
+    """Why there is nothing to fit: `no completed gpt run: all 6 diverged` where every run
+    has ended (the message said "yet", as if runs were still going), else `no completed
+    gpt run yet (pending 4, diverged 2)`."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.get("arch") == arch:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+    what = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+    if counts and all(k in ENDED for k in counts):
+        n = sum(counts.values())
+        one = next(iter(counts))
+        ended = (f"its one run {one}" if n == 1 else f"all {n} {one}" if len(counts) == 1
+                 else f"all {n} ended ({what})")  # fmt: skip
+        return f"no completed {arch} run: {ended}; nothing to fit or report"
+    counted = f" ({what})" if what else ""
+    return f"no completed {arch} run yet{counted}: nothing to fit or report"
 
 
 def _counts(rows: list[dict]) -> dict:
