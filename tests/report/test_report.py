@@ -433,6 +433,25 @@ def test_a_folder_study_json_lists_and_is_not_there_is_named(tmp_path, capsys, m
     )
 
 
+def test_report_of_one_run_folder_is_refused_a_folder_of_one_run_is_not(tmp_path, capsys):
+    """`report RUN` wrote report.html and summary.json into the run's folder, 'gpt: no
+    fit', exit 0 (an audit): a run folder is refused; the sweep folder holding it is read."""
+    run = few_runs(tmp_path, n=1)[0]
+    assert main(["report", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {run} is one run's folder (result.json, config.toml, sweep.json), not a sweep "
+        f"or study folder: report takes the folder that holds run folders; for one run see "
+        f"scalinglab eval {run}\n"
+    )
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.toml", "metrics.jsonl", "result.json", "sweep.json"
+    ]  # fmt: skip
+    res = run / "result.json"
+    res.write_text(json.dumps(json.loads(res.read_text()) | {"status": "diverged"}))
+    assert main(["report", str(tmp_path)]) == 2  # the sweep folder of that one run is read
+    assert "no completed gpt run: its one run diverged" in capsys.readouterr().err
+
+
 def test_an_all_diverged_sweep_says_every_run_ended(tmp_path, capsys):
     """'no completed gpt run yet' read as if runs were still going (an audit)."""
     runs = few_runs(tmp_path)

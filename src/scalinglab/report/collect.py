@@ -99,6 +99,7 @@ def collect(root: str | Path) -> Collected:
                         "study has ended, the folder was moved or deleted)"
                     )
     else:
+        check_not_a_run_folder(root)
         parts = [("sweep", root)]
     rows = _rows(parts)
     if not rows:
@@ -110,6 +111,18 @@ def collect(root: str | Path) -> Collected:
         pred = read_json(root / PREDICTION_JSON, "the backtest's prediction")
         check_prediction(root / PREDICTION_JSON, pred)
     return Collected(root, rows, study, pred, warnings)
+
+
+def check_not_a_run_folder(root: Path) -> None:
+    """Refuse one run's folder: find_run_dirs takes it as a folder of that one run, and
+    the report wrote report.html and summary.json into the run folder, saying only "no
+    fit". A folder of one run (DIR/runs/RUN, or DIR/RUN) is still a sweep."""
+    if runfolder.is_run_folder(root) and not (root / "runs").is_dir():
+        files = ", ".join(m for m in runfolder.MARKERS if (root / m).exists())
+        raise DataError(
+            f"{root} is one run's folder ({files}), not a sweep or study folder: report "
+            f"takes the folder that holds run folders; for one run see scalinglab eval {root}"
+        )
 
 
 def count_bad_losses_as_diverged(rows: list[dict]) -> list[str]:
