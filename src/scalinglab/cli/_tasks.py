@@ -43,6 +43,15 @@ def check_task_flags(args) -> None:
     for flag, v in (("--task-items", args.task_items), ("--max-new-tokens", args.max_new_tokens)):
         if v < 1:
             raise ConfigError(f"{flag} must be >= 1, got {v}")
+    from scalinglab.tasks.builtin import BUILTIN
+
+    names = (*BUILTIN, "builtin")
+    if args.data and not any(s.strip() in names for s in args.tasks.split(",")):
+        raise ConfigError(  # task files hold their own items: --data was ignored
+            f"--data is the shards the built-in tasks are made from; --tasks {args.tasks} "
+            f"names task files only, which hold their own items: drop --data, or add a "
+            f"built-in task ({', '.join(names)})"
+        )
 
 
 def run_tasks(args) -> int:
