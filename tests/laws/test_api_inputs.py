@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from scalinglab import plan_run
-from scalinglab.errors import ConfigError, DataError, FitError
+from scalinglab.errors import ConfigError, DataError, ExtrapolationWarning, FitError
 from scalinglab.laws import ScalingLaw, load_fit
 
 TRUE = {"E": 1.7, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}
@@ -119,7 +119,8 @@ def test_a_fit_through_every_point_claims_no_interval():
     assert law.noise_ == {"source": "none", "sigma": None, "dof": 0}
     with pytest.raises(FitError, match="as many parameters as points: no residual"):
         law.predict(N=1e9, D=2e10, return_ci=True, kind="prediction")
-    assert "loss_pi" not in plan_run(law, params=1e9, flops=1e20)
+    with pytest.warns(ExtrapolationWarning, match="1.5 decades above the largest C fitted"):
+        assert "loss_pi" not in plan_run(law, params=1e9, flops=1e20)
     law = ScalingLaw("chinchilla", bootstrap=20).fit({k: v[::4] for k, v in table(24).items()})
     assert set(law.ci_) >= {"E", "alpha"} and law.noise_["dof"] == 1  # 6 points: as before
 
