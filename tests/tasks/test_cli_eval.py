@@ -172,12 +172,14 @@ def test_a_checkpoint_between_log_steps_gets_its_tokens_and_flops(tmp_path, caps
         (["--tasks", "qa", "--task-items", "0"], "--task-items must be >= 1, got 0"),
         (["--tasks", "qa", "--max-new-tokens", "0"], "--max-new-tokens must be >= 1, got 0"),
         (["--tasks", "t.jsonl", "--data", "sh"], "--data is the shards the built-in tasks are"),
+        (["--tasks", "t.jsonl", "--task-items", "50"], "--task-items is the size of the built-in"),
+        (["--tasks", "t.jsonl", "--task-seed", "0"], "--task-seed is the seed of the built-in"),
     ],
 )
 def test_a_flag_of_the_other_mode_is_refused_not_ignored(sweep, capsys, flags, says):
     """--tasks '' scored the loss, --every-checkpoint without --tasks and --split test with
-    it, and --data with task files only (it makes built-in tasks), were ignored without a
-    word."""
+    it, and --data, --task-items or --task-seed with task files only (they make built-in
+    tasks), were ignored without a word."""
     err = one_line_error(capsys, ["eval", str(sweep / "a"), *flags])
     assert err.startswith(f"error: {says}"), err
 

@@ -15,8 +15,12 @@ def add_flags(p) -> None:
     p.add_argument(
         "--every-checkpoint", action="store_true", help="with --tasks: score each checkpoint"
     )
-    p.add_argument("--task-items", type=int, default=4000, help="items per built-in task (at most)")
-    p.add_argument("--task-seed", type=int, default=0, help="seed of the built-in tasks' items")
+    # None: not given (a built-in task gets tasks.builtin.N_ITEMS and seed 0), so that one
+    # given with task files only, which it would not change, is refused (check_task_flags)
+    p.add_argument(
+        "--task-items", type=int, help="items per built-in task, at most (default: 4000)"
+    )
+    p.add_argument("--task-seed", type=int, help="seed of the built-in tasks' items (default: 0)")
     p.add_argument(
         "--max-new-tokens", type=int, default=64, help="generation tasks: tokens at most"
     )
@@ -41,17 +45,23 @@ def check_task_flags(args) -> None:
             "validation split and task files their own items"
         )
     for flag, v in (("--task-items", args.task_items), ("--max-new-tokens", args.max_new_tokens)):
-        if v < 1:
+        if v is not None and v < 1:
             raise ConfigError(f"{flag} must be >= 1, got {v}")
     from scalinglab.tasks.builtin import BUILTIN
 
     names = (*BUILTIN, "builtin")
-    if args.data and not any(s.strip() in names for s in args.tasks.split(",")):
-        raise ConfigError(  # task files hold their own items: --data was ignored
-            f"--data is the shards the built-in tasks are made from; --tasks {args.tasks} "
-            f"names task files only, which hold their own items: drop --data, or add a "
-            f"built-in task ({', '.join(names)})"
-        )
+    if any(s.strip() in names for s in args.tasks.split(",")):
+        return
+    for flag, given, what in (
+        ("--data", args.data, "the shards the built-in tasks are made from"),
+        ("--task-items", args.task_items is not None, "the size of the built-in tasks"),
+        ("--task-seed", args.task_seed is not None, "the seed of the built-in tasks' items"),
+    ):
+        if given:  # task files hold their own items: the flag would be ignored
+            raise ConfigError(
+                f"{flag} is {what}; --tasks {args.tasks} names task files only, which hold "
+                f"their own items: drop {flag}, or add a built-in task ({', '.join(names)})"
+            )
 
 
 def run_tasks(args) -> int:
@@ -64,12 +74,14 @@ def run_tasks(args) -> int:
     from scalinglab.data.shards import open_shards
     from scalinglab.errors import ConfigError, DataError
     from scalinglab.sweep.table import find_run_dirs
-    from scalinglab.tasks.builtin import BUILTIN
+    from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
     from scalinglab.train.evaluate import check_own_data, check_same_tokenizer
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
-    check_seed(args.task_seed, "--task-seed")
+    n_items = N_ITEMS if args.task_items is None else args.task_items  # not given: 4000
+    seed = 0 if args.task_seed is None else args.task_seed
+    check_seed(seed, "--task-seed")
     if args.batch_size < 0:  # 0: the default, 32 (a negative one scored no pair: all 0)
         raise ConfigError(f"--batch-size must be >= 0 (0: 32 with --tasks), got {args.batch_size}")
     runs = find_run_dirs(args.run)
@@ -96,7 +108,7 @@ def run_tasks(args) -> int:
             shards = Path(args.data or cfg.train.data)
             if builtin and not args.data:  # a relative data path may name other shards here
                 check_own_data(run, cfg, open_shards(shards))
-            tasks = resolve_tasks(args.tasks.split(","), shards, args.task_items, args.task_seed)
+            tasks = resolve_tasks(args.tasks.split(","), shards, n_items, seed)
         cast = autocast(device, pick_dtype(cfg.train.dtype, device))
         done = evaluate_run(
             run, tasks, args.every_checkpoint, device, args.batch_size or 32, cast,
