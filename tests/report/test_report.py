@@ -413,6 +413,33 @@ def test_a_completed_run_with_a_nan_loss_is_named_and_counted_as_diverged(
     assert s["warnings"] == [f"{say}of the fits"]
 
 
+def test_a_completed_run_without_tokens_or_params_is_named_not_counted_otherwise(
+    tmp_path, capsys, monkeypatch
+):
+    """A completed run whose result.json lacks tokens (another trainer's; no plan in its
+    sweep.json to fall back to) was left out of the fits without a word (an audit); its
+    loss is valid, so it stays completed and is named."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    runs = few_runs(tmp_path)
+    res = runs[0] / "result.json"
+    d = json.loads(res.read_text())
+    del d["tokens"]
+    res.write_text(json.dumps(d))
+    res = runs[1] / "result.json"
+    res.write_text(json.dumps(json.loads(res.read_text()) | {"params": 0}))
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 0
+    tail = (
+        " (result.json, else the run's config.toml or its sweep's plan); a valid loss, left "
+        "out of the fits"
+    )
+    say = [f"{runs[0]}: completed without tokens (D){tail}",
+           f"{runs[1]}: completed with params 0 (N), not a positive number{tail}"]  # fmt: skip
+    assert capsys.readouterr().err == "".join(f"warning: {w}\n" for w in say)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["runs"] == {"sweep/gpt": {"completed": 3}}
+    assert s["warnings"] == say
+
+
 def test_a_folder_study_json_lists_and_is_not_there_is_named(tmp_path, capsys, monkeypatch):
     """A study whose sweeps/lstm was gone reported its GPT runs alone, the LSTM's absence
     unsaid (an audit); a study still running has not made its backtest folder yet."""

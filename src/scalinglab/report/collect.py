@@ -32,7 +32,8 @@ class Collected:
     prediction: dict | None = None
     warnings: list[str] = field(default_factory=list)
     """What the report leaves out, one line each (`report` prints them, summary.json
-    keeps them): a run counted as diverged, a folder study.json lists and is not there."""
+    keeps them): a run counted as diverged, a completed run without N or D, a folder
+    study.json lists and is not there."""
 
     def by_role(self, *roles: str) -> list[dict]:
         return [r for r in self.rows if r["role"] in roles]
@@ -105,6 +106,7 @@ def collect(root: str | Path) -> Collected:
     if not rows:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
     warnings += count_bad_losses_as_diverged(rows)
+    warnings += name_runs_without_n_or_d(rows)
     check_one_tokenizer(root, rows)
     pred = None
     if (root / PREDICTION_JSON).exists():
@@ -144,6 +146,32 @@ def count_bad_losses_as_diverged(rows: list[dict]) -> list[str]:
             what = f"with a non-finite loss ({loss})"
         r["status"] = "diverged"
         out.append(f"{r['dir']}: completed {what}; counted as diverged, left out of the fits")
+    return out
+
+
+def name_runs_without_n_or_d(rows: list[dict]) -> list[str]:
+    """A completed run of the fits (a sweep's or seed's) with no positive N or D: no
+    `params` or `tokens` in result.json (another trainer's: docs/interfaces.md's table
+    falls back to config.toml's shape and the sweep's plan, which a folder copied in may
+    lack). Its loss is valid, so it stays completed (the contract's only reason to count a
+    completed run otherwise is its loss), and is named: analysis.completed left it out of
+    the fits without a word."""
+    out = []
+    for r in rows:
+        if r["status"] != "completed" or r["role"] not in ("sweep", "seed"):
+            continue
+        missing = []
+        for k, what in (("params", "N"), ("tokens", "D")):
+            v = r.get(k)
+            if v is None:
+                missing.append(f"without {k} ({what})")
+            elif not (_number(v) and v > 0):
+                missing.append(f"with {k} {v!r} ({what}), not a positive number")
+        if missing:
+            out.append(
+                f"{r['dir']}: completed {' and '.join(missing)} (result.json, else the "
+                "run's config.toml or its sweep's plan); a valid loss, left out of the fits"
+            )
     return out
 
 
