@@ -1,6 +1,7 @@
 """The report on a synthetic study folder drawn from a known law (no training)."""
 
 import dataclasses
+import html
 import json
 import math
 import os
@@ -400,8 +401,9 @@ def test_a_completed_run_with_a_nan_loss_is_named_and_counted_as_diverged(
 ):
     """result.json's status completed with val_loss NaN (another trainer's; ours writes
     diverged) was counted as completed in summary.json and left out of the fits without
-    a word (an audit)."""
+    a word (an audit); report.html did not show the warning either."""
     monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    tmp_path /= "a<b>&c"  # a folder name the page must escape
     runs = few_runs(tmp_path)
     res = runs[0] / "result.json"
     res.write_text(json.dumps(json.loads(res.read_text()) | {"val_loss": float("nan")}))
@@ -411,6 +413,9 @@ def test_a_completed_run_with_a_nan_loss_is_named_and_counted_as_diverged(
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["runs"] == {"sweep/gpt": {"diverged": 1, "completed": 2}}
     assert s["warnings"] == [f"{say}of the fits"]
+    # and report.html shows it, escaped, where a reader of the page sees what was left out
+    page = (tmp_path / "report.html").read_text()
+    assert f'<p class="warn">warning: {html.escape(say)}of the fits</p>' in page
 
 
 def test_a_completed_run_without_tokens_or_params_is_named_not_counted_otherwise(
@@ -454,6 +459,8 @@ def test_a_folder_study_json_lists_and_is_not_there_is_named(tmp_path, capsys, m
         "warning: study.json lists sweeps/lstm",
         "warning: study.json lists backtest",
     ]
+    page = (tmp_path / "report.html").read_text()
+    assert '<p class="warn">warning: study.json lists sweeps/lstm, which is not there' in page
     assert err[0].endswith(
         "which is not there: its runs are not in this report (a study still running makes "
         "it when it starts them; if the study has ended, the folder was moved or deleted)"

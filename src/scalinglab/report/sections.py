@@ -20,7 +20,7 @@ def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[s
         _plan(s["plan"], s["fit_settings"]["ci_level"]),
         _fits(s["fits"], s["fit_settings"]),
         _seed_noise(s["seed_noise"]),
-        _runs(c.rows),
+        _runs(c.rows, s.get("warnings", [])),
         _notes(s),
     ]
 
@@ -251,7 +251,10 @@ def _seed_noise(sn: dict | None) -> str:
     )
 
 
-def _runs(rows: list[dict]) -> str:
+def _runs(rows: list[dict], warnings: list[str]) -> str:
+    """The runs table, after summary.json's warnings: what the report leaves out (a run
+    counted as diverged or without N or D, a folder study.json lists and is not there),
+    which `report` prints and a reader of the page would otherwise not see."""
     body = []
     for r in sorted(rows, key=lambda r: (r["role"] != "sweep", str(r.get("arch")),
                                          r.get("budget") or 0, r.get("params") or 0)):  # fmt: skip
@@ -273,7 +276,8 @@ def _runs(rows: list[dict]) -> str:
         if repeated
         else "<p>Every run saw each training token at most once (epochs ≤ 1).</p>"
     )
-    return f"<h2>Runs ({len(rows)})</h2>" + note + table(head, body, left=3)
+    said = "".join(f'<p class="warn">warning: {esc(w)}</p>' for w in warnings)
+    return f"<h2>Runs ({len(rows)})</h2>" + said + note + table(head, body, left=3)
 
 
 def _notes(s: dict) -> str:
