@@ -226,10 +226,15 @@ def test_a_run_still_going_or_a_damaged_result_in_a_folder_of_plain_runs(tmp_pat
     assert s["plan"]["rows"] == [] and (tmp_path / "report.html").exists()
     # the command says the report is of part of the runs (it said nothing: an audit)
     assert main(["report", str(tmp_path), "--bootstrap", "10"]) == 0
-    assert capsys.readouterr().err == (
-        f"warning: 1 of {len(runs)} runs are not finished (incomplete 1): the report is of the "
-        "finished ones; rerun the sweep or study to finish the others\n"
+    note = (
+        f"1 of {len(runs)} runs are not finished (incomplete 1): the report is of the "
+        "finished ones; rerun the sweep or study to finish the others"
     )
+    assert capsys.readouterr().err == f"warning: {note}\n"
+    # and so do summary.json and report.html, the files a reader opens (the terminal alone
+    # said it)
+    assert json.loads((tmp_path / "summary.json").read_text())["warnings"] == [note]
+    assert f'<p class="warn">warning: {note}</p>' in (tmp_path / "report.html").read_text()
     bad = runs[1] / "result.json"
     bad.write_text(json.dumps(json.loads(bad.read_text()) | {"val_loss": "abc"}))
     for cmd in (["report", str(tmp_path)], ["runs", str(tmp_path)]):

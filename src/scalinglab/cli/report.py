@@ -46,30 +46,12 @@ def run(args) -> int:
 
 def print_warnings(s: dict) -> None:
     """`warning: ...` on stderr for each thing the report leaves out (summary.json's
-    warnings: a folder study.json lists and is not there, a run counted as diverged)
-    and for runs not finished."""
+    warnings: a folder study.json lists and is not there, a run counted as diverged,
+    runs not finished)."""
     import sys
 
-    for w in [*s.get("warnings", []), unfinished_note(s)]:
-        if w:
-            print(f"warning: {w}", file=sys.stderr)
-
-
-def unfinished_note(s: dict) -> str | None:
-    """`4 of 6 runs are not finished (pending 4): ...` where the report is of part of the
-    runs (a study or sweep still going, or stopped), else None."""
-    counts: dict[str, int] = {}
-    for by_status in s.get("runs", {}).values():
-        for status, n in by_status.items():
-            counts[status] = counts.get(status, 0) + n
-    left = {k: n for k, n in counts.items() if k not in ("completed", "diverged")}
-    if not left:
-        return None
-    what = ", ".join(f"{k} {n}" for k, n in sorted(left.items()))
-    return (
-        f"{sum(left.values())} of {sum(counts.values())} runs are not finished ({what}): the "
-        "report is of the finished ones; rerun the sweep or study to finish the others"
-    )
+    for w in s.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def format_summary(s: dict, where) -> str:

@@ -189,8 +189,8 @@ def build_report(
         "name": meta.get("name") or root.resolve().name,
         "corpus": meta.get("corpus"),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "runs": _counts(c.rows),
-        "warnings": c.warnings,
+        "runs": (counts := _counts(c.rows)),
+        "warnings": [*c.warnings, *filter(None, [unfinished_note(counts)])],
         "fit_settings": dataclasses.asdict(fs),
         "fits": {
             a: {
@@ -253,6 +253,24 @@ def _counts(rows: list[dict]) -> dict:
         out.setdefault(key, {})
         out[key][r["status"]] = out[key].get(r["status"], 0) + 1
     return out
+
+
+def unfinished_note(counts: dict) -> str | None:
+    """`4 of 6 runs are not finished (pending 4): ...` where the report is of part of the
+    runs (a study or sweep still going, or stopped), else None. `counts` is summary.json's
+    runs: {role/arch: {status: n}}."""
+    total: dict[str, int] = {}
+    for by_status in counts.values():
+        for status, n in by_status.items():
+            total[status] = total.get(status, 0) + n
+    left = {k: n for k, n in total.items() if k not in ("completed", "diverged")}
+    if not left:
+        return None
+    what = ", ".join(f"{k} {n}" for k, n in sorted(left.items()))
+    return (
+        f"{sum(left.values())} of {sum(total.values())} runs are not finished ({what}): the "
+        "report is of the finished ones; rerun the sweep or study to finish the others"
+    )
 
 
 def _subtitle(s: dict, c) -> str:
