@@ -510,3 +510,46 @@ def test_an_all_diverged_sweep_says_every_run_ended(tmp_path, capsys):
         f"error: {tmp_path}: no completed gpt run yet (diverged 2, incomplete 1): nothing "
         "to fit or report\n"
     )
+
+
+def test_plan_rows_beyond_the_runs_training_tokens_say_how_many_epochs(
+    tmp_path, capsys, monkeypatch
+):
+    """The plan's budgets asked for more tokens than the runs' corpus holds (the quickstart's
+    1000x row: 61M tokens of a 31M-token corpus) without a word, its loss from laws fitted
+    on fresh tokens. Each row now has unique_tokens and epochs (runs' tokens / epochs),
+    and those over one epoch are named in the warnings, report.html and the terminal."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: {})
+    runs = isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.0)
+    plan = build_report(tmp_path, bootstrap=0)["plan"]["rows"]
+    assert plan and all("epochs" not in r for r in plan)  # no epochs in result.json: unknown
+    d = sorted(r["tokens"] for r in plan)
+    unique = int((d[0] * d[1]) ** 0.5)  # the first budget fits in one pass, the others not
+    for run in runs:
+        res = json.loads((run / "result.json").read_text())
+        res["epochs"] = res["tokens"] / unique
+        (run / "result.json").write_text(json.dumps(res))
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 0
+    out, err = capsys.readouterr()
+    s = json.loads((tmp_path / "summary.json").read_text())
+    rows = s["plan"]["rows"]
+    for r in rows:
+        assert r["unique_tokens"] == unique
+        assert r["epochs"] == pytest.approx(r["tokens"] / unique, rel=1e-12)
+    over = [r for r in rows if r["epochs"] > 1]
+    assert 1 <= len(over) < len(rows)
+    what = ", ".join(f"C={r['flops']:.3g} ({r['epochs']:.2f} epochs)" for r in over)
+    note = next(w for w in s["warnings"] if w.startswith("plan: "))
+    assert f"the runs' {unique:,} training tokens at {what}: its loss assumes fresh" in note
+    assert err == f"warning: {note}\n"
+    assert out.count(" epochs of the data)") == len(over)
+    assert (
+        f"epochs of the {unique:,} training tokens</th>" in (tmp_path / "report.html").read_text()
+    )
+    # runs of two corpora: no one count of training tokens, so no epochs
+    res = json.loads((runs[0] / "result.json").read_text())
+    (runs[0] / "result.json").write_text(json.dumps(res | {"epochs": res["epochs"] / 2}))
+    s = build_report(tmp_path, bootstrap=0)
+    assert all("epochs" not in r for r in s["plan"]["rows"])
+    assert not any(w.startswith("plan: ") for w in s["warnings"])

@@ -114,6 +114,7 @@ def format_summary(s: dict, where) -> str:
         lines.append(
             f"plan C={r['flops']:.3g}: N={r['params']:.3g} D={r['tokens']:.3g} "
             f"({r['tokens_per_param']:.0f} tokens/param) loss {loss}"
+            + (f" ({r['epochs']:.2f} epochs of the data)" if r.get("epochs", 0) > 1 else "")
         )
     lines.append(f"report: {where}/report.html  summary: {where}/summary.json")
     return "\n".join(lines)

@@ -105,12 +105,51 @@ def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
     return out
 
 
-def _plan(fits: dict, main: str, largest: float, factors, predictor: str) -> list[dict]:
+def _plan(
+    fits: dict, main: str, largest: float, factors, predictor: str, unique: int | None
+) -> list[dict]:
+    """The plan's rows; each with `unique_tokens` and `epochs` (D_opt over them) where the
+    runs' training tokens are known."""
     try:
-        return an.plan_rows(fits[main], [f * largest for f in factors], predictor)
+        rows = an.plan_rows(fits[main], [f * largest for f in factors], predictor)
     except FitError as exc:
         log.warning("no plan: %s", exc)
         return []
+    if unique:
+        for r in rows:
+            r.update(unique_tokens=unique, epochs=r["tokens"] / unique)
+    return rows
+
+
+def training_tokens(rows: list[dict], pred: dict | None) -> int | None:
+    """The unique training tokens the runs had (their shards' train split): tokens over
+    epochs of each completed run, when they all agree (one corpus), else the
+    prediction's; None where unknown or the runs had different corpora."""
+    sizes = {
+        round(r["tokens"] / r["epochs"])
+        for r in an.completed(rows)
+        if isinstance(r.get("epochs"), int | float) and r["epochs"] > 0
+    }
+    if len(sizes) == 1:
+        return sizes.pop()
+    u = (pred or {}).get("unique_tokens")
+    return u if not sizes and isinstance(u, int) and u > 0 else None
+
+
+def repeats_note(plan: list[dict]) -> str | None:
+    """A line naming the plan's budgets whose D_opt is more than one pass over the runs'
+    training tokens: the laws behind the plan assume fresh tokens, so a loss there is
+    optimistic."""
+    over = [r for r in plan if r.get("epochs", 0) > 1]
+    if not over:
+        return None
+    what = ", ".join(f"C={r['flops']:.3g} ({r['epochs']:.2f} epochs)" for r in over)
+    return (
+        f"plan: D_opt is more than the runs' {over[0]['unique_tokens']:,} training tokens at "
+        f"{what}: its loss assumes fresh tokens and is optimistic where they repeat; plan "
+        "those budgets with more data, or with a data-constrained fit (fit --law "
+        "data-constrained, plan --unique-tokens)"
+    )
 
 
 def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
@@ -173,12 +212,12 @@ def build_report(
         a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs) for a in c.archs
     }
     main = "gpt" if "gpt" in fits else c.archs[0]
-    done = [b for r in an.completed(c.by_role("sweep"))
-            if r["arch"] == main and (b := _budget(r)) is not None]  # fmt: skip
+    done_rows = [r for r in an.completed(c.by_role("sweep")) if r["arch"] == main]
+    done = [b for r in done_rows if (b := _budget(r)) is not None]
     if not done:
         raise DataError(f"{root}: {_none_completed(main, c.by_role('sweep'))}")
     largest = max(done)
-    plan = _plan(fits, main, largest, factors, predictor)
+    plan = _plan(fits, main, largest, factors, predictor, training_tokens(done_rows, c.prediction))
     noise = an.seed_noise(c.by_role("sweep", "seed"))
     bt = backtest_result(c)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +229,7 @@ def build_report(
         "corpus": meta.get("corpus"),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": (counts := _counts(c.rows)),
-        "warnings": [*c.warnings, *filter(None, [unfinished_note(counts)])],
+        "warnings": [*c.warnings, *filter(None, [unfinished_note(counts), repeats_note(plan)])],
         "fit_settings": dataclasses.asdict(fs),
         "fits": {
             a: {

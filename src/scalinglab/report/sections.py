@@ -185,6 +185,7 @@ def _plan(plan: dict, level: float) -> str:
             num(r["tokens"], 3), interval(r.get("tokens_ci"), 3),
             num(r["tokens_per_param"], 3), num(r.get("loss")), interval(r.get("loss_ci")),
             interval(r.get("loss_pi")),
+            *([num(r["epochs"], 3)] if "epochs" in r else []),
         ])  # fmt: skip
     if not rows:
         return "<h2>Plan</h2><p>No plan: no fit gives a compute-optimal allocation.</p>"
@@ -192,6 +193,8 @@ def _plan(plan: dict, level: float) -> str:
     head = ["budget", "C (FLOPs)", "N_opt", ci, "D_opt (tokens)", ci, "tokens/param",
             "predicted loss", ci, f"a new run: {level:.0%}"]  # fmt: skip
     first = plan["rows"][0]
+    if "epochs" in first:
+        head.append(f"epochs of the {first['unique_tokens']:,} training tokens")
     return (
         f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"
         f"<p>Compute-optimal N and D from the <code>{esc(first['allocation'])}</code> fit, "
