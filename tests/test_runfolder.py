@@ -134,6 +134,15 @@ def test_table_status_without_a_result(tmp_path):
     assert runfolder.table_status(tmp_path, {"val_loss": 2.0}) == "unknown"
 
 
+def test_a_started_run_without_metrics_or_result_is_incomplete_not_pending(tmp_path):
+    """A trainer_cmd that a sweep started and that was stopped (SIGTERM, exit 143)
+    before it wrote metrics.jsonl or result.json left only the worker's train.log: it
+    was started, so the table says incomplete, not pending (planned, not started)."""
+    assert runfolder.table_status(tmp_path, None) == "pending"
+    (tmp_path / runfolder.TRAIN_LOG).write_text("")
+    assert runfolder.table_status(tmp_path, None) == "incomplete"
+
+
 def test_write_result_is_atomic_and_writes_non_finite_as_null(tmp_path, monkeypatch):
     out = runfolder.write_result(tmp_path, {"status": "diverged", "train_loss": math.nan})
     assert out == {"format_version": 1, "status": "diverged", "train_loss": None}

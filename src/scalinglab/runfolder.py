@@ -350,10 +350,12 @@ def is_finished(run_dir: str | os.PathLike) -> bool:
 
 def table_status(run_dir: str | os.PathLike, result: dict | None) -> str:
     """The runs table's status: result.json's, else incomplete (started: metrics written,
-    no result) or pending."""
+    or a sweep worker's train.log, which it opens as it starts the trainer; no result)
+    or pending (planned, not started)."""
     if result:
         return result.get("status", "unknown")
-    return "incomplete" if (Path(run_dir) / METRICS).exists() else "pending"
+    started = (Path(run_dir) / METRICS).exists() or (Path(run_dir) / TRAIN_LOG).exists()
+    return "incomplete" if started else "pending"
 
 
 # --- metrics.jsonl ------------------------------------------------------------
