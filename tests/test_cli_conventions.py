@@ -94,6 +94,18 @@ def test_the_sentinels_show_as_their_meaning():
         assert shown in text
 
 
+def test_column_flags_show_the_names_looked_for_without_them():
+    """fit --n-col ... --u-col: given nothing, the column is found by its names
+    (laws.table.ALIASES), so the default shown is those names, not 'none'."""
+    from scalinglab.laws.table import ALIASES, FLAGS
+
+    for cmd in ("fit", "backtest"):
+        opts = options(COMMANDS[cmd])
+        for key, flag in FLAGS.items():
+            text = " ".join(opts[flag].help.split())
+            assert f"(default: {ALIASES[key][0]}" in text, f"{cmd} {flag}: {text}"
+
+
 def test_json_is_one_document_on_stdout(tmp_path, capsys):
     from tests.report.synth_runs import isoflop_sweep
 

@@ -157,7 +157,11 @@ class TableConfig:
     schedule_col: str | None = setting(
         None, "curve laws: column holding each run's schedule spec (instead of --lr-col)"
     )
-    u_col: str | None = setting(None, "data-constrained: column holding the unique tokens U")
+    u_col: str | None = setting(
+        None,
+        "data-constrained: column holding the unique tokens U",
+        shown="unique_tokens, U, U_unique_tokens, ...",
+    )
     drop_highest: int = setting(0, "drop the K highest-loss rows (Besiroglu et al. drop 5)")
     checkpoints: bool = setting(
         False,
