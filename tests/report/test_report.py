@@ -553,3 +553,24 @@ def test_plan_rows_beyond_the_runs_training_tokens_say_how_many_epochs(
     s = build_report(tmp_path, bootstrap=0)
     assert all("epochs" not in r for r in s["plan"]["rows"])
     assert not any(w.startswith("plan: ") for w in s["warnings"])
+
+
+def test_read_curve_skips_points_of_other_types(tmp_path):
+    """Another trainer's metrics.jsonl may hold any JSON: a final line without tokens, a
+    string or a list where flops go, `true` as tokens. The report drew its loss curves
+    from float() of them and stopped with a traceback; now such a point is left out."""
+    from scalinglab.report.collect import read_curve
+
+    lines = [
+        {"step": 1, "tokens": 100, "train_loss": 3.0, "flops": "x"},
+        {"step": 2, "tokens": 200, "train_loss": 2.9, "flops": [1]},
+        {"step": 3, "tokens": True, "train_loss": 2.8},
+        {"step": 4, "tokens": "300", "train_loss": 2.7},
+        {"step": 5, "tokens": 400, "train_loss": 2.6, "flops": 8e6},
+        {"step": 5, "final": True, "val_loss": 2.5},
+        {"step": 5, "final": True, "tokens": "abc", "val_loss": 2.5},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    c = read_curve(tmp_path)
+    assert c == {"tokens": [100.0, 200.0, 400.0], "flops": [0.0, 0.0, 8e6],
+                 "train_loss": [3.0, 2.9, 2.6], "final": None}  # fmt: skip

@@ -248,15 +248,18 @@ def check_one_tokenizer(root: Path, rows: list[dict]) -> None:
 
 
 def read_curve(run_dir: str | Path) -> dict:
-    """A run's logged training curve: tokens, flops, train_loss (finite points only),
-    and the final validation loss."""
+    """A run's logged training curve: tokens, flops (0 where a line has none), train_loss,
+    and the final validation loss. Points whose tokens or loss are not finite positive
+    numbers are left out (another trainer's metrics.jsonl may hold any JSON there)."""
     tokens, flops, loss = [], [], []
     final = None
     for d in runfolder.read_metrics(run_dir):  # a run still going may have a torn last line
-        t, tl = d.get("tokens"), d.get("train_loss")
-        if isinstance(t, int | float) and t > 0 and _finite_pos(tl):
+        t, tl, c = d.get("tokens"), d.get("train_loss"), d.get("flops")
+        if not _finite_pos(t):
+            continue
+        if _finite_pos(tl):
             tokens.append(float(t))
-            flops.append(float(d.get("flops") or 0.0))
+            flops.append(float(c) if _finite_pos(c) else 0.0)
             loss.append(float(tl))
         if d.get("final") and _finite_pos(d.get("val_loss")):
             final = (float(t), float(d["val_loss"]))
@@ -264,4 +267,4 @@ def read_curve(run_dir: str | Path) -> dict:
 
 
 def _finite_pos(x) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
