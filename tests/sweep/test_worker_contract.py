@@ -33,6 +33,16 @@ elif mode == "nan":
     write(json.dumps({**ok, "val_loss": float("nan")}))
 elif mode == "string":
     write(json.dumps({**ok, "val_loss": "2.5"}))
+elif mode == "negtokens":
+    write(json.dumps({**ok, "tokens": -5}))
+elif mode == "zeroparams":
+    write(json.dumps({**ok, "params": 0}))
+elif mode == "negloss":
+    write(json.dumps({**ok, "val_loss": -1.0}))
+elif mode == "infflops":
+    write(json.dumps({**ok, "flops": float("inf")}))
+elif mode == "nanparams":
+    write(json.dumps({**ok, "params": float("nan")}))
 elif mode == "sigterm":  # killed by SIGTERM before any handler: exit -15, no result
     os.kill(os.getpid(), signal.SIGTERM)
 elif mode == "sleep":
@@ -63,6 +73,11 @@ def trainer(tmp_path):
          '"complete"'),
         ("nan", "status completed with val_loss NaN: a completed run has a finite loss", "NaN"),
         ("string", 'val_loss is "2.5", not a number', '"2.5"'),
+        ("negtokens", "tokens is -5, not a positive number", '"tokens": -5'),
+        ("zeroparams", "params is 0, not a positive number", '"params": 0'),
+        ("negloss", "val_loss is -1.0, not a number >= 0", '"val_loss": -1.0'),
+        ("infflops", "flops is Infinity, not a finite number", '"flops": Infinity'),
+        ("nanparams", "params is NaN, not a finite number", '"params": NaN'),
     ],
 )  # fmt: skip
 def test_a_result_that_breaks_the_contract_is_kept_and_the_run_fails_saying_why(

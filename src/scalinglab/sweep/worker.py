@@ -18,7 +18,8 @@ one rule (`runfolder.run_state`):
   (the failed result is kept as result.failed-K.json); after the last try a
   result.json with status "failed" stays, so the runs table lists the run.
 - a result.json that breaks the contract (not JSON, an unknown status, status
-  completed without a finite val_loss, as another trainer may write): kept as
+  completed without a finite val_loss, or with a NaN, negative or zero N, D or C, as
+  another trainer may write): kept as
   result.invalid-K.json and recorded as failed, saying why.
 - a trainer that cannot be started (no such program, not executable): failed at once,
   saying why, not retried.
@@ -235,6 +236,28 @@ def _invalid(r: dict) -> str | None:
             f"status completed with val_loss {json.dumps(loss)}: a completed run has a finite "
             "loss (one whose loss is not finite is diverged)"
         )
+    if status == "completed":
+        return _bad_number(r)
+    return None
+
+
+# N, D and C: the runs table's columns the fitter reads; a count of nothing is no count
+POSITIVE = ("params", "params_nonembed", "tokens", "flops", "flops_6nd")
+
+
+def _bad_number(r: dict) -> str | None:
+    """Why a completed result's number is no value of its field: NaN or Infinity (not
+    JSON numbers, though Python writes them), a negative count, loss or time (none of
+    runfolder.RESULT_NUMBERS is below 0), or N, D or C of 0; None when all are."""
+    for k in runfolder.RESULT_NUMBERS:
+        v = r.get(k)  # a number or None (read_result)
+        if v is None:
+            continue
+        if not math.isfinite(v):
+            return f"{k} is {json.dumps(v)}, not a finite number (write null for none)"
+        if v < 0 or (v == 0 and k in POSITIVE):
+            least = "a positive number" if k in POSITIVE else "a number >= 0"
+            return f"{k} is {json.dumps(v)}, not {least}"
     return None
 
 
