@@ -56,6 +56,7 @@ def test_cli_writes_the_json_and_the_figure(tmp_path, capsys):
         (["--params", "sp,mu"], "--params: 'mu' is not one of sp, mup, completep"),
         (["--widths", "30,60"], "width 30 is not a multiple of --n-head 4"),
         (["--steps", "0"], "--steps must be at least 1"),
+        (["--widths", "16,32", "--base-width", "0"], "--base-width must be at least 1"),
         (["--params", ""], "--params '': give each of the parametrisations to compare once"),
         (["--params", "sp,sp"], "--params 'sp,sp': give each"),
         (

@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--block-size", type=int, default=64, help="(default: %(default)s)")
     p.add_argument("--n-layer", type=int, default=2, help="(default: %(default)s)")
     p.add_argument("--n-head", type=int, default=4, help="(default: %(default)s)")
-    p.add_argument("--base-width", type=int, default=0, help="default: the smallest width")
+    p.add_argument("--base-width", type=int, help="default: the smallest width")
     p.add_argument("--seeds", type=int, default=1, help="models averaged per width (default: 1)")
     p.add_argument("--json", action="store_true", help="print the exponents as JSON")
     p.set_defaults(func=run)
@@ -76,7 +76,9 @@ def run(args) -> int:
             f"--params {args.params!r}: give each of the parametrisations to compare once "
             f"({', '.join(PARAMS)})"
         )
-    for flag in ("steps", "batch_size", "block_size", "n_layer", "n_head", "seeds"):
+    for flag in ("steps", "batch_size", "block_size", "n_layer", "n_head", "seeds", "base_width"):
+        if flag == "base_width" and args.base_width is None:  # not given: the smallest width
+            continue
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
     if not args.lr > 0:
@@ -84,7 +86,7 @@ def run(args) -> int:
     shards = open_shards(args.data)
     batches = sample_batches(shards.train, args.steps + 1, args.batch_size, args.block_size)
     res = coord_check(batches, widths, params, lr=args.lr, n_layer=args.n_layer,
-                      n_head=args.n_head, base_width=args.base_width, seeds=args.seeds,
+                      n_head=args.n_head, base_width=args.base_width or 0, seeds=args.seeds,
                       vocab_size=shards.vocab_size)  # fmt: skip
     _check_finite(res, args.lr)
     out = Path(args.out)
