@@ -574,3 +574,19 @@ def test_read_curve_skips_points_of_other_types(tmp_path):
     c = read_curve(tmp_path)
     assert c == {"tokens": [100.0, 200.0, 400.0], "flops": [0.0, 0.0, 8e6],
                  "train_loss": [3.0, 2.9, 2.6], "final": None}  # fmt: skip
+
+
+def test_a_metrics_line_that_is_not_json_is_named_in_the_warnings(tmp_path):
+    """The loss curves skipped another trainer's metrics.jsonl lines that are not JSON
+    objects, and the report said nothing of the points it had left out."""
+    from scalinglab.report.collect import collect
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({"status": "completed", "val_loss": 2.5}))
+    row = json.dumps({"step": 1, "tokens": 100, "train_loss": 3.0})
+    (run / "metrics.jsonl").write_text(f"{row}\n{{bad\n[1]\n{row}\n")
+    warnings = collect(tmp_path).warnings
+    line = [w for w in warnings if "metrics.jsonl" in w]
+    assert line == [f"{run / 'metrics.jsonl'}: line 2: not JSON (and 1 more lines): "
+                    "left out of the loss curves"]  # fmt: skip

@@ -107,6 +107,7 @@ def collect(root: str | Path) -> Collected:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
     warnings += count_bad_losses_as_diverged(rows)
     warnings += name_runs_without_n_or_d(rows)
+    warnings += name_odd_metrics_lines(rows)
     check_one_tokenizer(root, rows)
     pred = None
     if (root / PREDICTION_JSON).exists():
@@ -146,6 +147,21 @@ def count_bad_losses_as_diverged(rows: list[dict]) -> list[str]:
             what = f"with a non-finite loss ({loss})"
         r["status"] = "diverged"
         out.append(f"{r['dir']}: completed {what}; counted as diverged, left out of the fits")
+    return out
+
+
+def name_odd_metrics_lines(rows: list[dict]) -> list[str]:
+    """The first line of each loss curve the report draws (a sweep's or backtest's run)
+    whose metrics.jsonl line is not a JSON object (another trainer's; a torn last line
+    excepted): read_curve skips it, and the curve lost its points without a word."""
+    out = []
+    for r in rows:
+        if r["role"] not in ("sweep", "backtest"):
+            continue
+        problems = runfolder.metrics_problems(r["dir"])
+        if problems:
+            more = f" (and {len(problems) - 1} more lines)" if len(problems) > 1 else ""
+            out.append(f"{problems[0]}{more}: left out of the loss curves")
     return out
 
 
