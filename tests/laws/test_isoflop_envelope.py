@@ -232,3 +232,26 @@ def test_a_fit_through_2_minima_gives_no_interval_the_bootstrap_cannot_measure()
     assert "L_opt@1e+19" in full.flat_draws_ and "L_opt@1e+19" not in full.ci_
     frontier, _ = fit_frontier(full, FitConfig(bootstrap=200))
     assert frontier.ci_["alpha"][0] < frontier.params_["alpha"] < frontier.ci_["alpha"][1]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("x", '"x"'), ([1], "[1]"), (True, "true"), (-6e9, "-6000000000.0"), (float("nan"), "NaN")],
+)
+def test_envelope_names_a_metrics_value_that_is_no_positive_number(tmp_path, value, why):
+    """Another trainer's metrics.jsonl with a string or list as flops stopped the envelope
+    fit with a TypeError; a negative or NaN one went into the fit's logarithms."""
+    import json
+
+    from scalinglab.errors import DataError
+    from scalinglab.laws.envelope import read_run_folders
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "result.json").write_text(json.dumps({"status": "completed", "params": 1e6}))
+    recs = [{"tokens": 1e6, "flops": 6e12, "val_loss": 3.0},
+            {"tokens": 2e6, "flops": value, "val_loss": 2.9}]  # fmt: skip
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(DataError) as e:
+        read_run_folders([run])
+    assert str(e.value) == f"{run / 'metrics.jsonl'}: line 2: flops is {why}, not a positive number"

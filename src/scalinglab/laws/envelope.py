@@ -11,6 +11,8 @@ log-log then give N_opt = k_N·C^a and D_opt = k_D·C^b. The bootstrap resamples
 whole runs (curves), as the issue asks for curve data.
 """
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +85,15 @@ def read_run_folders(folders):
                 f"{res}: no numeric 'params', and no planned params in its {runfolder.SWEEP_JSON}"
             ) from None
         pts = []
-        for rec in runfolder.read_metrics(folder, strict=True):
+        # line numbers: strict reading raises on any skipped line but a torn last one
+        for i, rec in enumerate(runfolder.read_metrics(folder, strict=True), 1):
             loss = rec.get("val_loss")
+            if isinstance(loss, float) and not math.isfinite(loss):
+                loss = None  # as scalinglab's trainer writes it: null
             if loss is not None and rec.get("flops") and rec.get("tokens"):
-                pts.append((float(rec["flops"]), float(rec["tokens"]), float(loss)))
+                pts.append(
+                    tuple(_positive(rec, k, met, i) for k in ("flops", "tokens", "val_loss"))
+                )
         if pts:
             a = np.array(sorted(pts))
             runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
@@ -96,6 +103,15 @@ def read_run_folders(folders):
     columns = {"N": "result.json params (else planned)", "D": "tokens", "C": "flops",
                "L": "val_loss"}  # fmt: skip
     return Curves(runs, source, columns)
+
+
+def _positive(rec: dict, key: str, path, line: int) -> float:
+    """rec[key] as a float; DataError naming the file, line and key when it is not a
+    finite positive number (another trainer's string, list, NaN or negative count)."""
+    v = rec[key]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and v > 0):
+        raise DataError(f"{path}: line {line}: {key} is {json.dumps(v)}, not a positive number")
+    return float(v)
 
 
 def _interp_matrix(curves, grid):
