@@ -102,3 +102,26 @@ def test_config_changes_flags_mixed_runs_and_filters_them_out(tmp_path, capsys):
     (tmp_path / "runs" / "b-mixed" / "result.json").write_text(json.dumps(clean))
     assert main(["runs", str(tmp_path)]) == 0  # no mixed run: the column is not printed
     assert "config_changes" not in capsys.readouterr().out
+
+
+def test_a_result_with_its_own_n_or_d_and_no_c_gets_6nd_not_the_planned_c(tmp_path):
+    """Another trainer's result.json gave its own params (or tokens) and no flops: the
+    row kept the planned C, which its own N and D do not make (params 5000, tokens
+    373120, flops 3e9). It is now 6·N·D of the row's N and D; a result with the planned
+    N and D, or its own flops, keeps its C."""
+    planned = {"params": 4000, "tokens": 125_000, "flops": 3e9, "flops_6nd": 3e9}
+    sweep = {"format_version": 1, "group": {"budget": 3e9}, "planned": planned}
+    res = {"status": "completed", "val_loss": 2.0}
+    cases = {
+        "own-n": ({"params": 5000, "tokens": 373_120}, 6.0 * 5000 * 373_120),
+        "own-d": ({"tokens": 100_000}, 6.0 * 4000 * 100_000),
+        "planned": ({"params": 4000, "tokens": 125_000}, 3e9),
+        "own-c": ({"params": 5000, "tokens": 373_120, "flops": 7e9, "flops_6nd": 7e9}, 7e9),
+    }
+    for name, (given, want) in cases.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "sweep.json").write_text(json.dumps(sweep))
+        (d / "result.json").write_text(json.dumps({"format_version": 1, **res, **given}))
+        row = run_row(d)
+        assert (row["flops"], row["flops_6nd"]) == (want, want), name

@@ -107,6 +107,7 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
         row["tokens_per_second"] = result.get("tokens_per_second")
         row["epochs"] = result.get("epochs")  # passes over the train split: > 1 repeats data
         row["config_changes"] = result.get("config_changes", 0)
+        six_nd(row, result, planned)
         if result.get("dtype"):
             row["dtype"] = result["dtype"]  # resolved: "auto" became float32 or bfloat16
     row["status"] = runfolder.table_status(run_dir, result)
@@ -114,6 +115,20 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
         row[k] = v
     row.update(task_columns(run_dir, items))
     return row
+
+
+def six_nd(row: dict, result: dict, planned: dict) -> None:
+    """C of a run whose result.json gives another N or D than planned but no C: 6·N·D of
+    its own N and D (the planned C was of the planned N and D, so the row would hold a C
+    its N and D do not make)."""
+    n, d = row.get("params"), row.get("tokens")
+    if not all(isinstance(x, int | float) and x > 0 for x in (n, d)):
+        return
+    if (n, d) == (planned.get("params"), planned.get("tokens")):
+        return
+    for k in ("flops_6nd", "flops"):
+        if result.get(k) is None:
+            row[k] = 6.0 * n * d
 
 
 TASK_METRICS = ("acc", "acc_norm", "bpb", "exact_match", "chrf")
