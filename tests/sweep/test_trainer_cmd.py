@@ -241,3 +241,26 @@ def test_a_study_whose_trainer_cannot_start_is_refused_before_anything(tmp_path,
         "error: --trainer-cmd: the program /nonexistent/trainer does not exist\n"
     )
     assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()
+
+
+def test_loggers_a_trainer_command_is_not_given_are_warned_of(tmp_path, shards, capsys):
+    """`--logger wandb --trainer-cmd 'python t.py {out}'` was taken without a word, and no
+    tracker logged anything: the command is given neither {loggers} nor {config}."""
+    from tests.test_study import TOY
+
+    path = spec(tmp_path, shards)
+    study = tmp_path / "toy.toml"
+    study.write_text(TOY.format(corpus=tmp_path / "corpus.txt"))
+    say = (
+        "warning: loggers csv: the runs are trained by the trainer command, which is given "
+        "neither {loggers} nor {config}: it logs only what it logs itself (docs/interfaces.md)\n"
+    )
+    for cmd, logger, warned in [
+        ("t.py {out}", ["--logger", "csv"], True),
+        ("t.py --config {config} {out}", ["--logger", "csv"], False),
+        ("t.py --log {loggers} {out}", ["--logger", "csv"], False),
+        ("t.py {out}", [], False),
+    ]:
+        for argv in (["sweep", str(path)], ["study", str(study)]):
+            assert main([*argv, "--print-config", "--trainer-cmd", cmd, *logger]) == 0
+            assert capsys.readouterr().err == (say if warned else ""), (argv[0], cmd, logger)

@@ -91,3 +91,17 @@ def sigterm_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
+
+
+def warn_loggers_unread(cmd: str | None, loggers) -> None:
+    """`warning: ...` on stderr where runs are to be logged to trackers (`--logger`, or
+    [train] loggers) but trained by a trainer command that is given neither `{loggers}`
+    nor `{config}` (the run.toml that holds them): nothing would log to them, unsaid."""
+    if not cmd or not loggers or "{loggers" in cmd or "{config" in cmd:
+        return
+    print(
+        f"warning: loggers {', '.join(loggers)}: the runs are trained by the trainer command, "
+        "which is given neither {loggers} nor {config}: it logs only what it logs itself "
+        "(docs/interfaces.md)",
+        file=sys.stderr,
+    )

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.cli._util import print_rows, sigterm_interrupts
+from scalinglab.cli._util import print_rows, sigterm_interrupts, warn_loggers_unread
 from scalinglab.cli.sweep import (
     add_executor_flags,
     add_logger_flag,
@@ -100,6 +100,7 @@ def _load(args):
         study = study.with_trainer_cmd(args.trainer_cmd, "--trainer-cmd")
     if args.logger:
         study = study.with_loggers(args.logger)
+    warn_loggers_unread(study.trainer_cmd, study.shared.get("train", {}).get("loggers"))
     return study
 
 

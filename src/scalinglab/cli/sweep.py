@@ -4,7 +4,13 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.cli._util import Terminated, is_terminal, print_rows, sigterm_interrupts
+from scalinglab.cli._util import (
+    Terminated,
+    is_terminal,
+    print_rows,
+    sigterm_interrupts,
+    warn_loggers_unread,
+)
 
 ORDER = 70
 
@@ -148,6 +154,7 @@ def run(args) -> int:
         spec.trainer_cmd = check_trainer_cmd(args.trainer_cmd, "--trainer-cmd", spec.design)
     if args.logger:
         spec.train = {**spec.train, "loggers": list(dict.fromkeys(args.logger))}
+    warn_loggers_unread(spec.trainer_cmd, spec.train.get("loggers"))
     if args.print_config:
         from scalinglab.config import dumps_toml
         from scalinglab.sweep.spec import spec_dict
