@@ -329,6 +329,10 @@ def test_predictor_defaults_to_the_sweeps_own():
         ),
         ({"data": {"sources": ["stdlib"], "tokenizer": "morse"}}, "'morse' is not one of"),
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "spread": -2}}}, "[sweeps.gpt]: spread"),
+        # a number where a list belongs was a TypeError traceback ('int' is not iterable)
+        ({"plan": {"factors": 10}}, "[plan]: factors must be a list of numbers, like"),
+        ({"seed_noise": {"seeds": 1}}, "[seed_noise]: seeds must be a list of integers"),
+        ({"tasks": {"names": 3}}, "[tasks]: names must be a list of task names, like"),
     ],
 )
 def test_bad_spec_names_the_key(change, message):

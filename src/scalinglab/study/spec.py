@@ -139,6 +139,7 @@ class SeedNoise:
 
     def __post_init__(self):
         check_types(self)
+        _check_list(self.seeds, "seeds", "a list of integers, like [1, 2]")
         for s in self.seeds:
             if isinstance(s, bool) or not isinstance(s, int):
                 raise ConfigError(f"seeds: {s!r} is not an integer")
@@ -160,6 +161,7 @@ class TaskTable:
         check_types(self)
         if isinstance(self.names, str):  # read letter by letter: 'r', 'e', 'c', ...
             raise ConfigError(f"names must be a list of task names, like [{self.names!r}]")
+        _check_list(self.names, "names", f"a list of task names, like [{BUILTIN[0]!r}]")
         twice = sorted({n for n in self.names if self.names.count(n) > 1})
         if twice:
             raise ConfigError(f"names: {', '.join(map(repr, twice))} given twice")
@@ -179,6 +181,16 @@ class PlanTable:
         default_factory=lambda: [10.0, 100.0, 1000.0],
         metadata={"help": "multiples of the largest budget swept"},
     )
+
+    def __post_init__(self):
+        _check_list(self.factors, "factors", "a list of numbers, like [10, 100]")
+
+
+def _check_list(v, key: str, like: str) -> None:
+    """Refuse a scalar where a table's key holds a list (`factors = 10` was a TypeError
+    traceback: check_types checks scalar fields only)."""
+    if not isinstance(v, list):
+        raise ConfigError(f"{key} must be {like}, got {v!r}")
 
 
 @dataclass
