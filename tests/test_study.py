@@ -98,8 +98,8 @@ def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     d["seed_noise"]["budget"] = 2.3e11
     with pytest.raises(SweepError) as e:
         plan_on_a_byte_corpus(d, tmp_path)
-    assert str(e.value) == (
-        "[sweeps.gpt] budget 1e+09: its sizes round to 2 distinct shape(s) of the grid "
+    assert str(e.value) == (  # the spec's name (its file, from the CLI) in front
+        "quickstart [sweeps.gpt] budget 1e+09: its sizes round to 2 distinct shape(s) of the grid "
         "(4,832, 12,736 parameters); its parabola needs 3: raise that budget or sizes, "
         "or make [shape] width_multiple smaller"
     )
@@ -193,7 +193,7 @@ def test_a_seed_repeat_must_be_another_run(tmp_path):
     with pytest.raises(SweepError) as e:
         plan_on_a_byte_corpus(d, tmp_path / "a")
     assert str(e.value) == (
-        "[seed_noise] seeds [1, 2]: 1 is the seed [sweeps.gpt] trains with ([train] seed), "
+        "quickstart [seed_noise] seeds [1, 2]: 1 is the seed [sweeps.gpt] trains with ([train] seed), "
         "so its repeat would be the same run: choose seeds other than 1"
     )
     d["seed_noise"] = {**d["seed_noise"], "seeds": [2, 2]}
@@ -201,7 +201,8 @@ def test_a_seed_repeat_must_be_another_run(tmp_path):
         plan_on_a_byte_corpus(d, tmp_path / "b")
     assert (
         str(e.value)
-        == "[seed_noise] seeds [2, 2]: 2 listed twice; each repeat needs a seed of its own"
+        == "quickstart [seed_noise] seeds [2, 2]: 2 listed twice; each repeat needs a seed of its "
+        "own"
     )
     d["seed_noise"]["seeds"] = [2, 3]
     plan, _ = plan_on_a_byte_corpus(d, tmp_path / "c")
@@ -552,6 +553,27 @@ def test_cli_bad_spec_is_one_line_error(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "o"), "--minutes", "0"]) == 2
     assert "--minutes must be a positive number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_missing_data_names_the_spec_and_key(tmp_path, capsys):
+    # was "error: spec: data = '...'" (a sweep's name for it) and "error: nope.txt: no such
+    # file or folder": neither named the study's file nor its [data] table
+    from scalinglab.cli import main
+
+    bad, nope = tmp_path / "s.toml", tmp_path / "nope"
+    old = 'sources = ["stdlib"]'
+    assert old in QUICKSTART_TOML
+    for given, message in [
+        (f"shards = {str(nope)!r}", f"[data] shards = {str(nope)!r}: shards folder not found"),
+        (f"sources = [{str(nope)!r}]", f"[data]: {nope}: no such file or folder"),
+    ]:
+        bad.write_text(QUICKSTART_TOML.replace(old, given, 1))
+        out = tmp_path / "o"
+        args = ["study", str(bad), "--out", str(out), "--cache", str(tmp_path / "c")]
+        assert main([*args, "--dry-run"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {bad} {message}") and err.count("\n") == 1
+        assert not out.exists()
 
 
 @pytest.mark.parametrize(

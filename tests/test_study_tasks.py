@@ -44,7 +44,7 @@ def test_tasks_longer_than_the_runs_window_are_refused_when_planned(tmp_path, ca
     capsys.readouterr()
     assert main([*argv, "--dry-run", "--set", "model.block_size=4"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: [tasks] 'recall': ") and err.count("\n") == 1
+    assert err.startswith(f"error: {spec} [tasks] 'recall': ") and err.count("\n") == 1
     assert "items have a choice longer than the runs' block_size (" in err
     assert not (tmp_path / "st").exists()
 

@@ -43,7 +43,7 @@ from scalinglab.config import ModelConfig
 from scalinglab.data.shards import read_manifest
 from scalinglab.data.tokenizers import KINDS
 from scalinglab.data.writer import prepare
-from scalinglab.errors import ConfigError, FitError, ScalingLabError, SweepError
+from scalinglab.errors import ConfigError, DataError, FitError, ScalingLabError, SweepError
 from scalinglab.fsio import atomic_write_json
 from scalinglab.plan import analysis as an
 from scalinglab.report import build_report
@@ -53,6 +53,7 @@ from scalinglab.study import tasks as study_tasks
 from scalinglab.study.spec import (
     MIN_BACKTEST_FACTOR,
     StudySpec,
+    in_spec,
     parse_study,
     study_dict,
     sweep_dict,
@@ -181,6 +182,10 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
     """The shards folder: given, or prepared once into the cache (reused when up to date)."""
     d = spec.data
     if d.get("shards"):
+        try:
+            read_manifest(Path(d["shards"]))
+        except DataError as e:  # was named as a sweep's: "spec: data = ..."
+            raise DataError(f"{spec.where} [data] shards = {d['shards']!r}: {e.message}") from None
         return Path(d["shards"]), str(d["shards"])
     opts = {k: v for k, v in d.items() if k not in ("sources",)}
     tok = opts.get("tokenizer", "byte")
@@ -193,7 +198,10 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
     if extra:  # other options, another folder: two studies never rebuild each other's cache
         name += "-" + hashlib.sha256(json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]
     out = cache / name
-    prepare(list(d["sources"]), out, **opts)
+    try:
+        prepare(list(d["sources"]), out, **opts)
+    except DataError as e:  # a source that does not exist: "nosuch: no such file or folder"
+        raise in_spec(spec, e, "[data]") from None
     opts_text = "".join(f", {k} = {json.dumps(v)}" for k, v in extra.items())
     return out, f"{', '.join(map(str, d['sources']))} ({tok} tokenizer{opts_text})"
 
@@ -223,15 +231,20 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
     check_same_study(study, out)
     try:
         plan = _plan_study(study, shards, corpus, out, workers, threads, estimate, cores)
-    except SweepError as e:
-        if study.scaled_from is None:
-            raise
-        raise _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
-                                                             threads, False, cores)) from None  # fmt: skip
+    except (SweepError, DataError) as e:
+        # an error of the spec names its file, as parse_study's do; one of --minutes the flag
+        err = e
+        if study.scaled_from is not None and isinstance(e, SweepError):
+            err = _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
+                                                                 threads, False, cores))  # fmt: skip
+        raise (in_spec(study, e) if err is e else err) from None
     # a task the corpus yields no item of, or whose choices do not fit the runs' window,
     # failed when the first run was scored: after the sweep had trained
-    study_tasks.check_fits(study, shards, min(r.config.model.block_size
-                                              for p in plan.parts for r in p.runs))  # fmt: skip
+    try:
+        study_tasks.check_fits(study, shards, min(r.config.model.block_size
+                                                  for p in plan.parts for r in p.runs))  # fmt: skip
+    except SweepError as e:
+        raise in_spec(study, e) from None
     return plan
 
 

@@ -67,7 +67,7 @@ from scalinglab.config import (
     setting,
 )
 from scalinglab.data.writer import PrepareConfig
-from scalinglab.errors import ConfigError, SweepError
+from scalinglab.errors import ConfigError, DataError, ScalingLabError, SweepError
 from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE
 from scalinglab.sweep.spec import (
@@ -211,6 +211,9 @@ class StudySpec:
     trainer_cmd: str | None = None
     """Your own trainer's command line for every run (docs/interfaces.md); None: ours."""
     tasks: TaskTable = field(default_factory=TaskTable)
+    where: str = "study"
+    """The spec as its errors name it (its file, or "built-in quickstart"): errors found
+    only once the corpus is open and the runs are planned name it too."""
     scaled_from: "StudySpec | None" = field(default=None, repr=False)
     """The spec before `--minutes` scaled its budgets (`scaled`): a plan the scaling
     broke names the flag, and the minutes that plan this spec."""
@@ -249,7 +252,7 @@ class StudySpec:
         raw["minutes"] = minutes
         study = parse_study(raw, "study (scaled)")
         _check_one_batch(study, minutes)
-        return dataclasses.replace(study, scaled_from=self.scaled_from or self)
+        return dataclasses.replace(study, scaled_from=self.scaled_from or self, where=self.where)
 
 
 def _check_one_batch(study: StudySpec, minutes: float) -> None:
@@ -465,7 +468,22 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
             d.get("trainer_cmd"), f"{where}: trainer_cmd", run_columns(sweeps)
         ),
         tasks=tasks,
+        where=where,
     )
+
+
+def in_spec(study: StudySpec, exc: ScalingLabError, table: str = "") -> ScalingLabError:
+    """`exc` (a SweepError or DataError found while the study is prepared or planned) with
+    the spec's file in front, as parse_study's errors have it: `SPEC [sweeps.gpt]: ...`."""
+    msg = exc.message
+    if msg.startswith(study.where):
+        return exc
+    head = f"{study.where} {table}" if table else study.where
+    sep = " " if msg.startswith("[") and not table else ": "
+    for kind in (SweepError, DataError):
+        if isinstance(exc, kind):
+            return kind(f"{head}{sep}{msg}")
+    return exc
 
 
 def run_columns(sweeps: dict) -> dict:
