@@ -576,6 +576,21 @@ def test_cli_missing_data_names_the_spec_and_key(tmp_path, capsys):
         assert not out.exists()
 
 
+def test_cli_out_that_is_a_file_is_refused_first(tmp_path, capsys):
+    # --dry-run planned into it without a word, and a run failed only after the corpus was
+    # prepared and its steps timed: "error: FILE: File exists (something else is in the way)"
+    from scalinglab.cli import main
+
+    spec, out = tmp_path / "s.toml", tmp_path / "notes.txt"
+    spec.write_text(QUICKSTART_TOML.replace('sources = ["stdlib"]', 'shards = "no-such"', 1))
+    out.write_text("keep me")
+    for dry in (["--dry-run"], []):
+        assert main(["study", str(spec), "--out", str(out), *dry]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: --out {out} is a file, not a study folder: give a folder\n"
+        assert out.read_text() == "keep me"
+
+
 @pytest.mark.parametrize(
     "old, new, message",
     [

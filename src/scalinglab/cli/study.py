@@ -129,6 +129,8 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out DIR is required (the study folder)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # before the corpus is prepared
+        raise ConfigError(f"--out {args.out} is a file, not a study folder: give a folder")
     from scalinglab.sweep.spec import check_program
 
     given = args.trainer_cmd is not None
