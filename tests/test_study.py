@@ -334,6 +334,15 @@ def test_predictor_defaults_to_the_sweeps_own():
         ({"plan": {"factors": 10}}, "[plan]: factors must be a list of numbers, like"),
         ({"seed_noise": {"seeds": 1}}, "[seed_noise]: seeds must be a list of integers"),
         ({"tasks": {"names": 3}}, "[tasks]: names must be a list of task names, like"),
+        # taken and never used; caught only once planned; a number or "" taken as a name
+        ({"fit": {"tie": ["alpha=beta"]}}, "[fit]: tie is not used by a study: its laws"),
+        ({"fit": {"fix": ["E=1.5"]}}, "[fit]: fix is not used by a study: its laws"),
+        (
+            {"sweeps": {"gpt": {"budgets": [1e11, 3e11, 1e11]}}},
+            "[sweeps.gpt]: budgets: 1e+11 is given twice (each budget is swept once)",
+        ),
+        ({"name": 3}, "quickstart: name must be a non-empty string, got 3"),
+        ({"name": " "}, "quickstart: name must be a non-empty string, got ' '"),
     ],
 )
 def test_bad_spec_names_the_key(change, message):
@@ -589,6 +598,26 @@ def test_cli_out_that_is_a_file_is_refused_first(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err == f"error: --out {out} is a file, not a study folder: give a folder\n"
         assert out.read_text() == "keep me"
+
+
+def test_cli_out_that_is_a_sweep_or_run_folder_is_refused(tmp_path, capsys):
+    # the study wrote its study.json and report.html into it, and `report` read the folder
+    # as a study from then on
+    from scalinglab.cli import main
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(QUICKSTART_TOML.replace('sources = ["stdlib"]', 'shards = "no-such"', 1))
+    for name, marker, what in [("sw", "sweep.toml", "a sweep's folder (sweep.toml)"),
+                               ("run", "config.toml", "a run's folder")]:  # fmt: skip
+        out = tmp_path / name
+        out.mkdir()
+        (out / marker).write_text("kept")
+        for dry in (["--dry-run"], []):
+            assert main(["study", str(spec), "--out", str(out), *dry]) == 2
+            assert capsys.readouterr().err == (
+                f"error: --out {out} is {what}, not a study's: give a folder of the study's own\n"
+            )
+            assert sorted(p.name for p in out.iterdir()) == [marker]
 
 
 @pytest.mark.parametrize(

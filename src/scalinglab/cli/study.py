@@ -104,6 +104,23 @@ def _load(args):
     return study
 
 
+def check_not_a_sweep_or_run(out: Path) -> None:
+    """Refuse a sweep's or a run's folder as a study's --out: the study would write its
+    study.json and report.html into it, and `report` would read it as a study from then on."""
+    from scalinglab import runfolder
+    from scalinglab.errors import ConfigError
+
+    if (out / "study.json").exists():
+        return
+    if (out / "sweep.toml").exists():
+        what = "a sweep's folder (sweep.toml)"
+    elif runfolder.is_run_folder(out):
+        what = "a run's folder"
+    else:
+        return
+    raise ConfigError(f"--out {out} is {what}, not a study's: give a folder of the study's own")
+
+
 def study_where(args) -> str:
     """The study spec as errors name it (_load's `where`)."""
     return str(args.spec) if args.spec else "built-in quickstart"
@@ -131,6 +148,7 @@ def run(args) -> int:
         raise ConfigError("--out DIR is required (the study folder)")
     if Path(args.out).exists() and not Path(args.out).is_dir():  # before the corpus is prepared
         raise ConfigError(f"--out {args.out} is a file, not a study folder: give a folder")
+    check_not_a_sweep_or_run(Path(args.out))
     from scalinglab.sweep.spec import check_program
 
     given = args.trainer_cmd is not None

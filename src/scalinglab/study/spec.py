@@ -373,6 +373,9 @@ def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign | WsdDesign]:
             raise _err(w, "budgets must list at least 2 FLOP budgets (an IsoFLOP fit needs 2)")
         for b in budgets:
             _positive(b, "every budget", w)
+        if len(set(budgets)) < len(budgets):
+            twice = next(b for b in budgets if budgets.count(b) > 1)
+            raise _err(w, f"budgets: {twice:g} is given twice (each budget is swept once)")
         design = _typed(IsoflopDesign, {**s, "kind": "isoflop"}, w)
         if design.sizes < 3:
             raise _err(w, "sizes must be at least 3 (a parabola per budget)")
@@ -448,12 +451,20 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         raise _err(f"{where} [plan]", "factors is empty: give the multiples of the largest "
                                       "budget to plan for (default [10, 100, 1000])")  # fmt: skip
     fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
+    if fs.fix or fs.tie:  # the data-constrained and curve laws' settings: no study law reads them
+        key = "fix" if fs.fix else "tie"
+        raise _err(f"{where} [fit]", f"{key} is not used by a study: its laws (IsoFLOP, "
+                   "Chinchilla, the frontier) are fitted free; hold parameters by fitting its "
+                   f"runs table: scalinglab fit RUNS.csv --{key} ...")  # fmt: skip
+    name = d.get("name", "study")
+    if not isinstance(name, str) or not name.strip():
+        raise _err(where, f"name must be a non-empty string, got {name!r}")
     tasks = _typed(TaskTable, _table(d, "tasks", where, required=False), f"{where} [tasks]")
     workers = d.get("workers", 2)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise _err(where, f"workers must be a positive integer, got {workers!r}")
     return StudySpec(
-        name=str(d.get("name") or "study"),
+        name=name,
         minutes=_positive(d.get("minutes", 10), "minutes", where),
         workers=workers,
         data=data,
