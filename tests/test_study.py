@@ -585,6 +585,26 @@ def test_cli_missing_data_names_the_spec_and_key(tmp_path, capsys):
         assert not out.exists()
 
 
+def test_a_cache_under_a_file_names_the_cache_not_out(tmp_path, capsys):
+    # prepare's message named its own flag: "SPEC [data]: --out CACHE/NAME: F is a file",
+    # though the study's --out was another folder and the cache came from --cache
+    from scalinglab.cli import main
+
+    spec, afile = tmp_path / "s.toml", tmp_path / "afile"
+    spec.write_text(QUICKSTART_TOML)
+    afile.write_text("kept")
+    cache = afile / "cache"
+    argv = ["study", str(spec), "--out", str(tmp_path / "o"), "--cache", str(cache), "--dry-run"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the shards folder {cache / 'stdlib-byte'}")  # -HASH of options
+    assert err.endswith(
+        f" in the cache (--cache, SCALINGLAB_CACHE): {afile} is a file, not a folder\n"
+    )
+    assert err.count("\n") == 1
+    assert afile.read_text() == "kept" and not (tmp_path / "o").exists()
+
+
 def test_cli_out_that_is_a_file_is_refused_first(tmp_path, capsys):
     # --dry-run planned into it without a word, and a run failed only after the corpus was
     # prepared and its steps timed: "error: FILE: File exists (something else is in the way)"

@@ -200,7 +200,11 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
     out = cache / name
     try:
         prepare(list(d["sources"]), out, **opts)
-    except DataError as e:  # a source that does not exist: "nosuch: no such file or folder"
+    except DataError as e:
+        if e.message.startswith(f"--out {out}: "):  # prepare's flag is the study's cache
+            raise DataError(f"the shards folder {out} in the cache (--cache, SCALINGLAB_CACHE): "
+                            + e.message.removeprefix(f"--out {out}: ")) from None  # fmt: skip
+        # a source that does not exist: "nosuch: no such file or folder"
         raise in_spec(spec, e, "[data]") from None
     opts_text = "".join(f", {k} = {json.dumps(v)}" for k, v in extra.items())
     return out, f"{', '.join(map(str, d['sources']))} ({tok} tokenizer{opts_text})"
