@@ -1004,3 +1004,28 @@ def test_sigterm_to_a_study_stops_it_as_ctrl_c_does(tmp_path, monkeypatch, capsy
     assert cli.main(argv) == 143
     assert capsys.readouterr().err.splitlines()[-1] == "error: terminated"
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_runs_that_did_not_finish_name_the_first_ones_reason(tmp_path):
+    """The study's last line said 'see their train.log', but a run whose result.json broke
+    the contract (another trainer's) has its reason in result.json's error, not there."""
+    from types import SimpleNamespace
+
+    from scalinglab import runfolder
+    from scalinglab.study.run import _check
+
+    why = "RUN/result.json: tokens is -5, not a positive number; kept as result.invalid-1.json"
+    dirs = {n: tmp_path / n for n in ("a", "b", "c")}
+    for d in dirs.values():
+        d.mkdir()
+    runfolder.write_result(dirs["b"], {"status": "failed", "error": why})
+    runfolder.write_result(dirs["c"], {"status": "failed", "error": "other"})
+    status = {"a": "completed", "b": "failed", "c": "failed"}
+    pool = SimpleNamespace(outcomes={n: {"status": s} for n, s in status.items()}, dirs=dirs)
+    with pytest.raises(SweepError) as e:
+        _check(pool, {"a", "b", "c"})
+    assert str(e.value) == (
+        f"2 run(s) did not finish (b, c) (b: {why}); see their train.log and result.json; "
+        "rerun the same command to retry them"
+    )
+    _check(pool, {"a"})  # the finished ones alone: nothing to say

@@ -788,7 +788,11 @@ def run_study(study: StudySpec, out: str | Path, cache: str | Path,
 def _check(pool: RunQueue, names: set[str]) -> None:
     bad = [n for n in sorted(names) if pool.outcomes[n]["status"] not in FINISHED]
     if bad:
+        # the first one's reason: a result.json that broke the contract says it there, not
+        # in train.log
+        why = (read_result(pool.dirs[bad[0]]) or {}).get("error")
+        why = f" ({bad[0]}: {' '.join(str(why).split())})" if why else ""
         raise SweepError(
-            f"{len(bad)} run(s) did not finish ({', '.join(bad[:3])}); see their train.log; "
-            "rerun the same command to retry them"
+            f"{len(bad)} run(s) did not finish ({', '.join(bad[:3])}){why}; see their "
+            "train.log and result.json; rerun the same command to retry them"
         )
