@@ -255,3 +255,24 @@ def test_envelope_names_a_metrics_value_that_is_no_positive_number(tmp_path, val
     with pytest.raises(DataError) as e:
         read_run_folders([run])
     assert str(e.value) == f"{run / 'metrics.jsonl'}: line 2: flops is {why}, not a positive number"
+
+
+def test_envelope_of_val_losses_without_flops_says_what_a_record_needs(tmp_path):
+    """val_loss lines without flops are skipped, and the error said 'no run folder has
+    val_loss records', which these have."""
+    import json
+
+    from scalinglab.errors import DataError
+    from scalinglab.laws.envelope import read_run_folders
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "result.json").write_text(json.dumps({"status": "completed", "params": 1e6}))
+    recs = [{"tokens": 1e6, "val_loss": 3.0}, {"tokens": 2e6, "val_loss": 2.9}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(DataError) as e:
+        read_run_folders([run])
+    assert str(e.value) == (
+        "no run folder has val_loss records with their flops and tokens in metrics.jsonl "
+        "(a record needs all three)"
+    )

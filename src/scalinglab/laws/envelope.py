@@ -98,7 +98,10 @@ def read_run_folders(folders):
             a = np.array(sorted(pts))
             runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
     if not runs:
-        raise DataError("no run folder has val_loss records in metrics.jsonl")
+        raise DataError(
+            "no run folder has val_loss records with their flops and tokens in metrics.jsonl "
+            "(a record needs all three)"
+        )
     source = ", ".join(map(str, folders[:3])) + (" ..." if len(folders) > 3 else "")
     columns = {"N": "result.json params (else planned)", "D": "tokens", "C": "flops",
                "L": "val_loss"}  # fmt: skip
