@@ -590,3 +590,31 @@ def test_a_metrics_line_that_is_not_json_is_named_in_the_warnings(tmp_path):
     line = [w for w in warnings if "metrics.jsonl" in w]
     assert line == [f"{run / 'metrics.jsonl'}: line 2: not JSON (and 1 more lines): "
                     "left out of the loss curves"]  # fmt: skip
+
+
+def test_terminal_says_why_there_is_no_frontier_and_what_diverged(tmp_path, capsys, monkeypatch):
+    """A sweep of one budget showed 'gpt: L = E + ...: alpha 0.790' and a plan 1000x out,
+    with no word that N and D were collinear (the N-D law cannot separate its exponents)
+    nor why there was no IsoFLOP fit; a sweep all diverged but one said 'gpt: no fit'
+    with no reason and no word of the diverged runs (an audit)."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: {})
+    one = tmp_path / "one"
+    isoflop_sweep(one, "gpt", [3e12], noise=0.002)
+    assert main(["report", str(one), "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    g = json.loads((one / "summary.json").read_text())["fits"]["gpt"]
+    assert any("collinear" in w for w in g["chinchilla"]["warnings"])
+    for w in g["chinchilla"]["warnings"]:
+        assert f"  warning: {w}" in out
+    assert f"  isoflop: not fitted: {g['not_fitted']['isoflop']}" in out
+    div = tmp_path / "div"
+    for i, d in enumerate(few_runs(div, n=4)):
+        if i:
+            res = d / "result.json"
+            res.write_text(json.dumps(json.loads(res.read_text()) | {"status": "diverged"}))
+    assert main(["report", str(div), "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "gpt: no fit"
+    assert "  3 of 4 runs diverged: left out of the fits" in out
+    assert any(x.startswith("  chinchilla: not fitted: 1 completed runs") for x in out)

@@ -54,6 +54,23 @@ def print_warnings(s: dict) -> None:
         print(f"warning: {w}", file=sys.stderr)
 
 
+def left_out(arch: str, f: dict, runs: dict) -> list[str]:
+    """Why an architecture's line shows no frontier (one budget, a grid, too few runs: the
+    laws not fitted and why) and the sweep runs that diverged: the line said `no fit`, or
+    showed an N-D law fitted on one budget, with no word of either."""
+    out = []
+    if not f.get("isoflop"):
+        why = f.get("not_fitted") or {}
+        out += [
+            f"  {law}: not fitted: {why[law]}" for law in ("isoflop", "chinchilla") if law in why
+        ]
+    by_status = runs.get(f"sweep/{arch}", {})
+    if n := by_status.get("diverged"):
+        total = sum(by_status.values())
+        out.append(f"  {n} of {total} runs diverged: left out of the fits")
+    return out
+
+
 def format_summary(s: dict, where) -> str:
     """The few lines a terminal shows: exponents, the backtest, the plan, the files."""
     lines = []
@@ -79,9 +96,12 @@ def format_summary(s: dict, where) -> str:
                 + ", ".join(f"{k} {ch['params'][k]:.3f}" for k in ("alpha", "beta", "E"))
             )
         lines.append(f"{arch}: " + ("; ".join(parts) or "no fit"))
+        lines += left_out(arch, f, s.get("runs", {}))
         # what changes the frontier (a skipped budget, a line through 2 minima): shown
         # here, not only in the report
         lines += [f"  warning: {w}" for w in (iso or {}).get("warnings", [])]
+        if ch and not (pc or iso):  # the N-D law shown: its warnings (N and D collinear)
+            lines += [f"  warning: {w}" for w in ch.get("warnings", [])]
     bt = s.get("backtest")
     if bt and bt.get("actual_loss") is not None:
         lo, hi = bt["interval"]
