@@ -618,3 +618,25 @@ def test_terminal_says_why_there_is_no_frontier_and_what_diverged(tmp_path, caps
     assert out[0] == "gpt: no fit"
     assert "  3 of 4 runs diverged: left out of the fits" in out
     assert any(x.startswith("  chinchilla: not fitted: 1 completed runs") for x in out)
+
+
+def test_bootstrap_0_says_there_are_no_intervals(tmp_path, monkeypatch):
+    """--bootstrap 0 wrote '95% bootstrap percentile intervals (0 resamples, seed 0)', and
+    the plan's 'a new run: 95%' interval, the runs' scatter alone without the fit's
+    uncertainty, read as whole (an audit). With resamples, the sentence is not there."""
+    from scalinglab.report import sections
+
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    llo = {"C": {"error": "not backtested here"}}
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: llo)
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.002)
+    s = build_report(tmp_path, bootstrap=0)
+    text = html.unescape((tmp_path / "report.html").read_text())
+    assert s["plan"]["rows"][0]["loss_pi"] is not None  # an interval shown, the scatter alone
+    assert "(0 resamples" not in text
+    plan = text[text.index("Plan: the next budgets") : text.index("Fitted laws")]
+    assert sections.NO_BOOTSTRAP in plan
+    assert sections.NO_BOOTSTRAP in text[text.index("Leave-larger-out") :]
+    fs = {**s["fit_settings"], "bootstrap": 10}
+    text = html.unescape(sections._fits(s["fits"], fs) + sections._plan(s["plan"], fs))
+    assert "(10 resamples" in text and sections.NO_BOOTSTRAP not in text

@@ -6,6 +6,15 @@ from scalinglab.plan.analysis import PUBLISHED
 from scalinglab.report.figures import name
 from scalinglab.report.html import card, esc, figure, interval, num, table
 
+NO_BOOTSTRAP = (
+    "No bootstrap (--bootstrap 0): the fits have no intervals, and a new run's prediction "
+    "interval is the runs' scatter about the fit alone, without the fit's own uncertainty: "
+    "narrower than it should be."
+)
+"""Said where the intervals are shown when the fits had no resamples: the page said
+'95% bootstrap percentile intervals (0 resamples)', and the plan's and the leave-larger-out
+prediction intervals, the scatter alone, read as whole."""
+
 NOISE_MULTIPLE = 3.0
 """The key-results card is green when the backtest is inside its interval and its error
 is at most this many seed-noise standard deviations (one run is one draw)."""
@@ -15,9 +24,9 @@ def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[s
     return [
         _key_results(s, fits),
         _backtest(s["backtest"]),
-        _leave_larger_out(s.get("leave_larger_out"), s["plan"]["arch"]),
+        _leave_larger_out(s.get("leave_larger_out"), s["plan"]["arch"], s["fit_settings"]),
         _figures(figs, root),
-        _plan(s["plan"], s["fit_settings"]["ci_level"]),
+        _plan(s["plan"], s["fit_settings"]),
         _fits(s["fits"], s["fit_settings"]),
         _seed_noise(s["seed_noise"]),
         _runs(c.rows, s.get("warnings", [])),
@@ -135,14 +144,16 @@ def _backtest(bt: dict | None) -> str:
     )
 
 
-def _leave_larger_out(llo: dict | None, arch: str) -> str:
+def _leave_larger_out(llo: dict | None, arch: str, fs: dict) -> str:
     if not llo:
         return ""
     out = [
         f"<h2>Leave-larger-out backtests ({esc(name(arch))}, chinchilla)</h2>"
         "<p>At each threshold the law is fitted on the runs at or below it and predicts the "
         "runs above it. <i>in 80% / in 95%</i>: the share of those runs inside the 80% and "
-        "95% prediction intervals of a new run (docs/laws.md, what the intervals mean).</p>"
+        "95% prediction intervals of a new run (docs/laws.md, what the intervals mean)."
+        + (f" {NO_BOOTSTRAP}" if not fs["bootstrap"] else "")
+        + "</p>"
     ]
     for by, r in llo.items():
         if "error" in r:
@@ -176,7 +187,8 @@ def _figures(figs: list[dict], root: Path) -> str:
     return "".join(out)
 
 
-def _plan(plan: dict, level: float) -> str:
+def _plan(plan: dict, fs: dict) -> str:
+    level = fs["ci_level"]
     rows = []
     for r in plan["rows"]:
         rows.append([
@@ -199,14 +211,22 @@ def _plan(plan: dict, level: float) -> str:
         f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"
         f"<p>Compute-optimal N and D from the <code>{esc(first['allocation'])}</code> fit, "
         f"the loss from <code>{esc(first.get('predictor', '–'))}</code>, at multiples of the "
-        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs).</p>" + table(head, rows)
+        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs)."
+        + (f" {NO_BOOTSTRAP}" if not fs["bootstrap"] else "")
+        + "</p>"
+        + table(head, rows)
     )
 
 
 def _fits(fits: dict, fs: dict) -> str:
+    intervals = (
+        f"Intervals: {fs['ci_level']:.0%} bootstrap percentile intervals "
+        f"({fs['bootstrap']} resamples, seed {fs['seed']})."
+        if fs["bootstrap"]
+        else NO_BOOTSTRAP
+    )
     out = [
-        f"<h2>Fitted laws</h2><p>Intervals: {fs['ci_level']:.0%} bootstrap percentile intervals "
-        f"({fs['bootstrap']} resamples, seed {fs['seed']}). IsoFLOP optima: "
+        f"<h2>Fitted laws</h2><p>{intervals} IsoFLOP optima: "
         + (
             "parabolas in log N sharing one curvature across budgets."
             if fs.get("curvature") == "shared"
