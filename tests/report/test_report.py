@@ -640,3 +640,26 @@ def test_bootstrap_0_says_there_are_no_intervals(tmp_path, monkeypatch):
     fs = {**s["fit_settings"], "bootstrap": 10}
     text = html.unescape(sections._fits(s["fits"], fs) + sections._plan(s["plan"], fs))
     assert "(10 resamples" in text and sections.NO_BOOTSTRAP not in text
+
+
+def test_a_frontiers_caption_names_the_backtest_only_where_it_is_drawn(tmp_path, monkeypatch):
+    """The LSTM frontier's caption said 'The backtest: the loss predicted before training
+    ... and the loss measured after', though only the GPT's frontier draws it, and said
+    'measured after' of a backtest not yet run (an audit)."""
+    from scalinglab.plan import analysis as an
+    from scalinglab.report import figures
+    from scalinglab.sweep.table import run_row
+
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figures._plt().close(fig))
+    runs = isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.002)
+    f = an.fit_arch("gpt", [run_row(d) for d in runs], FitConfig(bootstrap=0))
+    fits = {"gpt": f, "lstm": f}  # the same frontier drawn twice: only the caption differs
+    bt = {"arch": "gpt", "flops": 3e13, "predicted_loss": 1.8, "interval": [1.7, 1.9],
+          "actual_loss": None, "status": "pending"}  # fmt: skip
+    lstm = figures.frontier(tmp_path / "l.png", fits, "lstm", 3e13, bt)
+    gpt = figures.frontier(tmp_path / "g.png", fits, "gpt", 3e13, bt)
+    assert "backtest" not in lstm.lower()
+    assert "The backtest" in gpt and "measured after" not in gpt and "pending" in gpt
+    done = figures.frontier(tmp_path / "g.png", fits, "gpt", 3e13, {**bt, "actual_loss": 1.81,
+                                                                    "rel_error": 0.005})  # fmt: skip
+    assert "measured after" in done

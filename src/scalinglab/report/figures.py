@@ -225,8 +225,9 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     ax.axvspan(c_fit, C[-1], color="k", alpha=0.04, lw=0)
     ax.text(c_fit * 1.15, 0.98, "extrapolation", transform=ax.get_xaxis_transform(),
             va="top", fontsize=8.5, color="0.35")  # fmt: skip
-    if backtest and backtest.get("arch") == arch:
-        _backtest_marks(ax, backtest)
+    mine = backtest if backtest and backtest.get("arch") == arch else None
+    if mine:
+        _backtest_marks(ax, mine)
     ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=LOSS,
            title=f"{name(arch)}: compute-optimal frontier and its extrapolation")  # fmt: skip
     _plain_log(ax)
@@ -236,9 +237,21 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
         f"{name(arch)}: the lowest loss reachable at each compute (the IsoFLOP optima, with "
         f"their bootstrap intervals), the power law fitted through them and its {level:.0%} band, "
         "extrapolated to the planned budgets (shaded region: beyond the data)."
-        + (" The backtest: the loss predicted before training (with its interval) and the "
-           "loss measured after." if backtest else "")
-    )  # fmt: skip
+        + _backtest_caption(mine)
+    )
+
+
+def _backtest_caption(bt: dict | None) -> str:
+    """What the frontier shows of the backtest: nothing on another architecture's frontier
+    (the caption of every frontier claimed the backtest), and the measured loss only once
+    there is one."""
+    if not bt:
+        return ""
+    if bt.get("actual_loss") is None:
+        return (" The backtest: the loss predicted before training, with its interval "
+                f"(not measured yet: its run is {bt.get('status') or 'not run'}).")  # fmt: skip
+    return (" The backtest: the loss predicted before training (with its interval) and the "
+            "loss measured after.")  # fmt: skip
 
 
 def _backtest_marks(ax, bt: dict) -> None:
