@@ -663,3 +663,18 @@ def test_a_frontiers_caption_names_the_backtest_only_where_it_is_drawn(tmp_path,
     done = figures.frontier(tmp_path / "g.png", fits, "gpt", 3e13, {**bt, "actual_loss": 1.81,
                                                                     "rel_error": 0.005})  # fmt: skip
     assert "measured after" in done
+
+
+def test_the_runs_task_scores_are_in_the_runs_table(tmp_path, monkeypatch):
+    """A sweep's runs scored with `eval --tasks` (RUN/tasks.json): their accuracies were in
+    no part of report.html, the task figure and table being the backtest's (an audit)."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: {})
+    runs = few_runs(tmp_path, n=3)
+    result = {"task": "recall", "step": 1, "tokens": 256, "flops": 1.0, "n": 100,
+              "sha256": "s1", "chance": 0.5, "acc": 0.6173}  # fmt: skip
+    (runs[1] / "tasks.json").write_text(json.dumps({"format_version": 1, "results": [result]}))
+    build_report(tmp_path, bootstrap=0)
+    text = (tmp_path / "report.html").read_text()
+    runs_table = text[text.index("<h2>Runs (3)") :]
+    assert "recall.acc</th>" in runs_table and ">0.617</td>" in runs_table

@@ -5,6 +5,7 @@ from pathlib import Path
 from scalinglab.plan.analysis import PUBLISHED
 from scalinglab.report.figures import name
 from scalinglab.report.html import card, esc, figure, interval, num, table
+from scalinglab.sweep.table import TASK_METRICS
 
 NO_BOOTSTRAP = (
     "No bootstrap (--bootstrap 0): the fits have no intervals, and a new run's prediction "
@@ -278,6 +279,7 @@ def _runs(rows: list[dict], warnings: list[str]) -> str:
     """The runs table, after summary.json's warnings: what the report leaves out (a run
     counted as diverged or without N or D, a folder study.json lists and is not there),
     which `report` prints and a reader of the page would otherwise not see."""
+    tasks = task_columns(rows)
     body = []
     for r in sorted(rows, key=lambda r: (r["role"] != "sweep", str(r.get("arch")),
                                          r.get("budget") or 0, r.get("params") or 0)):  # fmt: skip
@@ -287,10 +289,10 @@ def _runs(rows: list[dict], warnings: list[str]) -> str:
             f"{r.get('n_layer')}×{r.get('n_embd')}", num(n), num(d),
             num(r.get("flops_6nd"), 3), num(d / n if n and d else None, 3),
             num(r.get("epochs"), 3), _seed(r.get("seed")), num(r.get("loss")), num(r.get("bpb")),
-            num(r.get("wall_seconds"), 3), r["status"],
+            num(r.get("wall_seconds"), 3), r["status"], *(num(r.get(k), 3) for k in tasks),
         ])  # fmt: skip
     head = ["run", "role", "arch", "layers×width", "N", "D (tokens)", "C = 6ND", "D/N",
-            "epochs", "seed", "loss", "bits/byte", "wall s", "status"]  # fmt: skip
+            "epochs", "seed", "loss", "bits/byte", "wall s", "status", *tasks]  # fmt: skip
     repeated = [r for r in rows if (r.get("epochs") or 0) > 1]
     note = (
         f"<p class=warn>{len(repeated)} run(s) trained on more tokens than the train split holds "
@@ -301,6 +303,14 @@ def _runs(rows: list[dict], warnings: list[str]) -> str:
     )
     said = "".join(f'<p class="warn">warning: {esc(w)}</p>' for w in warnings)
     return f"<h2>Runs ({len(rows)})</h2>" + said + note + table(head, body, left=3)
+
+
+def task_columns(rows: list[dict]) -> list[str]:
+    """The runs' `TASK.METRIC` columns (RUN/tasks.json, `eval --tasks`), shown in the runs
+    table: a sweep's task scores were in no part of the report (its task figure and
+    table are the backtest's)."""
+    keys = {k for r in rows for k in r if "." in k and k.rsplit(".", 1)[1] in TASK_METRICS}
+    return sorted(keys)
 
 
 def _notes(s: dict) -> str:
