@@ -678,3 +678,28 @@ def test_the_runs_task_scores_are_in_the_runs_table(tmp_path, monkeypatch):
     text = (tmp_path / "report.html").read_text()
     runs_table = text[text.index("<h2>Runs (3)") :]
     assert "recall.acc</th>" in runs_table and ">0.617</td>" in runs_table
+
+
+def test_a_grid_of_token_budgets_is_not_read_as_isoflop_profiles(tmp_path, monkeypatch):
+    """A grid sweep's `tokens` budgets (budget_kind "tokens") were taken for FLOPs: one
+    IsoFLOP parabola per D, a 'frontier' and a plan at 10x a token count (C = 3.2e+08
+    FLOPs, D = 104 tokens, loss 63.6; an audit). They are no IsoFLOP profiles: C is 6ND."""
+    from scalinglab.models.counting import count
+    from tests.report.synth_runs import VOCAB, law_loss, model_for, write_run
+
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: {})
+    c_max = 0.0
+    for w in (16, 32, 64):
+        for d in (2_000_000, 8_000_000, 32_000_000):
+            m = model_for("gpt", w)
+            n = count(m, VOCAB).params
+            c_max = max(c_max, 6.0 * n * d)
+            write_run(tmp_path / "runs" / f"w{w}-d{d}", m, d, float(law_loss("gpt", n, d)),
+                      group={"budget": d, "budget_kind": "tokens"})  # fmt: skip
+    s = build_report(tmp_path, bootstrap=0)
+    g = s["fits"]["gpt"]
+    assert g["isoflop"] is None and g["power-c"] is None
+    assert g["chinchilla"]["params"]["alpha"] == pytest.approx(LAWS["gpt"]["alpha"], abs=0.01)
+    assert s["plan"]["largest_budget"] == pytest.approx(c_max)
+    assert any("9 run(s) have budgets in tokens, not FLOPs" in w for w in s["warnings"])

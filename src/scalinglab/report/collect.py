@@ -106,6 +106,7 @@ def collect(root: str | Path) -> Collected:
     if not rows:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
     warnings += count_bad_losses_as_diverged(rows)
+    warnings += drop_budgets_not_in_flops(rows)
     warnings += name_runs_without_n_or_d(rows)
     warnings += name_odd_metrics_lines(rows)
     check_one_tokenizer(root, rows)
@@ -114,6 +115,24 @@ def collect(root: str | Path) -> Collected:
         pred = read_json(root / PREDICTION_JSON, "the backtest's prediction")
         check_prediction(root / PREDICTION_JSON, pred)
     return Collected(root, rows, study, pred, warnings)
+
+
+def drop_budgets_not_in_flops(rows: list[dict]) -> list[str]:
+    """A grid of `tokens` budgets (the sweep's `budget_kind = "tokens"`) puts its D in the
+    budget column: read as FLOPs, it made IsoFLOP parabolas over N at one D each, a
+    "frontier" and a plan at 10x a token count taken for C (D = 104 tokens at 3.2e+08
+    FLOPs). Such a run's budget is kept as `budget_tokens`; C is 6·N·D, as a grid's."""
+    moved: dict[str, int] = {}
+    for r in rows:
+        kind = r.get("budget_kind")
+        if kind not in (None, "flops") and "budget" in r:
+            r[f"budget_{kind}"] = r.pop("budget")
+            moved[str(kind)] = moved.get(str(kind), 0) + 1
+    return [
+        f"{n} run(s) have budgets in {kind}, not FLOPs (a grid design): they are no IsoFLOP "
+        "profiles, so no IsoFLOP fit or frontier is made of them; C = 6·N·D"
+        for kind, n in moved.items()
+    ]
 
 
 def check_not_a_run_folder(root: Path) -> None:
