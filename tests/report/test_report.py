@@ -703,3 +703,16 @@ def test_a_grid_of_token_budgets_is_not_read_as_isoflop_profiles(tmp_path, monke
     assert g["chinchilla"]["params"]["alpha"] == pytest.approx(LAWS["gpt"]["alpha"], abs=0.01)
     assert s["plan"]["largest_budget"] == pytest.approx(c_max)
     assert any("9 run(s) have budgets in tokens, not FLOPs" in w for w in s["warnings"])
+
+
+def test_terminal_summary_shows_the_frontiers_warnings():
+    """Three budgets spanning 1.9x gave 'gpt: frontier L ∝ C^-0.121 [0.112, 0.129]' and a
+    plan to 1000x with no word that C spans under a decade: the frontier's own warnings
+    were in summary.json and the page only (an audit)."""
+    from scalinglab.cli.report import format_summary
+
+    w = "C spans only 1.9x (less than a decade): its exponent is weakly constrained"
+    pc = {"params": {"alpha": 0.121}, "ci": {}, "warnings": [w]}
+    iso = {"params": {"a": 0.46}, "ci": {}, "warnings": []}
+    s = {"fits": {"gpt": {"isoflop": iso, "chinchilla": None, "power-c": pc}}, "plan": {"rows": []}}
+    assert f"  warning: frontier: {w}" in format_summary(s, "out").splitlines()

@@ -100,6 +100,8 @@ def format_summary(s: dict, where) -> str:
         # what changes the frontier (a skipped budget, a line through 2 minima): shown
         # here, not only in the report
         lines += [f"  warning: {w}" for w in (iso or {}).get("warnings", [])]
+        # the frontier's own (C spans under a decade): the plan extrapolates along it
+        lines += [f"  warning: frontier: {w}" for w in (pc or {}).get("warnings", [])]
         if ch and not (pc or iso):  # the N-D law shown: its warnings (N and D collinear)
             lines += [f"  warning: {w}" for w in ch.get("warnings", [])]
     bt = s.get("backtest")
