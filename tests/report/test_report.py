@@ -716,3 +716,17 @@ def test_terminal_summary_shows_the_frontiers_warnings():
     iso = {"params": {"a": 0.46}, "ci": {}, "warnings": []}
     s = {"fits": {"gpt": {"isoflop": iso, "chinchilla": None, "power-c": pc}}, "plan": {"rows": []}}
     assert f"  warning: frontier: {w}" in format_summary(s, "out").splitlines()
+
+
+def test_report_out_at_a_file_is_refused_naming_the_flag(tmp_path, capsys, monkeypatch):
+    """`report DIR --out notes.txt` fitted every law, then failed with 'notes.txt: File
+    exists (something else is in the way)', naming no flag (an audit)."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    few_runs(tmp_path / "sweep")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["report", str(tmp_path / "sweep"), "--out", str(notes), "--bootstrap", "0"]) == 2
+    assert (
+        capsys.readouterr().err == f"error: --out {notes} is a file, not a folder: give a folder\n"
+    )
+    assert notes.read_text() == "mine"

@@ -28,11 +28,17 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from scalinglab.errors import ConfigError
     from scalinglab.laws.settings import check_bootstrap
     from scalinglab.report import build_report
 
     if args.bootstrap is not None:
         check_bootstrap(args.bootstrap)
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        # before the fits: it failed after them with 'FILE: File exists', naming no flag
+        raise ConfigError(f"--out {args.out} is a file, not a folder: give a folder")
     s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
     print_warnings(s)
     if args.json:
