@@ -730,3 +730,23 @@ def test_report_out_at_a_file_is_refused_naming_the_flag(tmp_path, capsys, monke
         capsys.readouterr().err == f"error: --out {notes} is a file, not a folder: give a folder\n"
     )
     assert notes.read_text() == "mine"
+
+
+def test_key_results_show_the_n_d_law_where_there_is_no_frontier(tmp_path, monkeypatch):
+    """A sweep of one budget had an empty Key results (no frontier card), hiding that its
+    Chinchilla fit, the plan's, cannot separate N's exponent from D's; nothing fitted at
+    all left the heading bare (an audit)."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: {})
+    isoflop_sweep(tmp_path / "one", "gpt", [3e12], noise=0.002)
+    s = build_report(tmp_path / "one", bootstrap=0)
+    text = html.unescape((tmp_path / "one" / "report.html").read_text())
+    keys = text[text.index("<h2>Key results") : text.index("<h2>Figures")]
+    ch = s["fits"]["gpt"]["chinchilla"]
+    assert "GPT: L = E + A/N^α + B/D^β (no frontier)" in keys
+    assert any("collinear" in w for w in ch["warnings"])
+    assert all(w in keys for w in ch["warnings"])
+    few_runs(tmp_path / "few")
+    build_report(tmp_path / "few", bootstrap=0)
+    text = (tmp_path / "few" / "report.html").read_text()
+    assert "None: no law could be fitted" in text

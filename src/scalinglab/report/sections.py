@@ -71,6 +71,8 @@ def _key_results(s: dict, fits: dict) -> str:
                     f"{level:.0%} interval {interval(ci, 3)}" if ci else "no interval",
                 )
             )
+        elif ch := f.get("chinchilla"):  # no frontier (one budget, a grid): the N-D law
+            cards.append(_nd_card(arch, ch))
     main = s["plan"]["arch"]
     iso = s["fits"].get(main, {}).get("isoflop")
     if iso:
@@ -88,7 +90,26 @@ def _key_results(s: dict, fits: dict) -> str:
                           f"{100 * sn['rel_std']:.2f}%", f"{sn['dof']} degree(s) of freedom"))  # fmt: skip
     if s.get("wall_seconds"):
         cards.append(card("wall time of the study", f"{s['wall_seconds'] / 60:.1f} min"))
+    if not cards:  # nothing fitted: say so rather than leave the heading bare
+        return (
+            "<h2>Key results</h2><p>None: no law could be fitted to these runs (why: under "
+            "Fitted laws).</p>"
+        )
     return '<h2>Key results</h2><div class="cards">' + "".join(cards) + "</div>"
+
+
+def _nd_card(arch: str, ch: dict) -> str:
+    """The Chinchilla fit where there is no frontier: the terminal shows it, and the key
+    results were empty (an audit), or, of a single budget, would hide that its N and D
+    exponents cannot be separated."""
+    p = ch["params"]
+    warns = ch.get("warnings", [])
+    return card(
+        f"{name(arch)}: L = E + A/N^α + B/D^β (no frontier)",
+        f"α {num(p['alpha'], 3)}, β {num(p['beta'], 3)}",
+        f"E {num(p['E'], 3)}" + "".join(f"; warning: {w}" for w in warns),
+        "bad" if warns else "",
+    )
 
 
 def _reach(bt: dict) -> str:
