@@ -103,3 +103,18 @@ def test_the_line_view_counts_each_stage_against_its_own_total(tmp_path, capsys)
         view("finished", progress, {"name": name, "status": "failed"})
     counts = [line.split("]")[0] for line in capsys.readouterr().err.splitlines()]
     assert counts == ["[1/2", "[2/2", "[1/3", "[2/3"]
+
+
+@pytest.mark.parametrize("gpus", ["nan", "inf"])
+@pytest.mark.parametrize("executor", ["ray", "submitit"])
+def test_a_gpu_count_that_is_no_number_is_refused_in_one_line(tmp_path, capsys, gpus, executor):
+    """--gpus-per-run nan (or inf) ended a submitit sweep in int()'s traceback, and Ray took
+    it as it was."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('format_version = 1\ndata = "d"\n[design]\nkind = "grid"\n'
+                    'shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n')  # fmt: skip
+    argv = ["sweep", str(spec), "--out", str(tmp_path / "out"), "--executor", executor]
+    assert main([*argv, "--gpus-per-run", gpus]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--gpus-per-run must be a finite number >= 0, got" in err
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ The executors themselves (sweep/local.py, ray_exec.py, submitit_exec.py) share
 the interface of sweep/executor_base.py.
 """
 
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -68,8 +69,10 @@ class ExecutorConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {v!r}")
         if isinstance(self.gpus_per_run, bool) or not isinstance(self.gpus_per_run, int | float):
             raise ConfigError(f"--gpus-per-run must be a number, got {self.gpus_per_run!r}")
-        if self.gpus_per_run < 0:
-            raise ConfigError(f"--gpus-per-run must be >= 0, got {self.gpus_per_run!r}")
+        if not self.gpus_per_run >= 0 or math.isinf(self.gpus_per_run):  # nan: int() raised
+            raise ConfigError(
+                f"--gpus-per-run must be a finite number >= 0, got {self.gpus_per_run!r}"
+            )
         if self.executor == "submitit" and self.gpus_per_run != int(self.gpus_per_run):
             raise ConfigError(  # submitit would ask SLURM for int(0.5) = 0 GPUs, silently
                 f"--gpus-per-run {self.gpus_per_run:g}: submitit asks for whole GPUs per job "
