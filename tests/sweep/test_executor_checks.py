@@ -110,11 +110,58 @@ def test_the_line_view_counts_each_stage_against_its_own_total(tmp_path, capsys)
 def test_a_gpu_count_that_is_no_number_is_refused_in_one_line(tmp_path, capsys, gpus, executor):
     """--gpus-per-run nan (or inf) ended a submitit sweep in int()'s traceback, and Ray took
     it as it was."""
-    spec = tmp_path / "s.toml"
-    spec.write_text('format_version = 1\ndata = "d"\n[design]\nkind = "grid"\n'
-                    'shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n')  # fmt: skip
-    argv = ["sweep", str(spec), "--out", str(tmp_path / "out"), "--executor", executor]
-    assert main([*argv, "--gpus-per-run", gpus]) == 2
+    argv = ["sweep", str(_grid_spec(tmp_path)), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--executor", executor, "--gpus-per-run", gpus]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--gpus-per-run must be a finite number >= 0, got" in err
     assert not (tmp_path / "out").exists()
+
+
+def _grid_spec(tmp_path) -> Path:
+    spec = tmp_path / "s.toml"
+    spec.write_text('format_version = 1\ndata = "d"\n[design]\nkind = "grid"\n'
+                    'shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n')  # fmt: skip
+    return spec
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--gpus-per-run", "1"], "--gpus-per-run is read by --executor ray or submitit only, "
+                                  "not local"),
+        (["--ray-address", "10.0.0.1:6379"], "--ray-address is read by --executor ray only, "
+                                             "not local"),
+        (["--executor", "submitit", "--ray-address", "auto"], "--ray-address is read by "
+                                                              "--executor ray only, not submitit"),
+        (["--executor", "ray", "--cluster", "slurm"], "--cluster is read by --executor "
+                                                      "submitit only, not ray"),
+        (["--executor", "ray", "--slurm-partition", "gpu"], "--slurm-partition is read by "
+                                                            "--executor submitit only, not ray"),
+        (["--timeout-min", "30"], "--timeout-min is read by --executor submitit only, not local"),
+        (["--submitit-param", "slurm_qos=low"], "--submitit-param is read by --executor "
+                                                "submitit only, not local"),
+        (["--executor", "submitit", "--cluster", "local", "--slurm-partition", "gpu"],
+         "--slurm-partition is SLURM's: --cluster local runs the jobs as local processes"),
+        (["--executor", "submitit", "--cluster", "debug", "--submitit-param", "slurm_mem_gb=8"],
+         "--submitit-param slurm_mem_gb is SLURM's: --cluster debug runs the jobs as local"),
+    ],
+)  # fmt: skip
+def test_a_setting_the_executor_does_not_read_is_refused(tmp_path, capsys, flags, named):
+    """--ray-address under the local executor, --slurm-partition or --timeout-min under
+    Ray, --gpus-per-run under the local executor, a SLURM setting with --cluster local:
+    each was taken and ignored without a word."""
+    argv = ["sweep", str(_grid_spec(tmp_path)), "--out", str(tmp_path / "out"), "--dry-run"]
+    assert main([*argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_auto_without_slurm_names_every_slurm_setting_it_drops(no_slurm):
+    cfg = ExecutorConfig("submitit", submitit_params={"slurm_qos": "low", "mem_gb": 4})
+    assert cfg.notes() == ["--cluster auto: no SLURM here (no 'srun' on PATH): the jobs run "
+                           "as local processes; --submitit-param slurm_qos is not used"]  # fmt: skip
+    # what each reads is taken, and a default given again is no setting
+    ExecutorConfig("submitit", cluster="local", gpus_per_run=1, timeout_min=5)
+    ExecutorConfig("ray", ray_address="auto", gpus_per_run=0.5, cluster="auto")
+    ExecutorConfig("local", workers=2, threads=1, retries=0, gpus_per_run=0)

@@ -14,7 +14,7 @@ the interface of sweep/executor_base.py.
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from scalinglab.config import setting
@@ -26,6 +26,19 @@ from scalinglab.sweep.submitit_exec import SubmititExecutor
 
 EXECUTORS = ("local", "ray", "submitit")
 CLUSTERS = ("auto", "local", "slurm", "debug")
+# The executors that read each setting: any other one would ignore it without a word.
+READ_BY = {
+    "ray_address": ("ray",),
+    "gpus_per_run": ("ray", "submitit"),
+    "cluster": ("submitit",),
+    "slurm_partition": ("submitit",),
+    "timeout_min": ("submitit",),
+    "submitit_params": ("submitit",),
+}
+
+
+def _flag(name: str) -> str:
+    return "--submitit-param" if name == "submitit_params" else "--" + name.replace("_", "-")
 
 
 def slurm_here() -> bool:
@@ -80,6 +93,33 @@ class ExecutorConfig:
             )
         if not isinstance(self.submitit_params, dict):
             raise ConfigError("submitit_params must be a table of submitit parameters")
+        self._check_read()
+
+    def _check_read(self) -> None:
+        """Refuse a setting that the chosen executor (or submitit's chosen cluster) does
+        not read: it would be ignored without a word."""
+        for f in fields(self):
+            readers = READ_BY.get(f.name, EXECUTORS)
+            default = f.default_factory() if f.default is MISSING else f.default
+            if self.executor not in readers and getattr(self, f.name) != default:
+                raise ConfigError(
+                    f"{_flag(f.name)} is read by --executor {' or '.join(readers)} only, "
+                    f"not {self.executor}: drop it, or choose that executor"
+                )
+        if self.executor == "submitit" and self.cluster in ("local", "debug"):
+            unused = self._slurm_only()
+            if unused:
+                raise ConfigError(
+                    f"{unused[0]} is SLURM's: --cluster {self.cluster} runs the jobs as local "
+                    "processes and would not use it"
+                )
+
+    def _slurm_only(self) -> list[str]:
+        """The settings given that only SLURM reads (submitit ignores them elsewhere)."""
+        given = ["--slurm-partition"] if self.slurm_partition else []
+        return given + [
+            f"--submitit-param {k}" for k in self.submitit_params if k.startswith("slurm_")
+        ]
 
     @property
     def threads_per_run(self) -> int:
@@ -98,7 +138,9 @@ class ExecutorConfig:
         """Warnings about where the runs will go, for the terminal before they start."""
         if self.executor != "submitit" or self.cluster != "auto" or slurm_here():
             return []
-        unused = "; --slurm-partition is not used" if self.slurm_partition else ""
+        slurm = self._slurm_only()
+        unused = f"; {', '.join(slurm)} {'is' if len(slurm) == 1 else 'are'} not used"
+        unused = unused if slurm else ""
         return [f"--cluster auto: no SLURM here (no 'srun' on PATH): the jobs run as "
                 f"local processes{unused}"]  # fmt: skip
 
