@@ -165,3 +165,15 @@ def test_auto_without_slurm_names_every_slurm_setting_it_drops(no_slurm):
     ExecutorConfig("submitit", cluster="local", gpus_per_run=1, timeout_min=5)
     ExecutorConfig("ray", ray_address="auto", gpus_per_run=0.5, cluster="auto")
     ExecutorConfig("local", workers=2, threads=1, retries=0, gpus_per_run=0)
+
+
+@pytest.mark.parametrize("partition", ["a b", "gpu ", "a,,b", ","])
+def test_a_partition_that_is_no_partition_name_is_refused(tmp_path, capsys, partition):
+    """--slurm-partition 'a b' was handed to sbatch as it was, after the run folders were
+    written."""
+    argv = ["sweep", str(_grid_spec(tmp_path)), "--out", str(tmp_path / "out"), "--dry-run"]
+    assert main([*argv, "--executor", "submitit", "--slurm-partition", partition]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --slurm-partition {partition!r}: expected a SLURM partition's "
+                   "name, or several joined by commas (gpu,cpu), with no spaces\n")  # fmt: skip
+    assert ExecutorConfig("submitit", slurm_partition="gpu,cpu-long").slurm_partition

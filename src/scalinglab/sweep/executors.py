@@ -13,6 +13,7 @@ the interface of sweep/executor_base.py.
 
 import math
 import os
+import re
 import shutil
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -94,6 +95,11 @@ class ExecutorConfig:
         if not isinstance(self.submitit_params, dict):
             raise ConfigError("submitit_params must be a table of submitit parameters")
         self._check_read()
+        if self.slurm_partition and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", self.slurm_partition):
+            raise ConfigError(
+                f"--slurm-partition {self.slurm_partition!r}: expected a SLURM partition's "
+                "name, or several joined by commas (gpu,cpu), with no spaces"
+            )
 
     def _check_read(self) -> None:
         """Refuse a setting that the chosen executor (or submitit's chosen cluster) does
