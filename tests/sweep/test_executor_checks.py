@@ -177,3 +177,22 @@ def test_a_partition_that_is_no_partition_name_is_refused(tmp_path, capsys, part
     assert err == (f"error: --slurm-partition {partition!r}: expected a SLURM partition's "
                    "name, or several joined by commas (gpu,cpu), with no spaces\n")  # fmt: skip
     assert ExecutorConfig("submitit", slurm_partition="gpu,cpu-long").slurm_partition
+
+
+@pytest.mark.parametrize(
+    "param, flag",
+    [("timeout_min=0", "--timeout-min"), ("slurm_time=5", "--timeout-min"),
+     ("cpus_per_task=4", "--threads"), ("gpus_per_node=1", "--gpus-per-run"),
+     ("slurm_partition=gpu", "--slurm-partition"), ("slurm_array_parallelism=9", "--workers")],
+)  # fmt: skip
+def test_a_submitit_param_that_a_flag_sets_is_refused(tmp_path, capsys, param, flag):
+    """--submitit-param timeout_min=0 went past --timeout-min's check and won over it: a
+    local job was killed at once, and the sweep ended in submitit's UncompletedJobError
+    traceback after its run folders were written."""
+    argv = ["sweep", str(_grid_spec(tmp_path)), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--executor", "submitit", "--submitit-param", param]) == 2
+    key = param.split("=")[0]
+    assert capsys.readouterr().err == (
+        f"error: --submitit-param {key}: set it with {flag}, which checks it\n"
+    )
+    assert not (tmp_path / "out").exists()

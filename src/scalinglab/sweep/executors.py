@@ -37,6 +37,18 @@ READ_BY = {
     "submitit_params": ("submitit",),
 }
 
+# submitit parameters that a flag of ours sets: given as --submitit-param too, the
+# parameter would win over the flag (and its check) without a word
+OWN_FLAG = {
+    **dict.fromkeys(("timeout_min", "slurm_time", "local_timeout_min"), "--timeout-min"),
+    **dict.fromkeys(("cpus_per_task", "slurm_cpus_per_task"), "--threads"),
+    **dict.fromkeys(
+        ("gpus_per_node", "slurm_gpus_per_node", "local_gpus_per_node"), "--gpus-per-run"
+    ),
+    "slurm_partition": "--slurm-partition",
+    "slurm_array_parallelism": "--workers",
+}
+
 
 def _flag(name: str) -> str:
     return "--submitit-param" if name == "submitit_params" else "--" + name.replace("_", "-")
@@ -94,6 +106,11 @@ class ExecutorConfig:
             )
         if not isinstance(self.submitit_params, dict):
             raise ConfigError("submitit_params must be a table of submitit parameters")
+        for key in self.submitit_params:
+            if key in OWN_FLAG:
+                raise ConfigError(
+                    f"--submitit-param {key}: set it with {OWN_FLAG[key]}, which checks it"
+                )
         self._check_read()
         if self.slurm_partition and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", self.slurm_partition):
             raise ConfigError(
