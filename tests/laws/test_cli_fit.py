@@ -387,3 +387,23 @@ def test_too_few_points_names_the_filters_that_removed_rows(tmp_path, capsys):
         f"error: {curves}: 3 points for law 'lr-annealing', which has 4 parameters (7 rows in "
         "c.csv, 2 removed by --where step<30, 2 by --holdout-where split=test)\n"
     )
+
+
+def test_isoflop_refuses_a_budget_column_of_token_budgets(tmp_path, capsys):
+    """A grid sweep of token budgets (budget_kind tokens) writes D to the runs table's
+    budget column; fit --law isoflop grouped the runs by it as FLOP budgets and fitted
+    N_opt against C of token counts."""
+    path = tmp_path / "runs.csv"
+    lines = ["run_id,params,tokens,flops,loss,budget,budget_kind"]
+    for d in (1e6, 4e6):
+        for n in (1e4, 3e4, 1e5):
+            loss = 1 + 50 / n**0.4 + 300 / d**0.35
+            lines.append(f"r{n:g}-{d:g},{n},{d},{6 * n * d},{loss},{d},tokens")
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["fit", str(path), "--law", "isoflop"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: column budget holds budgets in tokens (column budget_kind), not "
+        "FLOPs: these runs are no IsoFLOP profiles; fit them with --law chinchilla\n"
+    )
+    # the law of a grid fits them
+    assert main(["fit", str(path), "--law", "chinchilla", "--bootstrap", "0"]) == 0

@@ -149,8 +149,8 @@ class ScalingLaw:
         mapping = csv_mapping(s)
         if self.law in ("chinchilla", "kaplan", "nd-interaction"):
             need = ("N", "D", "C")  # C (its column, else 6ND): the C_range and --calibrate C
-        elif self.law == "isoflop":
-            need = ("N", "C", "budget")
+        elif self.law == "isoflop":  # --budgets snaps C to them: no budget column read
+            need = ("N", "C") if s.get("budgets") else ("N", "C", "budget")
         else:
             need = (self.law[-1].upper(),)
         t = read_table(table, need=need, **mapping)

@@ -590,6 +590,14 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     for k in ("D", "C", "L", "budget", "U"):
         conv[f"{k}_tried"] = ALIASES[k]
     _one_role_each(cols, opts, need, path)
+    if "budget" in need and cols["budget"] == "budget" and "budget_kind" in header:
+        kinds = {str(r.get("budget_kind")) for r in raw.rows} - {"flops", "None", ""}
+        if kinds:  # a grid of token budgets (sweep budget_kind "tokens"): D, not C
+            raise DataError(
+                f"{path}: column budget holds budgets in {', '.join(sorted(kinds))} (column "
+                "budget_kind), not FLOPs: these runs are no IsoFLOP profiles; fit them with "
+                "--law chinchilla"
+            )
     run_id, groups = None, None
     if opts["run_cols"]:  # rows are checkpoints of runs: a run repeats, one row per checkpoint
         for c in opts["run_cols"]:
