@@ -189,3 +189,52 @@ def test_a_symlinked_out_keeps_its_link_and_its_target_is_rebuilt(tmp_path, caps
     assert main(["prepare", "--from-nanogpt", str(src), "--out", str(link)]) == 0
     assert link.is_symlink() and "nanogpt:" in (target / "manifest.json").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+@pytest.mark.parametrize("what", ["source", "tokenizer"])
+def test_an_input_inside_a_non_shards_out_is_refused_as_such_without_force(tmp_path, capsys, what):
+    """Without --force, `prepare pf/c.txt --out pf` said pf 'is not a shards folder ...
+    (pass --force to replace it)', and with --force it was refused for the source inside:
+    the first line advised a flag that cannot help. The source (or tokenizer) is named
+    first, with or without --force."""
+    from tests.data.test_pretrained_tokenizer import TEXT, hf_tokenizer
+
+    out = tmp_path / "pf"
+    _corpus(out, n_docs=3)
+    if what == "source":
+        inside, argv = out / "d0000.txt", [out / "d0000.txt"]
+        want = _msg(out, inside)
+    else:
+        inside = out / "tok.json"
+        hf_tokenizer().save(str(inside))
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text(TEXT, encoding="utf-8")
+        argv = [corpus, "--tokenizer", inside]
+        want = _msg(out, inside).replace("the source", "the tokenizer")
+    before = sorted(p.name for p in out.iterdir())
+    for force in ([], ["--force"]):
+        err = _refused(capsys, ["prepare", *argv, "--out", out, "--block-size", "8", *force])
+        assert err == want
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_a_nanogpt_tokenizer_inside_out_is_refused_and_kept(tmp_path, capsys):
+    """`prepare --from-nanogpt DIR --tokenizer out/tok.json --out out --force` replaced out
+    and deleted the tokenizer with it (prepare of SOURCEs refused this, the import did not)."""
+    import numpy as np
+
+    from tests.data.test_pretrained_tokenizer import hf_tokenizer
+
+    out = tmp_path / "out"
+    out.mkdir()
+    tok = out / "tok.json"
+    hf_tokenizer().save(str(tok))
+    src = tmp_path / "nano"
+    src.mkdir()
+    ids = (np.arange(4000) % 50).astype(np.uint16)
+    ids.tofile(src / "train.bin")
+    ids.tofile(src / "val.bin")
+    err = _refused(capsys, ["prepare", "--from-nanogpt", src, "--tokenizer", tok, "--out", out,
+                            "--force", "--block-size", "8"])  # fmt: skip
+    assert err == _msg(out, tok).replace("the source", "the tokenizer")
+    assert tok.exists()

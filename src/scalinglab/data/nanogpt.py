@@ -213,6 +213,12 @@ def import_nanogpt(
             f"--out {out}: the --from-nanogpt folder {src} lies inside it, and replacing the "
             "folder would delete it; write the shards to another folder"
         )
+    given = tokenizer and out.exists() and os.path.exists(tokenizer)  # as prepare refuses it
+    if given and path_relation(tokenizer, out) in ("is", "lies inside"):
+        raise DataError(
+            f"--out {out}: the tokenizer {tokenizer} lies inside it, and replacing the "
+            "folder would delete it; write the shards to another folder"
+        )
     bins = {s: src / f"{s}.bin" for s in shards.SPLITS}
     for s, p in bins.items():
         if not p.is_file():

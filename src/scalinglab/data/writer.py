@@ -205,12 +205,13 @@ def prepare(
     specs = _specs(sources)
     out = Path(out)
     t0 = time.perf_counter()
-    _check_out(out, cfg.force)
+    _check_out(out)
     srcs, owner = _resolve(specs, cfg)
     if "text_field" in options or cfg.text_field != PrepareConfig.text_field:
         _check_text_field(srcs, cfg.text_field)
     _check_flags_used(specs, cfg, options)
     _check_inputs_outside(srcs, cfg.tokenizer, out)
+    _check_out_replaceable(out, cfg.force)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)
     if pretrained:  # the tokenizer itself, not its path, decides the shards
@@ -459,13 +460,20 @@ def _read_once_keys(src) -> list[tuple[object, tuple, str]]:
     return keys
 
 
-def _check_out(out: Path, force: bool) -> None:
+def _check_out(out: Path) -> None:
+    """Refuse an --out that cannot be a folder here, before the sources are looked at."""
     shards.check_out_in_a_folder(out)
     shards.check_out_apart_from_cwd(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a folder")
+
+
+def _check_out_replaceable(out: Path, force: bool) -> None:
+    """Refuse to replace a folder of other files without --force. Checked after
+    _check_inputs_outside: an --out that holds a source is refused with or without
+    --force, so its line must not advise --force."""
     if not out.exists() or shards.is_shards_dir(out):
         return
-    if not out.is_dir():
-        raise DataError(f"--out {out}: exists and is not a folder")
     if any(out.iterdir()) and not force:
         raise DataError(
             f"--out {out}: exists and is not a shards folder; refusing to replace it "
