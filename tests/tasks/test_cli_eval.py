@@ -167,6 +167,9 @@ def test_a_checkpoint_between_log_steps_gets_its_tokens_and_flops(tmp_path, caps
     [
         (["--tasks", ""], "--tasks '': name task files or built-in tasks"),
         (["--every-checkpoint"], "--every-checkpoint is for scoring tasks: give --tasks too"),
+        (["--task-items", "50"], "--task-items is for scoring tasks: give --tasks too"),
+        (["--task-seed", "3"], "--task-seed is for scoring tasks: give --tasks too"),
+        (["--max-new-tokens", "8"], "--max-new-tokens is for scoring tasks: give --tasks too"),
         (["--tasks", "qa", "--split", "test"], "--split is for the loss; with --tasks"),
         (["--tasks", "qa", "--eval-tokens", "64"], "--eval-tokens is for the loss; with"),
         (["--tasks", "qa", "--task-items", "0"], "--task-items must be >= 1, got 0"),
@@ -177,8 +180,8 @@ def test_a_checkpoint_between_log_steps_gets_its_tokens_and_flops(tmp_path, caps
     ],
 )
 def test_a_flag_of_the_other_mode_is_refused_not_ignored(sweep, capsys, flags, says):
-    """--tasks '' scored the loss, --every-checkpoint without --tasks and --split test with
-    it, and --data, --task-items or --task-seed with task files only (they make built-in
+    """--tasks '' scored the loss, --every-checkpoint, --task-items, --task-seed or
+    --max-new-tokens without --tasks and --split test with it, and --data, --task-items or --task-seed with task files only (they make built-in
     tasks), were ignored without a word."""
     err = one_line_error(capsys, ["eval", str(sweep / "a"), *flags])
     assert err.startswith(f"error: {says}"), err

@@ -22,7 +22,7 @@ def add_flags(p) -> None:
     )
     p.add_argument("--task-seed", type=int, help="seed of the built-in tasks' items (default: 0)")
     p.add_argument(
-        "--max-new-tokens", type=int, default=64, help="generation tasks: tokens at most"
+        "--max-new-tokens", type=int, help="generation tasks: tokens at most (default: 64)"
     )
 
 
@@ -30,8 +30,13 @@ def check_task_flags(args) -> None:
     """Refuse the flags of one mode of `eval` given to the other (they were ignored)."""
     from scalinglab.errors import ConfigError
 
-    if args.tasks is None:
-        given = [f for f, on in (("--every-checkpoint", args.every_checkpoint),) if on]
+    if args.tasks is None:  # each flag of the tasks' own would be ignored by the loss
+        given = [f for f, on in (
+            ("--every-checkpoint", args.every_checkpoint),
+            ("--task-items", args.task_items is not None),
+            ("--task-seed", args.task_seed is not None),
+            ("--max-new-tokens", args.max_new_tokens is not None),
+        ) if on]  # fmt: skip
         if given:
             raise ConfigError(f"{given[0]} is for scoring tasks: give --tasks too")
         return
@@ -112,7 +117,7 @@ def run_tasks(args) -> int:
         cast = autocast(device, pick_dtype(cfg.train.dtype, device))
         done = evaluate_run(
             run, tasks, args.every_checkpoint, device, args.batch_size or 32, cast,
-            args.max_new_tokens,
+            64 if args.max_new_tokens is None else args.max_new_tokens,
         )  # fmt: skip
         out += [{"run": str(run), **r} for r in done]
     if args.json:
