@@ -185,3 +185,39 @@ def test_a_runs_own_data_rebuilt_with_another_tokenizer_is_named_in_eval_and_tas
     assert err.startswith(f"error: {run}: has no tokenizer.json, and its data {world['char']} ")
     assert f"(char, {char_id}) than the one it trained with (byte, {byte_id})" in err
     assert not (run / "tasks.json").exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "export"])
+def test_generate_and_export_of_a_run_without_its_tokenizer_refuse_rebuilt_data(
+    world, tmp_path, capsys, command
+):
+    """A run without its own tokenizer.json reads its shards' tokenizer; with the shards
+    rebuilt by the char tokenizer since, `generate` decoded the byte run's ids as
+    characters (exit 0) and `export --format hf` wrote the char tokenizer beside the byte
+    model, though `eval --tasks` refused the same run (an audit). Both now refuse it in
+    the line `eval --tasks` gives, naming both tokenizers."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(world["run"], run)
+    cfg = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(cfg.replace(str(world["byte"]), str(world["char"])))
+    (run / "tokenizer.json").unlink()
+    char_id = shards_mod.open_shards(world["char"]).tokenizer_id
+    byte_id = json.loads((run / "result.json").read_text())["tokenizer_id"]
+    if command == "export":
+        pytest.importorskip("transformers")
+        argv = ["export", str(run), "--format", "hf", "--out", str(tmp_path / "hf")]
+    else:
+        argv = ["generate", str(run), "--max-new-tokens", "4", "--seed", "0"]
+    err = one_line_error(capsys, argv)
+    assert err == (
+        f"error: {run}: has no tokenizer.json, and its data {world['char']} is made by another "
+        f"tokenizer (char, {char_id}) than the one it trained with (byte, {byte_id}) (rebuilt "
+        f"since?): put the run's tokenizer.json (that of shards of its tokenizer) at "
+        f"{run / 'tokenizer.json'}\n"
+    )
+    assert not (tmp_path / "hf").exists()
+    # with shards of the run's own tokenizer it goes ahead as before
+    (run / "config.toml").write_text(cfg)
+    assert main(argv) == 0

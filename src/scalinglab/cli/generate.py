@@ -126,18 +126,17 @@ def check_flags(args) -> None:
 
 def run(args) -> int:
     import sys
-    from pathlib import Path
 
     from scalinglab.data.tokenizers import load_tokenizer
-    from scalinglab.train.evaluate import load_trained
+    from scalinglab.train.evaluate import load_trained, tokenizer_file
     from scalinglab.train.generate import sample
     from scalinglab.train.setup import pick_device
 
     check_flags(args)
     model, cfg, _ = load_trained(args.run, pick_device(args.device))
-    # The trainer copies the tokenizer into the run folder; older runs point at their shards.
-    tok_path = Path(args.run) / "tokenizer.json"
-    tokenizer = load_tokenizer(tok_path if tok_path.exists() else Path(cfg.train.data))
+    # The trainer copies the tokenizer into the run folder; older runs point at their shards
+    # (refused when those were rebuilt with another tokenizer since).
+    tokenizer = load_tokenizer(tokenizer_file(args.run, cfg))
     prompt = prompt_ids(tokenizer, args.prompt)
     tokens = sample(
         model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,

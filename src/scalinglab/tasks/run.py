@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.data.shards import open_shards
 from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.errors import CheckpointError, ConfigError, DataError, ScalingLabError
 from scalinglab.models.counting import count
@@ -14,8 +13,7 @@ from scalinglab.tasks.builtin import BUILTIN, N_ITEMS, WINDOW, builtin_task
 from scalinglab.tasks.format import Task, read_task
 from scalinglab.tasks.score import score_task
 from scalinglab.train import checkpoint
-from scalinglab.train.evaluate import load_trained
-from scalinglab.train.evaluate import run_tokenizer as trained_tokenizer
+from scalinglab.train.evaluate import load_trained, tokenizer_file
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +51,7 @@ def resolve_tasks(
 def run_tokenizer(run_dir: Path, cfg):
     """The tokenizer a run trained with (its own copy, else its shards', refused when they
     were made by another tokenizer than the one its result.json names: rebuilt since)."""
-    own = Path(run_dir) / runfolder.TOKENIZER
-    if own.exists():
-        return load_tokenizer(own)
-    shards = open_shards(cfg.train.data)
-    kind, tid = trained_tokenizer(run_dir)
-    if tid is not None and shards.tokenizer_id is not None and tid != shards.tokenizer_id:
-        raise DataError(
-            f"{run_dir}: has no {runfolder.TOKENIZER}, and its data {shards.path} is made by "
-            f"another tokenizer ({shards.tokenizer}, {shards.tokenizer_id}) than the one it "
-            f"trained with ({kind or 'unknown'}, {tid}) (rebuilt since?): put the run's "
-            f"tokenizer.json (that of shards of its tokenizer) at {own}"
-        )
-    return load_tokenizer(Path(cfg.train.data))
+    return load_tokenizer(tokenizer_file(run_dir, cfg))
 
 
 def checkpoints(run_dir: Path, every: bool) -> list[Path | None]:

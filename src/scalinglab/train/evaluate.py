@@ -99,6 +99,28 @@ def run_tokenizer(run_dir: str | Path) -> tuple[str | None, str | None]:
     return kind, sha256_file(path)[:16]
 
 
+def tokenizer_file(run_dir: str | Path, cfg) -> Path:
+    """The tokenizer.json a run trained with: its own copy, else (a run that lacks one)
+    its shards', refused when they were made by another tokenizer than the one the run
+    records (rebuilt since): their ids mean other text. `eval --tasks`, `generate` and
+    `export` all read it through here."""
+    from scalinglab.data.shards import open_shards
+
+    own = Path(run_dir) / runfolder.TOKENIZER
+    if own.exists():
+        return own
+    shards = open_shards(cfg.train.data)
+    kind, tid = run_tokenizer(run_dir)
+    if tid is not None and shards.tokenizer_id is not None and tid != shards.tokenizer_id:
+        raise DataError(
+            f"{run_dir}: has no {runfolder.TOKENIZER}, and its data {shards.path} is made by "
+            f"another tokenizer ({shards.tokenizer}, {shards.tokenizer_id}) than the one it "
+            f"trained with ({kind or 'unknown'}, {tid}) (rebuilt since?): put the run's "
+            f"tokenizer.json (that of shards of its tokenizer) at {own}"
+        )
+    return Path(shards.path) / runfolder.TOKENIZER
+
+
 def check_own_data(run_dir: str | Path, cfg, shards: Shards) -> None:
     """Refuse, as the run's own data, shards with other content than those it trained on.
     A run keeps its `data` as it was typed, so a relative path is found from the current
