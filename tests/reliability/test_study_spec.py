@@ -32,8 +32,8 @@ def test_sizes_that_collapse_to_one_shape_are_refused_before_any_run(tmp_path, c
     capsys.readouterr()
     spec = _spec(tmp_path, **{"budgets = [3e9, 1e10]": "budgets = [3e8, 1e10]",
                               "\nbudget = 3e9": "\nbudget = 3e8"})  # fmt: skip
-    want = (
-        "error: [sweeps.gpt]: the IsoFLOP fit needs 3 model sizes at each of 2 budgets or "
+    want = (  # the spec's file named, as its parse errors name it
+        f"error: {spec} [sweeps.gpt]: the IsoFLOP fit needs 3 model sizes at each of 2 budgets or "
         "more, and this spec plans 3e+08: 2, 1e+10: 3 (sizes per budget); raise `sizes`, "
         "widen `spread` or add budgets\n"
     )
