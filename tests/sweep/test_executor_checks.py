@@ -196,3 +196,47 @@ def test_a_submitit_param_that_a_flag_sets_is_refused(tmp_path, capsys, param, f
         f"error: --submitit-param {key}: set it with {flag}, which checks it\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+class _LostJob:
+    """A finished submitit job that left no result (killed for memory, its node lost)."""
+
+    job_id = "948"
+
+    def done(self):
+        return True
+
+    def result(self):
+        import submitit
+
+        raise submitit.core.utils.UncompletedJobError(
+            "Job 948 (task: 0) with path /x/948_0_result.pkl\nhas not produced any output "
+            "(state: OUT_OF_MEMORY)\nError stream produced:\n----\nTraceback ..."
+        )
+
+
+def test_a_job_that_ends_without_a_result_fails_its_run_not_the_sweep(tmp_path):
+    """A submitit job killed before it returned (its result.pkl never written) ended the
+    whole sweep in submitit's UncompletedJobError traceback, the other runs in flight
+    stopped. Now that run is failed, its result.json saying why, and the sweep goes on;
+    a run whose trainer finished or saved a preemption keeps what its folder says."""
+    pytest.importorskip(
+        "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
+    )
+    from scalinglab.runfolder import read_result, write_result
+    from scalinglab.sweep.submitit_exec import SubmititExecutor
+
+    ex = SubmititExecutor(tmp_path / "submitit", cluster="local")
+    lost, kept = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    lost.mkdir(parents=True)
+    kept.mkdir()
+    write_result(kept, {"status": "preempted"})
+    jobs = [(_LostJob(), lost), (_LostJob(), kept)]
+    ex._running = {id(h): (h, d) for h, d in jobs}  # as submit() keeps them
+    outcomes = {o["name"]: o["status"] for o in ex.wait(0)}
+    assert outcomes == {"a": "failed", "b": "preempted"} and not ex.running
+    assert read_result(lost)["error"] == (
+        "the submitit job ended without a result: Job 948 (task: 0) with path "
+        "/x/948_0_result.pkl has not produced any output (state: OUT_OF_MEMORY)"
+    )
+    assert read_result(kept)["status"] == "preempted"

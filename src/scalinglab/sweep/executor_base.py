@@ -20,6 +20,8 @@ rerun resumes them.
 
 from pathlib import Path
 
+from scalinglab.sweep.worker import lost_outcome
+
 
 class Executor:
     """The base: subclasses implement `_submit`, `_done`, `_result` (and maybe the hooks)."""
@@ -31,6 +33,9 @@ class Executor:
     # True where a submitted run starts at once (a local thread); elsewhere the
     # progress display learns that it started from its run folder.
     starts_at_once = False
+    # What `_result` raises for a job that ended without returning an outcome (killed for
+    # memory, its node lost): the run is then failed, not the whole scheduler.
+    lost: tuple[type[BaseException], ...] = ()
 
     def __init__(self, workers: int = 1):
         self.workers = max(1, workers)
@@ -107,7 +112,16 @@ class Executor:
         if not self._running:
             return []
         done = self._done([h for h, _ in self._running.values()], timeout)
-        return [self._result(self._running.pop(id(h))[0]) for h in done]
+        outcomes = []
+        for h in done:
+            _, run_dir = self._running.pop(id(h))
+            try:
+                outcomes.append(self._result(h))
+            except self.lost as exc:
+                why = " ".join(" ".join(str(exc).strip().splitlines()[:2]).split())
+                why = f"the {self.name} job ended without a result: {why or type(exc).__name__}"
+                outcomes.append(lost_outcome(run_dir, why))
+        return outcomes
 
     def run(self, run_dirs: list[Path], events, retries: int = 0, command=None) -> list[dict]:
         """Run every run folder to a final state, `workers` at a time; report to `events`

@@ -48,6 +48,7 @@ class RayExecutor(Executor):
         self.gpus = gpus
         self.address = address
         self.ray = require("ray", "ray", "the ray executor (--executor ray)")
+        self.lost = (self.ray.exceptions.RayError,)  # a worker or its node died
         self.started_here = False
         self.task = None
         if address:

@@ -89,6 +89,8 @@ class SubmititExecutor(Executor):
         `options` to the AutoExecutor (e.g. slurm_max_num_timeout)."""
         super().__init__(workers)
         self.submitit, self.task = _task_class()
+        errors = self.submitit.core.utils
+        self.lost = (errors.UncompletedJobError, errors.FailedJobError)
         self.folder = Path(folder)
         self.threads, self.gpus = threads, gpus
         self.cluster, self.timeout_min, self.partition = cluster, timeout_min, partition

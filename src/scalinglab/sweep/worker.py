@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.errors import DataError
+from scalinglab.errors import DataError, ScalingLabError
 from scalinglab.runfolder import RESULT, RUN_TOML, read_result
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,26 @@ def run_task(
                     f"(see {run_dir / runfolder.TRAIN_LOG})"
                 )
                 runfolder.write_result(run_dir, {"status": "failed", "error": error})
+    finally:
+        runfolder.release_lock(lock_fd)
+
+
+def lost_outcome(run_dir: str | os.PathLike, why: str) -> dict:
+    """The outcome of a run whose job ended without returning one (killed for memory, its
+    node lost): what its folder says where the trainer finished or saved a preemption;
+    else `failed`, with `why` written as its result.json's error (a rerun retries it,
+    from its last checkpoint). A folder still locked by a trainer is left as it is."""
+    run_dir = Path(run_dir)
+    try:
+        lock_fd = runfolder.hold_lock(run_dir)
+    except ScalingLabError:  # its trainer lives on: what it writes is the run's
+        return _outcome(run_dir, "failed", 1, None)
+    try:
+        r = _checked_result(run_dir)
+        if runfolder.run_state(r) == "finished" or (r or {}).get("status") == "preempted":
+            return _outcome(run_dir, r["status"], 1, None)
+        runfolder.write_result(run_dir, {"status": "failed", "error": why})
+        return _outcome(run_dir, "failed", 1, None)
     finally:
         runfolder.release_lock(lock_fd)
 
