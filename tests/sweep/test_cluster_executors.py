@@ -258,6 +258,7 @@ def test_ctrl_c_says_what_became_of_the_runs_in_flight(tmp_path, shards, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(executors, "make_executor", lambda cfg, out: None)
+    monkeypatch.setattr(executors, "slurm_here", lambda: True)  # --cluster slurm is checked
     monkeypatch.setattr(driver, "run_sweep", interrupted)
     spec = write_spec(tmp_path, shards, GRID)
     out = tmp_path / "out"

@@ -4,9 +4,11 @@ traceback after the folders were made, --gpus-per-run 0.5 asked SLURM for 0 GPUs
 address nothing answers at kept Ray retrying for minutes, 'not an address' was Ray's
 traceback, and `--ray-address auto` with no cluster said only 'error: ConnectionError')."""
 
+import importlib.util
 import os
 import socket
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,26 @@ def test_a_job_that_ends_without_a_result_fails_its_run_not_the_sweep(tmp_path):
         "/x/948_0_result.pkl has not produced any output (state: OUT_OF_MEMORY)"
     )
     assert read_result(kept)["status"] == "preempted"
+
+
+@pytest.mark.parametrize(
+    "missing, flags, error",
+    [("ray", ["--executor", "ray"],
+      "the ray executor (--executor ray) needs the Python package 'ray'"),
+     ("submitit", ["--executor", "submitit", "--cluster", "local"],
+      "the submitit executor (--executor submitit) needs the Python package 'submitit'"),
+     (None, ["--executor", "submitit", "--cluster", "slurm"], "--cluster slurm: no SLURM here")],
+)  # fmt: skip
+def test_a_dry_run_refuses_an_executor_this_machine_cannot_start(
+    tmp_path, capsys, monkeypatch, no_slurm, missing, flags, error
+):
+    """`--dry-run --executor ray` without Ray installed (or --cluster slurm without SLURM)
+    printed the plan as if the command would run; the run itself then failed."""
+    if missing:
+        monkeypatch.setitem(sys.modules, missing, None)  # as if its extra were not installed
+    elif importlib.util.find_spec("submitit") is None:
+        pytest.skip("needs the [slurm] extra: pip install 'scalinglab[slurm]'")
+    argv = ["sweep", str(_grid_spec(tmp_path)), "--dry-run", *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and error in err, err

@@ -131,6 +131,7 @@ def executor_config(args, **defaults):
     if args.submitit_param:
         given["submitit_params"] = _key_values(args.submitit_param)
     cfg = ExecutorConfig(**(defaults | given))
+    cfg.check_here()  # before a --dry-run's plan, or a study's corpus
     for note in cfg.notes():
         print(f"warning: {note}", file=sys.stderr)
     return cfg

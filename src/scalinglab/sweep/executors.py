@@ -19,7 +19,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 from scalinglab.config import setting
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, require
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.ray_exec import RayExecutor
@@ -144,6 +144,20 @@ class ExecutorConfig:
             f"--submitit-param {k}" for k in self.submitit_params if k.startswith("slurm_")
         ]
 
+    def check_here(self) -> None:
+        """Refuse an executor this machine cannot start (its package absent, --cluster
+        slurm without SLURM) before anything is planned or written: a --dry-run passed
+        such a command, and the run that followed failed."""
+        if self.executor == "ray":
+            require("ray", "ray", "the ray executor (--executor ray)")
+        if self.executor == "submitit":
+            require("submitit", "slurm", "the submitit executor (--executor submitit)")
+        if self.executor == "submitit" and self.cluster == "slurm" and not slurm_here():
+            raise ConfigError(  # submitit's traceback, after the run folders were written
+                "--cluster slurm: no SLURM here (no 'srun' on PATH); --cluster local runs the "
+                "jobs as local processes"
+            )
+
     @property
     def threads_per_run(self) -> int:
         """`threads`, or this machine's cores shared among the workers."""
@@ -184,12 +198,8 @@ class ExecutorConfig:
 def make_executor(cfg: ExecutorConfig, out: str | Path) -> Executor:
     """The executor `cfg` describes, for a sweep or study folder `out` (submitit keeps its
     job files in OUT/submitit); an absent optional package names its pip install."""
+    cfg.check_here()
     threads = cfg.threads_per_run
-    if cfg.executor == "submitit" and cfg.cluster == "slurm" and not slurm_here():
-        raise ConfigError(  # submitit's traceback, after the run folders were written
-            "--cluster slurm: no SLURM here (no 'srun' on PATH); --cluster local runs the "
-            "jobs as local processes"
-        )
     if cfg.executor == "local":
         return LocalExecutor(cfg.workers)
     if cfg.executor == "ray":
