@@ -265,3 +265,18 @@ def test_a_dry_run_refuses_an_executor_this_machine_cannot_start(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and error in err, err
+
+
+@pytest.mark.parametrize("param", ["tasks_per_node=2", "nodes=2", "slurm_ntasks_per_node=4"])
+def test_a_job_of_several_tasks_is_refused(tmp_path, capsys, param):
+    """--submitit-param tasks_per_node=2 started the run's trainer twice into one folder,
+    and the sweep ended in submitit's traceback ('You should use `results()` if your job
+    has subtasks') after its run folders were written."""
+    argv = ["sweep", str(_grid_spec(tmp_path)), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--executor", "submitit", "--submitit-param", param]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --submitit-param {param}: a run is one task on one node (its trainer is "
+        "started once)\n"
+    )
+    assert not (tmp_path / "out").exists()
+    assert ExecutorConfig("submitit", submitit_params={"nodes": 1, "tasks_per_node": 1})

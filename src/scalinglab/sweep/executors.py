@@ -49,6 +49,10 @@ OWN_FLAG = {
     "slurm_array_parallelism": "--workers",
 }
 
+# submitit parameters that would make a job several tasks, each starting the run's trainer
+# into the same folder (and its result one per task, which a sweep does not read)
+ONE_TASK = ("nodes", "tasks_per_node", "slurm_nodes", "slurm_ntasks_per_node")
+
 
 def _flag(name: str) -> str:
     return "--submitit-param" if name == "submitit_params" else "--" + name.replace("_", "-")
@@ -110,6 +114,11 @@ class ExecutorConfig:
             if key in OWN_FLAG:
                 raise ConfigError(
                     f"--submitit-param {key}: set it with {OWN_FLAG[key]}, which checks it"
+                )
+            if key in ONE_TASK and self.submitit_params[key] != 1:
+                raise ConfigError(
+                    f"--submitit-param {key}={self.submitit_params[key]}: a run is one task "
+                    "on one node (its trainer is started once)"
                 )
         self._check_read()
         if self.slurm_partition and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", self.slurm_partition):
