@@ -119,9 +119,9 @@ def test_a_gpu_count_that_is_no_number_is_refused_in_one_line(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
-def _grid_spec(tmp_path) -> Path:
+def _grid_spec(tmp_path, data="d") -> Path:
     spec = tmp_path / "s.toml"
-    spec.write_text('format_version = 1\ndata = "d"\n[design]\nkind = "grid"\n'
+    spec.write_text(f'format_version = 1\ndata = "{data}"\n[design]\nkind = "grid"\n'
                     'shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n')  # fmt: skip
     return spec
 
@@ -280,3 +280,20 @@ def test_a_job_of_several_tasks_is_refused(tmp_path, capsys, param):
     )
     assert not (tmp_path / "out").exists()
     assert ExecutorConfig("submitit", submitit_params={"nodes": 1, "tasks_per_node": 1})
+
+
+@pytest.mark.parametrize("param", ["mem_gb=abc", "local_bogus=1"])
+def test_a_submitit_param_submitit_refuses_is_refused_before_the_sweep_folder(
+    tmp_path, capsys, shards, param
+):
+    """submitit checks its parameters as they are set, which was when the runs started: the
+    sweep folder, its plan and every run folder were written first."""
+    pytest.importorskip(
+        "submitit", reason="needs the [slurm] extra: pip install 'scalinglab[slurm]'"
+    )
+    argv = ["sweep", str(_grid_spec(tmp_path, shards)), "--out", str(tmp_path / "out")]
+    flags = ["--executor", "submitit", "--cluster", "local", "--submitit-param", param]
+    assert main([*argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --submitit-param: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

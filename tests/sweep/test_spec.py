@@ -113,9 +113,9 @@ def test_submitit_params_parsed_and_checked(tmp_path):
         _key_values(["slurm_account"])
     cfg = ExecutorConfig("submitit", workers=1, threads=1, cluster="local",
                          submitit_params={"local_bogus": 1})  # fmt: skip
-    ex = make_executor(cfg, tmp_path)
     with pytest.raises(ConfigError, match=r"submitit_params: .*Unknown argument 'bogus'"):
-        ex._executor()
+        make_executor(cfg, tmp_path / "out")  # checked before anything is written
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_shape_error_names_the_spec_file(tmp_path, shards):

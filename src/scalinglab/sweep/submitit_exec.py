@@ -20,6 +20,7 @@ interrupted, sends each local job's processes the SIGINT a Ctrl-C would have sen
 import contextlib
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,10 +97,14 @@ class SubmititExecutor(Executor):
         self.cluster, self.timeout_min, self.partition = cluster, timeout_min, partition
         self.params, self.options = dict(params or {}), dict(options or {})
         self.ex = self.job = None
+        # submitit checks the parameters as they are set: have it do so now, before any run
+        # folder is written (its executor makes the folder it is given)
+        with tempfile.TemporaryDirectory() as tmp:
+            self._executor(Path(tmp))
 
-    def _executor(self):
+    def _executor(self, folder: Path | None = None):
         ex = self.submitit.AutoExecutor(
-            folder=self.folder / "%j", cluster=self.cluster, **self.options
+            folder=(folder or self.folder) / "%j", cluster=self.cluster, **self.options
         )
         params = {"timeout_min": self.timeout_min, "cpus_per_task": self.threads}
         if self.gpus:
