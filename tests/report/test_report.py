@@ -750,3 +750,98 @@ def test_key_results_show_the_n_d_law_where_there_is_no_frontier(tmp_path, monke
     build_report(tmp_path / "few", bootstrap=0)
     text = (tmp_path / "few" / "report.html").read_text()
     assert "None: no law could be fitted" in text
+
+
+def _drawn(monkeypatch):
+    """The figures the report's figure functions draw, kept instead of saved."""
+    from scalinglab.report import figures
+
+    drawn = []
+
+    def keep(fig, path):
+        drawn.append(fig)
+        figures._plt().close(fig)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return drawn
+
+
+def _gpt_fit(root, **fit):
+    from scalinglab.plan import analysis as an
+    from scalinglab.sweep.table import run_row
+
+    runs = isoflop_sweep(root, "gpt", [1e12, 3e12], noise=0.002)
+    return an.fit_arch("gpt", [run_row(d) for d in runs], FitConfig(**fit))
+
+
+def test_the_allocation_band_is_at_the_reports_level(tmp_path, monkeypatch):
+    """The band about N_opt(C) and D_opt(C) was the 2.5-97.5 percentiles of the draws
+    whatever --ci-level, while the frontier's band and every interval were at the level."""
+    import numpy as np
+
+    from scalinglab.report import figures
+
+    drawn = _drawn(monkeypatch)
+    f = _gpt_fit(tmp_path, bootstrap=10, seed=0, ci_level=0.8)
+    caption = figures.allocation(tmp_path / "a.png", {"gpt": f}, 3e13, None)
+    ax = drawn[0].axes[0]  # N_opt(C)
+    iso = f.isoflop
+    C = np.geomspace(1e12 / 1.5, 3e13 * 1.3, 100)
+    draws = iso.samples_["k_N"][:, None] * C[None, :] ** iso.samples_["a"][:, None]
+    lo, hi = np.nanpercentile(draws, [10, 90], axis=0)
+    ys = ax.collections[-1].get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(hi.max(), rel=1e-9)
+    assert ys.min() == pytest.approx(lo.min(), rel=1e-9)
+    old = np.nanpercentile(draws, 97.5, axis=0).max()  # the band whatever the level
+    assert ys.max() != pytest.approx(old, rel=1e-6)
+    labels = ax.get_legend_handles_labels()[1]
+    assert any(lab.startswith("GPT: N_opt ∝ C^") and lab.endswith("(80% band)") for lab in labels)
+    assert "80% bootstrap intervals" in caption and "80% bands" in caption
+    assert "95%" not in caption
+
+
+def test_the_allocations_backtest_run_is_drawn_for_its_architecture_only(tmp_path, monkeypatch):
+    """The backtest's diamond ('backtest run') was drawn whatever the backtest's arch: with
+    GPT and LSTM it read as either's, and it was drawn where its arch has no IsoFLOP fit."""
+    from scalinglab.report import figures
+
+    drawn = _drawn(monkeypatch)
+    f = _gpt_fit(tmp_path, bootstrap=0)
+    bt = {"arch": "gpt", "flops": 3e13, "params_run": 2e5, "tokens_run": 2.5e7}
+
+    def labels(fits, bt):
+        caption = figures.allocation(tmp_path / "a.png", fits, 3e13, bt)
+        fig = drawn.pop()
+        return caption, [ax.get_legend_handles_labels()[1] for ax in fig.axes]
+
+    caption, (n, d) = labels({"gpt": f, "lstm": f}, bt)
+    assert "GPT backtest run" in n and "GPT backtest run" in d
+    assert "The diamond: the GPT backtest run's N and D." in caption
+    caption, (n, d) = labels({"gpt": f}, bt)
+    assert "backtest run" in n and "backtest run" in d  # one architecture: no name needed
+    caption, (n, d) = labels({"gpt": f}, {**bt, "arch": "lstm"})  # the LSTM's: not drawn
+    assert not any("backtest" in x for x in n + d) and "diamond" not in caption
+
+
+def test_figure_captions_claim_no_bootstrap_intervals_without_a_bootstrap(tmp_path, monkeypatch):
+    """With --bootstrap 0 the frontier's caption said 'the IsoFLOP optima, with their
+    bootstrap intervals' and '95% band', the allocation's 'IsoFLOP vertices with bootstrap
+    intervals', of points and lines drawn without any."""
+    from scalinglab.report import figures
+
+    drawn = _drawn(monkeypatch)
+    f = _gpt_fit(tmp_path, bootstrap=0)
+    fits = {"gpt": f}
+    front = figures.frontier(tmp_path / "f.png", fits, "gpt", 3e13, None)
+    assert not any("band" in x for x in drawn[-1].axes[0].get_legend_handles_labels()[1])
+    alloc = figures.allocation(tmp_path / "a.png", fits, 3e13, None)
+    from matplotlib.collections import PolyCollection
+
+    assert not any(isinstance(c, PolyCollection) for c in drawn[-1].axes[0].collections)
+    for caption in (front, alloc):
+        assert "bootstrap intervals" not in caption and "band" not in caption
+        assert caption.endswith(figures.NO_INTERVALS)
+    assert front.startswith("GPT: the lowest loss reachable at each compute (the IsoFLOP "
+                            "optima) and the power law fitted through them, extrapolated")  # fmt: skip
+    assert alloc.startswith("The compute-optimal model size and data at each budget "
+                            "(IsoFLOP vertices) and the power laws through them, beside")  # fmt: skip

@@ -219,7 +219,9 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     c_lo = min(p["C"] for p in f.frontier_points) / 1.5
     C = np.geomspace(c_lo, c_max * 1.3, 200)
     level = f.frontier.settings["ci_level"]
-    _band(ax, f.frontier, C, col, _alpha_label(arch, f.frontier) + f" ({level:.0%} band)")
+    boot = f.frontier.samples_ is not None  # --bootstrap 0: no band, no intervals
+    band = f" ({level:.0%} band)" if boot else ""
+    _band(ax, f.frontier, C, col, _alpha_label(arch, f.frontier) + band)
     _frontier_points(ax, arch, f, col)
     c_fit = max(p["C"] for p in f.frontier_points)
     ax.axvspan(c_fit, C[-1], color="k", alpha=0.04, lw=0)
@@ -233,12 +235,23 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     _plain_log(ax)
     ax.legend(loc="lower left")
     _save(fig, path)
+    what = (
+        f"(the IsoFLOP optima, with their {level:.0%} bootstrap intervals), the power law "
+        f"fitted through them and its {level:.0%} band,"
+        if boot
+        else "(the IsoFLOP optima) and the power law fitted through them,"
+    )
     return (
-        f"{name(arch)}: the lowest loss reachable at each compute (the IsoFLOP optima, with "
-        f"their bootstrap intervals), the power law fitted through them and its {level:.0%} band, "
-        "extrapolated to the planned budgets (shaded region: beyond the data)."
+        f"{name(arch)}: the lowest loss reachable at each compute {what} extrapolated to the "
+        "planned budgets (shaded region: beyond the data)."
+        + ("" if boot else f" {NO_INTERVALS}")
         + _backtest_caption(mine)
     )
+
+
+NO_INTERVALS = "No intervals: the fits had no bootstrap (--bootstrap 0)."
+"""A caption's last sentence where the fits had no resamples: the captions said "with
+their bootstrap intervals" of points and lines drawn without any."""
 
 
 def _backtest_caption(bt: dict | None) -> str:
@@ -270,6 +283,12 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
     plt = _plt()
     fig, axes = _panels(plt, 2, 6.2, 6.0)
     have = [a for a, f in fits.items() if f.isoflop is not None]
+    level = fits[have[0]].isoflop.settings["ci_level"]
+    boot = any(fits[a].isoflop.samples_ is not None for a in have)
+    q = 100 * (1 - level) / 2
+    # the backtest run where its architecture is drawn (the frontier's rule), named by it
+    # where there are several: the GPT's run was drawn as if it were any architecture's
+    bt = backtest if backtest and backtest.get("arch") in have else None
     for ax, var, key in ((axes[0], "N", "a"), (axes[1], "D", "b")):
         anchor = None
         for arch in have:
@@ -288,12 +307,13 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
             expo = iso.params_[key]
             if iso.samples_ is not None:
                 draws = iso.samples_[f"k_{var}"][:, None] * C[None, :] ** iso.samples_[key][:, None]
-                lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=0)
+                lo, hi = np.nanpercentile(draws, [q, 100 - q], axis=0)
                 ax.fill_between(C, lo, hi, color=col, alpha=0.13, lw=0)
             ci_e = iso.ci_.get(key)
             s = f" [{ci_e[0]:.2f}, {ci_e[1]:.2f}]" if ci_e else ""
+            band = f" ({level:.0%} band)" if iso.samples_ is not None else ""
             ax.plot(C, k * C**expo, "-", color=col, lw=1.5,
-                    label=f"{name(arch)}: {var}_opt ∝ C^{expo:.2f}{s}")  # fmt: skip
+                    label=f"{name(arch)}: {var}_opt ∝ C^{expo:.2f}{s}{band}")  # fmt: skip
             if anchor is None:
                 cm = math.sqrt(min(bud) * max(bud))
                 anchor = (cm, k * cm**expo, C)
@@ -304,20 +324,31 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
                 ax.plot(C, vm * (C / cm) ** e, ls, color="0.3", lw=1.1,
                         label=f"{label}: exponent {e:.2f}")  # fmt: skip
         run_key = "params_run" if var == "N" else "tokens_run"
-        if backtest and backtest.get(run_key):
-            ax.plot([backtest["flops"]], [backtest[run_key]], "D", color="#f39c12",
-                    mec="k", ms=7, label="backtest run")  # fmt: skip
+        if bt and bt.get(run_key):
+            who = f"{name(bt['arch'])} " if len(have) > 1 else ""
+            ax.plot([bt["flops"]], [bt[run_key]], "D", color="#f39c12",
+                    mec="k", ms=7, label=f"{who}backtest run")  # fmt: skip
         what = "parameters N_opt" if var == "N" else "training tokens D_opt"
         ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=f"compute-optimal {what}",
                title=f"Compute-optimal {'model size' if var == 'N' else 'data'} {var}_opt(C)")  # fmt: skip
         # below the axes: the bands fill any corner inside them
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     _save(fig, path)
+    what = (
+        f"(IsoFLOP vertices with their {level:.0%} bootstrap intervals) and the power laws "
+        f"through them with their {level:.0%} bands"
+        if boot
+        else "(IsoFLOP vertices) and the power laws through them"
+    )
+    said = ""
+    if bt and bt.get("params_run"):
+        said = f" The diamond: the {name(bt['arch'])} backtest run's N and D."
     return (
-        "The compute-optimal model size and data at each budget (IsoFLOP vertices with "
-        "bootstrap intervals) and the power laws through them, beside the published "
+        f"The compute-optimal model size and data at each budget {what}, beside the published "
         "exponents of N_opt ∝ C^a (Chinchilla a ≈ 0.5; Kaplan et al. 2020, a = 0.73), "
         "drawn through our fit's middle for the slope only; D_opt's exponent is 1 − a."
+        + ("" if boot else f" {NO_INTERVALS}")
+        + said
     )
 
 
