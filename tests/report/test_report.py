@@ -845,3 +845,19 @@ def test_figure_captions_claim_no_bootstrap_intervals_without_a_bootstrap(tmp_pa
                             "optima) and the power law fitted through them, extrapolated")  # fmt: skip
     assert alloc.startswith("The compute-optimal model size and data at each budget "
                             "(IsoFLOP vertices) and the power laws through them, beside")  # fmt: skip
+
+
+def test_fitted_laws_name_isoflop_parabolas_only_where_there_is_an_isoflop_fit():
+    """'IsoFLOP optima: one parabola in log N per budget.' headed the fitted laws of a sweep
+    of one budget, or of token budgets, where no architecture has an IsoFLOP fit."""
+    from scalinglab.report import sections
+
+    fs = {"ci_level": 0.95, "bootstrap": 0, "seed": 0, "curvature": "per-budget"}
+    ch = {"params": {"E": 1.0}, "stderr": {}, "ci": {}, "n_points": 6}
+    none = {"isoflop": None, "chinchilla": ch, "power-c": None, "not_fitted": {}}
+    text = html.unescape(sections._fits({"gpt": none, "lstm": none}, fs))
+    assert "IsoFLOP" not in text and "parabola" not in text
+    assert text.startswith(f"<h2>Fitted laws</h2><p>{sections.NO_BOOTSTRAP}</p>")
+    iso = {"params": {"a": 0.5}, "stderr": {}, "ci": {}, "n_points": 12}
+    text = html.unescape(sections._fits({"gpt": none, "lstm": {**none, "isoflop": iso}}, fs))
+    assert f"{sections.NO_BOOTSTRAP} IsoFLOP optima: one parabola in log N per budget." in text

@@ -247,15 +247,15 @@ def _fits(fits: dict, fs: dict) -> str:
         if fs["bootstrap"]
         else NO_BOOTSTRAP
     )
-    out = [
-        f"<h2>Fitted laws</h2><p>{intervals} IsoFLOP optima: "
-        + (
+    # said only where there is an IsoFLOP fit: not of one budget, nor of token budgets
+    iso = ""
+    if any(f.get("isoflop") for f in fits.values()):
+        iso = " IsoFLOP optima: " + (
             "parabolas in log N sharing one curvature across budgets."
             if fs.get("curvature") == "shared"
             else "one parabola in log N per budget."
         )
-        + "</p>"
-    ]
+    out = [f"<h2>Fitted laws</h2><p>{intervals}{iso}</p>"]
     for arch, f in fits.items():
         for law in ("isoflop", "chinchilla", "power-c"):
             d = f.get(law)
