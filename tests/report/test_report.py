@@ -5,6 +5,7 @@ import html
 import json
 import math
 import os
+import re
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
@@ -121,7 +122,7 @@ def test_backtest_card_is_green_only_near_the_seed_noise(study):
     root, _, s = study
     assert '<div class="v ok">1.00% error</div>' in (root / "report.html").read_text()
     quiet = {**s, "backtest": {**s["backtest"], "seed_noise_rel_std": 0.002}}
-    key = all_sections(quiet, SimpleNamespace(rows=[]), {}, [], root)[0]
+    key = all_sections(quiet, SimpleNamespace(rows=[], study={}, root=root), {}, [], root)[0]
     assert '<div class="v bad">1.00% error</div>' in key
     assert "the error is over 3× the seed noise" in key
 
@@ -861,3 +862,24 @@ def test_fitted_laws_name_isoflop_parabolas_only_where_there_is_an_isoflop_fit()
     iso = {"params": {"a": 0.5}, "stderr": {}, "ci": {}, "n_points": 12}
     text = html.unescape(sections._fits({"gpt": none, "lstm": {**none, "isoflop": iso}}, fs))
     assert f"{sections.NO_BOOTSTRAP} IsoFLOP optima: one parabola in log N per budget." in text
+
+
+def test_the_notes_say_where_the_run_folders_are(study, tmp_path, monkeypatch):
+    """'each run's folder under the study folder' was said of a sweep folder's report, and
+    of a report written into another folder with --out, whose runs are not under it."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    monkeypatch.setattr("scalinglab.plan.analysis.leave_larger_out", lambda *a: {})
+    root, _, _ = study
+    files = "summary.json (format_version 1) and the PNGs, beside this file; the run folders, "
+    text = html.unescape(re.sub("<[^>]+>", "", (root / "report.html").read_text()))
+    assert files + "under this file's folder (the study folder)." in text
+    few_runs(tmp_path / "sweep")
+    build_report(tmp_path / "sweep", bootstrap=0)
+    text = html.unescape(re.sub("<[^>]+>", "", (tmp_path / "sweep" / "report.html").read_text()))
+    assert files + "under this file's folder (the sweep folder)." in text
+    assert "study folder" not in text
+    monkeypatch.chdir(tmp_path)
+    build_report("sweep", bootstrap=0, out="elsewhere")
+    text = html.unescape(re.sub("<[^>]+>", "", (tmp_path / "elsewhere/report.html").read_text()))
+    assert files + f"under the sweep folder {tmp_path / 'sweep'}." in text
+    assert (tmp_path / "elsewhere" / "summary.json").exists()

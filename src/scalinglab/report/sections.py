@@ -1,5 +1,6 @@
 """The sections of report.html, from the summary (every cell escaped by html.table)."""
 
+import os
 from pathlib import Path
 
 from scalinglab.plan.analysis import PUBLISHED
@@ -31,7 +32,7 @@ def all_sections(s: dict, c, fits: dict, figs: list[dict], root: Path) -> list[s
         _fits(s["fits"], s["fit_settings"]),
         _seed_noise(s["seed_noise"]),
         _runs(c.rows, s.get("warnings", [])),
-        _notes(s),
+        _notes(s, c, root),
     ]
 
 
@@ -334,7 +335,19 @@ def task_columns(rows: list[dict]) -> list[str]:
     return sorted(keys)
 
 
-def _notes(s: dict) -> str:
+def _notes(s: dict, c, here: Path) -> str:
+    """The conventions, and where the files are: summary.json and the PNGs are written
+    beside report.html (`here`, the --out folder); the run folders stay in the study or
+    sweep folder read, named by its absolute path where that is another folder (a path
+    relative to where `report` ran means nothing beside the page). It said 'under the
+    study folder' of a sweep's report, and of one written elsewhere with --out."""
+    kind = "study" if c.study else "sweep"
+    runs = Path(c.root).resolve()
+    where = (
+        f"this file's folder (the {kind} folder)"
+        if runs == Path(here).resolve()
+        else f"the {kind} folder <code>{esc(os.fspath(runs))}</code>"
+    )
     return (
         "<h2>Conventions</h2><ul>"
         "<li>loss: mean cross-entropy in nats per token on the held-out split; bits per byte "
@@ -344,8 +357,8 @@ def _notes(s: dict) -> str:
         "<li>Fits: IsoFLOP parabolas in log N (Hoffmann Approach 2), Chinchilla L = E + A/N^α "
         "+ B/D^β (Approach 3, Huber on log loss), frontier L = (C_c/C)^α through the IsoFLOP "
         "optima.</li>"
-        f"<li>Files: <code>summary.json</code> (format_version {s['format_version']}), the PNGs "
-        "beside this file, each run's folder under the study folder.</li></ul>"
+        f"<li>Files: <code>summary.json</code> (format_version {s['format_version']}) and the "
+        f"PNGs, beside this file; the run folders, under {where}.</li></ul>"
     )
 
 
