@@ -297,3 +297,122 @@ def test_a_submitit_param_submitit_refuses_is_refused_before_the_sweep_folder(
     err = capsys.readouterr().err
     assert err.startswith("error: --submitit-param: ") and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("dry", [True, False])
+def test_more_gpus_than_a_local_ray_has_are_refused_before_the_sweep_folder(
+    tmp_path, capsys, monkeypatch, dry
+):
+    """--executor ray --gpus-per-run 1 on a machine whose Ray sees no GPU was refused when
+    Ray started, after sweep.toml, plan.json and the run folders were written (and a
+    --dry-run printed its plan); the GPUs are now counted as Ray counts them, first."""
+    pytest.importorskip("ray")
+    import scalinglab.sweep.executors as executors
+    from scalinglab.sweep.ray_exec import gpus_here
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # Ray sees no GPU here
+    assert gpus_here() == 0
+    out = tmp_path / "out"
+    argv = ["sweep", str(_grid_spec(tmp_path)), *(["--dry-run"] if dry else ["--out", str(out)])]
+    assert main([*argv, "--executor", "ray", "--gpus-per-run", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --gpus-per-run 0.5: this machine has 0 GPU(s) for Ray; "
+                   "no run could start\n")  # fmt: skip
+    assert not out.exists()
+    monkeypatch.setattr(executors, "gpus_here", lambda: 2)
+    ExecutorConfig("ray", gpus_per_run=2).check_here()
+    ExecutorConfig("ray", ray_address="10.0.0.1:6379", gpus_per_run=8).check_here()  # not ours
+    for address in ("", "local"):  # both start a Ray instance here
+        with pytest.raises(ConfigError, match=r"gpus.per.run 3: this machine has 2 GPU"):
+            ExecutorConfig("ray", ray_address=address, gpus_per_run=3).check_here()
+
+
+def test_ray_sees_the_gpus_cuda_visible_devices_names(monkeypatch):
+    pytest.importorskip("ray")
+    from ray._private import accelerators
+
+    from scalinglab.sweep.ray_exec import gpus_here
+
+    manager = accelerators.get_accelerator_manager_for_resource("GPU")
+    monkeypatch.setattr(manager, "get_current_node_num_accelerators", staticmethod(lambda: 4))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    assert gpus_here() == 2
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert gpus_here() == 4
+
+
+@pytest.mark.parametrize(
+    "address, error",
+    [("", "--ray-address '': no address; give HOST:PORT, ray://HOST:PORT or auto, or leave "
+          "the flag out to start a local Ray"),
+     (" ", "--ray-address ' ': expected HOST:PORT"),
+     ("ray://:10001", "--ray-address 'ray://:10001': expected HOST:PORT"),
+     ("head", "--ray-address 'head': expected HOST:PORT")],
+)  # fmt: skip
+@pytest.mark.parametrize("dry", [True, False])
+def test_an_empty_ray_address_is_refused_not_taken_for_a_local_ray(
+    tmp_path, capsys, address, error, dry
+):
+    """--ray-address '' started a local Ray instance without a word, as if the flag were
+    not given; a blank or hostless address passed a --dry-run."""
+    out = tmp_path / "out"
+    argv = ["sweep", str(_grid_spec(tmp_path)), *(["--dry-run"] if dry else ["--out", str(out)])]
+    assert main([*argv, "--executor", "ray", "--ray-address", address]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {error}"), err
+    assert not out.exists()
+    for ok in ("auto", "local", "ray://head:10001", "10.0.0.1:6379", "localhost:6379"):
+        assert ExecutorConfig("ray", ray_address=ok).ray_address == ok
+
+
+@pytest.mark.parametrize("dry", [True, False])
+def test_more_threads_than_this_machine_has_are_refused(tmp_path, capsys, monkeypatch, dry):
+    """--threads 100000 with the local executor crashed a --dry-run (torch segfaulted
+    setting that many threads) and failed each run; a run's threads beyond this machine's
+    cores only slow it. Runs on SLURM or a Ray cluster go to other machines: not capped."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    out = tmp_path / "out"
+    argv = ["sweep", str(_grid_spec(tmp_path)), *(["--dry-run"] if dry else ["--out", str(out)])]
+    assert main([*argv, "--threads", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --threads 100000: this machine has 4 cores, which its runs share; "
+                   "a run's threads beyond them only slow it (give at most 4, or leave "
+                   "--threads out to share the cores among the workers)\n")  # fmt: skip
+    assert not out.exists()
+    ExecutorConfig(threads=4).check_here()
+    for cfg in (
+        ExecutorConfig("ray", threads=5),
+        ExecutorConfig("ray", ray_address="local", threads=5),
+    ):
+        with pytest.raises(ConfigError, match=r"threads 5: this machine has 4 cores"):
+            cfg.check_here()
+    ExecutorConfig("ray", ray_address="10.0.0.1:6379", threads=64).check_here()
+
+
+def test_slurm_jobs_threads_are_not_capped_by_this_machine(no_slurm, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    with pytest.raises(ConfigError, match=r"threads 5: this machine has 4 cores"):
+        ExecutorConfig("submitit", cluster="local", threads=5).check_here()
+    srun = no_slurm / "srun"
+    srun.write_text("#!/bin/sh\n")
+    srun.chmod(srun.stat().st_mode | stat.S_IXUSR)
+    cfg = ExecutorConfig("submitit", threads=64, workers=100)  # auto: SLURM, found
+    cfg.check_here()
+    assert cfg.notes() == []
+
+
+def test_more_threads_at_once_than_cores_are_warned_of(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert ExecutorConfig(workers=2, threads=2).notes() == []
+    assert ExecutorConfig(workers=4).notes() == []  # a thread each
+    assert ExecutorConfig(workers=3, threads=2).notes() == [
+        "--workers 3 at 2 thread(s) each can take 6 threads on this machine's 4 cores: runs "
+        "at the same time slow each other"
+    ]
+    assert (
+        ExecutorConfig(workers=10**9)
+        .notes()[0]
+        .startswith("--workers 1000000000 at 1 thread(s) each can take 1000000000 threads")
+    )
+    assert ExecutorConfig("ray", ray_address="10.0.0.1:6379", workers=64).notes() == []

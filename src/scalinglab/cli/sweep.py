@@ -125,9 +125,15 @@ def add_executor_flags(p, skip: tuple[str, ...] = ()) -> None:
 def executor_config(args, **defaults):
     """The ExecutorConfig of the flags given, over `defaults` and the config's own."""
     from scalinglab.config import flags_given
+    from scalinglab.errors import ConfigError
     from scalinglab.sweep.executors import ExecutorConfig
 
     given = flags_given(args, ExecutorConfig)
+    if given.get("ray_address") == "":  # the setting's default: a local Ray, silently
+        raise ConfigError(
+            "--ray-address '': no address; give HOST:PORT, ray://HOST:PORT or auto, or leave "
+            "the flag out to start a local Ray"
+        )
     if args.submitit_param:
         given["submitit_params"] = _key_values(args.submitit_param)
     cfg = ExecutorConfig(**(defaults | given))

@@ -22,7 +22,7 @@ from scalinglab.config import setting
 from scalinglab.errors import ConfigError, require
 from scalinglab.sweep.executor_base import Executor
 from scalinglab.sweep.local import LocalExecutor
-from scalinglab.sweep.ray_exec import RayExecutor
+from scalinglab.sweep.ray_exec import RayExecutor, check_address_form, check_gpus, gpus_here
 from scalinglab.sweep.submitit_exec import SubmititExecutor
 
 EXECUTORS = ("local", "ray", "submitit")
@@ -121,6 +121,8 @@ class ExecutorConfig:
                     "on one node (its trainer is started once)"
                 )
         self._check_read()
+        if self.executor == "ray" and self.ray_address:
+            check_address_form(self.ray_address)  # a --dry-run's too
         if self.slurm_partition and not re.fullmatch(r"[^\s,]+(,[^\s,]+)*", self.slurm_partition):
             raise ConfigError(
                 f"--slurm-partition {self.slurm_partition!r}: expected a SLURM partition's "
@@ -158,13 +160,24 @@ class ExecutorConfig:
         slurm without SLURM) before anything is planned or written: a --dry-run passed
         such a command, and the run that followed failed."""
         if self.executor == "ray":
-            require("ray", "ray", "the ray executor (--executor ray)")
+            ray = require("ray", "ray", "the ray executor (--executor ray)")
+            if self.ray_address in ("", "local") and self.gpus_per_run and not ray.is_initialized():
+                have = gpus_here()  # the Ray started here has these (the check when it starts)
+                if have is not None:
+                    check_gpus(self.gpus_per_run, have)
         if self.executor == "submitit":
             require("submitit", "slurm", "the submitit executor (--executor submitit)")
         if self.executor == "submitit" and self.cluster == "slurm" and not slurm_here():
             raise ConfigError(  # submitit's traceback, after the run folders were written
                 "--cluster slurm: no SLURM here (no 'srun' on PATH); --cluster local runs the "
                 "jobs as local processes"
+            )
+        cores = os.cpu_count() or 1
+        if self.runs_here and self.threads > cores:  # --threads 100000: torch crashed
+            raise ConfigError(
+                f"--threads {self.threads}: this machine has {cores} cores, which its runs "
+                f"share; a run's threads beyond them only slow it (give at most {cores}, or "
+                "leave --threads out to share the cores among the workers)"
             )
 
     @property
@@ -182,26 +195,38 @@ class ExecutorConfig:
 
     def notes(self) -> list[str]:
         """Warnings about where the runs will go, for the terminal before they start."""
+        notes = []
+        cores, threads = os.cpu_count() or 1, self.threads_per_run
+        if self.runs_here and self.workers * threads > cores:
+            notes.append(
+                f"--workers {self.workers} at {threads} thread(s) each can take "
+                f"{self.workers * threads} threads on this machine's {cores} cores: runs at "
+                "the same time slow each other"
+            )
         if self.executor != "submitit" or self.cluster != "auto" or slurm_here():
-            return []
+            return notes
         slurm = self._slurm_only()
         unused = f"; {', '.join(slurm)} {'is' if len(slurm) == 1 else 'are'} not used"
         unused = unused if slurm else ""
-        return [f"--cluster auto: no SLURM here (no 'srun' on PATH): the jobs run as "
-                f"local processes{unused}"]  # fmt: skip
+        return [*notes, f"--cluster auto: no SLURM here (no 'srun' on PATH): the jobs run "
+                        f"as local processes{unused}"]  # fmt: skip
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether the runs share this machine's cores: the local executor, a local Ray
+        instance, submitit's local cluster."""
+        return (
+            self.executor == "local"
+            or (self.executor == "ray" and self.ray_address in ("", "local"))
+            or (self.executor == "submitit" and self.submitit_cluster in ("local", "debug"))
+        )
 
     @property
     def cores_here(self) -> int | None:
-        """This machine's cores where the runs share them (the local executor, a local Ray
-        instance, submitit's local cluster) and `threads` was left to them: the most
-        threads one run alone should take. None where runs go to other machines, or
-        `--threads` was given."""
-        here = (
-            self.executor == "local"
-            or (self.executor == "ray" and not self.ray_address)
-            or (self.executor == "submitit" and self.submitit_cluster in ("local", "debug"))
-        )
-        return (os.cpu_count() or 1) if here and not self.threads else None
+        """This machine's cores where the runs share them (`runs_here`) and `threads` was
+        left to them: the most threads one run alone should take. None where runs go to
+        other machines, or `--threads` was given."""
+        return (os.cpu_count() or 1) if self.runs_here and not self.threads else None
 
 
 def make_executor(cfg: ExecutorConfig, out: str | Path) -> Executor:

@@ -20,22 +20,56 @@ from scalinglab.sweep.worker import STOP_SECONDS, run_task
 CONNECT_SECONDS = 10
 
 
-def check_address(address: str) -> None:
-    """Refuse a --ray-address that is no address, or where nothing answers: ray.init
-    raised a traceback for the one and retried the other for minutes, silently."""
+def check_address_form(address: str) -> tuple[str, str] | None:
+    """Refuse a --ray-address that is no address (ray.init raised a traceback for it);
+    the (host, port) of a HOST:PORT or ray://HOST:PORT, None for auto and local."""
     if address in ("auto", "local"):
-        return  # ray.init's own: it says so at once when there is no cluster
+        return None  # ray.init's own: it says so at once when there is no cluster
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host.strip() or not port.isdigit():
         raise ConfigError(
             f"--ray-address {address!r}: expected HOST:PORT (a cluster's head), "
             "ray://HOST:PORT (Ray Client) or auto"
         )
+    return host, port
+
+
+def check_address(address: str) -> None:
+    """Refuse a --ray-address that is no address, or where nothing answers: ray.init
+    raised a traceback for the one and retried the other for minutes, silently."""
+    where = check_address_form(address)
+    if where is None:
+        return
+    host, port = where
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         raise ConfigError(f"--ray-address {address}: nothing answers there ({why})") from None
+
+
+def gpus_here() -> int | None:
+    """The GPUs a local Ray instance started here would have, found as Ray finds them (its
+    accelerator manager for "GPU": the devices, no more than CUDA_VISIBLE_DEVICES names),
+    without starting Ray; None where this version of Ray cannot be asked."""
+    try:
+        from ray._private import accelerators
+
+        manager = accelerators.get_accelerator_manager_for_resource("GPU")
+        count = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+    except Exception:  # a private API of Ray's: the check when Ray starts remains
+        return None
+    return count if visible is None else min(count, len(visible))
+
+
+def check_gpus(gpus: float, have: float) -> None:
+    """Refuse more GPUs per run than a local Ray instance has: Ray would wait for them
+    forever, silently."""
+    if gpus > have:
+        raise ConfigError(
+            f"--gpus-per-run {gpus:g}: this machine has {have:g} GPU(s) for Ray; no run could start"
+        )
 
 
 class RayExecutor(Executor):
@@ -70,13 +104,11 @@ class RayExecutor(Executor):
                 include_dashboard=False,
                 log_to_driver=False,
             )
-            have = ray.cluster_resources().get("GPU", 0)
-            if self.gpus > have:  # Ray would wait for them forever, silently
+            try:  # ExecutorConfig.check_here refused it already, where gpus_here could tell
+                check_gpus(self.gpus, ray.cluster_resources().get("GPU", 0))
+            except ConfigError:
                 self._close()
-                raise ConfigError(
-                    f"--gpus-per-run {self.gpus:g}: this machine has {have:g} GPU(s) for Ray; "
-                    "no run could start"
-                )
+                raise
         self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
 
     def _submit(self, run_dir: Path, threads: int | None):
