@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from scalinglab import fsio
 from scalinglab.fsio import atomic_write_json, atomic_write_text, replace_dir, temp_tag
 
 
@@ -56,7 +57,16 @@ def _dead_pid() -> int:
     return int(p.stdout)
 
 
-def test_replace_dir_deletes_the_old_folders_killed_replaces_left_and_keeps_live_ones(tmp_path):
+@pytest.fixture(params=["swap", "two renames"])
+def swap_or_not(request, monkeypatch):
+    """replace_dir as on Linux (one atomic swap) and as where the system has none."""
+    if request.param == "two renames":
+        monkeypatch.setattr(fsio, "_exchange", lambda a, b: False)
+
+
+def test_replace_dir_deletes_the_old_folders_killed_replaces_left_and_keeps_live_ones(
+    tmp_path, swap_or_not
+):
     out, new = tmp_path / "shards", tmp_path / "new"
     out.mkdir()
     (out / "f").write_text("old")
@@ -77,7 +87,7 @@ def test_replace_dir_deletes_the_old_folders_killed_replaces_left_and_keeps_live
     )
 
 
-def test_replace_dir_that_cannot_rename_the_new_folder_puts_the_old_one_back(tmp_path):
+def test_replace_dir_that_cannot_rename_the_new_folder_puts_the_old_one_back(tmp_path, swap_or_not):
     out = tmp_path / "shards"
     out.mkdir()
     (out / "f").write_text("old")
@@ -85,3 +95,32 @@ def test_replace_dir_that_cannot_rename_the_new_folder_puts_the_old_one_back(tmp
         replace_dir(tmp_path / "gone", out)
     assert [p.name for p in tmp_path.iterdir()] == ["shards"]
     assert (out / "f").read_text() == "old"
+
+
+_KILLED_AT_FIRST_RENAME = """
+import os, sys
+from pathlib import Path
+from scalinglab.fsio import replace_dir
+
+def killed(self, target):  # SIGKILL at the first rename: no handler runs
+    os._exit(9)
+
+Path.rename = killed
+replace_dir(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_replace_dir_killed_midway_never_leaves_the_folder_missing(tmp_path):
+    # The folder a rebuild replaces (prepare's shards) was missing between moving the old
+    # one aside and renaming the new one in: a kill there left no shards until the next
+    # prepare. The two are now swapped in one step, and a kill after it leaves the new.
+    out, new = tmp_path / "shards", tmp_path / "new"
+    for d, text in ((out, "old"), (new, "new")):
+        d.mkdir()
+        (d / "f").write_text(text)
+    p = subprocess.run([sys.executable, "-c", _KILLED_AT_FIRST_RENAME, str(new), str(out)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert p.returncode == 9, p.stderr
+    assert (out / "f").read_text() == "new"
+    assert (new / "f").read_text() == "old"  # the old one, under the temporary name

@@ -5,6 +5,8 @@ content or the new one. Every JSON file the project writes goes through here.
 """
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import glob
 import hashlib
@@ -101,10 +103,20 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
 
 def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
     """Rename the finished folder `tmp` to `out`, replacing what is there only after `tmp`
-    is complete: the old folder is moved aside into a hidden `.NAME.old-PID@HOST.*` folder
-    beside it, then deleted (moved back if `tmp` cannot be renamed). One that a killed
-    process left there is deleted once the new folder is in place (`remove_replaced`)."""
+    is complete. Where the system can (Linux), `tmp` and `out` are swapped in one step, so
+    `out` is never missing; elsewhere the old folder is moved aside first (a kill between
+    the two renames leaves no `out` until the next build). Either way the old folder goes
+    into a hidden `.NAME.old-PID@HOST.*` folder beside it and is deleted (moved back if
+    `tmp` cannot be renamed). One that a killed process left there is deleted once the new
+    folder is in place (`remove_replaced`)."""
     tmp, out = Path(tmp), Path(out)
+    if out.exists() and _exchange(tmp, out):  # `tmp` now holds the old folder
+        fsync_dir(out.parent)
+        old = make_temp_dir(out.parent, f"{_old_prefix(out)}{temp_tag()}.")
+        tmp.rename(old / "x")
+        shutil.rmtree(old, ignore_errors=True)
+        remove_replaced(out)
+        return
     old = None
     if out.exists():
         old = make_temp_dir(out.parent, f"{_old_prefix(out)}{temp_tag()}.")
@@ -126,6 +138,29 @@ def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     remove_replaced(out)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths `a` and `b` atomically (Linux's renameat2 with RENAME_EXCHANGE);
+    False where this system or file system cannot, an OSError for any other failure
+    (`a` missing: nothing was swapped)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not glibc >= 2.28
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]  # fmt: skip
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # no such call, or not here
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(a), None, os.fspath(b))
 
 
 def _old_prefix(out: Path) -> str:
