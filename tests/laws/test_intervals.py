@@ -364,6 +364,35 @@ def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
     assert t["mean_abs_rel_error"] < 1e-3
 
 
+def test_backtest_run_col_counts_each_split_of_whole_runs_once(tmp_path, capsys):
+    """Thresholds at 0.6 and 0.9 of the rows by D (D = 1e10, 7.5e10) hold out the same
+    whole runs (those of 1e11 tokens): the split was fitted twice and its rows counted
+    twice in 'all' (by default four of the five thresholds were this split)."""
+    rows = ["run,params,tokens,loss"]
+    for i, N in enumerate(np.logspace(7, 9, 5)):
+        for j, T in enumerate((1e9, 1e10, 1e11)):
+            for f in (0.25, 0.5, 0.75, 1.0):
+                rows.append(f"r{i}-{j},{N},{f * T},{chinchilla_law(N, f * T)}")
+    path = tmp_path / "ckpts.csv"
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "bt.json"
+    argv = ["backtest", str(path), "--by", "D", "--run-col", "run", "--bootstrap", "0",
+            "--train-fracs", "0.6", "0.9", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    bt = json.loads(out.read_text())
+    splits = [(t["n_train"], t["n"]) for t in bt["thresholds"]]
+    assert len(set(splits)) == len(splits)  # no split twice
+    assert splits == [(40, 20)]  # the runs of 1e9 and 1e10 tokens fit, 1e11's predicted
+    assert bt["thresholds"][0]["threshold"] == pytest.approx(1e10)  # the lower one
+    assert bt["overall"]["n"] == 20
+    # given as --thresholds, the second is skipped, saying why
+    argv[argv.index("--train-fracs") : argv.index("--out")] = ["--thresholds", "1e10", "7.5e10"]
+    assert main(argv) == 0
+    bt = json.loads(out.read_text())
+    assert [(t["n_train"], t["n"]) for t in bt["thresholds"]] == [(40, 20)]
+    assert bt["skipped"] == [{"threshold": 7.5e10, "why": "holds out the same runs as D > 1e+10"}]
+
+
 def test_a_threshold_that_leaves_no_residual_is_skipped_not_a_zero_width_interval():
     """A quickstart's GPT sweep backtested by C: its lowest threshold left 5 rows for
     chinchilla's 5 parameters, residuals of 0, prediction intervals of 0 width, and the

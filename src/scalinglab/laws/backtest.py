@@ -185,12 +185,18 @@ def rolling_backtest(
     thresholds = sorted(thresholds)
     if not thresholds:
         raise FitError(f"{table.source}: no threshold of {by} leaves rows both to fit and predict")
-    per, parts, skipped = [], [], []
+    per, parts, skipped, splits = [], [], [], []
     for thr in thresholds:
         test = held_out(table, by, thr)
         if not test.any() or test.all():
             skipped.append({"threshold": thr, "why": "leaves no rows to fit or to predict"})
             continue
+        same = [t for t, s in splits if np.array_equal(s, test)]
+        if same:  # whole runs held out (checkpoints): counted once, not once per threshold
+            skipped.append({"threshold": thr, "why": f"holds out the same runs as {by} > "
+                            f"{same[0]:.3g}"})  # fmt: skip
+            continue
+        splits.append((thr, test))
         chosen = law
         try:
             if law == "auto":

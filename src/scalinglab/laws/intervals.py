@@ -291,16 +291,18 @@ def check_thresholds(thresholds, name: str = "thresholds", what: str = "") -> li
 
 def thresholds_for(t, by, fracs):
     """Distinct thresholds: the `by` value at or below which each fraction of the rows lies
-    (those that leave rows both to fit and to predict)."""
+    (those that leave rows both to fit and to predict). With checkpoints (t.groups) two
+    thresholds can hold out the same whole runs: the split is kept once, at the lower."""
     x = np.sort(getattr(t, by))
-    out = []
+    out, splits = [], []
     for f in fracs:
         if not 0 < f < 1:
             raise ConfigError(f"train fraction {f} is not in (0, 1)")
         thr = float(x[max(math.ceil(f * len(x)) - 1, 0)])
         test = held_out(t, by, thr)
-        if test.any() and not test.all() and thr not in out:
+        if test.any() and not test.all() and not any(np.array_equal(test, s) for s in splits):
             out.append(thr)
+            splits.append(test)
     return out
 
 
