@@ -393,6 +393,15 @@ def test_backtest_run_col_counts_each_split_of_whole_runs_once(tmp_path, capsys)
     assert bt["skipped"] == [{"threshold": 7.5e10, "why": "holds out the same runs as D > 1e+10"}]
 
 
+@pytest.mark.parametrize("frac", ["0", "1", "1.5", "nan"])
+def test_backtest_refuses_a_train_frac_naming_the_flag(tmp_path, capsys, frac):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss\n1e7,1e9,3\n1e8,1e10,2.5\n")
+    assert main(["backtest", str(path), "--bootstrap", "0", "--train-fracs", frac]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --train-fracs {float(frac):g}: a share of the rows must be in (0, 1)"
+
+
 def test_a_threshold_that_leaves_no_residual_is_skipped_not_a_zero_width_interval():
     """A quickstart's GPT sweep backtested by C: its lowest threshold left 5 rows for
     chinchilla's 5 parameters, residuals of 0, prediction intervals of 0 width, and the

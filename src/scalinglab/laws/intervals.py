@@ -297,7 +297,7 @@ def thresholds_for(t, by, fracs):
     out, splits = [], []
     for f in fracs:
         if not 0 < f < 1:
-            raise ConfigError(f"train fraction {f} is not in (0, 1)")
+            raise ConfigError(f"--train-fracs {f:g}: a share of the rows must be in (0, 1)")
         thr = float(x[max(math.ceil(f * len(x)) - 1, 0)])
         test = held_out(t, by, thr)
         if test.any() and not test.all() and not any(np.array_equal(test, s) for s in splits):
