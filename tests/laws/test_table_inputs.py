@@ -231,3 +231,26 @@ def test_a_runs_tables_repr_is_one_short_line():
     assert repr(read_table(rows)) == "RunsTable(3000 rows, columns N, D, C, L, source: '<dict>')"
     assert t.subset(np.arange(n) < 10) is not t and len(t.subset(np.arange(n) < 10)) == 10
     assert t == t  # dataclass equality still holds (compared field by field)
+
+
+def test_a_run_col_under_which_one_run_has_two_sizes_is_refused(tmp_path):
+    # A --run-col that groups several runs (or is not the run's name) was taken: its
+    # groups were held out and resampled whole, as if each were one run, without a word.
+    rows = [("a", 1e6, 1e7, 3.0), ("a", 1e6, 2e7, 2.8), ("b", 2e6, 1e7, 2.9),
+            ("b", 3e6, 2e7, 2.7), ("c", 4e6, 1e7, 2.6), ("c", 4e6, 2e7, 2.5)]  # fmt: skip
+    path = tmp_path / "curves.csv"
+    path.write_text(
+        "run,params,tokens,loss\n" + "".join(f"{r},{n},{d},{v}\n" for r, n, d, v in rows)
+    )
+    with pytest.raises(DataError) as e:
+        read_table(path, run_cols=["run"])
+    assert str(e.value) == (
+        f"{path}: run_cols run: run 'b' has N 2e+06 on line 4 and N 3e+06 on line 5; a "
+        "run's checkpoints share one model size: give the column (or columns) that name one run"
+    )
+    table = {k: [r[i] for r in rows] for i, k in enumerate(("run", "params", "tokens", "loss"))}
+    with pytest.raises(DataError, match="run 'b' has N 2e\\+06 on row 3 and N 3e\\+06 on row 4"):
+        read_table(table, run_cols=["run"])
+    rows[3] = ("b", 2e6, 2e7, 2.7)  # one size per run: read
+    table["params"][3] = 2e6
+    assert read_table(table, run_cols=["run"]).conventions["runs"] == 3

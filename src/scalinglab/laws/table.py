@@ -16,6 +16,7 @@ and its column.
 import csv
 import hashlib
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -641,6 +642,8 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
             data["C"] = 6.0 * data["N"] * data["D"]
             conv["C"] = "6ND"
             _check_derived(raw, data["C"], "C = 6ND", (cols["N"], cols["D"]))
+    if groups is not None and "N" in data:
+        _check_one_size_per_run(raw, path, opts["run_cols"], groups, data["N"])
     read_with = {k: _norm(v) for k, v in opts.items()}
     table = RunsTable(
         **data, run_id=run_id, groups=groups, source=path, conventions=conv, sha256=raw.sha256,
@@ -665,6 +668,28 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         removed.append((f"--drop-highest {k}", k))
     table.rows_read, table.removed = rows_read, removed
     return table
+
+
+def _check_one_size_per_run(raw, path, run_cols, groups, N) -> None:
+    """Refuse a --run-col under which one run has two model sizes: a run's checkpoints
+    share its N, so such a column groups several runs (or is not the run's name), and
+    holding out or resampling its groups whole would treat them as one run, silently."""
+    first: dict = {}
+    for i, (g, n) in enumerate(zip(groups, N, strict=True)):
+        j = first.setdefault(g, i)
+        if (
+            j != i
+            and np.isfinite(n)
+            and np.isfinite(N[j])
+            and not math.isclose(n, N[j], rel_tol=1e-9)
+        ):
+            at = "lines" if raw.lines is not None else "rows"
+            pos = raw.lines if raw.lines is not None else raw.index
+            raise DataError(
+                f"{path}: --run-col {','.join(run_cols)}: run {str(g)!r} has N {N[j]:g} on {at[:-1]} "
+                f"{pos[j]} and N {n:g} on {at[:-1]} {pos[i]}; a run's checkpoints share one "
+                "model size: give the column (or columns) that name one run"
+            )
 
 
 def _check_derived(raw: RawTable, x, what: str, columns) -> None:
