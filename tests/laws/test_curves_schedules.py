@@ -99,5 +99,28 @@ def test_plan_steps_cli(tmp_path, capsys):
     # a final LR above the peak made "decays" that rise, and ranked them
     assert main([*argv, "--final-lr", "3e-3"]) == 2
     assert capsys.readouterr().err == (
-        "error: --final-lr 0.003 must be <= --peak-lr 0.0003: a decay ends lower\n"
+        "error: --final-lr 0.003 must be below --peak-lr 0.0003: a decay ends lower\n"
+    )
+    # equal, every candidate was the constant LR and the first printed won best_share=1
+    assert main([*argv, "--final-lr", "3e-4"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --final-lr 0.0003 must be below --peak-lr 0.0003: a decay ends lower\n"
+    )
+    # flags the ranking does not use were ignored without a word
+    for flag, value in (("--flops", "1e20"), ("--lr-fit", str(fit))):
+        assert main([*argv, flag, value]) == 2
+        assert capsys.readouterr().err == (
+            f"error: --steps S ranks schedules under a curve law; {flag} plans N and D "
+            "under the other laws: give one or the other\n"
+        )
+    only = ["plan", str(fit), "--steps", "3000", "--schedule", "constant(3000, 3e-4)"]
+    for flag, value in (("--warmup", "300"), ("--final-lr", "1e-5")):
+        assert main([*only, flag, value]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {flag} shapes the family of --peak-lr LR and needs it "
+            "(a --schedule SPEC gives its own)\n"
+        )
+    assert main(["plan", str(fit), "--warmup", "300"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --warmup needs --steps S (the run length the schedules are ranked at)\n"
     )

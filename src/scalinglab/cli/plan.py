@@ -31,7 +31,7 @@ def register(sub):
     )  # fmt: skip
     g.add_argument("--peak-lr", type=float, help="the family's peak LR (cosine, linear, WSD ...)")
     g.add_argument("--final-lr", type=float, help="the family's final LR (default peak/10)")
-    g.add_argument("--warmup", type=int, default=0, help="the family's warmup steps (default 0)")
+    g.add_argument("--warmup", type=int, default=None, help="the family's warmup steps (default 0)")
     h = p.add_argument_group("hyperparameters: lr and batch from an lr-opt fit")
     lr_fit = ("an lr-opt fit (`fit --law lr-opt --out`): add its lr and batch to every planned "
               "N and D; or give it as FIT with --params N --flops C")  # fmt: skip
@@ -84,10 +84,27 @@ def run(args):
                      args.json)  # fmt: skip
     if args.steps is None:
         given = [f for f, v in (("--schedule", args.schedule), ("--peak-lr", args.peak_lr),
-                                ("--final-lr", args.final_lr)) if v is not None]  # fmt: skip
+                                ("--final-lr", args.final_lr), ("--warmup", args.warmup))
+                 if v is not None]  # fmt: skip
         if given:
             raise ConfigError(
                 f"{given[0]} needs --steps S (the run length the schedules are ranked at)"
+            )
+    else:  # these were ignored without a word: the ranking printed as if they were not given
+        other = [f for f, v in (("--flops", args.flops), ("--target-loss", args.target_loss),
+                                ("--params", args.params), ("--unique-tokens", args.unique_tokens),
+                                ("--lr-fit", args.lr_fit)) if v is not None]  # fmt: skip
+        if other:
+            raise ConfigError(
+                f"--steps S ranks schedules under a curve law; {other[0]} plans N and D "
+                "under the other laws: give one or the other"
+            )
+        family_only = [f for f, v in (("--final-lr", args.final_lr), ("--warmup", args.warmup))
+                       if v is not None]  # fmt: skip
+        if family_only and args.peak_lr is None:
+            raise ConfigError(
+                f"{family_only[0]} shapes the family of --peak-lr LR and needs it "
+                "(a --schedule SPEC gives its own)"
             )
     law = load_fit(args.fit)
     if args.steps is not None:
@@ -96,7 +113,7 @@ def run(args):
         cands = list(args.schedule or [])
         if args.peak_lr is not None:
             final = args.final_lr if args.final_lr is not None else args.peak_lr / 10
-            cands += [s.spec for s in family(args.steps, args.peak_lr, final, args.warmup)]
+            cands += [s.spec for s in family(args.steps, args.peak_lr, final, args.warmup or 0)]
         if not cands:
             raise ConfigError("--steps S needs --schedule SPEC (repeatable) or --peak-lr LR")
         out = rank_schedules(law, args.steps, cands)

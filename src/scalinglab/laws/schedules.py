@@ -130,8 +130,10 @@ def family(steps, peak, final, warmup=0, fractions=(0.1, 0.2, 0.3, 0.5)):
         raise ConfigError(f"--steps {steps}: at most {MAX_STEPS:,}")
     if not 0 <= warmup < steps:
         raise ConfigError(f"--warmup {warmup} must be in [0, --steps {steps})")
-    if final > peak:  # its "decays" rose, and were ranked
-        raise ConfigError(f"--final-lr {final:g} must be <= --peak-lr {peak:g}: a decay ends lower")
+    if final >= peak:  # its "decays" rose (or were constants, one named the best), ranked
+        raise ConfigError(
+            f"--final-lr {final:g} must be below --peak-lr {peak:g}: a decay ends lower"
+        )
     head = f"warmup({warmup}, {peak:g}) + " if warmup else ""
     rest = steps - warmup
     first = "" if warmup else f"constant(1, {peak:g}) + "
