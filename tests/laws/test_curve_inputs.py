@@ -88,6 +88,29 @@ def test_a_schedule_shorter_than_the_steps_is_not_padded(fitted):
         law.predict([], "warmup(300, 3e-4) + cosine(3700, 3e-5)")
 
 
+def test_an_lr_schedule_not_of_one_dimension_and_c_are_refused(fitted):
+    """A (2, 300) array of LRs was flattened into one 600-step schedule and predicted;
+    predict(N=1e9, D=1e10) blamed 'step 1000000000'; C was ignored."""
+    law = load_fit(fitted)
+    lr = np.full(300, 3e-4)
+    want = law.predict([100], lr)
+    with pytest.raises(ConfigError) as e:
+        law.predict([100], np.stack([lr, lr / 2]))
+    assert str(e.value) == (
+        "lr_schedule: the LR at every step 0..max(steps) in one dimension (an array, "
+        "a Schedule or a spec string), not an array of shape (2, 300)"
+    )
+    with pytest.raises(ConfigError, match=r"in one dimension .*, not the number 1e\+10$"):
+        law.predict(N=1e9, D=1e10)
+    with pytest.raises(ConfigError) as e:
+        law.predict([100], lr, C=1e20)
+    assert str(e.value) == (
+        "predict: law 'lr-annealing' predicts a curve, predict(steps, lr_schedule); "
+        "C is for the N, D laws"
+    )
+    assert law.predict([100], list(lr)) == pytest.approx(want, rel=1e-12)
+
+
 def test_plan_with_a_final_lr_of_zero_leaves_out_the_exp_decays(fitted, capsys):
     argv = ["plan", str(fitted), "--steps", "3000", "--peak-lr", "3e-4", "--final-lr", "0"]
     assert main([*argv, "--json"]) == 0

@@ -238,6 +238,18 @@ def predict(law, steps, lr_schedule, return_ci=False, level=None):
         raise ConfigError(f"law {law.law!r} does not predict curves")
     level = law.settings["ci_level"] if level is None else float(level)
     check_level(level)
+    if not isinstance(lr_schedule, (str, Schedule)) and np.ndim(lr_schedule) != 1:
+        # a table of LRs was flattened into one schedule, a number read as steps of N, D
+        if np.ndim(lr_schedule) != 0:
+            got = f"an array of shape {np.shape(lr_schedule)}"
+        elif isinstance(lr_schedule, (int, float, np.number)):
+            got = f"the number {float(lr_schedule):g}"
+        else:
+            got = repr(lr_schedule)
+        raise ConfigError(
+            "lr_schedule: the LR at every step 0..max(steps) in one dimension (an array, "
+            f"a Schedule or a spec string), not {got}"
+        )
     steps = np.atleast_1d(np.asarray(steps, dtype=float))
     if steps.size == 0:
         raise ConfigError("steps is empty: give the steps to predict")

@@ -485,6 +485,11 @@ class ScalingLaw:
         if self.law in CURVE_LAWS:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
+            if C is not None:  # was ignored: the curve predicted as if it were not given
+                raise ConfigError(
+                    f"predict: law {self.law!r} predicts a curve, predict(steps, lr_schedule); "
+                    "C is for the N, D laws"
+                )
             if steps is None and lr_schedule is None:
                 steps, lr_schedule = N, D
             return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci, level=level)
