@@ -217,6 +217,31 @@ def test_cli_curve_errors(tmp_path, capsys):
         read_curve_table(path, run_cols=["run"])
 
 
+def test_run_cols_that_join_alike_and_runs_of_several_models(tmp_path, capsys):
+    """--run-col a --run-col b joined ('x/y', 'z') and ('x', 'y/z') into one run 'x/y/z'
+    and fitted their points as one curve; two models' curves under one --run-col
+    schedule logged each step twice, and the message did not say why."""
+    path = tmp_path / "c.csv"
+    path.write_text("a,b,step,lr,loss\nx/y,z,10,0.1,3.0\nx/y,z,20,0.1,2.9\nx,y/z,30,0.1,2.8\n")
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "a", "--run-col", "b"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: row 3 (line 4): --run-col a, b: ['x', 'y/z'] and ['x/y', 'z'] both "
+        "name run 'x/y/z' ('/' joins them)\n"
+    )
+    with pytest.raises(DataError, match=r"run_cols a, b: .* both name run 'x/y/z'"):
+        read_curve_table(path, run_cols=["a", "b"])  # in Python, named by its argument
+    path.write_text("model,schedule,step,lr,loss\n25M,cos,10,0.1,3.0\n100M,cos,10,0.1,2.5\n")
+    assert main(["fit", str(path), "--law", "lr-annealing", "--run-col", "schedule"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: run 'cos' logs step 10 twice (rows 1 and 2); rows of several runs? "
+        "name the columns that tell them apart with --run-col (repeatable), or keep one "
+        "with --where\n"
+    )
+    runs = read_curve_table(path, run_cols=["model", "schedule"]).runs
+    assert [(r.run_id, list(r.steps)) for r in runs] == [("25M/cos", [10]), ("100M/cos", [10])]
+
+
 def test_cli_fix_exponent_outside_domain(tmp_path, capsys):
     """An exponent held at <= 0 is refused as a held A or C is: lr-annealing with
     --fix alpha=-1 was fitted (A = 3.5e-13, a loss that rises with the LR area), exit 0."""

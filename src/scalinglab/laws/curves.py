@@ -166,12 +166,19 @@ def read_curve_table(
     conds = [("--where", parse_condition(w, "--where")) for w in where or ()]
     held_conds = [parse_condition(w, "--holdout-where") for w in holdout_where or ()]
     groups: dict[str, list] = {}
+    keys: dict[str, tuple] = {}
     held: set[str] = set()
     hits = [0] * len(held_conds)
     for i, row in enumerate(rows, start=1):
         if not all(matches(row, c, path, f) for f, c in conds):
             continue
-        rid = "/".join(row[c] for c in run_cols)
+        key = tuple(row[c] for c in run_cols)
+        rid = "/".join(key)
+        if keys.setdefault(rid, key) != key:  # ('a/b', 'c') and ('a', 'b/c') were one run
+            raise DataError(
+                f"{path}: row {i} (line {i + 1}): --run-col {', '.join(run_cols)}: "
+                f"{list(key)} and {list(keys[rid])} both name run {rid!r} ('/' joins them)"
+            )
         groups.setdefault(rid, []).append((i, row))
         hit = [matches(row, c, path, "--holdout-where") for c in held_conds]
         hits = [h + k for h, k in zip(hits, hit, strict=True)]
@@ -209,7 +216,11 @@ def read_curve_table(
         dup = np.flatnonzero(np.diff(s) == 0)
         if dup.size:
             a, b = nums[order[dup[0]]], nums[order[dup[0] + 1]]
-            raise DataError(f"{path}: run {rid!r} logs step {s[dup[0]]} twice (rows {a} and {b})")
+            raise DataError(
+                f"{path}: run {rid!r} logs step {s[dup[0]]} twice (rows {a} and {b}); "
+                "rows of several runs? name the columns that tell them apart with --run-col "
+                "(repeatable), or keep one with --where"
+            )
         run = Run(
             rid,
             s,
