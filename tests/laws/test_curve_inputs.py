@@ -111,6 +111,29 @@ def test_an_lr_schedule_not_of_one_dimension_and_c_are_refused(fitted):
     assert law.predict([100], list(lr)) == pytest.approx(want, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "flags, law, shown",
+    [
+        (["--drop-highest", "3"], "lr-annealing", "--drop-highest 3"),
+        (["--min-over", "lr"], "lr-annealing", "--min-over lr"),
+        (["--n-col", "step"], "multi-power", "--n-col step"),
+        (["--n-kind", "params_nonembed"], "lr-annealing", "--n-kind params_nonembed"),
+        (["--checkpoints"], "lr-annealing", "--checkpoints"),
+        (["--decay-factor", "0.9"], "multi-power", "--decay-factor 0.9"),
+    ],
+)
+def test_settings_a_curve_law_does_not_use_are_refused(tmp_path, capsys, flags, law, shown):
+    """They were ignored: --drop-highest 3 fitted every row (and fit.json recorded 3),
+    --decay-factor (Tissue's lambda) did nothing to multi-power."""
+    path = tmp_path / "c.csv"
+    path.write_text("run_id,step,lr,loss\na,10,0.1,3.0\na,20,0.1,2.9\n")
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--law", law, *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {shown} does not apply to law {law!r} (it applies to ")
+    assert not out.exists()
+
+
 def test_plan_with_a_final_lr_of_zero_leaves_out_the_exp_decays(fitted, capsys):
     argv = ["plan", str(fitted), "--steps", "3000", "--peak-lr", "3e-4", "--final-lr", "0"]
     assert main([*argv, "--json"]) == 0

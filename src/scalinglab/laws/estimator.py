@@ -27,7 +27,7 @@ from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
-from scalinglab.laws.settings import csv_mapping, huber_delta, split_settings
+from scalinglab.laws.settings import FitConfig, csv_mapping, huber_delta, split_settings
 from scalinglab.laws.table import OPTIONS, compute_range, data_ranges, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
@@ -47,10 +47,17 @@ SETTING_LAWS = {
     # the envelope's and the curve laws' runs (and, with checkpoints=True, an N, D law's)
     "run_cols": ("envelope", *CURVE_LAWS, *tasklaws.TASK_LAWS),
     "metric_col": tasklaws.TASK_LAWS,
-    "n_kind": tuple(law for law in LAWS if law != "envelope"),
+    "n_kind": tuple(law for law in LAWS if law != "envelope" and law not in CURVE_LAWS),
     "where": tuple(law for law in LAWS if law != "envelope"),
-    "drop_highest": tuple(law for law in LAWS if law != "envelope"),
+    "drop_highest": tuple(law for law in LAWS if law != "envelope" and law not in CURVE_LAWS),
     "fix": ("data-constrained", *CURVE_LAWS),  # the others would ignore them silently
+    # the curve laws read steps, LRs and losses only: these were ignored there, silently
+    # (--drop-highest 3 fitted every row, and fit.json recorded it)
+    **{
+        k: tuple(law for law in LAWS if law not in CURVE_LAWS)
+        for k in ("n_col", "d_col", "c_col", "min_over", "checkpoints")
+    },
+    "decay_factor": ("lr-annealing",),
     "tie": ("data-constrained",),
 }
 
@@ -176,7 +183,8 @@ class ScalingLaw:
         """Raise ConfigError for a table setting, --fix or --tie (not its default) that this
         law cannot use."""
         defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None,
-                    "fix": [], "tie": []}  # fmt: skip
+                    "fix": [], "tie": [], "checkpoints": False,
+                    "decay_factor": FitConfig().decay_factor}  # fmt: skip
         for name, laws in SETTING_LAWS.items():
             value = self.settings[name]
             if name == "run_cols" and self.settings.get("checkpoints"):
@@ -184,11 +192,12 @@ class ScalingLaw:
             if self.law not in laws and value not in (defaults[name], [], ()):
                 flag = "--" + ("run-col" if name == "run_cols" else name.replace("_", "-"))
                 shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+                shown = "" if value is True else f" {shown}"  # a switch: --checkpoints
                 also = ""
                 if name == "run_cols" and self.law in ("chinchilla", "kaplan", "nd-interaction"):
                     also = "; with --checkpoints, rows are checkpoints of these runs"
                 raise ConfigError(
-                    f"{flag} {shown} does not apply to law {self.law!r} "
+                    f"{flag}{shown} does not apply to law {self.law!r} "
                     f"(it applies to {', '.join(laws)}{also})"
                 )
 
