@@ -34,8 +34,8 @@ def test_phases_known_values():
 def test_start_argument_of_decay_phases():
     lr = Schedule("constant(2, 1.0) + linear(2, 0.0, 0.5) + cosine(2, 0.0, 0.8)").lr_array()
     assert np.allclose(lr, [1, 1, 0.5, 0.25, 0.8, 0.4])
-    with pytest.raises(ConfigError, match="steps >= 1"):
-        Schedule("constant(2, 1.0, 0.5)")
+    with pytest.raises(ConfigError, match=r"constant takes at most 2: constant\(STEPS, LR\)"):
+        Schedule("constant(2, 1.0, 0.5)")  # a start only for the decays
 
 
 @pytest.mark.parametrize("kind", ["cosine", "constant", "wsd"])
@@ -54,7 +54,11 @@ def test_trainer_spec_is_the_trainers_lr_step_for_step(kind):
 @pytest.mark.parametrize(
     "spec, msg",
     [("cosine(10)", "needs an LR"), ("warm(10, 1)", "one of"), ("linear(x, 1)", "bad numbers"),
-     ("constant(0, 1)", "steps >= 1"), ("constant(3, 1) + exp(3, 0)", "exp needs LRs > 0")],
+     ("constant(0, 1)", "steps >= 1"), ("constant(3, 1) + exp(3, 0)", "exp needs LRs > 0"),
+     # too many numbers were blamed on the steps or the LRs
+     ("constant(100, 1e-3, 5)", r"'constant\(100, 1e-3, 5\)': 3 numbers, constant takes at most "
+      r"2: constant\(STEPS, LR\)$"),
+     ("cosine(9, 1e-4, 1e-3, 5)", r"4 numbers, cosine takes at most 3: cosine\(STEPS, TO\[, FROM\]\)$")],
 )  # fmt: skip
 def test_bad_specs(spec, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -63,9 +63,15 @@ class Schedule:
                 raise ConfigError(
                     f"schedule {self.spec!r}: {part.strip()!r}: bad numbers"
                 ) from None
-            many = len(args) > (3 if kind in ("linear", "cosine", "exp", "sqrt") else 2)
+            decay = kind in ("linear", "cosine", "exp", "sqrt")
+            if len(args) > (3 if decay else 2):  # was blamed on the steps or the LRs
+                form = f"{kind}(STEPS, TO[, FROM])" if decay else f"{kind}(STEPS, LR)"
+                raise ConfigError(
+                    f"schedule {self.spec!r}: {part.strip()!r}: {len(args)} numbers, "
+                    f"{kind} takes at most {3 if decay else 2}: {form}"
+                )
             lrs_ok = all(v is None or 0 <= v < np.inf for v in (value, start))
-            if not count.is_integer() or count < 1 or many or not lrs_ok:
+            if not count.is_integer() or count < 1 or not lrs_ok:
                 raise ConfigError(
                     f"schedule {self.spec!r}: {part.strip()!r}: a whole number of steps >= 1, "
                     "LRs finite and >= 0"
