@@ -134,6 +134,22 @@ def test_settings_a_curve_law_does_not_use_are_refused(tmp_path, capsys, flags, 
     assert not out.exists()
 
 
+def test_a_bad_schedule_in_the_schedule_column_names_its_row_and_line(tmp_path, capsys):
+    path = tmp_path / "c.csv"
+    path.write_text(
+        "run_id,step,lr,loss,sched\n"
+        'a,10,0.1,3.0,"constant(30, 0.1)"\na,20,0.1,2.9,"constant(30, 0.1)"\n'
+        'b,10,0.1,3.0,"cosin(30, 0.01)"\nb,20,0.1,2.9,"cosin(30, 0.01)"\n'
+    )
+    argv = ["fit", str(path), "--law", "lr-annealing", "--schedule-col", "sched"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: row 3 (line 4), column 'sched': schedule 'cosin(30, 0.01)': "
+        "'cosin(30, 0.01)' is not PHASE(STEPS[, LR]) with PHASE one of warmup, constant, "
+        "drop, linear, cosine, exp, sqrt\n"
+    )
+
+
 def test_plan_with_a_final_lr_of_zero_leaves_out_the_exp_decays(fitted, capsys):
     argv = ["plan", str(fitted), "--steps", "3000", "--peak-lr", "3e-4", "--final-lr", "0"]
     assert main([*argv, "--json"]) == 0

@@ -272,7 +272,8 @@ def _given_schedule(path, rid, items, col, last):
     try:
         sched = Schedule(spec)
     except ConfigError as exc:
-        raise DataError(f"{path}: row {items[0][0]}, column {col!r}: {exc}") from None
+        i = items[0][0]  # the line too, as every other message of a row
+        raise DataError(f"{path}: row {i} (line {i + 1}), column {col!r}: {exc}") from None
     if len(sched) <= last:
         raise DataError(
             f"{path}: run {rid!r}: its schedule {spec!r} has {len(sched)} steps, "
