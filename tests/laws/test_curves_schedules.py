@@ -110,6 +110,12 @@ def test_plan_steps_cli(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "error: --final-lr 0.0003 must be below --peak-lr 0.0003: a decay ends lower\n"
     )
+    # a candidate whose LR is 0 throughout was refused without naming it
+    assert main([*argv, "--schedule", "constant(3000)"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --schedule 'constant(3000)': its LR is 0 at every step (a first phase "
+        "without an LR starts from 0): nothing to rank\n"
+    )
     # flags the ranking does not use were ignored without a word
     for flag, value in (("--flops", "1e20"), ("--lr-fit", str(fit))):
         assert main([*argv, flag, value]) == 2

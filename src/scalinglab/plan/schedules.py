@@ -39,6 +39,11 @@ def rank_schedules(law, steps, candidates):
     rows, draws = [], []
     for sch in scheds:
         lr = sch.lr_array(steps)
+        if lr.sum() <= 0:  # 'step 9999: the LR summed ... is 0' did not say which candidate
+            raise ConfigError(
+                f"--schedule {sch.spec!r}: its LR is 0 at every step (a first phase without "
+                "an LR starts from 0): nothing to rank"
+            )
         if law.samples_ is not None:
             p, lo, hi = law.predict(at, lr, return_ci=True)
             rows.append(
