@@ -170,11 +170,22 @@ def test_a_point_before_any_update_is_refused_naming_its_row(tmp_path, capsys, h
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == (
-        f"error: {path}: row 118, run 'drop', step 0: the LR summed over steps 0..0 is 0 (no "
-        "update yet); a curve law starts after the first non-zero LR: leave such rows out "
-        "(e.g. --where 'step>0')\n"
+        f"error: {path}: row 118 (line 119), run 'drop', step 0: the LR summed over steps 0..0 "
+        "is 0 (no update yet); a curve law starts after the first non-zero LR: leave such rows "
+        "out (e.g. --where 'step>0')\n"
     )
     assert main([*argv, "--where", "step>0"]) == 0
+
+
+def test_a_run_whose_lr_is_0_throughout_is_refused_as_a_run(tmp_path, capsys):
+    """It was told to leave out rows with --where 'step>0', which left every row in."""
+    path = tmp_path / "c.csv"
+    path.write_text("run_id,step,lr,loss\na,10,0.1,3.0\na,20,0.1,2.9\nz,10,0,3.0\nz,20,0,3.0\n")
+    assert main(["fit", str(path), "--law", "lr-annealing", "--where", "step>0"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: row 3 (line 4), run 'z': its LR is 0 at every step up to its last "
+        "logged step 20 (no update): leave the run out (--where)\n"
+    )
 
 
 def test_steps_beyond_the_limit_and_empty_lr_cells_under_a_schedule(tmp_path, capsys):

@@ -128,7 +128,12 @@ def check_learned(t, fill) -> None:
         bad = np.flatnonzero(np.cumsum(r.schedule(fill))[r.steps] <= 0)
         if bad.size:
             j = bad[0]
-            row = f"row {r.rows[j]}, " if r.rows else ""
+            row = f"row {r.rows[j]} (line {r.rows[j] + 1}), " if r.rows else ""
+            if bad.size == len(r.steps):  # 'step>0' would not help: the run never learns
+                raise DataError(
+                    f"{t.source}: {row}run {r.run_id!r}: its LR is 0 at every step up to its "
+                    f"last logged step {r.steps[-1]} (no update): leave the run out (--where)"
+                )
             raise DataError(
                 f"{t.source}: {row}run {r.run_id!r}, step {r.steps[j]}: the LR summed over "
                 f"steps 0..{r.steps[j]} is 0 (no update yet); a curve law starts after the "
