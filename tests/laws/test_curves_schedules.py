@@ -110,6 +110,17 @@ def test_plan_steps_cli(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "error: --final-lr 0.0003 must be below --peak-lr 0.0003: a decay ends lower\n"
     )
+    # a ranking far outside the fitted steps said nothing of it
+    lo, hi = json.loads(fit.read_text())["data"]["steps_range"]
+    assert main(["plan", str(fit), "--steps", "3000", "--peak-lr", "3e-4"]) == 0
+    assert capsys.readouterr().err == ""
+    for steps, where in ((lo, "before the first"), (3 * hi + 2, "more than 3x the last")):
+        assert main(["plan", str(fit), "--steps", str(steps), "--peak-lr", "3e-4"]) == 0
+        assert capsys.readouterr().err == (
+            f"warning: extrapolating: --steps {steps}: the loss at step {steps - 1} is {where} "
+            f"step the fitted curves logged (steps {lo}..{hi}): the ranking is an "
+            "extrapolation\n"
+        )
     # a candidate whose LR is 0 throughout was refused without naming it
     assert main([*argv, "--schedule", "constant(3000)"]) == 2
     assert capsys.readouterr().err == (

@@ -112,7 +112,16 @@ def fit_curve_law(law, table) -> dict:
             "runs": len(fit_runs),
             **({"fixed": dict(form.fixed)} if getattr(form, "fixed", None) else {}),
         },
-        "data_": {"source": t.source, "sha256": t.sha256, "rows": n},
+        "data_": {
+            "source": t.source,
+            "sha256": t.sha256,
+            "rows": n,
+            # the steps the fitted curves were logged at: plan --steps warns outside them
+            "steps_range": [
+                min(int(r.steps[0]) for r in fit_runs),
+                max(int(r.steps[-1]) for r in fit_runs),
+            ],
+        },
         "samples": samples,
         "res": res,
         "form": form,

@@ -62,6 +62,27 @@ def rank_schedules(law, steps, candidates):
     return sorted(rows, key=lambda r: r["loss"])
 
 
+LONGER = 3.0  # the longest extrapolation checked: Luo et al.'s 3x cosine (docs/laws.md)
+
+
+def steps_note(law, steps):
+    """Why a ranking at `steps` is an extrapolation (its last step S − 1 before the first
+    fitted step, or more than LONGER times the last), or None; None for a fit without
+    data.steps_range (a fit.json written before it was recorded)."""
+    rng = (getattr(law, "data_", None) or {}).get("steps_range")
+    if not rng:
+        return None
+    lo, hi = rng
+    last = int(steps) - 1
+    if lo <= last <= LONGER * hi:
+        return None
+    where = "before the first" if last < lo else f"more than {LONGER:g}x the last"
+    return (
+        f"--steps {steps}: the loss at step {last} is {where} step the fitted curves "
+        f"logged (steps {lo}..{hi}): the ranking is an extrapolation"
+    )
+
+
 def _draws(law, at, lr):
     form = form_of(law)
     names = form.param_names
