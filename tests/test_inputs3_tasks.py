@@ -70,3 +70,23 @@ def test_a_context_without_text_is_refused_naming_the_line(tmp_path, context):
         "t.jsonl:1: 'context' is empty or only whitespace: a choice is scored after a "
         "context's tokens"
     )
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ({"choices": [" a", " b"], "gold": 0}, "'context' is missing; it must be a string"),
+        ({"context": "Q:", "gold": 0}, "'choices' is missing; it must be a list of at least 2 strings"),
+        ({"context": "Q:", "choices": [" a", " b"]},
+         "'gold' is missing; it must be the index of the right choice (0..1)"),
+        ({"reference": "b"}, "'prompt' is missing; it must be a string"),
+        ({"prompt": "a"}, "'reference' is missing; it must be a string"),
+    ],
+)  # fmt: skip
+def test_a_missing_key_is_named_as_missing(tmp_path, item, message):
+    """A missing key read 'got None' ('gold') or 'got NoneType' (a string key)."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(item) + "\n")
+    with pytest.raises(DataError) as exc:
+        read_task(path)
+    assert str(exc.value) == f"{path}:1: {message}"

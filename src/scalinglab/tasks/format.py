@@ -83,7 +83,14 @@ def to_jsonl(task: Task) -> str:
     return "".join(json.dumps(item_dict(it), ensure_ascii=False) + "\n" for it in task.items)
 
 
+def _missing(obj, key, where, what: str) -> None:
+    """A key the item lacks is named as missing (not 'got None' or 'got NoneType')."""
+    if key not in obj:
+        raise DataError(f"{where}: {key!r} is missing; {what}")
+
+
 def _string(obj, key, where) -> str:
+    _missing(obj, key, where, "it must be a string")
     v = obj.get(key)
     if not isinstance(v, str):
         raise DataError(f"{where}: {key!r} must be a string, got {type(v).__name__}")
@@ -112,6 +119,7 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
             # them, refused when scored with no file or line
             raise DataError(f"{where}: 'context' is empty or only whitespace: a choice is "
                             "scored after a context's tokens")  # fmt: skip
+        _missing(obj, "choices", where, "it must be a list of at least 2 strings")
         choices = obj.get("choices")
         if not isinstance(choices, list) or len(choices) < 2:
             raise DataError(f"{where}: 'choices' must be a list of at least 2 strings")
@@ -127,6 +135,9 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
                     "choices score the same, and a tie counts as the first"
                 )
             first[c] = j
+        _missing(
+            obj, "gold", where, f"it must be the index of the right choice (0..{len(choices) - 1})"
+        )
         gold = obj.get("gold")
         if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
             raise DataError(
