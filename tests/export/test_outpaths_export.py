@@ -168,3 +168,21 @@ def test_a_run_with_relative_data_exports_from_another_folder(tmp_path, capsys, 
     assert err == (
         "error: --out shards is the run's shards folder shards; choose an --out outside the shards\n"
     )
+
+
+@pytest.mark.parametrize(
+    "fmt, name",
+    [pytest.param("hf", "hf", marks=needs_hf), pytest.param("onnx", "m.onnx", marks=needs_onnx)],
+)
+def test_out_under_a_file_is_refused_naming_out(run, tmp_path, capsys, fmt, name):
+    """An --out whose parent cannot be made (a file in the way) was an OSError naming the
+    file (exit 1); now a one-line error naming --out, and the file is kept."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine\n")
+    out = blocker / name
+    err = _refused(capsys, ["export", run, "--format", fmt, "--out", out])
+    assert (
+        err
+        == f"error: --out {out}: cannot write in {blocker}: a file is in the way of that folder\n"
+    )
+    assert blocker.read_text() == "mine\n" and list(tmp_path.iterdir()) == [blocker]

@@ -36,8 +36,8 @@ import torch
 
 from scalinglab.data.tokenizers import EOT, UNK, ByteTokenizer, detect_kind
 from scalinglab.errors import ExportError, require
-from scalinglab.export import check_out_apart
-from scalinglab.fsio import follow_umask, make_temp_dir, remove_stale_temps, temp_tag
+from scalinglab.export import check_out_apart, temp_beside
+from scalinglab.fsio import follow_umask
 from scalinglab.train.evaluate import load_trained, tokenizer_file
 
 log = logging.getLogger(__name__)
@@ -262,10 +262,7 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
         out,
         Path(os.path.abspath(out)),
     )  # `.` has no name: its temporary folder went inside it
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A killed export's temporary folder (its pid gone) is removed here, not left for good.
-    remove_stale_temps(out.parent, f".{out.name}.tmp-")
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
+    tmp = temp_beside(out, given)
     try:
         with _no_progress_bars():
             hf.save_pretrained(tmp)

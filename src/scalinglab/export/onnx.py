@@ -28,8 +28,7 @@ import numpy as np
 import torch
 
 from scalinglab.errors import ConfigError, ExportError, require
-from scalinglab.export import check_out_apart
-from scalinglab.fsio import make_temp_dir, remove_stale_temps, temp_tag
+from scalinglab.export import check_out_apart, temp_beside
 from scalinglab.train.evaluate import load_trained
 
 log = logging.getLogger(__name__)
@@ -249,10 +248,7 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     model, cfg, step = load_trained(run_dir, "cpu")
     model.float().eval()
     check_opset(model, opset)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A killed export's temporary folder (its pid gone) is removed here, not left for good.
-    remove_stale_temps(out.parent, f".{out.name}.tmp-")
-    tmp = make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
+    tmp = temp_beside(out, out_file)
     try:
         to_onnx(model, tmp / out.name, opset)
         # An RNN is checked on a longer sequence than a window: the state carries on.
