@@ -187,6 +187,21 @@ def test_a_flag_of_the_other_mode_is_refused_not_ignored(sweep, capsys, flags, s
     assert err.startswith(f"error: {says}"), err
 
 
+def test_max_new_tokens_past_generates_bound_is_refused(sweep, capsys):
+    """eval --tasks --max-new-tokens had no upper bound: a typo (100000000) ran a generation
+    item that never met its `until` for days. Refused as generate's, before scoring."""
+    run = sweep / "a"
+    before = (run / "tasks.json").read_bytes() if (run / "tasks.json").exists() else None
+    args = ["eval", str(run), "--tasks", str(EXAMPLES / "translation.jsonl")]
+    err = one_line_error(capsys, [*args, "--max-new-tokens", "100000000"])
+    assert err == (
+        "error: --max-new-tokens must be at most 1000000, got 100000000 (a bound against a "
+        "typo: each generation item may run to it)\n"
+    )
+    after = (run / "tasks.json").read_bytes() if (run / "tasks.json").exists() else None
+    assert after == before
+
+
 def test_a_folder_of_runs_skips_a_run_whose_config_is_damaged(sweep, tmp_path, capsys):
     """A run of a folder with a damaged config.toml stopped the whole folder with its error,
     no run scored (an audit); it is skipped with a warning line, as one without a checkpoint."""

@@ -52,6 +52,14 @@ def check_task_flags(args) -> None:
     for flag, v in (("--task-items", args.task_items), ("--max-new-tokens", args.max_new_tokens)):
         if v is not None and v < 1:
             raise ConfigError(f"{flag} must be >= 1, got {v}")
+    from scalinglab.cli.generate import MAX_NEW_TOKENS
+
+    if args.max_new_tokens is not None and args.max_new_tokens > MAX_NEW_TOKENS:
+        # as generate's: a generation item runs to it where no `until` string comes
+        raise ConfigError(
+            f"--max-new-tokens must be at most {MAX_NEW_TOKENS}, got {args.max_new_tokens} "
+            "(a bound against a typo: each generation item may run to it)"
+        )
     from scalinglab.tasks.builtin import BUILTIN
 
     names = (*BUILTIN, "builtin")
