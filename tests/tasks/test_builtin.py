@@ -96,6 +96,22 @@ def test_recall_items_ask_for_a_name_the_context_holds(shards):
         assert fits(it)
 
 
+def test_a_recall_distractor_has_the_names_own_length(tmp_path):
+    # A choice's log-likelihood sums over its tokens, so the shorter choice wins without any
+    # recall; the distractors of lengths up to ±2 were drawn as one pool, and most items
+    # had choices of unequal length (3 in 4 on the quickstart's corpus).
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    names = ["".join(rng.choice(letters, int(k))) for k in rng.integers(5, 10, size=400)]
+    body = "".join(
+        f"{a} = {b} + 1  # then\nprint({a})\n" for a, b in zip(names, names[::-1], strict=True)
+    )
+    raw = np.frombuffer(body.encode(), dtype=np.uint8)
+    t = builtin_task("recall", write_raw_shards(tmp_path / "s", raw, raw), n_items=100)
+    assert len(t.items) >= 50
+    assert all(len(it.choices[0]) == len(it.choices[1]) for it in t.items)
+
+
 def test_items_that_share_a_context_start_cost_one_forward_pass(shards):
     from scalinglab.data.tokenizers import ByteTokenizer
     from scalinglab.tasks.score import encode_pair, shared_hosts

@@ -196,8 +196,15 @@ def recall_items(text, n, rng, width) -> list[Item]:
     items = []
     for s, i, w in by_start(cands, 2 * n, rng):
         context = text[s:i]
-        pool = [x for d in (0, -1, 1, -2, 2) for x in by_len.get(len(w) + d, [])]
-        pool = [x for x in pool if x != w and x not in context]
+        # the distractor of the gold's own length where there is one, else the nearest: a
+        # choice's log-likelihood is a sum over its tokens, so a shorter choice scores
+        # higher whatever the model recalls (the lengths up to ±2 were drawn as one pool,
+        # and 3 items in 4 had choices of unequal length)
+        pool = []
+        for d in (0, -1, 1, -2, 2):
+            pool = [x for x in by_len.get(len(w) + d, []) if x != w and x not in context]
+            if pool:
+                break
         if not pool:
             continue
         choices, gold = two_way(rng, w, pool[int(rng.integers(len(pool)))])
