@@ -216,6 +216,20 @@ def test_backtest_refuses_a_threshold_that_is_no_value_of_by(tmp_path, capsys, l
     )
 
 
+def test_thresholds_that_fit_nothing_are_named_with_the_tables_range(tmp_path, capsys):
+    """'no threshold could be fitted (leaves no rows to fit or to predict)' named neither
+    the threshold nor where thresholds must fall."""
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,loss\n1e7,1e9,3.5\n2e7,1e9,3.3\n4e7,2e9,3.1\n8e7,2e9,2.95\n")
+    argv = ["backtest", str(path), "--by", "N", "--bootstrap", "0", "--thresholds", "1e3", "1e30"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: law 'chinchilla': no threshold could be fitted (N > 1e+03: leaves no "
+        "rows to fit or to predict; N > 1e+30: leaves no rows to fit or to predict); N runs "
+        "from 1e+07 to 8e+07 in this table\n"
+    )
+
+
 @pytest.mark.parametrize("value, shown", [(float("nan"), "nan"), (-1e9, "-1e+09"), (0, "0")])
 def test_the_library_backtest_refuses_a_threshold_that_is_no_value(value, shown):
     """rolling_backtest(..., thresholds=[nan]) (and the task laws') fitted nothing and said

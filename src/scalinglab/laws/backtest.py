@@ -225,10 +225,12 @@ def rolling_backtest(
             row["calibration"] = fitted.calibration_["factors"]
         per.append(row)
         parts.append(p)
-    if not per:
+    if not per:  # each threshold named with its reason, and the range it must fall in
+        x = getattr(table, by)
         raise FitError(
-            f"{table.source}: law {law!r}: no threshold could be fitted "
-            f"({'; '.join(s['why'] for s in skipped)})"
+            f"{table.source}: law {law!r}: no threshold could be fitted ("
+            + "; ".join(f"{by} > {s['threshold']:.3g}: {s['why']}" for s in skipped)
+            + f"); {by} runs from {np.nanmin(x):.3g} to {np.nanmax(x):.3g} in this table"
         )
     pooled = _pool(parts, levels)
     sc = {
