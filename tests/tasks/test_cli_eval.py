@@ -215,3 +215,12 @@ def test_a_folder_of_runs_skips_a_run_whose_config_is_damaged(sweep, tmp_path, c
     assert out.err.count("\n") == 1
     assert [r["run"] for r in json.loads(out.out)] == [str(root / "x")]
     assert not (root / "a" / "tasks.json").exists()
+
+
+def test_the_loss_of_a_folder_of_runs_says_to_give_one_run_or_tasks(sweep, capsys):
+    # 'not a run folder: DIR/config.toml is missing' left the user to guess that a folder
+    # of runs is read at all (by --tasks)
+    assert one_line_error(capsys, ["eval", str(sweep)]) == (
+        f"error: {sweep}: a folder of 2 runs, not one run: the loss is evaluated on one run folder "
+        f"(give one, e.g. {sweep / 'a'}); --tasks scores every run of a folder\n"
+    )

@@ -61,6 +61,7 @@ def run(args) -> int:
                           ("--batch-size", args.batch_size, "the run's")):  # fmt: skip
         if v < 0:
             raise ConfigError(f"{flag} must be >= 0 (0: {zero}), got {v}")
+    _check_one_run(args.run)
     device = pick_device(args.device)
     if device == "cpu":
         keep_freed_memory()  # as in training: 1.8x with a 50k vocabulary's logits
@@ -99,3 +100,23 @@ def run(args) -> int:
             f"nats/token  perplexity {out['perplexity']:.3f}  bits/byte {bpb}"
         )
     return 0
+
+
+def _check_one_run(run: str) -> None:
+    """The loss is a run's: a folder of runs (a sweep's) is refused saying that --tasks
+    takes one; it was 'not a run folder: DIR/config.toml is missing', which left the
+    user to guess that folders of runs are read at all."""
+    from pathlib import Path
+
+    from scalinglab import runfolder
+    from scalinglab.errors import ConfigError
+    from scalinglab.sweep.table import find_run_dirs
+
+    if Path(run).is_dir() and not (Path(run) / runfolder.CONFIG).exists():
+        runs = [r for r in find_run_dirs(run) if (r / runfolder.CONFIG).exists()]
+        if runs:
+            raise ConfigError(
+                f"{run}: a folder of {len(runs)} runs, not one run: the loss is evaluated on one "
+                "run folder (give one, e.g. "
+                f"{runs[0]}); --tasks scores every run of a folder"
+            )
