@@ -416,3 +416,40 @@ def test_more_threads_at_once_than_cores_are_warned_of(monkeypatch):
         .startswith("--workers 1000000000 at 1 thread(s) each can take 1000000000 threads")
     )
     assert ExecutorConfig("ray", ray_address="10.0.0.1:6379", workers=64).notes() == []
+
+
+def test_a_local_ray_is_started_here_whatever_ray_address_says(monkeypatch):
+    # With RAY_ADDRESS set and no --ray-address, ray.init() joined that cluster and refused
+    # the num_cpus it was given; the local instance is now asked for by name, and the
+    # terminal says the variable is not followed.
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from scalinglab.sweep.ray_exec import RayExecutor, check_address_form
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert ExecutorConfig("ray", workers=1).notes() == [
+        "RAY_ADDRESS is set (10.0.0.1:6379) but --ray-address is not: the runs go to a local "
+        "Ray started here, not that cluster (give --ray-address 10.0.0.1:6379 to join it)"
+    ]
+    assert ExecutorConfig("ray", ray_address="10.0.0.1:6379", workers=1).notes() == []
+    calls = []
+
+    class FakeRay:  # what _open asks of Ray, recorded: no Ray is started
+        exceptions = type("E", (), {"RayError": RuntimeError})
+
+        def is_initialized(self):
+            return False
+
+        def init(self, **kw):
+            calls.append(kw)
+
+        def cluster_resources(self):
+            return {}
+
+        def remote(self, **kw):
+            return lambda f: f
+
+    ex = RayExecutor(workers=2, threads=1)
+    ex.ray = FakeRay()
+    ex._open()
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
+    assert check_address_form("[::1]:6379") == ("::1", "6379")  # IPv6, as Ray writes it

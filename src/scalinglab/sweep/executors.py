@@ -196,6 +196,12 @@ class ExecutorConfig:
     def notes(self) -> list[str]:
         """Warnings about where the runs will go, for the terminal before they start."""
         notes = []
+        env = os.environ.get("RAY_ADDRESS")
+        if self.executor == "ray" and not self.ray_address and env:  # Ray's own would join it
+            notes.append(
+                f"RAY_ADDRESS is set ({env}) but --ray-address is not: the runs go to a local "
+                f"Ray started here, not that cluster (give --ray-address {env} to join it)"
+            )
         cores, threads = os.cpu_count() or 1, self.threads_per_run
         if self.runs_here and self.workers * threads > cores:
             notes.append(

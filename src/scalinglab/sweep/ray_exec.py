@@ -26,6 +26,7 @@ def check_address_form(address: str) -> tuple[str, str] | None:
     if address in ("auto", "local"):
         return None  # ray.init's own: it says so at once when there is no cluster
     host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:6379, IPv6 as Ray writes it
     if not sep or not host.strip() or not port.isdigit():
         raise ConfigError(
             f"--ray-address {address!r}: expected HOST:PORT (a cluster's head), "
@@ -100,6 +101,7 @@ class RayExecutor(Executor):
                 raise ConfigError(f"--ray-address {self.address}: {first}") from None
         elif self.started_here:
             ray.init(
+                address="local",  # not RAY_ADDRESS's cluster, which refuses num_cpus
                 num_cpus=self.workers * self.threads,
                 include_dashboard=False,
                 log_to_driver=False,
