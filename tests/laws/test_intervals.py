@@ -357,7 +357,8 @@ def test_fit_law_auto_fits_the_chosen_law_and_saves_the_table(tmp_path, capsys):
     assert fit["params"]["alpha"] == pytest.approx(0.34, abs=0.05)
 
 
-def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
+def checkpoints_csv(tmp_path):
+    """Curves of 15 runs (5 sizes x 1e9, 1e10, 1e11 tokens), 4 checkpoints each, on the law."""
     rows = ["run,params,tokens,loss"]
     for i, N in enumerate(np.logspace(7, 9, 5)):
         for j, T in enumerate((1e9, 1e10, 1e11)):
@@ -365,6 +366,11 @@ def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
                 rows.append(f"r{i}-{j},{N},{f * T},{chinchilla_law(N, f * T)}")
     path = tmp_path / "ckpts.csv"
     path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_backtest_run_col_holds_out_whole_runs(tmp_path, capsys):
+    path = checkpoints_csv(tmp_path)
     out = tmp_path / "bt.json"
     argv = ["backtest", str(path), "--by", "D", "--run-col", "run", "--bootstrap", "0",
             "--train-fracs", "0.5", "--out", str(out)]  # fmt: skip
@@ -382,13 +388,7 @@ def test_backtest_run_col_counts_each_split_of_whole_runs_once(tmp_path, capsys)
     """Thresholds at 0.6 and 0.9 of the rows by D (D = 1e10, 7.5e10) hold out the same
     whole runs (those of 1e11 tokens): the split was fitted twice and its rows counted
     twice in 'all' (by default four of the five thresholds were this split)."""
-    rows = ["run,params,tokens,loss"]
-    for i, N in enumerate(np.logspace(7, 9, 5)):
-        for j, T in enumerate((1e9, 1e10, 1e11)):
-            for f in (0.25, 0.5, 0.75, 1.0):
-                rows.append(f"r{i}-{j},{N},{f * T},{chinchilla_law(N, f * T)}")
-    path = tmp_path / "ckpts.csv"
-    path.write_text("\n".join(rows) + "\n")
+    path = checkpoints_csv(tmp_path)
     out = tmp_path / "bt.json"
     argv = ["backtest", str(path), "--by", "D", "--run-col", "run", "--bootstrap", "0",
             "--train-fracs", "0.6", "0.9", "--out", str(out)]  # fmt: skip

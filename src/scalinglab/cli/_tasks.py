@@ -77,6 +77,14 @@ def check_task_flags(args) -> None:
             )
 
 
+def trained_run_dirs(path) -> list:
+    """The run folders at or under `path` that hold a config.toml (a run, or a sweep's)."""
+    from scalinglab import runfolder
+    from scalinglab.sweep.table import find_run_dirs
+
+    return [r for r in find_run_dirs(path) if (r / runfolder.CONFIG).exists()]
+
+
 def run_tasks(args) -> int:
     import sys
     from pathlib import Path
@@ -86,7 +94,6 @@ def run_tasks(args) -> int:
     from scalinglab.config import check_seed
     from scalinglab.data.shards import open_shards
     from scalinglab.errors import ConfigError, DataError
-    from scalinglab.sweep.table import find_run_dirs
     from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
     from scalinglab.train.evaluate import check_own_data, check_same_tokenizer
@@ -97,8 +104,7 @@ def run_tasks(args) -> int:
     check_seed(seed, "--task-seed")
     if args.batch_size < 0:  # 0: the default, 32 (a negative one scored no pair: all 0)
         raise ConfigError(f"--batch-size must be >= 0 (0: 32 with --tasks), got {args.batch_size}")
-    runs = find_run_dirs(args.run)
-    runs = [r for r in runs if (r / runfolder.CONFIG).exists()]
+    runs = trained_run_dirs(args.run)
     if not runs:
         raise ConfigError(f"{args.run}: no trained run folder in it")
     if runs != [Path(args.run)]:  # a folder of runs: one without a checkpoint stopped them all

@@ -109,11 +109,11 @@ def _check_one_run(run: str) -> None:
     from pathlib import Path
 
     from scalinglab import runfolder
+    from scalinglab.cli._tasks import trained_run_dirs
     from scalinglab.errors import ConfigError
-    from scalinglab.sweep.table import find_run_dirs
 
     if Path(run).is_dir() and not (Path(run) / runfolder.CONFIG).exists():
-        runs = [r for r in find_run_dirs(run) if (r / runfolder.CONFIG).exists()]
+        runs = trained_run_dirs(run)
         if runs:
             raise ConfigError(
                 f"{run}: a folder of {len(runs)} runs, not one run: the loss is evaluated on one "
