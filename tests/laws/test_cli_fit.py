@@ -1,6 +1,7 @@
 """`scalinglab fit` and `scalinglab plan` through the CLI: happy paths and every bad input."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -298,6 +299,19 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_fit(tmp_path, capsy
     err = one_line_error(capsys, [command, path, "--out", str(tmp_path)])
     assert err.startswith(f"error: --out {tmp_path} is a folder; give the ")
     assert not missing.parent.exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["fit", "backtest"])
+def test_an_out_in_a_folder_that_takes_no_files_names_the_flag_before_the_fit(
+    tmp_path, capsys, command
+):
+    """/proc takes no new files (not even as root): --out there failed after the fit with
+    'error: /proc/x.json: No such file or directory', exit 1, naming neither the flag nor
+    the folder."""
+    path = _write(tmp_path, GOOD)
+    err = one_line_error(capsys, [command, path, "--out", "/proc/x.json"])
+    assert err == "error: --out /proc/x.json: cannot write in /proc: No such file or directory\n"
 
 
 @pytest.mark.parametrize("flag", ["--out", "--csv"])

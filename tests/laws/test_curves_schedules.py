@@ -58,7 +58,10 @@ def test_trainer_spec_is_the_trainers_lr_step_for_step(kind):
      # too many numbers were blamed on the steps or the LRs
      ("constant(100, 1e-3, 5)", r"'constant\(100, 1e-3, 5\)': 3 numbers, constant takes at most "
       r"2: constant\(STEPS, LR\)$"),
-     ("cosine(9, 1e-4, 1e-3, 5)", r"4 numbers, cosine takes at most 3: cosine\(STEPS, TO\[, FROM\]\)$")],
+     ("cosine(9, 1e-4, 1e-3, 5)", r"4 numbers, cosine takes at most 3: cosine\(STEPS, TO\[, FROM\]\)$"),
+     # a first constant without an LR held 0: predicted as if never trained
+     ("constant(100) + cosine(10, 1e-4)", r"the first phase 'constant\(100\)' has no LR to hold: "
+      r"constant\(100, LR\)$")],
 )  # fmt: skip
 def test_bad_specs(spec, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -122,10 +125,15 @@ def test_plan_steps_cli(tmp_path, capsys):
             "extrapolation\n"
         )
     # a candidate whose LR is 0 throughout was refused without naming it
+    assert main([*argv, "--schedule", "constant(3000, 0)"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --schedule 'constant(3000, 0)': its LR is 0 at every step: nothing to rank\n"
+    )
+    # a first constant phase without an LR held 0 (predict(steps, "constant(3000)") too)
     assert main([*argv, "--schedule", "constant(3000)"]) == 2
     assert capsys.readouterr().err == (
-        "error: --schedule 'constant(3000)': its LR is 0 at every step (a first phase "
-        "without an LR starts from 0): nothing to rank\n"
+        "error: --schedule 'constant(3000)': the first phase 'constant(3000)' has no LR to "
+        "hold: constant(3000, LR)\n"
     )
     # flags the ranking does not use were ignored without a word
     for flag, value in (("--flops", "1e20"), ("--lr-fit", str(fit))):

@@ -180,6 +180,7 @@ def run(args):
 def check_out_not_input(out, inputs, what: str, flag: str = "--out") -> None:
     """Refuse an --out that is one of the input tables (or lies inside an input folder):
     writing `what` there would overwrite the data it came from."""
+    import tempfile
     from pathlib import Path
 
     from scalinglab.errors import ConfigError
@@ -193,6 +194,13 @@ def check_out_not_input(out, inputs, what: str, flag: str = "--out") -> None:
         raise ConfigError(f"{flag} {out} is a folder; give the {what}'s file name")
     if not parent.is_dir():
         raise ConfigError(f"{flag} {out}: the folder {parent} does not exist")
+    try:  # a folder we cannot write in failed after the fit, naming the file, not the flag
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{Path(out).name}.probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag} {out}: cannot write in {parent}: {exc.strerror or exc}"
+        ) from None
     for given in inputs:
         how = path_relation(out, given)
         if how == "is":

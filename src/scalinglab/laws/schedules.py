@@ -9,7 +9,7 @@ one ended (0 before the first):
 
 - `warmup(N, PEAK)`: linear from 0 to PEAK (step 0 has LR 0; the next phase
   starts from PEAK, also after `warmup(1, PEAK)`, whose one step has LR 0);
-- `constant(N[, LR])`: LR (default: the current one) held;
+- `constant(N[, LR])`: LR (default: the current one; the first phase needs one) held;
 - `drop(N, LR)`: an instant change to LR, held (a step schedule);
 - `linear(N, TO)`, `cosine(N, TO)`: linear / half-cosine decay to TO;
 - `exp(N, TO)`: geometric decay (linear in log LR) to TO;
@@ -81,6 +81,11 @@ class Schedule:
                 raise ConfigError(f"schedule {self.spec!r}: {kind} needs an LR: {kind}(STEPS, LR)")
             if start is not None:
                 self.starts[len(self.phases)] = start
+            if not self.phases and value is None:  # it held the LR of 0 before the schedule
+                raise ConfigError(
+                    f"schedule {self.spec!r}: the first phase {part.strip()!r} has no LR to "
+                    f"hold: {kind}({steps}, LR)"
+                )
             self.phases.append((kind, steps, value))
         if len(self) > MAX_STEPS:
             raise ConfigError(f"schedule {self.spec!r}: {len(self)} steps, more than {MAX_STEPS:,}")

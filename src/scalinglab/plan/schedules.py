@@ -14,6 +14,14 @@ from scalinglab.laws.curvelaws import CURVE_LAWS
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
 
 
+def _parse(spec):
+    """Schedule(spec), its errors naming the flag the candidates come from."""
+    try:
+        return Schedule(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from None  # "schedule 'SPEC': ..." -> "--schedule ..."
+
+
 def rank_schedules(law, steps, candidates):
     """Rows {schedule, loss, loss_ci, best_share} sorted by predicted loss at step S − 1."""
     law.check_fitted()
@@ -26,7 +34,7 @@ def rank_schedules(law, steps, candidates):
         raise ConfigError(f"--steps must be >= 2, got {steps}")
     if steps > MAX_STEPS:
         raise ConfigError(f"--steps {steps}: at most {MAX_STEPS:,}")
-    scheds = [c if isinstance(c, Schedule) else Schedule(c) for c in candidates]
+    scheds = [c if isinstance(c, Schedule) else _parse(c) for c in candidates]
     if not scheds:
         raise ConfigError("no candidate schedules")
     for sch in scheds:
@@ -41,8 +49,7 @@ def rank_schedules(law, steps, candidates):
         lr = sch.lr_array(steps)
         if lr.sum() <= 0:  # 'step 9999: the LR summed ... is 0' did not say which candidate
             raise ConfigError(
-                f"--schedule {sch.spec!r}: its LR is 0 at every step (a first phase without "
-                "an LR starts from 0): nothing to rank"
+                f"--schedule {sch.spec!r}: its LR is 0 at every step: nothing to rank"
             )
         if law.samples_ is not None:
             p, lo, hi = law.predict(at, lr, return_ci=True)
