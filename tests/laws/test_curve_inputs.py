@@ -111,6 +111,22 @@ def test_an_lr_schedule_not_of_one_dimension_and_c_are_refused(fitted):
     assert law.predict([100], list(lr)) == pytest.approx(want, rel=1e-12)
 
 
+def test_steps_by_position_and_lr_schedule_by_keyword(fitted):
+    """predict(steps, lr_schedule=lr), the docstring's keyword after a positional steps,
+    was refused with 'predicts a curve: predict(steps, lr_schedule)'."""
+    law = load_fit(fitted)
+    lr = np.full(300, 3e-4)
+    want = law.predict([100, 200], lr)
+    assert law.predict([100, 200], lr_schedule=lr) == pytest.approx(want, rel=1e-12)
+    assert law.predict(steps=[100, 200], lr_schedule=lr) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ConfigError) as e:
+        law.predict([100], lr, lr_schedule=lr)
+    assert str(e.value) == (
+        "predict: law 'lr-annealing' predicts a curve, predict(steps, lr_schedule); "
+        "lr_schedule is given twice (by position and by keyword)"
+    )
+
+
 @pytest.mark.parametrize(
     "flags, law, shown",
     [

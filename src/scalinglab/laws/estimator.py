@@ -499,8 +499,18 @@ class ScalingLaw:
                     f"predict: law {self.law!r} predicts a curve, predict(steps, lr_schedule); "
                     "C is for the N, D laws"
                 )
-            if steps is None and lr_schedule is None:
-                steps, lr_schedule = N, D
+            # positional, keyword or both: predict(steps, lr_schedule=lr) was refused with
+            # 'predicts a curve: predict(steps, lr_schedule)', the call the user had made
+            if steps is None:
+                steps, N = N, None
+            if lr_schedule is None:
+                lr_schedule, D = D, None
+            if N is not None or D is not None:
+                raise ConfigError(
+                    f"predict: law {self.law!r} predicts a curve, predict(steps, lr_schedule); "
+                    f"{'steps' if N is not None else 'lr_schedule'} is given twice "
+                    "(by position and by keyword)"
+                )
             return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci, level=level)
         pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci)
         if check_range:
