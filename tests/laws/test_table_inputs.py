@@ -213,8 +213,26 @@ def test_bad_in_memory_values_name_their_row_and_column():
         read_table(df)
     with pytest.raises(DataError, match=r"<dict>: row 3, column 'tokens': -1.0 must be > 0"):
         read_table({"params": [1, 2, 3], "tokens": [1, 2, -1.0], "loss": [1, 1, 1]})
-    with pytest.raises(DataError, match="a runs table must be a CSV path"):
+    with pytest.raises(DataError) as e:
         read_table(42)
+    assert str(e.value) == (
+        "a runs table must be a CSV path, a pandas/polars/pyarrow table, a dict of columns, "
+        "a list of row dicts or a RunsTable; got int"
+    )
+    with pytest.raises(DataError, match=r"RunsTable; got pandas.Series$"):
+        read_table(df["loss"])
+
+
+def test_a_polars_lazyframe_is_read_as_its_collected_table():
+    """pl.scan_csv(...) gave 'a runs table must be ...; got a LazyFrame'."""
+    pl = pytest.importorskip("polars", reason="polars is in the [dataframe] extra")
+    cols = {"params": [1e6, 2e6, 4e6], "tokens": [1e8] * 3, "loss": [3.0, 2.9, 2.8]}
+    table = read_table(pl.DataFrame(cols).lazy())
+    assert table.source == "<polars.LazyFrame>"
+    assert table.L.tolist() == [3.0, 2.9, 2.8]
+    assert table.N.tolist() == [1e6, 2e6, 4e6]
+    with pytest.raises(DataError, match=r"<polars.LazyFrame>: row 2, column 'loss': -1.0 must"):
+        read_table(pl.DataFrame({**cols, "loss": [3.0, -1.0, 2.8]}).lazy())
 
 
 def test_a_runs_tables_repr_is_one_short_line():

@@ -294,7 +294,7 @@ def _raw_rows(rows: list, source: str) -> RawTable:
 
 def _raw_frame(obj) -> RawTable:
     try:
-        df = nw.from_native(obj, eager_only=True)
+        df = nw.from_native(obj)
     except nw.exceptions.DuplicateError:
         source = f"<{type(obj).__module__.split('.')[0]}.{type(obj).__name__}>"
         _no_duplicates([str(c) for c in obj.columns], source)  # names them and where
@@ -302,12 +302,22 @@ def _raw_frame(obj) -> RawTable:
     except TypeError:
         raise DataError(
             f"a runs table must be a CSV path, a pandas/polars/pyarrow table, a dict of "
-            f"columns, a list of row dicts or a RunsTable; got a {type(obj).__name__}"
+            f"columns, a list of row dicts or a RunsTable; got {_type_name(obj)}"
         ) from None
+    if isinstance(df, nw.LazyFrame):  # pl.scan_csv(...) was refused as 'got a LazyFrame'
+        df = df.collect()
     source = f"<{type(obj).__module__.split('.')[0]}.{type(obj).__name__}>"
     header = [str(c) for c in df.columns]
     _no_duplicates(header, source)
     return RawTable(header, df.rows(named=True), None, source)
+
+
+def _type_name(obj) -> str:
+    """`int`, `numpy.ndarray`: a type for a message ('got a int' read badly)."""
+    module = type(obj).__module__.split(".")[0]
+    if obj is None:
+        return "None"
+    return type(obj).__name__ if module == "builtins" else f"{module}.{type(obj).__name__}"
 
 
 def _raw(obj) -> RawTable:
