@@ -88,6 +88,22 @@ def test_from_params_refuses_parameters_that_are_no_finite_numbers():
         ScalingLaw.from_params("chinchilla", **{**TRUE, "alpha": -0.3, "beta": 0.3})
 
 
+def test_from_params_refuses_scales_not_above_zero_and_a_negative_floor():
+    """A=-480 planned a run of -1e9 parameters (with a ComplexWarning), B=0 raised
+    ZeroDivisionError, a negative N_c predicted nan, a negative E a negative loss."""
+    with pytest.raises(ConfigError) as e:
+        ScalingLaw.from_params("chinchilla", **{**TRUE, "A": -480, "B": 0})
+    assert str(e.value) == "from_params('chinchilla'): A=-480, B=0: must be > 0"
+    with pytest.raises(ConfigError) as e:
+        ScalingLaw.from_params("chinchilla", **{**TRUE, "E": -1.0})
+    assert str(e.value) == "from_params('chinchilla'): E=-1.0: must be >= 0 (the irreducible loss)"
+    with pytest.raises(ConfigError, match=r"^from_params\('power-n'\): N_c=-5.0: must be > 0$"):
+        ScalingLaw.from_params("power-n", alpha=0.07, N_c=-5.0)
+    with pytest.raises(ConfigError, match=r"^from_params\('isoflop'\): k_N=-0.1: must be > 0$"):
+        ScalingLaw.from_params("isoflop", k_N=-0.1, a=0.5, k_D=1.6, b=0.5)
+    assert ScalingLaw.from_params("chinchilla", **{**TRUE, "E": 0}).predict(N=1e9, D=1e10) > 0
+
+
 def test_load_fit_takes_to_json_and_plan_run_names_the_published_laws():
     law = ScalingLaw("chinchilla", bootstrap=0).fit(table())
     again = load_fit(law.to_json())

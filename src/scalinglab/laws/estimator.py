@@ -694,7 +694,8 @@ class ScalingLaw:
                 "power-X": E (optional: no floor without it), alpha, X_c).
 
         Raises:
-            ConfigError: an unknown law, a missing or unknown parameter.
+            ConfigError: an unknown law, a missing or unknown parameter, one that is
+                not a finite number, a scale (A, B, X_c, k_N, ...) not > 0, E < 0.
         """
         est = cls(law, bootstrap=0)
         if law in ("isoflop", "envelope"):
@@ -727,6 +728,16 @@ class ScalingLaw:
             raise ConfigError(
                 f"from_params({law!r}): {', '.join(f'{k}={params[k]!r}' for k in bad)}: "
                 "parameters are finite numbers"
+            )
+        scales = [k for k in _SCALES.get(law, ()) if k in params and not params[k] > 0]
+        if scales:  # A=-480 planned a run of -1e9 parameters, B=0 a ZeroDivisionError
+            raise ConfigError(
+                f"from_params({law!r}): {', '.join(f'{k}={params[k]!r}' for k in scales)}: "
+                "must be > 0"
+            )
+        if "E" in params and params["E"] < 0:  # a law that predicts a negative loss
+            raise ConfigError(
+                f"from_params({law!r}): E={params['E']!r}: must be >= 0 (the irreducible loss)"
             )
         if law == "chinchilla" and not (params["alpha"] > 0 and params["beta"] > 0):
             raise ConfigError(
@@ -762,6 +773,19 @@ class ScalingLaw:
         est.conventions_ = {"source": entry["note"]}
         est.data_ = {"source": name, "sha256": "", "rows": 0}
         return est
+
+
+# the parameters a fit gives as exponentials (forms.py, isoflop's intercepts), so > 0
+_SCALES = {
+    "chinchilla": ("A", "B"),
+    "nd-interaction": ("A", "B"),
+    "kaplan": ("N_c", "D_c"),
+    "power-n": ("N_c",),
+    "power-d": ("D_c",),
+    "power-c": ("C_c",),
+    "isoflop": ("k_N", "k_D", "k_L"),
+    "envelope": ("k_N", "k_D", "k_L"),
+}
 
 
 def _real(v) -> bool:
