@@ -223,6 +223,23 @@ def test_bad_in_memory_values_name_their_row_and_column():
         read_table(df["loss"])
 
 
+def test_a_filtered_pandas_frame_names_the_index_label_of_a_bad_row():
+    """A bad value of a filtered frame (df[df.keep == 1]) was named by its position alone,
+    'row 2', which a notebook user reads as df.loc[2] or df.iloc[2]: the label is named."""
+    pd = pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
+    df = pd.DataFrame({"params": [1e6, 2e6, 4e6, 8e6], "tokens": [1e8] * 4,
+                       "loss": [3.0, 2.9, np.nan, 2.7], "keep": [0, 1, 1, 1]})  # fmt: skip
+    with pytest.raises(DataError) as e:
+        read_table(df[df.keep == 1])
+    assert str(e.value) == (
+        "<pandas.DataFrame>: row 2 (index 2), column 'loss': nan is not a finite number"
+    )
+    with pytest.raises(DataError, match=r"^<pandas.DataFrame>: row 3 \(index 'c'\), column"):
+        read_table(df.set_axis(["a", "b", "c", "d"]), where=["keep=1"])
+    with pytest.raises(DataError, match=r"^<pandas.DataFrame>: row 3, column 'loss'"):
+        read_table(df)  # the default index: no label to add
+
+
 def test_a_polars_lazyframe_is_read_as_its_collected_table():
     """pl.scan_csv(...) gave 'a runs table must be ...; got a LazyFrame'."""
     pl = pytest.importorskip("polars", reason="polars is in the [dataframe] extra")

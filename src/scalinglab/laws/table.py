@@ -170,6 +170,7 @@ class RawTable:
     source: str
     sha256: str = ""
     index: list | None = None  # each row's 1-based number in the input, kept through `keep`
+    labels: list | None = None  # a pandas frame's index labels, where not 0, 1, 2, ...
 
     def __post_init__(self):
         if self.index is None:
@@ -179,6 +180,8 @@ class RawTable:
         """Where row i came from, for error messages: source, row (its number in the
         input, before any filter) and (a CSV's) line."""
         line = f" (line {self.lines[i]})" if self.lines is not None else ""
+        if self.labels is not None:  # df.loc's label: a filtered frame's row 2 is not df.loc[1]
+            line = f" (index {self.labels[i]!r})"
         return f"{self.source}: row {self.index[i]}{line}"
 
     def keep(self, flags: list) -> None:
@@ -187,6 +190,8 @@ class RawTable:
         self.index = [n for n, k in zip(self.index, flags, strict=True) if k]
         if self.lines is not None:
             self.lines = [ln for ln, k in zip(self.lines, flags, strict=True) if k]
+        if self.labels is not None:
+            self.labels = [lb for lb, k in zip(self.labels, flags, strict=True) if k]
 
 
 def decode_text(path: Path) -> str:
@@ -309,7 +314,11 @@ def _raw_frame(obj) -> RawTable:
     source = f"<{type(obj).__module__.split('.')[0]}.{type(obj).__name__}>"
     header = [str(c) for c in df.columns]
     _no_duplicates(header, source)
-    return RawTable(header, df.rows(named=True), None, source)
+    labels = nw.maybe_get_index(df)  # pandas' index (None for polars, pyarrow)
+    labels = None if labels is None else labels.tolist()
+    if labels == list(range(len(df))):
+        labels = None  # the default index: row N is index N - 1, said already
+    return RawTable(header, df.rows(named=True), None, source, labels=labels)
 
 
 def _type_name(obj) -> str:
