@@ -67,14 +67,19 @@ class ScalingLaw:
 
     Args:
         law: the law to fit, one of LAWS: "chinchilla" (L = E + A/N^α + B/D^β),
-            "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope"
+            "kaplan", "power-n", "power-d", "power-c", "isoflop", "envelope",
+            "data-constrained", "nd-interaction", the curve laws "multi-power"
+            and "lr-annealing", the task laws "task-sigmoid" and "task-power"
             (docs/laws.md).
         **settings: the fields of `FitConfig` (bootstrap, seed, ci_level,
-            curvature, floor, huber_delta, boot_starts, prune, envelope_points)
-            and of `TableConfig` (n_col, d_col, c_col, loss_col, budget_col,
-            n_kind, where, drop_highest, budgets, run_cols), with their defaults
-            (scalinglab.laws.settings); an unknown one raises ConfigError, and a
-            table setting the law cannot use raises when `fit` is called.
+            calibrate, curvature, floor, chance, huber_delta, boot_starts, prune,
+            envelope_points, lr_fill, decay_factor, tie, fix) and of
+            `TableConfig` (n_col, d_col, c_col, loss_col, budget_col, metric_col,
+            n_kind, step_col, lr_col, schedule_col, u_col, drop_highest,
+            checkpoints, where, budgets, run_cols, min_over, holdout_where), with
+            their defaults (scalinglab.laws.settings); an unknown one raises
+            ConfigError, and a table setting the law cannot use raises when `fit`
+            is called.
     """
 
     def __init__(self, law="chinchilla", **settings):
@@ -86,23 +91,14 @@ class ScalingLaw:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
-        """Fit the law to a runs table and return self (see `_fit`). A fit that raises
-        leaves the estimator as it was (a refit that failed left the old params_ beside
-        the new table's data_, and to_json wrote both)."""
-        before = dict(self.__dict__)
-        try:
-            return self._fit(table)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
-
-    def _fit(self, table):
         """Fit the law to a runs table and return self (learned values end in `_`).
 
+        A fit that raises leaves the estimator as it was.
+
         Args:
-            table: a CSV path, a pandas/polars/pyarrow DataFrame, a dict of
-                columns, a list of row dicts or a RunsTable; every kind is read
+            table: a CSV path, a pandas/polars/pyarrow DataFrame (a polars
+                LazyFrame is collected), a dict of columns, a list of row dicts
+                or a RunsTable; every kind is read
                 by `scalinglab.laws.table.read_table` with this estimator's table
                 settings (column aliases `params`/`N`, `tokens`/`D`,
                 `flops`/`C`, `loss`/`L`, ...; `where`, `drop_highest`,
@@ -121,6 +117,18 @@ class ScalingLaw:
             ConfigError: a setting does not apply to this law or input.
             FitError: the data cannot determine the law.
         """
+        # a refit that failed left the old params_ beside the new table's data_, and
+        # to_json wrote both
+        before = dict(self.__dict__)
+        try:
+            return self._fit(table)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, table):
+        """`fit` without the restore on failure."""
         s = self.settings
         self.check_settings_apply()
         self.check_calibrate_applies()
@@ -267,7 +275,11 @@ class ScalingLaw:
 
     def calibrate_on(self, t):
         """calibration_: the conformal widening of the prediction intervals, from a
-        leave-larger-out backtest (by the `calibrate` setting) of the rows of t."""
+        leave-larger-out backtest (by the `calibrate` setting) of the rows of t.
+
+        Args:
+            t: the RunsTable fitted (its rows are refitted, larger ones held out).
+        """
         s = self.settings
         sub_settings = {
             **s,
@@ -410,7 +422,11 @@ class ScalingLaw:
 
     def drop_interval(self, names):
         """No interval for `names`: each ran to a limit of its law (E to 0, R*_D to
-        infinity), a bound the data set rather than an estimate (laws/warn.py says so)."""
+        infinity), a bound the data set rather than an estimate (laws/warn.py says so).
+
+        Args:
+            names: the parameters whose stderr_ and ci_ are removed.
+        """
         for k in names:
             self.ci_.pop(k, None)
             self.stderr_.pop(k, None)
@@ -545,7 +561,14 @@ class ScalingLaw:
 
     def calibration_x(self, shape, N=None, D=None, C=None):
         """The calibration's variable (C, N or D; C = 6ND where not given) at the inputs,
-        flattened to `shape`, or None (no calibration, or that variable is unknown)."""
+        flattened to `shape`, or None (no calibration, or that variable is unknown).
+
+        Args:
+            shape: the shape of the predictions.
+            N: parameters, as for `predict`.
+            D: training tokens.
+            C: training FLOPs.
+        """
         cal = self.calibration_ or {}
         by = cal.get("by")
         if not cal.get("d0") or by not in ("C", "N", "D"):
