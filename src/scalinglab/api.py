@@ -21,8 +21,8 @@ def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=No
     `scalinglab.plan` package, which would shadow it once imported).
 
     Args:
-        law: a fitted ScalingLaw, a fit.json path, or a published law's name
-            ("hoffmann2022", "besiroglu2024", "kaplan2020").
+        law: a fitted ScalingLaw, a fit.json path (or its JSON text), or a
+            published law's name ("hoffmann2022", "besiroglu2024", "kaplan2020").
         flops: a FLOP budget or a list of them: N_opt, D_opt, tokens per
             parameter and loss at each (with `params`: exactly one budget).
         target_loss: the loss to reach: the compute (and allocation) the
@@ -48,7 +48,9 @@ def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=No
     if isinstance(law, str) and law in PUBLISHED:
         law = ScalingLaw.from_published(law)
     elif isinstance(law, (str, Path)):
-        if not Path(law).exists() and not Path(law).suffix and "/" not in str(law):
+        if str(law).lstrip().startswith("{"):  # a fit.json's text: Path() of it was OSError
+            pass
+        elif not Path(law).exists() and not Path(law).suffix and "/" not in str(law):
             raise ConfigError(
                 f"plan_run({str(law)!r}): neither a fit.json nor a published law "
                 f"({', '.join(PUBLISHED)})"

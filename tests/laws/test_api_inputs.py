@@ -3,6 +3,8 @@ are no sizes (a negative N predicted NaN, N = 0 inf), a failed refit leaves the 
 was, from_params refuses parameters that are no finite numbers, a bool column is no
 count, duplicate DataFrame columns are named."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,20 @@ def test_load_fit_takes_to_json_and_plan_run_names_the_published_laws():
     with pytest.raises(ConfigError, match=r"plan_run\('besiroglu2025'\): neither a fit.json nor a "
                        r"published law \(hoffmann2022, besiroglu2024, kaplan2020\)"):  # fmt: skip
         plan_run("besiroglu2025", flops=1e21)
+
+
+def test_load_fit_and_plan_run_take_a_fit_json_text():
+    """json.dumps(law.to_json()) was read as a file name: load_fit's error quoted the whole
+    text before 'cannot read (File name too long)', plan_run raised a bare OSError."""
+    law = ScalingLaw.from_params("chinchilla", **TRUE)
+    text = json.dumps(law.to_json())
+    assert load_fit(text).predict(N=1e9, D=2e10) == law.predict(N=1e9, D=2e10)
+    assert plan_run(" " + text, flops=1e21) == plan_run(law, flops=1e21)
+    with pytest.raises(DataError) as e:
+        load_fit('{"law": "chinchilla"}')
+    assert str(e.value) == "<JSON text>: not a scalinglab fit.json (no kind 'scalinglab.fit')"
+    with pytest.raises(DataError, match=r"^load_fit: a JSON text that is not a fit.json \("):
+        load_fit("{not json")
 
 
 def test_a_bool_column_is_no_count_and_duplicate_columns_are_named():

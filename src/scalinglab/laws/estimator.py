@@ -910,7 +910,7 @@ def load_fit(path) -> ScalingLaw:
 
     Args:
         path: a fit.json written by `scalinglab fit --out` or `to_json()`, or
-            `to_json()`'s dict itself.
+            `to_json()`'s dict itself, or its JSON text (a string starting with `{`).
 
     Raises:
         DataError: the file is missing, not a fit.json, or of another format_version, or
@@ -918,6 +918,13 @@ def load_fit(path) -> ScalingLaw:
     """
     if isinstance(path, dict):  # a fit's to_json() in memory
         obj, path = path, Path("<dict>")
+    elif isinstance(path, str) and path.lstrip().startswith("{"):
+        # a fit.json's text (json.dumps(law.to_json())) was read as a file name: the whole
+        # text came back in 'cannot read (File name too long)'
+        try:
+            obj, path = json.loads(path), Path("<JSON text>")
+        except json.JSONDecodeError as exc:
+            raise DataError(f"load_fit: a JSON text that is not a fit.json ({exc})") from None
     else:
         if not isinstance(path, str | os.PathLike):
             raise ConfigError(
