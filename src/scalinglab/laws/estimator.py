@@ -461,12 +461,14 @@ class ScalingLaw:
         level=None,
         check_range=True,
     ):
-        """The predicted loss of runs of N parameters, D tokens, C FLOPs.
+        """The predicted loss of runs of N parameters, D tokens, C FLOPs (the task
+        laws: the task metric; the curve laws: the loss at each of `steps`).
 
         Args:
             N: parameters (a number or an array), for the laws that use N.
             D: training tokens, for the laws that use D.
-            C: training FLOPs, for power-c.
+            C: training FLOPs, for power-c and the task laws (which take N and D
+                instead as C = 6ND).
             return_ci: also return an interval (docs/laws.md, "What the intervals mean").
             U: unique tokens, for data-constrained.
             steps: the steps to predict, for the curve laws (multi-power,
