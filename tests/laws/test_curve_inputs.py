@@ -51,7 +51,13 @@ def test_warmup_of_one_step_reaches_its_peak():
 @pytest.mark.parametrize(
     "spec, msg",
     [("constant(inf, 1e-3)", "whole number of steps"), ("constant(1e400, 1e-3)", "whole number"),
-     ("warmup(2.7, 1e-3)", "whole number of steps"), ("cosine(10, inf)", "LRs finite"),
+     ("warmup(2.7, 1e-3)", "whole number of steps"),
+     ("cosine(10, inf)", r"^schedule 'cosine\(10, inf\)': LR inf is not finite and >= 0 "),
+     ("constant(3e-4)",  # a notebook's slip: an LR where the steps go, said twice and vaguely
+      r"^schedule 'constant\(3e-4\)': STEPS 3e-4 is not a whole number of steps >= 1 "
+      r"\(constant\(STEPS, LR\)\)$"),
+     ("constant(10, 1e-3) + cosine(5, -1)",
+      r"^schedule '.*': 'cosine\(5, -1\)': LR -1 is not finite and >= 0 \(cosine\(STEPS, TO"),
      ("constant(200000000, 1e-3)", "more than 100,000,000"),
      ("constant(3, 1) + constant(10) + exp(3, 0)", "exp needs LRs > 0")],
 )  # fmt: skip

@@ -64,18 +64,22 @@ class Schedule:
                     f"schedule {self.spec!r}: {part.strip()!r}: bad numbers"
                 ) from None
             decay = kind in ("linear", "cosine", "exp", "sqrt")
+            form = f"{kind}(STEPS, TO[, FROM])" if decay else f"{kind}(STEPS, LR)"
             if len(args) > (3 if decay else 2):  # was blamed on the steps or the LRs
-                form = f"{kind}(STEPS, TO[, FROM])" if decay else f"{kind}(STEPS, LR)"
                 raise ConfigError(
                     f"schedule {self.spec!r}: {part.strip()!r}: {len(args)} numbers, "
                     f"{kind} takes at most {3 if decay else 2}: {form}"
                 )
-            lrs_ok = all(v is None or 0 <= v < np.inf for v in (value, start))
-            if not count.is_integer() or count < 1 or not lrs_ok:
+            # which number, read as what: 'constant(3e-4)' said "'constant(3e-4)':
+            # 'constant(3e-4)': a whole number of steps >= 1, LRs finite and >= 0"
+            at = f"schedule {self.spec!r}" + (f": {part.strip()!r}" if "+" in self.spec else "")
+            if not count.is_integer() or count < 1:
                 raise ConfigError(
-                    f"schedule {self.spec!r}: {part.strip()!r}: a whole number of steps >= 1, "
-                    "LRs finite and >= 0"
+                    f"{at}: STEPS {args[0]} is not a whole number of steps >= 1 ({form})"
                 )
+            for text, v in zip(args[1:], (value, start), strict=False):
+                if not 0 <= v < np.inf:
+                    raise ConfigError(f"{at}: LR {text} is not finite and >= 0 ({form})")
             steps = int(count)
             if value is None and kind not in ("constant",):
                 raise ConfigError(f"schedule {self.spec!r}: {kind} needs an LR: {kind}(STEPS, LR)")
