@@ -106,6 +106,32 @@ def test_eval_of_a_run_whose_relative_data_finds_other_shards_refuses(
     assert not (home / "run" / "tasks.json").exists()
 
 
+def test_eval_of_a_run_whose_data_is_not_found_names_the_run_and_the_folder(
+    world, tmp_path, monkeypatch, capsys
+):
+    """`eval RUN` from another folder than the run was trained in said only 'shards folder
+    not found: shards', naming neither the run nor that the path was found from here; a
+    missing --data did not name the flag. Now both say what is missing and what to do."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    _copy_shards(world["byte"], home / "shards")
+    monkeypatch.chdir(home)
+    assert main(cli_args("shards", "run", "--steps", "2", "--threads", "1")) == 0
+    monkeypatch.chdir(elsewhere)
+    run = home / "run"
+    assert one_line_error(capsys, ["eval", str(run)]) == (
+        f"error: {run}: its data 'shards' is not found from {elsewhere} (a relative path is "
+        "found from the current folder); give --data the run's shards, or run from the "
+        "folder it was trained in\n"
+    )
+    err = one_line_error(capsys, ["eval", str(run), "--tasks", "next-line"])
+    assert err.startswith(f"error: {run}: its data 'shards' is not found from {elsewhere} ")
+    err = one_line_error(capsys, ["eval", str(run), "--data", "nope"])
+    assert err == "error: --data nope: shards folder not found\n"
+    assert main(["eval", str(run), "--data", str(home / "shards"), "--json"]) == 0
+
+
 def _copy_shards(src, dst):
     dst.mkdir()
     for p in src.iterdir():

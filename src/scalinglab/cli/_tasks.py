@@ -92,11 +92,10 @@ def run_tasks(args) -> int:
     from scalinglab import runfolder
     from scalinglab.cli._util import print_json
     from scalinglab.config import check_seed
-    from scalinglab.data.shards import open_shards
     from scalinglab.errors import ConfigError, DataError
     from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
-    from scalinglab.train.evaluate import check_own_data, check_same_tokenizer
+    from scalinglab.train.evaluate import check_own_data, check_same_tokenizer, open_run_data
     from scalinglab.train.setup import autocast, pick_device, pick_dtype
 
     n_items = N_ITEMS if args.task_items is None else args.task_items  # not given: 4000
@@ -115,7 +114,8 @@ def run_tasks(args) -> int:
         runfolder.check_tasks_readable(run)
     builtin = any(s.strip() in (*BUILTIN, "builtin") for s in args.tasks.split(","))
     if args.data and builtin:
-        given = open_shards(args.data)  # the built-in items' text: of the runs' tokenizer?
+        # the built-in items' text: of the runs' tokenizer?
+        given = open_run_data(args.run, None, args.data)
         for run in runs:
             check_same_tokenizer(run, given)
     device = pick_device(args.device)
@@ -126,7 +126,7 @@ def run_tasks(args) -> int:
         if tasks is None:  # one set of items for every run: the runs of a sweep share shards
             shards = Path(args.data or cfg.train.data)
             if builtin and not args.data:  # a relative data path may name other shards here
-                check_own_data(run, cfg, open_shards(shards))
+                check_own_data(run, cfg, open_run_data(run, cfg))
             tasks = resolve_tasks(args.tasks.split(","), shards, n_items, seed)
         cast = autocast(device, pick_dtype(cfg.train.dtype, device))
         done = evaluate_run(

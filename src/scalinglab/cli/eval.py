@@ -45,13 +45,14 @@ def run(args) -> int:
 
         return run_tasks(args)
     from scalinglab.cli._util import print_json
-    from scalinglab.data.shards import check_integrity, open_shards
+    from scalinglab.data.shards import check_integrity
     from scalinglab.errors import ConfigError
     from scalinglab.train.evaluate import (
         check_own_data,
         check_same_tokenizer,
         evaluate,
         load_trained,
+        open_run_data,
         summarize,
     )
     from scalinglab.train.malloc import keep_freed_memory
@@ -72,7 +73,7 @@ def run(args) -> int:
             f"{cfg.model.block_size}; give at least {cfg.model.block_size}, or 0 for the whole "
             "split"
         )
-    shards = open_shards(args.data or cfg.train.data)
+    shards = open_run_data(args.run, cfg, args.data)
     check_integrity(shards)
     check_same_tokenizer(args.run, shards, given=bool(args.data))
     if not args.data:  # the run's own, found from here: the same shards it trained on?

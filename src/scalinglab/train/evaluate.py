@@ -9,7 +9,7 @@ import torch
 
 from scalinglab import runfolder
 from scalinglab.data.loader import eval_windows
-from scalinglab.data.shards import Shards
+from scalinglab.data.shards import Shards, open_shards
 from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.errors import CheckpointError, DataError, ScalingLabError
 from scalinglab.fsio import sha256_file
@@ -119,6 +119,28 @@ def tokenizer_file(run_dir: str | Path, cfg) -> Path:
             f"tokenizer.json (that of shards of its tokenizer) at {own}"
         )
     return Path(shards.path) / runfolder.TOKENIZER
+
+
+def open_run_data(run_dir: str | Path, cfg, data: str | None = None) -> Shards:
+    """The shards `eval` scores: `--data`, else the run's own `data` as it was typed.
+    A missing one is named as what it is: 'shards folder not found: shards/x' said neither
+    that the path came from the run nor that a relative one is found from the current
+    folder, so `eval RUN` from another folder left the user guessing."""
+    if data:
+        if not Path(data).exists():
+            raise DataError(f"--data {data}: shards folder not found")
+        return open_shards(data)
+    path = Path(cfg.train.data)
+    if not path.exists():
+        relative = not path.is_absolute()
+        raise DataError(
+            f"{run_dir}: its data {cfg.train.data!r} is not found"
+            + (f" from {Path.cwd()} (a relative path is found from the current folder)"
+               if relative else " (moved or deleted?)")
+            + "; give --data the run's shards"
+            + (", or run from the folder it was trained in" if relative else "")
+        )  # fmt: skip
+    return open_shards(path)
 
 
 def check_own_data(run_dir: str | Path, cfg, shards: Shards) -> None:
