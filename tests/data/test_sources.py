@@ -77,6 +77,23 @@ def test_jsonl_documents(tmp_path):
         _docs([src])
 
 
+def test_a_jsonl_file_starting_with_a_utf8_bom_is_read(tmp_path):
+    """Notepad and PowerShell start a UTF-8 file with a byte-order mark; prepare refused such
+    a JSONL file ('line 1: not valid JSON (Unexpected UTF-8 BOM (decode using utf-8-sig)
+    ...)'), advice for Python, not for a user. The mark is no JSON and no text: skipped,
+    at the file's start only, and byte offsets stay the file's."""
+    p = tmp_path / "c.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"text": "one"}\r\n{"text": "tw\xc3\xb6"}\r\n')
+    (src,) = resolve_sources([str(p)])
+    assert _docs([src]) == [(f"{p}: line 1", b"one"), (f"{p}: line 2", "twö".encode())]
+    p.write_bytes(b'{"text": "one"}\n\xef\xbb\xbf{"text": "two"}\n')  # not at the start
+    with pytest.raises(DataError, match=r"c.jsonl: line 2: not valid JSON"):
+        _docs([src])
+    p.write_bytes(b'\xef\xbb\xbf{"text": "\xff"}\n')
+    with pytest.raises(DataError, match=r"c.jsonl: line 1 \(byte 13\): invalid UTF-8"):
+        _docs([src])
+
+
 @pytest.mark.parametrize(
     ("line", "match"),
     [

@@ -162,6 +162,9 @@ class FilesSource(Source):
                 yield Document(str(path), size, _file_reader(path))
 
 
+UTF8_BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark: starts some files, says only 'UTF-8'
+
+
 class JsonlSource(Source):
     """A JSONL file: one document per non-blank line, the text in `text_field`."""
 
@@ -179,6 +182,8 @@ class JsonlSource(Source):
             offset = 0
             for lineno, raw in enumerate(f, 1):
                 where = f"{self.path}: line {lineno}"
+                if lineno == 1 and raw.startswith(UTF8_BOM):  # Notepad, PowerShell write one
+                    raw, offset = raw[len(UTF8_BOM) :], len(UTF8_BOM)  # not JSON, not text
                 text = _jsonl_text(raw, where, offset, self.text_field, errors)
                 offset += len(raw)
                 if text:
