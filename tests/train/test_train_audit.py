@@ -89,3 +89,13 @@ def test_a_final_validation_loss_that_is_not_finite_is_diverged(tmp_path, monkey
     assert result["status"] == "diverged" and result["val_loss"] is None
     assert result["error"] == "final validation loss nan" and result["steps"] == 3
     assert "step 3: the final validation loss is nan: the run diverged" in caplog.text
+
+
+def test_the_summary_line_gives_both_losses_to_four_decimals(tmp_path, capsys):
+    """'train_loss 4.969053268432617  val_loss 4.9434': the training loss came out with every
+    digit of a float beside the four of the validation loss on the same line."""
+    data = tiny_shards(tmp_path / "shards")
+    assert main(cli_args(data, tmp_path / "run", "--steps", "2")) == 0
+    r = json.loads((tmp_path / "run" / "result.json").read_text())
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert f"tokens 256  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  " in line

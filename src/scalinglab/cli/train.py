@@ -91,11 +91,11 @@ def run(args) -> int:
     if args.json and is_main_process():  # under torchrun, rank 0 alone reports
         print_json(result)
     elif is_main_process():
-        val = result.get("val_loss")
-        val = f"{val:.4f}" if val is not None else "-"
+        val, loss = (result.get(k) for k in ("val_loss", "train_loss"))
+        val, loss = (f"{x:.4f}" if x is not None else "-" for x in (val, loss))
         print(
             f"{result['status']}: {args.out}  steps {result['steps']}  tokens {result['tokens']}  "
-            f"train_loss {result['train_loss']}  val_loss {val}  "
+            f"train_loss {loss}  val_loss {val}  "
             f"{result['tokens_per_second']:.0f} tok/s  {result['wall_seconds']:.1f} s"
         )
     return {"completed": 0, "diverged": EXIT_DIVERGED, "preempted": EXIT_PREEMPTED}.get(
