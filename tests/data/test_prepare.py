@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -263,9 +264,28 @@ def test_cli_prints_one_line_summary(tmp_path, capsys):
     rc, out, err = _cli(capsys, tmp_path / "c", "--tokenizer", "char", "--out", tmp_path / "s")
     assert rc == 0 and err == ""
     assert out.count("\n") == 1 and "char tokenizer" in out and "20 documents" in out
-    assert "MB/s" in out
+    # the speed's unit depends on the machine's (kB/s under 0.1 MB/s), the size's does not
+    assert re.search(
+        r", 5\.1 kB, 5,002 tokens \(train 4,502 / val 500\) in [\d.]+ s, [\d.]+ [kM]B/s\n$", out
+    )
     rc, out, _ = _cli(capsys, tmp_path / "c", "--tokenizer", "char", "--out", tmp_path / "s")
     assert rc == 0 and "up to date" in out
+
+
+def test_the_summary_line_gives_a_small_corpus_in_kb():
+    """A 24 kB corpus read '0.0 MB, ... 0.0 MB/s', as if nothing had been read."""
+    from scalinglab.cli.prepare import summary
+
+    m = {"tokenizer": "byte", "vocab_size": 256, "dtype": "uint16", "documents": 6,
+         "splits": {"train": {"documents": 5, "bytes": 22_042, "tokens": 22_042},
+                    "val": {"documents": 2, "bytes": 2_450, "tokens": 2_450}},
+         "build": {"seconds": 1.0, "mb_per_s": 0.02}}  # fmt: skip
+    tail = "6 documents, 24.5 kB, 24,492 tokens (train 22,042 / val 2,450) in 1.00 s, 24.5 kB/s"
+    assert summary(m, "s") == f"s: byte tokenizer, vocab 256 (uint16): {tail}"
+    m["splits"]["train"]["bytes"] = 1_097_550
+    m["build"] = {"seconds": 0.68, "mb_per_s": 1.64}
+    assert summary(m, "s").endswith(", 1.1 MB, 24,492 tokens (train 22,042 / val 2,450) "
+                                    "in 0.68 s, 1.6 MB/s")  # fmt: skip
 
 
 def test_cli_missing_path(tmp_path, capsys):

@@ -84,15 +84,23 @@ def summary(m: dict, out) -> str:
     """One line: documents, MB, tokens, MB/s (or that the folder was already up to date)."""
     splits = m["splits"]
     docs = m.get("documents", sum(s["documents"] for s in splits.values()))
-    mb = sum(s["bytes"] for s in splits.values()) / 1e6
+    n_bytes = sum(s["bytes"] for s in splits.values())
     head = f"{out}: {m['tokenizer']} tokenizer, vocab {m['vocab_size']} ({m['dtype']})"
     each = " / ".join(f"{k} {s['tokens']:,}" for k, s in splits.items())
     tokens = sum(s["tokens"] for s in splits.values())
-    body = f"{docs:,} document{'s' * (docs != 1)}, {mb:.1f} MB, {tokens:,} tokens ({each})"
+    body = f"{docs:,} document{'s' * (docs != 1)}, {_size(n_bytes)}, {tokens:,} tokens ({each})"
     if m.get("up_to_date"):
         return f"{head}: up to date; {body}"
     b = m.get("build", {})
-    return f"{head}: {body} in {b.get('seconds', 0):.2f} s, {b.get('mb_per_s', 0):.1f} MB/s"
+    seconds, rate = b.get("seconds", 0), b.get("mb_per_s", 0) * 1e6
+    if rate < 1e5 and seconds > 0:  # mb_per_s is rounded to 10 kB/s: from the bytes
+        rate = n_bytes / seconds
+    return f"{head}: {body} in {seconds:.2f} s, {_size(rate)}/s"
+
+
+def _size(n_bytes: float) -> str:
+    """'1.1 MB'; under 0.1 MB in kB: a corpus of 24 kB read '0.0 MB', as if it were empty."""
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:.1f} kB"
 
 
 class _Bars:
