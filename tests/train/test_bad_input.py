@@ -54,7 +54,27 @@ def test_n_embd_not_divisible_by_n_head(data, tmp_path, capsys):
 def test_block_size_larger_than_val_split(tmp_path, capsys):
     data = write_raw_shards(tmp_path / "s", np.arange(5000) % 50, np.arange(40) % 50, 256)
     err = _error(capsys, cli_args(data, tmp_path / "run", "--steps", "3", "--block-size", "64"))
-    assert "--block-size 64 is larger than the val split" in err and "(40 tokens)" in err
+    assert err == (
+        f"error: --block-size 64 is too large for the val split of {data}: it has 40 tokens, "
+        "one window needs 65 (--block-size + 1); use a smaller --block-size or more data\n"
+    )
+
+
+def test_a_split_of_one_window_trains_as_prepare_promised(tmp_path, capsys):
+    """prepare passes a val split of --block-size + 1 tokens (one window and its target),
+    but train refused it, saying '--block-size 16 is larger than the val split (17 tokens)'.
+    A val split of one window now trains; a train split one short of the random window's
+    + 2 is named with the number it needs."""
+    data = write_raw_shards(tmp_path / "s", np.arange(18) % 50, np.arange(17) % 50, 256)
+    argv = ["--steps", "1", "--batch-size", "1", "--eval-tokens", "0"]
+    assert main(cli_args(data, tmp_path / "run", *argv)) == 0
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["eval_tokens"] == 16
+    data = write_raw_shards(tmp_path / "t", np.arange(17) % 50, np.arange(17) % 50, 256)
+    err = _error(capsys, cli_args(data, tmp_path / "run2", *argv))
+    assert err == (
+        f"error: --block-size 16 is too large for the train split of {data}: it has 17 tokens, "
+        "one window needs 18 (--block-size + 2); use a smaller --block-size or more data\n"
+    )
 
 
 def test_resume_with_a_changed_model_is_refused(data, tmp_path, capsys):

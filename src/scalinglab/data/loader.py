@@ -58,8 +58,9 @@ class BatchLoader:
         n = len(tokens)
         if n < block_size + 2:
             raise DataError(
-                f"the {split} split has {n} tokens, fewer than one window of "
-                f"--block-size {block_size} plus one; use a smaller --block-size or more data"
+                f"the {split} split has {n} tokens, fewer than one window needs "
+                f"({block_size + 2}: --block-size {block_size} + 2); use a smaller --block-size "
+                "or more data"
             )
         self._arange = np.arange(block_size + 1)
         if mode == "stream":

@@ -751,8 +751,8 @@ def _check_windows(splits: dict, block_size: int, val_file: bool) -> None:
     if tr < block_size + 2 or va < block_size + 1:
         raise DataError(
             f"corpus too small: train has {tr} tokens and val {va}; each split needs one "
-            f"window of --block-size {block_size} plus one token (train {block_size + 2}, "
-            f"val {block_size + 1}); use more text"
+            f"window of --block-size {block_size} plus one token, train one more (train "
+            f"{block_size + 2}, val {block_size + 1}); use more text"
             + (" or" if val_file else ", a larger --val-fraction or")  # a --val-file is the split
             + " a smaller --block-size"
         )

@@ -161,11 +161,16 @@ def check_split_sizes(cfg: RunConfig, shards: Shards) -> None:
         raise ConfigError(
             f"--eval-tokens {cfg.train.eval_tokens} is less than one window of --block-size {bs}"
         )
-    for split, arr in (("train", shards.train), ("val", shards.val)):
-        if len(arr) < bs + 2:
+    # a window is block_size inputs and the token after; training draws one at random
+    # (the loader wants one start more); validation walks them: one window is enough, as
+    # prepare checks. The val split was held to the train's bs + 2 and both were said to be
+    # smaller than --block-size ("--block-size 5 is larger than ... (6 tokens)").
+    for split, arr, need in (("train", shards.train, bs + 2), ("val", shards.val, bs + 1)):
+        if len(arr) < need:
             raise DataError(
-                f"--block-size {bs} is larger than the {split} split of {shards.path} "
-                f"({len(arr)} tokens); use a smaller --block-size or more data"
+                f"--block-size {bs} is too large for the {split} split of {shards.path}: it "
+                f"has {len(arr)} tokens, one window needs {need} (--block-size + "
+                f"{need - bs}); use a smaller --block-size or more data"
             )
 
 
