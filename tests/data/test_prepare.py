@@ -286,6 +286,12 @@ def test_the_summary_line_gives_a_small_corpus_in_kb():
     m["build"] = {"seconds": 0.68, "mb_per_s": 1.64}
     assert summary(m, "s").endswith(", 1.1 MB, 24,492 tokens (train 22,042 / val 2,450) "
                                     "in 0.68 s, 1.6 MB/s")  # fmt: skip
+    m["splits"] = {"train": {"documents": 1, "bytes": 6, "tokens": 6},
+                   "val": {"documents": 1, "bytes": 6, "tokens": 6}}  # fmt: skip
+    m["build"] = {"seconds": 0.06, "mb_per_s": 0.0}
+    assert summary(m, "s").endswith(
+        ", 12 bytes, 12 tokens (train 6 / val 6) in 0.06 s, 0.2 kB/s"
+    )
 
 
 def test_cli_missing_path(tmp_path, capsys):

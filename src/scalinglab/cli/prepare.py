@@ -99,8 +99,11 @@ def summary(m: dict, out) -> str:
 
 
 def _size(n_bytes: float) -> str:
-    """'1.1 MB'; under 0.1 MB in kB: a corpus of 24 kB read '0.0 MB', as if it were empty."""
-    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:.1f} kB"
+    """'1.1 MB'; under 0.1 MB in kB, under 100 bytes in bytes: a corpus of 24 kB read
+    '0.0 MB', as if it were empty."""
+    if n_bytes >= 1e5:
+        return f"{n_bytes / 1e6:.1f} MB"
+    return f"{n_bytes / 1e3:.1f} kB" if n_bytes >= 100 else f"{n_bytes:.0f} bytes"
 
 
 class _Bars:
