@@ -85,7 +85,7 @@ def test_any_prompt_bytes_work_on_bytes_or_refuse_cleanly_on_chars(runs, capsys)
         except UnicodeDecodeError as exc:
             assert rc == 2 and err == (
                 f"error: --prompt: not valid UTF-8 at byte {exc.start}; the char tokenizer "
-                "of this run reads text (a byte-level run takes any bytes)\n"
+                "of this run reads text (only a run of the byte tokenizer takes any bytes)\n"
             ), raw
         else:
             assert rc == 0 and out, (raw, err)

@@ -5,10 +5,14 @@ silently; eval's flags were named together and a file given for a run was "not f
 
 import json
 import logging
+import os
+
+import pytest
 
 from scalinglab.cli import main
 from scalinglab.cli.generate import prompt_ids
-from scalinglab.data.tokenizers import CharTokenizer, WordTokenizer
+from scalinglab.data.tokenizers import CharTokenizer, WordTokenizer, train_tokenizer
+from scalinglab.errors import ConfigError
 from tests.reliability.helpers import one_line_error
 from tests.train.helpers import cli_args, tiny_shards
 
@@ -99,3 +103,15 @@ def test_the_summary_line_gives_both_losses_to_four_decimals(tmp_path, capsys):
     r = json.loads((tmp_path / "run" / "result.json").read_text())
     line = capsys.readouterr().out.splitlines()[-1]
     assert f"tokens 256  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  " in line
+
+
+def test_a_bpe_run_refusing_invalid_utf8_is_not_called_byte_level():
+    """A bpe run (byte-level BPE, as docs/data.md calls it) refused an invalid UTF-8 prompt
+    saying 'the bpe tokenizer of this run reads text (a byte-level run takes any bytes)'."""
+    tok = train_tokenizer("bpe", ["the fox and the dog " * 20], vocab_size=260)
+    with pytest.raises(ConfigError) as e:
+        prompt_ids(tok, os.fsdecode(b"ab\xffc"))
+    assert e.value.message == (
+        "--prompt: not valid UTF-8 at byte 2; the bpe tokenizer of this run reads text (only a "
+        "run of the byte tokenizer takes any bytes)"
+    )

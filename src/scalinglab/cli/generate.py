@@ -56,7 +56,7 @@ def stream_text(tokenizer, ids, sample):
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     """The prompt's token ids, its last line left open (a word-level prompt gets no `<eos>`).
-    The command line's bytes, as given: a byte-level run takes
+    The command line's bytes, as given: a run of the byte tokenizer takes
     any bytes (invalid UTF-8 too); other tokenizers read text, so invalid UTF-8 is refused
     naming its offset."""
     import os
@@ -71,7 +71,8 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
             return list(raw)
         raise ConfigError(
             f"--prompt: not valid UTF-8 at byte {exc.start}; the {tokenizer.kind} "
-            "tokenizer of this run reads text (a byte-level run takes any bytes)"
+            "tokenizer of this run reads text (only a run of the byte tokenizer takes any "
+            "bytes)"
         ) from None
     if tokenizer.kind == "word":  # no <eos> after the prompt: generation continues its line
         ids = [int(i) for i in tokenizer.encode(text, final=False)]
