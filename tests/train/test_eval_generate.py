@@ -126,7 +126,10 @@ def test_word_level_generation_continues_the_prompts_line(tmp_path, capsys):
     prepare([str(corpus)], tmp_path / "novt", tokenizer="word", block_size=16)
     assert main(["eval", str(run), "--split", "test", "--data", str(tmp_path / "novt")]) != 0
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "has no test split" in err and "--test-file" in err
+    assert err == (
+        f"error: shards folder {tmp_path / 'novt'} has no test split (it has train, val) "
+        "(`prepare --val-file FILE --test-file FILE` makes one)\n"
+    )
 
 
 def test_a_padded_vocabulary_never_samples_an_id_without_a_token(tmp_path, capsys):

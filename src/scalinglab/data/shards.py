@@ -191,7 +191,9 @@ class Shards:
         arr = getattr(self, name, None) if name in SPLITS + OPTIONAL_SPLITS else None
         if arr is None:
             have = ", ".join(present_splits(self.manifest))
-            hint = " (`prepare --test-file FILE` makes one)" if name == "test" else ""
+            hint = (
+                " (`prepare --val-file FILE --test-file FILE` makes one)" if name == "test" else ""
+            )
             raise DataError(f"shards folder {self.path} has no {name} split (it has {have}){hint}")
         return arr
 
