@@ -154,6 +154,22 @@ def test_a_path_with_a_tilde_the_shell_left_is_refused_with_the_path_written_out
     assert str(e.value) == "~no-such-user-here/x.txt: no such file or folder"
 
 
+def test_a_glob_that_misses_a_folders_files_is_not_called_an_empty_folder(tmp_path):
+    """'notes: empty folder (no non-empty files match --glob '**/*.rst')' for a folder of
+    Markdown notes: untrue, and the files the pattern missed went unnamed."""
+    (tmp_path / "notes" / "sub").mkdir(parents=True)
+    (tmp_path / "notes" / "sub" / "b.md").write_text("B")
+    (tmp_path / "notes" / "a.md").write_text("A")
+    (tmp_path / "notes" / "e.rst").write_text("")
+    spec = str(tmp_path / "notes")
+    with pytest.raises(DataError) as e:
+        resolve_sources([spec], glob="**/*.rst")
+    assert e.value.message == (
+        f"{spec}: no non-empty file matches --glob '**/*.rst' (the folder holds 2 others, e.g. "
+        "a.md; the pattern is relative to the folder, '**/' any folders)"
+    )
+
+
 def test_missing_and_empty_sources(tmp_path):
     with pytest.raises(DataError, match=r"nope.txt: no such file or folder"):
         resolve_sources([str(tmp_path / "nope.txt")])

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from scalinglab.data.shards import is_shards_dir
 from scalinglab.errors import ConfigError, DataError, require
@@ -491,6 +492,20 @@ def _file_source(spec: str, path: Path, text_field: str) -> Source:
     return FilesSource(spec, [path])
 
 
+def _no_match(spec: str, glob: str) -> NoReturn:
+    """A folder whose files --glob leaves none of with text. It was called an 'empty
+    folder' even where it holds files the pattern missed ('notes/: empty folder' for
+    `--glob '**/*.rst'` over Markdown notes): name one of them then."""
+    text = [p for p in _walk(Path(spec), "**/*", spec) if p.stat().st_size]
+    if not text:
+        raise DataError(f"{spec}: empty folder (no non-empty files match --glob '{glob}')")
+    raise DataError(
+        f"{spec}: no non-empty file matches --glob '{glob}' (the folder holds {len(text):,} "
+        f"others, e.g. {text[0].relative_to(spec).as_posix()}; the pattern is relative to the "
+        "folder, '**/' any folders)"
+    )
+
+
 def resolve_sources(
     specs: list[str],
     glob: str = "**/*",
@@ -515,7 +530,7 @@ def resolve_sources(
             check_glob(glob)
             files = _walk(Path(spec), glob, spec)
             if not files or all(p.stat().st_size == 0 for p in files):
-                raise DataError(f"{spec}: empty folder (no non-empty files match --glob '{glob}')")
+                _no_match(spec, glob)
             out.extend(_group_files(spec, files, text_field))
         elif os.path.exists(spec):
             path = Path(spec)
