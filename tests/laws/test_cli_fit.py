@@ -262,6 +262,31 @@ def test_a_loss_column_of_perplexities_is_warned_of(tmp_path, capsys):
     assert not any("perplexity" in w for w in json.loads(capsys.readouterr().out)["warnings"])
 
 
+def test_tokens_in_billions_are_warned_of(tmp_path, capsys):
+    """A tokens column in billions fitted without a word (only B moved, to 0.98), and plan
+    then gave 3.8e13 parameters on 4.4e5 tokens: a median of tokens per parameter outside
+    1e-3 to 1e5 is warned of, for the N, D laws and data-constrained."""
+    path, lines = nd_csv(tmp_path / "nd.csv", 3)
+    rows = [ln.split(",") for ln in lines[1:]]
+    billions = tmp_path / "billions.csv"
+    billions.write_text(
+        "params,tokens,unique_tokens,loss\n"
+        + "".join(f"{n},{float(d) / 1e9:g},{float(d) / 2e9:g},{loss}\n" for n, d, loss in rows)
+    )
+    fix = ["--fix", "A=400", "--fix", "B=400", "--fix", "E=1.7"]  # a quick data-constrained fit
+    for law, more in (("chinchilla", []), ("power-c", []), ("data-constrained", fix)):
+        argv = ["fit", str(billions), "--law", law, "--bootstrap", "0", "--json", *more]
+        assert main(argv) == 0
+        warned = [w for w in json.loads(capsys.readouterr().out)["warnings"] if "millions" in w]
+        assert warned == [
+            "the runs see a median of 1e-07 tokens per parameter (D 'tokens' / N 'params'), "
+            "outside 1e-3 to 1e5: is one of them in millions or billions? N and D are counts "
+            "of parameters and tokens (plan's C = 6ND takes them as such)"
+        ], law
+    assert main(["fit", str(path), "--bootstrap", "0", "--json"]) == 0
+    assert not any("millions" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+
+
 def test_c_is_6nd_for_laws_of_c_alone_and_a_derived_value_out_of_range_is_the_rows(
     tmp_path, capsys
 ):

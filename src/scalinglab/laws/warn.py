@@ -8,6 +8,10 @@ WIDE = 0.5
 # A per-token loss in nats above this is no language model's: a uniform guess over a
 # vocabulary of 1e8 tokens is ln(1e8) = 18.4. Above it the column is likely perplexity.
 LOSS_MAX = 20.0
+# Tokens per parameter of a language-model run: the public runs tables have a median of
+# 10 to 20 (single runs 2e-4 to 64,000). A median outside these bounds is a unit mix-up
+# (tokens in billions gave 1e-8; parameters in millions, 1e7), which fits without a word.
+TOKENS_PER_PARAM = (1e-3, 1e5)
 # The condition number of the parameters' correlation matrix beyond which a
 # combination of parameters is flagged as not determined (a flat valley).
 FLAT = 1e8
@@ -183,7 +187,7 @@ def parametric(law, form, table, res, curv=None):
             out.append(
                 f"{var} spans only {span:.3g}x (less than a decade): its exponent is weakly constrained"
             )
-    out += loss_scale(table)
+    out += loss_scale(table) + token_units(table)
     if set(form.varies) >= {"N", "D"}:
         r = np.corrcoef(np.log(table.N), np.log(table.D))[0, 1]
         if abs(r) > 0.95:
@@ -213,6 +217,24 @@ def loss_scale(table) -> list[str]:
         f"the loss column {col!r} reaches {top:.4g}, above {LOSS_MAX:g} nats per token (a "
         "uniform guess over 1e8 tokens is 18.4): is it perplexity (exp of the loss) or a sum "
         "over tokens? The laws fit the mean loss per token in nats (--loss-col names it)"
+    ]
+
+
+def token_units(table) -> list[str]:
+    """A median of tokens per parameter no run has (below 1e-3 or above 1e5): D or N in
+    millions or billions. The fit only rescales a coefficient (B), so nothing else shows
+    it, while `plan` turns C = 6ND into a model of 4e13 parameters trained on 4e5 tokens."""
+    if table.N is None or table.D is None:
+        return []
+    ratio = float(np.median(table.D / table.N))
+    lo, hi = TOKENS_PER_PARAM
+    if lo <= ratio <= hi:
+        return []
+    n, d = (table.conventions.get(k, k) for k in ("N", "D"))
+    return [
+        f"the runs see a median of {ratio:.3g} tokens per parameter (D {d!r} / N {n!r}), "
+        "outside 1e-3 to 1e5: is one of them in millions or billions? N and D are "
+        "counts of parameters and tokens (plan's C = 6ND takes them as such)"
     ]
 
 
