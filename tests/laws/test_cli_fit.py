@@ -287,6 +287,30 @@ def test_tokens_in_billions_are_warned_of(tmp_path, capsys):
     assert not any("millions" in w for w in json.loads(capsys.readouterr().out)["warnings"])
 
 
+def test_rows_listed_twice_are_warned_of_and_seed_repeats_are_not(tmp_path, capsys):
+    """A table with rows pasted twice fitted them twice without a word (25 points of 20 runs,
+    each copy weighing in the bootstrap too); the public (Mis)fitting table holds 21 such rows.
+    Rows equal in N, D and loss are warned of; a seed repeat (another loss) is not."""
+    _, lines = nd_csv(tmp_path / "nd.csv", 3)
+    with_u = [f"{ln},{ln.split(',')[1]}" for ln in lines]  # unique tokens U = D
+    twice = tmp_path / "twice.csv"
+    twice.write_text("\n".join([with_u[0] + "_u", *with_u[1:], *with_u[1:3]]) + "\n")
+    fix = ["--fix", "A=400", "--fix", "B=400", "--fix", "E=1.7"]  # a quick data-constrained fit
+    for law, more in (("chinchilla", []), ("data-constrained", ["--u-col", "tokens_u", *fix])):
+        assert main(["fit", str(twice), "--law", law, "--bootstrap", "0", "--json", *more]) == 0
+        warned = [w for w in json.loads(capsys.readouterr().out)["warnings"] if "twice" in w]
+        assert warned == [
+            "2 rows repeat an earlier row's N, D and loss exactly (the first: N=1e+07, D=1e+09, "
+            f"L={float(lines[1].split(',')[2]):.6g}): a run listed twice counts twice in the fit "
+            "and its bootstrap (seed repeats differ in their loss); drop the copies, or check "
+            "which run each row is"
+        ], law
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("\n".join([*lines, lines[1][:-1] + "1"]) + "\n")  # another loss
+    assert main(["fit", str(seeds), "--bootstrap", "0", "--json"]) == 0
+    assert not any("twice" in w for w in json.loads(capsys.readouterr().out)["warnings"])
+
+
 def test_c_is_6nd_for_laws_of_c_alone_and_a_derived_value_out_of_range_is_the_rows(
     tmp_path, capsys
 ):

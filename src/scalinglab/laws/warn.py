@@ -187,7 +187,7 @@ def parametric(law, form, table, res, curv=None):
             out.append(
                 f"{var} spans only {span:.3g}x (less than a decade): its exponent is weakly constrained"
             )
-    out += loss_scale(table) + token_units(table)
+    out += loss_scale(table) + token_units(table) + repeated_rows(table)
     if set(form.varies) >= {"N", "D"}:
         r = np.corrcoef(np.log(table.N), np.log(table.D))[0, 1]
         if abs(r) > 0.95:
@@ -235,6 +235,33 @@ def token_units(table) -> list[str]:
         f"the runs see a median of {ratio:.3g} tokens per parameter (D {d!r} / N {n!r}), "
         "outside 1e-3 to 1e5: is one of them in millions or billions? N and D are "
         "counts of parameters and tokens (plan's C = 6ND takes them as such)"
+    ]
+
+
+def repeated_rows(table) -> list[str]:
+    """Rows whose numbers (N, D, C, loss, U and run) all equal an earlier row's: a run listed
+    twice (a table pasted twice, or a run copied under two labels), which then counts twice in
+    the fit and in every resample; seed repeats differ in their loss. A duplicate row fitted
+    without a word."""
+    cols = [getattr(table, k) for k in ("N", "D", "C", "L", "U", "groups")]
+    cols = [c for c in cols if c is not None]
+    seen: set = set()
+    repeats = []
+    for i, key in enumerate(zip(*cols, strict=True)):
+        if key in seen:
+            repeats.append(i)
+        seen.add(key)
+    if not repeats:
+        return []
+    i = repeats[0]
+    first = ", ".join(
+        f"{k}={getattr(table, k)[i]:.6g}" for k in ("N", "D", "L") if getattr(table, k) is not None
+    )
+    rows = "row repeats" if len(repeats) == 1 else "rows repeat"
+    return [
+        f"{len(repeats)} {rows} an earlier row's N, D and loss exactly (the first: {first}): "
+        "a run listed twice counts twice in the fit and its bootstrap (seed repeats differ in "
+        "their loss); drop the copies, or check which run each row is"
     ]
 
 
