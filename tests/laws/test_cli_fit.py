@@ -189,6 +189,9 @@ GOOD = "run_id,params,tokens,loss\n" + "".join(
         (GOOD.replace(",", ";"), [], "line 1: one column 'run_id;params;tokens;loss': the "
          "file is separated by semicolons (';'); a runs table is comma-separated (CSV)"),
         (GOOD.replace(",", "\t"), [], "the file is separated by tabs ('\\t')"),
+        # unnamed columns were 'duplicate column names in the header: '' at columns 5, 6'
+        ("params,tokens,loss,,\n1e7,1e9,3.0,x,y\n", [],
+         "columns 4, 5 have no name in the header and hold values: name them (or delete them)"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_error(tmp_path, capsys, content, argv, expect):
@@ -196,6 +199,26 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, content, argv, expect):
     err = one_line_error(capsys, ["fit", path, "--bootstrap", "0", *argv])
     assert expect in err, err
     assert path in err or expect.startswith("--")
+
+
+def test_a_spreadsheets_blank_columns_and_rows_are_no_columns(tmp_path, capsys):
+    """A spreadsheet's CSV export (BOM, CRLF) with the blank columns beside the table
+    (',,' on every line, no name in the header) was refused: 'duplicate column names in the
+    header: '' at columns 5, 6'. Columns with neither a name nor a value are left out, and
+    the fit is that of the clean table, as with blank rows; the positions of duplicate names
+    are still those of the file."""
+    clean = _write(tmp_path, GOOD, "clean.csv")
+    excel = GOOD.replace("\n", ",,\r\n") + ",,,,,\r\n"
+    excel = _write(tmp_path, b"\xef\xbb\xbf" + excel.encode(), "excel.csv")
+    fits = []
+    for path in (clean, excel):
+        assert main(["fit", path, "--law", "power-c", "--bootstrap", "0", "--json"]) == 0
+        fits.append(json.loads(capsys.readouterr().out))
+    assert fits[1]["params"] == fits[0]["params"] and fits[1]["n_points"] == 9
+    assert fits[1]["data"]["points_sha256"] == fits[0]["data"]["points_sha256"]
+    dup = _write(tmp_path, "params,tokens,,loss,loss\n1e7,1e9,,3.0,3.1\n", "dup.csv")
+    err = one_line_error(capsys, ["fit", dup, "--bootstrap", "0"])
+    assert err == f"error: {dup}: duplicate column names in the header: 'loss' at columns 4, 5\n"
 
 
 def test_bad_plan_inputs(tmp_path, capsys):

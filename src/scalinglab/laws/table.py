@@ -211,11 +211,18 @@ def decode_text(path: Path) -> str:
         ) from None
 
 
-def _no_duplicates(header: list, source: str) -> None:
+def _no_duplicates(header: list, source: str, positions: list | None = None) -> None:
+    """DataError naming the header names that repeat, at their 1-based `positions` (by
+    default 1, 2, ...); columns without a name are told as such."""
     seen: dict = {}
-    for i, h in enumerate(header):
-        seen.setdefault(h, []).append(i + 1)
+    for i, h in zip(positions or range(1, len(header) + 1), header, strict=True):
+        seen.setdefault(h, []).append(i)
     dup = {h: pos for h, pos in seen.items() if len(pos) > 1}
+    if "" in dup:
+        raise DataError(
+            f"{source}: columns {', '.join(map(str, dup['']))} have no name in the header and "
+            "hold values: name them (or delete them)"
+        )
     if dup:
         what = "; ".join(f"{h!r} at columns {', '.join(map(str, p))}" for h, p in dup.items())
         raise DataError(f"{source}: duplicate column names in the header: {what}")
@@ -242,7 +249,6 @@ def raw_csv(path: Path) -> RawTable:
     except StopIteration:
         raise DataError(f"{path}: the file is empty") from None
     header = [h.strip() for h in header]
-    _no_duplicates(header, str(path))
     if len(header) == 1:  # a ';'- or tab-separated file read as one column
         sep = next((f"{name} ({c!r})" for c, name in ((";", "semicolons"), ("\t", "tabs"))
                     if c in header[0]), None)  # fmt: skip
@@ -268,8 +274,16 @@ def raw_csv(path: Path) -> RawTable:
             raise DataError(
                 f"{path}: line {start}: {len(row)} fields, the header has {len(header)}{span}"
             )
-        rows.append(dict(zip(header, row, strict=True)))
+        rows.append(row)
         lines.append(start)
+    # a spreadsheet saves the blank columns beside its table with no name and no value
+    blank = {i for i, h in enumerate(header) if not h and not any(r[i].strip() for r in rows)}
+    kept = [i for i in range(len(header)) if i not in blank]
+    header = [header[i] for i in kept]
+    _no_duplicates(header, str(path), [i + 1 for i in kept])
+    rows = [
+        dict(zip(header, (c for i, c in enumerate(r) if i not in blank), strict=True)) for r in rows
+    ]
     if not rows:
         raise DataError(f"{path}: the header has no data rows below it")
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
