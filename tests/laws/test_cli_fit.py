@@ -246,6 +246,32 @@ def nd_csv(path, k, loss="loss", law=chinchilla_law):
     return path, lines
 
 
+def test_plan_json_is_what_its_help_says(tmp_path, capsys):
+    """plan --help said only 'print JSON' for --json, where every other command names what
+    it prints (docs/cli.md), and the shape differs by mode: a list for --flops, one object
+    for --target-loss and --params."""
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--json print the plan as JSON instead of its lines: a list of one object per --flops "
+        "(per schedule with --steps, best first); one object for --target-loss or --params"
+    ) in text
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(runs_csv(tmp_path, 3, 3)), "--bootstrap", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    shapes = []
+    for flags in (
+        ["--flops", "1e19", "1e20"],
+        ["--target-loss", "3"],
+        ["--params", "1e8", "--flops", "1e19"],
+    ):
+        assert main(["plan", str(out), *flags, "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        shapes.append(len(got) if isinstance(got, list) else got["flops"] > 0)
+    assert shapes == [2, True, True]
+
+
 def test_a_plan_below_one_parameter_or_token_is_refused(tmp_path, capsys):
     """plan --flops 1 printed params=0.66 tokens=0.25 as a plan (a warning said only that it
     extrapolated); --target-loss 1e6 answered flops=1 (the bisection's floor) at loss 1320;

@@ -39,7 +39,12 @@ def register(sub):
     forms = "step: lr(N, D), B(D) (default); deepseek: lr(C), B(C)"
     h.add_argument("--lr-form", choices=("step", "deepseek"), default="step", help=forms)
     h.add_argument("--block-size", type=int, default=0, help="also give the batch in sequences")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the plan as JSON instead of its lines: a list of one object per --flops "
+        "(per schedule with --steps, best first); one object for --target-loss or --params",
+    )
     p.set_defaults(func=run)
 
 
