@@ -1,5 +1,6 @@
 """`scalinglab fit` and `scalinglab plan` through the CLI: happy paths and every bad input."""
 
+import hashlib
 import json
 import os
 
@@ -219,6 +220,32 @@ def test_a_spreadsheets_blank_columns_and_rows_are_no_columns(tmp_path, capsys):
     dup = _write(tmp_path, "params,tokens,,loss,loss\n1e7,1e9,,3.0,3.1\n", "dup.csv")
     err = one_line_error(capsys, ["fit", dup, "--bootstrap", "0"])
     assert err == f"error: {dup}: duplicate column names in the header: 'loss' at columns 4, 5\n"
+
+
+def test_a_csv_with_mac_line_ends_is_read(tmp_path, capsys):
+    """A CSV saved with '\\r' alone between lines (a spreadsheet's Mac CSV), or a stray
+    '\\r' inside a line, ended fit in a traceback ('_csv.Error: new-line character seen in
+    unquoted field'), for a runs table and a curves table alike. It reads as the '\\n' file
+    does; data.sha256 stays the hash of the file's own text."""
+    from tests.laws.test_curves import curves_csv
+
+    curves = curves_csv(tmp_path / "curves.csv", lambda lr, s: 3 + 2 / np.sqrt(s), ["cosine"])
+    argv = {
+        GOOD: ["--law", "power-c"],
+        curves.read_text(): ["--law", "lr-annealing", "--run-col", "run"],
+    }
+    for text, flags in argv.items():
+        fits = []
+        for name, body in (("unix.csv", text), ("mac.csv", text.replace("\n", "\r"))):
+            path = _write(tmp_path, body, name)
+            assert main(["fit", path, "--bootstrap", "0", "--json", *flags]) == 0, name
+            fits.append(json.loads(capsys.readouterr().out))
+        assert fits[1]["params"] == fits[0]["params"]
+        mac = (tmp_path / "mac.csv").read_bytes()
+        assert fits[1]["data"]["sha256"] == hashlib.sha256(mac).hexdigest()
+    bad = _write(tmp_path, "params,tokens,loss\r1e7,1e9,3\r1e8,x,3\r", "bad.csv")
+    err = one_line_error(capsys, ["fit", bad, "--bootstrap", "0"])
+    assert err == f"error: {bad}: row 2 (line 3), column 'tokens': 'x' is not a number\n"
 
 
 def test_bad_plan_inputs(tmp_path, capsys):

@@ -32,7 +32,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
-from scalinglab.laws.table import ALIASES, check_table_file, decode_text, find_column
+from scalinglab.laws.table import ALIASES, check_table_file, csv_lines, decode_text, find_column
 
 LR_FILLS = ("linear", "auto", "previous")
 JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
@@ -121,7 +121,7 @@ def read_rows(path):
     path = Path(path)
     check_table_file(path)
     text = decode_text(path)
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(csv_lines(text)))
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     rows = list(reader)

@@ -211,6 +211,13 @@ def decode_text(path: Path) -> str:
         ) from None
 
 
+def csv_lines(text: str) -> str:
+    """`text` with every line ending as "\\n": a spreadsheet on a Mac saves its CSV with
+    "\\r" alone, which the csv module refused with a traceback ('new-line character seen
+    in unquoted field'). Only for parsing: a table's sha256 is that of its text as read."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _no_duplicates(header: list, source: str, positions: list | None = None) -> None:
     """DataError naming the header names that repeat, at their 1-based `positions` (by
     default 1, 2, ...); columns without a name are told as such."""
@@ -243,6 +250,8 @@ def raw_csv(path: Path) -> RawTable:
     """A CSV file's header and rows (text cells), refusing duplicate header names."""
     check_table_file(path)
     text = decode_text(path)
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text = csv_lines(text)
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -286,7 +295,6 @@ def raw_csv(path: Path) -> RawTable:
     ]
     if not rows:
         raise DataError(f"{path}: the header has no data rows below it")
-    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return RawTable(header, rows, lines, str(path), sha)
 
 
