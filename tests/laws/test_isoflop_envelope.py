@@ -56,6 +56,20 @@ def test_isoflop_on_ml_scalefit_chinchilla():
     assert law.ci_["a"][0] < 0.49 < law.ci_["a"][1]
 
 
+def test_a_pooled_isoflop_file_gives_the_exponent_docs_laws_md_quotes():
+    """docs/laws.md quoted 'the pooled transform file gives a = 0.508 against 0.541 for its
+    Chinchilla rows alone': 0.508 came without the outlier filter, 0.541 with it (pooled
+    with it: 0.506). Both numbers are now of one filter, and the docs quote them."""
+    path = shared_file("scaling_data/openathena_isoflops_transform_all.csv")
+    a = {}
+    for name, where in (("pooled", []), ("chinchilla", ["source=epochai_chinchilla"])):
+        law = ScalingLaw("isoflop", bootstrap=0, where=["outlier=False", *where]).fit(path)
+        a[name] = law.params_["a"]
+    assert a == pytest.approx({"pooled": 0.5058, "chinchilla": 0.5414}, abs=1e-4)
+    docs = " ".join((Path(__file__).parents[2] / "docs" / "laws.md").read_text().split())
+    assert f"gives a = {a['pooled']:.3f} pooled, against a = {a['chinchilla']:.3f}" in docs
+
+
 def test_isoflop_shared_curvature_on_nine_chinchilla_budgets():
     """The shared fit is well posed on Chinchilla's 9 budgets (a determinant test once
     called it singular). Its a sits above the per-budget 0.513: those profiles flatten
