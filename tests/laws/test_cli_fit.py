@@ -190,6 +190,11 @@ GOOD = "run_id,params,tokens,loss\n" + "".join(
         (GOOD.replace(",", ";"), [], "line 1: one column 'run_id;params;tokens;loss': the "
          "file is separated by semicolons (';'); a runs table is comma-separated (CSV)"),
         (GOOD.replace(",", "\t"), [], "the file is separated by tabs ('\\t')"),
+        # a spreadsheet's formatting left in a cell: say which, and what to write
+        (GOOD.replace("r3,1e8", 'r3,"100,000,000"'), [], "row 4 (line 5), column 'params': "
+         "'100,000,000' is not a number (thousands separators: write 100000000)"),
+        (GOOD.replace("r0,1e7", "r0,50%"), [], "row 1 (line 2), column 'params': '50%' is not "
+         "a number (a percent sign: write the fraction 0.5)"),
         # unnamed columns were 'duplicate column names in the header: '' at columns 5, 6'
         ("params,tokens,loss,,\n1e7,1e9,3.0,x,y\n", [],
          "columns 4, 5 have no name in the header and hold values: name them (or delete them)"),

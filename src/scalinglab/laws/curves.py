@@ -32,7 +32,14 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
-from scalinglab.laws.table import ALIASES, check_table_file, csv_lines, decode_text, find_column
+from scalinglab.laws.table import (
+    ALIASES,
+    check_table_file,
+    csv_lines,
+    decode_text,
+    find_column,
+    not_a_number,
+)
 
 LR_FILLS = ("linear", "auto", "previous")
 JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
@@ -110,7 +117,7 @@ def _number(raw, where, positive=True):
     try:
         v = float(raw)
     except (TypeError, ValueError):
-        raise DataError(f"{where}: {raw!r} is not a number") from None
+        raise DataError(f"{where}: {not_a_number(raw)}") from None
     if not np.isfinite(v) or (v <= 0 if positive else v < 0):
         raise DataError(f"{where}: {raw!r} must be a finite number {'> 0' if positive else '>= 0'}")
     return v

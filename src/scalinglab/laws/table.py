@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -389,6 +390,18 @@ def find_column(header, name, explicit, aliases, source, flag):
     return None
 
 
+def not_a_number(value) -> str:
+    """ "'10,000,000' is not a number", with what a spreadsheet's formatting left in the cell
+    and what to write instead: a thousands separator or a percent sign."""
+    text = str(value).strip()
+    why = ""
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", text):
+        why = f" (thousands separators: write {text.replace(',', '')})"
+    elif re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%", text):
+        why = f" (a percent sign: write the fraction {float(text[:-1]) / 100:g})"
+    return f"{value!r} is not a number{why}"
+
+
 def numbers(raw: RawTable, col: str) -> np.ndarray:
     """Parse one column; every value must be a finite positive number."""
     out = np.empty(len(raw.rows))
@@ -400,7 +413,7 @@ def numbers(raw: RawTable, col: str) -> np.ndarray:
         try:
             v = float(value)
         except (TypeError, ValueError):
-            raise DataError(f"{where}: {value!r} is not a number") from None
+            raise DataError(f"{where}: {not_a_number(value)}") from None
         if not np.isfinite(v):
             raise DataError(f"{where}: {value!r} is not a finite number")
         if v <= 0:
