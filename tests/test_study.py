@@ -271,6 +271,8 @@ def test_minutes_scales_a_ladder_by_its_compute():
         ({"params": [1e4, 2e4]}, "params must list at least 3 sizes"),
         ({"tokens_per_param": [10]}, "tokens_per_param must list at least 2 ratios"),
         ({"tokens_per_param": [10, -1]}, "tokens_per_param must hold positive numbers, got -1"),
+        # a size typed twice passed the 3-size check and its copy moved to another shape
+        ({"params": [1e4, 1e4, 2e4, 4e4]}, "params: 10000 is given twice (each value is"),
         ({"cooldown_frac": 1.5}, "cooldown_frac must be a number in (0, 1), got 1.5"),
         ({"budgets": [1e12, 3e12]}, "unknown key(s) budgets"),
     ],

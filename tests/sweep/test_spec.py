@@ -43,6 +43,28 @@ def test_bad_spec_names_the_key(tmp_path, shards, kw, message):
         load_spec(write_spec(tmp_path, shards, design, **kw))
 
 
+@pytest.mark.parametrize(
+    ("design", "message"),
+    [
+        ('kind = "isoflop"\nbudgets = [1e7, 3e7, 1e7]', "budgets: 1e+07 is given twice"),
+        ('kind = "grid"\nparams = [2000, 4000]\ntokens = [640, 640.0]',
+         "tokens: 640 is given twice"),
+        ('kind = "ladder"\nparams = [2000, 2e3, 4000]\ntokens_per_param = [20, 40]',
+         "params: 2000 is given twice"),
+        ('kind = "wsd"\nparams = [2000, 4000]\ntokens_per_param = [20, 40, 20]',
+         "tokens_per_param: 20 is given twice"),
+    ],
+)  # fmt: skip
+def test_a_value_listed_twice_is_named(tmp_path, shards, design, message):
+    """A budget or size typed twice planned its runs twice ('the design plans the same run
+    twice', naming neither key nor file), or, in a ladder, moved the copy to another shape."""
+    with pytest.raises(SweepError) as e:
+        load_spec(write_spec(tmp_path, shards, design))
+    assert str(e.value) == (
+        f"{tmp_path / 'spec.toml'} [design]: {message} (each value is planned once)"
+    )
+
+
 def test_unknown_hparams_and_shape_keys(tmp_path, shards):
     p = write_spec(tmp_path, shards, GRID)
     p.write_text(p.read_text().replace("[hparams]", "[hparams]\nlr_scale = 2"))

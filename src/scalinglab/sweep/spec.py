@@ -69,7 +69,9 @@ def _number(obj, name: str, integer: bool = False, positive: bool = True):
 
 
 def _numbers(obj, name: str, need: str) -> None:
-    """Check a non-empty list of positive finite numbers and store it as floats."""
+    """Check a non-empty list of distinct positive finite numbers and store it as floats
+    (a value given twice planned its runs twice: 'the design plans the same run twice',
+    naming neither the key nor the value; a ladder's repeated size took the next shape)."""
     v = getattr(obj, name)
     if isinstance(v, list) and not v:
         raise ConfigError(need)
@@ -78,7 +80,11 @@ def _numbers(obj, name: str, need: str) -> None:
     for x in v:
         if isinstance(x, bool) or not isinstance(x, int | float) or not x > 0 or x == math.inf:
             raise ConfigError(f"{name} must hold positive numbers, got {x!r}")
-    setattr(obj, name, [float(x) for x in v])
+    v = [float(x) for x in v]
+    twice = next((x for x in v if v.count(x) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"{name}: {twice:g} is given twice (each value is planned once)")
+    setattr(obj, name, v)
 
 
 # --- the rules -----------------------------------------------------------------
