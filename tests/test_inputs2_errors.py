@@ -52,16 +52,20 @@ def test_examples_set_no_per_run_train_keys(tmp_path):
 
 
 def test_isoflop_budgets_of_one_shape_are_warned(tmp_path, capsys):
+    """The hint names the [shape] key that spaces the architecture's widths: a GPT's are
+    multiples of head_size (it named width_multiple, which no GPT reads), an RNN's of
+    width_multiple."""
     data = tiny_shards(tmp_path / "shards", TEXT * 4)
     spec = write_spec(tmp_path, data, ISO.replace("spread = 3", "spread = 1"))
+    spec.write_text(spec.read_text().replace('archs = ["gpt"]', 'archs = ["gpt", "lstm"]'))
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
     warns = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning:")]
-    assert len(warns) == 2
+    assert len(warns) == 4
     assert warns[0].startswith("warning: [design] budget 3e+07 (gpt): its sizes round to 2 ")
-    assert warns[0].endswith(
-        "parameters); the IsoFLOP fit needs 3 per budget: raise that budget or sizes, or make [shape] "
-        "width_multiple smaller"
-    )
+    hint = "the IsoFLOP fit needs 3 per budget: raise that budget or sizes, or make [shape] "
+    assert warns[0].endswith(f"parameters); {hint}head_size smaller")
+    assert warns[2].startswith("warning: [design] budget 3e+07 (lstm): its sizes round to ")
+    assert warns[2].endswith(f"parameters); {hint}width_multiple smaller")
 
 
 def _study(tmp_path, old, new) -> str:

@@ -101,7 +101,7 @@ def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     assert str(e.value) == (  # the spec's name (its file, from the CLI) in front
         "quickstart [sweeps.gpt] budget 1e+09: its sizes round to 2 distinct shape(s) of the grid "
         "(4,832, 12,736 parameters); its parabola needs 3: raise that budget or sizes, "
-        "or make [shape] width_multiple smaller"
+        "or make [shape] head_size smaller"
     )
 
 
@@ -144,7 +144,7 @@ def test_minutes_that_break_the_plan_name_the_flag_and_the_minutes_that_work(tmp
         "minutes 3 scales the spec's design past what it can plan ([sweeps.gpt] budget "
         "2.25e+10: its sizes round to 2 distinct shape(s) of the grid (4,832, 12,736 "
         "parameters); its parabola needs 3: raise that budget or sizes, or make [shape] "
-        "width_multiple smaller); it plans at minutes 3.3"
+        "head_size smaller); it plans at minutes 3.3"
     )
     assert plan(3.3).parts  # what it suggests does plan
     from scalinglab.study.run import _round_values  # the values it tries, nearest first

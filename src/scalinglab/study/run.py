@@ -508,7 +508,7 @@ def check_supports_fits(study: StudySpec, parts: list[Part]) -> None:
                     f"[sweeps.{arch}] budget {b:.3g}: its sizes round to {len(ns)} distinct "
                     f"shape(s) of the grid ({shown} parameters); its parabola needs "
                     f"{MIN_SIZES_PER_BUDGET}: raise that budget or sizes, or make [shape] "
-                    "width_multiple smaller"
+                    f"{design.width_step_key(arch)} smaller"
                 )
         bt = study.backtest
         if (

@@ -319,6 +319,12 @@ def sizes_per_budget(runs: list[PlannedRun]) -> dict[tuple[str, float], set[int]
     return sizes
 
 
+def width_step_key(arch: str) -> str:
+    """The [shape] key that spaces an architecture's widths (shapes.shape_for): a GPT's
+    are multiples of head_size, an RNN's of width_multiple (which no GPT reads)."""
+    return "head_size" if arch == "gpt" else "width_multiple"
+
+
 def thin_budgets(runs: list[PlannedRun]) -> list[str]:
     """One line per (arch, budget) of an IsoFLOP plan whose sizes round to fewer than
     MIN_SIZES_PER_BUDGET distinct shapes: the fit cannot draw its parabola there."""
@@ -329,7 +335,8 @@ def thin_budgets(runs: list[PlannedRun]) -> list[str]:
             out.append(
                 f"[design] budget {b:.3g} ({arch}): its sizes round to {len(ns)} distinct "
                 f"shape(s) ({shown} parameters); the IsoFLOP fit needs {MIN_SIZES_PER_BUDGET} "
-                "per budget: raise that budget or sizes, or make [shape] width_multiple smaller"
+                f"per budget: raise that budget or sizes, or make [shape] {width_step_key(arch)} "
+                "smaller"
             )
     return out
 
