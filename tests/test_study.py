@@ -334,6 +334,15 @@ def test_predictor_defaults_to_the_sweeps_own():
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "spread": -2}}}, "[sweeps.gpt]: spread"),
         # a number where a list belongs was a TypeError traceback ('int' is not iterable)
         ({"plan": {"factors": 10}}, "[plan]: factors must be a list of numbers, like"),
+        # named neither the table nor the key ('quickstart: every plan factor must be ...')
+        (
+            {"plan": {"factors": [10, "100"]}},
+            "quickstart [plan]: each of factors must be a positive number, got '100'",
+        ),
+        (
+            {"plan": {"factors": [10, -1]}},
+            "quickstart [plan]: each of factors must be a positive number, got -1",
+        ),
         ({"seed_noise": {"seeds": 1}}, "[seed_noise]: seeds must be a list of integers"),
         ({"tasks": {"names": 3}}, "[tasks]: names must be a list of task names, like"),
         # taken and never used; caught only once planned; a number or "" taken as a name
