@@ -109,3 +109,31 @@ def test_dry_run_prints_plan_and_total(tmp_path, shards, capsys):
     assert not (tmp_path / "o").exists()
     assert main(["sweep", str(p), "--dry-run", "--flops-convention", "model"]) == 0
     assert "FLOPs (model convention)" in capsys.readouterr().out
+
+
+def test_run_folders_of_an_edited_spec_are_warned_of(tmp_path, shards, capsys):
+    """An edited spec rerun into the same --out makes new run folders beside the old ones,
+    and `scalinglab runs OUT` (and a fit of its table) took both without a word."""
+    from scalinglab.cli import main
+    from scalinglab.cli.sweep import _warn_unplanned
+    from scalinglab.sweep.driver import make_plan
+    from scalinglab.sweep.spec import load_spec
+
+    p = write_spec(tmp_path, shards, GRID)
+    out = tmp_path / "o"
+    spec = load_spec(p)
+    _, runs = make_plan(spec)
+    for r in runs:  # this spec's own folders: no warning
+        (out / "runs" / r.name).mkdir(parents=True)
+    _warn_unplanned(out, runs, spec)
+    assert capsys.readouterr().err == ""
+    (out / "runs" / "gpt-n2k-d640-0badcafe").mkdir()  # an earlier spec's run
+    (out / "stable" / "runs" / "gpt-n4k-stable-0ddba11").mkdir(parents=True)
+    args = ["sweep", str(p), "--out", str(out), "--dry-run", "--threads", "1"]
+    assert main(args) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {out} holds 2 run folder(s) this spec does not plan (gpt-n2k-d640-0badcafe "
+        f"and 1 more: an earlier or edited spec's); `scalinglab runs {out}` lists them beside "
+        "this spec's runs, and a fit of that table mixes the two: give another --out to keep "
+        "this spec's runs apart"
+    ]

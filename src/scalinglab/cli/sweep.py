@@ -173,12 +173,14 @@ def run(args) -> int:
     cfg = executor_config(args)
     threads = cfg.threads_per_run
     if args.dry_run:
-        return _dry_run(spec, cfg.workers, threads, args.json)
+        return _dry_run(spec, cfg.workers, threads, args.json, args.out)
     if not args.out:
         raise ConfigError("--out DIR is required (the sweep folder)")
     out = Path(args.out)
+    planned = driver.make_plan(spec)[1]
     if spec.kind == "isoflop":
-        _warn_thin(driver.make_plan(spec)[1])
+        _warn_thin(planned)
+    _warn_unplanned(out, planned, spec)
     executor = make_executor(cfg, out)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
@@ -255,7 +257,34 @@ def _warn_thin(runs) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
+def _warn_unplanned(out: Path | str | None, runs, spec) -> None:
+    """A warning line when OUT holds run folders this spec does not plan: an edited spec
+    makes new folders beside the old ones, and `scalinglab runs OUT` lists both, so a fit
+    of that table mixes the two specs' runs. (A re-centred design plans its later
+    budgets as it runs: not checked.)"""
+    from scalinglab.sweep.design import STABLE_DIR
+
+    if out is None or getattr(spec.design, "recentre", False):
+        return
+    names = {r.name for r in runs}
+    others = sorted(
+        p.name
+        for sub in ("runs", f"{STABLE_DIR}/runs")
+        for p in (Path(out) / sub).glob("*")
+        if p.is_dir() and p.name not in names
+    )
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        print(
+            f"warning: {out} holds {len(others)} run folder(s) this spec does not plan "
+            f"({others[0]}{more}: an earlier or edited spec's); `scalinglab runs {out}` lists "
+            "them beside this spec's runs, and a fit of that table mixes the two: give "
+            "another --out to keep this spec's runs apart",
+            file=sys.stderr,
+        )
+
+
+def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) -> int:
     from scalinglab.sweep import driver
     from scalinglab.sweep.estimate import (
         MAX_TIMED_BYTES,
@@ -319,6 +348,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False) -> int:
     )
     if spec.kind == "isoflop":  # as the sweep itself: a grid's budgets are no IsoFLOPs
         _warn_thin(runs)
+    _warn_unplanned(out, runs, spec)
     if getattr(spec.design, "recentre", False):
         say(
             "recentre = true: budgets after the first are re-centred on the measured "
