@@ -146,3 +146,19 @@ def test_a_shape_error_names_the_spec_file(tmp_path, shards):
     path = write_spec(tmp_path, shards, design)
     with pytest.raises(SweepError, match=rf"^{path} \[design\] shapes\[0\] for gpt: n_embd 8 is"):
         make_plan(load_spec(path))
+
+
+def test_rope_with_an_odd_head_size_names_both_keys(tmp_path, shards):
+    """[model] pos = "rope" beside an odd [shape] head_size failed as each shape was planned,
+    '--pos rope needs an even head size; --n-embd 3 / --n-head 1 = 3': no file, no key."""
+    p = write_spec(tmp_path, shards, GRID)
+    text = p.read_text().replace("[model]", '[model]\npos = "rope"')
+    p.write_text(text.replace("head_size = 4", "head_size = 3"))
+    with pytest.raises(SweepError) as e:
+        load_spec(p)
+    assert str(e.value) == (
+        f'{p} [shape]: head_size 3 is odd, and [model] pos = "rope" rotates pairs of a '
+        "head's dimensions: give an even head_size"
+    )
+    p.write_text(text.replace("head_size = 4", "head_size = 2"))
+    assert load_spec(p).shape.head_size == 2

@@ -522,13 +522,22 @@ def parse_spec(
     _build(ModelConfig, {**model, "arch": archs[0]}, f"{where} [model]")
     _build(TrainConfig, train, f"{where} [train]")
     design = _design(d.get("design"), f"{where} [design]")
+    shape, hparams = parse_rules(d, archs, where)
+    if "gpt" in archs and model.get("pos") == "rope" and shape.head_size % 2:
+        # the GPTs' heads are head_size wide: each shape failed when planned, with
+        # '--pos rope needs an even head size; --n-embd 3 / --n-head 1 = 3', no file or key
+        raise SweepError(
+            f'{where} [shape]: head_size {shape.head_size} is odd, and [model] pos = "rope" '
+            "rotates pairs of a head's dimensions: give an even head_size"
+        )
     return SweepSpec(
         name=str(d.get("name") or default_name),
         data=Path(d["data"]),
         archs=list(archs),
         model=dict(model),
         train=dict(train),
-        **dict(zip(("shape", "hparams"), parse_rules(d, archs, where), strict=True)),
+        shape=shape,
+        hparams=hparams,
         design=design,
         trainer_cmd=check_trainer_cmd(d.get("trainer_cmd"), f"{where}: trainer_cmd", design),
         source=source,
