@@ -148,6 +148,19 @@ def test_a_shape_error_names_the_spec_file(tmp_path, shards):
         make_plan(load_spec(path))
 
 
+def test_a_shape_error_names_the_spec_keys_on_the_command_line(tmp_path, shards, capsys):
+    """`scalinglab sweep` said '[design] shapes[0] for gpt: --n-embd 8 is not divisible by
+    --n-head 3': flags the spec has no such key for."""
+    from scalinglab.cli import main
+
+    design = 'kind = "grid"\nshapes = [{n_layer = 1, n_embd = 8, n_head = 3}]\ntokens = [640]\n'
+    path = write_spec(tmp_path, shards, design)
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} [design] shapes[0] for gpt: n_embd 8 is not divisible")
+    assert "--" not in err, err
+
+
 def test_rope_with_an_odd_head_size_names_both_keys(tmp_path, shards):
     """[model] pos = "rope" beside an odd [shape] head_size failed as each shape was planned,
     '--pos rope needs an even head size; --n-embd 3 / --n-head 1 = 3': no file, no key."""

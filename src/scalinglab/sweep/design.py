@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
-from scalinglab.errors import ConfigError, SweepError
+from scalinglab.errors import ConfigError, SweepError, python_spelling
 from scalinglab.laws.lropt import load_lr_opt
 from scalinglab.models.counting import Counts, count
 from scalinglab.sweep.shapes import hparams_for, shape_for
@@ -384,7 +384,9 @@ def _models(ctx: Context) -> list[ModelConfig]:
                     models.append(ModelConfig(arch=arch, **ctx.spec.model, **s))
                 except (ConfigError, TypeError) as exc:
                     where = f"{ctx.spec.source} " if ctx.spec.source else ""  # as the spec's
-                    raise SweepError(f"{where}[design] shapes[{i}] for {arch}: {exc}") from None
+                    # the spec's keys (n_embd), not the flags the command line would show
+                    why = python_spelling(exc.message) if isinstance(exc, ConfigError) else exc
+                    raise SweepError(f"{where}[design] shapes[{i}] for {arch}: {why}") from None
     return models
 
 
