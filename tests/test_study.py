@@ -343,6 +343,8 @@ def test_predictor_defaults_to_the_sweeps_own():
             {"plan": {"factors": [10, -1]}},
             "quickstart [plan]: each of factors must be a positive number, got -1",
         ),
+        # planned twice, in two rows of the report's plan table
+        ({"plan": {"factors": [10, 10.0]}}, "quickstart [plan]: factors: 10 is given twice"),
         ({"seed_noise": {"seeds": 1}}, "[seed_noise]: seeds must be a list of integers"),
         ({"tasks": {"names": 3}}, "[tasks]: names must be a list of task names, like"),
         # taken and never used; caught only once planned; a number or "" taken as a name

@@ -450,6 +450,10 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     if not plan.factors:  # the report said no fit gave an allocation
         raise _err(f"{where} [plan]", "factors is empty: give the multiples of the largest "
                                       "budget to plan for (default [10, 100, 1000])")  # fmt: skip
+    factors = [_positive(f, "each of factors", f"{where} [plan]") for f in plan.factors]
+    twice = next((f for f in factors if factors.count(f) > 1), None)
+    if twice is not None:  # the report planned the same run twice, in two rows
+        raise _err(f"{where} [plan]", f"factors: {twice:g} is given twice (each is planned once)")
     fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
     if fs.fix or fs.tie:  # the data-constrained and curve laws' settings: no study law reads them
         key = "fix" if fs.fix else "tie"
@@ -472,7 +476,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         sweeps=sweeps,
         backtest=bt,
         seed_noise=sn,
-        factors=[_positive(f, "each of factors", f"{where} [plan]") for f in plan.factors],
+        factors=factors,
         fit=fs,
         raw=d,
         trainer_cmd=check_trainer_cmd(
