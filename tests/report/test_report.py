@@ -883,3 +883,28 @@ def test_the_notes_say_where_the_run_folders_are(study, tmp_path, monkeypatch):
     text = html.unescape(re.sub("<[^>]+>", "", (tmp_path / "elsewhere/report.html").read_text()))
     assert files + f"under the sweep folder {tmp_path / 'sweep'}." in text
     assert (tmp_path / "elsewhere" / "summary.json").exists()
+
+
+def test_the_backtests_epochs_are_in_summary_and_its_law_is_the_one_that_predicted_it(tmp_path):
+    """summary.json's backtest.epochs was null unless the run repeated its data, while the
+    runs table showed the run's 0.287 epochs; and a run that repeats its data was said to be
+    predicted by the data-constrained law also when that fit failed and the study predicted
+    it with the frontier as if the tokens were fresh (a report audit)."""
+    from scalinglab.report.build import backtest_result
+    from scalinglab.report.sections import _backtest
+
+    pred = {"arch": "gpt", "flops": 1e13, "params": 186560, "tokens": 8933376,
+            "predictor": "frontier", "predicted_loss": 1.29, "run_name": "bt",
+            "unique_tokens": 31089980, "repeats_data": False, "ci_level": 0.95}  # fmt: skip
+    c = SimpleNamespace(prediction=pred, by_role=lambda *roles: [])
+    bt = backtest_result(c)
+    assert bt["epochs"] == 8933376 / 31089980
+    assert "no (0.287 epochs of 3.109e+07 unique tokens)" in _backtest(bt)
+    over = {**pred, "unique_tokens": 4466688, "repeats_data": True}
+    bt = backtest_result(SimpleNamespace(prediction=over, by_role=lambda *roles: []))
+    text = _backtest(bt)
+    assert bt["epochs"] == 2.0 and "data-constrained" not in text
+    assert "yes, 2 epochs: predicted as if they did not (fresh tokens), so optimistic" in text
+    bt = backtest_result(SimpleNamespace(prediction={**over, "predictor": "data-constrained",
+                                                     "epochs": 2.0}, by_role=lambda *r: []))  # fmt: skip
+    assert "yes, 2 epochs: the data-constrained law predicts it" in _backtest(bt)

@@ -47,6 +47,8 @@ def backtest_result(c: col.Collected) -> dict | None:
                   "fit_cost_ratio", "fit_flops", "largest_fit_flops", "unique_tokens",
                   "repeats_data", "epochs", "design")
     }  # fmt: skip
+    if out["epochs"] is None and out["unique_tokens"] and out["tokens"]:
+        out["epochs"] = out["tokens"] / out["unique_tokens"]  # written only when data repeats
     rows = [r for r in c.by_role("backtest") if r["run_id"] == pred.get("run_name")]
     out["status"] = rows[0]["status"] if rows else "not run"
     actual = rows[0]["loss"] if rows and rows[0]["status"] == "completed" else None

@@ -121,6 +121,19 @@ def _reach(bt: dict) -> str:
             f"costing {bt['fit_cost_ratio']:.2f}× its C")  # fmt: skip
 
 
+def _repeats(bt: dict) -> str:
+    """Whether the backtest run repeats its data, and which law predicted it: a study whose
+    data-constrained fit failed predicts it with its predictor as if the data did not."""
+    if bt.get("repeats_data") is None:
+        return "–"
+    epochs = num(bt.get("epochs"), 3)
+    if not bt["repeats_data"]:
+        return f"no ({epochs} epochs of {num(bt.get('unique_tokens'))} unique tokens)"
+    if bt.get("predictor") == "data-constrained":
+        return f"yes, {epochs} epochs: the data-constrained law predicts it"
+    return f"yes, {epochs} epochs: predicted as if they did not (fresh tokens), so optimistic"
+
+
 def _backtest(bt: dict | None) -> str:
     if not bt:
         return ""
@@ -136,10 +149,7 @@ def _backtest(bt: dict | None) -> str:
         ["extrapolation: its C / the largest C of a fitted run", num(bt.get("extrapolation"))],
         ["fit cost ratio: the FLOPs of every run its fits used / its C",
          num(bt.get("fit_cost_ratio"))],
-        ["its tokens repeat the training data",
-         "–" if bt.get("repeats_data") is None else
-         (f"yes, {num(bt.get('epochs'))} epochs: the data-constrained law predicts it"
-          if bt["repeats_data"] else f"no ({num(bt.get('unique_tokens'))} unique tokens)")],
+        ["its tokens repeat the training data", _repeats(bt)],
         ["prediction written at", bt.get("written_at")],
         ["predicted loss (nats/token)", num(bt["predicted_loss"])],
         [f"fit interval ({bt.get('ci_level', 0.95):.0%}, bootstrap)", interval(bt.get("fit_interval"))],
