@@ -908,3 +908,21 @@ def test_the_backtests_epochs_are_in_summary_and_its_law_is_the_one_that_predict
     bt = backtest_result(SimpleNamespace(prediction={**over, "predictor": "data-constrained",
                                                      "epochs": 2.0}, by_role=lambda *r: []))  # fmt: skip
     assert "yes, 2 epochs: the data-constrained law predicts it" in _backtest(bt)
+
+
+def test_leave_larger_out_thresholds_inside_one_budget_are_told_apart():
+    """The quickstart's runs of the 7e11 budget have C = 6.99936e11, 7.00024e11 and
+    7.00166e11: two thresholds among them were both shown as 'C above 7.00e+11', one fitting
+    7 runs and one 8, as if the table repeated a row (a report audit)."""
+    from scalinglab.report.sections import _leave_larger_out
+
+    def row(thr, n_train, n):
+        return {"threshold": thr, "n_train": n_train, "n": n, "mean_abs_rel_error": 0.05,
+                "max_abs_rel_error": 0.06, "bias": -0.05, "coverage": {"0.8": 1.0, "0.95": 1.0}}  # fmt: skip
+
+    thresholds = [row(230039027712.0, 6, 3), row(699936276480.0, 7, 2), row(700023767040.0, 8, 1)]
+    llo = {"C": {"thresholds": thresholds, "overall": row(None, None, 6)}}
+    text = _leave_larger_out(llo, "gpt", {"bootstrap": 200})
+    cells = re.findall(r"<tr><td class=\"l\">([^<]*)</td>", text)
+    assert cells == ["2.300e+11", "6.999e+11", "7.000e+11", "all"]
+    assert "a run predicted from several counting once for each" in text

@@ -177,6 +177,17 @@ def _backtest(bt: dict | None) -> str:
     )
 
 
+def _distinct(values: list[float], digits: int = 3) -> dict[float, str]:
+    """Each value written with the fewest digits (at least `digits`) that tell them apart:
+    the runs of one IsoFLOP budget differ in C by a few parts in 10^4, and two thresholds
+    among them both read 7.00e+11 at three digits."""
+    for d in range(digits, 17):
+        out = {v: num(v, d) for v in values}
+        if len(set(out.values())) == len(set(values)):
+            return out
+    return out
+
+
 def _leave_larger_out(llo: dict | None, arch: str, fs: dict) -> str:
     if not llo:
         return ""
@@ -184,7 +195,9 @@ def _leave_larger_out(llo: dict | None, arch: str, fs: dict) -> str:
         f"<h2>Leave-larger-out backtests ({esc(name(arch))}, chinchilla)</h2>"
         "<p>At each threshold the law is fitted on the runs at or below it and predicts the "
         "runs above it. <i>in 80% / in 95%</i>: the share of those runs inside the 80% and "
-        "95% prediction intervals of a new run (docs/laws.md, what the intervals mean)."
+        "95% prediction intervals of a new run (docs/laws.md, what the intervals mean). "
+        "<i>bias</i>: the mean of (predicted − measured) / measured. <i>all</i>: every "
+        "prediction of every threshold, a run predicted from several counting once for each."
         + (f" {NO_BOOTSTRAP}" if not fs["bootstrap"] else "")
         + "</p>"
     ]
@@ -193,10 +206,11 @@ def _leave_larger_out(llo: dict | None, arch: str, fs: dict) -> str:
             out.append(f'<p class="warn">by {esc(by)}: not backtested: {esc(r["error"])}</p>')
             continue
         rows = []
+        label = _distinct([t["threshold"] for t in r["thresholds"]])
         for t in [*r["thresholds"], {**r["overall"], "threshold": None, "n_train": None}]:
             cov = t.get("coverage") or {}
             rows.append([
-                "all" if t["threshold"] is None else num(t["threshold"], 3),
+                "all" if t["threshold"] is None else label[t["threshold"]],
                 num(t["n_train"]), num(t["n"]),
                 f"{100 * t['mean_abs_rel_error']:.2f}%", f"{100 * t['max_abs_rel_error']:.2f}%",
                 f"{100 * t['bias']:+.2f}%",
