@@ -35,5 +35,6 @@ def test_the_task_table_gives_items_chance_and_the_measurements_standard_error()
     assert f"0.61 ± {se:.3g}" in html and "-3.0 points (outside)" in html
     plain = html.replace(' class=""', "")
     assert "scatter (points)</th>" in plain and "<td>1.2</td>" in plain
+    assert "<th>error: predicted − measured</th>" in plain  # which way -3.0 points is
     assert "no gpt run of the sweep is above chance" in html
     assert task_section({"tasks": {}}) == "" and task_section(None) == ""

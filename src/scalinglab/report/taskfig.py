@@ -81,5 +81,5 @@ def task_section(bt: dict | None) -> str:
         ])  # fmt: skip
     return '<h2 id="tasks">Tasks: the backtest\'s accuracy, predicted before training</h2>' + table(
         ["task", "items", "chance", "predicted", "interval", "runs' scatter (points)",
-         "measured (± s.e.)", "error"], rows,
+         "measured (± s.e.)", "error: predicted − measured"], rows,
     )  # fmt: skip
