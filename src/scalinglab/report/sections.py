@@ -252,13 +252,17 @@ def _plan(plan: dict, fs: dict) -> str:
     head = ["budget", "C (FLOPs)", "N_opt", ci, "D_opt (tokens)", ci, "tokens/param",
             "predicted loss", ci, f"a new run: {level:.0%}"]  # fmt: skip
     first = plan["rows"][0]
-    if "epochs" in first:
-        head.append(f"epochs of the {first['unique_tokens']:,} training tokens")
+    epochs = ""
+    if "epochs" in first:  # a short head: the table fits the page, this column in view
+        head.append("epochs")
+        epochs = (f" <i>epochs</i>: D_opt over the runs' {first['unique_tokens']:,} training "
+                  "tokens (over 1 they repeat, and the loss, from laws fitted on fresh "
+                  "tokens, is optimistic).")  # fmt: skip
     return (
         f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"
         f"<p>Compute-optimal N and D from the <code>{esc(first['allocation'])}</code> fit, "
         f"the loss from <code>{esc(first.get('predictor', '–'))}</code>, at multiples of the "
-        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs)."
+        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs).{epochs}"
         + (f" {NO_BOOTSTRAP}" if not fs["bootstrap"] else "")
         + "</p>"
         + table(head, rows)
