@@ -928,3 +928,28 @@ def test_leave_larger_out_thresholds_inside_one_budget_are_told_apart():
     cells = re.findall(r"<tr><td class=\"l\">([^<]*)</td>", text)
     assert cells == ["2.300e+11", "6.999e+11", "7.000e+11", "all"]
     assert "a run predicted from several counting once for each" in text
+
+
+def test_captions_claim_vertex_intervals_only_where_the_bootstrap_gave_them(tmp_path, monkeypatch):
+    """A budget of 3 sizes gets no interval on its vertex (docs/laws.md): the quickstart's
+    GPT frontier, its three optima drawn without error bars, was captioned 'the IsoFLOP
+    optima, with their 95% bootstrap intervals', and so was N_opt(C) (a report audit)."""
+    from scalinglab.plan import analysis as an
+    from scalinglab.report import figures
+    from scalinglab.sweep.table import run_row
+    from tests.report import synth_runs
+
+    _drawn(monkeypatch)
+    five = _gpt_fit(tmp_path / "five", bootstrap=10, seed=0)
+    monkeypatch.setitem(synth_runs.WIDTHS, "gpt", synth_runs.WIDTHS["gpt"][1:4])
+    runs = isoflop_sweep(tmp_path / "three", "gpt", [1e12, 3e12, 1e13], noise=0.002)
+    three = an.fit_arch("gpt", [run_row(d) for d in runs], FitConfig(bootstrap=10, seed=0))
+    assert all(p["L_ci"] is None for p in three.frontier_points)
+    why = "no resample moves a vertex of a budget of 3 sizes (docs/laws.md)"
+    caption = figures.frontier(tmp_path / "f.png", {"gpt": three}, "gpt", 3e13, None)
+    assert f"(the IsoFLOP optima, without intervals: {why}), the power law" in caption
+    caption = figures.frontier(tmp_path / "f.png", {"gpt": five}, "gpt", 3e13, None)
+    assert "(the IsoFLOP optima with their 95% bootstrap intervals), the power law" in caption
+    caption = figures.allocation(tmp_path / "a.png", {"gpt": three, "lstm": five}, 3e13, None)
+    assert (f"(IsoFLOP vertices with their 95% bootstrap intervals, the GPT ones without: "
+            f"{why}) and the power laws") in caption  # fmt: skip

@@ -235,8 +235,9 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     _plain_log(ax)
     ax.legend(loc="lower left")
     _save(fig, path)
+    moved = [p.get("L_ci") is not None for p in f.frontier_points]
     what = (
-        f"(the IsoFLOP optima, with their {level:.0%} bootstrap intervals), the power law "
+        f"(the IsoFLOP optima{_vertex_intervals(level, moved)}), the power law "
         f"fitted through them and its {level:.0%} band,"
         if boot
         else "(the IsoFLOP optima) and the power law fitted through them,"
@@ -247,6 +248,21 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
         + ("" if boot else f" {NO_INTERVALS}")
         + _backtest_caption(mine)
     )
+
+
+def _vertex_intervals(level: float, moved: list[bool], bare: str = "") -> str:
+    """What the captions say of the IsoFLOP vertices' intervals, `moved` saying which have
+    one: a budget of 3 sizes gets none (docs/laws.md), and the quickstart's GPT frontier,
+    drawn without any, was captioned 'with their 95% bootstrap intervals'. `bare`: whose
+    vertices have none, where several architectures are drawn."""
+    why = "no resample moves a vertex of a budget of 3 sizes (docs/laws.md)"
+    if all(moved):
+        return f" with their {level:.0%} bootstrap intervals"
+    if not any(moved):
+        return f", without intervals: {why}"
+    if bare:
+        return f" with their {level:.0%} bootstrap intervals, the {bare} ones without: {why}"
+    return f" with their {level:.0%} bootstrap intervals where resampling moves them: {why}"
 
 
 NO_INTERVALS = "No intervals: the fits had no bootstrap (--bootstrap 0)."
@@ -334,9 +350,11 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
         # below the axes: the bands fill any corner inside them
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
     _save(fig, path)
+    moved = {a: any(k.startswith("N_opt@") for k in fits[a].isoflop.ci_) for a in have}
+    bare = " and ".join(name(a) for a in have if not moved[a])
     what = (
-        f"(IsoFLOP vertices with their {level:.0%} bootstrap intervals) and the power laws "
-        f"through them with their {level:.0%} bands"
+        f"(IsoFLOP vertices{_vertex_intervals(level, list(moved.values()), bare)}) and the "
+        f"power laws through them with their {level:.0%} bands"
         if boot
         else "(IsoFLOP vertices) and the power laws through them"
     )
