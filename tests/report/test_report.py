@@ -953,3 +953,19 @@ def test_captions_claim_vertex_intervals_only_where_the_bootstrap_gave_them(tmp_
     caption = figures.allocation(tmp_path / "a.png", {"gpt": three, "lstm": five}, 3e13, None)
     assert (f"(IsoFLOP vertices with their 95% bootstrap intervals, the GPT ones without: "
             f"{why}) and the power laws") in caption  # fmt: skip
+
+
+def test_the_other_laws_prediction_names_its_interval():
+    """'also predicted (before training) by chinchilla: 1.471 [1.258, 1.724]' showed the fit
+    interval, unnamed, under rows of the main prediction's fit and predictive intervals: a
+    reader compared it with the predictive one (a report audit)."""
+    from scalinglab.report.sections import _backtest
+
+    other = {"predictor": "chinchilla", "predicted_loss": 1.4709, "rel_error": 0.1038,
+             "fit_interval": [1.2579, 1.7242], "prediction_interval": [1.2473, 1.7282]}  # fmt: skip
+    bt = {"arch": "gpt", "flops": 1e13, "params": 186560, "tokens": 8933376, "ci_level": 0.95,
+          "predicted_loss": 1.2864, "other_predictions": {"chinchilla": other}}  # fmt: skip
+    text = _backtest(bt)
+    assert "1.471, predictive interval [1.247, 1.728] (10.38% error)" in text
+    del other["prediction_interval"]
+    assert "1.471, fit interval [1.258, 1.724] (10.38% error)" in _backtest(bt)

@@ -167,8 +167,10 @@ def _backtest(bt: dict | None) -> str:
             rows.append([f"not predicted by {k}", p.get("error") or "–"])
             continue
         err = "" if p.get("rel_error") is None else f" ({100 * p['rel_error']:.2f}% error)"
+        kind = "predictive" if p.get("prediction_interval") else "fit"  # named: the rows above
+        iv = interval(p.get("prediction_interval") or p.get("fit_interval"))  # have both
         rows.append([f"also predicted (before training) by {k}",
-                     f"{num(p.get('predicted_loss'))} {interval(p.get('fit_interval'))}{err}"])  # fmt: skip
+                     f"{num(p.get('predicted_loss'))}, {kind} interval {iv}{err}"])  # fmt: skip
     return (
         "<h2>Backtest: predicted before training, then measured</h2>"
         "<p>The study fitted its laws on the sweep, wrote the prediction for a compute-optimal "
