@@ -23,6 +23,7 @@ KEYWORDS = {
     "model": "arch",
     "logger": "loggers",
     "no-tie-embeddings": "tie_embeddings=False",
+    "no-floor": "floor=False",
     "force": "force=True",
     "allow-config-change": "allow_config_change=True",
     "submitit-param": "submitit_params",

@@ -190,3 +190,75 @@ def test_a_data_constrained_fit_through_every_run_claims_no_interval():
     assert "7 points for 7 parameters: the fit passes through every point" in law.warnings_[-1]
     law = ScalingLaw("data-constrained", bootstrap=20).fit({"N": N, "D": D, "U": U, "L": L})
     assert set(law.ci_) >= {"E", "alpha"} and law.noise_["dof"] == 1  # 8 runs: intervals
+
+
+@pytest.mark.parametrize(
+    ("law", "kw", "message"),
+    [
+        ("chinchilla", {"chance": 0.25},
+         "chance 0.25 does not apply to law 'chinchilla' (it applies to task-sigmoid)"),
+        ("chinchilla", {"curvature": "shared"},
+         "curvature shared does not apply to law 'chinchilla' (it applies to isoflop)"),
+        ("chinchilla", {"floor": False},
+         "floor=False does not apply to law 'chinchilla' (it applies to power-n, power-d, "
+         "power-c)"),
+        ("power-c", {"envelope_points": 50},
+         "envelope_points 50 does not apply to law 'power-c' (it applies to envelope)"),
+        ("isoflop", {"lr_fill": "previous"},
+         "lr_fill previous does not apply to law 'isoflop' (it applies to multi-power, "
+         "lr-annealing)"),
+    ],
+)  # fmt: skip
+def test_a_fit_setting_the_law_does_not_use_is_refused_when_given(law, kw, message):
+    """They were ignored: chinchilla given chance=0.25 or floor=False fitted as without."""
+    with pytest.raises(ConfigError) as exc:
+        ScalingLaw(law, **kw)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"step_col": "iter"},
+         "step_col iter does not apply to law 'chinchilla' (it applies to multi-power, "
+         "lr-annealing)"),
+        ({"schedule_col": "sched"},
+         "schedule_col sched does not apply to law 'chinchilla' (it applies to multi-power, "
+         "lr-annealing)"),
+        ({"u_col": "U"},
+         "u_col U does not apply to law 'chinchilla' (it applies to data-constrained)"),
+    ],
+)  # fmt: skip
+def test_a_table_setting_the_law_does_not_use_is_refused(kw, message):
+    """u_col on chinchilla said "no such column" rather than that it does not apply."""
+    with pytest.raises(ConfigError) as exc:
+        ScalingLaw("chinchilla", bootstrap=0, **kw).fit(table())
+    assert str(exc.value) == message
+
+
+def test_settings_for_several_laws_are_kept_by_from_settings():
+    """A study's one [fit] table serves every law: its settings reach each fit whole."""
+    kw = {"bootstrap": 0, "curvature": "shared", "chance": 0.25, "floor": False}
+    law = ScalingLaw.from_settings("chinchilla", kw).fit(table())
+    plain = ScalingLaw("chinchilla", bootstrap=0).fit(table())
+    assert law.params_ == plain.params_
+    assert law.settings["curvature"] == "shared"
+    assert ScalingLaw("chinchilla", floor=True, chance=None).settings["floor"] is True
+
+
+def test_the_command_line_refuses_a_fit_flag_the_law_does_not_use(tmp_path, capsys):
+    from scalinglab.cli import main
+
+    path = tmp_path / "t.csv"
+    t = table(8)
+    path.write_text(
+        "N,D,loss\n" + "".join(f"{n},{d},{lo}\n" for n, d, lo in zip(*t.values(), strict=True))
+    )
+    for cmd, flags, err in [
+        ("fit", ["--no-floor"], "--no-floor does not apply to law 'chinchilla' (it applies to "
+         "power-n, power-d, power-c)"),
+        ("backtest", ["--chance", "0.5"], "--chance 0.5 does not apply to law 'chinchilla' (it "
+         "applies to task-sigmoid)"),
+    ]:  # fmt: skip
+        assert main([cmd, str(path), "--law", "chinchilla", "--bootstrap", "0", *flags]) == 2
+        assert capsys.readouterr().err == f"error: {err}\n"

@@ -59,6 +59,7 @@ def run(args):
     from scalinglab.config import flags_given
     from scalinglab.errors import ConfigError
     from scalinglab.fsio import atomic_write_json
+    from scalinglab.laws import ScalingLaw
     from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for, rolling_backtest
     from scalinglab.laws.intervals import check_thresholds
     from scalinglab.laws.settings import FitConfig, TableConfig
@@ -75,6 +76,8 @@ def run(args):
         from scalinglab.cli._tasks import run_backtest
 
         return run_backtest(args, settings)
+    if args.law != "auto":  # a fit setting the law cannot use is refused, as by `fit`
+        ScalingLaw(args.law, **settings)
     laws = AUTO_LAWS if args.law == "auto" else (args.law,)
     table = read_for(args.runs, laws, settings, by=args.by)
     out = {}

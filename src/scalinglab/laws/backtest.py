@@ -85,7 +85,7 @@ def fit_subset(law, settings, t, mask):
     """A fresh law fitted on the rows of `mask`."""
     if law == "data-constrained":
         t.require(law, "U")
-    return ScalingLaw(law, **settings).fit(t.subset(mask))
+    return ScalingLaw.from_settings(law, settings).fit(t.subset(mask))
 
 
 def predict_rows(fitted, t, mask, levels=LEVELS):
@@ -284,7 +284,7 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
         if test.all():
             raise FitError(f"the backtest split at C > {threshold:.3g} holds out every run")
     settings = {**law.settings, "bootstrap": min(law.settings["bootstrap"], max_bootstrap)}
-    sub = ScalingLaw(law.law, **settings).fit(t.subset(~test))
+    sub = ScalingLaw.from_settings(law.law, settings).fit(t.subset(~test))
     held = t.subset(test)
     args = {"N": held.N, "D": held.D, "C": held.C}
     if law.law == "data-constrained":  # another law has no U to predict from

@@ -27,7 +27,13 @@ from scalinglab.laws.optimal import optimal_allocation
 from scalinglab.laws.plot import plot_law
 from scalinglab.laws.published import PUBLISHED
 from scalinglab.laws.report import render_report
-from scalinglab.laws.settings import FitConfig, csv_mapping, huber_delta, split_settings
+from scalinglab.laws.settings import (
+    FitConfig,
+    TableConfig,
+    csv_mapping,
+    huber_delta,
+    split_settings,
+)
 from scalinglab.laws.table import OPTIONS, compute_range, data_ranges, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
@@ -59,7 +65,37 @@ SETTING_LAWS = {
     },
     "decay_factor": ("lr-annealing",),
     "tie": ("data-constrained",),
+    # the curve laws' columns, and U's (a chinchilla fit given u_col said "no such column")
+    **{k: CURVE_LAWS for k in ("step_col", "lr_col", "schedule_col")},
+    "u_col": ("data-constrained",),
 }
+# FitConfig settings a law cannot use: refused only when given to `ScalingLaw(...)` by
+# keyword (or as a flag), since a study's one [fit] table and a fit.json's settings hold
+# every one of them (`ScalingLaw.from_settings` builds those laws).
+GIVEN_SETTING_LAWS = {
+    "curvature": ("isoflop",),
+    "floor": ("power-n", "power-d", "power-c"),
+    "chance": ("task-sigmoid",),
+    "envelope_points": ("envelope",),
+    "lr_fill": CURVE_LAWS,
+}
+
+
+def check_applies(law, name, value, laws):
+    """ConfigError unless `law` is one of `laws`, the laws that use setting `name`."""
+    if law in laws:
+        return
+    flag = "--" + ("run-col" if name == "run_cols" else name.replace("_", "-"))
+    if value is False:  # a switch turned off: --no-floor
+        flag, value = "--no-" + flag[2:], True
+    shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+    shown = "" if value is True else f" {shown}"  # a switch: --checkpoints
+    also = ""
+    if name == "run_cols" and law in ("chinchilla", "kaplan", "nd-interaction"):
+        also = "; with --checkpoints, rows are checkpoints of these runs"
+    raise ConfigError(
+        f"{flag}{shown} does not apply to law {law!r} (it applies to {', '.join(laws)}{also})"
+    )
 
 
 class ScalingLaw:
@@ -78,11 +114,32 @@ class ScalingLaw:
             n_kind, step_col, lr_col, schedule_col, u_col, drop_highest,
             checkpoints, where, budgets, run_cols, min_over, holdout_where), with
             their defaults (scalinglab.laws.settings); an unknown one raises
-            ConfigError, and a table setting the law cannot use raises when `fit`
-            is called.
+            ConfigError, as does a fit setting given here that the law cannot use
+            (curvature, floor, chance, envelope_points, lr_fill: GIVEN_SETTING_LAWS)
+            and, when `fit` is called, a table setting the law cannot use.
     """
 
     def __init__(self, law="chinchilla", **settings):
+        self._set_settings(law, settings)
+        defaults = dataclasses.asdict(FitConfig())
+        for name, laws in GIVEN_SETTING_LAWS.items():
+            if name in settings and self.settings[name] != defaults[name]:
+                check_applies(self.law, name, self.settings[name], laws)
+
+    @classmethod
+    def from_settings(cls, law, settings):
+        """A law with settings recorded for several laws (a study's [fit] table, a
+        fit.json, a parent fit's): fit settings it does not use are kept, not refused.
+
+        Args:
+            law: one of LAWS.
+            settings: keyword settings, as `ScalingLaw(law, **settings)` takes them.
+        """
+        self = cls.__new__(cls)
+        self._set_settings(law, settings)
+        return self
+
+    def _set_settings(self, law, settings):
         if law not in LAWS:
             raise ConfigError(f"ScalingLaw(law={law!r}): not one of {', '.join(LAWS)}")
         fit, table = split_settings(settings)
@@ -190,24 +247,17 @@ class ScalingLaw:
     def check_settings_apply(self):
         """Raise ConfigError for a table setting, --fix or --tie (not its default) that this
         law cannot use."""
+        table = TableConfig()
         defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None,
                     "fix": [], "tie": [], "checkpoints": False,
-                    "decay_factor": FitConfig().decay_factor}  # fmt: skip
+                    "decay_factor": FitConfig().decay_factor, "step_col": table.step_col,
+                    "lr_col": table.lr_col, "schedule_col": None}  # fmt: skip
         for name, laws in SETTING_LAWS.items():
             value = self.settings[name]
             if name == "run_cols" and self.settings.get("checkpoints"):
                 continue  # rows are checkpoints: the runs they belong to
-            if self.law not in laws and value not in (defaults[name], [], ()):
-                flag = "--" + ("run-col" if name == "run_cols" else name.replace("_", "-"))
-                shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
-                shown = "" if value is True else f" {shown}"  # a switch: --checkpoints
-                also = ""
-                if name == "run_cols" and self.law in ("chinchilla", "kaplan", "nd-interaction"):
-                    also = "; with --checkpoints, rows are checkpoints of these runs"
-                raise ConfigError(
-                    f"{flag}{shown} does not apply to law {self.law!r} "
-                    f"(it applies to {', '.join(laws)}{also})"
-                )
+            if value not in (defaults[name], [], ()):
+                check_applies(self.law, name, value, laws)
 
     def check_calibrate_applies(self):
         """ConfigError for a power-X law calibrated by another variable than X: it reads
@@ -289,7 +339,7 @@ class ScalingLaw:
 
         def fit_rows(mask):
             sub = t.subset(mask)
-            return ScalingLaw(self.law, **sub_settings).fit(sub)
+            return ScalingLaw.from_settings(self.law, sub_settings).fit(sub)
 
         self.calibration_ = intervals.calibrate(fit_rows, t, s["calibrate"])
 
@@ -950,7 +1000,7 @@ def load_fit(path) -> ScalingLaw:
             f"{path}: format_version {obj.get('format_version')!r}; this scalinglab reads {FORMAT_VERSION}"
         )
     try:
-        law = ScalingLaw(obj["law"], **obj["settings"])
+        law = ScalingLaw.from_settings(obj["law"], obj["settings"])
         law.params_ = _read_params(obj["params"], required_params(law), path)
         law.derived_ = obj.get("derived", {})
         law.stderr_, law.ci_ = obj["stderr"], obj["ci"]

@@ -101,7 +101,7 @@ def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
     kw = dataclasses.asdict(s)
     iso_rows = Rows([r for r in _table(rows) if "budget" in r], f"the {arch} IsoFLOP runs")
     try:
-        iso = ScalingLaw("isoflop", **kw)
+        iso = ScalingLaw.from_settings("isoflop", kw)
         out.isoflop = iso.fit(iso_rows) if iso_rows else None
         if out.isoflop is None:
             out.errors["isoflop"] = "no IsoFLOP runs (no budget column)"
@@ -109,7 +109,7 @@ def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
         out.errors["isoflop"] = str(exc)
     if len(rows) >= 6:
         try:
-            out.chinchilla = ScalingLaw("chinchilla", **kw).fit(_table(rows, arch))
+            out.chinchilla = ScalingLaw.from_settings("chinchilla", kw).fit(_table(rows, arch))
         except FitError as exc:
             out.errors["chinchilla"] = str(exc)
     else:
@@ -143,7 +143,7 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
     if len(pts) < 2:
         raise FitError("the frontier needs the loss minimum of at least 2 budgets")
     # the point fit only: its draws come from the IsoFLOP bootstrap below
-    law = ScalingLaw("power-c", **{**power_c_settings(s), "bootstrap": 0})
+    law = ScalingLaw.from_settings("power-c", {**power_c_settings(s), "bootstrap": 0})
     law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], "the IsoFLOP minima"))
     if iso.samples_ is not None:
         draws = np.column_stack([iso.samples_.get(f"L_opt@{p['C']:g}") for p in pts])
@@ -179,7 +179,7 @@ def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
             f"(at least {MIN_RAY_SIZES} are needed): the ladder needs a branch at that ratio"
         )
     s = fits.settings or FitConfig()
-    law = ScalingLaw("power-c", **power_c_settings(s))
+    law = ScalingLaw.from_settings("power-c", power_c_settings(s))
     law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], f"the runs at D/N {ratio:.3g}"))
     fits.rays[key] = law
     return law
