@@ -262,3 +262,34 @@ def test_the_command_line_refuses_a_fit_flag_the_law_does_not_use(tmp_path, caps
     ]:  # fmt: skip
         assert main([cmd, str(path), "--law", "chinchilla", "--bootstrap", "0", *flags]) == 2
         assert capsys.readouterr().err == f"error: {err}\n"
+
+
+@pytest.mark.parametrize(
+    ("law", "params", "kw", "message"),
+    [
+        ("chinchilla", TRUE, {"N": 1e9, "D": 2e10, "C": 1e21},
+         "predict: law 'chinchilla' predicts from N, D; C is not used"),
+        ("power-n", {"E": 1.7, "alpha": 0.3, "N_c": 1e10}, {"N": 1e9, "D": 2e10},
+         "predict: law 'power-n' predicts from N; D is not used"),
+        ("power-d", {"E": 1.7, "alpha": 0.3, "D_c": 1e10}, {"N": 1e9, "D": 2e10},
+         "predict: law 'power-d' predicts from D; N is not used"),
+        ("power-c", {"E": 1.7, "alpha": 0.05, "C_c": 1e10}, {"N": 1e9, "C": 1e20},
+         "predict: law 'power-c' predicts from C; N is not used"),
+        ("task-power", None, {"N": 1e9, "D": 2e10, "C": 1e24},
+         "predict: law 'task-power' predicts from C, or from N and D as C = 6ND; give C or "
+         "N and D, not both"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_an_input_the_law_does_not_use(law, params, kw, message):
+    """The input was dropped without a word: power-n given D, or a task law given a C
+    unlike 6ND, predicted as if it had not been given."""
+    if params is None:  # a task law: fitted (from_params makes none)
+        C = np.geomspace(1e15, 1e19, 10)
+        fitted = ScalingLaw(law, metric_col="acc", bootstrap=0)
+        fitted.fit({"flops": C, "acc": np.exp(-(0.2 + (1e16 / C) ** 0.4))})
+    else:
+        fitted = ScalingLaw.from_params(law, **params)
+    with pytest.raises(ConfigError) as exc:
+        fitted.predict(**kw)
+    assert str(exc.value) == message
+    assert fitted.predict(**fitted.inputs_used(**kw)) > 0

@@ -286,9 +286,7 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
     settings = {**law.settings, "bootstrap": min(law.settings["bootstrap"], max_bootstrap)}
     sub = ScalingLaw.from_settings(law.law, settings).fit(t.subset(~test))
     held = t.subset(test)
-    args = {"N": held.N, "D": held.D, "C": held.C}
-    if law.law == "data-constrained":  # another law has no U to predict from
-        args["U"] = held.U
+    args = sub.inputs_used(N=held.N, D=held.D, C=held.C, U=held.U)
     args["check_range"] = False  # the held-out rows are data, not a request: no warning
     if sub.samples_ is not None:
         pred, lo, hi = sub.predict(**args, return_ci=True)

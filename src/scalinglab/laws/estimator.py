@@ -497,6 +497,53 @@ class ScalingLaw:
                 raise ConfigError(f"law {self.law!r} predicts from {', '.join(form.needs)}")
         return form.predict(p, N=N, D=D, C=C)
 
+    def inputs(self) -> tuple:
+        """The inputs of `predict` this law reads, of N, D, C and U: the task laws C (or N
+        and D, as C = 6ND); C too for a law that predicts from N and D when its fit is
+        calibrated by C (the prediction interval's widening is read at C)."""
+        if self.law in tasklaws.TASK_LAWS:
+            return ("C",)
+        if self.law.startswith("power-"):
+            return (self.law[-1].upper(),)
+        out = ("N", "D", "U") if self.law == "data-constrained" else ("N", "D")
+        return out + (("C",) if self.settings["calibrate"] == "C" else ())
+
+    def inputs_used(self, N=None, D=None, C=None, U=None) -> dict:
+        """Of the inputs given, those `predict` reads (`inputs`): for code that has all of
+        N, D and C at hand and predicts with any law.
+
+        Args:
+            N: parameters, as for `predict`.
+            D: training tokens.
+            C: training FLOPs.
+            U: unique tokens.
+        """
+        given = {"N": N, "D": D, "C": C, "U": U}
+        keep = set(self.inputs())
+        if self.law in tasklaws.TASK_LAWS and C is None:
+            keep = {"N", "D"}
+        return {k: v for k, v in given.items() if v is not None and k in keep}
+
+    def _check_inputs_used(self, N, D, C):
+        """ConfigError for an input of `predict` this law does not read (it was dropped
+        without a word: C beside chinchilla's N and D, D given to power-n)."""
+        if self.law in tasklaws.TASK_LAWS:
+            if C is not None and (N is not None or D is not None):
+                raise ConfigError(
+                    f"predict: law {self.law!r} predicts from C, or from N and D as C = 6ND; "
+                    "give C or N and D, not both"
+                )
+            return
+        if self.law in ("isoflop", "envelope") or self.law in CURVE_LAWS:
+            return  # these raise on their own terms
+        inputs = self.inputs()
+        for name, v in (("N", N), ("D", D), ("C", C)):
+            if v is not None and name not in inputs:
+                raise ConfigError(
+                    f"predict: law {self.law!r} predicts from {', '.join(inputs)}; "
+                    f"{name} is not used"
+                )
+
     def predict(
         self,
         N=None,
@@ -552,6 +599,7 @@ class ScalingLaw:
                 f"predict: steps and lr_schedule are for the curve laws "
                 f"({', '.join(CURVE_LAWS)}), not {self.law!r}"
             )
+        self._check_inputs_used(N, D, C)
         if self.law in tasklaws.TASK_LAWS:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")

@@ -142,5 +142,7 @@ def prediction_interval(law, N, D, C):
     if not intervals.has_noise(law) or law.law in ("isoflop", "envelope"):
         return None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        _, lo, hi = law.predict(N=N, D=D, C=C, return_ci=True, kind="prediction", check_range=False)
+        _, lo, hi = law.predict(
+            **law.inputs_used(N=N, D=D, C=C), return_ci=True, kind="prediction", check_range=False
+        )
     return np.atleast_1d(lo), np.atleast_1d(hi)

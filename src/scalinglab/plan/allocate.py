@@ -135,10 +135,10 @@ def fixed_params(law, N, C):
     out = {"flops": C, "params": N, "tokens": D, "tokens_per_param": D / N}
     # a budget far from the fit is `extrapolation`'s to name (the plan command prints it)
     if law.samples_ is not None:
-        L, lo, hi = law.predict(N=N, D=D, C=C, return_ci=True, check_range=False)
+        L, lo, hi = law.predict(**law.inputs_used(N=N, D=D, C=C), return_ci=True, check_range=False)
         out["loss"], out["loss_ci"] = float(L), [float(lo), float(hi)]
     else:
-        out["loss"] = float(law.predict(N=N, D=D, C=C, check_range=False))
+        out["loss"] = float(law.predict(**law.inputs_used(N=N, D=D, C=C), check_range=False))
     pi = prediction_interval(law, np.array([N]), np.array([D]), np.array([C]))
     if pi is not None:
         out["loss_pi"] = [float(pi[0][0]), float(pi[1][0])]
