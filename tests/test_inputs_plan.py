@@ -117,6 +117,26 @@ def test_plan_run_refuses_a_bool_as_a_number_naming_the_argument(fit):
     assert plan_run(fit, flops=1e20)["flops"] == 1e20
 
 
+def test_plan_run_refuses_a_string_as_a_number_as_every_keyword_does(fit):
+    """flops="1e21" was planned (numpy reads the text) while target_loss="2.5" and
+    params="1e9" were refused: a string is no number for any of them."""
+    import numpy as np
+
+    from scalinglab import plan_run
+
+    for kwargs, message in [
+        (dict(flops="1e21"), "flops: a number or a list of numbers, got '1e21'"),
+        (dict(flops=[1e20, "1e21"]), "flops: a number or a list of numbers, got [1e+20, '1e21']"),
+        (dict(flops=np.array(["1e21"])),
+         "flops: a number or a list of numbers, got array(['1e21'], dtype='<U4')"),
+        (dict(target_loss="2.5"), "target_loss must be one number, got '2.5'"),
+        (dict(params=1e9, flops="1e21"), "flops must be one number, got '1e21'"),
+    ]:  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            plan_run(fit, **kwargs)
+        assert str(e.value) == message
+
+
 def test_finite_plans_still_answer(fit, capsys):
     assert main(["plan", fit, "--target-loss", "2.5", "--json"]) == 0
     assert '"target_loss": 2.5' in capsys.readouterr().out

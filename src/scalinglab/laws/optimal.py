@@ -95,11 +95,15 @@ def _rows(law, C, N, D, L, draws):
 
 
 def has_bool(v) -> bool:
-    """Whether `v` is a bool or holds one (a numpy bool, a list with True in it): numpy
-    takes True as 1, so plan_run(law, flops=True) planned a run at C = 1 FLOP."""
+    """Whether `v` is a bool or a string or holds one (a numpy bool, a list with True in
+    it): numpy takes True as 1, so plan_run(law, flops=True) planned a run at C = 1 FLOP,
+    and it reads "1e21" as 1e21, so flops="1e21" was planned while target_loss="2.5"
+    was refused."""
     if isinstance(v, (list, tuple)):
         return any(has_bool(x) for x in v)
-    return isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype.kind == "b")
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind in "bUSO" and (v.dtype.kind != "O" or has_bool(v.tolist()))
+    return isinstance(v, (bool, np.bool_, str, bytes, np.str_))
 
 
 def optimal_allocation(law, C):
