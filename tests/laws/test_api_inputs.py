@@ -293,3 +293,19 @@ def test_predict_refuses_an_input_the_law_does_not_use(law, params, kw, message)
         fitted.predict(**kw)
     assert str(exc.value) == message
     assert fitted.predict(**fitted.inputs_used(**kw)) > 0
+
+
+def test_a_missing_value_is_called_missing(tmp_path):
+    """It read "None is not a number" (a CSV's empty cell: "'' is not a number")."""
+    pd = pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
+    from scalinglab.laws.table import read_table
+
+    rows = {"N": [1e6, 2e6, 4e6], "D": [1e8] * 3, "loss": [3.0, None, 2.8]}
+    path = tmp_path / "t.csv"
+    path.write_text("N,D,loss\n1e6,1e8,3.0\n2e6,1e8,\n4e6,1e8,2.8\n")
+    frame = pd.DataFrame(rows).astype({"loss": "Float64"})  # pandas' NA
+    for table, source in [(rows, "<dict>"), (path, f"{path}"), (frame, "<pandas.DataFrame>")]:
+        with pytest.raises(DataError) as e:
+            read_table(table)
+        line = " (line 3)" if table is path else ""
+        assert str(e.value) == f"{source}: row 2{line}, column 'loss': missing value"

@@ -402,12 +402,24 @@ def not_a_number(value) -> str:
     return f"{value!r} is not a number{why}"
 
 
+def is_missing(value) -> bool:
+    """Whether a cell holds no value: None (a dict's, polars' and pyarrow's nulls), an
+    empty CSV cell, or pandas' NA and NaT."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
 def numbers(raw: RawTable, col: str) -> np.ndarray:
     """Parse one column; every value must be a finite positive number."""
     out = np.empty(len(raw.rows))
     for i, row in enumerate(raw.rows):
         value = row.get(col)
         where = f"{raw.where(i)}, column {col!r}"
+        if is_missing(value):  # it read "None is not a number" ('' in a CSV's empty cell)
+            raise DataError(f"{where}: missing value")
         if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
             raise DataError(f"{where}: {value!r} is not a number")
         try:
