@@ -309,3 +309,17 @@ def test_a_missing_value_is_called_missing(tmp_path):
             read_table(table)
         line = " (line 3)" if table is path else ""
         assert str(e.value) == f"{source}: row 2{line}, column 'loss': missing value"
+
+
+def test_repr_shows_the_first_warning():
+    """It said "3 warning(s): .warnings_": a notebook user saw none of them."""
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(table(8))
+    assert repr(law).splitlines()[-1] == (
+        "  warning: only 8 points for 5 parameters (fewer than 3x): the fit is fragile "
+        "(+ 2 more); all in .warnings_"
+    )
+    law.warnings_ = law.warnings_[1:2]  # a long one is cut at 100 characters
+    assert repr(law).splitlines()[-1] == (
+        "  warning: the loss column 'loss' reaches 21.42, above 20 nats per token (a uniform "
+        "guess over 1e8 tokens is...; all in .warnings_"
+    )

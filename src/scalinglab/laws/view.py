@@ -66,6 +66,10 @@ def settings_given(law) -> dict:
     return {k: v for k, v in law.settings.items() if defaults.get(k, v) != v}
 
 
+WARNING_WIDTH = 100
+"""repr shows the first warning's first this many characters."""
+
+
 def law_repr(law) -> str:
     """`ScalingLaw('chinchilla', 240 points): E = 1.817 [1.77, 1.87], ...` or the settings."""
     if not hasattr(law, "params_"):
@@ -83,8 +87,11 @@ def law_repr(law) -> str:
     per = len(law.params_) - len([k for k in law.params_ if "@" not in k])
     if per:
         lines.append(f"  (+ {per} per-budget values: .summary())")
-    if law.warnings_:
-        lines.append(f"  {len(law.warnings_)} warning(s): .warnings_")
+    if law.warnings_:  # the first one shown: "1 warning(s): .warnings_" said nothing of it
+        first = str(law.warnings_[0])
+        first = first if len(first) <= WARNING_WIDTH else first[: WARNING_WIDTH - 3] + "..."
+        more = f" (+ {len(law.warnings_) - 1} more)" if len(law.warnings_) > 1 else ""
+        lines.append(f"  warning: {first}{more}; all in .warnings_")
     return "\n".join(lines)
 
 
