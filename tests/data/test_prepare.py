@@ -289,9 +289,7 @@ def test_the_summary_line_gives_a_small_corpus_in_kb():
     m["splits"] = {"train": {"documents": 1, "bytes": 6, "tokens": 6},
                    "val": {"documents": 1, "bytes": 6, "tokens": 6}}  # fmt: skip
     m["build"] = {"seconds": 0.06, "mb_per_s": 0.0}
-    assert summary(m, "s").endswith(
-        ", 12 bytes, 12 tokens (train 6 / val 6) in 0.06 s, 0.2 kB/s"
-    )
+    assert summary(m, "s").endswith(", 12 bytes, 12 tokens (train 6 / val 6) in 0.06 s, 0.2 kB/s")
 
 
 def test_cli_missing_path(tmp_path, capsys):
