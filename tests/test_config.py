@@ -88,9 +88,15 @@ def test_run_ids_of_adamw_runs_did_not_change_with_the_optimizer_fields():
     # (computed by the code of that time): sweeps and resumes still recognise those runs.
     from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
 
-    t = TrainConfig(steps=10, lr=1e-3, grad_clip=1.0, min_lr=1e-4, optimizer="adamw")
+    # an LSTM trained then walked its lanes in order (--order stream)
+    t = TrainConfig(
+        steps=10, lr=1e-3, grad_clip=1.0, min_lr=1e-4, optimizer="adamw", order="stream"
+    )
     old = "2ac53e37aba8011435d5d932f337fd0b109a81a99e0cc6970cdcd08a96924b4d"
     assert run_identity(RunConfig(model=ModelConfig(arch="lstm"), train=t), "abc") == old
+    # today's default order (random windows) trains another run: another id
+    now = RunConfig(model=ModelConfig(arch="lstm"), train=dataclasses.replace(t, order="random"))
+    assert run_identity(now, "abc") != old
     sgd = RunConfig(model=ModelConfig(arch="lstm"), train=dataclasses.replace(t, optimizer="sgd"))
     assert run_identity(sgd, "abc") != old
     plateau = dataclasses.replace(sgd.train, plateau_factor=4.0, eval_every=100)

@@ -39,6 +39,7 @@ ARCHS = ("gpt", "lstm", "gru", "rnn_tanh", "rnn_relu")
 RECURRENT = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 SCHEDULES = ("cosine", "constant", "wsd")
 OPTIMIZERS = ("auto", "adamw", "sgd")
+ORDERS = ("random", "stream")
 OPTIMIZER_DEFAULTS = {
     "adamw": {"lr": 1e-3, "grad_clip": 1.0},
     "sgd": {"lr": 20.0, "grad_clip": 0.25},
@@ -175,6 +176,13 @@ class TrainConfig:
     data: str = setting("", "shards folder made by `scalinglab prepare`", shown="none, required")
     batch_size: int = setting(12, "sequences per micro-batch")
     grad_accum: int = setting(1, "micro-batches per optimizer step")
+    order: str = setting(
+        "random",
+        "order of the training windows: random (each drawn anywhere in the split, seen on "
+        "its own; an RNN's state starts at 0 in each); stream (batch_size contiguous lanes "
+        "walked in order, an RNN's state carried across windows: truncated BPTT)",
+        choices=ORDERS,
+    )
     lr: float = setting(
         0.0, "peak learning rate", shown="the optimizer's: AdamW 1e-3, SGD 20 (Elman RNNs 5)"
     )
@@ -369,6 +377,14 @@ class RunConfig:
 # did before them: left out of the identity at that value.
 LATER_FIELDS = {"optimizer": "adamw", "plateau_factor": 0.0}
 
+
+def order_before_field(model) -> str:
+    """The training order of runs made before `order` existed: an RNN's lanes were walked
+    in order (stream), a Transformer's windows drawn at random. A run folder's config.toml
+    without the key is read as that; such a run's id leaves the key out."""
+    return "stream" if model.recurrent else "random"
+
+
 # Train fields that change how a run executes or reports, not what it computes.
 OPERATIONAL = (
     "data", "resume", "threads", "device", "compile", "log_every", "eval_every",
@@ -397,6 +413,8 @@ def run_identity(cfg: RunConfig, data_id: str) -> str:
     for k, old in LATER_FIELDS.items():  # runs made before these fields keep their ids
         if train.get(k) == old:
             train.pop(k)
+    if train.get("order") == order_before_field(cfg.model):  # the order every run had then
+        train.pop("order")
     if train.get("plateau_factor"):  # then the evaluations steer the LR
         train["eval_every"] = d["train"]["eval_every"]
     model = {k: v for k, v in d["model"].items() if k != "preset"}

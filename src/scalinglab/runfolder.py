@@ -53,10 +53,13 @@ from pathlib import Path
 from scalinglab.config import (
     CONFIG_FORMAT_VERSION,
     OPERATIONAL,
+    ModelConfig,
     RunConfig,
     TrainConfig,
     dumps_toml,
+    from_dict,
     load_toml,
+    order_before_field,
     run_identity,
 )
 from scalinglab.errors import CheckpointError, DataError, ScalingLabError
@@ -153,9 +156,20 @@ def _config_or_why(run_dir) -> tuple[RunConfig | None, str | None]:
         return None, why
     check_format_version(found[0], found[1], CONFIG_FORMAT_VERSION)
     try:
-        return RunConfig.from_dict(found[1], str(found[0])), None
+        return folder_config(found[1], str(found[0])), None
     except ScalingLabError as exc:
         return None, str(exc)
+
+
+def folder_config(d: dict, where: str) -> RunConfig:
+    """A run folder's config.toml (or run.toml) as a RunConfig. One written before
+    `order` existed has no such key: its run trained in the order of its model then
+    (`order_before_field`), not in today's default."""
+    train = d.get("train")
+    if isinstance(train, dict) and "order" not in train and isinstance(d.get("model"), dict):
+        model = from_dict(ModelConfig, d["model"], f"{where} [model]")
+        d = {**d, "train": {**train, "order": order_before_field(model)}}
+    return RunConfig.from_dict(d, where)
 
 
 def config_problem(run_dir: str | os.PathLike) -> str | None:
@@ -175,7 +189,7 @@ def load_config(run_dir: str | os.PathLike) -> RunConfig:
     path = run_dir / CONFIG
     if not path.exists():
         raise DataError(f"not a run folder: {path} is missing")
-    return RunConfig.from_dict(load_toml(path), str(path))
+    return folder_config(load_toml(path), str(path))
 
 
 def read_trackers(run_dir: str | os.PathLike) -> dict:

@@ -117,6 +117,11 @@ def test_resume_under_another_optimizer_is_a_named_conflict():
     cfg = RunConfig(model=m, train=TrainConfig(steps=5).with_optimizer_defaults(True))
     saved = {"config": {"model": dataclasses.asdict(m), "train": {"seed": 1337, "batch_size": 12,
              "grad_accum": 1}}, "data_fingerprint": "f"}  # fmt: skip
-    assert resume_conflicts(saved, cfg, "f") == ["--optimizer 'adamw' -> 'sgd'"]
+    assert resume_conflicts(saved, cfg, "f") == [
+        "--order 'stream' -> 'random'",  # an RNN's lanes were walked in order then
+        "--optimizer 'adamw' -> 'sgd'",
+    ]
     saved["config"]["train"]["optimizer"] = "sgd"
-    assert resume_conflicts(saved, cfg, "f") == []
+    assert resume_conflicts(saved, cfg, "f") == ["--order 'stream' -> 'random'"]
+    stream = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, order="stream"))
+    assert resume_conflicts(saved, stream, "f") == []

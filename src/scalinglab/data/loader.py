@@ -2,12 +2,14 @@
 
 Two ways to cut a token stream into training batches:
 
-- `random` (Transformers): each row is a window of `block_size + 1` tokens
+- `random` (the default, `--order random`; an RNN's state starts at 0 in each window):
+  each row is a window of `block_size + 1` tokens
   at an offset drawn from a generator seeded by (seed, step, rank). The batch at
   step s is a pure function of (seed, s, rank), so a resumed run sees exactly
   the batches an uninterrupted one would have seen, and ranks of a DDP run see
   different windows.
-- `stream` (recurrent models): the stream is cut into `batch_size × world_size`
+- `stream` (`--order stream`, for recurrent models): the stream is cut into
+  `batch_size × world_size`
   contiguous lanes, one per batch row; consecutive steps walk each lane forward
   by `block_size`, so a hidden state carried from one step to the next has
   seen the text that precedes the window. `reset` is True on the first window

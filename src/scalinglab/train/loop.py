@@ -91,9 +91,8 @@ class Trainer:
         self.fwd = torch.compile(fwd) if t.compile else fwd
         self.counts = count(m)
         self.opt = make_optimizer(self.model, t, self.device.split(":")[0])
-        mode = "stream" if self.model.recurrent else "random"
         self.loader = BatchLoader(
-            self.shards.train, m.block_size, t.batch_size, seed=t.seed, mode=mode,
+            self.shards.train, m.block_size, t.batch_size, seed=t.seed, mode=t.order,
             device=self.device,
         )  # fmt: skip
         self.loader = self.dist.shard_loader(self.loader, t.batch_size)

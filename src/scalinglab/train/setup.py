@@ -11,14 +11,21 @@ import os
 
 import torch
 
-from scalinglab.config import NEUTRAL_AT_DEFAULT, ModelConfig, RunConfig, TrainConfig, flag
+from scalinglab.config import (
+    NEUTRAL_AT_DEFAULT,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    flag,
+    order_before_field,
+)
 from scalinglab.data.shards import Shards, content_id
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.train.malloc import keep_freed_memory
 
 # Train fields that change what data the model sees, step by step: a resume
 # that changes any of them would not continue the same run.
-DATA_FIELDS = ("batch_size", "grad_accum", "seed")
+DATA_FIELDS = ("batch_size", "grad_accum", "seed", "order")
 
 
 DEVICE_KINDS = ("cpu", "cuda", "mps")
@@ -193,7 +200,9 @@ def resume_conflicts(saved: dict, cfg: RunConfig, fingerprint: str) -> list[str]
             out.append(f"{f.metadata.get('flag', flag(f.name))} {old!r} -> {new!r}")
     old_train = saved.get("config", {}).get("train", {})
     for name in DATA_FIELDS:
-        old, new = old_train.get(name), getattr(cfg.train, name)
+        # a checkpoint written before --order existed trained in that model's order then
+        missing = order_before_field(cfg.model) if name == "order" else None
+        old, new = old_train.get(name, missing), getattr(cfg.train, name)
         if old != new:
             out.append(f"{flag(name)} {old!r} -> {new!r}")
     old_opt = old_train.get("optimizer", "adamw")  # checkpoints before --optimizer: AdamW
