@@ -522,6 +522,14 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     with pytest.raises(SweepError, match=r"holds a study of another spec \(backtest.budget"):
         plan_study(study.scaled(2 * study.minutes), shards, name, out, 2, 1, estimate=False)
     assert (out / "study.json").read_bytes() == manifest
+    # a run folder the study does not plan (an earlier version's LSTM runs had other ids)
+    # was read by the report with the study's own, and entered the fits beside them
+    stray = out / "sweeps" / "gpt" / "runs" / "gpt-n4.1k-c3e9-0badcafe"
+    stray.mkdir()
+    with pytest.raises(SweepError, match=rf"^{out / 'sweeps/gpt/runs'} holds 1 run folder\(s\) "
+                       r"this study does not plan \(gpt-n4.1k-c3e9-0badcafe: made by another"):  # fmt: skip
+        plan_study(study, shards, name, out, 2, 1, estimate=False)
+    stray.rmdir()
     again, _ = make_prediction(study, plan, out)
     assert again == pred and (out / "prediction.json").read_bytes() == before
     # and a rerun of the finished study adds its seconds to the study's wall time (it

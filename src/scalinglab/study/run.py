@@ -242,6 +242,7 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
             err = _minutes_error(study, e, lambda s: _plan_study(s, shards, corpus, out, workers,
                                                                  threads, False, cores))  # fmt: skip
         raise (in_spec(study, e) if err is e else err) from None
+    check_no_other_runs(plan, out)
     # a task the corpus yields no item of, or whose choices do not fit the runs' window,
     # failed when the first run was scored: after the sweep had trained
     try:
@@ -253,6 +254,30 @@ def plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers: 
 
 
 OPERATIONAL_KEYS = ("workers", "train.loggers")  # how a study runs, not what it computes
+
+
+def check_no_other_runs(plan: StudyPlan, out: Path) -> None:
+    """Refuse a study folder whose sweep, trunk or seed folders hold run folders this study
+    does not plan. The report reads every run folder there, so their losses entered the
+    fits beside the study's own: a study folder made by an earlier version of scalinglab,
+    whose runs had other ids (its RNNs walked their data in another order), gained this
+    version's runs beside them, and the IsoFLOP fits took both."""
+    planned: dict[str, set] = {}
+    for p in plan.parts:
+        planned.setdefault(p.folder, set()).update(r.name for r in p.runs)
+    for folder, names in planned.items():
+        runs = out / folder / "runs"
+        if not runs.is_dir():
+            continue
+        others = sorted(d.name for d in runs.iterdir()
+                        if d.is_dir() and not d.name.startswith(".") and d.name not in names)  # fmt: skip
+        if others:
+            more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+            raise SweepError(
+                f"{runs} holds {len(others)} run folder(s) this study does not plan "
+                f"({others[0]}{more}: made by another version of scalinglab, or put there), "
+                "whose losses would enter its fits: give a new --out folder, or move them out"
+            )
 
 
 def check_same_study(study: StudySpec, out: Path) -> None:
