@@ -177,11 +177,10 @@ def run(args) -> int:
     if not args.out:
         raise ConfigError("--out DIR is required (the sweep folder)")
     out = Path(args.out)
-    planned = driver.make_plan(spec)[1]
     if spec.kind == "isoflop":
-        _warn_thin(planned)
-    _warn_unplanned(out, planned, spec)
-    executor = make_executor(cfg, out)
+        _warn_thin(driver.make_plan(spec)[1])
+    executor = make_executor(cfg, out)  # its refusals come first, as before the plan's
+    _warn_unplanned(out, driver.make_plan(spec)[1], spec)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
     try:
