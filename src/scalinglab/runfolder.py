@@ -53,11 +53,9 @@ from pathlib import Path
 from scalinglab.config import (
     CONFIG_FORMAT_VERSION,
     OPERATIONAL,
-    ModelConfig,
     RunConfig,
     TrainConfig,
     dumps_toml,
-    from_dict,
     load_toml,
     order_before_field,
     run_identity,
@@ -165,11 +163,11 @@ def folder_config(d: dict, where: str) -> RunConfig:
     """A run folder's config.toml (or run.toml) as a RunConfig. One written before
     `order` existed has no such key: its run trained in the order of its model then
     (`order_before_field`), not in today's default."""
-    train = d.get("train")
-    if isinstance(train, dict) and "order" not in train and isinstance(d.get("model"), dict):
-        model = from_dict(ModelConfig, d["model"], f"{where} [model]")
-        d = {**d, "train": {**train, "order": order_before_field(model)}}
-    return RunConfig.from_dict(d, where)
+    cfg = RunConfig.from_dict(d, where)
+    if "order" in d.get("train", {}):
+        return cfg
+    old = dataclasses.replace(cfg.train, order=order_before_field(cfg.model))
+    return dataclasses.replace(cfg, train=old)
 
 
 def config_problem(run_dir: str | os.PathLike) -> str | None:

@@ -103,16 +103,23 @@ def test_plan_steps_cli(tmp_path, capsys):
     assert all(r["loss_ci"][0] <= r["loss"] <= r["loss_ci"][1] for r in rows)
     assert main(["plan", str(fit), "--steps", "3000"]) == 2
     assert "--schedule SPEC" in capsys.readouterr().err
-    # a final LR above the peak made "decays" that rise, and ranked them
-    assert main([*argv, "--final-lr", "3e-3"]) == 2
-    assert capsys.readouterr().err == (
-        "error: --final-lr 0.003 must be below --peak-lr 0.0003: a decay ends lower\n"
-    )
-    # equal, every candidate was the constant LR and the first printed won best_share=1
-    assert main([*argv, "--final-lr", "3e-4"]) == 2
-    assert capsys.readouterr().err == (
-        "error: --final-lr 0.0003 must be below --peak-lr 0.0003: a decay ends lower\n"
-    )
+    for extra, err in (
+        # a final LR above the peak made "decays" that rise, and ranked them
+        (["--final-lr", "3e-3"], "--final-lr 0.003 must be below --peak-lr 0.0003: a decay "
+                                 "ends lower"),
+        # equal, every candidate was the constant LR and the first printed won best_share=1
+        (["--final-lr", "3e-4"], "--final-lr 0.0003 must be below --peak-lr 0.0003: a decay "
+                                 "ends lower"),
+        # a candidate whose LR is 0 throughout was refused without naming it
+        (["--schedule", "constant(3000, 0)"], "--schedule 'constant(3000, 0)': its LR is 0 at "
+                                              "every step: nothing to rank"),
+        # a first constant phase without an LR held 0 (predict(steps, "constant(3000)") too)
+        (["--schedule", "constant(3000)"], "--schedule 'constant(3000)': the first phase "
+                                           "'constant(3000)' has no LR to hold: "
+                                           "constant(3000, LR)"),
+    ):  # fmt: skip
+        assert main([*argv, *extra]) == 2
+        assert capsys.readouterr().err == f"error: {err}\n"
     # a ranking far outside the fitted steps said nothing of it
     lo, hi = json.loads(fit.read_text())["data"]["steps_range"]
     assert main(["plan", str(fit), "--steps", "3000", "--peak-lr", "3e-4"]) == 0
@@ -124,17 +131,6 @@ def test_plan_steps_cli(tmp_path, capsys):
             f"step the fitted curves logged (steps {lo}..{hi}): the ranking is an "
             "extrapolation\n"
         )
-    # a candidate whose LR is 0 throughout was refused without naming it
-    assert main([*argv, "--schedule", "constant(3000, 0)"]) == 2
-    assert capsys.readouterr().err == (
-        "error: --schedule 'constant(3000, 0)': its LR is 0 at every step: nothing to rank\n"
-    )
-    # a first constant phase without an LR held 0 (predict(steps, "constant(3000)") too)
-    assert main([*argv, "--schedule", "constant(3000)"]) == 2
-    assert capsys.readouterr().err == (
-        "error: --schedule 'constant(3000)': the first phase 'constant(3000)' has no LR to "
-        "hold: constant(3000, LR)\n"
-    )
     # flags the ranking does not use were ignored without a word
     for flag, value in (("--flops", "1e20"), ("--lr-fit", str(fit))):
         assert main([*argv, flag, value]) == 2

@@ -94,15 +94,15 @@ def _rows(law, C, N, D, L, draws):
     return out
 
 
-def has_bool(v) -> bool:
+def bool_or_text(v) -> bool:
     """Whether `v` is a bool or a string or holds one (a numpy bool, a list with True in
     it): numpy takes True as 1, so plan_run(law, flops=True) planned a run at C = 1 FLOP,
     and it reads "1e21" as 1e21, so flops="1e21" was planned while target_loss="2.5"
     was refused."""
     if isinstance(v, (list, tuple)):
-        return any(has_bool(x) for x in v)
+        return any(bool_or_text(x) for x in v)
     if isinstance(v, np.ndarray):
-        return v.dtype.kind in "bUSO" and (v.dtype.kind != "O" or has_bool(v.tolist()))
+        return v.dtype.kind in "bUSO" and (v.dtype.kind != "O" or bool_or_text(v.tolist()))
     return isinstance(v, (bool, np.bool_, str, bytes, np.str_))
 
 
@@ -110,7 +110,7 @@ def optimal_allocation(law, C):
     """Compute-optimal N, D, tokens per parameter and loss at each FLOP budget C."""
     law.check_fitted()
     check_exponents(law)
-    if has_bool(C):
+    if bool_or_text(C):
         raise ConfigError(f"--flops: a number or a list of numbers, got {C!r}")
     try:
         Cs = np.atleast_1d(np.asarray(C, dtype=float))

@@ -15,10 +15,10 @@ from scalinglab.fsio import sha256_file
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.optimal import (
     allocate,
+    bool_or_text,
     check_exponents,
     draw_columns,
     finite_or_none,
-    has_bool,
     optimal_allocation,
     percentile_interval,
     prediction_interval,
@@ -188,7 +188,7 @@ def unique_tokens_allocation(law, flops, unique_tokens):
     if law.law != "data-constrained":
         raise ConfigError(f"--unique-tokens needs a data-constrained fit, not {law.law!r}")
     for name, v in (("--flops", flops), ("--unique-tokens", unique_tokens)):
-        if has_bool(v):  # True was 1 FLOP, 1 unique token
+        if bool_or_text(v):  # True was 1 FLOP, 1 unique token
             raise ConfigError(f"{name}: a number or a list of numbers, got {v!r}")
     U = float(unique_tokens)
     if not (np.isfinite(U) and U > 0):
