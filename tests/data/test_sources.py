@@ -13,6 +13,7 @@ from scalinglab.data.sources import (
     split_pieces,
     stdlib_files,
 )
+from scalinglab.data.writer import prepare
 from scalinglab.errors import DataError
 
 
@@ -313,3 +314,23 @@ def test_a_glob_below_no_folder_is_one_line(tmp_path, capsys, glob, why):
         f"error: --glob {glob!r}: the pattern {why}; it names files below each folder "
         "SOURCE, relative to it (like '**/*.md')\n"
     )
+
+
+def test_a_text_file_starting_with_a_utf8_bom_is_read_without_it(tmp_path):
+    """A UTF-8 byte-order mark (Notepad's) at a text file's start became corpus text, three
+    bytes no tokenizer should learn; it is left out, at the start only, and a file holding
+    nothing else is empty. Error offsets stay the file's. Shards prepared with the mark are
+    rebuilt (the fingerprint changes); the built-in corpus keeps its bytes."""
+    a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+    a.write_bytes(b"\xef\xbb\xbfone\n")
+    b.write_bytes(b"two \xef\xbb\xbf\n")
+    c.write_bytes(b"\xef\xbb\xbf")
+    (src,) = resolve_sources([str(tmp_path)])
+    assert _docs([src]) == [(str(a), b"one\n"), (str(b), b"two \xef\xbb\xbf\n")]
+    assert [d.size for d in src.documents()] == [4, len(b.read_bytes())]
+    std = FilesSource("stdlib", src.files, "stdlib")
+    assert src.fingerprint() != std.fingerprint()
+    assert _docs([std])[0] == (str(a), a.read_bytes())
+    a.write_bytes(b"\xef\xbb\xbfok \xff\n")
+    with pytest.raises(DataError, match=r"a.txt: byte 6: invalid UTF-8"):
+        prepare([str(a)], tmp_path / "s", tokenizer="char")

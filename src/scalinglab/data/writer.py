@@ -653,8 +653,8 @@ def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
     except UnicodeDecodeError as exc:
         _check_not_utf16(doc, off, data)
         raise DataError(
-            f"{doc.name}: byte {off + exc.start}: invalid UTF-8 ({exc.reason}); the byte "
-            "tokenizer takes any bytes, or pass --errors replace"
+            f"{doc.name}: byte {doc.skipped + off + exc.start}: invalid UTF-8 ({exc.reason}); "
+            "the byte tokenizer takes any bytes, or pass --errors replace"
         ) from None
 
 
@@ -686,7 +686,7 @@ def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress, sta
             if (nul := data.find(b"\0")) >= 0:  # text never holds NUL: a binary file
                 _check_not_utf16(doc, off, data)
                 raise DataError(
-                    f"{doc.name}: byte {off + nul}: NUL byte; this looks like a binary "
+                    f"{doc.name}: byte {doc.skipped + off + nul}: NUL byte; this looks like a binary "
                     "file (or UTF-16 text), not UTF-8 text"
                 )
             ids = _encode_chunk(tok, doc, off, data, cfg.errors).astype(dtype)
