@@ -188,14 +188,19 @@ def test_sigterm_checkpoints_and_reports_preempted(tmp_path):
     assert state["loader"]["step"] == result["steps"]
 
 
-def test_completed_run_is_not_trained_again(tmp_path):
+def test_completed_run_is_not_trained_again(tmp_path, caplog):
+    """...and says so: it logged 'resumed RUN from step-00000005 (step 5)', as if it trained."""
     data = tiny_shards(tmp_path / "shards")
     cfg = tiny_cfg(data, steps=5)
     first = train(cfg, tmp_path / "run")
     lines = (tmp_path / "run/metrics.jsonl").read_text()
-    again = train(cfg, tmp_path / "run")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="scalinglab"):
+        again = train(cfg, tmp_path / "run")
     assert again == first
     assert (tmp_path / "run/metrics.jsonl").read_text() == lines
+    assert f"{tmp_path / 'run'} is already complete (step 5): nothing to train" in caplog.text
+    assert "resumed" not in caplog.text
 
 
 def test_checkpoints_record_their_run_and_another_runs_is_refused(tmp_path):

@@ -307,7 +307,12 @@ class Trainer:
             if self.dist.is_main and (self.changes or self.schedule_change is not None):
                 log.warning("warning: %s is complete; its result stands, and the settings "
                             "changed here are not applied to it", self.out)  # fmt: skip
+            elif self.dist.is_main:
+                log.info("%s is already complete (step %d): nothing to train", self.out,
+                         self.c.step)  # fmt: skip
             return old
+        if path is not None:
+            log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
         with self.dist.together():  # rank 0 writes: should that fail, every rank stops
             self._write_start(path, found)
         self.t0 = time.perf_counter()  # time spent before this point is set-up, not run time
@@ -415,7 +420,6 @@ class Trainer:
         if saved and "warmup_frac" not in saved:
             saved = {**saved, "warmup_frac": self.schedule.warmup_frac}
         self.schedule_change = schedule_change(saved, self.schedule, self.c.step)
-        log.info("resumed %s from %s (step %d)", self.out, path.name, self.c.step)
 
     def _restore_rng(self, state: dict) -> None:
         """This rank's generators as the checkpoint saved them. A rank it holds none for
