@@ -334,3 +334,17 @@ def test_a_text_file_starting_with_a_utf8_bom_is_read_without_it(tmp_path):
     a.write_bytes(b"\xef\xbb\xbfok \xff\n")
     with pytest.raises(DataError, match=r"a.txt: byte 6: invalid UTF-8"):
         prepare([str(a)], tmp_path / "s", tokenizer="char")
+
+
+def test_source_details_count_the_empty_files_apart(tmp_path):
+    """The manifest's `files` of a folder counted its empty files with no word that they
+    held no document: `empty_files` says how many were skipped."""
+    (tmp_path / "src").mkdir()
+    for name, data in [("a.txt", b"alpha " * 300), ("b.txt", b""), ("c.txt", b"\xef\xbb\xbf"),
+                       ("d.txt", b"delta " * 300)]:  # fmt: skip
+        (tmp_path / "src" / name).write_bytes(data)
+    m = prepare([str(tmp_path / "src")], tmp_path / "s")
+    assert m["documents"] == 2
+    assert m["source_details"] == [
+        {"spec": str(tmp_path / "src"), "type": "files", "files": 4, "empty_files": 2}
+    ]

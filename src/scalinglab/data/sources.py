@@ -167,7 +167,17 @@ class FilesSource(Source):
         self.strip_bom = kind != "stdlib"
 
     def describe(self) -> dict:
-        return {"spec": self.spec, "type": self.kind, "files": len(self.files), **self.info}
+        """`files`: the files the SOURCE names; `empty_files`: those of them that hold no
+        text (empty, or a byte-order mark alone), skipped: the others are its documents."""
+        empty = sum(1 for p in self.files if not self._text_bytes(p)[0])
+        return {"spec": self.spec, "type": self.kind, "files": len(self.files),
+                "empty_files": empty, **self.info}  # fmt: skip
+
+    def _text_bytes(self, path: Path) -> tuple[int, int]:
+        """(bytes of text, bytes skipped before it) of the file `path`."""
+        size = path.stat().st_size
+        skip = _bom_length(path, size) if self.strip_bom else 0
+        return size - skip, skip
 
     def fingerprint(self) -> str:
         stats = _stat_hash(self.files)
@@ -182,10 +192,9 @@ class FilesSource(Source):
 
     def documents(self, errors: str = "strict") -> Iterator[Document]:
         for path in self.files:
-            size = path.stat().st_size
-            skip = _bom_length(path, size) if self.strip_bom else 0
-            if size > skip:  # an empty file in a folder holds no document
-                yield Document(str(path), size - skip, _file_reader(path, skip), skip)
+            size, skip = self._text_bytes(path)
+            if size:  # an empty file in a folder holds no document
+                yield Document(str(path), size, _file_reader(path, skip), skip)
 
 
 class JsonlSource(Source):
