@@ -38,3 +38,26 @@ def test_eval_tokens_below_one_window(tmp_path, capsys, monkeypatch):
         "error: --eval-tokens 1 is less than one window of the run's block_size 32; "
         "give at least 32, or 0 for the whole split\n"
     )
+
+
+def test_generate_json_writes_the_prompt_as_given(tmp_path, capsys, monkeypatch):
+    """--json wrote the prompt's tokens decoded as `prompt`: here 'ab' for the prompt 'a?b',
+    whose '?' the tokenizer has no token for. `prompt` is the text given; `text` is what
+    the model read and wrote."""
+    import json
+
+    from tokenizers import Tokenizer, models
+
+    import scalinglab.train.evaluate as evaluate
+    import scalinglab.train.generate as generate
+    from scalinglab.cli import main
+
+    Tokenizer(models.BPE(vocab={"a": 0, "b": 1}, merges=[])).save(str(tmp_path / "tokenizer.json"))
+    cfg = SimpleNamespace(train=SimpleNamespace(data=str(tmp_path)))
+    monkeypatch.setattr(evaluate, "load_trained", lambda run, device: (None, cfg, 0))
+    monkeypatch.setattr(generate, "sample", lambda model, prompt, n, *a, **k: iter([1] * n))
+    argv = ["generate", str(tmp_path), "--prompt", "a?b", "--json", "--max-new-tokens", "2"]
+    assert main([*argv, "--device", "cpu"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["prompt"] == "a?b" and got["prompt_tokens"] == 2 and got["new_tokens"] == 2
+    assert got["text"] == Tokenizer.from_file(str(tmp_path / "tokenizer.json")).decode([0, 1, 1, 1])

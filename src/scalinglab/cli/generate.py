@@ -126,6 +126,7 @@ def check_flags(args) -> None:
 
 
 def run(args) -> int:
+    import os
     import sys
 
     from scalinglab.data.tokenizers import load_tokenizer
@@ -147,7 +148,10 @@ def run(args) -> int:
         from scalinglab.cli._util import print_json
 
         new = [int(t) for t in tokens]
-        print_json({"run": args.run, "prompt": tokenizer.decode(prompt),
+        # the prompt as given (it was its tokens decoded: another text where the tokenizer
+        # lacks a character or normalizes spaces); `text` is the tokens the model read and wrote
+        given = os.fsencode(args.prompt).decode("utf-8", errors="replace")
+        print_json({"run": args.run, "prompt": given, "prompt_tokens": len(prompt),
                     "text": tokenizer.decode([*prompt, *new]), "new_tokens": len(new)})  # fmt: skip
         return 0
     for piece in stream_text(tokenizer, list(prompt), tokens):
