@@ -348,3 +348,13 @@ def test_source_details_count_the_empty_files_apart(tmp_path):
     assert m["source_details"] == [
         {"spec": str(tmp_path / "src"), "type": "files", "files": 4, "empty_files": 2}
     ]
+
+
+def test_hf_csv_errors_name_the_files_line(tmp_path, datasets_offline):
+    """A local CSV's rows were numbered from 0 in errors ('row 1'); a user counts the
+    file's lines, the header line 1, a quoted field spanning lines, blank lines skipped."""
+    data = tmp_path / "rows.csv"
+    data.write_text('text,n\n"multi\nline",\n\nok,5\n')
+    (src,) = resolve_sources([f"hf:{data}"], text_field="n")
+    with pytest.raises(DataError, match=r"rows.csv: line 5: 'n' is float, not text"):
+        _docs([src])

@@ -320,19 +320,67 @@ class HFSource(Source):
         for batch in ds.iter(batch_size=1024):  # batches: row-by-row access is slow
             if self.text_field not in batch:
                 raise DataError(
-                    f"{self.spec}: row {row}: no column '{self.text_field}' (columns: "
+                    f"{self._where(row)}: no column '{self.text_field}' (columns: "
                     f"{', '.join(batch)}); choose one with --text-field"
                 )
             for text in batch[self.text_field]:
                 where = f"{self.spec}: row {row}"
-                row += 1
                 if text is not None and not isinstance(text, str):
                     raise DataError(
-                        f"{where}: '{self.text_field}' is {type(text).__name__}, not text"
+                        f"{self._where(row)}: '{self.text_field}' is {type(text).__name__}, "
+                        "not text"
                     )
                 if text:
-                    data = _utf8(text, where, errors)
+                    try:
+                        data = text.encode("utf-8", errors=errors)
+                    except UnicodeEncodeError:  # lone surrogates: said, naming the line
+                        _utf8(text, self._where(row), errors)
+                        raise
                     yield Document(where, len(data), _bytes_reader(data))
+                row += 1
+
+    def _where(self, row: int) -> str:
+        """Where the row numbered `row` (from 0) is, for an error: in a local CSV file, the
+        line it starts on, counted as an editor does (the header is line 1); else the row."""
+        path = Path(self.name)
+        if path.is_file() and hf_builder(path, self.spec) == "csv":
+            line = csv_line(path, row)
+            if line is not None:
+                return f"{self.spec}: line {line}"
+        return f"{self.spec}: row {row}"
+
+
+_OPENERS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+def csv_line(path: Path, row: int) -> int | None:
+    """The line of the CSV file `path` on which its data row `row` (from 0, after the
+    header) starts, as `datasets`' csv builder numbers rows (blank lines skipped, a quoted
+    field may span lines); None where the file has no such row or cannot be read here."""
+    import csv
+    import importlib
+
+    suffix = path.suffix.lower()
+    if suffix == ".zst":
+        return None
+    opener = importlib.import_module(_OPENERS[suffix]).open if suffix in _OPENERS else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            while header == []:  # blank lines before the header
+                header = next(reader, None)
+            line, n = reader.line_num, 0
+            for record in reader:
+                start, line = line + 1, reader.line_num
+                if not record:  # a blank line: no row
+                    continue
+                if n == row:
+                    return start
+                n += 1
+    except (OSError, csv.Error, EOFError, ValueError):
+        return None
+    return None
 
 
 def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bool = False):
