@@ -40,6 +40,10 @@ def test_a_warmup_longer_than_half_the_run_is_shortened_with_a_warning(tmp_path,
     with caplog.at_level(logging.WARNING):
         assert main(cli_args(data, tmp_path / "run", "--steps", "10", "--warmup", "1000")) == 0
     assert "--warmup 1000 is more than half the run's 10 steps: it warms up over 4" in caplog.text
+    # the record said only the 1000 asked for: result.json says what the run used, and
+    # config.toml keeps the request (the run's id), which a rerun caps alike
+    result = json.loads((tmp_path / "run/result.json").read_text())
+    assert result["warmup"] == 4 and "warmup = 1000" in (tmp_path / "run/config.toml").read_text()
 
 
 def test_a_prompt_the_tokenizer_lacks_characters_of_is_read_with_a_warning(caplog):

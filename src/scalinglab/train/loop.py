@@ -495,6 +495,9 @@ class Trainer:
             "last_eval_loss": self.c.val_loss, "train_loss": self.c.train_loss,
             "params": c.params, "params_nonembed": c.params_nonembed,
             "flops_per_token": c.flops_per_token, "steps": self.c.step, "tokens": tokens,
+            # the warmup it used: config.toml keeps the --warmup asked for (the run's id),
+            # which the schedule caps at half a step budget; a time budget's ends by the clock
+            "warmup": self.schedule.warmup if self.schedule.total is not None else None,
             "flops": tokens * c.flops_per_token, "flops_6nd": 6 * c.params * tokens,
             "unique_tokens": min(tokens, n_train), "epochs": tokens / n_train,
             "wall_seconds": self._wall(), "train_seconds": self.c.train_seconds,
