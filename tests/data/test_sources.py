@@ -358,3 +358,12 @@ def test_hf_csv_errors_name_the_files_line(tmp_path, datasets_offline):
     (src,) = resolve_sources([f"hf:{data}"], text_field="n")
     with pytest.raises(DataError, match=r"rows.csv: line 5: 'n' is float, not text"):
         _docs([src])
+
+
+def test_hf_text_file_starting_with_a_utf8_bom_is_read_without_it(tmp_path, datasets_offline):
+    """hf:FILE.txt kept a byte-order mark as the first line's first character."""
+    data = tmp_path / "lines.txt"
+    data.write_bytes(b"\xef\xbb\xbfone\ntwo\n")
+    for streaming in (False, True):
+        src = HFSource(f"hf:{data}", "text", streaming=streaming)
+        assert [c for _, c in _docs([src])] == [b"one\n", b"two\n"], streaming

@@ -309,6 +309,8 @@ class HFSource(Source):
             where = f"{self.name}\0{self.config}\0{self.split}\0{_stat_hash(files)}"
             if local.is_file() and hf_builder(local, self.spec) == "text":
                 where += "\0keep_linebreaks"  # read without line breaks before: rebuild
+                if _bom_length(local, local.stat().st_size):  # read with the mark before
+                    where += "\0utf-8-sig"
             return hashlib.sha256(where.encode()).hexdigest()
         return str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
 
@@ -402,8 +404,9 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
         if path.is_file():  # a local data file: let the packaged builder for its type read it
             builder = hf_builder(path, spec)
             # the text builder's rows are lines; without keep_linebreaks it strips their line
-            # ends, and documents are joined without a separator: the text lost every break
-            extra = {"keep_linebreaks": True} if builder == "text" else {}
+            # ends, and documents are joined without a separator: the text lost every break;
+            # utf-8-sig: a byte-order mark at the file's start is no text of its first line
+            extra = {"keep_linebreaks": True, "encoding": "utf-8-sig"} if builder == "text" else {}
             return datasets.load_dataset(
                 builder, data_files=str(path), split=split, streaming=streaming, **extra
             )
