@@ -13,6 +13,7 @@ from scalinglab.cli import main
 from scalinglab.cli.generate import prompt_ids
 from scalinglab.data.tokenizers import CharTokenizer, WordTokenizer, train_tokenizer
 from scalinglab.errors import ConfigError
+from scalinglab.sweep.table import run_row
 from tests.reliability.helpers import one_line_error
 from tests.train.helpers import cli_args, tiny_shards
 
@@ -44,6 +45,7 @@ def test_a_warmup_longer_than_half_the_run_is_shortened_with_a_warning(tmp_path,
     # config.toml keeps the request (the run's id), which a rerun caps alike
     result = json.loads((tmp_path / "run/result.json").read_text())
     assert result["warmup"] == 4 and "warmup = 1000" in (tmp_path / "run/config.toml").read_text()
+    assert run_row(tmp_path / "run")["warmup"] == 4  # the runs table: what was used
 
 
 def test_a_prompt_the_tokenizer_lacks_characters_of_is_read_with_a_warning(caplog):

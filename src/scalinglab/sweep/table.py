@@ -110,6 +110,8 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
         six_nd(row, result, planned)
         if result.get("dtype"):
             row["dtype"] = result["dtype"]  # resolved: "auto" became float32 or bfloat16
+        if result.get("warmup") is not None:  # what the schedule used (config: asked)
+            row["warmup"] = result["warmup"]
     row["status"] = runfolder.table_status(run_dir, result)
     for k, v in meta.get("group", {}).items():
         row[k] = v
