@@ -207,6 +207,7 @@ class ScalingLaw:
             self._set_learned(out)
             self.drop_interval(out["at_limit"])
             t = out["table"]
+            self.points_ = t  # the runs fitted (in memory only; plot() draws them)
             self.ranges_ = data_ranges(t)
             self.noise_ = intervals.noise_model(
                 np.log(t.L),
@@ -416,6 +417,7 @@ class ScalingLaw:
         out = curvefit.fit_curve_law(self, t)
         self._set_learned(out)
         curvefit.finish(self, out, t.runs)
+        self.points_ = t  # every run, held-out ones too (in memory only; plot() draws them)
         return self
 
     def _set_learned(self, out):

@@ -11,8 +11,17 @@ matplotlib is imported when a figure is drawn, never when scalinglab is imported
   its interval on N_opt.
 - envelope: N_opt against C, the law k_N·C^a and its band; each run's N over the
   compute it covers; compute beyond the runs is shaded.
+- data-constrained: loss against D at up to 4 of the fitted model sizes N, each with
+  up to 4 of its unique-token counts U: the runs (hollow: repeated data, D > U), the
+  law and its band at that N and U, a tick where D = U (one epoch).
+- task-sigmoid, task-power: the task metric against C, the rows, the law and its band;
+  the range beyond the data is shaded (with `chance`, a line at chance).
+- multi-power, lr-annealing: loss against step for every run, its logged losses and
+  the law's curve under its own schedule, with its band; held-out runs dashed
+  (predicted, not fitted) and hollow.
 
-A law without data (load_fit, from_params) draws the law alone over a default range.
+A law without data (load_fit, from_params) draws the law alone over a default range;
+data-constrained and the curve laws, which need each run's U or LR schedule, refuse.
 """
 
 import math
@@ -52,7 +61,7 @@ def _shade(ax, lo, hi):
         )  # fmt: skip
 
 
-def _band(ax, law, x, color, label, **kw):
+def _band(ax, law, x, color, label, ls="-", **kw):
     """The law's prediction over x (a dict of N/D/C arrays) and its bootstrap band."""
     kw = {**kw, "check_range": False}  # the shaded extrapolation is drawn on purpose
     if law.samples_ is not None:
@@ -60,7 +69,7 @@ def _band(ax, law, x, color, label, **kw):
         ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
     else:
         mid = law.predict(**kw)
-    ax.plot(x, mid, "-", color=color, lw=1.6, label=label)
+    ax.plot(x, mid, ls, color=color, lw=1.6, label=label)
 
 
 def _data_range(values):
@@ -82,6 +91,12 @@ def plot_law(law, ax=None):
         _isoflop(law, ax, points)
     elif law.law == "envelope":
         _envelope(law, ax, points)
+    elif law.law == "data-constrained":
+        _constrained(law, ax, _needs_points(law, points, "unique tokens U"))
+    elif law.law.startswith("task-"):
+        _task(law, ax, points)
+    elif law.law in ("multi-power", "lr-annealing"):
+        _curves(law, ax, _needs_points(law, points, "LR schedules"))
     else:
         raise ConfigError(f"law {law.law!r} has no plot")
     ax.set_title(_title(law), fontsize=10)
@@ -209,3 +224,122 @@ def _envelope(law, ax, curves):
         _shade(ax, c_hi, hi)
     ax.set(xscale="log", yscale="log", xlabel=WHAT["C"], ylabel="compute-optimal N_opt")
     ax.legend(fontsize=8)
+
+
+def _needs_points(law, points, what):
+    if points is None:
+        raise ConfigError(
+            f"plot(): law {law.law!r} draws the runs it was fitted on (their {what}); this "
+            "one has none (loaded from fit.json or made from parameters): fit it to draw it"
+        )
+    return points
+
+
+def _spread(values, k=4):
+    """At most k of the distinct values, evenly by rank, the smallest and largest among them."""
+    vals = np.unique(values)
+    if len(vals) <= k:
+        return vals
+    idx = np.unique(np.round(np.linspace(0, len(vals) - 1, k)).astype(int))
+    return vals[idx]
+
+
+def _constrained(law, ax, t):
+    """Each drawn curve's label names its N and U; the legend shows N by colour, U by style."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    sizes = _spread(t.N)
+    cmap = plt.get_cmap("viridis")
+    styles = ("-", "--", ":", "-.")
+    drawn = np.zeros(len(t), bool)
+    d_lo, d_hi = float(t.D.min()), float(t.D.max())
+    top = d_hi * 4
+    D = np.geomspace(d_lo / 2, top, 120)
+    legend = []
+    uniques = _spread(t.U[np.isin(t.N, sizes)], len(styles))
+    for i, n in enumerate(sizes):
+        col = cmap(0.05 + 0.8 * i / max(1, len(sizes) - 1))
+        legend.append(Line2D([], [], color=col, lw=1.6, label=f"N = {n:.3g}"))
+        at_n = np.equal(t.N, n)
+        for u in uniques[np.isin(uniques, t.U[at_n])]:
+            m = at_n & np.equal(t.U, u)
+            drawn |= m
+            rep = t.D[m] > u
+            ax.plot(t.D[m][~rep], t.L[m][~rep], "o", color=col, ms=4)
+            ax.plot(t.D[m][rep], t.L[m][rep], "o", mfc="none", mec=col, ms=4)
+            ls = styles[int(np.flatnonzero(uniques == u)[0])]
+            _band(ax, law, D, col, f"N = {n:.3g}, U = {u:.3g}", ls,
+                  N=np.full_like(D, n), D=D, U=np.full_like(D, u))  # fmt: skip
+            at_u = law.predict(N=n, D=u, U=u, check_range=False)
+            ax.plot([u], [at_u], "|", color=col, ms=12, mew=1.5)
+    legend += [Line2D([], [], color="0.4", ls=styles[j], label=f"U = {u:.3g}")
+               for j, u in enumerate(uniques)]  # fmt: skip
+    if (~drawn).any():
+        ax.plot(t.D[~drawn], t.L[~drawn], ".", color="0.7", ms=3)
+        legend.append(Line2D([], [], ls="", marker=".", color="0.7", label="other runs"))
+    legend += [
+        Line2D([], [], ls="", marker="o", color="0.4", ms=4, label="run, D <= U"),
+        Line2D([], [], ls="", marker="o", mfc="none", mec="0.4", ms=4,
+               label="run, D > U (repeated)"),
+        Line2D([], [], ls="", marker="|", color="0.4", ms=10, mew=1.5,
+               label="D = U (one epoch)"),
+    ]  # fmt: skip
+    _shade(ax, d_hi, top)
+    ax.set(xscale="log", yscale="log", xlabel=WHAT["D"], ylabel=LOSS)
+    ax.legend(handles=legend, fontsize=7, ncol=2)
+
+
+def _task(law, ax, m):
+    name = law.settings["metric_col"] or "metric"
+    data = m is not None
+    lo, hi = _data_range(m.C) if data else DEFAULT_RANGE["C"]
+    top = hi * (10 if data else 1)
+    C = np.geomspace(lo / (2 if data else 1), top, 160)
+    if data:
+        from scalinglab.laws.tasklaws import last_of_each_run
+
+        last = np.zeros(len(m), bool)
+        last[last_of_each_run(m)] = True
+        if not last.all():  # checkpoints: the law in C is fitted to each run's last row
+            ax.plot(m.C[~last], m.L[~last], ".", color="0.7", ms=3,
+                    label="checkpoints (not fitted in C)")  # fmt: skip
+        label = "each run's last row" if not last.all() else "data"
+        ax.plot(m.C[last], m.L[last], "o", color="0.35", ms=4, label=label)
+    _band(ax, law, C, "C0", f"{law.law} fit", C=C)
+    chance = law.settings.get("chance")
+    if law.law == "task-sigmoid" and chance is not None:
+        ax.axhline(chance, color="0.5", ls=":", lw=1, label=f"chance ({chance:g})")
+    if data:
+        _shade(ax, hi, top)
+    ax.set(xscale="log", xlabel=WHAT["C"], ylabel=f"task metric ({name})")
+    ax.legend(fontsize=8)
+
+
+def _curves(law, ax, t):
+    import matplotlib.pyplot as plt
+
+    fill = law.settings["lr_fill"]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, r in enumerate(t.runs):
+        col = cycle[i % len(cycle)]
+        steps = np.unique(np.linspace(r.steps[0], r.steps[-1], 200).astype(int))
+        lr = r.schedule(fill)
+        kind = "held out: predicted" if r.held_out else "fitted"
+        ls = "--" if r.held_out else "-"
+        if law.samples_ is not None:
+            mid, lo, hi = law.predict(steps, lr, return_ci=True)
+            ax.fill_between(steps, lo, hi, color=col, alpha=0.18, lw=0)
+        else:
+            mid = law.predict(steps, lr)
+        ax.plot(steps, mid, ls, color=col, lw=1.4, label=f"run {r.run_id} ({kind})")
+        face = "none" if r.held_out else col
+        ax.plot(r.steps, r.loss, "o", mfc=face, mec=col, ms=3)
+    ax.plot([], [], "o", color="0.4", ms=3, label="logged loss (hollow: held out)")
+    # the first tenth of training falls steeply: the axis shows the losses after it, where
+    # the schedules part
+    late = np.concatenate([r.loss[r.steps >= 0.1 * r.steps[-1]] for r in t.runs])
+    pad = 0.05 * (late.max() - late.min()) or 0.05 * late.max()
+    ax.set_ylim(late.min() - pad, late.max() + pad)
+    ax.set(xlabel="step", ylabel=LOSS)
+    ax.legend(fontsize=7)

@@ -206,9 +206,10 @@ def read_points(law, table):
 
 
 def fit_law(law, table) -> dict:
-    """Fit task-power or task-sigmoid; the learned attributes (names ending in _) and draws."""
+    """Fit task-power or task-sigmoid; the learned attributes (names ending in _) and draws,
+    and `points_`, the rows read (m.L the metric; in memory only: plot() draws them)."""
     m, loss = read_points(law, table)
-    return fit_points(law.law, law.settings, m, loss)
+    return {**fit_points(law.law, law.settings, m, loss), "points_": m}
 
 
 def fit_points(name: str, s: dict, m, loss) -> dict:

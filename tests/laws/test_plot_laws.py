@@ -1,0 +1,147 @@
+"""`plot()` of the data-constrained, task and curve laws: what each figure holds (the runs
+drawn, the law's curve equal to its predictions there, held-out runs told apart)."""
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ConfigError
+from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws.constrained import DataConstrained
+from scalinglab.laws.curves import CurveTable, Run
+from tests.laws.test_curves import MPL_25M, mpl_direct, schedule
+from tests.laws.test_task_laws import synthetic
+
+matplotlib = pytest.importorskip("matplotlib", reason="plot() draws with matplotlib")
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def markers(ax, marker="o"):
+    """The data lines (markers, no line) drawn with `marker` that hold points."""
+    return [
+        ln for ln in ax.get_lines()
+        if ln.get_marker() == marker and ln.get_linestyle() == "None" and len(ln.get_xdata())
+    ]  # fmt: skip
+
+
+def constrained_law():
+    """Runs of 3 sizes on 2 unique-token counts, from half an epoch to 16 epochs."""
+    true = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.34, "R_D": 12.0,
+            "R_N": 4.0}  # fmt: skip
+    rows = [(N, U * ep, U) for N in (1e7, 1e8, 1e9) for U in (1e8, 1e9) for ep in (0.5, 1, 4, 16)]
+    N, D, U = (np.array(c) for c in zip(*rows, strict=True))
+    L = DataConstrained.predict(true, N, D, U)
+    fix = ["A=400", "B=1200", "E=1.8", "alpha=0.34"]
+    law = ScalingLaw("data-constrained", tie=["alpha=beta"], fix=fix, bootstrap=0)
+    return law.fit({"N": N, "D": D, "U": U, "L": L}), N, D, U
+
+
+def test_data_constrained_plot_draws_each_n_and_u_with_unique_tokens_marked():
+    law, N, D, U = constrained_law()
+    ax = law.plot()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("training tokens D", "loss (nats/token)")
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("N = ")]
+    assert len(curves) == 6  # every (N, U) of the runs
+    for ln in curves:
+        n, u = (float(part.split("= ")[1]) for part in ln.get_label().split(", "))
+        x, y = ln.get_data()
+        np.testing.assert_allclose(y, law.predict(N=n, D=x, U=np.full_like(x, u)), rtol=1e-9)
+    dots = markers(ax)
+    assert sum(len(ln.get_xdata()) for ln in dots) == len(N)  # every run, once
+    hollow = [ln for ln in dots if ln.get_markerfacecolor() == "none"]
+    assert sum(len(ln.get_xdata()) for ln in hollow) == int(np.sum(D > U))  # repeated data
+    ticks = markers(ax, "|")  # D = U on each curve
+    assert sorted(float(t.get_xdata()[0]) for t in ticks) == sorted([1e8, 1e9] * 3)
+
+
+@pytest.mark.parametrize("name", ["task-sigmoid", "task-power"])
+def test_task_law_plot_draws_the_metric_against_compute_with_its_band(name):
+    from matplotlib.collections import PolyCollection
+
+    data = synthetic()
+    kw = {"loss_col": "task_loss"} if name == "task-sigmoid" else {}
+    law = ScalingLaw(name, metric_col="acc", bootstrap=20, seed=0, **kw).fit(data)
+    ax = law.plot()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == (
+        "training compute C (FLOPs)", "task metric (acc)",
+    )  # fmt: skip
+    (dots,) = markers(ax)
+    np.testing.assert_array_equal(dots.get_xdata(), data["flops"])
+    np.testing.assert_array_equal(dots.get_ydata(), data["acc"])
+    (fit,) = [ln for ln in ax.get_lines() if ln.get_label() == f"{name} fit"]
+    x, y = fit.get_data()
+    np.testing.assert_allclose(y, law.predict(C=x, check_range=False), rtol=1e-12)
+    assert x.max() > data["flops"].max()  # drawn beyond the data, shaded
+    assert any("extrapolation" in t.get_text() for t in ax.texts)
+    band = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert band  # the bootstrap interval
+    # a loaded fit has no rows: the law alone, over a default range of C
+    loaded = load_fit(law.to_json()).plot()
+    assert not markers(loaded) and [ln.get_label() for ln in loaded.get_lines()] == [f"{name} fit"]
+
+
+def test_task_law_plot_of_checkpoints_marks_the_rows_the_law_in_c_was_fitted_to():
+    """Rows that are checkpoints of runs: the law in C is fitted to each run's last row,
+    which the figure draws as the data; the other checkpoints are drawn apart."""
+    data = synthetic()
+    rows = {"run": [], "flops": [], "acc": []}
+    for i, (c, a) in enumerate(zip(data["flops"], data["acc"], strict=True)):
+        for frac in (0.25, 0.5, 1.0):  # each run's checkpoints, its last at C
+            rows["run"].append(f"r{i}")
+            rows["flops"].append(c * frac)
+            rows["acc"].append(a * (0.8 + 0.2 * frac))
+    law = ScalingLaw("task-power", metric_col="acc", run_cols=["run"], bootstrap=0).fit(rows)
+    ax = law.plot()
+    (last,) = markers(ax)
+    np.testing.assert_allclose(last.get_xdata(), data["flops"])
+    np.testing.assert_allclose(last.get_ydata(), data["acc"])
+    (mid,) = markers(ax, ".")
+    assert len(mid.get_xdata()) == 2 * len(data["flops"])
+
+
+def curve_law(name):
+    runs = []
+    for kind in ("cosine", "constant", "drop"):
+        lr = schedule(kind, 2000, warmup=100)
+        steps = np.arange(100, 2000, 100)
+        loss = mpl_direct(MPL_25M, lr, steps)
+        runs.append(Run(kind, steps, lr[steps], loss, held_out=kind == "drop", lr_full=lr))
+    return ScalingLaw(name, bootstrap=0).fit(CurveTable(runs)), runs
+
+
+@pytest.mark.parametrize("name", ["multi-power", "lr-annealing"])
+def test_curve_law_plot_draws_every_run_and_tells_the_held_out_apart(name):
+    law, runs = curve_law(name)
+    ax = law.plot()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "loss (nats/token)")
+    curves = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_label().startswith("run ")}
+    assert set(curves) == {
+        "run cosine (fitted)", "run constant (fitted)", "run drop (held out: predicted)",
+    }  # fmt: skip
+    for r in runs:
+        kind = "held out: predicted" if r.held_out else "fitted"
+        ln = curves[f"run {r.run_id} ({kind})"]
+        assert ln.get_linestyle() == ("--" if r.held_out else "-")
+        x, y = ln.get_data()
+        assert x[0] == r.steps[0] and x[-1] == r.steps[-1]
+        np.testing.assert_allclose(y, law.predict(x, r.lr_full), rtol=1e-12)
+    dots = markers(ax)
+    assert len(dots) == 3
+    for r, ln in zip(runs, dots, strict=True):
+        np.testing.assert_array_equal(ln.get_ydata(), r.loss)
+        assert (ln.get_markerfacecolor() == "none") == r.held_out
+
+
+@pytest.mark.parametrize("name", ["data-constrained", "multi-power"])
+def test_a_loaded_fit_of_a_law_that_draws_its_runs_says_it_has_none(name):
+    fitted = constrained_law()[0] if name == "data-constrained" else curve_law(name)[0]
+    law = load_fit(fitted.to_json())
+    with pytest.raises(ConfigError, match=f"law '{name}' draws the runs it was fitted on"):
+        law.plot()
