@@ -31,6 +31,21 @@ def markers(ax, marker="o"):
     ]  # fmt: skip
 
 
+def test_nd_interaction_plot_draws_the_law_at_four_sizes():
+    """nd-interaction, an N, D law as chinchilla is (the same figure), raised 'has no plot'."""
+    p = {"E": 1.8, "A": 400.0, "B": 1200.0, "alpha": 0.34, "beta": 0.3, "gamma": 0.05}
+    law = ScalingLaw.from_params("nd-interaction", **p)
+    ax = law.plot()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("training tokens D", "loss (nats/token)")
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("N = ")]
+    assert len(curves) == 4
+    for ln in curves:
+        x, y = ln.get_data()
+        n = float(ln.get_label().split("= ")[1])  # N to 3 digits
+        want = p["E"] + p["A"] / n ** p["alpha"] + p["B"] * n ** p["gamma"] / x ** p["beta"]
+        np.testing.assert_allclose(y, want, rtol=1e-3)
+
+
 def constrained_law():
     """Runs of 3 sizes on 2 unique-token counts, from half an epoch to 16 epochs."""
     true = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.34, "R_D": 12.0,

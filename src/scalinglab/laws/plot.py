@@ -3,7 +3,7 @@
 matplotlib is imported when a figure is drawn, never when scalinglab is imported
 (docs/design.md). One figure per law kind:
 
-- chinchilla, kaplan: loss against tokens D, the data coloured by N and the law
+- chinchilla, kaplan, nd-interaction: loss against tokens D, the data coloured by N and the law
   at a few model sizes, each with its bootstrap band; D beyond the data is shaded.
 - power-n, power-d, power-c: loss against N, D or C; the law and its band; the
   range beyond the data is shaded.
@@ -83,7 +83,7 @@ def plot_law(law, ax=None):
     law.check_fitted()
     ax = _axes(ax)
     points = getattr(law, "points_", None)
-    if law.law in ("chinchilla", "kaplan"):
+    if law.law in ("chinchilla", "kaplan", "nd-interaction"):
         _two_variable(law, ax, points)
     elif law.law.startswith("power-"):
         _one_variable(law, ax, points, law.law[-1].upper())
