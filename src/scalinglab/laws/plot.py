@@ -332,9 +332,11 @@ def _curves(law, ax, t):
             ax.fill_between(steps, lo, hi, color=col, alpha=0.18, lw=0)
         else:
             mid = law.predict(steps, lr)
-        ax.plot(steps, mid, ls, color=col, lw=1.4, label=f"run {r.run_id} ({kind})")
+        # the curve over the logged losses, which a long run logs densely
+        ax.plot(steps, mid, ls, color=col, lw=1.4, label=f"run {r.run_id} ({kind})", zorder=3)
         face = "none" if r.held_out else col
-        ax.plot(r.steps, r.loss, "o", mfc=face, mec=col, ms=3)
+        ms = 3 if len(r.steps) <= 80 else 1.5
+        ax.plot(r.steps, r.loss, "o", mfc=face, mec=col, ms=ms, alpha=0.6, zorder=2)
     ax.plot([], [], "o", color="0.4", ms=3, label="logged loss (hollow: held out)")
     # the first tenth of training falls steeply: the axis shows the losses after it, where
     # the schedules part
