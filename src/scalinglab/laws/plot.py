@@ -12,7 +12,7 @@ matplotlib is imported when a figure is drawn, never when scalinglab is imported
 - envelope: N_opt against C, the law k_N·C^a and its band; each run's N over the
   compute it covers; compute beyond the runs is shaded.
 - data-constrained: loss against D at up to 4 of the fitted model sizes N, each with
-  up to 4 of its unique-token counts U: the runs (hollow: repeated data, D > U), the
+  up to 4 of its runs' unique-token counts U (line style: U's rank): the runs (hollow: repeated data, D > U), the
   law and its band at that N and U, a tick where D = U (one epoch).
 - task-sigmoid, task-power: the task metric against C, the rows, the law and its band;
   the range beyond the data is shaded (with `chance`, a line at chance).
@@ -245,7 +245,8 @@ def _spread(values, k=4):
 
 
 def _constrained(law, ax, t):
-    """Each drawn curve's label names its N and U; the legend shows N by colour, U by style."""
+    """Each drawn curve's label names its N and U; the legend shows N by colour and the
+    rank of U among that N's runs by line style; the tick on a curve is at D = U."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -257,24 +258,22 @@ def _constrained(law, ax, t):
     top = d_hi * 4
     D = np.geomspace(d_lo / 2, top, 120)
     legend = []
-    uniques = _spread(t.U[np.isin(t.N, sizes)], len(styles))
     for i, n in enumerate(sizes):
         col = cmap(0.05 + 0.8 * i / max(1, len(sizes) - 1))
         legend.append(Line2D([], [], color=col, lw=1.6, label=f"N = {n:.3g}"))
         at_n = np.equal(t.N, n)
-        for u in uniques[np.isin(uniques, t.U[at_n])]:
+        for j, u in enumerate(_spread(t.U[at_n], len(styles))):
             m = at_n & np.equal(t.U, u)
             drawn |= m
             rep = t.D[m] > u
             ax.plot(t.D[m][~rep], t.L[m][~rep], "o", color=col, ms=4)
             ax.plot(t.D[m][rep], t.L[m][rep], "o", mfc="none", mec=col, ms=4)
-            ls = styles[int(np.flatnonzero(uniques == u)[0])]
-            _band(ax, law, D, col, f"N = {n:.3g}, U = {u:.3g}", ls,
+            _band(ax, law, D, col, f"N = {n:.3g}, U = {u:.3g}", styles[j],
                   N=np.full_like(D, n), D=D, U=np.full_like(D, u))  # fmt: skip
             at_u = law.predict(N=n, D=u, U=u, check_range=False)
             ax.plot([u], [at_u], "|", color=col, ms=12, mew=1.5)
-    legend += [Line2D([], [], color="0.4", ls=styles[j], label=f"U = {u:.3g}")
-               for j, u in enumerate(uniques)]  # fmt: skip
+    legend += [Line2D([], [], color="0.4", ls=ls, label=f"{k} U of its runs")
+               for ls, k in zip(styles, ("smallest", "2nd", "3rd", "4th"), strict=True)]  # fmt: skip
     if (~drawn).any():
         ax.plot(t.D[~drawn], t.L[~drawn], ".", color="0.7", ms=3)
         legend.append(Line2D([], [], ls="", marker=".", color="0.7", label="other runs"))
