@@ -133,3 +133,37 @@ def test_a_dry_run_of_only_huge_models_prints_the_plan_without_a_time(
         "1 runs, total compute trained 4.17e+15 FLOPs (6nd convention); no time estimate: "
         "the smallest model (1,087,203,471,360 parameters) is too large to time" in err
     )
+
+
+def test_a_dry_run_into_a_sweep_folder_counts_and_times_only_the_unfinished_runs(
+    tmp_path, shards, capsys, monkeypatch
+):
+    """`--dry-run --out DIR` estimated every planned run, the finished ones too (a rerun
+    skips them); it now says how many are done and times only the rest."""
+    import json
+
+    from scalinglab.cli import main
+    from tests.sweep.conftest import write_spec
+
+    monkeypatch.setattr(estimate, "load_now", lambda: None)  # the step times: not the point
+    monkeypatch.setattr(estimate, "_seconds_per_step", lambda run, threads: 0.01)
+    p = write_spec(tmp_path, shards, f'kind = "grid"\nshapes = [{SMALL}]\ntokens = [640, 1280]\n')
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(p), "--dry-run", "--json", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert all(r["est_s"] is not None for r in plan)
+    first = out / "runs" / plan[0]["name"]
+    first.mkdir(parents=True)
+    (first / "result.json").write_text(json.dumps({"status": "completed", "val_loss": 2.0}))
+    assert main(argv) == 0
+    io = capsys.readouterr()
+    again = json.loads(io.out)
+    assert [r["est_s"] is None for r in again] == [True, False]
+    left = plan[1]["flops"]
+    assert f"1 already finished in {out}, 1 to run ({left:.3g} FLOPs)" in io.err
+    assert f"estimated {again[1]['est_s']:.0f} s of run time" in io.err
+    (out / "runs" / plan[1]["name"]).mkdir()
+    (out / "runs" / plan[1]["name"] / "result.json").write_text('{"status": "diverged"}')
+    assert main(argv) == 0
+    assert "2 already finished in" in capsys.readouterr().err

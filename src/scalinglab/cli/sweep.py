@@ -297,7 +297,9 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
 
     load = load_now()  # before the steps measured here add to it
     _, runs = driver.make_plan(spec)
-    est = estimate_seconds(runs, threads)
+    done = _finished_in(out, runs)
+    todo = [r for r in runs if r.name not in done]
+    est = estimate_seconds(todo, threads)
     rows = []
     for r in runs:
         d = r.describe()
@@ -320,9 +322,17 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     else:
         print(format_table(rows, list(rows[0])))
     say = (lambda m: print(m, file=sys.stderr)) if as_json else print
-    big = untimed(runs)
+    big = untimed(todo)
     state = f"training state over {MAX_TIMED_BYTES / 2**30:g} GiB at 16 bytes a parameter"
-    if not est:
+    if done:  # a rerun into OUT skips them: only the rest is run, and timed
+        left = sum(r.flops * (r.steps - (r.seed.step if r.seed else 0)) / r.steps for r in todo)
+        what = f"{len(todo)} to run ({left:.3g} FLOPs)" if todo else "nothing left to run"
+        remains = f"{len(done)} already finished in {out}, {what}; "
+    else:
+        remains = ""
+    if not todo:
+        when = "no time estimate needed"
+    elif not est:
         when = (
             f"no time estimate: the smallest model ({min(r.counts.params for r in big):,} "
             f"parameters) is too large to time a step of here ({state})"
@@ -330,7 +340,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     else:
         when = (
             f"estimated {total_s:.0f} s of run time, about "
-            f"{total_s / min(workers, len(runs)):.0f} s with {workers} worker(s) "
+            f"{total_s / min(workers, len(todo)):.0f} s with {workers} worker(s) "
             f"at {threads} thread(s) each (measured step time + {START_SECONDS:.0f} s start per run"
             + (
                 f"; the {len(big)} run(s) of {min(r.counts.params for r in big):,} parameters or "
@@ -342,7 +352,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
         )
     say(
         f"{len(runs)} runs, total compute trained {total_c:.3g} FLOPs "
-        f"({spec.design.flops_convention} convention); {when}"
+        f"({spec.design.flops_convention} convention); {remains}{when}"
         + (busy_note(threads, load) if est else "")
     )
     if spec.kind == "isoflop":  # as the sweep itself: a grid's budgets are no IsoFLOPs
@@ -354,6 +364,23 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
             "optimum when the sweep runs; shown here at the spec's centre"
         )
     return 0
+
+
+def _finished_in(out: Path | str | None, runs) -> set[str]:
+    """The names of the planned runs whose folder in the sweep folder `out` holds a final
+    result (finished, diverged, ...): a sweep into `out` skips them."""
+    from scalinglab import runfolder
+    from scalinglab.sweep.design import STABLE_DIR
+
+    if out is None:
+        return set()
+    seeds = {r.seed.run for r in runs if r.seed}
+    done = set()
+    for r in runs:
+        folder = Path(out) / (STABLE_DIR if r.name in seeds else "") / "runs" / r.name
+        if runfolder.is_finished(folder):
+            done.add(r.name)
+    return done
 
 
 def finished_line(result: dict, status: str) -> str:
