@@ -124,3 +124,16 @@ def test_replace_dir_killed_midway_never_leaves_the_folder_missing(tmp_path):
     assert p.returncode == 9, p.stderr
     assert (out / "f").read_text() == "new"
     assert (new / "f").read_text() == "old"  # the old one, under the temporary name
+
+
+def test_stale_temps_never_takes_another_hosts_whose_name_starts_with_this_ones(tmp_path):
+    """`.f.PID@node12.*` was read as this host's when this host is `node1` (the name only
+    had to start with it): a live process of node12 writing to a shared folder lost its
+    temporary file whenever its pid was not running here."""
+    host = socket.gethostname()
+    mine = tmp_path / f".f.{_dead_pid()}@{host}.abc123.tmp"
+    others = [tmp_path / f".f.{_dead_pid()}@{host}{tail}.abc123.tmp" for tail in ("2", ".example")]
+    for p in (mine, *others):
+        p.write_text("partial")
+    atomic_write_text(tmp_path / "f", "done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f", *(p.name for p in others)])

@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -57,14 +58,16 @@ def temp_tag() -> str:
 
 
 def stale_temps(folder: str | os.PathLike, prefix: str) -> list[Path]:
-    """The temporary files and folders named `prefix` + `PID@HOST` + anything in `folder`
-    that a process of this host left when it was killed (SIGKILL, power loss): its pid is
-    no longer running. Another host's, or a live process's, are not listed."""
+    """The temporary files and folders named `prefix` + `PID@HOST` + `.TOKEN` (+ `.tmp`)
+    in `folder` that a process of this host left when it was killed (SIGKILL, power loss):
+    its pid is no longer running. Another host's (`node12` or `node1.example` beside
+    `node1` too), or a live process's, are not listed."""
     host = socket.gethostname()
+    ours = re.compile(re.escape(host) + r"\.[^.]+(\.tmp)?")
     found = []
     for path in Path(folder).glob(glob.escape(prefix) + "*@" + glob.escape(host) + "*"):
         pid, _, rest = path.name[len(prefix) :].partition("@")
-        if pid.isdigit() and rest.startswith(host) and not _alive(int(pid)):
+        if pid.isdigit() and ours.fullmatch(rest) and not _alive(int(pid)):
             found.append(path)
     return found
 
