@@ -4,6 +4,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -137,3 +138,24 @@ def test_stale_temps_never_takes_another_hosts_whose_name_starts_with_this_ones(
         p.write_text("partial")
     atomic_write_text(tmp_path / "f", "done")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f", *(p.name for p in others)])
+
+
+def test_replace_dir_deletes_an_older_versions_unnamed_old_folder_once_an_hour_old(tmp_path):
+    """`.shards.old-XXXXXXXX` (mkdtemp's name, no PID@HOST), left by an older scalinglab
+    killed before its delete, was kept forever (as large as the shards). It is deleted once
+    its mtime is an hour old; a fresh one (a live older process between its two renames)
+    and other names are kept."""
+    out, new = tmp_path / "shards", tmp_path / "new"
+    out.mkdir()
+    new.mkdir()
+    left = tmp_path / ".shards.old-k3j_9x2a"
+    fresh = tmp_path / ".shards.old-p0q1r2s3"
+    other = tmp_path / ".shards.old-notmine.k3j_9x2a"
+    for d in (left, fresh, other):
+        (d / "x").mkdir(parents=True)
+        (d / "x" / "f").write_text("older")
+    hour_ago = time.time() - fsio.UNNAMED_OLD_AGE - 60
+    for d in (left, other):
+        os.utime(d, (hour_ago, hour_ago))
+    replace_dir(new, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["shards", fresh.name, other.name])

@@ -16,7 +16,9 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -170,15 +172,36 @@ def _old_prefix(out: Path) -> str:
     return f".{out.name}.old-"
 
 
+UNNAMED_OLD_AGE = 3600.0  # seconds; see remove_replaced
+_MKDTEMP_TAIL = re.compile(r"[a-z0-9_]{8}")  # tempfile.mkdtemp's random part
+
+
 def remove_replaced(out: str | os.PathLike) -> None:
     """Delete the old folders that `replace_dir` into `out` moved aside and a killed process
     (SIGKILL between the move and the delete) left: `.NAME.old-PID@HOST.*` of this host
     whose pid is gone (`stale_temps`). Only while `out` is there: then they are superseded.
-    A live process's, another host's, and ones without a pid (made before the names held
-    one) are left."""
+    A live process's and another host's are left.
+
+    An older scalinglab named them `.NAME.old-XXXXXXXX` (mkdtemp), with no pid to check.
+    Such a folder is in a live process's hands only for two renames: made empty, then the
+    old `out` renamed into it (the folder's mtime), then the new folder renamed to `out`
+    while `out` is missing; after that it is only deleted (its delete ignores errors). So
+    one is deleted, while `out` is there, once its mtime is UNNAMED_OLD_AGE old: no process
+    still between those renames after an hour."""
     out = Path(out)
-    if out.exists():
-        remove_stale_temps(out.parent, _old_prefix(out))
+    if not out.exists():
+        return
+    remove_stale_temps(out.parent, _old_prefix(out))
+    prefix = _old_prefix(out)
+    for path in out.parent.glob(glob.escape(prefix) + "*"):
+        if not _MKDTEMP_TAIL.fullmatch(path.name[len(prefix) :]):
+            continue
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and time.time() - st.st_mtime > UNNAMED_OLD_AGE:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def umask() -> int:
