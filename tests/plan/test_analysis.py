@@ -100,3 +100,37 @@ def test_seed_noise_lists_each_seed_with_its_own_loss():
     (g,) = seed_noise(rows)["groups"]
     assert g["seeds"] == [1, 2, 1337] and g["losses"] == [2.80, 2.90, 2.70]
     assert g["rel_std"] == pytest.approx(np.std([2.7, 2.8, 2.9], ddof=1) / 2.8)
+
+
+def test_leave_larger_out_by_c_holds_out_whole_isoflop_budgets(monkeypatch):
+    """A run's C lies a little off its budget (its steps rounded), so the thresholds at
+    shares of the rows fell inside a budget, fitting some of its profile and predicting the
+    rest; each threshold now lies between budgets. (The thresholds the backtest is given,
+    or would choose itself; the fits are laws.backtest's.)"""
+    from scalinglab.laws.backtest import TRAIN_FRACS
+    from scalinglab.laws.intervals import thresholds_for
+    from scalinglab.plan import analysis
+
+    seen = {}
+
+    def backtest(law, t, by, settings, thresholds=None):
+        seen[by] = thresholds_for(t, by, TRAIN_FRACS) if thresholds is None else thresholds
+        return {"thresholds": [], "overall": {}}
+
+    monkeypatch.setattr(analysis, "rolling_backtest", backtest)
+    rng = np.random.default_rng(0)
+    rows = []
+    for b in (1e15, 3e15, 1e16, 3e16):
+        n_opt = math.sqrt(b / 6) / 5
+        for f in (0.25, 0.5, 1, 2, 4):
+            n = n_opt * f
+            d = b / (6 * n) * (1 + rng.uniform(-0.02, 0.02))
+            rows.append({"status": "completed", "params": n, "tokens": d, "loss": 3.0,
+                         "budget": b, "flops_6nd": 6 * n * d})  # fmt: skip
+    s = FitConfig(bootstrap=0)
+    analysis.leave_larger_out(analysis.ArchFits("gpt", rows, settings=s), s)
+    assert len(seen["C"]) == 2  # after the budget of half the rows, and after the next one
+    for thr in seen["C"]:
+        held = {r["budget"] for r in rows if r["flops_6nd"] > thr}
+        fitted = {r["budget"] for r in rows if r["flops_6nd"] <= thr}
+        assert held and fitted and not held & fitted, f"C > {thr:.4g} splits a budget"

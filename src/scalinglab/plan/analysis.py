@@ -33,7 +33,7 @@ from scipy.stats import norm
 
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw, warn
-from scalinglab.laws.backtest import rolling_backtest
+from scalinglab.laws.backtest import TRAIN_FRACS, rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
@@ -344,12 +344,33 @@ def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
     settings = {**dataclasses.asdict(s), "bootstrap": min(s.bootstrap, 200)}
     for by in ("C", "N"):
         try:
-            t = read_table(_table(rows, fits.arch), need=("N", "D", "C", "L"))
-            r = rolling_backtest("chinchilla", t, by=by, settings=settings)
+            table = _table(rows, fits.arch)
+            t = read_table(table, need=("N", "D", "C", "L"))
+            cuts = budget_cuts(table) if by == "C" else None
+            r = rolling_backtest("chinchilla", t, by=by, settings=settings, thresholds=cuts)
             out[by] = {"thresholds": r["thresholds"], "overall": r["overall"]}
         except (FitError, DataError) as exc:
             out[by] = {"error": str(exc)}
     return out
+
+
+def budget_cuts(table: list[dict], fracs=TRAIN_FRACS) -> list[float] | None:
+    """Thresholds of C between IsoFLOP budgets, so that each budget is wholly fitted or
+    wholly predicted: a run's C (its steps rounded) lies a little off its budget, so a
+    threshold at a share of the rows (`fracs`) cut a budget's profile in two. Each share's
+    budget is fitted whole; the threshold is its largest C, kept where every run of the
+    budgets above lies above it. None when a row has no budget (the rows' own shares)."""
+    if not table or any("budget" not in r for r in table):
+        return None
+    budgets = np.sort([r["budget"] for r in table])
+    out = set()
+    for f in fracs:
+        b = budgets[max(math.ceil(f * len(budgets)) - 1, 0)]
+        below = [r["C"] for r in table if r["budget"] <= b]
+        above = [r["C"] for r in table if r["budget"] > b]
+        if above and min(above) > max(below):
+            out.add(max(below))
+    return sorted(out)
 
 
 def predictive_interval(pred: dict, noise: dict | None, ci_level: float) -> list[float] | None:
