@@ -31,7 +31,7 @@ from scalinglab.config import ModelConfig, RunConfig, TrainConfig, run_identity
 from scalinglab.errors import ConfigError, SweepError, python_spelling
 from scalinglab.laws.lropt import load_lr_opt
 from scalinglab.models.counting import Counts, count
-from scalinglab.sweep.shapes import hparams_for, shape_for
+from scalinglab.sweep.shapes import hparams_for, shape_for, smallest_params
 from scalinglab.sweep.spec import IsoflopDesign, SweepSpec, WsdDesign
 
 STABLE_DIR = "stable"
@@ -271,6 +271,8 @@ def ladder_shapes(ctx: Context, arch: str, params: list[float]) -> list[tuple]:
 def _next_shape(ctx: Context, arch: str, params: int, up: bool):
     """The grid's next shape above (or below) one of `params` parameters, and its count:
     the nearest shape to targets stepped outward by 2% (None below the smallest)."""
+    if not up and params <= smallest_params(arch, ctx.vocab, ctx.spec.model, ctx.spec.shape):
+        return None  # no shape below: not 400 steps down to learn it
     target = float(params)
     for _ in range(400):  # 1.02^400: 2,750x
         target = target * 1.02 if up else target / 1.02

@@ -72,6 +72,17 @@ def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) ->
     return ModelConfig(arch=arch, n_layer=depth, n_embd=width, n_head=width // hs, **base)
 
 
+def smallest_params(arch: str, vocab: int, shared: dict, rule: ShapeRule) -> int:
+    """The parameter count of the smallest shape the rule can give: the narrowest width at
+    the fewest layers (no shape of `shape_for` has fewer)."""
+    if arch != "gpt":
+        m = ModelConfig(arch=arch, n_layer=rule.rnn_layers, n_embd=rule.width_multiple, **shared)
+    else:
+        hs = rule.head_size
+        m = ModelConfig(arch=arch, n_layer=rule.min_layers, n_embd=hs, n_head=1, **shared)
+    return count(m, vocab).params
+
+
 def lr_for(rule: HparamRule, width: float, tokens: float) -> float:
     """The lr of a run of `width` trained on `tokens` tokens under rule "power" or "mup".
 
