@@ -372,3 +372,57 @@ tokens_per_param = [1]
         SweepError, match=r"bad.toml \[hparams\].lstm: optimizer 'adam' is not one of"
     ):
         load_spec(tmp_path / "bad.toml")
+
+
+def test_grid_targets_that_round_to_one_shape_are_warned_about(
+    tmp_path, shards, capsys, monkeypatch
+):
+    """Grid targets that round to one shape were planned once without a word; the sweep
+    (here its --dry-run) now warns, naming the targets and the size."""
+    from scalinglab.cli import main
+    from scalinglab.sweep import estimate
+
+    monkeypatch.setattr(estimate, "load_now", lambda: None)  # the step times: not the point
+    monkeypatch.setattr(estimate, "_seconds_per_step", lambda run, threads: 0.01)
+    grid = write_spec(tmp_path, shards, 'kind = "grid"\nparams = [3000, 3300]\ntokens = [640]\n')
+    _, runs = make_plan(load_spec(grid))
+    (n,) = {r.counts.params for r in runs}
+    assert main(["sweep", str(grid), "--dry-run", "--threads", "1"]) == 0
+    assert (
+        f"warning: [design] params 3000 and 3300 (gpt) round to one shape ({n:,} parameters): "
+        "it is planned once" in capsys.readouterr().err
+    )
+
+
+def test_targets_the_width_grid_moves_far_are_named(tmp_path, shards):
+    """A target below the grid's smallest shape was planned 4x larger, and a budget's sizes
+    pushed outward off a taken shape moved far, without a word."""
+    ladder = 'kind = "ladder"\nparams = [100, 10000]\ntokens_per_param = [1]\n'
+    ctx, runs = make_plan(load_spec(write_spec(tmp_path, shards, ladder)))
+    small = min(r.counts.params for r in runs)
+    assert small > 1.25 * 100
+    assert design.moved_targets(ctx) == [
+        f"[design] target N 100 (gpt) is planned as {small:,} parameters ({small / 100:.2g}x), "
+        "the [shape] grid's smallest: raise the target, or make [shape] head_size smaller"
+    ]
+    iso = ISO.replace("sizes = 3", "sizes = 5").replace("spread = 4", "spread = 1.3")
+    iso = iso.replace("budgets = [2.4e7, 9.6e7]", "budgets = [2.4e7]")
+    ctx, runs = make_plan(load_spec(write_spec(tmp_path, shards, iso)))
+    lines = design.moved_targets(ctx)
+    assert lines and all(line.startswith("[design] budget ") for line in lines)
+    assert all("moved outward off a shape another size took: raise spread" in x for x in lines)
+    for line in lines:  # each names a size this plan has at that budget, far off its target
+        budget = float(line.split()[2].rstrip(":"))
+        target = float(line.split("target N ")[1].split()[0])
+        size = int(line.split("planned as ")[1].split()[0].replace(",", ""))
+        assert size in {r.counts.params for r in runs if r.group["budget"] == budget}
+        assert max(size / target, target / size) > design.MOVE_WARN
+
+
+def test_ladder_targets_below_the_smallest_shape_are_refused_naming_them(tmp_path, shards):
+    """Two targets both under the grid's smallest shape were refused as 'the design plans
+    the same run twice: gpt-n444-r1-...', naming neither target."""
+    ladder = 'kind = "ladder"\nparams = [100, 120, 10000]\ntokens_per_param = [1]\n'
+    with pytest.raises(SweepError, match=r"\[design\] params 100 and 120 \(gpt\) round to one "
+                       r"shape \([\d,]+ parameters, the smallest shape"):  # fmt: skip
+        make_plan(load_spec(write_spec(tmp_path, shards, ladder)))

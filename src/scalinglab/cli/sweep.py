@@ -180,7 +180,9 @@ def run(args) -> int:
     if spec.kind == "isoflop":
         _warn_thin(driver.make_plan(spec)[1])
     executor = make_executor(cfg, out)  # its refusals come first, as before the plan's
-    _warn_unplanned(out, driver.make_plan(spec)[1], spec)
+    ctx, runs = driver.make_plan(spec)
+    _warn_unplanned(out, runs, spec)
+    _warn_moved(ctx)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
     try:
@@ -256,6 +258,14 @@ def _warn_thin(runs) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
+def _warn_moved(ctx) -> None:
+    """A warning line on stderr per target size the [shape] grid moved far or merged."""
+    from scalinglab.sweep.design import moved_targets
+
+    for line in moved_targets(ctx):
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def _warn_unplanned(out: Path | str | None, runs, spec) -> None:
     """A warning line when OUT holds run folders this spec does not plan: an edited spec
     makes new folders beside the old ones, and `scalinglab runs OUT` lists both, so a fit
@@ -296,7 +306,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     from scalinglab.sweep.table import format_table
 
     load = load_now()  # before the steps measured here add to it
-    _, runs = driver.make_plan(spec)
+    ctx, runs = driver.make_plan(spec)
     done = _finished_in(out, runs)
     todo = [r for r in runs if r.name not in done]
     est = estimate_seconds(todo, threads)
@@ -358,6 +368,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     if spec.kind == "isoflop":  # as the sweep itself: a grid's budgets are no IsoFLOPs
         _warn_thin(runs)
     _warn_unplanned(out, runs, spec)
+    _warn_moved(ctx)
     if getattr(spec.design, "recentre", False):
         say(
             "recentre = true: budgets after the first are re-centred on the measured "

@@ -22,6 +22,7 @@ planned runs. The driver writes and runs them.
 
 import dataclasses
 import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -223,13 +224,10 @@ def isoflop_budget(ctx: Context, stage: int, centre: float | dict) -> list[Plann
     """The M sizes of one budget, log-uniform around N_c = sqrt(C / (6 · centre)), each
     the grid's shape nearest its target, kept distinct (`distinct_shapes`). `centre`:
     tokens per parameter, one for every architecture or one per architecture."""
-    d = ctx.spec.design
-    c = d.budgets[stage]
-    offsets = np.linspace(-0.5, 0.5, d.sizes) if d.sizes > 1 else np.zeros(1)
+    c = ctx.spec.design.budgets[stage]
     runs, seen = [], set()
     for arch in ctx.spec.archs:
-        n_centre = math.sqrt(c / (6.0 * (centre[arch] if isinstance(centre, dict) else centre)))
-        for model in distinct_shapes(ctx, arch, [n_centre * d.spread**off for off in offsets]):
+        for model in distinct_shapes(ctx, arch, budget_targets(ctx, stage, centre, arch)):
             key = (arch, model.n_layer, model.n_embd)
             if key in seen:  # two targets rounded to one shape: run it once
                 continue
@@ -237,6 +235,15 @@ def isoflop_budget(ctx: Context, stage: int, centre: float | dict) -> list[Plann
             tokens = _tokens_for(ctx, model, c)
             runs.append(make_run(ctx, model, tokens, {"budget": c}, f"c{sci(c)}", stage))
     return runs
+
+
+def budget_targets(ctx: Context, stage: int, centre: float | dict, arch: str) -> list[float]:
+    """The target sizes of one budget (`isoflop_budget`), ascending."""
+    d = ctx.spec.design
+    offsets = np.linspace(-0.5, 0.5, d.sizes) if d.sizes > 1 else np.zeros(1)
+    ratio = centre[arch] if isinstance(centre, dict) else centre
+    n_centre = math.sqrt(d.budgets[stage] / (6.0 * ratio))
+    return [n_centre * d.spread**off for off in offsets]
 
 
 def distinct_shapes(ctx: Context, arch: str, targets: list[float]) -> list[ModelConfig]:
@@ -264,8 +271,75 @@ def ladder_shapes(ctx: Context, arch: str, params: list[float]) -> list[tuple]:
     distinct as `distinct_shapes` keeps a budget's."""
     order = sorted(range(len(params)), key=lambda i: params[i])
     shapes = distinct_shapes(ctx, arch, [params[i] for i in order])
+    for (i, a), (j, b) in itertools.pairwise(zip(order, shapes, strict=True)):
+        if a == b:  # below the grid's smallest shape: nothing left to move one to
+            n = count(a, ctx.vocab).params
+            raise SweepError(
+                f"[design] params {params[i]:g} and {params[j]:g} ({arch}) round to one shape "
+                f"({n:,} parameters, the smallest shape of the [shape] grid): raise "
+                f"the smaller target, or make [shape] {width_step_key(arch)} smaller"
+            )
     by_index = dict(zip(order, shapes, strict=True))
     return [(params[i], by_index[i]) for i in range(len(params))]
+
+
+MOVE_WARN = 1.25
+"""A planned size this many times off its target size (either way) is warned about."""
+
+
+def moved_targets(ctx: Context) -> list[str]:
+    """Warning lines for target sizes that the [shape] grid does not honour: targets of a
+    grid or hparams design that round to one shape (it is planned once), and a target
+    planned more than MOVE_WARN times away from its size by `distinct_shapes` moving it
+    outward off a shape another target took, or below the grid's smallest shape. An
+    IsoFLOP design's at the spec's centre, as its plan."""
+    d = ctx.spec.design
+    out = []
+
+    move = "raise spread" if d.kind == "isoflop" else "move the target"
+
+    def far(where: str, arch: str, target: float, model: ModelConfig) -> None:
+        """Warned where the shape is not the grid's nearest (moved outward) or the target
+        lies below the smallest shape; a coarse grid's nearest shape is the rule's."""
+        n = count(model, ctx.vocab).params
+        if max(n / target, target / n) <= MOVE_WARN * (1 + 1e-9):
+            return
+        if model != model_for(ctx, arch, target):
+            why = f"moved outward off a shape another size took: {move}"
+        elif target < n:
+            why = "the [shape] grid's smallest: raise the target"
+        else:
+            return
+        out.append(
+            f"[design] {where}target N {target:.3g} ({arch}) is planned as {n:,} parameters "
+            f"({n / target:.2g}x), {why}, or make [shape] {width_step_key(arch)} smaller"
+        )
+
+    for arch in ctx.spec.archs:
+        if d.kind in ("ladder", "wsd"):
+            for n, model in ladder_shapes(ctx, arch, d.params):
+                far("", arch, n, model)
+        elif d.kind == "isoflop":
+            for k, c in enumerate(d.budgets):
+                targets = budget_targets(ctx, k, d.tokens_per_param, arch)
+                for n, model in zip(targets, distinct_shapes(ctx, arch, targets), strict=True):
+                    far(f"budget {c:.3g}: ", arch, n, model)
+        elif getattr(d, "params", None) is not None:
+            by_shape: list[tuple[ModelConfig, list[float]]] = []
+            for n in d.params:
+                model = model_for(ctx, arch, n)
+                same = [ns for m, ns in by_shape if m == model]
+                same[0].append(n) if same else by_shape.append((model, [n]))
+                far("", arch, n, model)
+            for model, ns in by_shape:
+                if len(ns) > 1:
+                    out.append(
+                        f"[design] params {' and '.join(f'{n:g}' for n in ns)} ({arch}) round "
+                        f"to one shape ({count(model, ctx.vocab).params:,} parameters): it is "
+                        f"planned once; spread the targets, or make [shape] "
+                        f"{width_step_key(arch)} smaller"
+                    )
+    return out
 
 
 def _next_shape(ctx: Context, arch: str, params: int, up: bool):
