@@ -22,14 +22,17 @@ def _argv(tmp_path, spec, *extra):
             "--workers", "1", *extra]  # fmt: skip
 
 
-def test_sizes_that_collapse_to_one_shape_are_refused_before_any_run(tmp_path, capsys):
+def test_sizes_that_collapse_to_one_shape_are_refused_before_any_run(tmp_path, capsys, caplog):
     """A budget whose sizes sit on the grid's smallest shapes cannot give 3 distinct
     ones: no parabola. It was found after the sweep, at the fit; now before anything runs.
     (A narrow spread no longer collapses: sizes that round to one shape take the next
     shape outward.)"""
     narrow = _spec(tmp_path, **{"spread = 3": "spread = 1.05"})
     assert main(_argv(tmp_path, narrow, "--dry-run")) == 0
+    # the sizes moved outward are named, as `sweep` names them (they were moved silently)
+    moved = [x for x in caplog.messages if " is planned as " in x]
     capsys.readouterr()
+    assert moved and all(x.startswith("[sweeps.gpt] budget ") for x in moved)
     spec = _spec(tmp_path, **{"budgets = [3e9, 1e10]": "budgets = [3e8, 1e10]",
                               "\nbudget = 3e9": "\nbudget = 3e8"})  # fmt: skip
     want = (  # the spec's file named, as its parse errors name it

@@ -384,7 +384,10 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
     parts = []
     for arch, s in study.sweeps.items():
         spec = _spec(study, arch, shards, dataclasses.asdict(s), arch)
-        parts += _parts("sweep", f"sweeps/{arch}", spec, driver.make_plan(spec)[1])
+        ctx, runs = driver.make_plan(spec)
+        for line in design.moved_targets(ctx):  # as `sweep` warns of them
+            log.warning("[sweeps.%s] %s", arch, line.removeprefix("[design] "))
+        parts += _parts("sweep", f"sweeps/{arch}", spec, runs)
     sn = study.seed_noise
     if sn:
         check_repeat_seeds(study, parts)
