@@ -24,6 +24,7 @@ KEYWORDS = {
     "logger": "loggers",
     "no-tie-embeddings": "tie_embeddings=False",
     "no-floor": "floor=False",
+    "no-prune": "prune=False",
     "force": "force=True",
     "allow-config-change": "allow_config_change=True",
     "submitit-param": "submitit_params",

@@ -207,13 +207,30 @@ def test_a_data_constrained_fit_through_every_run_claims_no_interval():
         ("isoflop", {"lr_fill": "previous"},
          "lr_fill previous does not apply to law 'isoflop' (it applies to multi-power, "
          "lr-annealing)"),
+        ("isoflop", {"huber_delta": 0.1},
+         "huber_delta 0.1 does not apply to law 'isoflop' (it applies to chinchilla, kaplan, "
+         "power-n, power-d, power-c, data-constrained, nd-interaction, multi-power, "
+         "lr-annealing, task-sigmoid, task-power)"),
+        ("envelope", {"prune": False},
+         "prune=False does not apply to law 'envelope' (it applies to chinchilla, kaplan, "
+         "power-n, power-d, power-c, data-constrained, nd-interaction, multi-power, "
+         "lr-annealing, task-sigmoid, task-power)"),
+        ("task-power", {"boot_starts": 3},
+         "boot_starts 3 does not apply to law 'task-power' (it applies to chinchilla, kaplan, "
+         "power-n, power-d, power-c, data-constrained, nd-interaction, multi-power, "
+         "lr-annealing)"),
+        ("multi-power", {"calibrate": "C"},
+         "calibrate C does not apply to law 'multi-power' (it applies to chinchilla, kaplan, "
+         "power-n, power-d, power-c, data-constrained, nd-interaction)"),
     ],
 )  # fmt: skip
 def test_a_fit_setting_the_law_does_not_use_is_refused_when_given(law, kw, message):
-    """They were ignored: chinchilla given chance=0.25 or floor=False fitted as without."""
+    """They were ignored: chinchilla given chance=0.25 or floor=False fitted as without,
+    isoflop given huber_delta, boot_starts or calibrate, the envelope given prune=False."""
     with pytest.raises(ConfigError) as exc:
         ScalingLaw(law, **kw)
     assert str(exc.value) == message
+    ScalingLaw.from_settings(law, kw)  # a study's [fit] table holds every law's settings
 
 
 @pytest.mark.parametrize(

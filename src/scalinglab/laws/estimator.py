@@ -72,29 +72,84 @@ SETTING_LAWS = {
 # FitConfig settings a law cannot use: refused only when given to `ScalingLaw(...)` by
 # keyword (or as a flag), since a study's one [fit] table and a fit.json's settings hold
 # every one of them (`ScalingLaw.from_settings` builds those laws).
+# The laws fitted by minimising an objective from a grid of starts (isoflop fits its
+# parabolas in closed form; the envelope reads its curves, it is not fitted).
+OBJECTIVE_LAWS = tuple(law for law in LAWS if law not in ("isoflop", "envelope"))
+# The laws that predict each run's loss from N, D, C (and U): the ones `calibrate` widens.
+CALIBRATED_LAWS = (
+    "chinchilla", "kaplan", "power-n", "power-d", "power-c", "data-constrained", "nd-interaction",
+)  # fmt: skip
 GIVEN_SETTING_LAWS = {
     "curvature": ("isoflop",),
     "floor": ("power-n", "power-d", "power-c"),
     "chance": ("task-sigmoid",),
     "envelope_points": ("envelope",),
     "lr_fill": CURVE_LAWS,
+    # isoflop and the envelope ignored these, silently (--huber-delta 0.1 fitted as before)
+    "huber_delta": OBJECTIVE_LAWS,
+    "prune": OBJECTIVE_LAWS,
+    "boot_starts": tuple(law for law in OBJECTIVE_LAWS if law not in tasklaws.TASK_LAWS),
+    "calibrate": CALIBRATED_LAWS,
 }
+
+
+def unused_settings(law, settings) -> list:
+    """The names of `settings` (keywords, as `ScalingLaw` takes them) that law `law` cannot
+    use, as `ScalingLaw(law, **settings).fit` refuses them: a default value is never one.
+
+    Args:
+        law: one of LAWS.
+        settings: keyword settings; an unknown name or a bad value raises ConfigError.
+    """
+    fit, table = split_settings(settings)
+    values = {**dataclasses.asdict(fit), **dataclasses.asdict(table)}
+    fit_defaults = dataclasses.asdict(FitConfig())
+    defaults = {**fit_defaults, **setting_defaults()}
+    out = []
+    for name in settings:
+        laws = GIVEN_SETTING_LAWS.get(name) or SETTING_LAWS.get(name)
+        if laws is None or law in laws or values[name] in (defaults[name], [], ()):
+            continue
+        if name == "run_cols" and values["checkpoints"]:
+            continue  # rows are checkpoints: the runs they belong to
+        out.append(name)
+    return out
+
+
+def settings_for(law, settings) -> dict:
+    """Of `settings` (a study's [fit] table, `--law auto`'s flags), those law `law` uses."""
+    unused = set(unused_settings(law, settings))
+    return {k: v for k, v in settings.items() if k not in unused}
+
+
+def setting_defaults() -> dict:
+    """The values of SETTING_LAWS' settings that are not refused: their defaults."""
+    table = TableConfig()
+    return {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None,
+            "fix": [], "tie": [], "checkpoints": False,
+            "decay_factor": FitConfig().decay_factor, "step_col": table.step_col,
+            "lr_col": table.lr_col, "schedule_col": None}  # fmt: skip
+
+
+def setting_shown(name, value) -> str:
+    """Setting `name` at `value` as its flag: `--no-floor`, `--tie alpha=beta`."""
+    flag = "--" + ("run-col" if name == "run_cols" else name.replace("_", "-"))
+    if value is False:  # a switch turned off: --no-floor
+        flag, value = "--no-" + flag[2:], True
+    shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+    return flag + ("" if value is True else f" {shown}")  # a switch: --checkpoints
 
 
 def check_applies(law, name, value, laws):
     """ConfigError unless `law` is one of `laws`, the laws that use setting `name`."""
     if law in laws:
         return
-    flag = "--" + ("run-col" if name == "run_cols" else name.replace("_", "-"))
-    if value is False:  # a switch turned off: --no-floor
-        flag, value = "--no-" + flag[2:], True
-    shown = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
-    shown = "" if value is True else f" {shown}"  # a switch: --checkpoints
     also = ""
     if name == "run_cols" and law in ("chinchilla", "kaplan", "nd-interaction"):
         also = "; with --checkpoints, rows are checkpoints of these runs"
     raise ConfigError(
-        f"{flag}{shown} does not apply to law {law!r} (it applies to {', '.join(laws)}{also})"
+        f"{setting_shown(name, value)} does not apply to law {law!r} (it applies to "
+        f"{', '.join(laws)}{also})"
     )
 
 
@@ -115,7 +170,8 @@ class ScalingLaw:
             checkpoints, where, budgets, run_cols, min_over, holdout_where), with
             their defaults (scalinglab.laws.settings); an unknown one raises
             ConfigError, as does a fit setting given here that the law cannot use
-            (curvature, floor, chance, envelope_points, lr_fill: GIVEN_SETTING_LAWS)
+            (curvature, floor, chance, envelope_points, lr_fill, huber_delta, prune,
+            boot_starts, calibrate: GIVEN_SETTING_LAWS)
             and, when `fit` is called, a table setting the law cannot use.
     """
 
@@ -248,11 +304,7 @@ class ScalingLaw:
     def check_settings_apply(self):
         """Raise ConfigError for a table setting, --fix or --tie (not its default) that this
         law cannot use."""
-        table = TableConfig()
-        defaults = {**OPTIONS, "budgets": None, "run_cols": ["run_id"], "metric_col": None,
-                    "fix": [], "tie": [], "checkpoints": False,
-                    "decay_factor": FitConfig().decay_factor, "step_col": table.step_col,
-                    "lr_col": table.lr_col, "schedule_col": None}  # fmt: skip
+        defaults = setting_defaults()
         for name, laws in SETTING_LAWS.items():
             value = self.settings[name]
             if name == "run_cols" and self.settings.get("checkpoints"):
