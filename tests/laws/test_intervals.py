@@ -451,3 +451,64 @@ def test_a_new_runs_interval_holds_the_fits():
     _, plo, phi = law.predict(N=n, D=20 * n, return_ci=True, kind="prediction")
     assert (plo <= clo).all() and (phi >= chi).all()
     assert (phi > chi).all()  # the noise widens the upper end
+
+
+def auto_table():
+    rng = np.random.default_rng(0)
+    return read_table(grid_table(chinchilla_law, np.logspace(7, 9, 4), np.logspace(9, 11, 4),
+                                 0.005, rng), need=("N", "D", "C"))  # fmt: skip
+
+
+def test_auto_gives_each_candidate_the_settings_it_uses(monkeypatch, tmp_path, capsys):
+    """`--law auto --no-floor` gave floor=False to every candidate and then to the law
+    chosen: chinchilla refused it after every backtest had run."""
+    import scalinglab.laws.backtest as bt
+
+    seen = {}
+
+    def scored(law, t, *, settings, **kw):  # the candidates' backtests, at no cost
+        seen[law] = settings
+        err = 0.01 if law == "chinchilla" else 0.02
+        o = {"n": 4, "mean_abs_rel_error": err, "max_abs_rel_error": err, "bias": 0.0}
+        return {"overall": o, "thresholds": [{}]}
+
+    monkeypatch.setattr(bt, "rolling_backtest", scored)
+    chosen, _ = choose_law(auto_table(), settings={"floor": False, "bootstrap": 0})
+    assert chosen == "chinchilla" and seen["power-c"]["floor"] is False
+    assert all("floor" not in s for law, s in seen.items() if law != "power-c")
+    path = tmp_path / "runs.csv"
+    t = auto_table()
+    path.write_text(
+        "N,D,loss\n" + "".join(f"{n},{d},{lo}\n" for n, d, lo in zip(t.N, t.D, t.L, strict=True))
+    )
+    assert main(["fit", str(path), "--law", "auto", "--no-floor", "--bootstrap", "0"]) == 0
+    assert "<- chosen" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("law", "settings", "message"),
+    [
+        ("chinchilla", {"curvature": "shared"},
+         "curvature shared does not apply to law 'chinchilla' (it applies to isoflop)"),
+        ("power-c", {"lr_fill": "previous"},
+         "lr_fill previous does not apply to law 'power-c' (it applies to multi-power, "
+         "lr-annealing)"),
+        ("auto", {"tie": ["alpha=beta"]},
+         "tie alpha=beta does not apply to any candidate of law auto on <dict> (chinchilla, "
+         "kaplan, power-c, nd-interaction)"),
+        ("auto", {"chance": 0.5},
+         "chance 0.5 does not apply to any candidate of law auto on <dict> (chinchilla, "
+         "kaplan, power-c, nd-interaction)"),
+    ],
+)  # fmt: skip
+def test_backtests_refuse_a_setting_their_laws_do_not_use(law, settings, message):
+    """rolling_backtest fitted from_settings: a setting the law cannot use was ignored
+    (curvature) or refused at every threshold's fit; `--law auto` tried every candidate
+    before the chosen law refused it."""
+    t = auto_table()
+    with pytest.raises(ConfigError) as exc:
+        rolling_backtest(law, t, settings={"bootstrap": 0, **settings})
+    assert str(exc.value) == message
+    if law == "auto":
+        with pytest.raises(ConfigError):
+            choose_law(t, settings=settings)

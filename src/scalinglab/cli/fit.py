@@ -113,12 +113,14 @@ def run(args):
     if args.law == "auto":
         from scalinglab.cli._util import render_auto
         from scalinglab.laws.backtest import AUTO_LAWS, choose_law, read_for
+        from scalinglab.laws.estimator import settings_for
 
         if len(args.runs) != 1:
             raise ConfigError(f"--law auto takes one runs table, got {len(args.runs)} paths")
         given = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
         table = read_for(args.runs[0], AUTO_LAWS, given)
         args.law, auto = choose_law(table, settings=given)
+        chosen_settings = settings_for(args.law, given)
         if not args.json:
             print(render_auto(auto))
     if args.law == "lr-opt":
@@ -127,6 +129,8 @@ def run(args):
         given = {**flags_given(args, FitConfig), **flags_given(args, TableConfig)}
         if args.run_cols and args.law in TASK_LAWS:  # rows of those runs, as in backtest
             given["checkpoints"] = True  # (--run-col run_id is the default's spelling too)
+        if auto is not None:  # the settings the chosen law uses (checked by choose_law)
+            given = chosen_settings
         law = ScalingLaw(args.law, **given)
     if args.law == "lr-opt":
         pass  # fitted by _lr_opt

@@ -29,7 +29,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import intervals
-from scalinglab.laws.estimator import ScalingLaw
+from scalinglab.laws.estimator import ScalingLaw, setting_shown, settings_for, unused_settings
 from scalinglab.laws.intervals import check_thresholds, held_out, thresholds_for
 from scalinglab.laws.table import read_table
 
@@ -165,6 +165,8 @@ def rolling_backtest(
         thresholds: explicit threshold values.
         settings: ScalingLaw settings of every fit (bootstrap, seed, calibrate, ...). With
             calibrate (C, N or D) each fit calibrates its intervals on its own rows only.
+            One the law cannot use is refused, as by `ScalingLaw(law, ...)`; with "auto"
+            each candidate takes those it uses (`check_auto_settings`).
         margin: auto's margin (`pick`; default AUTO_MARGIN).
 
     Returns:
@@ -180,6 +182,10 @@ def rolling_backtest(
         table.require(law, var)
     table.require(law, by)
     settings = dict(settings or {})
+    if law == "auto":
+        check_auto_settings(table, settings)
+    else:  # a setting the law cannot use is refused, as by `fit`
+        ScalingLaw(law, **settings).check_settings_apply()
     if thresholds is None:
         thresholds = thresholds_for(table, by, fracs or TRAIN_FRACS)
     thresholds = sorted(thresholds)
@@ -200,14 +206,14 @@ def rolling_backtest(
         chosen = law
         try:
             if law == "auto":
-                chosen, _ = choose_law(
+                chosen, _ = _choose(
                     table.subset(~test),
                     by=by,
                     fracs=fracs or TRAIN_FRACS,
                     settings=settings,
                     margin=AUTO_MARGIN if margin is None else margin,
                 )
-            fitted = fit_subset(chosen, settings, table, ~test)
+            fitted = fit_subset(chosen, settings_for(chosen, settings), table, ~test)
         except FitError as exc:
             skipped.append({"threshold": thr, "why": str(exc)})
             continue
@@ -350,16 +356,39 @@ def pick(rows, margin=AUTO_MARGIN, prefer=None):
     return best["law"]
 
 
+def check_auto_settings(t, settings):
+    """ConfigError for a setting (not its default) that no candidate of `--law auto` on
+    table `t` uses; each candidate takes those it uses (`settings_for`): `--no-floor`
+    goes to power-c alone, `--tie` to data-constrained."""
+    laws = auto_candidates(t)
+    unused = [set(unused_settings(law, settings)) for law in laws]
+    for name in settings:
+        if all(name in u for u in unused):
+            raise ConfigError(
+                f"{setting_shown(name, settings[name])} does not apply to any candidate of "
+                f"--law auto on {t.source} ({', '.join(laws)})"
+            )
+
+
 def choose_law(t, *, by="C", fracs=None, settings=None, margin=AUTO_MARGIN):
     """`--law auto`: from the mean |relative error| of a point-fit (no bootstrap)
     leave-larger-out backtest of each candidate, `pick`: chinchilla (data-constrained
     where data repeats) unless another law's error is lower by more than `margin` (a share
-    of that law's). Returns (law, table of candidates)."""
+    of that law's). Each candidate takes the settings it uses; one that no candidate
+    uses is refused (`check_auto_settings`). Returns (law, table of candidates): fit
+    the law with `settings_for(law, settings)`."""
+    check_auto_settings(t, settings or {})
+    return _choose(t, by=by, fracs=fracs, settings=settings, margin=margin)
+
+
+def _choose(t, *, by="C", fracs=None, settings=None, margin=AUTO_MARGIN):
+    """`choose_law` without the check of its settings (a threshold's training rows may
+    lack a candidate of the whole table: data-constrained where none of them repeats)."""
     point = {**(settings or {}), "bootstrap": 0, "calibrate": "none"}
     rows = []
     for law in auto_candidates(t):
         try:
-            r = rolling_backtest(law, t, by=by, fracs=fracs, settings=point)
+            r = rolling_backtest(law, t, by=by, fracs=fracs, settings=settings_for(law, point))
         except FitError as exc:
             rows.append({"law": law, "error": str(exc)})
             continue

@@ -35,6 +35,7 @@ from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw, warn
 from scalinglab.laws.backtest import TRAIN_FRACS, rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
+from scalinglab.laws.estimator import settings_for
 from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
 from scalinglab.laws.settings import FitConfig
@@ -341,7 +342,10 @@ def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
     and by N: {by: {"thresholds", "overall"} or {"error"}} (scalinglab.laws.backtest)."""
     rows = completed(fits.rows)
     out = {}
-    settings = {**dataclasses.asdict(s), "bootstrap": min(s.bootstrap, 200)}
+    # a study's [fit] table serves every law: the backtest takes what chinchilla uses
+    settings = settings_for(
+        "chinchilla", {**dataclasses.asdict(s), "bootstrap": min(s.bootstrap, 200)}
+    )
     for by in ("C", "N"):
         try:
             table = _table(rows, fits.arch)
