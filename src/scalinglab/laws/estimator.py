@@ -511,14 +511,13 @@ class ScalingLaw:
                 # reproduces: noiseless data, or an end held at chance; those keep theirs)
                 flat.append(k)
             elif v.size >= 2:
-                # A scale factor of a wild resample (k_D at an extreme exponent) can be
-                # finite yet square to inf: its stderr is then inf, honestly, not a warning.
-                with np.errstate(over="ignore", invalid="ignore"):
-                    self.stderr_[k] = float(np.std(v, ddof=1))
+                # half the central 68% of the draws (intervals.bootstrap_stderr): their
+                # standard deviation was blown up by a few runaway refits
+                self.stderr_[k] = intervals.bootstrap_stderr(v)
                 lo, hi = np.percentile(v, [q, 100 - q])
                 self.ci_[k] = [float(lo), float(hi)]
                 if k.startswith("k_") and (v > 0).all():
-                    self.stderr_log10_[k] = float(np.std(np.log10(v), ddof=1))
+                    self.stderr_log10_[k] = intervals.bootstrap_stderr(np.log10(v))
         self.flat_draws_ = flat
         # no draw left to give any interval with (a skipped budget's values are all NaN)
         if flat and all(k in flat or not np.isfinite(v).any() for k, v in self.samples_.items()):

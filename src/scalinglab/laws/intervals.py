@@ -106,6 +106,25 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
     return out
 
 
+# The draws' 15.87th and 84.13th percentiles: the mean -/+ one standard deviation of a
+# normal spread.
+SIGMA_PERCENTILES = (
+    100 * 0.5 * math.erfc(1 / math.sqrt(2)),
+    100 * (1 - 0.5 * math.erfc(1 / math.sqrt(2))),
+)
+
+
+def bootstrap_stderr(draws) -> float:
+    """The standard error of a parameter from its bootstrap draws (finite, at least 2):
+    half the range of their central 68.27%, which is the standard deviation where the
+    draws spread normally. A few refits that ran off to extreme values (an exponent at
+    the end of its range) made the standard deviation many times the percentile
+    interval's half-width; they move these percentiles by a draw or two."""
+    with np.errstate(over="ignore", invalid="ignore"):  # finite draws near the float limit
+        lo, hi = np.percentile(draws, SIGMA_PERCENTILES)
+        return float((hi - lo) / 2)
+
+
 NO_RESIDUAL = "the fit has as many parameters as points: no residual measures the noise"
 
 
