@@ -201,7 +201,7 @@ def test_a_data_constrained_fit_through_every_run_claims_no_interval():
          "curvature shared does not apply to law 'chinchilla' (it applies to isoflop)"),
         ("chinchilla", {"floor": False},
          "floor=False does not apply to law 'chinchilla' (it applies to power-n, power-d, "
-         "power-c)"),
+         "power-c, task-sigmoid, task-power)"),
         ("power-c", {"envelope_points": 50},
          "envelope_points 50 does not apply to law 'power-c' (it applies to envelope)"),
         ("isoflop", {"lr_fill": "previous"},
@@ -231,6 +231,16 @@ def test_a_fit_setting_the_law_does_not_use_is_refused_when_given(law, kw, messa
         ScalingLaw(law, **kw)
     assert str(exc.value) == message
     ScalingLaw.from_settings(law, kw)  # a study's [fit] table holds every law's settings
+
+
+def test_a_task_law_takes_floor_false_as_a_study_gives_it():
+    """The task laws fit their power law in C with floor=False from a study's [fit]
+    table, yet ScalingLaw("task-power", floor=False) said floor did not apply to them."""
+    C = np.geomspace(1e15, 1e19, 10)
+    data = {"flops": C, "acc": np.exp(-((1e16 / C) ** 0.4))}
+    law = ScalingLaw("task-power", floor=False, metric_col="acc", bootstrap=0).fit(data)
+    assert "E" not in law.params_ and law.params_["alpha"] == pytest.approx(0.4, rel=1e-3)
+    assert "E" in ScalingLaw("task-power", metric_col="acc", bootstrap=0).fit(data).params_
 
 
 @pytest.mark.parametrize(
@@ -273,7 +283,7 @@ def test_the_command_line_refuses_a_fit_flag_the_law_does_not_use(tmp_path, caps
     )
     for cmd, flags, err in [
         ("fit", ["--no-floor"], "--no-floor does not apply to law 'chinchilla' (it applies to "
-         "power-n, power-d, power-c)"),
+         "power-n, power-d, power-c, task-sigmoid, task-power)"),
         ("backtest", ["--chance", "0.5"], "--chance 0.5 does not apply to law 'chinchilla' (it "
          "applies to task-sigmoid)"),
     ]:  # fmt: skip

@@ -81,7 +81,8 @@ CALIBRATED_LAWS = (
 )  # fmt: skip
 GIVEN_SETTING_LAWS = {
     "curvature": ("isoflop",),
-    "floor": ("power-n", "power-d", "power-c"),
+    # the task laws' power law in C (of the task loss, or of -ln(metric)) has the floor E too
+    "floor": ("power-n", "power-d", "power-c", *tasklaws.TASK_LAWS),
     "chance": ("task-sigmoid",),
     "envelope_points": ("envelope",),
     "lr_fill": CURVE_LAWS,

@@ -73,7 +73,9 @@ class FitConfig:
         "curvature (steadier optima from few noisy sizes per budget)",
         choices=CURVATURES,
     )
-    floor: bool = setting(True, "power-*: fit an irreducible loss E (--no-floor: L = (X_c/X)^a)")
+    floor: bool = setting(
+        True, "power-*, task laws: fit an irreducible loss E (--no-floor: L = (X_c/X)^a)"
+    )
     chance: float | None = setting(
         None,
         "task-sigmoid: fix the sigmoid's ends at this chance accuracy and 1, fit only k and "
