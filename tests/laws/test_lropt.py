@@ -276,11 +276,37 @@ def test_seed_repeats_are_averaged_and_non_positive_values_refused(tmp_path):
     assert [c.runs for c in got] == [2 * c.runs for c in want]
     bad = [dict(r) for r in rows]
     bad[4]["lr"] = "fast"
-    with pytest.raises(DataError, match=r"row 6, column 'lr': 'fast' is not a number"):
+    with pytest.raises(DataError, match=r"row 5 \(line 6\), column 'lr': 'fast' is not a number"):
         fit_lr_opt(write_table(tmp_path / "t.csv", bad), bootstrap=0)
-    for value, shown in ((-1.0, "-1"), (float("nan"), "nan")):
+    for value, shown in ((-1.0, "must be > 0"), (float("nan"), "is not a finite number")):
         bad = [dict(r) for r in rows]
         bad[4]["lr"] = value
         path = write_table(tmp_path / "t.csv", bad)
-        with pytest.raises(DataError, match=rf"row 6, column 'lr': {shown}; it must be a finite"):
+        with pytest.raises(DataError, match=rf"row 5 \(line 6\), column 'lr': '{value}' {shown}"):
             fit_lr_opt(path, bootstrap=0)
+
+
+def test_the_table_is_read_as_a_runs_table_is(tmp_path):
+    """lr-opt read its CSV with its own parser: a BOM hid the status column, so a failed
+    run counted (here the best loss of its cell); a blank row was "'' is not a number";
+    'Params' was no params column; an empty cell read "'' is not a number"."""
+    from scalinglab.laws.lropt import read_rows
+
+    rows = grid_rows(lambda n, d: (1e-3, 1e5), SIZES[:2])
+    text = write_table(tmp_path / "t.csv", rows).read_text()
+    want = read_rows(tmp_path / "t.csv")
+    lines = text.splitlines()
+    failed = lines[1].replace("completed", "failed").rsplit(",", 1)[0] + ",0.1"
+    odd = "\r".join([lines[0].replace("params", "Params"), failed, "", ",,,,,,", *lines[2:]])
+    (tmp_path / "odd.csv").write_text(odd + "\r", encoding="utf-8-sig", newline="")
+    assert read_rows(tmp_path / "odd.csv") == want[1:]
+    cells = lines[3].split(",")
+    cells[3] = ""
+    (tmp_path / "e.csv").write_text("\n".join([*lines[:3], ",".join(cells)]) + "\n")
+    with pytest.raises(DataError, match=r"e.csv: row 3 \(line 4\), column 'lr': missing value$"):
+        read_rows(tmp_path / "e.csv")
+    (tmp_path / "m.csv").write_text(text.replace("tokens", "tokns"))
+    with pytest.raises(
+        DataError, match=r"no 'tokens' or 'D' column \(columns: status, params, tokns"
+    ):
+        read_rows(tmp_path / "m.csv")

@@ -18,7 +18,6 @@ Columns: params (or N), tokens (or D), lr, loss (or val_loss), batch_size,
 block_size, grad_accum (1 when absent), and status (only `completed` rows count).
 """
 
-import csv
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
+from scalinglab.laws.table import find_column, is_missing, number, raw_csv
 
 FORMS = ("step", "deepseek")
 KIND = "scalinglab.lr_opt_fit"
@@ -52,49 +52,55 @@ class Cell:
 
 
 def _col(header: list[str], key: str, where: str) -> str:
-    for name in NAMES.get(key, (key,)):
-        if name in header:
-            return name
-    raise DataError(f"{where}: no {' or '.join(NAMES.get(key, (key,)))} column")
+    """The column of `key` by its names (exact, then case-insensitive, as a runs table's)."""
+    names = NAMES.get(key, (key,))
+    found = find_column(header, key, None, names, where, "")
+    if found is None:
+        raise DataError(
+            f"{where}: no {' or '.join(map(repr, names))} column (columns: {', '.join(header)})"
+        )
+    return found
 
 
 def read_rows(path: str | Path) -> list[dict]:
-    """(N, D, lr, batch tokens, loss) of the completed runs of a runs table CSV."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"runs table not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        cols = {k: _col(header, k, str(path)) for k in ("N", "D", "loss", "lr", "batch_size")}
-        block = "block_size" if "block_size" in header else None
-        if block is None:
-            raise DataError(f"{path}: no block_size column (the batch in tokens needs it)")
-        rows = []
-        for i, r in enumerate(reader, start=2):
-            if r.get("status", "completed") not in ("completed", ""):
-                continue
-            v = {k: _number(r, c, path, i) for k, c in cols.items()}
-            accum = _number(r, "grad_accum", path, i) if r.get("grad_accum") else 1.0
-            v["batch"] = v.pop("batch_size") * accum * _number(r, block, path, i)
-            for k in ("N", "D", "lr", "batch"):  # logs of them are taken: a negative lr
-                # was a traceback (math domain error), a NaN one numpy's SVD error
-                if not (math.isfinite(v[k]) and v[k] > 0):
-                    col = cols.get(k, "batch_size")
-                    raise DataError(
-                        f"{path}: row {i}, column {col!r}: {v[k]:g}; it must be a finite number > 0"
-                    )
-            if math.isfinite(v["loss"]):
-                rows.append(v)
+    """(N, D, lr, batch tokens, loss) of the completed runs of a runs table CSV.
+
+    The CSV is read as a runs table is (laws.table.raw_csv: a BOM, CR or CRLF line
+    ends, blank rows and unnamed blank columns allowed); a bad cell is a DataError naming
+    the row, its line and the column. A run whose loss is NaN or inf (diverged) is left out.
+    """
+    raw = raw_csv(Path(path))
+    src, header = raw.source, raw.header
+    cols = {k: _col(header, k, src) for k in ("N", "D", "loss", "lr", "batch_size")}
+    block = find_column(header, "block_size", None, ("block_size",), src, "")
+    if block is None:
+        raise DataError(f"{src}: no 'block_size' column (the batch in tokens needs it)")
+    accum = find_column(header, "grad_accum", None, ("grad_accum",), src, "")
+    status = find_column(header, "status", None, ("status",), src, "")
+    rows = []
+    for i, r in enumerate(raw.rows):
+        if status is not None and str(r[status]).strip() not in ("completed", ""):
+            continue
+        v = {k: number(raw, i, c) for k, c in cols.items() if k != "loss"}
+        v["loss"] = _loss(raw, i, cols["loss"])
+        a = number(raw, i, accum) if accum is not None and not is_missing(r[accum]) else 1.0
+        v["batch"] = v.pop("batch_size") * a * number(raw, i, block)
+        if not math.isfinite(v["batch"]):  # logs of it are taken
+            raise DataError(
+                f"{raw.where(i)}: the batch in tokens (batch_size x grad_accum x block_size) "
+                f"is {v['batch']:g}: out of range"
+            )
+        if math.isfinite(v["loss"]):
+            rows.append(v)
     return rows
 
 
-def _number(row: dict, col: str, path, i: int) -> float:
-    """The cell of `col` in row `i`, a number; else a DataError naming row and column."""
-    try:
-        return float(row[col])
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: row {i}, column {col!r}: {row[col]!r} is not a number") from None
+def _loss(raw, i: int, col: str) -> float:
+    """Row i's loss: a number, NaN or inf (a diverged run, left out by the caller)."""
+    value = raw.rows[i][col]
+    if str(value).strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity"):
+        return math.nan
+    return number(raw, i, col, positive=False)
 
 
 def _mean_repeats(rows: list[dict]) -> list[dict]:

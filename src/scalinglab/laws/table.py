@@ -414,24 +414,27 @@ def is_missing(value) -> bool:
 
 def numbers(raw: RawTable, col: str) -> np.ndarray:
     """Parse one column; every value must be a finite positive number."""
-    out = np.empty(len(raw.rows))
-    for i, row in enumerate(raw.rows):
-        value = row.get(col)
-        where = f"{raw.where(i)}, column {col!r}"
-        if is_missing(value):  # it read "None is not a number" ('' in a CSV's empty cell)
-            raise DataError(f"{where}: missing value")
-        if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
-            raise DataError(f"{where}: {value!r} is not a number")
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: {not_a_number(value)}") from None
-        if not np.isfinite(v):
-            raise DataError(f"{where}: {value!r} is not a finite number")
-        if v <= 0:
-            raise DataError(f"{where}: {value!r} must be > 0")
-        out[i] = v
-    return out
+    return np.array([number(raw, i, col) for i in range(len(raw.rows))], dtype=float)
+
+
+def number(raw: RawTable, i: int, col: str, positive: bool = True) -> float:
+    """Row i's cell of `col`, a finite number (> 0 when `positive`); else a DataError
+    naming the source, row (and a CSV's line) and column."""
+    value = raw.rows[i].get(col)
+    where = f"{raw.where(i)}, column {col!r}"
+    if is_missing(value):  # it read "None is not a number" ('' in a CSV's empty cell)
+        raise DataError(f"{where}: missing value")
+    if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
+        raise DataError(f"{where}: {value!r} is not a number")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {not_a_number(value)}") from None
+    if not np.isfinite(v):
+        raise DataError(f"{where}: {value!r} is not a finite number")
+    if positive and v <= 0:
+        raise DataError(f"{where}: {value!r} must be > 0")
+    return v
 
 
 WHERE_OPS = ("==", "<=", ">=", "!=", "<", ">", "=")
