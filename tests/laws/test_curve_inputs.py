@@ -256,3 +256,16 @@ def test_runs_curves_has_one_row_at_the_last_step(tmp_path):
         ("100", "4.0", "0.002"),
         ("200", "2.95", "0.002"),
     ]
+
+
+def test_blank_rows_are_skipped_and_lines_counted_as_in_a_runs_table(tmp_path, capsys):
+    """The curves reader (csv.DictReader) took a row of empty cells for data ("'' is not a
+    number") and counted a row's line as its row + 1, wrong below any blank line."""
+    fn = lambda lr, s: mpl_direct(MPL_25M, lr, s)  # noqa: E731
+    path = curves_csv(tmp_path / "c.csv", fn, ("cosine", "constant", "drop"),
+                      extra=[",,,,", "", "drop,drop,0,0,10.9"])  # fmt: skip
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: row 118 (line 121), run 'drop', step 0:"), err
+    assert main([*argv, "--where", "step>0"]) == 0

@@ -137,7 +137,7 @@ def check_learned(t, fill) -> None:
         bad = np.flatnonzero(np.cumsum(r.schedule(fill))[r.steps] <= 0)
         if bad.size:
             j = bad[0]
-            row = f"row {r.rows[j]} (line {r.rows[j] + 1}), " if r.rows else ""
+            row = f"row {r.rows[j]} (line {r.lines[j]}), " if r.lines else ""
             if bad.size == len(r.steps):  # 'step>0' would not help: the run never learns
                 raise DataError(
                     f"{t.source}: {row}run {r.run_id!r}: its LR is 0 at every step up to its "

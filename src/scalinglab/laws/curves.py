@@ -20,9 +20,6 @@ The cost, measured on Luo et al.'s curves against their exact schedules, is in
 benchmarks/results/curve_laws.md.
 """
 
-import csv
-import hashlib
-import io
 import operator
 import re
 from dataclasses import dataclass, field
@@ -32,14 +29,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
-from scalinglab.laws.table import (
-    ALIASES,
-    check_table_file,
-    csv_lines,
-    decode_text,
-    find_column,
-    not_a_number,
-)
+from scalinglab.laws.table import ALIASES, RawTable, find_column, not_a_number, raw_csv
 
 LR_FILLS = ("linear", "auto", "previous")
 JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
@@ -63,6 +53,7 @@ class Run:
     loss: np.ndarray
     held_out: bool = False
     rows: list = field(default_factory=list)  # 1-based data rows of the CSV
+    lines: list = field(default_factory=list)  # their lines in the file (blank rows skipped)
     lr_full: np.ndarray | None = None  # the LR at every step 0..steps[-1], when known
 
     def schedule(self, fill="linear"):
@@ -123,18 +114,10 @@ def _number(raw, where, positive=True):
     return v
 
 
-def read_rows(path):
-    """(path, text, header, rows as dicts) of a UTF-8 CSV with at least one data row."""
-    path = Path(path)
-    check_table_file(path)
-    text = decode_text(path)
-    reader = csv.DictReader(io.StringIO(csv_lines(text)))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    rows = list(reader)
-    if not rows:
-        raise DataError(f"{path}: the header has no data rows below it")
-    return path, text, header, rows
+def read_rows(path) -> RawTable:
+    """A curves CSV's header and rows, read as a runs table is (laws.table.raw_csv: a
+    BOM, CR or CRLF line ends, blank rows and unnamed blank columns allowed)."""
+    return raw_csv(Path(path))
 
 
 def read_curve_table(
@@ -153,7 +136,9 @@ def read_curve_table(
     With `schedule_col`, each run's LR at every step is its schedule spec (the column's
     value, the same on every row of the run) and the lr column may be absent; a run
     whose spec is empty has its LR rebuilt from the lr column."""
-    path, text, header, rows = read_rows(path)
+    raw = read_rows(path)
+    path, header, rows = Path(path), raw.header, raw.rows
+    line = dict(zip(raw.index, raw.lines, strict=True))  # a data row's line in the file
     named = [(c, "--run-col") for c in run_cols] + [(step_col, "--step-col")]
     if schedule_col is not None:
         named.append((schedule_col, "--schedule-col"))
@@ -176,14 +161,14 @@ def read_curve_table(
     keys: dict[str, tuple] = {}
     held: set[str] = set()
     hits = [0] * len(held_conds)
-    for i, row in enumerate(rows, start=1):
+    for i, row in zip(raw.index, rows, strict=True):
         if not all(matches(row, c, path, f) for f, c in conds):
             continue
         key = tuple(row[c] for c in run_cols)
         rid = "/".join(key)
         if keys.setdefault(rid, key) != key:  # ('a/b', 'c') and ('a', 'b/c') were one run
             raise DataError(
-                f"{path}: row {i} (line {i + 1}): --run-col {', '.join(run_cols)}: "
+                f"{path}: row {i} (line {line[i]}): --run-col {', '.join(run_cols)}: "
                 f"{list(key)} and {list(keys[rid])} both name run {rid!r} ('/' joins them)"
             )
         groups.setdefault(rid, []).append((i, row))
@@ -201,7 +186,7 @@ def read_curve_table(
     for rid, items in groups.items():
         steps, lrs, losses, nums = [], [], [], []
         for i, row in items:
-            at = f"{path}: row {i} (line {i + 1})"
+            at = f"{path}: row {i} (line {line[i]})"
             step = _number(row[step_col], f"{at}, column {step_col!r}", positive=False)
             if step != int(step):
                 raise DataError(f"{at}, column {step_col!r}: {row[step_col]!r} is not a whole step")
@@ -235,9 +220,10 @@ def read_curve_table(
             np.array(losses)[order],
             held_out=rid in held,
             rows=[nums[j] for j in order],
+            lines=[line[nums[j]] for j in order],
         )
         if schedule_col is not None:
-            run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1])
+            run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1], line)
             if run.lr_full is None and not lrs:
                 raise DataError(
                     f"{path}: run {rid!r} has no schedule in {schedule_col!r} "
@@ -246,7 +232,7 @@ def read_curve_table(
             if run.lr_full is None and np.isnan(run.lr).any():
                 i = run.rows[int(np.flatnonzero(np.isnan(run.lr))[0])]
                 raise DataError(
-                    f"{path}: row {i} (line {i + 1}), column {lr_col!r}: empty, and run "
+                    f"{path}: row {i} (line {line[i]}), column {lr_col!r}: empty, and run "
                     f"{rid!r} has no schedule in {schedule_col!r} to take the LR from"
                 )
         runs.append(run)
@@ -263,11 +249,10 @@ def read_curve_table(
     held_rows = sum(len(r.steps) for r in runs if r.held_out)
     removed = [(f"--where {' '.join(where)}", len(rows) - kept)] if where else []
     removed.append((f"--holdout-where {' '.join(holdout_where or ())}", held_rows))
-    sha = hashlib.sha256(text.encode()).hexdigest()
-    return CurveTable(runs, str(path), sha, conv, rows_read=len(rows), removed=removed)
+    return CurveTable(runs, str(path), raw.sha256, conv, rows_read=len(rows), removed=removed)
 
 
-def _given_schedule(path, rid, items, col, last):
+def _given_schedule(path, rid, items, col, last, line):
     """A run's LR at steps 0..last from its schedule spec (one value on all its rows);
     None where the column is empty."""
     specs = {row[col].strip() for _, row in items}
@@ -280,7 +265,7 @@ def _given_schedule(path, rid, items, col, last):
         sched = Schedule(spec)
     except ConfigError as exc:
         i = items[0][0]  # the line too, as every other message of a row
-        raise DataError(f"{path}: row {i} (line {i + 1}), column {col!r}: {exc}") from None
+        raise DataError(f"{path}: row {i} (line {line[i]}), column {col!r}: {exc}") from None
     if len(sched) <= last:
         raise DataError(
             f"{path}: run {rid!r}: its schedule {spec!r} has {len(sched)} steps, "
