@@ -209,7 +209,9 @@ def test_duplicate_header_names_are_refused_with_their_positions(tmp_path):
 def test_bad_in_memory_values_name_their_row_and_column():
     pd = pytest.importorskip("pandas", reason="pandas is in the [dataframe] extra")
     df = pd.DataFrame({"params": [1e6, 2e6, 4e6], "tokens": [1e8] * 3, "loss": [3.0, np.nan, 2.8]})
-    with pytest.raises(DataError, match=r"<pandas.DataFrame>: row 2, column 'loss': nan"):
+    with pytest.raises(
+        DataError, match=r"<pandas.DataFrame>: row 2, column 'loss': missing value \(NaN\)$"
+    ):
         read_table(df)
     with pytest.raises(DataError, match=r"<dict>: row 3, column 'tokens': -1.0 must be > 0"):
         read_table({"params": [1, 2, 3], "tokens": [1, 2, -1.0], "loss": [1, 1, 1]})
@@ -223,6 +225,19 @@ def test_bad_in_memory_values_name_their_row_and_column():
         read_table(df["loss"])
 
 
+def test_a_nan_in_memory_is_a_missing_value_and_an_inf_is_not_finite():
+    """A NaN cell of a DataFrame, dict or row list (pandas' missing value) read 'nan is not
+    a finite number', where an empty CSV cell and a polars null read 'missing value'."""
+    cols = {"params": [1e6, np.nan], "tokens": [1e8, 2e8], "loss": [3.0, 2.9]}
+    with pytest.raises(DataError, match=r"^<dict>: row 2, column 'params': missing value \(NaN\)$"):
+        read_table(cols)
+    rows = [{"params": 1e6, "tokens": 1e8, "loss": np.float32("nan")}]
+    with pytest.raises(DataError, match=r"^<list of dicts>: row 1, column 'loss': missing value"):
+        read_table(rows)
+    with pytest.raises(DataError, match=r"column 'params': inf is not a finite number$"):
+        read_table({**cols, "params": [1e6, np.inf]})
+
+
 def test_a_filtered_pandas_frame_names_the_index_label_of_a_bad_row():
     """A bad value of a filtered frame (df[df.keep == 1]) was named by its position alone,
     'row 2', which a notebook user reads as df.loc[2] or df.iloc[2]: the label is named."""
@@ -232,7 +247,7 @@ def test_a_filtered_pandas_frame_names_the_index_label_of_a_bad_row():
     with pytest.raises(DataError) as e:
         read_table(df[df.keep == 1])
     assert str(e.value) == (
-        "<pandas.DataFrame>: row 2 (index 2), column 'loss': nan is not a finite number"
+        "<pandas.DataFrame>: row 2 (index 2), column 'loss': missing value (NaN)"
     )
     with pytest.raises(DataError, match=r"^<pandas.DataFrame>: row 3 \(index 'c'\), column"):
         read_table(df.set_axis(["a", "b", "c", "d"]), where=["keep=1"])

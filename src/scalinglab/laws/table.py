@@ -404,11 +404,14 @@ def not_a_number(value) -> str:
 
 def is_missing(value) -> bool:
     """Whether a cell holds no value: None (a dict's, polars' and pyarrow's nulls), an
-    empty CSV cell, or pandas' NA and NaT."""
+    empty CSV cell, pandas' NA and NaT, or an in-memory float NaN (pandas' missing value
+    in a float column; a CSV's text 'nan' is a value, refused as not finite)."""
     if value is None:
         return True
     if isinstance(value, str):
         return not value.strip()
+    if isinstance(value, float | np.floating):
+        return bool(np.isnan(value))
     return type(value).__name__ in ("NAType", "NaTType")
 
 
@@ -423,7 +426,8 @@ def number(raw: RawTable, i: int, col: str, positive: bool = True) -> float:
     value = raw.rows[i].get(col)
     where = f"{raw.where(i)}, column {col!r}"
     if is_missing(value):  # it read "None is not a number" ('' in a CSV's empty cell)
-        raise DataError(f"{where}: missing value")
+        nan = " (NaN)" if isinstance(value, float | np.floating) else ""
+        raise DataError(f"{where}: missing value{nan}")
     if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
         raise DataError(f"{where}: {value!r} is not a number")
     try:
