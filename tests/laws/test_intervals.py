@@ -531,3 +531,24 @@ def test_the_stderr_is_not_blown_up_by_runaway_refits():
     # normal draws: the standard deviation
     law.set_uncertainty({"alpha": alpha[:990]})
     assert law.stderr_["alpha"] == pytest.approx(np.std(alpha[:990]), rel=0.05)
+
+
+@pytest.mark.parametrize("width", [0.504, 0.5004, 0.62])
+def test_a_wide_interval_never_reads_as_equal_to_its_threshold(width):
+    """An interval 50.4% of its value read '50% of its value (more than 50%)'."""
+    from types import SimpleNamespace
+
+    from scalinglab.laws import warn
+
+    law = SimpleNamespace(params_={"alpha": 0.5}, ci_={"alpha": [0.3, 0.3 + 0.5 * width]},
+                          settings={"ci_level": 0.95}, law="chinchilla")  # fmt: skip
+    z = 1.96
+    se = {"alpha": width * 0.5 / (2 * z)}
+    for msg in (
+        *warn.exponents(law, ["alpha"]),
+        *warn.curvature_warnings(se, 1.0, law.params_, ["alpha"], z=z),
+    ):
+        shown = re.search(r"is ([\d.]+)% of (its|the) value", msg)
+        assert shown, msg
+        assert float(shown.group(1)) > 100 * warn.WIDE, msg
+        assert float(shown.group(1)) == pytest.approx(100 * width, abs=0.05), msg

@@ -17,6 +17,15 @@ TOKENS_PER_PARAM = (1e-3, 1e5)
 FLAT = 1e8
 
 
+def share_above(x: float, limit: float) -> str:
+    """x (a share above `limit`) as a percentage with the fewest decimals that do not print
+    it equal to the limit: 0.504 over 0.5 is "50.4%", not "50%" (more than 50%)."""
+    for d in range(4):
+        if f"{x:.{d}%}" != f"{limit:.{d}%}":
+            return f"{x:.{d}%}"
+    return f"{x:.6%}"
+
+
 def exponents(law, names):
     """An exponent at or below 0 (the loss rises, or stays flat, as its variable grows:
     nothing to extrapolate, no compute-optimal allocation), or whose bootstrap interval is
@@ -34,9 +43,10 @@ def exponents(law, names):
             lo, hi = law.ci_[name]
             v = law.params_[name]
             if hi - lo > WIDE * abs(v):
+                share = share_above((hi - lo) / abs(v), WIDE)
                 out.append(
                     f"the {law.settings['ci_level']:.0%} interval of {name} "
-                    f"[{lo:.3g}, {hi:.3g}] is {(hi - lo) / abs(v):.0%} of its value {v:.3g} "
+                    f"[{lo:.3g}, {hi:.3g}] is {share} of its value {v:.3g} "
                     f"(more than {WIDE:.0%}): the exponent is poorly determined by these data"
                 )
     return out
@@ -94,10 +104,11 @@ def curvature_warnings(se, cond, params, exponents, z=1.96):
         )
     for name in exponents:
         if name in se and name in params and 2 * z * se[name] > WIDE * abs(params[name]):
+            share = share_above(2 * z * se[name] / abs(params[name]), WIDE)
             out.append(
                 f"{name} = {params[name]:.3g} ± {z * se[name]:.2g} (95%, from the curvature of "
-                f"the fit): the interval is more than {WIDE:.0%} of the value; the exponent "
-                "is poorly determined by these data"
+                f"the fit): the interval is {share} of the value (more than {WIDE:.0%}); the "
+                "exponent is poorly determined by these data"
             )
     return out
 
