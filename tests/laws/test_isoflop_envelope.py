@@ -115,11 +115,13 @@ def test_envelope_from_run_folders(tmp_path, capsys):
         recs.insert(
             3, {"step": 3, "tokens": 1.0, "flops": 1.0, "train_loss": 9.0}
         )  # no val_loss: skipped
+        recs.append({**recs[-1], "final": True})  # the final eval at a periodic eval's step
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
         folders.append(str(run))
     assert main(["fit", *folders, "--law", "envelope", "--bootstrap", "50", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["conventions"]["L"] == "val_loss" and obj["conventions"]["runs"] == 8
+    assert not any("repeat" in w for w in obj["warnings"]), obj["warnings"]  # one point
     assert obj["params"]["a"] == pytest.approx(A_TRUE, abs=0.08)
     # a trainer that leaves params out of result.json: the sweep's planned N stands in,
     # as in the runs table (docs/interfaces.md), and the fit is the same
@@ -290,3 +292,22 @@ def test_envelope_of_val_losses_without_flops_says_what_a_record_needs(tmp_path)
         "no run folder has val_loss records with their flops and tokens in metrics.jsonl "
         "(a record needs all three)"
     )
+
+
+def test_isoflop_and_envelope_warn_of_units_and_repeated_rows_as_chinchilla_does(tmp_path):
+    """The warnings about the columns read (a loss in perplexity, tokens in billions, a
+    table pasted twice) were given for chinchilla and kaplan fits only."""
+    rows = isoflop_table(np.random.default_rng(0))
+    law = ScalingLaw("isoflop", bootstrap=0).fit(rows + rows[:3])
+    assert any("3 rows repeat an earlier row's" in w for w in law.warnings_), law.warnings_
+    law = ScalingLaw("isoflop", bootstrap=0).fit([{**r, "L": np.exp(r["L"])} for r in rows])
+    assert any("is it perplexity" in w for w in law.warnings_), law.warnings_
+    lines = ["run_id,params,tokens,flops,loss"]
+    for i, N in enumerate(np.geomspace(1e7, 1e9, 5)):
+        for D in np.geomspace(1e8, 1e11, 12):  # tokens in billions
+            lines.append(f"r{i},{N},{D / 1e9},{6 * N * D},{chinchilla_law(N, D)}")
+    path = tmp_path / "curves.csv"
+    path.write_text("\n".join([*lines, *lines[1:3]]) + "\n")
+    w = ScalingLaw("envelope", bootstrap=0, envelope_points=20).fit(path).warnings_
+    assert any("tokens per parameter (D 'tokens' / N 'params')" in x for x in w), w
+    assert any("2 rows repeat an earlier row's" in x for x in w), w

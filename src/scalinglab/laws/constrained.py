@@ -267,7 +267,7 @@ def fit_law(law, table):
     )
     nat = form.natural(res["theta"])
     samples = None if res["samples"] is None else form.natural(res["samples"])
-    warnings = warn.loss_scale(t) + warn.token_units(t) + warn.repeated_rows(t)
+    warnings = warn.table_checks(t)
     if not res["converged"]:
         warnings.append(
             f"the optimiser stopped at its iteration limit ({res['iterations']} iterations)"

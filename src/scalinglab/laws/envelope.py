@@ -20,7 +20,7 @@ import numpy as np
 from scalinglab import runfolder
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.isoflop import loglog_fit
-from scalinglab.laws.table import ALIASES, find_column, numbers, raw_csv
+from scalinglab.laws.table import ALIASES, RunsTable, find_column, numbers, raw_csv
 
 
 class Curves:
@@ -30,6 +30,14 @@ class Curves:
         self.runs = runs  # list of (run_id, N, flops, tokens, loss)
         self.source = source
         self.columns = columns or {}
+
+    def points(self) -> RunsTable:
+        """Every logged point of every run as a row (N, D, C, L): the table warn.table_checks
+        reads (a loss in other units, tokens in billions, rows listed twice)."""
+        n = [np.full(len(r[2]), r[1]) for r in self.runs]
+        cols = [np.concatenate(c) if c else np.array([]) for c in
+                (n, *([r[k] for r in self.runs] for k in (3, 2, 4)))]  # fmt: skip
+        return RunsTable(*cols, source=self.source, conventions=dict(self.columns))
 
 
 def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=None, loss_col=None):
@@ -94,8 +102,8 @@ def read_run_folders(folders):
                 pts.append(
                     tuple(_positive(rec, k, met, i) for k in ("flops", "tokens", "val_loss"))
                 )
-        if pts:
-            a = np.array(sorted(pts))
+        if pts:  # a final eval at a periodic eval's step may log the same point twice
+            a = np.array(sorted(set(pts)))
             runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
     if not runs:
         raise DataError(

@@ -416,7 +416,8 @@ class ScalingLaw:
         if res["samples"] is not None:
             samples = {**res["samples"], **res["per_budget_samples"]}
         self.set_uncertainty(samples)
-        self.warnings_ = res["warnings"] + warn.exponents(self, ("a",)) + warn.flat(self)
+        self.warnings_ = res["warnings"] + warn.table_checks(t)
+        self.warnings_ += warn.exponents(self, ("a",)) + warn.flat(self)
 
     def _fit_envelope(self, curves):
         s = self.settings
@@ -462,7 +463,8 @@ class ScalingLaw:
                       "C_range": compute_range(np.concatenate([r[2] for r in curves.runs]))}  # fmt: skip
         self.points_ = curves
         self.set_uncertainty(res["samples"])
-        self.warnings_ = res["warnings"] + warn.exponents(self, ("a", "b"))
+        self.warnings_ = res["warnings"] + warn.table_checks(curves.points())
+        self.warnings_ += warn.exponents(self, ("a", "b"))
         return self
 
     def _fit_curves(self, table):

@@ -198,7 +198,7 @@ def parametric(law, form, table, res, curv=None):
             out.append(
                 f"{var} spans only {span:.3g}x (less than a decade): its exponent is weakly constrained"
             )
-    out += loss_scale(table) + token_units(table) + repeated_rows(table)
+    out += table_checks(table)
     if set(form.varies) >= {"N", "D"}:
         r = np.corrcoef(np.log(table.N), np.log(table.D))[0, 1]
         if abs(r) > 0.95:
@@ -214,6 +214,12 @@ def parametric(law, form, table, res, curv=None):
         out += curvature_warnings(*curv, law.params_, form.exponents)
     out += exponents(law, form.exponents)
     return out
+
+
+def table_checks(table) -> list[str]:
+    """The warnings about a table's columns that every law reading them gives: a loss in
+    other units, tokens or parameters in millions or billions, rows listed twice."""
+    return loss_scale(table) + token_units(table) + repeated_rows(table)
 
 
 def loss_scale(table) -> list[str]:
