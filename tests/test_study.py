@@ -350,6 +350,12 @@ def test_predictor_defaults_to_the_sweeps_own():
         # taken and never used; caught only once planned; a number or "" taken as a name
         ({"fit": {"tie": ["alpha=beta"]}}, "[fit]: tie is not used by a study: its laws"),
         ({"fit": {"fix": ["E=1.5"]}}, "[fit]: fix is not used by a study: its laws"),
+        # refused by the fits only once every run had trained (ConfigError, not caught)
+        (
+            {"fit": {"decay_factor": 0.99}},
+            "[fit]: decay_factor is not used by a study: it is a setting of lr-annealing",
+        ),
+        ({"fit": {"lr_fill": "previous"}}, "[fit]: lr_fill is not used by a study"),
         (
             {"sweeps": {"gpt": {"budgets": [1e11, 3e11, 1e11]}}},
             "[sweeps.gpt]: budgets: 1e+11 is given twice (each budget is swept once)",

@@ -68,7 +68,9 @@ from scalinglab.config import (
 )
 from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, DataError, ScalingLabError, SweepError
+from scalinglab.laws.estimator import GIVEN_SETTING_LAWS, SETTING_LAWS
 from scalinglab.laws.settings import FitConfig, fit_config
+from scalinglab.laws.tasklaws import TASK_LAWS
 from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE
 from scalinglab.sweep.spec import (
     GridDesign,
@@ -460,6 +462,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
         raise _err(f"{where} [fit]", f"{key} is not used by a study: its laws (IsoFLOP, "
                    "Chinchilla, the frontier) are fitted free; hold parameters by fitting its "
                    f"runs table: scalinglab fit RUNS.csv --{key} ...")  # fmt: skip
+    check_fit_used(fs, f"{where} [fit]")
     name = d.get("name", "study")
     if not isinstance(name, str) or not name.strip():
         raise _err(where, f"name must be a non-empty string, got {name!r}")
@@ -533,6 +536,25 @@ def study_dict(study: StudySpec) -> dict:
     if study.tasks.names:
         d["tasks"] = dataclasses.asdict(study.tasks)
     return d
+
+
+STUDY_LAWS = ("isoflop", "chinchilla", "power-c", "data-constrained", *TASK_LAWS)
+"""The laws a study fits (plan.analysis): the IsoFLOP profiles, Chinchilla, the frontier,
+the data-constrained law where its backtest repeats data, and the task laws."""
+
+
+def check_fit_used(fs: FitConfig, where: str) -> None:
+    """SweepError for a [fit] setting, not at its default, that none of STUDY_LAWS reads
+    (a curve law's decay_factor or lr_fill, the envelope's points): the fits would refuse
+    it only once every run had trained, or ignore it."""
+    defaults = FitConfig()
+    for f in dataclasses.fields(FitConfig):
+        laws = GIVEN_SETTING_LAWS.get(f.name) or SETTING_LAWS.get(f.name)
+        value = getattr(fs, f.name)
+        if laws is None or value == getattr(defaults, f.name) or set(laws) & set(STUDY_LAWS):
+            continue
+        raise _err(where, f"{f.name} is not used by a study: it is a setting of "
+                   f"{', '.join(laws)}, and a study fits {', '.join(STUDY_LAWS)}")  # fmt: skip
 
 
 def sweep_dict(study: StudySpec, arch: str, shards: Path, design: dict, suffix: str) -> dict:
