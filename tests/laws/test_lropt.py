@@ -310,3 +310,19 @@ def test_the_table_is_read_as_a_runs_table_is(tmp_path):
         DataError, match=r"no 'tokens' or 'D' column \(columns: status, params, tokns"
     ):
         read_rows(tmp_path / "m.csv")
+
+
+def test_only_completed_rows_count_as_in_the_runs_reader(tmp_path):
+    """A row whose status cell was empty counted as completed; the runs reader's default
+    filter (and docs/laws.md) keep only `completed` rows."""
+    from scalinglab.laws.lropt import read_rows
+
+    rows = grid_rows(lambda n, d: (1e-3, 1e5), SIZES[:2])
+    text = write_table(tmp_path / "t.csv", rows).read_text()
+    lines = text.splitlines()
+    blank = lines[1].replace("completed", "").rsplit(",", 1)[0] + ",0.1"
+    (tmp_path / "b.csv").write_text("\n".join([lines[0], blank, *lines[2:]]) + "\n")
+    assert read_rows(tmp_path / "b.csv") == read_rows(tmp_path / "t.csv")[1:]
+    (tmp_path / "n.csv").write_text("\n".join([lines[0], blank]) + "\n")
+    with pytest.raises(DataError, match=r"n.csv: no row has status 'completed' \(statuses: ''\)"):
+        read_rows(tmp_path / "n.csv")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.laws.table import find_column, is_missing, number, raw_csv
+from scalinglab.laws.table import find_column, is_missing, number, raw_csv, same_value
 
 FORMS = ("step", "deepseek")
 KIND = "scalinglab.lr_opt_fit"
@@ -77,10 +77,16 @@ def read_rows(path: str | Path) -> list[dict]:
         raise DataError(f"{src}: no 'block_size' column (the batch in tokens needs it)")
     accum = find_column(header, "grad_accum", None, ("grad_accum",), src, "")
     status = find_column(header, "status", None, ("status",), src, "")
+    if status is not None:  # as the runs reader's default filter: an empty status is no run's
+        statuses = sorted({str(r[status]) for r in raw.rows})
+        raw.keep([same_value(r[status], "completed") for r in raw.rows])
+        if not raw.rows and statuses:
+            raise DataError(
+                f"{src}: no row has status 'completed' (statuses: "
+                f"{', '.join(map(repr, statuses[:5]))}{' ...' if len(statuses) > 5 else ''})"
+            )
     rows = []
     for i, r in enumerate(raw.rows):
-        if status is not None and str(r[status]).strip() not in ("completed", ""):
-            continue
         v = {k: number(raw, i, c) for k, c in cols.items() if k != "loss"}
         v["loss"] = _loss(raw, i, cols["loss"])
         a = number(raw, i, accum) if accum is not None and not is_missing(r[accum]) else 1.0

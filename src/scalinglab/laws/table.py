@@ -473,7 +473,7 @@ def parse_where(items) -> list[tuple[str, str, str]]:
     return out
 
 
-def _same(value, text: str) -> bool:
+def same_value(value, text: str) -> bool:
     """A cell equals a --where value: as numbers when both read as numbers (a CSV's `1e+19`
     is `1e19`), else as text; an in-memory number as a number."""
     if isinstance(value, str):
@@ -548,7 +548,7 @@ def _filter(raw: RawTable, where, conv: dict, opts=None, removed=None) -> None:
         if op in _COMPARE:
             raw.keep(_compare(raw, name, op, val))
         else:
-            raw.keep([_same(r.get(name), val) == (op == "=") for r in raw.rows])
+            raw.keep([same_value(r.get(name), val) == (op == "=") for r in raw.rows])
         conv["filters"].append(f"{col}{op}{val}")
         flag = "--where" if k < given else "the default filter"
         removed.append((f"{flag} {col}{op}{val}", before - len(raw.rows)))
