@@ -311,3 +311,24 @@ def test_isoflop_and_envelope_warn_of_units_and_repeated_rows_as_chinchilla_does
     w = ScalingLaw("envelope", bootstrap=0, envelope_points=20).fit(path).warnings_
     assert any("tokens per parameter (D 'tokens' / N 'params')" in x for x in w), w
     assert any("2 rows repeat an earlier row's" in x for x in w), w
+
+
+def test_envelope_refuses_run_ids_that_join_alike_and_a_run_of_two_sizes(tmp_path):
+    """--run-col a,b joined ('a/b', 'c') and ('a', 'b/c') into one run, and a run's N was
+    its first row's: a --run-col naming several runs was fitted silently."""
+    from scalinglab.errors import DataError
+    from scalinglab.laws.envelope import read_curves_csv
+
+    head = "a,b,params,flops,loss\n"
+    path = tmp_path / "j.csv"
+    path.write_text(head + "x/y,z,1e7,1e17,3.1\nx,y/z,1e7,2e17,3.0\n")
+    with pytest.raises(DataError, match=r"j.csv: row 2 \(line 3\): run_cols a, b: .*'x/y/z'"):
+        read_curves_csv(path, run_cols=("a", "b"))
+    path = tmp_path / "n.csv"
+    path.write_text(head + "x,1,1e7,1e17,3.1\nx,2,1e8,2e17,3.0\n")
+    with pytest.raises(
+        DataError,
+        match=r"n.csv: row 2 \(line 3\): run_cols a: run 'x' has N 1e\+07 on line 2 and N 1e\+08 here",
+    ):
+        read_curves_csv(path, run_cols=("a",))
+    assert [r[1] for r in read_curves_csv(path, run_cols=("a", "b")).runs] == [1e7, 1e8]

@@ -29,7 +29,14 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
-from scalinglab.laws.table import ALIASES, RawTable, find_column, not_a_number, raw_csv
+from scalinglab.laws.table import (
+    ALIASES,
+    RawTable,
+    find_column,
+    not_a_number,
+    raw_csv,
+    run_name,
+)
 
 LR_FILLS = ("linear", "auto", "previous")
 JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
@@ -165,12 +172,7 @@ def read_curve_table(
         if not all(matches(row, c, path, f) for f, c in conds):
             continue
         key = tuple(row[c] for c in run_cols)
-        rid = "/".join(key)
-        if keys.setdefault(rid, key) != key:  # ('a/b', 'c') and ('a', 'b/c') were one run
-            raise DataError(
-                f"{path}: row {i} (line {line[i]}): --run-col {', '.join(run_cols)}: "
-                f"{list(key)} and {list(keys[rid])} both name run {rid!r} ('/' joins them)"
-            )
+        rid = run_name(key, keys, f"{path}: row {i} (line {line[i]})", run_cols)
         groups.setdefault(rid, []).append((i, row))
         hit = [matches(row, c, path, "--holdout-where") for c in held_conds]
         hits = [h + k for h, k in zip(hits, hit, strict=True)]

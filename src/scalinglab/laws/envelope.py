@@ -20,7 +20,7 @@ import numpy as np
 from scalinglab import runfolder
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.isoflop import loglog_fit
-from scalinglab.laws.table import ALIASES, RunsTable, find_column, numbers, raw_csv
+from scalinglab.laws.table import ALIASES, RunsTable, find_column, numbers, raw_csv, run_name
 
 
 class Curves:
@@ -61,7 +61,17 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
     vals = {k: numbers(raw, c) for k, c in cols.items() if c is not None}
     if "D" not in vals:
         vals["D"] = vals["C"] / (6 * vals["N"])
-    ids = ["/".join(r[c] for c in run_cols) for r in rows]
+    ids, keys, first = [], {}, {}
+    for i, r in enumerate(rows):
+        rid = run_name(tuple(r[c] for c in run_cols), keys, raw.where(i), run_cols)
+        j = first.setdefault(rid, i)
+        if not math.isclose(vals["N"][i], vals["N"][j], rel_tol=1e-9):  # a wrong --run-col
+            raise DataError(
+                f"{raw.where(i)}: --run-col {', '.join(run_cols)}: run {rid!r} has N "
+                f"{vals['N'][j]:g} on line {raw.lines[j]} and N {vals['N'][i]:g} here; a run's "
+                "points share one model size: give the column (or columns) that name one run"
+            )
+        ids.append(rid)
     runs = []
     for rid in dict.fromkeys(ids):
         m = np.array([i == rid for i in ids])

@@ -743,6 +743,18 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     return table
 
 
+def run_name(key: tuple, seen: dict, where: str, run_cols) -> str:
+    """A run's name: its --run-col values joined by '/'. `seen` maps the names given so far
+    to their values: ('a/b', 'c') and ('a', 'b/c') joined into one run, silently."""
+    rid = "/".join(str(k) for k in key)
+    if seen.setdefault(rid, key) != key:
+        raise DataError(
+            f"{where}: --run-col {', '.join(run_cols)}: {list(key)} and {list(seen[rid])} "
+            f"both name run {rid!r} ('/' joins them)"
+        )
+    return rid
+
+
 def _check_one_size_per_run(raw, path, run_cols, groups, N) -> None:
     """Refuse a --run-col under which one run has two model sizes: a run's checkpoints
     share its N, so such a column groups several runs (or is not the run's name), and
