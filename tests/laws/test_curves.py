@@ -201,7 +201,7 @@ def test_cli_curve_errors(tmp_path, capsys):
             ["--run-col", "run", "--where", "step>15", "--holdout-where", "step<15"],
             "--holdout-where step<15 matches no row after --where step>15",
         ),
-        (["--run-col", "run", "--holdout-where", "step~3"], "expected COL=VALUE"),
+        (["--run-col", "run", "--holdout-where", "step~3"], "expected COLUMN=VALUE"),
         (["--run-col", "run", "--holdout-frac", "0.2"], "--holdout-where"),
         (["--run-col", "run", "--fix", "delta=1"], "--fix 'delta=1': expected NAME=VALUE"),
     ]:
@@ -383,3 +383,17 @@ def test_runs_of_one_point_each_are_resampled_whole():
     pred, lo, hi = law.predict([2999], lr, return_ci=True)
     assert lo[0] < pred[0] < hi[0]
     assert 1e-4 < (hi[0] - lo[0]) / pred[0] < 0.05  # the spread of 0.3% noise, not 0
+
+
+def test_where_compares_numbers_and_takes_double_equals_as_the_runs_reader(tmp_path):
+    """The curves reader's --where compared the text as written (budget=1e19 kept no row
+    of 1e+19) and took `budget==1e19` as budget = '=1e19'; the runs reader does neither."""
+    path = tmp_path / "c.csv"
+    rows = [f"{r},{b},{s},{3e-4},{4 - s / 100}" for r, b in (("a", "1e+19"), ("b", "2e19"))
+            for s in (10, 20, 30)]  # fmt: skip
+    path.write_text("run,budget,step,lr,loss\n" + "\n".join(rows) + "\n")
+    for cond in ("budget=1e19", "budget==1e19", "budget==10000000000000000000"):
+        t = read_curve_table(path, run_cols=["run"], where=[cond])
+        assert [r.run_id for r in t.runs] == ["a"], cond
+    t = read_curve_table(path, run_cols=["run"], holdout_where=["budget=2.0e19"])
+    assert [r.run_id for r in t.held_runs] == ["b"]

@@ -20,8 +20,6 @@ The cost, measured on Luo et al.'s curves against their exact schedules, is in
 benchmarks/results/curve_laws.md.
 """
 
-import operator
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,22 +30,16 @@ from scalinglab.laws.schedules import MAX_STEPS, Schedule
 from scalinglab.laws.table import (
     ALIASES,
     RawTable,
+    cell_matches,
     find_column,
     not_a_number,
+    parse_where,
     raw_csv,
     run_name,
 )
 
 LR_FILLS = ("linear", "auto", "previous")
 JUMP = 10.0  # an interval whose LR change is JUMP× its neighbours' is a step drop
-_OPS = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "!=": operator.ne,
-    "<": operator.lt,
-    ">": operator.gt,
-    "=": operator.eq,
-}
 
 
 @dataclass
@@ -87,28 +79,6 @@ class CurveTable:
     @property
     def held_runs(self):
         return [r for r in self.runs if r.held_out]
-
-
-def parse_condition(item: str, flag: str):
-    """'COL=V', 'COL!=V', 'COL<V', 'COL<=V', 'COL>V', 'COL>=V' -> (col, op, value)."""
-    m = re.match(r"^(.+?)(<=|>=|!=|<|>|=)(.*)$", item)
-    if not m or not m.group(1).strip():
-        raise DataError(f"{flag} {item!r}: expected COL=VALUE, COL!=VALUE, COL<V, COL>=V ...")
-    return m.group(1).strip(), m.group(2), m.group(3).strip()
-
-
-def matches(row, cond, source, flag):
-    col, op, val = cond
-    if col not in row:
-        raise DataError(f"{source}: {flag} {col}{op}{val}: no column {col!r}")
-    if op in ("=", "!="):
-        return _OPS[op](row[col], val)
-    try:
-        return _OPS[op](float(row[col]), float(val))
-    except ValueError:
-        raise DataError(
-            f"{source}: {flag} {col}{op}{val}: {row[col]!r} or {val!r} is not a number"
-        ) from None
 
 
 def _number(raw, where, positive=True):
@@ -162,19 +132,26 @@ def read_curve_table(
             f"{path}: no loss column (looked for {', '.join(map(repr, ALIASES['L']))}); "
             "name it with --loss-col"
         )
-    conds = [("--where", parse_condition(w, "--where")) for w in where or ()]
-    held_conds = [parse_condition(w, "--holdout-where") for w in holdout_where or ()]
+    conds = parse_where(where)
+    held_conds = parse_where(holdout_where, "--holdout-where")
+    for flag, group in (("--where", conds), ("--holdout-where", held_conds)):
+        for col, op, val in group:
+            if col not in header:
+                raise DataError(
+                    f"{path}: {flag} {col}{op}{val}: no column {col!r} "
+                    f"(columns: {', '.join(header)})"
+                )
     groups: dict[str, list] = {}
     keys: dict[str, tuple] = {}
     held: set[str] = set()
     hits = [0] * len(held_conds)
     for i, row in zip(raw.index, rows, strict=True):
-        if not all(matches(row, c, path, f) for f, c in conds):
+        at = f"{path}: row {i} (line {line[i]})"
+        if not all(cell_matches(row[c[0]], c, at) for c in conds):
             continue
-        key = tuple(row[c] for c in run_cols)
-        rid = run_name(key, keys, f"{path}: row {i} (line {line[i]})", run_cols)
+        rid = run_name(tuple(row[c] for c in run_cols), keys, at, run_cols)
         groups.setdefault(rid, []).append((i, row))
-        hit = [matches(row, c, path, "--holdout-where") for c in held_conds]
+        hit = [cell_matches(row[c[0]], c, at, "--holdout-where") for c in held_conds]
         hits = [h + k for h, k in zip(hits, hit, strict=True)]
         if any(hit):
             held.add(rid)
@@ -244,7 +221,7 @@ def read_curve_table(
         "step": step_col,
         "lr": lr_col if schedule_col is None else f"schedule from {schedule_col!r}",
         "L": lcol,
-        "filters": [f"{c[0]}{c[1]}{c[2]}" for _, c in conds],
+        "filters": [f"{c[0]}{c[1]}{c[2]}" for c in conds],
         "holdout": [f"{c[0]}{c[1]}{c[2]}" for c in held_conds],
     }
     kept = sum(len(r.steps) for r in runs)

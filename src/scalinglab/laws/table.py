@@ -450,7 +450,7 @@ _COMPARE = {
 }
 
 
-def parse_where(items) -> list[tuple[str, str, str]]:
+def parse_where(items, flag: str = "--where") -> list[tuple[str, str, str]]:
     """`COL=VALUE` (or `COL==VALUE`), `COL!=VALUE`, `COL<V`, `COL<=V`, `COL>V`, `COL>=V`
     strings as (column, operator, value) triples."""
     out = []
@@ -461,14 +461,14 @@ def parse_where(items) -> list[tuple[str, str, str]]:
         op = "=" if op == "==" else op  # pandas' spelling: `params==1e8` is not `params` = `=1e8`
         if not sep or not col.strip():
             raise DataError(
-                f"--where {item!r}: expected COLUMN=VALUE, COLUMN!=VALUE or a comparison "
+                f"{flag} {item!r}: expected COLUMN=VALUE, COLUMN!=VALUE or a comparison "
                 "(COLUMN<V, <=, >, >=)"
             )
         if op in _COMPARE:
             try:
                 float(val)
             except ValueError:
-                raise DataError(f"--where {item!r}: {val.strip()!r} is not a number") from None
+                raise DataError(f"{flag} {item!r}: {val.strip()!r} is not a number") from None
         out.append((col.strip(), op, val.strip()))
     return out
 
@@ -491,18 +491,19 @@ def same_value(value, text: str) -> bool:
         return str(value) == text
 
 
-def _compare(raw: RawTable, col: str, op: str, val: str) -> list:
-    out = []
-    for i, r in enumerate(raw.rows):
-        try:
-            v = float(r.get(col))
-        except (TypeError, ValueError):
-            raise DataError(
-                f"{raw.where(i)}, column {col!r}: {r.get(col)!r} is not a number "
-                f"(--where {col}{op}{val})"
-            ) from None
-        out.append(bool(_COMPARE[op](v, float(val))))
-    return out
+def cell_matches(value, cond: tuple, where: str, flag: str = "--where") -> bool:
+    """A cell against one of parse_where's (column, operator, value): = and != as
+    same_value (numbers as numbers), the comparisons as numbers; `where` names the row."""
+    col, op, val = cond
+    if op not in _COMPARE:
+        return same_value(value, val) == (op == "=")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{where}, column {col!r}: {value!r} is not a number ({flag} {col}{op}{val})"
+        ) from None
+    return bool(_COMPARE[op](v, float(val)))
 
 
 def _where_column(raw: RawTable, col: str, opts: dict) -> str:
@@ -545,10 +546,12 @@ def _filter(raw: RawTable, where, conv: dict, opts=None, removed=None) -> None:
             raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
         name = _where_column(raw, col, opts or {})
         before = len(raw.rows)
-        if op in _COMPARE:
-            raw.keep(_compare(raw, name, op, val))
-        else:
-            raw.keep([same_value(r.get(name), val) == (op == "=") for r in raw.rows])
+        raw.keep(
+            [
+                cell_matches(r.get(name), (name, op, val), raw.where(i))
+                for i, r in enumerate(raw.rows)
+            ]
+        )
         conv["filters"].append(f"{col}{op}{val}")
         flag = "--where" if k < given else "the default filter"
         removed.append((f"{flag} {col}{op}{val}", before - len(raw.rows)))
