@@ -326,3 +326,22 @@ def test_only_completed_rows_count_as_in_the_runs_reader(tmp_path):
     (tmp_path / "n.csv").write_text("\n".join([lines[0], blank]) + "\n")
     with pytest.raises(DataError, match=r"n.csv: no row has status 'completed' \(statuses: ''\)"):
         read_rows(tmp_path / "n.csv")
+
+
+def test_a_dataframe_or_dict_of_columns_fits_as_its_csv_does(tmp_path):
+    """fit_lr_opt took a CSV path or parsed rows only: a dict of columns was iterated as
+    its column names, a DataFrame likewise; read_table takes both."""
+    rows = grid_rows(lambda n, d: (1e-3 * (n / 1e6) ** -0.5, 1e5), SIZES[:4])
+    path = write_table(tmp_path / "t.csv", rows)
+    want = fit_lr_opt(path, bootstrap=0).params
+    with open(path, newline="") as f:
+        table = list(csv.DictReader(f))
+    cols = {k: [float(r[k]) if k != "status" else r[k] for r in table] for k in table[0]}
+    assert fit_lr_opt(cols, bootstrap=0).params == want
+    assert fit_lr_opt([{k: v[i] for k, v in cols.items()} for i in range(len(table))],
+                      bootstrap=0).params == want  # fmt: skip
+    pd = pytest.importorskip("pandas")
+    assert fit_lr_opt(pd.DataFrame(cols), bootstrap=0).params == want
+    cols["lr"][2] = None
+    with pytest.raises(DataError, match=r"<dict>: row 3, column 'lr': missing value"):
+        fit_lr_opt(cols, bootstrap=0)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.laws.table import find_column, is_missing, number, raw_csv, same_value
+from scalinglab.laws.table import find_column, is_missing, number, raw_table, same_value
 
 FORMS = ("step", "deepseek")
 KIND = "scalinglab.lr_opt_fit"
@@ -62,14 +62,16 @@ def _col(header: list[str], key: str, where: str) -> str:
     return found
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """(N, D, lr, batch tokens, loss) of the completed runs of a runs table CSV.
+def read_rows(source) -> list[dict]:
+    """(N, D, lr, batch tokens, loss) of the completed runs of a runs table: a CSV path,
+    a DataFrame, a dict of columns or a list of row dicts, as read_table takes.
 
-    The CSV is read as a runs table is (laws.table.raw_csv: a BOM, CR or CRLF line
-    ends, blank rows and unnamed blank columns allowed); a bad cell is a DataError naming
-    the row, its line and the column. A run whose loss is NaN or inf (diverged) is left out.
+    The table is read as a runs table is (laws.table.raw_table: a CSV's BOM, CR or CRLF
+    line ends, blank rows and unnamed blank columns allowed); a bad cell is a DataError
+    naming the row, its line and the column. A run whose loss is NaN or inf (diverged)
+    is left out.
     """
-    raw = raw_csv(Path(path))
+    raw = raw_table(source)
     src, header = raw.source, raw.header
     cols = {k: _col(header, k, src) for k in ("N", "D", "loss", "lr", "batch_size")}
     block = find_column(header, "block_size", None, ("block_size",), src, "")
@@ -78,8 +80,8 @@ def read_rows(path: str | Path) -> list[dict]:
     accum = find_column(header, "grad_accum", None, ("grad_accum",), src, "")
     status = find_column(header, "status", None, ("status",), src, "")
     if status is not None:  # as the runs reader's default filter: an empty status is no run's
-        statuses = sorted({str(r[status]) for r in raw.rows})
-        raw.keep([same_value(r[status], "completed") for r in raw.rows])
+        statuses = sorted({str(r.get(status)) for r in raw.rows})
+        raw.keep([same_value(r.get(status), "completed") for r in raw.rows])
         if not raw.rows and statuses:
             raise DataError(
                 f"{src}: no row has status 'completed' (statuses: "
@@ -89,7 +91,7 @@ def read_rows(path: str | Path) -> list[dict]:
     for i, r in enumerate(raw.rows):
         v = {k: number(raw, i, c) for k, c in cols.items() if k != "loss"}
         v["loss"] = _loss(raw, i, cols["loss"])
-        a = number(raw, i, accum) if accum is not None and not is_missing(r[accum]) else 1.0
+        a = number(raw, i, accum) if accum is not None and not is_missing(r.get(accum)) else 1.0
         v["batch"] = v.pop("batch_size") * a * number(raw, i, block)
         if not math.isfinite(v["batch"]):  # logs of it are taken
             raise DataError(
@@ -103,7 +105,7 @@ def read_rows(path: str | Path) -> list[dict]:
 
 def _loss(raw, i: int, col: str) -> float:
     """Row i's loss: a number, NaN or inf (a diverged run, left out by the caller)."""
-    value = raw.rows[i][col]
+    value = raw.rows[i].get(col)
     if str(value).strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity"):
         return math.nan
     return number(raw, i, col, positive=False)
@@ -303,8 +305,12 @@ def load_lr_opt(path: str | Path) -> LrOptLaw:
 
 
 def fit_lr_opt(source, bootstrap: int = 1000, seed: int = 0, ci_level: float = 0.95) -> LrOptLaw:
-    """Fit both forms to a runs table (a CSV path or rows as `read_rows` gives them)."""
-    rows = read_rows(source) if isinstance(source, str | Path) else list(source)
+    """Fit both forms to a runs table (a CSV path, DataFrame, dict of columns or list of
+    row dicts, as read_table takes) or to rows as `read_rows` gives them."""
+    parsed = isinstance(source, list | tuple) and all(
+        isinstance(r, dict) and "batch" in r and "batch_size" not in r for r in source
+    )
+    rows = list(source) if parsed and source else read_rows(source)
     cells = cell_optima(rows)
     ns, ds = {c.N for c in cells}, {c.D for c in cells}
     if len(cells) < 3 or len(ns) < 2 or len(ds) < 2:

@@ -352,7 +352,9 @@ def _type_name(obj) -> str:
     return type(obj).__name__ if module == "builtins" else f"{module}.{type(obj).__name__}"
 
 
-def _raw(obj) -> RawTable:
+def raw_table(obj) -> RawTable:
+    """Any table read_table takes (a CSV path, a DataFrame, a dict of columns, a list of
+    row dicts) as a RawTable."""
     if isinstance(obj, (str, Path)):
         return raw_csv(Path(obj))
     if isinstance(obj, dict):
@@ -640,7 +642,7 @@ def read_table(obj, *, need=("N", "D", "C", "L"), **options) -> RunsTable:
         )
     if not isinstance(opts["drop_highest"], int) or opts["drop_highest"] < 0:
         raise ConfigError(f"--drop-highest must be an int >= 0, got {opts['drop_highest']!r}")
-    raw = _raw(obj)
+    raw = raw_table(obj)
     return _build(raw, need, opts)
 
 
