@@ -163,3 +163,20 @@ def test_a_loaded_fit_of_a_law_that_draws_its_runs_says_it_has_none(name):
     law = load_fit(fitted.to_json())
     with pytest.raises(ConfigError, match=f"law '{name}' draws the runs it was fitted on"):
         law.plot()
+
+
+def test_a_loaded_task_law_draws_over_its_fitted_range_of_c():
+    """A task law's fit.json had no C range: a loaded one drew over 1e17-1e25 whatever
+    compute it was fitted on. An old fit.json without it still loads and draws."""
+    data = synthetic()
+    law = ScalingLaw("task-power", metric_col="acc", bootstrap=0).fit(data)
+    obj = law.to_json()
+    lo, hi = data["flops"].min(), data["flops"].max()
+    assert obj["data"]["C_range"] == [lo, hi]
+    (fit,) = load_fit(obj).plot().get_lines()
+    assert (fit.get_xdata().min(), fit.get_xdata().max()) == pytest.approx((lo / 2, hi * 10))
+    del obj["data"]["C_range"]
+    (old,) = load_fit(obj).plot().get_lines()
+    from scalinglab.laws.plot import DEFAULT_RANGE
+
+    assert (old.get_xdata().min(), old.get_xdata().max()) == pytest.approx(DEFAULT_RANGE["C"])

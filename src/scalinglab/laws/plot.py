@@ -292,9 +292,10 @@ def _constrained(law, ax, t):
 def _task(law, ax, m):
     name = law.settings["metric_col"] or "metric"
     data = m is not None
-    lo, hi = _data_range(m.C) if data else DEFAULT_RANGE["C"]
-    top = hi * (10 if data else 1)
-    C = np.geomspace(lo / (2 if data else 1), top, 160)
+    fitted = _data_range(m.C) if data else (getattr(law, "ranges_", None) or {}).get("C")
+    lo, hi = fitted or DEFAULT_RANGE["C"]  # a loaded fit: its fit.json's data.C_range
+    top = hi * (10 if fitted else 1)
+    C = np.geomspace(lo / (2 if fitted else 1), top, 160)
     if data:
         from scalinglab.laws.tasklaws import last_of_each_run
 
@@ -309,7 +310,7 @@ def _task(law, ax, m):
     chance = law.settings.get("chance")
     if law.law == "task-sigmoid" and chance is not None:
         ax.axhline(chance, color="0.5", ls=":", lw=1, label=f"chance ({chance:g})")
-    if data:
+    if fitted:
         _shade(ax, hi, top)
     ax.set(xscale="log", xlabel=WHAT["C"], ylabel=f"task metric ({name})")
     ax.legend(fontsize=8)

@@ -33,7 +33,7 @@ from scalinglab.laws.intervals import (
     thresholds_for,
 )
 from scalinglab.laws.settings import huber_delta
-from scalinglab.laws.table import data_ranges, read_table
+from scalinglab.laws.table import compute_range, data_ranges, read_table
 
 TASK_LAWS = ("task-sigmoid", "task-power")
 # A backtest's thresholds: the share of the runs at or below each (laws.backtest's too).
@@ -268,7 +268,7 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     if name == "task-sigmoid":  # its L is the task loss of step 1, not the metric
         out["conventions_"]["L"] = s["loss_col"]
     out["data_"] = {"source": m.source, "sha256": m.sha256, "rows": len(m),
-                    "points_sha256": m.points_sha256()}  # fmt: skip
+                    "points_sha256": m.points_sha256(), "C_range": compute_range(m.C)}  # fmt: skip
     return out
 
 
