@@ -304,3 +304,14 @@ def test_a_run_col_under_which_one_run_has_two_sizes_is_refused(tmp_path):
     rows[3] = ("b", 2e6, 2e7, 2.7)  # one size per run: read
     table["params"][3] = 2e6
     assert read_table(table, run_cols=["run"]).conventions["runs"] == 3
+
+
+def test_run_cols_whose_joined_names_are_alike_are_refused():
+    """--run-col a --run-col b joined ('x/y', 'z') and ('x', 'y/z') into one run: both
+    runs were held out and resampled together, without a word (the curves reader refuses)."""
+    rows = {"a": ["x/y", "x/y", "x"], "b": ["z", "z", "y/z"], "N": [1e6] * 3,
+            "D": [1e7, 2e7, 1e7], "loss": [3.0, 2.9, 3.1]}  # fmt: skip
+    with pytest.raises(DataError, match=r"<dict>: row 3: run_cols a, b: \['x', 'y/z'\] and "):
+        read_table(rows, run_cols=["a", "b"])
+    rows["a"][2] = "w"
+    assert len(set(read_table(rows, run_cols=["a", "b"]).groups)) == 2

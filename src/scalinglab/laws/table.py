@@ -684,7 +684,12 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
                 raise DataError(
                     f"{path}: --run-col {c!r}: no such column (columns: {', '.join(header)})"
                 )
-        groups = np.array(["/".join(str(r.get(c)) for c in opts["run_cols"]) for r in raw.rows])
+        seen: dict = {}
+        groups = np.array([
+            run_name(tuple(str(r.get(c)) for c in opts["run_cols"]), seen, raw.where(i),
+                     opts["run_cols"])
+            for i, r in enumerate(raw.rows)
+        ])  # fmt: skip
         conv["runs"] = int(np.unique(groups).size)
         if "run_id" in header:
             run_id = [r.get("run_id") for r in raw.rows]
