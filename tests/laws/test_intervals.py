@@ -552,3 +552,28 @@ def test_a_wide_interval_never_reads_as_equal_to_its_threshold(width):
         assert shown, msg
         assert float(shown.group(1)) > 100 * warn.WIDE, msg
         assert float(shown.group(1)) == pytest.approx(100 * width, abs=0.05), msg
+
+
+def test_thresholds_by_c_cut_between_isoflop_budgets_where_the_table_has_them():
+    """`backtest --by C` and `calibrate = "C"` put thresholds at shares of the rows: with
+    a run's C a little off its budget (steps rounded), one cut a budget's profile in two
+    (the study's report already cut between budgets)."""
+    from scalinglab.laws.intervals import thresholds_for
+
+    budget = np.repeat([1e18, 1e19, 1e20], 5)
+    N = np.tile(np.geomspace(1e7, 1e9, 5), 3)
+    C = budget * (1 + np.tile([-0.01, 0.004, -0.003, 0.008, 0.0], 3))
+    cols = {"budget": budget, "params": N, "flops": C, "tokens": C / (6 * N),
+            "loss": chinchilla_law(N, C / (6 * N))}  # fmt: skip
+    t = read_table(cols)
+    cuts = thresholds_for(t, "C", (0.5, 0.6, 0.7))
+    assert cuts and all(
+        len({C[i] > thr for i in np.flatnonzero(budget == b)}) == 1 for thr in cuts for b in budget
+    )
+    assert (
+        t.points_sha256()
+        == read_table({k: v for k, v in cols.items() if k != "budget"}).points_sha256()
+    )
+    tokens = read_table({**cols, "budget_kind": ["tokens"] * 15})  # budgets in D: no cuts by them
+    assert tokens.budget is None
+    assert len(thresholds_for(tokens, "C", (0.5, 0.6, 0.7))) == 3

@@ -308,16 +308,38 @@ def check_thresholds(thresholds, name: str = "thresholds", what: str = "") -> li
     return sorted(values)
 
 
+def budget_cuts(C, budget, fracs) -> list[float]:
+    """Thresholds of C between IsoFLOP budgets, so that each budget is wholly fitted or
+    wholly predicted: a run's C (its steps rounded) lies a little off its budget, so a
+    threshold at a share of the rows (`fracs`) cut a budget's profile in two. Each share's
+    budget is fitted whole; the threshold is its largest C, kept where every run of the
+    budgets above lies above it."""
+    C, budget = np.asarray(C, dtype=float), np.asarray(budget, dtype=float)
+    budgets = np.sort(budget)
+    out = set()
+    for f in fracs:
+        b = budgets[max(math.ceil(f * len(budgets)) - 1, 0)]
+        below, above = C[budget <= b], C[budget > b]
+        if above.size and above.min() > below.max():
+            out.add(float(below.max()))
+    return sorted(out)
+
+
 def thresholds_for(t, by, fracs):
     """Distinct thresholds: the `by` value at or below which each fraction of the rows lies
-    (those that leave rows both to fit and to predict). With checkpoints (t.groups) two
+    (those that leave rows both to fit and to predict); by C in a table with IsoFLOP
+    budgets (t.budget), between budgets (budget_cuts). With checkpoints (t.groups) two
     thresholds can hold out the same whole runs: the split is kept once, at the lower."""
     x = np.sort(getattr(t, by))
-    out, splits = [], []
     for f in fracs:
         if not 0 < f < 1:
             raise ConfigError(f"--train-fracs {f:g}: a share of the rows must be in (0, 1)")
-        thr = float(x[max(math.ceil(f * len(x)) - 1, 0)])
+    if by == "C" and getattr(t, "budget", None) is not None:
+        candidates = budget_cuts(t.C, t.budget, fracs)
+    else:
+        candidates = [float(x[max(math.ceil(f * len(x)) - 1, 0)]) for f in fracs]
+    out, splits = [], []
+    for thr in candidates:
         test = held_out(t, by, thr)
         if test.any() and not test.all() and not any(np.array_equal(test, s) for s in splits):
             out.append(thr)

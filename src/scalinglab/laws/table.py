@@ -156,7 +156,7 @@ class RunsTable:
         h = hashlib.sha256()
         for k in ("N", "D", "C", "L", "budget"):
             v = getattr(self, k)
-            if v is not None:
+            if v is not None and (k != "budget" or "budget" in self.conventions):
                 h.update(k.encode() + np.ascontiguousarray(v, dtype="<f8").tobytes())
         return h.hexdigest()
 
@@ -725,6 +725,10 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
             data["C"] = 6.0 * data["N"] * data["D"]
             conv["C"] = "6ND"
             _check_derived(raw, data["C"], "C = 6ND", (cols["N"], cols["D"]))
+    if "budget" not in data and "C" in data and cols["budget"] is not None:
+        budget = _budgets_for_cuts(raw, cols["budget"])
+        if budget is not None:  # not in conventions: no law fits on it (points_sha256)
+            data["budget"] = budget
     if groups is not None and "N" in data:
         _check_one_size_per_run(raw, path, opts["run_cols"], groups, data["N"])
     read_with = {k: _norm(v) for k, v in opts.items()}
@@ -763,6 +767,19 @@ def run_name(key: tuple, seen: dict, where: str, run_cols) -> str:
             f"both name run {rid!r} ('/' joins them)"
         )
     return rid
+
+
+def _budgets_for_cuts(raw: RawTable, col: str) -> np.ndarray | None:
+    """The IsoFLOP budget of each row where a law reads none (chinchilla's backtest by C
+    cuts between budgets: intervals.thresholds_for); None where the column holds budgets
+    of other than FLOPs (budget_kind) or a cell that is no number > 0."""
+    kinds = {str(r.get("budget_kind")) for r in raw.rows} if "budget_kind" in raw.header else set()
+    if kinds - {"flops", "None", ""}:
+        return None
+    try:
+        return numbers(raw, col)
+    except DataError:
+        return None  # an optional column: the thresholds are then shares of the rows
 
 
 def _check_one_size_per_run(raw, path, run_cols, groups, N) -> None:

@@ -36,6 +36,7 @@ from scalinglab.laws import ScalingLaw, warn
 from scalinglab.laws.backtest import TRAIN_FRACS, rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.estimator import settings_for
+from scalinglab.laws.intervals import budget_cuts as cuts_between_budgets
 from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
 from scalinglab.laws.settings import FitConfig
@@ -359,22 +360,11 @@ def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
 
 
 def budget_cuts(table: list[dict], fracs=TRAIN_FRACS) -> list[float] | None:
-    """Thresholds of C between IsoFLOP budgets, so that each budget is wholly fitted or
-    wholly predicted: a run's C (its steps rounded) lies a little off its budget, so a
-    threshold at a share of the rows (`fracs`) cut a budget's profile in two. Each share's
-    budget is fitted whole; the threshold is its largest C, kept where every run of the
-    budgets above lies above it. None when a row has no budget (the rows' own shares)."""
+    """Thresholds of C between the rows' IsoFLOP budgets (laws.intervals.budget_cuts);
+    None when a row has no budget (the rows' own shares)."""
     if not table or any("budget" not in r for r in table):
         return None
-    budgets = np.sort([r["budget"] for r in table])
-    out = set()
-    for f in fracs:
-        b = budgets[max(math.ceil(f * len(budgets)) - 1, 0)]
-        below = [r["C"] for r in table if r["budget"] <= b]
-        above = [r["C"] for r in table if r["budget"] > b]
-        if above and min(above) > max(below):
-            out.add(max(below))
-    return sorted(out)
+    return cuts_between_budgets([r["C"] for r in table], [r["budget"] for r in table], fracs)
 
 
 def predictive_interval(pred: dict, noise: dict | None, ci_level: float) -> list[float] | None:
