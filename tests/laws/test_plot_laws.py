@@ -180,3 +180,11 @@ def test_a_loaded_task_law_draws_over_its_fitted_range_of_c():
     from scalinglab.laws.plot import DEFAULT_RANGE
 
     assert (old.get_xdata().min(), old.get_xdata().max()) == pytest.approx(DEFAULT_RANGE["C"])
+
+
+def test_a_loaded_power_c_law_draws_over_its_fitted_range_of_c():
+    """A loaded power-c fit drew over 1e17-1e25 though its fit.json holds data.C_range."""
+    C = np.geomspace(1e15, 1e18, 8)
+    law = ScalingLaw("power-c", bootstrap=0).fit({"flops": C, "loss": 1.7 + (3e14 / C) ** 0.1})
+    (fit,) = load_fit(law.to_json()).plot().get_lines()
+    assert (fit.get_xdata().min(), fit.get_xdata().max()) == pytest.approx((C[0] / 2, C[-1] * 10))

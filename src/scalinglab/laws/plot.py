@@ -153,13 +153,14 @@ def _two_variable(law, ax, points):
 
 def _one_variable(law, ax, points, var):
     x = None if points is None else getattr(points, var)
-    rng = _data_range(x) or DEFAULT_RANGE[var]
-    hi = rng[1] * (10 if x is not None else 1)
-    grid = np.geomspace(rng[0] / (2 if x is not None else 1), hi, 160)
+    fitted = _data_range(x) or (getattr(law, "ranges_", None) or {}).get(var)  # a loaded fit's
+    rng = fitted or DEFAULT_RANGE[var]
+    hi = rng[1] * (10 if fitted else 1)
+    grid = np.geomspace(rng[0] / (2 if fitted else 1), hi, 160)
     if x is not None:
         ax.plot(x, points.L, "o", color="0.35", ms=4, label="data")
     _band(ax, law, grid, "C0", f"{law.law} fit", **{var: grid})
-    if x is not None:
+    if fitted:
         _shade(ax, rng[1], hi)
     ax.set(xscale="log", yscale="log", xlabel=WHAT[var], ylabel=LOSS)
     ax.legend(fontsize=8)
