@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from scalinglab.cli import main
 from scalinglab.sweep import design as design_mod
-from scalinglab.sweep import driver
+from scalinglab.sweep import driver, estimate
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table
@@ -90,7 +91,7 @@ def test_failed_run_retried_then_listed_failed(tmp_path, shards):
     assert [rows[r.name]["status"] for r in runs[:3]] == ["completed"] * 3
 
 
-def test_recentre_on_previous_budgets_measured_optimum(tmp_path, shards):
+def test_recentre_on_previous_budgets_measured_optimum(tmp_path, shards, capsys, monkeypatch):
     # The stand-in's loss 1 + 1000/N + 1e4/D on C = 6ND is lowest at D/N = 10; the spec
     # centres on 1, so the second budget must move to what the first one measured.
     design = """kind = "isoflop"
@@ -100,7 +101,8 @@ tokens_per_param = 1
 spread = 16
 recentre = true
 """
-    spec = load_spec(write_spec(tmp_path, shards, design))
+    path = write_spec(tmp_path, shards, design)
+    spec = load_spec(path)
     out = tmp_path / "out"
     driver.run_sweep(spec, out, LocalExecutor(2), 1, command=FAKE_TRAINER)
     rows = runs_table(out)
@@ -112,6 +114,25 @@ recentre = true
     second = sorted(r["run_id"] for r in rows if r["budget"] == 2.4e9)
     assert second == sorted(r.name for r in expected)
     assert second != sorted(r.name for r in design_mod.isoflop_budget(ctx, 1, 1.0))
+    # A dry run into the sweep folder plans the second budget as the sweep did: every run
+    # is finished. It counted only the runs planned at the spec's centre.
+    monkeypatch.setattr(estimate, "load_now", lambda: None)
+    monkeypatch.setattr(estimate, "_seconds_per_step", lambda run, threads: 0.01)
+    argv = ["sweep", str(path), "--dry-run", "--json", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    io = capsys.readouterr()
+    assert sorted(r["name"] for r in json.loads(io.out)) == sorted(r["run_id"] for r in rows)
+    assert f"{len(rows)} already finished in {out}, nothing left to run" in io.err
+    # one run of the first budget unfinished: the second cannot be known yet
+    (out / "runs" / first[0]["run_id"] / "result.json").unlink()
+    assert main(argv) == 0
+    io = capsys.readouterr()
+    names = [r["name"] for r in json.loads(io.out)]
+    at_centre = [r.name for r in design_mod.isoflop_budget(ctx, 1, 1.0)]
+    assert sorted(names) == sorted([r["run_id"] for r in first] + at_centre)
+    done = len(first) - 1 + len(set(at_centre) & set(second))  # a size both centres plan
+    assert f"{done} already finished in {out}" in io.err
+    assert "budgets from 2.4e+09 on are re-centred" in io.err
 
 
 def test_recentre_centres_each_architecture_on_its_own_optimum(tmp_path, shards, monkeypatch):

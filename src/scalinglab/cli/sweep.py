@@ -306,7 +306,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     from scalinglab.sweep.table import format_table
 
     load = load_now()  # before the steps measured here add to it
-    ctx, runs = driver.make_plan(spec)
+    ctx, runs, known = driver.known_plan(spec, out)
     done = _finished_in(out, runs)
     todo = [r for r in runs if r.name not in done]
     est = estimate_seconds(todo, threads)
@@ -369,10 +369,16 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
         _warn_thin(runs)
     _warn_unplanned(out, runs, spec)
     _warn_moved(ctx)
-    if getattr(spec.design, "recentre", False):
+    budgets = getattr(spec.design, "budgets", [])
+    if getattr(spec.design, "recentre", False) and known < len(budgets):
+        after = (
+            f"once the runs of budget {budgets[known - 1]:.3g} have ended in {out}"
+            if out
+            else "when the sweep runs"
+        )
         say(
-            "recentre = true: budgets after the first are re-centred on the measured "
-            "optimum when the sweep runs; shown here at the spec's centre"
+            f"recentre = true: the budgets from {budgets[known]:.3g} on are re-centred on "
+            f"the optimum measured at the budget before {after}; shown here at the spec's centre"
         )
     return 0
 
