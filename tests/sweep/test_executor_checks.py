@@ -29,6 +29,34 @@ def no_slurm(monkeypatch, tmp_path):
     return empty
 
 
+def _no_data_spec(tmp_path, design: str) -> Path:
+    """A sweep spec of `design` (its [design] table's lines) whose data folder is empty."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'format_version = 1\ndata = "d"\n[design]\n{design}')
+    (tmp_path / "d").mkdir()
+    return spec
+
+
+def test_an_isoflop_sweep_checks_its_executor_before_its_plan_and_plans_once(
+    no_slurm, tmp_path, capsys, monkeypatch
+):
+    """An IsoFLOP spec was planned twice before it ran (once for the thin-budget
+    warning); once now, after the executor's checks: --cluster slurm without SLURM is
+    still refused before a data folder without shards."""
+    from scalinglab.sweep import driver
+
+    spec = _no_data_spec(tmp_path, 'kind = "isoflop"\nbudgets = [1e9]\nsizes = 3\n')
+    argv = ["sweep", str(spec), "--out", str(tmp_path / "out"), "--executor", "submitit"]
+    assert main([*argv, "--cluster", "slurm"]) == 2
+    assert "no SLURM here" in capsys.readouterr().err
+    plans = []
+    monkeypatch.setattr(driver, "make_plan", lambda s: plans.append(s) or ([], []))
+    monkeypatch.setattr(driver, "run_sweep", lambda *a, **k: [])
+    monkeypatch.setattr("scalinglab.cli.sweep._warn_moved", lambda ctx: None)
+    main(argv)
+    assert len(plans) == 1
+
+
 def test_submitit_takes_whole_gpus_only():
     with pytest.raises(ConfigError, match=r"gpus.per.run 0.5: submitit asks for whole GPUs"):
         ExecutorConfig("submitit", gpus_per_run=0.5)
@@ -43,10 +71,8 @@ def test_cluster_slurm_without_slurm_is_refused_before_anything_is_written(
 ):
     with pytest.raises(ConfigError, match=r"cluster slurm: no SLURM here \(no 'srun' on PATH\)"):
         make_executor(ExecutorConfig("submitit", cluster="slurm"), tmp_path / "out")
-    spec = tmp_path / "s.toml"
-    spec.write_text('format_version = 1\ndata = "d"\n[design]\nkind = "grid"\n'
-                    'shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n')  # fmt: skip
-    (tmp_path / "d").mkdir()
+    grid = 'kind = "grid"\nshapes = [{n_layer = 1, n_embd = 8, n_head = 2}]\ntokens = [640]\n'
+    spec = _no_data_spec(tmp_path, grid)
     argv = ["sweep", str(spec), "--out", str(tmp_path / "out"), "--executor", "submitit"]
     assert main([*argv, "--cluster", "slurm"]) == 2
     err = capsys.readouterr().err

@@ -177,10 +177,10 @@ def run(args) -> int:
     if not args.out:
         raise ConfigError("--out DIR is required (the sweep folder)")
     out = Path(args.out)
-    if spec.kind == "isoflop":
-        _warn_thin(driver.make_plan(spec)[1])
-    executor = make_executor(cfg, out)  # its refusals come first, as before the plan's
+    executor = make_executor(cfg, out)  # its refusals come first, before the plan's
     ctx, runs = driver.make_plan(spec)
+    if spec.kind == "isoflop":
+        _warn_thin(runs)
     _warn_unplanned(out, runs, spec)
     _warn_moved(ctx)
     t0 = time.monotonic()
