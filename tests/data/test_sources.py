@@ -360,6 +360,16 @@ def test_hf_csv_errors_name_the_files_line(tmp_path, datasets_offline):
         _docs([src])
 
 
+def test_hf_csv_nul_byte_names_the_files_line(tmp_path, datasets_offline):
+    """A NUL byte in a local CSV's row named 'row 1' (counted from 0); now the line the
+    row starts on, as the CSV's other errors do."""
+    data = tmp_path / "rows.csv"
+    data.write_bytes(b'text\n"multi\nline"\n\nab\x00c\n')
+    (src,) = resolve_sources([f"hf:{data}"])
+    with pytest.raises(DataError, match=r"rows.csv: line 5: byte 2: NUL byte"):
+        prepare([src.spec], tmp_path / "s", tokenizer="byte")
+
+
 def test_hf_text_file_starting_with_a_utf8_bom_is_read_without_it(tmp_path, datasets_offline):
     """hf:FILE.txt kept a byte-order mark as the first line's first character."""
     data = tmp_path / "lines.txt"

@@ -21,6 +21,7 @@ tokenizer would cut differently (after a newline that starts a non-blank line
 when there is one), so memory stays bounded whatever the corpus size.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -62,6 +63,14 @@ class Document:
     size: int
     read: Callable[[int], Iterator[tuple[int, bytes]]]  # chunk_bytes -> (offset, bytes) pieces
     skipped: int = 0  # bytes of the file before offset 0 (a BOM), for the byte an error names
+    # where the document is for an error about its content, found only when one is raised
+    # (a local CSV's row: the line it starts on, which reading the file again tells)
+    locate: Callable[[], str] | None = None
+
+    def place(self) -> str:
+        """Where the document is, for an error about its content: `name`, or what
+        `locate` finds."""
+        return self.locate() if self.locate else self.name
 
 
 def safe_cut(buf: bytes) -> int:
@@ -338,7 +347,8 @@ class HFSource(Source):
                     except UnicodeEncodeError:  # lone surrogates: said, naming the line
                         _utf8(text, self._where(row), errors)
                         raise
-                    yield Document(where, len(data), _bytes_reader(data))
+                    yield Document(where, len(data), _bytes_reader(data),
+                                   locate=functools.partial(self._where, row))  # fmt: skip
                 row += 1
 
     def _where(self, row: int) -> str:

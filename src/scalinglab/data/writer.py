@@ -642,7 +642,7 @@ def _check_not_utf16(doc: Document, off: int, data: bytes) -> None:
     (what its bytes gave before) says what to do."""
     if off == 0 and data[:2] in _UTF16_BOMS:
         raise DataError(
-            f"{doc.name}: UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8; "
+            f"{doc.place()}: UTF-16 text (it starts with a UTF-16 byte-order mark), not UTF-8; "
             "convert it first: iconv -f UTF-16 -t UTF-8"
         )
 
@@ -686,7 +686,7 @@ def _encode(srcs, plan: _Plan, tok, tmp: Path, cfg: PrepareConfig, progress, sta
             if (nul := data.find(b"\0")) >= 0:  # text never holds NUL: a binary file
                 _check_not_utf16(doc, off, data)
                 raise DataError(
-                    f"{doc.name}: byte {doc.skipped + off + nul}: NUL byte; this looks like a binary "
+                    f"{doc.place()}: byte {doc.skipped + off + nul}: NUL byte; this looks like a binary "
                     "file (or UTF-16 text), not UTF-8 text"
                 )
             ids = _encode_chunk(tok, doc, off, data, cfg.errors).astype(dtype)
