@@ -66,6 +66,24 @@ def test_a_larger_budget_records_a_changed_lr_history(data, tmp_path, schedule, 
         assert all(lr[r["step"]] == r["lr"] for r in logged if "lr" in r)
 
 
+def test_a_larger_budget_keeps_the_warmup_its_steps_trained_with(data, tmp_path, caplog):
+    """A 10-step run of --warmup 1000 warmed up over 4 steps (half the run); continued to
+    40 steps the cap gave 19, another LR at the steps already trained (a schedule_change).
+    It keeps the 4: a constant schedule's first 10 steps are the longer run's."""
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    cfg = dict(warmup=1000, schedule="constant", log_every=1)
+    train(tiny_cfg(data, steps=10, **cfg), run)
+    result = train(tiny_cfg(data, steps=40, **cfg), run)
+    assert result["warmup"] == 4 and runfolder.read_history(run) == []
+    assert "the warmup of 4 steps they trained with" in caplog.text
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert lrs[2] < lrs[5] == lrs[12] == lrs[40]  # warmed up by step 4 and held
+    # a run of 40 steps from the start warms up over 19, as before
+    assert train(tiny_cfg(data, steps=40, **cfg), tmp_path / "fresh")["warmup"] == 19
+
+
 def test_a_time_budget_warms_up_within_half_of_it_and_resumes_its_decay(data, tmp_path, caplog):
     torch.set_num_threads(1)
     run = tmp_path / "run"

@@ -101,15 +101,10 @@ class Trainer:
         self.schedule = Schedule(
             t.schedule, t.lr, t.min_lr, t.warmup, self.total_steps, t.cooldown_frac
         )
-        asked = t.warmup != TrainConfig.warmup  # the default's 100 fits short runs quietly
-        if self.schedule.warmup < t.warmup and asked and self.dist.is_main:
-            log.warning(
-                "--warmup %d is more than half the run's %d steps: it warms up over %d",
-                t.warmup, self.total_steps, self.schedule.warmup,
-            )  # fmt: skip
         self.autocast = setup.autocast(self.device, t.dtype)
         self.c = Counters()
         self.schedule_change = None  # the checkpoint's schedule, where the LR of its steps differs
+        self.kept_warmup = False  # a continued run keeps the warmup its checkpoint used
         self.lr = t.lr  # the LR of the last step, for the metrics rows
         self.rnn_state = None
         loggers = [*t.loggers, *(["tensorboard"] if t.tensorboard else [])]
@@ -292,6 +287,7 @@ class Trainer:
                 raise CheckpointError(f"--resume must, but {root} holds no valid checkpoint")
         if path is not None:
             self._load(path)
+        self._warn_short_warmup()
         if self.total_steps is not None and self.c.step > self.total_steps:
             kind, amount = self.cfg.train.budget  # before anything in the folder changes
             raise ConfigError(
@@ -386,6 +382,35 @@ class Trainer:
                 earlier = runfolder.own_lineages(self.out, owner["lineage_id"])
                 checkpoint.save(root, self.c.step, self.model, state, keep, owner, earlier)
 
+    def _warn_short_warmup(self) -> None:
+        t = self.cfg.train
+        asked = t.warmup != TrainConfig.warmup  # the default's 100 fits short runs quietly
+        if self.schedule.warmup >= t.warmup or not asked or not self.dist.is_main:
+            return
+        if self.kept_warmup:
+            log.warning(
+                "--warmup %d was more than half the steps of the run continued here: it "
+                "keeps the warmup of %d steps they trained with",
+                t.warmup, self.schedule.warmup,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "--warmup %d is more than half the run's %d steps: it warms up over %d",
+                t.warmup, self.total_steps, self.schedule.warmup,
+            )  # fmt: skip
+
+    def _keep_warmup(self, saved: dict, config: dict) -> None:
+        """A run continued to a larger step budget keeps the warmup it trained with: one
+        that started too short for its --warmup warmed up over half its steps, and the
+        cap of the larger budget would give the steps already trained another LR. Only
+        while --warmup is the one it started with (a changed one applies as asked)."""
+        was = saved.get("warmup")
+        if self.schedule.total is None or saved.get("total") is None or was is None:
+            return
+        if config.get("warmup") == self.cfg.train.warmup and was < self.schedule.warmup:
+            self.schedule.warmup = int(was)
+            self.kept_warmup = True
+
     def _load(self, path: Path) -> None:
         state = checkpoint.load_state(path, map_location=self.device)
         conflicts = setup.resume_conflicts(state, self.cfg, self.fingerprint)
@@ -409,6 +434,7 @@ class Trainer:
         self._restore_rng(state)
         self.rnn_state = self.dist.slice_rows(state["rnn_state"])
         saved = state.get("schedule") or {}
+        self._keep_warmup(saved, (state.get("config") or {}).get("train", {}))
         if self.schedule.total is None:  # a time budget: where its decay began, if it has
             # (a checkpoint from before warmup_frac was saved decayed over the whole budget)
             began = None if self.c.step < self.schedule.warmup else 0.0
