@@ -159,3 +159,26 @@ def test_replace_dir_deletes_an_older_versions_unnamed_old_folder_once_an_hour_o
         os.utime(d, (hour_ago, hour_ago))
     replace_dir(new, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["shards", fresh.name, other.name])
+
+
+def test_an_older_versions_unnamed_temporary_folders_go_once_an_hour_still(tmp_path):
+    """An older prepare's `.shards.tmp-XXXXXXXX` (mkdtemp) and an older export's
+    `.hf.tmp-PID` (no host), left by a kill, were kept forever: no PID@HOST to check.
+    prepare and export delete one once nothing in it has changed for an hour; one with
+    a file written since (a live older process) and other names are kept."""
+    from scalinglab.data.writer import prepare
+    from scalinglab.export import temp_beside
+
+    (tmp_path / "a.txt").write_text("hello world\n" * 200)
+    hour_ago = time.time() - fsio.UNNAMED_OLD_AGE - 60
+    left = [tmp_path / ".shards.tmp-k3j_9x2a", tmp_path / ".hf.tmp-4242"]
+    kept = [tmp_path / ".shards.tmp-p0q1r2s3", tmp_path / ".shards.tmp-notmine.k3j_9x2a"]
+    for d in (*left, *kept):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "train.bin").write_bytes(b"\0" * 8)
+        for p in (d / "sub" / "train.bin", d / "sub", d):
+            os.utime(p, (hour_ago, hour_ago))
+    os.utime(kept[0] / "sub" / "train.bin")  # written just now
+    prepare([str(tmp_path / "a.txt")], tmp_path / "shards", tokenizer="byte", block_size=8)
+    temp_beside(tmp_path / "hf", "hf").rmdir()
+    assert sorted(p.name for p in tmp_path.glob(".*")) == sorted(p.name for p in kept)

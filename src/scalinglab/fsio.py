@@ -204,6 +204,43 @@ def remove_replaced(out: str | os.PathLike) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+_PID_TAIL = re.compile(r"[0-9]+")  # an older export's `.NAME.tmp-PID` (no host)
+
+
+def remove_unnamed_temps(folder: str | os.PathLike, prefix: str) -> None:
+    """Delete the temporary folders `prefix` + a name with no PID@HOST that an older
+    scalinglab left when it was killed: `.NAME.tmp-XXXXXXXX` (prepare, tempfile.mkdtemp)
+    or `.NAME.tmp-PID` (export), whose process cannot be told alive (`stale_temps`).
+    One is deleted only once nothing in it has changed for UNNAMED_OLD_AGE (the newest
+    mtime of the folder and everything in it): a live process writing into it changes
+    its files' mtimes, and none of those versions wrote nothing for an hour between
+    making the folder and renaming it into place."""
+    for path in Path(folder).glob(glob.escape(prefix) + "*"):
+        tail = path.name[len(prefix) :]
+        if not (_MKDTEMP_TAIL.fullmatch(tail) or _PID_TAIL.fullmatch(tail)):
+            continue
+        newest = _newest_mtime(path) if path.is_dir() and not path.is_symlink() else None
+        if newest is not None and time.time() - newest > UNNAMED_OLD_AGE:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _newest_mtime(folder: Path) -> float | None:
+    """The newest mtime of `folder` and everything below it (symlinks not followed);
+    None where part of it cannot be read (then it is left alone)."""
+    try:
+        newest = folder.lstat().st_mtime
+        for root, dirs, files in os.walk(folder, onerror=_raise):
+            for name in (*dirs, *files):
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    except OSError:
+        return None
+    return newest
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def umask() -> int:
     """The process's umask, read without changing it (Linux's /proc; elsewhere set and
     put back at once)."""

@@ -67,6 +67,7 @@ from scalinglab.fsio import (
     path_relation,
     remove_replaced,
     remove_stale_temps,
+    remove_unnamed_temps,
     replace_dir,
     sha256_file,
     temp_tag,
@@ -293,6 +294,7 @@ def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress, kind
             plan = _load_plan(tmp, state)
             log.info("%s: resuming the prepare a killed process left in %s", out, tmp.name)
             remove_stale_temps(out.parent, resume.temp_prefix(out))  # others' leftovers
+            remove_unnamed_temps(out.parent, resume.temp_prefix(out))
             return tmp, state, plan
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s: cannot resume from %s (%s); starting over", out, tmp.name, exc)
@@ -300,6 +302,7 @@ def _start(out: Path, key: dict, srcs, owner, cfg: PrepareConfig, progress, kind
     plan = _scan(srcs, owner, cfg, progress, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out.parent, resume.temp_prefix(out))  # what a killed prepare left
+    remove_unnamed_temps(out.parent, resume.temp_prefix(out))  # and an older version's
     tmp = make_temp_dir(out.parent, f"{resume.temp_prefix(out)}{temp_tag()}.")
     fields = {"split_by": plan.split_by, "val_fraction": plan.val_fraction,
               "split_at": plan.split_at, "splits": list(plan.splits)}  # fmt: skip

@@ -7,7 +7,13 @@ import errno
 import os
 
 from scalinglab.errors import ExportError
-from scalinglab.fsio import make_temp_dir, path_relation, remove_stale_temps, temp_tag
+from scalinglab.fsio import (
+    make_temp_dir,
+    path_relation,
+    remove_stale_temps,
+    remove_unnamed_temps,
+    temp_tag,
+)
 
 
 def check_out_apart(run_dir: str | os.PathLike, out: str | os.PathLike, data=None) -> None:
@@ -39,6 +45,7 @@ def temp_beside(out, given) -> "os.PathLike":
         out.parent.mkdir(parents=True, exist_ok=True)
         # A killed export's temporary folder (its pid gone) is removed here, not left for good.
         remove_stale_temps(out.parent, f".{out.name}.tmp-")
+        remove_unnamed_temps(out.parent, f".{out.name}.tmp-")  # an older version's
         return make_temp_dir(out.parent, f".{out.name}.tmp-{temp_tag()}.")
     except OSError as exc:
         why = exc.strerror or str(exc)
