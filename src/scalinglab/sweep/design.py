@@ -322,7 +322,10 @@ def moved_targets(ctx: Context) -> list[str]:
         elif d.kind == "isoflop":
             for k, c in enumerate(d.budgets):
                 targets = budget_targets(ctx, k, d.tokens_per_param, arch)
-                for n, model in zip(targets, distinct_shapes(ctx, arch, targets), strict=True):
+                shapes = distinct_shapes(ctx, arch, targets)
+                if len({count(m, ctx.vocab).params for m in shapes}) < MIN_SIZES_PER_BUDGET:
+                    continue  # thin_budgets' line names the whole budget: not each size
+                for n, model in zip(targets, shapes, strict=True):
                     far(f"budget {c:.3g}: ", arch, n, model)
         elif getattr(d, "params", None) is not None:
             by_shape: list[tuple[ModelConfig, list[float]]] = []
