@@ -148,7 +148,7 @@ def test_sweep_and_study_print_config_round_trip(capsys):
     assert study_dict(parse_study(printed, "printed")) == study_dict(builtin)
     # [shape] and [hparams] filled in too: each arch's rule in full, [hparams] over it
     assert printed["shape"]["rnn_layers"] == 1  # a default the quickstart leaves out
-    assert printed["hparams"]["gpt"]["lr"] == 5e-3 and printed["hparams"]["lstm"]["lr"] == 10
+    assert printed["hparams"]["gpt"]["lr"] == 5e-3 and printed["hparams"]["lstm"]["lr"] == 20
     assert printed["hparams"]["lstm"]["warmup_frac"] == 0.05  # from [hparams], not [.lstm]
     assert printed["hparams"]["gpt"]["duration_power"] == 0  # a default of neither
     grid = {"kind": "grid", "shapes": [{"n_layer": 1, "n_embd": 16}], "tokens": [1e6]}
