@@ -280,6 +280,9 @@ def test_a_runs_tables_repr_is_one_short_line():
     assert repr(t) == "RunsTable(3000 rows, columns N, D, C, L, runs: 5, source: '<dict>')"
     assert repr(read_table(rows)) == "RunsTable(3000 rows, columns N, D, C, L, source: '<dict>')"
     assert t.subset(np.arange(n) < 10) is not t and len(t.subset(np.arange(n) < 10)) == 10
+    # a permutation read as a mask kept every row but one, in the table's order
+    with pytest.raises(TypeError, match="boolean mask"):
+        t.subset(np.arange(n)[::-1])
     assert t == t  # dataclass equality still holds (compared field by field)
 
 

@@ -136,7 +136,15 @@ class RunsTable:
                 )
 
     def subset(self, mask) -> "RunsTable":
-        """The rows where `mask` is true, with the same source, conventions and options."""
+        """The rows where `mask` (a boolean array, one per row) is true, with the same
+        source, conventions and options. Indices or a permutation are refused: read as a
+        mask they kept every row but the one at index 0, in the table's own order."""
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (len(self),):
+            raise TypeError(
+                f"subset takes a boolean mask of the table's {len(self)} rows, got "
+                f"{mask.dtype} of shape {mask.shape}"
+            )
         pick = np.flatnonzero(mask)
         cols = {k: (None if getattr(self, k) is None else getattr(self, k)[pick]) for k in "NDCL"}
         return RunsTable(
