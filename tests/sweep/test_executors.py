@@ -91,17 +91,19 @@ def test_failed_run_retried_then_listed_failed(tmp_path, shards):
     assert [rows[r.name]["status"] for r in runs[:3]] == ["completed"] * 3
 
 
-def test_recentre_on_previous_budgets_measured_optimum(tmp_path, shards, capsys, monkeypatch):
-    # The stand-in's loss 1 + 1000/N + 1e4/D on C = 6ND is lowest at D/N = 10; the spec
-    # centres on 1, so the second budget must move to what the first one measured.
-    design = """kind = "isoflop"
+RECENTRED = """kind = "isoflop"
 budgets = [6e8, 2.4e9]
 sizes = 5
 tokens_per_param = 1
 spread = 16
 recentre = true
 """
-    path = write_spec(tmp_path, shards, design)
+
+
+def test_recentre_on_previous_budgets_measured_optimum(tmp_path, shards, capsys, monkeypatch):
+    # The stand-in's loss 1 + 1000/N + 1e4/D on C = 6ND is lowest at D/N = 10; the spec
+    # centres on 1, so the second budget must move to what the first one measured.
+    path = write_spec(tmp_path, shards, RECENTRED)
     spec = load_spec(path)
     out = tmp_path / "out"
     driver.run_sweep(spec, out, LocalExecutor(2), 1, command=FAKE_TRAINER)
@@ -161,3 +163,26 @@ recentre = true
     expected = design_mod.isoflop_budget(driver.open_context(spec), 1, centre)
     second = sorted(r["run_id"] for r in rows if r["budget"] == 2.4e9)
     assert second == sorted(r.name for r in expected)
+
+
+def test_recentred_budgets_are_warned_thin_on_the_sizes_they_run(
+    tmp_path, shards, capsys, caplog, monkeypatch
+):
+    """A re-centred budget's thin_budgets line names the sizes planned on the centre
+    measured before it, once, when it is planned: the sweep warned every budget up front
+    on the spec's centre, sizes it never ran. (Every budget is made thin here.)"""
+    monkeypatch.setattr(design_mod, "MIN_SIZES_PER_BUDGET", 9)
+    run_sweep = driver.run_sweep
+    monkeypatch.setattr(driver, "run_sweep", lambda *a, **kw: run_sweep(*a, **kw | {
+        "command": FAKE_TRAINER}))  # fmt: skip
+    path = write_spec(tmp_path, shards, RECENTRED)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--threads", "1", "--workers", "2"]) == 0
+    said = capsys.readouterr().err.splitlines() + caplog.messages
+    warned = [x for x in said if x.startswith("warning: [design] budget")]
+    rows = runs_table(out)
+    ctx = driver.open_context(load_spec(path))
+    centre = design_mod.measured_centre([r for r in rows if r["budget"] == 6e8])
+    planned = design_mod.isoflop_budget(ctx, 0, 1.0) + design_mod.isoflop_budget(ctx, 1, centre)
+    assert sorted(r.name for r in planned) == sorted(r["run_id"] for r in rows)
+    assert sorted(warned) == sorted(f"warning: {x}" for x in design_mod.thin_budgets(planned))

@@ -139,8 +139,10 @@ def run_sweep(
     outcomes: list[dict] = []
     run_dirs: dict[str, Path] = {}
     for stage in stages:
-        if recentre:
+        if recentre:  # its sizes are known only now: warned here, not by the spec's centre
             planned += stage.runs
+            for line in design.thin_budgets(stage.runs):
+                log.warning("warning: %s", line)
         write_sweep_files(spec, out, planned)
         root = out / stage.folder
         ready, blocked = _unblocked(stage.runs, run_dirs)
