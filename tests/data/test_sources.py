@@ -1,4 +1,5 @@
 import json
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -368,6 +369,26 @@ def test_hf_csv_nul_byte_names_the_files_line(tmp_path, datasets_offline):
     (src,) = resolve_sources([f"hf:{data}"])
     with pytest.raises(DataError, match=r"rows.csv: line 5: byte 2: NUL byte"):
         prepare([src.spec], tmp_path / "s", tokenizer="byte")
+
+
+def test_hf_zst_csv_errors_name_the_files_line(tmp_path, datasets_offline):
+    """A .zst CSV's rows were named 'row N' counted from 0: csv_line opened no zstd."""
+    zstandard = pytest.importorskip("zstandard", reason="the optional zstandard module reads .zst")
+    data = tmp_path / "rows.csv.zst"
+    data.write_bytes(zstandard.ZstdCompressor().compress(b'text,n\n"multi\nline",\n\nok,5\n'))
+    (src,) = resolve_sources([f"hf:{data}"], text_field="n")
+    with pytest.raises(DataError, match=r"rows.csv.zst: line 5: 'n' is float, not text"):
+        _docs([src])
+
+
+def test_hf_csv_row_without_a_line_says_how_it_is_counted(tmp_path, monkeypatch):
+    """Where a local CSV's line cannot be found (a .zst without the zstandard module), the
+    row named is counted from 0 at the first data row: 'row 0' read as the header."""
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard fails
+    data = tmp_path / "rows.csv.zst"
+    data.write_bytes(b"")
+    src = HFSource(f"hf:{data}", "text")
+    assert src._where(1) == f"hf:{data}: row 1 (counted from 0 at the first row after the header)"
 
 
 def test_hf_text_file_starting_with_a_utf8_bom_is_read_without_it(tmp_path, datasets_offline):

@@ -359,6 +359,8 @@ class HFSource(Source):
             line = csv_line(path, row)
             if line is not None:
                 return f"{self.spec}: line {line}"
+            # not a line number: said, or "row 0" reads as the header's
+            return f"{self.spec}: row {row} (counted from 0 at the first row after the header)"
         return f"{self.spec}: row {row}"
 
 
@@ -373,9 +375,15 @@ def csv_line(path: Path, row: int) -> int | None:
     import importlib
 
     suffix = path.suffix.lower()
-    if suffix == ".zst":
-        return None
-    opener = importlib.import_module(_OPENERS[suffix]).open if suffix in _OPENERS else open
+    failed: tuple[type[Exception], ...] = (OSError, csv.Error, EOFError, ValueError)
+    if suffix == ".zst":  # the module `datasets` itself reads .zst with (no stdlib opener)
+        try:
+            zstandard = importlib.import_module("zstandard")
+        except ImportError:
+            return None
+        opener, failed = zstandard.open, (*failed, zstandard.ZstdError)
+    else:
+        opener = importlib.import_module(_OPENERS[suffix]).open if suffix in _OPENERS else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
             reader = csv.reader(f)
@@ -390,7 +398,7 @@ def csv_line(path: Path, row: int) -> int | None:
                 if n == row:
                     return start
                 n += 1
-    except (OSError, csv.Error, EOFError, ValueError):
+    except failed:
         return None
     return None
 
