@@ -165,13 +165,15 @@ recentre = true
     assert second == sorted(r.name for r in expected)
 
 
-def test_recentred_budgets_are_warned_thin_on_the_sizes_they_run(
-    tmp_path, shards, capsys, caplog, monkeypatch
+@pytest.mark.parametrize(("name", "value"), [("MIN_SIZES_PER_BUDGET", 9), ("MOVE_WARN", 1.1)])
+def test_recentred_budgets_are_warned_on_the_sizes_they_run(
+    tmp_path, shards, capsys, caplog, monkeypatch, name, value
 ):
-    """A re-centred budget's thin_budgets line names the sizes planned on the centre
-    measured before it, once, when it is planned: the sweep warned every budget up front
-    on the spec's centre, sizes it never ran. (Every budget is made thin here.)"""
-    monkeypatch.setattr(design_mod, "MIN_SIZES_PER_BUDGET", 9)
+    """A re-centred budget's thin_budgets and moved-target lines name the sizes planned on
+    the centre measured before it, once, when it is planned: the sweep warned every budget
+    up front on the spec's centre, sizes it never ran. (The thresholds are set here so that
+    the budgets are warned about.)"""
+    monkeypatch.setattr(design_mod, name, value)
     run_sweep = driver.run_sweep
     monkeypatch.setattr(driver, "run_sweep", lambda *a, **kw: run_sweep(*a, **kw | {
         "command": FAKE_TRAINER}))  # fmt: skip
@@ -185,4 +187,6 @@ def test_recentred_budgets_are_warned_thin_on_the_sizes_they_run(
     centre = design_mod.measured_centre([r for r in rows if r["budget"] == 6e8])
     planned = design_mod.isoflop_budget(ctx, 0, 1.0) + design_mod.isoflop_budget(ctx, 1, centre)
     assert sorted(r.name for r in planned) == sorted(r["run_id"] for r in rows)
-    assert sorted(warned) == sorted(f"warning: {x}" for x in design_mod.thin_budgets(planned))
+    lines = design_mod.thin_budgets(planned) + design_mod.moved_targets(ctx, {0: 1.0, 1: centre})
+    assert lines  # the threshold set makes some
+    assert sorted(warned) == sorted(f"warning: {x}" for x in lines)

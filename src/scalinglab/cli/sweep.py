@@ -179,10 +179,11 @@ def run(args) -> int:
     out = Path(args.out)
     executor = make_executor(cfg, out)  # its refusals come first, before the plan's
     ctx, runs = driver.make_plan(spec)
-    if spec.kind == "isoflop" and not spec.design.recentre:  # re-centred: the driver warns
-        _warn_thin(runs)  # each budget as it plans it, on the centre measured before
     _warn_unplanned(out, runs, spec)
-    _warn_moved(ctx)
+    if not getattr(spec.design, "recentre", False):  # re-centred: the driver warns of each
+        if spec.kind == "isoflop":  # budget as it plans it, on the centre measured before
+            _warn_thin(runs)
+        _warn_moved(ctx)
     t0 = time.monotonic()
     view = LiveView() if is_terminal() else LineView()
     try:

@@ -287,13 +287,16 @@ MOVE_WARN = 1.25
 """A planned size this many times off its target size (either way) is warned about."""
 
 
-def moved_targets(ctx: Context) -> list[str]:
+def moved_targets(ctx: Context, centres: dict[int, float | dict] | None = None) -> list[str]:
     """Warning lines for target sizes that the [shape] grid does not honour: targets of a
     grid or hparams design that round to one shape (it is planned once), and a target
     planned more than MOVE_WARN times away from its size by `distinct_shapes` moving it
     outward off a shape another target took, or below the grid's smallest shape. An
-    IsoFLOP design's at the spec's centre, as its plan."""
+    IsoFLOP design's budgets at the spec's centre, as its plan; with `centres` only the
+    budgets it names (by index), each on its centre (a re-centred budget's)."""
     d = ctx.spec.design
+    if d.kind == "isoflop" and centres is None:
+        centres = dict.fromkeys(range(len(d.budgets)), d.tokens_per_param)
     out = []
 
     move = "raise spread" if d.kind == "isoflop" else "move the target"
@@ -320,8 +323,9 @@ def moved_targets(ctx: Context) -> list[str]:
             for n, model in ladder_shapes(ctx, arch, d.params):
                 far("", arch, n, model)
         elif d.kind == "isoflop":
-            for k, c in enumerate(d.budgets):
-                targets = budget_targets(ctx, k, d.tokens_per_param, arch)
+            for k, centre in sorted(centres.items()):
+                c = d.budgets[k]
+                targets = budget_targets(ctx, k, centre, arch)
                 shapes = distinct_shapes(ctx, arch, targets)
                 if len({count(m, ctx.vocab).params for m in shapes}) < MIN_SIZES_PER_BUDGET:
                     continue  # thin_budgets' line names the whole budget: not each size
@@ -427,6 +431,8 @@ class Stage:
     runs: list[PlannedRun]
     folder: str = "."
     """Under the sweep folder: where runs/NAME go."""
+    centre: tuple[int, dict] | None = None
+    """A re-centred IsoFLOP budget's: (its index, its tokens per parameter by arch)."""
 
 
 def stages(runs: list[PlannedRun]) -> list[Stage]:

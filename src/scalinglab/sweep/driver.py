@@ -141,7 +141,8 @@ def run_sweep(
     for stage in stages:
         if recentre:  # its sizes are known only now: warned here, not by the spec's centre
             planned += stage.runs
-            for line in design.thin_budgets(stage.runs):
+            k, centre = stage.centre
+            for line in design.thin_budgets(stage.runs) + design.moved_targets(ctx, {k: centre}):
                 log.warning("warning: %s", line)
         write_sweep_files(spec, out, planned)
         root = out / stage.folder
@@ -163,7 +164,7 @@ def _recentred_stages(ctx: Context, out: Path):
             log.info("budget %.3g: %s re-centred on %.4g tokens/parameter", d.budgets[k], arch,
                      centre[arch])  # fmt: skip
         runs = design.isoflop_budget(ctx, k, centre)
-        yield design.Stage(runs)
+        yield design.Stage(runs, centre=(k, centre))
         rows = [run_row(out / "runs" / r.name) | {"arch": r.config.model.arch} for r in runs]
         centre = {
             a: design.measured_centre([r for r in rows if r["arch"] == a]) or d.tokens_per_param
