@@ -64,3 +64,22 @@ def test_a_folder_is_not_a_runs_table(tmp_path, capsys):
     assert one_line_error(capsys, ["fit", str(tmp_path)]) == want
     curve_law = ["fit", str(tmp_path), "--law", "multi-power", "--run-col", "schedule"]
     assert one_line_error(capsys, curve_law) == want  # the curve laws' reader said "no such file"
+
+
+def test_the_default_status_filter_finds_a_status_column_in_any_case(tmp_path, capsys):
+    """lr-opt found `Status` case-insensitively; the runs reader looked for `status` only,
+    so a failed run entered a chinchilla fit silently."""
+    p = tmp_path / "runs.csv"
+    rows = [",".join(f"{v:g}" for v in r) for r in ROWS]
+    p.write_text(
+        "params,tokens,budget,loss,Status\n"
+        + "".join(f"{r},{'failed' if i == 1 else 'completed'}\n" for i, r in enumerate(rows))
+    )
+    t = read_table(p)
+    assert len(t) == 3 and "Status=completed" in t.conventions["filters"]
+    assert len(read_table(p, where=["Status=failed"])) == 1  # a --where on it replaces it
+    p.write_text(p.read_text().replace("completed", "done"))
+    assert one_line_error(capsys, ["fit", str(p)]) == (
+        f"error: {p}: the default filter Status=completed matched no rows (statuses: "
+        "'done', 'failed'); pick rows with --where Status=VALUE\n"
+    )

@@ -540,17 +540,19 @@ def _filter(raw: RawTable, where, conv: dict, opts=None, removed=None) -> None:
     removed = [] if removed is None else removed
     filters = parse_where(where)
     given = len(filters)
-    if "status" in raw.header and not any(c == "status" for c, _, _ in filters):
-        filters.append(("status", "=", "completed"))  # diverged/failed runs carry no valid loss
+    # the status column as the other columns are found (exact, then any case), as lr-opt's
+    status = find_column(raw.header, "status", None, ("status",), raw.source, "")
+    if status is not None and not any(c == status for c, _, _ in filters):
+        filters.append((status, "=", "completed"))  # diverged/failed runs carry no valid loss
     for k, (col, op, val) in enumerate(filters):
         if k == given and raw.rows:  # the default filter
-            statuses = sorted({str(r.get("status")) for r in raw.rows})
+            statuses = sorted({str(r.get(status)) for r in raw.rows})
             if "completed" not in statuses:
                 shown = ", ".join(repr(x) for x in statuses[:5])
                 more = f" and {len(statuses) - 5} more" if len(statuses) > 5 else ""
                 raise DataError(
-                    f"{raw.source}: the default filter status=completed matched no rows "
-                    f"(statuses: {shown}{more}); pick rows with --where status=VALUE"
+                    f"{raw.source}: the default filter {status}=completed matched no rows "
+                    f"(statuses: {shown}{more}); pick rows with --where {status}=VALUE"
                 )
         if col not in raw.header and col not in ("N", "D", "C", "L", "U", "budget"):
             raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
