@@ -166,10 +166,19 @@ def test_predict_warns_once_far_below_or_far_above_the_data_fitted():
         law.predict(N=7, D=1400, check_range=False)
         ScalingLaw.from_published("besiroglu2024").predict(N=7, D=1400)  # no data, no range
         law.optimal(1e30)  # plan names its own extrapolation
-    # a loaded fit knows the compute range fit.json records: 6ND against it
+    # a loaded fit knows the N and D ranges fit.json records: the same warning
+    with pytest.warns(ExtrapolationWarning) as loaded:
+        load_fit(law.to_json()).predict(N=7, D=1400, return_ci=False)
+    assert [str(w.message) for w in loaded] == [
+        "predict: N=7 is 1.4e+06x below the smallest N fitted (1e+07); D=1400 is 1.4e+05x "
+        "below the smallest D fitted (2e+08); check the units"
+    ]
+    # a fit.json written before them knows the compute range alone: 6ND against it
+    old = law.to_json()
+    del old["data"]["N_range"], old["data"]["D_range"]
     with pytest.warns(ExtrapolationWarning, match=r"^predict: C=6ND=5\.88e\+04 is 2e\+11x below "
                       r"the smallest C fitted \(1\.2e\+16\); check the units$"):  # fmt: skip
-        load_fit(law.to_json()).predict(N=7, D=1400, return_ci=False)
+        load_fit(old).predict(N=7, D=1400, return_ci=False)
     power = ScalingLaw("power-c", bootstrap=0).fit(
         {"C": np.geomspace(1e17, 1e19, 8), "L": 1.7 + (1e16 / np.geomspace(1e17, 1e19, 8)) ** 0.3}
     )

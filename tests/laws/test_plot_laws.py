@@ -188,3 +188,27 @@ def test_a_loaded_power_c_law_draws_over_its_fitted_range_of_c():
     law = ScalingLaw("power-c", bootstrap=0).fit({"flops": C, "loss": 1.7 + (3e14 / C) ** 0.1})
     (fit,) = load_fit(law.to_json()).plot().get_lines()
     assert (fit.get_xdata().min(), fit.get_xdata().max()) == pytest.approx((C[0] / 2, C[-1] * 10))
+
+
+def test_a_loaded_chinchilla_fit_draws_and_checks_over_its_fitted_n_and_d():
+    """fit.json recorded only data.C_range: a loaded chinchilla drew over the default N and D
+    ranges and checked only 6ND. It records N_range and D_range now; an old fit.json still
+    loads (and draws over the default ranges)."""
+    from scalinglab.laws.estimator import ExtrapolationWarning
+    from scalinglab.laws.plot import DEFAULT_RANGE
+
+    N, D = np.meshgrid(np.geomspace(1e6, 1e8, 4), np.geomspace(1e8, 1e10, 4))
+    N, D = N.ravel(), D.ravel()
+    loss = 1.8 + 400 / N**0.34 + 1200 / D**0.3
+    law = ScalingLaw("chinchilla", bootstrap=0).fit({"params": N, "tokens": D, "loss": loss})
+    obj = law.to_json()
+    assert obj["data"]["N_range"] == [1e6, 1e8] and obj["data"]["D_range"] == [1e8, 1e10]
+    loaded = load_fit(obj)
+    curves = [ln for ln in loaded.plot().get_lines() if ln.get_label().startswith("N = ")]
+    assert [c.get_label() for c in curves][::3] == ["N = 1e+06", "N = 1e+08"]
+    assert (curves[0].get_xdata().min(), curves[0].get_xdata().max()) == pytest.approx((5e7, 1e11))
+    with pytest.warns(ExtrapolationWarning, match="N=1 .* smallest N fitted"):
+        loaded.predict(N=1.0, D=1e20)  # 6ND in range: only N's own range tells
+    del obj["data"]["N_range"], obj["data"]["D_range"]
+    old = [ln for ln in load_fit(obj).plot().get_lines() if ln.get_label().startswith("N = ")]
+    assert old[0].get_xdata().min() == pytest.approx(DEFAULT_RANGE["D"][0])

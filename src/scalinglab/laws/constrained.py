@@ -33,7 +33,7 @@ from scalinglab.laws.fit import bootstrap_weights, fit_best, refit_resamples, ru
 from scalinglab.laws.intervals import shaped
 from scalinglab.laws.objective import huber
 from scalinglab.laws.settings import csv_mapping, huber_delta
-from scalinglab.laws.table import RunsTable, compute_range, read_table
+from scalinglab.laws.table import RunsTable, compute_range, fitted_ranges, read_table
 
 NAMES = ("A", "B", "E", "alpha", "beta", "R_D", "R_N")
 LOGGED = ("A", "B", "E", "R_D", "R_N")
@@ -292,6 +292,7 @@ def fit_law(law, table):
             "rows": len(t),
             "points_sha256": t.points_sha256(),
             "C_range": compute_range(6.0 * np.asarray(t.N) * np.asarray(t.D)),
+            **fitted_ranges(t),
         },
         "samples": samples,
         "warnings": warnings,

@@ -34,7 +34,7 @@ from scalinglab.laws.settings import (
     huber_delta,
     split_settings,
 )
-from scalinglab.laws.table import OPTIONS, compute_range, data_ranges, read_table
+from scalinglab.laws.table import OPTIONS, compute_range, data_ranges, fitted_ranges, read_table
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
@@ -295,6 +295,7 @@ class ScalingLaw:
             "rows": len(t),
             "points_sha256": t.points_sha256(),
             "C_range": compute_range(t.C),
+            **fitted_ranges(t),  # N_range, D_range: a loaded fit plots and checks over them
         }
         if self.law == "isoflop":
             self._fit_isoflop(t)
@@ -1111,9 +1112,13 @@ def load_fit(path) -> ScalingLaw:
         law.n_points_, law.objective_ = obj["n_points"], obj["objective"]
         law.converged_, law.warnings_ = obj.get("converged", True), obj["warnings"]
         law.conventions_, law.data_ = obj["conventions"], obj.get("data", {})
-        # fit.json records the compute range only: predict checks C (or 6ND) against it
-        c_range = law.data_.get("C_range")
-        law.ranges_ = {"C": [float(c) for c in c_range]} if c_range else {}
+        # the ranges fit.json records (C_range; N_range and D_range since they were added):
+        # predict checks against them and plot draws over them, as an in-memory fit does
+        law.ranges_ = {
+            k: [float(x) for x in law.data_[f"{k}_range"]]
+            for k in ("N", "D", "C")
+            if law.data_.get(f"{k}_range")
+        }
         law.backtest_ = obj.get("backtest")
         law.noise_ = obj.get("noise")
         law.stderr_log10_ = obj.get("stderr_log10", {})

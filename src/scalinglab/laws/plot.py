@@ -130,8 +130,11 @@ def _two_variable(law, ax, points):
     import matplotlib.pyplot as plt
 
     data = points is not None and points.N is not None and points.D is not None
-    n_range = _data_range(points.N) if data else DEFAULT_RANGE["N"]
-    d_range = _data_range(points.D) if data else DEFAULT_RANGE["D"]
+    ranges = getattr(law, "ranges_", None) or {}  # a loaded fit's: fit.json's N/D_range
+    fitted = (_data_range(points.N), _data_range(points.D)) if data else (
+        ranges.get("N"), ranges.get("D"))  # fmt: skip
+    fitted = fitted if all(fitted) else None
+    n_range, d_range = fitted or (DEFAULT_RANGE["N"], DEFAULT_RANGE["D"])
     cmap = plt.get_cmap("viridis")
     lo_n, hi_n = math.log(n_range[0]), math.log(n_range[1])
 
@@ -141,11 +144,11 @@ def _two_variable(law, ax, points):
     if data:
         ax.scatter(points.D, points.L, c=[color(n) for n in points.N], s=14, alpha=0.8,
                    edgecolors="none", label="runs (colour: N)")  # fmt: skip
-    d_hi = d_range[1] * (10 if data else 1)
-    D = np.geomspace(d_range[0] / (2 if data else 1), d_hi, 120)
+    d_hi = d_range[1] * (10 if fitted else 1)
+    D = np.geomspace(d_range[0] / (2 if fitted else 1), d_hi, 120)
     for n in np.geomspace(*n_range, 4):
         _band(ax, law, D, color(n), f"N = {n:.3g}", N=np.full_like(D, n), D=D)
-    if data:
+    if fitted:
         _shade(ax, d_range[1], d_hi)
     ax.set(xscale="log", yscale="log", xlabel=WHAT["D"], ylabel=LOSS)
     ax.legend(fontsize=8)

@@ -866,6 +866,12 @@ def data_ranges(t) -> dict:
     return {k: r for k, r in ranges.items() if r is not None}
 
 
+def fitted_ranges(t) -> dict:
+    """{"N_range"/"D_range": [smallest, largest]} of the N and D columns RunsTable t has
+    (fit.json's data section: a loaded fit plots over them, and predict checks them)."""
+    return {f"{k}_range": r for k, r in data_ranges(t).items() if k != "C"}
+
+
 def compute_range(C) -> list[float] | None:
     """[smallest, largest] finite compute among a fit's rows (fit.json's data.C_range: plan
     warns of an extrapolation from it, without reading the table again), or None."""
