@@ -212,3 +212,21 @@ def test_a_loaded_chinchilla_fit_draws_and_checks_over_its_fitted_n_and_d():
     del obj["data"]["N_range"], obj["data"]["D_range"]
     old = [ln for ln in load_fit(obj).plot().get_lines() if ln.get_label().startswith("N = ")]
     assert old[0].get_xdata().min() == pytest.approx(DEFAULT_RANGE["D"][0])
+
+
+def test_an_isoflop_plot_groups_the_runs_by_the_budgets_the_fit_used():
+    """Fitted with budgets=[...], isoflop snaps each run's C to them; the plot coloured the
+    runs by the table's own budget column instead (here one label for all: one group)."""
+    from tests.laws.test_isoflop_envelope import isoflop_table
+
+    rows = isoflop_table(np.random.default_rng(1))
+    for r in rows:
+        r["C"] *= 1.2  # off the budgets by 20%: the fit snaps them back
+        r["budget"] = 1e18  # a column the fit does not group by
+    budgets = [1e18, 1e19, 1e20, 1e21, 1e22]
+    law = ScalingLaw("isoflop", bootstrap=0, budgets=budgets).fit(rows)
+    groups = markers(law.plot())
+    assert len(groups) == 5
+    for b, line in zip(budgets, groups, strict=True):
+        drawn = sorted(line.get_xdata())
+        assert drawn == sorted(r["N"] for r in rows if r["C"] == pytest.approx(1.2 * b))

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from scalinglab.errors import ConfigError
+from scalinglab.laws.isoflop import group_budgets
 
 LOSS = "loss (nats/token)"
 WHAT = {"N": "parameters N", "D": "training tokens D", "C": "training compute C (FLOPs)"}
@@ -180,7 +181,8 @@ def _isoflop(law, ax, points):
     cols = {b: cmap(0.1 + 0.75 * i / max(1, len(budgets) - 1)) for i, b in enumerate(budgets)}
     nearest = None
     if points is not None and points.N is not None and budgets:
-        c = points.budget if points.budget is not None else points.C
+        # each run's budget as the fit grouped it: snapped to its --budgets when given
+        c, _ = group_budgets(points, law.settings.get("budgets"))
         logb = np.log(budgets)
         nearest = np.asarray(budgets)[np.argmin(np.abs(np.log(c)[:, None] - logb), axis=1)]
     for b in budgets:
