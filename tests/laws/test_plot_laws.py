@@ -230,3 +230,18 @@ def test_an_isoflop_plot_groups_the_runs_by_the_budgets_the_fit_used():
     for b, line in zip(budgets, groups, strict=True):
         drawn = sorted(line.get_xdata())
         assert drawn == sorted(r["N"] for r in rows if r["C"] == pytest.approx(1.2 * b))
+
+
+def test_an_isoflop_plot_does_not_draw_a_skipped_budgets_runs_as_a_fitted_ones():
+    """A budget with too few runs is skipped by the fit; the plot drew its runs in the
+    colour of the nearest fitted budget, as if that parabola were fitted to them."""
+    from tests.laws.test_isoflop_envelope import isoflop_table
+
+    rows = isoflop_table(np.random.default_rng(1))
+    rows = [r for r in rows if r["C"] != 1e22] + [r for r in rows if r["C"] == 1e22][3:5]
+    law = ScalingLaw("isoflop", bootstrap=0).fit(rows)
+    assert law.warnings_[0] == "budgets with fewer than 3 runs skipped: 1e+22"
+    ax = law.plot()
+    assert [len(line.get_xdata()) for line in markers(ax)] == [9, 9, 9, 9]
+    (skipped,) = markers(ax, "x")
+    assert sorted(skipped.get_xdata()) == sorted(r["N"] for r in rows if r["C"] == 1e22)

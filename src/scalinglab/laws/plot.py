@@ -179,19 +179,23 @@ def _isoflop(law, ax, points):
         return _envelope(law, ax, None)
     cmap = plt.get_cmap("plasma")
     cols = {b: cmap(0.1 + 0.75 * i / max(1, len(budgets) - 1)) for i, b in enumerate(budgets)}
-    nearest = None
+    group = None
     if points is not None and points.N is not None and budgets:
         # each run's budget as the fit grouped it: snapped to its --budgets when given
-        c, _ = group_budgets(points, law.settings.get("budgets"))
-        logb = np.log(budgets)
-        nearest = np.asarray(budgets)[np.argmin(np.abs(np.log(c)[:, None] - logb), axis=1)]
+        group, _ = group_budgets(points, law.settings.get("budgets"))
+        group = np.asarray(group, dtype=float)
+        # the runs of a budget the fit skipped (too few runs) belong to no parabola
+        skipped = ~np.isclose(group[:, None], budgets, rtol=1e-5).any(axis=1)  # keys are :g
+        if skipped.any():
+            ax.plot(points.N[skipped], points.L[skipped], "x", color="0.5", ms=4,
+                    label="runs of budgets skipped")  # fmt: skip
     for b in budgets:
         n_opt, l_opt, k = (p.get(f"{v}@{b:g}") for v in ("N_opt", "L_opt", "k"))
         if not all(v is not None and math.isfinite(v) for v in (n_opt, l_opt, k)):
             continue
         span = (n_opt / 10, n_opt * 10)
-        if nearest is not None and (nearest == b).any():
-            m = nearest == b
+        m = None if group is None else np.isclose(group, b, rtol=1e-5)
+        if m is not None and m.any():
             ax.plot(points.N[m], points.L[m], "o", color=cols[b], ms=4)
             span = (points.N[m].min() / 1.5, points.N[m].max() * 1.5)
         N = np.geomspace(*span, 80)
