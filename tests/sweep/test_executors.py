@@ -190,3 +190,13 @@ def test_recentred_budgets_are_warned_on_the_sizes_they_run(
     lines = design_mod.thin_budgets(planned) + design_mod.moved_targets(ctx, {0: 1.0, 1: centre})
     assert lines  # the threshold set makes some
     assert sorted(warned) == sorted(f"warning: {x}" for x in lines)
+    # A dry run into the finished sweep folder plans budget 1 on the centre measured, and
+    # warns of the sizes so planned, not of those the spec's centre would give.
+    monkeypatch.setattr(estimate, "load_now", lambda: None)
+    monkeypatch.setattr(estimate, "_seconds_per_step", lambda run, threads: 0.01)
+    argv = ["sweep", str(path), "--dry-run", "--json", "--threads", "1", "--out", str(out)]
+    assert main(argv) == 0
+    said = capsys.readouterr().err.splitlines()
+    assert sorted(x for x in said if x.startswith("warning: [design] budget")) == sorted(
+        f"warning: {x}" for x in lines
+    )

@@ -259,11 +259,12 @@ def _warn_thin(runs) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def _warn_moved(ctx) -> None:
-    """A warning line on stderr per target size the [shape] grid moved far or merged."""
+def _warn_moved(ctx, centres: dict | None = None) -> None:
+    """A warning line on stderr per target size the [shape] grid moved far or merged
+    (an IsoFLOP budget's on its centre in `centres`, by default the spec's)."""
     from scalinglab.sweep.design import moved_targets
 
-    for line in moved_targets(ctx):
+    for line in moved_targets(ctx, centres):
         print(f"warning: {line}", file=sys.stderr)
 
 
@@ -307,7 +308,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     from scalinglab.sweep.table import format_table
 
     load = load_now()  # before the steps measured here add to it
-    ctx, runs, known = driver.known_plan(spec, out)
+    ctx, runs, known, centres = driver.known_plan(spec, out)
     done = _finished_in(out, runs)
     todo = [r for r in runs if r.name not in done]
     est = estimate_seconds(todo, threads)
@@ -369,7 +370,7 @@ def _dry_run(spec, workers: int, threads: int, as_json: bool = False, out=None) 
     if spec.kind == "isoflop":  # as the sweep itself: a grid's budgets are no IsoFLOPs
         _warn_thin(runs)
     _warn_unplanned(out, runs, spec)
-    _warn_moved(ctx)
+    _warn_moved(ctx, centres)  # a re-centred budget known from OUT on its measured centre
     budgets = getattr(spec.design, "budgets", [])
     if getattr(spec.design, "recentre", False) and known < len(budgets):
         after = (

@@ -50,28 +50,34 @@ def make_plan(spec: SweepSpec) -> tuple[Context, list[PlannedRun]]:
     return ctx, design.plan(ctx)
 
 
-def known_plan(spec: SweepSpec, out: Path | str | None) -> tuple[Context, list[PlannedRun], int]:
+def known_plan(
+    spec: SweepSpec, out: Path | str | None
+) -> tuple[Context, list[PlannedRun], int, dict[int, float | dict] | None]:
     """(context, the runs a sweep into `out` would run, the number of budgets of them
-    planned as the sweep plans them). Every design's plan is known before it runs but a
-    re-centred IsoFLOP design's: its budget k + 1 is centred on the results of budget k,
-    known here only once every run of budget k has ended in `out` (the sweep then skips
-    them and centres on those same results). The budgets after the first not known are
-    planned at the spec's centre."""
+    planned as the sweep plans them, each IsoFLOP budget's centre by index or None for
+    other designs). Every design's plan is known before it runs but a re-centred IsoFLOP
+    design's: its budget k + 1 is centred on the results of budget k, known here only
+    once every run of budget k has ended in `out` (the sweep then skips them and centres
+    on those same results). The budgets after the first not known are planned at the
+    spec's centre."""
     ctx = open_context(spec)
     d = spec.design
     if not (d.kind == "isoflop" and d.recentre):
-        return ctx, design.plan(ctx), len(getattr(d, "budgets", ()))
+        return ctx, design.plan(ctx), len(getattr(d, "budgets", ())), None
     budgets: list[list[PlannedRun]] = []
+    centres: dict[int, float | dict] = {}
     if out is not None:
         for stage in _recentred_stages(ctx, Path(out)):  # logs each budget's centre
             budgets.append(stage.runs)
+            k, centres[k] = stage.centre
             if not all(runfolder.is_finished(Path(out) / "runs" / r.name) for r in stage.runs):
                 break
     runs = [r for b in budgets for r in b]
     for k in range(len(budgets), len(d.budgets)):
         runs += design.isoflop_budget(ctx, k, d.tokens_per_param)
+        centres[k] = d.tokens_per_param
     known = max(len(budgets), 1)
-    return ctx, runs, known
+    return ctx, runs, known, centres
 
 
 def write_run_folder(run: PlannedRun, out: Path, spec: SweepSpec, threads: int) -> Path:
