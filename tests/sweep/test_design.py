@@ -9,7 +9,7 @@ from scalinglab.models.counting import count
 from scalinglab.sweep import design, shapes
 from scalinglab.sweep.driver import make_plan
 from scalinglab.sweep.spec import ShapeRule, load_spec
-from tests.sweep.conftest import write_spec
+from tests.sweep.conftest import spec_text, write_spec
 
 ISO = """kind = "isoflop"
 budgets = [2.4e7, 9.6e7]
@@ -417,6 +417,28 @@ def test_targets_the_width_grid_moves_far_are_named(tmp_path, shards):
         size = int(line.split("planned as ")[1].split()[0].replace(",", ""))
         assert size in {r.counts.params for r in runs if r.group["budget"] == budget}
         assert max(size / target, target / size) > design.MOVE_WARN
+
+
+def test_a_coarse_grids_nearest_shape_is_not_called_its_smallest(tmp_path, shards):
+    """An LSTM grid of widths 64, 128, ... plans a target of 1e5 as the 128-wide shape,
+    1.4x above it: that was named 'the [shape] grid's smallest: raise the target', though
+    the smallest (64 wide) lies below the target and raising it moves it further off; a
+    target rounded down as far went unwarned."""
+    lstm = 'kind = "ladder"\nparams = [1e5, 4e5, 1e6]\ntokens_per_param = [1]\n'
+    text = spec_text(shards, lstm).replace('archs = ["gpt"]', 'archs = ["lstm"]')
+    path = tmp_path / "spec.toml"
+    path.write_text(text.replace("head_size = 4", "head_size = 4\nwidth_multiple = 64"))
+    ctx, runs = make_plan(load_spec(path))
+    sizes = sorted(r.counts.params for r in runs)
+    smallest = shapes.smallest_params("lstm", ctx.vocab, ctx.spec.model, ctx.spec.shape)
+    assert smallest < 1e5 < 1.25 * 1e5 < sizes[0] and sizes[1] < 4e5 / 1.25
+    coarse = "the [shape] grid's nearest (its shapes step coarsely there): make [shape] "
+    assert design.moved_targets(ctx) == [
+        f"[design] target N 1e+05 (lstm) is planned as {sizes[0]:,} parameters "
+        f"({sizes[0] / 1e5:.2g}x), {coarse}width_multiple smaller",
+        f"[design] target N 4e+05 (lstm) is planned as {sizes[1]:,} parameters "
+        f"({sizes[1] / 4e5:.2g}x), {coarse}width_multiple smaller",
+    ]
 
 
 def test_ladder_targets_below_the_smallest_shape_are_refused_naming_them(tmp_path, shards):

@@ -302,20 +302,21 @@ def moved_targets(ctx: Context, centres: dict[int, float | dict] | None = None) 
     move = "raise spread" if d.kind == "isoflop" else "move the target"
 
     def far(where: str, arch: str, target: float, model: ModelConfig) -> None:
-        """Warned where the shape is not the grid's nearest (moved outward) or the target
-        lies below the smallest shape; a coarse grid's nearest shape is the rule's."""
+        """Warned where the shape is more than MOVE_WARN off its target: moved outward off
+        the grid's nearest, the grid's smallest above the target, or the nearest of a grid
+        whose shapes step coarsely there."""
         n = count(model, ctx.vocab).params
         if max(n / target, target / n) <= MOVE_WARN * (1 + 1e-9):
             return
         if model != model_for(ctx, arch, target):
-            why = f"moved outward off a shape another size took: {move}"
-        elif target < n:
-            why = "the [shape] grid's smallest: raise the target"
+            why = f"moved outward off a shape another size took: {move}, or"
+        elif target < n and n <= smallest_params(arch, ctx.vocab, ctx.spec.model, ctx.spec.shape):
+            why = "the [shape] grid's smallest: raise the target, or"
         else:
-            return
+            why = "the [shape] grid's nearest (its shapes step coarsely there):"
         out.append(
             f"[design] {where}target N {target:.3g} ({arch}) is planned as {n:,} parameters "
-            f"({n / target:.2g}x), {why}, or make [shape] {width_step_key(arch)} smaller"
+            f"({n / target:.2g}x), {why} make [shape] {width_step_key(arch)} smaller"
         )
 
     for arch in ctx.spec.archs:
