@@ -1,4 +1,5 @@
 import json
+import re
 import sys
 import sysconfig
 from pathlib import Path
@@ -15,7 +16,7 @@ from scalinglab.data.sources import (
     stdlib_files,
 )
 from scalinglab.data.writer import prepare
-from scalinglab.errors import DataError
+from scalinglab.errors import DataError, MissingExtraError
 
 
 def _docs(srcs):
@@ -389,6 +390,18 @@ def test_hf_csv_row_without_a_line_says_how_it_is_counted(tmp_path, monkeypatch)
     data.write_bytes(b"")
     src = HFSource(f"hf:{data}", "text")
     assert src._where(1) == f"hf:{data}: row 1 (counted from 0 at the first row after the header)"
+
+
+def test_hf_zst_file_without_zstandard_names_the_package(tmp_path, datasets_offline, monkeypatch):
+    """Without the zstandard module an hf: .zst file failed as 'cannot load the data set (An
+    error occurred while generating the dataset)': now the package and the extra are named."""
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import zstandard fails
+    data = tmp_path / "lines.txt.zst"
+    data.write_bytes(b"(zstd bytes)")
+    with pytest.raises(MissingExtraError, match=re.escape(
+        f"the source hf:{data} (zstd-compressed) needs the Python package 'zstandard', which "
+        "is not installed; install it with: pip install 'scalinglab[hf]'")):  # fmt: skip
+        list(HFSource(f"hf:{data}", "text").documents())
 
 
 def test_hf_text_file_starting_with_a_utf8_bom_is_read_without_it(tmp_path, datasets_offline):

@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
 from scalinglab.data.shards import is_shards_dir
-from scalinglab.errors import ConfigError, DataError, require
+from scalinglab.errors import ConfigError, DataError, MissingExtraError, require
 
 CHUNK_BYTES = 4 << 20
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -421,6 +421,8 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
             return ds.to_iterable_dataset() if streaming else ds
         if path.is_file():  # a local data file: let the packaged builder for its type read it
             builder = hf_builder(path, spec)
+            if path.suffix.lower() == ".zst":  # without it `datasets` says only that it failed
+                require("zstandard", "hf", f"the source {spec} (zstd-compressed)")
             # the text builder's rows are lines; without keep_linebreaks it strips their line
             # ends, and documents are joined without a separator: the text lost every break;
             # utf-8-sig: a byte-order mark at the file's start is no text of its first line
@@ -429,7 +431,7 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
                 builder, data_files=str(path), split=split, streaming=streaming, **extra
             )
         return datasets.load_dataset(name, config, split=split, streaming=streaming)
-    except DataError:
+    except (DataError, MissingExtraError):
         raise
     except Exception as exc:  # datasets raises many types (hub, file, split errors)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
