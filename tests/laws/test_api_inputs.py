@@ -302,7 +302,7 @@ def test_the_command_line_refuses_a_fit_flag_the_law_does_not_use(tmp_path, caps
          "predict: law 'power-d' predicts from D; N is not used"),
         ("power-c", {"E": 1.7, "alpha": 0.05, "C_c": 1e10}, {"N": 1e9, "C": 1e20},
          "predict: law 'power-c' predicts from C; N is not used"),
-        ("task-power", None, {"N": 1e9, "D": 2e10, "C": 1e24},
+        ("task-power", None, {"N": 1e8, "D": 2e9, "C": 1e18},
          "predict: law 'task-power' predicts from C, or from N and D as C = 6ND; give C or "
          "N and D, not both"),
     ],
