@@ -397,3 +397,37 @@ def test_where_compares_numbers_and_takes_double_equals_as_the_runs_reader(tmp_p
         assert [r.run_id for r in t.runs] == ["a"], cond
     t = read_curve_table(path, run_cols=["run"], holdout_where=["budget=2.0e19"])
     assert [r.run_id for r in t.held_runs] == ["b"]
+
+
+def test_curves_with_a_status_column_take_completed_runs_by_default(tmp_path, capsys):
+    """A curves table with a status column (`runs DIR --curves`) fed a diverged run's
+    rising loss to the curve law as if valid: the runs reader's default filter
+    status=completed now applies to curves too, and `--where status=...` overrides it."""
+
+    def fn(lr, steps):
+        return mpl_direct(MPL_25M, lr, steps)
+
+    kinds = ("cosine", "constant", "drop", "wsd")
+    clean = curves_csv(tmp_path / "clean.csv", fn, kinds)
+    lines = clean.read_text().splitlines()
+    rows = [f"{x},completed" for x in lines[1:]]
+    blown = [f"blown,blown,{s},0.0003,{3 + s / 100:.6g},diverged" for s in range(100, 2000, 100)]
+    path = tmp_path / "status.csv"
+    path.write_text("\n".join([f"{lines[0]},status", *rows, *blown]) + "\n")
+    kw = {"run_cols": ["run"], "holdout_where": ["kind=wsd"], "bootstrap": 0}
+    fit = ScalingLaw("multi-power", **kw).fit(path)
+    alone = ScalingLaw("multi-power", **kw).fit(clean)
+    assert fit.params_ == alone.params_
+    assert fit.conventions_["filters"] == ["status=completed"]
+    t = read_curve_table(path, run_cols=["run"], where=["kind!=cosine"])
+    assert ("the default filter status=completed", len(blown)) in t.removed
+    assert ("--where kind!=cosine", 39) in t.removed
+    t = read_curve_table(path, run_cols=["run"], where=["status=diverged"])
+    assert [r.run_id for r in t.runs] == ["blown"]
+    (tmp_path / "none.csv").write_text("\n".join([f"{lines[0]},status", *blown]) + "\n")
+    argv = ["fit", str(tmp_path / "none.csv"), "--law", "multi-power", "--run-col", "run"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'none.csv'}: the default filter status=completed matched no rows "
+        "(statuses: 'diverged'); pick rows with --where status=VALUE\n"
+    )

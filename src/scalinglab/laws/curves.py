@@ -133,6 +133,20 @@ def read_curve_table(
             "name it with --loss-col"
         )
     conds = parse_where(where)
+    given = len(conds)
+    # as the runs reader: a diverged or failed run's last points are no valid loss, and a
+    # run still going is a curve cut short; `--where status=...` picks others
+    status = find_column(header, "status", None, ("status",), path, "")
+    if status is not None and not any(c == status for c, _, _ in conds):
+        statuses = sorted({row[status] for row in rows})
+        if rows and "completed" not in statuses:
+            shown = ", ".join(repr(x) for x in statuses[:5])
+            more = f" and {len(statuses) - 5} more" if len(statuses) > 5 else ""
+            raise DataError(
+                f"{path}: the default filter {status}=completed matched no rows "
+                f"(statuses: {shown}{more}); pick rows with --where {status}=VALUE"
+            )
+        conds.append((status, "=", "completed"))
     held_conds = parse_where(holdout_where, "--holdout-where")
     for flag, group in (("--where", conds), ("--holdout-where", held_conds)):
         for col, op, val in group:
@@ -145,9 +159,13 @@ def read_curve_table(
     keys: dict[str, tuple] = {}
     held: set[str] = set()
     hits = [0] * len(held_conds)
+    by_status = 0  # rows only the default status filter took out
     for i, row in zip(raw.index, rows, strict=True):
         at = f"{path}: row {i} (line {line[i]})"
-        if not all(cell_matches(row[c[0]], c, at) for c in conds):
+        if not all(cell_matches(row[c[0]], c, at) for c in conds[:given]):
+            continue
+        if not all(cell_matches(row[c[0]], c, at) for c in conds[given:]):
+            by_status += 1
             continue
         rid = run_name(tuple(row[c] for c in run_cols), keys, at, run_cols)
         groups.setdefault(rid, []).append((i, row))
@@ -156,7 +174,9 @@ def read_curve_table(
         if any(hit):
             held.add(rid)
     if not groups:
-        raise DataError(f"{path}: no rows left after --where {' '.join(where or ())}")
+        raise DataError(
+            f"{path}: no rows left after --where {' '.join(f'{c}{o}{v}' for c, o, v in conds)}"
+        )
     for w, h in zip(holdout_where or (), hits, strict=True):
         if not h:  # a misspelt value held out nothing, and the fit took the test runs in
             after = f" after --where {' '.join(where)}" if where else ""
@@ -226,7 +246,9 @@ def read_curve_table(
     }
     kept = sum(len(r.steps) for r in runs)
     held_rows = sum(len(r.steps) for r in runs if r.held_out)
-    removed = [(f"--where {' '.join(where)}", len(rows) - kept)] if where else []
+    removed = [(f"--where {' '.join(where)}", len(rows) - kept - by_status)] if where else []
+    if len(conds) > given:  # the default status filter: the rows --where kept that it took
+        removed.append((f"the default filter {conds[given][0]}=completed", by_status))
     removed.append((f"--holdout-where {' '.join(holdout_where or ())}", held_rows))
     return CurveTable(runs, str(path), raw.sha256, conv, rows_read=len(rows), removed=removed)
 
