@@ -128,6 +128,29 @@ def test_interrupted_prepare_leaves_nothing_that_looks_valid(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
+def test_a_file_changed_while_being_prepared_is_named_and_nothing_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    """A document whose size changes between the plan's pass and the encoding pass is
+    refused, naming it (the error had no test)."""
+    _corpus(tmp_path / "c", n_docs=5)
+    split_bytes = writer._split_bytes
+
+    def grow(*a, **k):  # the encoding pass starts: another program appends to one file
+        with open(tmp_path / "c" / "d0003.txt", "a", encoding="utf-8") as f:
+            f.write("more\n")
+        return split_bytes(*a, **k)
+
+    monkeypatch.setattr(writer, "_split_bytes", grow)
+    assert main(["prepare", str(tmp_path / "c"), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: {tmp_path / 'c' / 'd0003.txt'}: changed while being prepared; run prepare again\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
 def test_loader_on_prepared_shards_resumes_identically(tmp_path):
     _corpus(tmp_path / "c", n_docs=20)
     prepare([str(tmp_path / "c")], tmp_path / "s", tokenizer="char", block_size=16)

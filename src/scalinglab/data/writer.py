@@ -580,7 +580,7 @@ def _walk(
     for src in srcs:
         for doc in src.documents(cfg.errors):
             if i >= len(plan.sizes) or doc.size != plan.sizes[i]:
-                raise DataError(f"{doc.name}: changed while being prepared; run prepare again")
+                raise DataError(f"{doc.place()}: changed while being prepared; run prepare again")
             if plan.split_by != "bytes":
                 split = SPLIT_NAMES[plan.labels[i]]
                 pieces = doc.read(cfg.chunk_bytes) if only in (None, split) else ()
@@ -656,7 +656,7 @@ def _decode(doc: Document, off: int, data: bytes, errors: str) -> str:
     except UnicodeDecodeError as exc:
         _check_not_utf16(doc, off, data)
         raise DataError(
-            f"{doc.name}: byte {doc.skipped + off + exc.start}: invalid UTF-8 ({exc.reason}); "
+            f"{doc.place()}: byte {doc.skipped + off + exc.start}: invalid UTF-8 ({exc.reason}); "
             "the byte tokenizer takes any bytes, or pass --errors replace"
         ) from None
 
