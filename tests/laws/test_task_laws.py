@@ -355,3 +355,24 @@ def test_task_power_refuses_a_metric_of_one_naming_the_row():
     t = {"flops": [1e15, 1e16, 1e17, 1e18], "acc": [0.3, 0.5, 0.8, 1.0]}
     with pytest.raises(DataError, match=r"row 4, column 'acc': task-power fits -ln\(metric\)"):
         ScalingLaw("task-power", metric_col="acc", bootstrap=0).fit(t)
+
+
+def test_a_curves_table_with_steps_not_scored_names_the_where_that_leaves_them_out(tmp_path):
+    """`runs DIR --curves` has a row per evaluated step and a task's columns only at the
+    steps `eval --every-checkpoint` scored (fewer checkpoints than evaluations): the
+    documented task-law fit of it stopped at 'missing value' with no way on."""
+    d = {k: v.tolist() for k, v in synthetic().items()}
+    lines = ["run,step,flops,recall.acc,recall.bpb"]
+    for r in range(6):  # each run: an evaluated, unscored step, then its scored last step
+        c, a, lo = d["flops"][2 * r + 1], d["acc"][2 * r + 1], d["task_loss"][2 * r + 1]
+        lines += [f"r{r},10,{c / 2!r},,", f"r{r},20,{c!r},{a!r},{lo!r}"]
+    (tmp_path / "curves.csv").write_text("\n".join(lines) + "\n")
+    kw = {"metric_col": "recall.acc", "loss_col": "recall.bpb", "run_cols": ["run"]}
+    with pytest.raises(
+        DataError,
+        match=r"row 1 \(line 2\), column 'recall.acc': missing value: a row not scored on "
+        r"the task .*; where 'recall.acc!=' leaves such rows out$",
+    ):
+        ScalingLaw("task-sigmoid", bootstrap=0, **kw).fit(tmp_path / "curves.csv")
+    law = ScalingLaw("task-sigmoid", bootstrap=0, where=["recall.acc!="], **kw)
+    assert law.fit(tmp_path / "curves.csv").n_points_ == 6

@@ -16,6 +16,7 @@ draw of the two-step law is one resample's pair of fits.
 """
 
 import itertools
+import re
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -128,6 +129,23 @@ class Sigmoid:
 
 
 def _read(law, table, col):
+    try:
+        return _read_c(law, table, col)
+    except DataError as e:
+        # A task column is empty where the task was not scored: every evaluated step of
+        # `runs --curves` that --every-checkpoint did not score (evals outnumber the
+        # checkpoints), or a run not scored on the column's items. Say how to leave those
+        # rows out, or the documented curves-table fit is a dead end.
+        if not re.search(rf"column {re.escape(repr(col))}: missing value", e.message):
+            raise
+        raise DataError(
+            f"{e.message}: a row not scored on the task (an evaluated step that was not "
+            f"scored, or a run not scored on the column's items); --where '{col}!=' "
+            "leaves such rows out"
+        ) from None
+
+
+def _read_c(law, table, col):
     t = _read_need(law, table, col, ("C", "L"))
     if t.C is None:  # no C column: C = 6 N D, from N and D
         t = _read_need(law, table, col, ("N", "D", "C", "L"))
