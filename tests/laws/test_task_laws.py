@@ -376,3 +376,27 @@ def test_a_curves_table_with_steps_not_scored_names_the_where_that_leaves_them_o
         ScalingLaw("task-sigmoid", bootstrap=0, **kw).fit(tmp_path / "curves.csv")
     law = ScalingLaw("task-sigmoid", bootstrap=0, where=["recall.acc!="], **kw)
     assert law.fit(tmp_path / "curves.csv").n_points_ == 6
+
+
+def test_run_cols_run_id_in_python_reads_checkpoints_as_fit_run_col_run_id_does(tmp_path):
+    """`fit CURVES.csv --law task-sigmoid --run-col run_id` (docs/tasks.md) reads the rows
+    as checkpoints of the runs; the same keyword in Python, run_cols=["run_id"], is the
+    default's spelling and was read as no runs: 'duplicate run_id' at a run's second row."""
+    import json
+
+    from scalinglab.cli import main
+
+    d = {k: v.tolist() for k, v in synthetic().items()}
+    lines = ["run_id,step,flops,recall.acc,recall.bpb"]
+    for r in range(6):  # each run: a mid-schedule checkpoint, then its last row
+        for i in (2 * r, 2 * r + 1):
+            lines.append(f"r{r},{i},{d['flops'][i]!r},{d['acc'][i]!r},{d['task_loss'][i]!r}")
+    (tmp_path / "curves.csv").write_text("\n".join(lines) + "\n")
+    kw = {"metric_col": "recall.acc", "loss_col": "recall.bpb", "bootstrap": 0}
+    law = ScalingLaw("task-sigmoid", run_cols=["run_id"], **kw).fit(tmp_path / "curves.csv")
+    assert law.settings["checkpoints"] is True and law.n_points_ == 12
+    argv = ["fit", str(tmp_path / "curves.csv"), "--law", "task-sigmoid", "--metric-col",
+            "recall.acc", "--loss-col", "recall.bpb", "--run-col", "run_id", "--bootstrap",
+            "0", "--out", str(tmp_path / "fit.json")]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "fit.json").read_text())["params"] == pytest.approx(law.params_)

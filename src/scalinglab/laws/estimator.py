@@ -178,6 +178,11 @@ class ScalingLaw:
 
     def __init__(self, law="chinchilla", **settings):
         self._set_settings(law, settings)
+        if law in tasklaws.TASK_LAWS and "run_cols" in settings:
+            # Rows of the runs named are checkpoints, as `fit --run-col` takes them: the
+            # curves table's run_cols=["run_id"] is the default's spelling, and read as no
+            # runs at all it stopped at the run's second row as a duplicate run_id.
+            self.settings["checkpoints"] = True
         defaults = dataclasses.asdict(FitConfig())
         for name, laws in GIVEN_SETTING_LAWS.items():
             if name in settings and self.settings[name] != defaults[name]:
