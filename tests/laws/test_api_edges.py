@@ -191,3 +191,22 @@ def test_predict_warns_once_far_below_or_far_above_the_data_fitted():
         ExtrapolationWarning, match=r"C=6ND=4\.2e\+12 is 2.4e\+02x below the smallest C"
     ):
         task.predict(N=7e6, D=1e5)  # N and D unknown to the table: C = 6ND is checked
+
+
+def test_a_fit_that_runs_a_parameter_off_to_infinity_names_it():
+    """Six runs over a narrow range: the optimum in log space (a = ln A past 709) is
+    A = inf in the law's own parameters, every prediction nan, and the fit stopped at
+    '0 finite residuals: no run-to-run noise can be estimated'."""
+    rows = {
+        "params": [1e8, 2e8, 4e8, 8e8, 1e8, 3e8],
+        "tokens": [1e9, 1e9, 2e9, 4e9, 4e9, 3e9],
+        "loss": [3.0, 2.9, 2.8, 2.7, 2.75, 2.72],
+    }
+    law = ScalingLaw("chinchilla", bootstrap=0)
+    with pytest.raises(
+        FitError,
+        match=r"^<dict>: law 'chinchilla' on 6 points ran A off to infinity \(E=.*, A=inf, "
+        r".*\): these runs do not determine the law",
+    ):
+        law.fit(rows)
+    assert not hasattr(law, "params_")  # a fit that raises leaves the estimator unfitted

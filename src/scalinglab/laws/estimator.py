@@ -345,8 +345,19 @@ class ScalingLaw:
             boot_starts=s["boot_starts"],
             prune=s["prune"],
         )
-        nat = form.natural(res["ctx"], res["theta"])
+        with np.errstate(over="ignore"):  # a log-scale theta past ~709: exp() is inf
+            nat = form.natural(res["ctx"], res["theta"])
         self.params_ = {k: float(v[0]) for k, v in nat.items()}
+        overflow = [k for k, v in self.params_.items() if not np.isfinite(v)]
+        if overflow:
+            # The objective is finite in log space, but the law in its own parameters is
+            # not: every prediction was nan, and the fit stopped at '0 finite residuals'.
+            got = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            raise FitError(
+                f"{t.source}: law {self.law!r} on {len(t)} points ran "
+                f"{', '.join(overflow)} off to infinity ({got}): these runs do not "
+                "determine the law (too few of them, or over too narrow a range)"
+            )
         self.derived_ = {k: float(v) for k, v in form.derived(self.params_).items()}
         self.objective_ = res["objective"]
         self.n_points_ = len(t)
