@@ -70,6 +70,14 @@ def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=No
 
         rows = unique_tokens_allocation(law, flops, unique_tokens)
         out = rows[0] if np.ndim(flops) == 0 else rows
+    elif law.law == "data-constrained":
+        # as `scalinglab plan` says: without U the law has no allocation, and flops alone
+        # was told to 'use chinchilla, isoflop or envelope', params=N that the law
+        # 'predicts from N, D and U' (of a law whose fixed-size plan it lists)
+        raise ConfigError(
+            "plan_run: a data-constrained fit plans with flops=C (or a list) and "
+            "unique_tokens=U, the unique tokens there are"
+        )
     elif params is not None:
         if flops is None or isinstance(flops, (list, tuple)):
             raise ConfigError("plan_run(params=N) needs exactly one budget: flops=C")

@@ -147,6 +147,15 @@ def test_plan_unique_tokens(tmp_path, capsys):
     assert plan_run(law, flops=[C, 1e22], unique_tokens=U)[0] == row
     with pytest.raises(ConfigError, match="goes with flops=C"):
         plan_run(law, params=1e9, flops=C, unique_tokens=U)
+    # without U, as `scalinglab plan` says: flops alone was told to 'use chinchilla,
+    # isoflop or envelope', params=N that the law 'predicts from N, D and U'
+    for kw in ({"flops": C}, {"params": 1e9, "flops": C}, {"target_loss": 2.5}):
+        with pytest.raises(
+            ConfigError,
+            match=r"^plan_run: a data-constrained fit plans with flops=C \(or a list\) and "
+            r"unique_tokens=U, the unique tokens there are$",
+        ):
+            plan_run(law, **kw)
 
 
 def test_plan_unique_tokens_is_not_capped_at_large_budgets():
