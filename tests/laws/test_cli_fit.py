@@ -532,6 +532,16 @@ def test_too_few_points_names_the_filters_that_removed_rows(tmp_path, capsys):
         "c.csv, 2 removed by --where step<30, 2 by --holdout-where split=test)\n"
     )
 
+    # --holdout-frac 0.2 takes 2 of 6 rows out before the fit: said as --where's are
+    six = tmp_path / "six.csv"
+    six.write_text("".join(["N,D,loss\n", *(f"{n},{d},{x}\n" for n, d, x in rows[:6])]))
+    assert main(["fit", str(six), "--bootstrap", "0", "--holdout-frac", "0.2"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: the backtest's fit of the 4 of 6 rows at or below C = 9.6e+17 (2 held out): "
+        f"{six}: 4 points for law 'chinchilla', which has 5 parameters; at least 5 points "
+        "are needed\n"
+    )
+
 
 def test_isoflop_refuses_a_budget_column_of_token_budgets(tmp_path, capsys):
     """A grid sweep of token budgets (budget_kind tokens) writes D to the runs table's

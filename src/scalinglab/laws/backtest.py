@@ -290,7 +290,15 @@ def backtest(law, table, *, holdout_frac=None, holdout_above=None, max_bootstrap
         if test.all():
             raise FitError(f"the backtest split at C > {threshold:.3g} holds out every run")
     settings = {**law.settings, "bootstrap": min(law.settings["bootstrap"], max_bootstrap)}
-    sub = ScalingLaw.from_settings(law.law, settings).fit(t.subset(~test))
+    try:
+        sub = ScalingLaw.from_settings(law.law, settings).fit(t.subset(~test))
+    except FitError as e:
+        # the fit is of the rows the split keeps: '4 points for law 'chinchilla'' of a
+        # 6-row table said nothing of the 2 that --holdout-frac took out
+        raise FitError(
+            f"the backtest's fit of the {int((~test).sum())} of {len(t)} rows at or below "
+            f"C = {threshold:.3g} ({int(test.sum())} held out): {e.message}"
+        ) from None
     held = t.subset(test)
     args = sub.inputs_used(N=held.N, D=held.D, C=held.C, U=held.U)
     args["check_range"] = False  # the held-out rows are data, not a request: no warning
