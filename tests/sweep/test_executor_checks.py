@@ -479,3 +479,19 @@ def test_a_local_ray_is_started_here_whatever_ray_address_says(monkeypatch):
     ex._open()
     assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
     assert check_address_form("[::1]:6379") == ("::1", "6379")  # IPv6, as Ray writes it
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [({"workers": True}, "workers must be an integer >= 1, got True"),
+     ({"workers": 0}, "workers must be an integer >= 1, got 0"),
+     ({"threads": 1.5}, "threads must be an integer >= 0, got 1.5"),
+     ({"timeout_min": False}, "timeout_min must be an integer >= 1, got False")],
+)  # fmt: skip
+def test_executor_counts_must_be_integers_and_say_so(kw, message):
+    """workers=True was refused as 'must be >= 1, got True': True is >= 1; what is wrong
+    is that it is no integer, which the message now says (from Python it names the
+    argument; the command line's flags take only integers)."""
+    with pytest.raises(ConfigError) as exc:
+        ExecutorConfig(**kw)
+    assert str(exc.value) == message

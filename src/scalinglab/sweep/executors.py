@@ -96,7 +96,9 @@ class ExecutorConfig:
         for name, low in (("workers", 1), ("threads", 0), ("retries", 0), ("timeout_min", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {v!r}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be an integer >= {low}, got {v!r}"
+                )
         if isinstance(self.gpus_per_run, bool) or not isinstance(self.gpus_per_run, int | float):
             raise ConfigError(f"--gpus-per-run must be a number, got {self.gpus_per_run!r}")
         if not self.gpus_per_run >= 0 or math.isinf(self.gpus_per_run):  # nan: int() raised
