@@ -69,9 +69,12 @@ def test_a_larger_budget_records_a_changed_lr_history(data, tmp_path, schedule, 
 def test_a_larger_budget_keeps_the_warmup_its_steps_trained_with(data, tmp_path, caplog):
     """A 10-step run of --warmup 1000 warmed up over 4 steps (half the run); continued to
     40 steps the cap gave 19, another LR at the steps already trained (a schedule_change).
-    It keeps the 4: a constant schedule's first 10 steps are the longer run's."""
+    It keeps the 4: a constant schedule's first 10 steps are the longer run's. `runs
+    --curves` gives it the schedule it trained with: its lr_schedule warmed up over 19
+    (config.toml's --warmup capped anew), an LR up to 5x too low at steps 5-18 of a
+    schedule the curve laws take as exact."""
     torch.set_num_threads(1)
-    run = tmp_path / "run"
+    run = tmp_path / "sweep" / "runs" / "run"
     cfg = dict(warmup=1000, schedule="constant", log_every=1)
     train(tiny_cfg(data, steps=10, **cfg), run)
     result = train(tiny_cfg(data, steps=40, **cfg), run)
@@ -80,6 +83,11 @@ def test_a_larger_budget_keeps_the_warmup_its_steps_trained_with(data, tmp_path,
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
     assert lrs[2] < lrs[5] == lrs[12] == lrs[40]  # warmed up by step 4 and held
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    (spec,) = {r["lr_schedule"] for r in csv.DictReader(out.open())}
+    lr = SpecSchedule(spec).lr_array()  # index t: the LR logged at step t, as above
+    assert len(lr) == 41 and all(lr[s] == v for s, v in lrs.items())
     # a run of 40 steps from the start warms up over 19, as before
     assert train(tiny_cfg(data, steps=40, **cfg), tmp_path / "fresh")["warmup"] == 19
 

@@ -213,13 +213,19 @@ def run_schedule(run_dir):
         return None
     t = cfg.train
     kind, _ = t.budget
-    per_token = (runfolder.read_result(run_dir) or {}).get("flops_per_token")
+    result = runfolder.read_result(run_dir) or {}
+    per_token = result.get("flops_per_token")
     if kind == "time" or (kind == "flops" and not per_token):
         return None
     from scalinglab.train.optim import plan_steps  # lazy: it imports torch
 
     total = plan_steps(t, t.batch_size * t.grad_accum * cfg.model.block_size, per_token or 0)
-    return trainer_spec(t.schedule, t.lr, t.final_lr, t.warmup, total, t.cooldown_frac)
+    # the warmup the run used: a run started too short for its --warmup and continued to
+    # a larger budget keeps the shorter one, which config.toml's value capped anew is not
+    warmup = result.get("warmup")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        warmup = t.warmup
+    return trainer_spec(t.schedule, t.lr, t.final_lr, warmup, total, t.cooldown_frac)
 
 
 def write_rows(rows, path) -> None:
