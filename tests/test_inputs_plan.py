@@ -185,3 +185,33 @@ def test_plan_names_a_fit_json_parameter_that_is_not_a_number(fit, tmp_path, cap
     bad.write_text(json.dumps(obj))
     err = one_line_error(capsys, ["plan", str(bad), "--flops", "1e20"])
     assert f"{bad}: malformed fit.json (its params lack A of law 'chinchilla'" in err
+
+
+@pytest.mark.parametrize(
+    "edit, shown",
+    [(lambda o: o.update(noise="x"), 'noise is "x", not an object'),
+     (lambda o: o.update(calibration=[1, 2]), "calibration is [1, 2], not an object"),
+     (lambda o: o["noise"].update(quantiles=0.1),
+      "noise.quantiles is not a list of numbers"),
+     (lambda o: o["bootstrap"]["samples"].update(E=[1.8] * 10),
+      "its bootstrap samples differ in length: E 10, A 20, B 20, alpha 20, beta 20; "
+      "each holds one draw per resample")],
+)  # fmt: skip
+def test_plan_names_a_broken_part_of_a_fit_json(fit, tmp_path, capsys, edit, shown):
+    """A hand-edited fit.json whose noise or calibration is not an object, or whose
+    bootstrap samples are of unequal lengths, loaded, then failed in the plan with numpy's
+    traceback ('operands could not be broadcast together', 'len() of unsized object')."""
+    import json
+    from pathlib import Path
+
+    obj = json.loads(Path(fit).read_text())
+    obj["bootstrap"] = {"resamples": 20, "seed": 0,
+                        "samples": {k: [v] * 20 for k, v in obj["params"].items()}}  # fmt: skip
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(obj))
+    assert main(["plan", str(good), "--flops", "1e20"]) == 0  # as written, it plans
+    edit(obj)
+    bad = tmp_path / "fit.json"
+    bad.write_text(json.dumps(obj))
+    err = one_line_error(capsys, ["plan", str(bad), "--flops", "1e20"])
+    assert err == f"error: {bad}: malformed fit.json ({shown})\n"

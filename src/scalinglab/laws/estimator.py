@@ -1078,6 +1078,32 @@ def _check_params(law, path) -> None:
             )
 
 
+def _check_parts(law, path) -> None:
+    """DataError ('malformed fit.json') naming a part a hand edit broke that predict and plan
+    read only later: the noise, calibration or backtest not an object, the noise's quantiles
+    not a list of numbers, bootstrap samples of unequal lengths (each a traceback from numpy:
+    'operands could not be broadcast', 'len() of unsized object')."""
+    for key in ("noise", "calibration", "backtest"):
+        v = getattr(law, f"{key}_")
+        if v is not None and not isinstance(v, dict):
+            raise DataError(
+                f"{path}: malformed fit.json ({key} is {json.dumps(v)[:40]}, not an object)"
+            )
+    q = (law.noise_ or {}).get("quantiles")
+    if q is not None and not (
+        isinstance(q, list)
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in q)
+    ):
+        raise DataError(f"{path}: malformed fit.json (noise.quantiles is not a list of numbers)")
+    sizes = {k: v.size for k, v in (law.samples_ or {}).items()}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{k} {n}" for k, n in sizes.items())
+        raise DataError(
+            f"{path}: malformed fit.json (its bootstrap samples differ in length: {shown}; "
+            "each holds one draw per resample)"
+        )
+
+
 def load_fit(path) -> ScalingLaw:
     """A fitted ScalingLaw from a fit.json (format_version 1).
 
@@ -1087,7 +1113,8 @@ def load_fit(path) -> ScalingLaw:
 
     Raises:
         DataError: the file is missing, not a fit.json, or of another format_version, or
-            its params or bootstrap samples lack a parameter of its law (`required_params`).
+            its params or bootstrap samples lack a parameter of its law (`required_params`),
+            or a part it reads later is malformed (`_check_parts`).
     """
     if isinstance(path, dict):  # a fit's to_json() in memory
         obj, path = path, Path("<dict>")
@@ -1151,4 +1178,5 @@ def load_fit(path) -> ScalingLaw:
     except ConfigError as exc:  # a setting no fit.json of this format has
         raise DataError(f"{path}: malformed fit.json ({exc})") from None
     _check_params(law, path)
+    _check_parts(law, path)
     return law
