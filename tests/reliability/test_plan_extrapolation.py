@@ -40,6 +40,31 @@ def test_plan_warns_how_far_it_extrapolates(fit, capsys, flags, warning):
         assert err == f"warning: extrapolating: {warning}\n"
 
 
+@pytest.mark.parametrize(
+    "flags, warnings",
+    [
+        # 7 meant as 7e9: C = 1e20 lies inside the fitted compute, N and D far outside
+        (["--params", "7", "--flops", "1e20"],
+         ["N=7 is 6.2 decades below the smallest N fitted (1e+07)",
+          "D=2.381e+18 is 7.4 decades above the largest D fitted (1e+11)"]),
+        # D far above as C is: the compute's note says it; N below it does not
+        (["--params", "7", "--flops", "6e25"],
+         ["C=6e+25 is 5.0 decades above the largest C fitted (6e+20)",
+          "N=7 is 6.2 decades below the smallest N fitted (1e+07)"]),
+        (["--params", "1e8", "--flops", "1e20"], []),  # N 1e8, D 1.7e11: within a decade
+    ],
+)  # fmt: skip
+def test_plan_of_a_fixed_size_warns_of_its_n_and_d_too(fit, capsys, flags, warnings):
+    """A --params far outside the fitted N (a units slip: 7 for 7 billion) at a budget
+    inside the fitted compute planned, and printed its loss, without a word: plan checked
+    the compute alone, though fit.json records the N and D ranges too."""
+    capsys.readouterr()
+    assert main(["plan", str(fit), *flags]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("flops="), out
+    assert err == "".join(f"warning: extrapolating: {w}\n" for w in warnings)
+
+
 def test_a_target_loss_beyond_the_data_is_flagged_and_a_gone_table_is_silent(fit, capsys):
     capsys.readouterr()
     assert main(["plan", str(fit), "--target-loss", "1.71"]) == 0
@@ -50,10 +75,12 @@ def test_a_target_loss_beyond_the_data_is_flagged_and_a_gone_table_is_silent(fit
     (fit.parent / "runs.csv").write_text(GOOD + "r9,1e10,1e12,1.8\n")  # no longer the fit's
     assert main(["plan", str(fit), "--flops", "1e24"]) == 0
     assert "3.2 decades above the largest C fitted (6e+20)" in capsys.readouterr().err
-    # a fit.json written before it recorded C_range reads the table back: if that is no
-    # longer the fit's, plan cannot tell, and says nothing
+    # a fit.json written before it recorded C_range (and so N_range and D_range, added
+    # after it) reads the table back: if that is no longer the fit's, plan cannot tell,
+    # and says nothing
     old = json.loads(fit.read_text())
-    del old["data"]["C_range"]
+    for k in ("C_range", "N_range", "D_range"):
+        del old["data"][k]
     fit.write_text(json.dumps(old))
     assert main(["plan", str(fit), "--flops", "1e24"]) == 0
     assert capsys.readouterr().err == ""

@@ -245,23 +245,44 @@ def fitted_compute_range(law) -> tuple[float, float] | None:
     return (float(c.min()), float(c.max())) if c.size else None
 
 
-def extrapolation(c: float, fitted: tuple[float, float] | None) -> str | None:
-    """How far compute `c` lies outside the fitted range, when more than WARN_DECADES."""
-    if fitted is None or not (np.isfinite(c) and c > 0):
+def extrapolation(c: float, fitted, var: str = "C") -> str | None:
+    """How far `c` (compute, or the variable `var`) lies outside the fitted range
+    (smallest, largest), when more than WARN_DECADES."""
+    if not fitted or not isinstance(c, int | float) or not (np.isfinite(c) and c > 0):
         return None
     lo, hi = fitted
     if c > hi * 10**WARN_DECADES:
-        return f"C={c:.4g} is {np.log10(c / hi):.1f} decades above the largest C fitted ({hi:.4g})"
+        return (
+            f"{var}={c:.4g} is {np.log10(c / hi):.1f} decades above the largest {var} "
+            f"fitted ({hi:.4g})"
+        )
     if c < lo / 10**WARN_DECADES:
-        return f"C={c:.4g} is {np.log10(lo / c):.1f} decades below the smallest C fitted ({lo:.4g})"
+        return (
+            f"{var}={c:.4g} is {np.log10(lo / c):.1f} decades below the smallest {var} "
+            f"fitted ({lo:.4g})"
+        )
     return None
 
 
 def extrapolations(law, rows) -> list[str]:
-    """What `extrapolation` says of each planned row's compute (none within the band)."""
+    """What `extrapolation` says of each planned row's compute (none within the band), and
+    of its N and D where the fit recorded their ranges (data.N_range, data.D_range) and
+    they lie outside them on a side the compute's own note does not already say: a
+    `--params 7 --flops 1e21` meant as 7 billion, or a --unique-tokens plan of 200
+    parameters, at a budget inside the fitted compute, was answered without a word."""
     fitted = fitted_compute_range(law)
-    notes = [extrapolation(r.get("flops"), fitted) for r in rows
-             if isinstance(r.get("flops"), int | float)]  # fmt: skip
+    ranges = getattr(law, "ranges_", None) or {}
+    notes = []
+    for r in rows:
+        c = r.get("flops")
+        if not isinstance(c, int | float):
+            continue
+        said = extrapolation(c, fitted)
+        notes.append(said)
+        for var, key in (("N", "params"), ("D", "tokens")):
+            note = extrapolation(r.get(key), ranges.get(var), var)
+            if note and not (said and (" above " in said) == (" above " in note)):
+                notes.append(note)  # on the compute's side, its note says it already
     return [n for n in notes if n]
 
 
