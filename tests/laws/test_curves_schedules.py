@@ -149,3 +149,41 @@ def test_plan_steps_cli(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "error: --warmup needs --steps S (the run length the schedules are ranked at)\n"
     )
+
+
+def test_plan_steps_warns_of_a_peak_lr_beyond_the_fitted_and_refuses_a_loss_below_0(
+    tmp_path, capsys
+):
+    """A ranking at a peak LR the fitted curves never ran at said nothing of it, and at
+    --peak-lr 100 printed every candidate at a loss of about -3e4 (exit 0): the law
+    extrapolates the LR's area without bound. fit.json records the LRs fitted."""
+    path = curves_csv(tmp_path / "c.csv", lambda lr, s: mpl_direct(MPL_25M, lr, s),
+                      ("cosine", "constant", "drop"))  # fmt: skip
+    fit = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "multi-power", "--run-col", "run", "--bootstrap", "0"]
+    assert main([*argv, "--out", str(fit)]) == 0
+    lo, hi = json.loads(fit.read_text())["data"]["lr_range"]
+    assert hi == 3e-4 and 0 < lo < 3e-5  # the warmup's first steps: 3e-4 / 300
+    capsys.readouterr()
+    argv = ["plan", str(fit), "--steps", "3000"]
+    assert main([*argv, "--peak-lr", "3e-4"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*argv, "--peak-lr", "3e-4", "--schedule", "constant(3000, 6e-4)"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("schedule=")
+    assert err == (
+        "warning: extrapolating: a peak LR of 0.0006 (1 of the 16 candidates peak above "
+        "0.0003) is 2x the largest LR the fitted curves ran at: the ranking is an "
+        "extrapolation\n"
+    )
+    assert main([*argv, "--schedule", "constant(1, 3e-4) + linear(2999, 1e-5)",
+                 "--schedule", "constant(1, 100) + linear(2999, 1e-5)"]) == 2  # fmt: skip
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        "error: schedule 'constant(1, 100) + linear(2999, 1e-5)': the law predicts a loss of -"
+    )
+    assert err.endswith(
+        "at step 2999, not above 0: its peak LR 100 lies beyond what the law can extrapolate "
+        "to (the fitted curves ran at LRs up to 0.0003)\n"
+    )

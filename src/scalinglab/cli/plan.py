@@ -122,11 +122,11 @@ def run(args):
         if not cands:
             raise ConfigError("--steps S needs --schedule SPEC (repeatable) or --peak-lr LR")
         out = rank_schedules(law, args.steps, cands)
-        from scalinglab.plan.schedules import steps_note
+        from scalinglab.plan.schedules import lr_note, steps_note
 
-        note = steps_note(law, args.steps)
-        if note:  # a ranking far out still answers, saying how far (as plans of N, D do)
-            print(f"warning: extrapolating: {note}", file=sys.stderr)
+        for note in (steps_note(law, args.steps), lr_note(law, args.steps, cands)):
+            if note:  # a ranking far out still answers, saying how far (as plans of N, D do)
+                print(f"warning: extrapolating: {note}", file=sys.stderr)
     elif args.unique_tokens is not None:
         if not args.flops or args.params is not None or args.target_loss is not None:
             raise ConfigError("--unique-tokens U goes with --flops C... only")

@@ -121,6 +121,8 @@ def fit_curve_law(law, table) -> dict:
                 min(int(r.steps[0]) for r in fit_runs),
                 max(int(r.steps[-1]) for r in fit_runs),
             ],
+            # the LRs they ran at: plan --steps warns of a candidate's peak above them
+            "lr_range": lr_range([lr for _, lr, _ in data]),
         },
         "samples": samples,
         "res": res,
@@ -128,6 +130,12 @@ def fit_curve_law(law, table) -> dict:
         "fit_runs": [r.run_id for r in fit_runs],
     }
     return out
+
+
+def lr_range(schedules) -> list[float]:
+    """[smallest LR > 0, largest LR] over the fitted runs' schedules (at every step)."""
+    lr = np.concatenate([np.asarray(x, dtype=float) for x in schedules])
+    return [float(lr[lr > 0].min()), float(lr.max())]
 
 
 def check_learned(t, fill) -> None:

@@ -59,6 +59,13 @@ def rank_schedules(law, steps, candidates):
             draws.append(_draws(law, at, lr))
         else:
             rows.append({"schedule": sch.spec, "loss": float(law.predict(at, lr)[0])})
+    for r, sch in zip(rows, scheds, strict=True):
+        if not r["loss"] > 0:  # a peak LR far above the fitted curves' ran the law below 0
+            raise ConfigError(
+                f"schedule {sch.spec!r}: the law predicts a loss of {r['loss']:.4g} at step "
+                f"{steps - 1}, not above 0: its peak LR {float(sch.lr_array(steps).max()):g} "
+                "lies beyond what the law can extrapolate to" + _fitted_lrs(law)
+            )
     if draws:
         D = np.stack(draws)  # (candidates, draws)
         wins = np.bincount(
@@ -87,6 +94,32 @@ def steps_note(law, steps):
     return (
         f"--steps {steps}: the loss at step {last} is {where} step the fitted curves "
         f"logged (steps {lo}..{hi}): the ranking is an extrapolation"
+    )
+
+
+def _fitted_lrs(law) -> str:
+    rng = (getattr(law, "data_", None) or {}).get("lr_range")
+    return f" (the fitted curves ran at LRs up to {rng[1]:g})" if rng else ""
+
+
+def lr_note(law, steps, candidates):
+    """Why a ranking is an extrapolation in LR (a candidate's peak LR above the largest the
+    fitted curves ran at: the law has never seen the loss fall, or rise, at such an LR),
+    or None; None for a fit without data.lr_range (a fit.json written before it was
+    recorded)."""
+    rng = (getattr(law, "data_", None) or {}).get("lr_range")
+    if not rng:
+        return None
+    hi = rng[1]
+    peaks = [float(Schedule(c).lr_array(steps).max()) if not isinstance(c, Schedule)
+             else float(c.lr_array(steps).max()) for c in candidates]  # fmt: skip
+    over = [p for p in peaks if p > hi * (1 + 1e-9)]
+    if not over:
+        return None
+    return (
+        f"a peak LR of {max(over):g} ({len(over)} of the {len(peaks)} candidates peak above "
+        f"{hi:g}) is {max(over) / hi:.3g}x the largest LR the fitted curves ran at: the "
+        "ranking is an extrapolation"
     )
 
 
