@@ -63,6 +63,29 @@ def test_isoflop_plan_uses_its_power_laws():
         fixed_params(law, 1e9, 1e20)
 
 
+@pytest.mark.parametrize(
+    "target, error, message",
+    [(1e-300, FitError, r"^target_loss 1e-300: beyond reach under this fit: the "
+                        r"compute-optimal loss at 1e\+45 FLOPs is still 0\.1687024$"),
+     (0.1, FitError, r"^target_loss 0.1: beyond reach .* at 1e\+45 FLOPs is still 0\.1687024$"),
+     (100.0, ConfigError, r"^target_loss 100: the fit reaches that loss only below one "
+                          r"FLOP \(C = 3\.49e-11\); give a lower target$"),
+     (1e300, ConfigError, r"^target_loss 1e\+300: the fit reaches that loss only below one "
+                          r"FLOP \(C = 0\)")],
+)  # fmt: skip
+def test_isoflop_target_loss_out_of_reach_is_named(target, error, message):
+    """The isoflop loss law inverted in floats: --target-loss 1e-300 raised an
+    OverflowError (a traceback), 1e300 came to C = 0 and was refused as '--flops must be
+    positive numbers', a flag never given, and a target past 1e45 FLOPs (where Chinchilla's
+    path stops as beyond reach) was planned."""
+    law = fitted(
+        {"a": 0.5, "b": 0.5, "k_N": 0.1, "k_D": 1.6667, "a_L": -0.05, "k_L": 30.0}, "isoflop"
+    )
+    with pytest.raises(error, match=message):
+        target_loss(law, target)
+    assert target_loss(law, 2.0)["flops"] == pytest.approx((2.0 / 30.0) ** (1 / -0.05))
+
+
 @pytest.mark.parametrize("name", ["power-c", "power-n", "power-d", "isoflop", "multi-power"])
 def test_fixed_params_needs_a_law_of_n_and_d(name):
     """power-c reads no N: plan --params 1e6 and 1e13 at 1e21 FLOPs both got the frontier's

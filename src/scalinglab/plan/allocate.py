@@ -40,8 +40,12 @@ def _compute_for_loss(law, p, target):
                 "--target-loss: this isoflop law has no loss law L_opt = k_L·C^a_L (k_L, a_L): "
                 "it gives N_opt and D_opt only"
             )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (target / p["k_L"]) ** (1.0 / p["a_L"])
+        # in logs: the power overflowed (an OverflowError traceback at --target-loss
+        # 1e-300) or came to 0 FLOPs (1e300, blamed on a --flops never given); beyond
+        # MAX_FLOPS beyond reach, as on Chinchilla's path
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            C = np.exp((np.log(target) - np.log(p["k_L"])) / p["a_L"])
+        return np.where(C <= MAX_FLOPS, C, np.inf)
     if law.law != "chinchilla":
         raise ConfigError(f"--target-loss needs a chinchilla or isoflop fit, not {law.law!r}")
     E = np.asarray(p["E"], dtype=float)
@@ -86,16 +90,21 @@ def target_loss(law, target):
     C = float(_compute_for_loss(law, law.params_, target))
     if not np.isfinite(C):
         floor = law.params_.get("E")
-        if floor is not None and target > floor:  # above E, yet past the ceiling
+        if floor is None or target > floor:  # above E (isoflop: no E), yet past the ceiling
             top = float(allocate(law.law, law.params_, MAX_FLOPS)[2])
             raise FitError(
                 f"--target-loss {target}: beyond reach under this fit: the compute-optimal "
-                f"loss at {MAX_FLOPS:.0e} FLOPs is still {top:.8g} (the irreducible loss E "
-                f"is {floor:.8g})"
+                f"loss at {MAX_FLOPS:.0e} FLOPs is still {top:.8g}"
+                + ("" if floor is None else f" (the irreducible loss E is {floor:.8g})")
             )
         raise FitError(
             f"--target-loss {target}: unreachable under this fit"
             + (f" (the irreducible loss E is {floor:.4g})" if floor else "")
+        )
+    if C < 1:  # isoflop's power law, inverted (Chinchilla's bisection stops at 1 FLOP)
+        raise ConfigError(
+            f"--target-loss {target:g}: the fit reaches that loss only below one FLOP "
+            f"(C = {C:.3g}); give a lower target"
         )
     out = {"target_loss": target, **optimal_allocation(law, C)}
     s = draw_columns(law)
