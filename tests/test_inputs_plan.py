@@ -2,6 +2,8 @@
 (`--target-loss inf` answered flops=1 ... loss=4789, exit 0; `--params inf` a loss of inf;
 `--steps -5` was blamed on --warmup)."""
 
+import math
+
 import pytest
 
 from scalinglab.cli import main
@@ -215,3 +217,15 @@ def test_plan_names_a_broken_part_of_a_fit_json(fit, tmp_path, capsys, edit, sho
     bad.write_text(json.dumps(obj))
     err = one_line_error(capsys, ["plan", str(bad), "--flops", "1e20"])
     assert err == f"error: {bad}: malformed fit.json ({shown})\n"
+
+
+def test_a_budget_far_below_the_fit_says_how_far_in_decades(fit, capsys):
+    """1e-300 FLOPs was refused as 'inf decades below the smallest C fitted': the fitted
+    C over the budget overflowed."""
+    import json
+    from pathlib import Path
+
+    lo = json.loads(Path(fit).read_text())["data"]["C_range"][0]
+    err = one_line_error(capsys, ["plan", fit, "--flops", "1e-300"])
+    assert f"(C=1e-300 is {300 + math.log10(lo):.1f} decades below the smallest C fitted" in err
+    assert "inf" not in err

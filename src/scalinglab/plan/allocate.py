@@ -256,18 +256,19 @@ def fitted_compute_range(law) -> tuple[float, float] | None:
 
 def extrapolation(c: float, fitted, var: str = "C") -> str | None:
     """How far `c` (compute, or the variable `var`) lies outside the fitted range
-    (smallest, largest), when more than WARN_DECADES."""
+    (smallest, largest), when more than WARN_DECADES (in logs: lo / c overflowed, and
+    --flops 1e-300 was 'inf decades below')."""
     if not fitted or not isinstance(c, int | float) or not (np.isfinite(c) and c > 0):
         return None
     lo, hi = fitted
     if c > hi * 10**WARN_DECADES:
         return (
-            f"{var}={c:.4g} is {np.log10(c / hi):.1f} decades above the largest {var} "
+            f"{var}={c:.4g} is {np.log10(c) - np.log10(hi):.1f} decades above the largest {var} "
             f"fitted ({hi:.4g})"
         )
     if c < lo / 10**WARN_DECADES:
         return (
-            f"{var}={c:.4g} is {np.log10(lo / c):.1f} decades below the smallest {var} "
+            f"{var}={c:.4g} is {np.log10(lo) - np.log10(c):.1f} decades below the smallest {var} "
             f"fitted ({lo:.4g})"
         )
     return None
