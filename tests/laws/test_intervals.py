@@ -199,6 +199,21 @@ def test_epoch_backtest_by_compute():
     assert f["0.8"] > 1.5 and f["0.95"] > 1.3
 
 
+def test_backtest_text_says_the_intervals_hold_the_noise_alone_without_a_bootstrap(capsys):
+    """--bootstrap 0 printed the intervals as '(bootstrap + run-to-run noise)': they hold no
+    bootstrap draw, only the noise around each point fit (so they cover less)."""
+    from scalinglab.cli.backtest import render
+
+    argv = ["backtest", str(shared_file(EPOCH)), "--bootstrap", "0", "--train-fracs", "0.8"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "prediction intervals (run-to-run noise alone: --bootstrap 0)\n" in out
+    assert main([*argv, "--json"]) == 0
+    bt = json.loads(capsys.readouterr().out)
+    bt["settings"] = {}  # the default: a bootstrap
+    assert "prediction intervals (bootstrap + run-to-run noise)\n" in render(bt)
+
+
 @pytest.mark.parametrize(
     "law, by, value", [("chinchilla", "C", "nan"), ("chinchilla", "N", "inf"),
                        ("kaplan", "D", "-1e9"), ("task-power", "C", "0")],

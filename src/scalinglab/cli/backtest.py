@@ -146,10 +146,13 @@ def render(bt) -> str:
     for s in bt.get("skipped", []):
         lines.append(f"skipped {by} > {s['threshold']:.3g}: {s['why']}")
     f = bt["pooled_factors"]
+    # --bootstrap 0: the intervals hold the run-to-run noise alone, no fit's uncertainty
+    drawn = (bt.get("settings") or {}).get("bootstrap") != 0
+    what = "bootstrap + run-to-run noise" if drawn else "run-to-run noise alone: --bootstrap 0"
     lines += [
         "",
-        "in 80%/95%: held-out losses inside the prediction intervals (bootstrap + run-to-run "
-        "noise)" + ("; cal: widened by each fit's own backtest (--calibrate)" if cal else ""),
+        f"in 80%/95%: held-out losses inside the prediction intervals ({what})"
+        + ("; cal: widened by each fit's own backtest (--calibrate)" if cal else ""),
         f"widening that would have made these intervals cover: 80% x{f['0.8']:.2f}, "
         f"95% x{f['0.95']:.2f}",
     ]
