@@ -229,3 +229,21 @@ def test_a_budget_far_below_the_fit_says_how_far_in_decades(fit, capsys):
     err = one_line_error(capsys, ["plan", fit, "--flops", "1e-300"])
     assert f"(C=1e-300 is {300 + math.log10(lo):.1f} decades below the smallest C fitted" in err
     assert "inf" not in err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--flops", "1e20", "--block-size", "1024"], ["--flops", "1e20", "--lr-form", "deepseek"],
+     ["--flops", "1e20", "--lr-form", "step"],
+     ["--steps", "100", "--peak-lr", "1e-3", "--block-size", "8"]],
+)  # fmt: skip
+def test_lr_opt_flags_without_an_lr_opt_fit_are_refused(fit, capsys, flags):
+    """--block-size and --lr-form shape an lr-opt fit's lr and batch: without one they were
+    ignored, and the plan printed as if they were not given (exit 0)."""
+    flag = next(f for f in flags if f in ("--block-size", "--lr-form"))
+    err = one_line_error(capsys, ["plan", fit, *flags])
+    assert err == (
+        f"error: {flag} shapes the lr and batch of an lr-opt fit: it needs --lr-fit FIT.json "
+        "(or an lr-opt fit as FIT)\n"
+    )
+    assert main(["plan", fit, "--flops", "1e20", "--block-size", "0"]) == 0  # the default

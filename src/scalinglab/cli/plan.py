@@ -37,7 +37,7 @@ def register(sub):
               "N and D; or give it as FIT with --params N --flops C")  # fmt: skip
     h.add_argument("--lr-fit", metavar="FIT.json", help=lr_fit)
     forms = "step: lr(N, D), B(D) (default); deepseek: lr(C), B(C)"
-    h.add_argument("--lr-form", choices=("step", "deepseek"), default="step", help=forms)
+    h.add_argument("--lr-form", choices=("step", "deepseek"), default=None, help=forms)
     h.add_argument("--block-size", type=int, default=0, help="also give the batch in sequences")
     p.add_argument(
         "--json",
@@ -80,7 +80,18 @@ def run(args):
     from scalinglab.plan.hparams import with_hparams
 
     _check_numbers(args)
-    if _is_lr_opt(args.fit):  # plan LROPT.json --params N --flops C
+    lr_opt = _is_lr_opt(args.fit)
+    if not lr_opt and not args.lr_fit:  # they shape the lr-opt fit's lr and batch alone:
+        # without one they were ignored, the plan printed as if they were not given
+        given = [f for f, v in (("--lr-form", args.lr_form), ("--block-size", args.block_size))
+                 if v]  # fmt: skip
+        if given:
+            raise ConfigError(
+                f"{given[0]} shapes the lr and batch of an lr-opt fit: it needs --lr-fit "
+                "FIT.json (or an lr-opt fit as FIT)"
+            )
+    args.lr_form = args.lr_form or "step"
+    if lr_opt:  # plan LROPT.json --params N --flops C
         if args.params is None or not args.flops or len(args.flops) != 1:
             raise ConfigError("an lr-opt fit plans with --params N --flops C")
         row = {"params": args.params, "flops": args.flops[0],
