@@ -114,6 +114,8 @@ def test_target_loss_interval_counts_the_draws_that_cannot_reach_it():
 
     text = _fmt({"target_loss": 2.2, "flops": 1e24, "flops_ci": [1e23, None]})
     assert text == "target_loss=2.2  flops=1e+24 [1e+23, inf]"
+    # a number the law does not give (JSON null): '-', not Python's None
+    assert _fmt({"flops": 1e18, "loss": None}) == "flops=1e+18  loss=-"
     # 2 draws of 100 unreachable, under the 2.5% tail: the 97.5th percentile of all 100
     law.samples_["E"] = np.where(np.arange(100) < 2, 2.5, draws["E"])
     res = target_loss(law, 2.2)

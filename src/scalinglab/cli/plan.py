@@ -54,7 +54,9 @@ def _fmt(row):
         if k.endswith(("_ci", "_pi")) or isinstance(v, dict):
             continue
         ci, pi = row.get(f"{k}_ci"), row.get(f"{k}_pi")
-        s = f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        # None: JSON's null, a number the law does not give (an envelope's loss): '-', as
+        # the report shows it, not Python's 'None'
+        s = f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={'-' if v is None else v}"
         if ci and None not in ci:
             s += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
         elif k == "flops" and ci and ci[0] is not None and "target_loss" in row:
