@@ -195,14 +195,18 @@ def test_plan_names_a_fit_json_parameter_that_is_not_a_number(fit, tmp_path, cap
      (lambda o: o.update(calibration=[1, 2]), "calibration is [1, 2], not an object"),
      (lambda o: o["noise"].update(quantiles=0.1),
       "noise.quantiles is not a list of numbers"),
+     (lambda o: o["data"].update(C_range=[6e16]), "data.C_range is [6e+16], not [smallest, largest]"),
+     (lambda o: o["data"].update(N_range=[1e9, 1e7]),
+      "data.N_range is [1000000000.0, 10000000.0], not [smallest, largest]"),
      (lambda o: o["bootstrap"]["samples"].update(E=[1.8] * 10),
       "its bootstrap samples differ in length: E 10, A 20, B 20, alpha 20, beta 20; "
       "each holds one draw per resample")],
 )  # fmt: skip
 def test_plan_names_a_broken_part_of_a_fit_json(fit, tmp_path, capsys, edit, shown):
     """A hand-edited fit.json whose noise or calibration is not an object, or whose
-    bootstrap samples are of unequal lengths, loaded, then failed in the plan with numpy's
-    traceback ('operands could not be broadcast together', 'len() of unsized object')."""
+    bootstrap samples are of unequal lengths, or whose data range is no [smallest, largest],
+    loaded, then failed in the plan with a traceback ('operands could not be broadcast
+    together', 'len() of unsized object', 'not enough values to unpack')."""
     import json
     from pathlib import Path
 

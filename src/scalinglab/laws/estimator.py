@@ -1081,8 +1081,9 @@ def _check_params(law, path) -> None:
 def _check_parts(law, path) -> None:
     """DataError ('malformed fit.json') naming a part a hand edit broke that predict and plan
     read only later: the noise, calibration or backtest not an object, the noise's quantiles
-    not a list of numbers, bootstrap samples of unequal lengths (each a traceback from numpy:
-    'operands could not be broadcast', 'len() of unsized object')."""
+    not a list of numbers, a data range not [smallest, largest], bootstrap samples of
+    unequal lengths (each a traceback: 'operands could not be broadcast', 'len() of
+    unsized object', 'not enough values to unpack')."""
     for key in ("noise", "calibration", "backtest"):
         v = getattr(law, f"{key}_")
         if v is not None and not isinstance(v, dict):
@@ -1095,6 +1096,19 @@ def _check_parts(law, path) -> None:
         and all(isinstance(x, int | float) and not isinstance(x, bool) for x in q)
     ):
         raise DataError(f"{path}: malformed fit.json (noise.quantiles is not a list of numbers)")
+    for key in ("C_range", "N_range", "D_range", "steps_range", "lr_range"):
+        v = law.data_.get(key)
+        if v is not None and not (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+            and all(np.isfinite(v))
+            and 0 <= v[0] <= v[1]
+        ):  # plan and predict unpack (smallest, largest): a ValueError traceback
+            raise DataError(
+                f"{path}: malformed fit.json (data.{key} is {json.dumps(v)[:40]}, not "
+                "[smallest, largest])"
+            )
     sizes = {k: v.size for k, v in (law.samples_ or {}).items()}
     if len(set(sizes.values())) > 1:
         shown = ", ".join(f"{k} {n}" for k, n in sizes.items())
