@@ -263,6 +263,29 @@ def test_a_negative_number_in_any_form_is_a_value_not_a_flag(capsys):
     assert "--lr: expected one argument" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, flag",
+    [(["plan", "f.json", "--flops", "1e20", "--flops", "1e21"], "--flops"),
+     (["backtest", "r.csv", "--thresholds", "1e20", "--thresholds", "1e21"], "--thresholds"),
+     (["backtest", "r.csv", "--train-fracs", "0.5", "--train_fracs", "0.6"], "--train_fracs"),
+     (["fit", "r.csv", "--budgets", "1e18", "--budgets", "1e19"], "--budgets")],
+)  # fmt: skip
+def test_a_flag_of_several_values_given_twice_is_refused(capsys, argv, flag):
+    """docs/cli.md: a flag of several values takes them all after one spelling. Given
+    twice, argparse kept the last: `plan --flops 1e20 --flops 1e21` planned 1e21 alone."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    command = argv[0]
+    assert capsys.readouterr().err == (
+        f"error: scalinglab {command}: argument {argv[2]}: given twice: give all its values "
+        f"after one {flag} ({flag} A B ...) (see `scalinglab {command} --help`)\n"
+    )
+    parse = build_parser().parse_args  # one parser, many parses: each its own
+    for _ in range(3):
+        assert parse(["plan", "f.json", "--flops", "1e20", "1e21"]).flops == [1e20, 1e21]
+
+
 def test_quiet_leaves_only_warnings_and_errors(tmp_path):
     """docs/cli.md: -q logs warnings and errors only (`runs -o` said "wrote N rows" anyway)."""
     import subprocess

@@ -21,6 +21,7 @@ import os
 import pkgutil
 import re
 import sys
+import weakref
 
 from scalinglab import __version__
 from scalinglab.cli._util import Terminated, writes_to
@@ -88,12 +89,32 @@ def _conventions(p: argparse.ArgumentParser) -> None:
     for action in p._actions:  # noqa: SLF001 -- argparse's own list of a parser's flags
         if action.type is int:
             action.type = int_arg
+        store = argparse._StoreAction  # noqa: SLF001 -- a plain store of its values
+        if action.option_strings and type(action) is store and action.nargs in ("+", "*"):
+            action.__class__ = _ValuesOnce
         if isinstance(action, argparse.BooleanOptionalAction):
             continue
         for name in action.option_strings:
             alias = "--" + name[2:].replace("-", "_")
             if name.startswith("--") and alias not in p._option_string_actions:  # noqa: SLF001
                 p._option_string_actions[alias] = action  # noqa: SLF001
+
+
+class _ValuesOnce(argparse._StoreAction):  # noqa: SLF001 -- argparse's store, checked
+    """A flag of several values (`plan --flops C...`) given twice is refused: argparse kept
+    the last one's values, and `--flops 1e20 --flops 1e21` planned 1e21 alone, silently."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        # the namespaces this flag was stored in (weakly: an id could be reused by the
+        # next parse's namespace once this one is gone)
+        seen = [r for r in self.__dict__.get("_seen", []) if r() is not None]
+        if any(r() is namespace for r in seen):
+            raise argparse.ArgumentError(
+                self, f"given twice: give all its values after one {option_string} "
+                f"({option_string} A B ...)"
+            )  # fmt: skip
+        self._seen = [*seen, weakref.ref(namespace)]
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _add_verbosity(p: argparse.ArgumentParser, default) -> None:
