@@ -21,7 +21,6 @@ import os
 import pkgutil
 import re
 import sys
-import weakref
 
 from scalinglab import __version__
 from scalinglab.cli._util import Terminated, writes_to
@@ -105,15 +104,13 @@ class _ValuesOnce(argparse._StoreAction):  # noqa: SLF001 -- argparse's store, c
     the last one's values, and `--flops 1e20 --flops 1e21` planned 1e21 alone, silently."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        # the namespaces this flag was stored in (weakly: an id could be reused by the
-        # next parse's namespace once this one is gone)
-        seen = [r for r in self.__dict__.get("_seen", []) if r() is not None]
-        if any(r() is namespace for r in seen):
+        # argparse puts each flag's default on the namespace before it reads the flags:
+        # anything else there was stored by this flag given before
+        if getattr(namespace, self.dest, self.default) is not self.default:
             raise argparse.ArgumentError(
                 self, f"given twice: give all its values after one {option_string} "
                 f"({option_string} A B ...)"
             )  # fmt: skip
-        self._seen = [*seen, weakref.ref(namespace)]
         super().__call__(parser, namespace, values, option_string)
 
 
