@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
+from scalinglab.errors import ExtrapolationWarning
 from scalinglab.laws import ScalingLaw, load_fit
 from scalinglab.laws.constrained import ConstrainedTable, DataConstrained, fit_constrained
 from scalinglab.plan import unique_tokens_allocation
@@ -298,3 +299,31 @@ def test_fit_holdout_backtests_the_data_constrained_law(tmp_path, capsys):
             err
             == f"error: --law {law_name}: a backtest needs a law that predicts each run's loss\n"
         )
+
+
+def test_unique_tokens_far_outside_the_fitted_ones_are_warned(tmp_path, capsys):
+    """fit.json recorded no range of U: `plan --unique-tokens 1e14` on a fit of U from 1e8
+    to 1e10 (a units slip, or a corpus 10,000x any fitted) and predict(U=1e14) answered
+    without a word, though N, D and C far outside theirs are warned of."""
+    path = tmp_path / "runs.csv"
+    lines = [f"{N!r},{D!r},{U!r},{L!r}" for N, D, U, L in known_runs()]
+    path.write_text("\n".join(["N,D,U,loss", *lines]) + "\n")
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "data-constrained", *HELD, "--bootstrap", "0"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["data"]["U_range"] == [1e8, 1e10]
+    law = load_fit(out)
+    assert law.ranges_["U"] == [1e8, 1e10]
+    capsys.readouterr()
+    assert main(["plan", str(out), "--flops", "1e20", "--unique-tokens", "1e14"]) == 0
+    assert capsys.readouterr().err == (
+        "warning: extrapolating: U=1e+14 is 4.0 decades above the largest U fitted (1e+10)\n"
+    )
+    assert main(["plan", str(out), "--flops", "1e20", "--unique-tokens", "1e10"]) == 0
+    assert capsys.readouterr().err == ""
+    with pytest.warns(ExtrapolationWarning, match=r"U=1e\+15 is 1e\+05x above the largest U"):
+        law.predict(N=1e9, D=1e11, U=1e15)  # predict's bar above is 1e4x (warn.ABOVE)
+    fitted = ScalingLaw("data-constrained", bootstrap=0, tie=["alpha=beta"],
+                        fix=[x for x in HELD[3::2]]).fit(path)  # fmt: skip
+    with pytest.warns(ExtrapolationWarning, match=r"U=1e\+05 is 1e\+03x below the smallest U"):
+        fitted.predict(N=1e9, D=1e11, U=1e5)

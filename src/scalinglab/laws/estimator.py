@@ -703,7 +703,7 @@ class ScalingLaw:
             return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci, level=level)
         pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci)
         if check_range:
-            self.warn_beyond_data(N, D, C)
+            self.warn_beyond_data(N, D, C, U)
         if not return_ci:
             return pred
         flat = np.atleast_1d(pred).ravel()
@@ -711,21 +711,24 @@ class ScalingLaw:
         lo, hi = intervals.interval(self, flat, draws, kind, level, x=x)
         return intervals.shaped(pred, lo, hi)
 
-    def warn_beyond_data(self, N=None, D=None, C=None):
+    def warn_beyond_data(self, N=None, D=None, C=None, U=None):
         """An ExtrapolationWarning when an input lies far outside the data fitted: more
-        than warn.BELOW below the smallest N, D or C of `ranges_`, or warn.ABOVE above
+        than warn.BELOW below the smallest N, D, C or U of `ranges_`, or warn.ABOVE above
         the largest (most often a units mix-up). One warning per call, naming each such
         variable, its extreme value and the fitted value it is compared with. A fit loaded
-        from fit.json knows its compute range alone (data.C_range): it checks C, or 6ND
-        from N and D; a law from parameters has no range and never warns.
+        from fit.json knows the ranges it recorded (data.C_range, N_range, D_range and a
+        data-constrained fit's U_range; one written before N_range its compute range
+        alone: it checks C, or 6ND from N and D); a law from parameters has no range and
+        never warns.
 
         Args:
             N: parameters, as for `predict`.
             D: training tokens.
             C: training FLOPs.
+            U: unique tokens (data-constrained).
         """
         ranges = getattr(self, "ranges_", None) or {}
-        given = [("N", "N", N), ("D", "D", D), ("C", "C", C)]
+        given = [("N", "N", N), ("D", "D", D), ("C", "C", C), ("U", "U", U)]
         if C is None and N is not None and D is not None and not {"N", "D"} & set(ranges):
             given.append(("C=6ND", "C", 6.0 * np.asarray(N, float) * np.asarray(D, float)))
         message = warn.beyond_data(ranges, given)
@@ -1096,7 +1099,7 @@ def _check_parts(law, path) -> None:
         and all(isinstance(x, int | float) and not isinstance(x, bool) for x in q)
     ):
         raise DataError(f"{path}: malformed fit.json (noise.quantiles is not a list of numbers)")
-    for key in ("C_range", "N_range", "D_range", "steps_range", "lr_range"):
+    for key in ("C_range", "N_range", "D_range", "U_range", "steps_range", "lr_range"):
         v = law.data_.get(key)
         if v is not None and not (
             isinstance(v, list)
@@ -1173,7 +1176,7 @@ def load_fit(path) -> ScalingLaw:
         # predict checks against them and plot draws over them, as an in-memory fit does
         law.ranges_ = {
             k: [float(x) for x in law.data_[f"{k}_range"]]
-            for k in ("N", "D", "C")
+            for k in ("N", "D", "C", "U")
             if law.data_.get(f"{k}_range")
         }
         law.backtest_ = obj.get("backtest")

@@ -860,15 +860,17 @@ def as_table(obj, **options) -> RunsTable:
 
 
 def data_ranges(t) -> dict:
-    """{"N"/"D"/"C": [smallest, largest]} of the columns RunsTable t has (a fit's
-    ranges_: predict warns of inputs far outside them)."""
-    ranges = {k: compute_range(getattr(t, k)) for k in ("N", "D", "C")}
+    """{"N"/"D"/"C"/"U": [smallest, largest]} of the columns RunsTable t has (a fit's
+    ranges_: predict and plan warn of inputs far outside them; U: a data-constrained
+    fit's unique tokens)."""
+    ranges = {k: compute_range(getattr(t, k, None)) for k in ("N", "D", "C", "U")}
     return {k: r for k, r in ranges.items() if r is not None}
 
 
 def fitted_ranges(t) -> dict:
-    """{"N_range"/"D_range": [smallest, largest]} of the N and D columns RunsTable t has
-    (fit.json's data section: a loaded fit plots over them, and predict checks them)."""
+    """{"N_range"/"D_range"/"U_range": [smallest, largest]} of the N, D and U columns
+    RunsTable t has (fit.json's data section: a loaded fit plots over them, and predict
+    and plan check them)."""
     return {f"{k}_range": r for k, r in data_ranges(t).items() if k != "C"}
 
 

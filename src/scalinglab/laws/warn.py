@@ -114,12 +114,12 @@ def curvature_warnings(se, cond, params, exponents, z=1.96):
 
 
 BELOW = 10.0
-"""predict warns of an N, D or C more than this factor below the smallest fitted: nobody
+"""predict warns of an N, D, C or U more than this factor below the smallest fitted: nobody
 fits a scaling law to predict runs ten times smaller than all its runs (the small end is
 where a power law is least trusted), so such an input is most likely in other units
 (N=7 meant 7 billion, D=1400 meant 1.4 trillion)."""
 ABOVE = 1e4
-"""predict warns of an N, D or C more than this factor above the largest fitted: upward
+"""predict warns of an N, D, C or U more than this factor above the largest fitted: upward
 extrapolation is a scaling law's purpose (studies predict 10-100x beyond their largest
 run in C, Chinchilla's Gopher budget about 100x its runs), but four decades beyond any
 study's reach is the size of a units slip (FLOPs given to a law fitted in PF-days)."""

@@ -276,8 +276,9 @@ def extrapolation(c: float, fitted, var: str = "C") -> str | None:
 
 def extrapolations(law, rows) -> list[str]:
     """What `extrapolation` says of each planned row's compute (none within the band), and
-    of its N and D where the fit recorded their ranges (data.N_range, data.D_range) and
-    they lie outside them on a side the compute's own note does not already say: a
+    of its N, D and U where the fit recorded their ranges (data.N_range, data.D_range,
+    data.U_range) and they lie outside them on a side the compute's own note does not
+    already say (U: always, the compute says nothing of it): a
     `--params 7 --flops 1e21` meant as 7 billion, or a --unique-tokens plan of 200
     parameters, at a budget inside the fitted compute, was answered without a word."""
     fitted = fitted_compute_range(law)
@@ -289,7 +290,7 @@ def extrapolations(law, rows) -> list[str]:
             continue
         said = extrapolation(c, fitted)
         notes.append(said)
-        for var, key in (("N", "params"), ("D", "tokens")):
+        for var, key in (("N", "params"), ("D", "tokens"), ("U", "unique_tokens")):
             note = extrapolation(r.get(key), ranges.get(var), var)
             if note and not (said and (" above " in said) == (" above " in note)):
                 notes.append(note)  # on the compute's side, its note says it already
