@@ -31,6 +31,7 @@ from scalinglab.laws.table import (
     ALIASES,
     RawTable,
     cell_matches,
+    check_completed,
     find_column,
     not_a_number,
     parse_where,
@@ -138,14 +139,7 @@ def read_curve_table(
     # run still going is a curve cut short; `--where status=...` picks others
     status = find_column(header, "status", None, ("status",), path, "")
     if status is not None and not any(c == status for c, _, _ in conds):
-        statuses = sorted({row[status] for row in rows})
-        if rows and "completed" not in statuses:
-            shown = ", ".join(repr(x) for x in statuses[:5])
-            more = f" and {len(statuses) - 5} more" if len(statuses) > 5 else ""
-            raise DataError(
-                f"{path}: the default filter {status}=completed matched no rows "
-                f"(statuses: {shown}{more}); pick rows with --where {status}=VALUE"
-            )
+        check_completed(rows, status, path)
         conds.append((status, "=", "completed"))
     held_conds = parse_where(holdout_where, "--holdout-where")
     for flag, group in (("--where", conds), ("--holdout-where", held_conds)):

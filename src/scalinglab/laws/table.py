@@ -534,6 +534,19 @@ def _where_column(raw: RawTable, col: str, opts: dict) -> str:
     )
 
 
+def check_completed(rows, status: str, source) -> None:
+    """DataError listing the statuses when no row of `rows` (dicts) has `status`
+    'completed': the default filter status=completed would keep none (runs and curves)."""
+    statuses = sorted({str(r.get(status)) for r in rows})
+    if rows and "completed" not in statuses:
+        shown = ", ".join(repr(x) for x in statuses[:5])
+        more = f" and {len(statuses) - 5} more" if len(statuses) > 5 else ""
+        raise DataError(
+            f"{source}: the default filter {status}=completed matched no rows "
+            f"(statuses: {shown}{more}); pick rows with --where {status}=VALUE"
+        )
+
+
 def _filter(raw: RawTable, where, conv: dict, opts=None, removed=None) -> None:
     """Keep the rows of the --where filters (and the default status=completed); each
     appends (filter, rows it removed) to `removed`."""
@@ -545,15 +558,8 @@ def _filter(raw: RawTable, where, conv: dict, opts=None, removed=None) -> None:
     if status is not None and not any(c == status for c, _, _ in filters):
         filters.append((status, "=", "completed"))  # diverged/failed runs carry no valid loss
     for k, (col, op, val) in enumerate(filters):
-        if k == given and raw.rows:  # the default filter
-            statuses = sorted({str(r.get(status)) for r in raw.rows})
-            if "completed" not in statuses:
-                shown = ", ".join(repr(x) for x in statuses[:5])
-                more = f" and {len(statuses) - 5} more" if len(statuses) > 5 else ""
-                raise DataError(
-                    f"{raw.source}: the default filter {status}=completed matched no rows "
-                    f"(statuses: {shown}{more}); pick rows with --where {status}=VALUE"
-                )
+        if k == given:  # the default filter
+            check_completed(raw.rows, status, raw.source)
         if col not in raw.header and col not in ("N", "D", "C", "L", "U", "budget"):
             raise DataError(f"{raw.source}: --where {col}{op}{val}: no column {col!r}")
         name = _where_column(raw, col, opts or {})
