@@ -2,6 +2,13 @@ import json
 import os
 from pathlib import Path
 
+# Before numpy and torch are imported: a thread each, for these processes and the ones
+# the tests start (`scalinglab train` in the README block, a sweep's runs), as
+# pytest-xdist already runs a test per core; two threads per process beside the other
+# workers' slowed such steps several-fold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 import numpy as np
 import pytest
 
@@ -30,7 +37,50 @@ def shared_file(rel: str) -> Path:
     return path
 
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The longest tests that start processes taking every core (studies, sweeps, torchrun): a
+# file, or one test of a file. Under `--dist loadfile` they are one unit of work that
+# starts first, so they run one after another on one worker while the other workers take
+# the rest: two of them side by side took 4-6x their time alone, and the CI run went over
+# its 25 minutes. Shorter such tests stay with the rest, to even the workers' shares.
+HEAVY = (
+    "tests/test_readme.py",
+    "tests/test_study_executors.py",
+    "tests/test_notebook.py",
+    "tests/sweep/test_cluster_executors.py",
+    "tests/train/test_distributed.py",
+    "tests/test_study.py::test_toy_study_end_to_end",
+    "tests/test_study.py::test_toy_ladder_study_end_to_end",
+    "tests/test_study_tasks.py::test_a_study_predicts_the_backtest_runs_task_accuracy",
+)
+
+
+def is_heavy(nodeid: str) -> bool:
+    return any(nodeid == h or nodeid.startswith((f"{h}::", f"{h}[")) for h in HEAVY)
+
+
+def pytest_collection_modifyitems(items):
+    """The HEAVY tests first, then the files with the most tests (the queue's order)."""
+    files = [item.nodeid.split("::")[0] for item in items]
+    count = {f: files.count(f) for f in set(files)}
+    first = {f: files.index(f) for f in set(files)}
+    order = {id(item): (not is_heavy(item.nodeid), -count[f], first[f])
+             for item, f in zip(items, files, strict=True)}  # fmt: skip
+    items.sort(key=lambda item: order[id(item)])  # stable: a file's tests in their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (pyproject.toml), with the HEAVY tests as one file, first."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False  # the order of pytest_collection_modifyitems
+
+    class HeavyFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "heavy" if is_heavy(nodeid) else nodeid.split("::")[0]
+
+    return HeavyFirst(config, log)
 
 
 def write_raw_shards(path, train, val, vocab_size=256, bytes_per_token=1.0):
