@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scalinglab.errors import DataError
 from scalinglab.laws import ScalingLaw
 from tests.conftest import shared_file
 from tests.laws.synth import TRUE_CHIN, chinchilla_law
@@ -332,3 +333,63 @@ def test_envelope_refuses_run_ids_that_join_alike_and_a_run_of_two_sizes(tmp_pat
     ):
         read_curves_csv(path, run_cols=("a",))
     assert [r[1] for r in read_curves_csv(path, run_cols=("a", "b")).runs] == [1e7, 1e8]
+
+
+def test_envelope_keeps_the_completed_runs_as_every_other_law_does(tmp_path, capsys):
+    """The envelope read every curve, where the runs and curves readers keep completed
+    runs by default: a run that diverged or failed (here with lower losses than any
+    other, as a logging bug would leave) won the envelope at every C."""
+    import json
+
+    from scalinglab.cli import main
+
+    lines = ["run_id,status,params,tokens,flops,loss"]
+    for i, N in enumerate(np.geomspace(1e7, 1e10, 8)):
+        for D in np.geomspace(1e8, 2e12, 30):
+            lines.append(f"r{i},completed,{N},{D},{6 * N * D},{chinchilla_law(N, D)}")
+            if i == 3:
+                lines.append(f"bad,diverged,{N},{D},{6 * N * D},{chinchilla_law(N, D) / 2}")
+    path = tmp_path / "curves.csv"
+    path.write_text("\n".join(lines) + "\n")
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join(ln for ln in lines if ",diverged," not in ln) + "\n")
+    fit = ScalingLaw("envelope").fit(path)
+    assert fit.params_ == ScalingLaw("envelope").fit(clean).params_
+    assert fit.conventions_["filters"] == ["status=completed"] and fit.conventions_["runs"] == 8
+    assert fit.warnings_[0] == (
+        "the default filter status=completed left out 30 rows (runs not completed); "
+        "--where status=VALUE picks others"
+    )
+    # a --where on the status column replaces the default; others add to it
+    assert ScalingLaw("envelope", where=["status!=x"]).fit(path).conventions_["runs"] == 9
+    assert ScalingLaw("envelope", where=["run_id!=r7"]).fit(path).conventions_["runs"] == 7
+    with pytest.raises(DataError, match=r"curves.csv: no rows left after where run_id=r9$"):
+        ScalingLaw("envelope", where=["run_id=r9"]).fit(path)
+    with pytest.raises(DataError, match=r"where size=1: no column 'size' \(columns: run_id,"):
+        ScalingLaw("envelope", where=["size=1"]).fit(path)
+    # run folders: the completed ones, the others named
+    folders = []
+    for i, N in enumerate(np.geomspace(1e7, 1e10, 4)):
+        run = tmp_path / f"run{i}"
+        run.mkdir()
+        status = {1: "failed", 2: "diverged"}.get(i, "completed")
+        (run / "result.json").write_text(json.dumps({"status": status, "params": N}))
+        recs = [{"tokens": D, "flops": 6 * N * D, "val_loss": chinchilla_law(N, D)}
+                for D in np.geomspace(1e8, 2e12, 20)]  # fmt: skip
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        folders.append(str(run))
+    assert main(["fit", *folders, "--law", "envelope", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["conventions"]["runs"] == 2
+    assert obj["warnings"][0] == (
+        "left out 2 run folders not completed: run1 (failed), run2 (diverged)"
+    )
+    assert main(["fit", *folders[1:3], "--law", "envelope"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no run folder is completed: run1 (failed), run2 (diverged)\n"
+    )
+    assert main(["fit", *folders, "--law", "envelope", "--where", "status=failed"]) == 2
+    assert capsys.readouterr().err == (
+        "error: where does not apply to run folders (their metrics.jsonl and result.json "
+        "name every column)\n"
+    )

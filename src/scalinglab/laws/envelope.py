@@ -20,16 +20,27 @@ import numpy as np
 from scalinglab import runfolder
 from scalinglab.errors import DataError, FitError
 from scalinglab.laws.isoflop import loglog_fit
-from scalinglab.laws.table import ALIASES, RunsTable, find_column, numbers, raw_csv, run_name
+from scalinglab.laws.table import (
+    ALIASES,
+    RunsTable,
+    cell_matches,
+    check_completed,
+    find_column,
+    numbers,
+    parse_where,
+    raw_csv,
+    run_name,
+)
 
 
 class Curves:
     """Loss curves: per run, N and arrays of (flops, tokens, loss) sorted by flops."""
 
-    def __init__(self, runs, source, columns=None):
+    def __init__(self, runs, source, columns=None, notes=()):
         self.runs = runs  # list of (run_id, N, flops, tokens, loss)
         self.source = source
         self.columns = columns or {}
+        self.notes = list(notes)  # what the reader left out, for the fit's warnings
 
     def points(self) -> RunsTable:
         """Every logged point of every run as a row (N, D, C, L): the table warn.table_checks
@@ -40,15 +51,41 @@ class Curves:
         return RunsTable(*cols, source=self.source, conventions=dict(self.columns))
 
 
-def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=None, loss_col=None):
+def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=None, loss_col=None,
+                    where=()):  # fmt: skip
+    """`where`: --where filters (parse_where's strings). As the runs and curves readers, a
+    `status` column keeps the completed runs' rows unless `where` names it: a diverged or
+    failed run's curve ends in no valid loss, and a run still going is cut short."""
     path = Path(path)
     raw = raw_csv(path)
-    rows, header = raw.rows, raw.header
+    header = raw.header
     for col in run_cols:
         if col not in header:
             raise DataError(
                 f"{path}: --run-col {col!r}: no such column (columns: {', '.join(header)})"
             )
+    conds, notes = parse_where(where), []
+    for col, op, val in conds:
+        if col not in header:
+            raise DataError(
+                f"{path}: --where {col}{op}{val}: no column {col!r} (columns: {', '.join(header)})"
+            )
+    status = find_column(header, "status", None, ("status",), path, "")
+    if status is not None and not any(c == status for c, _, _ in conds):
+        check_completed(raw.rows, status, path)
+        conds.append((status, "=", "completed"))
+    for k, cond in enumerate(conds):
+        before = len(raw.rows)
+        raw.keep([cell_matches(r[cond[0]], cond, raw.where(i)) for i, r in enumerate(raw.rows)])
+        if not raw.rows:
+            shown = " ".join("".join(c) for c in conds[: k + 1])
+            raise DataError(f"{path}: no rows left after --where {shown}")
+        if k >= len(parse_where(where)) and len(raw.rows) < before:
+            notes.append(
+                f"the default filter {status}=completed left out {before - len(raw.rows)} "
+                f"rows (runs not completed); --where {status}=VALUE picks others"
+            )
+    rows = raw.rows
     cols = {
         "N": find_column(header, "N", n_col, ALIASES["N"], path, "--n-col"),
         "D": find_column(header, "D", d_col, ALIASES["D"], path, "--d-col"),
@@ -80,11 +117,14 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
             (rid, float(vals["N"][m][0]), vals["C"][m][o], vals["D"][m][o], vals["L"][m][o])
         )
     columns = {k: v if v else "C/(6N)" for k, v in cols.items()}
-    return Curves(runs, str(path), {**columns, "run": "/".join(run_cols)})
+    columns = {**columns, "run": "/".join(run_cols), "filters": ["".join(c) for c in conds]}
+    return Curves(runs, str(path), columns, notes)
 
 
 def read_run_folders(folders):
-    runs = []
+    """The curves of the completed runs among `folders` (a diverged or failed run's curve
+    ends in no valid loss, a run still going is cut short); the others are named in a note."""
+    runs, skipped = [], []
     for folder in map(Path, folders):
         res, met = folder / runfolder.RESULT, folder / runfolder.METRICS
         if not res.is_file() or not met.is_file():
@@ -92,6 +132,9 @@ def read_run_folders(folders):
         result = runfolder.read_result(folder)
         if result is None:
             raise DataError(f"{res}: not a JSON object")
+        if result.get("status") != "completed":  # as the runs table's default filter
+            skipped.append(f"{folder.name} ({result.get('status')})")
+            continue
         # N: the trainer's own count, else the sweep's planned N (as the runs table does)
         N = result.get("params")
         if N is None:
@@ -116,6 +159,9 @@ def read_run_folders(folders):
             a = np.array(sorted(set(pts)))
             runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
     if not runs:
+        if skipped and len(skipped) == len(folders):
+            raise DataError(f"no run folder is completed: {', '.join(skipped[:5])}"
+                            f"{' ...' if len(skipped) > 5 else ''}")  # fmt: skip
         raise DataError(
             "no run folder has val_loss records with their flops and tokens in metrics.jsonl "
             "(a record needs all three)"
@@ -123,7 +169,9 @@ def read_run_folders(folders):
     source = ", ".join(map(str, folders[:3])) + (" ..." if len(folders) > 3 else "")
     columns = {"N": "result.json params (else planned)", "D": "tokens", "C": "flops",
                "L": "val_loss"}  # fmt: skip
-    return Curves(runs, source, columns)
+    notes = [f"left out {len(skipped)} run folders not completed: {', '.join(skipped[:5])}"
+             f"{' ...' if len(skipped) > 5 else ''}"] if skipped else []  # fmt: skip
+    return Curves(runs, source, columns, notes)
 
 
 def _positive(rec: dict, key: str, path, line: int) -> float:

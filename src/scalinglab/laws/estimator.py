@@ -54,7 +54,7 @@ SETTING_LAWS = {
     "run_cols": ("envelope", *CURVE_LAWS, *tasklaws.TASK_LAWS),
     "metric_col": tasklaws.TASK_LAWS,
     "n_kind": tuple(law for law in LAWS if law != "envelope" and law not in CURVE_LAWS),
-    "where": tuple(law for law in LAWS if law != "envelope"),
+    "where": LAWS,
     "drop_highest": tuple(law for law in LAWS if law != "envelope" and law not in CURVE_LAWS),
     "fix": ("data-constrained", *CURVE_LAWS),  # the others would ignore them silently
     # the curve laws read steps, LRs and losses only: these were ignored there, silently
@@ -446,6 +446,7 @@ class ScalingLaw:
                 d_col=s["d_col"],
                 c_col=s["c_col"],
                 loss_col=s["loss_col"],
+                where=s["where"],
             )
         elif isinstance(curves, (str, Path)):
             what = "a folder" if Path(curves).is_dir() else "no such file"
@@ -453,7 +454,7 @@ class ScalingLaw:
         elif isinstance(curves, (list, tuple)) and all(
             isinstance(c, str | os.PathLike) for c in curves
         ):
-            given = [k for k in ("n_col", "d_col", "c_col", "loss_col") if s[k] is not None]
+            given = [k for k in ("n_col", "d_col", "c_col", "loss_col", "where") if s[k]]
             if given or s["run_cols"] != ["run_id"]:
                 raise ConfigError(
                     f"{', '.join(given) or 'run_cols'} does not apply to run folders "
@@ -480,7 +481,7 @@ class ScalingLaw:
                       "C_range": compute_range(np.concatenate([r[2] for r in curves.runs]))}  # fmt: skip
         self.points_ = curves
         self.set_uncertainty(res["samples"])
-        self.warnings_ = res["warnings"] + warn.table_checks(curves.points())
+        self.warnings_ = curves.notes + res["warnings"] + warn.table_checks(curves.points())
         self.warnings_ += warn.exponents(self, ("a", "b"))
         return self
 
