@@ -142,6 +142,32 @@ def test_unknown_names_and_empty_splits_are_refused(shards, tmp_path):
         builtin_task("brackets", bare)
 
 
+def test_builtin_takes_the_tasks_a_corpus_yields(tmp_path, caplog):
+    """`--tasks builtin` on prose without brackets refused all three tasks; it now takes
+    the two the split yields and says which it left out. Named, brackets is refused."""
+    names = [f"Name{chr(65 + i % 26)}{chr(97 + i // 26)}x" for i in range(120)]
+    text = "".join(
+        f"Then {names[i % 120]} met {names[(7 * i) % 120]} by gate {i}.\n"
+        f"{names[i % 120]} spoke first, and the other listened.\n\n"
+        for i in range(600)
+    )
+    prose = np.frombuffer(text.encode(), dtype=np.uint8)
+    bare = write_raw_shards(tmp_path / "prose", prose, prose)
+    with caplog.at_level("WARNING"):
+        tasks = resolve_tasks(["builtin"], bare, n_items=5)
+    assert [t.name for t in tasks] == ["next-line", "recall"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--tasks builtin: {bare}: its validation split yields no item of task 'brackets'; "
+        "it is left out"
+    ]
+    with pytest.raises(DataError, match="yields no item of task 'brackets'"):
+        resolve_tasks(["next-line", "brackets"], bare, n_items=5)
+    empty = write_raw_shards(tmp_path / "empty", prose[:40], prose[:40])
+    with pytest.raises(DataError, match=r"^tasks builtin: .*empty: its validation split "
+                       r"yields no item of any built-in task$"):  # fmt: skip
+        resolve_tasks(["builtin"], empty, n_items=5)
+
+
 def test_each_task_says_the_chance_its_items_have(shards):
     """ABOUT and the module's doc said brackets had 3 choices, chance 1/3; it has 2."""
     import scalinglab.tasks.builtin as builtin

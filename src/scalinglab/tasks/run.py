@@ -22,14 +22,24 @@ def resolve_tasks(
     specs, shards, n_items: int = N_ITEMS, seed: int = 0, context_chars: int = WINDOW
 ) -> list[Task]:
     """Tasks from names and files: a path to a JSONL task file, a built-in task's name
-    (made from `shards`), or `builtin` for every built-in task."""
+    (made from `shards`; one whose split yields no item is refused), or `builtin` for
+    every built-in task the split yields (the others left out with a warning)."""
     out: list[Task] = []
     for spec in specs:
         spec = spec.strip()
         if not spec:
             continue
-        if spec == "builtin":
-            out += [builtin_task(n, shards, n_items, seed, context_chars) for n in BUILTIN]
+        if spec == "builtin":  # every one the corpus yields: prose may hold no brackets
+            made = []
+            for name in BUILTIN:
+                try:
+                    made.append(builtin_task(name, shards, n_items, seed, context_chars))
+                except DataError as exc:
+                    log.warning("--tasks builtin: %s; it is left out", exc)
+            if not made:
+                raise DataError(f"--tasks builtin: {shards}: its validation split yields "
+                                "no item of any built-in task")  # fmt: skip
+            out += made
         elif spec in BUILTIN:
             out.append(builtin_task(spec, shards, n_items, seed, context_chars))
         elif Path(spec).is_file():
