@@ -167,3 +167,47 @@ def test_a_fit_whose_loss_rises_with_tokens_warns_and_plan_refuses_it(tmp_path, 
                                                                  "1e21"]):  # fmt: skip
         assert main(["plan", str(out), *flags]) == 2
         assert capsys.readouterr().err == msg + "no compute-optimal allocation\n"
+
+
+def test_a_power_c_fit_plans_the_loss_at_a_budget_and_the_budget_for_a_loss(tmp_path, capsys):
+    """power-c, L = E + (C_c/C)^alpha along the compute-optimal frontier, was refused by
+    plan ('no compute-optimal allocation'), though a budget's loss and a loss's budget
+    are what it is for; it has no N or D, so the plan shows none."""
+    from scalinglab.api import plan_run
+    from scalinglab.cli import main
+    from scalinglab.laws import load_fit
+
+    C = np.geomspace(1e15, 1e19, 12)
+    rng = np.random.default_rng(0)
+    L = (1.7 + (3e14 / C) ** 0.15) * np.exp(rng.normal(0, 0.002, C.size))
+    csv = tmp_path / "frontier.csv"
+    csv.write_text("flops,loss\n" + "".join(f"{c:g},{v:.6f}\n" for c, v in zip(C, L, strict=True)))
+    fit = tmp_path / "fit.json"
+    assert main(["fit", str(csv), "--law", "power-c", "--out", str(fit), "--bootstrap", "50"]) == 0
+    capsys.readouterr()
+    law = load_fit(fit)
+    E, a, Cc = (law.params_[k] for k in ("E", "alpha", "C_c"))
+    row = plan_run(law, flops=1e20)
+    assert sorted(row) == ["flops", "loss", "loss_ci", "loss_pi"]
+    assert row["loss"] == pytest.approx(E + (Cc / 1e20) ** a, rel=1e-12)
+    assert row["loss"] == pytest.approx(1.7 + (3e14 / 1e20) ** 0.15, rel=0.01)
+    assert row["loss_ci"][0] < row["loss"] < row["loss_ci"][1]
+    reach = plan_run(law, target_loss=1.85)
+    assert reach["flops"] == pytest.approx(Cc * (1.85 - E) ** (-1 / a), rel=1e-12)
+    assert reach["loss"] == pytest.approx(1.85, rel=1e-12)
+    assert reach["flops_ci"][0] < reach["flops"] < reach["flops_ci"][1]
+    assert main(["plan", str(fit), "--flops", "1e18"]) == 0
+    assert capsys.readouterr().out.startswith(f"flops=1e+18  loss={E + (Cc / 1e18) ** a:.4g} [")
+    assert main(["plan", str(fit), "--target-loss", f"{E * 0.99}"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --target-loss {E * 0.99}: unreachable under this fit (the irreducible loss "
+        f"E is {E:.4g})\n"
+    )
+    for flags, err in (
+        (["--params", "1e8", "--flops", "1e20"], "--params needs a law that predicts loss "
+         "from N and D (chinchilla, kaplan, nd-interaction, data-constrained), not 'power-c'"),
+        (["--flops", "1e20", "--lr-fit", str(fit)],
+         "--lr-fit needs a plan's N: a power-c fit plans the loss alone"),
+    ):  # fmt: skip
+        assert main(["plan", str(fit), *flags]) == 2
+        assert capsys.readouterr().err == f"error: {err}\n"

@@ -146,6 +146,8 @@ def run(args):
         out = unique_tokens_allocation(law, args.flops, args.unique_tokens)
     elif law.law == "data-constrained":
         raise ConfigError("a data-constrained fit plans with --flops C... --unique-tokens U")
+    elif law.law == "power-c" and args.lr_fit:  # the lr-opt fit reads N, which power-c lacks
+        raise ConfigError("--lr-fit needs a plan's N: a power-c fit plans the loss alone")
     elif args.params is not None:
         if not args.flops or len(args.flops) != 1:
             raise ConfigError("--params needs exactly one --flops budget")

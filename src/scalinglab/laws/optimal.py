@@ -16,12 +16,14 @@ import numpy as np
 
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import intervals
+from scalinglab.laws.forms import Power
 
 KEYS = ("flops", "params", "tokens", "tokens_per_param", "loss")
 
 
 def allocate(law_name: str, p, C):
-    """(N, D, L) at compute C under parameters p (floats, or (K, 1) arrays of draws)."""
+    """(N, D, L) at compute C under parameters p (floats, or (K, 1) arrays of draws); N and
+    D are NaN under power-c, a law of the loss along the compute-optimal frontier alone."""
     if law_name == "chinchilla":
         a, b = p["alpha"], p["beta"]
         G = (a * p["A"] / (b * p["B"])) ** (1.0 / (a + b))
@@ -32,9 +34,13 @@ def allocate(law_name: str, p, C):
         N = p["k_N"] * C ** p["a"]
         D = p["k_D"] * C ** p["b"]
         L = p["k_L"] * C ** p["a_L"] if "k_L" in p else np.full(np.shape(N), np.nan)
+    elif law_name == "power-c":  # the frontier's loss at C; N and D are no part of it
+        L = Power("C").predict(p, C=C)
+        N = D = np.full(np.shape(L), np.nan)
     else:
         raise ConfigError(
-            f"law {law_name!r} has no compute-optimal allocation; use chinchilla, isoflop or envelope"
+            f"law {law_name!r} has no compute-optimal allocation; use chinchilla, isoflop or "
+            "envelope (power-c gives the loss at a budget, without N and D)"
         )
     return N, D, L
 
@@ -133,6 +139,10 @@ def optimal_allocation(law, C):
     rows = _rows(law, Cs, N, D, L, draws)
     for r in rows:
         r.pop("flops_ci", None)  # the budget is given, not estimated
+        if law.law == "power-c":  # a loss at C: no N or D to show
+            for k in ("params", "tokens", "tokens_per_param"):
+                r.pop(k)
+                r.pop(f"{k}_ci", None)
     pi = prediction_interval(law, N, D, Cs)
     if pi is not None:
         for r, lo, hi in zip(rows, *pi, strict=True):

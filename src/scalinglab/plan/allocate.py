@@ -46,8 +46,15 @@ def _compute_for_loss(law, p, target):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             C = np.exp((np.log(target) - np.log(p["k_L"])) / p["a_L"])
         return np.where(C <= MAX_FLOPS, C, np.inf)
+    if law.law == "power-c":  # L = E + (C_c/C)^alpha, inverted; at or below E unreachable
+        E = np.asarray(p.get("E", 0.0), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            C = p["C_c"] * np.exp(-np.log(target - E) / p["alpha"])
+        return np.where((target > E) & (C <= MAX_FLOPS), C, np.inf)
     if law.law != "chinchilla":
-        raise ConfigError(f"--target-loss needs a chinchilla or isoflop fit, not {law.law!r}")
+        raise ConfigError(
+            f"--target-loss needs a chinchilla, isoflop or power-c fit, not {law.law!r}"
+        )
     E = np.asarray(p["E"], dtype=float)
     lo = np.full(np.shape(E), np.log(1e0))
     hi = np.full(np.shape(E), np.log(MAX_FLOPS))
