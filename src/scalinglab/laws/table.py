@@ -412,6 +412,15 @@ def not_a_number(value) -> str:
     return f"{value!r} is not a number{why}"
 
 
+class MissingValue(DataError):
+    """A cell with no value; `column` names its column, for a reader that knows why such a
+    cell is empty (a task not scored at that step) to say so."""
+
+    def __init__(self, message: str, column: str):
+        super().__init__(message)
+        self.column = column
+
+
 def is_missing(value) -> bool:
     """Whether a cell holds no value: None (a dict's, polars' and pyarrow's nulls), an
     empty CSV cell, pandas' NA and NaT, or an in-memory float NaN (pandas' missing value
@@ -437,7 +446,7 @@ def number(raw: RawTable, i: int, col: str, positive: bool = True) -> float:
     where = f"{raw.where(i)}, column {col!r}"
     if is_missing(value):  # it read "None is not a number" ('' in a CSV's empty cell)
         nan = " (NaN)" if isinstance(value, float | np.floating) else ""
-        raise DataError(f"{where}: missing value{nan}")
+        raise MissingValue(f"{where}: missing value{nan}", col)
     if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
         raise DataError(f"{where}: {value!r} is not a number")
     try:

@@ -16,7 +16,6 @@ draw of the two-step law is one resample's pair of fits.
 """
 
 import itertools
-import re
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -34,7 +33,7 @@ from scalinglab.laws.intervals import (
     thresholds_for,
 )
 from scalinglab.laws.settings import huber_delta
-from scalinglab.laws.table import compute_range, data_ranges, read_table
+from scalinglab.laws.table import MissingValue, compute_range, data_ranges, read_table
 
 TASK_LAWS = ("task-sigmoid", "task-power")
 # A backtest's thresholds: the share of the runs at or below each (laws.backtest's too).
@@ -131,12 +130,12 @@ class Sigmoid:
 def _read(law, table, col):
     try:
         return _read_c(law, table, col)
-    except DataError as e:
+    except MissingValue as e:
         # A task column is empty where the task was not scored: every evaluated step of
         # `runs --curves` that --every-checkpoint did not score (evals outnumber the
         # checkpoints), or a run not scored on the column's items. Say how to leave those
         # rows out, or the documented curves-table fit is a dead end.
-        if not re.search(rf"column {re.escape(repr(col))}: missing value", e.message):
+        if e.column != col:
             raise
         raise DataError(
             f"{e.message}: a row not scored on the task (an evaluated step that was not "
