@@ -24,7 +24,8 @@ def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=No
         law: a fitted ScalingLaw, a fit.json path (or its JSON text), or a
             published law's name ("hoffmann2022", "besiroglu2024", "kaplan2020").
         flops: a FLOP budget or a list of them: N_opt, D_opt, tokens per
-            parameter and loss at each (with `params`: exactly one budget).
+            parameter and loss at each (with `params`: exactly one budget); a
+            power-c law gives the loss alone (it has no N or D).
         target_loss: the loss to reach: the compute (and allocation) the
             compute-optimal path needs. Not with `flops`.
         params: a fixed model size N, trained on the one budget `flops`
