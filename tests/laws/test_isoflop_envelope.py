@@ -393,3 +393,41 @@ def test_envelope_keeps_the_completed_runs_as_every_other_law_does(tmp_path, cap
         "error: where does not apply to run folders (their metrics.jsonl and result.json "
         "name every column)\n"
     )
+
+
+def test_envelope_of_a_folder_of_runs_reads_its_run_folders(tmp_path, capsys):
+    """`fit runs/sweep --law envelope` was refused ('a folder'), where `scalinglab runs`
+    reads the same folder; a folder of two architectures' runs has no one envelope."""
+    import json
+
+    from scalinglab import runfolder
+    from scalinglab.cli import main
+    from scalinglab.config import ModelConfig, RunConfig
+
+    folders = []
+    for i, N in enumerate(np.geomspace(1e7, 1e10, 5)):
+        run = tmp_path / "sweep" / "runs" / f"run{i}"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps({"status": "completed", "params": N}))
+        recs = [{"tokens": D, "flops": 6 * N * D, "val_loss": chinchilla_law(N, D)}
+                for D in np.geomspace(1e8, 2e12, 20)]  # fmt: skip
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        folders.append(str(run))
+    assert main(["fit", *folders, "--law", "envelope", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert main(["fit", str(tmp_path / "sweep"), "--law", "envelope", "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert whole["params"] == listed["params"] and whole["conventions"]["runs"] == 5
+    for i, arch in ((0, "gpt"), (1, "lstm")):
+        runfolder.write_config(folders[i], RunConfig(model=ModelConfig(arch=arch)))
+    assert main(["fit", str(tmp_path / "sweep"), "--law", "envelope"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'sweep'}: its runs are of 2 architectures (gpt, lstm); give "
+        "one's folder, or its curves (scalinglab runs DIR --curves) with --where arch=gpt\n"
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(["fit", str(tmp_path / "empty"), "--law", "envelope"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'empty'}: a folder with no run folders in it (envelope takes "
+        "a curves CSV or run folders)\n"
+    )

@@ -150,7 +150,7 @@ def run(args):
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
         law.fit(args.runs[0])
     elif args.law == "envelope":
-        law.fit(args.runs[0] if len(args.runs) == 1 else list(args.runs))
+        law.fit(_envelope_input(args.runs))
     else:
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
@@ -179,6 +179,31 @@ def run(args):
     else:
         print(law.report())
     return 0
+
+
+def _envelope_input(paths: list[str]):
+    """A curves CSV, or run folders; one folder of runs (a sweep's, a study's) stands for
+    its run folders, as for `scalinglab runs` (it was refused: 'a folder')."""
+    from pathlib import Path
+
+    from scalinglab import runfolder
+    from scalinglab.errors import DataError
+    from scalinglab.sweep.table import find_run_dirs
+
+    if len(paths) != 1 or not Path(paths[0]).is_dir():
+        return paths[0] if len(paths) == 1 else list(paths)
+    dirs = find_run_dirs(paths[0])
+    if not dirs:
+        raise DataError(f"{paths[0]}: a folder with no run folders in it (envelope takes a "
+                        "curves CSV or run folders)")  # fmt: skip
+    archs = sorted({c.model.arch for d in dirs if (c := runfolder.read_config(d)) is not None})
+    if len(archs) > 1:  # one envelope is one architecture's
+        raise DataError(
+            f"{paths[0]}: its runs are of {len(archs)} architectures ({', '.join(archs)}); "
+            "give one's folder, or its curves (scalinglab runs DIR --curves) with "
+            f"--where arch={archs[0]}"
+        )
+    return [str(d) for d in dirs]
 
 
 def check_out_not_input(out, inputs, what: str, flag: str = "--out") -> None:
