@@ -335,6 +335,24 @@ def test_envelope_refuses_run_ids_that_join_alike_and_a_run_of_two_sizes(tmp_pat
     assert [r[1] for r in read_curves_csv(path, run_cols=("a", "b")).runs] == [1e7, 1e8]
 
 
+def write_runs(root, n, statuses=None) -> list[str]:
+    """`n` run folders under `root` (sizes 1e7 to 1e10), each the curve of the Chinchilla
+    law in metrics.jsonl, with `statuses` {i: status} (the others completed)."""
+    import json
+
+    folders = []
+    for i, N in enumerate(np.geomspace(1e7, 1e10, n)):
+        run = root / f"run{i}"
+        run.mkdir(parents=True)
+        status = (statuses or {}).get(i, "completed")
+        (run / "result.json").write_text(json.dumps({"status": status, "params": N}))
+        recs = [{"tokens": D, "flops": 6 * N * D, "val_loss": chinchilla_law(N, D)}
+                for D in np.geomspace(1e8, 2e12, 20)]  # fmt: skip
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        folders.append(str(run))
+    return folders
+
+
 def test_envelope_keeps_the_completed_runs_as_every_other_law_does(tmp_path, capsys):
     """The envelope read every curve, where the runs and curves readers keep completed
     runs by default: a run that diverged or failed (here with lower losses than any
@@ -368,16 +386,7 @@ def test_envelope_keeps_the_completed_runs_as_every_other_law_does(tmp_path, cap
     with pytest.raises(DataError, match=r"where size=1: no column 'size' \(columns: run_id,"):
         ScalingLaw("envelope", where=["size=1"]).fit(path)
     # run folders: the completed ones, the others named
-    folders = []
-    for i, N in enumerate(np.geomspace(1e7, 1e10, 4)):
-        run = tmp_path / f"run{i}"
-        run.mkdir()
-        status = {1: "failed", 2: "diverged"}.get(i, "completed")
-        (run / "result.json").write_text(json.dumps({"status": status, "params": N}))
-        recs = [{"tokens": D, "flops": 6 * N * D, "val_loss": chinchilla_law(N, D)}
-                for D in np.geomspace(1e8, 2e12, 20)]  # fmt: skip
-        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-        folders.append(str(run))
+    folders = write_runs(tmp_path, 4, {1: "failed", 2: "diverged"})
     assert main(["fit", *folders, "--law", "envelope", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["conventions"]["runs"] == 2
@@ -404,15 +413,7 @@ def test_envelope_of_a_folder_of_runs_reads_its_run_folders(tmp_path, capsys):
     from scalinglab.cli import main
     from scalinglab.config import ModelConfig, RunConfig
 
-    folders = []
-    for i, N in enumerate(np.geomspace(1e7, 1e10, 5)):
-        run = tmp_path / "sweep" / "runs" / f"run{i}"
-        run.mkdir(parents=True)
-        (run / "result.json").write_text(json.dumps({"status": "completed", "params": N}))
-        recs = [{"tokens": D, "flops": 6 * N * D, "val_loss": chinchilla_law(N, D)}
-                for D in np.geomspace(1e8, 2e12, 20)]  # fmt: skip
-        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-        folders.append(str(run))
+    folders = write_runs(tmp_path / "sweep" / "runs", 5)
     assert main(["fit", *folders, "--law", "envelope", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert main(["fit", str(tmp_path / "sweep"), "--law", "envelope", "--json"]) == 0
