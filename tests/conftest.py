@@ -7,6 +7,11 @@ from pathlib import Path
 # pytest-xdist already runs a test per core; two threads per process beside the other
 # workers' slowed such steps several-fold.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# and the runs that take two threads by design (a study's backtest trains alone on all
+# the study's threads) wait for each other asleep, not spinning: beside the other
+# worker's test a 2-thread step slowed up to 25x (docs/performance.md), the Ray study 8x
+# (340 s against 41 s alone). The same numbers either way.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
