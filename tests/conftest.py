@@ -1,5 +1,6 @@
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 # Before numpy and torch are imported: a thread each, for these processes and the ones
@@ -66,11 +67,11 @@ def is_heavy(nodeid: str) -> bool:
 def pytest_collection_modifyitems(items):
     """The HEAVY tests first, then the files with the most tests (the queue's order)."""
     files = [item.nodeid.split("::")[0] for item in items]
-    count = {f: files.count(f) for f in set(files)}
-    first = {f: files.index(f) for f in set(files)}
-    order = {id(item): (not is_heavy(item.nodeid), -count[f], first[f])
-             for item, f in zip(items, files, strict=True)}  # fmt: skip
-    items.sort(key=lambda item: order[id(item)])  # stable: a file's tests in their order
+    count = Counter(files)
+    first = {f: i for i, f in reversed(list(enumerate(files)))}
+    key = {id(item): (not is_heavy(item.nodeid), -count[f], first[f])
+           for item, f in zip(items, files, strict=True)}  # fmt: skip
+    items.sort(key=lambda item: key[id(item)])  # stable: a file's tests in their order
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -65,6 +65,7 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
                 f"{path}: --run-col {col!r}: no such column (columns: {', '.join(header)})"
             )
     conds, notes = parse_where(where), []
+    given = len(conds)  # the filters after these are the default's
     for col, op, val in conds:
         if col not in header:
             raise DataError(
@@ -80,7 +81,7 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
         if not raw.rows:
             shown = " ".join("".join(c) for c in conds[: k + 1])
             raise DataError(f"{path}: no rows left after --where {shown}")
-        if k >= len(parse_where(where)) and len(raw.rows) < before:
+        if k >= given and len(raw.rows) < before:
             notes.append(
                 f"the default filter {status}=completed left out {before - len(raw.rows)} "
                 f"rows (runs not completed); --where {status}=VALUE picks others"
