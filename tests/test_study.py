@@ -917,22 +917,40 @@ def test_toy_ladder_study_end_to_end(tmp_path):
     assert summary["seed_noise"]["dof"] == 2  # the repeated size's 2 branches, one seed more
 
 
+def _toy_plan(tmp_path, hparams: str):
+    """The toy study's plan with `hparams` lines added to its [hparams] (no run trained):
+    the plan and every run in it, the backtest's guess last."""
+    from scalinglab.study.run import plan_study, prepare_data
+
+    text = TOY.format(corpus=toy_corpus(tmp_path / "corpus.txt"))
+    study = parse_study(tomllib.loads(text.replace("ref_width = 16", f"ref_width = 16\n{hparams}")),
+                        "toy")  # fmt: skip
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    return plan, [r for p in plan.parts for r in p.runs] + [plan.backtest_guess]
+
+
 def test_hparams_duration_power_reaches_every_run_of_a_study(tmp_path):
     """A study's [hparams] goes to each sweep spec as it is: with rule "mup" and
     duration_power 0.228 every run, the backtest's too, gets 3e-3 × (D / 1e5)^0.228."""
-    from scalinglab.study.run import plan_study, prepare_data
-
-    text = TOY.format(corpus=toy_corpus(tmp_path / "corpus.txt")).replace(
-        "ref_width = 16", 'ref_width = 16\nrule = "mup"\nduration_power = 0.228\nref_tokens = 1e5'
-    )
-    study = parse_study(tomllib.loads(text), "toy")
-    shards, name = prepare_data(study, tmp_path / "cache")
-    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
-    runs = [r for p in plan.parts for r in p.runs] + [plan.backtest_guess]
+    _, runs = _toy_plan(tmp_path, 'rule = "mup"\nduration_power = 0.228\nref_tokens = 1e5')
     for r in runs:
         assert r.lr == pytest.approx(3e-3 * (r.tokens / 1e5) ** 0.228, rel=1e-12)
         assert r.config.model.param == "mup"
     assert len({r.lr for r in runs}) == len({r.tokens for r in runs}) > 3  # one lr per D
+
+
+def test_hparams_decay_tokens_per_param_reaches_every_run_of_a_study(tmp_path):
+    """[hparams] decay_tokens_per_param τ sets every GPT run's weight decay, the seed
+    repeats' and the backtest's too: tokens per step / (lr · τ · N), one per size."""
+    plan, runs = _toy_plan(tmp_path, "decay_tokens_per_param = 30")
+    assert {p.role for p in plan.parts} >= {"sweep", "seed"}
+    for r in runs:
+        t = r.config.train
+        tps = t.batch_size * t.grad_accum * r.config.model.block_size
+        assert t.weight_decay == pytest.approx(tps / (t.lr * 30 * r.counts.params), rel=1e-12)
+    sizes = {r.counts.params for r in runs}
+    assert len({r.config.train.weight_decay for r in runs}) == len(sizes) > 3
 
 
 def test_the_backtest_alone_takes_no_more_threads_than_the_machine_has(monkeypatch):

@@ -344,6 +344,50 @@ def test_duration_power_bad_settings_name_the_key(tmp_path, shards, hparams, mes
         load_spec(_spec_with(tmp_path, shards, GRID_2X2, hparams))
 
 
+def test_decay_tokens_per_param_gives_each_size_the_same_decay_timescale(tmp_path, shards):
+    """wd = tokens per step / (lr · τ · N): the decay's timescale 1/(lr · wd) steps is τ·N
+    tokens at both widths of the 2 × 2 grid (batch 4 × block 16 = 64 tokens a step), the
+    same wd for both lengths of a size; left out, every run keeps [train]'s 0.1."""
+    _, runs = make_plan(load_spec(_spec_with(tmp_path, shards, GRID_2X2,
+                                             "decay_tokens_per_param = 20")))  # fmt: skip
+    assert len(runs) == 4
+    by_size = {}
+    for r in runs:
+        t, n = r.config.train, r.counts.params
+        assert t.weight_decay == pytest.approx(64 / (t.lr * 20 * n), rel=1e-12)
+        assert 64 / (t.lr * t.weight_decay) == pytest.approx(20 * n, rel=1e-12)  # τ·N tokens
+        by_size.setdefault(n, set()).add(t.weight_decay)
+    assert all(len(w) == 1 for w in by_size.values()) and len(by_size) == 2
+    (small, large) = sorted(by_size)  # the wider model: a smaller lr, more parameters
+    assert by_size[small] != by_size[large]
+    _, plain = make_plan(load_spec(write_spec(tmp_path, shards, GRID_2X2)))
+    assert {r.config.train.weight_decay for r in plain} == {0.1}
+
+
+@pytest.mark.parametrize(
+    "hparams,train,message",
+    [
+        ("decay_tokens_per_param = -3", "",
+         r"decay_tokens_per_param must be a finite number >= 0 .*got -3"),
+        ("decay_tokens_per_param = 20", "weight_decay = 0.05",
+         r"\[hparams\] decay_tokens_per_param sets each run's weight_decay: leave \[train\] "
+         r"weight_decay \(0.05\) out"),
+        ('decay_tokens_per_param = 20\noptimizer = "sgd"', "",
+         'decay_tokens_per_param sets AdamW\'s weight decay; optimizer = "sgd" has none'),
+        ("decay_tokens_per_param = 20", 'optimizer = "sgd"',
+         r"decay_tokens_per_param sets AdamW's weight decay, but the runs train with "
+         r"optimizer 'sgd'"),
+    ],
+)  # fmt: skip
+def test_decay_tokens_per_param_bad_settings_name_the_key(tmp_path, shards, hparams, train,
+                                                          message):  # fmt: skip
+    p = _spec_with(tmp_path, shards, GRID_2X2, hparams)
+    if train:
+        p.write_text(p.read_text().replace("[train]\n", f"[train]\n{train}\n"))
+    with pytest.raises((SweepError, ConfigError), match=message):
+        make_plan(load_spec(p))
+
+
 def test_an_architecture_may_name_its_own_optimizer_and_clip(tmp_path, shards):
     """[hparams.lstm] optimizer = "sgd" with its own lr and clip (the RNN recipe, docs/
     training.md) while the GPTs of the same sweep keep AdamW and the [train] defaults."""

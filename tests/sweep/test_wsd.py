@@ -81,6 +81,13 @@ def test_a_size_keeps_one_lr_under_a_duration_power(tmp_path, shards):
     for r in (size.stable, *size.branches):
         assert r.lr == pytest.approx(0.015845, rel=1e-4)
         assert r.config.train.min_lr == size.stable.config.train.min_lr
+    # and its weight decay with it, where [hparams] sets one per size from the lr
+    (tmp_path / "w.toml").write_text(text.replace("duration_power", "decay_tokens_per_param = "
+                                                  "10\nduration_power"))  # fmt: skip
+    (size,) = design.wsd_sizes(driver.open_context(load_spec(tmp_path / "w.toml")))
+    n = size.stable.counts.params
+    for r in (size.stable, *size.branches):
+        assert r.config.train.weight_decay == pytest.approx(64 / (0.015845 * 10 * n), rel=1e-4)
     # so with rule "fitted": the fit's lr at the longest branch's N and D, 2 N^-0.5 D^0.1
     fit = {"kind": "scalinglab.lr_opt_fit", "cells": [], "params": {
         "step": {"a": 2.0, "alpha": -0.5, "beta": 0.1, "b": 1.0, "gamma": 0.5},

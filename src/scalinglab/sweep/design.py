@@ -14,7 +14,7 @@ budget is a *branch*: a WSD run seeded with the stable run's last checkpoint at 
 before its b(S), equal step for step to an independent WSD run. All runs of a size
 share one warmup: round(warmup_frac × the shortest branch's steps), and one lr (the
 longest branch's, where the [hparams] rule makes the lr depend on D: duration_power, or
-rule "fitted").
+rule "fitted"; its weight decay with it).
 
 Everything here is pure: from a spec (and the shards' vocabulary and identity) to
 planned runs. The driver writes and runs them.
@@ -193,6 +193,9 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     elif rule.rule == "fitted":
         train.lr = fitted_law(rule.fit).predict(counts.params, steps * tps)["lr"]
     train = train.with_optimizer_defaults(model.recurrent, model.arch)  # as the trainer does
+    if rule.decay_tokens_per_param:
+        given = "weight_decay" in spec.train
+        train.weight_decay = decay_for(rule, train, counts.params, tps, given, spec.source)
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)
@@ -209,6 +212,22 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
         group=group,
         stage=stage,
     )
+
+
+def decay_for(rule, train: TrainConfig, params: int, tokens_per_step: int, given=False,
+              source=None) -> float:  # fmt: skip
+    """AdamW's weight decay of a run of `params` parameters at `train.lr` under the rule's
+    decay_tokens_per_param τ: tokens_per_step / (lr · τ · N), the decay's timescale
+    1/(lr · wd) steps being τ·N tokens at every size (Wang & Aitchison 2024: a decay whose
+    timescale is a fixed number of steps weighs more on longer runs)."""
+    where = f"{source or 'spec'} [hparams] decay_tokens_per_param"
+    if train.optimizer != "adamw":
+        raise SweepError(f"{where} sets AdamW's weight decay, but the runs train with "
+                         f"optimizer {train.optimizer!r}: leave it out")  # fmt: skip
+    if given:
+        raise SweepError(f"{where} sets each run's weight_decay: leave [train] weight_decay "
+                         f"({train.weight_decay:g}) out")  # fmt: skip
+    return tokens_per_step / (train.lr * rule.decay_tokens_per_param * params)
 
 
 def model_for(ctx: Context, arch: str, n: float) -> ModelConfig:
@@ -607,7 +626,7 @@ def _wsd_size(ctx: Context, runs: list[PlannedRun]) -> WsdSize:
     # lr depends on D (duration_power, "fitted"), the longest branch's (the run a ladder's
     # backtest is like)
     longest = max(runs, key=lambda r: r.tokens).config.train
-    lr = {"lr": longest.lr, "min_lr": longest.min_lr}
+    lr = {"lr": longest.lr, "min_lr": longest.min_lr, "weight_decay": longest.weight_decay}
     stable = _retarget(
         runs[0], ctx, "stable", schedule="constant", warmup=warmup, tokens=last * tps,
         ckpt_every=unit, keep_ckpts=last // unit + 1, **lr,

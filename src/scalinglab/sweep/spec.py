@@ -137,6 +137,12 @@ class HparamRule:
         "needed when duration_power is not 0",
     )
     warmup_frac: float = setting(0.05, "warmup steps = round(warmup_frac × the run's steps)")
+    decay_tokens_per_param: float = setting(
+        0.0,
+        "AdamW's weight decay per size: wd = tokens per step / (lr × decay_tokens_per_param "
+        "× N), so that the decay's timescale 1/(lr·wd) spans decay_tokens_per_param tokens "
+        "per parameter at every size (0: [train]'s weight_decay at every size)",
+    )
     rule: str = setting(
         "power",
         "power: lr × (ref_width / width) ** lr_power; mup: lr at every width, the GPTs under "
@@ -197,6 +203,17 @@ class HparamRule:
         _number(self, "warmup_frac", positive=False)
         if not 0.0 <= self.warmup_frac < 1.0:
             raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        _number(self, "decay_tokens_per_param", positive=False)
+        if not (math.isfinite(self.decay_tokens_per_param) and self.decay_tokens_per_param >= 0):
+            raise ConfigError(
+                "decay_tokens_per_param must be a finite number >= 0 (0: [train]'s "
+                f"weight_decay), got {self.decay_tokens_per_param}"
+            )
+        if self.decay_tokens_per_param and self.optimizer == "sgd":
+            raise ConfigError(
+                'decay_tokens_per_param sets AdamW\'s weight decay; optimizer = "sgd" has '
+                "none: leave it out"
+            )
 
 
 # --- the designs: one dataclass per kind ------------------------------------------
