@@ -44,6 +44,8 @@ lr = 5e-3                       # at width 64; lr ∝ 1/sqrt(width)
 ref_width = 64
 lr_power = 0.5
 warmup_frac = 0.05
+[hparams.gpt]                   # AdamW's weight decay per size: its timescale 1/(lr·wd) is 80
+decay_tokens_per_param = 80     # tokens per parameter at every size, not a fixed number of steps
 [hparams.lstm]                  # the RNN recipe (docs/training.md): clipped SGD, one lr at these widths
 optimizer = "sgd"               # measured here at widths 32 and 64: 4-6% lower loss than AdamW's best
 lr = 20                         # the SGD default: of 5, 10, 20, 40 the best on its runs
