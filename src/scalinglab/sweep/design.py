@@ -195,7 +195,8 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     train = train.with_optimizer_defaults(model.recurrent, model.arch)  # as the trainer does
     if rule.decay_tokens_per_param:
         given = "weight_decay" in spec.train
-        train.weight_decay = decay_for(rule, train, counts.params, tps, given, spec.source)
+        train.weight_decay = decay_for(rule.decay_tokens_per_param, train, counts.params, tps,
+                                       given, spec.source)  # fmt: skip
     if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
         train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)
@@ -214,9 +215,9 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
     )
 
 
-def decay_for(rule, train: TrainConfig, params: int, tokens_per_step: int, given=False,
-              source=None) -> float:  # fmt: skip
-    """AdamW's weight decay of a run of `params` parameters at `train.lr` under the rule's
+def decay_for(tau: float, train: TrainConfig, params: int, tokens_per_step: int,
+              given: bool = False, source: str | None = None) -> float:  # fmt: skip
+    """AdamW's weight decay of a run of `params` parameters at `train.lr` under [hparams]
     decay_tokens_per_param τ: tokens_per_step / (lr · τ · N), the decay's timescale
     1/(lr · wd) steps being τ·N tokens at every size (Wang & Aitchison 2024: a decay whose
     timescale is a fixed number of steps weighs more on longer runs)."""
@@ -227,7 +228,7 @@ def decay_for(rule, train: TrainConfig, params: int, tokens_per_step: int, given
     if given:
         raise SweepError(f"{where} sets each run's weight_decay: leave [train] weight_decay "
                          f"({train.weight_decay:g}) out")  # fmt: skip
-    return tokens_per_step / (train.lr * rule.decay_tokens_per_param * params)
+    return tokens_per_step / (train.lr * tau * params)
 
 
 def model_for(ctx: Context, arch: str, n: float) -> ModelConfig:
