@@ -432,3 +432,27 @@ def test_envelope_of_a_folder_of_runs_reads_its_run_folders(tmp_path, capsys):
         f"error: {tmp_path / 'empty'}: a folder with no run folders in it (envelope takes "
         "a curves CSV or run folders)\n"
     )
+
+
+def test_isoflop_counting_n_without_embeddings_reads_d_opt_off_the_runs():
+    """--n-kind params_nonembed on runs placed at budgets of 6·N·D in all parameters: the
+    optimum's D is its runs' D at N_opt (it was C / (6 N_opt) with the budget's C, 1.2-2x
+    too many tokens for these sizes), its C is 6·N_opt·D_opt, and b = 1 - a again."""
+    from tests.plan.test_analysis import kaplan_rows
+
+    rows = kaplan_rows()
+    table = {
+        k: [r[k] for r in rows] for k in ("params", "params_nonembed", "tokens", "budget", "loss")
+    }
+    law = ScalingLaw("isoflop", n_kind="params_nonembed").fit(table)
+    p = law.params_
+    for b in (1e11, 3e11, 9e11):
+        mid = min((r for r in rows if r["budget"] == b), key=lambda r: r["loss"])
+        assert p[f"N_opt@{b:g}"] == pytest.approx(mid["params_nonembed"], rel=1e-9)
+        assert p[f"D_opt@{b:g}"] == pytest.approx(mid["tokens"], rel=1e-9)
+        assert p[f"C_opt@{b:g}"] == pytest.approx(6 * mid["params_nonembed"] * mid["tokens"])
+    assert p["a"] + p["b"] == pytest.approx(1.0, abs=1e-9)
+    assert law.conventions_["D"] == "tokens"
+    plain = ScalingLaw("isoflop").fit(table)  # all parameters: the budgets are its C
+    assert not any(k.startswith("C_opt@") for k in plain.params_)
+    assert plain.params_["D_opt@1e+11"] == pytest.approx(1e11 / (6 * plain.params_["N_opt@1e+11"]))

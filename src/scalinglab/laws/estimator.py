@@ -286,6 +286,8 @@ class ScalingLaw:
             need = ("N", "D", "C")  # C (its column, else 6ND): the C_range and --calibrate C
         elif self.law == "isoflop":  # --budgets snaps C to them: no budget column read
             need = ("N", "C") if s.get("budgets") else ("N", "C", "budget")
+            if s.get("n_kind") == "params_nonembed":  # the optimum's D from its runs
+                need += ("D",)
         else:
             need = (self.law[-1].upper(),)
         t = read_table(table, need=need, **mapping)
@@ -422,6 +424,7 @@ class ScalingLaw:
             bootstrap=s["bootstrap"],
             seed=s["seed"],
             curvature=s["curvature"],
+            d_from_runs=s.get("n_kind") == "params_nonembed",
         )
         self.params_ = {**res["point"], **res["per_budget"]}
         self.derived_ = {}

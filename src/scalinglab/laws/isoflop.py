@@ -117,8 +117,24 @@ def _shared_parabolas(x, L, W, group, n_groups):
     return xs + means, Ls, np.broadcast_to(k, xs.shape).copy()
 
 
-def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curvature="per-budget"):
-    table.require("isoflop", "N", "L")
+def fit_isoflop(
+    table,
+    *,
+    budgets=None,
+    bootstrap=0,
+    seed=0,
+    min_points=3,
+    curvature="per-budget",
+    d_from_runs=False,
+):
+    """Per-budget parabolas and the lines through their vertices (module docstring).
+
+    `d_from_runs`: N is not the count the budgets were set with (Kaplan's non-embedding
+    N of runs placed by 6·N·D in all parameters), so C / (6 N_opt) is not the optimum's
+    D: it is read off the budget's own runs (a parabola of log D in log N, exact for
+    runs placed by 6ND with this N) at N_opt, and the lines are drawn against C_opt =
+    6·N_opt·D_opt, reported per budget as `C_opt@B`."""
+    table.require("isoflop", "N", "L", *(("D",) if d_from_runs else ()))
     bud, how = group_budgets(table, budgets)
     values = np.unique(bud)
     groups = [np.flatnonzero(bud == v) for v in values]
@@ -179,6 +195,13 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
     logC = np.log(bvals)
     Nopt = np.exp(xs)
     Dopt = bvals / (6.0 * Nopt)
+    if d_from_runs:
+        for j, (_, g) in enumerate(keep):  # log D through the budget's runs, as the loss
+            if np.unique(logN[g]).size >= 3:
+                Dopt[:, j] = np.exp(
+                    np.polyval(np.polyfit(logN[g], np.log(table.D[g]), 2), xs[:, j])
+                )
+        logC = np.log(6.0 * Nopt * Dopt)  # each draw's own C_opt: (1 + R, budgets)
     a, cN = loglog_fit(logC, np.log(Nopt))
     b, cD = loglog_fit(logC, np.log(Dopt))
     with np.errstate(invalid="ignore", divide="ignore"):  # a resample may give L_opt <= 0
@@ -192,7 +215,9 @@ def fit_isoflop(table, *, budgets=None, bootstrap=0, seed=0, min_points=3, curva
         per[f"D_opt@{v:g}"] = Dopt[:, j]
         per[f"L_opt@{v:g}"] = Ls[:, j]
         per[f"k@{v:g}"] = ks[:, j]  # the parabola: L = L_opt + k (log N − log N_opt)²
-    resid = np.log(Nopt[0]) - (cN[0] + a[0] * logC)
+        if d_from_runs:
+            per[f"C_opt@{v:g}"] = 6.0 * Nopt[:, j] * Dopt[:, j]
+    resid = np.log(Nopt[0]) - (cN[0] + a[0] * np.atleast_2d(logC)[0])
     return {
         "point": {k: float(v[0]) for k, v in core.items()},
         "per_budget": {k: float(v[0]) for k, v in per.items()},
