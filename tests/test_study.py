@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -385,6 +386,7 @@ def test_bad_spec_names_the_key(change, message):
         ),
         ({"bootstrap": "many"}, "quickstart [fit]: bootstrap must be int, got str 'many'"),
         ({"resamples": 10}, "quickstart [fit]: unknown key(s) resamples (known: boot_starts,"),
+        ({"n_kind": "N"}, "quickstart [fit]: n_kind = 'N': expected one of params, params_nonemb"),
     ],
 )
 def test_bad_fit_table_is_a_one_line_config_error(fit, message):
@@ -401,6 +403,46 @@ def test_fit_table_is_the_fit_config():
     assert parse_study(d, "quickstart").fit == FitConfig(bootstrap=50, curvature="shared")
     del d["fit"]
     assert parse_study(d, "quickstart").fit == FitConfig()
+
+
+def test_fit_n_kind_is_the_studys_count_and_is_written_only_when_given():
+    from scalinglab.study.spec import study_dict
+
+    d = quickstart()
+    d["fit"] = {"bootstrap": 50, "n_kind": "params_nonembed"}
+    s = parse_study(d, "quickstart")
+    assert s.fit == FitConfig(bootstrap=50) and s.n_kind == "params_nonembed"
+    assert study_dict(s)["fit"]["n_kind"] == "params_nonembed"
+    del d["fit"]["n_kind"]  # the default: study.json as before the key existed
+    s = parse_study(d, "quickstart")
+    assert s.n_kind == "params" and "n_kind" not in study_dict(s)["fit"]
+
+
+def test_the_backtest_shape_counted_without_embeddings_is_its_own_optimum(tmp_path):
+    """With [fit] n_kind = "params_nonembed" the fits' C is 6·N_ne·D, which depends on the
+    shape: the backtest's shape is the allocation at its own C (a fixed point), where the
+    budget C is 6·N·D in all its parameters."""
+    from scalinglab.models.counting import count
+    from scalinglab.plan.analysis import allocation, fit_arch
+    from scalinglab.study.run import _allocate, plan_study, prepare_data
+    from scalinglab.sweep import driver
+    from scalinglab.sweep.shapes import shape_for
+    from tests.plan.test_analysis import kaplan_rows
+
+    corpus = toy_corpus(tmp_path / "corpus.txt")
+    study = parse_study(tomllib.loads(TOY.format(corpus=corpus)), "toy")
+    shards, name = prepare_data(study, tmp_path / "cache")
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    spec = next(p for p in plan.parts if p.role == "sweep").spec
+    vocab = driver.open_context(spec).vocab
+    fits = fit_arch("gpt", kaplan_rows(), FitConfig(bootstrap=0), "params_nonembed")
+    C = 3e9
+    n, how, model = _allocate(fits, C, "params_nonembed", vocab, spec)
+    c = count(model, vocab)
+    assert how == "isoflop" and c.params_nonembed < 0.8 * c.params  # a toy: mostly embeddings
+    assert (n, how) == allocation(fits, C * c.params_nonembed / c.params)
+    assert model == shape_for("gpt", n, vocab, spec.model, spec.shape, "params_nonembed")
+    assert abs(math.log(c.params_nonembed / n)) < math.log(1.6)  # the width grid's nearest
 
 
 def toy_corpus(path: Path) -> Path:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from scalinglab.errors import FitError
 from scalinglab.laws.isoflop import redrawn_vertices
 from scalinglab.laws.settings import FitConfig
 from scalinglab.plan.analysis import fit_arch, predict, predictive_interval
@@ -134,3 +135,55 @@ def test_leave_larger_out_by_c_holds_out_whole_isoflop_budgets(monkeypatch):
         held = {r["budget"] for r in rows if r["flops_6nd"] > thr}
         fitted = {r["budget"] for r in rows if r["flops_6nd"] <= thr}
         assert held and fitted and not held & fitted, f"C > {thr:.4g} splits a budget"
+
+
+E_SIZE = 40.0  # embeddings of a width ∝ sqrt(N_ne): N = N_ne + E_SIZE·sqrt(N_ne)
+
+
+def kaplan_rows(alpha=0.1, cc=1e14, k=0.05):
+    """Runs placed at budgets of 6·N·D in all parameters, whose loss is a law of Kaplan's
+    count: 3 non-embedding sizes per budget on exact parabolas in log N_ne, their minima
+    on the power law L = (cc / C_ne)^alpha of C_ne = 6·N_ne·D at the middle run."""
+    rows = []
+    for c in BUDGETS:
+        n_opt = math.sqrt(c / 120)
+        d_opt = c / (6 * (n_opt + E_SIZE * math.sqrt(n_opt)))
+        l_opt = (cc / (6 * n_opt * d_opt)) ** alpha
+        for j in (-1, 0, 1):
+            ne = n_opt * math.exp(j * H)
+            n = ne + E_SIZE * math.sqrt(ne)
+            rows.append({"arch": "gpt", "status": "completed", "params": n,
+                         "params_nonembed": ne, "budget": c, "tokens": c / (6 * n),
+                         "loss": l_opt + k * (j * H) ** 2})  # fmt: skip
+    return rows
+
+
+def test_fits_counting_n_without_embeddings_recover_kaplans_law():
+    """fit_arch(kind="params_nonembed"): each budget's vertex at its own C = 6·N_opt·D_opt
+    with D_opt the runs' D at N_opt, not at the budget (6·N·D in all parameters), and the
+    frontier through them the law the runs follow; counted in all parameters, the same
+    runs give another exponent (the embeddings' share shrinks with size)."""
+    rows = kaplan_rows()
+    fits = fit_arch("gpt", rows, FitConfig(bootstrap=200, seed=0), "params_nonembed")
+    assert fits.kind == "params_nonembed"
+    for p, c in zip(fits.frontier_points, BUDGETS, strict=True):
+        mid = next(r for r in rows if r["budget"] == c and r["loss"] == min(
+            q["loss"] for q in rows if q["budget"] == c))  # fmt: skip
+        assert p["budget"] == c
+        assert p["C"] == pytest.approx(6 * mid["params_nonembed"] * mid["tokens"], rel=1e-9)
+        assert p["C"] < 0.9 * c  # the embeddings' share of N is counted out
+    shares = [p["C"] / p["budget"] for p in fits.frontier_points]
+    assert shares == sorted(shares)  # and less of it the larger the model
+    assert fits.frontier.params_["alpha"] == pytest.approx(0.1, rel=1e-6)
+    iso = fits.isoflop.params_
+    assert iso["a"] + iso["b"] == pytest.approx(1.0, abs=1e-9)  # D_opt = C_opt / (6 N_opt)
+    ne, d = 5e5, 4e7  # far beyond the budgets
+    pred = predict(fits, ne, d, 6 * ne * d, "frontier", {"rel_std": 0.004})
+    assert pred["predicted_loss"] == pytest.approx((1e14 / (6 * ne * d)) ** 0.1, rel=1e-6)
+    lo, hi = pred["noise_interval"]  # the budgets' redrawn minima at their vertices' C
+    assert lo < pred["predicted_loss"] < hi
+    total = fit_arch("gpt", rows, FitConfig(bootstrap=0), "params")
+    assert total.frontier.params_["alpha"] > 0.1 * 1.02
+    assert "C_opt@1e+11" not in total.isoflop.params_
+    with pytest.raises(FitError, match="N counted as 'N': expected one of params, params_no"):
+        fit_arch("gpt", rows, FitConfig(bootstrap=0), "N")

@@ -969,3 +969,44 @@ def test_the_other_laws_prediction_names_its_interval():
     assert "1.471, predictive interval [1.247, 1.728] (10.38% error)" in text
     del other["prediction_interval"]
     assert "1.471, fit interval [1.258, 1.724] (10.38% error)" in _backtest(bt)
+
+
+def test_a_study_counting_n_without_embeddings_draws_and_plans_at_its_own_c(tmp_path, monkeypatch):
+    """study.json's [fit] n_kind = "params_nonembed": every fit counts N without
+    embeddings, so the frontier's optima, the runs and the backtest are drawn at their C =
+    6·N_ne·D, and the plan's budgets are that C's multiples, said so in its header."""
+    import numpy as np
+
+    from scalinglab.plan import analysis as an
+    from scalinglab.report import figures
+    from scalinglab.report.collect import collect
+
+    make_study(tmp_path)
+    meta = json.loads((tmp_path / "study.json").read_text())
+    meta["fit"]["n_kind"] = "params_nonembed"
+    (tmp_path / "study.json").write_text(json.dumps(meta))
+    pred = json.loads((tmp_path / "prediction.json").read_text())
+    run = json.loads((tmp_path / "backtest/runs/gpt-backtest/result.json").read_text())
+    law_flops = 6.0 * run["params_nonembed"] * run["tokens"]
+    pred.update(n_kind="params_nonembed", law_params=run["params_nonembed"], law_flops=law_flops)
+    (tmp_path / "prediction.json").write_text(json.dumps(pred))
+    s = build_report(tmp_path)
+    iso = s["fits"]["gpt"]["isoflop"]["params"]
+    c_opt = [iso[f"C_opt@{b:g}"] for b in (1e12, 3e12, 1e13)]
+    assert all(0.5 * b < c < b for c, b in zip(c_opt, (1e12, 3e12, 1e13), strict=True))
+    assert s["plan"]["n_kind"] == "params_nonembed"
+    assert s["plan"]["largest_budget"] == pytest.approx(c_opt[-1], rel=1e-12)
+    assert [r["flops"] for r in s["plan"]["rows"]] == pytest.approx(
+        [f * c_opt[-1] for f in (10, 100, 1000)], rel=1e-12
+    )
+    assert s["backtest"]["law_flops"] == law_flops < s["backtest"]["flops"]
+    html = (tmp_path / "report.html").read_text()
+    assert "C (6·N·D, N without embeddings)" in html and "N_opt (without embeddings)" in html
+    drawn = _drawn(monkeypatch)
+    rows = [r for r in collect(tmp_path).by_role("sweep") if r["arch"] == "gpt"]
+    fits = an.fit_arch("gpt", rows, FitConfig(bootstrap=0), "params_nonembed")
+    figures.frontier(tmp_path / "f.png", {"gpt": fits}, "gpt", 1e15, s["backtest"])
+    ax = drawn[0].axes[0]
+    xs = [x for line in ax.get_lines() for x in np.atleast_1d(line.get_xdata())]
+    assert any(x == pytest.approx(law_flops, rel=1e-12) for x in xs)  # the measured star
+    assert not any(x == pytest.approx(s["backtest"]["flops"], rel=1e-9) for x in xs)

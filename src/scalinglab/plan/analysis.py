@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import ScalingLaw, warn
 from scalinglab.laws.backtest import TRAIN_FRACS, rolling_backtest
 from scalinglab.laws.constrained import DataConstrained
@@ -39,7 +39,7 @@ from scalinglab.laws.estimator import settings_for
 from scalinglab.laws.intervals import budget_cuts as cuts_between_budgets
 from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
-from scalinglab.laws.settings import FitConfig
+from scalinglab.laws.settings import FitConfig, fit_config
 from scalinglab.laws.table import Rows, read_table
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
@@ -50,6 +50,16 @@ RAY_TOLERANCE = 1.1
 and the width grid move a branch's D/N by a few percent)."""
 MIN_RAY_SIZES = 3
 """The ray's power law has 2 parameters: at least 3 sizes on the ray."""
+
+
+def fit_settings(d: dict | None, where: str) -> tuple[FitConfig, str]:
+    """A study's [fit] table (study.json's "fit"): its FitConfig, and the count its fits
+    take N from (`n_kind`, N_KINDS; "params" when absent)."""
+    d = dict(d or {})
+    kind = d.pop("n_kind", "params")
+    if kind not in N_KINDS:
+        raise ConfigError(f"{where}: n_kind = {kind!r}: expected one of {', '.join(N_KINDS)}")
+    return fit_config(d, where), kind
 
 
 @dataclass
@@ -67,6 +77,8 @@ class ArchFits:
     settings: FitConfig | None = None
     rays: dict = field(default_factory=dict)
     """ratio -> the ray's power-c fit (fitted when a prediction first asks for it)."""
+    kind: str = "params"
+    """The count N is (N_KINDS); C is 6·N·D with it."""
 
 
 def completed(rows: list[dict]) -> list[dict]:
@@ -84,24 +96,36 @@ def _pos(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
-def _table(rows: list[dict], arch: str | None = None) -> list[dict]:
-    """Run rows as the columns of a fit (N, D, L, C and budget), named for messages."""
+N_KINDS = ("params", "params_nonembed")
+"""The runs' columns the fits may take N from: `params` (all parameters, Chinchilla's and
+the default) or `params_nonembed` (Kaplan's); every C of the fits is 6·N·D with that N."""
+
+
+def _table(rows: list[dict], arch: str | None = None, kind: str = "params") -> list[dict]:
+    """Run rows as the columns of a fit, named for messages: N under the name of its count
+    `kind` (so the laws read the count the [fit] table names), D, L, C = 6·N·D with that N,
+    and the budget the runs were placed at (6·N·D in all parameters)."""
     out = Rows([], f"the {arch} runs" if arch else "the runs")
     for r in rows:
-        d = {"N": float(r["params"]), "D": float(r["tokens"]), "L": float(r["loss"])}
-        d["C"] = float(r.get("flops_6nd") or 6.0 * d["N"] * d["D"])
+        N, D = float(r[kind]), float(r["tokens"])
+        d = {kind: N, "D": D, "L": float(r["loss"])}
+        d["C"] = float(r.get("flops_6nd") or 6.0 * N * D) if kind == "params" else 6.0 * N * D
         if _pos(r.get("budget")):
             d["budget"] = float(r["budget"])
         out.append(d)
     return out
 
 
-def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
-    """Every law that the runs of one architecture support; failures are recorded."""
+def fit_arch(arch: str, rows: list[dict], s: FitConfig, kind: str = "params") -> ArchFits:
+    """Every law that the runs of one architecture support, with N the count `kind`
+    (N_KINDS); failures are recorded."""
+    if kind not in N_KINDS:
+        raise FitError(f"N counted as {kind!r}: expected one of {', '.join(N_KINDS)}")
     rows = completed(rows)
-    out = ArchFits(arch, rows, settings=s)
-    kw = dataclasses.asdict(s)
-    iso_rows = Rows([r for r in _table(rows) if "budget" in r], f"the {arch} IsoFLOP runs")
+    out = ArchFits(arch, rows, settings=s, kind=kind)
+    kw = {**dataclasses.asdict(s), "n_kind": kind}
+    table = _table(rows, arch, kind)
+    iso_rows = Rows([r for r in table if "budget" in r], f"the {arch} IsoFLOP runs")
     try:
         iso = ScalingLaw.from_settings("isoflop", kw)
         out.isoflop = iso.fit(iso_rows) if iso_rows else None
@@ -111,7 +135,7 @@ def fit_arch(arch: str, rows: list[dict], s: FitConfig) -> ArchFits:
         out.errors["isoflop"] = str(exc)
     if len(rows) >= 6:
         try:
-            out.chinchilla = ScalingLaw.from_settings("chinchilla", kw).fit(_table(rows, arch))
+            out.chinchilla = ScalingLaw.from_settings("chinchilla", kw).fit(table)
         except FitError as exc:
             out.errors["chinchilla"] = str(exc)
     else:
@@ -136,19 +160,23 @@ def power_c_settings(s: FitConfig) -> dict:
 
 
 def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]:
-    """power-c (no floor) through the IsoFLOP vertices, with the IsoFLOP bootstrap."""
+    """power-c (no floor) through the IsoFLOP vertices, with the IsoFLOP bootstrap. Each
+    vertex sits at its budget, or, where N is not the count the budgets were set with
+    (`params_nonembed`), at its own C = 6·N_opt·D_opt (`C_opt@B`; the draws keep the point
+    fit's, which moves them by far less than their loss)."""
     pts = []
     for c in _budgets(iso):
         L = iso.params_.get(f"L_opt@{c:g}")
-        if _pos(L):
-            pts.append({"C": c, "L": L, "L_ci": iso.ci_.get(f"L_opt@{c:g}")})
+        at = iso.params_.get(f"C_opt@{c:g}", c)
+        if _pos(L) and _pos(at):
+            pts.append({"C": at, "budget": c, "L": L, "L_ci": iso.ci_.get(f"L_opt@{c:g}")})
     if len(pts) < 2:
         raise FitError("the frontier needs the loss minimum of at least 2 budgets")
     # the point fit only: its draws come from the IsoFLOP bootstrap below
     law = ScalingLaw.from_settings("power-c", {**power_c_settings(s), "bootstrap": 0})
     law.fit(Rows([{"C": p["C"], "L": p["L"]} for p in pts], "the IsoFLOP minima"))
     if iso.samples_ is not None:
-        draws = np.column_stack([iso.samples_.get(f"L_opt@{p['C']:g}") for p in pts])
+        draws = np.column_stack([iso.samples_.get(f"L_opt@{p['budget']:g}") for p in pts])
         with np.errstate(invalid="ignore", divide="ignore"):
             slope, icpt = loglog_fit(np.log([p["C"] for p in pts]), np.log(draws))
             # log L = α log C_c − α log C  =>  α = −slope, C_c = exp(icpt / α)
@@ -161,10 +189,10 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
     return law, pts
 
 
-def on_ray(rows: list[dict], ratio: float) -> list[dict]:
-    """The completed runs whose D/N is within RAY_TOLERANCE of `ratio`."""
+def on_ray(rows: list[dict], ratio: float, kind: str = "params") -> list[dict]:
+    """The completed runs whose D/N (N the count `kind`) is within RAY_TOLERANCE of `ratio`."""
     tol = math.log(RAY_TOLERANCE)
-    return [r for r in completed(rows) if abs(math.log(r["tokens"] / r["params"] / ratio)) <= tol]
+    return [r for r in completed(rows) if abs(math.log(r["tokens"] / r[kind] / ratio)) <= tol]
 
 
 def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
@@ -173,8 +201,9 @@ def fit_ray(fits: ArchFits, ratio: float) -> ScalingLaw:
     key = round(ratio, 6)
     if key in fits.rays:
         return fits.rays[key]
-    pts = _table(on_ray(fits.rows, ratio), fits.arch)
-    sizes = {p["N"] for p in pts}
+    kind = fits.kind
+    pts = _table(on_ray(fits.rows, ratio, kind), fits.arch, kind)
+    sizes = {p[kind] for p in pts}
     if len(sizes) < MIN_RAY_SIZES:
         raise FitError(
             f"the ray at {ratio:.3g} tokens per parameter has {len(sizes)} size(s) "
@@ -224,7 +253,8 @@ def seed_noise(rows: list[dict]) -> dict | None:
 
 def allocation(fits: ArchFits, C: float) -> tuple[float, str]:
     """Compute-optimal N at C and where it came from: the IsoFLOP power law (measured
-    optima), else Chinchilla's, else the best run of the largest budget scaled as √C."""
+    optima), else Chinchilla's, else the best run of the largest budget scaled as √C.
+    N and C as the fits count them (`fits.kind`: C is 6·N·D with that N)."""
     for law in (fits.isoflop, fits.chinchilla):
         if law is not None:
             n = law.optimal(C)["params"]
@@ -232,10 +262,12 @@ def allocation(fits: ArchFits, C: float) -> tuple[float, str]:
                 return float(n), law.law
     if not fits.rows:
         raise FitError(f"{fits.arch}: no completed runs to plan from")
+    kind = fits.kind
     top = max(r.get("budget") or 6.0 * r["params"] * r["tokens"] for r in fits.rows)
     at = [r for r in fits.rows if (r.get("budget") or 6.0 * r["params"] * r["tokens"]) == top]
     best = min(at, key=lambda r: r["loss"])
-    return float(best["params"] * math.sqrt(C / top)), "best run of the largest budget × √(C/C_max)"
+    n, c_top = best[kind], 6.0 * best[kind] * best["tokens"]
+    return float(n * math.sqrt(C / c_top)), "best run of the largest budget × √(C/C_max)"
 
 
 def frontier_noise_interval(fits: ArchFits, rel_noise: float, C: float) -> list[float] | None:
@@ -245,16 +277,17 @@ def frontier_noise_interval(fits: ArchFits, rel_noise: float, C: float) -> list[
     refitted, and the central `ci_level` of the draws' predictions. None where the fit
     asked for no bootstrap or the draws give no interval."""
     s = fits.settings or FitConfig()
-    rows = [r for r in _table(fits.rows, fits.arch) if "budget" in r]
-    used = [p["C"] for p in fits.frontier_points]
+    rows = [r for r in _table(fits.rows, fits.arch, fits.kind) if "budget" in r]
+    at = {p["budget"]: p["C"] for p in fits.frontier_points}  # each budget's vertex C
     if not s.bootstrap or not rows or not rel_noise:
         return None
-    cs, Ls = redrawn_vertices([r["N"] for r in rows], [r["L"] for r in rows],
+    cs, Ls = redrawn_vertices([r[fits.kind] for r in rows], [r["L"] for r in rows],
                               [r["budget"] for r in rows], rel_noise, s.bootstrap,
                               seed=s.seed, curvature=s.curvature)  # fmt: skip
-    keep = [j for j, c in enumerate(cs) if any(math.isclose(c, u, rel_tol=1e-5) for u in used)]
+    keep = [j for j, c in enumerate(cs) if any(math.isclose(c, u, rel_tol=1e-5) for u in at)]
+    x = [next(v for u, v in at.items() if math.isclose(cs[j], u, rel_tol=1e-5)) for j in keep]
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope, icpt = loglog_fit(np.log(cs[keep]), np.log(Ls[:, keep]))
+        slope, icpt = loglog_fit(np.log(x), np.log(Ls[:, keep]))
         draws = np.exp(icpt + slope * math.log(C))
     draws = draws[np.isfinite(draws)]
     if len(draws) < 0.5 * s.bootstrap:  # most draws lost a budget's minimum: no interval
@@ -349,8 +382,8 @@ def leave_larger_out(fits: ArchFits, s: FitConfig) -> dict:
     )
     for by in ("C", "N"):
         try:
-            table = _table(rows, fits.arch)
-            t = read_table(table, need=("N", "D", "C", "L"))
+            table = _table(rows, fits.arch, fits.kind)
+            t = read_table(table, need=("N", "D", "C", "L"), n_kind=fits.kind)
             cuts = budget_cuts(table) if by == "C" else None
             r = rolling_backtest("chinchilla", t, by=by, settings=settings, thresholds=cuts)
             out[by] = {"thresholds": r["thresholds"], "overall": r["overall"]}

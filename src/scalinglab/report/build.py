@@ -13,7 +13,6 @@ from pathlib import Path
 
 from scalinglab.errors import DataError, FitError
 from scalinglab.fsio import atomic_write_json, atomic_write_text, follow_umask
-from scalinglab.laws.settings import fit_config
 from scalinglab.plan import analysis as an
 from scalinglab.report import collect as col
 from scalinglab.report import figures, sections, taskfig
@@ -45,8 +44,11 @@ def backtest_result(c: col.Collected) -> dict | None:
                   "seed_noise_rel_std",
                   "other_predictions", "run_name", "written_at", "shape", "extrapolation",
                   "fit_cost_ratio", "fit_flops", "largest_fit_flops", "unique_tokens",
-                  "repeats_data", "epochs", "design")
+                  "repeats_data", "epochs", "design", "n_kind", "law_params", "law_flops")
     }  # fmt: skip
+    for k in ("n_kind", "law_params", "law_flops"):  # only where the fits count N otherwise
+        if out[k] is None:
+            del out[k]
     if out["epochs"] is None and out["unique_tokens"] and out["tokens"]:
         out["epochs"] = out["tokens"] / out["unique_tokens"]  # written only when data repeats
     rows = [r for r in c.by_role("backtest") if r["run_id"] == pred.get("run_name")]
@@ -71,7 +73,7 @@ def backtest_result(c: col.Collected) -> dict | None:
     out["in_fit_interval"] = bool(fi[0] <= actual <= fi[1]) if fi else None
     if pred.get("tasks"):  # the task accuracies, predicted before the run too
         out["tasks"] = measured_tasks(pred["tasks"], rows[0])
-    out["params_run"] = rows[0]["params"]
+    out["params_run"] = rows[0][pred.get("n_kind") or "params"]  # as the fits count N
     out["tokens_run"] = rows[0]["tokens"]
     run_dir = Path(rows[0]["dir"])
     # The run folder's sweep.json is written once, when the folder is made: it must be
@@ -205,13 +207,14 @@ def build_report(
     out = Path(out) if out is not None else root
     c = col.collect(root)
     meta = c.study
-    fs = fit_config(meta.get("fit", {}), f"{root / col.STUDY_JSON} [fit]")
+    fs, kind = an.fit_settings(meta.get("fit", {}), f"{root / col.STUDY_JSON} [fit]")
     if bootstrap is not None:
         fs = dataclasses.replace(fs, bootstrap=bootstrap)
     predictor = meta.get("predictor", "chinchilla")
     factors = meta.get("plan_factors", list(DEFAULT_FACTORS))
     fits = {
-        a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs) for a in c.archs
+        a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs, kind)
+        for a in c.archs
     }
     main = "gpt" if "gpt" in fits else c.archs[0]
     done_rows = [r for r in an.completed(c.by_role("sweep")) if r["arch"] == main]
@@ -219,6 +222,8 @@ def build_report(
     if not done:
         raise DataError(f"{root}: {_none_completed(main, c.by_role('sweep'))}")
     largest = max(done)
+    if kind != "params" and fits[main].frontier_points:  # the plan's C is the fits' C
+        largest = max(p["C"] for p in fits[main].frontier_points)
     plan = _plan(fits, main, largest, factors, predictor, training_tokens(done_rows, c.prediction))
     noise = an.seed_noise(c.by_role("sweep", "seed"))
     bt = backtest_result(c)
@@ -243,7 +248,8 @@ def build_report(
             }
             for a, f in fits.items()
         },
-        "plan": {"arch": main, "largest_budget": largest, "factors": factors, "rows": plan},
+        "plan": {"arch": main, "largest_budget": largest, "factors": factors, "rows": plan}
+        | ({"n_kind": kind} if kind != "params" else {}),
         "backtest": bt,
         "leave_larger_out": an.leave_larger_out(fits[main], fs),
         "seed_noise": noise,

@@ -206,6 +206,13 @@ def _frontier_points(ax, arch, f, col, label=True):
                 label=f"{name(arch)} IsoFLOP optima" if label else None)  # fmt: skip
 
 
+def _law_c(f: ArchFits, r: dict) -> float:
+    """A run's C as the fits count it: 6·N·D with N the fits' count (`f.kind`)."""
+    if f.kind == "params":
+        return r["flops_6nd"] or 6 * r["params"] * r["tokens"]
+    return 6 * r[f.kind] * r["tokens"]
+
+
 def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest: dict | None):
     """The compute-optimal frontier L(C) of one architecture, extrapolated to c_max."""
     plt = _plt()
@@ -213,7 +220,7 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     col = color(arch)
     fig, axes = _panels(plt, 1, 8.0, 5.0)
     ax = axes[0]
-    runs = [(r["flops_6nd"] or 6 * r["params"] * r["tokens"], r["loss"]) for r in f.rows]
+    runs = [(_law_c(f, r), r["loss"]) for r in f.rows]
     if runs:
         ax.plot(*np.array(runs).T, ".", color="grey", alpha=0.6, label="every sweep run")
     c_lo = min(p["C"] for p in f.frontier_points) / 1.5
@@ -284,7 +291,7 @@ def _backtest_caption(bt: dict | None) -> str:
 
 
 def _backtest_marks(ax, bt: dict) -> None:
-    C, p = bt["flops"], bt["predicted_loss"]
+    C, p = bt.get("law_flops") or bt["flops"], bt["predicted_loss"]  # at the fits' C
     lo, hi = bt.get("interval") or (p, p)
     ax.errorbar([C], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12", mec="k",
                 ms=7, capsize=4, label=f"backtest: predicted {p:.4f} [{lo:.4f}, {hi:.4f}]")  # fmt: skip
@@ -316,9 +323,11 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
             )
             ok = np.isfinite(v)
             err = np.abs(ci[ok].T - v[ok]) if ok.any() else None
-            ax.errorbar(np.array(bud)[ok], v[ok], yerr=err, fmt="o", color=col, mec="k", mew=0.5,
+            # each optimum at its own C where the fits count N without embeddings
+            x = np.array([iso.params_.get(f"C_opt@{b:g}", b) for b in bud])
+            ax.errorbar(x[ok], v[ok], yerr=err, fmt="o", color=col, mec="k", mew=0.5,
                         capsize=3, label=f"{name(arch)} IsoFLOP optima")  # fmt: skip
-            C = np.geomspace(min(bud) / 1.5, c_max * 1.3, 100)
+            C = np.geomspace(min(x) / 1.5, c_max * 1.3, 100)
             k = iso.params_[f"k_{var}"]
             expo = iso.params_[key]
             if iso.samples_ is not None:
@@ -331,7 +340,7 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
             ax.plot(C, k * C**expo, "-", color=col, lw=1.5,
                     label=f"{name(arch)}: {var}_opt ∝ C^{expo:.2f}{s}{band}")  # fmt: skip
             if anchor is None:
-                cm = math.sqrt(min(bud) * max(bud))
+                cm = math.sqrt(min(x) * max(x))
                 anchor = (cm, k * cm**expo, C)
         if anchor is not None:
             cm, vm, C = anchor
@@ -342,7 +351,7 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
         run_key = "params_run" if var == "N" else "tokens_run"
         if bt and bt.get(run_key):
             who = f"{name(bt['arch'])} " if len(have) > 1 else ""
-            ax.plot([bt["flops"]], [bt[run_key]], "D", color="#f39c12",
+            ax.plot([bt.get("law_flops") or bt["flops"]], [bt[run_key]], "D", color="#f39c12",
                     mec="k", ms=7, label=f"{who}backtest run")  # fmt: skip
         what = "parameters N_opt" if var == "N" else "training tokens D_opt"
         ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=f"compute-optimal {what}",

@@ -251,8 +251,10 @@ def _plan(plan: dict, fs: dict) -> str:
     if not rows:
         return "<h2>Plan</h2><p>No plan: no fit gives a compute-optimal allocation.</p>"
     ci = f"{level:.0%} interval"
-    head = ["budget", "C (FLOPs)", "N_opt", ci, "D_opt (tokens)", ci, "tokens/param",
-            "predicted loss", ci, f"a new run: {level:.0%}"]  # fmt: skip
+    kaplan = plan.get("n_kind") == "params_nonembed"  # N and C counted without embeddings
+    head = ["budget", "C (6·N·D, N without embeddings)" if kaplan else "C (FLOPs)",
+            "N_opt (without embeddings)" if kaplan else "N_opt", ci, "D_opt (tokens)", ci,
+            "tokens/param", "predicted loss", ci, f"a new run: {level:.0%}"]  # fmt: skip
     first = plan["rows"][0]
     epochs = ""
     if "epochs" in first:  # a short head: the table fits the page, this column in view
@@ -264,7 +266,13 @@ def _plan(plan: dict, fs: dict) -> str:
         f"<h2>Plan: the next budgets ({esc(name(plan['arch']))})</h2>"
         f"<p>Compute-optimal N and D from the <code>{esc(first['allocation'])}</code> fit, "
         f"the loss from <code>{esc(first.get('predictor', '–'))}</code>, at multiples of the "
-        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs).{epochs}"
+        f"largest budget swept ({num(plan['largest_budget'], 3)} FLOPs"
+        + (
+            ", as 6·N·D at its optimum with N counted without embeddings, the fits' C"
+            if kaplan
+            else ""
+        )
+        + f").{epochs}"
         + (f" {NO_BOOTSTRAP}" if not fs["bootstrap"] else "")
         + "</p>"
         + table(head, rows)

@@ -45,6 +45,7 @@ from scalinglab.data.tokenizers import KINDS
 from scalinglab.data.writer import prepare
 from scalinglab.errors import ConfigError, DataError, FitError, ScalingLabError, SweepError
 from scalinglab.fsio import atomic_write_json
+from scalinglab.models.counting import count as count_params
 from scalinglab.plan import analysis as an
 from scalinglab.report import build_report
 from scalinglab.report.collect import PREDICTION_JSON, STUDY_JSON, collect, read_json
@@ -656,6 +657,26 @@ def _predicted_shape(out: Path, arch: str):
         return None
 
 
+def _allocate(fits, C: float, kind: str, vocab: int, spec: SweepSpec):
+    """The backtest's compute-optimal shape at the budget C (6·N·D in all parameters):
+    (the target N, where it came from, the shape). Where the fits count N without
+    embeddings, their C is 6·N_ne·D, which depends on the shape chosen: the shape and
+    its C are found together (a fixed point, reached in a few steps on the width grid)."""
+    n, how = an.allocation(fits, C)
+    model = design.shape_for(fits.arch, n, vocab, spec.model, spec.shape, kind)
+    if kind == "params":
+        return n, how, model
+    for _ in range(20):
+        counts = count_params(model, vocab)
+        c_law = C * getattr(counts, kind) / counts.params
+        n, how = an.allocation(fits, c_law)
+        new = design.shape_for(fits.arch, n, vocab, spec.model, spec.shape, kind)
+        if new == model:
+            break
+        model = new
+    return n, how, model
+
+
 def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> None:
     folders = {"sweep": [p.folder for p in plan.parts if p.role == "sweep"],
                "seed": sorted({p.folder for p in plan.parts if p.role == "seed"}),
@@ -665,7 +686,8 @@ def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> N
         "format_version": FORMAT_VERSION, "kind": "scalinglab.study", "name": study.name,
         "corpus": plan.corpus, "shards": str(plan.shards.resolve()), "folders": folders,
         "predictor": study.backtest.predictor, "plan_factors": study.factors,
-        "fit": dataclasses.asdict(study.fit),
+        "fit": dataclasses.asdict(study.fit)
+        | ({"n_kind": study.n_kind} if study.n_kind != "params" else {}),
         "minutes": study.minutes, "spec": study.raw,
     } | {k: v for k, v in old.items() if k in ("wall_seconds",)} | extra  # fmt: skip
     atomic_write_json(out / STUDY_JSON, d)
@@ -677,15 +699,18 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     An existing prediction.json is reused as it is (it was made before its run started)."""
     c = collect(out)
     arch, C = study.backtest.arch, study.backtest.budget
-    fits = an.fit_arch(arch, [r for r in c.by_role("sweep") if r["arch"] == arch], study.fit)
+    fits = an.fit_arch(
+        arch, [r for r in c.by_role("sweep") if r["arch"] == arch], study.fit, study.n_kind
+    )
     r = study.backtest.tokens_per_param
-    if r:  # the spec fixes the run's D / N: the law predicts that run, wherever its optimum
-        n_target, allocated_by = math.sqrt(C / (6.0 * r)), f"[backtest] tokens_per_param = {r:g}"
-    else:
-        n_target, allocated_by = an.allocation(fits, C)
     sweep = next(p for p in plan.parts if p.role == "sweep" and p.spec.archs == [arch])
     ctx = driver.open_context(sweep.spec)
-    model = design.shape_for(arch, n_target, ctx.vocab, sweep.spec.model, sweep.spec.shape)
+    kind = fits.kind
+    if r:  # the spec fixes the run's D / N: the law predicts that run, wherever its optimum
+        n_target, allocated_by = math.sqrt(C / (6.0 * r)), f"[backtest] tokens_per_param = {r:g}"
+        model = design.shape_for(arch, n_target, ctx.vocab, sweep.spec.model, sweep.spec.shape)
+    else:
+        n_target, allocated_by, model = _allocate(fits, C, kind, ctx.vocab, sweep.spec)
     spec, run = _grid_run(study, arch, plan.shards, model, C, "backtest", **backtest_train(study))
     part = Part("backtest", "backtest", spec, [run])
     run_dir = out / "backtest" / "runs" / run.name
@@ -704,6 +729,8 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
             "after it started; remove that run folder or start a new --out folder"
         )
     N, D = run.counts.params, run.tokens
+    n_law = getattr(run.counts, kind)  # N and C as the fits count them
+    c_law = 6.0 * n_law * D
     noise = an.seed_noise(c.by_role("sweep", "seed"))
     primary = study.backtest.predictor
     unique = train_tokens(plan.shards)
@@ -713,15 +740,15 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
                     "epochs): predicting it with the data-constrained law", f"{D:,}",
                     f"{unique:,}", D / unique)  # fmt: skip
         try:
-            constrained = an.predict_constrained(fits, N, D, unique)
+            constrained = an.predict_constrained(fits, n_law, D, unique)
         except FitError as exc:
             log.warning("%s; predicting with %s as if the data did not repeat", exc, primary)
     try:
-        pred = constrained or an.predict(fits, N, D, 6.0 * N * D, primary, noise)
+        pred = constrained or an.predict(fits, n_law, D, c_law, primary, noise)
     except FitError as exc:  # say so, and predict with the other law rather than stop
         fallback = next(p for p in an.PREDICTORS if p != primary)
         log.warning("%s; predicting with %s instead", exc, fallback)
-        pred = an.predict(fits, N, D, 6.0 * N * D, fallback, noise)
+        pred = an.predict(fits, n_law, D, c_law, fallback, noise)
         pred["fallback_reason"] = str(exc)
     cost = fit_cost(plan.parts, arch)
     ladder = {
@@ -736,7 +763,7 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
             continue
         if p != pred["predictor"]:
             try:
-                others[p] = an.predict(fits, N, D, 6.0 * N * D, p, noise)
+                others[p] = an.predict(fits, n_law, D, c_law, p, noise)
             except Exception as exc:  # a secondary predictor is informative only
                 others[p] = {"error": str(exc)}
     now = time.time()
@@ -744,6 +771,7 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
     out_pred = {
         "format_version": FORMAT_VERSION, "kind": "scalinglab.prediction", "arch": arch,
         "flops": 6.0 * N * D, "budget": C, "params": N, "tokens": D,
+        **({"n_kind": kind, "law_params": n_law, "law_flops": c_law} if kind != "params" else {}),
         "shape": _shape(run.config.model), "run_name": run.name, "target_params": n_target,
         "allocated_by": allocated_by, **ladder,
         **pred, "interval": interval,

@@ -45,6 +45,7 @@
 
     [fit]                         # scalinglab.laws.settings.FitConfig: the `fit` flags
     bootstrap = 1000
+    # n_kind = "params_nonembed"  # N without embeddings (Kaplan's), C = 6·N·D with it
 
     # trainer_cmd = "python my_train.py ... --out {out}"   # your own trainer for every run
 """
@@ -69,9 +70,9 @@ from scalinglab.config import (
 from scalinglab.data.writer import PrepareConfig
 from scalinglab.errors import ConfigError, DataError, ScalingLabError, SweepError
 from scalinglab.laws.estimator import GIVEN_SETTING_LAWS, SETTING_LAWS
-from scalinglab.laws.settings import FitConfig, fit_config
+from scalinglab.laws.settings import FitConfig
 from scalinglab.laws.tasklaws import TASK_LAWS
-from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE
+from scalinglab.plan.analysis import PREDICTORS, RAY_TOLERANCE, fit_settings
 from scalinglab.sweep.spec import (
     GridDesign,
     IsoflopDesign,
@@ -213,6 +214,8 @@ class StudySpec:
     trainer_cmd: str | None = None
     """Your own trainer's command line for every run (docs/interfaces.md); None: ours."""
     tasks: TaskTable = field(default_factory=TaskTable)
+    n_kind: str = "params"
+    """[fit] n_kind: the count the fits take N from (plan.analysis.N_KINDS)."""
     where: str = "study"
     """The spec as its errors name it (its file, or "built-in quickstart"): errors found
     only once the corpus is open and the runs are planned name it too."""
@@ -456,7 +459,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
     twice = next((f for f in factors if factors.count(f) > 1), None)
     if twice is not None:  # the report planned the same run twice, in two rows
         raise _err(f"{where} [plan]", f"factors: {twice:g} is given twice (each is planned once)")
-    fs = fit_config(_table(d, "fit", where, required=False), f"{where} [fit]")
+    fs, n_kind = fit_settings(_table(d, "fit", where, required=False), f"{where} [fit]")
     if fs.fix or fs.tie:  # the data-constrained and curve laws' settings: no study law reads them
         key = "fix" if fs.fix else "tie"
         raise _err(f"{where} [fit]", f"{key} is not used by a study: its laws (IsoFLOP, "
@@ -486,6 +489,7 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
             d.get("trainer_cmd"), f"{where}: trainer_cmd", run_columns(sweeps)
         ),
         tasks=tasks,
+        n_kind=n_kind,
         where=where,
     )
 
@@ -526,7 +530,8 @@ def study_dict(study: StudySpec) -> dict:
                    for a, s in study.sweeps.items()},
         "backtest": dataclasses.asdict(study.backtest),
         "plan": {"factors": list(study.factors)},
-        "fit": {k: v for k, v in dataclasses.asdict(study.fit).items() if v is not None},
+        "fit": {k: v for k, v in dataclasses.asdict(study.fit).items() if v is not None}
+        | ({"n_kind": study.n_kind} if study.n_kind != "params" else {}),
     }  # fmt: skip
     if study.seed_noise is not None:
         sn = dataclasses.asdict(study.seed_noise)

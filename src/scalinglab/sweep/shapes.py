@@ -47,12 +47,14 @@ def _nearest_width(make, n: float, multiple: int) -> tuple[int, int]:
     return best * multiple, make(best * multiple)
 
 
-def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule) -> ModelConfig:
-    """The shape whose parameter count is nearest `n` under the stated rule."""
+def shape_for(arch: str, n: float, vocab: int, shared: dict, rule: ShapeRule,
+              kind: str = "params") -> ModelConfig:  # fmt: skip
+    """The shape whose parameter count is nearest `n` under the stated rule; `kind` names
+    the count (`params`, or `params_nonembed` for a fit that counts without embeddings)."""
     base = {k: v for k, v in shared.items()}
 
     def params(**shape):
-        return count(ModelConfig(arch=arch, **base, **shape), vocab).params
+        return getattr(count(ModelConfig(arch=arch, **base, **shape), vocab), kind)
 
     if arch != "gpt":
         width, _ = _nearest_width(
