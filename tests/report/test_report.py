@@ -1002,6 +1002,12 @@ def test_a_study_counting_n_without_embeddings_draws_and_plans_at_its_own_c(tmp_
     assert s["backtest"]["law_flops"] == law_flops < s["backtest"]["flops"]
     html = (tmp_path / "report.html").read_text()
     assert "C (6·N·D, N without embeddings)" in html and "N_opt (without embeddings)" in html
+    assert "C = 6·N·D with it, where the fits predicted" in html
+    from scalinglab.cli.report import format_summary
+
+    lines = format_summary(s, "out").splitlines()
+    at = lines.index("plan (N without embeddings, C = 6·N·D with it, as the fits count them):")
+    assert lines[at + 1].startswith(f"plan C={10 * c_opt[-1]:.3g}: N=")
     drawn = _drawn(monkeypatch)
     rows = [r for r in collect(tmp_path).by_role("sweep") if r["arch"] == "gpt"]
     fits = an.fit_arch("gpt", rows, FitConfig(bootstrap=0), "params_nonembed")
@@ -1010,3 +1016,4 @@ def test_a_study_counting_n_without_embeddings_draws_and_plans_at_its_own_c(tmp_
     xs = [x for line in ax.get_lines() for x in np.atleast_1d(line.get_xdata())]
     assert any(x == pytest.approx(law_flops, rel=1e-12) for x in xs)  # the measured star
     assert not any(x == pytest.approx(s["backtest"]["flops"], rel=1e-9) for x in xs)
+    assert ax.get_xlabel() == "training compute C = 6·N·D (FLOPs) (N without embeddings)"

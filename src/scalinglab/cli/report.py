@@ -137,6 +137,8 @@ def format_summary(s: dict, where) -> str:
         lines.append(
             f"seed noise: {100 * s['seed_noise']['rel_std']:.2f}% (relative std of the loss)"
         )
+    if s["plan"].get("n_kind") == "params_nonembed" and s["plan"]["rows"]:
+        lines.append("plan (N without embeddings, C = 6·N·D with it, as the fits count them):")
     for r in s["plan"]["rows"]:
         loss = "-" if r.get("loss") is None else f"{r['loss']:.4f}"
         lines.append(

@@ -15,6 +15,23 @@ ARCH_COLORS = {"gpt": "#1f5fbf", "lstm": "#c0392b", "gru": "#2e8b57", "rnn_tanh"
 ARCH_NAMES = {"gpt": "GPT", "lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 LOSS = "validation loss (nats/token)"
 COMPUTE = "training compute C = 6·N·D (FLOPs)"
+KAPLAN = " (N without embeddings)"
+"""What the axes of N and C add where the fits count N without embeddings."""
+
+
+def _law_c(f: ArchFits, r: dict) -> float:
+    """A run's C as the fits count it: 6·N·D with N the fits' count (`f.kind`)."""
+    if f.kind == "params":
+        return r["flops_6nd"] or 6 * r["params"] * r["tokens"]
+    return 6 * r[f.kind] * r["tokens"]
+
+
+def _counted(fits) -> str:
+    """KAPLAN where the fits (an ArchFits or a dict of them) count N without embeddings."""
+    many = fits.values() if isinstance(fits, dict) else [fits]
+    return KAPLAN if any(f.kind != "params" for f in many) else ""
+
+
 DPI = 110
 
 
@@ -151,7 +168,7 @@ def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
         budgets = sorted({r["budget"] for r in f.rows if r.get("budget")})
         cols = _budget_colors(plt, budgets)
         for b in budgets:
-            pts = sorted((r["params"], r["loss"]) for r in f.rows if r.get("budget") == b)
+            pts = sorted((r[f.kind], r["loss"]) for r in f.rows if r.get("budget") == b)
             N, L = np.array(pts).T
             ax.plot(N, L, "o", color=cols[b], label=f"C = {b:.3g} FLOPs")
             curve = fitted_parabola(f.isoflop, b)
@@ -161,7 +178,7 @@ def isoflop_profiles(path, fits: dict[str, ArchFits]) -> str:
                 n_opt, l_opt = f.isoflop.params_[f"N_opt@{b:g}"], f.isoflop.params_[f"L_opt@{b:g}"]
                 ax.plot(n_opt, l_opt, "*", color=cols[b], ms=13, mec="k", mew=0.6)
         ax.plot([], [], "*", color="grey", ms=11, mec="k", label="fitted optimum (vertex)")
-        ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel=LOSS,
+        ax.set(xscale="log", yscale="log", xlabel="parameters N" + _counted(f), ylabel=LOSS,
                title=f"{name(arch)}: IsoFLOP profiles")  # fmt: skip
         _plain_log(ax)
         ax.legend()
@@ -206,13 +223,6 @@ def _frontier_points(ax, arch, f, col, label=True):
                 label=f"{name(arch)} IsoFLOP optima" if label else None)  # fmt: skip
 
 
-def _law_c(f: ArchFits, r: dict) -> float:
-    """A run's C as the fits count it: 6·N·D with N the fits' count (`f.kind`)."""
-    if f.kind == "params":
-        return r["flops_6nd"] or 6 * r["params"] * r["tokens"]
-    return 6 * r[f.kind] * r["tokens"]
-
-
 def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest: dict | None):
     """The compute-optimal frontier L(C) of one architecture, extrapolated to c_max."""
     plt = _plt()
@@ -237,7 +247,7 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     mine = backtest if backtest and backtest.get("arch") == arch else None
     if mine:
         _backtest_marks(ax, mine)
-    ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=LOSS,
+    ax.set(xscale="log", yscale="log", xlabel=COMPUTE + _counted(f), ylabel=LOSS,
            title=f"{name(arch)}: compute-optimal frontier and its extrapolation")  # fmt: skip
     _plain_log(ax)
     ax.legend(loc="lower left")
@@ -353,8 +363,9 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
             who = f"{name(bt['arch'])} " if len(have) > 1 else ""
             ax.plot([bt.get("law_flops") or bt["flops"]], [bt[run_key]], "D", color="#f39c12",
                     mec="k", ms=7, label=f"{who}backtest run")  # fmt: skip
-        what = "parameters N_opt" if var == "N" else "training tokens D_opt"
-        ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=f"compute-optimal {what}",
+        what = "parameters N_opt" + _counted(fits) if var == "N" else "training tokens D_opt"
+        ax.set(xscale="log", yscale="log", xlabel=COMPUTE + _counted(fits),
+               ylabel=f"compute-optimal {what}",
                title=f"Compute-optimal {'model size' if var == 'N' else 'data'} {var}_opt(C)")  # fmt: skip
         # below the axes: the bands fill any corner inside them
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8)
@@ -389,14 +400,13 @@ def arch_compare(path, fits: dict[str, ArchFits], c_max: float) -> str:
             continue
         col = color(arch)
         for r in f.rows:
-            ax.plot(r["flops_6nd"] or 6 * r["params"] * r["tokens"], r["loss"], ".", color=col,
-                    alpha=0.35)  # fmt: skip
+            ax.plot(_law_c(f, r), r["loss"], ".", color=col, alpha=0.35)
         lo = min(p["C"] for p in f.frontier_points) / 1.5
         _band(
             ax, f.frontier, np.geomspace(lo, c_max * 1.3, 200), col, _alpha_label(arch, f.frontier)
         )
         _frontier_points(ax, arch, f, col)
-    ax.set(xscale="log", yscale="log", xlabel=COMPUTE, ylabel=LOSS,
+    ax.set(xscale="log", yscale="log", xlabel=COMPUTE + _counted(fits), ylabel=LOSS,
            title="Which architecture scales better? Compute-optimal frontiers")  # fmt: skip
     _plain_log(ax)
     ax.legend(loc="lower left")
@@ -416,9 +426,9 @@ def residuals(path, fits: dict[str, ArchFits]) -> str:
     for arch, f in fits.items():
         col, m = color(arch), markers[arch]
         rows = f.rows
-        C = np.array([r["flops_6nd"] or 6 * r["params"] * r["tokens"] for r in rows])
+        C = np.array([_law_c(f, r) for r in rows])
         L = np.array([r["loss"] for r in rows])
-        N = np.array([r["params"] for r in rows], dtype=float)
+        N = np.array([r[f.kind] for r in rows], dtype=float)
         D = np.array([r["tokens"] for r in rows], dtype=float)
         if f.chinchilla is not None:
             pred = f.chinchilla.predict(N=N, D=D)
@@ -444,7 +454,8 @@ def residuals(path, fits: dict[str, ArchFits]) -> str:
             ax.text(0.5, 0.5, "not fitted (no runs for it)", ha="center", transform=ax.transAxes)
             continue
         ax.axhline(0, color="k", lw=0.8)
-        ax.set(xscale="log", xlabel=COMPUTE, ylabel="residual (observed/fitted − 1, %)", title=t)
+        ax.set(xscale="log", xlabel=COMPUTE + _counted(fits),
+               ylabel="residual (observed/fitted − 1, %)", title=t)  # fmt: skip
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     _save(fig, path)

@@ -144,6 +144,9 @@ def _backtest(bt: dict | None) -> str:
                                 f"{shape.get('n_embd')} wide"],
         ["compute C (FLOPs, 6·N·D)", num(bt["flops"])],
         ["parameters N", num(bt["params"])],
+        *([["N without embeddings, as the fits count it", num(bt["law_params"])],
+           ["C = 6·N·D with it, where the fits predicted", num(bt["law_flops"])]]
+          if bt.get("law_flops") else []),
         ["tokens D", num(bt["tokens"])],
         ["predicted with", bt.get("predictor")],
         ["extrapolation: its C / the largest C of a fitted run", num(bt.get("extrapolation"))],

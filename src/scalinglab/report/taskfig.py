@@ -4,7 +4,7 @@ the two-step law (frontier loss -> sigmoid) through it, and the backtest's predi
 import numpy as np
 
 from scalinglab.laws import tasklaws
-from scalinglab.report.figures import COMPUTE, color, name, save_png
+from scalinglab.report.figures import COMPUTE, KAPLAN, color, name, save_png
 from scalinglab.report.html import num, table
 
 
@@ -17,11 +17,14 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
 
     tasks = bt["tasks"]
     arch = bt["arch"]
+    kind = bt.get("n_kind") or "params"  # the fits' count: their C is 6·N·D with it
+    c_bt = bt.get("law_flops") or bt["flops"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 4.2), squeeze=False)
     for ax, (task, t) in zip(axes[0], tasks.items(), strict=True):
         col = f"{task}.{t.get('metric', 'acc')}"
         for a in sorted({r["arch"] for r in rows}):
-            pts = [(r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"], r[col])
+            pts = [(r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"]
+                    if kind == "params" else 6.0 * r[kind] * r["tokens"], r[col])
                    for r in rows if r["arch"] == a and r.get(col) is not None
                    and r["status"] == "completed"]  # fmt: skip
             if pts:
@@ -29,21 +32,22 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
                         label=f"{name(a)} runs")  # fmt: skip
         f = fits.get(arch)
         if t.get("params") and f is not None and f.frontier is not None:
-            lo_c = min(p for p, _ in pts) if pts else bt["flops"] / 100
-            C = np.geomspace(lo_c, bt["flops"] * 1.5, 100)
+            lo_c = min(p for p, _ in pts) if pts else c_bt / 100
+            C = np.geomspace(lo_c, c_bt * 1.5, 100)
             acc = tasklaws.metric_from_loss(t["params"], f.frontier.predict(C=C, check_range=False))
             ax.plot(C, acc, "-", color=color(arch), label="frontier loss -> sigmoid")
         if t.get("chance") is not None:
             ax.axhline(t["chance"], color="0.5", ls=":", lw=1, label=f"chance {t['chance']:.3f}")
         if "predicted" in t:
             p, (lo, hi) = t["predicted"], t["interval"]
-            ax.errorbar([bt["flops"]], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12",
+            ax.errorbar([c_bt], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12",
                         mec="k", ms=7, capsize=4, label=f"predicted {p:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
         if t.get("measured") is not None:
             how = " (at chance: not predicted)" if t.get("at_chance") else ""
-            ax.plot([bt["flops"]], [t["measured"]], "*", color="#27ae60", ms=14, mec="k",
+            ax.plot([c_bt], [t["measured"]], "*", color="#27ae60", ms=14, mec="k",
                     label=f"measured {t['measured']:.3f}{how}")  # fmt: skip
-        ax.set(xscale="log", xlabel=COMPUTE, ylabel=f"{task} accuracy", title=task)
+        ax.set(xscale="log", xlabel=COMPUTE + (KAPLAN if kind != "params" else ""),
+               ylabel=f"{task} accuracy", title=task)  # fmt: skip
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     save_png(fig, path, 110)
