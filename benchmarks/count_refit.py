@@ -52,7 +52,9 @@ def main() -> int:
     ap.add_argument("folders", nargs="+", type=Path, help="finished study folders")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # the fits' warnings are the study's own report's
-    print("| study | measured | N | count | α | predicted | 95% interval | error | inside | N_opt |")
+    print(
+        "| study | measured | N | count | α | predicted | 95% interval | error | inside | N_opt |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     errors = {k: [] for k in KINDS}
     for f in args.folders:
