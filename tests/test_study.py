@@ -445,6 +445,36 @@ def test_the_backtest_shape_counted_without_embeddings_is_its_own_optimum(tmp_pa
     assert abs(math.log(c.params_nonembed / n)) < math.log(1.6)  # the width grid's nearest
 
 
+def test_a_frontier_prediction_is_also_made_with_n_counted_the_other_way():
+    """Every study that predicts by the frontier predicts its backtest run with N counted
+    the other way too, before training, with its predictive interval (the corpus and
+    tokenizer decide which count extrapolates better: docs/study.md)."""
+    from scalinglab.models.counting import Counts
+    from scalinglab.plan.analysis import fit_arch, predict, predictive_interval
+    from scalinglab.study.run import _other_count
+    from tests.plan.test_analysis import E_SIZE, kaplan_rows
+
+    study = parse_study(quickstart(), "quickstart")
+    rows, noise = kaplan_rows(), {"rel_std": 0.004}
+    ne, D = 5e5, 4e7
+    counts = Counts(params=int(ne + E_SIZE * math.sqrt(ne)), params_nonembed=int(ne),
+                    flops_per_token=0)  # fmt: skip
+    ((key, p),) = _other_count(study, rows, "gpt", counts, D, "params", noise).items()
+    assert key == "frontier, N without embeddings"
+    assert p["predicted_loss"] == pytest.approx((1e14 / (6 * int(ne) * D)) ** 0.1, rel=1e-6)
+    lo, hi = p["prediction_interval"]
+    assert p["prediction_interval"] == predictive_interval(p, noise, 0.95)
+    assert lo < p["predicted_loss"] < hi
+    ((key, p),) = _other_count(study, rows, "gpt", counts, D, "params_nonembed", noise).items()
+    n = counts.params
+    want = predict(fit_arch("gpt", rows, study.fit), n, D, 6.0 * n * D, "frontier", noise)
+    assert key == "frontier, all parameters"
+    assert p["predicted_loss"] == want["predicted_loss"]
+    one = [r for r in rows if r["budget"] == rows[0]["budget"]]  # one budget: no frontier
+    ((key, p),) = _other_count(study, one, "gpt", counts, D, "params", noise).items()
+    assert "predicted_loss" not in p and "at least 2 budgets" in p["error"]
+
+
 def toy_corpus(path: Path) -> Path:
     """A bigram 'language' of 40 made-up words: structure a tiny model learns in seconds."""
     rng = np.random.default_rng(0)

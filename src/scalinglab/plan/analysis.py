@@ -116,9 +116,12 @@ def _table(rows: list[dict], arch: str | None = None, kind: str = "params") -> l
     return out
 
 
-def fit_arch(arch: str, rows: list[dict], s: FitConfig, kind: str = "params") -> ArchFits:
+def fit_arch(
+    arch: str, rows: list[dict], s: FitConfig, kind: str = "params", chinchilla: bool = True
+) -> ArchFits:
     """Every law that the runs of one architecture support, with N the count `kind`
-    (N_KINDS); failures are recorded."""
+    (N_KINDS); failures are recorded. `chinchilla=False`: the IsoFLOP fits and the
+    frontier alone (Chinchilla's bootstrap is the slow part)."""
     if kind not in N_KINDS:
         raise FitError(f"N counted as {kind!r}: expected one of {', '.join(N_KINDS)}")
     rows = completed(rows)
@@ -133,7 +136,9 @@ def fit_arch(arch: str, rows: list[dict], s: FitConfig, kind: str = "params") ->
             out.errors["isoflop"] = "no IsoFLOP runs (no budget column)"
     except FitError as exc:
         out.errors["isoflop"] = str(exc)
-    if len(rows) >= 6:
+    if not chinchilla:
+        out.errors["chinchilla"] = "not fitted (asked for the IsoFLOP fits alone)"
+    elif len(rows) >= 6:
         try:
             out.chinchilla = ScalingLaw.from_settings("chinchilla", kw).fit(table)
         except FitError as exc:
@@ -313,7 +318,8 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str,
     else:
         raise FitError(f"predictor {predictor!r} is not one of {', '.join(PREDICTORS)}")
     if law is None:
-        why = fits.errors.get("power-c" if predictor == "frontier" else predictor, "not fitted")
+        names = ("power-c", "isoflop") if predictor == "frontier" else (predictor,)
+        why = next((fits.errors[k] for k in names if k in fits.errors), "not fitted")
         raise FitError(f"{fits.arch}: cannot predict with {predictor}: {why}")
     if law.samples_ is None:
         p, lo, hi = law.predict(**args), math.nan, math.nan

@@ -677,6 +677,27 @@ def _allocate(fits, C: float, kind: str, vocab: int, spec: SweepSpec):
     return n, how, model
 
 
+OTHER_COUNT = {"params": "params_nonembed", "params_nonembed": "params"}
+COUNT_NAMES = {"params": "all parameters", "params_nonembed": "N without embeddings"}
+
+
+def _other_count(study, rows, arch, counts, D: float, kind: str, noise) -> dict:
+    """The backtest run predicted by the frontier with N counted the other way
+    (`[fit] n_kind`), before training as the rest: {"frontier, <count>": prediction}. Which
+    count extrapolates better depends on the corpus and tokenizer (docs/study.md), so
+    every study scores both."""
+    other = OTHER_COUNT[kind]
+    key = f"frontier, {COUNT_NAMES[other]}"
+    try:
+        fits = an.fit_arch(arch, [r for r in rows if r["arch"] == arch], study.fit, other, False)
+        n = getattr(counts, other)
+        p = an.predict(fits, n, D, 6.0 * n * D, "frontier", noise)
+        p["prediction_interval"] = an.predictive_interval(p, noise, study.fit.ci_level)
+        return {key: p}
+    except FitError as exc:  # informative only, as the other predictors
+        return {key: {"error": str(exc)}}
+
+
 def write_study_json(study: StudySpec, plan: StudyPlan, out: Path, **extra) -> None:
     folders = {"sweep": [p.folder for p in plan.parts if p.role == "sweep"],
                "seed": sorted({p.folder for p in plan.parts if p.role == "seed"}),
@@ -766,6 +787,8 @@ def make_prediction(study: StudySpec, plan: StudyPlan, out: Path) -> tuple[dict,
                 others[p] = an.predict(fits, n_law, D, c_law, p, noise)
             except Exception as exc:  # a secondary predictor is informative only
                 others[p] = {"error": str(exc)}
+    if pred["predictor"] == "frontier":  # the frontier with N counted the other way
+        others.update(_other_count(study, c.by_role("sweep"), arch, run.counts, D, kind, noise))
     now = time.time()
     interval = an.predictive_interval(pred, noise, study.fit.ci_level)
     out_pred = {
