@@ -99,6 +99,15 @@ def _pos(x) -> bool:
 N_KINDS = ("params", "params_nonembed")
 """The runs' columns the fits may take N from: `params` (all parameters, Chinchilla's and
 the default) or `params_nonembed` (Kaplan's); every C of the fits is 6·N·D with that N."""
+COUNT_NAMES = {"params": "all parameters", "params_nonembed": "N without embeddings"}
+
+
+def law_c(r: dict, kind: str = "params") -> float:
+    """A run's C as fits of the count `kind` take it: 6·N·D with that N (its recorded
+    `flops_6nd` for all parameters)."""
+    if kind == "params":
+        return float(r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"])
+    return 6.0 * r[kind] * r["tokens"]
 
 
 def _table(rows: list[dict], arch: str | None = None, kind: str = "params") -> list[dict]:
@@ -107,9 +116,8 @@ def _table(rows: list[dict], arch: str | None = None, kind: str = "params") -> l
     and the budget the runs were placed at (6·N·D in all parameters)."""
     out = Rows([], f"the {arch} runs" if arch else "the runs")
     for r in rows:
-        N, D = float(r[kind]), float(r["tokens"])
-        d = {kind: N, "D": D, "L": float(r["loss"])}
-        d["C"] = float(r.get("flops_6nd") or 6.0 * N * D) if kind == "params" else 6.0 * N * D
+        d = {kind: float(r[kind]), "D": float(r["tokens"]), "L": float(r["loss"])}
+        d["C"] = law_c(r, kind)
         if _pos(r.get("budget")):
             d["budget"] = float(r["budget"])
         out.append(d)
@@ -289,8 +297,12 @@ def frontier_noise_interval(fits: ArchFits, rel_noise: float, C: float) -> list[
     cs, Ls = redrawn_vertices([r[fits.kind] for r in rows], [r["L"] for r in rows],
                               [r["budget"] for r in rows], rel_noise, s.bootstrap,
                               seed=s.seed, curvature=s.curvature)  # fmt: skip
-    keep = [j for j, c in enumerate(cs) if any(math.isclose(c, u, rel_tol=1e-5) for u in at)]
-    x = [next(v for u, v in at.items() if math.isclose(cs[j], u, rel_tol=1e-5)) for j in keep]
+    keep, x = [], []  # the budgets the frontier used, each at its vertex's C
+    for j, c in enumerate(cs):
+        u = next((u for u in at if math.isclose(c, u, rel_tol=1e-5)), None)
+        if u is not None:
+            keep.append(j)
+            x.append(at[u])
     with np.errstate(invalid="ignore", divide="ignore"):
         slope, icpt = loglog_fit(np.log(x), np.log(Ls[:, keep]))
         draws = np.exp(icpt + slope * math.log(C))

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from scalinglab.fsio import atomic_write_bytes
-from scalinglab.plan.analysis import PUBLISHED, ArchFits
+from scalinglab.plan.analysis import PUBLISHED, ArchFits, law_c
 
 ARCH_COLORS = {"gpt": "#1f5fbf", "lstm": "#c0392b", "gru": "#2e8b57", "rnn_tanh": "#8e44ad"}
 ARCH_NAMES = {"gpt": "GPT", "lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
@@ -17,13 +17,6 @@ LOSS = "validation loss (nats/token)"
 COMPUTE = "training compute C = 6·N·D (FLOPs)"
 KAPLAN = " (N without embeddings)"
 """What the axes of N and C add where the fits count N without embeddings."""
-
-
-def _law_c(f: ArchFits, r: dict) -> float:
-    """A run's C as the fits count it: 6·N·D with N the fits' count (`f.kind`)."""
-    if f.kind == "params":
-        return r["flops_6nd"] or 6 * r["params"] * r["tokens"]
-    return 6 * r[f.kind] * r["tokens"]
 
 
 def _counted(fits) -> str:
@@ -230,7 +223,7 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     col = color(arch)
     fig, axes = _panels(plt, 1, 8.0, 5.0)
     ax = axes[0]
-    runs = [(_law_c(f, r), r["loss"]) for r in f.rows]
+    runs = [(law_c(r, f.kind), r["loss"]) for r in f.rows]
     if runs:
         ax.plot(*np.array(runs).T, ".", color="grey", alpha=0.6, label="every sweep run")
     c_lo = min(p["C"] for p in f.frontier_points) / 1.5
@@ -400,7 +393,7 @@ def arch_compare(path, fits: dict[str, ArchFits], c_max: float) -> str:
             continue
         col = color(arch)
         for r in f.rows:
-            ax.plot(_law_c(f, r), r["loss"], ".", color=col, alpha=0.35)
+            ax.plot(law_c(r, f.kind), r["loss"], ".", color=col, alpha=0.35)
         lo = min(p["C"] for p in f.frontier_points) / 1.5
         _band(
             ax, f.frontier, np.geomspace(lo, c_max * 1.3, 200), col, _alpha_label(arch, f.frontier)
@@ -426,7 +419,7 @@ def residuals(path, fits: dict[str, ArchFits]) -> str:
     for arch, f in fits.items():
         col, m = color(arch), markers[arch]
         rows = f.rows
-        C = np.array([_law_c(f, r) for r in rows])
+        C = np.array([law_c(r, f.kind) for r in rows])
         L = np.array([r["loss"] for r in rows])
         N = np.array([r[f.kind] for r in rows], dtype=float)
         D = np.array([r["tokens"] for r in rows], dtype=float)

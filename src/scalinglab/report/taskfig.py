@@ -4,6 +4,7 @@ the two-step law (frontier loss -> sigmoid) through it, and the backtest's predi
 import numpy as np
 
 from scalinglab.laws import tasklaws
+from scalinglab.plan.analysis import law_c
 from scalinglab.report.figures import COMPUTE, KAPLAN, color, name, save_png
 from scalinglab.report.html import num, table
 
@@ -23,8 +24,7 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
     for ax, (task, t) in zip(axes[0], tasks.items(), strict=True):
         col = f"{task}.{t.get('metric', 'acc')}"
         for a in sorted({r["arch"] for r in rows}):
-            pts = [(r.get("flops_6nd") or 6.0 * r["params"] * r["tokens"]
-                    if kind == "params" else 6.0 * r[kind] * r["tokens"], r[col])
+            pts = [(law_c(r, kind), r[col])
                    for r in rows if r["arch"] == a and r.get(col) is not None
                    and r["status"] == "completed"]  # fmt: skip
             if pts:

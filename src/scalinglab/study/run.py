@@ -662,23 +662,16 @@ def _allocate(fits, C: float, kind: str, vocab: int, spec: SweepSpec):
     (the target N, where it came from, the shape). Where the fits count N without
     embeddings, their C is 6·N_ne·D, which depends on the shape chosen: the shape and
     its C are found together (a fixed point, reached in a few steps on the width grid)."""
-    n, how = an.allocation(fits, C)
-    model = design.shape_for(fits.arch, n, vocab, spec.model, spec.shape, kind)
-    if kind == "params":
-        return n, how, model
+    c_law = C  # all parameters: the budget itself, found at the first step
     for _ in range(20):
-        counts = count_params(model, vocab)
-        c_law = C * getattr(counts, kind) / counts.params
         n, how = an.allocation(fits, c_law)
-        new = design.shape_for(fits.arch, n, vocab, spec.model, spec.shape, kind)
-        if new == model:
+        model = design.shape_for(fits.arch, n, vocab, spec.model, spec.shape, kind)
+        counts = count_params(model, vocab)
+        c_model = C * getattr(counts, kind) / counts.params
+        if c_model == c_law:
             break
-        model = new
+        c_law = c_model
     return n, how, model
-
-
-OTHER_COUNT = {"params": "params_nonembed", "params_nonembed": "params"}
-COUNT_NAMES = {"params": "all parameters", "params_nonembed": "N without embeddings"}
 
 
 def _other_count(study, rows, arch, counts, D: float, kind: str, noise) -> dict:
@@ -686,8 +679,8 @@ def _other_count(study, rows, arch, counts, D: float, kind: str, noise) -> dict:
     (`[fit] n_kind`), before training as the rest: {"frontier, <count>": prediction}. Which
     count extrapolates better depends on the corpus and tokenizer (docs/study.md), so
     every study scores both."""
-    other = OTHER_COUNT[kind]
-    key = f"frontier, {COUNT_NAMES[other]}"
+    other = next(k for k in an.N_KINDS if k != kind)
+    key = f"frontier, {an.COUNT_NAMES[other]}"
     try:
         fits = an.fit_arch(arch, [r for r in rows if r["arch"] == arch], study.fit, other, False)
         n = getattr(counts, other)
