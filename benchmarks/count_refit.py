@@ -11,9 +11,11 @@ are scored against the same measured loss; the size each count would have alloca
 the budget is printed beside it (a study with the other count may train another run).
 
     python benchmarks/count_refit.py runs/quickstart runs/quickstart-seed1 ... [--flops]
+        [--curvature shared]
 """
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -32,9 +34,11 @@ def as_count(r: dict, kind: str) -> tuple[dict, str]:
     return {**r, "params_nonembed": r["flops"] / (6.0 * r["tokens"])}, "params_nonembed"
 
 
-def refit(folder: Path, kinds=KINDS) -> dict:
+def refit(folder: Path, kinds=KINDS, curvature: str | None = None) -> dict:
     c = collect(folder)
     fs, _ = an.fit_settings(c.study.get("fit", {}), str(folder))
+    if curvature:  # the IsoFLOP parabolas' curvature, instead of the study's own
+        fs = dataclasses.replace(fs, curvature=curvature)
     arch = c.prediction["arch"]
     bt = next(r for r in c.by_role("backtest") if r["run_id"] == c.prediction["run_name"])
     rows = [r for r in c.by_role("sweep") if r["arch"] == arch]
@@ -63,6 +67,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path, help="finished study folders")
     ap.add_argument("--flops", action="store_true", help="also count N as FLOPs per token / 6")
+    ap.add_argument("--curvature", choices=("per-budget", "shared"),
+                    help="the IsoFLOP parabolas' curvature (default: each study's own)")  # fmt: skip
     args = ap.parse_args()
     kinds = (*KINDS, "flops") if args.flops else KINDS
     warnings.simplefilter("ignore")  # the fits' warnings are the study's own report's
@@ -72,7 +78,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     errors = {k: [] for k in kinds}
     for f in args.folders:
-        r = refit(f, kinds)
+        r = refit(f, kinds, args.curvature)
         for k in kinds:
             x = r[k]
             errors[k].append(abs(x["error"]))
