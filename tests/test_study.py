@@ -59,7 +59,7 @@ def test_quickstart_design_meets_the_issue(tmp_path):
     assert s.factors == [10, 100, 1000] and len(s.seed_noise.seeds) >= 2
     assert s.data == {"sources": ["stdlib"], "tokenizer": "byte", "stdlib_tests": True}
     assert s.shared["shape"]["min_layers"] == s.shared["shape"]["max_layers"] == 2
-    assert s.fit == FitConfig(bootstrap=1000, curvature="shared")
+    assert s.fit == FitConfig(bootstrap=1000, curvature="per-budget")
     assert s.tasks.names == ["next-line", "recall"]  # the two the sweep says are predictable
     plan, cost = plan_on_a_byte_corpus(d, tmp_path)
     assert s.backtest.budget / cost["largest"] >= 10  # extrapolation

@@ -86,8 +86,7 @@ factors = [10, 100, 1000]       # multiples of the largest GPT budget
 bootstrap = 1000                 # resamples (the default everywhere: scalinglab fit, Python)
 seed = 0
 ci_level = 0.95
-curvature = "shared"             # one curvature for every budget's parabola: with 3 sizes a
-                                 # budget, a parabola each passes through its 3 runs exactly
+curvature = "per-budget"         # a parabola per budget (Hoffmann et al.); or "shared"
 n_kind = "params_nonembed"       # N without embeddings (Kaplan's), C = 6·N·D with it: measured
                                  # here, within 2% of the backtest where all parameters miss by 3%
 """
