@@ -83,5 +83,9 @@ def test_a_study_predicts_the_backtest_runs_task_accuracy(tmp_path, monkeypatch)
     q = predict_tasks(study, sweep, "gpt", pred["predicted_loss"], pred["interval"])["recall"]
     assert q["params"]["lo"] == 0.5 and q["params"]["hi"] == 1.0 and q["n_items"] == 30
     assert q["interval"][0] <= q["predicted"] <= q["interval"][1]
+    best = min(r["loss"] for r in sweep)  # the runs the sigmoid saw, and how far beyond
+    assert q["fit_loss_range"] == [best, max(r["loss"] for r in sweep)]
+    assert q["loss_beyond"] == max(0.0, best - pred["predicted_loss"])
+    assert ("note" in q) == (pred["predicted_loss"] < best)
     half = 1.959964 * math.sqrt(q["predicted"] * (1 - q["predicted"]) / 30)
     assert q["interval"][1] - q["interval"][0] >= 2 * half - 1e-6  # the items' noise at least

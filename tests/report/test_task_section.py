@@ -38,3 +38,27 @@ def test_the_task_table_gives_items_chance_and_the_measurements_standard_error()
     assert "<th>error: predicted − measured</th>" in plain  # which way -3.0 points is
     assert "no gpt run of the sweep is above chance" in html
     assert task_section({"tasks": {}}) == "" and task_section(None) == ""
+
+
+def test_a_prediction_beyond_the_runs_losses_says_its_link_is_extrapolated():
+    from scalinglab.study.tasks import beyond_the_runs
+
+    runs = [{"loss": 2.46}, {"loss": 2.01}, {"loss": 1.745}]
+    far = beyond_the_runs(runs, 1.294, "gpt")
+    assert far["fit_loss_range"] == [1.745, 2.46]
+    assert far["loss_beyond"] == pytest.approx(1.745 - 1.294)
+    assert "1.294 is 0.45 nats below the best gpt run" in far["note"]
+    assert "(1.745)" in far["note"] and "extrapolated" in far["note"]
+    inside = beyond_the_runs(runs, 1.9, "gpt")
+    assert inside == {"fit_loss_range": [1.745, 2.46], "loss_beyond": 0.0}  # no note
+    # summary.json carries it, and the report's task section says it under the table
+    pred = {"next-line": {**PRED["next-line"], **far}}
+    got = measured_tasks(pred, ROW)["next-line"]
+    assert got["loss_beyond"] == far["loss_beyond"] and got["note"] == far["note"]
+    html = task_section({"tasks": {"next-line": {**got, "note": "a <b> & c"}}})
+    assert "<p>next-line: a &lt;b&gt; &amp; c</p>" in html  # escaped
+    two = task_section({"tasks": {"next-line": got, "recall": {**got, "note": "other"}}})
+    assert two.count("<p>") == 2 and "<p>recall: other</p>" in two
+    same = task_section({"tasks": {"next-line": got, "recall": got}})
+    assert same.count("<p>") == 1 and "<p>next-line, recall: the predicted loss" in same
+    assert "<p>" not in task_section({"tasks": measured_tasks(PRED, ROW)})

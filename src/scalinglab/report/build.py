@@ -86,6 +86,10 @@ def backtest_result(c: col.Collected) -> dict | None:
     return out
 
 
+# what a task's prediction carries into summary.json beside the measurement
+CARRIED = ("chance", "n_items", "se", "scatter", "fit_loss_range", "loss_beyond", "note")
+
+
 def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
     """summary.json's backtest.tasks: {task: {predicted, measured, interval, ...}}, from
     prediction.json's tasks (study/tasks.py) and the backtest run's row of the runs table."""
@@ -104,7 +108,7 @@ def measured_tasks(pred_tasks: dict, row: dict | None) -> dict:
             "error_points": None if m is None else 100 * (p["predicted"] - m),
             "in_interval": None if m is None else bool(lo <= m <= hi),
             "params": p.get("params"),
-            **{k: p[k] for k in ("chance", "n_items", "se", "scatter") if k in p},
+            **{k: p[k] for k in CARRIED if k in p},
         }
     return out
 

@@ -6,7 +6,7 @@ import numpy as np
 from scalinglab.laws import tasklaws
 from scalinglab.plan.analysis import law_c
 from scalinglab.report.figures import COMPUTE, KAPLAN, color, name, save_png
-from scalinglab.report.html import num, table
+from scalinglab.report.html import esc, num, table
 
 
 def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
@@ -83,7 +83,12 @@ def task_section(bt: dict | None) -> str:
             "-" if sc is None else f"{100 * sc:.1f}", measured,
             "-" if m is None else f"{t['error_points']:+.1f} points" + ("" if t["in_interval"] else " (outside)"),
         ])  # fmt: skip
+    by_note: dict[str, list[str]] = {}  # tasks fitted on the same runs share one note
+    for task, t in bt["tasks"].items():
+        if "predicted" in t and t.get("note"):
+            by_note.setdefault(t["note"], []).append(task)
+    notes = "".join(f"<p>{esc(', '.join(ts))}: {esc(n)}</p>" for n, ts in by_note.items())
     return '<h2 id="tasks">Tasks: the backtest\'s accuracy, predicted before training</h2>' + table(
         ["task", "items", "chance", "predicted", "interval", "runs' scatter (points)",
          "measured (± s.e.)", "error: predicted − measured"], rows,
-    )  # fmt: skip
+    ) + notes  # fmt: skip

@@ -76,7 +76,8 @@ def check_fits(study, shards: Path, block_size: int) -> None:
 
 def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> dict:
     """{task: {metric, predicted, interval, se, scatter, noise, params, runs, chance,
-    n_items}} of the backtest run, from its predicted loss and interval; {task: {metric, at_chance, ...}}
+    n_items, fit_loss_range, loss_beyond[, note]}} of the backtest run, from its predicted
+    loss and interval (`beyond_the_runs`); {task: {metric, at_chance, ...}}
     where no run of the sweep is above chance (nothing to predict: the backtest will be
     measured and shown, not predicted); {task: {"error": why}} where the sigmoid cannot
     be fitted."""
@@ -111,5 +112,24 @@ def predict_tasks(study, rows: list[dict], arch: str, loss: float, interval) -> 
             out[name] = {**about, "error": str(exc)}
             continue
         m = tasklaws.metric_at_loss(fit, loss, interval, study.fit.ci_level, n, fit["scatter"])
-        out[name] = {**about, **m, "params": fit["params"]}
+        out[name] = {**about, **m, "params": fit["params"], **beyond_the_runs(pts, loss, arch)}
+    return out
+
+
+def beyond_the_runs(pts: list[dict], loss: float, arch: str) -> dict:
+    """{"fit_loss_range": [best, worst], "loss_beyond": nats}: the losses of the runs the
+    sigmoid was fitted on, and how far below the best of them the predicted loss lies (0
+    inside); beyond them, a "note" that the link is extrapolated. The interval cannot
+    hold that: the sigmoid's shape below the runs' losses is not measured (the
+    quickstart's `recall` steepens there; benchmarks/results/tasks_quickstart.md)."""
+    losses = [r["loss"] for r in pts]
+    best, worst = min(losses), max(losses)
+    out = {"fit_loss_range": [best, worst], "loss_beyond": max(0.0, best - loss)}
+    if loss < best:
+        out["note"] = (
+            f"the predicted loss {loss:.3f} is {best - loss:.2f} nats below the best {arch} "
+            f"run the sigmoid was fitted on ({best:.3f}): the loss-to-accuracy link is "
+            "extrapolated there, and a task whose accuracy climbs faster below the runs' "
+            "losses lands above the interval"
+        )
     return out
