@@ -34,6 +34,15 @@ def as_count(r: dict, kind: str) -> tuple[dict, str]:
     return {**r, "params_nonembed": r["flops"] / (6.0 * r["tokens"])}, "params_nonembed"
 
 
+def frontier_at(fits, run: dict, kind: str, noise, level: float) -> tuple[float, float, float]:
+    """(predicted, lo, hi): the frontier's prediction of `run` (its N in the count `kind`,
+    its tokens) with the study's predictive interval (the seed noise added)."""
+    n, d = run[kind], run["tokens"]
+    p = an.predict(fits, n, d, 6.0 * n * d, "frontier", noise)
+    lo, hi = an.predictive_interval(p, noise, level)
+    return p["predicted_loss"], lo, hi
+
+
 def refit(folder: Path, kinds=KINDS, curvature: str | None = None) -> dict:
     c = collect(folder)
     fs, _ = an.fit_settings(c.study.get("fit", {}), str(folder))
@@ -47,16 +56,14 @@ def refit(folder: Path, kinds=KINDS, curvature: str | None = None) -> dict:
     for kind in kinds:
         rows_k = [as_count(r, kind)[0] for r in rows]
         b, k = as_count(bt, kind)
-        fits = an.fit_arch(arch, rows_k, fs, k)
-        n, d = b[k], b["tokens"]
-        p = an.predict(fits, n, d, 6.0 * n * d, "frontier", noise)
-        lo, hi = an.predictive_interval(p, noise, fs.ci_level)
-        budget = c.prediction["budget"] * (n / bt["params"])  # this run's C in the count
+        fits = an.fit_arch(arch, rows_k, fs, k, chinchilla=False)  # the frontier's fits
+        pred, lo, hi = frontier_at(fits, b, k, noise, fs.ci_level)
+        budget = c.prediction["budget"] * (b[k] / bt["params"])  # this run's C in the count
         out[kind] = {
             "alpha": fits.frontier.params_["alpha"],
-            "predicted": p["predicted_loss"],
+            "predicted": pred,
             "interval": (lo, hi),
-            "error": 100 * (p["predicted_loss"] / bt["loss"] - 1),
+            "error": 100 * (pred / bt["loss"] - 1),
             "inside": lo <= bt["loss"] <= hi,
             "n_opt": an.allocation(fits, budget)[0],
         }

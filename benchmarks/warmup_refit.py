@@ -25,6 +25,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from count_refit import frontier_at  # benchmarks/ is on sys.path when run as a script
+
 from scalinglab.plan import analysis as an
 from scalinglab.report.collect import collect
 
@@ -92,14 +94,12 @@ def score(study: Path, out: Path, kind: str | None) -> tuple[float, float]:
     errs = []
     for label, rr, m in (("study", rows, bt["loss"]), ("retrained", rows2, measured)):
         fits = an.fit_arch("gpt", rr, fs, kind, chinchilla=False)
-        n, d = bt[kind], bt["tokens"]
-        p = an.predict(fits, n, d, 6.0 * n * d, "frontier", noise)
-        lo, hi = an.predictive_interval(p, noise, fs.ci_level)
-        e = 100 * (p["predicted_loss"] / m - 1)
+        pred, lo, hi = frontier_at(fits, bt, kind, noise, fs.ci_level)
+        e = 100 * (pred / m - 1)
         errs.append(e)
         vs = " / ".join(f"{q['L']:.4f}" for q in fits.frontier_points)
         print(f"| {study.name} | {label} | {vs} | {fits.frontier.params_['alpha']:.3f} | "
-              f"{p['predicted_loss']:.4f} | [{lo:.4f}, {hi:.4f}] | {m:.4f} | {e:+.2f}% | "
+              f"{pred:.4f} | [{lo:.4f}, {hi:.4f}] | {m:.4f} | {e:+.2f}% | "
               f"{'yes' if lo <= m <= hi else 'no'} |")  # fmt: skip
     return errs[0], errs[1]
 
