@@ -87,11 +87,17 @@ def corpus_bytes(n_bytes=3_000_000, path=None):
     return bytes(buf[:n_bytes])
 
 
-def corpus(n_bytes=3_000_000, path=None):
-    raw = corpus_bytes(n_bytes, path)
+def corpus(n_bytes=3_000_000, path=None, more=0):
+    """(train, validation): the first 95% of the first n_bytes and the rest; `more` bytes
+    of the corpus after those n_bytes appended to the training split (the validation
+    windows unchanged: runs long enough to repeat the 2.85M training bytes need not)."""
+    raw = corpus_bytes(n_bytes + more, path)
+    if more and len(raw) < n_bytes + more:
+        raise SystemExit(f"--more-train-bytes {more}: the corpus has {len(raw) - n_bytes} after "
+                         f"the first {n_bytes}")  # fmt: skip
     data = torch.tensor(np.frombuffer(raw, dtype=np.uint8).astype(np.int64))
-    cut = int(0.95 * len(data))
-    return data[:cut], data[cut:]
+    cut = int(0.95 * n_bytes)
+    return torch.cat([data[:cut], data[n_bytes:]]), data[cut:n_bytes]
 
 
 def windows(data, idx):
@@ -104,7 +110,7 @@ def windows(data, idx):
     return w[:, :-1], w[:, 1:]
 
 
-def train(arch, lr, train_data, val_x, val_y, seed=0):
+def train(arch, lr, train_data, val_x, val_y, seed=0, weight_decay=0.1):
     """Loss on the held-out windows every EVAL_EVERY steps: (steps, losses)."""
     device = train_data.device
     torch.manual_seed(seed)
@@ -116,7 +122,7 @@ def train(arch, lr, train_data, val_x, val_y, seed=0):
         cfg = ModelConfig(arch="lstm", n_layer=1, n_embd=64, block_size=BLOCK, vocab_size=256)
     model = build_model(cfg, 256).to(device)
     opt = torch.optim.AdamW(
-        model.parameters(), lr=float(lr[0]), betas=(0.9, 0.95), weight_decay=0.1,
+        model.parameters(), lr=float(lr[0]), betas=(0.9, 0.95), weight_decay=weight_decay,
         fused=device.type == "cuda",
     )  # fmt: skip
     rng = np.random.default_rng(seed)  # the same batches, in the same order, for every schedule
@@ -274,6 +280,13 @@ def main():
     ap.add_argument(
         "--schedules", nargs="+", default=None, help="train only these schedules (default: all)"
     )
+    ap.add_argument(
+        "--weight-decay", type=float, default=0.1, help="AdamW's decoupled weight decay"
+    )
+    ap.add_argument(
+        "--more-train-bytes", type=int, default=0,
+        help="append this many bytes of the corpus (after the first 3M) to the training split",
+    )  # fmt: skip
     ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     ap.add_argument("--corpus-file", default=None, help="train and evaluate on this file's bytes")
     ap.add_argument(
@@ -305,7 +318,9 @@ def main():
         return
     torch.set_num_threads(1)
     device = torch.device(args.device)
-    train_data, val = (t.to(device) for t in corpus(path=args.corpus_file))
+    train_data, val = (
+        t.to(device) for t in corpus(path=args.corpus_file, more=args.more_train_bytes)
+    )
     vi = np.random.default_rng(1).integers(0, len(val) - BLOCK - 1, EVAL_WINDOWS)
     print(f"steps {args.steps}, batch {BATCH}, warmup {WARMUP}, eval {EVAL_WINDOWS} windows "
           f"every {EVAL_EVERY} steps", flush=True)  # fmt: skip
@@ -324,7 +339,7 @@ def main():
             curves = []
             for seed in args.seeds or [0]:
                 t0 = time.perf_counter()
-                steps, losses = train(arch, lr, train_data, val_x, val_y, seed)
+                steps, losses = train(arch, lr, train_data, val_x, val_y, seed, args.weight_decay)
                 curves.append(losses)
                 print(f"{arch} {name:<11} seed {seed} {len(lr)} steps "
                       f"{time.perf_counter() - t0:6.1f} s final loss {losses[-1]:.4f}",
