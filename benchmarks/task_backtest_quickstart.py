@@ -30,6 +30,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from scipy.optimize import least_squares
 
 from scalinglab.laws import tasklaws
 from scalinglab.laws.estimator import ScalingLaw
@@ -173,6 +174,31 @@ def variants(c, pred, bt) -> None:
             v = float(tasklaws.metric_from_loss(p, f(pred["predicted_loss"])))
             cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f})")
         print(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
+    # Through the task's own loss: the sigmoid of the task's gold bpb (ends at chance and 1),
+    # the bpb from the validation loss by a line or by a shifted power law (loss to loss,
+    # bpb = K (L - E)^kappa); beside them the sigmoid at the bpb the backtest run measured,
+    # which no prediction has: it says how much of the error is the bpb's
+    for label, how in (("sigmoid of the task's bpb; bpb linear in L", "linear"),
+                       ("sigmoid of the task's bpb; bpb = K (L - E)^kappa", "shifted"),
+                       ("sigmoid of the task's bpb, at the measured bpb (not a prediction)",
+                        "measured")):  # fmt: skip
+        cells = []
+        for t in TASKS:
+            L = np.array([r["loss"] for r in pts])
+            b = np.array([r[f"{t}.bpb"] for r in pts])
+            sig = tasklaws.Sigmoid(**ends)
+            res = fit_form(sig, tasklaws.Points(b, np.array([r[f"{t}.acc"] for r in pts]),
+                                                None, "runs"), bootstrap=0)  # fmt: skip
+            p = {k: float(v[0]) for k, v in sig.natural(res["ctx"], res["theta"]).items()}
+            bp = (bt[f"{t}.bpb"] if how == "measured"
+                  else loss_to_loss(L, b, how, pred["predicted_loss"]))  # fmt: skip
+            if not np.isfinite(bp):
+                cells.append("- (bpb 0 above the predicted loss)")
+                continue
+            v = float(tasklaws.metric_from_loss(p, bp))
+            cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f}; bpb {bp:.2f} "
+                         f"against {bt[f'{t}.bpb']:.2f})")  # fmt: skip
+        print(f"| {label} | {len(pts)} | " + " | ".join(cells) + " |")
     # The task laws in C on the same runs: the task's own loss (bpb) as a power law in C,
     # then the sigmoid (OLMo's two steps); and the direct law in C.
     for law in tasklaws.TASK_LAWS:
@@ -186,6 +212,23 @@ def variants(c, pred, bt) -> None:
             cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f})")
         how = "task loss in C, then sigmoid" if law == "task-sigmoid" else "-ln acc in C"
         print(f"| {law} ({how}) | {len(pts)} | " + " | ".join(cells) + " |")
+
+
+def loss_to_loss(L, b, how, at):
+    """The task's bpb at validation loss `at` from the runs' (L, b): a least-squares line, or
+    the shifted power law b = K (L - E)^kappa with 0 <= E < min L (NaN where `at` <= E:
+    the fit puts the task's bpb at 0 before the loss gets there)."""
+    if how == "linear":
+        return float(np.polyval(np.polyfit(L, b, 1), at))
+    best = None
+    for e in np.linspace(0.0, 0.95, 20):  # starts for E / min L
+        th0 = [np.log(b.mean() / (L.mean() - e * L.min())), np.log(max(e, 1e-3) / (1 - e)), 1.0]
+        res = least_squares(
+            lambda th: np.exp(th[0]) * (L - L.min() / (1 + np.exp(-th[1]))) ** th[2] - b, th0
+        )
+        best = res if best is None or res.cost < best.cost else best
+    K, E, kappa = np.exp(best.x[0]), L.min() / (1 + np.exp(-best.x[1])), best.x[2]
+    return float(K * (at - E) ** kappa) if at > E else float("nan")
 
 
 if __name__ == "__main__":
