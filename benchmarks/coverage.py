@@ -200,6 +200,8 @@ def dump_fold(law, s, t, by, thr):
     train = t.subset(~test)
     bt = intervals.calibration_scores(lambda mask: fit_subset(law, inner_s, train, mask), train, by)
     out["inner_d"] = bt["d"].tolist()
+    out["inner_fitted"] = bt["fitted"].tolist()
+    out["fitted"] = int((~test).sum())
     for lv in LEVELS:
         out[f"inner_s{lv:g}"] = bt["scores"][lv].tolist()
     return out
@@ -240,6 +242,8 @@ def dump_synthetic(k, bootstrap, path, sigma=0.01):
             "C",
         )
         fold["inner_d"] = bt["d"].tolist()
+        fold["inner_fitted"] = bt["fitted"].tolist()
+        fold["fitted"] = int(t.C.size)
         for lv in LEVELS:
             fold[f"inner_s{lv:g}"] = bt["scores"][lv].tolist()
         folds.append(fold)
@@ -259,10 +263,27 @@ RULES = {
     "sq floor (2, 1)": (2.0, 1.0),
     "NOW (2, 1 or 0)": (intervals.GROWTH_POWER, "z"),
     "cube floor (3, 1)": (3.0, 1.0),
+    # the scores of the calibration's larger refits only, or all weighted by their rows
+    # (2026-12-05: do its smaller refits make the factor too large?)
+    "NOW, refits >= 70%": (intervals.GROWTH_POWER, "z", "nearest"),
+    "NOW, weighted by rows": (intervals.GROWTH_POWER, "z", "weighted"),
 }
+NEAREST = 0.7  # "nearest": refits on at least this share of the fold's rows
+MIN_NEAREST = 5  # ... and all of its scores when fewer than this many remain
 
 
-def fold_inside(fold, lv, power, floor):
+def weighted_quantile(s, w, w_new, level):
+    """The weighted conformal quantile (Tibshirani et al. 2019): the smallest score whose
+    weighted share, the new point's weight w_new counted at infinity, reaches `level`;
+    the largest score when none does (as conformal_factors caps the rank at n)."""
+    order = np.argsort(s)
+    s, w = s[order], w[order]
+    cum = np.cumsum(w) / (w.sum() + w_new)
+    k = np.searchsorted(cum, level - 1e-12)
+    return float(s[min(k, s.size - 1)])
+
+
+def fold_inside(fold, lv, power, floor, mode=None):
     """Booleans: each held-out run of a dumped fold inside its calibrated interval at
     level lv under the rule max(floor, q (1 + d/d0)^power), q and d0 from the fold's own
     calibration backtest exactly as intervals.calibrate computes them (power None: the raw
@@ -275,8 +296,23 @@ def fold_inside(fold, lv, power, floor):
         return np.abs(e) <= half
     s, di = np.array(fold[f"inner_s{lv:g}"]), np.array(fold["inner_d"])
     d = np.array(fold["d"])
+    w = None
+    if mode is not None:
+        rows = np.array(fold["inner_fitted"], dtype=float)
+        if mode == "nearest":
+            keep = rows >= NEAREST * fold["fitted"]
+            if keep.sum() >= MIN_NEAREST:
+                s, di = s[keep], di[keep]
+        else:
+            w = rows
     d0 = float(np.median(di[di > 0])) if np.any(di > 0) else 0.0
-    if d0 > 0:
+    if d0 > 0 and w is not None:
+        ok = np.isfinite(s)
+        q = weighted_quantile((s / (1 + di / d0) ** power)[ok], w[ok], fold["fitted"], lv)
+        if floor == "z":
+            floor = intervals.narrowing_floors({lv: s})[lv]
+        f = np.maximum(floor, q * (1 + d / d0) ** power)
+    elif d0 > 0:
         q = intervals.conformal_factors({lv: s / (1 + di / d0) ** power}, floor=0.0)[lv]
         if floor == "z":
             floor = intervals.narrowing_floors({lv: s})[lv]
@@ -297,9 +333,12 @@ def score(paths):
     got = {}
     for key, cell in sorted(cells.items()):
         row = []
-        for name, (power, floor) in rules.items():
+        for name, (power, floor, *mode) in rules.items():
+            if mode and "inner_fitted" not in cell["folds"][0]:
+                row.append(f"{'-':>14}")  # dumped before the refits' rows were saved
+                continue
             ins = {
-                lv: np.concatenate([fold_inside(f, lv, power, floor) for f in cell["folds"]])
+                lv: np.concatenate([fold_inside(f, lv, power, floor, *mode) for f in cell["folds"]])
                 for lv in LEVELS
             }
             got[key, name] = ins

@@ -109,6 +109,24 @@ def test_calibrated_interval_grows_with_the_distance_of_extrapolation():
         interval(law, pred, None, "prediction", 0.8)
 
 
+def test_calibration_scores_say_how_many_rows_predicted_each_run():
+    from scalinglab.laws.intervals import calibration_scores
+
+    rng = np.random.default_rng(3)
+    C = np.logspace(17, 19, 20)
+    t = read_table(
+        {"C": C, "L": (1.7 + (1e16 / C) ** 0.3) * np.exp(0.01 * rng.standard_normal(20))}
+    )
+    bt = calibration_scores(lambda m: ScalingLaw("power-c", bootstrap=0).fit(t.subset(m)), t, "C")
+    # thresholds at 50..90% of 20 runs: refits on 10, 12, 14, 16 and 18 runs, each
+    # predicting the rest; every score knows the size of the refit that made it
+    assert bt["thresholds"] == pytest.approx(C[[9, 11, 13, 15, 17]])
+    want = np.repeat([10, 12, 14, 16, 18], [10, 8, 6, 4, 2])
+    np.testing.assert_array_equal(bt["fitted"], want)
+    assert bt["d"].shape == bt["scores"][0.8].shape == want.shape
+    assert (bt["d"] > 0).all()
+
+
 def test_the_calibration_narrows_only_an_interval_shown_too_wide():
     from scalinglab.laws.intervals import narrowing_floors
 

@@ -350,10 +350,12 @@ def thresholds_for(t, by, fracs):
 def calibration_scores(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
     """The leave-larger-out backtest of a fit's own rows that `calibrate` reads:
     {"scores": {level: conformal scores of the held-out rows (raw intervals)}, "d": their
-    distances log(x / x_max) beyond each refit (>= 0), "thresholds": those used}."""
+    distances log(x / x_max) beyond each refit (>= 0), "fitted": the number of rows of the
+    refit that predicted each, "thresholds": those used}."""
     x_all = getattr(t, by)
     got = {lv: [] for lv in levels}
     dist = []
+    fitted = []
     used = []
     for thr in thresholds_for(t, by, fracs):
         test = held_out(t, by, thr)
@@ -365,15 +367,19 @@ def calibration_scores(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
         pred, draws = sub.prediction_draws(N=held.N, D=held.D, C=held.C, U=held.U)
         pred = np.atleast_1d(pred).astype(float)
         dist.append(np.maximum(np.log(getattr(held, by) / x_all[~test].max()), 0.0))
+        fitted.append(np.full(pred.size, int((~test).sum())))
         for lv in levels:
             lo, hi = interval(sub, pred, draws, "prediction", lv, calibrate=False)
             got[lv].append(conformal_scores(held.L, pred, lo, hi))
         used.append(thr)
     if not used:
-        return {"scores": {lv: np.array([]) for lv in levels}, "d": np.array([]), "thresholds": []}
+        empty = np.array([])
+        return {"scores": {lv: empty for lv in levels}, "d": empty, "fitted": empty,
+                "thresholds": []}  # fmt: skip
     return {
         "scores": {lv: np.concatenate(got[lv]) for lv in levels},
         "d": np.concatenate(dist),
+        "fitted": np.concatenate(fitted),
         "thresholds": used,
     }
 
