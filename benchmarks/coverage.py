@@ -23,13 +23,12 @@ import numpy as np
 from flake_hunt import cpu_name  # benchmarks/ is the script's folder
 
 from scalinglab.errors import FitError
-from scalinglab.laws import intervals
+from scalinglab.laws import ScalingLaw, intervals
 from scalinglab.laws.backtest import (
     AUTO_LAWS,
     LEVELS,
     TRAIN_FRACS,
     auto_candidates,
-    fit_subset,
     pick,
     predict_rows,
     read_for,
@@ -176,13 +175,24 @@ def print_auto_summary(studies, margins):
         print(f"{m:>6.2f}  {ok10:>2} of {len(studies)}  {okc:>2} of {len(studies)}")
 
 
+def noise_as_calibrated(law, settings, t, mask):
+    """fit_subset, its noise taken as a calibrated fit takes it (the seed repeats' spread
+    first: ScalingLaw.calibrated_noise), so that the raw intervals dumped are those the
+    calibration scales."""
+    if law == "data-constrained":
+        t.require(law, "U")
+    fitted = ScalingLaw.from_settings(law, settings)
+    fitted.calibration_refit = True
+    return fitted.fit(t.subset(mask))
+
+
 def dump_fold(law, s, t, by, thr):
     """One outer fold of a backtest, as a calibration study needs it: the held-out rows'
     losses, predictions and raw interval half-widths (log), their distance beyond the fit,
     and the conformal scores and distances of the fit's own calibration backtest."""
     test = held_out(t, by, thr)
     raw = {**s, "calibrate": "none"}
-    fitted = fit_subset(law, raw, t, ~test)
+    fitted = noise_as_calibrated(law, raw, t, ~test)
     p = predict_rows(fitted, t, test)
     x = getattr(t, by)
     out = {
@@ -198,7 +208,9 @@ def dump_fold(law, s, t, by, thr):
         out[f"hi{lv:g}"] = np.log(hi).tolist()
     inner_s = {**raw, "bootstrap": min(s["bootstrap"], intervals.CAL_BOOTSTRAP)}
     train = t.subset(~test)
-    bt = intervals.calibration_scores(lambda mask: fit_subset(law, inner_s, train, mask), train, by)
+    bt = intervals.calibration_scores(
+        lambda mask: noise_as_calibrated(law, inner_s, train, mask), train, by
+    )
     out["inner_d"] = bt["d"].tolist()
     out["inner_fitted"] = bt["fitted"].tolist()
     out["fitted"] = int((~test).sum())

@@ -70,6 +70,55 @@ def test_noise_from_seed_repeats_when_they_spread_more():
     assert m["sigma"] == m["sigma_seeds"]
 
 
+def test_a_calibrated_fit_takes_the_seed_spread_below_a_misfit():
+    # a law that misfits: residuals of ~10% about it, seed repeats 1% apart
+    rng = np.random.default_rng(4)
+    x = np.repeat(np.linspace(0, 1, 10), 3)
+    misfit = np.repeat(0.1 * rng.standard_normal(10), 3)
+    logL = 1.0 - 0.5 * x + misfit + 0.01 * rng.standard_normal(x.size)
+    logpred = 1.0 - 0.5 * x
+    plain = noise_model(logL, logpred, 2, keys=x[:, None])
+    first = noise_model(logL, logpred, 2, keys=x[:, None], seeds_first=True)
+    assert plain["source"] == "residuals" and plain["sigma"] > 0.05
+    assert first["source"] == "seed repeats"
+    assert first["sigma"] == first["sigma_seeds"] == pytest.approx(0.01, rel=0.35)
+    assert first["sigma_residuals"] == plain["sigma"]
+    ratio = np.ptp(first["quantiles"]) / np.ptp(plain["quantiles"])
+    assert ratio == pytest.approx(first["sigma"] / plain["sigma"])
+    # without repeats there is no seed spread to take: the residuals either way
+    lone = noise_model(logL[::3], logpred[::3], 2, keys=x[::3, None], seeds_first=True)
+    assert lone["source"] == "residuals"
+
+
+def test_calibrated_fits_and_their_refits_draw_the_noise_from_the_seeds(monkeypatch):
+    # chinchilla on a grid with three seeds a point and a misfit larger than their spread
+    rng = np.random.default_rng(6)
+    N, D = (a.ravel() for a in np.meshgrid(np.logspace(7, 9, 4), np.logspace(9, 11, 4)))
+    N, D = np.repeat(N, 3), np.repeat(D, 3)
+    L = chinchilla_law(N, D) * np.exp(
+        np.repeat(0.05 * rng.standard_normal(16), 3) + 0.005 * rng.standard_normal(48)
+    )
+    rows = {"N": N, "D": D, "L": L}
+    plain = ScalingLaw("chinchilla", bootstrap=0).fit(rows)
+    cal = ScalingLaw("chinchilla", bootstrap=0, calibrate="C").fit(rows)
+    assert plain.noise_["source"] == "residuals"
+    assert cal.noise_["source"] == "seed repeats"
+    assert cal.noise_["sigma"] < plain.noise_["sigma"] / 3
+    # the calibration's refits, whose raw intervals it scales, take it the same way
+    seen = []
+    real = noise_model
+
+    def spy(*a, **k):
+        seen.append(k.get("seeds_first"))
+        return real(*a, **k)
+
+    import scalinglab.laws.intervals as iv
+
+    monkeypatch.setattr(iv, "noise_model", spy)
+    ScalingLaw("chinchilla", bootstrap=0, calibrate="C").fit(rows)
+    assert len(seen) >= 4 and all(seen)
+
+
 def test_conformal_factor_makes_the_intervals_cover():
     L = np.exp(np.linspace(-0.1, 0.1, 101))
     pred = np.ones_like(L)

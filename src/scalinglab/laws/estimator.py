@@ -207,6 +207,8 @@ class ScalingLaw:
         fit, table = split_settings(settings)
         self.law = law
         self.settings = {**dataclasses.asdict(fit), **dataclasses.asdict(table)}
+        # a refit inside a calibration backtest takes its noise as the calibrated fit does
+        self.calibration_refit = False
 
     # ------------------------------------------------------------------ fitting
     def fit(self, table):
@@ -276,6 +278,7 @@ class ScalingLaw:
                 np.log(self.predict(N=t.N, D=t.D, U=t.U)),
                 len(constrained.make(self).free),
                 keys=np.column_stack([t.N, t.D, t.U]),
+                seeds_first=self.calibrated_noise(),
             )
             if s["calibrate"] != "none":  # C as the fit's C_range has it: 6ND
                 self.calibrate_on(dataclasses.replace(t, C=6.0 * t.N * t.D))
@@ -392,9 +395,16 @@ class ScalingLaw:
             np.log(fitted),
             len(form.param_names),
             keys=np.column_stack([getattr(t, v) for v in form.needs]),
+            seeds_first=self.calibrated_noise(),
         )
         if s["calibrate"] != "none":
             self.calibrate_on(t)
+
+    def calibrated_noise(self) -> bool:
+        """Whether the noise comes from the seed repeats first (intervals.noise_model): in a
+        calibrated fit, and in the refits of its calibration backtest, whose intervals the
+        calibration scales."""
+        return self.settings["calibrate"] != "none" or self.calibration_refit
 
     def calibrate_on(self, t):
         """calibration_: the conformal widening of the prediction intervals, from a
@@ -411,8 +421,9 @@ class ScalingLaw:
         }
 
         def fit_rows(mask):
-            sub = t.subset(mask)
-            return ScalingLaw.from_settings(self.law, sub_settings).fit(sub)
+            sub = ScalingLaw.from_settings(self.law, sub_settings)
+            sub.calibration_refit = True
+            return sub.fit(t.subset(mask))
 
         self.calibration_ = intervals.calibrate(fit_rows, t, s["calibrate"])
 

@@ -11,7 +11,9 @@
   parameters), rescaled to the spread of the seed repeats where the table has
   repeated (N, D[, U]) runs and they spread more than the residuals do. The
   residuals carry both the seed noise and the law's misfit, which a new run
-  meets too.
+  meets too. A calibrated fit (below) takes the seed repeats' spread wherever
+  the table has them, larger or not: the misfit is then what its calibration
+  measures, growing with the distance, rather than a constant spread.
 - A **calibration** (`calibration_`): how the prediction interval must be
   scaled to cover runs beyond the fitted ones, found by a leave-larger-out
   backtest of the fit's own rows (normalized conformal prediction). A held-out
@@ -72,13 +74,16 @@ def seed_spread(keys, logL):
     return dev[rep]
 
 
-def noise_model(logL, logpred, n_params, keys=None) -> dict:
+def noise_model(logL, logpred, n_params, keys=None, seeds_first=False) -> dict:
     """The run-to-run noise of a fit, as stored in `noise_` (and fit.json's "noise").
 
     Args:
         logL, logpred: observed and predicted log-loss of the fitted rows.
         n_params: the number of fitted parameters P.
         keys: (n, k) array whose equal rows are repeats of one run (seeds), or None.
+        seeds_first: take the seed repeats' spread wherever the rows have them, also when
+            the residuals spread more (a calibrated fit: the residuals' excess is the law's
+            misfit, which its calibration measures and widens for); otherwise the larger.
     """
     r = np.asarray(logL, dtype=float) - np.asarray(logpred, dtype=float)
     r = r[np.isfinite(r)]
@@ -98,7 +103,7 @@ def noise_model(logL, logpred, n_params, keys=None) -> dict:
             sigma_seed = float(np.sqrt(np.mean(dev**2)))
             out["sigma_seeds"] = sigma_seed
             out["seed_rows"] = int(dev.size)
-            if sigma_seed > sigma_res > 0:
+            if sigma_res > 0 and (seeds_first or sigma_seed > sigma_res):
                 r = r * (sigma_seed / sigma_res)
                 out["source"] = "seed repeats"
                 out["sigma"] = sigma_seed
