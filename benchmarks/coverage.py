@@ -62,6 +62,11 @@ EXTRA = {
 ALL = {**TABLES, **EXTRA}
 
 
+def table_names(only: str) -> list[str]:
+    """The tables of --only (a comma-separated list, EXTRA's allowed), else the nine."""
+    return [n for n in ALL if n in only.split(",")] if only else list(TABLES)
+
+
 def print_pooled(paths):
     """The coverage over every table of the --json files (each table once)."""
     seen = {}
@@ -309,7 +314,8 @@ def fold_inside(fold, lv, power, floor, mode=None):
     """Booleans: each held-out run of a dumped fold inside its calibrated interval at
     level lv under the rule max(floor, q (1 + d/d0)^power), q and d0 from the fold's own
     calibration backtest exactly as intervals.calibrate computes them (power None: the raw
-    interval; floor "z": intervals.narrowing_floors of that backtest)."""
+    interval; floor "z": intervals.narrowing_floors of that backtest; mode "nearest" or
+    "weighted": the two readings of RULES that use each score's refit size)."""
     e = np.array(fold["logL"]) - np.array(fold["logpred"])
     up = np.array(fold[f"hi{lv:g}"]) - np.array(fold["logpred"])
     down = np.array(fold["logpred"]) - np.array(fold[f"lo{lv:g}"])
@@ -318,24 +324,19 @@ def fold_inside(fold, lv, power, floor, mode=None):
         return np.abs(e) <= half
     s, di = np.array(fold[f"inner_s{lv:g}"]), np.array(fold["inner_d"])
     d = np.array(fold["d"])
-    w = None
-    if mode is not None:
-        rows = np.array(fold["inner_fitted"], dtype=float)
-        if mode == "nearest":
-            keep = rows >= NEAREST * fold["fitted"]
-            if keep.sum() >= MIN_NEAREST:
-                s, di = s[keep], di[keep]
-        else:
-            w = rows
+    rows = np.array(fold.get("inner_fitted", []), dtype=float)
+    if mode == "nearest":
+        keep = rows >= NEAREST * fold["fitted"]
+        if keep.sum() >= MIN_NEAREST:
+            s, di = s[keep], di[keep]
     d0 = float(np.median(di[di > 0])) if np.any(di > 0) else 0.0
-    if d0 > 0 and w is not None:
-        ok = np.isfinite(s)
-        q = weighted_quantile((s / (1 + di / d0) ** power)[ok], w[ok], fold["fitted"], lv)
-        if floor == "z":
-            floor = intervals.narrowing_floors({lv: s})[lv]
-        f = np.maximum(floor, q * (1 + d / d0) ** power)
-    elif d0 > 0:
-        q = intervals.conformal_factors({lv: s / (1 + di / d0) ** power}, floor=0.0)[lv]
+    if d0 > 0:
+        pooled = s / (1 + di / d0) ** power
+        if mode == "weighted":
+            ok = np.isfinite(s)
+            q = weighted_quantile(pooled[ok], rows[ok], fold["fitted"], lv)
+        else:
+            q = intervals.conformal_factors({lv: pooled}, floor=0.0)[lv]
         if floor == "z":
             floor = intervals.narrowing_floors({lv: s})[lv]
         f = np.maximum(floor, q * (1 + d / d0) ** power)
@@ -456,10 +457,8 @@ def main():
         return score(args.score)
     if args.dump and args.synthetic:
         return dump_synthetic(args.synthetic, args.bootstrap, args.dump)
+    names = table_names(args.only)
     if args.dump:
-        names = [
-            n for n in (ALL if args.only else TABLES) if not args.only or n in args.only.split(",")
-        ]
         return dump(names, args.data, args.bootstrap, args.dump)
     if args.auto_from:
         studies = {
@@ -470,9 +469,6 @@ def main():
         for name, study in studies.items():
             print_auto(name, study, args.margins)
         return print_auto_summary(studies, args.margins)
-    names = [
-        n for n in (ALL if args.only else TABLES) if not args.only or n in args.only.split(",")
-    ]
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; bootstrap {args.bootstrap}")
     if args.synthetic:
         from tests.laws.synth import synthetic_coverage

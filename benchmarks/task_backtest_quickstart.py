@@ -166,11 +166,8 @@ def variants(c, pred, bt) -> None:
         f = f or (lambda x: x)
         cells = []
         for t in TASKS:
-            sig = tasklaws.Sigmoid(**fixed)
             x = f(np.array([r["loss"] for r in rows]))
-            y = np.array([r[f"{t}.acc"] for r in rows])
-            res = fit_form(sig, tasklaws.Points(x, y, None, "runs"), bootstrap=0)
-            p = {k: float(v[0]) for k, v in sig.natural(res["ctx"], res["theta"]).items()}
+            p = sigmoid_params(x, [r[f"{t}.acc"] for r in rows], fixed)
             v = float(tasklaws.metric_from_loss(p, f(pred["predicted_loss"])))
             cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f})")
         print(f"| {label} | {len(rows)} | " + " | ".join(cells) + " |")
@@ -178,24 +175,21 @@ def variants(c, pred, bt) -> None:
     # the bpb from the validation loss by a line or by a shifted power law (loss to loss,
     # bpb = K (L - E)^kappa); beside them the sigmoid at the bpb the backtest run measured,
     # which no prediction has: it says how much of the error is the bpb's
+    L = np.array([r["loss"] for r in pts])
+    bpb = {t: np.array([r[f"{t}.bpb"] for r in pts]) for t in TASKS}
+    of_bpb = {t: sigmoid_params(bpb[t], [r[f"{t}.acc"] for r in pts], ends) for t in TASKS}
     for label, how in (("sigmoid of the task's bpb; bpb linear in L", "linear"),
                        ("sigmoid of the task's bpb; bpb = K (L - E)^kappa", "shifted"),
                        ("sigmoid of the task's bpb, at the measured bpb (not a prediction)",
                         "measured")):  # fmt: skip
         cells = []
         for t in TASKS:
-            L = np.array([r["loss"] for r in pts])
-            b = np.array([r[f"{t}.bpb"] for r in pts])
-            sig = tasklaws.Sigmoid(**ends)
-            res = fit_form(sig, tasklaws.Points(b, np.array([r[f"{t}.acc"] for r in pts]),
-                                                None, "runs"), bootstrap=0)  # fmt: skip
-            p = {k: float(v[0]) for k, v in sig.natural(res["ctx"], res["theta"]).items()}
             bp = (bt[f"{t}.bpb"] if how == "measured"
-                  else loss_to_loss(L, b, how, pred["predicted_loss"]))  # fmt: skip
+                  else loss_to_loss(L, bpb[t], how, pred["predicted_loss"]))  # fmt: skip
             if not np.isfinite(bp):
                 cells.append("- (bpb 0 above the predicted loss)")
                 continue
-            v = float(tasklaws.metric_from_loss(p, bp))
+            v = float(tasklaws.metric_from_loss(of_bpb[t], bp))
             cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f}; bpb {bp:.2f} "
                          f"against {bt[f'{t}.bpb']:.2f})")  # fmt: skip
         print(f"| {label} | {len(pts)} | " + " | ".join(cells) + " |")
@@ -212,6 +206,13 @@ def variants(c, pred, bt) -> None:
             cells.append(f"{v:.4f} ({100 * (v - bt[f'{t}.acc']):+.1f})")
         how = "task loss in C, then sigmoid" if law == "task-sigmoid" else "-ln acc in C"
         print(f"| {law} ({how}) | {len(pts)} | " + " | ".join(cells) + " |")
+
+
+def sigmoid_params(x, y, fixed) -> dict:
+    """The sigmoid from x to the accuracies y with the ends in `fixed`: its parameters."""
+    sig = tasklaws.Sigmoid(**fixed)
+    res = fit_form(sig, tasklaws.Points(np.asarray(x), np.asarray(y), None, "runs"), bootstrap=0)
+    return {k: float(v[0]) for k, v in sig.natural(res["ctx"], res["theta"]).items()}
 
 
 def loss_to_loss(L, b, how, at):
