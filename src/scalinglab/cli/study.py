@@ -71,7 +71,7 @@ def register(sub) -> None:
     _common(p)
     q = sub.add_parser(
         "quickstart",
-        help="the built-in scaling study on Python's standard library (9-12 min on 2 idle cores)",
+        help="the built-in scaling study on Python's standard library (6-12 min on 2 idle cores)",
         description=desc + " This is `scalinglab study` with the built-in spec "
         "(examples/quickstart.toml).",
     )
