@@ -83,6 +83,9 @@ LOCK_HELD_ENV = "SCALINGLAB_RUN_LOCK_HELD"
 """Set by a sweep worker for its trainer: which RUN/.lock (device:inode) it holds for it."""
 MARKERS = (RESULT, CONFIG, RUN_TOML, SWEEP_JSON)
 """A folder holding any of these is a run folder."""
+RUN_FILES = (*MARKERS, METRICS, CKPT, TOKENIZER, TRAIN_LOG, HISTORY, TRACKERS, METRICS_CSV,
+             TASKS, LOCK)  # fmt: skip
+"""The names a run folder's own files (and checkpoint folder) have."""
 
 RESULT_FORMAT_VERSION = 1
 FINISHED = ("completed", "diverged")

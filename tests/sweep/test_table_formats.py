@@ -70,3 +70,28 @@ def test_runs_out_writes_csv_jsonl_and_parquet(sweep, capsys):
     assert main(["runs", str(sweep), "--out", str(sweep / "t.txt"), "--format", "jsonl"]) == 0
     assert json.loads((sweep / "t.txt").read_text().splitlines()[1])["run_id"] == "b"
     assert main(["runs", str(sweep), "--format", "csv"]) == 2
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "runs/a/result.json",  # the run's result, replaced by the table
+        "runs/a/metrics.jsonl",  # an existing file of a run, though a table suffix
+        "runs/c/result.json",  # absent: it would mark the pending run finished
+        "summary.json",  # a study's own file beside its runs
+    ],
+)
+def test_runs_out_never_overwrites_what_the_table_reads(sweep, target, capsys):
+    (sweep / "runs/a/metrics.jsonl").write_text('{"step": 10, "val_loss": 2.5}\n')
+    (sweep / "summary.json").write_text('{"kind": "study"}')
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    for flag in ("--out", "--csv"):
+        fmt = ["--format", "csv"] if flag == "--out" else []  # not "cannot tell the format"
+        assert main(["runs", str(sweep), flag, str(sweep / target), *fmt]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: {flag} ") and target in err[0], err
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+    assert {r["run_id"]: r["status"] for r in runs_table(sweep)}["c"] == "pending"
+    # a new table inside DIR, even inside a run folder, is fine; so is rewriting one
+    for name in ("runs.csv", "runs.csv", "runs/a/table.csv"):
+        assert main(["runs", str(sweep), "--out", str(sweep / name)]) == 0

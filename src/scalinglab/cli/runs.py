@@ -76,7 +76,8 @@ def run(args) -> int:
         raise ConfigError("--format says how to write --out FILE; give --out too")
     for flag, out in (("--out", args.out), ("--csv", args.csv)):
         if out:  # before the folders are read: an OSError naming no flag, exit 1, came after
-            check_out_not_input(out, [], "runs table", flag=flag)  # inside DIR is fine
+            check_out_not_input(out, [], "runs table", flag=flag)  # inside DIR is fine,
+            check_out_not_read(out, args.dir, flag)  # but not over what the table reads
     rows = runs_table(args.dir)
     if not rows:
         root = Path(args.dir)
@@ -114,6 +115,44 @@ def run(args) -> int:
         shown = [c for c in CURVE_COLUMNS if c != "lr_schedule"]  # long: in the CSV only
         print(format_table(rows, shown if args.curves else None))
     return 0
+
+
+TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
+
+
+def check_out_not_read(out, root, flag: str) -> None:
+    """Refuse an --out inside DIR that would overwrite what the table is built from: a file
+    of a run folder (its result.json, metrics.jsonl, ...: `runs DIR --out
+    DIR/run1/result.json` replaced the run's result with the table, and the next `runs`
+    listed the run as damaged), any file name a run folder reads (a result.json written
+    into an unfinished run would mark it finished), or an existing file of the folder that
+    is not a table (a study's summary.json, prediction.json). Rewriting DIR/runs.csv is fine.
+    """
+    from pathlib import Path
+
+    from scalinglab import runfolder
+    from scalinglab.errors import ConfigError
+    from scalinglab.fsio import path_relation
+
+    path = Path(out).absolute()
+    if path_relation(path, root) != "lies inside":
+        return
+    top = Path(root).resolve()
+    folder = path.parent
+    while True:  # the run folders between DIR (included) and --out
+        if runfolder.is_run_folder(folder) and (path.exists() or path.name in runfolder.RUN_FILES):
+            raise ConfigError(
+                f"{flag} {out} is a file of the run folder {folder}; write the runs "
+                "table outside the run folders"
+            )
+        if folder.resolve() == top or folder == folder.parent:
+            break
+        folder = folder.parent
+    if path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ConfigError(
+            f"{flag} {out} would overwrite a file of {root} that is not a runs table; write "
+            f"the table to a new file ({', '.join(TABLE_SUFFIXES)})"
+        )
 
 
 def curve_rows(root, run_rows) -> list[dict]:
