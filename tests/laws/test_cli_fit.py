@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -195,6 +196,15 @@ GOOD = "run_id,params,tokens,loss\n" + "".join(
          "'100,000,000' is not a number (thousands separators: write 100000000)"),
         (GOOD.replace("r0,1e7", "r0,50%"), [], "row 1 (line 2), column 'params': '50%' is not "
          "a number (a percent sign: write the fraction 0.5)"),
+        # Python's float() took both: a typo read as a silently wrong number (1000, 1.5)
+        (re.sub(r"(r3,1e8,1e9,)[^\n]*", r"\g<1>1_000", GOOD), [], "row 4 (line 5), column 'loss': "
+         "'1_000' is not a number (digit separators: write 1000)"),
+        (re.sub(r"(r3,1e8,1e9,)[^\n]*", "\\g<1>\uff11.\uff15", GOOD), [], "row 4 (line 5), column "
+         "'loss': '\uff11.\uff15' is not a number (characters outside ASCII"),
+        # every exponent fits a constant loss: it printed alpha 48.8, beta 41.7, A 4.1e9
+        ("params,tokens,loss\n" + "".join(f"{n},{d},3.0\n" for n in (1e7, 1e8, 1e9)
+                                          for d in (1e9, 1e10)), [],
+         "every row has the same value of 'loss' (3); law 'chinchilla' needs it to vary"),
         # unnamed columns were 'duplicate column names in the header: '' at columns 5, 6'
         ("params,tokens,loss,,\n1e7,1e9,3.0,x,y\n", [],
          "columns 4, 5 have no name in the header and hold values: name them (or delete them)"),

@@ -180,6 +180,14 @@ def fit_form(form, table, *, bootstrap=0, seed=0, boot_starts=1, prune=True):
                 f"{table.source}: every row has the same {what} ({vals[0]:.6g}); "
                 f"law {form.name!r} needs {var} to vary"
             )
+    if np.unique(table.L).size < 2:  # any exponents fit it: alpha 48.8, beta 41.7, A 4e9
+        col = (getattr(table, "conventions", None) or {}).get("L")
+        what = f"value of {col!r}" if col else getattr(form, "fitted", "loss")
+        filtered = table.filtered() if hasattr(table, "filtered") else ""
+        raise FitError(
+            f"{table.source}: every row has the same {what} ({table.L[0]:.6g}); law "
+            f"{form.name!r} needs it to vary{filtered}"
+        )
     ctx = form.prepare(table)
     starts = form.starts(ctx)
     if prune and n > PRESCREEN_ROWS:

@@ -407,8 +407,12 @@ def not_a_number(value) -> str:
     why = ""
     if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", text):
         why = f" (thousands separators: write {text.replace(',', '')})"
-    elif re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%", text):
+    elif re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%", text) and text.isascii():
         why = f" (a percent sign: write the fraction {float(text[:-1]) / 100:g})"
+    elif "_" in text:
+        why = f" (digit separators: write {text.replace('_', '')})"
+    elif not text.isascii():
+        why = " (characters outside ASCII: write the number in ASCII digits)"
     return f"{value!r} is not a number{why}"
 
 
@@ -449,6 +453,10 @@ def number(raw: RawTable, i: int, col: str, positive: bool = True) -> float:
         raise MissingValue(f"{where}: missing value{nan}", col)
     if isinstance(value, bool | np.bool_):  # float(True) is 1.0: a flag is no count
         raise DataError(f"{where}: {value!r} is not a number")
+    if isinstance(value, str) and ("_" in value or not value.isascii()):
+        # Python's float() reads '1_000' as 1000 and fullwidth '１.５' as 1.5: no table
+        # writes either, and a cell that holds one is a typo read as a silently wrong number
+        raise DataError(f"{where}: {not_a_number(value)}")
     try:
         v = float(value)
     except (TypeError, ValueError):

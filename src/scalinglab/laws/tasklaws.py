@@ -61,6 +61,7 @@ class Sigmoid:
     The table's `C` holds the task loss L and its `L` the metric (Points' two columns)."""
 
     name = "task-sigmoid (loss -> metric)"
+    fitted = "metric"  # what its table's L holds (fit_form's errors name it)
     varies = ("C",)
 
     def __init__(self, lo: float | None = None, hi: float | None = None):
