@@ -36,7 +36,10 @@ file's sha256 against the manifest and every token id against `vocab_size`, in o
 read of each file; what it found is cached in `SHARDS/.verified.json` keyed by each
 file's size and mtime, so a folder is read in full once, not at every start (the
 cost: benchmarks/results/shard_check.md). A read-only folder is checked at each
-start instead.
+start instead. It also loads `tokenizer.json` (as `generate` will) and checks its sha256
+where the manifest records one (`prepare` always has), at every start: the file is
+small, and a damaged one is refused then, not after the run trained (a folder written by
+hand without a tokenizer.json, and so without its sha256, still trains).
 
 **Tokenizer identity** (`tokenizer_id`): the sha256 of `tokenizer.json`, as the
 manifest records it. A run records it (result.json) and `eval --data` refuses shards
@@ -257,7 +260,9 @@ def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
     and that every token id is below `vocab_size`; DataError naming the file otherwise.
 
     One read per file; the result is cached in SHARDS/.verified.json under the file's
-    size and mtime (module doc), so an unchanged folder is not read again."""
+    size and mtime (module doc), so an unchanged folder is not read again. The tokenizer
+    is checked first, every time (`check_tokenizer`)."""
+    check_tokenizer(shards)
     cache_path = shards.path / VERIFIED
     cache = _read_cache(cache_path)
     fresh = {}
@@ -285,6 +290,28 @@ def check_integrity(shards: Shards, chunk: int = 1 << 22) -> None:
     if fresh:
         with contextlib.suppress(OSError, ValueError):  # a read-only folder: check each time
             atomic_write_json(cache_path, cache | fresh)
+
+
+def check_tokenizer(shards: Shards) -> None:
+    """Refuse a shards folder whose tokenizer.json is unreadable (not JSON, not a tokenizer:
+    `load_tokenizer`'s error, the one `generate` would give after training), missing where
+    the manifest records its sha256, or not the file the manifest hashed. A folder whose
+    manifest has no sha256 for it (written by hand) and no tokenizer.json passes."""
+    from scalinglab.data.tokenizers import load_tokenizer
+
+    tok = shards.tokenizer_path
+    want = (shards.manifest.get("sha256") or {}).get(TOKENIZER)
+    damaged = "the folder is damaged, rerun `prepare`"
+    if not tok.exists() and want is None:
+        return
+    if tok.is_dir():  # load_tokenizer would look for a tokenizer.json inside it
+        raise DataError(f"{tok}: is a folder, not a tokenizer file; {damaged}")
+    try:
+        load_tokenizer(tok)
+    except DataError as exc:
+        raise DataError(f"{exc.message}; {damaged}") from None
+    if want is not None and sha256_file(tok) != want:
+        raise DataError(f"{tok}: sha256 does not match the manifest; {damaged}")
 
 
 def up_to_date(out: str | os.PathLike, request: dict, fingerprint: str) -> dict | None:
