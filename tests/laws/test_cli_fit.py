@@ -187,6 +187,8 @@ GOOD = "run_id,params,tokens,loss\n" + "".join(
         ("run_id,params,tokens,loss\n", [], "the header has no data rows"),
         (b"run_id,params,tokens,loss\nr1,1e7,1e9,3.0\xff\n", [], "byte 40: not valid UTF-8"),
         (GOOD, ["--where", "arch=gpt"], "--where arch=gpt: no column 'arch'"),
+        # every comparison with NaN is false: it said "no rows left"
+        (GOOD, ["--where", "loss<nan"], "--where 'loss<nan': 'nan' is not a number to compare"),
         # read as one column 'params;tokens;loss', it said "no loss column"
         (GOOD.replace(",", ";"), [], "line 1: one column 'run_id;params;tokens;loss': the "
          "file is separated by semicolons (';'); a runs table is comma-separated (CSV)"),

@@ -233,9 +233,12 @@ def rolling_backtest(
         parts.append(p)
     if not per:  # each threshold named with its reason, and the range it must fall in
         x = getattr(table, by)
+        why = {}  # one reason, once, with every threshold it stopped (it was repeated 5 times)
+        for s in skipped:
+            why.setdefault(s["why"], []).append(f"{s['threshold']:.3g}")
         raise FitError(
             f"{table.source}: law {law!r}: no threshold could be fitted ("
-            + "; ".join(f"{by} > {s['threshold']:.3g}: {s['why']}" for s in skipped)
+            + "; ".join(f"{by} > {', '.join(t)}: {w}" for w, t in why.items())
             + f"); {by} runs from {np.nanmin(x):.3g} to {np.nanmax(x):.3g} in this table"
         )
     pooled = _pool(parts, levels)

@@ -493,9 +493,11 @@ def parse_where(items, flag: str = "--where") -> list[tuple[str, str, str]]:
             )
         if op in _COMPARE:
             try:
-                float(val)
+                bound = float(val)
             except ValueError:
                 raise DataError(f"{flag} {item!r}: {val.strip()!r} is not a number") from None
+            if np.isnan(bound):  # every comparison with NaN is false: "no rows left"
+                raise DataError(f"{flag} {item!r}: {val.strip()!r} is not a number to compare")
         out.append((col.strip(), op, val.strip()))
     return out
 
