@@ -576,6 +576,10 @@ def test_small_messages_say_what_and_where(tmp_path, capsys):
     p.write_text('{"body": "fine"}\n{"body": x}\n')
     rc, _, err = _cli(capsys, p, "--text-field", "body", "--out", tmp_path / "s")
     _one_error(err, "c.jsonl: line 2: not valid JSON (Expecting value at column 10)")
+    # a string left open to the line's end: json's own message ends in "at" ("at at")
+    p.write_text('{"body": "fine"}\n{"body": "x\n')
+    rc, _, err = _cli(capsys, p, "--text-field", "body", "--out", tmp_path / "s")
+    _one_error(err, "line 2: not valid JSON (Invalid control character at the end of the line)")
     p.write_text('{"body": "fine"}\n[1, 2]\n')  # not an object: no field is the wrong story
     rc, _, err = _cli(capsys, p, "--text-field", "body", "--out", tmp_path / "s")
     _one_error(err, "c.jsonl: line 2: a JSON list, not an object")
@@ -600,7 +604,13 @@ def test_small_messages_say_what_and_where(tmp_path, capsys):
     _one_error(err, "corpus too small", "use more text or a smaller --block-size")
     assert "--val-fraction" not in err
     rc, _, err = _cli(capsys, g, "--tokenizer", "word", "--out", tmp_path / "s")
-    _one_error(err, "use more text, a larger --val-fraction or a smaller --block-size")
+    _one_error(err, "train has 2 tokens and val 1", "use more text or a smaller --block-size")
+    assert "--val-fraction" not in err  # both splits too short: no fraction helps
+    # the training split is the one too small: a larger fraction was the wrong advice
+    rc, _, err = _cli(capsys, f, "--val-fraction", "0.9999999", "--out", tmp_path / "s")
+    _one_error(err, "train has 0 tokens", "use more text, a smaller --val-fraction or a smaller")
+    rc, _, err = _cli(capsys, f, "--val-fraction", "1e-7", "--out", tmp_path / "s")
+    _one_error(err, "and val 1;", "use more text, a larger --val-fraction or a smaller")
 
 
 def test_a_rerun_rebuilds_damaged_shards(tmp_path, capsys, caplog):

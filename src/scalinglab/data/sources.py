@@ -249,7 +249,8 @@ def _jsonl_text(raw: bytes, where: str, offset: int, field: str, errors: str) ->
         # error in this one, at its end where the text stops short
         body = line.rstrip("\r\n")
         at = f"column {exc.pos + 1}" if exc.pos < len(body) else "the end of the line"
-        raise DataError(f"{where}: not valid JSON ({exc.msg} at {at})") from None
+        msg = exc.msg.removesuffix(" at")  # json's own "Invalid control character at"
+        raise DataError(f"{where}: not valid JSON ({msg} at {at})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{where}: a JSON {type(obj).__name__}, not an object")
     if field not in obj:

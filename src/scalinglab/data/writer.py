@@ -756,6 +756,10 @@ def _check_windows(splits: dict, block_size: int, val_file: bool) -> None:
             f"corpus too small: train has {tr} tokens and val {va}; each split needs one "
             f"window of --block-size {block_size} plus one token, train one more (train "
             f"{block_size + 2}, val {block_size + 1}); use more text"
-            + (" or" if val_file else ", a larger --val-fraction or")  # a --val-file is the split
+            + (
+                " or"  # a --val-file is the split; and too short both, no fraction helps
+                if val_file or (tr < block_size + 2 and va < block_size + 1)
+                else f", a {'smaller' if tr < block_size + 2 else 'larger'} --val-fraction or"
+            )
             + " a smaller --block-size"
         )
