@@ -136,6 +136,8 @@ def test_unknown_names_and_empty_splits_are_refused(shards, tmp_path):
         builtin_task("nope", shards)
     with pytest.raises(ConfigError, match="no such task file"):
         resolve_tasks(["missing.jsonl"], shards)
+    with pytest.raises(ConfigError, match="is a folder; name its task files"):
+        resolve_tasks([str(tmp_path)], shards)  # it said "no such task file" of a folder
     prose = np.frombuffer(b"no brackets here at all\n" * 50, dtype=np.uint8)
     bare = write_raw_shards(tmp_path / "prose", prose, prose)
     with pytest.raises(DataError, match="yields no item of task 'brackets'"):

@@ -63,6 +63,12 @@ def test_bad_task_input_is_one_line(sweep, capsys, tmp_path):
     assert main(["eval", str(sweep / "a"), "--tasks", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and f"{bad}:1: 'gold' must be the index" in err
+    # both kinds' keys: it was scored as multiple choice, its prompt and reference unread
+    bad.write_text('{"context": "x", "choices": ["a", "b"], "gold": 0, "prompt": "y"}\n')
+    assert main(["eval", str(sweep / "a"), "--tasks", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {bad}:1: both a multiple-choice item's 'context', 'choices', "
+                   "'gold' and a generation item's 'prompt': keep one kind's keys\n")  # fmt: skip
     assert main(["eval", str(sweep / "a"), "--tasks", "brackets"]) == 2
     assert "yields no item of task 'brackets'" in capsys.readouterr().err
     # a choice the model cannot read in one window: the run, the task and the size it needs

@@ -113,6 +113,13 @@ def parse_item(obj, where: str) -> tuple[str, Item]:
     """(kind, Item) of one JSONL object; DataError naming `where` (file:line) and the key."""
     if not isinstance(obj, dict):
         raise DataError(f"{where}: not a JSON object")
+    mc = [k for k in ("context", "choices", "gold") if k in obj]
+    gen = [k for k in ("prompt", "reference") if k in obj]
+    if mc and gen:  # it was scored as multiple choice, its prompt and reference unread
+        raise DataError(
+            f"{where}: both a multiple-choice item's {', '.join(map(repr, mc))} and a "
+            f"generation item's {', '.join(map(repr, gen))}: keep one kind's keys"
+        )
     if "choices" in obj or "context" in obj:
         context = _string(obj, "context", where)
         if not context.strip():  # its whitespace goes to the choices: no token left before

@@ -44,6 +44,11 @@ def resolve_tasks(
             out.append(builtin_task(spec, shards, n_items, seed, context_chars))
         elif Path(spec).is_file():
             out.append(read_task(spec))
+        elif Path(spec).is_dir():  # it said "no such task file" of a folder that exists
+            raise ConfigError(
+                f"--tasks {spec!r} is a folder; name its task files (a JSONL file each), "
+                "comma-separated"
+            )
         else:
             raise ConfigError(
                 f"--tasks {spec!r}: no such task file, and not a built-in task "
