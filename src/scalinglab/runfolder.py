@@ -324,12 +324,14 @@ RESULT_NUMBERS = (
     "unique_tokens", "epochs", "wall_seconds", "train_seconds", "tokens_per_second",
 )  # fmt: skip
 """result.json's fields that are numbers (or null) in every run that has them."""
+RESULT_POSITIVE = ("params", "params_nonembed", "tokens", "flops", "flops_6nd")
+"""N, D and C: the runs table's columns the fitter reads; a completed run's are > 0."""
 
 
 def read_result(run_dir: str | os.PathLike) -> dict | None:
     """RUN/result.json, or None when absent or unreadable (a run still going); DataError
     naming the file when it is of another format_version, or when one of RESULT_NUMBERS
-    is not a number (a table or a report would carry it as one)."""
+    is not a number >= 0 (a table or a report would carry it as one)."""
     path = Path(run_dir) / RESULT
     d = _json_object(path)
     if d is not None:
@@ -338,6 +340,10 @@ def read_result(run_dir: str | os.PathLike) -> dict | None:
             v = d.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise DataError(f"{path}: {k} is {json.dumps(v)}, not a number")
+            if v is not None and v < 0:  # a loss, a count, seconds: none is below 0 (a
+                # val_loss of -3 was listed as a completed run's loss)
+                least = "a positive number" if k in RESULT_POSITIVE else "a number >= 0"
+                raise DataError(f"{path}: {k} is {json.dumps(v)}, not {least}")
     return d
 
 

@@ -241,6 +241,11 @@ def test_a_run_still_going_or_a_damaged_result_in_a_folder_of_plain_runs(tmp_pat
     for cmd in (["report", str(tmp_path)], ["runs", str(tmp_path)]):
         assert main(cmd) == 2
         assert capsys.readouterr().err == f'error: {bad}: val_loss is "abc", not a number\n'
+    # no loss, count or time is below 0: a val_loss of -3 was listed as a completed run's
+    bad.write_text(json.dumps(json.loads(bad.read_text()) | {"val_loss": -3}))
+    for cmd in (["report", str(tmp_path)], ["runs", str(tmp_path)]):
+        assert main(cmd) == 2
+        assert capsys.readouterr().err == f"error: {bad}: val_loss is -3, not a number >= 0\n"
 
 
 def test_fit_settings_are_the_studys_fit_config(study):

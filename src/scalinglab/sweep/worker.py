@@ -262,7 +262,7 @@ def _invalid(r: dict) -> str | None:
 
 
 # N, D and C: the runs table's columns the fitter reads; a count of nothing is no count
-POSITIVE = ("params", "params_nonembed", "tokens", "flops", "flops_6nd")
+POSITIVE = runfolder.RESULT_POSITIVE
 
 
 def _bad_number(r: dict) -> str | None:
