@@ -399,5 +399,8 @@ def predict_curve(form, params, steps, lr):
     """Predicted loss at `steps` of a run with LR `lr` at every step; params {name: value}."""
     steps = np.asarray(steps, dtype=int)
     ctx = form.prepare([(steps, np.asarray(lr, dtype=float), None)])
-    pred, _ = form.pred(ctx, form.theta(params)[None, :], grad=False)
+    # parameters in their domain but extreme (a hand-edited alpha = 1e308) overflow to an
+    # inf or NaN loss, which the caller refuses or shows, not numpy's warnings
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        pred, _ = form.pred(ctx, form.theta(params)[None, :], grad=False)
     return pred[0]

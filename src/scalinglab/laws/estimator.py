@@ -251,6 +251,7 @@ class ScalingLaw:
     def _fit(self, table):
         """`fit` without the restore on failure."""
         s = self.settings
+        self.__dict__.pop("fit_path_", None)  # a loaded fit refitted: no longer that file's
         self.check_settings_apply()
         self.check_calibrate_applies()
         self.calibration_ = None
@@ -1066,6 +1067,14 @@ def required_params(law) -> tuple:
     return ()
 
 
+def _too_big(v: int) -> bool:
+    try:
+        float(v)
+    except OverflowError:
+        return True
+    return False
+
+
 def _read_params(params, need, path) -> dict:
     """{name: float} of fit.json's params. A value that is no number (a string, true: float()
     took true as 1 and "3" as 3) is refused, naming it; so is a parameter in `need` (the
@@ -1073,6 +1082,8 @@ def _read_params(params, need, path) -> dict:
     ('N[0] is nan'). Others may be null (not finite when fitted)."""
     out = {}
     for k, v in params.items():
+        if isinstance(v, int) and not isinstance(v, bool) and _too_big(v):
+            v = float("inf")  # an integer beyond a float's range: float() raised OverflowError
         if v is None or (isinstance(v, float) and not np.isfinite(v)):
             if k in need:
                 shown = "null" if v is None else str(v)
@@ -1081,6 +1092,48 @@ def _read_params(params, need, path) -> dict:
             raise DataError(f"{path}: params.{k} is {json.dumps(v)}, not a number")
         out[k] = np.nan if v is None else float(v)
     return out
+
+
+# Each law's parameter domains: `load_fit` refuses a fit.json whose point params leave them
+# (a hand edit: B = 0 was a ZeroDivisionError in plan, E = -1 planned a loss of -0.34).
+# Only what the fit itself keeps: the scales it fits as exponentials (A = e^a, ...) are
+# > 0 where 0 breaks predict or plan (chinchilla's allocation divides by B, and A = 0 puts
+# N_opt at 0; data-constrained's R*_D, R*_N divide) and >= 0 where an exponential of a large
+# negative coordinate may underflow to 0 and the law still predicts (E; the curve laws'
+# L0, A, B, C; a power law's X_c = x0·e^(c/α) at a small α). Exponents and the other
+# coordinates are fitted unconstrained (an exponent <= 0 is fitted and warned of, and plan
+# refuses it: optimal.check_exponents), so they need only be finite (_read_params). Bootstrap
+# draws are not checked: a degenerate draw is left out by the intervals.
+_POS, _NONNEG = (">", 0.0), (">=", 0.0)
+_FLOORED = {"E": _NONNEG}
+PARAM_DOMAINS = {
+    "chinchilla": {**_FLOORED, "A": _POS, "B": _POS},
+    "nd-interaction": {**_FLOORED, "A": _NONNEG, "B": _NONNEG},
+    "kaplan": {"N_c": _NONNEG, "D_c": _NONNEG},
+    "power-n": {**_FLOORED, "N_c": _NONNEG},
+    "power-d": {**_FLOORED, "D_c": _NONNEG},
+    "power-c": {**_FLOORED, "C_c": _NONNEG},
+    "data-constrained": {**_FLOORED, "A": _POS, "B": _POS, "R_D": _POS, "R_N": _POS},
+    "multi-power": {"L0": _NONNEG, "A": _NONNEG, "B": _NONNEG, "C": _NONNEG},
+    "lr-annealing": {"L0": _NONNEG, "A": _NONNEG, "C": _NONNEG},
+    "isoflop": {"k_N": _POS, "k_D": _POS, "k_L": _POS},
+    "envelope": {"k_N": _POS, "k_D": _POS},
+    "task-power": {**_FLOORED, "C_c": _NONNEG},
+    "task-sigmoid": {**_FLOORED, "C_c": _NONNEG, "k": _NONNEG},
+}
+
+
+def _check_domains(law, path) -> None:
+    """DataError naming a point parameter outside its law's domain (PARAM_DOMAINS); a
+    parameter that may be null (isoflop's k_L when L_opt was not fitted) is skipped there."""
+    for k, (op, bound) in PARAM_DOMAINS.get(law.law, {}).items():
+        v = law.params_.get(k)
+        if v is None or np.isnan(v):
+            continue
+        if not (v > bound if op == ">" else v >= bound):
+            raise DataError(
+                f"{path}: params.{k} is {v:g}; law {law.law!r} needs {k} {op} {bound:g}"
+            )
 
 
 def _check_params(law, path) -> None:
@@ -1136,6 +1189,67 @@ def _check_parts(law, path) -> None:
         )
 
 
+# fit.json's parts that load_fit reads, each with the JSON type it must be: those required
+# (to_json writes them all) and those that may be left out. A part of the wrong type was a
+# 'malformed fit.json (AttributeError(...))' naming no key.
+_REQUIRED_PARTS = {
+    "law": str,
+    "settings": dict,
+    "params": dict,
+    "stderr": dict,
+    "ci": dict,
+    "n_points": None,
+    "objective": None,
+    "warnings": list,
+    "conventions": dict,
+}
+_OPTIONAL_PARTS = {"derived": dict, "data": dict, "stderr_log10": dict}
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string"}
+
+
+def _json_type(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    return _JSON_TYPES.get(type(v), type(v).__name__)
+
+
+def _check_shape(obj, path) -> None:
+    """DataError ('malformed fit.json') naming a part fit.json lacks, or one of another JSON
+    type than to_json writes (params a list, data or settings null, bootstrap samples that
+    are no lists of numbers)."""
+
+    def bad(what):
+        return DataError(f"{path}: malformed fit.json ({what})")
+
+    for key, kind in _REQUIRED_PARTS.items():
+        if key not in obj:
+            raise bad(f"no {key!r}")
+        if kind is not None and not isinstance(obj[key], kind):
+            raise bad(f"{key!r} is {_json_type(obj[key])}, not {_JSON_TYPES[kind]}")
+    for key, kind in _OPTIONAL_PARTS.items():
+        if key in obj and not isinstance(obj[key], kind):
+            raise bad(f"{key!r} is {_json_type(obj[key])}, not {_JSON_TYPES[kind]}")
+    boot = obj.get("bootstrap")
+    if boot is None:  # no bootstrap (to_json leaves it out)
+        return
+    if not isinstance(boot, dict):
+        raise bad(f"'bootstrap' is {_json_type(boot)}, not an object")
+    if "samples" not in boot:
+        raise bad("its bootstrap has no 'samples'")
+    samples = boot["samples"]
+    if not isinstance(samples, dict):
+        raise bad(f"bootstrap.samples is {_json_type(samples)}, not an object")
+    for k, v in samples.items():
+        if not isinstance(v, list) or not all(
+            x is None or (isinstance(x, int | float) and not isinstance(x, bool)) for x in v
+        ):
+            raise bad(f"bootstrap.samples.{k} is not a list of numbers")
+
+
 def load_fit(path) -> ScalingLaw:
     """A fitted ScalingLaw from a fit.json (format_version 1).
 
@@ -1145,8 +1259,10 @@ def load_fit(path) -> ScalingLaw:
 
     Raises:
         DataError: the file is missing, not a fit.json, or of another format_version, or
-            its params or bootstrap samples lack a parameter of its law (`required_params`),
-            or a part it reads later is malformed (`_check_parts`).
+            a part is missing or of the wrong JSON type (`_check_shape`), its params or
+            bootstrap samples lack a parameter of its law (`required_params`), a point
+            parameter is out of its law's domain (`PARAM_DOMAINS`), or a part it reads
+            later is malformed (`_check_parts`).
     """
     if isinstance(path, dict):  # a fit's to_json() in memory
         obj, path = path, Path("<dict>")
@@ -1179,6 +1295,7 @@ def load_fit(path) -> ScalingLaw:
         raise DataError(
             f"{path}: format_version {obj.get('format_version')!r}; this scalinglab reads {FORMAT_VERSION}"
         )
+    _check_shape(obj, path)
     try:
         law = ScalingLaw.from_settings(obj["law"], obj["settings"])
         law.params_ = _read_params(obj["params"], required_params(law), path)
@@ -1210,5 +1327,7 @@ def load_fit(path) -> ScalingLaw:
     except ConfigError as exc:  # a setting no fit.json of this format has
         raise DataError(f"{path}: malformed fit.json ({exc})") from None
     _check_params(law, path)
+    _check_domains(law, path)
     _check_parts(law, path)
+    law.fit_path_ = path  # plan names it when the law's numbers overflow (laws.optimal)
     return law

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from scalinglab.errors import ConfigError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import intervals
 from scalinglab.laws.forms import Power
 
@@ -24,24 +24,30 @@ KEYS = ("flops", "params", "tokens", "tokens_per_param", "loss")
 def allocate(law_name: str, p, C):
     """(N, D, L) at compute C under parameters p (floats, or (K, 1) arrays of draws); N and
     D are NaN under power-c, a law of the loss along the compute-optimal frontier alone."""
-    if law_name == "chinchilla":
-        a, b = p["alpha"], p["beta"]
-        G = (a * p["A"] / (b * p["B"])) ** (1.0 / (a + b))
-        N = G * (C / 6.0) ** (b / (a + b))
-        D = (C / 6.0) / N
-        L = p["E"] + p["A"] / N**a + p["B"] / D**b
-    elif law_name in ("isoflop", "envelope"):
-        N = p["k_N"] * C ** p["a"]
-        D = p["k_D"] * C ** p["b"]
-        L = p["k_L"] * C ** p["a_L"] if "k_L" in p else np.full(np.shape(N), np.nan)
-    elif law_name == "power-c":  # the frontier's loss at C; N and D are no part of it
-        L = Power("C").predict(p, C=C)
-        N = D = np.full(np.shape(L), np.nan)
-    else:
+    if law_name not in ("chinchilla", "isoflop", "envelope", "power-c"):
         raise ConfigError(
             f"law {law_name!r} has no compute-optimal allocation; use chinchilla, isoflop or "
             "envelope (power-c gives the loss at a budget, without N and D)"
         )
+    # numpy floats: parameters in their domain but extreme (A = 1e308, alpha = 1e-300) give
+    # inf, NaN or 0, which the callers refuse (point_allocation) or leave out (a draw), not
+    # Python's OverflowError or ZeroDivisionError, nor numpy's warnings
+    p = {k: np.asarray(v, dtype=float) for k, v in p.items()}
+    C = np.asarray(C, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        if law_name == "chinchilla":
+            a, b = p["alpha"], p["beta"]
+            G = (a * p["A"] / (b * p["B"])) ** (1.0 / (a + b))
+            N = G * (C / 6.0) ** (b / (a + b))
+            D = (C / 6.0) / N
+            L = p["E"] + p["A"] / N**a + p["B"] / D**b
+        elif law_name in ("isoflop", "envelope"):
+            N = p["k_N"] * C ** p["a"]
+            D = p["k_D"] * C ** p["b"]
+            L = p["k_L"] * C ** p["a_L"] if "k_L" in p else np.full(np.shape(N), np.nan)
+        else:  # power-c: the frontier's loss at C; N and D are no part of it
+            L = Power("C").predict(p, C=C)
+            N = D = np.full(np.shape(L), np.nan)
     return N, D, L
 
 
@@ -58,6 +64,30 @@ def check_exponents(law) -> None:
                 f"the fit's {name} is {v:.3g} <= 0 (the loss does not fall as {var} grows): "
                 "no compute-optimal allocation"
             )
+
+
+def point_allocation(law, Cs):
+    """allocate() at the fit's own parameters, budgets Cs (an array). Parameters within their
+    law's domain (load_fit checks it) but extreme (A = 1e308, alpha = 1e-300) overflowed: a
+    Python OverflowError traceback, or numpy's warnings and then N = 0 blamed on predict.
+    DataError (naming the fit.json) for a budget whose N, D or loss is not a finite number."""
+    p = law.params_
+    N, D, L = allocate(law.law, p, Cs)
+    checks = [("loss", L)] if law.law == "power-c" else [("params", N), ("tokens", D)]
+    if law.law == "chinchilla" or np.isfinite(p.get("k_L", np.nan) + p.get("a_L", np.nan)):
+        checks.append(("loss", L))
+    for what, x in checks:
+        bad = ~(np.isfinite(x) & ((x > 0) if what != "loss" else True))
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            where = getattr(law, "fit_path_", None) or f"the {law.law} law"
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in p.items() if "@" not in k)
+            raise DataError(
+                f"{where}: the compute-optimal {what} at --flops {Cs[i]:g} come out "
+                f"{x[i]:.4g}, not a finite number{' > 0' if what != 'loss' else ''}: the "
+                f"fit's parameters ({shown}) are beyond what a float can compute"
+            )
+    return N, D, L
 
 
 def percentile_interval(draws, ci_level: float):
@@ -130,7 +160,7 @@ def optimal_allocation(law, C):
         )
     if np.any(~np.isfinite(Cs) | (Cs <= 0)):
         raise ConfigError(f"--flops must be positive numbers, got {C}")
-    N, D, L = allocate(law.law, law.params_, Cs)
+    N, D, L = point_allocation(law, Cs)
     draws = None
     s = draw_columns(law)
     if s is not None:
