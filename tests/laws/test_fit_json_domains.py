@@ -203,3 +203,12 @@ def test_wrong_shaped_parts_name_their_key(chin, tmp_path, capsys, edit, shown):
     obj = json.loads(json.dumps(chin))
     edit(obj)
     refused(capsys, write(tmp_path, obj), CHIN_PLAN, f"malformed fit.json ({shown})")
+
+
+def test_a_schedule_the_law_predicts_as_inf_is_refused(mp, tmp_path, capsys):
+    """An exponent within its (free) domain but far out of range predicted every schedule at
+    loss=inf, and plan ranked them with exit 0: one line naming the schedule instead."""
+    path = write(tmp_path, edited(mp, alpha=2000.0))  # (LR area < 1)^-2000 overflows
+    err = one_line_error(capsys, ["plan", str(path), *MP_PLAN])
+    assert "the law predicts a loss of inf at step 1999: its parameters (" in err, err
+    assert "alpha=2000" in err

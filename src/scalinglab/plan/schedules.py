@@ -66,6 +66,13 @@ def rank_schedules(law, steps, candidates):
                 f"{steps - 1}, not above 0: its peak LR {float(sch.lr_array(steps).max()):g} "
                 "lies beyond what the law can extrapolate to" + _fitted_lrs(law)
             )
+        if not np.isfinite(r["loss"]):  # an exponent far out of range ranked 'loss=inf'
+            raise ConfigError(
+                f"schedule {sch.spec!r}: the law predicts a loss of {r['loss']:.4g} at step "
+                f"{steps - 1}: its parameters "
+                f"({', '.join(f'{k}={v:.4g}' for k, v in law.params_.items())}) cannot "
+                "predict this schedule"
+            )
     if draws:
         D = np.stack(draws)  # (candidates, draws)
         wins = np.bincount(
