@@ -319,6 +319,8 @@ def test_predictor_defaults_to_the_sweeps_own():
         ({"backtest": {"budget": 1.5e12}}, "at least 3x the largest budget"),
         ({"sweeps": {"gpt": {"budgets": [1e12]}}}, "at least 2 FLOP budgets"),
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "size": 4}}}, "unknown key(s) size"),
+        # it said "budgets must list at least 2 FLOP budgets", never naming the typo
+        ({"sweeps": {"gpt": {"budgts": [1e11, 1e12]}}}, "[sweeps.gpt]: unknown key(s) budgts"),
         ({"bogus": 1}, "unknown key(s) bogus"),
         ({"backtest": {"budget": 1e13, "predictor": "magic"}}, "predictor must be one of"),
         ({"seed_noise": {"budget": 1e12}}, "one of the budgets"),
@@ -333,6 +335,15 @@ def test_predictor_defaults_to_the_sweeps_own():
         ),
         ({"data": {"sources": ["stdlib"], "tokenizer": "morse"}}, "'morse' is not one of"),
         ({"sweeps": {"gpt": {"budgets": [1e11, 1e12], "spread": -2}}}, "[sweeps.gpt]: spread"),
+        # both said "sizes must be an integer and spread >= 1", showing neither value
+        (
+            {"sweeps": {"gpt": {"budgets": [1e11, 1e12], "sizes": 4.5}}},
+            "[sweeps.gpt]: sizes must be a whole number of sizes, got 4.5",
+        ),
+        (
+            {"sweeps": {"gpt": {"budgets": [1e11, 1e12], "spread": 0.5}}},
+            "[sweeps.gpt]: spread must be >= 1 (the largest size over the smallest), got 0.5",
+        ),
         # a number where a list belongs was a TypeError traceback ('int' is not iterable)
         ({"plan": {"factors": 10}}, "[plan]: factors must be a list of numbers, like"),
         # named neither the table nor the key ('quickstart: every plan factor must be ...')
@@ -674,13 +685,17 @@ def test_cli_missing_data_names_the_spec_and_key(tmp_path, capsys):
     for given, message in [
         (f"shards = {str(nope)!r}", f"[data] shards = {str(nope)!r}: shards folder not found"),
         (f"sources = [{str(nope)!r}]", f"[data]: {nope}: no such file or folder"),
-    ]:
+        # both: the shards were used and the sources silently left unread
+        (f"{old}\nshards = {str(nope)!r}",
+         ": [data] has both sources (to prepare) and shards (prepared): keep one"),
+    ]:  # fmt: skip
         bad.write_text(QUICKSTART_TOML.replace(old, given, 1))
         out = tmp_path / "o"
         args = ["study", str(bad), "--out", str(out), "--cache", str(tmp_path / "c")]
         assert main([*args, "--dry-run"]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: {bad} {message}") and err.count("\n") == 1
+        sep = "" if message.startswith(":") else " "
+        assert err.startswith(f"error: {bad}{sep}{message}") and err.count("\n") == 1
         assert not out.exists()
 
 

@@ -156,8 +156,11 @@ def test_offline_with_a_wrong_file_in_place_says_it_is_wrong(tmp_path):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "fetch", "tinyshakespear", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown data set(s) tinyshakespear; known: tinyshakespeare")
+    assert err.startswith("error: unknown data set(s) 'tinyshakespear'; known: tinyshakespeare")
     assert err.count("\n") == 1
+    # an empty name read "unknown data set(s) ; known: ..."
+    assert main(["data", "fetch", "", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown data set(s) ''; known: ")
 
 
 def test_the_catalogue_is_pinned_and_has_no_duplicate_paths():

@@ -199,7 +199,8 @@ def lookup(names: list[str]) -> list[DataSet]:
     unknown = [n for n in names if n not in CATALOGUE]
     if unknown:
         raise DataError(
-            f"unknown data set(s) {', '.join(unknown)}; known: {', '.join(CATALOGUE)} "
+            f"unknown data set(s) {', '.join(map(repr, unknown))}; known: "
+            f"{', '.join(CATALOGUE)} "
             "(`scalinglab data list`)"
         )
     return [CATALOGUE[n] for n in names]

@@ -324,6 +324,8 @@ def _data(d: dict, where: str) -> dict:
     if not data.get("shards") and not data.get("sources"):
         raise _err(where, "[data] needs sources = [...] (to prepare) or shards = PATH")
     sources, shards = data.get("sources"), data.get("shards")
+    if sources is not None and shards is not None:  # the shards were used, sources unread
+        raise _err(where, "[data] has both sources (to prepare) and shards (prepared): keep one")
     if sources is not None and not (
         isinstance(sources, list) and sources and all(isinstance(x, str) and x for x in sources)
     ):
@@ -374,6 +376,8 @@ def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign | WsdDesign]:
             out[arch] = _wsd(s, w)
             continue
         budgets = s.get("budgets")
+        if budgets is None:  # a misspelt key ('budgts') is the likelier story: name it
+            _typed(IsoflopDesign, {**s, "kind": "isoflop", "budgets": [1.0, 2.0]}, w)
         if not isinstance(budgets, list) or len(budgets) < 2:
             raise _err(w, "budgets must list at least 2 FLOP budgets (an IsoFLOP fit needs 2)")
         for b in budgets:

@@ -331,8 +331,12 @@ class IsoflopDesign(Design):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
                 raise ConfigError(f"{name} must be a positive number, got {v!r}")
-        if not isinstance(self.sizes, int) or self.spread < 1:
-            raise ConfigError("sizes must be an integer and spread >= 1")
+        if not isinstance(self.sizes, int):  # one message for two keys named neither value
+            raise ConfigError(f"sizes must be a whole number of sizes, got {self.sizes!r}")
+        if self.spread < 1:
+            raise ConfigError(
+                f"spread must be >= 1 (the largest size over the smallest), got {self.spread!r}"
+            )
         if self.sizes > MAX_ISOFLOP_SIZES:
             raise ConfigError(
                 f"sizes must be at most {MAX_ISOFLOP_SIZES}, got {self.sizes}: each size is a "
