@@ -672,9 +672,17 @@ class ScalingLaw:
 
         Returns:
             The loss (shaped as the inputs broadcast), or (loss, lo, hi) with return_ci:
-            three floats for scalar inputs, else three arrays of the inputs' shape.
+            three floats for scalar inputs, else three arrays of the inputs' shape (empty
+            arrays for an empty input: predict(N=[], D=[]) is array([])).
         """
         self.check_fitted()
+        check_flag("return_ci", return_ci)
+        check_flag("check_range", check_range)
+        if level is not None and (
+            isinstance(level, bool) or not isinstance(level, int | float | np.number)
+        ):
+            # float("x") raised a bare ValueError, and level="0.9" passed as 0.9
+            raise ConfigError(f"level={_short(level)}: must be a number in (0, 1)")
         level = self.settings["ci_level"] if level is None else float(level)
         # checked even without return_ci: a misspelt kind, or U given to a law without it,
         # predicted as if they were not there
@@ -693,8 +701,12 @@ class ScalingLaw:
             if kind != "confidence":
                 raise ConfigError(f"law {self.law!r}: only kind='confidence' intervals")
             check_inputs(N=N, D=D, C=C)  # C = 0 predicted 0.497, a negative C NaN
-            if check_range:
+            empty = _empty(N, D, C)
+            if check_range and not empty:
                 self.warn_beyond_data(N, D, C)
+            if empty and return_ci:
+                pred = tasklaws.predict(self, N, D, C, level=level)
+                return self._empty_interval(pred, kind, level, N=N, D=D, C=C)
             return tasklaws.predict(self, N, D, C, return_ci=return_ci, level=level)
         if self.law in CURVE_LAWS:
             if kind != "confidence":
@@ -717,15 +729,32 @@ class ScalingLaw:
                     "(by position and by keyword)"
                 )
             return curvefit.predict(self, steps, lr_schedule, return_ci=return_ci, level=level)
-        pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci)
-        if check_range:
+        check_inputs(N=N, D=D, C=C, U=U)
+        empty = _empty(N, D, C, U)
+        pred, draws = self.prediction_draws(N, D, C, U, with_draws=return_ci and not empty)
+        if check_range and not empty:  # an empty input lies nowhere (min() of it raised)
             self.warn_beyond_data(N, D, C, U)
         if not return_ci:
             return pred
+        if empty:
+            return self._empty_interval(pred, kind, level, N=N, D=D, C=C, U=U)
         flat = np.atleast_1d(pred).ravel()
         x = self.calibration_x(np.shape(pred), N=N, D=D, C=C) if kind == "prediction" else None
         lo, hi = intervals.interval(self, flat, draws, kind, level, x=x)
         return intervals.shaped(pred, lo, hi)
+
+    def _empty_interval(self, pred, kind, level, **given):
+        """predict's (loss, lo, hi) for an empty input: three empty arrays of its shape,
+        after the interval is asked for at one stand-in point of each input given, so an
+        empty input is refused what any input is (no bootstrap, no noise model, a
+        calibration's variable not given). numpy's percentile of the (K, 0) draws is of
+        shape (0,), not (2, 0): the interval itself raised a bare ValueError."""
+        one = {k: np.ones(1) for k, v in given.items() if v is not None}
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # the stand-in's numbers are never shown
+            self.predict(**one, return_ci=True, kind=kind, level=level, check_range=False)
+        pred = np.asarray(pred, dtype=float)
+        return pred, np.empty(pred.shape), np.empty(pred.shape)
 
     def warn_beyond_data(self, N=None, D=None, C=None, U=None):
         """An ExtrapolationWarning when an input lies far outside the data fitted: more
@@ -786,6 +815,7 @@ class ScalingLaw:
             (point prediction shaped as the inputs broadcast, (K, m) predictions of the
             K bootstrap draws at the m flattened inputs, or None without draws).
         """
+        check_flag("with_draws", with_draws)
         check_inputs(N=N, D=D, C=C, U=U)
         if self.law == "data-constrained":
             pred = constrained.predict(self, N, D, U)
@@ -1008,6 +1038,19 @@ def _real(v) -> bool:
     return isinstance(v, int | float | np.number) and not isinstance(v, bool) and np.isfinite(v)
 
 
+def check_flag(name, value) -> None:
+    """ConfigError unless `value` is True or False (a numpy bool too): a string such as
+    "no" is truthy, and return_ci="no" returned the interval."""
+    if not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{name}={_short(value)}: must be True or False")
+
+
+def _empty(*inputs) -> bool:
+    """Whether the inputs given (checked by check_inputs) broadcast to no value at all."""
+    shapes = [np.shape(v) for v in inputs if v is not None]
+    return bool(shapes) and 0 in np.broadcast_shapes(*shapes)
+
+
 def check_inputs(**given) -> None:
     """Refuse inputs of a prediction that are not finite positive numbers, or whose shapes
     do not broadcast, naming the argument (a negative N predicted NaN, N = 0 inf)."""
@@ -1015,7 +1058,10 @@ def check_inputs(**given) -> None:
     for name, v in given.items():
         if v is None:
             continue
-        raw = np.asarray(v)
+        try:
+            raw = np.asarray(v)
+        except ValueError:  # ragged lists, [[1e7, 2e7], [3e7]]: numpy's bare ValueError
+            raise ConfigError(f"predict: {name} must be numbers, got {_short(v)}") from None
         if raw.dtype.kind == "O" and all(
             isinstance(x, int | float) and not isinstance(x, bool) for x in raw.ravel()
         ):  # Python ints beyond int64 (N=10**20) make an object array: numbers all the same
