@@ -83,13 +83,15 @@ def run(args) -> int:
             raise ConfigError(f"--{flag.replace('_', '-')} must be at least 1")
     if not args.lr > 0:
         raise ConfigError(f"--lr {args.lr}: must be positive")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # before the models train, not after
+        raise ConfigError(f"--out {args.out} is a file, not a folder: give a folder")
     shards = open_shards(args.data)
     batches = sample_batches(shards.train, args.steps + 1, args.batch_size, args.block_size)
     res = coord_check(batches, widths, params, lr=args.lr, n_layer=args.n_layer,
                       n_head=args.n_head, base_width=args.base_width or 0, seeds=args.seeds,
                       vocab_size=shards.vocab_size)  # fmt: skip
     _check_finite(res, args.lr)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     doc = res.to_json()
     atomic_write_json(out / "coord_check.json", doc)

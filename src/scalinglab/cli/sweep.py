@@ -170,6 +170,8 @@ def run(args) -> int:
         return 0
     flag = args.trainer_cmd is not None
     check_program(spec.trainer_cmd, "--trainer-cmd" if flag else f"{path}: trainer_cmd")
+    if args.out:  # a file or a study's folder: refused alike by a dry run, before its plan
+        driver.check_out(args.out)
     cfg = executor_config(args)
     threads = cfg.threads_per_run
     if args.dry_run:

@@ -324,8 +324,6 @@ def _data(d: dict, where: str) -> dict:
     if not data.get("shards") and not data.get("sources"):
         raise _err(where, "[data] needs sources = [...] (to prepare) or shards = PATH")
     sources, shards = data.get("sources"), data.get("shards")
-    if sources is not None and shards is not None:  # the shards were used, sources unread
-        raise _err(where, "[data] has both sources (to prepare) and shards (prepared): keep one")
     if sources is not None and not (
         isinstance(sources, list) and sources and all(isinstance(x, str) and x for x in sources)
     ):
@@ -334,6 +332,8 @@ def _data(d: dict, where: str) -> dict:
         )
     if shards is not None and not (isinstance(shards, str) and shards):
         raise _err(where, f"[data] shards must be a folder path (a string), got {shards!r}")
+    if sources is not None and shards is not None:  # the shards were used, sources unread
+        raise _err(where, "[data] has both sources (to prepare) and shards (prepared): keep one")
     prep = {k: v for k, v in data.items() if k not in ("sources", "shards")}
     _typed(PrepareConfig, prep, f"{where} [data]")  # checked here, used by prepare_data
     return data

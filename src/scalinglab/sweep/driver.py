@@ -17,7 +17,7 @@ from pathlib import Path
 from scalinglab import runfolder
 from scalinglab.config import RunConfig, dumps_toml
 from scalinglab.data.shards import content_id, read_manifest
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 from scalinglab.runfolder import CKPT, METRICS, RESULT, RUN_TOML, SWEEP_JSON, read_result
 from scalinglab.sweep import design
@@ -30,6 +30,22 @@ from scalinglab.train.trackers import check_loggers
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
+STUDY_MARK = "study.json"
+"""A study folder's manifest (report.collect.STUDY_JSON, a layer above this one)."""
+
+
+def check_out(out: Path | str) -> None:
+    """Refuse, before anything is planned or written, a sweep folder `out` that is a
+    file, or a study's folder: the sweep would write its sweep.toml, plan.json and runs/
+    into the study, whose run table then omits the sweep's runs."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a sweep folder: give a folder")
+    if (out / STUDY_MARK).exists():
+        raise ConfigError(
+            f"--out {out} is a study's folder ({STUDY_MARK}), not a sweep's: give the sweep "
+            "a folder of its own"
+        )
 
 
 def open_context(spec: SweepSpec) -> Context:
@@ -37,9 +53,14 @@ def open_context(spec: SweepSpec) -> Context:
     try:
         manifest = read_manifest(spec.data)
     except DataError as exc:
+        hint = (
+            ""  # the shards' own message already says to prepare them: not a second hint
+            if "scalinglab prepare" in exc.message
+            else f" (make it with e.g. `scalinglab prepare stdlib --tokenizer byte --out "
+            f"{spec.data}`)"
+        )
         raise DataError(
-            f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc.message} (make it with e.g. "
-            f"`scalinglab prepare stdlib --tokenizer byte --out {spec.data}`)"
+            f"{spec.source or 'spec'}: data = {str(spec.data)!r}: {exc.message}{hint}"
         ) from None
     data_id = content_id(manifest)[:16]
     return Context(spec=spec, vocab=int(manifest["vocab_size"]), data_id=data_id)
@@ -134,6 +155,7 @@ def run_sweep(
     after the first centred on the tokens per parameter measured at the previous
     budget's loss minimum. Every other design is one stage."""
     out = Path(out)
+    check_out(out)  # called from Python: `out` is named as such
     if command is None:  # scalinglab's trainer: its trackers must work before a run starts
         check_loggers(spec.train.get("loggers"), probe=True)
     ctx = open_context(spec)

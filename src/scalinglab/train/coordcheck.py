@@ -12,8 +12,11 @@ with Adam the updates grow with the width (exponent ~1 for the hidden layers).
 figure and a JSON; benchmarks/coord_check.py records a larger one.
 """
 
+import contextlib
 import io
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +24,7 @@ import torch
 from scalinglab.config import ModelConfig, TrainConfig
 from scalinglab.errors import ConfigError
 from scalinglab.fsio import atomic_write_bytes
+from scalinglab.models.counting import count
 from scalinglab.models.registry import build_model
 from scalinglab.train.optim import make_optimizer
 
@@ -173,18 +177,72 @@ def coord_check(
     if base % n_head:
         raise ConfigError(f"--base-width {base} is not a multiple of --n-head {n_head}")
     block = batches[0][0].shape[1]
+
+    def config(width: int, p: str) -> ModelConfig:
+        return ModelConfig(n_layer=n_layer, n_embd=width, n_head=n_head, block_size=block,
+                           vocab_size=vocab_size, param=p, base_width=base)  # fmt: skip
+
+    for width in widths:  # every width before any model is built: not a traceback at the last
+        check_fits(config(width, params[0]), width)
     res = CoordCheck(widths, list(params), layer_names(n_layer), len(batches) - 1, lr, base)
     for p in params:
         per_width = {w: [] for w in WHAT}
         for width in widths:
-            cfg = ModelConfig(n_layer=n_layer, n_embd=width, n_head=n_head, block_size=block,
-                              vocab_size=vocab_size, param=p, base_width=base)  # fmt: skip
-            runs = [run_one(cfg, batches, lr, seed) for seed in range(seeds)]
+            cfg = config(width, p)
+            try:
+                runs = [run_one(cfg, batches, lr, seed) for seed in range(seeds)]
+            except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError: a RuntimeError
+                text = str(exc).lower()
+                if (
+                    not isinstance(exc, MemoryError)
+                    and "alloc" not in text
+                    and "memory" not in text
+                ):
+                    raise
+                raise ConfigError(_too_large(cfg, width)) from None
             for w in WHAT:
                 per_width[w].append(np.mean([r[w] for r in runs], axis=0))
         for w in WHAT:
             res.values.setdefault(w, {})[p] = np.array(per_width[w])
     return res
+
+
+BYTES_PER_PARAM = 16
+"""Training state of a parameter: fp32 weight, gradient and Adam's two moments."""
+
+
+def memory_bytes() -> int | None:
+    """The memory a model here may use: the machine's, or less where an address-space
+    limit (ulimit -v) or a cgroup's limit is lower; None when unknown."""
+    import resource
+
+    limits = []
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if soft != resource.RLIM_INFINITY and soft > 0:
+        limits.append(soft)
+    with contextlib.suppress(OSError, ValueError):
+        limits.append(int(Path("/sys/fs/cgroup/memory.max").read_text()))  # "max": no limit
+    return min(limits) if limits else None
+
+
+def _too_large(cfg: ModelConfig, width: int, need: int | None = None) -> str:
+    n = count(cfg).params
+    size = f" (about {need / 2**30:,.0f} GiB to train)" if need else ""
+    return (
+        f"--widths: width {width}: the {cfg.arch} of {n:,} parameters (vocab_size "
+        f"{cfg.vocab_size:,}) does not fit in the memory of cpu{size}; make it smaller"
+    )
+
+
+def check_fits(cfg: ModelConfig, width: int, memory: int | None = None) -> None:
+    """Refuse, before it is built, a model whose training state (BYTES_PER_PARAM a
+    parameter) is more than the memory here (`memory`, by default memory_bytes())."""
+    memory = memory_bytes() if memory is None else memory
+    need = BYTES_PER_PARAM * count(cfg).params
+    if memory is not None and need > memory:
+        raise ConfigError(_too_large(cfg, width, need))
 
 
 def sample_batches(tokens, n: int, batch: int, block: int, seed: int = 0) -> list:
