@@ -658,3 +658,29 @@ def test_thresholds_by_c_cut_between_isoflop_budgets_where_the_table_has_them():
     tokens = read_table({**cols, "budget_kind": ["tokens"] * 15})  # budgets in D: no cuts by them
     assert tokens.budget is None
     assert len(thresholds_for(tokens, "C", (0.5, 0.6, 0.7))) == 3
+
+
+def test_a_curvature_singular_to_inv_is_no_traceback(monkeypatch):
+    """A valid 2-budget study (3 IsoFLOP vertices for its frontier) ended, after all its runs,
+    in a LinAlgError traceback from the curvature's inverse, and so did `report` on it: the
+    correlation's eigenvalues were > 0 in float while inv found it singular. That is the
+    'singular curvature' answer ({}, inf), as when an eigenvalue is 0."""
+    from scalinglab.laws import warn
+
+    x = np.linspace(0.0, 1.0, 6)
+
+    def logpred(th):
+        return th[:, :1] + th[:, 1:2] * x[None, :]
+
+    def natural(th):
+        return {"a": th[:, 0], "b": th[:, 1]}
+
+    theta, logL = np.array([1.0, -0.5]), 1.0 - 0.5 * x + 0.01 * np.sin(7 * x)
+    se, cond = warn.curvature(logpred, natural, theta, logL, ["a", "b"])
+    assert set(se) == {"a", "b"} and np.isfinite(cond)  # the well-posed case, as before
+
+    def singular(a):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(np.linalg, "inv", singular)
+    assert warn.curvature(logpred, natural, theta, logL, ["a", "b"]) == ({}, np.inf)

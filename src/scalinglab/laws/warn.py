@@ -86,7 +86,10 @@ def curvature(logpred, natural, theta, logL, names, level=0.95, step=1e-6):
     cond = float(lam.max() / lam.min()) if lam.min() > 0 else np.inf
     if not np.isfinite(cond):
         return {}, cond
-    cov = np.linalg.inv(R) / np.outer(d, d) * sigma2
+    try:  # eigenvalues > 0 in float but R singular to inv (a 2-budget study's 3 vertices)
+        cov = np.linalg.inv(R) / np.outer(d, d) * sigma2
+    except np.linalg.LinAlgError:
+        return {}, np.inf
     nat = natural(both)
     G = np.stack([(nat[k][:P] - nat[k][P:]) / (2 * h) for k in names])  # (m, P)
     var = np.einsum("mp,pq,mq->m", G, cov, G)
