@@ -120,6 +120,12 @@ def _edit_hash(path):
     (path / checkpoint.MANIFEST).write_text(json.dumps(m))
 
 
+def _hashes_a_list(path):  # it was an AttributeError traceback, in train and eval
+    m = json.loads((path / checkpoint.MANIFEST).read_text())
+    m["sha256"] = [1, 2]
+    (path / checkpoint.MANIFEST).write_text(json.dumps(m))
+
+
 @pytest.mark.parametrize(
     "damage, reason",
     [
@@ -127,6 +133,7 @@ def _edit_hash(path):
         (_flip_state_byte, "state.pt does not match its sha256 in the manifest"),
         (_delete_manifest, "no manifest (the write did not finish)"),
         (_edit_hash, "model.safetensors does not match its sha256 in the manifest"),
+        (_hashes_a_list, "manifest's sha256 is not an object of file hashes"),
     ],
 )
 def test_corrupt_checkpoint_must_names_it_auto_falls_back(crashed, capsys, caplog, damage, reason):

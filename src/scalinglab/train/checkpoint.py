@@ -138,6 +138,8 @@ def verify(path: Path) -> str | None:
         return "manifest is not a scalinglab checkpoint manifest"
     if m.get("format_version") != FORMAT_VERSION:
         return f"format_version {m.get('format_version')!r} is not {FORMAT_VERSION}"
+    if not isinstance(m.get("sha256"), dict):  # a list was an AttributeError traceback
+        return "manifest's sha256 is not an object of file hashes"
     for name in (WEIGHTS, STATE):
         f = path / name
         if not f.exists():
