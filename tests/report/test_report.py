@@ -381,6 +381,13 @@ def test_runs_of_different_tokenizers_are_refused_and_the_old_report_kept(tmp_pa
         ("prediction.json", {"predicted_loss": "1.3"}, "predicted_loss must be a positive number"),
         ("prediction.json", {"interval": [1.0]}, "interval must be [low, high], two numbers"),
         ("prediction.json", {"format_version": 2}, "format_version 2; this scalinglab reads 1"),
+        # a traceback each ("could not convert string to float", "Unknown format code")
+        ("prediction.json", {"params": "many"}, "params must be a positive number, got 'many'"),
+        ("prediction.json", {"ci_level": "x"}, "ci_level must be a number in (0, 1), got 'x'"),
+        # read as written: '(magic)' printed, an inverted interval scored and stored
+        ("prediction.json", {"predictor": "magic"}, "predictor must be one of chinchilla, "),
+        ("prediction.json", {"interval": [0.9, 0.1]}, "interval must be [low, high], two "),
+        ("prediction.json", {"tokens": -5}, "tokens must be a positive number, got -5"),
     ],
 )
 def test_a_damaged_study_json_or_prediction_json_is_named(tmp_path, capsys, name, change, says):

@@ -243,13 +243,27 @@ def check_prediction(path: Path, d: dict) -> None:
         raise DataError(
             f"{path}: predicted_loss must be a positive number, got {d.get('predicted_loss')!r}"
         )
-    for k in ("interval", "fit_interval"):
+    for k in ("interval", "fit_interval", "prediction_interval", "noise_interval"):
         v = d.get(k)
-        if v is not None and not (isinstance(v, list) and len(v) == 2 and all(map(_number, v))):
+        if v is not None and not (
+            isinstance(v, list) and len(v) == 2 and all(map(_number, v)) and 0 <= v[0] <= v[1]
+        ):  # [0.9, 0.1] was scored 'OUTSIDE' and stored in summary.json as written
             raise DataError(f"{path}: {k} must be [low, high], two numbers, got {v!r}")
-    for k in ("run_name",):
-        if not isinstance(d.get(k), str):
-            raise DataError(f"{path}: {k} must be the backtest run's name, got {d.get(k)!r}")
+    for k in ("run_name", "arch"):
+        if not (isinstance(d.get(k), str) and d[k]):
+            raise DataError(f"{path}: {k} must be the backtest run's {k.split('_')[-1]}, got "
+                            f"{d.get(k)!r}")  # fmt: skip
+    for k in ("params", "tokens", "flops", "budget"):  # "many" was a ValueError traceback
+        v = d.get(k)
+        if v is not None and not (_number(v) and v > 0):
+            raise DataError(f"{path}: {k} must be a positive number, got {v!r}")
+    level = d.get("ci_level")
+    if level is not None and not (_number(level) and 0 < level < 1):
+        raise DataError(f"{path}: ci_level must be a number in (0, 1), got {level!r}")
+    made = (*PREDICTORS, "data-constrained")  # the last where the backtest repeats data
+    if d.get("predictor") is not None and d["predictor"] not in made:
+        raise DataError(f"{path}: predictor must be one of {', '.join(made)}, got "
+                        f"{d['predictor']!r}")  # fmt: skip
 
 
 def check_one_tokenizer(root: Path, rows: list[dict]) -> None:
