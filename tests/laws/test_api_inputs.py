@@ -350,3 +350,19 @@ def test_repr_shows_the_first_warning():
         "  warning: the loss column 'loss' reaches 21.42, above 20 nats per token (a uniform "
         "guess over 1e8 tokens is...; all in .warnings_"
     )
+
+
+def test_too_many_resamples_are_refused_before_any_fit(capsys, tmp_path):
+    """`report --bootstrap 1000000000` grew until the OS killed it (22 GiB of draws); fit's
+    and report's --bootstrap have one ceiling, named before anything is fitted."""
+    from scalinglab.cli import main
+
+    path = tmp_path / "t.csv"
+    path.write_text("params,tokens,loss\n1e6,1e8,3\n")
+    for argv in (["fit", str(path)], ["report", str(tmp_path)]):
+        assert main([*argv, "--bootstrap", "100001"]) == 2
+        assert capsys.readouterr().err == (
+            "error: --bootstrap 100001: at most 100,000 resamples (each is a refit, its draws "
+            "kept in memory; the default is 1000)\n"
+        )
+    assert ScalingLaw("chinchilla", bootstrap=100_000).settings["bootstrap"] == 100_000

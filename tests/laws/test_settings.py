@@ -97,6 +97,8 @@ def test_old_spelling_of_curvature_is_read():
     "settings, message",
     [
         ({"bootstrap": -1}, "bootstrap must be 0 (no intervals) or >= 10 resamples, got -1"),
+        # grew until the OS killed the process (report --bootstrap 1000000000)
+        ({"bootstrap": 10**9}, "bootstrap 1000000000: at most 100,000 resamples (each is a"),
         ({"curvature": "wobbly"}, "curvature 'wobbly' is not one of per-budget, shared"),
         ({"drop_highest": -2}, "drop_highest must be >= 0, got -2"),
         ({"n_kind": "tokens"}, "n_kind 'tokens' is not one of params, params_nonembed"),

@@ -43,6 +43,7 @@ def huber_delta(law: str, settings: dict) -> float:
 
 
 MIN_BOOTSTRAP = 10
+MAX_BOOTSTRAP = 100_000  # 1e9 resamples grew until the OS killed the process (22 GiB of draws)
 
 
 def check_bootstrap(k: int) -> None:
@@ -51,6 +52,11 @@ def check_bootstrap(k: int) -> None:
     if k < 0 or 0 < k < MIN_BOOTSTRAP:
         raise ConfigError(
             f"--bootstrap must be 0 (no intervals) or >= {MIN_BOOTSTRAP} resamples, got {k}"
+        )
+    if k > MAX_BOOTSTRAP:  # each resample is a refit, its draws kept in memory
+        raise ConfigError(
+            f"--bootstrap {k}: at most {MAX_BOOTSTRAP:,} resamples (each is a refit, its "
+            "draws kept in memory; the default is 1000)"
         )
 
 
