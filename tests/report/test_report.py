@@ -1029,3 +1029,26 @@ def test_a_study_counting_n_without_embeddings_draws_and_plans_at_its_own_c(tmp_
     assert any(x == pytest.approx(law_flops, rel=1e-12) for x in xs)  # the measured star
     assert not any(x == pytest.approx(s["backtest"]["flops"], rel=1e-9) for x in xs)
     assert ax.get_xlabel() == "training compute C = 6·N·D (FLOPs) (N without embeddings)"
+
+
+def test_report_out_among_the_runs_or_shards_is_refused(tmp_path, capsys):
+    """`report DIR --out` inside a run folder, its live checkpoint folder (keep-last pruning
+    deletes a step folder with what it holds) or a shards folder wrote report.html,
+    summary.json and the PNGs there (exit 0)."""
+    runs = few_runs(tmp_path / "sweep")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "manifest.json").write_text(json.dumps({"kind": "scalinglab.shards"}))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for out, where in [
+        (runs[0] / "rep", f"the run folder {runs[0]}"),
+        (runs[1] / "ckpt" / "step-00000003", f"the run folder {runs[1]}"),
+        (shards / "rep", f"the shards folder {shards}"),
+    ]:
+        assert main(["report", str(tmp_path / "sweep"), "--bootstrap", "0", "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: --out {out} lies in {where}; give the report a folder of its own\n"
+        )
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert main(["report", str(tmp_path / "sweep"), "--bootstrap", "0", "--out",
+                 str(tmp_path / "rep")]) == 0  # fmt: skip

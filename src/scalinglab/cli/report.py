@@ -39,6 +39,8 @@ def run(args) -> int:
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         # before the fits: it failed after them with 'FILE: File exists', naming no flag
         raise ConfigError(f"--out {args.out} is a file, not a folder: give a folder")
+    if args.out is not None:
+        check_out_not_among_runs(Path(args.out), Path(args.dir))
     s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
     print_warnings(s)
     if args.json:
@@ -48,6 +50,31 @@ def run(args) -> int:
     else:
         print(format_summary(s, args.out or args.dir))
     return 0
+
+
+def check_out_not_among_runs(out, root) -> None:
+    """Refuse a report folder inside a run folder of DIR (its checkpoint folder included:
+    keep-last pruning deletes a step folder with what it holds) or in a shards folder:
+    report.html, summary.json and the PNGs were written among a run's or the shards' files."""
+    from scalinglab import runfolder
+    from scalinglab.data.shards import is_shards_dir
+    from scalinglab.errors import ConfigError
+    from scalinglab.fsio import path_relation
+
+    given, out = out, out.absolute()
+    for folder in (out, *out.parents):
+        if is_shards_dir(folder):
+            raise ConfigError(f"--out {given} lies in the shards folder {folder}; give the "
+                              "report a folder of its own")  # fmt: skip
+    if path_relation(out, root) != "lies inside":
+        return
+    top = root.resolve()
+    for folder in (out, *out.parents):
+        if folder.resolve() == top:
+            break
+        if runfolder.is_run_folder(folder):
+            raise ConfigError(f"--out {given} lies in the run folder {folder}; give the "
+                              "report a folder of its own")  # fmt: skip
 
 
 def print_warnings(s: dict) -> None:
