@@ -100,3 +100,18 @@ def test_a_data_folder_without_a_manifest_gets_one_hint(shards, tmp_path, capsys
     err = _one_line_error(capsys, ["sweep", spec, "--out", tmp_path / "o", "--dry-run"])
     assert "not a shards folder" in err and err.count("scalinglab prepare") == 1, err
     assert "make it with e.g." not in err
+
+
+def test_sweep_out_a_run_folder_is_refused(shards, tmp_path, capsys):
+    """A study refuses a run's folder as --out; a sweep planned its runs/ inside one."""
+    spec = write_spec(tmp_path, shards, GRID)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("kept")
+    for dry in ([], ["--dry-run"]):
+        err = _one_line_error(capsys, ["sweep", spec, "--out", run, *dry])
+        assert err == (
+            f"error: --out {run} is a run's folder, not a sweep's: give the sweep a folder "
+            "of its own\n"
+        )
+        assert sorted(p.name for p in run.iterdir()) == ["config.toml"]

@@ -46,6 +46,10 @@ def check_out(out: Path | str) -> None:
             f"--out {out} is a study's folder ({STUDY_MARK}), not a sweep's: give the sweep "
             "a folder of its own"
         )
+    if runfolder.is_run_folder(out):  # its runs/ went inside one run's folder
+        raise ConfigError(
+            f"--out {out} is a run's folder, not a sweep's: give the sweep a folder of its own"
+        )
 
 
 def open_context(spec: SweepSpec) -> Context:
