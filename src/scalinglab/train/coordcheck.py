@@ -214,14 +214,15 @@ BYTES_PER_PARAM = 16
 def memory_bytes() -> int | None:
     """The memory a model here may use: the machine's, or less where an address-space
     limit (ulimit -v) or a cgroup's limit is lower; None when unknown."""
-    import resource
-
     limits = []
     with contextlib.suppress(ValueError, OSError, AttributeError):
         limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if soft != resource.RLIM_INFINITY and soft > 0:
-        limits.append(soft)
+    with contextlib.suppress(ImportError, ValueError, OSError, AttributeError):
+        import resource  # POSIX only: Windows has neither it nor an address-space limit
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append(soft)
     with contextlib.suppress(OSError, ValueError):
         limits.append(int(Path("/sys/fs/cgroup/memory.max").read_text()))  # "max": no limit
     return min(limits) if limits else None
