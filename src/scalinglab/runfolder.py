@@ -100,6 +100,21 @@ def is_run_folder(path: str | os.PathLike) -> bool:
     return path.is_dir() and any((path / m).exists() for m in MARKERS)
 
 
+def run_folder_of(path: str | os.PathLike, root: str | os.PathLike) -> Path | None:
+    """The innermost run folder that is `path` or holds it, searched from `path` up to
+    `root` (included) only; None when `path` does not lie inside `root` or no folder on
+    the way is a run folder. What an --out inside a folder of runs would write among."""
+    path, top = Path(path).absolute(), Path(root).resolve()
+    if not path.resolve().is_relative_to(top):
+        return None
+    for folder in (path, *path.parents):
+        if is_run_folder(folder):
+            return folder
+        if folder.resolve() == top:
+            return None
+    return None
+
+
 # --- config.toml / run.toml -------------------------------------------------
 
 

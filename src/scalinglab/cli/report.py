@@ -59,22 +59,16 @@ def check_out_not_among_runs(out, root) -> None:
     from scalinglab import runfolder
     from scalinglab.data.shards import is_shards_dir
     from scalinglab.errors import ConfigError
-    from scalinglab.fsio import path_relation
 
     given, out = out, out.absolute()
     for folder in (out, *out.parents):
         if is_shards_dir(folder):
             raise ConfigError(f"--out {given} lies in the shards folder {folder}; give the "
                               "report a folder of its own")  # fmt: skip
-    if path_relation(out, root) != "lies inside":
-        return
-    top = root.resolve()
-    for folder in (out, *out.parents):
-        if folder.resolve() == top:
-            break
-        if runfolder.is_run_folder(folder):
-            raise ConfigError(f"--out {given} lies in the run folder {folder}; give the "
-                              "report a folder of its own")  # fmt: skip
+    folder = runfolder.run_folder_of(out, root)
+    if folder is not None:
+        raise ConfigError(f"--out {given} lies in the run folder {folder}; give the "
+                          "report a folder of its own")  # fmt: skip
 
 
 def print_warnings(s: dict) -> None:

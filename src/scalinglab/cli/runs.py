@@ -137,17 +137,12 @@ def check_out_not_read(out, root, flag: str) -> None:
     path = Path(out).absolute()
     if path_relation(path, root) != "lies inside":
         return
-    top = Path(root).resolve()
-    folder = path.parent
-    while True:  # the run folders between DIR (included) and --out
-        if runfolder.is_run_folder(folder) and (path.exists() or path.name in runfolder.RUN_FILES):
-            raise ConfigError(
-                f"{flag} {out} is a file of the run folder {folder}; write the runs "
-                "table outside the run folders"
-            )
-        if folder.resolve() == top or folder == folder.parent:
-            break
-        folder = folder.parent
+    folder = runfolder.run_folder_of(path, root)
+    if folder is not None and (path.exists() or path.name in runfolder.RUN_FILES):
+        raise ConfigError(
+            f"{flag} {out} is a file of the run folder {folder}; write the runs "
+            "table outside the run folders"
+        )
     if path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
         raise ConfigError(
             f"{flag} {out} would overwrite a file of {root} that is not a runs table; write "

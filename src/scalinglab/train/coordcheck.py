@@ -27,6 +27,7 @@ from scalinglab.fsio import atomic_write_bytes
 from scalinglab.models.counting import count
 from scalinglab.models.registry import build_model
 from scalinglab.train.optim import make_optimizer
+from scalinglab.train.setup import out_of_memory, too_large
 
 WHAT = ("size", "update")
 """size: mean |x| of a layer's output; update: mean |x_t - x_0|, its change since step 0."""
@@ -192,12 +193,7 @@ def coord_check(
             try:
                 runs = [run_one(cfg, batches, lr, seed) for seed in range(seeds)]
             except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError: a RuntimeError
-                text = str(exc).lower()
-                if (
-                    not isinstance(exc, MemoryError)
-                    and "alloc" not in text
-                    and "memory" not in text
-                ):
+                if not out_of_memory(exc):
                     raise
                 raise ConfigError(_too_large(cfg, width)) from None
             for w in WHAT:
@@ -229,12 +225,8 @@ def memory_bytes() -> int | None:
 
 
 def _too_large(cfg: ModelConfig, width: int, need: int | None = None) -> str:
-    n = count(cfg).params
     size = f" (about {need / 2**30:,.0f} GiB to train)" if need else ""
-    return (
-        f"--widths: width {width}: the {cfg.arch} of {n:,} parameters (vocab_size "
-        f"{cfg.vocab_size:,}) does not fit in the memory of cpu{size}; make it smaller"
-    )
+    return f"--widths: width {width}: {too_large(cfg, 'cpu', size)}"
 
 
 def check_fits(cfg: ModelConfig, width: int, memory: int | None = None) -> None:

@@ -78,13 +78,9 @@ class Trainer:
         try:
             self.model = build_model(m).to(self.device)
         except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
-            text = str(exc).lower()
-            if not isinstance(exc, MemoryError) and "alloc" not in text and "memory" not in text:
+            if not setup.out_of_memory(exc):
                 raise
-            raise ConfigError(
-                f"the {m.arch} of {count(m).params:,} parameters (vocab_size {m.vocab_size:,}) "
-                f"does not fit in the memory of {self.device}; make it smaller"
-            ) from None
+            raise ConfigError(setup.too_large(m, self.device)) from None
         if self.dist.rank:  # the same init on every rank; dropout masks of each rank's own
             torch.manual_seed(distributed.rank_seed(t.seed, self.dist.rank))
         fwd = self.dist.wrap(self.model, self.device)  # DDP under torchrun, else the model

@@ -233,3 +233,20 @@ def configure_torch(t: TrainConfig, device: str):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return lambda: torch.use_deterministic_algorithms(before)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether building or running a model failed for want of memory (torch's
+    OutOfMemoryError and the CPU allocator's error are RuntimeErrors)."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "alloc" in text or "memory" in text
+
+
+def too_large(m, device: str, extra: str = "") -> str:
+    """The one-line refusal of a model that does not fit in the memory of `device`."""
+    from scalinglab.models.counting import count
+
+    return (
+        f"the {m.arch} of {count(m).params:,} parameters (vocab_size {m.vocab_size:,}) "
+        f"does not fit in the memory of {device}{extra}; make it smaller"
+    )
