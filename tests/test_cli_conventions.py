@@ -4,6 +4,7 @@ no row in the table) fails here."""
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 
@@ -300,3 +301,31 @@ def test_quiet_leaves_only_warnings_and_errors(tmp_path):
     assert loud.returncode == quiet.returncode == 0
     assert loud.stderr.startswith("wrote ") and quiet.stderr == ""
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_logged_warnings_and_errors_say_so_as_printed_ones_do(tmp_path):
+    """The library logs its warnings (here prepare's BPE trainer, which ran out of merges);
+    the command line prints them with the `warning: ` that its own printed warnings carry,
+    and logged errors with `error: `."""
+    import logging
+    import subprocess
+    import sys
+
+    from scalinglab.cli import LevelFormatter
+
+    (tmp_path / "c.txt").write_text("the cat sat on the mat\n" * 200)
+    argv = [sys.executable, "-m", "scalinglab", "prepare", str(tmp_path / "c.txt"),
+            "--out", str(tmp_path / "sh"), "--tokenizer", "bpe", "--vocab-size", "2000"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, env=os.environ | {
+        "SCALINGLAB_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warned = [x for x in done.stderr.splitlines() if "--vocab-size" in x]
+    assert warned == [
+        "warning: --vocab-size 2000: the bpe vocabulary reached 269; the training text has no "
+        "more merges to make (every pair of tokens seen is merged), so use more text for a "
+        "larger vocabulary"
+    ]
+    fmt = LevelFormatter()
+    said = [fmt.format(logging.makeLogRecord({"levelno": n, "msg": "x %d", "args": (1,)}))
+            for n in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)]  # fmt: skip
+    assert said == ["x 1", "x 1", "warning: x 1", "error: x 1"]

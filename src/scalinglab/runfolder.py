@@ -277,7 +277,7 @@ class FolderAsFound:
                         break
                     folder = folder.parent
         except OSError as exc:
-            log.warning("warning: %s: could not remove what this start wrote: %s",
+            log.warning("%s: could not remove what this start wrote: %s",
                         self.run_dir, exc)  # fmt: skip
 
 

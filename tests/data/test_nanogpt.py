@@ -262,7 +262,7 @@ def test_a_damaged_import_is_rebuilt(tmp_path, caplog):
         m = import_nanogpt(src, out)
     assert not m["up_to_date"] and (out / "val.bin").read_bytes() == good
     assert [r.getMessage() for r in caplog.records] == [
-        f"warning: {out / 'val.bin'}: sha256 does not match the manifest; rebuilding {out}"
+        f"{out / 'val.bin'}: sha256 does not match the manifest; rebuilding {out}"
     ]
 
 

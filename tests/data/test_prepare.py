@@ -636,7 +636,7 @@ def test_a_rerun_rebuilds_damaged_shards(tmp_path, capsys, caplog):
             rc, line, _ = _cli(capsys, *args)
         assert rc == 0 and "up to date" not in line
         assert [r.getMessage() for r in caplog.records] == [
-            f"warning: {out / name}: sha256 does not match the manifest; rebuilding {out}"
+            f"{out / name}: sha256 does not match the manifest; rebuilding {out}"
         ]
         assert all((out / f).read_bytes() == b for f, b in good.items())
         check_integrity(open_shards(out))

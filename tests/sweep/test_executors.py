@@ -180,7 +180,7 @@ def test_recentred_budgets_are_warned_on_the_sizes_they_run(
     path = write_spec(tmp_path, shards, RECENTRED)
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--threads", "1", "--workers", "2"]) == 0
-    said = capsys.readouterr().err.splitlines() + caplog.messages
+    said = capsys.readouterr().err.splitlines() + [f"warning: {m}" for m in caplog.messages]
     warned = [x for x in said if x.startswith("warning: [design] budget")]
     rows = runs_table(out)
     ctx = driver.open_context(load_spec(path))

@@ -661,7 +661,7 @@ def test_an_mlflow_run_resumed_under_another_budget_tags_the_new_values(
     resumed = {k: v for k, v in got.tags.items() if k.startswith("scalinglab.resumed.")}
     assert resumed == {"scalinglab.resumed.D": "4000", "scalinglab.resumed.C": "24000000.0"}
     assert (
-        f"warning: --logger mlflow: {run} resumes with changed settings (D 1000 -> 4000, "
+        f"--logger mlflow: {run} resumes with changed settings (D 1000 -> 4000, "
         "C 6000000.0 -> 24000000.0): MLflow keeps the first values as params; the new ones "
         "are the tags scalinglab.resumed.KEY"
     ) in caplog.text

@@ -137,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LevelFormatter())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     if not getattr(args, "func", None):
         parser.print_help()
@@ -162,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {describe_os_error(exc)}", file=sys.stderr)
             return EXIT_OS_ERROR
     return int(rc or 0)
+
+
+class LevelFormatter(logging.Formatter):
+    """The message alone, with `warning: ` or `error: ` before it at those levels: what the
+    commands print themselves (`print(f"warning: ...")`) and what the library logs read
+    alike, and a user can grep one word for either."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"error: {text}"
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text
 
 
 def _target(args) -> str:

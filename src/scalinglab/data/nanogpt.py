@@ -324,7 +324,7 @@ def _declared_vocab(src, meta_path, meta, tok, pretrained, declared) -> tuple[in
         )
     if pretrained and declared < tok.vocab_size:
         log.warning(
-            "warning: --from-nanogpt %s: the vocabulary is declared as %d ids (%s), the "
+            "--from-nanogpt %s: the vocabulary is declared as %d ids (%s), the "
             "tokenizer has %d: ids from %d up are refused, and the shards keep its %d",
             src, declared, says, tok.vocab_size, declared, tok.vocab_size,
         )  # fmt: skip

@@ -327,7 +327,7 @@ def up_to_date(out: str | os.PathLike, request: dict, fingerprint: str) -> dict 
     if m.get("request") != request or m.get("fingerprint") != fingerprint:
         return None
     if damaged := damage(out):  # train and eval refuse it, saying to rerun prepare
-        log.warning("warning: %s; rebuilding %s", damaged, out)
+        log.warning("%s; rebuilding %s", damaged, out)
         return None
     return m
 

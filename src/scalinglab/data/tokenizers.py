@@ -385,7 +385,7 @@ def _train_bpe(texts: Iterable[str], vocab_size: int) -> BPETokenizer:
     reached = tok.get_vocab_size(with_added_tokens=True)
     if reached < vocab_size:  # the trainer stops quietly when no pair is left to merge
         log.warning(
-            "warning: --vocab-size %d: the bpe vocabulary reached %d; the training text has "
+            "--vocab-size %d: the bpe vocabulary reached %d; the training text has "
             "no more merges to make (every pair of tokens seen is merged), so use more text "
             "for a larger vocabulary",
             vocab_size, reached,

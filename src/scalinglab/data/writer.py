@@ -536,7 +536,7 @@ def _scan(
         share = (total - at) / total
         if not frac / 2 <= share <= 2 * frac:  # a long line held the point: said, not hidden
             log.warning(
-                "warning: --val-fraction %g: the validation split holds %.1f%% of the bytes, not "
+                "--val-fraction %g: the validation split holds %.1f%% of the bytes, not "
                 "%g%%: %s tokens span characters, so the split is cut between lines, and the "
                 "nearest line boundary to byte %d is byte %d (a long line); break the text "
                 "into lines, or give --val-file",

@@ -175,7 +175,7 @@ def run_sweep(
             planned += stage.runs
             k, centre = stage.centre
             for line in design.thin_budgets(stage.runs) + design.moved_targets(ctx, {k: centre}):
-                log.warning("warning: %s", line)
+                log.warning("%s", line)
         write_sweep_files(spec, out, planned)
         root = out / stage.folder
         ready, blocked = _unblocked(stage.runs, run_dirs)

@@ -109,7 +109,7 @@ def checkpoint_position(run_dir: Path, step: int, path, flops_per_token) -> dict
             flops_per_token = count(runfolder.load_config(run_dir).model).flops_per_token
     except (ScalingLabError, KeyError, TypeError):
         log.warning(
-            "warning: %s: step %d is no logged step and its checkpoint does not say how many "
+            "%s: step %d is no logged step and its checkpoint does not say how many "
             "tokens it trained on: its task results have no tokens or flops", run_dir, step,
         )  # fmt: skip
         return {"tokens": None, "flops": None}

@@ -164,7 +164,7 @@ def latest(root: Path, strict: bool = False, quiet: bool = False) -> Path | None
         if strict:
             raise CheckpointError(f"checkpoint {path} is invalid: {reason}")
         if not quiet:
-            log.warning("warning: skipping checkpoint %s: %s", path, reason)
+            log.warning("skipping checkpoint %s: %s", path, reason)
     return None
 
 

@@ -297,7 +297,7 @@ class Trainer:
         if path is not None and self._budget_spent() and old and old.get("status") == "completed":
             # complete: its result stands, and its config.toml and history.jsonl with it
             if self.dist.is_main and (self.changes or self.schedule_change is not None):
-                log.warning("warning: %s is complete; its result stands, and the settings "
+                log.warning("%s is complete; its result stands, and the settings "
                             "changed here are not applied to it", self.out)  # fmt: skip
             elif self.dist.is_main:
                 log.info("%s is already complete (step %d): nothing to train", self.out,
@@ -460,7 +460,7 @@ class Trainer:
         """--allow-config-change: the run goes on under new settings; RUN/history.jsonl
         says from which step, what changed, and the run ids before and after."""
         log.warning(
-            "warning: %s continues from %s with changed settings: %s (recorded in %s)",
+            "%s continues from %s with changed settings: %s (recorded in %s)",
             self.out, path.name, runfolder.describe_changes(self.changes),
             runfolder.HISTORY,
         )  # fmt: skip

@@ -79,20 +79,20 @@ class MetricsLog:
             try:
                 call(t)
             except Exception as exc:
-                log.warning("warning: --logger %s failed and is dropped for this run: %s",
+                log.warning("--logger %s failed and is dropped for this run: %s",
                             t.name, trackers.one_line(exc))  # fmt: skip
                 self.trackers.remove(t)
                 try:  # a tracker whose server went away often cannot close either
                     t.close()
                 except Exception as closing:
-                    log.warning("warning: --logger %s: %s", t.name, trackers.one_line(closing))
+                    log.warning("--logger %s: %s", t.name, trackers.one_line(closing))
 
     def close(self) -> None:
         for t in self.trackers:
             try:
                 t.close()
             except Exception as exc:  # closing must not hide the run's own outcome
-                log.warning("warning: --logger %s: %s", t.name, trackers.one_line(exc))
+                log.warning("--logger %s: %s", t.name, trackers.one_line(exc))
         self.trackers = []
         if self._f is not None:
             self._f.flush()

@@ -319,7 +319,7 @@ class MlflowTracker(Tracker):
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
             log.warning(
-                "warning: --logger mlflow: %s: its MLflow run %s is not at "
+                "--logger mlflow: %s: its MLflow run %s is not at "
                 "MLFLOW_TRACKING_URI=%r; the resumed run logs to a new MLflow run there",
                 self.run_dir, run_id, uri or "(unset)",
             )  # fmt: skip
@@ -348,7 +348,7 @@ class MlflowTracker(Tracker):
         if changed:
             was = ", ".join(f"{k} {logged[k]} -> {v}" for k, v in list(changed.items())[:5])
             log.warning(
-                "warning: --logger mlflow: %s resumes with changed settings (%s%s): MLflow "
+                "--logger mlflow: %s resumes with changed settings (%s%s): MLflow "
                 "keeps the first values as params; the new ones are the tags "
                 "scalinglab.resumed.KEY", self.run_dir, was, ", ..." if len(changed) > 5 else "",
             )  # fmt: skip
@@ -464,6 +464,6 @@ def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
             try:  # the error to show is the start's, not a close's after it
                 t.close()
             except Exception as exc:
-                log.warning("warning: --logger %s: %s", t.name, one_line(exc))
+                log.warning("--logger %s: %s", t.name, one_line(exc))
         raise
     return started
