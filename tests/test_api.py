@@ -271,3 +271,33 @@ def test_an_unknown_executor_keyword_is_named(tmp_path, fn):
     with pytest.raises(ConfigError, match=r"unknown executor setting\(s\) bogus \(known: "):
         getattr(scalinglab, fn)(tmp_path / "spec.toml", tmp_path / "out", bogus=1, workers=1)
     assert not (tmp_path / "out").exists()
+
+
+def test_paths_that_are_no_paths_or_files_for_folders_are_one_line(tmp_path):
+    """None, a dict, or a file where a folder belongs were pathlib's TypeError or a
+    FileExistsError from deep inside; load_fit(None) already said what it wanted."""
+    import scalinglab
+
+    afile = tmp_path / "a.txt"
+    afile.write_text("x")
+    spec = Path(__file__).parent.parent / "examples" / "tiny_sweep.toml"
+    cases = [
+        (lambda: scalinglab.train_run(None, data="x", preset="gpt-tiny", steps=3),
+         "out: a folder path is needed, got None"),
+        (lambda: scalinglab.train_run(afile, data="x", preset="gpt-tiny", steps=3),
+         f"out {afile}: exists and is not a folder"),
+        (lambda: scalinglab.run_sweep(None, tmp_path / "s"),
+         "a config or spec file path is needed, got None"),
+        (lambda: scalinglab.run_sweep(spec, None),
+         "out: a folder path is needed, got None"),
+        (lambda: scalinglab.run_study({"a": 1}, tmp_path / "st"),
+         "a config or spec file path is needed, got {'a': 1}"),
+        (lambda: scalinglab.run_study("quickstart", afile),
+         f"out {afile}: exists and is not a folder"),
+        (lambda: scalinglab.runs_table(None), "runs_table: root: a folder path is needed, got None"),
+    ]  # fmt: skip
+    for call, said in cases:
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert str(e.value) == said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # nothing written

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, load_toml, run_table
 from scalinglab.errors import ConfigError
+from scalinglab.runfolder import folder_arg
 
 
 def plan_run(law, *, flops=None, target_loss=None, params=None, unique_tokens=None):
@@ -231,7 +232,7 @@ def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
         spec.trainer_cmd, where if trainer_cmd else f"{spec.source or 'spec'}: trainer_cmd"
     )
     cfg = _executor(executor)
-    out = Path(out)
+    out = folder_arg(out)
     ex = make_executor(cfg, out)
     return driver.run_sweep(
         spec, out, ex, cfg.threads_per_run, cfg.retries, command=spec.trainer_cmd
@@ -278,4 +279,4 @@ def run_study(spec, out, *, cache=None, trainer_cmd=None, **executor) -> dict:
         env = os.environ.get("SCALINGLAB_CACHE")
         cache = Path(env) if env else Path.home() / ".cache" / "scalinglab"
     cfg = _executor({"workers": study.workers, **executor})
-    return run(study, out, cache, cfg)
+    return run(study, folder_arg(out), folder_arg(cache, "--cache"), cfg)

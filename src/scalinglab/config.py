@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import re
 import tomllib
 import types
@@ -534,6 +535,8 @@ def run_table(d: dict, key: str, where: str) -> dict:
 
 def load_toml(path: str | Path) -> dict:
     """Read a TOML file; syntax errors name the file and line."""
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):  # None: pathlib's error
+        raise ConfigError(f"a config or spec file path is needed, got {path!r}")
     path = Path(path)
     try:
         with open(path, "rb") as f:

@@ -60,7 +60,7 @@ from scalinglab.config import (
     order_before_field,
     run_identity,
 )
-from scalinglab.errors import CheckpointError, DataError, ScalingLabError
+from scalinglab.errors import CheckpointError, ConfigError, DataError, ScalingLabError
 from scalinglab.fsio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,19 @@ CONTINUABLE = ("steps", "tokens", "flops", "time", "schedule", "cooldown_frac", 
 def is_run_folder(path: str | os.PathLike) -> bool:
     path = Path(path)
     return path.is_dir() and any((path / m).exists() for m in MARKERS)
+
+
+def folder_arg(value, flag: str = "--out", *, file_ok: bool = False) -> Path:
+    """`value`, a folder to write or read, as a Path: None or another type (a dict), and
+    (unless `file_ok`: the caller says better what a file is not) a path that exists and
+    is no folder, are refused naming `flag` (from Python they were pathlib's TypeError, or
+    FileExistsError from deep inside)."""
+    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+        raise ConfigError(f"{flag}: a folder path is needed, got {value!r}")
+    path = Path(value)
+    if not file_ok and path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: exists and is not a folder")
+    return path
 
 
 def run_folder_of(path: str | os.PathLike, root: str | os.PathLike) -> Path | None:

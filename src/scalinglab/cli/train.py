@@ -68,7 +68,6 @@ def build_config(args):
 
 
 def run(args) -> int:
-    import os
 
     from scalinglab.cli._util import is_terminal, print_json
     from scalinglab.errors import ConfigError
@@ -83,8 +82,6 @@ def run(args) -> int:
         return print_config(cfg)
     if not args.out:
         raise ConfigError("--out RUN is required (the run folder to write or resume)")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ConfigError(f"--out {args.out}: exists and is not a folder")
     result = train(
         cfg, args.out, progress=is_terminal(), allow_config_change=args.allow_config_change
     )

@@ -30,8 +30,8 @@ import numpy as np
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import intervals
 from scalinglab.laws.estimator import ScalingLaw, setting_shown, settings_for, unused_settings
-from scalinglab.laws.intervals import check_thresholds, held_out, thresholds_for
-from scalinglab.laws.table import read_table
+from scalinglab.laws.intervals import check_numbers, check_thresholds, held_out, thresholds_for
+from scalinglab.laws.table import RunsTable, read_table
 
 BY = ("C", "N", "D")
 LEVELS = (0.8, 0.95)
@@ -159,7 +159,9 @@ def rolling_backtest(
             data-constrained, nd-interaction), or "auto": at each threshold the law is
             chosen by `choose_law` on the rows below it only (a backtest inside the
             training part, same fracs), so the choice never sees what it is scored on.
-        table: a RunsTable holding the columns the law needs (and U for data-constrained).
+        table: a runs table holding the columns the law needs (and U for
+            data-constrained): a RunsTable, or anything `read_table` reads (a CSV path, a
+            pandas/polars frame, a dict of columns), read with `settings`' column options.
         by: "C", "N" or "D": the variable whose larger values are held out.
         fracs: the shares of rows below the thresholds (default TRAIN_FRACS), or
         thresholds: explicit threshold values.
@@ -178,6 +180,11 @@ def rolling_backtest(
         raise ConfigError(f"--by {by!r}: not one of {', '.join(BY)}")
     if thresholds is not None:
         thresholds = check_thresholds(thresholds)
+    if fracs is not None:
+        fracs = check_numbers(fracs, "fracs")
+    if not isinstance(table, RunsTable):  # a frame or a path, as fit takes: read it here
+        law_needs(law)  # an unknown law is named before the table is read
+        table = read_for(table, AUTO_LAWS if law == "auto" else (law,), settings or {}, by)
     for var in law_needs(law):
         table.require(law, var)
     table.require(law, by)

@@ -8,6 +8,7 @@ Learned values end in `_`; using an unfitted estimator raises FitError.
 estimator from it (JSON only).
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -756,7 +757,7 @@ class ScalingLaw:
         pred = np.asarray(pred, dtype=float)
         return pred, np.empty(pred.shape), np.empty(pred.shape)
 
-    def warn_beyond_data(self, N=None, D=None, C=None, U=None):
+    def warn_beyond_data(self, N=None, D=None, C=None, U=None, *, caller="predict"):
         """An ExtrapolationWarning when an input lies far outside the data fitted: more
         than warn.BELOW below the smallest N, D, C or U of `ranges_`, or warn.ABOVE above
         the largest (most often a units mix-up). One warning per call, naming each such
@@ -771,12 +772,13 @@ class ScalingLaw:
             D: training tokens.
             C: training FLOPs.
             U: unique tokens (data-constrained).
+            caller: the method the warning names (`predict`, `optimal`).
         """
         ranges = getattr(self, "ranges_", None) or {}
         given = [("N", "N", N), ("D", "D", D), ("C", "C", C), ("U", "U", U)]
         if C is None and N is not None and D is not None and not {"N", "D"} & set(ranges):
             given.append(("C=6ND", "C", 6.0 * np.asarray(N, float) * np.asarray(D, float)))
-        message = warn.beyond_data(ranges, given)
+        message = warn.beyond_data(ranges, given, caller)
         if message:  # stacklevel 3: the line that called predict
             warnings.warn(message, ExtrapolationWarning, stacklevel=3)
 
@@ -836,18 +838,38 @@ class ScalingLaw:
         flat = [None if a is None else np.broadcast_to(a, shape).ravel()[None, :] for a in args]
         return pred, self._predict_with(sp, *flat)
 
-    def optimal(self, C):
+    def optimal(self, C, *, check_range=True):
         """The compute-optimal allocation at a budget (chinchilla, isoflop, envelope).
 
         Args:
             C: FLOPs, a number or a list of numbers.
+            check_range: warn (ExtrapolationWarning) where a budget, or the N or D planned
+                at it, lies far outside the data fitted, as `predict` does.
 
         Returns:
             A dict (a list of dicts for a list) of flops, params, tokens,
             tokens_per_param and loss, each with a `*_ci` interval when the fit
             has bootstrap draws.
+
+        Raises:
+            ConfigError: a budget whose optimal run has less than one parameter or token
+                (C = 1 planned 0.04 parameters), or a C that is no positive number.
         """
-        return optimal_allocation(self, C)
+        check_flag("check_range", check_range)
+        rows = optimal_allocation(self, C)
+        listed = rows if isinstance(rows, list) else [rows]
+        for r in listed:
+            small = [f"{k}={r[k]:.3g}" for k in ("params", "tokens") if r.get(k, 1) < 1]
+            if small:
+                raise ConfigError(
+                    f"optimal: C={r['flops']:g}: the compute-optimal run has "
+                    f"{', '.join(small)}, less than one parameter or token: no run is that small"
+                )
+        if check_range:
+            given = {k: np.array([r[key] for r in listed]) for k, key in
+                     (("C", "flops"), ("N", "params"), ("D", "tokens")) if key in listed[0]}  # fmt: skip
+            self.warn_beyond_data(**given, caller="optimal")
+        return rows
 
     def report(self) -> str:
         """The fit as readable text (what `scalinglab fit` prints)."""
@@ -855,7 +877,8 @@ class ScalingLaw:
         return render_report(self)
 
     def to_json(self) -> dict:
-        """The fit as fit.json's object (format_version 1; `load_fit` reads it back)."""
+        """The fit as fit.json's object (format_version 1; `load_fit` reads it back): a copy,
+        so editing it leaves the fitted law as it was."""
         self.check_fitted()
         out = {
             "format_version": FORMAT_VERSION,
@@ -894,7 +917,7 @@ class ScalingLaw:
                     if "@" not in k  # per-budget draws are summarised by their ci
                 },
             }
-        return out
+        return copy.deepcopy(out)
 
     # ------------------------------------------------------------------ reading a fit
     # (repr, notebook HTML, summary table, plot, laws from parameters: laws/view.py,
@@ -1053,11 +1076,20 @@ def _empty(*inputs) -> bool:
 
 def check_inputs(**given) -> None:
     """Refuse inputs of a prediction that are not finite positive numbers, or whose shapes
-    do not broadcast, naming the argument (a negative N predicted NaN, N = 0 inf)."""
+    do not broadcast, naming the argument (a negative N predicted NaN, N = 0 inf); and a
+    table (a DataFrame) for one: `D=df[["tokens"]]`, of shape (20, 1), beside a column of
+    20 broadcast to 400 losses of every pair. Arrays broadcast as numpy's do (N[:, None]
+    beside D: a grid, asked for)."""
     shapes = {}
     for name, v in given.items():
         if v is None:
             continue
+        if hasattr(v, "columns") and hasattr(v, "shape"):  # pandas, polars, pyarrow tables
+            first = next(iter(v.columns), "COLUMN")
+            raise ConfigError(
+                f"predict: {name} is a table of {len(v.columns)} column(s), not a column: "
+                f"give one column (df[{first!r}] rather than df[[...]])"
+            )
         try:
             raw = np.asarray(v)
         except ValueError:  # ragged lists, [[1e7, 2e7], [3e7]]: numpy's bare ValueError
@@ -1065,7 +1097,12 @@ def check_inputs(**given) -> None:
         if raw.dtype.kind == "O" and all(
             isinstance(x, int | float) and not isinstance(x, bool) for x in raw.ravel()
         ):  # Python ints beyond int64 (N=10**20) make an object array: numbers all the same
-            raw = raw.astype(float)
+            try:
+                raw = raw.astype(float)
+            except OverflowError:  # an int past float's range, N=10**400
+                raise ConfigError(
+                    f"predict: {name} holds a number too large for a float: {_short(v)}"
+                ) from None
         if raw.dtype.kind not in "iuf":  # strings, objects, bools
             raise ConfigError(f"predict: {name} must be numbers, got {_short(v)}")
         a = raw.astype(float)

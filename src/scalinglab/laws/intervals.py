@@ -303,14 +303,27 @@ def check_thresholds(thresholds, name: str = "thresholds", what: str = "") -> li
     (nan, inf and -1 held out every row or none: 'no threshold could be fitted'). `name`
     and `what`: how the caller calls them (the CLI: its flag, and what they are values of)."""
     says = f"{name} must be finite numbers > 0{what}, got"
-    try:
-        values = [float(x) for x in thresholds]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{says} {thresholds!r}") from None
+    values = check_numbers(thresholds, name, says)
     for x in values:
         if not (math.isfinite(x) and x > 0):
             raise ConfigError(f"{says} {x:g}")
     return sorted(values)
+
+
+def check_numbers(values, name: str, says: str = "") -> list[float]:
+    """`values` as floats: a list of numbers, not a string (its characters), nor bools or
+    strings among them (float("1e18") and True read as numbers), else a ConfigError
+    `says` (default: "NAME must be a list of numbers, got") and what was given."""
+    says = says or f"{name} must be a list of numbers, got"
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{says} {values!r}")
+    values = list(values)
+    if any(isinstance(x, bool | np.bool_ | str | bytes) for x in values):
+        raise ConfigError(f"{says} {values!r}")
+    try:
+        return [float(x) for x in values]
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{says} {values!r}") from None
 
 
 def budget_cuts(C, budget, fracs) -> list[float]:

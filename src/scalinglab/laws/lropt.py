@@ -18,6 +18,7 @@ Columns: params (or N), tokens (or D), lr, loss (or val_loss), batch_size,
 block_size, grad_accum (1 when absent), and status (only `completed` rows count).
 """
 
+import copy
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -246,7 +247,8 @@ class LrOptLaw:
         return p["a"] * c ** p["alpha"], p["b"] * c ** p["gamma"]
 
     def to_json(self) -> dict:
-        return {
+        """fit.json's object: a copy, so editing it leaves the law as it was."""
+        return copy.deepcopy({
             "format_version": 1,
             "kind": KIND,
             "law": "lr-opt",
@@ -260,7 +262,7 @@ class LrOptLaw:
             "cells": [c.__dict__ | {"C": c.C} for c in self.cells],
             # the bootstrap fits, so `plan` gives intervals from fit.json alone
             "bootstrap": {f: [_named(f, c) for c in b] for f, b in self.boot.items()},
-        }
+        })  # fmt: skip
 
     @classmethod
     def from_json(cls, d: dict, where: str = "fit.json") -> "LrOptLaw":

@@ -310,13 +310,42 @@ def raw_csv(path: Path) -> RawTable:
 def _raw_columns(cols: dict, source: str) -> RawTable:
     header = [str(k) for k in cols]
     _no_duplicates(header, source)
-    values = [np.asarray(v, dtype=object).ravel() for v in cols.values()]
+    _same_index(header, list(cols.values()), source)
+    values = []
+    for h, v in zip(header, cols.values(), strict=True):
+        a = np.asarray(v, dtype=object)
+        if a.ndim > 1:  # a (4, 5) grid was flattened and paired with the others by position
+            raise DataError(
+                f"{source}: column {h!r} has shape {a.shape}: a column is one-dimensional "
+                "(one value per run); flatten each column the same way first"
+            )
+        values.append(a.ravel())
     lengths = {len(v) for v in values}
     if len(lengths) > 1:
         raise DataError(f"{source}: columns have different lengths {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
     rows = [{h: v[i] for h, v in zip(header, values, strict=True)} for i in range(n)]
     return RawTable(header, rows, None, source)
+
+
+def _same_index(header: list[str], columns: list, source: str) -> None:
+    """Refuses pandas Series whose indexes differ: a dict of columns pairs its values by
+    position, where pandas would pair them by label, so a sorted or filtered column would be
+    fitted against another run's loss without a word."""
+    first = None
+    for h, v in zip(header, columns, strict=True):
+        index = getattr(v, "index", None)
+        if index is None or callable(index):  # a list's .index is a method, not labels
+            continue
+        labels = list(index)
+        if first is None:
+            first = (h, labels)
+        elif labels != first[1]:
+            raise DataError(
+                f"{source}: columns {first[0]!r} and {h!r} have different indexes (a dict of "
+                "columns pairs values by position, pandas by label): pass a DataFrame, or "
+                "reset or align the indexes first"
+            )
 
 
 def _raw_rows(rows: list, source: str) -> RawTable:
@@ -461,11 +490,44 @@ def number(raw: RawTable, i: int, col: str, positive: bool = True) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise DataError(f"{where}: {not_a_number(value)}") from None
+    except OverflowError:  # an int past float's range (10**400): no finite number
+        v = math.inf
     if not np.isfinite(v):
-        raise DataError(f"{where}: {value!r} is not a finite number")
+        raise DataError(f"{where}: {_short(value)} is not a finite number")
     if positive and v <= 0:
         raise DataError(f"{where}: {value!r} must be > 0")
     return v
+
+
+def _unambiguous(raw: RawTable, cols: dict, looked_for: dict) -> None:
+    """Refuses a second column that could be the same quantity and holds other numbers
+    (`loss` beside `val_loss`, as a trainer's export writes the training loss beside the
+    validation loss): the first alias would be fitted without a word. One named by its flag,
+    or holding the same numbers, is no question. (C is left out: a runs table holds both
+    `flops`, the count, and `flops_6nd`, and `flops` is documented to come first.)"""
+    for k, (explicit, aliases) in looked_for.items():
+        chosen = cols.get(k)
+        if chosen is None or explicit is not None:
+            continue
+        low = {a.lower() for a in aliases}
+        for other in (h for h in raw.header if h != chosen and h.lower() in low):
+            for i, r in enumerate(raw.rows):
+                try:
+                    a, b = float(r.get(chosen)), float(r.get(other))
+                except (TypeError, ValueError, OverflowError):
+                    continue  # a cell that is no number is the reader's to name
+                if math.isfinite(a) and math.isfinite(b) and not math.isclose(a, b, rel_tol=1e-9):
+                    raise DataError(
+                        f"{raw.where(i)}: columns {chosen!r} and {other!r} could both be the "
+                        f"{WHAT[k]} and differ ({r.get(chosen)!r} and {r.get(other)!r}): name "
+                        f"the one to fit with {FLAGS[k]}"
+                    )
+
+
+def _short(value) -> str:
+    """repr(value), cut where it runs long (an int of 400 digits is one cell)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 WHERE_OPS = ("==", "<=", ">=", "!=", "<", ">", "=")
@@ -704,6 +766,9 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
     for k in ("D", "C", "L", "budget", "U"):
         conv[f"{k}_tried"] = ALIASES[k]
     _one_role_each(cols, opts, need, path)
+    _unambiguous(raw, cols, {"N": (n_col, n_aliases), "D": (opts["d_col"], ALIASES["D"]),
+                             "L": (opts["loss_col"], ALIASES["L"]),
+                             "U": (opts["u_col"], ALIASES["U"])})  # fmt: skip
     if "budget" in need and cols["budget"] == "budget" and "budget_kind" in header:
         kinds = {str(r.get("budget_kind")) for r in raw.rows} - {"flops", "None", ""}
         if kinds:  # a grid of token budgets (sweep budget_kind "tokens"): D, not C

@@ -12,6 +12,10 @@ LOSS_MAX = 20.0
 # 10 to 20 (single runs 2e-4 to 64,000). A median outside these bounds is a unit mix-up
 # (tokens in billions gave 1e-8; parameters in millions, 1e7), which fits without a word.
 TOKENS_PER_PARAM = (1e-3, 1e5)
+# A FLOPs column against 6ND: a real count (attention, the readout; N without embeddings)
+# runs 1-5x it on our own small runs (median 1.3-1.9), a forward pass alone 1/3. A median
+# outside these bounds is a column in other units (PF-days, GFLOPs, a 100x typo).
+FLOPS_PER_6ND = (0.1, 10.0)
 # The condition number of the parameters' correlation matrix beyond which a
 # combination of parameters is flagged as not determined (a flat valley).
 FLAT = 1e8
@@ -128,7 +132,7 @@ run in C, Chinchilla's Gopher budget about 100x its runs), but four decades beyo
 study's reach is the size of a units slip (FLOPs given to a law fitted in PF-days)."""
 
 
-def beyond_data(ranges: dict, given) -> str | None:
+def beyond_data(ranges: dict, given, caller: str = "predict") -> str | None:
     """The ExtrapolationWarning's message for `given`, or None when every value is within
     [lo / BELOW, hi * ABOVE] of its variable's fitted range.
 
@@ -136,6 +140,7 @@ def beyond_data(ranges: dict, given) -> str | None:
         ranges: {"N"/"D"/"C": [smallest, largest] fitted} (laws.table.data_ranges).
         given: (label, variable, values) triples: each variable's requested values (any
             shape) and how the message names them ("N", or "C=6ND").
+        caller: the method the message names first (`predict`, `optimal`).
     """
     notes = []
     for label, var, x in given:
@@ -152,7 +157,7 @@ def beyond_data(ranges: dict, given) -> str | None:
             notes.append(
                 f"{label}={big:.4g} is {big / hi:.2g}x above the largest {var} fitted ({hi:.4g})"
             )
-    return "predict: " + "; ".join(notes) + "; check the units" if notes else None
+    return f"{caller}: " + "; ".join(notes) + "; check the units" if notes else None
 
 
 FLOOR_SHARE = 1e-3
@@ -222,7 +227,7 @@ def parametric(law, form, table, res, curv=None):
 def table_checks(table) -> list[str]:
     """The warnings about a table's columns that every law reading them gives: a loss in
     other units, tokens or parameters in millions or billions, rows listed twice."""
-    return loss_scale(table) + token_units(table) + repeated_rows(table)
+    return loss_scale(table) + token_units(table) + compute_units(table) + repeated_rows(table)
 
 
 def loss_scale(table) -> list[str]:
@@ -255,6 +260,26 @@ def token_units(table) -> list[str]:
         f"the runs see a median of {ratio:.3g} tokens per parameter (D {d!r} / N {n!r}), "
         "outside 1e-3 to 1e5: is one of them in millions or billions? N and D are "
         "counts of parameters and tokens (plan's C = 6ND takes them as such)"
+    ]
+
+
+def compute_units(table) -> list[str]:
+    """A FLOPs column (C read, not derived as 6ND) whose median against 6ND lies outside
+    FLOPS_PER_6ND: C in other units. An N, D law reads C only for its ranges, so it fitted
+    without a word while plan's extrapolation warnings and calibrate="C" took it as FLOPs."""
+    if table.N is None or table.D is None or table.C is None:
+        return []
+    if table.conventions.get("C") in (None, "6ND"):
+        return []
+    ratio = float(np.median(table.C / (6.0 * table.N * table.D)))
+    lo, hi = FLOPS_PER_6ND
+    if lo <= ratio <= hi:
+        return []
+    c, n, d = (table.conventions.get(k, k) for k in ("C", "N", "D"))
+    return [
+        f"the FLOPs column {c!r} is a median {ratio:.3g}x 6ND (N {n!r}, D {d!r}), outside "
+        f"{lo:g} to {hi:g}: is it in other units (PF-days, GFLOPs)? C is a count of "
+        "FLOPs; --c-col names another column"
     ]
 
 

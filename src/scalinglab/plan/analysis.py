@@ -270,7 +270,7 @@ def allocation(fits: ArchFits, C: float) -> tuple[float, str]:
     N and C as the fits count them (`fits.kind`: C is 6·N·D with that N)."""
     for law in (fits.isoflop, fits.chinchilla):
         if law is not None:
-            n = law.optimal(C)["params"]
+            n = law.optimal(C, check_range=False)["params"]  # plans say how far
             if n is not None and math.isfinite(n) and n > 0:
                 return float(n), law.law
     if not fits.rows:
@@ -437,7 +437,7 @@ def plan_rows(fits: ArchFits, budgets: list[float], predictor: str) -> list[dict
         raise FitError(f"{fits.arch}: no fit gives a compute-optimal allocation")
     out = []
     for C in budgets:
-        opt = law.optimal(C)
+        opt = law.optimal(C, check_range=False)  # its rows say how far they extrapolate
         N = opt["params"]
         row = {
             "flops": C,

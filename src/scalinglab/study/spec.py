@@ -286,8 +286,8 @@ def _check_one_batch(study: StudySpec, minutes: float) -> None:
 
 
 def load_study(path: str | Path) -> StudySpec:
+    d = load_toml(path)  # first: it names a path that is no path (None)
     path = Path(path)
-    d = load_toml(path)
     d.setdefault("name", path.stem)
     return parse_study(d, str(path))
 

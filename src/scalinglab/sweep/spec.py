@@ -503,10 +503,9 @@ class SweepSpec:
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file."""
+    d = load_toml(path)  # first: it names a path that is no path (None)
     path = Path(path)
-    return parse_spec(
-        load_toml(path), where=str(path), default_name=path.stem, source=path, strict=True
-    )
+    return parse_spec(d, where=str(path), default_name=path.stem, source=path, strict=True)
 
 
 def parse_spec(

@@ -181,7 +181,7 @@ def runs_table(root: str | Path) -> list[dict]:
         Rows sorted by design group, arch and size, with the columns of
         docs/design.md's runs table (`pandas.DataFrame(rows)` makes a frame of it).
     """
-    dirs = find_run_dirs(root)
+    dirs = find_run_dirs(runfolder.folder_arg(root, "runs_table: root", file_ok=True))
     items = task_items(dirs)
     rows = [run_row(d, items) for d in dirs]
     role = {d.name: r for r, f in study_folders(root) for d in find_run_dirs(f)}

@@ -13,6 +13,7 @@ figure and a JSON; benchmarks/coord_check.py records a larger one.
 """
 
 import contextlib
+import copy
 import io
 import os
 from dataclasses import dataclass, field
@@ -65,7 +66,8 @@ class CoordCheck:
         return out
 
     def to_json(self) -> dict:
-        return {
+        """coord_check.json's object: a copy, so editing it leaves the check as it was."""
+        return copy.deepcopy({
             "format_version": 1,
             "kind": "scalinglab.coord_check",
             "widths": self.widths,
@@ -77,7 +79,7 @@ class CoordCheck:
             # values[what][param][width index][step][layer]
             "values": {w: {p: v.tolist() for p, v in d.items()} for w, d in self.values.items()},
             "exponents": {w: self.exponents(w) for w in WHAT},
-        }
+        })  # fmt: skip
 
     def plot(self, path) -> None:
         """A panel per (param, what) row and layer: mean |x| against width, a line per step."""

@@ -560,6 +560,7 @@ def train(
     `allow_config_change`: resume from this run's checkpoint although training settings
     changed since it was written (else refused); the change goes into RUN/history.jsonl.
     """
+    out_dir = runfolder.folder_arg(out_dir)  # None, or a file: one line, not pathlib's error
     return Trainer(cfg, out_dir, progress=progress, allow_config_change=allow_config_change).train()
 
 
