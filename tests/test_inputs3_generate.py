@@ -20,7 +20,8 @@ def test_a_prompt_without_tokens_names_the_tokenizer(tmp_path, capsys, monkeypat
     import scalinglab.train.evaluate as evaluate
 
     Tokenizer(models.BPE(vocab={"a": 0, "b": 1}, merges=[])).save(str(tmp_path / "tokenizer.json"))
-    cfg = SimpleNamespace(train=SimpleNamespace(data=str(tmp_path)))
+    cfg = SimpleNamespace(train=SimpleNamespace(data=str(tmp_path)),
+                          model=SimpleNamespace(vocab_size=2))  # fmt: skip
     monkeypatch.setattr(evaluate, "load_trained", lambda run, device: (None, cfg, 0))
     assert one_line_error(capsys, ["generate", str(tmp_path), "--device", "cpu"]) == (
         "error: --prompt '\\n' makes no tokens: the run's bpe tokenizer has none for its "

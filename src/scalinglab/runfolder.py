@@ -217,8 +217,26 @@ def load_config(run_dir: str | os.PathLike) -> RunConfig:
         raise DataError(f"run folder not found: {run_dir}")
     path = run_dir / CONFIG
     if not path.exists():
+        inside = sorted(
+            p.parent for p in (*run_dir.glob(f"*/{CONFIG}"), *run_dir.glob(f"runs/*/{CONFIG}"))
+        )
+        if inside:  # a sweep's folder: 'DIR/config.toml is missing' left the user guessing
+            raise DataError(
+                f"{run_dir}: a folder of {len(inside)} runs, not one run folder (give one, "
+                f"e.g. {inside[0]})"
+            )
         raise DataError(f"not a run folder: {path} is missing")
-    return folder_config(load_toml(path), str(path))
+    d = load_toml(path)
+    if not isinstance(d.get("model"), dict) or "vocab_size" not in d["model"]:
+        # the trainer always writes [model] with its vocab_size: an empty or hand-cut file
+        # read as every default said only 'needs a vocabulary size (vocab_size is 0)'
+        what = (
+            "has no vocab_size in [model]"
+            if isinstance(d.get("model"), dict)
+            else "has no [model] table"
+        )
+        raise DataError(f"{path}: {what}, which the trainer writes: damaged or written by hand?")
+    return folder_config(d, str(path))
 
 
 def read_trackers(run_dir: str | os.PathLike) -> dict:

@@ -129,8 +129,7 @@ def run(args) -> int:
     import os
     import sys
 
-    from scalinglab.data.tokenizers import load_tokenizer
-    from scalinglab.train.evaluate import load_trained, tokenizer_file
+    from scalinglab.train.evaluate import load_run_tokenizer, load_trained
     from scalinglab.train.generate import sample
     from scalinglab.train.setup import pick_device
 
@@ -138,7 +137,7 @@ def run(args) -> int:
     model, cfg, _ = load_trained(args.run, pick_device(args.device))
     # The trainer copies the tokenizer into the run folder; older runs point at their shards
     # (refused when those were rebuilt with another tokenizer since).
-    tokenizer = load_tokenizer(tokenizer_file(args.run, cfg))
+    tokenizer = load_run_tokenizer(args.run, cfg)
     prompt = prompt_ids(tokenizer, args.prompt)
     tokens = sample(
         model, prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,

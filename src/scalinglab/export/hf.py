@@ -38,7 +38,7 @@ from scalinglab.data.tokenizers import EOT, UNK, ByteTokenizer, detect_kind
 from scalinglab.errors import ExportError, require
 from scalinglab.export import check_out_apart, temp_beside
 from scalinglab.fsio import follow_umask
-from scalinglab.train.evaluate import load_trained, tokenizer_file
+from scalinglab.train.evaluate import load_run_tokenizer, load_trained, tokenizer_file
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,7 @@ def export_hf(run_dir, out_dir, force: bool = False) -> dict:
             "(a relative path is found from the current folder: run from the one it was "
             "trained in)"
         )
+    load_run_tokenizer(run_dir, cfg)  # refuses a damaged one, or another run's
     tok_json = tokenizer_file(run_dir, cfg)  # its shards' only when of the run's tokenizer
     tok_files = tokenizer_files(tok_json, cfg.model.block_size)
     eos = json.loads(tok_files["tokenizer_config.json"]).get("eos_token")

@@ -6,14 +6,13 @@ import logging
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.data.tokenizers import load_tokenizer
 from scalinglab.errors import CheckpointError, ConfigError, DataError, ScalingLabError
 from scalinglab.models.counting import count
 from scalinglab.tasks.builtin import BUILTIN, N_ITEMS, WINDOW, builtin_task
 from scalinglab.tasks.format import Task, read_task
 from scalinglab.tasks.score import score_task
 from scalinglab.train import checkpoint
-from scalinglab.train.evaluate import load_trained, tokenizer_file
+from scalinglab.train.evaluate import load_run_tokenizer, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +60,6 @@ def resolve_tasks(
     if not out:
         raise ConfigError("--tasks is empty")
     return out
-
-
-def run_tokenizer(run_dir: Path, cfg):
-    """The tokenizer a run trained with (its own copy, else its shards', refused when they
-    were made by another tokenizer than the one its result.json names: rebuilt since)."""
-    return load_tokenizer(tokenizer_file(run_dir, cfg))
 
 
 def checkpoints(run_dir: Path, every: bool) -> list[Path | None]:
@@ -135,7 +128,7 @@ def evaluate_run(
     out = []
     for path in checkpoints(run_dir, every_checkpoint):
         model, cfg, step = load_trained(run_dir, device, path)
-        tok = run_tokenizer(run_dir, cfg)
+        tok = load_run_tokenizer(run_dir, cfg)
         where = {"step": step, **step_position(run_dir, step, path)}
         for task in tasks:
             try:

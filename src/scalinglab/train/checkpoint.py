@@ -144,6 +144,8 @@ def verify(path: Path) -> str | None:
         f = path / name
         if not f.exists():
             return f"{name} is missing"
+        if not f.is_file():  # a folder: sha256_file's IsADirectoryError stopped a whole sweep
+            return f"{name} is not a file"
         if sha256_file(f) != m.get("sha256", {}).get(name):
             return f"{name} does not match its sha256 in the manifest"
     return None
@@ -216,6 +218,14 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     try:
         load_model(model, str(Path(path) / WEIGHTS), strict=True, device=_device_of(model))
     except (RuntimeError, OSError, SafetensorError) as exc:  # SafetensorError: a malformed file
+        lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+        if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+            # torch's heading says nothing; its first problem says which tensor and shapes
+            more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+            raise CheckpointError(
+                f"{Path(path) / WEIGHTS}: cannot load into this model: {lines[1]}{more}; "
+                "does the run's config.toml describe the model that wrote it?"
+            ) from None
         raise CheckpointError(
             f"{Path(path) / WEIGHTS}: cannot load into this model: {_one_line(exc)}"
         ) from None

@@ -108,6 +108,16 @@ def tokenizer_file(run_dir: str | Path, cfg) -> Path:
 
     own = Path(run_dir) / runfolder.TOKENIZER
     if own.exists():
+        if not own.is_file():  # read as a shards folder, it was 'own/tokenizer.json: not found'
+            raise DataError(f"{own}: a folder, not a tokenizer file")
+        tid = (runfolder.read_result(run_dir) or {}).get("tokenizer_id")
+        if tid and sha256_file(own)[:16] != tid:  # replaced or copied in
+            raise DataError(
+                f"{own}: not the tokenizer the run trained with (its sha256 begins "
+                f"{sha256_file(own)[:16]}, {runfolder.RESULT} records {tid}): replaced or "
+                "copied from another run? Put back the run's own tokenizer.json (that of its "
+                "shards)"
+            )
         return own
     shards = open_shards(cfg.train.data)
     kind, tid = run_tokenizer(run_dir)
@@ -119,6 +129,20 @@ def tokenizer_file(run_dir: str | Path, cfg) -> Path:
             f"tokenizer.json (that of shards of its tokenizer) at {own}"
         )
     return Path(shards.path) / runfolder.TOKENIZER
+
+
+def load_run_tokenizer(run_dir: str | Path, cfg):
+    """The tokenizer a run trained with (`tokenizer_file`), refused when it has ids the
+    model has no row for: an IndexError deep in the embedding, or text read as other ids."""
+    path = tokenizer_file(run_dir, cfg)
+    tok = load_tokenizer(path)
+    if tok.vocab_size > cfg.model.vocab_size:
+        raise DataError(
+            f"{path}: a {tok.kind} tokenizer of {tok.vocab_size} ids, and the run's model reads "
+            f"{cfg.model.vocab_size} (vocab_size in {Path(run_dir) / runfolder.CONFIG}): not "
+            "the run's tokenizer; put back its own tokenizer.json (that of its shards)"
+        )
+    return tok
 
 
 def open_run_data(run_dir: str | Path, cfg, data: str | None = None) -> Shards:
