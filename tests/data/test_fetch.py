@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.data.fetch import CATALOGUE, RemoteFile, fetch_file, make_derived
+from scalinglab.data.fetch import CATALOGUE, DataSet, RemoteFile, fetch, fetch_file, make_derived
 from scalinglab.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -246,9 +246,32 @@ def test_a_whole_response_of_the_wrong_size_is_a_wrong_file(serve, tmp_path):
     # resumed from a part: the server's whole rest (206) ends short of the size
     part.write_bytes(BODY[:1000])
     s = serve(BODY[:50_000])
-    with pytest.raises(DataError, match=r"checksum mismatch: got 50,000 bytes"):
+    with pytest.raises(DataError, match=r"checksum mismatch after resuming the 1,000 bytes an "
+                       r"earlier download left in .*: got 50,000 bytes"):  # fmt: skip
         fetch_file(remote(), tmp_path, mirror=s.url)
     assert s.requests == [("/corpora/x.txt", "bytes=1000-")] and not part.exists()
+
+
+def test_a_stale_part_is_named_not_the_mirror(serve, tmp_path):
+    """A .part of other bytes, resumed by a good server (Range honoured), made a wrong file:
+    the error blamed the mirror ('check --mirror'); it names the part, and the next run,
+    from the start, is right."""
+    part = tmp_path / "corpora" / ".x.txt.part"
+    part.parent.mkdir()
+    part.write_bytes(b"x" * 5000)
+    s = serve(BODY)
+    with pytest.raises(DataError) as e:
+        fetch_file(remote(), tmp_path, mirror=s.url)
+    said = str(e.value)
+    assert (
+        f"checksum mismatch after resuming the 5,000 bytes an earlier download left in {part}"
+        in said
+    )
+    assert said.endswith(
+        "the download was deleted: run the command again to download it from the start"
+    )
+    assert "check mirror" not in said and not part.exists()
+    assert fetch_file(remote(), tmp_path, mirror=s.url).read_bytes() == BODY
 
 
 def test_refused_connection_with_a_mirror_says_check_it(tmp_path):
@@ -308,3 +331,45 @@ def test_a_part_past_the_servers_end_is_downloaded_again(serve, tmp_path):
         fetch_file(remote(), tmp_path, mirror=s.url)
     assert s.requests == [("/corpora/x.txt", "bytes=60000-"), ("/corpora/x.txt", None)]
     assert not part.exists()
+
+
+def test_a_file_of_the_users_in_the_way_is_refused_unless_forced(tmp_path, capsys):
+    """`--out` can be any folder: a file of the user's own under a catalogue name was
+    replaced by the download (exit 0), and lost."""
+    mirror = tmp_path / "mirror" / "corpora"
+    mirror.mkdir(parents=True)
+    body = b"the catalogue's text\n"
+    (mirror / "x.txt").write_bytes(body)
+    f = RemoteFile("corpora/x.txt", "https://example.invalid/x.txt", len(body),
+                   hashlib.sha256(body).hexdigest())  # fmt: skip
+    data = DataSet("x", "a test set", (f,))
+    dest = tmp_path / "out" / "corpora" / "x.txt"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"mine\n")
+    with pytest.raises(DataError) as e:
+        fetch(data, tmp_path / "out", mirror=str(tmp_path / "mirror"))
+    assert str(e.value) == (
+        f"{dest}: exists and is not the catalogue's file (5 bytes, sha256 "
+        f"{hashlib.sha256(b'mine' + bytes([10])).hexdigest()[:16]}…; expected {len(body)} bytes, "
+        f"{f.sha256[:16]}…); move it away, or give force=True to replace it"
+    )
+    assert dest.read_bytes() == b"mine\n" and sorted(dest.parent.iterdir()) == [dest]
+    assert fetch(data, tmp_path / "out", mirror=str(tmp_path / "mirror"), force=True) == [dest]
+    assert dest.read_bytes() == body
+    assert fetch(data, tmp_path / "out", mirror=str(tmp_path / "mirror")) == [dest]  # in place
+
+
+def test_a_file_where_a_folder_belongs_is_named(tmp_path, capsys):
+    """'.part: File exists' named the wrong path (OUT/corpora was the file), and a --mirror
+    that is a file was 'no such folder'."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "corpora").write_text("x")
+    argv = ["data", "fetch", "tinyshakespeare", "--mirror", str(tmp_path)]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert (
+        capsys.readouterr().err == f"error: {out / 'corpora'}: a file where a folder is expected\n"
+    )
+    assert main(["data", "fetch", "tinyshakespeare", "--mirror", str(out / "corpora"),
+                 "--out", str(tmp_path / "o2")]) == 2  # fmt: skip
+    assert capsys.readouterr().err == f"error: --mirror {out / 'corpora'}: a file, not a folder\n"

@@ -21,8 +21,9 @@ def register(subparsers) -> None:
         "fetch",
         help="download data sets (checked, atomic, resumable)",
         description="Download the files of each NAME into DIR (DIR/corpora/..., "
-        "DIR/scaling_data/...). A file already there with the right sha256 is kept; an "
-        "interrupted download resumes on the next run.",
+        "DIR/scaling_data/...). A file already there with the right sha256 is kept, one "
+        "with another is refused (--force replaces it); an interrupted download resumes on "
+        "the next run.",
     )
     f.add_argument("names", nargs="+", metavar="NAME", help="data sets (see `data list`)")
     f.add_argument(
@@ -33,6 +34,10 @@ def register(subparsers) -> None:
         "--mirror", metavar="URL", default=os.environ.get("SCALINGLAB_DATA_MIRROR") or None,
         help="fetch the same relative paths (corpora/..., scaling_data/...) from this base URL "
         "(default: $SCALINGLAB_DATA_MIRROR, else each file's upstream URL)",
+    )  # fmt: skip
+    f.add_argument(
+        "--force", action="store_true",
+        help="replace a file in the way that is not the catalogue's (another size or sha256)",
     )  # fmt: skip
     f.add_argument("--json", action="store_true", help="print the files' paths as a JSON list")
     f.set_defaults(func=run_fetch)
@@ -68,7 +73,7 @@ def run_fetch(args) -> int:
         raise ConfigError(f"--out {out}: a file where a folder is expected")
     paths = []
     for d in lookup(args.names):
-        for path in fetch(d, out, args.mirror):
+        for path in fetch(d, out, args.mirror, force=args.force):
             paths.append(str(path))
             if not args.json:
                 print(path)

@@ -214,11 +214,30 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch(data: DataSet, out: str | os.PathLike, mirror: str | None = None) -> list[Path]:
+def fetch(
+    data: DataSet, out: str | os.PathLike, mirror: str | None = None, force: bool = False
+) -> list[Path]:
     """Every file of `data` in `out` (downloaded where missing), then its derived tables;
-    returns their paths."""
-    paths = [fetch_file(f, Path(out), mirror) for f in data.files]
-    return paths + [make_derived(d, Path(out)) for d in data.derived]
+    returns their paths. A file in the way that is not the catalogue's (another size or
+    sha256) is refused before anything is downloaded, unless `force`: it may be the user's."""
+    out = Path(out)
+    if not force:
+        for f in (*data.files, *data.derived):
+            check_in_the_way(out / f.path, f.size, f.sha256)
+    paths = [fetch_file(f, out, mirror) for f in data.files]
+    return paths + [make_derived(d, out) for d in data.derived]
+
+
+def check_in_the_way(dest: Path, size: int, sha256: str) -> None:
+    """Refuse a file at `dest` that is not the catalogue's: a download would replace it, and
+    `--out` can be any folder (a user's own edited copy under the same name was lost)."""
+    if not dest.is_file() or (dest.stat().st_size == size and sha256_of(dest) == sha256):
+        return
+    raise DataError(
+        f"{dest}: exists and is not the catalogue's file ({dest.stat().st_size:,} bytes, "
+        f"sha256 {sha256_of(dest)[:16]}…; expected {size:,} bytes, {sha256[:16]}…); move it "
+        "away, or give --force to replace it"
+    )
 
 
 def make_derived(d: DerivedFile, out: Path) -> Path:
@@ -245,18 +264,23 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     if dest.is_file() and dest.stat().st_size == f.size and sha256_of(dest) == f.sha256:
         log.info("%s: up to date", dest)
         return dest
-    # a file in place that failed the check stays there until a right one replaces it
+    # a file in place that failed the check (fetch refused it without --force) stays there
+    # until a right one replaces it
     wrong = dest.is_file() and f" (the one there, {dest.stat().st_size:,} bytes, fails the check)"
     local = _local_mirror(mirror) if mirror else None
     url = f"{mirror.rstrip('/')}/{f.path}" if mirror else f.url
     part = dest.parent / f".{dest.name}.part"
+    for above in reversed(dest.relative_to(out).parents[:-1]):  # corpora/, corpora/wikitext-2/
+        if (out / above).exists() and not (out / above).is_dir():  # was '.part: File exists'
+            raise DataError(f"{out / above}: a file where a folder is expected")
+    earlier = 0  # bytes of a .part an earlier run left, resumed (HTTP range)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if local is not None:
             url = str(local / f.path)
             complete = _copy_local(local / f.path, part, mirror)
         else:
-            complete = _download(url, part, f.size)
+            complete, earlier = _download(url, part, f.size)
     except (ValueError, http.client.InvalidURL) as exc:  # a URL urllib cannot use
         raise ConfigError(f"--mirror {mirror}: not a valid URL ({exc})") from None
     except DataError:
@@ -281,6 +305,13 @@ def fetch_file(f: RemoteFile, out: Path, mirror: str | None = None) -> Path:
     digest = sha256_of(part)
     if got != f.size or digest != f.sha256:
         part.unlink()
+        if earlier:  # the stale start, not the server, may be what is wrong
+            raise DataError(
+                f"{url}: checksum mismatch after resuming the {earlier:,} bytes an earlier "
+                f"download left in {part}: got {got:,} bytes with sha256 {digest[:16]}…, "
+                f"expected {f.size:,} bytes with sha256 {f.sha256[:16]}…; the download was "
+                "deleted: run the command again to download it from the start"
+            )
         raise DataError(
             f"{url}: checksum mismatch: got {got:,} bytes with sha256 {digest[:16]}…, "
             f"expected {f.size:,} bytes with sha256 {f.sha256[:16]}…; the download was "
@@ -315,7 +346,8 @@ def _local_mirror(mirror: str) -> Path | None:
     else:
         folder = Path(mirror)
     if not folder.is_dir():
-        raise ConfigError(f"--mirror {mirror}: no such folder")
+        why = "a file, not a folder" if folder.exists() else "no such folder"
+        raise ConfigError(f"--mirror {mirror}: {why}")
     return folder
 
 
@@ -331,14 +363,15 @@ def _copy_local(src: Path, part: Path, mirror: str) -> bool:
     return True
 
 
-def _download(url: str, part: Path, size: int) -> bool:
+def _download(url: str, part: Path, size: int) -> tuple[bool, int]:
     """Append the rest of `url` to `part` (all of it where the server ignores Range).
     Returns whether the server sent its whole response (all of its Content-Length, or
     every chunk): then `part` is the server's file, whatever its size, and a wrong size
-    is a wrong file, not a download to resume."""
+    is a wrong file, not a download to resume; and how many bytes of an earlier download
+    the part kept (0: none, or the server sent the file whole)."""
     have = part.stat().st_size if part.exists() else 0
     if have >= size:  # a complete (or overlong) part: the checks decide
-        return True
+        return True, have
     req = urllib.request.Request(url, headers={"User-Agent": "scalinglab"})
     if have:
         req.add_header("Range", f"bytes={have}-")
@@ -362,9 +395,9 @@ def _download(url: str, part: Path, size: int) -> bool:
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
             except (http.client.IncompleteRead, ConnectionError, TimeoutError):
-                return False  # the connection broke: what arrived is kept, the caller resumes
+                return False, 0  # the connection broke: what arrived is kept, to resume
             finally:
                 out.flush()
                 os.fsync(out.fileno())
     # without a Content-Length or chunks, a closed connection may be the end or a break
-    return resp.length == 0 or bool(getattr(resp, "chunked", False))
+    return resp.length == 0 or bool(getattr(resp, "chunked", False)), have if resumed else 0
