@@ -695,3 +695,32 @@ def test_an_mlflow_run_resumed_with_another_logger_is_not_a_change_of_settings(
     assert "changed settings" not in caplog.text
     tags = client.get_run(run_id).data.tags
     assert not [k for k in tags if k.startswith("scalinglab.resumed.")]
+
+
+def test_mlflow_refusals_lead_with_the_way_out(tmp_path, monkeypatch, capsys):
+    """MLflow's fix for a file: store (MLFLOW_ALLOW_FILE_STORE=true) ended a paragraph that
+    the one line cut at 300 characters, and an unset URI was refused in words about a model
+    registry: each now says first what to set."""
+    pytest.importorskip("mlflow", reason="the [mlflow] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)  # MLflow's default store is found from the current folder
+    cases = {
+        f"file://{tmp_path / 'mlruns'}": "this MLflow opens a file: store only with "
+        "MLFLOW_ALLOW_FILE_STORE=true (set it, or use an http:// server); ",
+        "": "set MLFLOW_TRACKING_URI (an http:// server, or file:./mlruns with "
+        "MLFLOW_ALLOW_FILE_STORE=true): unset, MLflow's default store is one its client "
+        "cannot write; ",
+    }
+    for uri, fix in cases.items():
+        if uri:
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        else:
+            monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        run = tmp_path / f"run{len(uri)}"
+        err = one_line_error(capsys, cli_args(data, run, "--steps", "4", "--logger", "mlflow"))
+        shown = uri or "(unset)"
+        assert err.startswith(
+            f"error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI={shown!r}: {fix}"
+        ), err
+        assert not run.exists()

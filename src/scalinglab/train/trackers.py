@@ -300,10 +300,7 @@ class MlflowTracker(Tracker):
                 self.client.log_batch(self.run_id, params=params[i : i + 100])
             runfolder.write_trackers(self.run_dir, {"mlflow_run_id": self.run_id})
         except Exception as exc:  # a bad URI, a store it cannot open: one line, before training
-            raise ConfigError(
-                f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: "
-                f"{one_line(exc)}"
-            ) from None
+            raise ConfigError(mlflow_refusal(uri, exc)) from None
         self.status = "KILLED"
 
     def _in_store(self, run_id: str, uri: str) -> bool:
@@ -440,11 +437,24 @@ def check_loggers(names, probe: bool = False) -> list[str]:
             with _quick_requests():
                 MlflowClient().search_experiments(max_results=1)
         except Exception as exc:
-            raise ConfigError(
-                f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: "
-                f"{one_line(exc)}"
-            ) from None
+            raise ConfigError(mlflow_refusal(uri, exc)) from None
     return names
+
+
+def mlflow_refusal(uri: str, exc: Exception) -> str:
+    """One line for an MLflow store that refused the run, with the way out first: MLflow's
+    own (MLFLOW_ALLOW_FILE_STORE=true for a file: store) came at the end of a paragraph
+    that one_line cut, and an unset URI was refused in words about a model registry."""
+    text = " ".join(str(exc).split())
+    fix = ""
+    if "MLFLOW_ALLOW_FILE_STORE" in text:
+        fix = "this MLflow opens a file: store only with MLFLOW_ALLOW_FILE_STORE=true (set it, or use an http:// server); "
+    elif not uri:
+        fix = ("set MLFLOW_TRACKING_URI (an http:// server, or file:./mlruns with "
+               "MLFLOW_ALLOW_FILE_STORE=true): unset, MLflow's default store is one its client "
+               "cannot write; ")  # fmt: skip
+    return (f"--logger mlflow: cannot log to MLFLOW_TRACKING_URI={uri or '(unset)'!r}: {fix}"
+            f"{one_line(exc)}")  # fmt: skip
 
 
 def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
