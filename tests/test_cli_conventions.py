@@ -329,3 +329,22 @@ def test_logged_warnings_and_errors_say_so_as_printed_ones_do(tmp_path):
     said = [fmt.format(logging.makeLogRecord({"levelno": n, "msg": "x %d", "args": (1,)}))
             for n in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)]  # fmt: skip
     assert said == ["x 1", "x 1", "warning: x 1", "error: x 1"]
+
+
+def test_an_exponent_integer_is_the_number_typed_and_bounded(capsys):
+    """`--seed 1e30` went through float and echoed 1000000000000000019884624838656;
+    `presets --vocab-size 1e30` printed a table of 1e35-parameter models."""
+    from scalinglab.config import int_arg
+
+    assert int_arg("1e30") == 10**30 and int_arg("2.5e5") == 250_000
+    with pytest.raises(argparse.ArgumentTypeError, match="not a whole number a flag can take"):
+        int_arg("1e999999999")  # a billion digits, not an integer to build
+    assert main(["generate", "nowhere", "--seed", "1e30"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --seed must be in [0, 9223372036854775807], got {10**30}\n"
+    )
+    assert main(["presets", "--vocab-size", "1e30"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --vocab-size must be in [1, 4294967296] (shards hold token ids in at most "
+        f"32 bits), got {10**30}\n"
+    )

@@ -20,6 +20,7 @@ A run's resolved config is written as `RUN/config.toml`::
 import argparse
 import copy
 import dataclasses
+import decimal
 import hashlib
 import json
 import math
@@ -567,11 +568,13 @@ def int_arg(text: str) -> int:
         return int(text)
     except ValueError:
         pass
-    try:
-        v = float(text)
-    except ValueError:
+    try:  # Decimal, not float: 1e30 is 10**30, not float's 1000000000000000019884624838656
+        v = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
         raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
-    if not v.is_integer():
+    if not v.is_finite() or v.adjusted() > 40:  # 1e999999999 would be a billion digits
+        raise argparse.ArgumentTypeError(f"not a whole number a flag can take: {text!r}")
+    if v != v.to_integral_value():
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
     return int(v)
 

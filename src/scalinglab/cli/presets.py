@@ -22,8 +22,11 @@ def rows(vocab_size: int) -> list[dict]:
     from scalinglab.models.counting import count
     from scalinglab.models.registry import PRESETS
 
-    if vocab_size < 1:
-        raise ConfigError(f"--vocab-size must be >= 1, got {vocab_size}")
+    if not 1 <= vocab_size <= 1 << 32:  # 1e30 printed a table of 1e35-parameter models
+        raise ConfigError(
+            f"--vocab-size must be in [1, {1 << 32}] (shards hold token ids in at most 32 "
+            f"bits), got {vocab_size}"
+        )
     out = []
     for name, fields in PRESETS.items():
         cfg = ModelConfig(**fields, preset=name)
