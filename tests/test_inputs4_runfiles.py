@@ -137,3 +137,15 @@ def test_a_checkpoint_file_that_is_a_folder_skips_that_run_of_a_folder(run, tmp_
     )
     assert checkpoint.verify(step) == "model.safetensors is not a file"
     assert (root / "a" / "tasks.json").exists() and not (root / "b" / "tasks.json").exists()
+
+
+def test_task_names_that_are_neither_task_nor_file_are_named_first(run, capsys):
+    """`--tasks bogus --task-items 20` blamed the flag ('names task files only'), and
+    `--tasks /dev/null` said 'no such task file' of a path that exists."""
+    assert one_line_error(capsys, ["eval", str(run), "--tasks", "bogus", "--task-items", "20"]) == (
+        "error: --tasks 'bogus': no such task file, and not a built-in task (next-line, "
+        "brackets, recall, or builtin for all)\n"
+    )
+    assert one_line_error(capsys, ["eval", str(run), "--tasks", "/dev/null"]) == (
+        "error: --tasks '/dev/null': not a regular file (a JSONL task file)\n"
+    )

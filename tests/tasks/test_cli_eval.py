@@ -12,12 +12,14 @@ import pytest
 from scalinglab import runfolder
 from scalinglab.cli import main
 from scalinglab.errors import DataError
-from scalinglab.tasks.run import checkpoint_position, run_tokenizer
+from scalinglab.tasks.run import checkpoint_position
 from scalinglab.tasks.score import encode_pair
+from scalinglab.train.evaluate import load_run_tokenizer
 from tests.export.runs import trained_runs
 from tests.reliability.helpers import one_line_error
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+QA = str(EXAMPLES / "qa.jsonl")  # a task file that exists: the flag, not the name, is wrong
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_bad_task_input_is_one_line(sweep, capsys, tmp_path):
         '{"context": "x", "choices": ["a", "b"], "gold": 0}\n\n'
         '{"context": "x", "choices": ["a", "' + "b" * 40 + '"], "gold": 0}\n'
     )
-    tok = run_tokenizer(sweep / "a", runfolder.load_config(sweep / "a"))
+    tok = load_run_tokenizer(sweep / "a", runfolder.load_config(sweep / "a"))
     need = len(encode_pair(tok, "x", "b" * 40)[1])
     assert need > 16
     assert main(["eval", str(sweep / "a"), "--tasks", str(long)]) == 2
@@ -180,9 +182,9 @@ def test_a_checkpoint_between_log_steps_gets_its_tokens_and_flops(tmp_path, caps
         (["--tasks", "qa", "--eval-tokens", "64"], "--eval-tokens is for the loss; with"),
         (["--tasks", "qa", "--task-items", "0"], "--task-items must be >= 1, got 0"),
         (["--tasks", "qa", "--max-new-tokens", "0"], "--max-new-tokens must be >= 1, got 0"),
-        (["--tasks", "t.jsonl", "--data", "sh"], "--data is the shards the built-in tasks are"),
-        (["--tasks", "t.jsonl", "--task-items", "50"], "--task-items is the size of the built-in"),
-        (["--tasks", "t.jsonl", "--task-seed", "0"], "--task-seed is the seed of the built-in"),
+        (["--tasks", QA, "--data", "sh"], "--data is the shards the built-in tasks are"),
+        (["--tasks", QA, "--task-items", "50"], "--task-items is the size of the built-in"),
+        (["--tasks", QA, "--task-seed", "0"], "--task-seed is the seed of the built-in"),
     ],
 )
 def test_a_flag_of_the_other_mode_is_refused_not_ignored(sweep, capsys, flags, says):

@@ -63,8 +63,13 @@ def check_task_flags(args) -> None:
     from scalinglab.tasks.builtin import BUILTIN
 
     names = (*BUILTIN, "builtin")
-    if any(s.strip() in names for s in args.tasks.split(",")):
+    specs = [s.strip() for s in args.tasks.split(",") if s.strip()]
+    if any(s in names for s in specs):
         return
+    from pathlib import Path
+
+    if any(not Path(s).exists() for s in specs):
+        return  # neither a task nor a file: read_tasks names it (the flag is not the error)
     for flag, given, what in (
         ("--data", args.data, "the shards the built-in tasks are made from"),
         ("--task-items", args.task_items is not None, "the size of the built-in tasks"),

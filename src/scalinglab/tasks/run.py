@@ -48,6 +48,8 @@ def resolve_tasks(
                 f"--tasks {spec!r} is a folder; name its task files (a JSONL file each), "
                 "comma-separated"
             )
+        elif Path(spec).exists():  # /dev/null, a pipe: there, but no file to read items from
+            raise ConfigError(f"--tasks {spec!r}: not a regular file (a JSONL task file)")
         else:
             raise ConfigError(
                 f"--tasks {spec!r}: no such task file, and not a built-in task "
