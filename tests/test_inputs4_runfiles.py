@@ -149,3 +149,20 @@ def test_task_names_that_are_neither_task_nor_file_are_named_first(run, capsys):
     assert one_line_error(capsys, ["eval", str(run), "--tasks", "/dev/null"]) == (
         "error: --tasks '/dev/null': not a regular file (a JSONL task file)\n"
     )
+
+
+def test_export_out_is_neither_empty_nor_among_the_runs_shards(run, capsys):
+    """`--out ""` was refused as '--out . contains the run folder'; an ONNX export was
+    written into the run's shards folder, where the HF export is refused."""
+    assert one_line_error(capsys, ["export", str(run), "--format", "onnx", "--out", ""]) == (
+        "error: --out is empty: give where to write the export\n"
+    )
+    shards = run.parent / "shards"
+    target = shards / "x.onnx"
+    assert one_line_error(
+        capsys, ["export", str(run), "--format", "onnx", "--out", str(target)]
+    ) == (
+        f"error: --out {target} lies inside the run's shards folder {shards}; choose an --out "
+        "outside the shards\n"
+    )
+    assert not target.exists()

@@ -27,6 +27,8 @@ def run(args) -> int:
     from scalinglab.cli._util import print_json
     from scalinglab.errors import ConfigError
 
+    if not args.out.strip():  # Path("") is ".": it was refused as '--out . contains the run'
+        raise ConfigError("--out is empty: give where to write the export")
     if args.format == "hf":
         if args.opset is not None:
             raise ConfigError("--opset applies to --format onnx only")

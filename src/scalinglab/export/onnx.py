@@ -246,6 +246,7 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     if out.exists() and not force:
         raise ExportError(f"--out {out} exists; pass --force to replace it")
     model, cfg, step = load_trained(run_dir, "cpu")
+    check_out_apart(run_dir, out, data=cfg.train.data)  # not among its shards, as hf
     model.float().eval()
     check_opset(model, opset)
     tmp = temp_beside(out, out_file)
