@@ -58,3 +58,24 @@ def test_the_python_api_refuses_it_too(tmp_path):
     with pytest.raises(ConfigError) as e:
         api.run_config(config)
     assert str(e.value) == f"{config}: model must be a table [model], got str 'big'"
+
+
+@pytest.mark.parametrize(
+    ("budget", "said"),
+    [
+        (["--flops", "1e40"], "--flops 1e+40 is 6.06e+32 optimizer steps of 1.652e+07 FLOPs each, "
+         "more than 1e+12 (a typo?); give a smaller budget"),
+        (["--tokens", "1e18"], "--tokens 1e+18 is 7.81e+15 optimizer steps of 128 tokens each, "
+         "more than 1e+12 (a typo?); give a smaller budget"),
+        (["--steps", "1e13"], "--steps must be at most 1e+12, got 1e+13 (a typo?)"),
+        (["--time", "1e300"], "--time is in seconds and at most 3.156e+08 (ten years), got "
+         "1e+300 (a typo?)"),
+    ],
+)  # fmt: skip
+def test_a_budget_no_run_could_finish_is_refused_before_it_starts(
+    shards, tmp_path, capsys, budget, said
+):
+    """`--flops 1e40` and `--time 1e300` started a run that would train until killed."""
+    out = tmp_path / "run"
+    assert one_line_error(capsys, cli_args(shards, out, *budget)) == f"error: {said}\n"
+    assert not out.exists()

@@ -55,6 +55,11 @@ ELMAN_SGD_LR = 5.0
 DTYPES = ("auto", "float32", "bfloat16")
 RESUME = ("auto", "never", "must")
 BUDGETS = ("steps", "tokens", "flops", "time")
+# Bounds against a typo that would train until killed (--flops 1e40 started silently):
+# a trillion steps is ~30 years at a millisecond a step, ten years of wall time is beyond
+# any run's.
+MAX_STEPS = 10**12
+MAX_SECONDS = 10 * 365.25 * 86400
 LOGGERS = ("tensorboard", "wandb", "mlflow", "csv")
 PARAMS = ("sp", "mup", "completep")
 CONFIG_FORMAT_VERSION = 1
@@ -272,6 +277,15 @@ class TrainConfig:
             v = getattr(self, name)
             if not math.isfinite(v) or v < 0:
                 raise ConfigError(f"{flag(name)} must be a finite number >= 0, got {v}")
+        if self.steps > MAX_STEPS:
+            raise ConfigError(
+                f"--steps must be at most {MAX_STEPS:.0e}, got {self.steps:g} (a typo?)"
+            )
+        if self.time > MAX_SECONDS:
+            raise ConfigError(
+                f"--time is in seconds and at most {MAX_SECONDS:.4g} (ten years), got "
+                f"{self.time:g} (a typo?)"
+            )
         if not math.isfinite(self.grad_clip):
             raise ConfigError(f"--grad-clip must be a finite number, got {self.grad_clip}")
         if not (math.isfinite(self.lr) and self.lr >= 0):

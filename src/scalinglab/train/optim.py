@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scalinglab.config import TrainConfig
+from scalinglab.config import MAX_STEPS, TrainConfig
 from scalinglab.errors import ConfigError
 
 
@@ -74,7 +74,14 @@ def plan_steps(tc: TrainConfig, tokens_per_step: int, flops_per_token: int) -> i
             f" x --grad-accum {tc.grad_accum} x --block-size {block} = {tokens_per_step} tokens"
             f"{flops}); give a larger budget or a smaller batch"
         )
-    return math.ceil(amount / per_step)
+    steps = math.ceil(amount / per_step)
+    if steps > MAX_STEPS:  # --flops 1e40 started a run that would train until killed
+        raise ConfigError(
+            f"--{kind} {amount:g} is {steps:.3g} optimizer steps of {per_step:.4g} "
+            f"{'FLOPs' if kind == 'flops' else 'tokens'} each, more than {MAX_STEPS:.0e} (a "
+            "typo?); give a smaller budget"
+        )
+    return steps
 
 
 TIME_WARMUP_MAX = 0.5  # a time budget's warmup ends by this fraction of it at the latest
