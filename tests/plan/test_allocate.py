@@ -162,7 +162,7 @@ def test_a_fit_whose_loss_rises_with_tokens_warns_and_plan_refuses_it(tmp_path, 
         "scaling law's exponents are > 0: check the table); plan finds no compute-optimal "
         "allocation"
     ) in fit["warnings"]
-    msg = f"error: the fit's beta is {beta:.3g} <= 0 (the loss does not fall as D grows): "
+    msg = f"error: {out}: the fit's beta is {beta:.3g} <= 0 (the loss does not fall as D grows): "
     for flags in (["--flops", "1e21"], ["--target-loss", "3"], ["--params", "1e8", "--flops",
                                                                  "1e21"]):  # fmt: skip
         assert main(["plan", str(out), *flags]) == 2
@@ -200,7 +200,7 @@ def test_a_power_c_fit_plans_the_loss_at_a_budget_and_the_budget_for_a_loss(tmp_
     assert capsys.readouterr().out.startswith(f"flops=1e+18  loss={E + (Cc / 1e18) ** a:.4g} [")
     assert main(["plan", str(fit), "--target-loss", f"{E * 0.99}"]) == 2
     assert capsys.readouterr().err == (
-        f"error: --target-loss {E * 0.99}: unreachable under this fit (the irreducible loss "
+        f"error: {fit}: --target-loss {E * 0.99}: unreachable under this fit (the irreducible loss "
         f"E is {E:.4g})\n"
     )
     for flags, err in (

@@ -68,16 +68,9 @@ def _fmt(row):
 
 
 def run(args):
-    from scalinglab.errors import ConfigError
+    from scalinglab.errors import ConfigError, FitError
     from scalinglab.laws import load_fit
     from scalinglab.laws.lropt import load_lr_opt
-    from scalinglab.plan import (
-        fixed_params,
-        optimal_allocation,
-        rank_schedules,
-        target_loss,
-        unique_tokens_allocation,
-    )
     from scalinglab.plan.allocate import check_sizes, extrapolations
     from scalinglab.plan.hparams import with_hparams
 
@@ -125,41 +118,10 @@ def run(args):
                 "(a --schedule SPEC gives its own)"
             )
     law = load_fit(args.fit)
-    if args.steps is not None:
-        from scalinglab.laws.schedules import family
-
-        cands = list(args.schedule or [])
-        if args.peak_lr is not None:
-            final = args.final_lr if args.final_lr is not None else args.peak_lr / 10
-            cands += [s.spec for s in family(args.steps, args.peak_lr, final, args.warmup or 0)]
-        if not cands:
-            raise ConfigError("--steps S needs --schedule SPEC (repeatable) or --peak-lr LR")
-        out = rank_schedules(law, args.steps, cands)
-        from scalinglab.plan.schedules import lr_note, steps_note
-
-        for note in (steps_note(law, args.steps), lr_note(law, args.steps, cands)):
-            if note:  # a ranking far out still answers, saying how far (as plans of N, D do)
-                print(f"warning: extrapolating: {note}", file=sys.stderr)
-    elif args.unique_tokens is not None:
-        if not args.flops or args.params is not None or args.target_loss is not None:
-            raise ConfigError("--unique-tokens U goes with --flops C... only")
-        out = unique_tokens_allocation(law, args.flops, args.unique_tokens)
-    elif law.law == "data-constrained":
-        raise ConfigError("a data-constrained fit plans with --flops C... --unique-tokens U")
-    elif law.law == "power-c" and args.lr_fit:  # the lr-opt fit reads N, which power-c lacks
-        raise ConfigError("--lr-fit needs a plan's N: a power-c fit plans the loss alone")
-    elif args.params is not None:
-        if not args.flops or len(args.flops) != 1:
-            raise ConfigError("--params needs exactly one --flops budget")
-        out = fixed_params(law, args.params, args.flops[0])
-    elif args.target_loss is not None:
-        if args.flops:
-            raise ConfigError("give --flops or --target-loss, not both")
-        out = target_loss(law, args.target_loss)
-    elif args.flops:
-        out = optimal_allocation(law, args.flops)
-    else:
-        raise ConfigError("give --flops C..., --target-loss L, or --params N --flops C")
+    try:
+        out = _plan(args, law)
+    except FitError as exc:  # of the fit, not the flags: name the file ('this fit' said none)
+        raise FitError(f"{args.fit}: {exc.message}") from None
     rows = out if isinstance(out, list) else [out]
     check_sizes(law, rows, FLAGS)
     for note in extrapolations(law, rows):  # a plan far out still answers, saying how far
@@ -224,3 +186,52 @@ def _show(out, as_json: bool) -> int:
             if "optimal" in row:
                 print("compute-optimal at this budget: " + _fmt(row["optimal"]))
     return 0
+
+
+def _plan(args, law):
+    """The plan's rows (a list, or one row) for the arguments that are not lr-opt's."""
+    from scalinglab.errors import ConfigError
+    from scalinglab.plan import (
+        fixed_params,
+        optimal_allocation,
+        rank_schedules,
+        target_loss,
+        unique_tokens_allocation,
+    )
+
+    if args.steps is not None:
+        from scalinglab.laws.schedules import family
+
+        cands = list(args.schedule or [])
+        if args.peak_lr is not None:
+            final = args.final_lr if args.final_lr is not None else args.peak_lr / 10
+            cands += [s.spec for s in family(args.steps, args.peak_lr, final, args.warmup or 0)]
+        if not cands:
+            raise ConfigError("--steps S needs --schedule SPEC (repeatable) or --peak-lr LR")
+        out = rank_schedules(law, args.steps, cands)
+        from scalinglab.plan.schedules import lr_note, steps_note
+
+        for note in (steps_note(law, args.steps), lr_note(law, args.steps, cands)):
+            if note:  # a ranking far out still answers, saying how far (as plans of N, D do)
+                print(f"warning: extrapolating: {note}", file=sys.stderr)
+    elif args.unique_tokens is not None:
+        if not args.flops or args.params is not None or args.target_loss is not None:
+            raise ConfigError("--unique-tokens U goes with --flops C... only")
+        out = unique_tokens_allocation(law, args.flops, args.unique_tokens)
+    elif law.law == "data-constrained":
+        raise ConfigError("a data-constrained fit plans with --flops C... --unique-tokens U")
+    elif law.law == "power-c" and args.lr_fit:  # the lr-opt fit reads N, which power-c lacks
+        raise ConfigError("--lr-fit needs a plan's N: a power-c fit plans the loss alone")
+    elif args.params is not None:
+        if not args.flops or len(args.flops) != 1:
+            raise ConfigError("--params needs exactly one --flops budget")
+        out = fixed_params(law, args.params, args.flops[0])
+    elif args.target_loss is not None:
+        if args.flops:
+            raise ConfigError("give --flops or --target-loss, not both")
+        out = target_loss(law, args.target_loss)
+    elif args.flops:
+        out = optimal_allocation(law, args.flops)
+    else:
+        raise ConfigError("give --flops C..., --target-loss L, or --params N --flops C")
+    return out
