@@ -70,8 +70,7 @@ def test_an_integer_past_floats_range_is_a_named_error():
     with pytest.raises(DataError) as e:
         read_table({k: list(v) for k, v in rows.items()})
     assert str(e.value) == (
-        "<dict>: row 1, column 'params': 10000000000000000000... (401 characters) is not a "
-        "finite number"
+        f"<dict>: row 1, column 'params': {'1' + '0' * 56}... is not a finite number"
     )
     law = ScalingLaw("chinchilla", bootstrap=0).fit(frame())
     with pytest.raises(ConfigError, match="predict: N holds a number too large for a float"):

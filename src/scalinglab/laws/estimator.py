@@ -35,7 +35,14 @@ from scalinglab.laws.settings import (
     huber_delta,
     split_settings,
 )
-from scalinglab.laws.table import OPTIONS, compute_range, data_ranges, fitted_ranges, read_table
+from scalinglab.laws.table import (
+    OPTIONS,
+    compute_range,
+    data_ranges,
+    fitted_ranges,
+    read_table,
+    short_repr,
+)
 from scalinglab.laws.view import law_html, law_repr, summary_table
 
 LAWS = (
@@ -683,7 +690,7 @@ class ScalingLaw:
             isinstance(level, bool) or not isinstance(level, int | float | np.number)
         ):
             # float("x") raised a bare ValueError, and level="0.9" passed as 0.9
-            raise ConfigError(f"level={_short(level)}: must be a number in (0, 1)")
+            raise ConfigError(f"level={short_repr(level)}: must be a number in (0, 1)")
         level = self.settings["ci_level"] if level is None else float(level)
         # checked even without return_ci: a misspelt kind, or U given to a law without it,
         # predicted as if they were not there
@@ -1065,7 +1072,7 @@ def check_flag(name, value) -> None:
     """ConfigError unless `value` is True or False (a numpy bool too): a string such as
     "no" is truthy, and return_ci="no" returned the interval."""
     if not isinstance(value, bool | np.bool_):
-        raise ConfigError(f"{name}={_short(value)}: must be True or False")
+        raise ConfigError(f"{name}={short_repr(value)}: must be True or False")
 
 
 def _empty(*inputs) -> bool:
@@ -1093,7 +1100,7 @@ def check_inputs(**given) -> None:
         try:
             raw = np.asarray(v)
         except ValueError:  # ragged lists, [[1e7, 2e7], [3e7]]: numpy's bare ValueError
-            raise ConfigError(f"predict: {name} must be numbers, got {_short(v)}") from None
+            raise ConfigError(f"predict: {name} must be numbers, got {short_repr(v)}") from None
         if raw.dtype.kind == "O" and all(
             isinstance(x, int | float) and not isinstance(x, bool) for x in raw.ravel()
         ):  # Python ints beyond int64 (N=10**20) make an object array: numbers all the same
@@ -1101,10 +1108,10 @@ def check_inputs(**given) -> None:
                 raw = raw.astype(float)
             except OverflowError:  # an int past float's range, N=10**400
                 raise ConfigError(
-                    f"predict: {name} holds a number too large for a float: {_short(v)}"
+                    f"predict: {name} holds a number too large for a float: {short_repr(v)}"
                 ) from None
         if raw.dtype.kind not in "iuf":  # strings, objects, bools
-            raise ConfigError(f"predict: {name} must be numbers, got {_short(v)}")
+            raise ConfigError(f"predict: {name} must be numbers, got {short_repr(v)}")
         a = raw.astype(float)
         bad = np.argwhere(~(np.isfinite(a) & (a > 0)).reshape(np.shape(np.atleast_1d(a))))
         if len(bad):
@@ -1120,11 +1127,6 @@ def check_inputs(**given) -> None:
     except ValueError:
         what = " and ".join(f"{k} of shape {v}" for k, v in shapes.items())
         raise ConfigError(f"predict: {what} do not broadcast to one shape") from None
-
-
-def _short(v) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _finite(d):

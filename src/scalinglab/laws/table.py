@@ -493,7 +493,7 @@ def number(raw: RawTable, i: int, col: str, positive: bool = True) -> float:
     except OverflowError:  # an int past float's range (10**400): no finite number
         v = math.inf
     if not np.isfinite(v):
-        raise DataError(f"{where}: {_short(value)} is not a finite number")
+        raise DataError(f"{where}: {short_repr(value)} is not a finite number")
     if positive and v <= 0:
         raise DataError(f"{where}: {value!r} must be > 0")
     return v
@@ -524,10 +524,11 @@ def _unambiguous(raw: RawTable, cols: dict, looked_for: dict) -> None:
                     )
 
 
-def _short(value) -> str:
-    """repr(value), cut where it runs long (an int of 400 digits is one cell)."""
+def short_repr(value, limit: int = 60) -> str:
+    """repr(value) for a message, cut to `limit` characters (an int of 400 digits is one
+    cell, an array of a million one argument)."""
     text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 WHERE_OPS = ("==", "<=", ">=", "!=", "<", ">", "=")
