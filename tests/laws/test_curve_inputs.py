@@ -172,6 +172,38 @@ def test_a_bad_schedule_in_the_schedule_column_names_its_row_and_line(tmp_path, 
     )
 
 
+def test_an_lr_column_that_contradicts_the_schedule_column_is_refused(tmp_path, capsys):
+    """The spec was fitted and the logged LRs ignored without a word: a spec 10x a run's
+    logged LR fitted alpha 0.59 for 0.4. A logged LR of the step either side agrees."""
+    path = tmp_path / "c.csv"
+    spec = '"warmup(10, 0.1) + constant(90)"'
+    rows = [
+        f"a,{s},{0.1 if s >= 10 else 0.1 * s / 9:.6g},{3 - s / 100},{spec}" for s in (5, 20, 60)
+    ]
+    shifted = [f"b,{s},{0.1 * (s - 1) / 9:.6g},{3 - s / 100},{spec}" for s in (5, 8)]  # a step off
+    path.write_text("run_id,step,lr,loss,sched\n" + "\n".join(rows + shifted) + "\n")
+    argv = [
+        "fit",
+        str(path),
+        "--law",
+        "lr-annealing",
+        "--schedule-col",
+        "sched",
+        "--bootstrap",
+        "0",
+    ]
+    main(argv)  # whatever a fit of five points says, the logged LRs agree with the spec
+    assert "logs LR" not in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text().replace("a,60,0.1,", "a,60,1,"))
+    assert main([*argv[:1], str(bad), *argv[2:]]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {bad}: row 3 (line 4), run 'a', step 60: column 'lr' logs LR 1 where the "
+        "schedule in 'sched' gives 0.1: one of them is not the run's (leave 'lr' empty where "
+        "the schedule is right)\n"
+    )
+
+
 def test_plan_with_a_final_lr_of_zero_leaves_out_the_exp_decays(fitted, capsys):
     argv = ["plan", str(fitted), "--steps", "3000", "--peak-lr", "3e-4", "--final-lr", "0"]
     assert main([*argv, "--json"]) == 0

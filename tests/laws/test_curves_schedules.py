@@ -61,7 +61,14 @@ def test_trainer_spec_is_the_trainers_lr_step_for_step(kind):
      ("cosine(9, 1e-4, 1e-3, 5)", r"4 numbers, cosine takes at most 3: cosine\(STEPS, TO\[, FROM\]\)$"),
      # a first constant without an LR held 0: predicted as if never trained
      ("constant(100) + cosine(10, 1e-4)", r"the first phase 'constant\(100\)' has no LR to hold: "
-      r"constant\(100, LR\)$")],
+      r"constant\(100, LR\)$"),
+     # an empty number was dropped, the next moved into its slot: the start LR read as the target
+     ("warmup(100, 1e-3) + cosine(1900, , 5e-4)", r"'cosine\(1900, , 5e-4\)': an empty number "
+      r"between commas$"),
+     ("warmup(100,,1e-3)", "an empty number between commas"),
+     # a first decay rose from 0 to its target (a first constant without an LR is refused)
+     ("cosine(2000, 1e-4)", r"the first phase 'cosine\(2000, 1e-4\)' decays from an LR no phase "
+      r"before it sets: give it, cosine\(2000, TO, FROM\), or begin with warmup")],
 )  # fmt: skip
 def test_bad_specs(spec, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -175,6 +182,12 @@ def test_plan_steps_warns_of_a_peak_lr_beyond_the_fitted_and_refuses_a_loss_belo
         "warning: extrapolating: a peak LR of 0.0006 (1 of the 16 candidates peak above "
         "0.0003) is 2x the largest LR the fitted curves ran at: the ranking is an "
         "extrapolation\n"
+    )
+    assert main([*argv, "--peak-lr", "1e-9"]) == 0  # far below: ranked at loss 97, silently
+    assert capsys.readouterr().err == (
+        f"warning: extrapolating: a peak LR of 1e-09 (15 of the 15 candidates peak below "
+        f"{lo:g}) is {lo / 1e-9:.3g}x below the smallest LR the fitted curves ran at: the "
+        "ranking is an extrapolation\n"
     )
     assert main([*argv, "--schedule", "constant(1, 3e-4) + linear(2999, 1e-5)",
                  "--schedule", "constant(1, 100) + linear(2999, 1e-5)"]) == 2  # fmt: skip

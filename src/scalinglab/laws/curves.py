@@ -217,6 +217,8 @@ def read_curve_table(
         )
         if schedule_col is not None:
             run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1], line)
+            if run.lr_full is not None:
+                _check_logged_lr(path, run, lr_col, schedule_col)
             if run.lr_full is None and not lrs:
                 raise DataError(
                     f"{path}: run {rid!r} has no schedule in {schedule_col!r} "
@@ -245,6 +247,26 @@ def read_curve_table(
         removed.append((f"the default filter {conds[given][0]}=completed", by_status))
     removed.append((f"--holdout-where {' '.join(holdout_where or ())}", held_rows))
     return CurveTable(runs, str(path), raw.sha256, conv, rows_read=len(rows), removed=removed)
+
+
+def _check_logged_lr(path, run, lr_col, schedule_col) -> None:
+    """Refuse an lr column that contradicts the run's schedule spec: the spec was fitted and
+    the column ignored without a word (a spec 10x the logged LR fitted alpha 0.59 for 0.4).
+    A logged LR agrees where it is within 1% of the spec's at its step or a step either
+    side (trainers log the LR of the step before or after)."""
+    full = run.lr_full
+    for j, (step, lr) in enumerate(zip(run.steps, run.lr, strict=True)):
+        if np.isnan(lr):
+            continue
+        near = full[max(step - 1, 0) : step + 2]
+        if not np.any(np.isclose(near, lr, rtol=1e-2, atol=1e-12)):
+            i = run.rows[j]
+            raise DataError(
+                f"{path}: row {i} (line {run.lines[j]}), run {run.run_id!r}, step {step}: "
+                f"column {lr_col!r} logs LR {lr:g} where the schedule in {schedule_col!r} "
+                f"gives {full[step]:g}: one of them is not the run's (leave {lr_col!r} empty "
+                "where the schedule is right)"
+            )
 
 
 def _given_schedule(path, rid, items, col, last, line):

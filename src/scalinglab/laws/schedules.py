@@ -54,7 +54,14 @@ class Schedule:
                     f"schedule {self.spec!r}: {part.strip()!r} is not PHASE(STEPS[, LR]) "
                     f"with PHASE one of {', '.join(PHASES)}"
                 )
-            kind, args = m.group(1), [a.strip() for a in m.group(2).split(",") if a.strip()]
+            kind, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
+            if "" in args[:-1] or (args[-1] == "" and len(args) > 1):
+                # dropped, it moved the next number into its slot: 'cosine(1900, , 5e-4)'
+                # was read as cosine(1900, 5e-4), the start LR taken for the target
+                raise ConfigError(
+                    f"schedule {self.spec!r}: {part.strip()!r}: an empty number between commas"
+                )
+            args = [a for a in args if a]
             try:
                 count = float(args[0])
                 value = float(args[1]) if len(args) > 1 else None
@@ -89,6 +96,12 @@ class Schedule:
                 raise ConfigError(
                     f"schedule {self.spec!r}: the first phase {part.strip()!r} has no LR to "
                     f"hold: {kind}({steps}, LR)"
+                )
+            if not self.phases and decay and start is None:  # it rose from 0 to its target
+                raise ConfigError(
+                    f"schedule {self.spec!r}: the first phase {part.strip()!r} decays from an "
+                    f"LR no phase before it sets: give it, {kind}({steps}, TO, FROM), or begin "
+                    "with warmup(STEPS, LR) or constant(STEPS, LR)"
                 )
             self.phases.append((kind, steps, value))
         if len(self) > MAX_STEPS:

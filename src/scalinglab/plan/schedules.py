@@ -111,23 +111,31 @@ def _fitted_lrs(law) -> str:
 
 def lr_note(law, steps, candidates):
     """Why a ranking is an extrapolation in LR (a candidate's peak LR above the largest the
-    fitted curves ran at: the law has never seen the loss fall, or rise, at such an LR),
-    or None; None for a fit without data.lr_range (a fit.json written before it was
+    fitted curves ran at, or below the smallest: the law has never seen the loss fall, or
+    rise, at such an LR; a peak of 1e-300 ranked at a loss of 3e118 without a word), or
+    None; None for a fit without data.lr_range (a fit.json written before it was
     recorded)."""
     rng = (getattr(law, "data_", None) or {}).get("lr_range")
     if not rng:
         return None
-    hi = rng[1]
+    lo, hi = rng
     peaks = [float(Schedule(c).lr_array(steps).max()) if not isinstance(c, Schedule)
              else float(c.lr_array(steps).max()) for c in candidates]  # fmt: skip
     over = [p for p in peaks if p > hi * (1 + 1e-9)]
-    if not over:
-        return None
-    return (
-        f"a peak LR of {max(over):g} ({len(over)} of the {len(peaks)} candidates peak above "
-        f"{hi:g}) is {max(over) / hi:.3g}x the largest LR the fitted curves ran at: the "
-        "ranking is an extrapolation"
-    )
+    under = [p for p in peaks if p < lo * (1 - 1e-9)]
+    notes = []
+    if over:
+        notes.append(
+            f"a peak LR of {max(over):g} ({len(over)} of the {len(peaks)} candidates peak above "
+            f"{hi:g}) is {max(over) / hi:.3g}x the largest LR the fitted curves ran at"
+        )
+    if under:
+        notes.append(
+            f"a peak LR of {min(under):g} ({len(under)} of the {len(peaks)} candidates peak "
+            f"below {lo:g}) is {lo / min(under):.3g}x below the smallest LR the fitted curves "
+            "ran at"
+        )
+    return "; ".join(notes) + ": the ranking is an extrapolation" if notes else None
 
 
 def _draws(law, at, lr):
