@@ -54,7 +54,8 @@ def test_generate_json_writes_the_prompt_as_given(tmp_path, capsys, monkeypatch)
     from scalinglab.cli import main
 
     Tokenizer(models.BPE(vocab={"a": 0, "b": 1}, merges=[])).save(str(tmp_path / "tokenizer.json"))
-    cfg = SimpleNamespace(train=SimpleNamespace(data=str(tmp_path)))
+    cfg = SimpleNamespace(train=SimpleNamespace(data=str(tmp_path)),
+                          model=SimpleNamespace(vocab_size=2))  # fmt: skip
     monkeypatch.setattr(evaluate, "load_trained", lambda run, device: (None, cfg, 0))
     monkeypatch.setattr(generate, "sample", lambda model, prompt, n, *a, **k: iter([1] * n))
     argv = ["generate", str(tmp_path), "--prompt", "a?b", "--json", "--max-new-tokens", "2"]
