@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.errors import ConfigError
+from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws import ScalingLaw, load_fit, tasklaws
 from scalinglab.laws.backtest import choose_law, pick, read_for, rolling_backtest
 from scalinglab.laws.intervals import conformal_factors, conformal_scores, held_out, noise_model
@@ -381,6 +381,17 @@ def test_where_comparisons_and_min_over(tmp_path):
     assert sorted(t.L) == [2.9, 3.0]
     with pytest.raises(Exception, match="min_over 'wd': no such column"):
         read_table(rows, need=("N", "D", "L"), min_over=["wd"])
+    # a sweep rounds D to whole batches per batch size: D 0.05% apart is one cell (exact
+    # equality kept every row, and the fit took the worse batch sizes' losses with it)
+    rounded = [r | {"D": 1e9 * (1 + 5e-4 * r["batch_size"] * 100)} for r in rows]
+    assert sorted(read_table(rounded, need=("N", "D", "L"), min_over=["lr", "batch_size"]).L) == [
+        2.9, 3.0]  # fmt: skip
+    with pytest.raises(DataError, match=r"min_over lr: every \(N, D\) cell holds one row, so "
+                       r"there is no minimum to take \(values within 1% of each other are one"):  # fmt: skip
+        read_table([r for r in rows if r["lr"] == 1e-3 and r["batch_size"] == 0.0],
+                   need=("N", "D", "L"), min_over=["lr"])  # fmt: skip
+    with pytest.raises(DataError, match=r"min_over: an empty column name in \[''\]"):
+        read_table(rows, need=("N", "D", "L"), min_over=[""])
     with pytest.raises(Exception, match="is not a number"):
         read_csv(path, where=["N<big"])
 

@@ -217,7 +217,7 @@ class TableConfig:
         self.where = [str(w) for w in _items(self.where)]
         self.holdout_where = [str(w) for w in _items(self.holdout_where)]
         self.min_over = [c.strip() for m in _items(self.min_over) for c in str(m).split(",")]
-        self.min_over = [c for c in self.min_over if c]
+        # an empty name ('' was accepted and did nothing) is refused where the table is read
         self.run_cols = [str(c) for c in _items(self.run_cols) or ["run_id"]]
         try:
             self.budgets = [float(b) for b in _items(self.budgets)] or None
