@@ -68,3 +68,35 @@ def test_an_unknown_status_is_an_error_naming_the_statuses(tmp_path, capsys):
     # a known status that no run has: an empty selection, not an error
     assert main(["runs", str(root), "--status", "failed", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+
+
+def test_a_result_in_the_folder_of_the_runs_is_no_run(tmp_path, capsys, caplog):
+    """A trainer that wrote {out}/../result.json made SWEEP/runs itself a run: listed, and
+    fitted as a fourth point, with nothing said."""
+    import json
+    import shutil
+
+    from tests.report.synth_runs import isoflop_sweep
+
+    runs = isoflop_sweep(tmp_path / "s", "gpt", [1e12, 3e12], noise=0.0)
+    shutil.copy(runs[0] / "result.json", tmp_path / "s" / "runs" / "result.json")
+    out = tmp_path / "t.csv"
+    assert main(["runs", str(tmp_path / "s"), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == len(runs) + 1  # the runs and the header
+    assert caplog.messages == [
+        f"{tmp_path / 's' / 'runs'} holds result.json, as a run folder would, though it is the "
+        "folder of the runs (written there by a trainer outside its own --out?): left out"
+    ]
+    # a completed run whose loss is NaN: diverged, as report counts it (fit said "missing value")
+    bad = runs[1] / "result.json"
+    result = json.loads(bad.read_text())
+    bad.write_text(json.dumps(result | {"val_loss": float("nan")}))
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path / "s"), "--out", str(out)]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"warning: {runs[1]}: completed with a non-finite loss (nan); counted as diverged, "
+        "left out of the fits"
+    )
+    statuses = [line.split(",") for line in out.read_text().splitlines()]
+    col = statuses[0].index("status")
+    assert sum(r[col] == "diverged" for r in statuses[1:]) == 1

@@ -66,11 +66,19 @@ STATUSES = ("completed", "diverged", "preempted", "failed", "incomplete", "pendi
 
 
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
     from scalinglab.cli.fit import check_out_not_input
     from scalinglab.errors import ConfigError, DataError
-    from scalinglab.sweep.table import format_table, runs_table, write_csv, write_table
+    from scalinglab.sweep.table import (
+        count_bad_losses_as_diverged,
+        find_run_dirs,
+        format_table,
+        runs_table,
+        write_csv,
+        write_table,
+    )
 
     if args.format and not args.out:
         raise ConfigError("--format says how to write --out FILE; give --out too")
@@ -82,6 +90,9 @@ def run(args) -> int:
     if not rows:
         root = Path(args.dir)
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
+    dirs = {d.name: d for d in find_run_dirs(args.dir)}  # as report counts them: one status
+    for line in count_bad_losses_as_diverged(rows, lambda r: dirs[r["run_id"]]):
+        print(f"warning: {line}", file=sys.stderr)
     if args.status:
         found = {r["status"] for r in rows}
         if args.status not in (*STATUSES, *found):

@@ -15,7 +15,7 @@ from pathlib import Path
 from scalinglab import runfolder
 from scalinglab.errors import DataError
 from scalinglab.plan.analysis import PREDICTORS
-from scalinglab.sweep.table import find_run_dirs, run_row, task_items
+from scalinglab.sweep.table import count_bad_losses_as_diverged, find_run_dirs, run_row, task_items
 
 STUDY_JSON = "study.json"
 PREDICTION_JSON = "prediction.json"
@@ -105,7 +105,7 @@ def collect(root: str | Path) -> Collected:
     rows = _rows(parts)
     if not rows:
         raise DataError(f"{root}: no run folders found (looked in {root} and {root / 'runs'})")
-    warnings += count_bad_losses_as_diverged(rows)
+    warnings += count_bad_losses_as_diverged(rows, lambda r: r["dir"])
     warnings += drop_budgets_not_in_flops(rows)
     warnings += name_runs_without_n_or_d(rows)
     warnings += name_odd_metrics_lines(rows)
@@ -145,28 +145,6 @@ def check_not_a_run_folder(root: Path) -> None:
             f"{root} is one run's folder ({files}), not a sweep or study folder: report "
             f"takes the folder that holds run folders; for one run see scalinglab eval {root}"
         )
-
-
-def count_bad_losses_as_diverged(rows: list[dict]) -> list[str]:
-    """A run whose result.json says completed without a finite positive val_loss (another
-    trainer's, copied in or edited by hand: scalinglab's trainer writes diverged, and a
-    sweep keeps such a file as result.invalid-K.json, docs/interfaces.md) is counted as
-    diverged, which its loss says it is, and named; it was counted as completed and left
-    out of the fits without a word."""
-    out = []
-    for r in rows:
-        loss = r.get("loss")
-        if r["status"] != "completed" or _finite_pos(loss):
-            continue
-        if loss is None:
-            what = "without a val_loss"
-        elif isinstance(loss, int | float) and math.isfinite(loss):
-            what = f"with a loss of {loss:g}, not positive"
-        else:
-            what = f"with a non-finite loss ({loss})"
-        r["status"] = "diverged"
-        out.append(f"{r['dir']}: completed {what}; counted as diverged, left out of the fits")
-    return out
 
 
 def name_odd_metrics_lines(rows: list[dict]) -> list[str]:

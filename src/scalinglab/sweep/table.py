@@ -12,6 +12,7 @@ task metric (`recall.acc`) from RUN/tasks.json, once `scalinglab eval --tasks` r
 import csv
 import io
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from scalinglab import runfolder
 from scalinglab.errors import ConfigError, DataError, require
 from scalinglab.fsio import atomic_write_bytes, atomic_write_text
 from scalinglab.models.counting import count
+
+log = logging.getLogger(__name__)
 
 # TrainConfig fields, plus the model's block_size and the optimizer (AdamW, the one the
 # trainer has); min_lr is the final learning rate the schedule reached (lr/10 by default)
@@ -70,7 +73,18 @@ def find_run_dirs(root: str | Path) -> list[Path]:
     found = {
         p for base in (root, root / "runs") if base.is_dir() for p in base.iterdir() if is_run(p)
     }
+    if root / "runs" in found:  # the folder of the runs, not one: a trainer that wrote
+        found.discard(root / "runs")  # {out}/../result.json made it a phantom run, fitted
+        marks = [m for m in runfolder.MARKERS if (root / "runs" / m).exists()]
+        if str(root / "runs") not in _SAID:  # once, however many readers list the folder
+            _SAID.add(str(root / "runs"))
+            log.warning("%s holds %s, as a run folder would, though it is the folder of the runs "
+                        "(written there by a trainer outside its own --out?): left out",
+                        root / "runs", ", ".join(marks))  # fmt: skip
     return sorted(found, key=lambda p: p.name)
+
+
+_SAID: set[str] = set()
 
 
 def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
@@ -117,6 +131,35 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
         row[k] = v
     row.update(task_columns(run_dir, items))
     return row
+
+
+def count_bad_losses_as_diverged(rows: list[dict], where) -> list[str]:
+    """A run whose result.json says completed without a finite positive val_loss (another
+    trainer's, copied in or edited by hand: scalinglab's trainer writes diverged, and a
+    sweep keeps such a file as result.invalid-K.json, docs/interfaces.md) is counted as
+    diverged, which its loss says it is, and named; it was counted as completed and left
+    out of the fits without a word (`report`), or listed as completed with an empty loss
+    (`runs`; `fit` then called it a missing value). `where(row)`: the run's folder, as
+    the warning names it."""
+    out = []
+    for r in rows:
+        loss = r.get("loss")
+        if r["status"] != "completed" or (
+            isinstance(loss, int | float)
+            and not isinstance(loss, bool)
+            and math.isfinite(loss)
+            and loss > 0
+        ):
+            continue
+        if loss is None:
+            what = "without a val_loss"
+        elif isinstance(loss, int | float) and math.isfinite(loss):
+            what = f"with a loss of {loss:g}, not positive"
+        else:
+            what = f"with a non-finite loss ({loss})"
+        r["status"] = "diverged"
+        out.append(f"{where(r)}: completed {what}; counted as diverged, left out of the fits")
+    return out
 
 
 def six_nd(row: dict, result: dict, planned: dict) -> None:
