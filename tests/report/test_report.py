@@ -485,6 +485,24 @@ def test_a_folder_study_json_lists_and_is_not_there_is_named(tmp_path, capsys, m
     )
 
 
+def test_a_study_whose_sweeps_are_gone_is_one_line(tmp_path, capsys, monkeypatch):
+    """Its seed repeats and backtest alone were an IndexError traceback (an audit); the
+    last report is kept."""
+    monkeypatch.setattr("scalinglab.report.build._figures", lambda *a: [])
+    few_runs(tmp_path / "seed", n=2)
+    folders = {"sweep": ["sweeps/gpt"], "seed": ["seed"], "backtest": []}
+    study = {"format_version": 1, "kind": "scalinglab.study", "name": "s", "folders": folders}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    (tmp_path / "report.html").write_text("the last one")
+    assert main(["report", str(tmp_path), "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"error: {tmp_path}: no sweep run to fit: the study's sweeps hold no run folder (moved "
+        "or deleted?); the seed repeats and the backtest alone make no scaling law"
+    )
+    assert (tmp_path / "report.html").read_text() == "the last one"
+
+
 def test_report_of_one_run_folder_is_refused_a_folder_of_one_run_is_not(tmp_path, capsys):
     """`report RUN` wrote report.html and summary.json into the run's folder, 'gpt: no
     fit', exit 0 (an audit): a run folder is refused; the sweep folder holding it is read."""

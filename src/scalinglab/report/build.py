@@ -220,6 +220,11 @@ def build_report(
         a: an.fit_arch(a, [r for r in c.by_role("sweep") if r["arch"] == a], fs, kind)
         for a in c.archs
     }
+    if not fits:  # a study whose sweep folders are gone: an IndexError traceback
+        raise DataError(
+            f"{root}: no sweep run to fit: the study's sweeps hold no run folder (moved or "
+            "deleted?); the seed repeats and the backtest alone make no scaling law"
+        )
     main = "gpt" if "gpt" in fits else c.archs[0]
     done_rows = [r for r in an.completed(c.by_role("sweep")) if r["arch"] == main]
     done = [b for r in done_rows if (b := _budget(r)) is not None]
