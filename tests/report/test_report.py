@@ -1070,3 +1070,29 @@ def test_report_out_among_the_runs_or_shards_is_refused(tmp_path, capsys):
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     assert main(["report", str(tmp_path / "sweep"), "--bootstrap", "0", "--out",
                  str(tmp_path / "rep")]) == 0  # fmt: skip
+
+
+def test_report_out_into_another_study_or_among_the_run_folders_is_refused(tmp_path, capsys):
+    """`report A --out B` over a study folder B replaced B's own summary.json and
+    report.html with A's (an audit); `--out DIR/runs/NEW` made a folder the study's rerun
+    then refused as unplanned."""
+    few_runs(tmp_path / "sweep")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "study.json").write_text("{}")
+    (other / "summary.json").write_text("B's own")
+    new = tmp_path / "sweep" / "runs" / "new"
+    argv = ["report", str(tmp_path / "sweep"), "--bootstrap", "0", "--out"]
+    assert main([*argv, str(other)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {other} is the folder of another study or sweep (it holds study.json): "
+        "its own report.html and summary.json would be replaced; give the report a folder of "
+        "its own\n"
+    )
+    assert main([*argv, str(new)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {new} lies among the run folders of {tmp_path / 'sweep'}; give the "
+        "report a folder of its own\n"
+    )
+    assert (other / "summary.json").read_text() == "B's own" and not new.exists()
+    assert main([*argv, str(tmp_path / "sweep")]) == 0  # its own folder, as without --out

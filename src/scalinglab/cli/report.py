@@ -56,6 +56,8 @@ def check_out_not_among_runs(out, root) -> None:
     """Refuse a report folder inside a run folder of DIR (its checkpoint folder included:
     keep-last pruning deletes a step folder with what it holds) or in a shards folder:
     report.html, summary.json and the PNGs were written among a run's or the shards' files."""
+    from pathlib import Path
+
     from scalinglab import runfolder
     from scalinglab.data.shards import is_shards_dir
     from scalinglab.errors import ConfigError
@@ -69,6 +71,20 @@ def check_out_not_among_runs(out, root) -> None:
     if folder is not None:
         raise ConfigError(f"--out {given} lies in the run folder {folder}; give the "
                           "report a folder of its own")  # fmt: skip
+    try:  # a new folder among DIR's run folders: the study's rerun found it unplanned
+        inside = out.relative_to(Path(root).absolute()).parts
+    except ValueError:
+        inside = ()
+    if "runs" in inside:
+        raise ConfigError(f"--out {given} lies among the run folders of {root}; give the "
+                          "report a folder of its own")  # fmt: skip
+    if out != Path(root).absolute() and (marks := [m for m in ("study.json", "sweep.toml")
+                                                   if (out / m).is_file()]):  # fmt: skip
+        raise ConfigError(
+            f"--out {given} is the folder of another study or sweep (it holds {marks[0]}): its "
+            "own report.html and summary.json would be replaced; give the report a folder of "
+            "its own"
+        )
 
 
 def print_warnings(s: dict) -> None:
