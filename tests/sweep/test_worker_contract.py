@@ -43,6 +43,9 @@ elif mode == "infflops":
     write(json.dumps({**ok, "flops": float("inf")}))
 elif mode == "nanparams":
     write(json.dumps({**ok, "params": float("nan")}))
+elif mode.startswith("n="):  # N and D as given
+    n, d = (float(x) for x in mode[2:].split(","))
+    write(json.dumps({**ok, "params": n, "tokens": d}))
 elif mode == "sigterm":  # killed by SIGTERM before any handler: exit -15, no result
     os.kill(os.getpid(), signal.SIGTERM)
 elif mode == "sleep":
@@ -90,6 +93,31 @@ def test_a_result_that_breaks_the_contract_is_kept_and_the_run_fails_saying_why(
     assert error.endswith("kept as result.invalid-1.json")
     assert kept in (run_dir / "result.invalid-1.json").read_text()  # the trainer's own file
     assert finished_line(runfolder.read_result(run_dir), "failed") == f"loss -: {error}"
+
+
+def test_a_result_ten_times_off_its_plan_is_no_result_of_the_run(tmp_path):
+    """An N 100x the planned one put C = 9e12 in a 9e10 budget: the IsoFLOP fit dropped
+    that budget ('no minimum') without naming the run (an audit)."""
+    path = tmp_path / "trainer.py"
+    path.write_text(TRAINER)
+    planned = {"params": 5000, "tokens": 1_000_000, "flops": 3e10}
+    for name, n, d, why in [
+        ("near", 9000, 1.2e6, None),  # another trainer's count of N: 1.8x, fine
+        ("bign", 500_000, 1e6, "params is 500000, 100x the 5000 planned for this run (N): "
+         "more than 10x off its plan, it is no result of this run (did the trainer ignore "
+         "its placeholders, or write another run's result?)"),
+        ("fewd", 5000, 1e3, "tokens is 1000, 0.001x the 1e+06 planned for this run (D)"),
+    ]:  # fmt: skip
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "sweep.json").write_text(json.dumps({"planned": planned}))
+        out = run_task(run_dir, 0, f"{sys.executable} {path} n={n},{d} {{out}}")
+        result = runfolder.read_result(run_dir)
+        if why is None:
+            assert out["status"] == "completed" and result["params"] == n
+        else:
+            assert out["status"] == "failed" and why in result["error"], result["error"]
+            assert (run_dir / "result.invalid-1.json").exists()
 
 
 def test_a_trainer_killed_by_sigterm_is_preempted_not_retried(trainer):

@@ -281,12 +281,40 @@ def _bad_number(r: dict) -> str | None:
     return None
 
 
+OFF_PLAN = 10.0
+"""A completed run whose N or D is more than this factor from its plan is no result of the
+run planned: a trainer that ignored its {n_embd} or {tokens} (or wrote another run's
+result), fitted at another budget (an N 100x its plan put C = 9e12 in a 9e10 budget, and
+the IsoFLOP fit dropped that budget without naming the run). Other trainers count N in
+their own way, but not ten times apart."""
+
+
+def _off_plan(run_dir: Path, r: dict) -> str | None:
+    """Why a completed result is too far from the run's plan (sweep.json's), or None."""
+    if r.get("status") != "completed":
+        return None
+    planned = runfolder.read_sweep_meta(run_dir).get("planned", {})
+    for k, what in (("params", "N"), ("tokens", "D")):
+        p, v = planned.get(k), r.get(k)
+        if not all(isinstance(x, int | float) and x > 0 for x in (p, v)):
+            continue
+        if max(v / p, p / v) > OFF_PLAN:
+            return (
+                f"{k} is {v:g}, {v / p:.3g}x the {p:g} planned for this run ({what}): "
+                f"more than {OFF_PLAN:g}x off its plan, it is no result of this run (did the "
+                "trainer ignore its placeholders, or write another run's result?)"
+            )
+    return None
+
+
 def _checked_result(run_dir: Path) -> dict | None:
     """RUN/result.json; one that cannot be read or breaks the contract is kept as
     result.invalid-K.json and replaced by a failed result saying why."""
     try:
         r = read_result(run_dir)
-        why = runfolder.result_problem(run_dir) if r is None else _invalid(r)
+        why = (
+            runfolder.result_problem(run_dir) if r is None else _invalid(r) or _off_plan(run_dir, r)
+        )
     except DataError as exc:  # a value of another type, another format_version
         r, why = None, str(exc)
     if why is None:
