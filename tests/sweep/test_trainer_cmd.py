@@ -264,3 +264,34 @@ def test_loggers_a_trainer_command_is_not_given_are_warned_of(tmp_path, shards, 
         for argv in (["sweep", str(path)], ["study", str(study)]):
             assert main([*argv, "--print-config", "--trainer-cmd", cmd, *logger]) == 0
             assert capsys.readouterr().err == (say if warned else ""), (argv[0], cmd, logger)
+
+
+FAKE = """import json, os, sys
+out, params, tokens = sys.argv[1:4]
+with open(os.path.join(out, "result.json"), "w") as f:
+    json.dump({"status": "completed", "val_loss": 3.0, "params": float(params),
+               "tokens": float(tokens)}, f)
+"""
+
+
+def test_a_rerun_under_another_trainer_command_is_refused(tmp_path, shards, capsys):
+    """A run's name hashes its config, not the program that trains it: a rerun into the
+    folder with another --trainer-cmd reused every finished run as if it had trained them
+    ('15 already done'), and sweep.toml recorded the spec's command, not the flag's."""
+    fake = tmp_path / "fake.py"
+    fake.write_text(FAKE)
+    cmd = f"{sys.executable} {fake} {{out}} {{params}} {{tokens}}"
+    out = tmp_path / "out"
+    argv = ["sweep", str(spec(tmp_path, shards, budgets="3e8")), "--out", str(out)]
+    assert main([*argv, "--trainer-cmd", cmd]) == 0
+    assert f"trainer_cmd = {json.dumps(cmd)}" in (out / "sweep.toml").read_text()
+    capsys.readouterr()
+    assert main([*argv, "--trainer-cmd", cmd + " v2"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (  # after the design's own warning
+        f"error: {out}: its 3 finished run(s) were trained by {cmd!r} ({out / 'sweep.toml'}); "
+        f"this sweep gives {cmd + ' v2'!r}: they would be reused as if trained by it; give "
+        "another --out, or the same trainer command"
+    )
+    assert main([*argv]) == 2  # scalinglab's own trainer is another one too
+    assert "this sweep gives scalinglab's trainer" in capsys.readouterr().err
+    assert main([*argv, "--trainer-cmd", cmd]) == 0  # the same: its runs are done

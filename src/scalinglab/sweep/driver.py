@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 
 from scalinglab import runfolder
-from scalinglab.config import RunConfig, dumps_toml
+from scalinglab.config import RunConfig, dumps_toml, load_toml
 from scalinglab.data.shards import content_id, read_manifest
-from scalinglab.errors import ConfigError, DataError
+from scalinglab.errors import ConfigError, DataError, ScalingLabError
 from scalinglab.fsio import atomic_write_json, atomic_write_text
 from scalinglab.runfolder import CKPT, METRICS, RESULT, RUN_TOML, SWEEP_JSON, read_result
 from scalinglab.sweep import design
@@ -128,10 +128,44 @@ def write_run_folder(run: PlannedRun, out: Path, spec: SweepSpec, threads: int) 
     return run_dir
 
 
+def check_same_trainer(spec: SweepSpec, out: Path) -> None:
+    """Refuse a rerun into OUT under another trainer command than its finished runs were
+    trained by (OUT/sweep.toml records it): a run's name hashes its config, not the
+    program that trains it, so every finished run was reused as if the new one had
+    trained it ('15 already done'); a study refuses the same change."""
+    prev = out / "sweep.toml"
+    try:
+        old = load_toml(prev).get("trainer_cmd") if prev.is_file() else None
+    except ScalingLabError:
+        return  # unreadable: the runs' own folders say what they are
+    if not prev.is_file() or (old or None) == (spec.trainer_cmd or None):
+        return
+    runs = out / "runs"
+    done = (
+        [d for d in runs.iterdir() if d.is_dir() and runfolder.is_finished(d)]
+        if runs.is_dir()
+        else []
+    )
+    if done:
+
+        def name(cmd):
+            return repr(cmd) if cmd else "scalinglab's trainer"
+
+        raise ConfigError(
+            f"{out}: its {len(done)} finished run(s) were trained by {name(old)} ({prev}); "
+            f"this sweep gives {name(spec.trainer_cmd)}: they would be reused as if trained by "
+            "it; give another --out, or the same trainer command"
+        )
+
+
 def write_sweep_files(spec: SweepSpec, out: Path, runs: list[PlannedRun]) -> None:
-    """OUT/sweep.toml (the spec as given) and OUT/plan.json (the planned runs)."""
+    """OUT/sweep.toml (the spec as given, with the trainer command the runs are given:
+    --trainer-cmd's where it overrode the spec's) and OUT/plan.json (the planned runs)."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "sweep.toml", dumps_toml(spec.raw))
+    raw = {k: v for k, v in spec.raw.items() if k != "trainer_cmd"}
+    if spec.trainer_cmd:
+        raw["trainer_cmd"] = spec.trainer_cmd
+    atomic_write_text(out / "sweep.toml", dumps_toml(raw))
     plan = {
         "format_version": FORMAT_VERSION,
         "sweep": spec.name,
@@ -160,6 +194,7 @@ def run_sweep(
     budget's loss minimum. Every other design is one stage."""
     out = Path(out)
     check_out(out)  # called from Python: `out` is named as such
+    check_same_trainer(spec, out)
     if command is None:  # scalinglab's trainer: its trackers must work before a run starts
         check_loggers(spec.train.get("loggers"), probe=True)
     ctx = open_context(spec)
