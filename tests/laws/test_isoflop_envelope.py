@@ -31,6 +31,29 @@ def isoflop_table(rng, sigma=0.002):
     return rows
 
 
+def test_a_run_far_from_its_budget_is_refused_not_merged_into_a_profile():
+    """--budgets 1e18 1e19 1e25 snapped the 1e20.. runs to 1e19 and merged profiles, and a
+    budget column 1000x the runs' C fitted a = 0.11 (true 0.46), each without a word."""
+    from scalinglab.errors import FitError
+
+    rows = isoflop_table(np.random.default_rng(0))
+    with pytest.raises(FitError, match=r"has C = 1e\+20, 10x its budget 1e\+19 \(C snapped to "
+                       r"the nearest of budgets 1e\+18, 1e\+19, 1e\+25; 27 such run\(s\)\): "
+                       r"more than 3x off, it belongs to another IsoFLOP profile; give its "
+                       r"budget in budgets too$"):  # fmt: skip
+        ScalingLaw("isoflop", bootstrap=0, budgets=[1e18, 1e19, 1e25]).fit(
+            [{k: v for k, v in r.items() if k != "budget"} for r in rows]
+        )
+    wrong = [r | {"budget": 1e21} if r["C"] == 1e18 else r for r in rows]
+    with pytest.raises(FitError, match=r"0.001x its budget 1e\+21 \(budget column 'budget'; 9 "
+                       r"such run\(s\)\).*is the budget column the runs' compute\?"):  # fmt: skip
+        ScalingLaw("isoflop", bootstrap=0).fit(wrong)
+    near = [r | {"C": r["C"] * 1.5} for r in rows]  # a real FLOP count: 1-1.6x 6ND
+    assert ScalingLaw("isoflop", bootstrap=0).fit(near).params_["a"] == pytest.approx(
+        A_TRUE, abs=0.02
+    )
+
+
 def test_isoflop_recovers_the_exponent():
     law = ScalingLaw("isoflop", bootstrap=200).fit(isoflop_table(np.random.default_rng(0)))
     assert law.params_["a"] == pytest.approx(A_TRUE, abs=0.02)

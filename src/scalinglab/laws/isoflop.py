@@ -43,18 +43,43 @@ def loglog_fit(logx, logy):
     return slope, icpt
 
 
+OFF_BUDGET = 3.0
+"""A run whose C is more than this factor from its budget is of another IsoFLOP profile: a
+run's real FLOPs run 1-1.6x its budget's 6ND on our small models, and the public IsoFLOP
+tables 0.9-1.35x; 1e19 runs snapped to --budgets 1e18 merged two profiles (a = 2.2), and a
+budget column of 1e21 on runs of 1e18 fitted a = 0.11 (true 0.46)."""
+
+
 def group_budgets(table, budgets=None):
-    """Budget value of each run (from the budget column, snapped, or the distinct C values)."""
+    """Budget value of each run (from the budget column, snapped, or the distinct C values);
+    FitError for a run whose C is more than OFF_BUDGET from its budget."""
     if budgets:
         b = np.sort(np.asarray(budgets, dtype=float))
         if table.C is None:
             table.require("isoflop", "C")
         idx = np.abs(np.log(table.C)[:, None] - np.log(b)[None, :]).argmin(axis=1)
-        return b[idx], f"C snapped to the nearest of --budgets {', '.join(f'{x:g}' for x in b)}"
-    if table.budget is not None:
-        return table.budget, f"budget column {table.conventions.get('budget', 'budget')!r}"
-    table.require("isoflop", "C")
-    return table.C, "distinct values of C"
+        how = f"C snapped to the nearest of --budgets {', '.join(f'{x:g}' for x in b)}"
+        fix = "give its budget in --budgets too"
+        bud = b[idx]
+    elif table.budget is not None:
+        how = f"budget column {table.conventions.get('budget', 'budget')!r}"
+        fix = "is the budget column the runs' compute? Check it, or give --budgets"
+        bud = table.budget
+    else:
+        table.require("isoflop", "C")
+        return table.C, "distinct values of C"
+    if table.C is not None:
+        ratio = table.C / bud
+        far = np.flatnonzero((ratio > OFF_BUDGET) | (ratio < 1 / OFF_BUDGET))
+        if far.size:
+            i = far[0]
+            who = f"{table.run_id[i]!r}" if table.run_id else f"of N={table.N[i]:.4g}"
+            raise FitError(
+                f"{table.source}: the run {who} has C = {table.C[i]:.4g}, {ratio[i]:.3g}x its "
+                f"budget {bud[i]:g} ({how}; {far.size} such run(s)): more than {OFF_BUDGET:g}x "
+                f"off, it belongs to another IsoFLOP profile; {fix}"
+            )
+    return bud, how
 
 
 def _parabolas(x, L, W):
