@@ -119,6 +119,43 @@ def test_plan_proposes_lr_and_batch_from_an_lr_opt_fit(tmp_path, capsys):
     assert row["lr_ci"][0] <= row["lr"] <= row["lr_ci"][1]
     assert main(["plan", str(fit), "--flops", "1e20"]) == 2
     assert "an lr-opt fit plans with --params N --flops C" in capsys.readouterr().err
+    # far outside the cells: said (an lr of 2.3e84 came without a word); below one token a
+    # step, or half a sequence of --block-size (clamped to 1 sequence), refused
+    ns, ds = [r[0] for r in SIZES], [r[1] for r in SIZES]
+    assert main(["plan", str(fit), "--params", "3e7", "--flops", "1e30"]) == 0
+    assert capsys.readouterr().err == (
+        f"warning: extrapolating: D={1e30 / 1.8e8:.4g} is {1e30 / 1.8e8 / max(ds):.2g}x above "
+        f"the largest D of the lr-opt fit's cells ({max(ds):.4g})\n"
+    )
+    assert main(["plan", str(fit), "--params", "1e15", "--flops", "1e16"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("error: the lr-opt fit proposes ")
+    assert last.endswith(
+        "tokens a step at N=1e+15, D=1.66667, less than one: it is far outside the cells it "
+        f"was fitted on (N {min(ns):.3g}..{max(ns):.3g}, D {min(ds):.3g}..{max(ds):.3g})"
+    )
+    assert main([*args[:-1], "1e9"]) == 2
+    assert capsys.readouterr().err.startswith("error: --block-size 1e+09: the lr-opt fit proposes ")
+
+
+def test_cells_of_one_lr_or_one_batch_size_find_no_optimum():
+    """One run a cell (or one batch size throughout) fitted the values that were run as the
+    optima, with zero-width intervals and no flag (an audit)."""
+
+    def best(n, d):
+        return 1e-3, 256
+
+    rows = grid_rows(best, SIZES)
+    one = [min((r for r in rows if (r["N"], r["D"]) == s), key=lambda r: r["loss"]) for s in SIZES]
+    with pytest.raises(DataError, match="no \\(N, D\\) cell has 3 or more learning rates at its best "
+                       "batch size"):  # fmt: skip
+        fit_lr_opt(one, bootstrap=0)
+    top = max(r["batch"] for r in rows)
+    with pytest.raises(DataError, match="no \\(N, D\\) cell has 3 or more batch sizes at its best "
+                       "learning rate"):  # fmt: skip
+        fit_lr_opt([r for r in rows if r["batch"] == top], bootstrap=0)
+    (cell,) = cell_optima(one[:1])
+    assert cell.edge  # a single value is no grid
 
 
 def test_four_cells_bootstrap_without_blowing_up():

@@ -72,7 +72,6 @@ def run(args):
     from scalinglab.laws import load_fit
     from scalinglab.laws.lropt import load_lr_opt
     from scalinglab.plan.allocate import check_sizes, extrapolations
-    from scalinglab.plan.hparams import with_hparams
 
     _check_numbers(args)
     lr_opt = _is_lr_opt(args.fit)
@@ -91,8 +90,7 @@ def run(args):
             raise ConfigError("an lr-opt fit plans with --params N --flops C")
         row = {"params": args.params, "flops": args.flops[0],
                "tokens": args.flops[0] / (6 * args.params)}  # fmt: skip
-        return _show(with_hparams(load_lr_opt(args.fit), [row], args.lr_form, args.block_size),
-                     args.json)  # fmt: skip
+        return _show(_with_hparams(load_lr_opt(args.fit), [row], args), args.json)
     if args.steps is None:
         given = [f for f, v in (("--schedule", args.schedule), ("--peak-lr", args.peak_lr),
                                 ("--final-lr", args.final_lr), ("--warmup", args.warmup))
@@ -127,9 +125,17 @@ def run(args):
     for note in extrapolations(law, rows):  # a plan far out still answers, saying how far
         print(f"warning: extrapolating: {note}", file=sys.stderr)
     if args.lr_fit:
-        with_hparams(load_lr_opt(args.lr_fit), out if isinstance(out, list) else [out],
-                     args.lr_form, args.block_size)  # fmt: skip
+        _with_hparams(load_lr_opt(args.lr_fit), rows, args)
     return _show(out, args.json)
+
+
+def _with_hparams(law, rows, args):
+    """The rows with the lr-opt fit's lr and batch, saying how far they extrapolate."""
+    from scalinglab.plan.hparams import extrapolations, with_hparams
+
+    for note in extrapolations(law, rows):  # an lr of 2.3e84 came without a word
+        print(f"warning: extrapolating: {note}", file=sys.stderr)
+    return with_hparams(law, rows, args.lr_form, args.block_size)
 
 
 def _check_numbers(args) -> None:

@@ -46,6 +46,10 @@ class Cell:
     loss: float
     runs: int
     edge: bool = False  # the best grid point is on the grid's edge in lr or in batch
+    # grid points through the optimum: lrs at its batch size, batch sizes at its lr
+    # (0: a fit.json written before they were recorded)
+    lr_points: int = 0
+    batch_points: int = 0
 
     @property
     def C(self) -> float:
@@ -125,8 +129,8 @@ def _mean_repeats(rows: list[dict]) -> list[dict]:
 def _vertex(xs: list[float], ys: list[float], i: int) -> tuple[float, bool]:
     """The minimum of the parabola through points i-1, i, i+1 (xs sorted); the grid point
     itself when i is on the edge (second value True) or the parabola opens downwards."""
-    if i == 0 or i == len(xs) - 1:
-        return xs[i], len(xs) > 1
+    if i == 0 or i == len(xs) - 1:  # a single value is no grid: its optimum is unknown too
+        return xs[i], True
     x, y = np.array(xs[i - 1 : i + 2]), np.array(ys[i - 1 : i + 2])
     a, b, _ = np.polyfit(x, y, 2)
     if a <= 0:
@@ -171,7 +175,7 @@ def cell_optima(rows: list[dict]) -> list[Cell]:
         bx = [math.log(r["batch"]) for r in at_lr]
         log_b, e2 = _vertex(bx, [r["loss"] for r in at_lr], at_lr.index(best))
         cells.append(Cell(n, d, math.exp(log_lr), math.exp(log_b), best["loss"], len(runs),
-                          e1 or e2))  # fmt: skip
+                          e1 or e2, len(at_b), len(at_lr)))  # fmt: skip
     return cells
 
 
@@ -320,6 +324,15 @@ def fit_lr_opt(source, bootstrap: int = 1000, seed: int = 0, ci_level: float = 0
             f"lr-opt needs at least 3 (N, D) cells with 2 or more values of each of N and D; "
             f"got {len(cells)} cell(s), {len(ns)} N, {len(ds)} D"
         )
+    for axis, what, k in (("lr_points", "learning rates", "batch size"),
+                          ("batch_points", "batch sizes", "learning rate")):  # fmt: skip
+        if all(0 < getattr(c, axis) < 3 for c in cells):  # one run a cell: the optimum was
+            # the lr and batch that were run, fitted with a zero-width interval
+            raise DataError(
+                f"lr-opt: no (N, D) cell has 3 or more {what} at its best {k}, so no cell "
+                f"finds an optimum between them, only the value that was run: sweep a grid "
+                f"of {what} around the optimum in each cell"
+            )
     fits = {form: _fit_form(cells, form) for form in FORMS}
     if fits["step"] is None:
         raise DataError("lr-opt: the cells' N and D move together; vary them apart")
