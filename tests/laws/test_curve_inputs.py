@@ -115,6 +115,9 @@ def test_an_lr_schedule_not_of_one_dimension_and_c_are_refused(fitted):
         "C is for the N, D laws"
     )
     assert law.predict([100], list(lr)) == pytest.approx(want, rel=1e-12)
+    for steps in (["a"], ["100"], [True]):  # numpy's bare ValueError, or '100' read as 100
+        with pytest.raises(ConfigError, match=r"^steps must be whole numbers >= 0, got \["):
+            law.predict(steps, lr)
 
 
 def test_steps_by_position_and_lr_schedule_by_keyword(fitted):

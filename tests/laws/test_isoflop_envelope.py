@@ -54,6 +54,24 @@ def test_a_run_far_from_its_budget_is_refused_not_merged_into_a_profile():
     )
 
 
+def test_isoflop_and_envelope_settings_name_what_is_wrong(tmp_path):
+    """--budgets with --budget-col said 'only the isoflop law uses budgets' of isoflop; a
+    profile with one size per budget said only 'fewer than 2 budgets with a convex
+    profile', the reason dropped; --envelope-points 1 or 2 always failed, unnamed."""
+    from scalinglab.errors import ConfigError, FitError
+
+    rows = isoflop_table(np.random.default_rng(0))
+    with pytest.raises(ConfigError, match=r"^budgets and budget_col both say where the budgets"):
+        ScalingLaw("isoflop", bootstrap=0, budgets=[1e18, 1e19], budget_col="budget").fit(rows)
+    one_size = [r for r in rows if r["N"] == min(x["N"] for x in rows if x["C"] == r["C"])]
+    one_size = [r | {"L": r["L"] + 0.01 * k} for r in one_size for k in range(3)]
+    with pytest.raises(FitError, match=r"convex profile \(budget 1e\+18: fewer than 3 distinct "
+                       r"model sizes; skipped; budget 1e\+19: "):  # fmt: skip
+        ScalingLaw("isoflop", bootstrap=0).fit(one_size)
+    with pytest.raises(ConfigError, match=r"^envelope_points must be >= 3 \(a line through"):
+        ScalingLaw("envelope", envelope_points=2)
+
+
 def test_isoflop_recovers_the_exponent():
     law = ScalingLaw("isoflop", bootstrap=200).fit(isoflop_table(np.random.default_rng(0)))
     assert law.params_["a"] == pytest.approx(A_TRUE, abs=0.02)

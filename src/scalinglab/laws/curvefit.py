@@ -32,7 +32,7 @@ from scalinglab.laws.curves import CurveTable, read_curve_table
 from scalinglab.laws.intervals import check_level
 from scalinglab.laws.schedules import MAX_STEPS, Schedule
 from scalinglab.laws.settings import huber_delta
-from scalinglab.laws.table import removed_note
+from scalinglab.laws.table import removed_note, short_repr
 
 
 def held_params(law):
@@ -272,7 +272,13 @@ def predict(law, steps, lr_schedule, return_ci=False, level=None):
             "lr_schedule: the LR at every step 0..max(steps) in one dimension (an array, "
             f"a Schedule or a spec string), not {got}"
         )
-    steps = np.atleast_1d(np.asarray(steps, dtype=float))
+    raw = np.asarray(steps)
+    numbers = raw.dtype.kind in "iuf" or (  # float("7") is 7.0: strings are no steps
+        raw.dtype.kind == "O" and all(isinstance(x, int | float) for x in raw.ravel())
+    )
+    if not numbers:  # bools are kind "b": refused with the strings
+        raise ConfigError(f"steps must be whole numbers >= 0, got {short_repr(steps)}")
+    steps = np.atleast_1d(raw.astype(float))
     if steps.size == 0:
         raise ConfigError("steps is empty: give the steps to predict")
     if not np.isfinite(steps).all() or (steps < 0).any() or (steps != np.round(steps)).any():

@@ -297,6 +297,12 @@ class ScalingLaw:
         if self.law in ("chinchilla", "kaplan", "nd-interaction"):
             need = ("N", "D", "C")  # C (its column, else 6ND): the C_range and --calibrate C
         elif self.law == "isoflop":  # --budgets snaps C to them: no budget column read
+            if s.get("budgets") and s.get("budget_col"):  # was 'only isoflop uses budgets'
+                raise ConfigError(
+                    "--budgets and --budget-col both say where the budgets are: --budgets "
+                    "snaps each run's C to the given ones, --budget-col reads them from a "
+                    "column; give one"
+                )
             need = ("N", "C") if s.get("budgets") else ("N", "C", "budget")
             if s.get("n_kind") == "params_nonembed":  # the optimum's D from its runs
                 need += ("D",)

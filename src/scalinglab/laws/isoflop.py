@@ -231,8 +231,12 @@ def fit_isoflop(
     b, cD = loglog_fit(logC, np.log(Dopt))
     with np.errstate(invalid="ignore", divide="ignore"):  # a resample may give L_opt <= 0
         aL, cL = loglog_fit(logC, np.log(Ls))
-    if not np.isfinite(a[0]):
-        raise FitError(f"{table.source}: isoflop: fewer than 2 budgets with a convex profile")
+    if not np.isfinite(a[0]):  # why each budget failed was collected, then dropped
+        why = [w for w in warnings if w.startswith("budget")]
+        raise FitError(
+            f"{table.source}: isoflop: fewer than 2 budgets with a convex profile"
+            + (f" ({'; '.join(why)})" if why else "")
+        )
     core = {"a": a, "b": b, "k_N": np.exp(cN), "k_D": np.exp(cD), "a_L": aL, "k_L": np.exp(cL)}
     per = {}
     for j, v in enumerate(bvals):

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from scalinglab.config import SEED_RANGE, check_seed, check_types, flag, from_dict, setting
+from scalinglab.config import SEED_RANGE, check_seed, check_types, from_dict, setting
 from scalinglab.errors import ConfigError
 from scalinglab.laws.curves import LR_FILLS
 from scalinglab.laws.isoflop import CURVATURES
@@ -134,9 +134,13 @@ class FitConfig:
         self.fix = [str(x) for x in _items(self.fix)]
         if not 0 < self.decay_factor < 1:
             raise ConfigError(f"--decay-factor must be in (0, 1), got {self.decay_factor}")
-        for name in ("boot_starts", "envelope_points"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{flag(name)} must be >= 1, got {getattr(self, name)}")
+        if self.boot_starts < 1:
+            raise ConfigError(f"--boot-starts must be >= 1, got {self.boot_starts}")
+        if self.envelope_points < 3:  # 1 and 2 failed later: 'fewer than 3 compute values'
+            raise ConfigError(
+                f"--envelope-points must be >= 3 (a line through the envelope's optima needs "
+                f"3 compute values), got {self.envelope_points}"
+            )
 
 
 @dataclass
