@@ -1161,3 +1161,13 @@ def test_runs_that_did_not_finish_name_the_first_ones_reason(tmp_path):
         "rerun the same command to retry them"
     )
     _check(pool, {"a"})  # the finished ones alone: nothing to say
+
+
+def test_a_changed_long_setting_shows_where_it_changes():
+    """Two trainer commands of one long prefix were both cut before it: 'fake.py
+    out={out} para... -> fake.py out={out} para...' never showed the change (an audit)."""
+    from scalinglab.study.run import _change
+
+    cmd = "/opt/t/fake.py out={out} params={params} tokens={tokens}"
+    assert _change(cmd, cmd + " extra=1") == '...ens={tokens}" -> ...ens={tokens} extra=1"'
+    assert _change([1e11, 3e11], [1e11]) == "[1e+11, 3e+11] -> [1e+11]"

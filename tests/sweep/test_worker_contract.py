@@ -46,6 +46,10 @@ elif mode == "nanparams":
 elif mode.startswith("n="):  # N and D as given
     n, d = (float(x) for x in mode[2:].split(","))
     write(json.dumps({**ok, "params": n, "tokens": d}))
+elif mode == "sigkill":
+    os.kill(os.getpid(), signal.SIGKILL)
+elif mode == "exit1":
+    sys.exit(1)
 elif mode == "sigterm":  # killed by SIGTERM before any handler: exit -15, no result
     os.kill(os.getpid(), signal.SIGTERM)
 elif mode == "sleep":
@@ -118,6 +122,19 @@ def test_a_result_ten_times_off_its_plan_is_no_result_of_the_run(tmp_path):
         else:
             assert out["status"] == "failed" and why in result["error"], result["error"]
             assert (run_dir / "result.invalid-1.json").exists()
+
+
+def test_a_trainer_that_left_no_result_is_said_to_have_exited_or_been_killed(trainer):
+    """'exited with code -9' named no signal."""
+    for mode, how in (
+        ("sigkill", "was killed by signal 9 (SIGKILL)"),
+        ("exit1", "exited with code 1"),
+    ):
+        run_dir, outcome = trainer(mode, name=mode)
+        assert outcome["status"] == "failed"
+        assert runfolder.read_result(run_dir)["error"] == (
+            f"the trainer {how} without a result (see {run_dir / 'train.log'})"
+        )
 
 
 def test_a_trainer_killed_by_sigterm_is_preempted_not_retried(trainer):

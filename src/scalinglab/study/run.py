@@ -296,7 +296,7 @@ def check_same_study(study: StudySpec, out: Path) -> None:
     # this version no longer reads is compared as written
     with contextlib.suppress(ScalingLabError):
         old, new = study_dict(parse_study(old, str(path))), study_dict(study)
-    changes = [f"{k} {_short(a)} -> {_short(b)}" for k, a, b in _changes(old, new)
+    changes = [f"{k} {_change(a, b)}" for k, a, b in _changes(old, new)
                if k not in OPERATIONAL_KEYS]  # fmt: skip
     if changes:
         more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
@@ -315,7 +315,24 @@ def _changes(old, new, key=""):
         yield key, old, new
 
 
-def _short(v) -> str:
+def _change(a, b) -> str:
+    """'A -> B', each cut to 40 characters around where they first differ: two commands of
+    one long prefix were both cut before it, and the change never showed."""
+    ta, tb = _text(a), _text(b)
+    if len(ta) <= 40 and len(tb) <= 40:
+        return f"{ta} -> {tb}"
+    same = next((i for i, (x, y) in enumerate(zip(ta, tb, strict=False)) if x != y),
+                min(len(ta), len(tb)))  # fmt: skip
+    start = max(0, same - 12) if same > 25 else 0
+
+    def cut(t):
+        part = t[start : start + 37]
+        return ("..." if start else "") + part + ("..." if len(t) > start + 37 else "")
+
+    return f"{cut(ta)} -> {cut(tb)}"
+
+
+def _text(v) -> str:
     def num(x):
         return f"{x:g}" if isinstance(x, int | float) and not isinstance(x, bool) else None
 
@@ -327,7 +344,7 @@ def _short(v) -> str:
         text = "[" + ", ".join(num(x) for x in v) + "]"
     else:
         text = json.dumps(v)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text
 
 
 def _minutes_error(study: StudySpec, e: SweepError, plan) -> SweepError:

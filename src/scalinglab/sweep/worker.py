@@ -217,7 +217,7 @@ def run_task(
                 return _outcome(run_dir, "preempted", attempts, rc)
             if r is None:
                 error = (
-                    f"the trainer exited with code {rc} without a result "
+                    f"the trainer {_how_it_ended(rc)} without a result "
                     f"(see {run_dir / runfolder.TRAIN_LOG})"
                 )
                 runfolder.write_result(run_dir, {"status": "failed", "error": error})
@@ -243,6 +243,17 @@ def lost_outcome(run_dir: str | os.PathLike, why: str) -> dict:
         return _outcome(run_dir, "failed", 1, None)
     finally:
         runfolder.release_lock(lock_fd)
+
+
+def _how_it_ended(rc: int) -> str:
+    """'exited with code 1', or 'was killed by signal 9 (SIGKILL)' for a negative code
+    ('exited with code -9' named no signal)."""
+    if rc is not None and rc < 0:
+        try:
+            return f"was killed by signal {-rc} ({signal.Signals(-rc).name})"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with code {rc}"
 
 
 def _invalid(r: dict) -> str | None:
