@@ -102,7 +102,10 @@ def test_runs_curves_schedule_column_is_the_configs_lr(tmp_path):
         for s in (50, 100, 150, 200)
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    (run / "result.json").write_text(json.dumps({"status": "completed", "steps": 200}))
+    # a completed run has its final loss (docs/interfaces.md; without one, runs counts it
+    # as diverged, as report does)
+    result = {"status": "completed", "steps": 200, "val_loss": 3.0}
+    (run / "result.json").write_text(json.dumps(result))
     out = tmp_path / "curves.csv"
     assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
     t = read_curve_table(out, schedule_col="lr_schedule")
