@@ -232,7 +232,7 @@ def run_sweep(spec, out, *, trainer_cmd=None, **executor) -> list[dict]:
         spec.trainer_cmd, where if trainer_cmd else f"{spec.source or 'spec'}: trainer_cmd"
     )
     cfg = _executor(executor)
-    out = folder_arg(out)
+    out = folder_arg(out, file_ok=True)  # a file: driver.check_out names it a sweep's way
     ex = make_executor(cfg, out)
     return driver.run_sweep(
         spec, out, ex, cfg.threads_per_run, cfg.retries, command=spec.trainer_cmd

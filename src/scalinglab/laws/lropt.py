@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.laws.table import find_column, is_missing, number, raw_table, same_value
+from scalinglab.laws.table import (
+    find_column,
+    is_missing,
+    near_spans,
+    number,
+    raw_table,
+    same_value,
+)
 
 FORMS = ("step", "deepseek")
 KIND = "scalinglab.lr_opt_fit"
@@ -150,13 +157,9 @@ def _cells(rows: list[dict]) -> dict:
         by_n[r["N"]].append(r)
     groups = {}
     for n, rs in by_n.items():
-        clusters: list[list[dict]] = []
-        for r in sorted(rs, key=lambda r: r["D"]):
-            if clusters and r["D"] <= clusters[-1][0]["D"] * (1 + SAME_D):
-                clusters[-1].append(r)
-            else:
-                clusters.append([r])
-        for c in clusters:
+        rs = sorted(rs, key=lambda r: r["D"])
+        for a, b in near_spans([r["D"] for r in rs], SAME_D):
+            c = rs[a:b]
             groups[(n, math.exp(np.mean([math.log(r["D"]) for r in c])))] = c
     return groups
 

@@ -675,13 +675,9 @@ def min_over(table: "RunsTable", raw: RawTable, cols, conv: dict) -> "RunsTable"
     names = [k for k in "NDU" if getattr(table, k) is not None]
     if "N" not in names or "D" not in names:
         names = [k for k in "NDCU" if getattr(table, k) is not None]
-    cell = _cells([np.asarray(getattr(table, k), dtype=float) for k in names])
-    best: dict = {}
-    for i, k in enumerate(cell):
-        if k not in best or table.L[i] < table.L[best[k]]:
-            best[k] = i
+    cells = _cells([np.asarray(getattr(table, k), dtype=float) for k in names])
     keep = np.zeros(len(table), dtype=bool)
-    keep[list(best.values())] = True
+    keep[[min(g, key=lambda i: (table.L[i], i)) for g in cells]] = True  # a tie: the first
     if keep.all():
         raise DataError(
             f"{raw.source}: --min-over {','.join(cols)}: every ({', '.join(names)}) cell holds "
@@ -695,25 +691,26 @@ def min_over(table: "RunsTable", raw: RawTable, cols, conv: dict) -> "RunsTable"
 MIN_OVER_TOL = 0.01  # relative: D of one cell differs by ~0.1% across batch sizes
 
 
-def _cells(columns: list[np.ndarray]) -> list[tuple]:
-    """A cell id per row: rows whose every column lies within MIN_OVER_TOL (relative) of
-    the first row of a cell, along the columns in order, share it."""
-    ids = [()] * len(columns[0])
+def _cells(columns: list[np.ndarray]) -> list[np.ndarray]:
+    """The rows of each cell: rows whose every column lies within MIN_OVER_TOL (relative)
+    of the first row of a cell, along the columns in order."""
     groups = [np.arange(len(columns[0]))]
     for col in columns:
-        split = []
-        for g in groups:
-            order = g[np.argsort(col[g], kind="stable")]
-            start = 0
-            for j in range(1, len(order) + 1):
-                if j == len(order) or col[order[j]] > col[order[start]] * (1 + MIN_OVER_TOL):
-                    split.append(order[start:j])
-                    start = j
-        groups = split
-    for n, g in enumerate(groups):
-        for i in g:
-            ids[i] = (n,)
-    return ids
+        orders = [g[np.argsort(col[g], kind="stable")] for g in groups]
+        groups = [o[a:b] for o in orders for a, b in near_spans(col[o], MIN_OVER_TOL)]
+    return groups
+
+
+def near_spans(values, tol: float) -> list[tuple[int, int]]:
+    """Spans [a, b) of the sorted `values` whose every value is within `tol` (relative) of
+    the span's first: one cell of a sweep whose D each batch size rounds apart (min_over,
+    and lr-opt's cells)."""
+    spans, start = [], 0
+    for j in range(1, len(values) + 1):
+        if j == len(values) or values[j] > values[start] * (1 + tol):
+            spans.append((start, j))
+            start = j
+    return spans
 
 
 def _check_read_with(table: RunsTable, options: dict) -> None:

@@ -15,7 +15,13 @@ from pathlib import Path
 from scalinglab import runfolder
 from scalinglab.errors import DataError
 from scalinglab.plan.analysis import PREDICTORS
-from scalinglab.sweep.table import count_bad_losses_as_diverged, find_run_dirs, run_row, task_items
+from scalinglab.sweep.table import (
+    count_bad_losses_as_diverged,
+    find_run_dirs,
+    finite_positive,
+    run_row,
+    task_items,
+)
 
 STUDY_JSON = "study.json"
 PREDICTION_JSON = "prediction.json"
@@ -282,16 +288,12 @@ def read_curve(run_dir: str | Path) -> dict:
     final = None
     for d in runfolder.read_metrics(run_dir):  # a run still going may have a torn last line
         t, tl, c = d.get("tokens"), d.get("train_loss"), d.get("flops")
-        if not _finite_pos(t):
+        if not finite_positive(t):
             continue
-        if _finite_pos(tl):
+        if finite_positive(tl):
             tokens.append(float(t))
-            flops.append(float(c) if _finite_pos(c) else 0.0)
+            flops.append(float(c) if finite_positive(c) else 0.0)
             loss.append(float(tl))
-        if d.get("final") and _finite_pos(d.get("val_loss")):
+        if d.get("final") and finite_positive(d.get("val_loss")):
             final = (float(t), float(d["val_loss"]))
     return {"tokens": tokens, "flops": flops, "train_loss": loss, "final": final}
-
-
-def _finite_pos(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0

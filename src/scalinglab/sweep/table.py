@@ -133,6 +133,11 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
     return row
 
 
+def finite_positive(x) -> bool:
+    """A number (not a bool) that is finite and > 0: a loss, N, D or C a row can use."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
 def count_bad_losses_as_diverged(rows: list[dict], where) -> list[str]:
     """A run whose result.json says completed without a finite positive val_loss (another
     trainer's, copied in or edited by hand: scalinglab's trainer writes diverged, and a
@@ -144,12 +149,7 @@ def count_bad_losses_as_diverged(rows: list[dict], where) -> list[str]:
     out = []
     for r in rows:
         loss = r.get("loss")
-        if r["status"] != "completed" or (
-            isinstance(loss, int | float)
-            and not isinstance(loss, bool)
-            and math.isfinite(loss)
-            and loss > 0
-        ):
+        if r["status"] != "completed" or finite_positive(loss):
             continue
         if loss is None:
             what = "without a val_loss"
