@@ -38,8 +38,8 @@ from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.estimator import settings_for
 from scalinglab.laws.intervals import budget_cuts as cuts_between_budgets
 from scalinglab.laws.intervals import has_noise
-from scalinglab.laws.isoflop import loglog_fit, redrawn_vertices
-from scalinglab.laws.settings import FitConfig, fit_config
+from scalinglab.laws.isoflop import huber_loglog_fit, redrawn_vertices
+from scalinglab.laws.settings import FitConfig, fit_config, huber_delta
 from scalinglab.laws.table import Rows, read_table
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
@@ -172,6 +172,11 @@ def power_c_settings(s: FitConfig) -> dict:
     return {**dataclasses.asdict(s), "floor": False, "calibrate": calibrate}
 
 
+def frontier_delta(s: FitConfig) -> float:
+    """The Huber delta of the frontier's power-c fit, which its draws are refitted with."""
+    return huber_delta("power-c", power_c_settings(s))
+
+
 def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]:
     """power-c (no floor) through the IsoFLOP vertices, with the IsoFLOP bootstrap. Each
     vertex sits at its budget, or, where N is not the count the budgets were set with
@@ -191,7 +196,11 @@ def fit_frontier(iso: ScalingLaw, s: FitConfig) -> tuple[ScalingLaw, list[dict]]
     if iso.samples_ is not None:
         draws = np.column_stack([iso.samples_.get(f"L_opt@{p['budget']:g}") for p in pts])
         with np.errstate(invalid="ignore", divide="ignore"):
-            slope, icpt = loglog_fit(np.log([p["C"] for p in pts]), np.log(draws))
+            # each draw refitted as the point was (power-c's Huber line), so the point
+            # is the centre of its draws
+            slope, icpt = huber_loglog_fit(
+                np.log([p["C"] for p in pts]), np.log(draws), frontier_delta(s)
+            )
             # log L = α log C_c − α log C  =>  α = −slope, C_c = exp(icpt / α)
             alpha = -slope
             cc = np.exp(icpt / alpha)
@@ -304,7 +313,7 @@ def frontier_noise_interval(fits: ArchFits, rel_noise: float, C: float) -> list[
             keep.append(j)
             x.append(at[u])
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope, icpt = loglog_fit(np.log(x), np.log(Ls[:, keep]))
+        slope, icpt = huber_loglog_fit(np.log(x), np.log(Ls[:, keep]), frontier_delta(s))
         draws = np.exp(icpt + slope * math.log(C))
     draws = draws[np.isfinite(draws)]
     if len(draws) < 0.5 * s.bootstrap:  # most draws lost a budget's minimum: no interval
