@@ -138,3 +138,18 @@ def test_optimizer_settings_out_of_range_name_the_keyword(flags, msg):
 
     with pytest.raises(ConfigError, match=msg):
         TrainConfig(**flags)
+
+
+@pytest.mark.parametrize("cooldown_frac", [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.5])
+@pytest.mark.parametrize("total", [40, 41, 97, 1000])
+def test_wsd_never_goes_past_min_lr(cooldown_frac, total):
+    """WSD's cooldown fraction rounded a hair past 1 at the last step for cooldown 0.15 and
+    0.3: with --min-lr 0 the optimizer got lr -2.2e-19, the run logged it, and the curve
+    laws then refused the run's curves (an lr below 0)."""
+    sched = Schedule("wsd", lr=3e-3, min_lr=0.0, warmup=4, total=total, cooldown_frac=cooldown_frac)
+    lrs = [sched(s) for s in range(total)]
+    assert min(lrs) >= 0.0 and lrs[-1] <= 3e-3 * 1e-15  # 0 to rounding, never below it
+    floor = Schedule(
+        "wsd", lr=3e-3, min_lr=3e-4, warmup=4, total=total, cooldown_frac=cooldown_frac
+    )
+    assert min(floor(s) for s in range(total)) >= 3e-4 * (1 - 1e-15)

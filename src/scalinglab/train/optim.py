@@ -137,7 +137,9 @@ class Schedule:
             # Stable at the peak, then a linear cooldown over the last cooldown_frac.
             if self.cooldown_frac <= 0 or p < 1 - self.cooldown_frac:
                 return self.lr
-            q = (p - (1 - self.cooldown_frac)) / self.cooldown_frac
+            # at the last step q is 1, but (1 - (1 - f)) / f rounds to 1 + 2e-16 for some f
+            # (0.15, 0.3): a hair past min_lr, below 0 where min_lr is 0
+            q = min(1.0, (p - (1 - self.cooldown_frac)) / self.cooldown_frac)
             return self.lr + q * (self.min_lr - self.lr)
         return self.min_lr + 0.5 * (1 + math.cos(math.pi * p)) * (self.lr - self.min_lr)
 
