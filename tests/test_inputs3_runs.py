@@ -35,7 +35,7 @@ def test_damaged_result_and_config_warn(tmp_path, capsys):
 def test_a_damaged_tasks_json_warns(tmp_path, capsys):
     """Its task columns vanished without a word."""
     root = _folders(tmp_path)
-    (root / "c" / "tasks.json").write_text('{"format_version": 1, "results": [],}')
+    (root / "c" / "tasks.json").write_text('{"format_version": 2, "results": [],}')
     assert main(["runs", str(root)]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"warning: {root}/c/tasks.json: not JSON (truncated or damaged): "

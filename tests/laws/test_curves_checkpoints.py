@@ -145,7 +145,7 @@ def test_task_results_of_every_checkpoint_join_the_curves_table(tmp_path, capsys
             # a result on other items is not mixed in; one at a step with no evaluation
             results += [{**results[-1], "sha256": "other", "acc": 0.99},
                         {**results[0], "step": results[0]["step"] + 1}]  # fmt: skip
-            (run / "tasks.json").write_text(json.dumps({"format_version": 1, "results": results}))
+            (run / "tasks.json").write_text(json.dumps({"format_version": 2, "results": results}))
     out = tmp_path / "curves.csv"
     assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
     assert capsys.readouterr().err.count("have no evaluation at that step") == 6

@@ -706,7 +706,7 @@ def test_the_runs_task_scores_are_in_the_runs_table(tmp_path, monkeypatch):
     runs = few_runs(tmp_path, n=3)
     result = {"task": "recall", "step": 1, "tokens": 256, "flops": 1.0, "n": 100,
               "sha256": "s1", "chance": 0.5, "acc": 0.6173}  # fmt: skip
-    (runs[1] / "tasks.json").write_text(json.dumps({"format_version": 1, "results": [result]}))
+    (runs[1] / "tasks.json").write_text(json.dumps({"format_version": 2, "results": [result]}))
     build_report(tmp_path, bootstrap=0)
     text = (tmp_path / "report.html").read_text()
     runs_table = text[text.index("<h2>Runs (3)") :]

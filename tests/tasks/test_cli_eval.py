@@ -106,7 +106,7 @@ def test_a_damaged_tasks_json_is_refused_never_overwritten(sweep, capsys):
     """The next eval --tasks overwrote it: every earlier result lost."""
     path = sweep / "a" / runfolder.TASKS
     kept = path.read_bytes() if path.exists() else None
-    damaged = b'{"format_version": 1, "results": [{"task": "qa", "acc": 0.5},]}'
+    damaged = b'{"format_version": 2, "results": [{"task": "qa", "acc": 0.5},]}'
     path.write_bytes(damaged)
     try:
         err = one_line_error(capsys, ["eval", str(sweep), "--tasks", str(EXAMPLES / "qa.jsonl")])

@@ -191,7 +191,10 @@ def score_multiple_choice(model, tokenizer, task: Task, block_size: int, **kw) -
         right += int(np.argmax(scores)) == it.gold
         right_norm += int(np.argmax(scores / chars)) == it.gold
         nats -= scores[it.gold]
-        nbytes += len(it.choices[it.gold].encode("utf-8"))
+        # the bytes of what was scored: the choice with the context's trailing whitespace,
+        # which encode_pair moves onto it
+        moved = it.context[len(it.context.rstrip()) :]
+        nbytes += len((moved + it.choices[it.gold]).encode("utf-8"))
     n = len(task.items)
     return {"acc": right / n, "acc_norm": right_norm / n, "bpb": float(nats / math.log(2) / nbytes)}
 
