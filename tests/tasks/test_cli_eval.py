@@ -232,3 +232,43 @@ def test_the_loss_of_a_folder_of_runs_says_to_give_one_run_or_tasks(sweep, capsy
         f"error: {sweep}: a folder of 2 runs, not one run: the loss is evaluated on one run folder "
         f"(give one, e.g. {sweep / 'a'}); --tasks scores every run of a folder\n"
     )
+
+
+def test_a_bfloat16_run_is_scored_in_float32_unless_asked(tmp_path, capsys):
+    """`eval --tasks` scored a run trained under bfloat16 in bfloat16 autocast: its
+    log-likelihoods up to 0.08 nats off the float32 ones lm-evaluation-harness computes
+    with dtype=float32 (docs/tasks.md promises the same), and off a study's scores of the
+    same run (evaluate_run, float32). Tasks are now scored in float32 unless --dtype says
+    otherwise; the loss keeps the run's own arithmetic, which result.json's was measured in."""
+    import torch
+
+    from scalinglab.tasks.format import read_task
+    from scalinglab.tasks.run import evaluate_run
+
+    run = trained_runs(tmp_path, bf={"dtype": "bfloat16", "steps": 60})["bf"]
+    tasks = [read_task(EXAMPLES / "qa.jsonl"), read_task(EXAMPLES / "sentiment.jsonl")]
+    files = f"{EXAMPLES / 'qa.jsonl'},{EXAMPLES / 'sentiment.jsonl'}"
+
+    def cli(*extra):
+        assert main(["eval", str(run), "--tasks", files, "--json", *extra]) == 0
+        return {r["task"]: r for r in json.loads(capsys.readouterr().out)}
+
+    def bf16():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+
+    f32 = {r["task"]: r for r in evaluate_run(run, tasks, record=False)}
+    b16 = {r["task"]: r for r in evaluate_run(run, tasks, autocast=bf16, record=False)}
+    assert any(f32[t]["bpb"] != b16[t]["bpb"] for t in f32)  # the two arithmetics differ here
+    for got, want in (
+        (cli(), f32),
+        (cli("--dtype", "float32"), f32),
+        (cli("--dtype", "bfloat16"), b16),
+    ):
+        for t in want:
+            for m in ("acc", "acc_norm", "bpb"):
+                assert got[t][m] == want[t][m]
+    assert main(["eval", str(run), "--eval-tokens", "400", "--json"]) == 0
+    loss = json.loads(capsys.readouterr().out)["loss"]
+    assert loss == pytest.approx(
+        json.loads((run / "result.json").read_text())["val_loss"], rel=1e-6
+    )

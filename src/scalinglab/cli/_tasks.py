@@ -101,7 +101,7 @@ def run_tasks(args) -> int:
     from scalinglab.tasks.builtin import BUILTIN, N_ITEMS
     from scalinglab.tasks.run import evaluate_run, resolve_tasks
     from scalinglab.train.evaluate import check_own_data, check_same_tokenizer, open_run_data
-    from scalinglab.train.setup import autocast, pick_device, pick_dtype
+    from scalinglab.train.setup import autocast, pick_device
 
     n_items = N_ITEMS if args.task_items is None else args.task_items  # not given: 4000
     seed = 0 if args.task_seed is None else args.task_seed
@@ -133,7 +133,9 @@ def run_tasks(args) -> int:
             if builtin and not args.data:  # a relative data path may name other shards here
                 check_own_data(run, cfg, open_run_data(run, cfg))
             tasks = resolve_tasks(args.tasks.split(","), shards, n_items, seed)
-        cast = autocast(device, pick_dtype(cfg.train.dtype, device))
+        # float32 unless asked: a bfloat16 run was scored in bfloat16 autocast, its
+        # log-likelihoods up to 0.08 nats off lm-evaluation-harness's float32 ones
+        cast = autocast(device, args.dtype or "float32")
         done = evaluate_run(
             run, tasks, args.every_checkpoint, device, args.batch_size or 32, cast,
             64 if args.max_new_tokens is None else args.max_new_tokens,

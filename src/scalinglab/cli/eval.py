@@ -31,6 +31,12 @@ def register(sub) -> None:
         "(default: 32)",
     )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default: auto)")
+    p.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default=None,
+        help="the arithmetic of the forward passes (default: the loss in the run's own, as "
+        "result.json's was measured; --tasks in float32, as a study scores its runs and "
+        "lm-evaluation-harness with dtype=float32 does)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     add_task_flags(p)
     p.set_defaults(func=run)
@@ -84,7 +90,7 @@ def run(args) -> int:
             f"model's ({cfg.model.vocab_size})"
         )
     tokens = shards.split(args.split)  # DataError naming the flag to make a test split
-    cast = autocast(device, pick_dtype(cfg.train.dtype, device))
+    cast = autocast(device, args.dtype or pick_dtype(cfg.train.dtype, device))
     loss, n = evaluate(
         model, tokens, cfg.model.block_size, args.batch_size or cfg.train.batch_size,
         args.eval_tokens or None, device, cast,
