@@ -88,6 +88,25 @@ def test_bad_shape_and_hparams_are_refused_when_the_spec_is_read():
         assert str(e.value).startswith(f"q.toml {message}"), str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("recentre", True, "recentre = true: a study plans every budget before any trains"),
+     ("flops_convention", "model", "flops_convention = 'model': a study counts every budget")],
+)  # fmt: skip
+def test_sweep_keys_a_study_cannot_honour_are_refused(key, value, message):
+    """A study read `recentre = true` and trained every budget at the spec's centre all the
+    same; under flops_convention "model" it planned its seed repeat and backtest as 6·N·D
+    runs, so the repeat paired with no sweep run (seed_noise null, no noise interval) and
+    the frontier was read at the backtest's 6ND, 3.7% off its own C (found by an audit)."""
+    d = quickstart()
+    d["sweeps"]["lstm"][key] = value  # the LSTM's sweep has no trunks (which refuse recentre)
+    with pytest.raises(SweepError) as e:
+        parse_study(d, "q.toml")
+    assert str(e.value).startswith(f"q.toml [sweeps.lstm]: {message}"), str(e.value)
+    d["sweeps"]["lstm"][key] = {"recentre": False, "flops_convention": "6nd"}[key]
+    parse_study(d, "q.toml")  # the defaults, written out, are fine
+
+
 def test_a_budget_of_fewer_than_3_shapes_is_refused(tmp_path):
     """An IsoFLOP budget whose sizes round to fewer than 3 shapes of the grid would be
     skipped by the fit, and the allocation drawn through the others (a BPE ladder's

@@ -388,6 +388,14 @@ def _sweeps(d: dict, where: str) -> dict[str, IsoflopDesign | WsdDesign]:
         design = _typed(IsoflopDesign, {**s, "kind": "isoflop"}, w)
         if design.sizes < 3:
             raise _err(w, "sizes must be at least 3 (a parabola per budget)")
+        if design.recentre:  # it was read and ignored: every budget at the spec's centre
+            raise _err(w, "recentre = true: a study plans every budget before any trains "
+                       "(its prediction and cost need the whole plan); set tokens_per_param "
+                       "to the centre, or re-centre with `scalinglab sweep`")  # fmt: skip
+        if design.flops_convention != "6nd":  # the seed repeat and backtest were 6·N·D runs
+            raise _err(w, f"flops_convention = {design.flops_convention!r}: a study counts "
+                       "every budget, prediction and cost as C = 6·N·D; leave it out, or "
+                       "sweep in the model's FLOPs with `scalinglab sweep`")  # fmt: skip
         out[arch] = design
     return out
 
