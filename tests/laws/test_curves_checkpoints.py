@@ -113,6 +113,15 @@ def test_runs_curves_schedule_column_is_the_configs_lr(tmp_path):
     # the exact LR between the logged steps, not an interpolation of the logged values
     assert np.allclose(lr, [0.0] + [trainer(s) for s in range(200)], rtol=1e-12, atol=0)
     assert not np.allclose(t.runs[0].lr_full, lr_interp(t.runs[0]))
+    # annealed on plateau: its evaluations divided the LR, which the config does not say
+    # (the schedule gave 17.4 where the trainer used 8.7, and a fit without the lr column
+    # took it), so none is given
+    plateau = TrainConfig(data="shards", steps=200, warmup=20, schedule="wsd", lr=2e-3,
+                          plateau_factor=2.0)  # fmt: skip
+    (run / "config.toml").write_text(dumps_toml(RunConfig(model=model, train=plateau).to_dict()))
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    assert {r["lr_schedule"] for r in csv.DictReader(out.open())} == {""}
+    (run / "config.toml").write_text(dumps_toml(RunConfig(model=model, train=train).to_dict()))
     # resumed with another config: two schedules in one run, so none is given
     with (run / "history.jsonl").open("a") as f:
         f.write(json.dumps({"event": "config_change", "step": 200}) + "\n")

@@ -258,6 +258,8 @@ def run_schedule(run_dir):
         return None
     t = cfg.train
     kind, _ = t.budget
+    if t.plateau_factor:  # its evaluations divided the LR: no schedule of the config's
+        return None
     result = runfolder.read_result(run_dir) or {}
     per_token = result.get("flops_per_token")
     if kind == "time" or (kind == "flops" and not per_token):
