@@ -50,6 +50,18 @@ def test_rows_carry_each_runs_hyperparameters(sweep):
     assert "optimizer" not in head and "block_size" not in head
 
 
+def test_an_sgd_runs_decay_and_betas_are_what_it_applied(tmp_path):
+    """Plain SGD applies no weight decay and no moments, but the table showed the AdamW
+    settings its config carries (weight_decay 0.1, betas 0.9 / 0.99), so an analysis of
+    decay read every SGD LSTM as decayed at 0.1 (found by an audit)."""
+    done = {"status": "completed", "val_loss": 2.5, "tokens": 6400}
+    _run(tmp_path, "s", done, optimizer="sgd", lr=20.0, weight_decay=0.1)
+    _run(tmp_path, "a", done, optimizer="adamw", weight_decay=0.05)
+    rows = {r["run_id"]: r for r in runs_table(tmp_path)}
+    assert (rows["s"]["weight_decay"], rows["s"]["beta1"], rows["s"]["beta2"]) == (0.0, None, None)
+    assert rows["a"]["weight_decay"] == 0.05 and rows["a"]["beta1"] == 0.9
+
+
 def test_runs_out_writes_csv_jsonl_and_parquet(sweep, capsys):
     rows = runs_table(sweep)
     out = {fmt: sweep / f"table.{fmt}" for fmt in ("csv", "jsonl", "parquet")}

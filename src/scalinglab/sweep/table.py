@@ -108,6 +108,8 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
         # a config without a resolved optimizer was written before --optimizer: AdamW
         opt = t.optimizer if t.optimizer != "auto" else "adamw"
         row.update(min_lr=t.final_lr, block_size=m.block_size, optimizer=opt)
+        if opt == "sgd":  # plain SGD: no decay, no moments, whatever AdamW's settings say
+            row.update(weight_decay=0.0, beta1=None, beta2=None)
     for k in ("params", "params_nonembed", "tokens", "flops", "flops_6nd"):
         if row.get(k) is None:
             row[k] = planned.get(k)
