@@ -182,7 +182,8 @@ def _isoflop(law, ax, points):
     group = None
     if points is not None and points.N is not None and budgets:
         # each run's budget as the fit grouped it: snapped to its --budgets when given
-        group, _ = group_budgets(points, law.settings.get("budgets"))
+        below = law.settings.get("n_kind") != "params_nonembed"  # as the fit grouped them
+        group, _ = group_budgets(points, law.settings.get("budgets"), below=below)
         group = np.asarray(group, dtype=float)
         # the runs of a budget the fit skipped (too few runs) belong to no parabola
         skipped = ~np.isclose(group[:, None], budgets, rtol=1e-5).any(axis=1)  # keys are :g
