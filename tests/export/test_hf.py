@@ -121,6 +121,10 @@ def test_auto_tokenizer_encodes_and_decodes_as_ours(tmp_path, kind):
     assert tok.model_max_length == 64
     if kind == "char":
         assert tok.unk_token == "<unk>" and tok.unk_token_id == ours.unk_id
+        # the text "<unk>" is five characters to ours; AutoTokenizer read it as one
+        # unknown token (the special token matched before the text was split)
+        for text in ("<unk>", "a<unk>b", "x€y"):
+            assert tok(text).input_ids == ours.encode(text).tolist()
     if kind == "bpe":
         assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == 0
 

@@ -1096,3 +1096,32 @@ def test_report_out_into_another_study_or_among_the_run_folders_is_refused(tmp_p
     )
     assert (other / "summary.json").read_text() == "B's own" and not new.exists()
     assert main([*argv, str(tmp_path / "sweep")]) == 0  # its own folder, as without --out
+
+
+def test_a_bootstrap_that_moved_nothing_is_not_captioned_as_no_bootstrap(tmp_path, monkeypatch):
+    """With 3 sizes a budget no resample moves a vertex, so a fit with --bootstrap 20 drew
+    no interval; its captions said 'the fits had no bootstrap (--bootstrap 0)', while the
+    page said 20 resamples (found by an audit of a study's report)."""
+    from scalinglab.plan import analysis as an
+    from scalinglab.report import figures
+    from scalinglab.sweep.table import run_row
+
+    _drawn(monkeypatch)
+    runs = isoflop_sweep(tmp_path, "gpt", [1e12, 3e12], noise=0.002)
+    rows = [run_row(d) for d in runs]
+    three = []  # per budget the 3 sizes about its best run
+    for b in (1e12, 3e12):
+        mine = sorted((r for r in rows if r["budget"] == b), key=lambda r: r["params"])
+        best = min(range(len(mine)), key=lambda i: mine[i]["loss"])
+        lo = min(max(best - 1, 0), len(mine) - 3)
+        three += mine[lo : lo + 3]
+    f = an.fit_arch("gpt", three, FitConfig(bootstrap=20, seed=0))
+    assert f.isoflop.samples_ is None  # the bootstrap ran and moved nothing
+    fits = {"gpt": f}
+    for caption in (figures.frontier(tmp_path / "f.png", fits, "gpt", 3e13, None),
+                    figures.allocation(tmp_path / "a.png", fits, 3e13, None)):  # fmt: skip
+        assert "--bootstrap 0" not in caption
+        assert caption.endswith(
+            "No intervals: none of the 20 resamples moved the fit (no resample moves a "
+            "vertex of a budget of 3 sizes, docs/laws.md)."
+        )

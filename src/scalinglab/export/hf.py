@@ -190,6 +190,9 @@ def tokenizer_files(tokenizer_json: Path, block_size: int) -> dict[str, str]:
     vocab = obj["model"].get("vocab", {})
     if kind in ("char", "word"):
         conf["unk_token"] = UNK
+    if kind == "char":  # a special token is matched in the text before it is split: the
+        # five characters "<unk>" became one unknown (our char tokenizer reads five)
+        conf["split_special_tokens"] = True
     if kind == "bpe" and EOT in vocab:
         conf["eos_token"] = EOT
     return {"tokenizer.json": text, "tokenizer_config.json": json.dumps(conf, indent=2) + "\n"}

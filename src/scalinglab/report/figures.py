@@ -255,7 +255,7 @@ def frontier(path, fits: dict[str, ArchFits], arch: str, c_max: float, backtest:
     return (
         f"{name(arch)}: the lowest loss reachable at each compute {what} extrapolated to the "
         "planned budgets (shaded region: beyond the data)."
-        + ("" if boot else f" {NO_INTERVALS}")
+        + ("" if boot else f" {no_intervals(f.isoflop)}")
         + _backtest_caption(mine)
     )
 
@@ -278,6 +278,19 @@ def _vertex_intervals(level: float, moved: list[bool], bare: str = "") -> str:
 NO_INTERVALS = "No intervals: the fits had no bootstrap (--bootstrap 0)."
 """A caption's last sentence where the fits had no resamples: the captions said "with
 their bootstrap intervals" of points and lines drawn without any."""
+
+
+def no_intervals(iso) -> str:
+    """Why an IsoFLOP fit's figure has no intervals: no bootstrap asked, or one whose
+    resamples could not move it (every budget of 3 sizes), which was captioned as the
+    first (a study with --bootstrap 20 read 'the fits had no bootstrap')."""
+    n = iso.settings.get("bootstrap") or 0
+    if not n:
+        return NO_INTERVALS
+    return (
+        f"No intervals: none of the {n} resamples moved the fit (no resample moves a vertex "
+        "of a budget of 3 sizes, docs/laws.md)."
+    )
 
 
 def _backtest_caption(bt: dict | None) -> str:
@@ -378,7 +391,7 @@ def allocation(path, fits: dict[str, ArchFits], c_max: float, backtest: dict | N
         f"The compute-optimal model size and data at each budget {what}, beside the published "
         "exponents of N_opt ∝ C^a (Chinchilla a ≈ 0.5; Kaplan et al. 2020, a = 0.73), "
         "drawn through our fit's middle for the slope only; D_opt's exponent is 1 − a."
-        + ("" if boot else f" {NO_INTERVALS}")
+        + ("" if boot else f" {no_intervals(fits[have[0]].isoflop)}")
         + said
     )
 
