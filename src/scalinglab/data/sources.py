@@ -428,6 +428,9 @@ def _load_hf(name: str, config: str | None, split: str, spec: str, streaming: bo
             # ends, and documents are joined without a separator: the text lost every break;
             # utf-8-sig: a byte-order mark at the file's start is no text of its first line
             extra = {"keep_linebreaks": True, "encoding": "utf-8-sig"} if builder == "text" else {}
+            if builder == "csv":  # pandas reads a row whose text is NA, None, null, nan or
+                # N/A as missing: it was dropped as a null text, without a word
+                extra = {"keep_default_na": False, "na_values": [""]}  # empty: still none
             return datasets.load_dataset(
                 builder, data_files=str(path), split=split, streaming=streaming, **extra
             )
