@@ -422,3 +422,29 @@ def test_hf_csv_rows_whose_text_reads_like_a_missing_value_are_kept(tmp_path, da
     (src,) = resolve_sources([f"hf:{data}"])
     texts = [text.decode() for _, text in _docs([src])]
     assert texts == ["first", "NA", "None", "null", "nan", "N/A", "last"]
+
+
+def test_a_line_of_non_ascii_words_is_cut_between_words():
+    """A space was a cut point only after printable ASCII, so a long line of Cyrillic
+    words was cut inside a word (at a character start), which a word tokenizer then
+    read as two words (vocabulary 15 at one chunk size, 23 at another) and a BPE encoded
+    otherwise than the whole text (found by an audit of data preparation)."""
+    text = " ".join(["привет", "мир", "собака", "ёж", "naïve", "日本語"] * 40).encode()
+    cut = safe_cut(text)
+    assert text[cut : cut + 1] == b" " and cut > len(text) // 2
+    assert text[:cut].decode()  # whole characters
+    # a no-break space before it is whitespace, no word: not a cut point there
+    nbsp = "слово\u00a0 слово".encode()
+    assert safe_cut(nbsp * 3 + b"x" * len(nbsp)) != len(nbsp * 3) - len(" слово".encode())
+
+
+def test_word_shards_of_a_non_ascii_line_do_not_depend_on_the_chunk_size(tmp_path):
+    words = ["привет", "мир", "слово", "дом", "кошка", "собака", "время", "жизнь"]
+    rng = __import__("random").Random(3)
+    (tmp_path / "ru.txt").write_text(" ".join(rng.choice(words) for _ in range(30000)) + "\n")
+    made = [prepare([str(tmp_path / "ru.txt")], tmp_path / f"s{c}", tokenizer="word",
+                    block_size=8, chunk_bytes=c) for c in (65536, 1 << 22)]  # fmt: skip
+    # <unk>, <eos>, the words, and the piece of one word where the train/val split cuts a
+    # text with no line break (docs/data.md: it says so in a warning)
+    assert made[0]["vocab_size"] == made[1]["vocab_size"] == len(words) + 3
+    assert made[0]["splits"] == made[1]["splits"]

@@ -81,7 +81,8 @@ def safe_cut(buf: bytes) -> int:
     BPE, a line boundary for words; after a blank line it is not: GPT-2's
     regex splits two newlines before a letter into two pre-tokens, but keeps
     them as one at the end of a piece); just before a space that follows printable
-    ASCII (GPT-2's pre-tokens never span such a space; a word boundary); after
+    ASCII or any other printable character that is no space (GPT-2's pre-tokens never
+    span such a space; a word boundary); after
     any newline; else at a UTF-8 character start.
     """
     n = len(buf)
@@ -92,7 +93,7 @@ def safe_cut(buf: bytes) -> int:
         j = buf.rfind(b"\n", n // 2, j)
     j = buf.rfind(b" ", max(1, n // 2), n)
     while j >= 1:
-        if 0x21 <= buf[j - 1] <= 0x7E:
+        if 0x21 <= buf[j - 1] <= 0x7E or _word_char_before(buf, j):
             return j
         j = buf.rfind(b" ", max(1, n // 2), j)
     j = buf.rfind(b"\n", n // 2)
@@ -104,6 +105,22 @@ def safe_cut(buf: bytes) -> int:
             length = 1 if lead < 0x80 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
             return n if k + length <= n or k == 0 else k
     return n
+
+
+def _word_char_before(buf: bytes, j: int) -> bool:
+    """Whether the character that ends just before byte j is a multi-byte one that is no
+    space (a Cyrillic or accented letter: a word ends there, as after printable ASCII; a
+    text of such words with no newline was cut inside them, which a BPE then split)."""
+    k = j - 1
+    while k > max(0, j - 4) and buf[k] & 0xC0 == 0x80:  # back to the character's start
+        k -= 1
+    if buf[j - 1] < 0x80 or buf[k] < 0xC0:
+        return False
+    try:
+        ch = buf[k:j].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return len(ch) == 1 and ch.isprintable() and not ch.isspace()
 
 
 def split_pieces(data: bytes, size: int) -> Iterator[tuple[int, bytes]]:
