@@ -186,3 +186,15 @@ def test_bpe_says_when_the_corpus_gives_fewer_merges_than_asked(caplog, capsys):
     with caplog.at_level("WARNING", logger="scalinglab.data.tokenizers"):
         train_tokenizer("bpe", text, vocab_size=265)  # reachable: nothing said
     assert not caplog.records
+
+
+def test_word_ids_are_the_exported_tokenizers_for_any_whitespace():
+    """str.split() also splits at U+001C-U+001F, which the tokenizer.json's WhitespaceSplit
+    does not: "the\\x1ccat sat" gave [22, 15, 18, 1] here and [0, 18, 1] from the file
+    (found by an audit of data preparation). Other whitespace splits alike in both."""
+    from tokenizers import Tokenizer as HF
+
+    text = "the cat sat\nthe\x1ccat\tsat\u00a0on\u3000the mat\x1f\nend\r\n"
+    tok = train_tokenizer("word", [text + "the cat sat on the mat\n"], None)
+    hf = HF.from_str(tok.to_hf().to_str())
+    assert tok.encode(text).tolist() == hf.encode(text).ids

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -173,6 +174,19 @@ class CharTokenizer(Tokenizer):
         return tok
 
 
+_NOT_SPACE = "\x1c\x1d\x1e\x1f"
+_WORD_GAP = re.compile(r"[^\S\x1c-\x1f]+")
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a text, split at whitespace as `tokenizers`' WhitespaceSplit splits
+    (the exported tokenizer.json's): Python's str.split also splits at the separators
+    U+001C-U+001F, which it does not, so the two gave other ids for a text holding them."""
+    if not any(c in text for c in _NOT_SPACE):
+        return text.split()
+    return [w for w in _WORD_GAP.split(text) if w]
+
+
 class WordTokenizer(Tokenizer):
     """Whitespace-split words, `<eos>` ending each line, `<unk>` for words outside the vocabulary."""
 
@@ -192,9 +206,9 @@ class WordTokenizer(Tokenizer):
         get, unk, eos = self._stoi.get, self.unk_id, self.eos_id
         out: list[int] = []
         for line in lines:
-            out.extend(get(w, unk) for w in line.split())
+            out.extend(get(w, unk) for w in words_of(line))
             out.append(eos)
-        out.extend(get(w, unk) for w in last.split())
+        out.extend(get(w, unk) for w in words_of(last))
         if last and final:  # as PyTorch's example: a file's last line ends with <eos> too
             out.append(eos)
         return np.array(out, dtype=np.int64)
@@ -341,7 +355,7 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = No
     if kind == "word":
         counts: Counter = Counter()
         for text in texts:
-            counts.update(w for w in text.split() if len(w) <= MAX_WORD)
+            counts.update(w for w in words_of(text) if len(w) <= MAX_WORD)
         ranked = sorted((w for w in counts if w not in (UNK, EOS)), key=lambda w: (-counts[w], w))
         return WordTokenizer(ranked if vocab_size is None else ranked[: vocab_size - 2])
     return _train_bpe(texts, vocab_size or DEFAULT_BPE_VOCAB)
