@@ -207,7 +207,7 @@ def test_huber_lines_are_the_power_c_fit_of_each_row():
             s, c = huber_loglog_fit(np.log(C), np.log(L)[None, :], 1e-3)
             assert -s[0] == pytest.approx(law.params_["alpha"], abs=1e-8)
             assert np.exp(c[0] + s[0] * np.log(1e22)) == pytest.approx(
-                law.predict(C=1e22), rel=1e-7
+                law.predict(C=1e22, check_range=False), rel=1e-7
             )
     # a missing entry is left out of its row; a row with one point has no line
     x = np.log([1e10, 1e11, 1e12])
