@@ -155,13 +155,15 @@ def run(args):
         if len(args.runs) != 1:
             raise ConfigError(f"--law {args.law} takes one runs table, got {len(args.runs)} paths")
         need = {"power-c": ("C",), "data-constrained": ("N", "D", "C", "U")}
+        # the path, read as ScalingLaw.fit reads it (docs/api.md: the same fit.json); a
+        # holdout splits by C, so the table is read with C (its column, else 6ND) first
         table = (
             read_csv(
                 args.runs[0],
                 need=need.get(args.law, ("N", "D", "C")),
                 **csv_mapping(law.settings),
             )
-            if args.law != "isoflop"
+            if holdout and args.law != "isoflop"
             else args.runs[0]
         )
         law.fit(table)  # the table the backtest splits: the same rows

@@ -173,7 +173,7 @@ def rolling_backtest(
 
     Returns:
         {"law", "by", "levels", "thresholds": [per-threshold metrics], "skipped",
-         "overall": metrics over every predicted point, "calibration": the conformal
+         "overall": metrics over every predicted point, "pooled_factors": the conformal
          factors that would have made the pooled prediction intervals cover}.
     """
     if by not in BY:

@@ -162,8 +162,11 @@ class RunsTable:
     def points_sha256(self) -> str:
         """A hash of the numbers a fit uses (the same for a CSV and a DataFrame of one table)."""
         h = hashlib.sha256()
+        derived_c = self.conventions.get("C") == "6ND"  # N and D, which are hashed already
         for k in ("N", "D", "C", "L", "budget"):
             v = getattr(self, k)
+            if k == "C" and derived_c:
+                continue
             if v is not None and (k != "budget" or "budget" in self.conventions):
                 h.update(k.encode() + np.ascontiguousarray(v, dtype="<f8").tobytes())
         return h.hexdigest()
