@@ -302,7 +302,7 @@ def import_nanogpt(
         splits, sha = {}, {}
         for s, p in bins.items():
             splits[s], sha[f"{s}.bin"] = _copy_split(
-                p, tmp / f"{s}.bin", (declared, says), tok.vocab_size, nbytes, tok
+                p, tmp / f"{s}.bin", (declared, says), tok, nbytes
             )
         _check_windows(src, splits, block_size)
         tok.save(tmp / shards.TOKENIZER)
@@ -364,12 +364,13 @@ def _copy_split(
     src: Path,
     dst: Path,
     limit: tuple[int, str],
-    vocab: int,
+    tok: Tokenizer,
     nbytes: np.ndarray | None,
-    tok: Tokenizer | None = None,
 ) -> tuple[dict, str]:
-    """Copy one split's ids (as the manifest's dtype for `vocab` ids), checking each is below
-    `limit`: (the declared vocabulary, what declares it)."""
+    """Copy one split's ids (as the manifest's dtype for the tokenizer's ids), checking each
+    is below `limit`: (the declared vocabulary, what declares it); its bytes from `nbytes`
+    (token_bytes), else from the text `tok` decodes the ids to."""
+    vocab = tok.vocab_size
     bound, says = limit
     ids = np.memmap(src, dtype="<u2", mode="r") if src.stat().st_size else np.zeros(0, "<u2")
     dtype = np.dtype(shards.DTYPES[shards.dtype_for_vocab(vocab)]).newbyteorder("<")
