@@ -21,6 +21,7 @@ def test_the_notebook_runs_and_its_numbers_hold(tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient", reason="the [dev] extra (nbclient) is not installed")
     pytest.importorskip("ipykernel", reason="the [dev] extra (ipykernel) is not installed")
     monkeypatch.setenv("SCALINGLAB_DATA", str(SHARED))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # its work folder (mkdtemp) goes with tmp_path
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT / "src"),
                                                                    os.environ.get("PYTHONPATH")])))  # fmt: skip
     nb = nbformat.read(NOTEBOOK, as_version=4)

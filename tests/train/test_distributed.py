@@ -3,10 +3,12 @@ only rank 0 writes, and a crashed worker is restarted from the last checkpoint."
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,11 @@ def torchrun(args: list[str], env: dict | None = None, restarts: int = 0):
         f"--max-restarts={restarts}", "-m", "tests.train.ddp_entry", *args, "--threads", "1",
     ]  # fmt: skip
     path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": path} | (env or {})
+    # torchrun makes a torchelastic_* folder in the temporary folder and leaves it there:
+    # a temporary folder of its own, removed afterwards
+    scratch = tempfile.mkdtemp(prefix="scalinglab-torchrun-")
+    full_env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": path, "TMPDIR": scratch}
+    full_env |= env or {}
     # torchrun in a session of its own: on a timeout the whole group (its workers
     # too) is killed, so a hung test leaves no orphaned workers behind.
     proc = subprocess.Popen(
@@ -44,6 +50,8 @@ def torchrun(args: list[str], env: dict | None = None, restarts: int = 0):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
