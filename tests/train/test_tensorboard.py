@@ -87,3 +87,23 @@ def test_without_the_flag_no_event_files(tmp_path):
     data = tiny_shards(tmp_path / "shards")
     Trainer(tiny_cfg(data, steps=3), tmp_path / "run").train()
     assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_added_at_a_resume_has_the_steps_before_it(tmp_path):
+    """`--logger tensorboard` added when resuming held only the steps from the resume on."""
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    Trainer(tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10), run).train()
+    (run / "ckpt" / "step-00000020" / "manifest.json").unlink()
+    (run / "result.json").unlink()
+    cfg = tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, tensorboard=True)
+    Trainer(cfg, run).train()
+    got = _scalars(run)
+    # the replayed steps have no throughput (not a metrics.jsonl column)
+    assert [s for s, _ in got.pop("tokens_per_second")] == [15, 20]
+    want = {tag: v for tag, v in _expected(run).items() if v}
+    assert set(t for t in got if not t.startswith("result/")) == set(want)
+    for tag in want:
+        assert [s for s, _ in got[tag]] == [s for s, _ in want[tag]], tag
+        assert [v for _, v in got[tag]] == pytest.approx([v for _, v in want[tag]], rel=1e-6), tag

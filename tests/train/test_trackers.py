@@ -42,19 +42,26 @@ def _result(run) -> dict:
     return json.loads((run / "result.json").read_text())
 
 
-def test_csv_logger_holds_the_metrics_rows_and_a_resume_drops_the_later_ones(tmp_path):
-    data = tiny_shards(tmp_path / "shards")
-    run = tmp_path / "run"
-    cfg = tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["csv"])
-    train(cfg, run)
+def _csv_as_metrics(run) -> list[dict]:
+    """RUN/metrics.csv's rows, checked against metrics.jsonl's: the same steps and numbers."""
     with open(run / "metrics.csv", newline="") as f:
         got = list(csv.DictReader(f))
     rows = _rows(run)
     assert [int(r["step"]) for r in got] == [r["step"] for r in rows] == [5, 10, 15, 20, 20]
     for g, r in zip(got, rows, strict=True):
         assert float(g["tokens"]) == r["tokens"] and float(g["flops"]) == r["flops"]
+        assert (g["loss/val"] != "") == ("val_loss" in r and not r.get("final"))
         if "train_loss" in r:
             assert float(g["loss/train"]) == pytest.approx(r["train_loss"], rel=1e-12)
+    return got
+
+
+def test_csv_logger_holds_the_metrics_rows_and_a_resume_drops_the_later_ones(tmp_path):
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    cfg = tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["csv"])
+    train(cfg, run)
+    got = _csv_as_metrics(run)
     assert float(got[-1]["loss/val_final"]) == pytest.approx(_result(run)["val_loss"])
     # resumed from step 10 (the step-20 checkpoint lost): the CSV, like metrics.jsonl,
     # holds each step once
@@ -724,3 +731,82 @@ def test_mlflow_refusals_lead_with_the_way_out(tmp_path, monkeypatch, capsys):
             f"error: --logger mlflow: cannot log to MLFLOW_TRACKING_URI={shown!r}: {fix}"
         ), err
         assert not run.exists()
+
+
+def _break_last_checkpoint(run) -> None:
+    """As if the process died after logging step 20 but before its checkpoint was valid."""
+    (run / "ckpt" / "step-00000020" / "manifest.json").unlink()
+    (run / "result.json").unlink()
+
+
+def test_a_csv_logger_added_at_a_resume_has_the_rows_before_it(tmp_path):
+    """`--logger csv` added when resuming held only the rows from the resume on (steps
+    15 and 20 of 5, 10, 15, 20), though metrics.jsonl had the earlier ones."""
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    train(tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10), run)
+    _break_last_checkpoint(run)
+    train(tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["csv"]), run)
+    got = _csv_as_metrics(run)
+    # the replayed rows have no throughput (not a metrics.jsonl column); those trained now do
+    assert [g["tokens_per_second"] != "" for g in got] == [False, False, True, True, False]
+
+
+def test_an_mlflow_run_begun_at_a_resume_has_the_steps_before_it(tmp_path, monkeypatch):
+    client = _mlflow_store(tmp_path, monkeypatch)
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    train(tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10), run)
+    _break_last_checkpoint(run)
+    cfg = tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["mlflow"])
+    train(cfg, run)
+    rows = _rows(run)
+    (m,) = client.search_runs([client.get_experiment_by_name("scalinglab").experiment_id])
+    for name, key in (("tokens", "tokens"), ("flops", "flops"), ("loss/train", "train_loss")):
+        hist = client.get_metric_history(m.info.run_id, name)
+        assert [(h.step, h.value) for h in hist] == [(r["step"], r[key]) for r in rows[:4]]
+    assert [h.step for h in client.get_metric_history(m.info.run_id, "loss/val")] == [10, 20]
+    # resumed again, its own MLflow run continued: the steps up to the checkpoint are not
+    # sent again (those after it are, both attempts' kept, as MLflow keeps them)
+    _break_last_checkpoint(run)
+    train(cfg, run)
+    assert len(client.search_runs([m.info.experiment_id])) == 1
+    hist = client.get_metric_history(m.info.run_id, "tokens")
+    assert [h.step for h in hist] == [5, 10, 15, 20, 15, 20]
+
+
+def test_an_empty_hyperparameter_is_empty_not_the_text_none(tmp_path, monkeypatch):
+    """A time budget plans no D or C: MLflow's params and TensorBoard's HPARAMS had the text
+    "None" where docs/trackers.md says they are empty."""
+    from scalinglab.train.trackers import MlflowTracker
+
+    client = _mlflow_store(tmp_path, monkeypatch)
+    run = tmp_path / "r"
+    run.mkdir()
+    t = MlflowTracker(run, "r", None)
+    t.start({"D": None, "C": None, "N": 1000}, resume_step=0)
+    t.close()
+    run_id = json.loads((run / "trackers.json").read_text())["mlflow_run_id"]
+    assert client.get_run(run_id).data.params == {"D": "", "C": "", "N": "1000"}
+
+
+def test_a_wandb_run_begun_at_a_resume_has_the_steps_before_it(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb", reason="the [wandb] extra is not installed")
+    from types import SimpleNamespace
+
+    logged = []
+    fake = SimpleNamespace(define_metric=lambda name: None, summary={}, finish=lambda: None,
+                           log=lambda metrics, step: logged.append((step, dict(metrics))))  # fmt: skip
+    monkeypatch.setattr(wandb, "init", lambda **kw: fake)
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    train(tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10), run)
+    _break_last_checkpoint(run)
+    train(
+        tiny_cfg(data, steps=20, log_every=5, eval_every=10, ckpt_every=10, loggers=["wandb"]), run
+    )
+    rows = _rows(run)
+    assert [s for s, _ in logged] == [r["step"] for r in rows] == [5, 10, 15, 20, 20]
+    for (_, m), r in zip(logged, rows, strict=True):
+        assert m.get("tokens", r["tokens"]) == r["tokens"]
+        assert m.get("loss/train") == r.get("train_loss")

@@ -4,13 +4,18 @@ Weights & Biases, MLflow or a CSV file (`--logger NAME`, repeatable; TOML `logge
 RUN/metrics.jsonl stays the record scalinglab reads; a tracker is a copy for the
 tools people already watch. Each one gets, for one run:
 
-- at the start: the resolved config (`model.*`, `train.*`) and the run's N, D, C
-  (`params`, `params_nonembed`, `tokens`, `flops` planned) as hyperparameters;
+- at the start: the resolved config (`model.*`, `train.*`) and the run's `N`,
+  `N_nonembed`, `D`, `C` (planned; `D` and `C` empty for a time budget) as
+  hyperparameters;
 - per metrics row: `loss/train`, `loss/val`, `lr`, `tokens`, `flops`,
   `tokens_per_second` against the optimizer step (W&B also lets you plot them
   against `tokens` or `flops`);
 - at the end: the result (`status`, `val_loss`, `val_bpb`, `params`, `tokens`,
   `flops`, ...) as the run's summary.
+
+A tracker run that begins at a resume (`--logger csv` added then, or a W&B or
+MLflow run made anew) first gets the rows metrics.jsonl holds up to the checkpoint's
+step, so it shows the whole run.
 
 A run of a sweep or a study is its own tracker run, named after its folder and
 grouped by its sweep (W&B `group`, an MLflow experiment of the sweep's name).
@@ -82,6 +87,14 @@ def _number(text) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _param(v) -> str | int | float | bool:
+    """A hyperparameter as a tracker of plain values keeps it: None (a time budget's D
+    and C) is empty, not the text "None"."""
+    if v is None:
+        return ""
+    return v if isinstance(v, int | float | str | bool) else str(v)
+
+
 def _summary(result: dict) -> dict:
     return {k: result[k] for k in RESULT_KEYS if result.get(k) is not None}
 
@@ -91,6 +104,10 @@ class Tracker:
     tracker cannot work), `log` per metrics row, `finish` with the result, `close` always."""
 
     name = ""
+    replay_after: int | None = None
+    """Set by `start`: the step after which this tracker run lacks the rows metrics.jsonl
+    holds up to the resumed checkpoint (0: all of them, a tracker run begun at a resume),
+    or None (it has them, or the run starts at step 0)."""
 
     def __init__(self, run_dir: Path, run_name: str, group: str | None):
         self.run_dir, self.run_name, self.group = Path(run_dir), run_name, group
@@ -128,9 +145,10 @@ class TensorBoardTracker(Tracker):
         require("tensorboard", "tensorboard", "--logger tensorboard")
         from torch.utils.tensorboard import SummaryWriter
 
+        if resume_step and not any(self.run_dir.glob("events.out.tfevents.*")):
+            self.replay_after = 0  # added at this resume: no events of the steps before
         self.w = SummaryWriter(str(self.run_dir), purge_step=resume_step + 1)
-        self.hparams = {k: v if isinstance(v, int | float | str | bool) else str(v)
-                        for k, v in hparams.items()}  # fmt: skip
+        self.hparams = {k: _param(v) for k, v in hparams.items()}
         if resume_step == 0:
             self.w.add_text("config", "\n".join(f"    {k} = {v!r}" for k, v in hparams.items()))
 
@@ -169,22 +187,24 @@ class CsvTracker(Tracker):
         buf = io.StringIO()
         w = csv.DictWriter(buf, self.COLUMNS)
         w.writeheader()
-        if resume_step and self.path.exists():
-            self._keep_rows(w, buf, resume_step)
+        if resume_step:
+            kept = self._keep_rows(w, buf, resume_step) if self.path.exists() else 0
+            self.replay_after = kept if kept < resume_step else None
         runfolder.write_metrics_csv(self.run_dir, buf.getvalue())
         self.f = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
         self.w = csv.DictWriter(self.f, self.COLUMNS)
 
-    def _keep_rows(self, w: csv.DictWriter, buf: io.StringIO, resume_step: int) -> None:
+    def _keep_rows(self, w: csv.DictWriter, buf: io.StringIO, resume_step: int) -> int:
         """The rows of steps <= resume_step, as metrics.jsonl's truncation keeps its lines:
         a torn last line (a crash mid-write) is dropped, and a line that is no row with a
-        step (damaged, edited by hand) stays as it is, with a warning naming it."""
+        step (damaged, edited by hand) stays as it is, with a warning naming it. Returns
+        the last step kept (0: none)."""
         text = self.path.read_text(encoding="utf-8", errors="replace")
         lines = text.splitlines()
         if lines and not text.endswith(("\n", "\r")):
             lines.pop()  # torn
         header = next(csv.reader(lines[:1]), [])
-        odd = []
+        odd, last = [], 0
         for i, line in enumerate(lines[1:], start=2):
             fields = next(csv.reader([line]), [])
             row = dict(zip(header, fields, strict=False))
@@ -194,8 +214,10 @@ class CsvTracker(Tracker):
                 buf.write(line + "\r\n")  # as it was (csv's own line ending)
             elif step <= resume_step:
                 w.writerow(row)
+                last = max(last, int(step))
         if odd:
             log.warning("%s", runfolder.odd_lines(self.path, odd))
+        return last
 
     def log(self, step: int, metrics: dict) -> None:
         self.w.writerow({"step": step, **metrics})
@@ -231,6 +253,7 @@ class WandbTracker(Tracker):
             run_id = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
         else:
             run_id = secrets.token_hex(8)
+            self.replay_after = 0 if resume_step else None
         try:
             self.run = wandb.init(
                 project=os.environ.get("WANDB_PROJECT") or PROJECT, group=self.group,
@@ -280,7 +303,7 @@ class MlflowTracker(Tracker):
                 self.client = MlflowClient()
                 exp_id = self._experiment(self.group or PROJECT)
             known = runfolder.read_trackers(self.run_dir).get("mlflow_run_id")
-            values = {k: str(v)[:6000] for k, v in hparams.items()}
+            values = {k: str(_param(v))[:6000] for k, v in hparams.items()}
             if resume_step and known and not self._in_store(known, uri):
                 known = None  # another store: a new MLflow run there
             if resume_step and known:
@@ -293,6 +316,7 @@ class MlflowTracker(Tracker):
                     tags["scalinglab.sweep"] = self.group
                 run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
                 self.run_id = run.info.run_id
+                self.replay_after = 0 if resume_step else None
                 if known:
                     self._end_earlier(known)
             params = [Param(k, v) for k, v in values.items()]
@@ -457,6 +481,26 @@ def mlflow_refusal(uri: str, exc: Exception) -> str:
             f"{one_line(exc)}")  # fmt: skip
 
 
+def _replay(started: list[Tracker], run_dir: Path, resume_step: int) -> None:
+    """Send a tracker run begun at a resume the rows metrics.jsonl holds up to the
+    checkpoint's step (those after it, a killed attempt's, are about to be dropped): it
+    then shows the whole run, as one that was there from the start does, but for the
+    throughput, which metrics.jsonl does not keep."""
+    todo = [t for t in started if t.replay_after is not None]
+    if not todo or not resume_step:
+        return
+    rows = runfolder.read_metrics(run_dir)
+    for t in todo:
+        for row in rows:
+            step = row.get("step")
+            if (
+                isinstance(step, int)
+                and not isinstance(step, bool)
+                and t.replay_after < step <= resume_step
+            ):
+                t.log(step, row_metrics(row))
+
+
 def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
                   run_name: str, group: str | None) -> list[Tracker]:  # fmt: skip
     """Start the named trackers for one run; if one cannot start, close those started and
@@ -469,6 +513,7 @@ def open_trackers(names, run_dir: Path, hparams: dict, resume_step: int,
             t = KINDS[n](run_dir, run_name, group)
             t.start(hparams, resume_step)
             started.append(t)
+        _replay(started, run_dir, resume_step)
     except BaseException:
         for t in started:
             try:  # the error to show is the start's, not a close's after it
