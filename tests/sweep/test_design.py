@@ -492,3 +492,26 @@ def test_ladder_targets_below_the_smallest_shape_are_refused_naming_them(tmp_pat
     with pytest.raises(SweepError, match=r"\[design\] params 100 and 120 \(gpt\) round to one "
                        r"shape \([\d,]+ parameters, the smallest shape"):  # fmt: skip
         make_plan(load_spec(write_spec(tmp_path, shards, ladder)))
+
+
+def test_a_size_moved_outward_takes_the_next_shape_not_one_past_it(tmp_path, shards):
+    """Two targets of the 4e10 budget round to one shape (2x12, 7,248 parameters); the
+    outer one moves down to the next shape. The target stepped 2% at a time passed over
+    4x8 (5,808 parameters: the rule gives it only for targets 6,226-6,293, 1% wide), so it
+    took 2x8 (5,364) and the sizes below it one shape further down each: N [3192, 4064,
+    5364, 7248, ...] where the next shape outward gives [4064, 5364, 5808, 7248, ...]."""
+    iso = ISO.replace("budgets = [2.4e7, 9.6e7]", "budgets = [4e10]")
+    iso = iso.replace("sizes = 3", "sizes = 7").replace(
+        "tokens_per_param = 1", "tokens_per_param = 100"
+    )
+    text = spec_text(shards, iso).replace("block_size = 16", "block_size = 32")
+    (tmp_path / "spec.toml").write_text(text.replace("aspect = 4", "aspect = 8"))
+    ctx = design.Context(spec=load_spec(tmp_path / "spec.toml"), vocab=256, data_id="x")
+    sizes = [count(m, 256).params for m in design.distinct_shapes(
+        ctx, "gpt", design.budget_targets(ctx, 0, 100.0, "gpt"))]  # fmt: skip
+    assert sizes == [4064, 5364, 5808, 7248, 11200, 14480, 15920]
+    # independently: every shape the rule gives for a target between 5,364 and 7,248
+    # parameters, scanned 0.02% apart; the only one in between is the one planned
+    seen = {count(design.model_for(ctx, "gpt", 5364 * 1.0002**i), 256).params
+            for i in range(1 + int(math.log(7248 / 5364) / math.log(1.0002)))}  # fmt: skip
+    assert sorted(seen) == [5364, 5808, 7248]

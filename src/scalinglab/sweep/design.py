@@ -372,16 +372,32 @@ def moved_targets(ctx: Context, centres: dict[int, float | dict] | None = None) 
 
 def _next_shape(ctx: Context, arch: str, params: int, up: bool):
     """The grid's next shape above (or below) one of `params` parameters, and its count:
-    the nearest shape to targets stepped outward by 2% (None below the smallest)."""
+    the first shape beyond `params` that the shape rule gives as the target moves outward
+    from `params` (None below the smallest). The target moves 2% at a time, and where the
+    shape changes within a step every shape met there is found in turn (bisection to the
+    point where the current one ends): a shape whose targets span less than 2% was
+    stepped over (the 4-layer width 8 between the 2-layer widths 8 and 12), and the
+    sizes below it were pushed down one shape each."""
     if not up and params <= smallest_params(arch, ctx.vocab, ctx.spec.model, ctx.spec.shape):
         return None  # no shape below: not 400 steps down to learn it
-    target = float(params)
+    t = float(params)
+    cur = model_for(ctx, arch, t)
     for _ in range(400):  # 1.02^400: 2,750x
-        target = target * 1.02 if up else target / 1.02
-        m = model_for(ctx, arch, target)
-        k = count(m, ctx.vocab).params
-        if (k > params) if up else (k < params):
-            return m, k
+        far = t * 1.02 if up else t / 1.02
+        far_model = model_for(ctx, arch, far)
+        while cur != far_model:  # the shapes met between t and far, in turn
+            near, beyond = t, far  # cur at `near`, not at `beyond`
+            while abs(math.log(beyond / near)) > 1e-9:
+                mid = math.sqrt(near * beyond)
+                if model_for(ctx, arch, mid) == cur:
+                    near = mid
+                else:
+                    beyond = mid
+            cur, t = model_for(ctx, arch, beyond), beyond
+            k = count(cur, ctx.vocab).params
+            if (k > params) if up else (k < params):
+                return cur, k
+        t = far
     if up:
         raise SweepError(f"[shape]: no {arch} shape above {params:,} parameters")
     return None
