@@ -24,7 +24,7 @@ def test_chinchilla_recovered_within_intervals():
 
 
 def test_kaplan_recovered():
-    # Kaplan et al. 2020 eq. 1.5 values
+    # Kaplan et al. 2020's one-variable fits (eq. 1.1, 1.2) as a known truth
     true = {"alpha_N": 0.076, "alpha_D": 0.095, "N_c": 8.8e13, "D_c": 5.4e13}
 
     def kaplan(N, D):

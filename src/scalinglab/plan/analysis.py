@@ -370,7 +370,8 @@ def predict(fits: ArchFits, N: float, D: float, C: float, predictor: str,
 
 R_STAR = {"R_D": 15.4, "R_N": 5.3}
 """Muennighoff et al. 2023's fitted R*_D and R*_N (repeated tokens and excess parameters
-decay with these half-lives): the study's default when its own runs never repeat data."""
+lose their worth with these e-folding constants: the pass R* epochs in is worth 1/e of
+a fresh one): the study's default when its own runs never repeat data."""
 
 
 def predict_constrained(fits: ArchFits, N: float, D: float, U: float) -> dict:
