@@ -497,3 +497,38 @@ def test_isoflop_counting_n_without_embeddings_reads_d_opt_off_the_runs():
     plain = ScalingLaw("isoflop").fit(table)  # all parameters: the budgets are its C
     assert not any(k.startswith("C_opt@") for k in plain.params_)
     assert plain.params_["D_opt@1e+11"] == pytest.approx(1e11 / (6 * plain.params_["N_opt@1e+11"]))
+
+
+def test_a_curve_with_two_losses_at_one_c_keeps_the_lowest(tmp_path):
+    """Two runs the --run-col columns do not tell apart (the misfitting table's runs that
+    differ only in total_epochs) give one curve two losses at one C, where np.interp is
+    undefined: the fit depended on the rows' order. The envelope keeps the lowest, as it
+    does across runs, and says so; a run folder's final evaluation, at its last periodic
+    evaluation's step, is the one kept (the whole validation split)."""
+    import json
+
+    from scalinglab.laws.envelope import read_run_folders
+
+    lines = ["run_id,params,tokens,flops,loss"]
+    extra = []
+    for i, N in enumerate(np.geomspace(1e7, 1e10, 6)):
+        for j, D in enumerate(np.geomspace(1e8, 2e12, 25)):
+            lines.append(f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D)}")
+            if i in (2, 3) and j % 3 == 0:  # a second measurement, worse
+                extra.append(f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D) * 1.05}")
+    clean, both = tmp_path / "clean.csv", tmp_path / "both.csv"
+    clean.write_text("\n".join(lines) + "\n")
+    rows = lines[:1] + [x for pair in zip(extra, lines[1:], strict=False) for x in pair]
+    both.write_text("\n".join(rows + lines[1 + len(extra) :]) + "\n")  # the worse ones first
+    fit = ScalingLaw("envelope", envelope_points=30).fit(both)
+    assert fit.params_ == ScalingLaw("envelope", envelope_points=30).fit(clean).params_
+    assert any(f"{len(extra)} points of 2 runs share a run's C" in w for w in fit.warnings_)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "result.json").write_text(json.dumps({"status": "completed", "params": 1e7}))
+    recs = [{"step": s, "tokens": 1e8 * s, "flops": 6e15 * s, "val_loss": 3.0 - 0.1 * s}
+            for s in (1, 2, 3)] + [{"step": 3, "tokens": 3e8, "flops": 1.8e16, "val_loss": 2.65,
+                                    "final": True}]  # fmt: skip
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    ((_, _, c, _, loss),) = read_run_folders([str(run)]).runs
+    assert c.tolist() == [6e15, 1.2e16, 1.8e16] and loss.tolist() == [2.9, 2.8, 2.65]

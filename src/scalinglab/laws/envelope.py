@@ -110,12 +110,19 @@ def read_curves_csv(path, run_cols=("run_id",), n_col=None, d_col=None, c_col=No
                 "points share one model size: give the column (or columns) that name one run"
             )
         ids.append(rid)
-    runs = []
+    runs, twice = [], []
     for rid in dict.fromkeys(ids):
         m = np.array([i == rid for i in ids])
-        o = np.argsort(vals["C"][m])
-        runs.append(
-            (rid, float(vals["N"][m][0]), vals["C"][m][o], vals["D"][m][o], vals["L"][m][o])
+        c, d, loss, dropped = lowest_at_each_c(vals["C"][m], vals["D"][m], vals["L"][m])
+        runs.append((rid, float(vals["N"][m][0]), c, d, loss))
+        if dropped:
+            twice.append((rid, dropped))
+    if twice:
+        notes.append(
+            f"{path}: {sum(k for _, k in twice)} points of {len(twice)} runs share a run's C "
+            f"with another of another loss (run {twice[0][0]!r}: {twice[0][1]}): a point of one "
+            "N and D measured twice, or two runs the --run-col columns do not tell apart; the "
+            "envelope keeps the lowest loss at each C, as it does across runs"
         )
     columns = {k: v if v else "C/(6N)" for k, v in cols.items()}
     columns = {**columns, "run": "/".join(run_cols), "filters": ["".join(c) for c in conds]}
@@ -156,9 +163,10 @@ def read_run_folders(folders):
                 pts.append(
                     tuple(_positive(rec, k, met, i) for k in ("flops", "tokens", "val_loss"))
                 )
-        if pts:  # a final eval at a periodic eval's step may log the same point twice
-            a = np.array(sorted(set(pts)))
-            runs.append((folder.name, N, a[:, 0], a[:, 1], a[:, 2]))
+        if pts:  # a final eval at a periodic eval's step: the final (whole split) wins
+            a = np.array(pts[::-1])  # the last record first: the final evaluation's
+            c, first = np.unique(a[:, 0], return_index=True)
+            runs.append((folder.name, N, c, a[first, 1], a[first, 2]))
     if not runs:
         if skipped and len(skipped) == len(folders):
             raise DataError(f"no run folder is completed: {', '.join(skipped[:5])}"
@@ -173,6 +181,19 @@ def read_run_folders(folders):
     notes = [f"left out {len(skipped)} run folders not completed: {', '.join(skipped[:5])}"
              f"{' ...' if len(skipped) > 5 else ''}"] if skipped else []  # fmt: skip
     return Curves(runs, source, columns, notes)
+
+
+def lowest_at_each_c(c, d, loss):
+    """A curve's points sorted by C, one at each C: where several share a C (the same N
+    and D measured twice, or two runs under one name) the lowest loss, as the envelope
+    takes across runs (np.interp over a repeated C of two losses is undefined); a point
+    repeated whole stays. Returns (c, d, loss, the number of points left out)."""
+    o = np.lexsort((loss, c))
+    c, d, loss = c[o], d[o], loss[o]
+    first = np.r_[True, c[1:] != c[:-1]]
+    lowest = loss[np.maximum.accumulate(np.where(first, np.arange(len(c)), 0))]
+    keep = loss == lowest  # a row repeated whole stays: the table checks name it
+    return c[keep], d[keep], loss[keep], int(np.sum(~keep))
 
 
 def _positive(rec: dict, key: str, path, line: int) -> float:
