@@ -387,6 +387,8 @@ def test_predictor_defaults_to_the_sweeps_own():
             "[fit]: decay_factor is not used by a study: it is a setting of lr-annealing",
         ),
         ({"fit": {"lr_fill": "previous"}}, "[fit]: lr_fill is not used by a study"),
+        # the frontier's and the ray's power laws are fitted without one, whatever it said
+        ({"fit": {"floor": False}}, "[fit]: floor is not used by a study: its frontier"),
         (
             {"sweeps": {"gpt": {"budgets": [1e11, 3e11, 1e11]}}},
             "[sweeps.gpt]: budgets: 1e+11 is given twice (each budget is swept once)",
@@ -417,6 +419,11 @@ def test_bad_spec_names_the_key(change, message):
         ({"bootstrap": "many"}, "quickstart [fit]: bootstrap must be int, got str 'many'"),
         ({"resamples": 10}, "quickstart [fit]: unknown key(s) resamples (known: boot_starts,"),
         ({"n_kind": "N"}, "quickstart [fit]: n_kind = 'N': expected one of params, params_nonemb"),
+        # both read, the later one kept, whichever it was
+        (
+            {"curvature": "per-budget", "isoflop_curvature": "shared"},
+            "quickstart [fit]: isoflop_curvature and curvature are one setting",
+        ),
     ],
 )
 def test_bad_fit_table_is_a_one_line_config_error(fit, message):

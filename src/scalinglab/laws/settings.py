@@ -256,6 +256,11 @@ def csv_mapping(settings: dict) -> dict:
 def fit_config(d: dict, where: str) -> FitConfig:
     """A FitConfig from a [fit] table (a study spec, study.json); unknown keys are named."""
     if isinstance(d, dict):
+        for old, new in OLD_KEYS.items():
+            if old in d and new in d:  # the later one won, whichever it was
+                raise ConfigError(
+                    f"{where}: {old} and {new} are one setting ({old} its old name): give one"
+                )
         d = {OLD_KEYS.get(k, k): v for k, v in d.items()}
     return from_dict(FitConfig, d, where)
 

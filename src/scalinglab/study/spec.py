@@ -568,6 +568,9 @@ def check_fit_used(fs: FitConfig, where: str) -> None:
     for f in dataclasses.fields(FitConfig):
         laws = GIVEN_SETTING_LAWS.get(f.name) or SETTING_LAWS.get(f.name)
         value = getattr(fs, f.name)
+        if f.name == "floor" and value != defaults.floor:  # power-c's, but not the study's
+            raise _err(where, "floor is not used by a study: its frontier and ray are power "
+                       "laws of C without a floor (three or four budgets cannot fit one)")  # fmt: skip
         if laws is None or value == getattr(defaults, f.name) or set(laws) & set(STUDY_LAWS):
             continue
         raise _err(where, f"{f.name} is not used by a study: it is a setting of "
