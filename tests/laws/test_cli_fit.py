@@ -92,24 +92,15 @@ def test_fit_json_out_and_plan(tmp_path, capsys):
 
 def test_n_kind_and_c_col(tmp_path, capsys):
     path = runs_csv(tmp_path)
-    assert (
-        main(
-            [
-                "fit",
-                str(path),
-                "--law",
-                "power-c",
-                "--bootstrap",
-                "0",
-                "--json",
-                "--n-kind",
-                "params_nonembed",
-            ]
-        )
-        == 0
-    )
+    assert main(["fit", str(path), "--law", "power-c", "--bootstrap", "0", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["conventions"]["C"] == "flops"  # the model's own count, preferred over flops_6nd
+    # --n-kind picks N's column; power-c read C from its own and gave the same fit
+    argv = ["fit", str(path), "--law", "power-c", "--bootstrap", "0", "--n-kind", "params_nonembed"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --n-kind params_nonembed has no effect on power-c here: C is ")
+    assert "the column 'flops' of" in err and err.count("\n") == 1
 
 
 def test_backtest_reports_relative_errors(tmp_path, capsys):

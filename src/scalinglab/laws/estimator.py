@@ -311,6 +311,12 @@ class ScalingLaw:
         t = read_table(table, need=need, **mapping)
         if len(t) == 0:
             raise DataError(f"{t.source}: the table has no rows")
+        if self.law == "power-c" and s.get("n_kind") != "params" and t.conventions["C"] != "6ND":
+            raise ConfigError(  # it picks N's column, and power-c read C from its own
+                f"--n-kind {s['n_kind']} has no effect on power-c here: C is the column "
+                f"{t.conventions['C']!r} of {t.source}, not 6ND (name a column of compute "
+                "without embeddings with --c-col, where the table has one)"
+            )
         self.conventions_ = {k: v for k, v in t.conventions.items() if not k.endswith("_tried")}
         self.points_ = t  # the table fitted (in memory only; plot() draws it)
         self.ranges_ = data_ranges(t)  # in memory only: predict warns far outside them
