@@ -768,7 +768,13 @@ def scored_at(r: dict) -> float:
 
 
 def _task_key(r: dict) -> tuple:
-    return r.get("task"), r.get("step"), r.get("sha256")
+    return r.get("task"), r.get("step"), r.get("sha256"), r.get("dtype") or "float32"
+
+
+def in_float32(r: dict) -> bool:
+    """Whether a task result was scored in float32 (the default, and every result recorded
+    before the dtype was): of two at one step and item set, the one tables show."""
+    return (r.get("dtype") or "float32") == "float32"
 
 
 def final_tasks(run_dir: str | os.PathLike, items: dict | None = None) -> dict[str, dict]:
@@ -777,15 +783,16 @@ def final_tasks(run_dir: str | os.PathLike, items: dict | None = None) -> dict[s
     `items` ({task: sha256}): only the results on those items (the item set a table's
     column shows, so that it compares runs on the same items: sweep.table.task_items).
     Without it, where the newest step was scored on several item sets (a quick `eval
-    --tasks --task-items 50` beside a study's 4000), the result on the most items."""
+    --tasks --task-items 50` beside a study's 4000), the result on the most items; then
+    the float32 one, where `eval --tasks --dtype bfloat16` scored it too."""
     out: dict[str, dict] = {}
     for r in read_tasks(run_dir):
         name = r.get("task")
         if not name or (items and name in items and r.get("sha256") != items[name]):
             continue
-        key = (r.get("step") or 0, r.get("n") or 0, scored_at(r))
+        key = (r.get("step") or 0, r.get("n") or 0, in_float32(r), scored_at(r))
         o = out.get(name)
-        if o is None or key >= (o.get("step") or 0, o.get("n") or 0, scored_at(o)):
+        if o is None or key >= (o.get("step") or 0, o.get("n") or 0, in_float32(o), scored_at(o)):
             out[name] = r
     return out
 

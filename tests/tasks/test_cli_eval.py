@@ -267,6 +267,14 @@ def test_a_bfloat16_run_is_scored_in_float32_unless_asked(tmp_path, capsys):
         for t in want:
             for m in ("acc", "acc_norm", "bpb"):
                 assert got[t][m] == want[t][m]
+    # the bfloat16 scores replaced the float32 ones in tasks.json, with nothing to tell
+    # them apart: now each result names its arithmetic, both are kept, tables read float32
+    recorded = json.loads((run / "tasks.json").read_text())["results"]
+    assert sorted((r["task"], r["dtype"]) for r in recorded) == sorted(
+        (t, d) for t in f32 for d in ("bfloat16", "float32")
+    )
+    for t, r in runfolder.final_tasks(run).items():
+        assert r["dtype"] == "float32" and r["bpb"] == f32[t]["bpb"]
     assert main(["eval", str(run), "--eval-tokens", "400", "--json"]) == 0
     loss = json.loads(capsys.readouterr().out)["loss"]
     assert loss == pytest.approx(

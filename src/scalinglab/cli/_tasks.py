@@ -139,6 +139,7 @@ def run_tasks(args) -> int:
         done = evaluate_run(
             run, tasks, args.every_checkpoint, device, args.batch_size or 32, cast,
             64 if args.max_new_tokens is None else args.max_new_tokens,
+            dtype=args.dtype or "float32",
         )  # fmt: skip
         out += [{"run": str(run), **r} for r in done]
     if args.json:

@@ -219,7 +219,8 @@ def scored_steps(run_dir, items: dict) -> dict[int, dict]:
     from scalinglab.sweep.table import TASK_METRICS
 
     out: dict[int, dict] = {}
-    for r in runfolder.read_tasks(run_dir):
+    # float32's last, so that at a step scored in both it is the one kept (final_tasks)
+    for r in sorted(runfolder.read_tasks(run_dir), key=runfolder.in_float32):
         name, step = r.get("task"), r.get("step")
         if name in items and r.get("sha256") == items[name] and isinstance(step, int):
             out.setdefault(step, {}).update({f"{name}.{m}": r[m] for m in TASK_METRICS if m in r})

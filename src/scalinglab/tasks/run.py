@@ -120,12 +120,15 @@ def evaluate_run(
     autocast=contextlib.nullcontext,
     max_new_tokens: int = 64,
     record: bool = True,
+    dtype: str = "float32",
 ) -> list[dict]:
     """Score a run on tasks; record the results in RUN/tasks.json (unless `record`).
 
     Returns one dict per (checkpoint, task): task, kind, step, tokens, flops, n (items),
-    sha256 (of the items), chance, the metrics (acc, acc_norm, bpb; or exact_match, chrf)
-    and, for generation, the outputs (not recorded)."""
+    sha256 (of the items), chance, dtype (the arithmetic `autocast` scores in, recorded:
+    a bfloat16 score is kept beside a float32 one, not in its place), the metrics (acc,
+    acc_norm, bpb; or exact_match, chrf) and, for generation, the outputs (not
+    recorded)."""
     run_dir = Path(run_dir)
     out = []
     for path in checkpoints(run_dir, every_checkpoint):
@@ -149,6 +152,7 @@ def evaluate_run(
                     "sha256": task.sha256,
                     "chance": task.chance,
                     "source": task.source,
+                    "dtype": dtype,
                     **metrics,
                 }
             )
