@@ -65,6 +65,10 @@ def test_an_unknown_status_is_an_error_naming_the_statuses(tmp_path, capsys):
         "error: --status complete: not a status (the statuses are completed, diverged, "
         "preempted, failed, incomplete, pending; here: incomplete 1, pending 2)\n"
     )
+    # an empty one is no status either: it listed every run
+    assert one_line_error(capsys, ["runs", str(root), "--status", ""]).startswith(
+        "error: --status '': not a status (the statuses are completed,"
+    )
     # a known status that no run has: an empty selection, not an error
     assert main(["runs", str(root), "--status", "failed", "--json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"

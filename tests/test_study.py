@@ -434,6 +434,14 @@ def test_bad_fit_table_is_a_one_line_config_error(fit, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
+def test_an_unknown_fit_key_is_named_with_every_key_the_table_takes():
+    """The list of known keys was FitConfig's, without n_kind, a key of a study's [fit]."""
+    d = quickstart()
+    d["fit"] = {"n_knid": "params"}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) n_knid \(known: .*\bn_kind\b"):
+        parse_study(d, "quickstart")
+
+
 def test_fit_table_is_the_fit_config():
     d = quickstart()
     d["fit"] = {"bootstrap": 50, "isoflop_curvature": "shared"}

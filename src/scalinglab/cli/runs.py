@@ -93,12 +93,13 @@ def run(args) -> int:
     dirs = {d.name: d for d in find_run_dirs(args.dir)}  # as report counts them: one status
     for line in count_bad_losses_as_diverged(rows, lambda r: dirs[r["run_id"]]):
         print(f"warning: {line}", file=sys.stderr)
-    if args.status:
+    if args.status is not None:  # '' is no status either: it listed every run
         found = {r["status"] for r in rows}
         if args.status not in (*STATUSES, *found):
             here = ", ".join(f"{s} {sum(r['status'] == s for r in rows)}" for s in sorted(found))
+            shown = args.status or "''"
             raise ConfigError(
-                f"--status {args.status}: not a status (the statuses are "
+                f"--status {shown}: not a status (the statuses are "
                 f"{', '.join(STATUSES)}; here: {here})"
             )
         rows = [r for r in rows if r["status"] == args.status]

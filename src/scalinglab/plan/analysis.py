@@ -39,7 +39,7 @@ from scalinglab.laws.estimator import settings_for
 from scalinglab.laws.intervals import budget_cuts as cuts_between_budgets
 from scalinglab.laws.intervals import has_noise
 from scalinglab.laws.isoflop import huber_loglog_fit, redrawn_vertices
-from scalinglab.laws.settings import FitConfig, fit_config, huber_delta
+from scalinglab.laws.settings import OLD_KEYS, FitConfig, fit_config, huber_delta
 from scalinglab.laws.table import Rows, read_table
 
 # Reference exponents of N_opt ∝ C^a drawn beside ours.
@@ -56,6 +56,12 @@ def fit_settings(d: dict | None, where: str) -> tuple[FitConfig, str]:
     """A study's [fit] table (study.json's "fit"): its FitConfig, and the count its fits
     take N from (`n_kind`, N_KINDS; "params" when absent)."""
     d = dict(d or {})
+    names = {f.name for f in dataclasses.fields(FitConfig)} | {"n_kind"}
+    unknown = sorted(set(d) - names - set(OLD_KEYS))
+    if unknown:  # FitConfig's own message did not list n_kind, a key of this table
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
+        )
     kind = d.pop("n_kind", "params")
     if kind not in N_KINDS:
         raise ConfigError(f"{where}: n_kind = {kind!r}: expected one of {', '.join(N_KINDS)}")
