@@ -687,11 +687,17 @@ def apply_sets(d: dict, items: list[str], typed: dict | None = None) -> dict:
     name the item; keys the spec does not know are refused by the spec's own parser."""
     out = copy.deepcopy(d)
     hints = {t: (cls, typing.get_type_hints(cls)) for t, cls in (typed or {}).items()}
+    seen: dict[tuple, str] = {}
     for item in items:
         key, sep, text = item.partition("=")
         path = [k.strip() for k in key.split(".")]
         if not sep or not all(path):
             raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. train.batch_size=16")
+        if tuple(path) in seen:  # the last one won, whichever the user meant
+            raise ConfigError(
+                f"--set {item}: {'.'.join(path)} is set twice (--set {seen[tuple(path)]})"
+            )
+        seen[tuple(path)] = item
         table = out
         for i, k in enumerate(path[:-1]):
             table = table.setdefault(k, {})

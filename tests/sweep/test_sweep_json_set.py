@@ -38,3 +38,19 @@ def test_a_sweep_with_set_overrides_prints_its_table_as_json(tmp_path, shards, c
     run = out / "runs" / rows[0]["run_id"]
     assert rows[0]["loss"] == runfolder.read_result(run)["val_loss"] > 0
     assert "batch_size = 2" in (run / "config.toml").read_text()
+
+
+def test_a_key_set_twice_is_refused(tmp_path, shards, capsys):
+    """`--set train.batch_size=2 --set train.batch_size=4` planned with 4, the last one,
+    whichever the user meant; the spec file is read as it was."""
+    from tests.reliability.helpers import one_line_error
+
+    p = write_spec(tmp_path, shards, GRID)
+    before = p.read_bytes()
+    argv = ["sweep", str(p), "--dry-run", "--threads", "1",
+            "--set", "train.batch_size=2", "--set", " train.batch_size =4"]  # fmt: skip
+    assert one_line_error(capsys, argv) == (
+        "error: --set  train.batch_size =4: train.batch_size is set twice "
+        "(--set train.batch_size=2)\n"
+    )
+    assert p.read_bytes() == before
