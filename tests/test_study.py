@@ -1205,3 +1205,21 @@ def test_a_changed_long_setting_shows_where_it_changes():
     cmd = "/opt/t/fake.py out={out} params={params} tokens={tokens}"
     assert _change(cmd, cmd + " extra=1") == '...ens={tokens}" -> ...ens={tokens} extra=1"'
     assert _change([1e11, 3e11], [1e11]) == "[1e+11, 3e+11] -> [1e+11]"
+
+
+def test_a_dry_run_names_a_backtest_run_of_fixed_size(tmp_path, capsys):
+    """With [backtest] tokens_per_param the spec fixes the run's size, yet the dry run
+    called it '(size chosen by the fits, about)'."""
+    from scalinglab.cli import main
+
+    corpus = toy_corpus(tmp_path / "corpus.txt")
+    spec = tmp_path / "s.toml"
+    spec.write_text(TOY.format(corpus=corpus))
+    argv = ["study", str(spec), "--out", str(tmp_path / "st"), "--cache", str(tmp_path / "c"),
+            "--dry-run", "--json"]  # fmt: skip
+    for extra, fixed in (([], False), (["--set", "backtest.tokens_per_param=5"], True)):
+        assert main([*argv, *extra]) == 0
+        (row,) = [r for r in json.loads(capsys.readouterr().out) if r["part"] == "backtest"]
+        assert (row["run"] == "(size chosen by the fits, about)") is not fixed
+        if fixed:
+            assert row["run"].startswith("gpt-n") and row["tokens"] / row["params"] > 4

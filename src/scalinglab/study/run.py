@@ -452,7 +452,8 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
             f"{guess_run.tokens:,}", f"{unique:,}", guess_run.tokens / unique,
         )  # fmt: skip
     plan = StudyPlan(shards, corpus, parts, guess_run, threads, workers, bt.alone, cores)
-    plan.backtest_known = known is not None
+    # its size is the spec's where [backtest] tokens_per_param fixes it, not the fits'
+    plan.backtest_known = known is not None or bt.tokens_per_param > 0
     for p in parts:
         for r in p.runs:
             if is_finished(out / p.folder / "runs" / r.name):
