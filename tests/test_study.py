@@ -265,6 +265,17 @@ def isoflop_study() -> dict:
     return quickstart()
 
 
+def test_curvature_is_refused_where_no_sweep_has_budgets():
+    """Every sweep a WSD ladder: no IsoFLOP profiles, so [fit] curvature changed nothing."""
+    d = ladder()
+    d["fit"] = {"curvature": "shared"}
+    with pytest.raises(SweepError, match=r"\[fit\]: curvature is not used by this study"):
+        parse_study(d, "ladder")
+    d = isoflop_study()
+    d["fit"] = {"curvature": "shared"}
+    assert parse_study(d, "quickstart").fit.curvature == "shared"
+
+
 def test_minutes_scales_every_budget():
     s = parse_study(isoflop_study(), "quickstart").scaled(5)
     assert s.sweeps["gpt"].budgets == [3.75e10, 1.15e11, 3.5e11]

@@ -478,6 +478,9 @@ def parse_study(d: dict, where: str = "study") -> StudySpec:
                    "Chinchilla, the frontier) are fitted free; hold parameters by fitting its "
                    f"runs table: scalinglab fit RUNS.csv --{key} ...")  # fmt: skip
     check_fit_used(fs, f"{where} [fit]")
+    if fs.curvature != FitConfig().curvature and all(s.kind == "wsd" for s in sweeps.values()):
+        raise _err(f"{where} [fit]", "curvature is not used by this study: it is the IsoFLOP "
+                   "profiles', and every sweep here is a WSD ladder (no budgets)")  # fmt: skip
     name = d.get("name", "study")
     if not isinstance(name, str) or not name.strip():
         raise _err(where, f"name must be a non-empty string, got {name!r}")
