@@ -167,6 +167,8 @@ def test_minutes_that_break_the_plan_name_the_flag_and_the_minutes_that_work(tmp
         "head_size smaller); it plans at minutes 3.3"
     )
     assert plan(3.3).parts  # what it suggests does plan
+    for minutes in (5, 11.3, 12, 13.5, 15.7, 30, 60, 120):  # was refused at 11.3-15.7
+        assert plan(minutes).parts, minutes
     from scalinglab.study.run import _round_values  # the values it tries, nearest first
 
     assert _round_values(5.1, 1)[:3] == [5.2, 5.3, 5.4] and _round_values(10, -1)[:2] == [9.9, 9.8]
