@@ -31,6 +31,7 @@ from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import intervals
 from scalinglab.laws.estimator import ScalingLaw, setting_shown, settings_for, unused_settings
 from scalinglab.laws.intervals import check_numbers, check_thresholds, held_out, thresholds_for
+from scalinglab.laws.settings import csv_mapping, split_settings
 from scalinglab.laws.table import RunsTable, read_table
 
 BY = ("C", "N", "D")
@@ -268,8 +269,6 @@ def rolling_backtest(
 def read_for(path_or_table, laws, settings, by="C"):
     """The RunsTable a backtest of `laws` reads (the columns they all need, and `by`)."""
     import dataclasses
-
-    from scalinglab.laws.settings import csv_mapping, split_settings
 
     full = {}
     for cfg in split_settings(settings):

@@ -30,6 +30,7 @@ import numpy as np
 
 from scalinglab.errors import ConfigError
 from scalinglab.laws.isoflop import group_budgets
+from scalinglab.laws.tasklaws import last_of_each_run
 
 LOSS = "loss (nats/token)"
 WHAT = {"N": "parameters N", "D": "training tokens D", "C": "training compute C (FLOPs)"}
@@ -308,8 +309,6 @@ def _task(law, ax, m):
     top = hi * (10 if fitted else 1)
     C = np.geomspace(lo / (2 if fitted else 1), top, 160)
     if data:
-        from scalinglab.laws.tasklaws import last_of_each_run
-
         last = np.zeros(len(m), bool)
         last[last_of_each_run(m)] = True
         if not last.all():  # checkpoints: the law in C is fitted to each run's last row

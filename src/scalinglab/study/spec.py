@@ -263,8 +263,6 @@ class StudySpec:
 def _check_one_batch(study: StudySpec, minutes: float) -> None:
     """Refuse --minutes so small that a sweep's smallest run (at its target size, before
     shapes round) would not see one batch: the plan would blame the spec's [design]."""
-    from scalinglab.config import ModelConfig, TrainConfig
-
     try:
         m = ModelConfig(**study.shared.get("model", {}))
         t = TrainConfig(**study.shared.get("train", {}))

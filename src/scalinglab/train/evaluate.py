@@ -104,8 +104,6 @@ def tokenizer_file(run_dir: str | Path, cfg) -> Path:
     its shards', refused when they were made by another tokenizer than the one the run
     records (rebuilt since): their ids mean other text. `eval --tasks`, `generate` and
     `export` all read it through here."""
-    from scalinglab.data.shards import open_shards
-
     own = Path(run_dir) / runfolder.TOKENIZER
     if own.exists():
         if not own.is_file():  # read as a shards folder, it was 'own/tokenizer.json: not found'

@@ -21,6 +21,7 @@ from scalinglab.config import (
 )
 from scalinglab.data.shards import Shards, content_id
 from scalinglab.errors import ConfigError, DataError
+from scalinglab.models.counting import count
 from scalinglab.train.malloc import keep_freed_memory
 
 # Train fields that change what data the model sees, step by step: a resume
@@ -244,8 +245,6 @@ def out_of_memory(exc: BaseException) -> bool:
 
 def too_large(m, device: str, extra: str = "") -> str:
     """The one-line refusal of a model that does not fit in the memory of `device`."""
-    from scalinglab.models.counting import count
-
     return (
         f"the {m.arch} of {count(m).params:,} parameters (vocab_size {m.vocab_size:,}) "
         f"does not fit in the memory of {device}{extra}; make it smaller"
