@@ -163,29 +163,69 @@ def test_checkpoint_without_manifest_does_not_exist(tmp_path):
     assert checkpoint.latest(root).name == "step-00000002"
 
 
-def test_sigterm_checkpoints_and_reports_preempted(tmp_path):
-    data = tiny_shards(tmp_path / "shards")
-    run = tmp_path / "run"
+def _trainer(data, run, preexec_fn=None) -> subprocess.Popen:
+    """`scalinglab train` of a long budget in a subprocess, once it has logged a few steps."""
     args = cli_args(data, run, "--steps", "100000", "--log-every", "1", "--threads", "1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scalinglab", *args],
+        [sys.executable, "-m", "scalinglab", *args], preexec_fn=preexec_fn,
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     metrics = run / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 200):
         time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"]
+)
+def test_sigterm_checkpoints_and_reports_preempted(tmp_path, signum, code):
+    """Ctrl-C stopped a run where it stood, 'error: interrupted', every step since the last
+    checkpoint lost (all of them under the default --ckpt-every): it now stops as SIGTERM
+    does, exit 130."""
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    proc = _trainer(data, run)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "preempted"
+    assert result.get("signal") == ("SIGINT" if signum == signal.SIGINT else None)
     assert out.startswith("preempted:")
     ckpt = checkpoint.latest(run / "ckpt", strict=True)
     assert ckpt.name == f"step-{result['steps']:08d}" and result["steps"] > 1
     state = checkpoint.load_state(ckpt)
     assert state["counters"]["step"] == result["steps"]
     assert state["loader"]["step"] == result["steps"]
+
+
+def test_a_second_ctrl_c_stops_at_once_and_an_ignored_one_is_ignored(tmp_path):
+    """A sweep's trainer starts with SIGINT ignored (its terminal's Ctrl-C reaches the whole
+    process group; its executor stops it with SIGTERM): it keeps ignoring it."""
+    from scalinglab.train.guards import StopOnSignal
+
+    with StopOnSignal() as stop:
+        stop.request(signal.SIGINT)
+        assert stop.requested and stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            stop.request(signal.SIGINT)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopOnSignal():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
+    data = tiny_shards(tmp_path / "shards")
+    ignored = _trainer(data, tmp_path / "ignored",
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    ignored.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert ignored.poll() is None  # still training
+    ignored.send_signal(signal.SIGTERM)
+    ignored.communicate(timeout=60)
+    assert ignored.returncode == 143
 
 
 def test_completed_run_is_not_trained_again(tmp_path, caplog):

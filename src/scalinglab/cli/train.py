@@ -5,6 +5,7 @@ ORDER = 20
 # Exit codes besides 0 (completed) and 2 (user error): scripts and sweeps read them.
 EXIT_DIVERGED = 3
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C, the run preempted all the same
 EXIT_FAILED = 1
 
 
@@ -18,7 +19,8 @@ def register(sub) -> None:
             "Train one run into --out. Flags override --config FILE.toml, which overrides "
             "--preset. Give exactly one budget: --steps, --tokens, --flops or --time. "
             "Exit codes: 0 completed, 2 bad input, 3 diverged (non-finite loss), "
-            "143 preempted (SIGTERM; resume with --resume auto)."
+            "143 preempted (SIGTERM; resume with --resume auto), 130 the same after "
+            "Ctrl-C (a second Ctrl-C stops at once)."
         ),
     )
     p.add_argument("--out", "-o", metavar="RUN", help="run folder to write (or resume); required")
@@ -95,6 +97,8 @@ def run(args) -> int:
             f"train_loss {loss}  val_loss {val}  "
             f"{result['tokens_per_second']:.0f} tok/s  {result['wall_seconds']:.1f} s"
         )
+    if result["status"] == "preempted" and result.get("signal") == "SIGINT":
+        return EXIT_INTERRUPTED  # Ctrl-C: stopped as SIGTERM stops a run, with a checkpoint
     return {"completed": 0, "diverged": EXIT_DIVERGED, "preempted": EXIT_PREEMPTED}.get(
         result["status"], EXIT_FAILED
     )

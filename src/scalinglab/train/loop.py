@@ -7,6 +7,7 @@ the result dict also written to RUN/result.json.
 import dataclasses
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class Trainer:
         self.resumed_at: int | None = None  # the step a resume started from
         self.manifest: dict = {}  # of the checkpoint resumed from
         self.lock = None
+        self.stopped_by = None  # the signal that preempted the run, if one did
         self.dist, self.device = distributed.setup(setup.pick_device(cfg.train.device))
         self.shards = open_shards(cfg.train.data)
         check_out_apart(self.out, self.shards.path)
@@ -132,6 +134,7 @@ class Trainer:
                     self._after_step(bar)
                     if self.dist.agree_after_step(self.c, stop.requested):
                         self._checkpoint()
+                        self.stopped_by = stop.signum
                         return self._finish("preempted")
                 # A SIGTERM from here on is ignored: the run is about to complete. Resumed
                 # from its last step's checkpoint (a kill during the final evaluation), it
@@ -527,6 +530,8 @@ class Trainer:
             "device": self.device, "dtype": self.cfg.train.dtype,
             "tokenizer": self.shards.tokenizer, "tokenizer_id": self.shards.tokenizer_id,
         } | extra  # fmt: skip
+        if status == "preempted" and self.stopped_by == signal.SIGINT:
+            result["signal"] = "SIGINT"  # Ctrl-C, not a scheduler's SIGTERM: exit code 130
         changes = [h for h in runfolder.read_history(self.out) if h.get("event") == "config_change"]
         if changes:  # a mixed run: its settings changed on a resume (RUN/history.jsonl)
             result["config_changes"] = len(changes)
