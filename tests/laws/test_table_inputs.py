@@ -318,3 +318,33 @@ def test_run_cols_whose_joined_names_are_alike_are_refused():
         read_table(rows, run_cols=["a", "b"])
     rows["a"][2] = "w"
     assert len(set(read_table(rows, run_cols=["a", "b"]).groups)) == 2
+
+
+def test_a_fit_through_runs_of_two_architectures_or_tokenizers_says_so(tmp_path):
+    """`report` fits each architecture apart and refuses runs of two tokenizers; `fit` took
+    a runs table of both into one law without a word (the runs table had no tokenizer
+    column at all, so --where could not even part them)."""
+    from scalinglab import ScalingLaw
+
+    lines = ["arch,tokenizer_id,params,tokens,loss"]
+    for arch, tok, scale in (("gpt", "aaaa", 1.0), ("lstm", "aaaa", 1.05), ("lstm", "bbbb", 1.2)):
+        for N in (1e6, 3e6, 1e7):
+            for D in (2e7, 6e7, 2e8):
+                loss = scale * (1.7 + 400 / N**0.34 + 410 / D**0.28)
+                lines.append(f"{arch},{tok},{N},{D},{loss}")
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join(lines) + "\n")
+
+    def mixed(where):
+        w = ScalingLaw("chinchilla", bootstrap=0, where=where).fit(path).warnings_
+        return [x for x in w if x.startswith("the rows fitted hold")]
+
+    assert mixed([]) == [
+        "the rows fitted hold 2 values of column arch (gpt 9, lstm 18), one law through them "
+        "all; --where arch=VALUE fits one",
+        "the rows fitted hold 2 values of column tokenizer_id (aaaa 18, bbbb 9), one law "
+        "through them all: a loss per token of one tokenizer is not another's; --where "
+        "tokenizer_id=VALUE fits one",
+    ]
+    assert mixed(["arch=lstm"]) == [mixed([])[1].replace("aaaa 18", "aaaa 9")]
+    assert mixed(["arch=lstm", "tokenizer_id=bbbb"]) == []

@@ -31,7 +31,7 @@ def test_rows_from_folders_keep_every_status(tmp_path, capsys):
         "status": "completed", "val_loss": 2.5, "val_bpb": 3.6, "params": n.params,
         "params_nonembed": n.params_nonembed, "tokens": 6400, "flops": 1.5e9,
         "flops_6nd": 6.0 * n.params * 6400, "wall_seconds": 4.0, "tokens_per_second": 1600.0,
-        "arch": "gpt",
+        "arch": "gpt", "tokenizer": "byte", "tokenizer_id": "0123abcd",
     }  # fmt: skip
     _run(tmp_path, "a-done", done, metrics=True, group={"budget": 1e9})
     _run(tmp_path, "b-diverged", {"status": "diverged", "val_loss": None}, group={"budget": 1e9})
@@ -55,6 +55,7 @@ def test_rows_from_folders_keep_every_status(tmp_path, capsys):
         1e9,
     )
     assert (a["n_layer"], a["n_embd"], a["n_head"]) == (2, 16, 4)
+    assert (a["tokenizer"], a["tokenizer_id"]) == ("byte", "0123abcd")  # result.json's
     assert rows["b-diverged"]["params"] == n.params and rows["b-diverged"]["loss"] is None
 
     out = tmp_path / "runs.csv"

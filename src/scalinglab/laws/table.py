@@ -105,6 +105,9 @@ class RunsTable:
     # 2 parameters" names them. Not kept by subset: a backtest's split is no filter.
     rows_read: int | None = None
     removed: list = field(default_factory=list)
+    # {column: {value: rows}} of the columns in MIXED that hold several values in the rows
+    # fitted (runs of two architectures or tokenizers): the fit's warnings name them
+    mixed: dict = field(default_factory=dict)
 
     def __len__(self):
         return len(self.L) if self.L is not None else 0
@@ -891,7 +894,27 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         conv["filters"].append(f"drop the {k} highest-loss rows")
         removed.append((f"--drop-highest {k}", k))
     table.rows_read, table.removed = rows_read, removed
+    table.mixed = _mixed(raw.rows, header)
     return table
+
+
+MIXED = ("arch", "tokenizer_id")
+"""Columns of a runs table whose values should be one in a law's points: a loss per token
+of another tokenizer is another quantity, and two architectures scale apart."""
+
+
+def _mixed(rows: list[dict], header) -> dict:
+    out = {}
+    for col in MIXED:
+        if col in header:
+            counts: dict = {}
+            for r in rows:
+                v = str(r.get(col) or "")
+                if v:
+                    counts[v] = counts.get(v, 0) + 1
+            if len(counts) > 1:
+                out[col] = counts
+    return out
 
 
 def run_name(key: tuple, seen: dict, where: str, run_cols) -> str:

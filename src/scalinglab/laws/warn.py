@@ -227,7 +227,29 @@ def parametric(law, form, table, res, curv=None):
 def table_checks(table) -> list[str]:
     """The warnings about a table's columns that every law reading them gives: a loss in
     other units, tokens or parameters in millions or billions, rows listed twice."""
-    return loss_scale(table) + token_units(table) + compute_units(table) + repeated_rows(table)
+    return (
+        mixed_runs(table)
+        + loss_scale(table)
+        + token_units(table)
+        + compute_units(table)
+        + repeated_rows(table)
+    )
+
+
+def mixed_runs(table) -> list[str]:
+    """Runs of several architectures or tokenizers fitted as one law's points: `report`
+    refuses the second, fits each architecture apart, and `fit` took both in silently."""
+    from_table = getattr(table, "mixed", None) or {}
+    out = []
+    for col, counts in from_table.items():
+        shown = ", ".join(f"{v} {n}" for v, n in sorted(counts.items())[:4])
+        more = " ..." if len(counts) > 4 else ""
+        why = {"tokenizer_id": ": a loss per token of one tokenizer is not another's"}
+        out.append(
+            f"the rows fitted hold {len(counts)} values of column {col} ({shown}{more}), one "
+            f"law through them all{why.get(col, '')}; --where {col}=VALUE fits one"
+        )
+    return out
 
 
 def loss_scale(table) -> list[str]:

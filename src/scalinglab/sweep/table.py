@@ -31,6 +31,8 @@ HYPERPARAMETERS = (
     "block_size", "seed", "dtype", "optimizer", "weight_decay", "beta1", "beta2", "grad_clip",
 )  # fmt: skip
 
+TOKENIZER_COLUMNS = ("tokenizer", "tokenizer_id")
+
 COLUMNS = (
     "run_id", "arch", "status", "n_layer", "n_embd", "n_head", "params", "params_nonembed",
     "tokens", "flops", "flops_6nd", "loss", "bpb", "wall_seconds", "tokens_per_second",
@@ -40,6 +42,9 @@ COLUMNS = (
     # settings changed on a resume with --allow-config-change (result.json): 0 for a clean
     # run, so a mixed run is never read as one run of one configuration
     "config_changes",
+    # what a loss per token is counted in (result.json): runs of two tokenizers (shards
+    # rebuilt between them) are no one law's points; `fit` warns where this column differs
+    *TOKENIZER_COLUMNS,
 )  # fmt: skip
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -123,6 +128,8 @@ def run_row(run_dir: str | Path, items: dict | None = None) -> dict:
         row["tokens_per_second"] = result.get("tokens_per_second")
         row["epochs"] = result.get("epochs")  # passes over the train split: > 1 repeats data
         row["config_changes"] = result.get("config_changes", 0)
+        for k in TOKENIZER_COLUMNS:
+            row[k] = result.get(k)
         six_nd(row, result, planned)
         if result.get("dtype"):
             row["dtype"] = result["dtype"]  # resolved: "auto" became float32 or bfloat16
@@ -345,7 +352,10 @@ def format_table(rows: list[dict], cols: list[str] | None = None) -> str:
         cols = [
             c
             for c in columns(rows)
-            if (c not in HYPERPARAMETERS or len({repr(r.get(c)) for r in rows}) > 1)
+            if (
+                c not in (*HYPERPARAMETERS, *TOKENIZER_COLUMNS)
+                or len({repr(r.get(c)) for r in rows}) > 1
+            )
             and (c != "config_changes" or any(r.get(c) for r in rows))
         ]
     cells = [cols] + [[_short(r.get(c)) for c in cols] for r in rows]
