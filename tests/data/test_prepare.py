@@ -116,6 +116,25 @@ def test_rerun_is_up_to_date_force_and_changes_rebuild(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "s"]  # no temp folders left
 
 
+def test_shards_of_another_corpus_or_tokenizer_are_replaced_with_a_warning(tmp_path, caplog):
+    """A typo in --out replaced the shards runs had trained on without a word."""
+    _corpus(tmp_path / "c", n_docs=20)
+    _corpus(tmp_path / "d", n_docs=12)
+    out = tmp_path / "s"
+    with caplog.at_level("WARNING"):
+        prepare([str(tmp_path / "c")], out, block_size=16)
+        (tmp_path / "c" / "d0000.txt").write_text("changed " * 50)
+        prepare([str(tmp_path / "c")], out, block_size=16)  # its own sources, changed: no
+    assert "replacing" not in caplog.text
+    with caplog.at_level("WARNING"):
+        prepare([str(tmp_path / "d")], out, block_size=16)
+    assert f"{out}: replacing its shards of {tmp_path / 'c'} with byte by shards of " in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        prepare([str(tmp_path / "d")], out, block_size=16, tokenizer="char")
+    assert f"with byte by shards of {tmp_path / 'd'} with char" in caplog.text
+
+
 def test_interrupted_prepare_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
     _corpus(tmp_path / "c", n_docs=20)
 

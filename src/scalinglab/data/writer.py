@@ -177,6 +177,27 @@ SPLIT_NAMES = ("train", "val", "test")
 _FLAGS = ("SOURCE", "--val-file", "--test-file")  # what names each split's sources
 
 
+def _say_what_is_replaced(out, request: dict) -> None:
+    """A warning where `out` holds shards of other sources or another tokenizer: a typo in
+    --out replaced a corpus that runs had trained on without a word (their `eval` then
+    refused the folder as made by another tokenizer)."""
+    try:
+        old = shards.open_shards(out).manifest.get("request") or {}
+    except DataError:  # no shards there, or damaged (said where it is checked)
+        return
+    was = {k: old.get(k) for k in ("sources", "tokenizer")}
+    now = {k: request.get(k) for k in ("sources", "tokenizer")}
+    if was != now:
+
+        def show(r):
+            return f"{', '.join(map(str, r['sources'] or []))} with {r['tokenizer']}"
+
+        log.warning(
+            "%s: replacing its shards of %s by shards of %s: runs trained on the old ones "
+            "cannot be evaluated on these", out, show(was), show(now),
+        )  # fmt: skip
+
+
 def prepare(
     sources: str | list[str] | tuple[str, ...] | None = None,
     out: str | Path = "shards",
@@ -227,6 +248,7 @@ def prepare(
         remove_replaced(shards.write_target(out))  # what a killed rebuild left
         return {**m, "up_to_date": True}
     shards.check_nothing_else(out, cfg.force)
+    _say_what_is_replaced(out, request)
 
     key = {"request": request, "fingerprint": fingerprint, "chunk_bytes": cfg.chunk_bytes}
     # a pretrained tokenizer's own kind decides where a split by bytes may cut
