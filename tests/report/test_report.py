@@ -148,6 +148,8 @@ def test_report_command_on_a_plain_sweep_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--bootstrap", "10"]) == 0
     out = capsys.readouterr().out
     assert "gpt: frontier L ∝ C^-" in out and "plan C=1e+14" in out
+    # which architecture and law the plan is: a sweep of two plans one of them
+    assert "plan (gpt, the main architecture; by chinchilla):" in out
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["backtest"] is None and s["seed_noise"] is None
     assert {f["name"] for f in s["figures"]} == {"loss_curves", "isoflop", "frontier_gpt",
@@ -1036,7 +1038,8 @@ def test_a_study_counting_n_without_embeddings_draws_and_plans_at_its_own_c(tmp_
     from scalinglab.cli.report import format_summary
 
     lines = format_summary(s, "out").splitlines()
-    at = lines.index("plan (N without embeddings, C = 6·N·D with it, as the fits count them):")
+    at = next(i for i, x in enumerate(lines) if x.startswith("plan (gpt, the main architecture"))
+    assert lines[at].endswith("; N without embeddings, C = 6·N·D with it, as the fits count them):")
     assert lines[at + 1].startswith(f"plan C={10 * c_opt[-1]:.3g}: N=")
     drawn = _drawn(monkeypatch)
     rows = [r for r in collect(tmp_path).by_role("sweep") if r["arch"] == "gpt"]

@@ -174,8 +174,14 @@ def format_summary(s: dict, where) -> str:
         lines.append(
             f"seed noise: {100 * s['seed_noise']['rel_std']:.2f}% (relative std of the loss)"
         )
-    if s["plan"].get("n_kind") == "params_nonembed" and s["plan"]["rows"]:
-        lines.append("plan (N without embeddings, C = 6·N·D with it, as the fits count them):")
+    if s["plan"]["rows"]:  # which architecture and law: a sweep of two plans one of them
+        how = [f"{s['plan'].get('arch')}, the main architecture"]
+        laws = sorted({str(r["predictor"]) for r in s["plan"]["rows"] if r.get("predictor")})
+        if laws:
+            how.append(f"by {', '.join(laws)}")
+        if s["plan"].get("n_kind") == "params_nonembed":
+            how.append("N without embeddings, C = 6·N·D with it, as the fits count them")
+        lines.append(f"plan ({'; '.join(how)}):")
     for r in s["plan"]["rows"]:
         loss = "-" if r.get("loss") is None else f"{r['loss']:.4f}"
         lines.append(
