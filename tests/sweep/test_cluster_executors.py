@@ -160,7 +160,8 @@ def test_ctrl_c_under_submitit_local_stops_the_runs_in_one_line(tmp_path, shards
             os.killpg(proc.pid, signal.SIGKILL)
     assert "Traceback" not in err and proc.returncode == 130, err
     assert err == (
-        "error: interrupted: the runs in flight saved a checkpoint and ended preempted, "
+        "error: interrupted: the runs in flight were stopped, each with a checkpoint where it "
+        "had trained (one still starting had none to save), "
         f"queued runs did not start; rerun the same command to resume the sweep in {out}\n"
     )
     (run,) = (out / "runs").iterdir()
@@ -234,7 +235,8 @@ def test_sigterm_to_the_driver_stops_the_sweep_as_ctrl_c_does(tmp_path, shards, 
     out = tmp_path / "out"
     assert cli.main(["sweep", str(spec), "--out", str(out)]) == 143
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "error: terminated: the runs in flight saved a checkpoint and ended preempted, "
+        "error: terminated: the runs in flight were stopped, each with a checkpoint where it "
+        "had trained (one still starting had none to save), "
         f"queued runs did not start; rerun the same command to resume the sweep in {out}"
     )
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the sweep's alone
@@ -243,7 +245,11 @@ def test_sigterm_to_the_driver_stops_the_sweep_as_ctrl_c_does(tmp_path, shards, 
 @pytest.mark.parametrize(
     ("cluster", "says"),
     [
-        ("local", "the runs in flight saved a checkpoint and ended preempted"),
+        (
+            "local",
+            "the runs in flight were stopped, each with a checkpoint where it had trained "
+            "(one still starting had none to save)",
+        ),
         ("slurm", "the jobs already submitted to SLURM go on (scancel ends them)"),
     ],
 )

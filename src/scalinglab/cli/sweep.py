@@ -197,7 +197,8 @@ def run(args) -> int:
         on_slurm = cfg.executor == "submitit" and cfg.submitit_cluster != "local"
         flight = (
             "the jobs already submitted to SLURM go on (scancel ends them)" if on_slurm
-            else "the runs in flight saved a checkpoint and ended preempted"
+            else "the runs in flight were stopped, each with a checkpoint where it had trained "
+            "(one still starting had none to save)"
         )  # fmt: skip
         how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
         print(
