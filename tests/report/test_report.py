@@ -143,6 +143,22 @@ def test_html_is_valid_self_contained_and_escaped(study):
     assert "http://example.com" not in [u for u in p.urls]
 
 
+def test_report_arch_picks_the_architecture_it_plans(tmp_path, capsys):
+    """A sweep folder of a GPT and an LSTM planned the GPT, with no way to plan the other."""
+    isoflop_sweep(tmp_path, "gpt", [1e12, 3e12, 1e13], noise=0.002)
+    isoflop_sweep(tmp_path, "lstm", [1e12, 3e12, 1e13], noise=0.002, seed=1)
+    for arch in ("gpt", "lstm"):
+        assert main(["report", str(tmp_path), "--bootstrap", "0", "--arch", arch]) == 0
+        assert f"plan ({arch}, the main architecture;" in capsys.readouterr().out
+        assert json.loads((tmp_path / "summary.json").read_text())["plan"]["arch"] == arch
+    before = (tmp_path / "summary.json").read_bytes()
+    assert main(["report", str(tmp_path), "--arch", "rnn"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --arch rnn: {tmp_path} has no sweep run of it (its architectures: gpt, lstm)\n"
+    )
+    assert (tmp_path / "summary.json").read_bytes() == before
+
+
 def test_report_command_on_a_plain_sweep_folder(tmp_path, capsys):
     isoflop_sweep(tmp_path, "gpt", [1e12, 3e12, 1e13], noise=0.002)
     assert main(["report", str(tmp_path), "--bootstrap", "10"]) == 0

@@ -21,6 +21,11 @@ def register(sub) -> None:
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print summary.json to stdout")
     p.add_argument(
+        "--arch", metavar="NAME",
+        help="the main architecture, whose plan the report makes (default: gpt where the "
+        "runs have it, else the first)",
+    )  # fmt: skip
+    p.add_argument(
         "--bootstrap", type=int, default=None, metavar="K",
         help="bootstrap resamples of every fit (default: the study's setting, else 1000)",
     )  # fmt: skip
@@ -41,7 +46,7 @@ def run(args) -> int:
         raise ConfigError(f"--out {args.out} is a file, not a folder: give a folder")
     if args.out is not None:
         check_out_not_among_runs(Path(args.out), Path(args.dir))
-    s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out)
+    s = build_report(args.dir, bootstrap=args.bootstrap, out=args.out, arch=args.arch)
     print_warnings(s)
     if args.json:
         from scalinglab.cli._util import print_rows

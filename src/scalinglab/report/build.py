@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.fsio import atomic_write_json, atomic_write_text, follow_umask
 from scalinglab.plan import analysis as an
 from scalinglab.report import collect as col
@@ -202,10 +202,14 @@ def _figures(out: Path, c, fits, plan, bt) -> list[dict]:
 
 
 def build_report(
-    root: str | Path, bootstrap: int | None = None, out: str | Path | None = None
+    root: str | Path,
+    bootstrap: int | None = None,
+    out: str | Path | None = None,
+    arch: str | None = None,
 ) -> dict:
     """Write DIR/report.html, DIR/summary.json and DIR/*.png (into `out` instead when
-    given); return the summary."""
+    given); return the summary. `arch`: the main architecture, whose plan the report
+    makes (default: gpt where the runs have it, else the first)."""
     t0 = time.perf_counter()
     root = Path(root)
     out = Path(out) if out is not None else root
@@ -225,7 +229,12 @@ def build_report(
             f"{root}: no sweep run to fit: the study's sweeps hold no run folder (moved or "
             "deleted?); the seed repeats and the backtest alone make no scaling law"
         )
-    main = "gpt" if "gpt" in fits else c.archs[0]
+    if arch is not None and arch not in fits:
+        raise ConfigError(
+            f"--arch {arch}: {root} has no sweep run of it (its architectures: "
+            f"{', '.join(sorted(fits))})"
+        )
+    main = arch or ("gpt" if "gpt" in fits else c.archs[0])
     done_rows = [r for r in an.completed(c.by_role("sweep")) if r["arch"] == main]
     done = [b for r in done_rows if (b := _budget(r)) is not None]
     if not done:
