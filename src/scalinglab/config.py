@@ -499,6 +499,16 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+def check_known(d: dict, names, where: str, also=()) -> None:
+    """ConfigError naming the keys of `d` not among `names` (nor `also`: accepted, not
+    listed, such as an old spelling), and the known ones."""
+    unknown = sorted(set(d) - set(names) - set(also))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
+        )
+
+
 def from_dict(cls, d: dict, where: str, given: frozenset = frozenset()):
     """Build a config dataclass from a mapping; unknown keys are named in the error.
 
@@ -507,12 +517,7 @@ def from_dict(cls, d: dict, where: str, given: frozenset = frozenset()):
     spells it (`FILE [train]: tokens must be int`), one from a flag by its flag alone."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
-        )
+    check_known(d, {f.name for f in dataclasses.fields(cls)}, where)
     try:
         return cls(**d)
     except ConfigError as exc:

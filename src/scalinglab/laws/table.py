@@ -18,6 +18,7 @@ import hashlib
 import io
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -905,15 +906,10 @@ of another tokenizer is another quantity, and two architectures scale apart."""
 
 def _mixed(rows: list[dict], header) -> dict:
     out = {}
-    for col in MIXED:
-        if col in header:
-            counts: dict = {}
-            for r in rows:
-                v = str(r.get(col) or "")
-                if v:
-                    counts[v] = counts.get(v, 0) + 1
-            if len(counts) > 1:
-                out[col] = counts
+    for col in (c for c in MIXED if c in header):
+        counts = Counter(str(v) for r in rows if (v := r.get(col)))
+        if len(counts) > 1:
+            out[col] = dict(counts)
     return out
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
+from scalinglab.config import check_known
 from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import ScalingLaw, warn
 from scalinglab.laws.backtest import TRAIN_FRACS, rolling_backtest
@@ -56,12 +57,8 @@ def fit_settings(d: dict | None, where: str) -> tuple[FitConfig, str]:
     """A study's [fit] table (study.json's "fit"): its FitConfig, and the count its fits
     take N from (`n_kind`, N_KINDS; "params" when absent)."""
     d = dict(d or {})
-    names = {f.name for f in dataclasses.fields(FitConfig)} | {"n_kind"}
-    unknown = sorted(set(d) - names - set(OLD_KEYS))
-    if unknown:  # FitConfig's own message did not list n_kind, a key of this table
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})"
-        )
+    # FitConfig's own message would not list n_kind, a key of this table
+    check_known(d, {f.name for f in dataclasses.fields(FitConfig)} | {"n_kind"}, where, OLD_KEYS)
     kind = d.pop("n_kind", "params")
     if kind not in N_KINDS:
         raise ConfigError(f"{where}: n_kind = {kind!r}: expected one of {', '.join(N_KINDS)}")
