@@ -16,6 +16,11 @@ Two ways to cut a token stream into training batches:
   of each pass, where a carried state must be dropped.
 
 Both keep their whole position in `state_dict()`.
+
+`rank` and `world_size` give one process its own windows, for a loop of one's own. The
+trainer does not use them: it draws each step's global batch with one loader and hands
+each DDP rank its rows (`train/distributed.py`), so a run sees the same batches on any
+number of processes.
 """
 
 from collections.abc import Iterator

@@ -21,9 +21,12 @@ tokenizer would cut differently (after a newline that starts a non-blank line
 when there is one), so memory stays bounded whatever the corpus size.
 """
 
+import csv
 import functools
 import hashlib
+import importlib
 import json
+import lzma
 import os
 import sys
 import sysconfig
@@ -336,10 +339,19 @@ class HFSource(Source):
             where = f"{self.name}\0{self.config}\0{self.split}\0{_stat_hash(files)}"
             if local.is_file() and hf_builder(local, self.spec) == "text":
                 where += "\0keep_linebreaks"  # read without line breaks before: rebuild
-                if _bom_length(local, local.stat().st_size):  # read with the mark before
-                    where += "\0utf-8-sig"
+                if _bom_length(local, local.stat().st_size) or self._drops_bom:
+                    where += "\0utf-8-sig"  # read with the mark before: rebuild
             return hashlib.sha256(where.encode()).hexdigest()
-        return str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
+        fingerprint = str(getattr(self.dataset(), "_fingerprint", "")) or _stat_hash([])
+        if self._drops_bom:  # read with the mark before: rebuild
+            return hashlib.sha256(f"{fingerprint}\0utf-8-sig".encode()).hexdigest()
+        return fingerprint
+
+    @functools.cached_property
+    def _drops_bom(self) -> bool:
+        """Whether the first row's text starts with a byte-order mark that is no text: a
+        compressed text file's (`datasets` drops an uncompressed one's itself)."""
+        return _compressed_text_with_bom(Path(self.name), self.spec)
 
     def documents(self, errors: str = "strict") -> Iterator[Document]:
         ds = self.dataset()
@@ -359,6 +371,8 @@ class HFSource(Source):
                         f"{self._where(row)}: '{self.text_field}' is {type(text).__name__}, "
                         "not text"
                     )
+                if row == 0 and text and text[0] == "\ufeff" and self._drops_bom:
+                    text = text[1:]
                 if text:
                     try:
                         data = text.encode("utf-8", errors=errors)
@@ -385,23 +399,46 @@ class HFSource(Source):
 _OPENERS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 
 
-def csv_line(path: Path, row: int) -> int | None:
-    """The line of the CSV file `path` on which its data row `row` (from 0, after the
-    header) starts, as `datasets`' csv builder numbers rows (blank lines skipped, a quoted
-    field may span lines); None where the file has no such row or cannot be read here."""
-    import csv
-    import importlib
-
+def _opener(path: Path) -> tuple[Callable, tuple[type[Exception], ...]] | None:
+    """The `open` that reads the local data file `path` decompressed, as `datasets` reads
+    it (by its suffix: .gz, .bz2, .xz, .zst, else none), and the errors a damaged file
+    raises from it; None for a .zst file where `zstandard` is not installed."""
     suffix = path.suffix.lower()
-    failed: tuple[type[Exception], ...] = (OSError, csv.Error, EOFError, ValueError)
+    failed: tuple[type[Exception], ...] = (OSError, EOFError, ValueError, lzma.LZMAError)
     if suffix == ".zst":  # the module `datasets` itself reads .zst with (no stdlib opener)
         try:
             zstandard = importlib.import_module("zstandard")
         except ImportError:
             return None
-        opener, failed = zstandard.open, (*failed, zstandard.ZstdError)
-    else:
-        opener = importlib.import_module(_OPENERS[suffix]).open if suffix in _OPENERS else open
+        return zstandard.open, (*failed, zstandard.ZstdError)
+    return (importlib.import_module(_OPENERS[suffix]).open if suffix in _OPENERS else open), failed
+
+
+def _compressed_text_with_bom(path: Path, spec: str) -> bool:
+    """Whether `path` is a compressed text file whose text starts with a UTF-8 byte-order
+    mark: `datasets` reads a compressed file without the encoding it is given (utf-8-sig),
+    so the mark reaches the first row's text. False where it cannot be read here (its
+    load says why)."""
+    if not path.is_file() or path.suffix.lower() not in _COMPRESSION_SUFFIXES:
+        return False
+    if hf_builder(path, spec) != "text" or (how := _opener(path)) is None:
+        return False
+    opener, failed = how
+    try:
+        with opener(path, "rb") as f:
+            return f.read(len(UTF8_BOM)) == UTF8_BOM
+    except failed:
+        return False
+
+
+def csv_line(path: Path, row: int) -> int | None:
+    """The line of the CSV file `path` on which its data row `row` (from 0, after the
+    header) starts, as `datasets`' csv builder numbers rows (blank lines skipped, a quoted
+    field may span lines); None where the file has no such row or cannot be read here."""
+    if (how := _opener(path)) is None:
+        return None
+    opener, failed = how
+    failed = (*failed, csv.Error)
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
             reader = csv.reader(f)
