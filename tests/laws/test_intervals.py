@@ -70,6 +70,39 @@ def test_noise_from_seed_repeats_when_they_spread_more():
     assert m["sigma"] == m["sigma_seeds"]
 
 
+def test_runs_of_one_n_and_d_on_other_unique_data_are_no_seed_repeats():
+    """Chinchilla's seed repeats were rows of equal N and D, so runs that repeat their
+    data more (another U) counted as seeds: on the datablations runs a seed spread of
+    24% (190 rows) replaced the residuals' 21.9%, where runs of equal N, D and U spread
+    0.7% (found by an audit of the intervals)."""
+    rng = np.random.default_rng(5)
+    N, D = (a.ravel() for a in np.meshgrid([1e7, 3e7, 1e8, 3e8], [2e8, 6e8, 2e9, 6e9]))
+    rows = []
+    for n, d in zip(N, D, strict=True):
+        for u, penalty in ((d, 1.0), (d / 8, 1.12)):  # repeating the data 8 times costs 12%
+            for _ in range(2):  # two seeds, 1% apart
+                loss = chinchilla_law(n, d) * penalty * np.exp(0.01 * rng.standard_normal())
+                rows.append({"N": n, "D": d, "U": u, "L": loss})
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(rows)
+    assert law.noise_["source"] == "residuals"
+    assert law.noise_["seed_rows"] == 64
+    assert law.noise_["sigma_seeds"] == pytest.approx(0.01, rel=0.3)
+    assert law.noise_["sigma_residuals"] > 0.04  # the law cannot see U: a 12% step
+    # without U the two data regimes read as one run's seeds, spread by the 12% step
+    no_u = ScalingLaw("chinchilla", bootstrap=0).fit([{**r, "U": None} for r in rows])
+    assert no_u.noise_["seed_rows"] == 64 and no_u.noise_["sigma_seeds"] > 0.04
+
+
+def test_chinchilla_on_the_datablations_runs_draws_its_noise_from_the_residuals():
+    law = ScalingLaw("chinchilla", bootstrap=0).fit(
+        shared_file("scaling_data/datablations_val_losses.csv")
+    )
+    assert law.noise_["source"] == "residuals"
+    assert law.noise_["seed_rows"] == 82
+    assert law.noise_["sigma_seeds"] == pytest.approx(0.00695, abs=5e-5)
+    assert law.noise_["sigma"] == law.noise_["sigma_residuals"] == pytest.approx(0.2188, abs=1e-4)
+
+
 def test_a_calibrated_fit_takes_the_seed_spread_below_a_misfit():
     # a law that misfits: residuals of ~10% about it, seed repeats 1% apart
     rng = np.random.default_rng(4)
@@ -156,6 +189,33 @@ def test_calibrated_interval_grows_with_the_distance_of_extrapolation():
     np.testing.assert_allclose(np.log(hi / pred) / np.log(rhi / pred), [0.5, 0.5, 4.5])
     with pytest.raises(Exception, match="give C"):
         interval(law, pred, None, "prediction", 0.8)
+
+
+def test_a_fit_calibrated_by_a_c_column_that_is_not_6nd_needs_c_to_widen(tmp_path):
+    """The calibration measured distances in the table's C (a runs table's flops, 30% over
+    6ND here) while predict(N, D) read a new run's C as 6ND: the run looked nearer than it
+    is and its interval came out narrower than the same run's with C given (found by an
+    audit of the intervals). Without C such a fit now says to give it; a table whose C is
+    6ND still predicts from N and D alone."""
+    rng = np.random.default_rng(3)
+    N, D = (a.ravel() for a in np.meshgrid(np.logspace(7, 8.5, 6), np.logspace(8.5, 10, 5)))
+    L = chinchilla_law(N, D) * np.exp(0.01 * rng.standard_normal(N.size))
+    for ratio in (1.3, 1.0):
+        law = ScalingLaw("chinchilla", bootstrap=30, calibrate="C").fit(
+            {"N": N, "D": D, "flops": ratio * 6 * N * D, "L": L}
+        )
+        at = {"N": 8e9, "D": 1.6e11, "check_range": False, "kind": "prediction"}
+        _, lo, hi = law.predict(**at, C=ratio * 6 * 8e9 * 1.6e11, return_ci=True)
+        if ratio == 1.0:
+            assert "C_column" not in law.calibration_
+            assert law.predict(**at, return_ci=True)[1:] == (lo, hi)
+            continue
+        assert law.calibration_["C_column"] == "flops"
+        with pytest.raises(ConfigError, match="its column 'flops' counts it, which is not 6ND"):
+            law.predict(**at, return_ci=True)
+        (tmp_path / "fit.json").write_text(json.dumps(law.to_json()))  # the file keeps it
+        with pytest.raises(ConfigError, match="give C"):
+            load_fit(tmp_path / "fit.json").predict(**at, return_ci=True)
 
 
 def test_calibration_scores_say_how_many_rows_predicted_each_run():

@@ -415,7 +415,7 @@ class ScalingLaw:
             np.log(t.L),
             np.log(fitted),
             len(form.param_names),
-            keys=np.column_stack([getattr(t, v) for v in form.needs]),
+            keys=t.seed_keys(form.needs),
             seeds_first=self.calibrated_noise(),
         )
         if s["calibrate"] != "none":
@@ -802,8 +802,9 @@ class ScalingLaw:
             warnings.warn(message, ExtrapolationWarning, stacklevel=3)
 
     def calibration_x(self, shape, N=None, D=None, C=None):
-        """The calibration's variable (C, N or D; C = 6ND where not given) at the inputs,
-        flattened to `shape`, or None (no calibration, or that variable is unknown).
+        """The calibration's variable (C, N or D; C = 6ND where not given, refused where the
+        fit's C column is not 6ND) at the inputs, flattened to `shape`, or None (no
+        calibration, or that variable is unknown).
 
         Args:
             shape: the shape of the predictions.
@@ -816,6 +817,12 @@ class ScalingLaw:
         if not cal.get("d0") or by not in ("C", "N", "D"):
             return None
         if by == "C" and C is None and N is not None and D is not None:
+            if cal.get("C_column"):  # 6ND would read a larger run as nearer than it is
+                raise ConfigError(
+                    f"predict: this fit's prediction intervals widen with C as its column "
+                    f"{cal['C_column']!r} counts it, which is not 6ND; give C, the run's "
+                    "FLOPs counted as that column counts them"
+                )
             C = 6.0 * np.asarray(N, dtype=float) * np.asarray(D, dtype=float)
         x = {"C": C, "N": N, "D": D}[by]
         if x is None:

@@ -20,7 +20,7 @@
   run's score is |log L − log pred| over its raw half-width (on its side) times
   (1 + d/d0)^2, where d = log(x / x_max) >= 0 is how far beyond the largest
   fitted x (C, N or D: the `calibrate` setting) it lies and d0 the median such
-  distance in the calibration backtest; the factor q per level is the conformal
+  distance above 0 in the calibration backtest; the factor q per level is the conformal
   quantile of the scores. A calibrated interval is the raw one scaled about the
   point prediction, in log space, by max(floor, q·(1 + d/d0)^2), growing with the
   square of the log-distance of extrapolation (a fit matches the level and slope
@@ -426,6 +426,10 @@ def calibrate(fit_rows, t, by, levels=LEVELS, fracs=CAL_FRACS) -> dict:
         "x_max": float(np.max(getattr(t, by))),
         "thresholds": bt["thresholds"],
     }
+    has_nd = by == "C" and t.N is not None and t.D is not None
+    if has_nd and not np.allclose(t.C, 6.0 * t.N * t.D, rtol=1e-3, atol=0.0):
+        # C counts more than 6ND (a runs table's flops): a new run's C is then no 6ND
+        out["C_column"] = str(t.conventions.get("C", "C"))
     if not bt["thresholds"]:
         return {**out, "factors": {}, "points": 0}
     d = bt["d"]

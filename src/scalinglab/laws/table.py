@@ -94,6 +94,9 @@ class RunsTable:
     L: np.ndarray | None = None
     budget: np.ndarray | None = None
     U: np.ndarray | None = None  # unique tokens (read when a law needs them)
+    # unique tokens where the table has them and the law reads none: rows of one N and D
+    # trained on other data are no seed repeats of one run (intervals.noise_model's keys)
+    U_seeds: np.ndarray | None = None
     run_id: list | None = None
     # checkpoints of runs (issue 19): each row's run, joined from the --run-col columns;
     # the bootstrap then resamples whole runs. None: every row is its own run.
@@ -155,6 +158,7 @@ class RunsTable:
             **cols,
             budget=None if self.budget is None else self.budget[pick],
             U=None if self.U is None else self.U[pick],
+            U_seeds=None if self.U_seeds is None else self.U_seeds[pick],
             run_id=None if self.run_id is None else [self.run_id[i] for i in pick],
             groups=None if self.groups is None else self.groups[pick],
             source=self.source,
@@ -162,6 +166,15 @@ class RunsTable:
             sha256=self.sha256,
             read_with=dict(self.read_with),
         )
+
+    def seed_keys(self, names) -> np.ndarray:
+        """One row per row of the table whose equal rows are seed repeats of one run: the
+        columns `names` a law reads (N and D), and U where the table has it (a run of one
+        N and D on other unique data is another run)."""
+        cols = [getattr(self, k) for k in names]
+        if "U" not in names and self.U_seeds is not None:
+            cols.append(self.U_seeds)
+        return np.column_stack(cols)
 
     def points_sha256(self) -> str:
         """A hash of the numbers a fit uses (the same for a CSV and a DataFrame of one table)."""
@@ -870,6 +883,8 @@ def _build(raw: RawTable, need, opts: dict) -> RunsTable:
         budget = _budgets_for_cuts(raw, cols["budget"])
         if budget is not None:  # not in conventions: no law fits on it (points_sha256)
             data["budget"] = budget
+    if "U" not in data and cols["U"] is not None:
+        data["U_seeds"] = _optional_numbers(raw, cols["U"])
     if groups is not None and "N" in data:
         _check_one_size_per_run(raw, path, opts["run_cols"], groups, data["N"])
     read_with = {k: _norm(v) for k, v in opts.items()}
@@ -925,6 +940,14 @@ def run_name(key: tuple, seen: dict, where: str, run_cols) -> str:
     return rid
 
 
+def _optional_numbers(raw: RawTable, col: str) -> np.ndarray | None:
+    """Column `col` where no law reads it, or None where a cell is no number > 0."""
+    try:
+        return numbers(raw, col)
+    except DataError:
+        return None
+
+
 def _budgets_for_cuts(raw: RawTable, col: str) -> np.ndarray | None:
     """The IsoFLOP budget of each row where a law reads none (chinchilla's backtest by C
     cuts between budgets: intervals.thresholds_for); None where the column holds budgets
@@ -932,10 +955,7 @@ def _budgets_for_cuts(raw: RawTable, col: str) -> np.ndarray | None:
     kinds = {str(r.get("budget_kind")) for r in raw.rows} if "budget_kind" in raw.header else set()
     if kinds - {"flops", "None", ""}:
         return None
-    try:
-        return numbers(raw, col)
-    except DataError:
-        return None  # an optional column: the thresholds are then shares of the rows
+    return _optional_numbers(raw, col)  # None: the thresholds are then shares of the rows
 
 
 def _check_one_size_per_run(raw, path, run_cols, groups, N) -> None:
