@@ -15,6 +15,16 @@ def grid_table(law, sizes, tokens, sigma, rng):
     return {"N": N, "D": D, "L": L}
 
 
+def chinchilla_curves_csv(path, sizes, tokens, header="run_id,params,tokens,flops,loss"):
+    """A curves CSV of the Chinchilla law, exact: run i of N = sizes[i], a checkpoint at
+    each D of `tokens`, C = 6ND."""
+    lines = [header]
+    for i, N in enumerate(sizes):
+        lines += [f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D)}" for D in tokens]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def power_table(var, E, alpha, xc, xs, sigma, rng):
     L = E + (xc / xs) ** alpha
     return {var: xs, "L": L * np.exp(sigma * rng.standard_normal(xs.size))}

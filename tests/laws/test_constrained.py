@@ -11,6 +11,7 @@ from scalinglab.cli import main
 from scalinglab.errors import ExtrapolationWarning
 from scalinglab.laws import ScalingLaw, load_fit
 from scalinglab.laws.constrained import ConstrainedTable, DataConstrained, fit_constrained
+from scalinglab.laws.optimal import allocate
 from scalinglab.plan import unique_tokens_allocation
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "scaling_data"
@@ -71,6 +72,20 @@ def test_reproduces_the_published_datablations_refit():
     assert law.objective_ == pytest.approx(0.0158074, rel=1e-4)
     assert law.params_["R_D"] == pytest.approx(47.0, rel=0.01)
     assert law.params_["R_N"] == pytest.approx(2.33, rel=0.01)
+
+
+def test_the_parameters_worth_unique_tokens_are_chinchillas_optimum_where_they_run_out():
+    """U_N (Muennighoff et al.) is the compute-optimal N of the budget whose optimal D is
+    U: with α ≠ β (every other test ties them, where β/α and α/β are alike)."""
+    p = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.5, "beta": 0.25, "R_D": 12.0, "R_N": 4.0}
+    U = 1e9
+    G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+    C = 6 * (G * U) ** ((p["alpha"] + p["beta"]) / p["alpha"])  # D_opt(C) = (C/6)^a / G = U
+    N_opt, D_opt, _ = allocate("chinchilla", p, C)
+    assert D_opt == pytest.approx(U, rel=1e-12)
+    _, UN, RN, RD = DataConstrained.repeats(p, 1e15, 4e9, U)
+    assert pytest.approx(N_opt, rel=1e-12) == UN
+    assert (pytest.approx(1e15 / N_opt - 1, rel=1e-12), 3.0) == (RN, RD)
 
 
 def test_known_law_is_recovered(tmp_path):

@@ -3,6 +3,7 @@ no bootstrap (issue 20)."""
 
 import json
 import re
+import types
 
 import numpy as np
 import pytest
@@ -10,11 +11,19 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws import ScalingLaw, load_fit, tasklaws
+from scalinglab.laws import intervals as intervals_mod
 from scalinglab.laws.backtest import choose_law, pick, read_for, rolling_backtest
-from scalinglab.laws.intervals import conformal_factors, conformal_scores, held_out, noise_model
+from scalinglab.laws.backtest import metrics as backtest_metrics
+from scalinglab.laws.intervals import (
+    conformal_factors,
+    conformal_scores,
+    held_out,
+    noise_model,
+    seed_spread,
+)
 from scalinglab.laws.table import read_csv, read_table
 from tests.conftest import shared_file
-from tests.laws.synth import chinchilla_law, grid_table, synthetic_coverage
+from tests.laws.synth import chinchilla_curves_csv, chinchilla_law, grid_table, synthetic_coverage
 
 EPOCH = "scaling_data/epoch_chinchilla_svg_extracted_data.csv"
 
@@ -161,6 +170,51 @@ def test_conformal_factor_makes_the_intervals_cover():
     assert f == pytest.approx(1.62, abs=0.03)  # |log L| up to 0.081 needed: 0.081 / 0.05
     inside = np.abs(np.log(L)) <= f * 0.05 + 1e-12
     assert inside.mean() >= 0.8
+
+
+def test_the_conformal_factor_is_the_score_of_rank_ceil_n_plus_1_times_level():
+    """The split-conformal quantile takes rank ⌈(n + 1)·level⌉ of n scores (so that a new
+    point is covered at the level); rank ⌈n·level⌉, one lower here, under-covers."""
+    assert conformal_factors({0.8: np.arange(1.0, 11.0)}, floor=0.0) == {0.8: 9.0}
+    assert conformal_factors({0.95: np.arange(1.0, 21.0)}, floor=0.0) == {0.95: 20.0}
+    assert conformal_factors({0.8: np.arange(1.0, 4.0)}, floor=0.0) == {0.8: 3.0}  # rank capped
+
+
+def test_seed_deviations_are_scaled_by_the_groups_degrees_of_freedom():
+    """A group of m seeds spreads about its own mean by a factor sqrt((m − 1)/m) less than
+    the seeds do: each deviation is scaled back by sqrt(m/(m − 1))."""
+    dev = seed_spread(np.array([[1.0], [1.0], [2.0], [2.0], [2.0], [3.0]]),
+                      np.array([0.0, 0.2, 1.0, 1.3, 1.6, 5.0]))  # fmt: skip
+    r2, r32 = np.sqrt(2.0), np.sqrt(1.5)
+    np.testing.assert_allclose(dev, [-0.1 * r2, 0.1 * r2, -0.3 * r32, 0.0, 0.3 * r32], atol=1e-15)
+
+
+def test_calibration_d0_is_the_median_distance_above_0(monkeypatch):
+    """d0 = median of the backtest's distances beyond its refits' data (0s left out);
+    the factors are the conformal quantiles of the scores over (1 + d/d0)²."""
+    scores = np.array([0.5, 0.9, 1.2, 2.0])
+    monkeypatch.setattr(
+        intervals_mod,
+        "calibration_scores",
+        lambda *a, **k: {
+            "scores": {0.8: scores, 0.95: scores},
+            "d": np.array([0.0, 0.1, 0.2, 1.0]),
+            "fitted": np.array([3, 3, 4, 4]),
+            "thresholds": [1.0],
+        },
+    )
+    t = types.SimpleNamespace(C=np.array([1.0, 2.0, 4.0]), N=None, D=None, conventions={})
+    cal = intervals_mod.calibrate(None, t, "C")
+    assert cal["d0"] == pytest.approx(0.2)  # the mean of 0.1, 0.2, 1.0 is 0.433
+    # scores / (1 + d/0.2)²: 0.5, 0.4, 0.3, 0.056; rank ⌈5·level⌉ of 4 is the largest
+    assert cal["factors"] == {"0.8": pytest.approx(0.5), "0.95": pytest.approx(0.5)}
+
+
+def test_backtest_errors_are_relative_to_the_measured_loss():
+    """rel = (pred − L) / L: a prediction of 3 for losses 2 and 4 is 50% and 25% off."""
+    m = backtest_metrics({"L": np.array([2.0, 4.0]), "pred": np.array([3.0, 3.0]),
+                          "pi": {}, "cpi": {}, "ci": {}})  # fmt: skip
+    assert (m["mean_abs_rel_error"], m["max_abs_rel_error"], m["bias"]) == (0.375, 0.5, 0.125)
 
 
 def test_calibrated_interval_grows_with_the_distance_of_extrapolation():
@@ -472,12 +526,8 @@ def test_curvature_warns_without_bootstrap():
 
 
 def test_envelope_report_has_no_zero_objective(tmp_path):
-    rows = ["run_id,N,D,C,loss"]
-    for i, N in enumerate(np.logspace(7, 9, 8)):
-        for D in np.logspace(8, 11, 12):
-            rows.append(f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D)}")
-    path = tmp_path / "curves.csv"
-    path.write_text("\n".join(rows) + "\n")
+    sizes, tokens = np.logspace(7, 9, 8), np.logspace(8, 11, 12)
+    path = chinchilla_curves_csv(tmp_path / "curves.csv", sizes, tokens, "run_id,N,D,C,loss")
     law = ScalingLaw("envelope", bootstrap=50).fit(path)
     assert law.objective_ is None
     text = law.report()

@@ -8,7 +8,7 @@ import pytest
 from scalinglab.errors import DataError
 from scalinglab.laws import ScalingLaw
 from tests.conftest import shared_file
-from tests.laws.synth import TRUE_CHIN, chinchilla_law
+from tests.laws.synth import TRUE_CHIN, chinchilla_curves_csv, chinchilla_law
 
 A_TRUE = TRUE_CHIN["beta"] / (TRUE_CHIN["alpha"] + TRUE_CHIN["beta"])  # N_opt ∝ C^a
 
@@ -124,13 +124,8 @@ def test_isoflop_shared_curvature_on_nine_chinchilla_budgets():
 
 
 def test_envelope_from_curves_csv(tmp_path):
-    sizes = np.geomspace(1e7, 1e10, 12)
-    lines = ["run_id,params,tokens,flops,loss"]
-    for i, N in enumerate(sizes):
-        for D in np.geomspace(1e8, 2e12, 60):
-            lines.append(f"r{i},{N},{D},{6 * N * D},{chinchilla_law(N, D)}")
-    path = tmp_path / "curves.csv"
-    path.write_text("\n".join(lines) + "\n")
+    sizes, tokens = np.geomspace(1e7, 1e10, 12), np.geomspace(1e8, 2e12, 60)
+    path = chinchilla_curves_csv(tmp_path / "curves.csv", sizes, tokens)
     law = ScalingLaw("envelope", bootstrap=100).fit(path)
     # 12 sizes only: the envelope's N_opt is a staircase, so the slope is approximate
     assert law.params_["a"] == pytest.approx(A_TRUE, abs=0.05)
@@ -138,6 +133,18 @@ def test_envelope_from_curves_csv(tmp_path):
     assert law.ci_["a"][0] < law.params_["a"] < law.ci_["a"][1]
     opt = law.optimal(1e21)
     assert opt["params"] == pytest.approx(law.params_["k_N"] * 1e21 ** law.params_["a"])
+
+
+def test_envelope_tokens_keep_c_equal_to_6nd_between_checkpoints(tmp_path):
+    """Along a curve of C = 6ND, log D is linear in log C: the envelope interpolates a
+    run's tokens in log D, so its D_opt and N_opt multiply to C/6 at every budget however
+    far apart the checkpoints are (interpolated linearly in D, 12 per curve put the planned
+    tokens 5.5% off: 6·k_N·k_D = 1.055; found by a mutation audit of the tests)."""
+    sizes, tokens = np.geomspace(1e7, 1e10, 12), np.geomspace(1e8, 2e12, 12)
+    path = chinchilla_curves_csv(tmp_path / "curves.csv", sizes, tokens)
+    p = ScalingLaw("envelope", bootstrap=0).fit(path).params_
+    assert p["a"] + p["b"] == pytest.approx(1.0, abs=1e-9)
+    assert 6 * p["k_N"] * p["k_D"] == pytest.approx(1.0, rel=1e-9)
 
 
 def test_envelope_from_run_folders(tmp_path, capsys):

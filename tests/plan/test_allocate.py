@@ -7,6 +7,7 @@ import pytest
 
 from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import ScalingLaw
+from scalinglab.laws.optimal import percentile_interval
 from scalinglab.plan import fixed_params, optimal_allocation, target_loss
 from tests.laws.synth import TRUE_CHIN
 
@@ -30,6 +31,16 @@ def test_closed_form_matches_brute_force():
     assert opt["loss"] == pytest.approx(L.min(), rel=1e-9)
     assert 6 * opt["params"] * opt["tokens"] == pytest.approx(C)
     assert opt["tokens_per_param"] == pytest.approx(opt["tokens"] / opt["params"])
+
+
+def test_plan_intervals_are_the_central_percentiles_of_the_draws():
+    """A 95% interval runs from the 2.5th to the 97.5th percentile of the draws (not the
+    5th to the 95th), non-finite draws left out."""
+    draws = np.arange(1001.0)[:, None]
+    lo, hi = percentile_interval(draws, 0.95)
+    assert (lo[0], hi[0]) == (pytest.approx(25.0), pytest.approx(975.0))
+    lo, hi = percentile_interval(np.vstack([draws, [[np.inf]], [[np.nan]]]), 0.8)
+    assert (lo[0], hi[0]) == (pytest.approx(100.0), pytest.approx(900.0))
 
 
 def test_target_loss_inverts_the_optimum():

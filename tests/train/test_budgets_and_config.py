@@ -1,14 +1,19 @@
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from scalinglab.cli import main
 from scalinglab.config import RunConfig, dumps_toml, load_toml
 from scalinglab.models.counting import count
 from scalinglab.train import train
-from tests.train.helpers import tiny_cfg, tiny_shards
+from tests.conftest import write_raw_shards
+from tests.train.helpers import TEXT, tiny_cfg, tiny_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +45,37 @@ def test_grad_accumulation_counts_tokens(tmp_path):
     data = tiny_shards(tmp_path / "shards")
     r = train(tiny_cfg(data, steps=3, batch_size=4, grad_accum=3), tmp_path / "a")
     assert r["tokens"] == 3 * 4 * 3 * 16 and r["steps"] == 3
+
+
+def test_grad_accumulation_steps_by_the_mean_gradient_of_its_micro_batches(tmp_path):
+    """On a corpus of one repeated byte every window is the same, so two micro-batches of
+    4 accumulated are one batch of 4 twice over: under SGD (whose step scales with the
+    gradient, where Adam's does not), the run must be bit for bit the one without
+    accumulation. Summed without dividing by grad_accum, it stepped twice as far (found by
+    a mutation audit of the tests: the one test of accumulation counted only tokens)."""
+    data = tiny_shards(tmp_path / "shards", text=b"a" * 4000)
+    sgd = dict(steps=3, batch_size=4, optimizer="sgd", lr=0.5, grad_clip=0.0, warmup=0)
+    one = train(tiny_cfg(data, grad_accum=1, **sgd), tmp_path / "one")
+    two = train(tiny_cfg(data, grad_accum=2, **sgd), tmp_path / "two")
+    assert two["tokens"] == 2 * one["tokens"]
+    assert two["val_loss"] == one["val_loss"] and two["train_loss"] == one["train_loss"]
+    first = train(tiny_cfg(data, grad_accum=1, **{**sgd, "steps": 1}), tmp_path / "first")
+    assert one["val_loss"] != first["val_loss"]  # the steps moved the weights
+
+
+def test_bits_per_byte_divide_the_loss_by_the_bytes_each_token_stands_for(tmp_path, capsys):
+    """val_bpb = val_loss / (ln 2 · bytes per token) of the validation split, in the result
+    and in `scalinglab eval`; every other test's shards hold one byte per token, where the
+    ratio and its inverse agree (found by a mutation audit of the tests)."""
+    arr = np.frombuffer(TEXT, dtype=np.uint8)
+    cut = int(len(arr) * 0.9)
+    data = write_raw_shards(tmp_path / "shards", arr[:cut], arr[cut:], bytes_per_token=2.5)
+    r = train(tiny_cfg(data, steps=2), tmp_path / "run")
+    per_token = round((len(arr) - cut) * 2.5) / (len(arr) - cut)  # the manifest's bytes / tokens
+    assert r["val_bpb"] == pytest.approx(r["val_loss"] / (math.log(2) * per_token), rel=1e-12)
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["bits_per_byte"] == pytest.approx(got["loss"] / (math.log(2) * per_token), rel=1e-12)
 
 
 def test_resolved_config_and_result_keys(tmp_path):
