@@ -527,11 +527,13 @@ def odd_lines(path, numbers: list[int]) -> str:
             "after them (readers skip them)")  # fmt: skip
 
 
-def truncate_metrics(run_dir: str | os.PathLike, step: int) -> list[int]:
+def truncate_metrics(run_dir: str | os.PathLike, step: int, final_too: bool = False) -> list[int]:
     """Drop the rows of steps > `step` (every line when step is 0) and a torn last line
-    (a crash mid-write): a resumed run's file reads as one run. Any other line that is
-    not a row with a step (edited by hand, damaged) stays as it is, and so does every
-    row after it; returns those lines' numbers (readers skip them)."""
+    (a crash mid-write): a resumed run's file reads as one run; `final_too`: the final
+    evaluation's row at `step` as well (a run killed after writing it, before its result,
+    evaluates again). Any other line that is not a row with a step (edited by hand,
+    damaged) stays as it is, and so does every row after it; returns those lines' numbers
+    (readers skip them)."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
@@ -541,7 +543,7 @@ def truncate_metrics(run_dir: str | os.PathLike, step: int) -> list[int]:
             continue
         at = row.get("step") if row is not None else None
         if isinstance(at, int | float) and not isinstance(at, bool):
-            if at > step:
+            if at > step or (final_too and at == step and row.get("final") is True):
                 continue
         else:
             odd.append(i)

@@ -243,6 +243,28 @@ def test_completed_run_is_not_trained_again(tmp_path, caplog):
     assert "resumed" not in caplog.text
 
 
+def test_a_run_killed_after_its_final_row_before_its_result_logs_it_once(tmp_path):
+    """Killed between the final evaluation's metrics row and result.json, a run resumed from
+    its last step's checkpoint evaluated again and wrote the final row a second time (found
+    by a crash-safety audit: 3 of 3 kills in that window). Its file is now the
+    uninterrupted run's, but for the clock."""
+    data = tiny_shards(tmp_path / "shards")
+    cfg = tiny_cfg(data, steps=6, ckpt_every=3)
+    done = train(cfg, tmp_path / "ref")
+    killed = tmp_path / "run"
+    shutil.copytree(tmp_path / "ref", killed)
+    (killed / "result.json").unlink()  # what the kill left: the final row, no result
+    again = train(cfg, killed)
+    assert again["val_loss"] == done["val_loss"] and again["status"] == "completed"
+
+    def rows(run):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert rows(killed) == rows(tmp_path / "ref")
+    assert sum(1 for r in rows(killed) if r.get("final")) == 1
+
+
 def test_checkpoints_record_their_run_and_another_runs_is_refused(tmp_path):
     data = tiny_shards(tmp_path / "shards")
     mine = train(tiny_cfg(data, steps=4), tmp_path / "mine")

@@ -325,7 +325,9 @@ class Trainer:
             if found is not None:
                 found.restore()
             raise
-        self.metrics.truncate_after(self.c.step)
+        # a run resumed at the end of its budget evaluates again: a final row written before
+        # the kill would stand twice
+        self.metrics.truncate_after(self.c.step, final_too=self._budget_spent())
         if self.dist.is_main and self.changes:
             self._record_changes(path)
         if self.dist.is_main and self.schedule_change is not None and not self.changes:

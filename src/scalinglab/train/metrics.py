@@ -39,10 +39,11 @@ class MetricsLog:
         self.loggers = trackers.check_loggers(loggers, probe=True) if enabled else []
         self.trackers: list[trackers.Tracker] = []
 
-    def truncate_after(self, step: int) -> None:
-        """Keep only the lines of steps <= `step` (all of them gone when step is 0)."""
+    def truncate_after(self, step: int, final_too: bool = False) -> None:
+        """Keep only the lines of steps <= `step` (all of them gone when step is 0), less
+        the final evaluation's row at `step` where `final_too`."""
         if self.enabled:
-            odd = runfolder.truncate_metrics(self.run_dir, step)
+            odd = runfolder.truncate_metrics(self.run_dir, step, final_too)
             if odd:
                 log.warning("%s", runfolder.odd_lines(self.path, odd))
 
