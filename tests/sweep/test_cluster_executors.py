@@ -214,18 +214,26 @@ def test_sigint_to_the_driver_alone_under_submitit_local_stops_its_jobs(tmp_path
     assert "resumed" in (run / "train.log").read_text()
 
 
+@pytest.mark.parametrize("reraised", [False, True], ids=["as-raised", "as-ray-reraises-it"])
 def test_sigterm_to_the_driver_stops_the_sweep_as_ctrl_c_does(tmp_path, shards, monkeypatch,
-                                                              capsys):  # fmt: skip
+                                                              capsys, reraised):  # fmt: skip
     """SIGTERM (a scheduler's, `timeout`'s) ended the driver at once, saying nothing, and
-    orphaned submitit's local jobs; now it stops the runs as Ctrl-C does and exits 143."""
+    orphaned submitit's local jobs; now it stops the runs as Ctrl-C does and exits 143.
+    Ray's wait puts a plain KeyboardInterrupt in the place of the handler's exception: a
+    Ray sweep said 'interrupted' (found by an audit of signals); it is still a SIGTERM."""
     from scalinglab import cli
     from scalinglab.sweep import executors
 
     def terminated(*args, **kwargs):
         # without a handler SIGTERM would end the test's own process
         assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)  # the handler interrupts this
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this
+        except KeyboardInterrupt:
+            if reraised:
+                raise KeyboardInterrupt from None
+            raise
         raise AssertionError("SIGTERM did not stop the sweep")
 
     monkeypatch.setattr(executors, "make_executor", lambda cfg, out: None)
@@ -240,6 +248,31 @@ def test_sigterm_to_the_driver_stops_the_sweep_as_ctrl_c_does(tmp_path, shards, 
         f"queued runs did not start; rerun the same command to resume the sweep in {out}"
     )
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the sweep's alone
+
+
+def test_the_ray_executor_keeps_the_drivers_signal_handlers(monkeypatch):
+    """ray.init installs its own SIGTERM handler (sys.exit at once): under --executor ray a
+    SIGTERM to the driver ended in Ray's crash dump and SIGABRT, not the sweep's orderly stop
+    and exit 143 (found by an audit of signals, 6 of 6 times)."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    from scalinglab.sweep.ray_exec import RayExecutor
+
+    def ours(signum, frame):
+        raise AssertionError("not called")
+
+    def init(**kwargs):  # as ray.init does, without starting Ray
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 1})
+    monkeypatch.setattr(ray, "remote", lambda **kw: lambda fn: fn)
+    old = signal.signal(signal.SIGTERM, ours)
+    try:
+        RayExecutor(workers=1, threads=1)._open()
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @pytest.mark.parametrize(

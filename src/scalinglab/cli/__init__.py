@@ -23,7 +23,7 @@ import re
 import sys
 
 from scalinglab import __version__
-from scalinglab.cli._util import Terminated, writes_to
+from scalinglab.cli._util import forget_sigterm, terminated, writes_to
 from scalinglab.errors import ScalingLabError, flag_spelling
 
 
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    forget_sigterm()
     with flag_spelling():  # errors name the flags the user typed, not Python keywords
         try:
             with writes_to(_target(args)):
@@ -154,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
         except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM where a command stops runs
-            terminated = isinstance(exc, Terminated)
-            print(f"error: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
-            return 143 if terminated else 130
+            by_sigterm = terminated(exc)
+            print(f"error: {'terminated' if by_sigterm else 'interrupted'}", file=sys.stderr)
+            return 143 if by_sigterm else 130
         except BrokenPipeError:  # e.g. `scalinglab generate ... | head`
             return 0
         except OSError as exc:

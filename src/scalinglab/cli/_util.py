@@ -74,6 +74,21 @@ class Terminated(KeyboardInterrupt):
     the runs as Ctrl-C does (docs/sweeps.md), and the command exits 143."""
 
 
+_SIGTERM = {"received": False}  # set by sigterm_interrupts' handler
+
+
+def terminated(exc: KeyboardInterrupt) -> bool:
+    """Whether `exc` stopped a command for a SIGTERM: Terminated, or the plain
+    KeyboardInterrupt that code it was raised in put in its place (Ray's wait does)."""
+    return isinstance(exc, Terminated) or _SIGTERM["received"]
+
+
+def forget_sigterm() -> None:
+    """A new command: no SIGTERM received yet (for commands run one after another in one
+    process, as the tests do)."""
+    _SIGTERM["received"] = False
+
+
 @contextlib.contextmanager
 def sigterm_interrupts():
     """Within: the first SIGTERM raises Terminated in the main thread, so the executor
@@ -84,8 +99,10 @@ def sigterm_interrupts():
 
     def stop(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _SIGTERM["received"] = True
         raise Terminated
 
+    _SIGTERM["received"] = False
     old = signal.signal(signal.SIGTERM, stop)
     try:
         yield

@@ -5,10 +5,10 @@ import time
 from pathlib import Path
 
 from scalinglab.cli._util import (
-    Terminated,
     is_terminal,
     print_rows,
     sigterm_interrupts,
+    terminated,
     warn_loggers_unread,
 )
 
@@ -200,7 +200,7 @@ def run(args) -> int:
             else "the runs in flight were stopped, each with a checkpoint where it had trained "
             "(one still starting had none to save)"
         )  # fmt: skip
-        how, code = ("terminated", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        how, code = ("terminated", 143) if terminated(exc) else ("interrupted", 130)
         print(
             f"error: {how}: {flight}, queued runs did not start; "
             f"rerun the same command to resume the sweep in {out}",

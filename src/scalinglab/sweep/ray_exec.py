@@ -10,7 +10,9 @@ resources allow; a study hands runs over `workers` at a time.
 """
 
 import contextlib
+import signal
 import socket
+import threading
 from pathlib import Path
 
 from scalinglab.errors import ConfigError, require
@@ -33,6 +35,22 @@ def check_address_form(address: str) -> tuple[str, str] | None:
             "ray://HOST:PORT (Ray Client) or auto"
         )
     return host, port
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """Restore the SIGTERM and SIGINT handlers on the way out. ray.init installs a SIGTERM
+    handler that exits at once: a SIGTERM to the driver (`kill PID`, `timeout`, a
+    scheduler) then ended a Ray sweep or study in Ray's crash dump and SIGABRT, without the
+    runs' orderly stop, `error: terminated` and exit 143 (found by an audit of signals)."""
+    main = threading.current_thread() is threading.main_thread()
+    kept = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
 
 
 def check_address(address: str) -> None:
@@ -90,6 +108,11 @@ class RayExecutor(Executor):
             check_address(address)
 
     def _open(self) -> None:
+        with _signal_handlers_kept():  # ray.init puts its own SIGTERM handler in the sweep's
+            self._init()
+        self.task = self.ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
+
+    def _init(self) -> None:
         ray = self.ray
         self.started_here = not ray.is_initialized()
         if self.started_here and self.address:
@@ -111,7 +134,6 @@ class RayExecutor(Executor):
             except ConfigError:
                 self._close()
                 raise
-        self.task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus)(run_task)
 
     def _submit(self, run_dir: Path, threads: int | None):
         task = self.task if threads in (None, self.threads) else self.task.options(num_cpus=threads)
