@@ -659,3 +659,15 @@ def test_a_rerun_rebuilds_damaged_shards(tmp_path, capsys, caplog):
         ]
         assert all((out / f).read_bytes() == b for f, b in good.items())
         check_integrity(open_shards(out))
+
+
+def test_the_split_at_its_boundaries_100_documents_and_a_cut_on_a_line_start(tmp_path):
+    """100 documents, the least split by documents, hold out one (by bytes: 10 touched);
+    a byte cut at exactly a line start keeps that line in val (searching from it, the val
+    split was half its size, 5 tokens of 10; found by a mutation audit)."""
+    _corpus(tmp_path / "c", n_docs=100)
+    m = prepare([str(tmp_path / "c")], tmp_path / "s", tokenizer="byte", block_size=16)
+    assert m["split_by"] == "documents" and m["splits"]["val"]["documents"] == 1
+    (tmp_path / "t.txt").write_text("".join(f"w{i:02d} a b c\n" for i in range(20)))
+    m = prepare([str(tmp_path / "t.txt")], tmp_path / "w", tokenizer="word", block_size=4)
+    assert m["splits"]["train"]["bytes"] == 180 and m["splits"]["val"]["tokens"] == 10

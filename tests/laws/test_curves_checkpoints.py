@@ -9,7 +9,7 @@ import pytest
 from scalinglab.cli import main
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, dumps_toml
 from scalinglab.laws import ScalingLaw, read_csv
-from scalinglab.laws.fit import run_weights
+from scalinglab.laws.fit import run_weights, weight_chunks
 from scalinglab.models.counting import count
 from tests.laws.synth import TRUE_CHIN, chinchilla_law
 
@@ -168,3 +168,14 @@ def test_task_results_of_every_checkpoint_join_the_curves_table(tmp_path, capsys
     assert main(argv) == 0
     p = json.loads(fit.read_text())["params"]
     assert p["k"] == pytest.approx(0.3, rel=1e-3) and p["L0"] == pytest.approx(20.0, rel=1e-3)
+
+
+def test_the_fits_bootstrap_weights_resample_whole_runs():
+    """The weights the fit's bootstrap draws in chunks are run_weights' (whole runs drawn,
+    every checkpoint of a run with its run's weight); drawn per row, the intervals of a fit
+    of 6 runs × 5 checkpoints came out 3.4× narrower (found by a mutation audit)."""
+    groups = np.repeat(np.arange(6), 5)  # 6 runs x 5 checkpoints
+    W = np.vstack(list(weight_chunks(len(groups), 200, 0, groups)))
+    assert np.array_equal(W, run_weights(groups, 200, 0))
+    assert np.all(W[:, ::5].sum(axis=1) == 6)  # 6 runs drawn per resample
+    assert np.all(np.repeat(W[:, ::5], 5, axis=1) == W)  # a run's checkpoints alike

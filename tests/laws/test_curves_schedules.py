@@ -200,3 +200,21 @@ def test_plan_steps_warns_of_a_peak_lr_beyond_the_fitted_and_refuses_a_loss_belo
         "at step 2999, not above 0: its peak LR 100 lies beyond what the law can extrapolate "
         "to (the fitted curves ran at LRs up to 0.0003)\n"
     )
+
+
+def test_best_share_goes_to_the_schedule_of_the_lowest_loss(tmp_path, capsys):
+    """best_share is the share of the bootstrap draws under which a schedule has the lowest
+    loss: the top-ranked schedule holds most, the worst none (credited to the highest loss,
+    the worst held all; found by a mutation audit: the test summed the shares only)."""
+    path = curves_csv(
+        tmp_path / "c.csv", lambda lr, s: mpl_direct(MPL_25M, lr, s), ("cosine", "constant", "drop")
+    )
+    fit = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--bootstrap", "20"]
+    assert main([*argv, "--out", str(fit)]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(fit), "--steps", "3000", "--peak-lr", "3e-4", "--warmup", "300",
+                 "--schedule", "warmup(300, 3e-4) + drop(2700, 1e-4)", "--json"]) == 0  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["best_share"] == max(r["best_share"] for r in rows) == pytest.approx(0.95)
+    assert rows[-1]["best_share"] == 0.0

@@ -7,6 +7,8 @@ import pytest
 
 from scalinglab.errors import DataError
 from scalinglab.laws import ScalingLaw
+from scalinglab.laws.isoflop import group_budgets
+from scalinglab.laws.table import read_table
 from tests.conftest import shared_file
 from tests.laws.synth import TRUE_CHIN, chinchilla_curves_csv, chinchilla_law
 
@@ -539,3 +541,11 @@ def test_a_curve_with_two_losses_at_one_c_keeps_the_lowest(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     ((_, _, c, _, loss),) = read_run_folders([str(run)]).runs
     assert c.tolist() == [6e15, 1.2e16, 1.8e16] and loss.tolist() == [2.9, 2.8, 2.65]
+
+
+def test_budgets_are_snapped_to_in_log_c():
+    """--budgets: each run joins the budget nearest in log C (the geometric midpoint of
+    1e17 and 2e17 is 1.414e17); nearest in C put 1.45e17 with 1e17 (a mutation audit)."""
+    t = read_table({"N": [1e7, 1e7], "D": [1e9, 1e9], "C": [1.45e17, 1.40e17], "loss": [3.0, 3.0]})
+    budgets, _ = group_budgets(t, budgets=[1e17, 2e17])
+    assert budgets.tolist() == [2e17, 1e17]

@@ -1,7 +1,9 @@
 """The batched L-BFGS: correct minima, and problems that do not influence each other."""
 
 import numpy as np
+import pytest
 
+from scalinglab.laws.fit import fit_starts
 from scalinglab.laws.optim import minimize_batch
 
 
@@ -28,3 +30,17 @@ def test_problems_are_independent():
         alone = minimize_batch(rosenbrock, s[None], max_iter=2000)
         np.testing.assert_array_equal(alone.x[0], batch.x[i])
         assert alone.nit[0] == batch.nit[i]
+
+
+def test_pruning_keeps_the_best_starts():
+    """fit_starts(prune=True) refines the prune_keep starts of the lowest objective: on a
+    double well the one start in the lower well must be kept (keeping the worst ones
+    found the upper well, +0.294; found by a mutation audit)."""
+
+    def fun(th, rows):  # minima near x = -1 (f -0.305) and x = +1 (f +0.294)
+        x = th[:, 0]
+        return (x**2 - 1) ** 2 + 0.3 * x, (4 * x * (x**2 - 1) + 0.3)[:, None]
+
+    starts = np.array([[-1.5], *[[v] for v in np.linspace(0.5, 2.0, 9)]])
+    res = fit_starts(fun, starts, prune=True, prune_keep=2)
+    assert float(np.min(res.fun)) == pytest.approx(-0.3054, abs=1e-3)

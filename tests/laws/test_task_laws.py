@@ -234,6 +234,11 @@ def test_backtest_of_a_task_law_from_the_command_line_on_pythia(tmp_path, capsys
     assert [t["n_train"] for t in bt["thresholds"]] == [4, 5, 6, 7]
     assert bt["overall"]["n"] == 10
     assert bt["overall"]["mean_abs_error_points"] == pytest.approx(2.23, abs=0.01)
+    # the bias is predicted - measured: the law under-predicts the larger models here
+    rows = [r for t in bt["thresholds"] for r in t["rows"]]
+    bias = 100 * np.mean([r["predicted"] - r["measured"] for r in rows])
+    assert bt["overall"]["bias_points"] == pytest.approx(bias, abs=1e-9)
+    assert bt["overall"]["bias_points"] == pytest.approx(-0.79, abs=0.01)
     assert bt["overall"]["coverage"]["0.95"] >= 0.8  # the fitted runs' scatter alone
     assert main([*argv[:-2], "--by", "N"]) == 2
     assert "backtests by C" in capsys.readouterr().err

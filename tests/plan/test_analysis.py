@@ -9,7 +9,7 @@ import pytest
 from scalinglab.errors import FitError
 from scalinglab.laws.isoflop import redrawn_vertices
 from scalinglab.laws.settings import FitConfig
-from scalinglab.plan.analysis import fit_arch, predict, predictive_interval
+from scalinglab.plan.analysis import ArchFits, allocation, fit_arch, predict, predictive_interval
 
 BUDGETS = (1e11, 3e11, 9e11)
 H = math.log(2.0)  # the sizes of a budget: N_opt / 2, N_opt, 2 N_opt
@@ -263,3 +263,13 @@ def test_n_without_embeddings_of_small_models_is_not_off_its_budget():
         "gpt", [r | {"budget": r["budget"] * 30} for r in rows], FitConfig(bootstrap=0)
     )
     assert plain.isoflop is None and "more than 3x off" in plain.errors["isoflop"]
+
+
+def test_without_an_isoflop_or_chinchilla_fit_n_grows_as_the_square_root_of_c():
+    """The study's last-resort allocation: the best run of the largest budget scaled by
+    √(C / C_max); at 100× its budget, 10× its N (by C/C_max: 100×; a mutation audit)."""
+    rows = [{"arch": "gpt", "params": 1e7, "tokens": 1e8, "loss": 3.0, "status": "completed"},
+            {"arch": "gpt", "params": 2e7, "tokens": 5e7, "loss": 3.1, "status": "completed"},
+            {"arch": "gpt", "params": 5e6, "tokens": 1e8, "loss": 3.5, "status": "completed"}]  # fmt: skip
+    n, _ = allocation(ArchFits("gpt", rows), 6e17)  # 100x the largest budget, 6e15
+    assert n == pytest.approx(1e8, rel=1e-12)
