@@ -125,6 +125,9 @@ def test_other_peoples_csv_with_spaces_in_names(tmp_path, capsys):
     assert main(["fit", str(path), "--loss-col", "final loss", "--bootstrap", "0", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["conventions"]["D"] == "C/(6N) from 'Training FLOP'"
+    # D = C/(6N) is the tokens each row was made with (alpha alone cannot tell: a wrong
+    # constant scales every D alike; found by a mutation audit)
+    assert obj["data"]["D_range"] == [pytest.approx(2e8, rel=1e-5), pytest.approx(5e10, rel=1e-5)]
     assert obj["params"]["alpha"] == pytest.approx(0.34, abs=0.05)
 
 
