@@ -127,6 +127,40 @@ def test_backtest_card_is_green_only_near_the_seed_noise(study):
     assert "the error is over 3× the seed noise" in key
 
 
+def test_a_measurement_just_outside_its_interval_is_shown_outside_it(study):
+    """A measured loss 2e-5 below the interval's lower end read, at 4 digits, as equal to
+    it beside the word "outside" (an audit): the page, the terminal and the task table
+    write as many digits as it takes to show which side it fell."""
+    from scalinglab.cli.report import format_summary
+    from scalinglab.report.sections import all_sections
+    from scalinglab.report.taskfig import task_section
+
+    root, _, s = study
+    bt = {**s["backtest"], "interval": [2.1719973, 2.3537081], "actual_loss": 2.1719773}
+    bt |= {"in_interval": False, "predicted_loss": 2.2781}
+    key = all_sections({**s, "backtest": bt}, SimpleNamespace(rows=[], study={}, root=root),
+                       {}, [], root)[0]  # fmt: skip
+    assert "[2.172, 2.35371] before training, measured 2.17198: outside" in key  # 2.17198 < 2.172
+    table = all_sections({**s, "backtest": bt}, SimpleNamespace(rows=[], study={}, root=root),
+                         {}, [], root)  # fmt: skip
+    plain = "".join(table).replace(' class="l"', "").replace(' class=""', "")
+    assert "<td>predictive interval</td><td>[2.172, 2.35371]</td>" in plain
+    assert "<td>measured loss (nats/token)</td><td>2.17198</td>" in plain
+    line = next(x for x in format_summary({**s, "backtest": bt}, "out").splitlines()
+                if x.startswith("backtest"))  # fmt: skip
+    assert "[2.17200, 2.35371], measured 2.17198: error" in line and "OUTSIDE" in line
+    ok = {**bt, "actual_loss": 2.25}  # apart from its ends: 4 digits as before
+    assert "[2.172, 2.354] before training, measured 2.25: inside" not in key
+    key = all_sections({**s, "backtest": {**ok, "in_interval": True}},
+                       SimpleNamespace(rows=[], study={}, root=root), {}, [], root)[0]  # fmt: skip
+    assert "predicted 2.278 [2.172, 2.354] before training, measured 2.25: inside" in key
+    task = {"metric": "acc", "predicted": 0.7700, "interval": [0.7601, 0.80041],
+            "measured": 0.80049, "error_points": -3.049, "in_interval": False,
+            "n_items": 4000, "chance": 0.5}  # fmt: skip
+    html = task_section({"tasks": {"next-line": task}}).replace(' class=""', "")
+    assert "<td>[0.7601, 0.8004]</td>" in html and "<td>0.8005 ± " in html
+
+
 def test_html_is_valid_self_contained_and_escaped(study):
     root, _, _ = study
     raw = (root / "report.html").read_text(encoding="utf-8")

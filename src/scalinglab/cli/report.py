@@ -121,6 +121,8 @@ def left_out(arch: str, f: dict, runs: dict) -> list[str]:
 
 def format_summary(s: dict, where) -> str:
     """The few lines a terminal shows: exponents, the backtest, the plan, the files."""
+    from scalinglab.report.html import apart
+
     lines = []
     for arch, f in s["fits"].items():
         pc, iso = f.get("power-c"), f.get("isoflop")
@@ -154,10 +156,13 @@ def format_summary(s: dict, where) -> str:
             lines += [f"  warning: {w}" for w in ch.get("warnings", [])]
     bt = s.get("backtest")
     if bt and bt.get("actual_loss") is not None:
-        lo, hi = bt["interval"]
+        # decimals enough to show which side of an end the measurement fell (an audit)
+        pred, lo, hi, meas = apart(
+            [bt["predicted_loss"], *bt["interval"], bt["actual_loss"]], 4, lambda v, d: f"{v:.{d}f}"
+        )
         lines.append(
-            f"backtest at C={bt['flops']:.3g}: predicted {bt['predicted_loss']:.4f} "
-            f"[{lo:.4f}, {hi:.4f}], measured {bt['actual_loss']:.4f}: error "
+            f"backtest at C={bt['flops']:.3g}: predicted {pred} "
+            f"[{lo}, {hi}], measured {meas}: error "
             f"{100 * bt['rel_error']:.2f}%, "
             + ("inside" if bt["in_interval"] else "OUTSIDE")
             + f" the interval ({bt['predictor']})"

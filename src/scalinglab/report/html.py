@@ -53,6 +53,20 @@ def interval(ci, digits: int = 4) -> str:
     return f"[{num(ci[0], digits)}, {num(ci[1], digits)}]"
 
 
+def apart(values: list, digits: int = 4, fmt=num) -> list[str]:
+    """`values` each written by `fmt(value, d)` with the fewest digits d (at least
+    `digits`) that keep unequal values unequal. Rounding keeps their order, so a
+    measured loss 2e-5 below its interval's lower end no longer reads as equal to it
+    beside the word "outside" (an audit). None and non-finite values stay as `fmt`
+    writes them."""
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    for d in range(digits, 17):
+        out = [fmt(v, d) for v in values]
+        if len({fmt(v, d) for v in finite}) == len(set(finite)):
+            return out
+    return out
+
+
 def table(head: list[str], rows: list[list], left: int = 1) -> str:
     """An HTML table; the first `left` columns are left-aligned; cells are escaped here."""
     th = "".join(f'<th class="{"l" if i < left else ""}">{esc(h)}</th>' for i, h in enumerate(head))

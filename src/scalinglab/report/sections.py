@@ -5,7 +5,7 @@ from pathlib import Path
 
 from scalinglab.plan.analysis import PUBLISHED
 from scalinglab.report.figures import name
-from scalinglab.report.html import card, esc, figure, interval, num, table
+from scalinglab.report.html import apart, card, esc, figure, interval, num, table
 from scalinglab.sweep.table import TASK_METRICS
 
 NO_BOOTSTRAP = (
@@ -46,12 +46,12 @@ def _key_results(s: dict, fits: dict) -> str:
         noise = bt.get("seed_noise_rel_std")
         near = noise is None or bt["rel_error"] <= NOISE_MULTIPLE * noise
         far = "" if near else f"; the error is over {NOISE_MULTIPLE:g}× the seed noise"
+        pred, iv, meas = _measured_apart(bt)
         cards.append(
             card(
                 f"backtest at C = {num(bt['flops'], 3)} FLOPs",
                 f"{100 * bt['rel_error']:.2f}% error",
-                f"predicted {num(bt['predicted_loss'])} {interval(bt['interval'])} before "
-                f"training, measured {num(bt['actual_loss'])}: "
+                f"predicted {pred} {iv} before training, measured {meas}: "
                 + ("inside" if ok else "outside")
                 + " the interval"
                 + far
@@ -113,6 +113,15 @@ def _nd_card(arch: str, ch: dict) -> str:
     )
 
 
+def _measured_apart(bt: dict) -> tuple[str, str, str]:
+    """The prediction, its interval and the measured loss, with digits enough to show
+    which side of an end of the interval the measurement fell."""
+    iv = bt.get("interval")
+    lo, hi = iv if iv and None not in iv else (None, None)
+    pred, lo, hi, meas = apart([bt["predicted_loss"], lo, hi, bt.get("actual_loss")])
+    return pred, interval(iv) if lo == "–" else f"[{lo}, {hi}]", meas
+
+
 def _reach(bt: dict) -> str:
     """How far the backtest reaches and what its fits cost (studies since issue 22)."""
     if bt.get("extrapolation") is None:
@@ -138,6 +147,7 @@ def _backtest(bt: dict | None) -> str:
     if not bt:
         return ""
     shape = bt.get("shape") or {}
+    pred, iv, meas = _measured_apart(bt)
     rows = [
         ["run", bt.get("run_name")],
         ["architecture, shape", f"{name(bt['arch'])}, {shape.get('n_layer')} layers × "
@@ -154,12 +164,12 @@ def _backtest(bt: dict | None) -> str:
          num(bt.get("fit_cost_ratio"))],
         ["its tokens repeat the training data", _repeats(bt)],
         ["prediction written at", bt.get("written_at")],
-        ["predicted loss (nats/token)", num(bt["predicted_loss"])],
+        ["predicted loss (nats/token)", pred],
         [f"fit interval ({bt.get('ci_level', 0.95):.0%}, bootstrap)", interval(bt.get("fit_interval"))],
         ["the frontier as its runs' seed noise moves it", interval(bt.get("noise_interval"))],
         ["seed noise added (relative std)", num(bt.get("seed_noise_rel_std"))],
-        ["predictive interval", interval(bt.get("interval"))],
-        ["measured loss (nats/token)", num(bt.get("actual_loss"))],
+        ["predictive interval", iv],
+        ["measured loss (nats/token)", meas],
         ["relative error |pred − actual| / actual",
          "–" if bt.get("rel_error") is None else f"{100 * bt['rel_error']:.3f}%"],
         ["inside the predictive interval", num(bt.get("in_interval"))],
@@ -186,11 +196,7 @@ def _distinct(values: list[float], digits: int = 3) -> dict[float, str]:
     """Each value written with the fewest digits (at least `digits`) that tell them apart:
     the runs of one IsoFLOP budget differ in C by a few parts in 10^4, and two thresholds
     among them both read 7.00e+11 at three digits."""
-    for d in range(digits, 17):
-        out = {v: num(v, d) for v in values}
-        if len(set(out.values())) == len(set(values)):
-            return out
-    return out
+    return dict(zip(values, apart(values, digits), strict=True))
 
 
 def _leave_larger_out(llo: dict | None, arch: str, fs: dict) -> str:

@@ -6,7 +6,11 @@ import numpy as np
 from scalinglab.laws import tasklaws
 from scalinglab.plan.analysis import law_c
 from scalinglab.report.figures import COMPUTE, KAPLAN, color, name, save_png
-from scalinglab.report.html import esc, num, table
+from scalinglab.report.html import apart, esc, num, table
+
+
+def _fixed(v, d: int) -> str:
+    return "" if v is None else f"{v:.{d}f}"
 
 
 def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
@@ -23,6 +27,7 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.6 * len(tasks), 4.2), squeeze=False)
     for ax, (task, t) in zip(axes[0], tasks.items(), strict=True):
         col = f"{task}.{t.get('metric', 'acc')}"
+        fitted = []  # the predicted architecture's points: where its law's line starts
         for a in sorted({r["arch"] for r in rows}):
             pts = [(law_c(r, kind), r[col])
                    for r in rows if r["arch"] == a and r.get(col) is not None
@@ -30,22 +35,26 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
             if pts:
                 ax.plot(*np.array(pts).T, "o", ms=4, color=color(a), alpha=0.7,
                         label=f"{name(a)} runs")  # fmt: skip
+            if a == arch:
+                fitted = pts
         f = fits.get(arch)
         if t.get("params") and f is not None and f.frontier is not None:
-            lo_c = min(p for p, _ in pts) if pts else c_bt / 100
+            lo_c = min(p for p, _ in fitted) if fitted else c_bt / 100
             C = np.geomspace(lo_c, c_bt * 1.5, 100)
             acc = tasklaws.metric_from_loss(t["params"], f.frontier.predict(C=C, check_range=False))
             ax.plot(C, acc, "-", color=color(arch), label="frontier loss -> sigmoid")
         if t.get("chance") is not None:
             ax.axhline(t["chance"], color="0.5", ls=":", lw=1, label=f"chance {t['chance']:.3f}")
+        # the legend's numbers with digits enough to tell the measurement from an end
+        p, (lo, hi) = t.get("predicted"), t.get("interval") or (None, None)
+        sp, slo, shi, sm = apart([p, lo, hi, t.get("measured")], 3, _fixed)
         if "predicted" in t:
-            p, (lo, hi) = t["predicted"], t["interval"]
             ax.errorbar([c_bt], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12",
-                        mec="k", ms=7, capsize=4, label=f"predicted {p:.3f} [{lo:.3f}, {hi:.3f}]")  # fmt: skip
+                        mec="k", ms=7, capsize=4, label=f"predicted {sp} [{slo}, {shi}]")  # fmt: skip
         if t.get("measured") is not None:
             how = " (at chance: not predicted)" if t.get("at_chance") else ""
             ax.plot([c_bt], [t["measured"]], "*", color="#27ae60", ms=14, mec="k",
-                    label=f"measured {t['measured']:.3f}{how}")  # fmt: skip
+                    label=f"measured {sm}{how}")  # fmt: skip
         ax.set(xscale="log", xlabel=COMPUTE + (KAPLAN if kind != "params" else ""),
                ylabel=f"{task} accuracy", title=task)  # fmt: skip
         ax.legend(loc="upper left", fontsize=8)
@@ -71,15 +80,19 @@ def task_section(bt: dict | None) -> str:
         m = t.get("measured")
         about = [task, "-" if t.get("n_items") is None else num(t["n_items"]),
                  "-" if t.get("chance") is None else num(t["chance"], 3)]  # fmt: skip
-        measured = "-" if m is None else num(m, 3)
+        se = ""
         if m is not None and t.get("n_items"):
-            measured += f" ± {num(tasklaws.accuracy_se(m, t['n_items']), 3)}"
+            se = f" ± {num(tasklaws.accuracy_se(m, t['n_items']), 3)}"
         if "predicted" not in t:
+            measured = "-" if m is None else num(m, 3) + se
             rows.append([*about, "-", "-", "-", measured, t.get("note") or t.get("error", "")])
             continue
         sc = t.get("scatter")
+        # digits enough to show which side of an end the measurement fell (an audit)
+        pred, lo, hi, meas = apart([t["predicted"], *t["interval"], m], 3)
+        measured = "-" if m is None else meas + se
         rows.append([
-            *about, num(t["predicted"], 3), f"[{num(t['interval'][0], 3)}, {num(t['interval'][1], 3)}]",
+            *about, pred, f"[{lo}, {hi}]",
             "-" if sc is None else f"{100 * sc:.1f}", measured,
             "-" if m is None else f"{t['error_points']:+.1f} points" + ("" if t["in_interval"] else " (outside)"),
         ])  # fmt: skip
