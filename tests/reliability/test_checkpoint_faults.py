@@ -198,9 +198,8 @@ def test_disk_full_while_checkpointing_keeps_the_previous_one(base, tmp_path, ca
     def save_then_disk_full(obj, f, *a, **kw):
         if obj.get("counters", {}).get("step") != 8:
             return real_save(obj, f, *a, **kw)
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a file")  # what fit before the disk filled up
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+        f.write(b"PK\x03\x04 half a file")  # what fit before the disk filled up
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f.name)
 
     with monkeypatch.context() as m:
         m.setattr(torch, "save", save_then_disk_full)

@@ -105,10 +105,12 @@ def _needs(name):
         pytest.importorskip("transformers", reason="export --format hf needs the [hf] extra")
 
 
-def _run(argv, limit_fsize: bool = False) -> subprocess.CompletedProcess:
+def _run(argv, limit_fsize: bool = False, fsize: int = 0) -> subprocess.CompletedProcess:
+    """`argv` in a new process; with `limit_fsize`, no file grows past `fsize` bytes."""
+
     def no_writes():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit: EFBIG
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     return subprocess.run(
         [sys.executable, "-m", "scalinglab", *map(str, argv)], capture_output=True, text=True,
@@ -264,3 +266,25 @@ def test_a_disk_that_fills_mid_run_keeps_what_was_written_and_resumes(world, tmp
         p = _run(argv)
         assert p.returncode == 0, p.stderr
         assert '"status": "completed"' in (run / "result.json").read_text()
+
+
+def test_the_optimizer_states_failed_write_names_its_cause_and_leaves_no_partial(world, tmp_path):
+    """torch.save's failed write is a RuntimeError about stream positions: it was a
+    traceback and left the partial checkpoint folder behind, which on a full disk kept
+    the next try from writing anything (an audit). Here the weights fit under the file
+    size limit and the optimizer state, twice their size, does not."""
+    run = tmp_path / "run"
+    shutil.copytree(world / "run", run)  # finished at step 4: continue it to 8
+    done = run / "ckpt/step-00000004"
+    weights = (done / "model.safetensors").stat().st_size
+    assert (done / "state.pt").stat().st_size > 2 * weights
+    before = {p.name: p.read_bytes() for p in done.iterdir()}
+    argv = ["train", "--data", world / "shards", "--out", run, "--steps", "8", *TINY]
+    p = _run(argv, limit_fsize=True, fsize=weights * 3 // 2)
+    err = _assert_one_line(p, str(run / "ckpt/step-00000008"))
+    assert err == (f"error: cannot write checkpoint {run / 'ckpt/step-00000008'}: "
+                   "File too large; earlier checkpoints are kept")  # fmt: skip
+    assert sorted(x.name for x in (run / "ckpt").iterdir()) == ["step-00000004"]
+    assert {p.name: p.read_bytes() for p in done.iterdir()} == before
+    assert _run(argv).returncode == 0  # room again: it goes on from step 4
+    assert sorted(x.name for x in (run / "ckpt").iterdir())[-1] == "step-00000008"

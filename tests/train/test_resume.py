@@ -84,6 +84,32 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_equal(tmp_path):
     assert _rows(run) == _rows(tmp_path / "ref"), f"killed after {kill_after} metrics lines"
 
 
+def test_a_failure_whose_record_cannot_be_written_raises_itself_and_drops_the_old_record(
+    tmp_path, monkeypatch, caplog
+):
+    """A run continued to a larger budget fails, and the disk is full when it records
+    the failure: the error raised is the failure (it was the full disk's, naming
+    result.json), and the earlier budget's result.json, which would now say the run
+    completed, is removed (an audit)."""
+    from scalinglab import runfolder
+
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    assert train(tiny_cfg(data, steps=4), run)["status"] == "completed"
+
+    def disk_full(*a, **kw):
+        raise OSError(28, "No space left on device", str(run / "result.json"))
+
+    with monkeypatch.context() as m:
+        _crash_at(m, 6)
+        m.setattr(runfolder, "write_result", disk_full)
+        with pytest.raises(Crash):
+            train(tiny_cfg(data, steps=8), run)
+    assert not (run / "result.json").exists()
+    assert "could not record the failure" in caplog.text and "No space left" in caplog.text
+    assert train(tiny_cfg(data, steps=8), run)["status"] == "completed"
+
+
 @pytest.mark.parametrize("arch, order", [("lstm", "stream"), ("gru", "stream"), ("lstm", "random")])
 def test_recurrent_crash_and_resume_is_bitwise_equal(tmp_path, monkeypatch, arch, order):
     # The carried hidden state and the stream loader position travel in the checkpoint.

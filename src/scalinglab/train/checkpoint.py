@@ -88,12 +88,14 @@ def save(
     try:
         _write(tmp, step, model, state, owner or {})
         os.rename(tmp, final)
-    except (OSError, SafetensorError) as exc:
+    except (OSError, SafetensorError, RuntimeError) as exc:
         # E.g. a full disk: drop the partial folder (it would only take more space) and
-        # report; the checkpoints already in place are untouched.
+        # report; the checkpoints already in place are untouched. torch.save's failed
+        # write is a RuntimeError about stream positions; the OSError under it says why.
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(
-            f"cannot write checkpoint {final}: {_one_line(exc)}; earlier checkpoints are kept"
+            f"cannot write checkpoint {final}: {_one_line(_os_cause(exc))}; "
+            "earlier checkpoints are kept"
         ) from None
     fsync_dir(root)
     prune(root, keep, owner, earlier)
@@ -104,7 +106,8 @@ def _write(tmp: Path, step: int, model: torch.nn.Module, state: dict, owner: dic
     tmp.mkdir()
     save_model(model, str(tmp / WEIGHTS))
     follow_umask(tmp / WEIGHTS)  # safetensors writes 0600: a shared folder could not read it
-    torch.save(state, tmp / STATE)
+    with open(tmp / STATE, "wb") as f:  # through Python's file: its OSError is kept
+        torch.save(state, f)
     hashes = {}
     for name in (WEIGHTS, STATE):
         _fsync_file(tmp / name)
@@ -241,6 +244,17 @@ def load_state(path: Path, map_location=None) -> dict:
             f"{Path(path) / STATE}: refused: not a plain tensor-and-container state file "
             f"({_one_line(exc)})"
         ) from None
+
+
+def _os_cause(exc: BaseException) -> BaseException:
+    """The OSError (a full disk, a file size limit) a library's own error was raised
+    while handling, if any; else `exc`."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
 
 
 def _one_line(exc: BaseException) -> str:

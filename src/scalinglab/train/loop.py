@@ -4,6 +4,7 @@
 the result dict also written to RUN/result.json.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -144,7 +145,15 @@ class Trainer:
                 return self._finish("completed")
         except Exception as exc:
             if not isinstance(exc, ConfigError | CheckpointError):
-                self._write_result("failed", error=f"{type(exc).__name__}: {exc}")
+                try:
+                    self._write_result("failed", error=f"{type(exc).__name__}: {exc}")
+                except OSError as also:  # a full disk: the error to report is the first,
+                    # and a result of an earlier budget left in place would be a wrong record
+                    stale = self.out / runfolder.RESULT
+                    with contextlib.suppress(OSError):
+                        stale.unlink(missing_ok=True)
+                    log.warning("could not record the failure in %s (%s); the run has no "
+                                "result until it resumes", stale, also.strerror or also)  # fmt: skip
             raise
         finally:
             bar.close()
