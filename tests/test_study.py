@@ -835,12 +835,21 @@ def test_cached_corpus_folder_names_its_options(tmp_path):
     cache = tmp_path / "cache"
     a, _ = prepare_data(plain, cache)
     b, _ = prepare_data(other, cache)
-    assert a.name == "corpus.txt-byte" and b.name.startswith("corpus.txt-byte-") and a != b
+    assert a.name.startswith("corpus.txt-byte-") and b.name.startswith("corpus.txt-byte-")
+    assert a != b
     manifest = (a / "manifest.json").read_bytes()
     assert prepare_data(plain, cache)[0] == a and (a / "manifest.json").read_bytes() == manifest
     va = json.loads(manifest)["splits"]["val"]["tokens"]
     vb = json.loads((b / "manifest.json").read_text())["splits"]["val"]["tokens"]
     assert vb > 1.5 * va  # 20% held out against the default 10% of a one-document corpus
+    # Another file of the same name in another folder, another cache folder: it rebuilt
+    # the first one's shards (with a warning), under a sweep still training on them.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b/corpus.txt").write_bytes(b"another corpus\n" * 400)
+    c, _ = prepare_data(parse_study(tomllib.loads(TOY.format(corpus=tmp_path / "b/corpus.txt")),
+                                    "toy"), cache)  # fmt: skip
+    assert c.name.startswith("corpus.txt-byte-") and c not in (a, b)
+    assert (a / "manifest.json").read_bytes() == manifest
 
 
 TOY_LADDER = TOY.replace(

@@ -37,16 +37,22 @@ def fsync_dir(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def machine_lock(key: str):
+def machine_lock(key: str, waiting=None):
     """Hold, for the `with` block, an exclusive lock that every process of this user on
     this machine asking for the same `key` shares (a flock on a file in the temporary
     folder named by a hash of the key; the kernel drops it if the holder dies). For a
-    check-then-create that the store behind it does not make atomic."""
+    check-then-create that the store behind it does not make atomic. `waiting()` is
+    called once where another process holds it, before waiting for it."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"scalinglab-{os.getuid()}-{digest}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # and with it the lock

@@ -135,6 +135,35 @@ def test_shards_of_another_corpus_or_tokenizer_are_replaced_with_a_warning(tmp_p
     assert f"with byte by shards of {tmp_path / 'd'} with char" in caplog.text
 
 
+def test_a_prepare_waits_for_another_of_the_same_folder_then_says_what_it_replaces(tmp_path):
+    """Two prepares of other corpora into one --out at once both exited 0, each reporting
+    its own sources, while the folder held one of them (an audit). The second waits for
+    the first (a lock per folder on this machine), then replaces its shards, saying so."""
+    import subprocess
+    import sys
+    import time
+
+    from scalinglab.fsio import machine_lock
+
+    _corpus(tmp_path / "c", n_docs=20)
+    _corpus(tmp_path / "d", n_docs=12)
+    out = tmp_path / "s"
+    prepare([str(tmp_path / "c")], out, block_size=16)
+    argv = [sys.executable, "-m", "scalinglab", "prepare", str(tmp_path / "d"), "--out", str(out),
+            "--block-size", "16"]  # fmt: skip
+    with machine_lock(f"prepare {os.path.realpath(out)}"):  # another prepare is writing it
+        p = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        assert "another scalinglab prepare is writing it; waiting for it to end" in line
+        time.sleep(0.5)
+        assert p.poll() is None  # still waiting
+        assert json.loads((out / "manifest.json").read_text())["sources"] == [str(tmp_path / "c")]
+    rest = p.communicate(timeout=120)[1]
+    assert p.returncode == 0, rest
+    assert f"{out}: replacing its shards of {tmp_path / 'c'}" in rest
+    assert json.loads((out / "manifest.json").read_text())["sources"] == [str(tmp_path / "d")]
+
+
 def test_interrupted_prepare_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
     _corpus(tmp_path / "c", n_docs=20)
 

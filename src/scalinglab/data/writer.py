@@ -63,6 +63,7 @@ from scalinglab.data.tokenizers import (
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.fsio import (
     atomic_write_json,
+    machine_lock,
     make_temp_dir,
     path_relation,
     remove_replaced,
@@ -233,6 +234,15 @@ def prepare(
         _check_text_field(srcs, cfg.text_field)
     _check_flags_used(specs, cfg, options)
     _check_inputs_outside(srcs, cfg.tokenizer, out)
+    # One prepare of a folder at a time on this machine: two at once each reported the
+    # sources they wrote while the folder held the other's (an audit); the second now
+    # waits, then finds the first's folder (up to date, or to rebuild, saying so).
+    with machine_lock(f"prepare {os.path.realpath(out)}", lambda: log.warning(
+            "%s: another scalinglab prepare is writing it; waiting for it to end", out)):  # fmt: skip
+        return _prepare(specs, out, cfg, srcs, owner, progress, t0)
+
+
+def _prepare(specs, out: Path, cfg: PrepareConfig, srcs, owner, progress, t0: float) -> dict:
     _check_out_replaceable(out, cfg.force)
     pretrained = None if cfg.tokenizer in KINDS else load_pretrained(cfg.tokenizer)
     request = _request(specs, cfg)

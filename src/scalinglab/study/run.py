@@ -35,6 +35,7 @@ import heapq
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,8 +197,14 @@ def prepare_data(spec: StudySpec, cache: Path) -> tuple[Path, str]:
     )
     name = "-".join(Path(str(s)).name or "corpus" for s in d["sources"]) + f"-{tok_name}"
     extra = {k: v for k, v in sorted(opts.items()) if k != "tokenizer"}
-    if extra:  # other options, another folder: two studies never rebuild each other's cache
-        name += "-" + hashlib.sha256(json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]
+    # Other options or other sources, another folder: two studies never rebuild each
+    # other's cache. A path is named whole (a/corpus.txt and b/corpus.txt share a base
+    # name: one study rebuilt the other's shards under its running sweep, an audit).
+    where = [s if s == "stdlib" or s.startswith("hf:") else os.path.abspath(s)
+             for s in d["sources"]]  # fmt: skip
+    key = extra | ({"sources": where} if where != ["stdlib"] * len(where) else {})
+    if key:
+        name += "-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     out = cache / name
     try:
         prepare(list(d["sources"]), out, **opts)
