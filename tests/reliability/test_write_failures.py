@@ -208,6 +208,7 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_leaves_no_partial_outpu
                     with contextlib.suppress(OSError):
                         os.chmod(folder, 0o755)
         err = _assert_one_line(p, str(place))
+        assert ".tmp" not in err, err  # the user's path, never a temporary one's
         reasons = {
             # Under RLIMIT_FSIZE a library's probe of the temporary folder may fail first.
             "full": ["No space left on device"]
@@ -288,3 +289,42 @@ def test_the_optimizer_states_failed_write_names_its_cause_and_leaves_no_partial
     assert {p.name: p.read_bytes() for p in done.iterdir()} == before
     assert _run(argv).returncode == 0  # room again: it goes on from step 4
     assert sorted(x.name for x in (run / "ckpt").iterdir())[-1] == "step-00000008"
+
+
+def test_a_metrics_row_past_the_file_size_limit_names_metrics_jsonl(world, tmp_path):
+    """A write to metrics.jsonl names no file, and closing the log flushed the rest of the
+    torn row again, which raised in its place: the error named only the run folder (an
+    audit). Resumed without the limit, every step is there once."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", world / "shards", "--out", run, "--steps", "200",
+            "--log-every", "1", *TINY]  # fmt: skip
+    p = _run(argv, limit_fsize=True, fsize=16 << 10)  # about 125 rows
+    err = _assert_one_line(p, str(run))
+    assert err.startswith(f"error: {run / 'metrics.jsonl'}: File too large"), err
+    assert _run(argv).returncode == 0
+    steps = [int(x.split('"step": ')[1].split(",")[0])
+             for x in (run / "metrics.jsonl").read_text().splitlines() if '"train_loss"' in x]  # fmt: skip
+    assert steps == list(range(1, 201))
+
+
+def test_an_onnx_export_past_the_file_size_limit_names_out_not_its_temporary(world, tmp_path):
+    _needs("export-onnx")
+    out = tmp_path / "m.onnx"
+    p = _run(["export", world / "run", "--format", "onnx", "--out", out], True, 16 << 10)
+    err = _assert_one_line(p, str(out))
+    assert err.startswith(f"error: {out}: File too large"), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forced_prepare_on_a_read_only_disk_names_out_not_its_temporary(world, tmp_path):
+    with _tmpfs(tmp_path / "mnt") as mnt:
+        if mnt is None:
+            pytest.skip("needs a file system of its own to remount read-only: root with mount(2)")
+        out = mnt / "shards"
+        argv = ["prepare", world / "corpus.txt", "--out", out, "--block-size", "16"]
+        assert _run(argv).returncode == 0
+        before = _listing(mnt)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        err = _assert_one_line(_run([*argv, "--force"]), str(out))
+        assert err.startswith(f"error: {out}: Read-only file system"), err
+        assert _listing(mnt) == before

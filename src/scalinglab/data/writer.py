@@ -264,7 +264,12 @@ def _prepare(specs, out: Path, cfg: PrepareConfig, srcs, owner, progress, t0: fl
     # a pretrained tokenizer's own kind decides where a split by bytes may cut
     kind = pretrained[0].kind if pretrained else cfg.tokenizer
     dest = shards.write_target(out)  # a symlink stays: its target is rebuilt
-    tmp, state, plan = _start(dest, key, srcs, owner, cfg, progress, kind)
+    try:
+        tmp, state, plan = _start(dest, key, srcs, owner, cfg, progress, kind)
+    except OSError as exc:  # its temporary folder, named: the user's is --out (an audit)
+        if exc.filename is None or resume.temp_prefix(dest) not in str(exc.filename):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
     try:
         if pretrained:
             tok = pretrained[0]

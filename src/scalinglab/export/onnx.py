@@ -251,7 +251,10 @@ def export_onnx(run_dir, out_file, force: bool = False, opset: int | None = None
     check_opset(model, opset)
     tmp = temp_beside(out, out_file)
     try:
-        to_onnx(model, tmp / out.name, opset)
+        try:
+            to_onnx(model, tmp / out.name, opset)
+        except OSError as exc:  # named by the temporary file (an audit): the user's is --out
+            raise OSError(exc.errno, exc.strerror, str(out)) from None
         # An RNN is checked on a longer sequence than a window: the state carries on.
         seq = 2 * cfg.model.block_size if model.recurrent else cfg.model.block_size
         diff, scale = compare(model, tmp / out.name, seq=seq)

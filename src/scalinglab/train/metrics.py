@@ -16,6 +16,7 @@ the run folder, a W&B or MLflow run, or RUN/metrics.csv. A resumed run drops the
 tracker's rows after its checkpoint's step, as it drops those metrics lines.
 """
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -65,8 +66,11 @@ class MetricsLog:
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
         clean, line = runfolder.metrics_line(row)
-        self._f.write(line)
-        self._f.flush()
+        try:
+            self._f.write(line)
+            self._f.flush()
+        except OSError as exc:  # a write names no file: the error named only the run
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         metrics = trackers.row_metrics(clean | (tracked or {}))
         self._each(lambda t: t.log(clean["step"], metrics))
 
@@ -96,7 +100,12 @@ class MetricsLog:
                 log.warning("--logger %s: %s", t.name, trackers.one_line(exc))
         self.trackers = []
         if self._f is not None:
-            self._f.flush()
-            os.fsync(self._f.fileno())
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:  # named: it named no file, the run's folder stood in
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+            finally:
+                with contextlib.suppress(OSError):  # what could not be flushed is lost
+                    f.close()
