@@ -366,3 +366,54 @@ def test_too_many_resamples_are_refused_before_any_fit(capsys, tmp_path):
             "kept in memory; the default is 1000)\n"
         )
     assert ScalingLaw("chinchilla", bootstrap=100_000).settings["bootstrap"] == 100_000
+
+
+# Known answers for mutations of laws/view.py and laws/estimator.py's loading that every
+# test passed (a mutation audit): each fails on its mutation.
+
+
+@pytest.fixture(scope="module")
+def isoflop_law():
+    from tests.laws.test_isoflop_envelope import isoflop_table
+
+    return ScalingLaw("isoflop", bootstrap=0).fit(isoflop_table(np.random.default_rng(0)))
+
+
+def test_isoflop_repr_counts_its_per_budget_values(isoflop_law):
+    """VW5 (view.py:87, the global count shown as the per-budget one): 5 budgets x
+    (N_opt, D_opt, L_opt, k) = 20 per-budget values; the mutant said 6 (a, b, k_N, ...)."""
+    assert "  (+ 20 per-budget values: .summary())" in repr(isoflop_law).splitlines()
+
+
+def test_html_table_header_has_one_cell_per_column(isoflop_law):
+    """VW8 (view.py:114, an extra header cell): each row has 5 cells, so has the header."""
+    import re
+
+    html = isoflop_law._repr_html_()
+    head = re.search(r"<thead>(.*?)</thead>", html).group(1)
+    rows = re.findall(r"<tr><td>.*?</tr>", html)
+    assert len(rows) == len(isoflop_law.params_)
+    assert {r.count("<td>") for r in rows} == {head.count("<th>")} == {5}
+
+
+def test_load_fit_refuses_a_data_range_given_largest_first():
+    """ES9 (estimator.py:1281, the order check dropped): C_range [1e22, 1e18] loaded, and a
+    prediction at C = 1.2e18, inside it, warned '8.3e+03x below the smallest C fitted'."""
+    from scalinglab.laws import load_fit
+
+    obj = ScalingLaw.from_published("hoffmann2022").to_json()
+    obj["data"]["C_range"] = [1e22, 1e18]
+    with pytest.raises(
+        DataError, match=r"data\.C_range is \[1e\+22, 1e\+18\], not \[smallest, largest\]"
+    ):
+        load_fit(obj)
+
+
+def test_load_fit_without_converged_reads_it_as_converged():
+    """ES12 (estimator.py:1409, default True -> False): a fit.json written before the key
+    existed came back converged_ False, and was re-saved so."""
+    from scalinglab.laws import load_fit
+
+    obj = ScalingLaw.from_published("hoffmann2022").to_json()
+    del obj["converged"]
+    assert load_fit(obj).converged_ is True

@@ -464,3 +464,104 @@ def test_curves_with_a_status_column_take_completed_runs_by_default(tmp_path, ca
         f"error: {tmp_path / 'none.csv'}: the default filter status=completed matched no rows "
         "(statuses: 'diverged'); pick rows with --where status=VALUE\n"
     )
+
+
+# Known answers for mutations of laws/curves.py and laws/curvefit.py that every test
+# passed (a mutation audit): each fails on its mutation.
+
+
+def _law25(lr, s):
+    return mpl_direct(MPL_25M, lr, s)
+
+
+def test_auto_fill_splits_an_odd_interval_evenly_at_a_jump():
+    """CV2 (curves.py:307, mid without +1): steps 8..13 hold 3 steps of each LR."""
+    lr = lr_at_every_step(np.array([4, 8, 13, 17]), np.array([1.0, 1.0, 0.1, 0.1]), "auto")
+    assert lr[8:14].tolist() == [1.0, 1.0, 1.0, 0.1, 0.1, 0.1]
+
+
+def test_auto_fill_leaves_a_smooth_decay_linear_in_its_first_and_last_interval():
+    """CV4 (curves.py:321, max -> min of the neighbours): the end intervals have one
+    neighbour, padded with 0, and were taken for step drops."""
+    steps, lrs = np.array([4, 8, 12, 16]), np.array([1.0, 0.9, 0.8, 0.7])
+    auto = lr_at_every_step(steps, lrs, "auto")
+    assert np.allclose(auto[4:], np.interp(np.arange(4, 17), steps, lrs))
+
+
+def test_a_schedule_spec_shorter_than_the_logged_steps_is_refused(tmp_path):
+    """CV6 (curves.py:286, <= -> <): a spec of 4000 steps (indices 0..3999) cannot give the
+    LR at a logged step 4000; the mutant padded its last LR on without a word."""
+    p = tmp_path / "c.csv"
+    p.write_text(
+        "run,step,loss,sched\n"
+        + "".join(
+            f'a,{s},{3 - s / 4000:.4f},"constant(4000, 1e-3)"\n' for s in (1000, 2000, 3000, 4000)
+        )
+    )
+    with pytest.raises(
+        DataError, match=r"'constant\(4000, 1e-3\)' has 4000 steps, it logs step 4000"
+    ):
+        read_curve_table(p, run_cols=["run"], schedule_col="sched")
+    p.write_text(p.read_text().replace("4000, 1e-3", "4001, 1e-3"))  # long enough: read
+    assert len(read_curve_table(p, run_cols=["run"], schedule_col="sched").runs[0].lr_full) == 4001
+
+
+def test_a_loss_of_zero_in_a_curves_csv_is_refused_naming_its_row(tmp_path):
+    """CV9 (curves.py:90, loss <= 0 -> < 0): the mutant read it and the fit failed with
+    'no start gave a finite objective', naming no row."""
+    p = curves_csv(tmp_path / "c.csv", _law25, ("cosine", "constant"),
+                   extra=["constant,constant,3950,0.0003,0"])  # fmt: skip
+    with pytest.raises(
+        DataError, match=r"row 79 \(line 80\), column 'loss': '0' must be a finite number > 0"
+    ):
+        read_curve_table(p, run_cols=["run"])
+
+
+def test_curve_fit_of_fewer_than_3_points_per_parameter_warns(tmp_path):
+    """CF3 (curvefit.py:166, 3 * P -> 2 * P): lr-annealing has 4 parameters; 10 points."""
+    p = curves_csv(tmp_path / "c.csv", _law25, ("cosine", "drop"), every=700)
+    law = ScalingLaw("lr-annealing", run_cols=["run"], bootstrap=0).fit(p)
+    assert law.n_points_ == 10
+    assert "only 10 points for 4 parameters (fewer than 3x): the fit is fragile" in law.warnings_
+
+
+def test_backtest_inside_ci_counts_the_observed_losses(tmp_path):
+    """CF6 (curvefit.py:226, the prediction, not the loss, tested against its interval):
+    a held-out run 20% above the law has no point inside the interval."""
+    p = curves_csv(tmp_path / "c.csv", _law25, ("cosine", "constant", "drop"), every=400,
+                   marks={"drop": 1.2})  # fmt: skip
+    law = ScalingLaw("lr-annealing", run_cols=["run"], holdout_where=["run=drop"],
+                     bootstrap=20, seed=0).fit(p)  # fmt: skip
+    assert law.backtest_["mean_rel_error"] < -0.1
+    assert law.backtest_["inside_ci"] == 0.0
+
+
+def test_curve_prediction_interval_is_the_central_percentiles_of_the_draws(tmp_path):
+    """CF7 (curvefit.py:311, q = 100(1 − level) without /2): the 95% interval was the 5th to
+    95th percentile. Reference: each bootstrap draw's curve predicted on its own."""
+    p = curves_csv(tmp_path / "c.csv", _law25, ("cosine", "constant", "drop"), every=400)
+    law = ScalingLaw("lr-annealing", run_cols=["run"], bootstrap=40, seed=0).fit(p)
+    spec, steps = "warmup(300, 3e-4) + cosine(3700, 3e-5)", [1000, 3999]
+    _, lo, hi = law.predict(steps, spec, return_ci=True, level=0.9)
+    point, samples = dict(law.params_), law.samples_
+    draws = []
+    for i in range(len(next(iter(samples.values())))):
+        law.params_ = {k: float(samples[k][i]) for k in point}
+        if all(np.isfinite(list(law.params_.values()))):
+            draws.append(law.predict(steps, spec))
+    law.params_ = point
+    ref_lo, ref_hi = np.percentile(np.array(draws), [5, 95], axis=0)
+    assert np.allclose(lo, ref_lo, rtol=1e-6) and np.allclose(hi, ref_hi, rtol=1e-6)
+
+
+def test_predict_refuses_the_step_just_past_a_schedule_spec(tmp_path):
+    """CF9 (curvefit.py:237, <= -> <): a spec of 4000 steps gives the LR at steps 0..3999;
+    the mutant predicted step 4000 from a padded LR, the guess the check exists to refuse."""
+    from scalinglab.errors import ConfigError
+
+    p = curves_csv(tmp_path / "c.csv", _law25, ("cosine", "drop"), every=400)
+    law = ScalingLaw("lr-annealing", run_cols=["run"], bootstrap=0).fit(p)
+    spec = "warmup(300, 3e-4) + cosine(3700, 3e-5)"
+    assert np.isfinite(law.predict([3999], spec)).all()
+    with pytest.raises(ConfigError, match="has 4000 steps; predicting step 4000 needs"):
+        law.predict([4000], spec)

@@ -828,3 +828,84 @@ def test_the_noise_of_a_small_table_is_its_scaled_residuals_themselves():
         np.log(v) + scaled[np.random.default_rng(0).integers(0, n, 400_000)], [2.5, 97.5]
     )
     assert np.log([lo, hi]) == pytest.approx(want, abs=2e-3)
+
+
+# Known answers for mutations of laws/estimator.py's intervals that every test passed,
+# or that only a file of minutes caught (a mutation audit): each fails on its mutation.
+
+
+@pytest.fixture(scope="module")
+def chin_fit():
+    from tests.laws.synth import chinchilla_law, grid_table
+
+    t = grid_table(chinchilla_law, np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5),
+                   0.005, np.random.default_rng(0))  # fmt: skip
+    return ScalingLaw("chinchilla", bootstrap=60, seed=1).fit(t)
+
+
+def test_ci_is_the_central_percentile_interval_of_the_draws(chin_fit):
+    """ES1 (estimator.py:555, q without /2): the 95% interval was the 5th..95th percentile."""
+    for level, law in ((0.95, chin_fit), (0.8, ScalingLaw.from_settings("chinchilla", {}))):
+        if law is not chin_fit:  # the same draws, at another level
+            law.settings["ci_level"] = level
+            law.set_uncertainty(chin_fit.samples_)
+        for k in ("alpha", "beta", "E"):
+            v = chin_fit.samples_[k][np.isfinite(chin_fit.samples_[k])]
+            tail = 100 * (1 - level) / 2
+            assert law.ci_[k] == pytest.approx(
+                list(np.percentile(v, [tail, 100 - tail])), rel=1e-12
+            )
+
+
+def test_isoflop_stderr_log10_is_in_decades():
+    """ES3 (estimator.py:576, np.log for np.log10): k_N's spread in dex, the half-width of
+    the central 68.27% of log10 of its draws (it was 2.303x that, in nepers)."""
+    from tests.laws.test_isoflop_envelope import isoflop_table
+
+    law = ScalingLaw("isoflop", bootstrap=40).fit(isoflop_table(np.random.default_rng(0)))
+    v = np.log10(law.samples_["k_N"][np.isfinite(law.samples_["k_N"])])
+    lo, hi = np.percentile(v, [15.865525393145708, 84.13447460685429])
+    assert law.stderr_log10_["k_N"] == pytest.approx((hi - lo) / 2, rel=1e-9)
+
+
+def test_noiseless_data_keeps_its_zero_width_interval():
+    """ES2 (estimator.py:562, v.size < ok.size -> <=): every resample of exact data refits
+    the true alpha; the mutant took the equal finite draws for an unfittable parameter
+    and dropped every interval (samples_ None)."""
+    from tests.laws.synth import chinchilla_law, grid_table
+
+    t = grid_table(chinchilla_law, np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5),
+                   0.0, np.random.default_rng(0))  # fmt: skip
+    law = ScalingLaw("chinchilla", bootstrap=10, seed=1).fit(t)
+    assert law.flat_draws_ == []
+    assert law.ci_["alpha"] == pytest.approx([0.34, 0.34], abs=1e-9)
+
+
+def test_calibrated_prediction_interval_reads_c_as_6nd_from_n_and_d():
+    """ES14 (estimator.py:826, C = N·D for 6ND): from N and D alone the interval's widening
+    was read at a C 6x too small ([1.365, 3.623] for [0.752, 4.365])."""
+    from tests.laws.synth import chinchilla_law, grid_table
+
+    t = grid_table(chinchilla_law, np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5),
+                   0.02, np.random.default_rng(0))  # fmt: skip
+    law = ScalingLaw("chinchilla", bootstrap=20, seed=1, calibrate="C").fit(t)
+    assert law.calibration_["d0"] > 0
+    n, d = 1e10, 2e11  # beyond the fitted runs, where the widening grows with C
+    by_nd = law.predict(N=n, D=d, return_ci=True, kind="prediction")
+    by_c = law.predict(N=n, D=d, C=6 * n * d, return_ci=True, kind="prediction")
+    assert by_nd == pytest.approx(by_c, rel=1e-12)
+
+
+def test_data_constrained_calibration_takes_c_as_6nd():
+    """ES4 (estimator.py:293, C = N·D): the calibration's x_max was 6x too small, and a
+    prediction interval from N, D, U was refused as if the C column were not 6ND."""
+    from tests.laws.test_constrained import known_runs
+
+    runs = known_runs()
+    tab = {k: np.array([r[i] for r in runs]) for i, k in enumerate("NDUL")}
+    tab["L"] = tab["L"] * np.exp(0.01 * np.random.default_rng(0).standard_normal(len(runs)))
+    law = ScalingLaw("data-constrained", bootstrap=20, calibrate="C", tie=["alpha=beta"],
+                     fix=["A=400", "B=1200", "E=1.8", "alpha=0.34"]).fit(tab)  # fmt: skip
+    assert law.calibration_["x_max"] == pytest.approx(6 * np.max(tab["N"] * tab["D"]))
+    _, lo, hi = law.predict(N=1e10, D=4e11, U=1e11, return_ci=True, kind="prediction")
+    assert lo < hi

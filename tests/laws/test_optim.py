@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from scalinglab.laws import ScalingLaw
 from scalinglab.laws.fit import fit_starts
 from scalinglab.laws.optim import minimize_batch
 
@@ -44,3 +45,70 @@ def test_pruning_keeps_the_best_starts():
     starts = np.array([[-1.5], *[[v] for v in np.linspace(0.5, 2.0, 9)]])
     res = fit_starts(fun, starts, prune=True, prune_keep=2)
     assert float(np.min(res.fun)) == pytest.approx(-0.3054, abs=1e-3)
+
+
+# Known answers for mutations of laws/objective.py and laws/optim.py that every test
+# passed (a mutation audit): each fails on its mutation.
+
+
+def test_chinchilla_objective_sums_every_point_of_a_table_larger_than_one_chunk():
+    """OB3 (objective.py:42, f[b] = fj for +=): over 70 000 points (> CHUNK_ELEMENTS) the
+    mutant kept the last chunk of points only (0.034 for 0.526). Reference: the Huber loss
+    of the log residuals written out."""
+    from scalinglab.laws.objective import CHUNK_ELEMENTS, ChinchillaObjective
+
+    rng = np.random.default_rng(0)
+    n, delta = 70_000, 1e-3
+    assert n > CHUNK_ELEMENTS
+    logN, logD = rng.uniform(15, 22, n), rng.uniform(18, 25, n)
+    theta = np.array([[6.0, 7.0, 0.5, 0.34, 0.28], [5.5, 7.2, 0.6, 0.3, 0.3]])
+    logL = np.logaddexp(np.logaddexp(6.0 - 0.34 * logN, 7.0 - 0.28 * logD), 0.5)
+    logL = logL + rng.normal(0, 0.01, n)
+    f, _ = ChinchillaObjective(logN, logD, logL, delta=delta)(theta, np.arange(2))
+    for k, (a, b, e, al, be) in enumerate(theta):
+        r = np.logaddexp(np.logaddexp(a - al * logN, b - be * logD), e) - logL
+        ref = np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta)).sum()
+        assert f[k] == pytest.approx(ref, rel=1e-9)
+
+
+def test_chinchilla_bootstrap_from_several_starts_per_resample():
+    """OB5 (objective.py:52, the resample's weights taken by problem row): with
+    boot_starts=3 each resample has 3 problem rows, and the mutant indexed past the 20
+    resamples' weights (IndexError)."""
+    from tests.laws.synth import TRUE_CHIN, chinchilla_law, grid_table
+
+    t = grid_table(chinchilla_law, np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5),
+                   0.005, np.random.default_rng(0))  # fmt: skip
+    law = ScalingLaw("chinchilla", bootstrap=20, seed=1, boot_starts=3).fit(t)
+    lo, hi = law.ci_["alpha"]
+    assert lo < TRUE_CHIN["alpha"] < hi and hi - lo < 0.2
+
+
+def test_line_search_never_accepts_a_step_that_raises_the_objective():
+    """OP1 (optim.py:98, Armijo's sufficient decrease with its sign flipped): from x = 0.49999
+    on f = x²/2 the first, unit-length step lands at −0.50001, f up by 1e-5 (< c1·|g|), which
+    the mutant accepted. The clean search backtracks by quadratic interpolation, exact on a
+    quadratic: x = 0 after one iteration."""
+    from scalinglab.laws.optim import minimize_batch
+
+    def fun(X, rows):
+        return 0.5 * (X**2).sum(axis=1), X.copy()
+
+    x0 = np.array([[0.49999], [-0.3]])
+    res = minimize_batch(fun, x0, max_iter=1)
+    assert np.all(res.fun <= 0.5 * (x0**2).sum(axis=1))
+    assert res.fun[0] < 1e-20
+
+
+def test_a_problem_whose_start_is_not_finite_is_not_reported_converged():
+    """OP5 (optim.py:69, done = ~active): a start where f is NaN never moved; the mutant
+    called it converged (fit.py's boot_converged share counts these)."""
+    from scalinglab.laws.optim import minimize_batch
+
+    def fun(X, rows):
+        f = 0.5 * (X**2).sum(axis=1)
+        f[X[:, 0] > 5] = np.nan
+        return f, X.copy()
+
+    res = minimize_batch(fun, np.array([[10.0, 0.0], [1.0, 1.0]]))
+    assert res.converged.tolist() == [False, True]
