@@ -1245,3 +1245,24 @@ def test_a_dry_run_names_a_backtest_run_of_fixed_size(tmp_path, capsys):
         assert (row["run"] == "(size chosen by the fits, about)") is not fixed
         if fixed:
             assert row["run"].startswith("gpt-n") and row["tokens"] / row["params"] > 4
+
+
+def test_a_studys_branch_estimate_is_discounted_once(monkeypatch, tmp_path):
+    """A branch of 40 steps from its trunk's step 30 at 0.2 s a step: estimate_seconds
+    already prices it 3 + 10 x 0.2 = 5 s; the study's schedule took 5 x 10/40 = 1.25 s,
+    discounting the trunk's steps a second time (a mutation audit)."""
+    from types import SimpleNamespace as NS
+
+    from scalinglab.study.run import Part, StudyPlan
+    from scalinglab.sweep import estimate
+    from tests.sweep.test_estimate import _run, _times
+
+    branch = _run("branch", 100, 4000, 40, seed_step=30)
+    branch.arch = "gpt"
+    _times(monkeypatch, {"branch": 0.2})
+    est = estimate.estimate_seconds([branch], threads=1)
+    assert est["branch"] == pytest.approx(5.0)
+    guess = NS(name="bt", arch="gpt")
+    plan = StudyPlan(tmp_path, "c", [Part("sweep", "s", None, [branch])], guess, threads=1,
+                     workers=1, estimates=dict(est))  # fmt: skip
+    assert plan._seconds(branch) == pytest.approx(5.0)
