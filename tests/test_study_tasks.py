@@ -4,9 +4,11 @@ is trained, and summary.json's backtest.tasks holding prediction and measurement
 import json
 import math
 import tomllib
+from types import SimpleNamespace as NS
 
 import pytest
 
+from scalinglab import runfolder
 from scalinglab.errors import SweepError
 from scalinglab.study.spec import parse_study, study_dict
 from tests.test_study import TOY, toy_corpus
@@ -89,3 +91,28 @@ def test_a_study_predicts_the_backtest_runs_task_accuracy(tmp_path, monkeypatch)
     assert ("note" in q) == (pred["predicted_loss"] < best)
     half = 1.959964 * math.sqrt(q["predicted"] * (1 - q["predicted"]) / 30)
     assert q["interval"][1] - q["interval"][0] >= 2 * half - 1e-6  # the items' noise at least
+
+
+# Known answers for mutations of study/tasks.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_fit_chance_is_the_sigmoids_lower_end(tmp_path):
+    """Kills ST3 ([fit] chance ignored): with [fit] chance = 0.1 the sigmoid from loss to
+    accuracy is fitted with lo = 0.1, not the task's own chance (0.25, 4 choices)."""
+    from scalinglab.study.tasks import predict_tasks
+
+    rows = []
+    for i, (loss, acc) in enumerate([(3.0, 0.30), (2.8, 0.38), (2.6, 0.50), (2.4, 0.62),
+                                     (2.2, 0.72), (2.0, 0.78)]):  # fmt: skip
+        d = tmp_path / "runs" / f"r{i}"
+        d.mkdir(parents=True)
+        runfolder.record_tasks(d, [{"task": "recall", "sha256": "s", "n": 1000, "step": 100,
+                                    "acc": acc, "chance": 0.25}])  # fmt: skip
+        rows.append({"dir": str(d), "arch": "gpt", "status": "completed", "loss": loss,
+                     "recall.acc": acc})  # fmt: skip
+    for chance, lo in ((None, 0.25), (0.1, 0.1)):
+        study = NS(tasks=NS(names=["recall"]),
+                   fit=NS(chance=chance, bootstrap=0, seed=0, ci_level=0.95))  # fmt: skip
+        out = predict_tasks(study, rows, "gpt", 1.9, None)["recall"]
+        assert "error" not in out, out
+        assert out["params"]["lo"] == pytest.approx(lo)
+        assert out["chance"] == 0.25  # the task's own, as recorded

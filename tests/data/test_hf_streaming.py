@@ -158,3 +158,46 @@ def test_a_local_text_file_keeps_its_line_breaks(tmp_path, datasets_offline, str
     tok = load_tokenizer(tmp_path / "h")
     assert tok.decode(sh.train) + tok.decode(sh.val) == f.read_text()
     assert tok.decode(sh.val) == load_tokenizer(tmp_path / "a").decode(sa.val)
+
+
+# Known answers for mutations of data/resume.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_killed_prepare_is_adopted_for_a_key_holding_tuples(tmp_path):
+    """Kills R2 (the key not normalised as JSON reads it back): a request whose key holds a
+    tuple (sources) takes over the killed prepare's folder and its state."""
+    import socket
+
+    from scalinglab.data import resume
+
+    out = tmp_path / "shards"
+    key = {"sources": ("a.txt", "b.txt"), "vocab": 256}
+    tmp = tmp_path / f"{resume.temp_prefix(out)}{_dead_pid()}@{socket.gethostname()}.abc123"
+    tmp.mkdir()
+    resume.save_plan(tmp, key, [3, 4], None, {"n": 2})
+    got = resume.adopt(out, key)
+    assert got is not None
+    mine, state = got
+    assert state["stage"] == "scanned" and (mine / resume.PLAN).exists() and not tmp.exists()
+
+
+def test_a_plan_without_labels_loads_without_labels(tmp_path):
+    """Kills R3: a scan without labels loads back as labels None, not an empty array."""
+    import numpy as np
+
+    from scalinglab.data import resume
+
+    state = resume.save_plan(tmp_path, {"k": 1}, [5, 6, 7], None, {"f": 1})
+    sizes, labels, fields = resume.load_plan(tmp_path, state)
+    assert sizes.tolist() == [5, 6, 7] and labels is None and fields == {"f": 1}
+    state = resume.save_plan(tmp_path, {"k": 1}, [5, 6], [0, 1], {})
+    assert resume.load_plan(tmp_path, state)[1].tolist() == [0, 1]
+    assert np.asarray(resume.load_plan(tmp_path, state)[1]).dtype == np.int8

@@ -1178,3 +1178,99 @@ def test_a_bootstrap_that_moved_nothing_is_not_captioned_as_no_bootstrap(tmp_pat
             "No intervals: none of the 20 resamples moved the fit (no resample moves a "
             "vertex of a budget of 3 sizes, docs/laws.md)."
         )
+
+
+# Known answers for mutations of report/collect.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_a_grid_of_flops_budgets_keeps_its_budget_column():
+    """Kills CO1: a grid whose budgets are FLOPs (budget_kind "flops") keeps `budget` (its
+    IsoFLOP profiles) and says nothing; a grid of token budgets moves it to budget_tokens."""
+    from scalinglab.report.collect import drop_budgets_not_in_flops
+
+    rows = [{"budget": 1e12, "budget_kind": "flops"}, {"budget": 1e12, "budget_kind": None},
+            {"budget": 640, "budget_kind": "tokens"}]  # fmt: skip
+    said = drop_budgets_not_in_flops(rows)
+    assert [r.get("budget") for r in rows] == [1e12, 1e12, None]
+    assert rows[2]["budget_tokens"] == 640 and "budget_flops" not in rows[0]
+    assert len(said) == 1 and said[0].startswith("1 run(s) have budgets in tokens")
+
+
+def test_a_seed_repeat_without_n_is_named_too():
+    """Kills CO2: a completed seed repeat without params is left out of the fits (the seed
+    noise) and named, as a sweep run is; a backtest run is not the fits' and is not named."""
+    from scalinglab.report.collect import name_runs_without_n_or_d
+
+    rows = [{"status": "completed", "role": "seed", "dir": "S", "params": None, "tokens": 640},
+            {"status": "completed", "role": "backtest", "dir": "B", "params": None, "tokens": 640},
+            {"status": "completed", "role": "sweep", "dir": "W", "params": 100, "tokens": 0}]  # fmt: skip
+    said = name_runs_without_n_or_d(rows)
+    assert [s.split(":")[0] for s in said] == ["S", "W"]
+    assert "without params (N)" in said[0] and "with tokens 0 (D), not a positive number" in said[1]
+
+
+def test_a_curves_final_point_is_the_final_evaluations_only(tmp_path):
+    """Kills CO4: an unfinished run's mid-run evaluation is no final loss (the figure marked
+    it as one); the row marked final is."""
+    from scalinglab.report.collect import read_curve
+
+    rows = [{"step": 10, "tokens": 640, "train_loss": 3.0},
+            {"step": 20, "tokens": 1280, "train_loss": 2.8, "val_loss": 2.9}]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    c = read_curve(tmp_path)
+    assert c["tokens"] == [640.0, 1280.0] and c["train_loss"] == [3.0, 2.8]
+    assert c["final"] is None
+    final = {"step": 30, "tokens": 1920, "train_loss": 2.7, "val_loss": 2.75, "final": True}
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(final) + "\n")
+    assert read_curve(tmp_path)["final"] == (1920.0, 2.75)
+
+
+# Known answers for mutations of report/sections.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_the_plan_tables_budget_column_is_the_multiple_of_the_largest_budget():
+    """Kills SE2: a plan row at C = 1e13 beside a largest swept budget of 1e12 is '10×'
+    (it read '0.1×' inverted)."""
+    from scalinglab.report.sections import _plan
+
+    row = {"flops": 1e13, "params": 3e7, "tokens": 6e8, "tokens_per_param": 20.0,
+           "loss": 2.5, "allocation": "isoflop", "predictor": "frontier"}  # fmt: skip
+    html = _plan({"arch": "gpt", "largest_budget": 1e12, "rows": [row, {**row, "flops": 1e14}]},
+                 {"ci_level": 0.95, "bootstrap": 100})  # fmt: skip
+    assert "10×" in html and "100×" in html and "0.1×" not in html
+
+
+def _run_row(**kw):
+    row = {"run_id": "r0", "role": "sweep", "arch": "gpt", "n_layer": 2, "n_embd": 16,
+           "params": 1000, "tokens": 20000, "flops_6nd": 1.2e8, "epochs": 0.5, "seed": 1337,
+           "loss": 2.5, "bpb": 3.6, "wall_seconds": 4.0, "status": "completed"}  # fmt: skip
+    return row | kw
+
+
+def test_the_runs_tables_d_over_n_is_tokens_per_parameter():
+    """Kills SE3: 20000 tokens on 1000 parameters is D/N = 20 (it read 0.02 inverted)."""
+    from scalinglab.report.html import num
+    from scalinglab.report.sections import _runs
+
+    html = _runs([_run_row()], [])
+    assert f'<td class="">{num(20.0, 3)}</td>' in html and num(0.05, 3) not in html
+
+
+def test_one_epoch_is_not_a_repeat_of_the_data():
+    """Kills SE4: a run of exactly 1 epoch saw each token once: no repeated-data warning;
+    1.5 epochs is warned about."""
+    from scalinglab.report.sections import _runs
+
+    assert "at most once (epochs ≤ 1)" in _runs([_run_row(epochs=1.0)], [])
+    html = _runs([_run_row(epochs=1.0), _run_row(run_id="r1", epochs=1.5)], [])
+    assert "1 run(s) trained on more tokens than the train split holds (up to 1.50 epochs)" in html
+
+
+def test_the_backtest_card_says_its_reach_and_its_fits_cost():
+    """Kills SE6 (the cost shown as the extrapolation): 12× the largest fitted C, fits
+    costing 0.25× the backtest's C."""
+    from scalinglab.report.sections import _reach
+
+    assert _reach({"extrapolation": 12.0, "fit_cost_ratio": 0.25}) == (
+        "; 12.0× the largest fitted run's C, fitted on runs costing 0.25× its C"
+    )
+    assert _reach({}) == ""

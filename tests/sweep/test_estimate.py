@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace as NS
 
 import pytest
 
@@ -167,3 +168,67 @@ def test_a_dry_run_into_a_sweep_folder_counts_and_times_only_the_unfinished_runs
     (out / "runs" / plan[1]["name"] / "result.json").write_text('{"status": "diverged"}')
     assert main(argv) == 0
     assert "2 already finished in" in capsys.readouterr().err
+
+
+# Known answers for mutations of sweep/estimate.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def _run(name, fpt, tokens, steps, params=1000, seed_step=None):
+    """A duck-typed PlannedRun: FLOPs a step = fpt * tokens / steps."""
+    return NS(name=name, counts=NS(flops_per_token=fpt, params=params), tokens=tokens,
+              steps=steps, seed=None if seed_step is None else NS(step=seed_step))  # fmt: skip
+
+
+def _times(monkeypatch, by_name):
+    monkeypatch.setattr(estimate, "_seconds_per_step", lambda run, threads: by_name[run.name])
+
+
+def test_estimate_is_the_line_through_the_two_timed_shapes(monkeypatch):
+    """Kills E3 (FLOPs a step without / steps), E5 (slope over fps(hi), not the difference).
+
+    lo: 100 FLOPs/token x 100 tokens/step = 1e4 FLOPs a step, timed 0.2 s;
+    hi: 1000 x 100 = 1e5, timed 1.1 s  ->  b = 0.9 / 9e4 = 1e-5 s/FLOP, a = 0.2 - 0.1 = 0.1 s.
+    mid: 500 x 100 = 5e4 FLOPs a step -> 0.6 s a step, 10 steps: 3 + 6 = 9 s.
+    big batch: 100 x 400 = 4e4 FLOPs a step -> 0.5 s, 10 steps: 3 + 5 = 8 s."""
+    runs = [_run("lo", 100, 1000, 10), _run("hi", 1000, 1000, 10),
+            _run("mid", 500, 1000, 10), _run("bigbatch", 100, 4000, 10)]  # fmt: skip
+    _times(monkeypatch, {"lo": 0.2, "hi": 1.1})
+    est = estimate.estimate_seconds(runs, threads=1)
+    S = estimate.START_SECONDS
+    assert est["lo"] == pytest.approx(S + 10 * 0.2)
+    assert est["hi"] == pytest.approx(S + 10 * 1.1)
+    assert est["mid"] == pytest.approx(S + 10 * 0.6)
+    assert est["bigbatch"] == pytest.approx(S + 10 * 0.5)
+
+
+def test_a_run_of_more_smaller_steps_is_priced_per_step(monkeypatch):
+    """Kills E3: a run of 40 steps of 1e4 FLOPs (the lo shape at a 4x smaller batch, same
+    tokens x 4) costs 40 x 0.2 s; pricing a run's whole FLOPs as one step's gave 3 + 40 x 0.5."""
+    runs = [_run("lo", 100, 1000, 10), _run("hi", 1000, 1000, 10), _run("many", 100, 4000, 40)]
+    _times(monkeypatch, {"lo": 0.2, "hi": 1.1})
+    est = estimate.estimate_seconds(runs, threads=1)
+    assert est["many"] == pytest.approx(estimate.START_SECONDS + 40 * 0.2)
+
+
+def test_a_seeded_branch_is_priced_from_its_seed_step(monkeypatch):
+    """Kills E1: a WSD branch of 40 steps seeded at step 30 trains 10 steps: 3 + 10 x 0.2."""
+    runs = [_run("lo", 100, 1000, 10), _run("branch", 100, 4000, 40, seed_step=30)]
+    _times(monkeypatch, {"lo": 0.2})
+    est = estimate.estimate_seconds(runs, threads=1)
+    assert est["branch"] == pytest.approx(estimate.START_SECONDS + 10 * 0.2)
+
+
+def test_untimed_counts_16_bytes_a_parameter():
+    """Kills E6: 2**27 parameters x 16 bytes (weights, grads, 2 AdamW moments) = 2 GiB,
+    over MAX_TIMED_BYTES (1 GiB): not built to time; 2**25 (512 MiB) is."""
+    big, small = _run("big", 1, 1, 1, params=2**27), _run("small", 1, 1, 1, params=2**25)
+    assert [r.name for r in estimate.untimed([big, small])] == ["big"]
+
+
+def test_a_step_with_gradient_accumulation_costs_its_micro_steps(monkeypatch):
+    """Kills E4: grad_accum = 4 micro-steps of the timed (batch_size) step: 4 x 0.5 s."""
+    from scalinglab.config import ModelConfig, TrainConfig
+
+    m = ModelConfig(n_layer=1, n_embd=8, n_head=2, block_size=8, vocab_size=16)
+    t = TrainConfig(data="x", batch_size=2, grad_accum=4)
+    monkeypatch.setattr(estimate, "steady_step_time", lambda step: (step(), 0.5)[1])
+    assert estimate._seconds_per_step(NS(config=NS(model=m, train=t)), 1) == pytest.approx(2.0)

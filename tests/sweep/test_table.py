@@ -1,6 +1,7 @@
 import csv
 import json
 
+from scalinglab import runfolder
 from scalinglab.cli import main
 from scalinglab.config import ModelConfig, RunConfig, TrainConfig, dumps_toml
 from scalinglab.models.counting import count
@@ -126,3 +127,56 @@ def test_a_result_with_its_own_n_or_d_and_no_c_gets_6nd_not_the_planned_c(tmp_pa
         (d / "result.json").write_text(json.dumps({"format_version": 1, **res, **given}))
         row = run_row(d)
         assert (row["flops"], row["flops_6nd"]) == (want, want), name
+
+
+# Known answers for mutations of sweep/table.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def _scored(root, name, scores):
+    d = root / "runs" / name
+    d.mkdir(parents=True)
+    result = {"format_version": 1, "status": "completed", "val_loss": 3.0, "arch": "gpt"}
+    (d / "result.json").write_text(json.dumps(result))
+    runfolder.record_tasks(d, [{"task": "recall", "sha256": sha, "n": n, "step": 100, "acc": a}
+                               for sha, n, a in scores])  # fmt: skip
+    return d
+
+
+def test_a_task_column_takes_the_set_most_runs_have_even_of_fewer_items(tmp_path):
+    """Kills T4 (item count ranked before the number of runs): three runs on 50 items, one
+    on 4000; the column is the 50-item set's (docs: most runs first, then more items)."""
+    from scalinglab.sweep.table import runs_table, task_items
+
+    root = tmp_path / "sweep"
+    for i in range(3):
+        _scored(root, f"r{i}", [("few", 50, 0.5)])
+    _scored(root, "r3", [("many", 4000, 0.9)])
+    assert task_items(sorted((root / "runs").iterdir())) == {"recall": "few"}
+    acc = {r["run_id"]: r.get("recall.acc") for r in runs_table(root)}
+    assert acc == {"r0": 0.5, "r1": 0.5, "r2": 0.5, "r3": None}
+
+
+def test_a_zero_loss_is_not_a_completed_runs_loss():
+    """Kills T5 (finite_positive accepting 0): a completed run with val_loss 0 is counted
+    as diverged and named (a loss of 0 nats has no log in a fit)."""
+    from scalinglab.sweep.table import count_bad_losses_as_diverged, finite_positive
+
+    assert not finite_positive(0) and not finite_positive(0.0) and finite_positive(1e-9)
+    rows = [{"status": "completed", "loss": 0.0, "dir": "R"}]
+    said = count_bad_losses_as_diverged(rows, lambda r: r["dir"])
+    assert rows[0]["status"] == "diverged"
+    assert said == ["R: completed with a loss of 0, not positive; counted as diverged, left out "
+                    "of the fits"]  # fmt: skip
+
+
+def test_an_rnn_row_has_no_heads(tmp_path):
+    """Kills T7: an LSTM run's n_head column is 0, not ModelConfig's default."""
+    from scalinglab.config import ModelConfig, RunConfig, TrainConfig, dumps_toml
+    from scalinglab.sweep.table import run_row
+
+    cfg = RunConfig(model=ModelConfig(arch="lstm", n_layer=1, n_embd=16, vocab_size=32),
+                    train=TrainConfig(data="x", tokens=640))  # fmt: skip
+    d = tmp_path / "runs" / "lstm-a"
+    d.mkdir(parents=True)
+    (d / "run.toml").write_text(dumps_toml(cfg.to_dict()))
+    row = run_row(d)
+    assert (row["arch"], row["n_layer"], row["n_embd"], row["n_head"]) == ("lstm", 1, 16, 0)

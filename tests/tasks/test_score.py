@@ -4,6 +4,7 @@ against one-item-at-a-time sums, and a tiny trained run on the task files of exa
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
@@ -272,3 +273,70 @@ def test_a_prompt_that_encodes_to_no_token_names_its_line(tmp_path):
     with pytest.raises(DataError) as exc:
         score_generation(None, tok, read_task(path))
     assert str(exc.value) == f"{path}:2: 'prompt' '   ' encodes to no token"
+
+
+# Known answers for mutations of tasks/format.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_a_multiple_choice_item_needs_two_choices():
+    """Kills F3 (`< 1`): one choice is always right, and its chance would be 1."""
+    from scalinglab.errors import DataError
+    from scalinglab.tasks.format import parse_item
+
+    with pytest.raises(DataError, match="at least 2 strings"):
+        parse_item({"context": "a", "choices": [" b"], "gold": 0}, "t.jsonl:1")
+    assert parse_item({"context": "a", "choices": [" b", " c"], "gold": 1}, "t.jsonl:1")[0] == (
+        "multiple_choice"
+    )
+
+
+def test_a_generation_items_default_until_is_not_written_and_not_in_its_identity():
+    """Kills F4 (`until` always written): a task's sha256 of items made in memory is that of
+    its JSONL objects, {"prompt", "reference"} where until is the default newline."""
+    import hashlib
+
+    from scalinglab.tasks.format import Item, item_dict, items_sha256
+
+    it = Item(prompt="2+2=", reference="4")
+    assert item_dict(it) == {"prompt": "2+2=", "reference": "4"}
+    line = json.dumps({"prompt": "2+2=", "reference": "4"}, sort_keys=True).encode() + b"\n"
+    assert items_sha256([it]) == hashlib.sha256(line).hexdigest()
+    assert item_dict(Item(prompt="a", reference="b", until=(".",)))["until"] == ["."]
+
+
+def test_a_run_missing_one_of_the_studys_tasks_is_scored_again(monkeypatch, tmp_path):
+    """Kills ST4 (`all` -> `any`): a run scored on task a but not on b (b added to [tasks]
+    later) is scored; a run scored on both is not."""
+    from scalinglab.study import tasks as st
+
+    monkeypatch.setattr(st, "builtin_task", lambda n, *a: NS(name=n, sha256=f"sha-{n}"))
+    rows = [{"status": "completed", "arch": "gpt", "dir": "one"},
+            {"status": "completed", "arch": "gpt", "dir": "both"}]  # fmt: skip
+    monkeypatch.setattr(st, "collect", lambda out: NS(rows=rows))
+    done = {"one": {"a": {}}, "both": {"a": {}, "b": {}}}
+    monkeypatch.setattr(st.runfolder, "final_tasks", lambda d, items: done[d])
+    scored = []
+    monkeypatch.setattr(st, "evaluate_run", lambda d, tasks: scored.append(d))
+    study = NS(tasks=NS(names=["a", "b"], items=10, seed=0))
+    assert st.score_runs(study, tmp_path, tmp_path) == 1
+    assert scored == ["one"]
+
+
+def test_a_diverged_run_is_not_a_point_of_the_accuracy_sigmoid(tmp_path):
+    """Kills ST5 (status filter dropped): a diverged run with a loss and a score is left
+    out of the loss-to-accuracy fit: 6 runs, not 7."""
+    from scalinglab.study.tasks import predict_tasks
+
+    rows = []
+    pts = [(3.0, 0.30, "completed"), (2.8, 0.38, "completed"), (2.6, 0.50, "completed"),
+           (2.4, 0.62, "completed"), (2.2, 0.72, "completed"), (2.0, 0.78, "completed"),
+           (9.0, 0.25, "diverged")]  # fmt: skip
+    for i, (loss, acc, status) in enumerate(pts):
+        d = tmp_path / "runs" / f"r{i}"
+        d.mkdir(parents=True)
+        runfolder.record_tasks(d, [{"task": "recall", "sha256": "s", "n": 1000, "step": 100,
+                                    "acc": acc, "chance": 0.25}])  # fmt: skip
+        rows.append({"dir": str(d), "arch": "gpt", "status": status, "loss": loss,
+                     "recall.acc": acc})  # fmt: skip
+    study = NS(tasks=NS(names=["recall"]), fit=NS(chance=None, bootstrap=0, seed=0, ci_level=0.95))
+    out = predict_tasks(study, rows, "gpt", 1.9, None)["recall"]
+    assert out["runs"] == 6 and out["fit_loss_range"] == [2.0, 3.0]

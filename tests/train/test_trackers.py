@@ -15,6 +15,7 @@ result.json.
 import csv
 import importlib.util
 import json
+import logging
 import os
 import struct
 import sys
@@ -810,3 +811,38 @@ def test_a_wandb_run_begun_at_a_resume_has_the_steps_before_it(tmp_path, monkeyp
     for (_, m), r in zip(logged, rows, strict=True):
         assert m.get("tokens", r["tokens"]) == r["tokens"]
         assert m.get("loss/train") == r.get("train_loss")
+
+
+# Known answers for mutations of train/metrics.py that every test passed (a mutation audit):
+# each fails on its mutation.
+class _Broken:
+    name = "broken"
+
+    def __init__(self):
+        self.logged = self.closed = 0
+
+    def log(self, step, metrics):
+        self.logged += 1
+        raise RuntimeError("server went away")
+
+    def close(self):
+        self.closed += 1
+
+
+def test_a_failing_tracker_is_dropped_once_and_the_run_goes_on(tmp_path, caplog):
+    """Kills MT4 (failed tracker kept): it is called once, warned about once, closed once;
+    the metrics lines are all written."""
+    from scalinglab.train.metrics import MetricsLog
+
+    ml = MetricsLog(tmp_path)
+    bad = _Broken()
+    ml.trackers = [bad]
+    with caplog.at_level(logging.WARNING):
+        for step in (1, 2, 3):
+            ml.write({"step": step, "tokens": 64 * step, "train_loss": 2.0})
+    ml.close()
+    assert (bad.logged, bad.closed) == (1, 1)
+    assert sum("failed and is dropped" in r.getMessage() for r in caplog.records) == 1
+    assert [
+        json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ] == [1, 2, 3]
