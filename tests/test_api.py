@@ -301,3 +301,41 @@ def test_paths_that_are_no_paths_or_files_for_folders_are_one_line(tmp_path):
             call()
         assert str(e.value) == said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # nothing written
+
+
+# Known answers for mutations of laws/published.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def _chinchilla(N, D, E, A, B, alpha, beta):
+    return E + A / N**alpha + B / D**beta
+
+
+@pytest.mark.parametrize(
+    "name, paper",
+    [
+        # Hoffmann et al. 2022, eq. (10): E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28
+        ("hoffmann2022", (1.69, 406.4, 410.7, 0.34, 0.28)),
+        # Besiroglu et al. 2024, their eq. (4) refit
+        ("besiroglu2024", (1.8172, 482.01, 2085.43, 0.3478, 0.3658)),
+    ],
+)
+def test_published_chinchilla_laws_predict_the_papers_loss(name, paper):
+    """Kills P1 (hoffmann E 1.69 -> 1.96), P2 (hoffmann A 406.4 -> 460.4) and P3
+    (besiroglu E 1.8172 -> 1.8721): the tests compared the law with PUBLISHED itself or
+    only its optimum (which E does not move). Known answer: the papers' constants typed
+    here, at Chinchilla's N = 70e9, D = 1.4e12 (hoffmann2022: 1.9367 nats)."""
+    N, D = 70e9, 1.4e12
+    got = float(ScalingLaw.from_published(name).predict(N=N, D=D))
+    assert got == pytest.approx(_chinchilla(N, D, *paper), rel=1e-9)
+    if name == "hoffmann2022":
+        assert got == pytest.approx(1.9367, abs=5e-4)
+
+
+def test_published_kaplan_law_predicts_eq_1_5():
+    """Kills P4 (N_c 6.4e13 -> 8.8e13) and P5 (alpha_D 0.103 -> 0.095): test_api computed
+    its 'by hand' value from PUBLISHED itself. Known answer: Kaplan et al. 2020 eq. (1.5)
+    with Table 2's alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13."""
+    N, D = 1.5e9, 2.3e10
+    want = ((6.4e13 / N) ** (0.076 / 0.103) + 1.8e13 / D) ** 0.103
+    assert float(ScalingLaw.from_published("kaplan2020").predict(N=N, D=D)) == pytest.approx(
+        want, rel=1e-9
+    )

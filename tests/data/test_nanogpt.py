@@ -310,3 +310,49 @@ def test_uint32_ids_are_refused_not_read_as_twice_as_many(tmp_path, capsys):
     assert err.startswith(f"error: {src / 'train.bin'}: every second uint16 id is 0")
     assert "holds uint32 ids" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old shards stay
+
+
+# Known answers for mutations of data/nanogpt.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def _nanogpt_char_folder(path, train_ids, val_ids, chars="abcdefgh"):
+    """A nanoGPT char folder as shakespeare_char/prepare.py writes it, given its ids."""
+    path.mkdir()
+    np.asarray(train_ids).tofile(path / "train.bin")
+    np.asarray(val_ids, dtype=np.uint16).tofile(path / "val.bin")
+    itos = dict(enumerate(chars))
+    meta = {"vocab_size": len(chars), "itos": itos, "stoi": {c: i for i, c in itos.items()}}
+    (path / "meta.pkl").write_bytes(pickle.dumps(meta))
+    return path
+
+
+def test_an_imported_train_split_needs_block_size_plus_2_tokens(tmp_path):
+    """Kills N5 (`tr < block_size + 2` -> `tr < block_size + 1` in _check_windows): the
+    loader (data/loader.py) needs block_size + 2 train tokens. Known answer: 50 train and
+    50 val tokens import at --block-size 48, and are refused at 49 (train 50 < 51)."""
+    ids = np.arange(50, dtype=np.uint16) % 8
+    src = _nanogpt_char_folder(tmp_path / "d", ids, ids)
+    assert import_nanogpt(src, tmp_path / "ok", block_size=48)["splits"]["train"]["tokens"] == 50
+    with pytest.raises(DataError, match="train has 50 tokens and val 50"):
+        import_nanogpt(src, tmp_path / "short", block_size=49)
+
+
+def test_uint32_ids_are_recognised_from_exactly_uint32_sign_ids(tmp_path):
+    """Kills N6 (`len(ids) >= UINT32_SIGN` -> `>`). 512 ids written as uint32 read as
+    exactly 1024 = UINT32_SIGN uint16 ids, every second one 0. Known answer: refused."""
+    train = (np.arange(512) % 7 + 1).astype(np.uint32)
+    src = _nanogpt_char_folder(tmp_path / "d", train, np.arange(200) % 8)
+    with pytest.raises(DataError, match="every second uint16 id is 0"):
+        import_nanogpt(src, tmp_path / "s", block_size=16)
+
+
+def test_a_meta_pkl_without_vocab_size_takes_its_itos_length(tmp_path):
+    """Kills N9 (`declared = len(tok.chars)` -> `tok.vocab_size`, which counts our <unk>:
+    every meta.pkl without vocab_size was then refused as 'vocab_size is 9 but itos holds
+    8'). Known answer: 8 characters in itos, the import succeeds with their ids."""
+    ids = np.arange(100, dtype=np.uint16) % 8
+    src = _nanogpt_char_folder(tmp_path / "d", ids, ids)
+    meta = pickle.loads((src / "meta.pkl").read_bytes())
+    del meta["vocab_size"]
+    (src / "meta.pkl").write_bytes(pickle.dumps(meta))
+    m = import_nanogpt(src, tmp_path / "s", block_size=16)
+    assert m["splits"]["train"]["tokens"] == 100 and m["up_to_date"] is False

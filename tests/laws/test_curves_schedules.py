@@ -1,6 +1,7 @@
 """The schedule syntax and the choice of a schedule under a fitted curve law."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from scalinglab.errors import ConfigError
 from scalinglab.laws import ScalingLaw, curvelaws
 from scalinglab.laws.schedules import Schedule, family, trainer_spec
 from scalinglab.plan import rank_schedules
+from scalinglab.plan.schedules import lr_note, steps_note
 from tests.laws.test_curves import MPL_25M, curves_csv, mpl_direct
 
 
@@ -218,3 +220,45 @@ def test_best_share_goes_to_the_schedule_of_the_lowest_loss(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["best_share"] == max(r["best_share"] for r in rows) == pytest.approx(0.95)
     assert rows[-1]["best_share"] == 0.0
+
+
+# Known answers for mutations of plan/schedules.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_steps_note_bounds_are_inclusive():
+    """Kills S2 (`lo <= last` -> `lo < last`) and S3 (`last <= LONGER * hi` -> `<`).
+    Fitted steps 100..1000: a ranking whose last step S - 1 is 100 (S = 101) or exactly
+    3 x 1000 (S = 3001) is inside the documented range, no note; S = 100 and S = 3002 are
+    outside (the note names which side)."""
+    law = SimpleNamespace(data_={"steps_range": [100, 1000]})
+    assert steps_note(law, 101) is None and steps_note(law, 3001) is None
+    assert "step 99 is before the first" in steps_note(law, 100)
+    assert "step 3001 is more than 3x the last" in steps_note(law, 3002)
+
+
+def test_lr_note_names_the_lowest_peak_and_spares_one_at_the_fitted_lowest():
+    """Kills S5 (`min(under)` -> `max(under)` in the note) and S6 (`lo * (1 - 1e-9)` ->
+    `lo * (1 + 1e-9)`: a peak equal to the smallest fitted LR called an extrapolation).
+    Fitted LRs 1e-5..3e-4: peaks 1e-6 and 1e-7 are below, the lowest 1e-7 is 100x below;
+    a peak of exactly 1e-5 is inside: no note."""
+    law = SimpleNamespace(data_={"lr_range": [1e-5, 3e-4]})
+    note = lr_note(law, 100, ["constant(100, 1e-6)", "constant(100, 1e-7)"])
+    assert note.startswith("a peak LR of 1e-07 (2 of the 2 candidates peak below 1e-05) is 100x")
+    assert lr_note(law, 100, ["constant(100, 1e-5)"]) is None
+
+
+def test_a_draw_with_no_finite_prediction_does_not_stop_the_ranking(monkeypatch):
+    """Kills S7 (`np.where(np.isfinite(D), D, np.inf)` dropped: np.nanargmin raises
+    ValueError 'All-NaN slice' on a bootstrap draw whose every prediction is NaN). Draws
+    of two candidates: (1.0, nan, nan) and (2.0, 0.5, nan); the second wins draw 2 only.
+    Known answer: its best_share is 1/3; the ranking completes."""
+    from scalinglab.plan import schedules as plan_schedules
+
+    law = SimpleNamespace(
+        law="multi-power", samples_={}, params_={}, check_fitted=lambda: None,
+        predict=lambda at, lr, return_ci=False: (np.array([2.0]),) * 3,
+    )  # fmt: skip
+    draws = iter([np.array([1.0, np.nan, np.nan]), np.array([2.0, 0.5, np.nan])])
+    monkeypatch.setattr(plan_schedules, "_draws", lambda law, at, lr: next(draws))
+    rows = plan_schedules.rank_schedules(law, 100, ["constant(100, 1e-3)", "constant(100, 2e-3)"])
+    share = {r["schedule"]: r["best_share"] for r in rows}
+    assert share["constant(100, 2e-3)"] == pytest.approx(1 / 3)

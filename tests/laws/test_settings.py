@@ -10,6 +10,7 @@ from scalinglab.cli import build_parser
 from scalinglab.config import flags_given
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws import settings as fit_settings
 from scalinglab.laws.settings import FitConfig, TableConfig, fit_config
 
 
@@ -159,3 +160,24 @@ def test_fit_json_missing_a_parameter_of_its_law_is_a_data_error(tmp_path, capsy
     del obj["params"]["a"]
     with pytest.raises(DataError, match=r"its params lack a of law 'isoflop'"):
         load_fit(obj)
+
+
+# Known answers for mutations of laws/settings.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_fit_defaults_as_documented():
+    """Kills ST4 (ci_level default 0.95 -> 0.9). Known answer: 95% intervals."""
+    assert fit_settings.FitConfig().ci_level == 0.95
+
+
+def test_three_envelope_points_is_the_least():
+    """Kills ST5 (`envelope_points < 3` -> `< 2`). Known answer: 2 refused, 3 accepted."""
+    assert fit_settings.FitConfig(envelope_points=3).envelope_points == 3
+    with pytest.raises(ConfigError, match="must be >= 3"):
+        fit_settings.FitConfig(envelope_points=2)
+
+
+def test_min_over_splits_comma_separated_columns():
+    """Kills ST7 (the split on ',' dropped). Known answer: 'lr,batch_size' and
+    ['lr', ' seed'] are the columns ['lr', 'batch_size'] and ['lr', 'seed']."""
+    assert fit_settings.TableConfig(min_over="lr,batch_size").min_over == ["lr", "batch_size"]
+    assert fit_settings.TableConfig(min_over=["lr", " seed"]).min_over == ["lr", "seed"]

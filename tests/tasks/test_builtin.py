@@ -8,7 +8,17 @@ import pytest
 
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.tasks.builtin import GRID, MIN_CONTEXT, WINDOW, builtin_task, passages
+from scalinglab.tasks.builtin import (
+    GRID,
+    MIN_CONTEXT,
+    WINDOW,
+    bracket_items,
+    builtin_task,
+    context_start,
+    next_line_items,
+    passages,
+    recall_items,
+)
 from scalinglab.tasks.run import resolve_tasks
 from tests.conftest import write_raw_shards
 
@@ -195,3 +205,65 @@ def test_one_bracket_item_is_refused_for_its_real_reason(shards):
     with pytest.raises(ConfigError, match=r"brackets task is made in pairs .* needs 2 or more"):
         builtin_task("brackets", shards, 1)
     assert len(builtin_task("brackets", shards, 2).items) == 2
+
+
+# Known answers for mutations of tasks/builtin.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_a_context_and_choice_that_exactly_fill_the_window_fit():
+    """Kills B2 (`answer + longest - s <= width` -> `< width`). By hand: evidence 32,
+    answer 100: s = min(32, 100 - 16) // 16 * 16 = 32, and 100 + 52 - 32 = 120 = width,
+    so the item fits exactly: start 32; one character more does not fit (None)."""
+    assert context_start(32, 100, 52, 120) == 32
+    assert context_start(32, 100, 53, 120) is None
+
+
+def test_next_line_never_asks_for_a_passages_first_line():
+    """Kills B4 (`j > 0` -> `j >= 0` in next_line_items): the line after a blank line has
+    no line of its own passage before it. Known answer: of passages 'FIRST k / second k /
+    third k', only 'second'/'third' lines are ever the right choice."""
+    text = "\n\n".join(
+        f"FIRST line {k:03d}\nsecond line {k:03d}\nthird line {k:03d}" for k in range(30)
+    )
+    items = next_line_items(text, 1000, np.random.default_rng(0), 120)
+    golds = [it.choices[it.gold] for it in items]
+    assert golds and not any(g.startswith("FIRST") for g in golds)
+
+
+def test_an_empty_pair_of_brackets_makes_no_item():
+    """Kills B5 (`i - j >= 2` -> `>= 1`: '()' makes an item whose opener is the last
+    character of the context). Known answer: a text whose only ')' closes '()' has no
+    ')' item, so no '(', ']' pair either: no items at all."""
+    text = ("#" * 40 + "f() [ab] g() ") * 10
+    assert bracket_items(text, 20, np.random.default_rng(0), 120) == []
+
+
+def _recall_golds(text):
+    items = recall_items(text, 1000, np.random.default_rng(0), 120)
+    return {it.choices[it.gold] for it in items}
+
+
+def test_recall_needs_min_context_characters_after_the_earlier_use():
+    """Kills B7 (the `i - last[w] >= MIN_CONTEXT` test dropped) and B10 (`last[w] =
+    m.end()` -> `m.start()`). 'alphaone' repeats 10 characters after its first use ends
+    (18 after it starts): under MIN_CONTEXT = 16, so no item; 'betatwos' repeats 20
+    characters after: an item. Known answer: golds == {'betatwos'}."""
+    fill = "#" * 40
+    text = (
+        fill + "alphaone" + " " * 10 + "alphaone" + fill
+        + "betatwos" + " " * 20 + "betatwos" + fill * 5
+        + "gammathr " + fill * 4 + "deltafou"
+    )  # fmt: skip
+    assert _recall_golds(text) == {"betatwos"}
+
+
+def test_recall_leaves_out_only_the_most_frequent_5_percent_of_names():
+    """Kills B6 (`len(counts) // 20` -> `// 10`). 40 distinct names: 40 // 20 = 2 are
+    common (the two most frequent, used 10 and 9 times); the third (8 uses) is rare and
+    asked. Known answer: 'namethre' is a gold, 'nameones'/'nametwos' never are."""
+    fill = "#" * 30
+    freq = {"nameones": 10, "nametwos": 9, "namethre": 8, "namefour": 7}
+    parts = [f"{w} {fill}" for w, k in freq.items() for _ in range(k)]
+    singles = [f"uniq{chr(97 + a)}{chr(97 + b)}xy" for a in range(6) for b in range(6)][:36]
+    text = fill + "".join(parts) + fill * 6 + " ".join(singles)
+    golds = _recall_golds(text)
+    assert "namethre" in golds and not golds & {"nameones", "nametwos"}

@@ -7,11 +7,13 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scalinglab import runfolder
 from scalinglab.cli import main
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
+from scalinglab.tasks import run as task_run
 from scalinglab.tasks.run import checkpoint_position
 from scalinglab.tasks.score import encode_pair
 from scalinglab.train.evaluate import load_run_tokenizer
@@ -280,3 +282,51 @@ def test_a_bfloat16_run_is_scored_in_float32_unless_asked(tmp_path, capsys):
     assert loss == pytest.approx(
         json.loads((run / "result.json").read_text())["val_loss"], rel=1e-6
     )
+
+
+# Known answers for mutations of tasks/run.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_a_task_named_twice_is_refused(tmp_path):
+    """Kills R4 (`names.count(n) > 1` -> `> 2`). Known answer: --tasks recall,recall
+    names 'recall' twice: ConfigError 'names recall twice'."""
+    from tests.conftest import write_raw_shards
+    from tests.tasks.test_builtin import code
+
+    val = np.frombuffer(code(40, 1).encode(), dtype=np.uint8)
+    shards = write_raw_shards(tmp_path / "s", val, val)
+    with pytest.raises(ConfigError, match="names recall twice"):
+        task_run.resolve_tasks(["recall", "recall"], shards, n_items=5)
+
+
+def test_a_step_missing_from_metrics_takes_result_json_steps(tmp_path, monkeypatch):
+    """Kills R2 (the `result.get("steps") == step` fallback dropped). result.json says
+    `steps` (train/loop.py writes that key, not `step`); with no metrics row for the
+    final step, its tokens and flops are result.json's. Known answer: 1920 and 4.8e8."""
+    monkeypatch.setattr(runfolder, "read_metrics", lambda d: [])
+    monkeypatch.setattr(
+        runfolder, "read_result", lambda d: {"steps": 15, "tokens": 1920, "flops": 4.8e8}
+    )
+    assert task_run.step_position(tmp_path, 15) == {"tokens": 1920, "flops": 4.8e8}
+
+
+def test_a_metrics_row_without_tokens_is_passed_over(tmp_path, monkeypatch):
+    """Kills R5 (`and row.get("tokens") is not None` dropped in step_position). Of two
+    rows of step 15, the first (an evaluation row) has no tokens: the position is the
+    second row's. Known answer: {'tokens': 1920, 'flops': 4.8e8}."""
+    rows = [{"step": 15, "val_loss": 2.5}, {"step": 15, "tokens": 1920, "flops": 4.8e8}]
+    monkeypatch.setattr(runfolder, "read_metrics", lambda d: rows)
+    assert task_run.step_position(tmp_path, 15) == {"tokens": 1920, "flops": 4.8e8}
+
+
+def test_every_checkpoint_means_every_valid_one_oldest_first(tmp_path, monkeypatch):
+    """Kills R6 (the `checkpoint.verify(p) is None` filter dropped) and R1 (`valid[::-1]`
+    -> `valid`). list_steps gives newest first; step 20 fails verification. Known answer:
+    [step 10, step 30]."""
+    from scalinglab.train import checkpoint
+
+    steps = [tmp_path / "step_30.pt", tmp_path / "step_20.pt", tmp_path / "step_10.pt"]
+    monkeypatch.setattr(checkpoint, "list_steps", lambda d: steps)
+    monkeypatch.setattr(
+        checkpoint, "verify", lambda p: "corrupted" if p.name == "step_20.pt" else None
+    )
+    assert task_run.checkpoints(tmp_path, every=True) == [steps[2], steps[0]]

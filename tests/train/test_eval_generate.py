@@ -6,6 +6,8 @@ import torch
 
 from scalinglab.cli import main
 from scalinglab.cli.generate import stream_text
+from scalinglab.config import ModelConfig
+from scalinglab.models.registry import build_model
 from scalinglab.train import malloc, train
 from scalinglab.train.evaluate import load_trained
 from scalinglab.train.generate import filter_logits, sample
@@ -153,3 +155,36 @@ def test_sampling_flags_are_checked_before_anything_is_printed(runs, capsys, fla
     assert main(["generate", str(runs["gpt"][0]), "--prompt", "ROMEO:", flag]) == 2
     out = capsys.readouterr()
     assert out.out == "" and out.err == f"error: {message}\n"
+
+
+# Known answers for mutations of train/generate.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_top_p_drops_a_token_once_those_above_it_exactly_reach_top_p():
+    """Kills G2 (`>= top_p` -> `> top_p` in filter_logits). Four equal logits give
+    probabilities of exactly 1/4 each; with top_p = 1/2 the two tokens ranked first reach
+    1/2 exactly, so the smallest set with probability >= 1/2 has 2 tokens: 2 are kept."""
+    out = filter_logits(torch.zeros(1, 4, dtype=torch.float64), top_p=0.5)
+    assert int(torch.isfinite(out).sum()) == 2
+
+
+def test_recurrent_sampling_feeds_only_the_new_token():
+    """Kills G5 (`feed = nxt` -> `feed = idx`: an RNN re-reads the whole sequence on
+    top of its carried state). Known answer: greedy ids from re-running the untrained
+    LSTM from its initial state over the whole prefix at every step."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="lstm", n_layer=1, n_embd=32, n_head=2, block_size=16)
+    model = build_model(cfg, vocab_size=256).eval()
+    with torch.no_grad():  # large weights: the untrained model's argmax depends on its input
+        for p in model.parameters():
+            p.normal_(0.0, 1.0)
+    prompt = [97, 98, 99]
+    got = list(sample(model, prompt, 12, temperature=0))
+    idx, want = list(prompt), []
+    with torch.no_grad():
+        for _ in range(12):
+            x = torch.tensor([idx])
+            logits, _, _ = model(x, state=model.init_state(1, x.device))
+            nxt = int(logits[0, -1].float().argmax())
+            want.append(nxt)
+            idx.append(nxt)
+    assert got == want and len(set(want)) > 3  # a non-constant known answer

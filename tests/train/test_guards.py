@@ -1,11 +1,12 @@
 import json
+import signal
 
 import pytest
 import torch
 
 from scalinglab.cli import main
 from scalinglab.train import checkpoint, train
-from scalinglab.train.guards import finite
+from scalinglab.train.guards import StopOnSignal, finite
 from scalinglab.train.loop import Trainer
 from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
 
@@ -61,3 +62,30 @@ def test_divergence_exit_code_is_3(tmp_path, monkeypatch, capsys):
     rc = main(cli_args(data, tmp_path / "run", "--steps", "10"))
     assert rc == 3
     assert capsys.readouterr().out.startswith("diverged:")
+
+
+# Known answers for mutations of train/guards.py that every test passed (a mutation audit):
+# each fails on its mutation.
+def test_a_ctrl_c_after_a_sigterm_is_the_first_ctrl_c():
+    """Kills GD2 (`self.signum == SIGINT` -> `self.requested`: a Ctrl-C after a SIGTERM
+    stopped at once, losing the steps since the last checkpoint). Known answer: SIGTERM,
+    then Ctrl-C only sets the flag; a second Ctrl-C raises KeyboardInterrupt."""
+    stop = StopOnSignal()
+    stop.request(signal.SIGTERM)
+    try:
+        stop.request(signal.SIGINT)
+    except KeyboardInterrupt:
+        pytest.fail("a first Ctrl-C after a SIGTERM stopped at once")
+    assert stop.requested and stop.signum == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        stop.request(signal.SIGINT)
+
+
+def test_the_handlers_before_are_restored_on_exit():
+    """Kills GD4 (the `signal.signal(s, old)` restore in __exit__ dropped: after training,
+    Ctrl-C in a notebook or the calling program would only set a dead flag). Known answer:
+    getsignal(SIGTERM / SIGINT) after the block is what it was before."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    with StopOnSignal() as stop:
+        assert signal.getsignal(signal.SIGTERM) == stop.request
+    assert {s: signal.getsignal(s) for s in before} == before
