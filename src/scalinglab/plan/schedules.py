@@ -75,11 +75,13 @@ def rank_schedules(law, steps, candidates):
             )
     if draws:
         D = np.stack(draws)  # (candidates, draws)
+        # a draw that predicts no candidate picks none (argmin's 0 credited the first)
+        D = D[:, np.isfinite(D).any(axis=0)]
         wins = np.bincount(
-            np.nanargmin(np.where(np.isfinite(D), D, np.inf), axis=0), minlength=len(rows)
+            np.argmin(np.where(np.isfinite(D), D, np.inf), axis=0), minlength=len(rows)
         )
         for r, w in zip(rows, wins, strict=True):
-            r["best_share"] = float(w / D.shape[1])
+            r["best_share"] = float(w / D.shape[1]) if D.shape[1] else None
     return sorted(rows, key=lambda r: r["loss"])
 
 
