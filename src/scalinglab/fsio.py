@@ -11,6 +11,7 @@ import fcntl
 import glob
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -20,6 +21,8 @@ import stat
 import tempfile
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -45,7 +48,12 @@ def machine_lock(key: str, waiting=None):
     called once where another process holds it, before waiting for it."""
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"scalinglab-{os.getuid()}-{digest}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # a full or read-only temporary folder: go on, unguarded
+        log.warning("cannot take the lock %s (%s): going on without it", path, exc.strerror)
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -164,6 +164,21 @@ def test_a_prepare_waits_for_another_of_the_same_folder_then_says_what_it_replac
     assert json.loads((out / "manifest.json").read_text())["sources"] == [str(tmp_path / "d")]
 
 
+def test_a_prepare_goes_on_unguarded_where_its_lock_cannot_be_made(tmp_path, monkeypatch, caplog):
+    """The lock lives in the temporary folder; a full or unwritable one must not stop a
+    prepare that needed nothing from it before the lock existed."""
+    import tempfile
+
+    _corpus(tmp_path / "c", n_docs=20)
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "afile"))
+    with caplog.at_level("WARNING"):
+        m = prepare([str(tmp_path / "c")], tmp_path / "s", block_size=16)
+    assert m["up_to_date"] is False
+    check_integrity(open_shards(tmp_path / "s"))  # raises where a split is damaged
+    assert "cannot take the lock" in caplog.text and "going on without it" in caplog.text
+
+
 def test_interrupted_prepare_leaves_nothing_that_looks_valid(tmp_path, monkeypatch):
     _corpus(tmp_path / "c", n_docs=20)
 
