@@ -40,6 +40,18 @@ def fsync_dir(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
+def named_as(path: str | os.PathLike):
+    """Name `path` in an OSError that names no file (a write() on a full disk, as file
+    objects report it), so that the error says where; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
+        raise
+
+
+@contextlib.contextmanager
 def machine_lock(key: str, waiting=None):
     """Hold, for the `with` block, an exclusive lock that every process of this user on
     this machine asking for the same `key` shares (a flock on a file in the temporary

@@ -32,12 +32,11 @@ def writes_to(path: str | os.PathLike):
     """Name `path` in a write failure that names no file (a write() on a full disk, as
     libraries report it: an OSError without a file name, safetensors' own error), so the
     CLI's one line says where; other errors pass unchanged."""
+    from scalinglab.fsio import named_as
+
     try:
-        yield
-    except OSError as exc:
-        if exc.filename is None and exc.errno is not None:
-            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
-        raise
+        with named_as(path):
+            yield
     except Exception as exc:
         if type(exc).__name__ != "SafetensorError":  # safetensors may not even be imported
             raise

@@ -121,7 +121,7 @@ def left_out(arch: str, f: dict, runs: dict) -> list[str]:
 
 def format_summary(s: dict, where) -> str:
     """The few lines a terminal shows: exponents, the backtest, the plan, the files."""
-    from scalinglab.report.html import apart
+    from scalinglab.report.html import apart, fixed
 
     lines = []
     for arch, f in s["fits"].items():
@@ -158,7 +158,7 @@ def format_summary(s: dict, where) -> str:
     if bt and bt.get("actual_loss") is not None:
         # decimals enough to show which side of an end the measurement fell (an audit)
         pred, lo, hi, meas = apart(
-            [bt["predicted_loss"], *bt["interval"], bt["actual_loss"]], 4, lambda v, d: f"{v:.{d}f}"
+            [bt["predicted_loss"], *bt["interval"], bt["actual_loss"]], 4, fixed
         )
         lines.append(
             f"backtest at C={bt['flops']:.3g}: predicted {pred} "

@@ -53,6 +53,12 @@ def interval(ci, digits: int = 4) -> str:
     return f"[{num(ci[0], digits)}, {num(ci[1], digits)}]"
 
 
+def fixed(x, decimals: int) -> str:
+    """`x` with `decimals` digits after the point ("" for None): `apart`'s `fmt` where a
+    column reads in fixed decimals (the terminal, a figure's legend)."""
+    return "" if x is None else f"{x:.{decimals}f}"
+
+
 def apart(values: list, digits: int = 4, fmt=num) -> list[str]:
     """`values` each written by `fmt(value, d)` with the fewest digits d (at least
     `digits`) that keep unequal values unequal. Rounding keeps their order, so a

@@ -6,11 +6,7 @@ import numpy as np
 from scalinglab.laws import tasklaws
 from scalinglab.plan.analysis import law_c
 from scalinglab.report.figures import COMPUTE, KAPLAN, color, name, save_png
-from scalinglab.report.html import apart, esc, num, table
-
-
-def _fixed(v, d: int) -> str:
-    return "" if v is None else f"{v:.{d}f}"
+from scalinglab.report.html import apart, esc, fixed, num, table
 
 
 def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
@@ -47,7 +43,7 @@ def task_metrics(path, rows: list[dict], fits: dict, bt: dict) -> str:
             ax.axhline(t["chance"], color="0.5", ls=":", lw=1, label=f"chance {t['chance']:.3f}")
         # the legend's numbers with digits enough to tell the measurement from an end
         p, (lo, hi) = t.get("predicted"), t.get("interval") or (None, None)
-        sp, slo, shi, sm = apart([p, lo, hi, t.get("measured")], 3, _fixed)
+        sp, slo, shi, sm = apart([p, lo, hi, t.get("measured")], 3, fixed)
         if "predicted" in t:
             ax.errorbar([c_bt], [p], yerr=[[p - lo], [hi - p]], fmt="D", color="#f39c12",
                         mec="k", ms=7, capsize=4, label=f"predicted {sp} [{slo}, {shi}]")  # fmt: skip

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from scalinglab import runfolder
+from scalinglab.fsio import named_as
 from scalinglab.train import trackers
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,9 @@ class MetricsLog:
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- kept open across steps
         clean, line = runfolder.metrics_line(row)
-        try:
+        with named_as(self.path):  # a write names no file: the error named only the run
             self._f.write(line)
             self._f.flush()
-        except OSError as exc:  # a write names no file: the error named only the run
-            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         metrics = trackers.row_metrics(clean | (tracked or {}))
         self._each(lambda t: t.log(clean["step"], metrics))
 
@@ -102,10 +101,9 @@ class MetricsLog:
         if self._f is not None:
             f, self._f = self._f, None
             try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:  # named: it named no file, the run's folder stood in
-                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+                with named_as(self.path):
+                    f.flush()
+                    os.fsync(f.fileno())
             finally:
                 with contextlib.suppress(OSError):  # what could not be flushed is lost
                     f.close()
