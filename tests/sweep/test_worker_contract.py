@@ -196,3 +196,41 @@ def test_an_interrupt_raised_in_the_waiting_thread_stops_the_trainer_at_once(tra
         trainer("sleep")  # 60 s unless stopped
     assert time.monotonic() - start < 30
     assert not worker._LIVE  # it was stopped (SIGTERM) and waited for
+
+
+def test_a_run_another_sweep_finished_while_this_one_waited_is_already_done(trainer, tmp_path):
+    """Two sweeps into one folder: the second waits on the run's lock; when it gets it,
+    the run is done. It does not train it again, and says it was already done, not
+    that it trained it (its summary counted it as trained: '0 already done')."""
+    path = tmp_path / "trainer.py"
+    path.write_text(TRAINER)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    held = runfolder.hold_lock(run_dir)  # the other sweep's worker
+    got = {}
+    cmd = f"{sys.executable} {path} exit1 {{out}}"  # would fail, were it run
+    waiting = threading.Thread(target=lambda: got.update(run_task(run_dir, 0, cmd)))
+    waiting.start()
+    time.sleep(0.3)
+    assert waiting.is_alive()  # waiting for the lock
+    runfolder.write_result(run_dir, {"status": "completed", "val_loss": 2.5})
+    runfolder.release_lock(held)
+    waiting.join(10)
+    assert got == {"name": "run", "status": "completed", "attempts": 0, "returncode": None,
+                   "skipped": True}  # fmt: skip
+    assert not (run_dir / runfolder.TRAIN_LOG).exists()
+
+
+def test_the_sweep_summary_counts_blocked_runs_apart_from_done_ones(tmp_path, capsys):
+    from scalinglab.cli.sweep import _summary
+
+    outcomes = [
+        {"name": "a", "status": "completed", "attempts": 0, "skipped": True},
+        {"name": "b", "status": "completed", "attempts": 1},
+        {"name": "c", "status": "blocked", "attempts": 0, "skipped": True},
+    ]
+    assert _summary(tmp_path, outcomes, 1.0) == 1
+    captured = capsys.readouterr()
+    assert "1 blocked, 2 completed (1 already done, skipped)" in captured.err
+    assert [line.split()[:3] for line in captured.out.splitlines()[1:]] == [
+        ["a", "-", "pending"], ["b", "-", "pending"], ["c", "-", "blocked"]]  # fmt: skip

@@ -236,6 +236,9 @@ def _summary(out: Path, outcomes: list[dict], wall: float, as_json: bool = False
     # runs (out/stable/runs) are counted below but are not rows
     fitted = [o for o in outcomes if not (out / STABLE_DIR / "runs" / o["name"]).is_dir()]
     rows = [run_row(out / "runs" / o["name"]) for o in fitted]
+    for o, row in zip(fitted, rows, strict=True):
+        if o["status"] == "blocked":  # never written: its seed run did not complete
+            row["status"] = "blocked"
     rows.sort(key=lambda r: (r.get("budget") or 0, str(r["arch"]), r.get("params") or 0))
     if as_json:
         print_rows(rows)
@@ -244,7 +247,8 @@ def _summary(out: Path, outcomes: list[dict], wall: float, as_json: bool = False
     by = {}
     for o in outcomes:
         by[o["status"]] = by.get(o["status"], 0) + 1
-    skipped = sum(1 for o in outcomes if o.get("skipped"))
+    # blocked runs are skipped too, but not done: they are counted as `blocked` above
+    skipped = sum(1 for o in outcomes if o.get("skipped") and o["status"] != "blocked")
     parts = ", ".join(f"{n} {s}" for s, n in sorted(by.items()))
     print(
         f"sweep finished in {wall:.1f} s: {parts} ({skipped} already done, skipped); "
@@ -435,7 +439,8 @@ class LineView:
             self.n, self.progress = 0, progress  # not [5/4] past the trunks' total
         self.n += 1
         r = read_result(progress.root / outcome["name"]) or {}
-        extra = "already done" if event == "skipped" else f"{r.get('wall_seconds') or 0:.1f} s"
+        done = event == "skipped" or outcome.get("skipped")  # or trained by another sweep
+        extra = "already done" if done else f"{r.get('wall_seconds') or 0:.1f} s"
         print(
             f"[{self.n}/{len(progress.runs)}] {outcome['name']} {outcome['status']} "
             f"{finished_line(r, outcome['status'])} ({extra})",

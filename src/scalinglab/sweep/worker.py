@@ -194,7 +194,10 @@ def run_task(
         while True:
             r = _checked_result(run_dir)
             if runfolder.run_state(r) == "finished":
-                return _outcome(run_dir, r["status"], attempts, rc)
+                done = _outcome(run_dir, r["status"], attempts, rc)
+                if attempts == 0:  # another sweep trained it while this one waited to lock it
+                    done["skipped"] = True
+                return done
             if attempts > retries:  # the last failed result.json stays, for the table
                 return _outcome(run_dir, "failed", attempts, rc)
             if _STOPPING.is_set():
