@@ -161,3 +161,51 @@ def test_resume_under_another_optimizer_is_a_named_conflict():
     assert resume_conflicts(saved, cfg, "f") == ["--order 'stream' -> 'random'"]
     stream = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, order="stream"))
     assert resume_conflicts(saved, stream, "f") == []
+
+
+def _rows(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_the_last_step_is_logged_though_not_a_multiple_of_log_every(tmp_path):
+    """--steps 7 --log-every 5 logs the training loss at steps 5 and 7 (the last)."""
+    data = tiny_shards(tmp_path / "shards")
+    r = train(tiny_cfg(data, steps=7, log_every=5), tmp_path / "run")
+    logged = [row["step"] for row in _rows(tmp_path / "run") if "train_loss" in row]
+    assert logged == [5, 7]
+    last = [row for row in _rows(tmp_path / "run") if "train_loss" in row][-1]
+    assert last["train_loss"] == r["train_loss"] and last["tokens"] == 7 * 8 * 16
+
+
+@pytest.mark.parametrize("eval_tokens", [400, 0])
+def test_a_periodic_evaluation_at_the_last_step_is_the_final_one(tmp_path, eval_tokens):
+    """a periodic evaluation reads --eval-tokens (or, unset, the whole of a split
+    smaller than 65,536 tokens) like the final one: at the last step, on the same
+    weights, both give the same loss."""
+    data = tiny_shards(tmp_path / "shards")
+    r = train(tiny_cfg(data, steps=4, eval_every=4, eval_tokens=eval_tokens), tmp_path / "run")
+    periodic = [
+        x["val_loss"] for x in _rows(tmp_path / "run") if "val_loss" in x and not x.get("final")
+    ]
+    assert periodic == [r["val_loss"]]  # the same weights on the same tokens
+    assert r["eval_tokens"] == (384 if eval_tokens else 768)  # whole windows of 8 x 16
+
+
+def test_a_run_past_one_epoch_counts_each_training_token_once_as_unique(tmp_path):
+    """unique_tokens is min(tokens trained, tokens in the train split)."""
+    text = TEXT[:1500]
+    data = tiny_shards(tmp_path / "shards", text=text, val_frac=0.3)
+    n_train = int(len(text) * 0.7)
+    r = train(tiny_cfg(data, steps=12), tmp_path / "run")  # 12 * 128 = 1536 > n_train
+    assert r["tokens"] == 1536 > n_train
+    assert r["unique_tokens"] == n_train and r["epochs"] == 1536 / n_train
+
+
+def test_tokens_per_second_are_tokens_over_training_seconds(tmp_path):
+    """result.json's throughput is tokens / train_seconds (the time in steps, not
+    the wall clock with its set-up and evaluations)."""
+    data = tiny_shards(tmp_path / "shards")
+    r = train(tiny_cfg(data, steps=3), tmp_path / "run")
+    assert r["train_seconds"] < r["wall_seconds"]
+    assert r["tokens_per_second"] == r["tokens"] / r["train_seconds"]
+    assert math.isfinite(r["tokens_per_second"])

@@ -368,3 +368,60 @@ def test_an_rnn_trains_on_random_windows_unless_order_stream(tmp_path):
     assert (
         runfolder.run_id(old, "x") == runfolder.run_id(written, "x") != runfolder.run_id(now, "x")
     )
+
+
+def _model(layers: int = 1) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(layers)])
+
+
+def _steps(root):
+    return [int(p.name.split("-")[1]) for p in checkpoint.list_steps(root)]
+
+
+def test_a_checkpoint_recording_no_lineage_is_the_runs_own_when_pruning_and_rewriting(tmp_path):
+    """a checkpoint of an older version (no lineage_id in its manifest) counts as the
+    run's own: pruned under --keep-ckpts, and rewriting its step returns it."""
+    root, m = tmp_path / "ckpt", _model()
+    for step in (1, 2, 3):  # an older version's checkpoints: no owner in the manifest
+        checkpoint.save(root, step, m, {"step": step}, keep=10)
+    assert "lineage_id" not in checkpoint.read_manifest(root / "step-00000003")
+    owner = {"run_id": "r" * 12, "lineage_id": "l" * 12}
+    assert checkpoint.save(root, 3, m, {"step": 3}, keep=10, owner=owner) == root / "step-00000003"
+    checkpoint.save(root, 4, m, {"step": 4}, keep=2, owner=owner)
+    assert _steps(root) == [4, 3]  # the newest 2 of the run's own; 2 and 1 pruned
+
+
+def test_weights_of_a_model_with_fewer_tensors_are_refused(tmp_path):
+    """load_weights is strict: a model with a tensor the file lacks (a config.toml of
+    more layers than the run trained) is refused, not left half randomly initialised."""
+    path = checkpoint.save(tmp_path / "ckpt", 1, _model(1), {}, keep=1)
+    with pytest.raises(CheckpointError, match=r"cannot load into this model: Missing key"):
+        checkpoint.load_weights(_model(2), path)
+    checkpoint.load_weights(_model(1), path)  # the model that wrote it loads
+
+
+@pytest.mark.parametrize("version", [2, None])
+def test_a_manifest_of_another_format_version_is_no_checkpoint(tmp_path, version):
+    """a manifest whose format_version is not 1 (a newer writer, or none) is refused,
+    with hashes that match."""
+    path = checkpoint.save(tmp_path / "ckpt", 1, _model(), {}, keep=1)
+    m = checkpoint.read_manifest(path)
+    if version is None:
+        del m["format_version"]
+    else:
+        m["format_version"] = version
+    (path / checkpoint.MANIFEST).write_text(json.dumps(m))
+    assert checkpoint.verify(path) == f"format_version {version!r} is not 1"
+    assert checkpoint.latest(tmp_path / "ckpt") is None
+
+
+def test_wall_seconds_carry_across_a_resume(tmp_path):
+    """a checkpoint saves the clock so far: a continued run's wall_seconds count the
+    time before it too."""
+    data = tiny_shards(tmp_path / "shards")
+    first = train(tiny_cfg(data, steps=4), tmp_path / "run")
+    saved = checkpoint.load_state(checkpoint.latest(tmp_path / "run/ckpt"))["counters"]
+    assert 0 < saved["wall_seconds"] <= first["wall_seconds"]
+    more = train(tiny_cfg(data, steps=8), tmp_path / "run")
+    assert more["wall_seconds"] > saved["wall_seconds"]
