@@ -480,3 +480,29 @@ def test_word_shards_of_a_non_ascii_line_do_not_depend_on_the_chunk_size(tmp_pat
     # text with no line break (docs/data.md: it says so in a warning)
     assert made[0]["vocab_size"] == made[1]["vocab_size"] == len(words) + 3
     assert made[0]["splits"] == made[1]["splits"]
+
+
+def _texts(srcs):
+    return [b"".join(p for _, p in d.read(1 << 20)) for s in srcs for d in s.documents()]
+
+
+def test_a_trailing_double_star_glob_reads_every_file_below_its_folder(tmp_path):
+    """`**` matches any folders, none included: --glob 'sub/**' reads sub/'s files at
+    every depth (the zero-folder case is the last position of `**`)."""
+    (tmp_path / "d" / "sub" / "deep").mkdir(parents=True)
+    (tmp_path / "d" / "top.txt").write_text("T")
+    (tmp_path / "d" / "sub" / "a.txt").write_text("A")
+    (tmp_path / "d" / "sub" / "deep" / "b.txt").write_text("B")
+    assert _texts(resolve_sources([str(tmp_path / "d")], glob="sub/**")) == [b"A", b"B"]
+    assert _texts(resolve_sources([str(tmp_path / "d" / "sub" / "**")])) == [b"A", b"B"]
+
+
+def test_an_upper_case_jsonl_suffix_in_a_folder_is_read_as_jsonl(tmp_path):
+    """a folder's X.JSONL is JSONL, as the same file named directly is: its documents are
+    the text field, not the raw JSON lines."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "A.JSONL").write_text('{"text": "one"}\n{"text": "two"}\n')
+    srcs = resolve_sources([str(tmp_path / "d")])
+    assert [type(s) for s in srcs] == [JsonlSource]
+    assert _texts(srcs) == [b"one", b"two"]
+    assert _texts(resolve_sources([str(tmp_path / "d" / "A.JSONL")])) == [b"one", b"two"]

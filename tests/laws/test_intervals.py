@@ -2,6 +2,7 @@
 no bootstrap (issue 20)."""
 
 import json
+import math
 import re
 import types
 
@@ -10,7 +11,7 @@ import pytest
 
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.laws import ScalingLaw, load_fit, tasklaws
+from scalinglab.laws import ScalingLaw, load_fit, tasklaws, warn
 from scalinglab.laws import intervals as intervals_mod
 from scalinglab.laws.backtest import choose_law, pick, read_for, rolling_backtest
 from scalinglab.laws.backtest import metrics as backtest_metrics
@@ -909,3 +910,48 @@ def test_data_constrained_calibration_takes_c_as_6nd():
     assert law.calibration_["x_max"] == pytest.approx(6 * np.max(tab["N"] * tab["D"]))
     _, lo, hi = law.predict(N=1e10, D=4e11, U=1e11, return_ci=True, kind="prediction")
     assert lo < hi
+
+
+def _law(v, ci=None):
+    return types.SimpleNamespace(params_={"alpha": v}, ci_={"alpha": ci} if ci else {},
+                           settings={"ci_level": 0.95}, law="power-c")  # fmt: skip
+
+
+def test_an_exponent_of_zero_is_warned_of():
+    """an exponent at 0 (flat loss) is as bad as a negative one (the doc: 'at or below 0')."""
+    (w,) = warn.exponents(_law(0.0), ["alpha"])
+    assert w.startswith("alpha is 0 <= 0")
+
+
+def test_an_interval_60_percent_of_the_exponent_is_wide():
+    """the interval's full width (0.30 of 0.5: 60%) is compared with WIDE, not half of it."""
+    (w,) = warn.exponents(_law(0.5, [0.35, 0.65]), ["alpha"])
+    assert "is 60% of its value 0.5" in w
+    assert warn.exponents(_law(0.5, [0.4, 0.6]), ["alpha"]) == []  # 40%: not wide
+
+
+def test_curvature_stderr_is_the_ols_standard_error_of_a_line():
+    """for log L = a + b x the curvature's stderr is the textbook OLS one, sigma^2 =
+    RSS / (n - 2) (closed form), not RSS / n."""
+    x = np.linspace(0.0, 1.0, 8)
+    y = 1.0 - 0.5 * x + 0.02 * np.array([1, -1, 2, 0, -2, 1, -1, 0.5])
+    b, a = np.polyfit(x, y, 1)
+    rss = np.sum((y - a - b * x) ** 2)
+    se_b = math.sqrt(rss / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    se, _ = warn.curvature(lambda th: th[:, :1] + th[:, 1:2] * x[None, :],
+                           lambda th: {"a": th[:, 0], "b": th[:, 1]},
+                           np.array([a, b]), y, ["a", "b"])  # fmt: skip
+    assert se["b"] == pytest.approx(se_b, rel=1e-4)
+
+
+def test_predict_warns_twenty_times_below_the_smallest_fitted():
+    """BELOW is 10: an N 20x below the smallest fitted is named (units slip)."""
+    msg = warn.beyond_data({"N": [1e8, 1e9]}, [("N", "N", [5e6])])
+    assert msg == "predict: N=5e+06 is 20x below the smallest N fitted (1e+08); check the units"
+
+
+def test_a_floor_above_a_thousandth_of_the_smallest_loss_is_not_at_zero():
+    """E is 'at its limit 0' only under 0.1% of EVERY fitted loss (the smallest)."""
+    predicted = np.array([1.0, 3.0])
+    assert warn.floor_at_zero(types.SimpleNamespace(params_={"E": 0.002}), predicted) == []
+    assert warn.floor_at_zero(types.SimpleNamespace(params_={"E": 0.0005}), predicted)

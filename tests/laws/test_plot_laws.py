@@ -1,11 +1,15 @@
 """`plot()` of the data-constrained, task and curve laws: what each figure holds (the runs
 drawn, the law's curve equal to its predictions there, held-out runs told apart)."""
 
+import math
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from scalinglab.errors import ConfigError
 from scalinglab.laws import ScalingLaw, load_fit
+from scalinglab.laws import plot as lplot
 from scalinglab.laws.constrained import DataConstrained
 from scalinglab.laws.curves import CurveTable, Run
 from tests.laws.test_curves import MPL_25M, mpl_direct, schedule
@@ -245,3 +249,63 @@ def test_an_isoflop_plot_does_not_draw_a_skipped_budgets_runs_as_a_fitted_ones()
     assert [len(line.get_xdata()) for line in markers(ax)] == [9, 9, 9, 9]
     (skipped,) = markers(ax, "x")
     assert sorted(skipped.get_xdata()) == sorted(r["N"] for r in rows if r["C"] == 1e22)
+
+
+def _isoflop_law(bootstrap):
+    from tests.laws.test_isoflop_envelope import isoflop_table
+
+    return ScalingLaw("isoflop", bootstrap=bootstrap).fit(isoflop_table(np.random.default_rng(0)))
+
+
+def test_isoflop_plot_draws_the_fitted_parabola_in_natural_log_n():
+    """each curve is L_opt + k (ln N - ln N_opt)^2 with the fit's own numbers."""
+    law = _isoflop_law(0)
+    ax = law.plot()
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("C = ")]
+    assert curves
+    budgets = sorted(float(k.split("@")[1]) for k in law.params_ if k.startswith("N_opt@"))
+    for ln, b in zip(curves, budgets, strict=True):
+        p = {v: law.params_[f"{v}@{b:g}"] for v in ("N_opt", "L_opt", "k")}
+        x, y = ln.get_data()
+        want = p["L_opt"] + p["k"] * (np.log(x) - math.log(p["N_opt"])) ** 2
+        np.testing.assert_allclose(y, want, rtol=1e-12)
+
+
+def test_isoflop_plot_bars_span_each_vertexs_interval():
+    """the horizontal bar at N_opt runs from the interval's low end to its high end."""
+    law = _isoflop_law(20)
+    ax = law.plot()
+    spans = sorted(tuple(sorted((s[0][0], s[1][0]))) for c in ax.containers
+                   for s in c.lines[2][0].get_segments())  # fmt: skip
+    want = sorted(tuple(law.ci_[k]) for k in law.ci_ if k.startswith("N_opt@"))
+    assert want and np.allclose(spans, want, rtol=1e-9)
+
+
+def test_envelope_band_is_the_central_interval_at_the_laws_level():
+    """at ci_level 0.9 the band runs from the 5th to the 95th percentile of the draws."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    k, a = np.exp(rng.normal(0, 0.3, 400)), rng.normal(0.5, 0.02, 400)
+    law = SimpleNamespace(params_={"k_N": 1.0, "a": 0.5}, samples_={"k_N": k, "a": a},
+                          settings={"ci_level": 0.9})  # fmt: skip
+    _, ax = plt.subplots()
+    lplot._envelope(law, ax, None)
+    (band,) = ax.collections
+    v = band.get_paths()[0].vertices
+    c0 = lplot.DEFAULT_RANGE["C"][0]
+    at = v[np.isclose(v[:, 0], c0, rtol=1e-9), 1]
+    draws = k * c0**a
+    assert sorted(at)[0] == pytest.approx(np.percentile(draws, 5), rel=1e-9)
+    assert sorted(at)[-1] == pytest.approx(np.percentile(draws, 95), rel=1e-9)
+
+
+def test_nd_plot_shades_only_beyond_the_largest_fitted_d():
+    """the shaded extrapolation starts at the largest D fitted (to 10x it)."""
+    rng = np.random.default_rng(0)
+    N = np.repeat([1e7, 1e8, 1e9], 4)
+    D = np.tile([1e9, 3e9, 1e10, 3e10], 3)
+    L = 1.8 + 400 / N**0.34 + 1200 / D**0.3 * np.exp(0.002 * rng.standard_normal(12))
+    ax = ScalingLaw("chinchilla", bootstrap=0).fit({"N": N, "D": D, "L": L}).plot()
+    (t,) = [t for t in ax.texts if t.get_text() == "extrapolation"]
+    assert t.get_position()[0] == pytest.approx(math.sqrt(3e10 * 3e11))

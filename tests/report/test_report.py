@@ -9,12 +9,13 @@ import re
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError
 from scalinglab.laws.settings import FitConfig
-from scalinglab.report import build_report
+from scalinglab.report import build_report, figures
 from tests.report.synth_runs import LAWS, isoflop_sweep, make_study
 
 EVIL_NAME = "<script>alert('study')</script>"
@@ -84,6 +85,8 @@ def test_backtest_and_seed_noise_numbers(study):
     assert bt["actual_loss"] == known["actual"]
     assert bt["rel_error"] == abs(known["predicted"] - known["actual"]) / known["actual"]
     assert bt["rel_error"] == pytest.approx(0.01)
+    # signed: above the measured loss is positive (the prediction was 1% high)
+    assert bt["signed_rel_error"] == (known["predicted"] - known["actual"]) / known["actual"]
     lo, hi = known["interval"]
     assert bt["in_interval"] is (lo <= known["actual"] <= hi) is True
     assert bt["in_fit_interval"] is False  # the fit interval alone was [1.005, 1.015] × actual
@@ -885,6 +888,24 @@ def test_the_allocation_band_is_at_the_reports_level(tmp_path, monkeypatch):
     assert "95%" not in caption
 
 
+def test_the_published_allocation_lines_have_their_exponents_for_n_and_for_d(tmp_path, monkeypatch):
+    """Beside the fitted N_opt(C) and D_opt(C), the published laws' lines: N_opt ∝ C^a with
+    a = 0.50 (Chinchilla) and 0.73 (Kaplan), so D_opt = C / 6N ∝ C^(1-a): 0.50 and 0.27."""
+    drawn = _drawn(monkeypatch)
+    figures.allocation(tmp_path / "a.png", {"gpt": _gpt_fit(tmp_path, bootstrap=0)}, 3e13, None)
+    for ax, want in zip(drawn[0].axes[:2], ({"Chinchilla": 0.50, "Kaplan": 0.73},
+                                            {"Chinchilla": 0.50, "Kaplan": 0.27}), strict=True):  # fmt: skip
+        got = {}
+        for line in ax.get_lines():
+            name, sep, e = line.get_label().partition(": exponent ")
+            if sep:
+                x, y = line.get_data()
+                slope = math.log(y[-1] / y[0]) / math.log(x[-1] / x[0])
+                assert slope == pytest.approx(float(e), abs=1e-12)
+                got[name.split()[0]] = round(slope, 2)
+        assert got == want
+
+
 def test_the_allocations_backtest_run_is_drawn_for_its_architecture_only(tmp_path, monkeypatch):
     """The backtest's diamond ('backtest run') was drawn whatever the backtest's arch: with
     GPT and LSTM it read as either's, and it was drawn where its arch has no IsoFLOP fit."""
@@ -1274,3 +1295,19 @@ def test_the_backtest_card_says_its_reach_and_its_fits_cost():
         "; 12.0× the largest fitted run's C, fitted on runs costing 0.25× its C"
     )
     assert _reach({}) == ""
+
+
+def test_smoothing_keeps_the_length_and_is_a_centred_mean():
+    """an even window (90 points: k = 6) gives as many points as it reads."""
+    y = np.arange(90.0)
+    s = figures._smooth(list(y))
+    assert len(s) == 90
+    assert s[45] == pytest.approx(np.mean(y[42:48]))
+
+
+def test_the_reports_parabola_is_in_natural_log_n():
+    """the residuals panel's parabola is L_opt + k (x - ln N_opt)^2, x = ln N."""
+    iso = SimpleNamespace(params_={"N_opt@1e+18": 1e8, "L_opt@1e+18": 3.0, "k@1e+18": 0.1})
+    f = figures.fitted_parabola(iso, 1e18)
+    assert f(math.log(1e8)) == pytest.approx(3.0)
+    assert f(math.log(1e8) + 1.0) == pytest.approx(3.1)

@@ -15,7 +15,14 @@ from scalinglab.data.tokenizers import ByteTokenizer, CharTokenizer
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.tasks.format import Item, Task, read_task
 from scalinglab.tasks.run import evaluate_run, resolve_tasks
-from scalinglab.tasks.score import encode_pair, loglikelihoods, score_task, shared_hosts
+from scalinglab.tasks.score import (
+    chrf,
+    encode_pair,
+    generate_greedy,
+    loglikelihoods,
+    score_task,
+    shared_hosts,
+)
 from tests.export.runs import trained_runs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
@@ -340,3 +347,58 @@ def test_a_diverged_run_is_not_a_point_of_the_accuracy_sigmoid(tmp_path):
     study = NS(tasks=NS(names=["recall"]), fit=NS(chance=None, bootstrap=0, seed=0, ci_level=0.95))
     out = predict_tasks(study, rows, "gpt", 1.9, None)["recall"]
     assert out["runs"] == 6 and out["fit_loss_range"] == [2.0, 3.0]
+
+
+def _table(pairs, floor=1e-6):
+    logp = torch.full((256, 256), math.log(floor))
+    for (a, b), p in pairs.items():
+        logp[a, b] = math.log(p)
+    return torch.log_softmax(logp, dim=-1)
+
+
+def test_acc_norm_divides_by_characters_not_utf8_bytes():
+    """lm-evaluation-harness's acc_norm is the sum per character. 'é' is 1 character
+    but 2 UTF-8 bytes, as many as 'xy': per byte 'é' wins, per character 'xy'."""
+    e1, e2 = "é".encode()  # 0xC3 0xA9
+    lp = _table({(ord("a"), e1): 0.45, (e1, e2): 0.99, (ord("a"), ord("x")): 0.5,
+                 (ord("x"), ord("y")): 0.74, (ord("x"), ord("q")): 0.26})  # fmt: skip
+    model = Bigram(lp)
+    item = Item(context="a", choices=("xy", "é"), gold=0)
+    ll_e = (lp[ord("a"), e1] + lp[e1, e2]).item()  # closed form: about -0.80
+    ll_xy = (lp[ord("a"), ord("x")] + lp[ord("x"), ord("y")]).item()  # about -0.99
+    assert ll_xy / 2 > ll_e / 1 and ll_e / 2 > ll_xy / 2  # per char: xy; per byte: é
+    out = score_task(model, ByteTokenizer(), Task("t", "multiple_choice", [item]), block_size=8)
+    assert out["acc"] == 0.0 and out["acc_norm"] == 1.0
+
+
+def test_generation_stops_at_the_first_until_string():
+    """the output is cut where the earliest `until` string starts. Two of them can
+    complete on one token ("Q:" and ":" both end at the ':'); the cut is at "Q:"."""
+    text = "abQ:cd"
+    lp = _table({(a, b): 0.99 for a, b in zip(text.encode(), text[1:].encode(), strict=False)})
+    model = Bigram(lp)
+    got = generate_greedy(model, ByteTokenizer(), "a", (":", "Q:"), max_new_tokens=5)
+    assert got == "b"  # the continuation "bQ:cd" cut before "Q:", not before ":" ("bQ")
+
+
+def test_chrf_takes_outputs_as_hypotheses():
+    """chrF is asymmetric (beta=2 weighs recall): the outputs are the hypotheses."""
+    sacrebleu = pytest.importorskip("sacrebleu")
+    outs, refs = ["the cat"], ["the cat sat on the mat"]
+    want = sacrebleu.metrics.CHRF().corpus_score(outs, [refs]).score
+    assert chrf(outs, refs) == pytest.approx(want)
+    assert want != pytest.approx(sacrebleu.metrics.CHRF().corpus_score(refs, [outs]).score)
+
+
+def test_a_choice_of_exactly_block_size_tokens_is_scored_whole():
+    """a continuation of block_size tokens fits in one window (the context's last token
+    and its block_size tokens): it is scored, not refused."""
+    g = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(256, 256, generator=g), dim=-1)
+    model = Bigram(lp)  # block_size 8
+    cont = "12345678"
+    item = Item(context="a", choices=(cont, "z"), gold=0)
+    out = score_task(model, ByteTokenizer(), Task("t", "multiple_choice", [item]), block_size=8)
+    seq = b"a" + cont.encode()
+    nats = -sum(lp[seq[i - 1], seq[i]].item() for i in range(1, len(seq)))
+    assert out["bpb"] == pytest.approx(nats / math.log(2) / 8, rel=1e-5)
