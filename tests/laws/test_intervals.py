@@ -955,3 +955,13 @@ def test_a_floor_above_a_thousandth_of_the_smallest_loss_is_not_at_zero():
     predicted = np.array([1.0, 3.0])
     assert warn.floor_at_zero(types.SimpleNamespace(params_={"E": 0.002}), predicted) == []
     assert warn.floor_at_zero(types.SimpleNamespace(params_={"E": 0.0005}), predicted)
+
+
+def test_a_range_under_a_decade_is_warned_of_and_one_over_it_is_not():
+    """The exponent of a variable spanning under 10x is weakly constrained: 5x is said,
+    15x is not (nine exact points of one law, so nothing else is warned of)."""
+    for span, want in ((5, ["C spans only 5x (less than a decade): its exponent is weakly "
+                            "constrained"]), (15, [])):  # fmt: skip
+        C = np.geomspace(1e15, span * 1e15, 9)
+        law = ScalingLaw("power-c", bootstrap=0).fit({"C": C, "L": 1.7 + 300 * C**-0.15})
+        assert law.warnings_ == want
