@@ -11,6 +11,8 @@ import pytest
 from scalinglab.cli import main
 from tests.laws.synth import chinchilla_law
 
+NUM = r"[-+0-9.e]+"
+
 HEADER = "run_id,arch,status,params,params_nonembed,tokens,flops,flops_6nd,loss"
 
 
@@ -567,3 +569,41 @@ def test_isoflop_refuses_a_budget_column_of_token_budgets(tmp_path, capsys):
     )
     # the law of a grid fits them
     assert main(["fit", str(path), "--law", "chinchilla", "--bootstrap", "0"]) == 0
+
+
+def test_plan_text_prints_each_interval_low_end_first(tmp_path, capsys):
+    """`plan --flops C` prints `key=value [lo, hi]`: the lower end first, the value inside
+    it, and the same numbers as --json."""
+    fit = tmp_path / "fit.json"
+    assert main(["fit", str(runs_csv(tmp_path)), "--bootstrap", "50", "--out", str(fit)]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(fit), "--flops", "1e20", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert main(["plan", str(fit), "--flops", "1e20"]) == 0
+    text = capsys.readouterr().out
+    for key in ("params", "tokens", "loss"):
+        m = re.search(rf"\b{key}=({NUM}) \[({NUM}), ({NUM})\]", text)
+        v, lo, hi = map(float, m.groups())
+        assert lo <= v <= hi and lo < hi
+        assert [lo, hi] == pytest.approx(row[f"{key}_ci"], rel=1e-3)
+
+
+def test_fit_report_text_prints_values_intervals_and_backtest_counts(tmp_path, capsys):
+    """The fit's text report: each parameter's value to 6 significant digits, its interval
+    low end first, and the backtest line's counts and mean error as fit.json has them."""
+    path = runs_csv(tmp_path)
+    out = tmp_path / "fit.json"
+    argv = ["fit", str(path), "--bootstrap", "30", "--holdout-frac", "0.2", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    obj = json.loads(out.read_text())
+    for k, v in obj["params"].items():
+        line = next(ln for ln in text.splitlines() if ln.split() and ln.split()[0] == k)
+        assert f"{v:.6g}" in line.split()
+        lo, hi = obj["ci"][k]
+        assert f"[{lo:.6g}, {hi:.6g}]" in line and lo <= hi
+    bt = obj["backtest"]
+    assert bt["n_train"] > bt["n_test"]  # 80% fitted, 20% held out
+    assert (f"fit on {bt['n_train']} cheaper runs, predicted {bt['n_test']} held out") in text
+    assert f"mean |rel. error| {bt['mean_abs_rel_error']:.3%}" in text
+    assert bt["mean_abs_rel_error"] != bt["max_abs_rel_error"]

@@ -179,3 +179,18 @@ def test_the_fits_bootstrap_weights_resample_whole_runs():
     assert np.array_equal(W, run_weights(groups, 200, 0))
     assert np.all(W[:, ::5].sum(axis=1) == 6)  # 6 runs drawn per resample
     assert np.all(np.repeat(W[:, ::5], 5, axis=1) == W)  # a run's checkpoints alike
+
+
+def test_runs_curves_rows_carry_the_runs_params_nonembed(tmp_path, capsys):
+    """`runs --curves` gives every row the run's params and params_nonembed (as its
+    result.json has them), so `fit --checkpoints --n-kind params_nonembed` can read it."""
+    from tests.laws.test_curves_checkpoints import run_folder
+
+    run_folder(tmp_path / "sweep" / "runs" / "w32", 32, int(2e8))
+    res = json.loads((tmp_path / "sweep" / "runs" / "w32" / "result.json").read_text())
+    out = tmp_path / "curves.csv"
+    assert main(["runs", str(tmp_path / "sweep"), "--curves", "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6
+    assert {int(r["params_nonembed"]) for r in rows} == {res["params_nonembed"]}
+    assert {int(r["params"]) for r in rows} == {res["params"]}

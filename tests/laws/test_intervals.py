@@ -25,6 +25,7 @@ from scalinglab.laws.intervals import (
 from scalinglab.laws.table import read_csv, read_table
 from tests.conftest import shared_file
 from tests.laws.synth import chinchilla_curves_csv, chinchilla_law, grid_table, synthetic_coverage
+from tests.laws.test_cli_fit import runs_csv
 
 EPOCH = "scaling_data/epoch_chinchilla_svg_extracted_data.csv"
 
@@ -965,3 +966,35 @@ def test_a_range_under_a_decade_is_warned_of_and_one_over_it_is_not():
         C = np.geomspace(1e15, span * 1e15, 9)
         law = ScalingLaw("power-c", bootstrap=0).fit({"C": C, "L": 1.7 + 300 * C**-0.15})
         assert law.warnings_ == want
+
+
+def test_backtest_text_table_shows_the_json_numbers_in_their_columns(tmp_path, capsys):
+    """Each row of the backtest's text table (and its 'all' row, and the widening line)
+    shows the numbers of `backtest --json` in the columns its header names: fit and
+    predicted counts, mean and max |error|, signed bias, coverage in 80% and in 95%."""
+    path = runs_csv(tmp_path, n_sizes=6, n_tokens=5, seed=1)
+    argv = ["backtest", str(path), "--bootstrap", "0", "--train-fracs", "0.5", "0.7", "0.9"]
+    assert main([*argv, "--json"]) == 0
+    bt = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    want = [(f"{t['threshold']:.3g}", str(t["n_train"]), t) for t in bt["thresholds"]]
+    want.append(("all", None, bt["overall"]))
+    for name, n_fit, r in want:
+        (line,) = [ln for ln in lines if ln.split() and ln.split()[0] == name]
+        cells = line.split()
+        if n_fit is not None:
+            assert cells[1] == n_fit  # 'fit': the rows fitted
+            cells = [cells[0], *cells[2:]]
+        assert int(cells[1]) == r["n"]  # 'pred'
+        assert float(cells[2].rstrip("%")) == pytest.approx(100 * r["mean_abs_rel_error"], abs=6e-4)
+        assert float(cells[3].rstrip("%")) == pytest.approx(100 * r["max_abs_rel_error"], abs=6e-3)
+        assert float(cells[4].rstrip("%")) == pytest.approx(100 * r["bias"], abs=6e-3)
+        assert cells[5] == f"{r['coverage']['0.8']:.0%}"
+        assert cells[6] == f"{r['coverage']['0.95']:.0%}"
+    f = bt["pooled_factors"]
+    assert f"80% x{f['0.8']:.2f}, 95% x{f['0.95']:.2f}" in "\n".join(lines)
+    # the data must tell the columns apart for this test to mean something
+    o = bt["overall"]
+    assert o["mean_abs_rel_error"] != o["max_abs_rel_error"] and o["bias"] != 0
+    assert any(t["n"] != t["n_train"] for t in bt["thresholds"])

@@ -396,3 +396,36 @@ def test_seed_repeats_of_a_cell_are_averaged_not_the_lowest_taken():
             rows += [{"N": 1e7, "D": 1e9, "lr": lr, "batch": b, "loss": L + s} for s in (d, -d)]
     (c,) = cell_optima(rows)
     assert c.lr == pytest.approx(2e-3, rel=1e-9) and c.batch == pytest.approx(128, rel=1e-9)
+
+
+def test_fit_lr_opt_intervals_follow_ci_level(tmp_path, capsys):
+    """fit --law lr-opt --ci-level 0.5 gives central 50% intervals: narrower than the
+    default 95% ones of the same draws (same seed)."""
+    from tests.laws.test_lropt import SIZES, STEP, grid_rows, noisy_optima, write_table
+
+    def law(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    path = write_table(tmp_path / "runs.csv", grid_rows(noisy_optima(law, SIZES, 0.2, 0), SIZES))
+    got = {}
+    for level in ("0.5", "0.95"):
+        assert main(["fit", str(path), "--law", "lr-opt", "--json", "--bootstrap", "200",
+                     "--ci-level", level]) == 0  # fmt: skip
+        got[level] = json.loads(capsys.readouterr().out)
+    assert got["0.5"]["ci_level"] == 0.5 and got["0.95"]["ci_level"] == 0.95
+
+    def widths(obj):
+        out = []
+
+        def walk(x):
+            if isinstance(x, dict):
+                for v in x.values():
+                    walk(v)
+            elif isinstance(x, list) and len(x) == 2 and all(isinstance(v, float) for v in x):
+                out.append(x[1] - x[0])
+
+        walk(obj["intervals"])
+        return np.array(out)
+
+    w50, w95 = widths(got["0.5"]), widths(got["0.95"])
+    assert len(w50) and np.all(w50 < w95)

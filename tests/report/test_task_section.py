@@ -62,3 +62,12 @@ def test_a_prediction_beyond_the_runs_losses_says_its_link_is_extrapolated():
     same = task_section({"tasks": {"next-line": got, "recall": got}})
     assert same.count("<p>") == 1 and "<p>next-line, recall: the predicted loss" in same
     assert "<p>" not in task_section({"tasks": measured_tasks(PRED, ROW)})
+
+
+def test_task_table_interval_reads_low_end_first():
+    """The report's task table writes a prediction's interval as [low, high]."""
+    t = {"metric": "acc", "predicted": 0.58, "interval": [0.56, 0.60], "chance": 0.5,
+         "n_items": 4000, "measured": 0.59, "error_points": -1.0, "in_interval": True}  # fmt: skip
+    html = task_section({"tasks": {"next-line": t}})
+    assert "[0.56, 0.6]" in html  # as few digits as tell the three numbers apart
+    assert "[0.6, 0.56]" not in html

@@ -87,3 +87,19 @@ def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "cc").exists()
+
+
+def test_coord_check_averages_its_seeds():
+    """coord_check(seeds=2) records the mean over seeds 0 and 1 of each single-seed run."""
+    import scalinglab.train.coordcheck as cc
+
+    tokens = np.random.default_rng(0).integers(0, 256, 5_000)
+    batches = cc.sample_batches(tokens, 3, 2, 8)
+    two = cc.coord_check(batches, [16, 32], ["sp"], seeds=2, n_layer=1, n_head=4)
+    cfgs = {w: cc.ModelConfig(n_layer=1, n_embd=w, n_head=4, block_size=8, vocab_size=256,
+                              param="sp", base_width=16) for w in (16, 32)}  # fmt: skip
+    for what in ("size", "update"):
+        s0 = np.array([cc.run_one(cfgs[w], batches, 1e-2, 0)[what] for w in (16, 32)])
+        s1 = np.array([cc.run_one(cfgs[w], batches, 1e-2, 1)[what] for w in (16, 32)])
+        assert np.allclose(two.values[what]["sp"], (s0 + s1) / 2, rtol=1e-5)
+        assert not np.allclose(s0, s1)
