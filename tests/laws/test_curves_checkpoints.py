@@ -194,3 +194,23 @@ def test_runs_curves_rows_carry_the_runs_params_nonembed(tmp_path, capsys):
     assert len(rows) == 6
     assert {int(r["params_nonembed"]) for r in rows} == {res["params_nonembed"]}
     assert {int(r["params"]) for r in rows} == {res["params"]}
+
+
+def test_a_runs_schedule_counts_the_tokens_of_its_accumulated_micro_batches(tmp_path):
+    """A token budget of 64,000 at batch 10 × grad_accum 2 × block 32 is 100 steps, as
+    at batch 20 without accumulation; not the 200 of batch 10 alone."""
+    from scalinglab.cli.runs import run_schedule
+
+    model = ModelConfig(arch="gpt", n_layer=2, n_embd=32, n_head=4, block_size=32,
+                        vocab_size=VOCAB)  # fmt: skip
+    spec = {}
+    for batch, accum in ((10, 2), (20, 1), (10, 1)):
+        folder = tmp_path / f"b{batch}a{accum}"
+        folder.mkdir()
+        train = TrainConfig(data="shards", tokens=64_000, batch_size=batch, grad_accum=accum)
+        (folder / "config.toml").write_text(dumps_toml(RunConfig(model, train).to_dict()))
+        spec[batch, accum] = run_schedule(folder)
+    assert spec[10, 2] == spec[20, 1] != spec[10, 1]
+    # the default warmup of 100 steps, capped at half of a 100-step run
+    assert spec[10, 2].startswith("warmup(50, 0.0) + cosine(50, ")
+    assert spec[10, 1].startswith("warmup(100, 0.0) + cosine(100, ")
