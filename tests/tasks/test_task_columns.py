@@ -87,3 +87,16 @@ def test_a_corrected_task_file_scored_again_shows_its_new_result(tmp_path):
         assert task_items([run]) == {"mini": sha}
         assert runfolder.final_tasks(run)["mini"]["acc"] == acc
         assert runfolder.final_tasks(run, task_items([run]))["mini"]["acc"] == acc
+
+
+def test_a_step_scored_in_float32_and_in_bfloat16_shows_float32_in_curves_and_table(tmp_path):
+    """`eval --dtype bfloat16` after the float32 scores: both stay recorded, and the runs
+    table and `runs --curves` show the float32 one (the default, which studies use)."""
+    from scalinglab.cli.runs import scored_steps
+
+    d = _run(tmp_path, "a", 3.0, [("recall", "s", 40, 100, 0.5)])
+    bf16 = {"task": "recall", "sha256": "s", "n": 40, "step": 100, "acc": 0.9}
+    runfolder.record_tasks(d, [bf16 | {"dtype": "bfloat16"}])
+    assert sorted(r["acc"] for r in runfolder.read_tasks(d)) == [0.5, 0.9]
+    assert scored_steps(d, {"recall": "s"}) == {100: {"recall.acc": 0.5}}
+    assert runfolder.final_tasks(d)["recall"]["acc"] == 0.5
