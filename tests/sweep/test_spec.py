@@ -1,12 +1,15 @@
 import sys
+import tomllib
 
 import pytest
 
 from scalinglab.cli import main
 from scalinglab.errors import DataError, MissingExtraError, SweepError
+from scalinglab.study.builtin import QUICKSTART_TOML
+from scalinglab.study.spec import parse_study, run_columns
 from scalinglab.sweep.driver import make_plan
 from scalinglab.sweep.executors import ExecutorConfig, make_executor
-from scalinglab.sweep.spec import DEFAULT_TOKENS_PER_PARAM, IsoflopDesign, load_spec
+from scalinglab.sweep.spec import DEFAULT_TOKENS_PER_PARAM, IsoflopDesign, load_spec, parse_spec
 from tests.sweep.conftest import write_spec
 
 GRID = 'kind = "grid"\nparams = [2000]\ntokens = [640]\n'
@@ -175,3 +178,105 @@ def test_rope_with_an_odd_head_size_names_both_keys(tmp_path, shards):
     )
     p.write_text(text.replace("head_size = 4", "head_size = 2"))
     assert load_spec(p).shape.head_size == 2
+
+
+def _parsed(**over):
+    return parse_spec({"data": "x", "design": {"kind": "grid", "params": [2e3], "tokens": [640]},
+                       **over})  # fmt: skip
+
+
+def test_rule_defaults_are_the_documented_ones():
+    """warmup_frac 0.05, aspect 16, head_size 8 and LR_POWER 0.5: a spec
+    that leaves [shape] and [hparams] out trains with these (docs/sweeps.md)."""
+    s = _parsed()
+    r = s.hparams["gpt"]
+    assert (r.lr, r.ref_width, r.lr_power, r.warmup_frac) == (3e-3, 64, 0.5, 0.05)
+    sh = s.shape
+    assert (sh.aspect, sh.head_size, sh.rnn_layers, sh.width_multiple) == (16.0, 8, 1, 4)
+    assert (sh.min_layers, sh.max_layers) == (1, 48)
+
+
+@pytest.mark.parametrize("archs", [["lstm", "gpt"], ["gpt", "lstm"]])
+def test_model_table_is_checked_against_every_arch(archs):
+    """param = "mup" is the GPT's: a spec whose [model] gives it beside an LSTM is refused
+    when read, the LSTM listed first or last (listed last, it was accepted, and the sweep
+    failed when it planned the LSTM's runs, naming a flag, not the spec's key)."""
+    with pytest.raises(SweepError, match=r"\[model\]: param mup is for the GPT; arch lstm"):
+        _parsed(archs=archs, model={"param": "mup"})
+    assert _parsed(archs=archs).archs == archs
+
+
+def test_isoflop_sizes_bound_is_inclusive():
+    """100 sizes is the documented most, and is accepted."""
+    d = {"kind": "isoflop", "budgets": [1e9, 1e10]}
+    assert _parsed(design={**d, "sizes": 100}).design.sizes == 100
+    with pytest.raises(SweepError, match="at most 100"):
+        _parsed(design={**d, "sizes": 101})
+
+
+@pytest.mark.parametrize("key", ["params", "tokens"])
+def test_a_zero_size_or_budget_is_refused(key):
+    """N = 0 or D = 0 is no size or budget."""
+    d = {"kind": "grid", "params": [2e3], "tokens": [640], key: [0]}
+    with pytest.raises(SweepError, match=f"{key} must hold positive numbers, got 0"):
+        _parsed(design=d)
+
+
+def test_print_config_of_a_grid_spec_is_toml_that_reads_back_the_same():
+    """`sweep --print-config` of a
+    grid over tokens (no flops, no shapes) printed a TypeError traceback."""
+    from scalinglab.config import dumps_toml
+    from scalinglab.sweep.spec import spec_dict
+
+    s = _parsed()
+    again = parse_spec(tomllib.loads(dumps_toml(spec_dict(s))))
+    assert again.design == s.design and again.design.flops is None
+
+
+def _qs() -> dict:
+    return tomllib.loads(QUICKSTART_TOML)
+
+
+def test_study_defaults_workers_and_minutes():
+    """the module's documented defaults."""
+    d = _qs()
+    del d["workers"], d["minutes"]
+    s = parse_study(d)
+    assert (s.workers, s.minutes) == (2, 10.0)
+
+
+def test_isoflop_sweep_of_two_sizes_is_refused():
+    """a parabola per budget needs 3 sizes."""
+    d = _qs()
+    d["sweeps"]["lstm"]["sizes"] = 2
+    with pytest.raises(SweepError, match="sizes must be at least 3"):
+        parse_study(d)
+
+
+def test_seed_noise_arch_defaults_to_the_backtests():
+    """with the backtest on the LSTM,
+    [seed_noise] without arch repeats an LSTM point (1e11 is none of the GPT's budgets)."""
+    d = _qs()
+    d["backtest"] = {"arch": "lstm", "budget": 1e13, "predictor": "frontier"}
+    d["seed_noise"] = {"budget": 1e11, "seeds": [1]}
+    assert parse_study(d).seed_noise.arch == "lstm"
+
+
+def test_run_columns_are_those_every_run_has():
+    """an IsoFLOP study's
+    runs (sweeps, seed repeats, the grid backtest) all have `budget`; a WSD ladder's no
+    design column in common with the grid backtest."""
+    qs = parse_study(_qs())
+    assert run_columns(qs.sweeps) == {}  # the GPT sweep is trunks: its trunks have none
+    d = _qs()
+    d["sweeps"]["gpt"]["trunks"] = False
+    assert run_columns(parse_study(d).sweeps) == {"budget": 1.0}
+
+
+def test_print_config_of_seed_noise_has_only_the_key_its_sweep_reads():
+    """an IsoFLOP point is given by budget,
+    so `study --print-config` writes no params = 0.0 under [seed_noise]."""
+    from scalinglab.study.spec import study_dict
+
+    sn = study_dict(parse_study(_qs()))["seed_noise"]
+    assert "params" not in sn and sn["budget"] > 0

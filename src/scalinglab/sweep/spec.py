@@ -539,7 +539,8 @@ def parse_spec(
     _table(model, None, f"{where} [model]")
     _table(train, None, f"{where} [train]")
     set_by_sweep(model, train, where, hparams_keys=strict)
-    _build(ModelConfig, {**model, "arch": archs[0]}, f"{where} [model]")
+    for arch in archs:  # every architecture's runs take [model]: a GPT-only key is refused
+        _build(ModelConfig, {**model, "arch": arch}, f"{where} [model]")
     _build(TrainConfig, train, f"{where} [train]")
     design = _design(d.get("design"), f"{where} [design]")
     shape, hparams = parse_rules(d, archs, where)
