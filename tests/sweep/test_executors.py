@@ -2,8 +2,10 @@
 a known function of the run: loss = 1 + 1000/params + 1e4/tokens."""
 
 import json
+import tomllib
 
 import pytest
+import torch
 
 from scalinglab.cli import main
 from scalinglab.sweep import design as design_mod
@@ -11,6 +13,7 @@ from scalinglab.sweep import driver, estimate
 from scalinglab.sweep.local import LocalExecutor
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table
+from scalinglab.train import checkpoint
 from tests.sweep.conftest import FAKE_TRAINER, write_spec
 
 GRID = """kind = "grid"
@@ -200,3 +203,200 @@ def test_recentred_budgets_are_warned_on_the_sizes_they_run(
     assert sorted(x for x in said if x.startswith("warning: [design] budget")) == sorted(
         f"warning: {x}" for x in lines
     )
+
+
+GRID_ONE = 'kind = "grid"\nparams = [2000]\ntokens = [640]\n'
+
+
+def test_run_toml_records_the_threads_given(tmp_path, shards):
+    """each run trains on the threads the executor
+    gives it (--threads, or cores // workers)."""
+    spec = load_spec(write_spec(tmp_path, shards, GRID_ONE))
+    _, runs = driver.make_plan(spec)
+    run_dir = driver.write_run_folder(runs[0], tmp_path / "out", spec, threads=3)
+    cfg = tomllib.loads((run_dir / "run.toml").read_text())
+    assert cfg["train"]["threads"] == 3
+
+
+def _ckpt(root, step):
+    m = torch.nn.Linear(2, 2)
+    checkpoint.save(root, step, m, {"step": step}, keep=10)
+
+
+def test_a_branch_is_seeded_at_its_branch_step_not_before(tmp_path):
+    """a WSD branch
+    starts from the stable run's checkpoint at its branch step; an older one would
+    retrain the steps in between."""
+    seed, run = tmp_path / "stable", tmp_path / "branch"
+    run.mkdir()
+    for s in (4, 8, 12):
+        _ckpt(seed / "ckpt", s)
+    driver.seed_run(seed, run, 8)
+    assert [p.name for p in checkpoint.list_steps(run / "ckpt")] == ["step-00000008"]
+    # no checkpoint at 10: the newest before it
+    run2 = tmp_path / "branch2"
+    run2.mkdir()
+    driver.seed_run(seed, run2, 10)
+    assert [p.name for p in checkpoint.list_steps(run2 / "ckpt")] == ["step-00000008"]
+
+
+def test_known_plan_of_a_recentred_sweep_without_out_knows_its_first_budget(tmp_path, shards):
+    """With no --out the first budget is still known (at the
+    spec's centre), so `sweep --dry-run` says the budgets from the SECOND on are
+    re-centred."""
+    design = ('kind = "isoflop"\nbudgets = [3e6, 6e6, 1.2e7]\nsizes = 3\n'
+              "tokens_per_param = 20\nspread = 4\nrecentre = true\n")  # fmt: skip
+    spec = load_spec(write_spec(tmp_path, shards, design))
+    _, _runs, known, centres = driver.known_plan(spec, None)
+    assert known == 1 and sorted(centres) == [0, 1, 2]
+
+
+def test_a_rerun_skips_diverged_runs_without_handing_them_to_the_executor(tmp_path, shards):
+    """a diverged run is finished; a rerun skips it
+    in the driver ('skipped' event) and hands it to no executor (with submitit or Ray,
+    each such run was a job that only read its result.json)."""
+    p = write_spec(tmp_path, shards, GRID_ONE)
+    p.write_text(p.read_text().replace("lr = 1e-2", "lr = 200"))  # lr > 1: diverges
+    spec = load_spec(p)
+    first = driver.run_sweep(spec, tmp_path / "out", LocalExecutor(1), 1, command=FAKE_TRAINER)
+    assert [o["status"] for o in first] == ["diverged"]
+    events = []
+    again = driver.run_sweep(spec, tmp_path / "out", LocalExecutor(1), 1, command=FAKE_TRAINER,
+                             listener=lambda e, p, o: events.append(e))  # fmt: skip
+    assert [(o["status"], o.get("skipped")) for o in again] == [("diverged", True)]
+    assert events == ["skipped"]
+
+
+def test_trainer_cmd_steps_and_flops_are_the_planned_budget(tmp_path, shards):
+    """{steps} and {flops} of a
+    trainer_cmd are the run's planned budget (docs/interfaces.md), not run.toml's unset
+    budgets (0): 640 tokens at batch 4 x block 16 are 10 steps."""
+    from scalinglab.sweep import worker
+
+    spec = load_spec(write_spec(tmp_path, shards, GRID_ONE))
+    _, runs = driver.make_plan(spec)
+    r = runs[0]
+    v = worker.trainer_values(driver.write_run_folder(r, tmp_path / "out", spec, threads=1))
+    assert (v["steps"], v["tokens"]) == (10, 640) == (r.steps, r.tokens)
+    assert v["flops"] == r.flops > 0
+
+
+TRAINER_WRITES_PREEMPTED = """
+import sys
+from pathlib import Path
+from scalinglab import runfolder
+out = Path(sys.argv[sys.argv.index("--out") + 1])
+with open(out / "calls.txt", "a") as f:
+    f.write("x")
+runfolder.write_result(out, {"status": "preempted"})
+"""
+
+
+def test_a_result_saying_preempted_is_preempted_whatever_the_exit_code(tmp_path):
+    """a trainer that saves its state,
+    writes status "preempted" and exits 0 (another trainer's convention) is preempted,
+    once: not retried, not failed."""
+    import sys
+
+    from scalinglab.sweep import worker
+
+    script = tmp_path / "t.py"
+    script.write_text(TRAINER_WRITES_PREEMPTED)
+    run = tmp_path / "run"
+    run.mkdir()
+    o = worker.run_task(run, retries=2, command=[sys.executable, str(script)])
+    assert (o["status"], o["attempts"], o["returncode"]) == ("preempted", 1, 0)
+    assert (run / "calls.txt").read_text() == "x"
+
+
+def test_a_lost_job_that_saved_a_preemption_stays_preempted(tmp_path):
+    """a SLURM job killed after its
+    trainer saved a preemption is preempted (a rerun resumes it), its result kept."""
+    from scalinglab import runfolder
+    from scalinglab.sweep import worker
+
+    run = tmp_path / "run"
+    run.mkdir()
+    runfolder.write_result(run, {"status": "preempted"})
+    o = worker.lost_outcome(run, "the submitit job ended without a result: oom")
+    assert o["status"] == "preempted"
+    assert runfolder.read_result(run)["status"] == "preempted"
+
+
+TRAINER_FAILS = """
+import sys
+from pathlib import Path
+from scalinglab import runfolder
+out = Path(sys.argv[sys.argv.index("--out") + 1])
+n = len(list(out.glob("result.failed-*.json"))) + 1
+runfolder.write_result(out, {"status": "failed", "error": f"try {n}"})
+sys.exit(1)
+"""
+
+
+def test_every_failed_try_is_kept(tmp_path):
+    """with --retries 2 a run fails three times;
+    the first two results are kept as result.failed-1.json and -2.json, the last stays."""
+    import json
+    import sys
+
+    from scalinglab.sweep import worker
+
+    script = tmp_path / "t.py"
+    script.write_text(TRAINER_FAILS)
+    run = tmp_path / "run"
+    run.mkdir()
+    o = worker.run_task(run, retries=2, command=[sys.executable, str(script)])
+    assert (o["status"], o["attempts"]) == ("failed", 3)
+    kept = {p.name: json.loads(p.read_text())["error"] for p in run.glob("result.failed-*.json")}
+    assert kept == {"result.failed-1.json": "try 1", "result.failed-2.json": "try 2"}
+
+
+def test_a_batch_runs_at_most_workers_runs_at_a_time(tmp_path):
+    """2 workers keep at most 2 runs going."""
+    from scalinglab.sweep.executor_base import Executor
+
+    class Recording(Executor):
+        def __init__(self, workers):
+            super().__init__(workers)
+            self.most = 0
+
+        def _submit(self, run_dir, threads):
+            self.most = max(self.most, self.running + 1)
+            return run_dir.name
+
+        def _done(self, handles, timeout):
+            return handles[:1]
+
+        def _result(self, handle):
+            return {"name": handle, "status": "completed"}
+
+    class Events:
+        def queued(self, name): ...
+        def started(self, name): ...
+        def finished(self, o): ...
+        def tick(self): ...
+
+    ex = Recording(2)
+    outcomes = ex.run([tmp_path / f"r{i}" for i in range(5)], Events())
+    assert ex.most == 2 and len(outcomes) == 5
+    # E9 (max(1, workers) dropped): an executor made with 0 workers from Python runs one at
+    # a time instead of spinning forever without submitting
+    assert Recording(0).workers == 1
+    # E2 (todo.pop() for pop(0)): runs start in plan order (one worker: one at a time)
+    ex = Recording(1)
+    assert [o["name"] for o in ex.run([tmp_path / f"r{i}" for i in range(4)], Events())] == [
+        "r0",
+        "r1",
+        "r2",
+        "r3",
+    ]
+
+
+def test_executor_defaults():
+    """a failed run is retried once by default (--help says
+    so); one worker, threads shared out, a day's SLURM limit."""
+    from scalinglab.sweep.executors import ExecutorConfig
+
+    c = ExecutorConfig()
+    assert (c.executor, c.workers, c.threads, c.retries, c.timeout_min) == ("local", 1, 0, 1, 1440)
