@@ -66,6 +66,15 @@ def test_submitit_takes_whole_gpus_only():
         ExecutorConfig("ray", gpus_per_run="1")
 
 
+def test_ray_is_given_a_share_of_a_gpu_as_asked(tmp_path, monkeypatch):
+    """--gpus-per-run 0.5 reaches Ray's task as 0.5 (two runs per GPU), not int(0.5) = 0."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from scalinglab.sweep.executors import make_executor
+
+    monkeypatch.setattr(ExecutorConfig, "check_here", lambda self: None)  # no GPU here
+    assert make_executor(ExecutorConfig("ray", gpus_per_run=0.5), tmp_path).gpus == 0.5
+
+
 def test_cluster_slurm_without_slurm_is_refused_before_anything_is_written(
     no_slurm, tmp_path, capsys
 ):
