@@ -197,3 +197,48 @@ def test_rnn_tied_embeddings_are_one_tensor_that_both_ends_train(arch):
     _, loss = untied(x, torch.tensor([[5, 5, 5]]))
     loss.backward()
     assert untied.encoder.weight.grad[5].abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("gpt-tiny", ("gpt", 4, 4, 128, 64, 0.0)),
+        ("gpt-mini", ("gpt", 6, 6, 192, 256, 0.0)),
+        ("gpt-micro", ("gpt", 4, 4, 64, 128, 0.0)),
+        ("gpt-small-char", ("gpt", 6, 6, 384, 256, 0.0)),
+        ("gpt2", ("gpt", 12, 12, 768, 1024, 0.0)),
+        ("gpt2-medium", ("gpt", 24, 16, 1024, 1024, 0.0)),
+        (
+            "lstm-small",
+            ("lstm", 2, None, 200, 35, 0.0),
+        ),  # Zaremba et al.'s small: 200 units, 35 steps
+        ("lstm-medium", ("lstm", 2, None, 650, 35, 0.5)),  # medium: 650 units, dropout 0.5
+    ],
+)
+def test_presets_are_the_published_shapes(name, shape):
+    from scalinglab.models.registry import from_preset
+
+    c = from_preset(name)
+    arch, n_layer, n_head, n_embd, block, dropout = shape
+    assert (c.arch, c.n_layer, c.n_embd, c.block_size, c.dropout) == (
+        arch,
+        n_layer,
+        n_embd,
+        block,
+        dropout,
+    )
+    if n_head is not None:
+        assert c.n_head == n_head
+
+
+def test_from_preset_overrides_win_and_build_model_takes_the_vocab_given():
+    from scalinglab.models.registry import build_model, from_preset
+
+    c = from_preset("gpt-micro", n_embd=32, block_size=16, vocab_size=50)
+    assert (c.n_embd, c.block_size, c.n_layer) == (32, 16, 4)
+    m = build_model(c, vocab_size=7)  # the vocabulary passed wins over the config's
+    assert dict(m.named_parameters())["transformer.wte.weight"].shape == (7, 32)
+    assert build_model(c).transformer.wte.weight.shape == (50, 32)  # else the config's
+    rnn = build_model(from_preset("gru-tiny", vocab_size=11))
+    assert type(rnn).__name__ == "RNNModel"
+    assert rnn.rnn.weight_ih_l0.shape == (3 * 128, 128)  # a GRU: 3 gates of 128 units

@@ -4,6 +4,7 @@ local Ray instance and submitit's local executor: the same runs table, the same 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -308,3 +309,189 @@ def test_ctrl_c_says_what_became_of_the_runs_in_flight(tmp_path, shards, monkeyp
         f"error: interrupted: {says}, queued runs did not start; "
         f"rerun the same command to resume the sweep in {out}"
     )
+
+
+@pytest.fixture
+def fake_slurm(monkeypatch):
+    """submitit's SLURM executor believes srun/sbatch exist (nothing is submitted)."""
+    pytest.importorskip("submitit")
+    real = shutil.which
+    monkeypatch.setattr(
+        shutil,
+        "which",
+        lambda n, *a, **k: f"/usr/bin/{n}" if n in ("srun", "sbatch") else real(n, *a, **k),
+    )
+
+
+def test_submitit_slurm_job_asks_for_time_cpus_gpus_array_and_partition(tmp_path, fake_slurm):
+    from scalinglab.sweep.submitit_exec import SubmititExecutor
+
+    ex = SubmititExecutor(tmp_path / "s", workers=3, threads=2, gpus=1, cluster="slurm",
+                          timeout_min=30, partition="gpu")._executor(tmp_path)  # fmt: skip
+    p = ex._executor.parameters
+    assert (p["time"], p["cpus_per_task"], p["gpus_per_node"]) == (30, 2, 1)
+    assert (p["array_parallelism"], p["partition"]) == (3, "gpu")
+    cpu = SubmititExecutor(tmp_path / "c", workers=2, threads=4, cluster="slurm",
+                           partition="long")._executor(tmp_path)  # fmt: skip
+    q = cpu._executor.parameters
+    assert (q["time"], q["cpus_per_task"], q["partition"], q["array_parallelism"]) == (
+        1440,
+        4,
+        "long",
+        2,
+    )
+    assert "gpus_per_node" not in q
+
+
+def test_submitit_local_job_has_its_time_limit_and_gpus(tmp_path):
+    pytest.importorskip("submitit")
+    from scalinglab.sweep.submitit_exec import SubmititExecutor
+
+    ex = SubmititExecutor(tmp_path, workers=3, threads=2, gpus=1, cluster="local", timeout_min=30)
+    assert ex._executor(tmp_path)._executor.parameters == {
+        "timeout_min": 30, "cpus_per_task": 2, "gpus_per_node": 1}  # fmt: skip
+
+
+def test_submitit_a_runs_own_threads_are_that_jobs_only_and_retries_reach_every_job(tmp_path):
+    """The study submits a run needing 4 threads: that job asks for 4 CPUs, the next one
+    for a worker's 2 again; an array job hands every task the sweep's retries."""
+    pytest.importorskip("submitit")
+    from scalinglab.sweep.submitit_exec import SubmititExecutor
+
+    e = SubmititExecutor(tmp_path / "s", workers=2, threads=2, cluster="local")
+    e.open(retries=3)
+    seen, arrays = [], []
+    e.ex.submit = lambda fn, d, retries, cmd: (
+        seen.append((d, e.ex._executor.parameters["cpus_per_task"], retries)) or d
+    )
+    e.ex.map_array = lambda fn, dirs, retries, cmds: arrays.append((dirs, retries)) or list(dirs)
+    e.submit(tmp_path / "big", threads=4)
+    e.submit(tmp_path / "small")
+    assert [(Path(d).name, c, r) for d, c, r in seen] == [("big", 4, 3), ("small", 2, 3)]
+    e.submit_all([tmp_path / "a", tmp_path / "b"])
+    assert arrays == [([str(tmp_path / "a"), str(tmp_path / "b")], [3, 3])]
+    e._close()
+
+
+def test_submitit_done_returns_as_soon_as_one_job_ends():
+    pytest.importorskip("submitit")
+    from scalinglab.sweep.submitit_exec import SubmititExecutor
+
+    class Job:
+        def __init__(self, done):
+            self._done = done
+
+        def done(self):
+            return self._done
+
+    finished, going = Job(True), Job(False)
+    t0 = time.monotonic()
+    got = SubmititExecutor._done(None, [going, finished], timeout=5.0)
+    assert got == [finished] and time.monotonic() - t0 < 1.0
+
+
+def test_descendants_reach_grandchildren():
+    """A local job's trainer is its controller's grandchild: SIGINT must reach it too."""
+    from scalinglab.sweep.submitit_exec import _descendants
+
+    code = "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); print(p.pid, flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(child.stdout.readline())
+        found = _descendants({os.getpid()})
+        assert {child.pid, grandchild} <= found
+    finally:
+        os.kill(grandchild, 9)
+        child.kill()
+        child.wait()
+
+
+def test_local_executor_keeps_at_most_workers_runs_going_and_returns_the_first_done(
+    tmp_path, monkeypatch
+):
+    """LocalExecutor(2) runs 2 of 3 submitted runs at once (its pool has 2 threads), and
+    wait returns a run's outcome as soon as it ends, not once all have."""
+    import threading
+
+    from scalinglab.sweep import local
+
+    live, most, lock = [0], [0], threading.Lock()
+    release = {n: threading.Event() for n in ("a", "b", "c")}
+
+    def run_task(run_dir, retries, command):
+        with lock:
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+        release[Path(run_dir).name].wait(10)
+        with lock:
+            live[0] -= 1
+        return {"name": Path(run_dir).name, "status": "completed", "retries": retries}
+
+    monkeypatch.setattr(local, "run_task", run_task)
+    ex = local.LocalExecutor(2)
+    with ex.open(retries=2):
+        for n in "abc":
+            ex.submit(tmp_path / n)
+        time.sleep(0.3)
+        assert most[0] == 2
+        release["a"].set()
+        t0 = time.monotonic()
+        got = ex.wait(5.0)
+        assert [o["name"] for o in got] == ["a"] and got[0]["retries"] == 2
+        assert time.monotonic() - t0 < 2.0
+        release["b"].set(), release["c"].set()
+        while ex.running:
+            ex.wait(1.0)
+    assert most[0] == 2
+
+
+def test_local_ctrl_c_starts_no_queued_run_and_waits_for_the_running_one(tmp_path, monkeypatch):
+    """Leaving the executor by an exception (Ctrl-C): the run going is stopped and waited
+    for (its trainer saves before the sweep reports); the queued run never starts."""
+    import threading
+
+    from scalinglab.sweep import local
+
+    started, finished = [], []
+    stopped = threading.Event()
+
+    def run_task(run_dir, retries, command):
+        started.append(Path(run_dir).name)
+        stopped.wait(10)
+        time.sleep(0.5)  # the trainer's checkpoint
+        finished.append(Path(run_dir).name)
+        return {"name": Path(run_dir).name, "status": "preempted"}
+
+    monkeypatch.setattr(local, "run_task", run_task)
+    monkeypatch.setattr(local, "stop_all", stopped.set)
+    ex = local.LocalExecutor(1)
+    with pytest.raises(KeyboardInterrupt), ex.open():
+        ex.submit(tmp_path / "a")
+        ex.submit(tmp_path / "b")
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+    assert finished == ["a"]  # waited for
+    time.sleep(0.3)
+    assert started == ["a"]  # b was cancelled, not started after the stop
+
+
+def test_a_local_sweep_after_an_interrupted_one_starts_its_runs(tmp_path):
+    """stop_all() (an earlier sweep's Ctrl-C in this process) must not keep a new local
+    executor from starting trainers: its runs complete, none is `preempted`."""
+    from scalinglab.sweep import driver, worker
+    from scalinglab.sweep.local import LocalExecutor
+    from scalinglab.sweep.spec import load_spec
+    from tests.conftest import write_raw_shards
+    from tests.sweep.conftest import FAKE_TRAINER, pattern_tokens, write_spec
+    from tests.sweep.test_executors import GRID
+
+    shards = write_raw_shards(tmp_path / "shards", pattern_tokens(20000),
+                              pattern_tokens(4000, 1), vocab_size=32)  # fmt: skip
+    worker.stop_all()
+    try:
+        spec = load_spec(write_spec(tmp_path, shards, GRID))
+        outcomes = driver.run_sweep(spec, tmp_path / "out", LocalExecutor(2), 1,
+                                    command=FAKE_TRAINER)  # fmt: skip
+        assert sorted(o["status"] for o in outcomes) == ["completed"] * 4
+    finally:
+        worker.allow_starts()

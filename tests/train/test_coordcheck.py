@@ -103,3 +103,65 @@ def test_coord_check_averages_its_seeds():
         s1 = np.array([cc.run_one(cfgs[w], batches, 1e-2, 1)[what] for w in (16, 32)])
         assert np.allclose(two.values[what]["sp"], (s0 + s1) / 2, rtol=1e-5)
         assert not np.allclose(s0, s1)
+
+
+def test_coord_check_cli_passes_its_flags(tmp_path, capsys, monkeypatch):
+    """--steps, --batch-size, --block-size, --lr, --n-head, --base-width and --seeds reach
+    coord_check and sample_batches as given (steps + 1 batches: the first is the probe)."""
+    import scalinglab.train.coordcheck as cc
+    from scalinglab.cli import main
+    from tests.train.helpers import tiny_shards
+
+    seen = {}
+    real_sample, real_check = cc.sample_batches, cc.coord_check
+
+    def sample(tokens, n, batch, block, seed=0):
+        seen["sample"] = (n, batch, block)
+        return real_sample(tokens, n, batch, block, seed)
+
+    def check(batches, widths, params, **kw):
+        seen["check"] = kw
+        return real_check(batches, widths, params, **kw)
+
+    monkeypatch.setattr(cc, "sample_batches", sample)
+    monkeypatch.setattr(cc, "coord_check", check)
+    data = tiny_shards(tmp_path / "shards")
+    argv = ["coord-check", "--data", str(data), "--out", str(tmp_path / "cc"), "--widths", "16,32",
+            "--params", "sp", "--steps", "2", "--batch-size", "3", "--block-size", "8",
+            "--n-layer", "1", "--n-head", "2", "--lr", "0.003", "--base-width", "32",
+            "--seeds", "2", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert seen["sample"] == (3, 3, 8)
+    kw = seen["check"]
+    assert (kw["lr"], kw["n_layer"], kw["n_head"], kw["base_width"], kw["seeds"]) == (
+        0.003,
+        1,
+        2,
+        32,
+        2,
+    )
+    doc = json.loads((tmp_path / "cc" / "coord_check.json").read_text())
+    assert (doc["steps"], doc["lr"], doc["base_width"]) == (2, 0.003, 32)
+
+
+def test_coord_check_defaults_are_the_documented_ones():
+    import argparse
+
+    from scalinglab.cli import coordcheck
+
+    p = argparse.ArgumentParser()
+    coordcheck.register(p.add_subparsers())
+    a = p.parse_args(["coord-check", "--data", "d", "--out", "o"])
+    assert (a.widths, a.params, a.lr, a.steps, a.batch_size, a.block_size, a.n_layer,
+            a.n_head, a.base_width, a.seeds) == ("32,64,128,256", "sp,mup", 1e-2, 4, 16, 64,
+                                                 2, 4, None, 1)  # fmt: skip
+
+
+def test_coord_check_refuses_a_zero_width(tmp_path, capsys):
+    from scalinglab.cli import main
+    from tests.train.helpers import tiny_shards
+
+    data = tiny_shards(tmp_path / "shards")
+    assert main(["coord-check", "--data", str(data), "--out", str(tmp_path / "cc"),
+                 "--widths", "0,16"]) == 2  # fmt: skip
+    assert "--widths '0,16': give positive whole numbers" in capsys.readouterr().err

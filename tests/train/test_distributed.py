@@ -11,10 +11,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 
 from scalinglab import runfolder
+from scalinglab.train import distributed as D
 from scalinglab.train import train
 from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
 
@@ -111,8 +114,9 @@ def test_two_processes_follow_one_and_only_rank_0_writes(tmp_path):
 
 
 def test_crashed_worker_is_restarted_and_resumes(tmp_path):
-    """An LSTM (carried state, gathered into checkpoints) whose rank 1 dies after step 12;
-    torchrun restarts both from the step-10 checkpoint and the run ends as uninterrupted."""
+    """An LSTM whose rank 1 dies after step 12; torchrun restarts both from the step-10
+    checkpoint and the run ends as uninterrupted. (In random order its state starts anew
+    each window: the carried state is tested in stream order below.)"""
     data = tiny_shards(tmp_path / "shards")
     extra = dict(steps=20, ckpt_every=5, threads=1)
     ref = train(tiny_cfg(data, "lstm", **extra), tmp_path / "one")
@@ -248,3 +252,114 @@ def test_ranks_draw_their_own_dropout_masks_and_resume_them_bitwise(tmp_path):
     assert (crashed / last).read_bytes() == (whole / last).read_bytes()
     rows = [[r | {"seconds": None} for r in _rows(run)] for run in (whole, crashed)]
     assert rows[0] == rows[1] and [r["step"] for r in rows[0]] == [*range(1, 9), 8]
+
+
+def _fake_peer(monkeypatch, peer: torch.Tensor):
+    """_all_reduce as a 2-process group whose other rank holds `peer` (same shape)."""
+
+    def all_reduce(t, op):
+        both = torch.stack([t, peer.to(t.dtype)])
+        if op == dist.ReduceOp.SUM:
+            r = both.sum(0)
+        elif op == dist.ReduceOp.MAX:
+            r = both.max(0).values
+        elif op == dist.ReduceOp.MIN:
+            r = both.min(0).values
+        else:  # pragma: no cover
+            raise AssertionError(op)
+        t.copy_(r)
+        return t
+
+    monkeypatch.setattr(D, "_all_reduce", all_reduce)
+
+
+def test_agree_step_is_all_finite_and_the_mean_loss_and_norm(monkeypatch):
+    """[finite, loss, norm] of two ranks -> [both finite?, mean loss, mean norm]."""
+    # the peer's stats, already in the form agree_step sends: 1 - finite
+    _fake_peer(monkeypatch, torch.tensor([1.0 - 1.0, 3.0, 0.5]))
+    got = D.Distributed(0, 2).agree_step(torch.tensor([1.0, 5.0, 1.5]))
+    assert got.tolist() == [1.0, 4.0, 1.0]
+    # one rank not finite: no rank steps, whatever the other says
+    _fake_peer(monkeypatch, torch.tensor([1.0 - 0.0, float("nan"), float("nan")]))
+    got = D.Distributed(0, 2).agree_step(torch.tensor([1.0, 5.0, 1.5]))
+    assert got[0].item() == 0.0
+
+
+def test_agree_after_step_stops_if_any_rank_stops_and_keeps_the_slowest_clock(monkeypatch):
+    class C:
+        train_seconds = 2.0
+
+    _fake_peer(monkeypatch, torch.tensor([1.0, 7.5], dtype=torch.float64))  # peer: SIGTERM, 7.5 s
+    c = C()
+    assert D.Distributed(0, 2).agree_after_step(c, False) is True
+    assert c.train_seconds == 7.5
+    _fake_peer(monkeypatch, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    c = C()
+    assert D.Distributed(1, 2).agree_after_step(c, False) is False and c.train_seconds == 2.0
+
+
+def test_check_same_passes_equal_values_and_names_both_when_they_differ(monkeypatch):
+    from scalinglab.errors import ConfigError
+
+    _fake_peer(monkeypatch, torch.tensor([10.0, -10.0], dtype=torch.float64))
+    D.Distributed(0, 2).check_same(10, "step to resume from")  # same on both: no error
+    _fake_peer(monkeypatch, torch.tensor([5.0, -5.0], dtype=torch.float64))
+    with pytest.raises(ConfigError, match="disagree on the step to resume from: 5 to 10"):
+        D.Distributed(0, 2).check_same(10, "step to resume from")
+
+
+def test_gathered_state_is_the_global_batch_and_slices_back(monkeypatch):
+    """Rank r's (n_layer, B/2, H) lanes go to rows [r*B/2, (r+1)*B/2) of the global state
+    a checkpoint keeps, and slice_rows of that gives each rank its own lanes again."""
+    full = torch.arange(2 * 8 * 3.0).view(2, 8, 3)  # (n_layer, global batch, hidden)
+    local = [full[:, :4], full[:, 4:]]
+
+    for rank in range(2):
+
+        def all_gather(parts, t, rank=rank):  # this rank's t and the peer's matching tensor
+            sign = 1.0 if torch.equal(t, local[rank]) else -1.0
+            for r, p in enumerate(parts):
+                p.copy_(t if r == rank else sign * local[r])
+
+        monkeypatch.setattr(dist, "all_gather", all_gather)
+        d = D.Distributed(rank, 2)
+        g = d.gather_rows((local[rank], -local[rank]))
+        assert torch.equal(g[0], full) and torch.equal(g[1], -full)
+        assert torch.equal(d.slice_rows(g[0]), local[rank])
+
+
+def test_a_rank_seed_is_its_own_per_rank_and_per_step():
+    """A rank > 0 that resumes at step s without a saved generator seeds a stream that is
+    not the one it drew at step 0 (nor another rank's)."""
+    seeds = {(r, s): D.rank_seed(7, r, s) for r in (1, 2) for s in (0, 10)}
+    assert len(set(seeds.values())) == 4
+    assert D.rank_seed(7, 1) == seeds[(1, 0)]
+    expected = int(np.random.SeedSequence([7, 1, 10]).generate_state(1)[0])
+    assert seeds[(1, 10)] == expected
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no gloo")
+def test_stream_order_lstm_resumes_its_carried_state_across_ranks(tmp_path):
+    """--order stream: an LSTM's state is carried across windows (random order resets it
+    every window, so the existing crash test never reads a gathered state). Rank 1 dies
+    after step 7; both restart from the step-5 checkpoint, whose state was gathered from
+    both ranks, and the losses follow the 1-process run."""
+    from scalinglab.train import train
+    from tests.train.helpers import cli_args, tiny_cfg, tiny_shards
+    from tests.train.test_distributed import _rows, torchrun
+
+    data = tiny_shards(tmp_path / "shards")
+    ref = train(tiny_cfg(data, "lstm", steps=12, ckpt_every=5, threads=1, order="stream"),
+                tmp_path / "one")  # fmt: skip
+    run = tmp_path / "two"
+    args = cli_args(data, run, "--model", "lstm", "--steps", "12", "--ckpt-every", "5",
+                    "--lr", "3e-3", "--warmup", "5", "--log-every", "1", "--order", "stream")  # fmt: skip
+    proc = torchrun(args, env={"SCALINGLAB_TEST_CRASH": "1:7"}, restarts=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed" in proc.stderr and "step-00000005" in proc.stderr
+    one, two = _rows(tmp_path / "one"), _rows(run)
+    assert [r["step"] for r in two] == [*range(1, 13), 12]
+    for a, b in zip(one[:-1], two[:-1], strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4, (a, b)
+    got = json.loads((run / "result.json").read_text())
+    assert abs(got["val_loss"] - ref["val_loss"]) <= 1e-4
