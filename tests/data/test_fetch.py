@@ -375,9 +375,6 @@ def test_a_file_where_a_folder_belongs_is_named(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: --mirror {out / 'corpora'}: a file, not a folder\n"
 
 
-BODY = bytes(range(256)) * 40
-
-
 def _remote():
     return RemoteFile("corpora/x.txt", "unused", len(BODY), hashlib.sha256(BODY).hexdigest())
 
