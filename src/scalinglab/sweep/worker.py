@@ -173,7 +173,9 @@ def run_task(
     appended); a string is a trainer_cmd template, filled from the run's values and
     run as it is (docs/interfaces.md).
 
-    Returns {"name", "status", "attempts", "returncode"}; never raises for a failed run.
+    Returns {"name", "status", "attempts", "returncode"}, with "skipped": True where the
+    run was finished when its lock was got (another sweep trained it); never raises for a
+    failed run.
     """
     run_dir = Path(run_dir)
     if isinstance(command, str):
