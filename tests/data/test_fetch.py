@@ -375,35 +375,25 @@ def test_a_file_where_a_folder_belongs_is_named(tmp_path, capsys):
     assert capsys.readouterr().err == f"error: --mirror {out / 'corpora'}: a file, not a folder\n"
 
 
-def _remote():
-    return RemoteFile("corpora/x.txt", "unused", len(BODY), hashlib.sha256(BODY).hexdigest())
-
-
-def test_a_users_file_of_the_same_size_in_the_way_is_refused(tmp_path):
+def test_a_users_file_of_the_same_size_in_the_way_is_refused(serve, tmp_path):
     """a file in the way is the catalogue's only with its size AND its sha256: the user's
     edited copy of the same length was replaced without --force."""
     dest = tmp_path / "corpora" / "x.txt"
     dest.parent.mkdir()
     mine = BODY[:-1] + b"!"  # same size, one byte edited
     dest.write_bytes(mine)
-    s = Server(BODY)
-    try:
-        with pytest.raises(DataError, match=r"exists and is not the catalogue's file"):
-            fetch(DataSet("x", "x", (_remote(),)), tmp_path, mirror=s.url)
-        assert dest.read_bytes() == mine and s.requests == []
-    finally:
-        s.close()
+    s = serve(BODY)
+    with pytest.raises(DataError, match=r"exists and is not the catalogue's file"):
+        fetch(DataSet("x", "x", (remote(),)), tmp_path, mirror=s.url)
+    assert dest.read_bytes() == mine and s.requests == []
 
 
-def test_a_corrupt_file_of_the_right_size_is_downloaded_again(tmp_path):
+def test_a_corrupt_file_of_the_right_size_is_downloaded_again(serve, tmp_path):
     """'up to date' needs the right sha256, not only the size: a file damaged in place
     (one byte) is downloaded again when --force lets fetch replace it."""
     dest = tmp_path / "corpora" / "x.txt"
     dest.parent.mkdir()
     dest.write_bytes(BODY[:-1] + b"!")
-    s = Server(BODY)
-    try:
-        fetch_file(_remote(), tmp_path, mirror=s.url)
-        assert dest.read_bytes() == BODY and len(s.requests) == 1
-    finally:
-        s.close()
+    s = serve(BODY)
+    fetch_file(remote(), tmp_path, mirror=s.url)
+    assert dest.read_bytes() == BODY and len(s.requests) == 1

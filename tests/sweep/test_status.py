@@ -1,8 +1,10 @@
 import json
+import os
+import time
 
 import pytest
 
-from scalinglab.sweep import driver, status
+from scalinglab.sweep import status
 from scalinglab.sweep.driver import make_plan
 from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.status import SweepProgress
@@ -38,28 +40,21 @@ GRID_ONE = 'kind = "grid"\nparams = [2000]\ntokens = [640]\n'
 
 
 def _progress(tmp_path, shards, monkeypatch, skipped=()):
-    from scalinglab.sweep import status
-
     spec = load_spec(write_spec(tmp_path, shards, 'kind = "grid"\nparams = [2000]\n'
                                                   "tokens = [640, 1280]\n"))  # fmt: skip
-    _, runs = driver.make_plan(spec)
+    _, runs = make_plan(spec)
     clock = [1000.0]
     monkeypatch.setattr(status.time, "monotonic", lambda: clock[0])
     root = tmp_path / "runs"
-    prog = status.SweepProgress(runs, root, skipped=[(runs[0].name, "completed")][: len(skipped)])
+    prog = SweepProgress(runs, root, skipped=[(runs[0].name, "completed")][: len(skipped)])
     clock[0] += 100.0
     return prog, runs, root
 
 
 def _metrics(root, name, tokens):
     (root / name).mkdir(parents=True, exist_ok=True)
-    (root / name / "metrics.jsonl").write_text(json_line(tokens))
-
-
-def json_line(tokens):
-    import json
-
-    return json.dumps({"tokens": tokens, "train_loss": 2.0}) + "\n"
+    row = {"tokens": tokens, "train_loss": 2.0}
+    (root / name / "metrics.jsonl").write_text(json.dumps(row) + "\n")
 
 
 def test_eta_leaves_out_runs_done_before_this_invocation(tmp_path, shards, monkeypatch):
@@ -85,13 +80,8 @@ def test_a_run_past_its_plan_is_at_most_all_done(tmp_path, shards, monkeypatch):
 def test_metrics_written_just_before_the_clock_started_mean_running(tmp_path, shards):
     """a file time up to a second behind the sweep's start
     (coarse file times) still counts as written by this sweep."""
-    import os
-    import time
-
-    from scalinglab.sweep.status import SweepProgress
-
     spec = load_spec(write_spec(tmp_path, shards, GRID_ONE))
-    _, runs = driver.make_plan(spec)
+    _, runs = make_plan(spec)
     root = tmp_path / "runs"
     prog = SweepProgress(runs, root)
     _metrics(root, runs[0].name, 10)
