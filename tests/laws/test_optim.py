@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from scalinglab.laws import ScalingLaw
+from scalinglab.laws import ScalingLaw, estimator
 from scalinglab.laws.fit import fit_starts
+from scalinglab.laws.objective import CHUNK_ELEMENTS, ChinchillaObjective
 from scalinglab.laws.optim import minimize_batch
+from tests.laws.synth import chinchilla_law, grid_table
 
 
 def rosenbrock(X, rows):
@@ -55,8 +57,6 @@ def test_chinchilla_objective_sums_every_point_of_a_table_larger_than_one_chunk(
     """OB3 (objective.py:42, f[b] = fj for +=): over 70 000 points (> CHUNK_ELEMENTS) the
     mutant kept the last chunk of points only (0.034 for 0.526). Reference: the Huber loss
     of the log residuals written out."""
-    from scalinglab.laws.objective import CHUNK_ELEMENTS, ChinchillaObjective
-
     rng = np.random.default_rng(0)
     n, delta = 70_000, 1e-3
     assert n > CHUNK_ELEMENTS
@@ -112,3 +112,83 @@ def test_a_problem_whose_start_is_not_finite_is_not_reported_converged():
 
     res = minimize_batch(fun, np.array([[10.0, 0.0], [1.0, 1.0]]))
     assert res.converged.tolist() == [False, True]
+
+
+def test_weighted_objective_over_more_points_than_one_chunk_is_the_weighted_huber_sum():
+    """Bootstrap weights must be cut to each chunk of points, as the residuals are: a table
+    larger than CHUNK_ELEMENTS is evaluated in chunks. Reference: the weighted Huber sum
+    written out with numpy."""
+    rng = np.random.default_rng(1)
+    n, delta = 70_000, 1e-3
+    assert n > CHUNK_ELEMENTS
+    logN, logD = rng.uniform(15, 22, n), rng.uniform(18, 25, n)
+    theta = np.array([[6.0, 7.0, 0.5, 0.34, 0.28], [5.5, 7.2, 0.6, 0.3, 0.3]])
+    logL = np.logaddexp(np.logaddexp(6.0 - 0.34 * logN, 7.0 - 0.28 * logD), 0.5)
+    logL = logL + rng.normal(0, 0.01, n)
+    W = rng.multinomial(n, np.full(n, 1.0 / n), size=2).astype(float)
+    obj = ChinchillaObjective(logN, logD, logL, weights=W, delta=delta)
+    f, _ = obj(theta, np.arange(2), wrow=np.array([1, 0]))
+    for k, (a, b, e, al, be) in enumerate(theta):
+        r = np.logaddexp(np.logaddexp(a - al * logN, b - be * logD), e) - logL
+        h = np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta))
+        assert f[k] == pytest.approx((W[1 - k] * h).sum(), rel=1e-9)
+
+
+def test_line_search_backtracks_as_far_as_a_steep_start_needs():
+    """From x = 1e-8 on x²/2 the first step has unit length, 1e8 times too long: the
+    backtracking must shrink it by 10⁸ (8 shrinks of at most 10x) and reach the minimum 0,
+    not stop where it started and call that converged."""
+
+    def quad(X, rows):
+        return 0.5 * (X**2).sum(axis=1), X.copy()
+
+    res = minimize_batch(quad, np.array([[1e-8], [3.0]]))
+    assert np.abs(res.x).max() < 1e-15
+    assert res.converged.all()
+
+
+def test_a_problem_whose_line_search_finds_no_decrease_stops_converged_at_once():
+    """At |x|'s kink, with the gradient given as +1, no step along -g decreases f (machine
+    precision reached, in the module's words): the problem stops after that one iteration and
+    is reported converged, not re-run to max_iter and reported unconverged."""
+
+    def kink(X, rows):
+        return np.abs(X[:, 0]), np.where(X >= 0, 1.0, -1.0)
+
+    res = minimize_batch(kink, np.array([[0.0]]), max_iter=300)
+    assert res.x[0, 0] == 0.0
+    assert res.nit.tolist() == [1]
+    assert res.converged.tolist() == [True]
+
+
+def test_scaled_stop_is_relative_to_the_objective_so_a_small_objective_is_still_minimised():
+    """`scaled` stops once the Newton decrease |g|²/2 is below ftol·|f| (relative, as the
+    docstring says). A fit's objective is small (a Chinchilla Huber sum is ~1e-4): on
+    f = 1e-8 + 0.75|x - c|², c = 1e-6, the first −g step lands at 1.5c, and an absolute test
+    (|g|²/2 = 6e-13 < 1e-11) stopped there, 50% off; the relative one goes on to c."""
+    c = 1e-6
+
+    def fun(X, rows):
+        return 1e-8 + 0.75 * ((X - c) ** 2).sum(axis=1), 1.5 * (X - c)
+
+    res = minimize_batch(fun, np.zeros((1, 2)), scaled=True)
+    np.testing.assert_allclose(res.x, c, rtol=1e-6)
+    assert res.converged.all()
+
+
+def test_a_fit_whose_best_start_did_not_converge_says_so(monkeypatch):
+    """converged_ (fit.json's "converged") is the best start's own flag from the fitting
+    engine, not True whatever it was."""
+    real = estimator.fit_form
+
+    def unconverged(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out["converged"] = False
+        return out
+
+    monkeypatch.setattr(estimator, "fit_form", unconverged)
+    t = grid_table(chinchilla_law, np.geomspace(1e7, 1e9, 4), np.geomspace(1e8, 1e10, 4),
+                   0.005, np.random.default_rng(0))  # fmt: skip
+    law = ScalingLaw("chinchilla").fit(t)
+    assert law.converged_ is False
+    assert law.to_json()["converged"] is False
