@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalinglab.errors import DataError
+from scalinglab.errors import DataError, FitError
 from scalinglab.laws import ScalingLaw
+from scalinglab.laws.envelope import Curves, fit_envelope
 from scalinglab.laws.isoflop import group_budgets
 from scalinglab.laws.table import read_table
 from tests.conftest import shared_file
@@ -549,3 +550,38 @@ def test_budgets_are_snapped_to_in_log_c():
     t = read_table({"N": [1e7, 1e7], "D": [1e9, 1e9], "C": [1.45e17, 1.40e17], "loss": [3.0, 3.0]})
     budgets, _ = group_budgets(t, budgets=[1e17, 2e17])
     assert budgets.tolist() == [2e17, 1e17]
+
+
+def _curve(rid, N, c0, c1, level):
+    c = np.geomspace(c0, c1, 30)
+    return (rid, N, c, c / (6 * N), level + (1e20 / c) ** 0.1)
+
+
+def test_the_envelope_counts_only_compute_covered_by_two_runs():
+    runs = [
+        _curve("a", 1e6, 1e15, 1e17, 2.0),
+        _curve("b", 2e6, 1e16, 1e18, 1.9),
+        _curve("c", 4e6, 1e17, 1e19, 1.8),
+    ]
+    out = fit_envelope(Curves(runs, "t"), points=100)
+    grid = np.exp(np.linspace(np.log(1e15), np.log(1e19), 100))
+    lg = np.log(grid)
+    inside = lambda a, b: (lg >= np.log(a)) & (lg <= np.log(b))  # noqa: E731
+    cover = inside(1e15, 1e17).astype(int) + inside(1e16, 1e18) + inside(1e17, 1e19)
+    assert out["n_points"] == int(np.sum(cover >= 2))
+
+
+def test_the_envelope_refuses_curves_of_one_model_size():
+    runs = [_curve("a", 1e6, 1e15, 1e17, 2.0), _curve("b", 1e6, 1e15, 1e17, 1.9)]
+    with pytest.raises(FitError, match="at least 2 model sizes"):
+        fit_envelope(Curves(runs, "t"))
+
+
+def test_an_envelope_won_by_the_smallest_model_is_warned_of():
+    runs = [
+        _curve("a", 1e6, 1e15, 1e18, 1.5),
+        _curve("b", 2e6, 1e15, 1e18, 1.9),
+        _curve("c", 4e6, 1e15, 1e18, 2.0),
+    ]
+    out = fit_envelope(Curves(runs, "t"))
+    assert any("won by the smallest or largest model" in w for w in out["warnings"])

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import ConfigError, DataError, FitError
 from scalinglab.laws import tasklaws
 from scalinglab.laws.estimator import ScalingLaw
 from tests.conftest import shared_file
@@ -405,3 +406,69 @@ def test_run_cols_run_id_in_python_reads_checkpoints_as_fit_run_col_run_id_does(
             "0", "--out", str(tmp_path / "fit.json")]  # fmt: skip
     assert main(argv) == 0
     assert json.loads((tmp_path / "fit.json").read_text())["params"] == pytest.approx(law.params_)
+
+
+def test_task_backtest_interval_is_the_draws_central_range_widened_by_the_normal_quantile(
+    monkeypatch,
+):
+    C = np.geomspace(1e15, 1e19, 10)
+    p = {"E": 0.2, "alpha": 0.4, "C_c": 1e16}
+    acc = np.exp(-(0.2 + (1e16 / C) ** 0.4)) + 0.01 * np.array([1, -1] * 5)
+    draws = {
+        "E": np.full(101, 0.2),
+        "alpha": np.linspace(0.35, 0.45, 101),
+        "C_c": np.full(101, 1e16),
+    }
+    monkeypatch.setattr(tasklaws, "fit_points", lambda *a, **k: {"params_": p, "samples": draws})
+    law = ScalingLaw("task-power", metric_col="acc", bootstrap=0)
+    bt = tasklaws.rolling_backtest(law, {"flops": C, "acc": acc}, thresholds=[C[5] * 1.01])
+    (t,) = bt["thresholds"]
+    assert t["scatter"] == pytest.approx(0.01, rel=1e-9)  # the 6 fitted runs are 0.01 off
+    for r in t["rows"]:
+        pred = math.exp(-(0.2 + (1e16 / r["C"]) ** 0.4))
+        spread = np.exp(-(0.2 + (1e16 / r["C"]) ** draws["alpha"]))
+        for lv in (0.8, 0.95):
+            lo, hi = np.percentile(spread, [50 * (1 - lv), 50 * (1 + lv)])
+            z = norm.ppf(0.5 + lv / 2) * 0.01
+            want = [pred - math.hypot(pred - lo, z), pred + math.hypot(hi - pred, z)]
+            assert r[f"{lv:g}"] == pytest.approx(want, rel=1e-9)
+
+
+def test_task_backtest_without_draws_is_the_prediction_plus_minus_z_times_scatter(monkeypatch):
+    C = np.geomspace(1e15, 1e19, 10)
+    p = {"E": 0.2, "alpha": 0.4, "C_c": 1e16}
+    acc = np.exp(-(0.2 + (1e16 / C) ** 0.4)) + 0.01 * np.array([1, -1] * 5)
+    monkeypatch.setattr(tasklaws, "fit_points", lambda *a, **k: {"params_": p, "samples": None})
+    law = ScalingLaw("task-power", metric_col="acc", bootstrap=0)
+    bt = tasklaws.rolling_backtest(law, {"flops": C, "acc": acc}, thresholds=[C[5] * 1.01])
+    r = bt["thresholds"][0]["rows"][0]
+    assert r["0.8"] == pytest.approx(
+        [r["predicted"] - 1.281552 * 0.01, r["predicted"] + 1.281552 * 0.01], rel=1e-6
+    )
+    assert r["0.95"] == pytest.approx(
+        [r["predicted"] - 1.959964 * 0.01, r["predicted"] + 1.959964 * 0.01], rel=1e-6
+    )
+
+
+def test_a_sigmoid_end_above_one_is_warned_of_even_with_the_other_end_inside():
+    C = np.geomspace(3e15, 1e18, 12)
+    loss = 1.5 + (3e16 / C) ** 0.3
+    acc = 0.05 + 1.25 / (1 + np.exp(3.0 * (loss - 2.2)))  # lo = 0.05, hi = 1.3; every acc < 1
+    assert acc.max() < 1
+    est = ScalingLaw("task-sigmoid", metric_col="acc", loss_col="task_loss", bootstrap=0)
+    est.fit({"flops": C, "task_loss": loss, "acc": acc})
+    assert est.params_["hi"] == pytest.approx(1.3, rel=1e-2) and 0 <= est.params_["lo"] < 1
+    assert any("lie outside [0, 1]" in w for w in est.warnings_)
+
+
+def test_a_chance_of_one_is_refused():
+    loss = np.linspace(1.5, 2.1, 10)
+    acc = 0.5 + 0.5 / (1 + np.exp(4.0 * (loss - 1.6)))
+    with pytest.raises(ConfigError, match=r"chance=1.0: must be in \[0, 1\)"):
+        tasklaws.fit_sigmoid(loss, acc, bootstrap=0, chance=1.0)
+
+
+def test_above_chance_measures_the_best_run_in_standard_errors_of_chance():
+    # chance 0.25 on 100 items: se = sqrt(0.25*0.75/100) = 0.0433, 3 se = 0.130; 0.39 is 0.14 above
+    assert tasklaws.above_chance([0.3, 0.39], 0.25, 100)
+    assert not tasklaws.above_chance([0.3, 0.375], 0.25, 100)  # 0.125 above

@@ -267,3 +267,56 @@ def test_recall_leaves_out_only_the_most_frequent_5_percent_of_names():
     text = fill + "".join(parts) + fill * 6 + " ".join(singles)
     golds = _recall_golds(text)
     assert "namethre" in golds and not golds & {"nameones", "nametwos"}
+
+
+def test_a_line_of_spaces_separates_passages():
+    assert passages("a\nb\n  \nc\nd") == [(0, "a\nb"), (7, "c\nd")]
+
+
+def _passages_text():
+    return "\n\n".join(
+        "\n".join(f"P{k:03d} line {j:02d} " + "x" * (8 + 4 * j) for j in range(11))
+        for k in range(2)
+    )
+
+
+def test_a_next_line_distractor_comes_from_another_passage():
+    items = next_line_items(_passages_text(), 1000, np.random.default_rng(0), 120)
+    assert items
+    for it in items:
+        right, other = it.choices[it.gold], it.choices[1 - it.gold]
+        assert right[:4] != other[:4]
+
+
+def test_a_next_line_item_and_both_its_choices_fit_a_narrow_window():
+    items = next_line_items(_passages_text(), 1000, np.random.default_rng(0), 64)
+    assert items
+    assert all(len(it.context) + len(c) <= 64 for it in items for c in it.choices)
+
+
+def test_a_recall_distractor_is_not_in_the_context():
+    fill = "#" * 20
+    names = [f"nm{a}{b}xy" for a in "abcdefgh" for b in "abcdefgh"]  # 64 names of 6 chars
+    text = "".join(
+        f"{names[i]} {names[(i + 1) % 64]} {fill} {names[i]} {fill}\n" for i in range(64)
+    )
+    items = recall_items(text, 1000, np.random.default_rng(0), 120)
+    assert items
+    assert all(it.choices[1 - it.gold] not in it.context for it in items)
+
+
+def test_recall_leaves_out_at_most_200_common_names():
+    # 250 names used 3 times and 4200 used once: 4450 names, 5% is 222, capped at 200.
+    # The 200 first (most frequent, then first seen) are common; f200..f249 are asked.
+    fill = "#" * 20
+    freq = [f"fq{k:03d}" for k in range(250)]
+    text = "".join(f"{w} {fill} {w} {fill} {w}\n" for w in freq)
+    text += " ".join(f"u{k:05d}" for k in range(4200))
+    items = recall_items(text, 5000, np.random.default_rng(0), 120)
+    golds = {it.choices[it.gold] for it in items}
+    assert golds and all(int(g[2:]) >= 200 for g in golds)
+
+
+def test_a_window_shorter_than_four_min_contexts_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="context_chars >= 64"):
+        builtin_task("next-line", tmp_path, 10, context_chars=63)

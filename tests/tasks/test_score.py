@@ -402,3 +402,27 @@ def test_a_choice_of_exactly_block_size_tokens_is_scored_whole():
     seq = b"a" + cont.encode()
     nats = -sum(lp[seq[i - 1], seq[i]].item() for i in range(1, len(seq)))
     assert out["bpb"] == pytest.approx(nats / math.log(2) / 8, rel=1e-5)
+
+
+def test_only_a_contexts_trailing_whitespace_moves_to_the_continuation():
+    tok = ByteTokenizer()
+    assert encode_pair(tok, "  the cat ", "sat") == (list(b"  the cat"), list(b" sat"))
+
+
+def test_generation_cuts_at_an_until_string_that_appears_when_another_never_does():
+    text = "abQ:cd"
+    lp = _table({(a, b): 0.99 for a, b in zip(text.encode(), text[1:].encode(), strict=False)})
+    got = generate_greedy(Bigram(lp), ByteTokenizer(), "a", ("\n", "Q:"), max_new_tokens=5)
+    assert got == "b"
+
+
+def test_loglikelihoods_refuse_an_empty_context():
+    with pytest.raises(DataError, match="need a token each"):
+        loglikelihoods(Bigram(torch.zeros(256, 256)), [([], [97, 98])], block_size=8)
+
+
+def test_a_tie_between_choices_counts_as_the_first_choice():
+    model = Bigram(torch.zeros(256, 256))  # uniform: every choice of one byte ties
+    items = [Item(context="a", choices=("x", "y"), gold=0)]
+    out = score_task(model, ByteTokenizer(), Task("t", "multiple_choice", items), block_size=8)
+    assert out["acc"] == 1.0 and out["acc_norm"] == 1.0
