@@ -304,3 +304,160 @@ def test_blank_rows_are_skipped_and_lines_counted_as_in_a_runs_table(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: row 118 (line 121), run 'drop', step 0:"), err
     assert main([*argv, "--where", "step>0"]) == 0
+
+
+def _tissue_loss(p, lr, steps, lam):
+    """Tissue et al.'s law computed here step by step: L0 + A S1^-alpha - C S2, S2 the
+    momentum (factor lam) of the LR drops after the first peak."""
+    cum = np.cumsum(lr)
+    drop = np.zeros_like(lr)
+    drop[1:] = lr[:-1] - lr[1:]
+    first = np.flatnonzero(drop > 0)
+    drop[: first[0] if len(first) else len(lr)] = 0.0
+    m, acc = np.zeros_like(lr), 0.0
+    for i, d in enumerate(drop):
+        acc = lam * acc + d
+        m[i] = acc
+    s2 = np.cumsum(m)
+    return p["L0"] + p["A"] * cum[steps] ** -p["alpha"] - p["C"] * s2[steps]
+
+
+def _lr(kind, total=4000, warmup=300, peak=3e-4, low=3e-5):
+    lr = np.full(total, peak)
+    lr[:warmup] = np.linspace(0, peak, warmup)
+    t = np.arange(total)
+    if kind == "cosine":
+        x = (t[warmup:] - warmup) / (total - warmup)
+        lr[warmup:] = low + 0.5 * (peak - low) * (1 + np.cos(np.pi * x))
+    elif kind == "drop":
+        lr[total // 2 :] = 0.3 * peak
+    return lr
+
+
+TISSUE_KNOWN = {"L0": 3.0, "A": 0.55, "alpha": 0.5, "C": 0.4}
+
+
+def _tissue_table(lam):
+    from scalinglab.laws.curves import CurveTable, Run
+
+    runs = []
+    for kind in ("cosine", "constant", "drop"):
+        lr = _lr(kind)
+        steps = np.arange(100, 4000, 100)
+        runs.append(
+            Run(kind, steps, lr[steps], _tissue_loss(TISSUE_KNOWN, lr, steps, lam), lr_full=lr)
+        )
+    return CurveTable(runs)
+
+
+def test_lr_annealing_fits_with_the_decay_factor_it_is_given():
+    """Data made with Tissue's lambda 0.99: --decay-factor 0.99 recovers the law exactly."""
+    from scalinglab.laws import ScalingLaw
+
+    law = ScalingLaw("lr-annealing", decay_factor=0.99, bootstrap=0).fit(_tissue_table(0.99))
+    for k, v in TISSUE_KNOWN.items():
+        assert law.params_[k] == pytest.approx(v, rel=1e-3), k
+    lr = _lr("cosine")
+    assert law.predict([3999], lr)[0] == pytest.approx(
+        _tissue_loss(TISSUE_KNOWN, lr, [3999], 0.99)[0], rel=1e-5
+    )
+
+
+def test_fix_holds_a_logged_curve_law_parameter_at_its_value():
+    """--fix L0=3 (a parameter fitted as its log): L0 stays 3, the others recover the law."""
+    from scalinglab.laws import ScalingLaw
+
+    law = ScalingLaw("lr-annealing", fix=["L0=3.0"], bootstrap=0).fit(_tissue_table(0.999))
+    assert law.params_["L0"] == pytest.approx(3.0, rel=1e-12)
+    for k in ("A", "alpha", "C"):
+        assert law.params_[k] == pytest.approx(TISSUE_KNOWN[k], rel=1e-3), k
+
+
+def test_curve_rows_out_of_step_order_keep_their_lr_and_loss(tmp_path):
+    """A curves CSV whose rows are not in step order: each step keeps the LR and loss of
+    its own row."""
+    from scalinglab.laws.curves import read_curve_table
+
+    p = tmp_path / "c.csv"
+    p.write_text("run_id,step,lr,loss\na,30,0.1,2.7\na,10,0.3,3.0\na,20,0.2,2.8\n")
+    (run,) = read_curve_table(p).runs
+    assert run.steps.tolist() == [10, 20, 30]
+    assert run.lr.tolist() == [0.3, 0.2, 0.1]
+    assert run.loss.tolist() == [3.0, 2.8, 2.7]
+    assert run.rows == [2, 3, 1]
+
+
+def test_auto_fill_finds_a_jump_in_the_last_logged_interval():
+    """Steps 0, 10, 20, 30; the LR falls 10x between 20 and 30 only: a step drop, placed
+    at the midpoint (25) of its interval, not a linear ramp."""
+    from scalinglab.laws.curves import lr_at_every_step
+
+    lr = lr_at_every_step(np.array([0, 10, 20, 30]), np.array([1.0, 1.0, 1.0, 0.1]), "auto")
+    assert lr[20:25].tolist() == [1.0] * 5 and lr[25:31].tolist() == [0.1] * 6
+    lr = lr_at_every_step(np.array([0, 10, 20, 30]), np.array([1.0, 0.1, 0.1, 0.1]), "auto")
+    assert lr[0:5].tolist() == [1.0] * 5 and lr[5:11].tolist() == [0.1] * 6
+
+
+def test_a_fractional_step_in_a_curves_csv_is_refused(tmp_path):
+    from scalinglab.errors import DataError
+    from scalinglab.laws.curves import read_curve_table
+
+    p = tmp_path / "c.csv"
+    p.write_text("run_id,step,lr,loss\na,10,0.1,3.0\na,20.5,0.1,2.9\n")
+    with pytest.raises(
+        DataError, match=r"row 2 \(line 3\), column 'step': '20.5' is not a whole step"
+    ):
+        read_curve_table(p)
+
+
+@pytest.fixture(scope="module")
+def tissue_law():
+    from scalinglab.laws import ScalingLaw
+
+    return ScalingLaw("lr-annealing", bootstrap=0).fit(_tissue_table(0.999))
+
+
+def test_predict_refuses_a_step_before_any_update(tissue_law):
+    """Step 0 of a schedule that starts at LR 0 has an LR area of 0: S1^-alpha is infinite."""
+    from scalinglab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^step 0: the LR summed over steps 0..0 is 0"):
+        tissue_law.predict([0, 1000], _lr("cosine"))
+
+
+def test_predict_refuses_a_fractional_step(tissue_law):
+    from scalinglab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^steps must be whole numbers >= 0$"):
+        tissue_law.predict([1000.5], _lr("cosine"))
+
+
+def test_predict_refuses_a_negative_lr_in_the_schedule(tissue_law):
+    from scalinglab.errors import ConfigError
+
+    lr = _lr("cosine")
+    lr[500] = -1e-3
+    with pytest.raises(ConfigError, match=r"every LR must be finite and >= 0"):
+        tissue_law.predict([1000], lr)
+
+
+def test_a_fit_to_one_curve_warns_that_the_schedule_terms_are_undetermined():
+    from scalinglab.laws import ScalingLaw
+    from scalinglab.laws.curves import CurveTable
+
+    one = CurveTable(_tissue_table(0.999).runs[:1])
+    law = ScalingLaw("lr-annealing", bootstrap=0).fit(one)
+    assert "one curve only: the schedule-dependent terms are not determined" in law.warnings_
+    two = CurveTable(_tissue_table(0.999).runs[:2])
+    law = ScalingLaw("lr-annealing", bootstrap=0).fit(two)
+    assert not any("one curve only" in w for w in law.warnings_)
+
+
+def test_rank_schedules_refuses_a_schedule_longer_than_steps(tissue_law):
+    from scalinglab.errors import ConfigError
+    from scalinglab.plan.schedules import rank_schedules
+
+    with pytest.raises(ConfigError, match=r"is 4001 steps long and (--)?steps is 4000"):
+        rank_schedules(tissue_law, 4000, ["warmup(300, 3e-4) + cosine(3701, 3e-5)"])
+    rows = rank_schedules(tissue_law, 4000, ["warmup(300, 3e-4) + cosine(3700, 3e-5)"])
+    assert len(rows) == 1

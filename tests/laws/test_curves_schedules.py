@@ -263,3 +263,45 @@ def test_a_draw_with_no_finite_prediction_does_not_stop_the_ranking(monkeypatch)
     rows = plan_schedules.rank_schedules(law, 100, ["constant(100, 1e-3)", "constant(100, 2e-3)"])
     share = {r["schedule"]: r["best_share"] for r in rows}
     assert share == {"constant(100, 1e-3)": 0.5, "constant(100, 2e-3)": 0.5}
+
+
+@pytest.mark.parametrize("spec", ["constant(10, 0) + exp(10, 1e-4)", "exp(10, 1e-4, 0)"])
+def test_an_exp_phase_starting_from_lr_zero_is_refused(spec):
+    """Geometric decay from 0 has no ratio: 0 * (v/0)**i is NaN, the schedule unusable."""
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.schedules import Schedule
+
+    with pytest.raises(ConfigError, match="exp needs LRs > 0"):
+        Schedule(spec)
+
+
+def test_lr_note_names_a_peak_a_third_above_the_fitted_lrs():
+    from types import SimpleNamespace
+
+    from scalinglab.plan.schedules import lr_note
+
+    law = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
+    note = lr_note(
+        law,
+        1000,
+        ["warmup(100, 4e-4) + cosine(900, 3e-5)", "warmup(100, 3e-4) + cosine(900, 3e-5)"],
+    )
+    assert note == (
+        "a peak LR of 0.0004 (1 of the 2 candidates peak above 0.0003) is 1.33x the "
+        "largest LR the fitted curves ran at: the ranking is an extrapolation"
+    )
+    assert lr_note(law, 1000, ["warmup(100, 3e-4) + cosine(900, 3e-5)"]) is None
+
+
+def test_lr_note_ratio_is_of_the_highest_peak():
+    from types import SimpleNamespace
+
+    from scalinglab.plan.schedules import lr_note
+
+    law = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
+    note = lr_note(
+        law,
+        1000,
+        ["warmup(100, 4e-4) + cosine(900, 3e-5)", "warmup(100, 6e-4) + cosine(900, 3e-5)"],
+    )
+    assert note.startswith("a peak LR of 0.0006 (2 of the 2 candidates peak above 0.0003) is 2x ")

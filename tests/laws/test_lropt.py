@@ -429,3 +429,122 @@ def test_fit_lr_opt_intervals_follow_ci_level(tmp_path, capsys):
 
     w50, w95 = widths(got["0.5"]), widths(got["0.95"])
     assert len(w50) and np.all(w50 < w95)
+
+
+def _grid(lr_best, b_best, lrs=(1e-3, 2e-3, 4e-3), batches=(64, 128, 256)):
+    rows = []
+    for lr in lrs:
+        for b in batches:
+            L = 3 + 0.1 * math.log2(lr / lr_best) ** 2 + 0.1 * math.log2(b / b_best) ** 2
+            rows.append({"N": 1e7, "D": 1e9, "lr": lr, "batch": b, "loss": L})
+    return rows
+
+
+@pytest.mark.parametrize("lr_best", [2.5e-4, 8e-3])  # below the grid's lowest lr, above its top
+def test_an_lr_optimum_on_either_edge_of_a_full_grid_is_flagged(lr_best):
+    """3 lrs x 3 batch sizes, the loss falling towards one end of the lr grid: the cell's
+    lr* stays the edge grid value and the cell is flagged, though its batch optimum (128)
+    lies inside the grid."""
+    (c,) = cell_optima(_grid(lr_best, 128))
+    want = 1e-3 if lr_best < 1e-3 else 4e-3
+    assert c.lr == pytest.approx(want, rel=1e-9)
+    assert c.batch == pytest.approx(128, rel=1e-9)
+    assert c.edge
+
+
+def test_a_batch_optimum_on_the_grid_edge_alone_is_flagged():
+    (c,) = cell_optima(_grid(2e-3, 1024))
+    assert c.lr == pytest.approx(2e-3, rel=1e-9)
+    assert c.batch == pytest.approx(256, rel=1e-9)
+    assert c.edge
+
+
+def test_an_interior_optimum_is_not_flagged():
+    (c,) = cell_optima(_grid(2e-3, 128))
+    assert not c.edge
+
+
+def _step_rows(sigma=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in (1e6, 4e6, 1.6e7):
+        for d in (2e8, 8e8, 3.2e9):
+            lr_opt = 1.79 * n**-0.713 * d**0.307 * math.exp(rng.normal(0, sigma))
+            b_opt = 0.58 * d**0.571 * math.exp(rng.normal(0, sigma))
+            for k in range(-3, 3):
+                lr = lr_opt * 2 ** (k + 0.3)
+                for j in range(-2, 3):
+                    b = b_opt * 2 ** (j + 0.4)
+                    loss = 2 + 0.04 * math.log(lr / lr_opt) ** 2 + 0.01 * math.log(b / b_opt) ** 2
+                    rows.append({"N": n, "D": d, "lr": lr, "batch": b, "loss": loss})
+    return rows
+
+
+@pytest.mark.parametrize("level", [0.95, 0.5])
+def test_lr_opt_prediction_interval_is_the_central_percentile_of_the_bootstrap_fits(level):
+    """predict()'s lr and batch intervals are the (1-level)/2 and (1+level)/2 percentiles
+    of the bootstrap fits' own predictions, computed here from their coefficients."""
+    law = fit_lr_opt(_step_rows(), bootstrap=200, seed=3, ci_level=level)
+    n, d = 3e7, 6e9
+    got = law.predict(n, d)
+    lrs = [
+        math.exp(c["lr"][0] + c["lr"][1] * math.log(n) + c["lr"][2] * math.log(d))
+        for c in law.boot["step"]
+    ]
+    bs = [math.exp(c["batch"][0] + c["batch"][1] * math.log(d)) for c in law.boot["step"]]
+    q = [50 * (1 - level), 50 * (1 + level)]
+    assert got["lr_interval"] == pytest.approx(np.percentile(lrs, q).tolist(), rel=1e-9)
+    assert got["batch_interval"] == pytest.approx(np.percentile(bs, q).tolist(), rel=1e-9)
+
+
+def test_lr_opt_batch_in_tokens_counts_grad_accum(tmp_path):
+    """The batch is batch_size x grad_accum x block_size tokens; an empty grad_accum is 1."""
+    from scalinglab.laws.lropt import read_rows
+
+    p = tmp_path / "runs.csv"
+    p.write_text(
+        "status,params,tokens,lr,batch_size,block_size,grad_accum,loss\n"
+        "completed,1e6,1e8,1e-3,8,128,4,3.0\n"
+        "completed,1e6,1e8,2e-3,8,128,,3.1\n"
+    )
+    rows = read_rows(p)
+    assert [r["batch"] for r in rows] == [8 * 4 * 128, 8 * 128]
+
+
+def test_lr_opt_with_one_d_says_it_needs_two_values_of_d():
+    from scalinglab.errors import DataError
+
+    rows = [r for r in _step_rows(0.0) if r["D"] == 8e8]
+    with pytest.raises(
+        DataError, match=r"2 or more values of each of N and D; got 3 cell\(s\), 3 N, 1 D"
+    ):
+        fit_lr_opt(rows, bootstrap=0)
+
+
+def test_a_cells_d_is_the_geometric_mean_of_its_runs_d():
+    """Runs of one N whose D lie within 10% are one cell; its D is their geometric mean."""
+    rows = _grid(2e-3, 128)
+    ds = [1.00e9, 1.02e9, 1.04e9]
+    for r in rows:
+        r["D"] = ds[[64, 128, 256].index(r["batch"])]
+    (c,) = cell_optima(rows)
+    assert pytest.approx(math.exp(np.mean(np.log(ds))), rel=1e-12) == c.D
+
+
+def test_lr_opt_refuses_cells_of_only_two_learning_rates():
+    """Two lrs a cell: the best is always on an edge, no optimum between grid points."""
+    from scalinglab.errors import DataError
+
+    rows = [
+        r
+        for r in _step_rows(0.0)
+        if round(
+            math.log2(
+                r["lr"]
+                / min(q["lr"] for q in _step_rows(0.0) if (q["N"], q["D"]) == (r["N"], r["D"]))
+            )
+        )
+        in (2, 3)
+    ]
+    with pytest.raises(DataError, match="no \\(N, D\\) cell has 3 or more learning rates"):
+        fit_lr_opt(rows, bootstrap=0)
