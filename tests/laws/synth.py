@@ -85,3 +85,15 @@ def synthetic_coverage(
             inside[lv] += int(np.sum((lo <= obs) & (obs <= hi)))
         n += true_new.size
     return {lv: inside[lv] / n for lv in levels}, n
+
+
+def with_draws(law_name, point, spread, k=400, seed=0):
+    """A fitted-looking law at `point` whose bootstrap draws are `point` times a
+    log-normal spread: intervals computed from known draws."""
+    from scalinglab.laws import ScalingLaw
+
+    rng = np.random.default_rng(seed)
+    law = ScalingLaw(law_name)
+    law.params_, law.derived_, law.stderr_, law.ci_ = dict(point), {}, {}, {}
+    law.samples_ = {n: v * np.exp(spread * rng.standard_normal(k)) for n, v in point.items()}
+    return law

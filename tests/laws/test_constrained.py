@@ -13,6 +13,7 @@ from scalinglab.laws import ScalingLaw, load_fit
 from scalinglab.laws.constrained import ConstrainedTable, DataConstrained, fit_constrained
 from scalinglab.laws.optimal import allocate
 from scalinglab.plan import unique_tokens_allocation
+from tests.laws.synth import with_draws
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "scaling_data"
 DATABLATIONS = DATA / "datablations_val_losses.csv"
@@ -342,3 +343,43 @@ def test_unique_tokens_far_outside_the_fitted_ones_are_warned(tmp_path, capsys):
                         fix=[x for x in HELD[3::2]]).fit(path)  # fmt: skip
     with pytest.warns(ExtrapolationWarning, match=r"U=1e\+05 is 1e\+03x below the smallest U"):
         fitted.predict(N=1e9, D=1e11, U=1e5)
+
+
+def test_unique_tokens_plan_intervals_are_those_of_each_draws_own_optimum():
+    p = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.30, "R_D": 12.0, "R_N": 4.0}
+    law = with_draws("data-constrained", p, 0.05, k=60)
+    C, U = 1e21, 2e9
+    row = unique_tokens_allocation(law, [C], U)[0]
+    q = 100 * (1 - law.settings["ci_level"]) / 2
+    # each draw's own optimum along C = 6ND, found by a dense scan
+    n = np.geomspace(1e6, 1e13, 200_001)
+    Nd = []
+    for i in range(60):
+        pi = {k: law.samples_[k][i] for k in p}
+        Nd.append(n[np.argmin(DataConstrained.predict(pi, n, C / (6 * n), U))])
+    Nd = np.array(Nd)
+    Dd = C / (6 * Nd)
+    for key, x in (("params", Nd), ("tokens", Dd), ("epochs", Dd / U)):
+        lo, hi = np.percentile(x, [q, 100 - q])
+        assert row[f"{key}_ci"] == pytest.approx([lo, hi], rel=2e-3), key
+    assert row["tokens_ci"][0] < row["tokens"] < row["tokens_ci"][1]
+
+
+def test_data_constrained_fit_records_the_compute_of_its_runs():
+    p = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.34, "R_D": 12.0, "R_N": 4.0}
+    rng = np.random.default_rng(1)
+    N = np.repeat([1e7, 3e7, 1e8, 3e8], 4)
+    D = np.tile([1e8, 4e8, 1.6e9, 6.4e9], 4)
+    U = np.full_like(N, 4e8)
+    L = DataConstrained.predict(p, N, D, U) * (1 + 1e-3 * rng.standard_normal(N.size))
+    law = ScalingLaw("data-constrained", bootstrap=0, tie=["alpha=beta"]).fit(
+        {"N": N, "D": D, "U": U, "L": L}
+    )
+    lo, hi = law.data_["C_range"]
+    assert (lo, hi) == pytest.approx((6 * 1e7 * 1e8, 6 * 3e8 * 6.4e9), rel=1e-12)
+
+
+def test_tied_exponents_with_a_fixed_beta_hold_alpha_at_it():
+    form = DataConstrained(fix={"beta": 0.3}, tie=True)
+    nat = form.natural(np.zeros((1, len(form.free))))
+    assert nat["alpha"][0] == pytest.approx(0.3) and nat["beta"][0] == pytest.approx(0.3)

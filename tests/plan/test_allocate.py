@@ -9,7 +9,7 @@ from scalinglab.errors import ConfigError, FitError
 from scalinglab.laws import ScalingLaw
 from scalinglab.laws.optimal import percentile_interval
 from scalinglab.plan import fixed_params, optimal_allocation, target_loss
-from tests.laws.synth import TRUE_CHIN
+from tests.laws.synth import TRUE_CHIN, with_draws
 
 
 def fitted(params, law="chinchilla"):
@@ -222,3 +222,25 @@ def test_a_power_c_fit_plans_the_loss_at_a_budget_and_the_budget_for_a_loss(tmp_
     ):  # fmt: skip
         assert main(["plan", str(fit), *flags]) == 2
         assert capsys.readouterr().err == f"error: {err}\n"
+
+
+CHIN = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
+
+
+def test_each_budgets_intervals_are_the_percentiles_of_the_draws_own_closed_form():
+    law = with_draws("chinchilla", CHIN, 0.03)
+    s = law.samples_
+    budgets = [1e19, 1e23]
+    rows = optimal_allocation(law, budgets)
+    level = law.settings["ci_level"]
+    q = 100 * (1 - level) / 2
+    for C, row in zip(budgets, rows, strict=True):
+        a, b = s["alpha"], s["beta"]
+        G = (a * s["A"] / (b * s["B"])) ** (1 / (a + b))
+        N = G * (C / 6) ** (b / (a + b))
+        D = C / 6 / N
+        L = s["E"] + s["A"] / N**a + s["B"] / D**b
+        for key, x in (("params", N), ("tokens", D), ("tokens_per_param", D / N), ("loss", L)):
+            assert row[f"{key}_ci"] == pytest.approx(
+                list(np.percentile(x, [q, 100 - q])), rel=1e-9
+            ), key

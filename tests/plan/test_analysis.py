@@ -273,3 +273,10 @@ def test_without_an_isoflop_or_chinchilla_fit_n_grows_as_the_square_root_of_c():
             {"arch": "gpt", "params": 5e6, "tokens": 1e8, "loss": 3.5, "status": "completed"}]  # fmt: skip
     n, _ = allocation(ArchFits("gpt", rows), 6e17)  # 100x the largest budget, 6e15
     assert n == pytest.approx(1e8, rel=1e-12)
+
+
+def test_the_new_runs_seed_noise_is_relative_to_the_predicted_loss():
+    # a loss of 3 with 1% relative seed noise: +-z*0.03 at 95%, nothing else
+    z = 1.959963984540054
+    lo, hi = predictive_interval({"predicted_loss": 3.0}, {"rel_std": 0.01}, 0.95)
+    assert (lo, hi) == pytest.approx((3.0 - z * 0.03, 3.0 + z * 0.03), rel=1e-12)
