@@ -210,3 +210,18 @@ def test_a_fit_that_runs_a_parameter_off_to_infinity_names_it():
     ):
         law.fit(rows)
     assert not hasattr(law, "params_")  # a fit that raises leaves the estimator unfitted
+
+
+def test_summary_gives_each_per_budget_value_its_own_stderr_and_html_its_level():
+    from tests.laws.test_isoflop_envelope import isoflop_table
+
+    law = ScalingLaw("isoflop", bootstrap=50, ci_level=0.8).fit(
+        isoflop_table(np.random.default_rng(0))
+    )
+    rows = law.summary()
+    per = rows[rows["budget"].notna()]
+    assert len(per) > 0
+    for _, r in per.iterrows():
+        key = f"{r['parameter']}@{r['budget']:g}"
+        assert r["stderr"] == law.stderr_[key] and np.isfinite(r["stderr"])
+    assert "<th>80% interval</th>" in law._repr_html_()

@@ -11,6 +11,7 @@ import pytest
 from scalinglab import plan_run
 from scalinglab.errors import ConfigError, DataError, ExtrapolationWarning, FitError
 from scalinglab.laws import ScalingLaw, load_fit
+from tests.laws.synth import chinchilla_law
 
 TRUE = {"E": 1.7, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}
 
@@ -417,3 +418,20 @@ def test_load_fit_without_converged_reads_it_as_converged():
     obj = ScalingLaw.from_published("hoffmann2022").to_json()
     del obj["converged"]
     assert load_fit(obj).converged_ is True
+
+
+def test_a_fit_of_fewer_points_than_parameters_is_refused():
+    N = np.array([1e7, 1e8, 1e9, 3e9])
+    D = np.array([1e9, 1e10, 1e9, 3e10])
+    with pytest.raises(FitError, match="4 points for law 'chinchilla', which has 5 parameters"):
+        ScalingLaw("chinchilla", bootstrap=0).fit({"N": N, "D": D, "L": chinchilla_law(N, D)})
+
+
+def test_a_law_whose_input_never_varies_is_refused():
+    D = np.geomspace(1e9, 1e10, 6)
+    with pytest.raises(FitError, match=r"same model size N \(1e\+08\)"):
+        ScalingLaw("chinchilla", bootstrap=0).fit(
+            {"N": np.full(6, 1e8), "D": D, "L": chinchilla_law(1e8, D)}
+        )
+    with pytest.raises(FitError, match=r"same compute C \(1e\+19\)"):
+        ScalingLaw("power-c", bootstrap=0).fit({"C": np.full(4, 1e19), "L": [3.0, 2.9, 2.8, 2.7]})

@@ -181,3 +181,22 @@ def test_min_over_splits_comma_separated_columns():
     ['lr', ' seed'] are the columns ['lr', 'batch_size'] and ['lr', 'seed']."""
     assert fit_settings.TableConfig(min_over="lr,batch_size").min_over == ["lr", "batch_size"]
     assert fit_settings.TableConfig(min_over=["lr", " seed"]).min_over == ["lr", "seed"]
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"ci_level": 0.0}, "ci_level must be in (0, 1), got 0.0"),
+        ({"decay_factor": 1.0}, "decay_factor must be in (0, 1), got 1.0"),
+    ],
+)
+def test_fit_settings_at_the_open_end_of_their_range_are_refused(kw, message):
+    with pytest.raises(ConfigError) as e:
+        FitConfig(**kw)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("budgets", [[1e18, -1e19], [0.0]])
+def test_budgets_that_are_no_flops_are_refused(budgets):
+    with pytest.raises(ConfigError, match="budgets must be FLOPs > 0"):
+        TableConfig(budgets=budgets)

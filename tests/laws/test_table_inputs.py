@@ -348,3 +348,62 @@ def test_a_fit_through_runs_of_two_architectures_or_tokenizers_says_so(tmp_path)
     ]
     assert mixed(["arch=lstm"]) == [mixed([])[1].replace("aaaa 18", "aaaa 9")]
     assert mixed(["arch=lstm", "tokenizer_id=bbbb"]) == []
+
+
+DATABLATIONS_CSV = "scaling_data/datablations_val_losses.csv"
+
+
+@pytest.mark.parametrize(
+    "op, ref", [(">=", np.greater_equal), ("<=", np.less_equal), (">", np.greater), ("<", np.less)]
+)
+def test_where_comparisons_include_or_exclude_a_row_on_the_bound_as_written(op, ref):
+    every = read_csv(shared_file(DATABLATIONS_CSV), n_col="N_params", d_col="D_tokens")
+    bound = float(np.unique(every.D)[len(np.unique(every.D)) // 2])  # a value rows hold exactly
+    assert np.sum(bound == every.D) > 0
+    kept = read_csv(
+        shared_file(DATABLATIONS_CSV),
+        n_col="N_params",
+        d_col="D_tokens",
+        where=[f"D_tokens{op}{bound!r}"],
+    )
+    assert len(kept) == int(np.sum(ref(every.D, bound)))
+
+
+def test_min_over_cells_are_measured_from_their_first_value_not_chained():
+    # D 0.8% apart from one row to the next: rows 0-1 are one cell, rows 2-3 another
+    # (row 2 is 1.6% from row 0); chaining would make all four one cell
+    rows = [{"N": 1e8, "D": 1e9 * 1.008**i, "lr": i, "loss": 3.0 + 0.01 * i} for i in range(4)]
+    t = read_table(rows, need=("N", "D", "L"), min_over=["lr"])
+    assert sorted(t.D) == pytest.approx([1e9, 1e9 * 1.008**2])
+    assert sorted(t.L) == pytest.approx([3.0, 3.02])
+
+
+def test_a_loss_alias_that_differs_on_a_later_row_is_refused():
+    rows = [
+        {"N": 1e8, "D": 1e9, "loss": 3.0, "val_loss": 3.0},
+        {"N": 2e8, "D": 1e9, "loss": 2.5, "val_loss": 2.9},
+        {"N": 3e8, "D": 1e9, "loss": 2.4, "val_loss": 2.8},
+    ]
+    with pytest.raises(DataError, match=r"row 2: columns 'loss' and 'val_loss' could both be"):
+        read_table(rows, need=("N", "D", "L"))
+
+
+def test_a_loss_of_zero_in_a_runs_table_is_refused_naming_its_row():
+    rows = [
+        {"N": n, "D": d, "loss": float(chinchilla_law(n, d))}
+        for n in (1e7, 1e8, 1e9)
+        for d in (1e9, 1e10)
+    ]
+    rows[2]["loss"] = 0
+    with pytest.raises(DataError, match=r"row 3, column 'loss': 0 must be > 0"):
+        read_table(rows, need=("N", "D", "L"))
+
+
+def test_dropping_a_row_keeps_unique_tokens_apart_in_the_seed_noise():
+    # datablations: runs of one N and D on other unique data are no seed repeats;
+    # dropping the single highest-loss row must not merge them
+    kw = dict(bootstrap=0, n_col="N_params", d_col="D_tokens")
+    whole = ScalingLaw("chinchilla", **kw).fit(shared_file(DATABLATIONS_CSV))
+    dropped = ScalingLaw("chinchilla", drop_highest=1, **kw).fit(shared_file(DATABLATIONS_CSV))
+    assert dropped.noise_["seed_rows"] <= whole.noise_["seed_rows"]
+    assert dropped.noise_["sigma_seeds"] == pytest.approx(whole.noise_["sigma_seeds"], rel=0.2)
