@@ -13,7 +13,7 @@ from scalinglab.cli import main
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws import ScalingLaw, load_fit, tasklaws, warn
 from scalinglab.laws import intervals as intervals_mod
-from scalinglab.laws.backtest import choose_law, pick, read_for, rolling_backtest
+from scalinglab.laws.backtest import backtest, choose_law, pick, read_for, rolling_backtest
 from scalinglab.laws.backtest import metrics as backtest_metrics
 from scalinglab.laws.intervals import (
     conformal_factors,
@@ -998,3 +998,157 @@ def test_backtest_text_table_shows_the_json_numbers_in_their_columns(tmp_path, c
     o = bt["overall"]
     assert o["mean_abs_rel_error"] != o["max_abs_rel_error"] and o["bias"] != 0
     assert any(t["n"] != t["n_train"] for t in bt["thresholds"])
+
+
+def _distinct_c_table(noise=0.01, seed=0):
+    """20 runs of distinct C (N on a grid, D = 20N times a jitter), Chinchilla losses."""
+    rng = np.random.default_rng(seed)
+    N = np.geomspace(1e7, 1e9, 20)
+    D = 20 * N * np.exp(rng.uniform(-1.0, 1.0, 20))
+    L = chinchilla_law(N, D) * np.exp(noise * rng.standard_normal(20))
+    return read_table({"N": N, "D": D, "L": L})
+
+
+def test_holdout_above_holds_out_only_the_runs_strictly_above_it():
+    """docs/laws.md: `--holdout-above FLOPS` holds out runs with C > FLOPS; a run whose C
+    equals the threshold is fitted."""
+    t = _distinct_c_table()
+    C = np.sort(t.C)
+    assert len(np.unique(C)) == len(C)
+    bt = backtest(ScalingLaw("chinchilla", bootstrap=0), t, holdout_above=float(C[-4]))
+    assert bt["n_test"] == 3 and bt["n_train"] == 17
+    assert sorted(p["C"] for p in bt["points"]) == pytest.approx(list(C[-3:]))
+
+
+def test_holdout_inside_ci_is_the_share_of_held_out_losses_inside_their_interval():
+    """inside_ci recomputed from the points' own intervals; held-out losses 30% above the
+    law are inside none of them."""
+    t = _distinct_c_table()
+    law = ScalingLaw("chinchilla", bootstrap=40, seed=0)
+    bt = backtest(law, t, holdout_frac=0.3)
+    want = np.mean([p["predicted_ci"][0] <= p["loss"] <= p["predicted_ci"][1]
+                    for p in bt["points"]])  # fmt: skip
+    assert bt["inside_ci"] == pytest.approx(want)
+    top = np.sort(t.C)[-7] < t.C
+    shifted = read_table({"N": t.N, "D": t.D, "L": np.where(top, 1.3 * t.L, t.L)})
+    bt = backtest(law, shifted, holdout_frac=0.3)
+    assert bt["n_test"] == 6 and bt["inside_ci"] == 0.0
+
+
+def test_the_pooled_factor_of_a_backtest_whose_intervals_over_cover_is_no_narrowing():
+    """`pooled_factors` is the widening that would have made the pooled intervals cover
+    (docs/laws.md): where they already cover (noisy small runs, nearly exact large ones),
+    it is 1, never a factor below 1."""
+    rng = np.random.default_rng(0)
+    C = np.geomspace(1e17, 1e20, 40)
+    sd = np.where(C < 3e18, 0.05, 0.001)
+    L = (1.7 + (1e16 / C) ** 0.3) * np.exp(sd * rng.standard_normal(C.size))
+    r = rolling_backtest("power-c", read_table({"C": C, "L": L}), by="C", settings={"bootstrap": 0})
+    cov = r["overall"]["coverage"]
+    assert cov["0.8"] >= 0.8 and cov["0.95"] >= 0.95
+    assert r["pooled_factors"] == {"0.8": 1.0, "0.95": 1.0}
+
+
+def _nd_grid(seed=3):
+    rng = np.random.default_rng(seed)
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 3e8, 6), np.geomspace(3e8, 1e10, 5)))
+    L = chinchilla_law(N, D) * np.exp(0.01 * rng.standard_normal(N.size))
+    return N, D, L
+
+
+def test_a_fit_calibrated_by_n_widens_with_the_distance_beyond_its_largest_n():
+    """--calibrate N: x_max is the largest fitted N, and the 95% prediction interval at
+    10x that N is the raw one scaled by max(floor, q (1 + d/d0)^2), d = log(10)."""
+    from scalinglab.laws.intervals import floor_of, interval
+
+    N, D, L = _nd_grid()
+    law = ScalingLaw("chinchilla", bootstrap=0, calibrate="N").fit({"N": N, "D": D, "L": L})
+    cal = law.calibration_
+    assert cal["by"] == "N" and cal["x_max"] == pytest.approx(N.max())
+    at = {"N": 10 * N.max(), "D": 6e10, "check_range": False}
+    v, _, hi = law.predict(**at, return_ci=True, kind="prediction", level=0.95)
+    _, rhi = interval(law, np.atleast_1d(v), None, "prediction", 0.95, calibrate=False)
+    want = max(floor_of(cal, 0.95),
+               cal["factors"]["0.95"] * (1 + np.log(10) / cal["d0"]) ** cal["power"])  # fmt: skip
+    assert np.log(hi / v) / np.log(rhi[0] / v) == pytest.approx(want, rel=1e-9)
+
+
+def test_a_backtest_by_n_calibrated_by_n_scores_the_intervals_predict_gives():
+    """The calibrated coverage of a backtest threshold equals the share of held-out runs
+    inside the calibrated intervals of the same fit's predict (growth read from N)."""
+    N, D, L = _nd_grid()
+    t = read_table({"N": N, "D": D, "L": L})
+    thr = float(np.sort(np.unique(N))[3])
+    s = {"bootstrap": 0, "calibrate": "N"}
+    (row,) = rolling_backtest("chinchilla", t, by="N", thresholds=[thr], settings=s)["thresholds"]
+    test = thr < t.N
+    law = ScalingLaw("chinchilla", **s).fit(t.subset(~test))
+    for lv in (0.8, 0.95):
+        _, lo, hi = law.predict(N=t.N[test], D=t.D[test], return_ci=True, kind="prediction",
+                                level=lv, check_range=False)  # fmt: skip
+        inside = np.mean((lo <= t.L[test]) & (t.L[test] <= hi))
+        assert row["calibrated_coverage"][f"{lv:g}"] == pytest.approx(inside)
+
+
+def test_checkpoints_held_out_inside_the_refits_range_are_at_distance_zero():
+    """docs/laws.md: a checkpoint of a run held out whole that lies at or below the
+    refit's x_max is no extrapolation, d = 0 (never negative: (1 + d/d0)^2 of a negative d
+    shrank, or zeroed, the scale and so inflated its score)."""
+    from scalinglab.laws.intervals import calibration_scores
+
+    rng = np.random.default_rng(0)
+    run, N, D = [], [], []
+    for i, n in enumerate(np.geomspace(1e7, 1e9, 8)):
+        for f in (0.1, 0.25, 0.5, 1.0):
+            run.append(f"r{i}"), N.append(n), D.append(f * 20 * n)
+    N, D = np.array(N), np.array(D)
+    L = chinchilla_law(N, D) * np.exp(0.01 * rng.standard_normal(N.size))
+    t = read_table({"run": run, "N": N, "D": D, "L": L}, run_cols=["run"])
+    assert t.groups is not None
+    bt = calibration_scores(
+        lambda m: ScalingLaw("chinchilla", bootstrap=0).fit(t.subset(m)), t, "C"
+    )
+    assert bt["d"].size > 0 and (bt["d"] >= 0).all() and (bt["d"] == 0).any()
+    # each held-out row's d is its log-distance beyond the refit's largest C, or 0
+    assert bt["d"].max() > 0
+
+
+def _isoflop_table(budget, N, C):
+    return read_table({"budget": budget, "params": N, "flops": C, "tokens": C / (6 * N),
+                       "loss": chinchilla_law(N, C / (6 * N))})  # fmt: skip
+
+
+def test_budget_cuts_take_shares_of_the_rows_not_of_the_budgets():
+    """Unequal IsoFLOP profiles (8, 4 and 3 runs): 50% of the 15 rows ends in the first
+    budget, 60% and 70% in the second; the cuts are those budgets' largest C."""
+    from scalinglab.laws.intervals import thresholds_for
+
+    budget = np.repeat([1e18, 1e19, 1e20], [8, 4, 3])
+    N = np.concatenate([np.geomspace(1e7, 1e9, 8), np.geomspace(3e7, 1e9, 4),
+                        np.geomspace(1e8, 1e9, 3)])  # fmt: skip
+    C = budget * (1 + 0.005 * np.sin(np.arange(15)))
+    cuts = thresholds_for(_isoflop_table(budget, N, C), "C", (0.5, 0.6, 0.7))
+    assert cuts == pytest.approx([C[budget == 1e18].max(), C[budget == 1e19].max()], rel=1e-12)
+
+
+def test_no_budget_cut_where_the_next_budgets_runs_reach_below_it():
+    """A budget whose runs' C reach below the largest C of the budget under it gets no cut
+    there: every cut leaves each budget wholly fitted or wholly predicted."""
+    from scalinglab.laws.intervals import budget_cuts
+
+    budget = np.repeat([1.5e18, 2e18, 1e19], 5)
+    C = budget * np.tile([0.9, 0.95, 1.0, 1.05, 1.13], 3) * np.repeat([1.0, 0.85, 1.0], 5)
+    cuts = budget_cuts(C, budget, (0.3, 0.5, 0.7))
+    assert cuts == pytest.approx([C[budget == 2e18].max()], rel=1e-12)
+    for thr in cuts:
+        for b in np.unique(budget):
+            assert len(set(C[budget == b] > thr)) == 1
+
+
+def test_a_conformal_score_divides_by_the_half_width_on_the_losss_side():
+    """An interval skewed upwards (log half-widths 0.05 below, 0.2 above): a loss 0.1
+    above the prediction (in log) is inside at half the upper half-width, score 0.5; one
+    0.1 below is outside by twice the lower half-width, score 2."""
+    L = np.exp([0.1, -0.1, 0.3])
+    s = conformal_scores(L, np.ones(3), np.full(3, np.exp(-0.05)), np.full(3, np.exp(0.2)))
+    np.testing.assert_allclose(s, [0.5, 2.0, 1.5], rtol=1e-12)
