@@ -280,3 +280,42 @@ def test_the_new_runs_seed_noise_is_relative_to_the_predicted_loss():
     z = 1.959963984540054
     lo, hi = predictive_interval({"predicted_loss": 3.0}, {"rel_std": 0.01}, 0.95)
     assert (lo, hi) == pytest.approx((3.0 - z * 0.03, 3.0 + z * 0.03), rel=1e-12)
+
+
+def test_plan_rows_give_each_budgets_d_and_tokens_per_param_of_its_optimum():
+    """plan_rows: N from the IsoFLOP law at each budget, D = C / (6N) and D/N of that N."""
+    from scalinglab.plan.analysis import plan_rows
+
+    fits = fit_arch("gpt", kaplan_rows(), FitConfig(bootstrap=0), "params")
+    for row in plan_rows(fits, [1e13, 1e15], "frontier"):
+        n = fits.isoflop.optimal(row["flops"], check_range=False)["params"]
+        assert row["params"] == pytest.approx(n, rel=1e-12)
+        assert row["tokens"] == pytest.approx(row["flops"] / (6 * n), rel=1e-12)
+        assert row["tokens_per_param"] == pytest.approx(row["tokens"] / n, rel=1e-12)
+
+
+def test_a_ray_counts_sizes_not_runs():
+    """Three runs on the ray but two sizes (a seed repeat): a power law of C through two
+    sizes is not determined, so the ray refuses, naming the count of sizes."""
+    from scalinglab.plan.analysis import fit_ray
+
+    rows = [{"status": "completed", "arch": "gpt", "params": n, "tokens": 48 * n, "loss": x}
+            for n, x in ((1e4, 3.0), (1e4, 3.02), (4e4, 2.6))]  # fmt: skip
+    with pytest.raises(FitError, match=r"the ray at 48 tokens per parameter has 2 size\(s\)"):
+        fit_ray(ArchFits("gpt", rows, settings=FitConfig(bootstrap=0)), 48)
+
+
+def test_seed_groups_of_one_shape_on_other_tokens_are_apart():
+    """Repeats are runs that differ only in their seed: one shape trained on two numbers
+    of tokens is two groups, each with its own spread (merged, the pair of losses 2.0 apart
+    would read as seed noise)."""
+    from scalinglab.plan.analysis import seed_noise
+
+    base = {"status": "completed", "arch": "gpt", "n_layer": 2, "n_embd": 64, "params": 1e5}
+    rows = [{**base, "tokens": d, "seed": s, "loss": x}
+            for d, s, x in ((1e6, 1, 3.0), (1e6, 2, 3.03), (1e7, 1, 2.0), (1e7, 2, 2.02))]  # fmt: skip
+    out = seed_noise(rows)
+    assert [g["tokens"] for g in out["groups"]] == [1e6, 1e7]
+    assert out["dof"] == 2
+    rel = [np.std([3.0, 3.03], ddof=1) / 3.015, np.std([2.0, 2.02], ddof=1) / 2.01]
+    assert out["rel_std"] == pytest.approx(math.sqrt(sum(r**2 for r in rel) / 2), rel=1e-12)
