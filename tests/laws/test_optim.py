@@ -192,3 +192,57 @@ def test_a_fit_whose_best_start_did_not_converge_says_so(monkeypatch):
     law = ScalingLaw("chinchilla").fit(t)
     assert law.converged_ is False
     assert law.to_json()["converged"] is False
+
+
+def test_the_best_start_is_the_lowest_finite_objective_not_a_nan():
+    """A start where the objective is not a number (outside its domain) ends as NaN; the
+    fit is the best of the starts that gave a number (np.argmin would pick the NaN)."""
+    from scalinglab.laws.fit import fit_best
+
+    def fun(X, rows):
+        x = X[:, 0]
+        f = np.where(x < 0, np.nan, (x - 2.0) ** 2 + 1.0)
+        return f, np.where(x[:, None] < 0, np.nan, 2 * (X - 2.0))
+
+    _, out = fit_best(fun, np.array([[-1.0], [5.0]]), False, "test")
+    assert out["theta"][0] == pytest.approx(2.0, abs=1e-6)
+    assert out["objective"] == pytest.approx(1.0)
+
+
+def test_the_fits_converged_flag_is_the_best_starts(monkeypatch):
+    """Another start converging (to a worse optimum) does not make the best one converged."""
+    from scalinglab.laws import fit
+    from scalinglab.laws.optim import BatchResult
+
+    done = BatchResult(np.array([[0.0], [1.0]]), np.array([2.0, 1.0]), np.array([5, 1000]),
+                       np.array([True, False]))  # fmt: skip
+    monkeypatch.setattr(fit, "fit_starts", lambda *a, **k: done)
+    _, out = fit.fit_best(None, None, False, "test")
+    assert out["theta"].tolist() == [1.0] and out["converged"] is False
+
+
+def test_distinct_optima_skip_near_copies_of_a_better_one():
+    """Optima within 1e-3 (in every coordinate) of a better one are the same optimum."""
+    from scalinglab.laws.fit import _distinct
+
+    xs = np.array([[0.0, 0.0], [0.0005, -0.0002], [1.0, 1.0], [0.002, 0.0]])
+    fs = np.array([1.0, 1.1, 2.0, 1.5])
+    assert _distinct(xs, fs, 3) == [0, 3, 2]
+    assert _distinct(xs, fs, 1) == [0]
+
+
+def test_bootstrap_refits_start_from_as_many_optima_as_boot_starts(monkeypatch):
+    from scalinglab.laws import fit
+
+    seen = []
+    real = fit.refit_resamples
+
+    def spy(objective, res, W, boot_starts=1, **kw):
+        seen.append(boot_starts)
+        return real(objective, res, W, boot_starts, **kw)
+
+    monkeypatch.setattr(fit, "refit_resamples", spy)
+    t = grid_table(chinchilla_law, np.geomspace(1e7, 1e9, 4), np.geomspace(1e8, 1e10, 4),
+                   0.005, np.random.default_rng(0))  # fmt: skip
+    ScalingLaw("chinchilla", bootstrap=10, boot_starts=3).fit(t)
+    assert seen and set(seen) == {3}
