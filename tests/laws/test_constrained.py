@@ -383,3 +383,23 @@ def test_tied_exponents_with_a_fixed_beta_hold_alpha_at_it():
     form = DataConstrained(fix={"beta": 0.3}, tie=True)
     nat = form.natural(np.zeros((1, len(form.free))))
     assert nat["alpha"][0] == pytest.approx(0.3) and nat["beta"][0] == pytest.approx(0.3)
+
+
+def test_r_n_is_at_its_limit_only_where_some_run_has_parameters_to_spare():
+    """at_limit: R_N's limit (0) is only a bound the runs set where a run has parameters
+    beyond U_N, the size its unique tokens make worth having. Runs far below it (no
+    excess) cannot bound R_N at all: no warning. The same R_N with one oversized run is."""
+    from scalinglab.laws.constrained import at_limit
+
+    p = {"A": 520.8, "B": 1487.7, "E": 1.869, "alpha": 0.3527, "beta": 0.3527, "R_D": 15.39,
+         "R_N": 1e-5}  # fmt: skip
+    form = DataConstrained()
+    small = ConstrainedTable.__new__(ConstrainedTable)
+    U = np.full(3, 1e10)
+    small.N, small.D, small.U = np.array([1e6, 2e6, 4e6]), np.full(3, 1e10), U
+    assert form.repeats(p, small.N, small.D, U)[2].max() == 0
+    assert "R_N" not in at_limit(form, p, small)
+    big = ConstrainedTable.__new__(ConstrainedTable)
+    big.N, big.D, big.U = np.array([1e6, 2e6, 1e12]), np.full(3, 1e10), U
+    assert form.repeats(p, big.N, big.D, U)[2][2] > 1  # U_N ~5e8 here
+    assert "R_N ran to 1e-05, its limit 0" in at_limit(form, p, big)["R_N"]

@@ -585,3 +585,19 @@ def test_an_envelope_won_by_the_smallest_model_is_warned_of():
     ]
     out = fit_envelope(Curves(runs, "t"))
     assert any("won by the smallest or largest model" in w for w in out["warnings"])
+
+
+def test_a_budgets_minimum_beyond_its_own_sizes_is_extrapolated_even_inside_other_budgets():
+    """Each budget's parabola is judged against its own sizes: the 1e18 budget's runs
+    (1e7..4e7) fall towards 6e7, which other budgets sampled, but this one did not."""
+
+    def profile(C, sizes, n_min):
+        return [{"N": n, "D": C / (6 * n), "C": C, "budget": C,
+                 "L": 3.0 - 0.1 * np.log10(C) + 0.2 * np.log(n / n_min) ** 2} for n in sizes]  # fmt: skip
+
+    rows = (profile(1e18, [1e7, 2e7, 4e7], 6e7) + profile(1e19, [3e7, 1e8, 3e8], 1e8)
+            + profile(1e20, [1e8, 3e8, 1e9], 3e8))  # fmt: skip
+    law = ScalingLaw("isoflop", bootstrap=0).fit(rows)
+    assert law.params_["N_opt@1e+18"] == pytest.approx(6e7, rel=1e-6)
+    (w,) = [w for w in law.warnings_ if "extrapolated" in w]
+    assert w.startswith("budget 1e+18: the parabola's minimum N=6e+07 lies outside the sampled")
