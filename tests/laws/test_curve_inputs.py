@@ -461,3 +461,25 @@ def test_rank_schedules_refuses_a_schedule_longer_than_steps(tissue_law):
         rank_schedules(tissue_law, 4000, ["warmup(300, 3e-4) + cosine(3701, 3e-5)"])
     rows = rank_schedules(tissue_law, 4000, ["warmup(300, 3e-4) + cosine(3700, 3e-5)"])
     assert len(rows) == 1
+
+
+def test_rank_schedules_refuses_a_predicted_loss_just_below_zero(tissue_law):
+    """Not only a loss far below 0: a peak LR that runs the law to -0.5 is refused too."""
+    from scipy.optimize import brentq
+
+    from scalinglab.errors import ConfigError
+    from scalinglab.laws.schedules import Schedule
+    from scalinglab.plan.schedules import rank_schedules
+
+    def spec(peak):
+        return f"constant(1, {peak!r}) + linear(3999, 1e-5)"
+
+    def final(peak):
+        return tissue_law.predict([3999], Schedule(spec(peak)).lr_array(4000))[0]
+
+    peak = brentq(lambda x: final(x) + 0.5, 3e-4, 1e3, xtol=1e-12)
+    assert final(peak) == pytest.approx(-0.5, abs=1e-6)
+    with pytest.raises(
+        ConfigError, match=r"the law predicts a loss of -0\.5 at step 3999, not above 0"
+    ):
+        rank_schedules(tissue_law, 4000, [spec(peak)])
