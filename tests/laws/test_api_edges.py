@@ -225,3 +225,40 @@ def test_summary_gives_each_per_budget_value_its_own_stderr_and_html_its_level()
         key = f"{r['parameter']}@{r['budget']:g}"
         assert r["stderr"] == law.stderr_[key] and np.isfinite(r["stderr"])
     assert "<th>80% interval</th>" in law._repr_html_()
+
+
+def test_an_interval_is_the_percentile_interval_of_the_finite_draws_only():
+    """Resamples that could not be refitted leave NaN draws; the interval and stderr come
+    from the finite ones (np.percentile of them), not NaN."""
+    rng = np.random.default_rng(0)
+    alpha = np.concatenate([0.34 + 0.01 * rng.standard_normal(200), np.full(7, np.nan)])
+    law = ScalingLaw("chinchilla")
+    law.set_uncertainty({"alpha": alpha})
+    finite = alpha[np.isfinite(alpha)]
+    assert law.ci_["alpha"] == pytest.approx(list(np.percentile(finite, [2.5, 97.5])), rel=1e-12)
+    assert np.isfinite(law.stderr_["alpha"])
+
+
+def test_one_parameter_the_bootstrap_cannot_move_keeps_the_others_draws():
+    """E's finite draws all equal the fit (the other resamples failed): E alone gets no
+    interval; alpha's draws still give theirs, and the draws are kept for predictions."""
+    rng = np.random.default_rng(1)
+    alpha = np.concatenate([0.34 + 0.01 * rng.standard_normal(100), [np.nan] * 3])
+    E = np.concatenate([np.full(100, 1.69), [np.nan] * 3])
+    law = ScalingLaw("chinchilla")
+    law.set_uncertainty({"alpha": alpha, "E": E})
+    assert law.flat_draws_ == ["E"]
+    assert "E" not in law.ci_ and "alpha" in law.ci_
+    assert law.samples_ is not None
+    assert set(law.samples_) == {"alpha", "E"}
+
+
+def test_a_parameter_held_by_fix_keeps_its_exact_interval_when_some_resamples_fail():
+    """A parameter given by --fix NAME=VALUE is known exactly: its interval is [VALUE,
+    VALUE] even when some resamples failed (NaN), not 'the bootstrap could not move it'."""
+    law = ScalingLaw("data-constrained", fix=["E=1.8"])
+    E = np.array([1.8] * 20 + [np.nan] * 2)
+    alpha = np.concatenate([np.linspace(0.3, 0.4, 20), [np.nan] * 2])
+    law.set_uncertainty({"E": E, "alpha": alpha})
+    assert law.flat_draws_ == []
+    assert law.ci_["E"] == pytest.approx([1.8, 1.8])

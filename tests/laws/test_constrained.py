@@ -403,3 +403,44 @@ def test_r_n_is_at_its_limit_only_where_some_run_has_parameters_to_spare():
     big.N, big.D, big.U = np.array([1e6, 2e6, 1e12]), np.full(3, 1e10), U
     assert form.repeats(p, big.N, big.D, U)[2][2] > 1  # U_N ~5e8 here
     assert "R_N ran to 1e-05, its limit 0" in at_limit(form, p, big)["R_N"]
+
+
+def test_a_data_constrained_interval_with_unique_data_to_spare_does_not_depend_on_u():
+    """With D <= U no token is repeated (R_D = max(D/U - 1, 0) = 0), so every draw's
+    prediction, and the interval, are those at U = D: more unique data changes nothing."""
+    rng = np.random.default_rng(0)
+    rows = [(N, U * ep, U) for N in np.geomspace(1e7, 3e9, 5) for U in (1e8, 1e9, 1e10)
+            for ep in (1, 2, 4, 8, 16, 40)]  # fmt: skip
+    N, D, U = (np.array(c) for c in zip(*rows, strict=True))
+    R_D = 15.0
+    Dp = U + U * R_D * (1 - np.exp(-np.maximum(D / U - 1, 0) / R_D))  # tokens' worth, D'
+    L = (1.8 + 400 / N**0.34 + 1200 / Dp**0.34) * np.exp(0.01 * rng.standard_normal(N.size))
+    law = ScalingLaw("data-constrained", bootstrap=20, seed=1, tie=["alpha=beta"],
+                     fix=["A=400", "B=1200", "E=1.8", "alpha=0.34"])  # fmt: skip
+    law.fit({"N": N, "D": D, "U": U, "L": L})
+    n, d = 3e8, 2e9
+    at_d = law.predict(N=n, D=d, U=d, return_ci=True)
+    assert at_d[1] <= at_d[0] <= at_d[2]
+    for u in (4e9, 1e11):
+        assert law.predict(N=n, D=d, U=u, return_ci=True) == pytest.approx(at_d, rel=1e-12)
+
+
+def test_a_data_constrained_interval_is_the_percentile_interval_of_its_draws_predictions():
+    """predict(N, D, U, return_ci=True) where the data repeats (D = 4U): the interval is the
+    central 95% of the bootstrap draws' own predictions at that (N, D, U), computed here
+    from law.samples_ with the law's formula."""
+    rng = np.random.default_rng(2)
+    rows = [(N, U * ep, U) for N in np.geomspace(1e7, 3e9, 5) for U in (1e8, 1e9, 1e10)
+            for ep in (1, 2, 4, 8, 16, 40)]  # fmt: skip
+    N, D, U = (np.array(c) for c in zip(*rows, strict=True))
+    p = {"A": 400.0, "B": 1200.0, "E": 1.8, "alpha": 0.34, "beta": 0.34, "R_D": 15.0, "R_N": 5.0}
+    L = DataConstrained.predict(p, N, D, U) * np.exp(0.01 * rng.standard_normal(N.size))
+    law = ScalingLaw("data-constrained", bootstrap=30, seed=1, tie=["alpha=beta"]).fit(
+        {"N": N, "D": D, "U": U, "L": L}
+    )
+    n, d, u = 3e8, 8e9, 2e9
+    point, lo, hi = law.predict(N=n, D=d, U=u, return_ci=True)
+    draws = DataConstrained.predict({k: np.asarray(v) for k, v in law.samples_.items()}, n, d, u)
+    assert point == pytest.approx(DataConstrained.predict(law.params_, n, d, u), rel=1e-12)
+    assert [lo, hi] == pytest.approx(np.nanpercentile(draws, [2.5, 97.5]).tolist(), rel=1e-12)
+    assert lo < point < hi

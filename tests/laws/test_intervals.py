@@ -1152,3 +1152,20 @@ def test_a_conformal_score_divides_by_the_half_width_on_the_losss_side():
     L = np.exp([0.1, -0.1, 0.3])
     s = conformal_scores(L, np.ones(3), np.full(3, np.exp(-0.05)), np.full(3, np.exp(0.2)))
     np.testing.assert_allclose(s, [0.5, 2.0, 1.5], rtol=1e-12)
+
+
+@pytest.mark.parametrize("by", ["N", "D"])
+def test_a_calibration_by_n_or_d_widens_with_that_variable(by):
+    """calibrate="N" widens a prediction interval with how far N lies beyond the largest
+    N fitted, calibrate="D" with D: the variable the widening reads at (N, D) is that
+    input itself."""
+    rng = np.random.default_rng(6)
+    N, D = (a.ravel() for a in np.meshgrid(np.logspace(7, 9, 4), np.logspace(9, 11, 4)))
+    L = chinchilla_law(N, D) * np.exp(0.02 * rng.standard_normal(16))
+    law = ScalingLaw("chinchilla", bootstrap=50, seed=1, calibrate=by).fit({"N": N, "D": D, "L": L})
+    cal = law.calibration_
+    assert cal["by"] == by and cal["d0"] > 0
+    n, d = 1e11, 1e10  # N 100x beyond the data, D inside it
+    x = {"N": n, "D": d}[by]
+    expect = np.atleast_1d(x).astype(float)
+    assert law.calibration_x((1,), N=n, D=d) == pytest.approx(expect, rel=1e-12)
