@@ -515,3 +515,66 @@ def test_a_size_moved_outward_takes_the_next_shape_not_one_past_it(tmp_path, sha
     seen = {count(design.model_for(ctx, "gpt", 5364 * 1.0002**i), 256).params
             for i in range(1 + int(math.log(7248 / 5364) / math.log(1.0002)))}  # fmt: skip
     assert sorted(seen) == [5364, 5808, 7248]
+
+
+ISO1 = """kind = "isoflop"
+budgets = [2.4e7]
+sizes = 3
+tokens_per_param = 1
+spread = 4
+"""
+
+
+def test_a_planned_runs_flops_are_6nd_of_the_tokens_it_trains_after_rounding(tmp_path, shards):
+    """D is rounded to whole steps (64 tokens here), so a run's planned C is 6·N·D of the
+    rounded D, not the budget it was aimed at: the dry-run plan, a study's cost table and a
+    sweep's progress show this number."""
+    _, runs = make_plan(load_spec(write_spec(tmp_path, shards, ISO1)))
+    assert len(runs) == 3
+    for r in runs:
+        assert r.tokens % 64 == 0
+        assert r.flops == 6.0 * r.counts.params * r.tokens
+    # the rounding is visible at this budget: not every run trains exactly 2.4e7 FLOPs
+    assert any(abs(r.flops - 2.4e7) > 1e4 for r in runs)
+
+
+def _budget_rows(n_best: float, sizes=(250, 500, 1000, 2000, 4000)) -> list[dict]:
+    """One IsoFLOP budget C = 6e8 (D = 1e8 / N), loss = (log N - log n_best)^2 + 2."""
+    return [
+        {"status": "completed", "params": n, "tokens": 6e8 / (6 * n),
+         "loss": (math.log(n) - math.log(n_best)) ** 2 + 2}
+        for n in sizes
+    ]  # fmt: skip
+
+
+def test_measured_centre_leaves_out_a_run_that_did_not_complete_whatever_its_loss():
+    rows = _budget_rows(1000)
+    rows[3].update(status="diverged", loss=3.5)  # its last loss, far off the parabola
+    # the four completed runs lie on the parabola: vertex N = 1000, D/N = 1e8 / 1000^2
+    assert design.measured_centre(rows) == pytest.approx(100.0)
+
+
+def test_measured_centre_falls_back_to_the_best_run_when_the_vertex_is_past_the_sizes_tried():
+    rows = _budget_rows(8000)  # the vertex N = 8000 lies beyond the largest size, 4000
+    # not extrapolated to 1e8 / 8000^2 = 1.5625: the best run's own D/N, 1e8 / 4000^2
+    assert design.measured_centre(rows) == pytest.approx(6.25)
+    rows = _budget_rows(100)  # and below the smallest: the 250 run's, 1e8 / 250^2
+    assert design.measured_centre(rows) == pytest.approx(1600.0)
+
+
+def test_an_hparams_designs_lr_factor_scales_a_set_min_lr_with_the_lr(tmp_path, shards):
+    """A factor f multiplies the whole schedule: lr and a [train] min_lr both (the final
+    lr stays the same fraction of the peak), so the lr grid compares schedules of one
+    shape, not a peak moving against a fixed floor."""
+    hp = """kind = "hparams"
+shapes = [{n_layer = 1, n_embd = 8, n_head = 2}]
+tokens = [1280]
+lr_factors = [0.25, 1, 4]
+"""
+    p = write_spec(tmp_path, shards, hp, train='min_lr = 1e-3\nschedule = "cosine"')
+    _, runs = make_plan(load_spec(p))
+    assert sorted(r.group["lr_factor"] for r in runs) == [0.25, 1, 4]
+    for r in runs:
+        f, t = r.group["lr_factor"], r.config.train
+        assert t.lr == pytest.approx(1e-2 * (16 / 8) ** 0.5 * f)  # the [hparams] rule × f
+        assert t.min_lr == pytest.approx(1e-3 * f)

@@ -232,3 +232,34 @@ def test_a_step_with_gradient_accumulation_costs_its_micro_steps(monkeypatch):
     t = TrainConfig(data="x", batch_size=2, grad_accum=4)
     monkeypatch.setattr(estimate, "steady_step_time", lambda step: (step(), 0.5)[1])
     assert estimate._seconds_per_step(NS(config=NS(model=m, train=t)), 1) == pytest.approx(2.0)
+
+
+def _fake_proc_stat(monkeypatch, lines: list[str], cores: int):
+    import io
+
+    reads = iter(lines)
+    monkeypatch.setattr(estimate, "open", lambda *a, **k: io.StringIO(next(reads)), raising=False)
+    monkeypatch.setattr(estimate.time, "sleep", lambda s: None)
+    monkeypatch.setattr(estimate.os, "cpu_count", lambda: cores)
+    return estimate
+
+
+def test_load_now_is_the_busy_share_of_all_cores_times_the_cores(monkeypatch):
+    """/proc/stat's first line sums every core: 1000 jiffies pass, 750 of them idle or
+    waiting on I/O, so a quarter of 8 cores' time was busy: 2 cores' worth of other work."""
+    # fields: user nice system idle iowait irq softirq
+    estimate = _fake_proc_stat(monkeypatch, [
+        "cpu  100 0 100 700 100 0 0\n",
+        "cpu  250 0 200 1300 250 0 0\n",   # +150 user, +100 system, +600 idle, +150 iowait
+    ], cores=8)  # fmt: skip
+    assert estimate.load_now() == pytest.approx(0.25 * 8)
+
+
+def test_one_busy_core_of_sixteen_makes_the_busy_note(monkeypatch):
+    estimate = _fake_proc_stat(monkeypatch, [
+        "cpu  0 0 0 0 0 0 0\n",
+        "cpu  100 0 0 1500 0 0 0\n",  # one core's worth of 16 busy
+    ], cores=16)  # fmt: skip
+    load = estimate.load_now()
+    assert load == pytest.approx(1.0)
+    assert "busy" in estimate.busy_note(4, load, 16)
