@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.errors import DataError
+from scalinglab.errors import ConfigError, DataError
 from scalinglab.laws.lropt import cell_optima, fit_lr_opt
 
 # Step Law's published fit (Li et al. 2025): lr* = 1.79 N^-0.713 D^0.307, B* = 0.58 D^0.571
@@ -512,8 +512,6 @@ def test_lr_opt_batch_in_tokens_counts_grad_accum(tmp_path):
 
 
 def test_lr_opt_with_one_d_says_it_needs_two_values_of_d():
-    from scalinglab.errors import DataError
-
     rows = [r for r in _step_rows(0.0) if r["D"] == 8e8]
     with pytest.raises(
         DataError, match=r"2 or more values of each of N and D; got 3 cell\(s\), 3 N, 1 D"
@@ -533,8 +531,6 @@ def test_a_cells_d_is_the_geometric_mean_of_its_runs_d():
 
 def test_lr_opt_refuses_cells_of_only_two_learning_rates():
     """Two lrs a cell: the best is always on an edge, no optimum between grid points."""
-    from scalinglab.errors import DataError
-
     rows = [
         r
         for r in _step_rows(0.0)
@@ -548,3 +544,34 @@ def test_lr_opt_refuses_cells_of_only_two_learning_rates():
     ]
     with pytest.raises(DataError, match="no \\(N, D\\) cell has 3 or more learning rates"):
         fit_lr_opt(rows, bootstrap=0)
+
+
+def _lr_law():
+    def best(n, d):
+        return STEP["a"] * n ** STEP["alpha"] * d ** STEP["beta"], STEP["b"] * d ** STEP["gamma"]
+
+    return fit_lr_opt(grid_rows(best, SIZES), bootstrap=0)
+
+
+def test_a_proposed_batch_between_half_and_one_sequence_is_one_sequence():
+    from scalinglab.plan.hparams import propose_hparams
+
+    law = _lr_law()
+    n, d = 4e6, 8e8
+    batch = law.predict(n, d)["batch"]
+    assert propose_hparams(law, n, d, block_size=int(batch / 0.75))["batch_size"] == 1
+    with pytest.raises(ConfigError, match="less than half a sequence"):
+        propose_hparams(law, n, d, block_size=int(batch / 0.4))
+
+
+def test_an_n_far_outside_the_lr_fits_cells_is_named_with_its_factor():
+    from scalinglab.plan.hparams import extrapolations
+
+    law = _lr_law()  # cells: N 1e6..1.6e7, D 2e8..3.2e9
+    assert extrapolations(law, [{"params": 1.6e9, "tokens": 1e9}]) == [
+        "N=1.6e+09 is 1e+02x above the largest N of the lr-opt fit's cells (1.6e+07)"
+    ]
+    assert extrapolations(law, [{"params": 1e4, "tokens": 1e9}]) == [
+        "N=1e+04 is 1e+02x below the smallest N of the lr-opt fit's cells (1e+06)"
+    ]
+    assert extrapolations(law, [{"params": 4e6, "tokens": 1e9}]) == []

@@ -242,3 +242,46 @@ def test_from_preset_overrides_win_and_build_model_takes_the_vocab_given():
     rnn = build_model(from_preset("gru-tiny", vocab_size=11))
     assert type(rnn).__name__ == "RNNModel"
     assert rnn.rnn.weight_ih_l0.shape == (3 * 128, 128)  # a GRU: 3 gates of 128 units
+
+
+def test_gpt_attention_dropout_is_off_in_eval_mode():
+    """model.eval(): val loss and generation must not draw attention dropout masks."""
+    torch.manual_seed(0)
+    cfg = dict(arch="gpt", n_layer=2, n_embd=16, n_head=2, block_size=8, vocab_size=37)
+    noisy = build_model(ModelConfig(dropout=0.5, **cfg)).eval()
+    plain = build_model(ModelConfig(dropout=0.0, **cfg)).eval()
+    plain.load_state_dict(noisy.state_dict())
+    x = torch.randint(0, 37, (3, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b, ref = noisy(x, x)[1], noisy(x, x)[1], plain(x, x)[1]
+    assert a.item() == b.item()
+    assert a.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_rnn_drops_out_between_its_layers():
+    """--dropout on a 2-layer RNN also masks between the layers (the example's dropout)."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 29, (3, 8), generator=torch.Generator().manual_seed(1))
+    for n_layer, differ in ((2, True), (1, False)):
+        model = build_model(ModelConfig(arch="lstm", n_layer=n_layer, n_embd=12, dropout=0.5), 29)
+        model.train()
+        model.drop = torch.nn.Identity()  # leaves only the dropout inside the stacked cell
+        with torch.no_grad():
+            a, b = model(x)[0], model(x)[0]
+        assert (not torch.equal(a, b)) == differ, n_layer
+
+
+def test_rnn_drops_out_its_output_before_the_decoder():
+    """In training the decoder sees the RNN output with dropout: zeros, the rest x 1/(1-p)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="lstm", n_layer=1, n_embd=12, dropout=0.5), 29).train()
+    seen = {}
+    model.rnn.register_forward_hook(lambda m, i, o: seen.__setitem__("out", o[0]))
+    model.decoder.register_forward_pre_hook(lambda m, i: seen.__setitem__("rows", i[0]))
+    x = torch.randint(0, 29, (4, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        model(x)  # no targets: the plain decoder module runs
+    out, rows = seen["out"].reshape(-1, 12), seen["rows"]
+    kept = rows != 0
+    assert 0.3 < 1 - kept.float().mean().item() < 0.7
+    torch.testing.assert_close(rows[kept], 2 * out[kept])

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from scalinglab.config import ModelConfig, TrainConfig
+from scalinglab.errors import ConfigError
 from scalinglab.models.registry import build_model
 from scalinglab.train.optim import Schedule, make_optimizer, plan_steps
 
@@ -134,8 +135,6 @@ def test_sgd_step_is_p_minus_lr_times_grad():
     ],
 )
 def test_optimizer_settings_out_of_range_name_the_keyword(flags, msg):
-    from scalinglab.errors import ConfigError
-
     with pytest.raises(ConfigError, match=msg):
         TrainConfig(**flags)
 
@@ -153,3 +152,21 @@ def test_wsd_never_goes_past_min_lr(cooldown_frac, total):
         "wsd", lr=3e-3, min_lr=3e-4, warmup=4, total=total, cooldown_frac=cooldown_frac
     )
     assert min(floor(s) for s in range(total)) >= 3e-4 * (1 - 1e-15)
+
+
+def test_a_budget_of_exactly_one_step_is_one_step():
+    assert plan_steps(TrainConfig(tokens=128), 128, 100) == 1
+    assert plan_steps(TrainConfig(flops=12_800.0), 128, 100) == 1
+    with pytest.raises(ConfigError, match="less than one optimizer step"):
+        plan_steps(TrainConfig(tokens=127), 128, 100)
+
+
+def test_large_token_and_flop_budgets_are_counted_in_steps_not_refused():
+    """The 1e12 bound is on optimizer steps: a 2T-token or 1e21-FLOP run is a plan."""
+    tps = 512 * 1024  # tokens per step
+    assert plan_steps(TrainConfig(tokens=2e12), tps, 6 * 10**8) == 3_814_698
+    assert (
+        plan_steps(TrainConfig(flops=1e21), tps, 6 * 10**9) == 317_892
+    )  # ceil(1e21 / (524288 · 6e9))
+    with pytest.raises(ConfigError, match="more than 1e\\+12"):
+        plan_steps(TrainConfig(tokens=2e12), 1, 6)
