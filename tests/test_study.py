@@ -6,6 +6,8 @@ import math
 import os
 import tomllib
 from pathlib import Path
+from statistics import NormalDist
+from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
@@ -597,6 +599,10 @@ def test_toy_study_end_to_end(tmp_path, capsys):
     assert bt["rel_error"] == abs(bt["predicted_loss"] - bt["actual_loss"]) / bt["actual_loss"]
     lo, hi = pred["interval"]
     assert bt["in_interval"] == (lo <= bt["actual_loss"] <= hi)
+    # the seed noise: the seed repeat with the sweep run it repeats (one group), the same
+    # in the prediction (made before the backtest trained) as in the report
+    assert summary["seed_noise"]["dof"] == 1
+    assert pred["seed_noise_rel_std"] == pytest.approx(summary["seed_noise"]["rel_std"], rel=1e-12)
     # the prediction was on disk before the backtest's run folder was made
     run_dir = out / "backtest" / "runs" / pred["run_name"]
     assert (out / "prediction.json").stat().st_mtime <= (run_dir / "sweep.json").stat().st_mtime
@@ -1266,3 +1272,74 @@ def test_a_studys_branch_estimate_is_discounted_once(monkeypatch, tmp_path):
     plan = StudyPlan(tmp_path, "c", [Part("sweep", "s", None, [branch])], guess, threads=1,
                      workers=1, estimates=dict(est))  # fmt: skip
     assert plan._seconds(branch) == pytest.approx(5.0)
+
+
+def test_the_other_counts_prediction_interval_is_at_the_studys_level():
+    """Without a bootstrap the frontier's predictive interval is p ± z·s·p (s the seed
+    noise's relative std): z = 1.2816 at [fit] ci_level = 0.8."""
+    from scalinglab.laws.settings import FitConfig
+    from scalinglab.models.counting import Counts
+    from scalinglab.study.run import _other_count
+    from tests.plan.test_analysis import E_SIZE, kaplan_rows
+
+    ne, D, s = 5e5, 4e7, 0.004
+    counts = Counts(params=int(ne + E_SIZE * math.sqrt(ne)), params_nonembed=int(ne),
+                    flops_per_token=0)  # fmt: skip
+    for level in (0.8, 0.95):
+        study = NS(fit=FitConfig(bootstrap=0, ci_level=level))
+        ((_, p),) = _other_count(study, kaplan_rows(), "gpt", counts, D, "params",
+                                 {"rel_std": s}).items()  # fmt: skip
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        pl = p["predicted_loss"]
+        assert p["prediction_interval"] == pytest.approx([pl - z * s * pl, pl + z * s * pl],
+                                                         rel=1e-12)  # fmt: skip
+
+
+def _toy_study(tmp_path, text):
+    import tomllib
+
+    from scalinglab.study.run import prepare_data
+    from scalinglab.study.spec import parse_study
+    from tests.test_study import toy_corpus
+
+    study = parse_study(tomllib.loads(text.format(corpus=toy_corpus(tmp_path / "c.txt"))), "toy")
+    shards, name = prepare_data(study, tmp_path / "cache")
+    return study, shards, name
+
+
+def test_a_ladders_backtest_must_be_three_times_its_largest_run(tmp_path):
+    """A WSD ladder's backtest budget below MIN_BACKTEST_FACTOR (3) times the largest
+    branch's 6·N·D (computed here from the plan) is refused; 3.1 times is planned."""
+    import dataclasses
+
+    from scalinglab.study.run import plan_study
+    from tests.test_study import TOY_LADDER
+
+    study, shards, name = _toy_study(tmp_path, TOY_LADDER)
+    plan = plan_study(study, shards, name, tmp_path / "a", 2, 1, estimate=False)
+    largest = max(6.0 * r.counts.params * r.tokens for p in plan.parts if p.role == "sweep"
+                  for r in p.runs)  # fmt: skip
+    for factor, ok in ((2.0, False), (3.1, True)):
+        bt = dataclasses.replace(study.backtest, budget=factor * largest)
+        s = dataclasses.replace(study, backtest=bt)
+        if ok:
+            plan_study(s, shards, name, tmp_path / f"x{factor}", 2, 1, estimate=False)
+        else:
+            with pytest.raises(SweepError, match=r"must be at least 3x the largest C"):
+                plan_study(s, shards, name, tmp_path / f"x{factor}", 2, 1, estimate=False)
+
+
+def test_the_seed_repeat_is_the_budgets_run_nearest_the_designs_tokens_per_param(tmp_path):
+    """[seed_noise] budget = 3e8 repeats the run of that budget whose D/N is nearest (in
+    log) the design's centre, 1.5 tokens per parameter: the run most like the optimum."""
+    from scalinglab.study.run import plan_study
+    from tests.test_study import TOY
+
+    study, shards, name = _toy_study(tmp_path, TOY)
+    plan = plan_study(study, shards, name, tmp_path / "out", 2, 1, estimate=False)
+    sweep = next(p for p in plan.parts if p.role == "sweep")
+    (repeat,) = next(p for p in plan.parts if p.role == "seed").runs
+    at = [r for r in sweep.runs if r.group["budget"] == 3e8]
+    dist = {r.name: abs(math.log(r.tokens / r.counts.params) - math.log(1.5)) for r in at}
+    twin = next(r for r in at if r.config.model == repeat.config.model)
+    assert dist[twin.name] == min(dist.values()) < max(dist.values())

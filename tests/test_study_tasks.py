@@ -4,6 +4,7 @@ is trained, and summary.json's backtest.tasks holding prediction and measurement
 import json
 import math
 import tomllib
+from statistics import NormalDist
 from types import SimpleNamespace as NS
 
 import pytest
@@ -116,3 +117,87 @@ def test_fit_chance_is_the_sigmoids_lower_end(tmp_path):
         assert "error" not in out, out
         assert out["params"]["lo"] == pytest.approx(lo)
         assert out["chance"] == 0.25  # the task's own, as recorded
+
+
+def _task_rows(tmp_path, points, n_items=1000, chance=0.25):
+    """Run rows with a recorded `recall` score on `n_items` items (as predict_tasks reads)."""
+    rows = []
+    for i, (loss, acc) in enumerate(points):
+        d = tmp_path / "runs" / f"r{i}"
+        d.mkdir(parents=True)
+        runfolder.record_tasks(d, [{"task": "recall", "sha256": "s", "n": n_items, "step": 100,
+                                    "acc": acc, "chance": chance}])  # fmt: skip
+        rows.append({"dir": str(d), "arch": "gpt", "status": "completed", "loss": loss,
+                     "recall.acc": acc})  # fmt: skip
+    return rows
+
+
+def _task_study(ci_level=0.95, bootstrap=0):
+    return NS(tasks=NS(names=["recall"]),
+              fit=NS(chance=None, bootstrap=bootstrap, seed=0, ci_level=ci_level))  # fmt: skip
+
+
+def test_a_task_at_chance_reports_the_best_runs_accuracy(tmp_path):
+    """3 standard errors of chance 0.25 on 1000 items is 0.041: runs at 0.22-0.27 are at
+    chance, and the note and `best` give the highest accuracy, 0.27."""
+    from scalinglab.study.tasks import predict_tasks
+
+    rows = _task_rows(tmp_path, [(3.0, 0.22), (2.8, 0.27), (2.6, 0.24)])
+    out = predict_tasks(_task_study(), rows, "gpt", 2.5, None)["recall"]
+    assert out["at_chance"] is True
+    assert out["best"] == 0.27
+    assert "(best 0.270)" in out["note"]
+
+
+# Accuracies scattered about a sigmoid in the loss: the runs' spread (about 0.03) is far
+# above the standard error of 100000 items (about 0.0016).
+SCATTERED = [(3.0, 0.30), (2.8, 0.44), (2.6, 0.45), (2.4, 0.66), (2.2, 0.68), (2.0, 0.82)]
+
+
+def test_a_task_predictions_noise_is_the_runs_scatter_where_it_exceeds_the_items_se(tmp_path):
+    """The new run's noise is max(items' standard error, runs' scatter about the sigmoid):
+    here the scatter, as fit_sigmoid measures it on the same points."""
+    from scalinglab.laws import tasklaws
+    from scalinglab.study.tasks import predict_tasks
+
+    rows = _task_rows(tmp_path, SCATTERED, n_items=100000)
+    out = predict_tasks(_task_study(), rows, "gpt", 2.1, None)["recall"]
+    fit = tasklaws.fit_sigmoid([r["loss"] for r in rows], [r["recall.acc"] for r in rows],
+                               bootstrap=0, seed=0, chance=0.25)  # fmt: skip
+    p = out["predicted"]
+    se = math.sqrt(p * (1 - p) / 100000)
+    assert out["se"] == pytest.approx(se)
+    assert fit["scatter"] > 5 * se
+    assert out["scatter"] == pytest.approx(fit["scatter"])
+    assert out["noise"] == pytest.approx(fit["scatter"])
+
+
+@pytest.mark.parametrize("level", [0.8, 0.95])
+def test_a_task_predictions_interval_is_at_the_studys_level(tmp_path, level):
+    """Without a bootstrap and a loss interval, the interval is p ± z·noise, z the normal
+    quantile of (1 + level) / 2 (1.2816 at 80%, 1.9600 at 95%)."""
+    from scalinglab.study.tasks import predict_tasks
+
+    rows = _task_rows(tmp_path, SCATTERED, n_items=100000)
+    out = predict_tasks(_task_study(ci_level=level), rows, "gpt", 2.1, None)["recall"]
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    lo, hi = out["interval"]
+    assert hi - out["predicted"] == pytest.approx(z * out["noise"], rel=1e-9)
+    assert out["predicted"] - lo == pytest.approx(z * out["noise"], rel=1e-9)
+
+
+def test_a_choice_exactly_as_long_as_the_window_is_not_refused(monkeypatch):
+    """The scorer reads the last block_size + 1 tokens of context + choice, so a choice of
+    block_size tokens is scored (tasks.score.too_long: len > block_size). Only a longer
+    one is refused at plan time."""
+    from scalinglab.study import tasks as st
+
+    item = NS(context="q ", choices=["x" * 8, "y"])
+    monkeypatch.setattr(st, "load_tokenizer", lambda shards: None)
+    monkeypatch.setattr(st, "builtin_task",
+                        lambda *a: NS(kind="multiple_choice", items=[item]))  # fmt: skip
+    monkeypatch.setattr(st, "encode_pair", lambda tok, ctx, c: (list(ctx), list(c)))
+    study = NS(tasks=NS(names=["recall"], items=1, seed=0))
+    st.check_fits(study, None, 8)  # 8 tokens in a window of 8: fits
+    with pytest.raises(SweepError, match=r"needs at least 8 tokens"):
+        st.check_fits(study, None, 7)
