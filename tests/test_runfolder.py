@@ -243,3 +243,57 @@ def test_another_runs_checkpoint_is_refused_an_old_one_accepted(tmp_path):
     assert str(err.value) == msg
     old = {"format_version": 1, "kind": "scalinglab.checkpoint", "step": 4, "sha256": {}}
     runfolder.check_checkpoint(ckpt, old, mine, "d")  # written before checkpoints said whose
+
+
+def test_latest_metrics_keeps_an_earlier_value_over_a_later_null(tmp_path):
+    """A non-finite number is written as null; the live view keeps the latest real value."""
+    rows = [
+        {"step": 10, "tokens": 640, "train_loss": 3.0, "val_loss": 2.9},
+        {"step": 20, "tokens": 1280, "train_loss": 2.5, "val_loss": None},
+        {"step": 30, "tokens": 1920, "train_loss": None},
+    ]
+    (tmp_path / runfolder.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert runfolder.latest_metrics(tmp_path) == {
+        "step": 30,
+        "tokens": 1920,
+        "train_loss": 2.5,
+        "val_loss": 2.9,
+    }
+
+
+@pytest.mark.parametrize("key", ["val_loss", "tokens", "steps"])
+def test_a_result_number_that_is_true_or_false_is_refused(tmp_path, key):
+    """JSON true reads as Python True, an int subclass: a table would carry it as 1."""
+    from scalinglab.errors import DataError
+
+    runfolder.write_result(tmp_path, {"status": "completed", key: True})
+    with pytest.raises(DataError, match=f"{key} is true, not a number"):
+        runfolder.read_result(tmp_path)
+
+
+def test_final_tasks_shows_the_newest_step_before_the_larger_item_set(tmp_path):
+    """The runs table shows each task at the newest step scored; the item count only breaks
+    a tie at that step (a quick 10-item score at the end beats a 50-item one earlier)."""
+    runfolder.record_tasks(
+        tmp_path,
+        [
+            {"task": "lambada", "step": 100, "sha256": "a", "n": 50, "acc": 0.2},
+            {"task": "lambada", "step": 200, "sha256": "b", "n": 10, "acc": 0.4},
+        ],
+    )
+    assert runfolder.final_tasks(tmp_path)["lambada"]["step"] == 200
+    runfolder.record_tasks(
+        tmp_path, [{"task": "lambada", "step": 200, "sha256": "c", "n": 40, "acc": 0.3}]
+    )
+    assert runfolder.final_tasks(tmp_path)["lambada"]["sha256"] == "c"
+
+
+def test_own_lineages_follow_a_chain_of_config_changes(tmp_path):
+    """Two accepted changes a -> b -> c: the checkpoints of a and b are the run's own (pruned
+    by --keep-ckpts), an unrelated lineage x is not."""
+    for a, b in (("a", "b"), ("x", "y"), ("b", "c")):
+        runfolder.append_history(
+            tmp_path, {"event": "config_change", "from_lineage": a, "to_lineage": b}
+        )
+    assert runfolder.own_lineages(tmp_path, "c") == {"a", "b", "c"}
+    assert runfolder.own_lineages(tmp_path, "b") == {"a", "b"}

@@ -110,3 +110,54 @@ def test_a_time_budget_warms_up_within_half_of_it_and_resumes_its_decay(data, tm
     lrs = [r["lr"] for r in rows if "lr" in r]
     assert len(lrs) > first and 0.2e-3 < lrs[first] < 0.9e-3
     assert [h["event"] for h in runfolder.read_history(run)] == ["schedule_change"]
+
+
+def test_a_schedule_whose_lr_differs_only_at_the_last_trained_step_is_a_change():
+    """A WSD run of 11 steps (cooldown 5%) decays on its last step only; continued to 21 steps
+    that step's LR is the peak. Steps 0..10 were trained: the LR of step 10 differs, so the
+    continuation records a schedule change; over steps 0..9 alone nothing differs."""
+    from scalinglab.train.loop import schedule_change
+    from scalinglab.train.optim import Schedule
+
+    old = Schedule("wsd", 1e-3, 1e-4, 0, 11, 0.05)
+    new = Schedule("wsd", 1e-3, 1e-4, 0, 21, 0.05)
+    assert [old(s) == new(s) for s in range(11)] == [True] * 10 + [False]
+    assert schedule_change(old.state_dict(), new, 11) == old.state_dict()
+    assert schedule_change(old.state_dict(), new, 10) is None
+
+
+def test_a_larger_cosine_budget_records_a_schedule_change_but_no_config_change(tmp_path):
+    """Continuing a cosine run to a larger budget changes the LR of steps already trained:
+    history.jsonl gets a schedule_change; the settings did not change, so the result has no
+    config_changes count (the runs table would mark the run as mixed)."""
+    from scalinglab.train.loop import train
+    from tests.train.helpers import tiny_cfg, tiny_shards
+
+    data = tiny_shards(tmp_path / "shards")
+    train(tiny_cfg(data, steps=6, ckpt_every=3), tmp_path / "run")
+    r = train(tiny_cfg(data, steps=12, ckpt_every=3), tmp_path / "run")
+    events = [h["event"] for h in runfolder.read_history(tmp_path / "run")]
+    assert events == ["schedule_change"]
+    assert r["status"] == "completed" and r["steps"] == 12
+    assert "config_changes" not in r
+
+
+def test_a_continued_run_given_a_new_warmup_uses_it(tmp_path):
+    """A 10-step run asked for --warmup 100 warms up over 4 steps (half its steps, capped).
+    Continued to 40 steps with the same --warmup it keeps those 4 steps; continued with
+    --warmup 10 (a change, allowed) it warms up over 10 as asked."""
+    from scalinglab.train.loop import train
+    from tests.train.helpers import tiny_cfg, tiny_shards
+
+    data = tiny_shards(tmp_path / "shards")
+    for out in ("same", "changed"):
+        r = train(tiny_cfg(data, steps=10, warmup=100, ckpt_every=5), tmp_path / out)
+        assert r["warmup"] == 4
+    same = train(tiny_cfg(data, steps=40, warmup=100, ckpt_every=5), tmp_path / "same")
+    assert same["warmup"] == 4
+    changed = train(
+        tiny_cfg(data, steps=40, warmup=10, ckpt_every=5),
+        tmp_path / "changed",
+        allow_config_change=True,
+    )
+    assert changed["warmup"] == 10

@@ -1,15 +1,17 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from scalinglab import runfolder
 from scalinglab.cli import main
 from scalinglab.cli.generate import stream_text
 from scalinglab.config import ModelConfig
 from scalinglab.models.registry import build_model
 from scalinglab.train import malloc, train
-from scalinglab.train.evaluate import load_trained
+from scalinglab.train.evaluate import load_trained, summarize
 from scalinglab.train.generate import filter_logits, sample
 from tests.train.helpers import tiny_cfg, tiny_shards
 
@@ -188,3 +190,51 @@ def test_recurrent_sampling_feeds_only_the_new_token():
             want.append(nxt)
             idx.append(nxt)
     assert got == want and len(set(want)) > 3  # a non-constant known answer
+
+
+def test_perplexity_is_e_to_the_loss_for_a_large_vocabulary_loss():
+    """A freshly initialised model over a 50k-token vocabulary has a loss near ln 50257 ~ 10.8;
+    its perplexity is e**loss, a finite number, not infinity (only a loss past float range is)."""
+    for loss in (0.5, 5.5, 10.8, 50.0, 600.0):
+        assert summarize(loss, None)["perplexity"] == pytest.approx(math.exp(loss), rel=1e-12)
+    assert summarize(800.0, None)["perplexity"] == math.inf
+
+
+def test_recurrent_evaluation_carries_the_state_across_windows():
+    """One lane cut into ten windows of 16 scores the same 160 tokens as one window of 160:
+    the state at each window's start is the one the previous window ended with."""
+    import torch
+
+    from scalinglab.config import ModelConfig
+    from scalinglab.models.registry import build_model
+    from scalinglab.train.evaluate import evaluate
+
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(arch="lstm", n_layer=1, n_embd=32, block_size=16, vocab_size=64)
+    )
+    tokens = np.random.default_rng(0).integers(0, 64, 161).astype(np.uint16)
+    short, n_short = evaluate(model, tokens, 16, 1)
+    whole, n_whole = evaluate(model, tokens, 160, 1)
+    assert n_short == n_whole == 160
+    assert short == pytest.approx(whole, rel=1e-5)
+
+
+def test_a_tokenizer_with_one_id_more_than_the_model_reads_is_refused(tmp_path):
+    """A byte tokenizer has 256 ids: a model of vocab_size 255 has no row for id 255."""
+    from scalinglab.config import ModelConfig, RunConfig, TrainConfig
+    from scalinglab.errors import DataError
+    from scalinglab.train.evaluate import load_run_tokenizer
+
+    (tmp_path / runfolder.TOKENIZER).write_text(json.dumps({"kind": "byte"}))
+
+    def cfg(v):
+        return RunConfig(
+            model=ModelConfig(vocab_size=v), train=TrainConfig(data=str(tmp_path / "x"))
+        )
+
+    assert load_run_tokenizer(tmp_path, cfg(256)).vocab_size == 256
+    with pytest.raises(
+        DataError, match="a byte tokenizer of 256 ids, and the run's model reads 255"
+    ):
+        load_run_tokenizer(tmp_path, cfg(255))

@@ -5,6 +5,7 @@ silently; eval's flags were named together and a file given for a run was "not f
 
 import json
 import logging
+import math
 import os
 
 import pytest
@@ -121,3 +122,64 @@ def test_a_bpe_run_refusing_invalid_utf8_is_not_called_byte_level():
         "--prompt: not valid UTF-8 at byte 2; the bpe tokenizer of this run reads text (only a "
         "run of the byte tokenizer takes any bytes)"
     )
+
+
+def test_grad_clip_zero_disables_clipping(tmp_path, monkeypatch):
+    """--grad-clip 0 means no clipping: the same run as with a bound no gradient reaches.
+    The LR is high enough that the gradient norm exceeds 1 on some step."""
+    import torch
+
+    from scalinglab.train.loop import train
+    from tests.train.helpers import tiny_cfg
+
+    data = tiny_shards(tmp_path / "shards")
+    norms = []
+    orig = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **k):
+        n = orig(params, max_norm, *a, **k)
+        norms.append(float(n))
+        return n
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    off = train(tiny_cfg(data, steps=6, lr=3e-2, grad_clip=0.0), tmp_path / "off")
+    monkeypatch.undo()
+    assert max(norms) > 1.0  # a clip at 1 (or any usual bound) would change the run
+    huge = train(tiny_cfg(data, steps=6, lr=3e-2, grad_clip=1e12), tmp_path / "huge")
+    assert off["train_loss"] == huge["train_loss"]
+    assert off["val_loss"] == huge["val_loss"]
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_stops_before_the_update(tmp_path, monkeypatch):
+    """A finite loss whose gradient overflows (an infinite gradient norm) must not be applied:
+    the run stops as diverged at the last good step, its weights finite."""
+    import torch
+
+    from scalinglab.train.loop import Trainer, train
+    from tests.train.helpers import tiny_cfg, tiny_shards
+
+    class InfiniteGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * float("inf")
+
+    orig = Trainer._forward
+    seen = {}
+
+    def forward(self, x, y):
+        seen["trainer"] = self
+        loss = orig(self, x, y)
+        return InfiniteGradient.apply(loss) if self.c.step == 3 else loss
+
+    monkeypatch.setattr(Trainer, "_forward", forward)
+    data = tiny_shards(tmp_path / "shards")
+    result = train(tiny_cfg(data, steps=10), tmp_path / "run")
+    assert result["status"] == "diverged"
+    assert result["steps"] == 3
+    assert math.isfinite(result["train_loss"])
+    for v in seen["trainer"].model.state_dict().values():
+        assert torch.isfinite(v).all()
