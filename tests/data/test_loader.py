@@ -80,3 +80,39 @@ def test_eval_windows_respects_max_tokens_and_refuses_tiny_splits():
     assert n == 200
     with pytest.raises(DataError, match="block_size 10"):
         next(eval_windows(np.arange(10), block_size=10, batch_size=4))
+
+
+def test_loader_refuses_a_split_of_block_size_plus_one_tokens():
+    # a random-order window needs block_size + 2 tokens (one start beyond 0 must exist)
+    with pytest.raises(DataError, match="fewer than one window"):
+        BatchLoader(np.arange(9), block_size=8, batch_size=1)
+    BatchLoader(np.arange(10), block_size=8, batch_size=1).next()
+
+
+def test_stream_windows_never_read_into_the_next_lane():
+    # 17 tokens, 2 lanes of 8: a lane holds (8 - 1) // 4 = 1 window of 4 inputs + 1 target
+    ld = BatchLoader(np.arange(17), block_size=4, batch_size=2, mode="stream")
+    for _ in range(3):
+        x, y = ld.next()
+        assert x.tolist() == [[0, 1, 2, 3], [8, 9, 10, 11]]
+        assert y.tolist() == [[1, 2, 3, 4], [9, 10, 11, 12]]
+
+
+def test_stream_reset_is_true_at_the_start_of_every_pass():
+    # 40 tokens, 2 lanes of 20, block 4: (20 - 1) // 4 = 4 windows a pass
+    ld = BatchLoader(np.arange(40), block_size=4, batch_size=2, mode="stream")
+    resets = []
+    for _ in range(9):
+        ld.next()
+        resets.append(ld.reset)
+    assert resets == [True, False, False, False] * 2 + [True]
+
+
+def test_random_order_ranks_draw_different_windows():
+    tokens = np.arange(1000)
+    a = BatchLoader(tokens, 8, 4, seed=3, rank=0, world_size=2).next()[0]
+    b = BatchLoader(tokens, 8, 4, seed=3, rank=1, world_size=2).next()[0]
+    assert not np.array_equal(a.numpy(), b.numpy())
+    # and each is the pure function of (seed, step, rank) the module documents
+    want = np.random.default_rng([3, 0, 1]).integers(0, 1000 - 8 - 1, size=4)
+    assert b[:, 0].tolist() == want.tolist()

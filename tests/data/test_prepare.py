@@ -715,3 +715,48 @@ def test_the_split_at_its_boundaries_100_documents_and_a_cut_on_a_line_start(tmp
     (tmp_path / "t.txt").write_text("".join(f"w{i:02d} a b c\n" for i in range(20)))
     m = prepare([str(tmp_path / "t.txt")], tmp_path / "w", tokenizer="word", block_size=4)
     assert m["splits"]["train"]["bytes"] == 180 and m["splits"]["val"]["tokens"] == 10
+
+
+def _docs(path, n):
+    path.write_text(
+        "".join(json.dumps({"text": f"document number {i} " * 5}) + "\n" for i in range(n))
+    )
+    return path
+
+
+def test_another_seed_rebuilds_the_document_split(tmp_path):
+    src = _docs(tmp_path / "c.jsonl", 150)
+    prepare(str(src), tmp_path / "sh", seed=1, block_size=8)
+    v1 = (tmp_path / "sh/val.bin").read_bytes()
+    m = prepare(str(src), tmp_path / "sh", seed=2, block_size=8)
+    assert m["up_to_date"] is False
+    assert m["seed"] == 2
+    assert (tmp_path / "sh/val.bin").read_bytes() != v1
+    # the val documents are those numpy's generator picks for seed 2: round(0.01 * 150) = 2
+    picked = np.random.default_rng(2).choice(150, size=2, replace=False)
+    val_text = (tmp_path / "sh/val.bin").read_bytes()[::2].decode()  # byte ids as uint16
+    assert all(f"document number {i} " in val_text for i in picked)
+
+
+def test_prepare_refuses_a_train_split_the_loader_cannot_use(tmp_path):
+    (tmp_path / "tr.txt").write_bytes(b"a" * 17)
+    (tmp_path / "va.txt").write_bytes(b"b" * 40)
+    with pytest.raises(DataError, match="corpus too small"):
+        prepare(
+            str(tmp_path / "tr.txt"),
+            tmp_path / "sh",
+            val_file=str(tmp_path / "va.txt"),
+            block_size=16,
+        )
+    m = prepare(
+        str(tmp_path / "tr.txt"), tmp_path / "sh", val_file=str(tmp_path / "va.txt"), block_size=15
+    )
+    BatchLoader(open_shards(tmp_path / "sh").train, 15, 1).next()
+    assert m["splits"]["train"]["tokens"] == 17
+
+
+def test_a_tiny_val_fraction_still_holds_out_one_document(tmp_path):
+    src = _docs(tmp_path / "c.jsonl", 100)
+    m = prepare(str(src), tmp_path / "sh", val_fraction=0.001, block_size=8)
+    assert m["splits"]["val"]["documents"] == 1
+    assert m["splits"]["train"]["documents"] == 99

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -198,3 +199,26 @@ def test_word_ids_are_the_exported_tokenizers_for_any_whitespace():
     tok = train_tokenizer("word", [text + "the cat sat on the mat\n"], None)
     hf = HF.from_str(tok.to_hf().to_str())
     assert tok.encode(text).tolist() == hf.encode(text).ids
+
+
+def test_char_tokenizer_file_with_unk_not_last_is_refused(tmp_path):
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HF
+
+    hf = HF(models.WordLevel(vocab={"<unk>": 0, "a": 1, "b": 2}, unk_token="<unk>"))
+    hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    hf.decoder = decoders.Fuse()
+    hf.save(str(tmp_path / "tok.json"))
+    # the file says a=1, b=2; reading it as ours (a=0, b=1) would give other ids
+    with pytest.raises(DataError, match="<unk> as its last id"):
+        load_tokenizer(tmp_path / "tok.json")
+
+
+def test_bpe_short_of_its_target_by_one_token_is_warned(caplog):
+    text = ["abcabd abcabd xyz"] * 3
+    reached = train_tokenizer("bpe", text, 4096).vocab_size
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scalinglab"):
+        tok = train_tokenizer("bpe", text, reached + 1)
+    assert tok.vocab_size == reached
+    assert f"reached {reached}" in caplog.text
