@@ -297,3 +297,35 @@ def test_own_lineages_follow_a_chain_of_config_changes(tmp_path):
         )
     assert runfolder.own_lineages(tmp_path, "c") == {"a", "b", "c"}
     assert runfolder.own_lineages(tmp_path, "b") == {"a", "b"}
+
+
+def test_a_rescore_replaces_a_result_recorded_before_results_named_their_dtype(tmp_path):
+    """A tasks.json written before the dtype was recorded holds results without "dtype":
+    they were scored in float32, so scoring that step on those items again (now recorded
+    as dtype float32) replaces them; it does not keep the stale score beside the new one."""
+    old = {"task": "lambada", "step": 100, "sha256": "a", "n": 50, "acc": 0.2}
+    runfolder.record_tasks(tmp_path, [old])
+    assert "dtype" not in runfolder.read_tasks(tmp_path)[0]
+    runfolder.record_tasks(tmp_path, [old | {"acc": 0.3, "dtype": "float32"}])
+    results = runfolder.read_tasks(tmp_path)
+    assert [(r["acc"], r["dtype"]) for r in results] == [(0.3, "float32")]
+    # a bfloat16 score of the same step and items is kept beside the float32 one
+    runfolder.record_tasks(tmp_path, [old | {"acc": 0.25, "dtype": "bfloat16"}])
+    assert sorted(r["acc"] for r in runfolder.read_tasks(tmp_path)) == [0.25, 0.3]
+
+
+def test_a_rescore_is_the_newer_result_even_when_the_clock_went_back(tmp_path, monkeypatch):
+    """Two item sets of one size at one step (a task file corrected, scored again): the
+    runs table shows the one scored last. A clock stepped back (NTP, another machine's
+    tasks.json) must not make the new score look older than the one it follows."""
+    runfolder.record_tasks(
+        tmp_path, [{"task": "lambada", "step": 200, "sha256": "b", "n": 40, "acc": 0.4}]
+    )
+    first = runfolder.read_tasks(tmp_path)[0]["scored_at"]
+    monkeypatch.setattr(runfolder.time, "time", lambda: first - 3600.0)  # an hour back
+    runfolder.record_tasks(
+        tmp_path, [{"task": "lambada", "step": 200, "sha256": "c", "n": 40, "acc": 0.3}]
+    )
+    shown = runfolder.final_tasks(tmp_path)["lambada"]
+    assert (shown["sha256"], shown["acc"]) == ("c", 0.3)
+    assert shown["scored_at"] > first

@@ -10,8 +10,9 @@ import torch
 from scalinglab import runfolder
 from scalinglab.cli import main
 from scalinglab.errors import ConfigError
+from scalinglab.fsio import sha256_file
 from scalinglab.laws.schedules import Schedule as SpecSchedule
-from scalinglab.train import train
+from scalinglab.train import checkpoint, train
 from tests.train.helpers import tiny_cfg, tiny_shards
 
 
@@ -161,3 +162,29 @@ def test_a_continued_run_given_a_new_warmup_uses_it(tmp_path):
         allow_config_change=True,
     )
     assert changed["warmup"] == 10
+
+
+def test_a_time_run_resumed_from_a_checkpoint_without_warmup_frac_goes_on_decaying(tmp_path):
+    """A time-budget checkpoint written before the schedule saved warmup_frac, past its
+    warmup, had decayed over its whole budget (from fraction 0). Continued to twice the
+    budget, the decay goes on from there: at about half of the new budget a cosine from
+    1e-3 to 1e-4 is near (1e-3 + 1e-4) / 2, not back at the 1e-3 peak."""
+    data = tiny_shards(tmp_path / "shards")
+    run = tmp_path / "run"
+    cfg = dict(steps=0, lr=1e-3, min_lr=1e-4, warmup=2, log_every=1)
+    train(tiny_cfg(data, time=1.0, **cfg), run)
+    path = checkpoint.latest(run / "ckpt")
+    state = checkpoint.load_state(path)
+    assert state["counters"]["step"] > 2  # past its warmup
+    del state["schedule"]["warmup_frac"]  # as an older version saved it
+    torch.save(state, path / checkpoint.STATE)
+    manifest = checkpoint.read_manifest(path)
+    manifest["sha256"][checkpoint.STATE] = sha256_file(path / checkpoint.STATE)
+    (path / checkpoint.MANIFEST).write_text(json.dumps(manifest))
+    assert checkpoint.verify(path) is None
+    first = state["counters"]["step"]
+    train(tiny_cfg(data, time=2.0, **cfg), run)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    resumed = [lr for step, lr in sorted(lrs.items()) if step >= first]
+    assert resumed and max(resumed) < 0.9e-3
