@@ -578,3 +578,63 @@ lr_factors = [0.25, 1, 4]
         f, t = r.group["lr_factor"], r.config.train
         assert t.lr == pytest.approx(1e-2 * (16 / 8) ** 0.5 * f)  # the [hparams] rule × f
         assert t.min_lr == pytest.approx(1e-3 * f)
+
+
+def test_an_isoflop_budget_whose_sizes_round_to_two_shapes_is_warned_and_one_with_three_is_not(
+    tmp_path, shards
+):
+    """At C = 2e6 the three sizes of spread 16 round to two shapes of the grid (the smallest,
+    444 parameters, and 2,144): two points draw no parabola, so the plan warns of that
+    budget; at C = 4e6 the three sizes are three shapes and nothing is said."""
+    iso = 'kind = "isoflop"\nbudgets = [2e6, 4e6]\nsizes = 3\ntokens_per_param = 1\nspread = 16\n'
+    p = tmp_path / "spec.toml"
+    p.write_text(spec_text(shards, iso))
+    _, runs = make_plan(load_spec(p))
+    sizes = design.sizes_per_budget(runs)
+    assert sizes == {("gpt", 2e6): {444, 2144}, ("gpt", 4e6): {444, 688, 3016}}
+    assert design.thin_budgets(runs) == [
+        "[design] budget 2e+06 (gpt): its sizes round to 2 distinct shape(s) (444, 2,144 "
+        "parameters); the IsoFLOP fit needs 3 per budget: raise that budget or sizes, or make "
+        "[shape] head_size smaller"
+    ]
+
+
+def test_a_fixed_train_min_lr_above_a_sizes_lr_is_capped_at_that_lr(tmp_path, shards):
+    """docs/sweeps.md: "`min_lr` (if set in `[train]`) is capped at the run's lr". With
+    min_lr = 1e-2 the 8-wide size keeps it (lr 1e-2 · (16/8) ** 0.5 = 0.01414) and the
+    40-wide one is capped at its lr 1e-2 · (16/40) ** 0.5 = 0.006325."""
+    lad = 'kind = "ladder"\nparams = [3000, 200000]\ntokens_per_param = [1]\n'
+    p = tmp_path / "spec.toml"
+    p.write_text(spec_text(shards, lad, train="min_lr = 1e-2"))
+    _, runs = make_plan(load_spec(p))
+    got = {r.config.model.n_embd: (r.config.train.lr, r.config.train.min_lr) for r in runs}
+    assert got[8] == pytest.approx((2**0.5 * 1e-2, 1e-2))
+    assert got[40] == pytest.approx((0.4**0.5 * 1e-2, 0.4**0.5 * 1e-2))
+
+
+def test_an_rnns_width_is_solved_at_its_rnn_layers():
+    """A 2-layer LSTM (tied, vocab 256, E = H) has 256 H + 16 H² + 16 H + 256 parameters:
+    50,176 at H = 48, the nearest to 5e4 (44 gives 43,200, 52 gives 57,664). Solved at one
+    layer (8 H² + 264 H + 256) the width would be 64: 83,200 parameters at two layers."""
+    from scalinglab.models.counting import count
+    from scalinglab.sweep import shapes
+    from scalinglab.sweep.spec import ShapeRule
+
+    m = shapes.shape_for("lstm", 5e4, 256, {"block_size": 32},
+                         ShapeRule(width_multiple=4, rnn_layers=2))  # fmt: skip
+    assert (m.n_layer, m.n_embd) == (2, 48)
+    h = 48
+    assert count(m, 256).params == 256 * h + 16 * h * h + 16 * h + 256 == 50176
+
+
+def test_a_width_is_nearest_its_target_in_log_not_in_parameters():
+    """A 1-layer LSTM (vocab 256) of width 4 has 1,440 parameters and of width 8 2,880.
+    2,100 is nearer 1,440 in parameters (660 against 780) but nearer 2,880 in log
+    (2,880 / 2,100 = 1.37 against 2,100 / 1,440 = 1.46): the rule takes width 8."""
+    from scalinglab.sweep import shapes
+    from scalinglab.sweep.spec import ShapeRule
+
+    m = shapes.shape_for("lstm", 2100, 256, {"block_size": 32}, ShapeRule(width_multiple=4))
+    assert m.n_embd == 8
+    # just below the geometric mean sqrt(1440 · 2880) = 2036.6 the narrower width is nearer
+    assert shapes.shape_for("lstm", 2030, 256, {"block_size": 32}, ShapeRule()).n_embd == 4

@@ -192,13 +192,15 @@ def make_run(ctx: Context, model: ModelConfig, tokens: float, group: dict, tag: 
         counts = count(model, ctx.vocab)
     elif rule.rule == "fitted":
         train.lr = fitted_law(rule.fit).predict(counts.params, steps * tps)["lr"]
+    # a fixed [train] min_lr is capped at this size's lr (docs/sweeps.md), which may fall
+    # below it; the lr is known only once the optimizer's defaults are resolved
+    floor, train.min_lr = train.min_lr, 0.0
     train = train.with_optimizer_defaults(model.recurrent, model.arch)  # as the trainer does
+    train.min_lr = min(floor, train.lr)
     if rule.decay_tokens_per_param:
         given = "weight_decay" in spec.train
         train.weight_decay = decay_for(rule.decay_tokens_per_param, train, counts.params, tps,
                                        given, spec.source)  # fmt: skip
-    if train.min_lr > train.lr:  # the per-size lr may fall below a fixed min_lr
-        train.min_lr = train.lr
     cfg = RunConfig(model=model, train=train)
     RunConfig.from_dict(cfg.to_dict())  # validates the combination
     h = run_hash(cfg, ctx.data_id)
