@@ -14,7 +14,7 @@ from scalinglab.sweep.spec import load_spec
 from scalinglab.sweep.table import runs_table
 from scalinglab.train.loop import train
 from scalinglab.train.optim import Schedule
-from tests.sweep.conftest import FAKE_TRAINER, write_spec
+from tests.sweep.conftest import FAKE_TRAINER, spec_text, write_spec
 
 WSD = """kind = "wsd"
 params = [3000]
@@ -213,3 +213,48 @@ def test_the_dry_run_prices_a_branch_from_its_seed_step(tmp_path, shards, capsys
     )
     assert spent < independent
     assert f"3 runs, total compute trained {spent:.3g} FLOPs" in out
+
+
+def test_a_wsd_branch_follows_its_stable_runs_lr_until_its_branch_step_under_a_long_warmup(
+    tmp_path, shards
+):
+    """warmup_frac = 0.9 asks for more warmup than the shortest branch (47 steps) can hold;
+    the trainer keeps a run's warmup to (steps - 1) // 2 = 23, so the plan must too: the
+    stable run and every branch warm up over 23 steps, and each branch's own schedule is the
+    stable run's until its branch step, where it leaves the peak."""
+    p = tmp_path / "spec.toml"
+    p.write_text(spec_text(shards, WSD).replace("warmup_frac = 0.1", "warmup_frac = 0.9"))
+    ctx = driver.open_context(load_spec(p))
+    ((stable, branches),) = [(s.stable, s.branches) for s in design.wsd_sizes(ctx)]
+    assert [b.steps for b in branches] == [47, 118]
+    # round(0.9 * 47) = 42, kept to (47 - 1) // 2 = 23 steps
+    assert stable.config.train.warmup == 23
+    assert [b.config.train.warmup for b in branches] == [23, 23]
+    st = stable.config.train
+    const = Schedule("constant", st.lr, st.min_lr, st.warmup, stable.steps)
+    for b in branches:
+        t = b.config.train
+        s = Schedule("wsd", t.lr, t.min_lr, t.warmup, b.steps, t.cooldown_frac)
+        p_b = b.group["branch_step"]
+        assert all(s(i) == const(i) for i in range(p_b))
+        assert s(p_b) != const(p_b)
+
+
+def test_a_wsd_stable_run_keeps_the_checkpoint_of_every_branch_it_seeds(tmp_path, shards):
+    """The fixture's stable run trains 89 steps with a checkpoint every 23 (branches of 47
+    and 118 steps leave the peak at 36 and 89: seeds at 23 and 69). All four checkpoints,
+    23, 46, 69 and the last, 89, stay after it ends, so the short branch resumes from
+    step 23 instead of training the stable steps again from step 0."""
+    from scalinglab.runfolder import CKPT
+    from scalinglab.sweep.local import LocalExecutor
+    from scalinglab.train import checkpoint
+
+    spec = load_spec(write_spec(tmp_path, shards, WSD))
+    (size,) = design.wsd_sizes(driver.open_context(spec))
+    assert (size.stable.steps, size.stable.config.train.ckpt_every) == (89, 23)
+    assert sorted(b.seed.step for b in size.branches) == [23, 69]
+    out = tmp_path / "out"
+    outcomes = driver.run_sweep(spec, out, LocalExecutor(1), threads=1)
+    assert sorted(o["status"] for o in outcomes) == ["completed"] * 3
+    kept = checkpoint.list_steps(out / "stable" / "runs" / size.stable.name / CKPT)
+    assert sorted(int(p.name.removeprefix("step-")) for p in kept) == [23, 46, 69, 89]
