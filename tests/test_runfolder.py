@@ -264,7 +264,6 @@ def test_latest_metrics_keeps_an_earlier_value_over_a_later_null(tmp_path):
 @pytest.mark.parametrize("key", ["val_loss", "tokens", "steps"])
 def test_a_result_number_that_is_true_or_false_is_refused(tmp_path, key):
     """JSON true reads as Python True, an int subclass: a table would carry it as 1."""
-    from scalinglab.errors import DataError
 
     runfolder.write_result(tmp_path, {"status": "completed", key: True})
     with pytest.raises(DataError, match=f"{key} is true, not a number"):

@@ -1277,7 +1277,6 @@ def test_a_studys_branch_estimate_is_discounted_once(monkeypatch, tmp_path):
 def test_the_other_counts_prediction_interval_is_at_the_studys_level():
     """Without a bootstrap the frontier's predictive interval is p ± z·s·p (s the seed
     noise's relative std): z = 1.2816 at [fit] ci_level = 0.8."""
-    from scalinglab.laws.settings import FitConfig
     from scalinglab.models.counting import Counts
     from scalinglab.study.run import _other_count
     from tests.plan.test_analysis import E_SIZE, kaplan_rows
@@ -1299,7 +1298,6 @@ def _toy_study(tmp_path, text):
     import tomllib
 
     from scalinglab.study.run import prepare_data
-    from scalinglab.study.spec import parse_study
     from tests.test_study import toy_corpus
 
     study = parse_study(tomllib.loads(text.format(corpus=toy_corpus(tmp_path / "c.txt"))), "toy")

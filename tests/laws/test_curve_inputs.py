@@ -352,7 +352,6 @@ def _tissue_table(lam):
 
 def test_lr_annealing_fits_with_the_decay_factor_it_is_given():
     """Data made with Tissue's lambda 0.99: --decay-factor 0.99 recovers the law exactly."""
-    from scalinglab.laws import ScalingLaw
 
     law = ScalingLaw("lr-annealing", decay_factor=0.99, bootstrap=0).fit(_tissue_table(0.99))
     for k, v in TISSUE_KNOWN.items():
@@ -365,7 +364,6 @@ def test_lr_annealing_fits_with_the_decay_factor_it_is_given():
 
 def test_fix_holds_a_logged_curve_law_parameter_at_its_value():
     """--fix L0=3 (a parameter fitted as its log): L0 stays 3, the others recover the law."""
-    from scalinglab.laws import ScalingLaw
 
     law = ScalingLaw("lr-annealing", fix=["L0=3.0"], bootstrap=0).fit(_tissue_table(0.999))
     assert law.params_["L0"] == pytest.approx(3.0, rel=1e-12)
@@ -412,28 +410,24 @@ def test_a_fractional_step_in_a_curves_csv_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def tissue_law():
-    from scalinglab.laws import ScalingLaw
 
     return ScalingLaw("lr-annealing", bootstrap=0).fit(_tissue_table(0.999))
 
 
 def test_predict_refuses_a_step_before_any_update(tissue_law):
     """Step 0 of a schedule that starts at LR 0 has an LR area of 0: S1^-alpha is infinite."""
-    from scalinglab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^step 0: the LR summed over steps 0..0 is 0"):
         tissue_law.predict([0, 1000], _lr("cosine"))
 
 
 def test_predict_refuses_a_fractional_step(tissue_law):
-    from scalinglab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^steps must be whole numbers >= 0$"):
         tissue_law.predict([1000.5], _lr("cosine"))
 
 
 def test_predict_refuses_a_negative_lr_in_the_schedule(tissue_law):
-    from scalinglab.errors import ConfigError
 
     lr = _lr("cosine")
     lr[500] = -1e-3
@@ -442,7 +436,6 @@ def test_predict_refuses_a_negative_lr_in_the_schedule(tissue_law):
 
 
 def test_a_fit_to_one_curve_warns_that_the_schedule_terms_are_undetermined():
-    from scalinglab.laws import ScalingLaw
     from scalinglab.laws.curves import CurveTable
 
     one = CurveTable(_tissue_table(0.999).runs[:1])
@@ -454,7 +447,6 @@ def test_a_fit_to_one_curve_warns_that_the_schedule_terms_are_undetermined():
 
 
 def test_rank_schedules_refuses_a_schedule_longer_than_steps(tissue_law):
-    from scalinglab.errors import ConfigError
     from scalinglab.plan.schedules import rank_schedules
 
     with pytest.raises(ConfigError, match=r"is 4001 steps long and (--)?steps is 4000"):
@@ -467,8 +459,6 @@ def test_rank_schedules_refuses_a_predicted_loss_just_below_zero(tissue_law):
     """Not only a loss far below 0: a peak LR that runs the law to -0.5 is refused too."""
     from scipy.optimize import brentq
 
-    from scalinglab.errors import ConfigError
-    from scalinglab.laws.schedules import Schedule
     from scalinglab.plan.schedules import rank_schedules
 
     def spec(peak):

@@ -268,17 +268,12 @@ def test_a_draw_with_no_finite_prediction_does_not_stop_the_ranking(monkeypatch)
 @pytest.mark.parametrize("spec", ["constant(10, 0) + exp(10, 1e-4)", "exp(10, 1e-4, 0)"])
 def test_an_exp_phase_starting_from_lr_zero_is_refused(spec):
     """Geometric decay from 0 has no ratio: 0 * (v/0)**i is NaN, the schedule unusable."""
-    from scalinglab.errors import ConfigError
-    from scalinglab.laws.schedules import Schedule
 
     with pytest.raises(ConfigError, match="exp needs LRs > 0"):
         Schedule(spec)
 
 
 def test_lr_note_names_a_peak_a_third_above_the_fitted_lrs():
-    from types import SimpleNamespace
-
-    from scalinglab.plan.schedules import lr_note
 
     law = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
     note = lr_note(
@@ -294,9 +289,6 @@ def test_lr_note_names_a_peak_a_third_above_the_fitted_lrs():
 
 
 def test_lr_note_ratio_is_of_the_highest_peak():
-    from types import SimpleNamespace
-
-    from scalinglab.plan.schedules import lr_note
 
     law = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
     note = lr_note(

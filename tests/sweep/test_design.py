@@ -616,9 +616,6 @@ def test_an_rnns_width_is_solved_at_its_rnn_layers():
     """A 2-layer LSTM (tied, vocab 256, E = H) has 256 H + 16 H² + 16 H + 256 parameters:
     50,176 at H = 48, the nearest to 5e4 (44 gives 43,200, 52 gives 57,664). Solved at one
     layer (8 H² + 264 H + 256) the width would be 64: 83,200 parameters at two layers."""
-    from scalinglab.models.counting import count
-    from scalinglab.sweep import shapes
-    from scalinglab.sweep.spec import ShapeRule
 
     m = shapes.shape_for("lstm", 5e4, 256, {"block_size": 32},
                          ShapeRule(width_multiple=4, rnn_layers=2))  # fmt: skip
@@ -631,8 +628,6 @@ def test_a_width_is_nearest_its_target_in_log_not_in_parameters():
     """A 1-layer LSTM (vocab 256) of width 4 has 1,440 parameters and of width 8 2,880.
     2,100 is nearer 1,440 in parameters (660 against 780) but nearer 2,880 in log
     (2,880 / 2,100 = 1.37 against 2,100 / 1,440 = 1.46): the rule takes width 8."""
-    from scalinglab.sweep import shapes
-    from scalinglab.sweep.spec import ShapeRule
 
     m = shapes.shape_for("lstm", 2100, 256, {"block_size": 32}, ShapeRule(width_multiple=4))
     assert m.n_embd == 8

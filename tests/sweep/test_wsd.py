@@ -246,7 +246,6 @@ def test_a_wsd_stable_run_keeps_the_checkpoint_of_every_branch_it_seeds(tmp_path
     23, 46, 69 and the last, 89, stay after it ends, so the short branch resumes from
     step 23 instead of training the stable steps again from step 0."""
     from scalinglab.runfolder import CKPT
-    from scalinglab.sweep.local import LocalExecutor
     from scalinglab.train import checkpoint
 
     spec = load_spec(write_spec(tmp_path, shards, WSD))

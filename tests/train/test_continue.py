@@ -132,7 +132,6 @@ def test_a_larger_cosine_budget_records_a_schedule_change_but_no_config_change(t
     history.jsonl gets a schedule_change; the settings did not change, so the result has no
     config_changes count (the runs table would mark the run as mixed)."""
     from scalinglab.train.loop import train
-    from tests.train.helpers import tiny_cfg, tiny_shards
 
     data = tiny_shards(tmp_path / "shards")
     train(tiny_cfg(data, steps=6, ckpt_every=3), tmp_path / "run")
@@ -148,7 +147,6 @@ def test_a_continued_run_given_a_new_warmup_uses_it(tmp_path):
     Continued to 40 steps with the same --warmup it keeps those 4 steps; continued with
     --warmup 10 (a change, allowed) it warms up over 10 as asked."""
     from scalinglab.train.loop import train
-    from tests.train.helpers import tiny_cfg, tiny_shards
 
     data = tiny_shards(tmp_path / "shards")
     for out in ("same", "changed"):

@@ -205,8 +205,6 @@ def test_recurrent_evaluation_carries_the_state_across_windows():
     the state at each window's start is the one the previous window ended with."""
     import torch
 
-    from scalinglab.config import ModelConfig
-    from scalinglab.models.registry import build_model
     from scalinglab.train.evaluate import evaluate
 
     torch.manual_seed(0)
