@@ -410,7 +410,6 @@ def test_a_fractional_step_in_a_curves_csv_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def tissue_law():
-
     return ScalingLaw("lr-annealing", bootstrap=0).fit(_tissue_table(0.999))
 
 
@@ -422,13 +421,11 @@ def test_predict_refuses_a_step_before_any_update(tissue_law):
 
 
 def test_predict_refuses_a_fractional_step(tissue_law):
-
     with pytest.raises(ConfigError, match=r"^steps must be whole numbers >= 0$"):
         tissue_law.predict([1000.5], _lr("cosine"))
 
 
 def test_predict_refuses_a_negative_lr_in_the_schedule(tissue_law):
-
     lr = _lr("cosine")
     lr[500] = -1e-3
     with pytest.raises(ConfigError, match=r"every LR must be finite and >= 0"):

@@ -268,16 +268,17 @@ def test_a_draw_with_no_finite_prediction_does_not_stop_the_ranking(monkeypatch)
 @pytest.mark.parametrize("spec", ["constant(10, 0) + exp(10, 1e-4)", "exp(10, 1e-4, 0)"])
 def test_an_exp_phase_starting_from_lr_zero_is_refused(spec):
     """Geometric decay from 0 has no ratio: 0 * (v/0)**i is NaN, the schedule unusable."""
-
     with pytest.raises(ConfigError, match="exp needs LRs > 0"):
         Schedule(spec)
 
 
-def test_lr_note_names_a_peak_a_third_above_the_fitted_lrs():
+# a law fitted to curves that ran at LRs 3e-5..3e-4
+FITTED_UP_TO_3E_4 = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
 
-    law = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
+
+def test_lr_note_names_a_peak_a_third_above_the_fitted_lrs():
     note = lr_note(
-        law,
+        FITTED_UP_TO_3E_4,
         1000,
         ["warmup(100, 4e-4) + cosine(900, 3e-5)", "warmup(100, 3e-4) + cosine(900, 3e-5)"],
     )
@@ -285,14 +286,12 @@ def test_lr_note_names_a_peak_a_third_above_the_fitted_lrs():
         "a peak LR of 0.0004 (1 of the 2 candidates peak above 0.0003) is 1.33x the "
         "largest LR the fitted curves ran at: the ranking is an extrapolation"
     )
-    assert lr_note(law, 1000, ["warmup(100, 3e-4) + cosine(900, 3e-5)"]) is None
+    assert lr_note(FITTED_UP_TO_3E_4, 1000, ["warmup(100, 3e-4) + cosine(900, 3e-5)"]) is None
 
 
 def test_lr_note_ratio_is_of_the_highest_peak():
-
-    law = SimpleNamespace(data_={"lr_range": [3e-5, 3e-4]})
     note = lr_note(
-        law,
+        FITTED_UP_TO_3E_4,
         1000,
         ["warmup(100, 4e-4) + cosine(900, 3e-5)", "warmup(100, 6e-4) + cosine(900, 3e-5)"],
     )

@@ -53,17 +53,22 @@ def test_pruning_keeps_the_best_starts():
 # passed (a mutation audit): each fails on its mutation.
 
 
+def chunked_table(rng, n):
+    """A Chinchilla table of n > CHUNK_ELEMENTS points (evaluated in chunks) and two
+    parameter rows (log A, log B, log E, alpha, beta) to evaluate it at."""
+    assert n > CHUNK_ELEMENTS
+    logN, logD = rng.uniform(15, 22, n), rng.uniform(18, 25, n)
+    logL = np.logaddexp(np.logaddexp(6.0 - 0.34 * logN, 7.0 - 0.28 * logD), 0.5)
+    theta = np.array([[6.0, 7.0, 0.5, 0.34, 0.28], [5.5, 7.2, 0.6, 0.3, 0.3]])
+    return logN, logD, logL + rng.normal(0, 0.01, n), theta
+
+
 def test_chinchilla_objective_sums_every_point_of_a_table_larger_than_one_chunk():
     """OB3 (objective.py:42, f[b] = fj for +=): over 70 000 points (> CHUNK_ELEMENTS) the
     mutant kept the last chunk of points only (0.034 for 0.526). Reference: the Huber loss
     of the log residuals written out."""
-    rng = np.random.default_rng(0)
-    n, delta = 70_000, 1e-3
-    assert n > CHUNK_ELEMENTS
-    logN, logD = rng.uniform(15, 22, n), rng.uniform(18, 25, n)
-    theta = np.array([[6.0, 7.0, 0.5, 0.34, 0.28], [5.5, 7.2, 0.6, 0.3, 0.3]])
-    logL = np.logaddexp(np.logaddexp(6.0 - 0.34 * logN, 7.0 - 0.28 * logD), 0.5)
-    logL = logL + rng.normal(0, 0.01, n)
+    rng, n, delta = np.random.default_rng(0), 70_000, 1e-3
+    logN, logD, logL, theta = chunked_table(rng, n)
     f, _ = ChinchillaObjective(logN, logD, logL, delta=delta)(theta, np.arange(2))
     for k, (a, b, e, al, be) in enumerate(theta):
         r = np.logaddexp(np.logaddexp(a - al * logN, b - be * logD), e) - logL
@@ -118,13 +123,8 @@ def test_weighted_objective_over_more_points_than_one_chunk_is_the_weighted_hube
     """Bootstrap weights must be cut to each chunk of points, as the residuals are: a table
     larger than CHUNK_ELEMENTS is evaluated in chunks. Reference: the weighted Huber sum
     written out with numpy."""
-    rng = np.random.default_rng(1)
-    n, delta = 70_000, 1e-3
-    assert n > CHUNK_ELEMENTS
-    logN, logD = rng.uniform(15, 22, n), rng.uniform(18, 25, n)
-    theta = np.array([[6.0, 7.0, 0.5, 0.34, 0.28], [5.5, 7.2, 0.6, 0.3, 0.3]])
-    logL = np.logaddexp(np.logaddexp(6.0 - 0.34 * logN, 7.0 - 0.28 * logD), 0.5)
-    logL = logL + rng.normal(0, 0.01, n)
+    rng, n, delta = np.random.default_rng(1), 70_000, 1e-3
+    logN, logD, logL, theta = chunked_table(rng, n)
     W = rng.multinomial(n, np.full(n, 1.0 / n), size=2).astype(float)
     obj = ChinchillaObjective(logN, logD, logL, weights=W, delta=delta)
     f, _ = obj(theta, np.arange(2), wrow=np.array([1, 0]))
