@@ -470,3 +470,68 @@ def test_rank_schedules_refuses_a_predicted_loss_just_below_zero(tissue_law):
         ConfigError, match=r"the law predicts a loss of -0\.5 at step 3999, not above 0"
     ):
         rank_schedules(tissue_law, 4000, [spec(peak)])
+
+
+def where_step_csv(path, lr_scale=None):
+    """Three runs logged at every step (a warmup of 100, then cosine, WSD, constant), a
+    Tissue law with noise; `lr_scale` {model: factor} writes the runs once per model, each
+    model's LR scaled, under the same run names (a column `model` tells them apart)."""
+    specs = {
+        "cos": "warmup(100, 1e-3) + cosine(1900, 1e-4)",
+        "wsd": "warmup(100, 1e-3) + constant(1500) + linear(400, 1e-4)",
+        "const": "warmup(100, 1e-3) + constant(1900)",
+    }
+    rng = np.random.default_rng(0)
+    lines = ["model,run,step,lr,loss,sched"]
+    for model, scale in (lr_scale or {"a": 1.0}).items():
+        for name, spec in specs.items():
+            lr = Schedule(spec).lr_array() * scale
+            S1, S2 = np.cumsum(lr), annealing_area(lr, 0.999)
+            for t in range(1, len(lr)):
+                loss = (2.0 + 1.5 * S1[t] ** -0.4 - 0.03 * S2[t]) * np.exp(rng.normal(0, 1e-3))
+                lines.append(f'{model},{name},{t},{float(lr[t])!r},{float(loss)!r},"{spec}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_step_filter_keeps_each_runs_lr_history(tmp_path):
+    """`--where 'step>=500'` leaves the points before step 500 out of the fit, not the steps:
+    the LR a run logged there is still its history. Rebuilt from the kept rows alone, the LR
+    ramped from 0 to step 500, and lr-annealing fitted L0 0.0 for 2.07 (an audit: the fit
+    from the lr column must be the fit from the exact schedules)."""
+    path = where_step_csv(tmp_path / "c.csv")
+    kw = {"run_cols": ["run"], "where": ["step>=500"], "holdout_where": ["run=wsd"]}
+    logged = ScalingLaw("lr-annealing", bootstrap=0, **kw).fit(path)
+    exact = ScalingLaw("lr-annealing", bootstrap=0, schedule_col="sched", **kw).fit(path)
+    for name, value in exact.params_.items():
+        assert logged.params_[name] == pytest.approx(value, rel=1e-6), name
+    assert logged.params_["L0"] == pytest.approx(2.0, rel=0.05)
+    assert logged.n_points_ == 3 * 1500 - 1500  # wsd held out; steps 500..1999 of two runs
+
+
+def test_a_step_filter_takes_no_lr_from_rows_of_another_model_under_the_same_run_name(tmp_path):
+    """The rows --where left out are a kept run's only where they agree with its rows on
+    the other --where columns (here `model`): model b's LR, 3x a's, must not enter a's
+    history (two LRs at one step), and the fit is the fit of a table of model a alone."""
+    both = where_step_csv(tmp_path / "both.csv", {"a": 1.0, "b": 3.0})
+    alone = where_step_csv(tmp_path / "a.csv")
+    kw = {"run_cols": ["run"], "holdout_where": ["run=wsd"], "bootstrap": 0}
+    mixed = ScalingLaw("lr-annealing", where=["model=a", "step>=500"], **kw).fit(both)
+    single = ScalingLaw("lr-annealing", where=["step>=500"], **kw).fit(alone)
+    assert mixed.params_ == single.params_
+
+
+def test_left_out_rows_that_log_a_step_twice_with_two_lrs_are_refused(tmp_path, capsys):
+    """A run name shared by two runs, one of which logged only the steps --where leaves out
+    (model b, steps 1..499): the run's history would hold two LRs at those steps. Refused
+    naming the run, the step and both rows."""
+    path = where_step_csv(tmp_path / "both.csv", {"a": 1.0, "b": 3.0})
+    lines = path.read_text().splitlines()
+    early = [ln for ln in lines if not ln.startswith("b,") or int(ln.split(",")[2]) < 500]
+    path.write_text("\n".join(early) + "\n")
+    argv = ["fit", str(path), "--law", "lr-annealing", "--run-col", "run", "--where",
+            "step>=500", "--bootstrap", "0"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "logs step 1 twice with LR" in err
+    assert err.count("\n") == 1

@@ -3,7 +3,8 @@
 One row per logged point: a run id (one or more `--run-col` columns, joined by
 '/'), the step (`--step-col`, default `step`), the learning rate at that step
 (`--lr-col`, default `lr`) and the loss (`--loss-col`, default as for runs
-tables). `--where` keeps rows; `--holdout-where` holds runs out of the fit:
+tables). `--where` keeps rows, the points fitted (a kept run's left-out rows still
+give its LR history: `_lr_history`); `--holdout-where` holds runs out of the fit:
 a run is held out whole when any of its rows matches, so none of its
 checkpoints reaches the fit (tests/laws/test_curves.py proves it).
 
@@ -37,6 +38,7 @@ from scalinglab.laws.table import (
     parse_where,
     raw_csv,
     run_name,
+    same_value,
 )
 
 LR_FILLS = ("linear", "auto", "previous")
@@ -55,12 +57,16 @@ class Run:
     rows: list = field(default_factory=list)  # 1-based data rows of the CSV
     lines: list = field(default_factory=list)  # their lines in the file (blank rows skipped)
     lr_full: np.ndarray | None = None  # the LR at every step 0..steps[-1], when known
+    # (steps, LR) of every row of the run up to its last point, where --where left some
+    # out: the run's LR history, of which its points are a part
+    lr_rows: tuple | None = None
 
     def schedule(self, fill="linear"):
         """The LR at every step 0..steps[-1]: the known one, else rebuilt from the logged LR."""
         if self.lr_full is not None:
             return self.lr_full
-        return lr_at_every_step(self.steps, self.lr, fill)
+        steps, lrs = self.lr_rows if self.lr_rows is not None else (self.steps, self.lr)
+        return lr_at_every_step(steps, lrs, fill)
 
 
 @dataclass
@@ -154,12 +160,14 @@ def read_curve_table(
     held: set[str] = set()
     hits = [0] * len(held_conds)
     by_status = 0  # rows only the default status filter took out
+    left_out = []  # rows only --where took out: their LR may be a kept run's
     for i, row in zip(raw.index, rows, strict=True):
         at = f"{path}: row {i} (line {line[i]})"
-        if not all(cell_matches(row[c[0]], c, at) for c in conds[:given]):
-            continue
         if not all(cell_matches(row[c[0]], c, at) for c in conds[given:]):
-            by_status += 1
+            by_status += all(cell_matches(row[c[0]], c, at) for c in conds[:given])
+            continue
+        if not all(cell_matches(row[c[0]], c, at) for c in conds[:given]):
+            left_out.append((i, row))
             continue
         rid = run_name(tuple(row[c] for c in run_cols), keys, at, run_cols)
         groups.setdefault(rid, []).append((i, row))
@@ -175,6 +183,11 @@ def read_curve_table(
         if not h:  # a misspelt value held out nothing, and the fit took the test runs in
             after = f" after --where {' '.join(where)}" if where else ""
             raise DataError(f"{path}: --holdout-where {w} matches no row{after}")
+    others: dict[str, list] = {}
+    for i, row in left_out:
+        rid = "/".join(str(row[c]) for c in run_cols)
+        if rid in groups:
+            others.setdefault(rid, []).append((i, row))
     runs = []
     for rid, items in groups.items():
         steps, lrs, losses, nums = [], [], [], []
@@ -215,6 +228,9 @@ def read_curve_table(
             rows=[nums[j] for j in order],
             lines=[line[nums[j]] for j in order],
         )
+        if lr_col in header:
+            run.lr_rows = _lr_history(path, run, items, others.get(rid, ()), conds[:given],
+                                      step_col, lr_col, line)  # fmt: skip
         if schedule_col is not None:
             run.lr_full = _given_schedule(path, rid, items, schedule_col, s[-1], line)
             if run.lr_full is not None:
@@ -247,6 +263,50 @@ def read_curve_table(
         removed.append((f"the default filter {conds[given][0]}=completed", by_status))
     removed.append((f"--holdout-where {' '.join(holdout_where or ())}", held_rows))
     return CurveTable(runs, str(path), raw.sha256, conv, rows_read=len(rows), removed=removed)
+
+
+def _lr_history(path, run, items, others, conds, step_col, lr_col, line):
+    """(steps, LR) of the run's LR history where --where left some of its rows out, else
+    None: the rows out of the fit are still the run's steps (`--where 'step>=500'` fits
+    the points from step 500 on, with the LR of steps 0..499 as logged; rebuilt from the
+    kept rows alone, the LR before them was a ramp from 0, and a fit of a warmup and a
+    plateau read as a warmup to step 500 found L0 0 for 2.07).
+
+    A left-out row is the run's where it agrees with the run's kept rows on every --where
+    column that has one value on all of them (a model, a split: rows of another model
+    under the same run name are not this run's); the step column tells points apart, never
+    runs. Rows after the run's last point, or whose step or LR is no number, are not read."""
+    same = {}
+    for col, _, _ in conds:
+        values = {row[col] for _, row in items}
+        if col != step_col and len(values) == 1:
+            same[col] = values.pop()
+    history = {int(st): lr for st, lr in zip(run.steps, run.lr, strict=True)}
+    first = {int(st): i for st, i in zip(run.steps, run.rows, strict=True)}
+    for i, row in others:
+        if not all(same_value(row[col], v) for col, v in same.items()):
+            continue
+        try:
+            step, lr = float(row[step_col]), float(row[lr_col])
+        except (TypeError, ValueError):
+            continue
+        if not (np.isfinite(step) and step == int(step) and 0 <= step <= run.steps[-1]):
+            continue
+        if not (np.isfinite(lr) and lr >= 0):
+            continue
+        step = int(step)
+        if step in history and not np.isclose(history[step], lr, rtol=1e-9, atol=0):
+            raise DataError(
+                f"{path}: run {run.run_id!r} logs step {step} twice with LR {history[step]:g} "
+                f"and {lr:g} (rows {first[step]} and {i}, line {line[i]}): rows of several "
+                "runs? name the columns that tell them apart with --run-col"
+            )
+        history.setdefault(step, lr)
+        first.setdefault(step, i)
+    if len(history) == len(run.steps):
+        return None
+    steps = np.array(sorted(history))
+    return steps, np.array([history[st] for st in steps])
 
 
 def _check_logged_lr(path, run, lr_col, schedule_col) -> None:
