@@ -19,6 +19,7 @@ from scalinglab.sweep.table import (
     count_bad_losses_as_diverged,
     find_run_dirs,
     finite_positive,
+    row_order,
     run_row,
     task_items,
 )
@@ -70,15 +71,17 @@ def _seed(run_dir: Path):
 
 
 def _rows(parts: list[tuple[str, Path]]) -> list[dict]:
-    """The rows of the runs of each (role, folder); task columns on one item set each."""
-    dirs = [(role, d) for role, folder in parts for d in find_run_dirs(folder)]
-    items = task_items(d for _, d in dirs)
+    """The rows of the runs of each (role, folder), each folder's in the runs table's order
+    (not by its folders' names: the fits' bootstrap draws follow the rows, and renamed
+    folders drew other resamples); task columns on one item set each."""
+    dirs = [(k, role, d) for k, (role, folder) in enumerate(parts) for d in find_run_dirs(folder)]
+    items = task_items(d for _, _, d in dirs)
     out = []
-    for role, d in dirs:
+    for k, role, d in dirs:
         row = run_row(d, items)
         row.update(role=role, seed=_seed(d), dir=str(d))
-        out.append(row)
-    return out
+        out.append((k, row))
+    return [row for _, row in sorted(out, key=lambda kr: (kr[0], row_order(kr[1])))]
 
 
 def collect(root: str | Path) -> Collected:

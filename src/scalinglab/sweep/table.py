@@ -240,16 +240,23 @@ def runs_table(root: str | Path) -> list[dict]:
     for row in rows if role else ():  # a study's: which part each run is
         row["role"] = role[row["run_id"]]
 
-    def key(r):
-        return (
-            r.get("budget") or 0,
-            r.get("tokens_per_param") or 0,
-            str(r.get("arch")),
-            r.get("params") or 0,
-            r["run_id"],
-        )
+    return sorted(rows, key=row_order)
 
-    return sorted(rows, key=key)
+
+def row_order(r: dict) -> tuple:
+    """The runs table's order: by budget, tokens per parameter, architecture and size, then
+    by loss, so that runs alike in all of these (seed repeats, an LR sweep) do not come in
+    the order of their folders' names (a fit's bootstrap draws follow the rows: renamed
+    folders drew other resamples); the name last, for runs without a loss."""
+    loss = r.get("loss")
+    return (
+        r.get("budget") or 0,
+        r.get("tokens_per_param") or 0,
+        str(r.get("arch")),
+        r.get("params") or 0,
+        loss if isinstance(loss, int | float) and math.isfinite(loss) else math.inf,
+        r["run_id"],
+    )
 
 
 def columns(rows: list[dict]) -> list[str]:
