@@ -83,6 +83,29 @@ def test_isoflop_recovers_the_exponent():
     assert "N_opt@1e+20" in law.params_ and "L_opt@1e+20" in law.ci_
 
 
+def test_neighbouring_seeds_draw_independent_resamples_for_each_budget(monkeypatch):
+    """Budget j drew its resamples with seed + j, so seed 1's budget j drew exactly what
+    seed 0 drew for budget j + 1 (budgets of as many runs): a rerun with the next seed, to
+    see the bootstrap's own noise, was no independent replicate (a metamorphic audit)."""
+    from scalinglab.laws import isoflop
+
+    drawn = []
+    real = isoflop.bootstrap_weights
+    monkeypatch.setattr(
+        isoflop, "bootstrap_weights", lambda *a: drawn.append(real(*a)) or drawn[-1]
+    )
+    rows = isoflop_table(np.random.default_rng(0))
+    for seed in (0, 1):
+        ScalingLaw("isoflop", bootstrap=20, seed=seed).fit(rows)
+    seed0, seed1 = drawn[:5], drawn[5:]
+    assert len(seed1) == 5
+    for j in range(4):
+        assert not np.array_equal(seed1[j], seed0[j + 1]), j
+    # and the seed still fixes the draws
+    ScalingLaw("isoflop", bootstrap=20, seed=0).fit(rows)
+    assert all(np.array_equal(a, b) for a, b in zip(drawn[10:], seed0, strict=True))
+
+
 def test_isoflop_snaps_to_given_budgets():
     rows = isoflop_table(np.random.default_rng(1))
     for r in rows:  # jitter each run's C by up to 20%; snapping recovers the groups

@@ -49,11 +49,20 @@ def bootstrap_weights(n, resamples, seed):
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
 
 
+def run_index(groups):
+    """(number of runs, each row's run): runs numbered in the order they first appear, by
+    row position as rows are drawn (numbered in the sorted order of their names, runs
+    renamed to sort the other way round drew other resamples)."""
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=int)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return len(first), rank[inverse.ravel()]
+
+
 def run_weights(groups, resamples, seed):
     """(resamples, n) weights that resample whole runs: a row weighs its run's count."""
-    runs, inverse = np.unique(groups, return_inverse=True)
-    counts = bootstrap_weights(len(runs), resamples, seed)
-    return counts[:, inverse]
+    m, inverse = run_index(groups)
+    return bootstrap_weights(m, resamples, seed)[:, inverse]
 
 
 def weight_chunks(n, resamples, seed, groups=None, max_elements=WEIGHT_ELEMENTS):
@@ -63,8 +72,7 @@ def weight_chunks(n, resamples, seed, groups=None, max_elements=WEIGHT_ELEMENTS)
     inverse = None
     m = n
     if groups is not None:
-        runs, inverse = np.unique(groups, return_inverse=True)
-        m = len(runs)
+        m, inverse = run_index(groups)
     step = max(1, max_elements // max(n, 1))
     for i in range(0, resamples, step):
         counts = rng.multinomial(m, np.full(m, 1.0 / m), size=min(step, resamples - i))

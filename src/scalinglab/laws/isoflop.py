@@ -234,13 +234,16 @@ def fit_isoflop(
     Ls = np.full((1 + R, len(keep)), np.nan)
     ks = np.full((1 + R, len(keep)), np.nan)
     usable, weights = [], []
+    # one stream per budget from the seed (seed + j made seed s's budget j draw what seed
+    # s + 1 drew for budget j − 1: two seeds were no independent replicates)
+    streams = np.random.SeedSequence(seed).spawn(len(keep))
     for j, (v, g) in enumerate(keep):
         if np.unique(table.N[g]).size < 3:
             warnings.append(f"budget {v:g}: fewer than 3 distinct model sizes; skipped")
             continue
         W = np.ones((1, len(g)))
         if R:
-            W = np.vstack([W, bootstrap_weights(len(g), R, seed + j)])
+            W = np.vstack([W, bootstrap_weights(len(g), R, streams[j])])
         usable.append(j)
         weights.append(W)
         if curvature == "per-budget":
