@@ -205,6 +205,65 @@ def test_a_seed_repeat_of_a_trunk_branch_trains_as_the_branch_does(tmp_path):
         assert r.config.train.warmup != round(0.05 * r.tokens / 1024)  # not its own 5%
 
 
+def test_a_ladders_seed_repeat_is_its_targets_own_run_where_the_ladder_moved_it(tmp_path):
+    """A WSD ladder whose targets 3000 and 3300 round to one shape moves 3000 off it (to
+    1,404 parameters). The [seed_noise] repeat of 3000 was planned with that target alone,
+    which took the shape back: it trained target 3300's model (3,192 parameters), and the
+    noise of that size was read as 3000's (a metamorphic audit). Each repeat is now the
+    sweep's own run of its target, seed apart."""
+    import tomllib
+
+    d = tomllib.loads(
+        """
+format_version = 1
+name = "tw"
+minutes = 1
+workers = 2
+[model]
+block_size = 32
+[train]
+batch_size = 16
+dtype = "float32"
+eval_tokens = 4096
+deterministic = true
+[shape]
+aspect = 8
+max_layers = 1
+head_size = 4
+[hparams]
+lr = 1e-2
+ref_width = 16
+lr_power = 0.5
+warmup_frac = 0.05
+[sweeps.gpt]
+kind = "wsd"
+params = [3000, 3300, 5364, 7920]
+tokens_per_param = [12, 24, 48]
+[backtest]
+arch = "gpt"
+budget = 1e11
+predictor = "ray"
+tokens_per_param = 48
+[seed_noise]
+arch = "gpt"
+params = 3000
+seeds = [101]
+[fit]
+bootstrap = 20
+"""
+    )
+    plan, _ = plan_on_a_byte_corpus(d, tmp_path)
+    sweep = [r for p in plan.parts if p.role in ("sweep", "trunk") and "sweeps" in p.folder
+             for r in p.runs]  # fmt: skip
+    repeats = [r for p in plan.parts if p.folder.startswith("seed") for r in p.runs]
+    assert len(repeats) == 4  # the trunk and its three branches
+    for r in repeats:
+        (twin,) = [s for s in sweep if s.config.model == r.config.model and s.tokens == r.tokens]
+        assert twin.group["target_params"] == 3000 and r.counts.params == 1404
+        mine, theirs = dataclasses.asdict(r.config.train), dataclasses.asdict(twin.config.train)
+        assert {k for k in mine if mine[k] != theirs[k]} <= {"seed", "branch_from", "resume_from"}
+
+
 def test_a_seed_repeat_must_be_another_run(tmp_path):
     """A [seed_noise] seed equal to the sweep's own [train] seed "repeats" the sweep's run
     with the same seed: the same run, whose zero difference shrank the measured noise (a

@@ -417,10 +417,15 @@ def _plan_study(study: StudySpec, shards: Path, corpus: str, out: Path, workers:
     if sn:
         check_repeat_seeds(study, parts)
     if sn and study.sweeps[sn.arch].kind == "wsd":  # the size's trunk and branches again
-        des = dataclasses.asdict(study.sweeps[sn.arch]) | {"params": [sn.params]}
+        # the whole ladder planned again, its target's runs kept: planned alone, a target
+        # the ladder had moved off a shape another target took got that shape back, and the
+        # "repeat" trained the other target's model (its noise read as this size's)
+        des = dataclasses.asdict(study.sweeps[sn.arch])
         for seed in sn.seeds:
             spec = _spec(study, sn.arch, shards, des, f"seed{seed}", seed=seed)
-            parts += _parts("seed", "seed", spec, driver.make_plan(spec)[1])
+            runs = driver.make_plan(spec)[1]
+            mine = [r for r in runs if r.group.get("target_params") == sn.params]
+            parts += _parts("seed", "seed", spec, mine)
     elif sn:
         sweep = next(p for p in parts if p.role == "sweep" and p.spec.archs == [sn.arch])
         centre = sweep.spec.design.tokens_per_param
