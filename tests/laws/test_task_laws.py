@@ -95,7 +95,9 @@ def test_pythia_lambada_smaller_models_predict_the_larger(law, want):
         law, metric_col="lambada_openai_acc", run_cols=["model"], checkpoints=True,
         loss_col="task_loss" if law == "task-sigmoid" else None, bootstrap=200, seed=0,
     ).fit(small)  # fmt: skip
-    assert est.n_points_ == 96  # 6 models x 16 checkpoints from step 1000
+    # 6 models x 16 checkpoints from step 1000: task-power fits each model's last row in C,
+    # task-sigmoid's second step every row
+    assert est.n_points_ == (96 if law == "task-sigmoid" else 6)
     for model, pred in want.items():
         r = big[model]
         N, D = float(r["N_params"]), float(r["D_tokens"])
@@ -472,3 +474,35 @@ def test_above_chance_measures_the_best_run_in_standard_errors_of_chance():
     # chance 0.25 on 100 items: se = sqrt(0.25*0.75/100) = 0.0433, 3 se = 0.130; 0.39 is 0.14 above
     assert tasklaws.above_chance([0.3, 0.39], 0.25, 100)
     assert not tasklaws.above_chance([0.3, 0.375], 0.25, 100)  # 0.125 above
+
+
+@pytest.mark.parametrize("law", ["task-power", "task-sigmoid"])
+def test_a_task_law_fitted_on_checkpoints_checks_the_c_of_the_rows_it_fitted_in_c(law):
+    """Fitted in C to each run's last row, a checkpoint table's fit recorded every row's C:
+    its C_range began a decade below the last rows', and a prediction there was not warned
+    of, while the same fit from the last rows alone warned (a metamorphic audit)."""
+    rows = []
+    for run, (N, acc) in {
+        "a": (1e6, 0.55),
+        "b": (3e6, 0.6),
+        "c": (1e7, 0.66),
+        "d": (3e7, 0.71),
+    }.items():
+        for frac in (0.01, 0.1, 1.0):
+            D = 20 * N * frac
+            rows.append({"run_id": run, "params": N, "tokens": D, "flops": 6 * N * D,
+                         "acc": acc - 0.04 * (1 - frac), "loss": 3.0 - acc * frac})  # fmt: skip
+    last = [r for r in rows if r["tokens"] == 20 * r["params"]]
+    kw = {"metric_col": "acc", "bootstrap": 0}
+    if law == "task-sigmoid":
+        kw["loss_col"] = "loss"
+    alone = ScalingLaw(law, **kw).fit(last)
+    runs = ScalingLaw(law, run_cols=["run_id"], **kw).fit(rows)
+    assert (
+        runs.to_json()["data"]["C_range"] == alone.to_json()["data"]["C_range"] == [1.2e14, 1.08e17]
+    )
+    assert runs.ranges_["C"] == alone.ranges_["C"]
+    for fit in (alone, runs):
+        with pytest.warns(UserWarning, match="below the smallest C fitted"):
+            fit.predict(C=1e13)
+    assert runs.n_points_ == (4 if law == "task-power" else 12)

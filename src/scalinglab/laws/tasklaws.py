@@ -236,7 +236,14 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     last = last_of_each_run(m)
     groups = None if m.groups is None else m.groups[last]
     power = Power("C", floor=s["floor"], delta=huber_delta(name, s))
-    out = {"n_points_": len(m), "converged_": True, "derived_": {}, "ranges_": data_ranges(m)}
+    # the ranges predict and plan check are those of the rows fitted in C, each run's last:
+    # a checkpoint table's earlier rows put C_range a decade lower, and a prediction there
+    # was not warned of (a metamorphic audit); task-sigmoid's step 2 fits every row
+    in_c = np.zeros(len(m), dtype=bool)
+    in_c[last] = True
+    fitted = m.subset(in_c)
+    used = len(m) if name == "task-sigmoid" else len(last)
+    out = {"n_points_": used, "converged_": True, "derived_": {}, "ranges_": data_ranges(fitted)}
     notes = []
     if name == "task-power":
         pts = Points(m.C[last], -np.log(metric[last]), groups, m.source)
@@ -286,7 +293,7 @@ def fit_points(name: str, s: dict, m, loss) -> dict:
     if name == "task-sigmoid":  # its L is the task loss of step 1, not the metric
         out["conventions_"]["L"] = s["loss_col"]
     out["data_"] = {"source": m.source, "sha256": m.sha256, "rows": len(m),
-                    "points_sha256": m.points_sha256(), "C_range": compute_range(m.C)}  # fmt: skip
+                    "points_sha256": m.points_sha256(), "C_range": compute_range(fitted.C)}  # fmt: skip
     return out
 
 
