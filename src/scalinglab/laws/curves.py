@@ -34,6 +34,7 @@ from scalinglab.laws.table import (
     cell_matches,
     check_completed,
     find_column,
+    joined_name,
     not_a_number,
     parse_where,
     raw_csv,
@@ -185,7 +186,7 @@ def read_curve_table(
             raise DataError(f"{path}: --holdout-where {w} matches no row{after}")
     others: dict[str, list] = {}
     for i, row in left_out:
-        rid = "/".join(str(row[c]) for c in run_cols)
+        rid = joined_name(tuple(row[c] for c in run_cols))
         if rid in groups:
             others.setdefault(rid, []).append((i, row))
     runs = []

@@ -928,10 +928,15 @@ def _mixed(rows: list[dict], header) -> dict:
     return out
 
 
+def joined_name(key: tuple) -> str:
+    """A run's name from its --run-col values: joined by '/'."""
+    return "/".join(str(k) for k in key)
+
+
 def run_name(key: tuple, seen: dict, where: str, run_cols) -> str:
     """A run's name: its --run-col values joined by '/'. `seen` maps the names given so far
     to their values: ('a/b', 'c') and ('a', 'b/c') joined into one run, silently."""
-    rid = "/".join(str(k) for k in key)
+    rid = joined_name(key)
     if seen.setdefault(rid, key) != key:
         raise DataError(
             f"{where}: --run-col {', '.join(run_cols)}: {list(key)} and {list(seen[rid])} "
